@@ -1,0 +1,93 @@
+import { z } from 'zod'
+import { IMPORT_PROFILE_NAMES } from './ipfs/import-profiles.ts'
+
+/** Extensions accepted inside a bundle; the top level accepts these plus `zip`. */
+export const DEFAULT_ASSET_EXTENSIONS = [
+  'fbx', 'glb', 'gltf', 'bin', 'vrm', 'obj', 'mtl', 'fst',
+  'png', 'jpg', 'jpeg', 'tga', 'ktx', 'webp',
+  'wav', 'mp3', 'ogg', 'js', 'json'
+] as const
+
+const optionalString = z.preprocess(
+  (value) => (typeof value === 'string' && value.trim() === '' ? undefined : value),
+  z.string().optional()
+)
+
+const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
+
+const envSchema = z.object({
+  PORT: integer(0, 65535).default(8080),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  DATA_DIR: z.string().min(1).default('./data'),
+  DATABASE_URL: optionalString.pipe(
+    z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL').optional()
+  ),
+  IPFS_API_URL: optionalString.pipe(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional()),
+  PUBLIC_URL: optionalString.pipe(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional()),
+  GATEWAY_URL: optionalString.pipe(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional()),
+  SECRET_KEY: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
+  MAX_UPLOAD_BYTES: integer(1, Number.MAX_SAFE_INTEGER).default(1_073_741_824),
+  IPFS_CID_PROFILE: z.enum(IMPORT_PROFILE_NAMES).default('unixfs-v1-2025'),
+  ASSET_EXTENSIONS: optionalString.pipe(
+    z.string().regex(/^[a-z0-9]+(,[a-z0-9]+)*$/, 'must be a comma-separated list of lower-case extensions').optional()
+  ),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
+})
+
+export type Env = Record<string, string | undefined>
+
+export interface Config {
+  port: number
+  host: string
+  dataDir: string
+  databaseUrl: string | undefined
+  ipfsApiUrl: string | undefined
+  publicUrl: string
+  /** Always ends with `/`, so `${gatewayUrl}${cid}/${path}` is a link. */
+  gatewayUrl: string
+  secretKey: string | undefined
+  maxUploadBytes: number
+  cidProfile: (typeof IMPORT_PROFILE_NAMES)[number]
+  /** Extensions allowed inside bundles (lower case, no dot). */
+  assetExtensions: ReadonlySet<string>
+  logLevel: z.infer<typeof envSchema>['LOG_LEVEL']
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError'
+  readonly issues: string[]
+
+  constructor (issues: string[]) {
+    super(`invalid configuration:\n${issues.join('\n')}`)
+    this.issues = issues
+  }
+}
+
+const withTrailingSlash = (url: string): string => (url.endsWith('/') ? url : `${url}/`)
+
+/**
+ * Parses the environment once. Pure: it reads only `env`, so tests pass their own.
+ * Every invalid key is reported, one line each, in a single ConfigError.
+ */
+export function loadConfig (env: Env): Config {
+  const parsed = envSchema.safeParse(env)
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`))
+  }
+  const e = parsed.data
+  const publicUrl = (e.PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, '')
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    dataDir: e.DATA_DIR,
+    databaseUrl: e.DATABASE_URL,
+    ipfsApiUrl: e.IPFS_API_URL,
+    publicUrl,
+    gatewayUrl: withTrailingSlash(e.GATEWAY_URL ?? `${publicUrl}/ipfs/`),
+    secretKey: e.SECRET_KEY,
+    maxUploadBytes: e.MAX_UPLOAD_BYTES,
+    cidProfile: e.IPFS_CID_PROFILE,
+    assetExtensions: new Set(e.ASSET_EXTENSIONS?.split(',') ?? DEFAULT_ASSET_EXTENSIONS),
+    logLevel: e.LOG_LEVEL
+  }
+}

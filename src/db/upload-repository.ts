@@ -1,0 +1,160 @@
+import type { Knex } from 'knex'
+
+export const UPLOAD_KINDS = ['avatar', 'model', 'texture', 'script', 'sound', 'bundle'] as const
+export type UploadKind = (typeof UPLOAD_KINDS)[number]
+
+export interface UploadEntry {
+  /** Relative path inside the upload's root directory. */
+  path: string
+  cid: string
+  /** File bytes; the cumulative DAG size for directories. */
+  size: number
+  isDirectory: boolean
+}
+
+export interface NewUpload {
+  identityId: number
+  name: string
+  rootCid: string
+  kind: UploadKind
+  /** Total bytes of the files. */
+  size: number
+  isAvatar: boolean
+  /** The file to open: the `.fst`, else the model, else the single file. */
+  primaryPath: string | null
+  entries: UploadEntry[]
+}
+
+export interface Upload extends NewUpload {
+  id: number
+  createdAt: Date
+}
+
+interface UploadRow {
+  id: number
+  identity_id: number
+  name: string
+  root_cid: string
+  kind: UploadKind
+  size: string | number
+  is_avatar: boolean
+  primary_path: string | null
+  created_at: Date | string
+}
+
+interface EntryRow {
+  upload_id: number
+  path: string
+  cid: string
+  size: string | number
+  is_directory: boolean
+}
+
+const ENTRY_BATCH = 500
+
+export class UploadRepository {
+  readonly #db: Knex
+
+  constructor (db: Knex) {
+    this.#db = db
+  }
+
+  /**
+   * Records an upload with its entries in one transaction. The unique index on
+   * (owner, root CID) decides duplicates: the second identical upload returns
+   * the first record and `created: false`.
+   */
+  async insert (upload: NewUpload): Promise<{ upload: Upload, created: boolean }> {
+    return this.#db.transaction(async (trx) => {
+      const [row] = await trx<UploadRow>('uploads')
+        .insert({
+          identity_id: upload.identityId,
+          name: upload.name,
+          root_cid: upload.rootCid,
+          kind: upload.kind,
+          size: upload.size,
+          is_avatar: upload.isAvatar,
+          primary_path: upload.primaryPath
+        })
+        .onConflict(['identity_id', 'root_cid'])
+        .ignore()
+        .returning('*')
+      if (row === undefined) {
+        const existing = await this.#findOne(trx, { identity_id: upload.identityId, root_cid: upload.rootCid })
+        if (existing === undefined) throw new Error('upload conflicted but cannot be found')
+        return { upload: existing, created: false }
+      }
+      const entryRows = upload.entries.map((entry) => ({
+        upload_id: row.id,
+        path: entry.path,
+        cid: entry.cid,
+        size: entry.size,
+        is_directory: entry.isDirectory
+      }))
+      for (let i = 0; i < entryRows.length; i += ENTRY_BATCH) {
+        await trx('upload_entries').insert(entryRows.slice(i, i + ENTRY_BATCH))
+      }
+      return { upload: toUpload(row, upload.entries), created: true }
+    })
+  }
+
+  async findByOwnerAndRoot (identityId: number, rootCid: string): Promise<Upload | undefined> {
+    return this.#findOne(this.#db, { identity_id: identityId, root_cid: rootCid })
+  }
+
+  /** The owner's uploads, newest first, each with its entries. */
+  async listByOwner (identityId: number, page: { limit: number, offset: number } = { limit: 1000, offset: 0 }): Promise<Upload[]> {
+    const rows = await this.#db<UploadRow>('uploads')
+      .where({ identity_id: identityId })
+      .orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }])
+      .limit(page.limit)
+      .offset(page.offset)
+    return this.#withEntries(this.#db, rows)
+  }
+
+  async countByOwner (identityId: number): Promise<number> {
+    const result = await this.#db('uploads').where({ identity_id: identityId }).count<Array<{ count: string | number }>>({ count: '*' })
+    return Number(result[0]?.count ?? 0)
+  }
+
+  /** How many uploads, of anyone, reference `rootCid`. Content is unpinned only at zero. */
+  async countByRootCid (rootCid: string): Promise<number> {
+    const result = await this.#db('uploads').where({ root_cid: rootCid }).count<Array<{ count: string | number }>>({ count: '*' })
+    return Number(result[0]?.count ?? 0)
+  }
+
+  async #findOne (db: Knex, where: Partial<UploadRow>): Promise<Upload | undefined> {
+    const rows = await db<UploadRow>('uploads').where(where).limit(1)
+    const [upload] = await this.#withEntries(db, rows)
+    return upload
+  }
+
+  async #withEntries (db: Knex, rows: UploadRow[]): Promise<Upload[]> {
+    if (rows.length === 0) return []
+    const entries = await db<EntryRow>('upload_entries')
+      .whereIn('upload_id', rows.map((row) => row.id))
+      .orderBy([{ column: 'upload_id' }, { column: 'path' }])
+    const byUpload = new Map<number, UploadEntry[]>()
+    for (const entry of entries) {
+      const list = byUpload.get(entry.upload_id) ?? []
+      list.push({ path: entry.path, cid: entry.cid, size: Number(entry.size), isDirectory: entry.is_directory })
+      byUpload.set(entry.upload_id, list)
+    }
+    return rows.map((row) => toUpload(row, byUpload.get(row.id) ?? []))
+  }
+}
+
+function toUpload (row: UploadRow, entries: UploadEntry[]): Upload {
+  return {
+    id: row.id,
+    identityId: row.identity_id,
+    name: row.name,
+    rootCid: row.root_cid,
+    kind: row.kind,
+    size: Number(row.size),
+    isAvatar: row.is_avatar,
+    primaryPath: row.primary_path,
+    createdAt: new Date(row.created_at),
+    entries
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * Every error the service means to show a client is a HeimdallError: a stable
+ * `code`, an HTTP `status`, a message fit for a person and optional `details`
+ * (one string per offending item). Anything else is a bug and answers 500.
+ */
+export class HeimdallError extends Error {
+  readonly code: string
+  readonly status: number
+  readonly details: string[]
+
+  constructor (message: string, code: string, status: number, details: string[] = []) {
+    super(message)
+    this.code = code
+    this.status = status
+    this.details = details
+  }
+}
+
+export class BadRequestError extends HeimdallError {
+  override readonly name = 'BadRequestError'
+  constructor (message: string, details?: string[]) { super(message, 'ERR_BAD_REQUEST', 400, details) }
+}
+
+export class UnauthorizedError extends HeimdallError {
+  override readonly name = 'UnauthorizedError'
+  constructor (message = 'unknown username or wrong token') { super(message, 'ERR_UNAUTHORIZED', 401) }
+}
+
+export class NotFoundError extends HeimdallError {
+  override readonly name = 'NotFoundError'
+  constructor (message = 'not found') { super(message, 'ERR_NOT_FOUND', 404) }
+}
+
+export class ConflictError extends HeimdallError {
+  override readonly name = 'ConflictError'
+  constructor (message: string) { super(message, 'ERR_CONFLICT', 409) }
+}
+
+export class PayloadTooLargeError extends HeimdallError {
+  override readonly name = 'PayloadTooLargeError'
+  constructor (message: string, details?: string[]) { super(message, 'ERR_PAYLOAD_TOO_LARGE', 413, details) }
+}
+
+export class UnsupportedMediaTypeError extends HeimdallError {
+  override readonly name = 'UnsupportedMediaTypeError'
+  constructor (message: string, details?: string[]) { super(message, 'ERR_UNSUPPORTED_MEDIA_TYPE', 415, details) }
+}
+
+export class ServiceUnavailableError extends HeimdallError {
+  override readonly name = 'ServiceUnavailableError'
+  constructor (message: string) { super(message, 'ERR_SERVICE_UNAVAILABLE', 503) }
+}

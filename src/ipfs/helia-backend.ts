@@ -1,0 +1,124 @@
+import { join } from 'node:path'
+import { unixfs, type UnixFS } from '@helia/unixfs'
+import { FsBlockstore } from 'blockstore-fs'
+import { FsDatastore } from 'datastore-fs'
+import { createHeliaLight } from 'helia'
+import { importer } from 'ipfs-unixfs-importer'
+import { fixedSize } from 'ipfs-unixfs-importer/chunker'
+import { balanced } from 'ipfs-unixfs-importer/layout'
+import { CID } from 'multiformats/cid'
+import { NotFoundError } from '../errors.ts'
+import { IMPORT_PROFILES } from './import-profiles.ts'
+import type { DirectoryEntry, ImportCandidate, ImportedNode, IpfsBackend, NodeStat, ReadOptions } from './ipfs-backend.ts'
+import type { Helia } from '@helia/interface'
+
+// Blocks we do not hold are never looked for elsewhere: the embedded node has
+// no block brokers and no routers, and every read says `offline` as well.
+const OFFLINE = { offline: true } as const
+
+const NOT_FOUND_ERRORS = new Set(['BlockNotFoundWhileOfflineError', 'NotFoundError', 'ResolveError', 'NoContentError', 'NotUnixFSError'])
+
+function asNotFound (err: unknown, what: string): never {
+  if (err instanceof Error && NOT_FOUND_ERRORS.has(err.name)) throw new NotFoundError(`${what} not found on this node`)
+  throw err
+}
+
+/** The in-process IPFS node: Helia without libp2p, blocks and pins on disk. */
+export class HeliaBackend implements IpfsBackend {
+  readonly kind = 'helia'
+  readonly #helia: Helia
+  readonly #fs: UnixFS
+
+  private constructor (helia: Helia) {
+    this.#helia = helia
+    this.#fs = unixfs(helia)
+  }
+
+  static async open (dir: string): Promise<HeliaBackend> {
+    const helia = createHeliaLight({
+      blockstore: new FsBlockstore(join(dir, 'blocks')),
+      datastore: new FsDatastore(join(dir, 'datastore')),
+      blockBrokers: [],
+      routers: []
+    })
+    await helia.start()
+    return new HeliaBackend(helia)
+  }
+
+  async importTree (candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, options: { profile: keyof typeof IMPORT_PROFILES, signal?: AbortSignal }): Promise<ImportedNode[]> {
+    const profile = IMPORT_PROFILES[options.profile]
+    const nodes: ImportedNode[] = []
+    const source = importer(candidates, this.#helia.blockstore, {
+      profile: profile.name,
+      cidVersion: profile.cidVersion,
+      rawLeaves: profile.rawLeaves,
+      chunker: fixedSize({ chunkSize: profile.chunkSize }),
+      layout: balanced({ maxChildrenPerNode: profile.maxChildrenPerNode }),
+      wrapWithDirectory: true
+    })
+    for await (const entry of source) {
+      options.signal?.throwIfAborted()
+      nodes.push({ path: entry.path ?? '', cid: entry.cid, dagSize: entry.size })
+    }
+    return nodes
+  }
+
+  async pin (cid: CID, options: { signal?: AbortSignal } = {}): Promise<void> {
+    if (await this.#helia.pins.isPinned(cid)) return
+    for await (const _ of this.#helia.pins.add(cid, { ...OFFLINE, signal: options.signal })) { /* walk the DAG */ }
+  }
+
+  async unpin (cid: CID): Promise<void> {
+    if (!(await this.#helia.pins.isPinned(cid))) return
+    for await (const _ of this.#helia.pins.rm(cid)) { /* walk the DAG */ }
+  }
+
+  async isPinned (cid: CID): Promise<boolean> {
+    return this.#helia.pins.isPinned(cid)
+  }
+
+  async * listPins (): AsyncIterable<CID> {
+    for await (const pin of this.#helia.pins.ls()) yield pin.cid
+  }
+
+  async stat (cid: CID, path: readonly string[] = []): Promise<NodeStat> {
+    try {
+      const stat = await this.#fs.stat(cid, { ...OFFLINE, path: path.join('/') })
+      return stat.type === 'directory'
+        ? { cid: stat.cid, type: 'directory', size: 0 }
+        : { cid: stat.cid, type: 'file', size: Number(stat.size) }
+    } catch (err) {
+      return asNotFound(err, `/ipfs/${[cid.toString(), ...path].join('/')}`)
+    }
+  }
+
+  async * read (cid: CID, path: readonly string[], options: ReadOptions = {}): AsyncIterable<Uint8Array> {
+    try {
+      yield * this.#fs.cat(cid, { ...OFFLINE, path: path.join('/'), offset: options.offset, length: options.length, signal: options.signal })
+    } catch (err) {
+      asNotFound(err, `/ipfs/${[cid.toString(), ...path].join('/')}`)
+    }
+  }
+
+  async * list (cid: CID, path: readonly string[] = []): AsyncIterable<DirectoryEntry> {
+    const names: Array<{ name: string, cid: CID }> = []
+    try {
+      for await (const entry of this.#fs.ls(cid, { ...OFFLINE, path: path.join('/') })) names.push({ name: entry.name, cid: entry.cid })
+    } catch (err) {
+      asNotFound(err, `/ipfs/${[cid.toString(), ...path].join('/')}`)
+    }
+    for (const { name, cid: child } of names) {
+      const stat = await this.stat(child)
+      yield { name, cid: child, type: stat.type, size: stat.size }
+    }
+  }
+
+  async ping (): Promise<void> {
+    // Touches the blockstore on disk; `has` of any CID proves it answers.
+    await this.#helia.blockstore.has(CID.parse('bafkqaaa'))
+  }
+
+  async close (): Promise<void> {
+    await this.#helia.stop()
+  }
+}

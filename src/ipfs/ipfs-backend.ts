@@ -1,0 +1,67 @@
+import type { CID } from 'multiformats/cid'
+import type { ImportProfileName } from './import-profiles.ts'
+
+/** One thing to import: a file when it has `content`, else an (empty) directory. */
+export interface ImportCandidate {
+  /** Relative, `/`-separated path inside the imported tree. */
+  path: string
+  content?: AsyncIterable<Uint8Array>
+}
+
+/** One node that an import produced, in the order `ipfs add` prints them. */
+export interface ImportedNode {
+  /** Relative path; `''` is the wrapping root directory. */
+  path: string
+  cid: CID
+  /** Cumulative DAG size, as `ipfs add` reports it. */
+  dagSize: bigint
+}
+
+export interface NodeStat {
+  cid: CID
+  type: 'file' | 'directory'
+  /** File content length in bytes; 0 for directories. */
+  size: number
+}
+
+export interface DirectoryEntry {
+  name: string
+  cid: CID
+  type: 'file' | 'directory'
+  size: number
+}
+
+export interface ReadOptions {
+  offset?: number
+  length?: number
+  signal?: AbortSignal
+}
+
+/**
+ * Everything Heimdall asks of an IPFS node. Implemented by the embedded Helia
+ * node and by Kubo over its RPC API; one contract suite runs against each.
+ * Reads never reach out to the network: content is served only if this node
+ * has it, and unknown content is a NotFoundError.
+ */
+export interface IpfsBackend {
+  readonly kind: 'helia' | 'kubo'
+  /**
+   * Imports the candidates wrapped in one directory (like `ipfs add -r -w`)
+   * with the named profile. The last node is the root, with path `''`.
+   */
+  importTree: (candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, options: { profile: ImportProfileName, signal?: AbortSignal }) => Promise<ImportedNode[]>
+  /** Recursively pins. Pinning something already pinned is not an error. */
+  pin: (cid: CID, options?: { signal?: AbortSignal }) => Promise<void>
+  /** Removes a recursive pin. Unpinning something not pinned is not an error. */
+  unpin: (cid: CID) => Promise<void>
+  isPinned: (cid: CID) => Promise<boolean>
+  /** Every recursively pinned root. */
+  listPins: () => AsyncIterable<CID>
+  /** Resolves `path` (segments) below `cid`. Throws NotFoundError when absent. */
+  stat: (cid: CID, path?: readonly string[]) => Promise<NodeStat>
+  read: (cid: CID, path: readonly string[], options?: ReadOptions) => AsyncIterable<Uint8Array>
+  list: (cid: CID, path?: readonly string[]) => AsyncIterable<DirectoryEntry>
+  /** Resolves when the node answers; throws otherwise. For readiness probes. */
+  ping: () => Promise<void>
+  close: () => Promise<void>
+}

@@ -1,0 +1,147 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import type { Database } from '../../src/db/database.ts'
+import { IdentityRepository } from '../../src/db/identity-repository.ts'
+import { DirectoryMigrationSource } from '../../src/db/migration-source.ts'
+import { UploadRepository, type NewUpload } from '../../src/db/upload-repository.ts'
+import { ConflictError } from '../../src/errors.ts'
+import { databaseFactories } from '../support/databases.ts'
+
+const upload = (identityId: number, rootCid: string, overrides: Partial<NewUpload> = {}): NewUpload => ({
+  identityId,
+  name: 'avatar',
+  rootCid,
+  kind: 'avatar',
+  size: 300,
+  isAvatar: true,
+  primaryPath: 'avatar.fst',
+  entries: [
+    { path: 'avatar.fst', cid: 'bafkreiaaaa', size: 100, isDirectory: false },
+    { path: 'textures', cid: 'bafybeitex', size: 250, isDirectory: true },
+    { path: 'textures/skin.png', cid: 'bafkreibbbb', size: 200, isDirectory: false }
+  ],
+  ...overrides
+})
+
+for (const factory of databaseFactories()) {
+  describe.skipIf(!factory.available)(`database on ${factory.name}`, () => {
+    let db: Database
+    let dispose: () => Promise<void>
+
+    beforeEach(async () => {
+      ({ db, dispose } = await factory.open())
+    })
+    afterEach(async () => { await dispose() })
+
+    describe('migrations', () => {
+      it('apply to an empty database, roll back completely and apply again', async () => {
+        await db.migrate()
+        const source = new DirectoryMigrationSource()
+        const [, applied] = await db.knex.migrate.list({ migrationSource: source }) as [unknown[], unknown[]]
+        expect(applied).toEqual([])
+        for (const table of ['identities', 'uploads', 'upload_entries']) {
+          expect(await db.knex.schema.hasTable(table)).toBe(true)
+        }
+        await db.knex.migrate.rollback({ migrationSource: source }, true)
+        for (const table of ['identities', 'uploads', 'upload_entries']) {
+          expect(await db.knex.schema.hasTable(table)).toBe(false)
+        }
+        await db.migrate()
+        expect(await db.knex.schema.hasTable('uploads')).toBe(true)
+      })
+
+      it('are idempotent', async () => {
+        await db.migrate()
+        await db.migrate()
+        expect(await db.knex.schema.hasTable('identities')).toBe(true)
+      })
+    })
+
+    describe('repositories', () => {
+      let identities: IdentityRepository
+      let uploads: UploadRepository
+
+      beforeEach(async () => {
+        await db.migrate()
+        identities = new IdentityRepository(db.knex)
+        uploads = new UploadRepository(db.knex)
+      })
+
+      it('creates identities and finds them case-insensitively', async () => {
+        const created = await identities.create('Alice', 'a'.repeat(64))
+        expect(created).toMatchObject({ username: 'alice', tokenHash: 'a'.repeat(64) })
+        expect(created.createdAt).toBeInstanceOf(Date)
+        expect((await identities.findByUsername('ALICE'))?.id).toBe(created.id)
+        expect((await identities.findById(created.id))?.username).toBe('alice')
+        expect(await identities.findByUsername('bob')).toBeUndefined()
+      })
+
+      it('refuses a username that differs only in case', async () => {
+        await identities.create('alice', 'a'.repeat(64))
+        await expect(identities.create('ALICE', 'b'.repeat(64))).rejects.toBeInstanceOf(ConflictError)
+      })
+
+      it('records an upload with its entries and lists it for its owner only', async () => {
+        const alice = await identities.create('alice', 'a'.repeat(64))
+        const bob = await identities.create('bob', 'b'.repeat(64))
+        const { upload: stored, created } = await uploads.insert(upload(alice.id, 'bafyroot1'))
+        expect(created).toBe(true)
+        expect(stored).toMatchObject({ name: 'avatar', rootCid: 'bafyroot1', kind: 'avatar', size: 300, isAvatar: true, primaryPath: 'avatar.fst' })
+        const listed = await uploads.listByOwner(alice.id)
+        expect(listed).toHaveLength(1)
+        expect(listed[0]?.entries.map((e) => e.path)).toEqual(['avatar.fst', 'textures', 'textures/skin.png'])
+        expect(listed[0]?.entries[1]).toEqual({ path: 'textures', cid: 'bafybeitex', size: 250, isDirectory: true })
+        expect(await uploads.listByOwner(bob.id)).toEqual([])
+        expect(await uploads.countByOwner(alice.id)).toBe(1)
+      })
+
+      it('answers a duplicate upload by the same owner with the existing record', async () => {
+        const alice = await identities.create('alice', 'a'.repeat(64))
+        const first = await uploads.insert(upload(alice.id, 'bafyroot1'))
+        const second = await uploads.insert(upload(alice.id, 'bafyroot1', { name: 'renamed' }))
+        expect(second.created).toBe(false)
+        expect(second.upload.id).toBe(first.upload.id)
+        expect(second.upload.name).toBe('avatar')
+        expect(second.upload.entries).toHaveLength(3)
+        expect(await uploads.countByOwner(alice.id)).toBe(1)
+      })
+
+      it('counts references to a root across owners', async () => {
+        const alice = await identities.create('alice', 'a'.repeat(64))
+        const bob = await identities.create('bob', 'b'.repeat(64))
+        await uploads.insert(upload(alice.id, 'bafyshared'))
+        await uploads.insert(upload(bob.id, 'bafyshared'))
+        await uploads.insert(upload(bob.id, 'bafyother'))
+        expect(await uploads.countByRootCid('bafyshared')).toBe(2)
+        expect(await uploads.countByRootCid('bafyother')).toBe(1)
+        expect(await uploads.countByRootCid('bafynone')).toBe(0)
+      })
+
+      it('writes an upload and its entries atomically', async () => {
+        const alice = await identities.create('alice', 'a'.repeat(64))
+        const broken = upload(alice.id, 'bafybroken', {
+          entries: [
+            { path: 'same', cid: 'bafkreiaaaa', size: 1, isDirectory: false },
+            { path: 'same', cid: 'bafkreibbbb', size: 1, isDirectory: false }
+          ]
+        })
+        await expect(uploads.insert(broken)).rejects.toThrow()
+        expect(await uploads.countByOwner(alice.id)).toBe(0)
+        const [{ n }] = await db.knex('upload_entries').count<Array<{ n: string | number }>>({ n: '*' }) as [{ n: string | number }]
+        expect(Number(n)).toBe(0)
+      })
+
+      it('keeps sizes above 4 GiB exact', async () => {
+        const alice = await identities.create('alice', 'a'.repeat(64))
+        await uploads.insert(upload(alice.id, 'bafybig', { size: 6 * 1024 ** 3 }))
+        expect((await uploads.findByOwnerAndRoot(alice.id, 'bafybig'))?.size).toBe(6 * 1024 ** 3)
+      })
+
+      it('pages the owner\'s uploads newest first', async () => {
+        const alice = await identities.create('alice', 'a'.repeat(64))
+        for (let i = 0; i < 5; i++) await uploads.insert(upload(alice.id, `bafy${i}`, { name: `u${i}` }))
+        const page = await uploads.listByOwner(alice.id, { limit: 2, offset: 1 })
+        expect(page.map((u) => u.name)).toEqual(['u3', 'u2'])
+      })
+    })
+  })
+}

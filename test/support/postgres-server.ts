@@ -1,0 +1,129 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, readdirSync } from 'node:fs'
+import { chown, mkdtemp, rm } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import pg from 'pg'
+
+export interface PostgresServer {
+  /** Connection URL of the `postgres` database as superuser `heimdall`. */
+  url: string
+  stop: () => Promise<void>
+}
+
+/** Finds `initdb` and `postgres`: $PG_BIN, else the newest Debian install, else $PATH. */
+export function findPostgresBinaries (): { initdb: string, postgres: string } | undefined {
+  const candidates: string[] = []
+  if (process.env.PG_BIN !== undefined) candidates.push(process.env.PG_BIN)
+  const debian = '/usr/lib/postgresql'
+  if (existsSync(debian)) {
+    for (const version of readdirSync(debian).sort((a, b) => Number(b) - Number(a))) candidates.push(join(debian, version, 'bin'))
+  }
+  candidates.push(...(process.env.PATH ?? '').split(':'))
+  for (const dir of candidates) {
+    if (existsSync(join(dir, 'initdb')) && existsSync(join(dir, 'postgres'))) {
+      return { initdb: join(dir, 'initdb'), postgres: join(dir, 'postgres') }
+    }
+  }
+  return undefined
+}
+
+export async function freePort (): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => { resolve(typeof address === 'object' && address !== null ? address.port : 0) })
+    })
+  })
+}
+
+/** PostgreSQL refuses to run as root; as root we run it as the `postgres` system user. */
+function runAs (): { uid: number, gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined
+  try {
+    const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim())
+    const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim())
+    return { uid, gid }
+  } catch (err) {
+    throw new Error('running as root and there is no `postgres` user to run PostgreSQL as', { cause: err })
+  }
+}
+
+async function waitUntilReady (url: string, child: ChildProcess, log: () => string): Promise<void> {
+  const deadline = Date.now() + 30_000
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`postgres exited with ${child.exitCode}:\n${log()}`)
+    const client = new pg.Client({ connectionString: url })
+    try {
+      await client.connect()
+      await client.query('select 1')
+      await client.end()
+      return
+    } catch (err) {
+      await client.end().catch(() => {})
+      if (Date.now() > deadline) throw new Error(`postgres did not accept connections: ${String(err)}\n${log()}`)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  }
+}
+
+/** Starts a throw-away PostgreSQL server on 127.0.0.1 with its files in a temp dir. */
+export async function startPostgresServer (): Promise<PostgresServer> {
+  const binaries = findPostgresBinaries()
+  if (binaries === undefined) throw new Error('PostgreSQL server binaries (initdb, postgres) not found; install Debian\'s `postgresql` or set PG_BIN')
+  const dir = await mkdtemp(join(tmpdir(), 'heimdall-pg-'))
+  const user = runAs()
+  if (user !== undefined) await chown(dir, user.uid, user.gid)
+  const dataDir = join(dir, 'data')
+  execFileSync(binaries.initdb, ['-D', dataDir, '-U', 'heimdall', '--auth=trust', '-E', 'UTF8', '--no-sync', '--no-locale'], { ...user, stdio: 'pipe' })
+  const port = await freePort()
+  let output = ''
+  const child = spawn(binaries.postgres, [
+    '-D', dataDir, '-p', String(port), '-h', '127.0.0.1', '-k', dir,
+    '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200'
+  ], { ...user, stdio: ['ignore', 'pipe', 'pipe'] })
+  child.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  const url = `postgres://heimdall@127.0.0.1:${port}/postgres`
+  try {
+    await waitUntilReady(url, child, () => output)
+  } catch (err) {
+    child.kill('SIGKILL')
+    await rm(dir, { recursive: true, force: true })
+    throw err
+  }
+  return {
+    url,
+    stop: async () => {
+      if (child.exitCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve))
+        child.kill('SIGINT') // fast shutdown
+        await exited
+      }
+      await rm(dir, { recursive: true, force: true })
+    }
+  }
+}
+
+/** Creates a fresh database on the server; returns its URL and a function that drops it. */
+export async function createScratchDatabase (serverUrl: string): Promise<{ url: string, drop: () => Promise<void> }> {
+  const name = `heimdall_test_${Math.random().toString(36).slice(2, 10)}`
+  const admin = new pg.Client({ connectionString: serverUrl })
+  await admin.connect()
+  await admin.query(`create database ${name}`)
+  await admin.end()
+  const url = new URL(serverUrl)
+  url.pathname = `/${name}`
+  return {
+    url: url.toString(),
+    drop: async () => {
+      const client = new pg.Client({ connectionString: serverUrl })
+      await client.connect()
+      await client.query(`drop database if exists ${name} with (force)`)
+      await client.end()
+    }
+  }
+}
