@@ -20,5 +20,9 @@ export default tseslint.config(
   {
     files: ['**/*.js'],
     ...tseslint.configs.disableTypeChecked
+  },
+  {
+    files: ['public/**/*.js'],
+    languageOptions: { globals: { document: 'readonly', Element: 'readonly', navigator: 'readonly', window: 'readonly' } }
   }
 )

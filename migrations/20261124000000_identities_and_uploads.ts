@@ -5,8 +5,9 @@ export async function up (knex: Knex): Promise<void> {
     table.increments('id')
     // Stored lower-case: usernames are case-insensitive and unique.
     table.string('username', 32).notNullable().unique()
-    // sha256 of the token, hex. The token itself is never stored.
-    table.string('token_hash', 64).notNullable()
+    // sha256 of the token, hex. The token itself is never stored. Unique so a
+    // bare `Authorization: Bearer` token finds its identity.
+    table.string('token_hash', 64).notNullable().unique()
     table.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now())
   })
 

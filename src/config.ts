@@ -31,6 +31,9 @@ const envSchema = z.object({
   ASSET_EXTENSIONS: optionalString.pipe(
     z.string().regex(/^[a-z0-9]+(,[a-z0-9]+)*$/, 'must be a comma-separated list of lower-case extensions').optional()
   ),
+  ZIP_MAX_ENTRIES: integer(1, 1_000_000).default(10_000),
+  ZIP_MAX_UNCOMPRESSED_BYTES: integer(1, Number.MAX_SAFE_INTEGER).default(4 * 1024 ** 3),
+  ZIP_MAX_RATIO: integer(1, 1_000_000).default(200),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
 })
 
@@ -50,6 +53,7 @@ export interface Config {
   cidProfile: (typeof IMPORT_PROFILE_NAMES)[number]
   /** Extensions allowed inside bundles (lower case, no dot). */
   assetExtensions: ReadonlySet<string>
+  bundleLimits: { maxEntries: number, maxUncompressedBytes: number, maxRatio: number }
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL']
 }
 
@@ -88,6 +92,7 @@ export function loadConfig (env: Env): Config {
     maxUploadBytes: e.MAX_UPLOAD_BYTES,
     cidProfile: e.IPFS_CID_PROFILE,
     assetExtensions: new Set(e.ASSET_EXTENSIONS?.split(',') ?? DEFAULT_ASSET_EXTENSIONS),
+    bundleLimits: { maxEntries: e.ZIP_MAX_ENTRIES, maxUncompressedBytes: e.ZIP_MAX_UNCOMPRESSED_BYTES, maxRatio: e.ZIP_MAX_RATIO },
     logLevel: e.LOG_LEVEL
   }
 }

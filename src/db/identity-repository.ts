@@ -49,6 +49,11 @@ export class IdentityRepository {
     return row === undefined ? undefined : toIdentity(row)
   }
 
+  async findByTokenHash (tokenHash: string): Promise<Identity | undefined> {
+    const row = await this.#db<IdentityRow>('identities').where({ token_hash: tokenHash }).first()
+    return row === undefined ? undefined : toIdentity(row)
+  }
+
   async findById (id: number): Promise<Identity | undefined> {
     const row = await this.#db<IdentityRow>('identities').where({ id }).first()
     return row === undefined ? undefined : toIdentity(row)

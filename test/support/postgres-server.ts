@@ -64,7 +64,7 @@ async function waitUntilReady (url: string, child: ChildProcess, log: () => stri
       return
     } catch (err) {
       await client.end().catch(() => {})
-      if (Date.now() > deadline) throw new Error(`postgres did not accept connections: ${String(err)}\n${log()}`)
+      if (Date.now() > deadline) throw new Error(`postgres did not accept connections: ${String(err)}\n${log()}`, { cause: err })
       await new Promise((resolve) => setTimeout(resolve, 100))
     }
   }

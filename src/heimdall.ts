@@ -1,0 +1,92 @@
+import { mkdir, readdir, rm } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import type { Express } from 'express'
+import type { Logger } from 'pino'
+import type { Config } from './config.ts'
+import { openDatabase, type Database } from './db/database.ts'
+import { IdentityRepository } from './db/identity-repository.ts'
+import { UploadRepository } from './db/upload-repository.ts'
+import { createApp } from './http/app.ts'
+import { SessionCodec } from './http/session.ts'
+import type { IpfsBackend } from './ipfs/ipfs-backend.ts'
+import { openIpfsBackend } from './ipfs/open-ipfs-backend.ts'
+import { resolveSecretKey } from './secret-key.ts'
+import { IdentityService } from './services/identity-service.ts'
+import { UploadService } from './services/upload-service.ts'
+
+export interface Heimdall {
+  app: Express
+  database: Database
+  backend: IpfsBackend
+  /** Where uploads wait while they are received; empty whenever no upload is under way. */
+  tmpDir: string
+  close: () => Promise<void>
+}
+
+/** Empties the temp folder: whatever is there was left by a process that died mid-upload. */
+async function resetTmpDir (tmpDir: string): Promise<void> {
+  await mkdir(tmpDir, { recursive: true })
+  for (const name of await readdir(tmpDir)) await rm(join(tmpDir, name), { recursive: true, force: true })
+}
+
+/**
+ * Opens storage, builds the services and the app. Everything `main.ts` runs,
+ * and what tests start against a temp DATA_DIR, short of listening.
+ */
+export async function openHeimdall (config: Config, logger: Logger): Promise<Heimdall> {
+  const dataDir = resolve(config.dataDir)
+  const tmpDir = join(dataDir, 'tmp')
+  await mkdir(dataDir, { recursive: true })
+  await resetTmpDir(tmpDir)
+  const secretKey = await resolveSecretKey(config.secretKey, dataDir, logger)
+
+  const database = await openDatabase({ ...config, dataDir })
+  let backend: IpfsBackend | undefined
+  try {
+    await database.migrate()
+    backend = await openIpfsBackend({ ...config, dataDir })
+  } catch (err) {
+    await database.close()
+    throw err
+  }
+
+  const identities = new IdentityService(new IdentityRepository(database.knex))
+  const uploads = new UploadService({
+    backend,
+    uploads: new UploadRepository(database.knex),
+    profile: config.cidProfile,
+    assetExtensions: config.assetExtensions,
+    bundleLimits: config.bundleLimits,
+    logger
+  })
+  const ipfs = backend
+  const app = createApp({
+    logger,
+    identities,
+    uploads,
+    backend,
+    sessions: new SessionCodec(secretKey),
+    readiness: [
+      { name: 'database', check: database.ping },
+      { name: 'ipfs', check: ipfs.ping.bind(ipfs) }
+    ],
+    settings: {
+      publicUrl: config.publicUrl,
+      gatewayUrl: config.gatewayUrl,
+      maxUploadBytes: config.maxUploadBytes,
+      assetExtensions: config.assetExtensions,
+      tmpDir
+    }
+  })
+
+  return {
+    app,
+    database,
+    backend,
+    tmpDir,
+    close: async () => {
+      await ipfs.close()
+      await database.close()
+    }
+  }
+}

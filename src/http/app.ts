@@ -1,0 +1,85 @@
+import express, { type Express } from 'express'
+import { fileURLToPath } from 'node:url'
+import type { Logger } from 'pino'
+import type { IpfsBackend } from '../ipfs/ipfs-backend.ts'
+import type { IdentityService } from '../services/identity-service.ts'
+import type { UploadService } from '../services/upload-service.ts'
+import { errorHandler, notFound } from './middleware/error-handler.ts'
+import { requestLogger } from './middleware/request-logger.ts'
+import { gatewayRoutes } from './routes/gateway-routes.ts'
+import { healthRoutes, type ReadinessCheck } from './routes/health-routes.ts'
+import { identityRoutes } from './routes/identity-routes.ts'
+import { pluginRoutes } from './routes/plugin-routes.ts'
+import { uploadRoutes } from './routes/upload-routes.ts'
+import { uploadsRoutes } from './routes/uploads-routes.ts'
+import type { SessionCodec } from './session.ts'
+
+export const VIEWS_DIR = fileURLToPath(new URL('../../views/', import.meta.url))
+export const PUBLIC_DIR = fileURLToPath(new URL('../../public/', import.meta.url))
+
+export interface AppDependencies {
+  logger: Logger
+  identities: IdentityService
+  uploads: UploadService
+  backend: IpfsBackend
+  sessions: SessionCodec
+  readiness: readonly ReadinessCheck[]
+  settings: {
+    publicUrl: string
+    gatewayUrl: string
+    maxUploadBytes: number
+    assetExtensions: ReadonlySet<string>
+    /** Where uploads are received before import; owned by the caller. */
+    tmpDir: string
+  }
+}
+
+/** Pages of our own: scripts and styles only from this origin, never framed. */
+const PAGE_CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+
+/**
+ * Builds the Express app from its dependencies. It reads no environment and
+ * opens no port: `main.ts` listens, tests drive it with supertest.
+ */
+export function createApp (deps: AppDependencies): Express {
+  const { settings } = deps
+  const app = express()
+  app.disable('x-powered-by')
+  app.set('views', VIEWS_DIR)
+  app.set('view engine', 'ejs')
+  app.locals.serviceName = 'Heimdall'
+  app.locals.publicUrl = settings.publicUrl
+
+  app.use(requestLogger(deps.logger))
+  app.use((req, res, next) => {
+    if (!req.path.startsWith('/ipfs/')) {
+      res.setHeader('Content-Security-Policy', PAGE_CSP)
+      res.setHeader('X-Content-Type-Options', 'nosniff')
+      res.setHeader('Referrer-Policy', 'same-origin')
+    }
+    next()
+  })
+  app.use('/static', express.static(PUBLIC_DIR, { maxAge: '1h', index: false }))
+  app.use(express.urlencoded({ extended: false, limit: '16kb' }))
+  app.use(express.json({ limit: '16kb' }))
+
+  app.get('/', (_req, res) => { res.render('home', { title: 'Heimdall' }) })
+  app.use(pluginRoutes())
+  app.use(identityRoutes({ identities: deps.identities, sessions: deps.sessions }))
+  app.use(uploadRoutes({
+    identities: deps.identities,
+    uploads: deps.uploads,
+    sessions: deps.sessions,
+    tmpDir: settings.tmpDir,
+    maxUploadBytes: settings.maxUploadBytes,
+    assetExtensions: settings.assetExtensions,
+    gatewayUrl: settings.gatewayUrl
+  }))
+  app.use(uploadsRoutes({ identities: deps.identities, uploads: deps.uploads, sessions: deps.sessions, gatewayUrl: settings.gatewayUrl }))
+  app.use(gatewayRoutes({ backend: deps.backend }))
+  app.use(healthRoutes(deps.readiness))
+
+  app.use(notFound)
+  app.use(errorHandler(deps.logger, settings.maxUploadBytes))
+  return app
+}

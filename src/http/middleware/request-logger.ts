@@ -1,0 +1,38 @@
+import { randomUUID } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
+import type { Logger } from 'pino'
+import { pinoHttp } from 'pino-http'
+
+/** Query parameters that carry secrets (the add-on opens `/uploads?username=…&token=…`). */
+const SECRET_PARAMS = ['token', 'secret']
+
+export function redactUrl (url: string): string {
+  const q = url.indexOf('?')
+  if (q === -1) return url
+  const params = new URLSearchParams(url.slice(q + 1))
+  for (const name of SECRET_PARAMS) if (params.has(name)) params.set(name, '[Redacted]')
+  return `${url.slice(0, q)}?${params.toString()}`
+}
+
+/** One JSON line per request, with a request id; secrets are redacted by the serializer and the logger's `redact` paths. */
+export function requestLogger (logger: Logger) {
+  return pinoHttp({
+    logger,
+    genReqId: (req, res) => {
+      const given = req.headers['x-request-id']
+      const id = typeof given === 'string' && /^[\w-]{1,64}$/.test(given) ? given : randomUUID()
+      res.setHeader('X-Request-Id', id)
+      return id
+    },
+    serializers: {
+      res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+      req: (req: IncomingMessage & { id?: unknown, raw?: IncomingMessage }) => ({
+        id: req.id,
+        method: req.method,
+        url: redactUrl(req.url ?? ''),
+        remoteAddress: req.socket?.remoteAddress ?? req.raw?.socket?.remoteAddress
+      })
+    },
+    customLogLevel: (_req, res, err) => (err !== undefined || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info')
+  })
+}

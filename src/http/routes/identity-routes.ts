@@ -1,0 +1,38 @@
+import { Router } from 'express'
+import { HeimdallError } from '../../errors.ts'
+import type { IdentityService } from '../../services/identity-service.ts'
+import { wantsHtml } from '../negotiate.ts'
+import type { SessionCodec } from '../session.ts'
+
+export const IDENTITY_NOTES = 'Keep this token secret and safe: it is shown once and cannot be recovered. ' +
+  'Everything you upload is published on IPFS: anyone with its link can fetch it, and it cannot be recalled from nodes that have copied it.'
+
+export function identityRoutes (deps: { identities: IdentityService, sessions: SessionCodec }): Router {
+  const router = Router()
+
+  router.get('/new', (_req, res) => {
+    res.render('new', { title: 'New identity', error: null, username: '' })
+  })
+
+  router.post('/new', async (req, res) => {
+    const body = (req.body ?? {}) as Record<string, unknown>
+    try {
+      const { identity, token } = await deps.identities.create(body.username)
+      res.status(201).setHeader('Cache-Control', 'no-store')
+      if (wantsHtml(req)) {
+        deps.sessions.set(req, res, identity.id)
+        res.render('identity-created', { title: 'Your new identity', username: identity.username, token, notes: IDENTITY_NOTES })
+        return
+      }
+      res.json({ username: identity.username, secret: token, token, notes: IDENTITY_NOTES })
+    } catch (err) {
+      if (err instanceof HeimdallError && wantsHtml(req)) {
+        res.status(err.status).render('new', { title: 'New identity', error: err.message, username: typeof body.username === 'string' ? body.username : '' })
+        return
+      }
+      throw err
+    }
+  })
+
+  return router
+}

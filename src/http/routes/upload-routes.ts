@@ -1,0 +1,74 @@
+import { rm } from 'node:fs/promises'
+import { Router, type Request, type Response } from 'express'
+import type { Identity } from '../../db/identity-repository.ts'
+import { BadRequestError } from '../../errors.ts'
+import type { IdentityService } from '../../services/identity-service.ts'
+import type { UploadService } from '../../services/upload-service.ts'
+import { credentialsFrom } from '../credentials.ts'
+import { wantsHtml } from '../negotiate.ts'
+import { presentUpload } from '../presenters.ts'
+import type { SessionCodec } from '../session.ts'
+import { uploadReceiver } from '../upload-receiver.ts'
+
+export interface UploadRoutesDeps {
+  identities: IdentityService
+  uploads: UploadService
+  sessions: SessionCodec
+  tmpDir: string
+  maxUploadBytes: number
+  assetExtensions: ReadonlySet<string>
+  gatewayUrl: string
+}
+
+const OWNER = Symbol('owner')
+type WithOwner = Request & { [OWNER]?: Identity }
+
+export function uploadRoutes (deps: UploadRoutesDeps): Router {
+  const router = Router()
+
+  /** A browser session, else the credentials sent so far (header, or form fields before the file). */
+  async function owner (req: WithOwner, final: boolean): Promise<Identity | undefined> {
+    if (req[OWNER] !== undefined) return req[OWNER]
+    const { username, token } = credentialsFrom(req)
+    if (token === undefined) {
+      const sessionId = deps.sessions.read(req)
+      const identity = sessionId === undefined ? undefined : await deps.identities.findById(sessionId)
+      if (identity !== undefined || !final) return (req[OWNER] = identity)
+    }
+    return (req[OWNER] = await deps.identities.authenticate(username, token))
+  }
+
+  const receive = uploadReceiver({
+    tmpDir: deps.tmpDir,
+    maxUploadBytes: deps.maxUploadBytes,
+    acceptedExtensions: new Set([...deps.assetExtensions, 'zip']),
+    // Refuse bad credentials before a byte of the file is written, when they came first.
+    beforeFile: async (req) => { await owner(req, false) }
+  })
+
+  router.get('/upload', async (req, res) => {
+    const sessionId = deps.sessions.read(req)
+    const identity = sessionId === undefined ? undefined : await deps.identities.findById(sessionId)
+    res.render('upload', { title: 'Upload', signedInAs: identity?.username ?? null, maxUploadBytes: deps.maxUploadBytes, extensions: [...deps.assetExtensions, 'zip'] })
+  })
+
+  router.post('/upload', receive, async (req: Request, res: Response) => {
+    const file = req.file
+    try {
+      const identity = await owner(req, true)
+      if (identity === undefined) throw new BadRequestError('username and token are required')
+      if (file === undefined) throw new BadRequestError('send the file as multipart/form-data in the field "file"')
+      const outcome = await deps.uploads.ingest(identity, { tempPath: file.path, originalName: file.originalname, size: file.size })
+      req.log.info({ rootCid: outcome.upload.rootCid, owner: identity.username, created: outcome.created, size: outcome.upload.size }, 'upload stored')
+      if (wantsHtml(req)) {
+        res.render('upload-result', { title: 'Uploaded', upload: presentUpload(outcome.upload, deps.gatewayUrl), created: outcome.created })
+        return
+      }
+      res.json(outcome.items)
+    } finally {
+      if (file !== undefined) await rm(file.path, { force: true })
+    }
+  })
+
+  return router
+}

@@ -1,0 +1,104 @@
+import { Router, type Request, type Response } from 'express'
+import type { Identity } from '../../db/identity-repository.ts'
+import { HeimdallError, UnauthorizedError } from '../../errors.ts'
+import type { IdentityService } from '../../services/identity-service.ts'
+import type { UploadService } from '../../services/upload-service.ts'
+import { credentialsFrom } from '../credentials.ts'
+import { wantsHtml } from '../negotiate.ts'
+import { presentUpload } from '../presenters.ts'
+import type { SessionCodec } from '../session.ts'
+
+export interface UploadsRoutesDeps {
+  identities: IdentityService
+  uploads: UploadService
+  sessions: SessionCodec
+  gatewayUrl: string
+}
+
+const PAGE_SIZE = 50
+const MAX_JSON_LIMIT = 1000
+
+const intParam = (value: unknown, fallback: number, max: number): number => {
+  const n = typeof value === 'string' ? Number.parseInt(value, 10) : Number.NaN
+  return Number.isFinite(n) && n >= 0 ? Math.min(n, max) : fallback
+}
+
+export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
+  const router = Router()
+
+  async function renderList (req: Request, res: Response, identity: Identity): Promise<void> {
+    if (wantsHtml(req)) {
+      const page = Math.max(1, intParam(req.query.page, 1, 1_000_000))
+      const { uploads, total } = await deps.uploads.list(identity, { limit: PAGE_SIZE, offset: (page - 1) * PAGE_SIZE })
+      res.setHeader('Cache-Control', 'no-store')
+      res.render('uploads', {
+        title: 'My uploads',
+        username: identity.username,
+        uploads: uploads.map((u) => presentUpload(u, deps.gatewayUrl)),
+        page,
+        pages: Math.max(1, Math.ceil(total / PAGE_SIZE)),
+        total
+      })
+      return
+    }
+    const limit = intParam(req.query.limit, MAX_JSON_LIMIT, MAX_JSON_LIMIT)
+    const offset = intParam(req.query.offset, 0, Number.MAX_SAFE_INTEGER)
+    const { uploads, total } = await deps.uploads.list(identity, { limit, offset })
+    res.setHeader('Cache-Control', 'no-store')
+    res.json({ username: identity.username, total, limit, offset, uploads: uploads.map((u) => presentUpload(u, deps.gatewayUrl)) })
+  }
+
+  function renderSignIn (res: Response, status: number, error: string | null, username = ''): void {
+    res.status(status).render('sign-in', { title: 'My uploads', error, username })
+  }
+
+  /** Signs a browser in: cookie set, then a redirect so the token leaves the address bar and history. */
+  function signInAndRedirect (req: Request, res: Response, identity: Identity): void {
+    deps.sessions.set(req, res, identity.id)
+    res.redirect(303, '/uploads')
+  }
+
+  router.get('/uploads', async (req, res) => {
+    const { username, token } = req.query
+    if (token !== undefined) {
+      // The add-on opens /uploads?username=…&token=… in a browser.
+      try {
+        const identity = await deps.identities.authenticate(username, token)
+        signInAndRedirect(req, res, identity)
+      } catch (err) {
+        if (err instanceof UnauthorizedError && wantsHtml(req)) { renderSignIn(res, 401, err.message, typeof username === 'string' ? username : ''); return }
+        throw err
+      }
+      return
+    }
+    const bearer = credentialsFrom(req)
+    if (req.headers.authorization !== undefined) {
+      await renderList(req, res, await deps.identities.authenticate(bearer.username, bearer.token))
+      return
+    }
+    const sessionId = deps.sessions.read(req)
+    const identity = sessionId === undefined ? undefined : await deps.identities.findById(sessionId)
+    if (identity !== undefined) { await renderList(req, res, identity); return }
+    if (wantsHtml(req)) { renderSignIn(res, 200, null); return }
+    throw new UnauthorizedError('sign in: POST username and token, or send Authorization: Bearer <token>')
+  })
+
+  router.post('/uploads', async (req, res) => {
+    const { username, token } = credentialsFrom(req)
+    try {
+      const identity = await deps.identities.authenticate(username, token)
+      if (wantsHtml(req)) { signInAndRedirect(req, res, identity); return }
+      await renderList(req, res, identity)
+    } catch (err) {
+      if (err instanceof HeimdallError && wantsHtml(req)) { renderSignIn(res, err.status, err.message, typeof username === 'string' ? username : ''); return }
+      throw err
+    }
+  })
+
+  router.post('/signout', (req, res) => {
+    deps.sessions.clear(res)
+    res.redirect(303, '/')
+  })
+
+  return router
+}

@@ -1,0 +1,73 @@
+import { once } from 'node:events'
+import type { Server } from 'node:http'
+import { config as loadDotenv } from 'dotenv'
+import { ConfigError, loadConfig, type Config } from './config.ts'
+import { openHeimdall } from './heimdall.ts'
+import { createLogger } from './logger.ts'
+
+const MIN_NODE_MAJOR = 24
+const SHUTDOWN_GRACE_MS = 10_000
+
+function requireNode (): void {
+  const major = Number(process.versions.node.split('.')[0])
+  if (major < MIN_NODE_MAJOR) {
+    console.error(`Heimdall needs Node.js ${MIN_NODE_MAJOR} or newer (this is ${process.version}); run it with \`npm start\`, which uses the Node.js that \`npm ci\` installed.`)
+    process.exit(1)
+  }
+}
+
+function readConfig (): Config {
+  loadDotenv({ quiet: true })
+  try {
+    return loadConfig(process.env)
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      for (const issue of err.issues) console.error(`configuration error: ${issue}`)
+      process.exit(1)
+    }
+    throw err
+  }
+}
+
+async function main (): Promise<void> {
+  requireNode()
+  const config = readConfig()
+  const logger = createLogger(config.logLevel)
+  const heimdall = await openHeimdall(config, logger).catch((err: unknown) => {
+    if (err instanceof ConfigError) {
+      for (const issue of err.issues) console.error(`configuration error: ${issue}`)
+      process.exit(1)
+    }
+    throw err
+  })
+
+  const server: Server = heimdall.app.listen(config.port, config.host)
+  // Large uploads take as long as they take; idle sockets still time out.
+  server.requestTimeout = 0
+  server.headersTimeout = 60_000
+  await once(server, 'listening')
+  logger.info({ url: config.publicUrl, host: config.host, port: config.port, database: heimdall.database.kind, ipfs: heimdall.backend.kind }, 'Heimdall is listening')
+
+  let stopping = false
+  const shutdown = async (signal: string): Promise<void> => {
+    if (stopping) return
+    stopping = true
+    logger.info({ signal }, 'shutting down')
+    const force = setTimeout(() => { server.closeAllConnections() }, SHUTDOWN_GRACE_MS)
+    force.unref()
+    server.closeIdleConnections()
+    await new Promise<void>((resolve) => { server.close(() => { resolve() }) })
+    clearTimeout(force)
+    await heimdall.close()
+    logger.info('stopped')
+    process.exit(0)
+  }
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => { void shutdown(signal) })
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error('Heimdall failed to start:', err)
+  process.exit(1)
+})

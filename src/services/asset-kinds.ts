@@ -1,0 +1,44 @@
+import type { UploadKind } from '../db/upload-repository.ts'
+
+const MODEL_EXTENSIONS = new Set(['fbx', 'glb', 'gltf', 'obj', 'vrm'])
+const TEXTURE_EXTENSIONS = new Set(['png', 'jpg', 'jpeg', 'tga', 'ktx', 'webp'])
+const SOUND_EXTENSIONS = new Set(['wav', 'mp3', 'ogg'])
+const SCRIPT_EXTENSIONS = new Set(['js'])
+
+/** Lower-case extension without the dot; '' when there is none. */
+export function extensionOf (path: string): string {
+  const name = path.slice(path.lastIndexOf('/') + 1)
+  const dot = name.lastIndexOf('.')
+  return dot <= 0 ? '' : name.slice(dot + 1).toLowerCase()
+}
+
+export function kindOfFile (path: string): UploadKind {
+  const ext = extensionOf(path)
+  if (ext === 'fst') return 'avatar'
+  if (MODEL_EXTENSIONS.has(ext)) return 'model'
+  if (TEXTURE_EXTENSIONS.has(ext)) return 'texture'
+  if (SOUND_EXTENSIONS.has(ext)) return 'sound'
+  if (SCRIPT_EXTENSIONS.has(ext)) return 'script'
+  return 'bundle'
+}
+
+export interface Classification {
+  kind: UploadKind
+  isAvatar: boolean
+  /** The path to open: the `.fst`, else the only model, else the only file. */
+  primaryPath: string | null
+}
+
+const byDepthThenName = (a: string, b: string): number =>
+  a.split('/').length - b.split('/').length || a.localeCompare(b)
+
+/** What an upload is, from the paths of its files. An `.fst` makes it an avatar. */
+export function classify (filePaths: readonly string[]): Classification {
+  const avatars = filePaths.filter((p) => extensionOf(p) === 'fst').sort(byDepthThenName)
+  if (avatars[0] !== undefined) return { kind: 'avatar', isAvatar: true, primaryPath: avatars[0] }
+  const [only] = filePaths
+  if (filePaths.length === 1 && only !== undefined) return { kind: kindOfFile(only), isAvatar: false, primaryPath: only }
+  const models = filePaths.filter((p) => MODEL_EXTENSIONS.has(extensionOf(p)))
+  if (models.length === 1 && models[0] !== undefined) return { kind: 'model', isAvatar: false, primaryPath: models[0] }
+  return { kind: 'bundle', isAvatar: false, primaryPath: null }
+}
