@@ -16,6 +16,9 @@ import type { Helia } from '@helia/interface'
 // no block brokers and no routers, and every read says `offline` as well.
 const OFFLINE = { offline: true } as const
 
+/** sha2-256 of zero bytes as a raw block. */
+const EMPTY_BLOCK = CID.parse('bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku')
+
 const NOT_FOUND_ERRORS = new Set(['BlockNotFoundWhileOfflineError', 'NotFoundError', 'ResolveError', 'NoContentError', 'NotUnixFSError'])
 
 function asNotFound (err: unknown, what: string): never {
@@ -28,6 +31,7 @@ export class HeliaBackend implements IpfsBackend {
   readonly kind = 'helia'
   readonly #helia: Helia
   readonly #fs: UnixFS
+  #running = true
 
   private constructor (helia: Helia) {
     this.#helia = helia
@@ -114,11 +118,14 @@ export class HeliaBackend implements IpfsBackend {
   }
 
   async ping (): Promise<void> {
-    // Touches the blockstore on disk; `has` of any CID proves it answers.
-    await this.#helia.blockstore.has(CID.parse('bafkqaaa'))
+    if (!this.#running) throw new Error('the embedded IPFS node is stopped')
+    // A write and a read of the empty block: proves the blockstore's disk answers and takes writes.
+    await this.#helia.blockstore.put(EMPTY_BLOCK, new Uint8Array(0))
+    if (!(await this.#helia.blockstore.has(EMPTY_BLOCK))) throw new Error('the blockstore lost a block it just stored')
   }
 
   async close (): Promise<void> {
+    this.#running = false
     await this.#helia.stop()
   }
 }

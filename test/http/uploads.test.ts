@@ -1,0 +1,92 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { avatarBundle, fixture } from '../support/fixtures.ts'
+import { createIdentity, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
+
+let t: TestHeimdall
+let alice: { username: string, token: string }
+let avatarRoot: string
+
+beforeAll(async () => {
+  t = await startTestHeimdall({ PUBLIC_URL: 'https://assets.example.org' })
+  alice = await createIdentity(t.request, 'alice')
+  const bob = await createIdentity(t.request, 'bob')
+  const res = await t.request.post('/upload').set('Authorization', `Bearer ${alice.token}`).attach('file', await avatarBundle(), 'Hero.zip').expect(200)
+  avatarRoot = (res.body as Array<{ Name: string, Hash: string }>).find((i) => i.Name === 'Hero')?.Hash ?? ''
+  await t.request.post('/upload').set('Authorization', `Bearer ${alice.token}`).attach('file', fixture('glb/BoxTextured.glb'), 'Box.glb').expect(200)
+  await t.request.post('/upload').set('Authorization', `Bearer ${bob.token}`).attach('file', fixture('obj/cube_usemtl.obj'), 'bobs.obj').expect(200)
+})
+afterAll(async () => { await t.close() })
+
+describe('/uploads', () => {
+  it('GET shows a browser the sign-in page', async () => {
+    const res = await t.request.get('/uploads').set('Accept', 'text/html').expect(200)
+    expect(res.text).toContain('name="token"')
+  })
+
+  it('GET without credentials answers an API client 401 JSON', async () => {
+    const res = await t.request.get('/uploads').expect(401)
+    expect(res.body.error).toMatch(/sign in/)
+  })
+
+  it('POST with credentials and Accept: application/json lists the person\'s uploads only, with gateway links', async () => {
+    const res = await t.request.post('/uploads').type('form').set('Accept', 'application/json').send(alice).expect(200)
+    const body = res.body as { username: string, total: number, uploads: Array<Record<string, unknown>> }
+    expect(body.username).toBe('alice')
+    expect(body.total).toBe(2)
+    expect(body.uploads.map((u) => u.name)).toEqual(['Box', 'Hero'])
+    const hero = body.uploads[1] as Record<string, unknown>
+    expect(hero).toMatchObject({
+      kind: 'avatar',
+      avatar: true,
+      rootCid: avatarRoot,
+      url: `https://assets.example.org/ipfs/${avatarRoot}/`,
+      primaryUrl: `https://assets.example.org/ipfs/${avatarRoot}/avatar.fst`
+    })
+    expect(typeof hero.createdAt).toBe('string')
+    expect(hero.size).toBeGreaterThan(0)
+    expect((hero.files as Array<{ path: string }>).map((f) => f.path)).toEqual(['avatar.fst', 'box.fbx', 'textures/skin.png'])
+    expect((hero.files as Array<{ url: string, cid: string }>)[2]?.url).toBe(`https://assets.example.org/ipfs/${avatarRoot}/textures/skin.png`)
+  })
+
+  it('POST with a wrong token: 401 JSON, or the sign-in page again for a browser', async () => {
+    await t.request.post('/uploads').type('form').send({ username: 'alice', token: 'nope' }).expect(401)
+    const page = await t.request.post('/uploads').type('form').set('Accept', 'text/html').send({ username: 'alice', token: 'nope' }).expect(401)
+    expect(page.text).toContain('wrong token')
+  })
+
+  it('a browser POST signs in and redirects to the list, which then shows with the cookie', async () => {
+    const res = await t.request.post('/uploads').type('form').set('Accept', 'text/html').send(alice).expect(303)
+    expect(res.headers.location).toBe('/uploads')
+    const list = await t.request.get('/uploads').set('Accept', 'text/html').expect(200)
+    expect(list.text).toContain('Hero')
+    expect(list.text).toContain('avatar')
+    expect(list.text).toContain(`${avatarRoot}/avatar.fst`)
+    await t.request.post('/signout').expect(303)
+    const after = await t.request.get('/uploads').set('Accept', 'text/html').expect(200)
+    expect(after.text).toContain('name="token"')
+  })
+
+  it('GET ?username&token as the add-on opens it: signs in, then redirects to a URL without the token', async () => {
+    const res = await t.request.get(`/uploads?username=${alice.username}&token=${alice.token}`).set('Accept', 'text/html').expect(303)
+    expect(res.headers.location).toBe('/uploads')
+    expect(String(res.headers['set-cookie'])).toMatch(/heimdall_session=[^;]+; Max-Age=\d+; Path=\/; Expires=[^;]+; HttpOnly; SameSite=Strict/)
+    const list = await t.request.get(res.headers.location as string).set('Accept', 'text/html').expect(200)
+    expect(list.text).toContain('Uploads of alice')
+    await t.request.post('/signout')
+  })
+
+  it('GET with a bad token in the query is refused', async () => {
+    await t.request.get('/uploads?username=alice&token=bad').set('Accept', 'text/html').expect(401)
+  })
+
+  it('a tampered session cookie is not a session', async () => {
+    const res = await t.request.get('/uploads').set('Accept', 'text/html').set('Cookie', 'heimdall_session=1.9999999999.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA').expect(200)
+    expect(res.text).toContain('name="token"')
+  })
+
+  it('GET with a bearer token answers JSON', async () => {
+    const res = await t.request.get('/uploads?limit=1').set('Authorization', `Bearer ${alice.token}`).expect(200)
+    expect(res.body.total).toBe(2)
+    expect(res.body.uploads).toHaveLength(1)
+  })
+})

@@ -1,0 +1,120 @@
+import { randomBytes } from 'node:crypto'
+import { Readable } from 'node:stream'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { CID } from 'multiformats/cid'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { NotFoundError } from '../../src/errors.ts'
+import { HeliaBackend } from '../../src/ipfs/helia-backend.ts'
+import type { ImportCandidate, IpfsBackend } from '../../src/ipfs/ipfs-backend.ts'
+
+interface BackendFactory {
+  name: string
+  open: () => Promise<{ backend: IpfsBackend, dispose: () => Promise<void> }>
+}
+
+const factories: BackendFactory[] = [
+  {
+    name: 'embedded Helia',
+    open: async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'heimdall-helia-'))
+      const backend = await HeliaBackend.open(dir)
+      return { backend, dispose: async () => { await backend.close(); await rm(dir, { recursive: true, force: true }) } }
+    }
+  }
+]
+
+/** The data as a stream of 64 KiB chunks, as an upload arrives. */
+function bytes (data: Uint8Array, chunk = 65_536): AsyncIterable<Uint8Array> {
+  const chunks: Uint8Array[] = []
+  for (let i = 0; i < data.length; i += chunk) chunks.push(data.subarray(i, i + chunk))
+  return Readable.from(chunks)
+}
+
+const file = (path: string, data: Uint8Array | string): ImportCandidate =>
+  ({ path, content: bytes(typeof data === 'string' ? new TextEncoder().encode(data) : data) })
+
+async function collect (source: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const chunks: Uint8Array[] = []
+  for await (const chunk of source) chunks.push(chunk)
+  return Buffer.concat(chunks)
+}
+
+for (const factory of factories) {
+  describe(`IPFS backend contract: ${factory.name}`, () => {
+    let backend: IpfsBackend
+    let dispose: () => Promise<void>
+    beforeAll(async () => { ({ backend, dispose } = await factory.open()) })
+    afterAll(async () => { await dispose() })
+
+    // `ipfs add` of the 11 bytes "hello world": CIDv1 raw leaf, and the classic CIDv0 dag-pb node.
+    it.each([
+      ['unixfs-v1-2025', 'bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e'],
+      ['unixfs-v0-2015', 'Qmf412jQZiuVUtdgnB36FXFX7xg5V6KEbSJ4dpQuhkLyfD']
+    ] as const)('imports "hello world" with profile %s to the CID ipfs add gives', async (profile, expected) => {
+      const nodes = await backend.importTree([file('hello.txt', 'hello world')], { profile })
+      expect(nodes.map((n) => n.path)).toEqual(['hello.txt', ''])
+      expect(nodes[0]?.cid.toString()).toBe(expected)
+      expect(nodes[1]?.cid.version).toBe(profile === 'unixfs-v1-2025' ? 1 : 0)
+    })
+
+    it('imports a nested tree, files before their directories and the root last', async () => {
+      const nodes = await backend.importTree([
+        file('avatar.fst', 'name = a\n'),
+        { path: 'textures' },
+        file('textures/skin.png', randomBytes(1000)),
+        file('textures/deep/normal.png', randomBytes(1000))
+      ], { profile: 'unixfs-v1-2025' })
+      const paths = nodes.map((n) => n.path)
+      expect(paths.at(-1)).toBe('')
+      expect(paths.indexOf('textures/deep/normal.png')).toBeLessThan(paths.indexOf('textures/deep'))
+      expect(paths.indexOf('textures/deep')).toBeLessThan(paths.indexOf('textures'))
+      expect(new Set(paths)).toEqual(new Set(['avatar.fst', 'textures/skin.png', 'textures/deep/normal.png', 'textures/deep', 'textures', '']))
+    })
+
+    it('stats, reads, ranges and lists by path below a root', async () => {
+      const data = randomBytes(3 * 1024 * 1024 + 17)
+      const nodes = await backend.importTree([file('models/big.bin', data), file('a.txt', 'a')], { profile: 'unixfs-v1-2025' })
+      const root = nodes.at(-1)?.cid as CID
+      expect(await backend.stat(root)).toMatchObject({ type: 'directory', size: 0 })
+      expect(await backend.stat(root, ['models', 'big.bin'])).toMatchObject({ type: 'file', size: data.length })
+      expect(Buffer.compare(await collect(backend.read(root, ['models', 'big.bin'])), data)).toBe(0)
+      const offset = 1024 * 1024 - 5
+      const range = await collect(backend.read(root, ['models', 'big.bin'], { offset, length: 100 }))
+      expect(Buffer.compare(range, data.subarray(offset, offset + 100))).toBe(0)
+      const entries = []
+      for await (const entry of backend.list(root)) entries.push({ name: entry.name, type: entry.type, size: entry.size })
+      expect(entries.sort((a, b) => a.name.localeCompare(b.name))).toEqual([{ name: 'a.txt', type: 'file', size: 1 }, { name: 'models', type: 'directory', size: 0 }])
+    })
+
+    it('pins idempotently and unpins idempotently', async () => {
+      const nodes = await backend.importTree([file('p.txt', randomBytes(64))], { profile: 'unixfs-v1-2025' })
+      const root = nodes.at(-1)?.cid as CID
+      expect(await backend.isPinned(root)).toBe(false)
+      await backend.pin(root)
+      await backend.pin(root)
+      expect(await backend.isPinned(root)).toBe(true)
+      const pins: string[] = []
+      for await (const cid of backend.listPins()) pins.push(cid.toString())
+      expect(pins).toContain(root.toString())
+      await backend.unpin(root)
+      await backend.unpin(root)
+      expect(await backend.isPinned(root)).toBe(false)
+    })
+
+    it('answers NotFoundError for content it does not have, without looking elsewhere', async () => {
+      const absent = CID.parse('bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy')
+      const started = Date.now()
+      await expect(backend.stat(absent)).rejects.toBeInstanceOf(NotFoundError)
+      await expect(collect(backend.read(absent, []))).rejects.toBeInstanceOf(NotFoundError)
+      expect(Date.now() - started).toBeLessThan(2000)
+      const nodes = await backend.importTree([file('x.txt', 'x')], { profile: 'unixfs-v1-2025' })
+      await expect(backend.stat(nodes.at(-1)?.cid as CID, ['nope'])).rejects.toBeInstanceOf(NotFoundError)
+    })
+
+    it('answers ping', async () => {
+      await expect(backend.ping()).resolves.toBeUndefined()
+    })
+  })
+}

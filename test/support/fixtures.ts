@@ -1,0 +1,58 @@
+import { existsSync, readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import yazl from 'yazl'
+
+/** The shared fixtures: real files from real exporters (see ../shared/fixtures/README.md). */
+const candidates = [
+  fileURLToPath(new URL('../../../shared/fixtures/assets/', import.meta.url)),
+  fileURLToPath(new URL('../fixtures/assets/', import.meta.url))
+]
+export const FIXTURES_DIR = candidates.find((dir) => existsSync(dir)) ?? candidates[0] ?? ''
+
+export const fixture = (path: string): Buffer => readFileSync(`${FIXTURES_DIR}${path}`)
+
+export interface ZipItem {
+  path: string
+  /** Omitted for a directory entry (`path` then ends with `/`). */
+  data?: Buffer | string
+  compress?: boolean
+  mode?: number
+}
+
+/** Builds a zip in memory (test bundles are small), entries in the order given. */
+export async function makeZip (items: readonly ZipItem[]): Promise<Buffer> {
+  const zip = new yazl.ZipFile()
+  for (const item of items) {
+    if (item.data === undefined) {
+      zip.addEmptyDirectory(item.path.replace(/\/$/, ''), { mtime: new Date(0) })
+    } else {
+      const data = typeof item.data === 'string' ? Buffer.from(item.data) : item.data
+      zip.addBuffer(data, item.path, { compress: item.compress ?? true, mtime: new Date(0), ...(item.mode === undefined ? {} : { mode: item.mode }) })
+    }
+  }
+  zip.end()
+  const chunks: Buffer[] = []
+  for await (const chunk of zip.outputStream) chunks.push(chunk as Buffer)
+  return Buffer.concat(chunks)
+}
+
+export const AVATAR_FST = [
+  'name = TestAvatar',
+  'type = body+head',
+  'scale = 1',
+  'filename = box.fbx',
+  'texdir = textures',
+  'joint = jointRoot = Hips',
+  '# a comment',
+  ''
+].join('\n')
+
+/** An avatar bundle as the add-on packs it: `.fst`, model, and a textures folder with its directory entry. */
+export async function avatarBundle (): Promise<Buffer> {
+  return makeZip([
+    { path: 'avatar.fst', data: AVATAR_FST },
+    { path: 'box.fbx', data: fixture('fbx/box-binary.fbx') },
+    { path: 'textures/' },
+    { path: 'textures/skin.png', data: fixture('gltf/BoxTextured/CesiumLogoFlat.png') }
+  ])
+}

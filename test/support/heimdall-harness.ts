@@ -1,0 +1,69 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import supertest from 'supertest'
+import { loadConfig } from '../../src/config.ts'
+import { openHeimdall, type Heimdall } from '../../src/heimdall.ts'
+import { createLogger } from '../../src/logger.ts'
+
+export interface TestHeimdall {
+  heimdall: Heimdall
+  request: supertest.Agent
+  dataDir: string
+  /** Every log line written so far, raw JSON. */
+  logs: string[]
+  /** Stops the app; removes DATA_DIR unless `keepData`. */
+  close: (options?: { keepData?: boolean }) => Promise<void>
+}
+
+export async function makeDataDir (): Promise<string> {
+  return mkdtemp(join(tmpdir(), 'heimdall-test-'))
+}
+
+/** The real app over a real embedded node and PGlite in a temp DATA_DIR. */
+export async function startTestHeimdall (env: Record<string, string> = {}, dataDir?: string): Promise<TestHeimdall> {
+  const dir = dataDir ?? await makeDataDir()
+  const config = loadConfig({ DATA_DIR: dir, SECRET_KEY: 'test-secret-key-test-secret-key-0123456789', ...env })
+  const logs: string[] = []
+  const sink = new Writable({ write (chunk: Buffer, _enc, cb) { logs.push(...chunk.toString().split('\n').filter(Boolean)); cb() } })
+  const heimdall = await openHeimdall(config, createLogger('info', sink))
+  return {
+    heimdall,
+    request: supertest.agent(heimdall.app),
+    dataDir: dir,
+    logs,
+    close: async (options = {}) => {
+      await heimdall.close()
+      if (options.keepData !== true) await rm(dir, { recursive: true, force: true })
+    }
+  }
+}
+
+/** Creates an identity through the API the add-on uses; returns its username and token. */
+export async function createIdentity (request: supertest.Agent, username = `user${Math.random().toString(36).slice(2, 8)}`): Promise<{ username: string, token: string }> {
+  const res = await request.post('/new').type('form').send({ username }).expect(201)
+  const body = res.body as { username: string, secret: string }
+  return { username: body.username, token: body.secret }
+}
+
+/** What an upload can leave behind: files in tmp, rows, pins. All must be zero after a refusal. */
+export async function leftovers (t: TestHeimdall): Promise<{ tmpFiles: string[], uploads: number, entries: number, pins: string[] }> {
+  const count = async (table: string): Promise<number> => {
+    const [row] = await t.heimdall.database.knex(table).count<Array<{ n: string | number }>>({ n: '*' })
+    return Number(row?.n ?? 0)
+  }
+  const pins: string[] = []
+  for await (const cid of t.heimdall.backend.listPins()) pins.push(cid.toString())
+  return { tmpFiles: await readdir(t.heimdall.tmpDir), uploads: await count('uploads'), entries: await count('upload_entries'), pins }
+}
+
+type Parser = Extract<Parameters<supertest.Test['parse']>[0], (res: never, callback: never) => void>
+
+/** supertest parser that keeps any body as raw bytes: `.buffer(true).parse(asBytes)`. */
+export const asBytes = ((res: NodeJS.ReadableStream, callback: (err: Error | null, body: Buffer) => void): void => {
+  const chunks: Buffer[] = []
+  res.on('data', (chunk: Buffer) => { chunks.push(chunk) })
+  res.on('end', () => { callback(null, Buffer.concat(chunks)) })
+  res.on('error', (err: Error) => { callback(err, Buffer.alloc(0)) })
+}) as unknown as Parser
