@@ -1,13 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import yazl from 'yazl'
 
-/** The shared fixtures: real files from real exporters (see ../shared/fixtures/README.md). */
-const candidates = [
-  fileURLToPath(new URL('../../../shared/fixtures/assets/', import.meta.url)),
-  fileURLToPath(new URL('../fixtures/assets/', import.meta.url))
-]
-export const FIXTURES_DIR = candidates.find((dir) => existsSync(dir)) ?? candidates[0] ?? ''
+/** Real files from real exporters, copied from the shared fixtures (see test/fixtures/README.md). */
+export const FIXTURES_DIR = fileURLToPath(new URL('../fixtures/assets/', import.meta.url))
 
 export const fixture = (path: string): Buffer => readFileSync(`${FIXTURES_DIR}${path}`)
 
