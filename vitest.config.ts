@@ -8,6 +8,6 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Each file opens its own embedded node and database; two cores, two workers.
     maxWorkers: 2,
-    reporters: ['default']
+    reporters: ['default', './test/support/summary-reporter.ts']
   }
 })
