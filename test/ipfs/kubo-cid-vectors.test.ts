@@ -1,5 +1,6 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
+import { Readable } from 'node:stream'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { HeliaBackend } from '../../src/ipfs/helia-backend.ts'
@@ -67,7 +68,7 @@ async function fileCid (profile: ImportProfileName, size: number, seed: string):
 
 async function dirCid (profile: ImportProfileName, names: string[]): Promise<string> {
   const x = new TextEncoder().encode('x')
-  const nodes = await backend.importTree(names.map((name) => ({ path: name, content: (async function * () { yield x })() })), { profile })
+  const nodes = await backend.importTree(names.map((name) => ({ path: name, content: Readable.from([x]) })), { profile })
   return nodes.at(-1)?.cid.toString() ?? ''
 }
 

@@ -1,4 +1,5 @@
 import { createCipheriv, createHash } from 'node:crypto'
+import { Readable } from 'node:stream'
 
 /**
  * The pseudo-random bytes Kubo's CLI tests add (test/cli/testutils, DeterministicRandomReader):
@@ -12,9 +13,11 @@ export function kuboDeterministicStream (seed: string): (bytes: number) => Buffe
 }
 
 /** `size` deterministic bytes in chunks of at most 1 MiB. */
-export async function * kuboDeterministicBytes (size: number, seed: string): AsyncIterable<Uint8Array> {
+export function kuboDeterministicBytes (size: number, seed: string): AsyncIterable<Uint8Array> {
   const next = kuboDeterministicStream(seed)
-  for (let left = size; left > 0; left -= 1_048_576) yield next(Math.min(left, 1_048_576))
+  return Readable.from((function * () {
+    for (let left = size; left > 0; left -= 1_048_576) yield next(Math.min(left, 1_048_576))
+  })())
 }
 
 const ALPHABET_EASY = [...'abcdefghijklmnopqrstuvwxyz01234567890-_']
