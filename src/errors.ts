@@ -46,6 +46,11 @@ export class UnsupportedMediaTypeError extends HeimdallError {
   constructor (message: string, details?: string[]) { super(message, 'ERR_UNSUPPORTED_MEDIA_TYPE', 415, details) }
 }
 
+export class UnprocessableContentError extends HeimdallError {
+  override readonly name = 'UnprocessableContentError'
+  constructor (message: string, details?: string[]) { super(message, 'ERR_UNPROCESSABLE_CONTENT', 422, details) }
+}
+
 export class ServiceUnavailableError extends HeimdallError {
   override readonly name = 'ServiceUnavailableError'
   constructor (message: string) { super(message, 'ERR_SERVICE_UNAVAILABLE', 503) }

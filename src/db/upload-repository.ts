@@ -22,6 +22,8 @@ export interface NewUpload {
   isAvatar: boolean
   /** The file to open: the `.fst`, else the model, else the single file. */
   primaryPath: string | null
+  /** What the asset checks found that does not stop the upload from loading. */
+  warnings: string[]
   entries: UploadEntry[]
 }
 
@@ -39,6 +41,7 @@ interface UploadRow {
   size: string | number
   is_avatar: boolean
   primary_path: string | null
+  warnings: string | string[]
   created_at: Date | string
 }
 
@@ -74,7 +77,8 @@ export class UploadRepository {
           kind: upload.kind,
           size: upload.size,
           is_avatar: upload.isAvatar,
-          primary_path: upload.primaryPath
+          primary_path: upload.primaryPath,
+          warnings: JSON.stringify(upload.warnings)
         })
         .onConflict(['identity_id', 'root_cid'])
         .ignore()
@@ -154,6 +158,7 @@ function toUpload (row: UploadRow, entries: UploadEntry[]): Upload {
     size: Number(row.size),
     isAvatar: row.is_avatar,
     primaryPath: row.primary_path,
+    warnings: typeof row.warnings === 'string' ? JSON.parse(row.warnings) as string[] : row.warnings,
     createdAt: new Date(row.created_at),
     entries
   }

@@ -1,5 +1,5 @@
 import mime from 'mime-types'
-import { extensionOf } from '../services/asset-kinds.ts'
+import { extensionOf } from '../assets/asset-kinds.ts'
 
 /** Types for the formats Overte loads that mime-db does not know or gets wrong for us. */
 const ASSET_TYPES: Readonly<Record<string, string>> = {

@@ -1,4 +1,5 @@
 import type { Upload } from '../db/upload-repository.ts'
+import type { AddedItem, UploadOutcome } from '../services/upload-service.ts'
 
 /** `<gateway><cid>/<path>` with each path segment percent-encoded. */
 export function gatewayLink (gatewayUrl: string, cid: string, path = ''): string {
@@ -25,6 +26,7 @@ export interface PresentedUpload {
   url: string
   /** The file to open in Overte: the `.fst`, else the model, else the single file. */
   primaryUrl: string | null
+  warnings: string[]
   files: PresentedFile[]
 }
 
@@ -39,8 +41,32 @@ export function presentUpload (upload: Upload, gatewayUrl: string): PresentedUpl
     createdAt: upload.createdAt.toISOString(),
     url: gatewayLink(gatewayUrl, upload.rootCid),
     primaryUrl: upload.primaryPath === null ? null : gatewayLink(gatewayUrl, upload.rootCid, upload.primaryPath),
+    warnings: upload.warnings,
     files: upload.entries
       .filter((entry) => !entry.isDirectory)
       .map((entry) => ({ path: entry.path, cid: entry.cid, size: entry.size, url: gatewayLink(gatewayUrl, upload.rootCid, entry.path) }))
   }
+}
+
+/** The root item of an upload answer also says what to open, what it is and what the checks found. */
+export interface AddedRootItem extends AddedItem {
+  primary: string | null
+  kind: Upload['kind']
+  warnings: string[]
+}
+
+/**
+ * The add-on's answer: `ipfs add`'s list, unchanged in shape (it finds the
+ * item by `Name` and reads `Hash`); the root item, last, carries the extras.
+ */
+export function presentAddedItems (outcome: UploadOutcome, gatewayUrl: string): Array<AddedItem | AddedRootItem> {
+  const { upload, items } = outcome
+  return items.map((item, index) => index < items.length - 1
+    ? item
+    : {
+        ...item,
+        primary: upload.primaryPath === null ? null : gatewayLink(gatewayUrl, upload.rootCid, upload.primaryPath),
+        kind: upload.kind,
+        warnings: upload.warnings
+      })
 }

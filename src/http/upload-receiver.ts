@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Request } from 'express'
 import multer from 'multer'
-import { extensionOf } from '../services/asset-kinds.ts'
+import { extensionOf } from '../assets/asset-kinds.ts'
 import { UnsupportedMediaTypeError } from '../errors.ts'
 
 export interface UploadReceiverOptions {

@@ -2,10 +2,12 @@ import { createReadStream } from 'node:fs'
 import type { Logger } from 'pino'
 import type { Identity } from '../db/identity-repository.ts'
 import type { Upload, UploadEntry, UploadRepository } from '../db/upload-repository.ts'
-import { BadRequestError, UnsupportedMediaTypeError } from '../errors.ts'
+import { BadRequestError, UnprocessableContentError, UnsupportedMediaTypeError } from '../errors.ts'
+import { inspectorFor, type FileInspector } from '../assets/file-inspectors.ts'
+import { checkReferences } from '../assets/references.ts'
 import type { ImportProfileName } from '../ipfs/import-profiles.ts'
 import type { ImportCandidate, ImportedNode, IpfsBackend } from '../ipfs/ipfs-backend.ts'
-import { classify, extensionOf } from './asset-kinds.ts'
+import { classify, extensionOf } from '../assets/asset-kinds.ts'
 import { KeyedLock } from './keyed-lock.ts'
 import { ZipBundle, type BundleLimits } from './zip-bundle.ts'
 
@@ -25,6 +27,7 @@ export interface AddedItem {
 }
 
 export interface UploadOutcome {
+  /** The record: for a repeat upload, the first one. */
   upload: Upload
   /** False when this owner had already uploaded the same content. */
   created: boolean
@@ -101,9 +104,26 @@ export class UploadService {
 
   async #importAndRecord (owner: Identity, name: string, candidates: Iterable<ImportCandidate>, fileSizes: ReadonlyMap<string, number>, signal?: AbortSignal): Promise<UploadOutcome> {
     const { backend, uploads, profile } = this.#options
-    const nodes = await backend.importTree(candidates, { profile, signal })
+    // Every file's bytes pass its inspector on their way into the importer: one read, no second pass.
+    const inspectors: FileInspector[] = []
+    const inspected = [...candidates].map((candidate) => {
+      if (candidate.content === undefined) return candidate
+      const inspector = inspectorFor(candidate.path)
+      inspectors.push(inspector)
+      return { path: candidate.path, content: tap(candidate.content, inspector) }
+    })
+    const nodes = await backend.importTree(inspected, { profile, signal })
     const root = nodes.at(-1)
     if (root === undefined || root.path !== '') throw new Error('the importer produced no root directory')
+
+    // Nothing is pinned or recorded yet: a refusal here leaves only unpinned blocks, which are garbage.
+    const reports = inspectors.map((inspector) => inspector.end())
+    const mismatches = reports.filter((r) => r.mismatch !== undefined).map((r) => `${r.path} ${r.mismatch ?? ''}`)
+    if (mismatches.length > 0) throw new UnsupportedMediaTypeError('the content of some files does not match their type', mismatches)
+    const folders = new Set(nodes.filter((n) => n.path !== '' && !fileSizes.has(n.path)).map((n) => n.path))
+    const { errors, warnings } = checkReferences(reports, new Set(fileSizes.keys()), folders)
+    if (errors.length > 0) throw new UnprocessableContentError('the upload would not load: files it needs are missing', errors)
+
     const rootCid = root.cid.toString()
     const entries = toEntries(nodes, fileSizes)
     const { kind, isAvatar, primaryPath } = classify([...fileSizes.keys()])
@@ -119,6 +139,7 @@ export class UploadService {
           size: sum(fileSizes.values()),
           isAvatar,
           primaryPath,
+          warnings,
           entries
         })
         return { upload, created, items: toAddedItems(name, nodes) }
@@ -130,6 +151,13 @@ export class UploadService {
         throw err
       }
     })
+  }
+}
+
+async function * tap (source: AsyncIterable<Uint8Array>, inspector: FileInspector): AsyncIterable<Uint8Array> {
+  for await (const chunk of source) {
+    inspector.write(chunk)
+    yield chunk
   }
 }
 

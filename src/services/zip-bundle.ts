@@ -91,15 +91,20 @@ export class ZipBundle {
         yield { path: entry.path }
       } else {
         const raw = this.#raw.get(entry.path)
-        if (raw !== undefined) yield { path: entry.path, content: this.#content(raw) }
+        if (raw !== undefined) yield { path: entry.path, content: this.#content(entry.path, raw) }
       }
     }
   }
 
-  async * #content (entry: Entry): AsyncIterable<Uint8Array> {
-    const open = promisify<Entry, NodeJS.ReadableStream>(this.#zip.openReadStream.bind(this.#zip))
-    const stream = await open(entry)
-    for await (const chunk of stream) yield chunk as Buffer
+  async * #content (path: string, entry: Entry): AsyncIterable<Uint8Array> {
+    try {
+      const open = promisify<Entry, NodeJS.ReadableStream>(this.#zip.openReadStream.bind(this.#zip))
+      const stream = await open(entry)
+      for await (const chunk of stream) yield chunk as Buffer
+    } catch (err) {
+      // Declared sizes can lie: yauzl counts while inflating and fails the entry.
+      throw new BadRequestError('the zip archive is damaged or lies about its contents', [`${path}: ${err instanceof Error ? err.message : String(err)}`])
+    }
   }
 
   close (): void {
@@ -136,6 +141,7 @@ function inspect (rawEntries: Entry[], limits: BundleLimits): { entries: BundleE
     if (problem !== undefined) { unsafe.push(`${JSON.stringify(name)} ${problem}`); continue }
     if (((entry.externalFileAttributes >>> 16) & S_IFMT) === S_IFLNK) { unsafe.push(`${path} is a symbolic link`); continue }
     if (entry.isEncrypted()) { unsafe.push(`${path} is encrypted`); continue }
+    if (!isDirectory && /\.zip$/i.test(path)) { unsafe.push(`${path} is a zip inside the zip`); continue }
     const folded = path.toLowerCase()
     const other = seen.get(folded)
     if (other !== undefined) {

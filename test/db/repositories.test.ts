@@ -14,6 +14,7 @@ const upload = (identityId: number, rootCid: string, overrides: Partial<NewUploa
   size: 300,
   isAvatar: true,
   primaryPath: 'avatar.fst',
+  warnings: [],
   entries: [
     { path: 'avatar.fst', cid: 'bafkreiaaaa', size: 100, isDirectory: false },
     { path: 'textures', cid: 'bafybeitex', size: 250, isDirectory: true },

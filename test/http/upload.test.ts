@@ -35,11 +35,11 @@ describe('POST /upload, accepted', () => {
       .expect(200)
     const items = res.body as Item[]
     expect(items.map((i) => i.Name)).toEqual(['BoxTextured/BoxTextured.glb', 'BoxTextured'])
-    for (const item of items) {
-      expect(Object.keys(item).sort()).toEqual(['Hash', 'Name', 'Size'])
-      expect(item.Size).toMatch(/^\d+$/)
-    }
+    for (const item of items) expect(item.Size).toMatch(/^\d+$/)
+    expect(Object.keys(items[0] as Item).sort()).toEqual(['Hash', 'Name', 'Size'])
+    // The root item keeps the add-on's three keys and adds what to open, what it is, and the warnings.
     const root = items[1] as Item
+    expect(root).toEqual({ Name: 'BoxTextured', Hash: root.Hash, Size: root.Size, primary: `http://localhost:8080/ipfs/${root.Hash}/BoxTextured.glb`, kind: 'model', warnings: [] })
     expect(root.Hash).toMatch(/^bafy/)
     expect(await t.heimdall.backend.isPinned((await import('multiformats/cid')).CID.parse(root.Hash))).toBe(true)
     const served = await t.request.get(`/ipfs/${root.Hash}/BoxTextured.glb`).buffer(true).parse(asBytes).expect(200)
@@ -213,7 +213,7 @@ describe('POST /upload, refused, leaves nothing behind', () => {
     await knex.raw('create trigger refuse_entries before insert on upload_entries for each row execute function refuse_entries()')
     try {
       const res = await t.request.post('/upload').set('Authorization', `Bearer ${alice.token}`)
-        .attach('file', Buffer.from('unique content for the failing upload'), 'fails.json').expect(500)
+        .attach('file', Buffer.from('{"unique": "content for the failing upload"}'), 'fails.json').expect(500)
       expect(res.body).toEqual({ error: 'internal error', code: 'ERR_INTERNAL', details: [] })
       await expectNothingLeftBehind()
     } finally {

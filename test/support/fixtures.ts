@@ -52,3 +52,33 @@ export async function avatarBundle (): Promise<Buffer> {
     { path: 'textures/skin.png', data: fixture('gltf/BoxTextured/CesiumLogoFlat.png') }
   ])
 }
+
+/** Renames an entry in a built zip, in its local and central headers (same length), to make names yazl would refuse to write. */
+export function renameInZip (zip: Buffer, from: string, to: string): Buffer {
+  if (Buffer.byteLength(from) !== Buffer.byteLength(to)) throw new Error('renameInZip keeps lengths equal')
+  const out = Buffer.from(zip)
+  const needle = Buffer.from(from)
+  for (let at = out.indexOf(needle); at !== -1; at = out.indexOf(needle, at + 1)) Buffer.from(to).copy(out, at)
+  return out
+}
+
+/** Applies `patch` to the central-directory header of `name` (offsets per APPNOTE 4.3.12). */
+export function patchCentralHeader (zip: Buffer, name: string, patch: (header: Buffer) => void): Buffer {
+  const out = Buffer.from(zip)
+  const signature = Buffer.from([0x50, 0x4b, 0x01, 0x02])
+  for (let at = out.indexOf(signature); at !== -1; at = out.indexOf(signature, at + 4)) {
+    const nameLength = out.readUInt16LE(at + 28)
+    if (out.subarray(at + 46, at + 46 + nameLength).toString() === name) { patch(out.subarray(at, at + 46)); return out }
+  }
+  throw new Error(`no central header for ${name}`)
+}
+
+/** A real binary FBX with texture records appended, as exporters write them into Video/Texture nodes. */
+export function fbxReferencing (...textures: string[]): Buffer {
+  const records = textures.map((texture) => {
+    const length = Buffer.alloc(4)
+    length.writeUInt32LE(Buffer.byteLength(texture))
+    return Buffer.concat([Buffer.from([16]), Buffer.from('RelativeFilename'), Buffer.from('S'), length, Buffer.from(texture)])
+  })
+  return Buffer.concat([fixture('fbx/box-binary.fbx'), ...records])
+}

@@ -6,7 +6,7 @@ import type { IdentityService } from '../../services/identity-service.ts'
 import type { UploadService } from '../../services/upload-service.ts'
 import { credentialsFrom } from '../credentials.ts'
 import { wantsHtml } from '../negotiate.ts'
-import { presentUpload } from '../presenters.ts'
+import { presentAddedItems, presentUpload } from '../presenters.ts'
 import type { SessionCodec } from '../session.ts'
 import { uploadReceiver } from '../upload-receiver.ts'
 
@@ -64,7 +64,7 @@ export function uploadRoutes (deps: UploadRoutesDeps): Router {
         res.render('upload-result', { title: 'Uploaded', upload: presentUpload(outcome.upload, deps.gatewayUrl), created: outcome.created })
         return
       }
-      res.json(outcome.items)
+      res.json(presentAddedItems(outcome, deps.gatewayUrl))
     } finally {
       if (file !== undefined) await rm(file.path, { force: true })
     }

@@ -1,0 +1,52 @@
+/**
+ * Overte's avatar descriptor, read as Overte's FSTReader reads it: one
+ * `key = value` per line, `#` comments, keys that repeat (`script`, `joint`),
+ * and `key = sub = value` forms (`joint`, `jointMap`, `jointIndex`, `bs`).
+ */
+export interface FstEntry {
+  key: string
+  /** The middle part of `key = sub = value`, else undefined. */
+  sub: string | undefined
+  value: string
+  line: number
+}
+
+export const KNOWN_FST_KEYS = new Set([
+  'name', 'type', 'filename', 'texdir', 'scale', 'script', 'joint', 'jointMap', 'jointIndex',
+  'bs', 'materialMap', 'animGraphUrl', 'baseURL', 'marketplaceID', 'flowPhysicsData', 'flowCollisionsData',
+  'freeJoint', 'rx', 'ry', 'rz', 'tx', 'ty', 'tz', 'comment', 'fileFormatVersion', 'author'
+])
+
+export class FstDocument {
+  readonly entries: readonly FstEntry[]
+
+  constructor (entries: FstEntry[]) {
+    this.entries = entries
+  }
+
+  /** The last value of `key` (later lines win, as in Overte). */
+  get (key: string): string | undefined {
+    return this.entries.findLast((e) => e.key === key && e.sub === undefined)?.value
+  }
+
+  all (key: string): FstEntry[] {
+    return this.entries.filter((e) => e.key === key)
+  }
+}
+
+export function parseFst (text: string): FstDocument {
+  const entries: FstEntry[] = []
+  text.split(/\r?\n/).forEach((raw, index) => {
+    const line = raw.trim()
+    if (line === '' || line.startsWith('#')) return
+    const parts = line.split('=').map((part) => part.trim())
+    const [key] = parts
+    if (key === undefined || key === '' || parts.length < 2) return
+    if (parts.length === 2) {
+      entries.push({ key, sub: undefined, value: parts[1] ?? '', line: index + 1 })
+    } else {
+      entries.push({ key, sub: parts[1], value: parts.slice(2).join(' = '), line: index + 1 })
+    }
+  })
+  return new FstDocument(entries)
+}

@@ -1,0 +1,139 @@
+import { describe, expect, it } from 'vitest'
+import { inspectorFor, type FileReport } from '../../src/assets/file-inspectors.ts'
+import { fixture } from '../support/fixtures.ts'
+
+/** Feeds `data` to the inspector for `path` in chunks of `chunk` bytes, as a stream would. */
+function inspect (path: string, data: Buffer | string, chunk = 65_536): FileReport {
+  const bytes = typeof data === 'string' ? Buffer.from(data) : data
+  const inspector = inspectorFor(path)
+  for (let i = 0; i < bytes.length; i += chunk) inspector.write(bytes.subarray(i, i + chunk))
+  return inspector.end()
+}
+
+const targets = (report: FileReport): string[] => report.references.map((r) => `${r.severity}:${r.what}:${r.target}`)
+
+describe('content checks on real exporter output', () => {
+  it.each([
+    ['box.fbx', 'fbx/box-binary.fbx'],
+    ['cubes.fbx', 'fbx/cubes-ascii.fbx'],
+    ['box.glb', 'glb/BoxTextured.glb'],
+    ['box.vrm', 'glb/BoxTextured.glb'],
+    ['box.gltf', 'gltf/BoxTextured/BoxTextured.gltf'],
+    ['box.bin', 'gltf/BoxTextured/BoxTextured0.bin'],
+    ['logo.png', 'gltf/BoxTextured/CesiumLogoFlat.png'],
+    ['cube.obj', 'obj/cube_usemtl.obj'],
+    ['cube.mtl', 'obj/cube_usemtl.mtl']
+  ])('accepts %s (%s), in one chunk and byte by byte', (name, file) => {
+    expect(inspect(name, fixture(file)).mismatch).toBeUndefined()
+    expect(inspect(name, fixture(file), 1).mismatch).toBeUndefined()
+  })
+
+  it('finds the glTF buffer and image URIs, as errors when missing', () => {
+    const report = inspect('BoxTextured.gltf', fixture('gltf/BoxTextured/BoxTextured.gltf'), 7)
+    expect(targets(report).sort()).toEqual(['error:buffer:BoxTextured0.bin', 'error:image:CesiumLogoFlat.png'])
+  })
+
+  it('finds the OBJ material library', () => {
+    expect(targets(inspect('cube.obj', fixture('obj/cube_usemtl.obj')))).toEqual(['warning:material library:cube_usemtl.mtl'])
+  })
+
+  it('does not take an ASCII FBX take file or source path for a texture', () => {
+    expect(targets(inspect('cubes.fbx', fixture('fbx/cubes-ascii.fbx')))).toEqual([])
+  })
+})
+
+describe('content that does not match its extension', () => {
+  const png = fixture('gltf/BoxTextured/CesiumLogoFlat.png')
+  it.each([
+    ['a PNG named .jpg', 'skin.jpg', png, /not a JPEG/],
+    ['a PNG named .glb', 'model.glb', png, /not binary glTF/],
+    ['text named .fbx', 'model.fbx', Buffer.from('hello, this is not a model\n'.repeat(4)), /not FBX/],
+    ['a GLB named .png', 'skin.png', fixture('glb/BoxTextured.glb'), /not a PNG/],
+    ['GLB version 1', 'old.glb', Buffer.concat([Buffer.from('glTF'), Buffer.from([1, 0, 0, 0]), Buffer.alloc(12)]), /version 1/],
+    ['glTF 1.0 JSON', 'old.gltf', '{"asset": {"version": "1.0"}}', /not glTF 2/],
+    ['glTF without asset', 'x.gltf', '{"scenes": []}', /not glTF 2/],
+    ['broken JSON', 'data.json', '{"a": ', /not valid JSON/],
+    ['JSON with trailing garbage', 'data.json', '{"a": 1} }', /not valid JSON/],
+    ['an empty JSON file', 'data.json', '', /empty/],
+    ['Latin-1 bytes named .js', 'script.js', Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x0a]), /not UTF-8/],
+    ['a binary named .fst', 'avatar.fst', png, /not (UTF-8 )?text/],
+    ['a binary named .obj', 'model.obj', Buffer.from([0x76, 0x20, 0x00, 0x31]), /NUL/],
+    ['a PNG named .wav', 'sound.wav', png, /not a WAV/],
+    ['a PNG named .mp3', 'sound.mp3', png, /not an MP3/],
+    ['a PNG named .ogg', 'sound.ogg', png, /not an Ogg/],
+    ['a PNG named .webp', 'skin.webp', png, /not a WebP/],
+    ['a PNG named .ktx', 'skin.ktx', png, /not a KTX/],
+    ['text named .tga', 'skin.tga', 'not an image at all, just words', /not a TGA/]
+  ])('refuses %s', (_what, name, data, reason) => {
+    expect(inspect(name, data).mismatch).toMatch(reason)
+  })
+
+  it.each([
+    ['WAV', 'a.wav', Buffer.concat([Buffer.from('RIFF'), Buffer.alloc(4), Buffer.from('WAVEfmt ')])],
+    ['MP3 with ID3', 'a.mp3', Buffer.concat([Buffer.from('ID3'), Buffer.alloc(20)])],
+    ['MP3 frame', 'a.mp3', Buffer.from([0xff, 0xfb, 0x90, 0x64])],
+    ['Ogg', 'a.ogg', Buffer.concat([Buffer.from('OggS'), Buffer.alloc(20)])],
+    ['WebP', 'a.webp', Buffer.concat([Buffer.from('RIFF'), Buffer.alloc(4), Buffer.from('WEBPVP8 ')])],
+    ['KTX2', 'a.ktx', Buffer.from([0xab, 0x4b, 0x54, 0x58, 0x20, 0x32, 0x30, 0xbb, 0x0d, 0x0a, 0x1a, 0x0a])],
+    ['TGA', 'a.tga', Buffer.from([0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 4, 0, 32, 8])],
+    ['JPEG', 'a.jpeg', Buffer.from([0xff, 0xd8, 0xff, 0xe0])],
+    ['UTF-8 script', 'a.js', 'print("héllo ✓");\n']
+  ])('accepts a minimal %s', (_what, name, data) => {
+    expect(inspect(name, data, 3).mismatch).toBeUndefined()
+  })
+})
+
+describe('FBX texture references', () => {
+  const header = fixture('fbx/box-binary.fbx').subarray(0, 27)
+  const record = (name: string, value: string): Buffer => {
+    const length = Buffer.alloc(4)
+    length.writeUInt32LE(Buffer.byteLength(value))
+    return Buffer.concat([Buffer.from([name.length]), Buffer.from(name), Buffer.from('S'), length, Buffer.from(value)])
+  }
+
+  it('reads FileName and RelativeFilename records of a binary FBX, even split across chunks', () => {
+    const data = Buffer.concat([header, Buffer.alloc(1000, 0x11), record('RelativeFilename', 'textures\\skin.png'), Buffer.alloc(77), record('FileName', 'C:\\Users\\me\\Desktop\\face.jpg'), Buffer.alloc(50)])
+    for (const chunk of [1, 5, 64, 65_536]) {
+      const report = inspect('body.fbx', data, chunk)
+      expect(report.mismatch).toBeUndefined()
+      expect(targets(report).sort()).toEqual(['warning:texture:C:\\Users\\me\\Desktop\\face.jpg', 'warning:texture:textures\\skin.png'])
+      expect(report.references.every((r) => r.byBaseName === true)).toBe(true)
+    }
+  })
+
+  it('reads them from an ASCII FBX', () => {
+    const ascii = '; FBX 7.5.0 project file\nObjects:  {\n\tVideo: 1, "Video::skin", "Clip" {\n\t\tRelativeFilename: "textures/skin.png"\n\t}\n\tTexture: 2, "Texture::skin", "" {\n\t\tFileName: "/home/artist/skin.png"\n\t}\n}\n'
+    expect(targets(inspect('body.fbx', ascii, 9)).sort()).toEqual(['warning:texture:/home/artist/skin.png', 'warning:texture:textures/skin.png'])
+  })
+
+  it('refuses a binary FBX with an impossible version', () => {
+    const bad = Buffer.from(header)
+    bad.writeUInt32LE(1, 23)
+    expect(inspect('x.fbx', Buffer.concat([bad, Buffer.alloc(100)])).mismatch).toMatch(/unknown version/)
+  })
+})
+
+describe('.fst references', () => {
+  it('reports the model as required, and texdir, scripts and the animation graph as wanted', () => {
+    const report = inspect('avatars/hero.fst', [
+      'name = Hero', 'type = body+head', 'scale = 1.0', 'filename = hero.fbx', 'texdir = textures',
+      'script = scripts/wave.js', 'script = https://example.org/remote.js', 'animGraphUrl = anim/graph.json',
+      'joint = jointRoot = Hips', 'jointMap = Hips = mixamorig:Hips', 'bs = EyeBlink_L = Blink_Left = 1', '# comment', ''
+    ].join('\r\n'), 5)
+    expect(report.mismatch).toBeUndefined()
+    expect(targets(report)).toEqual([
+      'error:model file:hero.fbx',
+      'warning:texture folder:textures',
+      'warning:script:scripts/wave.js',
+      'warning:animation graph:anim/graph.json'
+    ])
+  })
+
+  it('takes an http(s) model URL as resolved, and notes a missing filename or a baseURL', () => {
+    expect(targets(inspect('a.fst', 'filename = https://cdn.example/a.fbx\n'))).toEqual([])
+    expect(inspect('a.fst', 'name = x\n').notes).toEqual(['a.fst names no model (no "filename" line)'])
+    const based = inspect('a.fst', 'baseURL = https://cdn.example/\nfilename = a.fbx\n')
+    expect(targets(based)).toEqual([])
+    expect(based.notes[0]).toMatch(/baseURL/)
+  })
+})

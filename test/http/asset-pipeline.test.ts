@@ -1,0 +1,146 @@
+import { randomBytes } from 'node:crypto'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { fbxReferencing, fixture, makeZip, patchCentralHeader, renameInZip } from '../support/fixtures.ts'
+import { createIdentity, leftovers, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
+
+interface Item { Name: string, Hash: string, Size: string, primary?: string | null, kind?: string, warnings?: string[] }
+
+let t: TestHeimdall
+let token: string
+let before: Awaited<ReturnType<typeof leftovers>>
+
+beforeAll(async () => {
+  t = await startTestHeimdall({ ZIP_MAX_ENTRIES: '8', ZIP_MAX_UNCOMPRESSED_BYTES: String(3 * 1024 * 1024) })
+  token = (await createIdentity(t.request)).token
+})
+afterAll(async () => { await t.close() })
+beforeEach(async () => { before = await leftovers(t) })
+
+const upload = (data: Buffer, name: string) => t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', data, name)
+
+async function expectNothingLeftBehind (): Promise<void> {
+  const now = await leftovers(t)
+  expect(now.tmpFiles).toEqual([])
+  expect(now.uploads).toBe(before.uploads)
+  expect(now.entries).toBe(before.entries)
+  expect(now.pins.sort()).toEqual(before.pins.sort())
+}
+
+const gltfFiles = [
+  { path: 'box/BoxTextured.gltf', data: fixture('gltf/BoxTextured/BoxTextured.gltf') },
+  { path: 'box/BoxTextured0.bin', data: fixture('gltf/BoxTextured/BoxTextured0.bin') },
+  { path: 'box/CesiumLogoFlat.png', data: fixture('gltf/BoxTextured/CesiumLogoFlat.png') }
+]
+
+describe('bundles that load', () => {
+  it('a complete glTF bundle is a model whose primary link is the .gltf', async () => {
+    const res = await upload(await makeZip(gltfFiles), 'gltf-box.zip').expect(200)
+    const root = (res.body as Item[]).at(-1) as Item
+    expect(root).toMatchObject({ Name: 'gltf-box', kind: 'model', warnings: [] })
+    expect(root.primary).toBe(`http://localhost:8080/ipfs/${root.Hash}/box/BoxTextured.gltf`)
+    const gltf = await t.request.get(`/ipfs/${root.Hash}/box/BoxTextured.gltf`).expect(200)
+    expect(gltf.headers['content-type']).toBe('model/gltf+json')
+  })
+
+  it('an avatar whose FBX names a texture it lacks loads, with a warning kept on the upload', async () => {
+    const zip = await makeZip([
+      { path: 'hero.fst', data: 'name = hero\nfilename = hero.fbx\ntexdir = textures\nscript = wave.js\n' },
+      { path: 'hero.fbx', data: fbxReferencing('C:\\Users\\artist\\textures\\skin.png', 'textures\\missing_normal.png') },
+      { path: 'textures/skin.png', data: fixture('gltf/BoxTextured/CesiumLogoFlat.png') }
+    ])
+    const res = await upload(zip, 'hero.zip').expect(200)
+    const root = (res.body as Item[]).at(-1) as Item
+    expect(root.kind).toBe('avatar')
+    expect(root.primary).toMatch(/\/hero\.fst$/)
+    expect(root.warnings).toEqual([
+      'hero.fst: script "wave.js" is not in the upload',
+      'hero.fbx: texture "textures\\missing_normal.png" is not in the upload'
+    ])
+    const list = await t.request.get('/uploads').set('Authorization', `Bearer ${token}`).expect(200)
+    expect(list.body.uploads.find((u: { name: string }) => u.name === 'hero').warnings).toEqual(root.warnings)
+  })
+})
+
+describe('bundles refused, leaving nothing behind', () => {
+  it('422 for an avatar whose model file is missing', async () => {
+    const zip = await makeZip([{ path: 'a.fst', data: 'name = a\nfilename = body.fbx\n' }, { path: 'textures/' }, { path: 'textures/x.png', data: fixture('gltf/BoxTextured/CesiumLogoFlat.png') }])
+    const res = await upload(zip, 'a.zip').expect(422)
+    expect(res.body).toMatchObject({ error: expect.stringContaining('would not load') as unknown, details: ['a.fst: model file "body.fbx" is not in the upload'] })
+    await expectNothingLeftBehind()
+  })
+
+  it('422 for a glTF without its buffer, in a bundle or alone, naming case mismatches', async () => {
+    const [gltf, , png] = gltfFiles
+    const bundle = await makeZip([gltf!, png!, { path: 'box/boxtextured0.bin', data: fixture('gltf/BoxTextured/BoxTextured0.bin') }])
+    const res = await upload(bundle, 'nobin.zip').expect(422)
+    expect(res.body.details).toEqual(['box/BoxTextured.gltf: buffer "BoxTextured0.bin" is not in the upload; "box/boxtextured0.bin" differs only in letter case, and links are case-sensitive'])
+    await upload(fixture('gltf/BoxTextured/BoxTextured.gltf'), 'alone.gltf').expect(422)
+    await expectNothingLeftBehind()
+  })
+
+  it('415 for files whose bytes are not what their names say, listing each', async () => {
+    const zip = await makeZip([
+      { path: 'ok.png', data: fixture('gltf/BoxTextured/CesiumLogoFlat.png') },
+      { path: 'fake.png', data: 'just text' },
+      { path: 'model.glb', data: fixture('gltf/BoxTextured/CesiumLogoFlat.png') }
+    ])
+    const res = await upload(zip, 'lies.zip').expect(415)
+    expect(res.body.details.sort()).toEqual(['fake.png is not a PNG image (no PNG signature)', 'model.glb is not binary glTF (no "glTF" magic)'])
+    await upload(Buffer.from('not a model'), 'single.fbx').expect(415)
+    await expectNothingLeftBehind()
+  })
+
+  it('400 for unsafe entries, each named: traversal, absolute, backslash, drive, NUL, symlink, encrypted, case collision, nested zip', async () => {
+    let zip = await makeZip([
+      { path: 'dotdot/aa.png', data: 'x' },
+      { path: 'slash/abs.png', data: 'x' },
+      { path: 'back/slash.png', data: 'x' },
+      { path: 'drive/cc.png', data: 'x' },
+      { path: 'nul/name.png', data: 'x' },
+      { path: 'link.png', data: 'target.png', mode: 0o120777 },
+      { path: 'secret.png', data: 'x' },
+      { path: 'Dup.png', data: 'x' }
+    ])
+    zip = renameInZip(zip, 'dotdot/aa.png', '../../aa.png.')
+    zip = renameInZip(zip, 'slash/abs.png', '/etc/abs.png.')
+    zip = renameInZip(zip, 'back/slash.png', 'back\\slash.png')
+    zip = renameInZip(zip, 'drive/cc.png', 'C:/drive.png')
+    zip = renameInZip(zip, 'nul/name.png', 'nul\0name.png')
+    zip = patchCentralHeader(zip, 'secret.png', (h) => { h.writeUInt16LE(h.readUInt16LE(8) | 1, 8) })
+    const res = await upload(zip, 'unsafe.zip').expect(400)
+    const details = (res.body.details as string[]).join('\n')
+    for (const expected of ['".."', 'absolute', 'backslash', 'drive letter', 'NUL', 'link.png is a symbolic link', 'secret.png is encrypted']) expect(details).toContain(expected)
+    const collision = await makeZip([{ path: 'Textures/A.png', data: 'x' }, { path: 'textures/a.png', data: 'y' }, { path: 'inner.zip', data: 'PK' }])
+    const res2 = await upload(collision, 'collide.zip').expect(400)
+    expect(res2.body.details).toEqual(['textures/a.png collides with Textures/A.png (paths must differ in more than letter case)', 'inner.zip is a zip inside the zip'])
+    await expectNothingLeftBehind()
+  })
+
+  it('413 for more entries than ZIP_MAX_ENTRIES', async () => {
+    const zip = await makeZip(Array.from({ length: 9 }, (_, i) => ({ path: `t${i}.png`, data: fixture('gltf/BoxTextured/CesiumLogoFlat.png') })))
+    const res = await upload(zip, 'many.zip').expect(413)
+    expect(res.body.error).toMatch(/9 entries; at most 8/)
+    await expectNothingLeftBehind()
+  })
+
+  it('413 above ZIP_MAX_UNCOMPRESSED_BYTES in total', async () => {
+    const zip = await makeZip([{ path: 'a.bin', data: randomBytes(2 * 1024 * 1024), compress: false }, { path: 'b.bin', data: randomBytes(2 * 1024 * 1024), compress: false }])
+    const res = await upload(zip, 'big.zip').expect(413)
+    expect(res.body.details[0]).toMatch(/4194304 bytes uncompressed; at most 3145728/)
+    await expectNothingLeftBehind()
+  })
+
+  it('413 for an entry over 1 MiB that expands more than ZIP_MAX_RATIO times', async () => {
+    const zip = await makeZip([{ path: 'bomb.bin', data: Buffer.alloc(2 * 1024 * 1024) }])
+    const res = await upload(zip, 'bomb.zip').expect(413)
+    expect(res.body.details[0]).toMatch(/^bomb\.bin expands \d+× \(at most 200× is allowed\)$/)
+    await expectNothingLeftBehind()
+  })
+
+  it('400 when an entry holds more bytes than its header declares', async () => {
+    const zip = patchCentralHeader(await makeZip([{ path: 'liar.bin', data: randomBytes(100_000) }]), 'liar.bin', (h) => { h.writeUInt32LE(1000, 24) })
+    const res = await upload(zip, 'liar.zip').expect(400)
+    expect(res.body.details[0]).toMatch(/^liar\.bin: /)
+    await expectNothingLeftBehind()
+  })
+})
