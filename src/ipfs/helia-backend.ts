@@ -2,19 +2,22 @@ import { join } from 'node:path'
 import { unixfs, type UnixFS } from '@helia/unixfs'
 import { FsBlockstore } from 'blockstore-fs'
 import { FsDatastore } from 'datastore-fs'
-import { createHeliaLight } from 'helia'
 import { importer } from 'ipfs-unixfs-importer'
 import { fixedSize } from 'ipfs-unixfs-importer/chunker'
 import { balanced } from 'ipfs-unixfs-importer/layout'
 import { CID } from 'multiformats/cid'
 import { NotFoundError } from '../errors.ts'
 import { IMPORT_PROFILES } from './import-profiles.ts'
+import { createLightNode } from './helia-light.ts'
+import { unixfsPinWalker } from './unixfs-pin-walker.ts'
 import type { DirectoryEntry, ImportCandidate, ImportedNode, IpfsBackend, NodeStat, ReadOptions } from './ipfs-backend.ts'
 import type { Helia } from '@helia/interface'
 
 // Blocks we do not hold are never looked for elsewhere: the embedded node has
 // no block brokers and no routers, and every read says `offline` as well.
 const OFFLINE = { offline: true } as const
+
+const PIN_WALKER = unixfsPinWalker()
 
 /** sha2-256 of zero bytes as a raw block. */
 const EMPTY_BLOCK = CID.parse('bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku')
@@ -39,11 +42,9 @@ export class HeliaBackend implements IpfsBackend {
   }
 
   static async open (dir: string): Promise<HeliaBackend> {
-    const helia = createHeliaLight({
+    const helia = createLightNode({
       blockstore: new FsBlockstore(join(dir, 'blocks')),
-      datastore: new FsDatastore(join(dir, 'datastore')),
-      blockBrokers: [],
-      routers: []
+      datastore: new FsDatastore(join(dir, 'datastore'))
     })
     await helia.start()
     return new HeliaBackend(helia)
@@ -58,7 +59,7 @@ export class HeliaBackend implements IpfsBackend {
       rawLeaves: profile.rawLeaves,
       chunker: fixedSize({ chunkSize: profile.chunkSize }),
       layout: balanced({ maxChildrenPerNode: profile.maxChildrenPerNode }),
-      wrapWithDirectory: true
+      wrapWithDirectory: true, fileImportConcurrency: 16
     })
     for await (const entry of source) {
       options.signal?.throwIfAborted()
@@ -69,12 +70,12 @@ export class HeliaBackend implements IpfsBackend {
 
   async pin (cid: CID, options: { signal?: AbortSignal } = {}): Promise<void> {
     if (await this.#helia.pins.isPinned(cid)) return
-    for await (const _ of this.#helia.pins.add(cid, { ...OFFLINE, signal: options.signal })) { /* walk the DAG */ }
+    for await (const _ of this.#helia.pins.add(cid, { ...OFFLINE, signal: options.signal, walker: PIN_WALKER })) { /* walk the DAG */ }
   }
 
   async unpin (cid: CID): Promise<void> {
     if (!(await this.#helia.pins.isPinned(cid))) return
-    for await (const _ of this.#helia.pins.rm(cid)) { /* walk the DAG */ }
+    for await (const _ of this.#helia.pins.rm(cid, { walker: PIN_WALKER })) { /* walk the DAG */ }
   }
 
   async isPinned (cid: CID): Promise<boolean> {
