@@ -1,42 +1,103 @@
 import { randomUUID } from 'node:crypto'
+import { createWriteStream } from 'node:fs'
+import { rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { pipeline } from 'node:stream/promises'
 import type { Request } from 'express'
 import multer from 'multer'
-import { extensionOf } from '../assets/asset-kinds.ts'
-import { UnsupportedMediaTypeError } from '../errors.ts'
+import type { Identity } from '../db/identity-repository.ts'
+import type { ImportedUpload, UploadName, UploadService } from '../services/upload-service.ts'
+
+/** What the receiver leaves on `req.file`: the file imported already, or waiting on disk. */
+export interface ReceivedUpload {
+  name: UploadName
+  size: number
+  /** The single asset streamed straight into the node while it arrived. */
+  imported?: ImportedUpload
+  /** The file on disk under tmpDir: a bundle, or an asset whose owner was not known yet. */
+  path?: string
+}
 
 export interface UploadReceiverOptions {
   tmpDir: string
   maxUploadBytes: number
-  /** Extensions accepted at the top level of an upload. */
-  acceptedExtensions: ReadonlySet<string>
+  uploads: UploadService
   /**
-   * Called when the file part begins, with the fields sent before it. It may
-   * reject (bad credentials, say) so that nothing of the file is written.
+   * The owner from what arrived before the file part (header, session, or
+   * fields sent first); undefined when it cannot be known yet. Rejects bad
+   * credentials, so that nothing of the file is read.
    */
-  beforeFile: (req: Request) => Promise<void>
+  identify: (req: Request) => Promise<Identity | undefined>
+}
+
+const NAME = Symbol('upload name')
+const OWNER_KNOWN = Symbol('owner known')
+type ReceivingRequest = Request & { [NAME]?: UploadName, [OWNER_KNOWN]?: boolean }
+
+/**
+ * A multer storage engine for the one `file` part. An asset whose owner is
+ * already known streams straight into the importer: no temp file, and the
+ * import runs while the bytes arrive. A bundle (its directory is at its end)
+ * or an asset whose credentials come after it is written under tmpDir.
+ * Nothing is pinned or recorded here; the route commits only after multer
+ * has read the whole request without error, so a truncated or aborted upload
+ * leaves nothing but unpinned blocks.
+ */
+class ReceivingStorage implements multer.StorageEngine {
+  readonly #tmpDir: string
+  readonly #uploads: UploadService
+
+  constructor (tmpDir: string, uploads: UploadService) {
+    this.#tmpDir = tmpDir
+    this.#uploads = uploads
+  }
+
+  _handleFile (req: ReceivingRequest, file: Express.Multer.File, cb: (error?: unknown, info?: Partial<Express.Multer.File> & Partial<ReceivedUpload>) => void): void {
+    const name = req[NAME]
+    if (name === undefined) { cb(new Error('the file part was not named by the filter')); return }
+    if (!name.isBundle && req[OWNER_KNOWN] === true) {
+      const abort = new AbortController()
+      req.once('close', () => { if (!req.complete) abort.abort() })
+      this.#uploads.importFile(name, file.stream, abort.signal).then(
+        (imported) => { cb(null, { name, imported, size: [...imported.fileSizes.values()].reduce((a, b) => a + b, 0) }) },
+        (err: unknown) => { cb(err) }
+      )
+      return
+    }
+    const path = join(this.#tmpDir, `upload-${randomUUID()}`)
+    let size = 0
+    file.stream.on('data', (chunk: Buffer) => { size += chunk.length })
+    pipeline(file.stream, createWriteStream(path)).then(
+      () => { cb(null, { name, path, size }) },
+      (err: unknown) => { void rm(path, { force: true }).finally(() => { cb(err) }) }
+    )
+  }
+
+  _removeFile (_req: Request, file: Express.Multer.File & Partial<ReceivedUpload>, cb: (error: Error | null) => void): void {
+    if (file.path === undefined) { cb(null); return }
+    rm(file.path, { force: true }).then(() => { cb(null) }, (err: unknown) => { cb(err as Error) })
+  }
 }
 
 /**
- * Receives exactly one file, field `file`, streaming it to a temp file under
- * `tmpDir` and never holding it in memory. multer removes the partial file
- * when a limit trips or the client goes away; the route removes it after use.
+ * Receives exactly one file, field `file`, never holding it in memory. multer
+ * enforces the size and part limits and removes a partial temp file when a
+ * limit trips or the client goes away; the route removes it after use.
  */
 export function uploadReceiver (options: UploadReceiverOptions) {
   return multer({
-    storage: multer.diskStorage({
-      destination: options.tmpDir,
-      filename: (_req, _file, cb) => { cb(null, `upload-${randomUUID()}`) }
-    }),
+    storage: new ReceivingStorage(options.tmpDir, options.uploads),
     // Browsers put raw UTF-8 in filename="…" without saying so.
     defParamCharset: 'utf8',
     limits: { fileSize: options.maxUploadBytes, files: 1, fields: 16, fieldSize: 8192, parts: 20, headerPairs: 50 },
-    fileFilter: (req, file, cb) => {
-      const ext = extensionOf(file.originalname.split(/[\\/]/).pop() ?? '')
-      if (!options.acceptedExtensions.has(ext)) {
-        cb(new UnsupportedMediaTypeError(`files of type "${ext === '' ? '(none)' : ext}" are not accepted`, [`accepted: ${[...options.acceptedExtensions].join(', ')}`]))
+    fileFilter: (req: ReceivingRequest, file, cb) => {
+      try {
+        req[NAME] = options.uploads.name(file.originalname)
+      } catch (err) {
+        cb(err as Error)
         return
       }
-      options.beforeFile(req).then(() => { cb(null, true) }, (err: unknown) => { cb(err as Error) })
+      options.identify(req).then((owner) => { req[OWNER_KNOWN] = owner !== undefined; cb(null, true) }, (err: unknown) => { cb(err as Error) })
     }
   }).single('file')
 }

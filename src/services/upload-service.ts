@@ -1,22 +1,15 @@
 import { createReadStream } from 'node:fs'
 import type { Logger } from 'pino'
+import { classify, extensionOf } from '../assets/asset-kinds.ts'
+import { inspectorFor, type FileInspector, type FileReport } from '../assets/file-inspectors.ts'
+import { checkReferences } from '../assets/references.ts'
 import type { Identity } from '../db/identity-repository.ts'
 import type { Upload, UploadEntry, UploadRepository } from '../db/upload-repository.ts'
 import { BadRequestError, UnprocessableContentError, UnsupportedMediaTypeError } from '../errors.ts'
-import { inspectorFor, type FileInspector } from '../assets/file-inspectors.ts'
-import { checkReferences } from '../assets/references.ts'
 import type { ImportProfileName } from '../ipfs/import-profiles.ts'
 import type { ImportCandidate, ImportedNode, IpfsBackend } from '../ipfs/ipfs-backend.ts'
-import { classify, extensionOf } from '../assets/asset-kinds.ts'
 import { KeyedLock } from './keyed-lock.ts'
 import { ZipBundle, type BundleLimits } from './zip-bundle.ts'
-
-/** A file the HTTP layer has received in full into a temp file it owns and removes. */
-export interface ReceivedFile {
-  tempPath: string
-  originalName: string
-  size: number
-}
 
 /** One line of `ipfs add` output, as the Blender add-on reads it. */
 export interface AddedItem {
@@ -32,6 +25,26 @@ export interface UploadOutcome {
   /** False when this owner had already uploaded the same content. */
   created: boolean
   items: AddedItem[]
+}
+
+/** A checked client file name: what the upload is called and how it is read. */
+export interface UploadName {
+  fileName: string
+  /** The root directory's name: the file name without its extension. */
+  rootName: string
+  isBundle: boolean
+}
+
+/**
+ * Blocks in the node, nothing pinned or recorded: what an import leaves for
+ * `commit` to check and keep. Dropping it leaves only unpinned blocks.
+ */
+export interface ImportedUpload {
+  name: UploadName
+  nodes: ImportedNode[]
+  reports: FileReport[]
+  /** Bytes of each file, by path. */
+  fileSizes: ReadonlyMap<string, number>
 }
 
 export interface UploadServiceOptions {
@@ -51,6 +64,11 @@ export function baseName (name: string): string {
   return name.split(/[\\/]/).pop()?.trim() ?? ''
 }
 
+/**
+ * The upload pipeline: name → import (bytes stream through the content
+ * inspectors into the IPFS backend) → commit (checks, pin, record). Either a
+ * commit succeeds or nothing of the upload remains but unpinned blocks.
+ */
 export class UploadService {
   readonly #options: UploadServiceOptions
   readonly #lock = new KeyedLock()
@@ -59,12 +77,9 @@ export class UploadService {
     this.#options = options
   }
 
-  /**
-   * Checks, imports, pins and records one received file. Either all of that
-   * happens or, on any error, none of it remains: no row and no pin.
-   */
-  async ingest (owner: Identity, file: ReceivedFile, signal?: AbortSignal): Promise<UploadOutcome> {
-    const fileName = baseName(file.originalName)
+  /** Checks a client file name before any byte is read: 400 for no name, 415 for a type not accepted. */
+  name (originalName: string): UploadName {
+    const fileName = baseName(originalName)
     if (fileName === '' || fileName.length > MAX_NAME_LENGTH || fileName.includes('\0')) {
       throw new BadRequestError('the uploaded file needs a name of 1 to 255 characters')
     }
@@ -73,24 +88,76 @@ export class UploadService {
     if (ext !== 'zip' && !allowed.has(ext)) {
       throw new UnsupportedMediaTypeError(`files of type "${ext === '' ? '(none)' : ext}" are not accepted`, [`accepted: ${[...allowed, 'zip'].join(', ')}`])
     }
-    const rootName = fileName.slice(0, fileName.length - ext.length - 1) || fileName
+    return { fileName, rootName: fileName.slice(0, fileName.length - ext.length - 1) || fileName, isBundle: ext === 'zip' }
+  }
 
-    if (ext === 'zip') {
-      const bundle = await ZipBundle.open(file.tempPath, this.#options.bundleLimits)
-      try {
-        const refused = bundle.files.filter((entry) => !allowed.has(extensionOf(entry.path)))
-        if (refused.length > 0) {
-          throw new UnsupportedMediaTypeError('the bundle has files of types that are not accepted', refused.map((e) => e.path))
-        }
-        const sizes = new Map(bundle.files.map((entry) => [entry.path, entry.size]))
-        return await this.#importAndRecord(owner, rootName, bundle.candidates(), sizes, signal)
-      } finally {
-        bundle.close()
+  /** Imports one asset from a stream, wrapped in a directory so its link keeps its name. */
+  async importFile (name: UploadName, content: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<ImportedUpload> {
+    if (name.isBundle) throw new Error('a bundle is imported from a file on disk')
+    return this.#import(name, [{ path: name.fileName, content }], signal)
+  }
+
+  /** Imports a zip bundle (on disk: its directory is at its end), refusing it whole when any entry breaks a rule. */
+  async importBundle (name: UploadName, zipPath: string, signal?: AbortSignal): Promise<ImportedUpload> {
+    const bundle = await ZipBundle.open(zipPath, this.#options.bundleLimits)
+    try {
+      const refused = bundle.files.filter((entry) => !this.#options.assetExtensions.has(extensionOf(entry.path)))
+      if (refused.length > 0) {
+        throw new UnsupportedMediaTypeError('the bundle has files of types that are not accepted', refused.map((e) => e.path))
       }
+      return await this.#import(name, bundle.candidates(), signal)
+    } finally {
+      bundle.close()
     }
+  }
 
-    const candidate: ImportCandidate = { path: fileName, content: createReadStream(file.tempPath) }
-    return this.#importAndRecord(owner, rootName, [candidate], new Map([[fileName, file.size]]), signal)
+  /** Imports a received file on disk, bundle or single asset. */
+  async importReceived (name: UploadName, path: string, signal?: AbortSignal): Promise<ImportedUpload> {
+    return name.isBundle ? this.importBundle(name, path, signal) : this.importFile(name, createReadStream(path, { highWaterMark: 1024 * 1024 }), signal)
+  }
+
+  /**
+   * Checks what the import found, then pins and records it for `owner`.
+   * Mismatched content is 415, a missing required reference 422; both before
+   * anything is pinned. If recording fails the pin is released unless another
+   * upload holds the same root.
+   */
+  async commit (owner: Identity, imported: ImportedUpload): Promise<UploadOutcome> {
+    const { backend, uploads } = this.#options
+    const { name, nodes, reports, fileSizes } = imported
+    const root = nodes.at(-1)
+    if (root === undefined || root.path !== '') throw new Error('the importer produced no root directory')
+
+    const mismatches = reports.filter((r) => r.mismatch !== undefined).map((r) => `${r.path} ${r.mismatch ?? ''}`)
+    if (mismatches.length > 0) throw new UnsupportedMediaTypeError('the content of some files does not match their type', mismatches)
+    const folders = new Set(nodes.filter((n) => n.path !== '' && !fileSizes.has(n.path)).map((n) => n.path))
+    const { errors, warnings } = checkReferences(reports, new Set(fileSizes.keys()), folders)
+    if (errors.length > 0) throw new UnprocessableContentError('the upload would not load: files it needs are missing', errors)
+
+    const rootCid = root.cid.toString()
+    const { kind, isAvatar, primaryPath } = classify([...fileSizes.keys()])
+    return this.#lock.run(rootCid, async () => {
+      await backend.pin(root.cid)
+      try {
+        const { upload, created } = await uploads.insert({
+          identityId: owner.id,
+          name: name.rootName,
+          rootCid,
+          kind,
+          size: sum(fileSizes.values()),
+          isAvatar,
+          primaryPath,
+          warnings,
+          entries: toEntries(nodes, fileSizes)
+        })
+        return { upload, created, items: toAddedItems(name.rootName, nodes) }
+      } catch (err) {
+        if (await uploads.countByRootCid(rootCid).catch(() => 1) === 0) {
+          await backend.unpin(root.cid).catch((unpinErr: unknown) => { this.#options.logger.error({ err: unpinErr, rootCid }, 'could not release the pin of a failed upload') })
+        }
+        throw err
+      }
+    })
   }
 
   /** The owner's uploads, newest first, and how many there are in all. */
@@ -102,61 +169,26 @@ export class UploadService {
     return { uploads, total }
   }
 
-  async #importAndRecord (owner: Identity, name: string, candidates: Iterable<ImportCandidate>, fileSizes: ReadonlyMap<string, number>, signal?: AbortSignal): Promise<UploadOutcome> {
-    const { backend, uploads, profile } = this.#options
+  async #import (name: UploadName, candidates: Iterable<ImportCandidate>, signal?: AbortSignal): Promise<ImportedUpload> {
     // Every file's bytes pass its inspector on their way into the importer: one read, no second pass.
-    const inspectors: FileInspector[] = []
-    const inspected = [...candidates].map((candidate) => {
+    const inspected: Array<{ inspector: FileInspector, bytes: number }> = []
+    const tapped = [...candidates].map((candidate) => {
       if (candidate.content === undefined) return candidate
-      const inspector = inspectorFor(candidate.path)
-      inspectors.push(inspector)
-      return { path: candidate.path, content: tap(candidate.content, inspector) }
+      const file = { inspector: inspectorFor(candidate.path), bytes: 0 }
+      inspected.push(file)
+      return { path: candidate.path, content: tap(candidate.content, file) }
     })
-    const nodes = await backend.importTree(inspected, { profile, signal })
-    const root = nodes.at(-1)
-    if (root === undefined || root.path !== '') throw new Error('the importer produced no root directory')
-
-    // Nothing is pinned or recorded yet: a refusal here leaves only unpinned blocks, which are garbage.
-    const reports = inspectors.map((inspector) => inspector.end())
-    const mismatches = reports.filter((r) => r.mismatch !== undefined).map((r) => `${r.path} ${r.mismatch ?? ''}`)
-    if (mismatches.length > 0) throw new UnsupportedMediaTypeError('the content of some files does not match their type', mismatches)
-    const folders = new Set(nodes.filter((n) => n.path !== '' && !fileSizes.has(n.path)).map((n) => n.path))
-    const { errors, warnings } = checkReferences(reports, new Set(fileSizes.keys()), folders)
-    if (errors.length > 0) throw new UnprocessableContentError('the upload would not load: files it needs are missing', errors)
-
-    const rootCid = root.cid.toString()
-    const entries = toEntries(nodes, fileSizes)
-    const { kind, isAvatar, primaryPath } = classify([...fileSizes.keys()])
-
-    return this.#lock.run(rootCid, async () => {
-      await backend.pin(root.cid, { signal })
-      try {
-        const { upload, created } = await uploads.insert({
-          identityId: owner.id,
-          name,
-          rootCid,
-          kind,
-          size: sum(fileSizes.values()),
-          isAvatar,
-          primaryPath,
-          warnings,
-          entries
-        })
-        return { upload, created, items: toAddedItems(name, nodes) }
-      } catch (err) {
-        // Nothing recorded: release the pin unless another upload holds this root.
-        if (await uploads.countByRootCid(rootCid).catch(() => 1) === 0) {
-          await backend.unpin(root.cid).catch((unpinErr: unknown) => { this.#options.logger.error({ err: unpinErr, rootCid }, 'could not release the pin of a failed upload') })
-        }
-        throw err
-      }
-    })
+    const nodes = await this.#options.backend.importTree(tapped, { profile: this.#options.profile, signal })
+    const reports = inspected.map(({ inspector }) => inspector.end())
+    const fileSizes = new Map(reports.map((report, i) => [report.path, inspected[i]?.bytes ?? 0]))
+    return { name, nodes, reports, fileSizes }
   }
 }
 
-async function * tap (source: AsyncIterable<Uint8Array>, inspector: FileInspector): AsyncIterable<Uint8Array> {
+async function * tap (source: AsyncIterable<Uint8Array>, file: { inspector: FileInspector, bytes: number }): AsyncIterable<Uint8Array> {
   for await (const chunk of source) {
-    inspector.write(chunk)
+    file.inspector.write(chunk)
+    file.bytes += chunk.byteLength
     yield chunk
   }
 }
@@ -165,14 +197,18 @@ const sum = (values: Iterable<number>): number => { let total = 0; for (const v 
 
 /** Entries for the database: files with their byte size, directories with the bytes of the files below them. */
 function toEntries (nodes: readonly ImportedNode[], fileSizes: ReadonlyMap<string, number>): UploadEntry[] {
+  const dirSizes = new Map<string, number>()
+  for (const [path, bytes] of fileSizes) {
+    for (let slash = path.indexOf('/'); slash !== -1; slash = path.indexOf('/', slash + 1)) {
+      const dir = path.slice(0, slash)
+      dirSizes.set(dir, (dirSizes.get(dir) ?? 0) + bytes)
+    }
+  }
   return nodes
     .filter((node) => node.path !== '')
     .map((node) => {
       const isDirectory = !fileSizes.has(node.path)
-      const size = isDirectory
-        ? sum([...fileSizes].filter(([path]) => path.startsWith(`${node.path}/`)).map(([, bytes]) => bytes))
-        : fileSizes.get(node.path) ?? 0
-      return { path: node.path, cid: node.cid.toString(), size, isDirectory }
+      return { path: node.path, cid: node.cid.toString(), size: (isDirectory ? dirSizes.get(node.path) : fileSizes.get(node.path)) ?? 0, isDirectory }
     })
 }
 

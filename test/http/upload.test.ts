@@ -184,27 +184,43 @@ describe('POST /upload, refused, leaves nothing behind', () => {
     await expectNothingLeftBehind()
   })
 
-  it('removes the temp file when the client disconnects halfway', async () => {
+  /** Sends part of a multipart upload by hand, then hangs up. */
+  async function disconnectHalfway (credentialsFirst: boolean, whenToHangUp: () => Promise<void>): Promise<void> {
     const server = t.heimdall.app.listen(0, '127.0.0.1')
     await new Promise((resolve) => server.once('listening', resolve))
     const { port } = server.address() as AddressInfo
     const boundary = 'abcdef0123456789'
-    const head = `--${boundary}\r\nContent-Disposition: form-data; name="username"\r\n\r\n${alice.username}\r\n` +
-      `--${boundary}\r\nContent-Disposition: form-data; name="token"\r\n\r\n${alice.token}\r\n` +
-      `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="half.glb"\r\nContent-Type: application/octet-stream\r\n\r\n`
+    const fields = `--${boundary}\r\nContent-Disposition: form-data; name="username"\r\n\r\n${alice.username}\r\n` +
+      `--${boundary}\r\nContent-Disposition: form-data; name="token"\r\n\r\n${alice.token}\r\n`
+    const filePart = `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="half.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`
+    const head = credentialsFirst ? fields + filePart : filePart
     const req = httpRequest({ port, host: '127.0.0.1', method: 'POST', path: '/upload', headers: { 'Content-Type': `multipart/form-data; boundary=${boundary}`, 'Content-Length': String(head.length + 1_000_000) } })
     req.on('error', () => {})
     req.write(head)
     req.write(Buffer.alloc(300_000, 7))
-    // Wait until the partial file exists, then go away.
-    const deadline = Date.now() + 5000
-    while ((await leftovers(t)).tmpFiles.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
-    expect((await leftovers(t)).tmpFiles).toHaveLength(1)
+    await whenToHangUp()
     req.destroy()
-    const cleanDeadline = Date.now() + 5000
-    while ((await leftovers(t)).tmpFiles.length > 0 && Date.now() < cleanDeadline) await new Promise((resolve) => setTimeout(resolve, 20))
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    const deadline = Date.now() + 5000
+    while ((await leftovers(t)).tmpFiles.length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
     await new Promise((resolve) => server.close(resolve))
     await expectNothingLeftBehind()
+  }
+
+  it('removes the temp file when the client disconnects halfway', async () => {
+    await disconnectHalfway(false, async () => {
+      const deadline = Date.now() + 5000
+      while ((await leftovers(t)).tmpFiles.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+      expect((await leftovers(t)).tmpFiles).toHaveLength(1)
+    })
+  })
+
+  it('records and pins nothing when the client disconnects during a streaming import', async () => {
+    await disconnectHalfway(true, async () => {
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      // Credentials came first: the bytes go straight into the node, never to a temp file.
+      expect((await leftovers(t)).tmpFiles).toEqual([])
+    })
   })
 
   it('releases the pin when recording fails after pinning', async () => {

@@ -8,7 +8,7 @@ import { credentialsFrom } from '../credentials.ts'
 import { wantsHtml } from '../negotiate.ts'
 import { presentAddedItems, presentUpload } from '../presenters.ts'
 import type { SessionCodec } from '../session.ts'
-import { uploadReceiver } from '../upload-receiver.ts'
+import { uploadReceiver, type ReceivedUpload } from '../upload-receiver.ts'
 
 export interface UploadRoutesDeps {
   identities: IdentityService
@@ -16,6 +16,7 @@ export interface UploadRoutesDeps {
   sessions: SessionCodec
   tmpDir: string
   maxUploadBytes: number
+  /** Extensions accepted at the top level, shown on the upload page. */
   assetExtensions: ReadonlySet<string>
   gatewayUrl: string
 }
@@ -41,9 +42,9 @@ export function uploadRoutes (deps: UploadRoutesDeps): Router {
   const receive = uploadReceiver({
     tmpDir: deps.tmpDir,
     maxUploadBytes: deps.maxUploadBytes,
-    acceptedExtensions: new Set([...deps.assetExtensions, 'zip']),
-    // Refuse bad credentials before a byte of the file is written, when they came first.
-    beforeFile: async (req) => { await owner(req, false) }
+    uploads: deps.uploads,
+    // Refuse bad credentials before a byte of the file is read, when they came first.
+    identify: async (req) => owner(req, false)
   })
 
   router.get('/upload', async (req, res) => {
@@ -53,12 +54,13 @@ export function uploadRoutes (deps: UploadRoutesDeps): Router {
   })
 
   router.post('/upload', receive, async (req: Request, res: Response) => {
-    const file = req.file
+    const file = req.file as (Express.Multer.File & ReceivedUpload) | undefined
     try {
       const identity = await owner(req, true)
       if (identity === undefined) throw new BadRequestError('username and token are required')
       if (file === undefined) throw new BadRequestError('send the file as multipart/form-data in the field "file"')
-      const outcome = await deps.uploads.ingest(identity, { tempPath: file.path, originalName: file.originalname, size: file.size })
+      const imported = file.imported ?? await deps.uploads.importReceived(file.name, file.path)
+      const outcome = await deps.uploads.commit(identity, imported)
       req.log.info({ rootCid: outcome.upload.rootCid, owner: identity.username, created: outcome.created, size: outcome.upload.size }, 'upload stored')
       if (wantsHtml(req)) {
         res.render('upload-result', { title: 'Uploaded', upload: presentUpload(outcome.upload, deps.gatewayUrl), created: outcome.created })
@@ -66,7 +68,7 @@ export function uploadRoutes (deps: UploadRoutesDeps): Router {
       }
       res.json(presentAddedItems(outcome, deps.gatewayUrl))
     } finally {
-      if (file !== undefined) await rm(file.path, { force: true })
+      if (file?.path !== undefined) await rm(file.path, { force: true })
     }
   })
 
