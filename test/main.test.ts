@@ -1,14 +1,12 @@
 import { spawn } from 'node:child_process'
 import { rm } from 'node:fs/promises'
-import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { makeDataDir } from './support/heimdall-harness.ts'
+import { startArguments } from './support/heimdall-process.ts'
 import { freePort } from './support/postgres-server.ts'
 
-const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url))
-
 function start (env: Record<string, string>) {
-  const child = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, startArguments(), { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })

@@ -1,0 +1,104 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createReadStream, readFileSync } from 'node:fs'
+import { stat } from 'node:fs/promises'
+import { request } from 'node:http'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { peakRss } from '../../bench/workers/peak-rss.ts'
+import { freePort } from './postgres-server.ts'
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+
+/**
+ * The arguments `npm start` gives node (V8 flags, then src/main.ts), read
+ * from package.json so that tests measure the program as it is started.
+ */
+export function startArguments (): string[] {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }
+  const [command, ...args] = pkg.scripts.start.split(/\s+/)
+  if (command !== 'node') throw new Error(`npm start runs "${command ?? ''}", not node`)
+  return args.map((arg) => (arg.endsWith('.ts') ? join(ROOT, arg) : arg))
+}
+
+export interface HeimdallProcess {
+  url: string
+  child: ChildProcess
+  /** Peak RSS of the server process so far (VmHWM). */
+  peakRss: () => number
+  stop: () => Promise<void>
+}
+
+/** `node src/main.ts` as its own process on 127.0.0.1, ready when /readyz answers 200. */
+export async function startHeimdallProcess (env: Record<string, string>): Promise<HeimdallProcess> {
+  const port = await freePort()
+  const child = spawn(process.execPath, startArguments(), {
+    env: { PATH: process.env.PATH, LOG_LEVEL: 'warn', HOST: '127.0.0.1', PORT: String(port), ...env },
+    stdio: ['ignore', 'inherit', 'inherit']
+  })
+  const url = `http://127.0.0.1:${port}`
+  const deadline = Date.now() + 60_000
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`heimdall exited with ${child.exitCode}`)
+    if (await fetch(`${url}/readyz`).then((r) => r.ok, () => false)) break
+    if (Date.now() > deadline) { child.kill('SIGKILL'); throw new Error('heimdall did not become ready') }
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  const pid = child.pid ?? 0
+  return {
+    url,
+    child,
+    peakRss: () => peakRss(pid),
+    stop: async () => {
+      if (child.exitCode !== null) return
+      const exited = new Promise((resolve) => child.once('exit', resolve))
+      child.kill('SIGTERM')
+      await exited
+    }
+  }
+}
+
+export async function newToken (url: string, username: string): Promise<string> {
+  const res = await fetch(`${url}/new`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: `username=${username}` })
+  if (res.status !== 201) throw new Error(`POST /new answered ${res.status}`)
+  return ((await res.json()) as { secret: string }).secret
+}
+
+export interface UploadResult { status: number, body: unknown, seconds: number }
+
+/** A stream of `size` bytes, made as it is sent. */
+export interface SizedStream { size: number, stream: () => NodeJS.ReadableStream }
+
+/** Streams `source` (a file path, bytes, or a sized stream) as the `file` field of a multipart POST /upload. */
+export async function uploadStream (url: string, token: string, source: string | Buffer | SizedStream, fileName: string): Promise<UploadResult> {
+  const boundary = `heimdall${Math.random().toString(16).slice(2)}`
+  const head = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${fileName}"\r\nContent-Type: application/octet-stream\r\n\r\n`)
+  const tail = Buffer.from(`\r\n--${boundary}--\r\n`)
+  const size = typeof source === 'string' ? (await stat(source)).size : Buffer.isBuffer(source) ? source.length : source.size
+  const started = process.hrtime.bigint()
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}/upload`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': `multipart/form-data; boundary=${boundary}`, 'Content-Length': String(head.length + size + tail.length) }
+    }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (chunk: Buffer) => { chunks.push(chunk) })
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString()
+        let body: unknown = text
+        try { body = JSON.parse(text) } catch { /* not JSON */ }
+        resolve({ status: res.statusCode ?? 0, body, seconds: Number(process.hrtime.bigint() - started) / 1e9 })
+      })
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.write(head)
+    if (Buffer.isBuffer(source)) {
+      req.end(Buffer.concat([source, tail]))
+    } else {
+      const body: NodeJS.ReadableStream = typeof source === 'string' ? createReadStream(source, { highWaterMark: 1024 * 1024 }) : source.stream()
+      body.on('error', reject)
+      body.pipe(req, { end: false })
+      body.on('end', () => { req.end(tail) })
+    }
+  })
+}
