@@ -1,11 +1,11 @@
-import { mkdir } from 'node:fs/promises'
-import { join } from 'node:path'
 import knex, { type Knex } from 'knex'
-import ClientPgLite from 'knex-pglite'
+import { join } from 'node:path'
+import { startEmbeddedPostgres } from './embedded-postgres.ts'
 import { DirectoryMigrationSource } from './migration-source.ts'
 
 export interface Database {
-  readonly kind: 'pglite' | 'postgres'
+  /** `embedded`: PGlite in a child process of ours; `postgres`: a server at DATABASE_URL. */
+  readonly kind: 'embedded' | 'postgres'
   readonly knex: Knex
   /** Applies every pending migration. */
   migrate: () => Promise<void>
@@ -16,13 +16,16 @@ export interface Database {
 
 const migrations = { migrationSource: new DirectoryMigrationSource() }
 
-function wrap (kind: Database['kind'], db: Knex): Database {
+function wrap (kind: Database['kind'], db: Knex, onClose: () => Promise<void> = async () => {}): Database {
   return {
     kind,
     knex: db,
     migrate: async () => { await db.migrate.latest(migrations) },
     ping: async () => { await db.raw('select 1') },
-    close: async () => { await db.destroy() }
+    close: async () => {
+      await db.destroy()
+      await onClose()
+    }
   }
 }
 
@@ -31,21 +34,21 @@ export function openPostgres (url: string): Database {
   return wrap('postgres', knex({ client: 'pg', connection: url, pool: { min: 0, max: 10 }, migrations }))
 }
 
-/** Embedded PostgreSQL (PGlite) keeping its files in `dir`; in memory when `dir` is undefined. */
-export async function openPglite (dir: string | undefined): Promise<Database> {
-  if (dir !== undefined) await mkdir(dir, { recursive: true })
-  return wrap('pglite', knex({
-    client: ClientPgLite,
-    dialect: 'postgres',
-    connection: dir === undefined ? {} : { filename: dir },
-    migrations
-  }))
+/**
+ * Embedded PostgreSQL (PGlite) with its files in `dir`, in a child process,
+ * through `pg` as well. PGlite runs one session, so the pool holds one
+ * connection: queries and transactions take turns.
+ */
+export async function openEmbedded (dir: string): Promise<Database> {
+  const embedded = await startEmbeddedPostgres(dir)
+  const db = knex({ client: 'pg', connection: embedded.connection, pool: { min: 0, max: 1 }, migrations })
+  return wrap('embedded', db, embedded.stop)
 }
 
 export async function openDatabase (config: { databaseUrl: string | undefined, dataDir: string }): Promise<Database> {
   return config.databaseUrl !== undefined
     ? openPostgres(config.databaseUrl)
-    : openPglite(join(config.dataDir, 'pgdata'))
+    : openEmbedded(join(config.dataDir, 'pglite'))
 }
 
 /** True when `err` is PostgreSQL's unique_violation. */

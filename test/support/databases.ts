@@ -1,9 +1,12 @@
 import { inject } from 'vitest'
-import { openPglite, openPostgres, type Database } from '../../src/db/database.ts'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { openEmbedded, openPostgres, type Database } from '../../src/db/database.ts'
 import { createScratchDatabase } from './postgres-server.ts'
 
 export interface DatabaseFactory {
-  name: 'pglite' | 'postgres'
+  name: 'embedded PGlite' | 'PostgreSQL'
   /** False only when no PostgreSQL server could be started outside CI (the setup said so loudly). */
   available: boolean
   /** A fresh, empty, un-migrated database and the function that disposes of it. */
@@ -14,15 +17,16 @@ export function databaseFactories (): DatabaseFactory[] {
   const postgresUrl = inject('postgresUrl')
   return [
     {
-      name: 'pglite',
+      name: 'embedded PGlite',
       available: true,
       open: async () => {
-        const db = await openPglite(undefined)
-        return { db, dispose: async () => { await db.close() } }
+        const dir = await mkdtemp(join(tmpdir(), 'heimdall-pglite-'))
+        const db = await openEmbedded(dir)
+        return { db, dispose: async () => { await db.close(); await rm(dir, { recursive: true, force: true }) } }
       }
     },
     {
-      name: 'postgres',
+      name: 'PostgreSQL',
       available: postgresUrl !== '',
       open: async () => {
         const scratch = await createScratchDatabase(postgresUrl)

@@ -25,6 +25,8 @@ export interface HeimdallProcess {
   child: ChildProcess
   /** Peak RSS of the server process so far (VmHWM). */
   peakRss: () => number
+  /** Peak RSS of its child processes (the embedded PGlite), summed. */
+  childrenPeakRss: () => number
   stop: () => Promise<void>
 }
 
@@ -48,6 +50,7 @@ export async function startHeimdallProcess (env: Record<string, string>): Promis
     url,
     child,
     peakRss: () => peakRss(pid),
+    childrenPeakRss: () => readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).reduce((sum, child) => sum + peakRss(Number(child)), 0),
     stop: async () => {
       if (child.exitCode !== null) return
       const exited = new Promise((resolve) => child.once('exit', resolve))
