@@ -53,17 +53,37 @@ export class HeliaBackend implements IpfsBackend {
   async importTree (candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, options: { profile: keyof typeof IMPORT_PROFILES, signal?: AbortSignal }): Promise<ImportedNode[]> {
     const profile = IMPORT_PROFILES[options.profile]
     const nodes: ImportedNode[] = []
-    const source = importer(candidates, this.#helia.blockstore, {
+    const directories: string[] = []
+    const tracked = (async function * () {
+      for await (const candidate of candidates) {
+        if (candidate.content === undefined) directories.push(candidate.path)
+        yield candidate
+      }
+    })()
+    const source = importer(tracked, this.#helia.blockstore, {
       profile: profile.name,
       cidVersion: profile.cidVersion,
       rawLeaves: profile.rawLeaves,
       chunker: fixedSize({ chunkSize: profile.chunkSize }),
       layout: balanced({ maxChildrenPerNode: profile.maxChildrenPerNode }),
-      wrapWithDirectory: true, fileImportConcurrency: 16
+      wrapWithDirectory: true,
+      fileImportConcurrency: 16
     })
     for await (const entry of source) {
       options.signal?.throwIfAborted()
       nodes.push({ path: entry.path ?? '', cid: entry.cid, dagSize: entry.size })
+    }
+    // The importer builds empty directories into the tree but does not report them; `ipfs add` does.
+    const root = nodes.at(-1)
+    const reported = new Set(nodes.map((n) => n.path))
+    const missing = directories.filter((dir) => !reported.has(dir))
+    if (root !== undefined && missing.length > 0) {
+      const found: ImportedNode[] = []
+      for (const dir of missing) {
+        const stat = await this.#fs.stat(root.cid, { ...OFFLINE, path: dir, extended: true })
+        found.push({ path: dir, cid: stat.cid, dagSize: stat.dagSize })
+      }
+      nodes.splice(nodes.length - 1, 0, ...found)
     }
     return nodes
   }

@@ -93,3 +93,49 @@ for (const v of VECTORS) {
     })
   })
 }
+
+/**
+ * A nested tree, as `ipfs add -r tree` printed it with kubo v0.42.0 on a repo
+ * initialised with `--profile=test,<profile>`. body.fbx (3 MiB + 7) crosses the
+ * chunk size under both profiles; `empty` is an empty folder, which Kubo keeps.
+ */
+const NESTED_TREE: Record<ImportProfileName, Record<string, string>> = {
+  'unixfs-v1-2025': {
+    'avatar.fst': 'bafkreifhfpdo7uoycaa6cic4ozodfmgnr5ah2dzw5dimi4i336sqbbpbzm',
+    'models/body.fbx': 'bafybeictuxkxxpr2tw4pdvdlxlft5xmajtp3ju7zh4pwhy6cibnsboyt2u',
+    'models/textures/skin.png': 'bafkreie3uztec2zfk6csr7rravxvuoqgpcboslohdgjdges3232uharyta',
+    'scripts/a.js': 'bafkreigmiikvbch4uvzqowg3okzklpfdgejksqo7viwugcmoyqrm4tvccm',
+    empty: 'bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354',
+    'models/textures': 'bafybeigifhlzdfreyylzr2ibfd3stmo3oywy3odv6lrbadbivouwodwsom',
+    models: 'bafybeicwxcqoxm2rret2tqbv3bih2mrpjdlztkxao72f22ikrtbxsmlmlu',
+    scripts: 'bafybeid6ilqv5rglhy547ahejlwv7g44g3oz22zvkz4dwzzx7iqhlmbx2u',
+    '': 'bafybeihqmyic2vc7oehlh3zyl5dmmdzi2kdj26ijgbdkeofrmnqepti5pm'
+  },
+  'unixfs-v0-2015': {
+    'avatar.fst': 'QmVhqVTux6bZK3TLkAyyyuMCsxnVZBiiejLYe8EhJfFoXx',
+    'models/body.fbx': 'QmeiPGj3vJfZsX45UAiXH69uqNeNSwfXH6AututvVcrdSP',
+    'models/textures/skin.png': 'QmeFuKrmoYo6G3SJqPc7rRwcWAp2hpRe5NAu4F35WrjEiT',
+    'scripts/a.js': 'Qmbhxm5MFrvjtjZ172TgcrrrFq6xXswL9CV2LrJ8743q1X',
+    empty: 'QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn',
+    'models/textures': 'QmTS83pvvaWC64pdmEtd1WZY3CM6yuY16QQevhSBbBjU4K',
+    models: 'QmYgTSRVy33AGLu11i4WTWhXG7KLX5qoLLVBVJoqLMKgKj',
+    scripts: 'QmfYoN1e7EDU2gpxe5zTWnveqvTxFyUtxXZALzYXPGaGa1',
+    '': 'QmS1yMya7BmwtFmC1k6qgMFf5vB1h1L62UotmxGhCzMk8d'
+  }
+}
+
+describe('a nested directory, as ipfs add -r', () => {
+  const text = (value: string): AsyncIterable<Uint8Array> => Readable.from([Buffer.from(value)])
+  for (const profile of ['unixfs-v1-2025', 'unixfs-v0-2015'] as const) {
+    it(`matches Kubo node for node under ${profile}`, async () => {
+      const nodes = await backend.importTree([
+        { path: 'avatar.fst', content: text('name = nested\nfilename = models/body.fbx\n') },
+        { path: 'models/body.fbx', content: kuboDeterministicBytes(3 * 1024 * 1024 + 7, 'nested-body') },
+        { path: 'models/textures/skin.png', content: kuboDeterministicBytes(100 * 1024, 'nested-skin') },
+        { path: 'scripts/a.js', content: text('print(1)\n') },
+        { path: 'empty' }
+      ], { profile })
+      expect(Object.fromEntries(nodes.map((n) => [n.path, n.cid.toString()]))).toEqual(NESTED_TREE[profile])
+    })
+  }
+})
