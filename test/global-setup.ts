@@ -1,10 +1,13 @@
 import type { TestProject } from 'vitest/node'
+import { ensureKuboBinary } from './support/kubo.ts'
 import { startPostgresServer, type PostgresServer } from './support/postgres-server.ts'
 
 declare module 'vitest' {
   export interface ProvidedContext {
     /** URL of the real PostgreSQL server the suite started; '' when none could be started locally. */
     postgresUrl: string
+    /** Path of the Kubo binary the suite built; '' when it could not be built locally. */
+    kuboBin: string
   }
 }
 
@@ -15,13 +18,21 @@ let server: PostgresServer | undefined
  * without PostgreSQL skips those tests loudly; under CI=true it is a failure.
  */
 export async function setup (project: TestProject): Promise<void> {
-  try {
-    server = await startPostgresServer()
+  const [postgres, kubo] = await Promise.allSettled([startPostgresServer(), ensureKuboBinary()])
+  if (postgres.status === 'fulfilled') {
+    server = postgres.value
     project.provide('postgresUrl', server.url)
-  } catch (err) {
-    if (process.env.CI === 'true') throw err
-    console.warn(`\n\n!!!!! SKIPPING every real-PostgreSQL test: ${String(err)}\n!!!!! Install PostgreSQL (Debian: apt-get install postgresql) to run them.\n\n`)
+  } else {
+    if (process.env.CI === 'true') throw postgres.reason
+    console.warn(`\n\n!!!!! SKIPPING every real-PostgreSQL test: ${String(postgres.reason)}\n!!!!! Install PostgreSQL (Debian: apt-get install postgresql) to run them.\n\n`)
     project.provide('postgresUrl', '')
+  }
+  if (kubo.status === 'fulfilled') {
+    project.provide('kuboBin', kubo.value)
+  } else {
+    if (process.env.CI === 'true') throw kubo.reason
+    console.warn(`\n\n!!!!! SKIPPING every real-Kubo test: ${String(kubo.reason)}\n!!!!! They need Go and the Go module proxy to build Kubo.\n\n`)
+    project.provide('kuboBin', '')
   }
 }
 

@@ -1,19 +1,38 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { avatarBundle, fixture } from '../support/fixtures.ts'
+import { KUBO_VERSION, startKubo } from '../support/kubo.ts'
 import { asBytes, createIdentity, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
 
-let t: TestHeimdall
-let root: string
 const glb = fixture('glb/BoxTextured.glb')
 
+/** The same gateway answers whichever node holds the content. */
+const backends = [
+  { name: 'the embedded node', available: true, start: async () => Promise.resolve({ env: {}, stop: async () => {} }) },
+  {
+    name: `Kubo ${KUBO_VERSION}`,
+    available: inject('kuboBin') !== '',
+    start: async () => {
+      const kubo = await startKubo(inject('kuboBin'))
+      return { env: { IPFS_API_URL: kubo.apiUrl }, stop: kubo.stop }
+    }
+  }
+]
+
+for (const backend of backends) describe.skipIf(!backend.available)(`gateway over ${backend.name}`, () => {
+let t: TestHeimdall
+let root: string
+let stopBackend: () => Promise<void>
+
 beforeAll(async () => {
-  t = await startTestHeimdall()
+  const started = await backend.start()
+  stopBackend = started.stop
+  t = await startTestHeimdall(started.env)
   const { token } = await createIdentity(t.request)
   const bundle = await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', await avatarBundle(), 'hero.zip').expect(200)
   root = (bundle.body as Array<{ Name: string, Hash: string }>).find((i) => i.Name === 'hero')?.Hash ?? ''
   await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', glb, 'box.glb').expect(200)
 })
-afterAll(async () => { await t.close() })
+afterAll(async () => { await t.close(); await stopBackend() })
 
 describe('GET /ipfs/<cid>/<path>', () => {
   it('serves a file with its type, length and the immutable, sandboxed headers', async () => {
@@ -96,4 +115,5 @@ describe('probes', () => {
     expect((await t.request.get('/healthz').expect(200)).body).toEqual({ status: 'ok' })
     expect((await t.request.get('/readyz').expect(200)).body).toEqual({ status: 'ready', checks: { database: 'ok', ipfs: 'ok' } })
   })
+})
 })

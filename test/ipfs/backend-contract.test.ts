@@ -4,23 +4,36 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { NotFoundError } from '../../src/errors.ts'
 import { HeliaBackend } from '../../src/ipfs/helia-backend.ts'
+import { KuboBackend } from '../../src/ipfs/kubo-backend.ts'
+import { KUBO_VERSION, startKubo } from '../support/kubo.ts'
 import type { ImportCandidate, IpfsBackend } from '../../src/ipfs/ipfs-backend.ts'
 
 interface BackendFactory {
   name: string
+  available: boolean
   open: () => Promise<{ backend: IpfsBackend, dispose: () => Promise<void> }>
 }
 
 const factories: BackendFactory[] = [
   {
     name: 'embedded Helia',
+    available: true,
     open: async () => {
       const dir = await mkdtemp(join(tmpdir(), 'heimdall-helia-'))
       const backend = await HeliaBackend.open(dir)
       return { backend, dispose: async () => { await backend.close(); await rm(dir, { recursive: true, force: true }) } }
+    }
+  },
+  {
+    name: `Kubo ${KUBO_VERSION} over its RPC API`,
+    available: inject('kuboBin') !== '',
+    open: async () => {
+      const kubo = await startKubo(inject('kuboBin'))
+      const backend = new KuboBackend(kubo.apiUrl)
+      return { backend, dispose: async () => { await backend.close(); await kubo.stop() } }
     }
   }
 ]
@@ -42,7 +55,7 @@ async function collect (source: AsyncIterable<Uint8Array>): Promise<Buffer> {
 }
 
 for (const factory of factories) {
-  describe(`IPFS backend contract: ${factory.name}`, () => {
+  describe.skipIf(!factory.available)(`IPFS backend contract: ${factory.name}`, () => {
     let backend: IpfsBackend
     let dispose: () => Promise<void>
     beforeAll(async () => { ({ backend, dispose } = await factory.open()) })

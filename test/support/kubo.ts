@@ -1,0 +1,88 @@
+import { execFile, spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import type { ImportProfileName } from '../../src/ipfs/import-profiles.ts'
+
+const run = promisify(execFile)
+
+export const KUBO_VERSION = 'v0.42.0'
+const CACHE = fileURLToPath(new URL(`../../.cache/kubo/${KUBO_VERSION}/`, import.meta.url))
+export const KUBO_BIN = join(CACHE, 'ipfs')
+
+/**
+ * A real Kubo, built from the Go module proxy: `go mod download` of the
+ * release (Kubo >= 0.40 refuses `go install pkg@version`), then `go build
+ * ./cmd/ipfs` inside that module. Cached under .cache/ (git-ignored).
+ */
+export async function ensureKuboBinary (): Promise<string> {
+  if (existsSync(KUBO_BIN)) return KUBO_BIN
+  await mkdir(CACHE, { recursive: true })
+  const scratch = await mkdtemp(join(tmpdir(), 'heimdall-kubo-mod-'))
+  try {
+    await writeFile(join(scratch, 'go.mod'), 'module heimdall/kubo-fetch\n\ngo 1.25\n')
+    const { stdout } = await run('go', ['mod', 'download', '-json', `github.com/ipfs/kubo@${KUBO_VERSION}`], { cwd: scratch, maxBuffer: 16 * 1024 * 1024 })
+    const dir = (JSON.parse(stdout) as { Dir?: string }).Dir
+    if (dir === undefined) throw new Error(`go mod download gave no directory for kubo ${KUBO_VERSION}`)
+    const partial = `${KUBO_BIN}.partial`
+    await run('go', ['build', '-trimpath', '-o', partial, './cmd/ipfs'], { cwd: dir, env: { ...process.env, GOFLAGS: '-mod=mod', CGO_ENABLED: '0' }, maxBuffer: 16 * 1024 * 1024 })
+    await run('mv', [partial, KUBO_BIN])
+    return KUBO_BIN
+  } finally {
+    await rm(scratch, { recursive: true, force: true })
+  }
+}
+
+export interface KuboNode {
+  /** RPC API, e.g. http://127.0.0.1:40123 */
+  apiUrl: string
+  /** Runs the ipfs CLI against this node's repo (and so its daemon). */
+  cli: (...args: string[]) => Promise<string>
+  stop: () => Promise<void>
+}
+
+/**
+ * An offline Kubo daemon on loopback: `ipfs init --profile=test,<profile>`
+ * (loopback addresses, no bootstrap peers, no discovery), then `ipfs daemon
+ * --offline`. It dials nothing.
+ */
+export async function startKubo (bin: string, profile: ImportProfileName = 'unixfs-v1-2025'): Promise<KuboNode> {
+  const repo = await mkdtemp(join(tmpdir(), 'heimdall-kubo-'))
+  const env = { ...process.env, IPFS_PATH: repo }
+  const cli = async (...args: string[]): Promise<string> => (await run(bin, args, { env, maxBuffer: 64 * 1024 * 1024 })).stdout
+  await cli('init', `--profile=test,${profile}`)
+  await cli('config', '--json', 'Routing.Type', '"none"')
+  const child = spawn(bin, ['daemon', '--offline'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
+  const deadline = Date.now() + 60_000
+  let apiUrl: string | undefined
+  while (apiUrl === undefined) {
+    if (child.exitCode !== null) throw new Error(`kubo exited with ${child.exitCode}:\n${output}`)
+    if (Date.now() > deadline) { child.kill('SIGKILL'); throw new Error(`kubo did not start:\n${output}`) }
+    if (output.includes('Daemon is ready')) {
+      const multiaddr = (await readFile(join(repo, 'api'), 'utf8')).trim()
+      const match = /^\/ip4\/(127\.0\.0\.1)\/tcp\/(\d+)/.exec(multiaddr)
+      if (match === null) throw new Error(`kubo's API is not on loopback: ${multiaddr}`)
+      apiUrl = `http://${match[1]}:${match[2]}`
+    } else {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  }
+  return {
+    apiUrl,
+    cli,
+    stop: async () => {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM')
+        await exited
+      }
+      await rm(repo, { recursive: true, force: true })
+    }
+  }
+}
