@@ -34,6 +34,9 @@ const envSchema = z.object({
   ZIP_MAX_ENTRIES: integer(1, 1_000_000).default(10_000),
   ZIP_MAX_UNCOMPRESSED_BYTES: integer(1, Number.MAX_SAFE_INTEGER).default(4 * 1024 ** 3),
   ZIP_MAX_RATIO: integer(1, 1_000_000).default(200),
+  TRUST_PROXY: optionalString.pipe(
+    z.string().regex(/^(true|false|\d+|[\w.:/, -]+)$/, 'must be true, false, a hop count, or addresses/subnets (e.g. loopback, 172.16.0.0/12)').optional()
+  ),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
 })
 
@@ -54,6 +57,8 @@ export interface Config {
   /** Extensions allowed inside bundles (lower case, no dot). */
   assetExtensions: ReadonlySet<string>
   bundleLimits: { maxEntries: number, maxUncompressedBytes: number, maxRatio: number }
+  /** Express's `trust proxy`: which proxies' X-Forwarded-* headers to believe. */
+  trustProxy: boolean | number | string
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL']
 }
 
@@ -65,6 +70,12 @@ export class ConfigError extends Error {
     super(`invalid configuration:\n${issues.join('\n')}`)
     this.issues = issues
   }
+}
+
+function parseTrustProxy (value: string | undefined): boolean | number | string {
+  if (value === undefined || value === 'false') return false
+  if (value === 'true') return true
+  return /^\d+$/.test(value) ? Number(value) : value
 }
 
 const withTrailingSlash = (url: string): string => (url.endsWith('/') ? url : `${url}/`)
@@ -93,6 +104,7 @@ export function loadConfig (env: Env): Config {
     cidProfile: e.IPFS_CID_PROFILE,
     assetExtensions: new Set(e.ASSET_EXTENSIONS?.split(',') ?? DEFAULT_ASSET_EXTENSIONS),
     bundleLimits: { maxEntries: e.ZIP_MAX_ENTRIES, maxUncompressedBytes: e.ZIP_MAX_UNCOMPRESSED_BYTES, maxRatio: e.ZIP_MAX_RATIO },
+    trustProxy: parseTrustProxy(e.TRUST_PROXY),
     logLevel: e.LOG_LEVEL
   }
 }

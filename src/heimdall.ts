@@ -75,7 +75,8 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
       gatewayUrl: config.gatewayUrl,
       maxUploadBytes: config.maxUploadBytes,
       assetExtensions: config.assetExtensions,
-      tmpDir
+      tmpDir,
+      trustProxy: config.trustProxy
     }
   })
 

@@ -31,6 +31,8 @@ export interface AppDependencies {
     assetExtensions: ReadonlySet<string>
     /** Where uploads are received before import; owned by the caller. */
     tmpDir: string
+    /** Express's `trust proxy`, for the real client address and https behind nginx. */
+    trustProxy: boolean | number | string
   }
 }
 
@@ -45,6 +47,7 @@ export function createApp (deps: AppDependencies): Express {
   const { settings } = deps
   const app = express()
   app.disable('x-powered-by')
+  app.set('trust proxy', settings.trustProxy)
   app.set('views', VIEWS_DIR)
   app.set('view engine', 'ejs')
   app.locals.serviceName = 'Heimdall'

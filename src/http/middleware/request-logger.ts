@@ -26,11 +26,12 @@ export function requestLogger (logger: Logger) {
     },
     serializers: {
       res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
-      req: (req: IncomingMessage & { id?: unknown, raw?: IncomingMessage }) => ({
+      req: (req: IncomingMessage & { id?: unknown, raw?: IncomingMessage & { ip?: string } }) => ({
         id: req.id,
         method: req.method,
         url: redactUrl(req.url ?? ''),
-        remoteAddress: req.socket?.remoteAddress ?? req.raw?.socket?.remoteAddress
+        // The client's address as Express sees it: behind a trusted proxy, from X-Forwarded-For.
+        remoteAddress: req.raw?.ip ?? req.socket?.remoteAddress
       })
     },
     customLogLevel: (_req, res, err) => (err !== undefined || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info')

