@@ -1,8 +1,24 @@
+import { randomUUID } from 'node:crypto'
+import { request as httpRequest, type IncomingMessage } from 'node:http'
+import { request as httpsRequest } from 'node:https'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import { create, type KuboRPCClient } from 'kubo-rpc-client'
 import { CID } from 'multiformats/cid'
 import { NotFoundError, ServiceUnavailableError } from '../errors.ts'
 import { IMPORT_PROFILES, type ImportProfileName } from './import-profiles.ts'
 import type { DirectoryEntry, ImportCandidate, ImportedNode, IpfsBackend, NodeStat, ReadOptions } from './ipfs-backend.ts'
+
+/** The multipart body Kubo's add reads: one part per file or directory, paths in the file name. */
+async function * multipartBody (candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, boundary: string): AsyncIterable<Uint8Array> {
+  for await (const candidate of candidates) {
+    const type = candidate.content === undefined ? 'application/x-directory' : 'application/octet-stream'
+    yield Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${encodeURIComponent(candidate.path)}"\r\nContent-Type: ${type}\r\n\r\n`)
+    if (candidate.content !== undefined) yield * candidate.content
+    yield Buffer.from('\r\n')
+  }
+  yield Buffer.from(`--${boundary}--\r\n`)
+}
 
 /** Reads never make Kubo search the network for content it does not hold. */
 const OFFLINE = new URLSearchParams({ offline: 'true' })
@@ -46,21 +62,48 @@ export class KuboBackend implements IpfsBackend {
     return err
   }
 
+  /**
+   * POST /api/v0/add with a multipart body written through `pipeline`, so the
+   * upload moves at the pace Kubo reads it. (kubo-rpc-client's addAll hands
+   * the body to fetch, which pulled a 300 MB file into memory faster than
+   * Kubo consumed it: 372 MB of buffers, measured.) Kubo answers one JSON line
+   * per file and directory, root last.
+   */
   async importTree (candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, options: { profile: ImportProfileName, signal?: AbortSignal }): Promise<ImportedNode[]> {
     const profile = IMPORT_PROFILES[options.profile]
+    const url = new URL('/api/v0/add', this.#url)
+    url.search = new URLSearchParams({
+      'cid-version': String(profile.cidVersion),
+      'raw-leaves': String(profile.rawLeaves),
+      chunker: `size-${profile.chunkSize}`,
+      hash: profile.hash,
+      'max-file-links': String(profile.maxChildrenPerNode),
+      'wrap-with-directory': 'true',
+      pin: 'false',
+      progress: 'false',
+      'stream-channels': 'true',
+      'fast-provide-root': 'false'
+    }).toString()
+    const boundary = `heimdall-${randomUUID()}`
     return this.#call('import', async () => {
+      const send = url.protocol === 'https:' ? httpsRequest : httpRequest
+      const req = send(url, { method: 'POST', headers: { 'Content-Type': `multipart/form-data; boundary=${boundary}` }, signal: options.signal })
+      const answered = new Promise<IncomingMessage>((resolve, reject) => { req.once('response', resolve); req.once('error', reject) })
+      const sent = pipeline(Readable.from(multipartBody(candidates, boundary)), req)
+      sent.catch(() => {}) // observed below; an early answer from Kubo must not leave it unhandled
+      const res = await answered
       const nodes: ImportedNode[] = []
-      const added = this.#client.addAll(candidates, {
-        cidVersion: profile.cidVersion,
-        rawLeaves: profile.rawLeaves,
-        chunker: `size-${profile.chunkSize}`,
-        hashAlg: profile.hash,
-        wrapWithDirectory: true,
-        pin: false,
-        signal: options.signal,
-        searchParams: new URLSearchParams({ 'max-file-links': String(profile.maxChildrenPerNode), 'fast-provide-root': 'false' })
-      })
-      for await (const entry of added) nodes.push({ path: entry.path, cid: ours(entry.cid), dagSize: BigInt(entry.size) })
+      let text = ''
+      for await (const chunk of res) text += (chunk as Buffer).toString()
+      await sent
+      const lines = text.split('\n').filter((line) => line.trim() !== '').map((line) => JSON.parse(line) as { Name?: string, Hash?: string, Size?: string, Message?: string })
+      const streamError = res.trailers['x-stream-error']
+      const failure = res.statusCode !== 200 ? lines[0]?.Message ?? `HTTP ${res.statusCode ?? 0}` : streamError
+      if (failure !== undefined && failure !== '') throw new Error(`Kubo refused the import: ${failure}`)
+      for (const line of lines) {
+        if (line.Hash === undefined) continue
+        nodes.push({ path: line.Name ?? '', cid: CID.parse(line.Hash), dagSize: BigInt(line.Size ?? '0') })
+      }
       return nodes
     })
   }

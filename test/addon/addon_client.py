@@ -10,8 +10,10 @@ import http.client
 import json
 import os
 import shutil
+import ssl
 import sys
 import tempfile
+import urllib.parse
 import uuid
 
 
@@ -21,9 +23,19 @@ def request(conn, method, path, body=None, headers=None):
     return response.status, response.read()
 
 
+def connect(base_url, cafile):
+    url = urllib.parse.urlsplit(base_url)
+    if url.scheme == "https":
+        context = ssl.create_default_context(cafile=cafile)
+        return http.client.HTTPSConnection(url.hostname, url.port or 443, timeout=60, context=context)
+    return http.client.HTTPConnection(url.hostname, url.port or 80, timeout=60)
+
+
 def main():
-    host, port, fbx, png, username = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
-    conn = http.client.HTTPConnection(host, port, timeout=30)
+    # addon_client.py <base url> <fbx> <png> <username> [<CA file for https>]
+    base_url, fbx, png, username = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+    cafile = sys.argv[5] if len(sys.argv) > 5 else None
+    conn = connect(base_url, cafile)
     seen = {}
 
     status, body = request(conn, "GET", "/plugin_routes")
@@ -36,6 +48,7 @@ def main():
     user = json.loads(body)
     seen["new_user_status"] = status
     secret = user["secret"]
+    seen["secret"] = secret
 
     work = tempfile.mkdtemp()
     try:

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { createReadStream, readFileSync } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { request } from 'node:http'
+import { request as httpsRequest } from 'node:https'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { peakRss } from '../../bench/workers/peak-rss.ts'
@@ -32,7 +33,8 @@ export interface HeimdallProcess {
 
 /** `node src/main.ts` as its own process on 127.0.0.1, ready when /readyz answers 200. */
 export async function startHeimdallProcess (env: Record<string, string>): Promise<HeimdallProcess> {
-  const port = await freePort()
+  // A given PORT is kept (a restart behind nginx must come back on the same one).
+  const port = env.PORT === undefined ? await freePort() : Number(env.PORT)
   const child = spawn(process.execPath, startArguments(), {
     env: { PATH: process.env.PATH, LOG_LEVEL: 'warn', HOST: '127.0.0.1', PORT: String(port), ...env },
     stdio: ['ignore', 'inherit', 'inherit']
@@ -71,16 +73,18 @@ export interface UploadResult { status: number, body: unknown, seconds: number }
 /** A stream of `size` bytes, made as it is sent. */
 export interface SizedStream { size: number, stream: () => NodeJS.ReadableStream }
 
-/** Streams `source` (a file path, bytes, or a sized stream) as the `file` field of a multipart POST /upload. */
-export async function uploadStream (url: string, token: string, source: string | Buffer | SizedStream, fileName: string): Promise<UploadResult> {
+/** Streams `source` (a file path, bytes, or a sized stream) as the `file` field of a multipart POST /upload; over https, trusting `ca`. */
+export async function uploadStream (url: string, token: string, source: string | Buffer | SizedStream, fileName: string, ca?: Buffer): Promise<UploadResult> {
   const boundary = `heimdall${Math.random().toString(16).slice(2)}`
   const head = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${fileName}"\r\nContent-Type: application/octet-stream\r\n\r\n`)
   const tail = Buffer.from(`\r\n--${boundary}--\r\n`)
   const size = typeof source === 'string' ? (await stat(source)).size : Buffer.isBuffer(source) ? source.length : source.size
   const started = process.hrtime.bigint()
   return new Promise((resolve, reject) => {
-    const req = request(`${url}/upload`, {
+    const send = url.startsWith('https:') ? httpsRequest : request
+    const req = send(`${url}/upload`, {
       method: 'POST',
+      ...(ca === undefined ? {} : { ca }),
       headers: { Authorization: `Bearer ${token}`, 'Content-Type': `multipart/form-data; boundary=${boundary}`, 'Content-Length': String(head.length + size + tail.length) }
     }, (res) => {
       const chunks: Buffer[] = []
