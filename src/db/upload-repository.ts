@@ -106,6 +106,15 @@ export class UploadRepository {
     return this.#findOne(this.#db, { identity_id: identityId, root_cid: rootCid })
   }
 
+  async findOwned (identityId: number, uploadId: number): Promise<Upload | undefined> {
+    return this.#findOne(this.#db, { identity_id: identityId, id: uploadId })
+  }
+
+  /** Deletes one of the owner's uploads (its entries follow by cascade); false when there was none. */
+  async deleteOwned (identityId: number, uploadId: number): Promise<boolean> {
+    return (await this.#db('uploads').where({ identity_id: identityId, id: uploadId }).delete()) > 0
+  }
+
   /** The owner's uploads, newest first, each with its entries. */
   async listByOwner (identityId: number, page: { limit: number, offset: number } = { limit: 1000, offset: 0 }): Promise<Upload[]> {
     const rows = await this.#db<UploadRow>('uploads')

@@ -5,7 +5,8 @@ import { inspectorFor, type FileInspector, type FileReport } from '../assets/fil
 import { checkReferences } from '../assets/references.ts'
 import type { Identity } from '../db/identity-repository.ts'
 import type { Upload, UploadEntry, UploadRepository } from '../db/upload-repository.ts'
-import { BadRequestError, UnprocessableContentError, UnsupportedMediaTypeError } from '../errors.ts'
+import { CID } from 'multiformats/cid'
+import { BadRequestError, NotFoundError, UnprocessableContentError, UnsupportedMediaTypeError } from '../errors.ts'
 import type { ImportProfileName } from '../ipfs/import-profiles.ts'
 import type { ImportCandidate, ImportedNode, IpfsBackend } from '../ipfs/ipfs-backend.ts'
 import { KeyedLock } from './keyed-lock.ts'
@@ -158,6 +159,25 @@ export class UploadService {
         throw err
       }
     })
+  }
+
+  /**
+   * Deletes one of the owner's uploads. Its root is unpinned only when no
+   * upload, of anyone, still references it; under the same per-root lock as
+   * commit, so a concurrent upload of the same content keeps its pin.
+   */
+  async remove (owner: Identity, uploadId: number): Promise<Upload> {
+    const { backend, uploads, logger } = this.#options
+    const upload = await uploads.findOwned(owner.id, uploadId)
+    if (upload === undefined) throw new NotFoundError(`you have no upload ${uploadId}`)
+    await this.#lock.run(upload.rootCid, async () => {
+      if (!(await uploads.deleteOwned(owner.id, uploadId))) throw new NotFoundError(`you have no upload ${uploadId}`)
+      if (await uploads.countByRootCid(upload.rootCid) === 0) {
+        // The record is gone either way; a pin that cannot be released now is logged, not returned as a failure.
+        await backend.unpin(CID.parse(upload.rootCid)).catch((err: unknown) => { logger.error({ err, rootCid: upload.rootCid }, 'could not unpin a deleted upload') })
+      }
+    })
+    return upload
   }
 
   /** The owner's uploads, newest first, and how many there are in all. */

@@ -50,6 +50,23 @@ for (const factory of databaseFactories()) {
         expect(await db.knex.schema.hasTable('uploads')).toBe(true)
       })
 
+      it('apply over data written by the previous migration, and roll back one step keeping it', async () => {
+        const source = new DirectoryMigrationSource()
+        const [first] = await source.getMigrations()
+        await db.knex.migrate.up({ migrationSource: source, name: source.getMigrationName(first ?? '') })
+        const [identity] = await db.knex('identities').insert({ username: 'before', token_hash: 'c'.repeat(64) }).returning('id') as [{ id: number }]
+        const [upload] = await db.knex('uploads').insert({ identity_id: identity.id, name: 'old', root_cid: 'bafyold', kind: 'model', size: 1, primary_path: 'old.glb' }).returning('id') as [{ id: number }]
+        await db.knex('upload_entries').insert({ upload_id: upload.id, path: 'old.glb', cid: 'bafkold', size: 1 })
+
+        await db.migrate()
+        const migrated = await new UploadRepository(db.knex).findByOwnerAndRoot(identity.id, 'bafyold')
+        expect(migrated).toMatchObject({ name: 'old', warnings: [], entries: [{ path: 'old.glb', cid: 'bafkold', size: 1, isDirectory: false }] })
+
+        await db.knex.migrate.down({ migrationSource: source })
+        expect(await db.knex.schema.hasColumn('uploads', 'warnings')).toBe(false)
+        expect(await db.knex('uploads').where({ root_cid: 'bafyold' })).toHaveLength(1)
+      })
+
       it('are idempotent', async () => {
         await db.migrate()
         await db.migrate()

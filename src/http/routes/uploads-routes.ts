@@ -1,6 +1,6 @@
 import { Router, type Request, type Response } from 'express'
 import type { Identity } from '../../db/identity-repository.ts'
-import { HeimdallError, UnauthorizedError } from '../../errors.ts'
+import { HeimdallError, NotFoundError, UnauthorizedError } from '../../errors.ts'
 import type { IdentityService } from '../../services/identity-service.ts'
 import type { UploadService } from '../../services/upload-service.ts'
 import { credentialsFrom } from '../credentials.ts'
@@ -93,6 +93,35 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
       if (err instanceof HeimdallError && wantsHtml(req)) { renderSignIn(res, err.status, err.message, typeof username === 'string' ? username : ''); return }
       throw err
     }
+  })
+
+  /** The signed-in owner: a bearer token (API clients) or the browser session. */
+  async function requireOwner (req: Request): Promise<Identity> {
+    if (req.headers.authorization !== undefined) {
+      const { username, token } = credentialsFrom(req)
+      return deps.identities.authenticate(username, token)
+    }
+    const sessionId = deps.sessions.read(req)
+    const identity = sessionId === undefined ? undefined : await deps.identities.findById(sessionId)
+    if (identity === undefined) throw new UnauthorizedError('sign in: send Authorization: Bearer <token>, or sign in in a browser')
+    return identity
+  }
+
+  const uploadId = (req: Request): number => {
+    const id = Number((req.params as { id: string }).id)
+    if (!Number.isSafeInteger(id) || id <= 0) throw new NotFoundError('no such upload')
+    return id
+  }
+
+  router.delete('/uploads/:id', async (req, res) => {
+    await deps.uploads.remove(await requireOwner(req), uploadId(req))
+    res.status(204).end()
+  })
+
+  // Browser forms cannot send DELETE. The session cookie is SameSite=Strict, so another site cannot post this.
+  router.post('/uploads/:id/delete', async (req, res) => {
+    await deps.uploads.remove(await requireOwner(req), uploadId(req))
+    res.redirect(303, '/uploads')
   })
 
   router.post('/signout', (req, res) => {
