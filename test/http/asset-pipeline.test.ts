@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { fbxReferencing, fixture, makeZip, patchCentralHeader, renameInZip } from '../support/fixtures.ts'
-import { createIdentity, leftovers, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
+import { createIdentity, expectNothingLeftBehind as expectNothingLeftBehindIn, leftovers, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
 
 interface Item { Name: string, Hash: string, Size: string, primary?: string | null, kind?: string, warnings?: string[] }
 
@@ -18,13 +18,7 @@ beforeEach(async () => { before = await leftovers(t) })
 
 const upload = (data: Buffer, name: string) => t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', data, name)
 
-async function expectNothingLeftBehind (): Promise<void> {
-  const now = await leftovers(t)
-  expect(now.tmpFiles).toEqual([])
-  expect(now.uploads).toBe(before.uploads)
-  expect(now.entries).toBe(before.entries)
-  expect(now.pins.sort()).toEqual(before.pins.sort())
-}
+const expectNothingLeftBehind = async (): Promise<void> => { await expectNothingLeftBehindIn(t, before) }
 
 const gltfFiles = [
   { path: 'box/BoxTextured.gltf', data: fixture('gltf/BoxTextured/BoxTextured.gltf') },

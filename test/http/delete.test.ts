@@ -1,20 +1,10 @@
 import { CID } from 'multiformats/cid'
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { avatarBundle, fixture } from '../support/fixtures.ts'
 import { createIdentity, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
-import { KUBO_VERSION, startKubo } from '../support/kubo.ts'
+import { appBackends } from '../support/backends.ts'
 
-const backends = [
-  { name: 'the embedded node', available: true, start: async () => Promise.resolve({ env: {}, stop: async () => {} }) },
-  {
-    name: `Kubo ${KUBO_VERSION}`,
-    available: inject('kuboBin') !== '',
-    start: async () => {
-      const kubo = await startKubo(inject('kuboBin'))
-      return { env: { IPFS_API_URL: kubo.apiUrl }, stop: kubo.stop }
-    }
-  }
-]
+const backends = appBackends()
 
 for (const backend of backends) {
   describe.skipIf(!backend.available)(`deleting uploads, over ${backend.name}`, () => {

@@ -1,22 +1,12 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { avatarBundle, fixture } from '../support/fixtures.ts'
-import { KUBO_VERSION, startKubo } from '../support/kubo.ts'
+import { appBackends } from '../support/backends.ts'
 import { asBytes, createIdentity, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
 
 const glb = fixture('glb/BoxTextured.glb')
 
 /** The same gateway answers whichever node holds the content. */
-const backends = [
-  { name: 'the embedded node', available: true, start: async () => Promise.resolve({ env: {}, stop: async () => {} }) },
-  {
-    name: `Kubo ${KUBO_VERSION}`,
-    available: inject('kuboBin') !== '',
-    start: async () => {
-      const kubo = await startKubo(inject('kuboBin'))
-      return { env: { IPFS_API_URL: kubo.apiUrl }, stop: kubo.stop }
-    }
-  }
-]
+const backends = appBackends()
 
 for (const backend of backends) describe.skipIf(!backend.available)(`gateway over ${backend.name}`, () => {
 let t: TestHeimdall

@@ -2,7 +2,7 @@ import { request as httpRequest } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { avatarBundle, fixture, makeZip } from '../support/fixtures.ts'
-import { asBytes, createIdentity, leftovers, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
+import { asBytes, createIdentity, expectNothingLeftBehind as expectNothingLeftBehindIn, leftovers, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
 
 interface Item { Name: string, Hash: string, Size: string }
 
@@ -16,14 +16,7 @@ beforeAll(async () => {
 })
 afterAll(async () => { await t.close() })
 
-/** After a refusal: no temp file, and no more rows or pins than before it. */
-async function expectNothingLeftBehind (): Promise<void> {
-  const now = await leftovers(t)
-  expect(now.tmpFiles).toEqual([])
-  expect(now.uploads).toBe(before.uploads)
-  expect(now.entries).toBe(before.entries)
-  expect(now.pins.sort()).toEqual(before.pins.sort())
-}
+const expectNothingLeftBehind = async (): Promise<void> => { await expectNothingLeftBehindIn(t, before) }
 
 beforeEach(async () => { before = await leftovers(t) })
 

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import supertest from 'supertest'
+import { expect } from 'vitest'
 import { loadConfig } from '../../src/config.ts'
 import { openHeimdall, type Heimdall } from '../../src/heimdall.ts'
 import { createLogger } from '../../src/logger.ts'
@@ -59,6 +60,15 @@ export async function leftovers (t: TestHeimdall): Promise<{ tmpFiles: string[],
 }
 
 type Parser = Extract<Parameters<supertest.Test['parse']>[0], (res: never, callback: never) => void>
+
+/** After a refusal: no temp file, and no more rows or pins than `before`. */
+export async function expectNothingLeftBehind (t: TestHeimdall, before: Awaited<ReturnType<typeof leftovers>>): Promise<void> {
+  const now = await leftovers(t)
+  expect(now.tmpFiles).toEqual([])
+  expect(now.uploads).toBe(before.uploads)
+  expect(now.entries).toBe(before.entries)
+  expect(now.pins.sort()).toEqual(before.pins.sort())
+}
 
 /** supertest parser that keeps any body as raw bytes: `.buffer(true).parse(asBytes)`. */
 export const asBytes = ((res: NodeJS.ReadableStream, callback: (err: Error | null, body: Buffer) => void): void => {
