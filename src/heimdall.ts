@@ -1,4 +1,4 @@
-import { mkdir, readdir, rm } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Express } from 'express'
 import type { Logger } from 'pino'
@@ -6,7 +6,7 @@ import type { Config } from './config.ts'
 import { openDatabase, type Database } from './db/database.ts'
 import { IdentityRepository } from './db/identity-repository.ts'
 import { UploadRepository } from './db/upload-repository.ts'
-import { createApp } from './http/app.ts'
+import { BUILD_DIR, createApp } from './http/app.ts'
 import { SessionCodec } from './http/session.ts'
 import type { IpfsBackend } from './ipfs/ipfs-backend.ts'
 import { openIpfsBackend } from './ipfs/open-ipfs-backend.ts'
@@ -21,6 +21,15 @@ export interface Heimdall {
   /** Where uploads wait while they are received; empty whenever no upload is under way. */
   tmpDir: string
   close: () => Promise<void>
+}
+
+/** The manifest scripts/build-web.ts writes; start-up refuses to go on without it. */
+async function loadAssetManifest (): Promise<Record<string, string>> {
+  try {
+    return JSON.parse(await readFile(join(BUILD_DIR, 'manifest.json'), 'utf8')) as Record<string, string>
+  } catch (err) {
+    throw new Error('the web assets are not built: run `npm run build:web` (npm start does it first)', { cause: err })
+  }
 }
 
 /** Empties the temp folder: whatever is there was left by a process that died mid-upload. */
@@ -39,6 +48,7 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
   await mkdir(dataDir, { recursive: true })
   await resetTmpDir(tmpDir)
   const secretKey = await resolveSecretKey(config.secretKey, dataDir, logger)
+  const assets = await loadAssetManifest()
 
   const database = await openDatabase({ ...config, dataDir })
   let backend: IpfsBackend | undefined
@@ -76,7 +86,8 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
       maxUploadBytes: config.maxUploadBytes,
       assetExtensions: config.assetExtensions,
       tmpDir,
-      trustProxy: config.trustProxy
+      trustProxy: config.trustProxy,
+      assets
     }
   })
 

@@ -1,4 +1,5 @@
 import type { TestProject } from 'vitest/node'
+import { buildWeb } from '../scripts/build-web.ts'
 import { ensureKuboBinary } from './support/kubo.ts'
 import { startPostgresServer, type PostgresServer } from './support/postgres-server.ts'
 
@@ -18,6 +19,7 @@ let server: PostgresServer | undefined
  * without PostgreSQL skips those tests loudly; under CI=true it is a failure.
  */
 export async function setup (project: TestProject): Promise<void> {
+  await buildWeb()
   const [postgres, kubo] = await Promise.allSettled([startPostgresServer(), ensureKuboBinary()])
   if (postgres.status === 'fulfilled') {
     server = postgres.value

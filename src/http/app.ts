@@ -15,7 +15,7 @@ import { uploadsRoutes } from './routes/uploads-routes.ts'
 import type { SessionCodec } from './session.ts'
 
 export const VIEWS_DIR = fileURLToPath(new URL('../../views/', import.meta.url))
-export const PUBLIC_DIR = fileURLToPath(new URL('../../public/', import.meta.url))
+export const BUILD_DIR = fileURLToPath(new URL('../../public/build/', import.meta.url))
 
 export interface AppDependencies {
   logger: Logger
@@ -33,6 +33,8 @@ export interface AppDependencies {
     tmpDir: string
     /** Express's `trust proxy`, for the real client address and https behind nginx. */
     trustProxy: boolean | number | string
+    /** Built browser assets: logical name (`app.js`) → content-hashed file under public/build. */
+    assets: Readonly<Record<string, string>>
   }
 }
 
@@ -52,6 +54,11 @@ export function createApp (deps: AppDependencies): Express {
   app.set('view engine', 'ejs')
   app.locals.serviceName = 'Heimdall'
   app.locals.publicUrl = settings.publicUrl
+  app.locals.asset = (name: string): string => {
+    const file = settings.assets[name]
+    if (file === undefined) throw new Error(`no built asset named ${name}`)
+    return `/static/${file}`
+  }
 
   app.use(requestLogger(deps.logger))
   app.use((req, res, next) => {
@@ -62,7 +69,8 @@ export function createApp (deps: AppDependencies): Express {
     }
     next()
   })
-  app.use('/static', express.static(PUBLIC_DIR, { maxAge: '1h', index: false }))
+  // Names carry a content hash, so a file never changes: cache it for a year.
+  app.use('/static', express.static(BUILD_DIR, { maxAge: '365d', immutable: true, index: false, fallthrough: true }))
   app.use(express.urlencoded({ extended: false, limit: '16kb' }))
   app.use(express.json({ limit: '16kb' }))
 

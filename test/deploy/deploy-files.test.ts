@@ -87,7 +87,8 @@ describe('Dockerfile and scripts', () => {
     const start = (JSON.parse(await read('package.json')) as { scripts: { start: string } }).scripts.start
     const cmd = /^CMD (\[.*\])$/m.exec(dockerfile)?.[1]
     expect((JSON.parse(cmd ?? '[]') as string[]).join(' ')).toBe(start)
-    expect(dockerfile.match(/^FROM node:24-slim/gm)).toHaveLength(2)
+    expect(dockerfile.match(/^FROM node:24-slim/gm)).toHaveLength(3)
+    expect(dockerfile).toContain('RUN node scripts/build-web.ts')
     expect(dockerfile).toMatch(/^USER node$/m)
     expect(dockerfile).toMatch(/^HEALTHCHECK .*\n.*\/readyz/m)
     expect(dockerfile).toContain('npm ci --omit=dev --omit=optional')
