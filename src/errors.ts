@@ -26,6 +26,11 @@ export class UnauthorizedError extends HeimdallError {
   constructor (message = 'unknown username or wrong token') { super(message, 'ERR_UNAUTHORIZED', 401) }
 }
 
+export class ForbiddenError extends HeimdallError {
+  override readonly name = 'ForbiddenError'
+  constructor (message: string) { super(message, 'ERR_FORBIDDEN', 403) }
+}
+
 export class NotFoundError extends HeimdallError {
   override readonly name = 'NotFoundError'
   constructor (message = 'not found') { super(message, 'ERR_NOT_FOUND', 404) }

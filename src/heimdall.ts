@@ -7,6 +7,7 @@ import { openDatabase, type Database } from './db/database.ts'
 import { IdentityRepository } from './db/identity-repository.ts'
 import { UploadRepository } from './db/upload-repository.ts'
 import { BUILD_DIR, createApp } from './http/app.ts'
+import { CsrfProtection } from './http/csrf.ts'
 import { SessionCodec } from './http/session.ts'
 import type { IpfsBackend } from './ipfs/ipfs-backend.ts'
 import { openIpfsBackend } from './ipfs/open-ipfs-backend.ts'
@@ -76,6 +77,7 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
     uploads,
     backend,
     sessions: new SessionCodec(secretKey),
+    csrf: new CsrfProtection(secretKey),
     readiness: [
       { name: 'database', check: database.ping },
       { name: 'ipfs', check: ipfs.ping.bind(ipfs) }

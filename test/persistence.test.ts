@@ -34,7 +34,8 @@ describe('restart on the same DATA_DIR', () => {
     expect(first.logs.join('\n')).toMatch(/SECRET_KEY is not set/)
     const alice = await createIdentity(first.request, 'alice')
     const signIn = await first.request.post('/uploads').type('form').set('Accept', 'text/html').send(alice).expect(303)
-    const cookie = String(signIn.headers['set-cookie']).split(';')[0] ?? ''
+    const setCookies = signIn.headers['set-cookie'] as unknown as string[]
+    const cookie = setCookies.find((c) => c.startsWith('heimdall_session='))?.split(';')[0] ?? ''
     await first.close({ keepData: true })
     const second = await startTestHeimdall(env, dataDir)
     try {

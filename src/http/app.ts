@@ -12,6 +12,7 @@ import { identityRoutes } from './routes/identity-routes.ts'
 import { pluginRoutes } from './routes/plugin-routes.ts'
 import { uploadRoutes } from './routes/upload-routes.ts'
 import { uploadsRoutes } from './routes/uploads-routes.ts'
+import type { CsrfProtection } from './csrf.ts'
 import type { SessionCodec } from './session.ts'
 
 export const VIEWS_DIR = fileURLToPath(new URL('../../views/', import.meta.url))
@@ -23,6 +24,7 @@ export interface AppDependencies {
   uploads: UploadService
   backend: IpfsBackend
   sessions: SessionCodec
+  csrf: CsrfProtection
   readiness: readonly ReadinessCheck[]
   settings: {
     publicUrl: string
@@ -73,6 +75,8 @@ export function createApp (deps: AppDependencies): Express {
   app.use('/static', express.static(BUILD_DIR, { maxAge: '365d', immutable: true, index: false, fallthrough: true }))
   app.use(express.urlencoded({ extended: false, limit: '16kb' }))
   app.use(express.json({ limit: '16kb' }))
+  app.use(deps.csrf.issue())
+  app.use(deps.csrf.protect())
 
   app.get('/', (_req, res) => { res.render('home', { title: 'Heimdall' }) })
   app.use(pluginRoutes())
@@ -81,6 +85,7 @@ export function createApp (deps: AppDependencies): Express {
     identities: deps.identities,
     uploads: deps.uploads,
     sessions: deps.sessions,
+    csrf: deps.csrf,
     tmpDir: settings.tmpDir,
     maxUploadBytes: settings.maxUploadBytes,
     assetExtensions: settings.assetExtensions,

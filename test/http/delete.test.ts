@@ -1,7 +1,7 @@
 import { CID } from 'multiformats/cid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { avatarBundle, fixture } from '../support/fixtures.ts'
-import { createIdentity, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
+import { createIdentity, csrfField, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
 import { appBackends } from '../support/backends.ts'
 
 const backends = appBackends()
@@ -61,14 +61,16 @@ for (const backend of backends) {
     it('deletes from a browser session through the form, back to the list', async () => {
       const alice = await createIdentity(t.request)
       const root = await upload(alice.token, fixture('obj/cube_usemtl.obj'), 'form.obj')
-      await t.request.post('/uploads').type('form').set('Accept', 'text/html').send(alice).expect(303)
-      const page = await t.request.get('/uploads').set('Accept', 'text/html').expect(200)
+      const browser = t.browser()
+      const signIn = await browser.get('/uploads').set('Accept', 'text/html').expect(200)
+      await browser.post('/uploads').type('form').set('Accept', 'text/html').send({ ...alice, _csrf: csrfField(signIn.text) }).expect(303)
+      const page = await browser.get('/uploads').set('Accept', 'text/html').expect(200)
       const id = await idOf(alice.token, root)
       expect(page.text).toContain(`action="/uploads/${id}/delete"`)
-      const res = await t.request.post(`/uploads/${id}/delete`).set('Accept', 'text/html').expect(303)
+      await browser.post(`/uploads/${id}/delete`).set('Accept', 'text/html').expect(403)
+      const res = await browser.post(`/uploads/${id}/delete`).type('form').set('Accept', 'text/html').send({ _csrf: csrfField(page.text) }).expect(303)
       expect(res.headers.location).toBe('/uploads')
       expect(await idOf(alice.token, root)).toBe(-1)
-      await t.request.post('/signout').expect(303)
     })
   })
 }

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { avatarBundle, fixture } from '../support/fixtures.ts'
-import { createIdentity, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
+import { createIdentity, csrfField, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
 
 let t: TestHeimdall
 let alice: { username: string, token: string }
@@ -55,24 +55,49 @@ describe('/uploads', () => {
   })
 
   it('a browser POST signs in and redirects to the list, which then shows with the cookie', async () => {
-    const res = await t.request.post('/uploads').type('form').set('Accept', 'text/html').send(alice).expect(303)
+    const browser = t.browser()
+    const signIn = await browser.get('/uploads').set('Accept', 'text/html').expect(200)
+    const res = await browser.post('/uploads').type('form').set('Accept', 'text/html').send({ ...alice, _csrf: csrfField(signIn.text) }).expect(303)
     expect(res.headers.location).toBe('/uploads')
-    const list = await t.request.get('/uploads').set('Accept', 'text/html').expect(200)
+    const list = await browser.get('/uploads').set('Accept', 'text/html').expect(200)
     expect(list.text).toContain('Hero')
     expect(list.text).toContain('avatar')
     expect(list.text).toContain(`${avatarRoot}/avatar.fst`)
-    await t.request.post('/signout').expect(303)
-    const after = await t.request.get('/uploads').set('Accept', 'text/html').expect(200)
+    await browser.post('/signout').type('form').send({ _csrf: csrfField(list.text) }).expect(303)
+    const after = await browser.get('/uploads').set('Accept', 'text/html').expect(200)
     expect(after.text).toContain('name="token"')
   })
 
+  it('refuses a browser post without the form\'s CSRF token, or with a forged one', async () => {
+    const browser = t.browser()
+    const signIn = await browser.get('/uploads').set('Accept', 'text/html').expect(200)
+    const missing = await browser.post('/uploads').type('form').set('Accept', 'text/html').send(alice).expect(403)
+    expect(missing.text).toContain('reload the page')
+    await browser.post('/uploads').type('form').send({ ...alice, _csrf: 'forged' }).expect(403)
+    const other = t.browser()
+    const otherPage = await other.get('/uploads').set('Accept', 'text/html').expect(200)
+    // A token is bound to its own browser's cookie.
+    await browser.post('/uploads').type('form').send({ ...alice, _csrf: csrfField(otherPage.text) }).expect(403)
+    await browser.post('/uploads').type('form').send({ ...alice, _csrf: csrfField(signIn.text) }).set('Accept', 'application/json').expect(200)
+  })
+
+  it('refuses a cookie-authenticated upload without the token before reading the file', async () => {
+    const carol = await createIdentity(t.request, 'carol')
+    const browser = t.browser()
+    const signIn = await browser.get('/uploads').set('Accept', 'text/html').expect(200)
+    await browser.post('/uploads').type('form').set('Accept', 'text/html').send({ ...carol, _csrf: csrfField(signIn.text) }).expect(303)
+    const uploadPage = await browser.get('/upload').set('Accept', 'text/html').expect(200)
+    await browser.post('/upload').attach('file', fixture('obj/cube_usemtl.mtl'), 'forged.mtl').expect(403)
+    await browser.post('/upload').field('_csrf', csrfField(uploadPage.text)).attach('file', fixture('obj/cube_usemtl.mtl'), 'ok.mtl').expect(200)
+  })
+
   it('GET ?username&token as the add-on opens it: signs in, then redirects to a URL without the token', async () => {
-    const res = await t.request.get(`/uploads?username=${alice.username}&token=${alice.token}`).set('Accept', 'text/html').expect(303)
+    const browser = t.browser()
+    const res = await browser.get(`/uploads?username=${alice.username}&token=${alice.token}`).set('Accept', 'text/html').expect(303)
     expect(res.headers.location).toBe('/uploads')
     expect(String(res.headers['set-cookie'])).toMatch(/heimdall_session=[^;]+; Max-Age=\d+; Path=\/; Expires=[^;]+; HttpOnly; SameSite=Strict/)
-    const list = await t.request.get(res.headers.location as string).set('Accept', 'text/html').expect(200)
+    const list = await browser.get(res.headers.location as string).set('Accept', 'text/html').expect(200)
     expect(list.text).toContain('Uploads of alice')
-    await t.request.post('/signout')
   })
 
   it('GET with a bad token in the query is refused', async () => {

@@ -10,7 +10,10 @@ import { createLogger } from '../../src/logger.ts'
 
 export interface TestHeimdall {
   heimdall: Heimdall
-  request: supertest.Agent
+  /** A client that keeps no cookies, as the add-on and scripts. */
+  request: ReturnType<typeof supertest>
+  /** A new client that keeps cookies, as a browser does. */
+  browser: () => supertest.Agent
   dataDir: string
   /** Every log line written so far, raw JSON. */
   logs: string[]
@@ -31,7 +34,8 @@ export async function startTestHeimdall (env: Record<string, string> = {}, dataD
   const heimdall = await openHeimdall(config, createLogger('info', sink))
   return {
     heimdall,
-    request: supertest.agent(heimdall.app),
+    request: supertest(heimdall.app),
+    browser: () => supertest.agent(heimdall.app),
     dataDir: dir,
     logs,
     close: async (options = {}) => {
@@ -42,7 +46,7 @@ export async function startTestHeimdall (env: Record<string, string> = {}, dataD
 }
 
 /** Creates an identity through the API the add-on uses; returns its username and token. */
-export async function createIdentity (request: supertest.Agent, username = `user${Math.random().toString(36).slice(2, 8)}`): Promise<{ username: string, token: string }> {
+export async function createIdentity (request: ReturnType<typeof supertest> | supertest.Agent, username = `user${Math.random().toString(36).slice(2, 8)}`): Promise<{ username: string, token: string }> {
   const res = await request.post('/new').type('form').send({ username }).expect(201)
   const body = res.body as { username: string, secret: string }
   return { username: body.username, token: body.secret }
@@ -60,6 +64,13 @@ export async function leftovers (t: TestHeimdall): Promise<{ tmpFiles: string[],
 }
 
 type Parser = Extract<Parameters<supertest.Test['parse']>[0], (res: never, callback: never) => void>
+
+/** The CSRF token of the first form on a page. */
+export function csrfField (html: string): string {
+  const token = /name="_csrf" value="([^"]+)"/.exec(html)?.[1]
+  if (token === undefined) throw new Error('the page has no CSRF field')
+  return token
+}
 
 /** After a refusal: no temp file, and no more rows or pins than `before`. */
 export async function expectNothingLeftBehind (t: TestHeimdall, before: Awaited<ReturnType<typeof leftovers>>): Promise<void> {

@@ -7,6 +7,7 @@ import type { UploadService } from '../../services/upload-service.ts'
 import { credentialsFrom } from '../credentials.ts'
 import { wantsHtml } from '../negotiate.ts'
 import { presentAddedItems, presentUpload } from '../presenters.ts'
+import type { CsrfProtection } from '../csrf.ts'
 import type { SessionCodec } from '../session.ts'
 import { uploadReceiver, type ReceivedUpload } from '../upload-receiver.ts'
 
@@ -14,6 +15,7 @@ export interface UploadRoutesDeps {
   identities: IdentityService
   uploads: UploadService
   sessions: SessionCodec
+  csrf: CsrfProtection
   tmpDir: string
   maxUploadBytes: number
   /** Extensions accepted at the top level, shown on the upload page. */
@@ -43,8 +45,8 @@ export function uploadRoutes (deps: UploadRoutesDeps): Router {
     tmpDir: deps.tmpDir,
     maxUploadBytes: deps.maxUploadBytes,
     uploads: deps.uploads,
-    // Refuse bad credentials before a byte of the file is read, when they came first.
-    identify: async (req) => owner(req, false)
+    // Refuse a forged browser post, or bad credentials, before a byte of the file is read.
+    identify: async (req) => { deps.csrf.verify(req); return owner(req, false) }
   })
 
   router.get('/upload', async (req, res) => {
@@ -56,6 +58,7 @@ export function uploadRoutes (deps: UploadRoutesDeps): Router {
   router.post('/upload', receive, async (req: Request, res: Response) => {
     const file = req.file as (Express.Multer.File & ReceivedUpload) | undefined
     try {
+      deps.csrf.verify(req)
       const identity = await owner(req, true)
       if (identity === undefined) throw new BadRequestError('username and token are required')
       if (file === undefined) throw new BadRequestError('send the file as multipart/form-data in the field "file"')
