@@ -116,18 +116,27 @@ export class UploadRepository {
   }
 
   /** The owner's uploads, newest first, each with its entries. */
-  async listByOwner (identityId: number, page: { limit: number, offset: number } = { limit: 1000, offset: 0 }): Promise<Upload[]> {
-    const rows = await this.#db<UploadRow>('uploads')
-      .where({ identity_id: identityId })
+  async listByOwner (identityId: number, page: { limit: number, offset: number, search?: string } = { limit: 1000, offset: 0 }): Promise<Upload[]> {
+    const rows = await this.#owned(identityId, page.search)
       .orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }])
       .limit(page.limit)
       .offset(page.offset)
     return this.#withEntries(this.#db, rows)
   }
 
-  async countByOwner (identityId: number): Promise<number> {
-    const result = await this.#db('uploads').where({ identity_id: identityId }).count<Array<{ count: string | number }>>({ count: '*' })
+  async countByOwner (identityId: number, search?: string): Promise<number> {
+    const result = await this.#owned(identityId, search).count<Array<{ count: string | number }>>({ count: '*' })
     return Number(result[0]?.count ?? 0)
+  }
+
+  /** The owner's uploads, those whose name contains `search` (any case) when given. */
+  #owned (identityId: number, search: string | undefined): Knex.QueryBuilder<UploadRow, UploadRow[]> {
+    const query = this.#db<UploadRow>('uploads').where({ identity_id: identityId })
+    if (search !== undefined && search !== '') {
+      // ILIKE with the pattern characters escaped: a search for "50%" finds "50%", not everything.
+      query.whereILike('name', `%${search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`)
+    }
+    return query
   }
 
   /** How many uploads, of anyone, reference `rootCid`. Content is unpinned only at zero. */

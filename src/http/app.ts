@@ -5,11 +5,14 @@ import type { IpfsBackend } from '../ipfs/ipfs-backend.ts'
 import type { IdentityService } from '../services/identity-service.ts'
 import type { UploadService } from '../services/upload-service.ts'
 import { errorHandler, notFound } from './middleware/error-handler.ts'
+import { formatBytes } from './format.ts'
+import { wantsHtml } from './negotiate.ts'
 import { requestLogger } from './middleware/request-logger.ts'
 import { gatewayRoutes } from './routes/gateway-routes.ts'
 import { healthRoutes, type ReadinessCheck } from './routes/health-routes.ts'
 import { identityRoutes } from './routes/identity-routes.ts'
 import { pluginRoutes } from './routes/plugin-routes.ts'
+import { previewRoutes } from './routes/preview-routes.ts'
 import { uploadRoutes } from './routes/upload-routes.ts'
 import { uploadsRoutes } from './routes/uploads-routes.ts'
 import type { CsrfProtection } from './csrf.ts'
@@ -40,8 +43,15 @@ export interface AppDependencies {
   }
 }
 
-/** Pages of our own: scripts and styles only from this origin, never framed. */
-const PAGE_CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+/**
+ * Pages of our own: scripts and styles only from this origin, never framed.
+ * The 3D preview fetches models and textures from the gateway (perhaps
+ * another origin) and hands embedded textures to the GPU through blob: URLs.
+ */
+function pageCsp (gatewayUrl: string): string {
+  const gateway = new URL(gatewayUrl).origin
+  return `default-src 'self'; img-src 'self' data: blob: ${gateway}; connect-src 'self' blob: data: ${gateway}; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'`
+}
 
 /**
  * Builds the Express app from its dependencies. It reads no environment and
@@ -56,6 +66,7 @@ export function createApp (deps: AppDependencies): Express {
   app.set('view engine', 'ejs')
   app.locals.serviceName = 'Heimdall'
   app.locals.publicUrl = settings.publicUrl
+  app.locals.formatBytes = formatBytes
   app.locals.asset = (name: string): string => {
     const file = settings.assets[name]
     if (file === undefined) throw new Error(`no built asset named ${name}`)
@@ -63,9 +74,10 @@ export function createApp (deps: AppDependencies): Express {
   }
 
   app.use(requestLogger(deps.logger))
+  const csp = pageCsp(settings.gatewayUrl)
   app.use((req, res, next) => {
     if (!req.path.startsWith('/ipfs/')) {
-      res.setHeader('Content-Security-Policy', PAGE_CSP)
+      res.setHeader('Content-Security-Policy', csp)
       res.setHeader('X-Content-Type-Options', 'nosniff')
       res.setHeader('Referrer-Policy', 'same-origin')
     }
@@ -77,6 +89,12 @@ export function createApp (deps: AppDependencies): Express {
   app.use(express.json({ limit: '16kb' }))
   app.use(deps.csrf.issue())
   app.use(deps.csrf.protect())
+  // Pages show who is signed in (and a Sign out button) in the header.
+  app.use((req, res, next) => {
+    const sessionId = deps.sessions.read(req)
+    if (sessionId === undefined || !wantsHtml(req)) { res.locals.viewer = null; next(); return }
+    deps.identities.findById(sessionId).then((identity) => { res.locals.viewer = identity?.username ?? null; next() }, next)
+  })
 
   app.get('/', (_req, res) => { res.render('home', { title: 'Heimdall' }) })
   app.use(pluginRoutes())
@@ -92,6 +110,7 @@ export function createApp (deps: AppDependencies): Express {
     gatewayUrl: settings.gatewayUrl
   }))
   app.use(uploadsRoutes({ identities: deps.identities, uploads: deps.uploads, sessions: deps.sessions, gatewayUrl: settings.gatewayUrl }))
+  app.use(previewRoutes({ gatewayUrl: settings.gatewayUrl }))
   app.use(gatewayRoutes({ backend: deps.backend }))
   app.use(healthRoutes(deps.readiness))
 

@@ -28,6 +28,20 @@ export interface PresentedUpload {
   primaryUrl: string | null
   warnings: string[]
   files: PresentedFile[]
+  /** A page showing the upload's model in 3D, when it has one a browser can load. */
+  previewUrl: string | null
+}
+
+const PREVIEWABLE = /\.(fbx|gltf|glb|vrm|obj)$/i
+
+/** The file to preview: the primary one if it is a model, else the first model in the upload. */
+function previewPath (upload: Upload): string | null {
+  if (upload.primaryPath !== null && PREVIEWABLE.test(upload.primaryPath)) return upload.primaryPath
+  return upload.entries.find((e) => !e.isDirectory && PREVIEWABLE.test(e.path))?.path ?? null
+}
+
+export function previewLink (rootCid: string, path: string): string {
+  return `/preview/${rootCid}/${path.split('/').map(encodeURIComponent).join('/')}`
 }
 
 export function presentUpload (upload: Upload, gatewayUrl: string): PresentedUpload {
@@ -42,6 +56,7 @@ export function presentUpload (upload: Upload, gatewayUrl: string): PresentedUpl
     url: gatewayLink(gatewayUrl, upload.rootCid),
     primaryUrl: upload.primaryPath === null ? null : gatewayLink(gatewayUrl, upload.rootCid, upload.primaryPath),
     warnings: upload.warnings,
+    previewUrl: ((path) => path === null ? null : previewLink(upload.rootCid, path))(previewPath(upload)),
     files: upload.entries
       .filter((entry) => !entry.isDirectory)
       .map((entry) => ({ path: entry.path, cid: entry.cid, size: entry.size, url: gatewayLink(gatewayUrl, upload.rootCid, entry.path) }))

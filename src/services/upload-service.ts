@@ -181,12 +181,18 @@ export class UploadService {
   }
 
   /** The owner's uploads, newest first, and how many there are in all. */
-  async list (owner: Identity, page: { limit: number, offset: number }): Promise<{ uploads: Upload[], total: number }> {
+  async list (owner: Identity, page: { limit: number, offset: number, search?: string }): Promise<{ uploads: Upload[], total: number }> {
     const [uploads, total] = await Promise.all([
       this.#options.uploads.listByOwner(owner.id, page),
-      this.#options.uploads.countByOwner(owner.id)
+      this.#options.uploads.countByOwner(owner.id, page.search)
     ])
     return { uploads, total }
+  }
+
+  async get (owner: Identity, uploadId: number): Promise<Upload> {
+    const upload = await this.#options.uploads.findOwned(owner.id, uploadId)
+    if (upload === undefined) throw new NotFoundError(`you have no upload ${uploadId}`)
+    return upload
   }
 
   async #import (name: UploadName, candidates: Iterable<ImportCandidate>, signal?: AbortSignal): Promise<ImportedUpload> {

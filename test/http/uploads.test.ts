@@ -109,6 +109,38 @@ describe('/uploads', () => {
     expect(res.text).toContain('name="token"')
   })
 
+  it('searches by name, any case, with pattern characters taken literally', async () => {
+    const byName = await t.request.get('/uploads?q=her').set('Authorization', `Bearer ${alice.token}`).expect(200)
+    expect(byName.body.uploads.map((u: { name: string }) => u.name)).toEqual(['Hero'])
+    const none = await t.request.get('/uploads?q=%25').set('Authorization', `Bearer ${alice.token}`).expect(200)
+    expect(none.body.total).toBe(0)
+  })
+
+  it('shows one upload in detail, with every file and a preview link, to its owner only', async () => {
+    const list = await t.request.get('/uploads').set('Authorization', `Bearer ${alice.token}`).expect(200)
+    const hero = list.body.uploads.find((u: { name: string }) => u.name === 'Hero') as { id: number, previewUrl: string }
+    expect(hero.previewUrl).toBe(`/preview/${avatarRoot}/box.fbx`)
+    const detail = await t.request.get(`/uploads/${hero.id}`).set('Authorization', `Bearer ${alice.token}`).expect(200)
+    expect(detail.body.files.map((f: { path: string }) => f.path)).toEqual(['avatar.fst', 'box.fbx', 'textures/skin.png'])
+    const bob = await createIdentity(t.request, 'bob2')
+    await t.request.get(`/uploads/${hero.id}`).set('Authorization', `Bearer ${bob.token}`).expect(404)
+    const browser = t.browser()
+    await browser.get(`/uploads?username=alice&token=${alice.token}`).set('Accept', 'text/html').expect(303)
+    const page = await browser.get(`/uploads/${hero.id}`).set('Accept', 'text/html').expect(200)
+    expect(page.text).toContain('textures/skin.png')
+    expect(page.text).toContain(`href="/preview/${avatarRoot}/box.fbx"`)
+    expect(page.text).toContain('Signed in as <strong>alice</strong>')
+  })
+
+  it('serves the preview page for models, loading them from the gateway', async () => {
+    const page = await t.request.get(`/preview/${avatarRoot}/box.fbx`).set('Accept', 'text/html').expect(200)
+    expect(page.text).toContain(`data-model-url="https://assets.example.org/ipfs/${avatarRoot}/box.fbx"`)
+    expect(page.text).toMatch(/src="\/static\/preview-[A-Z0-9]+\.js"/)
+    expect(page.headers['content-security-policy']).toContain('connect-src \'self\' blob: data: https://assets.example.org')
+    await t.request.get(`/preview/${avatarRoot}/avatar.fst`).set('Accept', 'text/html').expect(400)
+    await t.request.get('/preview/nonsense/a.fbx').set('Accept', 'text/html').expect(400)
+  })
+
   it('GET with a bearer token answers JSON', async () => {
     const res = await t.request.get('/uploads?limit=1').set('Authorization', `Bearer ${alice.token}`).expect(200)
     expect(res.body.total).toBe(2)

@@ -5,6 +5,7 @@ import { CID } from 'multiformats/cid'
 import parseRange from 'range-parser'
 import { BadRequestError } from '../../errors.ts'
 import type { IpfsBackend } from '../../ipfs/ipfs-backend.ts'
+import { formatBytes } from '../format.ts'
 import { contentTypeFor } from '../content-types.ts'
 
 /**
@@ -31,14 +32,6 @@ function parseCid (value: string): CID {
   }
 }
 
-const formatSize = (bytes: number): string => {
-  if (bytes < 1024) return `${bytes} B`
-  const units = ['KiB', 'MiB', 'GiB', 'TiB']
-  let value = bytes / 1024
-  let unit = 0
-  while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit++ }
-  return `${value.toFixed(1)} ${units[unit] ?? 'TiB'}`
-}
 
 /** `GET|HEAD /ipfs/<cid>[/<path>]` over this service's own node, never reaching out to the network. */
 export function gatewayRoutes (deps: { backend: IpfsBackend }): Router {
@@ -70,7 +63,7 @@ export function gatewayRoutes (deps: { backend: IpfsBackend }): Router {
       setGatewayHeaders(res, ipfsPath)
       res.setHeader('ETag', `"DirIndex-${ipfsPath}"`)
       const entries = []
-      for await (const entry of deps.backend.list(cid, path)) entries.push({ ...entry, cid: entry.cid.toString(), sizeText: formatSize(entry.size) })
+      for await (const entry of deps.backend.list(cid, path)) entries.push({ ...entry, cid: entry.cid.toString(), sizeText: formatBytes(entry.size) })
       entries.sort((a, b) => (a.type === b.type ? a.name.localeCompare(b.name) : a.type === 'directory' ? -1 : 1))
       res.render('directory', { title: ipfsPath, ipfsPath, parent: path.length > 0 ? '../' : null, entries })
       return

@@ -27,9 +27,10 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
   const router = Router()
 
   async function renderList (req: Request, res: Response, identity: Identity): Promise<void> {
+    const search = typeof req.query.q === 'string' ? req.query.q.trim().slice(0, 100) : ''
     if (wantsHtml(req)) {
       const page = Math.max(1, intParam(req.query.page, 1, 1_000_000))
-      const { uploads, total } = await deps.uploads.list(identity, { limit: PAGE_SIZE, offset: (page - 1) * PAGE_SIZE })
+      const { uploads, total } = await deps.uploads.list(identity, { limit: PAGE_SIZE, offset: (page - 1) * PAGE_SIZE, search })
       res.setHeader('Cache-Control', 'no-store')
       res.render('uploads', {
         title: 'My uploads',
@@ -37,13 +38,14 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
         uploads: uploads.map((u) => presentUpload(u, deps.gatewayUrl)),
         page,
         pages: Math.max(1, Math.ceil(total / PAGE_SIZE)),
-        total
+        total,
+        search
       })
       return
     }
     const limit = intParam(req.query.limit, MAX_JSON_LIMIT, MAX_JSON_LIMIT)
     const offset = intParam(req.query.offset, 0, Number.MAX_SAFE_INTEGER)
-    const { uploads, total } = await deps.uploads.list(identity, { limit, offset })
+    const { uploads, total } = await deps.uploads.list(identity, { limit, offset, search })
     res.setHeader('Cache-Control', 'no-store')
     res.json({ username: identity.username, total, limit, offset, uploads: uploads.map((u) => presentUpload(u, deps.gatewayUrl)) })
   }
@@ -112,6 +114,25 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
     if (!Number.isSafeInteger(id) || id <= 0) throw new NotFoundError('no such upload')
     return id
   }
+
+  router.get('/uploads/:id', async (req, res) => {
+    const owner = await requireOwner(req).catch((err: unknown) => {
+      if (err instanceof UnauthorizedError && wantsHtml(req)) return undefined
+      throw err
+    })
+    if (owner === undefined) { res.redirect(303, '/uploads'); return }
+    const upload = presentUpload(await deps.uploads.get(owner, uploadId(req)), deps.gatewayUrl)
+    res.setHeader('Cache-Control', 'no-store')
+    if (wantsHtml(req)) { res.render('upload-detail', { title: upload.name, upload }); return }
+    res.json(upload)
+  })
+
+  // The confirmation a browser sees before deleting: it works without JavaScript.
+  router.get('/uploads/:id/delete', async (req, res) => {
+    const upload = presentUpload(await deps.uploads.get(await requireOwner(req), uploadId(req)), deps.gatewayUrl)
+    res.setHeader('Cache-Control', 'no-store')
+    res.render('confirm-delete', { title: `Delete ${upload.name}?`, upload })
+  })
 
   router.delete('/uploads/:id', async (req, res) => {
     await deps.uploads.remove(await requireOwner(req), uploadId(req))
