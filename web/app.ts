@@ -16,7 +16,7 @@ document.addEventListener('click', (event) => {
   )
 })
 
-interface AddedRoot { Name: string, Hash: string, primary?: string | null, kind?: string, warnings?: string[] }
+interface AddedRoot { Name: string, Hash: string, primary?: string | null, kind?: string, warnings?: string[], preview?: string | null }
 
 const formatBytes = (bytes: number): string => (bytes < 1024 * 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 1024 / 1024).toFixed(1)} MiB`)
 
@@ -75,10 +75,7 @@ function uploadOne (form: HTMLFormElement, rows: HTMLElement, file: File): void 
       status.textContent = `Uploaded: ${root.kind ?? 'asset'}`
       const parts: Array<Node | string> = [input, element('button', { type: 'button' }, 'Copy'), element('a', { className: 'button secondary', href: link }, 'Open')]
       ;(parts[1] as HTMLButtonElement).dataset.copy = `#${id}-link`
-      if (/\.(fbx|gltf|glb|vrm|obj)$/i.test(link)) {
-        const url = new URL(link)
-        parts.push(element('a', { className: 'button secondary', href: `/preview/${url.pathname.replace(/^.*\/ipfs\//, '')}` }, 'Preview in 3D'))
-      }
+      if (typeof root.preview === 'string') parts.push(element('a', { className: 'button secondary', href: root.preview }, 'Preview in 3D'))
       const warnings = root.warnings ?? []
       if (warnings.length > 0) parts.push(element('ul', { className: 'warnings' }, ...warnings.map((w) => element('li', {}, w))))
       finish('done', ...parts)

@@ -68,6 +68,8 @@ export interface AddedRootItem extends AddedItem {
   primary: string | null
   kind: Upload['kind']
   warnings: string[]
+  /** This service's 3D preview page for the upload's model, when it has one. */
+  preview: string | null
 }
 
 /**
@@ -82,6 +84,7 @@ export function presentAddedItems (outcome: UploadOutcome, gatewayUrl: string): 
         ...item,
         primary: upload.primaryPath === null ? null : gatewayLink(gatewayUrl, upload.rootCid, upload.primaryPath),
         kind: upload.kind,
-        warnings: upload.warnings
+        warnings: upload.warnings,
+        preview: ((path) => path === null ? null : previewLink(upload.rootCid, path))(previewPath(upload))
       })
 }

@@ -32,7 +32,7 @@ describe('POST /upload, accepted', () => {
     expect(Object.keys(items[0] as Item).sort()).toEqual(['Hash', 'Name', 'Size'])
     // The root item keeps the add-on's three keys and adds what to open, what it is, and the warnings.
     const root = items[1] as Item
-    expect(root).toEqual({ Name: 'BoxTextured', Hash: root.Hash, Size: root.Size, primary: `http://localhost:8080/ipfs/${root.Hash}/BoxTextured.glb`, kind: 'model', warnings: [] })
+    expect(root).toEqual({ Name: 'BoxTextured', Hash: root.Hash, Size: root.Size, primary: `http://localhost:8080/ipfs/${root.Hash}/BoxTextured.glb`, kind: 'model', warnings: [], preview: `/preview/${root.Hash}/BoxTextured.glb` })
     expect(root.Hash).toMatch(/^bafy/)
     expect(await t.heimdall.backend.isPinned((await import('multiformats/cid')).CID.parse(root.Hash))).toBe(true)
     const served = await t.request.get(`/ipfs/${root.Hash}/BoxTextured.glb`).buffer(true).parse(asBytes).expect(200)

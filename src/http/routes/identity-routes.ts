@@ -21,6 +21,8 @@ export function identityRoutes (deps: { identities: IdentityService, sessions: S
       res.status(201).setHeader('Cache-Control', 'no-store')
       if (wantsHtml(req)) {
         deps.sessions.set(req, res, identity.id)
+        // Signed in from this response on: the header says so.
+        res.locals.viewer = identity.username
         res.render('identity-created', { title: 'Your new identity', username: identity.username, token, notes: IDENTITY_NOTES })
         return
       }

@@ -1,0 +1,217 @@
+import { existsSync } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
+import type { Server } from 'node:http'
+import { fileURLToPath } from 'node:url'
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { AVATAR_FST, fixture, makeZip } from '../support/fixtures.ts'
+import { startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
+import { freePort } from '../support/postgres-server.ts'
+
+const CHROMIUM = '/usr/bin/chromium'
+const SCREENSHOTS = fileURLToPath(new URL('../../test-results/screenshots/', import.meta.url))
+const available = existsSync(CHROMIUM)
+if (!available) {
+  if (process.env.CI === 'true') throw new Error(`Chromium is required under CI (${CHROMIUM}; Debian: apt-get install chromium)`)
+  console.warn(`\n!!!!! SKIPPING the browser tests: ${CHROMIUM} not found (Debian: apt-get install chromium)\n`)
+}
+
+/**
+ * Runs in the page: copies the WebGL canvas (drawn with preserveDrawingBuffer)
+ * into a 2D canvas and returns the share of pixels that are not the scene's
+ * background colour, #1d2230.
+ */
+const SHARE_OF_PIXELS_NOT_BACKGROUND = `(() => {
+  const canvas = document.querySelector('canvas')
+  const copy = document.createElement('canvas')
+  copy.width = canvas.width
+  copy.height = canvas.height
+  const ctx = copy.getContext('2d')
+  ctx.drawImage(canvas, 0, 0)
+  const { data } = ctx.getImageData(0, 0, copy.width, copy.height)
+  let differing = 0
+  for (let i = 0; i < data.length; i += 4) {
+    if (Math.abs(data[i] - 0x1d) + Math.abs(data[i + 1] - 0x22) + Math.abs(data[i + 2] - 0x30) > 30) differing++
+  }
+  return differing / (data.length / 4)
+})()`
+
+const VIEWPORTS = [
+  { name: 'phone', viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 },
+  { name: 'desktop', viewport: { width: 1280, height: 900 }, isMobile: false, hasTouch: false, deviceScaleFactor: 1 }
+]
+
+describe.skipIf(!available)('in a real browser (Chromium)', () => {
+  let t: TestHeimdall
+  let server: Server
+  let base: string
+  let browser: Browser
+
+  beforeAll(async () => {
+    const port = await freePort()
+    base = `http://127.0.0.1:${port}`
+    t = await startTestHeimdall({ PUBLIC_URL: base })
+    server = t.heimdall.app.listen(port, '127.0.0.1')
+    await new Promise((resolve) => server.once('listening', resolve))
+    await mkdir(SCREENSHOTS, { recursive: true })
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+        // WebGL without a GPU: SwiftShader, which recent Chromium enables only when asked.
+        '--enable-unsafe-swiftshader', '--use-angle=swiftshader']
+    })
+  }, 120_000)
+
+  afterAll(async () => {
+    await browser?.close()
+    await new Promise((resolve) => server?.close(resolve))
+    await t?.close()
+  })
+
+  for (const device of VIEWPORTS) {
+    describe(`at a ${device.name} viewport`, () => {
+      let context: BrowserContext
+      let page: Page
+      const username = `e2e_${device.name}`
+      let token = ''
+      const shot = async (name: string): Promise<void> => { await page.screenshot({ path: `${SCREENSHOTS}${device.name}-${name}.png`, fullPage: true }) }
+
+      beforeAll(async () => {
+        context = await browser.newContext({ ...device, baseURL: base })
+        await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base })
+        page = await context.newPage()
+      })
+      afterAll(async () => { await context?.close() })
+
+      it('creates an identity and shows the token once', async () => {
+        await page.goto('/new')
+        await shot('new')
+        await page.getByLabel('Username').fill(username)
+        await page.getByRole('button', { name: 'Create identity' }).click()
+        await expect.poll(async () => page.locator('h1').textContent()).toContain(username)
+        token = await page.locator('#token').inputValue()
+        expect(Buffer.from(token, 'base64url')).toHaveLength(32)
+        await expect.poll(async () => page.getByText('It cannot be shown again').count()).toBe(1)
+        expect(await page.getByRole('link', { name: 'Download as a text file' }).getAttribute('download')).toBe(`heimdall-token-${username}.txt`)
+        await shot('identity-created')
+      })
+
+      it('says a wrong token is wrong, in words, not a stack trace', async () => {
+        await page.getByRole('button', { name: 'Sign out' }).click()
+        await page.goto('/uploads')
+        await page.getByLabel('Username').fill(username)
+        await page.getByLabel('Token').fill('not-the-token')
+        await page.getByRole('button', { name: 'Sign in' }).click()
+        await expect.poll(async () => page.getByRole('alert').textContent()).toMatch(/wrong token/)
+        expect(await page.content()).not.toMatch(/at .*\.ts:\d+/)
+        await shot('sign-in-error')
+      })
+
+      it('signs in with the token, which then never appears in a URL', async () => {
+        await page.getByLabel('Token').fill(token)
+        await page.getByRole('button', { name: 'Sign in' }).click()
+        await expect.poll(async () => page.locator('h1').textContent()).toBe(`Uploads of ${username}`)
+        expect(page.url()).toBe(`${base}/uploads`)
+        await expect.poll(async () => page.getByText(`Signed in as ${username}`).count()).toBe(1)
+        await shot('uploads-empty')
+      })
+
+      it('uploads an avatar bundle and a glTF bundle, watching each progress bar reach 100 %', async () => {
+        // The ASCII FBX 7.5 fixture: three.js's FBXLoader trips on the skin cluster of the binary one
+        // (the viewer then shows the loader's error, which the server-side checks cannot foresee).
+        const avatar = await makeZip([
+          { path: 'avatar.fst', data: AVATAR_FST },
+          { path: 'box.fbx', data: fixture('fbx/cubes-ascii.fbx') },
+          { path: 'textures/' },
+          { path: 'textures/skin.png', data: fixture('gltf/BoxTextured/CesiumLogoFlat.png') }
+        ])
+        const gltf = await makeZip([
+          { path: 'BoxTextured.gltf', data: fixture('gltf/BoxTextured/BoxTextured.gltf') },
+          { path: 'BoxTextured0.bin', data: fixture('gltf/BoxTextured/BoxTextured0.bin') },
+          { path: 'CesiumLogoFlat.png', data: fixture('gltf/BoxTextured/CesiumLogoFlat.png') }
+        ])
+        await page.goto('/upload')
+        await page.locator('#file').setInputFiles([
+          { name: `avatar-${device.name}.zip`, mimeType: 'application/zip', buffer: avatar },
+          { name: `box-${device.name}.zip`, mimeType: 'application/zip', buffer: gltf }
+        ])
+        await page.getByRole('button', { name: 'Upload', exact: true }).click()
+        const rows = page.locator('.upload-row')
+        await expect.poll(async () => rows.count()).toBe(2)
+        await expect.poll(async () => page.locator('.upload-row[data-state="done"]').count(), { timeout: 30_000 }).toBe(2)
+        for (const row of await rows.all()) {
+          expect(await row.getAttribute('data-percent')).toBe('100')
+          const progress = row.locator('progress')
+          expect(await progress.evaluate((p) => { const bar = p as unknown as { value: number, max: number }; return bar.value === bar.max && bar.max > 0 })).toBe(true)
+        }
+        expect(await rows.first().locator('input').inputValue()).toMatch(new RegExp(`^${base}/ipfs/bafy[a-z0-9]+/avatar\\.fst$`))
+        expect(await rows.first().getByRole('link', { name: 'Preview in 3D' }).getAttribute('href')).toMatch(/^\/preview\/bafy[a-z0-9]+\/box\.fbx$/)
+        await shot('upload-done')
+      })
+
+      it('copies a link that the gateway serves', async () => {
+        await page.locator('.upload-row').nth(1).getByRole('button', { name: 'Copy' }).click()
+        const copied = String(await page.evaluate('navigator.clipboard.readText()'))
+        expect(copied).toMatch(/\/BoxTextured\.gltf$/)
+        const res = await fetch(copied)
+        expect(res.status).toBe(200)
+        expect(res.headers.get('content-type')).toBe('model/gltf+json')
+      })
+
+      it('lists both uploads with their kinds', async () => {
+        await page.goto('/uploads')
+        const avatarRow = page.locator('tr', { hasText: `avatar-${device.name}` })
+        const boxRow = page.locator('tr', { hasText: `box-${device.name}` })
+        expect(await avatarRow.locator('.badge').textContent()).toBe('avatar')
+        expect(await boxRow.locator('.badge').textContent()).toBe('model')
+        await shot('uploads')
+      })
+
+      for (const which of ['box', 'avatar']) {
+        it(`previews the ${which} model: the canvas shows more than the background`, async () => {
+          await page.goto('/uploads')
+          await page.locator('tr', { hasText: `${which}-${device.name}` }).getByRole('link', { name: 'preview' }).click()
+          await expect.poll(async () => page.locator('[data-preview]').getAttribute('data-state'), { timeout: 30_000 }).not.toBeNull()
+          // On failure, say what the viewer said.
+          expect({ state: await page.locator('[data-preview]').getAttribute('data-state'), error: await page.locator('[data-preview-error]').textContent() }).toEqual({ state: 'loaded', error: '' })
+          await page.waitForTimeout(500)
+          const drawn = Number(await page.evaluate(SHARE_OF_PIXELS_NOT_BACKGROUND))
+          expect(drawn).toBeGreaterThan(0.01)
+          await shot(`preview-${which}`)
+        }, 60_000)
+      }
+
+      it('deletes an upload after a confirmation', async () => {
+        await page.goto('/uploads')
+        await page.locator('tr', { hasText: `box-${device.name}` }).getByRole('link', { name: /Delete/ }).click()
+        await shot('confirm-delete')
+        await page.getByRole('button', { name: 'Delete' }).click()
+        await expect.poll(async () => page.locator('h1').textContent()).toBe(`Uploads of ${username}`)
+        expect(await page.locator('tr', { hasText: `box-${device.name}` }).count()).toBe(0)
+        expect(await page.locator('tr', { hasText: `avatar-${device.name}` }).count()).toBe(1)
+      })
+    })
+  }
+
+  it('uploads through the plain form with JavaScript off', async () => {
+    const context = await browser.newContext({ javaScriptEnabled: false, baseURL: base })
+    const page = await context.newPage()
+    try {
+      await page.goto('/new')
+      await page.getByLabel('Username').fill('e2e_nojs')
+      await page.getByRole('button', { name: 'Create identity' }).click()
+      const token = await page.locator('#token').inputValue()
+      await page.getByRole('button', { name: 'Sign out' }).click()
+      await page.goto('/upload')
+      await page.getByLabel('Username').fill('e2e_nojs')
+      await page.getByLabel('Token').fill(token)
+      await page.locator('#file').setInputFiles({ name: 'plain.glb', mimeType: 'model/gltf-binary', buffer: fixture('glb/BoxTextured.glb') })
+      await page.getByRole('button', { name: 'Upload', exact: true }).click()
+      await expect.poll(async () => page.locator('h1').textContent()).toBe('Uploaded: plain')
+      expect(await page.locator('input[readonly]').first().inputValue()).toMatch(/\/plain\.glb$/)
+      await page.screenshot({ path: `${SCREENSHOTS}nojs-upload-result.png`, fullPage: true })
+    } finally {
+      await context.close()
+    }
+  })
+})
