@@ -12,6 +12,9 @@ export function extensionOf (path: string): string {
   return dot <= 0 ? '' : name.slice(dot + 1).toLowerCase()
 }
 
+/** FBX, glTF/GLB, VRM or OBJ: the formats a 3D preview loads. */
+export const isModel = (path: string): boolean => MODEL_EXTENSIONS.has(extensionOf(path))
+
 export function kindOfFile (path: string): UploadKind {
   const ext = extensionOf(path)
   if (ext === 'fst') return 'avatar'

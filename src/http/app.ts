@@ -6,7 +6,6 @@ import type { IdentityService } from '../services/identity-service.ts'
 import type { UploadService } from '../services/upload-service.ts'
 import { errorHandler, notFound } from './middleware/error-handler.ts'
 import { formatBytes } from './format.ts'
-import { wantsHtml } from './negotiate.ts'
 import { requestLogger } from './middleware/request-logger.ts'
 import { gatewayRoutes } from './routes/gateway-routes.ts'
 import { healthRoutes, type ReadinessCheck } from './routes/health-routes.ts'
@@ -17,6 +16,7 @@ import { uploadRoutes } from './routes/upload-routes.ts'
 import { uploadsRoutes } from './routes/uploads-routes.ts'
 import type { CsrfProtection } from './csrf.ts'
 import type { SessionCodec } from './session.ts'
+import { resolveSession } from './session-identity.ts'
 
 export const VIEWS_DIR = fileURLToPath(new URL('../../views/', import.meta.url))
 export const BUILD_DIR = fileURLToPath(new URL('../../public/build/', import.meta.url))
@@ -89,12 +89,7 @@ export function createApp (deps: AppDependencies): Express {
   app.use(express.json({ limit: '16kb' }))
   app.use(deps.csrf.issue())
   app.use(deps.csrf.protect())
-  // Pages show who is signed in (and a Sign out button) in the header.
-  app.use((req, res, next) => {
-    const sessionId = deps.sessions.read(req)
-    if (sessionId === undefined || !wantsHtml(req)) { res.locals.viewer = null; next(); return }
-    deps.identities.findById(sessionId).then((identity) => { res.locals.viewer = identity?.username ?? null; next() }, next)
-  })
+  app.use(resolveSession(deps.sessions, deps.identities))
 
   app.get('/', (_req, res) => { res.render('home', { title: 'Heimdall' }) })
   app.use(pluginRoutes())
@@ -102,7 +97,6 @@ export function createApp (deps: AppDependencies): Express {
   app.use(uploadRoutes({
     identities: deps.identities,
     uploads: deps.uploads,
-    sessions: deps.sessions,
     csrf: deps.csrf,
     tmpDir: settings.tmpDir,
     maxUploadBytes: settings.maxUploadBytes,

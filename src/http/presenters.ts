@@ -1,3 +1,4 @@
+import { isModel } from '../assets/asset-kinds.ts'
 import type { Upload } from '../db/upload-repository.ts'
 import type { AddedItem, UploadOutcome } from '../services/upload-service.ts'
 
@@ -32,12 +33,10 @@ export interface PresentedUpload {
   previewUrl: string | null
 }
 
-const PREVIEWABLE = /\.(fbx|gltf|glb|vrm|obj)$/i
-
 /** The file to preview: the primary one if it is a model, else the first model in the upload. */
 function previewPath (upload: Upload): string | null {
-  if (upload.primaryPath !== null && PREVIEWABLE.test(upload.primaryPath)) return upload.primaryPath
-  return upload.entries.find((e) => !e.isDirectory && PREVIEWABLE.test(e.path))?.path ?? null
+  if (upload.primaryPath !== null && isModel(upload.primaryPath)) return upload.primaryPath
+  return upload.entries.find((e) => !e.isDirectory && isModel(e.path))?.path ?? null
 }
 
 export function previewLink (rootCid: string, path: string): string {

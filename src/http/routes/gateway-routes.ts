@@ -1,10 +1,9 @@
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { Router, type Request, type Response } from 'express'
-import { CID } from 'multiformats/cid'
 import parseRange from 'range-parser'
-import { BadRequestError } from '../../errors.ts'
 import type { IpfsBackend } from '../../ipfs/ipfs-backend.ts'
+import { parseCid } from '../cid-param.ts'
 import { formatBytes } from '../format.ts'
 import { contentTypeFor } from '../content-types.ts'
 
@@ -22,14 +21,6 @@ function setGatewayHeaders (res: Response, ipfsPath: string): void {
   res.setHeader('X-Content-Type-Options', 'nosniff')
   res.setHeader('Content-Security-Policy', GATEWAY_CSP)
   res.setHeader('X-Ipfs-Path', ipfsPath)
-}
-
-function parseCid (value: string): CID {
-  try {
-    return CID.parse(value)
-  } catch {
-    throw new BadRequestError(`"${value}" is not a valid CID`)
-  }
 }
 
 

@@ -1,9 +1,8 @@
 import { Router, type Request } from 'express'
-import { CID } from 'multiformats/cid'
+import { isModel } from '../../assets/asset-kinds.ts'
 import { BadRequestError } from '../../errors.ts'
+import { parseCid } from '../cid-param.ts'
 import { gatewayLink } from '../presenters.ts'
-
-const PREVIEWABLE = /\.(fbx|gltf|glb|vrm|obj)$/i
 
 /**
  * `/preview/<cid>/<path>`: a page with a 3D viewer that loads the model from
@@ -13,10 +12,9 @@ export function previewRoutes (deps: { gatewayUrl: string }): Router {
   const router = Router()
   router.get('/preview/:cid/*path', (req: Request, res) => {
     const params = req.params as { cid: string, path: string[] }
-    let cid: CID
-    try { cid = CID.parse(params.cid) } catch { throw new BadRequestError(`"${params.cid}" is not a valid CID`) }
+    const cid = parseCid(params.cid)
     const path = params.path.filter((s) => s !== '').join('/')
-    if (!PREVIEWABLE.test(path)) throw new BadRequestError('only FBX, glTF/GLB/VRM and OBJ files can be previewed')
+    if (!isModel(path)) throw new BadRequestError('only FBX, glTF/GLB/VRM and OBJ files can be previewed')
     res.render('preview', { title: `Preview of ${path}`, modelUrl: gatewayLink(deps.gatewayUrl, cid.toString(), path), path, cid: cid.toString() })
   })
   return router

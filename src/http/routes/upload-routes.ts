@@ -8,13 +8,12 @@ import { credentialsFrom } from '../credentials.ts'
 import { wantsHtml } from '../negotiate.ts'
 import { presentAddedItems, presentUpload } from '../presenters.ts'
 import type { CsrfProtection } from '../csrf.ts'
-import type { SessionCodec } from '../session.ts'
+import { sessionIdentity } from '../session-identity.ts'
 import { uploadReceiver, type ReceivedUpload } from '../upload-receiver.ts'
 
 export interface UploadRoutesDeps {
   identities: IdentityService
   uploads: UploadService
-  sessions: SessionCodec
   csrf: CsrfProtection
   tmpDir: string
   maxUploadBytes: number
@@ -34,8 +33,7 @@ export function uploadRoutes (deps: UploadRoutesDeps): Router {
     if (req[OWNER] !== undefined) return req[OWNER]
     const { username, token } = credentialsFrom(req)
     if (token === undefined) {
-      const sessionId = deps.sessions.read(req)
-      const identity = sessionId === undefined ? undefined : await deps.identities.findById(sessionId)
+      const identity = sessionIdentity(req)
       if (identity !== undefined || !final) return (req[OWNER] = identity)
     }
     return (req[OWNER] = await deps.identities.authenticate(username, token))
@@ -49,9 +47,8 @@ export function uploadRoutes (deps: UploadRoutesDeps): Router {
     identify: async (req) => { deps.csrf.verify(req); return owner(req, false) }
   })
 
-  router.get('/upload', async (req, res) => {
-    const sessionId = deps.sessions.read(req)
-    const identity = sessionId === undefined ? undefined : await deps.identities.findById(sessionId)
+  router.get('/upload', (req, res) => {
+    const identity = sessionIdentity(req)
     res.render('upload', { title: 'Upload', signedInAs: identity?.username ?? null, maxUploadBytes: deps.maxUploadBytes, extensions: [...deps.assetExtensions, 'zip'] })
   })
 

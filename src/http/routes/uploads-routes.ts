@@ -7,6 +7,7 @@ import { credentialsFrom } from '../credentials.ts'
 import { wantsHtml } from '../negotiate.ts'
 import { presentUpload } from '../presenters.ts'
 import type { SessionCodec } from '../session.ts'
+import { sessionIdentity } from '../session-identity.ts'
 
 export interface UploadsRoutesDeps {
   identities: IdentityService
@@ -73,14 +74,10 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
       }
       return
     }
-    const bearer = credentialsFrom(req)
-    if (req.headers.authorization !== undefined) {
-      await renderList(req, res, await deps.identities.authenticate(bearer.username, bearer.token))
+    if (req.headers.authorization !== undefined || sessionIdentity(req) !== undefined) {
+      await renderList(req, res, await requireOwner(req))
       return
     }
-    const sessionId = deps.sessions.read(req)
-    const identity = sessionId === undefined ? undefined : await deps.identities.findById(sessionId)
-    if (identity !== undefined) { await renderList(req, res, identity); return }
     if (wantsHtml(req)) { renderSignIn(res, 200, null); return }
     throw new UnauthorizedError('sign in: POST username and token, or send Authorization: Bearer <token>')
   })
@@ -103,8 +100,7 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
       const { username, token } = credentialsFrom(req)
       return deps.identities.authenticate(username, token)
     }
-    const sessionId = deps.sessions.read(req)
-    const identity = sessionId === undefined ? undefined : await deps.identities.findById(sessionId)
+    const identity = sessionIdentity(req)
     if (identity === undefined) throw new UnauthorizedError('sign in: send Authorization: Bearer <token>, or sign in in a browser')
     return identity
   }
