@@ -77,7 +77,7 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
     uploads,
     backend,
     sessions: new SessionCodec(secretKey),
-    csrf: new CsrfProtection(secretKey),
+    csrf: new CsrfProtection(secretKey, { publicUrl: config.publicUrl }),
     readiness: [
       { name: 'database', check: database.ping },
       { name: 'ipfs', check: ipfs.ping.bind(ipfs) }

@@ -88,7 +88,8 @@ export function createApp (deps: AppDependencies): Express {
   app.use(express.urlencoded({ extended: false, limit: '16kb' }))
   app.use(express.json({ limit: '16kb' }))
   app.use(deps.csrf.issue())
-  app.use(deps.csrf.protect())
+  // POST /upload reads its multipart form as it streams and checks the token itself.
+  app.use(deps.csrf.protect({ streamedForms: ['/upload'] }))
   app.use(resolveSession(deps.sessions, deps.identities))
 
   app.get('/', (_req, res) => { res.render('home', { title: 'Heimdall' }) })
