@@ -27,7 +27,8 @@ export async function ensureKuboBinary (): Promise<string> {
     const { stdout } = await run('go', ['mod', 'download', '-json', `github.com/ipfs/kubo@${KUBO_VERSION}`], { cwd: scratch, maxBuffer: 16 * 1024 * 1024 })
     const dir = (JSON.parse(stdout) as { Dir?: string }).Dir
     if (dir === undefined) throw new Error(`go mod download gave no directory for kubo ${KUBO_VERSION}`)
-    const partial = `${KUBO_BIN}.partial`
+    // Several test runs may build at once (each vitest run has its own global setup): each writes its own file, the rename is atomic.
+    const partial = `${KUBO_BIN}.partial-${process.pid}`
     await run('go', ['build', '-trimpath', '-o', partial, './cmd/ipfs'], { cwd: dir, env: { ...process.env, GOFLAGS: '-mod=mod', CGO_ENABLED: '0' }, maxBuffer: 16 * 1024 * 1024 })
     await run('mv', [partial, KUBO_BIN])
     return KUBO_BIN

@@ -1,29 +1,59 @@
-import type { ErrorRequestHandler, RequestHandler } from 'express'
+import type { ErrorRequestHandler, Request, RequestHandler } from 'express'
 import multer from 'multer'
 import type { Logger } from 'pino'
-import { BadRequestError, HeimdallError, NotFoundError, PayloadTooLargeError } from '../../errors.ts'
+import { BadRequestError, ClientClosedRequestError, HeimdallError, InsufficientStorageError, isOutOfSpace, NotFoundError, PayloadTooLargeError, ServiceUnavailableError } from '../../errors.ts'
 import { wantsHtml } from '../negotiate.ts'
 
 export const notFound: RequestHandler = (req, _res, next) => {
   next(new NotFoundError(`no page at ${req.path}`))
 }
 
-/** Translates what body parsers and multer throw into our own errors. */
+/** Connection failures of the `pg` driver and knex's pool, and PostgreSQL's "connection gone / shutting down" states. */
+const DB_UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT', 'EPIPE', 'ENOENT'])
+const DB_UNAVAILABLE_SQLSTATE = /^(08|57P0)/
+
+/** True for an error that says the database cannot be reached right now (not that a query was wrong). */
+export function isDatabaseUnavailable (err: unknown): boolean {
+  if (!(err instanceof Error)) return false
+  if (err.name === 'KnexTimeoutError') return true
+  if (/Connection terminated|Client has encountered a connection error|Connection ended unexpectedly/i.test(err.message)) return true
+  const code = (err as NodeJS.ErrnoException).code
+  if (typeof code !== 'string') return false
+  // `pg` rejects with the socket's error; ENOENT counts only as "connect ENOENT <unix socket>".
+  if (DB_UNREACHABLE_CODES.has(code)) return code !== 'ENOENT' || err.message.startsWith('connect')
+  return DB_UNAVAILABLE_SQLSTATE.test(code) && 'severity' in err
+}
+
+/** Did the client go away? Then there is no one to answer. */
+function clientGone (req: Request, err: unknown): boolean {
+  if (err instanceof ClientClosedRequestError) return true
+  if (err instanceof Error && (err.message === 'Request aborted' || err.name === 'AbortError')) return true
+  return req.destroyed && !req.complete
+}
+
+/** Translates what body parsers, the router and multer throw into our own errors. */
 function normalize (err: unknown, maxUploadBytes: number): unknown {
+  if (err instanceof HeimdallError) return err
   if (err instanceof multer.MulterError) {
     if (err.code === 'LIMIT_FILE_SIZE') return new PayloadTooLargeError(`the upload is larger than ${maxUploadBytes} bytes`)
     if (err.code === 'LIMIT_UNEXPECTED_FILE') return new BadRequestError(`send one file, in the form field "file" (got "${err.field ?? ''}")`)
     return new BadRequestError(`the upload form is malformed: ${err.message}`)
   }
-  if (typeof err === 'object' && err !== null && 'type' in err && 'status' in err) {
-    // body-parser's errors carry a status and a type such as 'entity.parse.failed'.
-    const status = Number(err.status)
+  if (err instanceof URIError || (err instanceof Error && err.message.startsWith('Failed to decode param'))) {
+    return new BadRequestError('the address has malformed percent-encoding (such as %zz or a cut-off UTF-8 sequence)')
+  }
+  if (typeof err === 'object' && err !== null && ('status' in err || 'statusCode' in err)) {
+    // body-parser's and the router's errors carry a status (and often a type such as 'entity.parse.failed').
+    const status = Number((err as { status?: unknown }).status ?? (err as { statusCode?: unknown }).statusCode)
     if (status === 413) return new PayloadTooLargeError('the request body is too large')
     if (status === 400 || status === 415) return new BadRequestError('the request body could not be read')
+    if (status > 400 && status < 500) return new HeimdallError('the request cannot be answered', 'ERR_BAD_REQUEST', status)
   }
-  if (err instanceof Error && /Unexpected end of form|Malformed part header|Multipart: Boundary not found/i.test(err.message)) {
+  if (err instanceof Error && /Unexpected end of form|Malformed part header|Multipart: Boundary not found|Malformed urlencoded form/i.test(err.message)) {
     return new BadRequestError(`the upload form is malformed: ${err.message}`)
   }
+  if (isDatabaseUnavailable(err)) return new ServiceUnavailableError('the database cannot be reached; try again later')
+  if (isOutOfSpace(err)) return new InsufficientStorageError()
   return err
 }
 
@@ -33,16 +63,28 @@ function normalize (err: unknown, maxUploadBytes: number): unknown {
  */
 export function errorHandler (logger: Logger, maxUploadBytes: number): ErrorRequestHandler {
   return (rawErr: unknown, req, res, next) => {
+    if (clientGone(req, rawErr)) {
+      // Normal on the web: a closed tab, a cancelled upload. Nothing to answer.
+      logger.info({ reqId: req.id, reason: rawErr instanceof Error ? rawErr.message : String(rawErr) }, 'client closed the request')
+      if (!res.headersSent) res.status(499)
+      res.destroy()
+      return
+    }
     const err = normalize(rawErr, maxUploadBytes)
     if (res.headersSent) { next(err); return }
     const known = err instanceof HeimdallError
     if (!known) logger.error({ err, reqId: req.id }, 'unhandled error')
+    else if (err instanceof ServiceUnavailableError) logger.warn({ err: rawErr, reqId: req.id }, err.message)
     const status = known ? err.status : 500
     const message = known ? err.message : 'internal error'
     const details = known ? err.details : []
     res.status(status)
     if (wantsHtml(req)) {
-      res.render('error', { title: `Error ${status}`, status, message, details })
+      res.render('error', { title: `Error ${status}`, status, message, details }, (renderErr: Error | null, html?: string) => {
+        // A page that cannot be drawn (a broken view, a template that needs what this request lacks) still answers.
+        if (renderErr !== null) { logger.error({ err: renderErr, reqId: req.id }, 'error page failed to render'); res.type('text/plain').send(`${status} ${message}`); return }
+        res.send(html)
+      })
     } else {
       res.json({ error: message, code: known ? err.code : 'ERR_INTERNAL', details })
     }

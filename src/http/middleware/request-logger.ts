@@ -34,6 +34,7 @@ export function requestLogger (logger: Logger) {
         remoteAddress: req.raw?.ip ?? req.socket?.remoteAddress
       })
     },
-    customLogLevel: (_req, res, err) => (err !== undefined || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info')
+    // A client that leaves mid-request (pino-http's "Aborted", our 499) is normal traffic, not an error.
+    customLogLevel: (_req, res, err) => (res.statusCode === 499 || err?.message === 'Aborted' ? 'info' : err !== undefined || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info')
   })
 }

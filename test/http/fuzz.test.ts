@@ -1,0 +1,121 @@
+import { request as httpRequest } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Server } from 'node:http'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { avatarBundle } from '../support/fixtures.ts'
+import { createIdentity, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
+
+/**
+ * Every route × malformed paths, methods, Accept values and headers: the
+ * answer may be any 4xx, never a 5xx. Sent over a real socket with raw
+ * request lines, so nothing on the client side "fixes" the input first.
+ */
+let t: TestHeimdall
+let server: Server
+let port: number
+let token: string
+let sessionCookie: string
+let root: string
+
+beforeAll(async () => {
+  t = await startTestHeimdall()
+  const alice = await createIdentity(t.request)
+  token = alice.token
+  const res = await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', await avatarBundle(), 'hero.zip').expect(200)
+  root = (res.body as Array<{ Hash: string }>).at(-1)?.Hash ?? ''
+  const signIn = await t.request.post('/uploads').type('form').set('Accept', 'text/html').send({ username: alice.username, token }).expect(303)
+  sessionCookie = (signIn.headers['set-cookie'] as unknown as string[]).map((c) => c.split(';')[0]).join('; ')
+  server = t.heimdall.app.listen(0, '127.0.0.1')
+  await new Promise((resolve) => server.once('listening', resolve))
+  port = (server.address() as AddressInfo).port
+})
+afterAll(async () => {
+  await new Promise((resolve) => { server.close(resolve); server.closeAllConnections() })
+  await t.close()
+})
+
+/** One raw request; resolves with the status (0 when the server closed the connection without answering). */
+async function send (method: string, path: string, headers: Record<string, string>, body?: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, method, path, headers: { ...headers, ...(body === undefined ? {} : { 'Content-Length': String(Buffer.byteLength(body)) }) } }, (res) => {
+      res.resume()
+      res.on('end', () => { resolve(res.statusCode ?? 0) })
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+const ROUTES = () => [
+  '/', '/new', '/upload', '/uploads', '/uploads/1', '/uploads/1/delete', '/signout', '/plugin_routes',
+  `/ipfs/${root}`, `/ipfs/${root}/`, `/ipfs/${root}/avatar.fst`, `/ipfs/${root}/textures/`, `/preview/${root}/box.fbx`,
+  '/healthz', '/readyz', '/static/app.js', '/favicon.ico', '/nowhere'
+]
+const PATH_SUFFIXES = ['', '/%zz', '/%E0%A4%A', '%', '/%00', '/..%2f..%2fetc', `/${'a'.repeat(3000)}`, '/%F0%9F%98%80.png', encodeURI('/テクスチャ.png'), '?q=%zz&page=%', '/;x=1']
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']
+const ACCEPTS = [undefined, '*/*', 'text/html', 'application/json', 'garbage/;;;', 'text/html;q=abc, */*;q=']
+const HEADER_SETS: Array<() => Record<string, string>> = [
+  () => ({}),
+  () => ({ Authorization: `Bearer ${token}` }),
+  () => ({ Authorization: 'Bearer' }),
+  () => ({ Authorization: 'Basic %%%' }),
+  () => ({ Cookie: sessionCookie }),
+  () => ({ Cookie: 'heimdall_session=%zz; heimdall_csrf=%E0%A4' }),
+  () => ({ Range: 'bytes=5-1' }),
+  () => ({ Range: 'bytes=-0', 'If-Range': 'W/"nope"' }),
+  () => ({ 'If-None-Match': '*', 'If-Modified-Since': 'not a date' }),
+  () => ({ 'Content-Type': 'multipart/form-data' }),
+  () => ({ 'Content-Type': 'application/json' }),
+  () => ({ 'Content-Type': 'application/x-www-form-urlencoded; charset=koi8-r' })
+]
+const BODIES = [undefined, '{"username":', 'username=%zz&token=%E0', '--x\r\nContent-Disposition: form-data; name="file"; filename="a.fbx"\r\n\r\nabc']
+
+describe('route fuzz', () => {
+  it('answers no 5xx to any route × malformed path × method × Accept × headers', async () => {
+    const failures: string[] = []
+    let i = 0
+    for (const route of ROUTES()) {
+      for (const suffix of PATH_SUFFIXES) {
+        for (const method of METHODS) {
+          i++
+          const accept = ACCEPTS[i % ACCEPTS.length]
+          const headers = { ...HEADER_SETS[i % HEADER_SETS.length]?.(), ...(accept === undefined ? {} : { Accept: accept }) }
+          const body = method === 'GET' || method === 'HEAD' ? undefined : BODIES[i % BODIES.length]
+          const status = await send(method, `${route}${suffix}`, headers, body)
+          if (status >= 500 || status === 0) failures.push(`${method} ${route}${suffix} ${JSON.stringify(headers)} → ${status}`)
+        }
+      }
+    }
+    expect(failures).toEqual([])
+    expect(i).toBeGreaterThan(1000)
+    // None of it is a server error in the log either.
+    expect(t.logs.filter((line) => line.includes('"unhandled error"'))).toEqual([])
+  })
+
+  it('answers 400 with JSON to malformed percent-encoding in a path parameter', async () => {
+    for (const path of [`/ipfs/${root}/%zz`, '/ipfs/%E0%A4%A', '/uploads/%zz', '/preview/%zz/x.fbx']) {
+      const res = await t.request.get(path).set('Authorization', `Bearer ${token}`)
+      expect(res.status, path).toBe(400)
+      expect(res.body.error, path).toMatch(/percent-encoding/)
+    }
+    const res = await t.request.delete('/uploads/%zz').set('Authorization', `Bearer ${token}`)
+    expect(res.status).toBe(400)
+  })
+
+  it('renders the form pages for clients that accept anything', async () => {
+    for (const path of ['/new', '/upload']) {
+      for (const accept of [undefined, '*/*']) {
+        const req = t.request.get(path)
+        if (accept !== undefined) void req.set('Accept', accept)
+        const res = await req
+        expect(res.status, `${path} ${accept ?? '(no Accept)'}`).toBe(200)
+        expect(res.text).toContain('name="_csrf"')
+      }
+    }
+  })
+
+  it('serves an icon at /favicon.ico', async () => {
+    const res = await t.request.get('/favicon.ico').expect(200)
+    expect(res.headers['content-type']).toMatch(/^image\/svg\+xml/)
+  })
+})
