@@ -60,3 +60,23 @@ export class ServiceUnavailableError extends HeimdallError {
   override readonly name = 'ServiceUnavailableError'
   constructor (message: string) { super(message, 'ERR_SERVICE_UNAVAILABLE', 503) }
 }
+
+/** The disk under DATA_DIR (or the IPFS node's) is full: nothing of the upload was kept. */
+export class InsufficientStorageError extends HeimdallError {
+  override readonly name = 'InsufficientStorageError'
+  constructor (message = 'the server is out of storage space; the upload was not kept, try again later') { super(message, 'ERR_INSUFFICIENT_STORAGE', 507) }
+}
+
+const OUT_OF_SPACE_CODES = new Set(['ENOSPC', 'EDQUOT'])
+const OUT_OF_SPACE_MESSAGE = /\bENOSPC\b|\bEDQUOT\b|no space left on device|disk quota exceeded/i
+
+/** A full disk or an exceeded quota, here or in the IPFS node, however deep in `cause`s or messages it was wrapped. */
+export function isOutOfSpace (err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if (e instanceof InsufficientStorageError) return true
+    const code = (e as NodeJS.ErrnoException).code
+    if (typeof code === 'string' && OUT_OF_SPACE_CODES.has(code)) return true
+    if (OUT_OF_SPACE_MESSAGE.test(e.message)) return true
+  }
+  return false
+}

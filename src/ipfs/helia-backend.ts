@@ -1,3 +1,5 @@
+import { constants } from 'node:fs'
+import { access, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { unixfs, type UnixFS } from '@helia/unixfs'
 import { FsBlockstore } from 'blockstore-fs'
@@ -7,10 +9,12 @@ import { fixedSize } from 'ipfs-unixfs-importer/chunker'
 import { balanced } from 'ipfs-unixfs-importer/layout'
 import { CID } from 'multiformats/cid'
 import { NotFoundError } from '../errors.ts'
+import { BlockCollector, SHARDING, blockKey } from './block-collector.ts'
 import { IMPORT_PROFILES } from './import-profiles.ts'
 import { createLightNode } from './helia-light.ts'
 import { unixfsPinWalker } from './unixfs-pin-walker.ts'
-import type { DirectoryEntry, ImportCandidate, ImportedNode, IpfsBackend, NodeStat, ReadOptions } from './ipfs-backend.ts'
+import { lockRepo } from './repo-lock.ts'
+import type { DirectoryEntry, GcReport, ImportCandidate, ImportedNode, ImportLease, IpfsBackend, NodeStat, ReadOptions } from './ipfs-backend.ts'
 import type { Helia } from '@helia/interface'
 
 // Blocks we do not hold are never looked for elsewhere: the embedded node has
@@ -19,7 +23,7 @@ const OFFLINE = { offline: true } as const
 
 const PIN_WALKER = unixfsPinWalker()
 
-/** sha2-256 of zero bytes as a raw block. */
+/** sha2-256 of zero bytes as a raw block: a CID to look up when probing the datastore. */
 const EMPTY_BLOCK = CID.parse('bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku')
 
 const NOT_FOUND_ERRORS = new Set(['BlockNotFoundWhileOfflineError', 'NotFoundError', 'ResolveError', 'NoContentError', 'NotUnixFSError'])
@@ -34,23 +38,58 @@ export class HeliaBackend implements IpfsBackend {
   readonly kind = 'helia'
   readonly #helia: Helia
   readonly #fs: UnixFS
+  readonly #collector: BlockCollector
+  readonly #blocksDir: string
+  readonly #unlock: () => Promise<void>
   #running = true
 
-  private constructor (helia: Helia) {
+  private constructor (helia: Helia, blocks: FsBlockstore, unlock: () => Promise<void>) {
     this.#helia = helia
     this.#fs = unixfs(helia)
-  }
-
-  static async open (dir: string): Promise<HeliaBackend> {
-    const helia = createLightNode({
-      blockstore: new FsBlockstore(join(dir, 'blocks')),
-      datastore: new FsDatastore(join(dir, 'datastore'))
+    this.#blocksDir = blocks.path
+    this.#unlock = unlock
+    this.#collector = new BlockCollector({
+      dir: blocks.path,
+      blockstore: helia.blockstore,
+      files: blocks,
+      datastore: helia.datastore,
+      roots: () => this.listPins()
     })
-    await helia.start()
-    return new HeliaBackend(helia)
   }
 
-  async importTree (candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, options: { profile: keyof typeof IMPORT_PROFILES, signal?: AbortSignal }): Promise<ImportedNode[]> {
+  /** Opens the repo in `dir`, holding `dir/repo.lock` until `close`: one process at a time. */
+  static async open (dir: string): Promise<HeliaBackend> {
+    await mkdir(dir, { recursive: true })
+    const unlock = await lockRepo(dir)
+    try {
+      const blocks = new FsBlockstore(join(dir, 'blocks'), { shardingStrategy: SHARDING })
+      const helia = createLightNode({ blockstore: blocks, datastore: new FsDatastore(join(dir, 'datastore')) })
+      await helia.start()
+      return new HeliaBackend(helia, blocks, unlock)
+    } catch (err) {
+      await unlock()
+      throw err
+    }
+  }
+
+  async openLease (): Promise<ImportLease> {
+    return Promise.resolve(this.#collector.lease())
+  }
+
+  async gc (options: { dryRun?: boolean } = {}): Promise<GcReport> {
+    return this.#collector.collect(options)
+  }
+
+  async importTree (candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, options: { profile: keyof typeof IMPORT_PROFILES, signal?: AbortSignal, lease?: ImportLease }): Promise<ImportedNode[]> {
+    if (options.lease === undefined) {
+      // Unleased, the blocks would be fair game for a sweep before the caller pins them.
+      const lease = this.#collector.lease()
+      try {
+        return await this.importTree(candidates, { ...options, lease })
+      } finally {
+        await lease.release()
+      }
+    }
     const profile = IMPORT_PROFILES[options.profile]
     const nodes: ImportedNode[] = []
     const directories: string[] = []
@@ -60,7 +99,7 @@ export class HeliaBackend implements IpfsBackend {
         yield candidate
       }
     })()
-    const source = importer(tracked, this.#helia.blockstore, {
+    const source = importer(tracked, this.#collector.writer(options.lease), {
       profile: profile.name,
       cidVersion: profile.cidVersion,
       rawLeaves: profile.rawLeaves,
@@ -89,17 +128,30 @@ export class HeliaBackend implements IpfsBackend {
   }
 
   async pin (cid: CID, options: { signal?: AbortSignal } = {}): Promise<void> {
-    if (await this.#helia.pins.isPinned(cid)) return
-    for await (const _ of this.#helia.pins.add(cid, { ...OFFLINE, signal: options.signal, walker: PIN_WALKER })) { /* walk the DAG */ }
+    if (await this.isPinned(cid)) return
+    const keys: string[] = []
+    for await (const block of this.#helia.pins.add(cid, { ...OFFLINE, signal: options.signal, walker: PIN_WALKER })) keys.push(blockKey(block))
+    this.#collector.pinned(keys)
   }
 
   async unpin (cid: CID): Promise<void> {
-    if (!(await this.#helia.pins.isPinned(cid))) return
+    if (!(await this.isPinned(cid))) return
     for await (const _ of this.#helia.pins.rm(cid, { walker: PIN_WALKER })) { /* walk the DAG */ }
   }
 
+  /**
+   * Whether `cid` is itself a pinned root. (Helia's `pins.isPinned` answers
+   * whether any pin reaches the block, from per-block records that a crash
+   * mid-pin leaves behind: a root that only looked pinned would be swept.)
+   */
   async isPinned (cid: CID): Promise<boolean> {
-    return this.#helia.pins.isPinned(cid)
+    try {
+      await this.#helia.pins.get(cid)
+      return true
+    } catch (err) {
+      if (err instanceof Error && err.name === 'NotFoundError') return false
+      throw err
+    }
   }
 
   async * listPins (): AsyncIterable<CID> {
@@ -140,13 +192,19 @@ export class HeliaBackend implements IpfsBackend {
 
   async ping (): Promise<void> {
     if (!this.#running) throw new Error('the embedded IPFS node is stopped')
-    // A write and a read of the empty block: proves the blockstore's disk answers and takes writes.
-    await this.#helia.blockstore.put(EMPTY_BLOCK, new Uint8Array(0))
-    if (!(await this.#helia.blockstore.has(EMPTY_BLOCK))) throw new Error('the blockstore lost a block it just stored')
+    // Writes nothing: the block directory takes writes, and the datastore answers a read.
+    await access(this.#blocksDir, constants.R_OK | constants.W_OK | constants.X_OK)
+    await this.isPinned(EMPTY_BLOCK)
   }
 
+  /** The block directory, for free-space checks. */
+  get blocksDir (): string { return this.#blocksDir }
+
   async close (): Promise<void> {
+    if (!this.#running) return
     this.#running = false
+    await this.#collector.collect({ dryRun: true }).catch(() => {}) // waits out a collection under way
     await this.#helia.stop()
+    await this.#unlock()
   }
 }

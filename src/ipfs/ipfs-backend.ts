@@ -31,6 +31,27 @@ export interface DirectoryEntry {
   size: number
 }
 
+/**
+ * Protects the blocks an import writes from garbage collection, from the
+ * first block until the import's root is pinned (`release`) or the upload is
+ * refused (`discard`: its blocks that nothing else pins or leases are
+ * removed). Settling twice is a no-op.
+ */
+export interface ImportLease {
+  release: () => Promise<void>
+  discard: () => Promise<void>
+}
+
+/** What a garbage collection removed, or would remove with `dryRun`. */
+export interface GcReport {
+  dryRun: boolean
+  /** Blocks (and partial block writes) removed. */
+  blocks: number
+  bytes: number
+  /** Stale bookkeeping records removed (the embedded node's pinned-block records). */
+  records: number
+}
+
 export interface ReadOptions {
   offset?: number
   length?: number
@@ -49,7 +70,11 @@ export interface IpfsBackend {
    * Imports the candidates wrapped in one directory (like `ipfs add -r -w`)
    * with the named profile. The last node is the root, with path `''`.
    */
-  importTree: (candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, options: { profile: ImportProfileName, signal?: AbortSignal }) => Promise<ImportedNode[]>
+  importTree: (candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, options: { profile: ImportProfileName, signal?: AbortSignal, lease?: ImportLease }) => Promise<ImportedNode[]>
+  /** A lease to pass to `importTree`; hold it until the root is pinned or the upload dropped. */
+  openLease: () => Promise<ImportLease>
+  /** Removes every block no pin reaches and no lease holds. Never runs twice at once. */
+  gc: (options?: { dryRun?: boolean }) => Promise<GcReport>
   /** Recursively pins. Pinning something already pinned is not an error. */
   pin: (cid: CID, options?: { signal?: AbortSignal }) => Promise<void>
   /** Removes a recursive pin. Unpinning something not pinned is not an error. */

@@ -5,9 +5,10 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { create, type KuboRPCClient } from 'kubo-rpc-client'
 import { CID } from 'multiformats/cid'
-import { NotFoundError, ServiceUnavailableError } from '../errors.ts'
+import { InsufficientStorageError, isOutOfSpace, NotFoundError, ServiceUnavailableError } from '../errors.ts'
+import { GcGate } from './gc-gate.ts'
 import { IMPORT_PROFILES, type ImportProfileName } from './import-profiles.ts'
-import type { DirectoryEntry, ImportCandidate, ImportedNode, IpfsBackend, NodeStat, ReadOptions } from './ipfs-backend.ts'
+import type { DirectoryEntry, GcReport, ImportCandidate, ImportedNode, ImportLease, IpfsBackend, NodeStat, ReadOptions } from './ipfs-backend.ts'
 
 /** The multipart body Kubo's add reads: one part per file or directory, paths in the file name. */
 async function * multipartBody (candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, boundary: string): AsyncIterable<Uint8Array> {
@@ -24,7 +25,8 @@ async function * multipartBody (candidates: AsyncIterable<ImportCandidate> | Ite
 const OFFLINE = new URLSearchParams({ offline: 'true' })
 const NOT_FOUND = /not found|no link named|could not find|does not exist|not pinned|merkledag: not found/i
 
-const ipfsPath = (cid: CID, path: readonly string[] = []): string => `/ipfs/${[cid.toString(), ...path.map(encodeURIComponent)].join('/')}`
+// Raw names: the RPC client puts the path in a query parameter, and Kubo does not percent-decode it.
+const ipfsPath = (cid: CID, path: readonly string[] = []): string => `/ipfs/${[cid.toString(), ...path].join('/')}`
 // Kubo answers in its own multiformats; ours compares and prints the same.
 const ours = (cid: { toString: () => string }): CID => CID.parse(cid.toString())
 
@@ -37,6 +39,12 @@ export class KuboBackend implements IpfsBackend {
   readonly kind = 'kubo'
   readonly #client: KuboRPCClient
   readonly #url: string
+  /**
+   * Our imports add with pin=false and pin at commit; Kubo's add holds its
+   * GC lock only when it pins, so a `repo/gc` between add and pin would
+   * take the upload's blocks. Heimdall's own collections wait for imports.
+   */
+  readonly #gate = new GcGate()
 
   constructor (url: string) {
     this.#url = url
@@ -56,8 +64,12 @@ export class KuboBackend implements IpfsBackend {
     const message = err instanceof Error ? err.message : String(err)
     const cause: NodeJS.ErrnoException | undefined = err instanceof Error && err.cause instanceof Error ? err.cause : undefined
     if (/fetch failed|ECONNREFUSED|ECONNRESET|socket hang up|EHOSTUNREACH|ENOTFOUND/i.test(`${message} ${cause?.message ?? ''} ${cause?.code ?? ''}`)) {
-      return new ServiceUnavailableError(`the IPFS node (Kubo at ${this.#url}) cannot be reached; try again later`)
+      // The node's address is internal: it goes to the log with the cause, not to the client.
+      const unavailable = new ServiceUnavailableError('the IPFS node cannot be reached; try again later')
+      unavailable.cause = err
+      return unavailable
     }
+    if (isOutOfSpace(err)) return new InsufficientStorageError()
     if (NOT_FOUND.test(message)) return new NotFoundError(`${what} not found on this node`)
     return err
   }
@@ -93,6 +105,7 @@ export class KuboBackend implements IpfsBackend {
       sent.catch(() => {}) // observed below; an early answer from Kubo must not leave it unhandled
       const res = await answered
       const nodes: ImportedNode[] = []
+      // Decoded as one stream: a name's UTF-8 bytes may be split between two chunks.
       let text = ''
       for await (const chunk of res) text += (chunk as Buffer).toString()
       await sent
@@ -106,6 +119,48 @@ export class KuboBackend implements IpfsBackend {
       }
       return nodes
     })
+  }
+
+  /** Holds off Heimdall's collections until released; Kubo has no per-import bookkeeping, so a discard leaves the blocks to the next collection. */
+  async openLease (): Promise<ImportLease> {
+    const leave = await this.#gate.enter()
+    return { release: async () => { leave(); await Promise.resolve() }, discard: async () => { leave(); await Promise.resolve() } }
+  }
+
+  /** `repo/gc`, with no import of ours between add and pin; `dryRun` compares local blocks with what pins and MFS reach. */
+  async gc (options: { dryRun?: boolean } = {}): Promise<GcReport> {
+    return this.#gate.exclusive(async () => this.#call('repo/gc', async () => {
+      if (options.dryRun === true) return this.#gcPlan()
+      const before = (await this.#client.repo.stat()).repoSize
+      let blocks = 0
+      for await (const removed of this.#client.repo.gc()) {
+        if (removed.err != null) throw removed.err
+        blocks++
+      }
+      const after = (await this.#client.repo.stat()).repoSize
+      return { dryRun: false, blocks, bytes: Math.max(0, Number(before - after)), records: 0 }
+    }))
+  }
+
+  async #gcPlan (): Promise<GcReport> {
+    const key = (cid: string): string => CID.parse(cid).multihash.bytes.join(',')
+    const kept = new Set<string>()
+    const roots: string[] = [(await this.#client.files.stat('/')).cid.toString()]
+    for await (const pin of this.#client.pin.ls()) {
+      if (pin.type === 'recursive') roots.push(pin.cid.toString())
+      else kept.add(key(pin.cid.toString()))
+    }
+    for (const root of roots) {
+      kept.add(key(root))
+      for await (const ref of this.#client.refs(CID.parse(root), { recursive: true, unique: true })) if (ref.ref !== '') kept.add(key(ref.ref))
+    }
+    const report: GcReport = { dryRun: true, blocks: 0, bytes: 0, records: 0 }
+    for await (const ref of this.#client.refs.local()) {
+      if (ref.ref === '' || kept.has(key(ref.ref))) continue
+      report.blocks++
+      report.bytes += (await this.#client.block.stat(CID.parse(ref.ref))).size
+    }
+    return report
   }
 
   async pin (cid: CID, options: { signal?: AbortSignal } = {}): Promise<void> {
