@@ -106,8 +106,10 @@ export class KuboBackend implements IpfsBackend {
       const res = await answered
       const nodes: ImportedNode[] = []
       // Decoded as one stream: a name's UTF-8 bytes may be split between two chunks.
+      // Decoded as one stream: a name's UTF-8 bytes may be split between two chunks.
+      res.setEncoding('utf8')
       let text = ''
-      for await (const chunk of res) text += (chunk as Buffer).toString()
+      for await (const chunk of res) text += chunk as string
       await sent
       const lines = text.split('\n').filter((line) => line.trim() !== '').map((line) => JSON.parse(line) as { Name?: string, Hash?: string, Size?: string, Message?: string })
       const streamError = res.trailers['x-stream-error']

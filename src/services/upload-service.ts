@@ -10,7 +10,7 @@ import { BadRequestError, NotFoundError, UnprocessableContentError, UnsupportedM
 import type { ImportProfileName } from '../ipfs/import-profiles.ts'
 import type { ImportCandidate, ImportedNode, IpfsBackend } from '../ipfs/ipfs-backend.ts'
 import { KeyedLock } from './keyed-lock.ts'
-import { ZipBundle, type BundleLimits } from './zip-bundle.ts'
+import { CONTROL_CHARACTER, ZipBundle, type BundleLimits } from './zip-bundle.ts'
 
 /** One line of `ipfs add` output, as the Blender add-on reads it. */
 export interface AddedItem {
@@ -84,6 +84,7 @@ export class UploadService {
     if (fileName === '' || fileName.length > MAX_NAME_LENGTH || fileName.includes('\0')) {
       throw new BadRequestError('the uploaded file needs a name of 1 to 255 characters')
     }
+    if (CONTROL_CHARACTER.test(fileName)) throw new BadRequestError('the uploaded file\'s name has a control character; rename it')
     const ext = extensionOf(fileName)
     const allowed = this.#options.assetExtensions
     if (ext !== 'zip' && !allowed.has(ext)) {

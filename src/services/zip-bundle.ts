@@ -34,9 +34,13 @@ function decodeName (entry: Entry): string {
   try { return utf8.decode(raw) } catch { return raw.toString('latin1') }
 }
 
+/** C0, DEL and C1 (Unicode's Cc): they break headers and terminals, and no one names a file with them on purpose. */
+export const CONTROL_CHARACTER = /\p{Cc}/u
+
 /** Why `name` cannot be a path inside the bundle, or undefined when it can. */
 function pathProblem (name: string): string | undefined {
   if (name.includes('\0')) return 'has a NUL character in its name'
+  if (CONTROL_CHARACTER.test(name)) return 'has a control character in its name'
   if (name.includes('\\')) return 'uses backslashes in its path'
   if (name.startsWith('/')) return 'is an absolute path'
   if (/^[a-zA-Z]:/.test(name)) return 'starts with a drive letter'

@@ -1,0 +1,52 @@
+import { once } from 'node:events'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { Readable } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { afterEach, describe, expect, it } from 'vitest'
+import { KuboBackend } from '../../src/ipfs/kubo-backend.ts'
+
+const CID_A = 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
+const CID_ROOT = 'bafybeihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'
+
+/**
+ * A stand-in for Kubo's /api/v0/add that answers in 5-byte chunks, each its
+ * own write, so that almost every multi-byte character of a name is split
+ * between two chunks. (A real Kubo writes whole lines, so this cannot be
+ * provoked reliably with it.) It keeps the file names it was sent.
+ */
+async function fakeKubo (answer: readonly object[]): Promise<{ url: string, server: Server, sentNames: string[] }> {
+  const sentNames: string[] = []
+  const server = createServer((req, res) => {
+    const body: Buffer[] = []
+    req.on('data', (chunk: Buffer) => { body.push(chunk) })
+    req.on('end', () => {
+      for (const match of Buffer.concat(body).toString('latin1').matchAll(/filename="([^"]*)"/g)) sentNames.push(match[1] ?? '')
+      const bytes = Buffer.from(answer.map((line) => `${JSON.stringify(line)}\n`).join(''))
+      res.writeHead(200, { 'Content-Type': 'application/json' })
+      void (async () => {
+        for (let at = 0; at < bytes.length; at += 5) { res.write(bytes.subarray(at, at + 5)); await sleep(1) }
+        res.end()
+      })()
+    })
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server, sentNames }
+}
+
+describe('KuboBackend reading `ipfs add` answers', () => {
+  let server: Server | undefined
+  afterEach(() => { server?.close() })
+
+  it('keeps names whose UTF-8 bytes are split between chunks, and sends each name in ASCII that decodes back', async () => {
+    const names = ['テクスチャ.png', 'emoji😀.png', 'über/ünïcödé 字 +%20&?#.png']
+    const fake = await fakeKubo([...names.map((name) => ({ Name: name, Hash: CID_A, Size: '9' })), { Name: '', Hash: CID_ROOT, Size: '99' }])
+    server = fake.server
+    const backend = new KuboBackend(fake.url)
+    const nodes = await backend.importTree(names.map((path) => ({ path, content: Readable.from([Buffer.from('png')]) })), { profile: 'unixfs-v1-2025' })
+    expect(nodes.map((n) => n.path)).toEqual([...names, ''])
+    expect(fake.sentNames.every((sent) => /^[\x21-\x7e]*$/.test(sent))).toBe(true)
+    expect(fake.sentNames.map((sent) => decodeURIComponent(sent))).toEqual(names)
+  })
+})
