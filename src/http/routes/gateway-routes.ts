@@ -1,11 +1,13 @@
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { Router, type Request, type Response } from 'express'
-import parseRange from 'range-parser'
+import { Router, type ErrorRequestHandler, type Request, type Response } from 'express'
+import type { CID } from 'multiformats/cid'
+import { HeimdallError, NotFoundError } from '../../errors.ts'
 import type { IpfsBackend } from '../../ipfs/ipfs-backend.ts'
-import { parseCid } from '../cid-param.ts'
+import { byteRange, ifNoneMatch, ifRangeAllows } from '../byte-range.ts'
+import { isIdentity, parseCid } from '../cid-param.ts'
 import { formatBytes } from '../format.ts'
-import { contentTypeFor } from '../content-types.ts'
+import { contentDisposition, contentTypeFor, isPassive } from '../content-types.ts'
 
 /**
  * What the gateway serves is anyone's content: it is sandboxed so that it never
@@ -13,25 +15,54 @@ import { contentTypeFor } from '../content-types.ts'
  */
 export const GATEWAY_CSP = "sandbox; default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'"
 const IMMUTABLE = 'public, max-age=29030400, immutable'
+/** Bump when views/directory.ejs changes what a listing looks like: its ETag names the template too. */
+const DIR_INDEX_VERSION = 'v1'
+const ALLOWED_METHODS = 'GET, HEAD, OPTIONS'
+/** Headers that describe a representation; an error answer must not keep them. */
+const REPRESENTATION_HEADERS = ['Cache-Control', 'ETag', 'X-Ipfs-Path', 'Accept-Ranges', 'Content-Range', 'Content-Disposition', 'Content-Type', 'Content-Length']
 
-function setGatewayHeaders (res: Response, ipfsPath: string): void {
-  res.setHeader('Cache-Control', IMMUTABLE)
+/** Every answer under /ipfs, errors included: readable cross-origin, never sniffed, sandboxed. */
+function setCommonHeaders (res: Response): void {
   res.setHeader('Access-Control-Allow-Origin', '*')
-  res.setHeader('Access-Control-Expose-Headers', 'Content-Length, Content-Range, ETag, X-Ipfs-Path')
+  res.setHeader('Access-Control-Expose-Headers', 'Content-Length, Content-Range, Content-Disposition, ETag, X-Ipfs-Path')
   res.setHeader('X-Content-Type-Options', 'nosniff')
   res.setHeader('Content-Security-Policy', GATEWAY_CSP)
-  res.setHeader('X-Ipfs-Path', ipfsPath)
 }
 
+/** A successful answer: the same bytes for ever, so cacheable for ever. */
+function setContentHeaders (res: Response, ipfsPath: string, etag: string): void {
+  res.setHeader('Cache-Control', IMMUTABLE)
+  res.setHeader('X-Ipfs-Path', ipfsPath)
+  res.setHeader('ETag', etag)
+}
 
-/** `GET|HEAD /ipfs/<cid>[/<path>]` over this service's own node, never reaching out to the network. */
+/** The content path as a URL path: header values must be ASCII, and names may be in any script. */
+function contentPath (cid: CID, path: readonly string[]): string {
+  return `/ipfs/${[cid.toString(), ...path.map(encodeURIComponent)].join('/')}`
+}
+
+/**
+ * `GET|HEAD /ipfs/<cid>[/<path>]` over this service's own node, never reaching
+ * out to the network. Mounted before cookies and body parsers: no gateway
+ * answer sets a cookie or reads a body. Every /ipfs request ends here.
+ */
 export function gatewayRoutes (deps: { backend: IpfsBackend }): Router {
   const router = Router()
 
-  router.options('/ipfs/{*rest}', (_req, res) => {
-    res.setHeader('Access-Control-Allow-Origin', '*')
-    res.setHeader('Access-Control-Allow-Methods', 'GET, HEAD, OPTIONS')
-    res.setHeader('Access-Control-Allow-Headers', 'Range, If-None-Match')
+  /**
+   * Whether a document type (HTML, SVG, XML…) may be served as itself: only
+   * below a root pinned here, uploaded by someone. Not for identity CIDs,
+   * whose bytes anyone writes into the URL, nor for blocks merely held.
+   */
+  async function servesDocuments (root: CID): Promise<boolean> {
+    return !isIdentity(root) && await deps.backend.isPinned(root)
+  }
+
+  router.use('/ipfs', (_req, res, next) => { setCommonHeaders(res); next() })
+
+  router.options('/ipfs{/*rest}', (_req, res) => {
+    res.setHeader('Access-Control-Allow-Methods', ALLOWED_METHODS)
+    res.setHeader('Access-Control-Allow-Headers', 'Range, If-None-Match, If-Range')
     res.setHeader('Access-Control-Max-Age', '86400')
     res.status(204).end()
   })
@@ -40,9 +71,8 @@ export function gatewayRoutes (deps: { backend: IpfsBackend }): Router {
     const params = req.params as { cid: string, path?: string[] }
     const cid = parseCid(params.cid)
     const path = (params.path ?? []).filter((segment) => segment !== '')
-    const ipfsPath = `/ipfs/${[cid.toString(), ...path].join('/')}`
+    const ipfsPath = contentPath(cid, path)
     const stat = await deps.backend.stat(cid, path)
-    const etag = `"${ipfsPath}"`
 
     if (stat.type === 'directory') {
       if (!req.path.endsWith('/')) {
@@ -51,38 +81,40 @@ export function gatewayRoutes (deps: { backend: IpfsBackend }): Router {
         res.redirect(301, `${req.baseUrl}${req.path}/${query}`)
         return
       }
-      setGatewayHeaders(res, ipfsPath)
-      res.setHeader('ETag', `"DirIndex-${ipfsPath}"`)
+      const etag = `"DirIndex-${DIR_INDEX_VERSION}_CID-${stat.cid.toString()}"`
+      setContentHeaders(res, ipfsPath, etag)
+      if (ifNoneMatch(req.headers['if-none-match'], etag)) { res.status(304).end(); return }
       const entries = []
       for await (const entry of deps.backend.list(cid, path)) entries.push({ ...entry, cid: entry.cid.toString(), sizeText: formatBytes(entry.size) })
       entries.sort((a, b) => (a.type === b.type ? a.name.localeCompare(b.name) : a.type === 'directory' ? -1 : 1))
-      res.render('directory', { title: ipfsPath, ipfsPath, parent: path.length > 0 ? '../' : null, entries })
+      res.render('directory', { title: ipfsPath, ipfsPath: ['/ipfs', cid.toString(), ...path].join('/'), parent: path.length > 0 ? '../' : null, entries })
       return
     }
 
-    setGatewayHeaders(res, ipfsPath)
-    res.setHeader('ETag', etag)
-    res.setHeader('Accept-Ranges', 'bytes')
-    res.setHeader('Content-Type', contentTypeFor(path.at(-1) ?? ''))
-    if (req.headers['if-none-match']?.split(/\s*,\s*/).includes(etag) === true) {
-      res.status(304).end()
-      return
+    // As boxo: the file's own CID names its bytes, whatever path led to it.
+    const etag = `"${stat.cid.toString()}"`
+    const name = path.at(-1) ?? ''
+    let type = contentTypeFor(name)
+    if (!isPassive(type) && !(await servesDocuments(cid))) {
+      type = 'text/plain; charset=utf-8'
+      res.setHeader('Content-Disposition', contentDisposition('attachment', name))
     }
+    setContentHeaders(res, ipfsPath, etag)
+    res.setHeader('Accept-Ranges', 'bytes')
+    res.setHeader('Content-Type', type)
+    if (ifNoneMatch(req.headers['if-none-match'], etag)) { res.status(304).end(); return }
 
     let start = 0
     let end = stat.size - 1
-    const rangeHeader = req.headers.range
-    if (rangeHeader !== undefined && stat.size > 0) {
-      const ranges = parseRange(stat.size, rangeHeader, { combine: true })
-      if (ranges === -1) {
-        res.status(416).setHeader('Content-Range', `bytes */${stat.size}`).end()
-        return
-      }
-      // A malformed header (-2) or several ranges: answer with the whole file, as RFC 9110 allows.
-      if (ranges !== -2 && ranges.length === 1 && ranges[0] !== undefined) {
-        ({ start, end } = ranges[0])
-        res.status(206).setHeader('Content-Range', `bytes ${start}-${end}/${stat.size}`)
-      }
+    const range = stat.size > 0 && ifRangeAllows(req.get('If-Range'), etag) ? byteRange(stat.size, req.headers.range) : 'full'
+    if (range === 'unsatisfiable') {
+      for (const header of REPRESENTATION_HEADERS) res.removeHeader(header)
+      res.status(416).setHeader('Content-Range', `bytes */${stat.size}`).end()
+      return
+    }
+    if (range !== 'full') {
+      ({ start, end } = range)
+      res.status(206).setHeader('Content-Range', `bytes ${start}-${end}/${stat.size}`)
     }
     const length = Math.max(0, end - start + 1)
     res.setHeader('Content-Length', String(length))
@@ -96,6 +128,20 @@ export function gatewayRoutes (deps: { backend: IpfsBackend }): Router {
       if (!abort.signal.aborted) throw err
     })
   })
+
+  // Anything else under /ipfs is answered here too, so that it never reaches the pages' middleware.
+  router.all('/ipfs{/*rest}', (req, res, next) => {
+    if (req.method === 'GET' || req.method === 'HEAD') { next(new NotFoundError(`no content at ${req.path}; ask for /ipfs/<cid>[/<path>]`)); return }
+    res.setHeader('Allow', ALLOWED_METHODS)
+    next(new HeimdallError(`${req.method} is not allowed on the gateway`, 'ERR_METHOD_NOT_ALLOWED', 405))
+  })
+
+  // An error is no representation: it keeps the CORS headers (a browser can read why) and loses the caching.
+  const forgetRepresentation: ErrorRequestHandler = (err, _req, res, next) => {
+    if (!res.headersSent) for (const header of REPRESENTATION_HEADERS) res.removeHeader(header)
+    next(err)
+  }
+  router.use('/ipfs', forgetRepresentation)
 
   return router
 }
