@@ -64,8 +64,9 @@ export class UploadRepository {
 
   /**
    * Records an upload with its entries in one transaction. The unique index on
-   * (owner, root CID) decides duplicates: the second identical upload returns
-   * the first record and `created: false`.
+   * (owner, root CID, name) decides duplicates: the same content under the same
+   * name again returns the first record and `created: false`; under another
+   * name it is a record of its own that shares the content.
    */
   async insert (upload: NewUpload): Promise<{ upload: Upload, created: boolean }> {
     return this.#db.transaction(async (trx) => {
@@ -80,11 +81,11 @@ export class UploadRepository {
           primary_path: upload.primaryPath,
           warnings: JSON.stringify(upload.warnings)
         })
-        .onConflict(['identity_id', 'root_cid'])
+        .onConflict(['identity_id', 'root_cid', 'name'])
         .ignore()
         .returning('*')
       if (row === undefined) {
-        const existing = await this.#findOne(trx, { identity_id: upload.identityId, root_cid: upload.rootCid })
+        const existing = await this.#findOne(trx, { identity_id: upload.identityId, root_cid: upload.rootCid, name: upload.name })
         if (existing === undefined) throw new Error('upload conflicted but cannot be found')
         return { upload: existing, created: false }
       }
@@ -102,8 +103,11 @@ export class UploadRepository {
     })
   }
 
+  /** The owner's first upload of this content. */
   async findByOwnerAndRoot (identityId: number, rootCid: string): Promise<Upload | undefined> {
-    return this.#findOne(this.#db, { identity_id: identityId, root_cid: rootCid })
+    const rows = await this.#db<UploadRow>('uploads').where({ identity_id: identityId, root_cid: rootCid }).orderBy('id').limit(1)
+    const [upload] = await this.#withEntries(this.#db, rows)
+    return upload
   }
 
   async findOwned (identityId: number, uploadId: number): Promise<Upload | undefined> {
@@ -117,11 +121,30 @@ export class UploadRepository {
 
   /** The owner's uploads, newest first, each with its entries. */
   async listByOwner (identityId: number, page: { limit: number, offset: number, search?: string } = { limit: 1000, offset: 0 }): Promise<Upload[]> {
-    const rows = await this.#owned(identityId, page.search)
+    return this.#withEntries(this.#db, await this.#page(identityId, page))
+  }
+
+  /**
+   * The same list one upload at a time, each with its entries: however many
+   * uploads and files a page holds, only one upload's entries are in memory.
+   * Upload rows are fetched `batch` at a time.
+   */
+  async * streamByOwner (identityId: number, page: { limit: number, offset: number, search?: string }, batch = 50): AsyncIterable<Upload> {
+    for (let done = 0; done < page.limit; done += batch) {
+      const rows = await this.#page(identityId, { search: page.search, offset: page.offset + done, limit: Math.min(batch, page.limit - done) })
+      for (const row of rows) {
+        const [upload] = await this.#withEntries(this.#db, [row])
+        if (upload !== undefined) yield upload
+      }
+      if (rows.length < batch) return
+    }
+  }
+
+  async #page (identityId: number, page: { limit: number, offset: number, search?: string }): Promise<UploadRow[]> {
+    return this.#owned(identityId, page.search)
       .orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }])
       .limit(page.limit)
       .offset(page.offset)
-    return this.#withEntries(this.#db, rows)
   }
 
   async countByOwner (identityId: number, search?: string): Promise<number> {

@@ -62,7 +62,10 @@ for (const factory of databaseFactories()) {
         const migrated = await new UploadRepository(db.knex).findByOwnerAndRoot(identity.id, 'bafyold')
         expect(migrated).toMatchObject({ name: 'old', warnings: [], entries: [{ path: 'old.glb', cid: 'bafkold', size: 1, isDirectory: false }] })
 
-        await db.knex.migrate.down({ migrationSource: source })
+        // Roll back one step at a time, every later migration's down included, to just after the first.
+        for (let step = 0; step < 20 && await db.knex.schema.hasColumn('uploads', 'warnings'); step++) {
+          await db.knex.migrate.down({ migrationSource: source })
+        }
         expect(await db.knex.schema.hasColumn('uploads', 'warnings')).toBe(false)
         expect(await db.knex('uploads').where({ root_cid: 'bafyold' })).toHaveLength(1)
       })
@@ -112,15 +115,35 @@ for (const factory of databaseFactories()) {
         expect(await uploads.countByOwner(alice.id)).toBe(1)
       })
 
-      it('answers a duplicate upload by the same owner with the existing record', async () => {
+      it('answers the same content under the same name by the same owner with the existing record', async () => {
+        const alice = await identities.create('alice', 'a'.repeat(64))
+        const first = await uploads.insert(upload(alice.id, 'bafyroot1'))
+        const second = await uploads.insert(upload(alice.id, 'bafyroot1'))
+        expect(second.created).toBe(false)
+        expect(second.upload.id).toBe(first.upload.id)
+        expect(second.upload.entries).toHaveLength(3)
+        expect(await uploads.countByOwner(alice.id)).toBe(1)
+      })
+
+      it('keeps the same content under another name as a record of its own', async () => {
         const alice = await identities.create('alice', 'a'.repeat(64))
         const first = await uploads.insert(upload(alice.id, 'bafyroot1'))
         const second = await uploads.insert(upload(alice.id, 'bafyroot1', { name: 'renamed' }))
-        expect(second.created).toBe(false)
-        expect(second.upload.id).toBe(first.upload.id)
-        expect(second.upload.name).toBe('avatar')
-        expect(second.upload.entries).toHaveLength(3)
-        expect(await uploads.countByOwner(alice.id)).toBe(1)
+        expect(second.created).toBe(true)
+        expect(second.upload.id).not.toBe(first.upload.id)
+        expect(second.upload.name).toBe('renamed')
+        expect((await uploads.listByOwner(alice.id)).map((u) => u.name)).toEqual(['renamed', 'avatar'])
+        expect(await uploads.countByRootCid('bafyroot1')).toBe(2)
+        expect((await uploads.findByOwnerAndRoot(alice.id, 'bafyroot1'))?.id).toBe(first.upload.id)
+      })
+
+      it('streams the owner\'s uploads with their entries, in batches, in list order', async () => {
+        const alice = await identities.create('alice', 'a'.repeat(64))
+        for (let i = 0; i < 5; i++) await uploads.insert(upload(alice.id, `bafy${i}`, { name: `u${i}` }))
+        const streamed = []
+        for await (const u of uploads.streamByOwner(alice.id, { limit: 4, offset: 1 }, 2)) streamed.push(u)
+        expect(streamed.map((u) => u.name)).toEqual(['u3', 'u2', 'u1', 'u0'])
+        for (const u of streamed) expect(u.entries).toHaveLength(3)
       })
 
       it('counts references to a root across owners', async () => {
