@@ -12,10 +12,11 @@ import { healthRoutes, type ReadinessCheck } from './routes/health-routes.ts'
 import { identityRoutes } from './routes/identity-routes.ts'
 import { pluginRoutes } from './routes/plugin-routes.ts'
 import { previewRoutes } from './routes/preview-routes.ts'
+import { siteRoutes } from './routes/site-routes.ts'
 import { uploadRoutes } from './routes/upload-routes.ts'
 import { uploadsRoutes } from './routes/uploads-routes.ts'
 import type { CsrfProtection } from './csrf.ts'
-import type { SessionCodec } from './session.ts'
+import type { BrowserSessions } from './session.ts'
 import { resolveSession } from './session-identity.ts'
 
 export const VIEWS_DIR = fileURLToPath(new URL('../../views/', import.meta.url))
@@ -26,7 +27,7 @@ export interface AppDependencies {
   identities: IdentityService
   uploads: UploadService
   backend: IpfsBackend
-  sessions: SessionCodec
+  sessions: BrowserSessions
   csrf: CsrfProtection
   readiness: readonly ReadinessCheck[]
   settings: {
@@ -66,6 +67,9 @@ export function createApp (deps: AppDependencies): Express {
   app.set('view engine', 'ejs')
   app.locals.serviceName = 'Heimdall'
   app.locals.publicUrl = settings.publicUrl
+  app.locals.gatewayUrl = settings.gatewayUrl
+  // Said on every page: where uploaded content can actually be fetched from.
+  app.locals.ipfsReach = deps.backend.kind === 'kubo' ? 'network' : 'local'
   app.locals.formatBytes = formatBytes
   app.locals.asset = (name: string): string => {
     const file = settings.assets[name]
@@ -92,9 +96,10 @@ export function createApp (deps: AppDependencies): Express {
   app.use(deps.csrf.issue())
   // POST /upload reads its multipart form as it streams and checks the token itself.
   app.use(deps.csrf.protect({ streamedForms: ['/upload'] }))
-  app.use(resolveSession(deps.sessions, deps.identities))
+  app.use(resolveSession(deps.sessions))
 
   app.get('/', (_req, res) => { res.render('home', { title: 'Heimdall' }) })
+  app.use(siteRoutes())
   app.use(pluginRoutes())
   app.use(identityRoutes({ identities: deps.identities, sessions: deps.sessions }))
   app.use(uploadRoutes({

@@ -2,12 +2,12 @@ import { Router } from 'express'
 import { HeimdallError } from '../../errors.ts'
 import type { IdentityService } from '../../services/identity-service.ts'
 import { wantsHtml } from '../negotiate.ts'
-import type { SessionCodec } from '../session.ts'
+import type { BrowserSessions } from '../session.ts'
 
 export const IDENTITY_NOTES = 'Keep this token secret and safe: it is shown once and cannot be recovered. ' +
-  'Everything you upload is published on IPFS: anyone with its link can fetch it, and it cannot be recalled from nodes that have copied it.'
+  'Everything you upload is public: anyone with its link can fetch it, and once other IPFS nodes have copied it, it cannot be recalled from them.'
 
-export function identityRoutes (deps: { identities: IdentityService, sessions: SessionCodec }): Router {
+export function identityRoutes (deps: { identities: IdentityService, sessions: BrowserSessions }): Router {
   const router = Router()
 
   router.get('/new', (_req, res) => {
@@ -20,7 +20,7 @@ export function identityRoutes (deps: { identities: IdentityService, sessions: S
       const { identity, token } = await deps.identities.create(body.username)
       res.status(201).setHeader('Cache-Control', 'no-store')
       if (wantsHtml(req)) {
-        deps.sessions.set(req, res, identity.id)
+        await deps.sessions.start(req, res, identity)
         // Signed in from this response on: the header says so.
         res.locals.viewer = identity.username
         res.render('identity-created', { title: 'Your new identity', username: identity.username, token, notes: IDENTITY_NOTES })
