@@ -5,14 +5,16 @@ import type { Logger } from 'pino'
 import type { Config } from './config.ts'
 import { openDatabase, type Database } from './db/database.ts'
 import { IdentityRepository } from './db/identity-repository.ts'
+import { SessionRepository } from './db/session-repository.ts'
 import { UploadRepository } from './db/upload-repository.ts'
 import { BUILD_DIR, createApp } from './http/app.ts'
 import { CsrfProtection } from './http/csrf.ts'
-import { SessionCodec } from './http/session.ts'
+import { BrowserSessions } from './http/session.ts'
 import type { IpfsBackend } from './ipfs/ipfs-backend.ts'
 import { openIpfsBackend } from './ipfs/open-ipfs-backend.ts'
 import { resolveSecretKey } from './secret-key.ts'
 import { IdentityService } from './services/identity-service.ts'
+import { SessionService } from './services/session-service.ts'
 import { UploadService } from './services/upload-service.ts'
 
 export interface Heimdall {
@@ -62,6 +64,7 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
   }
 
   const identities = new IdentityService(new IdentityRepository(database.knex))
+  const sessions = new SessionService(new SessionRepository(database.knex))
   const uploads = new UploadService({
     backend,
     uploads: new UploadRepository(database.knex),
@@ -76,7 +79,7 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
     identities,
     uploads,
     backend,
-    sessions: new SessionCodec(secretKey),
+    sessions: new BrowserSessions(sessions),
     csrf: new CsrfProtection(secretKey, { publicUrl: config.publicUrl }),
     readiness: [
       { name: 'database', check: database.ping },

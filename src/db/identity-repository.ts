@@ -9,14 +9,14 @@ export interface Identity {
   createdAt: Date
 }
 
-interface IdentityRow {
+export interface IdentityRow {
   id: number
   username: string
   token_hash: string
   created_at: Date | string
 }
 
-const toIdentity = (row: IdentityRow): Identity => ({
+export const toIdentity = (row: IdentityRow): Identity => ({
   id: row.id,
   username: row.username,
   tokenHash: row.token_hash,

@@ -1,21 +1,25 @@
 import type { Request, RequestHandler } from 'express'
 import type { Identity } from '../db/identity-repository.ts'
-import type { IdentityService } from '../services/identity-service.ts'
-import type { SessionCodec } from './session.ts'
+import type { BrowserSessions } from './session.ts'
 
 const resolved = new WeakMap<Request, Identity>()
 
 /**
- * Looks up the identity behind a valid session cookie once per request, for
- * the routes (sessionIdentity) and for the page header (res.locals.viewer).
+ * Looks up the identity behind the session cookie once per request (one
+ * query), for the routes (sessionIdentity) and for the page header
+ * (res.locals.viewer). A cookie whose session has ended is dropped.
  */
-export function resolveSession (sessions: SessionCodec, identities: IdentityService): RequestHandler {
+export function resolveSession (sessions: BrowserSessions): RequestHandler {
   return (req, res, next) => {
-    const sessionId = sessions.read(req)
-    if (sessionId === undefined) { res.locals.viewer = null; next(); return }
-    identities.findById(sessionId).then((identity) => {
-      if (identity !== undefined) resolved.set(req, identity)
-      res.locals.viewer = identity?.username ?? null
+    res.locals.viewer = null
+    if (sessions.read(req) === undefined) { next(); return }
+    sessions.identify(req).then((identity) => {
+      if (identity === undefined) {
+        sessions.clear(res)
+      } else {
+        resolved.set(req, identity)
+        res.locals.viewer = identity.username
+      }
       next()
     }, next)
   }

@@ -1,55 +1,53 @@
-import { createHmac, timingSafeEqual } from 'node:crypto'
 import { parse as parseCookies } from 'cookie'
 import type { Request, Response } from 'express'
+import type { Identity } from '../db/identity-repository.ts'
+import type { SessionService } from '../services/session-service.ts'
 
 export const SESSION_COOKIE = 'heimdall_session'
-const SESSION_SECONDS = 7 * 24 * 3600
 
 /**
- * A browser session is a signed cookie: `<identity id>.<expiry>.<hmac>`, keyed
- * by SECRET_KEY. Nothing is stored server-side and the token never appears in
- * it; plugins and scripts send the token itself instead.
+ * A browser session on the wire: the cookie carries the session's random id
+ * (HttpOnly, SameSite=Strict), the SessionService keeps it server-side. The
+ * token never appears in it; plugins and scripts send the token itself instead.
  */
-export class SessionCodec {
-  readonly #key: Buffer
+export class BrowserSessions {
+  readonly #sessions: SessionService
 
-  constructor (secretKey: string) {
-    this.#key = Buffer.from(secretKey, 'utf8')
+  constructor (sessions: SessionService) {
+    this.#sessions = sessions
   }
 
-  #sign (payload: string): string {
-    return createHmac('sha256', this.#key).update(payload).digest('base64url')
-  }
-
-  encode (identityId: number, now = Date.now()): string {
-    const payload = `${identityId}.${Math.floor(now / 1000) + SESSION_SECONDS}`
-    return `${payload}.${this.#sign(payload)}`
-  }
-
-  /** The identity id in a valid, unexpired cookie value, else undefined. */
-  decode (value: string | undefined, now = Date.now()): number | undefined {
-    const match = /^(\d{1,15})\.(\d{1,12})\.([A-Za-z0-9_-]{43})$/.exec(value ?? '')
-    if (match === null) return undefined
-    const [, id, expires, signature] = match as unknown as [string, string, string, string]
-    const expected = Buffer.from(this.#sign(`${id}.${expires}`))
-    if (!timingSafeEqual(expected, Buffer.from(signature))) return undefined
-    if (Number(expires) * 1000 < now) return undefined
-    return Number(id)
-  }
-
-  read (req: Request): number | undefined {
+  /** The session id the request's cookie carries, if any. */
+  read (req: Request): string | undefined {
     const header = req.headers.cookie
-    return header === undefined ? undefined : this.decode(parseCookies(header)[SESSION_COOKIE])
+    return header === undefined ? undefined : parseCookies(header)[SESSION_COOKIE]
   }
 
-  set (req: Request, res: Response, identityId: number): void {
-    res.cookie(SESSION_COOKIE, this.encode(identityId), {
+  /** The identity of the request's live session, if any. */
+  async identify (req: Request): Promise<Identity | undefined> {
+    const id = this.read(req)
+    return id === undefined ? undefined : this.#sessions.identify(id)
+  }
+
+  /** Signs the browser in as `identity`, ending the session it had before. */
+  async start (req: Request, res: Response, identity: Identity): Promise<void> {
+    const previous = this.read(req)
+    if (previous !== undefined) await this.#sessions.end(previous)
+    const { id, expiresAt } = await this.#sessions.start(identity)
+    res.cookie(SESSION_COOKIE, id, {
       httpOnly: true,
       sameSite: 'strict',
       secure: req.secure,
       path: '/',
-      maxAge: SESSION_SECONDS * 1000
+      maxAge: expiresAt.getTime() - Date.now()
     })
+  }
+
+  /** Ends the request's session server-side and drops its cookie. */
+  async end (req: Request, res: Response): Promise<void> {
+    const id = this.read(req)
+    if (id !== undefined) await this.#sessions.end(id)
+    this.clear(res)
   }
 
   clear (res: Response): void {

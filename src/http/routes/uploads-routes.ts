@@ -6,13 +6,13 @@ import type { UploadService } from '../../services/upload-service.ts'
 import { credentialsFrom } from '../credentials.ts'
 import { wantsHtml } from '../negotiate.ts'
 import { presentUpload } from '../presenters.ts'
-import type { SessionCodec } from '../session.ts'
+import type { BrowserSessions } from '../session.ts'
 import { sessionIdentity } from '../session-identity.ts'
 
 export interface UploadsRoutesDeps {
   identities: IdentityService
   uploads: UploadService
-  sessions: SessionCodec
+  sessions: BrowserSessions
   gatewayUrl: string
 }
 
@@ -56,8 +56,8 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
   }
 
   /** Signs a browser in: cookie set, then a redirect so the token leaves the address bar and history. */
-  function signInAndRedirect (req: Request, res: Response, identity: Identity): void {
-    deps.sessions.set(req, res, identity.id)
+  async function signInAndRedirect (req: Request, res: Response, identity: Identity): Promise<void> {
+    await deps.sessions.start(req, res, identity)
     res.redirect(303, '/uploads')
   }
 
@@ -67,7 +67,7 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
       // The add-on opens /uploads?username=…&token=… in a browser.
       try {
         const identity = await deps.identities.authenticate(username, token)
-        signInAndRedirect(req, res, identity)
+        await signInAndRedirect(req, res, identity)
       } catch (err) {
         if (err instanceof UnauthorizedError && wantsHtml(req)) { renderSignIn(res, 401, err.message, typeof username === 'string' ? username : ''); return }
         throw err
@@ -86,7 +86,7 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
     const { username, token } = credentialsFrom(req)
     try {
       const identity = await deps.identities.authenticate(username, token)
-      if (wantsHtml(req)) { signInAndRedirect(req, res, identity); return }
+      if (wantsHtml(req)) { await signInAndRedirect(req, res, identity); return }
       await renderList(req, res, identity)
     } catch (err) {
       if (err instanceof HeimdallError && wantsHtml(req)) { renderSignIn(res, err.status, err.message, typeof username === 'string' ? username : ''); return }
@@ -141,8 +141,9 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
     res.redirect(303, '/uploads')
   })
 
-  router.post('/signout', (req, res) => {
-    deps.sessions.clear(res)
+  // Ends the session server-side: a copy of the cookie signs nobody in afterwards.
+  router.post('/signout', async (req, res) => {
+    await deps.sessions.end(req, res)
     res.redirect(303, '/')
   })
 

@@ -1,0 +1,46 @@
+import type { Knex } from 'knex'
+import { toIdentity, type Identity, type IdentityRow } from './identity-repository.ts'
+
+interface SessionRow {
+  id_hash: string
+  identity_id: number
+  created_at: Date | string
+  expires_at: Date | string
+}
+
+/** Browser sessions, by the sha256 of their id; the id itself is never stored. */
+export class SessionRepository {
+  readonly #db: Knex
+
+  constructor (db: Knex) {
+    this.#db = db
+  }
+
+  async create (idHash: string, identityId: number, expiresAt: Date): Promise<void> {
+    await this.#db<SessionRow>('sessions').insert({ id_hash: idHash, identity_id: identityId, expires_at: expiresAt })
+  }
+
+  /** The identity of a session unexpired at `now`, in one query. */
+  async findIdentity (idHash: string, now: Date): Promise<Identity | undefined> {
+    const row = await this.#db('sessions')
+      .join<IdentityRow>('identities', 'identities.id', 'sessions.identity_id')
+      .where('sessions.id_hash', idHash)
+      .andWhere('sessions.expires_at', '>', now)
+      .first<IdentityRow | undefined>('identities.id', 'identities.username', 'identities.token_hash', 'identities.created_at')
+    return row === undefined ? undefined : toIdentity(row)
+  }
+
+  async delete (idHash: string): Promise<void> {
+    await this.#db<SessionRow>('sessions').where({ id_hash: idHash }).delete()
+  }
+
+  /** Ends every session of an identity; returns how many there were. */
+  async deleteByIdentity (identityId: number): Promise<number> {
+    return this.#db<SessionRow>('sessions').where({ identity_id: identityId }).delete()
+  }
+
+  /** Removes the sessions expired at `now`; returns how many. */
+  async deleteExpired (now: Date): Promise<number> {
+    return this.#db<SessionRow>('sessions').where('expires_at', '<=', now).delete()
+  }
+}

@@ -1,0 +1,55 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createIdentity, csrfField, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
+
+let t: TestHeimdall
+beforeAll(async () => { t = await startTestHeimdall() })
+afterAll(async () => { await t.close() })
+
+const sessionCookie = (setCookie: unknown): string => {
+  const cookie = ([] as string[]).concat(setCookie as string[]).find((c) => c.startsWith('heimdall_session='))
+  if (cookie === undefined) throw new Error('no session cookie was set')
+  return cookie.split(';')[0] ?? ''
+}
+
+describe('browser sessions', () => {
+  it('end on sign-out: a copy of the cookie signs nobody in afterwards', async () => {
+    const person = await createIdentity(t.request)
+    const browser = t.browser()
+    const signIn = await browser.get('/uploads').set('Accept', 'text/html').expect(200)
+    const res = await browser.post('/uploads').type('form').set('Accept', 'text/html').send({ ...person, _csrf: csrfField(signIn.text) }).expect(303)
+    const copied = sessionCookie(res.headers['set-cookie'])
+    // The cookie carries a random id, not the identity, and the table only its hash.
+    expect(copied).toMatch(/^heimdall_session=[\w-]{43}$/)
+    expect(JSON.stringify(await t.heimdall.database.knex('sessions'))).not.toContain(copied.split('=')[1])
+
+    await t.request.get('/uploads').set('Cookie', copied).expect(200)
+    const list = await browser.get('/uploads').set('Accept', 'text/html').expect(200)
+    await browser.post('/signout').type('form').send({ _csrf: csrfField(list.text) }).expect(303)
+
+    const page = await t.request.get('/uploads').set('Accept', 'text/html').set('Cookie', copied).expect(200)
+    expect(page.text).toContain('name="token"')
+    expect(String(page.headers['set-cookie'])).toMatch(/heimdall_session=;/)
+    await t.request.get('/uploads').set('Cookie', copied).expect(401)
+    const [identity] = await t.heimdall.database.knex('identities').where({ username: person.username })
+    expect(await t.heimdall.database.knex('sessions').where({ identity_id: identity.id })).toEqual([])
+  })
+
+  it('a new identity created in the browser is signed in by a stored session', async () => {
+    const browser = t.browser()
+    const page = await browser.get('/new').set('Accept', 'text/html').expect(200)
+    const res = await browser.post('/new').type('form').set('Accept', 'text/html').send({ username: 'fresh', _csrf: csrfField(page.text) }).expect(201)
+    const cookie = sessionCookie(res.headers['set-cookie'])
+    const list = await t.request.get('/uploads').set('Cookie', cookie).expect(200)
+    expect(list.body.username).toBe('fresh')
+  })
+
+  it('signing in again ends the browser\'s previous session', async () => {
+    const person = await createIdentity(t.request)
+    const browser = t.browser()
+    const first = sessionCookie((await browser.get(`/uploads?username=${person.username}&token=${person.token}`).set('Accept', 'text/html').expect(303)).headers['set-cookie'])
+    const second = sessionCookie((await browser.get(`/uploads?username=${person.username}&token=${person.token}`).set('Accept', 'text/html').expect(303)).headers['set-cookie'])
+    expect(second).not.toBe(first)
+    await t.request.get('/uploads').set('Cookie', first).expect(401)
+    await t.request.get('/uploads').set('Cookie', second).expect(200)
+  })
+})
