@@ -6,6 +6,7 @@ import type { IdentityService } from '../services/identity-service.ts'
 import type { UploadService } from '../services/upload-service.ts'
 import { errorHandler, notFound } from './middleware/error-handler.ts'
 import { formatBytes } from './format.ts'
+import { pageCsp } from './page-csp.ts'
 import { requestLogger } from './middleware/request-logger.ts'
 import { gatewayRoutes } from './routes/gateway-routes.ts'
 import { healthRoutes, type ReadinessCheck } from './routes/health-routes.ts'
@@ -45,16 +46,6 @@ export interface AppDependencies {
 }
 
 /**
- * Pages of our own: scripts and styles only from this origin, never framed.
- * The 3D preview fetches models and textures from the gateway (perhaps
- * another origin) and hands embedded textures to the GPU through blob: URLs.
- */
-function pageCsp (gatewayUrl: string): string {
-  const gateway = new URL(gatewayUrl).origin
-  return `default-src 'self'; img-src 'self' data: blob: ${gateway}; connect-src 'self' blob: data: ${gateway}; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'`
-}
-
-/**
  * Builds the Express app from its dependencies. It reads no environment and
  * opens no port: `main.ts` listens, tests drive it with supertest.
  */
@@ -78,10 +69,10 @@ export function createApp (deps: AppDependencies): Express {
   }
 
   app.use(requestLogger(deps.logger))
-  const csp = pageCsp(settings.gatewayUrl)
+  const csp = pageCsp(settings)
   app.use((req, res, next) => {
     if (!req.path.startsWith('/ipfs/')) {
-      res.setHeader('Content-Security-Policy', csp)
+      res.setHeader('Content-Security-Policy', csp(req))
       res.setHeader('X-Content-Type-Options', 'nosniff')
       res.setHeader('Referrer-Policy', 'same-origin')
     }

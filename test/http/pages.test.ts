@@ -19,10 +19,23 @@ describe('pages and their static assets', () => {
     await t.request.get('/static/app.js').expect(404)
   })
 
-  it('send a content security policy that allows only this origin\'s scripts', async () => {
+  it('send a content security policy that allows scripts and styles from /static/ only, not uploads under /ipfs/', async () => {
     const page = await t.request.get('/upload').set('Accept', 'text/html').expect(200)
-    expect(page.headers['content-security-policy']).toContain("script-src 'self'")
-    expect(page.headers['content-security-policy']).toContain("frame-ancestors 'none'")
+    const csp = String(page.headers['content-security-policy'])
+    const sources = (directive: string): string[] => new RegExp(`(?:^|; )${directive} ([^;]+)`).exec(csp)?.[1]?.split(' ') ?? []
+    const own = new URL(page.request.url).origin
+    for (const directive of ['script-src', 'style-src']) {
+      // 'self' would let an uploaded .js served from /ipfs/ on this origin run as a page script.
+      expect(sources(directive).sort()).toEqual([`${own}/static/`, `${t.heimdall.app.locals.publicUrl as string}/static/`].sort())
+    }
+    expect(csp).toContain("frame-ancestors 'none'")
     expect(page.text).not.toMatch(/<script>(?!<\/script>)/)
+  })
+
+  it('name no odd Host in the policy: PUBLIC_URL\'s origin stands in for it', async () => {
+    const page = await t.request.get('/').set('Host', 'evil.example; script-src *').set('Accept', 'text/html').expect(200)
+    const csp = String(page.headers['content-security-policy'])
+    expect(csp).toContain(`script-src ${t.heimdall.app.locals.publicUrl as string}/static/;`)
+    expect(csp).not.toContain('evil')
   })
 })
