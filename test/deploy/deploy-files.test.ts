@@ -76,6 +76,27 @@ describe.skipIf(!hasNginx)('nginx/heimdall.conf.template', () => {
     expect(site).not.toMatch(/\$\{[A-Z_]+\}/)
   })
 
+  it('logs requests without their query strings, in every server', async () => {
+    const { dir } = await makeCertificate(join(work, 'live-log', 'localhost'))
+    await writeNginxConfig(join(work, 'nginx-log'), { upstream: '127.0.0.1:8080', httpListen: '127.0.0.1:18080', httpsListen: '127.0.0.1:18443', certDir: dir, domain: 'localhost', maxUploadBytes: 1000 })
+    const site = await readFile(join(work, 'nginx-log', 'heimdall.conf'), 'utf8')
+    const format = /log_format heimdall ([^;]+);/.exec(site)?.[1] ?? ''
+    expect(format).toContain('$request_method $heimdall_log_path $server_protocol')
+    expect(format).not.toMatch(/\$request\b|\$request_uri|\$args|\$query_string|\$http_referer/)
+    expect(site.match(/^\s*server \{/gm)).toHaveLength(2)
+    expect(site.match(/^\s*access_log \S+ heimdall;/gm)).toHaveLength(2)
+  })
+
+  it('gets every placeholder from the nginx service of the compose file, or from the entrypoint hook', async () => {
+    const template = await read('nginx/heimdall.conf.template')
+    const compose = await read('docker-compose.yml')
+    const nginxService = /^ {2}nginx:\n([\s\S]*?)(?=^\S|^ {2}\S)/m.exec(compose)?.[1] ?? ''
+    const hook = await read('nginx/15-heimdall-body-limit.envsh')
+    for (const [, name] of template.matchAll(/\$\{([A-Z_][A-Z0-9_]*)\}/g)) {
+      expect(new RegExp(`^ {6}${name ?? ''}:`, 'm').test(nginxService) || hook.includes(`export ${name ?? ''}=`), name).toBe(true)
+    }
+  })
+
   it('keeps client_max_body_size 1 MiB above MAX_UPLOAD_BYTES', async () => {
     expect(await bodyLimitFor(1000)).toBe(String(1000 + 1048576))
   })

@@ -1,6 +1,6 @@
 import { request } from 'node:https'
 import { request as httpRequest } from 'node:http'
-import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
@@ -97,6 +97,21 @@ describe.skipIf(!ready)('the compose topology as processes: nginx (TLS) → Heim
     addon = await runAddonClient(base, 'stack_artist', join(work, 'letsencrypt', 'live', 'localhost', 'fullchain.pem'))
     expect(addon).toMatchObject({ routes_status: 200, new_user_status: 201, upload_status: 200, fst_status: 200, texture_status: 200, texture_matches: true })
     expect(addon.fst).toContain('filename = model.fbx')
+  })
+
+  it('keeps the add-on\'s sign-in link, token and all, out of nginx\'s access log', async () => {
+    const token = String(addon.secret)
+    const link = `/uploads?username=stack_artist&token=${encodeURIComponent(token)}`
+    const signIn = await call('GET', link, { Accept: 'text/html' })
+    expect(signIn.status).toBe(303)
+    // What the page it lands on then asks for carries the link as its Referer.
+    await call('GET', '/plugin_routes', { Referer: `${base}${link}` })
+    const log = await readFile(join(nginx.prefix, 'logs', 'access.log'), 'utf8')
+    expect(log).toMatch(/"GET \/uploads HTTP\/[\d.]+" 303 /)
+    expect(log).toContain(`"${base}/uploads"`)
+    expect(log).not.toContain(token)
+    expect(log).not.toContain(encodeURIComponent(token))
+    expect(log).not.toContain('token=')
   })
 
   it('redirects plain HTTP to HTTPS', async () => {

@@ -57,7 +57,8 @@ export async function writeNginxConfig (prefix: string, site: NginxSite): Promis
     HTTPS_LISTEN: site.httpsListen,
     HEIMDALL_DOMAIN: site.domain,
     TLS_CERT_DIR: site.certDir,
-    HEIMDALL_BODY_LIMIT: await bodyLimitFor(site.maxUploadBytes)
+    HEIMDALL_BODY_LIMIT: await bodyLimitFor(site.maxUploadBytes),
+    HEIMDALL_ACCESS_LOG: join(prefix, 'logs/access.log')
   })
   await writeFile(join(prefix, 'heimdall.conf'), siteConf)
   const main = [
@@ -66,7 +67,8 @@ export async function writeNginxConfig (prefix: string, site: NginxSite): Promis
     `error_log ${join(prefix, 'logs/error.log')} warn;`,
     'events { worker_connections 256; }',
     'http {',
-    `  access_log ${join(prefix, 'logs/access.log')};`,
+    // As the image's nginx.conf: a full-request-line log for the whole http block, which the site must override.
+    `  access_log ${join(prefix, 'logs/access.log')} combined;`,
     `  client_body_temp_path ${join(prefix, 'body')};`,
     `  proxy_temp_path ${join(prefix, 'proxy')};`,
     `  fastcgi_temp_path ${join(prefix, 'fastcgi')};`,
