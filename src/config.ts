@@ -37,6 +37,8 @@ const envSchema = z.object({
   TRUST_PROXY: optionalString.pipe(
     z.string().regex(/^(true|false|\d+|[\w.:/, -]+)$/, 'must be true, false, a hop count, or addresses/subnets (e.g. loopback, 172.16.0.0/12)').optional()
   ),
+  GC_INTERVAL_SECONDS: integer(0, 365 * 24 * 3600).default(3600),
+  MIN_FREE_BYTES: integer(0, Number.MAX_SAFE_INTEGER).default(256 * 1024 ** 2),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
 })
 
@@ -60,6 +62,10 @@ export interface Config {
   /** Express's `trust proxy`: which proxies' X-Forwarded-* headers to believe. */
   trustProxy: boolean | number | string
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL']
+  /** Seconds between scheduled garbage collections of the IPFS node; 0 = none. */
+  gcIntervalSeconds: number
+  /** Below this many free bytes under DATA_DIR (or the embedded node's blocks), /readyz answers 503. */
+  minFreeBytes: number
 }
 
 export class ConfigError extends Error {
@@ -105,6 +111,8 @@ export function loadConfig (env: Env): Config {
     assetExtensions: new Set(e.ASSET_EXTENSIONS?.split(',') ?? DEFAULT_ASSET_EXTENSIONS),
     bundleLimits: { maxEntries: e.ZIP_MAX_ENTRIES, maxUncompressedBytes: e.ZIP_MAX_UNCOMPRESSED_BYTES, maxRatio: e.ZIP_MAX_RATIO },
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
-    logLevel: e.LOG_LEVEL
+    logLevel: e.LOG_LEVEL,
+    gcIntervalSeconds: e.GC_INTERVAL_SECONDS,
+    minFreeBytes: e.MIN_FREE_BYTES
   }
 }

@@ -11,7 +11,10 @@ import { BUILD_DIR, createApp } from './http/app.ts'
 import { CsrfProtection } from './http/csrf.ts'
 import { BrowserSessions } from './http/session.ts'
 import type { IpfsBackend } from './ipfs/ipfs-backend.ts'
+import { HeliaBackend } from './ipfs/helia-backend.ts'
 import { openIpfsBackend } from './ipfs/open-ipfs-backend.ts'
+import { diskSpaceCheck } from './disk-space.ts'
+import { GarbageCollector } from './services/garbage-collector.ts'
 import { resolveSecretKey } from './secret-key.ts'
 import { IdentityService } from './services/identity-service.ts'
 import { SessionService } from './services/session-service.ts'
@@ -21,6 +24,8 @@ export interface Heimdall {
   app: Express
   database: Database
   backend: IpfsBackend
+  /** Garbage collection of the IPFS node: scheduled, after deletes, and on request. */
+  collector: GarbageCollector
   /** Where uploads wait while they are received; empty whenever no upload is under way. */
   tmpDir: string
   close: () => Promise<void>
@@ -65,7 +70,9 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
 
   const identities = new IdentityService(new IdentityRepository(database.knex))
   const sessions = new SessionService(new SessionRepository(database.knex))
+  const collector = new GarbageCollector({ backend, logger, intervalSeconds: config.gcIntervalSeconds })
   const uploads = new UploadService({
+    collector,
     backend,
     uploads: new UploadRepository(database.knex),
     profile: config.cidProfile,
@@ -83,7 +90,8 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
     csrf: new CsrfProtection(secretKey, { publicUrl: config.publicUrl }),
     readiness: [
       { name: 'database', check: database.ping },
-      { name: 'ipfs', check: ipfs.ping.bind(ipfs) }
+      { name: 'ipfs', check: ipfs.ping.bind(ipfs) },
+      { name: 'disk', check: diskSpaceCheck([dataDir, tmpDir, ...(ipfs instanceof HeliaBackend ? [ipfs.blocksDir] : [])], config.minFreeBytes) }
     ],
     settings: {
       publicUrl: config.publicUrl,
@@ -96,12 +104,15 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
     }
   })
 
+  collector.start()
   return {
     app,
     database,
     backend,
+    collector,
     tmpDir,
     close: async () => {
+      await collector.close()
       await ipfs.close()
       await database.close()
     }

@@ -2,6 +2,7 @@ import { once } from 'node:events'
 import type { Server } from 'node:http'
 import { config as loadDotenv } from 'dotenv'
 import { ConfigError, loadConfig, type Config } from './config.ts'
+import { controlSocketPath, listenControlSocket } from './control-socket.ts'
 import { openHeimdall } from './heimdall.ts'
 import { createLogger } from './logger.ts'
 
@@ -46,6 +47,8 @@ async function main (): Promise<void> {
   server.requestTimeout = 0
   server.headersTimeout = 60_000
   await once(server, 'listening')
+  // `npm run gc` asks here: this process holds the embedded repo.
+  const control = await listenControlSocket(controlSocketPath(config.dataDir), { gc: async (options) => heimdall.collector.run(options) })
   logger.info({ url: config.publicUrl, host: config.host, port: config.port, database: heimdall.database.kind, ipfs: heimdall.backend.kind }, 'Heimdall is listening')
 
   let stopping = false
@@ -58,6 +61,7 @@ async function main (): Promise<void> {
     server.closeIdleConnections()
     await new Promise<void>((resolve) => { server.close(() => { resolve() }) })
     clearTimeout(force)
+    await new Promise<void>((resolve) => { control.close(() => { resolve() }) })
     await heimdall.close()
     logger.info('stopped')
     process.exit(0)

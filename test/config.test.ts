@@ -16,7 +16,9 @@ describe('loadConfig', () => {
       maxUploadBytes: 1_073_741_824,
       cidProfile: 'unixfs-v1-2025',
       bundleLimits: { maxEntries: 10_000, maxUncompressedBytes: 4 * 1024 ** 3, maxRatio: 200 },
-      logLevel: 'info'
+      logLevel: 'info',
+      gcIntervalSeconds: 3600,
+      minFreeBytes: 256 * 1024 ** 2
     })
     expect([...config.assetExtensions]).toEqual([...DEFAULT_ASSET_EXTENSIONS])
   })
@@ -25,6 +27,11 @@ describe('loadConfig', () => {
     expect(loadConfig({ PORT: '9000' }).gatewayUrl).toBe('http://localhost:9000/ipfs/')
     expect(loadConfig({ PUBLIC_URL: 'https://h.example/' }).gatewayUrl).toBe('https://h.example/ipfs/')
     expect(loadConfig({ GATEWAY_URL: 'https://gw.example/ipfs' }).gatewayUrl).toBe('https://gw.example/ipfs/')
+  })
+
+  it('reads the garbage-collection interval (0 = off) and the free-space floor, refusing negatives', () => {
+    expect(loadConfig({ GC_INTERVAL_SECONDS: '0', MIN_FREE_BYTES: '1048576' })).toMatchObject({ gcIntervalSeconds: 0, minFreeBytes: 1_048_576 })
+    expect(() => loadConfig({ GC_INTERVAL_SECONDS: '-1', MIN_FREE_BYTES: 'lots' })).toThrow(/GC_INTERVAL_SECONDS[\s\S]*MIN_FREE_BYTES/)
   })
 
   it('treats empty values as unset, as .env files write them', () => {

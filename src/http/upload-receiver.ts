@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises'
 import type { Request } from 'express'
 import multer from 'multer'
 import type { Identity } from '../db/identity-repository.ts'
+import { InsufficientStorageError, isOutOfSpace } from '../errors.ts'
 import type { ImportedUpload, UploadName, UploadService } from '../services/upload-service.ts'
 
 /** What the receiver leaves on `req.file`: the file imported already, or waiting on disk. */
@@ -40,8 +41,8 @@ type ReceivingRequest = Request & { [NAME]?: UploadName, [OWNER_KNOWN]?: boolean
  * import runs while the bytes arrive. A bundle (its directory is at its end)
  * or an asset whose credentials come after it is written under tmpDir.
  * Nothing is pinned or recorded here; the route commits only after multer
- * has read the whole request without error, so a truncated or aborted upload
- * leaves nothing but unpinned blocks.
+ * has read the whole request without error; a truncated or aborted upload
+ * is dropped, its blocks removed.
  */
 class ReceivingStorage implements multer.StorageEngine {
   readonly #tmpDir: string
@@ -69,11 +70,13 @@ class ReceivingStorage implements multer.StorageEngine {
     file.stream.on('data', (chunk: Buffer) => { size += chunk.length })
     pipeline(file.stream, createWriteStream(path)).then(
       () => { cb(null, { name, path, size }) },
-      (err: unknown) => { void rm(path, { force: true }).finally(() => { cb(err) }) }
+      (err: unknown) => { void rm(path, { force: true }).finally(() => { cb(isOutOfSpace(err) ? new InsufficientStorageError() : err) }) }
     )
   }
 
+  /** multer gives back what it stored when the request fails after the file (a limit, the client leaving): nothing of it may stay. */
   _removeFile (_req: Request, file: Express.Multer.File & Partial<ReceivedUpload>, cb: (error: Error | null) => void): void {
+    if (file.imported !== undefined) { this.#uploads.drop(file.imported).then(() => { cb(null) }, (err: unknown) => { cb(err as Error) }); return }
     if (file.path === undefined) { cb(null); return }
     rm(file.path, { force: true }).then(() => { cb(null) }, (err: unknown) => { cb(err as Error) })
   }

@@ -114,7 +114,7 @@ export class BlockCollector {
   async discard (lease: Lease): Promise<{ blocks: number, bytes: number }> {
     if (!this.settle(lease)) return { blocks: 0, bytes: 0 }
     if (lease.keys.size === 0) return { blocks: 0, bytes: 0 }
-    if (this.#reachable === undefined) this.#reachable = await this.#mark()
+    if (this.#reachable === undefined) await this.#mark()
     const freed = { blocks: 0, bytes: 0 }
     const keys = [...lease.keys]
     for (let i = 0; i < keys.length; i += DELETE_BATCH) {
@@ -136,10 +136,12 @@ export class BlockCollector {
   }
 
   async #collect (dryRun: boolean): Promise<GcReport> {
-    const reachable = await this.#mark()
+    // In #marking from before the first pin is listed until the sweep ends: a pin that completes meanwhile adds to it.
+    const reachable = new Set<string>()
     this.#marking.add(reachable)
     const report: GcReport = { dryRun, blocks: 0, bytes: 0, records: 0 }
     try {
+      for await (const root of this.#init.roots()) await this.#walk(root, reachable)
       for (const shard of await readdir(this.#init.dir, { withFileTypes: true })) {
         if (!shard.isDirectory()) continue
         const names = await readdir(join(this.#init.dir, shard.name)).catch(() => [])
@@ -160,22 +162,28 @@ export class BlockCollector {
         report.records++
         if (!dryRun) await this.#init.datastore.delete(record)
       }
+      if (!dryRun) this.#reachable = reachable
     } finally {
       this.#marking.delete(reachable)
     }
-    if (!dryRun) this.#reachable = reachable
     return report
   }
 
-  async #mark (): Promise<Set<string>> {
+  /** Remembers what the pins reach now, for discards; set before pins stop adding to it, so none is missed. */
+  async #mark (): Promise<void> {
     const reachable = new Set<string>()
     this.#marking.add(reachable)
     try {
       for await (const root of this.#init.roots()) await this.#walk(root, reachable)
+      this.#reachable = reachable
     } finally {
       this.#marking.delete(reachable)
     }
-    return reachable
+  }
+
+  /** After an unpin: what it held may be unreachable now, so the next discard marks again. */
+  unpinned (): void {
+    this.#reachable = undefined
   }
 
   async #walk (root: CID, reachable: Set<string>): Promise<void> {

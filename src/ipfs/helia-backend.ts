@@ -63,6 +63,7 @@ export class HeliaBackend implements IpfsBackend {
     const unlock = await lockRepo(dir)
     try {
       const blocks = new FsBlockstore(join(dir, 'blocks'), { shardingStrategy: SHARDING })
+      await blocks.open() // creates the directory that readiness and free-space checks look at
       const helia = createLightNode({ blockstore: blocks, datastore: new FsDatastore(join(dir, 'datastore')) })
       await helia.start()
       return new HeliaBackend(helia, blocks, unlock)
@@ -137,6 +138,7 @@ export class HeliaBackend implements IpfsBackend {
   async unpin (cid: CID): Promise<void> {
     if (!(await this.isPinned(cid))) return
     for await (const _ of this.#helia.pins.rm(cid, { walker: PIN_WALKER })) { /* walk the DAG */ }
+    this.#collector.unpinned()
   }
 
   /**

@@ -6,9 +6,9 @@ import { checkReferences } from '../assets/references.ts'
 import type { Identity } from '../db/identity-repository.ts'
 import type { Upload, UploadEntry, UploadRepository } from '../db/upload-repository.ts'
 import { CID } from 'multiformats/cid'
-import { BadRequestError, NotFoundError, UnprocessableContentError, UnsupportedMediaTypeError } from '../errors.ts'
+import { BadRequestError, InsufficientStorageError, isOutOfSpace, NotFoundError, UnprocessableContentError, UnsupportedMediaTypeError } from '../errors.ts'
 import type { ImportProfileName } from '../ipfs/import-profiles.ts'
-import type { ImportCandidate, ImportedNode, IpfsBackend } from '../ipfs/ipfs-backend.ts'
+import type { ImportCandidate, ImportedNode, ImportLease, IpfsBackend } from '../ipfs/ipfs-backend.ts'
 import { KeyedLock } from './keyed-lock.ts'
 import { CONTROL_CHARACTER, ZipBundle, type BundleLimits } from './zip-bundle.ts'
 
@@ -38,7 +38,9 @@ export interface UploadName {
 
 /**
  * Blocks in the node, nothing pinned or recorded: what an import leaves for
- * `commit` to check and keep. Dropping it leaves only unpinned blocks.
+ * `commit` to check and keep. Its lease keeps the blocks from garbage
+ * collection until `commit` has pinned them; an upload that is not committed
+ * must be `drop`ped, which removes them.
  */
 export interface ImportedUpload {
   name: UploadName
@@ -46,6 +48,7 @@ export interface ImportedUpload {
   reports: FileReport[]
   /** Bytes of each file, by path. */
   fileSizes: ReadonlyMap<string, number>
+  lease: ImportLease
 }
 
 export interface UploadServiceOptions {
@@ -56,6 +59,8 @@ export interface UploadServiceOptions {
   assetExtensions: ReadonlySet<string>
   bundleLimits: BundleLimits
   logger: Logger
+  /** Asked for a collection after a delete. */
+  collector?: { request: (reason: string) => void }
 }
 
 const MAX_NAME_LENGTH = 255
@@ -125,6 +130,22 @@ export class UploadService {
    * upload holds the same root.
    */
   async commit (owner: Identity, imported: ImportedUpload): Promise<UploadOutcome> {
+    try {
+      const outcome = await this.#commit(owner, imported)
+      await imported.lease.release()
+      return outcome
+    } catch (err) {
+      await this.drop(imported)
+      throw isOutOfSpace(err) ? new InsufficientStorageError() : err
+    }
+  }
+
+  /** Gives up an imported upload that will not be committed: its blocks that nothing else holds are removed. Idempotent. */
+  async drop (imported: ImportedUpload): Promise<void> {
+    await imported.lease.discard().catch((err: unknown) => { this.#options.logger.warn({ err }, 'could not remove the blocks of a dropped upload') })
+  }
+
+  async #commit (owner: Identity, imported: ImportedUpload): Promise<UploadOutcome> {
     const { backend, uploads } = this.#options
     const { name, nodes, reports, fileSizes } = imported
     const root = nodes.at(-1)
@@ -176,6 +197,7 @@ export class UploadService {
       if (await uploads.countByRootCid(upload.rootCid) === 0) {
         // The record is gone either way; a pin that cannot be released now is logged, not returned as a failure.
         await backend.unpin(CID.parse(upload.rootCid)).catch((err: unknown) => { logger.error({ err, rootCid: upload.rootCid }, 'could not unpin a deleted upload') })
+        this.#options.collector?.request('delete')
       }
     })
     return upload
@@ -205,10 +227,16 @@ export class UploadService {
       inspected.push(file)
       return { path: candidate.path, content: tap(candidate.content, file) }
     })
-    const nodes = await this.#options.backend.importTree(tapped, { profile: this.#options.profile, signal })
-    const reports = inspected.map(({ inspector }) => inspector.end())
-    const fileSizes = new Map(reports.map((report, i) => [report.path, inspected[i]?.bytes ?? 0]))
-    return { name, nodes, reports, fileSizes }
+    const lease = await this.#options.backend.openLease()
+    try {
+      const nodes = await this.#options.backend.importTree(tapped, { profile: this.#options.profile, signal, lease })
+      const reports = inspected.map(({ inspector }) => inspector.end())
+      const fileSizes = new Map(reports.map((report, i) => [report.path, inspected[i]?.bytes ?? 0]))
+      return { name, nodes, reports, fileSizes, lease }
+    } catch (err) {
+      await lease.discard().catch((discardErr: unknown) => { this.#options.logger.warn({ err: discardErr }, 'could not remove the blocks of a failed import') })
+      throw isOutOfSpace(err) ? new InsufficientStorageError() : err
+    }
   }
 }
 

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -52,15 +52,28 @@ export async function createIdentity (request: ReturnType<typeof supertest> | su
   return { username: body.username, token: body.secret }
 }
 
-/** What an upload can leave behind: files in tmp, rows, pins. All must be zero after a refusal. */
-export async function leftovers (t: TestHeimdall): Promise<{ tmpFiles: string[], uploads: number, entries: number, pins: string[] }> {
+/** Files under the embedded node's block directory (blocks and partial writes); 0 over Kubo. */
+export async function blockFiles (dataDir: string): Promise<{ files: number, bytes: number }> {
+  const found = { files: 0, bytes: 0 }
+  const dir = join(dataDir, 'ipfs', 'blocks')
+  for (const shard of await readdir(dir).catch(() => [])) {
+    for (const name of await readdir(join(dir, shard)).catch(() => [])) {
+      found.files++
+      found.bytes += (await stat(join(dir, shard, name)).catch(() => ({ size: 0 }))).size
+    }
+  }
+  return found
+}
+
+/** What an upload can leave behind: files in tmp, rows, pins, blocks. All must be zero after a refusal. */
+export async function leftovers (t: TestHeimdall): Promise<{ tmpFiles: string[], uploads: number, entries: number, pins: string[], blocks: number }> {
   const count = async (table: string): Promise<number> => {
     const [row] = await t.heimdall.database.knex(table).count<Array<{ n: string | number }>>({ n: '*' })
     return Number(row?.n ?? 0)
   }
   const pins: string[] = []
   for await (const cid of t.heimdall.backend.listPins()) pins.push(cid.toString())
-  return { tmpFiles: await readdir(t.heimdall.tmpDir), uploads: await count('uploads'), entries: await count('upload_entries'), pins }
+  return { tmpFiles: await readdir(t.heimdall.tmpDir), uploads: await count('uploads'), entries: await count('upload_entries'), pins, blocks: (await blockFiles(t.dataDir)).files }
 }
 
 type Parser = Extract<Parameters<supertest.Test['parse']>[0], (res: never, callback: never) => void>
@@ -72,9 +85,13 @@ export function csrfField (html: string): string {
   return token
 }
 
-/** After a refusal: no temp file, and no more rows or pins than `before`. */
+/** After a refusal: no temp file, and no more rows, pins or blocks than `before`. */
 export async function expectNothingLeftBehind (t: TestHeimdall, before: Awaited<ReturnType<typeof leftovers>>): Promise<void> {
+  // A hung-up client's import stops at its next chunk; give the removal of its blocks a moment.
+  const deadline = Date.now() + 3000
+  while ((await leftovers(t)).blocks > before.blocks && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
   const now = await leftovers(t)
+  expect(now.blocks).toBeLessThanOrEqual(before.blocks)
   expect(now.tmpFiles).toEqual([])
   expect(now.uploads).toBe(before.uploads)
   expect(now.entries).toBe(before.entries)

@@ -54,12 +54,13 @@ export function uploadRoutes (deps: UploadRoutesDeps): Router {
 
   router.post('/upload', receive, async (req: Request, res: Response) => {
     const file = req.file as (Express.Multer.File & ReceivedUpload) | undefined
+    let imported = file?.imported
     try {
       deps.csrf.verify(req)
       const identity = await owner(req, true)
       if (identity === undefined) throw new BadRequestError('username and token are required')
       if (file === undefined) throw new BadRequestError('send the file as multipart/form-data in the field "file"')
-      const imported = file.imported ?? await deps.uploads.importReceived(file.name, file.path)
+      imported ??= await deps.uploads.importReceived(file.name, file.path)
       const outcome = await deps.uploads.commit(identity, imported)
       req.log.info({ rootCid: outcome.upload.rootCid, owner: identity.username, created: outcome.created, size: outcome.upload.size }, 'upload stored')
       if (wantsHtml(req)) {
@@ -68,6 +69,8 @@ export function uploadRoutes (deps: UploadRoutesDeps): Router {
       }
       res.json(presentAddedItems(outcome, deps.gatewayUrl))
     } finally {
+      // Not committed (refused before commit, or the client left): its blocks go. After a commit this does nothing.
+      if (imported !== undefined) await deps.uploads.drop(imported)
       if (file?.path !== undefined) await rm(file.path, { force: true })
     }
   })

@@ -1,0 +1,44 @@
+import { join } from 'node:path'
+import { config as loadDotenv } from 'dotenv'
+import { ConfigError, loadConfig, type Config } from '../config.ts'
+import { askControlSocket, controlSocketPath } from '../control-socket.ts'
+import { HeliaBackend } from '../ipfs/helia-backend.ts'
+import type { GcReport } from '../ipfs/ipfs-backend.ts'
+import { KuboBackend } from '../ipfs/kubo-backend.ts'
+
+/**
+ * `npm run gc [-- --dry-run]`: removes blocks that no upload pins. A running
+ * server holds the embedded repo, so it is asked over its control socket
+ * (DATA_DIR/heimdall.sock); with no server running, the repo is opened here.
+ */
+async function collect (config: Config, dryRun: boolean): Promise<{ report: GcReport, via: string }> {
+  const socket = controlSocketPath(config.dataDir)
+  const asked = await askControlSocket(socket, 'POST', `/gc${dryRun ? '?dryRun=1' : ''}`).catch(() => undefined)
+  if (asked !== undefined) {
+    if (asked.status !== 200) throw new Error(`the running server could not collect: ${JSON.stringify(asked.body)}`)
+    return { report: asked.body as GcReport, via: 'the running server' }
+  }
+  const backend = config.ipfsApiUrl !== undefined ? new KuboBackend(config.ipfsApiUrl) : await HeliaBackend.open(join(config.dataDir, 'ipfs'))
+  try {
+    return { report: await backend.gc({ dryRun }), via: backend.kind === 'kubo' ? 'Kubo' : 'the embedded repo' }
+  } finally {
+    await backend.close()
+  }
+}
+
+loadDotenv({ quiet: true })
+try {
+  const dryRun = process.argv.includes('--dry-run')
+  const { report, via } = await collect(loadConfig(process.env), dryRun)
+  const mib = (report.bytes / 1024 ** 2).toFixed(1)
+  console.log(dryRun
+    ? `dry run (${via}): would free ${report.blocks} blocks, ${report.bytes} bytes (${mib} MiB), and ${report.records} stale records`
+    : `garbage collected (${via}): freed ${report.blocks} blocks, ${report.bytes} bytes (${mib} MiB), and ${report.records} stale records`)
+} catch (err) {
+  if (err instanceof ConfigError) {
+    for (const issue of err.issues) console.error(`configuration error: ${issue}`)
+  } else {
+    console.error('garbage collection failed:', err instanceof Error ? err.message : err)
+  }
+  process.exit(1)
+}

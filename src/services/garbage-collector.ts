@@ -1,0 +1,77 @@
+import type { Logger } from 'pino'
+import type { GcReport, IpfsBackend } from '../ipfs/ipfs-backend.ts'
+
+export interface GarbageCollectorOptions {
+  backend: Pick<IpfsBackend, 'gc'>
+  logger: Logger
+  /** Seconds between scheduled collections; 0 = none (collections after deletes still run). */
+  intervalSeconds: number
+}
+
+/**
+ * When the IPFS node collects garbage: after deletes, on a schedule, and on
+ * request (the control socket). Requests coalesce: while a collection runs,
+ * any number of requests make one more run after it, never two at once.
+ */
+export class GarbageCollector {
+  readonly #options: GarbageCollectorOptions
+  #running: Promise<void> | undefined
+  #again = false
+  #timer: NodeJS.Timeout | undefined
+  #closed = false
+
+  constructor (options: GarbageCollectorOptions) {
+    this.#options = options
+  }
+
+  /** Starts the schedule, with a first collection right away for what a crash left behind. */
+  start (): void {
+    const seconds = this.#options.intervalSeconds
+    if (seconds <= 0) return
+    this.request('start-up')
+    this.#timer = setInterval(() => { this.request('schedule') }, seconds * 1000)
+    this.#timer.unref()
+  }
+
+  /** Asks for a collection soon; returns at once. */
+  request (reason: string): void {
+    if (this.#closed) return
+    if (this.#running !== undefined) { this.#again = true; return }
+    this.#running = this.#loop(reason).finally(() => { this.#running = undefined })
+  }
+
+  /** One collection now (after any under way), with its report; `dryRun` removes nothing. */
+  async run (options: { dryRun?: boolean } = {}): Promise<GcReport> {
+    const report = await this.#options.backend.gc(options)
+    this.#log(report, options.dryRun === true ? 'dry run' : 'request')
+    return report
+  }
+
+  /** Whatever runs now and whatever was asked for before close. */
+  async idle (): Promise<void> {
+    while (this.#running !== undefined) await this.#running
+  }
+
+  async close (): Promise<void> {
+    this.#closed = true
+    clearInterval(this.#timer)
+    await this.idle()
+  }
+
+  async #loop (reason: string): Promise<void> {
+    for (let why = reason; ; why = 'coalesced requests') {
+      this.#again = false
+      try {
+        this.#log(await this.#options.backend.gc(), why)
+      } catch (err) {
+        this.#options.logger.warn({ err, reason: why }, 'garbage collection failed')
+      }
+      if (!this.#again || this.#closed) return
+    }
+  }
+
+  #log (report: GcReport, reason: string): void {
+    const level = report.blocks > 0 || report.records > 0 ? 'info' : 'debug'
+    this.#options.logger[level]({ reason, ...report }, report.dryRun ? 'garbage collection (dry run)' : 'garbage collected')
+  }
+}
