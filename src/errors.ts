@@ -61,6 +61,13 @@ export class ServiceUnavailableError extends HeimdallError {
   constructor (message: string) { super(message, 'ERR_SERVICE_UNAVAILABLE', 503) }
 }
 
+/** The client went away before the answer: nothing to answer, nothing wrong on our side. */
+export class ClientClosedRequestError extends HeimdallError {
+  override readonly name = 'ClientClosedRequestError'
+  // 499 as nginx logs it; never sent, the connection is gone.
+  constructor (message = 'the client closed the request') { super(message, 'ERR_CLIENT_CLOSED_REQUEST', 499) }
+}
+
 /** The disk under DATA_DIR (or the IPFS node's) is full: nothing of the upload was kept. */
 export class InsufficientStorageError extends HeimdallError {
   override readonly name = 'InsufficientStorageError'

@@ -106,7 +106,6 @@ export class KuboBackend implements IpfsBackend {
       const res = await answered
       const nodes: ImportedNode[] = []
       // Decoded as one stream: a name's UTF-8 bytes may be split between two chunks.
-      // Decoded as one stream: a name's UTF-8 bytes may be split between two chunks.
       res.setEncoding('utf8')
       let text = ''
       for await (const chunk of res) text += chunk as string

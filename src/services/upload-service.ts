@@ -212,6 +212,15 @@ export class UploadService {
     return { uploads, total }
   }
 
+  /** The same list, one upload at a time (with its files), for answers that stream. */
+  listStream (owner: Identity, page: { limit: number, offset: number, search?: string }): AsyncIterable<Upload> {
+    return this.#options.uploads.streamByOwner(owner.id, page)
+  }
+
+  async count (owner: Identity, search?: string): Promise<number> {
+    return this.#options.uploads.countByOwner(owner.id, search)
+  }
+
   async get (owner: Identity, uploadId: number): Promise<Upload> {
     const upload = await this.#options.uploads.findOwned(owner.id, uploadId)
     if (upload === undefined) throw new NotFoundError(`you have no upload ${uploadId}`)
@@ -225,7 +234,7 @@ export class UploadService {
       if (candidate.content === undefined) return candidate
       const file = { inspector: inspectorFor(candidate.path), bytes: 0 }
       inspected.push(file)
-      return { path: candidate.path, content: tap(candidate.content, file) }
+      return { path: candidate.path, content: tap(candidate.content, file, signal) }
     })
     const lease = await this.#options.backend.openLease()
     try {
@@ -240,8 +249,10 @@ export class UploadService {
   }
 }
 
-async function * tap (source: AsyncIterable<Uint8Array>, file: { inspector: FileInspector, bytes: number }): AsyncIterable<Uint8Array> {
+async function * tap (source: AsyncIterable<Uint8Array>, file: { inspector: FileInspector, bytes: number }, signal: AbortSignal | undefined): AsyncIterable<Uint8Array> {
   for await (const chunk of source) {
+    // An abort (the client left) stops the import at the next chunk, whatever the source.
+    signal?.throwIfAborted()
     file.inspector.write(chunk)
     file.bytes += chunk.byteLength
     yield chunk

@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises'
 import { Router, type Request, type Response } from 'express'
 import type { Identity } from '../../db/identity-repository.ts'
-import { BadRequestError } from '../../errors.ts'
+import { BadRequestError, ClientClosedRequestError } from '../../errors.ts'
 import type { IdentityService } from '../../services/identity-service.ts'
 import type { UploadService } from '../../services/upload-service.ts'
 import { credentialsFrom } from '../credentials.ts'
@@ -60,7 +60,11 @@ export function uploadRoutes (deps: UploadRoutesDeps): Router {
       const identity = await owner(req, true)
       if (identity === undefined) throw new BadRequestError('username and token are required')
       if (file === undefined) throw new BadRequestError('send the file as multipart/form-data in the field "file"')
-      imported ??= await deps.uploads.importReceived(file.name, file.path)
+      // A client that leaves while its file is imported from disk stops the import, as on the streaming path.
+      const abort = new AbortController()
+      res.once('close', () => { if (!res.writableEnded) abort.abort(new ClientClosedRequestError()) })
+      imported ??= await deps.uploads.importReceived(file.name, file.path, abort.signal)
+      abort.signal.throwIfAborted()
       const outcome = await deps.uploads.commit(identity, imported)
       req.log.info({ rootCid: outcome.upload.rootCid, owner: identity.username, created: outcome.created, size: outcome.upload.size }, 'upload stored')
       if (wantsHtml(req)) {

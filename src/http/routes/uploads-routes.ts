@@ -5,6 +5,7 @@ import type { IdentityService } from '../../services/identity-service.ts'
 import type { UploadService } from '../../services/upload-service.ts'
 import { credentialsFrom } from '../credentials.ts'
 import { wantsHtml } from '../negotiate.ts'
+import { map, streamJsonList } from '../json-stream.ts'
 import { presentUpload } from '../presenters.ts'
 import type { BrowserSessions } from '../session.ts'
 import { sessionIdentity } from '../session-identity.ts'
@@ -46,9 +47,10 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
     }
     const limit = intParam(req.query.limit, MAX_JSON_LIMIT, MAX_JSON_LIMIT)
     const offset = intParam(req.query.offset, 0, Number.MAX_SAFE_INTEGER)
-    const { uploads, total } = await deps.uploads.list(identity, { limit, offset, search })
+    const total = await deps.uploads.count(identity, search)
     res.setHeader('Cache-Control', 'no-store')
-    res.json({ username: identity.username, total, limit, offset, uploads: uploads.map((u) => presentUpload(u, deps.gatewayUrl)) })
+    await streamJsonList(res, { username: identity.username, total, limit, offset }, 'uploads',
+      map(deps.uploads.listStream(identity, { limit, offset, search }), (u) => presentUpload(u, deps.gatewayUrl)))
   }
 
   function renderSignIn (res: Response, status: number, error: string | null, username = ''): void {

@@ -1,0 +1,177 @@
+import { randomBytes } from 'node:crypto'
+import { stat, readdir } from 'node:fs/promises'
+import { connect } from 'node:net'
+import type { AddressInfo } from 'node:net'
+import type { Server } from 'node:http'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { inject } from 'vitest'
+import { leftovers, createIdentity, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
+import { startPostgresServer, type PostgresServer } from '../support/postgres-server.ts'
+
+const sleep = async (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+async function waitFor (what: string, condition: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await sleep(25)
+  }
+}
+
+/** A multipart body by hand, so a test can send part of it, or all of it, then hang up. */
+function multipart (boundary: string, parts: Array<{ name: string, value: Buffer | string, filename?: string }>): Buffer {
+  const chunks: Buffer[] = []
+  for (const part of parts) {
+    const disposition = `form-data; name="${part.name}"${part.filename === undefined ? '' : `; filename="${part.filename}"`}`
+    chunks.push(Buffer.from(`--${boundary}\r\nContent-Disposition: ${disposition}\r\n\r\n`), Buffer.from(part.value), Buffer.from('\r\n'))
+  }
+  chunks.push(Buffer.from(`--${boundary}--\r\n`))
+  return Buffer.concat(chunks)
+}
+
+describe('a client that goes away', () => {
+  let t: TestHeimdall
+  let server: Server
+  let port: number
+  let alice: { username: string, token: string }
+
+  beforeAll(async () => {
+    t = await startTestHeimdall()
+    alice = await createIdentity(t.request)
+    server = t.heimdall.app.listen(0, '127.0.0.1')
+    await new Promise((resolve) => server.once('listening', resolve))
+    port = (server.address() as AddressInfo).port
+  })
+  afterAll(async () => {
+    await new Promise((resolve) => { server.close(resolve); server.closeAllConnections() })
+    await t.close()
+  })
+
+  const open = (head: string) => {
+    const socket = connect(port, '127.0.0.1')
+    socket.on('error', () => {})
+    socket.write(head)
+    return socket
+  }
+
+  it('mid-upload is logged at info, not as an unhandled error, and leaves nothing behind', async () => {
+    const before = await leftovers(t)
+    const boundary = 'x'.repeat(16)
+    const body = multipart(boundary, [{ name: 'file', filename: 'big.bin', value: randomBytes(8 * 1024 * 1024) }])
+    const socket = open(`POST /upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice.token}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${body.length}\r\n\r\n`)
+    socket.write(body.subarray(0, 3 * 1024 * 1024))
+    await sleep(200)
+    socket.destroy()
+    await waitFor('the request to be logged', async () => Promise.resolve(t.logs.some((l) => l.includes('"url":"/upload"') && l.includes('"msg":"request'))))
+    // The upload's own error path runs after the connection is logged as closed.
+    await waitFor('the temp folder to be empty', async () => (await readdir(t.heimdall.tmpDir)).length === 0)
+    await sleep(500)
+    const lines = t.logs.map((l) => JSON.parse(l) as { level: number, msg: string })
+    expect(lines.filter((l) => l.level >= 50)).toEqual([])
+    expect(t.logs.some((l) => l.includes('unhandled error'))).toBe(false)
+    const now = await leftovers(t)
+    expect(now.tmpFiles).toEqual([])
+    expect(now.uploads).toBe(before.uploads)
+    expect(now.pins).toEqual(before.pins)
+  })
+
+  it('while its file is imported from the temp file stops the import: nothing recorded or pinned', async () => {
+    const before = await leftovers(t)
+    const boundary = 'y'.repeat(16)
+    const size = 96 * 1024 * 1024
+    // Credentials after the file: the file goes to a temp file first, and is imported once the form is read.
+    const body = multipart(boundary, [
+      { name: 'file', filename: 'late.bin', value: randomBytes(size) },
+      { name: 'username', value: alice.username },
+      { name: 'token', value: alice.token }
+    ])
+    const socket = open(`POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${body.length}\r\n\r\n`)
+    socket.write(body)
+    // The whole file has arrived on disk: the import from it is about to run, or running.
+    await waitFor('the temp file to be complete', async () => {
+      const [name] = await readdir(t.heimdall.tmpDir)
+      return name !== undefined && (await stat(join(t.heimdall.tmpDir, name)).catch(() => ({ size: 0 }))).size === size
+    })
+    socket.destroy()
+    await waitFor('the temp file to be removed', async () => (await readdir(t.heimdall.tmpDir)).length === 0)
+    await sleep(300)
+    const now = await leftovers(t)
+    expect(now.uploads).toBe(before.uploads)
+    expect(now.pins).toEqual(before.pins)
+    expect(t.logs.some((l) => l.includes('"msg":"upload stored"') && l.includes('late'))).toBe(false)
+    expect(t.logs.some((l) => l.includes('unhandled error'))).toBe(false)
+  })
+})
+
+describe('one upload, one record', () => {
+  let t: TestHeimdall
+  beforeAll(async () => { t = await startTestHeimdall() })
+  afterAll(async () => { await t.close() })
+
+  it('lists the same content uploaded under two names as two uploads, and a retry under the same name as one', async () => {
+    const { token } = await createIdentity(t.request)
+    const content = Buffer.from('some glTF buffer bytes')
+    const send = async (name: string) => (await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', content, name).expect(200)).body as Array<{ Name: string, Hash: string }>
+    // A single file's root directory links it by name, so a zip is the way to give the same root two names.
+    const { makeZip } = await import('../support/fixtures.ts')
+    const zip = await makeZip([{ path: 'model.bin', data: content }])
+    const a = (await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', zip, 'first.zip').expect(200)).body as Array<{ Name: string, Hash: string }>
+    const b = (await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', zip, 'second.zip').expect(200)).body as Array<{ Name: string, Hash: string }>
+    expect(a.at(-1)?.Hash).toBe(b.at(-1)?.Hash)
+    expect(b.at(-1)?.Name).toBe('second')
+    await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', zip, 'second.zip').expect(200)
+    await send('other.bin')
+    const list = (await t.request.get('/uploads').set('Authorization', `Bearer ${token}`).expect(200)).body as { total: number, uploads: Array<{ name: string, rootCid: string }> }
+    expect(list.total).toBe(3)
+    expect(list.uploads.map((u) => u.name).sort()).toEqual(['first', 'other', 'second'])
+    // Deleting one name keeps the content pinned for the other.
+    const first = list.uploads.find((u) => u.name === 'first')
+    const id = (list.uploads as Array<{ name: string, id?: number }>).find((u) => u.name === 'first')?.id
+    await t.request.delete(`/uploads/${id ?? 0}`).set('Authorization', `Bearer ${token}`).expect(204)
+    await t.request.get(`/ipfs/${first?.rootCid ?? ''}/model.bin`).expect(200)
+  })
+
+  it('streams the JSON list page by page, with every upload\'s files', async () => {
+    const { token } = await createIdentity(t.request)
+    for (let i = 0; i < 7; i++) {
+      await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', Buffer.from(`bytes ${i}`), `f${i}.bin`).expect(200)
+    }
+    const all = (await t.request.get('/uploads').set('Authorization', `Bearer ${token}`).expect(200)).body as { total: number, uploads: Array<{ name: string, files: unknown[] }> }
+    expect(all.total).toBe(7)
+    expect(all.uploads.map((u) => u.name)).toEqual(['f6', 'f5', 'f4', 'f3', 'f2', 'f1', 'f0'])
+    for (const u of all.uploads) expect(u.files).toHaveLength(1)
+    const page = (await t.request.get('/uploads?limit=3&offset=2').set('Authorization', `Bearer ${token}`).expect(200)).body as { total: number, limit: number, offset: number, uploads: Array<{ name: string }> }
+    expect(page).toMatchObject({ total: 7, limit: 3, offset: 2 })
+    expect(page.uploads.map((u) => u.name)).toEqual(['f4', 'f3', 'f2'])
+  })
+})
+
+const postgresUrl = inject('postgresUrl')
+
+describe.skipIf(postgresUrl === '')('with PostgreSQL down', () => {
+  let pgServer: PostgresServer
+  let t: TestHeimdall
+  beforeAll(async () => {
+    pgServer = await startPostgresServer()
+    t = await startTestHeimdall({ DATABASE_URL: pgServer.url })
+  })
+  afterAll(async () => { await t.close(); await pgServer.stop() })
+
+  it('uploads, lists and sign-ins answer 503 with a clear error, and /readyz names the database', async () => {
+    const { token, username } = await createIdentity(t.request)
+    await pgServer.stop()
+    const upload = await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', Buffer.from('x'), 'x.bin')
+    expect(upload.status).toBe(503)
+    expect(upload.body.error).toMatch(/database/)
+    expect((await t.request.get('/uploads').set('Authorization', `Bearer ${token}`)).status).toBe(503)
+    expect((await t.request.post('/uploads').type('form').send({ username, token })).status).toBe(503)
+    const page = await t.request.post('/new').type('form').set('Accept', 'text/html').send({ username: 'someone' })
+    expect(page.status).toBe(503)
+    expect(page.text).toContain('database')
+    const ready = await t.request.get('/readyz').expect(503)
+    expect(ready.body.checks.database).not.toBe('ok')
+    expect(t.logs.some((l) => l.includes('unhandled error'))).toBe(false)
+    expect((await leftovers(t).catch(() => undefined))?.tmpFiles ?? []).toEqual([])
+  })
+})
