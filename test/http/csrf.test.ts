@@ -175,9 +175,13 @@ describe('every page has its form token, whatever it asked for', () => {
     expect(second.headers['set-cookie']).toBeUndefined()
   })
 
-  it('sets no CSRF cookie on JSON answers, redirects or health checks, even for a browser', async () => {
+  it('sets no CSRF cookie on JSON answers, redirects, health checks or the gateway, even for a browser', async () => {
     const person = await createIdentity(t.request)
+    await uploadOne(person.token, 'served.mtl')
+    const { rootCid } = (await t.request.get('/uploads').set('Authorization', `Bearer ${person.token}`).expect(200)).body.uploads[0] as { rootCid: string }
     const answers = [
+      await t.request.get(`/ipfs/${rootCid}/`).set('Accept', 'text/html').expect(200),
+      await t.request.get(`/ipfs/${rootCid}/served.mtl`).set('Accept', 'text/html').expect(200),
       await t.request.get('/plugin_routes').set('Accept', 'text/html').expect(200),
       await t.request.get('/uploads').set('Authorization', `Bearer ${person.token}`).expect(200),
       await t.request.get('/healthz').set('Accept', 'text/html'),
