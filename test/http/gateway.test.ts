@@ -304,7 +304,7 @@ describe('byte ranges (RFC 9110)', () => {
 describe('probes', () => {
   it('/healthz and /readyz answer ok while everything is up', async () => {
     expect((await t.request.get('/healthz').expect(200)).body).toEqual({ status: 'ok' })
-    expect((await t.request.get('/readyz').expect(200)).body).toEqual({ status: 'ready', checks: { database: 'ok', ipfs: 'ok' } })
+    expect((await t.request.get('/readyz').expect(200)).body).toEqual({ status: 'ready', checks: { database: 'ok', ipfs: 'ok', disk: 'ok' } })
   })
 })
 })
