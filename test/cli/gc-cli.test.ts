@@ -1,0 +1,53 @@
+import { execFile } from 'node:child_process'
+import { rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { HeliaBackend } from '../../src/ipfs/helia-backend.ts'
+import { makeDataDir } from '../support/heimdall-harness.ts'
+import { newToken, startHeimdallProcess, uploadStream } from '../support/heimdall-process.ts'
+
+const run = promisify(execFile)
+const GC_CLI = fileURLToPath(new URL('../../src/cli/gc.ts', import.meta.url))
+
+/** `npm run gc` as an operator runs it: its own process, configured by the environment. */
+async function gc (dataDir: string, ...args: string[]): Promise<string> {
+  const { stdout } = await run(process.execPath, [GC_CLI, ...args], { env: { PATH: process.env.PATH, DATA_DIR: dataDir, SECRET_KEY: 'x'.repeat(40) } })
+  return stdout
+}
+
+describe('npm run gc', () => {
+  let dataDir: string
+  beforeAll(async () => { dataDir = await makeDataDir() })
+  afterAll(async () => { await rm(dataDir, { recursive: true, force: true }) })
+
+  it('reports with --dry-run, then frees the blocks nothing pins, on a repository no server holds', async () => {
+    // Garbage as an interrupted upload leaves it: blocks imported and never pinned.
+    const backend = await HeliaBackend.open(join(dataDir, 'ipfs'))
+    const content = (await import('node:crypto')).randomBytes(3 * 1024 * 1024)
+    await backend.importTree([{ path: 'lost.bin', content: [content] }], { profile: 'unixfs-v1-2025' })
+    await backend.close()
+
+    expect(await gc(dataDir, '--dry-run')).toMatch(/^dry run \(the embedded repo\): would free [1-9]\d* blocks, 3\d{6} bytes/)
+    expect(await gc(dataDir)).toMatch(/^garbage collected \(the embedded repo\): freed [1-9]\d* blocks, 3\d{6} bytes/)
+    expect(await gc(dataDir, '--dry-run')).toMatch(/would free 0 blocks, 0 bytes/)
+  })
+
+  it('asks the running server over its control socket, and the upload it holds survives', async () => {
+    const server = await startHeimdallProcess({ DATA_DIR: dataDir, SECRET_KEY: 'x'.repeat(40) })
+    try {
+      const token = await newToken(server.url, 'gcowner')
+      const uploaded = await uploadStream(server.url, token, Buffer.from('kept bytes'), 'kept.bin')
+      expect(uploaded.status).toBe(200)
+      const root = (uploaded.body as Array<{ Hash: string }>).at(-1)?.Hash ?? ''
+      expect(await gc(dataDir, '--dry-run')).toMatch(/^dry run \(the running server\): would free 0 blocks/)
+      expect(await gc(dataDir)).toMatch(/^garbage collected \(the running server\)/)
+      const res = await fetch(`${server.url}/ipfs/${root}/kept.bin`)
+      expect(res.status).toBe(200)
+      expect(await res.text()).toBe('kept bytes')
+    } finally {
+      await server.stop()
+    }
+  })
+})
