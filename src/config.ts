@@ -23,6 +23,8 @@ const envSchema = z.object({
     z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL').optional()
   ),
   IPFS_API_URL: optionalString.pipe(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional()),
+  IPFS_GATEWAY_URL: optionalString.pipe(z.url({ protocol: /^http$/, error: 'must be an http:// URL' }).optional()),
+  GATEWAY_CACHE_BYTES: integer(0, Number.MAX_SAFE_INTEGER).default(64 * 1024 ** 2),
   PUBLIC_URL: optionalString.pipe(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional()),
   GATEWAY_URL: optionalString.pipe(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional()),
   SECRET_KEY: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
@@ -40,6 +42,10 @@ const envSchema = z.object({
   GC_INTERVAL_SECONDS: integer(0, 365 * 24 * 3600).default(3600),
   MIN_FREE_BYTES: integer(0, Number.MAX_SAFE_INTEGER).default(256 * 1024 ** 2),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
+}).superRefine((env, ctx) => {
+  if (env.IPFS_GATEWAY_URL !== undefined && env.IPFS_API_URL === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['IPFS_GATEWAY_URL'], message: 'is Kubo\'s gateway: set IPFS_API_URL too' })
+  }
 })
 
 export type Env = Record<string, string | undefined>
@@ -50,6 +56,10 @@ export interface Config {
   dataDir: string
   databaseUrl: string | undefined
   ipfsApiUrl: string | undefined
+  /** Kubo's own HTTP gateway, private to the stack: where file bytes are read in Kubo mode. */
+  ipfsGatewayUrl: string | undefined
+  /** Bytes of path resolutions, decoded directories and listings the gateway keeps. */
+  gatewayCacheBytes: number
   publicUrl: string
   /** Always ends with `/`, so `${gatewayUrl}${cid}/${path}` is a link. */
   gatewayUrl: string
@@ -103,6 +113,8 @@ export function loadConfig (env: Env): Config {
     dataDir: e.DATA_DIR,
     databaseUrl: e.DATABASE_URL,
     ipfsApiUrl: e.IPFS_API_URL,
+    ipfsGatewayUrl: e.IPFS_GATEWAY_URL,
+    gatewayCacheBytes: e.GATEWAY_CACHE_BYTES,
     publicUrl,
     gatewayUrl: withTrailingSlash(e.GATEWAY_URL ?? `${publicUrl}/ipfs/`),
     secretKey: e.SECRET_KEY,

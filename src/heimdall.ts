@@ -13,6 +13,7 @@ import { BrowserSessions } from './http/session.ts'
 import type { IpfsBackend } from './ipfs/ipfs-backend.ts'
 import { HeliaBackend } from './ipfs/helia-backend.ts'
 import { openIpfsBackend } from './ipfs/open-ipfs-backend.ts'
+import { openContentReader } from './gateway/open-content-reader.ts'
 import { diskSpaceCheck } from './disk-space.ts'
 import { GarbageCollector } from './services/garbage-collector.ts'
 import { resolveSecretKey } from './secret-key.ts'
@@ -81,11 +82,13 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
     logger
   })
   const ipfs = backend
+  const reader = openContentReader(backend, { cacheBytes: config.gatewayCacheBytes, ipfsGatewayUrl: config.ipfsGatewayUrl })
   const app = createApp({
     logger,
     identities,
     uploads,
     backend,
+    reader,
     sessions: new BrowserSessions(sessions),
     csrf: new CsrfProtection(secretKey, { publicUrl: config.publicUrl }),
     readiness: [

@@ -34,6 +34,14 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ GC_INTERVAL_SECONDS: '-1', MIN_FREE_BYTES: 'lots' })).toThrow(/GC_INTERVAL_SECONDS[\s\S]*MIN_FREE_BYTES/)
   })
 
+  it('reads the gateway cache budget and Kubo\'s private gateway, which needs Kubo\'s RPC API', () => {
+    expect(loadConfig({})).toMatchObject({ gatewayCacheBytes: 64 * 1024 ** 2, ipfsGatewayUrl: undefined })
+    expect(loadConfig({ GATEWAY_CACHE_BYTES: '0', IPFS_API_URL: 'http://ipfs:5001', IPFS_GATEWAY_URL: 'http://ipfs:8080' }))
+      .toMatchObject({ gatewayCacheBytes: 0, ipfsGatewayUrl: 'http://ipfs:8080' })
+    expect(() => loadConfig({ IPFS_GATEWAY_URL: 'http://ipfs:8080' })).toThrow(/IPFS_GATEWAY_URL: .*IPFS_API_URL/)
+    expect(() => loadConfig({ IPFS_API_URL: 'http://ipfs:5001', IPFS_GATEWAY_URL: 'https://gw.example', GATEWAY_CACHE_BYTES: '-1' })).toThrow(/IPFS_GATEWAY_URL[\s\S]*GATEWAY_CACHE_BYTES|GATEWAY_CACHE_BYTES[\s\S]*IPFS_GATEWAY_URL/)
+  })
+
   it('treats empty values as unset, as .env files write them', () => {
     expect(loadConfig({ DATABASE_URL: '', SECRET_KEY: '' })).toMatchObject({ databaseUrl: undefined, secretKey: undefined })
   })

@@ -2,6 +2,7 @@ import express, { type Express } from 'express'
 import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
 import type { IpfsBackend } from '../ipfs/ipfs-backend.ts'
+import type { ContentReader } from '../gateway/content-reader.ts'
 import type { IdentityService } from '../services/identity-service.ts'
 import type { UploadService } from '../services/upload-service.ts'
 import { errorHandler, notFound } from './middleware/error-handler.ts'
@@ -28,6 +29,8 @@ export interface AppDependencies {
   identities: IdentityService
   uploads: UploadService
   backend: IpfsBackend
+  /** The gateway's read path (cached), over the same node. */
+  reader: ContentReader
   sessions: BrowserSessions
   csrf: CsrfProtection
   readiness: readonly ReadinessCheck[]
@@ -81,7 +84,7 @@ export function createApp (deps: AppDependencies): Express {
   // Names carry a content hash, so a file never changes: cache it for a year.
   app.use('/static', express.static(BUILD_DIR, { maxAge: '365d', immutable: true, index: false, fallthrough: true }))
   // The gateway answers anyone's content: before cookies, sessions and body parsers, so none of them touches it.
-  app.use(gatewayRoutes({ backend: deps.backend }))
+  app.use(gatewayRoutes({ backend: deps.backend, reader: deps.reader }))
   app.use(express.urlencoded({ extended: false, limit: '16kb' }))
   app.use(express.json({ limit: '16kb' }))
   app.use(deps.csrf.issue())

@@ -192,6 +192,16 @@ export class HeliaBackend implements IpfsBackend {
     }
   }
 
+  async getBlock (cid: CID, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
+    try {
+      const chunks: Uint8Array[] = []
+      for await (const chunk of this.#helia.blockstore.get(cid, { ...OFFLINE, signal: options.signal })) chunks.push(chunk)
+      return chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks)
+    } catch (err) {
+      return asNotFound(err, `block ${cid.toString()}`)
+    }
+  }
+
   async ping (): Promise<void> {
     if (!this.#running) throw new Error('the embedded IPFS node is stopped')
     // Writes nothing: the block directory takes writes, and the datastore answers a read.

@@ -86,6 +86,8 @@ export interface IpfsBackend {
   stat: (cid: CID, path?: readonly string[]) => Promise<NodeStat>
   read: (cid: CID, path: readonly string[], options?: ReadOptions) => AsyncIterable<Uint8Array>
   list: (cid: CID, path?: readonly string[]) => AsyncIterable<DirectoryEntry>
+  /** One block's bytes, from this node only (identity CIDs included). Throws NotFoundError when not held. */
+  getBlock: (cid: CID, options?: { signal?: AbortSignal }) => Promise<Uint8Array>
   /** Resolves when the node answers; throws otherwise. For readiness probes. */
   ping: () => Promise<void>
   close: () => Promise<void>

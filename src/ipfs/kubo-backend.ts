@@ -23,6 +23,8 @@ async function * multipartBody (candidates: AsyncIterable<ImportCandidate> | Ite
 
 /** Reads never make Kubo search the network for content it does not hold. */
 const OFFLINE = new URLSearchParams({ offline: 'true' })
+/** The identity multihash: the block is the digest itself, and Kubo's block/get would not be asked. */
+const IDENTITY = 0x00
 const NOT_FOUND = /not found|no link named|could not find|does not exist|not pinned|merkledag: not found/i
 
 // Raw names: the RPC client puts the path in a query parameter, and Kubo does not percent-decode it.
@@ -223,6 +225,11 @@ export class KuboBackend implements IpfsBackend {
     } catch (err) {
       throw this.#translate(err, target)
     }
+  }
+
+  async getBlock (cid: CID, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
+    if (cid.multihash.code === IDENTITY) return cid.multihash.digest
+    return this.#call(`block ${cid.toString()}`, async () => this.#client.block.get(cid, { signal: options.signal, searchParams: OFFLINE }))
   }
 
   async ping (): Promise<void> {

@@ -17,7 +17,8 @@ export function appBackends (): AppBackend[] {
       available: inject('kuboBin') !== '',
       start: async () => {
         const kubo = await startKubo(inject('kuboBin'))
-        return { env: { IPFS_API_URL: kubo.apiUrl }, stop: kubo.stop }
+        // As in docker-compose.yml: file bytes through Kubo's private gateway.
+        return { env: { IPFS_API_URL: kubo.apiUrl, IPFS_GATEWAY_URL: kubo.gatewayUrl }, stop: kubo.stop }
       }
     }
   ]

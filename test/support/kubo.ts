@@ -40,6 +40,8 @@ export async function ensureKuboBinary (): Promise<string> {
 export interface KuboNode {
   /** RPC API, e.g. http://127.0.0.1:40123 */
   apiUrl: string
+  /** Its HTTP gateway on loopback, which never fetches: Gateway.NoFetch, and the daemon offline. */
+  gatewayUrl: string
   /** Runs the ipfs CLI against this node's repo (and so its daemon). */
   cli: (...args: string[]) => Promise<string>
   stop: () => Promise<void>
@@ -56,6 +58,7 @@ export async function startKubo (bin: string, profile: ImportProfileName = 'unix
   const cli = async (...args: string[]): Promise<string> => (await run(bin, args, { env, maxBuffer: 64 * 1024 * 1024 })).stdout
   await cli('init', `--profile=test,${profile}`)
   await cli('config', '--json', 'Routing.Type', '"none"')
+  await cli('config', '--json', 'Gateway.NoFetch', 'true')
   const child = spawn(bin, ['daemon', '--offline'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
@@ -63,7 +66,8 @@ export async function startKubo (bin: string, profile: ImportProfileName = 'unix
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
   const deadline = Date.now() + 60_000
   let apiUrl: string | undefined
-  while (apiUrl === undefined) {
+  let gatewayUrl: string | undefined
+  while (apiUrl === undefined || gatewayUrl === undefined) {
     if (child.exitCode !== null) throw new Error(`kubo exited with ${child.exitCode}:\n${output}`)
     if (Date.now() > deadline) { child.kill('SIGKILL'); throw new Error(`kubo did not start:\n${output}`) }
     if (output.includes('Daemon is ready')) {
@@ -71,12 +75,16 @@ export async function startKubo (bin: string, profile: ImportProfileName = 'unix
       const match = /^\/ip4\/(127\.0\.0\.1)\/tcp\/(\d+)/.exec(multiaddr)
       if (match === null) throw new Error(`kubo's API is not on loopback: ${multiaddr}`)
       apiUrl = `http://${match[1]}:${match[2]}`
+      const gateway = /Gateway server listening on \/ip4\/(127\.0\.0\.1)\/tcp\/(\d+)/.exec(output)
+      if (gateway === null) throw new Error(`kubo's gateway is not on loopback:\n${output}`)
+      gatewayUrl = `http://${gateway[1]}:${gateway[2]}`
     } else {
       await new Promise((resolve) => setTimeout(resolve, 100))
     }
   }
   return {
     apiUrl,
+    gatewayUrl,
     cli,
     stop: async () => {
       if (child.exitCode === null) {

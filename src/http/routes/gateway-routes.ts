@@ -4,6 +4,7 @@ import { Router, type ErrorRequestHandler, type Request, type Response } from 'e
 import type { CID } from 'multiformats/cid'
 import { HeimdallError, NotFoundError } from '../../errors.ts'
 import type { IpfsBackend } from '../../ipfs/ipfs-backend.ts'
+import type { ContentReader } from '../../gateway/content-reader.ts'
 import { byteRange, ifNoneMatch, ifRangeAllows } from '../byte-range.ts'
 import { isIdentity, parseCid } from '../cid-param.ts'
 import { formatBytes } from '../format.ts'
@@ -18,6 +19,7 @@ const IMMUTABLE = 'public, max-age=29030400, immutable'
 /** Bump when views/directory.ejs changes what a listing looks like: its ETag names the template too. */
 const DIR_INDEX_VERSION = 'v1'
 const ALLOWED_METHODS = 'GET, HEAD, OPTIONS'
+const NAME_ORDER = new Intl.Collator('en')
 /** Headers that describe a representation; an error answer must not keep them. */
 const REPRESENTATION_HEADERS = ['Cache-Control', 'ETag', 'X-Ipfs-Path', 'Accept-Ranges', 'Content-Range', 'Content-Disposition', 'Content-Type', 'Content-Length']
 
@@ -46,7 +48,7 @@ function contentPath (cid: CID, path: readonly string[]): string {
  * out to the network. Mounted before cookies and body parsers: no gateway
  * answer sets a cookie or reads a body. Every /ipfs request ends here.
  */
-export function gatewayRoutes (deps: { backend: IpfsBackend }): Router {
+export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentReader }): Router {
   const router = Router()
 
   /**
@@ -72,27 +74,30 @@ export function gatewayRoutes (deps: { backend: IpfsBackend }): Router {
     const cid = parseCid(params.cid)
     const path = (params.path ?? []).filter((segment) => segment !== '')
     const ipfsPath = contentPath(cid, path)
-    const stat = await deps.backend.stat(cid, path)
+    const node = await deps.reader.resolve(cid, path)
 
-    if (stat.type === 'directory') {
+    if (node.type === 'directory') {
       if (!req.path.endsWith('/')) {
         // Relative links in the listing (and in the assets themselves) need the slash.
         const query = req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?')) : ''
         res.redirect(301, `${req.baseUrl}${req.path}/${query}`)
         return
       }
-      const etag = `"DirIndex-${DIR_INDEX_VERSION}_CID-${stat.cid.toString()}"`
+      const etag = `"DirIndex-${DIR_INDEX_VERSION}_CID-${node.cid.toString()}"`
       setContentHeaders(res, ipfsPath, etag)
       if (ifNoneMatch(req.headers['if-none-match'], etag)) { res.status(304).end(); return }
-      const entries = []
-      for await (const entry of deps.backend.list(cid, path)) entries.push({ ...entry, cid: entry.cid.toString(), sizeText: formatBytes(entry.size) })
-      entries.sort((a, b) => (a.type === b.type ? a.name.localeCompare(b.name) : a.type === 'directory' ? -1 : 1))
+      // HEAD answers from the resolution alone: the listing is not built to be thrown away.
+      if (req.method === 'HEAD') { res.type('html').end(); return }
+      // Built from the directory's links alone (as boxo does): no child is read, so a
+      // sub-directory's link has no slash until its 301 adds one.
+      const entries = (await deps.reader.list(node)).map((entry) => ({ ...entry, cid: entry.cid.toString(), sizeText: formatBytes(entry.size) }))
+      entries.sort((a, b) => NAME_ORDER.compare(a.name, b.name))
       res.render('directory', { title: ipfsPath, ipfsPath: ['/ipfs', cid.toString(), ...path].join('/'), parent: path.length > 0 ? '../' : null, entries })
       return
     }
 
     // As boxo: the file's own CID names its bytes, whatever path led to it.
-    const etag = `"${stat.cid.toString()}"`
+    const etag = `"${node.cid.toString()}"`
     const name = path.at(-1) ?? ''
     let type = contentTypeFor(name)
     if (!isPassive(type) && !(await servesDocuments(cid))) {
@@ -105,16 +110,16 @@ export function gatewayRoutes (deps: { backend: IpfsBackend }): Router {
     if (ifNoneMatch(req.headers['if-none-match'], etag)) { res.status(304).end(); return }
 
     let start = 0
-    let end = stat.size - 1
-    const range = stat.size > 0 && ifRangeAllows(req.get('If-Range'), etag) ? byteRange(stat.size, req.headers.range) : 'full'
+    let end = node.size - 1
+    const range = node.size > 0 && ifRangeAllows(req.get('If-Range'), etag) ? byteRange(node.size, req.headers.range) : 'full'
     if (range === 'unsatisfiable') {
       for (const header of REPRESENTATION_HEADERS) res.removeHeader(header)
-      res.status(416).setHeader('Content-Range', `bytes */${stat.size}`).end()
+      res.status(416).setHeader('Content-Range', `bytes */${node.size}`).end()
       return
     }
     if (range !== 'full') {
       ({ start, end } = range)
-      res.status(206).setHeader('Content-Range', `bytes ${start}-${end}/${stat.size}`)
+      res.status(206).setHeader('Content-Range', `bytes ${start}-${end}/${node.size}`)
     }
     const length = Math.max(0, end - start + 1)
     res.setHeader('Content-Length', String(length))
@@ -122,7 +127,7 @@ export function gatewayRoutes (deps: { backend: IpfsBackend }): Router {
 
     const abort = new AbortController()
     res.once('close', () => { abort.abort() })
-    const body = Readable.from(deps.backend.read(cid, path, { offset: start, length, signal: abort.signal }))
+    const body = Readable.from(deps.reader.read(node, { offset: start, length, signal: abort.signal }))
     await pipeline(body, res).catch((err: unknown) => {
       // A client that goes away mid-file is not an error of ours.
       if (!abort.signal.aborted) throw err

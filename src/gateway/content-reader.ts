@@ -1,0 +1,47 @@
+import type { CID } from 'multiformats/cid'
+
+/** What a path under /ipfs/ names, once resolved. */
+export interface ResolvedNode {
+  /** The CID the path ends at (a file's own CID names its bytes, whatever path led to it). */
+  cid: CID
+  type: 'file' | 'directory'
+  /** File content length in bytes; 0 for directories. */
+  size: number
+}
+
+/**
+ * One link of a directory, as its parent records it: nothing is read from the
+ * child. A raw child is a file and its size is exact; a dag-pb child may be a
+ * file or a directory (`unknown`) and its size is the DAG's (`Tsize`), as in
+ * Kubo's listings.
+ */
+export interface ListingEntry {
+  name: string
+  cid: CID
+  type: 'file' | 'unknown'
+  size: number
+}
+
+export interface ByteWindow {
+  offset: number
+  length: number
+  signal?: AbortSignal
+}
+
+/**
+ * The gateway's side of the IPFS node: reading only. Resolve a request's path
+ * once, then read the node it names. Unknown content and paths are a
+ * NotFoundError, always answered from what this node holds.
+ */
+export interface ContentReader {
+  resolve: (root: CID, path: readonly string[], options?: { signal?: AbortSignal }) => Promise<ResolvedNode>
+  /** The bytes `[offset, offset + length)` of a resolved file, reading only the blocks that hold them. */
+  read: (node: ResolvedNode, window: ByteWindow) => AsyncIterable<Uint8Array>
+  /** A resolved directory's links, in the order its node holds them (sharded directories: shard order). */
+  list: (node: ResolvedNode, options?: { signal?: AbortSignal }) => Promise<readonly ListingEntry[]>
+}
+
+/** Where a reader gets blocks. A block this node does not hold is a NotFoundError. */
+export interface BlockSource {
+  getBlock: (cid: CID, options?: { signal?: AbortSignal }) => Promise<Uint8Array>
+}

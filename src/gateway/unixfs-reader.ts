@@ -1,0 +1,236 @@
+import * as dagPb from '@ipld/dag-pb'
+import { UnixFS } from 'ipfs-unixfs'
+import { resolvers } from 'ipfs-unixfs-exporter'
+import type { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { NotFoundError } from '../errors.ts'
+import { ByteLru } from './byte-lru.ts'
+import type { BlockSource, ByteWindow, ContentReader, ListingEntry, ResolvedNode } from './content-reader.ts'
+
+/** Blocks read ahead of the one being sent: enough to keep a disk or Kubo busy, few enough to bound memory (4 MiB at 1 MiB chunks). */
+const READ_AHEAD = 4
+/** The identity multihash: the block is the digest itself. */
+const IDENTITY = 0x00
+/** A rough price of an object's bookkeeping in the cache, on top of its bytes. */
+const OVERHEAD = 160
+
+/** A node decoded once and kept: enough to stat it, walk it, or look a name up in it. */
+type Decoded =
+  | { kind: 'raw', size: number }
+  | { kind: 'file', size: number, node: dagPb.PBNode, unixfs: UnixFS }
+  | { kind: 'directory', node: dagPb.PBNode, byName: Map<string, CID> }
+  | { kind: 'sharded', node: dagPb.PBNode, unixfs: UnixFS }
+
+/** Path segments as one cache key that no other list of segments gives. */
+const pathKey = (root: CID, path: readonly string[]): string =>
+  path.reduce((key, segment) => `${key}/${segment.replaceAll('%', '%25').replaceAll('/', '%2F')}`, `p:${root.toString()}`)
+
+const notFound = (what: string): NotFoundError => new NotFoundError(`${what} not found on this node`)
+
+/**
+ * Reads UnixFS from blocks, with one byte-bounded cache of path resolutions,
+ * decoded nodes and directory listings. What is under /ipfs/ never changes,
+ * so nothing in the cache goes stale. The bytes of files are not cached: they
+ * stream from the blocks, only the blocks a range needs.
+ */
+export class UnixfsReader implements ContentReader {
+  readonly #blocks: BlockSource
+  readonly #cache: ByteLru<CID | Decoded | readonly ListingEntry[]>
+
+  constructor (blocks: BlockSource, options: { cacheBytes: number }) {
+    this.#blocks = blocks
+    this.#cache = new ByteLru(options.cacheBytes)
+  }
+
+  /** What the cache holds, for tests and metrics. */
+  get cached (): { entries: number, bytes: number } {
+    return { entries: this.#cache.size, bytes: this.#cache.bytes }
+  }
+
+  async #block (cid: CID, signal?: AbortSignal): Promise<Uint8Array> {
+    if (cid.multihash.code === IDENTITY) return cid.multihash.digest
+    return this.#blocks.getBlock(cid, { signal })
+  }
+
+  async #decode (cid: CID, signal?: AbortSignal): Promise<Decoded> {
+    const key = `n:${cid.toString()}`
+    const hit = this.#cache.get(key) as Decoded | undefined
+    if (hit !== undefined) return hit
+    const block = await this.#block(cid, signal)
+    const decoded = decodeNode(cid, block)
+    // A directory's name index roughly doubles what its block weighs.
+    this.#cache.set(key, decoded, OVERHEAD + (decoded.kind === 'raw' ? 0 : decoded.kind === 'file' ? block.length : block.length * 3))
+    return decoded
+  }
+
+  async resolve (root: CID, path: readonly string[], options: { signal?: AbortSignal } = {}): Promise<ResolvedNode> {
+    const key = pathKey(root, path)
+    let cid = this.#cache.get(key) as CID | undefined
+    if (cid === undefined) {
+      cid = root
+      for (const name of path) cid = await this.#child(cid, name, options.signal)
+      this.#cache.set(key, cid, OVERHEAD + key.length * 2)
+    }
+    const decoded = await this.#decode(cid, options.signal)
+    switch (decoded.kind) {
+      case 'raw':
+      case 'file':
+        return { cid, type: 'file', size: decoded.size }
+      case 'directory':
+      case 'sharded':
+        return { cid, type: 'directory', size: 0 }
+    }
+  }
+
+  async #child (parent: CID, name: string, signal?: AbortSignal): Promise<CID> {
+    const decoded = await this.#decode(parent, signal)
+    if (decoded.kind === 'directory') {
+      const child = decoded.byName.get(name)
+      if (child === undefined) throw notFound(`"${name}" under ${parent.toString()}`)
+      return child
+    }
+    if (decoded.kind === 'sharded') return this.#shardedChild(parent, name, signal)
+    throw notFound(`"${name}" under the file ${parent.toString()}`)
+  }
+
+  /** Hash-based lookup (ipfs-unixfs-exporter's): reads only the shards on the way to `name`. */
+  async #shardedChild (parent: CID, name: string, signal?: AbortSignal): Promise<CID> {
+    const resolveDagPb = resolvers[dagPb.code]
+    if (resolveDagPb === undefined) throw new Error('ipfs-unixfs-exporter has no dag-pb resolver')
+    const blocks = { get: (cid: CID, opts?: { signal?: AbortSignal }) => (async function * (read: (c: CID, s?: AbortSignal) => Promise<Uint8Array>) { yield await read(cid, opts?.signal ?? signal) })(this.#block.bind(this)) }
+    try {
+      for await (const result of resolveDagPb(parent, [name], blocks, { signal })) {
+        if (result.name === name && result.rest.length === 0) return result.cid
+      }
+    } catch (err) {
+      if (!(err instanceof Error && err.name === 'NotFoundError')) throw err
+    }
+    throw notFound(`"${name}" under ${parent.toString()}`)
+  }
+
+  async * read (node: ResolvedNode, window: ByteWindow): AsyncIterable<Uint8Array> {
+    const { offset, length, signal } = window
+    if (length <= 0) return
+    const end = offset + length
+    const decoded = await this.#decode(node.cid, signal)
+    if (decoded.kind === 'raw') {
+      yield (await this.#block(node.cid, signal)).subarray(offset, end)
+      return
+    }
+    if (decoded.kind !== 'file') throw notFound(`a file at ${node.cid.toString()}`)
+    let sent = 0
+    for await (const chunk of this.#walk(decoded.node, decoded.unixfs, 0, offset, end, signal)) {
+      sent += chunk.length
+      yield chunk
+    }
+    if (sent !== length) throw new Error(`the file ${node.cid.toString()} holds ${sent} of the ${length} bytes its root promises`)
+  }
+
+  /**
+   * The bytes of `[start, end)` below one file node that begins at `nodeStart`:
+   * children wholly outside the window are skipped by the sizes the node
+   * records, never read.
+   */
+  async * #walk (node: dagPb.PBNode, unixfs: UnixFS, nodeStart: number, start: number, end: number, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+    let position = nodeStart
+    if (unixfs.data !== undefined && unixfs.data.length > 0) {
+      yield * slice(unixfs.data, position, start, end)
+      position += unixfs.data.length
+    }
+    if (node.Links.length !== unixfs.blockSizes.length) throw new Error('inconsistent block sizes and links in a UnixFS file node')
+    const wanted: Array<{ cid: CID, start: number }> = []
+    for (const [i, link] of node.Links.entries()) {
+      const childStart = position
+      position += Number(unixfs.blockSizes[i])
+      if (position > start && childStart < end) wanted.push({ cid: link.Hash, start: childStart })
+      if (position >= end) break
+    }
+    const pending: Array<Promise<Uint8Array>> = []
+    let next = 0
+    for (const child of wanted) {
+      while (pending.length < READ_AHEAD && next < wanted.length) {
+        const read = this.#block((wanted[next++] as { cid: CID }).cid, signal)
+        read.catch(() => {}) // awaited below, in order; a reader that stops early must not leave it unhandled
+        pending.push(read)
+      }
+      const block = await (pending.shift() as Promise<Uint8Array>)
+      if (child.cid.code === raw.code) {
+        yield * slice(block, child.start, start, end)
+      } else {
+        const childNode = dagPb.decode(block)
+        yield * this.#walk(childNode, unixfsOf(childNode, child.cid), child.start, start, end, signal)
+      }
+    }
+  }
+
+  async list (node: ResolvedNode, options: { signal?: AbortSignal } = {}): Promise<readonly ListingEntry[]> {
+    const key = `l:${node.cid.toString()}`
+    const hit = this.#cache.get(key) as readonly ListingEntry[] | undefined
+    if (hit !== undefined) return hit
+    const decoded = await this.#decode(node.cid, options.signal)
+    let entries: ListingEntry[]
+    if (decoded.kind === 'directory') entries = decoded.node.Links.map((link) => entryOf(link, link.Name ?? ''))
+    else if (decoded.kind === 'sharded') entries = await this.#shardEntries(decoded.node, decoded.unixfs, options.signal)
+    else throw notFound(`a directory at ${node.cid.toString()}`)
+    this.#cache.set(key, entries, OVERHEAD + entries.reduce((sum, e) => sum + OVERHEAD + e.name.length * 2, 0))
+    return entries
+  }
+
+  /** A sharded directory's entries: its shards are read (they are the directory), its children are not. */
+  async #shardEntries (node: dagPb.PBNode, unixfs: UnixFS, signal?: AbortSignal): Promise<ListingEntry[]> {
+    const padLength = (Number(unixfs.fanout ?? 256n) - 1).toString(16).length
+    const entries: ListingEntry[] = []
+    for (const link of node.Links) {
+      const name = link.Name ?? ''
+      if (name.length === padLength) {
+        const shard = dagPb.decode(await this.#block(link.Hash, signal))
+        entries.push(...await this.#shardEntries(shard, unixfsOf(shard, link.Hash), signal))
+      } else {
+        entries.push(entryOf(link, name.slice(padLength)))
+      }
+    }
+    return entries
+  }
+}
+
+function entryOf (link: dagPb.PBLink, name: string): ListingEntry {
+  return { name, cid: link.Hash, type: link.Hash.code === raw.code ? 'file' : 'unknown', size: link.Tsize ?? 0 }
+}
+
+function * slice (bytes: Uint8Array, at: number, start: number, end: number): Generator<Uint8Array> {
+  const from = Math.max(0, start - at)
+  const to = Math.min(bytes.length, end - at)
+  if (to > from) yield from === 0 && to === bytes.length ? bytes : bytes.subarray(from, to)
+}
+
+function unixfsOf (node: dagPb.PBNode, cid: CID): UnixFS {
+  if (node.Data === undefined) throw notFound(`UnixFS data in ${cid.toString()}`)
+  try {
+    return UnixFS.unmarshal(node.Data)
+  } catch {
+    throw notFound(`UnixFS data in ${cid.toString()}`)
+  }
+}
+
+function decodeNode (cid: CID, block: Uint8Array): Decoded {
+  if (cid.code === raw.code) return { kind: 'raw', size: block.length }
+  if (cid.code !== dagPb.code) throw notFound(`a UnixFS node at ${cid.toString()}`)
+  let node: dagPb.PBNode
+  try {
+    node = dagPb.decode(block)
+  } catch {
+    throw notFound(`a UnixFS node at ${cid.toString()}`)
+  }
+  const unixfs = unixfsOf(node, cid)
+  switch (unixfs.type) {
+    case 'file':
+    case 'raw':
+      return { kind: 'file', size: Number(unixfs.fileSize()), node, unixfs }
+    case 'directory':
+      return { kind: 'directory', node, byName: new Map(node.Links.map((link) => [link.Name ?? '', link.Hash])) }
+    case 'hamt-sharded-directory':
+      return { kind: 'sharded', node, unixfs }
+    default:
+      throw notFound(`a file or directory at ${cid.toString()}`)
+  }
+}
