@@ -1,6 +1,16 @@
 import { JSONParser } from '@streamparser/json'
 import { extensionOf } from './asset-kinds.ts'
+import { AsciiFbxReader, BinaryFbxReader, type FbxSummary } from './fbx-reader.ts'
 import { parseFst } from './fst.ts'
+import { fstScale, GLTF_EXTENSIONS_OVERTE_IGNORES, type FstLookup } from './overte-rules.ts'
+
+/**
+ * How Overte looks a reference up (see overte-rules.ts): 'relative' to the
+ * referring file (glTF URIs, `.fst` paths, OBJ `mtllib`), or in the model's
+ * texture base — beside the model or in its `.fst` `texdir` — by base name
+ * ('fbx-texture') or as written ('obj-texture').
+ */
+export type LookupRule = 'relative' | 'fbx-texture' | 'obj-texture'
 
 /** Something a file points at that must (or should) be in the upload. */
 export interface Reference {
@@ -13,8 +23,18 @@ export interface Reference {
   severity: 'error' | 'warning'
   /** The target is a folder, not a file. */
   folder?: boolean
-  /** Exporters store paths of the machine they ran on: fall back to the base name anywhere in the upload. */
-  byBaseName?: boolean
+  /** How Overte finds it; 'relative' when absent. */
+  rule?: LookupRule
+  /** For OBJ textures: the model whose texture base applies (the MTL's own path is not it). */
+  model?: string
+}
+
+/** What an `.fst` says about where its model and textures are and how its joints are named. */
+export interface FstFacts extends FstLookup {
+  /** Overte joint name → the model's joint name (`jointMap = Hips = mixamorig:Hips`). */
+  jointMap: Record<string, string>
+  /** Overte blendshape names that `bs` lines map onto the model's. */
+  blendshapes: string[]
 }
 
 export interface FileReport {
@@ -24,6 +44,11 @@ export interface FileReport {
   references: Reference[]
   /** Non-fatal findings about the file itself. */
   notes: string[]
+  /** FBX content: textures, skeleton, blendshapes, size. */
+  fbx?: FbxSummary
+  fst?: FstFacts
+  /** Pixel size of a PNG, JPEG or TGA texture. */
+  image?: { width: number, height: number }
 }
 
 /** Sees a file's bytes once, as they stream past, and reports at the end. */
@@ -35,7 +60,6 @@ export interface FileInspector {
 const HEAD_BYTES = 64
 const MAX_FST_BYTES = 1024 * 1024
 const MAX_LINE = 64 * 1024
-const MAX_FBX_NAME = 4096
 
 /** A URL with a scheme (http:, data:, atp:, …) rather than a path in the upload. */
 export const hasScheme = (target: string): boolean => /^[a-z][a-z0-9+.-]*:/i.test(target)
@@ -72,8 +96,11 @@ abstract class BaseInspector implements FileInspector {
         this.mismatch = err instanceof Error ? err.message : String(err)
       }
     }
-    return { path: this.path, mismatch: this.mismatch, references: this.mismatch === undefined ? this.references : [], notes: this.notes }
+    return { path: this.path, mismatch: this.mismatch, references: this.mismatch === undefined ? this.references : [], notes: this.notes, ...this.facts() }
   }
+
+  /** Format-specific findings added to the report. */
+  protected facts (): Partial<FileReport> { return {} }
 
   protected consume (_chunk: Uint8Array): void {}
   protected abstract finish (): void
@@ -83,19 +110,61 @@ abstract class BaseInspector implements FileInspector {
   }
 }
 
-/** Formats recognised by their first bytes. */
+/** Formats recognised by their first bytes; textures also report their pixel size. */
 class SignatureInspector extends BaseInspector {
   readonly #check: (head: Buffer, size: number) => string | undefined
+  readonly #ext: string
+  /** JPEG keeps its start: the frame header (with the size) follows the metadata segments. */
+  #jpeg: Buffer[] = []
+  #jpegBytes = 0
 
   constructor (path: string, check: (head: Buffer, size: number) => string | undefined) {
     super(path)
     this.#check = check
+    this.#ext = extensionOf(path)
+  }
+
+  protected override consume (chunk: Uint8Array): void {
+    if ((this.#ext === 'jpg' || this.#ext === 'jpeg') && this.#jpegBytes < MAX_JPEG_HEAD) {
+      this.#jpeg.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+      this.#jpegBytes += chunk.byteLength
+    }
   }
 
   protected finish (): void {
     const problem = this.#check(this.head, this.size)
     if (problem !== undefined) throw new Error(problem)
   }
+
+  protected override facts (): Partial<FileReport> {
+    const h = this.head
+    if (this.#ext === 'png' && h.length >= 24) return { image: { width: h.readUInt32BE(16), height: h.readUInt32BE(20) } }
+    if (this.#ext === 'tga' && h.length >= 18) return { image: { width: h.readUInt16LE(12), height: h.readUInt16LE(14) } }
+    if (this.#jpeg.length > 0) {
+      const size = jpegSize(Buffer.concat(this.#jpeg))
+      this.#jpeg = []
+      return size === undefined ? {} : { image: size }
+    }
+    return {}
+  }
+}
+
+const MAX_JPEG_HEAD = 256 * 1024
+
+/** Walks JPEG segments to the first start-of-frame marker (SOF0–SOF15 but DHT, JPG and DAC), which holds the size. */
+function jpegSize (data: Buffer): { width: number, height: number } | undefined {
+  let at = 2
+  while (at + 9 < data.length) {
+    if (data[at] !== 0xff) return undefined
+    const marker = data[at + 1] ?? 0
+    if (marker === 0xff) { at++; continue }
+    const length = data.readUInt16BE(at + 2)
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      return { height: data.readUInt16BE(at + 5), width: data.readUInt16BE(at + 7) }
+    }
+    at += 2 + length
+  }
+  return undefined
 }
 
 const startsWith = (head: Buffer, bytes: number[] | string, at = 0): boolean => {
@@ -115,8 +184,6 @@ const glb: SignatureCheck = (h) => {
 const SIGNATURES: Readonly<Record<string, SignatureCheck>> = {
   jpg: jpeg,
   jpeg,
-  glb,
-  vrm: glb,
   png: (h) => startsWith(h, [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]) ? undefined : 'is not a PNG image (no PNG signature)',
   webp: (h) => startsWith(h, 'RIFF') && startsWith(h, 'WEBP', 8) ? undefined : 'is not a WebP image (no RIFF/WEBP header)',
   ktx: (h) => startsWith(h, [0xab, 0x4b, 0x54, 0x58, 0x20, 0x31, 0x31, 0xbb, 0x0d, 0x0a, 0x1a, 0x0a]) || startsWith(h, [0xab, 0x4b, 0x54, 0x58, 0x20, 0x32, 0x30, 0xbb, 0x0d, 0x0a, 0x1a, 0x0a])
@@ -138,84 +205,196 @@ const SIGNATURES: Readonly<Record<string, SignatureCheck>> = {
   ogg: (h) => startsWith(h, 'OggS') ? undefined : 'is not an Ogg file (no OggS capture pattern)'
 }
 
-/** UTF-8 text, checked as it streams; subclasses see whole lines. */
-class TextInspector extends BaseInspector {
-  readonly #decoder = new TextDecoder('utf-8', { fatal: true })
+const BOM = Buffer.from([0xef, 0xbb, 0xbf])
+const WINDOWS_1252 = new TextDecoder('windows-1252')
+
+/**
+ * Text as it streams: a UTF-8 BOM is dropped, NUL bytes mean "not text", and
+ * the file is UTF-8 or, when `lenient`, any 8-bit text (read as Windows-1252,
+ * which is what Windows tools write). Lines are handed on carried in Latin-1
+ * (one character per byte, so nothing is lost before the encoding is known);
+ * `decode` turns a carried string into real text once the whole file has
+ * been seen, so every name in a file is decoded the same way.
+ */
+class TextStream {
+  readonly #lenient: boolean
+  readonly #validator = new TextDecoder('utf-8', { fatal: true })
+  #start: Buffer | undefined = Buffer.alloc(0)
+  #utf8 = true
   #partial = ''
   #lineNumber = 0
+  readonly #onLine: (line: string, number: number) => void
+  readonly #onText: ((utf8: string) => void) | undefined
 
-  protected override consume (chunk: Uint8Array): void {
-    let text: string
-    try {
-      text = this.#decoder.decode(chunk, { stream: true })
-    } catch {
-      throw new Error('is not UTF-8 text')
-    }
-    if (text.includes('\0')) throw new Error('is not text (it contains NUL bytes)')
-    this.text(text)
+  /** `onText`, for strict UTF-8 consumers (JSON), receives decoded text instead of lines. */
+  constructor (lenient: boolean, onLine: (line: string, number: number) => void, onText?: (utf8: string) => void) {
+    this.#lenient = lenient
+    this.#onLine = onLine
+    this.#onText = onText
   }
 
-  protected finish (): void {
-    try {
-      this.#decoder.decode()
-    } catch {
-      throw new Error('is not UTF-8 text (it ends inside a character)')
+  get isUtf8 (): boolean { return this.#utf8 }
+
+  write (chunk: Uint8Array): void {
+    let bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+    if (this.#start !== undefined) {
+      // Hold the first three bytes until we know whether they are a BOM.
+      this.#start = Buffer.concat([this.#start, bytes])
+      if (this.#start.length < BOM.length) return
+      bytes = this.#start.subarray(0, 3).equals(BOM) ? this.#start.subarray(3) : this.#start
+      this.#start = undefined
     }
-    if (this.#partial !== '') this.line(this.#partial, ++this.#lineNumber)
-    this.#partial = ''
-    this.done()
+    this.#take(bytes)
   }
 
-  /** Called with decoded text; by default splits it into lines. */
-  protected text (text: string): void {
+  #take (bytes: Buffer): void {
+    if (bytes.includes(0)) throw new Error('is not text (it contains NUL bytes)')
+    let text: string | undefined
+    if (this.#utf8) {
+      try {
+        text = this.#validator.decode(bytes, { stream: true })
+      } catch {
+        if (!this.#lenient) throw new Error('is not UTF-8 text')
+        this.#utf8 = false
+      }
+    }
+    if (this.#onText !== undefined) { if (text !== undefined) this.#onText(text); return }
+    this.#lines(bytes.toString('latin1'))
+  }
+
+  #lines (text: string): void {
     const lines = (this.#partial + text).split('\n')
     this.#partial = lines.pop() ?? ''
     // A line longer than any real one is not worth keeping whole.
     if (this.#partial.length > MAX_LINE) this.#partial = this.#partial.slice(0, MAX_LINE)
-    for (const line of lines) this.line(line.replace(/\r$/, ''), ++this.#lineNumber)
+    for (const line of lines) this.#onLine(line.replace(/\r$/, ''), ++this.#lineNumber)
   }
 
+  end (): void {
+    if (this.#start !== undefined) { const start = this.#start; this.#start = undefined; this.#take(start) }
+    if (this.#utf8) {
+      try {
+        this.#validator.decode()
+      } catch {
+        if (!this.#lenient) throw new Error('is not UTF-8 text (it ends inside a character)')
+        this.#utf8 = false
+      }
+    }
+    if (this.#partial !== '') this.#onLine(this.#partial, ++this.#lineNumber)
+    this.#partial = ''
+  }
+
+  /** A Latin-1-carried string decoded with the file's encoding. */
+  decode (carried: string): string {
+    const bytes = Buffer.from(carried, 'latin1')
+    return this.#utf8 ? bytes.toString('utf8') : WINDOWS_1252.decode(bytes)
+  }
+
+  /** The note for a file that is 8-bit text rather than UTF-8. */
+  encodingNote (path: string): string | undefined {
+    return this.#utf8
+      ? undefined
+      : `${path} is not UTF-8: it was read as Windows-1252 (Latin-1). Overte reads text as UTF-8, so names with accented letters (materials, textures) may not match; save the file as UTF-8`
+  }
+}
+
+/** Text files; subclasses see whole lines (carried in Latin-1, see TextStream). */
+class TextInspector extends BaseInspector {
+  protected readonly stream: TextStream
+
+  constructor (path: string, lenient = false) {
+    super(path)
+    this.stream = new TextStream(lenient, (line, n) => { this.line(line, n) }, this.wantsText() ? (text) => { this.text(text) } : undefined)
+  }
+
+  protected override consume (chunk: Uint8Array): void {
+    this.stream.write(chunk)
+  }
+
+  protected finish (): void {
+    this.stream.end()
+    const note = this.stream.encodingNote(this.path)
+    if (note !== undefined) this.notes.push(note)
+    this.done()
+  }
+
+  /** True to receive decoded UTF-8 text in `text()` rather than lines. */
+  protected wantsText (): boolean { return false }
+  protected text (_text: string): void {}
   protected line (_line: string, _number: number): void {}
   protected done (): void {}
 }
 
-/** Wavefront OBJ: text; `mtllib` names its material libraries. */
+/** Wavefront OBJ: 8-bit text; `mtllib` names its material libraries. */
 class ObjInspector extends TextInspector {
+  readonly #libraries: string[] = []
+
+  constructor (path: string) { super(path, true) }
+
   protected override line (line: string): void {
     const match = /^\s*mtllib\s+(.+?)\s*$/.exec(line)
     if (match?.[1] === undefined) return
     // One name with spaces, or several names.
     const names = (match[1].match(/\.mtl\b/gi) ?? []).length > 1 ? match[1].split(/\s+/) : [match[1]]
-    for (const name of names) this.reference(name, 'material library', 'warning')
+    this.#libraries.push(...names)
+  }
+
+  protected override done (): void {
+    for (const name of this.#libraries) this.reference(this.stream.decode(name), 'material library', 'warning')
   }
 }
 
 const MTL_MAPS = /^\s*(map_Ka|map_Kd|map_Ks|map_Ke|map_Ns|map_d|map_bump|map_Bump|bump|disp|decal|refl|norm|map_Pr|map_Pm|map_Ps)\s+(.+?)\s*$/
 const MTL_OPTIONS = /^(?:-[a-z_]+(?:\s+(?:on|off|[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?))*\s+)*/i
 
-/** Wavefront MTL: text; `map_*` lines name textures, after any options. */
+/** Wavefront MTL: 8-bit text; `map_*` lines name textures, after any options. */
 class MtlInspector extends TextInspector {
+  readonly #maps = new Set<string>()
+
+  constructor (path: string) { super(path, true) }
+
   protected override line (line: string): void {
     const match = MTL_MAPS.exec(line)
     if (match?.[2] === undefined) return
     const target = match[2].replace(MTL_OPTIONS, '').trim()
-    if (target !== '') this.reference(target, 'texture', 'warning', { byBaseName: true })
+    if (target !== '') this.#maps.add(target)
+  }
+
+  protected override done (): void {
+    // One warning per texture, however many maps name it.
+    for (const target of this.#maps) this.reference(this.stream.decode(target), 'texture', 'warning', { rule: 'obj-texture' })
   }
 }
 
-/** Overte avatar descriptor. */
+/** Overte avatar descriptor: UTF-8 text. */
 class FstInspector extends TextInspector {
   #text = ''
+  #facts: FstFacts | undefined
+
+  protected override wantsText (): boolean { return true }
 
   protected override text (text: string): void {
     this.#text += text
     if (this.#text.length > MAX_FST_BYTES) throw new Error(`is larger than ${MAX_FST_BYTES} bytes, which no avatar descriptor is`)
   }
 
+  protected override facts (): Partial<FileReport> { return this.#facts === undefined ? {} : { fst: this.#facts } }
+
   protected override done (): void {
     const fst = parseFst(this.#text)
     const baseUrl = fst.get('baseURL')
-    if (baseUrl !== undefined && baseUrl !== '') {
+    const jointMap: Record<string, string> = {}
+    for (const entry of fst.all('jointMap')) if (entry.sub !== undefined) jointMap[entry.sub] = entry.value
+    this.#facts = {
+      path: this.path,
+      filename: fst.get('filename'),
+      texdir: fst.get('texdir'),
+      baseURL: baseUrl,
+      scale: fstScale(fst.get('scale')),
+      jointMap,
+      blendshapes: fst.all('bs').flatMap((e) => e.sub === undefined ? [] : [e.sub])
+    }
+    if (baseUrl !== undefined && baseUrl !== '' && hasScheme(baseUrl)) {
       this.notes.push(`${this.path} sets baseURL = ${baseUrl}: its relative paths load from there, not from this upload`)
       return
     }
@@ -235,26 +414,38 @@ class FstInspector extends TextInspector {
   }
 }
 
-/** JSON, parsed as it streams; glTF also reports its version and external URIs. */
+/** What Overte does not load in a glTF, from its extension lists. */
+function gltfExtensionNotes (path: string, extensions: Iterable<string>): string[] {
+  return [...new Set(extensions)].flatMap((name) => {
+    const why = GLTF_EXTENSIONS_OVERTE_IGNORES[name]
+    return why === undefined ? [] : [`${path} uses ${name}: ${why}`]
+  })
+}
+
+/** JSON, parsed as it streams; glTF also reports its version, external URIs and the extensions Overte ignores. */
 class JsonInspector extends TextInspector {
   readonly #parser: JSONParser
   readonly #gltf: boolean
+  readonly #extensions: string[] = []
   #version: unknown
 
   constructor (path: string, gltf: boolean) {
     super(path)
     this.#gltf = gltf
     // Only the parts we read are kept; the rest is checked and dropped.
-    this.#parser = new JSONParser({ paths: gltf ? ['$.asset.version', '$.buffers.*.uri', '$.images.*.uri'] : ['$.\u0000'], keepStack: false })
+    this.#parser = new JSONParser({ paths: gltf ? ['$.asset.version', '$.buffers.*.uri', '$.images.*.uri', '$.extensionsUsed.*', '$.extensionsRequired.*'] : ['$.\u0000'], keepStack: false })
     this.#parser.onValue = ({ value, key, stack }) => {
       if (!this.#gltf) return
       const section = stack[1]?.key
       if (key === 'version' && section === 'asset') this.#version = value
+      else if ((section === 'extensionsUsed' || section === 'extensionsRequired') && typeof value === 'string') this.#extensions.push(value)
       else if (key === 'uri' && typeof value === 'string' && !hasScheme(value)) {
         this.reference(safeDecode(value), section === 'buffers' ? 'buffer' : 'image', 'error')
       }
     }
   }
+
+  protected override wantsText (): boolean { return true }
 
   protected override text (text: string): void {
     try {
@@ -272,6 +463,36 @@ class JsonInspector extends TextInspector {
     if (this.#gltf && !(typeof this.#version === 'string' && /^2\.\d+$/.test(this.#version))) {
       throw new Error(`is not glTF 2.x (asset.version is ${JSON.stringify(this.#version ?? null)})`)
     }
+    this.notes.push(...gltfExtensionNotes(this.path, this.#extensions))
+  }
+}
+
+const MAX_GLB_JSON = 16 * 1024 * 1024
+
+/** Binary glTF: the header, then the JSON chunk read for the extensions Overte ignores. */
+class GlbInspector extends BaseInspector {
+  #json: Buffer[] = []
+  #held = 0
+
+  protected override consume (chunk: Uint8Array): void {
+    if (this.#held >= MAX_GLB_JSON + 20) return
+    const bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+    this.#json.push(bytes)
+    this.#held += bytes.length
+  }
+
+  protected finish (): void {
+    const problem = glb(this.head, this.size)
+    if (problem !== undefined) throw new Error(problem)
+    const data = Buffer.concat(this.#json)
+    this.#json = []
+    const length = data.length >= 20 ? data.readUInt32LE(12) : 0
+    if (length === 0 || 20 + length > data.length || data.readUInt32LE(16) !== 0x4e4f534a) return
+    let json: unknown
+    try { json = JSON.parse(data.subarray(20, 20 + length).toString('utf8')) } catch { throw new Error('is binary glTF whose JSON chunk is not valid JSON') }
+    const doc = json as { extensionsUsed?: unknown, extensionsRequired?: unknown }
+    const names = [doc.extensionsUsed, doc.extensionsRequired].flatMap((list) => Array.isArray(list) ? list.filter((e): e is string => typeof e === 'string') : [])
+    this.notes.push(...gltfExtensionNotes(this.path, names))
   }
 }
 
@@ -281,73 +502,80 @@ function safeDecode (uri: string): string {
 
 const TEXTURE_EXTENSIONS = new Set(['png', 'jpg', 'jpeg', 'tga', 'ktx', 'ktx2', 'webp', 'bmp', 'tif', 'tiff', 'dds', 'psd', 'gif', 'exr', 'hdr'])
 const FBX_BINARY_MAGIC = Buffer.from('Kaydara FBX Binary  \0', 'latin1')
-const FBX_NAME_RECORDS = ['FileName', 'Filename', 'RelativeFilename'].map((name) => Buffer.concat([Buffer.from([name.length]), Buffer.from(name, 'latin1'), Buffer.from('S', 'latin1')]))
-const FBX_ASCII_NAMES = /\b(?:RelativeFilename|FileName|Filename)\s*:\s*"([^"\r\n]*)"/g
 
 /**
- * FBX, binary (`Kaydara FBX Binary`) or ASCII. Texture file names are found
- * in the `FileName`/`RelativeFilename` records of Video and Texture nodes,
- * scanning the stream with a small carry-over so records split across chunks
- * are still seen.
+ * FBX, binary (`Kaydara FBX Binary`) or ASCII (8-bit text, a BOM allowed).
+ * Read node by node as it streams (fbx-reader.ts); each texture a Texture
+ * node names becomes one reference, looked up as Overte does (by base name
+ * in the texture base), unless the file embeds it.
  */
 class FbxInspector extends BaseInspector {
-  #binary: boolean | undefined
-  #carry: Buffer = Buffer.alloc(0)
-  readonly #names = new Set<string>()
+  #start = Buffer.alloc(0)
+  #binary: BinaryFbxReader | undefined
+  #ascii: { reader: AsciiFbxReader, stream: TextStream } | undefined
+  #summary: FbxSummary | undefined
 
   protected override consume (chunk: Uint8Array): void {
-    const data = Buffer.concat([this.#carry, chunk])
-    if (this.#binary === undefined) {
-      if (data.length < 27) { this.#carry = data; return }
-      this.#binary = data.subarray(0, FBX_BINARY_MAGIC.length).equals(FBX_BINARY_MAGIC)
-      if (this.#binary) {
-        const version = data.readUInt32LE(23)
-        if (version < 6000 || version > 10000) throw new Error(`is binary FBX with an unknown version (${version})`)
-      } else if (!/^(\uFEFF)?\s*;\s*FBX|FBXHeaderExtension\s*:/.test(data.subarray(0, 4096).toString('latin1'))) {
-        throw new Error('is not FBX (neither the binary header nor an ASCII FBX header)')
-      }
+    const bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+    if (this.#binary !== undefined) { this.#binary.write(bytes); return }
+    if (this.#ascii !== undefined) { this.#ascii.stream.write(bytes); return }
+    this.#start = Buffer.concat([this.#start, bytes])
+    if (this.#start.length >= 4096) this.#begin()
+  }
+
+  /** Decides binary or ASCII from the first bytes, then hands everything held on. */
+  #begin (): void {
+    const start = this.#start
+    this.#start = Buffer.alloc(0)
+    if (start.length >= 27 && start.subarray(0, FBX_BINARY_MAGIC.length).equals(FBX_BINARY_MAGIC)) {
+      const version = start.readUInt32LE(23)
+      if (version < 6000 || version > 10000) throw new Error(`is binary FBX with an unknown version (${version})`)
+      this.#binary = new BinaryFbxReader(version)
+      this.#binary.write(start.subarray(27))
+      return
     }
-    this.#carry = this.#binary ? this.#scanBinary(data) : this.#scanAscii(data)
+    const text = (start.subarray(0, 3).equals(BOM) ? start.subarray(3) : start).toString('latin1')
+    if (!/^\s*;\s*FBX|FBXHeaderExtension\s*:/.test(text)) throw new Error('is not FBX (neither the binary header nor an ASCII FBX header)')
+    const reader = new AsciiFbxReader()
+    this.#ascii = { reader, stream: new TextStream(true, (line) => { reader.line(line) }) }
+    this.#ascii.stream.write(start)
   }
 
-  #scanBinary (data: Buffer): Buffer {
-    let keepFrom = Math.max(0, data.length - 32)
-    for (const record of FBX_NAME_RECORDS) {
-      for (let at = data.indexOf(record); at !== -1; at = data.indexOf(record, at + 1)) {
-        const lengthAt = at + record.length
-        if (lengthAt + 4 > data.length) { keepFrom = Math.min(keepFrom, at); break }
-        const length = data.readUInt32LE(lengthAt)
-        if (length > MAX_FBX_NAME) continue
-        if (lengthAt + 4 + length > data.length) { keepFrom = Math.min(keepFrom, at); break }
-        this.#add(data.subarray(lengthAt + 4, lengthAt + 4 + length).toString('utf8'))
-      }
-    }
-    return Buffer.from(data.subarray(keepFrom))
-  }
-
-  #scanAscii (data: Buffer): Buffer {
-    const text = data.toString('latin1')
-    const lastNewline = text.lastIndexOf('\n')
-    const complete = lastNewline === -1 ? '' : text.slice(0, lastNewline)
-    for (const match of complete.matchAll(FBX_ASCII_NAMES)) if (match[1] !== undefined) this.#add(Buffer.from(match[1], 'latin1').toString('utf8'))
-    const rest = data.subarray(lastNewline + 1)
-    return rest.length > MAX_LINE ? Buffer.alloc(0) : Buffer.from(rest)
-  }
-
-  #add (name: string): void {
-    // The same record names hold animation takes (`Take_001.tak`) and the source file: keep images only.
-    if (name !== '' && !isHttp(name) && TEXTURE_EXTENSIONS.has(extensionOf(name.replaceAll('\\', '/')))) this.#names.add(name)
-  }
+  protected override facts (): Partial<FileReport> { return this.#summary === undefined ? {} : { fbx: this.#summary } }
 
   protected finish (): void {
-    if (this.#binary === undefined) {
-      this.consume(new Uint8Array(0))
-      if (this.#binary === undefined) throw new Error('is too short to be FBX')
+    if (this.#binary === undefined && this.#ascii === undefined) {
+      if (this.#start.length < 27 && !/;\s*FBX/.test(this.#start.toString('latin1'))) throw new Error('is too short to be FBX')
+      this.#begin()
     }
-    if (this.#binary === false) {
-      for (const match of this.#carry.toString('latin1').matchAll(FBX_ASCII_NAMES)) if (match[1] !== undefined) this.#add(match[1])
+    let summary: FbxSummary
+    if (this.#binary !== undefined) {
+      summary = this.#binary.end()
+    } else if (this.#ascii !== undefined) {
+      const { reader, stream } = this.#ascii
+      stream.end()
+      const note = stream.encodingNote(this.path)
+      if (note !== undefined) this.notes.push(note)
+      summary = reader.end()
+      // Names were carried in Latin-1 until the encoding was known: decode them all the same way.
+      summary.textures = summary.textures.map((t) => stream.decode(t))
+      summary.embedded = summary.embedded.map((e) => ({ ...e, name: stream.decode(e.name) }))
+      summary.joints = summary.joints.map((j) => stream.decode(j))
+      summary.blendshapes = summary.blendshapes.map((b) => stream.decode(b))
+    } else {
+      throw new Error('is too short to be FBX')
     }
-    for (const name of this.#names) this.reference(name, 'texture', 'warning', { byBaseName: true })
+    this.#summary = summary
+    // Overte takes a texture's content from the Video whose RelativeFilename matches (FBXSerializer_Material.cpp, getTexture).
+    const embedded = new Set(summary.embedded.map((e) => e.name.replaceAll('\\', '/')))
+    const seen = new Set<string>()
+    for (const name of summary.textures) {
+      const key = name.replaceAll('\\', '/')
+      if (seen.has(key)) continue
+      seen.add(key)
+      if (name === '' || isHttp(name) || embedded.has(key) || !TEXTURE_EXTENSIONS.has(extensionOf(key))) continue
+      this.reference(name, 'texture', 'warning', { rule: 'fbx-texture' })
+    }
   }
 }
 
@@ -363,6 +591,8 @@ export function inspectorFor (path: string): FileInspector {
   if (signature !== undefined) return new SignatureInspector(path, signature)
   switch (ext) {
     case 'fbx': return new FbxInspector(path)
+    case 'glb':
+    case 'vrm': return new GlbInspector(path)
     case 'gltf': return new JsonInspector(path, true)
     case 'json': return new JsonInspector(path, false)
     case 'fst': return new FstInspector(path)

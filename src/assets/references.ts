@@ -1,5 +1,5 @@
-import { posix } from 'node:path'
-import type { FileReport, Reference } from './file-inspectors.ts'
+import type { FileReport, FstFacts, Reference } from './file-inspectors.ts'
+import { baseNameOf, dirOf, fbxTextureRequest, objTextureRequest, resolveIn, textureBaseFor, type TextureBase } from './overte-rules.ts'
 
 export interface ReferenceCheck {
   /** References whose absence means the upload cannot load (a missing avatar model, a glTF buffer). */
@@ -7,48 +7,113 @@ export interface ReferenceCheck {
   warnings: string[]
 }
 
-const baseName = (path: string): string => path.slice(path.lastIndexOf('/') + 1)
-
 /**
- * Resolves `target` as a gateway would, relative to the referring file:
+ * Resolves `target` relative to the referring file, as a URL is resolved:
  * `textures/a.png` from `avatars/x.fst` is `avatars/textures/a.png`.
  * Returns undefined for a path that leaves the upload.
  */
 export function resolveReference (from: string, target: string): string | undefined {
-  const cleaned = target.replaceAll('\\', '/').replace(/\/+$/, '')
-  if (cleaned.startsWith('/') || /^[a-z]:\//i.test(cleaned)) return undefined
-  const joined = posix.normalize(posix.join(posix.dirname(from), cleaned))
-  return joined === '..' || joined.startsWith('../') ? undefined : joined.replace(/^\.\/?/, '')
+  return resolveIn(dirOf(from), target.replace(/\/+$/, ''))
 }
 
-/** Checks every reference the inspectors found against what the upload holds. */
+/** The `.fst` files of an upload, as overte-rules.ts reads them. */
+export const fstsOf = (reports: readonly FileReport[]): FstFacts[] => reports.flatMap((r) => r.fst === undefined ? [] : [r.fst])
+
+/**
+ * Checks every reference the inspectors found against what the upload
+ * holds, looking each up where Overte will (overte-rules.ts). A reference
+ * Overte will not find is a warning that says where Overte looks and how to
+ * fix it; one warning per referenced file.
+ */
 export function checkReferences (reports: readonly FileReport[], files: ReadonlySet<string>, folders: ReadonlySet<string>): ReferenceCheck {
   const errors: string[] = []
   const warnings: string[] = []
   const lowerFiles = new Map([...files].map((f) => [f.toLowerCase(), f]))
-  const byBase = new Map<string, string>()
-  for (const file of files) byBase.set(baseName(file).toLowerCase(), file)
+  const fsts = fstsOf(reports)
+  // An MTL's textures use the texture base of the OBJ that loads it.
+  const mtlOwners = new Map<string, string>()
+  for (const report of reports) {
+    for (const ref of report.references) {
+      if (ref.what === 'material library') {
+        const mtl = resolveReference(ref.from, ref.target)
+        if (mtl !== undefined) mtlOwners.set(mtl, ref.from)
+      }
+    }
+  }
 
   for (const report of reports) {
     warnings.push(...report.notes)
+    const seen = new Set<string>()
     for (const ref of report.references) {
-      const problem = unresolved(ref, files, folders, lowerFiles, byBase)
-      if (problem !== undefined) (ref.severity === 'error' ? errors : warnings).push(problem)
+      const problem = unresolved(ref, { files, folders, lowerFiles, fsts, mtlOwners })
+      if (problem === undefined || seen.has(problem)) continue
+      seen.add(problem)
+      ;(ref.severity === 'error' ? errors : warnings).push(problem)
     }
   }
   return { errors, warnings }
 }
 
-function unresolved (ref: Reference, files: ReadonlySet<string>, folders: ReadonlySet<string>, lowerFiles: ReadonlyMap<string, string>, byBase: ReadonlyMap<string, string>): string | undefined {
-  const resolved = resolveReference(ref.from, ref.target)
+interface Upload {
+  files: ReadonlySet<string>
+  folders: ReadonlySet<string>
+  lowerFiles: ReadonlyMap<string, string>
+  fsts: readonly FstFacts[]
+  mtlOwners: ReadonlyMap<string, string>
+}
+
+/** "beside spider.fbx" or "in textures/ (avatar.fst's texdir)". */
+function describeBase (base: TextureBase, model: string): string {
+  if (base.source === 'texdir') return `in "${base.dir === '' ? '.' : base.dir ?? base.texdir ?? ''}/" (the texdir of ${base.fst ?? 'the .fst'})`
+  return `beside ${model}`
+}
+
+function unresolved (ref: Reference, upload: Upload): string | undefined {
   const where = `${ref.from}: ${ref.what} "${ref.target}"`
   if (ref.folder === true) {
-    return resolved !== undefined && (resolved === '' || folders.has(resolved)) ? undefined : `${where} is not a folder in the upload`
+    const resolved = resolveReference(ref.from, ref.target)
+    return resolved !== undefined && (resolved === '' || upload.folders.has(resolved)) ? undefined : `${where} is not a folder in the upload`
   }
-  if (resolved !== undefined && files.has(resolved)) return undefined
-  if (ref.byBaseName === true && byBase.has(baseName(ref.target.replaceAll('\\', '/')).toLowerCase())) return undefined
+  if (ref.rule === 'fbx-texture' || ref.rule === 'obj-texture') return unresolvedTexture(ref, upload)
+  const resolved = resolveReference(ref.from, ref.target)
+  if (resolved !== undefined && upload.files.has(resolved)) return undefined
   if (resolved === undefined) return `${where} points outside the upload`
-  const otherCase = lowerFiles.get(resolved.toLowerCase())
+  const otherCase = upload.lowerFiles.get(resolved.toLowerCase())
   if (otherCase !== undefined) return `${where} is not in the upload; "${otherCase}" differs only in letter case, and links are case-sensitive`
   return `${where} is not in the upload`
+}
+
+/** A model's texture: requested from the texture base (beside the model, or the `.fst` texdir), by base name for FBX. */
+function unresolvedTexture (ref: Reference, upload: Upload): string | undefined {
+  const model = ref.rule === 'obj-texture' ? upload.mtlOwners.get(ref.from) ?? ref.from : ref.from
+  const base = textureBaseFor(model, upload.fsts)
+  const request = ref.rule === 'fbx-texture' ? fbxTextureRequest(ref.target, base) : objTextureRequest(ref.target, base)
+  if (request !== undefined && upload.files.has(request)) return undefined
+  const name = baseNameOf(ref.target.replaceAll('\\', '/'))
+  const where = `${ref.from}: texture "${ref.target}"`
+  const looks = ref.rule === 'fbx-texture'
+    ? `Overte looks for "${name}" ${describeBase(base, model)}${base.source === 'model' ? ' (it ignores the folders an FBX stores)' : ''}`
+    : `Overte looks for "${request ?? ref.target}" ${base.source === 'texdir' ? describeBase(base, model) : `relative to ${model}`}`
+  if (request === undefined) return `${where} points outside the upload; ${looks}`
+  const otherCase = upload.lowerFiles.get(request.toLowerCase())
+  if (otherCase !== undefined) return `${where}: "${otherCase}" differs only in letter case from "${request}", and links are case-sensitive; rename the file`
+  const elsewhere = [...upload.files].filter((f) => baseNameOf(f).toLowerCase() === name.toLowerCase())
+  if (elsewhere[0] !== undefined) {
+    const found = elsewhere[0]
+    const fix = base.source === 'texdir'
+      ? `move "${found}" into "${base.dir === '' ? '.' : base.dir ?? ''}/"`
+      : `move "${baseNameOf(found)}" beside ${baseNameOf(model)}, or add an .fst with texdir = ${dirOf(found) === dirOf(model) ? '.' : relativeDir(dirOf(model), dirOf(found))}`
+    const caseNote = baseNameOf(found) !== name ? ` (whose name also differs in letter case from "${name}")` : ''
+    return `${where} will not load in Overte: ${looks}, but the upload has it at "${found}"${caseNote}; ${fix}`
+  }
+  return `${where} is not in the upload; ${looks}`
+}
+
+/** `to` relative to `from`, both upload folders. */
+function relativeDir (from: string, to: string): string {
+  const a = from === '' ? [] : from.split('/')
+  const b = to === '' ? [] : to.split('/')
+  let common = 0
+  while (common < a.length && common < b.length && a[common] === b[common]) common++
+  return [...a.slice(common).map(() => '..'), ...b.slice(common)].join('/') || '.'
 }

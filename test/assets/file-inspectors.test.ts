@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { inspectorFor, type FileReport } from '../../src/assets/file-inspectors.ts'
 import { fixture } from '../support/fixtures.ts'
@@ -85,31 +86,28 @@ describe('content that does not match its extension', () => {
 
 describe('FBX texture references', () => {
   const header = fixture('fbx/box-binary.fbx').subarray(0, 27)
-  const record = (name: string, value: string): Buffer => {
-    const length = Buffer.alloc(4)
-    length.writeUInt32LE(Buffer.byteLength(value))
-    return Buffer.concat([Buffer.from([name.length]), Buffer.from(name), Buffer.from('S'), length, Buffer.from(value)])
-  }
+  const blenderFbx = readFileSync(new URL('../fixtures/blender/avatar/avatar.fbx', import.meta.url))
 
-  it('reads FileName and RelativeFilename records of a binary FBX, even split across chunks', () => {
-    const data = Buffer.concat([header, Buffer.alloc(1000, 0x11), record('RelativeFilename', 'textures\\skin.png'), Buffer.alloc(77), record('FileName', 'C:\\Users\\me\\Desktop\\face.jpg'), Buffer.alloc(50)])
+  it('reads the Texture nodes of a real binary FBX (Blender), node by node, even split into tiny chunks', () => {
     for (const chunk of [1, 5, 64, 65_536]) {
-      const report = inspect('body.fbx', data, chunk)
+      const report = inspect('body.fbx', blenderFbx, chunk)
       expect(report.mismatch).toBeUndefined()
-      expect(targets(report).sort()).toEqual(['warning:texture:C:\\Users\\me\\Desktop\\face.jpg', 'warning:texture:textures\\skin.png'])
-      expect(report.references.every((r) => r.byBaseName === true)).toBe(true)
+      // Blender writes FileName (its absolute path) and RelativeFilename in the Video and the Texture: one reference, as Overte reads it.
+      expect(targets(report)).toEqual(['warning:texture:textures/skin.png'])
+      expect(report.references[0]?.rule).toBe('fbx-texture')
     }
   })
 
-  it('reads them from an ASCII FBX', () => {
-    const ascii = '; FBX 7.5.0 project file\nObjects:  {\n\tVideo: 1, "Video::skin", "Clip" {\n\t\tRelativeFilename: "textures/skin.png"\n\t}\n\tTexture: 2, "Texture::skin", "" {\n\t\tFileName: "/home/artist/skin.png"\n\t}\n}\n'
-    expect(targets(inspect('body.fbx', ascii, 9)).sort()).toEqual(['warning:texture:/home/artist/skin.png', 'warning:texture:textures/skin.png'])
+  it('reads Texture RelativeFilename from an ASCII FBX; a Video alone or a FileName is not what Overte reads', () => {
+    const ascii = '; FBX 7.5.0 project file\nObjects:  {\n\tVideo: 1, "Video::skin", "Clip" {\n\t\tRelativeFilename: "textures/video.png"\n\t}\n' +
+      '\tTexture: 2, "Texture::skin", "" {\n\t\tFileName: "/home/artist/skin.png"\n\t\tRelativeFilename: "textures\\skin.png"\n\t}\n}\n'
+    expect(targets(inspect('body.fbx', ascii, 9))).toEqual(['warning:texture:textures\\skin.png'])
   })
 
   it('refuses a binary FBX with an impossible version', () => {
     const bad = Buffer.from(header)
     bad.writeUInt32LE(1, 23)
-    expect(inspect('x.fbx', Buffer.concat([bad, Buffer.alloc(100)])).mismatch).toMatch(/unknown version/)
+    expect(inspect('x.fbx', Buffer.concat([bad, Buffer.alloc(5000)])).mismatch).toMatch(/unknown version/)
   })
 })
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { fbxReferencing, fixture, makeZip, patchCentralHeader, renameInZip } from '../support/fixtures.ts'
+import { blenderAvatar, fixture, makeZip, patchCentralHeader, renameInZip } from '../support/fixtures.ts'
 import { createIdentity, expectNothingLeftBehind as expectNothingLeftBehindIn, leftovers, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
 
 interface Item { Name: string, Hash: string, Size: string, primary?: string | null, kind?: string, warnings?: string[] }
@@ -36,11 +36,11 @@ describe('bundles that load', () => {
     expect(gltf.headers['content-type']).toBe('model/gltf+json')
   })
 
-  it('an avatar whose FBX names a texture it lacks loads, with a warning kept on the upload', async () => {
+  it('an avatar whose FBX names a texture it lacks loads, with a warning saying where Overte looks, kept on the upload', async () => {
     const zip = await makeZip([
       { path: 'hero.fst', data: 'name = hero\nfilename = hero.fbx\ntexdir = textures\nscript = wave.js\n' },
-      { path: 'hero.fbx', data: fbxReferencing('C:\\Users\\artist\\textures\\skin.png', 'textures\\missing_normal.png') },
-      { path: 'textures/skin.png', data: fixture('gltf/BoxTextured/CesiumLogoFlat.png') }
+      { path: 'hero.fbx', data: blenderAvatar('avatar.fbx') },
+      { path: 'textures/normal.png', data: fixture('gltf/BoxTextured/CesiumLogoFlat.png') }
     ])
     const res = await upload(zip, 'hero.zip').expect(200)
     const root = (res.body as Item[]).at(-1) as Item
@@ -48,10 +48,32 @@ describe('bundles that load', () => {
     expect(root.primary).toMatch(/\/hero\.fst$/)
     expect(root.warnings).toEqual([
       'hero.fst: script "wave.js" is not in the upload',
-      'hero.fbx: texture "textures\\missing_normal.png" is not in the upload'
+      'hero.fbx: texture "textures/skin.png" is not in the upload; Overte looks for "skin.png" in "textures/" (the texdir of hero.fst)'
     ])
     const list = await t.request.get('/uploads').set('Authorization', `Bearer ${token}`).expect(200)
     expect(list.body.uploads.find((u: { name: string }) => u.name === 'hero').warnings).toEqual(root.warnings)
+  })
+
+  it('a model bundle whose FBX texture sits in textures/ without an .fst is warned about: Overte looks beside the model', async () => {
+    const zip = await makeZip([{ path: 'spider.fbx', data: blenderAvatar('avatar.fbx') }, { path: 'textures/skin.png', data: blenderAvatar('textures/skin.png') }])
+    const root = ((await upload(zip, 'spider.zip').expect(200)).body as Item[]).at(-1) as Item
+    expect(root.warnings).toEqual([
+      'spider.fbx: texture "textures/skin.png" will not load in Overte: Overte looks for "skin.png" beside spider.fbx (it ignores the folders an FBX stores), ' +
+      'but the upload has it at "textures/skin.png"; move "skin.png" beside spider.fbx, or add an .fst with texdir = textures'
+    ])
+  })
+
+  it('the standard Blender avatar layout and an embedded-texture FBX upload without warnings; Latin-1 OBJ/MTL are accepted', async () => {
+    const avatar = await makeZip([
+      { path: 'avatar.fst', data: blenderAvatar('avatar.fst') },
+      { path: 'avatar.fbx', data: blenderAvatar('avatar.fbx') },
+      { path: 'textures/skin.png', data: blenderAvatar('textures/skin.png') }
+    ])
+    expect(((await upload(avatar, 'blender.zip').expect(200)).body as Item[]).at(-1)?.warnings).toEqual([])
+    expect(((await upload(blenderAvatar('avatar-embedded.fbx'), 'embedded.fbx').expect(200)).body as Item[]).at(-1)?.warnings).toEqual([])
+    const mtl = Buffer.concat([Buffer.from('newmtl Terrain'), Buffer.from([0x64, 0xe6, 0x6b]), Buffer.from('\nKd 1 1 1\n')])
+    const res = await upload(mtl, 'terrain.mtl').expect(200)
+    expect((res.body as Item[]).at(-1)?.warnings).toEqual([expect.stringMatching(/^terrain\.mtl is not UTF-8: it was read as Windows-1252/)])
   })
 })
 

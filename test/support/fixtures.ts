@@ -73,12 +73,5 @@ export function patchCentralHeader (zip: Buffer, name: string, patch: (header: B
   throw new Error(`no central header for ${name}`)
 }
 
-/** A real binary FBX with texture records appended, as exporters write them into Video/Texture nodes. */
-export function fbxReferencing (...textures: string[]): Buffer {
-  const records = textures.map((texture) => {
-    const length = Buffer.alloc(4)
-    length.writeUInt32LE(Buffer.byteLength(texture))
-    return Buffer.concat([Buffer.from([16]), Buffer.from('RelativeFilename'), Buffer.from('S'), length, Buffer.from(texture)])
-  })
-  return Buffer.concat([fixture('fbx/box-binary.fbx'), ...records])
-}
+/** The Blender avatar: files written by Blender's own exporters (test/fixtures/blender/make_avatar.py says what they hold). */
+export const blenderAvatar = (path: string): Buffer => readFileSync(fileURLToPath(new URL(`../fixtures/blender/avatar/${path}`, import.meta.url)))

@@ -1,0 +1,125 @@
+import { readFileSync } from 'node:fs'
+import { describe, expect, it } from 'vitest'
+import { inspectorFor, type FileReport } from '../../src/assets/file-inspectors.ts'
+import { checkReferences } from '../../src/assets/references.ts'
+import { fixture } from '../support/fixtures.ts'
+
+/** The Blender avatar (test/fixtures/blender/make_avatar.py). */
+const blender = (path: string): Buffer => readFileSync(new URL(`../fixtures/blender/avatar/${path}`, import.meta.url))
+
+/** Runs every file through its inspector in small chunks, then checks references as the upload service does. */
+function check (files: Record<string, Buffer | string>, chunk = 4096): { errors: string[], warnings: string[], reports: FileReport[] } {
+  const reports = Object.entries(files).map(([path, data]) => {
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data
+    const inspector = inspectorFor(path)
+    for (let i = 0; i < bytes.length; i += chunk) inspector.write(bytes.subarray(i, i + chunk))
+    return inspector.end()
+  })
+  for (const r of reports) expect(r.mismatch, r.path).toBeUndefined()
+  const paths = Object.keys(files)
+  const folders = new Set(paths.flatMap((p) => p.split('/').slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join('/'))))
+  return { ...checkReferences(reports, new Set(paths), folders), reports }
+}
+
+const fst = blender('avatar.fst').toString()
+const skin = blender('textures/skin.png')
+
+describe('FBX textures are looked up where Overte looks: beside the model, or in the .fst texdir', () => {
+  it('the standard avatar layout (avatar.fst with texdir = textures, avatar.fbx, textures/skin.png) has no warning', () => {
+    expect(check({ 'avatar.fst': fst, 'avatar.fbx': blender('avatar.fbx'), 'textures/skin.png': skin })).toMatchObject({ errors: [], warnings: [] })
+  })
+
+  it('a model without an .fst whose texture sits in a subfolder gets one warning saying where Overte looks and how to fix it', () => {
+    const { warnings } = check({ 'spider.fbx': blender('avatar.fbx'), 'textures/skin.png': skin })
+    expect(warnings).toEqual([
+      'spider.fbx: texture "textures/skin.png" will not load in Overte: Overte looks for "skin.png" beside spider.fbx (it ignores the folders an FBX stores), ' +
+      'but the upload has it at "textures/skin.png"; move "skin.png" beside spider.fbx, or add an .fst with texdir = textures'
+    ])
+  })
+
+  it('the same model with the texture beside it has no warning, whatever folder the FBX stored', () => {
+    expect(check({ 'spider.fbx': blender('avatar.fbx'), 'skin.png': skin }).warnings).toEqual([])
+  })
+
+  it('with a texdir, a texture beside the model is not where Overte looks', () => {
+    const { warnings } = check({ 'avatar.fst': fst, 'avatar.fbx': blender('avatar.fbx'), 'skin.png': skin, 'textures/other.png': skin })
+    expect(warnings).toEqual([
+      'avatar.fbx: texture "textures/skin.png" will not load in Overte: Overte looks for "skin.png" in "textures/" (the texdir of avatar.fst), but the upload has it at "skin.png"; move "skin.png" into "textures/"'
+    ])
+  })
+
+  it('names a difference in letter case only', () => {
+    const { warnings } = check({ 'avatar.fst': fst, 'avatar.fbx': blender('avatar.fbx'), 'textures/Skin.PNG': skin })
+    expect(warnings).toEqual(['avatar.fbx: texture "textures/skin.png": "textures/Skin.PNG" differs only in letter case from "textures/skin.png", and links are case-sensitive; rename the file'])
+  })
+
+  it('counts embedded textures as present (Blender "embed textures")', () => {
+    const { warnings, reports } = check({ 'avatar.fbx': blender('avatar-embedded.fbx') })
+    expect(warnings).toEqual([])
+    expect(reports[0]?.fbx?.embedded).toEqual([{ name: 'avatar-embedded.fbm/skin.png', bytes: skin.length }])
+  })
+
+  it('a missing texture is one warning, though the FBX names it by FileName and RelativeFilename in both its Video and Texture', () => {
+    expect(check({ 'avatar.fbx': blender('avatar.fbx') }).warnings).toEqual(['avatar.fbx: texture "textures/skin.png" is not in the upload; Overte looks for "skin.png" beside avatar.fbx (it ignores the folders an FBX stores)'])
+  })
+
+  it('reads the same from a real FBX byte by byte', () => {
+    expect(check({ 'avatar.fst': fst, 'avatar.fbx': blender('avatar.fbx'), 'textures/skin.png': skin }, 1).warnings).toEqual([])
+  })
+})
+
+describe('OBJ/MTL', () => {
+  const obj = 'mtllib spider.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nusemtl Body\nf 1/1 2/1 3/1\n'
+  it('names a letter-case difference of an MTL texture', () => {
+    const { warnings } = check({ 'spider.obj': obj, 'spider.mtl': 'newmtl Body\nmap_Kd SpiderTex.png\nbump SpiderTex.png\n', 'spidertex.png': fixture('gltf/BoxTextured/CesiumLogoFlat.png') })
+    expect(warnings).toEqual(['spider.mtl: texture "SpiderTex.png": "spidertex.png" differs only in letter case from "SpiderTex.png", and links are case-sensitive; rename the file'])
+  })
+
+  it('accepts Latin-1 text (Windows tools) with a warning naming the encoding, and decodes its names with it', () => {
+    const mtl = Buffer.concat([Buffer.from('newmtl Terrain'), Buffer.from([0x64, 0xe6, 0x6b]), Buffer.from('\nmap_Kd gr'), Buffer.from([0xe6]), Buffer.from('s.png\n')])
+    const { warnings } = check({ 'terrain.obj': obj.replace('spider.mtl', 'terrain.mtl'), 'terrain.mtl': mtl, 'græs.png': fixture('gltf/BoxTextured/CesiumLogoFlat.png') }, 5)
+    expect(warnings).toEqual(['terrain.mtl is not UTF-8: it was read as Windows-1252 (Latin-1). Overte reads text as UTF-8, so names with accented letters (materials, textures) may not match; save the file as UTF-8'])
+  })
+
+  it('the shared OBJ fixture with its MTL has no warning', () => {
+    expect(check({ 'cube.obj': fixture('obj/cube_usemtl.obj'), 'cube_usemtl.mtl': fixture('obj/cube_usemtl.mtl') }).warnings).toEqual([])
+  })
+})
+
+describe('ASCII FBX text', () => {
+  const asciiFbx = (texture: string): string => [
+    '; FBX 7.5.0 project file',
+    'FBXHeaderExtension:  {', '\tFBXHeaderVersion: 1003', '}',
+    'Objects:  {',
+    '\tTexture: 2, "Texture::skin", "" {',
+    '\t\tFileName: "C:\\Users\\artist\\' + texture + '"',
+    `\t\tRelativeFilename: "textures\\${texture}"`,
+    '\t}', '}', ''
+  ].join('\n')
+
+  it('decodes UTF-8 texture names as UTF-8 everywhere (textures/über.png is found)', () => {
+    const { warnings } = check({ 'a.fst': 'filename = a.fbx\ntexdir = textures\n', 'a.fbx': asciiFbx('über.png'), 'textures/über.png': skin }, 3)
+    expect(warnings).toEqual([])
+  })
+
+  it('accepts a UTF-8 BOM before the ASCII FBX header', () => {
+    const { warnings } = check({ 'a.fbx': Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(asciiFbx('skin.png'))]), 'skin.png': skin }, 2)
+    expect(warnings).toEqual([])
+  })
+
+  it('the shared ASCII FBX (cubes_with_names) has no texture reference and reads its triangles', () => {
+    const { warnings, reports } = check({ 'cubes.fbx': fixture('fbx/cubes-ascii.fbx') })
+    expect(warnings).toEqual([])
+    expect(reports[0]?.fbx).toMatchObject({ binary: false, textures: [], materials: 2, triangles: 420 })
+  })
+})
+
+describe('glTF features Overte does not load', () => {
+  it('warns for a Draco-compressed GLB (Blender export with compression) and not for the plain one', () => {
+    expect(check({ 'avatar.glb': blender('avatar-draco.glb') }).warnings).toEqual([
+      'avatar.glb uses KHR_draco_mesh_compression: Overte\'s glTF reader does not decode Draco mesh compression: the model will be empty in Overte; export without Draco (Blender: glTF export, uncheck Compression)'
+    ])
+    expect(check({ 'avatar.glb': blender('avatar.glb') }).warnings).toEqual([])
+    expect(check({ 'avatar.gltf': blender('gltf/avatar.gltf'), 'avatar.bin': blender('gltf/avatar.bin'), 'skin.png': blender('gltf/skin.png') }).warnings).toEqual([])
+  })
+})
