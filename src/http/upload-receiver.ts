@@ -36,9 +36,9 @@ const OWNER_KNOWN = Symbol('owner known')
 type ReceivingRequest = Request & { [NAME]?: UploadName, [OWNER_KNOWN]?: boolean }
 
 /**
- * A multer storage engine for the one `file` part. An asset whose owner is
- * already known streams straight into the importer: no temp file, and the
- * import runs while the bytes arrive. A bundle (its directory is at its end)
+ * A multer storage engine for the one `file` part. An asset or a CAR whose
+ * owner is already known streams straight into the node: no temp file, and
+ * the import runs while the bytes arrive. A zip bundle (its directory is at its end)
  * or an asset whose credentials come after it is written under tmpDir.
  * Nothing is pinned or recorded here; the route commits only after multer
  * has read the whole request without error; a truncated or aborted upload
@@ -59,7 +59,7 @@ class ReceivingStorage implements multer.StorageEngine {
     if (!name.isBundle && req[OWNER_KNOWN] === true) {
       const abort = new AbortController()
       req.once('close', () => { if (!req.complete) abort.abort() })
-      this.#uploads.importFile(name, file.stream, abort.signal).then(
+      this.#uploads.importStream(name, file.stream, abort.signal).then(
         (imported) => { cb(null, { name, imported, size: [...imported.fileSizes.values()].reduce((a, b) => a + b, 0) }) },
         (err: unknown) => { cb(err) }
       )

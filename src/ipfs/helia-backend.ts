@@ -14,7 +14,7 @@ import { IMPORT_PROFILES } from './import-profiles.ts'
 import { createLightNode } from './helia-light.ts'
 import { unixfsPinWalker } from './unixfs-pin-walker.ts'
 import { lockRepo } from './repo-lock.ts'
-import type { DirectoryEntry, GcReport, ImportCandidate, ImportedNode, ImportLease, IpfsBackend, NodeStat, ReadOptions } from './ipfs-backend.ts'
+import type { DirectoryEntry, GcReport, ImportCandidate, ImportedNode, ImportLease, IpfsBackend, NodeStat, ReadOptions, VerifiedBlock } from './ipfs-backend.ts'
 import type { Helia } from '@helia/interface'
 
 // Blocks we do not hold are never looked for elsewhere: the embedded node has
@@ -126,6 +126,14 @@ export class HeliaBackend implements IpfsBackend {
       nodes.splice(nodes.length - 1, 0, ...found)
     }
     return nodes
+  }
+
+  async putBlocks (blocks: AsyncIterable<VerifiedBlock> | Iterable<VerifiedBlock>, options: { lease: ImportLease, signal?: AbortSignal }): Promise<void> {
+    const writer = this.#collector.writer(options.lease)
+    for await (const block of blocks) {
+      options.signal?.throwIfAborted()
+      await writer.put(block.cid, block.bytes, { signal: options.signal })
+    }
   }
 
   async pin (cid: CID, options: { signal?: AbortSignal } = {}): Promise<void> {

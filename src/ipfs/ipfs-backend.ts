@@ -42,6 +42,12 @@ export interface ImportLease {
   discard: () => Promise<void>
 }
 
+/** A block whose bytes the caller has checked against its CID (see car-reader.ts). */
+export interface VerifiedBlock {
+  cid: CID
+  bytes: Uint8Array
+}
+
 /** What a garbage collection removed, or would remove with `dryRun`. */
 export interface GcReport {
   dryRun: boolean
@@ -71,6 +77,12 @@ export interface IpfsBackend {
    * with the named profile. The last node is the root, with path `''`.
    */
   importTree: (candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, options: { profile: ImportProfileName, signal?: AbortSignal, lease?: ImportLease }) => Promise<ImportedNode[]>
+  /**
+   * Writes blocks as they come (a CAR being received), under `lease` so that
+   * a drop removes them and no collection takes them before the pin. The
+   * caller has verified each block against its CID; nothing is pinned.
+   */
+  putBlocks: (blocks: AsyncIterable<VerifiedBlock> | Iterable<VerifiedBlock>, options: { lease: ImportLease, signal?: AbortSignal }) => Promise<void>
   /** A lease to pass to `importTree`; hold it until the root is pinned or the upload dropped. */
   openLease: () => Promise<ImportLease>
   /** Removes every block no pin reaches and no lease holds. Never runs twice at once. */

@@ -4,11 +4,13 @@ import { request as httpsRequest } from 'node:https'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { create, type KuboRPCClient } from 'kubo-rpc-client'
+import * as dagCbor from '@ipld/dag-cbor'
+import { varint } from 'multiformats'
 import { CID } from 'multiformats/cid'
-import { InsufficientStorageError, isOutOfSpace, NotFoundError, ServiceUnavailableError } from '../errors.ts'
+import { HeimdallError, InsufficientStorageError, isOutOfSpace, NotFoundError, ServiceUnavailableError } from '../errors.ts'
 import { GcGate } from './gc-gate.ts'
 import { IMPORT_PROFILES, type ImportProfileName } from './import-profiles.ts'
-import type { DirectoryEntry, GcReport, ImportCandidate, ImportedNode, ImportLease, IpfsBackend, NodeStat, ReadOptions } from './ipfs-backend.ts'
+import type { DirectoryEntry, GcReport, ImportCandidate, ImportedNode, ImportLease, IpfsBackend, NodeStat, ReadOptions, VerifiedBlock } from './ipfs-backend.ts'
 
 /** The multipart body Kubo's add reads: one part per file or directory, paths in the file name. */
 async function * multipartBody (candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, boundary: string): AsyncIterable<Uint8Array> {
@@ -21,11 +23,39 @@ async function * multipartBody (candidates: AsyncIterable<ImportCandidate> | Ite
   yield Buffer.from(`--${boundary}--\r\n`)
 }
 
+/**
+ * A CARv1 stream of `blocks` in one multipart part, for Kubo's dag/import.
+ * The header names the first block as its root: CARv1 wants one, and with
+ * pin-roots=false Kubo does nothing with it.
+ */
+async function * carBody (blocks: AsyncIterable<VerifiedBlock> | Iterable<VerifiedBlock>, boundary: string): AsyncIterable<Uint8Array> {
+  let started = false
+  for await (const block of blocks) {
+    if (!started) {
+      started = true
+      yield Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="blocks.car"\r\nContent-Type: application/vnd.ipld.car\r\n\r\n`)
+      const header = dagCbor.encode({ roots: [block.cid], version: 1 })
+      yield varint.encodeTo(header.byteLength, new Uint8Array(varint.encodingLength(header.byteLength)))
+      yield header
+    }
+    const length = block.cid.bytes.byteLength + block.bytes.byteLength
+    yield varint.encodeTo(length, new Uint8Array(varint.encodingLength(length)))
+    yield block.cid.bytes
+    yield block.bytes
+  }
+  if (started) yield Buffer.from(`\r\n--${boundary}--\r\n`)
+}
+
 /** Reads never make Kubo search the network for content it does not hold. */
 const OFFLINE = new URLSearchParams({ offline: 'true' })
 /** The identity multihash: the block is the digest itself, and Kubo's block/get would not be asked. */
 const IDENTITY = 0x00
 const NOT_FOUND = /not found|no link named|could not find|does not exist|not pinned|merkledag: not found/i
+
+/** Kubo's JSON error message, else the text as it came. */
+function kuboMessage (text: string): string {
+  try { return (JSON.parse(text) as { Message?: string }).Message ?? text } catch { return text.trim() }
+}
 
 // Raw names: the RPC client puts the path in a query parameter, and Kubo does not percent-decode it.
 const ipfsPath = (cid: CID, path: readonly string[] = []): string => `/ipfs/${[cid.toString(), ...path].join('/')}`
@@ -122,6 +152,47 @@ export class KuboBackend implements IpfsBackend {
       }
       return nodes
     })
+  }
+
+  /**
+   * POST /api/v0/dag/import with pin-roots=false, the blocks re-framed as a
+   * CAR and streamed through `pipeline` at the pace Kubo reads. Blocks land
+   * unpinned, like an add with pin=false: the lease keeps our collections
+   * off them. A source that fails (a block that does not verify) aborts the
+   * request, and its error is the one thrown.
+   */
+  async putBlocks (blocks: AsyncIterable<VerifiedBlock> | Iterable<VerifiedBlock>, options: { lease: ImportLease, signal?: AbortSignal }): Promise<void> {
+    const url = new URL('/api/v0/dag/import', this.#url)
+    url.search = new URLSearchParams({ 'pin-roots': 'false', silent: 'true', stats: 'false' }).toString()
+    const boundary = `heimdall-${randomUUID()}`
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest
+    const req = send(url, { method: 'POST', headers: { 'Content-Type': `multipart/form-data; boundary=${boundary}` }, signal: options.signal })
+    const answered = new Promise<{ status: number, text: string, trailer: string | undefined }>((resolve, reject) => {
+      req.once('response', (res: IncomingMessage) => {
+        res.setEncoding('utf8')
+        let text = ''
+        res.on('data', (chunk: string) => { text += chunk })
+        res.once('end', () => { resolve({ status: res.statusCode ?? 0, text, trailer: res.trailers['x-stream-error'] }) })
+        res.once('error', reject)
+      })
+      req.once('error', reject)
+    })
+    answered.catch(() => {}) // observed below, after the body's own outcome
+    let empty = true
+    const counted = (async function * () { for await (const chunk of carBody(blocks, boundary)) { empty = false; yield chunk } })()
+    try {
+      await pipeline(Readable.from(counted), req)
+    } catch (err) {
+      // Our source's refusal (a block that does not verify) or the client leaving says more than the broken request it caused.
+      if (err instanceof HeimdallError || options.signal?.aborted === true) throw err
+      const answer = await Promise.race([answered.catch(() => undefined), new Promise<undefined>((resolve) => { setTimeout(() => { resolve(undefined) }, 1000) })])
+      if (answer !== undefined && answer.status !== 200) throw new Error(`Kubo refused the blocks: ${kuboMessage(answer.text)}`, { cause: err })
+      throw this.#translate(err, 'dag/import')
+    }
+    if (empty) { req.destroy(); return }
+    const answer = await answered.catch((err: unknown) => { throw this.#translate(err, 'dag/import') })
+    const failure = answer.status !== 200 ? kuboMessage(answer.text) : answer.trailer
+    if (failure !== undefined && failure !== '') throw new Error(`Kubo refused the blocks: ${failure}`)
   }
 
   /** Holds off Heimdall's collections until released; Kubo has no per-import bookkeeping, so a discard leaves the blocks to the next collection. */

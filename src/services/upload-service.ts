@@ -6,9 +6,11 @@ import { checkReferences } from '../assets/references.ts'
 import type { Identity } from '../db/identity-repository.ts'
 import type { Upload, UploadEntry, UploadRepository } from '../db/upload-repository.ts'
 import { CID } from 'multiformats/cid'
-import { BadRequestError, InsufficientStorageError, isOutOfSpace, NotFoundError, UnprocessableContentError, UnsupportedMediaTypeError } from '../errors.ts'
-import type { ImportProfileName } from '../ipfs/import-profiles.ts'
+import { BadRequestError, InsufficientStorageError, isOutOfSpace, NotFoundError, PayloadTooLargeError, UnprocessableContentError, UnsupportedMediaTypeError } from '../errors.ts'
+import { readCar } from '../ipfs/car-reader.ts'
+import { IMPORT_PROFILES, type ImportProfileName } from '../ipfs/import-profiles.ts'
 import type { ImportCandidate, ImportedNode, ImportLease, IpfsBackend } from '../ipfs/ipfs-backend.ts'
+import { CarBundle, wrapInDirectory, type CarEntry } from './car-bundle.ts'
 import { KeyedLock } from './keyed-lock.ts'
 import { CONTROL_CHARACTER, ZipBundle, type BundleLimits } from './zip-bundle.ts'
 
@@ -33,7 +35,10 @@ export interface UploadName {
   fileName: string
   /** The root directory's name: the file name without its extension. */
   rootName: string
+  /** A zip: read from a file on disk, its directory being at its end. */
   isBundle: boolean
+  /** A CAR: a stream of blocks, imported as it arrives. */
+  isCar?: boolean
 }
 
 /**
@@ -55,7 +60,7 @@ export interface UploadServiceOptions {
   backend: IpfsBackend
   uploads: UploadRepository
   profile: ImportProfileName
-  /** Extensions allowed inside bundles; top level also allows `zip`. */
+  /** Extensions allowed inside bundles; top level also allows `zip` and `car`. */
   assetExtensions: ReadonlySet<string>
   bundleLimits: BundleLimits
   logger: Logger
@@ -92,10 +97,75 @@ export class UploadService {
     if (CONTROL_CHARACTER.test(fileName)) throw new BadRequestError('the uploaded file\'s name has a control character; rename it')
     const ext = extensionOf(fileName)
     const allowed = this.#options.assetExtensions
-    if (ext !== 'zip' && !allowed.has(ext)) {
-      throw new UnsupportedMediaTypeError(`files of type "${ext === '' ? '(none)' : ext}" are not accepted`, [`accepted: ${[...allowed, 'zip'].join(', ')}`])
+    if (ext !== 'zip' && ext !== 'car' && !allowed.has(ext)) {
+      throw new UnsupportedMediaTypeError(`files of type "${ext === '' ? '(none)' : ext}" are not accepted`, [`accepted: ${[...allowed, 'zip', 'car'].join(', ')}`])
     }
-    return { fileName, rootName: fileName.slice(0, fileName.length - ext.length - 1) || fileName, isBundle: ext === 'zip' }
+    return { fileName, rootName: fileName.slice(0, fileName.length - ext.length - 1) || fileName, isBundle: ext === 'zip', isCar: ext === 'car' }
+  }
+
+  /** Imports what arrives as a stream while it arrives: a CAR, or a single asset. */
+  async importStream (name: UploadName, content: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<ImportedUpload> {
+    return name.isCar === true ? this.importCar(name, content, { signal }) : this.importFile(name, content, signal)
+  }
+
+  /**
+   * Imports a CARv1 as it streams: each block verified against its CID and
+   * written under the upload's lease; then the DAG below the single root is
+   * walked (complete, UnixFS, names and limits as a zip's), and each file's
+   * bytes are read back from the node through its inspector, so that
+   * `commit` checks a CAR as it checks a zip. A root that is one file is
+   * wrapped in a directory, as a single asset is (see the README).
+   * `unchecked` (an operator's import) keeps the verification and the
+   * completeness check and skips the names, limits and content checks.
+   */
+  async importCar (name: UploadName, source: AsyncIterable<Uint8Array>, options: { signal?: AbortSignal, unchecked?: boolean } = {}): Promise<ImportedUpload> {
+    const { backend, profile } = this.#options
+    const checked = options.unchecked !== true
+    const { root, blocks } = await readCar(source)
+    const bundle = new CarBundle(root)
+    const lease = await backend.openLease()
+    try {
+      await backend.putBlocks(bundle.record(blocks), { lease, signal: options.signal })
+      const tree = bundle.tree(checked ? this.#options.bundleLimits : undefined)
+      let nodes: ImportedNode[]
+      let named = name
+      if (tree.rootIsFile) {
+        // Named after the CAR without `.car`: `model.glb.car` holds `model.glb`, and the upload is called `model`.
+        const file = tree.entries[0] as CarEntry
+        const fileName = name.rootName
+        const ext = extensionOf(fileName)
+        if (checked && !this.#options.assetExtensions.has(ext)) {
+          throw new UnsupportedMediaTypeError('the CAR\'s root is a single file: name the CAR after it, with an accepted extension (e.g. model.glb.car)', [`${fileName}: type "${ext === '' ? '(none)' : ext}" is not accepted`])
+        }
+        const wrapper = await wrapInDirectory(fileName, file, IMPORT_PROFILES[profile].cidVersion)
+        await backend.putBlocks([wrapper.block], { lease, signal: options.signal })
+        nodes = [{ path: fileName, cid: file.cid, dagSize: file.dagSize }, { path: '', cid: wrapper.block.cid, dagSize: wrapper.dagSize }]
+        named = { ...name, rootName: fileName.slice(0, fileName.length - ext.length - 1) || fileName }
+      } else {
+        nodes = tree.entries.map((entry) => ({ path: entry.path, cid: entry.cid, dagSize: entry.dagSize }))
+      }
+      const files = tree.rootIsFile ? [{ ...(tree.entries[0] as CarEntry), path: nodes[0]?.path ?? '' }] : tree.entries.filter((entry) => !entry.isDirectory)
+      if (!checked) return { name: named, nodes, reports: [], fileSizes: new Map(files.map((f) => [f.path, f.size])), lease }
+      const refused = files.filter((f) => !this.#options.assetExtensions.has(extensionOf(f.path)))
+      if (refused.length > 0 && !tree.rootIsFile) throw new UnsupportedMediaTypeError('the CAR has files of types that are not accepted', refused.map((f) => f.path))
+      // Each file's bytes, read back from the node, pass its inspector; the byte limit holds whatever the nodes declare.
+      const reports: FileReport[] = []
+      const fileSizes = new Map<string, number>()
+      const budget = { left: this.#options.bundleLimits.maxUncompressedBytes }
+      for (const file of files) {
+        const inspected = { inspector: inspectorFor(file.path), bytes: 0 }
+        for await (const chunk of tap(backend.read(file.cid, [], { signal: options.signal }), inspected, options.signal)) {
+          budget.left -= chunk.byteLength
+          if (budget.left < 0) throw new PayloadTooLargeError('the CAR\'s files are too large', [`the files add up to more than ${this.#options.bundleLimits.maxUncompressedBytes} bytes`])
+        }
+        reports.push(inspected.inspector.end())
+        fileSizes.set(file.path, inspected.bytes)
+      }
+      return { name: named, nodes, reports, fileSizes, lease }
+    } catch (err) {
+      await lease.discard().catch((discardErr: unknown) => { this.#options.logger.warn({ err: discardErr }, 'could not remove the blocks of a refused CAR') })
+      throw isOutOfSpace(err) ? new InsufficientStorageError() : err
+    }
   }
 
   /** Imports one asset from a stream, wrapped in a directory so its link keeps its name. */
@@ -120,7 +190,27 @@ export class UploadService {
 
   /** Imports a received file on disk, bundle or single asset. */
   async importReceived (name: UploadName, path: string, signal?: AbortSignal): Promise<ImportedUpload> {
-    return name.isBundle ? this.importBundle(name, path, signal) : this.importFile(name, createReadStream(path, { highWaterMark: 1024 * 1024 }), signal)
+    if (name.isBundle) return this.importBundle(name, path, signal)
+    const stream = createReadStream(path, { highWaterMark: 1024 * 1024 })
+    // A CAR refused at its header leaves the rest unread: close the file either way.
+    try { return await this.importStream(name, stream, signal) } finally { stream.destroy() }
+  }
+
+  /**
+   * Pins an imported upload without recording it (an operator's import with
+   * no owner): the pin alone keeps it. Drops it if the pin fails.
+   */
+  async pinUnrecorded (imported: ImportedUpload): Promise<ImportedNode> {
+    const root = imported.nodes.at(-1)
+    try {
+      if (root === undefined) throw new Error('the import produced no root')
+      await this.#lock.run(root.cid.toString(), async () => { await this.#options.backend.pin(root.cid) })
+      await imported.lease.release()
+      return root
+    } catch (err) {
+      await this.drop(imported)
+      throw isOutOfSpace(err) ? new InsufficientStorageError() : err
+    }
   }
 
   /**

@@ -38,7 +38,7 @@ function decodeName (entry: Entry): string {
 export const CONTROL_CHARACTER = /\p{Cc}/u
 
 /** Why `name` cannot be a path inside the bundle, or undefined when it can. */
-function pathProblem (name: string): string | undefined {
+export function pathProblem (name: string): string | undefined {
   if (name.includes('\0')) return 'has a NUL character in its name'
   if (CONTROL_CHARACTER.test(name)) return 'has a control character in its name'
   if (name.includes('\\')) return 'uses backslashes in its path'

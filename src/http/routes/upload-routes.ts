@@ -49,7 +49,7 @@ export function uploadRoutes (deps: UploadRoutesDeps): Router {
 
   router.get('/upload', (req, res) => {
     const identity = sessionIdentity(req)
-    res.render('upload', { title: 'Upload', signedInAs: identity?.username ?? null, maxUploadBytes: deps.maxUploadBytes, extensions: [...deps.assetExtensions, 'zip'] })
+    res.render('upload', { title: 'Upload', signedInAs: identity?.username ?? null, maxUploadBytes: deps.maxUploadBytes, extensions: [...deps.assetExtensions, 'zip', 'car'] })
   })
 
   router.post('/upload', receive, async (req: Request, res: Response) => {

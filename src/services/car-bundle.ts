@@ -1,0 +1,225 @@
+import * as dagPb from '@ipld/dag-pb'
+import { UnixFS } from 'ipfs-unixfs'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { identity } from 'multiformats/hashes/identity'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { BadRequestError, PayloadTooLargeError, UnprocessableContentError, UnsupportedMediaTypeError } from '../errors.ts'
+import { codecName } from '../ipfs/car-reader.ts'
+import type { VerifiedBlock } from '../ipfs/ipfs-backend.ts'
+import { pathProblem, type BundleLimits } from './zip-bundle.ts'
+
+/** One file or directory of the CAR's tree; `''` is the root. */
+export interface CarEntry {
+  path: string
+  cid: CID
+  isDirectory: boolean
+  /** File bytes as the UnixFS node declares them; 0 for directories. */
+  size: number
+  /** Cumulative DAG size, as `ipfs add` prints it. */
+  dagSize: bigint
+}
+
+export interface CarTree {
+  /** Files before their directories, the root last (path `''`). */
+  entries: CarEntry[]
+  /** The root is a file, not a directory: `entries` is that one file. */
+  rootIsFile: boolean
+}
+
+/** What is kept of a block while the CAR streams past: enough to walk the tree, never file data. */
+interface BlockInfo {
+  size: number
+  links: Array<{ name: string, cid: CID, tsize: number }>
+  /** UnixFS type of a dag-pb node; undefined for a raw block or a dag-pb node without UnixFS data. */
+  type?: string
+  fileSize?: bigint
+  fanout?: bigint
+}
+
+/** How many missing blocks or bad names a refusal lists. */
+const MAX_LISTED = 20
+
+/** Blocks are known by CIDv1 (codec + multihash): a CIDv0 link finds the block its CIDv1 names. */
+const keyOf = (cid: CID): string => cid.toV1().toString()
+
+/**
+ * A CAR as an upload bundle: `record` notes each verified block's links as
+ * it streams into the node; `tree` then walks the DAG from the root, in
+ * memory, refusing a DAG with missing blocks (422, naming each), nodes that
+ * are not UnixFS, unsafe names (400) and trees over the bundle limits (413),
+ * as a zip's central directory is checked before its content is read.
+ */
+export class CarBundle {
+  readonly root: CID
+  readonly #blocks = new Map<string, BlockInfo>()
+
+  constructor (root: CID) {
+    this.root = root
+  }
+
+  /** Passes the blocks on, noting each. */
+  async * record (blocks: AsyncIterable<VerifiedBlock>): AsyncIterable<VerifiedBlock> {
+    for await (const block of blocks) {
+      this.#blocks.set(keyOf(block.cid), describe(block))
+      yield block
+    }
+  }
+
+  /**
+   * The tree below the root. With `limits`, names are checked as zip entry
+   * paths are and the bundle limits apply; without (an operator's import),
+   * only the DAG's completeness and shape are.
+   */
+  tree (limits?: BundleLimits): CarTree {
+    const missing: string[] = []
+    const unsafe: string[] = []
+    const rootInfo = this.#info(this.root)
+    if (rootInfo === undefined) throw new UnprocessableContentError(`the CAR holds no block for its root ${this.root.toString()}`, [this.root.toString()])
+    const rootKind = kindOf(this.root, rootInfo)
+    if (rootKind === 'file') {
+      this.#checkFile(this.root, '', missing)
+      if (missing.length > 0) throw missingBlocks(missing)
+      return { entries: [this.#fileEntry('', this.root, rootInfo)], rootIsFile: true }
+    }
+    if (rootKind !== 'directory') throw new UnsupportedMediaTypeError(`the CAR's root ${this.root.toString()} is ${rootKind}, not a UnixFS file or directory`)
+
+    const files: CarEntry[] = []
+    const directories: CarEntry[] = []
+    const seen = new Map<string, string>()
+    let total = 0
+    const stack: Array<{ cid: CID, path: string, info: BlockInfo }> = [{ cid: this.root, path: '', info: rootInfo }]
+    for (let dir = stack.pop(); dir !== undefined; dir = stack.pop()) {
+      for (const child of this.#children(dir.cid, dir.info, dir.path, missing)) {
+        const path = dir.path === '' ? child.name : `${dir.path}/${child.name}`
+        if (limits !== undefined) {
+          const problem = child.name === '' ? 'has an empty name' : child.name.includes('/') ? 'has a "/" in its name' : pathProblem(path)
+          if (problem !== undefined) { unsafe.push(`${JSON.stringify(path)} ${problem}`); continue }
+          const other = seen.get(path.toLowerCase())
+          if (other !== undefined) { unsafe.push(`${path} collides with ${other} (paths must differ in more than letter case)`); continue }
+          seen.set(path.toLowerCase(), path)
+          if (files.length + directories.length >= limits.maxEntries) {
+            throw new PayloadTooLargeError(`the CAR's tree has more than ${limits.maxEntries} entries; at most ${limits.maxEntries} are allowed`)
+          }
+        }
+        const info = this.#info(child.cid)
+        if (info === undefined) { missing.push(`${path}: block ${child.cid.toString()} is missing`); continue }
+        const kind = kindOf(child.cid, info)
+        if (kind === 'file') {
+          this.#checkFile(child.cid, path, missing)
+          const entry = this.#fileEntry(path, child.cid, info)
+          total += entry.size
+          files.push(entry)
+        } else if (kind === 'directory') {
+          directories.push({ path, cid: child.cid, isDirectory: true, size: 0, dagSize: dagSizeOf(info) })
+          stack.push({ cid: child.cid, path, info })
+        } else {
+          unsafe.push(`${path} is ${kind}`)
+        }
+      }
+    }
+    if (missing.length > 0) throw missingBlocks(missing)
+    if (unsafe.length > 0) throw new BadRequestError('the CAR has unsafe entries', unsafe.slice(0, MAX_LISTED))
+    if (limits !== undefined && total > limits.maxUncompressedBytes) {
+      throw new PayloadTooLargeError('the CAR\'s files are too large', [`the files add up to ${total} bytes; at most ${limits.maxUncompressedBytes} are allowed`])
+    }
+    if (files.length === 0) throw new BadRequestError('the CAR has no files')
+    // Deepest directories first, so that each comes after everything inside it, as `ipfs add` prints them.
+    directories.sort((a, b) => b.path.split('/').length - a.path.split('/').length)
+    return { entries: [...files, ...directories, { path: '', cid: this.root, isDirectory: true, size: 0, dagSize: dagSizeOf(rootInfo) }], rootIsFile: false }
+  }
+
+  #info (cid: CID): BlockInfo | undefined {
+    // An identity CID is its own block: never in the CAR's sections, always present.
+    if (cid.multihash.code === identity.code) return describe({ cid, bytes: cid.multihash.digest })
+    return this.#blocks.get(keyOf(cid))
+  }
+
+  #fileEntry (path: string, cid: CID, info: BlockInfo): CarEntry {
+    return { path, cid, isDirectory: false, size: Number(info.fileSize ?? BigInt(info.size)), dagSize: dagSizeOf(info) }
+  }
+
+  /** Named links of a directory, following the shards of a HAMT-sharded one. */
+  #children (cid: CID, info: BlockInfo, path: string, missing: string[]): Array<{ name: string, cid: CID }> {
+    if (info.type !== 'hamt-sharded-directory') return info.links.map((link) => ({ name: link.name, cid: link.cid }))
+    const children: Array<{ name: string, cid: CID }> = []
+    const shards = [{ cid, info }]
+    for (let shard = shards.pop(); shard !== undefined; shard = shards.pop()) {
+      const padLength = ((shard.info.fanout ?? 256n) - 1n).toString(16).length
+      for (const link of shard.info.links) {
+        if (link.name.length > padLength) { children.push({ name: link.name.slice(padLength), cid: link.cid }); continue }
+        const sub = this.#info(link.cid)
+        if (sub === undefined) { missing.push(`${path === '' ? '(root)' : path}: directory shard ${link.cid.toString()} is missing`); continue }
+        if (sub.type !== 'hamt-sharded-directory') throw new BadRequestError(`the CAR's directory ${path === '' ? '(root)' : path} has a shard link to something that is not a shard`, [link.cid.toString()])
+        shards.push({ cid: link.cid, info: sub })
+      }
+    }
+    return children
+  }
+
+  /** Every block of a file's DAG is present, and each is part of a file. */
+  #checkFile (root: CID, path: string, missing: string[]): void {
+    const stack = [root]
+    const visited = new Set<string>()
+    for (let cid = stack.pop(); cid !== undefined; cid = stack.pop()) {
+      const key = keyOf(cid)
+      if (visited.has(key)) continue
+      visited.add(key)
+      const info = this.#info(cid)
+      if (info === undefined) { missing.push(`${path === '' ? '(root)' : path}: block ${cid.toString()} is missing`); continue }
+      if (kindOf(cid, info) !== 'file') throw new BadRequestError(`the CAR's file ${path === '' ? '(root)' : path} links to something that is not part of a file`, [cid.toString()])
+      for (const link of info.links) stack.push(link.cid)
+      if (missing.length >= MAX_LISTED) return
+    }
+  }
+}
+
+/**
+ * The directory `ipfs add -w` would wrap a single file in: one link, named
+ * `name`, no mode or mtime, so the same file gives the same root as a plain
+ * upload of it.
+ */
+export async function wrapInDirectory (name: string, file: CarEntry, cidVersion: 0 | 1): Promise<{ block: VerifiedBlock, dagSize: bigint }> {
+  const bytes = dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'directory' }).marshal(), Links: [{ Name: name, Hash: file.cid, Tsize: Number(file.dagSize) }] }))
+  const digest = await sha256.digest(bytes)
+  const cid = cidVersion === 0 ? CID.createV0(digest) : CID.createV1(dagPb.code, digest)
+  return { block: { cid, bytes }, dagSize: BigInt(bytes.byteLength) + file.dagSize }
+}
+
+function describe ({ cid, bytes }: VerifiedBlock): BlockInfo {
+  if (cid.code === raw.code) return { size: bytes.byteLength, links: [] }
+  if (cid.code !== dagPb.code) return { size: bytes.byteLength, links: [], type: codecName(cid.code) }
+  try {
+    const node = dagPb.decode(bytes)
+    const links = node.Links.map((link) => ({ name: link.Name ?? '', cid: link.Hash, tsize: link.Tsize ?? 0 }))
+    if (node.Data === undefined) return { size: bytes.byteLength, links }
+    const unixfs = UnixFS.unmarshal(node.Data)
+    return { size: bytes.byteLength, links, type: unixfs.type, fileSize: unixfs.type === 'file' || unixfs.type === 'raw' ? unixfs.fileSize() : undefined, fanout: unixfs.fanout }
+  } catch (err) {
+    throw new UnprocessableContentError(`block ${cid.toString()} is not a valid dag-pb node`, [`${cid.toString()}: ${err instanceof Error ? err.message : String(err)}`])
+  }
+}
+
+/** What a node is to the tree walk: 'file', 'directory', or a description of why it is neither. */
+function kindOf (cid: CID, info: BlockInfo): string {
+  if (cid.code === raw.code) return 'file'
+  switch (info.type) {
+    case 'file':
+    case 'raw': return 'file'
+    case 'directory':
+    case 'hamt-sharded-directory': return 'directory'
+    case 'symlink': return 'a symbolic link'
+    case undefined: return 'a dag-pb node without UnixFS data'
+    default: return `a UnixFS ${info.type} node`
+  }
+}
+
+function dagSizeOf (info: BlockInfo): bigint {
+  let size = BigInt(info.size)
+  for (const link of info.links) size += BigInt(link.tsize)
+  return size
+}
+
+function missingBlocks (missing: string[]): UnprocessableContentError {
+  return new UnprocessableContentError('the CAR does not hold the whole DAG of its root: blocks are missing', missing.slice(0, MAX_LISTED))
+}

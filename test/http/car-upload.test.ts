@@ -1,0 +1,202 @@
+import { randomBytes } from 'node:crypto'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import * as dagPb from '@ipld/dag-pb'
+import { UnixFS } from 'ipfs-unixfs'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest'
+import { appBackends } from '../support/backends.ts'
+import { dagCborBlock, unixfsBlocks, writeCar, type Block } from '../support/cars.ts'
+import { AVATAR_FST, avatarBundle, fixture } from '../support/fixtures.ts'
+import { asBytes, createIdentity, expectNothingLeftBehind, leftovers, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
+import { startKubo, type KuboNode } from '../support/kubo.ts'
+
+interface Item { Name: string, Hash: string, Size: string, kind?: string, primary?: string | null }
+
+/** The avatar bundle's files, as avatarBundle() packs them. */
+const AVATAR_FILES = [
+  { path: 'avatar.fst', data: AVATAR_FST },
+  { path: 'box.fbx', data: fixture('fbx/box-binary.fbx') },
+  { path: 'textures' },
+  { path: 'textures/skin.png', data: fixture('gltf/BoxTextured/CesiumLogoFlat.png') }
+]
+
+/** `ipfs dag export` over Kubo's RPC: the same command, its CAR bytes unchanged. */
+async function dagExport (kubo: KuboNode, cid: string): Promise<Buffer> {
+  const res = await fetch(`${kubo.apiUrl}/api/v0/dag/export?arg=${cid}`, { method: 'POST' })
+  if (res.status !== 200) throw new Error(`dag export: ${res.status} ${await res.text()}`)
+  return Buffer.from(await res.arrayBuffer())
+}
+
+for (const backend of appBackends()) {
+  describe.skipIf(!backend.available)(`POST /upload of a CAR, over ${backend.name}`, () => {
+    let t: TestHeimdall
+    let stopBackend: () => Promise<void>
+    let alice: { username: string, token: string }
+    let before: Awaited<ReturnType<typeof leftovers>>
+    beforeAll(async () => {
+      const started = await backend.start()
+      stopBackend = started.stop
+      t = await startTestHeimdall({ ...started.env, MAX_UPLOAD_BYTES: String(2 * 1024 * 1024), ZIP_MAX_UNCOMPRESSED_BYTES: String(4 * 1024 * 1024) })
+      alice = await createIdentity(t.request, 'alice')
+    })
+    afterAll(async () => { await t.close(); await stopBackend() })
+    beforeEach(async () => { before = await leftovers(t) })
+
+    const post = (car: Buffer, name: string) => t.request.post('/upload').set('Authorization', `Bearer ${alice.token}`).attach('file', car, name)
+
+    it('imports a CAR of the avatar files: the same root as the zip of them, the same answer shape, served', async () => {
+      const zipRoot = ((await post(await avatarBundle(), 'AsZip.zip').expect(200)).body as Item[]).at(-1)?.Hash
+      const { root, blocks } = await unixfsBlocks(AVATAR_FILES, { wrap: true })
+      const res = await post(await writeCar([root], blocks), 'MyAvatar.car').expect(200)
+      const items = res.body as Item[]
+      // The importer wraps the files in a directory exactly as the zip upload's import does: same profile, same root.
+      expect(root.toString()).toBe(zipRoot)
+      expect(items.at(-1)).toMatchObject({ Name: 'MyAvatar', Hash: root.toString(), kind: 'avatar', primary: `http://localhost:8080/ipfs/${root.toString()}/avatar.fst` })
+      expect(items.map((i) => i.Name).sort()).toEqual(['MyAvatar', 'MyAvatar/avatar.fst', 'MyAvatar/box.fbx', 'MyAvatar/textures', 'MyAvatar/textures/skin.png'])
+      for (const item of items) expect(item.Size).toMatch(/^\d+$/)
+      expect(await t.heimdall.backend.isPinned(root)).toBe(true)
+      const png = await t.request.get(`/ipfs/${root.toString()}/textures/skin.png`).buffer(true).parse(asBytes).expect(200)
+      expect(Buffer.compare(png.body as Buffer, fixture('gltf/BoxTextured/CesiumLogoFlat.png'))).toBe(0)
+      const [upload] = await t.heimdall.database.knex('uploads').where({ root_cid: root.toString(), name: 'MyAvatar' })
+      expect(upload).toMatchObject({ kind: 'avatar', is_avatar: true, primary_path: 'avatar.fst' })
+      expect((await leftovers(t)).tmpFiles).toEqual([])
+    })
+
+    it('streams a CAR sent after the credentials, and reads one from the temp file when they come after it', async () => {
+      const { root, blocks } = await unixfsBlocks([{ path: 'a.json', data: '{"a": 1}' }, { path: 'b.json', data: '{"b": 2}' }], { wrap: true })
+      const car = await writeCar([root], blocks)
+      const after = await t.request.post('/upload').attach('file', car, 'late.car').field('username', alice.username).field('token', alice.token).expect(200)
+      expect((after.body as Item[]).at(-1)?.Hash).toBe(root.toString())
+      const first = await t.request.post('/upload').field('username', alice.username).field('token', alice.token).attach('file', car, 'early.car').expect(200)
+      expect((first.body as Item[]).at(-1)).toMatchObject({ Name: 'early', Hash: root.toString() })
+      expect((await leftovers(t)).tmpFiles).toEqual([])
+    })
+
+    it('wraps a CAR whose root is one file in a directory named after the CAR, as a single upload of that file', async () => {
+      const direct = ((await post(fixture('glb/BoxTextured.glb'), 'BoxTextured.glb').expect(200)).body as Item[])
+      const { root, blocks } = await unixfsBlocks([{ path: 'BoxTextured.glb', data: fixture('glb/BoxTextured.glb') }], { wrap: false })
+      const items = (await post(await writeCar([root], blocks), 'BoxTextured.glb.car').expect(200)).body as Item[]
+      expect(items.map((i) => i.Name)).toEqual(['BoxTextured/BoxTextured.glb', 'BoxTextured'])
+      expect(items[0]?.Hash).toBe(root.toString())
+      expect(items).toEqual(direct)
+    })
+
+    it('refuses a single-file CAR not named after its file', async () => {
+      const { root, blocks } = await unixfsBlocks([{ path: 'x.glb', data: fixture('glb/BoxTextured.glb') }], { wrap: false })
+      const res = await post(await writeCar([root], blocks), 'thing.car').expect(415)
+      expect(res.body.error).toMatch(/name the CAR after it/)
+      await expectNothingLeftBehind(t, before)
+    })
+
+    it('refuses a CAR with a corrupted block, naming it; nothing is left', async () => {
+      const { root, blocks } = await unixfsBlocks([{ path: 'avatar.fst', data: AVATAR_FST }, { path: 'noise.bin', data: randomBytes(300_000) }], { wrap: true })
+      const victim = blocks.find((b) => b.bytes.byteLength === 300_000) as Block
+      const corrupted = blocks.map((b) => b === victim ? { cid: b.cid, bytes: Uint8Array.from(b.bytes, (x, i) => i === 1000 ? x ^ 1 : x) } : b)
+      const res = await post(await writeCar([root], corrupted), 'bad.car').expect(422)
+      expect(res.body).toMatchObject({ error: expect.stringContaining(victim.cid.toString()) as unknown, details: [victim.cid.toString()] })
+      await expectNothingLeftBehind(t, before)
+    })
+
+    it('refuses a CAR missing a block with 422 naming it and where it was needed; nothing is left', async () => {
+      const { root, blocks } = await unixfsBlocks([{ path: 'avatar.fst', data: AVATAR_FST }, { path: 'textures/skin.png', data: fixture('gltf/BoxTextured/CesiumLogoFlat.png') }], { wrap: true })
+      const png = blocks.find((b) => b.bytes.byteLength === fixture('gltf/BoxTextured/CesiumLogoFlat.png').byteLength) as Block
+      const res = await post(await writeCar([root], blocks.filter((b) => b !== png)), 'holey.car').expect(422)
+      expect(res.body.error).toMatch(/missing/)
+      expect(res.body.details).toEqual([`textures/skin.png: block ${png.cid.toString()} is missing`])
+      await expectNothingLeftBehind(t, before)
+    })
+
+    it('refuses a CAR whose root is dag-cbor before reading its blocks', async () => {
+      const block = await dagCborBlock({ hello: 'world' })
+      const res = await post(await writeCar([block.cid], [block]), 'cbor.car').expect(415)
+      expect(res.body.error).toMatch(/dag-cbor, not a UnixFS file or directory/)
+      await expectNothingLeftBehind(t, before)
+    })
+
+    it('refuses what is not a CAR, and a CAR with two roots', async () => {
+      await post(Buffer.from('not a car at all'), 'fake.car').expect(400)
+      const a = await unixfsBlocks([{ path: 'a.json', data: '{}' }], { wrap: true })
+      const b = await unixfsBlocks([{ path: 'b.json', data: '[]' }], { wrap: true })
+      const res = await post(await writeCar([a.root, b.root], [...a.blocks, ...b.blocks]), 'two.car').expect(415)
+      expect(res.body.error).toMatch(/2 roots/)
+      await expectNothingLeftBehind(t, before)
+    })
+
+    it('refuses a CAR holding an .html file, or a file whose bytes do not match its extension, with 415 like a zip', async () => {
+      const html = await unixfsBlocks([{ path: 'avatar.fst', data: AVATAR_FST }, { path: 'docs/readme.html', data: '<script>alert(1)</script>' }], { wrap: true })
+      const refused = await post(await writeCar([html.root], html.blocks), 'html.car').expect(415)
+      expect(refused.body).toMatchObject({ error: 'the CAR has files of types that are not accepted', details: ['docs/readme.html'] })
+      const fake = await unixfsBlocks([{ path: 'skin.png', data: 'GIF89a not a png' }], { wrap: true })
+      const mismatch = await post(await writeCar([fake.root], fake.blocks), 'fake-png.car').expect(415)
+      expect(mismatch.body.details).toEqual([expect.stringMatching(/^skin\.png is not a PNG image/) as unknown])
+      await expectNothingLeftBehind(t, before)
+    })
+
+    it('refuses an avatar whose .fst names a model the CAR does not hold, with 422 like a zip', async () => {
+      const { root, blocks } = await unixfsBlocks([{ path: 'avatar.fst', data: AVATAR_FST }], { wrap: true })
+      const res = await post(await writeCar([root], blocks), 'nomodel.car').expect(422)
+      expect(res.body.details).toEqual([expect.stringContaining('box.fbx') as unknown])
+      await expectNothingLeftBehind(t, before)
+    })
+
+    it('refuses unsafe names inside the CAR', async () => {
+      const { root, blocks } = await unixfsBlocks([{ path: 'ok.json', data: '{}' }, { path: 'Textures/a.png', data: fixture('gltf/BoxTextured/CesiumLogoFlat.png') }, { path: 'textures/A.png', data: fixture('gltf/BoxTextured/CesiumLogoFlat.png') }, { path: 'bell\u0007.json', data: '{}' }], { wrap: true })
+      const res = await post(await writeCar([root], blocks), 'unsafe.car').expect(400)
+      expect(res.body.details).toEqual(expect.arrayContaining([expect.stringContaining('control character') as unknown, expect.stringContaining('collides') as unknown]))
+      await expectNothingLeftBehind(t, before)
+    })
+
+    it('413 for a CAR over MAX_UPLOAD_BYTES', async () => {
+      const { root, blocks } = await unixfsBlocks([{ path: 'big.bin', data: randomBytes(3 * 1024 * 1024) }], { wrap: true })
+      const res = await post(await writeCar([root], blocks), 'big.car').expect(413)
+      expect(res.body.error).toMatch(/larger than 2097152 bytes/)
+      await expectNothingLeftBehind(t, before)
+    })
+
+    it('413 for a small CAR whose file repeats one block past ZIP_MAX_UNCOMPRESSED_BYTES', async () => {
+      const chunk = await unixfsBlocks([{ path: 'c.bin', data: randomBytes(600_000) }], { wrap: false })
+      // A file node that links the same 600 kB block eight times: 4.8 MB of file from 0.6 MB of CAR.
+      const links = Array.from({ length: 8 }, () => ({ Hash: chunk.root, Tsize: 600_000 }))
+      const fileBytes = dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'file', blockSizes: links.map(() => 600_000n) }).marshal(), Links: links }))
+      const file = { cid: CID.createV1(dagPb.code, await sha256.digest(fileBytes)), bytes: fileBytes }
+      const dirBytes = dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'directory' }).marshal(), Links: [{ Name: 'many.bin', Hash: file.cid, Tsize: 4_800_000 + fileBytes.byteLength }] }))
+      const dir = { cid: CID.createV1(dagPb.code, await sha256.digest(dirBytes)), bytes: dirBytes }
+      const res = await post(await writeCar([dir.cid], [...chunk.blocks, file, dir]), 'bomb.car').expect(413)
+      expect(res.body.details).toEqual([`the files add up to 4800000 bytes; at most ${4 * 1024 * 1024} are allowed`])
+      await expectNothingLeftBehind(t, before)
+    })
+
+    it.skipIf(inject('kuboBin') === '')('imports what a real Kubo exports: `ipfs add -r` of the folder gives the zip root, `-w` one level above it', async () => {
+      const kubo = await startKubo(inject('kuboBin'))
+      const folder = join(await mkdtemp(join(tmpdir(), 'heimdall-car-')), 'MyAvatar')
+      try {
+        for (const file of AVATAR_FILES) {
+          const path = join(folder, file.path)
+          if (file.data === undefined) { await mkdir(path, { recursive: true }); continue }
+          await mkdir(dirname(path), { recursive: true })
+          await writeFile(path, file.data)
+        }
+        const zipRoot = ((await post(await avatarBundle(), 'Zipped.zip').expect(200)).body as Item[]).at(-1)?.Hash
+        // The same profile (unixfs-v1-2025) on both sides: the folder's own node is the directory our zip import wraps the files in.
+        const folderRoot = (await kubo.cli('add', '-r', '-Q', folder)).trim()
+        expect(folderRoot).toBe(zipRoot)
+        const plain = (await post(await dagExport(kubo, folderRoot), 'FromKubo.car').expect(200)).body as Item[]
+        expect(plain.at(-1)).toMatchObject({ Name: 'FromKubo', Hash: zipRoot, kind: 'avatar' })
+        // `-w` wraps the folder itself: a root one level up, whose MyAvatar entry is the zip's root.
+        const wrappedRoot = (await kubo.cli('add', '-r', '-w', '-Q', folder)).trim()
+        expect(wrappedRoot).not.toBe(zipRoot)
+        const wrapped = (await post(await dagExport(kubo, wrappedRoot), 'Wrapped.car').expect(200)).body as Item[]
+        expect(wrapped.at(-1)?.Hash).toBe(wrappedRoot)
+        expect(wrapped.find((i) => i.Name === 'Wrapped/MyAvatar')?.Hash).toBe(zipRoot)
+        // The avatar's .fst is found below the top, as in a zip with a folder inside.
+        expect(wrapped.at(-1)).toMatchObject({ kind: 'avatar', primary: `http://localhost:8080/ipfs/${wrappedRoot}/MyAvatar/avatar.fst` })
+      } finally {
+        await kubo.stop()
+        await rm(dirname(folder), { recursive: true, force: true })
+      }
+    })
+  })
+}

@@ -1,0 +1,54 @@
+import { CarWriter } from '@ipld/car/writer'
+import * as dagCbor from '@ipld/dag-cbor'
+import { importer } from 'ipfs-unixfs-importer'
+import { fixedSize } from 'ipfs-unixfs-importer/chunker'
+import { balanced } from 'ipfs-unixfs-importer/layout'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { IMPORT_PROFILES, type ImportProfileName } from '../../src/ipfs/import-profiles.ts'
+
+export interface Block { cid: CID, bytes: Uint8Array }
+
+/**
+ * The blocks the real UnixFS importer writes for `files`, with our profile's
+ * settings (as HeliaBackend.importTree passes them), and the root it reports.
+ */
+export async function unixfsBlocks (files: ReadonlyArray<{ path: string, data?: Buffer | string }>, options: { wrap: boolean, profile?: ImportProfileName }): Promise<{ root: CID, blocks: Block[] }> {
+  const profile = IMPORT_PROFILES[options.profile ?? 'unixfs-v1-2025']
+  const blocks: Block[] = []
+  const seen = new Set<string>()
+  const blockstore = {
+    put: async (cid: CID, bytes: Uint8Array): Promise<CID> => {
+      if (!seen.has(cid.toString())) { seen.add(cid.toString()); blocks.push({ cid, bytes }) }
+      return Promise.resolve(cid)
+    }
+  }
+  let root: CID | undefined
+  const candidates = files.map((f) => f.data === undefined ? { path: f.path } : { path: f.path, content: [typeof f.data === 'string' ? Buffer.from(f.data) : f.data] })
+  for await (const entry of importer(candidates, blockstore, {
+    cidVersion: profile.cidVersion,
+    rawLeaves: profile.rawLeaves,
+    chunker: fixedSize({ chunkSize: profile.chunkSize }),
+    layout: balanced({ maxChildrenPerNode: profile.maxChildrenPerNode }),
+    wrapWithDirectory: options.wrap
+  })) root = entry.cid
+  if (root === undefined) throw new Error('the importer produced nothing')
+  return { root, blocks }
+}
+
+/** A CARv1 written by @ipld/car's writer: `roots`, then `blocks` in the order given. */
+export async function writeCar (roots: CID[], blocks: readonly Block[]): Promise<Buffer> {
+  const { writer, out } = CarWriter.create(roots)
+  const chunks: Uint8Array[] = []
+  const reading = (async () => { for await (const chunk of out) chunks.push(chunk) })()
+  for (const block of blocks) await writer.put(block)
+  await writer.close()
+  await reading
+  return Buffer.concat(chunks)
+}
+
+/** A dag-cbor block, for a root that is not UnixFS. */
+export async function dagCborBlock (value: unknown): Promise<Block> {
+  const bytes = dagCbor.encode(value)
+  return { cid: CID.createV1(dagCbor.code, await sha256.digest(bytes)), bytes }
+}
