@@ -9,6 +9,7 @@ import { NotFoundError } from '../../src/errors.ts'
 import { HeliaBackend } from '../../src/ipfs/helia-backend.ts'
 import { KuboBackend } from '../../src/ipfs/kubo-backend.ts'
 import { KUBO_VERSION, startKubo } from '../support/kubo.ts'
+import { unixfsBlocks, type Block } from '../support/cars.ts'
 import type { ImportCandidate, IpfsBackend } from '../../src/ipfs/ipfs-backend.ts'
 
 interface BackendFactory {
@@ -152,6 +153,28 @@ for (const factory of factories) {
       await expect(backend.stat(dropped)).rejects.toBeInstanceOf(NotFoundError)
       expect(Buffer.compare(await collect(backend.read(kept, ['kept.bin'])), keptData)).toBe(0)
       expect(Buffer.compare(await collect(backend.read(kept, ['shared.bin'])), shared)).toBe(0)
+      expect((await backend.gc({ dryRun: true })).blocks).toBe(0)
+    })
+
+    it('puts verified blocks (a CAR) under a lease: readable, pinnable, and a failing source is the error thrown', async () => {
+      const data = randomBytes(300_000)
+      const { root, blocks } = await unixfsBlocks([{ path: 'car.bin', data }, { path: 'small.json', data: '{}' }], { wrap: true })
+      const lease = await backend.openLease()
+      await backend.putBlocks((async function * () { yield * blocks })(), { lease })
+      expect(Buffer.compare(await collect(backend.read(root, ['car.bin'])), data)).toBe(0)
+      await backend.pin(root)
+      await lease.release()
+      await backend.gc()
+      expect(Buffer.compare(await collect(backend.read(root, ['car.bin'])), data)).toBe(0)
+      await backend.unpin(root)
+
+      const refusal = new Error('block 2 does not match its CID')
+      const other = await unixfsBlocks([{ path: 'other.bin', data: randomBytes(200_000) }], { wrap: true })
+      const failing = await backend.openLease()
+      await expect(backend.putBlocks((async function * () { yield other.blocks[0] as Block; throw refusal })(), { lease: failing })).rejects.toBe(refusal)
+      await failing.discard()
+      await backend.gc()
+      await expect(backend.stat(root)).rejects.toBeInstanceOf(NotFoundError)
       expect((await backend.gc({ dryRun: true })).blocks).toBe(0)
     })
 
