@@ -8,7 +8,12 @@
  *             the library: the ceiling without HTTP.
  *   http    — POST /upload to a real `node src/main.ts` over loopback.
  *
- * BENCH_SCALE (default 1) scales the sizes down for a quick run.
+ * Then the gateway (bench/gateway.ts): Heimdall embedded, Heimdall over
+ * Kubo and Kubo's own gateway on the same content, under autocannon.
+ *
+ * BENCH_SCALE (default 1) scales the sizes down for a quick run;
+ * `--only uploads` or `--only gateway` runs one part; BENCH_SECONDS (default
+ * 10) is how long each gateway load runs.
  */
 import { execFile } from 'node:child_process'
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
@@ -19,12 +24,16 @@ import { promisify } from 'node:util'
 import { writeRandomFile, writeTextureBundle } from '../test/support/big-inputs.ts'
 import { newToken, startHeimdallProcess, uploadStream } from '../test/support/heimdall-process.ts'
 import { kuboDeterministicStream } from '../test/support/kubo-vectors.ts'
+import { gatewayBench } from './gateway.ts'
 import { createScratchDatabase, startPostgresServer } from '../test/support/postgres-server.ts'
 
 const run = promisify(execFile)
 const here = (path: string): string => fileURLToPath(new URL(path, import.meta.url))
 const MiB = 1024 * 1024
 const scale = Number(process.env.BENCH_SCALE ?? '1')
+const onlyAt = process.argv.indexOf('--only')
+const only = onlyAt === -1 ? undefined : process.argv[onlyAt + 1]
+if (only !== undefined && only !== 'uploads' && only !== 'gateway') throw new Error('--only takes uploads or gateway')
 
 interface Measure { seconds: number, peakRss: number }
 
@@ -134,13 +143,26 @@ async function concurrentScenario (work: string, count: number, size: number): P
 }
 
 const work = await mkdtemp(join(tmpdir(), 'heimdall-bench-'))
-const postgres = await startPostgresServer().catch((err: unknown) => {
+const postgres = only === 'gateway' ? undefined : await startPostgresServer().catch((err: unknown) => {
   console.warn(`no PostgreSQL server (${String(err)}): the HTTP scenarios record into the embedded PGlite, whose own footprint then dominates peak RSS`)
   return undefined
 })
 if (postgres !== undefined) databaseUrl = async () => createScratchDatabase(postgres.url)
 try {
   const fileSize = Math.round(1024 * MiB * scale)
+  let gateway: unknown = null
+  if (only !== 'uploads') {
+    console.log(`Gateway benchmark: ${fileSize / MiB} MiB file, 2,000- and 100-entry directories`)
+    gateway = await gatewayBench(work, { fileSize, seconds: Number(process.env.BENCH_SECONDS ?? '10') })
+  }
+  if (only === 'gateway') {
+    const results = here('./results/')
+    await mkdir(results, { recursive: true })
+    await writeFile(join(results, 'gateway.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, scale, gateway }, null, 2))
+    console.log(`\nwritten: ${join(results, 'gateway.json')}`)
+    await rm(work, { recursive: true, force: true })
+    process.exit(0) // the upload part below is skipped; nothing else is open
+  }
   const textures = Math.max(10, Math.round(2000 * scale))
   console.log(`Heimdall benchmark on Node ${process.version}: ${fileSize / MiB} MiB file, ${textures} textures, 200 concurrent uploads`)
   const bigFile = join(work, 'random.bin')
@@ -170,7 +192,7 @@ try {
 
   const results = here('./results/')
   await mkdir(results, { recursive: true })
-  await writeFile(join(results, 'latest.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, scale, database: postgres === undefined ? 'pglite' : 'postgres', throughput: rows, concurrent, idle: baseline }, null, 2))
+  await writeFile(join(results, 'latest.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, scale, database: postgres === undefined ? 'pglite' : 'postgres', throughput: rows, concurrent, idle: baseline, gateway }, null, 2))
   console.log(`\nwritten: ${join(results, 'latest.json')}`)
 } finally {
   await postgres?.stop()

@@ -18,11 +18,13 @@ export function httpGatewayBytes (gatewayUrl: string): (node: ResolvedNode, wind
     const { offset, length, signal } = window
     if (length <= 0) return
     const url = new URL(`/ipfs/${node.cid.toString()}`, base)
+    // The whole file is asked for plainly: Kubo serves a range through a seeker, the whole through a straight copy.
+    const whole = offset === 0 && length === node.size
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = request(url, {
         agent,
         signal,
-        headers: { Range: `bytes=${offset}-${offset + length - 1}`, 'Cache-Control': 'only-if-cached', Accept: 'application/octet-stream' }
+        headers: { ...(whole ? {} : { Range: `bytes=${offset}-${offset + length - 1}` }), 'Cache-Control': 'only-if-cached' }
       }, resolve)
       req.once('error', (err) => {
         const unavailable = new ServiceUnavailableError('the IPFS node cannot be reached; try again later')
@@ -35,7 +37,7 @@ export function httpGatewayBytes (gatewayUrl: string): (node: ResolvedNode, wind
       const status = res.statusCode ?? 0
       if (status === 404 || status === 412) throw new NotFoundError(`${node.cid.toString()} not found on this node`)
       // A whole-file answer is right only when the whole file was asked for.
-      if (status !== 206 && !(status === 200 && offset === 0 && length === node.size)) throw new Error(`the IPFS gateway answered ${status} for a byte range of ${node.cid.toString()}`)
+      if (status !== (whole ? 200 : 206)) throw new Error(`the IPFS gateway answered ${status} for a byte range of ${node.cid.toString()}`)
       let sent = 0
       for await (const chunk of res) {
         sent += (chunk as Buffer).length
