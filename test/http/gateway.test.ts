@@ -100,6 +100,13 @@ describe('GET /ipfs/<cid>/<path>', () => {
     expect(sub.text).toContain('href="../"')
   })
 
+  it('answers HEAD on a directory from its resolution: the listing\'s headers, no body', async () => {
+    const res = await t.request.head(`/ipfs/${root}/textures/`).expect(200)
+    expect(res.headers.etag).toMatch(/^"DirIndex-v1_CID-b[a-z2-7]+"$/)
+    expect(res.headers['content-type']).toMatch(/^text\/html/)
+    expect(res.text).toBeUndefined()
+  })
+
   it('404 for an unknown path or an unknown CID, 400 for a malformed CID', async () => {
     await t.request.get(`/ipfs/${root}/missing.png`).expect(404)
     const unknown = await t.request.get('/ipfs/bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy').expect(404)

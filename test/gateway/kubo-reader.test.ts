@@ -1,0 +1,55 @@
+import { Readable } from 'node:stream'
+import { CID } from 'multiformats/cid'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { NotFoundError } from '../../src/errors.ts'
+import { openContentReader } from '../../src/gateway/open-content-reader.ts'
+import { KuboBackend } from '../../src/ipfs/kubo-backend.ts'
+import { startKubo, type KuboNode } from '../support/kubo.ts'
+
+const kuboBin = inject('kuboBin')
+const pattern = (size: number): Buffer => Buffer.from(Uint8Array.from({ length: size }, (_, i) => (i * 7 + (i >> 10)) & 0xff))
+
+async function collect (source: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const chunks: Uint8Array[] = []
+  for await (const chunk of source) chunks.push(chunk)
+  return Buffer.concat(chunks)
+}
+
+describe.skipIf(kuboBin === '')('the gateway reader over Kubo', () => {
+  let kubo: KuboNode
+  let backend: KuboBackend
+  let root: CID
+  // Three 1 MiB chunks and a bit: a file of several blocks under one node.
+  const data = pattern(3 * 1024 * 1024 + 1000)
+
+  beforeAll(async () => {
+    kubo = await startKubo(kuboBin)
+    backend = new KuboBackend(kubo.apiUrl)
+    const nodes = await backend.importTree([{ path: 'big.bin', content: Readable.from([data]) }, { path: 'sub/small.txt', content: Readable.from([Buffer.from('hi')]) }], { profile: 'unixfs-v1-2025' })
+    root = nodes.at(-1)?.cid as CID
+  })
+  afterAll(async () => { await backend.close(); await kubo.stop() })
+
+  it.each([
+    ['Kubo\'s private gateway', true],
+    ['the RPC API\'s cat', false]
+  ])('reads whole files and ranges across blocks through %s, and lists from links', async (_how, viaGateway) => {
+    const reader = openContentReader(backend, { cacheBytes: 1024 * 1024, ipfsGatewayUrl: viaGateway ? kubo.gatewayUrl : undefined })
+    const file = await reader.resolve(root, ['big.bin'])
+    expect(file).toMatchObject({ type: 'file', size: data.length })
+    expect(Buffer.compare(await collect(reader.read(file, { offset: 0, length: data.length })), data)).toBe(0)
+    const offset = 1024 * 1024 - 10
+    expect(Buffer.compare(await collect(reader.read(file, { offset, length: 2 * 1024 * 1024 + 20 })), data.subarray(offset, offset + 2 * 1024 * 1024 + 20))).toBe(0)
+    const dir = await reader.resolve(root, [])
+    expect(dir.type).toBe('directory')
+    expect((await reader.list(dir)).map((e) => [e.name, e.type])).toEqual([['big.bin', 'unknown'], ['sub', 'unknown']])
+    await expect(reader.resolve(root, ['sub', 'missing'])).rejects.toBeInstanceOf(NotFoundError)
+    await expect(reader.resolve(CID.parse('bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'), [])).rejects.toBeInstanceOf(NotFoundError)
+  })
+
+  it('answers a CID Kubo\'s gateway does not hold as not found, never fetching it', async () => {
+    const reader = openContentReader(backend, { cacheBytes: 0, ipfsGatewayUrl: kubo.gatewayUrl })
+    const absent = { cid: CID.parse('bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'), type: 'file' as const, size: 10 }
+    await expect(collect(reader.read(absent, { offset: 0, length: 10 }))).rejects.toBeInstanceOf(NotFoundError)
+  })
+})
