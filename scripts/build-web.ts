@@ -4,7 +4,7 @@
  * manifest.json mapping each logical name to its file. Nothing it writes is
  * committed; npm start, the test setup and the Docker build run it.
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises'
+import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { basename, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
@@ -35,7 +35,26 @@ export async function buildWeb (): Promise<Record<string, string>> {
     const logical = basename(meta.entryPoint).replace(/\.ts$/, '.js')
     manifest[logical] = relative(BUILD_DIR, join(ROOT, output))
   }
+  Object.assign(manifest, await copyDecoders())
   await writeFile(join(BUILD_DIR, 'manifest.json'), JSON.stringify(manifest, null, 2))
+  return manifest
+}
+
+/**
+ * three.js's Draco decoder and Basis (KTX2) transcoder, for the 3D preview:
+ * served from our own /static/, never a CDN. Their folders carry three's
+ * version, since /static/ is cached as immutable.
+ */
+async function copyDecoders (): Promise<Record<string, string>> {
+  const three = join(ROOT, 'node_modules/three')
+  const { version } = JSON.parse(await readFile(join(three, 'package.json'), 'utf8')) as { version: string }
+  const folders: Record<string, string> = { 'draco/': 'examples/jsm/libs/draco/gltf', 'basis/': 'examples/jsm/libs/basis' }
+  const manifest: Record<string, string> = {}
+  for (const [logical, source] of Object.entries(folders)) {
+    const target = `${logical.replace(/\/$/, '')}-${version}/`
+    await cp(join(three, source), join(BUILD_DIR, target), { recursive: true, filter: (path) => !path.endsWith('.md') })
+    manifest[logical] = target
+  }
   return manifest
 }
 

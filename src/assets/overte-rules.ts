@@ -85,6 +85,20 @@ export function fstTargets (fst: FstLookup): { model: string | undefined, textur
   return { model, textures: { dir: model === undefined ? undefined : dirOf(model), source: 'model', fst: fst.path } }
 }
 
+/**
+ * The same rule for absolute URLs, for the preview, which loads from the
+ * gateway as Overte does: `fstTargets` with QUrl::resolved in place of paths.
+ */
+export function fstUrls (fstUrl: string, fst: Omit<FstLookup, 'path'>): { model: string | undefined, textureBase: string | undefined } {
+  const base = new URL(fst.baseURL ?? '', fstUrl)
+  if (fst.filename === undefined || fst.filename === '') return { model: undefined, textureBase: undefined }
+  const model = new URL(fst.filename, base).href
+  if (fst.texdir !== undefined && fst.texdir !== '') {
+    return { model, textureBase: new URL(fst.texdir.endsWith('/') ? fst.texdir : `${fst.texdir}/`, base).href }
+  }
+  return { model, textureBase: new URL('.', model).href }
+}
+
 /** The texture base of `modelPath`: the `.fst` that loads it decides, else the model's folder. */
 export function textureBaseFor (modelPath: string, fsts: readonly FstLookup[]): TextureBase {
   for (const fst of fsts) {

@@ -17,7 +17,9 @@ export function pageCsp (settings: { publicUrl: string, gatewayUrl: string }): (
   return (req) => {
     const origins = new Set([publicOrigin, requestOrigin(req) ?? publicOrigin])
     const assets = [...origins].map((origin) => `${origin}/static/`).join(' ')
+    // The preview's Draco and KTX2 decoders are WebAssembly run in workers that three.js starts from blob: URLs.
+    const decoders = req.path.startsWith('/preview/') ? ` 'wasm-unsafe-eval'; worker-src blob:` : ''
     return `default-src 'self'; img-src 'self' data: blob: ${gateway}; connect-src 'self' blob: data: ${gateway}; ` +
-      `style-src ${assets}; script-src ${assets}; frame-ancestors 'none'; form-action 'self'; base-uri 'none'`
+      `style-src ${assets}; script-src ${assets}${decoders}; frame-ancestors 'none'; form-action 'self'; base-uri 'none'`
   }
 }

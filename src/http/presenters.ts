@@ -1,4 +1,4 @@
-import { isModel } from '../assets/asset-kinds.ts'
+import { extensionOf, isModel } from '../assets/asset-kinds.ts'
 import type { Upload } from '../db/upload-repository.ts'
 import type { AddedItem, UploadOutcome } from '../services/upload-service.ts'
 
@@ -33,9 +33,9 @@ export interface PresentedUpload {
   previewUrl: string | null
 }
 
-/** The file to preview: the primary one if it is a model, else the first model in the upload. */
+/** The file to preview: an avatar's `.fst` (the preview follows it as Overte does), the primary model, else the first model in the upload. */
 function previewPath (upload: Upload): string | null {
-  if (upload.primaryPath !== null && isModel(upload.primaryPath)) return upload.primaryPath
+  if (upload.primaryPath !== null && (isModel(upload.primaryPath) || (upload.isAvatar && extensionOf(upload.primaryPath) === 'fst'))) return upload.primaryPath
   return upload.entries.find((e) => !e.isDirectory && isModel(e.path))?.path ?? null
 }
 

@@ -145,7 +145,7 @@ describe.skipIf(!available)('in a real browser (Chromium)', () => {
           expect(await progress.evaluate((p) => { const bar = p as unknown as { value: number, max: number }; return bar.value === bar.max && bar.max > 0 })).toBe(true)
         }
         expect(await rows.first().locator('input').inputValue()).toMatch(new RegExp(`^${base}/ipfs/bafy[a-z0-9]+/avatar\\.fst$`))
-        expect(await rows.first().getByRole('link', { name: 'Preview in 3D' }).getAttribute('href')).toMatch(/^\/preview\/bafy[a-z0-9]+\/box\.fbx$/)
+        expect(await rows.first().getByRole('link', { name: 'Preview in 3D' }).getAttribute('href')).toMatch(/^\/preview\/bafy[a-z0-9]+\/avatar\.fst$/)
         await shot('upload-done')
       })
 

@@ -119,7 +119,8 @@ describe('/uploads', () => {
   it('shows one upload in detail, with every file and a preview link, to its owner only', async () => {
     const list = await t.request.get('/uploads').set('Authorization', `Bearer ${alice.token}`).expect(200)
     const hero = list.body.uploads.find((u: { name: string }) => u.name === 'Hero') as { id: number, previewUrl: string }
-    expect(hero.previewUrl).toBe(`/preview/${avatarRoot}/box.fbx`)
+    // An avatar is previewed through its .fst, as Overte loads it.
+    expect(hero.previewUrl).toBe(`/preview/${avatarRoot}/avatar.fst`)
     const detail = await t.request.get(`/uploads/${hero.id}`).set('Authorization', `Bearer ${alice.token}`).expect(200)
     expect(detail.body.files.map((f: { path: string }) => f.path)).toEqual(['avatar.fst', 'box.fbx', 'textures/skin.png'])
     const bob = await createIdentity(t.request, 'bob2')
@@ -128,7 +129,7 @@ describe('/uploads', () => {
     await browser.get(`/uploads?username=alice&token=${alice.token}`).set('Accept', 'text/html').expect(303)
     const page = await browser.get(`/uploads/${hero.id}`).set('Accept', 'text/html').expect(200)
     expect(page.text).toContain('textures/skin.png')
-    expect(page.text).toContain(`href="/preview/${avatarRoot}/box.fbx"`)
+    expect(page.text).toContain(`href="/preview/${avatarRoot}/avatar.fst"`)
     expect(page.text).toContain('Signed in as <strong>alice</strong>')
   })
 
@@ -137,7 +138,10 @@ describe('/uploads', () => {
     expect(page.text).toContain(`data-model-url="https://assets.example.org/ipfs/${avatarRoot}/box.fbx"`)
     expect(page.text).toMatch(/src="\/static\/preview-[A-Z0-9]+\.js"/)
     expect(page.headers['content-security-policy']).toContain('connect-src \'self\' blob: data: https://assets.example.org')
-    await t.request.get(`/preview/${avatarRoot}/avatar.fst`).set('Accept', 'text/html').expect(400)
+    const avatar = await t.request.get(`/preview/${avatarRoot}/avatar.fst`).set('Accept', 'text/html').expect(200)
+    expect(avatar.text).toMatch(/data-draco-path="\/static\/draco-[\d.]+\/"/)
+    expect(avatar.headers['content-security-policy']).toContain('\'wasm-unsafe-eval\'; worker-src blob:')
+    await t.request.get(`/preview/${avatarRoot}/textures/skin.png`).set('Accept', 'text/html').expect(400)
     await t.request.get('/preview/nonsense/a.fbx').set('Accept', 'text/html').expect(400)
   })
 

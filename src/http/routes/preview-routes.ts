@@ -1,5 +1,5 @@
 import { Router, type Request } from 'express'
-import { isModel } from '../../assets/asset-kinds.ts'
+import { extensionOf, isModel } from '../../assets/asset-kinds.ts'
 import { BadRequestError } from '../../errors.ts'
 import { parseCid } from '../cid-param.ts'
 import { gatewayLink } from '../presenters.ts'
@@ -14,7 +14,8 @@ export function previewRoutes (deps: { gatewayUrl: string }): Router {
     const params = req.params as { cid: string, path: string[] }
     const cid = parseCid(params.cid)
     const path = params.path.filter((s) => s !== '').join('/')
-    if (!isModel(path)) throw new BadRequestError('only FBX, glTF/GLB/VRM and OBJ files can be previewed')
+    // An avatar is previewed through its .fst, as Overte loads it: texdir and scale applied.
+    if (!isModel(path) && extensionOf(path) !== 'fst') throw new BadRequestError('only FBX, glTF/GLB/VRM and OBJ files, and avatars (.fst), can be previewed')
     res.render('preview', { title: `Preview of ${path}`, modelUrl: gatewayLink(deps.gatewayUrl, cid.toString(), path), path, cid: cid.toString() })
   })
   return router

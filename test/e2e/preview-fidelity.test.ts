@@ -1,0 +1,141 @@
+import { existsSync } from 'node:fs'
+import type { Server } from 'node:http'
+import { chromium, type Browser, type Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { blenderAvatar, makeZip } from '../support/fixtures.ts'
+import { createIdentity, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
+import { freePort } from '../support/postgres-server.ts'
+
+const CHROMIUM = '/usr/bin/chromium'
+const available = existsSync(CHROMIUM)
+if (!available && process.env.CI === 'true') throw new Error(`Chromium is required under CI (${CHROMIUM})`)
+
+/**
+ * Runs in the page: the shares of the WebGL canvas's pixels that are the
+ * Blender avatar's texture (its orange and yellow checker: red high, blue
+ * low) and that are not the scene's background, #1d2230.
+ */
+const PIXELS = `(() => {
+  const canvas = document.querySelector('canvas')
+  const copy = document.createElement('canvas')
+  copy.width = canvas.width
+  copy.height = canvas.height
+  const ctx = copy.getContext('2d')
+  ctx.drawImage(canvas, 0, 0)
+  const { data } = ctx.getImageData(0, 0, copy.width, copy.height)
+  let textured = 0, drawn = 0
+  for (let i = 0; i < data.length; i += 4) {
+    const [r, g, b] = [data[i], data[i + 1], data[i + 2]]
+    if (Math.abs(r - 0x1d) + Math.abs(g - 0x22) + Math.abs(b - 0x30) > 30) drawn++
+    if (r > 150 && r - b > 100 && g > 40) textured++
+  }
+  const all = data.length / 4
+  return { textured: textured / all, drawn: drawn / all }
+})()`
+
+interface Preview { state: string | null, error: string, notes: string, textured: number, drawn: number, requests: string[] }
+
+describe.skipIf(!available)('the preview loads what Overte loads (Chromium, WebGL on SwiftShader)', () => {
+  let t: TestHeimdall
+  let server: Server
+  let base: string
+  let browser: Browser
+  let token: string
+
+  beforeAll(async () => {
+    const port = await freePort()
+    base = `http://127.0.0.1:${port}`
+    t = await startTestHeimdall({ PUBLIC_URL: base, GATEWAY_URL: `${base}/ipfs/` })
+    server = t.heimdall.app.listen(port, '127.0.0.1')
+    await new Promise((resolve) => server.once('listening', resolve))
+    token = (await createIdentity(t.request)).token
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--enable-unsafe-swiftshader', '--use-angle=swiftshader']
+    })
+  }, 120_000)
+
+  afterAll(async () => {
+    await browser?.close()
+    await new Promise((resolve) => server?.close(resolve))
+    await t?.close()
+  })
+
+  /** Uploads through the add-on's API; returns the root item (with `preview` and `Hash`). */
+  async function upload (data: Buffer, name: string): Promise<{ Hash: string, preview: string | null, warnings: string[] }> {
+    const res = await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', data, name).expect(200)
+    return (res.body as Array<{ Hash: string, preview: string | null, warnings: string[] }>).at(-1) ?? { Hash: '', preview: null, warnings: [] }
+  }
+
+  async function preview (path: string): Promise<Preview> {
+    const page: Page = await browser.newPage({ viewport: { width: 800, height: 600 } })
+    const requests: string[] = []
+    page.on('request', (r) => { requests.push(new URL(r.url()).pathname) })
+    try {
+      await page.goto(`${base}${path}`)
+      await expect.poll(async () => page.locator('[data-preview]').getAttribute('data-state'), { timeout: 30_000 }).not.toBeNull()
+      await page.waitForTimeout(700)
+      const pixels = await page.evaluate<{ textured: number, drawn: number }>(PIXELS)
+      return {
+        state: await page.locator('[data-preview]').getAttribute('data-state'),
+        error: await page.locator('[data-preview-error]').textContent() ?? '',
+        notes: await page.locator('[data-preview-notes]').textContent() ?? '',
+        ...pixels,
+        requests
+      }
+    } finally {
+      await page.close()
+    }
+  }
+
+  it('the standard avatar layout (avatar.fst with texdir = textures, avatar.fbx, textures/skin.png) is previewed through its .fst, textured, not black', async () => {
+    const root = await upload(await makeZip([
+      { path: 'avatar.fst', data: blenderAvatar('avatar.fst') },
+      { path: 'avatar.fbx', data: blenderAvatar('avatar.fbx') },
+      { path: 'textures/skin.png', data: blenderAvatar('textures/skin.png') }
+    ]), 'standard.zip')
+    expect(root.warnings).toEqual([])
+    expect(root.preview).toBe(`/preview/${root.Hash}/avatar.fst`)
+    const shown = await preview(root.preview ?? '')
+    expect({ state: shown.state, error: shown.error }).toEqual({ state: 'loaded', error: '' })
+    expect(shown.requests).toContain(`/ipfs/${root.Hash}/textures/skin.png`)
+    expect(shown.textured).toBeGreaterThan(0.02)
+  }, 60_000)
+
+  it('the FBX of that layout opened alone asks for its texture beside it, as Overte would, and is drawn untextured', async () => {
+    const root = await upload(await makeZip([
+      { path: 'avatar.fbx', data: blenderAvatar('avatar.fbx') },
+      { path: 'textures/skin.png', data: blenderAvatar('textures/skin.png') }
+    ]), 'spider.zip')
+    expect(root.warnings).toHaveLength(1)
+    const shown = await preview(`/preview/${root.Hash}/avatar.fbx`)
+    expect(shown.requests).toContain(`/ipfs/${root.Hash}/skin.png`)
+    expect(shown.requests).not.toContain(`/ipfs/${root.Hash}/textures/skin.png`)
+    expect(shown.drawn).toBeGreaterThan(0.01)
+    expect(shown.textured).toBeLessThan(0.005)
+  }, 60_000)
+
+  it('an FBX with its texture embedded is drawn textured', async () => {
+    const root = await upload(blenderAvatar('avatar-embedded.fbx'), 'embedded.fbx')
+    const shown = await preview(root.preview ?? '')
+    expect({ state: shown.state, error: shown.error }).toEqual({ state: 'loaded', error: '' })
+    expect(shown.textured).toBeGreaterThan(0.02)
+  }, 60_000)
+
+  it('a Draco GLB is decoded with the decoder from our own /static/, drawn textured, and the page says Overte will not show it', async () => {
+    const root = await upload(blenderAvatar('avatar-draco.glb'), 'draco.glb')
+    const shown = await preview(root.preview ?? '')
+    expect({ state: shown.state, error: shown.error }).toEqual({ state: 'loaded', error: '' })
+    expect(shown.requests.some((r) => /^\/static\/draco-[\d.]+\/draco_(?:wasm_wrapper\.js|decoder\.wasm)$/.test(r))).toBe(true)
+    expect(shown.textured).toBeGreaterThan(0.02)
+    expect(shown.notes).toMatch(/not in Overte: .*Draco/)
+  }, 60_000)
+
+  it('a model that loads but has nothing to draw says so, instead of "loaded" on a blank canvas', async () => {
+    const empty = JSON.stringify({ asset: { version: '2.0' }, scene: 0, scenes: [{ nodes: [0] }], nodes: [{ name: 'Empty' }] })
+    const root = await upload(Buffer.from(empty), 'empty.gltf')
+    const shown = await preview(root.preview ?? '')
+    expect(shown.state).toBe('empty')
+    expect(shown.error).toMatch(/nothing to draw/)
+  }, 60_000)
+})
