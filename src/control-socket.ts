@@ -1,7 +1,9 @@
 import { chmod, unlink } from 'node:fs/promises'
 import { createServer, request, type Server } from 'node:http'
 import { join } from 'node:path'
+import { HeimdallError } from './errors.ts'
 import type { GcReport } from './ipfs/ipfs-backend.ts'
+import type { CarImportReport } from './services/operator-car-import.ts'
 
 /** The running server's control socket: only its owner (mode 0600) may ask it for a collection. */
 export const controlSocketPath = (dataDir: string): string => join(dataDir, 'heimdall.sock')
@@ -9,12 +11,28 @@ export const controlSocketPath = (dataDir: string): string => join(dataDir, 'hei
 /**
  * A small HTTP server on a Unix socket for local maintenance of a running
  * server, which holds the embedded repo: `POST /gc` (`?dryRun=1`) answers the
- * collection's report as JSON. Never on a TCP port.
+ * collection's report as JSON; `POST /import-car` imports the CAR it is sent.
+ * Never on a TCP port.
  */
-export async function listenControlSocket (path: string, handlers: { gc: (options: { dryRun: boolean }) => Promise<GcReport> }): Promise<Server> {
+export interface ControlHandlers {
+  gc: (options: { dryRun: boolean }) => Promise<GcReport>
+  /** `POST /import-car?name=FILE[&owner=USERNAME]`, the CAR as the body: `npm run import-car` while the server holds the repo. */
+  importCar?: (source: AsyncIterable<Uint8Array>, options: { fileName: string, owner?: string, signal?: AbortSignal }) => Promise<CarImportReport>
+}
+
+export async function listenControlSocket (path: string, handlers: ControlHandlers): Promise<Server> {
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://heimdall')
     const answer = (status: number, body: unknown): void => { res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(body)) }
+    if (url.pathname === '/import-car' && req.method === 'POST' && handlers.importCar !== undefined) {
+      const abort = new AbortController()
+      req.once('close', () => { if (!req.complete) abort.abort() })
+      handlers.importCar(req, { fileName: url.searchParams.get('name') ?? 'import.car', owner: url.searchParams.get('owner') ?? undefined, signal: abort.signal }).then(
+        (report) => { answer(200, report) },
+        (err: unknown) => { answer(err instanceof HeimdallError ? err.status : 500, { error: err instanceof Error ? err.message : String(err), details: err instanceof HeimdallError ? err.details : [] }) }
+      )
+      return
+    }
     if (url.pathname !== '/gc') { answer(404, { error: 'unknown command' }); return }
     if (req.method !== 'POST') { answer(405, { error: 'use POST' }); return }
     const dryRun = ['1', 'true'].includes(url.searchParams.get('dryRun') ?? '')
@@ -27,8 +45,8 @@ export async function listenControlSocket (path: string, handlers: { gc: (option
   return server
 }
 
-/** One request to a control socket; rejects when nothing listens there. */
-export async function askControlSocket (path: string, method: string, target: string): Promise<{ status: number, body: unknown }> {
+/** One request to a control socket, with `body` streamed when given; rejects when nothing listens there. */
+export async function askControlSocket (path: string, method: string, target: string, body?: NodeJS.ReadableStream): Promise<{ status: number, body: unknown }> {
   return new Promise((resolve, reject) => {
     const req = request({ socketPath: path, method, path: target }, (res) => {
       let text = ''
@@ -37,6 +55,7 @@ export async function askControlSocket (path: string, method: string, target: st
       res.on('end', () => { try { resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as unknown }) } catch (err) { reject(err instanceof Error ? err : new Error(String(err))) } })
     })
     req.once('error', reject)
-    req.end()
+    if (body === undefined) req.end()
+    else body.once('error', (err: Error) => { req.destroy(err) }).pipe(req)
   })
 }

@@ -20,6 +20,7 @@ import { resolveSecretKey } from './secret-key.ts'
 import { IdentityService } from './services/identity-service.ts'
 import { SessionService } from './services/session-service.ts'
 import { UploadService } from './services/upload-service.ts'
+import { importCarAsOperator, type CarImportReport } from './services/operator-car-import.ts'
 
 export interface Heimdall {
   app: Express
@@ -29,6 +30,8 @@ export interface Heimdall {
   collector: GarbageCollector
   /** Where uploads wait while they are received; empty whenever no upload is under way. */
   tmpDir: string
+  /** An operator's CAR import (`npm run import-car`), asked over the control socket. */
+  importCar: (source: AsyncIterable<Uint8Array>, options: { fileName: string, owner?: string, signal?: AbortSignal }) => Promise<CarImportReport>
   close: () => Promise<void>
 }
 
@@ -114,6 +117,7 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
     backend,
     collector,
     tmpDir,
+    importCar: async (source, options) => importCarAsOperator({ uploads, identities: new IdentityRepository(database.knex) }, source, options),
     close: async () => {
       await collector.close()
       await ipfs.close()

@@ -47,8 +47,8 @@ async function main (): Promise<void> {
   server.requestTimeout = 0
   server.headersTimeout = 60_000
   await once(server, 'listening')
-  // `npm run gc` asks here: this process holds the embedded repo.
-  const control = await listenControlSocket(controlSocketPath(config.dataDir), { gc: async (options) => heimdall.collector.run(options) })
+  // `npm run gc` and `npm run import-car` ask here: this process holds the embedded repo.
+  const control = await listenControlSocket(controlSocketPath(config.dataDir), { gc: async (options) => heimdall.collector.run(options), importCar: heimdall.importCar })
   logger.info({ url: config.publicUrl, host: config.host, port: config.port, database: heimdall.database.kind, ipfs: heimdall.backend.kind }, 'Heimdall is listening')
 
   let stopping = false
