@@ -36,6 +36,18 @@ export class NotFoundError extends HeimdallError {
   constructor (message = 'not found') { super(message, 'ERR_NOT_FOUND', 404) }
 }
 
+/** The representation asked for (`?format=`, `Accept`) cannot be made of this content. */
+export class NotAcceptableError extends HeimdallError {
+  override readonly name = 'NotAcceptableError'
+  constructor (message: string) { super(message, 'ERR_NOT_ACCEPTABLE', 406) }
+}
+
+/** A request precondition does not hold, e.g. `Cache-Control: only-if-cached` for content not held here. */
+export class PreconditionFailedError extends HeimdallError {
+  override readonly name = 'PreconditionFailedError'
+  constructor (message: string) { super(message, 'ERR_PRECONDITION_FAILED', 412) }
+}
+
 export class ConflictError extends HeimdallError {
   override readonly name = 'ConflictError'
   constructor (message: string) { super(message, 'ERR_CONFLICT', 409) }

@@ -8,6 +8,7 @@ import type { ContentReader } from '../../gateway/content-reader.ts'
 import { byteRange, ifNoneMatch, ifRangeAllows } from '../byte-range.ts'
 import { isIdentity, parseCid } from '../cid-param.ts'
 import { formatBytes } from '../format.ts'
+import { trustlessGateway } from '../../gateway/trustless-gateway.ts'
 import { contentDisposition, contentTypeFor, isPassive } from '../content-types.ts'
 
 /**
@@ -21,12 +22,12 @@ const DIR_INDEX_VERSION = 'v1'
 const ALLOWED_METHODS = 'GET, HEAD, OPTIONS'
 const NAME_ORDER = new Intl.Collator('en')
 /** Headers that describe a representation; an error answer must not keep them. */
-const REPRESENTATION_HEADERS = ['Cache-Control', 'ETag', 'X-Ipfs-Path', 'Accept-Ranges', 'Content-Range', 'Content-Disposition', 'Content-Type', 'Content-Length']
+const REPRESENTATION_HEADERS = ['Cache-Control', 'ETag', 'X-Ipfs-Path', 'Accept-Ranges', 'Content-Range', 'Content-Disposition', 'Content-Type', 'Content-Length', 'X-Ipfs-Roots', 'Content-Location']
 
 /** Every answer under /ipfs, errors included: readable cross-origin, never sniffed, sandboxed. */
 function setCommonHeaders (res: Response): void {
   res.setHeader('Access-Control-Allow-Origin', '*')
-  res.setHeader('Access-Control-Expose-Headers', 'Content-Length, Content-Range, Content-Disposition, ETag, X-Ipfs-Path')
+  res.setHeader('Access-Control-Expose-Headers', 'Content-Length, Content-Range, Content-Disposition, ETag, X-Ipfs-Path, X-Ipfs-Roots, Content-Location')
   res.setHeader('X-Content-Type-Options', 'nosniff')
   res.setHeader('Content-Security-Policy', GATEWAY_CSP)
 }
@@ -64,10 +65,13 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
 
   router.options('/ipfs{/*rest}', (_req, res) => {
     res.setHeader('Access-Control-Allow-Methods', ALLOWED_METHODS)
-    res.setHeader('Access-Control-Allow-Headers', 'Range, If-None-Match, If-Range')
+    res.setHeader('Access-Control-Allow-Headers', 'Range, If-None-Match, If-Range, Cache-Control')
     res.setHeader('Access-Control-Max-Age', '86400')
     res.status(204).end()
   })
+
+  // Formats (raw, CAR, tar, codecs), only-if-cached, index.html; the default answer falls through.
+  router.get('/ipfs/:cid{/*path}', trustlessGateway(deps))
 
   router.get('/ipfs/:cid{/*path}', async (req: Request, res: Response) => {
     const params = req.params as { cid: string, path?: string[] }

@@ -1,0 +1,223 @@
+import * as dagCbor from '@ipld/dag-cbor'
+import * as dagJson from '@ipld/dag-json'
+import * as dagPb from '@ipld/dag-pb'
+import { murmur3128 } from '@multiformats/murmur3'
+import { UnixFS } from 'ipfs-unixfs'
+import { CID } from 'multiformats/cid'
+import { identity } from 'multiformats/hashes/identity'
+import { NotFoundError } from '../errors.ts'
+import type { IpfsBackend } from '../ipfs/ipfs-backend.ts'
+import type { CarParams } from './format.ts'
+
+/** Where the trustless answers get blocks: this node only, a missing block is a NotFoundError. */
+export type BlockGetter = Pick<IpfsBackend, 'getBlock'>
+
+export interface Block { cid: CID, bytes: Uint8Array }
+
+/** A request's path, resolved block by block as a verifying client would. */
+export interface ResolvedPath {
+  /** Every block read to walk from the root to the terminal, in order (root first, HAMT shards included), terminal excluded. */
+  pathBlocks: Block[]
+  /** The CID each segment resolved to, root first and terminal last: `X-Ipfs-Roots`. */
+  roots: CID[]
+  terminal: Block
+}
+
+/** Blocks read ahead of the one being written: bounded memory, and Kubo's per-block round trips overlap. */
+const READ_AHEAD = 8
+
+async function fetchBlock (source: BlockGetter, cid: CID, signal?: AbortSignal): Promise<Block> {
+  // Identity CIDs carry their bytes: nothing to look up (and the embedded blockstore holds none).
+  if (cid.multihash.code === identity.code) return { cid, bytes: cid.multihash.digest }
+  return { cid, bytes: await source.getBlock(cid, { signal }) }
+}
+
+function decodeUnixFS (node: dagPb.PBNode): UnixFS | undefined {
+  if (node.Data === undefined) return undefined
+  try {
+    return UnixFS.unmarshal(node.Data)
+  } catch {
+    return undefined
+  }
+}
+
+/** The HAMT bucket index bits of a name, consumed most significant first (go-unixfs: murmur3 x64 128, first 64 bits). */
+class HashBits {
+  #bits: string
+  constructor (digest: Uint8Array) {
+    this.#bits = Array.from(digest.subarray(0, 8), (byte) => byte.toString(2).padStart(8, '0')).join('')
+  }
+
+  take (count: number): number {
+    if (this.#bits.length < count) throw new NotFoundError('HAMT deeper than its hash')
+    const value = parseInt(this.#bits.slice(0, count), 2)
+    this.#bits = this.#bits.slice(count)
+    return value
+  }
+}
+
+/**
+ * Resolves `segments` below `root` over dag-pb (UnixFS directories, HAMT
+ * shards read by the name's hash: only the shards on the way). Each segment
+ * must name a link; anything else is a NotFoundError.
+ */
+export async function resolvePath (source: BlockGetter, root: CID, segments: readonly string[], signal?: AbortSignal): Promise<ResolvedPath> {
+  const pathBlocks: Block[] = []
+  const roots: CID[] = [root]
+  let current = await fetchBlock(source, root, signal)
+  for (const segment of segments) {
+    const where = `/ipfs/${[root.toString(), ...segments].join('/')}`
+    if (current.cid.code !== dagPb.code) throw new NotFoundError(`${where} not found: "${segment}" is below a block that is not a directory`)
+    pathBlocks.push(current)
+    const node = dagPb.decode(current.bytes)
+    const data = decodeUnixFS(node)
+    let next: CID | undefined
+    if (data?.type === 'directory') {
+      next = node.Links.find((link) => link.Name === segment)?.Hash
+    } else if (data?.type === 'hamt-sharded-directory') {
+      const fanout = Number(data.fanout ?? 256n)
+      const bitsPerLevel = Math.log2(fanout)
+      const pad = (fanout - 1).toString(16).length
+      const hash = new HashBits((await murmur3128.digest(new TextEncoder().encode(segment))).digest)
+      let shard = node
+      for (;;) {
+        const prefix = hash.take(bitsPerLevel).toString(16).toUpperCase().padStart(pad, '0')
+        const link = shard.Links.find((l) => l.Name === prefix + segment) ?? shard.Links.find((l) => l.Name === prefix)
+        if (link === undefined) break
+        if (link.Name !== prefix) { next = link.Hash; break }
+        const sub = await fetchBlock(source, link.Hash, signal)
+        pathBlocks.push(sub)
+        shard = dagPb.decode(sub.bytes)
+      }
+    }
+    if (next === undefined) throw new NotFoundError(`${where} not found on this node`)
+    current = await fetchBlock(source, next, signal)
+    roots.push(next)
+  }
+  return { pathBlocks, roots, terminal: current }
+}
+
+/** The CIDs a block links to, in its codec's order. */
+function linksOf (block: Block): CID[] {
+  switch (block.cid.code) {
+    case dagPb.code: return dagPb.decode(block.bytes).Links.map((link) => link.Hash)
+    case dagCbor.code: return collectCids(dagCbor.decode(block.bytes))
+    case dagJson.code: return collectCids(dagJson.decode(block.bytes))
+    default: return []
+  }
+}
+
+function collectCids (value: unknown, found: CID[] = []): CID[] {
+  const asCid = CID.asCID(value)
+  if (asCid !== null) { found.push(asCid); return found }
+  if (Array.isArray(value)) for (const item of value) collectCids(item, found)
+  else if (value !== null && typeof value === 'object' && !(value instanceof Uint8Array)) for (const key of Object.keys(value).sort()) collectCids((value as Record<string, unknown>)[key], found)
+  return found
+}
+
+/** Yields blocks for `cids` in order, with up to READ_AHEAD reads in flight. */
+async function * inOrder (source: BlockGetter, cids: readonly CID[], signal?: AbortSignal): AsyncGenerator<Block> {
+  const pending: Array<Promise<Block>> = []
+  let next = 0
+  const fill = (): void => {
+    while (pending.length < READ_AHEAD && next < cids.length) {
+      const cid = cids[next++]
+      if (cid === undefined) break
+      const read = fetchBlock(source, cid, signal)
+      read.catch(() => {}) // awaited in turn below; one failing early must not go unhandled
+      pending.push(read)
+    }
+  }
+  fill()
+  while (pending.length > 0) {
+    const block = await (pending.shift() as Promise<Block>)
+    fill()
+    yield block
+  }
+}
+
+/** Absolute, inclusive byte bounds of `entity-bytes` over a file of `size` bytes (boxo's rules); null when nothing is asked. */
+function byteBounds (range: CarParams['range'], size: number): { first: number, last: number } | null {
+  const from = range === undefined ? 0 : range.from < 0 ? Math.max(size + range.from, 0) : range.from
+  const to = range?.to === null || range === undefined ? size - 1 : range.to < 0 ? size + range.to : Math.min(range.to, size - 1)
+  return to < from || from >= size ? null : { first: from, last: to }
+}
+
+/**
+ * The blocks of a CAR for a resolved path, depth-first: the blocks that
+ * verify the path, then the terminal entity per `dag-scope` (and
+ * `entity-bytes` for a file: only the blocks holding those bytes). Blocks
+ * are read as they are written: nothing beyond READ_AHEAD blocks is held.
+ */
+export async function * carBlocks (source: BlockGetter, resolved: ResolvedPath, params: CarParams, signal?: AbortSignal): AsyncGenerator<Block> {
+  const seen = new Set<string>()
+  /** Whether to write this block: every time with dups=y, else once. */
+  const fresh = (cid: CID): boolean => {
+    if (params.dups) return true
+    const key = cid.toString()
+    if (seen.has(key)) return false
+    seen.add(key)
+    return true
+  }
+  for (const block of resolved.pathBlocks) if (fresh(block.cid)) yield block
+  const terminal = resolved.terminal
+  if (fresh(terminal.cid)) yield terminal
+  if (params.scope === 'block') return
+
+  if (params.scope === 'all') {
+    yield * everything(source, terminal, fresh, signal)
+    return
+  }
+  // dag-scope=entity: a file's blocks (those for entity-bytes), a sharded directory's shards; anything else is its block.
+  if (terminal.cid.code !== dagPb.code) return
+  const node = dagPb.decode(terminal.bytes)
+  const data = decodeUnixFS(node)
+  if (data?.type === 'file' || data?.type === 'raw') {
+    const bounds = byteBounds(params.range, Number(data.fileSize()))
+    if (bounds === null) return
+    yield * fileBlocks(source, node, data, 0, bounds, fresh, signal)
+  } else if (data?.type === 'hamt-sharded-directory') {
+    const pad = (Number(data.fanout ?? 256n) - 1).toString(16).length
+    yield * shards(source, node, pad, fresh, signal)
+  }
+}
+
+async function * everything (source: BlockGetter, block: Block, fresh: (cid: CID) => boolean, signal?: AbortSignal): AsyncGenerator<Block> {
+  const children = linksOf(block)
+  for await (const child of inOrder(source, children, signal)) {
+    // With dups=n, a subtree met before was written whole the first time.
+    if (!fresh(child.cid)) continue
+    yield child
+    yield * everything(source, child, fresh, signal)
+  }
+}
+
+async function * shards (source: BlockGetter, node: dagPb.PBNode, pad: number, fresh: (cid: CID) => boolean, signal?: AbortSignal): AsyncGenerator<Block> {
+  const subShards = node.Links.filter((link) => link.Name?.length === pad).map((link) => link.Hash)
+  for await (const shard of inOrder(source, subShards, signal)) {
+    if (!fresh(shard.cid)) continue
+    yield shard
+    yield * shards(source, dagPb.decode(shard.bytes), pad, fresh, signal)
+  }
+}
+
+/** The children of a file node that hold bytes in `bounds` (the file's own offsets), depth-first. */
+async function * fileBlocks (source: BlockGetter, node: dagPb.PBNode, data: UnixFS, start: number, bounds: { first: number, last: number }, fresh: (cid: CID) => boolean, signal?: AbortSignal): AsyncGenerator<Block> {
+  let offset = start + (data.data?.byteLength ?? 0)
+  const wanted: Array<{ cid: CID, start: number }> = []
+  node.Links.forEach((link, i) => {
+    const size = Number(data.blockSizes[i] ?? 0n)
+    if (offset <= bounds.last && offset + size - 1 >= bounds.first) wanted.push({ cid: link.Hash, start: offset })
+    offset += size
+  })
+  let index = 0
+  for await (const child of inOrder(source, wanted.map((w) => w.cid), signal)) {
+    const childStart = wanted[index++]?.start ?? 0
+    // A repeated chunk is written once with dups=n, but its subtree may hold other bytes of the range: walk it anyway.
+    if (fresh(child.cid)) yield child
+    if (child.cid.code !== dagPb.code) continue
+    const childNode = dagPb.decode(child.bytes)
+    const childData = decodeUnixFS(childNode)
+    if (childData !== undefined && childNode.Links.length > 0) yield * fileBlocks(source, childNode, childData, childStart, bounds, fresh, signal)
+  }
+}
