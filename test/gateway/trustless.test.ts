@@ -49,6 +49,7 @@ for (const backend of appBackends()) describe.skipIf(!backend.available)(`trustl
   /** The avatar upload's root and its files' CIDs by path (`hero/avatar.fst`). */
   let hero: string
   let heroFiles: Map<string, string>
+  let tokenOfHero: string
   /** A wrapping directory holding big/data.bin (2.5 MiB) and site/index.html. */
   let tree: string
   let bigCid: string
@@ -58,6 +59,7 @@ for (const backend of appBackends()) describe.skipIf(!backend.available)(`trustl
     stopBackend = started.stop
     t = await startTestHeimdall(started.env)
     const { token } = await createIdentity(t.request)
+    tokenOfHero = token
     const bundle = await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', await avatarBundle(), 'hero.zip').expect(200)
     heroFiles = new Map((bundle.body as Array<{ Name: string, Hash: string }>).map((i) => [i.Name, i.Hash]))
     hero = heroFiles.get('hero') ?? ''
@@ -239,6 +241,14 @@ for (const backend of appBackends()) describe.skipIf(!backend.available)(`trustl
       expect(inline.headers['content-disposition']).toBe("inline; filename=\"h_ros.fst\"; filename*=UTF-8''h%C3%A9ros.fst")
       const attachment = await t.request.get(`/ipfs/${hero}/textures/skin.png?filename=a.png&download=true`).expect(200)
       expect(attachment.headers['content-disposition']).toMatch(/^attachment; filename="a\.png"/)
+    })
+
+    it('the upload\'s page links its CAR ("Download as CAR")', async () => {
+      const { id } = await t.heimdall.database.knex('uploads').where({ root_cid: hero }).first() as { id: string }
+      const token = tokenOfHero
+      const page = await t.request.get(`/uploads/${id}`).set('Authorization', `Bearer ${token}`).set('Accept', 'text/html').expect(200)
+      expect(page.text).toContain(`href="/ipfs/${hero}?format=car"`)
+      expect(page.text).toContain('Download as CAR')
     })
 
     it('a directory with an index.html is served as that page', async () => {
