@@ -36,12 +36,10 @@ describe('npm run import-car', () => {
   let dataDir: string
   let carFile: string
   let root: string
-  let blocks: Block[]
   beforeAll(async () => {
     dataDir = await makeDataDir()
     const built = await unixfsBlocks(FILES, { wrap: true })
     root = built.root.toString()
-    blocks = built.blocks
     carFile = join(dataDir, 'Migrated.car')
     await writeFile(carFile, await writeCar([built.root], built.blocks))
   })

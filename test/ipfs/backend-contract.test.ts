@@ -160,7 +160,8 @@ for (const factory of factories) {
       const data = randomBytes(300_000)
       const { root, blocks } = await unixfsBlocks([{ path: 'car.bin', data }, { path: 'small.json', data: '{}' }], { wrap: true })
       const lease = await backend.openLease()
-      await backend.putBlocks((async function * () { yield * blocks })(), { lease })
+      // As a CAR arrives: one block at a time, from an async source.
+      await backend.putBlocks(Readable.from(blocks), { lease })
       expect(Buffer.compare(await collect(backend.read(root, ['car.bin'])), data)).toBe(0)
       await backend.pin(root)
       await lease.release()
@@ -171,7 +172,7 @@ for (const factory of factories) {
       const refusal = new Error('block 2 does not match its CID')
       const other = await unixfsBlocks([{ path: 'other.bin', data: randomBytes(200_000) }], { wrap: true })
       const failing = await backend.openLease()
-      await expect(backend.putBlocks((async function * () { yield other.blocks[0] as Block; throw refusal })(), { lease: failing })).rejects.toBe(refusal)
+      await expect(backend.putBlocks((async function * () { yield await Promise.resolve(other.blocks[0] as Block); throw refusal })(), { lease: failing })).rejects.toBe(refusal)
       await failing.discard()
       await backend.gc()
       await expect(backend.stat(root)).rejects.toBeInstanceOf(NotFoundError)
