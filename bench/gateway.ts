@@ -22,8 +22,8 @@ import { peakRss } from './workers/peak-rss.ts'
 const MiB = 1024 * 1024
 const SECRET_KEY = 'bench-secret-key-bench-secret-key-0123'
 
-interface Target { name: string, url: string, tree?: () => number }
-export interface GatewayRow { target: string, bigDirReqs: number, bigDirP99: number, smallDirReqs: number, smallDirP99: number, fileMBps: number, listingP50: number, listingP99: number, notFoundP50: number, notFoundP99: number, treePeakRssMB: number | null }
+interface Target { name: string, url: string, server?: HeimdallProcess }
+export interface GatewayRow { target: string, bigDirReqs: number, bigDirP99: number, smallDirReqs: number, smallDirP99: number, fileMBps: number, listingP50: number, listingP99: number, notFoundP50: number, notFoundP99: number, treePeakRssMB: number | null, serverPeakRssMB: number | null }
 
 async function load (url: string, seconds: number): Promise<{ reqs: number, p99: number }> {
   const result = await autocannon({ url, connections: 32, duration: seconds })
@@ -119,8 +119,8 @@ export async function gatewayBench (work: string, options: { fileSize: number, s
     const unknown = `/ipfs/${CID.createV1(raw.code, await sha256.digest(randomBytes(32))).toString()}`
 
     const targets: Target[] = [
-      { name: 'Heimdall embedded', url: embedded.url, tree: () => treePeak(embedded) },
-      { name: 'Heimdall over Kubo', url: overKubo.url, tree: () => treePeak(overKubo) },
+      { name: 'Heimdall embedded', url: embedded.url, server: embedded },
+      { name: 'Heimdall over Kubo', url: overKubo.url, server: overKubo },
       { name: 'Kubo gateway', url: kubo.gatewayUrl }
     ]
     const rows: GatewayRow[] = []
@@ -131,7 +131,7 @@ export async function gatewayBench (work: string, options: { fileSize: number, s
       const fileMBps = Math.max(await download(u(paths.file), options.fileSize), await download(u(paths.file), options.fileSize))
       const [listingP50, listingP99] = await latencies(u(paths.bigListing), 200, 30)
       const [notFoundP50, notFoundP99] = await latencies(u(unknown), 404, 30)
-      const row = { target: target.name, bigDirReqs: bigDir.reqs, bigDirP99: bigDir.p99, smallDirReqs: smallDir.reqs, smallDirP99: smallDir.p99, fileMBps, listingP50, listingP99, notFoundP50, notFoundP99, treePeakRssMB: target.tree === undefined ? null : target.tree() / MiB }
+      const row = { target: target.name, bigDirReqs: bigDir.reqs, bigDirP99: bigDir.p99, smallDirReqs: smallDir.reqs, smallDirP99: smallDir.p99, fileMBps, listingP50, listingP99, notFoundP50, notFoundP99, treePeakRssMB: target.server === undefined ? null : treePeak(target.server) / MiB, serverPeakRssMB: target.server === undefined ? null : target.server.peakRss() / MiB }
       console.log(`  ${target.name}: ${row.bigDirReqs.toFixed(0)} req/s (2,000-entry dir), ${row.smallDirReqs.toFixed(0)} req/s (100-entry dir), ${row.fileMBps.toFixed(0)} MB/s, listing ${row.listingP50.toFixed(1)} ms, 404 ${row.notFoundP50.toFixed(1)} ms`)
       rows.push(row)
     }
@@ -155,5 +155,5 @@ function printGatewayTable (rows: GatewayRow[]): void {
   line('one large file: MB/s', (r) => `${r.fileMBps.toFixed(0)}${r === kubo ? '' : ratio(r.fileMBps, kubo?.fileMBps)}`)
   line('2,000-entry directory listing: p50 / p99', (r) => `${r.listingP50.toFixed(1)} / ${r.listingP99.toFixed(1)} ms`)
   line('unknown CID → 404: p50 / p99', (r) => `${r.notFoundP50.toFixed(1)} / ${r.notFoundP99.toFixed(1)} ms`)
-  line('peak RSS, Heimdall\'s process tree', (r) => (r.treePeakRssMB === null ? '—' : `${r.treePeakRssMB.toFixed(0)} MB`))
+  line('peak RSS under this load, Heimdall\'s process tree (the server alone)', (r) => (r.treePeakRssMB === null ? '—' : `${r.treePeakRssMB.toFixed(0)} MB (${r.serverPeakRssMB?.toFixed(0) ?? '?'} MB)`))
 }
