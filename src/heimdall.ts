@@ -6,7 +6,9 @@ import type { Config } from './config.ts'
 import { openDatabase, type Database } from './db/database.ts'
 import { IdentityRepository } from './db/identity-repository.ts'
 import { SessionRepository } from './db/session-repository.ts'
+import { PinIntentRepository } from './db/pin-intent-repository.ts'
 import { UploadRepository } from './db/upload-repository.ts'
+import { resolveInstanceId } from './instance-id.ts'
 import { BUILD_DIR, createApp } from './http/app.ts'
 import { CsrfProtection } from './http/csrf.ts'
 import { BrowserSessions } from './http/session.ts'
@@ -77,6 +79,8 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
   const collector = new GarbageCollector({ backend, logger, intervalSeconds: config.gcIntervalSeconds })
   const uploads = new UploadService({
     collector,
+    pinIntents: new PinIntentRepository(database.knex),
+    instanceId: await resolveInstanceId(dataDir),
     backend,
     uploads: new UploadRepository(database.knex),
     profile: config.cidProfile,
@@ -110,6 +114,8 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
     }
   })
 
+  // Before serving: pins that a crash left between "pin" and "record" are settled, then collected.
+  await uploads.settlePins({ startup: true })
   collector.start()
   return {
     app,

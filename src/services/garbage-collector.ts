@@ -24,11 +24,11 @@ export class GarbageCollector {
     this.#options = options
   }
 
-  /** Starts the schedule, with a first collection right away for what a crash left behind. */
+  /** A first collection right away, for what a crash left behind; then the schedule, if there is one. */
   start (): void {
+    this.request('start-up')
     const seconds = this.#options.intervalSeconds
     if (seconds <= 0) return
-    this.request('start-up')
     this.#timer = setInterval(() => { this.request('schedule') }, seconds * 1000)
     this.#timer.unref()
   }

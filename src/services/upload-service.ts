@@ -4,6 +4,7 @@ import { classify, extensionOf } from '../assets/asset-kinds.ts'
 import { inspectorFor, type FileInspector, type FileReport } from '../assets/file-inspectors.ts'
 import { checkReferences } from '../assets/references.ts'
 import type { Identity } from '../db/identity-repository.ts'
+import type { PinIntentRepository } from '../db/pin-intent-repository.ts'
 import type { Upload, UploadEntry, UploadRepository } from '../db/upload-repository.ts'
 import { CID } from 'multiformats/cid'
 import { BadRequestError, InsufficientStorageError, isOutOfSpace, NotFoundError, PayloadTooLargeError, UnprocessableContentError, UnsupportedMediaTypeError } from '../errors.ts'
@@ -64,6 +65,9 @@ export interface UploadServiceOptions {
   assetExtensions: ReadonlySet<string>
   bundleLimits: BundleLimits
   logger: Logger
+  /** The journal of pins being changed, and this instance's name in it. */
+  pinIntents: PinIntentRepository
+  instanceId: string
   /** Asked for a collection after a delete. */
   collector?: { request: (reason: string) => void }
 }
@@ -249,7 +253,7 @@ export class UploadService {
 
     const rootCid = root.cid.toString()
     const { kind, isAvatar, primaryPath } = classify([...fileSizes.keys()])
-    return this.#lock.run(rootCid, async () => {
+    return this.#lock.run(rootCid, async () => this.#journaled(rootCid, async () => {
       await backend.pin(root.cid)
       try {
         const { upload, created } = await uploads.insert({
@@ -270,7 +274,50 @@ export class UploadService {
         }
         throw err
       }
-    })
+    }))
+  }
+
+  /**
+   * Runs a change of `rootCid`'s pin between a journal row written before it
+   * and removed after it: if the process dies in between, `settlePins` finds
+   * the row and leaves the root pinned exactly when an upload references it.
+   */
+  async #journaled<T> (rootCid: string, work: () => Promise<T>): Promise<T> {
+    const { pinIntents, instanceId, logger } = this.#options
+    const intent = await pinIntents.add(rootCid, instanceId)
+    try {
+      return await work()
+    } finally {
+      // A row that cannot be removed now is settled later; it is never wrong to keep one.
+      await pinIntents.remove(intent).catch((err: unknown) => { logger.warn({ err, rootCid }, 'could not clear a pin journal row') })
+    }
+  }
+
+  /**
+   * Settles the pin journal rows of work that no process is doing any more
+   * (at start-up: all of this instance's; later: its own older than ten
+   * minutes, anyone's older than an hour): a root stays pinned if an upload
+   * references it, else it is unpinned and its blocks are collected.
+   */
+  async settlePins (options: { startup?: boolean } = {}): Promise<number> {
+    const { pinIntents, instanceId, uploads, backend, logger } = this.#options
+    const now = Date.now()
+    const intents = await pinIntents.unsettled(instanceId, new Date(options.startup === true ? now + 1000 : now - 10 * 60_000), new Date(now - 60 * 60_000))
+    let released = 0
+    for (const intent of intents) {
+      await this.#lock.run(intent.rootCid, async () => {
+        if (await uploads.countByRootCid(intent.rootCid) === 0) {
+          await backend.unpin(CID.parse(intent.rootCid))
+          released++
+        }
+        await pinIntents.remove(intent.id)
+      })
+    }
+    if (released > 0) {
+      logger.info({ released, settled: intents.length }, 'released the pins of uploads a crash interrupted')
+      this.#options.collector?.request('settled pins')
+    }
+    return released
   }
 
   /**
@@ -282,14 +329,14 @@ export class UploadService {
     const { backend, uploads, logger } = this.#options
     const upload = await uploads.findOwned(owner.id, uploadId)
     if (upload === undefined) throw new NotFoundError(`you have no upload ${uploadId}`)
-    await this.#lock.run(upload.rootCid, async () => {
+    await this.#lock.run(upload.rootCid, async () => this.#journaled(upload.rootCid, async () => {
       if (!(await uploads.deleteOwned(owner.id, uploadId))) throw new NotFoundError(`you have no upload ${uploadId}`)
       if (await uploads.countByRootCid(upload.rootCid) === 0) {
         // The record is gone either way; a pin that cannot be released now is logged, not returned as a failure.
         await backend.unpin(CID.parse(upload.rootCid)).catch((err: unknown) => { logger.error({ err, rootCid: upload.rootCid }, 'could not unpin a deleted upload') })
         this.#options.collector?.request('delete')
       }
-    })
+    }))
     return upload
   }
 

@@ -26,7 +26,7 @@ describe('npm run gc', () => {
     // Garbage as an interrupted upload leaves it: blocks imported and never pinned.
     const backend = await HeliaBackend.open(join(dataDir, 'ipfs'))
     const content = (await import('node:crypto')).randomBytes(3 * 1024 * 1024)
-    await backend.importTree([{ path: 'lost.bin', content: [content] }], { profile: 'unixfs-v1-2025' })
+    await backend.importTree([{ path: 'lost.bin', content: (async function * () { yield await Promise.resolve(content) })() }], { profile: 'unixfs-v1-2025' })
     await backend.close()
 
     expect(await gc(dataDir, '--dry-run')).toMatch(/^dry run \(the embedded repo\): would free [1-9]\d* blocks, 3\d{6} bytes/)

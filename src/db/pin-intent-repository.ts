@@ -1,0 +1,44 @@
+import type { Knex } from 'knex'
+
+export interface PinIntent {
+  id: number
+  rootCid: string
+  instance: string
+  createdAt: Date
+}
+
+interface PinIntentRow {
+  id: number
+  root_cid: string
+  instance: string
+  created_at: Date | string
+}
+
+/** The journal of pins being changed (see the pin_intents migration). */
+export class PinIntentRepository {
+  readonly #db: Knex
+
+  constructor (db: Knex) {
+    this.#db = db
+  }
+
+  async add (rootCid: string, instance: string): Promise<number> {
+    const [row] = await this.#db<PinIntentRow>('pin_intents').insert({ root_cid: rootCid, instance }).returning('id')
+    if (row === undefined) throw new Error('insert returned no row')
+    return typeof row === 'object' ? row.id : row
+  }
+
+  async remove (id: number): Promise<void> {
+    await this.#db('pin_intents').where({ id }).delete()
+  }
+
+  /** Rows of `instance` written before `ownBefore`, and anyone's written before `anyBefore`: work no live process is still doing. */
+  async unsettled (instance: string, ownBefore: Date, anyBefore: Date): Promise<PinIntent[]> {
+    const rows = await this.#db<PinIntentRow>('pin_intents')
+      .where((q) => { void q.where('instance', instance).andWhere('created_at', '<', ownBefore) })
+      .orWhere('created_at', '<', anyBefore)
+      .orderBy('id')
+      .limit(1000)
+    return rows.map((row) => ({ id: row.id, rootCid: row.root_cid, instance: row.instance, createdAt: new Date(row.created_at) }))
+  }
+}
