@@ -1,4 +1,5 @@
 import type { Knex } from 'knex'
+import type { AvatarReport } from '../assets/avatar-report.ts'
 
 export const UPLOAD_KINDS = ['avatar', 'model', 'texture', 'script', 'sound', 'bundle'] as const
 export type UploadKind = (typeof UPLOAD_KINDS)[number]
@@ -24,6 +25,8 @@ export interface NewUpload {
   primaryPath: string | null
   /** What the asset checks found that does not stop the upload from loading. */
   warnings: string[]
+  /** For an avatar: what Overte will see (skeleton, height, textures, blendshapes); else null. */
+  avatarReport?: AvatarReport | null
   entries: UploadEntry[]
 }
 
@@ -42,6 +45,7 @@ interface UploadRow {
   is_avatar: boolean
   primary_path: string | null
   warnings: string | string[]
+  avatar_report?: string | AvatarReport | null
   created_at: Date | string
 }
 
@@ -79,7 +83,8 @@ export class UploadRepository {
           size: upload.size,
           is_avatar: upload.isAvatar,
           primary_path: upload.primaryPath,
-          warnings: JSON.stringify(upload.warnings)
+          warnings: JSON.stringify(upload.warnings),
+          avatar_report: upload.avatarReport == null ? null : JSON.stringify(upload.avatarReport)
         })
         .onConflict(['identity_id', 'root_cid', 'name'])
         .ignore()
@@ -200,6 +205,7 @@ function toUpload (row: UploadRow, entries: UploadEntry[]): Upload {
     isAvatar: row.is_avatar,
     primaryPath: row.primary_path,
     warnings: typeof row.warnings === 'string' ? JSON.parse(row.warnings) as string[] : row.warnings,
+    avatarReport: typeof row.avatar_report === 'string' ? JSON.parse(row.avatar_report) as AvatarReport : row.avatar_report ?? null,
     createdAt: new Date(row.created_at),
     entries
   }

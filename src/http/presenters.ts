@@ -1,4 +1,5 @@
 import { extensionOf, isModel } from '../assets/asset-kinds.ts'
+import type { AvatarReport } from '../assets/avatar-report.ts'
 import type { Upload } from '../db/upload-repository.ts'
 import type { AddedItem, UploadOutcome } from '../services/upload-service.ts'
 
@@ -31,6 +32,8 @@ export interface PresentedUpload {
   files: PresentedFile[]
   /** A page showing the upload's model in 3D, when it has one a browser can load. */
   previewUrl: string | null
+  /** For an avatar: skeleton, height, textures and blendshapes, each checked against what Overte needs (`avatar` is already the flag). */
+  avatarReport: AvatarReport | null
 }
 
 /** The file to preview: an avatar's `.fst` (the preview follows it as Overte does), the primary model, else the first model in the upload. */
@@ -56,6 +59,7 @@ export function presentUpload (upload: Upload, gatewayUrl: string): PresentedUpl
     primaryUrl: upload.primaryPath === null ? null : gatewayLink(gatewayUrl, upload.rootCid, upload.primaryPath),
     warnings: upload.warnings,
     previewUrl: ((path) => path === null ? null : previewLink(upload.rootCid, path))(previewPath(upload)),
+    avatarReport: upload.avatarReport ?? null,
     files: upload.entries
       .filter((entry) => !entry.isDirectory)
       .map((entry) => ({ path: entry.path, cid: entry.cid, size: entry.size, url: gatewayLink(gatewayUrl, upload.rootCid, entry.path) }))
@@ -69,6 +73,8 @@ export interface AddedRootItem extends AddedItem {
   warnings: string[]
   /** This service's 3D preview page for the upload's model, when it has one. */
   preview: string | null
+  /** The avatar report, for an avatar; else null. */
+  avatar: AvatarReport | null
 }
 
 /**
@@ -84,6 +90,7 @@ export function presentAddedItems (outcome: UploadOutcome, gatewayUrl: string): 
         primary: upload.primaryPath === null ? null : gatewayLink(gatewayUrl, upload.rootCid, upload.primaryPath),
         kind: upload.kind,
         warnings: upload.warnings,
-        preview: ((path) => path === null ? null : previewLink(upload.rootCid, path))(previewPath(upload))
+        preview: ((path) => path === null ? null : previewLink(upload.rootCid, path))(previewPath(upload)),
+        avatar: upload.avatarReport ?? null
       })
 }

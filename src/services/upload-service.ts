@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import { classify, extensionOf } from '../assets/asset-kinds.ts'
 import { inspectorFor, type FileInspector, type FileReport } from '../assets/file-inspectors.ts'
 import { checkReferences } from '../assets/references.ts'
+import { buildAvatarReport } from '../assets/avatar-report.ts'
 import type { Identity } from '../db/identity-repository.ts'
 import type { PinIntentRepository } from '../db/pin-intent-repository.ts'
 import type { Upload, UploadEntry, UploadRepository } from '../db/upload-repository.ts'
@@ -265,6 +266,7 @@ export class UploadService {
           isAvatar,
           primaryPath,
           warnings,
+          avatarReport: isAvatar ? buildAvatarReport(primaryPath, reports, fileSizes) : null,
           entries: toEntries(nodes, fileSizes)
         })
         return { upload, created, items: toAddedItems(name.rootName, nodes) }

@@ -7,11 +7,12 @@ interface Item { Name: string, Hash: string, Size: string, primary?: string | nu
 
 let t: TestHeimdall
 let token: string
+let username: string
 let before: Awaited<ReturnType<typeof leftovers>>
 
 beforeAll(async () => {
   t = await startTestHeimdall({ ZIP_MAX_ENTRIES: '8', ZIP_MAX_UNCOMPRESSED_BYTES: String(3 * 1024 * 1024) })
-  token = (await createIdentity(t.request)).token
+  ;({ token, username } = await createIdentity(t.request))
 })
 afterAll(async () => { await t.close() })
 beforeEach(async () => { before = await leftovers(t) })
@@ -74,6 +75,33 @@ describe('bundles that load', () => {
     const mtl = Buffer.concat([Buffer.from('newmtl Terrain'), Buffer.from([0x64, 0xe6, 0x6b]), Buffer.from('\nKd 1 1 1\n')])
     const res = await upload(mtl, 'terrain.mtl').expect(200)
     expect((res.body as Item[]).at(-1)?.warnings).toEqual([expect.stringMatching(/^terrain\.mtl is not UTF-8: it was read as Windows-1252/)])
+  })
+})
+
+describe('the avatar report', () => {
+  it('is answered as `avatar` on upload, kept on the record (`avatarReport`), and shown on the detail page', async () => {
+    const zip = await makeZip([
+      { path: 'avatar.fst', data: blenderAvatar('avatar.fst') },
+      { path: 'avatar.fbx', data: blenderAvatar('avatar.fbx') },
+      { path: 'textures/skin.png', data: blenderAvatar('textures/skin.png') }
+    ])
+    const root = ((await upload(zip, 'reported.zip').expect(200)).body as Array<Item & { avatar: Record<string, unknown> }>).at(-1)
+    expect(root?.avatar).toMatchObject({ fst: 'avatar.fst', model: 'avatar.fbx', heightMetres: 1.8, triangles: 12, materials: 1, missingJoints: [], blendshapes: ['EyeBlink_L', 'EyeBlink_R', 'JawOpen'] })
+    expect(root?.avatar.textures).toEqual([{ path: 'textures/skin.png', embedded: false, bytes: blenderAvatar('textures/skin.png').length, width: 64, height: 64 }])
+    const list = await t.request.get('/uploads').set('Authorization', `Bearer ${token}`).expect(200)
+    const record = list.body.uploads.find((u: { name: string }) => u.name === 'reported') as { id: number, avatarReport: unknown }
+    expect(record.avatarReport).toEqual(root?.avatar)
+    const detail = await t.request.get(`/uploads/${record.id}`).set('Authorization', `Bearer ${token}`).expect(200)
+    expect(detail.body.avatarReport).toEqual(root?.avatar)
+    const browser = t.browser()
+    await browser.get(`/uploads?username=${username}&token=${token}`).set('Accept', 'text/html').expect(303)
+    const page = await browser.get(`/uploads/${record.id}`).set('Accept', 'text/html').expect(200)
+    expect(page.text).toContain('Avatar report')
+    expect(page.text).toContain('1.8 m tall')
+    expect(page.text).toContain('<code>Pelvis → Hips</code>')
+    expect(page.text).toMatch(/<td>skeleton<\/td><td><span class="badge status-pass">pass<\/span>/)
+    const gltf = ((await upload(await makeZip(gltfFiles), 'no-report.zip').expect(200)).body as Array<Item & { avatar: unknown }>).at(-1)
+    expect(gltf?.avatar).toBeNull()
   })
 })
 
