@@ -7,6 +7,7 @@ import { openDatabase, type Database } from './db/database.ts'
 import { IdentityRepository } from './db/identity-repository.ts'
 import { SessionRepository } from './db/session-repository.ts'
 import { PinIntentRepository } from './db/pin-intent-repository.ts'
+import { ThumbnailRepository } from './db/thumbnail-repository.ts'
 import { UploadRepository } from './db/upload-repository.ts'
 import { resolveInstanceId } from './instance-id.ts'
 import { BUILD_DIR, createApp } from './http/app.ts'
@@ -22,6 +23,7 @@ import { resolveSecretKey } from './secret-key.ts'
 import { IdentityService } from './services/identity-service.ts'
 import { SessionService } from './services/session-service.ts'
 import { UploadService } from './services/upload-service.ts'
+import { ThumbnailService } from './services/thumbnail-service.ts'
 import { importCarAsOperator, type CarImportReport } from './services/operator-car-import.ts'
 
 export interface Heimdall {
@@ -94,6 +96,7 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
     logger,
     identities,
     uploads,
+    thumbnails: new ThumbnailService(new ThumbnailRepository(database.knex)),
     backend,
     reader,
     sessions: new BrowserSessions(sessions),

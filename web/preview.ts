@@ -107,6 +107,26 @@ function fitCamera (camera: THREE.PerspectiveCamera, controls: OrbitControls, ob
   controls.update()
 }
 
+const THUMBNAIL_SIZE = 256
+
+/**
+ * Sends a square picture of what the canvas shows as the thumbnail of the
+ * viewer's uploads of this content (the server keeps the first one only).
+ */
+async function sendThumbnail (source: HTMLCanvasElement, url: string, csrf: string): Promise<string> {
+  const side = Math.min(source.width, source.height)
+  const square = document.createElement('canvas')
+  square.width = THUMBNAIL_SIZE
+  square.height = THUMBNAIL_SIZE
+  square.getContext('2d')?.drawImage(source, (source.width - side) / 2, (source.height - side) / 2, side, side, 0, 0, THUMBNAIL_SIZE, THUMBNAIL_SIZE)
+  const blob = await new Promise<Blob | null>((resolve) => { square.toBlob(resolve, 'image/webp', 0.8) })
+  if (blob === null) return 'failed'
+  const res = await fetch(url, { method: 'POST', body: blob, headers: { 'Content-Type': blob.type, 'X-CSRF-Token': csrf }, credentials: 'same-origin' })
+  if (!res.ok) return 'failed'
+  const { saved } = await res.json() as { saved: number }
+  return saved > 0 ? 'saved' : 'kept'
+}
+
 function say (box: HTMLElement | null, text: string): void {
   if (box === null) return
   box.textContent = text
@@ -154,6 +174,15 @@ async function start (): Promise<void> {
     }
     fitCamera(camera, controls, object)
     frame.dataset.state = 'loaded'
+    const thumbnailUrl = frame.dataset.thumbnailUrl
+    if (thumbnailUrl !== undefined) {
+      // Two frames after the camera moved, the canvas shows the fitted model.
+      requestAnimationFrame(() => requestAnimationFrame(() => {
+        sendThumbnail(canvas, thumbnailUrl, frame.dataset.csrf ?? '')
+          .then((outcome) => { frame.dataset.thumbnail = outcome })
+          .catch(() => { frame.dataset.thumbnail = 'failed' })
+      }))
+    }
   } catch (err) {
     frame.dataset.state = 'error'
     say(errorBox, `The model could not be loaded: ${err instanceof Error ? err.message : String(err)}`)

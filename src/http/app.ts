@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import type { IpfsBackend } from '../ipfs/ipfs-backend.ts'
 import type { ContentReader } from '../gateway/content-reader.ts'
 import type { IdentityService } from '../services/identity-service.ts'
+import type { ThumbnailService } from '../services/thumbnail-service.ts'
 import type { UploadService } from '../services/upload-service.ts'
 import { errorHandler, notFound } from './middleware/error-handler.ts'
 import { formatBytes } from './format.ts'
@@ -28,6 +29,8 @@ export interface AppDependencies {
   logger: Logger
   identities: IdentityService
   uploads: UploadService
+  /** Pictures of models and avatars rendered in their creators' browsers. */
+  thumbnails: ThumbnailService
   backend: IpfsBackend
   /** The gateway's read path (cached), over the same node. */
   reader: ContentReader
@@ -105,7 +108,7 @@ export function createApp (deps: AppDependencies): Express {
     assetExtensions: settings.assetExtensions,
     gatewayUrl: settings.gatewayUrl
   }))
-  app.use(uploadsRoutes({ identities: deps.identities, uploads: deps.uploads, sessions: deps.sessions, gatewayUrl: settings.gatewayUrl }))
+  app.use(uploadsRoutes({ identities: deps.identities, uploads: deps.uploads, sessions: deps.sessions, thumbnails: deps.thumbnails, gatewayUrl: settings.gatewayUrl }))
   app.use(previewRoutes({ gatewayUrl: settings.gatewayUrl }))
   app.use(healthRoutes(deps.readiness))
 

@@ -41,6 +41,7 @@ describe.skipIf(!available)('the preview loads what Overte loads (Chromium, WebG
   let base: string
   let browser: Browser
   let token: string
+  let username: string
 
   beforeAll(async () => {
     const port = await freePort()
@@ -48,7 +49,7 @@ describe.skipIf(!available)('the preview loads what Overte loads (Chromium, WebG
     t = await startTestHeimdall({ PUBLIC_URL: base, GATEWAY_URL: `${base}/ipfs/` })
     server = t.heimdall.app.listen(port, '127.0.0.1')
     await new Promise((resolve) => server.once('listening', resolve))
-    token = (await createIdentity(t.request)).token
+    ;({ token, username } = await createIdentity(t.request))
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--enable-unsafe-swiftshader', '--use-angle=swiftshader']
@@ -137,5 +138,31 @@ describe.skipIf(!available)('the preview loads what Overte loads (Chromium, WebG
     const shown = await preview(root.preview ?? '')
     expect(shown.state).toBe('empty')
     expect(shown.error).toMatch(/nothing to draw/)
+  }, 60_000)
+
+  it('the creator\'s browser renders the model\'s thumbnail once, kept with the record and shown in My uploads', async () => {
+    const root = await upload(await makeZip([
+      { path: 'avatar.fst', data: blenderAvatar('avatar.fst') },
+      { path: 'avatar.fbx', data: blenderAvatar('avatar.fbx') },
+      { path: 'textures/skin.png', data: blenderAvatar('textures/skin.png') }
+    ]), 'pictured.zip')
+    const context = await browser.newContext({ baseURL: base, viewport: { width: 800, height: 600 } })
+    try {
+      const page = await context.newPage()
+      await page.goto(`/uploads?username=${username}&token=${token}`)
+      const row = page.locator('tr', { hasText: 'pictured' })
+      const id = await row.getAttribute('data-upload-id')
+      const before = await context.request.get(`/uploads/${id}/thumbnail`)
+      expect(before.headers()['content-type']).toMatch(/^image\/svg\+xml/)
+      await page.goto(root.preview ?? '')
+      await expect.poll(async () => page.locator('[data-preview]').getAttribute('data-thumbnail'), { timeout: 30_000 }).toBe('saved')
+      const after = await context.request.get(`/uploads/${id}/thumbnail`)
+      expect(after.headers()['content-type']).toBe('image/webp')
+      await page.goto('/uploads')
+      const thumb = page.locator('tr', { hasText: 'pictured' }).locator('img.thumb')
+      await expect.poll(async () => thumb.evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth)).toBe(256)
+    } finally {
+      await context.close()
+    }
   }, 60_000)
 })

@@ -16,7 +16,9 @@ export function previewRoutes (deps: { gatewayUrl: string }): Router {
     const path = params.path.filter((s) => s !== '').join('/')
     // An avatar is previewed through its .fst, as Overte loads it: texdir and scale applied.
     if (!isModel(path) && extensionOf(path) !== 'fst') throw new BadRequestError('only FBX, glTF/GLB/VRM and OBJ files, and avatars (.fst), can be previewed')
-    res.render('preview', { title: `Preview of ${path}`, modelUrl: gatewayLink(deps.gatewayUrl, cid.toString(), path), path, cid: cid.toString() })
+    // A signed-in viewer's browser sends the picture it rendered as the thumbnail of their uploads of this content.
+    const thumbnailUrl = res.locals.viewer === null || res.locals.viewer === undefined ? null : `/uploads/thumbnails/${cid.toString()}`
+    res.render('preview', { title: `Preview of ${path}`, modelUrl: gatewayLink(deps.gatewayUrl, cid.toString(), path), path, cid: cid.toString(), thumbnailUrl })
   })
   return router
 }

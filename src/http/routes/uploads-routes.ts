@@ -1,12 +1,15 @@
-import { Router, type Request, type Response } from 'express'
+import express, { Router, type Request, type Response } from 'express'
+import { extensionOf } from '../../assets/asset-kinds.ts'
 import type { Identity } from '../../db/identity-repository.ts'
 import { HeimdallError, NotFoundError, UnauthorizedError } from '../../errors.ts'
 import type { IdentityService } from '../../services/identity-service.ts'
 import type { UploadService } from '../../services/upload-service.ts'
+import { MAX_THUMBNAIL_BYTES, type ThumbnailService } from '../../services/thumbnail-service.ts'
+import { parseCid } from '../cid-param.ts'
 import { credentialsFrom } from '../credentials.ts'
 import { wantsHtml } from '../negotiate.ts'
 import { map, streamJsonList } from '../json-stream.ts'
-import { presentUpload } from '../presenters.ts'
+import { gatewayLink, presentUpload } from '../presenters.ts'
 import type { BrowserSessions } from '../session.ts'
 import { sessionIdentity } from '../session-identity.ts'
 
@@ -14,8 +17,16 @@ export interface UploadsRoutesDeps {
   identities: IdentityService
   uploads: UploadService
   sessions: BrowserSessions
+  thumbnails: ThumbnailService
   gatewayUrl: string
 }
+
+/** Textures a browser shows itself: their thumbnail is the file, sized by the page. */
+const BROWSER_IMAGES = new Set(['png', 'jpg', 'jpeg', 'webp'])
+
+/** Shown until a model or avatar has its picture, and for what has none. */
+const NEUTRAL_ICON = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64"><rect width="64" height="64" rx="8" fill="#1d2230"/>' +
+  '<path d="M32 12 50 22v20L32 52 14 42V22z" fill="none" stroke="#8a93a6" stroke-width="3" stroke-linejoin="round"/><path d="M14 22l18 10 18-10M32 32v20" fill="none" stroke="#8a93a6" stroke-width="3"/></svg>'
 
 const PAGE_SIZE = 50
 const MAX_JSON_LIMIT = 1000
@@ -123,6 +134,28 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
     res.setHeader('Cache-Control', 'no-store')
     if (wantsHtml(req)) { res.render('upload-detail', { title: upload.name, upload }); return }
     res.json(upload)
+  })
+
+  // The picture of an upload: the one its creator's browser rendered, the texture itself, or a neutral icon.
+  router.get('/uploads/:id/thumbnail', async (req, res) => {
+    const owner = await requireOwner(req)
+    const upload = await deps.uploads.get(owner, uploadId(req))
+    res.setHeader('Cache-Control', 'private, no-cache')
+    const stored = await deps.thumbnails.find(owner, upload.id)
+    if (stored !== undefined) { res.type(stored.mediaType).send(stored.image); return }
+    if (upload.kind === 'texture' && upload.primaryPath !== null && BROWSER_IMAGES.has(extensionOf(upload.primaryPath))) {
+      res.redirect(302, gatewayLink(deps.gatewayUrl, upload.rootCid, upload.primaryPath))
+      return
+    }
+    res.type('image/svg+xml').send(NEUTRAL_ICON)
+  })
+
+  // The preview page sends the picture it rendered, once, for the owner's uploads of that content.
+  router.post('/uploads/thumbnails/:cid', express.raw({ type: ['image/png', 'image/webp', 'image/jpeg'], limit: MAX_THUMBNAIL_BYTES }), async (req, res) => {
+    const owner = await requireOwner(req)
+    const cid = parseCid(req.params.cid).toString()
+    const saved = await deps.thumbnails.save(owner, cid, Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0))
+    res.status(saved > 0 ? 201 : 200).json({ saved })
   })
 
   // The confirmation a browser sees before deleting: it works without JavaScript.
