@@ -102,6 +102,21 @@ describe('ASCII FBX text', () => {
     expect(warnings).toEqual([])
   })
 
+  it('decodes a name on the file\'s last line (no final newline) the same way as the others', () => {
+    const fbx = '; FBX 7.5.0 project file\nObjects:  {\n\tTexture: 2, "Texture::skin", "" {\n\t\tRelativeFilename: "textures\\über.png"'
+    expect(check({ 'a.fst': 'filename = a.fbx\ntexdir = textures\n', 'a.fbx': fbx, 'textures/über.png': skin }, 1000).warnings).toEqual([])
+  })
+
+  it('counts an ASCII FBX\'s embedded Video Content (assimp\'s embedded_ascii models) as present', () => {
+    const fbx = asciiFbx('skin.png').replace('Objects:  {', [
+      'Objects:  {', '\tVideo: 1, "Video::skin", "Clip" {', '\t\tRelativeFilename: "textures\\skin.png"',
+      `\t\tContent: ,`, `\t\t\t"${skin.toString('base64').slice(0, 60)}",`, `\t\t\t"${skin.toString('base64').slice(60)}"`, '\t}'
+    ].join('\n'))
+    const { warnings, reports } = check({ 'a.fbx': fbx }, 7)
+    expect(warnings).toEqual([])
+    expect(reports[0]?.fbx?.embedded).toEqual([{ name: 'textures\\skin.png', bytes: expect.any(Number) as unknown }])
+  })
+
   it('accepts a UTF-8 BOM before the ASCII FBX header', () => {
     const { warnings } = check({ 'a.fbx': Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(asciiFbx('skin.png'))]), 'skin.png': skin }, 2)
     expect(warnings).toEqual([])
