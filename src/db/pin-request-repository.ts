@@ -1,0 +1,166 @@
+import type { Knex } from 'knex'
+import { isUniqueViolation } from './database.ts'
+
+export const PIN_STATUSES = ['queued', 'pinning', 'pinned', 'failed'] as const
+export type PinStatus = (typeof PIN_STATUSES)[number]
+/** Statuses whose request still holds (or will hold) its content: such a request keeps the root pinned. */
+export const HOLDING_STATUSES: readonly PinStatus[] = ['queued', 'pinning', 'pinned']
+export const TEXT_MATCHES = ['exact', 'iexact', 'partial', 'ipartial'] as const
+export type TextMatch = (typeof TEXT_MATCHES)[number]
+
+export interface NewPinRequest {
+  requestId: string
+  identityId: number
+  /** As the client sent it. */
+  cid: string
+  /** Normalized: what pins and uploads compare. */
+  rootCid: string
+  name: string | null
+  origins: string[]
+  meta: Record<string, string>
+}
+
+export interface PinRequest extends NewPinRequest {
+  id: number
+  status: PinStatus
+  statusDetails: string | null
+  created: Date
+}
+
+export interface PinRequestFilter {
+  rootCids?: string[]
+  name?: { value: string, match: TextMatch }
+  statuses: PinStatus[]
+  /** RFC 3339 timestamps, compared by PostgreSQL at its own precision. */
+  before?: string
+  after?: string
+  meta?: Record<string, string>
+}
+
+interface PinRequestRow {
+  id: number
+  request_id: string
+  identity_id: number
+  cid: string
+  root_cid: string
+  name: string | null
+  origins: string | string[]
+  meta: string | Record<string, string>
+  status: PinStatus
+  status_details: string | null
+  created: Date | string
+}
+
+const parsed = <T>(value: string | T): T => (typeof value === 'string' ? JSON.parse(value) as T : value)
+
+const toPinRequest = (row: PinRequestRow): PinRequest => ({
+  id: row.id,
+  requestId: row.request_id,
+  identityId: row.identity_id,
+  cid: row.cid,
+  rootCid: row.root_cid,
+  name: row.name,
+  origins: parsed(row.origins),
+  meta: parsed(row.meta),
+  status: row.status,
+  statusDetails: row.status_details,
+  created: new Date(row.created)
+})
+
+/** `%`, `_` and `\` matched as themselves in LIKE. */
+const likeEscaped = (text: string): string => text.replace(/[\\%_]/g, (c) => `\\${c}`)
+
+/** The Pinning Service API's pin requests (see the pin_requests migration). */
+export class PinRequestRepository {
+  readonly #db: Knex
+
+  constructor (db: Knex) {
+    this.#db = db
+  }
+
+  /**
+   * Inserts a request `queued`, its `created` the clock's millisecond or one
+   * past the owner's newest, whichever is later: unique per owner, so
+   * `before` pages without skipping or repeating. Two inserts racing for one
+   * millisecond meet the unique index; the loser takes the next.
+   */
+  async insert (request: NewPinRequest): Promise<PinRequest> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const { rows } = await this.#db.raw<{ rows: PinRequestRow[] }>(`
+          insert into pin_requests (request_id, identity_id, cid, root_cid, name, origins, meta, status, created)
+          values (?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, 'queued', greatest(
+            date_trunc('milliseconds', clock_timestamp()),
+            (select max(created) + interval '1 millisecond' from pin_requests where identity_id = ?)))
+          returning *`, [request.requestId, request.identityId, request.cid, request.rootCid, request.name, JSON.stringify(request.origins), JSON.stringify(request.meta), request.identityId])
+        const [row] = rows
+        if (row === undefined) throw new Error('insert returned no row')
+        return toPinRequest(row)
+      } catch (err) {
+        if (!isUniqueViolation(err) || attempt >= 20) throw err
+      }
+    }
+  }
+
+  async findOwned (identityId: number, requestId: string): Promise<PinRequest | undefined> {
+    const row = await this.#db<PinRequestRow>('pin_requests').where({ identity_id: identityId, request_id: requestId }).first()
+    return row === undefined ? undefined : toPinRequest(row)
+  }
+
+  async findByRequestId (requestId: string): Promise<PinRequest | undefined> {
+    const row = await this.#db<PinRequestRow>('pin_requests').where({ request_id: requestId }).first()
+    return row === undefined ? undefined : toPinRequest(row)
+  }
+
+  /** Moves a request on, only from one of `from`: a request deleted or settled meanwhile is left alone (false). */
+  async setStatus (requestId: string, from: readonly PinStatus[], status: PinStatus, details: string | null = null): Promise<boolean> {
+    const changed = await this.#db('pin_requests')
+      .where({ request_id: requestId })
+      .whereIn('status', from)
+      .update({ status, status_details: details, updated_at: this.#db.fn.now() })
+    return changed > 0
+  }
+
+  async deleteOwned (identityId: number, requestId: string): Promise<boolean> {
+    return (await this.#db('pin_requests').where({ identity_id: identityId, request_id: requestId }).delete()) > 0
+  }
+
+  /** The owner's requests matching `filter`, newest first, and how many match in all. */
+  async list (identityId: number, filter: PinRequestFilter, limit: number): Promise<{ results: PinRequest[], count: number }> {
+    const [rows, counted] = await Promise.all([
+      this.#filtered(identityId, filter).orderBy('created', 'desc').limit(limit),
+      this.#filtered(identityId, filter).count<Array<{ count: string | number }>>({ count: '*' })
+    ])
+    return { results: rows.map(toPinRequest), count: Number(counted[0]?.count ?? 0) }
+  }
+
+  /** How many requests, of anyone, hold `rootCid` (queued, pinning or pinned). Content is unpinned only when this and the uploads are at zero. */
+  async countHolding (rootCid: string): Promise<number> {
+    const result = await this.#db('pin_requests').where({ root_cid: rootCid }).whereIn('status', HOLDING_STATUSES).count<Array<{ count: string | number }>>({ count: '*' })
+    return Number(result[0]?.count ?? 0)
+  }
+
+  /** Requests not yet settled (queued or pinning), oldest first: the work a start resumes. */
+  async pending (): Promise<PinRequest[]> {
+    const rows = await this.#db<PinRequestRow>('pin_requests').whereIn('status', ['queued', 'pinning']).orderBy('created')
+    return rows.map(toPinRequest)
+  }
+
+  #filtered (identityId: number, filter: PinRequestFilter): Knex.QueryBuilder<PinRequestRow, PinRequestRow[]> {
+    const query = this.#db<PinRequestRow>('pin_requests').where({ identity_id: identityId }).whereIn('status', filter.statuses)
+    if (filter.rootCids !== undefined) query.whereIn('root_cid', filter.rootCids)
+    if (filter.before !== undefined) query.whereRaw('created < ?::timestamptz', [filter.before])
+    if (filter.after !== undefined) query.whereRaw('created > ?::timestamptz', [filter.after])
+    if (filter.meta !== undefined && Object.keys(filter.meta).length > 0) query.whereRaw('meta @> ?::jsonb', [JSON.stringify(filter.meta)])
+    if (filter.name !== undefined) {
+      const { value, match } = filter.name
+      switch (match) {
+        case 'exact': query.where('name', value); break
+        case 'iexact': query.whereRaw('lower(name) = lower(?)', [value]); break
+        case 'partial': query.whereLike('name', `%${likeEscaped(value)}%`); break
+        case 'ipartial': query.whereILike('name', `%${likeEscaped(value)}%`); break
+      }
+    }
+    return query
+  }
+}
