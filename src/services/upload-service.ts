@@ -71,6 +71,8 @@ export interface UploadServiceOptions {
   instanceId: string
   /** Asked for a collection after a delete. */
   collector?: { request: (reason: string) => void }
+  /** What else keeps roots pinned (the Pinning Service API's requests): a root is unpinned only when this and the uploads count zero. */
+  otherReferences?: { countHolding: (rootCid: string) => Promise<number> }
 }
 
 const MAX_NAME_LENGTH = 255
@@ -271,7 +273,7 @@ export class UploadService {
         })
         return { upload, created, items: toAddedItems(name.rootName, nodes) }
       } catch (err) {
-        if (await uploads.countByRootCid(rootCid).catch(() => 1) === 0) {
+        if (await this.#referenced(rootCid).catch(() => 1) === 0) {
           await backend.unpin(root.cid).catch((unpinErr: unknown) => { this.#options.logger.error({ err: unpinErr, rootCid }, 'could not release the pin of a failed upload') })
         }
         throw err
@@ -295,6 +297,32 @@ export class UploadService {
     }
   }
 
+  /** How many uploads and other holders (pin requests) reference `rootCid`. */
+  async #referenced (rootCid: string): Promise<number> {
+    const [uploads, others] = await Promise.all([
+      this.#options.uploads.countByRootCid(rootCid),
+      this.#options.otherReferences?.countHolding(rootCid) ?? 0
+    ])
+    return uploads + others
+  }
+
+  /**
+   * Runs `work`, a change of `rootCid`'s pin made outside an upload (a pin
+   * request), under the same per-root lock and pin journal as uploads: a
+   * crash in the middle is settled at the next start like an upload's.
+   */
+  async changePin<T> (rootCid: string, work: () => Promise<T>): Promise<T> {
+    return this.#lock.run(rootCid, async () => this.#journaled(rootCid, work))
+  }
+
+  /** Inside `changePin`: unpins `rootCid` when no upload and no other holder references it any more; true when it did. */
+  async releaseIfUnreferenced (rootCid: string): Promise<boolean> {
+    if (await this.#referenced(rootCid) !== 0) return false
+    await this.#options.backend.unpin(CID.parse(rootCid))
+    this.#options.collector?.request('pin request removed')
+    return true
+  }
+
   /**
    * Settles the pin journal rows of work that no process is doing any more
    * (at start-up: all of this instance's; later: its own older than ten
@@ -302,13 +330,13 @@ export class UploadService {
    * references it, else it is unpinned and its blocks are collected.
    */
   async settlePins (options: { startup?: boolean } = {}): Promise<number> {
-    const { pinIntents, instanceId, uploads, backend, logger } = this.#options
+    const { pinIntents, instanceId, backend, logger } = this.#options
     const now = Date.now()
     const intents = await pinIntents.unsettled(instanceId, new Date(options.startup === true ? now + 1000 : now - 10 * 60_000), new Date(now - 60 * 60_000))
     let released = 0
     for (const intent of intents) {
       await this.#lock.run(intent.rootCid, async () => {
-        if (await uploads.countByRootCid(intent.rootCid) === 0) {
+        if (await this.#referenced(intent.rootCid) === 0) {
           await backend.unpin(CID.parse(intent.rootCid))
           released++
         }
@@ -333,7 +361,7 @@ export class UploadService {
     if (upload === undefined) throw new NotFoundError(`you have no upload ${uploadId}`)
     await this.#lock.run(upload.rootCid, async () => this.#journaled(upload.rootCid, async () => {
       if (!(await uploads.deleteOwned(owner.id, uploadId))) throw new NotFoundError(`you have no upload ${uploadId}`)
-      if (await uploads.countByRootCid(upload.rootCid) === 0) {
+      if (await this.#referenced(upload.rootCid) === 0) {
         // The record is gone either way; a pin that cannot be released now is logged, not returned as a failure.
         await backend.unpin(CID.parse(upload.rootCid)).catch((err: unknown) => { logger.error({ err, rootCid: upload.rootCid }, 'could not unpin a deleted upload') })
         this.#options.collector?.request('delete')
