@@ -41,6 +41,7 @@ const envSchema = z.object({
   ),
   GC_INTERVAL_SECONDS: integer(0, 365 * 24 * 3600).default(3600),
   MIN_FREE_BYTES: integer(0, Number.MAX_SAFE_INTEGER).default(256 * 1024 ** 2),
+  PSA_FETCH_TIMEOUT_SECONDS: integer(1, 30 * 24 * 3600).default(600),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
 }).superRefine((env, ctx) => {
   if (env.IPFS_GATEWAY_URL !== undefined && env.IPFS_API_URL === undefined) {
@@ -76,6 +77,8 @@ export interface Config {
   gcIntervalSeconds: number
   /** Below this many free bytes under DATA_DIR (or the embedded node's blocks), /readyz answers 503. */
   minFreeBytes: number
+  /** How long a Pinning Service API request waits for content this node does not hold before it fails. */
+  psaFetchTimeoutSeconds: number
 }
 
 export class ConfigError extends Error {
@@ -125,6 +128,7 @@ export function loadConfig (env: Env): Config {
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
     logLevel: e.LOG_LEVEL,
     gcIntervalSeconds: e.GC_INTERVAL_SECONDS,
-    minFreeBytes: e.MIN_FREE_BYTES
+    minFreeBytes: e.MIN_FREE_BYTES,
+    psaFetchTimeoutSeconds: e.PSA_FETCH_TIMEOUT_SECONDS
   }
 }

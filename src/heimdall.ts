@@ -7,6 +7,7 @@ import { openDatabase, type Database } from './db/database.ts'
 import { IdentityRepository } from './db/identity-repository.ts'
 import { SessionRepository } from './db/session-repository.ts'
 import { PinIntentRepository } from './db/pin-intent-repository.ts'
+import { PinRequestRepository } from './db/pin-request-repository.ts'
 import { ThumbnailRepository } from './db/thumbnail-repository.ts'
 import { UploadRepository } from './db/upload-repository.ts'
 import { resolveInstanceId } from './instance-id.ts'
@@ -23,6 +24,8 @@ import { resolveSecretKey } from './secret-key.ts'
 import { IdentityService } from './services/identity-service.ts'
 import { SessionService } from './services/session-service.ts'
 import { UploadService } from './services/upload-service.ts'
+import { PinRequestService } from './services/pin-request-service.ts'
+import { delegateAddresses, resolvePeerIdentity } from './ipfs/peer-identity.ts'
 import { ThumbnailService } from './services/thumbnail-service.ts'
 import { importCarAsOperator, type CarImportReport } from './services/operator-car-import.ts'
 
@@ -79,8 +82,10 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
   const identities = new IdentityService(new IdentityRepository(database.knex))
   const sessions = new SessionService(new SessionRepository(database.knex))
   const collector = new GarbageCollector({ backend, logger, intervalSeconds: config.gcIntervalSeconds })
+  const pinRequestRepository = new PinRequestRepository(database.knex)
   const uploads = new UploadService({
     collector,
+    otherReferences: pinRequestRepository,
     pinIntents: new PinIntentRepository(database.knex),
     instanceId: await resolveInstanceId(dataDir),
     backend,
@@ -91,11 +96,22 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
     logger
   })
   const ipfs = backend
+  const pinRequests = new PinRequestService({
+    requests: pinRequestRepository,
+    pins: uploads,
+    backend,
+    logger,
+    fetchTimeoutSeconds: config.psaFetchTimeoutSeconds,
+    maxBytes: config.maxUploadBytes
+  })
+  const peer = await resolvePeerIdentity(dataDir)
   const reader = openContentReader(backend, { cacheBytes: config.gatewayCacheBytes, ipfsGatewayUrl: config.ipfsGatewayUrl })
   const app = createApp({
     logger,
     identities,
     uploads,
+    pinRequests,
+    delegates: delegateAddresses(config.publicUrl, peer.peerId),
     thumbnails: new ThumbnailService(new ThumbnailRepository(database.knex)),
     backend,
     reader,
@@ -119,6 +135,7 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
 
   // Before serving: pins that a crash left between "pin" and "record" are settled, then collected.
   await uploads.settlePins({ startup: true })
+  await pinRequests.resume()
   collector.start()
   return {
     app,
@@ -128,6 +145,7 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
     tmpDir,
     importCar: async (source, options) => importCarAsOperator({ uploads, identities: new IdentityRepository(database.knex) }, source, options),
     close: async () => {
+      await pinRequests.close()
       await collector.close()
       await ipfs.close()
       await database.close()

@@ -6,6 +6,7 @@ import type { ContentReader } from '../gateway/content-reader.ts'
 import type { IdentityService } from '../services/identity-service.ts'
 import type { ThumbnailService } from '../services/thumbnail-service.ts'
 import type { UploadService } from '../services/upload-service.ts'
+import type { PinRequestService } from '../services/pin-request-service.ts'
 import { errorHandler, notFound } from './middleware/error-handler.ts'
 import { formatBytes } from './format.ts'
 import { pageCsp } from './page-csp.ts'
@@ -15,6 +16,7 @@ import { healthRoutes, type ReadinessCheck } from './routes/health-routes.ts'
 import { identityRoutes } from './routes/identity-routes.ts'
 import { pluginRoutes } from './routes/plugin-routes.ts'
 import { previewRoutes } from './routes/preview-routes.ts'
+import { psaRoutes } from './routes/psa-routes.ts'
 import { siteRoutes } from './routes/site-routes.ts'
 import { uploadRoutes } from './routes/upload-routes.ts'
 import { uploadsRoutes } from './routes/uploads-routes.ts'
@@ -31,6 +33,10 @@ export interface AppDependencies {
   uploads: UploadService
   /** Pictures of models and avatars rendered in their creators' browsers. */
   thumbnails: ThumbnailService
+  /** The Pinning Service API's pin requests (/psa). */
+  pinRequests: PinRequestService
+  /** Our multiaddrs ending in /p2p/<peer id>: the Pinning Service API's `delegates`. */
+  delegates: readonly string[]
   backend: IpfsBackend
   /** The gateway's read path (cached), over the same node. */
   reader: ContentReader
@@ -88,6 +94,8 @@ export function createApp (deps: AppDependencies): Express {
   app.use('/static', express.static(BUILD_DIR, { maxAge: '365d', immutable: true, index: false, fallthrough: true }))
   // The gateway answers anyone's content: before cookies, sessions and body parsers, so none of them touches it.
   app.use(gatewayRoutes({ backend: deps.backend, reader: deps.reader }))
+  // The Pinning Service API: bearer tokens only (no cookies, no CSRF), its own JSON limit and error shape.
+  app.use('/psa', psaRoutes({ identities: deps.identities, pinRequests: deps.pinRequests, delegates: deps.delegates, logger: deps.logger }))
   app.use(express.urlencoded({ extended: false, limit: '16kb' }))
   app.use(express.json({ limit: '16kb' }))
   app.use(deps.csrf.issue())

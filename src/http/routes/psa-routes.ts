@@ -1,0 +1,216 @@
+import express, { Router, type ErrorRequestHandler, type Request } from 'express'
+import { CID } from 'multiformats/cid'
+import type { Logger } from 'pino'
+import { z } from 'zod'
+import type { Identity } from '../../db/identity-repository.ts'
+import { PIN_STATUSES, TEXT_MATCHES, type PinRequest, type PinRequestFilter } from '../../db/pin-request-repository.ts'
+import { BadRequestError, HeimdallError, NotFoundError, UnauthorizedError } from '../../errors.ts'
+import type { IdentityService } from '../../services/identity-service.ts'
+import type { PinInput, PinRequestService } from '../../services/pin-request-service.ts'
+import { isDatabaseUnavailable } from '../middleware/error-handler.ts'
+
+export interface PsaRoutesDeps {
+  identities: IdentityService
+  pinRequests: PinRequestService
+  /** Our multiaddrs, each ending in /p2p/<our peer id>: PinStatus.delegates. */
+  delegates: readonly string[]
+  logger: Logger
+}
+
+const MAX_NAME = 255
+const MAX_META_KEYS = 1000
+const MAX_CIDS = 10
+
+const cidText = z.string().min(1).max(256)
+/** Pin.meta and the `meta` filter: string values, at most 1000 keys (the spec's maxProperties). */
+const meta = z.record(z.string().max(MAX_NAME), z.string().max(4096))
+  .refine((m) => Object.keys(m).length <= MAX_META_KEYS, { message: `at most ${MAX_META_KEYS} keys` })
+
+/** The spec's Pin object. */
+const pinBody = z.object({
+  cid: cidText,
+  name: z.string().max(MAX_NAME).nullish(),
+  origins: z.array(z.string().regex(/^\//, 'must be a multiaddr').max(1024)).max(20).optional(),
+  meta: meta.optional()
+})
+
+const RFC3339 = z.iso.datetime({ offset: true })
+
+/** One query value: `?x=a` only; `?x=a&x=b` is refused for single-valued parameters. */
+function single (req: Request, key: string): string | undefined {
+  const value = (req.query as Record<string, unknown>)[key]
+  if (value === undefined) return undefined
+  if (typeof value !== 'string') throw new BadRequestError(`"${key}" takes one value`)
+  return value
+}
+
+/** A list: `?x=a&x=b` as the spec writes it, or `?x=a,b` as Kubo's client sends it. */
+function list (req: Request, key: string): string[] | undefined {
+  const value = (req.query as Record<string, unknown>)[key]
+  if (value === undefined) return undefined
+  const values = Array.isArray(value) ? value : [value]
+  if (!values.every((v) => typeof v === 'string')) throw new BadRequestError(`"${key}" is malformed`)
+  return values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '')
+}
+
+function parseCid (text: string): CID {
+  try {
+    return CID.parse(text)
+  } catch {
+    throw new BadRequestError(`"${text.slice(0, 100)}" is not a CID`)
+  }
+}
+
+function invalid (what: string, error: z.ZodError): BadRequestError {
+  return new BadRequestError(`${what}: ${error.issues.map((i) => `${i.path.join('.') || 'value'} ${i.message}`).join('; ')}`)
+}
+
+function parseFilter (req: Request): { filter: PinRequestFilter, limit: number } {
+  const filter: PinRequestFilter = { statuses: ['pinned'] }
+  const cids = list(req, 'cid')
+  if (cids !== undefined && cids.length > 0) {
+    if (cids.length > MAX_CIDS) throw new BadRequestError(`"cid" takes at most ${MAX_CIDS} CIDs`)
+    filter.rootCids = cids.map((c) => parseCid(c).toString())
+  }
+  const statuses = list(req, 'status')
+  if (statuses !== undefined && statuses.length > 0) {
+    const unknown = statuses.filter((s) => !(PIN_STATUSES as readonly string[]).includes(s))
+    if (unknown.length > 0) throw new BadRequestError(`"status" must be among ${PIN_STATUSES.join(', ')}; got ${unknown.join(', ').slice(0, 100)}`)
+    filter.statuses = [...new Set(statuses)] as PinRequestFilter['statuses']
+  }
+  const name = single(req, 'name')
+  const match = single(req, 'match') ?? 'exact'
+  if (!(TEXT_MATCHES as readonly string[]).includes(match)) throw new BadRequestError(`"match" must be one of ${TEXT_MATCHES.join(', ')}`)
+  if (name !== undefined) {
+    if (name.length > MAX_NAME) throw new BadRequestError(`"name" is at most ${MAX_NAME} characters`)
+    filter.name = { value: name, match: match as (typeof TEXT_MATCHES)[number] }
+  }
+  for (const key of ['before', 'after'] as const) {
+    const value = single(req, key)
+    if (value === undefined) continue
+    if (!RFC3339.safeParse(value).success) throw new BadRequestError(`"${key}" must be an RFC 3339 date-time, e.g. 2026-11-25T12:00:00Z`)
+    filter[key] = value
+  }
+  const metaText = single(req, 'meta')
+  if (metaText !== undefined) {
+    let parsed: unknown
+    try { parsed = JSON.parse(metaText) } catch { throw new BadRequestError('"meta" must be a JSON object of strings') }
+    const checked = meta.safeParse(parsed)
+    if (!checked.success) throw invalid('"meta"', checked.error)
+    filter.meta = checked.data
+  }
+  const limitText = single(req, 'limit') ?? '10'
+  const limit = /^\d{1,4}$/.test(limitText) ? Number(limitText) : Number.NaN
+  if (!(limit >= 1 && limit <= 1000)) throw new BadRequestError('"limit" must be an integer from 1 to 1000')
+  return { filter, limit }
+}
+
+function parsePin (body: unknown): PinInput {
+  const checked = pinBody.safeParse(body)
+  if (!checked.success) throw invalid('the pin', checked.error)
+  const { cid, name, origins, meta: pinMeta } = checked.data
+  return { cid: parseCid(cid), cidText: cid, name: name ?? null, origins: [...new Set(origins ?? [])], meta: pinMeta ?? {} }
+}
+
+/** The spec's `reason` for each of our errors. */
+function reasonOf (err: HeimdallError): string {
+  switch (err.status) {
+    case 400: return 'BAD_REQUEST'
+    case 401: return 'UNAUTHORIZED'
+    case 404: return 'NOT_FOUND'
+    case 413: return 'PAYLOAD_TOO_LARGE'
+    case 503: return 'SERVICE_UNAVAILABLE'
+    case 507: return 'INSUFFICIENT_STORAGE'
+    default: return err.code.replace(/^ERR_/, '')
+  }
+}
+
+/**
+ * The IPFS Pinning Service API v1.0.0 (ipfs/pinning-services-api-spec),
+ * mounted at /psa: the endpoint `ipfs pin remote service add` is given is
+ * `<PUBLIC_URL>/psa`. Only `Authorization: Bearer <token>` authenticates (no
+ * cookies, so no CSRF), and every error is the spec's
+ * `{"error":{"reason","details"}}`.
+ */
+export function psaRoutes (deps: PsaRoutesDeps): Router {
+  const router = Router()
+  router.use(express.json({ limit: '1mb' }))
+
+  async function caller (req: Request): Promise<Identity> {
+    const token = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1]
+    if (token === undefined) throw new UnauthorizedError('send Authorization: Bearer <your Heimdall token>')
+    return deps.identities.authenticate(undefined, token)
+  }
+
+  const present = (request: PinRequest): Record<string, unknown> => ({
+    requestid: request.requestId,
+    status: request.status,
+    created: request.created.toISOString(),
+    pin: {
+      cid: request.cid,
+      ...(request.name !== null ? { name: request.name } : {}),
+      ...(request.origins.length > 0 ? { origins: request.origins } : {}),
+      ...(Object.keys(request.meta).length > 0 ? { meta: request.meta } : {})
+    },
+    delegates: deps.delegates,
+    info: request.statusDetails !== null ? { status_details: request.statusDetails } : {}
+  })
+
+  const requestId = (req: Request): string => {
+    const id = (req.params as { requestid: string }).requestid
+    if (!/^[0-9a-f-]{36}$/.test(id)) throw new NotFoundError(`no pin request ${id.slice(0, 64)}`)
+    return id
+  }
+
+  router.get('/pins', async (req, res) => {
+    const owner = await caller(req)
+    const { filter, limit } = parseFilter(req)
+    const { results, count } = await deps.pinRequests.list(owner, filter, limit)
+    res.setHeader('Cache-Control', 'no-store')
+    res.json({ count, results: results.map(present) })
+  })
+
+  router.post('/pins', async (req, res) => {
+    const owner = await caller(req)
+    res.status(202).json(present(await deps.pinRequests.add(owner, parsePin(req.body))))
+  })
+
+  router.get('/pins/:requestid', async (req, res) => {
+    const owner = await caller(req)
+    res.setHeader('Cache-Control', 'no-store')
+    res.json(present(await deps.pinRequests.get(owner, requestId(req))))
+  })
+
+  router.post('/pins/:requestid', async (req, res) => {
+    const owner = await caller(req)
+    const id = requestId(req)
+    res.status(202).json(present(await deps.pinRequests.replace(owner, id, parsePin(req.body))))
+  })
+
+  router.delete('/pins/:requestid', async (req, res) => {
+    const owner = await caller(req)
+    await deps.pinRequests.remove(owner, requestId(req))
+    res.status(202).end()
+  })
+
+  router.use((req, _res, next) => { next(new NotFoundError(`no Pinning Service API route ${req.method} /psa${req.path}`)) })
+
+  const errors: ErrorRequestHandler = (err: unknown, req, res, next) => {
+    if (res.headersSent) { next(err); return }
+    let known: HeimdallError | undefined = err instanceof HeimdallError ? err : undefined
+    if (known === undefined && typeof err === 'object' && err !== null && 'status' in err) {
+      // body-parser's: malformed JSON, a body too large, a charset it cannot read.
+      const status = Number(err.status)
+      if (status === 413) known = new HeimdallError('the request body is too large', 'ERR_PAYLOAD_TOO_LARGE', 413)
+      else if (status >= 400 && status < 500) known = new BadRequestError('the request body is not JSON it can read')
+    }
+    if (known === undefined && isDatabaseUnavailable(err)) known = new HeimdallError('the database cannot be reached; try again later', 'ERR_SERVICE_UNAVAILABLE', 503)
+    if (known === undefined) deps.logger.error({ err, reqId: req.id }, 'unhandled error in the Pinning Service API')
+    else if (known.status >= 500) deps.logger.warn({ err, reqId: req.id }, known.message)
+    const status = known?.status ?? 500
+    if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer')
+    res.status(status).json({ error: { reason: known === undefined ? 'INTERNAL_SERVER_ERROR' : reasonOf(known), details: known?.message ?? 'internal error' } })
+  }
+  router.use(errors)
+  return router
+}

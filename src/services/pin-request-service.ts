@@ -1,0 +1,205 @@
+import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Logger } from 'pino'
+import { CID } from 'multiformats/cid'
+import type { Identity } from '../db/identity-repository.ts'
+import type { PinRequest, PinRequestFilter, PinRequestRepository, PinStatus } from '../db/pin-request-repository.ts'
+import { isOutOfSpace, NotFoundError, ServiceUnavailableError } from '../errors.ts'
+import type { IpfsBackend } from '../ipfs/ipfs-backend.ts'
+import { inspectLocalDag } from '../ipfs/local-dag.ts'
+import type { UploadService } from './upload-service.ts'
+
+/** A pin as the client asked for it, already validated. */
+export interface PinInput {
+  cid: CID
+  /** The CID as the client wrote it, answered back in `pin.cid`. */
+  cidText: string
+  name: string | null
+  origins: string[]
+  meta: Record<string, string>
+}
+
+export interface PinRequestServiceOptions {
+  requests: PinRequestRepository
+  /** The pin journal and per-root lock that uploads use, and what decides whether a root is still referenced. */
+  pins: Pick<UploadService, 'changePin' | 'releaseIfUnreferenced'>
+  backend: IpfsBackend
+  logger: Logger
+  /** How long content this node does not hold is waited for before the request fails. */
+  fetchTimeoutSeconds: number
+  /** The largest DAG pinned, in block bytes: the maximum upload size. */
+  maxBytes: number
+}
+
+const PENDING: readonly PinStatus[] = ['queued', 'pinning']
+
+/**
+ * Pin requests of the Pinning Service API. Content this node already holds
+ * is pinned at once, through the uploads' pin journal. Content it does not
+ * hold is waited for (it may arrive by upload or CAR import) until the fetch
+ * timeout, then the request fails: neither backend fetches from the IPFS
+ * network for a pin request yet (the embedded node has no networking; over
+ * Kubo, Heimdall pins only what Kubo holds), so nothing fetched bypasses the
+ * content checks an upload passes.
+ */
+export class PinRequestService {
+  readonly #options: PinRequestServiceOptions
+  /** Requests being waited for, by requestid. */
+  readonly #waiting = new Map<string, { controller: AbortController, done: Promise<void> }>()
+  #closed = false
+
+  constructor (options: PinRequestServiceOptions) {
+    this.#options = options
+  }
+
+  get #pollMs (): number {
+    return Math.max(200, Math.min(5000, this.#options.fetchTimeoutSeconds * 1000 / 10))
+  }
+
+  /** Why content this node lacks cannot be had, said in `info.status_details`. */
+  get #cannotFetch (): string {
+    return this.#options.backend.kind === 'kubo'
+      ? 'Heimdall does not ask Kubo to fetch pin requests from the IPFS network yet: it pins only content Kubo already holds (upload it, or import a CAR)'
+      : 'this node has no IPFS networking yet, so it pins only content it already holds (upload it, or import a CAR)'
+  }
+
+  /** Records the request; content already held is pinned before this returns, anything else is waited for. */
+  async add (owner: Identity, pin: PinInput): Promise<PinRequest> {
+    const request = await this.#options.requests.insert({
+      requestId: randomUUID(),
+      identityId: owner.id,
+      cid: pin.cidText,
+      rootCid: pin.cid.toString(),
+      name: pin.name,
+      origins: pin.origins,
+      meta: pin.meta
+    })
+    if (await this.#attempt(request) === 'waiting') this.#wait(request)
+    return this.#current(request)
+  }
+
+  async get (owner: Identity, requestId: string): Promise<PinRequest> {
+    const request = await this.#options.requests.findOwned(owner.id, requestId)
+    if (request === undefined) throw new NotFoundError(`you have no pin request ${requestId}`)
+    return request
+  }
+
+  async list (owner: Identity, filter: PinRequestFilter, limit: number): Promise<{ results: PinRequest[], count: number }> {
+    return this.#options.requests.list(owner.id, filter, limit)
+  }
+
+  /**
+   * Replaces a request with a new one (a new requestid; the old one is gone):
+   * the new content is pinned before the old is released, so blocks both
+   * share are never unpinned in between.
+   */
+  async replace (owner: Identity, requestId: string, pin: PinInput): Promise<PinRequest> {
+    await this.get(owner, requestId)
+    const replacement = await this.add(owner, pin)
+    await this.remove(owner, requestId)
+    return replacement
+  }
+
+  /** Deletes a request; its root is unpinned only when no upload and no other request references it. */
+  async remove (owner: Identity, requestId: string): Promise<void> {
+    const request = await this.get(owner, requestId)
+    this.#waiting.get(requestId)?.controller.abort()
+    await this.#options.pins.changePin(request.rootCid, async () => {
+      if (!(await this.#options.requests.deleteOwned(owner.id, requestId))) throw new NotFoundError(`you have no pin request ${requestId}`)
+      await this.#options.pins.releaseIfUnreferenced(request.rootCid)
+    })
+  }
+
+  /** At start: queued and pinning requests left by the last run are taken up again, their deadlines counted from `created`. */
+  async resume (): Promise<number> {
+    const pending = await this.#options.requests.pending()
+    for (const request of pending) this.#wait(request)
+    if (pending.length > 0) this.#options.logger.info({ requests: pending.length }, 'resumed pending pin requests')
+    return pending.length
+  }
+
+  /** Stops waiting (the requests stay queued or pinning, for the next start to resume). */
+  async close (): Promise<void> {
+    this.#closed = true
+    for (const { controller } of this.#waiting.values()) controller.abort()
+    await Promise.all([...this.#waiting.values()].map(async ({ done }) => done))
+  }
+
+  async #current (request: PinRequest): Promise<PinRequest> {
+    return (await this.#options.requests.findByRequestId(request.requestId)) ?? request
+  }
+
+  /** One look for the content: pinned, failed, or still waiting for it. */
+  async #attempt (request: PinRequest, signal?: AbortSignal): Promise<'settled' | 'waiting'> {
+    const { backend, requests, maxBytes, pins } = this.#options
+    const root = CID.parse(request.rootCid)
+    try {
+      const dag = await inspectLocalDag(backend, root, maxBytes, signal)
+      switch (dag.state) {
+        case 'missing':
+          return 'waiting'
+        case 'too-large':
+          await this.#fail(request, `content refused: the DAG is larger than the maximum upload size (${maxBytes} bytes)`)
+          return 'settled'
+        case 'unsupported':
+          await this.#fail(request, `content refused: only UnixFS content (dag-pb and raw blocks) is pinned here, and ${dag.cid.toString()} is neither`)
+          return 'settled'
+        case 'complete':
+          await pins.changePin(request.rootCid, async () => {
+            // Deleted (or failed) meanwhile: its removal already settled the root under this same lock.
+            const current = await requests.findByRequestId(request.requestId)
+            if (current === undefined || !PENDING.includes(current.status)) return
+            await backend.pin(root, { signal })
+            await requests.setStatus(request.requestId, PENDING, 'pinned')
+          })
+          return 'settled'
+      }
+    } catch (err) {
+      if (signal?.aborted === true) return 'waiting'
+      if (err instanceof ServiceUnavailableError) {
+        this.#options.logger.warn({ err, requestId: request.requestId }, 'the IPFS node cannot be reached; the pin request waits')
+        return 'waiting'
+      }
+      this.#options.logger.error({ err, requestId: request.requestId }, 'a pin request could not be pinned')
+      await this.#fail(request, isOutOfSpace(err) ? 'the server is out of storage space' : 'the IPFS node could not pin it')
+      return 'settled'
+    }
+  }
+
+  /** Fails a pending request with its reason, releasing the root if it was pinned for it alone. */
+  async #fail (request: PinRequest, reason: string): Promise<void> {
+    await this.#options.pins.changePin(request.rootCid, async () => {
+      if (await this.#options.requests.setStatus(request.requestId, PENDING, 'failed', reason)) {
+        await this.#options.pins.releaseIfUnreferenced(request.rootCid)
+      }
+    })
+  }
+
+  /** Waits in the background for content not held yet: `pinning` until it is here (pinned) or the timeout passes (failed). */
+  #wait (request: PinRequest): void {
+    if (this.#closed || this.#waiting.has(request.requestId)) return
+    const controller = new AbortController()
+    const done = this.#follow(request, controller.signal)
+      .catch((err: unknown) => { if (!controller.signal.aborted) this.#options.logger.error({ err, requestId: request.requestId }, 'a pending pin request stopped') })
+      .finally(() => { this.#waiting.delete(request.requestId) })
+    this.#waiting.set(request.requestId, { controller, done })
+  }
+
+  async #follow (request: PinRequest, signal: AbortSignal): Promise<void> {
+    const { requests, fetchTimeoutSeconds } = this.#options
+    const deadline = request.created.getTime() + fetchTimeoutSeconds * 1000
+    await requests.setStatus(request.requestId, PENDING, 'pinning',
+      `not on this node yet: waiting until ${new Date(deadline).toISOString()}; ${this.#cannotFetch}`)
+    for (let first = true; ; first = false) {
+      if (!first) await sleep(this.#pollMs, undefined, { signal })
+      const current = await requests.findByRequestId(request.requestId)
+      if (current === undefined || !PENDING.includes(current.status)) return
+      if (await this.#attempt(current, signal) === 'settled') return
+      signal.throwIfAborted()
+      if (Date.now() >= deadline) {
+        await this.#fail(current, `not found in time: this node did not get ${current.rootCid} within ${fetchTimeoutSeconds} s; ${this.#cannotFetch}`)
+        return
+      }
+    }
+  }
+}
