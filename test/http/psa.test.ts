@@ -1,0 +1,289 @@
+import { stat } from 'node:fs/promises'
+import { createServer } from 'node:http'
+import supertest from 'supertest'
+import { join } from 'node:path'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { appBackends } from '../support/backends.ts'
+import { fixture } from '../support/fixtures.ts'
+import { createIdentity, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
+import { createScratchDatabase } from '../support/postgres-server.ts'
+
+/** A scratch database on the suite's PostgreSQL (the embedded engine has tests of its own), dropped afterwards. */
+async function scratchDatabase (): Promise<{ env: Record<string, string>, drop: () => Promise<void> }> {
+  const scratch = await createScratchDatabase(inject('postgresUrl'))
+  return { env: { DATABASE_URL: scratch.url }, drop: scratch.drop }
+}
+
+/** A CID no node has: the sha256 of bytes made up here. */
+async function unknownCid (): Promise<string> {
+  return CID.create(1, raw.code, await sha256.digest(crypto.getRandomValues(new Uint8Array(32)))).toString()
+}
+
+const PEER_DELEGATE = /^\/(dns|ip4|ip6)\/[^/]+\/tcp\/\d+\/p2p\/12D3KooW[1-9A-HJ-NP-Za-km-z]{44}$/
+
+for (const backend of appBackends()) {
+  describe.skipIf(!backend.available)(`the Pinning Service API, over ${backend.name}`, () => {
+    let t: TestHeimdall
+    let stopBackend: () => Promise<void>
+    let dropDatabase: () => Promise<void>
+    beforeAll(async () => {
+      const started = await backend.start()
+      stopBackend = started.stop
+      const db = await scratchDatabase()
+      dropDatabase = db.drop
+      t = await startTestHeimdall({ ...started.env, ...db.env, PSA_FETCH_TIMEOUT_SECONDS: '2' })
+    })
+    afterAll(async () => { await t.close(); await stopBackend(); await dropDatabase() })
+
+    const upload = async (token: string, data: Buffer, name: string): Promise<string> => {
+      const res = await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', data, name).expect(200)
+      return (res.body as Array<{ Hash: string }>).at(-1)?.Hash ?? ''
+    }
+    const pinned = async (cid: string): Promise<boolean> => t.heimdall.backend.isPinned(CID.parse(cid))
+    // The spec's answers; a failure answers `error` instead.
+    interface Failure { error: { reason: string, details: string } }
+    interface PinStatusAnswer extends Failure { requestid: string, status: string, created: string, pin: { cid: string, name?: string, meta?: Record<string, string> }, delegates: string[], info: { status_details?: string } }
+    interface PinResultsAnswer extends Failure { count: number, results: PinStatusAnswer[] }
+    const psa = (token: string) => ({
+      add: async (pin: Record<string, unknown>, status = 202) => (await t.request.post('/psa/pins').set('Authorization', `Bearer ${token}`).send(pin).expect(status)).body as PinStatusAnswer,
+      get: async (id: string, status = 200) => (await t.request.get(`/psa/pins/${id}`).set('Authorization', `Bearer ${token}`).expect(status)).body as PinStatusAnswer,
+      ls: async (query: string, status = 200) => (await t.request.get(`/psa/pins?${query}`).set('Authorization', `Bearer ${token}`).expect(status)).body as PinResultsAnswer,
+      rm: async (id: string, status = 202) => { await t.request.delete(`/psa/pins/${id}`).set('Authorization', `Bearer ${token}`).expect(status) },
+      replace: async (id: string, pin: Record<string, unknown>, status = 202) => (await t.request.post(`/psa/pins/${id}`).set('Authorization', `Bearer ${token}`).send(pin).expect(status)).body as PinStatusAnswer
+    })
+    const waitFor = async (check: () => Promise<boolean>, ms = 10_000): Promise<void> => {
+      const deadline = Date.now() + ms
+      while (!(await check())) {
+        if (Date.now() > deadline) throw new Error('timed out')
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+    }
+
+    it('401 in the spec\'s error shape without a token, with a bad one, or with a token only in the body', async () => {
+      for (const res of [
+        await t.request.get('/psa/pins'),
+        await t.request.get('/psa/pins').set('Authorization', 'Bearer not-a-token'),
+        await t.request.post('/psa/pins').send({ cid: await unknownCid(), token: 'x' })
+      ]) {
+        expect(res.status).toBe(401)
+        expect(res.body).toEqual({ error: { reason: 'UNAUTHORIZED', details: expect.any(String) } })
+      }
+    })
+
+    it('pins content it holds at once, through the pin journal; a delete unpins only what nothing else references', async () => {
+      const alice = await createIdentity(t.request)
+      const bob = await createIdentity(t.request)
+      const root = await upload(alice.token, fixture('glb/BoxTextured.glb'), 'box.glb')
+      const status = await psa(bob.token).add({ cid: root, name: 'box', meta: { app: 'test' } })
+      expect(status).toMatchObject({ status: 'pinned', pin: { cid: root, name: 'box', meta: { app: 'test' } }, info: {} })
+      expect(status.requestid).toMatch(/^[0-9a-f-]{36}$/)
+      expect(new Date(status.created).toISOString()).toBe(status.created)
+      expect(status.delegates.length).toBeGreaterThanOrEqual(1)
+      for (const d of status.delegates) expect(d).toMatch(PEER_DELEGATE)
+      expect(await psa(bob.token).get(status.requestid)).toEqual(status)
+      // Not someone else's to see or delete.
+      expect((await psa(alice.token).get(status.requestid, 404)).error.reason).toBe('NOT_FOUND')
+      await psa(alice.token).rm(status.requestid, 404)
+
+      // Alice's upload of the same root and Bob's request each keep it pinned.
+      const id = (await t.request.get('/uploads').set('Authorization', `Bearer ${alice.token}`).expect(200)).body.uploads[0].id as number
+      await t.request.delete(`/uploads/${id}`).set('Authorization', `Bearer ${alice.token}`).expect(204)
+      expect(await pinned(root)).toBe(true)
+      const second = await psa(bob.token).add({ cid: root })
+      await psa(bob.token).rm(status.requestid)
+      await psa(bob.token).get(status.requestid, 404)
+      expect(await pinned(root)).toBe(true)
+      await psa(bob.token).rm(second.requestid)
+      expect(await pinned(root)).toBe(false)
+      const [journal] = await t.heimdall.database.knex('pin_intents').count<Array<{ n: string | number }>>({ n: '*' })
+      expect(Number(journal?.n)).toBe(0)
+    })
+
+    it('content it does not hold: queued or pinning, then failed after the timeout with the reason', async () => {
+      const carol = await createIdentity(t.request)
+      const cid = await unknownCid()
+      const status = await psa(carol.token).add({ cid, name: 'nowhere' })
+      expect(['queued', 'pinning']).toContain(status.status)
+      await waitFor(async () => (await psa(carol.token).get(status.requestid)).status === 'failed')
+      const failed = await psa(carol.token).get(status.requestid)
+      expect(failed.info.status_details).toMatch(/^not found in time: .* within 2 s; /)
+      expect(failed.info.status_details).toContain(backend.name.startsWith('Kubo') ? 'Kubo' : 'no IPFS networking')
+      expect(await pinned(cid)).toBe(false)
+      // Listed under `failed`, not under the default `pinned`.
+      expect((await psa(carol.token).ls('')).count).toBe(0)
+      expect((await psa(carol.token).ls('status=failed')).results.map((r: { requestid: string }) => r.requestid)).toEqual([status.requestid])
+    })
+
+    it('a pending request is pinned when its content arrives by upload', async () => {
+      const dave = await createIdentity(t.request)
+      const root = await upload(dave.token, fixture('glb/BoxTextured.glb'), 'again.glb')
+      const id = (await t.request.get('/uploads').set('Authorization', `Bearer ${dave.token}`).expect(200)).body.uploads[0].id as number
+      await t.request.delete(`/uploads/${id}`).set('Authorization', `Bearer ${dave.token}`).expect(204)
+      await t.heimdall.collector.run()
+      const status = await psa(dave.token).add({ cid: root })
+      expect(['queued', 'pinning']).toContain(status.status)
+      await upload(dave.token, fixture('glb/BoxTextured.glb'), 'again.glb')
+      await waitFor(async () => (await psa(dave.token).get(status.requestid)).status === 'pinned', 1900)
+    })
+
+    it('pages with `before` over 16 requests without a duplicate; count is the total of the query', async () => {
+      const erin = await createIdentity(t.request)
+      const root = await upload(erin.token, fixture('glb/BoxTextured.glb'), 'paged.glb')
+      const made = await Promise.all(Array.from({ length: 16 }, async (_, i) => psa(erin.token).add({ cid: root, name: `page-${i}` })))
+      expect(new Set(made.map((m): string => m.created)).size).toBe(16)
+      const seen: string[] = []
+      let query = 'limit=5'
+      for (;;) {
+        const page = await psa(erin.token).ls(query)
+        seen.push(...page.results.map((r: { requestid: string }) => r.requestid))
+        const createds = page.results.map((r: { created: string }) => r.created)
+        expect(createds).toEqual([...createds].sort().reverse())
+        if (page.count === page.results.length) break
+        query = `limit=5&before=${encodeURIComponent(createds.at(-1) ?? '')}`
+      }
+      expect(seen.length).toBe(16)
+      expect(new Set(seen)).toEqual(new Set(made.map((m): string => m.requestid)))
+      const newest = await psa(erin.token).ls('limit=1')
+      expect(newest.count).toBe(16)
+      expect(newest.results[0]?.created).toBe(made.map((m): string => m.created).sort().reverse()[0])
+      const after = await psa(erin.token).ls(`after=${encodeURIComponent(newest.results[0]?.created ?? '')}`)
+      expect(after.count).toBe(0)
+    })
+
+    it('filters by name in every match mode, by cid, by status and by meta', async () => {
+      const fay = await createIdentity(t.request)
+      const root = await upload(fay.token, fixture('glb/BoxTextured.glb'), 'named.glb')
+      const p = psa(fay.token)
+      const names = ['Avatar.fst', 'avatar.fst', 'My Avatar 50%', 'other']
+      for (const name of names) await p.add({ cid: root, name, meta: { kind: name === 'other' ? 'x' : 'avatar', owner: 'fay' } })
+      const namesOf = async (query: string): Promise<string[]> => ((await p.ls(query)).results as Array<{ pin: { name: string } }>).map((r) => r.pin.name).sort()
+      expect(await namesOf('name=Avatar.fst')).toEqual(['Avatar.fst'])
+      expect(await namesOf('name=Avatar.fst&match=exact')).toEqual(['Avatar.fst'])
+      expect(await namesOf('name=AVATAR.FST&match=iexact')).toEqual(['Avatar.fst', 'avatar.fst'])
+      expect(await namesOf('name=vatar&match=partial')).toEqual(['Avatar.fst', 'My Avatar 50%', 'avatar.fst'])
+      expect(await namesOf('name=Avatar&match=partial')).toEqual(['Avatar.fst', 'My Avatar 50%'])
+      expect(await namesOf('name=AVATAR&match=ipartial')).toEqual(['Avatar.fst', 'My Avatar 50%', 'avatar.fst'])
+      expect(await namesOf(`name=${encodeURIComponent('50%')}&match=partial`)).toEqual(['My Avatar 50%'])
+      expect(await namesOf(`name=${encodeURIComponent('_')}&match=ipartial`)).toEqual([])
+      expect(await namesOf(`meta=${encodeURIComponent(JSON.stringify({ kind: 'x' }))}`)).toEqual(['other'])
+      expect(await namesOf(`meta=${encodeURIComponent(JSON.stringify({ kind: 'avatar', owner: 'fay' }))}`)).toHaveLength(3)
+      expect(await namesOf(`meta=${encodeURIComponent(JSON.stringify({ kind: 'none' }))}`)).toEqual([])
+      // `cid` as the spec writes lists and as Kubo's client sends them; another encoding of the same CID matches.
+      const other = await unknownCid()
+      expect((await p.ls(`cid=${root}&cid=${other}`)).count).toBe(4)
+      expect((await p.ls(`cid=${root},${other}`)).count).toBe(4)
+      expect((await p.ls(`cid=${CID.parse(root).toString((await import('multiformats/bases/base36')).base36)}`)).count).toBe(4)
+      expect((await p.ls('status=queued,pinning')).count).toBe(0)
+      expect((await p.ls('status=pinned&status=failed&limit=1000')).count).toBe(4)
+    })
+
+    it('replace answers a new requestid and the old one is gone; the new content is pinned before the old is released', async () => {
+      const gus = await createIdentity(t.request)
+      const first = await upload(gus.token, fixture('glb/BoxTextured.glb'), 'first.glb')
+      const secondRoot = await upload(gus.token, fixture('glb/BoxTextured.glb'), 'second.glb')
+      const p = psa(gus.token)
+      const original = await p.add({ cid: first, name: 'v1' })
+      const replaced = await p.replace(original.requestid, { cid: secondRoot, name: 'v2' })
+      expect(replaced.requestid).not.toBe(original.requestid)
+      expect(replaced).toMatchObject({ status: 'pinned', pin: { cid: secondRoot, name: 'v2' } })
+      await p.get(original.requestid, 404)
+      await p.replace(original.requestid, { cid: secondRoot }, 404)
+      expect((await p.ls('')).results.map((r: { requestid: string }) => r.requestid)).toEqual([replaced.requestid])
+    })
+
+    it('hostile input is a 400 in the spec\'s error shape, never a 5xx, and records nothing', async () => {
+      const hal = await createIdentity(t.request)
+      const p = psa(hal.token)
+      const cid = await unknownCid()
+      const bad: Array<() => Promise<{ status: number, body: unknown }>> = [
+        async () => t.request.post('/psa/pins').set('Authorization', `Bearer ${hal.token}`).send({ cid: 'not-a-cid' }),
+        async () => t.request.post('/psa/pins').set('Authorization', `Bearer ${hal.token}`).send({ cid: `${cid}x` }),
+        async () => t.request.post('/psa/pins').set('Authorization', `Bearer ${hal.token}`).send({ cid, name: 'n'.repeat(256) }),
+        async () => t.request.post('/psa/pins').set('Authorization', `Bearer ${hal.token}`).send({ cid, meta: Object.fromEntries(Array.from({ length: 1001 }, (_, i) => [`k${i}`, 'v'])) }),
+        async () => t.request.post('/psa/pins').set('Authorization', `Bearer ${hal.token}`).send({ cid, meta: { k: 1 } }),
+        async () => t.request.post('/psa/pins').set('Authorization', `Bearer ${hal.token}`).send({ cid, origins: 'nope' }),
+        async () => t.request.post('/psa/pins').set('Authorization', `Bearer ${hal.token}`).send({}),
+        async () => t.request.post('/psa/pins').set('Authorization', `Bearer ${hal.token}`).type('json').send('{"cid":'),
+        async () => t.request.post('/psa/pins').set('Authorization', `Bearer ${hal.token}`).send([cid]),
+        async () => t.request.get('/psa/pins?limit=0').set('Authorization', `Bearer ${hal.token}`),
+        async () => t.request.get('/psa/pins?limit=1001').set('Authorization', `Bearer ${hal.token}`),
+        async () => t.request.get('/psa/pins?limit=-1').set('Authorization', `Bearer ${hal.token}`),
+        async () => t.request.get('/psa/pins?limit=ten').set('Authorization', `Bearer ${hal.token}`),
+        async () => t.request.get('/psa/pins?limit=1&limit=2').set('Authorization', `Bearer ${hal.token}`),
+        async () => t.request.get('/psa/pins?cid=not-a-cid').set('Authorization', `Bearer ${hal.token}`),
+        async () => t.request.get(`/psa/pins?cid=${Array.from({ length: 11 }, () => cid).join(',')}`).set('Authorization', `Bearer ${hal.token}`),
+        async () => t.request.get(`/psa/pins?name=${'n'.repeat(256)}`).set('Authorization', `Bearer ${hal.token}`),
+        async () => t.request.get('/psa/pins?name=a&match=regex').set('Authorization', `Bearer ${hal.token}`),
+        async () => t.request.get('/psa/pins?status=done').set('Authorization', `Bearer ${hal.token}`),
+        async () => t.request.get('/psa/pins?before=yesterday').set('Authorization', `Bearer ${hal.token}`),
+        async () => t.request.get('/psa/pins?after=2026-13-45T99:00:00Z').set('Authorization', `Bearer ${hal.token}`),
+        async () => t.request.get('/psa/pins?meta=map[a:b]').set('Authorization', `Bearer ${hal.token}`),
+        async () => t.request.get('/psa/pins?meta=%5B%5D').set('Authorization', `Bearer ${hal.token}`),
+        // 1001 keys URL-encoded are ~20 KB: more than Node's default 16 KiB of request line and headers (431), so a server that allows it.
+        async () => {
+          const server = createServer({ maxHeaderSize: 64 * 1024 }, t.heimdall.app).listen(0, '127.0.0.1')
+          try {
+            return await supertest(server).get(`/psa/pins?meta=${encodeURIComponent(JSON.stringify(Object.fromEntries(Array.from({ length: 1001 }, (_, i) => [`k${i}`, 'v']))))}`).set('Authorization', `Bearer ${hal.token}`)
+          } finally { server.close() }
+        },
+        async () => t.request.get('/psa/pins?meta=%7B%22a%22%3A1%7D').set('Authorization', `Bearer ${hal.token}`)
+      ]
+      for (const [i, request] of bad.entries()) {
+        const res = await request()
+        expect(res.status, `case ${i}: ${JSON.stringify(res.body)}`).toBe(400)
+        expect(res.body).toEqual({ error: { reason: 'BAD_REQUEST', details: expect.any(String) } })
+      }
+      expect((await p.ls('status=queued,pinning,pinned,failed')).count).toBe(0)
+      await p.get('00000000-0000-0000-0000-000000000000', 404)
+      await p.get('../../etc', 404)
+      await p.rm('not-an-id', 404)
+      const res = await t.request.get('/psa/nothing').set('Authorization', `Bearer ${hal.token}`).expect(404)
+      expect(res.body.error.reason).toBe('NOT_FOUND')
+    })
+  })
+}
+
+describe('the Pinning Service API across a restart', () => {
+  it('keeps its peer identity, and resumes queued and pinning requests', async () => {
+    const db = await scratchDatabase()
+    let t = await startTestHeimdall({ ...db.env, PSA_FETCH_TIMEOUT_SECONDS: '60' })
+    const { token } = await createIdentity(t.request)
+    const keyFile = await stat(join(t.dataDir, 'peer-key'))
+    expect(keyFile.mode & 0o777).toBe(0o600)
+    const root = await upload(t, token)
+    const id = (await t.request.get('/uploads').set('Authorization', `Bearer ${token}`).expect(200)).body.uploads[0].id as number
+    await t.request.delete(`/uploads/${id}`).set('Authorization', `Bearer ${token}`).expect(204)
+    await t.heimdall.collector.run()
+    const pending = (await t.request.post('/psa/pins').set('Authorization', `Bearer ${token}`).send({ cid: root }).expect(202)).body
+    expect(['queued', 'pinning']).toContain(pending.status)
+    await t.close({ keepData: true })
+
+    t = await startTestHeimdall({ ...db.env, PSA_FETCH_TIMEOUT_SECONDS: '60' }, t.dataDir)
+    try {
+      const again = (await t.request.get(`/psa/pins/${pending.requestid as string}`).set('Authorization', `Bearer ${token}`).expect(200)).body
+      expect(again.delegates).toEqual(pending.delegates)
+      expect(['queued', 'pinning']).toContain(again.status)
+      expect(t.logs.some((line) => line.includes('resumed pending pin requests'))).toBe(true)
+      // The content arrives: the resumed request pins it.
+      await upload(t, token)
+      const deadline = Date.now() + 10_000
+      let status = again.status as string
+      while (status !== 'pinned' && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 100))
+        status = (await t.request.get(`/psa/pins/${pending.requestid as string}`).set('Authorization', `Bearer ${token}`)).body.status
+      }
+      expect(status).toBe('pinned')
+    } finally {
+      await t.close()
+      await db.drop()
+    }
+  })
+})
+
+async function upload (t: TestHeimdall, token: string): Promise<string> {
+  const res = await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', fixture('glb/BoxTextured.glb'), 'box.glb').expect(200)
+  return (res.body as Array<{ Hash: string }>).at(-1)?.Hash ?? ''
+}
