@@ -2,6 +2,7 @@ import { JSONParser } from '@streamparser/json'
 import { extensionOf } from './asset-kinds.ts'
 import { AsciiFbxReader, BinaryFbxReader, type FbxSummary } from './fbx-reader.ts'
 import { parseFst } from './fst.ts'
+import { summarizeGltf, type GltfSummary } from './gltf-summary.ts'
 import { fstScale, GLTF_EXTENSIONS_OVERTE_IGNORES, type FstLookup } from './overte-rules.ts'
 
 /**
@@ -46,6 +47,8 @@ export interface FileReport {
   notes: string[]
   /** FBX content: textures, skeleton, blendshapes, size. */
   fbx?: FbxSummary
+  /** glTF/GLB content: skeleton, blendshapes, materials, triangles, extent, images. */
+  gltf?: GltfSummary
   fst?: FstFacts
   /** Pixel size of a PNG, JPEG or TGA texture. */
   image?: { width: number, height: number }
@@ -427,17 +430,19 @@ class JsonInspector extends TextInspector {
   readonly #parser: JSONParser
   readonly #gltf: boolean
   readonly #extensions: string[] = []
+  readonly #sections: Record<string, unknown> = {}
   #version: unknown
 
   constructor (path: string, gltf: boolean) {
     super(path)
     this.#gltf = gltf
     // Only the parts we read are kept; the rest is checked and dropped.
-    this.#parser = new JSONParser({ paths: gltf ? ['$.asset.version', '$.buffers.*.uri', '$.images.*.uri', '$.extensionsUsed.*', '$.extensionsRequired.*'] : ['$.\u0000'], keepStack: false })
+    this.#parser = new JSONParser({ paths: gltf ? ['$.asset.version', '$.buffers.*.uri', '$.images.*.uri', '$.extensionsUsed.*', '$.extensionsRequired.*', ...GLTF_SECTIONS.map((s) => `$.${s}`)] : ['$.\u0000'], keepStack: false })
     this.#parser.onValue = ({ value, key, stack }) => {
       if (!this.#gltf) return
       const section = stack[1]?.key
-      if (key === 'version' && section === 'asset') this.#version = value
+      if (stack.length === 1 && typeof key === 'string' && GLTF_SECTIONS.includes(key)) this.#sections[key] = value
+      else if (key === 'version' && section === 'asset') this.#version = value
       else if ((section === 'extensionsUsed' || section === 'extensionsRequired') && typeof value === 'string') this.#extensions.push(value)
       else if (key === 'uri' && typeof value === 'string' && !hasScheme(value)) {
         this.reference(safeDecode(value), section === 'buffers' ? 'buffer' : 'image', 'error')
@@ -465,7 +470,12 @@ class JsonInspector extends TextInspector {
     }
     this.notes.push(...gltfExtensionNotes(this.path, this.#extensions))
   }
+
+  protected override facts (): Partial<FileReport> { return this.#gltf && this.mismatch === undefined ? { gltf: summarizeGltf(this.#sections) } : {} }
 }
+
+/** The parts of a glTF's JSON the avatar report reads: metadata only, never buffer data. */
+const GLTF_SECTIONS = ['nodes', 'skins', 'meshes', 'accessors', 'materials', 'images', 'bufferViews']
 
 const MAX_GLB_JSON = 16 * 1024 * 1024
 
@@ -473,6 +483,9 @@ const MAX_GLB_JSON = 16 * 1024 * 1024
 class GlbInspector extends BaseInspector {
   #json: Buffer[] = []
   #held = 0
+  #summary: GltfSummary | undefined
+
+  protected override facts (): Partial<FileReport> { return this.#summary === undefined ? {} : { gltf: this.#summary } }
 
   protected override consume (chunk: Uint8Array): void {
     if (this.#held >= MAX_GLB_JSON + 20) return
@@ -493,6 +506,7 @@ class GlbInspector extends BaseInspector {
     const doc = json as { extensionsUsed?: unknown, extensionsRequired?: unknown }
     const names = [doc.extensionsUsed, doc.extensionsRequired].flatMap((list) => Array.isArray(list) ? list.filter((e): e is string => typeof e === 'string') : [])
     this.notes.push(...gltfExtensionNotes(this.path, names))
+    this.#summary = summarizeGltf(json)
   }
 }
 

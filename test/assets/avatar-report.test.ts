@@ -55,4 +55,17 @@ describe('the avatar report of the Blender avatar', () => {
   it('is null for an upload without an .fst', () => {
     expect(report({ 'avatar.fbx': blenderAvatar('avatar.fbx') })).toBeNull()
   })
+
+  it('reads a glTF avatar (the Overte exporters write .fst + .glb) the same way: skin joints, metres, target names, embedded or separate images', () => {
+    const glbFst = fst.replace('avatar.fbx', 'avatar.glb')
+    const glb = report({ 'avatar.fst': glbFst, 'avatar.glb': blenderAvatar('avatar.glb') })
+    expect(glb).toMatchObject({ heightMetres: BLENDER.height, triangles: BLENDER.triangles, materials: BLENDER.materials, missingJoints: [], blendshapes: ['EyeBlink_L', 'EyeBlink_R', 'JawOpen'] })
+    expect(glb?.joints).toHaveLength(BLENDER.joints)
+    expect(glb?.textures).toEqual([{ path: 'avatar.glb image 0', embedded: true, bytes: expect.any(Number) as unknown, width: undefined, height: undefined }])
+    const gltf = report({ 'avatar.fst': fst.replace('avatar.fbx', 'avatar.gltf'), 'avatar.gltf': blenderAvatar('gltf/avatar.gltf'), 'avatar.bin': blenderAvatar('gltf/avatar.bin'), 'skin.png': blenderAvatar('gltf/skin.png') })
+    expect(gltf?.textures).toEqual([{ path: 'skin.png', embedded: false, bytes: blenderAvatar('gltf/skin.png').length, ...BLENDER.texture }])
+    expect(gltf?.lines.map((l) => `${l.check}:${l.status}`)).toEqual([
+      'model:pass', 'skeleton:pass', 'eyes and head top:pass', 'height:pass', 'triangles and materials:pass', 'textures:pass', 'blinks:pass', 'speech:pass'
+    ])
+  })
 })

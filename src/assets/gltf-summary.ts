@@ -1,0 +1,102 @@
+/**
+ * What the avatar report needs from a glTF/GLB's JSON: skeleton, blendshapes,
+ * materials, triangles and extent. Overte reads glTF lengths as metres
+ * (GLTFSerializer.cpp: the offset is the `.fst` scale alone).
+ */
+export interface GltfSummary {
+  joints: string[]
+  blendshapes: string[]
+  materials: number
+  triangles: number
+  /** Extent of the meshes' POSITION bounds through their nodes' transforms, in metres. */
+  extent: { min: [number, number, number], max: [number, number, number] } | undefined
+  /** Images: an external URI, or bytes in a buffer view (embedded). */
+  images: Array<{ uri: string } | { embeddedBytes: number }>
+}
+
+type Vec3 = [number, number, number]
+type Mat4 = number[]
+
+interface GltfNode { name?: string, children?: number[], mesh?: number, matrix?: number[], translation?: number[], rotation?: number[], scale?: number[] }
+interface GltfDoc {
+  nodes?: GltfNode[]
+  skins?: Array<{ joints?: number[] }>
+  meshes?: Array<{ primitives?: Array<{ attributes?: Record<string, number>, indices?: number, mode?: number }>, extras?: { targetNames?: unknown } }>
+  accessors?: Array<{ count?: number, min?: number[], max?: number[] }>
+  materials?: unknown[]
+  images?: Array<{ uri?: string, bufferView?: number }>
+  bufferViews?: Array<{ byteLength?: number }>
+}
+
+/** Column-major 4×4 product, as glTF stores matrices. */
+function multiply (a: Mat4, b: Mat4): Mat4 {
+  const out = new Array<number>(16).fill(0)
+  for (let c = 0; c < 4; c++) for (let r = 0; r < 4; r++) for (let k = 0; k < 4; k++) out[c * 4 + r] = (out[c * 4 + r] ?? 0) + (a[k * 4 + r] ?? 0) * (b[c * 4 + k] ?? 0)
+  return out
+}
+
+function local (node: GltfNode): Mat4 {
+  if (node.matrix?.length === 16) return node.matrix
+  const [tx = 0, ty = 0, tz = 0] = node.translation ?? []
+  const [x = 0, y = 0, z = 0, w = 1] = node.rotation ?? []
+  const [sx = 1, sy = 1, sz = 1] = node.scale ?? []
+  return [
+    (1 - 2 * (y * y + z * z)) * sx, (2 * (x * y + z * w)) * sx, (2 * (x * z - y * w)) * sx, 0,
+    (2 * (x * y - z * w)) * sy, (1 - 2 * (x * x + z * z)) * sy, (2 * (y * z + x * w)) * sy, 0,
+    (2 * (x * z + y * w)) * sz, (2 * (y * z - x * w)) * sz, (1 - 2 * (x * x + y * y)) * sz, 0,
+    tx, ty, tz, 1
+  ]
+}
+
+const apply = (m: Mat4, p: Vec3): Vec3 => [0, 1, 2].map((r) => (m[r] ?? 0) * p[0] + (m[4 + r] ?? 0) * p[1] + (m[8 + r] ?? 0) * p[2] + (m[12 + r] ?? 0)) as Vec3
+
+export function summarizeGltf (json: unknown): GltfSummary {
+  const doc = (typeof json === 'object' && json !== null ? json : {}) as GltfDoc
+  const nodes = doc.nodes ?? []
+  const accessors = doc.accessors ?? []
+  const jointIndices = new Set((doc.skins ?? []).flatMap((s) => s.joints ?? []))
+  const joints = nodes.flatMap((n, i) => jointIndices.has(i) ? [n.name ?? `node ${i}`] : [])
+  const blendshapes = [...new Set((doc.meshes ?? []).flatMap((m) => Array.isArray(m.extras?.targetNames) ? m.extras.targetNames.filter((t): t is string => typeof t === 'string') : []))]
+  let triangles = 0
+  for (const mesh of doc.meshes ?? []) {
+    for (const p of mesh.primitives ?? []) {
+      if ((p.mode ?? 4) !== 4) continue
+      const count = p.indices !== undefined ? accessors[p.indices]?.count : accessors[p.attributes?.POSITION ?? -1]?.count
+      triangles += Math.floor((count ?? 0) / 3)
+    }
+  }
+  // World transforms from the roots down; a node visited twice (a broken file) is not followed again.
+  const parents = new Map<number, number>()
+  nodes.forEach((n, i) => { for (const c of n.children ?? []) parents.set(c, i) })
+  const world = new Map<number, Mat4>()
+  const worldOf = (i: number, depth = 0): Mat4 => {
+    const known = world.get(i)
+    if (known !== undefined) return known
+    const parent = parents.get(i)
+    const node = nodes[i] ?? {}
+    const m = parent === undefined || depth > 256 ? local(node) : multiply(worldOf(parent, depth + 1), local(node))
+    world.set(i, m)
+    return m
+  }
+  const min: Vec3 = [Infinity, Infinity, Infinity]
+  const max: Vec3 = [-Infinity, -Infinity, -Infinity]
+  let any = false
+  nodes.forEach((node, i) => {
+    if (node.mesh === undefined) return
+    for (const p of doc.meshes?.[node.mesh]?.primitives ?? []) {
+      const position = accessors[p.attributes?.POSITION ?? -1]
+      if (position?.min?.length !== 3 || position.max?.length !== 3) continue
+      const m = worldOf(i)
+      for (let c = 0; c < 8; c++) {
+        const corner: Vec3 = [0, 1, 2].map((a) => ((c >> a) & 1) === 0 ? position.min?.[a] ?? 0 : position.max?.[a] ?? 0) as Vec3
+        const q = apply(m, corner)
+        for (let a = 0; a < 3; a++) { min[a] = Math.min(min[a] ?? 0, q[a] ?? 0); max[a] = Math.max(max[a] ?? 0, q[a] ?? 0) }
+        any = true
+      }
+    }
+  })
+  const images = (doc.images ?? []).flatMap((img): GltfSummary['images'] => typeof img.uri === 'string'
+    ? [{ uri: img.uri }]
+    : img.bufferView !== undefined ? [{ embeddedBytes: doc.bufferViews?.[img.bufferView]?.byteLength ?? 0 }] : [])
+  return { joints, blendshapes, materials: doc.materials?.length ?? 0, triangles, extent: any ? { min, max } : undefined, images }
+}
