@@ -11,7 +11,7 @@ import { startPostgresServer, type PostgresServer } from '../support/postgres-se
 
 const sleep = async (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
-async function waitFor (what: string, condition: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+async function waitFor (what: string, condition: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
@@ -76,10 +76,10 @@ describe('a client that goes away', () => {
     expect(now.pins).toEqual(before.pins)
   })
 
-  it('while its file is imported from the temp file stops the import: nothing recorded or pinned', async () => {
+  it('while its file is imported from the temp file stops the import: nothing recorded or pinned', { timeout: 180_000 }, async () => {
     const before = await leftovers(t)
     const boundary = 'y'.repeat(16)
-    const size = 96 * 1024 * 1024
+    const size = 48 * 1024 * 1024
     // Credentials after the file: the file goes to a temp file first, and is imported once the form is read.
     const body = multipart(boundary, [
       { name: 'file', filename: 'late.bin', value: randomBytes(size) },
