@@ -9,6 +9,7 @@ import { byteRange, ifNoneMatch } from '../http/byte-range.ts'
 import { parseCid } from '../http/cid-param.ts'
 import { contentDisposition } from '../http/content-types.ts'
 import type { IpfsBackend } from '../ipfs/ipfs-backend.ts'
+import type { ContentReader } from './content-reader.ts'
 import { carBlocks, resolvePath, type ResolvedPath } from './dag-walk.ts'
 import { carContentType, carParams, negotiateFormat, queryValue, RESPONSE_FORMATS, type CarParams, type Negotiated, type ResponseFormat } from './format.ts'
 import { carV1 } from './formats/car.ts'
@@ -73,8 +74,8 @@ interface GatewayRequest {
  * `?filename=`/`?download=`, a directory's index.html. The default answer
  * (a file's bytes, a listing) is left to the next handler.
  */
-export function trustlessGateway (deps: { backend: IpfsBackend }): RequestHandler {
-  const { backend } = deps
+export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentReader }): RequestHandler {
+  const { backend, reader } = deps
 
   async function serve (req: Request, res: Response, next: NextFunction): Promise<void> {
     const params = req.params as { cid: string, path?: string[] }
@@ -137,7 +138,8 @@ export function trustlessGateway (deps: { backend: IpfsBackend }): RequestHandle
     if (CODEC_TYPES.has(request.root.code) && request.path.length === 0) { await serveCodec(req, res, next, request); return }
     // A directory with an index.html is served as that page (the next handler keeps its rules for documents).
     if (req.path.endsWith('/')) {
-      const index = await backend.stat(request.root, [...request.path, 'index.html']).catch((err: unknown) => {
+      // Through the reader's cache: a node's stat would decode the directory (in Kubo, an RPC call) on every listing.
+      const index = await reader.resolve(request.root, [...request.path, 'index.html'], { signal: request.signal }).catch((err: unknown) => {
         if (err instanceof NotFoundError) return undefined
         throw err
       })

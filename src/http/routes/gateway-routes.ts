@@ -1,10 +1,9 @@
-import { Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import { Router, type ErrorRequestHandler, type Request, type Response } from 'express'
 import type { CID } from 'multiformats/cid'
 import { HeimdallError, NotFoundError } from '../../errors.ts'
 import type { IpfsBackend } from '../../ipfs/ipfs-backend.ts'
-import type { ContentReader } from '../../gateway/content-reader.ts'
+import type { ContentReader, ResolvedNode } from '../../gateway/content-reader.ts'
+import { ByteLru } from '../../gateway/byte-lru.ts'
 import { byteRange, ifNoneMatch, ifRangeAllows } from '../byte-range.ts'
 import { isIdentity, parseCid } from '../cid-param.ts'
 import { formatBytes } from '../format.ts'
@@ -21,6 +20,12 @@ const IMMUTABLE = 'public, max-age=29030400, immutable'
 const DIR_INDEX_VERSION = 'v1'
 const ALLOWED_METHODS = 'GET, HEAD, OPTIONS'
 const NAME_ORDER = new Intl.Collator('en')
+/**
+ * Memory for rendered listing pages (a 2,000-entry directory renders to
+ * ~0.5 MB). A page is a function of its immutable path alone, so it is
+ * rendered once, not per request.
+ */
+const LISTING_PAGES_BYTES = 8 * 1024 * 1024
 /** Headers that describe a representation; an error answer must not keep them. */
 const REPRESENTATION_HEADERS = ['Cache-Control', 'ETag', 'X-Ipfs-Path', 'Accept-Ranges', 'Content-Range', 'Content-Disposition', 'Content-Type', 'Content-Length', 'X-Ipfs-Roots', 'Content-Location']
 
@@ -51,6 +56,24 @@ function contentPath (cid: CID, path: readonly string[]): string {
  */
 export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentReader }): Router {
   const router = Router()
+  const listingPages = new ByteLru<Buffer>(LISTING_PAGES_BYTES)
+
+  /** The listing page of a resolved directory, rendered on the first request for its path. */
+  async function listingPage (res: Response, node: ResolvedNode, cid: CID, path: readonly string[], ipfsPath: string): Promise<Buffer> {
+    const hit = listingPages.get(ipfsPath)
+    if (hit !== undefined) return hit
+    // Built from the directory's links alone (as boxo does): no child is read, so a
+    // sub-directory's link has no slash until its 301 adds one.
+    const entries = (await deps.reader.list(node)).map((entry) => ({ ...entry, cid: entry.cid.toString(), sizeText: formatBytes(entry.size) }))
+    entries.sort((a, b) => NAME_ORDER.compare(a.name, b.name))
+    const locals = { title: ipfsPath, ipfsPath: ['/ipfs', cid.toString(), ...path].join('/'), parent: path.length > 0 ? '../' : null, entries }
+    const html = await new Promise<string>((resolve, reject) => {
+      res.render('directory', locals, (err: Error | null, rendered: string) => { if (err === null) resolve(rendered); else reject(err) })
+    })
+    const page = Buffer.from(html)
+    listingPages.set(ipfsPath, page, page.length + ipfsPath.length * 2)
+    return page
+  }
 
   /**
    * Whether a document type (HTML, SVG, XML…) may be served as itself: only
@@ -92,11 +115,8 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
       if (ifNoneMatch(req.headers['if-none-match'], etag)) { res.status(304).end(); return }
       // HEAD answers from the resolution alone: the listing is not built to be thrown away.
       if (req.method === 'HEAD') { res.type('html').end(); return }
-      // Built from the directory's links alone (as boxo does): no child is read, so a
-      // sub-directory's link has no slash until its 301 adds one.
-      const entries = (await deps.reader.list(node)).map((entry) => ({ ...entry, cid: entry.cid.toString(), sizeText: formatBytes(entry.size) }))
-      entries.sort((a, b) => NAME_ORDER.compare(a.name, b.name))
-      res.render('directory', { title: ipfsPath, ipfsPath: ['/ipfs', cid.toString(), ...path].join('/'), parent: path.length > 0 ? '../' : null, entries })
+      const page = await listingPage(res, node, cid, path, ipfsPath)
+      res.type('html').send(page)
       return
     }
 
@@ -131,11 +151,16 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
 
     const abort = new AbortController()
     res.once('close', () => { abort.abort() })
-    const body = Readable.from(deps.reader.read(node, { offset: start, length, signal: abort.signal }))
-    await pipeline(body, res).catch((err: unknown) => {
+    try {
+      await deps.reader.writeTo(node, { offset: start, length, signal: abort.signal }, res)
+    } catch (err) {
       // A client that goes away mid-file is not an error of ours.
-      if (!abort.signal.aborted) throw err
-    })
+      if (abort.signal.aborted) return
+      // Once bytes are out, the status is sent: the client can only tell from a cut connection.
+      if (res.headersSent) { res.destroy(err as Error); return }
+      throw err
+    }
+    res.end()
   })
 
   // Anything else under /ipfs is answered here too, so that it never reaches the pages' middleware.
