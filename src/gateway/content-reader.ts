@@ -1,3 +1,4 @@
+import type { Writable } from 'node:stream'
 import type { CID } from 'multiformats/cid'
 
 /** What a path under /ipfs/ names, once resolved. */
@@ -37,6 +38,13 @@ export interface ContentReader {
   resolve: (root: CID, path: readonly string[], options?: { signal?: AbortSignal }) => Promise<ResolvedNode>
   /** The bytes `[offset, offset + length)` of a resolved file, reading only the blocks that hold them. */
   read: (node: ResolvedNode, window: ByteWindow) => AsyncIterable<Uint8Array>
+  /**
+   * The same bytes written straight into `out` (an HTTP response), with
+   * backpressure, without the per-chunk stream machinery of `read`. Resolves
+   * once every byte is handed to `out`; it does not end it. An error before
+   * the first byte (a block or the node gone) leaves `out` untouched.
+   */
+  writeTo: (node: ResolvedNode, window: ByteWindow, out: Writable) => Promise<void>
   /** A resolved directory's links, in the order its node holds them (sharded directories: shard order). */
   list: (node: ResolvedNode, options?: { signal?: AbortSignal }) => Promise<readonly ListingEntry[]>
 }
@@ -44,4 +52,10 @@ export interface ContentReader {
 /** Where a reader gets blocks. A block this node does not hold is a NotFoundError. */
 export interface BlockSource {
   getBlock: (cid: CID, options?: { signal?: AbortSignal }) => Promise<Uint8Array>
+  /**
+   * Reads the block `cid`, whose length is `into.length`, into `into`; the
+   * number of bytes read (less means the block is shorter than its parent
+   * says). Where a source has it, file bytes are read into reused buffers.
+   */
+  readBlockInto?: (cid: CID, into: Uint8Array, options?: { signal?: AbortSignal }) => Promise<number>
 }

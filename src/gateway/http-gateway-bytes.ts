@@ -1,6 +1,17 @@
 import { Agent, request, type IncomingMessage } from 'node:http'
+import type { Writable } from 'node:stream'
+import { finished } from 'node:stream/promises'
 import { NotFoundError, ServiceUnavailableError } from '../errors.ts'
 import type { ByteWindow, ResolvedNode } from './content-reader.ts'
+import { FlowWriter } from './flow-writer.ts'
+
+/** Bytes from Kubo handed to a response and not yet on its socket. */
+const IN_FLIGHT = 1024 * 1024
+
+export interface GatewayBytes {
+  read: (node: ResolvedNode, window: ByteWindow) => AsyncIterable<Uint8Array>
+  writeTo: (node: ResolvedNode, window: ByteWindow, out: Writable) => Promise<void>
+}
 
 /**
  * File bytes from an IPFS node's own HTTP gateway (Kubo's, private to the
@@ -9,14 +20,14 @@ import type { ByteWindow, ResolvedNode } from './content-reader.ts'
  * stream per request instead of one call per block. `only-if-cached` makes
  * Kubo answer 412 rather than look for a root it does not hold.
  */
-export function httpGatewayBytes (gatewayUrl: string): (node: ResolvedNode, window: ByteWindow) => AsyncIterable<Uint8Array> {
+export function httpGatewayBytes (gatewayUrl: string): GatewayBytes {
   const base = new URL(gatewayUrl)
   if (base.protocol !== 'http:') throw new Error('IPFS_GATEWAY_URL must be an http:// URL inside the stack')
   const agent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64 })
 
-  return async function * (node, window) {
+  /** Kubo's answer for the window, its status checked: the body is exactly the window's bytes. */
+  async function open (node: ResolvedNode, window: ByteWindow): Promise<IncomingMessage> {
     const { offset, length, signal } = window
-    if (length <= 0) return
     const url = new URL(`/ipfs/${node.cid.toString()}`, base)
     // The whole file is asked for plainly: Kubo serves a range through a seeker, the whole through a straight copy.
     const whole = offset === 0 && length === node.size
@@ -33,19 +44,52 @@ export function httpGatewayBytes (gatewayUrl: string): (node: ResolvedNode, wind
       })
       req.end()
     })
-    try {
-      const status = res.statusCode ?? 0
-      if (status === 404 || status === 412) throw new NotFoundError(`${node.cid.toString()} not found on this node`)
-      // A whole-file answer is right only when the whole file was asked for.
-      if (status !== (whole ? 200 : 206)) throw new Error(`the IPFS gateway answered ${status} for a byte range of ${node.cid.toString()}`)
-      let sent = 0
-      for await (const chunk of res) {
-        sent += (chunk as Buffer).length
-        yield chunk as Buffer
+    const status = res.statusCode ?? 0
+    if (status === 200 && whole) return res
+    if (status === 206 && !whole) return res
+    res.destroy()
+    if (status === 404 || status === 412) throw new NotFoundError(`${node.cid.toString()} not found on this node`)
+    // A whole-file answer is right only when the whole file was asked for.
+    throw new Error(`the IPFS gateway answered ${status} for a byte range of ${node.cid.toString()}`)
+  }
+
+  const short = (node: ResolvedNode, sent: number, length: number): Error => new Error(`the IPFS gateway sent ${sent} of ${length} bytes of ${node.cid.toString()}`)
+
+  return {
+    async * read (node, window) {
+      if (window.length <= 0) return
+      const res = await open(node, window)
+      try {
+        let sent = 0
+        for await (const chunk of res) {
+          sent += (chunk as Buffer).length
+          yield chunk as Buffer
+        }
+        if (sent !== window.length) throw short(node, sent, window.length)
+      } finally {
+        res.destroy()
       }
-      if (sent !== length) throw new Error(`the IPFS gateway sent ${sent} of ${length} bytes of ${node.cid.toString()}`)
-    } finally {
-      res.destroy()
+    },
+
+    /** Kubo's body into the response as it arrives: each chunk written once, Kubo paused only when the client is slower. */
+    async writeTo (node, window, out) {
+      if (window.length <= 0) return
+      const res = await open(node, window)
+      const flow = new FlowWriter(out, IN_FLIGHT)
+      let sent = 0
+      res.on('data', (chunk: Buffer) => {
+        sent += chunk.length
+        if (!flow.write(chunk)) {
+          res.pause()
+          void flow.ready().then(() => res.resume())
+        }
+      })
+      try {
+        await finished(res)
+      } finally {
+        res.destroy()
+      }
+      if (sent !== window.length) throw short(node, sent, window.length)
     }
   }
 }

@@ -1,5 +1,6 @@
 import type { IpfsBackend } from '../ipfs/ipfs-backend.ts'
 import type { ContentReader } from './content-reader.ts'
+import { writeChunks } from './flow-writer.ts'
 import { httpGatewayBytes } from './http-gateway-bytes.ts'
 import { UnixfsReader } from './unixfs-reader.ts'
 
@@ -13,12 +14,12 @@ import { UnixfsReader } from './unixfs-reader.ts'
 export function openContentReader (backend: IpfsBackend, options: { cacheBytes: number, ipfsGatewayUrl?: string | undefined }): ContentReader {
   const unixfs = new UnixfsReader(backend, { cacheBytes: options.cacheBytes })
   if (backend.kind === 'helia') return unixfs
-  const read = options.ipfsGatewayUrl !== undefined
-    ? httpGatewayBytes(options.ipfsGatewayUrl)
-    : (node: Parameters<ContentReader['read']>[0], window: Parameters<ContentReader['read']>[1]) => backend.read(node.cid, [], window)
-  return {
-    resolve: unixfs.resolve.bind(unixfs),
-    list: unixfs.list.bind(unixfs),
-    read
+  const resolve = unixfs.resolve.bind(unixfs)
+  const list = unixfs.list.bind(unixfs)
+  if (options.ipfsGatewayUrl !== undefined) {
+    const { read, writeTo } = httpGatewayBytes(options.ipfsGatewayUrl)
+    return { resolve, list, read, writeTo }
   }
+  const read: ContentReader['read'] = (node, window) => backend.read(node.cid, [], window)
+  return { resolve, list, read, writeTo: async (node, window, out) => { await writeChunks(read(node, window), out, 1024 * 1024) } }
 }

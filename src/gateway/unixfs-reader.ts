@@ -1,10 +1,13 @@
+import type { Writable } from 'node:stream'
 import * as dagPb from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
 import { resolvers } from 'ipfs-unixfs-exporter'
 import type { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { NotFoundError } from '../errors.ts'
+import { BufferPool } from './buffer-pool.ts'
 import { ByteLru } from './byte-lru.ts'
+import { FlowWriter } from './flow-writer.ts'
 import type { BlockSource, ByteWindow, ContentReader, ListingEntry, ResolvedNode } from './content-reader.ts'
 
 /** Blocks read ahead of the one being sent: enough to keep a disk or Kubo busy, few enough to bound memory (4 MiB at 1 MiB chunks). */
@@ -13,10 +16,23 @@ const READ_AHEAD = 4
 const IDENTITY = 0x00
 /** A rough price of an object's bookkeeping in the cache, on top of its bytes. */
 const OVERHEAD = 160
+/** Raw blocks this small are kept with their decoded node: a texture is then served without touching the disk. */
+const SMALL_BLOCK = 64 * 1024
+/** Bytes handed to a response and not yet on the socket: two 1 MiB blocks. */
+const IN_FLIGHT = 2 * 1024 * 1024
+/** Buffers for raw leaves up to the largest chunk our profiles write (1 MiB); 16 are kept between requests. */
+const LEAF_BUFFERS = new BufferPool(1024 * 1024, 16)
+
+/** A raw leaf of a file and the part of it `[from, to)` a window wants. */
+interface RawLeaf { cid: CID, size: number, from: number, to: number }
+/** What a window of a file is made of, in order: bytes at hand, or raw leaves to read. */
+type Part = Uint8Array | RawLeaf
+/** Bytes ready to send; `release` gives their buffer back once sent. */
+interface Loaded { bytes: Uint8Array, release?: () => void }
 
 /** A node decoded once and kept: enough to stat it, walk it, or look a name up in it. */
 type Decoded =
-  | { kind: 'raw', size: number }
+  | { kind: 'raw', size: number, bytes?: Uint8Array }
   | { kind: 'file', size: number, node: dagPb.PBNode, unixfs: UnixFS }
   | { kind: 'directory', node: dagPb.PBNode, byName: Map<string, CID> }
   | { kind: 'sharded', node: dagPb.PBNode, unixfs: UnixFS }
@@ -59,7 +75,7 @@ export class UnixfsReader implements ContentReader {
     const block = await this.#block(cid, signal)
     const decoded = decodeNode(cid, block)
     // A directory's name index roughly doubles what its block weighs.
-    this.#cache.set(key, decoded, OVERHEAD + (decoded.kind === 'raw' ? 0 : decoded.kind === 'file' ? block.length : block.length * 3))
+    this.#cache.set(key, decoded, OVERHEAD + (decoded.kind === 'raw' ? decoded.bytes?.length ?? 0 : decoded.kind === 'file' ? block.length : block.length * 3))
     return decoded
   }
 
@@ -109,57 +125,136 @@ export class UnixfsReader implements ContentReader {
   }
 
   async * read (node: ResolvedNode, window: ByteWindow): AsyncIterable<Uint8Array> {
-    const { offset, length, signal } = window
+    const { length, signal } = window
     if (length <= 0) return
-    const end = offset + length
-    const decoded = await this.#decode(node.cid, signal)
-    if (decoded.kind === 'raw') {
-      yield (await this.#block(node.cid, signal)).subarray(offset, end)
-      return
-    }
-    if (decoded.kind !== 'file') throw notFound(`a file at ${node.cid.toString()}`)
+    const pending: Array<Promise<Loaded>> = []
     let sent = 0
-    for await (const chunk of this.#walk(decoded.node, decoded.unixfs, 0, offset, end, signal)) {
-      sent += chunk.length
-      yield chunk
+    try {
+      for await (const part of this.#parts(node, window)) {
+        pending.push(this.#load(part, false, signal))
+        // Raw leaves are read ahead of the one being sent, in order.
+        if (pending.length < READ_AHEAD) continue
+        const { bytes } = await (pending.shift() as Promise<Loaded>)
+        sent += bytes.length
+        yield bytes
+      }
+      while (pending.length > 0) {
+        const { bytes } = await (pending.shift() as Promise<Loaded>)
+        sent += bytes.length
+        yield bytes
+      }
+    } finally {
+      for (const read of pending) read.catch(() => {}) // a reader that stops early must not leave them unhandled
     }
     if (sent !== length) throw new Error(`the file ${node.cid.toString()} holds ${sent} of the ${length} bytes its root promises`)
   }
 
+  async writeTo (node: ResolvedNode, window: ByteWindow, out: Writable): Promise<void> {
+    const { length, signal } = window
+    if (length <= 0) return
+    const flow = new FlowWriter(out, IN_FLIGHT)
+    const parts = this.#parts(node, window)[Symbol.asyncIterator]()
+    const pending: Array<Promise<Loaded>> = []
+    let more = true
+    let sent = 0
+    try {
+      for (;;) {
+        // Raw leaves are read ahead into pooled buffers while earlier ones are on the wire.
+        while (more && pending.length < READ_AHEAD) {
+          const next = await parts.next()
+          if (next.done === true) { more = false; break }
+          const load = this.#load(next.value, true, signal)
+          load.catch(() => {}) // awaited below, in order
+          pending.push(load)
+        }
+        const load = pending.shift()
+        if (load === undefined) break
+        const { bytes, release } = await load
+        signal?.throwIfAborted()
+        sent += bytes.length
+        if (!flow.write(bytes, release)) await flow.ready()
+      }
+    } finally {
+      // What was read ahead and will not be sent goes back to the pool.
+      for (const load of pending) load.then((loaded) => loaded.release?.(), () => {})
+      if (more) await parts.return?.(undefined)
+    }
+    if (sent !== length) throw new Error(`the file ${node.cid.toString()} holds ${sent} of the ${length} bytes its root promises`)
+  }
+
+  /** A part's bytes: a raw leaf read from its block, into a pooled buffer when `pooled` and the source can. */
+  async #load (part: Part, pooled: boolean, signal?: AbortSignal): Promise<Loaded> {
+    if (part instanceof Uint8Array) return { bytes: part }
+    const { cid, size, from, to } = part
+    const readInto = this.#blocks.readBlockInto
+    if (pooled && readInto !== undefined && size <= LEAF_BUFFERS.size && cid.multihash.code !== IDENTITY) {
+      const buffer = LEAF_BUFFERS.take()
+      try {
+        const read = await readInto.call(this.#blocks, cid, buffer.subarray(0, size), { signal })
+        if (read !== size) throw new Error(`the block ${cid.toString()} holds ${read} of the ${size} bytes its parent records`)
+      } catch (err) {
+        LEAF_BUFFERS.give(buffer)
+        throw err
+      }
+      return { bytes: buffer.subarray(from, to), release: () => { LEAF_BUFFERS.give(buffer) } }
+    }
+    const block = await this.#block(cid, signal)
+    if (block.length !== size) throw new Error(`the block ${cid.toString()} holds ${block.length} of the ${size} bytes its parent records`)
+    return { bytes: block.subarray(from, to) }
+  }
+
+  /** The window of a resolved file as parts: bytes the nodes hold, and the raw leaves that hold the rest. */
+  async * #parts (node: ResolvedNode, window: ByteWindow): AsyncGenerator<Part> {
+    const { offset, length, signal } = window
+    const end = offset + length
+    const decoded = await this.#decode(node.cid, signal)
+    if (decoded.kind === 'raw') {
+      if (decoded.bytes !== undefined) yield * slice(decoded.bytes, 0, offset, end)
+      else yield { cid: node.cid, size: decoded.size, from: offset, to: Math.min(end, decoded.size) }
+      return
+    }
+    if (decoded.kind !== 'file') throw notFound(`a file at ${node.cid.toString()}`)
+    yield * this.#walk(decoded.node, decoded.unixfs, 0, offset, end, signal)
+  }
+
   /**
-   * The bytes of `[start, end)` below one file node that begins at `nodeStart`:
+   * The parts of `[start, end)` below one file node that begins at `nodeStart`:
    * children wholly outside the window are skipped by the sizes the node
-   * records, never read.
+   * records, never read. Raw leaves are left to the caller to read; dag-pb
+   * children are read here, a few ahead.
    */
-  async * #walk (node: dagPb.PBNode, unixfs: UnixFS, nodeStart: number, start: number, end: number, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+  async * #walk (node: dagPb.PBNode, unixfs: UnixFS, nodeStart: number, start: number, end: number, signal?: AbortSignal): AsyncGenerator<Part> {
     let position = nodeStart
     if (unixfs.data !== undefined && unixfs.data.length > 0) {
       yield * slice(unixfs.data, position, start, end)
       position += unixfs.data.length
     }
     if (node.Links.length !== unixfs.blockSizes.length) throw new Error('inconsistent block sizes and links in a UnixFS file node')
-    const wanted: Array<{ cid: CID, start: number }> = []
+    const wanted: Array<{ cid: CID, start: number, size: number }> = []
     for (const [i, link] of node.Links.entries()) {
       const childStart = position
-      position += Number(unixfs.blockSizes[i])
-      if (position > start && childStart < end) wanted.push({ cid: link.Hash, start: childStart })
+      const size = Number(unixfs.blockSizes[i])
+      position += size
+      if (position > start && childStart < end) wanted.push({ cid: link.Hash, start: childStart, size })
       if (position >= end) break
     }
+    const nodes = wanted.filter((child) => child.cid.code !== raw.code)
     const pending: Array<Promise<Uint8Array>> = []
     let next = 0
     for (const child of wanted) {
-      while (pending.length < READ_AHEAD && next < wanted.length) {
-        const read = this.#block((wanted[next++] as { cid: CID }).cid, signal)
+      if (child.cid.code === raw.code) {
+        const from = Math.max(0, start - child.start)
+        const to = Math.min(child.size, end - child.start)
+        if (to > from) yield { cid: child.cid, size: child.size, from, to }
+        continue
+      }
+      while (pending.length < READ_AHEAD && next < nodes.length) {
+        const read = this.#block((nodes[next++] as { cid: CID }).cid, signal)
         read.catch(() => {}) // awaited below, in order; a reader that stops early must not leave it unhandled
         pending.push(read)
       }
-      const block = await (pending.shift() as Promise<Uint8Array>)
-      if (child.cid.code === raw.code) {
-        yield * slice(block, child.start, start, end)
-      } else {
-        const childNode = dagPb.decode(block)
-        yield * this.#walk(childNode, unixfsOf(childNode, child.cid), child.start, start, end, signal)
-      }
+      const childNode = dagPb.decode(await (pending.shift() as Promise<Uint8Array>))
+      yield * this.#walk(childNode, unixfsOf(childNode, child.cid), child.start, start, end, signal)
     }
   }
 
@@ -213,7 +308,7 @@ function unixfsOf (node: dagPb.PBNode, cid: CID): UnixFS {
 }
 
 function decodeNode (cid: CID, block: Uint8Array): Decoded {
-  if (cid.code === raw.code) return { kind: 'raw', size: block.length }
+  if (cid.code === raw.code) return block.length <= SMALL_BLOCK ? { kind: 'raw', size: block.length, bytes: block } : { kind: 'raw', size: block.length }
   if (cid.code !== dagPb.code) throw notFound(`a UnixFS node at ${cid.toString()}`)
   let node: dagPb.PBNode
   try {
