@@ -30,9 +30,9 @@ describe('POST /upload, accepted', () => {
     expect(items.map((i) => i.Name)).toEqual(['BoxTextured/BoxTextured.glb', 'BoxTextured'])
     for (const item of items) expect(item.Size).toMatch(/^\d+$/)
     expect(Object.keys(items[0] as Item).sort()).toEqual(['Hash', 'Name', 'Size'])
-    // The root item keeps the add-on's three keys and adds what to open, what it is, and the warnings.
+    // The root item keeps the add-on's three keys and adds what to open, what it is, the warnings, and (for avatars) the avatar report.
     const root = items[1] as Item
-    expect(root).toEqual({ Name: 'BoxTextured', Hash: root.Hash, Size: root.Size, primary: `http://localhost:8080/ipfs/${root.Hash}/BoxTextured.glb`, kind: 'model', warnings: [], preview: `/preview/${root.Hash}/BoxTextured.glb` })
+    expect(root).toEqual({ Name: 'BoxTextured', Hash: root.Hash, Size: root.Size, primary: `http://localhost:8080/ipfs/${root.Hash}/BoxTextured.glb`, kind: 'model', warnings: [], preview: `/preview/${root.Hash}/BoxTextured.glb`, avatar: null })
     expect(root.Hash).toMatch(/^bafy/)
     expect(await t.heimdall.backend.isPinned((await import('multiformats/cid')).CID.parse(root.Hash))).toBe(true)
     const served = await t.request.get(`/ipfs/${root.Hash}/BoxTextured.glb`).buffer(true).parse(asBytes).expect(200)
