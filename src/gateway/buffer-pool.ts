@@ -23,3 +23,6 @@ export class BufferPool {
     if (this.#free.length < this.#kept && buffer.length === this.size) this.#free.push(buffer)
   }
 }
+
+/** Buffers of the largest block our profiles write (1 MiB), shared by the readers that fill them; 16 are kept between requests. */
+export const BLOCK_BUFFERS = new BufferPool(1024 * 1024, 16)

@@ -4,9 +4,12 @@ import { finished } from 'node:stream/promises'
 import { NotFoundError, ServiceUnavailableError } from '../errors.ts'
 import type { ByteWindow, ResolvedNode } from './content-reader.ts'
 import { FlowWriter } from './flow-writer.ts'
+import { rawHttpBody } from './raw-http-body.ts'
 
 /** Bytes from Kubo handed to a response and not yet on its socket. */
 const IN_FLIGHT = 1024 * 1024
+/** From this many bytes on, a body comes over a socket of its own into pooled buffers (rawHttpBody); below, over the keep-alive agent. */
+const RAW_FROM = 1024 * 1024
 
 export interface GatewayBytes {
   read: (node: ResolvedNode, window: ByteWindow) => AsyncIterable<Uint8Array>
@@ -74,6 +77,13 @@ export function httpGatewayBytes (gatewayUrl: string): GatewayBytes {
     /** Kubo's body into the response as it arrives: each chunk written once, Kubo paused only when the client is slower. */
     async writeTo (node, window, out) {
       if (window.length <= 0) return
+      const { offset, length, signal } = window
+      if (length >= RAW_FROM) {
+        const whole = offset === 0 && length === node.size
+        const headers: Record<string, string> = { 'Cache-Control': 'only-if-cached', ...(whole ? {} : { Range: `bytes=${offset}-${offset + length - 1}` }) }
+        await rawHttpBody(new URL(`/ipfs/${node.cid.toString()}`, base), headers, { status: whole ? 200 : 206, length }, out, signal)
+        return
+      }
       const res = await open(node, window)
       const flow = new FlowWriter(out, IN_FLIGHT)
       let sent = 0

@@ -5,7 +5,7 @@ import { resolvers } from 'ipfs-unixfs-exporter'
 import type { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { NotFoundError } from '../errors.ts'
-import { BufferPool } from './buffer-pool.ts'
+import { BLOCK_BUFFERS as LEAF_BUFFERS } from './buffer-pool.ts'
 import { ByteLru } from './byte-lru.ts'
 import { FlowWriter } from './flow-writer.ts'
 import type { BlockSource, ByteWindow, ContentReader, ListingEntry, ResolvedNode } from './content-reader.ts'
@@ -20,8 +20,6 @@ const OVERHEAD = 160
 const SMALL_BLOCK = 64 * 1024
 /** Bytes handed to a response and not yet on the socket: two 1 MiB blocks. */
 const IN_FLIGHT = 2 * 1024 * 1024
-/** Buffers for raw leaves up to the largest chunk our profiles write (1 MiB); 16 are kept between requests. */
-const LEAF_BUFFERS = new BufferPool(1024 * 1024, 16)
 
 /** A raw leaf of a file and the part of it `[from, to)` a window wants. */
 interface RawLeaf { cid: CID, size: number, from: number, to: number }
@@ -147,6 +145,12 @@ export class UnixfsReader implements ContentReader {
       for (const read of pending) read.catch(() => {}) // a reader that stops early must not leave them unhandled
     }
     if (sent !== length) throw new Error(`the file ${node.cid.toString()} holds ${sent} of the ${length} bytes its root promises`)
+  }
+
+  /** Whether a file's bytes are in the cache (a small raw block kept at its resolution): no block store needs asking. */
+  holds (node: ResolvedNode): boolean {
+    const decoded = this.#cache.get(`n:${node.cid.toString()}`) as Decoded | undefined
+    return decoded?.kind === 'raw' && decoded.bytes !== undefined
   }
 
   async writeTo (node: ResolvedNode, window: ByteWindow, out: Writable): Promise<void> {
