@@ -157,11 +157,6 @@ export const GLTF_EXTENSIONS_OVERTE_IGNORES: Readonly<Record<string, string>> = 
   KHR_texture_basisu: 'Overte\'s glTF reader does not read KTX2 (KHR_texture_basisu) textures: they will be missing in Overte; use PNG or JPEG textures'
 }
 
-/** Texture formats Overte's image reader cannot decode (libraries/image: Qt image plugins and KTX1). */
-export const TEXTURE_EXTENSIONS_OVERTE_IGNORES: Readonly<Record<string, string>> = {
-  ktx2: 'Overte reads KTX 1 textures, not KTX 2'
-}
-
 /**
  * The joints Overte needs to animate a humanoid avatar, by their Overte
  * names (docs.overte.org, create/avatars/avatar-standards: the skeleton
