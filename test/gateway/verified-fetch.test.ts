@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { withHTTP } from '@helia/http'
-import type { Routing } from '@helia/interface'
+import type { Router } from '@helia/interface'
 import { createVerifiedFetchWithHelia, type VerifiedFetch } from '@helia/verified-fetch'
 import * as dagPb from '@ipld/dag-pb'
 import { createHeliaLight } from 'helia'
@@ -29,7 +29,7 @@ async function * one (bytes: Buffer): AsyncIterable<Uint8Array> { yield await Pr
  * routers have finished, and with no other router it waits for ever: this
  * one finishes at once, so the gateway list below is asked, and only it.
  */
-const NO_ROUTING: Partial<Routing> & { name: string } = {
+const NO_ROUTING: Router = {
   name: 'no-routing',
   async * findProviders () {} // no provider to give: the fallback list is asked next
 }
@@ -82,7 +82,7 @@ for (const backend of appBackends()) describe.skipIf(!backend.available)(`@helia
       }
       return realFetch(input, init)
     })
-    const helia = withHTTP(createHeliaLight({ routers: [NO_ROUTING as Routing] }), {
+    const helia = withHTTP(createHeliaLight({ routers: [NO_ROUTING] }), {
       delegatedRouters: [],
       recursiveGateways: [gateway],
       allowInsecure: true,
