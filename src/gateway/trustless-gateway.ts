@@ -5,7 +5,7 @@ import * as dagJson from '@ipld/dag-json'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import type { CID } from 'multiformats/cid'
 import { NotAcceptableError, NotFoundError, PreconditionFailedError } from '../errors.ts'
-import { byteRange, ifNoneMatch } from '../http/byte-range.ts'
+import { byteRange, ifNoneMatch, sendNotModified } from '../http/byte-range.ts'
 import { parseCid } from '../http/cid-param.ts'
 import { contentDisposition } from '../http/content-types.ts'
 import type { IpfsBackend } from '../ipfs/ipfs-backend.ts'
@@ -146,6 +146,8 @@ export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentR
       if (index?.type === 'file') {
         const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?')) : ''
         req.url = `${req.path}index.html${query}`
+        // The page is named as the directory (X-Ipfs-Path, ETag), as boxo names it.
+        res.locals.indexOf = request.path
       }
     }
     next()
@@ -159,7 +161,7 @@ export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentR
     const etag = carEtag(`/ipfs/${[request.rootText, ...request.path].join('/')}`, params, request.root)
     setCommon(res, request, etag)
     // The ETag names the request, not what it resolves to: a match needs no block.
-    if (ifNoneMatch(req.headers['if-none-match'], etag)) { res.status(304).end(); return }
+    if (ifNoneMatch(req.headers['if-none-match'], etag)) { sendNotModified(res); return }
     const resolved = await resolvePath(backend, request.root, request.path, request.signal)
     setCommon(res, request, etag, resolved)
     res.setHeader('Accept-Ranges', 'none')
@@ -176,7 +178,7 @@ export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentR
     setCommon(res, request, etag, resolved)
     res.setHeader('Content-Type', RESPONSE_FORMATS.raw)
     res.setHeader('Accept-Ranges', 'bytes')
-    if (ifNoneMatch(req.headers['if-none-match'], etag)) { res.status(304).end(); return }
+    if (ifNoneMatch(req.headers['if-none-match'], etag)) { sendNotModified(res); return }
     sendBytes(req, res, bytes)
   }
 
@@ -203,7 +205,7 @@ export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentR
     const target = resolved.terminal.cid
     const etag = `W/"${target.toString()}.x-tar"`
     setCommon(res, request, etag, resolved)
-    if (ifNoneMatch(req.headers['if-none-match'], etag)) { res.status(304).end(); return }
+    if (ifNoneMatch(req.headers['if-none-match'], etag)) { sendNotModified(res); return }
     // Checked before the first byte: a block that is not UnixFS is a 404 rather than a broken tar.
     await backend.stat(request.root, request.path)
     res.setHeader('Content-Disposition', contentDisposition('attachment', queryValue(req, 'filename') ?? `${target.toString()}.tar`))
@@ -240,7 +242,7 @@ export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentR
     res.setHeader('Content-Disposition', contentDisposition(disposition, queryValue(req, 'filename') ?? `${cid.toString()}${isJson ? '.json' : '.cbor'}`))
     setCommon(res, request, etag, resolved)
     res.setHeader('Content-Type', type)
-    if (ifNoneMatch(req.headers['if-none-match'], etag)) { res.status(304).end(); return }
+    if (ifNoneMatch(req.headers['if-none-match'], etag)) { sendNotModified(res); return }
     sendBytes(req, res, bytes)
   }
 

@@ -1,3 +1,5 @@
+import type { ServerResponse } from 'node:http'
+
 /**
  * What a `Range` header asks of a representation of `size` bytes (RFC 9110 §14):
  * - `full`: answer 200 with everything (no header, another unit, a malformed
@@ -58,4 +60,14 @@ export function ifNoneMatch (header: string | undefined, etag: string): boolean 
   if (header === undefined) return false
   const opaque = (tag: string): string => tag.trim().replace(/^W\//, '')
   return header.split(',').some((tag) => tag.trim() === '*' || opaque(tag) === opaque(etag))
+}
+
+/** Representation metadata a 304 does not repeat (RFC 9110 §15.4.5): it keeps ETag, Cache-Control, Vary, Content-Location. */
+const NOT_MODIFIED_DROPS = ['Content-Type', 'Content-Length', 'Content-Disposition', 'Content-Range', 'Accept-Ranges']
+
+/** Answers 304 Not Modified, without the headers that describe a body it does not send (as Kubo's gateway). */
+export function sendNotModified (res: ServerResponse): void {
+  for (const header of NOT_MODIFIED_DROPS) res.removeHeader(header)
+  res.statusCode = 304
+  res.end()
 }

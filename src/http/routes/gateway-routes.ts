@@ -4,7 +4,7 @@ import { HeimdallError, NotFoundError } from '../../errors.ts'
 import type { IpfsBackend } from '../../ipfs/ipfs-backend.ts'
 import type { ContentReader, ResolvedNode } from '../../gateway/content-reader.ts'
 import { ByteLru } from '../../gateway/byte-lru.ts'
-import { byteRange, ifNoneMatch, ifRangeAllows } from '../byte-range.ts'
+import { byteRange, ifNoneMatch, ifRangeAllows, sendNotModified } from '../byte-range.ts'
 import { isIdentity, parseCid } from '../cid-param.ts'
 import { formatBytes } from '../format.ts'
 import { trustlessGateway } from '../../gateway/trustless-gateway.ts'
@@ -84,6 +84,16 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
     return !isIdentity(root) && await deps.backend.isPinned(root)
   }
 
+  /**
+   * `X-Ipfs-Roots`: the CID each segment of the path resolves to, root first,
+   * as boxo sends. The path's prefixes were walked to resolve it: the reader
+   * answers them from its cache.
+   */
+  async function rootsAlong (root: CID, path: readonly string[], node: ResolvedNode): Promise<string> {
+    const between = await Promise.all(path.slice(0, -1).map(async (_, i) => (await deps.reader.resolve(root, path.slice(0, i + 1))).cid))
+    return [root, ...between, ...(path.length > 0 ? [node.cid] : [])].map((cid) => cid.toString()).join(',')
+  }
+
   router.use('/ipfs', (_req, res, next) => { setCommonHeaders(res); next() })
 
   router.options('/ipfs{/*rest}', (_req, res) => {
@@ -102,17 +112,22 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
     const path = (params.path ?? []).filter((segment) => segment !== '')
     const ipfsPath = contentPath(cid, path)
     const node = await deps.reader.resolve(cid, path)
+    // A directory served through its index.html (the trustless handler pointed the URL at it) is named by the directory, as boxo does.
+    const indexOf = res.locals.indexOf as string[] | undefined
+    const named = indexOf === undefined ? node : await deps.reader.resolve(cid, indexOf)
+    res.setHeader('X-Ipfs-Roots', await rootsAlong(cid, indexOf ?? path, named))
 
     if (node.type === 'directory') {
       if (!req.path.endsWith('/')) {
         // Relative links in the listing (and in the assets themselves) need the slash.
         const query = req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?')) : ''
+        res.setHeader('X-Ipfs-Path', ipfsPath)
         res.redirect(301, `${req.baseUrl}${req.path}/${query}`)
         return
       }
       const etag = `"DirIndex-${DIR_INDEX_VERSION}_CID-${node.cid.toString()}"`
-      setContentHeaders(res, ipfsPath, etag)
-      if (ifNoneMatch(req.headers['if-none-match'], etag)) { res.status(304).end(); return }
+      setContentHeaders(res, `${ipfsPath}/`, etag)
+      if (ifNoneMatch(req.headers['if-none-match'], etag)) { sendNotModified(res); return }
       // HEAD answers from the resolution alone: the listing is not built to be thrown away.
       if (req.method === 'HEAD') { res.type('html').end(); return }
       const page = await listingPage(res, node, cid, path, ipfsPath)
@@ -121,17 +136,17 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
     }
 
     // As boxo: the file's own CID names its bytes, whatever path led to it.
-    const etag = `"${node.cid.toString()}"`
+    const etag = `"${named.cid.toString()}"`
     const name = path.at(-1) ?? ''
     let type = contentTypeFor(name)
     if (!isPassive(type) && !(await servesDocuments(cid))) {
       type = 'text/plain; charset=utf-8'
       res.setHeader('Content-Disposition', contentDisposition('attachment', name))
     }
-    setContentHeaders(res, ipfsPath, etag)
+    setContentHeaders(res, indexOf === undefined ? ipfsPath : `${contentPath(cid, indexOf)}/`, etag)
     res.setHeader('Accept-Ranges', 'bytes')
     res.setHeader('Content-Type', type)
-    if (ifNoneMatch(req.headers['if-none-match'], etag)) { res.status(304).end(); return }
+    if (ifNoneMatch(req.headers['if-none-match'], etag)) { sendNotModified(res); return }
 
     let start = 0
     let end = node.size - 1
