@@ -1,0 +1,207 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { CID } from 'multiformats/cid'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import type { ImportCandidate } from '../../src/ipfs/ipfs-backend.ts'
+import { avatarBundle } from '../support/fixtures.ts'
+import { appBackends } from '../support/backends.ts'
+import { createIdentity, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
+import { startKubo, type KuboNode } from '../support/kubo.ts'
+
+/** Bytes that do not repeat, so every 1 MiB chunk is its own block. */
+function noise (size: number, seed: number): Buffer {
+  const out = Buffer.alloc(size)
+  let x = seed
+  for (let i = 0; i < size; i++) { x = (x * 1103515245 + 12345) >>> 0; out[i] = x >>> 24 }
+  return out
+}
+const BIG = noise(2_621_440 + 13, 5)
+const INDEX_HTML = Buffer.from('<!doctype html><title>hi</title><p>index</p>\n')
+const MISSING = 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
+
+async function * one (bytes: Buffer): AsyncIterable<Uint8Array> { yield await Promise.resolve(bytes) }
+
+interface Content { hero: string, files: Map<string, string>, tree: string, big: string }
+
+/** One request of the table: a path (with `{hero}`, `{tree}`, `{big}`, `{fst}` to fill), its method and headers. */
+interface Row {
+  name: string
+  path: string
+  method?: 'GET' | 'HEAD'
+  headers?: Record<string, string>
+  /** Headers the first answer's ETag fills in (`{etag}`) for conditional requests. */
+  conditional?: (etag: string) => Record<string, string>
+  /** Fields not compared, each with why. */
+  skip?: Partial<Record<'contentType' | 'contentLength' | 'ids', string>>
+  /** Where our status legitimately differs from Kubo's: ours, and why. */
+  ours?: { status: number, why: string }
+}
+
+const TABLE: Row[] = [
+  { name: 'a file by path', path: '/ipfs/{hero}/textures/skin.png' },
+  { name: 'a text file by path', path: '/ipfs/{hero}/avatar.fst' },
+  { name: 'a file by its own CID', path: '/ipfs/{big}' },
+  { name: 'HEAD of a file', path: '/ipfs/{hero}/box.fbx', method: 'HEAD' },
+  // Our listing is our own page (views/directory.ejs): its length is not Kubo's.
+  { name: 'a directory listing (HTML)', path: '/ipfs/{hero}/', skip: { contentLength: 'our listing page is our own HTML' } },
+  { name: 'HEAD of a directory listing', path: '/ipfs/{hero}/textures/', method: 'HEAD', skip: { contentLength: 'our listing page is our own HTML', contentType: 'Kubo sends none on HEAD of a listing; ours sends what its GET sends (RFC 9110 §9.3.2)', ids: 'nor ETag and X-Ipfs-*: the same' } },
+  { name: 'a directory without its slash: 301', path: '/ipfs/{hero}/textures' },
+  { name: 'a root directory without its slash: 301', path: '/ipfs/{hero}' },
+  { name: 'a directory served through its index.html', path: '/ipfs/{tree}/site/' },
+  { name: 'HEAD of a directory served through its index.html', path: '/ipfs/{tree}/site/', method: 'HEAD' },
+  { name: 'a Range across two blocks', path: '/ipfs/{big}', headers: { Range: 'bytes=1048570-1048590' } },
+  { name: 'a suffix Range', path: '/ipfs/{tree}/big/data.bin', headers: { Range: 'bytes=-100' } },
+  { name: 'HEAD with a Range', path: '/ipfs/{big}', method: 'HEAD', headers: { Range: 'bytes=0-9' } },
+  { name: 'an unsatisfiable Range', path: '/ipfs/{big}', headers: { Range: 'bytes=99999999-' } },
+  { name: '?format=raw of a directory', path: '/ipfs/{hero}?format=raw' },
+  { name: '?format=raw by path', path: '/ipfs/{hero}/avatar.fst?format=raw' },
+  { name: 'Accept: application/vnd.ipld.raw', path: '/ipfs/{big}', headers: { Accept: 'application/vnd.ipld.raw' } },
+  { name: 'HEAD ?format=raw', path: '/ipfs/{big}?format=raw', method: 'HEAD' },
+  { name: '?format=car (dag-scope=all)', path: '/ipfs/{hero}?format=car' },
+  { name: '?format=car&dag-scope=all by path', path: '/ipfs/{tree}/big?format=car&dag-scope=all' },
+  { name: '?format=car&dag-scope=entity of a file', path: '/ipfs/{tree}/big/data.bin?format=car&dag-scope=entity' },
+  { name: '?format=car&dag-scope=entity of a directory', path: '/ipfs/{hero}?format=car&dag-scope=entity' },
+  { name: '?format=car&dag-scope=block', path: '/ipfs/{hero}/textures/skin.png?format=car&dag-scope=block' },
+  { name: '?format=car with entity-bytes', path: '/ipfs/{big}?format=car&dag-scope=entity&entity-bytes=1048570:1048590' },
+  { name: '?format=car with a negative entity-bytes', path: '/ipfs/{big}?format=car&dag-scope=entity&entity-bytes=-100:*' },
+  { name: 'Accept: application/vnd.ipld.car; dups=y', path: '/ipfs/{tree}', headers: { Accept: 'application/vnd.ipld.car; version=1; order=dfs; dups=y' } },
+  { name: 'HEAD ?format=car', path: '/ipfs/{hero}?format=car', method: 'HEAD' },
+  { name: 'If-None-Match: the exact ETag of a file', path: '/ipfs/{hero}/avatar.fst', conditional: (etag) => ({ 'If-None-Match': etag }) },
+  { name: 'If-None-Match: the weak form of a file\'s ETag', path: '/ipfs/{hero}/avatar.fst', conditional: (etag) => ({ 'If-None-Match': `W/${etag}` }) },
+  { name: 'If-None-Match: a list holding the ETag', path: '/ipfs/{hero}/avatar.fst?format=raw', conditional: (etag) => ({ 'If-None-Match': `"nope", ${etag}` }) },
+  { name: 'If-None-Match: *', path: '/ipfs/{hero}/box.fbx', conditional: () => ({ 'If-None-Match': '*' }) },
+  { name: 'If-None-Match: the CAR\'s weak ETag', path: '/ipfs/{hero}?format=car', conditional: (etag) => ({ 'If-None-Match': etag }) },
+  { name: 'If-None-Match: the listing\'s ETag', path: '/ipfs/{hero}/', conditional: (etag) => ({ 'If-None-Match': etag }) },
+  { name: 'If-None-Match: another ETag', path: '/ipfs/{hero}/avatar.fst', conditional: () => ({ 'If-None-Match': '"bafkqaaa"' }) },
+  { name: 'a missing CID', path: `/ipfs/${MISSING}` },
+  { name: 'a missing CID, ?format=raw', path: `/ipfs/${MISSING}?format=raw` },
+  // Kubo commits to 200 and a CAR header before it looks for the root; we look first (issue 10: a CID not held is a quick 404).
+  { name: 'a missing CID, ?format=car', path: `/ipfs/${MISSING}?format=car`, ours: { status: 404, why: 'we check the root is held before answering' } },
+  { name: 'a missing path', path: '/ipfs/{hero}/nothing-here' },
+  { name: 'the empty identity CID, ?format=raw', path: '/ipfs/bafkqaaa?format=raw' },
+  { name: 'HEAD of the empty identity CID, ?format=raw', path: '/ipfs/bafkqaaa?format=raw', method: 'HEAD' }
+]
+
+interface Answer { status: number, type: string | null, length: string | null, etag: string | null, location: string | null, path: string | null, roots: string | null, contentRange: string | null }
+
+async function ask (base: string, row: Row, content: Content, extra: Record<string, string> = {}): Promise<Answer> {
+  const path = row.path.replaceAll('{hero}', content.hero).replaceAll('{tree}', content.tree).replaceAll('{big}', content.big)
+  const res = await fetch(`${base}${path}`, { method: row.method ?? 'GET', headers: { ...row.headers, ...extra }, redirect: 'manual' })
+  await res.arrayBuffer()
+  const h = res.headers
+  const location = h.get('location')
+  return {
+    status: res.status,
+    type: h.get('content-type'),
+    length: h.get('content-length'),
+    etag: h.get('etag'),
+    location: location === null ? null : new URL(location, base).pathname + new URL(location, base).search,
+    path: h.get('x-ipfs-path'),
+    roots: h.get('x-ipfs-roots'),
+    contentRange: h.get('content-range')
+  }
+}
+
+/**
+ * An ETag as the spec makes it deterministic: `"<cid>"`, `"<cid>.<format>"`
+ * and the CAR's `W/"<cid>.car.<hash>"` name the content alone; a listing's
+ * `"DirIndex-<template hash>_CID-<cid>"` also names its gateway's template.
+ */
+function comparableEtag (etag: string | null): string | null {
+  return etag?.replace(/^"DirIndex-[^_]+_CID-/, '"DirIndex-*_CID-') ?? null
+}
+
+/** HTML is typed `text/html; charset=utf-8` by us, `text/html` by Kubo (which leaves the charset to the page): the same type. */
+function comparableType (type: string | null): string | null {
+  return type === 'text/html; charset=utf-8' ? 'text/html' : type
+}
+
+const kuboBin = inject('kuboBin')
+
+/**
+ * The same requests to Heimdall and to Kubo's own gateway (offline, on
+ * loopback, Gateway.NoFetch) holding the same blocks, imported from
+ * Heimdall's CARs with `ipfs dag import`: status, Content-Type,
+ * Content-Length, ETag, Location and the X-Ipfs-* headers must agree.
+ * Not compared anywhere: the CSP/sandbox, CORS and Vary headers we add to
+ * every answer, bodies of HTML listings and of errors (our own pages).
+ */
+for (const backend of appBackends()) describe.skipIf(!backend.available || kuboBin === '')(`Heimdall over ${backend.name} answers as Kubo's gateway does`, () => {
+  let t: TestHeimdall
+  let stopBackend: () => Promise<void>
+  let server: Server
+  let heimdall: string
+  let reference: KuboNode
+  const content: Content = { hero: '', files: new Map(), tree: '', big: '' }
+
+  beforeAll(async () => {
+    const started = await backend.start()
+    stopBackend = started.stop
+    t = await startTestHeimdall(started.env)
+    const { token } = await createIdentity(t.request)
+    const bundle = await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', await avatarBundle(), 'hero.zip').expect(200)
+    content.files = new Map((bundle.body as Array<{ Name: string, Hash: string }>).map((i) => [i.Name, i.Hash]))
+    content.hero = content.files.get('hero') ?? ''
+    const candidates: ImportCandidate[] = [
+      { path: 'big/data.bin', content: one(BIG) },
+      { path: 'site/index.html', content: one(INDEX_HTML) }
+    ]
+    const nodes = await t.heimdall.backend.importTree(candidates, { profile: 'unixfs-v1-2025' })
+    const treeCid = nodes.at(-1)?.cid as CID
+    content.tree = treeCid.toString()
+    content.big = nodes.find((n) => n.path === 'big/data.bin')?.cid.toString() ?? ''
+    await t.heimdall.backend.pin(treeCid)
+
+    server = createServer(t.heimdall.app)
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    heimdall = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+
+    reference = await startKubo(kuboBin)
+    const dir = await mkdtemp(join(tmpdir(), 'heimdall-parity-'))
+    try {
+      for (const root of [content.hero, content.tree]) {
+        const car = Buffer.from(await (await fetch(`${heimdall}/ipfs/${root}?format=car`)).arrayBuffer())
+        await writeFile(join(dir, `${root}.car`), car)
+        expect(await reference.cli('dag', 'import', '--pin-roots', join(dir, `${root}.car`))).toContain(`Pinned root\t${root}\tsuccess`)
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+  afterAll(async () => {
+    if (reference !== undefined) await reference.stop()
+    if (server !== undefined) await new Promise((resolve) => server.close(resolve))
+    if (t !== undefined) await t.close()
+    if (stopBackend !== undefined) await stopBackend()
+  })
+
+  it.each(TABLE)('$name', async (row) => {
+    let extraOurs: Record<string, string> = {}
+    let extraKubo: Record<string, string> = {}
+    if (row.conditional !== undefined) {
+      // Each gateway is asked with the ETag it gave: equal ETags are checked by the row without the condition.
+      extraOurs = row.conditional((await ask(heimdall, { ...row, method: 'GET' }, content)).etag ?? '')
+      extraKubo = row.conditional((await ask(reference.gatewayUrl, { ...row, method: 'GET' }, content)).etag ?? '')
+    }
+    const ours = await ask(heimdall, row, content, extraOurs)
+    const kubo = await ask(reference.gatewayUrl, row, content, extraKubo)
+    expect(ours.status, 'status').toBe(row.ours?.status ?? kubo.status)
+    if (row.ours !== undefined) return
+    expect({ location: ours.location, contentRange: ours.contentRange }, 'Location, Content-Range').toEqual({ location: kubo.location, contentRange: kubo.contentRange })
+    // Not compared: the type and length of a redirect's or an error's body (Kubo writes HTML or text, we write text or JSON: our own words).
+    const bodyIsOurWords = (ours.status >= 301 && ours.status <= 308 && ours.status !== 304) || ours.status >= 400
+    if (row.skip?.contentType === undefined && !bodyIsOurWords) expect(comparableType(ours.type), 'Content-Type').toBe(comparableType(kubo.type))
+    if (row.skip?.contentLength === undefined && !bodyIsOurWords && ours.length !== null && kubo.length !== null) expect(ours.length, 'Content-Length').toBe(kubo.length)
+    if (kubo.status === 304) {
+      // Kubo's 304s keep the ETag of a CAR only; RFC 9110 §15.4.5 asks a 304 for the ETag its 200 sends, and ours keeps it.
+      expect(ours.etag, 'ETag').toBe(kubo.etag ?? (await ask(heimdall, { ...row, method: 'GET' }, content)).etag)
+    } else if (kubo.status < 400 && row.skip?.ids === undefined) {
+      expect(comparableEtag(ours.etag), 'ETag').toBe(comparableEtag(kubo.etag))
+      expect(ours.path, 'X-Ipfs-Path').toBe(kubo.path)
+      expect(ours.roots, 'X-Ipfs-Roots').toBe(kubo.roots)
+    }
+  })
+})
