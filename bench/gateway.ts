@@ -8,7 +8,6 @@
  */
 import { randomBytes } from 'node:crypto'
 import { get } from 'node:http'
-import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
 import { CID } from 'multiformats/cid'
@@ -71,14 +70,7 @@ async function upload (server: HeimdallProcess, token: string, file: string, nam
 
 /** Peak RSS of a Heimdall process and every process it started (the embedded PostgreSQL's included), summed. */
 function treePeak (server: HeimdallProcess): number {
-  return server.peakRss() + server.childrenPeakRss()
-}
-
-/** Starts the peak over (Linux clear_refs 5 resets VmHWM): what the uploads that set up the content took is not the gateway's. */
-async function resetPeaks (server: HeimdallProcess): Promise<void> {
-  const pid = server.child.pid ?? 0
-  const children = (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8')).trim().split(/\s+/).filter(Boolean)
-  for (const id of [String(pid), ...children]) await writeFile(`/proc/${id}/clear_refs`, '5')
+  return server.treePeakRss()
 }
 
 export async function gatewayBench (work: string, options: { fileSize: number, seconds: number }): Promise<GatewayRow[]> {
@@ -115,7 +107,7 @@ export async function gatewayBench (work: string, options: { fileSize: number, s
         paths[key] = value
       }
     }
-    for (const server of servers) await resetPeaks(server)
+    for (const server of servers) server.resetPeaks() // what the uploads that set up the content took is not the gateway's
     const unknown = `/ipfs/${CID.createV1(raw.code, await sha256.digest(randomBytes(32))).toString()}`
 
     const targets: Target[] = [

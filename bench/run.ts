@@ -35,40 +35,54 @@ const onlyAt = process.argv.indexOf('--only')
 const only = onlyAt === -1 ? undefined : process.argv[onlyAt + 1]
 if (only !== undefined && only !== 'uploads' && only !== 'gateway') throw new Error('--only takes uploads or gateway')
 
-interface Measure { seconds: number, peakRss: number }
+interface Measure { seconds: number, peakRss: number, treePeakRss?: number }
 
 async function worker (script: string, ...args: string[]): Promise<Measure> {
   const { stdout } = await run(process.execPath, [here(`./workers/${script}`), ...args], { maxBuffer: 1024 * 1024 })
   return JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as Measure
 }
 
-/** The database the HTTP scenarios record into: a real PostgreSQL when this machine has one, as in production. */
+/** A PostgreSQL server of this machine, when it has one: the idle footprint is compared against it. */
 let databaseUrl: (() => Promise<{ url: string, drop: () => Promise<void> }>) | undefined
 
+/** The HTTP scenarios run the default configuration, as `npm start` does: the embedded PostgreSQL in DATA_DIR. */
 async function httpUpload (file: string, name: string, dataDir: string): Promise<Measure> {
-  const db = await databaseUrl?.()
-  const server = await startHeimdallProcess({ DATA_DIR: dataDir, MAX_UPLOAD_BYTES: String(8 * 1024 * MiB), SECRET_KEY: 'bench-secret-key-bench-secret-key-0123', ...(db === undefined ? {} : { DATABASE_URL: db.url }) })
+  const server = await startHeimdallProcess({ DATA_DIR: dataDir, MAX_UPLOAD_BYTES: String(8 * 1024 * MiB), SECRET_KEY: 'bench-secret-key-bench-secret-key-0123' })
   try {
     const token = await newToken(server.url, 'bench')
     const result = await uploadStream(server.url, token, file, name)
     if (result.status !== 200) throw new Error(`upload of ${name} answered ${result.status}: ${JSON.stringify(result.body)}`)
-    return { seconds: result.seconds, peakRss: server.peakRss() }
+    return { seconds: result.seconds, peakRss: server.peakRss(), treePeakRss: server.treePeakRss() }
   } finally {
     await server.stop()
-    await db?.drop()
   }
 }
 
-/** The idle footprint: the server process, and the embedded PGlite's own process on first start (initdb) and on a restart. */
-async function embeddedBaseline (work: string): Promise<{ serverIdlePeakMB: number, pgliteFirstStartPeakMB: number, pgliteRestartPeakMB: number, postgresIdlePeakMB: number | null }> {
+interface Baseline {
+  /** Start-up to /readyz 200 on an empty DATA_DIR (initdb included), and on a restart. */
+  firstStartSeconds: number
+  restartSeconds: number
+  serverIdlePeakMB: number
+  /** The server and the embedded PostgreSQL's processes, each one's VmHWM, summed. */
+  treeIdlePeakMB: number
+  treeRestartIdlePeakMB: number
+  postgresIdlePeakMB: number | null
+}
+
+/** The idle footprint, in the default configuration: after a first start on an empty data folder, and after a restart. */
+async function embeddedBaseline (work: string): Promise<Baseline> {
   const dataDir = join(work, 'data-idle')
   const env = { DATA_DIR: dataDir, SECRET_KEY: 'bench-secret-key-bench-secret-key-0123' }
+  let started = process.hrtime.bigint()
   const first = await startHeimdallProcess(env)
+  const firstStartSeconds = Number(process.hrtime.bigint() - started) / 1e9
   const serverIdlePeakMB = first.peakRss() / MiB
-  const pgliteFirstStartPeakMB = first.childrenPeakRss() / MiB
+  const treeIdlePeakMB = first.treePeakRss() / MiB
   await first.stop()
+  started = process.hrtime.bigint()
   const again = await startHeimdallProcess(env)
-  const pgliteRestartPeakMB = again.childrenPeakRss() / MiB
+  const restartSeconds = Number(process.hrtime.bigint() - started) / 1e9
+  const treeRestartIdlePeakMB = again.treePeakRss() / MiB
   await again.stop()
   let postgresIdlePeakMB: number | null = null
   const db = await databaseUrl?.()
@@ -78,7 +92,7 @@ async function embeddedBaseline (work: string): Promise<{ serverIdlePeakMB: numb
     await idle.stop()
     await db.drop()
   }
-  return { serverIdlePeakMB, pgliteFirstStartPeakMB, pgliteRestartPeakMB, postgresIdlePeakMB }
+  return { firstStartSeconds, restartSeconds, serverIdlePeakMB, treeIdlePeakMB, treeRestartIdlePeakMB, postgresIdlePeakMB }
 }
 
 const mbps = (bytes: number, seconds: number): number => bytes / MiB / seconds
@@ -100,15 +114,15 @@ async function throughputScenario (label: string, file: string, name: string, wo
     httpVsSha256: sha.seconds / http.seconds,
     httpVsDirect: direct.seconds / http.seconds,
     directPeakRssMB: direct.peakRss / MiB,
-    serverPeakRssMB: http.peakRss / MiB
+    serverPeakRssMB: http.peakRss / MiB,
+    treePeakRssMB: (http.treePeakRss ?? Number.NaN) / MiB
   }
-  console.log(`  ${label}: sha256 ${row.sha256MBps.toFixed(0)} MB/s, direct ${row.directMBps.toFixed(0)} MB/s, http ${row.httpMBps.toFixed(0)} MB/s, server peak ${row.serverPeakRssMB.toFixed(0)} MB`)
+  console.log(`  ${label}: sha256 ${row.sha256MBps.toFixed(0)} MB/s, direct ${row.directMBps.toFixed(0)} MB/s, http ${row.httpMBps.toFixed(0)} MB/s, server peak ${row.serverPeakRssMB.toFixed(0)} MB, tree peak ${row.treePeakRssMB.toFixed(0)} MB summed`)
   return row
 }
 
 async function concurrentScenario (work: string, count: number, size: number): Promise<Record<string, unknown>> {
-  const db = await databaseUrl?.()
-  const server = await startHeimdallProcess({ DATA_DIR: join(work, 'data-concurrent'), SECRET_KEY: 'bench-secret-key-bench-secret-key-0123', ...(db === undefined ? {} : { DATABASE_URL: db.url }) })
+  const server = await startHeimdallProcess({ DATA_DIR: join(work, 'data-concurrent'), SECRET_KEY: 'bench-secret-key-bench-secret-key-0123' })
   try {
     const token = await newToken(server.url, 'bench')
     const next = kuboDeterministicStream('concurrent')
@@ -132,19 +146,19 @@ async function concurrentScenario (work: string, count: number, size: number): P
       p50ms: percentile(latencies, 50),
       p99ms: percentile(latencies, 99),
       uploadsPerSecond: count / wall,
-      serverPeakRssMB: server.peakRss() / MiB
+      serverPeakRssMB: server.peakRss() / MiB,
+      treePeakRssMB: server.treePeakRss() / MiB
     }
     console.log(`  concurrent: ${errors} errors, p50 ${row.p50ms.toFixed(0)} ms, p99 ${row.p99ms.toFixed(0)} ms, ${row.uploadsPerSecond.toFixed(0)} uploads/s`)
     return row
   } finally {
     await server.stop()
-    await db?.drop()
   }
 }
 
 const work = await mkdtemp(join(tmpdir(), 'heimdall-bench-'))
 const postgres = only === 'gateway' ? undefined : await startPostgresServer().catch((err: unknown) => {
-  console.warn(`no PostgreSQL server (${String(err)}): the HTTP scenarios record into the embedded PGlite, whose own footprint then dominates peak RSS`)
+  console.warn(`no PostgreSQL server (${String(err)}): the idle footprint is not compared against one`)
   return undefined
 })
 if (postgres !== undefined) databaseUrl = async () => createScratchDatabase(postgres.url)
@@ -178,21 +192,23 @@ try {
   const concurrent = await concurrentScenario(work, 200, 200_000)
   const baseline = await embeddedBaseline(work)
 
-  console.log('\n| scenario | sha256 MB/s | direct import MB/s | HTTP upload MB/s | direct / sha256 | HTTP / sha256 | HTTP / direct | peak RSS direct | peak RSS server |')
-  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
+  console.log('\n| scenario | sha256 MB/s | direct import MB/s | HTTP upload MB/s | direct / sha256 | HTTP / sha256 | HTTP / direct | peak RSS direct | peak RSS server | peak RSS tree (summed) |')
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
   for (const r of rows as Array<Record<string, number | string>>) {
     const n = (key: string, digits = 0): string => Number(r[key]).toFixed(digits)
-    console.log(`| ${r.scenario} | ${n('sha256MBps')} | ${n('directMBps')} | ${n('httpMBps')} | ${(Number(r.directVsSha256) * 100).toFixed(0)} % | ${(Number(r.httpVsSha256) * 100).toFixed(0)} % | ${(Number(r.httpVsDirect) * 100).toFixed(0)} % | ${n('directPeakRssMB')} MB | ${n('serverPeakRssMB')} MB |`)
+    console.log(`| ${r.scenario} | ${n('sha256MBps')} | ${n('directMBps')} | ${n('httpMBps')} | ${(Number(r.directVsSha256) * 100).toFixed(0)} % | ${(Number(r.httpVsSha256) * 100).toFixed(0)} % | ${(Number(r.httpVsDirect) * 100).toFixed(0)} % | ${n('directPeakRssMB')} MB | ${n('serverPeakRssMB')} MB | ${n('treePeakRssMB')} MB |`)
   }
   const c = concurrent as Record<string, number | string>
-  console.log(`\n| scenario | errors | p50 | p99 | uploads/s | peak RSS server |\n| --- | ---: | ---: | ---: | ---: | ---: |\n| ${c.scenario} | ${c.errors} | ${Number(c.p50ms).toFixed(0)} ms | ${Number(c.p99ms).toFixed(0)} ms | ${Number(c.uploadsPerSecond).toFixed(1)} | ${Number(c.serverPeakRssMB).toFixed(0)} MB |`)
+  console.log(`\n| scenario | errors | p50 | p99 | uploads/s | peak RSS server | peak RSS tree (summed) |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n| ${c.scenario} | ${c.errors} | ${Number(c.p50ms).toFixed(0)} ms | ${Number(c.p99ms).toFixed(0)} ms | ${Number(c.uploadsPerSecond).toFixed(1)} | ${Number(c.serverPeakRssMB).toFixed(0)} MB | ${Number(c.treePeakRssMB).toFixed(0)} MB |`)
 
-  console.log(`\nIdle peak RSS: server ${baseline.serverIdlePeakMB.toFixed(0)} MB with the embedded database (${baseline.postgresIdlePeakMB?.toFixed(0) ?? 'n/a'} MB with PostgreSQL); the embedded PGlite's own process ${baseline.pgliteFirstStartPeakMB.toFixed(0)} MB on first start (initdb), ${baseline.pgliteRestartPeakMB.toFixed(0)} MB on a restart.`)
-  console.log(`HTTP scenarios recorded into ${postgres === undefined ? 'PGlite' : 'PostgreSQL'}.`)
+  const b = baseline
+  console.log(`\nStart-up to /readyz: ${b.firstStartSeconds.toFixed(1)} s on an empty DATA_DIR (initdb included), ${b.restartSeconds.toFixed(1)} s on a restart.`)
+  console.log(`Idle peak RSS after start: process tree ${b.treeIdlePeakMB.toFixed(0)} MB summed (server ${b.serverIdlePeakMB.toFixed(0)} MB, the embedded PostgreSQL's processes ${(b.treeIdlePeakMB - b.serverIdlePeakMB).toFixed(0)} MB), ${b.treeRestartIdlePeakMB.toFixed(0)} MB after a restart; the server alone over an external PostgreSQL: ${b.postgresIdlePeakMB?.toFixed(0) ?? 'n/a'} MB.`)
+  console.log('HTTP scenarios ran the default configuration (the embedded PostgreSQL).')
 
   const results = here('./results/')
   await mkdir(results, { recursive: true })
-  await writeFile(join(results, 'latest.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, scale, database: postgres === undefined ? 'pglite' : 'postgres', throughput: rows, concurrent, idle: baseline, gateway }, null, 2))
+  await writeFile(join(results, 'latest.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, scale, database: 'embedded', throughput: rows, concurrent, idle: baseline, gateway }, null, 2))
   console.log(`\nwritten: ${join(results, 'latest.json')}`)
 } finally {
   await postgres?.stop()

@@ -1,11 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createReadStream, readFileSync } from 'node:fs'
+import { createReadStream, readFileSync, writeFileSync } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { request } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { peakRss } from '../../bench/workers/peak-rss.ts'
+import { descendants, peakRss } from '../../bench/workers/peak-rss.ts'
 import { freePort } from './postgres-server.ts'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -26,9 +26,55 @@ export interface HeimdallProcess {
   child: ChildProcess
   /** Peak RSS of the server process so far (VmHWM). */
   peakRss: () => number
-  /** Peak RSS of its child processes (the embedded PGlite), summed. */
+  /** Peak RSS of its descendants (the embedded PostgreSQL's processes), each process's VmHWM, summed. */
   childrenPeakRss: () => number
+  /** Peak RSS of the whole process tree: the server's and every descendant's VmHWM, summed. */
+  treePeakRss: () => number
+  /** Starts every peak of the tree over. */
+  resetPeaks: () => void
   stop: () => Promise<void>
+}
+
+/**
+ * The peak RSS of a process tree, summed: every process seen below the
+ * server (sampled every 100 ms, so a database session that ended still
+ * counts) with its own peak (VmHWM), plus the server's. An upper bound:
+ * processes' peaks need not coincide, and pages they share count once each.
+ */
+class TreePeak {
+  readonly #root: number
+  readonly #peaks = new Map<number, number>()
+  readonly #timer: NodeJS.Timeout
+
+  constructor (root: number) {
+    this.#root = root
+    this.#timer = setInterval(() => { this.sample() }, 100)
+    this.#timer.unref()
+  }
+
+  sample (): void {
+    for (const pid of [this.#root, ...descendants(this.#root)]) {
+      const peak = peakRss(pid)
+      if (peak > (this.#peaks.get(pid) ?? 0)) this.#peaks.set(pid, peak)
+    }
+  }
+
+  peak (): number {
+    let sum = 0
+    for (const value of this.#peaks.values()) sum += value
+    return sum
+  }
+
+  /** Starts the peaks over (Linux clear_refs 5 resets VmHWM): what came before is not counted. */
+  reset (): void {
+    for (const pid of [this.#root, ...descendants(this.#root)]) {
+      try { writeFileSync(`/proc/${pid}/clear_refs`, '5') } catch { /* gone, or not ours to reset */ }
+    }
+    this.#peaks.clear()
+    this.sample()
+  }
+
+  close (): void { clearInterval(this.#timer) }
 }
 
 /** `node src/main.ts` as its own process on 127.0.0.1, ready when /readyz answers 200. */
@@ -48,12 +94,17 @@ export async function startHeimdallProcess (env: Record<string, string>): Promis
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
   const pid = child.pid ?? 0
+  const tree = new TreePeak(pid)
+  child.once('exit', () => { tree.close() })
   return {
     url,
     child,
     peakRss: () => peakRss(pid),
-    childrenPeakRss: () => readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).reduce((sum, child) => sum + peakRss(Number(child)), 0),
+    childrenPeakRss: () => { tree.sample(); return tree.peak() - peakRss(pid) },
+    treePeakRss: () => { tree.sample(); return tree.peak() },
+    resetPeaks: () => { tree.reset() },
     stop: async () => {
+      tree.close()
       if (child.exitCode !== null) return
       const exited = new Promise((resolve) => child.once('exit', resolve))
       child.kill('SIGTERM')
