@@ -40,8 +40,9 @@ export function openPostgres (url: string): Database {
  * processes, through `pg` as well; Heimdall's tables live in its database
  * `heimdall`. `importFrom` is a data folder of the former embedded engine
  * (PGlite), copied into that database when it is first created. The server
- * allows 20 connections; five pooled sessions serve one web process, idle
- * ones closed after 30 s.
+ * allows 20 connections (room for `npm run migrate` and an operator's psql);
+ * three pooled sessions serve one web process (each is a server process of
+ * ~20 MB; Heimdall's queries are short), idle ones closed after 30 s.
  */
 export async function openEmbedded (dir: string, options: { importFrom?: string } = {}): Promise<Database> {
   const embedded = await startEmbeddedPostgres(dir)
@@ -52,7 +53,7 @@ export async function openEmbedded (dir: string, options: { importFrom?: string 
     throw err
   }
   const connection = { ...embedded.connection, database: HEIMDALL_DATABASE }
-  const db = knex({ client: 'pg', connection, pool: { min: 0, max: 5, idleTimeoutMillis: 30_000 }, migrations })
+  const db = knex({ client: 'pg', connection, pool: { min: 0, max: 3, idleTimeoutMillis: 30_000 }, migrations })
   return wrap('embedded', db, embedded.stop)
 }
 

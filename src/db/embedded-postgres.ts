@@ -24,7 +24,8 @@ export const EMBEDDED_SETTINGS: Readonly<Record<string, string>> = {
   listen_addresses: '',
   unix_socket_permissions: '0700',
   max_connections: '20',
-  shared_buffers: '16MB',
+  // Every process that touches a shared buffer counts it in its RSS: 8 MB bounds that, and holds Heimdall's hot rows.
+  shared_buffers: '8MB',
   work_mem: '4MB',
   maintenance_work_mem: '16MB',
   temp_buffers: '4MB',
