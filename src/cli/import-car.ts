@@ -15,7 +15,7 @@ import type { CarImportReport } from '../services/operator-car-import.ts'
  * operator, e.g. a pinset from another node. Its blocks are verified and its
  * DAG checked complete as for an upload, without the content checks, then
  * pinned, and recorded as an upload of USERNAME when given. A running server
- * holds the embedded repo (and PGlite): the CAR is streamed to it over its
+ * holds the embedded repo (and the embedded database): the CAR is streamed to it over its
  * control socket (DATA_DIR/heimdall.sock), so nothing needs stopping; with
  * no server running, the data dir is opened here.
  */
