@@ -272,6 +272,8 @@ export async function startEmbeddedPostgres (dir: string): Promise<EmbeddedPostg
     ...(user === undefined ? {} : { uid: user.uid, gid: user.gid }),
     env: databaseEnv(),
     cwd: dataDir,
+    // A group of its own: Ctrl-C in a terminal reaches Heimdall, which finishes its requests before it stops the database.
+    detached: true,
     stdio: ['ignore', 'ignore', 'pipe', 'pipe']
   })
   let log = ''
