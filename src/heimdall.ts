@@ -81,7 +81,9 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
 
   const identities = new IdentityService(new IdentityRepository(database.knex))
   const sessions = new SessionService(new SessionRepository(database.knex))
-  const collector = new GarbageCollector({ backend, logger, intervalSeconds: config.gcIntervalSeconds })
+  const reader = openContentReader(backend, { cacheBytes: config.gatewayCacheBytes, ipfsGatewayUrl: config.ipfsGatewayUrl })
+  // Blocks a collection removed must stop being served: the gateway's caches forget what they remembered.
+  const collector = new GarbageCollector({ backend, logger, intervalSeconds: config.gcIntervalSeconds, onCollected: () => { reader.forget() } })
   const pinRequestRepository = new PinRequestRepository(database.knex)
   const uploads = new UploadService({
     collector,
@@ -105,7 +107,6 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
     maxBytes: config.maxUploadBytes
   })
   const peer = await resolvePeerIdentity(dataDir)
-  const reader = openContentReader(backend, { cacheBytes: config.gatewayCacheBytes, ipfsGatewayUrl: config.ipfsGatewayUrl })
   const app = createApp({
     logger,
     identities,

@@ -25,6 +25,12 @@ export class ByteLru<V> {
     return entry.value
   }
 
+  /** Drops every entry. */
+  clear (): void {
+    this.#map.clear()
+    this.#bytes = 0
+  }
+
   /** Stores `value`; one heavier than the whole budget is not kept at all. */
   set (key: string, value: V, bytes: number): void {
     const previous = this.#map.get(key)

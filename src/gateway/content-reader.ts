@@ -47,6 +47,14 @@ export interface ContentReader {
   writeTo: (node: ResolvedNode, window: ByteWindow, out: Writable) => Promise<void>
   /** A resolved directory's links, in the order its node holds them (sharded directories: shard order). */
   list: (node: ResolvedNode, options?: { signal?: AbortSignal }) => Promise<readonly ListingEntry[]>
+  /**
+   * Drops everything cached. Content never changes, but it can leave this
+   * node: after a garbage collection removed blocks, a cached resolution or
+   * listing would go on serving a deleted upload. Listeners given to
+   * `onForget` (caches built on the reader's answers) are told.
+   */
+  forget: () => void
+  onForget: (listener: () => void) => void
 }
 
 /** Where a reader gets blocks. A block this node does not hold is a NotFoundError. */

@@ -16,12 +16,14 @@ export function openContentReader (backend: IpfsBackend, options: { cacheBytes: 
   if (backend.kind === 'helia') return unixfs
   const resolve = unixfs.resolve.bind(unixfs)
   const list = unixfs.list.bind(unixfs)
+  const forget = unixfs.forget.bind(unixfs)
+  const onForget = unixfs.onForget.bind(unixfs)
   if (options.ipfsGatewayUrl !== undefined) {
     const gateway = httpGatewayBytes(options.ipfsGatewayUrl)
     // A small file's block came with its resolution and is cached: Kubo is not asked for it again.
     const writeTo: ContentReader['writeTo'] = async (node, window, out) => { await (unixfs.holds(node) ? unixfs.writeTo(node, window, out) : gateway.writeTo(node, window, out)) }
-    return { resolve, list, read: gateway.read, writeTo }
+    return { resolve, list, forget, onForget, read: gateway.read, writeTo }
   }
   const read: ContentReader['read'] = (node, window) => backend.read(node.cid, [], window)
-  return { resolve, list, read, writeTo: async (node, window, out) => { await writeChunks(read(node, window), out, 1024 * 1024) } }
+  return { resolve, list, forget, onForget, read, writeTo: async (node, window, out) => { await writeChunks(read(node, window), out, 1024 * 1024) } }
 }

@@ -56,6 +56,17 @@ export class UnixfsReader implements ContentReader {
     this.#cache = new ByteLru(options.cacheBytes)
   }
 
+  readonly #forgetListeners: Array<() => void> = []
+
+  forget (): void {
+    this.#cache.clear()
+    for (const listener of this.#forgetListeners) listener()
+  }
+
+  onForget (listener: () => void): void {
+    this.#forgetListeners.push(listener)
+  }
+
   /** What the cache holds, for tests and metrics. */
   get cached (): { entries: number, bytes: number } {
     return { entries: this.#cache.size, bytes: this.#cache.bytes }

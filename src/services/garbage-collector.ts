@@ -6,6 +6,8 @@ export interface GarbageCollectorOptions {
   logger: Logger
   /** Seconds between scheduled collections; 0 = none (collections after deletes still run). */
   intervalSeconds: number
+  /** Told after a collection removed blocks (the gateway's caches forget what they remembered). */
+  onCollected?: (report: GcReport) => void
 }
 
 /**
@@ -43,6 +45,7 @@ export class GarbageCollector {
   /** One collection now (after any under way), with its report; `dryRun` removes nothing. */
   async run (options: { dryRun?: boolean } = {}): Promise<GcReport> {
     const report = await this.#options.backend.gc(options)
+    this.#collected(report)
     this.#log(report, options.dryRun === true ? 'dry run' : 'request')
     return report
   }
@@ -62,12 +65,18 @@ export class GarbageCollector {
     for (let why = reason; ; why = 'coalesced requests') {
       this.#again = false
       try {
-        this.#log(await this.#options.backend.gc(), why)
+        const report = await this.#options.backend.gc()
+        this.#collected(report)
+        this.#log(report, why)
       } catch (err) {
         this.#options.logger.warn({ err, reason: why }, 'garbage collection failed')
       }
       if (!this.#again || this.#closed) return
     }
+  }
+
+  #collected (report: GcReport): void {
+    if (!report.dryRun && report.blocks > 0) this.#options.onCollected?.(report)
   }
 
   #log (report: GcReport, reason: string): void {

@@ -57,6 +57,8 @@ function contentPath (cid: CID, path: readonly string[]): string {
 export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentReader }): Router {
   const router = Router()
   const listingPages = new ByteLru<Buffer>(LISTING_PAGES_BYTES)
+  // A listing of content that garbage collection removed must not outlive it.
+  deps.reader.onForget(() => { listingPages.clear() })
 
   /** The listing page of a resolved directory, rendered on the first request for its path. */
   async function listingPage (res: Response, node: ResolvedNode, cid: CID, path: readonly string[], ipfsPath: string): Promise<Buffer> {
