@@ -1,6 +1,7 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, readlinkSync, realpathSync } from 'node:fs'
-import { chmod, chown, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { chmod, chown, cp, mkdir, mkdtemp, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
@@ -103,14 +104,40 @@ async function databaseUser (dir: string): Promise<RunAs | undefined> {
   return user
 }
 
-/** As root: can the database's user run the binaries? Says what to do when not. (Its data needs no such thing: see HERE.) */
-function checkReachable (binaries: Binaries, user: RunAs): void {
-  const probe = spawnSync('/bin/sh', ['-c', 'test -x "$0"', binaries.postgres], { uid: user.uid, gid: user.gid, stdio: 'ignore' })
-  if (probe.status !== 0) {
-    throw new Error(`running as root, the embedded PostgreSQL runs as ${user.name}, who cannot reach ${binaries.postgres}: ` +
-      'every folder above it needs search permission (x) for that user (Heimdall installed under /root, which is 0700, is not). ' +
+const canRun = (binaries: Binaries, user: RunAs): boolean =>
+  spawnSync('/bin/sh', ['-c', 'test -x "$0"', binaries.postgres], { uid: user.uid, gid: user.gid, stdio: 'ignore' }).status === 0
+
+/**
+ * As root: binaries the database's user can run. (Its data needs no such
+ * thing: see HERE.) Heimdall installed where that user cannot enter (under
+ * /root, 0700) gets a copy of the binaries in a folder of root's under the
+ * system temp folder: owned by root, writable by no one else, checked before
+ * every use, so no other user can put a program there for it to run.
+ */
+async function reachableBinaries (binaries: Binaries, user: RunAs): Promise<Binaries> {
+  if (canRun(binaries, user)) return binaries
+  const native = join(dirname(binaries.postgres), '..')
+  const version = (JSON.parse(await readFile(join(native, '..', 'package.json'), 'utf8')) as { version?: string }).version ?? 'unknown'
+  const copy = join(tmpdir(), `heimdall-postgres-${process.arch}-${version}`)
+  const trusted = async (): Promise<boolean> => {
+    const info = await stat(copy).catch(() => undefined)
+    return info !== undefined && info.uid === 0 && (info.mode & 0o022) === 0 && existsSync(join(copy, 'bin', 'postgres'))
+  }
+  if (!(await trusted())) {
+    await rm(copy, { recursive: true, force: true })
+    const partial = await mkdtemp(join(tmpdir(), 'heimdall-postgres-copy-'))
+    // verbatimSymlinks: the package's relative library links must stay relative, not point back into the unreachable folder.
+    await cp(native, join(partial, 'native'), { recursive: true, preserveTimestamps: true, verbatimSymlinks: true })
+    await chmod(partial, 0o755)
+    await rename(join(partial, 'native'), copy).finally(async () => rm(partial, { recursive: true, force: true }))
+    if (!(await trusted())) throw new Error(`could not prepare ${copy} for the embedded PostgreSQL`)
+  }
+  const copied = { initdb: join(copy, 'bin', 'initdb'), postgres: join(copy, 'bin', 'postgres') }
+  if (!canRun(copied, user)) {
+    throw new Error(`running as root, the embedded PostgreSQL runs as ${user.name}, who can run neither ${binaries.postgres} nor its copy in ${copy}. ` +
       'Run Heimdall as an ordinary user, install it where other users can enter (e.g. /opt or /srv), or set DATABASE_URL')
   }
+  return copied
 }
 
 /**
@@ -248,7 +275,7 @@ async function waitUntilReady (connection: EmbeddedPostgres['connection'], exite
  * of DATA_DIR.
  */
 export async function startEmbeddedPostgres (dir: string): Promise<EmbeddedPostgres> {
-  const binaries = embeddedBinaries()
+  let binaries = embeddedBinaries()
   const dataDir = join(dir, 'data')
   if (join(dataDir, SOCKET_NAME).length > MAX_SOCKET_PATH) {
     throw new Error(`the embedded PostgreSQL's socket path ${join(dataDir, SOCKET_NAME)} is longer than the ${MAX_SOCKET_PATH} bytes a Unix socket allows: use a shorter DATA_DIR`)
@@ -258,7 +285,7 @@ export async function startEmbeddedPostgres (dir: string): Promise<EmbeddedPostg
   const user = await databaseUser(dir)
   if (user !== undefined) {
     await chown(dir, user.uid, user.gid)
-    checkReachable(binaries, user)
+    binaries = await reachableBinaries(binaries, user)
   }
   // Private: the socket's folder too, since trust rests on it.
   await chmod(dir, 0o700)
