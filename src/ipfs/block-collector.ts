@@ -5,7 +5,6 @@ import { NextToLast } from 'blockstore-fs/sharding'
 import { base36 } from 'multiformats/bases/base36'
 import type { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
-import { concat } from 'uint8arrays/concat'
 import type { GcReport, ImportLease } from './ipfs-backend.ts'
 import type { Helia } from '@helia/interface'
 
@@ -30,8 +29,8 @@ export interface BlockCollectorInit {
   dir: string
   /** Where imports write (Helia's blockstore); puts go through a lease first. */
   blockstore: Pick<Blockstore, 'put'>
-  /** The same blocks, read directly for marking. */
-  files: Pick<Blockstore, 'get'>
+  /** The same blocks, each read whole in one read, for marking. */
+  getBlock: (cid: CID) => Promise<Uint8Array>
   datastore: Pick<Datastore, 'queryKeys' | 'delete'>
   /** Every pinned root. */
   roots: () => AsyncIterable<CID>
@@ -196,9 +195,7 @@ export class BlockCollector {
       if (cid.code !== dagPb.code) continue
       let bytes: Uint8Array
       try {
-        const chunks: Uint8Array[] = []
-        for await (const chunk of this.#init.files.get(cid)) chunks.push(chunk)
-        bytes = concat(chunks)
+        bytes = await this.#init.getBlock(cid)
       } catch {
         continue // a pinned DAG missing a block: nothing below it to keep
       }

@@ -53,7 +53,7 @@ export class HeliaBackend implements IpfsBackend {
     this.#collector = new BlockCollector({
       dir: blocks.path,
       blockstore: helia.blockstore,
-      files: blocks,
+      getBlock: async (cid) => this.getBlock(cid),
       datastore: helia.datastore,
       roots: () => this.listPins()
     })
