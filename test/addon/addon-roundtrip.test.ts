@@ -1,5 +1,3 @@
-import type { Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { hasPython, runAddonClient } from '../support/addon-client.ts'
 import { startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
@@ -12,20 +10,11 @@ if (!python) {
 
 describe.skipIf(!python)('the Blender add-on round trip (a Python http.client client)', () => {
   let t: TestHeimdall
-  let server: Server
-  beforeAll(async () => {
-    t = await startTestHeimdall()
-    server = t.heimdall.app.listen(0, '127.0.0.1')
-    await new Promise((resolve) => server.once('listening', resolve))
-  })
-  afterAll(async () => {
-    await new Promise((resolve) => server.close(resolve))
-    await t.close()
-  })
+  beforeAll(async () => { t = await startTestHeimdall() })
+  afterAll(async () => { await t.close() })
 
   it('plugin routes → new user → zip upload → opens <Hash>/<name>.fst and its texture', async () => {
-    const { port } = server.address() as AddressInfo
-    const seen = await runAddonClient(`http://127.0.0.1:${port}`, 'blender_artist')
+    const seen = await runAddonClient((await t.listen()).url, 'blender_artist')
     expect(seen.routes_status).toBe(200)
     expect(seen.routes).toEqual({ new_user: '/new', asset_upload: '/upload', uploads: '/uploads', oauth: false })
     expect(seen.new_user_status).toBe(201)

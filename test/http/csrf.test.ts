@@ -1,23 +1,17 @@
-import type { Server } from 'node:http'
 import supertest from 'supertest'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { fixture } from '../support/fixtures.ts'
 import { createIdentity, csrfField, leftovers, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
 
 let t: TestHeimdall
-let server: Server
 /** A cookie-keeping client of one listening server, so that every request has the same origin. */
 let newBrowser: () => supertest.Agent
 beforeAll(async () => {
   t = await startTestHeimdall({ PUBLIC_URL: 'https://assets.example.org' })
-  server = t.heimdall.app.listen(0, '127.0.0.1')
-  await new Promise((resolve) => server.once('listening', resolve))
+  const { server } = await t.listen()
   newBrowser = () => supertest.agent(server)
 })
-afterAll(async () => {
-  await new Promise((resolve) => server.close(resolve))
-  await t.close()
-})
+afterAll(async () => { await t.close() })
 
 /** A browser signed in through the sign-in form, and a page of its with a form token. */
 async function signedIn (): Promise<{ browser: supertest.Agent, person: { username: string, token: string }, csrf: string, origin: string }> {

@@ -1,6 +1,4 @@
 import { request as httpRequest } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import type { Server } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { avatarBundle } from '../support/fixtures.ts'
 import { createIdentity, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
@@ -11,7 +9,6 @@ import { createIdentity, startTestHeimdall, type TestHeimdall } from '../support
  * request lines, so nothing on the client side "fixes" the input first.
  */
 let t: TestHeimdall
-let server: Server
 let port: number
 let token: string
 let sessionCookie: string
@@ -25,14 +22,9 @@ beforeAll(async () => {
   root = (res.body as Array<{ Hash: string }>).at(-1)?.Hash ?? ''
   const signIn = await t.request.post('/uploads').type('form').set('Accept', 'text/html').send({ username: alice.username, token }).expect(303)
   sessionCookie = (signIn.headers['set-cookie'] as unknown as string[]).map((c) => c.split(';')[0]).join('; ')
-  server = t.heimdall.app.listen(0, '127.0.0.1')
-  await new Promise((resolve) => server.once('listening', resolve))
-  port = (server.address() as AddressInfo).port
+  ;({ port } = await t.listen())
 })
-afterAll(async () => {
-  await new Promise((resolve) => { server.close(resolve); server.closeAllConnections() })
-  await t.close()
-})
+afterAll(async () => { await t.close() })
 
 /** One raw request; resolves with the status (0 when the server closed the connection without answering). */
 async function send (method: string, path: string, headers: Record<string, string>, body?: string): Promise<number> {

@@ -1,5 +1,3 @@
-import type { Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
@@ -18,7 +16,7 @@ import { createScratchDatabase } from '../support/postgres-server.ts'
 describe.skipIf(inject('kuboBin') === '')('Kubo\'s `ipfs pin remote` against /psa', () => {
   let t: TestHeimdall
   let kubo: KuboNode
-  let server: Server
+  let url: string
   let drop: () => Promise<void>
   let token: string
   let root: string
@@ -27,17 +25,15 @@ describe.skipIf(inject('kuboBin') === '')('Kubo\'s `ipfs pin remote` against /ps
     const scratch = await createScratchDatabase(inject('postgresUrl'))
     drop = scratch.drop
     t = await startTestHeimdall({ DATABASE_URL: scratch.url, PSA_FETCH_TIMEOUT_SECONDS: '2' })
-    server = t.heimdall.app.listen(0, '127.0.0.1')
-    await new Promise((resolve) => server.once('listening', resolve))
+    ;({ url } = await t.listen())
     kubo = await startKubo(inject('kuboBin'))
     token = (await createIdentity(t.request)).token
     const res = await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', fixture('glb/BoxTextured.glb'), 'box.glb').expect(200)
     root = (res.body as Array<{ Hash: string }>).at(-1)?.Hash ?? ''
-    await kubo.cli('pin', 'remote', 'service', 'add', 'heimdall', `http://127.0.0.1:${(server.address() as AddressInfo).port}/psa`, token)
+    await kubo.cli('pin', 'remote', 'service', 'add', 'heimdall', `${url}/psa`, token)
   })
   afterAll(async () => {
     await kubo.stop()
-    await new Promise((resolve) => server.close(resolve))
     await t.close()
     await drop()
   })
@@ -81,7 +77,7 @@ describe.skipIf(inject('kuboBin') === '')('Kubo\'s `ipfs pin remote` against /ps
   })
 
   it('a bad token is refused, and Kubo says so', async () => {
-    await kubo.cli('pin', 'remote', 'service', 'add', 'wrong', `http://127.0.0.1:${(server.address() as AddressInfo).port}/psa`, 'not-a-token')
+    await kubo.cli('pin', 'remote', 'service', 'add', 'wrong', `${url}/psa`, 'not-a-token')
     await expect(kubo.cli('pin', 'remote', 'ls', '--service=wrong')).rejects.toThrow(/401|UNAUTHORIZED|unauthorized/i)
   })
 

@@ -1,8 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { stat, readdir } from 'node:fs/promises'
 import { connect } from 'node:net'
-import type { AddressInfo } from 'node:net'
-import type { Server } from 'node:http'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { inject } from 'vitest'
@@ -32,21 +30,15 @@ function multipart (boundary: string, parts: Array<{ name: string, value: Buffer
 
 describe('a client that goes away', () => {
   let t: TestHeimdall
-  let server: Server
   let port: number
   let alice: { username: string, token: string }
 
   beforeAll(async () => {
     t = await startTestHeimdall()
     alice = await createIdentity(t.request)
-    server = t.heimdall.app.listen(0, '127.0.0.1')
-    await new Promise((resolve) => server.once('listening', resolve))
-    port = (server.address() as AddressInfo).port
+    ;({ port } = await t.listen())
   })
-  afterAll(async () => {
-    await new Promise((resolve) => { server.close(resolve); server.closeAllConnections() })
-    await t.close()
-  })
+  afterAll(async () => { await t.close() })
 
   const open = (head: string) => {
     const socket = connect(port, '127.0.0.1')

@@ -1,4 +1,7 @@
+import { once } from 'node:events'
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -17,7 +20,9 @@ export interface TestHeimdall {
   dataDir: string
   /** Every log line written so far, raw JSON. */
   logs: string[]
-  /** Stops the app; removes DATA_DIR unless `keepData`. */
+  /** The app on a real socket at 127.0.0.1 (one server per TestHeimdall, stopped by `close`), for clients that are not supertest. */
+  listen: () => Promise<{ server: Server, port: number, url: string }>
+  /** Stops the app (and its server, if listening); removes DATA_DIR unless `keepData`. */
   close: (options?: { keepData?: boolean }) => Promise<void>
 }
 
@@ -32,13 +37,25 @@ export async function startTestHeimdall (env: Record<string, string> = {}, dataD
   const logs: string[] = []
   const sink = new Writable({ write (chunk: Buffer, _enc, cb) { logs.push(...chunk.toString().split('\n').filter(Boolean)); cb() } })
   const heimdall = await openHeimdall(config, createLogger('info', sink))
+  let listening: Promise<{ server: Server, port: number, url: string }> | undefined
   return {
     heimdall,
     request: supertest(heimdall.app),
     browser: () => supertest.agent(heimdall.app),
     dataDir: dir,
     logs,
+    listen: async () => (listening ??= (async () => {
+      const server = heimdall.app.listen(0, '127.0.0.1')
+      await once(server, 'listening')
+      const { port } = server.address() as AddressInfo
+      return { server, port, url: `http://127.0.0.1:${port}` }
+    })()),
     close: async (options = {}) => {
+      if (listening !== undefined) {
+        const { server } = await listening
+        server.closeAllConnections()
+        await new Promise((resolve) => { server.close(resolve) })
+      }
       await heimdall.close()
       if (options.keepData !== true) await rm(dir, { recursive: true, force: true })
     }
