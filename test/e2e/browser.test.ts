@@ -1,40 +1,16 @@
-import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import type { Server } from 'node:http'
 import { fileURLToPath } from 'node:url'
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { CANVAS_PIXELS, chromiumAvailable, launchChromium } from '../support/chromium.ts'
 import { AVATAR_FST, fixture, makeZip } from '../support/fixtures.ts'
 import { startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
 import { freePort } from '../support/postgres-server.ts'
 
-const CHROMIUM = '/usr/bin/chromium'
 const SCREENSHOTS = fileURLToPath(new URL('../../test-results/screenshots/', import.meta.url))
-const available = existsSync(CHROMIUM)
-if (!available) {
-  if (process.env.CI === 'true') throw new Error(`Chromium is required under CI (${CHROMIUM}; Debian: apt-get install chromium)`)
-  console.warn(`\n!!!!! SKIPPING the browser tests: ${CHROMIUM} not found (Debian: apt-get install chromium)\n`)
-}
+const available = chromiumAvailable('the browser tests')
 
-/**
- * Runs in the page: copies the WebGL canvas (drawn with preserveDrawingBuffer)
- * into a 2D canvas and returns the share of pixels that are not the scene's
- * background colour, #1d2230.
- */
-const SHARE_OF_PIXELS_NOT_BACKGROUND = `(() => {
-  const canvas = document.querySelector('canvas')
-  const copy = document.createElement('canvas')
-  copy.width = canvas.width
-  copy.height = canvas.height
-  const ctx = copy.getContext('2d')
-  ctx.drawImage(canvas, 0, 0)
-  const { data } = ctx.getImageData(0, 0, copy.width, copy.height)
-  let differing = 0
-  for (let i = 0; i < data.length; i += 4) {
-    if (Math.abs(data[i] - 0x1d) + Math.abs(data[i + 1] - 0x22) + Math.abs(data[i + 2] - 0x30) > 30) differing++
-  }
-  return differing / (data.length / 4)
-})()`
 
 const VIEWPORTS = [
   { name: 'phone', viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 },
@@ -54,12 +30,7 @@ describe.skipIf(!available)('in a real browser (Chromium)', () => {
     server = t.heimdall.app.listen(port, '127.0.0.1')
     await new Promise((resolve) => server.once('listening', resolve))
     await mkdir(SCREENSHOTS, { recursive: true })
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync',
-        // WebGL without a GPU: SwiftShader, which recent Chromium enables only when asked.
-        '--enable-unsafe-swiftshader', '--use-angle=swiftshader']
-    })
+    browser = await launchChromium()
   }, 120_000)
 
   afterAll(async () => {
@@ -175,7 +146,7 @@ describe.skipIf(!available)('in a real browser (Chromium)', () => {
           // On failure, say what the viewer said.
           expect({ state: await page.locator('[data-preview]').getAttribute('data-state'), error: await page.locator('[data-preview-error]').textContent() }).toEqual({ state: 'loaded', error: '' })
           await page.waitForTimeout(500)
-          const drawn = Number(await page.evaluate(SHARE_OF_PIXELS_NOT_BACKGROUND))
+          const { drawn } = await page.evaluate<{ drawn: number }>(CANVAS_PIXELS)
           expect(drawn).toBeGreaterThan(0.01)
           await shot(`preview-${which}`)
         }, 60_000)

@@ -1,37 +1,13 @@
-import { existsSync } from 'node:fs'
 import type { Server } from 'node:http'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { CANVAS_PIXELS, chromiumAvailable, launchChromium } from '../support/chromium.ts'
 import { blenderAvatar, makeZip } from '../support/fixtures.ts'
 import { createIdentity, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
 import { freePort } from '../support/postgres-server.ts'
 
-const CHROMIUM = '/usr/bin/chromium'
-const available = existsSync(CHROMIUM)
-if (!available && process.env.CI === 'true') throw new Error(`Chromium is required under CI (${CHROMIUM})`)
+const available = chromiumAvailable('the preview fidelity tests')
 
-/**
- * Runs in the page: the shares of the WebGL canvas's pixels that are the
- * Blender avatar's texture (its orange and yellow checker: red high, blue
- * low) and that are not the scene's background, #1d2230.
- */
-const PIXELS = `(() => {
-  const canvas = document.querySelector('canvas')
-  const copy = document.createElement('canvas')
-  copy.width = canvas.width
-  copy.height = canvas.height
-  const ctx = copy.getContext('2d')
-  ctx.drawImage(canvas, 0, 0)
-  const { data } = ctx.getImageData(0, 0, copy.width, copy.height)
-  let textured = 0, drawn = 0
-  for (let i = 0; i < data.length; i += 4) {
-    const [r, g, b] = [data[i], data[i + 1], data[i + 2]]
-    if (Math.abs(r - 0x1d) + Math.abs(g - 0x22) + Math.abs(b - 0x30) > 30) drawn++
-    if (r > 150 && r - b > 100 && g > 40) textured++
-  }
-  const all = data.length / 4
-  return { textured: textured / all, drawn: drawn / all }
-})()`
 
 interface Preview { state: string | null, error: string, notes: string, textured: number, drawn: number, requests: string[] }
 
@@ -50,10 +26,7 @@ describe.skipIf(!available)('the preview loads what Overte loads (Chromium, WebG
     server = t.heimdall.app.listen(port, '127.0.0.1')
     await new Promise((resolve) => server.once('listening', resolve))
     ;({ token, username } = await createIdentity(t.request))
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--enable-unsafe-swiftshader', '--use-angle=swiftshader']
-    })
+    browser = await launchChromium()
   }, 120_000)
 
   afterAll(async () => {
@@ -76,7 +49,7 @@ describe.skipIf(!available)('the preview loads what Overte loads (Chromium, WebG
       await page.goto(`${base}${path}`)
       await expect.poll(async () => page.locator('[data-preview]').getAttribute('data-state'), { timeout: 30_000 }).not.toBeNull()
       await page.waitForTimeout(700)
-      const pixels = await page.evaluate<{ textured: number, drawn: number }>(PIXELS)
+      const pixels = await page.evaluate<{ textured: number, drawn: number }>(CANVAS_PIXELS)
       return {
         state: await page.locator('[data-preview]').getAttribute('data-state'),
         error: await page.locator('[data-preview-error]').textContent() ?? '',
