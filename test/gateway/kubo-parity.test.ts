@@ -1,28 +1,15 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { CID } from 'multiformats/cid'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
-import type { ImportCandidate } from '../../src/ipfs/ipfs-backend.ts'
-import { avatarBundle } from '../support/fixtures.ts'
 import { appBackends } from '../support/backends.ts'
-import { createIdentity, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
+import { noise, startGatewayContent } from '../support/gateway-content.ts'
+import type { TestHeimdall } from '../support/heimdall-harness.ts'
 import { startKubo, type KuboNode } from '../support/kubo.ts'
 
-/** Bytes that do not repeat, so every 1 MiB chunk is its own block. */
-function noise (size: number, seed: number): Buffer {
-  const out = Buffer.alloc(size)
-  let x = seed
-  for (let i = 0; i < size; i++) { x = (x * 1103515245 + 12345) >>> 0; out[i] = x >>> 24 }
-  return out
-}
 const BIG = noise(2_621_440 + 13, 5)
-const INDEX_HTML = Buffer.from('<!doctype html><title>hi</title><p>index</p>\n')
 const MISSING = 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
 
-async function * one (bytes: Buffer): AsyncIterable<Uint8Array> { yield await Promise.resolve(bytes) }
 
 interface Content { hero: string, files: Map<string, string>, tree: string, big: string }
 
@@ -131,33 +118,16 @@ const kuboBin = inject('kuboBin')
  */
 for (const backend of appBackends()) describe.skipIf(!backend.available || kuboBin === '')(`Heimdall over ${backend.name} answers as Kubo's gateway does`, () => {
   let t: TestHeimdall
-  let stopBackend: () => Promise<void>
-  let server: Server
+  let stop: () => Promise<void>
   let heimdall: string
   let reference: KuboNode
   const content: Content = { hero: '', files: new Map(), tree: '', big: '' }
 
   beforeAll(async () => {
-    const started = await backend.start()
-    stopBackend = started.stop
-    t = await startTestHeimdall(started.env)
-    const { token } = await createIdentity(t.request)
-    const bundle = await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', await avatarBundle(), 'hero.zip').expect(200)
-    content.files = new Map((bundle.body as Array<{ Name: string, Hash: string }>).map((i) => [i.Name, i.Hash]))
-    content.hero = content.files.get('hero') ?? ''
-    const candidates: ImportCandidate[] = [
-      { path: 'big/data.bin', content: one(BIG) },
-      { path: 'site/index.html', content: one(INDEX_HTML) }
-    ]
-    const nodes = await t.heimdall.backend.importTree(candidates, { profile: 'unixfs-v1-2025' })
-    const treeCid = nodes.at(-1)?.cid as CID
-    content.tree = treeCid.toString()
-    content.big = nodes.find((n) => n.path === 'big/data.bin')?.cid.toString() ?? ''
-    await t.heimdall.backend.pin(treeCid)
-
-    server = createServer(t.heimdall.app)
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-    heimdall = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const started = await startGatewayContent(backend, { big: BIG, index: true })
+    ;({ t, stop } = started)
+    Object.assign(content, { hero: started.hero, files: started.heroFiles, tree: started.tree, big: started.bigCid })
+    heimdall = (await t.listen()).url
 
     reference = await startKubo(kuboBin)
     const dir = await mkdtemp(join(tmpdir(), 'heimdall-parity-'))
@@ -173,9 +143,7 @@ for (const backend of appBackends()) describe.skipIf(!backend.available || kuboB
   })
   afterAll(async () => {
     if (reference !== undefined) await reference.stop()
-    if (server !== undefined) await new Promise((resolve) => server.close(resolve))
-    if (t !== undefined) await t.close()
-    if (stopBackend !== undefined) await stopBackend()
+    if (stop !== undefined) await stop()
   })
 
   it.each(TABLE)('$name', async (row) => {

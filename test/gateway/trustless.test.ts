@@ -11,23 +11,13 @@ import { identity } from 'multiformats/hashes/identity'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { extract } from 'tar-stream'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
-import type { ImportCandidate } from '../../src/ipfs/ipfs-backend.ts'
-import { avatarBundle } from '../support/fixtures.ts'
 import { appBackends } from '../support/backends.ts'
-import { asBytes, createIdentity, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
+import { INDEX_HTML, noise, startGatewayContent } from '../support/gateway-content.ts'
+import { asBytes, type TestHeimdall } from '../support/heimdall-harness.ts'
 import { startKubo, type KuboNode } from '../support/kubo.ts'
 
-/** Bytes that do not repeat, so every 1 MiB chunk is its own block. */
-function noise (size: number, seed: number): Buffer {
-  const out = Buffer.alloc(size)
-  let x = seed
-  for (let i = 0; i < size; i++) { x = (x * 1103515245 + 12345) >>> 0; out[i] = x >>> 24 }
-  return out
-}
 const BIG = noise(2_621_440 + 13, 7) // 2.5 MiB and a bit: three raw leaves under one dag-pb node
-const INDEX_HTML = Buffer.from('<!doctype html><title>hi</title><p>index</p>\n')
 
-async function * one (bytes: Buffer): AsyncIterable<Uint8Array> { yield await Promise.resolve(bytes) }
 
 /** Every block of a CAR, each checked against its CID (sha2-256 or identity). */
 async function readCar (bytes: Buffer): Promise<{ roots: CID[], blocks: Array<{ cid: CID, bytes: Uint8Array }> }> {
@@ -45,7 +35,7 @@ const kuboBin = inject('kuboBin')
 
 for (const backend of appBackends()) describe.skipIf(!backend.available)(`trustless gateway over ${backend.name}`, () => {
   let t: TestHeimdall
-  let stopBackend: () => Promise<void>
+  let stop: () => Promise<void>
   /** The avatar upload's root and its files' CIDs by path (`hero/avatar.fst`). */
   let hero: string
   let heroFiles: Map<string, string>
@@ -55,25 +45,10 @@ for (const backend of appBackends()) describe.skipIf(!backend.available)(`trustl
   let bigCid: string
 
   beforeAll(async () => {
-    const started = await backend.start()
-    stopBackend = started.stop
-    t = await startTestHeimdall(started.env)
-    const { token } = await createIdentity(t.request)
-    tokenOfHero = token
-    const bundle = await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', await avatarBundle(), 'hero.zip').expect(200)
-    heroFiles = new Map((bundle.body as Array<{ Name: string, Hash: string }>).map((i) => [i.Name, i.Hash]))
-    hero = heroFiles.get('hero') ?? ''
-    const candidates: ImportCandidate[] = [
-      { path: 'big/data.bin', content: one(BIG) },
-      { path: 'site/index.html', content: one(INDEX_HTML) }
-    ]
-    const nodes = await t.heimdall.backend.importTree(candidates, { profile: 'unixfs-v1-2025' })
-    const treeCid = nodes.at(-1)?.cid as CID
-    tree = treeCid.toString()
-    bigCid = nodes.find((n) => n.path === 'big/data.bin')?.cid.toString() ?? ''
-    await t.heimdall.backend.pin(treeCid)
+    const content = await startGatewayContent(backend, { big: BIG, index: true })
+    ;({ t, stop, hero, heroFiles, tree, bigCid, token: tokenOfHero } = content)
   })
-  afterAll(async () => { await t.close(); await stopBackend() })
+  afterAll(async () => { await stop() })
 
   const get = (url: string): ReturnType<TestHeimdall['request']['get']> => t.request.get(url).buffer(true).parse(asBytes)
 

@@ -1,27 +1,16 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { IncomingMessage } from 'node:http'
 import { withHTTP } from '@helia/http'
 import type { Router } from '@helia/interface'
 import { createVerifiedFetchWithHelia, type VerifiedFetch } from '@helia/verified-fetch'
 import * as dagPb from '@ipld/dag-pb'
 import { createHeliaLight } from 'helia'
-import type { CID } from 'multiformats/cid'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import type { ImportCandidate } from '../../src/ipfs/ipfs-backend.ts'
-import { AVATAR_FST, avatarBundle, fixture } from '../support/fixtures.ts'
+import { AVATAR_FST, fixture } from '../support/fixtures.ts'
 import { appBackends } from '../support/backends.ts'
-import { createIdentity, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
+import { noise, startGatewayContent } from '../support/gateway-content.ts'
+import type { TestHeimdall } from '../support/heimdall-harness.ts'
 
-/** Bytes that do not repeat, so every 1 MiB chunk is its own block. */
-function noise (size: number, seed: number): Buffer {
-  const out = Buffer.alloc(size)
-  let x = seed
-  for (let i = 0; i < size; i++) { x = (x * 1103515245 + 12345) >>> 0; out[i] = x >>> 24 }
-  return out
-}
 const BIG = noise(2_621_440 + 13, 11) // three raw leaves under one dag-pb node: ranges cross blocks
-
-async function * one (bytes: Buffer): AsyncIterable<Uint8Array> { yield await Promise.resolve(bytes) }
 
 /**
  * A content router that knows nobody. helia 7's routing asks its fallback
@@ -42,8 +31,7 @@ const NO_ROUTING: Router = {
  */
 for (const backend of appBackends()) describe.skipIf(!backend.available)(`@helia/verified-fetch with Heimdall over ${backend.name} as its only gateway`, () => {
   let t: TestHeimdall
-  let stopBackend: () => Promise<void>
-  let server: Server
+  let stop: () => Promise<void>
   let gateway: string
   let verifiedFetch: VerifiedFetch
   /** What Heimdall's gateway was asked for, and anything fetched off loopback (by anyone: it must stay empty). */
@@ -54,24 +42,12 @@ for (const backend of appBackends()) describe.skipIf(!backend.available)(`@helia
   let bigCid: string
 
   beforeAll(async () => {
-    const started = await backend.start()
-    stopBackend = started.stop
-    t = await startTestHeimdall(started.env)
-    const { token } = await createIdentity(t.request)
-    const bundle = await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', await avatarBundle(), 'hero.zip').expect(200)
-    heroFiles = new Map((bundle.body as Array<{ Name: string, Hash: string }>).map((i) => [i.Name, i.Hash]))
-    hero = heroFiles.get('hero') ?? ''
-    // Too big for an upload's content checks to take as an asset: imported and pinned as an upload's files are.
-    const candidates: ImportCandidate[] = [{ path: 'big/data.bin', content: one(BIG) }]
-    const nodes = await t.heimdall.backend.importTree(candidates, { profile: 'unixfs-v1-2025' })
-    bigCid = nodes.find((n) => n.path === 'big/data.bin')?.cid.toString() ?? ''
-    await t.heimdall.backend.pin(nodes.at(-1)?.cid as CID)
+    // big/data.bin is too big for an upload's content checks to take as an asset: imported and pinned as an upload's files are.
+    ;({ t, stop, hero, heroFiles, bigCid } = await startGatewayContent(backend, { big: BIG, index: false }))
+    const listening = await t.listen()
+    gateway = listening.url
 
-    server = createServer(t.heimdall.app)
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-    gateway = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-
-    server.on('request', (req: IncomingMessage) => { asked.push(req.url ?? '') })
+    listening.server.on('request', (req: IncomingMessage) => { asked.push(req.url ?? '') })
     // Heimdall over Kubo fetches from Kubo on loopback too: anything else is refused and remembered.
     const realFetch = globalThis.fetch
     vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
@@ -94,9 +70,7 @@ for (const backend of appBackends()) describe.skipIf(!backend.available)(`@helia
   afterAll(async () => {
     vi.restoreAllMocks()
     if (verifiedFetch !== undefined) await verifiedFetch.stop()
-    if (server !== undefined) await new Promise((resolve) => server.close(resolve))
-    if (t !== undefined) await t.close()
-    if (stopBackend !== undefined) await stopBackend()
+    if (stop !== undefined) await stop()
   })
 
   const bytesOf = async (res: Response): Promise<Buffer> => Buffer.from(await res.arrayBuffer())
