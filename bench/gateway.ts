@@ -4,10 +4,15 @@
  * Kubo (bytes through Kubo's private gateway), and Kubo's own gateway, in one
  * run, with autocannon as the load. Kubo is started here, offline, on
  * loopback; Heimdall over Kubo writes the content into it, so all three
- * serve the same CIDs. Ratios are against Kubo's gateway.
+ * serve the same CIDs. Ratios are against Kubo's gateway. The large file is
+ * downloaded in interleaved rounds (fileRounds) by one client that reads
+ * every byte (download.ts), and each round's MB/s is compared with Kubo's in
+ * the same round, so a machine that gets busier or quieter meanwhile moves
+ * both sides of a ratio alike.
  */
-import { randomBytes } from 'node:crypto'
-import { get } from 'node:http'
+import { createHash, randomBytes } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
 import { CID } from 'multiformats/cid'
@@ -16,35 +21,39 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { writeRandomFile, writeTextureBundle } from '../test/support/big-inputs.ts'
 import { newToken, startHeimdallProcess, uploadStream, type HeimdallProcess } from '../test/support/heimdall-process.ts'
 import { ensureKuboBinary, startKubo } from '../test/support/kubo.ts'
+import { curlDownload, download } from './download.ts'
 import { peakRss } from './workers/peak-rss.ts'
 
 const MiB = 1024 * 1024
 const SECRET_KEY = 'bench-secret-key-bench-secret-key-0123'
 
 interface Target { name: string, url: string, server?: HeimdallProcess }
-export interface GatewayRow { target: string, bigDirReqs: number, bigDirP99: number, smallDirReqs: number, smallDirP99: number, fileMBps: number, listingP50: number, listingP99: number, notFoundP50: number, notFoundP99: number, treePeakRssMB: number | null, serverPeakRssMB: number | null }
+/** A figure measured once per round: its median and its spread. */
+export interface Spread { median: number, min: number, max: number }
+export interface GatewayRow {
+  target: string
+  bigDirReqs: number
+  bigDirP99: number
+  smallDirReqs: number
+  smallDirP99: number
+  /** The large file's MB/s, one download per round. */
+  fileMBps: Spread
+  fileMBpsRounds: number[]
+  /** Each round's MB/s over Kubo's gateway's in the same round. */
+  fileVsKubo: Spread | null
+  listingP50: number
+  listingP99: number
+  notFoundP50: number
+  notFoundP99: number
+  treePeakRssMB: number | null
+  serverPeakRssMB: number | null
+}
 
 async function load (url: string, seconds: number): Promise<{ reqs: number, p99: number }> {
   const result = await autocannon({ url, connections: 32, duration: seconds })
   const failed = result.non2xx + result.errors + result.timeouts
   if (failed > 0) throw new Error(`${url}: ${failed} of ${result.requests.total} requests failed`)
   return { reqs: result.requests.average, p99: result.latency.p99 }
-}
-
-/** One download of the whole file, every byte read and dropped: MB/s. */
-async function download (url: string, expected: number): Promise<number> {
-  const started = process.hrtime.bigint()
-  const bytes = await new Promise<number>((resolve, reject) => {
-    get(url, (res) => {
-      if (res.statusCode !== 200) { reject(new Error(`${url}: ${res.statusCode ?? 0}`)); return }
-      let n = 0
-      res.on('data', (chunk: Buffer) => { n += chunk.length })
-      res.once('end', () => { resolve(n) })
-      res.once('error', reject)
-    }).once('error', reject)
-  })
-  if (bytes !== expected) throw new Error(`${url}: ${bytes} of ${expected} bytes`)
-  return bytes / MiB / (Number(process.hrtime.bigint() - started) / 1e9)
 }
 
 /** Latencies of `count` requests one after another, after one to warm up: [p50, p99] in ms. */
@@ -68,20 +77,57 @@ async function upload (server: HeimdallProcess, token: string, file: string, nam
   return result.body as Array<{ Name: string, Hash: string }>
 }
 
-/** Peak RSS of a Heimdall process and every process it started (the embedded PostgreSQL's included), summed. */
-function treePeak (server: HeimdallProcess): number {
-  return server.treePeakRss()
+function spread (values: readonly number[]): Spread {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length / 2
+  const median = sorted.length % 2 === 1 ? sorted[Math.floor(mid)] ?? Number.NaN : ((sorted[mid - 1] ?? Number.NaN) + (sorted[mid] ?? Number.NaN)) / 2
+  return { median, min: sorted[0] ?? Number.NaN, max: sorted.at(-1) ?? Number.NaN }
 }
 
-export async function gatewayBench (work: string, options: { fileSize: number, seconds: number }): Promise<GatewayRow[]> {
+async function sha256Of (file: string): Promise<string> {
+  const hash = createHash('sha256')
+  for await (const chunk of createReadStream(file, { highWaterMark: MiB })) hash.update(chunk as Buffer)
+  return hash.digest('hex')
+}
+
+/**
+ * The large file from every target, fairly: first one untimed download each
+ * whose bytes are hashed and compared with the file (it also warms every
+ * node's page cache alike), then `rounds` rounds of one timed download per
+ * target, one after another, the order rotated each round so that no
+ * target always follows the same one. MB/s per target per round.
+ */
+async function fileRounds (targets: readonly Target[], path: string, file: string, rounds: number): Promise<number[][]> {
+  const timed = process.env.BENCH_CLIENT === 'curl' ? curlDownload : download
+  const digest = await sha256Of(file)
+  for (const target of targets) {
+    const hash = createHash('sha256')
+    await download(`${target.url}${path}`, (bytes) => hash.update(bytes))
+    if (hash.digest('hex') !== digest) throw new Error(`${target.name} sent other bytes than the file's`)
+  }
+  const mbps = targets.map((): number[] => [])
+  for (let round = 0; round < rounds; round++) {
+    for (let k = 0; k < targets.length; k++) {
+      const i = (round + k) % targets.length
+      const { bytes, seconds } = await timed(`${(targets[i] as Target).url}${path}`)
+      if (bytes !== (await stat(file)).size) throw new Error(`${(targets[i] as Target).name}: ${bytes} bytes of the file's ${(await stat(file)).size}`)
+      mbps[i]?.push(bytes / MiB / seconds)
+    }
+  }
+  return mbps
+}
+
+export async function gatewayBench (work: string, options: { fileSize: number, seconds: number, rounds: number }): Promise<GatewayRow[]> {
   const kubo = await startKubo(await ensureKuboBinary())
   // As in production (compose sets NODE_ENV); every 404 would be a warning line otherwise.
   const env = { SECRET_KEY, NODE_ENV: 'production', LOG_LEVEL: 'error', MAX_UPLOAD_BYTES: String(8 * 1024 * MiB) }
   const servers: HeimdallProcess[] = []
   try {
-    const overKubo = await startHeimdallProcess({ ...env, DATA_DIR: join(work, 'gw-kubo'), IPFS_API_URL: kubo.apiUrl, IPFS_GATEWAY_URL: kubo.gatewayUrl })
+    const overKuboEnv = { ...env, DATA_DIR: join(work, 'gw-kubo'), IPFS_API_URL: kubo.apiUrl, IPFS_GATEWAY_URL: kubo.gatewayUrl }
+    const embeddedEnv = { ...env, DATA_DIR: join(work, 'gw-embedded') }
+    let overKubo = await startHeimdallProcess(overKuboEnv)
     servers.push(overKubo)
-    const embedded = await startHeimdallProcess({ ...env, DATA_DIR: join(work, 'gw-embedded') })
+    let embedded = await startHeimdallProcess(embeddedEnv)
     servers.push(embedded)
 
     const big = join(work, 'gw-2000.zip')
@@ -107,7 +153,13 @@ export async function gatewayBench (work: string, options: { fileSize: number, s
         paths[key] = value
       }
     }
-    for (const server of servers) server.resetPeaks() // what the uploads that set up the content took is not the gateway's
+    // The gateway's memory is measured from a fresh start on the uploaded content: what the uploads
+    // that set it up left in the heap is not the gateway's (their own peaks are in the upload bench).
+    for (const server of servers.splice(0)) await server.stop()
+    overKubo = await startHeimdallProcess(overKuboEnv)
+    servers.push(overKubo)
+    embedded = await startHeimdallProcess(embeddedEnv)
+    servers.push(embedded)
     const unknown = `/ipfs/${CID.createV1(raw.code, await sha256.digest(randomBytes(32))).toString()}`
 
     const targets: Target[] = [
@@ -115,20 +167,40 @@ export async function gatewayBench (work: string, options: { fileSize: number, s
       { name: 'Heimdall over Kubo', url: overKubo.url, server: overKubo },
       { name: 'Kubo gateway', url: kubo.gatewayUrl }
     ]
-    const rows: GatewayRow[] = []
+    const loads: Array<Pick<GatewayRow, 'bigDirReqs' | 'bigDirP99' | 'smallDirReqs' | 'smallDirP99'>> = []
     for (const target of targets) {
-      const u = (path: string | undefined): string => `${target.url}${path ?? ''}`
-      const bigDir = await load(u(paths.bigFile), options.seconds)
-      const smallDir = await load(u(paths.smallFile), options.seconds)
-      const fileMBps = Math.max(await download(u(paths.file), options.fileSize), await download(u(paths.file), options.fileSize))
-      const [listingP50, listingP99] = await latencies(u(paths.bigListing), 200, 30)
-      const [notFoundP50, notFoundP99] = await latencies(u(unknown), 404, 30)
-      const row = { target: target.name, bigDirReqs: bigDir.reqs, bigDirP99: bigDir.p99, smallDirReqs: smallDir.reqs, smallDirP99: smallDir.p99, fileMBps, listingP50, listingP99, notFoundP50, notFoundP99, treePeakRssMB: target.server === undefined ? null : treePeak(target.server) / MiB, serverPeakRssMB: target.server === undefined ? null : target.server.peakRss() / MiB }
-      console.log(`  ${target.name}: ${row.bigDirReqs.toFixed(0)} req/s (2,000-entry dir), ${row.smallDirReqs.toFixed(0)} req/s (100-entry dir), ${row.fileMBps.toFixed(0)} MB/s, listing ${row.listingP50.toFixed(1)} ms, 404 ${row.notFoundP50.toFixed(1)} ms`)
+      // BENCH_SECONDS=0 skips the request loads: the large file alone.
+      if (options.seconds <= 0) { loads.push({ bigDirReqs: Number.NaN, bigDirP99: Number.NaN, smallDirReqs: Number.NaN, smallDirP99: Number.NaN }); continue }
+      const bigDir = await load(`${target.url}${paths.bigFile ?? ''}`, options.seconds)
+      const smallDir = await load(`${target.url}${paths.smallFile ?? ''}`, options.seconds)
+      loads.push({ bigDirReqs: bigDir.reqs, bigDirP99: bigDir.p99, smallDirReqs: smallDir.reqs, smallDirP99: smallDir.p99 })
+      console.log(`  ${target.name}: ${bigDir.reqs.toFixed(0)} req/s (2,000-entry dir), ${smallDir.reqs.toFixed(0)} req/s (100-entry dir)`)
+    }
+    const files = await fileRounds(targets, paths.file ?? '', file, options.rounds)
+    const kuboRounds = files[targets.findIndex((t) => t.server === undefined)] ?? []
+    const rows: GatewayRow[] = []
+    for (const [i, target] of targets.entries()) {
+      const [listingP50, listingP99] = options.seconds <= 0 ? [Number.NaN, Number.NaN] : await latencies(`${target.url}${paths.bigListing ?? ''}`, 200, 30)
+      const [notFoundP50, notFoundP99] = options.seconds <= 0 ? [Number.NaN, Number.NaN] : await latencies(`${target.url}${unknown}`, 404, 30)
+      const rounds = files[i] ?? []
+      const row: GatewayRow = {
+        target: target.name,
+        ...(loads[i] as Pick<GatewayRow, 'bigDirReqs' | 'bigDirP99' | 'smallDirReqs' | 'smallDirP99'>),
+        fileMBps: spread(rounds),
+        fileMBpsRounds: rounds,
+        fileVsKubo: target.server === undefined ? null : spread(rounds.map((value, round) => value / (kuboRounds[round] ?? Number.NaN))),
+        listingP50,
+        listingP99,
+        notFoundP50,
+        notFoundP99,
+        treePeakRssMB: target.server === undefined ? null : target.server.treePeakRss() / MiB,
+        serverPeakRssMB: target.server === undefined ? null : target.server.peakRss() / MiB
+      }
+      console.log(`  ${target.name}: large file ${rounds.map((r) => r.toFixed(0)).join(', ')} MB/s, listing ${row.listingP50.toFixed(1)} ms, 404 ${row.notFoundP50.toFixed(1)} ms`)
       rows.push(row)
     }
     printGatewayTable(rows)
-    console.log(`  (bench process peak RSS ${(peakRss() / MiB).toFixed(0)} MB; ${options.seconds} s of load per req/s figure, 32 connections)`)
+    console.log(`  (bench process peak RSS ${(peakRss() / MiB).toFixed(0)} MB; ${options.seconds} s of load per req/s figure, 32 connections; large file: ${options.rounds} rounds, targets interleaved)`)
     return rows
   } finally {
     for (const server of servers) await server.stop()
@@ -138,14 +210,17 @@ export async function gatewayBench (work: string, options: { fileSize: number, s
 
 function printGatewayTable (rows: GatewayRow[]): void {
   const kubo = rows.find((r) => r.target === 'Kubo gateway')
-  const ratio = (value: number, reference: number | undefined): string => (reference === undefined ? '' : ` (${(value / reference).toFixed(2)}×)`)
+  const ratio = (value: number, reference: number | undefined): string => (reference === undefined ? '' : `, ${(value / reference).toFixed(2)}×`)
   console.log('\n| workload | ' + rows.map((r) => r.target).join(' | ') + ' |')
   console.log('| --- |' + rows.map(() => ' ---: |').join(''))
   const line = (label: string, cell: (r: GatewayRow) => string): void => { console.log(`| ${label} | ${rows.map(cell).join(' | ')} |`) }
-  line('small file in a 2,000-entry directory, 32 connections: req/s (p99)', (r) => `${r.bigDirReqs.toFixed(0)}${r === kubo ? '' : ratio(r.bigDirReqs, kubo?.bigDirReqs)} (p99 ${r.bigDirP99} ms)`)
-  line('small file in a 100-entry directory, 32 connections: req/s (p99)', (r) => `${r.smallDirReqs.toFixed(0)}${r === kubo ? '' : ratio(r.smallDirReqs, kubo?.smallDirReqs)} (p99 ${r.smallDirP99} ms)`)
-  line('one large file: MB/s', (r) => `${r.fileMBps.toFixed(0)}${r === kubo ? '' : ratio(r.fileMBps, kubo?.fileMBps)}`)
-  line('2,000-entry directory listing: p50 / p99', (r) => `${r.listingP50.toFixed(1)} / ${r.listingP99.toFixed(1)} ms`)
-  line('unknown CID → 404: p50 / p99', (r) => `${r.notFoundP50.toFixed(1)} / ${r.notFoundP99.toFixed(1)} ms`)
+  const loaded = rows.some((r) => !Number.isNaN(r.bigDirReqs))
+  if (loaded) line('small file in a 2,000-entry directory, 32 connections: req/s (p99)', (r) => `${r.bigDirReqs.toFixed(0)}${r === kubo ? '' : ratio(r.bigDirReqs, kubo?.bigDirReqs)} (p99 ${r.bigDirP99} ms)`)
+  if (loaded) line('small file in a 100-entry directory, 32 connections: req/s (p99)', (r) => `${r.smallDirReqs.toFixed(0)}${r === kubo ? '' : ratio(r.smallDirReqs, kubo?.smallDirReqs)} (p99 ${r.smallDirP99} ms)`)
+  const range = (s: Spread, digits: number): string => `${s.min.toFixed(digits)}–${s.max.toFixed(digits)}`
+  line('one large file: MB/s, median (min–max of the rounds)', (r) => `${r.fileMBps.median.toFixed(0)} (${range(r.fileMBps, 0)})`)
+  line('one large file: × Kubo\'s gateway in the same round, median (min–max)', (r) => (r.fileVsKubo === null ? '—' : `**${r.fileVsKubo.median.toFixed(2)}×** (${range(r.fileVsKubo, 2)})`))
+  if (loaded) line('2,000-entry directory listing: p50 / p99', (r) => `${r.listingP50.toFixed(1)} / ${r.listingP99.toFixed(1)} ms`)
+  if (loaded) line('unknown CID → 404: p50 / p99', (r) => `${r.notFoundP50.toFixed(1)} / ${r.notFoundP99.toFixed(1)} ms`)
   line('peak RSS under this load, Heimdall\'s process tree (the server alone)', (r) => (r.treePeakRssMB === null ? '—' : `${r.treePeakRssMB.toFixed(0)} MB (${r.serverPeakRssMB?.toFixed(0) ?? '?'} MB)`))
 }

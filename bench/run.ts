@@ -13,7 +13,10 @@
  *
  * BENCH_SCALE (default 1) scales the sizes down for a quick run;
  * `--only uploads` or `--only gateway` runs one part; BENCH_SECONDS (default
- * 10) is how long each gateway load runs.
+ * 10) is how long each gateway load runs (0: the large file alone);
+ * BENCH_ROUNDS (default 7) how many interleaved rounds of downloads of the
+ * large file the gateway figures are the median of; BENCH_CLIENT=curl
+ * downloads it with curl instead of the bench's own client.
  */
 import { execFile } from 'node:child_process'
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
@@ -167,7 +170,7 @@ try {
   let gateway: unknown = null
   if (only !== 'uploads') {
     console.log(`Gateway benchmark: ${fileSize / MiB} MiB file, 2,000- and 100-entry directories`)
-    gateway = await gatewayBench(work, { fileSize, seconds: Number(process.env.BENCH_SECONDS ?? '10') })
+    gateway = await gatewayBench(work, { fileSize, seconds: Number(process.env.BENCH_SECONDS ?? '10'), rounds: Number(process.env.BENCH_ROUNDS ?? '7') })
   }
   if (only === 'gateway') {
     const results = here('./results/')
