@@ -42,6 +42,8 @@ const envSchema = z.object({
   GC_INTERVAL_SECONDS: integer(0, 365 * 24 * 3600).default(3600),
   MIN_FREE_BYTES: integer(0, Number.MAX_SAFE_INTEGER).default(256 * 1024 ** 2),
   PSA_FETCH_TIMEOUT_SECONDS: integer(1, 30 * 24 * 3600).default(600),
+  DENYLIST_DIR: optionalString,
+  DENYLIST_POLL_SECONDS: integer(1, 3600).default(2),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
 }).superRefine((env, ctx) => {
   if (env.IPFS_GATEWAY_URL !== undefined && env.IPFS_API_URL === undefined) {
@@ -79,6 +81,10 @@ export interface Config {
   minFreeBytes: number
   /** How long a Pinning Service API request waits for content this node does not hold before it fails. */
   psaFetchTimeoutSeconds: number
+  /** Where the operator's `*.deny` lists (IPIP-383) are read from; unset: DATA_DIR/denylists. */
+  denylistDir: string | undefined
+  /** How often that folder is looked at for added, changed and removed lists. */
+  denylistPollSeconds: number
 }
 
 export class ConfigError extends Error {
@@ -129,6 +135,8 @@ export function loadConfig (env: Env): Config {
     logLevel: e.LOG_LEVEL,
     gcIntervalSeconds: e.GC_INTERVAL_SECONDS,
     minFreeBytes: e.MIN_FREE_BYTES,
-    psaFetchTimeoutSeconds: e.PSA_FETCH_TIMEOUT_SECONDS
+    psaFetchTimeoutSeconds: e.PSA_FETCH_TIMEOUT_SECONDS,
+    denylistDir: e.DENYLIST_DIR,
+    denylistPollSeconds: e.DENYLIST_POLL_SECONDS
   }
 }

@@ -53,6 +53,17 @@ export class ConflictError extends HeimdallError {
   constructor (message: string) { super(message, 'ERR_CONFLICT', 409) }
 }
 
+/**
+ * Content an operator's denylist blocks. The gateway answers with the rule's
+ * status (410 unless a `gateway_status` hint says otherwise); an upload or a
+ * pin request of it is refused with 403. Which rule matched is logged for
+ * the operator, not told to the client (as Kubo does).
+ */
+export class ContentBlockedError extends HeimdallError {
+  override readonly name = 'ContentBlockedError'
+  constructor (message = 'this content is blocked on this node by its operator', status = 410) { super(message, 'ERR_CONTENT_BLOCKED', status) }
+}
+
 export class PayloadTooLargeError extends HeimdallError {
   override readonly name = 'PayloadTooLargeError'
   constructor (message: string, details?: string[]) { super(message, 'ERR_PAYLOAD_TOO_LARGE', 413, details) }

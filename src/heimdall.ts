@@ -28,6 +28,10 @@ import { PinRequestService } from './services/pin-request-service.ts'
 import { delegateAddresses, resolvePeerIdentity } from './ipfs/peer-identity.ts'
 import { ThumbnailService } from './services/thumbnail-service.ts'
 import { importCarAsOperator, type CarImportReport } from './services/operator-car-import.ts'
+import { BlockedContentRepository } from './db/blocked-content-repository.ts'
+import { Denylist } from './denylist/denylist.ts'
+import { DenylistWatcher } from './denylist/denylist-watcher.ts'
+import { DenylistEnforcer } from './services/denylist-enforcer.ts'
 
 export interface Heimdall {
   app: Express
@@ -85,6 +89,8 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
   // Blocks a collection removed must stop being served: the gateway's caches forget what they remembered.
   const collector = new GarbageCollector({ backend, logger, intervalSeconds: config.gcIntervalSeconds, onCollected: () => { reader.forget() } })
   const pinRequestRepository = new PinRequestRepository(database.knex)
+  const denylist = new Denylist()
+  const blockedRoots = new BlockedContentRepository(database.knex)
   const uploads = new UploadService({
     collector,
     otherReferences: pinRequestRepository,
@@ -95,7 +101,18 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
     profile: config.cidProfile,
     assetExtensions: config.assetExtensions,
     bundleLimits: config.bundleLimits,
+    denylist,
+    blockedRoots,
     logger
+  })
+  const enforcer = new DenylistEnforcer({ denylist, blocked: blockedRoots, pins: uploads, logger, onTakenDown: () => { reader.forget() } })
+  const denylists = new DenylistWatcher({
+    dir: resolve(dataDir, config.denylistDir ?? 'denylists'),
+    denylist,
+    logger,
+    intervalMs: config.denylistPollSeconds * 1000,
+    // Content a list names is refused from the moment it is read; what is already stored is then taken down.
+    onChange: async () => { await enforcer.enforce() }
   })
   const ipfs = backend
   const pinRequests = new PinRequestService({
@@ -116,6 +133,8 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
     thumbnails: new ThumbnailService(new ThumbnailRepository(database.knex)),
     backend,
     reader,
+    denylist,
+    takenDown: async (rootCid) => blockedRoots.isBlocked(rootCid),
     sessions: new BrowserSessions(sessions),
     csrf: new CsrfProtection(secretKey, { publicUrl: config.publicUrl }),
     readiness: [
@@ -138,6 +157,7 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
   await uploads.settlePins({ startup: true })
   await pinRequests.resume()
   collector.start()
+  await denylists.start()
   return {
     app,
     database,
@@ -146,6 +166,7 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
     tmpDir,
     importCar: async (source, options) => importCarAsOperator({ uploads, identities: new IdentityRepository(database.knex) }, source, options),
     close: async () => {
+      await denylists.stop()
       await pinRequests.close()
       await collector.close()
       await ipfs.close()

@@ -33,6 +33,8 @@ export interface NewUpload {
 export interface Upload extends NewUpload {
   id: number
   createdAt: Date
+  /** Taken down by the operator's denylist: unpinned, no longer served. */
+  blocked: boolean
 }
 
 interface UploadRow {
@@ -104,7 +106,7 @@ export class UploadRepository {
       for (let i = 0; i < entryRows.length; i += ENTRY_BATCH) {
         await trx('upload_entries').insert(entryRows.slice(i, i + ENTRY_BATCH))
       }
-      return { upload: toUpload(row, upload.entries), created: true }
+      return { upload: toUpload(row, upload.entries, false), created: true }
     })
   }
 
@@ -184,17 +186,18 @@ export class UploadRepository {
     const entries = await db<EntryRow>('upload_entries')
       .whereIn('upload_id', rows.map((row) => row.id))
       .orderBy([{ column: 'upload_id' }, { column: 'path' }])
+    const blocked = new Set((await db<{ root_cid: string }>('blocked_roots').whereIn('root_cid', [...new Set(rows.map((row) => row.root_cid))]).select('root_cid')).map((row) => row.root_cid))
     const byUpload = new Map<number, UploadEntry[]>()
     for (const entry of entries) {
       const list = byUpload.get(entry.upload_id) ?? []
       list.push({ path: entry.path, cid: entry.cid, size: Number(entry.size), isDirectory: entry.is_directory })
       byUpload.set(entry.upload_id, list)
     }
-    return rows.map((row) => toUpload(row, byUpload.get(row.id) ?? []))
+    return rows.map((row) => toUpload(row, byUpload.get(row.id) ?? [], blocked.has(row.root_cid)))
   }
 }
 
-function toUpload (row: UploadRow, entries: UploadEntry[]): Upload {
+function toUpload (row: UploadRow, entries: UploadEntry[], blocked: boolean): Upload {
   return {
     id: row.id,
     identityId: row.identity_id,
@@ -207,6 +210,7 @@ function toUpload (row: UploadRow, entries: UploadEntry[]): Upload {
     warnings: typeof row.warnings === 'string' ? JSON.parse(row.warnings) as string[] : row.warnings,
     avatarReport: typeof row.avatar_report === 'string' ? JSON.parse(row.avatar_report) as AvatarReport : row.avatar_report ?? null,
     createdAt: new Date(row.created_at),
+    blocked,
     entries
   }
 }

@@ -2,6 +2,7 @@ import express, { type Express } from 'express'
 import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
 import type { IpfsBackend } from '../ipfs/ipfs-backend.ts'
+import type { Denylist } from '../denylist/denylist.ts'
 import type { ContentReader } from '../gateway/content-reader.ts'
 import type { IdentityService } from '../services/identity-service.ts'
 import type { ThumbnailService } from '../services/thumbnail-service.ts'
@@ -40,6 +41,10 @@ export interface AppDependencies {
   backend: IpfsBackend
   /** The gateway's read path (cached), over the same node. */
   reader: ContentReader
+  /** The operator's denylists: blocked content answers 410 (or the rule's status) on the gateway. */
+  denylist?: Denylist
+  /** Whether a root was taken down by a denylist (its content gone): 410 for any path below it. */
+  takenDown?: (rootCid: string) => Promise<boolean>
   sessions: BrowserSessions
   csrf: CsrfProtection
   readiness: readonly ReadinessCheck[]
@@ -93,7 +98,7 @@ export function createApp (deps: AppDependencies): Express {
   // Names carry a content hash, so a file never changes: cache it for a year.
   app.use('/static', express.static(BUILD_DIR, { maxAge: '365d', immutable: true, index: false, fallthrough: true }))
   // The gateway answers anyone's content: before cookies, sessions and body parsers, so none of them touches it.
-  app.use(gatewayRoutes({ backend: deps.backend, reader: deps.reader }))
+  app.use(gatewayRoutes({ backend: deps.backend, reader: deps.reader, denylist: deps.denylist, takenDown: deps.takenDown }))
   // The Pinning Service API: bearer tokens only (no cookies, no CSRF), its own JSON limit and error shape.
   app.use('/psa', psaRoutes({ identities: deps.identities, pinRequests: deps.pinRequests, delegates: deps.delegates, logger: deps.logger }))
   app.use(express.urlencoded({ extended: false, limit: '16kb' }))

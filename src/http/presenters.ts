@@ -34,6 +34,8 @@ export interface PresentedUpload {
   previewUrl: string | null
   /** For an avatar: skeleton, height, textures and blendshapes, each checked against what Overte needs (`avatar` is already the flag). */
   avatarReport: AvatarReport | null
+  /** Taken down by the operator's denylist: no longer pinned or served. */
+  blocked: boolean
 }
 
 /** The file to preview: an avatar's `.fst` (the preview follows it as Overte does), the primary model, else the first model in the upload. */
@@ -60,6 +62,7 @@ export function presentUpload (upload: Upload, gatewayUrl: string): PresentedUpl
     warnings: upload.warnings,
     previewUrl: ((path) => path === null ? null : previewLink(upload.rootCid, path))(previewPath(upload)),
     avatarReport: upload.avatarReport ?? null,
+    blocked: upload.blocked,
     files: upload.entries
       .filter((entry) => !entry.isDirectory)
       .map((entry) => ({ path: entry.path, cid: entry.cid, size: entry.size, url: gatewayLink(gatewayUrl, upload.rootCid, entry.path) }))

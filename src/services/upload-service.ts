@@ -8,8 +8,10 @@ import type { Identity } from '../db/identity-repository.ts'
 import type { PinIntentRepository } from '../db/pin-intent-repository.ts'
 import type { Upload, UploadEntry, UploadRepository } from '../db/upload-repository.ts'
 import { CID } from 'multiformats/cid'
-import { BadRequestError, InsufficientStorageError, isOutOfSpace, NotFoundError, PayloadTooLargeError, UnprocessableContentError, UnsupportedMediaTypeError } from '../errors.ts'
+import { BadRequestError, ContentBlockedError, InsufficientStorageError, isOutOfSpace, NotFoundError, PayloadTooLargeError, UnprocessableContentError, UnsupportedMediaTypeError } from '../errors.ts'
 import { readCar } from '../ipfs/car-reader.ts'
+import { blockedContent } from '../denylist/blocked-content.ts'
+import type { Denylist } from '../denylist/denylist.ts'
 import { IMPORT_PROFILES, type ImportProfileName } from '../ipfs/import-profiles.ts'
 import type { ImportCandidate, ImportedNode, ImportLease, IpfsBackend } from '../ipfs/ipfs-backend.ts'
 import { CarBundle, wrapInDirectory, type CarEntry } from './car-bundle.ts'
@@ -73,6 +75,10 @@ export interface UploadServiceOptions {
   collector?: { request: (reason: string) => void }
   /** What else keeps roots pinned (the Pinning Service API's requests): a root is unpinned only when this and the uploads count zero. */
   otherReferences?: { countHolding: (rootCid: string) => Promise<number> }
+  /** The operator's denylists: matching content is refused before it is pinned. */
+  denylist?: Denylist
+  /** Roots a denylist took down: referenced by nothing, whoever names them; a new upload of one allowed again lifts it. */
+  blockedRoots?: { isBlocked: (rootCid: string) => Promise<boolean>, unblock: (rootCid: string) => Promise<boolean> }
 }
 
 const MAX_NAME_LENGTH = 255
@@ -257,6 +263,9 @@ export class UploadService {
     const rootCid = root.cid.toString()
     const { kind, isAvatar, primaryPath } = classify([...fileSizes.keys()])
     return this.#lock.run(rootCid, async () => this.#journaled(rootCid, async () => {
+      // Under the root's lock, so that a list changing meanwhile cannot let it through past a take-down.
+      this.#refuseBlocked(owner, root.cid, nodes)
+      await this.#options.blockedRoots?.unblock(rootCid)
       await backend.pin(root.cid)
       try {
         const { upload, created } = await uploads.insert({
@@ -297,8 +306,17 @@ export class UploadService {
     }
   }
 
-  /** How many uploads and other holders (pin requests) reference `rootCid`. */
+  #refuseBlocked (owner: Identity, root: CID, nodes: readonly ImportedNode[]): void {
+    if (this.#options.denylist === undefined) return
+    const blocked = blockedContent(this.#options.denylist, root, nodes)
+    if (blocked === undefined) return
+    this.#options.logger.warn({ rootCid: root.toString(), identityId: owner.id, rule: blocked.rule.text, list: blocked.file }, 'upload refused: its content is on a denylist')
+    throw new ContentBlockedError('this content is blocked on this node by its operator', 403)
+  }
+
+  /** How many uploads and other holders (pin requests) reference `rootCid`; none when a denylist took it down. */
   async #referenced (rootCid: string): Promise<number> {
+    if (await this.#options.blockedRoots?.isBlocked(rootCid) === true) return 0
     const [uploads, others] = await Promise.all([
       this.#options.uploads.countByRootCid(rootCid),
       this.#options.otherReferences?.countHolding(rootCid) ?? 0

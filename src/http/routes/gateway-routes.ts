@@ -1,6 +1,7 @@
 import { Router, type ErrorRequestHandler, type Request, type Response } from 'express'
 import type { CID } from 'multiformats/cid'
-import { HeimdallError, NotFoundError } from '../../errors.ts'
+import { ContentBlockedError, HeimdallError, NotFoundError } from '../../errors.ts'
+import type { Denylist } from '../../denylist/denylist.ts'
 import type { IpfsBackend } from '../../ipfs/ipfs-backend.ts'
 import type { ContentReader, ResolvedNode } from '../../gateway/content-reader.ts'
 import { ByteLru } from '../../gateway/byte-lru.ts'
@@ -54,7 +55,7 @@ function contentPath (cid: CID, path: readonly string[]): string {
  * out to the network. Mounted before cookies and body parsers: no gateway
  * answer sets a cookie or reads a body. Every /ipfs request ends here.
  */
-export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentReader }): Router {
+export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentReader, denylist?: Denylist, takenDown?: (rootCid: string) => Promise<boolean> }): Router {
   const router = Router()
   const listingPages = new ByteLru<Buffer>(LISTING_PAGES_BYTES)
   // A listing of content that garbage collection removed must not outlive it.
@@ -104,6 +105,29 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
     res.setHeader('Access-Control-Max-Age', '86400')
     res.status(204).end()
   })
+
+  // The operator's denylists, before anything is read for an answer: the request's path, then each node it resolves through.
+  const { denylist } = deps
+  if (denylist !== undefined) {
+    router.get('/ipfs/:cid{/*path}', async (req: Request, _res: Response, next) => {
+      if (denylist.empty) { next(); return }
+      const params = req.params as { cid: string, path?: string[] }
+      const cid = parseCid(params.cid)
+      const path = (params.path ?? []).filter((segment) => segment !== '')
+      let blocked = denylist.checkPath(cid, path)
+      for (let depth = 1; blocked === undefined && depth <= path.length; depth++) {
+        const node = await deps.reader.resolve(cid, path.slice(0, depth)).catch(() => undefined)
+        if (node === undefined) {
+          // Not held. Content a list took down is gone, whatever path asks for it; anything else is the handlers' 404.
+          if (await deps.takenDown?.(cid.toString()) === true) throw new ContentBlockedError('this content was taken down on this node by its operator')
+          break
+        }
+        blocked = denylist.checkCid(node.cid)
+      }
+      if (blocked !== undefined) throw new ContentBlockedError('this content is blocked on this node by its operator', blocked.rule.status)
+      next()
+    })
+  }
 
   // Formats (raw, CAR, tar, codecs), only-if-cached, index.html; the default answer falls through.
   router.get('/ipfs/:cid{/*path}', trustlessGateway(deps))

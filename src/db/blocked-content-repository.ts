@@ -1,0 +1,83 @@
+import type { Knex } from 'knex'
+
+/** A root some upload or pin request holds, with the files and folders inside it that uploads recorded. */
+export interface HeldContent {
+  rootCid: string
+  /** Relative paths and their CIDs; empty for a pin request's content (nothing recorded inside). */
+  entries: Array<{ path: string, cid: string }>
+}
+
+/** Pin requests whose content is, or will be, held here. */
+const LIVE_PIN_REQUESTS = ['queued', 'pinning', 'pinned']
+
+/** The roots denylists took down (see the blocked_roots migration), and what is held that they are checked against. */
+export class BlockedContentRepository {
+  readonly #db: Knex
+
+  constructor (db: Knex) {
+    this.#db = db
+  }
+
+  /** Records `rootCid` as blocked; blocking it again keeps the first record. */
+  async block (rootCid: string, by: { rule: string, list: string }): Promise<void> {
+    await this.#db('blocked_roots').insert({ root_cid: rootCid, rule: by.rule, list: by.list }).onConflict('root_cid').ignore()
+  }
+
+  async unblock (rootCid: string): Promise<boolean> {
+    return await this.#db('blocked_roots').where({ root_cid: rootCid }).delete() > 0
+  }
+
+  /** Pin requests of `rootCid` still queued, pinning or pinned become `failed`, with `details` as their status details. */
+  async failPinRequests (rootCid: string, details: string): Promise<number> {
+    return this.#db('pin_requests').where({ root_cid: rootCid }).whereIn('status', LIVE_PIN_REQUESTS)
+      .update({ status: 'failed', status_details: details, updated_at: this.#db.fn.now() })
+  }
+
+  async isBlocked (rootCid: string): Promise<boolean> {
+    return await this.#db('blocked_roots').where({ root_cid: rootCid }).first('root_cid') !== undefined
+  }
+
+  /** Which of `rootCids` are blocked. */
+  async blockedAmong (rootCids: readonly string[]): Promise<Set<string>> {
+    if (rootCids.length === 0) return new Set()
+    const rows = await this.#db<{ root_cid: string }>('blocked_roots').whereIn('root_cid', [...new Set(rootCids)]).select('root_cid')
+    return new Set(rows.map((row) => row.root_cid))
+  }
+
+  async count (): Promise<number> {
+    const row = await this.#db('blocked_roots').count<{ count: string | number }>('* as count').first()
+    return Number(row?.count ?? 0)
+  }
+
+  /**
+   * Every root held and not yet blocked, with the entries its uploads
+   * recorded, a batch of roots at a time (keyset paging on the root CID), so
+   * that a sweep over a large store holds one batch in memory.
+   */
+  async * held (batch = 200): AsyncIterable<HeldContent> {
+    let after = ''
+    for (;;) {
+      const { rows: roots } = await this.#db.raw<{ rows: Array<{ root_cid: string }> }>(`
+        SELECT held.root_cid FROM (
+          SELECT root_cid FROM uploads
+          UNION
+          SELECT root_cid FROM pin_requests WHERE status = ANY(?)
+        ) AS held
+        WHERE held.root_cid > ?
+          AND NOT EXISTS (SELECT 1 FROM blocked_roots WHERE blocked_roots.root_cid = held.root_cid)
+        ORDER BY held.root_cid
+        LIMIT ?`, [LIVE_PIN_REQUESTS, after, batch])
+      if (roots.length === 0) return
+      const rootCids = roots.map((row) => row.root_cid)
+      const entries: Array<{ root_cid: string, path: string, cid: string }> = await this.#db('upload_entries')
+        .join('uploads', 'uploads.id', 'upload_entries.upload_id')
+        .whereIn('uploads.root_cid', rootCids)
+        .distinct('uploads.root_cid', 'upload_entries.path', 'upload_entries.cid')
+      const byRoot = new Map<string, HeldContent>(rootCids.map((rootCid) => [rootCid, { rootCid, entries: [] }]))
+      for (const entry of entries) byRoot.get(entry.root_cid)?.entries.push({ path: entry.path, cid: entry.cid })
+      yield * byRoot.values()
+      after = rootCids.at(-1) ?? after
+      if (roots.length < batch) return
+    }
+  }
+}

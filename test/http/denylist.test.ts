@@ -1,0 +1,125 @@
+import { appendFile, mkdir, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { base58btc } from 'multiformats/bases/base58'
+import { CID } from 'multiformats/cid'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { doubleHash } from '../../src/denylist/double-hash.ts'
+import { appBackends } from '../support/backends.ts'
+import { avatarBundle, fixture } from '../support/fixtures.ts'
+import { createIdentity, expectNothingLeftBehind, leftovers, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
+
+interface Added { Name: string, Hash: string }
+
+for (const backend of appBackends()) {
+  describe.skipIf(!backend.available)(`denylists (IPIP-383), over ${backend.name}`, () => {
+    let t: TestHeimdall
+    let stopBackend: () => Promise<void>
+    let denyDir: string
+    let token: string
+    /** The upload the first test takes down. */
+    let takenDown = ''
+    beforeAll(async () => {
+      const started = await backend.start()
+      stopBackend = started.stop
+      t = await startTestHeimdall({ ...started.env, DENYLIST_POLL_SECONDS: '1' })
+      denyDir = join(t.dataDir, 'denylists')
+      token = (await createIdentity(t.request)).token
+    })
+    afterAll(async () => { await t.close(); await stopBackend() })
+
+    const upload = async (data: Buffer, name: string, status = 200): Promise<Added[]> => {
+      const res = await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', data, name).expect(status)
+      return res.body as Added[]
+    }
+    const hashOf = (added: Added[], suffix: string): string => added.find((item) => item.Name.endsWith(suffix))?.Hash ?? ''
+    /** The wrapping directory: the last item, as `ipfs add -w` prints it. */
+    const rootOf = (added: Added[]): string => added.at(-1)?.Hash ?? ''
+    const pinned = async (cid: string): Promise<boolean> => t.heimdall.backend.isPinned(CID.parse(cid))
+    /** The gateway's status for a path, once the list has had time to be read. */
+    const eventually = async (path: string, status: number): Promise<void> => {
+      await expect.poll(async () => (await t.request.get(path)).status, { timeout: 8000, interval: 200 }).toBe(status)
+    }
+    const uploadRow = async (rootCid: string): Promise<{ id: number, blocked?: boolean } | undefined> => {
+      const res = await t.request.get('/uploads').set('Authorization', `Bearer ${token}`).expect(200)
+      return (res.body.uploads as Array<{ id: number, rootCid: string, blocked?: boolean }>).find((u) => u.rootCid === rootCid)
+    }
+
+    it('blocks a file by CID on the gateway, through any path, and takes its upload down', async () => {
+      const added = await upload(await avatarBundle(), 'blocked-avatar.zip')
+      const root = rootOf(added)
+      takenDown = root
+      const skin = hashOf(added, 'textures/skin.png')
+      await t.request.get(`/ipfs/${root}/textures/skin.png`).expect(200)
+
+      await mkdir(denyDir, { recursive: true })
+      await appendFile(join(denyDir, 'custom.deny'), `/ipfs/${skin}\n`)
+      await eventually(`/ipfs/${root}/textures/skin.png`, 410)
+      const direct = await t.request.get(`/ipfs/${skin}`).expect(410)
+      expect((direct.body as { error: string }).error).toMatch(/blocked/)
+      await t.request.head(`/ipfs/${CID.parse(skin).toV1().toString()}?format=raw`).expect(410)
+      // Already stored: unpinned, and listed as blocked to its owner.
+      await expect.poll(async () => pinned(root), { timeout: 8000 }).toBe(false)
+      expect((await uploadRow(root))?.blocked).toBe(true)
+      // Its blocks collected, every path below it is gone, not merely unknown.
+      await t.heimdall.collector.run()
+      await t.request.get(`/ipfs/${root}/avatar.fst`).expect(410)
+      await t.request.get(`/ipfs/${root}/textures/skin.png`).expect(410)
+    })
+
+    it('refuses an upload of blocked content before anything is kept', async () => {
+      const glb = fixture('glb/BoxTextured.glb')
+      const before = await leftovers(t)
+      // Blocked by a path below the content's root, the way a gateway URL names it.
+      const probe = await upload(glb, 'probe.glb')
+      const root = rootOf(probe)
+      await t.request.delete(`/uploads/${(await uploadRow(root))?.id ?? -1}`).set('Authorization', `Bearer ${token}`).expect(204)
+      await t.heimdall.collector.run()
+      await writeFile(join(denyDir, 'paths.deny'), `/ipfs/${root}/probe.glb\n`)
+      await eventually(`/ipfs/${root}/probe.glb`, 410)
+      const refused = await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', glb, 'probe.glb').expect(403)
+      expect((refused.body as { error: string }).error).toMatch(/blocked/)
+      await expectNothingLeftBehind(t, before)
+      // Under another name it is other content (another root), and the file's own CID is not listed.
+      await upload(glb, 'other-name.glb')
+      await rm(join(denyDir, 'paths.deny'))
+    })
+
+    it('honours gateway_status hints, exceptions and double-hashed entries', async () => {
+      const added = await upload(fixture('glb/BoxTextured.glb'), 'hinted.glb')
+      const root = rootOf(added)
+      const multihash = base58btc.baseEncode(CID.parse(root).multihash.bytes)
+      await writeFile(join(denyDir, 'hints.deny'), [
+        'version: 1',
+        'hints:',
+        '  gateway_status: 451',
+        '---',
+        `/ipfs/${root}/h*`,
+        `!/ipfs/${root}/hinted.glb`,
+        // Modern double hash (sha2-256) of "<multihash of the root>/secret.txt": blocks that path without naming it.
+        `//${doubleHash(0x12, 32, `${multihash}/secret.txt`)} gateway_status:410`
+      ].join('\n') + '\n')
+      await eventually(`/ipfs/${root}/hidden.png`, 451)
+      await t.request.get(`/ipfs/${root}/secret.txt`).expect(410)
+      // The exception keeps the upload's only file allowed: served, and the upload stays up.
+      await t.request.get(`/ipfs/${root}/hinted.glb`).expect(200)
+      await t.request.get(`/ipfs/${root}/`).expect(200)
+      expect(await pinned(root)).toBe(true)
+      expect((await uploadRow(root))?.blocked).toBe(false)
+      await rm(join(denyDir, 'hints.deny'))
+      await eventually(`/ipfs/${root}/hidden.png`, 404)
+    })
+
+    it('keeps taken-down content gone after its list is removed, until it is uploaded again', async () => {
+      await rm(join(denyDir, 'custom.deny'))
+      const root = takenDown
+      await t.request.get(`/ipfs/${root}/avatar.fst`).expect(410)
+      // Refused while the list is in force, accepted once its removal is read.
+      const bundle = await avatarBundle()
+      await expect.poll(async () => (await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', bundle, 'blocked-avatar.zip')).status, { timeout: 8000, interval: 300 }).toBe(200)
+      expect(rootOf(await upload(bundle, 'blocked-avatar.zip'))).toBe(root)
+      expect(await pinned(root)).toBe(true)
+      expect((await uploadRow(root))?.blocked).toBe(false)
+      await t.request.get(`/ipfs/${root}/textures/skin.png`).expect(200)
+    })
+  })
+}
