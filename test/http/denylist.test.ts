@@ -16,6 +16,7 @@ for (const backend of appBackends()) {
     let stopBackend: () => Promise<void>
     let denyDir: string
     let token: string
+    let username: string
     /** The upload the first test takes down. */
     let takenDown = ''
     beforeAll(async () => {
@@ -23,7 +24,9 @@ for (const backend of appBackends()) {
       stopBackend = started.stop
       t = await startTestHeimdall({ ...started.env, DENYLIST_POLL_SECONDS: '1' })
       denyDir = join(t.dataDir, 'denylists')
-      token = (await createIdentity(t.request)).token
+      const identity = await createIdentity(t.request)
+      username = identity.username
+      token = identity.token
     })
     afterAll(async () => { await t.close(); await stopBackend() })
 
@@ -60,6 +63,10 @@ for (const backend of appBackends()) {
       // Already stored: unpinned, and listed as blocked to its owner.
       await expect.poll(async () => pinned(root), { timeout: 8000 }).toBe(false)
       expect((await uploadRow(root))?.blocked).toBe(true)
+      const browser = t.browser()
+      await browser.get(`/uploads?username=${username}&token=${token}`).set('Accept', 'text/html').expect(303)
+      expect((await browser.get('/uploads').set('Accept', 'text/html').expect(200)).text).toContain('taken down')
+      expect((await browser.get(`/uploads/${(await uploadRow(root))?.id ?? -1}`).set('Accept', 'text/html').expect(200)).text).toMatch(/Taken down: the operator of this node blocked this content/)
       // Its blocks collected, every path below it is gone, not merely unknown.
       await t.heimdall.collector.run()
       await t.request.get(`/ipfs/${root}/avatar.fst`).expect(410)
