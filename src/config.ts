@@ -1,5 +1,7 @@
 import { z } from 'zod'
 import { IMPORT_PROFILE_NAMES } from './ipfs/import-profiles.ts'
+import type { Quota } from './services/quota-service.ts'
+import type { RateLimits } from './services/rate-limiter.ts'
 
 /** Extensions accepted inside a bundle; the top level accepts these plus `zip`. */
 export const DEFAULT_ASSET_EXTENSIONS = [
@@ -42,10 +44,21 @@ const envSchema = z.object({
   GC_INTERVAL_SECONDS: integer(0, 365 * 24 * 3600).default(3600),
   MIN_FREE_BYTES: integer(0, Number.MAX_SAFE_INTEGER).default(256 * 1024 ** 2),
   PSA_FETCH_TIMEOUT_SECONDS: integer(1, 30 * 24 * 3600).default(600),
+  AUTH_FAILURES_ALLOWED: integer(1, 1_000_000).default(10),
+  AUTH_BACKOFF_BASE_SECONDS: integer(1, 3600).default(1),
+  AUTH_BACKOFF_MAX_SECONDS: integer(1, 7 * 24 * 3600).default(3600),
+  AUTH_FAILURE_MEMORY_SECONDS: integer(60, 30 * 24 * 3600).default(24 * 3600),
+  IDENTITIES_PER_HOUR: integer(1, 1_000_000).default(20),
+  UPLOADS_PER_HOUR: integer(1, 1_000_000).default(600),
+  QUOTA_BYTES: integer(0, Number.MAX_SAFE_INTEGER).default(10 * 1024 ** 3),
+  QUOTA_UPLOADS: integer(0, 100_000_000).default(10_000),
   DENYLIST_DIR: optionalString,
   DENYLIST_POLL_SECONDS: integer(1, 3600).default(2),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
 }).superRefine((env, ctx) => {
+  if (env.AUTH_BACKOFF_MAX_SECONDS < env.AUTH_BACKOFF_BASE_SECONDS) {
+    ctx.addIssue({ code: 'custom', path: ['AUTH_BACKOFF_MAX_SECONDS'], message: 'must be at least AUTH_BACKOFF_BASE_SECONDS' })
+  }
   if (env.IPFS_GATEWAY_URL !== undefined && env.IPFS_API_URL === undefined) {
     ctx.addIssue({ code: 'custom', path: ['IPFS_GATEWAY_URL'], message: 'is Kubo\'s gateway: set IPFS_API_URL too' })
   }
@@ -81,6 +94,10 @@ export interface Config {
   minFreeBytes: number
   /** How long a Pinning Service API request waits for content this node does not hold before it fails. */
   psaFetchTimeoutSeconds: number
+  /** Rate limits, kept in the database (shared by instances on one database). */
+  rateLimits: RateLimits
+  /** Every identity's quota unless an operator set its own. */
+  defaultQuota: Quota
   /** Where the operator's `*.deny` lists (IPIP-383) are read from; unset: DATA_DIR/denylists. */
   denylistDir: string | undefined
   /** How often that folder is looked at for added, changed and removed lists. */
@@ -135,6 +152,15 @@ export function loadConfig (env: Env): Config {
     logLevel: e.LOG_LEVEL,
     gcIntervalSeconds: e.GC_INTERVAL_SECONDS,
     minFreeBytes: e.MIN_FREE_BYTES,
+    rateLimits: {
+      authFailuresAllowed: e.AUTH_FAILURES_ALLOWED,
+      authBackoffBaseSeconds: e.AUTH_BACKOFF_BASE_SECONDS,
+      authBackoffMaxSeconds: e.AUTH_BACKOFF_MAX_SECONDS,
+      authFailureMemorySeconds: e.AUTH_FAILURE_MEMORY_SECONDS,
+      identitiesPerHour: e.IDENTITIES_PER_HOUR,
+      uploadsPerHour: e.UPLOADS_PER_HOUR
+    },
+    defaultQuota: { bytes: e.QUOTA_BYTES, uploads: e.QUOTA_UPLOADS },
     psaFetchTimeoutSeconds: e.PSA_FETCH_TIMEOUT_SECONDS,
     denylistDir: e.DENYLIST_DIR,
     denylistPollSeconds: e.DENYLIST_POLL_SECONDS

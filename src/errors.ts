@@ -31,6 +31,32 @@ export class ForbiddenError extends HeimdallError {
   constructor (message: string) { super(message, 'ERR_FORBIDDEN', 403) }
 }
 
+/** An API key without the scope the route needs; the token and browser sessions have every scope. */
+export class InsufficientScopeError extends HeimdallError {
+  override readonly name = 'InsufficientScopeError'
+  constructor (scope: string) { super(`this API key lacks the "${scope}" scope`, 'ERR_INSUFFICIENT_SCOPE', 403) }
+}
+
+/** Too many requests of one kind from one client, address or identity: try again after `retryAfterSeconds` (the Retry-After header). */
+export class TooManyRequestsError extends HeimdallError {
+  override readonly name = 'TooManyRequestsError'
+  readonly retryAfterSeconds: number
+  constructor (message: string, retryAfterSeconds: number) {
+    super(`${message}; try again in ${retryAfterSeconds} s`, 'ERR_TOO_MANY_REQUESTS', 429)
+    this.retryAfterSeconds = retryAfterSeconds
+  }
+}
+
+/**
+ * An upload that would take its owner past their quota. 413 for bytes: the
+ * content is larger than what is left, and a client may be refused before it
+ * sends it; 403 for the number of uploads: no content would fit.
+ */
+export class QuotaExceededError extends HeimdallError {
+  override readonly name = 'QuotaExceededError'
+  constructor (message: string, status: 403 | 413, details: string[]) { super(message, 'ERR_QUOTA_EXCEEDED', status, details) }
+}
+
 export class NotFoundError extends HeimdallError {
   override readonly name = 'NotFoundError'
   constructor (message = 'not found') { super(message, 'ERR_NOT_FOUND', 404) }

@@ -6,6 +6,9 @@ import type { Config } from './config.ts'
 import { openDatabase, type Database } from './db/database.ts'
 import { IdentityRepository } from './db/identity-repository.ts'
 import { SessionRepository } from './db/session-repository.ts'
+import { ApiKeyRepository } from './db/api-key-repository.ts'
+import { QuotaRepository } from './db/quota-repository.ts'
+import { RateLimitRepository } from './db/rate-limit-repository.ts'
 import { PinIntentRepository } from './db/pin-intent-repository.ts'
 import { PinRequestRepository } from './db/pin-request-repository.ts'
 import { ThumbnailRepository } from './db/thumbnail-repository.ts'
@@ -23,6 +26,9 @@ import { GarbageCollector } from './services/garbage-collector.ts'
 import { resolveSecretKey } from './secret-key.ts'
 import { IdentityService } from './services/identity-service.ts'
 import { SessionService } from './services/session-service.ts'
+import { ApiKeyService } from './services/api-key-service.ts'
+import { QuotaService } from './services/quota-service.ts'
+import { RateLimiter } from './services/rate-limiter.ts'
 import { UploadService } from './services/upload-service.ts'
 import { PinRequestService } from './services/pin-request-service.ts'
 import { delegateAddresses, resolvePeerIdentity } from './ipfs/peer-identity.ts'
@@ -85,6 +91,9 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
 
   const identities = new IdentityService(new IdentityRepository(database.knex))
   const sessions = new SessionService(new SessionRepository(database.knex))
+  const apiKeys = new ApiKeyService(new ApiKeyRepository(database.knex), { onTouchError: (err) => { logger.warn({ err }, 'could not record when an API key was used') } })
+  const quotas = new QuotaService(new QuotaRepository(database.knex), config.defaultQuota)
+  const limiter = new RateLimiter(new RateLimitRepository(database.knex), config.rateLimits, { onPurgeError: (err) => { logger.warn({ err }, 'could not purge old rate-limit rows') } })
   const reader = openContentReader(backend, { cacheBytes: config.gatewayCacheBytes, ipfsGatewayUrl: config.ipfsGatewayUrl })
   // Blocks a collection removed must stop being served: the gateway's caches forget what they remembered.
   const collector = new GarbageCollector({ backend, logger, intervalSeconds: config.gcIntervalSeconds, onCollected: () => { reader.forget() } })
@@ -136,6 +145,10 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
     denylist,
     takenDown: async (rootCid) => blockedRoots.isBlocked(rootCid),
     sessions: new BrowserSessions(sessions),
+    sessionStore: sessions,
+    apiKeys,
+    quotas,
+    limiter,
     csrf: new CsrfProtection(secretKey, { publicUrl: config.publicUrl }),
     readiness: [
       { name: 'database', check: database.ping },
@@ -168,6 +181,7 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
     close: async () => {
       await denylists.stop()
       await pinRequests.close()
+      limiter.close()
       await collector.close()
       await ipfs.close()
       await database.close()

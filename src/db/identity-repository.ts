@@ -54,6 +54,10 @@ export class IdentityRepository {
     return row === undefined ? undefined : toIdentity(row)
   }
 
+  async setTokenHash (id: number, tokenHash: string): Promise<void> {
+    await this.#db<IdentityRow>('identities').where({ id }).update({ token_hash: tokenHash })
+  }
+
   async findById (id: number): Promise<Identity | undefined> {
     const row = await this.#db<IdentityRow>('identities').where({ id }).first()
     return row === undefined ? undefined : toIdentity(row)

@@ -74,8 +74,14 @@ export class UploadRepository {
    * name again returns the first record and `created: false`; under another
    * name it is a record of its own that shares the content.
    */
-  async insert (upload: NewUpload): Promise<{ upload: Upload, created: boolean }> {
+  async insert (upload: NewUpload, options: { guard?: (trx: Knex.Transaction) => Promise<void> } = {}): Promise<{ upload: Upload, created: boolean }> {
     return this.#db.transaction(async (trx) => {
+      if (options.guard !== undefined) {
+        // A retry of a recorded upload is answered with its record, whatever the guard (a quota) would say of a new one.
+        const existing = await this.#findOne(trx, { identity_id: upload.identityId, root_cid: upload.rootCid, name: upload.name })
+        if (existing !== undefined) return { upload: existing, created: false }
+        await options.guard(trx)
+      }
       const [row] = await trx<UploadRow>('uploads')
         .insert({
           identity_id: upload.identityId,

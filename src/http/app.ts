@@ -8,6 +8,12 @@ import type { IdentityService } from '../services/identity-service.ts'
 import type { ThumbnailService } from '../services/thumbnail-service.ts'
 import type { UploadService } from '../services/upload-service.ts'
 import type { PinRequestService } from '../services/pin-request-service.ts'
+import type { ApiKeyService } from '../services/api-key-service.ts'
+import type { QuotaService } from '../services/quota-service.ts'
+import type { RateLimiter } from '../services/rate-limiter.ts'
+import type { SessionService } from '../services/session-service.ts'
+import { Authenticator } from './authentication.ts'
+import { accountRoutes } from './routes/account-routes.ts'
 import { errorHandler, notFound } from './middleware/error-handler.ts'
 import { formatBytes } from './format.ts'
 import { pageCsp } from './page-csp.ts'
@@ -46,6 +52,13 @@ export interface AppDependencies {
   /** Whether a root was taken down by a denylist (its content gone): 410 for any path below it. */
   takenDown?: (rootCid: string) => Promise<boolean>
   sessions: BrowserSessions
+  /** The sessions themselves, to end all of an identity's. */
+  sessionStore: SessionService
+  /** Named API keys with scopes. */
+  apiKeys: ApiKeyService
+  quotas: QuotaService
+  /** Failed authentications, new identities, uploads: counted in the database, shared by every instance. */
+  limiter: RateLimiter
   csrf: CsrfProtection
   readiness: readonly ReadinessCheck[]
   settings: {
@@ -100,20 +113,26 @@ export function createApp (deps: AppDependencies): Express {
   // The gateway answers anyone's content: before cookies, sessions and body parsers, so none of them touches it.
   app.use(gatewayRoutes({ backend: deps.backend, reader: deps.reader, denylist: deps.denylist, takenDown: deps.takenDown }))
   // The Pinning Service API: bearer tokens only (no cookies, no CSRF), its own JSON limit and error shape.
-  app.use('/psa', psaRoutes({ identities: deps.identities, pinRequests: deps.pinRequests, delegates: deps.delegates, logger: deps.logger }))
+  const authenticator = new Authenticator({ identities: deps.identities, apiKeys: deps.apiKeys, limiter: deps.limiter })
+  app.use('/psa', psaRoutes({ authenticator, pinRequests: deps.pinRequests, delegates: deps.delegates, logger: deps.logger }))
   app.use(express.urlencoded({ extended: false, limit: '16kb' }))
   app.use(express.json({ limit: '16kb' }))
   app.use(deps.csrf.issue())
   // POST /upload reads its multipart form as it streams and checks the token itself.
   app.use(deps.csrf.protect({ streamedForms: ['/upload'] }))
   app.use(resolveSession(deps.sessions))
+  // Who is calling: a bearer token or API key, form fields, or the session above; routes ask for the scope they need.
+  app.use(authenticator.middleware())
 
   app.get('/', (_req, res) => { res.render('home', { title: 'Heimdall' }) })
   app.use(siteRoutes())
   app.use(pluginRoutes())
-  app.use(identityRoutes({ identities: deps.identities, sessions: deps.sessions }))
+  app.use(identityRoutes({ identities: deps.identities, sessions: deps.sessions, limiter: deps.limiter }))
+  app.use(accountRoutes({ identities: deps.identities, apiKeys: deps.apiKeys, quotas: deps.quotas, sessions: deps.sessionStore, browserSessions: deps.sessions }))
   app.use(uploadRoutes({
-    identities: deps.identities,
+    authenticator,
+    quotas: deps.quotas,
+    limiter: deps.limiter,
     uploads: deps.uploads,
     csrf: deps.csrf,
     tmpDir: settings.tmpDir,
@@ -121,7 +140,7 @@ export function createApp (deps: AppDependencies): Express {
     assetExtensions: settings.assetExtensions,
     gatewayUrl: settings.gatewayUrl
   }))
-  app.use(uploadsRoutes({ identities: deps.identities, uploads: deps.uploads, sessions: deps.sessions, thumbnails: deps.thumbnails, gatewayUrl: settings.gatewayUrl }))
+  app.use(uploadsRoutes({ authenticator, quotas: deps.quotas, uploads: deps.uploads, sessions: deps.sessions, thumbnails: deps.thumbnails, gatewayUrl: settings.gatewayUrl }))
   app.use(previewRoutes({ gatewayUrl: settings.gatewayUrl }))
   app.use(healthRoutes(deps.readiness))
 

@@ -29,6 +29,28 @@ export interface UploadReceiverOptions {
    * credentials, so that nothing of the file is read.
    */
   identify: (req: Request) => Promise<Identity | undefined>
+  /**
+   * What this request's file may have, once `identify` knew its owner (the
+   * bytes left in the owner's quota), and the error for a file with more;
+   * undefined: only maxUploadBytes.
+   */
+  byteLimit?: (req: Request) => ByteLimit | undefined
+}
+
+export interface ByteLimit {
+  bytes: number
+  exceeded: (receivedBytes: number) => Error
+}
+
+/** Passes `source` on, counting; throws `limit.exceeded` as soon as more than `limit.bytes` went through, so nothing past it is stored. */
+async function * capped (source: AsyncIterable<Buffer>, limit: ByteLimit | undefined, counted: (bytes: number) => void): AsyncIterable<Buffer> {
+  let total = 0
+  for await (const chunk of source) {
+    total += chunk.length
+    if (limit !== undefined && total > limit.bytes) throw limit.exceeded(total)
+    counted(total)
+    yield chunk
+  }
 }
 
 const NAME = Symbol('upload name')
@@ -47,28 +69,30 @@ type ReceivingRequest = Request & { [NAME]?: UploadName, [OWNER_KNOWN]?: boolean
 class ReceivingStorage implements multer.StorageEngine {
   readonly #tmpDir: string
   readonly #uploads: UploadService
+  readonly #byteLimit: (req: Request) => ByteLimit | undefined
 
-  constructor (tmpDir: string, uploads: UploadService) {
+  constructor (tmpDir: string, uploads: UploadService, byteLimit: (req: Request) => ByteLimit | undefined = () => undefined) {
     this.#tmpDir = tmpDir
     this.#uploads = uploads
+    this.#byteLimit = byteLimit
   }
 
   _handleFile (req: ReceivingRequest, file: Express.Multer.File, cb: (error?: unknown, info?: Partial<Express.Multer.File> & Partial<ReceivedUpload>) => void): void {
     const name = req[NAME]
     if (name === undefined) { cb(new Error('the file part was not named by the filter')); return }
+    let size = 0
+    const source = capped(file.stream as AsyncIterable<Buffer>, this.#byteLimit(req), (bytes) => { size = bytes })
     if (!name.isBundle && req[OWNER_KNOWN] === true) {
       const abort = new AbortController()
       req.once('close', () => { if (!req.complete) abort.abort() })
-      this.#uploads.importStream(name, file.stream, abort.signal).then(
+      this.#uploads.importStream(name, source, abort.signal).then(
         (imported) => { cb(null, { name, imported, size: [...imported.fileSizes.values()].reduce((a, b) => a + b, 0) }) },
         (err: unknown) => { cb(err) }
       )
       return
     }
     const path = join(this.#tmpDir, `upload-${randomUUID()}`)
-    let size = 0
-    file.stream.on('data', (chunk: Buffer) => { size += chunk.length })
-    pipeline(file.stream, createWriteStream(path)).then(
+    pipeline(source, createWriteStream(path)).then(
       () => { cb(null, { name, path, size }) },
       (err: unknown) => { void rm(path, { force: true }).finally(() => { cb(isOutOfSpace(err) ? new InsufficientStorageError() : err) }) }
     )
@@ -89,7 +113,7 @@ class ReceivingStorage implements multer.StorageEngine {
  */
 export function uploadReceiver (options: UploadReceiverOptions) {
   return multer({
-    storage: new ReceivingStorage(options.tmpDir, options.uploads),
+    storage: new ReceivingStorage(options.tmpDir, options.uploads, options.byteLimit),
     // Browsers put raw UTF-8 in filename="…" without saying so.
     defParamCharset: 'utf8',
     limits: { fileSize: options.maxUploadBytes, files: 1, fields: 16, fieldSize: 8192, parts: 20, headerPairs: 50 },

@@ -51,6 +51,17 @@ export class IdentityService {
     return identity
   }
 
+  /**
+   * Replaces the identity's token: the old one stops working with this
+   * statement (every request looks its token up). Returns the new one, to be
+   * shown once.
+   */
+  async rotateToken (identity: Identity): Promise<string> {
+    const token = randomBytes(TOKEN_BYTES).toString('base64url')
+    await this.#identities.setTokenHash(identity.id, hashToken(token))
+    return token
+  }
+
   async findById (id: number): Promise<Identity | undefined> {
     return this.#identities.findById(id)
   }

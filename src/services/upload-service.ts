@@ -16,6 +16,7 @@ import { IMPORT_PROFILES, type ImportProfileName } from '../ipfs/import-profiles
 import type { ImportCandidate, ImportedNode, ImportLease, IpfsBackend } from '../ipfs/ipfs-backend.ts'
 import { CarBundle, wrapInDirectory, type CarEntry } from './car-bundle.ts'
 import { KeyedLock } from './keyed-lock.ts'
+import type { QuotaService } from './quota-service.ts'
 import { CONTROL_CHARACTER, ZipBundle, type BundleLimits } from './zip-bundle.ts'
 
 /** One line of `ipfs add` output, as the Blender add-on reads it. */
@@ -232,9 +233,9 @@ export class UploadService {
    * anything is pinned. If recording fails the pin is released unless another
    * upload holds the same root.
    */
-  async commit (owner: Identity, imported: ImportedUpload): Promise<UploadOutcome> {
+  async commit (owner: Identity, imported: ImportedUpload, quotas?: Pick<QuotaService, 'guard'>): Promise<UploadOutcome> {
     try {
-      const outcome = await this.#commit(owner, imported)
+      const outcome = await this.#commit(owner, imported, quotas)
       await imported.lease.release()
       return outcome
     } catch (err) {
@@ -248,7 +249,7 @@ export class UploadService {
     await imported.lease.discard().catch((err: unknown) => { this.#options.logger.warn({ err }, 'could not remove the blocks of a dropped upload') })
   }
 
-  async #commit (owner: Identity, imported: ImportedUpload): Promise<UploadOutcome> {
+  async #commit (owner: Identity, imported: ImportedUpload, quotas: Pick<QuotaService, 'guard'> | undefined): Promise<UploadOutcome> {
     const { backend, uploads } = this.#options
     const { name, nodes, reports, fileSizes } = imported
     const root = nodes.at(-1)
@@ -268,18 +269,19 @@ export class UploadService {
       await this.#options.blockedRoots?.unblock(rootCid)
       await backend.pin(root.cid)
       try {
+        const size = sum(fileSizes.values())
         const { upload, created } = await uploads.insert({
           identityId: owner.id,
           name: name.rootName,
           rootCid,
           kind,
-          size: sum(fileSizes.values()),
+          size,
           isAvatar,
           primaryPath,
           warnings,
           avatarReport: isAvatar ? buildAvatarReport(primaryPath, reports, fileSizes) : null,
           entries: toEntries(nodes, fileSizes)
-        })
+        }, { guard: quotas?.guard(owner, size) })
         return { upload, created, items: toAddedItems(name.rootName, nodes) }
       } catch (err) {
         if (await this.#referenced(rootCid).catch(() => 1) === 0) {

@@ -33,7 +33,8 @@ export async function makeDataDir (): Promise<string> {
 /** The real app over a real embedded node and PGlite in a temp DATA_DIR. */
 export async function startTestHeimdall (env: Record<string, string> = {}, dataDir?: string): Promise<TestHeimdall> {
   const dir = dataDir ?? await makeDataDir()
-  const config = loadConfig({ DATA_DIR: dir, SECRET_KEY: 'test-secret-key-test-secret-key-0123456789', ...env })
+  // Generous limits on failed sign-ins and new identities, so tests that send wrong tokens on purpose never meet a back-off; test/http/rate-limits.test.ts sets its own.
+  const config = loadConfig({ DATA_DIR: dir, SECRET_KEY: 'test-secret-key-test-secret-key-0123456789', AUTH_FAILURES_ALLOWED: '1000000', IDENTITIES_PER_HOUR: '1000000', ...env })
   const logs: string[] = []
   const sink = new Writable({ write (chunk: Buffer, _enc, cb) { logs.push(...chunk.toString().split('\n').filter(Boolean)); cb() } })
   const heimdall = await openHeimdall(config, createLogger('info', sink))

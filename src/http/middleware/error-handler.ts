@@ -1,7 +1,7 @@
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express'
 import multer from 'multer'
 import type { Logger } from 'pino'
-import { BadRequestError, ClientClosedRequestError, HeimdallError, InsufficientStorageError, isOutOfSpace, NotFoundError, PayloadTooLargeError, ServiceUnavailableError } from '../../errors.ts'
+import { BadRequestError, ClientClosedRequestError, HeimdallError, InsufficientStorageError, isOutOfSpace, NotFoundError, PayloadTooLargeError, ServiceUnavailableError, TooManyRequestsError } from '../../errors.ts'
 import { wantsHtml } from '../negotiate.ts'
 
 export const notFound: RequestHandler = (req, _res, next) => {
@@ -79,6 +79,7 @@ export function errorHandler (logger: Logger, maxUploadBytes: number): ErrorRequ
     const message = known ? err.message : 'internal error'
     const details = known ? err.details : []
     res.status(status)
+    if (err instanceof TooManyRequestsError) res.setHeader('Retry-After', String(err.retryAfterSeconds))
     if (wantsHtml(req)) {
       res.render('error', { title: `Error ${status}`, status, message, details }, (renderErr: Error | null, html?: string) => {
         // A page that cannot be drawn (a broken view, a template that needs what this request lacks) still answers.

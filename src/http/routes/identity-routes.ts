@@ -1,13 +1,15 @@
 import { Router } from 'express'
-import { HeimdallError } from '../../errors.ts'
+import { HeimdallError, TooManyRequestsError } from '../../errors.ts'
 import type { IdentityService } from '../../services/identity-service.ts'
+import type { RateLimiter } from '../../services/rate-limiter.ts'
+import { clientAddress } from '../authentication.ts'
 import { wantsHtml } from '../negotiate.ts'
 import type { BrowserSessions } from '../session.ts'
 
 export const IDENTITY_NOTES = 'Keep this token secret and safe: it is shown once and cannot be recovered. ' +
   'Everything you upload is public: anyone with its link can fetch it, and once other IPFS nodes have copied it, it cannot be recalled from them.'
 
-export function identityRoutes (deps: { identities: IdentityService, sessions: BrowserSessions }): Router {
+export function identityRoutes (deps: { identities: IdentityService, sessions: BrowserSessions, limiter: RateLimiter }): Router {
   const router = Router()
 
   router.get('/new', (_req, res) => {
@@ -17,6 +19,7 @@ export function identityRoutes (deps: { identities: IdentityService, sessions: B
   router.post('/new', async (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>
     try {
+      await deps.limiter.identityCreation(clientAddress(req))
       const { identity, token } = await deps.identities.create(body.username)
       res.status(201).setHeader('Cache-Control', 'no-store')
       if (wantsHtml(req)) {
@@ -29,6 +32,7 @@ export function identityRoutes (deps: { identities: IdentityService, sessions: B
       res.json({ username: identity.username, secret: token, token, notes: IDENTITY_NOTES })
     } catch (err) {
       if (err instanceof HeimdallError && wantsHtml(req)) {
+        if (err instanceof TooManyRequestsError) res.setHeader('Retry-After', String(err.retryAfterSeconds))
         res.status(err.status).render('new', { title: 'New identity', error: err.message, username: typeof body.username === 'string' ? body.username : '' })
         return
       }

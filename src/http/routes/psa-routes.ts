@@ -4,13 +4,14 @@ import type { Logger } from 'pino'
 import { z } from 'zod'
 import type { Identity } from '../../db/identity-repository.ts'
 import { PIN_STATUSES, TEXT_MATCHES, type PinRequest, type PinRequestFilter } from '../../db/pin-request-repository.ts'
-import { BadRequestError, HeimdallError, NotFoundError, UnauthorizedError } from '../../errors.ts'
-import type { IdentityService } from '../../services/identity-service.ts'
+import { BadRequestError, HeimdallError, NotFoundError, TooManyRequestsError } from '../../errors.ts'
 import type { PinInput, PinRequestService } from '../../services/pin-request-service.ts'
 import { isDatabaseUnavailable } from '../middleware/error-handler.ts'
+import { requireCaller, type Authenticator } from '../authentication.ts'
 
 export interface PsaRoutesDeps {
-  identities: IdentityService
+  /** Bearer tokens and API keys (scope `pin`), rate-limited as everywhere. */
+  authenticator: Authenticator
   pinRequests: PinRequestService
   /** Our multiaddrs, each ending in /p2p/<our peer id>: PinStatus.delegates. */
   delegates: readonly string[]
@@ -128,19 +129,17 @@ function reasonOf (err: HeimdallError): string {
 /**
  * The IPFS Pinning Service API v1.0.0 (ipfs/pinning-services-api-spec),
  * mounted at /psa: the endpoint `ipfs pin remote service add` is given is
- * `<PUBLIC_URL>/psa`. Only `Authorization: Bearer <token>` authenticates (no
+ * `<PUBLIC_URL>/psa`. Only `Authorization: Bearer <token or API key with the `pin` scope>` authenticates (no
  * cookies, so no CSRF), and every error is the spec's
  * `{"error":{"reason","details"}}`.
  */
 export function psaRoutes (deps: PsaRoutesDeps): Router {
   const router = Router()
   router.use(express.json({ limit: '1mb' }))
+  router.use(deps.authenticator.middleware({ bearerOnly: true }))
 
-  async function caller (req: Request): Promise<Identity> {
-    const token = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1]
-    if (token === undefined) throw new UnauthorizedError('send Authorization: Bearer <your Heimdall token>')
-    return deps.identities.authenticate(undefined, token)
-  }
+  // The middleware has checked the credentials already.
+  const caller = (req: Request): Identity => requireCaller(req, 'pin', 'send Authorization: Bearer <your Heimdall token, or an API key with the pin scope>').identity
 
   const present = (request: PinRequest): Record<string, unknown> => ({
     requestid: request.requestId,
@@ -163,7 +162,7 @@ export function psaRoutes (deps: PsaRoutesDeps): Router {
   }
 
   router.get('/pins', async (req, res) => {
-    const owner = await caller(req)
+    const owner = caller(req)
     const { filter, limit } = parseFilter(req)
     const { results, count } = await deps.pinRequests.list(owner, filter, limit)
     res.setHeader('Cache-Control', 'no-store')
@@ -171,24 +170,24 @@ export function psaRoutes (deps: PsaRoutesDeps): Router {
   })
 
   router.post('/pins', async (req, res) => {
-    const owner = await caller(req)
+    const owner = caller(req)
     res.status(202).json(present(await deps.pinRequests.add(owner, parsePin(req.body))))
   })
 
   router.get('/pins/:requestid', async (req, res) => {
-    const owner = await caller(req)
+    const owner = caller(req)
     res.setHeader('Cache-Control', 'no-store')
     res.json(present(await deps.pinRequests.get(owner, requestId(req))))
   })
 
   router.post('/pins/:requestid', async (req, res) => {
-    const owner = await caller(req)
+    const owner = caller(req)
     const id = requestId(req)
     res.status(202).json(present(await deps.pinRequests.replace(owner, id, parsePin(req.body))))
   })
 
   router.delete('/pins/:requestid', async (req, res) => {
-    const owner = await caller(req)
+    const owner = caller(req)
     await deps.pinRequests.remove(owner, requestId(req))
     res.status(202).end()
   })
@@ -209,6 +208,7 @@ export function psaRoutes (deps: PsaRoutesDeps): Router {
     else if (known.status >= 500) deps.logger.warn({ err, reqId: req.id }, known.message)
     const status = known?.status ?? 500
     if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer')
+    if (known instanceof TooManyRequestsError) res.setHeader('Retry-After', String(known.retryAfterSeconds))
     res.status(status).json({ error: { reason: known === undefined ? 'INTERNAL_SERVER_ERROR' : reasonOf(known), details: known?.message ?? 'internal error' } })
   }
   router.use(errors)

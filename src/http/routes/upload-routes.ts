@@ -2,17 +2,20 @@ import { rm } from 'node:fs/promises'
 import { Router, type Request, type Response } from 'express'
 import type { Identity } from '../../db/identity-repository.ts'
 import { BadRequestError, ClientClosedRequestError } from '../../errors.ts'
-import type { IdentityService } from '../../services/identity-service.ts'
+import type { QuotaService, QuotaStatus } from '../../services/quota-service.ts'
+import type { RateLimiter } from '../../services/rate-limiter.ts'
 import type { UploadService } from '../../services/upload-service.ts'
-import { credentialsFrom } from '../credentials.ts'
 import { wantsHtml } from '../negotiate.ts'
 import { presentAddedItems, presentUpload } from '../presenters.ts'
 import type { CsrfProtection } from '../csrf.ts'
-import { sessionIdentity } from '../session-identity.ts'
+import { callerOf, requireCaller, type Authenticator } from '../authentication.ts'
+import { credentialsFrom } from '../credentials.ts'
 import { uploadReceiver, type ReceivedUpload } from '../upload-receiver.ts'
 
 export interface UploadRoutesDeps {
-  identities: IdentityService
+  authenticator: Authenticator
+  quotas: QuotaService
+  limiter: RateLimiter
   uploads: UploadService
   csrf: CsrfProtection
   tmpDir: string
@@ -23,32 +26,53 @@ export interface UploadRoutesDeps {
 }
 
 const OWNER = Symbol('owner')
-type WithOwner = Request & { [OWNER]?: Identity }
+const QUOTA = Symbol('quota')
+type WithOwner = Request & { [OWNER]?: Identity, [QUOTA]?: QuotaStatus }
+
+/** Multipart framing and the small fields around the file: what Content-Length holds beyond the file itself. */
+const FORM_ALLOWANCE = 64 * 1024
 
 export function uploadRoutes (deps: UploadRoutesDeps): Router {
   const router = Router()
 
-  /** A browser session, else the credentials sent so far (header, or form fields before the file). */
-  async function owner (req: WithOwner, final: boolean): Promise<Identity | undefined> {
-    if (req[OWNER] !== undefined) return req[OWNER]
-    const { username, token } = credentialsFrom(req)
-    if (token === undefined) {
-      const identity = sessionIdentity(req)
-      if (identity !== undefined || !final) return (req[OWNER] = identity)
+  /**
+   * The credentials sent so far (header, or form fields before the file),
+   * else a browser session; allowed to upload, within its rate limit and
+   * quota. `fileBytes`: the file's size once it is known (on disk).
+   */
+  async function owner (req: WithOwner, final: boolean, fileBytes?: number): Promise<Identity | undefined> {
+    if (req[OWNER] !== undefined) {
+      if (fileBytes !== undefined && req[QUOTA] === undefined) req[QUOTA] = await deps.quotas.beforeUpload(req[OWNER], fileBytes)
+      return req[OWNER]
     }
-    return (req[OWNER] = await deps.identities.authenticate(username, token))
+    // What identify() sees: it reads the fields at once, and more may arrive while it waits on the database.
+    const sent = credentialsFrom(req).token !== undefined
+    await deps.authenticator.identify(req)
+    if (callerOf(req) === undefined && !final && !sent) return undefined
+    const { identity } = requireCaller(req, 'upload', 'username and token are required')
+    await deps.limiter.upload(identity.id)
+    // Before a byte of the file: the declared length (the file and its framing) must fit; while it streams, the file itself.
+    const declared = Number(req.headers['content-length'])
+    req[QUOTA] = await deps.quotas.beforeUpload(identity, fileBytes ?? (Number.isSafeInteger(declared) ? Math.max(0, declared - FORM_ALLOWANCE) : 0))
+    return (req[OWNER] = identity)
   }
 
   const receive = uploadReceiver({
     tmpDir: deps.tmpDir,
     maxUploadBytes: deps.maxUploadBytes,
     uploads: deps.uploads,
+    // What the file may have once its owner is known: the bytes left in the owner's quota.
+    byteLimit: (req: WithOwner) => {
+      const status = req[QUOTA]
+      if (status === undefined) return undefined
+      return { bytes: Math.max(0, status.quota.bytes - status.usage.bytes), exceeded: (received: number) => deps.quotas.tooLarge(status, received) }
+    },
     // Refuse a forged browser post, or bad credentials, before a byte of the file is read.
     identify: async (req) => { deps.csrf.verify(req); return owner(req, false) }
   })
 
   router.get('/upload', (req, res) => {
-    const identity = sessionIdentity(req)
+    const identity = callerOf(req)?.identity
     res.render('upload', { title: 'Upload', signedInAs: identity?.username ?? null, maxUploadBytes: deps.maxUploadBytes, extensions: [...deps.assetExtensions, 'zip', 'car'] })
   })
 
@@ -57,15 +81,15 @@ export function uploadRoutes (deps: UploadRoutesDeps): Router {
     let imported = file?.imported
     try {
       deps.csrf.verify(req)
-      const identity = await owner(req, true)
-      if (identity === undefined) throw new BadRequestError('username and token are required')
       if (file === undefined) throw new BadRequestError('send the file as multipart/form-data in the field "file"')
+      const identity = await owner(req, true, file.size)
+      if (identity === undefined) throw new BadRequestError('username and token are required')
       // A client that leaves while its file is imported from disk stops the import, as on the streaming path.
       const abort = new AbortController()
       res.once('close', () => { if (!res.writableEnded) abort.abort(new ClientClosedRequestError()) })
       imported ??= await deps.uploads.importReceived(file.name, file.path, abort.signal)
       abort.signal.throwIfAborted()
-      const outcome = await deps.uploads.commit(identity, imported)
+      const outcome = await deps.uploads.commit(identity, imported, deps.quotas)
       req.log.info({ rootCid: outcome.upload.rootCid, owner: identity.username, created: outcome.created, size: outcome.upload.size }, 'upload stored')
       if (wantsHtml(req)) {
         res.render('upload-result', { title: 'Uploaded', upload: presentUpload(outcome.upload, deps.gatewayUrl), created: outcome.created })

@@ -2,19 +2,20 @@ import express, { Router, type Request, type Response } from 'express'
 import { extensionOf } from '../../assets/asset-kinds.ts'
 import type { Identity } from '../../db/identity-repository.ts'
 import { HeimdallError, NotFoundError, UnauthorizedError } from '../../errors.ts'
-import type { IdentityService } from '../../services/identity-service.ts'
 import type { UploadService } from '../../services/upload-service.ts'
 import { MAX_THUMBNAIL_BYTES, type ThumbnailService } from '../../services/thumbnail-service.ts'
 import { parseCid } from '../cid-param.ts'
 import { credentialsFrom } from '../credentials.ts'
+import { callerOf, requireCaller, type Authenticator, type Scope } from '../authentication.ts'
+import type { QuotaService } from '../../services/quota-service.ts'
 import { wantsHtml } from '../negotiate.ts'
 import { map, streamJsonList } from '../json-stream.ts'
 import { gatewayLink, presentUpload } from '../presenters.ts'
 import type { BrowserSessions } from '../session.ts'
-import { sessionIdentity } from '../session-identity.ts'
 
 export interface UploadsRoutesDeps {
-  identities: IdentityService
+  authenticator: Authenticator
+  quotas: QuotaService
   uploads: UploadService
   sessions: BrowserSessions
   thumbnails: ThumbnailService
@@ -43,7 +44,10 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
     const search = typeof req.query.q === 'string' ? req.query.q.trim().slice(0, 100) : ''
     if (wantsHtml(req)) {
       const page = Math.max(1, intParam(req.query.page, 1, 1_000_000))
-      const { uploads, total } = await deps.uploads.list(identity, { limit: PAGE_SIZE, offset: (page - 1) * PAGE_SIZE, search })
+      const [{ uploads, total }, quota] = await Promise.all([
+        deps.uploads.list(identity, { limit: PAGE_SIZE, offset: (page - 1) * PAGE_SIZE, search }),
+        deps.quotas.status(identity)
+      ])
       res.setHeader('Cache-Control', 'no-store')
       res.render('uploads', {
         title: 'My uploads',
@@ -52,15 +56,16 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
         page,
         pages: Math.max(1, Math.ceil(total / PAGE_SIZE)),
         total,
-        search
+        search,
+        quota
       })
       return
     }
     const limit = intParam(req.query.limit, MAX_JSON_LIMIT, MAX_JSON_LIMIT)
     const offset = intParam(req.query.offset, 0, Number.MAX_SAFE_INTEGER)
-    const total = await deps.uploads.count(identity, search)
+    const [total, { usage, quota }] = await Promise.all([deps.uploads.count(identity, search), deps.quotas.status(identity)])
     res.setHeader('Cache-Control', 'no-store')
-    await streamJsonList(res, { username: identity.username, total, limit, offset }, 'uploads',
+    await streamJsonList(res, { username: identity.username, total, limit, offset, usage, quota }, 'uploads',
       map(deps.uploads.listStream(identity, { limit, offset, search }), (u) => presentUpload(u, deps.gatewayUrl)))
   }
 
@@ -79,7 +84,7 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
     if (token !== undefined) {
       // The add-on opens /uploads?username=…&token=… in a browser.
       try {
-        const identity = await deps.identities.authenticate(username, token)
+        const { identity } = await deps.authenticator.authenticate(req, username, token)
         await signInAndRedirect(req, res, identity)
       } catch (err) {
         if (err instanceof UnauthorizedError && wantsHtml(req)) { renderSignIn(res, 401, err.message, typeof username === 'string' ? username : ''); return }
@@ -87,8 +92,8 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
       }
       return
     }
-    if (req.headers.authorization !== undefined || sessionIdentity(req) !== undefined) {
-      await renderList(req, res, await requireOwner(req))
+    if (req.headers.authorization !== undefined || callerOf(req) !== undefined) {
+      await renderList(req, res, requireOwner(req, 'list'))
       return
     }
     if (wantsHtml(req)) { renderSignIn(res, 200, null); return }
@@ -98,7 +103,9 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
   router.post('/uploads', async (req, res) => {
     const { username, token } = credentialsFrom(req)
     try {
-      const identity = await deps.identities.authenticate(username, token)
+      // The credentials of this form, not a browser session's: a sign-in.
+      if (token === undefined) throw new UnauthorizedError('a token is required')
+      const { identity } = requireCaller(req, 'list')
       if (wantsHtml(req)) { await signInAndRedirect(req, res, identity); return }
       await renderList(req, res, identity)
     } catch (err) {
@@ -107,16 +114,8 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
     }
   })
 
-  /** The signed-in owner: a bearer token (API clients) or the browser session. */
-  async function requireOwner (req: Request): Promise<Identity> {
-    if (req.headers.authorization !== undefined) {
-      const { username, token } = credentialsFrom(req)
-      return deps.identities.authenticate(username, token)
-    }
-    const identity = sessionIdentity(req)
-    if (identity === undefined) throw new UnauthorizedError('sign in: send Authorization: Bearer <token>, or sign in in a browser')
-    return identity
-  }
+  /** The signed-in owner, allowed `scope`: a bearer token or API key (API clients), or the browser session. */
+  const requireOwner = (req: Request, scope: Scope): Identity => requireCaller(req, scope).identity
 
   const uploadId = (req: Request): number => {
     const id = Number((req.params as { id: string }).id)
@@ -125,10 +124,12 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
   }
 
   router.get('/uploads/:id', async (req, res) => {
-    const owner = await requireOwner(req).catch((err: unknown) => {
-      if (err instanceof UnauthorizedError && wantsHtml(req)) return undefined
-      throw err
-    })
+    let owner: Identity | undefined
+    try {
+      owner = requireOwner(req, 'list')
+    } catch (err) {
+      if (!(err instanceof UnauthorizedError && wantsHtml(req))) throw err
+    }
     if (owner === undefined) { res.redirect(303, '/uploads'); return }
     const upload = presentUpload(await deps.uploads.get(owner, uploadId(req)), deps.gatewayUrl)
     res.setHeader('Cache-Control', 'no-store')
@@ -138,7 +139,7 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
 
   // The picture of an upload: the one its creator's browser rendered, the texture itself, or a neutral icon.
   router.get('/uploads/:id/thumbnail', async (req, res) => {
-    const owner = await requireOwner(req)
+    const owner = requireOwner(req, 'list')
     const upload = await deps.uploads.get(owner, uploadId(req))
     res.setHeader('Cache-Control', 'private, no-cache')
     const stored = await deps.thumbnails.find(owner, upload.id)
@@ -152,7 +153,7 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
 
   // The preview page sends the picture it rendered, once, for the owner's uploads of that content.
   router.post('/uploads/thumbnails/:cid', express.raw({ type: ['image/png', 'image/webp', 'image/jpeg'], limit: MAX_THUMBNAIL_BYTES }), async (req, res) => {
-    const owner = await requireOwner(req)
+    const owner = requireOwner(req, 'upload')
     const cid = parseCid(req.params.cid).toString()
     const saved = await deps.thumbnails.save(owner, cid, Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0))
     res.status(saved > 0 ? 201 : 200).json({ saved })
@@ -160,19 +161,19 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
 
   // The confirmation a browser sees before deleting: it works without JavaScript.
   router.get('/uploads/:id/delete', async (req, res) => {
-    const upload = presentUpload(await deps.uploads.get(await requireOwner(req), uploadId(req)), deps.gatewayUrl)
+    const upload = presentUpload(await deps.uploads.get(requireOwner(req, 'delete'), uploadId(req)), deps.gatewayUrl)
     res.setHeader('Cache-Control', 'no-store')
     res.render('confirm-delete', { title: `Delete ${upload.name}?`, upload })
   })
 
   router.delete('/uploads/:id', async (req, res) => {
-    await deps.uploads.remove(await requireOwner(req), uploadId(req))
+    await deps.uploads.remove(requireOwner(req, 'delete'), uploadId(req))
     res.status(204).end()
   })
 
   // Browser forms cannot send DELETE. The session cookie is SameSite=Strict, so another site cannot post this.
   router.post('/uploads/:id/delete', async (req, res) => {
-    await deps.uploads.remove(await requireOwner(req), uploadId(req))
+    await deps.uploads.remove(requireOwner(req, 'delete'), uploadId(req))
     res.redirect(303, '/uploads')
   })
 

@@ -1,0 +1,76 @@
+import type { Knex } from 'knex'
+
+export interface LimitKey {
+  kind: string
+  key: string
+}
+
+interface UntilRow { until: string | number }
+
+/**
+ * Rate-limit state in the `rate_limits` table, shared by every instance on
+ * the same database. Each operation is one statement, atomic under
+ * concurrency (INSERT … ON CONFLICT DO UPDATE locks the row it updates).
+ */
+export class RateLimitRepository {
+  readonly #db: Knex
+
+  constructor (db: Knex) {
+    this.#db = db
+  }
+
+  /**
+   * GCRA: one request against a bucket that refills one request every
+   * `intervalMs` and holds `capacity`. Allowed: undefined; refused: the
+   * milliseconds until one more would be allowed. A refused request changes nothing.
+   */
+  async take (limit: LimitKey, now: number, intervalMs: number, capacity: number): Promise<number | undefined> {
+    const tolerance = intervalMs * capacity
+    const result = await this.#db.raw<{ rows: UntilRow[] }>(
+      `INSERT INTO rate_limits (kind, key, count, until, touched) VALUES (?, ?, 0, ?, ?)
+       ON CONFLICT (kind, key) DO UPDATE SET until = GREATEST(rate_limits.until, EXCLUDED.touched) + ?, touched = EXCLUDED.touched
+       WHERE GREATEST(rate_limits.until, EXCLUDED.touched) + ? - EXCLUDED.touched <= ?
+       RETURNING until`,
+      [limit.kind, limit.key, now + intervalMs, now, intervalMs, intervalMs, tolerance])
+    if (result.rows.length > 0) return undefined
+    const row: UntilRow | undefined = await this.#db('rate_limits').where({ kind: limit.kind, key: limit.key }).first('until')
+    // Allowed again once `until + interval - tolerance` is reached.
+    return row === undefined ? 0 : Math.max(0, Number(row.until) + intervalMs - tolerance - now)
+  }
+
+  /** The latest end of a back-off among `keys` still running at `now`, else undefined. One query. */
+  async blockedUntil (keys: readonly LimitKey[], now: number): Promise<number | undefined> {
+    if (keys.length === 0) return undefined
+    const rows: UntilRow[] = await this.#db('rate_limits')
+      .whereIn(['kind', 'key'], keys.map((k) => [k.kind, k.key]))
+      .andWhere('until', '>', now)
+      .select('until')
+    return rows.length === 0 ? undefined : Math.max(...rows.map((r) => Number(r.until)))
+  }
+
+  /**
+   * Counts one more failure for `limit` (from 1 again when the last was
+   * longer than `forgetMs` ago) and sets the back-off `backoff(count)` earns.
+   * Returns the count and the back-off's end.
+   */
+  async fail (limit: LimitKey, now: number, forgetMs: number, backoff: (failures: number) => number): Promise<{ count: number, until: number }> {
+    const result = await this.#db.raw<{ rows: Array<{ count: number }> }>(
+      `INSERT INTO rate_limits (kind, key, count, until, touched) VALUES (?, ?, 1, 0, ?)
+       ON CONFLICT (kind, key) DO UPDATE SET
+         count = CASE WHEN rate_limits.touched < ? THEN 1 ELSE rate_limits.count + 1 END,
+         touched = EXCLUDED.touched
+       RETURNING count`,
+      [limit.kind, limit.key, now, now - forgetMs])
+    const count = result.rows[0]?.count ?? 1
+    const delay = backoff(count)
+    if (delay <= 0) return { count, until: 0 }
+    const until = now + delay
+    await this.#db('rate_limits').where({ kind: limit.kind, key: limit.key }).update({ until: this.#db.raw('GREATEST(until, ?)', [until]) })
+    return { count, until }
+  }
+
+  /** Removes rows untouched since `before` whose limits have run out: such a row says nothing an absent one does not. */
+  async purge (before: number, now: number): Promise<number> {
+    return this.#db('rate_limits').where('touched', '<', before).andWhere('until', '<', now).delete()
+  }
+}

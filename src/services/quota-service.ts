@@ -1,0 +1,99 @@
+import type { Knex } from 'knex'
+import type { Identity } from '../db/identity-repository.ts'
+import type { QuotaRepository, Usage } from '../db/quota-repository.ts'
+import { NotFoundError, QuotaExceededError } from '../errors.ts'
+import { formatBytes } from '../http/format.ts'
+
+export interface Quota {
+  bytes: number
+  uploads: number
+}
+
+export interface QuotaStatus {
+  usage: Usage
+  quota: Quota
+}
+
+/**
+ * Quotas per identity: total bytes of its uploads and their number. The
+ * default comes from configuration (QUOTA_BYTES, QUOTA_UPLOADS); an operator
+ * may set another for one identity (`npm run admin -- quota`).
+ */
+export class QuotaService {
+  readonly #repo: QuotaRepository
+  readonly #defaults: Quota
+
+  constructor (repo: QuotaRepository, defaults: Quota) {
+    this.#repo = repo
+    this.#defaults = defaults
+  }
+
+  async quotaOf (identity: Identity): Promise<Quota> {
+    const own = await this.#repo.override(identity.id)
+    return { bytes: own.bytes ?? this.#defaults.bytes, uploads: own.uploads ?? this.#defaults.uploads }
+  }
+
+  async status (identity: Identity): Promise<QuotaStatus> {
+    const [usage, quota] = await Promise.all([this.#repo.usage(identity.id), this.quotaOf(identity)])
+    return { usage, quota }
+  }
+
+  /**
+   * Before an upload is read: refuses it when the identity has no upload
+   * left, or `declaredBytes` (at least the file's size) exceeds the bytes
+   * left. Returns the status, whose bytes left bound the file as it streams.
+   */
+  async beforeUpload (identity: Identity, declaredBytes?: number): Promise<QuotaStatus> {
+    const status = await this.status(identity)
+    checkFits(status, declaredBytes ?? 0)
+    return status
+  }
+
+  /** The error for a file found, while it streams, to be larger than `status` leaves room for. */
+  tooLarge (status: QuotaStatus, receivedBytes: number): QuotaExceededError {
+    return bytesExceeded(status, receivedBytes)
+  }
+
+  /**
+   * For UploadRepository.insert: inside the upload's transaction, with its
+   * owner's row locked, refuses an upload of `bytes` that no longer fits
+   * (another upload of the same identity was recorded meanwhile).
+   */
+  guard (identity: Identity, bytes: number): (trx: Knex.Transaction) => Promise<void> {
+    return async (trx) => {
+      const [usage, quota] = await Promise.all([this.#repo.lockAndMeasure(trx, identity.id), this.quotaOf(identity)])
+      checkFits({ usage, quota }, bytes)
+    }
+  }
+
+  /** The operator's change: a number, or null for the default. */
+  async set (username: string, quota: { bytes?: number | null, uploads?: number | null }): Promise<void> {
+    if (!await this.#repo.setOverride(username, quota)) throw new NotFoundError(`no identity named "${username}"`)
+  }
+
+  get defaults (): Quota {
+    return this.#defaults
+  }
+}
+
+function describe ({ usage, quota }: QuotaStatus): string[] {
+  return [
+    `quota: ${formatBytes(quota.bytes)} (${quota.bytes} bytes) in ${quota.uploads} uploads`,
+    `used: ${formatBytes(usage.bytes)} (${usage.bytes} bytes) in ${usage.uploads} uploads`
+  ]
+}
+
+function checkFits (status: QuotaStatus, bytes: number): void {
+  const { usage, quota } = status
+  if (usage.uploads + 1 > quota.uploads) {
+    throw new QuotaExceededError(`you have used all of your ${quota.uploads} uploads: delete some to upload more`, 403, describe(status))
+  }
+  if (usage.bytes + bytes > quota.bytes) throw bytesExceeded(status, bytes)
+}
+
+function bytesExceeded (status: QuotaStatus, bytes: number): QuotaExceededError {
+  const left = Math.max(0, status.quota.bytes - status.usage.bytes)
+  return new QuotaExceededError(
+    `this upload (at least ${formatBytes(bytes)}) does not fit in your quota: ${formatBytes(left)} of ${formatBytes(status.quota.bytes)} left; delete some uploads to make room`,
+    413, describe(status))
+}

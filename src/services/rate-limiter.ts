@@ -1,0 +1,93 @@
+import type { RateLimitRepository } from '../db/rate-limit-repository.ts'
+import { TooManyRequestsError } from '../errors.ts'
+
+export interface RateLimits {
+  /** Failed authentications per client address, and per username, before the back-off starts. */
+  authFailuresAllowed: number
+  /** The first back-off; each further failure doubles it, up to authBackoffMaxSeconds. */
+  authBackoffBaseSeconds: number
+  authBackoffMaxSeconds: number
+  /** Failures are forgotten after this long without one. */
+  authFailureMemorySeconds: number
+  /** New identities per client address: a bucket of this many, refilled at this many per hour. */
+  identitiesPerHour: number
+  /** Uploads per identity: a bucket of this many, refilled at this many per hour. */
+  uploadsPerHour: number
+}
+
+const HOUR_MS = 3_600_000
+const PURGE_EVERY_MS = 10 * 60_000
+
+const seconds = (ms: number): number => Math.max(1, Math.ceil(ms / 1000))
+
+/**
+ * Rate limits over the `rate_limits` table, so that every instance sharing
+ * the database shares them. Each check is one statement; only a refusal or a
+ * failed authentication costs a second one.
+ */
+export class RateLimiter {
+  readonly #repo: RateLimitRepository
+  readonly #limits: RateLimits
+  readonly #now: () => number
+  readonly #purge: NodeJS.Timeout
+
+  constructor (repo: RateLimitRepository, limits: RateLimits, options: { now?: () => number, onPurgeError?: (err: unknown) => void } = {}) {
+    this.#repo = repo
+    this.#limits = limits
+    this.#now = options.now ?? Date.now
+    const onError = options.onPurgeError ?? (() => {})
+    this.#purge = setInterval(() => {
+      const now = this.#now()
+      this.#repo.purge(now - Math.max(limits.authFailureMemorySeconds * 1000, HOUR_MS), now).catch(onError)
+    }, PURGE_EVERY_MS).unref()
+  }
+
+  get limits (): Readonly<RateLimits> {
+    return this.#limits
+  }
+
+  /** Refuses (429) a client address or username that is in a back-off, before its credentials are looked at. */
+  async checkAuthentication (address: string, username?: string): Promise<void> {
+    const now = this.#now()
+    const until = await this.#repo.blockedUntil(authKeys(address, username), now)
+    if (until !== undefined) throw new TooManyRequestsError('too many failed sign-ins from this address or for this username', seconds(until - now))
+  }
+
+  /** Counts a failed authentication against the address and the username; returns the back-off it earned (ms, 0: none yet). */
+  async authenticationFailed (address: string, username?: string): Promise<number> {
+    const now = this.#now()
+    const { authFailuresAllowed: allowed, authBackoffBaseSeconds: base, authBackoffMaxSeconds: max, authFailureMemorySeconds: memory } = this.#limits
+    const backoff = (failures: number): number => (failures <= allowed ? 0 : Math.min(max, base * 2 ** Math.min(failures - allowed - 1, 40)) * 1000)
+    let longest = 0
+    for (const key of authKeys(address, username)) {
+      const { until } = await this.#repo.fail(key, now, memory * 1000, backoff)
+      longest = Math.max(longest, until - now)
+    }
+    return longest
+  }
+
+  /** One new identity from `address`, or 429. */
+  async identityCreation (address: string): Promise<void> {
+    await this.#take('identity', address, this.#limits.identitiesPerHour, 'too many new identities from this address')
+  }
+
+  /** One upload by the identity, or 429. */
+  async upload (identityId: number): Promise<void> {
+    await this.#take('upload', String(identityId), this.#limits.uploadsPerHour, 'too many uploads')
+  }
+
+  async #take (kind: string, key: string, perHour: number, message: string): Promise<void> {
+    const wait = await this.#repo.take({ kind, key }, this.#now(), Math.ceil(HOUR_MS / perHour), perHour)
+    if (wait !== undefined) throw new TooManyRequestsError(message, seconds(wait))
+  }
+
+  close (): void {
+    clearInterval(this.#purge)
+  }
+}
+
+function authKeys (address: string, username?: string): Array<{ kind: string, key: string }> {
+  const keys = [{ kind: 'auth-address', key: address.slice(0, 128) }]
+  if (username !== undefined && username !== '') keys.push({ kind: 'auth-user', key: username.toLowerCase().slice(0, 128) })
+  return keys
+}
