@@ -26,6 +26,7 @@ const envSchema = z.object({
   ),
   IPFS_API_URL: optionalString.pipe(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional()),
   IPFS_GATEWAY_URL: optionalString.pipe(z.url({ protocol: /^http$/, error: 'must be an http:// URL' }).optional()),
+  IPFS_BLOCKS_DIR: optionalString,
   GATEWAY_CACHE_BYTES: integer(0, Number.MAX_SAFE_INTEGER).default(64 * 1024 ** 2),
   PUBLIC_URL: optionalString.pipe(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional()),
   GATEWAY_URL: optionalString.pipe(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional()),
@@ -62,6 +63,9 @@ const envSchema = z.object({
   if (env.IPFS_GATEWAY_URL !== undefined && env.IPFS_API_URL === undefined) {
     ctx.addIssue({ code: 'custom', path: ['IPFS_GATEWAY_URL'], message: 'is Kubo\'s gateway: set IPFS_API_URL too' })
   }
+  if (env.IPFS_BLOCKS_DIR !== undefined && env.IPFS_API_URL === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['IPFS_BLOCKS_DIR'], message: 'is Kubo\'s flatfs folder: set IPFS_API_URL too' })
+  }
 })
 
 export type Env = Record<string, string | undefined>
@@ -74,6 +78,8 @@ export interface Config {
   ipfsApiUrl: string | undefined
   /** Kubo's own HTTP gateway, private to the stack: where file bytes are read in Kubo mode. */
   ipfsGatewayUrl: string | undefined
+  /** Kubo's flatfs `blocks` folder, mounted read-only: where file bytes are read in Kubo mode when set. */
+  ipfsBlocksDir: string | undefined
   /** Bytes of path resolutions, decoded directories and listings the gateway keeps. */
   gatewayCacheBytes: number
   publicUrl: string
@@ -140,6 +146,7 @@ export function loadConfig (env: Env): Config {
     databaseUrl: e.DATABASE_URL,
     ipfsApiUrl: e.IPFS_API_URL,
     ipfsGatewayUrl: e.IPFS_GATEWAY_URL,
+    ipfsBlocksDir: e.IPFS_BLOCKS_DIR,
     gatewayCacheBytes: e.GATEWAY_CACHE_BYTES,
     publicUrl,
     gatewayUrl: withTrailingSlash(e.GATEWAY_URL ?? `${publicUrl}/ipfs/`),

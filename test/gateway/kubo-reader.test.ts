@@ -1,4 +1,7 @@
-import { Readable } from 'node:stream'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Readable, Writable } from 'node:stream'
 import { CID } from 'multiformats/cid'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { NotFoundError } from '../../src/errors.ts'
@@ -31,10 +34,15 @@ describe.skipIf(kuboBin === '')('the gateway reader over Kubo', () => {
   afterAll(async () => { await backend.close(); await kubo.stop() })
 
   it.each([
-    ['Kubo\'s private gateway', true],
-    ['the RPC API\'s cat', false]
-  ])('reads whole files and ranges across blocks through %s, and lists from links', async (_how, viaGateway) => {
-    const reader = openContentReader(backend, { cacheBytes: 1024 * 1024, ipfsGatewayUrl: viaGateway ? kubo.gatewayUrl : undefined })
+    ['Kubo\'s flatfs files', 'files'],
+    ['Kubo\'s private gateway', 'gateway'],
+    ['the RPC API\'s cat', 'rpc']
+  ])('reads whole files and ranges across blocks through %s, and lists from links', async (_how, via) => {
+    const reader = openContentReader(backend, {
+      cacheBytes: 1024 * 1024,
+      ipfsGatewayUrl: via === 'gateway' ? kubo.gatewayUrl : undefined,
+      ipfsBlocksDir: via === 'files' ? join(kubo.repo, 'blocks') : undefined
+    })
     const file = await reader.resolve(root, ['big.bin'])
     expect(file).toMatchObject({ type: 'file', size: data.length })
     expect(Buffer.compare(await collect(reader.read(file, { offset: 0, length: data.length })), data)).toBe(0)
@@ -45,6 +53,35 @@ describe.skipIf(kuboBin === '')('the gateway reader over Kubo', () => {
     expect((await reader.list(dir)).map((e) => [e.name, e.type])).toEqual([['big.bin', 'unknown'], ['sub', 'unknown']])
     await expect(reader.resolve(root, ['sub', 'missing'])).rejects.toBeInstanceOf(NotFoundError)
     await expect(reader.resolve(CID.parse('bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'), [])).rejects.toBeInstanceOf(NotFoundError)
+  })
+
+  it('reads through Kubo a block its flatfs folder has no file for, and writes every byte into a response', async () => {
+    // A flatfs folder with no blocks in it: every block is asked of Kubo.
+    const empty = await mkdtemp(join(tmpdir(), 'heimdall-flatfs-'))
+    try {
+      await writeFile(join(empty, 'SHARDING'), '/repo/flatfs/shard/v1/next-to-last/2\n')
+      const reader = openContentReader(backend, { cacheBytes: 0, ipfsBlocksDir: empty })
+      const file = await reader.resolve(root, ['big.bin'])
+      const chunks: Buffer[] = []
+      const out = new Writable({ write (chunk: Buffer, _encoding, done) { chunks.push(Buffer.from(chunk)); done() } })
+      await reader.writeTo(file, { offset: 5, length: data.length - 10 }, out)
+      expect(Buffer.compare(Buffer.concat(chunks), data.subarray(5, data.length - 5))).toBe(0)
+      const absent = { cid: CID.parse('bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'), type: 'file' as const, size: 10 }
+      await expect(collect(reader.read(absent, { offset: 0, length: 10 }))).rejects.toBeInstanceOf(NotFoundError)
+    } finally {
+      await rm(empty, { recursive: true, force: true })
+    }
+  })
+
+  it('refuses a blocks folder that is not Kubo\'s flatfs', async () => {
+    const other = await mkdtemp(join(tmpdir(), 'heimdall-flatfs-'))
+    try {
+      expect(() => openContentReader(backend, { cacheBytes: 0, ipfsBlocksDir: other })).toThrow(/SHARDING/)
+      await writeFile(join(other, 'SHARDING'), '/repo/flatfs/shard/v1/prefix/4\n')
+      expect(() => openContentReader(backend, { cacheBytes: 0, ipfsBlocksDir: other })).toThrow(/next-to-last\/2/)
+    } finally {
+      await rm(other, { recursive: true, force: true })
+    }
   })
 
   it('answers a CID Kubo\'s gateway does not hold as not found, never fetching it', async () => {

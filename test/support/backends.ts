@@ -1,3 +1,4 @@
+import { join } from 'node:path'
 import { inject } from 'vitest'
 import { KUBO_VERSION, startKubo } from './kubo.ts'
 
@@ -17,8 +18,8 @@ export function appBackends (): AppBackend[] {
       available: inject('kuboBin') !== '',
       start: async () => {
         const kubo = await startKubo(inject('kuboBin'))
-        // As in docker-compose.yml: file bytes through Kubo's private gateway.
-        return { env: { IPFS_API_URL: kubo.apiUrl, IPFS_GATEWAY_URL: kubo.gatewayUrl }, stop: kubo.stop }
+        // As in docker-compose.yml: blocks from Kubo's flatfs files, its private gateway as the other way to file bytes.
+        return { env: { IPFS_API_URL: kubo.apiUrl, IPFS_GATEWAY_URL: kubo.gatewayUrl, IPFS_BLOCKS_DIR: join(kubo.repo, 'blocks') }, stop: kubo.stop }
       }
     }
   ]

@@ -42,6 +42,8 @@ export interface KuboNode {
   apiUrl: string
   /** Its HTTP gateway on loopback, which never fetches: Gateway.NoFetch, and the daemon offline. */
   gatewayUrl: string
+  /** Its repository (IPFS_PATH); its flatfs blocks are in `blocks/`. */
+  repo: string
   /** Runs the ipfs CLI against this node's repo (and so its daemon). */
   cli: (...args: string[]) => Promise<string>
   stop: () => Promise<void>
@@ -85,6 +87,7 @@ export async function startKubo (bin: string, profile: ImportProfileName = 'unix
   return {
     apiUrl,
     gatewayUrl,
+    repo,
     cli,
     stop: async () => {
       if (child.exitCode === null) {
