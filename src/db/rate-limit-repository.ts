@@ -38,14 +38,14 @@ export class RateLimitRepository {
     return row === undefined ? 0 : Math.max(0, Number(row.until) + intervalMs - tolerance - now)
   }
 
-  /** The latest end of a back-off among `keys` still running at `now`, else undefined. One query. */
-  async blockedUntil (keys: readonly LimitKey[], now: number): Promise<number | undefined> {
-    if (keys.length === 0) return undefined
-    const rows: UntilRow[] = await this.#db('rate_limits')
+  /** The back-offs among `keys` still running at `now`, with their ends. One query. */
+  async backoffs (keys: readonly LimitKey[], now: number): Promise<Array<LimitKey & { until: number }>> {
+    if (keys.length === 0) return []
+    const rows: Array<LimitKey & UntilRow> = await this.#db('rate_limits')
       .whereIn(['kind', 'key'], keys.map((k) => [k.kind, k.key]))
       .andWhere('until', '>', now)
-      .select('until')
-    return rows.length === 0 ? undefined : Math.max(...rows.map((r) => Number(r.until)))
+      .select('kind', 'key', 'until')
+    return rows.map((r) => ({ kind: r.kind, key: r.key, until: Number(r.until) }))
   }
 
   /**

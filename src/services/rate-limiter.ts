@@ -17,6 +17,8 @@ export interface RateLimits {
 
 const HOUR_MS = 3_600_000
 const PURGE_EVERY_MS = 10 * 60_000
+/** Back-offs this instance has seen, so a client hammering through one is refused without a query. */
+const KNOWN_BACKOFFS = 10_000
 
 const seconds = (ms: number): number => Math.max(1, Math.ceil(ms / 1000))
 
@@ -30,6 +32,8 @@ export class RateLimiter {
   readonly #limits: RateLimits
   readonly #now: () => number
   readonly #purge: NodeJS.Timeout
+  // A back-off only ever runs out or grows, so remembering its end here cannot let anyone in early.
+  readonly #backoffs = new Map<string, number>()
 
   constructor (repo: RateLimitRepository, limits: RateLimits, options: { now?: () => number, onPurgeError?: (err: unknown) => void } = {}) {
     this.#repo = repo
@@ -49,8 +53,23 @@ export class RateLimiter {
   /** Refuses (429) a client address or username that is in a back-off, before its credentials are looked at. */
   async checkAuthentication (address: string, username?: string): Promise<void> {
     const now = this.#now()
-    const until = await this.#repo.blockedUntil(authKeys(address, username), now)
-    if (until !== undefined) throw new TooManyRequestsError('too many failed sign-ins from this address or for this username', seconds(until - now))
+    const keys = authKeys(address, username)
+    let until = Math.max(0, ...keys.map((k) => this.#backoffs.get(`${k.kind}\0${k.key}`) ?? 0))
+    if (until <= now) {
+      for (const running of await this.#repo.backoffs(keys, now)) {
+        this.#remember(`${running.kind}\0${running.key}`, running.until, now)
+        until = Math.max(until, running.until)
+      }
+    }
+    if (until > now) throw new TooManyRequestsError('too many failed sign-ins from this address or for this username', seconds(until - now))
+  }
+
+  #remember (key: string, until: number, now: number): void {
+    if (this.#backoffs.size >= KNOWN_BACKOFFS) {
+      for (const [k, end] of this.#backoffs) if (end <= now) this.#backoffs.delete(k)
+      if (this.#backoffs.size >= KNOWN_BACKOFFS) this.#backoffs.clear()
+    }
+    this.#backoffs.set(key, Math.max(until, this.#backoffs.get(key) ?? 0))
   }
 
   /** Counts a failed authentication against the address and the username; returns the back-off it earned (ms, 0: none yet). */
@@ -61,6 +80,7 @@ export class RateLimiter {
     let longest = 0
     for (const key of authKeys(address, username)) {
       const { until } = await this.#repo.fail(key, now, memory * 1000, backoff)
+      if (until > now) this.#remember(`${key.kind}\0${key.key}`, until, now)
       longest = Math.max(longest, until - now)
     }
     return longest
