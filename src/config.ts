@@ -55,6 +55,7 @@ const envSchema = z.object({
   QUOTA_UPLOADS: integer(0, 100_000_000).default(10_000),
   DENYLIST_DIR: optionalString,
   DENYLIST_POLL_SECONDS: integer(1, 3600).default(2),
+  METRICS_TOKEN: optionalString.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
 }).superRefine((env, ctx) => {
   if (env.AUTH_BACKOFF_MAX_SECONDS < env.AUTH_BACKOFF_BASE_SECONDS) {
@@ -108,6 +109,8 @@ export interface Config {
   denylistDir: string | undefined
   /** How often that folder is looked at for added, changed and removed lists. */
   denylistPollSeconds: number
+  /** Lets Prometheus scrape /metrics from another machine (`Authorization: Bearer …`); unset: loopback only. */
+  metricsToken: string | undefined
 }
 
 export class ConfigError extends Error {
@@ -170,6 +173,7 @@ export function loadConfig (env: Env): Config {
     defaultQuota: { bytes: e.QUOTA_BYTES, uploads: e.QUOTA_UPLOADS },
     psaFetchTimeoutSeconds: e.PSA_FETCH_TIMEOUT_SECONDS,
     denylistDir: e.DENYLIST_DIR,
-    denylistPollSeconds: e.DENYLIST_POLL_SECONDS
+    denylistPollSeconds: e.DENYLIST_POLL_SECONDS,
+    metricsToken: e.METRICS_TOKEN
   }
 }

@@ -38,6 +38,7 @@ import { BlockedContentRepository } from './db/blocked-content-repository.ts'
 import { Denylist } from './denylist/denylist.ts'
 import { DenylistWatcher } from './denylist/denylist-watcher.ts'
 import { DenylistEnforcer } from './services/denylist-enforcer.ts'
+import { Metrics } from './http/metrics.ts'
 
 export interface Heimdall {
   app: Express
@@ -89,6 +90,9 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
     throw err
   }
 
+  const metrics = new Metrics({ database: database.knex })
+  // The services' calls to the node are timed; the gateway's block reads are its requests' latency.
+  const ipfsCalls = metrics.instrumentBackend(backend)
   const identities = new IdentityService(new IdentityRepository(database.knex))
   const sessions = new SessionService(new SessionRepository(database.knex))
   const apiKeys = new ApiKeyService(new ApiKeyRepository(database.knex), { onTouchError: (err) => { logger.warn({ err }, 'could not record when an API key was used') } })
@@ -96,7 +100,7 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
   const limiter = new RateLimiter(new RateLimitRepository(database.knex), config.rateLimits, { onPurgeError: (err) => { logger.warn({ err }, 'could not purge old rate-limit rows') } })
   const reader = openContentReader(backend, { cacheBytes: config.gatewayCacheBytes, ipfsGatewayUrl: config.ipfsGatewayUrl, ipfsBlocksDir: config.ipfsBlocksDir })
   // Blocks a collection removed must stop being served: the gateway's caches forget what they remembered.
-  const collector = new GarbageCollector({ backend, logger, intervalSeconds: config.gcIntervalSeconds, onCollected: () => { reader.forget() } })
+  const collector = new GarbageCollector({ backend: ipfsCalls, logger, intervalSeconds: config.gcIntervalSeconds, onCollected: () => { reader.forget() } })
   const pinRequestRepository = new PinRequestRepository(database.knex)
   const denylist = new Denylist()
   const blockedRoots = new BlockedContentRepository(database.knex)
@@ -105,7 +109,7 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
     otherReferences: pinRequestRepository,
     pinIntents: new PinIntentRepository(database.knex),
     instanceId: await resolveInstanceId(dataDir),
-    backend,
+    backend: ipfsCalls,
     uploads: new UploadRepository(database.knex),
     profile: config.cidProfile,
     assetExtensions: config.assetExtensions,
@@ -144,6 +148,7 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
     reader,
     denylist,
     takenDown: async (rootCid) => blockedRoots.isBlocked(rootCid),
+    metrics,
     sessions: new BrowserSessions(sessions),
     sessionStore: sessions,
     apiKeys,
@@ -162,7 +167,8 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
       assetExtensions: config.assetExtensions,
       tmpDir,
       trustProxy: config.trustProxy,
-      assets
+      assets,
+      metricsToken: config.metricsToken
     }
   })
 

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
 import type { IpfsBackend } from '../ipfs/ipfs-backend.ts'
 import type { Denylist } from '../denylist/denylist.ts'
+import { metricsRoute, type Metrics } from './metrics.ts'
 import type { ContentReader } from '../gateway/content-reader.ts'
 import type { IdentityService } from '../services/identity-service.ts'
 import type { ThumbnailService } from '../services/thumbnail-service.ts'
@@ -72,7 +73,11 @@ export interface AppDependencies {
     trustProxy: boolean | number | string
     /** Built browser assets: logical name (`app.js`) → content-hashed file under public/build. */
     assets: Readonly<Record<string, string>>
+    /** Lets clients other than this machine read /metrics with `Authorization: Bearer <token>`. */
+    metricsToken?: string
   }
+  /** Prometheus metrics: counted for every request, answered at /metrics. */
+  metrics?: Metrics
 }
 
 /**
@@ -99,6 +104,10 @@ export function createApp (deps: AppDependencies): Express {
   }
 
   app.use(requestLogger(deps.logger))
+  if (deps.metrics !== undefined) {
+    app.use(deps.metrics.middleware())
+    app.get('/metrics', metricsRoute(deps.metrics, { token: settings.metricsToken, trustProxy: settings.trustProxy }))
+  }
   const csp = pageCsp(settings)
   app.use((req, res, next) => {
     if (!req.path.startsWith('/ipfs/')) {

@@ -223,7 +223,7 @@ describe('POST /upload, refused, leaves nothing behind', () => {
     try {
       const res = await t.request.post('/upload').set('Authorization', `Bearer ${alice.token}`)
         .attach('file', Buffer.from('{"unique": "content for the failing upload"}'), 'fails.json').expect(500)
-      expect(res.body).toEqual({ error: 'internal error', code: 'ERR_INTERNAL', details: [] })
+      expect(res.body).toEqual({ error: 'internal error', code: 'ERR_INTERNAL', details: [], requestId: res.headers['x-request-id'] })
       await expectNothingLeftBehind()
     } finally {
       await knex.raw('drop trigger refuse_entries on upload_entries')

@@ -78,16 +78,20 @@ export function errorHandler (logger: Logger, maxUploadBytes: number): ErrorRequ
     const status = known ? err.status : 500
     const message = known ? err.message : 'internal error'
     const details = known ? err.details : []
+    const code = known ? err.code : 'ERR_INTERNAL'
+    // For the metrics (uploads refused, by reason).
+    res.locals.errorCode = code
     res.status(status)
     if (err instanceof TooManyRequestsError) res.setHeader('Retry-After', String(err.retryAfterSeconds))
     if (wantsHtml(req)) {
-      res.render('error', { title: `Error ${status}`, status, message, details }, (renderErr: Error | null, html?: string) => {
+      res.render('error', { title: `Error ${status}`, status, message, details, requestId: req.id }, (renderErr: Error | null, html?: string) => {
         // A page that cannot be drawn (a broken view, a template that needs what this request lacks) still answers.
         if (renderErr !== null) { logger.error({ err: renderErr, reqId: req.id }, 'error page failed to render'); res.type('text/plain').send(`${status} ${message}`); return }
         res.send(html)
       })
     } else {
-      res.json({ error: message, code: known ? err.code : 'ERR_INTERNAL', details })
+      // The request id is also in the X-Request-Id header and in the log line: what to quote to an operator.
+      res.json({ error: message, code, details, requestId: req.id })
     }
   }
 }
