@@ -1,5 +1,5 @@
 import { rm } from 'node:fs/promises'
-import { Router, type Request, type Response } from 'express'
+import { Router, type Request, type RequestHandler, type Response } from 'express'
 import type { Identity } from '../../db/identity-repository.ts'
 import { BadRequestError, ClientClosedRequestError } from '../../errors.ts'
 import type { QuotaService, QuotaStatus } from '../../services/quota-service.ts'
@@ -76,17 +76,25 @@ export function uploadRoutes (deps: UploadRoutesDeps): Router {
     res.render('upload', { title: 'Upload', signedInAs: identity?.username ?? null, maxUploadBytes: deps.maxUploadBytes, extensions: [...deps.assetExtensions, 'zip', 'car'] })
   })
 
-  router.post('/upload', receive, async (req: Request, res: Response) => {
+  // Credentials in a header (the add-on's bearer form, scripts, API keys): the owner, rate limit and quota
+  // (by Content-Length) are checked before multer, which would read the whole body before answering an error.
+  const early: RequestHandler = (req, _res, next) => {
+    if (req.headers.authorization === undefined) { next(); return }
+    owner(req, false).then(() => { next() }, next)
+  }
+
+  router.post('/upload', early, receive, async (req: Request, res: Response) => {
     const file = req.file as (Express.Multer.File & ReceivedUpload) | undefined
     let imported = file?.imported
+    // A client that leaves while its owner is checked or its file is imported from disk stops the import, as on the streaming path.
+    const abort = new AbortController()
+    res.once('close', () => { if (!res.writableEnded) abort.abort(new ClientClosedRequestError()) })
     try {
       deps.csrf.verify(req)
       if (file === undefined) throw new BadRequestError('send the file as multipart/form-data in the field "file"')
       const identity = await owner(req, true, file.size)
       if (identity === undefined) throw new BadRequestError('username and token are required')
-      // A client that leaves while its file is imported from disk stops the import, as on the streaming path.
-      const abort = new AbortController()
-      res.once('close', () => { if (!res.writableEnded) abort.abort(new ClientClosedRequestError()) })
+      abort.signal.throwIfAborted()
       imported ??= await deps.uploads.importReceived(file.name, file.path, abort.signal)
       abort.signal.throwIfAborted()
       const outcome = await deps.uploads.commit(identity, imported, deps.quotas)

@@ -1,0 +1,121 @@
+import { spawn } from 'node:child_process'
+import { connect } from 'node:net'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { makeZip } from '../support/fixtures.ts'
+import { expectNothingLeftBehind, leftovers, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
+import { createScratchDatabase } from '../support/postgres-server.ts'
+
+const KiB = 1024
+/** A script of exactly `bytes` bytes, different every time. */
+const script = (bytes: number): Buffer => Buffer.concat([Buffer.from(`// ${Math.random()}\n`), Buffer.alloc(bytes, 'x')]).subarray(0, bytes)
+
+// The suite's PostgreSQL when there is one, so `npm run admin` (another process) can reach the same database.
+const postgresUrl = inject('postgresUrl')
+
+let t: TestHeimdall
+let dropDatabase = async (): Promise<void> => {}
+let databaseUrl = ''
+let person: { username: string, token: string }
+beforeAll(async () => {
+  const env: Record<string, string> = { QUOTA_BYTES: String(256 * KiB), QUOTA_UPLOADS: '4' }
+  if (postgresUrl !== '') {
+    const scratch = await createScratchDatabase(postgresUrl)
+    env.DATABASE_URL = databaseUrl = scratch.url
+    dropDatabase = scratch.drop
+  }
+  t = await startTestHeimdall(env)
+  const res = await t.request.post('/new').send({ username: 'quota-person' }).expect(201)
+  person = { username: 'quota-person', token: (res.body as { token: string }).token }
+})
+afterAll(async () => { await t.close(); await dropDatabase() })
+
+const upload = (file: Buffer, name = 'a.js') => t.request.post('/upload').set('Authorization', `Bearer ${person.token}`).attach('file', file, name)
+const usage = async () => ((await t.request.get('/account').set('Authorization', `Bearer ${person.token}`).expect(200)).body as { usage: { bytes: number, uploads: number }, quota: { bytes: number, uploads: number } })
+
+describe('quotas per identity', () => {
+  it('usage and quota are answered in JSON and shown on My uploads', async () => {
+    expect(await usage()).toMatchObject({ usage: { bytes: 0, uploads: 0 }, quota: { bytes: 256 * KiB, uploads: 4 } })
+    await upload(script(100 * KiB)).expect(200)
+    expect((await usage()).usage).toEqual({ bytes: 100 * KiB, uploads: 1 })
+    const list = await t.request.get('/uploads').set('Authorization', `Bearer ${person.token}`).expect(200)
+    expect(list.body).toMatchObject({ usage: { bytes: 100 * KiB, uploads: 1 }, quota: { bytes: 256 * KiB, uploads: 4 } })
+    const browser = t.browser()
+    await browser.get(`/uploads?username=${person.username}&token=${encodeURIComponent(person.token)}`).set('Accept', 'text/html').expect(303)
+    const page = await browser.get('/uploads').set('Accept', 'text/html').expect(200)
+    expect(page.text).toContain('Using <strong>100 KiB</strong> of 256 KiB and <strong>1</strong> of 4 uploads.')
+  })
+
+  it('an upload declared larger than what is left is refused (413) before its file is read', async () => {
+    // Headers that promise 10 MiB, then a few bytes: the answer comes without the rest being sent.
+    const { port } = await t.listen()
+    const boundary = 'quota-boundary'
+    const head = `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.js"\r\nContent-Type: application/javascript\r\n\r\n// a start\n`
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.write(`POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${person.token}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${10 * 1024 * KiB}\r\n\r\n${head}`)
+      })
+      let text = ''
+      socket.setEncoding('utf8')
+      socket.on('data', (chunk: string) => { text += chunk; if (text.includes('}')) { socket.destroy(); resolve(text) } })
+      socket.on('error', reject)
+      setTimeout(() => { socket.destroy(); reject(new Error(`no answer; got ${text}`)) }, 5000)
+    })
+    expect(answer).toMatch(/^HTTP\/1\.1 413 /)
+    const body = JSON.parse(answer.slice(answer.indexOf('{'))) as { code: string, error: string, details: string[] }
+    expect(body.code).toBe('ERR_QUOTA_EXCEEDED')
+    expect(body.error).toMatch(/does not fit in your quota: 156 KiB of 256 KiB left/)
+    expect(body.details).toEqual(['quota: 256 KiB (262144 bytes) in 4 uploads', 'used: 100 KiB (102400 bytes) in 1 uploads'])
+  })
+
+  it('a file found larger than what is left while it streams is cut off: 413, nothing stored', async () => {
+    const before = await leftovers(t)
+    // 200 KiB declared passes the early check (multipart framing is allowed for), but 156 KiB is all that is left.
+    const res = await upload(script(200 * KiB)).expect(413)
+    expect(res.body).toMatchObject({ code: 'ERR_QUOTA_EXCEEDED' })
+    await expectNothingLeftBehind(t, before)
+    // Credentials after the file: it is received into a temp file, then refused by its size before import.
+    const after = await t.request.post('/upload').attach('file', script(200 * KiB), 'late.js').field('username', person.username).field('token', person.token).expect(413)
+    expect(after.body).toMatchObject({ code: 'ERR_QUOTA_EXCEEDED' })
+    await expectNothingLeftBehind(t, before)
+    expect((await usage()).usage).toEqual({ bytes: 100 * KiB, uploads: 1 })
+  })
+
+  it('a bundle that unpacks to more than what is left is refused when recorded, its blocks and pin released', async () => {
+    const before = await leftovers(t)
+    // 300 KiB of scripts that compress to almost nothing.
+    const zip = await makeZip([{ path: 'a.js', data: script(150 * KiB) }, { path: 'b.js', data: script(150 * KiB) }])
+    expect(zip.length).toBeLessThan(10 * KiB)
+    const res = await upload(zip, 'bundle.zip').expect(413)
+    expect(res.body).toMatchObject({ code: 'ERR_QUOTA_EXCEEDED' })
+    await expectNothingLeftBehind(t, before)
+  })
+
+  it('the number of uploads: 403 once they are all used', async () => {
+    for (let i = 0; i < 3; i++) await upload(script(KiB)).expect(200)
+    const before = await leftovers(t)
+    const res = await upload(script(KiB)).expect(403)
+    expect(res.body).toMatchObject({ code: 'ERR_QUOTA_EXCEEDED', error: 'you have used all of your 4 uploads: delete some to upload more' })
+    await expectNothingLeftBehind(t, before)
+  })
+
+  it.skipIf(postgresUrl === '')('an operator changes one identity\'s quota: npm run admin -- quota', async () => {
+    const admin = async (...args: string[]): Promise<{ code: number | null, out: string }> => new Promise((resolve) => {
+      const child = spawn(process.execPath, ['src/cli/admin.ts', ...args], { env: { PATH: process.env.PATH, DATABASE_URL: databaseUrl, QUOTA_BYTES: String(256 * KiB), QUOTA_UPLOADS: '4', DATA_DIR: t.dataDir } })
+      let out = ''
+      child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString() })
+      child.stderr.on('data', (chunk: Buffer) => { out += chunk.toString() })
+      child.on('close', (code) => { resolve({ code, out }) })
+    })
+    const shown = await admin('quota', person.username)
+    expect(shown).toMatchObject({ code: 0 })
+    expect(shown.out).toContain('quota-person: 103 KiB of 256 KiB (105472 of 262144 bytes), 4 of 4 uploads')
+    const set = await admin('quota', person.username, '--uploads', '6', '--bytes', '1M')
+    expect(set.code).toBe(0)
+    expect(set.out).toContain('4 of 6 uploads')
+    expect((await usage()).quota).toEqual({ bytes: 1024 * KiB, uploads: 6 })
+    await upload(script(200 * KiB)).expect(200)
+    expect((await admin('quota', 'nobody-here', '--uploads', '1')).out).toContain('no identity named "nobody-here"')
+    await admin('quota', person.username, '--uploads', 'default', '--bytes', 'default')
+    expect((await usage()).quota).toEqual({ bytes: 256 * KiB, uploads: 4 })
+  })
+})
