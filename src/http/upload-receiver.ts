@@ -34,7 +34,7 @@ export interface UploadReceiverOptions {
    * bytes left in the owner's quota), and the error for a file with more;
    * undefined: only maxUploadBytes.
    */
-  byteLimit?: (req: Request) => ByteLimit | undefined
+  byteLimit?: (req: Request, name: UploadName) => ByteLimit | undefined
 }
 
 export interface ByteLimit {
@@ -69,9 +69,9 @@ type ReceivingRequest = Request & { [NAME]?: UploadName, [OWNER_KNOWN]?: boolean
 class ReceivingStorage implements multer.StorageEngine {
   readonly #tmpDir: string
   readonly #uploads: UploadService
-  readonly #byteLimit: (req: Request) => ByteLimit | undefined
+  readonly #byteLimit: (req: Request, name: UploadName) => ByteLimit | undefined
 
-  constructor (tmpDir: string, uploads: UploadService, byteLimit: (req: Request) => ByteLimit | undefined = () => undefined) {
+  constructor (tmpDir: string, uploads: UploadService, byteLimit: (req: Request, name: UploadName) => ByteLimit | undefined = () => undefined) {
     this.#tmpDir = tmpDir
     this.#uploads = uploads
     this.#byteLimit = byteLimit
@@ -81,7 +81,7 @@ class ReceivingStorage implements multer.StorageEngine {
     const name = req[NAME]
     if (name === undefined) { cb(new Error('the file part was not named by the filter')); return }
     let size = 0
-    const source = capped(file.stream as AsyncIterable<Buffer>, this.#byteLimit(req), (bytes) => { size = bytes })
+    const source = capped(file.stream as AsyncIterable<Buffer>, this.#byteLimit(req, name), (bytes) => { size = bytes })
     if (!name.isBundle && req[OWNER_KNOWN] === true) {
       const abort = new AbortController()
       req.once('close', () => { if (!req.complete) abort.abort() })

@@ -98,6 +98,21 @@ describe('quotas per identity', () => {
     await expectNothingLeftBehind(t, before)
   })
 
+  it('a bundle that fills exactly what is left is accepted, though the zip itself is larger (its headers)', async () => {
+    await t.heimdall.database.knex('identities').where({ username: person.username }).update({ quota_uploads: 100 })
+    const { usage: used, quota } = await usage()
+    const left = quota.bytes - used.bytes
+    const zip = await makeZip([{ path: 'a.js', data: script(Math.floor(left / 2)), compress: false }, { path: 'b.js', data: script(left - Math.floor(left / 2)), compress: false }])
+    expect(zip.length).toBeGreaterThan(left)
+    await upload(zip, 'exact.zip').expect(200)
+    expect((await usage()).usage.bytes).toBe(quota.bytes)
+    const before = await leftovers(t)
+    await upload(script(1)).expect(413)
+    await expectNothingLeftBehind(t, before)
+    await t.heimdall.database.knex('identities').where({ username: person.username }).update({ quota_uploads: null })
+    await t.request.delete(`/uploads/${(await t.heimdall.database.knex('uploads').where({ name: 'exact' }).first('id')).id}`).set('Authorization', `Bearer ${person.token}`).expect(204)
+  })
+
   it.skipIf(postgresUrl === '')('an operator changes one identity\'s quota: npm run admin -- quota', async () => {
     const admin = async (...args: string[]): Promise<{ code: number | null, out: string }> => new Promise((resolve) => {
       const child = spawn(process.execPath, ['src/cli/admin.ts', ...args], { env: { PATH: process.env.PATH, DATABASE_URL: databaseUrl, QUOTA_BYTES: String(256 * KiB), QUOTA_UPLOADS: '4', DATA_DIR: t.dataDir } })

@@ -4,7 +4,7 @@ import type { Identity } from '../../db/identity-repository.ts'
 import { BadRequestError, ClientClosedRequestError } from '../../errors.ts'
 import type { QuotaService, QuotaStatus } from '../../services/quota-service.ts'
 import type { RateLimiter } from '../../services/rate-limiter.ts'
-import type { UploadService } from '../../services/upload-service.ts'
+import type { UploadName, UploadService } from '../../services/upload-service.ts'
 import { wantsHtml } from '../negotiate.ts'
 import { presentAddedItems, presentUpload } from '../presenters.ts'
 import type { CsrfProtection } from '../csrf.ts'
@@ -29,8 +29,14 @@ const OWNER = Symbol('owner')
 const QUOTA = Symbol('quota')
 type WithOwner = Request & { [OWNER]?: Identity, [QUOTA]?: QuotaStatus }
 
-/** Multipart framing and the small fields around the file: what Content-Length holds beyond the file itself. */
-const FORM_ALLOWANCE = 64 * 1024
+/**
+ * What a request may carry beyond the bytes it stores: multipart framing and
+ * fields, a zip's headers and directory, a CAR's block headers and directory
+ * nodes. Checks on what is received allow this much; the upload's exact size
+ * is checked when it is recorded.
+ */
+const slack = (bytes: number): number => Math.max(1024 * 1024, Math.ceil(bytes * 0.02))
+const carriesMore = (name: UploadName): boolean => name.isBundle || name.isCar === true
 
 export function uploadRoutes (deps: UploadRoutesDeps): Router {
   const router = Router()
@@ -53,7 +59,7 @@ export function uploadRoutes (deps: UploadRoutesDeps): Router {
     await deps.limiter.upload(identity.id)
     // Before a byte of the file: the declared length (the file and its framing) must fit; while it streams, the file itself.
     const declared = Number(req.headers['content-length'])
-    req[QUOTA] = await deps.quotas.beforeUpload(identity, fileBytes ?? (Number.isSafeInteger(declared) ? Math.max(0, declared - FORM_ALLOWANCE) : 0))
+    req[QUOTA] = await deps.quotas.beforeUpload(identity, fileBytes ?? (Number.isSafeInteger(declared) ? Math.max(0, declared - slack(declared)) : 0))
     return (req[OWNER] = identity)
   }
 
@@ -62,10 +68,11 @@ export function uploadRoutes (deps: UploadRoutesDeps): Router {
     maxUploadBytes: deps.maxUploadBytes,
     uploads: deps.uploads,
     // What the file may have once its owner is known: the bytes left in the owner's quota.
-    byteLimit: (req: WithOwner) => {
+    byteLimit: (req: WithOwner, name) => {
       const status = req[QUOTA]
       if (status === undefined) return undefined
-      return { bytes: Math.max(0, status.quota.bytes - status.usage.bytes), exceeded: (received: number) => deps.quotas.tooLarge(status, received) }
+      const left = Math.max(0, status.quota.bytes - status.usage.bytes)
+      return { bytes: carriesMore(name) ? left + slack(left) : left, exceeded: (received: number) => deps.quotas.tooLarge(status, received) }
     },
     // Refuse a forged browser post, or bad credentials, before a byte of the file is read.
     identify: async (req) => { deps.csrf.verify(req); return owner(req, false) }
@@ -92,7 +99,7 @@ export function uploadRoutes (deps: UploadRoutesDeps): Router {
     try {
       deps.csrf.verify(req)
       if (file === undefined) throw new BadRequestError('send the file as multipart/form-data in the field "file"')
-      const identity = await owner(req, true, file.size)
+      const identity = await owner(req, true, carriesMore(file.name) ? Math.max(0, file.size - slack(file.size)) : file.size)
       if (identity === undefined) throw new BadRequestError('username and token are required')
       abort.signal.throwIfAborted()
       imported ??= await deps.uploads.importReceived(file.name, file.path, abort.signal)
