@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { RateLimitRepository } from '../../src/db/rate-limit-repository.ts'
-import { loadConfig } from '../../src/config.ts'
+import { loadConfig, type ConfigError } from '../../src/config.ts'
 import { RateLimiter } from '../../src/services/rate-limiter.ts'
 import { TooManyRequestsError } from '../../src/errors.ts'
 import { createIdentity, expectNothingLeftBehind, leftovers, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
@@ -98,8 +98,11 @@ describe('rate limits (429 + Retry-After), in PostgreSQL', () => {
         expect(waits.slice(0, 10)).toEqual(Array(10).fill(0))
         expect(waits.slice(10, 15)).toEqual([1000, 2000, 4000, 8000, 16_000])
         expect(waits.at(-1)).toBe(3_600_000)
-        // Forgotten after a quiet day.
+        // Forgotten after a quiet day; rows that say nothing any more are purged.
         now += 86_400_000 + 3_600_000
+        const repo = new RateLimitRepository(t.heimdall.database.knex)
+        expect(await repo.purge(now - 86_400_000, now)).toBeGreaterThan(0)
+        expect(await t.heimdall.database.knex('rate_limits').where({ kind: 'auth-address', key: '203.0.113.1' })).toEqual([])
         expect(await limiter.authenticationFailed('203.0.113.1')).toBe(0)
       } finally {
         limiter.close()
@@ -191,6 +194,13 @@ describe('the limits are shared by two instances on one database', () => {
 
 describe('the default limits', () => {
   const config = loadConfig({})
+  it('are configuration, checked at start', () => {
+    expect(() => loadConfig({ AUTH_BACKOFF_BASE_SECONDS: '10', AUTH_BACKOFF_MAX_SECONDS: '5' })).toThrow('AUTH_BACKOFF_MAX_SECONDS: must be at least AUTH_BACKOFF_BASE_SECONDS')
+    const invalid = (() => { try { loadConfig({ UPLOADS_PER_HOUR: '0', QUOTA_BYTES: '-1', AUTH_FAILURES_ALLOWED: 'many' }) } catch (err) { return err as ConfigError } })()
+    expect(invalid?.issues.map((i) => i.split(':')[0]).sort()).toEqual(['AUTH_FAILURES_ALLOWED', 'QUOTA_BYTES', 'UPLOADS_PER_HOUR'])
+    expect(loadConfig({ UPLOADS_PER_HOUR: '60', QUOTA_BYTES: '1000', QUOTA_UPLOADS: '0' })).toMatchObject({ rateLimits: { uploadsPerHour: 60 }, defaultQuota: { bytes: 1000, uploads: 0 } })
+  })
+
   it('are a back-off after 10 failures that doubles from 1 s to an hour; buckets of 20 identities and 600 uploads an hour', () => {
     expect(config.rateLimits).toEqual({
       authFailuresAllowed: 10, authBackoffBaseSeconds: 1, authBackoffMaxSeconds: 3600, authFailureMemorySeconds: 86_400, identitiesPerHour: 20, uploadsPerHour: 600
