@@ -36,8 +36,8 @@ export class QuotaRepository {
     return this.usage(identityId, trx)
   }
 
-  async override (identityId: number): Promise<QuotaOverride> {
-    const row = await this.#db('identities').where({ id: identityId }).first<{ quota_bytes: string | number | null, quota_uploads: number | null } | undefined>('quota_bytes', 'quota_uploads')
+  async override (identityId: number, db: Knex = this.#db): Promise<QuotaOverride> {
+    const row = await db('identities').where({ id: identityId }).first<{ quota_bytes: string | number | null, quota_uploads: number | null } | undefined>('quota_bytes', 'quota_uploads')
     return { bytes: row?.quota_bytes == null ? null : Number(row.quota_bytes), uploads: row?.quota_uploads ?? null }
   }
 

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
+import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Request } from 'express'
 import multer from 'multer'
@@ -42,15 +43,17 @@ export interface ByteLimit {
   exceeded: (receivedBytes: number) => Error
 }
 
-/** Passes `source` on, counting; throws `limit.exceeded` as soon as more than `limit.bytes` went through, so nothing past it is stored. */
-async function * capped (source: AsyncIterable<Buffer>, limit: ByteLimit | undefined, counted: (bytes: number) => void): AsyncIterable<Buffer> {
+/** Passes bytes on, counting; fails with `limit.exceeded` as soon as more than `limit.bytes` went through, so nothing past it is stored. */
+function capped (limit: ByteLimit | undefined, counted: (bytes: number) => void): Transform {
   let total = 0
-  for await (const chunk of source) {
-    total += chunk.length
-    if (limit !== undefined && total > limit.bytes) throw limit.exceeded(total)
-    counted(total)
-    yield chunk
-  }
+  return new Transform({
+    transform (chunk: Buffer, _encoding, callback) {
+      total += chunk.length
+      if (limit !== undefined && total > limit.bytes) { callback(limit.exceeded(total)); return }
+      counted(total)
+      callback(null, chunk)
+    }
+  })
 }
 
 const NAME = Symbol('upload name')
@@ -81,18 +84,20 @@ class ReceivingStorage implements multer.StorageEngine {
     const name = req[NAME]
     if (name === undefined) { cb(new Error('the file part was not named by the filter')); return }
     let size = 0
-    const source = capped(file.stream as AsyncIterable<Buffer>, this.#byteLimit(req, name), (bytes) => { size = bytes })
+    const cap = capped(this.#byteLimit(req, name), (bytes) => { size = bytes })
     if (!name.isBundle && req[OWNER_KNOWN] === true) {
       const abort = new AbortController()
       req.once('close', () => { if (!req.complete) abort.abort() })
-      this.#uploads.importStream(name, source, abort.signal).then(
+      // The importer reads the cap; pipeline passes a failure of the part's stream on to it, so it is the importer's to report.
+      pipeline(file.stream, cap).catch(() => {})
+      this.#uploads.importStream(name, cap, abort.signal).then(
         (imported) => { cb(null, { name, imported, size: [...imported.fileSizes.values()].reduce((a, b) => a + b, 0) }) },
         (err: unknown) => { cb(err) }
       )
       return
     }
     const path = join(this.#tmpDir, `upload-${randomUUID()}`)
-    pipeline(source, createWriteStream(path)).then(
+    pipeline(file.stream, cap, createWriteStream(path)).then(
       () => { cb(null, { name, path, size }) },
       (err: unknown) => { void rm(path, { force: true }).finally(() => { cb(isOutOfSpace(err) ? new InsufficientStorageError() : err) }) }
     )

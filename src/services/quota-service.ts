@@ -28,8 +28,8 @@ export class QuotaService {
     this.#defaults = defaults
   }
 
-  async quotaOf (identity: Identity): Promise<Quota> {
-    const own = await this.#repo.override(identity.id)
+  async quotaOf (identity: Identity, db?: Knex): Promise<Quota> {
+    const own = await this.#repo.override(identity.id, db)
     return { bytes: own.bytes ?? this.#defaults.bytes, uploads: own.uploads ?? this.#defaults.uploads }
   }
 
@@ -61,8 +61,10 @@ export class QuotaService {
    */
   guard (identity: Identity, bytes: number): (trx: Knex.Transaction) => Promise<void> {
     return async (trx) => {
-      const [usage, quota] = await Promise.all([this.#repo.lockAndMeasure(trx, identity.id), this.quotaOf(identity)])
-      checkFits({ usage, quota }, bytes)
+      // Every query on the transaction's connection: one from the pool besides, while uploads of the same identity
+      // hold the others waiting on its row, would wait for a connection none of them gives back.
+      const usage = await this.#repo.lockAndMeasure(trx, identity.id)
+      checkFits({ usage, quota: await this.quotaOf(identity, trx) }, bytes)
     }
   }
 

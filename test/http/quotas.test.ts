@@ -90,6 +90,19 @@ describe('quotas per identity', () => {
     await expectNothingLeftBehind(t, before)
   })
 
+  it('concurrent uploads of one identity cannot pass the quota together (more of them than the pool has connections)', async () => {
+    const res = await t.request.post('/new').send({ username: 'quota-racer' }).expect(201)
+    const racer = `Bearer ${(res.body as { token: string }).token}`
+    const before = await leftovers(t)
+    const results = await Promise.all(Array.from({ length: 14 }, async () => t.request.post('/upload').set('Authorization', racer).attach('file', script(100 * KiB), 'race.js')))
+    // 256 KiB hold two of 100 KiB: the others are refused when recorded, one after the other under the identity's lock.
+    expect(results.map((r) => r.status).sort()).toEqual([200, 200, ...Array<number>(12).fill(413)])
+    const after = await leftovers(t)
+    expect(after.uploads).toBe(before.uploads + 2)
+    expect(after.pins).toHaveLength(before.pins.length + 2)
+    expect(after.tmpFiles).toEqual([])
+  })
+
   it('the number of uploads: 403 once they are all used', async () => {
     for (let i = 0; i < 3; i++) await upload(script(KiB)).expect(200)
     const before = await leftovers(t)
