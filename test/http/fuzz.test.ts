@@ -40,6 +40,8 @@ async function send (method: string, path: string, headers: Record<string, strin
 
 const ROUTES = () => [
   '/', '/new', '/upload', '/uploads', '/uploads/1', '/uploads/1/delete', '/signout', '/plugin_routes',
+  // Not /account/token: a POST there with the test's token would replace it.
+  '/account', '/account/keys', '/account/keys/1', '/account/keys/1/revoke', '/account/sessions',
   `/ipfs/${root}`, `/ipfs/${root}/`, `/ipfs/${root}/avatar.fst`, `/ipfs/${root}/textures/`, `/preview/${root}/box.fbx`,
   '/healthz', '/readyz', '/static/app.js', '/favicon.ico', '/nowhere'
 ]
