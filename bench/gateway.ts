@@ -23,7 +23,7 @@ import { writeRandomFile, writeTextureBundle } from '../test/support/big-inputs.
 import { newToken, startHeimdallProcess, uploadStream, type HeimdallProcess } from '../test/support/heimdall-process.ts'
 import { ensureKuboBinary, startKubo } from '../test/support/kubo.ts'
 import { curlDownload, download } from './download.ts'
-import { peakRss } from './workers/peak-rss.ts'
+import { peakRss, TreeRssSampler } from './workers/peak-rss.ts'
 
 const MiB = 1024 * 1024
 const SECRET_KEY = 'bench-secret-key-bench-secret-key-0123'
@@ -48,6 +48,8 @@ export interface GatewayRow {
   notFoundP99: number
   treePeakRssMB: number | null
   serverPeakRssMB: number | null
+  /** The largest sum of the tree's resident sets at one moment under the load (sampled every 100 ms). */
+  treeAtOnceRssMB: number | null
   /** The tree's peak from its start to the first request (summed). */
   treeStartPeakRssMB: number | null
 }
@@ -171,6 +173,7 @@ export async function gatewayBench (work: string, options: { fileSize: number, s
     await new Promise((resolve) => setTimeout(resolve, 5000))
     const startPeaks = new Map(servers.map((server) => [server, server.treePeakRss()]))
     for (const server of servers) server.resetPeaks()
+    const samplers = new Map(servers.map((server) => [server, new TreeRssSampler(server.child.pid ?? 0)]))
     const unknown = `/ipfs/${CID.createV1(raw.code, await sha256.digest(randomBytes(32))).toString()}`
 
     const targets: Target[] = [
@@ -207,6 +210,7 @@ export async function gatewayBench (work: string, options: { fileSize: number, s
         notFoundP99,
         treePeakRssMB: target.server === undefined ? null : target.server.treePeakRss() / MiB,
         serverPeakRssMB: target.server === undefined ? null : target.server.peakRss() / MiB,
+        treeAtOnceRssMB: target.server === undefined ? null : (samplers.get(target.server)?.stop() ?? Number.NaN) / MiB,
         treeStartPeakRssMB: target.server === undefined ? null : (startPeaks.get(target.server) ?? Number.NaN) / MiB
       }
       console.log(`  ${target.name}: large file ${rounds.map((r) => r.toFixed(0)).join(', ')} MB/s, listing ${row.listingP50.toFixed(1)} ms, 404 ${row.notFoundP50.toFixed(1)} ms`)
@@ -236,5 +240,6 @@ function printGatewayTable (rows: GatewayRow[]): void {
   if (loaded) line('2,000-entry directory listing: p50 / p99', (r) => `${r.listingP50.toFixed(1)} / ${r.listingP99.toFixed(1)} ms`)
   if (loaded) line('unknown CID → 404: p50 / p99', (r) => `${r.notFoundP50.toFixed(1)} / ${r.notFoundP99.toFixed(1)} ms`)
   line('peak RSS under this load, Heimdall\'s process tree, summed (the server alone)', (r) => (r.treePeakRssMB === null ? '—' : `${r.treePeakRssMB.toFixed(0)} MB (${r.serverPeakRssMB?.toFixed(0) ?? '?'} MB)`))
+  line('largest RSS of the process tree at one moment under this load (sampled every 100 ms)', (r) => (r.treeAtOnceRssMB === null ? '—' : `${r.treeAtOnceRssMB.toFixed(0)} MB`))
   line('peak RSS from start-up to the first request, process tree', (r) => (r.treeStartPeakRssMB === null ? '—' : `${r.treeStartPeakRssMB.toFixed(0)} MB`))
 }

@@ -42,3 +42,48 @@ export function descendants (pid: number): number[] {
 export function treePeakRss (pid: number): number {
   return [pid, ...descendants(pid)].reduce((sum, id) => sum + peakRss(id), 0)
 }
+
+/** Resident set size (VmRSS) of a process now, in bytes; 0 for a process gone meanwhile. */
+export function currentRss (pid: number): number {
+  let status: string
+  try {
+    status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  } catch {
+    return 0
+  }
+  const kib = /^VmRSS:\s+(\d+)\s+kB$/m.exec(status)?.[1]
+  return kib === undefined ? 0 : Number(kib) * 1024
+}
+
+/**
+ * The largest sum of a process tree's resident sets at one moment, sampled
+ * every `intervalMs`: what the tree held at once. Summed peaks (treePeakRss)
+ * add each process's own high-water mark, although processes peak at
+ * different times and short-lived ones (a database's autovacuum workers)
+ * may never have coexisted; this is the figure those bound from above. It
+ * can miss a peak shorter than the interval.
+ */
+export class TreeRssSampler {
+  readonly #root: number
+  readonly #timer: NodeJS.Timeout
+  #peak = 0
+
+  constructor (root: number, intervalMs = 100) {
+    this.#root = root
+    this.#timer = setInterval(() => { this.sample() }, intervalMs)
+    this.#timer.unref()
+    this.sample()
+  }
+
+  sample (): void {
+    const sum = [this.#root, ...descendants(this.#root)].reduce((total, pid) => total + currentRss(pid), 0)
+    if (sum > this.#peak) this.#peak = sum
+  }
+
+  /** The largest sum seen, in bytes; sampling stops. */
+  stop (): number {
+    clearInterval(this.#timer)
+    this.sample()
+    return this.#peak
+  }
+}
