@@ -161,6 +161,36 @@ describe.skipIf(!available)('in a real browser (Chromium)', () => {
         expect(await page.locator('tr', { hasText: `box-${device.name}` }).count()).toBe(0)
         expect(await page.locator('tr', { hasText: `avatar-${device.name}` }).count()).toBe(1)
       })
+
+      it('makes an API key (shown once) and replaces the token on the account page', async () => {
+        await page.getByRole('link', { name: 'Account' }).click()
+        await expect.poll(async () => page.locator('h1').textContent()).toBe(`Account of ${username}`)
+        expect(await page.locator('.usage').textContent()).toMatch(/of 10 GiB and 1 of 10000 uploads/)
+        await page.getByLabel('Name').fill('laptop')
+        await page.getByLabel('pin', { exact: true }).check()
+        await page.getByRole('button', { name: 'Create a key' }).click()
+        await expect.poll(async () => page.locator('#api-key').count()).toBe(1)
+        const key = await page.locator('#api-key').inputValue()
+        expect(key).toMatch(/^hk_[0-9a-f]{16}_/)
+        await shot('api-key-created')
+        expect((await fetch(`${base}/psa/pins`, { headers: { Authorization: `Bearer ${key}` } })).status).toBe(200)
+        await page.getByRole('link', { name: 'Back to your account' }).click()
+        await expect.poll(async () => page.locator('tr', { hasText: 'laptop' }).textContent()).toContain('upload, pin')
+        expect(await page.content()).not.toContain(key.slice(20))
+        await shot('account')
+
+        await page.getByRole('button', { name: 'Replace my token' }).click()
+        await expect.poll(async () => page.locator('h1').textContent()).toBe('Your new token')
+        const replaced = await page.locator('#token').inputValue()
+        expect(replaced).not.toBe(token)
+        expect((await fetch(`${base}/uploads`, { headers: { Authorization: `Bearer ${token}` } })).status).toBe(401)
+        expect((await fetch(`${base}/uploads`, { headers: { Authorization: `Bearer ${replaced}` } })).status).toBe(200)
+        token = replaced
+        await shot('token-replaced')
+        // Still signed in here: the page that replaced the token started a new session.
+        await page.goto('/uploads')
+        await expect.poll(async () => page.locator('h1').textContent()).toBe(`Uploads of ${username}`)
+      })
     })
   }
 
