@@ -81,6 +81,16 @@ describe.skipIf(inject('kuboBin') === '')('Kubo\'s `ipfs pin remote` against /ps
     await expect(kubo.cli('pin', 'remote', 'ls', '--service=wrong')).rejects.toThrow(/401|UNAUTHORIZED|unauthorized/i)
   })
 
+  it('an API key with the pin scope is a service token too; one without it is refused with 403', async () => {
+    const key = async (scopes: string[]) => ((await t.request.post('/account/keys').set('Authorization', `Bearer ${token}`).send({ name: scopes.join('+'), scopes }).expect(201)).body as { key: string }).key
+    await kubo.cli('pin', 'remote', 'service', 'add', 'heimdall-key', `${url}/psa`, await key(['pin']))
+    expect(json(await kubo.cli('pin', 'remote', 'add', '--service=heimdall-key', '--name=by key', '--enc=json', root))).toEqual([{ Status: 'pinned', Cid: root, Name: 'by key' }])
+    expect(json(await kubo.cli('pin', 'remote', 'ls', '--service=heimdall-key', '--name=by key', '--enc=json'))).toHaveLength(1)
+    await kubo.cli('pin', 'remote', 'rm', '--service=heimdall-key', '--name=by key')
+    await kubo.cli('pin', 'remote', 'service', 'add', 'heimdall-upload-key', `${url}/psa`, await key(['upload', 'list']))
+    await expect(kubo.cli('pin', 'remote', 'ls', '--service=heimdall-upload-key')).rejects.toThrow(/403|INSUFFICIENT_SCOPE/)
+  })
+
   it('the peer key in DATA_DIR is a libp2p Ed25519 key Kubo reads, and its peer id is the delegates\'', async () => {
     const out = await kubo.cli('key', 'import', '--format=libp2p-protobuf-cleartext', '--ipns-base=b58mh', 'heimdall-peer', join(t.dataDir, 'peer-key'))
     const status = (await t.request.post('/psa/pins').set('Authorization', `Bearer ${token}`).send({ cid: root }).expect(202)).body as { delegates: string[] }
