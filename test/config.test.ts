@@ -39,6 +39,9 @@ describe('loadConfig', () => {
     expect(loadConfig({ GATEWAY_CACHE_BYTES: '0', IPFS_API_URL: 'http://ipfs:5001', IPFS_GATEWAY_URL: 'http://ipfs:8080' }))
       .toMatchObject({ gatewayCacheBytes: 0, ipfsGatewayUrl: 'http://ipfs:8080' })
     expect(() => loadConfig({ IPFS_GATEWAY_URL: 'http://ipfs:8080' })).toThrow(/IPFS_GATEWAY_URL: .*IPFS_API_URL/)
+    expect(loadConfig({ IPFS_API_URL: 'http://ipfs:5001', IPFS_BLOCKS_DIR: '/ipfs-repo/blocks' })).toMatchObject({ ipfsBlocksDir: '/ipfs-repo/blocks' })
+    expect(loadConfig({ IPFS_BLOCKS_DIR: '' })).toMatchObject({ ipfsBlocksDir: undefined })
+    expect(() => loadConfig({ IPFS_BLOCKS_DIR: '/ipfs-repo/blocks' })).toThrow(/IPFS_BLOCKS_DIR: .*IPFS_API_URL/)
     expect(() => loadConfig({ IPFS_API_URL: 'http://ipfs:5001', IPFS_GATEWAY_URL: 'https://gw.example', GATEWAY_CACHE_BYTES: '-1' })).toThrow(/IPFS_GATEWAY_URL[\s\S]*GATEWAY_CACHE_BYTES|GATEWAY_CACHE_BYTES[\s\S]*IPFS_GATEWAY_URL/)
   })
 

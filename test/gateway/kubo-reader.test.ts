@@ -5,7 +5,9 @@ import { Readable, Writable } from 'node:stream'
 import { CID } from 'multiformats/cid'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { NotFoundError } from '../../src/errors.ts'
+import { BlockFiles } from '../../src/gateway/block-files.ts'
 import { openContentReader } from '../../src/gateway/open-content-reader.ts'
+import { UnixfsReader } from '../../src/gateway/unixfs-reader.ts'
 import { KuboBackend } from '../../src/ipfs/kubo-backend.ts'
 import { startKubo, type KuboNode } from '../support/kubo.ts'
 
@@ -53,6 +55,19 @@ describe.skipIf(kuboBin === '')('the gateway reader over Kubo', () => {
     expect((await reader.list(dir)).map((e) => [e.name, e.type])).toEqual([['big.bin', 'unknown'], ['sub', 'unknown']])
     await expect(reader.resolve(root, ['sub', 'missing'])).rejects.toBeInstanceOf(NotFoundError)
     await expect(reader.resolve(CID.parse('bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'), [])).rejects.toBeInstanceOf(NotFoundError)
+  })
+
+  it('reads every block from Kubo\'s flatfs files when they are shared, asking Kubo for none', async () => {
+    const asked: string[] = []
+    const files = new BlockFiles(join(kubo.repo, 'blocks'), { getBlock: async (cid) => { asked.push(cid.toString()); return backend.getBlock(cid) } })
+    const reader = new UnixfsReader(files, { cacheBytes: 0 })
+    const file = await reader.resolve(root, ['big.bin'])
+    const chunks: Buffer[] = []
+    const out = new Writable({ write (chunk: Buffer, _encoding, done) { chunks.push(Buffer.from(chunk)); done() } })
+    await reader.writeTo(file, { offset: 0, length: data.length }, out)
+    expect(Buffer.compare(Buffer.concat(chunks), data)).toBe(0)
+    expect(Buffer.from(await files.getBlock(root))).toEqual(Buffer.from(await backend.getBlock(root)))
+    expect(asked).toEqual([])
   })
 
   it('reads through Kubo a block its flatfs folder has no file for, and writes every byte into a response', async () => {
