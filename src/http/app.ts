@@ -4,6 +4,8 @@ import type { Logger } from 'pino'
 import type { IpfsBackend } from '../ipfs/ipfs-backend.ts'
 import type { Denylist } from '../denylist/denylist.ts'
 import { metricsRoute, type Metrics } from './metrics.ts'
+import { openApiDocument } from './openapi/document.ts'
+import packageJson from '../../package.json' with { type: 'json' }
 import type { ContentReader } from '../gateway/content-reader.ts'
 import type { IdentityService } from '../services/identity-service.ts'
 import type { ThumbnailService } from '../services/thumbnail-service.ts'
@@ -34,6 +36,8 @@ import { resolveSession } from './session-identity.ts'
 
 export const VIEWS_DIR = fileURLToPath(new URL('../../views/', import.meta.url))
 export const BUILD_DIR = fileURLToPath(new URL('../../public/build/', import.meta.url))
+/** Said in the API's description. */
+const PACKAGE_VERSION = packageJson.version
 
 export interface AppDependencies {
   logger: Logger
@@ -108,6 +112,9 @@ export function createApp (deps: AppDependencies): Express {
     app.use(deps.metrics.middleware())
     app.get('/metrics', metricsRoute(deps.metrics, { token: settings.metricsToken, trustProxy: settings.trustProxy }))
   }
+  // The API's description, generated from the schemas the routes validate with: built once.
+  const description = JSON.stringify(openApiDocument({ publicUrl: settings.publicUrl, version: PACKAGE_VERSION }))
+  app.get('/openapi.json', (_req, res) => { res.type('json').setHeader('Access-Control-Allow-Origin', '*').send(description) })
   const csp = pageCsp(settings)
   app.use((req, res, next) => {
     if (!req.path.startsWith('/ipfs/')) {

@@ -1,5 +1,4 @@
 import { Router, type Request, type Response } from 'express'
-import { z } from 'zod'
 import { API_KEY_SCOPES, type ApiKey } from '../../db/api-key-repository.ts'
 import { BadRequestError, ConflictError, NotFoundError } from '../../errors.ts'
 import type { ApiKeyService } from '../../services/api-key-service.ts'
@@ -10,6 +9,7 @@ import { requireCaller } from '../authentication.ts'
 import { wantsHtml } from '../negotiate.ts'
 import type { BrowserSessions } from '../session.ts'
 import { IDENTITY_NOTES } from './identity-routes.ts'
+import { idParam, newApiKeyRequest } from '../openapi/requests.ts'
 
 export interface AccountRoutesDeps {
   identities: IdentityService
@@ -21,20 +21,8 @@ export interface AccountRoutesDeps {
 
 const DAY_MS = 86_400_000
 
-/** A list as JSON sends it, a comma-separated string, or one checkbox of a form (a string) or several (an array). */
-const scopeList = z.preprocess(
-  (value) => (typeof value === 'string' ? value.split(',').map((s) => s.trim()).filter((s) => s !== '') : value),
-  z.array(z.enum(API_KEY_SCOPES, { error: `scopes are among ${API_KEY_SCOPES.join(', ')}` })).min(1, `give the key at least one scope among ${API_KEY_SCOPES.join(', ')}`)
-)
-const blankIsAbsent = (value: unknown): unknown => (value === '' || value === null ? undefined : value)
-
-/** A new API key: JSON (`expiresAt` RFC 3339, or `expiresInDays`) or the account page's form. */
-const newKey = z.object({
-  name: z.string().trim().min(1, 'a key needs a name').max(64, 'a key\'s name is at most 64 characters'),
-  scopes: scopeList,
-  expiresAt: z.preprocess(blankIsAbsent, z.iso.datetime({ offset: true, error: 'expiresAt is an RFC 3339 date-time, e.g. 2027-01-01T00:00:00Z' }).optional()),
-  expiresInDays: z.preprocess(blankIsAbsent, z.coerce.number().int().min(1).max(3650).optional())
-})
+/** A new API key (JSON or the account page's form): the schema the OpenAPI description is generated from. */
+const newKey = newApiKeyRequest
 
 const presentKey = (key: ApiKey): Record<string, unknown> => ({
   id: key.id,
@@ -57,9 +45,9 @@ export function accountRoutes (deps: AccountRoutesDeps): Router {
   const router = Router()
 
   const keyId = (req: Request): number => {
-    const id = Number((req.params as { id: string }).id)
-    if (!Number.isSafeInteger(id) || id <= 0) throw new NotFoundError('you have no API key with this id')
-    return id
+    const parsed = idParam.safeParse(req.params)
+    if (!parsed.success) throw new NotFoundError('you have no API key with this id')
+    return parsed.data.id
   }
 
   async function renderAccount (req: Request, res: Response, status = 200, error: string | null = null): Promise<void> {

@@ -1,9 +1,10 @@
 import { Router } from 'express'
-import { HeimdallError, TooManyRequestsError } from '../../errors.ts'
+import { BadRequestError, HeimdallError, TooManyRequestsError } from '../../errors.ts'
 import type { IdentityService } from '../../services/identity-service.ts'
 import type { RateLimiter } from '../../services/rate-limiter.ts'
 import { clientAddress } from '../authentication.ts'
 import { wantsHtml } from '../negotiate.ts'
+import { newIdentityRequest } from '../openapi/requests.ts'
 import type { BrowserSessions } from '../session.ts'
 
 export const IDENTITY_NOTES = 'Keep this token secret and safe: it is shown once and cannot be recovered. ' +
@@ -19,8 +20,10 @@ export function identityRoutes (deps: { identities: IdentityService, sessions: B
   router.post('/new', async (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>
     try {
+      const parsed = newIdentityRequest.safeParse(body)
+      if (!parsed.success) throw new BadRequestError(parsed.error.issues[0]?.message ?? 'a username is required')
       await deps.limiter.identityCreation(clientAddress(req))
-      const { identity, token } = await deps.identities.create(body.username)
+      const { identity, token } = await deps.identities.create(parsed.data.username)
       res.status(201).setHeader('Cache-Control', 'no-store')
       if (wantsHtml(req)) {
         await deps.sessions.start(req, res, identity)

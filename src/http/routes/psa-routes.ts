@@ -8,6 +8,7 @@ import { BadRequestError, HeimdallError, NotFoundError, TooManyRequestsError } f
 import type { PinInput, PinRequestService } from '../../services/pin-request-service.ts'
 import { isDatabaseUnavailable } from '../middleware/error-handler.ts'
 import { requireCaller, type Authenticator } from '../authentication.ts'
+import { PSA_MAX_CIDS, PSA_MAX_NAME, psaMeta, psaPin } from '../openapi/requests.ts'
 
 export interface PsaRoutesDeps {
   /** Bearer tokens and API keys (scope `pin`), rate-limited as everywhere. */
@@ -18,22 +19,11 @@ export interface PsaRoutesDeps {
   logger: Logger
 }
 
-const MAX_NAME = 255
-const MAX_META_KEYS = 1000
-const MAX_CIDS = 10
-
-const cidText = z.string().min(1).max(256)
-/** Pin.meta and the `meta` filter: string values, at most 1000 keys (the spec's maxProperties). */
-const meta = z.record(z.string().max(MAX_NAME), z.string().max(4096))
-  .refine((m) => Object.keys(m).length <= MAX_META_KEYS, { message: `at most ${MAX_META_KEYS} keys` })
-
-/** The spec's Pin object. */
-const pinBody = z.object({
-  cid: cidText,
-  name: z.string().max(MAX_NAME).nullish(),
-  origins: z.array(z.string().regex(/^\//, 'must be a multiaddr').max(1024)).max(20).optional(),
-  meta: meta.optional()
-})
+const MAX_NAME = PSA_MAX_NAME
+const MAX_CIDS = PSA_MAX_CIDS
+// The request schemas the OpenAPI description is generated from.
+const meta = psaMeta
+const pinBody = psaPin
 
 const RFC3339 = z.iso.datetime({ offset: true })
 

@@ -12,6 +12,7 @@ import { wantsHtml } from '../negotiate.ts'
 import { map, streamJsonList } from '../json-stream.ts'
 import { gatewayLink, presentUpload } from '../presenters.ts'
 import type { BrowserSessions } from '../session.ts'
+import { idParam } from '../openapi/requests.ts'
 
 export interface UploadsRoutesDeps {
   authenticator: Authenticator
@@ -118,9 +119,9 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
   const requireOwner = (req: Request, scope: Scope): Identity => requireCaller(req, scope).identity
 
   const uploadId = (req: Request): number => {
-    const id = Number((req.params as { id: string }).id)
-    if (!Number.isSafeInteger(id) || id <= 0) throw new NotFoundError('no such upload')
-    return id
+    const parsed = idParam.safeParse(req.params)
+    if (!parsed.success) throw new NotFoundError('no such upload')
+    return parsed.data.id
   }
 
   router.get('/uploads/:id', async (req, res) => {
