@@ -39,6 +39,7 @@ import { Denylist } from './denylist/denylist.ts'
 import { DenylistWatcher } from './denylist/denylist-watcher.ts'
 import { DenylistEnforcer } from './services/denylist-enforcer.ts'
 import { Metrics } from './http/metrics.ts'
+import { SuspendedContent } from './services/suspended-content.ts'
 
 export interface Heimdall {
   app: Express
@@ -118,6 +119,8 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
     blockedRoots,
     logger
   })
+  // Disabled identities (npm run admin -- disable): what only they hold is not served, read again as often as the denylists.
+  const suspended = new SuspendedContent(async () => blockedRoots.heldOnlyByDisabled(), logger)
   const enforcer = new DenylistEnforcer({ denylist, blocked: blockedRoots, pins: uploads, logger, onTakenDown: () => { reader.forget() } })
   const denylists = new DenylistWatcher({
     dir: resolve(dataDir, config.denylistDir ?? 'denylists'),
@@ -148,6 +151,7 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
     reader,
     denylist,
     takenDown: async (rootCid) => blockedRoots.isBlocked(rootCid),
+    suspended,
     metrics,
     sessions: new BrowserSessions(sessions),
     sessionStore: sessions,
@@ -177,6 +181,7 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
   await pinRequests.resume()
   collector.start()
   await denylists.start()
+  await suspended.start(config.denylistPollSeconds * 1000)
   return {
     app,
     database,
@@ -186,6 +191,7 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
     importCar: async (source, options) => importCarAsOperator({ uploads, identities: new IdentityRepository(database.knex) }, source, options),
     close: async () => {
       await denylists.stop()
+      suspended.stop()
       await pinRequests.close()
       limiter.close()
       await collector.close()

@@ -1,5 +1,4 @@
 import { existsSync } from 'node:fs'
-import { userInfo } from 'node:os'
 import { join, resolve } from 'node:path'
 import { config as loadDotenv } from 'dotenv'
 import { ConfigError, loadConfig, type Config } from '../config.ts'
@@ -9,10 +8,26 @@ import { QuotaRepository } from '../db/quota-repository.ts'
 import { HeimdallError } from '../errors.ts'
 import { formatBytes } from '../http/format.ts'
 import { QuotaService } from '../services/quota-service.ts'
+import { AdminActionRepository } from '../db/admin-action-repository.ts'
+import { BlockedContentRepository } from '../db/blocked-content-repository.ts'
+import { UploadRepository } from '../db/upload-repository.ts'
+import { appendOperatorItem } from '../denylist/operator-list.ts'
+import { askControlSocket, controlSocketPath } from '../control-socket.ts'
+import { operatorName } from './operator.ts'
+import { readdir, stat } from 'node:fs/promises'
 
-const USAGE = `usage: npm run admin -- quota <username> [--bytes N|default] [--uploads N|default]
-  without --bytes or --uploads: shows the identity's usage and quota
-  N: a count, or bytes with an optional K, M, G or T (binary: 10G = 10 GiB); default: the configured QUOTA_BYTES / QUOTA_UPLOADS`
+const USAGE = `usage: npm run admin -- <command>
+  identities [SEARCH]            identities (newest first, 50), with their uploads and bytes; SEARCH: part of the name
+  disable <username> [reason…]   no sign-in, no keys; content only it holds is no longer served (410)
+  enable <username>              undoes disable
+  quota <username> [--bytes N|default] [--uploads N|default]
+                                 without --bytes or --uploads: shows the identity's usage and quota
+                                 N: a count, or bytes with an optional K, M, G or T (10G = 10 GiB); default: QUOTA_BYTES / QUOTA_UPLOADS
+  block <CID | /ipfs/…> [reason…] adds it to DENYLIST_DIR/heimdall-operator.deny (as npm run deny)
+  usage                          storage: uploads, bytes, blocks on disk, the identities holding most
+  gc                             a garbage collection by the running service
+  log [N]                        the last N operator actions (default 20)
+  Every change is recorded with who ran it (SUDO_USER, else the OS user) and when.`
 
 class UsageError extends Error {}
 
@@ -59,7 +74,7 @@ async function quota (config: Config, args: string[]): Promise<void> {
     const quotas = new QuotaService(new QuotaRepository(db.knex), config.defaultQuota)
     if (Object.keys(change).length > 0) {
       await quotas.set(username, change)
-      console.log(`${new Date().toISOString()} ${userInfo().username} set the quota of ${username}: ${JSON.stringify(change)} (null: the default)`)
+      await record(db, 'quota', username, change)
     }
     const identity = await new IdentityRepository(db.knex).findByUsername(username)
     if (identity === undefined) throw new UsageError(`no identity named "${username}"`)
@@ -70,11 +85,113 @@ async function quota (config: Config, args: string[]): Promise<void> {
   }
 }
 
+/** Writes an action to admin_actions and says it: who, when, what. */
+async function record (db: Database, action: string, subject: string | undefined, details: Record<string, unknown> = {}): Promise<void> {
+  const done = await new AdminActionRepository(db.knex).record({ actor: operatorName(), action, subject, details })
+  console.log(`${done.at.toISOString()} ${done.actor}: ${action}${subject === undefined ? '' : ` ${subject}`}${Object.keys(details).length > 0 ? ` ${JSON.stringify(details)}` : ''}`)
+}
+
+async function withDatabase<T> (config: Config, work: (db: Database) => Promise<T>): Promise<T> {
+  const db = await open(config)
+  try {
+    await db.migrate()
+    return await work(db)
+  } finally {
+    await db.close()
+  }
+}
+
+async function identities (config: Config, args: string[]): Promise<void> {
+  await withDatabase(config, async (db) => {
+    const found = await new IdentityRepository(db.knex).list({ search: args[0], limit: 50 })
+    if (found.length === 0) { console.log('no identity matches'); return }
+    for (const identity of found) {
+      const state = identity.disabledAt === null ? '' : `  DISABLED since ${identity.disabledAt.toISOString()}`
+      console.log(`${identity.username.padEnd(32)} created ${identity.createdAt.toISOString().slice(0, 10)}  ${String(identity.uploads).padStart(6)} uploads  ${formatBytes(identity.bytes).padStart(10)}${state}`)
+    }
+  })
+}
+
+async function setDisabled (config: Config, args: string[], disable: boolean): Promise<void> {
+  const [username, ...reason] = args
+  if (username === undefined) throw new UsageError('name the identity')
+  await withDatabase(config, async (db) => {
+    const changed = await new IdentityRepository(db.knex).setDisabled(username, disable ? new Date() : null)
+    if (!changed) throw new UsageError(`no identity named "${username}"`)
+    await record(db, disable ? 'disable' : 'enable', username.toLowerCase(), reason.length > 0 ? { reason: reason.join(' ') } : {})
+    console.log(disable
+      ? `${username} is disabled: it cannot sign in, and a running service stops serving what only it holds within ${config.denylistPollSeconds} s`
+      : `${username} is enabled again`)
+  })
+}
+
+async function block (config: Config, args: string[]): Promise<void> {
+  const [item, ...reason] = args
+  if (item === undefined) throw new UsageError('name the content: a CID or an /ipfs/ path')
+  const { rule, path } = await appendOperatorItem(resolve(config.dataDir, config.denylistDir ?? 'denylists'), item, { reason: reason.join(' '), actor: operatorName() })
+  await withDatabase(config, async (db) => { await record(db, 'block', rule, { list: path, ...(reason.length > 0 ? { reason: reason.join(' ') } : {}) }) })
+  console.log(`a running service applies it within ${config.denylistPollSeconds} s`)
+}
+
+/** Bytes of the files under `dir` (the embedded node's blocks), 0 if absent. */
+async function sizeOf (dir: string): Promise<{ files: number, bytes: number }> {
+  const total = { files: 0, bytes: 0 }
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true }).catch(() => [])) {
+    if (!entry.isFile()) continue
+    total.files++
+    total.bytes += (await stat(join(entry.parentPath, entry.name)).catch(() => ({ size: 0 }))).size
+  }
+  return total
+}
+
+async function usage (config: Config): Promise<void> {
+  await withDatabase(config, async (db) => {
+    const [totals, people, blocked] = await Promise.all([new UploadRepository(db.knex).totals(), new IdentityRepository(db.knex).counts(), new BlockedContentRepository(db.knex).count()])
+    console.log(`${people.identities} identities (${people.disabled} disabled); ${totals.uploads} uploads of ${totals.roots} distinct contents, ${formatBytes(totals.bytes)} as uploaded; ${blocked} taken down by denylists`)
+    if (config.ipfsApiUrl === undefined) {
+      const blocks = await sizeOf(join(resolve(config.dataDir), 'ipfs', 'blocks'))
+      console.log(`embedded IPFS node: ${blocks.files} block files, ${formatBytes(blocks.bytes)} on disk (shared content is stored once)`)
+    } else {
+      console.log(`IPFS node: Kubo at ${config.ipfsApiUrl} (its own figures: ipfs repo stat)`)
+    }
+    const top = (await new IdentityRepository(db.knex).list({ limit: 10_000 })).sort((a, b) => b.bytes - a.bytes).slice(0, 10)
+    for (const identity of top) console.log(`  ${identity.username.padEnd(32)} ${formatBytes(identity.bytes).padStart(10)} in ${identity.uploads} uploads`)
+  })
+}
+
+async function gc (config: Config): Promise<void> {
+  const asked = await askControlSocket(controlSocketPath(resolve(config.dataDir)), 'POST', '/gc').catch(() => undefined)
+  if (asked === undefined) throw new UsageError('no running service answers on DATA_DIR/heimdall.sock: with the service stopped, use npm run gc')
+  if (asked.status !== 200) throw new Error(`the running service could not collect: ${JSON.stringify(asked.body)}`)
+  const report = asked.body as { blocks: number, bytes: number }
+  await withDatabase(config, async (db) => { await record(db, 'gc', undefined, { blocks: report.blocks, bytes: report.bytes }) })
+}
+
+async function log (config: Config, args: string[]): Promise<void> {
+  const limit = args[0] === undefined ? 20 : Number(args[0])
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new UsageError('log takes a count')
+  await withDatabase(config, async (db) => {
+    for (const action of (await new AdminActionRepository(db.knex).latest(limit)).reverse()) {
+      console.log(`${action.at.toISOString()} ${action.actor}: ${action.action}${action.subject === null ? '' : ` ${action.subject}`}${Object.keys(action.details).length > 0 ? ` ${JSON.stringify(action.details)}` : ''}`)
+    }
+  })
+}
+
 loadDotenv({ quiet: true })
 try {
-  const [command, ...args] = process.argv.slice(2)
-  if (command !== 'quota') throw new UsageError(command === undefined ? 'name a command' : `unknown command ${command}`)
-  await quota(loadConfig(process.env), args)
+  const [command = '', ...args] = process.argv.slice(2)
+  const config = loadConfig(process.env)
+  switch (command) {
+    case 'quota': await quota(config, args); break
+    case 'identities': await identities(config, args); break
+    case 'disable': await setDisabled(config, args, true); break
+    case 'enable': await setDisabled(config, args, false); break
+    case 'block': await block(config, args); break
+    case 'usage': await usage(config); break
+    case 'gc': await gc(config); break
+    case 'log': await log(config, args); break
+    default: throw new UsageError(command === '' ? 'name a command' : `unknown command ${command}`)
+  }
 } catch (err) {
   if (err instanceof ConfigError) {
     for (const issue of err.issues) console.error(`configuration error: ${issue}`)

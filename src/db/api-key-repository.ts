@@ -74,10 +74,10 @@ export class ApiKeyRepository {
     const row = await this.#db('api_keys')
       .join('identities', 'identities.id', 'api_keys.identity_id')
       .where('api_keys.public_id', publicId)
-      .first<(ApiKeyRow & { username: string, token_hash: string, identity_created_at: Date | string }) | undefined>(
-        'api_keys.*', 'identities.username', 'identities.token_hash', 'identities.created_at as identity_created_at')
+      .first<(ApiKeyRow & { username: string, token_hash: string, identity_created_at: Date | string, disabled_at: Date | string | null }) | undefined>(
+        'api_keys.*', 'identities.username', 'identities.token_hash', 'identities.created_at as identity_created_at', 'identities.disabled_at')
     if (row === undefined) return undefined
-    const identityRow: IdentityRow = { id: row.identity_id, username: row.username, token_hash: row.token_hash, created_at: row.identity_created_at }
+    const identityRow: IdentityRow = { id: row.identity_id, username: row.username, token_hash: row.token_hash, created_at: row.identity_created_at, disabled_at: row.disabled_at }
     return { key: toApiKey(row), secretHash: row.secret_hash, identity: toIdentity(identityRow) }
   }
 

@@ -44,6 +44,29 @@ export class BlockedContentRepository {
     return new Set(rows.map((row) => row.root_cid))
   }
 
+  /**
+   * The CIDs (roots, and the files and folders uploads recorded in them) that
+   * only disabled identities hold: not served while they stay disabled. One
+   * cheap query when no identity is disabled.
+   */
+  async heldOnlyByDisabled (): Promise<string[]> {
+    const disabled = await this.#db('identities').whereNotNull('disabled_at').first<{ id: number } | undefined>('id')
+    if (disabled === undefined) return []
+    const { rows } = await this.#db.raw<{ rows: Array<{ cid: string }> }>(`
+      WITH holders AS (
+        SELECT root_cid, identity_id FROM uploads
+        UNION ALL
+        SELECT root_cid, identity_id FROM pin_requests WHERE status = ANY(?)
+      ), suspended AS (
+        SELECT h.root_cid FROM holders h JOIN identities i ON i.id = h.identity_id
+        GROUP BY h.root_cid HAVING bool_and(i.disabled_at IS NOT NULL)
+      )
+      SELECT root_cid AS cid FROM suspended
+      UNION
+      SELECT e.cid FROM upload_entries e JOIN uploads u ON u.id = e.upload_id JOIN suspended s ON s.root_cid = u.root_cid`, [LIVE_PIN_REQUESTS])
+    return rows.map((row) => row.cid)
+  }
+
   async count (): Promise<number> {
     const row = await this.#db('blocked_roots').count<{ count: string | number }>('* as count').first()
     return Number(row?.count ?? 0)

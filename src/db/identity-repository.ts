@@ -7,6 +7,8 @@ export interface Identity {
   username: string
   tokenHash: string
   createdAt: Date
+  /** Set by the operator (npm run admin -- disable): no sign-in, content only it holds not served. */
+  disabledAt: Date | null
 }
 
 export interface IdentityRow {
@@ -14,14 +16,25 @@ export interface IdentityRow {
   username: string
   token_hash: string
   created_at: Date | string
+  disabled_at?: Date | string | null
 }
+
+/** The columns toIdentity reads, for queries that join identities to something else. */
+export const IDENTITY_COLUMNS = ['identities.id', 'identities.username', 'identities.token_hash', 'identities.created_at', 'identities.disabled_at'] as const
 
 export const toIdentity = (row: IdentityRow): Identity => ({
   id: row.id,
   username: row.username,
   tokenHash: row.token_hash,
-  createdAt: new Date(row.created_at)
+  createdAt: new Date(row.created_at),
+  disabledAt: row.disabled_at == null ? null : new Date(row.disabled_at)
 })
+
+/** An identity as the operator's list shows it. */
+export interface IdentitySummary extends Identity {
+  uploads: number
+  bytes: number
+}
 
 export class IdentityRepository {
   readonly #db: Knex
@@ -61,5 +74,29 @@ export class IdentityRepository {
   async findById (id: number): Promise<Identity | undefined> {
     const row = await this.#db<IdentityRow>('identities').where({ id }).first()
     return row === undefined ? undefined : toIdentity(row)
+  }
+
+  /** How many identities there are, and how many are disabled. */
+  async counts (): Promise<{ identities: number, disabled: number }> {
+    const row = await this.#db('identities').first<{ identities: string | number, disabled: string | number } | undefined>(this.#db.raw('count(*) as identities'), this.#db.raw('count(disabled_at) as disabled'))
+    return { identities: Number(row?.identities ?? 0), disabled: Number(row?.disabled ?? 0) }
+  }
+
+  /** Disables (`at`) or enables (`null`) an identity; false when there is none of that name. */
+  async setDisabled (username: string, at: Date | null): Promise<boolean> {
+    return await this.#db<IdentityRow>('identities').where({ username: username.toLowerCase() }).update({ disabled_at: at }) > 0
+  }
+
+  /** Identities whose name contains `search`, with what their uploads hold, newest first. */
+  async list (options: { search?: string, limit: number }): Promise<IdentitySummary[]> {
+    const query = this.#db('identities')
+      .leftJoin('uploads', 'uploads.identity_id', 'identities.id')
+      .groupBy('identities.id')
+      .orderBy('identities.id', 'desc')
+      .limit(options.limit)
+      .select<Array<IdentityRow & { uploads: string | number, bytes: string | number | null }>>([...IDENTITY_COLUMNS, this.#db.raw('count(uploads.id) as uploads'), this.#db.raw('sum(uploads.size) as bytes')])
+    if (options.search !== undefined && options.search !== '') query.whereILike('identities.username', `%${options.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`)
+    const rows = await query
+    return rows.map((row) => ({ ...toIdentity(row), uploads: Number(row.uploads), bytes: Number(row.bytes ?? 0) }))
   }
 }

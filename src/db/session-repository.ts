@@ -1,5 +1,5 @@
 import type { Knex } from 'knex'
-import { toIdentity, type Identity, type IdentityRow } from './identity-repository.ts'
+import { IDENTITY_COLUMNS, toIdentity, type Identity, type IdentityRow } from './identity-repository.ts'
 
 interface SessionRow {
   id_hash: string
@@ -26,7 +26,7 @@ export class SessionRepository {
       .join<IdentityRow>('identities', 'identities.id', 'sessions.identity_id')
       .where('sessions.id_hash', idHash)
       .andWhere('sessions.expires_at', '>', now)
-      .first<IdentityRow | undefined>('identities.id', 'identities.username', 'identities.token_hash', 'identities.created_at')
+      .first<IdentityRow | undefined>(...IDENTITY_COLUMNS)
     return row === undefined ? undefined : toIdentity(row)
   }
 

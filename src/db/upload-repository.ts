@@ -175,6 +175,13 @@ export class UploadRepository {
     return query
   }
 
+  /** Every upload of anyone: how many, of how many distinct contents, and their bytes as uploaded. */
+  async totals (): Promise<{ uploads: number, roots: number, bytes: number }> {
+    const row = await this.#db('uploads').first<{ uploads: string | number, roots: string | number, bytes: string | number } | undefined>(
+      this.#db.raw('count(*) as uploads'), this.#db.raw('count(distinct root_cid) as roots'), this.#db.raw('coalesce(sum(size), 0) as bytes'))
+    return { uploads: Number(row?.uploads ?? 0), roots: Number(row?.roots ?? 0), bytes: Number(row?.bytes ?? 0) }
+  }
+
   /** How many uploads, of anyone, reference `rootCid`. Content is unpinned only at zero. */
   async countByRootCid (rootCid: string): Promise<number> {
     const result = await this.#db('uploads').where({ root_cid: rootCid }).count<Array<{ count: string | number }>>({ count: '*' })

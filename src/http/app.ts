@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
 import type { IpfsBackend } from '../ipfs/ipfs-backend.ts'
 import type { Denylist } from '../denylist/denylist.ts'
+import type { CID } from 'multiformats/cid'
 import { metricsRoute, type Metrics } from './metrics.ts'
 import { openApiDocument } from './openapi/document.ts'
 import packageJson from '../../package.json' with { type: 'json' }
@@ -56,6 +57,8 @@ export interface AppDependencies {
   denylist?: Denylist
   /** Whether a root was taken down by a denylist (its content gone): 410 for any path below it. */
   takenDown?: (rootCid: string) => Promise<boolean>
+  /** Content only disabled identities hold: 410 on the gateway. */
+  suspended?: { has: (cid: CID) => boolean }
   sessions: BrowserSessions
   /** The sessions themselves, to end all of an identity's. */
   sessionStore: SessionService
@@ -127,7 +130,7 @@ export function createApp (deps: AppDependencies): Express {
   // Names carry a content hash, so a file never changes: cache it for a year.
   app.use('/static', express.static(BUILD_DIR, { maxAge: '365d', immutable: true, index: false, fallthrough: true }))
   // The gateway answers anyone's content: before cookies, sessions and body parsers, so none of them touches it.
-  app.use(gatewayRoutes({ backend: deps.backend, reader: deps.reader, denylist: deps.denylist, takenDown: deps.takenDown }))
+  app.use(gatewayRoutes({ backend: deps.backend, reader: deps.reader, denylist: deps.denylist, takenDown: deps.takenDown, suspended: deps.suspended }))
   // The Pinning Service API: bearer tokens only (no cookies, no CSRF), its own JSON limit and error shape.
   const authenticator = new Authenticator({ identities: deps.identities, apiKeys: deps.apiKeys, limiter: deps.limiter })
   app.use('/psa', psaRoutes({ authenticator, pinRequests: deps.pinRequests, delegates: deps.delegates, logger: deps.logger }))

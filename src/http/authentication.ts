@@ -2,7 +2,7 @@ import { isIPv6 } from 'node:net'
 import type { Request, RequestHandler } from 'express'
 import { API_KEY_SCOPES, type ApiKey, type ApiKeyScope } from '../db/api-key-repository.ts'
 import type { Identity } from '../db/identity-repository.ts'
-import { InsufficientScopeError, UnauthorizedError } from '../errors.ts'
+import { ForbiddenError, InsufficientScopeError, UnauthorizedError } from '../errors.ts'
 import { isApiKey, type ApiKeyService } from '../services/api-key-service.ts'
 import type { IdentityService } from '../services/identity-service.ts'
 import type { RateLimiter } from '../services/rate-limiter.ts'
@@ -135,6 +135,7 @@ export function requireCaller (req: Request, scope: Scope, missing = 'sign in: s
   if (resolution?.error !== undefined) throw resolution.error
   const caller = resolution?.caller
   if (caller === undefined) throw new UnauthorizedError(missing)
+  if (caller.identity.disabledAt !== null) throw new ForbiddenError('this identity is disabled by the operator of this node')
   if (!caller.scopes.has(scope)) throw scope === 'account' ? new InsufficientScopeError('account (the token or a browser session)') : new InsufficientScopeError(scope)
   return caller
 }

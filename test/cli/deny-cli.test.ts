@@ -13,7 +13,7 @@ const DENY_CLI = fileURLToPath(new URL('../../src/cli/deny.ts', import.meta.url)
 /** `npm run deny` as an operator runs it: its own process, configured by the environment. */
 async function deny (dataDir: string, ...args: string[]): Promise<{ stdout: string, stderr: string, code: number }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [DENY_CLI, ...args], { env: { PATH: process.env.PATH, DATA_DIR: dataDir, USER: 'operator-test' } })
+    const { stdout, stderr } = await run(process.execPath, [DENY_CLI, ...args], { env: { PATH: process.env.PATH, DATA_DIR: dataDir, SUDO_USER: 'operator-test' } })
     return { stdout, stderr, code: 0 }
   } catch (err) {
     const failed = err as { stdout: string, stderr: string, code: number }

@@ -55,7 +55,7 @@ function contentPath (cid: CID, path: readonly string[]): string {
  * out to the network. Mounted before cookies and body parsers: no gateway
  * answer sets a cookie or reads a body. Every /ipfs request ends here.
  */
-export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentReader, denylist?: Denylist, takenDown?: (rootCid: string) => Promise<boolean> }): Router {
+export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentReader, denylist?: Denylist, takenDown?: (rootCid: string) => Promise<boolean>, suspended?: { has: (cid: CID) => boolean } }): Router {
   const router = Router()
   const listingPages = new ByteLru<Buffer>(LISTING_PAGES_BYTES)
   // A listing of content that garbage collection removed must not outlive it.
@@ -107,11 +107,12 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
   })
 
   // The operator's denylists, before anything is read for an answer: the request's path, then each node it resolves through.
-  const { denylist } = deps
-  if (denylist !== undefined) {
+  const { denylist, suspended } = deps
+  if (denylist !== undefined || suspended !== undefined) {
     router.get('/ipfs/:cid{/*path}', async (req: Request, _res: Response, next) => {
-      if (denylist.empty) { next(); return }
       const params = req.params as { cid: string, path?: string[] }
+      if (suspended !== undefined && suspended.has(parseCid(params.cid))) throw new ContentBlockedError('this content is not served: the operator of this node disabled the identity that uploaded it')
+      if (denylist === undefined || denylist.empty) { next(); return }
       const cid = parseCid(params.cid)
       const path = (params.path ?? []).filter((segment) => segment !== '')
       let blocked = denylist.checkPath(cid, path)
