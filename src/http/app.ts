@@ -133,7 +133,7 @@ export function createApp (deps: AppDependencies): Express {
   app.use(gatewayRoutes({ backend: deps.backend, reader: deps.reader, denylist: deps.denylist, takenDown: deps.takenDown, suspended: deps.suspended }))
   // The Pinning Service API: bearer tokens only (no cookies, no CSRF), its own JSON limit and error shape.
   const authenticator = new Authenticator({ identities: deps.identities, apiKeys: deps.apiKeys, limiter: deps.limiter })
-  app.use('/psa', psaRoutes({ authenticator, pinRequests: deps.pinRequests, delegates: deps.delegates, logger: deps.logger }))
+  app.use('/psa', psaRoutes({ authenticator, pinRequests: deps.pinRequests, delegates: deps.delegates, logger: deps.logger, denylist: deps.denylist }))
   app.use(express.urlencoded({ extended: false, limit: '16kb' }))
   app.use(express.json({ limit: '16kb' }))
   app.use(deps.csrf.issue())

@@ -116,6 +116,22 @@ for (const backend of appBackends()) {
       await eventually(`/ipfs/${root}/hidden.png`, 404)
     })
 
+    it('refuses pin requests of blocked content, and fails the requests of content it takes down', async () => {
+      const root = rootOf(await upload(Buffer.from('// pinned through the Pinning Service API\n'), 'pinned.js'))
+      const request = await t.request.post('/psa/pins').set('Authorization', `Bearer ${token}`).send({ cid: root, name: 'to be taken down' }).expect(202)
+      expect((request.body as { status: string }).status).toBe('pinned')
+      await writeFile(join(denyDir, 'pins.deny'), `/ipfs/${root}\n`)
+      await eventually(`/ipfs/${root}/pinned.js`, 410)
+      const refused = await t.request.post('/psa/pins').set('Authorization', `Bearer ${token}`).send({ cid: root }).expect(403)
+      expect(refused.body).toEqual({ error: { reason: 'CONTENT_BLOCKED', details: 'this content is blocked on this node by its operator' } })
+      const requestId = (request.body as { requestid: string }).requestid
+      await expect.poll(async () => ((await t.request.get(`/psa/pins/${requestId}`).set('Authorization', `Bearer ${token}`)).body as { status: string }).status, { timeout: 8000 }).toBe('failed')
+      const failed = (await t.request.get(`/psa/pins/${requestId}`).set('Authorization', `Bearer ${token}`).expect(200)).body as { info: { status_details?: string } }
+      expect(failed.info.status_details).toMatch(/blocked/)
+      expect(await pinned(root)).toBe(false)
+      await rm(join(denyDir, 'pins.deny'))
+    })
+
     it('keeps taken-down content gone after its list is removed, until it is uploaded again', async () => {
       await rm(join(denyDir, 'custom.deny'))
       const root = takenDown

@@ -4,7 +4,8 @@ import type { Logger } from 'pino'
 import { z } from 'zod'
 import type { Identity } from '../../db/identity-repository.ts'
 import { PIN_STATUSES, TEXT_MATCHES, type PinRequest, type PinRequestFilter } from '../../db/pin-request-repository.ts'
-import { BadRequestError, HeimdallError, NotFoundError, TooManyRequestsError } from '../../errors.ts'
+import { BadRequestError, ContentBlockedError, HeimdallError, NotFoundError, TooManyRequestsError } from '../../errors.ts'
+import type { Denylist } from '../../denylist/denylist.ts'
 import type { PinInput, PinRequestService } from '../../services/pin-request-service.ts'
 import { isDatabaseUnavailable } from '../middleware/error-handler.ts'
 import { requireCaller, type Authenticator } from '../authentication.ts'
@@ -17,6 +18,8 @@ export interface PsaRoutesDeps {
   /** Our multiaddrs, each ending in /p2p/<our peer id>: PinStatus.delegates. */
   delegates: readonly string[]
   logger: Logger
+  /** The operator's denylists: a pin of blocked content is refused before anything is fetched or pinned. */
+  denylist?: Denylist
 }
 
 const MAX_NAME = PSA_MAX_NAME
@@ -159,9 +162,17 @@ export function psaRoutes (deps: PsaRoutesDeps): Router {
     res.json({ count, results: results.map(present) })
   })
 
+  /** A pin of blocked content is refused (403) as an upload of it is; the rule is logged, not told. */
+  const allowed = (req: Request, pin: PinInput): PinInput => {
+    const blocked = deps.denylist?.checkCid(pin.cid)
+    if (blocked === undefined) return pin
+    req.log.warn({ cid: pin.cid.toString(), rule: blocked.rule.text, list: blocked.file }, 'pin request refused: its content is on a denylist')
+    throw new ContentBlockedError('this content is blocked on this node by its operator', 403)
+  }
+
   router.post('/pins', async (req, res) => {
     const owner = caller(req)
-    res.status(202).json(present(await deps.pinRequests.add(owner, parsePin(req.body))))
+    res.status(202).json(present(await deps.pinRequests.add(owner, allowed(req, parsePin(req.body)))))
   })
 
   router.get('/pins/:requestid', async (req, res) => {
@@ -173,7 +184,7 @@ export function psaRoutes (deps: PsaRoutesDeps): Router {
   router.post('/pins/:requestid', async (req, res) => {
     const owner = caller(req)
     const id = requestId(req)
-    res.status(202).json(present(await deps.pinRequests.replace(owner, id, parsePin(req.body))))
+    res.status(202).json(present(await deps.pinRequests.replace(owner, id, allowed(req, parsePin(req.body)))))
   })
 
   router.delete('/pins/:requestid', async (req, res) => {
