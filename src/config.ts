@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { IMPORT_PROFILE_NAMES } from './ipfs/import-profiles.ts'
 import type { Quota } from './services/quota-service.ts'
 import type { RateLimits } from './services/rate-limiter.ts'
+import { parseTcpMultiaddr, splitList } from './ipfs/network/multiaddr-text.ts'
 
 /** Extensions accepted inside a bundle; the top level accepts these plus `zip`. */
 export const DEFAULT_ASSET_EXTENSIONS = [
@@ -16,6 +17,55 @@ const optionalString = z.preprocess(
 )
 
 const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
+
+export const NETWORK_MODES = ['off', 'private', 'public'] as const
+export const PROVIDE_STRATEGIES = ['roots', 'pinned', 'all'] as const
+
+/**
+ * The Amino DHT's bootstrap peers as Kubo lists them (TCP only: this node
+ * speaks TCP). Dialed in `public` mode only, unless IPFS_BOOTSTRAP says otherwise.
+ */
+export const DEFAULT_BOOTSTRAP = [
+  '/dnsaddr/bootstrap.libp2p.io/p2p/QmNnooDu7bfjPFoTZYxMNLWUQJyrVwtbZg5gBMjTezGAJN',
+  '/dnsaddr/bootstrap.libp2p.io/p2p/QmQCU2EcMqAqQPR2i9bChDtGNJchTbq5TbXJJ16u19uLTa',
+  '/dnsaddr/bootstrap.libp2p.io/p2p/QmbLHAnMoJPWSCR5Zhtx6BHJX9KiKNN6tpvbUcqanj75Nb',
+  '/dnsaddr/bootstrap.libp2p.io/p2p/QmcZf59bWwK5XFi76CZX8cbJ4BhTzzA3gU1ZjYZcYW3dwt',
+  '/dnsaddr/va1.bootstrap.libp2p.io/p2p/12D3KooWKnDdG3iXw9eTFijk3EWSunZcFi54Zka4wmtqtt6rPxc8',
+  '/ip4/104.131.131.82/tcp/4001/p2p/QmaCpDMGvV2BGHeYERUEnRQAwe3N8SzbUtfsmvsqQLuvuJ'
+] as const
+
+/**
+ * A comma-separated list of multiaddrs. `kind` says what each must be:
+ * something to listen on (an IP and port, no peer id), an address of ours
+ * to announce, or a peer to dial (ending in /p2p/<peer id>).
+ */
+const multiaddrs = (kind: 'listen' | 'announce' | 'peer') => z.string().superRefine((text, ctx) => {
+  const items = splitList(text)
+  if (items.length === 0) ctx.addIssue({ code: 'custom', message: 'is an empty list' })
+  for (const item of items) {
+    const parsed = parseTcpMultiaddr(item)
+    const problem = typeof parsed === 'string'
+      ? parsed
+      : kind === 'listen' && (parsed.protocol !== 'ip4' && parsed.protocol !== 'ip6') ? 'must be an /ip4/ or /ip6/ address to listen on'
+        : kind === 'listen' && parsed.peerId !== undefined ? 'must not end in /p2p/: the peer id is this node\'s own'
+          : kind === 'announce' && parsed.port === undefined ? 'must have a TCP port'
+            : kind === 'peer' && parsed.peerId === undefined ? 'must end in /p2p/<peer id>'
+              : undefined
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `"${item.slice(0, 120)}" ${problem}` })
+  }
+})
+const multiaddrList = (kind: 'listen' | 'announce' | 'peer') => optionalString.pipe(multiaddrs(kind).optional())
+/** An optional number: unset or empty is undefined (its default is applied where the network settings are read). */
+const optionalInteger = (min: number, max: number) => z.preprocess(
+  (value) => (typeof value === 'string' && value.trim() === '' ? undefined : value),
+  integer(min, max).optional()
+)
+
+/** Settings of the embedded node's libp2p networking, which IPFS_NETWORK turns on. */
+const NETWORK_KEYS = ['IPFS_LISTEN', 'IPFS_ANNOUNCE', 'IPFS_PEERS', 'IPFS_BOOTSTRAP', 'IPFS_PROVIDE_STRATEGY', 'IPFS_REPROVIDE_INTERVAL_SECONDS',
+  'IPFS_MAX_CONNECTIONS', 'IPFS_MAX_FETCHES', 'IPFS_MAX_BYTES_PER_SECOND', 'IPFS_MAX_PEER_BYTES_PER_SECOND'] as const
+/** Settings that only the DHT of `public` mode uses. */
+const PUBLIC_KEYS = ['IPFS_BOOTSTRAP', 'IPFS_PROVIDE_STRATEGY', 'IPFS_REPROVIDE_INTERVAL_SECONDS'] as const
 
 const envSchema = z.object({
   PORT: integer(0, 65535).default(8080),
@@ -53,6 +103,18 @@ const envSchema = z.object({
   UPLOADS_PER_HOUR: integer(1, 1_000_000).default(600),
   QUOTA_BYTES: integer(0, Number.MAX_SAFE_INTEGER).default(10 * 1024 ** 3),
   QUOTA_UPLOADS: integer(0, 100_000_000).default(10_000),
+  IPFS_NETWORK: optionalString.pipe(z.enum(NETWORK_MODES).default('off')),
+  IPFS_LISTEN: multiaddrList('listen'),
+  IPFS_ANNOUNCE: multiaddrList('announce'),
+  IPFS_PEERS: multiaddrList('peer'),
+  // `none`: no bootstrap peers (a DHT of the peers in IPFS_PEERS only).
+  IPFS_BOOTSTRAP: optionalString.pipe(z.union([z.literal('none'), multiaddrs('peer')]).optional()),
+  IPFS_PROVIDE_STRATEGY: optionalString.pipe(z.enum(PROVIDE_STRATEGIES).optional()),
+  IPFS_REPROVIDE_INTERVAL_SECONDS: optionalInteger(60, 30 * 24 * 3600),
+  IPFS_MAX_CONNECTIONS: optionalInteger(1, 100_000),
+  IPFS_MAX_FETCHES: optionalInteger(1, 64),
+  IPFS_MAX_BYTES_PER_SECOND: optionalInteger(0, Number.MAX_SAFE_INTEGER),
+  IPFS_MAX_PEER_BYTES_PER_SECOND: optionalInteger(0, Number.MAX_SAFE_INTEGER),
   DENYLIST_DIR: optionalString,
   DENYLIST_POLL_SECONDS: integer(1, 3600).default(2),
   METRICS_TOKEN: optionalString.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
@@ -67,9 +129,53 @@ const envSchema = z.object({
   if (env.IPFS_BLOCKS_DIR !== undefined && env.IPFS_API_URL === undefined) {
     ctx.addIssue({ code: 'custom', path: ['IPFS_BLOCKS_DIR'], message: 'is Kubo\'s flatfs folder: set IPFS_API_URL too' })
   }
+  const kubo = env.IPFS_API_URL !== undefined
+  if (kubo && env.IPFS_NETWORK !== 'off') {
+    ctx.addIssue({ code: 'custom', path: ['IPFS_NETWORK'], message: 'is the embedded node\'s networking; with IPFS_API_URL, Kubo is on the network itself (configure its Addresses.Swarm and Peering)' })
+  }
+  for (const key of NETWORK_KEYS) {
+    if (env[key] === undefined) continue
+    if (kubo) ctx.addIssue({ code: 'custom', path: [key], message: 'configures the embedded node\'s networking; with IPFS_API_URL, configure Kubo instead' })
+    else if (env.IPFS_NETWORK === 'off') ctx.addIssue({ code: 'custom', path: [key], message: 'takes effect only with IPFS_NETWORK=private or public' })
+    else if (env.IPFS_NETWORK === 'private' && (PUBLIC_KEYS as readonly string[]).includes(key)) {
+      ctx.addIssue({ code: 'custom', path: [key], message: 'is for IPFS_NETWORK=public: in private mode there is no DHT, no bootstrap and no providing' })
+    }
+  }
+  const total = env.IPFS_MAX_BYTES_PER_SECOND ?? 0
+  if (total > 0 && (env.IPFS_MAX_PEER_BYTES_PER_SECOND ?? 0) > total) {
+    ctx.addIssue({ code: 'custom', path: ['IPFS_MAX_PEER_BYTES_PER_SECOND'], message: 'is more than IPFS_MAX_BYTES_PER_SECOND, the cap for all peers together' })
+  }
 })
 
 export type Env = Record<string, string | undefined>
+
+/**
+ * The embedded node's presence on the IPFS network. `off`: no libp2p at all
+ * (content is on this node only). `private`: libp2p on `listen`, dialing only
+ * `peers`, no DHT. `public`: also the Amino DHT (bootstrap peers, providing).
+ */
+export interface NetworkConfig {
+  mode: (typeof NETWORK_MODES)[number]
+  /** TCP multiaddrs to listen on. */
+  listen: string[]
+  /** Our addresses as others should dial them; empty: the listen addresses. */
+  announce: string[]
+  /** Peers to keep connected (each ends in /p2p/<peer id>). */
+  peers: string[]
+  /** DHT bootstrap peers (`public` only). */
+  bootstrap: string[]
+  /** What `public` mode announces in the DHT: pinned roots, every pinned block, or every block held. */
+  provideStrategy: (typeof PROVIDE_STRATEGIES)[number]
+  reprovideIntervalSeconds: number
+  /** The connection manager's limit: connections beyond it are refused or pruned. */
+  maxConnections: number
+  /** Pin requests fetched from the network at once. */
+  maxFetches: number
+  /** Bytes per second each way, all connections together; 0 = no cap. */
+  maxBytesPerSecond: number
+  /** Bytes per second each way, per peer; 0 = no cap. */
+  maxPeerBytesPerSecond: number
+}
 
 export interface Config {
   port: number
@@ -111,6 +217,8 @@ export interface Config {
   denylistPollSeconds: number
   /** Lets Prometheus scrape /metrics from another machine (`Authorization: Bearer …`); unset: loopback only. */
   metricsToken: string | undefined
+  /** The embedded node's networking (IPFS_NETWORK and the IPFS_* settings that go with it). */
+  network: NetworkConfig
 }
 
 export class ConfigError extends Error {
@@ -172,6 +280,19 @@ export function loadConfig (env: Env): Config {
     },
     defaultQuota: { bytes: e.QUOTA_BYTES, uploads: e.QUOTA_UPLOADS },
     psaFetchTimeoutSeconds: e.PSA_FETCH_TIMEOUT_SECONDS,
+    network: {
+      mode: e.IPFS_NETWORK,
+      listen: splitList(e.IPFS_LISTEN ?? '/ip4/127.0.0.1/tcp/4001'),
+      announce: splitList(e.IPFS_ANNOUNCE),
+      peers: splitList(e.IPFS_PEERS),
+      bootstrap: e.IPFS_NETWORK !== 'public' || e.IPFS_BOOTSTRAP === 'none' ? [] : e.IPFS_BOOTSTRAP === undefined ? [...DEFAULT_BOOTSTRAP] : splitList(e.IPFS_BOOTSTRAP),
+      provideStrategy: e.IPFS_PROVIDE_STRATEGY ?? 'roots',
+      reprovideIntervalSeconds: e.IPFS_REPROVIDE_INTERVAL_SECONDS ?? 22 * 3600,
+      maxConnections: e.IPFS_MAX_CONNECTIONS ?? 100,
+      maxFetches: e.IPFS_MAX_FETCHES ?? 2,
+      maxBytesPerSecond: e.IPFS_MAX_BYTES_PER_SECOND ?? 0,
+      maxPeerBytesPerSecond: e.IPFS_MAX_PEER_BYTES_PER_SECOND ?? 0
+    },
     denylistDir: e.DENYLIST_DIR,
     denylistPollSeconds: e.DENYLIST_POLL_SECONDS,
     metricsToken: e.METRICS_TOKEN

@@ -31,7 +31,8 @@ import { QuotaService } from './services/quota-service.ts'
 import { RateLimiter } from './services/rate-limiter.ts'
 import { UploadService } from './services/upload-service.ts'
 import { PinRequestService } from './services/pin-request-service.ts'
-import { delegateAddresses, resolvePeerIdentity } from './ipfs/peer-identity.ts'
+import { resolvePeerIdentity } from './ipfs/peer-identity.ts'
+import { openDelegates } from './ipfs/delegates.ts'
 import { ThumbnailService } from './services/thumbnail-service.ts'
 import { importCarAsOperator, type CarImportReport } from './services/operator-car-import.ts'
 import { BlockedContentRepository } from './db/blocked-content-repository.ts'
@@ -63,6 +64,24 @@ async function loadAssetManifest (): Promise<Record<string, string>> {
   }
 }
 
+/** Says once, at start, where uploaded content can be fetched from. */
+function logNetwork (backend: IpfsBackend, config: Config, logger: Logger): void {
+  if (backend.kind === 'kubo') return
+  const network = backend.network
+  if (network === undefined) {
+    logger.info('IPFS_NETWORK=off: content is stored and served on this node only, through its own gateway; other IPFS nodes and public gateways cannot fetch it. ' +
+      'To publish it, set IPFS_NETWORK=private with IPFS_PEERS (IPFS nodes of yours that this node connects to), or IPFS_NETWORK=public (announced in the public DHT), and open IPFS_LISTEN\'s port; see "The IPFS network" in README.md.')
+    return
+  }
+  logger.info({ mode: network.mode, peerId: network.peerId, addresses: network.addresses(), peers: config.network.peers.length },
+    network.mode === 'private'
+      ? 'on the IPFS network (private): content is served over Bitswap to the peers this node is connected to (IPFS_PEERS), and announced nowhere'
+      : `on the IPFS network (public): pinned content is announced in the DHT (strategy ${config.network.provideStrategy})`)
+  if (network.mode === 'public' && config.network.listen.every((text) => /^\/ip[46]\/(127\.|::1\/)/.test(text)) && config.network.announce.length === 0) {
+    logger.warn('IPFS_NETWORK=public, but IPFS_LISTEN is loopback only and there is no IPFS_ANNOUNCE: nodes elsewhere cannot dial this one. Listen on /ip4/0.0.0.0/tcp/4001 (and announce the public address).')
+  }
+}
+
 /** Empties the temp folder: whatever is there was left by a process that died mid-upload. */
 async function resetTmpDir (tmpDir: string): Promise<void> {
   await mkdir(tmpDir, { recursive: true })
@@ -81,11 +100,13 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
   const secretKey = await resolveSecretKey(config.secretKey, dataDir, logger)
   const assets = await loadAssetManifest()
 
+  // The same peer id whether or not the node is on the network: the Pinning Service API's delegates name it.
+  const peer = await resolvePeerIdentity(dataDir)
   const database = await openDatabase({ ...config, dataDir })
   let backend: IpfsBackend | undefined
   try {
     await database.migrate()
-    backend = await openIpfsBackend({ ...config, dataDir })
+    backend = await openIpfsBackend({ ...config, dataDir }, { privateKey: peer.privateKey, logger })
   } catch (err) {
     await database.close()
     throw err
@@ -137,15 +158,18 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
     backend,
     logger,
     fetchTimeoutSeconds: config.psaFetchTimeoutSeconds,
-    maxBytes: config.maxUploadBytes
+    maxBytes: config.maxUploadBytes,
+    gatekeeper: uploads,
+    maxFetches: config.network.maxFetches
   })
-  const peer = await resolvePeerIdentity(dataDir)
+  const delegates = await openDelegates(backend, { publicUrl: config.publicUrl, ownPeerId: peer.peerId, listen: config.network.listen, logger })
+  logNetwork(backend, config, logger)
   const app = createApp({
     logger,
     identities,
     uploads,
     pinRequests,
-    delegates: delegateAddresses(config.publicUrl, peer.peerId),
+    delegates: delegates.list,
     thumbnails: new ThumbnailService(new ThumbnailRepository(database.knex)),
     backend,
     reader,
@@ -193,6 +217,7 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
       await denylists.stop()
       suspended.stop()
       await pinRequests.close()
+      delegates.close()
       limiter.close()
       await collector.close()
       await ipfs.close()

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { ConfigError, DEFAULT_ASSET_EXTENSIONS, loadConfig } from '../src/config.ts'
+import { ConfigError, DEFAULT_ASSET_EXTENSIONS, DEFAULT_BOOTSTRAP, loadConfig } from '../src/config.ts'
 
 describe('loadConfig', () => {
   it('has the documented defaults', () => {
@@ -65,5 +65,105 @@ describe('loadConfig', () => {
   it('takes a configured allow-list', () => {
     expect([...loadConfig({ ASSET_EXTENSIONS: 'fbx,png' }).assetExtensions]).toEqual(['fbx', 'png'])
     expect(() => loadConfig({ ASSET_EXTENSIONS: '.fbx, PNG' })).toThrow(ConfigError)
+  })
+})
+
+describe('loadConfig: the embedded node on the IPFS network', () => {
+  const PEER = '/ip4/192.0.2.10/tcp/4001/p2p/12D3KooWGWFjX6fL6scCLszn4yfWoGsM45XTuTBdTEwLomJGNa9Q'
+  const RSA_PEER = '/dns4/ipfs.example.org/tcp/4001/p2p/QmaCpDMGvV2BGHeYERUEnRQAwe3N8SzbUtfsmvsqQLuvuJ'
+  const issuesOf = (env: Record<string, string>): string[] => {
+    try {
+      loadConfig(env)
+    } catch (err) {
+      if (err instanceof ConfigError) return err.issues
+      throw err
+    }
+    return []
+  }
+
+  it('is off by default: no libp2p, no peers, no bootstrap', () => {
+    expect(loadConfig({}).network).toEqual({
+      mode: 'off',
+      listen: ['/ip4/127.0.0.1/tcp/4001'],
+      announce: [],
+      peers: [],
+      bootstrap: [],
+      provideStrategy: 'roots',
+      reprovideIntervalSeconds: 22 * 3600,
+      maxConnections: 100,
+      maxFetches: 2,
+      maxBytesPerSecond: 0,
+      maxPeerBytesPerSecond: 0
+    })
+    expect(loadConfig({ IPFS_NETWORK: '' }).network.mode).toBe('off')
+  })
+
+  it('private: listen addresses and peers as comma-separated multiaddrs, and the limits', () => {
+    const { network } = loadConfig({
+      IPFS_NETWORK: 'private',
+      IPFS_LISTEN: '/ip4/0.0.0.0/tcp/4001, /ip6/::/tcp/4001',
+      IPFS_ANNOUNCE: '/dns4/heimdall.example.org/tcp/4001',
+      IPFS_PEERS: `${PEER},${RSA_PEER}`,
+      IPFS_MAX_CONNECTIONS: '50',
+      IPFS_MAX_FETCHES: '4',
+      IPFS_MAX_BYTES_PER_SECOND: '10485760',
+      IPFS_MAX_PEER_BYTES_PER_SECOND: '1048576'
+    })
+    expect(network).toMatchObject({
+      mode: 'private',
+      listen: ['/ip4/0.0.0.0/tcp/4001', '/ip6/::/tcp/4001'],
+      announce: ['/dns4/heimdall.example.org/tcp/4001'],
+      peers: [PEER, RSA_PEER],
+      bootstrap: [],
+      maxConnections: 50,
+      maxFetches: 4,
+      maxBytesPerSecond: 10_485_760,
+      maxPeerBytesPerSecond: 1_048_576
+    })
+  })
+
+  it('public: the Amino bootstrap peers unless IPFS_BOOTSTRAP says otherwise (`none`: none), and the provide strategy', () => {
+    expect(loadConfig({ IPFS_NETWORK: 'public' }).network.bootstrap).toEqual([...DEFAULT_BOOTSTRAP])
+    expect(loadConfig({ IPFS_NETWORK: 'public', IPFS_BOOTSTRAP: 'none' }).network.bootstrap).toEqual([])
+    expect(loadConfig({ IPFS_NETWORK: 'public', IPFS_BOOTSTRAP: PEER, IPFS_PROVIDE_STRATEGY: 'pinned', IPFS_REPROVIDE_INTERVAL_SECONDS: '3600' }).network)
+      .toMatchObject({ bootstrap: [PEER], provideStrategy: 'pinned', reprovideIntervalSeconds: 3600 })
+  })
+
+  it('refuses addresses it would not use, naming the key and the address', () => {
+    expect(issuesOf({
+      IPFS_NETWORK: 'private',
+      IPFS_LISTEN: '/dns4/example.org/tcp/4001,/ip4/0.0.0.0/udp/4001/quic-v1',
+      IPFS_PEERS: '/ip4/192.0.2.10/tcp/4001,/ip4/300.1.1.1/tcp/4001/p2p/12D3KooWGWFjX6fL6scCLszn4yfWoGsM45XTuTBdTEwLomJGNa9Q,/ip4/192.0.2.10/tcp/4001/p2p/not-a-peer',
+      IPFS_ANNOUNCE: 'example.org:4001'
+    })).toEqual([
+      'IPFS_LISTEN: "/dns4/example.org/tcp/4001" must be an /ip4/ or /ip6/ address to listen on',
+      'IPFS_LISTEN: "/ip4/0.0.0.0/udp/4001/quic-v1" is not a TCP address: this node speaks TCP only (…/tcp/<port>)',
+      'IPFS_ANNOUNCE: "example.org:4001" is not a multiaddr (e.g. /ip4/203.0.113.7/tcp/4001)',
+      'IPFS_PEERS: "/ip4/192.0.2.10/tcp/4001" must end in /p2p/<peer id>',
+      'IPFS_PEERS: "/ip4/300.1.1.1/tcp/4001/p2p/12D3KooWGWFjX6fL6scCLszn4yfWoGsM45XTuTBdTEwLomJGNa9Q" has "300.1.1.1", not an IPv4 address',
+      'IPFS_PEERS: "/ip4/192.0.2.10/tcp/4001/p2p/not-a-peer" has "not-a-peer", not a peer id'
+    ])
+    expect(issuesOf({ IPFS_NETWORK: 'private', IPFS_LISTEN: '/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWGWFjX6fL6scCLszn4yfWoGsM45XTuTBdTEwLomJGNa9Q' }))
+      .toEqual(['IPFS_LISTEN: "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWGWFjX6fL6scCLszn4yfWoGsM45XTuTBdTEwLomJGNa9Q" must not end in /p2p/: the peer id is this node\'s own'])
+    expect(issuesOf({ IPFS_NETWORK: 'shared', IPFS_PROVIDE_STRATEGY: 'flat' }).map((i) => i.split(':')[0])).toEqual(['IPFS_NETWORK', 'IPFS_PROVIDE_STRATEGY'])
+  })
+
+  it('cross-field rules: networking settings need the embedded node with networking on; DHT settings need public mode', () => {
+    expect(issuesOf({ IPFS_PEERS: PEER, IPFS_MAX_FETCHES: '3' })).toEqual([
+      'IPFS_PEERS: takes effect only with IPFS_NETWORK=private or public',
+      'IPFS_MAX_FETCHES: takes effect only with IPFS_NETWORK=private or public'
+    ])
+    expect(issuesOf({ IPFS_API_URL: 'http://ipfs:5001', IPFS_NETWORK: 'public', IPFS_LISTEN: '/ip4/0.0.0.0/tcp/4001' })).toEqual([
+      'IPFS_NETWORK: is the embedded node\'s networking; with IPFS_API_URL, Kubo is on the network itself (configure its Addresses.Swarm and Peering)',
+      'IPFS_LISTEN: configures the embedded node\'s networking; with IPFS_API_URL, configure Kubo instead'
+    ])
+    // IPFS_NETWORK=off with Kubo is just the default said aloud.
+    expect(loadConfig({ IPFS_API_URL: 'http://ipfs:5001', IPFS_NETWORK: 'off' }).network.mode).toBe('off')
+    expect(issuesOf({ IPFS_NETWORK: 'private', IPFS_BOOTSTRAP: 'none', IPFS_PROVIDE_STRATEGY: 'all', IPFS_REPROVIDE_INTERVAL_SECONDS: '3600' }).map((i) => i.split(':')[0]))
+      .toEqual(['IPFS_BOOTSTRAP', 'IPFS_PROVIDE_STRATEGY', 'IPFS_REPROVIDE_INTERVAL_SECONDS'])
+    expect(issuesOf({ IPFS_NETWORK: 'public', IPFS_MAX_BYTES_PER_SECOND: '1000', IPFS_MAX_PEER_BYTES_PER_SECOND: '2000' }))
+      .toEqual(['IPFS_MAX_PEER_BYTES_PER_SECOND: is more than IPFS_MAX_BYTES_PER_SECOND, the cap for all peers together'])
+    expect(issuesOf({ IPFS_NETWORK: 'public', IPFS_MAX_CONNECTIONS: '0', IPFS_MAX_FETCHES: '65', IPFS_REPROVIDE_INTERVAL_SECONDS: '10' }).map((i) => i.split(':')[0]))
+      .toEqual(['IPFS_REPROVIDE_INTERVAL_SECONDS', 'IPFS_MAX_CONNECTIONS', 'IPFS_MAX_FETCHES'])
   })
 })

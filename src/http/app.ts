@@ -31,6 +31,7 @@ import { psaRoutes } from './routes/psa-routes.ts'
 import { siteRoutes } from './routes/site-routes.ts'
 import { uploadRoutes } from './routes/upload-routes.ts'
 import { uploadsRoutes } from './routes/uploads-routes.ts'
+import { ipfsReachOf } from './ipfs-reach.ts'
 import type { CsrfProtection } from './csrf.ts'
 import type { BrowserSessions } from './session.ts'
 import { resolveSession } from './session-identity.ts'
@@ -102,7 +103,8 @@ export function createApp (deps: AppDependencies): Express {
   app.locals.publicUrl = settings.publicUrl
   app.locals.gatewayUrl = settings.gatewayUrl
   // Said on every page: where uploaded content can actually be fetched from.
-  app.locals.ipfsReach = deps.backend.kind === 'kubo' ? 'network' : 'local'
+  const ipfsReach = ipfsReachOf(deps.backend)
+  app.locals.ipfsReach = ipfsReach
   app.locals.formatBytes = formatBytes
   app.locals.asset = (name: string): string => {
     const file = settings.assets[name]
@@ -159,7 +161,7 @@ export function createApp (deps: AppDependencies): Express {
     assetExtensions: settings.assetExtensions,
     gatewayUrl: settings.gatewayUrl
   }))
-  app.use(uploadsRoutes({ authenticator, quotas: deps.quotas, uploads: deps.uploads, sessions: deps.sessions, thumbnails: deps.thumbnails, gatewayUrl: settings.gatewayUrl }))
+  app.use(uploadsRoutes({ authenticator, quotas: deps.quotas, uploads: deps.uploads, sessions: deps.sessions, thumbnails: deps.thumbnails, gatewayUrl: settings.gatewayUrl, pinRequests: deps.pinRequests, ipfsReach }))
   app.use(previewRoutes({ gatewayUrl: settings.gatewayUrl }))
   app.use(healthRoutes(deps.readiness))
 

@@ -1,6 +1,7 @@
 import { extensionOf, isModel } from '../assets/asset-kinds.ts'
 import type { AvatarReport } from '../assets/avatar-report.ts'
 import type { Upload } from '../db/upload-repository.ts'
+import type { PinRequest } from '../db/pin-request-repository.ts'
 import type { AddedItem, UploadOutcome } from '../services/upload-service.ts'
 
 /** `<gateway><cid>/<path>` with each path segment percent-encoded. */
@@ -96,4 +97,30 @@ export function presentAddedItems (outcome: UploadOutcome, gatewayUrl: string): 
         preview: ((path) => path === null ? null : previewLink(upload.rootCid, path))(previewPath(upload)),
         avatar: upload.avatarReport ?? null
       })
+}
+
+/** A Pinning Service API request as the person's list of uploads shows it. */
+export interface PresentedPinRequest {
+  requestid: string
+  /** As the client sent it. */
+  cid: string
+  name: string | null
+  status: PinRequest['status']
+  /** Why it is pending or failed, or what was fetched: the API's `info.status_details`. */
+  statusDetails: string | null
+  created: string
+  /** The content on the gateway, once pinned. */
+  url: string | null
+}
+
+export function presentPinRequest (request: PinRequest, gatewayUrl: string): PresentedPinRequest {
+  return {
+    requestid: request.requestId,
+    cid: request.cid,
+    name: request.name,
+    status: request.status,
+    statusDetails: request.statusDetails,
+    created: request.created.toISOString(),
+    url: request.status === 'pinned' ? gatewayLink(gatewayUrl, request.rootCid) : null
+  }
 }

@@ -1,5 +1,5 @@
 import { close, constants, open, read } from 'node:fs'
-import { access, mkdir, readFile } from 'node:fs/promises'
+import { access, mkdir, readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { unixfs, type UnixFS } from '@helia/unixfs'
 import { FsBlockstore } from 'blockstore-fs'
@@ -8,17 +8,33 @@ import { importer } from 'ipfs-unixfs-importer'
 import { fixedSize } from 'ipfs-unixfs-importer/chunker'
 import { balanced } from 'ipfs-unixfs-importer/layout'
 import { CID } from 'multiformats/cid'
+import * as dagPb from '@ipld/dag-pb'
+import type { Logger } from 'pino'
+import { sha256, sha512 } from 'multiformats/hashes/sha2'
+import { equals } from 'uint8arrays/equals'
+import type { NetworkConfig } from '../config.ts'
 import { NotFoundError } from '../errors.ts'
 import { BlockCollector, SHARDING, blockKey } from './block-collector.ts'
 import { IMPORT_PROFILES } from './import-profiles.ts'
 import { createLightNode } from './helia-light.ts'
 import { unixfsPinWalker } from './unixfs-pin-walker.ts'
 import { lockRepo } from './repo-lock.ts'
-import type { DirectoryEntry, GcReport, ImportCandidate, ImportedNode, ImportLease, IpfsBackend, NodeStat, ReadOptions, VerifiedBlock } from './ipfs-backend.ts'
+import type { DirectoryEntry, GcReport, ImportCandidate, ImportedNode, ImportLease, IpfsBackend, NodeNetwork, NodeStat, ReadOptions, VerifiedBlock } from './ipfs-backend.ts'
 import type { Helia } from '@helia/interface'
+import type { EmbeddedNetwork } from './network/libp2p-node.ts'
+import type { Providing } from './network/providing.ts'
 
-// Blocks we do not hold are never looked for elsewhere: the embedded node has
-// no block brokers and no routers, and every read says `offline` as well.
+/** What the embedded node needs to join the IPFS network (IPFS_NETWORK=private or public). */
+export interface HeliaNetworkOptions {
+  config: NetworkConfig
+  /** DATA_DIR/peer-key: the libp2p PrivateKey protobuf. */
+  privateKey: Uint8Array
+  logger: Logger
+}
+
+// Blocks we do not hold are never looked for elsewhere: the embedded Helia node
+// has no block brokers and no routers, and every read says `offline` as well.
+// Only `fetchBlock` asks the network (when the node is on it).
 const OFFLINE = { offline: true } as const
 /** The identity multihash: the block is the digest itself. */
 const IDENTITY = 0x00
@@ -28,6 +44,16 @@ const PIN_WALKER = unixfsPinWalker()
 /** sha2-256 of zero bytes as a raw block: a CID to look up when probing the datastore. */
 const EMPTY_BLOCK = CID.parse('bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku')
 
+const HASHERS = new Map<number, { digest: (bytes: Uint8Array) => Promise<{ digest: Uint8Array }> | { digest: Uint8Array } }>([[sha256.code, sha256], [sha512.code, sha512]])
+
+/** Fetched bytes are stored only when they hash to the CID's own multihash. */
+async function matches (cid: CID, bytes: Uint8Array): Promise<boolean> {
+  const hasher = HASHERS.get(cid.multihash.code)
+  if (hasher === undefined) return false
+  const { digest } = await hasher.digest(bytes)
+  return cid.multihash.size <= digest.byteLength && equals(digest.subarray(0, cid.multihash.size), cid.multihash.digest)
+}
+
 const NOT_FOUND_ERRORS = new Set(['BlockNotFoundWhileOfflineError', 'NotFoundError', 'ResolveError', 'NoContentError', 'NotUnixFSError'])
 
 function asNotFound (err: unknown, what: string): never {
@@ -35,44 +61,161 @@ function asNotFound (err: unknown, what: string): never {
   throw err
 }
 
-/** The in-process IPFS node: Helia without libp2p, blocks and pins on disk. */
+/**
+ * The in-process IPFS node: Helia with no block brokers and no routers (every
+ * read stays on this node), blocks and pins on disk. With networking on, a
+ * libp2p node beside it serves the blocks over Bitswap and fetches blocks
+ * for `fetchBlock` only (see network/libp2p-node.ts).
+ */
 export class HeliaBackend implements IpfsBackend {
   readonly kind = 'helia'
   readonly #helia: Helia
   readonly #fs: UnixFS
   readonly #collector: BlockCollector
+  readonly #blocks: FsBlockstore
   readonly #blocksDir: string
   readonly #unlock: () => Promise<void>
+  #network: EmbeddedNetwork | undefined
+  #providing: Providing | undefined
   #running = true
 
   private constructor (helia: Helia, blocks: FsBlockstore, unlock: () => Promise<void>) {
     this.#helia = helia
     this.#fs = unixfs(helia)
+    this.#blocks = blocks
     this.#blocksDir = blocks.path
     this.#unlock = unlock
     this.#collector = new BlockCollector({
       dir: blocks.path,
-      blockstore: helia.blockstore,
+      blockstore: {
+        // A new block is offered to peers that asked for it.
+        put: async (cid, bytes, options) => {
+          const stored = await helia.blockstore.put(cid, bytes, options)
+          this.#network?.announce(cid)
+          if (this.#strategy === 'all') this.#providing?.changed()
+          return stored
+        }
+      },
       getBlock: async (cid) => this.getBlock(cid),
       datastore: helia.datastore,
       roots: () => this.listPins()
     })
   }
 
-  /** Opens the repo in `dir`, holding `dir/repo.lock` until `close`: one process at a time. */
-  static async open (dir: string): Promise<HeliaBackend> {
+  #strategy: NetworkConfig['provideStrategy'] | undefined
+
+  /**
+   * Opens the repo in `dir`, holding `dir/repo.lock` until `close`: one
+   * process at a time. With `network` (and its mode not `off`) the node
+   * joins the IPFS network; the libp2p modules are loaded only then.
+   */
+  static async open (dir: string, options: { network?: HeliaNetworkOptions } = {}): Promise<HeliaBackend> {
     await mkdir(dir, { recursive: true })
     const unlock = await lockRepo(dir)
+    let backend: HeliaBackend | undefined
     try {
       const blocks = new FsBlockstore(join(dir, 'blocks'), { shardingStrategy: SHARDING })
       await blocks.open() // creates the directory that readiness and free-space checks look at
       const helia = createLightNode({ blockstore: blocks, datastore: new FsDatastore(join(dir, 'datastore')) })
       await helia.start()
-      return new HeliaBackend(helia, blocks, unlock)
+      backend = new HeliaBackend(helia, blocks, unlock)
+      const network = options.network
+      if (network !== undefined && network.config.mode !== 'off') await backend.#join(network.config as NetworkConfig & { mode: 'private' | 'public' }, network)
+      return backend
     } catch (err) {
-      await unlock()
+      if (backend !== undefined) await backend.close().catch(() => {})
+      else await unlock()
       throw err
     }
+  }
+
+  async #join (config: NetworkConfig & { mode: 'private' | 'public' }, options: HeliaNetworkOptions): Promise<void> {
+    const { EmbeddedNetwork } = await import('./network/libp2p-node.ts')
+    this.#network = await EmbeddedNetwork.start({
+      config,
+      privateKey: options.privateKey,
+      logger: options.logger,
+      blocks: {
+        has: async (cid) => cid.multihash.code === IDENTITY || this.#blocks.has(cid),
+        get: async (cid, o) => this.getBlock(cid, o)
+      }
+    })
+    if (this.#network.providing) {
+      const { Providing } = await import('./network/providing.ts')
+      const network = this.#network
+      this.#strategy = config.provideStrategy
+      this.#providing = new Providing({
+        cids: () => this.#announced(config.provideStrategy),
+        provide: async (cid, signal) => network.provide(cid, signal),
+        cancel: async (cid) => network.cancelProvide(cid),
+        logger: options.logger
+      })
+      this.#providing.start()
+    }
+  }
+
+  /** What the provide strategy announces: pinned roots, every block pinned DAGs reach, or every block held. */
+  async * #announced (strategy: NetworkConfig['provideStrategy']): AsyncIterable<CID> {
+    if (strategy === 'roots') { yield * this.listPins(); return }
+    if (strategy === 'all') {
+      for (const shard of await readdir(this.#blocksDir, { withFileTypes: true })) {
+        if (!shard.isDirectory()) continue
+        for (const name of await readdir(join(this.#blocksDir, shard.name)).catch(() => [])) {
+          if (!name.endsWith(SHARDING.extension)) continue
+          try { yield SHARDING.decode(name) } catch { /* not a block file */ }
+        }
+      }
+      return
+    }
+    const seen = new Set<string>()
+    for await (const root of this.listPins()) {
+      const stack = [root]
+      for (let cid = stack.pop(); cid !== undefined; cid = stack.pop()) {
+        const key = blockKey(cid)
+        if (seen.has(key)) continue
+        seen.add(key)
+        yield cid
+        if (cid.code !== dagPb.code) continue
+        try {
+          for (const link of dagPb.decode(await this.getBlock(cid)).Links) stack.push(link.Hash)
+        } catch { /* a block missing below a pin: nothing under it to announce */ }
+      }
+    }
+  }
+
+  /** The node on the IPFS network; undefined with IPFS_NETWORK=off. */
+  get network (): NodeNetwork | undefined {
+    const network = this.#network
+    if (network === undefined) return undefined
+    return {
+      mode: network.mode,
+      peerId: network.peerId,
+      addresses: () => network.addresses(),
+      peerCount: () => network.peerCount(),
+      originRefusal: (origin) => network.originRefusal(origin),
+      connect: async (origins, signal) => network.connect(origins, signal)
+    }
+  }
+
+  /** The libp2p node, for tests and diagnostics; undefined with networking off. */
+  get libp2p (): EmbeddedNetwork['libp2p'] | undefined {
+    return this.#network?.libp2p
+  }
+
+  async fetchBlock (cid: CID, options: { lease: ImportLease, signal: AbortSignal }): Promise<Uint8Array> {
+    options.signal.throwIfAborted()
+    let bytes = await this.getBlock(cid, options).catch((err: unknown) => {
+      if (!(err instanceof NotFoundError) || this.#network === undefined) throw err
+      return undefined
+    })
+    if (bytes === undefined && this.#network !== undefined) {
+      bytes = await this.#network.retrieve(cid, { signal: options.signal })
+      if (!(await matches(cid, bytes))) throw new Error(`a peer sent bytes for ${cid.toString()} that do not match it`)
+    }
+    if (bytes === undefined) throw new NotFoundError(`block ${cid.toString()} not found on this node`)
+    // Under the lease whether it was here or not: a block only some other import held must not vanish under this one.
+    await this.#collector.writer(options.lease).put(cid, bytes, { signal: options.signal })
+    return bytes
   }
 
   async openLease (): Promise<ImportLease> {
@@ -80,7 +223,9 @@ export class HeliaBackend implements IpfsBackend {
   }
 
   async gc (options: { dryRun?: boolean } = {}): Promise<GcReport> {
-    return this.#collector.collect(options)
+    const report = await this.#collector.collect(options)
+    if (!report.dryRun && report.blocks > 0 && this.#strategy === 'all') this.#providing?.changed()
+    return report
   }
 
   async importTree (candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, options: { profile: keyof typeof IMPORT_PROFILES, signal?: AbortSignal, lease?: ImportLease }): Promise<ImportedNode[]> {
@@ -143,12 +288,14 @@ export class HeliaBackend implements IpfsBackend {
     const keys: string[] = []
     for await (const block of this.#helia.pins.add(cid, { ...OFFLINE, signal: options.signal, walker: PIN_WALKER })) keys.push(blockKey(block))
     this.#collector.pinned(keys)
+    this.#providing?.changed()
   }
 
   async unpin (cid: CID): Promise<void> {
     if (!(await this.isPinned(cid))) return
     for await (const _ of this.#helia.pins.rm(cid, { walker: PIN_WALKER })) { /* walk the DAG */ }
     this.#collector.unpinned()
+    this.#providing?.changed()
   }
 
   /**
@@ -263,6 +410,8 @@ export class HeliaBackend implements IpfsBackend {
     if (!this.#running) return
     this.#running = false
     await this.#collector.collect({ dryRun: true }).catch(() => {}) // waits out a collection under way
+    await this.#providing?.stop()
+    await this.#network?.stop()
     await this.#helia.stop()
     await this.#unlock()
   }

@@ -65,6 +65,24 @@ export interface ReadOptions {
 }
 
 /**
+ * This node on the IPFS network, when it is on it: the embedded node with
+ * IPFS_NETWORK=private or public.
+ */
+export interface NodeNetwork {
+  /** `private`: reachable by the peers it is connected to; `public`: announced in the DHT. */
+  readonly mode: 'private' | 'public'
+  readonly peerId: string
+  /** Where other nodes reach this one, each ending in /p2p/<peer id>. */
+  addresses: () => string[]
+  /** Peers connected now. */
+  peerCount: () => number
+  /** Why a pin request's origin is not dialed (see DialPolicy); undefined when it is. */
+  originRefusal: (origin: string) => string | undefined
+  /** Dials origins (those allowed); how many answered. */
+  connect: (origins: readonly string[], signal?: AbortSignal) => Promise<number>
+}
+
+/**
  * Everything Heimdall asks of an IPFS node. Implemented by the embedded Helia
  * node and by Kubo over its RPC API; one contract suite runs against each.
  * Reads never reach out to the network: content is served only if this node
@@ -100,6 +118,18 @@ export interface IpfsBackend {
   list: (cid: CID, path?: readonly string[]) => AsyncIterable<DirectoryEntry>
   /** One block's bytes, from this node only (identity CIDs included). Throws NotFoundError when not held. */
   getBlock: (cid: CID, options?: { signal?: AbortSignal }) => Promise<Uint8Array>
+  /**
+   * The node on the IPFS network; undefined when it is not (or, for Kubo,
+   * when Heimdall does not drive its networking).
+   */
+  readonly network?: NodeNetwork
+  /**
+   * One block for an explicit fetch (a pin request): from this node when it
+   * holds it, else from its peers (only when `network` is set), its bytes
+   * checked against the CID; stored under `lease` either way, so that a
+   * discard removes what the fetch brought. Waits until `signal` aborts.
+   */
+  fetchBlock?: (cid: CID, options: { lease: ImportLease, signal: AbortSignal }) => Promise<Uint8Array>
   /** Resolves when the node answers; throws otherwise. For readiness probes. */
   ping: () => Promise<void>
   close: () => Promise<void>

@@ -307,5 +307,16 @@ export class KuboBackend implements IpfsBackend {
     await this.#call('id', async () => { await this.#client.id({ timeout: 3000 }) })
   }
 
+  /** Kubo's peer id and the addresses it announces, each ending in /p2p/<its peer id> (for the Pinning Service API's delegates). */
+  async identify (): Promise<{ peerId: string, addresses: string[] }> {
+    return this.#call('id', async () => {
+      const id = await this.#client.id({ timeout: 5000 })
+      const peerId = id.id.toString()
+      // An offline Kubo has no swarm addresses (null, not []).
+      const addresses = (id.addresses ?? []).map((ma) => ma.toString()).map((text) => (text.includes('/p2p/') ? text : `${text}/p2p/${peerId}`))
+      return { peerId, addresses }
+    })
+  }
+
   async close (): Promise<void> {}
 }

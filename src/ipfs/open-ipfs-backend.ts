@@ -1,11 +1,19 @@
 import { join } from 'node:path'
+import type { Logger } from 'pino'
 import type { Config } from '../config.ts'
 import { HeliaBackend } from './helia-backend.ts'
 import { KuboBackend } from './kubo-backend.ts'
 import type { IpfsBackend } from './ipfs-backend.ts'
 
-/** Picks the backend the configuration names: Kubo when IPFS_API_URL is set, else the embedded node. */
-export async function openIpfsBackend (config: Pick<Config, 'dataDir' | 'ipfsApiUrl'>): Promise<IpfsBackend> {
+/**
+ * Picks the backend the configuration names: Kubo when IPFS_API_URL is set,
+ * else the embedded node, on the IPFS network as IPFS_NETWORK says (with
+ * the peer key, when given).
+ */
+export async function openIpfsBackend (config: Pick<Config, 'dataDir' | 'ipfsApiUrl'> & Partial<Pick<Config, 'network'>>, options: { privateKey?: Uint8Array, logger?: Logger } = {}): Promise<IpfsBackend> {
   if (config.ipfsApiUrl !== undefined) return new KuboBackend(config.ipfsApiUrl)
-  return HeliaBackend.open(join(config.dataDir, 'ipfs'))
+  const { network } = config
+  const { privateKey, logger } = options
+  const joins = network !== undefined && network.mode !== 'off' && privateKey !== undefined && logger !== undefined
+  return HeliaBackend.open(join(config.dataDir, 'ipfs'), joins ? { network: { config: network, privateKey, logger } } : {})
 }

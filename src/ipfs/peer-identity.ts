@@ -14,7 +14,7 @@ const PRIVATE_PROTOBUF_BYTES = 4 + SEED_BYTES + PUBLIC_BYTES
 export interface PeerIdentity {
   /** The base58btc peer id (`12D3KooW…`): the identity multihash of the public key's protobuf. */
   peerId: string
-  /** The libp2p PrivateKey protobuf, for a libp2p node to be built on later. */
+  /** The libp2p PrivateKey protobuf: the embedded node's libp2p identity when it is on the network. */
   privateKey: Uint8Array
 }
 
@@ -70,16 +70,17 @@ export async function resolvePeerIdentity (dataDir: string): Promise<PeerIdentit
   return fromProtobuf(bytes)
 }
 
-/** The default swarm port (`IPFS_LISTEN`'s default), named in our delegates until the node listens itself. */
+/** The default swarm port (`IPFS_LISTEN`'s default), named in our delegates while the node is off the network. */
 const SWARM_PORT = 4001
 
 /**
- * Our own multiaddr for the Pinning Service API's `delegates`: the public
- * host on the swarm port, ending in /p2p/<peer id>. The spec wants at least
- * one, and Kubo's client refuses a whole answer if one does not parse.
+ * A multiaddr for the Pinning Service API's `delegates`: the public host on
+ * the swarm port, ending in /p2p/<peer id>. The spec wants at least one, and
+ * Kubo's client refuses a whole answer if one does not parse. (See
+ * delegates.ts for what is named when the node is on the network, or Kubo.)
  */
-export function delegateAddresses (publicUrl: string, peerId: string): string[] {
+export function delegateAddresses (publicUrl: string, peerId: string, port = SWARM_PORT): string[] {
   const host = new URL(publicUrl).hostname.replace(/^\[|\]$/g, '')
   const protocol = /^\d{1,3}(\.\d{1,3}){3}$/.test(host) ? 'ip4' : host.includes(':') ? 'ip6' : 'dns'
-  return [`/${protocol}/${host}/tcp/${SWARM_PORT}/p2p/${peerId}`]
+  return [`/${protocol}/${host}/tcp/${port}/p2p/${peerId}`]
 }

@@ -4,8 +4,9 @@ import type { Logger } from 'pino'
 import { CID } from 'multiformats/cid'
 import type { Identity } from '../db/identity-repository.ts'
 import type { PinRequest, PinRequestFilter, PinRequestRepository, PinStatus } from '../db/pin-request-repository.ts'
-import { isOutOfSpace, NotFoundError, ServiceUnavailableError } from '../errors.ts'
-import type { IpfsBackend } from '../ipfs/ipfs-backend.ts'
+import { HeimdallError, isOutOfSpace, NotFoundError, ServiceUnavailableError } from '../errors.ts'
+import { fetchDag } from '../ipfs/fetch-dag.ts'
+import type { ImportLease, IpfsBackend } from '../ipfs/ipfs-backend.ts'
 import { inspectLocalDag } from '../ipfs/local-dag.ts'
 import type { UploadService } from './upload-service.ts'
 
@@ -29,6 +30,54 @@ export interface PinRequestServiceOptions {
   fetchTimeoutSeconds: number
   /** The largest DAG pinned, in block bytes: the maximum upload size. */
   maxBytes: number
+  /** What content fetched from the network must pass before it is pinned: the upload's checks. */
+  gatekeeper?: Pick<UploadService, 'inspectFetched'>
+  /** Requests fetched from the network at once (IPFS_MAX_FETCHES); the others wait `queued`. */
+  maxFetches?: number
+}
+
+/** A counting semaphore: at most `size` holders at once, the rest waiting in order. */
+class Slots {
+  readonly #waiting: Array<() => void> = []
+  #free: number
+
+  constructor (size: number) { this.#free = size }
+
+  get full (): boolean { return this.#free === 0 }
+
+  async acquire (signal: AbortSignal): Promise<() => void> {
+    signal.throwIfAborted()
+    if (this.#free > 0) { this.#free--; return this.#release() }
+    await new Promise<void>((resolve, reject) => {
+      const take = (): void => { signal.removeEventListener('abort', leave); resolve() }
+      const leave = (): void => {
+        const i = this.#waiting.indexOf(take)
+        if (i !== -1) this.#waiting.splice(i, 1)
+        reject(signal.reason as Error)
+      }
+      this.#waiting.push(take)
+      signal.addEventListener('abort', leave, { once: true })
+    })
+    return this.#release()
+  }
+
+  #release (): () => void {
+    let done = false
+    return () => {
+      if (done) return
+      done = true
+      const next = this.#waiting.shift()
+      if (next !== undefined) next()
+      else this.#free++
+    }
+  }
+}
+
+/** A refusal's message and details, as `info.status_details` says it. */
+function refusalOf (err: HeimdallError): string {
+  const details = err.details
+  const listed = details.slice(0, 10).join('; ')
+  return `content refused: ${err.message}${listed === '' ? '' : `: ${listed}`}${details.length > 10 ? `; and ${details.length - 10} more` : ''}`
 }
 
 const PENDING: readonly PinStatus[] = ['queued', 'pinning']
@@ -36,20 +85,31 @@ const PENDING: readonly PinStatus[] = ['queued', 'pinning']
 /**
  * Pin requests of the Pinning Service API. Content this node already holds
  * is pinned at once, through the uploads' pin journal. Content it does not
- * hold is waited for (it may arrive by upload or CAR import) until the fetch
- * timeout, then the request fails: neither backend fetches from the IPFS
- * network for a pin request yet (the embedded node has no networking; over
- * Kubo, Heimdall pins only what Kubo holds), so nothing fetched bypasses the
- * content checks an upload passes.
+ * hold is fetched from the IPFS network when the node is on it (the embedded
+ * node with IPFS_NETWORK=private or public): its blocks go under an import
+ * lease, the whole DAG must pass the checks an upload passes (the
+ * gatekeeper), and only then is it pinned; refused or not found in time, the
+ * request fails with the reason and the lease's discard removes what the
+ * fetch brought. Off the network (or over Kubo, which Heimdall does not ask
+ * to fetch), the content is waited for (it may arrive by upload or CAR
+ * import) until the fetch timeout.
  */
 export class PinRequestService {
   readonly #options: PinRequestServiceOptions
   /** Requests being waited for, by requestid. */
   readonly #waiting = new Map<string, { controller: AbortController, done: Promise<void> }>()
+  readonly #slots: Slots
   #closed = false
 
   constructor (options: PinRequestServiceOptions) {
     this.#options = options
+    this.#slots = new Slots(options.maxFetches ?? 2)
+  }
+
+  /** Whether content this node lacks is fetched from the network (else it is waited for). */
+  get #fetches (): boolean {
+    const { backend, gatekeeper } = this.#options
+    return backend.network !== undefined && backend.fetchBlock !== undefined && gatekeeper !== undefined
   }
 
   get #pollMs (): number {
@@ -59,8 +119,8 @@ export class PinRequestService {
   /** Why content this node lacks cannot be had, said in `info.status_details`. */
   get #cannotFetch (): string {
     return this.#options.backend.kind === 'kubo'
-      ? 'Heimdall does not ask Kubo to fetch pin requests from the IPFS network yet: it pins only content Kubo already holds (upload it, or import a CAR)'
-      : 'this node has no IPFS networking yet, so it pins only content it already holds (upload it, or import a CAR)'
+      ? 'Heimdall does not ask Kubo to fetch pin requests from the IPFS network: it pins only content Kubo already holds (upload it, or import a CAR)'
+      : 'this node has no IPFS networking (IPFS_NETWORK=off), so it pins only content it already holds (upload it, or import a CAR)'
   }
 
   /** Records the request; content already held is pinned before this returns, anything else is waited for. */
@@ -188,6 +248,7 @@ export class PinRequestService {
   async #follow (request: PinRequest, signal: AbortSignal): Promise<void> {
     const { requests, fetchTimeoutSeconds } = this.#options
     const deadline = request.created.getTime() + fetchTimeoutSeconds * 1000
+    if (this.#fetches) { await this.#fetch(request, deadline, signal); return }
     await requests.setStatus(request.requestId, PENDING, 'pinning',
       `not on this node yet: waiting until ${new Date(deadline).toISOString()}; ${this.#cannotFetch}`)
     for (let first = true; ; first = false) {
@@ -200,6 +261,74 @@ export class PinRequestService {
         await this.#fail(current, `not found in time: this node did not get ${current.rootCid} within ${fetchTimeoutSeconds} s; ${this.#cannotFetch}`)
         return
       }
+    }
+  }
+
+  /**
+   * Fetches the DAG from the network (queued while IPFS_MAX_FETCHES others
+   * are fetched), through the gatekeeper, then pins it; or fails the request
+   * with the reason, the fetched blocks discarded. A shutdown leaves it
+   * `queued` or `pinning` for the next start, blocks discarded too.
+   */
+  async #fetch (request: PinRequest, deadline: number, signal: AbortSignal): Promise<void> {
+    const { requests, backend, gatekeeper, maxBytes, fetchTimeoutSeconds, pins, logger } = this.#options
+    const network = backend.network
+    const fetchBlock = backend.fetchBlock?.bind(backend)
+    if (network === undefined || fetchBlock === undefined || gatekeeper === undefined) return
+    const until = new Date(deadline).toISOString()
+    const expired = AbortSignal.timeout(Math.max(0, deadline - Date.now()))
+    const stop = AbortSignal.any([signal, expired])
+    if (this.#slots.full) {
+      await requests.setStatus(request.requestId, PENDING, 'queued', `waiting for a turn to fetch from the IPFS network (at most ${this.#options.maxFetches ?? 2} at once), until ${until}`)
+    }
+    let release: () => void
+    try {
+      release = await this.#slots.acquire(stop)
+    } catch {
+      if (!signal.aborted) await this.#fail(request, `not found in time: this node did not get its turn to fetch ${request.rootCid} within ${fetchTimeoutSeconds} s`)
+      return
+    }
+    let lease: ImportLease | undefined
+    let blocks = 0
+    try {
+      lease = await backend.openLease()
+      const held = lease
+      const refused = request.origins.map((origin) => [origin, network.originRefusal(origin)] as const).filter(([, why]) => why !== undefined)
+      const skipped = refused.length === 0 ? '' : `; origins not dialed: ${refused.map(([o, why]) => `${o} (${why ?? ''})`).join('; ').slice(0, 500)}`
+      await requests.setStatus(request.requestId, PENDING, 'pinning', `fetching from the IPFS network (${network.mode}: ${network.peerCount()} peers connected) until ${until}${skipped}`)
+      // Dialed alongside: their blocks arrive through the same wants as the connected peers'.
+      const dialed = network.connect(request.origins, stop).catch(() => 0)
+      const counted = (async function * () {
+        for await (const block of fetchDag({ fetchBlock }, CID.parse(request.rootCid), { lease: held, signal: stop, maxBytes })) { blocks++; yield block }
+      })()
+      const summary = await gatekeeper.inspectFetched(CID.parse(request.rootCid), counted, { fileName: request.name ?? undefined, signal: stop })
+      await dialed
+      let kept = false
+      await pins.changePin(request.rootCid, async () => {
+        // Deleted (or failed) meanwhile: nothing to pin, and the discard below removes what came.
+        const current = await requests.findByRequestId(request.requestId)
+        if (current === undefined || !PENDING.includes(current.status)) return
+        await backend.pin(CID.parse(request.rootCid), { signal })
+        kept = await requests.setStatus(request.requestId, PENDING, 'pinned',
+          `fetched from the IPFS network: ${blocks} blocks, ${summary.files} files, ${summary.bytes} bytes${summary.warnings.length > 0 ? `; warnings: ${summary.warnings.slice(0, 5).join('; ')}` : ''}`)
+        if (!kept) await pins.releaseIfUnreferenced(request.rootCid)
+      })
+      if (kept) { await lease.release(); return }
+      await lease.discard()
+    } catch (err) {
+      await lease?.discard().catch((discardErr: unknown) => { logger.warn({ err: discardErr, requestId: request.requestId }, 'could not remove the blocks of a refused pin request') })
+      if (signal.aborted) return
+      if (expired.aborted) {
+        await this.#fail(request, `not found in time: neither this node nor its peers provided all of ${request.rootCid} within ${fetchTimeoutSeconds} s (${blocks} blocks arrived)`)
+      } else if (err instanceof HeimdallError && err.status >= 400 && err.status < 500) {
+        logger.info({ requestId: request.requestId, rootCid: request.rootCid, reason: err.message }, 'a pin request\'s content was refused')
+        await this.#fail(request, refusalOf(err))
+      } else {
+        logger.error({ err, requestId: request.requestId }, 'a pin request could not be fetched')
+        await this.#fail(request, isOutOfSpace(err) ? 'the server is out of storage space' : 'the IPFS node could not fetch or pin it')
+      }
+    } finally {
+      release()
     }
   }
 }

@@ -13,7 +13,7 @@ import { readCar } from '../ipfs/car-reader.ts'
 import { blockedContent } from '../denylist/blocked-content.ts'
 import type { Denylist } from '../denylist/denylist.ts'
 import { IMPORT_PROFILES, type ImportProfileName } from '../ipfs/import-profiles.ts'
-import type { ImportCandidate, ImportedNode, ImportLease, IpfsBackend } from '../ipfs/ipfs-backend.ts'
+import type { ImportCandidate, ImportedNode, ImportLease, IpfsBackend, VerifiedBlock } from '../ipfs/ipfs-backend.ts'
 import { CarBundle, wrapInDirectory, type CarEntry } from './car-bundle.ts'
 import { KeyedLock } from './keyed-lock.ts'
 import type { QuotaService } from './quota-service.ts'
@@ -180,6 +180,63 @@ export class UploadService {
       await lease.discard().catch((discardErr: unknown) => { this.#options.logger.warn({ err: discardErr }, 'could not remove the blocks of a refused CAR') })
       throw isOutOfSpace(err) ? new InsufficientStorageError() : err
     }
+  }
+
+  /**
+   * The gatekeeper for content fetched from the IPFS network for a pin
+   * request, the same as for a CAR upload: the blocks (each already stored
+   * under the fetch's lease) are noted as they arrive; then the DAG below
+   * `root` must be a whole UnixFS tree of safe names within the bundle
+   * limits, every file of an accepted type whose bytes pass its inspector,
+   * and everything the files reference must be there. Nothing is wrapped:
+   * the root is pinned as it is. A root that is a single file is judged by
+   * `fileName` (the pin's name). Throws what an upload would get; the caller
+   * discards the lease.
+   */
+  async inspectFetched (root: CID, blocks: AsyncIterable<VerifiedBlock>, options: { fileName?: string, signal?: AbortSignal } = {}): Promise<{ files: number, bytes: number, warnings: string[] }> {
+    const { backend, assetExtensions, bundleLimits } = this.#options
+    const bundle = new CarBundle(root)
+    for await (const _ of bundle.record(blocks)) options.signal?.throwIfAborted()
+    const tree = bundle.tree(bundleLimits)
+    // The operator's denylists, as for an upload: by CID of the root and of every node, and by path.
+    const denylist = this.#options.denylist
+    const blocked = denylist === undefined ? undefined : blockedContent(denylist, root, tree.entries)
+    if (blocked !== undefined) {
+      this.#options.logger.warn({ rootCid: root.toString(), rule: blocked.rule.text, list: blocked.file }, 'fetched content refused: it is on a denylist')
+      throw new ContentBlockedError('this content is blocked on this node by its operator', 403)
+    }
+    let files: CarEntry[]
+    if (tree.rootIsFile) {
+      const fileName = baseName(options.fileName ?? '')
+      const ext = extensionOf(fileName)
+      if (!assetExtensions.has(ext)) {
+        throw new UnsupportedMediaTypeError('the content is a single file: give the pin request the file\'s name, with an accepted extension (e.g. model.glb), so that its type can be checked',
+          [`${fileName === '' ? '(no name)' : fileName}: type "${ext === '' ? '(none)' : ext}" is not accepted`])
+      }
+      files = [{ ...(tree.entries[0] as CarEntry), path: fileName }]
+    } else {
+      files = tree.entries.filter((entry) => !entry.isDirectory)
+    }
+    const refused = files.filter((f) => !assetExtensions.has(extensionOf(f.path)))
+    if (refused.length > 0) throw new UnsupportedMediaTypeError('the content has files of types that are not accepted', refused.map((f) => f.path))
+    const reports: FileReport[] = []
+    const fileSizes = new Map<string, number>()
+    const budget = { left: bundleLimits.maxUncompressedBytes }
+    for (const file of files) {
+      const inspected = { inspector: inspectorFor(file.path), bytes: 0 }
+      for await (const chunk of tap(backend.read(file.cid, [], { signal: options.signal }), inspected, options.signal)) {
+        budget.left -= chunk.byteLength
+        if (budget.left < 0) throw new PayloadTooLargeError('the files are too large', [`the files add up to more than ${bundleLimits.maxUncompressedBytes} bytes`])
+      }
+      reports.push(inspected.inspector.end())
+      fileSizes.set(file.path, inspected.bytes)
+    }
+    const mismatches = reports.filter((r) => r.mismatch !== undefined).map((r) => `${r.path} ${r.mismatch ?? ''}`)
+    if (mismatches.length > 0) throw new UnsupportedMediaTypeError('the content of some files does not match their type', mismatches)
+    const folders = new Set(tree.entries.filter((e) => e.isDirectory && e.path !== '').map((e) => e.path))
+    const { errors, warnings } = checkReferences(reports, new Set(fileSizes.keys()), folders)
+    if (errors.length > 0) throw new UnprocessableContentError('the content would not load: files it needs are missing', errors)
+    return { files: files.length, bytes: sum(fileSizes.values()), warnings }
   }
 
   /** Imports one asset from a stream, wrapped in a directory so its link keeps its name. */

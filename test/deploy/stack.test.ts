@@ -56,7 +56,8 @@ describe.skipIf(!ready)('the compose topology as processes: nginx (TLS) → Heim
     work = await mkdtemp(join(tmpdir(), 'heimdall-stack-'))
     const db = await createScratchDatabase(inject('postgresUrl'))
     dropDatabase = db.drop
-    kubo = await startKubo(inject('kuboBin'))
+    // On the network, as in docker-compose.yml, but a network of loopback only (no bootstrap peers, no DHT).
+    kubo = await startKubo(inject('kuboBin'), undefined, { online: true })
     const certificate = await makeCertificate(join(work, 'letsencrypt', 'live', 'localhost'))
     ca = certificate.cert
     const [httpPort, httpsPort, heimdallPort] = [await freePort(), await freePort(), await freePort()]
@@ -161,5 +162,26 @@ describe.skipIf(!ready)('the compose topology as processes: nginx (TLS) → Heim
     const range = await call('GET', `/ipfs/${uploads.find((u) => u.name === 'large')?.rootCid}/large.bin`, { Range: 'bytes=0-99' })
     expect(range.status).toBe(206)
     expect(range.body.length).toBeGreaterThan(0)
+  }, 120_000)
+
+  it('puts uploads on the IPFS network: a second Kubo fetches an upload\'s .fst from the stack\'s Kubo over its swarm port', async () => {
+    const list = await call('GET', '/uploads', { Authorization: `Bearer ${String(addon.secret)}` })
+    const avatar = (JSON.parse(list.body) as { uploads: Array<{ name: string, rootCid: string }>, ipfs: { ipfsNetwork: string } })
+    expect(avatar.ipfs.ipfsNetwork).toBe('public')
+    const root = avatar.uploads.find((u) => u.name === 'BlenderAvatar')?.rootCid ?? ''
+    const other = await startKubo(inject('kuboBin'), undefined, { online: true })
+    try {
+      await other.cli('swarm', 'connect', kubo.swarm[0] ?? '')
+      expect(await other.cli('cat', '--timeout=30s', `/ipfs/${root}/BlenderAvatar.fst`)).toContain('filename = model.fbx')
+      // The Pinning Service API names the stack's Kubo as the node to connect to, not Heimdall's own key.
+      const pin = await call('POST', '/psa/pins', { Authorization: `Bearer ${String(addon.secret)}`, 'Content-Type': 'application/json' }, JSON.stringify({ cid: root }))
+      expect(pin.status).toBe(202)
+      const delegates = (JSON.parse(pin.body) as { delegates: string[] }).delegates
+      expect(delegates.length).toBeGreaterThan(0)
+      for (const d of delegates) expect(d.endsWith(`/p2p/${kubo.peerId}`)).toBe(true)
+      expect(delegates).toContain(kubo.swarm[0])
+    } finally {
+      await other.stop()
+    }
   }, 120_000)
 })

@@ -6,6 +6,7 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { resolvePeerIdentity } from '../../src/ipfs/peer-identity.ts'
 import { appBackends } from '../support/backends.ts'
 import { fixture } from '../support/fixtures.ts'
 import { createIdentity, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
@@ -29,9 +30,11 @@ for (const backend of appBackends()) {
     let t: TestHeimdall
     let stopBackend: () => Promise<void>
     let dropDatabase: () => Promise<void>
+    let kuboApi: string | undefined
     beforeAll(async () => {
       const started = await backend.start()
       stopBackend = started.stop
+      kuboApi = started.env.IPFS_API_URL
       const db = await scratchDatabase()
       dropDatabase = db.drop
       t = await startTestHeimdall({ ...started.env, ...db.env, PSA_FETCH_TIMEOUT_SECONDS: '2' })
@@ -83,6 +86,11 @@ for (const backend of appBackends()) {
       expect(new Date(status.created).toISOString()).toBe(status.created)
       expect(status.delegates.length).toBeGreaterThanOrEqual(1)
       for (const d of status.delegates) expect(d).toMatch(PEER_DELEGATE)
+      // The node that holds the pins: over Kubo, Kubo's peer id (its own `id`), not Heimdall's key.
+      const holder = kuboApi === undefined
+        ? (await resolvePeerIdentity(t.dataDir)).peerId
+        : ((await (await fetch(`${kuboApi}/api/v0/id`, { method: 'POST' })).json()) as { ID: string }).ID
+      for (const d of status.delegates) expect(d.endsWith(`/p2p/${holder}`)).toBe(true)
       expect(await psa(bob.token).get(status.requestid)).toEqual(status)
       // Not someone else's to see or delete.
       expect((await psa(alice.token).get(status.requestid, 404)).error.reason).toBe('NOT_FOUND')

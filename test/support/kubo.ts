@@ -44,24 +44,48 @@ export interface KuboNode {
   gatewayUrl: string
   /** Its repository (IPFS_PATH); its flatfs blocks are in `blocks/`. */
   repo: string
+  /** Its peer id. */
+  peerId: string
+  /** Where its swarm listens (loopback), each ending in /p2p/<peer id>; empty offline. */
+  swarm: string[]
+  /** What the daemon has printed so far (its log, with GOLOG_LOG_LEVEL set in the environment). */
+  output: () => string
   /** Runs the ipfs CLI against this node's repo (and so its daemon). */
   cli: (...args: string[]) => Promise<string>
   stop: () => Promise<void>
 }
 
+export interface KuboOptions {
+  /**
+   * A daemon on the network, but a network of loopback only: the test
+   * profile's swarm on 127.0.0.1, no bootstrap peers, no mDNS, and
+   * `routing` (default `none`: no DHT; `dhtserver`: the DHTs, whose only
+   * peers are the ones the test connects it to). It dials only what it is
+   * told to (`ipfs swarm connect`, Peering) or what its DHT peers name.
+   */
+  online?: boolean
+  routing?: 'none' | 'dhtserver'
+  /** Its bootstrap peers (loopback addresses of other test nodes); none by default. */
+  bootstrap?: string[]
+}
+
 /**
- * An offline Kubo daemon on loopback: `ipfs init --profile=test,<profile>`
- * (loopback addresses, no bootstrap peers, no discovery), then `ipfs daemon
- * --offline`. It dials nothing.
+ * A Kubo daemon on loopback: `ipfs init --profile=test,<profile>` (loopback
+ * addresses, no bootstrap peers, no discovery), then `ipfs daemon --offline`
+ * (unless `online`, see KuboOptions). It dials nothing.
  */
-export async function startKubo (bin: string, profile: ImportProfileName = 'unixfs-v1-2025'): Promise<KuboNode> {
+export async function startKubo (bin: string, profile: ImportProfileName = 'unixfs-v1-2025', options: KuboOptions = {}): Promise<KuboNode> {
   const repo = await mkdtemp(join(tmpdir(), 'heimdall-kubo-'))
   const env = { ...process.env, IPFS_PATH: repo }
   const cli = async (...args: string[]): Promise<string> => (await run(bin, args, { env, maxBuffer: 64 * 1024 * 1024 })).stdout
   await cli('init', `--profile=test,${profile}`)
-  await cli('config', '--json', 'Routing.Type', '"none"')
+  await cli('config', '--json', 'Routing.Type', JSON.stringify(options.online === true ? options.routing ?? 'none' : 'none'))
   await cli('config', '--json', 'Gateway.NoFetch', 'true')
-  const child = spawn(bin, ['daemon', '--offline'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  if (options.bootstrap !== undefined) {
+    if (!options.bootstrap.every((a) => a.startsWith('/ip4/127.0.0.1/'))) throw new Error('test Kubo nodes bootstrap from loopback only')
+    await cli('config', '--json', 'Bootstrap', JSON.stringify(options.bootstrap))
+  }
+  const child = spawn(bin, options.online === true ? ['daemon'] : ['daemon', '--offline'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
   child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
@@ -84,9 +108,14 @@ export async function startKubo (bin: string, profile: ImportProfileName = 'unix
       await new Promise((resolve) => setTimeout(resolve, 100))
     }
   }
+  const peerId = (await cli('id', '-f', '<id>')).trim()
+  const swarm = options.online === true ? (await cli('swarm', 'addrs', 'local', '--id')).split('\n').map((line) => line.trim()).filter((line) => line.startsWith('/ip4/127.0.0.1/tcp/')) : []
   return {
     apiUrl,
     gatewayUrl,
+    peerId,
+    swarm,
+    output: () => output,
     repo,
     cli,
     stop: async () => {

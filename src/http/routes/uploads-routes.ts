@@ -10,7 +10,10 @@ import { callerOf, requireCaller, type Authenticator, type Scope } from '../auth
 import type { QuotaService } from '../../services/quota-service.ts'
 import { wantsHtml } from '../negotiate.ts'
 import { map, streamJsonList } from '../json-stream.ts'
-import { gatewayLink, presentUpload } from '../presenters.ts'
+import { gatewayLink, presentPinRequest, presentUpload } from '../presenters.ts'
+import { describeReach, type IpfsReach } from '../ipfs-reach.ts'
+import { PIN_STATUSES } from '../../db/pin-request-repository.ts'
+import type { PinRequestService } from '../../services/pin-request-service.ts'
 import type { BrowserSessions } from '../session.ts'
 import { idParam } from '../openapi/requests.ts'
 
@@ -21,7 +24,15 @@ export interface UploadsRoutesDeps {
   sessions: BrowserSessions
   thumbnails: ThumbnailService
   gatewayUrl: string
+  /** The person's Pinning Service API requests, listed with their uploads. */
+  pinRequests?: Pick<PinRequestService, 'list'>
+  /** Where content can be fetched from, said in the JSON list. */
+  ipfsReach?: IpfsReach
 }
+
+/** Pin requests listed on the page and in the JSON list: the newest. */
+const PIN_REQUESTS_LISTED = 50
+const PIN_REQUESTS_IN_JSON = 1000
 
 /** Textures a browser shows itself: their thumbnail is the file, sized by the page. */
 const BROWSER_IMAGES = new Set(['png', 'jpg', 'jpeg', 'webp'])
@@ -45,9 +56,10 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
     const search = typeof req.query.q === 'string' ? req.query.q.trim().slice(0, 100) : ''
     if (wantsHtml(req)) {
       const page = Math.max(1, intParam(req.query.page, 1, 1_000_000))
-      const [{ uploads, total }, quota] = await Promise.all([
+      const [{ uploads, total }, quota, pins] = await Promise.all([
         deps.uploads.list(identity, { limit: PAGE_SIZE, offset: (page - 1) * PAGE_SIZE, search }),
-        deps.quotas.status(identity)
+        deps.quotas.status(identity),
+        listPinRequests(identity, PIN_REQUESTS_LISTED)
       ])
       res.setHeader('Cache-Control', 'no-store')
       res.render('uploads', {
@@ -58,16 +70,35 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
         pages: Math.max(1, Math.ceil(total / PAGE_SIZE)),
         total,
         search,
-        quota
+        quota,
+        pinRequests: pins.results.map((p) => presentPinRequest(p, deps.gatewayUrl)),
+        pinRequestCount: pins.count
       })
       return
     }
     const limit = intParam(req.query.limit, MAX_JSON_LIMIT, MAX_JSON_LIMIT)
     const offset = intParam(req.query.offset, 0, Number.MAX_SAFE_INTEGER)
-    const [total, { usage, quota }] = await Promise.all([deps.uploads.count(identity, search), deps.quotas.status(identity)])
+    const [total, { usage, quota }, pins] = await Promise.all([deps.uploads.count(identity, search), deps.quotas.status(identity), listPinRequests(identity, PIN_REQUESTS_IN_JSON)])
     res.setHeader('Cache-Control', 'no-store')
-    await streamJsonList(res, { username: identity.username, total, limit, offset, usage, quota }, 'uploads',
+    // Keys are only ever added here: the add-on reads `uploads`. Pin requests (every status, newest first) and where content can be fetched come first.
+    await streamJsonList(res, {
+      username: identity.username,
+      total,
+      limit,
+      offset,
+      usage,
+      quota,
+      ...(deps.ipfsReach === undefined ? {} : { ipfs: describeReach(deps.ipfsReach, deps.gatewayUrl) }),
+      pinRequestTotal: pins.count,
+      pinRequests: pins.results.map((p) => presentPinRequest(p, deps.gatewayUrl))
+    }, 'uploads',
       map(deps.uploads.listStream(identity, { limit, offset, search }), (u) => presentUpload(u, deps.gatewayUrl)))
+  }
+
+  /** The person's pin requests of every status, newest first. */
+  async function listPinRequests (identity: Identity, limit: number): Promise<{ results: Awaited<ReturnType<PinRequestService['list']>>['results'], count: number }> {
+    if (deps.pinRequests === undefined) return { results: [], count: 0 }
+    return deps.pinRequests.list(identity, { statuses: [...PIN_STATUSES] }, limit)
   }
 
   function renderSignIn (res: Response, status: number, error: string | null, username = ''): void {

@@ -1,0 +1,102 @@
+import { EventEmitter } from 'node:events'
+import { describe, expect, it } from 'vitest'
+import { DialPolicy, ipScope } from '../../src/ipfs/network/address-policy.ts'
+import { BandwidthGovernor, TokenBucket } from '../../src/ipfs/network/bandwidth.ts'
+import { parseTcpMultiaddr } from '../../src/ipfs/network/multiaddr-text.ts'
+
+const PEER = '12D3KooWGWFjX6fL6scCLszn4yfWoGsM45XTuTBdTEwLomJGNa9Q'
+
+describe('multiaddrs as the configuration writes them', () => {
+  it('reads TCP addresses over IPv4, IPv6 and DNS, with or without a peer id', () => {
+    expect(parseTcpMultiaddr(`/ip4/127.0.0.1/tcp/4001/p2p/${PEER}`)).toEqual({ protocol: 'ip4', host: '127.0.0.1', port: 4001, peerId: PEER })
+    expect(parseTcpMultiaddr('/ip6/::1/tcp/0')).toEqual({ protocol: 'ip6', host: '::1', port: 0, peerId: undefined })
+    expect(parseTcpMultiaddr('/dnsaddr/bootstrap.libp2p.io/p2p/QmNnooDu7bfjPFoTZYxMNLWUQJyrVwtbZg5gBMjTezGAJN')).toMatchObject({ protocol: 'dnsaddr', port: undefined })
+    for (const bad of ['', 'ip4/1.2.3.4/tcp/1', '/ip4/1.2.3.4', '/ip4/1.2.3.4/tcp/70000', '/ip4/1.2.3.4/tcp/1/ws', '/unix/tmp/x', '/dns4/-bad-/tcp/1']) {
+      expect(typeof parseTcpMultiaddr(bad)).toBe('string')
+    }
+  })
+})
+
+describe('the dial policy', () => {
+  it('sorts addresses by where they lead', () => {
+    expect(['127.0.0.1', '::1', '10.1.2.3', '172.20.0.5', '192.168.1.1', '100.64.0.1', 'fd00::1', 'fe80::1', '::ffff:127.0.0.1', '0.0.0.0', '::', '8.8.8.8', '2001:db8::1'].map(ipScope))
+      .toEqual(['loopback', 'loopback', 'private', 'private', 'private', 'private', 'private', 'private', 'loopback', 'unspecified', 'unspecified', 'public', 'public'])
+  })
+
+  it('a node listening on every interface dials the internet, and private or loopback peers only when named', () => {
+    const policy = new DialPolicy({ listen: ['/ip4/0.0.0.0/tcp/4001'], explicit: [`/ip4/192.168.1.20/tcp/4001/p2p/${PEER}`] })
+    expect(policy.refusal('8.8.8.8', 4001)).toBeUndefined()
+    expect(policy.refusal('127.0.0.1', 5432)).toMatch(/^a loopback address/)
+    expect(policy.refusal('10.0.0.7', 4001)).toMatch(/^a private address/)
+    expect(policy.refusal('192.168.1.20', 4001)).toBeUndefined()
+    expect(policy.refusal('192.168.1.20', 4002, PEER)).toBeUndefined()
+    expect(policy.originRefusal('/ip4/127.0.0.1/tcp/22')).toMatch(/loopback/)
+    expect(policy.originRefusal('/ip4/203.0.113.9/tcp/4001')).toBeUndefined()
+    expect(policy.originRefusal('/ip4/1.2.3.4/udp/4001/quic-v1')).toMatch(/TCP/)
+  })
+
+  it('a node on loopback reaches loopback peers (the tests\' network), and not the LAN', () => {
+    const policy = new DialPolicy({ listen: ['/ip4/127.0.0.1/tcp/0'], explicit: [] })
+    expect(policy.refusal('127.0.0.1', 40123)).toBeUndefined()
+    expect(policy.refusal('192.168.0.2', 4001)).toMatch(/private/)
+  })
+})
+
+describe('the bandwidth caps', () => {
+  it('a token bucket lets a second of its rate go at once, then makes the sender wait out the debt', () => {
+    const bucket = new TokenBucket(100_000)
+    expect(bucket.waitMs()).toBe(0)
+    bucket.take(100_000)
+    expect(bucket.waitMs()).toBe(0)
+    bucket.take(50_000)
+    expect(bucket.waitMs()).toBeGreaterThan(450)
+    expect(bucket.waitMs()).toBeLessThanOrEqual(500)
+  })
+
+  /** A stand-in for @libp2p/tcp's connection: what the governor wraps. */
+  function fakeConnection (remote: string): { conn: Record<string, unknown>, sent: number[], paused: () => boolean, events: EventEmitter } {
+    const events = new EventEmitter()
+    const sent: number[] = []
+    let paused = false
+    const conn: Record<string, unknown> = {
+      remoteAddr: { toString: () => remote },
+      sendData: (data: { byteLength: number }) => { sent.push(data.byteLength); return { sentBytes: data.byteLength, canSendMore: true } },
+      onData: () => {},
+      sendPause: () => { paused = true },
+      sendResume: () => { paused = false },
+      safeDispatchEvent: (type: string) => events.emit(type),
+      addEventListener: (type: string, listener: () => void) => { events.once(type, listener) }
+    }
+    return { conn, sent, paused: () => paused, events }
+  }
+
+  it('holds a connection\'s writes once the host has spent its budget, and releases them with a drain', async () => {
+    const governor = new BandwidthGovernor({ total: 0, perHost: 64 * 1024 })
+    const { conn, sent, events } = fakeConnection('/ip4/198.51.100.7/tcp/4001')
+    governor.govern(conn)
+    const send = conn.sendData as (d: { byteLength: number }) => { sentBytes: number, canSendMore: boolean }
+    expect(send({ byteLength: 64 * 1024 })).toEqual({ sentBytes: 64 * 1024, canSendMore: true })
+    expect(send({ byteLength: 32 * 1024 })).toEqual({ sentBytes: 32 * 1024, canSendMore: false })
+    // In debt: nothing more goes out until the drain.
+    expect(send({ byteLength: 1 })).toEqual({ sentBytes: 0, canSendMore: false })
+    const started = Date.now()
+    await new Promise((resolve) => events.once('drain', resolve))
+    expect(Date.now() - started).toBeGreaterThanOrEqual(400)
+    expect(sent).toEqual([64 * 1024, 32 * 1024])
+    events.emit('close')
+  })
+
+  it('pauses reading past the budget and resumes after it, keeping the stream\'s own pause', async () => {
+    const governor = new BandwidthGovernor({ total: 32 * 1024, perHost: 0 })
+    const { conn, paused } = fakeConnection('/ip4/198.51.100.8/tcp/4001')
+    governor.govern(conn)
+    const onData = conn.onData as (d: { byteLength: number }) => void
+    onData({ byteLength: 48 * 1024 })
+    expect(paused()).toBe(true)
+    // The stream resuming on its own does not lift the cap.
+    ;(conn.sendResume as () => void)()
+    expect(paused()).toBe(true)
+    await new Promise((resolve) => setTimeout(resolve, 700))
+    expect(paused()).toBe(false)
+  })
+})
