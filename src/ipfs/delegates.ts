@@ -1,7 +1,7 @@
 import type { Logger } from 'pino'
 import { delegateAddresses } from './peer-identity.ts'
 import type { IpfsBackend } from './ipfs-backend.ts'
-import { KuboBackend } from './kubo-backend.ts'
+import type { KuboBackend } from './kubo-backend.ts'
 import { ipScope } from './network/address-policy.ts'
 import { parseTcpMultiaddr } from './network/multiaddr-text.ts'
 
@@ -59,8 +59,8 @@ export async function openDelegates (backend: IpfsBackend, options: { publicUrl:
     timer.unref()
     return { list, close: () => { clearInterval(timer) } }
   }
-  if (!(backend instanceof KuboBackend)) return { list, close: () => {} }
-  const kubo = backend
+  if (backend.kind !== 'kubo') return { list, close: () => {} }
+  const kubo = backend as unknown as KuboBackend
   const refresh = async (): Promise<void> => {
     try {
       const { peerId, addresses } = await kubo.identify()

@@ -2,7 +2,6 @@ import { join } from 'node:path'
 import type { Logger } from 'pino'
 import type { Config } from '../config.ts'
 import { HeliaBackend } from './helia-backend.ts'
-import { KuboBackend } from './kubo-backend.ts'
 import type { IpfsBackend } from './ipfs-backend.ts'
 
 /**
@@ -11,7 +10,11 @@ import type { IpfsBackend } from './ipfs-backend.ts'
  * the peer key, when given).
  */
 export async function openIpfsBackend (config: Pick<Config, 'dataDir' | 'ipfsApiUrl'> & Partial<Pick<Config, 'network'>>, options: { privateKey?: Uint8Array, logger?: Logger } = {}): Promise<IpfsBackend> {
-  if (config.ipfsApiUrl !== undefined) return new KuboBackend(config.ipfsApiUrl)
+  if (config.ipfsApiUrl !== undefined) {
+    // Loaded only when used: Kubo's RPC client is ~16 MB of resident memory the embedded node never needs.
+    const { KuboBackend } = await import('./kubo-backend.ts')
+    return new KuboBackend(config.ipfsApiUrl)
+  }
   const { network } = config
   const { privateKey, logger } = options
   const joins = network !== undefined && network.mode !== 'off' && privateKey !== undefined && logger !== undefined
