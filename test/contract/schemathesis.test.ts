@@ -40,7 +40,8 @@ describe.skipIf(!installed)('schemathesis against /openapi.json', () => {
       // Replacing the token would sign the fuzzer out for the rest of the run.
       '--exclude-operation-id', 'rotateToken'
     ]
-    const result = await run('schemathesis', args, { timeout: 240_000, maxBuffer: 32 * 1024 * 1024 }).then(
+    // In the test's DATA_DIR: schemathesis keeps its example database in the working folder.
+    const result = await run('schemathesis', args, { cwd: t.dataDir, timeout: 240_000, maxBuffer: 32 * 1024 * 1024 }).then(
       ({ stdout }) => ({ code: 0, output: stdout }),
       (err: { code?: number, stdout?: string, stderr?: string }) => ({ code: err.code ?? -1, output: `${err.stdout ?? ''}\n${err.stderr ?? ''}` })
     )

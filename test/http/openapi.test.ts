@@ -90,6 +90,7 @@ describe('the OpenAPI description (/openapi.json)', () => {
     const list = await t.request.get('/uploads').set(bearer)
     conforms('get', '/uploads', list)
     conforms('get', '/uploads', await t.request.get('/uploads?limit=0').set(bearer))
+    conforms('get', '/uploads', await t.request.get('/uploads?limit=2&offset=0&q=contract').set(bearer))
     const id = (list.body as { uploads: Array<{ id: number }> }).uploads[0]?.id ?? 0
     conforms('get', '/uploads/{id}', await t.request.get(`/uploads/${id}`).set(bearer))
     conforms('get', '/uploads/{id}', await t.request.get('/uploads/999999').set(bearer))

@@ -92,8 +92,8 @@ export const uploadList = z.object({
   usage,
   quota: usage,
   ipfs: z.object({ gateway: url, ipfsNetwork: z.enum(['none', 'peers', 'public']), note: z.string() }).optional(),
-  pinRequestTotal: count.optional(),
-  pinRequests: z.array(pinRequestListed).optional(),
+  pinRequestTotal: count,
+  pinRequests: z.array(pinRequestListed),
   uploads: z.array(upload)
 }).meta({ title: 'UploadList' })
 

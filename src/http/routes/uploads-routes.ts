@@ -1,7 +1,7 @@
 import express, { Router, type Request, type Response } from 'express'
 import { extensionOf } from '../../assets/asset-kinds.ts'
 import type { Identity } from '../../db/identity-repository.ts'
-import { HeimdallError, NotFoundError, UnauthorizedError } from '../../errors.ts'
+import { BadRequestError, HeimdallError, NotFoundError, UnauthorizedError } from '../../errors.ts'
 import type { UploadService } from '../../services/upload-service.ts'
 import { MAX_THUMBNAIL_BYTES, type ThumbnailService } from '../../services/thumbnail-service.ts'
 import { parseCid } from '../cid-param.ts'
@@ -15,7 +15,7 @@ import { describeReach, type IpfsReach } from '../ipfs-reach.ts'
 import { PIN_STATUSES } from '../../db/pin-request-repository.ts'
 import type { PinRequestService } from '../../services/pin-request-service.ts'
 import type { BrowserSessions } from '../session.ts'
-import { idParam } from '../openapi/requests.ts'
+import { idParam, MAX_LIST_LIMIT, uploadListQuery } from '../openapi/requests.ts'
 
 export interface UploadsRoutesDeps {
   authenticator: Authenticator
@@ -42,7 +42,6 @@ const NEUTRAL_ICON = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64
   '<path d="M32 12 50 22v20L32 52 14 42V22z" fill="none" stroke="#8a93a6" stroke-width="3" stroke-linejoin="round"/><path d="M14 22l18 10 18-10M32 32v20" fill="none" stroke="#8a93a6" stroke-width="3"/></svg>'
 
 const PAGE_SIZE = 50
-const MAX_JSON_LIMIT = 1000
 
 const intParam = (value: unknown, fallback: number, max: number): number => {
   const n = typeof value === 'string' ? Number.parseInt(value, 10) : Number.NaN
@@ -76,8 +75,11 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
       })
       return
     }
-    const limit = intParam(req.query.limit, MAX_JSON_LIMIT, MAX_JSON_LIMIT)
-    const offset = intParam(req.query.offset, 0, Number.MAX_SAFE_INTEGER)
+    // The JSON list's query, parsed with the schema its OpenAPI description is made of.
+    const query = uploadListQuery.safeParse(req.query)
+    if (!query.success) throw new BadRequestError(`the query is malformed: ${query.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`)
+    const limit = query.data.limit ?? MAX_LIST_LIMIT
+    const offset = query.data.offset ?? 0
     const [total, { usage, quota }, pins] = await Promise.all([deps.uploads.count(identity, search), deps.quotas.status(identity), listPinRequests(identity, PIN_REQUESTS_IN_JSON)])
     res.setHeader('Cache-Control', 'no-store')
     // Keys are only ever added here: the add-on reads `uploads`. Pin requests (every status, newest first) and where content can be fetched come first.
