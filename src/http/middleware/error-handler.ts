@@ -24,6 +24,16 @@ export function isDatabaseUnavailable (err: unknown): boolean {
   return DB_UNAVAILABLE_SQLSTATE.test(code) && 'severity' in err
 }
 
+/**
+ * PostgreSQL refusing text it cannot store: a NUL character (which UTF-8
+ * allows and PostgreSQL's text does not) or invalid encoding, sent in a name,
+ * a search or a credential. The client's input, so a 400, not a 500.
+ */
+export function isUnstorableText (err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code
+  return err instanceof Error && 'severity' in err && (code === '22021' || code === '22P05')
+}
+
 /** Did the client go away? Then there is no one to answer. */
 function clientGone (req: Request, err: unknown): boolean {
   if (err instanceof ClientClosedRequestError) return true
@@ -53,6 +63,7 @@ function normalize (err: unknown, maxUploadBytes: number): unknown {
     return new BadRequestError(`the upload form is malformed: ${err.message}`)
   }
   if (isDatabaseUnavailable(err)) return new ServiceUnavailableError('the database cannot be reached; try again later')
+  if (isUnstorableText(err)) return new BadRequestError('text with a NUL character, or bytes that are not UTF-8, cannot be stored or looked up')
   if (isOutOfSpace(err)) return new InsufficientStorageError()
   return err
 }

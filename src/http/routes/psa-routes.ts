@@ -7,7 +7,7 @@ import { PIN_STATUSES, TEXT_MATCHES, type PinRequest, type PinRequestFilter } fr
 import { BadRequestError, ContentBlockedError, HeimdallError, NotFoundError, TooManyRequestsError } from '../../errors.ts'
 import type { Denylist } from '../../denylist/denylist.ts'
 import type { PinInput, PinRequestService } from '../../services/pin-request-service.ts'
-import { isDatabaseUnavailable } from '../middleware/error-handler.ts'
+import { isDatabaseUnavailable, isUnstorableText } from '../middleware/error-handler.ts'
 import { requireCaller, type Authenticator } from '../authentication.ts'
 import { PSA_MAX_CIDS, PSA_MAX_NAME, psaMeta, psaPin } from '../openapi/requests.ts'
 
@@ -205,6 +205,7 @@ export function psaRoutes (deps: PsaRoutesDeps): Router {
       else if (status >= 400 && status < 500) known = new BadRequestError('the request body is not JSON it can read')
     }
     if (known === undefined && isDatabaseUnavailable(err)) known = new HeimdallError('the database cannot be reached; try again later', 'ERR_SERVICE_UNAVAILABLE', 503)
+    if (known === undefined && isUnstorableText(err)) known = new BadRequestError('text with a NUL character, or bytes that are not UTF-8, cannot be stored or looked up')
     if (known === undefined) deps.logger.error({ err, reqId: req.id }, 'unhandled error in the Pinning Service API')
     else if (known.status >= 500) deps.logger.warn({ err, reqId: req.id }, known.message)
     const status = known?.status ?? 500
