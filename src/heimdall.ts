@@ -1,4 +1,5 @@
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises'
+import { CID } from 'multiformats/cid'
 import { join, resolve } from 'node:path'
 import type { Express } from 'express'
 import type { Logger } from 'pino'
@@ -142,7 +143,7 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
   })
   // Disabled identities (npm run admin -- disable): what only they hold is not served, read again as often as the denylists.
   const suspended = new SuspendedContent(async () => blockedRoots.heldOnlyByDisabled(), logger)
-  const enforcer = new DenylistEnforcer({ denylist, blocked: blockedRoots, pins: uploads, logger, onTakenDown: () => { reader.forget() } })
+  const enforcer = new DenylistEnforcer({ denylist, blocked: blockedRoots, pins: uploads, isPinned: async (rootCid) => ipfsCalls.isPinned(CID.parse(rootCid)), logger, onTakenDown: () => { reader.forget() } })
   const denylists = new DenylistWatcher({
     dir: resolve(dataDir, config.denylistDir ?? 'denylists'),
     denylist,

@@ -67,6 +67,17 @@ export class BlockedContentRepository {
     return rows.map((row) => row.cid)
   }
 
+  /** Every blocked root, a batch at a time. */
+  async * blockedRoots (batch = 500): AsyncIterable<string> {
+    let after = ''
+    for (;;) {
+      const rows = await this.#db<{ root_cid: string }>('blocked_roots').where('root_cid', '>', after).orderBy('root_cid').limit(batch).select('root_cid')
+      for (const row of rows) yield row.root_cid
+      if (rows.length < batch) return
+      after = rows.at(-1)?.root_cid ?? after
+    }
+  }
+
   async count (): Promise<number> {
     const row = await this.#db('blocked_roots').count<{ count: string | number }>('* as count').first()
     return Number(row?.count ?? 0)

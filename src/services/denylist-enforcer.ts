@@ -12,6 +12,8 @@ export interface DenylistEnforcerOptions {
     changePin: <T>(rootCid: string, work: () => Promise<T>) => Promise<T>
     releaseIfUnreferenced: (rootCid: string) => Promise<boolean>
   }
+  /** Whether this instance's node pins a root: another instance may have recorded the take-down first. */
+  isPinned: (rootCid: string) => Promise<boolean>
   logger: Logger
   /** Told when content was taken down, e.g. to empty the gateway's caches. */
   onTakenDown?: () => void
@@ -47,6 +49,13 @@ export class DenylistEnforcer {
         await pins.releaseIfUnreferenced(held.rootCid)
       })
       logger.warn({ rootCid: held.rootCid, rule: by.rule.text, list: by.file }, 'content taken down: it is on a denylist')
+      takenDown++
+    }
+    // Roots another instance (sharing the database) took down first: this node unpins its own copy too.
+    for await (const rootCid of blocked.blockedRoots()) {
+      if (!await this.#options.isPinned(rootCid)) continue
+      await pins.changePin(rootCid, async () => { await pins.releaseIfUnreferenced(rootCid) })
+      logger.warn({ rootCid }, 'content taken down here too: another instance found it on a denylist')
       takenDown++
     }
     if (takenDown > 0) this.#options.onTakenDown?.()
