@@ -10,7 +10,8 @@ import { CID } from 'multiformats/cid'
 import { HeimdallError, InsufficientStorageError, isOutOfSpace, NotFoundError, ServiceUnavailableError } from '../errors.ts'
 import { GcGate } from './gc-gate.ts'
 import { IMPORT_PROFILES, type ImportProfileName } from './import-profiles.ts'
-import type { DirectoryEntry, GcReport, ImportCandidate, ImportedNode, ImportLease, IpfsBackend, NodeStat, ReadOptions, VerifiedBlock } from './ipfs-backend.ts'
+import type { DirectoryEntry, GcReport, ImportCandidate, ImportedNode, ImportLease, IpfsBackend, NodeNetwork, NodeStat, ReadOptions, VerifiedBlock } from './ipfs-backend.ts'
+import { kuboNetwork } from './kubo-network.ts'
 
 /** The multipart body Kubo's add reads: one part per file or directory, paths in the file name. */
 async function * multipartBody (candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, boundary: string): AsyncIterable<Uint8Array> {
@@ -46,8 +47,14 @@ async function * carBody (blocks: AsyncIterable<VerifiedBlock> | Iterable<Verifi
   if (started) yield Buffer.from(`\r\n--${boundary}--\r\n`)
 }
 
-/** Reads never make Kubo search the network for content it does not hold. */
-const OFFLINE = new URLSearchParams({ offline: 'true' })
+/**
+ * Reads never make Kubo search the network for content it does not hold:
+ * `?offline=true` on a read: Kubo answers from its repo and never fetches.
+ * An option of its own, not `searchParams`: kubo-rpc-client spreads
+ * `searchParams` into a plain object, which silently drops a URLSearchParams
+ * (an online Kubo then went to the network for every unknown CID).
+ */
+const OFFLINE: Record<string, unknown> = { offline: true }
 /** The identity multihash: the block is the digest itself, and Kubo's block/get would not be asked. */
 const IDENTITY = 0x00
 const NOT_FOUND = /not found|no link named|could not find|does not exist|not pinned|merkledag: not found/i
@@ -271,7 +278,7 @@ export class KuboBackend implements IpfsBackend {
   async stat (cid: CID, path: readonly string[] = []): Promise<NodeStat> {
     const target = ipfsPath(cid, path)
     return this.#call(target, async () => {
-      const stat = await this.#client.files.stat(target, { searchParams: OFFLINE })
+      const stat = await this.#client.files.stat(target, OFFLINE)
       return stat.type === 'directory'
         ? { cid: ours(stat.cid), type: 'directory', size: 0 }
         : { cid: ours(stat.cid), type: 'file', size: Number(stat.size) }
@@ -281,7 +288,7 @@ export class KuboBackend implements IpfsBackend {
   async * read (cid: CID, path: readonly string[], options: ReadOptions = {}): AsyncIterable<Uint8Array> {
     const target = ipfsPath(cid, path)
     try {
-      yield * this.#client.cat(target, { offset: options.offset, length: options.length, signal: options.signal, searchParams: OFFLINE })
+      yield * this.#client.cat(target, { offset: options.offset, length: options.length, signal: options.signal, ...OFFLINE })
     } catch (err) {
       throw this.#translate(err, target)
     }
@@ -290,7 +297,7 @@ export class KuboBackend implements IpfsBackend {
   async * list (cid: CID, path: readonly string[] = []): AsyncIterable<DirectoryEntry> {
     const target = ipfsPath(cid, path)
     try {
-      for await (const entry of this.#client.ls(target, { searchParams: OFFLINE })) {
+      for await (const entry of this.#client.ls(target, OFFLINE)) {
         yield { name: entry.name, cid: ours(entry.cid), type: entry.type === 'dir' ? 'directory' : 'file', size: entry.type === 'dir' ? 0 : Number(entry.size) }
       }
     } catch (err) {
@@ -300,7 +307,30 @@ export class KuboBackend implements IpfsBackend {
 
   async getBlock (cid: CID, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
     if (cid.multihash.code === IDENTITY) return cid.multihash.digest
-    return this.#call(`block ${cid.toString()}`, async () => this.#client.block.get(cid, { signal: options.signal, searchParams: OFFLINE }))
+    return this.#call(`block ${cid.toString()}`, async () => this.#client.block.get(cid, { signal: options.signal, ...OFFLINE }))
+  }
+
+  #network: NodeNetwork | undefined
+
+  /** Kubo on the IPFS network, once `joinNetwork` found it online; undefined for an offline Kubo. */
+  get network (): NodeNetwork | undefined {
+    return this.#network
+  }
+
+  /** Asks Kubo whether it is on the network; pin requests for content it lacks are then fetched through it. */
+  async joinNetwork (): Promise<void> {
+    this.#network = await kuboNetwork(this.#client)
+  }
+
+  /**
+   * One block for a pin request, asked of Kubo online: held, or fetched from
+   * its peers (Kubo checks it against the CID and keeps it in its repo) until
+   * `signal` aborts. Under the lease, Heimdall's collections wait; a discard
+   * leaves what came to the next collection, as for imports.
+   */
+  async fetchBlock (cid: CID, options: { lease: ImportLease, signal: AbortSignal }): Promise<Uint8Array> {
+    if (cid.multihash.code === IDENTITY) return cid.multihash.digest
+    return this.#call(`block ${cid.toString()}`, async () => this.#client.block.get(cid, { signal: options.signal }))
   }
 
   async ping (): Promise<void> {
