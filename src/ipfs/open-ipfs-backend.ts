@@ -13,7 +13,10 @@ export async function openIpfsBackend (config: Pick<Config, 'dataDir' | 'ipfsApi
   if (config.ipfsApiUrl !== undefined) {
     // Loaded only when used: Kubo's RPC client is ~16 MB of resident memory the embedded node never needs.
     const { KuboBackend } = await import('./kubo-backend.ts')
-    return new KuboBackend(config.ipfsApiUrl)
+    const kubo = new KuboBackend(config.ipfsApiUrl)
+    // Online, Kubo fetches what pin requests ask for; an unreachable or offline Kubo only pins what it holds.
+    await kubo.joinNetwork().catch((err: unknown) => { options.logger?.warn({ err }, 'could not ask Kubo whether it is on the IPFS network: pin requests will only pin content it already holds') })
+    return kubo
   }
   const { network } = config
   const { privateKey, logger } = options

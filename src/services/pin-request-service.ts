@@ -119,7 +119,7 @@ export class PinRequestService {
   /** Why content this node lacks cannot be had, said in `info.status_details`. */
   get #cannotFetch (): string {
     return this.#options.backend.kind === 'kubo'
-      ? 'Heimdall does not ask Kubo to fetch pin requests from the IPFS network: it pins only content Kubo already holds (upload it, or import a CAR)'
+      ? 'Kubo is not on the IPFS network (offline, or not reachable when Heimdall started): it pins only content Kubo already holds (upload it, or import a CAR)'
       : 'this node has no IPFS networking (IPFS_NETWORK=off), so it pins only content it already holds (upload it, or import a CAR)'
   }
 

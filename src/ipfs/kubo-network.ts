@@ -1,0 +1,43 @@
+import { multiaddr } from '@multiformats/multiaddr'
+import type { KuboRPCClient } from 'kubo-rpc-client'
+import type { NodeNetwork } from './ipfs-backend.ts'
+import { DialPolicy } from './network/address-policy.ts'
+
+/**
+ * Kubo on the IPFS network, as pin requests use it: Kubo joins the network
+ * itself (its swarm, its routing), so a block it lacks is fetched by asking
+ * Kubo for it online. A pin request's origins are dialed with `swarm
+ * connect`, under the same dial policy as the embedded node's (public
+ * addresses, and loopback or private ones only where Kubo listens itself).
+ * An offline Kubo (no swarm addresses) is not on the network: undefined.
+ */
+export async function kuboNetwork (client: KuboRPCClient): Promise<NodeNetwork | undefined> {
+  const id = await client.id({ timeout: 5000 })
+  const peerId = id.id.toString()
+  const addresses = (id.addresses ?? []).map((ma) => ma.toString()).map((text) => (text.includes('/p2p/') ? text : `${text}/p2p/${peerId}`))
+  if (addresses.length === 0) return undefined
+  const policy = new DialPolicy({ listen: addresses, explicit: [] })
+  let peers = 0
+  const countPeers = async (): Promise<void> => { peers = (await client.swarm.peers({ timeout: 5000 })).length }
+  await countPeers().catch(() => {})
+  return {
+    mode: 'public',
+    peerId,
+    addresses: () => addresses,
+    peerCount: () => peers,
+    originRefusal: (origin) => policy.originRefusal(origin),
+    connect: async (origins, signal) => {
+      let connected = 0
+      await Promise.all(origins.filter((origin) => policy.originRefusal(origin) === undefined).map(async (origin) => {
+        try {
+          await client.swarm.connect(multiaddr(origin), { signal: AbortSignal.any([AbortSignal.timeout(10_000), ...(signal === undefined ? [] : [signal])]) })
+          connected++
+        } catch {
+          // An origin that does not answer is one fewer place to fetch from, not an error.
+        }
+      }))
+      await countPeers().catch(() => {})
+      return connected
+    }
+  }
+}

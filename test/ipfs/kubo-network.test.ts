@@ -1,0 +1,75 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { CID } from 'multiformats/cid'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { AVATAR_FST, fixture } from '../support/fixtures.ts'
+import { createIdentity, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
+import { startKubo, type KuboNode } from '../support/kubo.ts'
+
+/**
+ * Pin requests over the Kubo backend (the compose stack's shape), on
+ * loopback only: Heimdall's Kubo and another Kubo that alone holds the
+ * content, both online with their swarms on 127.0.0.1, no bootstrap peers,
+ * no DHT. The request's origins name the holder; Heimdall's Kubo fetches.
+ */
+describe.skipIf(inject('kuboBin') === '')('pin requests fetched through an online Kubo backend', () => {
+  let backend: KuboNode
+  let holder: KuboNode
+  let t: TestHeimdall
+  let token: string
+  let work: string
+
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'heimdall-kubo-net-'))
+    ;[backend, holder] = await Promise.all([startKubo(inject('kuboBin'), 'unixfs-v1-2025', { online: true }), startKubo(inject('kuboBin'), 'unixfs-v1-2025', { online: true })])
+    t = await startTestHeimdall({ IPFS_API_URL: backend.apiUrl, IPFS_GATEWAY_URL: backend.gatewayUrl, PSA_FETCH_TIMEOUT_SECONDS: '30' })
+    token = (await createIdentity(t.request)).token
+  })
+  afterAll(async () => {
+    await t.close()
+    await Promise.all([backend.stop(), holder.stop()])
+    await rm(work, { recursive: true, force: true })
+  })
+
+  const addFolder = async (files: Record<string, string | Buffer>): Promise<string> => {
+    const dir = await mkdtemp(join(work, 'folder-'))
+    for (const [path, data] of Object.entries(files)) {
+      await mkdir(join(dir, path, '..'), { recursive: true })
+      await writeFile(join(dir, path), data)
+    }
+    return (await holder.cli('add', '-r', '-Q', '--cid-version=1', '--raw-leaves', dir)).trim()
+  }
+  const statusOf = async (requestId: string): Promise<{ status: string, info: { status_details?: string } }> =>
+    (await t.request.get(`/psa/pins/${requestId}`).set('Authorization', `Bearer ${token}`).expect(200)).body as { status: string, info: { status_details?: string } }
+
+  it('knows its Kubo is on the network, and names Kubo in the delegates', () => {
+    expect(t.heimdall.backend.network?.peerId).toBe(backend.peerId)
+  })
+
+  it('fetches content only the origin holds, checks it as an upload, and has Kubo pin it', async () => {
+    const root = await addFolder({
+      'fetched.fst': AVATAR_FST.replace('TestAvatar', 'ThroughKubo'),
+      'box.fbx': fixture('fbx/box-binary.fbx'),
+      'textures/skin.png': fixture('gltf/BoxTextured/CesiumLogoFlat.png')
+    })
+    // A read never makes Kubo look for what it lacks: an unknown block is a quick 404, online or not.
+    const started = Date.now()
+    await expect(t.heimdall.backend.getBlock(CID.parse(root))).rejects.toThrow(/not found/)
+    await t.request.get(`/ipfs/${root}/fetched.fst`).expect(404)
+    expect(Date.now() - started).toBeLessThan(5000)
+    const added = (await t.request.post('/psa/pins').set('Authorization', `Bearer ${token}`).send({ cid: root, name: 'through kubo', origins: holder.swarm }).expect(202)).body as { requestid: string }
+    await expect.poll(async () => (await statusOf(added.requestid)).status, { timeout: 30_000, interval: 300 }).toBe('pinned')
+    expect((await statusOf(added.requestid)).info.status_details).toMatch(/^fetched from the IPFS network: \d+ blocks, 3 files/)
+    expect(await t.heimdall.backend.isPinned(CID.parse(root))).toBe(true)
+    expect((await t.request.get(`/ipfs/${root}/fetched.fst`).expect(200)).text).toContain('ThroughKubo')
+  })
+
+  it('fails content that does not pass an upload\'s checks, with the reasons, and pins nothing', async () => {
+    const root = await addFolder({ 'tool.exe': Buffer.from('MZ not an asset') })
+    const added = (await t.request.post('/psa/pins').set('Authorization', `Bearer ${token}`).send({ cid: root, origins: holder.swarm }).expect(202)).body as { requestid: string }
+    await expect.poll(async () => (await statusOf(added.requestid)).status, { timeout: 30_000, interval: 300 }).toBe('failed')
+    expect((await statusOf(added.requestid)).info.status_details).toMatch(/exe/)
+    expect(await t.heimdall.backend.isPinned(CID.parse(root))).toBe(false)
+  })
+})
