@@ -154,7 +154,7 @@ async function usage (config: Config): Promise<void> {
     } else {
       console.log(`IPFS node: Kubo at ${config.ipfsApiUrl} (its own figures: ipfs repo stat)`)
     }
-    const top = (await new IdentityRepository(db.knex).list({ limit: 10_000 })).sort((a, b) => b.bytes - a.bytes).slice(0, 10)
+    const top = await new IdentityRepository(db.knex).list({ limit: 10, by: 'bytes' })
     for (const identity of top) console.log(`  ${identity.username.padEnd(32)} ${formatBytes(identity.bytes).padStart(10)} in ${identity.uploads} uploads`)
   })
 }

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex'
+import { HOLDING_STATUSES } from './pin-request-repository.ts'
 
 /** A root some upload or pin request holds, with the files and folders inside it that uploads recorded. */
 export interface HeldContent {
@@ -7,8 +8,6 @@ export interface HeldContent {
   entries: Array<{ path: string, cid: string }>
 }
 
-/** Pin requests whose content is, or will be, held here. */
-const LIVE_PIN_REQUESTS = ['queued', 'pinning', 'pinned']
 
 /** The roots denylists took down (see the blocked_roots migration), and what is held that they are checked against. */
 export class BlockedContentRepository {
@@ -29,7 +28,7 @@ export class BlockedContentRepository {
 
   /** Pin requests of `rootCid` still queued, pinning or pinned become `failed`, with `details` as their status details. */
   async failPinRequests (rootCid: string, details: string): Promise<number> {
-    return this.#db('pin_requests').where({ root_cid: rootCid }).whereIn('status', LIVE_PIN_REQUESTS)
+    return this.#db('pin_requests').where({ root_cid: rootCid }).whereIn('status', HOLDING_STATUSES)
       .update({ status: 'failed', status_details: details, updated_at: this.#db.fn.now() })
   }
 
@@ -63,7 +62,7 @@ export class BlockedContentRepository {
       )
       SELECT root_cid AS cid FROM suspended
       UNION
-      SELECT e.cid FROM upload_entries e JOIN uploads u ON u.id = e.upload_id JOIN suspended s ON s.root_cid = u.root_cid`, [LIVE_PIN_REQUESTS])
+      SELECT e.cid FROM upload_entries e JOIN uploads u ON u.id = e.upload_id JOIN suspended s ON s.root_cid = u.root_cid`, [[...HOLDING_STATUSES]])
     return rows.map((row) => row.cid)
   }
 
@@ -100,7 +99,7 @@ export class BlockedContentRepository {
         WHERE held.root_cid > ?
           AND NOT EXISTS (SELECT 1 FROM blocked_roots WHERE blocked_roots.root_cid = held.root_cid)
         ORDER BY held.root_cid
-        LIMIT ?`, [LIVE_PIN_REQUESTS, after, batch])
+        LIMIT ?`, [[...HOLDING_STATUSES], after, batch])
       if (roots.length === 0) return
       const rootCids = roots.map((row) => row.root_cid)
       const entries: Array<{ root_cid: string, path: string, cid: string }> = await this.#db('upload_entries')

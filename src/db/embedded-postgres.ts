@@ -250,10 +250,16 @@ async function settleLeftovers (dataDir: string): Promise<void> {
  */
 const WATCHED = '( (read _ <&3; kill -INT $$) >/dev/null 2>&1 & ); exec "$0" "$@" 3<&-'
 
-async function waitUntilReady (connection: EmbeddedPostgres['connection'], exited: () => boolean, log: () => string): Promise<void> {
-  const deadline = Date.now() + START_TIMEOUT_MS
+/**
+ * Waits until a PostgreSQL server just started answers a query: polled every
+ * `intervalMs` until `timeoutMs`, failing at once if its process `exited`,
+ * with its `log` in the error. Also what the test setup's server waits with.
+ */
+export async function waitForPostgres (connection: pg.ClientConfig, options: { name: string, exited: () => boolean, log: () => string, timeoutMs: number, intervalMs: number }): Promise<void> {
+  const { name, exited, log } = options
+  const deadline = Date.now() + options.timeoutMs
   for (;;) {
-    if (exited()) throw new Error(`the embedded PostgreSQL exited while starting:\n${log()}`)
+    if (exited()) throw new Error(`${name} exited while starting:\n${log()}`)
     const client = new pg.Client(connection)
     try {
       await client.connect()
@@ -262,8 +268,8 @@ async function waitUntilReady (connection: EmbeddedPostgres['connection'], exite
       return
     } catch (err) {
       await client.end().catch(() => {})
-      if (Date.now() > deadline) throw new Error(`the embedded PostgreSQL did not accept connections in time: ${String(err)}\n${log()}`, { cause: err })
-      await new Promise((resolve) => setTimeout(resolve, 25))
+      if (Date.now() > deadline) throw new Error(`${name} did not accept connections in time: ${String(err)}\n${log()}`, { cause: err })
+      await new Promise((resolve) => setTimeout(resolve, options.intervalMs))
     }
   }
 }
@@ -317,7 +323,7 @@ export async function startEmbeddedPostgres (dir: string): Promise<EmbeddedPostg
   void exited.then(() => { hasExited = true })
   const connection = { host: dataDir, port: PORT, user: 'postgres', database: 'postgres' }
   try {
-    await waitUntilReady(connection, () => hasExited, () => log)
+    await waitForPostgres(connection, { name: 'the embedded PostgreSQL', exited: () => hasExited, log: () => log, timeoutMs: START_TIMEOUT_MS, intervalMs: 25 })
   } catch (err) {
     child.kill('SIGQUIT')
     await exited

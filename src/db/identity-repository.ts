@@ -87,12 +87,12 @@ export class IdentityRepository {
     return await this.#db<IdentityRow>('identities').where({ username: username.toLowerCase() }).update({ disabled_at: at }) > 0
   }
 
-  /** Identities whose name contains `search`, with what their uploads hold, newest first. */
-  async list (options: { search?: string, limit: number }): Promise<IdentitySummary[]> {
+  /** Identities whose name contains `search`, with what their uploads hold: newest first, or those holding most bytes first. */
+  async list (options: { search?: string, limit: number, by?: 'newest' | 'bytes' }): Promise<IdentitySummary[]> {
     const query = this.#db('identities')
       .leftJoin('uploads', 'uploads.identity_id', 'identities.id')
       .groupBy('identities.id')
-      .orderBy('identities.id', 'desc')
+      .orderByRaw(options.by === 'bytes' ? 'coalesce(sum(uploads.size), 0) desc, identities.id desc' : 'identities.id desc')
       .limit(options.limit)
       .select<Array<IdentityRow & { uploads: string | number, bytes: string | number | null }>>([...IDENTITY_COLUMNS, this.#db.raw('count(uploads.id) as uploads'), this.#db.raw('sum(uploads.size) as bytes')])
     if (options.search !== undefined && options.search !== '') query.whereILike('identities.username', `%${options.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`)

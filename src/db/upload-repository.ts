@@ -49,6 +49,8 @@ interface UploadRow {
   warnings: string | string[]
   avatar_report?: string | AvatarReport | null
   created_at: Date | string
+  /** Selected with BLOCKED (see #rows); absent on a row just inserted, which a denylist cannot have taken down. */
+  blocked?: boolean
 }
 
 interface EntryRow {
@@ -60,6 +62,8 @@ interface EntryRow {
 }
 
 const ENTRY_BATCH = 500
+/** Whether a denylist took an upload's content down (blocked_roots), selected with its row. */
+const BLOCKED = 'exists (select 1 from blocked_roots where blocked_roots.root_cid = uploads.root_cid) as blocked'
 
 export class UploadRepository {
   readonly #db: Knex
@@ -112,13 +116,13 @@ export class UploadRepository {
       for (let i = 0; i < entryRows.length; i += ENTRY_BATCH) {
         await trx('upload_entries').insert(entryRows.slice(i, i + ENTRY_BATCH))
       }
-      return { upload: toUpload(row, upload.entries, false), created: true }
+      return { upload: toUpload(row, upload.entries), created: true }
     })
   }
 
   /** The owner's first upload of this content. */
   async findByOwnerAndRoot (identityId: number, rootCid: string): Promise<Upload | undefined> {
-    const rows = await this.#db<UploadRow>('uploads').where({ identity_id: identityId, root_cid: rootCid }).orderBy('id').limit(1)
+    const rows = await this.#rows(this.#db).where({ identity_id: identityId, root_cid: rootCid }).orderBy('id').limit(1)
     const [upload] = await this.#withEntries(this.#db, rows)
     return upload
   }
@@ -155,6 +159,7 @@ export class UploadRepository {
 
   async #page (identityId: number, page: { limit: number, offset: number, search?: string }): Promise<UploadRow[]> {
     return this.#owned(identityId, page.search)
+      .select('uploads.*', this.#db.raw(BLOCKED))
       .orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }])
       .limit(page.limit)
       .offset(page.offset)
@@ -189,7 +194,7 @@ export class UploadRepository {
   }
 
   async #findOne (db: Knex, where: Partial<UploadRow>): Promise<Upload | undefined> {
-    const rows = await db<UploadRow>('uploads').where(where).limit(1)
+    const rows = await this.#rows(db).where(where).limit(1)
     const [upload] = await this.#withEntries(db, rows)
     return upload
   }
@@ -199,18 +204,22 @@ export class UploadRepository {
     const entries = await db<EntryRow>('upload_entries')
       .whereIn('upload_id', rows.map((row) => row.id))
       .orderBy([{ column: 'upload_id' }, { column: 'path' }])
-    const blocked = new Set((await db<{ root_cid: string }>('blocked_roots').whereIn('root_cid', [...new Set(rows.map((row) => row.root_cid))]).select('root_cid')).map((row) => row.root_cid))
     const byUpload = new Map<number, UploadEntry[]>()
     for (const entry of entries) {
       const list = byUpload.get(entry.upload_id) ?? []
       list.push({ path: entry.path, cid: entry.cid, size: Number(entry.size), isDirectory: entry.is_directory })
       byUpload.set(entry.upload_id, list)
     }
-    return rows.map((row) => toUpload(row, byUpload.get(row.id) ?? [], blocked.has(row.root_cid)))
+    return rows.map((row) => toUpload(row, byUpload.get(row.id) ?? []))
+  }
+
+  /** Upload rows with whether a denylist took their content down, in the same query. */
+  #rows (db: Knex): Knex.QueryBuilder<UploadRow, UploadRow[]> {
+    return db<UploadRow>('uploads').select('uploads.*', db.raw(BLOCKED))
   }
 }
 
-function toUpload (row: UploadRow, entries: UploadEntry[], blocked: boolean): Upload {
+function toUpload (row: UploadRow, entries: UploadEntry[]): Upload {
   return {
     id: row.id,
     identityId: row.identity_id,
@@ -223,7 +232,7 @@ function toUpload (row: UploadRow, entries: UploadEntry[], blocked: boolean): Up
     warnings: typeof row.warnings === 'string' ? JSON.parse(row.warnings) as string[] : row.warnings,
     avatarReport: typeof row.avatar_report === 'string' ? JSON.parse(row.avatar_report) as AvatarReport : row.avatar_report ?? null,
     createdAt: new Date(row.created_at),
-    blocked,
+    blocked: row.blocked === true,
     entries
   }
 }

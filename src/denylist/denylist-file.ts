@@ -59,8 +59,8 @@ export interface DenylistFile {
   doubleHashes: Map<string, DenyRule[]>
   /** Legacy double hashes: lowercase hex sha2-256. */
   legacyHashes: Map<string, DenyRule[]>
-  /** The hash functions (`code/size`) the modern double hashes use: each check hashes with each. */
-  hashFunctions: Set<string>
+  /** The hash functions the modern double hashes use, keyed `code/size`: each check hashes with each. */
+  hashFunctions: Map<string, { code: number, size: number }>
   /** Rules counted by kind, IPNS rules too (Heimdall serves no IPNS, so they never match). */
   counts: Record<RuleKind | 'ipns', number>
   problems: DenylistProblem[]
@@ -82,7 +82,7 @@ export async function parseDenylist (lines: AsyncIterable<string> | Iterable<str
     byMultihash: new Map(),
     doubleHashes: new Map(),
     legacyHashes: new Map(),
-    hashFunctions: new Set(),
+    hashFunctions: new Map(),
     counts: { cid: 0, path: 0, prefix: 0, 'double-hash': 0, ipns: 0 },
     problems: []
   }
@@ -193,7 +193,7 @@ function addDoubleHash (file: DenylistFile, hash: string, rule: Omit<DenyRule, '
     const digest = Digest.decode(base58btc.baseDecode(hash))
     if (doubleHashSupported(digest.code, digest.size)) {
       push(file.doubleHashes, hash, { ...rule, kind: 'double-hash', path: '' })
-      file.hashFunctions.add(`${digest.code}/${digest.size}`)
+      file.hashFunctions.set(`${digest.code}/${digest.size}`, { code: digest.code, size: digest.size })
       known = true
     } else if (!known) {
       problem(`multihash function 0x${digest.code.toString(16)} is not supported`)

@@ -73,8 +73,7 @@ export class Denylist {
         }
       }
       consider(file.byMultihash.get(multihash))
-      for (const fn of file.hashFunctions) {
-        const [code = 0, size = 0] = fn.split('/').map(Number)
+      for (const { code, size } of file.hashFunctions.values()) {
         consider(file.doubleHashes.get(doubleHash(code, size, multihash)))
         if (path !== '') consider(file.doubleHashes.get(doubleHash(code, size, `${multihash}/${path}`)))
       }

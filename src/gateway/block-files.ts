@@ -1,9 +1,10 @@
-import { close, open, read, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { base32upper } from 'multiformats/bases/base32'
 import type { CID } from 'multiformats/cid'
 import type { BlockSource } from './content-reader.ts'
+import { readFileInto } from '../ipfs/read-file-into.ts'
 
 /** What Kubo writes into `blocks/SHARDING` for its default flatfs: a block in the folder named by the two characters before its name's last. */
 const KUBO_FLATFS_SHARDING = '/repo/flatfs/shard/v1/next-to-last/2'
@@ -61,33 +62,3 @@ export class BlockFiles implements BlockSource {
     return block.length
   }
 }
-
-/**
- * A file's bytes into `into` with one open, one read and one close (callback
- * fs: no FileHandle object per block); the number of bytes read, less than
- * `into.length` for a shorter file; undefined when there is no such file.
- */
-export async function readFileInto (path: string, into: Uint8Array): Promise<number | undefined> {
-  const fd = await new Promise<number | undefined>((resolve, reject) => {
-    open(path, 'r', (err, fd) => {
-      if (err === null) resolve(fd)
-      else if (err.code === 'ENOENT') resolve(undefined)
-      else reject(err)
-    })
-  })
-  if (fd === undefined) return undefined
-  try {
-    let total = 0
-    // One read fills a block from the page cache; a short one is looped, in case.
-    for (;;) {
-      const n = await new Promise<number>((resolve, reject) => {
-        read(fd, into, total, into.length - total, total, (err, bytesRead) => { if (err === null) resolve(bytesRead); else reject(err) })
-      })
-      total += n
-      if (n === 0 || total === into.length) return total
-    }
-  } finally {
-    close(fd, () => {})
-  }
-}
-

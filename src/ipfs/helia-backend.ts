@@ -1,4 +1,4 @@
-import { close, constants, open, read } from 'node:fs'
+import { constants } from 'node:fs'
 import { access, mkdir, readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { unixfs, type UnixFS } from '@helia/unixfs'
@@ -19,6 +19,7 @@ import { IMPORT_PROFILES } from './import-profiles.ts'
 import { createLightNode } from './helia-light.ts'
 import { unixfsPinWalker } from './unixfs-pin-walker.ts'
 import { lockRepo } from './repo-lock.ts'
+import { readFileInto } from './read-file-into.ts'
 import type { DirectoryEntry, GcReport, ImportCandidate, ImportedNode, ImportLease, IpfsBackend, NodeNetwork, NodeStat, ReadOptions, VerifiedBlock } from './ipfs-backend.ts'
 import type { Helia } from '@helia/interface'
 import type { EmbeddedNetwork } from './network/libp2p-node.ts'
@@ -375,25 +376,9 @@ export class HeliaBackend implements IpfsBackend {
     options.signal?.throwIfAborted()
     const { dir, file } = SHARDING.encode(cid)
     const path = join(this.#blocksDir, dir, file)
-    const fd = await new Promise<number>((resolve, reject) => {
-      open(path, 'r', (err, fd) => {
-        if (err === null) { resolve(fd); return }
-        reject(err.code === 'ENOENT' ? new NotFoundError(`block ${cid.toString()} not found on this node`) : err)
-      })
-    })
-    try {
-      let total = 0
-      // One read fills a block from the page cache; a short one is looped, in case.
-      for (;;) {
-        const n = await new Promise<number>((resolve, reject) => {
-          read(fd, into, total, into.length - total, total, (err, bytesRead) => { if (err === null) resolve(bytesRead); else reject(err) })
-        })
-        total += n
-        if (n === 0 || total === into.length) return total
-      }
-    } finally {
-      close(fd, () => {})
-    }
+    const read = await readFileInto(path, into)
+    if (read === undefined) throw new NotFoundError(`block ${cid.toString()} not found on this node`)
+    return read
   }
 
   async ping (): Promise<void> {

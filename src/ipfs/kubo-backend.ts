@@ -319,7 +319,7 @@ export class KuboBackend implements IpfsBackend {
 
   /** Asks Kubo whether it is on the network; pin requests for content it lacks are then fetched through it. */
   async joinNetwork (): Promise<void> {
-    this.#network = await kuboNetwork(this.#client)
+    this.#network = await kuboNetwork(this.#client, await this.identify())
   }
 
   /**

@@ -9,12 +9,10 @@ import { DialPolicy } from './network/address-policy.ts'
  * Kubo for it online. A pin request's origins are dialed with `swarm
  * connect`, under the same dial policy as the embedded node's (public
  * addresses, and loopback or private ones only where Kubo listens itself).
- * An offline Kubo (no swarm addresses) is not on the network: undefined.
+ * `peerId` and `addresses` are Kubo's (KuboBackend.identify); an offline
+ * Kubo (no swarm addresses) is not on the network: undefined.
  */
-export async function kuboNetwork (client: KuboRPCClient): Promise<NodeNetwork | undefined> {
-  const id = await client.id({ timeout: 5000 })
-  const peerId = id.id.toString()
-  const addresses = (id.addresses ?? []).map((ma) => ma.toString()).map((text) => (text.includes('/p2p/') ? text : `${text}/p2p/${peerId}`))
+export async function kuboNetwork (client: KuboRPCClient, { peerId, addresses }: { peerId: string, addresses: string[] }): Promise<NodeNetwork | undefined> {
   if (addresses.length === 0) return undefined
   const policy = new DialPolicy({ listen: addresses, explicit: [] })
   let peers = 0

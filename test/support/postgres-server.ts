@@ -1,10 +1,11 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { existsSync, readdirSync } from 'node:fs'
 import { chown, mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
+import { waitForPostgres } from '../../src/db/embedded-postgres.ts'
 
 export interface PostgresServer {
   /** Connection URL of the `postgres` database as superuser `heimdall`. */
@@ -52,24 +53,6 @@ function runAs (): { uid: number, gid: number } | undefined {
   }
 }
 
-async function waitUntilReady (url: string, child: ChildProcess, log: () => string): Promise<void> {
-  const deadline = Date.now() + 30_000
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`postgres exited with ${child.exitCode}:\n${log()}`)
-    const client = new pg.Client({ connectionString: url })
-    try {
-      await client.connect()
-      await client.query('select 1')
-      await client.end()
-      return
-    } catch (err) {
-      await client.end().catch(() => {})
-      if (Date.now() > deadline) throw new Error(`postgres did not accept connections: ${String(err)}\n${log()}`, { cause: err })
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
-  }
-}
-
 /** Starts a throw-away PostgreSQL server on 127.0.0.1 with its files in a temp dir. */
 export async function startPostgresServer (): Promise<PostgresServer> {
   const binaries = findPostgresBinaries()
@@ -89,7 +72,7 @@ export async function startPostgresServer (): Promise<PostgresServer> {
   child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString() })
   const url = `postgres://heimdall@127.0.0.1:${port}/postgres`
   try {
-    await waitUntilReady(url, child, () => output)
+    await waitForPostgres({ connectionString: url }, { name: 'postgres', exited: () => child.exitCode !== null, log: () => output, timeoutMs: 30_000, intervalMs: 100 })
   } catch (err) {
     child.kill('SIGKILL')
     await rm(dir, { recursive: true, force: true })

@@ -21,8 +21,6 @@ export interface AccountRoutesDeps {
 
 const DAY_MS = 86_400_000
 
-/** A new API key (JSON or the account page's form): the schema the OpenAPI description is generated from. */
-const newKey = newApiKeyRequest
 
 const presentKey = (key: ApiKey): Record<string, unknown> => ({
   id: key.id,
@@ -110,7 +108,8 @@ export function accountRoutes (deps: AccountRoutesDeps): Router {
   router.post('/account/keys', async (req, res) => {
     const { identity } = requireCaller(req, 'account')
     try {
-      const parsed = newKey.safeParse(req.body ?? {})
+      // The schema the OpenAPI description is generated from.
+      const parsed = newApiKeyRequest.safeParse(req.body ?? {})
       if (!parsed.success) throw new BadRequestError(parsed.error.issues.map((i) => i.message).join('; '))
       const { name, scopes, expiresAt, expiresInDays } = parsed.data
       if (expiresAt !== undefined && expiresInDays !== undefined) throw new BadRequestError('give expiresAt or expiresInDays, not both')

@@ -111,9 +111,9 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
   if (denylist !== undefined || suspended !== undefined) {
     router.get('/ipfs/:cid{/*path}', async (req: Request, _res: Response, next) => {
       const params = req.params as { cid: string, path?: string[] }
-      if (suspended !== undefined && suspended.has(parseCid(params.cid))) throw new ContentBlockedError('this content is not served: the operator of this node disabled the identity that uploaded it')
-      if (denylist === undefined || denylist.empty) { next(); return }
       const cid = parseCid(params.cid)
+      if (suspended?.has(cid) === true) throw new ContentBlockedError('this content is not served: the operator of this node disabled the identity that uploaded it')
+      if (denylist === undefined || denylist.empty) { next(); return }
       const path = (params.path ?? []).filter((segment) => segment !== '')
       let blocked = denylist.checkPath(cid, path)
       for (let depth = 1; blocked === undefined && depth <= path.length; depth++) {

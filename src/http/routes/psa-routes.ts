@@ -9,6 +9,7 @@ import type { Denylist } from '../../denylist/denylist.ts'
 import type { PinInput, PinRequestService } from '../../services/pin-request-service.ts'
 import { isDatabaseUnavailable, isUnstorableText } from '../middleware/error-handler.ts'
 import { requireCaller, type Authenticator } from '../authentication.ts'
+// The request schemas the OpenAPI description is generated from.
 import { PSA_MAX_CIDS, PSA_MAX_NAME, psaMeta, psaPin } from '../openapi/requests.ts'
 
 export interface PsaRoutesDeps {
@@ -21,12 +22,6 @@ export interface PsaRoutesDeps {
   /** The operator's denylists: a pin of blocked content is refused before anything is fetched or pinned. */
   denylist?: Denylist
 }
-
-const MAX_NAME = PSA_MAX_NAME
-const MAX_CIDS = PSA_MAX_CIDS
-// The request schemas the OpenAPI description is generated from.
-const meta = psaMeta
-const pinBody = psaPin
 
 const RFC3339 = z.iso.datetime({ offset: true })
 
@@ -63,7 +58,7 @@ function parseFilter (req: Request): { filter: PinRequestFilter, limit: number }
   const filter: PinRequestFilter = { statuses: ['pinned'] }
   const cids = list(req, 'cid')
   if (cids !== undefined && cids.length > 0) {
-    if (cids.length > MAX_CIDS) throw new BadRequestError(`"cid" takes at most ${MAX_CIDS} CIDs`)
+    if (cids.length > PSA_MAX_CIDS) throw new BadRequestError(`"cid" takes at most ${PSA_MAX_CIDS} CIDs`)
     filter.rootCids = cids.map((c) => parseCid(c).toString())
   }
   const statuses = list(req, 'status')
@@ -76,7 +71,7 @@ function parseFilter (req: Request): { filter: PinRequestFilter, limit: number }
   const match = single(req, 'match') ?? 'exact'
   if (!(TEXT_MATCHES as readonly string[]).includes(match)) throw new BadRequestError(`"match" must be one of ${TEXT_MATCHES.join(', ')}`)
   if (name !== undefined) {
-    if (name.length > MAX_NAME) throw new BadRequestError(`"name" is at most ${MAX_NAME} characters`)
+    if (name.length > PSA_MAX_NAME) throw new BadRequestError(`"name" is at most ${PSA_MAX_NAME} characters`)
     filter.name = { value: name, match: match as (typeof TEXT_MATCHES)[number] }
   }
   for (const key of ['before', 'after'] as const) {
@@ -89,7 +84,7 @@ function parseFilter (req: Request): { filter: PinRequestFilter, limit: number }
   if (metaText !== undefined) {
     let parsed: unknown
     try { parsed = JSON.parse(metaText) } catch { throw new BadRequestError('"meta" must be a JSON object of strings') }
-    const checked = meta.safeParse(parsed)
+    const checked = psaMeta.safeParse(parsed)
     if (!checked.success) throw invalid('"meta"', checked.error)
     filter.meta = checked.data
   }
@@ -100,7 +95,7 @@ function parseFilter (req: Request): { filter: PinRequestFilter, limit: number }
 }
 
 function parsePin (body: unknown): PinInput {
-  const checked = pinBody.safeParse(body)
+  const checked = psaPin.safeParse(body)
   if (!checked.success) throw invalid('the pin', checked.error)
   const { cid, name, origins, meta: pinMeta } = checked.data
   return { cid: parseCid(cid), cidText: cid, name: name ?? null, origins: [...new Set(origins ?? [])], meta: pinMeta ?? {} }
