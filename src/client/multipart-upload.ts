@@ -1,0 +1,82 @@
+import { request as httpRequest, type IncomingMessage } from 'node:http'
+import { request as httpsRequest } from 'node:https'
+import { Readable, Transform } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { parseAnswer, type UploadAnswer } from './added-items.ts'
+import { EXIT, failureFromAnswer, UploadFailure } from './exit-codes.ts'
+import type { UploadSource } from './upload-source.ts'
+
+export interface MultipartOptions {
+  server: string
+  token: string
+  source: UploadSource
+  onProgress: (sent: number) => void
+  signal: AbortSignal
+}
+
+/** Header values must be latin-1; the file name goes as UTF-8, as browsers send it, escaped where the form syntax needs. */
+const quoted = (name: string): string => name.replace(/["\\\r\n]/g, (c) => encodeURIComponent(c))
+
+/**
+ * `POST /upload` as the Blender add-on and the page send it: one multipart
+ * form, field `file`, streamed from disk (or from the zip as it is made),
+ * with its exact Content-Length so that the server checks the quota before
+ * a byte of the file. No resume: an interrupted upload starts over.
+ */
+export async function uploadMultipart (options: MultipartOptions): Promise<UploadAnswer & { text: string }> {
+  const { server, token, source, onProgress, signal } = options
+  const boundary = `heimdall-${crypto.randomUUID()}`
+  const head = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${quoted(source.fileName)}"\r\nContent-Type: application/octet-stream\r\n\r\n`)
+  const tail = Buffer.from(`\r\n--${boundary}--\r\n`)
+  const url = new URL('/upload', server)
+  const send = url.protocol === 'https:' ? httpsRequest : httpRequest
+  let sent = 0
+  const counter = new Transform({
+    transform (chunk: Buffer, _encoding, callback) {
+      sent += chunk.length
+      onProgress(Math.min(source.size, Math.max(0, sent - head.length)))
+      callback(null, chunk)
+    }
+  })
+  const body = Readable.from((async function * () {
+    yield head
+    yield * source.open(0)
+    yield tail
+  })(), { objectMode: false })
+
+  return new Promise((resolve, reject) => {
+    let answered = false
+    const req = send(url, {
+      method: 'POST',
+      signal,
+      headers: {
+        Authorization: `Bearer ${token}`,
+        Accept: 'application/json',
+        'Content-Type': `multipart/form-data; boundary=${boundary}`,
+        'Content-Length': String(head.length + source.size + tail.length)
+      }
+    }, (res: IncomingMessage) => {
+      answered = true
+      const chunks: Buffer[] = []
+      res.on('data', (chunk: Buffer) => { chunks.push(chunk) })
+      res.on('error', (err) => { reject(new UploadFailure(`the connection failed: ${err.message}`, EXIT.unavailable)) })
+      res.on('end', () => {
+        // An answer is small JSON; the server may answer (an error) before it read the whole file.
+        const text = Buffer.concat(chunks).toString('utf8')
+        const status = res.statusCode ?? 0
+        if (status !== 200) { reject(failureFromAnswer(status, text)); return }
+        try { resolve({ ...parseAnswer(text), text }) } catch (err) { reject(err instanceof Error ? err : new Error(String(err))) }
+      })
+    })
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (signal.aborted || answered) return
+      // A server that refuses before reading the whole file answers, then closes: give its answer a moment to arrive.
+      setTimeout(() => {
+        if (!answered) reject(new UploadFailure(`cannot reach ${url.origin}: ${err.code ?? err.message}`, EXIT.unavailable))
+      }, err.code === 'ECONNREFUSED' ? 0 : 2000)
+    })
+    signal.addEventListener('abort', () => { reject(new UploadFailure('interrupted', EXIT.interrupted)) }, { once: true })
+    // A server that refuses early closes the request: its answer, not the broken pipe, is what counts.
+    pipeline(body, counter, req).catch(() => { /* the answer or the request's error says what happened */ })
+  })
+}

@@ -1,0 +1,133 @@
+import { request as httpRequest } from 'node:http'
+import { request as httpsRequest } from 'node:https'
+import { DetailedError, Upload, type HttpResponse } from 'tus-js-client'
+import { parseAnswer, type UploadAnswer } from './added-items.ts'
+import { EXIT, failureFromAnswer, UploadFailure } from './exit-codes.ts'
+import { SequentialReader } from './sequential-reader.ts'
+import type { UploadStateFile } from './upload-state.ts'
+import type { UploadSource } from './upload-source.ts'
+
+export interface ResumableOptions {
+  /** The tus endpoint, absolute: `<server>/upload/resumable`. */
+  endpoint: string
+  token: string
+  source: UploadSource
+  state: UploadStateFile
+  /** Bytes per PATCH: what a dropped connection can cost at most if the server keeps only whole requests. */
+  chunkSize: number
+  /** Waits before each retry of a failed request, in milliseconds; when they run out the upload fails (and can be resumed later). */
+  retryDelays: number[]
+  onProgress: (sent: number) => void
+  onNote: (message: string) => void
+  signal: AbortSignal
+}
+
+/**
+ * The tus 1.0.0 client is tus-js-client: creation, resuming from the
+ * server's offset after a HEAD, retries with back-off, and a store of upload
+ * URLs by fingerprint are what it is built for, and it is the reference
+ * client the protocol's authors keep. Here it is given the source as ranges
+ * read on demand (a file, or a bundle zipped as it is sent), and a state
+ * file that outlives the process.
+ */
+export async function uploadResumable (options: ResumableOptions): Promise<UploadAnswer & { text: string }> {
+  const { endpoint, token, source, state, signal } = options
+  const reader = new SequentialReader(source.open)
+  const fingerprint = `${source.fingerprint}@${endpoint}`
+  const metadata: Record<string, string> = { filename: source.fileName }
+  if (source.name !== undefined) metadata.name = source.name
+
+  return new Promise((resolve, reject) => {
+    let resumedFrom: number | undefined
+    const upload = new Upload(Buffer.alloc(0), {
+      endpoint,
+      headers: { Authorization: `Bearer ${token}` },
+      metadata,
+      uploadSize: source.size,
+      chunkSize: options.chunkSize,
+      retryDelays: options.retryDelays,
+      storeFingerprintForResuming: true,
+      removeFingerprintOnSuccess: true,
+      urlStorage: state,
+      fingerprint: () => Promise.resolve(fingerprint),
+      fileReader: {
+        openFile: () => Promise.resolve({
+          size: source.size,
+          slice: (start: number, end: number) => {
+            const stream = Object.assign(reader.range(start, end), { size: end - start })
+            return Promise.resolve({ value: stream, done: end >= source.size })
+          },
+          close: () => { reader.close() }
+        })
+      },
+      onProgress: (sent) => {
+        if (resumedFrom === undefined) resumedFrom = sent
+        options.onProgress(sent)
+      },
+      onShouldRetry: (err, attempt) => {
+        const status = err.originalResponse?.getStatus() ?? 0
+        const retry = !signal.aborted && (status === 0 || status >= 500 || status === 409 || status === 423 || status === 429)
+        if (retry) options.onNote(`${status === 0 ? 'the connection failed' : `the server answered ${status}`}; retrying in ${((options.retryDelays[attempt] ?? 0) / 1000).toFixed(0)} s (${attempt + 1} of ${options.retryDelays.length})`)
+        return retry
+      },
+      onSuccess: ({ lastResponse }) => {
+        reader.close()
+        finalAnswer(lastResponse, upload.url, token).then(resolve, reject)
+      },
+      onError: (err) => {
+        reader.close()
+        reject(failureOf(err))
+      }
+    })
+    signal.addEventListener('abort', () => {
+      // Not terminated: the server keeps what it has, and the state file says where, for the next run.
+      upload.abort(false).finally(() => { reject(new UploadFailure('interrupted', EXIT.interrupted)) }).catch(() => {})
+    }, { once: true })
+    upload.findPreviousUploads().then((previous) => {
+      const last = previous.sort((a, b) => b.creationTime.localeCompare(a.creationTime))[0]
+      if (last !== undefined) {
+        options.onNote('resuming the upload an earlier run started')
+        upload.resumeFromPreviousUpload(last)
+      }
+      upload.start()
+    }, (err: unknown) => { reject(err instanceof Error ? err : new Error(String(err))) })
+  })
+}
+
+/**
+ * The last PATCH answers what `POST /upload` answers. An upload that was
+ * complete when this run found it (the earlier run's last answer was lost)
+ * ends on the HEAD instead: then the upload's URL gives the answer.
+ */
+async function finalAnswer (response: HttpResponse, url: string | null, token: string): Promise<UploadAnswer & { text: string }> {
+  const text = response.getBody() ?? ''
+  if (response.getStatus() === 200 && text.trim().startsWith('[')) return { ...parseAnswer(text), text }
+  if (url === null) throw new UploadFailure('the server finished the upload without an answer', EXIT.unavailable)
+  const answer = await get(url, token)
+  if (answer.status !== 200) throw failureFromAnswer(answer.status, answer.text)
+  return { ...parseAnswer(answer.text), text: answer.text }
+}
+
+function get (url: string, token: string): Promise<{ status: number, text: string }> {
+  const send = url.startsWith('https:') ? httpsRequest : httpRequest
+  return new Promise((resolve, reject) => {
+    const req = send(url, { headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' } }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (chunk: Buffer) => { chunks.push(chunk) })
+      res.on('end', () => { resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }) })
+      res.on('error', reject)
+    })
+    req.on('error', (err) => { reject(new UploadFailure(`cannot reach the server: ${err.message}`, EXIT.unavailable)) })
+    req.end()
+  })
+}
+
+/** tus-js-client's error as the command's: the server's answer when there was one, else the network. */
+function failureOf (err: Error): UploadFailure {
+  if (err instanceof UploadFailure) return err
+  if (err instanceof DetailedError && err.originalResponse !== null && err.originalResponse !== undefined) {
+    return failureFromAnswer(err.originalResponse.getStatus(), err.originalResponse.getBody() ?? '')
+  }
+  const cause = err instanceof DetailedError ? (err.causingError?.message ?? err.message) : err.message
+  return new UploadFailure(`the upload could not be completed: ${cause}. Run the same command again to resume it.`, EXIT.unavailable)
+}

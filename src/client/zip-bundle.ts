@@ -1,0 +1,57 @@
+import { createReadStream } from 'node:fs'
+import { readdir, stat } from 'node:fs/promises'
+import { join, relative, sep } from 'node:path'
+import type { Readable } from 'node:stream'
+import { ZipFile } from 'yazl'
+
+/** A file of the folder, by its path inside the bundle (`textures/skin.png`). */
+export interface BundleEntry {
+  /** Inside the zip, with `/`. */
+  path: string
+  /** On disk. */
+  file: string
+  size: number
+  mtime: Date
+  mode: number
+}
+
+/**
+ * The regular files under `folder`, sorted by path, so that a bundle made
+ * twice is the same bytes. Hidden files and folders (`.git`, `.DS_Store`)
+ * are left out: the server accepts asset types only.
+ */
+export async function bundleEntries (folder: string): Promise<BundleEntry[]> {
+  const entries: BundleEntry[] = []
+  for (const dirent of await readdir(folder, { recursive: true, withFileTypes: true })) {
+    if (!dirent.isFile()) continue
+    const file = join(dirent.parentPath, dirent.name)
+    const path = relative(folder, file).split(sep).join('/')
+    if (path.split('/').some((segment) => segment.startsWith('.'))) continue
+    const info = await stat(file)
+    entries.push({ path, file, size: info.size, mtime: info.mtime, mode: info.mode })
+  }
+  return entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+}
+
+/**
+ * The folder as a zip, produced as it is read: entries stored, not
+ * compressed (models and textures are compressed already, and a stored
+ * entry's size is known), so the zip's exact size is known before a byte
+ * is made, as a resumable upload needs. Each file is opened only when its
+ * turn comes.
+ */
+export function zipStream (entries: readonly BundleEntry[]): { stream: Readable, size: Promise<number> } {
+  const zip = new ZipFile()
+  for (const entry of entries) {
+    zip.addReadStreamLazy(entry.path, { mtime: entry.mtime, mode: entry.mode, compress: false, size: entry.size }, (cb) => { cb(null, createReadStream(entry.file)) })
+  }
+  const size = new Promise<number>((resolve, reject) => {
+    // @types/yazl predates the size callback (yazl 2.5+).
+    const end = zip.end.bind(zip) as unknown as (options: object, calculatedTotalSize: (total: number) => void) => void
+    end({}, (total: number) => { if (total < 0) reject(new Error('the bundle\'s size cannot be computed')); else resolve(total) })
+  })
+  // yazl reports a file that changed size while it was read on the ZipFile, not on its stream.
+  const stream = zip.outputStream as unknown as Readable
+  zip.on('error', (err: Error) => { stream.destroy(err) })
+  return { stream, size }
+}
