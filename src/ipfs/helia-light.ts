@@ -9,6 +9,10 @@ import type { HeliaInit } from 'helia'
  * service's modules) for code this node never runs. The class lives beside
  * the entry module; the package exports only its entry, so it is reached
  * through the entry's resolved URL. The contract suite runs against it.
+ *
+ * `helia` is the class's only home: @helia/utils exported it up to 2.x
+ * (@helia/interface 6), not in 3.x. The package's libp2p wiring
+ * (@helia/libp2p) is replaced by stubs/helia-libp2p, which nothing here loads.
  */
 const { Helia: HeliaClass } = await import(new URL('./helia.js', import.meta.resolve('helia')).href) as {
   Helia: new (init: Partial<HeliaInit> & { name: string, version: string }) => Helia
