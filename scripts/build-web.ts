@@ -3,11 +3,16 @@
  * stylesheet) into public/build/ under content-hashed names, and writes
  * manifest.json mapping each logical name to its file. Nothing it writes is
  * committed; npm start, the test setup and the Docker build run it.
+ *
+ * esbuild and three.js are dev dependencies: a production install
+ * (`npm ci --omit=dev`) has neither, so there `npm start` keeps the assets a
+ * full install built before (as the Docker image does) and refuses to start
+ * without them.
  */
+import { existsSync } from 'node:fs'
 import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { basename, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { build } from 'esbuild'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
 export const BUILD_DIR = join(ROOT, 'public/build')
@@ -15,6 +20,7 @@ export const BUILD_DIR = join(ROOT, 'public/build')
 export async function buildWeb (): Promise<Record<string, string>> {
   await rm(BUILD_DIR, { recursive: true, force: true })
   await mkdir(BUILD_DIR, { recursive: true })
+  const { build } = await import('esbuild')
   const result = await build({
     entryPoints: ['app.ts', 'preview.ts', 'styles.css'].map((entry) => join(ROOT, 'web', entry)),
     bundle: true,
@@ -58,7 +64,24 @@ async function copyDecoders (): Promise<Record<string, string>> {
   return manifest
 }
 
+/** Whether esbuild is installed: not in a production install (`npm ci --omit=dev`). */
+function canBuild (): boolean {
+  try {
+    import.meta.resolve('esbuild')
+    return true
+  } catch {
+    return false
+  }
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const manifest = await buildWeb()
-  console.log(`web assets built: ${Object.values(manifest).join(', ')}`)
+  if (canBuild()) {
+    const manifest = await buildWeb()
+    console.log(`web assets built: ${Object.values(manifest).join(', ')}`)
+  } else if (existsSync(join(BUILD_DIR, 'manifest.json'))) {
+    console.log('esbuild is not installed (a production install): the web assets already in public/build/ are kept')
+  } else {
+    console.error('the web assets are not built and esbuild is not installed (npm ci --omit=dev): run `npm ci` and `npm run build:web` first, then `npm ci --omit=dev` (see README.md, "Set up and run")')
+    process.exitCode = 1
+  }
 }
