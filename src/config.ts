@@ -103,6 +103,8 @@ const envSchema = z.object({
   UPLOADS_PER_HOUR: integer(1, 1_000_000).default(600),
   QUOTA_BYTES: integer(0, Number.MAX_SAFE_INTEGER).default(10 * 1024 ** 3),
   QUOTA_UPLOADS: integer(0, 100_000_000).default(10_000),
+  RESUMABLE_EXPIRY_SECONDS: integer(1, 30 * 24 * 3600).default(24 * 3600),
+  RESUMABLE_SWEEP_SECONDS: integer(1, 24 * 3600).default(300),
   IPFS_NETWORK: optionalString.pipe(z.enum(NETWORK_MODES).default('off')),
   IPFS_LISTEN: multiaddrList('listen'),
   IPFS_ANNOUNCE: multiaddrList('announce'),
@@ -211,6 +213,8 @@ export interface Config {
   rateLimits: RateLimits
   /** Every identity's quota unless an operator set its own. */
   defaultQuota: Quota
+  /** tus uploads: how long one lives without a byte arriving (and a finished one's answer is kept), how often expired ones are removed. */
+  resumable: { expirySeconds: number, sweepSeconds: number }
   /** Where the operator's `*.deny` lists (IPIP-383) are read from; unset: DATA_DIR/denylists. */
   denylistDir: string | undefined
   /** How often that folder is looked at for added, changed and removed lists. */
@@ -279,6 +283,7 @@ export function loadConfig (env: Env): Config {
       uploadsPerHour: e.UPLOADS_PER_HOUR
     },
     defaultQuota: { bytes: e.QUOTA_BYTES, uploads: e.QUOTA_UPLOADS },
+    resumable: { expirySeconds: e.RESUMABLE_EXPIRY_SECONDS, sweepSeconds: e.RESUMABLE_SWEEP_SECONDS },
     psaFetchTimeoutSeconds: e.PSA_FETCH_TIMEOUT_SECONDS,
     network: {
       mode: e.IPFS_NETWORK,

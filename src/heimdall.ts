@@ -14,6 +14,8 @@ import { PinIntentRepository } from './db/pin-intent-repository.ts'
 import { PinRequestRepository } from './db/pin-request-repository.ts'
 import { ThumbnailRepository } from './db/thumbnail-repository.ts'
 import { UploadRepository } from './db/upload-repository.ts'
+import { ResumableUploadRepository } from './db/resumable-upload-repository.ts'
+import { ResumableUploadService } from './services/resumable-upload-service.ts'
 import { resolveInstanceId } from './instance-id.ts'
 import { BUILD_DIR, createApp } from './http/app.ts'
 import { CsrfProtection } from './http/csrf.ts'
@@ -127,11 +129,12 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
   const pinRequestRepository = new PinRequestRepository(database.knex)
   const denylist = new Denylist()
   const blockedRoots = new BlockedContentRepository(database.knex)
+  const instanceId = await resolveInstanceId(dataDir)
   const uploads = new UploadService({
     collector,
     otherReferences: pinRequestRepository,
     pinIntents: new PinIntentRepository(database.knex),
-    instanceId: await resolveInstanceId(dataDir),
+    instanceId,
     backend: ipfsCalls,
     uploads: new UploadRepository(database.knex),
     profile: config.cidProfile,
@@ -163,12 +166,22 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
     gatekeeper: uploads,
     maxFetches: config.network.maxFetches
   })
+  // tus uploads: rows in the database, bytes on this instance's disk (see "Resumable uploads (tus)" in README.md).
+  const resumable = new ResumableUploadService({
+    repository: new ResumableUploadRepository(database.knex),
+    dir: join(dataDir, 'resumable'),
+    instanceId,
+    expirySeconds: config.resumable.expirySeconds,
+    sweepSeconds: config.resumable.sweepSeconds,
+    logger
+  })
   const delegates = await openDelegates(backend, { publicUrl: config.publicUrl, ownPeerId: peer.peerId, listen: config.network.listen, logger })
   logNetwork(backend, config, logger)
   const app = createApp({
     logger,
     identities,
     uploads,
+    resumable,
     pinRequests,
     delegates: delegates.list,
     thumbnails: new ThumbnailService(new ThumbnailRepository(database.knex)),
@@ -204,6 +217,7 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
   // Before serving: pins that a crash left between "pin" and "record" are settled, then collected.
   await uploads.settlePins({ startup: true })
   await pinRequests.resume()
+  await resumable.start()
   collector.start()
   await denylists.start()
   await suspended.start(config.denylistPollSeconds * 1000)
@@ -217,6 +231,7 @@ export async function openHeimdall (config: Config, logger: Logger): Promise<Hei
     close: async () => {
       await denylists.stop()
       suspended.stop()
+      await resumable.close()
       await pinRequests.close()
       delegates.close()
       limiter.close()

@@ -30,6 +30,8 @@ import { previewRoutes } from './routes/preview-routes.ts'
 import { psaRoutes } from './routes/psa-routes.ts'
 import { siteRoutes } from './routes/site-routes.ts'
 import { uploadRoutes } from './routes/upload-routes.ts'
+import { resumableUploadRoutes } from './routes/resumable-upload-routes.ts'
+import type { ResumableUploadService } from '../services/resumable-upload-service.ts'
 import { uploadsRoutes } from './routes/uploads-routes.ts'
 import { ipfsReachOf } from './ipfs-reach.ts'
 import type { CsrfProtection } from './csrf.ts'
@@ -45,6 +47,8 @@ export interface AppDependencies {
   logger: Logger
   identities: IdentityService
   uploads: UploadService
+  /** Uploads sent in pieces with the tus protocol (/upload/resumable). */
+  resumable: ResumableUploadService
   /** Pictures of models and avatars rendered in their creators' browsers. */
   thumbnails: ThumbnailService
   /** The Pinning Service API's pin requests (/psa). */
@@ -159,6 +163,14 @@ export function createApp (deps: AppDependencies): Express {
     tmpDir: settings.tmpDir,
     maxUploadBytes: settings.maxUploadBytes,
     assetExtensions: settings.assetExtensions,
+    gatewayUrl: settings.gatewayUrl
+  }))
+  app.use(resumableUploadRoutes({
+    quotas: deps.quotas,
+    limiter: deps.limiter,
+    uploads: deps.uploads,
+    resumable: deps.resumable,
+    maxUploadBytes: settings.maxUploadBytes,
     gatewayUrl: settings.gatewayUrl
   }))
   app.use(uploadsRoutes({ authenticator, quotas: deps.quotas, uploads: deps.uploads, sessions: deps.sessions, thumbnails: deps.thumbnails, gatewayUrl: settings.gatewayUrl, pinRequests: deps.pinRequests, ipfsReach }))

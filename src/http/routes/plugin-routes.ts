@@ -5,7 +5,9 @@ export const PLUGIN_ROUTES = {
   new_user: '/new',
   asset_upload: '/upload',
   uploads: '/uploads',
-  oauth: false
+  oauth: false,
+  /** The tus 1.0.0 endpoint for uploads resumed after a cut connection. */
+  resumable_upload: '/upload/resumable'
 } as const
 
 export function pluginRoutes (): Router {

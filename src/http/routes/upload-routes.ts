@@ -35,8 +35,8 @@ type WithOwner = Request & { [OWNER]?: Identity, [QUOTA]?: QuotaStatus }
  * nodes. Checks on what is received allow this much; the upload's exact size
  * is checked when it is recorded.
  */
-const slack = (bytes: number): number => Math.max(1024 * 1024, Math.ceil(bytes * 0.02))
-const carriesMore = (name: UploadName): boolean => name.isBundle || name.isCar === true
+export const slack = (bytes: number): number => Math.max(1024 * 1024, Math.ceil(bytes * 0.02))
+export const carriesMore = (name: UploadName): boolean => name.isBundle || name.isCar === true
 
 export function uploadRoutes (deps: UploadRoutesDeps): Router {
   const router = Router()

@@ -1,0 +1,232 @@
+import { Router, type Request, type Response } from 'express'
+import type { Identity } from '../../db/identity-repository.ts'
+import type { ResumableUpload } from '../../db/resumable-upload-repository.ts'
+import { BadRequestError, ConflictError, HeimdallError, NotFoundError, PayloadTooLargeError, PreconditionFailedError, UnsupportedMediaTypeError } from '../../errors.ts'
+import type { QuotaService } from '../../services/quota-service.ts'
+import type { RateLimiter } from '../../services/rate-limiter.ts'
+import type { ResumableUploadService } from '../../services/resumable-upload-service.ts'
+import type { UploadService } from '../../services/upload-service.ts'
+import { requireCaller } from '../authentication.ts'
+import { presentAddedItems } from '../presenters.ts'
+import { formatUploadMetadata, parseUploadMetadata } from '../tus-metadata.ts'
+import { carriesMore, slack } from './upload-routes.ts'
+
+export interface ResumableUploadRoutesDeps {
+  quotas: QuotaService
+  limiter: RateLimiter
+  uploads: UploadService
+  resumable: ResumableUploadService
+  maxUploadBytes: number
+  gatewayUrl: string
+}
+
+/** Where the tus endpoint is; PLUGIN_ROUTES names it for clients. */
+export const RESUMABLE_UPLOAD_PATH = '/upload/resumable'
+export const TUS_VERSION = '1.0.0'
+export const TUS_EXTENSIONS = 'creation,creation-with-upload,expiration,termination'
+const OFFSET_STREAM = 'application/offset+octet-stream'
+const SIGN_IN = 'sign in: send Authorization: Bearer <token or API key>, or sign in in a browser'
+
+/** A non-negative integer header (Upload-Length, Upload-Offset): 400 when missing or not one. */
+function byteCount (req: Request, header: string): number {
+  const value = req.headers[header]
+  const count = typeof value === 'string' && /^\d{1,16}$/.test(value) ? Number(value) : Number.NaN
+  if (!Number.isSafeInteger(count)) throw new BadRequestError(`send ${header} as a number of bytes`)
+  return count
+}
+
+/** Whether the request has a body to read (creation-with-upload, PATCH). */
+function hasBody (req: Request): boolean {
+  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0
+}
+
+function requireOffsetStream (req: Request): void {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase()
+  if (type !== OFFSET_STREAM) throw new UnsupportedMediaTypeError(`send the bytes with Content-Type: ${OFFSET_STREAM}`)
+}
+
+/** What Content-Length announces must fit in what the upload lacks: refused before a byte is written. */
+function checkDeclaredLength (req: Request, upload: ResumableUpload): void {
+  const declared = Number(req.headers['content-length'])
+  if (Number.isSafeInteger(declared) && upload.offset + declared > upload.length) {
+    throw new PayloadTooLargeError(`the request carries ${declared} bytes; the upload lacks ${upload.length - upload.offset} (Upload-Length ${upload.length})`)
+  }
+}
+
+/** An answer to keep for GET: a refusal of the content (4xx) is final; a failure of ours (5xx) leaves the bytes to try again. */
+const isRefusal = (err: unknown): err is HeimdallError => err instanceof HeimdallError && err.status < 500
+
+/**
+ * The tus 1.0.0 resumable upload protocol (creation, creation-with-upload,
+ * expiration, termination) beside POST /upload: the same credentials, rate
+ * limit, quota and name checks at creation, before any byte is stored; the
+ * bytes go to a file under DATA_DIR/resumable; once the last one is in, the
+ * file is imported and committed exactly as a plain upload's file on disk,
+ * and the final PATCH (or GET afterwards) answers the same JSON. See
+ * "Resumable uploads (tus)" in README.md.
+ */
+export function resumableUploadRoutes (deps: ResumableUploadRoutesDeps): Router {
+  const router = Router()
+  const { resumable } = deps
+
+  router.use(RESUMABLE_UPLOAD_PATH, (req, res, next) => {
+    res.setHeader('Tus-Resumable', TUS_VERSION)
+    // GET (the answer of a finished upload) is ours, not tus's: plain clients may ask it without the header.
+    if (req.method === 'OPTIONS' || req.method === 'GET') { next(); return }
+    if (req.headers['tus-resumable'] !== TUS_VERSION) {
+      res.setHeader('Tus-Version', TUS_VERSION)
+      next(new PreconditionFailedError(`send Tus-Resumable: ${TUS_VERSION}, the only tus version this server speaks`))
+      return
+    }
+    // For clients behind proxies that only pass GET and POST (tus-js-client's overridePatchMethod).
+    const override = req.headers['x-http-method-override']
+    if (req.method === 'POST' && (override === 'PATCH' || override === 'DELETE') && req.path !== '/') req.method = override
+    next()
+  })
+
+  const options = (_req: Request, res: Response): void => {
+    res.setHeader('Tus-Version', TUS_VERSION)
+    res.setHeader('Tus-Extension', TUS_EXTENSIONS)
+    res.setHeader('Tus-Max-Size', String(deps.maxUploadBytes))
+    res.status(204).end()
+  }
+  router.options(RESUMABLE_UPLOAD_PATH, options)
+  router.options(`${RESUMABLE_UPLOAD_PATH}/:id`, options)
+
+  const headersOf = (res: Response, upload: ResumableUpload, offset: number, expiresAt = upload.expiresAt): void => {
+    res.setHeader('Upload-Offset', String(offset))
+    res.setHeader('Upload-Length', String(upload.length))
+    res.setHeader('Upload-Expires', expiresAt.toUTCString())
+    res.setHeader('Cache-Control', 'no-store')
+  }
+
+  /**
+   * Every byte is in: the file is imported and committed as POST /upload
+   * commits a file on disk. The client leaving does not stop it (its answer
+   * is kept for GET); shutting down does, and the bytes stay for a retry.
+   */
+  async function finish (req: Request, upload: ResumableUpload, identity: Identity, importing: () => void): Promise<unknown> {
+    importing()
+    const name = deps.uploads.name(upload.fileName)
+    let imported
+    try {
+      imported = await deps.uploads.importReceived(name, resumable.pathOf(upload.id), resumable.closing)
+      const outcome = await deps.uploads.commit(identity, imported, deps.quotas)
+      const body = presentAddedItems(outcome, deps.gatewayUrl)
+      await resumable.complete(upload.id, { status: 200, body, uploadId: outcome.upload.id })
+      req.log.info({ rootCid: outcome.upload.rootCid, owner: identity.username, created: outcome.created, size: outcome.upload.size, resumable: upload.id }, 'upload stored')
+      return body
+    } catch (err) {
+      if (isRefusal(err)) await resumable.complete(upload.id, { status: err.status, body: { error: err.message, code: err.code, details: err.details } })
+      throw err
+    } finally {
+      // Not committed: its blocks go. After a commit this does nothing.
+      if (imported !== undefined) await deps.uploads.drop(imported)
+    }
+  }
+
+  /** Writes the request's bytes at the upload's offset, within the upload's lock; imports when they were the last. */
+  async function receive (req: Request, upload: ResumableUpload, identity: Identity, signal: AbortSignal, importing: () => void): Promise<{ offset: number, expiresAt: Date, body?: unknown }> {
+    let { offset, expiresAt } = upload
+    if (hasBody(req)) ({ offset, expiresAt } = await resumable.append(upload, req, signal))
+    if (offset < upload.length) return { offset, expiresAt }
+    return { offset, expiresAt, body: await finish(req, { ...upload, offset }, identity, importing) }
+  }
+
+  router.post(RESUMABLE_UPLOAD_PATH, async (req, res) => {
+    const { identity } = requireCaller(req, 'upload', SIGN_IN)
+    if (req.headers['upload-defer-length'] !== undefined) throw new BadRequestError('Upload-Defer-Length is not supported: send Upload-Length')
+    const length = byteCount(req, 'upload-length')
+    const metadata = parseUploadMetadata(req.get('upload-metadata'))
+    const fileName = metadata.get('filename')
+    if (fileName === undefined || fileName === '') throw new BadRequestError('Upload-Metadata needs "filename": the file\'s name, in base64')
+    const name = deps.uploads.name(fileName)
+    if (length > deps.maxUploadBytes) throw new PayloadTooLargeError(`the upload is larger than ${deps.maxUploadBytes} bytes`)
+    if (hasBody(req)) requireOffsetStream(req)
+    await deps.limiter.upload(identity.id)
+    // As POST /upload checks a file on disk: a bundle's or CAR's own framing is allowed for.
+    await deps.quotas.beforeUpload(identity, carriesMore(name) ? Math.max(0, length - slack(length)) : length)
+    const upload = await resumable.create(identity, name.fileName, length)
+    res.setHeader('Location', `${RESUMABLE_UPLOAD_PATH}/${upload.id}`)
+    headersOf(res, upload, 0)
+    checkDeclaredLength(req, upload)
+    const { offset, expiresAt, body } = await resumable.exclusive(upload.id, async (signal, importing) => receive(req, upload, identity, signal, importing))
+    headersOf(res, upload, offset, expiresAt)
+    if (body !== undefined) { res.status(200).json(body); return }
+    res.status(201).end()
+  })
+
+  router.head(`${RESUMABLE_UPLOAD_PATH}/:id`, async (req, res) => {
+    const { identity } = requireCaller(req, 'upload', SIGN_IN)
+    const id = req.params.id ?? ''
+    let upload = await resumable.get(id, identity)
+    const importing = resumable.isImporting(id)
+    if (upload.completedAt === null && !importing) {
+      resumable.assertHere(upload)
+      // A request still writing it is stopped and what it wrote recorded: the offset answered is what is on disk.
+      upload = await resumable.exclusive(id, async () => resumable.get(id, identity))
+    }
+    if (upload.result !== null && upload.result.status !== 200) throw new NotFoundError('this upload was refused and its bytes removed; GET it for the reason')
+    headersOf(res, upload, upload.completedAt !== null || importing ? upload.length : upload.offset)
+    res.setHeader('Upload-Metadata', formatUploadMetadata(new Map([['filename', upload.fileName]])))
+    res.status(200).end()
+  })
+
+  router.patch(`${RESUMABLE_UPLOAD_PATH}/:id`, async (req, res) => {
+    const { identity } = requireCaller(req, 'upload', SIGN_IN)
+    const id = req.params.id ?? ''
+    const first = await resumable.get(id, identity)
+    requireOffsetStream(req)
+    const claimed = byteCount(req, 'upload-offset')
+    if (first.completedAt === null) resumable.assertHere(first)
+    const { upload, offset, expiresAt, body } = await resumable.exclusive(id, async (signal, importing) => {
+      // Read again under the lock: a request it stopped may have written more meanwhile.
+      const upload = await resumable.get(id, identity)
+      if (upload.result !== null) {
+        if (upload.result.status !== 200) throw new NotFoundError('this upload was refused and its bytes removed; GET it for the reason')
+        // A client whose final PATCH was cut off before the answer sends it again: the same answer.
+        if (claimed === upload.length && !hasBody(req)) return { upload, offset: upload.length, expiresAt: upload.expiresAt, body: upload.result.body }
+        throw new ConflictError(`this upload is complete: all ${upload.length} bytes were received`)
+      }
+      if (claimed !== upload.offset) throw new ConflictError(`Upload-Offset is ${claimed}, but the server has ${upload.offset} bytes of this upload: HEAD it and send from there`)
+      checkDeclaredLength(req, upload)
+      return { upload, ...await receive(req, upload, identity, signal, importing) }
+    })
+    headersOf(res, upload, offset, expiresAt)
+    if (body !== undefined) { res.status(200).json(body); return }
+    res.status(204).end()
+  })
+
+  router.get(`${RESUMABLE_UPLOAD_PATH}/:id`, async (req, res) => {
+    const { identity } = requireCaller(req, 'upload', SIGN_IN)
+    const id = req.params.id ?? ''
+    const upload = await resumable.get(id, identity)
+    res.setHeader('Cache-Control', 'no-store')
+    if (upload.result !== null) {
+      const { status, body } = upload.result
+      res.status(status).json(status === 200 ? body : { ...(body as object), requestId: req.id })
+      return
+    }
+    res.setHeader('Upload-Offset', String(upload.offset))
+    res.setHeader('Upload-Length', String(upload.length))
+    if (resumable.isImporting(id)) {
+      res.setHeader('Retry-After', '1')
+      throw new ConflictError('every byte was received; the file is being checked and imported: ask again in a moment')
+    }
+    if (upload.offset === upload.length) {
+      throw new ConflictError(`every byte was received, but the import failed on the server's side; PATCH with Upload-Offset: ${upload.length} and no body to try it again`)
+    }
+    throw new ConflictError(`the upload is not finished: ${upload.offset} of ${upload.length} bytes received`)
+  })
+
+  router.delete(`${RESUMABLE_UPLOAD_PATH}/:id`, async (req, res) => {
+    const { identity } = requireCaller(req, 'upload', SIGN_IN)
+    const id = req.params.id ?? ''
+    await resumable.get(id, identity)
+    // A request still writing it is stopped first; an import is waited for (the recorded upload stays: DELETE /uploads/<id> removes that).
+    await resumable.exclusive(id, async () => { await resumable.terminate(id) })
+    res.status(204).end()
+  })
+
+  return router
+}

@@ -1,0 +1,288 @@
+import { randomBytes } from 'node:crypto'
+import { mkdir, open, readdir, rm, stat, type FileHandle } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Transform, Writable, type Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import type { Logger } from 'pino'
+import type { Identity } from '../db/identity-repository.ts'
+import type { ResumableUpload, ResumableUploadRepository } from '../db/resumable-upload-repository.ts'
+import { ConflictError, InsufficientStorageError, isOutOfSpace, NotFoundError, PayloadTooLargeError, ServiceUnavailableError } from '../errors.ts'
+
+export interface ResumableUploadServiceOptions {
+  repository: ResumableUploadRepository
+  /** DATA_DIR/resumable: one file per upload being received, named by its id. */
+  dir: string
+  /** This instance's name: the bytes of an upload are on the instance that created it. */
+  instanceId: string
+  /** An upload no byte reached for this long is removed; a finished one's answer is kept as long. */
+  expirySeconds: number
+  /** How often expired uploads and stray files are removed (also once at start). */
+  sweepSeconds: number
+  logger: Logger
+  /** A long PATCH is made durable (fsync, offset recorded) every this many bytes, so a crash loses at most that much. */
+  checkpointBytes?: number
+}
+
+const ID = /^[0-9a-f]{32}$/
+const DEFAULT_CHECKPOINT_BYTES = 64 * 1024 * 1024
+
+interface Holder {
+  /** Stops the holder: a request still writing is stale once its client asks again (tus clients resume with HEAD). */
+  abort: AbortController
+  /** An import is not stopped: every byte is in, and its answer is kept for the client. */
+  importing: boolean
+  done: Promise<void>
+}
+
+/**
+ * Writes into a file from `position` on, never holding more than the stream's
+ * buffer; every `checkpointBytes` it fsyncs and calls `checkpoint` with the
+ * offset reached. `settled()` waits for a write in flight when the pipeline
+ * was torn down under it, so that `position` is exactly what is on disk.
+ */
+class PositionedFileWriter extends Writable {
+  readonly #handle: FileHandle
+  readonly #checkpointBytes: number
+  readonly #checkpoint: (position: number) => Promise<void>
+  #position: number
+  #sinceCheckpoint = 0
+  #inFlight: Promise<unknown> = Promise.resolve()
+
+  constructor (handle: FileHandle, position: number, checkpointBytes: number, checkpoint: (position: number) => Promise<void>) {
+    super({ highWaterMark: 1024 * 1024 })
+    this.#handle = handle
+    this.#position = position
+    this.#checkpointBytes = checkpointBytes
+    this.#checkpoint = checkpoint
+  }
+
+  get position (): number { return this.#position }
+
+  override _writev (chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
+    const buffers = chunks.map((c) => c.chunk)
+    const bytes = buffers.reduce((n, b) => n + b.length, 0)
+    const work = (async () => {
+      const { bytesWritten } = await this.#handle.writev(buffers, this.#position)
+      if (bytesWritten !== bytes) throw new Error(`short write: ${bytesWritten} of ${bytes} bytes`)
+      this.#position += bytes
+      this.#sinceCheckpoint += bytes
+      if (this.#sinceCheckpoint >= this.#checkpointBytes) {
+        this.#sinceCheckpoint = 0
+        await this.#handle.datasync()
+        await this.#checkpoint(this.#position)
+      }
+    })()
+    this.#inFlight = work.catch(() => {})
+    work.then(() => { callback() }, (err: unknown) => { callback(err as Error) })
+  }
+
+  override _write (chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this._writev([{ chunk }], callback)
+  }
+
+  async settled (): Promise<void> {
+    await this.#inFlight
+  }
+}
+
+/** Passes at most `bytes` on; one more fails the stream with `PayloadTooLargeError` (nothing past it is written). */
+function atMost (bytes: number): Transform {
+  let total = 0
+  return new Transform({
+    transform (chunk: Buffer, _encoding, callback) {
+      total += chunk.length
+      if (total > bytes) { callback(new PayloadTooLargeError(`the request carries more than the ${bytes} bytes the upload lacks (Upload-Length)`)); return }
+      callback(null, chunk)
+    }
+  })
+}
+
+/**
+ * Uploads received in pieces (the tus protocol): a row per upload in the
+ * database (owner, length, the offset durably written, the final answer)
+ * and the bytes in a file under `dir` on the instance that created it. One
+ * request at a time works on an upload (per instance, where its bytes are);
+ * expired uploads are swept with their files.
+ */
+export class ResumableUploadService {
+  readonly #options: ResumableUploadServiceOptions
+  readonly #holders = new Map<string, Holder>()
+  /** Stops imports and writes when the instance shuts down. */
+  readonly #closing = new AbortController()
+  #timer: NodeJS.Timeout | undefined
+  #sweeping: Promise<void> | undefined
+
+  constructor (options: ResumableUploadServiceOptions) {
+    this.#options = options
+  }
+
+  get expirySeconds (): number { return this.#options.expirySeconds }
+  /** Aborted when the instance shuts down. */
+  get closing (): AbortSignal { return this.#closing.signal }
+
+  pathOf (id: string): string {
+    return join(this.#options.dir, id)
+  }
+
+  /** Creates the folder, removes what expired or was left by a process that died, and sweeps periodically from now on. */
+  async start (): Promise<void> {
+    await mkdir(this.#options.dir, { recursive: true })
+    await this.sweep()
+    this.#timer = setInterval(() => { void this.sweep() }, this.#options.sweepSeconds * 1000)
+    this.#timer.unref()
+  }
+
+  async close (): Promise<void> {
+    clearInterval(this.#timer)
+    this.#closing.abort(new ServiceUnavailableError('the server is shutting down; resume the upload in a moment'))
+    for (const holder of this.#holders.values()) holder.abort.abort(this.#closing.signal.reason)
+    await Promise.all([...this.#holders.values()].map(async (h) => h.done))
+    await this.#sweeping
+  }
+
+  #expiry (): Date {
+    return new Date(Date.now() + this.#options.expirySeconds * 1000)
+  }
+
+  /** A new, empty upload of `length` bytes for `owner`; `fileName` was checked by the caller. */
+  async create (owner: Identity, fileName: string, length: number): Promise<ResumableUpload> {
+    const id = randomBytes(16).toString('hex')
+    return this.exclusive(id, async () => {
+      const upload = await this.#options.repository.create({ id, identityId: owner.id, fileName, length, instanceId: this.#options.instanceId, expiresAt: this.#expiry() })
+      try {
+        await (await open(this.pathOf(id), 'wx')).close()
+      } catch (err) {
+        await this.#options.repository.delete(id)
+        throw isOutOfSpace(err) ? new InsufficientStorageError() : err
+      }
+      return upload
+    })
+  }
+
+  /** `owner`'s unexpired upload of this id; anyone else's, or none, is 404 alike. */
+  async get (id: string, owner: Identity): Promise<ResumableUpload> {
+    const upload = ID.test(id) ? await this.#options.repository.find(id, new Date()) : undefined
+    if (upload?.identityId !== owner.id) throw new NotFoundError('no such upload: it expired, was terminated, or never existed')
+    return upload
+  }
+
+  /** True while the upload's bytes are being imported on this instance. */
+  isImporting (id: string): boolean {
+    return this.#holders.get(id)?.importing === true
+  }
+
+  /**
+   * Runs `work` with the upload to itself on this instance. A request still
+   * writing it is stopped first (a client asks again only when it thinks the
+   * earlier request failed), and what it wrote is recorded before `work`
+   * starts; an import is waited for. `work` gets the signal that stops it in turn.
+   */
+  async exclusive<T> (id: string, work: (signal: AbortSignal, importing: () => void) => Promise<T>): Promise<T> {
+    for (let holder = this.#holders.get(id); holder !== undefined; holder = this.#holders.get(id)) {
+      if (!holder.importing) holder.abort.abort(new ConflictError('this request was superseded by a later one for the same upload'))
+      await holder.done
+    }
+    let release!: () => void
+    const holder: Holder = { abort: new AbortController(), importing: false, done: new Promise((resolve) => { release = resolve }) }
+    this.#holders.set(id, holder)
+    try {
+      return await work(AbortSignal.any([holder.abort.signal, this.#closing.signal]), () => { holder.importing = true })
+    } finally {
+      this.#holders.delete(id)
+      release()
+    }
+  }
+
+  /**
+   * Appends what `source` carries to the upload at its offset (the caller
+   * checked the client's Upload-Offset), within `exclusive`. Returns the new
+   * offset and when the upload now expires. However the stream ends (complete, cut off, stopped by
+   * `signal`, too long, the disk full), what reached the disk is fsynced and
+   * its offset recorded before this returns or throws.
+   */
+  async append (upload: ResumableUpload, source: Readable, signal: AbortSignal): Promise<{ offset: number, expiresAt: Date }> {
+    this.#here(upload)
+    const path = this.pathOf(upload.id)
+    const size = await stat(path).then((s) => s.size, () => -1)
+    // The row says more than the file holds (it was removed by hand, or DATA_DIR was replaced): it cannot be resumed.
+    if (size < upload.offset) {
+      await this.terminate(upload.id)
+      throw new NotFoundError('the bytes of this upload are gone; start it again')
+    }
+    const handle = await open(path, 'r+')
+    const { repository } = this.#options
+    const writer = new PositionedFileWriter(handle, upload.offset, this.#options.checkpointBytes ?? DEFAULT_CHECKPOINT_BYTES,
+      async (position) => { await repository.advance(upload.id, position, this.#expiry()) })
+    let failure: unknown
+    try {
+      await pipeline(source, atMost(upload.length - upload.offset), writer, { signal })
+    } catch (err) {
+      failure = err
+    }
+    const expiresAt = this.#expiry()
+    try {
+      await writer.settled()
+      await handle.datasync()
+      await repository.advance(upload.id, writer.position, expiresAt)
+    } finally {
+      await handle.close()
+    }
+    if (failure !== undefined) {
+      const reason: unknown = signal.aborted ? signal.reason : failure
+      if (isOutOfSpace(reason)) throw new InsufficientStorageError()
+      throw reason instanceof Error ? reason : new Error(String(reason))
+    }
+    return { offset: writer.position, expiresAt }
+  }
+
+  /** Keeps the final answer; the bytes go. */
+  async complete (id: string, result: { status: number, body: unknown, uploadId?: number }): Promise<void> {
+    await this.#options.repository.complete(id, result, this.#expiry())
+    await rm(this.pathOf(id), { force: true })
+  }
+
+  /** Removes the upload, its bytes and any answer kept for it (tus termination). */
+  async terminate (id: string): Promise<void> {
+    await this.#options.repository.delete(id)
+    await rm(this.pathOf(id), { force: true })
+  }
+
+  /** The bytes are on another instance: a load balancer without sticky routing sent the request here; a retry may reach the right one. */
+  #here (upload: ResumableUpload): void {
+    if (upload.instanceId !== this.#options.instanceId) {
+      throw new ServiceUnavailableError('this upload\'s bytes are on another instance of this service; retry (requests for it must reach the instance that created it)')
+    }
+  }
+
+  /** Throws unless this instance holds the upload's bytes. */
+  assertHere (upload: ResumableUpload): void {
+    this.#here(upload)
+  }
+
+  /**
+   * Removes expired uploads (of every instance: their rows) and the files in
+   * `dir` that no unexpired, unfinished upload of this instance names.
+   */
+  async sweep (): Promise<void> {
+    this.#sweeping ??= (async () => {
+      try {
+        // The folder first, then the rows: a file created meanwhile is either not listed, or its row is found, or it is held.
+        const files = await readdir(this.#options.dir)
+        const expired = await this.#options.repository.deleteExpired(new Date())
+        const receiving = await this.#options.repository.receivingOn(this.#options.instanceId)
+        let removed = 0
+        for (const file of files) {
+          if (receiving.has(file) || this.#holders.has(file)) continue
+          await rm(join(this.#options.dir, file), { force: true, recursive: true })
+          removed++
+        }
+        if (expired.length > 0 || removed > 0) this.#options.logger.info({ expired: expired.length, filesRemoved: removed }, 'swept expired resumable uploads')
+      } catch (err) {
+        this.#options.logger.warn({ err }, 'could not sweep expired resumable uploads')
+      } finally {
+        this.#sweeping = undefined
+      }
+    })()
+    await this.#sweeping
+  }
+}

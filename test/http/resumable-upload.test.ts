@@ -1,0 +1,386 @@
+import { createHash } from 'node:crypto'
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http'
+import { readdir, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Readable } from 'node:stream'
+import * as tus from 'tus-js-client'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { fixture } from '../support/fixtures.ts'
+import { createIdentity, csrfField, expectNothingLeftBehind, leftovers, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
+import { uploadStream } from '../support/heimdall-process.ts'
+import { kuboDeterministicStream } from '../support/kubo-vectors.ts'
+
+const MB = 1000 * 1000
+const QUOTA = 350 * MB
+const BASE = '/upload/resumable'
+
+let t: TestHeimdall
+let url: string
+let alice: { username: string, token: string }
+let bob: { username: string, token: string }
+let before: Awaited<ReturnType<typeof leftovers>>
+
+beforeAll(async () => {
+  t = await startTestHeimdall({ QUOTA_BYTES: String(QUOTA) })
+  ;({ url } = await t.listen())
+  alice = await createIdentity(t.request, 'alice')
+  bob = await createIdentity(t.request, 'bob')
+})
+afterAll(async () => { await t.close() })
+beforeEach(async () => { before = await leftovers(t) })
+
+const b64 = (text: string): string => Buffer.from(text, 'utf8').toString('base64')
+const tusHeaders = (token: string, extra: Record<string, string> = {}): Record<string, string> => ({ 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}`, ...extra })
+const resumableFiles = async (dir = t.dataDir): Promise<string[]> => readdir(join(dir, 'resumable'))
+const rows = async (): Promise<number> => Number((await t.heimdall.database.knex('resumable_uploads').count<Array<{ n: string }>>({ n: '*' }))[0]?.n ?? 0)
+
+interface Answer { status: number, headers: IncomingHttpHeaders, body: unknown }
+
+/** One raw request over its own connection (no keep-alive), `body` as bytes or a stream. */
+async function send (method: string, path: string, headers: Record<string, string>, body?: Buffer | Readable): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(`${url}${path}`, { method, headers: { Connection: 'close', ...headers }, agent: false }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (chunk: Buffer) => { chunks.push(chunk) })
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString()
+        let parsed: unknown = text
+        try { parsed = JSON.parse(text) } catch { /* not JSON */ }
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parsed })
+      })
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    if (body instanceof Readable) body.pipe(req)
+    else req.end(body)
+  })
+}
+
+/** POST /upload/resumable; with `body`, creation-with-upload. */
+async function create (token: string, fileName: string, length: number, body?: Buffer, extra: Record<string, string> = {}): Promise<Answer & { path: string }> {
+  const answer = await send('POST', BASE, tusHeaders(token, {
+    'Upload-Length': String(length),
+    'Upload-Metadata': `filename ${b64(fileName)}`,
+    ...(body === undefined ? {} : { 'Content-Type': 'application/offset+octet-stream', 'Content-Length': String(body.length) }),
+    ...extra
+  }), body)
+  return { ...answer, path: answer.headers.location ?? '' }
+}
+
+async function patch (token: string, path: string, offset: number, body: Buffer): Promise<Answer> {
+  return send('PATCH', path, tusHeaders(token, { 'Upload-Offset': String(offset), 'Content-Type': 'application/offset+octet-stream', 'Content-Length': String(body.length) }), body)
+}
+
+async function plainUpload (token: string, bytes: Buffer, fileName: string): Promise<{ status: number, body: unknown }> {
+  const res = await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', bytes, fileName)
+  return { status: res.status, body: res.body as unknown }
+}
+
+describe('tus discovery and preconditions', () => {
+  it('OPTIONS says the version, the extensions and the largest upload', async () => {
+    const res = await send('OPTIONS', BASE, {})
+    expect(res.status).toBe(204)
+    expect(res.headers['tus-resumable']).toBe('1.0.0')
+    expect(res.headers['tus-version']).toBe('1.0.0')
+    expect(res.headers['tus-extension']).toBe('creation,creation-with-upload,expiration,termination')
+    expect(res.headers['tus-max-size']).toBe(String(1_073_741_824))
+  })
+
+  it('PLUGIN_ROUTES names the endpoint', async () => {
+    const res = await t.request.get('/plugin_routes').expect(200)
+    expect(res.body).toMatchObject({ asset_upload: '/upload', resumable_upload: BASE })
+  })
+
+  it('refuses a request without Tus-Resumable: 1.0.0 with 412, Tus-Version and a JSON error', async () => {
+    for (const version of [undefined, '0.2.2']) {
+      const res = await send('POST', BASE, { Authorization: `Bearer ${alice.token}`, 'Upload-Length': '10', 'Upload-Metadata': `filename ${b64('a.glb')}`, ...(version === undefined ? {} : { 'Tus-Resumable': version }) })
+      expect(res.status).toBe(412)
+      expect(res.headers['tus-version']).toBe('1.0.0')
+      expect(res.headers['tus-resumable']).toBe('1.0.0')
+      expect(res.body).toMatchObject({ code: 'ERR_PRECONDITION_FAILED' })
+    }
+    expect(await rows()).toBe(0)
+  })
+
+  it('needs credentials, as POST /upload does', async () => {
+    const res = await send('POST', BASE, { 'Tus-Resumable': '1.0.0', 'Upload-Length': '10', 'Upload-Metadata': `filename ${b64('a.glb')}` })
+    expect(res.status).toBe(401)
+    expect((await send('POST', BASE, tusHeaders('wrong-token', { 'Upload-Length': '10', 'Upload-Metadata': `filename ${b64('a.glb')}` }))).status).toBe(401)
+  })
+})
+
+describe('creation refusals: before any byte is stored', () => {
+  it.each([
+    ['Upload-Length over MAX_UPLOAD_BYTES', 'big.bin', 2 * 1024 ** 3, {}, 413, 'ERR_PAYLOAD_TOO_LARGE'],
+    ['Upload-Length over the quota', 'big.bin', QUOTA + 1, {}, 413, 'ERR_QUOTA_EXCEEDED'],
+    ['a type not accepted', 'virus.exe', 10, {}, 415, 'ERR_UNSUPPORTED_MEDIA_TYPE'],
+    ['no Upload-Length', 'a.glb', Number.NaN, {}, 400, 'ERR_BAD_REQUEST'],
+    ['Upload-Defer-Length', 'a.glb', 10, { 'Upload-Defer-Length': '1' }, 400, 'ERR_BAD_REQUEST'],
+    ['no filename', 'a.glb', 10, { 'Upload-Metadata': `name ${b64('a.glb')}` }, 400, 'ERR_BAD_REQUEST'],
+    ['malformed metadata', 'a.glb', 10, { 'Upload-Metadata': 'filename %%%' }, 400, 'ERR_BAD_REQUEST']
+  ])('%s → %i', async (_what, fileName, length, extra, status, code) => {
+    const headers: Record<string, string> = { 'Upload-Metadata': `filename ${b64(fileName)}`, ...(Number.isNaN(length) ? {} : { 'Upload-Length': String(length) }), ...extra }
+    // Creation-with-upload: the first bytes come with the refused request, and none of them is kept.
+    const res = await send('POST', BASE, tusHeaders(alice.token, { ...headers, 'Content-Type': 'application/offset+octet-stream', 'Content-Length': '5' }), Buffer.from('glTF!'))
+    expect(res.status).toBe(status)
+    expect(res.body).toMatchObject({ code })
+    expect(typeof (res.body as { error: unknown }).error).toBe('string')
+    expect(res.headers.location).toBeUndefined()
+    expect(await rows()).toBe(0)
+    expect(await resumableFiles()).toEqual([])
+    await expectNothingLeftBehind(t, before)
+  })
+})
+
+describe('an upload in pieces', () => {
+  it('creation-with-upload of a whole GLB answers 200 with what POST /upload answers; GET afterwards the same', async () => {
+    const glb = fixture('glb/BoxTextured.glb')
+    const res = await create(alice.token, 'BoxTextured.glb', glb.length, glb)
+    expect(res.status).toBe(200)
+    expect(res.path).toMatch(/^\/upload\/resumable\/[0-9a-f]{32}$/)
+    expect(res.headers['upload-offset']).toBe(String(glb.length))
+    expect(res.headers['tus-resumable']).toBe('1.0.0')
+    const plain = await plainUpload(bob.token, glb, 'BoxTextured.glb')
+    expect(plain.status).toBe(200)
+    expect(res.body).toEqual(plain.body)
+    const again = await send('GET', res.path, { Authorization: `Bearer ${alice.token}` })
+    expect(again.status).toBe(200)
+    expect(again.body).toEqual(plain.body)
+    const head = await send('HEAD', res.path, tusHeaders(alice.token))
+    expect(head.status).toBe(200)
+    expect(head.headers['upload-offset']).toBe(String(glb.length))
+    // The bytes were imported: none stay on disk.
+    expect(await resumableFiles()).toEqual([])
+    // A repeat of the final PATCH whose answer was lost: the same answer.
+    const repeat = await send('PATCH', res.path, tusHeaders(alice.token, { 'Upload-Offset': String(glb.length), 'Content-Type': 'application/offset+octet-stream', 'Content-Length': '0' }))
+    expect(repeat.status).toBe(200)
+    expect(repeat.body).toEqual(plain.body)
+  })
+
+  it('takes an FBX in three PATCHes; a wrong offset is 409; HEAD says the offset, length, expiry and no-store', async () => {
+    const fbx = fixture('fbx/box-binary.fbx')
+    const created = await create(alice.token, 'box.fbx', fbx.length)
+    expect(created.status).toBe(201)
+    expect(created.headers['upload-offset']).toBe('0')
+    expect(Date.parse(created.headers['upload-expires'] ?? '')).toBeGreaterThan(Date.now() + 23 * 3600 * 1000)
+    const third = Math.floor(fbx.length / 3)
+    const first = await patch(alice.token, created.path, 0, fbx.subarray(0, third))
+    expect(first.status).toBe(204)
+    expect(first.headers['upload-offset']).toBe(String(third))
+    const wrong = await patch(alice.token, created.path, 0, fbx.subarray(0, third))
+    expect(wrong.status).toBe(409)
+    expect(wrong.body).toMatchObject({ code: 'ERR_CONFLICT' })
+    const head = await send('HEAD', created.path, tusHeaders(alice.token))
+    expect(head.status).toBe(200)
+    expect(head.headers).toMatchObject({ 'upload-offset': String(third), 'upload-length': String(fbx.length), 'cache-control': 'no-store', 'upload-metadata': `filename ${b64('box.fbx')}` })
+    expect(Number.isNaN(Date.parse(head.headers['upload-expires'] ?? ''))).toBe(false)
+    const early = await send('GET', created.path, { Authorization: `Bearer ${alice.token}` })
+    expect(early.status).toBe(409)
+    expect(early.headers['upload-offset']).toBe(String(third))
+    // Not offset+octet-stream: 415; more than the upload lacks: 413; neither writes a byte.
+    expect((await send('PATCH', created.path, tusHeaders(alice.token, { 'Upload-Offset': String(third), 'Content-Type': 'application/json' }), Buffer.from('{}'))).status).toBe(415)
+    expect((await patch(alice.token, created.path, third, Buffer.concat([fbx.subarray(third), Buffer.alloc(1)]))).status).toBe(413)
+    expect((await stat(join(t.dataDir, 'resumable', created.path.split('/').pop() ?? ''))).size).toBe(third)
+    expect((await patch(alice.token, created.path, third, fbx.subarray(third, 2 * third))).status).toBe(204)
+    const last = await patch(alice.token, created.path, 2 * third, fbx.subarray(2 * third))
+    expect(last.status).toBe(200)
+    const plain = await plainUpload(bob.token, fbx, 'box.fbx')
+    expect(last.body).toEqual(plain.body)
+  })
+
+  it('answers 404 to anyone but the owner, for HEAD, PATCH, DELETE and GET', async () => {
+    const created = await create(alice.token, 'other.glb', 100)
+    expect(created.status).toBe(201)
+    expect((await send('HEAD', created.path, tusHeaders(bob.token))).status).toBe(404)
+    expect((await patch(bob.token, created.path, 0, Buffer.from('glTF'))).status).toBe(404)
+    expect((await send('DELETE', created.path, tusHeaders(bob.token))).status).toBe(404)
+    expect((await send('GET', created.path, { Authorization: `Bearer ${bob.token}` })).status).toBe(404)
+    expect((await send('HEAD', `${BASE}/${'0'.repeat(32)}`, tusHeaders(alice.token))).status).toBe(404)
+    expect((await send('HEAD', `${BASE}/not-an-id`, tusHeaders(alice.token))).status).toBe(404)
+    // Still there for its owner.
+    expect((await send('HEAD', created.path, tusHeaders(alice.token))).headers['upload-offset']).toBe('0')
+    await send('DELETE', created.path, tusHeaders(alice.token))
+  })
+
+  it('DELETE terminates: 204, then 404, and its bytes are gone', async () => {
+    const rowsBefore = await rows()
+    const created = await create(alice.token, 'gone.glb', 100)
+    expect((await patch(alice.token, created.path, 0, Buffer.from('glTF0123'))).status).toBe(204)
+    expect(await resumableFiles()).toHaveLength(1)
+    const res = await send('DELETE', created.path, tusHeaders(alice.token))
+    expect(res.status).toBe(204)
+    expect(res.headers['tus-resumable']).toBe('1.0.0')
+    expect((await send('HEAD', created.path, tusHeaders(alice.token))).status).toBe(404)
+    expect((await patch(alice.token, created.path, 8, Buffer.from('x'))).status).toBe(404)
+    expect(await resumableFiles()).toEqual([])
+    expect(await rows()).toBe(rowsBefore)
+    await expectNothingLeftBehind(t, before)
+  })
+
+  it('a .glb that is not glTF is refused at its last byte with the 415 of POST /upload, and nothing is left behind', async () => {
+    const bytes = Buffer.from('this is not a binary glTF file at all, just text')
+    const plain = await plainUpload(alice.token, bytes, 'fake.glb')
+    expect(plain.status).toBe(415)
+    before = await leftovers(t)
+    const created = await create(alice.token, 'fake.glb', bytes.length)
+    expect((await patch(alice.token, created.path, 0, bytes.subarray(0, 10))).status).toBe(204)
+    const last = await patch(alice.token, created.path, 10, bytes.subarray(10))
+    expect(last.status).toBe(415)
+    const { requestId: _a, ...refusal } = last.body as Record<string, unknown>
+    const { requestId: _b, ...expected } = plain.body as Record<string, unknown>
+    expect(refusal).toEqual(expected)
+    await expectNothingLeftBehind(t, before)
+    expect(await resumableFiles()).toEqual([])
+    // The resource is gone; its answer is kept for a client whose connection broke before it.
+    expect((await send('HEAD', created.path, tusHeaders(alice.token))).status).toBe(404)
+    const got = await send('GET', created.path, { Authorization: `Bearer ${alice.token}` })
+    expect(got.status).toBe(415)
+    expect(got.body).toMatchObject(expected)
+  })
+
+  it('a browser session needs the CSRF token in X-CSRF-Token, as every browser write does', async () => {
+    const person = await createIdentity(t.request)
+    const browser = t.browser()
+    const page = await browser.get('/uploads').set('Accept', 'text/html').expect(200)
+    await browser.post('/uploads').type('form').set('Accept', 'text/html').send({ ...person, _csrf: csrfField(page.text) }).expect(303)
+    const csrf = csrfField((await browser.get('/upload').set('Accept', 'text/html').expect(200)).text)
+    const headers = { 'Tus-Resumable': '1.0.0', 'Upload-Length': '4', 'Upload-Metadata': `filename ${b64('s.glb')}` }
+    await browser.post(BASE).set(headers).expect(403)
+    const created = await browser.post(BASE).set({ ...headers, 'X-CSRF-Token': csrf }).expect(201)
+    const path = created.headers.location ?? ''
+    await browser.head(path).set('Tus-Resumable', '1.0.0').expect(200)
+    await browser.delete(path).set('Tus-Resumable', '1.0.0').expect(403)
+    await browser.delete(path).set({ 'Tus-Resumable': '1.0.0', 'X-CSRF-Token': csrf }).expect(204)
+  })
+})
+
+describe('tus-js-client', () => {
+  it('uploads an FBX in several PATCHes through the real client; its last answer is POST /upload\'s JSON', async () => {
+    const fbx = fixture('fbx/cubes-ascii.fbx')
+    const chunkSize = Math.ceil(fbx.length / 4)
+    const patches: number[] = []
+    const answer = await new Promise<string>((resolve, reject) => {
+      const upload = new tus.Upload(fbx, {
+        endpoint: `${url}${BASE}`,
+        headers: { Authorization: `Bearer ${alice.token}` },
+        metadata: { filename: 'cubes.fbx', filetype: 'application/octet-stream' },
+        chunkSize,
+        retryDelays: [],
+        onChunkComplete: (_chunk, accepted) => { patches.push(accepted) },
+        onSuccess: (payload) => { resolve(payload.lastResponse.getBody()) },
+        onError: reject
+      })
+      upload.start()
+    })
+    expect(patches.length).toBeGreaterThanOrEqual(4)
+    const plain = await plainUpload(bob.token, fbx, 'cubes.fbx')
+    expect(JSON.parse(answer)).toEqual(plain.body)
+  })
+})
+
+describe('expiration', () => {
+  it('sweeps an unfinished upload once it expired: its row and bytes go, and it answers 404', async () => {
+    const short = await startTestHeimdall({ RESUMABLE_EXPIRY_SECONDS: '1', RESUMABLE_SWEEP_SECONDS: '1' })
+    try {
+      const person = await createIdentity(short.request)
+      const created = await short.request.post(BASE).set(tusHeaders(person.token, { 'Upload-Length': '100', 'Upload-Metadata': `filename ${b64('late.glb')}` })).expect(201)
+      const path = created.headers.location ?? ''
+      await short.request.patch(path).set(tusHeaders(person.token, { 'Upload-Offset': '0', 'Content-Type': 'application/offset+octet-stream' })).send(Buffer.from('glTF0123')).expect(204)
+      expect(await resumableFiles(short.dataDir)).toHaveLength(1)
+      const deadline = Date.now() + 10_000
+      while ((await resumableFiles(short.dataDir)).length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100))
+      expect(await resumableFiles(short.dataDir)).toEqual([])
+      expect(Number((await short.heimdall.database.knex('resumable_uploads').count<Array<{ n: string }>>({ n: '*' }))[0]?.n)).toBe(0)
+      await short.request.head(path).set(tusHeaders(person.token)).expect(404)
+      await short.request.patch(path).set(tusHeaders(person.token, { 'Upload-Offset': '8', 'Content-Type': 'application/offset+octet-stream' })).send(Buffer.from('x')).expect(404)
+    } finally {
+      await short.close()
+    }
+  }, 30_000)
+})
+
+describe('the issue\'s test: 300 MB cut off at half, resumed', () => {
+  const SIZE = 300 * MB
+  const SEED = 'resumable-300mb'
+
+  /** The file's bytes from `from` on, made as they are sent (the keystream before `from` is made and dropped). */
+  function bytesFrom (from: number): Readable {
+    const next = kuboDeterministicStream(SEED)
+    return Readable.from((function * () {
+      for (let skip = from; skip > 0; skip -= Math.min(skip, MB)) next(Math.min(skip, MB))
+      for (let left = SIZE - from; left > 0; left -= MB) yield next(Math.min(left, MB))
+    })())
+  }
+
+  it('resumes without re-sending what the server acknowledged, and ends with the CID of a plain upload', async () => {
+    const created = await create(alice.token, 'large.bin', SIZE)
+    expect(created.status).toBe(201)
+
+    // The first PATCH announces everything, sends about half, and its TCP connection is reset (no polite end).
+    const sentBeforeCut = await new Promise<number>((resolve, reject) => {
+      let sent = 0
+      const req = httpRequest(`${url}${created.path}`, {
+        method: 'PATCH',
+        agent: false,
+        headers: tusHeaders(alice.token, { 'Upload-Offset': '0', 'Content-Type': 'application/offset+octet-stream', 'Content-Length': String(SIZE) })
+      })
+      req.on('error', () => { resolve(sent) })
+      req.on('response', () => { reject(new Error('the cut PATCH was answered')) })
+      const source = bytesFrom(0)
+      source.on('data', (chunk: Buffer) => {
+        if (sent >= SIZE / 2) {
+          source.destroy()
+          req.socket?.resetAndDestroy()
+          return
+        }
+        sent += chunk.length
+        if (!req.write(chunk)) { source.pause(); req.once('drain', () => { source.resume() }) }
+      })
+    })
+    expect(sentBeforeCut).toBeGreaterThanOrEqual(SIZE / 2)
+
+    // HEAD: what the server fsynced and recorded; never more than was sent, and something.
+    const head = await send('HEAD', created.path, tusHeaders(alice.token))
+    expect(head.status).toBe(200)
+    const offset = Number(head.headers['upload-offset'])
+    expect(offset).toBeGreaterThan(0)
+    expect(offset).toBeLessThanOrEqual(sentBeforeCut)
+    expect((await stat(join(t.dataDir, 'resumable', created.path.split('/').pop() ?? ''))).size).toBe(offset)
+
+    // The rest only: what goes over the wire is the remaining bytes and the request's head.
+    const started = process.hrtime.bigint()
+    const resumed = await new Promise<{ status: number, body: string, wire: number }>((resolve, reject) => {
+      const req = httpRequest(`${url}${created.path}`, {
+        method: 'PATCH',
+        agent: false,
+        headers: tusHeaders(alice.token, { 'Upload-Offset': String(offset), 'Content-Type': 'application/offset+octet-stream', 'Content-Length': String(SIZE - offset) })
+      }, (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (chunk: Buffer) => { chunks.push(chunk) })
+        res.on('end', () => { resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), wire: req.socket?.bytesWritten ?? -1 }) })
+      })
+      req.on('error', reject)
+      bytesFrom(offset).pipe(req)
+    })
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9
+    console.log(`resumed PATCH of ${((SIZE - offset) / MB).toFixed(0)} MB (write, fsync, import): ${seconds.toFixed(1)} s`)
+    expect(resumed.status).toBe(200)
+    expect(resumed.wire).toBeGreaterThanOrEqual(SIZE - offset)
+    expect(resumed.wire).toBeLessThan(SIZE - offset + 4096)
+    const items = JSON.parse(resumed.body) as Array<{ Name: string, Hash: string }>
+    expect(items.at(-1)?.Name).toBe('large')
+
+    // The same bytes sent in one plain POST /upload (by another identity): the same root.
+    const plain = await uploadStream(url, bob.token, { size: SIZE, stream: () => bytesFrom(0) }, 'large.bin')
+    expect(plain.status).toBe(200)
+    expect((plain.body as Array<{ Hash: string }>).at(-1)?.Hash).toBe(items.at(-1)?.Hash)
+    expect(await resumableFiles()).toEqual([])
+    // The stored file is the stream's bytes, in order.
+    const hash = createHash('sha256')
+    for await (const chunk of bytesFrom(0)) hash.update(chunk as Buffer)
+    const served = createHash('sha256')
+    const read = await fetch(`${url}/ipfs/${items.at(-1)?.Hash}/large.bin`)
+    for await (const chunk of read.body ?? []) served.update(chunk)
+    expect(served.digest('hex')).toBe(hash.digest('hex'))
+  }, 600_000)
+})
