@@ -24,8 +24,9 @@ Options:
   --json            print the server's JSON answer instead of the link (its error, on failure)
   -h, --help        this help
 
-Resumable uploads go in 16 MiB requests; a dropped connection is retried with
-back-off (about two minutes in all) from the server's offset. The upload's URL
+A resumable upload sends what the server lacks in one request; a dropped
+connection is retried with back-off (about two minutes in all) from the
+server's offset (asked with HEAD). The upload's URL
 is kept in $XDG_CACHE_HOME/heimdall/uploads.json (~/.cache/…) by server, path,
 size and modification time (of every file, for a folder), so running the same
 command again after Ctrl-C, a crash or exit code 4 continues where it stopped.

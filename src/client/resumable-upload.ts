@@ -13,7 +13,7 @@ export interface ResumableOptions {
   token: string
   source: UploadSource
   state: UploadStateFile
-  /** Bytes per PATCH: what a dropped connection can cost at most if the server keeps only whole requests. */
+  /** Bytes per PATCH at most (Infinity: what is left, in one request). */
   chunkSize: number
   /** Waits before each retry of a failed request, in milliseconds; when they run out the upload fails (and can be resumed later). */
   retryDelays: number[]

@@ -10,8 +10,12 @@ import { UploadStateFile } from './upload-state.ts'
 
 /** Above this a file or bundle goes through the resumable protocol, when the server offers it. */
 export const RESUMABLE_ABOVE = 32 * 1024 * 1024
-/** Bytes per PATCH. */
-export const CHUNK_BYTES = 16 * 1024 * 1024
+/**
+ * Bytes per PATCH: all that is left, in one request. Heimdall keeps what a
+ * cut request delivered (tus servers should), so a dropped connection costs
+ * nothing already received, and one request costs one authentication.
+ */
+export const CHUNK_BYTES = Number.POSITIVE_INFINITY
 /** Back-off before each retry of a failed request: about two minutes in all, then exit 4 (the next run resumes). */
 export const RETRY_DELAYS = [0, 1000, 3000, 5000, 10_000, 20_000, 30_000, 60_000]
 

@@ -1,0 +1,242 @@
+import { spawn, spawnSync } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { AVATAR_FST, fixture } from '../support/fixtures.ts'
+import { makeDataDir } from '../support/heimdall-harness.ts'
+import { newToken, startHeimdallProcess, type HeimdallProcess } from '../support/heimdall-process.ts'
+import { freePort } from '../support/postgres-server.ts'
+
+const BIN = fileURLToPath(new URL('../../bin/heimdall.js', import.meta.url))
+
+/**
+ * The Node that runs the launcher: the system's, as `npx` does, when it is
+ * older than 24 (so the launcher's re-execution with the pinned Node is what
+ * is tested); else this one.
+ */
+const SYSTEM_NODE = ((): string => {
+  const found = spawnSync('/usr/bin/node', ['-p', 'process.versions.node'], { encoding: 'utf8' })
+  return found.status === 0 && Number(found.stdout.split('.')[0]) < 24 ? '/usr/bin/node' : process.execPath
+})()
+
+interface Run { code: number | null, signal: NodeJS.Signals | null, stdout: string, stderr: string }
+
+describe('npx heimdall upload', () => {
+  let server: HeimdallProcess
+  let dataDir: string
+  let work: string
+  let token: string
+  let env: Record<string, string>
+
+  /** The CLI as its own process, through the bin launcher; `onStderr` sees its progress as it comes. */
+  function cli (args: string[], extraEnv: Record<string, string> = {}, onStderr?: (text: string, child: ReturnType<typeof spawn>) => void): Promise<Run> {
+    const child = spawn(SYSTEM_NODE, [BIN, ...args], { env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); onStderr?.(stderr, child) })
+    return new Promise((resolve, reject) => {
+      child.on('error', reject)
+      child.on('close', (code, signal) => { resolve({ code, signal, stdout, stderr }) })
+    })
+  }
+
+  beforeAll(async () => {
+    dataDir = await makeDataDir()
+    work = await mkdtemp(join(tmpdir(), 'heimdall-cli-'))
+    // PUBLIC_URL as the CLI reaches it, so that the links it prints are fetchable here.
+    const port = String(await freePort())
+    server = await startHeimdallProcess({ DATA_DIR: dataDir, SECRET_KEY: 'x'.repeat(40), AUTH_FAILURES_ALLOWED: '1000000', PORT: port, PUBLIC_URL: `http://127.0.0.1:${port}` })
+    token = await newToken(server.url, 'cliuser')
+    // A home of its own: the state file of resumable uploads goes under it.
+    env = { PATH: process.env.PATH ?? '', HOME: work, XDG_CACHE_HOME: join(work, 'cache'), HEIMDALL_SERVER: server.url, HEIMDALL_TOKEN: token }
+  }, 120_000)
+
+  afterAll(async () => {
+    await server?.stop()
+    await rm(dataDir, { recursive: true, force: true })
+    await rm(work, { recursive: true, force: true })
+  })
+
+  it('says how it is used, and which exit codes mean what', async () => {
+    const help = await cli(['--help'])
+    expect(help.code).toBe(0)
+    expect(help.stdout).toMatch(/usage: npx heimdall upload <file\|folder>/)
+    for (const code of ['0  uploaded', '1  usage', '2  refused', '3  authentication', '4  the server could not be reached']) expect(help.stdout).toContain(code)
+    const bare = await cli([])
+    expect(bare.code).toBe(1)
+    const unknown = await cli(['upload', 'x.glb', '--colour'])
+    expect(unknown.code).toBe(1)
+    expect(unknown.stderr).toMatch(/Unknown option '--colour'/)
+    const missing = await cli(['upload', join(work, 'nothing.glb')])
+    expect(missing.code).toBe(1)
+    expect(missing.stderr).toContain('no such file or folder')
+    const noToken = await cli(['upload', BIN], { HEIMDALL_TOKEN: '' })
+    expect(noToken.code).toBe(1)
+    expect(noToken.stderr).toContain('no token')
+  })
+
+  it('uploads a GLB: exit 0, the link on stdout, plain progress lines on a pipe, content on the gateway', async () => {
+    const glb = join(work, 'BoxTextured.glb')
+    await writeFile(glb, fixture('glb/BoxTextured.glb'))
+    const run = await cli(['upload', glb])
+    expect(run.stderr).not.toContain(token)
+    expect(run.code).toBe(0)
+    const link = run.stdout.trim()
+    expect(link).toMatch(new RegExp(`^${server.url}/ipfs/\\w+/BoxTextured\\.glb$`))
+    // Not a terminal: a line to start, progress lines, a line at the end; no carriage returns.
+    expect(run.stderr).toMatch(/^uploading BoxTextured\.glb \(\d\.\d KiB\) to http:\/\/127\.0\.0\.1:\d+\n/)
+    expect(run.stderr).toMatch(/^100 % (\d\.\d KiB) of \1/m)
+    expect(run.stderr).toContain('sent; the server is checking')
+    expect(run.stderr).not.toContain('\r')
+    const served = await fetch(link)
+    expect(served.status).toBe(200)
+    expect(Buffer.from(await served.arrayBuffer()).equals(fixture('glb/BoxTextured.glb'))).toBe(true)
+  })
+
+  it('uploads a folder as a bundle: the .fst is the link and relative paths resolve under the root CID', async () => {
+    const folder = join(work, 'MyAvatar')
+    await mkdir(join(folder, 'textures'), { recursive: true })
+    await writeFile(join(folder, 'avatar.fst'), AVATAR_FST)
+    await writeFile(join(folder, 'box.fbx'), fixture('fbx/box-binary.fbx'))
+    await writeFile(join(folder, 'textures', 'skin.png'), fixture('gltf/BoxTextured/CesiumLogoFlat.png'))
+    await writeFile(join(folder, '.DS_Store'), 'Finder litter, left out')
+
+    const run = await cli(['upload', folder, '--json'])
+    expect(run.code).toBe(0)
+    expect(run.stderr).toMatch(/^uploading MyAvatar\.zip \(a bundle of 3 files, /)
+    const items = JSON.parse(run.stdout) as Array<{ Name: string, Hash: string, primary?: string, kind?: string }>
+    const root = items.at(-1)
+    expect(root?.Name).toBe('MyAvatar')
+    expect(root?.kind).toBe('avatar')
+    expect(root?.primary).toBe(`${server.url}/ipfs/${root?.Hash ?? ''}/avatar.fst`)
+    expect(items.map((i) => i.Name).sort()).toEqual(['MyAvatar', 'MyAvatar/avatar.fst', 'MyAvatar/box.fbx', 'MyAvatar/textures', 'MyAvatar/textures/skin.png'].sort())
+    const texture = await fetch(`${server.url}/ipfs/${root?.Hash ?? ''}/textures/skin.png`)
+    expect(texture.status).toBe(200)
+    expect(Buffer.from(await texture.arrayBuffer()).equals(fixture('gltf/BoxTextured/CesiumLogoFlat.png'))).toBe(true)
+    expect((await fetch(`${server.url}/ipfs/${root?.Hash ?? ''}/.DS_Store`)).status).toBe(404)
+
+    // Without --json: the link alone on stdout (the same content under the same name is the same upload).
+    const again = await cli(['upload', folder])
+    expect(again.code).toBe(0)
+    expect(again.stdout).toBe(`${root?.primary ?? ''}\n`)
+  })
+
+  it('prints the server\'s warnings', async () => {
+    // An avatar whose .fst names a texture folder that is not there: uploaded, with a warning.
+    const folder = join(work, 'Bare')
+    await mkdir(folder, { recursive: true })
+    await writeFile(join(folder, 'avatar.fst'), AVATAR_FST)
+    await writeFile(join(folder, 'box.fbx'), fixture('fbx/box-binary.fbx'))
+    const json = await cli(['upload', folder, '--json'])
+    expect(json.code).toBe(0)
+    const warnings = (JSON.parse(json.stdout) as Array<{ warnings?: string[] }>).at(-1)?.warnings ?? []
+    const run = await cli(['upload', folder])
+    expect(run.code).toBe(0)
+    for (const warning of warnings) expect(run.stderr).toContain(`warning: ${warning}`)
+  })
+
+  it('exits 2 with the server\'s error for a refused file, 3 for a wrong token, 4 for a server that is down', async () => {
+    const fake = join(work, 'fake.glb')
+    await writeFile(fake, 'this is not a binary glTF at all')
+    const refused = await cli(['upload', fake])
+    expect(refused.code).toBe(2)
+    expect(refused.stderr).toMatch(/^heimdall: .+ \(415\)$/m)
+    expect(refused.stdout).toBe('')
+    const refusedJson = await cli(['upload', fake, '--json'])
+    expect(refusedJson.code).toBe(2)
+    expect((JSON.parse(refusedJson.stdout) as { code: string }).code).toBeTypeOf('string')
+
+    const glb = join(work, 'BoxTextured.glb')
+    const wrong = await cli(['upload', glb, '--token', 'not-a-real-token'])
+    expect(wrong.code).toBe(3)
+    expect(wrong.stderr).toMatch(/\(401\)/)
+    expect(wrong.stderr).not.toContain('not-a-real-token')
+
+    const down = await cli(['upload', glb, '--server', `http://127.0.0.1:${await freePort()}`])
+    expect(down.code).toBe(4)
+    expect(down.stderr).toMatch(/cannot reach http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED/)
+  })
+
+  describe('resumable uploads (tus)', () => {
+    const rootOf = (run: Run): { Hash: string, Name: string } => {
+      const root = (JSON.parse(run.stdout) as Array<{ Hash: string, Name: string }>).at(-1)
+      if (root === undefined) throw new Error(`no answer: ${run.stderr}`)
+      return root
+    }
+
+    it('the server offers them', async () => {
+      const routes = await (await fetch(`${server.url}/plugin_routes`)).json() as { resumable_upload?: string }
+      expect(routes.resumable_upload).toBe('/upload/resumable')
+    })
+
+    it('sends a folder with --resumable: the zip made while it is sent has the size announced, and the same CID as in one request', async () => {
+      const folder = join(work, 'Resumed')
+      await mkdir(join(folder, 'textures'), { recursive: true })
+      await writeFile(join(folder, 'avatar.fst'), AVATAR_FST)
+      await writeFile(join(folder, 'box.fbx'), fixture('fbx/box-binary.fbx'))
+      await writeFile(join(folder, 'textures', 'skin.png'), fixture('gltf/BoxTextured/CesiumLogoFlat.png'))
+      const resumable = await cli(['upload', folder, '--json', '--resumable'])
+      expect(resumable.stderr).toMatch(/^uploading Resumed\.zip .*, resumable$/m)
+      expect(resumable.code).toBe(0)
+      const plain = await cli(['upload', folder, '--json', '--no-resumable'])
+      expect(plain.code).toBe(0)
+      expect(plain.stderr).not.toContain('resumable')
+      expect(rootOf(resumable)).toEqual(rootOf(plain))
+    })
+
+    it('continues a 192 MiB upload after the CLI was killed part-way, sending only what the server lacks', async () => {
+      const size = 192 * 1024 * 1024
+      const big = join(work, 'big.bin')
+      // Distinct 1 MiB blocks, so that no block repeats: the bytes a resumed upload sends are all new.
+      const handle = await import('node:fs/promises').then((fs) => fs.open(big, 'w'))
+      const seed = randomBytes(1024 * 1024)
+      for (let i = 0; i < size / seed.length; i++) {
+        const block = Buffer.from(seed)
+        createHash('sha256').update(`${i}`).digest().copy(block)
+        await handle.write(block)
+      }
+      await handle.close()
+
+      // Killed (SIGKILL, the whole process group: launcher and CLI) once a third is sent.
+      let killed = false
+      const first = await cli(['upload', big, '--json'], {}, (text, child) => {
+        if (!killed && /^\s*(3\d|[4-9]\d) % /m.test(text)) { killed = true; process.kill(-(child.pid ?? 0), 'SIGKILL') }
+      })
+      expect(first.signal).toBe('SIGKILL')
+      expect(first.stderr).toMatch(/, resumable\n/)
+
+      // The state file kept the upload's URL; the server holds part of it.
+      const statePath = join(work, 'cache', 'heimdall', 'uploads.json')
+      const state = Object.values(JSON.parse(await readFile(statePath, 'utf8')) as Record<string, { uploadUrl: string, size: number }>)
+      expect(state).toHaveLength(1)
+      expect(state[0]?.size).toBe(size)
+      const head = await fetch(state[0]?.uploadUrl ?? '', { method: 'HEAD', headers: { Authorization: `Bearer ${token}`, 'Tus-Resumable': '1.0.0' } })
+      expect(head.status).toBe(200)
+      const offset = Number(head.headers.get('upload-offset'))
+      expect(offset).toBeGreaterThan(0)
+      expect(offset).toBeLessThan(size)
+
+      const second = await cli(['upload', big, '--json'])
+      expect(second.code).toBe(0)
+      expect(second.stderr).toContain('resuming the upload an earlier run started')
+      // Its progress starts where the server was, not at 0.
+      const percents = [...second.stderr.matchAll(/^\s*(\d+) % /gm)].map((m) => Number(m[1]))
+      expect(percents[0]).toBeGreaterThanOrEqual(Math.floor((offset / size) * 100))
+      expect(percents.at(-1)).toBe(100)
+      expect(percents.length).toBeGreaterThanOrEqual(3)
+      // Finished: the state file forgets it.
+      expect(Object.keys(JSON.parse(await readFile(statePath, 'utf8')) as object)).toHaveLength(0)
+
+      // The same bytes in one plain request: the same CIDs.
+      const plain = await cli(['upload', big, '--json', '--no-resumable'])
+      expect(plain.code).toBe(0)
+      expect(rootOf(second)).toEqual(rootOf(plain))
+      expect(existsSync(big)).toBe(true)
+    }, 240_000)
+  })
+})
