@@ -71,8 +71,8 @@ const seconds = (since: bigint): number => Number(process.hrtime.bigint() - sinc
 /** One timed import of the file or the bundle: how long, the CID to compare, and memory where there is a server. */
 interface Timed {
   seconds: number
-  /** The file's CID (the file), or the CID of the bundle's contents (what `ipfs add -r` of its folder gives). */
-  cid: string
+  /** The file's CID (the file), or the CID of the bundle's contents (what `ipfs add -r` of its folder gives); '' when the answer lacked it; none for sha256. */
+  cid?: string
   /** Heimdall's process tree (the server and its embedded PostgreSQL), each process's VmHWM summed. */
   treePeakRss?: number
   /** The largest sum of that tree's resident sets at one moment (sampled every 100 ms). */
@@ -255,7 +255,8 @@ function heimdall (mode: 'embedded' | 'kubo', work: string, bin: string, databas
       const cids = new Map(models.map((model, i) => {
         const result = results[i]
         const stem = model.name.replace(/\.glb$/, '')
-        return [model.name, result?.status === 200 ? cidOf(result.body as Added, `${stem}/${model.name}`) : '']
+        // A model accepted without its entry in the answer is a mismatch, not a model to skip.
+        return [model.name, result?.status === 200 ? cidOf(result.body as Added, `${stem}/${model.name}`) || 'MISSING' : '']
       }))
       return {
         latenciesMs: results.map((r) => r.seconds * 1000),
@@ -375,7 +376,7 @@ async function throughput (workload: string, input: string, targets: readonly Ta
   const bytes = (await stat(input)).size
   const names = [...Object.keys(floors), ...targets.map((t) => t.name)]
   const timed: Array<{ name: string, go: () => Promise<Timed> }> = [
-    ...Object.entries(floors).map(([name, go]) => ({ name, go: async (): Promise<Timed> => { const m = await go(); return { seconds: m.seconds, cid: m.cid ?? '' } } })),
+    ...Object.entries(floors).map(([name, go]) => ({ name, go: async (): Promise<Timed> => { const m = await go(); return { seconds: m.seconds, cid: m.cid } } })),
     ...targets.map((target) => ({ name: target.name, go: async () => run(target) }))
   ]
   const row: ThroughputRow = { workload, bytes, mbps: Object.fromEntries(names.map((n) => [n, []])), vsKubo: {}, vsKuboRounds: {}, treePeakRssMB: {}, treeAtOnceRssMB: {}, kuboPeakRssMB: {}, cids: {}, cidsMatch: true }
@@ -390,7 +391,8 @@ async function throughput (workload: string, input: string, targets: readonly Ta
       max(row.treePeakRssMB, m.treePeakRss)
       max(row.treeAtOnceRssMB, m.treeAtOnceRss)
       max(row.kuboPeakRssMB, m.kuboPeakRss)
-      if (m.cid !== '') {
+      // A floor without a CID of its own (sha256) has none; a target's missing CID ('') is a mismatch.
+      if (m.cid !== undefined) {
         if (row.cids[name] !== undefined && row.cids[name] !== m.cid) row.cidsMatch = false
         row.cids[name] = m.cid
       }
