@@ -43,7 +43,8 @@ const ROUTES = () => [
   // Not /account/token: a POST there with the test's token would replace it.
   '/account', '/account/keys', '/account/keys/1', '/account/keys/1/revoke', '/account/sessions',
   `/ipfs/${root}`, `/ipfs/${root}/`, `/ipfs/${root}/avatar.fst`, `/ipfs/${root}/textures/`, `/preview/${root}/box.fbx`,
-  '/healthz', '/readyz', '/static/app.js', '/favicon.ico', '/nowhere'
+  '/healthz', '/readyz', '/static/app.js', '/favicon.ico', '/nowhere',
+  '/upload/resumable', `/upload/resumable/${'0'.repeat(32)}`
 ]
 const PATH_SUFFIXES = ['', '/%zz', '/%E0%A4%A', '%', '/%00', '/..%2f..%2fetc', `/${'a'.repeat(3000)}`, '/%F0%9F%98%80.png', encodeURI('/テクスチャ.png'), '?q=%zz&page=%', '/;x=1']
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']
@@ -60,7 +61,10 @@ const HEADER_SETS: Array<() => Record<string, string>> = [
   () => ({ 'If-None-Match': '*', 'If-Modified-Since': 'not a date' }),
   () => ({ 'Content-Type': 'multipart/form-data' }),
   () => ({ 'Content-Type': 'application/json' }),
-  () => ({ 'Content-Type': 'application/x-www-form-urlencoded; charset=koi8-r' })
+  () => ({ 'Content-Type': 'application/x-www-form-urlencoded; charset=koi8-r' }),
+  // tus: past the version check, with malformed lengths, metadata and offsets.
+  () => ({ 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}`, 'Upload-Length': '-1', 'Upload-Metadata': 'filename %%%,filename', 'Upload-Offset': '1e3', 'Content-Type': 'application/offset+octet-stream' }),
+  () => ({ 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}`, 'Upload-Length': '99999999999999999999', 'Upload-Metadata': `filename ${Buffer.from('../../etc/x.glb').toString('base64')}`, 'X-HTTP-Method-Override': 'PATCH' })
 ]
 const BODIES = [undefined, '{"username":', 'username=%zz&token=%E0', '--x\r\nContent-Disposition: form-data; name="file"; filename="a.fbx"\r\n\r\nabc']
 

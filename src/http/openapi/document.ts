@@ -11,7 +11,7 @@ import * as answers from './schemas.ts'
  * answers against it, and fuzzes it with schemathesis.
  */
 
-type Method = 'get' | 'head' | 'post' | 'delete' | 'options'
+type Method = 'get' | 'head' | 'post' | 'patch' | 'delete' | 'options'
 type Security = 'none' | 'bearer' | 'bearerOrForm' | 'metrics'
 
 interface Answer {
@@ -34,7 +34,7 @@ export interface Operation {
   security: Security
   path_?: z.ZodObject
   query?: z.ZodObject
-  headers?: Array<{ name: string, description: string }>
+  headers?: Array<{ name: string, description: string, schema?: z.ZodType }>
   body?: { required: boolean, content: Record<string, z.ZodType> }
   responses: Record<string, Answer>
 }
@@ -76,6 +76,76 @@ const gatewayAnswers = (withPath: boolean): Record<string, Answer> => ({
 })
 const cidPath = z.object({ cid: z.string().describe('A CID (v0 or v1)') })
 const cidAndPath = cidPath.extend({ path: z.string().describe('A path below it, /-separated') })
+
+const TUS_RESUMABLE = { name: 'Tus-Resumable', description: 'Required on every tus request: 1.0.0 (else 412)', schema: z.enum(['1.0.0']) }
+const PRECONDITION = { ...error('No Tus-Resumable: 1.0.0'), headers: { 'Tus-Version': '1.0.0' } }
+const uploadIdPath = z.object({ id: z.string().describe('The upload\'s id, from Location') })
+const TUS_STATE = { 'Upload-Offset': 'Bytes the server holds (fsynced)', 'Upload-Length': 'The upload\'s length', 'Upload-Expires': 'When an unfinished upload is removed', 'Tus-Resumable': '1.0.0' }
+const LAST_BYTE = {
+  400: error('Malformed tus headers'),
+  401: UNAUTHORIZED,
+  403: FORBIDDEN,
+  412: PRECONDITION,
+  413: error('Longer than MAX_UPLOAD_BYTES or the quota left, or more bytes than the upload lacks'),
+  415: error('Not application/offset+octet-stream, a type not allowed, or (at the last byte) bytes that do not match the name'),
+  422: error('At the last byte: it would not load, files it references are missing'),
+  429: TOO_MANY,
+  503: error('The database cannot be reached, or this upload\'s bytes are on another instance (retry)'),
+  507: error('This node\'s disk is full')
+}
+
+/** tus 1.0.0 (creation, creation-with-upload, expiration, termination): see "Resumable uploads (tus)" in README.md. */
+const RESUMABLE_OPERATIONS: readonly Operation[] = [
+  {
+    method: 'options', path: '/upload/resumable', route: '/upload/resumable', operationId: 'resumableUploadOptions', tag: 'Resumable uploads (tus)', summary: 'What this tus server supports', security: 'none',
+    responses: { 204: { description: 'Supported', headers: { 'Tus-Version': '1.0.0', 'Tus-Extension': 'creation,creation-with-upload,expiration,termination', 'Tus-Max-Size': 'MAX_UPLOAD_BYTES', 'Tus-Resumable': '1.0.0' } } }
+  },
+  {
+    method: 'post', path: '/upload/resumable', route: '/upload/resumable', operationId: 'createResumableUpload', tag: 'Resumable uploads (tus)', security: 'bearer',
+    summary: 'Create an upload (checked like POST /upload before any byte); with a body (application/offset+octet-stream), its first bytes',
+    headers: [TUS_RESUMABLE, { name: 'Upload-Length', description: 'The file\'s size in bytes' }, { name: 'Upload-Metadata', description: 'filename <base64> (required), name <base64> (ignored)' }],
+    responses: {
+      200: { description: 'Its body carried every byte: stored, the answer of POST /upload', content: json(answers.addedItems), headers: { Location: '/upload/resumable/<id>', ...TUS_STATE } },
+      201: { description: 'Created', headers: { Location: '/upload/resumable/<id>', ...TUS_STATE } },
+      ...LAST_BYTE
+    }
+  },
+  {
+    method: 'head', path: '/upload/resumable/{id}', route: '/upload/resumable/:id', operationId: 'resumableUploadOffset', tag: 'Resumable uploads (tus)', summary: 'How many bytes the server holds', security: 'bearer', path_: uploadIdPath, headers: [TUS_RESUMABLE],
+    responses: { 200: { description: 'The offset', headers: { ...TUS_STATE, 'Upload-Metadata': 'filename <base64>', 'Cache-Control': 'no-store' } }, 401: UNAUTHORIZED, 403: FORBIDDEN, 404: error('No such upload of the caller\'s (expired, terminated or refused)'), 412: PRECONDITION, 429: TOO_MANY, 503: LAST_BYTE[503] }
+  },
+  {
+    method: 'patch', path: '/upload/resumable/{id}', route: '/upload/resumable/:id', operationId: 'appendResumableUpload', tag: 'Resumable uploads (tus)', security: 'bearer', path_: uploadIdPath,
+    summary: 'Send bytes from Upload-Offset (application/offset+octet-stream); the last one stores the upload as POST /upload does',
+    headers: [TUS_RESUMABLE, { name: 'Upload-Offset', description: 'Where these bytes start: the offset HEAD said' }],
+    responses: {
+      200: { description: 'The last byte: stored, the answer of POST /upload', content: json(answers.addedItems), headers: TUS_STATE },
+      204: { description: 'Written and fsynced', headers: TUS_STATE },
+      404: error('No such upload of the caller\'s (expired, terminated or refused)'),
+      409: error('Upload-Offset is not the server\'s offset'),
+      ...LAST_BYTE
+    }
+  },
+  {
+    method: 'get', path: '/upload/resumable/{id}', route: '/upload/resumable/:id', operationId: 'resumableUploadResult', tag: 'Resumable uploads (tus)', security: 'bearer', path_: uploadIdPath,
+    summary: 'The answer of a finished upload: what its final PATCH answered (the JSON of POST /upload, or its refusal)',
+    responses: {
+      200: { description: 'Stored', content: json(answers.addedItems) },
+      401: UNAUTHORIZED,
+      403: FORBIDDEN,
+      404: error('No such upload of the caller\'s'),
+      409: { ...error('Not finished: bytes missing, or being imported'), headers: { 'Upload-Offset': 'Bytes the server holds', 'Upload-Length': 'The upload\'s length' } },
+      413: LAST_BYTE[413],
+      415: LAST_BYTE[415],
+      422: LAST_BYTE[422],
+      429: TOO_MANY
+    }
+  },
+  {
+    method: 'delete', path: '/upload/resumable/{id}', route: '/upload/resumable/:id', operationId: 'terminateResumableUpload', tag: 'Resumable uploads (tus)', summary: 'Terminate an upload: its bytes and record go (a stored upload stays)', security: 'bearer', path_: uploadIdPath, headers: [TUS_RESUMABLE],
+    responses: { 204: { description: 'Terminated', headers: { 'Tus-Resumable': '1.0.0' } }, 401: UNAUTHORIZED, 403: FORBIDDEN, 404: error('No such upload of the caller\'s'), 412: PRECONDITION, 429: TOO_MANY }
+  }
+]
 
 export const OPERATIONS: readonly Operation[] = [
   { method: 'get', path: '/plugin_routes', route: '/plugin_routes', operationId: 'pluginRoutes', tag: 'Blender add-on', summary: 'The route map the add-on reads first', security: 'none', responses: { 200: { description: 'Routes', content: json(answers.pluginRoutes) } } },
@@ -142,6 +212,7 @@ export const OPERATIONS: readonly Operation[] = [
   { method: 'get', path: '/psa/pins/{requestid}', route: '/psa/pins/:requestid', operationId: 'psaGetPin', tag: 'Pinning Service API', summary: 'One pin request', security: 'bearer', path_: requests.psaRequestIdParam, responses: { 200: { description: 'PinStatus', content: json(answers.psaPinStatus) }, 401: psaError('Bad or no token'), 403: psaError('An API key without the pin scope'), 404: psaError('No such request of the caller\'s'), 429: psaError('Too many failed sign-ins') } },
   { method: 'post', path: '/psa/pins/{requestid}', route: '/psa/pins/:requestid', operationId: 'psaReplacePin', tag: 'Pinning Service API', summary: 'Replace a pin request (a new requestid)', security: 'bearer', path_: requests.psaRequestIdParam, body: { required: true, content: json(requests.psaPin) }, responses: { 202: { description: 'Accepted', content: json(answers.psaPinStatus) }, 400: psaError('A bad pin object'), 401: psaError('Bad or no token'), 403: psaError('Blocked content, or an API key without the pin scope'), 404: psaError('No such request of the caller\'s'), 429: psaError('Too many failed sign-ins') } },
   { method: 'delete', path: '/psa/pins/{requestid}', route: '/psa/pins/:requestid', operationId: 'psaRemovePin', tag: 'Pinning Service API', summary: 'Remove a pin request', security: 'bearer', path_: requests.psaRequestIdParam, responses: { 202: { description: 'Removed' }, 401: psaError('Bad or no token'), 403: psaError('An API key without the pin scope'), 404: psaError('No such request of the caller\'s'), 429: psaError('Too many failed sign-ins') } },
+  ...RESUMABLE_OPERATIONS,
   { method: 'get', path: '/healthz', route: '/healthz', operationId: 'health', tag: 'Operations', summary: 'The process answers', security: 'none', responses: { 200: { description: 'Alive', content: json(answers.health) } } },
   { method: 'get', path: '/readyz', route: '/readyz', operationId: 'readiness', tag: 'Operations', summary: 'Database, IPFS node and disk', security: 'none', responses: { 200: { description: 'Ready', content: json(answers.readiness) }, 503: { description: 'Not ready: which component', content: json(answers.readiness) } } },
   { method: 'get', path: '/metrics', route: '/metrics', operationId: 'metrics', tag: 'Operations', summary: 'Prometheus metrics (this machine, or Bearer METRICS_TOKEN)', security: 'metrics', responses: { 200: { description: 'Text exposition format', content: { 'text/plain': 'binary' } }, 401: error('From another machine without a token'), 403: error('A wrong token') } },
@@ -172,7 +243,7 @@ function parameters (operation: Operation): unknown[] {
       out.push({ name, in: where, required: where === 'path' || !isOptional(field), schema: jsonSchema(field, 'input'), ...(field.description !== undefined ? { description: field.description } : {}) })
     }
   }
-  for (const header of operation.headers ?? []) out.push({ name: header.name, in: 'header', required: false, description: header.description, schema: { type: 'string' } })
+  for (const header of operation.headers ?? []) out.push({ name: header.name, in: 'header', required: false, description: header.description, schema: header.schema === undefined ? { type: 'string' } : jsonSchema(header.schema, 'input') })
   return out
 }
 

@@ -26,7 +26,8 @@ export const pluginRoutes = z.object({
   new_user: z.string(),
   asset_upload: z.string(),
   uploads: z.string(),
-  oauth: z.boolean()
+  oauth: z.boolean(),
+  resumable_upload: z.string().describe('The tus 1.0.0 endpoint (resumable uploads)')
 }).meta({ title: 'PluginRoutes', description: 'The route map the Blender add-on reads first' })
 
 export const newIdentity = z.object({

@@ -156,9 +156,10 @@ export function resumableUploadRoutes (deps: ResumableUploadRoutesDeps): Router 
     res.status(201).end()
   })
 
-  router.head(`${RESUMABLE_UPLOAD_PATH}/:id`, async (req, res) => {
+  /** HEAD: how far the upload got (Express hands HEAD to the GET route; tus asks it with Tus-Resumable). */
+  async function head (req: Request, res: Response): Promise<void> {
     const { identity } = requireCaller(req, 'upload', SIGN_IN)
-    const id = req.params.id ?? ''
+    const id = typeof req.params.id === 'string' ? req.params.id : ''
     let upload = await resumable.get(id, identity)
     const importing = resumable.isImporting(id)
     if (upload.completedAt === null && !importing) {
@@ -170,11 +171,11 @@ export function resumableUploadRoutes (deps: ResumableUploadRoutesDeps): Router 
     headersOf(res, upload, upload.completedAt !== null || importing ? upload.length : upload.offset)
     res.setHeader('Upload-Metadata', formatUploadMetadata(new Map([['filename', upload.fileName]])))
     res.status(200).end()
-  })
+  }
 
   router.patch(`${RESUMABLE_UPLOAD_PATH}/:id`, async (req, res) => {
     const { identity } = requireCaller(req, 'upload', SIGN_IN)
-    const id = req.params.id ?? ''
+    const id = typeof req.params.id === 'string' ? req.params.id : ''
     const first = await resumable.get(id, identity)
     requireOffsetStream(req)
     const claimed = byteCount(req, 'upload-offset')
@@ -198,8 +199,9 @@ export function resumableUploadRoutes (deps: ResumableUploadRoutesDeps): Router 
   })
 
   router.get(`${RESUMABLE_UPLOAD_PATH}/:id`, async (req, res) => {
+    if (req.method === 'HEAD') { await head(req, res); return }
     const { identity } = requireCaller(req, 'upload', SIGN_IN)
-    const id = req.params.id ?? ''
+    const id = typeof req.params.id === 'string' ? req.params.id : ''
     const upload = await resumable.get(id, identity)
     res.setHeader('Cache-Control', 'no-store')
     if (upload.result !== null) {
@@ -221,7 +223,7 @@ export function resumableUploadRoutes (deps: ResumableUploadRoutesDeps): Router 
 
   router.delete(`${RESUMABLE_UPLOAD_PATH}/:id`, async (req, res) => {
     const { identity } = requireCaller(req, 'upload', SIGN_IN)
-    const id = req.params.id ?? ''
+    const id = typeof req.params.id === 'string' ? req.params.id : ''
     await resumable.get(id, identity)
     // A request still writing it is stopped first; an import is waited for (the recorded upload stays: DELETE /uploads/<id> removes that).
     await resumable.exclusive(id, async () => { await resumable.terminate(id) })
