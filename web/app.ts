@@ -1,8 +1,9 @@
 /**
  * Progressive enhancement of the server-rendered pages: copy buttons, and an
  * upload form that takes many files (picked or dropped), each sent on its
- * own with a real progress bar, a cancel button and its result. Without
- * JavaScript the same form posts one file the plain way.
+ * own with a real progress bar, a cancel button and its result; files over
+ * 32 MiB go resumably (tus), surviving a dropped connection or a reload.
+ * Without JavaScript the same form posts one file the plain way.
  */
 
 document.addEventListener('click', (event) => {
@@ -28,7 +29,39 @@ function element<K extends keyof HTMLElementTagNameMap> (tag: K, props: Partial<
 
 let rowCount = 0
 
-function uploadOne (form: HTMLFormElement, rows: HTMLElement, file: File): void {
+/** Above this a file goes through the resumable endpoint, when the server has one; smaller ones keep the one plain POST. */
+const RESUMABLE_ABOVE = 32 * 1024 * 1024
+/**
+ * Bytes per PATCH. Chromium silently sends a request again, body and all,
+ * when a kept-alive connection breaks before an answer; after a cut that
+ * resent request carries a stale Upload-Offset and is refused (409) once
+ * sent. Chunks bound what that costs.
+ */
+const CHUNK_BYTES = 8 * 1024 * 1024
+/** Waits before each retry of a failed request (about two minutes in all); a connection that stays down waits for the browser to be online again. */
+const RETRY_DELAYS = [0, 1000, 3000, 5000, 10_000, 20_000, 30_000, 60_000]
+
+/** The tus endpoint `GET /plugin_routes` names, asked once; null for a server without one. */
+let resumableEndpoint: Promise<string | null> | undefined
+function findResumableEndpoint (): Promise<string | null> {
+  resumableEndpoint ??= fetch('/plugin_routes', { headers: { Accept: 'application/json' } })
+    .then(async (res) => (res.ok ? await res.json() as { resumable_upload?: unknown } : {}))
+    .then((routes) => (typeof routes.resumable_upload === 'string' ? new URL(routes.resumable_upload, location.href).href : null), () => null)
+  return resumableEndpoint
+}
+
+/** One file's row: its progress bar and status, and where its result or error goes. */
+interface UploadRow {
+  id: string
+  file: File
+  row: HTMLLIElement
+  progress: HTMLProgressElement
+  status: HTMLParagraphElement
+  cancel: HTMLButtonElement
+  result: HTMLDivElement
+}
+
+function addRow (rows: HTMLElement, file: File): UploadRow {
   const id = `upload-${++rowCount}`
   const progress = element('progress', { max: file.size, value: 0, id: `${id}-progress` })
   const status = element('p', { className: 'status' }, `Waiting… 0 of ${formatBytes(file.size)}`)
@@ -38,58 +71,156 @@ function uploadOne (form: HTMLFormElement, rows: HTMLElement, file: File): void 
   row.dataset.state = 'uploading'
   rows.append(row)
   progress.setAttribute('aria-label', `Upload of ${file.name}`)
+  return { id, file, row, progress, status, cancel, result }
+}
 
+function showProgress (ui: UploadRow, loaded: number, total: number): void {
+  ui.progress.max = total
+  ui.progress.value = loaded
+  const percent = total === 0 ? 100 : Math.round((loaded / total) * 100)
+  ui.row.dataset.percent = String(percent)
+  ui.status.textContent = `${percent} % — ${formatBytes(loaded)} of ${formatBytes(total)}`
+  if (loaded === total) ui.status.textContent = 'Checking and adding to IPFS…'
+}
+
+function finish (ui: UploadRow, state: string, ...content: Array<Node | string>): void {
+  ui.row.dataset.state = state
+  ui.cancel.remove()
+  ui.result.replaceChildren(...content)
+}
+
+/** What the server answers an upload (the same for the plain and the resumable way): its link, buttons and warnings, or its error. */
+function showAnswer (ui: UploadRow, status: number, text: string): void {
+  let body: unknown
+  try { body = JSON.parse(text) } catch { body = undefined }
+  if (status === 200 && Array.isArray(body)) {
+    ui.progress.value = ui.progress.max
+    ui.row.dataset.percent = '100'
+    const root = body.at(-1) as AddedRoot
+    const link = root.primary ?? `${new URL(`/ipfs/${root.Hash}/`, location.href).href}`
+    const input = element('input', { value: link, readOnly: true, id: `${ui.id}-link` })
+    input.setAttribute('aria-label', `Link to ${ui.file.name}`)
+    ui.status.textContent = `Uploaded: ${root.kind ?? 'asset'}`
+    const parts: Array<Node | string> = [input, element('button', { type: 'button' }, 'Copy'), element('a', { className: 'button secondary', href: link }, 'Open')]
+    ;(parts[1] as HTMLButtonElement).dataset.copy = `#${ui.id}-link`
+    if (typeof root.preview === 'string') parts.push(element('a', { className: 'button secondary', href: root.preview }, 'Preview in 3D'))
+    const warnings = root.warnings ?? []
+    if (warnings.length > 0) parts.push(element('ul', { className: 'warnings' }, ...warnings.map((w) => element('li', {}, w))))
+    finish(ui, 'done', ...parts)
+  } else {
+    const problem = body as { error?: string, details?: string[] } | undefined
+    ui.status.textContent = 'Not uploaded'
+    finish(ui, 'error', element('p', { className: 'error' }, problem?.error ?? `The server answered ${status}.`),
+      ...((problem?.details ?? []).length > 0 ? [element('ul', {}, ...(problem?.details ?? []).map((d) => element('li', {}, d)))] : []))
+  }
+}
+
+const showConnectionFailed = (ui: UploadRow): void => {
+  ui.status.textContent = 'Not uploaded'
+  finish(ui, 'error', element('p', { className: 'error' }, 'The connection failed. Check your network and try again.'))
+}
+
+/** The form's credentials: its token field (the bearer), else the session with the form's CSRF token. */
+function credentialHeaders (form: HTMLFormElement): Record<string, string> {
+  const token = form.querySelector<HTMLInputElement>('input[name=token]')?.value ?? ''
+  if (token !== '') return { Authorization: `Bearer ${token}` }
+  const csrf = form.querySelector<HTMLInputElement>('input[name=_csrf]')?.value
+  return csrf === undefined ? {} : { 'X-CSRF-Token': csrf }
+}
+
+/** The plain way: one multipart POST, as the form sends it without JavaScript. */
+function uploadPlain (form: HTMLFormElement, ui: UploadRow): void {
   const data = new FormData()
   for (const field of form.querySelectorAll<HTMLInputElement>('input[name]:not([type=file])')) data.append(field.name, field.value)
-  data.append('file', file, file.name)
+  data.append('file', ui.file, ui.file.name)
 
   const xhr = new XMLHttpRequest()
   xhr.open('POST', form.action)
   xhr.setRequestHeader('Accept', 'application/json')
   const csrf = form.querySelector<HTMLInputElement>('input[name=_csrf]')?.value
   if (csrf !== undefined) xhr.setRequestHeader('X-CSRF-Token', csrf)
-  xhr.upload.addEventListener('progress', (event) => {
-    if (!event.lengthComputable) return
-    progress.max = event.total
-    progress.value = event.loaded
-    const percent = Math.round((event.loaded / event.total) * 100)
-    row.dataset.percent = String(percent)
-    status.textContent = `${percent} % — ${formatBytes(event.loaded)} of ${formatBytes(event.total)}`
-    if (event.loaded === event.total) status.textContent = 'Checking and adding to IPFS…'
-  })
-  const finish = (state: string, ...content: Array<Node | string>): void => {
-    row.dataset.state = state
-    cancel.remove()
-    result.replaceChildren(...content)
-  }
-  xhr.addEventListener('load', () => {
-    let body: unknown
-    try { body = JSON.parse(xhr.responseText) } catch { body = undefined }
-    if (xhr.status === 200 && Array.isArray(body)) {
-      progress.value = progress.max
-      row.dataset.percent = '100'
-      const root = body.at(-1) as AddedRoot
-      const link = root.primary ?? `${new URL(`/ipfs/${root.Hash}/`, location.href).href}`
-      const input = element('input', { value: link, readOnly: true, id: `${id}-link` })
-      input.setAttribute('aria-label', `Link to ${file.name}`)
-      status.textContent = `Uploaded: ${root.kind ?? 'asset'}`
-      const parts: Array<Node | string> = [input, element('button', { type: 'button' }, 'Copy'), element('a', { className: 'button secondary', href: link }, 'Open')]
-      ;(parts[1] as HTMLButtonElement).dataset.copy = `#${id}-link`
-      if (typeof root.preview === 'string') parts.push(element('a', { className: 'button secondary', href: root.preview }, 'Preview in 3D'))
-      const warnings = root.warnings ?? []
-      if (warnings.length > 0) parts.push(element('ul', { className: 'warnings' }, ...warnings.map((w) => element('li', {}, w))))
-      finish('done', ...parts)
-    } else {
-      const problem = body as { error?: string, details?: string[] } | undefined
-      status.textContent = 'Not uploaded'
-      finish('error', element('p', { className: 'error' }, problem?.error ?? `The server answered ${xhr.status}.`),
-        ...((problem?.details ?? []).length > 0 ? [element('ul', {}, ...(problem?.details ?? []).map((d) => element('li', {}, d)))] : []))
+  xhr.upload.addEventListener('progress', (event) => { if (event.lengthComputable) showProgress(ui, event.loaded, event.total) })
+  xhr.addEventListener('load', () => { showAnswer(ui, xhr.status, xhr.responseText) })
+  xhr.addEventListener('error', () => { showConnectionFailed(ui) })
+  xhr.addEventListener('abort', () => { ui.status.textContent = 'Cancelled'; finish(ui, 'cancelled') })
+  ui.cancel.addEventListener('click', () => { xhr.abort() })
+  xhr.send(data)
+}
+
+/**
+ * The resumable way (tus, with tus-js-client): a dropped connection is
+ * retried from the server's offset; the upload's URL is kept in
+ * localStorage by the file's name, size and date, so picking the same file
+ * again after a reload continues it. Cancel deletes what the server has.
+ */
+async function uploadResumable (form: HTMLFormElement, ui: UploadRow, endpoint: string): Promise<void> {
+  const { Upload } = await import('tus-js-client')
+  const headers = credentialHeaders(form)
+  let cancelled = false
+  const upload = new Upload(ui.file, {
+    endpoint,
+    headers: { ...headers, Accept: 'application/json' },
+    metadata: { filename: ui.file.name },
+    chunkSize: CHUNK_BYTES,
+    retryDelays: RETRY_DELAYS,
+    storeFingerprintForResuming: true,
+    removeFingerprintOnSuccess: true,
+    onProgress: (sent, total) => { showProgress(ui, sent, total) },
+    // Unlike tus-js-client's default, also while the browser says it is offline: the delays run on, and `online` below restarts it.
+    onShouldRetry: (err) => {
+      const status = err.originalResponse?.getStatus() ?? 0
+      const retry = !cancelled && (status === 0 || status >= 500 || status === 409 || status === 423 || status === 429)
+      if (retry) ui.status.textContent = `Connection lost at ${ui.row.dataset.percent ?? '0'} % — resuming…`
+      return retry
+    },
+    onSuccess: ({ lastResponse }) => {
+      const text = lastResponse.getBody() ?? ''
+      if (lastResponse.getStatus() === 200 && text.trim().startsWith('[')) { showAnswer(ui, 200, text); return }
+      // Found complete when resumed (the last answer was lost): the upload's URL answers the same.
+      fetch(upload.url ?? '', { headers: { ...headers, Accept: 'application/json' } })
+        .then(async (res) => { showAnswer(ui, res.status, await res.text()) }, () => { showConnectionFailed(ui) })
+    },
+    onError: (err) => {
+      if (cancelled) return
+      const response = 'originalResponse' in err ? err.originalResponse : null
+      if (response !== null && response !== undefined && response.getStatus() !== 0) { showAnswer(ui, response.getStatus(), response.getBody() ?? ''); return }
+      // Still down after every retry: offline, it goes on by itself once the browser is online again; else on a click.
+      ui.row.dataset.state = 'waiting'
+      const resume = element('button', { type: 'button', className: 'small' }, 'Resume')
+      const go = (): void => {
+        if (cancelled || ui.row.dataset.state !== 'waiting') return
+        ui.row.dataset.state = 'uploading'
+        resume.remove()
+        ui.status.textContent = 'Resuming where it stopped…'
+        upload.start()
+      }
+      resume.addEventListener('click', go)
+      window.addEventListener('online', go, { once: true })
+      ui.status.textContent = `Connection lost at ${ui.row.dataset.percent ?? '0'} %. ${navigator.onLine ? 'Resume when the server is back:' : 'It resumes when the connection is back.'}`
+      ui.status.after(resume)
     }
   })
-  xhr.addEventListener('error', () => { status.textContent = 'Not uploaded'; finish('error', element('p', { className: 'error' }, 'The connection failed. Check your network and try again.')) })
-  xhr.addEventListener('abort', () => { status.textContent = 'Cancelled'; finish('cancelled') })
-  cancel.addEventListener('click', () => { xhr.abort() })
-  xhr.send(data)
+  ui.cancel.addEventListener('click', () => {
+    cancelled = true
+    upload.abort(true).catch(() => { /* gone already, or the network is: the server expires it */ })
+    ui.status.textContent = 'Cancelled'
+    finish(ui, 'cancelled')
+  })
+  const previous = await upload.findPreviousUploads()
+  const last = previous.sort((a, b) => b.creationTime.localeCompare(a.creationTime))[0]
+  if (last !== undefined) {
+    ui.status.textContent = 'Resuming where it stopped…'
+    upload.resumeFromPreviousUpload(last)
+  }
+  upload.start()
+}
+
+function uploadOne (form: HTMLFormElement, rows: HTMLElement, file: File): void {
+  const ui = addRow(rows, file)
+  if (file.size <= RESUMABLE_ABOVE) { uploadPlain(form, ui); return }
+  findResumableEndpoint()
+    .then(async (endpoint) => { if (endpoint === null) uploadPlain(form, ui); else await uploadResumable(form, ui, endpoint) })
+    .catch(() => { showConnectionFailed(ui) })
 }
 
 function enhanceUploadForm (form: HTMLFormElement): void {

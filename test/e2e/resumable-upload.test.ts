@@ -1,0 +1,184 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdtemp, open, rm } from 'node:fs/promises'
+import type { Server } from 'node:http'
+import { createServer, connect, type Server as NetServer, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Browser, Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { chromiumAvailable, launchChromium } from '../support/chromium.ts'
+import { startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
+import { uploadStream } from '../support/heimdall-process.ts'
+import { freePort } from '../support/postgres-server.ts'
+
+const available = chromiumAvailable('the resumable upload browser tests')
+const MiB = 1024 * 1024
+
+/**
+ * A TCP relay between the browser and Heimdall that counts the bytes the
+ * browser sends and, once armed, cuts every connection when that count
+ * passes a mark: a dropped connection as the browser and server see one.
+ */
+class CuttableRelay {
+  readonly #server: NetServer
+  readonly #sockets = new Set<Socket>()
+  sent = 0
+  cuts = 0
+  #cutAt: number | undefined
+
+  constructor (target: number) {
+    this.#server = createServer((client) => {
+      const upstream = connect(target, '127.0.0.1')
+      for (const socket of [client, upstream]) {
+        this.#sockets.add(socket)
+        socket.on('error', () => {})
+        socket.on('close', () => { this.#sockets.delete(socket); client.destroy(); upstream.destroy() })
+      }
+      client.on('data', (chunk: Buffer) => {
+        this.sent += chunk.length
+        if (this.#cutAt !== undefined && this.sent >= this.#cutAt) { this.#cutAt = undefined; this.cut(); return }
+        if (!upstream.write(chunk)) { client.pause(); upstream.once('drain', () => client.resume()) }
+      })
+      upstream.pipe(client)
+    })
+  }
+
+  async listen (port: number): Promise<void> {
+    await new Promise<void>((resolve) => this.#server.listen(port, '127.0.0.1', resolve))
+  }
+
+  /** Cuts every connection once `bytes` more have been sent. */
+  armAfter (bytes: number): void { this.#cutAt = this.sent + bytes }
+
+  cut (): void {
+    this.cuts++
+    for (const socket of this.#sockets) socket.destroy()
+  }
+
+  async close (): Promise<void> {
+    for (const socket of this.#sockets) socket.destroy()
+    await new Promise((resolve) => this.#server.close(resolve))
+  }
+}
+
+describe.skipIf(!available)('resumable uploads from the upload page (Chromium)', () => {
+  let t: TestHeimdall
+  let server: Server
+  let relay: CuttableRelay
+  let base: string
+  let browser: Browser
+  let work: string
+  let big: string
+  const size = 48 * MiB // over the page's 32 MiB threshold
+
+  beforeAll(async () => {
+    const port = await freePort()
+    const relayPort = await freePort()
+    base = `http://127.0.0.1:${relayPort}`
+    // The server's links and its CSRF origin: the address the browser uses, the relay's.
+    t = await startTestHeimdall({ PUBLIC_URL: base })
+    server = t.heimdall.app.listen(port, '127.0.0.1')
+    await new Promise((resolve) => server.once('listening', resolve))
+    relay = new CuttableRelay(port)
+    await relay.listen(relayPort)
+    browser = await launchChromium()
+    work = await mkdtemp(join(tmpdir(), 'heimdall-tus-page-'))
+    big = join(work, 'big.bin')
+    const handle = await open(big, 'w')
+    // Distinct 1 MiB blocks: no block repeats, so every byte resent would be counted.
+    const seed = randomBytes(MiB)
+    for (let i = 0; i < size / MiB; i++) {
+      const block = Buffer.from(seed)
+      createHash('sha256').update(`${i}`).digest().copy(block)
+      await handle.write(block)
+    }
+    await handle.close()
+  }, 120_000)
+
+  afterAll(async () => {
+    await browser?.close()
+    await relay?.close()
+    await new Promise((resolve) => server?.close(resolve))
+    await t?.close()
+    await rm(work, { recursive: true, force: true })
+  })
+
+  /** The link the row shows once done, and the root CID in it. */
+  async function doneRow (page: Page): Promise<{ link: string, root: string }> {
+    const row = page.locator('.upload-row').first()
+    await expect.poll(async () => row.getAttribute('data-state'), { timeout: 120_000 }).toBe('done')
+    const link = await row.locator('input').inputValue()
+    const root = new RegExp(`^${base}/ipfs/(\\w+)/big\\.bin$`).exec(link)?.[1]
+    if (root === undefined) throw new Error(`unexpected link ${link}`)
+    return { link, root }
+  }
+
+  it('signed in: a connection cut mid-upload is resumed from the server\'s offset; one upload, the CID of a plain one', async () => {
+    const context = await browser.newContext({ baseURL: base })
+    const page = await context.newPage()
+    const methods: string[] = []
+    page.on('request', (req) => { if (req.url().includes('/upload/resumable')) methods.push(req.method()) })
+    try {
+      await page.goto('/new')
+      await page.getByLabel('Username').fill('tus_session')
+      await page.getByRole('button', { name: 'Create identity' }).click()
+      const token = await page.locator('#token').inputValue()
+      await page.goto('/upload')
+      await page.locator('#file').setInputFiles(big)
+      const before = relay.sent
+      relay.armAfter(20 * MiB)
+      await page.getByRole('button', { name: 'Upload', exact: true }).click()
+      const { root } = await doneRow(page)
+
+      expect(relay.cuts).toBe(1)
+      // Created once, then PATCH, cut, HEAD for the offset, PATCH the rest.
+      expect(methods.filter((m) => m === 'POST')).toHaveLength(1)
+      expect(methods).toContain('HEAD')
+      expect(methods.filter((m) => m === 'PATCH').length).toBeGreaterThanOrEqual(2)
+      // What the server had was not sent again: a restart would send 20 MiB more; a resume at most the
+      // 8 MiB chunk Chromium resends on its own after the cut (refused, 409: a stale offset).
+      const sent = relay.sent - before
+      expect(sent).toBeGreaterThan(size)
+      expect(sent).toBeLessThan(size + 12 * MiB)
+
+      // The same bytes in one plain POST /upload: the same root CID, and the same upload (one, not two).
+      const plain = await uploadStream(`http://127.0.0.1:${(server.address() as { port: number }).port}`, token, big, 'big.bin')
+      expect(plain.status).toBe(200)
+      expect((plain.body as Array<{ Hash: string }>).at(-1)?.Hash).toBe(root)
+      const listed = await (await fetch(`${base}/uploads?limit=10`, { headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' } })).json() as { total: number }
+      expect(listed.total).toBe(1)
+    } finally {
+      await context.close()
+    }
+  }, 180_000)
+
+  it('with the form\'s token: a reload mid-upload, then the same file picked again, continues where it stopped', async () => {
+    const context = await browser.newContext({ baseURL: base })
+    const page = await context.newPage()
+    try {
+      const created = await (await fetch(`${base}/new`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username: 'tus_token' }) })).json() as { secret: string }
+      const fill = async (): Promise<void> => {
+        await page.goto('/upload')
+        await page.getByLabel('Username').fill('tus_token')
+        await page.getByLabel('Token').fill(created.secret)
+        await page.locator('#file').setInputFiles(big)
+      }
+      await fill()
+      const before = relay.sent
+      await page.getByRole('button', { name: 'Upload', exact: true }).click()
+      await expect.poll(async () => Number(await page.locator('.upload-row').first().getAttribute('data-percent') ?? 0), { timeout: 60_000 }).toBeGreaterThanOrEqual(30)
+      await page.reload()
+
+      await fill()
+      await page.getByRole('button', { name: 'Upload', exact: true }).click()
+      const { root } = await doneRow(page)
+      // At least 30 % was sent before the reload; all of it together is the file about once, not 1.3 times.
+      const sent = relay.sent - before
+      expect(sent).toBeLessThan(size + 4 * MiB)
+      const plain = await uploadStream(`http://127.0.0.1:${(server.address() as { port: number }).port}`, created.secret, big, 'big.bin')
+      expect((plain.body as Array<{ Hash: string }>).at(-1)?.Hash).toBe(root)
+    } finally {
+      await context.close()
+    }
+  }, 180_000)
+})
