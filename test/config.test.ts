@@ -62,6 +62,13 @@ describe('loadConfig', () => {
     for (const issue of issues) expect(issue).not.toContain('\n')
   })
 
+  it('keeps resumable uploads a day by default, swept every 5 minutes; refuses a zero or a word', () => {
+    expect(loadConfig({}).resumable).toEqual({ expirySeconds: 86_400, sweepSeconds: 300 })
+    expect(loadConfig({ RESUMABLE_EXPIRY_SECONDS: '60', RESUMABLE_SWEEP_SECONDS: '5' }).resumable).toEqual({ expirySeconds: 60, sweepSeconds: 5 })
+    expect(() => loadConfig({ RESUMABLE_EXPIRY_SECONDS: '0' })).toThrow(/RESUMABLE_EXPIRY_SECONDS/)
+    expect(() => loadConfig({ RESUMABLE_SWEEP_SECONDS: 'often' })).toThrow(/RESUMABLE_SWEEP_SECONDS/)
+  })
+
   it('takes a configured allow-list', () => {
     expect([...loadConfig({ ASSET_EXTENSIONS: 'fbx,png' }).assetExtensions]).toEqual(['fbx', 'png'])
     expect(() => loadConfig({ ASSET_EXTENSIONS: '.fbx, PNG' })).toThrow(ConfigError)

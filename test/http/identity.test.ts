@@ -10,7 +10,7 @@ describe('GET /plugin_routes', () => {
   it('answers the exact route map the add-on reads, with no headers sent', async () => {
     const res = await t.request.get('/plugin_routes').unset('User-Agent').expect(200)
     expect(res.headers['content-type']).toMatch(/^application\/json/)
-    expect(res.body).toEqual({ new_user: '/new', asset_upload: '/upload', uploads: '/uploads', oauth: false })
+    expect(res.body).toEqual({ new_user: '/new', asset_upload: '/upload', uploads: '/uploads', oauth: false, resumable_upload: '/upload/resumable' })
   })
 })
 
