@@ -4,8 +4,9 @@ import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { newToken, startHeimdallProcess, uploadStream, type HeimdallProcess } from '../support/heimdall-process.ts'
+import { createScratchDatabase } from '../support/postgres-server.ts'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
@@ -124,11 +125,16 @@ describe('a running server with the embedded node on the network', () => {
   let work: string
   let server: HeimdallProcess | undefined
   let log: string
+  let dropDatabase: (() => Promise<void>) | undefined
 
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'heimdall-install-'))
     log = join(work, 'loaded.txt')
+    // The test setup's PostgreSQL when there is one: quicker to start than a new embedded one.
+    const database = inject('postgresUrl') === '' ? undefined : await createScratchDatabase(inject('postgresUrl'))
+    dropDatabase = database?.drop
     server = await startHeimdallProcess({
+      ...(database === undefined ? {} : { DATABASE_URL: database.url }),
       DATA_DIR: join(work, 'data'),
       SECRET_KEY: 'install-test-secret-key-install-test-secret',
       IPFS_NETWORK: 'public',
@@ -145,6 +151,7 @@ describe('a running server with the embedded node on the network', () => {
   })
   afterAll(async () => {
     await server?.stop()
+    await dropDatabase?.()
     await rm(work, { recursive: true, force: true })
   })
 
