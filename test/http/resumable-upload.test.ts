@@ -102,10 +102,21 @@ describe('tus discovery and preconditions', () => {
     expect(await rows()).toBe(0)
   })
 
-  it('needs credentials, as POST /upload does', async () => {
-    const res = await send('POST', BASE, { 'Tus-Resumable': '1.0.0', 'Upload-Length': '10', 'Upload-Metadata': `filename ${b64('a.glb')}` })
+  it('needs credentials, as POST /upload does: an API key with the upload scope does, one without is 403', async () => {
+    const headers = { 'Upload-Length': '10', 'Upload-Metadata': `filename ${b64('a.glb')}` }
+    const res = await send('POST', BASE, { 'Tus-Resumable': '1.0.0', ...headers })
     expect(res.status).toBe(401)
-    expect((await send('POST', BASE, tusHeaders('wrong-token', { 'Upload-Length': '10', 'Upload-Metadata': `filename ${b64('a.glb')}` }))).status).toBe(401)
+    expect((await send('POST', BASE, tusHeaders('wrong-token', headers))).status).toBe(401)
+    const key = async (scopes: string[]): Promise<string> => ((await t.request.post('/account/keys').set('Authorization', `Bearer ${alice.token}`).send({ name: `k-${scopes.join('-')}`, scopes }).expect(201)).body as { key: string }).key
+    const listOnly = await send('POST', BASE, tusHeaders(await key(['list']), headers))
+    expect(listOnly.status).toBe(403)
+    expect(listOnly.body).toMatchObject({ code: 'ERR_INSUFFICIENT_SCOPE' })
+    expect(await rows()).toBe(0)
+    const uploader = await send('POST', BASE, tusHeaders(await key(['upload']), headers))
+    expect(uploader.status).toBe(201)
+    // The key's identity owns it: the token of the same identity may HEAD it.
+    expect((await send('HEAD', uploader.headers.location ?? '', tusHeaders(alice.token))).headers['upload-offset']).toBe('0')
+    expect((await send('DELETE', uploader.headers.location ?? '', tusHeaders(alice.token))).status).toBe(204)
   })
 })
 
@@ -186,6 +197,29 @@ describe('an upload in pieces', () => {
     expect(last.status).toBe(200)
     const plain = await plainUpload(bob.token, fbx, 'box.fbx')
     expect(last.body).toEqual(plain.body)
+  })
+
+  it('a HEAD while an earlier PATCH still hangs (its client gone unnoticed) stops that PATCH and counts what it wrote', async () => {
+    const size = 1024 * 1024
+    const data = Buffer.alloc(size, 7)
+    const created = await create(alice.token, 'hang.bin', size)
+    const file = join(t.dataDir, 'resumable', created.path.split('/').pop() ?? '')
+    const hanging = httpRequest(`${url}${created.path}`, { method: 'PATCH', agent: false, headers: tusHeaders(alice.token, { 'Upload-Offset': '0', 'Content-Type': 'application/offset+octet-stream', 'Content-Length': String(size) }) })
+    const outcome = new Promise<string>((resolve) => {
+      hanging.on('response', (res) => { res.resume(); resolve(String(res.statusCode)) })
+      hanging.on('error', (err) => { resolve(err.message) })
+    })
+    hanging.write(data.subarray(0, 300_000))
+    const deadline = Date.now() + 5000
+    while ((await stat(file)).size < 300_000 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+    const head = await send('HEAD', created.path, tusHeaders(alice.token))
+    expect(head.status).toBe(200)
+    expect(head.headers['upload-offset']).toBe('300000')
+    // The stopped request is answered 409, or its connection closed.
+    expect(await outcome).toMatch(/^409$|socket hang up|ECONNRESET|EPIPE/)
+    const rest = await patch(alice.token, created.path, 300_000, data.subarray(300_000))
+    expect(rest.status).toBe(200)
+    expect((rest.body as Array<{ Name: string }>).at(-1)?.Name).toBe('hang')
   })
 
   it('answers 404 to anyone but the owner, for HEAD, PATCH, DELETE and GET', async () => {

@@ -46,7 +46,7 @@ function requireOffsetStream (req: Request): void {
 }
 
 /** What Content-Length announces must fit in what the upload lacks: refused before a byte is written. */
-function checkDeclaredLength (req: Request, upload: ResumableUpload): void {
+function checkDeclaredLength (req: Request, upload: Pick<ResumableUpload, 'offset' | 'length'>): void {
   const declared = Number(req.headers['content-length'])
   if (Number.isSafeInteger(declared) && upload.offset + declared > upload.length) {
     throw new PayloadTooLargeError(`the request carries ${declared} bytes; the upload lacks ${upload.length - upload.offset} (Upload-Length ${upload.length})`)
@@ -143,13 +143,13 @@ export function resumableUploadRoutes (deps: ResumableUploadRoutesDeps): Router 
     const name = deps.uploads.name(fileName)
     if (length > deps.maxUploadBytes) throw new PayloadTooLargeError(`the upload is larger than ${deps.maxUploadBytes} bytes`)
     if (hasBody(req)) requireOffsetStream(req)
+    checkDeclaredLength(req, { offset: 0, length })
     await deps.limiter.upload(identity.id)
     // As POST /upload checks a file on disk: a bundle's or CAR's own framing is allowed for.
     await deps.quotas.beforeUpload(identity, carriesMore(name) ? Math.max(0, length - slack(length)) : length)
     const upload = await resumable.create(identity, name.fileName, length)
     res.setHeader('Location', `${RESUMABLE_UPLOAD_PATH}/${upload.id}`)
     headersOf(res, upload, 0)
-    checkDeclaredLength(req, upload)
     const { offset, expiresAt, body } = await resumable.exclusive(upload.id, async (signal, importing) => receive(req, upload, identity, signal, importing))
     headersOf(res, upload, offset, expiresAt)
     if (body !== undefined) { res.status(200).json(body); return }
