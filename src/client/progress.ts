@@ -4,7 +4,7 @@ export interface Progress {
   update: (sent: number) => void
   /** A line of its own (resuming, retrying), without breaking the bar. */
   note: (message: string) => void
-  /** All bytes sent: the server now checks and adds them. */
+  /** The upload is done (its last line, if the bytes did not say so). */
   finish: () => void
 }
 
@@ -48,10 +48,11 @@ class Rate {
   /** After a resume the bytes jump to the server's offset: the window starts again there. */
   reset (): void { this.#window.length = 0 }
 
-  perSecond (): number {
+  /** `final`: the last figure, from whatever span there was (a small file may take less than the 250 ms asked of a running figure). */
+  perSecond (final = false): number {
     const first = this.#window[0]
     const last = this.#window.at(-1)
-    if (first === undefined || last === undefined || last.at - first.at < 250) return Number.NaN
+    if (first === undefined || last === undefined || last.at - first.at < (final ? 1 : 250)) return Number.NaN
     return ((last.sent - first.sent) * 1000) / (last.at - first.at)
   }
 }
@@ -73,7 +74,7 @@ export function createProgress (options: ProgressOptions): Progress {
 
   const describe = (sent: number): string => {
     const percent = total === 0 ? 100 : Math.floor((sent / total) * 100)
-    const speed = rate.perSecond()
+    const speed = rate.perSecond(sent >= total)
     const eta = Number.isNaN(speed) || speed <= 0 ? Number.NaN : (total - sent) / speed
     return `${String(percent).padStart(3)} % ${formatBytes(sent)} of ${formatBytes(total)}, ${Number.isNaN(speed) ? '…' : `${formatBytes(speed)}/s`}, ${Number.isNaN(eta) ? 'ETA --:--' : `ETA ${formatDuration(eta)}`}`
   }
@@ -90,14 +91,25 @@ export function createProgress (options: ProgressOptions): Progress {
     lineOpen = false
   }
 
+  let allSent = false
+  /** Once every byte is out: the last line, then what the wait that follows is (the server checks and imports before it answers). */
+  const sentAll = (): void => {
+    if (allSent) return
+    allSent = true
+    if (tty) { draw(total); endLine() }
+    out.write('sent; the server is checking the upload and adding it to IPFS…\n')
+  }
+
   return {
     update: (sent) => {
+      if (allSent) return
       const at = now()
       if (sent < last) rate.reset()
       rate.add(at, sent)
       last = sent
       if (tty) {
-        if (at - drawnAt >= 100 || sent === total) { drawnAt = at; draw(sent) }
+        if (sent >= total) sentAll()
+        else if (at - drawnAt >= 100) { drawnAt = at; draw(sent) }
         return
       }
       const reached = total === 0 ? 10 : Math.floor((sent / total) * 10)
@@ -105,6 +117,7 @@ export function createProgress (options: ProgressOptions): Progress {
         decile = reached
         out.write(`${describe(sent)}\n`)
       }
+      if (sent >= total) sentAll()
     },
     note: (message) => {
       endLine()
@@ -112,9 +125,6 @@ export function createProgress (options: ProgressOptions): Progress {
       rate.reset()
       decile = -1
     },
-    finish: () => {
-      if (tty) { draw(total); endLine() }
-      out.write('sent; the server is checking the upload and adding it to IPFS…\n')
-    }
+    finish: sentAll
   }
 }

@@ -55,6 +55,8 @@ export async function uploadResumable (options: ResumableOptions): Promise<Uploa
           size: source.size,
           slice: (start: number, end: number) => {
             const stream = Object.assign(reader.range(start, end), { size: end - start })
+            // tus-js-client reports the last bytes only with the answer, which comes after the server's import.
+            if (end >= source.size) stream.once('end', () => { options.onProgress(source.size) })
             return Promise.resolve({ value: stream, done: end >= source.size })
           },
           close: () => { reader.close() }

@@ -98,6 +98,30 @@ describe('npx heimdall upload', () => {
     expect(Buffer.from(await served.arrayBuffer()).equals(fixture('glb/BoxTextured.glb'))).toBe(true)
   })
 
+  it('on a terminal, redraws one progress line: bar, bytes of total, rate, time left', async () => {
+    // util-linux's script(1) gives the CLI a pseudo-terminal, as a person's shell does.
+    if (!existsSync('/usr/bin/script')) {
+      if (process.env.CI === 'true') throw new Error('/usr/bin/script (util-linux) is required under CI')
+      console.warn('\n!!!!! SKIPPING the terminal progress test: /usr/bin/script not found\n')
+      return
+    }
+    const file = join(work, 'eight.bin')
+    await writeFile(file, randomBytes(8 * 1024 * 1024))
+    const shell = `exec ${SYSTEM_NODE} ${BIN} upload ${file} --resumable`
+    const run = await new Promise<Run>((resolve, reject) => {
+      const child = spawn('/usr/bin/script', ['-qec', shell, '/dev/null'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+      let stdout = ''
+      child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+      child.on('error', reject)
+      child.on('close', (code, signal) => { resolve({ code, signal, stdout, stderr: '' }) })
+    })
+    expect(run.code).toBe(0)
+    // Frames start with a carriage return and clear the rest of the line (ESC [K); the last one is complete and ends the line.
+    expect(run.stdout.replaceAll('\x1b[K', '<EL>')).toMatch(/\r\[[#-]{10,30}\] {3}0 % 0 B of 8\.0 MiB, …, ETA --:--<EL>/)
+    expect(run.stdout.replaceAll('\x1b[K', '<EL>')).toMatch(/\r\[#{10,30}\] 100 % 8\.0 MiB of 8\.0 MiB, [\d.]+ [KMG]?i?B\/s, ETA 00:00<EL>\r?\n/)
+    expect(run.stdout).toMatch(/sent; the server is checking the upload and adding it to IPFS…\r?\nhttp:\/\/127\.0\.0\.1:\d+\/ipfs\/\w+\/eight\.bin\r?\n/)
+  })
+
   it('uploads a folder as a bundle: the .fst is the link and relative paths resolve under the root CID', async () => {
     const folder = join(work, 'MyAvatar')
     await mkdir(join(folder, 'textures'), { recursive: true })
