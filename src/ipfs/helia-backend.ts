@@ -11,6 +11,7 @@ import { CID } from 'multiformats/cid'
 import * as dagPb from '@ipld/dag-pb'
 import type { Logger } from 'pino'
 import { sha256, sha512 } from 'multiformats/hashes/sha2'
+import { concat } from 'uint8arrays/concat'
 import { equals } from 'uint8arrays/equals'
 import type { NetworkConfig } from '../config.ts'
 import { NotFoundError } from '../errors.ts'
@@ -18,6 +19,8 @@ import { BlockCollector, SHARDING, blockKey } from './block-collector.ts'
 import { IMPORT_PROFILES } from './import-profiles.ts'
 import { createLightNode } from './helia-light.ts'
 import { unixfsPinWalker } from './unixfs-pin-walker.ts'
+import { BlockFileWriter } from './block-file-writer.ts'
+import { ChunkPool, pooledChunker, rawLeafImporter } from './raw-leaf-importer.ts'
 import { lockRepo } from './repo-lock.ts'
 import { readFileInto } from './read-file-into.ts'
 import type { DirectoryEntry, GcReport, ImportCandidate, ImportedNode, ImportLease, IpfsBackend, NodeNetwork, NodeStat, ReadOptions, VerifiedBlock } from './ipfs-backend.ts'
@@ -57,6 +60,13 @@ async function matches (cid: CID, bytes: Uint8Array): Promise<boolean> {
 
 const NOT_FOUND_ERRORS = new Set(['BlockNotFoundWhileOfflineError', 'NotFoundError', 'ResolveError', 'NoContentError', 'NotUnixFSError'])
 
+/** A block handed over in pieces, as one buffer (every caller here hands whole blocks). */
+async function wholeBlock (pieces: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<Uint8Array> {
+  const parts: Uint8Array[] = []
+  for await (const part of pieces) parts.push(part)
+  return concat(parts)
+}
+
 function asNotFound (err: unknown, what: string): never {
   if (err instanceof Error && NOT_FOUND_ERRORS.has(err.name)) throw new NotFoundError(`${what} not found on this node`)
   throw err
@@ -86,12 +96,14 @@ export class HeliaBackend implements IpfsBackend {
     this.#blocks = blocks
     this.#blocksDir = blocks.path
     this.#unlock = unlock
+    const files = new BlockFileWriter(blocks.path)
     this.#collector = new BlockCollector({
       dir: blocks.path,
       blockstore: {
         // A new block is offered to peers that asked for it.
         put: async (cid, bytes, options) => {
-          const stored = await helia.blockstore.put(cid, bytes, options)
+          options?.signal?.throwIfAborted()
+          const stored = await files.put(cid, bytes instanceof Uint8Array ? bytes : await wholeBlock(bytes))
           this.#network?.announce(cid)
           if (this.#strategy === 'all') this.#providing?.changed()
           return stored
@@ -104,6 +116,14 @@ export class HeliaBackend implements IpfsBackend {
   }
 
   #strategy: NetworkConfig['provideStrategy'] | undefined
+  readonly #pools = new Map<number, ChunkPool>()
+
+  /** The chunks imports of this chunk size share: enough for the leaves in flight of a few imports at once. */
+  #pool (chunkSize: number): ChunkPool {
+    let pool = this.#pools.get(chunkSize)
+    if (pool === undefined) this.#pools.set(chunkSize, pool = new ChunkPool(chunkSize, 16))
+    return pool
+  }
 
   /**
    * Opens the repo in `dir`, holding `dir/repo.lock` until `close`: one
@@ -252,8 +272,11 @@ export class HeliaBackend implements IpfsBackend {
       profile: profile.name,
       cidVersion: profile.cidVersion,
       rawLeaves: profile.rawLeaves,
-      chunker: fixedSize({ chunkSize: profile.chunkSize }),
       layout: balanced({ maxChildrenPerNode: profile.maxChildrenPerNode }),
+      // Raw leaves (the default profile) are cut into pooled chunks and hashed and written by our leaf step.
+      ...(profile.rawLeaves
+        ? { chunker: pooledChunker(this.#pool(profile.chunkSize)), bufferImporter: rawLeafImporter(this.#pool(profile.chunkSize)) }
+        : { chunker: fixedSize({ chunkSize: profile.chunkSize }) }),
       wrapWithDirectory: true,
       fileImportConcurrency: 16
     })
