@@ -154,7 +154,7 @@ export class BlockCollector {
           if (bytes !== undefined) { report.blocks++; report.bytes += bytes }
         }
       }
-      // Helia counts pinned blocks in the datastore; a crash mid-pin, or its own unpin, can leave records of blocks nothing pins.
+      // Per-block pin records, which earlier versions wrote through Helia's pins (see pin-records.ts): gone once nothing pins their block.
       for await (const record of this.#init.datastore.queryKeys({ prefix: PINNED_BLOCK_PREFIX })) {
         const key = keyOfRecord(record.toString())
         if (key === undefined || reachable.has(key) || this.#leased.has(key)) continue

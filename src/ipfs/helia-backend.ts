@@ -20,6 +20,7 @@ import { IMPORT_PROFILES } from './import-profiles.ts'
 import { createLightNode } from './helia-light.ts'
 import { unixfsPinWalker } from './unixfs-pin-walker.ts'
 import { BlockFileWriter } from './block-file-writer.ts'
+import { PinRecords } from './pin-records.ts'
 import { ChunkPool, pooledChunker, rawLeafImporter } from './raw-leaf-importer.ts'
 import { lockRepo } from './repo-lock.ts'
 import { readFileInto } from './read-file-into.ts'
@@ -83,6 +84,7 @@ export class HeliaBackend implements IpfsBackend {
   readonly #helia: Helia
   readonly #fs: UnixFS
   readonly #collector: BlockCollector
+  readonly #pins: PinRecords
   readonly #blocks: FsBlockstore
   readonly #blocksDir: string
   readonly #unlock: () => Promise<void>
@@ -96,6 +98,7 @@ export class HeliaBackend implements IpfsBackend {
     this.#blocks = blocks
     this.#blocksDir = blocks.path
     this.#unlock = unlock
+    this.#pins = new PinRecords(helia.datastore)
     const files = new BlockFileWriter(blocks.path)
     this.#collector = new BlockCollector({
       dir: blocks.path,
@@ -308,37 +311,30 @@ export class HeliaBackend implements IpfsBackend {
   }
 
   async pin (cid: CID, options: { signal?: AbortSignal } = {}): Promise<void> {
-    if (await this.isPinned(cid)) return
+    if (await this.#pins.has(cid)) return
+    // The whole DAG must be here: the walk reads every dag-pb node and checks every raw leaf is present.
     const keys: string[] = []
-    for await (const block of this.#helia.pins.add(cid, { ...OFFLINE, signal: options.signal, walker: PIN_WALKER })) keys.push(blockKey(block))
+    const walker = PIN_WALKER({ blockstore: this.#helia.blockstore, getCodec: this.#helia.getCodec })
+    for await (const node of walker.walk(cid, { ...OFFLINE, signal: options.signal })) keys.push(blockKey(node.block.cid))
+    await this.#pins.add(cid)
     this.#collector.pinned(keys)
     this.#providing?.changed()
   }
 
   async unpin (cid: CID): Promise<void> {
     if (!(await this.isPinned(cid))) return
-    for await (const _ of this.#helia.pins.rm(cid, { walker: PIN_WALKER })) { /* walk the DAG */ }
+    await this.#pins.remove(cid)
     this.#collector.unpinned()
     this.#providing?.changed()
   }
 
-  /**
-   * Whether `cid` is itself a pinned root. (Helia's `pins.isPinned` answers
-   * whether any pin reaches the block, from per-block records that a crash
-   * mid-pin leaves behind: a root that only looked pinned would be swept.)
-   */
+  /** Whether `cid` is itself a pinned root. */
   async isPinned (cid: CID): Promise<boolean> {
-    try {
-      await this.#helia.pins.get(cid)
-      return true
-    } catch (err) {
-      if (err instanceof Error && err.name === 'NotFoundError') return false
-      throw err
-    }
+    return this.#pins.has(cid)
   }
 
   async * listPins (): AsyncIterable<CID> {
-    for await (const pin of this.#helia.pins.ls()) yield pin.cid
+    yield * this.#pins.list()
   }
 
   async stat (cid: CID, path: readonly string[] = []): Promise<NodeStat> {

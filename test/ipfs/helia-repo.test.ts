@@ -1,10 +1,16 @@
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, readdir, rm, unlink, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
+import * as dagPb from '@ipld/dag-pb'
+import * as cborg from 'cborg'
+import { FsDatastore } from 'datastore-fs'
+import { Key } from 'interface-datastore'
+import { base36 } from 'multiformats/bases/base36'
 import type { CID } from 'multiformats/cid'
 import { afterEach, describe, expect, it } from 'vitest'
+import { SHARDING } from '../../src/ipfs/block-collector.ts'
 import { HeliaBackend } from '../../src/ipfs/helia-backend.ts'
 import { RepoLockedError } from '../../src/ipfs/repo-lock.ts'
 import { blockFiles } from '../support/heimdall-harness.ts'
@@ -36,24 +42,75 @@ describe('the embedded repo', () => {
     }
   })
 
-  it('a root whose pin record is gone is not pinned, whatever per-block records remain; a collection removes both', async () => {
+  it('pins as Helia recorded them: a repo of an earlier version reads the same; its per-block records go once nothing reaches them', async () => {
     const dir = await repoDir()
-    const backend = await HeliaBackend.open(join(dir, 'ipfs'))
+    const repo = join(dir, 'ipfs')
+    let backend = await HeliaBackend.open(repo)
+    const kept = (await backend.importTree([{ path: 'kept.bin', content: Readable.from([randomBytes(100_000)]) }], { profile: 'unixfs-v1-2025' })).at(-1)?.cid as CID
+    const dropped = (await backend.importTree([{ path: 'dropped.bin', content: Readable.from([randomBytes(100_000)]) }], { profile: 'unixfs-v1-2025' })).at(-1)?.cid as CID
+    await backend.close()
+    // What Helia's PinsImpl left in an earlier version's repo: the root's record (the same bytes we write, at the same key),
+    // and a record per block the pin reached. `dropped` is as a crash mid-pin left it: per-block records, no root record.
+    const datastore = new FsDatastore(join(repo, 'datastore'))
+    await datastore.open()
+    await datastore.put(new Key(`/pin/${kept.toString(base36)}`), cborg.encode({ depth: Infinity, metadata: {} }))
+    for (const cid of [kept, dropped]) {
+      for (const block of await walk(repo, cid)) await datastore.put(new Key(`/pinned-block/${base36.encode(block.multihash.bytes)}`), cborg.encode({ pinCount: 1, pinnedBy: [cid.bytes] }))
+    }
+    await datastore.close()
+
+    backend = await HeliaBackend.open(repo)
     try {
-      const nodes = await backend.importTree([{ path: 'a.bin', content: Readable.from([randomBytes(100_000)]) }], { profile: 'unixfs-v1-2025' })
-      const root = nodes.at(-1)?.cid as CID
-      await backend.pin(root)
-      // As a crash mid-pin leaves it: per-block records written, the root's own pin record not.
-      const pinDir = join(dir, 'ipfs', 'datastore', 'pin')
-      for (const name of await readdir(pinDir)) await unlink(join(pinDir, name))
-      expect(await backend.isPinned(root)).toBe(false)
+      expect(await backend.isPinned(kept)).toBe(true)
+      expect(await backend.isPinned(dropped)).toBe(false)
+      expect((await Array.fromAsync(backend.listPins())).map(String)).toEqual([kept.toString()])
       const report = await backend.gc()
       expect(report.blocks).toBe(2)
       expect(report.records).toBe(2)
-      expect(await readdir(join(dir, 'ipfs', 'datastore', 'pinned-block')).catch(() => [])).toEqual([])
+      expect(await readdir(join(repo, 'datastore', 'pinned-block'))).toHaveLength(2) // the kept pin's, reachable: harmless, left
+      expect((await blockFiles(dir)).files).toBe(2)
+      await backend.unpin(kept)
+      expect(await backend.isPinned(kept)).toBe(false)
+      await backend.gc()
+      expect(await readdir(join(repo, 'datastore', 'pinned-block')).catch(() => [])).toEqual([])
       expect(await blockFiles(dir)).toEqual({ files: 0, bytes: 0 })
     } finally {
       await backend.close()
     }
   })
+
+  it('pins write one record per root, none per block, and refuse a DAG with a block missing', async () => {
+    const dir = await repoDir()
+    const repo = join(dir, 'ipfs')
+    const backend = await HeliaBackend.open(repo)
+    try {
+      const nodes = await backend.importTree([{ path: 'big.bin', content: Readable.from([randomBytes(3 * 1024 * 1024 + 5)]) }], { profile: 'unixfs-v1-2025' })
+      const root = nodes.at(-1)?.cid as CID
+      await backend.pin(root)
+      await backend.pin(root) // again: nothing changes
+      expect(await readdir(join(repo, 'datastore', 'pin'))).toHaveLength(1)
+      expect(await readdir(join(repo, 'datastore', 'pinned-block')).catch(() => [])).toEqual([])
+      const other = (await backend.importTree([{ path: 'other.bin', content: Readable.from([randomBytes(2 * 1024 * 1024)]) }], { profile: 'unixfs-v1-2025' })).at(-1)?.cid as CID
+      const leaf = (await walk(repo, other)).find((cid) => cid.code === 0x55) as CID
+      const { dir: shard, file } = SHARDING.encode(leaf)
+      await unlink(join(repo, 'blocks', shard, file))
+      await expect(backend.pin(other)).rejects.toThrow(/not on this node/)
+      expect(await backend.isPinned(other)).toBe(false)
+    } finally {
+      await backend.close()
+    }
+  })
 })
+
+/** Every block below `root`, read from the repo's block files. */
+async function walk (repo: string, root: CID): Promise<CID[]> {
+  const found: CID[] = []
+  const stack = [root]
+  for (let cid = stack.pop(); cid !== undefined; cid = stack.pop()) {
+    found.push(cid)
+    if (cid.code !== dagPb.code) continue
+    const { dir, file } = SHARDING.encode(cid)
+    for (const link of dagPb.decode(await readFile(join(repo, 'blocks', dir, file))).Links) stack.push(link.Hash)
+  }
+  return found
+}
