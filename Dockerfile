@@ -35,15 +35,17 @@ COPY --from=deps /app/node_modules ./node_modules
 # node_modules/@helia/libp2p links to it.
 COPY stubs ./stubs
 COPY package.json ./
+COPY bin/start.js ./bin/start.js
 COPY src ./src
 COPY migrations ./migrations
 COPY views ./views
 COPY --from=web /app/public/build ./public/build
-RUN mkdir -p /data && chown node:node /data
+# bin/start.js keeps Node's compile cache here: a container's starts after its first skip the TypeScript stripper (~15 MB).
+RUN mkdir -p /data .cache/node-compile && chown node:node /data .cache/node-compile
 USER node
 VOLUME ["/data"]
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/readyz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # The same flags as `npm start` (see package.json): they bound memory while uploads stream.
-CMD ["node", "--max-semi-space-size=8", "--heap-growing-percent=20", "src/main.ts"]
+CMD ["node", "--max-semi-space-size=8", "--heap-growing-percent=20", "bin/start.js"]

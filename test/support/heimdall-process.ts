@@ -11,14 +11,14 @@ import { freePort } from './postgres-server.ts'
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
 /**
- * The arguments `npm start` gives node (V8 flags, then src/main.ts), read
+ * The arguments `npm start` gives node (V8 flags, then bin/start.js), read
  * from package.json so that tests measure the program as it is started.
  */
 export function startArguments (): string[] {
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }
   const [command, ...args] = pkg.scripts.start.split(/\s+/)
   if (command !== 'node') throw new Error(`npm start runs "${command ?? ''}", not node`)
-  return args.map((arg) => (arg.endsWith('.ts') ? join(ROOT, arg) : arg))
+  return args.map((arg) => (/\.[jt]s$/.test(arg) ? join(ROOT, arg) : arg))
 }
 
 export interface HeimdallProcess {
@@ -30,9 +30,21 @@ export interface HeimdallProcess {
   childrenPeakRss: () => number
   /** Peak RSS of the whole process tree: the server's and every descendant's VmHWM, summed. */
   treePeakRss: () => number
+  /** The tree's proportional set size now (Σ Pss): pages shared by n processes count 1/n in each, so nothing twice. */
+  treePss: () => number
   /** Starts every peak of the tree over. */
   resetPeaks: () => void
   stop: () => Promise<void>
+}
+
+/** A process's proportional set size (Pss, from smaps_rollup) in bytes; 0 for a process gone meanwhile. */
+function proportionalSetSize (pid: number): number {
+  try {
+    const kib = /^Pss:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1]
+    return kib === undefined ? 0 : Number(kib) * 1024
+  } catch {
+    return 0
+  }
 }
 
 /**
@@ -102,6 +114,7 @@ export async function startHeimdallProcess (env: Record<string, string>): Promis
     peakRss: () => peakRss(pid),
     childrenPeakRss: () => { tree.sample(); return tree.peak() - peakRss(pid) },
     treePeakRss: () => { tree.sample(); return tree.peak() },
+    treePss: () => [pid, ...descendants(pid)].reduce((sum, id) => sum + proportionalSetSize(id), 0),
     resetPeaks: () => { tree.reset() },
     stop: async () => {
       tree.close()
