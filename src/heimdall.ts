@@ -34,7 +34,7 @@ import { QuotaService } from './services/quota-service.ts'
 import { RateLimiter } from './services/rate-limiter.ts'
 import { UploadService } from './services/upload-service.ts'
 import { PinRequestService } from './services/pin-request-service.ts'
-import { resolvePeerIdentity } from './ipfs/peer-identity.ts'
+import { resolvePeerIdentity, type PeerIdentity } from './ipfs/peer-identity.ts'
 import { openDelegates } from './ipfs/delegates.ts'
 import { ThumbnailService } from './services/thumbnail-service.ts'
 import { importCarAsOperator, type CarImportReport } from './services/operator-car-import.ts'
@@ -92,28 +92,52 @@ async function resetTmpDir (tmpDir: string): Promise<void> {
 }
 
 /**
+ * The database (migrated) and the IPFS node, opened side by side: neither
+ * needs the other, and the first start's initdb takes longest. Whichever
+ * opened is closed again when the other fails.
+ */
+async function openStorage (opening: Promise<Database>, openBackend: () => Promise<IpfsBackend>): Promise<{ database: Database, backend: IpfsBackend }> {
+  const migrated = opening.then(async (db) => {
+    try {
+      await db.migrate()
+      return db
+    } catch (err) {
+      await db.close()
+      throw err
+    }
+  })
+  const [database, backend] = await Promise.allSettled([migrated, openBackend()])
+  if (database.status === 'fulfilled' && backend.status === 'fulfilled') return { database: database.value, backend: backend.value }
+  if (database.status === 'fulfilled') await database.value.close()
+  if (backend.status === 'fulfilled') await backend.value.close()
+  throw database.status === 'rejected' ? database.reason : (backend as PromiseRejectedResult).reason
+}
+
+/**
  * Opens storage, builds the services and the app. Everything `main.ts` runs,
  * and what tests start against a temp DATA_DIR, short of listening.
  */
-export async function openHeimdall (config: Config, logger: Logger): Promise<Heimdall> {
+export async function openHeimdall (config: Config, logger: Logger, options: { database?: Promise<Database> } = {}): Promise<Heimdall> {
   const dataDir = resolve(config.dataDir)
   const tmpDir = join(dataDir, 'tmp')
-  await mkdir(dataDir, { recursive: true })
-  await resetTmpDir(tmpDir)
-  const secretKey = await resolveSecretKey(config.secretKey, dataDir, logger)
-  const assets = await loadAssetManifest()
-
-  // The same peer id whether or not the node is on the network: the Pinning Service API's delegates name it.
-  const peer = await resolvePeerIdentity(dataDir)
-  const database = await openDatabase({ ...config, dataDir })
-  let backend: IpfsBackend | undefined
+  // Started first: the embedded PostgreSQL's start (initdb on an empty DATA_DIR) is the longest step. Its failure is handled below.
+  const opening = options.database ?? openDatabase({ ...config, dataDir })
+  opening.catch(() => {})
+  let secretKey: string
+  let assets: Record<string, string>
+  let peer: PeerIdentity
   try {
-    await database.migrate()
-    backend = await openIpfsBackend({ ...config, dataDir }, { privateKey: peer.privateKey, logger })
+    await mkdir(dataDir, { recursive: true })
+    await resetTmpDir(tmpDir)
+    secretKey = await resolveSecretKey(config.secretKey, dataDir, logger)
+    assets = await loadAssetManifest()
+    // The same peer id whether or not the node is on the network: the Pinning Service API's delegates name it.
+    peer = await resolvePeerIdentity(dataDir)
   } catch (err) {
-    await database.close()
+    void opening.then(async (db) => db.close(), () => {})
     throw err
   }
+  const { database, backend } = await openStorage(opening, async () => openIpfsBackend({ ...config, dataDir }, { privateKey: peer.privateKey, logger }))
 
   const metrics = new Metrics({ database: database.knex })
   // The services' calls to the node are timed; the gateway's block reads are its requests' latency.

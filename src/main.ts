@@ -1,9 +1,11 @@
 import { once } from 'node:events'
 import type { Server } from 'node:http'
+import module from 'node:module'
+import { resolve } from 'node:path'
 import { config as loadDotenv } from 'dotenv'
 import { ConfigError, loadConfig, type Config } from './config.ts'
 import { controlSocketPath, listenControlSocket } from './control-socket.ts'
-import { openHeimdall } from './heimdall.ts'
+import { openDatabase } from './db/database.ts'
 import { createLogger } from './logger.ts'
 
 const MIN_NODE_MAJOR = 24
@@ -34,7 +36,11 @@ async function main (): Promise<void> {
   requireNode()
   const config = readConfig()
   const logger = createLogger(config.logLevel)
-  const heimdall = await openHeimdall(config, logger).catch((err: unknown) => {
+  // The database starts (on an empty DATA_DIR: initdb, a second of CPU in its own process) while the rest of Heimdall's modules load.
+  const database = openDatabase({ ...config, dataDir: resolve(config.dataDir) })
+  database.catch(() => {})
+  const { openHeimdall } = await import('./heimdall.ts')
+  const heimdall = await openHeimdall(config, logger, { database }).catch((err: unknown) => {
     if (err instanceof ConfigError) {
       for (const issue of err.issues) console.error(`configuration error: ${issue}`)
       process.exit(1)
@@ -47,6 +53,8 @@ async function main (): Promise<void> {
   server.requestTimeout = 0
   server.headersTimeout = 60_000
   await once(server, 'listening')
+  // What bin/start.js's compile cache gathered while starting is written now, not only at exit (kill -9 skips that).
+  module.flushCompileCache()
   // `npm run gc` and `npm run import-car` ask here: this process holds the embedded repo.
   const control = await listenControlSocket(controlSocketPath(config.dataDir), { gc: async (options) => heimdall.collector.run(options), importCar: heimdall.importCar })
   logger.info({ url: config.publicUrl, host: config.host, port: config.port, database: heimdall.database.kind, ipfs: heimdall.backend.kind }, 'Heimdall is listening')
