@@ -8,19 +8,15 @@ import { newToken, startHeimdallProcess, uploadStream, type HeimdallProcess } fr
 import { kuboDeterministicStream } from './support/kubo-vectors.ts'
 
 const MiB = 1024 * 1024
-// Regression bounds, not issue #13's goals (300 MB through uploads, 150 MB idle), which are not met yet:
-// measured 347–382 MB and 218–228 MB summed (server ~156 MB idle on its own). A buffered upload would be GBs.
+// Issue #13's idle goal (150 MB summed) is not met: measured 189 MB summed after start on an empty data folder
+// (server 132–133 MB, the embedded PostgreSQL's six processes 56–57 MB; Σ Pss 92–111 MB), 218–228 MB before
+// bin/start.js's compile cache and the smaller shared buffers. This bound is the lowest that holds with margin;
+// a start that loads the TypeScript stripper (an empty compile cache) peaks ~20 MB higher, hence the first start.
+const IDLE_RSS_LIMIT = 205 * 1000 * 1000
+// Not yet issue #13's 300 MB through uploads (the upload path is being reworked): a buffered upload would be GBs.
 const PEAK_RSS_LIMIT = 450 * 1000 * 1000
-const IDLE_RSS_LIMIT = 260 * 1000 * 1000
 const mb = (bytes: number): string => `${Math.round(bytes / 1e6)} MB`
 
-/**
- * Uploads of any size stream: Heimdall, started as `npm start` starts it
- * with the embedded defaults, keeps the peak RSS of its whole process tree
- * (the server and every process it started, the embedded PostgreSQL's
- * included: each one's VmHWM, summed) bounded idle after start and through
- * a 2 GiB file and then a 1 GiB bundle of 2000 entries.
- */
 describe('memory of the whole process tree (summed) stays bounded while uploads stream', () => {
   let work: string
   let server: HeimdallProcess
@@ -28,9 +24,13 @@ describe('memory of the whole process tree (summed) stays bounded while uploads 
 
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'heimdall-memory-'))
+    // Any start but the first of a version finds its modules in Node's compile cache (bin/start.js): one start fills it.
+    const first = await startHeimdallProcess({ DATA_DIR: join(work, 'first'), SECRET_KEY: 'memory-test-secret-key-memory-test-secret' })
+    await first.stop()
+    await rm(join(work, 'first'), { recursive: true, force: true })
     server = await startHeimdallProcess({ DATA_DIR: join(work, 'data'), MAX_UPLOAD_BYTES: String(3 * 1024 * MiB), SECRET_KEY: 'memory-test-secret-key-memory-test-secret' })
     token = await newToken(server.url, 'memory')
-  })
+  }, 180_000)
   afterAll(async () => {
     await server.stop()
     await rm(work, { recursive: true, force: true })
@@ -38,8 +38,10 @@ describe('memory of the whole process tree (summed) stays bounded while uploads 
 
   it('idle after start, on an empty data folder', () => {
     const tree = server.treePeakRss()
-    console.log(`idle: process tree peak RSS ${mb(tree)} summed (server ${mb(server.peakRss())}, the embedded PostgreSQL's processes ${mb(server.childrenPeakRss())})`)
-    expect(server.childrenPeakRss()).toBeGreaterThan(0)
+    console.log(`idle: process tree peak RSS ${mb(tree)} summed (server ${mb(server.peakRss())}, the embedded PostgreSQL's processes ${mb(server.childrenPeakRss())}); ` +
+      `proportional (Σ Pss) now ${mb(server.treePss())}`)
+    // The postmaster, its checkpointer, background writer, WAL writer, autovacuum launcher and a session at least.
+    expect(server.childrenPeakRss()).toBeGreaterThan(6 * 4 * MiB)
     expect(tree).toBeLessThan(IDLE_RSS_LIMIT)
   })
 
