@@ -63,7 +63,9 @@ describe('the embedded repo', () => {
     try {
       expect(await backend.isPinned(kept)).toBe(true)
       expect(await backend.isPinned(dropped)).toBe(false)
-      expect((await Array.fromAsync(backend.listPins())).map(String)).toEqual([kept.toString()])
+      const pins: string[] = []
+      for await (const pin of backend.listPins()) pins.push(pin.toString())
+      expect(pins).toEqual([kept.toString()])
       const report = await backend.gc()
       expect(report.blocks).toBe(2)
       expect(report.records).toBe(2)
