@@ -16,7 +16,8 @@ describe.skipIf(!python)('the Blender add-on round trip (a Python http.client cl
   it('plugin routes → new user → zip upload → opens <Hash>/<name>.fst and its texture', async () => {
     const seen = await runAddonClient((await t.listen()).url, 'blender_artist')
     expect(seen.routes_status).toBe(200)
-    expect(seen.routes).toEqual({ new_user: '/new', asset_upload: '/upload', uploads: '/uploads', oauth: false })
+    // The four keys the add-on reads never change; keys may be added (resumable_upload, for the CLI and the page).
+    expect(seen.routes).toEqual({ new_user: '/new', asset_upload: '/upload', uploads: '/uploads', oauth: false, resumable_upload: '/upload/resumable' })
     expect(seen.new_user_status).toBe(201)
     // make_archive writes the directory entry the add-on's zips have.
     expect(seen.zip_names).toEqual(['BlenderAvatar.fst', 'model.fbx', 'textures/', 'textures/skin.png'])
