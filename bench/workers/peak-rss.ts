@@ -1,15 +1,20 @@
 import { readdirSync, readFileSync } from 'node:fs'
 
-/** Peak resident set size (VmHWM) of a process in bytes, from /proc; 0 for a process gone meanwhile. */
-export function peakRss (pid: number | 'self' = 'self'): number {
+/** A size field of /proc/<pid>/status (VmHWM, VmRSS) in bytes; 0 for a process gone meanwhile. */
+function statusBytes (pid: number | 'self', field: 'VmHWM' | 'VmRSS'): number {
   let status: string
   try {
     status = readFileSync(`/proc/${pid}/status`, 'utf8')
   } catch {
     return 0
   }
-  const kib = /^VmHWM:\s+(\d+)\s+kB$/m.exec(status)?.[1]
+  const kib = new RegExp(`^${field}:\\s+(\\d+)\\s+kB$`, 'm').exec(status)?.[1]
   return kib === undefined ? 0 : Number(kib) * 1024
+}
+
+/** Peak resident set size (VmHWM) of a process in bytes, from /proc; 0 for a process gone meanwhile. */
+export function peakRss (pid: number | 'self' = 'self'): number {
+  return statusBytes(pid, 'VmHWM')
 }
 
 /** Every process below `pid` (children of all its threads, recursively), as /proc lists them now. */
@@ -45,14 +50,7 @@ export function treePeakRss (pid: number): number {
 
 /** Resident set size (VmRSS) of a process now, in bytes; 0 for a process gone meanwhile. */
 export function currentRss (pid: number): number {
-  let status: string
-  try {
-    status = readFileSync(`/proc/${pid}/status`, 'utf8')
-  } catch {
-    return 0
-  }
-  const kib = /^VmRSS:\s+(\d+)\s+kB$/m.exec(status)?.[1]
-  return kib === undefined ? 0 : Number(kib) * 1024
+  return statusBytes(pid, 'VmRSS')
 }
 
 /**

@@ -124,10 +124,7 @@ describe('npx heimdall upload', () => {
 
   it('uploads a folder as a bundle: the .fst is the link and relative paths resolve under the root CID', async () => {
     const folder = join(work, 'MyAvatar')
-    await mkdir(join(folder, 'textures'), { recursive: true })
-    await writeFile(join(folder, 'avatar.fst'), AVATAR_FST)
-    await writeFile(join(folder, 'box.fbx'), fixture('fbx/box-binary.fbx'))
-    await writeFile(join(folder, 'textures', 'skin.png'), fixture('gltf/BoxTextured/CesiumLogoFlat.png'))
+    await writeAvatarFolder(folder)
     await writeFile(join(folder, '.DS_Store'), 'Finder litter, left out')
 
     const run = await cli(['upload', folder, '--json'])
@@ -153,9 +150,7 @@ describe('npx heimdall upload', () => {
   it('prints the server\'s warnings', async () => {
     // An avatar whose .fst names a texture folder that is not there: uploaded, with a warning.
     const folder = join(work, 'Bare')
-    await mkdir(folder, { recursive: true })
-    await writeFile(join(folder, 'avatar.fst'), AVATAR_FST)
-    await writeFile(join(folder, 'box.fbx'), fixture('fbx/box-binary.fbx'))
+    await writeAvatarFolder(folder, { textures: false })
     const json = await cli(['upload', folder, '--json'])
     expect(json.code).toBe(0)
     const warnings = (JSON.parse(json.stdout) as Array<{ warnings?: string[] }>).at(-1)?.warnings ?? []
@@ -200,10 +195,7 @@ describe('npx heimdall upload', () => {
 
     it('sends a folder with --resumable: the zip made while it is sent has the size announced, and the same CID as in one request', async () => {
       const folder = join(work, 'Resumed')
-      await mkdir(join(folder, 'textures'), { recursive: true })
-      await writeFile(join(folder, 'avatar.fst'), AVATAR_FST)
-      await writeFile(join(folder, 'box.fbx'), fixture('fbx/box-binary.fbx'))
-      await writeFile(join(folder, 'textures', 'skin.png'), fixture('gltf/BoxTextured/CesiumLogoFlat.png'))
+      await writeAvatarFolder(folder)
       const resumable = await cli(['upload', folder, '--json', '--resumable'])
       expect(resumable.stderr).toMatch(/^uploading Resumed\.zip .*, resumable$/m)
       expect(resumable.code).toBe(0)
@@ -264,3 +256,11 @@ describe('npx heimdall upload', () => {
     }, 240_000)
   })
 })
+
+/** An avatar folder as a creator has it: the .fst, its model, and (unless told otherwise) the texture folder it names. */
+async function writeAvatarFolder (folder: string, options: { textures?: boolean } = {}): Promise<void> {
+  await mkdir(options.textures === false ? folder : join(folder, 'textures'), { recursive: true })
+  await writeFile(join(folder, 'avatar.fst'), AVATAR_FST)
+  await writeFile(join(folder, 'box.fbx'), fixture('fbx/box-binary.fbx'))
+  if (options.textures !== false) await writeFile(join(folder, 'textures', 'skin.png'), fixture('gltf/BoxTextured/CesiumLogoFlat.png'))
+}

@@ -7,7 +7,7 @@ import * as tus from 'tus-js-client'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { fixture } from '../support/fixtures.ts'
 import { createIdentity, csrfField, expectNothingLeftBehind, leftovers, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
-import { uploadStream } from '../support/heimdall-process.ts'
+import { answerBody, uploadStream } from '../support/heimdall-process.ts'
 import { kuboDeterministicStream } from '../support/kubo-vectors.ts'
 
 const MB = 1000 * 1000
@@ -40,15 +40,7 @@ interface Answer { status: number, headers: IncomingHttpHeaders, body: unknown }
 async function send (method: string, path: string, headers: Record<string, string>, body?: Buffer | Readable): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(`${url}${path}`, { method, headers: { Connection: 'close', ...headers }, agent: false }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (chunk: Buffer) => { chunks.push(chunk) })
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString()
-        let parsed: unknown = text
-        try { parsed = JSON.parse(text) } catch { /* not JSON */ }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parsed })
-      })
-      res.on('error', reject)
+      answerBody(res).then((body) => { resolve({ status: res.statusCode ?? 0, headers: res.headers, body }) }, reject)
     })
     req.on('error', reject)
     if (body instanceof Readable) body.pipe(req)

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createReadStream, readFileSync, writeFileSync } from 'node:fs'
 import { stat } from 'node:fs/promises'
-import { request } from 'node:http'
+import { request, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -134,6 +134,14 @@ export async function newToken (url: string, username: string): Promise<string> 
 
 export interface UploadResult { status: number, body: unknown, seconds: number }
 
+/** An answer's whole body: parsed when it is JSON, else the text. */
+export async function answerBody (res: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = []
+  for await (const chunk of res) chunks.push(chunk as Buffer)
+  const text = Buffer.concat(chunks).toString()
+  try { return JSON.parse(text) } catch { return text }
+}
+
 /** A stream of `size` bytes, made as it is sent. */
 export interface SizedStream { size: number, stream: () => NodeJS.ReadableStream }
 
@@ -151,15 +159,7 @@ export async function uploadStream (url: string, token: string, source: string |
       ...(ca === undefined ? {} : { ca }),
       headers: { Authorization: `Bearer ${token}`, 'Content-Type': `multipart/form-data; boundary=${boundary}`, 'Content-Length': String(head.length + size + tail.length) }
     }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (chunk: Buffer) => { chunks.push(chunk) })
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString()
-        let body: unknown = text
-        try { body = JSON.parse(text) } catch { /* not JSON */ }
-        resolve({ status: res.statusCode ?? 0, body, seconds: Number(process.hrtime.bigint() - started) / 1e9 })
-      })
-      res.on('error', reject)
+      answerBody(res).then((body) => { resolve({ status: res.statusCode ?? 0, body, seconds: Number(process.hrtime.bigint() - started) / 1e9 }) }, reject)
     })
     req.on('error', reject)
     req.write(head)
