@@ -1,5 +1,7 @@
 import knex, { type Knex } from 'knex'
 import { join } from 'node:path'
+import pg from 'pg'
+import { advisoryKey } from './advisory-lock.ts'
 import { startEmbeddedPostgres } from './embedded-postgres.ts'
 import { createHeimdallDatabase, HEIMDALL_DATABASE } from './pglite-import.ts'
 import { DirectoryMigrationSource } from './migration-source.ts'
@@ -17,11 +19,37 @@ export interface Database {
 
 const migrations = { migrationSource: new DirectoryMigrationSource() }
 
-function wrap (kind: Database['kind'], db: Knex, onClose: () => Promise<void> = async () => {}): Database {
+const MIGRATION_LOCK = advisoryKey('heimdall/migrations')
+
+/**
+ * Applies pending migrations while holding a session advisory lock on a
+ * connection of its own. Instances starting together queue on that lock: the
+ * first migrates, the others then find nothing to do. Without it they would
+ * race to create knex's tables, and the losers of knex's own lock row fail
+ * ("Migration table is already locked") instead of waiting. Holding the lock
+ * also tells us that knex's lock row, if still set, was left by a process
+ * killed while migrating (its migration rolled back with its transaction),
+ * so it is freed rather than blocking every start until an operator does.
+ * The lock ends with the connection, however this process ends.
+ */
+async function migrateExclusively (db: Knex, connection: pg.ClientConfig): Promise<void> {
+  const client = new pg.Client(connection)
+  client.on('error', () => {}) // a broken connection fails the queries below; the lock went with it
+  await client.connect()
+  try {
+    await client.query('select pg_advisory_lock($1, $2)', MIGRATION_LOCK)
+    if (await db.schema.hasTable('knex_migrations_lock')) await db('knex_migrations_lock').update({ is_locked: 0 })
+    await db.migrate.latest(migrations)
+  } finally {
+    await client.end()
+  }
+}
+
+function wrap (kind: Database['kind'], db: Knex, connection: pg.ClientConfig, onClose: () => Promise<void> = async () => {}): Database {
   return {
     kind,
     knex: db,
-    migrate: async () => { await db.migrate.latest(migrations) },
+    migrate: async () => { await migrateExclusively(db, connection) },
     ping: async () => { await db.raw('select 1') },
     close: async () => {
       await db.destroy()
@@ -32,7 +60,7 @@ function wrap (kind: Database['kind'], db: Knex, onClose: () => Promise<void> = 
 
 /** A PostgreSQL server, through `pg`. */
 export function openPostgres (url: string): Database {
-  return wrap('postgres', knex({ client: 'pg', connection: url, pool: { min: 0, max: 10 }, migrations }))
+  return wrap('postgres', knex({ client: 'pg', connection: url, pool: { min: 0, max: 10 }, migrations }), { connectionString: url })
 }
 
 /**
@@ -54,7 +82,7 @@ export async function openEmbedded (dir: string, options: { importFrom?: string 
   }
   const connection = { ...embedded.connection, database: HEIMDALL_DATABASE }
   const db = knex({ client: 'pg', connection, pool: { min: 0, max: 3, idleTimeoutMillis: 30_000 }, migrations })
-  return wrap('embedded', db, embedded.stop)
+  return wrap('embedded', db, connection, embedded.stop)
 }
 
 /** DATABASE_URL's server, else the embedded one in DATA_DIR/postgres (taking over DATA_DIR/pglite once, if there is one). */

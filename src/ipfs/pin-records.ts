@@ -2,6 +2,7 @@ import type { Helia } from '@helia/interface'
 import { Key } from 'interface-datastore'
 import { base36 } from 'multiformats/bases/base36'
 import { CID } from 'multiformats/cid'
+import type { PinStore } from './pin-store.ts'
 
 type Datastore = Pick<Helia['datastore'], 'has' | 'put' | 'delete' | 'queryKeys'>
 
@@ -26,7 +27,7 @@ const keyOf = (cid: CID): Key => new Key(`${PREFIX}${(cid.version === 0 ? cid.to
  * from the roots), so only the roots are recorded; per-block records left
  * by earlier versions are removed by the collector once nothing reaches them.
  */
-export class PinRecords {
+export class PinRecords implements PinStore {
   readonly #datastore: Datastore
 
   constructor (datastore: Datastore) {

@@ -1,8 +1,10 @@
+import type { ContentLock } from './content-lock.ts'
+
 /**
  * Serialises async work per key within this process: two identical uploads
  * finishing at once must not interleave "pin, record" with "unpin on failure".
  */
-export class KeyedLock {
+export class KeyedLock implements ContentLock {
   readonly #tails = new Map<string, Promise<void>>()
 
   async run<T> (key: string, work: () => Promise<T>): Promise<T> {

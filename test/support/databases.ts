@@ -10,8 +10,8 @@ export interface DatabaseFactory {
   name: 'embedded PostgreSQL' | 'PostgreSQL'
   /** False only when no PostgreSQL server could be started outside CI (the setup said so loudly). */
   available: boolean
-  /** A fresh, empty, un-migrated database and the function that disposes of it. */
-  open: () => Promise<{ db: Database, dispose: () => Promise<void> }>
+  /** A fresh, empty, un-migrated database, its URL (for more connections to it) and the function that disposes of it. */
+  open: () => Promise<{ db: Database, url: string, dispose: () => Promise<void> }>
 }
 
 /**
@@ -46,7 +46,7 @@ export function databaseFactories (): DatabaseFactory[] {
       open: async () => {
         const scratch = await createScratchDatabase((await embeddedServer()).url)
         const db = openPostgres(scratch.url)
-        return { db, dispose: async () => { await db.close(); await scratch.drop() } }
+        return { db, url: scratch.url, dispose: async () => { await db.close(); await scratch.drop() } }
       }
     },
     {
@@ -55,7 +55,7 @@ export function databaseFactories (): DatabaseFactory[] {
       open: async () => {
         const scratch = await createScratchDatabase(postgresUrl)
         const db = openPostgres(scratch.url)
-        return { db, dispose: async () => { await db.close(); await scratch.drop() } }
+        return { db, url: scratch.url, dispose: async () => { await db.close(); await scratch.drop() } }
       }
     }
   ]

@@ -1,0 +1,277 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { openPostgres, type Database } from '../../src/db/database.ts'
+import { PgAdvisoryLock } from '../../src/db/advisory-lock.ts'
+import { DirectoryMigrationSource } from '../../src/db/migration-source.ts'
+import { PgPinStore } from '../../src/db/pin-repository.ts'
+import { databaseFactories } from '../support/databases.ts'
+
+/** The CIDv0 of an empty UnixFS directory and its CIDv1 (base32). */
+const V0 = CID.parse('QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn')
+const V0_AS_V1 = 'bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354'
+
+async function rawCid (text: string): Promise<CID> {
+  return CID.createV1(raw.code, await sha256.digest(new TextEncoder().encode(text)))
+}
+
+async function collect (pins: AsyncIterable<CID>): Promise<string[]> {
+  const out: string[] = []
+  for await (const cid of pins) out.push(cid.toString())
+  return out
+}
+
+/** Rejects if `promise` has not settled within `ms`: a lock that never opens fails the test instead of hanging it. */
+async function within<T> (ms: number, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(`not settled within ${ms} ms`)) }, ms) })
+  try {
+    return await Promise.race([promise, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** Counts how many works run at once, and the most that ever did. */
+function overlapMeter (): { enter: () => void, leave: () => void, readonly max: number, readonly runs: number } {
+  let active = 0
+  let max = 0
+  let runs = 0
+  return {
+    enter: () => { active++; runs++; max = Math.max(max, active) },
+    leave: () => { active-- },
+    get max () { return max },
+    get runs () { return runs }
+  }
+}
+
+for (const factory of databaseFactories()) {
+  describe.skipIf(!factory.available)(`shared state on ${factory.name}`, () => {
+    let db: Database
+    let url: string
+    let dispose: () => Promise<void>
+
+    beforeEach(async () => {
+      ({ db, url, dispose } = await factory.open())
+    })
+    afterEach(async () => { await dispose() })
+
+    describe('PgPinStore', () => {
+      let pins: PgPinStore
+      beforeEach(async () => {
+        await db.migrate()
+        pins = new PgPinStore(db.knex)
+      })
+
+      it('stores and lists a CIDv0 pin as its base32 CIDv1, and finds it by either', async () => {
+        await pins.add(V0)
+        expect(await db.knex('ipfs_pins').pluck('cid')).toEqual([V0_AS_V1])
+        expect(await pins.has(V0)).toBe(true)
+        expect(await pins.has(V0.toV1())).toBe(true)
+        expect(await collect(pins.list())).toEqual([V0_AS_V1])
+        await pins.remove(V0.toV1())
+        expect(await pins.has(V0)).toBe(false)
+        expect(await collect(pins.list())).toEqual([])
+      })
+
+      it('adds an existing pin and removes an absent one as no-ops', async () => {
+        const cid = await rawCid('a')
+        await pins.add(cid)
+        const [before] = await db.knex('ipfs_pins').select('seq', 'pinned_at') as unknown[]
+        await pins.add(cid)
+        await Promise.all([pins.add(cid), pins.add(cid), pins.add(cid)])
+        expect(await db.knex('ipfs_pins').select('seq', 'pinned_at')).toEqual([before])
+        await pins.remove(await rawCid('never pinned'))
+        await pins.remove(cid)
+        await pins.remove(cid)
+        expect(await pins.has(cid)).toBe(false)
+      })
+
+      it('tells a collector which pins came in after its mark', async () => {
+        expect(await pins.maxSeq()).toBe(0n)
+        expect(await pins.addedSince(0)).toEqual({ seq: 0n, cids: [] })
+        const [a, b, c, d, e] = await Promise.all(['a', 'b', 'c', 'd', 'e'].map(rawCid)) as [CID, CID, CID, CID, CID]
+        await pins.add(a)
+        await pins.add(b)
+        const mark = await pins.maxSeq()
+        expect(mark).toBeGreaterThan(0n)
+        expect(await pins.addedSince(mark)).toEqual({ seq: mark, cids: [] })
+
+        await pins.add(c)
+        await pins.add(d)
+        await pins.add(a) // already pinned: not new
+        await pins.remove(c) // gone again: nothing to protect
+        await pins.add(e)
+        const since = await pins.addedSince(mark)
+        expect(since.cids.map(String)).toEqual([d, e].map(String))
+        expect(since.seq).toBe(await pins.maxSeq())
+        expect(await pins.addedSince(since.seq)).toEqual({ seq: since.seq, cids: [] })
+
+        const first = await pins.addedSince(mark, 1)
+        expect(first.cids.map(String)).toEqual([d.toString()])
+        const rest = await pins.addedSince(first.seq, 1)
+        expect(rest).toEqual({ seq: since.seq, cids: [e] })
+
+        // Removed and pinned again: new since the latest mark.
+        await pins.remove(a)
+        await pins.add(a)
+        expect((await pins.addedSince(since.seq)).cids.map(String)).toEqual([a.toString()])
+      })
+
+      it('numbers every pin added while a collector reads above the mark it was given', async () => {
+        const cids = await Promise.all(Array.from({ length: 40 }, async (_, i) => rawCid(`concurrent ${i}`)))
+        let mark = await pins.maxSeq()
+        const seen: string[] = []
+        const adding = Promise.all(cids.map(async (cid) => { await pins.add(cid) }))
+        for (let round = 0; round < 20; round++) {
+          const since = await pins.addedSince(mark)
+          seen.push(...since.cids.map(String))
+          mark = since.seq
+        }
+        await adding
+        seen.push(...(await pins.addedSince(mark)).cids.map(String))
+        expect(seen.sort()).toEqual(cids.map(String).sort())
+      })
+
+      it('lists more than one page of pins, a page at a time', async () => {
+        const cids = await Promise.all(Array.from({ length: 2_345 }, async (_, i) => (await rawCid(`pin ${i}`)).toString()))
+        for (let i = 0; i < cids.length; i += 500) {
+          await db.knex('ipfs_pins').insert(cids.slice(i, i + 500).map((cid) => ({ cid })))
+        }
+        const selects: string[] = []
+        const onQuery = (query: { sql: string }): void => { if (query.sql.startsWith('select')) selects.push(query.sql) }
+        db.knex.on('query', onQuery)
+        try {
+          const listed = await collect(pins.list())
+          expect(listed).toEqual(cids) // in the order they were added
+        } finally {
+          db.knex.off('query', onQuery)
+        }
+        expect(selects).toHaveLength(3)
+        expect(selects.every((sql) => / limit /.test(sql))).toBe(true)
+      })
+
+      it('drops a lease\'s block keys with the lease', async () => {
+        const [lease] = await db.knex('block_leases').insert({ instance: 'one' }).returning('id') as [{ id: string }]
+        await db.knex('block_lease_keys').insert([{ lease_id: lease.id, block_key: 'k1' }, { lease_id: lease.id, block_key: 'k2' }])
+        await db.knex('block_leases').where({ id: lease.id }).delete()
+        expect(await db.knex('block_lease_keys').count({ n: '*' })).toEqual([{ n: '0' }])
+      })
+    })
+
+    describe('PgAdvisoryLock', () => {
+      const opened: PgAdvisoryLock[] = []
+      const lock = (config: string | { connectionString: string, application_name: string } = url): PgAdvisoryLock => {
+        const created = new PgAdvisoryLock(config)
+        opened.push(created)
+        return created
+      }
+      afterEach(async () => {
+        await Promise.all(opened.splice(0).map(async (l) => { await l.close() }))
+      })
+      const advisoryLocksHeld = async (): Promise<number> => {
+        const result = await db.knex.raw<{ rows: Array<{ n: number }> }>("select count(*)::int as n from pg_locks where locktype = 'advisory' and granted and database = (select oid from pg_database where datname = current_database())")
+        return result.rows[0]?.n ?? -1
+      }
+
+      it('never runs two instances\' work on one key at once', async () => {
+        const instances = [lock(), lock()]
+        const meter = overlapMeter()
+        const order: number[] = []
+        await within(20_000, Promise.all(Array.from({ length: 12 }, async (_, i) => instances[i % 2]?.run('bafy-same', async () => {
+          meter.enter()
+          await sleep(15)
+          order.push(i)
+          meter.leave()
+        }))))
+        expect(meter.runs).toBe(12)
+        expect(meter.max).toBe(1)
+        expect(await advisoryLocksHeld()).toBe(0)
+      })
+
+      it('runs work on different keys at the same time, across instances and within one', async () => {
+        const [one, two] = [lock(), lock()]
+        const both = async (a: PgAdvisoryLock, b: PgAdvisoryLock, keys: [string, string]): Promise<void> => {
+          let arrived = 0
+          let openGate!: () => void
+          const gate = new Promise<void>((resolve) => { openGate = resolve })
+          const meet = async (): Promise<string> => {
+            if (++arrived === 2) openGate()
+            await gate
+            return 'met'
+          }
+          expect(await within(10_000, Promise.all([a.run(keys[0], meet), b.run(keys[1], meet)]))).toEqual(['met', 'met'])
+        }
+        await both(one, two, ['key-a', 'key-b'])
+        await both(one, one, ['key-c', 'key-d'])
+      })
+
+      it('releases the lock when the work throws', async () => {
+        const [one, two] = [lock(), lock()]
+        await expect(one.run('bafy-fails', async () => { await sleep(1); throw new Error('work failed') })).rejects.toThrow('work failed')
+        expect(await advisoryLocksHeld()).toBe(0)
+        expect(await within(5_000, two.run('bafy-fails', async () => { await sleep(1); return 'then ran' }))).toBe('then ran')
+        expect(await within(5_000, one.run('bafy-fails', async () => { await sleep(1); return 'ran again' }))).toBe('ran again')
+      })
+
+      it('holds one connection for many local waiters on one key', async () => {
+        const name = `heimdall-lock-${Math.random().toString(36).slice(2, 8)}`
+        const local = lock({ connectionString: url, application_name: name })
+        const meter = overlapMeter()
+        let maxConnections = 0
+        await within(30_000, Promise.all(Array.from({ length: 50 }, async () => local.run('bafy-popular', async () => {
+          meter.enter()
+          const result = await db.knex.raw<{ rows: Array<{ n: number }> }>('select count(*)::int as n from pg_stat_activity where application_name = ?', [name])
+          maxConnections = Math.max(maxConnections, result.rows[0]?.n ?? Infinity)
+          meter.leave()
+        }))))
+        expect(meter.runs).toBe(50)
+        expect(meter.max).toBe(1)
+        expect(maxConnections).toBe(1)
+      })
+
+      it('closes a lock connection that broke during the work, and locks again on a new one', async () => {
+        const name = `heimdall-lock-${Math.random().toString(36).slice(2, 8)}`
+        const [one, two] = [lock({ connectionString: url, application_name: name }), lock()]
+        const answer = await one.run('bafy-broken', async () => {
+          await db.knex.raw('select pg_terminate_backend(pid) from pg_stat_activity where application_name = ?', [name])
+          await sleep(100)
+          return 'finished'
+        })
+        expect(answer).toBe('finished')
+        expect(await within(5_000, two.run('bafy-broken', async () => { await sleep(1); return 'other instance' }))).toBe('other instance')
+        expect(await within(5_000, one.run('bafy-broken', async () => { await sleep(1); return 'same instance' }))).toBe('same instance')
+        expect(await advisoryLocksHeld()).toBe(0)
+      })
+    })
+
+    describe('migrations at start', () => {
+      it('succeed when three instances migrate one empty database at once', async () => {
+        const instances = [openPostgres(url), openPostgres(url), openPostgres(url)]
+        try {
+          const results = await Promise.allSettled(instances.map(async (instance) => { await instance.migrate() }))
+          expect(results.map((result) => result.status === 'rejected' ? String(result.reason) : 'ok')).toEqual(['ok', 'ok', 'ok'])
+        } finally {
+          await Promise.all(instances.map(async (instance) => { await instance.close() }))
+        }
+        const source = new DirectoryMigrationSource()
+        const [, pending] = await db.knex.migrate.list({ migrationSource: source }) as [unknown[], unknown[]]
+        expect(pending).toEqual([])
+        expect(await db.knex('knex_migrations').count({ n: '*' })).toEqual([{ n: String((await source.getMigrations()).length) }])
+        for (const table of ['identities', 'uploads', 'resumable_uploads', 'ipfs_pins', 'block_leases', 'block_lease_keys']) {
+          expect(await db.knex.schema.hasTable(table)).toBe(true)
+        }
+      })
+
+      it('free knex\'s lock row left set by a process killed while migrating', async () => {
+        await db.migrate()
+        await db.knex('knex_migrations_lock').update({ is_locked: 1 })
+        await db.migrate()
+        expect(await db.knex('knex_migrations_lock').pluck('is_locked')).toEqual([0])
+        expect(await db.knex.schema.hasTable('ipfs_pins')).toBe(true)
+      })
+    })
+  })
+}
