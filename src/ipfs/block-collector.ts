@@ -20,7 +20,8 @@ const DELETE_BATCH = 64
 
 /** A block's file name (`<base32 multihash>.data`): the key a block is known by here, whatever its CID's codec. */
 export const blockKey = (cid: CID): string => SHARDING.encode(cid).file
-const shardOf = (key: string): string => key.slice(key.length - BLOCK_EXT.length - SHARD_CHARS, key.length - BLOCK_EXT.length)
+/** The shard folder of a block key (the two characters before its last, as NextToLast names it). */
+export const shardOf = (key: string): string => key.slice(key.length - BLOCK_EXT.length - SHARD_CHARS, key.length - BLOCK_EXT.length)
 /** steno (blockstore-fs's atomic writer) writes `.<name>.tmp` beside the block and renames it. */
 const tmpName = (key: string): string => `.${key}.tmp`
 

@@ -1,5 +1,4 @@
-import { constants } from 'node:fs'
-import { access, mkdir, readdir, readFile } from 'node:fs/promises'
+import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { unixfs, type UnixFS } from '@helia/unixfs'
 import { FsBlockstore } from 'blockstore-fs'
@@ -16,18 +15,33 @@ import { equals } from 'uint8arrays/equals'
 import type { NetworkConfig } from '../config.ts'
 import { NotFoundError } from '../errors.ts'
 import { BlockCollector, SHARDING, blockKey } from './block-collector.ts'
+import type { BlockLeaseRepository } from '../db/block-lease-repository.ts'
+import type { BlockStorage } from '../storage/block-storage.ts'
+import { FsBlockStorage } from '../storage/fs-block-storage.ts'
+import { StorageBlockstore } from '../storage/storage-blockstore.ts'
+import { SharedBlockCollector, type SharedPins } from './shared-block-collector.ts'
+import type { PinStore } from './pin-store.ts'
 import { IMPORT_PROFILES } from './import-profiles.ts'
 import { createLightNode } from './helia-light.ts'
 import { unixfsPinWalker } from './unixfs-pin-walker.ts'
-import { BlockFileWriter } from './block-file-writer.ts'
 import { PinRecords } from './pin-records.ts'
 import { ChunkPool, pooledChunker, rawLeafImporter } from './raw-leaf-importer.ts'
 import { lockRepo } from './repo-lock.ts'
-import { readFileInto } from './read-file-into.ts'
 import type { DirectoryEntry, GcReport, ImportCandidate, ImportedNode, ImportLease, IpfsBackend, NodeNetwork, NodeStat, ReadOptions, VerifiedBlock } from './ipfs-backend.ts'
 import type { Helia } from '@helia/interface'
 import type { EmbeddedNetwork } from './network/libp2p-node.ts'
 import type { Providing } from './network/providing.ts'
+
+/** Blocks in a store several instances share, with pins and import leases in their PostgreSQL (BLOCKSTORE=s3). */
+export interface SharedStore {
+  storage: BlockStorage
+  pins: PinStore & SharedPins
+  leases: BlockLeaseRepository
+  /** This instance's name in the leases. */
+  instance: string
+  /** Collector timings (tests shorten them). */
+  collector?: { heartbeatSeconds?: number, leaseTtlSeconds?: number, pauseMs?: number }
+}
 
 /** What the embedded node needs to join the IPFS network (IPFS_NETWORK=private or public). */
 export interface HeliaNetworkOptions {
@@ -83,39 +97,48 @@ export class HeliaBackend implements IpfsBackend {
   readonly kind = 'helia'
   readonly #helia: Helia
   readonly #fs: UnixFS
-  readonly #collector: BlockCollector
-  readonly #pins: PinRecords
-  readonly #blocks: FsBlockstore
-  readonly #blocksDir: string
+  readonly #collector: BlockCollector | SharedBlockCollector
+  readonly #pins: PinStore
+  readonly #storage: BlockStorage
   readonly #unlock: () => Promise<void>
   #network: EmbeddedNetwork | undefined
   #providing: Providing | undefined
   #running = true
 
-  private constructor (helia: Helia, blocks: FsBlockstore, unlock: () => Promise<void>) {
+  private constructor (helia: Helia, storage: BlockStorage, unlock: () => Promise<void>, shared: SharedStore | undefined) {
     this.#helia = helia
     this.#fs = unixfs(helia)
-    this.#blocks = blocks
-    this.#blocksDir = blocks.path
+    this.#storage = storage
     this.#unlock = unlock
-    this.#pins = new PinRecords(helia.datastore)
-    const files = new BlockFileWriter(blocks.path)
-    this.#collector = new BlockCollector({
-      dir: blocks.path,
-      blockstore: {
-        // A new block is offered to peers that asked for it.
-        put: async (cid, bytes, options) => {
-          options?.signal?.throwIfAborted()
-          const stored = await files.put(cid, bytes instanceof Uint8Array ? bytes : await wholeBlock(bytes))
-          this.#network?.announce(cid)
-          if (this.#strategy === 'all') this.#providing?.changed()
-          return stored
-        }
-      },
-      getBlock: async (cid) => this.getBlock(cid),
-      datastore: helia.datastore,
-      roots: () => this.listPins()
-    })
+    // A new block is offered to peers that asked for it.
+    const put = async (cid: CID, bytes: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>, options?: { signal?: AbortSignal }): Promise<CID> => {
+      options?.signal?.throwIfAborted()
+      await storage.put(cid, bytes instanceof Uint8Array ? bytes : await wholeBlock(bytes))
+      this.#network?.announce(cid)
+      if (this.#strategy === 'all') this.#providing?.changed()
+      return cid
+    }
+    if (shared !== undefined) {
+      this.#pins = shared.pins
+      this.#collector = new SharedBlockCollector({
+        storage,
+        put,
+        leases: shared.leases,
+        pins: shared.pins,
+        getBlock: async (cid) => this.getBlock(cid),
+        instance: shared.instance,
+        ...shared.collector
+      })
+    } else {
+      this.#pins = new PinRecords(helia.datastore)
+      this.#collector = new BlockCollector({
+        dir: storage.localDir,
+        blockstore: { put },
+        getBlock: async (cid) => this.getBlock(cid),
+        datastore: helia.datastore,
+        roots: () => this.listPins()
+      })
+    }
   }
 
   #strategy: NetworkConfig['provideStrategy'] | undefined
@@ -131,18 +154,37 @@ export class HeliaBackend implements IpfsBackend {
   /**
    * Opens the repo in `dir`, holding `dir/repo.lock` until `close`: one
    * process at a time. With `network` (and its mode not `off`) the node
-   * joins the IPFS network; the libp2p modules are loaded only then.
+   * joins the IPFS network; the libp2p modules are loaded only then. With
+   * `shared`, blocks live in that store (S3) and pins and import leases in
+   * PostgreSQL, shared with other instances; else blocks are files in
+   * `dir/blocks` and pins records in `dir/datastore`.
    */
-  static async open (dir: string, options: { network?: HeliaNetworkOptions } = {}): Promise<HeliaBackend> {
+  static async open (dir: string, options: { network?: HeliaNetworkOptions, shared?: SharedStore } = {}): Promise<HeliaBackend> {
     await mkdir(dir, { recursive: true })
     const unlock = await lockRepo(dir)
     let backend: HeliaBackend | undefined
     try {
-      const blocks = new FsBlockstore(join(dir, 'blocks'), { shardingStrategy: SHARDING })
-      await blocks.open() // creates the directory that readiness and free-space checks look at
-      const helia = createLightNode({ blockstore: blocks, datastore: new FsDatastore(join(dir, 'datastore')) })
-      await helia.start()
-      backend = new HeliaBackend(helia, blocks, unlock)
+      const datastore = new FsDatastore(join(dir, 'datastore'))
+      const shared = options.shared
+      let helia: Helia
+      let storage: BlockStorage
+      if (shared === undefined) {
+        const blocks = new FsBlockstore(join(dir, 'blocks'), { shardingStrategy: SHARDING })
+        await blocks.open() // creates the directory that readiness and free-space checks look at
+        storage = await new FsBlockStorage(blocks.path).open()
+        helia = createLightNode({ blockstore: blocks, datastore })
+      } else {
+        storage = shared.storage
+        const held = (cid: CID): boolean => backend !== undefined && backend.#collector instanceof SharedBlockCollector && backend.#collector.holds(cid)
+        helia = createLightNode({ blockstore: new StorageBlockstore(storage, held), datastore })
+        await helia.start()
+        backend = new HeliaBackend(helia, storage, unlock, shared)
+        if (backend.#collector instanceof SharedBlockCollector) await backend.#collector.start()
+      }
+      if (backend === undefined) {
+        await helia.start()
+        backend = new HeliaBackend(helia, storage, unlock, undefined)
+      }
       const network = options.network
       if (network !== undefined && network.config.mode !== 'off') await backend.#join(network.config as NetworkConfig & { mode: 'private' | 'public' }, network)
       return backend
@@ -160,7 +202,7 @@ export class HeliaBackend implements IpfsBackend {
       privateKey: options.privateKey,
       logger: options.logger,
       blocks: {
-        has: async (cid) => cid.multihash.code === IDENTITY || this.#blocks.has(cid),
+        has: async (cid) => cid.multihash.code === IDENTITY || this.#storage.has(cid),
         get: async (cid, o) => this.getBlock(cid, o)
       }
     })
@@ -182,12 +224,8 @@ export class HeliaBackend implements IpfsBackend {
   async * #announced (strategy: NetworkConfig['provideStrategy']): AsyncIterable<CID> {
     if (strategy === 'roots') { yield * this.listPins(); return }
     if (strategy === 'all') {
-      for (const shard of await readdir(this.#blocksDir, { withFileTypes: true })) {
-        if (!shard.isDirectory()) continue
-        for (const name of await readdir(join(this.#blocksDir, shard.name)).catch(() => [])) {
-          if (!name.endsWith(SHARDING.extension)) continue
-          try { yield SHARDING.decode(name) } catch { /* not a block file */ }
-        }
+      for await (const block of this.#storage.list()) {
+        try { yield SHARDING.decode(block.key) } catch { /* not a block's name */ }
       }
       return
     }
@@ -243,7 +281,7 @@ export class HeliaBackend implements IpfsBackend {
   }
 
   async openLease (): Promise<ImportLease> {
-    return Promise.resolve(this.#collector.lease())
+    return this.#collector.lease()
   }
 
   async gc (options: { dryRun?: boolean } = {}): Promise<GcReport> {
@@ -255,7 +293,7 @@ export class HeliaBackend implements IpfsBackend {
   async importTree (candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, options: { profile: keyof typeof IMPORT_PROFILES, signal?: AbortSignal, lease?: ImportLease }): Promise<ImportedNode[]> {
     if (options.lease === undefined) {
       // Unleased, the blocks would be fair game for a sweep before the caller pins them.
-      const lease = this.#collector.lease()
+      const lease = await this.#collector.lease()
       try {
         return await this.importTree(candidates, { ...options, lease })
       } finally {
@@ -370,53 +408,52 @@ export class HeliaBackend implements IpfsBackend {
   }
 
   /**
-   * Straight from the block's file, in one read: blockstore-fs streams it in
-   * 64 KiB chunks that would be copied together again, and an aborted get
-   * there leaves its file handle open until garbage collection.
+   * The block whole, in one read (a file, or one GET through the S3 store's
+   * cache): blockstore-fs streams it in 64 KiB chunks that would be copied
+   * together again, and an aborted get there leaves its file handle open
+   * until garbage collection.
    */
   async getBlock (cid: CID, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
     options.signal?.throwIfAborted()
-    if (cid.multihash.code === IDENTITY) return cid.multihash.digest
-    const { dir, file } = SHARDING.encode(cid)
-    try {
-      return await readFile(join(this.#blocksDir, dir, file))
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`block ${cid.toString()} not found on this node`)
-      throw err
-    }
+    const bytes = await this.#storage.get(cid)
+    if (bytes === undefined) throw new NotFoundError(`block ${cid.toString()} not found on this node`)
+    return bytes
   }
 
   /**
-   * The block's file read into `into` with one open, one read and one close
-   * (callback fs: no FileHandle object per block), for the gateway's pooled
-   * buffers. The byte count read: less than `into.length` is a short block.
+   * The block read into `into` (for the gateway's pooled buffers): for files
+   * one open, one read and one close (callback fs: no FileHandle object per
+   * block). The byte count read: less than `into.length` is a short block.
    */
   async readBlockInto (cid: CID, into: Uint8Array, options: { signal?: AbortSignal } = {}): Promise<number> {
     options.signal?.throwIfAborted()
-    const { dir, file } = SHARDING.encode(cid)
-    const path = join(this.#blocksDir, dir, file)
-    const read = await readFileInto(path, into)
+    const read = await this.#storage.readInto(cid, into)
     if (read === undefined) throw new NotFoundError(`block ${cid.toString()} not found on this node`)
     return read
   }
 
   async ping (): Promise<void> {
     if (!this.#running) throw new Error('the embedded IPFS node is stopped')
-    // Writes nothing: the block directory takes writes, and the datastore answers a read.
-    await access(this.#blocksDir, constants.R_OK | constants.W_OK | constants.X_OK)
+    // Writes nothing: the block store takes writes, and the pins answer a read.
+    await this.#storage.ping()
     await this.isPinned(EMPTY_BLOCK)
   }
 
-  /** The block directory, for free-space checks. */
-  get blocksDir (): string { return this.#blocksDir }
+  /** The local folder of blocks (or, for the S3 store, of its read cache), for free-space checks. */
+  get blocksDir (): string { return this.#storage.localDir }
+
+  /** Which block store holds the blocks. */
+  get storageKind (): BlockStorage['kind'] { return this.#storage.kind }
 
   async close (): Promise<void> {
     if (!this.#running) return
     this.#running = false
-    await this.#collector.collect({ dryRun: true }).catch(() => {}) // waits out a collection under way
+    if (this.#collector instanceof SharedBlockCollector) await this.#collector.stop()
+    else await this.#collector.collect({ dryRun: true }).catch(() => {}) // waits out a collection under way
     await this.#providing?.stop()
     await this.#network?.stop()
     await this.#helia.stop()
+    await this.#storage.close()
     await this.#unlock()
   }
 }

@@ -1,0 +1,111 @@
+import type { Knex } from 'knex'
+
+/**
+ * The advisory lock (a pair of int4) that orders lease registrations and
+ * sweeps across every instance: a registration holds it shared for its one
+ * statement, a sweep batch holds it alone from reading the leases to the end
+ * of its deletes. 0x48454d44 is "HEMD".
+ */
+const SWEEP_LOCK = [0x48454d44, 1] as const
+/** Held (session-level) by the one instance collecting garbage at a time. */
+const COLLECTION_LOCK = [0x48454d44, 2] as const
+
+/** The part of knex's client that lends a raw connection (not in its types). */
+interface KnexPool {
+  acquireConnection: () => Promise<{ query: (sql: string, values?: unknown[]) => Promise<unknown>, __knex__disposed?: unknown }>
+  releaseConnection: (connection: unknown) => Promise<void>
+}
+
+/**
+ * Leases of the shared block store (see the shared_block_store migration):
+ * an import in progress, on any instance, and the keys of every block it
+ * wrote or is about to write. The garbage collector never deletes a key a
+ * live lease holds; leases of an instance that stopped beating are dead.
+ */
+export class BlockLeaseRepository {
+  readonly #db: Knex
+
+  constructor (db: Knex) {
+    this.#db = db
+  }
+
+  async open (instance: string): Promise<number> {
+    const rows: Array<{ id: number | string }> = await this.#db('block_leases').insert({ instance }).returning('id')
+    const row = rows[0]
+    if (row === undefined) throw new Error('insert returned no row')
+    return Number(row.id)
+  }
+
+  /**
+   * Records keys under a lease before their blocks are written. It waits for
+   * a sweep batch under way, so that a sweep either saw the keys or finished
+   * its deletes before the writes that follow.
+   */
+  async register (leaseId: number, keys: readonly string[]): Promise<void> {
+    if (keys.length === 0) return
+    await this.#db.raw(`with locked as (select pg_advisory_xact_lock_shared(?, ?))
+      insert into block_lease_keys (lease_id, block_key)
+      select ?, k from locked, unnest(?::text[]) as k
+      on conflict do nothing`, [...SWEEP_LOCK, leaseId, keys as string[]])
+  }
+
+  /** Ends a lease (its keys go with it). */
+  async close (leaseId: number): Promise<void> {
+    await this.#db('block_leases').where({ id: leaseId }).delete()
+  }
+
+  /** Marks this instance's leases alive. */
+  async heartbeat (instance: string): Promise<void> {
+    await this.#db('block_leases').where({ instance }).update({ heartbeat_at: this.#db.fn.now() })
+  }
+
+  /** Ends every lease of `instance`: at its start-up, what its previous run left was never finished. */
+  async dropInstance (instance: string): Promise<number> {
+    return this.#db('block_leases').where({ instance }).delete()
+  }
+
+  /** Ends leases whose instance has not beaten for `seconds`: it died mid-import. */
+  async expire (seconds: number): Promise<number> {
+    return this.#db('block_leases').where('heartbeat_at', '<', this.#db.raw('now() - make_interval(secs => ?)', [seconds])).delete()
+  }
+
+  /**
+   * Runs one sweep batch with the sweep lock held alone: `leased(keys)`
+   * gives those of `keys` that a lease holds, and no lease can add a key
+   * until `work` (which deletes what it may) has returned.
+   */
+  async sweep<T> (work: (leased: (keys: readonly string[]) => Promise<Set<string>>) => Promise<T>): Promise<T> {
+    return this.#db.transaction(async (trx) => {
+      await trx.raw('select pg_advisory_xact_lock(?, ?)', [...SWEEP_LOCK])
+      return work(async (keys) => {
+        if (keys.length === 0) return new Set<string>()
+        const rows = await trx('block_lease_keys').distinct('block_key').whereIn('block_key', keys as string[]) as Array<{ block_key: string }>
+        return new Set(rows.map((row) => row.block_key))
+      })
+    })
+  }
+
+  /**
+   * Runs `work` as the only collection across instances: the lock is a
+   * session lock on one connection held for the whole collection (released
+   * if the connection or process dies).
+   */
+  async exclusiveCollection<T> (work: () => Promise<T>): Promise<T> {
+    const pool = this.#db.client as unknown as KnexPool
+    const client = await pool.acquireConnection()
+    let healthy = false
+    try {
+      await client.query('select pg_advisory_lock($1, $2)', [...COLLECTION_LOCK])
+      try {
+        return await work()
+      } finally {
+        await client.query('select pg_advisory_unlock($1, $2)', [...COLLECTION_LOCK])
+        healthy = true
+      }
+    } finally {
+      // A connection whose unlock failed may still hold the lock: marked disposed, the pool closes it instead of lending it again.
+      if (!healthy) client.__knex__disposed ??= 'the collection lock could not be released'
+      await pool.releaseConnection(client)
+    }
+  }
+}

@@ -1,0 +1,267 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import * as dagPb from '@ipld/dag-pb'
+import type { CID } from 'multiformats/cid'
+import type { BlockLeaseRepository } from '../db/block-lease-repository.ts'
+import { NotFoundError } from '../errors.ts'
+import type { BlockStorage } from '../storage/block-storage.ts'
+import { blockKey } from './block-collector.ts'
+import type { GcReport, ImportLease } from './ipfs-backend.ts'
+
+/** What the collector reads of the pins (PgPinStore). */
+export interface SharedPins {
+  list: () => AsyncIterable<CID>
+  maxSeq: () => Promise<bigint>
+  addedSince: (seq: bigint) => Promise<{ seq: bigint, cids: CID[] }>
+}
+
+export interface SharedBlockCollectorInit {
+  /** Where sweeps list and delete. */
+  storage: Pick<BlockStorage, 'list' | 'delete'>
+  /** How an import's block is written (to the storage, announced to peers). */
+  put: (cid: CID, bytes: Uint8Array) => Promise<unknown>
+  leases: BlockLeaseRepository
+  pins: SharedPins
+  /** A block's bytes; NotFoundError when it is not held. */
+  getBlock: (cid: CID) => Promise<Uint8Array>
+  /** This instance's name in block_leases. */
+  instance: string
+  /** Seconds between heartbeats of this instance's leases. */
+  heartbeatSeconds?: number
+  /** Leases not beaten for this long belong to a dead instance. */
+  leaseTtlSeconds?: number
+  /** Pause after each batch of reads or deletes, so a collection never starves the gateway. */
+  pauseMs?: number
+}
+
+const SWEEP_BATCH = 1000
+const WALK_BATCH = 200
+
+class SharedLease implements ImportLease {
+  readonly id: number
+  /** Keys this import wrote or is about to write. */
+  readonly keys = new Set<string>()
+  /** Keys not yet recorded in block_lease_keys. */
+  readonly unregistered = new Set<string>()
+  /** Keys whose block this import has written (counted in the collector's `present`). */
+  readonly written = new Set<string>()
+  flushing: Promise<void> | undefined
+  settled = false
+  readonly #collector: SharedBlockCollector
+
+  constructor (id: number, collector: SharedBlockCollector) {
+    this.id = id
+    this.#collector = collector
+  }
+
+  async release (): Promise<void> { await this.#collector.release(this) }
+  async discard (): Promise<void> { await this.#collector.discard(this) }
+}
+
+/**
+ * Garbage collection of a block store that several instances share (the S3
+ * store): the same mark and sweep as the file store's BlockCollector, with
+ * what must be agreed on in PostgreSQL.
+ *
+ * - A lease is a row; every key an import writes is recorded under it
+ *   before the block is written (batched: one statement for all the keys
+ *   waiting when it runs).
+ * - A sweep deletes in batches. Each batch holds an advisory lock alone
+ *   while it reads which keys are leased, and until its deletes are done;
+ *   a registration holds the same lock shared. So a sweep either sees a
+ *   key as leased, or its delete is over before the write that follows the
+ *   registration: a block an upload in progress wrote is never lost.
+ * - Pins that complete after the mark (on any instance) are found by their
+ *   sequence number at every batch and walked before it deletes anything:
+ *   a pin is recorded before its lease ends.
+ * - One collection runs at a time across instances (a session lock).
+ * - Leases of an instance that stopped beating (killed) end after
+ *   `leaseTtlSeconds`; those of this instance's previous run end at start.
+ */
+export class SharedBlockCollector {
+  readonly #init: Required<SharedBlockCollectorInit>
+  /** Keys written under live leases of this process, with how many: present in the store for as long as a lease holds them. */
+  readonly #present = new Map<string, number>()
+  /** What pins reached at the last mark, with the pin sequence it covers: a superset of what is pinned now. */
+  #reachable: { keys: Set<string>, seq: bigint } | undefined
+  #gc: Promise<unknown> = Promise.resolve()
+  #heartbeat: NodeJS.Timeout | undefined
+
+  constructor (init: SharedBlockCollectorInit) {
+    this.#init = { heartbeatSeconds: 30, leaseTtlSeconds: 300, pauseMs: 5, ...init }
+  }
+
+  /** Ends what this instance's previous run left, then beats for its leases. */
+  async start (): Promise<void> {
+    await this.#init.leases.dropInstance(this.#init.instance)
+    this.#heartbeat = setInterval(() => { this.#init.leases.heartbeat(this.#init.instance).catch(() => {}) }, this.#init.heartbeatSeconds * 1000)
+    this.#heartbeat.unref()
+  }
+
+  /** Stops beating and waits out a collection under way. */
+  async stop (): Promise<void> {
+    clearInterval(this.#heartbeat)
+    await this.#gc
+  }
+
+  async lease (): Promise<ImportLease> {
+    return new SharedLease(await this.#init.leases.open(this.#init.instance), this)
+  }
+
+  /** Whether a live lease of this process wrote the block: then it is in the store, and no sweep can take it. */
+  holds (cid: CID): boolean {
+    return this.#present.has(blockKey(cid))
+  }
+
+  writer (lease: ImportLease): { put: (cid: CID, bytes: Uint8Array, options?: { signal?: AbortSignal }) => Promise<CID> } {
+    if (!(lease instanceof SharedLease)) throw new Error('the lease was not opened by this node')
+    return {
+      put: async (cid, bytes, options) => {
+        if (lease.settled) throw new Error('the import lease was already released')
+        options?.signal?.throwIfAborted()
+        const key = blockKey(cid)
+        if (!lease.keys.has(key)) {
+          lease.keys.add(key)
+          lease.unregistered.add(key)
+        }
+        await this.#registered(lease, key)
+        await this.#init.put(cid, bytes)
+        if (!lease.settled && !lease.written.has(key)) {
+          lease.written.add(key)
+          this.#present.set(key, (this.#present.get(key) ?? 0) + 1)
+        }
+        return cid
+      }
+    }
+  }
+
+  /** After a pin: its blocks stay reachable for discards until the next mark. */
+  pinned (keys: Iterable<string>): void {
+    if (this.#reachable !== undefined) for (const key of keys) this.#reachable.keys.add(key)
+  }
+
+  /** Nothing to do here: the remembered reachable set stays a superset, and the next collection marks anew. */
+  unpinned (): void {}
+
+  async #registered (lease: SharedLease, key: string): Promise<void> {
+    while (lease.unregistered.has(key)) {
+      lease.flushing ??= (async () => {
+        const batch = [...lease.unregistered]
+        await this.#init.leases.register(lease.id, batch)
+        for (const k of batch) lease.unregistered.delete(k)
+      })().finally(() => { lease.flushing = undefined })
+      await lease.flushing
+    }
+  }
+
+  #settle (lease: SharedLease): boolean {
+    if (lease.settled) return false
+    lease.settled = true
+    for (const key of lease.written) {
+      const n = (this.#present.get(key) ?? 1) - 1
+      if (n === 0) this.#present.delete(key)
+      else this.#present.set(key, n)
+    }
+    return true
+  }
+
+  async release (lease: SharedLease): Promise<void> {
+    if (!this.#settle(lease)) return
+    await lease.flushing?.catch(() => {})
+    await this.#init.leases.close(lease.id)
+  }
+
+  /** Ends the lease and deletes the blocks it wrote that no pin reaches and no other lease holds. */
+  async discard (lease: SharedLease): Promise<{ blocks: number, bytes: number }> {
+    if (!this.#settle(lease)) return { blocks: 0, bytes: 0 }
+    await lease.flushing?.catch(() => {})
+    await this.#init.leases.close(lease.id)
+    if (lease.keys.size === 0) return { blocks: 0, bytes: 0 }
+    const reachable = this.#reachable ?? await this.#mark()
+    const keys = [...lease.keys]
+    let blocks = 0
+    for (let i = 0; i < keys.length; i += SWEEP_BATCH) {
+      blocks += (await this.#sweepBatch(keys.slice(i, i + SWEEP_BATCH), reachable, false)).length
+    }
+    return { blocks, bytes: 0 }
+  }
+
+  /** Mark and sweep, one at a time on this instance and across instances. */
+  async collect (options: { dryRun?: boolean } = {}): Promise<GcReport> {
+    const run = this.#gc.then(async () => this.#init.leases.exclusiveCollection(async () => this.#collect(options.dryRun === true)))
+    this.#gc = run.catch(() => {})
+    return run
+  }
+
+  async #collect (dryRun: boolean): Promise<GcReport> {
+    if (!dryRun) await this.#init.leases.expire(this.#init.leaseTtlSeconds)
+    const reachable = await this.#mark()
+    const report: GcReport = { dryRun, blocks: 0, bytes: 0, records: 0 }
+    let batch: Array<{ key: string, size: number }> = []
+    const flush = async (): Promise<void> => {
+      const sizes = new Map(batch.map((b) => [b.key, b.size]))
+      batch = []
+      for (const key of await this.#sweepBatch([...sizes.keys()], reachable, dryRun)) {
+        report.blocks++
+        report.bytes += sizes.get(key) ?? 0
+      }
+      await sleep(this.#init.pauseMs)
+    }
+    for await (const block of this.#init.storage.list()) {
+      if (reachable.keys.has(block.key)) continue
+      batch.push(block)
+      if (batch.length >= SWEEP_BATCH) await flush()
+    }
+    if (batch.length > 0) await flush()
+    return report
+  }
+
+  /**
+   * Deletes those of `keys` that no pin reaches and no lease holds, with the
+   * sweep lock held alone; first walks the pins recorded since the mark.
+   * Returns the keys deleted (or, with `dryRun`, that would be).
+   */
+  async #sweepBatch (keys: readonly string[], reachable: { keys: Set<string>, seq: bigint }, dryRun: boolean): Promise<string[]> {
+    return this.#init.leases.sweep(async (leased) => {
+      const added = await this.#init.pins.addedSince(reachable.seq)
+      for (const root of added.cids) await this.#walk(root, reachable.keys)
+      reachable.seq = added.seq
+      const held = await leased(keys)
+      const doomed = keys.filter((key) => !reachable.keys.has(key) && !held.has(key))
+      if (!dryRun) await this.#init.storage.delete(doomed)
+      return doomed
+    })
+  }
+
+  /** What every pin reaches now, remembered for discards. */
+  async #mark (): Promise<{ keys: Set<string>, seq: bigint }> {
+    const reachable = { keys: new Set<string>(), seq: await this.#init.pins.maxSeq() }
+    for await (const root of this.#init.pins.list()) await this.#walk(root, reachable.keys)
+    this.#reachable = reachable
+    return reachable
+  }
+
+  /**
+   * Adds what `root` reaches. A block that is not there has nothing below it
+   * to keep; any other error (the store unreachable) ends the collection, so
+   * that a read that failed never lets a sweep take what is under it.
+   */
+  async #walk (root: CID, reachable: Set<string>): Promise<void> {
+    const stack = [root]
+    let read = 0
+    for (let cid = stack.pop(); cid !== undefined; cid = stack.pop()) {
+      const key = blockKey(cid)
+      if (reachable.has(key)) continue
+      reachable.add(key)
+      if (cid.code !== dagPb.code) continue
+      let bytes: Uint8Array
+      try {
+        bytes = await this.#init.getBlock(cid)
+      } catch (err) {
+        if (err instanceof NotFoundError) continue
+        throw err
+      }
+      for (const link of dagPb.decode(bytes).Links) stack.push(link.Hash)
+      if (++read % WALK_BATCH === 0) await sleep(this.#init.pauseMs)
+    }
+  }
+}

@@ -1,0 +1,89 @@
+import type { CID } from 'multiformats/cid'
+import { blockKey } from '../ipfs/block-collector.ts'
+import { FsBlockStorage } from './fs-block-storage.ts'
+
+/**
+ * A bounded cache of blocks on the local disk, in front of a remote store:
+ * at most `maxBytes` of block files, the least recently read removed first.
+ * Blocks never change, so a cached block is never stale; one the remote
+ * store has since collected is dropped with `forget`. What is on disk at
+ * start is taken back (in no particular order of use).
+ */
+export class BlockCache {
+  readonly #files: FsBlockStorage
+  readonly #maxBytes: number
+  /** Key → size, least recently used first (a Map keeps insertion order; a hit moves the key to the end). */
+  readonly #sizes = new Map<string, number>()
+  #bytes = 0
+
+  private constructor (files: FsBlockStorage, maxBytes: number) {
+    this.#files = files
+    this.#maxBytes = maxBytes
+  }
+
+  static async open (dir: string, maxBytes: number): Promise<BlockCache> {
+    const cache = new BlockCache(await new FsBlockStorage(dir).open(), maxBytes)
+    for await (const block of cache.#files.list()) cache.#remember(block.key, block.size)
+    await cache.#evict()
+    return cache
+  }
+
+  get dir (): string { return this.#files.localDir }
+  /** Bytes of block files held now. */
+  get bytes (): number { return this.#bytes }
+
+  async readInto (cid: CID, into: Uint8Array): Promise<number | undefined> {
+    if (this.#maxBytes === 0) return undefined
+    const read = await this.#files.readInto(cid, into)
+    if (read !== undefined) this.#touch(blockKey(cid))
+    return read
+  }
+
+  async get (cid: CID): Promise<Uint8Array | undefined> {
+    if (this.#maxBytes === 0) return undefined
+    const bytes = await this.#files.get(cid)
+    if (bytes !== undefined) this.#touch(blockKey(cid))
+    return bytes
+  }
+
+  /** Keeps a block read from the remote store (its bytes already checked against its CID). */
+  async add (cid: CID, bytes: Uint8Array): Promise<void> {
+    if (bytes.length > this.#maxBytes) return
+    const key = blockKey(cid)
+    if (this.#sizes.has(key)) { this.#touch(key); return }
+    await this.#files.put(cid, bytes)
+    this.#remember(key, bytes.length)
+    await this.#evict()
+  }
+
+  /** Drops blocks the remote store no longer holds. */
+  async forget (keys: readonly string[]): Promise<void> {
+    const held = keys.filter((key) => this.#sizes.has(key))
+    for (const key of held) { this.#bytes -= this.#sizes.get(key) ?? 0; this.#sizes.delete(key) }
+    await this.#files.delete(held)
+  }
+
+  #remember (key: string, size: number): void {
+    if (this.#sizes.has(key)) return
+    this.#sizes.set(key, size)
+    this.#bytes += size
+  }
+
+  #touch (key: string): void {
+    const size = this.#sizes.get(key)
+    if (size === undefined) return
+    this.#sizes.delete(key)
+    this.#sizes.set(key, size)
+  }
+
+  async #evict (): Promise<void> {
+    const evicted: string[] = []
+    for (const [key, size] of this.#sizes) {
+      if (this.#bytes <= this.#maxBytes) break
+      this.#sizes.delete(key)
+      this.#bytes -= size
+      evicted.push(key)
+    }
+    if (evicted.length > 0) await this.#files.delete(evicted)
+  }
+}

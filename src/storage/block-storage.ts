@@ -1,0 +1,38 @@
+import type { CID } from 'multiformats/cid'
+
+/** A block as a listing names it: its key (see `blockKey`) and size in bytes. */
+export interface StoredBlock {
+  key: string
+  size: number
+}
+
+/**
+ * Where the embedded node keeps its block bytes: files on the local disk
+ * (`fs`, the default) or objects in an S3-compatible bucket (`s3`, shared by
+ * every instance). Blocks are immutable and named by their multihash, so a
+ * store never holds two versions of one: a put of a block that is there
+ * already changes nothing, and a block is never seen half written. What is
+ * kept and what is collected is decided above this (the collectors); one
+ * contract suite runs against both stores.
+ */
+export interface BlockStorage {
+  readonly kind: 'fs' | 's3'
+  put: (cid: CID, bytes: Uint8Array) => Promise<void>
+  /** The block's bytes, or undefined when it is not held. */
+  get: (cid: CID) => Promise<Uint8Array | undefined>
+  /**
+   * The block read into `into`: the byte count (less than `into.length` for
+   * a shorter block), or undefined when it is not held.
+   */
+  readInto: (cid: CID, into: Uint8Array) => Promise<number | undefined>
+  has: (cid: CID) => Promise<boolean>
+  /** Every block held, in no particular order. */
+  list: () => AsyncIterable<StoredBlock>
+  /** Removes blocks by key; keys not held are skipped. */
+  delete: (keys: readonly string[]) => Promise<void>
+  /** Resolves when the store takes reads and writes; for readiness probes. */
+  ping: () => Promise<void>
+  /** A local folder whose free space matters (the blocks, or the read cache). */
+  readonly localDir: string
+  close: () => Promise<void>
+}
