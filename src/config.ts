@@ -78,6 +78,17 @@ const envSchema = z.object({
   IPFS_GATEWAY_URL: optionalString.pipe(z.url({ protocol: /^http$/, error: 'must be an http:// URL' }).optional()),
   IPFS_BLOCKS_DIR: optionalString,
   GATEWAY_CACHE_BYTES: integer(0, Number.MAX_SAFE_INTEGER).default(64 * 1024 ** 2),
+  BLOCKSTORE: optionalString.pipe(z.enum(['fs', 's3']).default('fs')),
+  S3_ENDPOINT: optionalString.pipe(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional()),
+  S3_BUCKET: optionalString.pipe(z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a bucket name (3-63 of a-z, 0-9, dot, hyphen)').optional()),
+  S3_PREFIX: optionalString.pipe(z.string().regex(/^[\w!.*'()/-]*$/, 'must be made of letters, digits and !-_.*\'()/').optional()),
+  S3_REGION: optionalString.pipe(z.string().default('us-east-1')),
+  S3_FORCE_PATH_STYLE: optionalString.pipe(z.enum(['true', 'false']).default('true')),
+  S3_CACHE_BYTES: integer(0, Number.MAX_SAFE_INTEGER).default(1024 ** 3),
+  AWS_ACCESS_KEY_ID: optionalString,
+  AWS_SECRET_ACCESS_KEY: optionalString,
+  AWS_SESSION_TOKEN: optionalString,
+  GC_LEASE_TTL_SECONDS: integer(10, 7 * 24 * 3600).default(300),
   PUBLIC_URL: optionalString.pipe(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional()),
   GATEWAY_URL: optionalString.pipe(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional()),
   SECRET_KEY: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
@@ -132,6 +143,17 @@ const envSchema = z.object({
     ctx.addIssue({ code: 'custom', path: ['IPFS_BLOCKS_DIR'], message: 'is Kubo\'s flatfs folder: set IPFS_API_URL too' })
   }
   const kubo = env.IPFS_API_URL !== undefined
+  if (env.BLOCKSTORE === 's3') {
+    // Instances share the bucket: what they must agree on is in one PostgreSQL, and a session signed by one is read by another.
+    for (const key of ['S3_ENDPOINT', 'S3_BUCKET', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'DATABASE_URL', 'SECRET_KEY'] as const) {
+      if (env[key] === undefined) ctx.addIssue({ code: 'custom', path: [key], message: key === 'SECRET_KEY' || key === 'DATABASE_URL' ? 'is required with BLOCKSTORE=s3: instances sharing the store must share it (a generated one would differ per instance)' : 'is required with BLOCKSTORE=s3' })
+    }
+    if (kubo) ctx.addIssue({ code: 'custom', path: ['BLOCKSTORE'], message: 'is the embedded node\'s block store; with IPFS_API_URL, Kubo keeps the blocks' })
+  } else {
+    for (const key of ['S3_ENDPOINT', 'S3_BUCKET', 'S3_PREFIX'] as const) {
+      if (env[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'takes effect only with BLOCKSTORE=s3' })
+    }
+  }
   if (kubo && env.IPFS_NETWORK !== 'off') {
     ctx.addIssue({ code: 'custom', path: ['IPFS_NETWORK'], message: 'is the embedded node\'s networking; with IPFS_API_URL, Kubo is on the network itself (configure its Addresses.Swarm and Peering)' })
   }
@@ -191,6 +213,8 @@ export interface Config {
   ipfsBlocksDir: string | undefined
   /** Bytes of path resolutions, decoded directories and listings the gateway keeps. */
   gatewayCacheBytes: number
+  /** Where the embedded node keeps blocks: files under DATA_DIR, or an S3 bucket shared by instances. */
+  blockstore: BlockstoreConfig
   publicUrl: string
   /** Always ends with `/`, so `${gatewayUrl}${cid}/${path}` is a link. */
   gatewayUrl: string
@@ -224,6 +248,26 @@ export interface Config {
   /** The embedded node's networking (IPFS_NETWORK and the IPFS_* settings that go with it). */
   network: NetworkConfig
 }
+
+/** BLOCKSTORE and the S3_* keys. */
+export type BlockstoreConfig =
+  | { kind: 'fs' }
+  | {
+    kind: 's3'
+    endpoint: string
+    bucket: string
+    /** Prepended to every object key (`<prefix>blocks/…`); empty or ending in `/`. */
+    prefix: string
+    region: string
+    forcePathStyle: boolean
+    accessKeyId: string
+    secretAccessKey: string
+    sessionToken: string | undefined
+    /** Bytes of blocks the local read cache (DATA_DIR/ipfs/block-cache) keeps. */
+    cacheBytes: number
+    /** Leases of an instance that has not beaten for this long are dead (it crashed mid-import). */
+    leaseTtlSeconds: number
+  }
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError'
@@ -263,6 +307,21 @@ export function loadConfig (env: Env): Config {
     ipfsGatewayUrl: e.IPFS_GATEWAY_URL,
     ipfsBlocksDir: e.IPFS_BLOCKS_DIR,
     gatewayCacheBytes: e.GATEWAY_CACHE_BYTES,
+    blockstore: e.BLOCKSTORE === 's3'
+      ? {
+          kind: 's3',
+          endpoint: e.S3_ENDPOINT ?? '',
+          bucket: e.S3_BUCKET ?? '',
+          prefix: e.S3_PREFIX === undefined || e.S3_PREFIX === '' ? '' : withTrailingSlash(e.S3_PREFIX),
+          region: e.S3_REGION,
+          forcePathStyle: e.S3_FORCE_PATH_STYLE === 'true',
+          accessKeyId: e.AWS_ACCESS_KEY_ID ?? '',
+          secretAccessKey: e.AWS_SECRET_ACCESS_KEY ?? '',
+          sessionToken: e.AWS_SESSION_TOKEN,
+          cacheBytes: e.S3_CACHE_BYTES,
+          leaseTtlSeconds: e.GC_LEASE_TTL_SECONDS
+        }
+      : { kind: 'fs' },
     publicUrl,
     gatewayUrl: withTrailingSlash(e.GATEWAY_URL ?? `${publicUrl}/ipfs/`),
     secretKey: e.SECRET_KEY,

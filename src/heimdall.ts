@@ -23,6 +23,8 @@ import { BrowserSessions } from './http/session.ts'
 import type { IpfsBackend } from './ipfs/ipfs-backend.ts'
 import { HeliaBackend } from './ipfs/helia-backend.ts'
 import { openIpfsBackend } from './ipfs/open-ipfs-backend.ts'
+import { openSharedStore } from './storage/open-shared-store.ts'
+import { PgAdvisoryLock } from './db/advisory-lock.ts'
 import { openContentReader } from './gateway/open-content-reader.ts'
 import { diskSpaceCheck } from './disk-space.ts'
 import { GarbageCollector } from './services/garbage-collector.ts'
@@ -96,7 +98,7 @@ async function resetTmpDir (tmpDir: string): Promise<void> {
  * needs the other, and the first start's initdb takes longest. Whichever
  * opened is closed again when the other fails.
  */
-async function openStorage (opening: Promise<Database>, openBackend: () => Promise<IpfsBackend>): Promise<{ database: Database, backend: IpfsBackend }> {
+async function openStorage (opening: Promise<Database>, openBackend: (migrated: Promise<Database>) => Promise<IpfsBackend>): Promise<{ database: Database, backend: IpfsBackend }> {
   const migrated = opening.then(async (db) => {
     try {
       await db.migrate()
@@ -106,7 +108,7 @@ async function openStorage (opening: Promise<Database>, openBackend: () => Promi
       throw err
     }
   })
-  const [database, backend] = await Promise.allSettled([migrated, openBackend()])
+  const [database, backend] = await Promise.allSettled([migrated, openBackend(migrated)])
   if (database.status === 'fulfilled' && backend.status === 'fulfilled') return { database: database.value, backend: backend.value }
   if (database.status === 'fulfilled') await database.value.close()
   if (backend.status === 'fulfilled') await backend.value.close()
@@ -126,6 +128,7 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
   let secretKey: string
   let assets: Record<string, string>
   let peer: PeerIdentity
+  let instanceId: string
   try {
     await mkdir(dataDir, { recursive: true })
     await resetTmpDir(tmpDir)
@@ -133,11 +136,19 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
     assets = await loadAssetManifest()
     // The same peer id whether or not the node is on the network: the Pinning Service API's delegates name it.
     peer = await resolvePeerIdentity(dataDir)
+    instanceId = await resolveInstanceId(dataDir)
   } catch (err) {
     void opening.then(async (db) => db.close(), () => {})
     throw err
   }
-  const { database, backend } = await openStorage(opening, async () => openIpfsBackend({ ...config, dataDir }, { privateKey: peer.privateKey, logger }))
+  const blockstore = config.blockstore
+  const { database, backend } = await openStorage(opening, async (migrated) => {
+    // A shared store keeps its pins and leases in the database: it opens once the tables are there.
+    const shared = blockstore.kind === 's3' ? await openSharedStore(blockstore, { db: (await migrated).knex, dir: join(dataDir, 'ipfs'), instance: instanceId }) : undefined
+    return openIpfsBackend({ ...config, dataDir }, { privateKey: peer.privateKey, logger, ...(shared === undefined ? {} : { shared }) })
+  })
+  // Instances sharing a store share the per-root lock of pin changes too.
+  const contentLock = blockstore.kind === 's3' && config.databaseUrl !== undefined ? new PgAdvisoryLock(config.databaseUrl) : undefined
 
   const metrics = new Metrics({ database: database.knex })
   // The services' calls to the node are timed; the gateway's block reads are its requests' latency.
@@ -153,8 +164,8 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
   const pinRequestRepository = new PinRequestRepository(database.knex)
   const denylist = new Denylist()
   const blockedRoots = new BlockedContentRepository(database.knex)
-  const instanceId = await resolveInstanceId(dataDir)
   const uploads = new UploadService({
+    ...(contentLock === undefined ? {} : { lock: contentLock }),
     collector,
     otherReferences: pinRequestRepository,
     pinIntents: new PinIntentRepository(database.knex),
@@ -261,6 +272,7 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
       limiter.close()
       await collector.close()
       await ipfs.close()
+      await contentLock?.close()
       await database.close()
     }
   }

@@ -1,15 +1,15 @@
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import type { Config } from '../config.ts'
-import { HeliaBackend } from './helia-backend.ts'
+import { HeliaBackend, type SharedStore } from './helia-backend.ts'
 import type { IpfsBackend } from './ipfs-backend.ts'
 
 /**
  * Picks the backend the configuration names: Kubo when IPFS_API_URL is set,
  * else the embedded node, on the IPFS network as IPFS_NETWORK says (with
- * the peer key, when given).
+ * the peer key, when given), its blocks in `shared` when given (BLOCKSTORE=s3).
  */
-export async function openIpfsBackend (config: Pick<Config, 'dataDir' | 'ipfsApiUrl'> & Partial<Pick<Config, 'network'>>, options: { privateKey?: Uint8Array, logger?: Logger } = {}): Promise<IpfsBackend> {
+export async function openIpfsBackend (config: Pick<Config, 'dataDir' | 'ipfsApiUrl'> & Partial<Pick<Config, 'network'>>, options: { privateKey?: Uint8Array, logger?: Logger, shared?: SharedStore } = {}): Promise<IpfsBackend> {
   if (config.ipfsApiUrl !== undefined) {
     // Loaded only when used: Kubo's RPC client is ~16 MB of resident memory the embedded node never needs.
     const { KuboBackend } = await import('./kubo-backend.ts')
@@ -21,5 +21,5 @@ export async function openIpfsBackend (config: Pick<Config, 'dataDir' | 'ipfsApi
   const { network } = config
   const { privateKey, logger } = options
   const joins = network !== undefined && network.mode !== 'off' && privateKey !== undefined && logger !== undefined
-  return HeliaBackend.open(join(config.dataDir, 'ipfs'), joins ? { network: { config: network, privateKey, logger } } : {})
+  return HeliaBackend.open(join(config.dataDir, 'ipfs'), { ...(joins ? { network: { config: network, privateKey, logger } } : {}), ...(options.shared === undefined ? {} : { shared: options.shared }) })
 }

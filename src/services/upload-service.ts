@@ -16,6 +16,7 @@ import { IMPORT_PROFILES, type ImportProfileName } from '../ipfs/import-profiles
 import type { ImportCandidate, ImportedNode, ImportLease, IpfsBackend, VerifiedBlock } from '../ipfs/ipfs-backend.ts'
 import { CarBundle, wrapInDirectory, type CarEntry } from './car-bundle.ts'
 import { KeyedLock } from './keyed-lock.ts'
+import type { ContentLock } from './content-lock.ts'
 import type { QuotaService } from './quota-service.ts'
 import { CONTROL_CHARACTER, ZipBundle, type BundleLimits } from './zip-bundle.ts'
 
@@ -80,6 +81,11 @@ export interface UploadServiceOptions {
   denylist?: Denylist
   /** Roots a denylist took down: referenced by nothing, whoever names them; a new upload of one allowed again lifts it. */
   blockedRoots?: { isBlocked: (rootCid: string) => Promise<boolean>, unblock: (rootCid: string) => Promise<boolean> }
+  /**
+   * Serialises pin changes per root: in this process by default; across
+   * instances (PgAdvisoryLock) when they share a block store.
+   */
+  lock?: ContentLock
 }
 
 const MAX_NAME_LENGTH = 255
@@ -96,10 +102,11 @@ export function baseName (name: string): string {
  */
 export class UploadService {
   readonly #options: UploadServiceOptions
-  readonly #lock = new KeyedLock()
+  readonly #lock: ContentLock
 
   constructor (options: UploadServiceOptions) {
     this.#options = options
+    this.#lock = options.lock ?? new KeyedLock()
   }
 
   /** Checks a client file name before any byte is read: 400 for no name, 415 for a type not accepted. */

@@ -1,0 +1,33 @@
+import { join } from 'node:path'
+import type { Knex } from 'knex'
+import type { BlockstoreConfig } from '../config.ts'
+import { BlockLeaseRepository } from '../db/block-lease-repository.ts'
+import { PgPinStore } from '../db/pin-repository.ts'
+import type { SharedStore } from '../ipfs/helia-backend.ts'
+import { BlockCache } from './block-cache.ts'
+import { S3BlockStorage } from './s3-block-storage.ts'
+import { S3Client } from './s3-client.ts'
+
+/**
+ * The embedded node's store when instances share it (BLOCKSTORE=s3): blocks
+ * in the bucket with a read cache under `dir`, pins and import leases in the
+ * database every instance uses. Fails when the bucket does not answer, so a
+ * wrong endpoint, bucket or key stops the start with S3's own words.
+ */
+export async function openSharedStore (config: Extract<BlockstoreConfig, { kind: 's3' }>, options: { db: Knex, dir: string, instance: string }): Promise<SharedStore> {
+  const s3 = new S3Client(config)
+  try {
+    await s3.ping()
+    const cache = await BlockCache.open(join(options.dir, 'block-cache'), config.cacheBytes)
+    return {
+      storage: new S3BlockStorage(s3, { prefix: config.prefix, cache }),
+      pins: new PgPinStore(options.db),
+      leases: new BlockLeaseRepository(options.db),
+      instance: options.instance,
+      collector: { leaseTtlSeconds: config.leaseTtlSeconds }
+    }
+  } catch (err) {
+    s3.close()
+    throw err
+  }
+}
