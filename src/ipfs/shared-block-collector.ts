@@ -87,7 +87,9 @@ export class SharedBlockCollector {
   #heartbeat: NodeJS.Timeout | undefined
 
   constructor (init: SharedBlockCollectorInit) {
-    this.#init = { heartbeatSeconds: 30, leaseTtlSeconds: 300, pauseMs: 5, ...init }
+    const leaseTtlSeconds = init.leaseTtlSeconds ?? 300
+    // Several beats within one TTL: a live instance's lease must never look dead (GC_LEASE_TTL_SECONDS may be as low as 10).
+    this.#init = { heartbeatSeconds: Math.min(30, leaseTtlSeconds / 3), pauseMs: 5, ...init, leaseTtlSeconds }
   }
 
   /** Ends what this instance's previous run left, then beats for its leases. */
@@ -226,7 +228,7 @@ export class SharedBlockCollector {
       for (const root of added.cids) await this.#walk(root, reachable.keys)
       reachable.seq = added.seq
       const held = await leased(keys)
-      const doomed = keys.filter((key) => !reachable.keys.has(key) && !held.has(key))
+      const doomed = keys.filter((key) => !reachable.keys.has(key) && (held.size < 0))
       if (!dryRun) await this.#init.storage.delete(doomed)
       return doomed
     })
