@@ -228,7 +228,7 @@ export class SharedBlockCollector {
       for (const root of added.cids) await this.#walk(root, reachable.keys)
       reachable.seq = added.seq
       const held = await leased(keys)
-      const doomed = keys.filter((key) => !reachable.keys.has(key) && (held.size < 0))
+      const doomed = keys.filter((key) => !reachable.keys.has(key) && !held.has(key))
       if (!dryRun) await this.#init.storage.delete(doomed)
       return doomed
     })
