@@ -2,6 +2,7 @@ import type { TestProject } from 'vitest/node'
 import { buildWeb } from '../scripts/build-web.ts'
 import { ensureKuboBinary } from './support/kubo.ts'
 import { startPostgresServer, type PostgresServer } from './support/postgres-server.ts'
+import { ensureSeaweedBinary } from './support/seaweedfs.ts'
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -9,6 +10,8 @@ declare module 'vitest' {
     postgresUrl: string
     /** Path of the Kubo binary the suite built; '' when it could not be built locally. */
     kuboBin: string
+    /** Path of the SeaweedFS (weed) binary the suite built; '' when it could not be built locally. */
+    seaweedBin: string
   }
 }
 
@@ -20,7 +23,7 @@ let server: PostgresServer | undefined
  */
 export async function setup (project: TestProject): Promise<void> {
   await buildWeb()
-  const [postgres, kubo] = await Promise.allSettled([startPostgresServer(), ensureKuboBinary()])
+  const [postgres, kubo, seaweed] = await Promise.allSettled([startPostgresServer(), ensureKuboBinary(), ensureSeaweedBinary()])
   if (postgres.status === 'fulfilled') {
     server = postgres.value
     project.provide('postgresUrl', server.url)
@@ -35,6 +38,13 @@ export async function setup (project: TestProject): Promise<void> {
     if (process.env.CI === 'true') throw kubo.reason
     console.warn(`\n\n!!!!! SKIPPING every real-Kubo test: ${String(kubo.reason)}\n!!!!! They need Go and the Go module proxy to build Kubo.\n\n`)
     project.provide('kuboBin', '')
+  }
+  if (seaweed.status === 'fulfilled') {
+    project.provide('seaweedBin', seaweed.value)
+  } else {
+    if (process.env.CI === 'true') throw seaweed.reason
+    console.warn(`\n\n!!!!! SKIPPING every SeaweedFS/S3 test: ${String(seaweed.reason)}\n!!!!! They need Go and the Go module proxy to build SeaweedFS.\n\n`)
+    project.provide('seaweedBin', '')
   }
 }
 
