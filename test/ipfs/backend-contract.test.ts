@@ -9,6 +9,7 @@ import { NotFoundError } from '../../src/errors.ts'
 import { HeliaBackend } from '../../src/ipfs/helia-backend.ts'
 import { KuboBackend } from '../../src/ipfs/kubo-backend.ts'
 import { KUBO_VERSION, startKubo } from '../support/kubo.ts'
+import { startSharedStore, type SharedStoreFixture } from '../support/shared-store.ts'
 import { unixfsBlocks, type Block } from '../support/cars.ts'
 import type { ImportCandidate, IpfsBackend } from '../../src/ipfs/ipfs-backend.ts'
 
@@ -26,6 +27,16 @@ const factories: BackendFactory[] = [
       const dir = await mkdtemp(join(tmpdir(), 'heimdall-helia-'))
       const backend = await HeliaBackend.open(dir)
       return { backend, dispose: async () => { await backend.close(); await rm(dir, { recursive: true, force: true }) } }
+    }
+  },
+  {
+    name: 'embedded Helia, blocks in S3 (SeaweedFS), pins in PostgreSQL',
+    available: inject('seaweedBin') !== '' && inject('postgresUrl') !== '',
+    open: async () => {
+      const shared: SharedStoreFixture = await startSharedStore(inject('seaweedBin'), inject('postgresUrl'))
+      const dir = await mkdtemp(join(tmpdir(), 'heimdall-helia-s3-'))
+      const backend = await HeliaBackend.open(dir, { shared: await shared.open('contract') })
+      return { backend, dispose: async () => { await backend.close(); await shared.stop(); await rm(dir, { recursive: true, force: true }) } }
     }
   },
   {
@@ -59,7 +70,7 @@ for (const factory of factories) {
   describe.skipIf(!factory.available)(`IPFS backend contract: ${factory.name}`, () => {
     let backend: IpfsBackend
     let dispose: () => Promise<void>
-    beforeAll(async () => { ({ backend, dispose } = await factory.open()) })
+    beforeAll(async () => { ({ backend, dispose } = await factory.open()) }, 120_000)
     afterAll(async () => { await dispose() })
 
     // `ipfs add` of the 11 bytes "hello world": CIDv1 raw leaf, and the classic CIDv0 dag-pb node.

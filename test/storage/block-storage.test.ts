@@ -1,0 +1,158 @@
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { identity } from 'multiformats/hashes/identity'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { blockKey, shardOf } from '../../src/ipfs/block-collector.ts'
+import type { BlockStorage } from '../../src/storage/block-storage.ts'
+import { BlockCache } from '../../src/storage/block-cache.ts'
+import { FsBlockStorage } from '../../src/storage/fs-block-storage.ts'
+import { CorruptBlockError, S3BlockStorage } from '../../src/storage/s3-block-storage.ts'
+import { S3Client } from '../../src/storage/s3-client.ts'
+import { createBucket, startSeaweed, type SeaweedCluster } from '../support/seaweedfs.ts'
+
+const seaweedBin = inject('seaweedBin')
+if (seaweedBin === '') console.warn('\n!!!!! SKIPPING the S3 block store contract suite: no SeaweedFS binary (see the setup\'s message)\n')
+
+async function block (bytes: Uint8Array): Promise<{ cid: CID, bytes: Uint8Array }> {
+  return { cid: CID.createV1(raw.code, await sha256.digest(bytes)), bytes }
+}
+
+interface StoreFactory {
+  name: string
+  available: boolean
+  open: () => Promise<{ storage: BlockStorage, dispose: () => Promise<void> }>
+}
+
+let seaweed: SeaweedCluster | undefined
+const s3Options = (bucket: string): ConstructorParameters<typeof S3Client>[0] => {
+  if (seaweed === undefined) throw new Error('SeaweedFS is not running')
+  return { endpoint: seaweed.endpoint, bucket, region: seaweed.region, forcePathStyle: true, accessKeyId: seaweed.accessKeyId, secretAccessKey: seaweed.secretAccessKey }
+}
+
+const factories: StoreFactory[] = [
+  {
+    name: 'files (BLOCKSTORE=fs)',
+    available: true,
+    open: async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'heimdall-fs-store-'))
+      const storage = await new FsBlockStorage(join(dir, 'blocks')).open()
+      return { storage, dispose: async () => { await storage.close(); await rm(dir, { recursive: true, force: true }) } }
+    }
+  },
+  {
+    name: 'S3 on SeaweedFS (BLOCKSTORE=s3)',
+    available: seaweedBin !== '',
+    open: async () => {
+      seaweed ??= await startSeaweed(seaweedBin)
+      const bucket = `contract-${Math.random().toString(36).slice(2, 10)}`
+      await createBucket(seaweed, bucket)
+      const dir = await mkdtemp(join(tmpdir(), 'heimdall-s3-store-'))
+      const storage = new S3BlockStorage(new S3Client(s3Options(bucket)), { prefix: 'p/', cache: await BlockCache.open(dir, 1024 * 1024) })
+      return { storage, dispose: async () => { await storage.close(); await rm(dir, { recursive: true, force: true }) } }
+    }
+  }
+]
+
+afterAll(async () => { await seaweed?.stop() })
+
+for (const factory of factories) {
+  describe.skipIf(!factory.available)(`block store contract: ${factory.name}`, () => {
+    let storage: BlockStorage
+    let dispose: () => Promise<void>
+    beforeAll(async () => { ({ storage, dispose } = await factory.open()) }, 120_000)
+    afterAll(async () => { await dispose() })
+
+    it('puts, gets, reads into a buffer, and says what it has', async () => {
+      const { cid, bytes } = await block(randomBytes(300_000))
+      expect(await storage.has(cid)).toBe(false)
+      expect(await storage.get(cid)).toBeUndefined()
+      expect(await storage.readInto(cid, new Uint8Array(10))).toBeUndefined()
+      await storage.put(cid, bytes)
+      await storage.put(cid, bytes) // a second put changes nothing
+      expect(await storage.has(cid)).toBe(true)
+      expect(Buffer.compare(Buffer.from(await storage.get(cid) as Uint8Array), bytes)).toBe(0)
+      const exact = new Uint8Array(bytes.length)
+      expect(await storage.readInto(cid, exact)).toBe(bytes.length)
+      expect(Buffer.compare(Buffer.from(exact), bytes)).toBe(0)
+      const bigger = new Uint8Array(bytes.length + 100)
+      expect(await storage.readInto(cid, bigger)).toBe(bytes.length)
+      expect(Buffer.compare(Buffer.from(bigger.subarray(0, bytes.length)), bytes)).toBe(0)
+    })
+
+    it('answers identity CIDs from the CID itself', async () => {
+      const cid = CID.createV1(raw.code, identity.digest(Uint8Array.from([1, 2, 3])))
+      expect(await storage.has(cid)).toBe(true)
+      expect([...await storage.get(cid) as Uint8Array]).toEqual([1, 2, 3])
+    })
+
+    it('lists every block by key and size, and deletes by key (absent keys skipped)', async () => {
+      const blocks = await Promise.all(Array.from({ length: 30 }, async (_, i) => block(randomBytes(100 + i))))
+      await Promise.all(blocks.map(async (b) => storage.put(b.cid, b.bytes)))
+      const listed = new Map<string, number>()
+      for await (const b of storage.list()) listed.set(b.key, b.size)
+      for (const b of blocks) expect(listed.get(blockKey(b.cid))).toBe(b.bytes.length)
+      const gone = blocks.slice(0, 10)
+      await storage.delete([...gone.map((b) => blockKey(b.cid)), 'BCIQNOTABLOCKXX.data'])
+      for (const b of gone) {
+        expect(await storage.has(b.cid)).toBe(false)
+        expect(await storage.get(b.cid)).toBeUndefined()
+      }
+      for (const b of blocks.slice(10)) expect(await storage.has(b.cid)).toBe(true)
+    })
+
+    it('answers ping', async () => {
+      await storage.ping()
+    })
+  })
+}
+
+describe.skipIf(seaweedBin === '')('S3 block store: reads checked and cached, the cache bounded', () => {
+  let bucket: string
+  let dir: string
+  beforeAll(async () => {
+    seaweed ??= await startSeaweed(seaweedBin)
+    bucket = `cache-${Math.random().toString(36).slice(2, 10)}`
+    await createBucket(seaweed, bucket)
+    dir = await mkdtemp(join(tmpdir(), 'heimdall-s3-cache-'))
+  }, 120_000)
+  afterAll(async () => { await rm(dir, { recursive: true, force: true }) })
+
+  it('refuses bytes in the bucket that do not hash to the CID, and never caches them', async () => {
+    const client = new S3Client(s3Options(bucket))
+    const storage = new S3BlockStorage(client, { prefix: '', cache: await BlockCache.open(join(dir, 'a'), 1024 * 1024) })
+    const { cid } = await block(randomBytes(1000))
+    const key = blockKey(cid)
+    await client.putObject(`blocks/${shardOf(key)}/${key}`, randomBytes(1000)) // someone else's bytes under this key
+    await expect(storage.get(cid)).rejects.toBeInstanceOf(CorruptBlockError)
+    await expect(storage.readInto(cid, new Uint8Array(1000))).rejects.toBeInstanceOf(CorruptBlockError)
+    expect(storage.cache.bytes).toBe(0)
+    await storage.close()
+  })
+
+  it('serves a cached block without the bucket, keeps at most its budget, and forgets what is deleted', async () => {
+    const client = new S3Client(s3Options(bucket))
+    const cache = await BlockCache.open(join(dir, 'b'), 250_000)
+    const storage = new S3BlockStorage(client, { prefix: 'bounded/', cache })
+    const blocks = await Promise.all(Array.from({ length: 5 }, async () => block(randomBytes(100_000))))
+    for (const b of blocks) await storage.put(b.cid, b.bytes)
+    for (const b of blocks) await storage.get(b.cid)
+    expect(cache.bytes).toBeLessThanOrEqual(250_000)
+    expect(cache.bytes).toBe(200_000) // the two read last
+    // The last one is served from the disk even when the bucket no longer has it...
+    const last = blocks[4] as { cid: CID, bytes: Uint8Array }
+    await client.deleteObjects([`bounded/blocks/${shardOf(blockKey(last.cid))}/${blockKey(last.cid)}`])
+    expect(Buffer.compare(Buffer.from(await storage.get(last.cid) as Uint8Array), last.bytes)).toBe(0)
+    // ...until a delete through the store, which forgets it.
+    await storage.delete([blockKey(last.cid)])
+    expect(await storage.get(last.cid)).toBeUndefined()
+    // A restart takes the cache back from the disk.
+    const reopened = await BlockCache.open(join(dir, 'b'), 250_000)
+    expect(reopened.bytes).toBe(100_000)
+    await storage.close()
+  })
+})

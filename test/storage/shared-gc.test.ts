@@ -1,0 +1,151 @@
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Readable } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { CID } from 'multiformats/cid'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { HeliaBackend } from '../../src/ipfs/helia-backend.ts'
+import type { ImportCandidate } from '../../src/ipfs/ipfs-backend.ts'
+import { startSharedStore, type SharedStoreFixture } from '../support/shared-store.ts'
+
+const available = inject('seaweedBin') !== '' && inject('postgresUrl') !== ''
+if (!available) console.warn('\n!!!!! SKIPPING the shared block store collection tests: they need SeaweedFS and PostgreSQL (see the setup\'s message)\n')
+
+/** The data as 64 KiB chunks, as an upload arrives. */
+const file = (path: string, data: Uint8Array): ImportCandidate => ({
+  path,
+  content: Readable.from(Array.from({ length: Math.ceil(data.length / 65_536) }, (_, i) => data.subarray(i * 65_536, (i + 1) * 65_536)))
+})
+
+async function readAll (backend: HeliaBackend, root: CID, path: string[]): Promise<Buffer> {
+  const chunks: Uint8Array[] = []
+  for await (const chunk of backend.read(root, path)) chunks.push(chunk)
+  return Buffer.concat(chunks)
+}
+
+/**
+ * Instances sharing one bucket and one database, each a HeliaBackend with
+ * its own repo folder and read cache: what one collects must never take
+ * what another is importing, and what nothing pins goes from the bucket.
+ */
+describe.skipIf(!available)('garbage collection of a block store shared by instances', () => {
+  let shared: SharedStoreFixture
+  const opened: Array<{ backend: HeliaBackend, dir: string }> = []
+  async function instance (name: string, options: { cacheBytes?: number, leaseTtlSeconds?: number } = {}): Promise<HeliaBackend> {
+    const dir = await mkdtemp(join(tmpdir(), `heimdall-shared-${name}-`))
+    const backend = await HeliaBackend.open(dir, {
+      shared: await shared.open(name, { cacheBytes: options.cacheBytes ?? 0, collector: { heartbeatSeconds: 1, leaseTtlSeconds: options.leaseTtlSeconds ?? 300, pauseMs: 0 } })
+    })
+    opened.push({ backend, dir })
+    return backend
+  }
+  let a: HeliaBackend
+  let b: HeliaBackend
+
+  beforeAll(async () => {
+    shared = await startSharedStore(inject('seaweedBin'), inject('postgresUrl'))
+    a = await instance('a')
+    b = await instance('b')
+    // The first write into a new bucket waits for SeaweedFS to grow its volumes.
+    await a.importTree([file('warm.bin', randomBytes(10))], { profile: 'unixfs-v1-2025' })
+    await b.gc()
+  }, 180_000)
+  afterAll(async () => {
+    for (const { backend, dir } of opened) { await backend.close().catch(() => {}); await rm(dir, { recursive: true, force: true }) }
+    await shared.stop()
+  })
+
+  it('never collects what an import on another instance holds; pinned, it is readable everywhere; unpinned, the bucket shrinks back', async () => {
+    const before = await shared.blockCount()
+    const data = randomBytes(3 * 1024 * 1024 + 5)
+    const lease = await a.openLease()
+    const nodes = await a.importTree([file('avatar.fbx', data)], { profile: 'unixfs-v1-2025', lease })
+    const root = nodes.at(-1)?.cid as CID
+    const written = await shared.blockCount()
+    expect(written).toBe(before + 6) // 4 leaves of 1 MiB (unixfs-v1-2025), the file node, the directory
+    // Not pinned yet: only the lease keeps it.
+    const report = await b.gc()
+    expect(report.blocks).toBe(0)
+    expect(await shared.blockCount()).toBe(written)
+    await a.pin(root)
+    await lease.release()
+    expect(await b.gc()).toMatchObject({ blocks: 0 })
+    expect(Buffer.compare(await readAll(b, root, ['avatar.fbx']), data)).toBe(0)
+    expect(await b.isPinned(root)).toBe(true)
+    await b.unpin(root)
+    const collected = await a.gc()
+    expect(collected.blocks).toBe(written - before)
+    expect(collected.bytes).toBeGreaterThan(data.length)
+    expect(await shared.blockCount()).toBe(before)
+  })
+
+  it('a refused import takes its blocks back at once, but not those another instance\'s import holds', async () => {
+    const before = await shared.blockCount()
+    const mine = randomBytes(600_000)
+    const common = randomBytes(600_000)
+    const leaseA = await a.openLease()
+    const leaseB = await b.openLease()
+    const nodesA = await a.importTree([file('common.bin', common)], { profile: 'unixfs-v1-2025', lease: leaseA })
+    await b.importTree([file('common.bin', common), file('mine.bin', mine)], { profile: 'unixfs-v1-2025', lease: leaseB })
+    await leaseB.discard()
+    // What only B wrote is gone; what A's import holds stays, and A pins it whole.
+    const rootA = nodesA.at(-1)?.cid as CID
+    await a.pin(rootA)
+    await leaseA.release()
+    expect(Buffer.compare(await readAll(a, rootA, ['common.bin']), common)).toBe(0)
+    expect(await shared.blockCount()).toBe(before + 2) // common.bin (one raw leaf) and A's directory
+    await a.unpin(rootA)
+    await b.gc()
+    expect(await shared.blockCount()).toBe(before)
+  })
+
+  it('the leases of an instance that died mid-import expire, and its blocks are collected', async () => {
+    const before = await shared.blockCount()
+    const doomed = await instance('doomed', { leaseTtlSeconds: 2 })
+    const lease = await doomed.openLease()
+    await doomed.importTree([file('half.bin', randomBytes(700_000))], { profile: 'unixfs-v1-2025', lease })
+    expect(await shared.blockCount()).toBeGreaterThan(before)
+    // Its process "dies": no release, no more heartbeats.
+    await doomed.close()
+    expect(await b.gc()).toMatchObject({ blocks: 0 }) // b's TTL is 300 s: the lease is alive to it
+    const c = await instance('c', { leaseTtlSeconds: 2 })
+    await sleep(2500)
+    const report = await c.gc()
+    expect(report.blocks).toBeGreaterThan(0)
+    expect(await shared.blockCount()).toBe(before)
+  })
+
+  it('collections on two instances, over and over, during concurrent imports on both never take a block of one', async () => {
+    let collecting = true
+    const collections = [a, b].map(async (backend) => {
+      let runs = 0
+      while (collecting) { await backend.gc(); runs++ }
+      return runs
+    })
+    const imports = Array.from({ length: 16 }, async (_, i) => {
+      const backend = i % 2 === 0 ? a : b
+      const data = randomBytes(200_000 + i * 50_000)
+      const lease = await backend.openLease()
+      // Half of them share their bytes with another import.
+      const nodes = await backend.importTree([file('model.glb', i % 4 < 2 ? data : Buffer.alloc(300_000, i % 2))], { profile: 'unixfs-v1-2025', lease })
+      const root = nodes.at(-1)?.cid as CID
+      // Long enough between write and pin for sweeps on both instances to list the blocks.
+      await sleep(400)
+      await backend.pin(root)
+      await lease.release()
+      return root
+    })
+    const roots = await Promise.all(imports)
+    collecting = false
+    const runs = await Promise.all(collections)
+    expect(runs.every((n) => n > 0)).toBe(true)
+    await a.gc()
+    for (const root of roots) {
+      const other = Math.random() < 0.5 ? a : b
+      expect((await readAll(other, root, ['model.glb'])).length).toBeGreaterThan(0)
+    }
+    for (const root of roots) await a.unpin(root)
+  })
+})
