@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, readdirSync } from 'node:fs'
 import { chown, mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
@@ -10,7 +10,12 @@ import { waitForPostgres } from '../../src/db/embedded-postgres.ts'
 export interface PostgresServer {
   /** Connection URL of the `postgres` database as superuser `heimdall`. */
   url: string
+  /** Stops the server and removes its files. */
   stop: () => Promise<void>
+  /** Stops the server (fast shutdown) and keeps its files, for an outage test. */
+  pause: () => Promise<void>
+  /** Starts it again on the same files and port after `pause`. */
+  resume: () => Promise<void>
 }
 
 /** Finds `initdb` and `postgres`: $PG_BIN, else the newest Debian install, else $PATH. */
@@ -63,31 +68,45 @@ export async function startPostgresServer (): Promise<PostgresServer> {
   const dataDir = join(dir, 'data')
   execFileSync(binaries.initdb, ['-D', dataDir, '-U', 'heimdall', '--auth=trust', '-E', 'UTF8', '--no-sync', '--no-locale'], { ...user, stdio: 'pipe' })
   const port = await freePort()
-  let output = ''
-  const child = spawn(binaries.postgres, [
-    '-D', dataDir, '-p', String(port), '-h', '127.0.0.1', '-k', dir,
-    '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200'
-  ], { ...user, stdio: ['ignore', 'pipe', 'pipe'] })
-  child.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString() })
   const url = `postgres://heimdall@127.0.0.1:${port}/postgres`
+  let child: ChildProcess | undefined
+  const launch = async (): Promise<void> => {
+    let output = ''
+    const server = spawn(binaries.postgres, [
+      '-D', dataDir, '-p', String(port), '-h', '127.0.0.1', '-k', dir,
+      '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200'
+    ], { ...user, stdio: ['ignore', 'pipe', 'pipe'] })
+    child = server
+    server.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString() })
+    server.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString() })
+    try {
+      await waitForPostgres({ connectionString: url }, { name: 'postgres', exited: () => server.exitCode !== null, log: () => output, timeoutMs: 30_000, intervalMs: 100 })
+    } catch (err) {
+      server.kill('SIGKILL')
+      throw err
+    }
+  }
+  const halt = async (): Promise<void> => {
+    const server = child
+    if (server === undefined || server.exitCode !== null || server.signalCode !== null) return
+    const exited = new Promise((resolve) => server.once('exit', resolve))
+    server.kill('SIGINT') // fast shutdown
+    await exited
+  }
   try {
-    await waitForPostgres({ connectionString: url }, { name: 'postgres', exited: () => child.exitCode !== null, log: () => output, timeoutMs: 30_000, intervalMs: 100 })
+    await launch()
   } catch (err) {
-    child.kill('SIGKILL')
     await rm(dir, { recursive: true, force: true })
     throw err
   }
   return {
     url,
     stop: async () => {
-      if (child.exitCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve))
-        child.kill('SIGINT') // fast shutdown
-        await exited
-      }
+      await halt()
       await rm(dir, { recursive: true, force: true })
-    }
+    },
+    pause: halt,
+    resume: launch
   }
 }
 
