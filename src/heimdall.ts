@@ -161,6 +161,8 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
   const reader = openContentReader(backend, { cacheBytes: config.gatewayCacheBytes, ipfsGatewayUrl: config.ipfsGatewayUrl, ipfsBlocksDir: config.ipfsBlocksDir })
   // Blocks a collection removed must stop being served: the gateway's caches forget what they remembered.
   const collector = new GarbageCollector({ backend: ipfsCalls, logger, intervalSeconds: config.gcIntervalSeconds, onCollected: () => { reader.forget() } })
+  // What another instance sharing the block store collected stops being served here too.
+  if (backend instanceof HeliaBackend) backend.onSharedCollection(() => { reader.forget() })
   const pinRequestRepository = new PinRequestRepository(database.knex)
   const denylist = new Denylist()
   const blockedRoots = new BlockedContentRepository(database.knex)

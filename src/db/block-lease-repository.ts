@@ -72,17 +72,41 @@ export class BlockLeaseRepository {
   /**
    * Runs one sweep batch with the sweep lock held alone: `leased(keys)`
    * gives those of `keys` that a lease holds, and no lease can add a key
-   * until `work` (which deletes what it may) has returned.
+   * until `work` (which deletes what it may) has returned; `collected(keys)`
+   * records what it deleted, for the other instances' caches, in the same
+   * transaction.
    */
-  async sweep<T> (work: (leased: (keys: readonly string[]) => Promise<Set<string>>) => Promise<T>): Promise<T> {
+  async sweep<T> (work: (batch: { leased: (keys: readonly string[]) => Promise<Set<string>>, collected: (keys: readonly string[]) => Promise<void> }) => Promise<T>): Promise<T> {
     return this.#db.transaction(async (trx) => {
       await trx.raw('select pg_advisory_xact_lock(?, ?)', [...SWEEP_LOCK])
-      return work(async (keys) => {
-        if (keys.length === 0) return new Set<string>()
-        const rows = await trx('block_lease_keys').distinct('block_key').whereIn('block_key', keys as string[]) as Array<{ block_key: string }>
-        return new Set(rows.map((row) => row.block_key))
+      return work({
+        leased: async (keys) => {
+          if (keys.length === 0) return new Set<string>()
+          const rows = await trx('block_lease_keys').distinct('block_key').whereIn('block_key', keys as string[]) as Array<{ block_key: string }>
+          return new Set(rows.map((row) => row.block_key))
+        },
+        collected: async (keys) => {
+          if (keys.length > 0) await trx('collected_blocks').insert({ keys: keys as string[] })
+        }
       })
     })
+  }
+
+  /** Batches of collected keys after `id`, oldest first (at most `limit` batches), and the last id seen. */
+  async collectedSince (id: number, limit = 100): Promise<{ id: number, keys: string[] }> {
+    const rows: Array<{ id: string | number, keys: string[] }> = await this.#db('collected_blocks').where('id', '>', id).orderBy('id').limit(limit).select('id', 'keys')
+    return { id: rows.length === 0 ? id : Number(rows.at(-1)?.id), keys: rows.flatMap((row) => row.keys) }
+  }
+
+  /** The newest batch's id (0 when none), and the oldest still kept (undefined when none). */
+  async collectedRange (): Promise<{ first: number | undefined, last: number }> {
+    const row = await this.#db('collected_blocks').min({ first: 'id' }).max({ last: 'id' }).first() as { first: string | number | null, last: string | number | null } | undefined
+    return { first: row?.first == null ? undefined : Number(row.first), last: Number(row?.last ?? 0) }
+  }
+
+  /** Forgets batches older than `seconds`. */
+  async pruneCollected (seconds: number): Promise<void> {
+    await this.#db('collected_blocks').where('collected_at', '<', this.#db.raw('now() - make_interval(secs => ?)', [seconds])).delete()
   }
 
   /**

@@ -19,7 +19,7 @@ import type { BlockLeaseRepository } from '../db/block-lease-repository.ts'
 import type { BlockStorage } from '../storage/block-storage.ts'
 import { FsBlockStorage } from '../storage/fs-block-storage.ts'
 import { StorageBlockstore } from '../storage/storage-blockstore.ts'
-import { SharedBlockCollector, type SharedPins } from './shared-block-collector.ts'
+import { SharedBlockCollector, type LocalCopies, type SharedPins } from './shared-block-collector.ts'
 import type { PinStore } from './pin-store.ts'
 import { IMPORT_PROFILES } from './import-profiles.ts'
 import { createLightNode } from './helia-light.ts'
@@ -39,8 +39,10 @@ export interface SharedStore {
   leases: BlockLeaseRepository
   /** This instance's name in the leases. */
   instance: string
+  /** Its local copies of blocks (the read cache), which forget what any instance collects. */
+  copies?: LocalCopies
   /** Collector timings (tests shorten them). */
-  collector?: { heartbeatSeconds?: number, leaseTtlSeconds?: number, pauseMs?: number }
+  collector?: { heartbeatSeconds?: number, leaseTtlSeconds?: number, pauseMs?: number, syncSeconds?: number }
 }
 
 /** What the embedded node needs to join the IPFS network (IPFS_NETWORK=private or public). */
@@ -127,6 +129,8 @@ export class HeliaBackend implements IpfsBackend {
         pins: shared.pins,
         getBlock: async (cid) => this.getBlock(cid),
         instance: shared.instance,
+        ...(shared.copies === undefined ? {} : { copies: shared.copies }),
+        onCollected: () => { for (const listener of this.#collectedListeners) listener() },
         ...shared.collector
       })
     } else {
@@ -142,6 +146,17 @@ export class HeliaBackend implements IpfsBackend {
   }
 
   #strategy: NetworkConfig['provideStrategy'] | undefined
+  readonly #collectedListeners = new Set<() => void>()
+
+  /**
+   * Calls `listener` whenever blocks were collected from a store this node
+   * shares with other instances, by any of them (the gateway's caches forget
+   * what they remembered). Never called for the file store: its
+   * collections are this process's own.
+   */
+  onSharedCollection (listener: () => void): void {
+    this.#collectedListeners.add(listener)
+  }
   readonly #pools = new Map<number, ChunkPool>()
 
   /** The chunks imports of this chunk size share: enough for the leaves in flight of a few imports at once. */

@@ -31,7 +31,25 @@ export interface SharedBlockCollectorInit {
   leaseTtlSeconds?: number
   /** Pause after each batch of reads or deletes, so a collection never starves the gateway. */
   pauseMs?: number
+  /** This instance's local copies of blocks (the S3 store's read cache), kept in step with what any instance collects. */
+  copies?: LocalCopies
+  /** Seconds between looks at what other instances collected. */
+  syncSeconds?: number
+  /** Told the keys any instance collected (this one's included), after `copies` forgot them: the gateway's caches forget too. */
+  onCollected?: (keys: readonly string[]) => void
 }
+
+/** Local copies of shared blocks (BlockCache), and how far they follow collected_blocks. */
+export interface LocalCopies {
+  readonly bytes: number
+  forget: (keys: readonly string[]) => Promise<void>
+  clear: () => Promise<void>
+  readCursor: () => Promise<number | undefined>
+  writeCursor: (id: number) => Promise<void>
+}
+
+/** How long batches of collected keys are kept for instances to read. */
+const COLLECTED_KEPT_SECONDS = 24 * 3600
 
 const SWEEP_BATCH = 1000
 const WALK_BATCH = 200
@@ -78,31 +96,75 @@ class SharedLease implements ImportLease {
  *   `leaseTtlSeconds`; those of this instance's previous run end at start.
  */
 export class SharedBlockCollector {
-  readonly #init: Required<SharedBlockCollectorInit>
+  readonly #init: Required<Omit<SharedBlockCollectorInit, 'copies' | 'onCollected'>> & Pick<SharedBlockCollectorInit, 'copies' | 'onCollected'>
   /** Keys written under live leases of this process, with how many: present in the store for as long as a lease holds them. */
   readonly #present = new Map<string, number>()
   /** What pins reached at the last mark, with the pin sequence it covers: a superset of what is pinned now. */
   #reachable: { keys: Set<string>, seq: bigint } | undefined
   #gc: Promise<unknown> = Promise.resolve()
   #heartbeat: NodeJS.Timeout | undefined
+  #sync: NodeJS.Timeout | undefined
+  /** The last batch of collected_blocks this instance has followed. */
+  #cursor = 0
+  #following: Promise<void> | undefined
 
   constructor (init: SharedBlockCollectorInit) {
     const leaseTtlSeconds = init.leaseTtlSeconds ?? 300
     // Several beats within one TTL: a live instance's lease must never look dead (GC_LEASE_TTL_SECONDS may be as low as 10).
-    this.#init = { heartbeatSeconds: Math.min(30, leaseTtlSeconds / 3), pauseMs: 5, ...init, leaseTtlSeconds }
+    this.#init = { ...init, heartbeatSeconds: init.heartbeatSeconds ?? Math.min(30, leaseTtlSeconds / 3), pauseMs: init.pauseMs ?? 5, syncSeconds: init.syncSeconds ?? 2, leaseTtlSeconds }
   }
 
-  /** Ends what this instance's previous run left, then beats for its leases. */
+  /** Ends what this instance's previous run left, then beats for its leases and follows what others collect. */
   async start (): Promise<void> {
     await this.#init.leases.dropInstance(this.#init.instance)
+    await this.#catchUp()
+    this.#sync = setInterval(() => { this.#follow().catch(() => {}) }, this.#init.syncSeconds * 1000)
+    this.#sync.unref()
     this.#heartbeat = setInterval(() => { this.#init.leases.heartbeat(this.#init.instance).catch(() => {}) }, this.#init.heartbeatSeconds * 1000)
     this.#heartbeat.unref()
   }
 
-  /** Stops beating and waits out a collection under way. */
+  /** Stops beating and following, and waits out a collection under way. */
   async stop (): Promise<void> {
     clearInterval(this.#heartbeat)
+    clearInterval(this.#sync)
+    await this.#following
     await this.#gc
+  }
+
+  /**
+   * At start: the local copies forget what was collected while this
+   * instance was away, or are dropped whole when that is not known (a new
+   * cache, or one older than the batches kept, or from another database).
+   */
+  async #catchUp (): Promise<void> {
+    const copies = this.#init.copies
+    const range = await this.#init.leases.collectedRange()
+    this.#cursor = range.last
+    if (copies === undefined) return
+    const cursor = await copies.readCursor()
+    if (cursor === undefined || cursor > range.last || (range.first !== undefined && cursor < range.first - 1)) {
+      if (copies.bytes > 0) await copies.clear()
+    } else {
+      this.#cursor = cursor
+      await this.#follow()
+    }
+    await copies.writeCursor(this.#cursor)
+  }
+
+  /** Forgets what any instance collected since the last look (one look at a time). */
+  async #follow (): Promise<void> {
+    this.#following ??= (async () => {
+      for (;;) {
+        const batch = await this.#init.leases.collectedSince(this.#cursor)
+        if (batch.id === this.#cursor) return
+        await this.#init.copies?.forget(batch.keys)
+        this.#init.onCollected?.(batch.keys)
+        this.#cursor = batch.id
+        await this.#init.copies?.writeCursor(batch.id)
+      }
+    })().finally(() => { this.#following = undefined })
+    await this.#following
   }
 
   async lease (): Promise<ImportLease> {
@@ -195,7 +257,10 @@ export class SharedBlockCollector {
   }
 
   async #collect (dryRun: boolean): Promise<GcReport> {
-    if (!dryRun) await this.#init.leases.expire(this.#init.leaseTtlSeconds)
+    if (!dryRun) {
+      await this.#init.leases.expire(this.#init.leaseTtlSeconds)
+      await this.#init.leases.pruneCollected(COLLECTED_KEPT_SECONDS)
+    }
     const reachable = await this.#mark()
     const report: GcReport = { dryRun, blocks: 0, bytes: 0, records: 0 }
     let batch: Array<{ key: string, size: number }> = []
@@ -223,13 +288,16 @@ export class SharedBlockCollector {
    * Returns the keys deleted (or, with `dryRun`, that would be).
    */
   async #sweepBatch (keys: readonly string[], reachable: { keys: Set<string>, seq: bigint }, dryRun: boolean): Promise<string[]> {
-    return this.#init.leases.sweep(async (leased) => {
+    return this.#init.leases.sweep(async ({ leased, collected }) => {
       const added = await this.#init.pins.addedSince(reachable.seq)
       for (const root of added.cids) await this.#walk(root, reachable.keys)
       reachable.seq = added.seq
       const held = await leased(keys)
       const doomed = keys.filter((key) => !reachable.keys.has(key) && !held.has(key))
-      if (!dryRun) await this.#init.storage.delete(doomed)
+      if (!dryRun) {
+        await this.#init.storage.delete(doomed)
+        await collected(doomed)
+      }
       return doomed
     })
   }

@@ -1,3 +1,5 @@
+import { readFile, rename, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import type { CID } from 'multiformats/cid'
 import { blockKey } from '../ipfs/block-collector.ts'
 import { FsBlockStorage } from './fs-block-storage.ts'
@@ -32,6 +34,11 @@ export class BlockCache {
   /** Bytes of block files held now. */
   get bytes (): number { return this.#bytes }
 
+  /** Whether the block is cached (known to the cache; its file read on `get`). */
+  has (cid: CID): boolean {
+    return this.#sizes.has(blockKey(cid))
+  }
+
   async readInto (cid: CID, into: Uint8Array): Promise<number | undefined> {
     if (this.#maxBytes === 0) return undefined
     const read = await this.#files.readInto(cid, into)
@@ -61,6 +68,33 @@ export class BlockCache {
     const held = keys.filter((key) => this.#sizes.has(key))
     for (const key of held) { this.#bytes -= this.#sizes.get(key) ?? 0; this.#sizes.delete(key) }
     await this.#files.delete(held)
+  }
+
+  /** Drops every cached block. */
+  async clear (): Promise<void> {
+    const keys = [...this.#sizes.keys()]
+    this.#sizes.clear()
+    this.#bytes = 0
+    await this.#files.delete(keys)
+  }
+
+  /**
+   * Up to which batch of collected_blocks this cache has forgotten what other
+   * instances collected (undefined: unknown, e.g. a new cache).
+   */
+  async readCursor (): Promise<number | undefined> {
+    try {
+      const value = Number((await readFile(join(this.dir, 'collected-cursor'), 'utf8')).trim())
+      return Number.isSafeInteger(value) && value >= 0 ? value : undefined
+    } catch {
+      return undefined
+    }
+  }
+
+  async writeCursor (id: number): Promise<void> {
+    const file = join(this.dir, 'collected-cursor')
+    await writeFile(`${file}.tmp`, `${id}\n`)
+    await rename(`${file}.tmp`, file)
   }
 
   #remember (key: string, size: number): void {

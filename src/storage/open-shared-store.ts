@@ -24,6 +24,7 @@ export async function openSharedStore (config: Extract<BlockstoreConfig, { kind:
       pins: new PgPinStore(options.db),
       leases: new BlockLeaseRepository(options.db),
       instance: options.instance,
+      copies: cache,
       collector: { leaseTtlSeconds: config.leaseTtlSeconds }
     }
   } catch (err) {

@@ -93,6 +93,7 @@ export class S3BlockStorage implements BlockStorage {
 
   async has (cid: CID): Promise<boolean> {
     if (cid.multihash.code === IDENTITY) return true
+    if (this.#cache.has(cid)) return true
     return (await this.#s3.headObject(this.#objectKey(blockKey(cid)))) !== undefined
   }
 

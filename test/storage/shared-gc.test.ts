@@ -33,10 +33,14 @@ async function readAll (backend: HeliaBackend, root: CID, path: string[]): Promi
 describe.skipIf(!available)('garbage collection of a block store shared by instances', () => {
   let shared: SharedStoreFixture
   const opened: Array<{ backend: HeliaBackend, dir: string }> = []
-  async function instance (name: string, options: { cacheBytes?: number, leaseTtlSeconds?: number } = {}): Promise<HeliaBackend> {
+  async function instance (name: string, options: { cacheBytes?: number, cacheDir?: string, leaseTtlSeconds?: number } = {}): Promise<HeliaBackend> {
     const dir = await mkdtemp(join(tmpdir(), `heimdall-shared-${name}-`))
     const backend = await HeliaBackend.open(dir, {
-      shared: await shared.open(name, { cacheBytes: options.cacheBytes ?? 0, collector: { heartbeatSeconds: 1, leaseTtlSeconds: options.leaseTtlSeconds ?? 300, pauseMs: 0 } })
+      shared: await shared.open(name, {
+        cacheBytes: options.cacheBytes ?? 0,
+        ...(options.cacheDir === undefined ? {} : { cacheDir: options.cacheDir }),
+        collector: { heartbeatSeconds: 1, leaseTtlSeconds: options.leaseTtlSeconds ?? 300, pauseMs: 0, syncSeconds: 0.2 }
+      })
     })
     opened.push({ backend, dir })
     return backend
@@ -147,5 +151,29 @@ describe.skipIf(!available)('garbage collection of a block store shared by insta
       expect((await readAll(other, root, ['model.glb'])).length).toBeGreaterThan(0)
     }
     for (const root of roots) await a.unpin(root)
+  })
+
+  it('what one instance collects, another stops serving from its read cache at once, and after a restart too', async () => {
+    const cacheDir = await mkdtemp(join(tmpdir(), 'heimdall-shared-cache-'))
+    let told = 0
+    let cached = await instance('cached', { cacheBytes: 64 * 1024 ** 2, cacheDir })
+    cached.onSharedCollection(() => { told++ })
+    const first = (await a.importTree([file('one.bin', randomBytes(300_000))], { profile: 'unixfs-v1-2025' })).at(-1)?.cid as CID
+    const second = (await a.importTree([file('two.bin', randomBytes(300_000))], { profile: 'unixfs-v1-2025' })).at(-1)?.cid as CID
+    await a.pin(first)
+    await a.pin(second)
+    expect((await readAll(cached, first, ['one.bin'])).length).toBe(300_000) // now in its read cache
+    expect((await readAll(cached, second, ['two.bin'])).length).toBe(300_000)
+    await a.unpin(first)
+    await a.gc()
+    await expect.poll(async () => readAll(cached, first, ['one.bin']).then(() => 'served', (err: unknown) => (err as Error).name), { timeout: 5000 }).toBe('NotFoundError')
+    expect(told).toBeGreaterThan(0)
+    // Away while another instance collects: at its next start it forgets what went meanwhile.
+    await cached.close()
+    await a.unpin(second)
+    await a.gc()
+    cached = await instance('cached', { cacheBytes: 64 * 1024 ** 2, cacheDir })
+    await expect(readAll(cached, second, ['two.bin'])).rejects.toMatchObject({ name: 'NotFoundError' })
+    await rm(cacheDir, { recursive: true, force: true })
   })
 })

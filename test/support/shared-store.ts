@@ -19,7 +19,7 @@ export interface SharedStoreFixture {
   /** A client of the bucket, for looking at what is in it. */
   s3: S3Client
   /** What one instance opens: its own read cache (`cacheBytes`, default 64 MiB) in a temp folder. */
-  open: (instance: string, options?: { cacheBytes?: number, collector?: SharedStore['collector'] }) => Promise<SharedStore>
+  open: (instance: string, options?: { cacheBytes?: number, cacheDir?: string, collector?: SharedStore['collector'] }) => Promise<SharedStore>
   /** Block objects in the bucket now. */
   blockCount: () => Promise<number>
   stop: () => Promise<void>
@@ -43,14 +43,15 @@ export async function startSharedStore (seaweedBin: string, postgresUrl: string)
     bucket,
     s3,
     open: async (instance, o = {}) => {
-      const dir = await mkdtemp(join(tmpdir(), 'heimdall-s3-cache-'))
-      dirs.push(dir)
+      const dir = o.cacheDir ?? await mkdtemp(join(tmpdir(), 'heimdall-s3-cache-'))
+      if (o.cacheDir === undefined) dirs.push(dir)
       const cache = await BlockCache.open(dir, o.cacheBytes ?? 64 * 1024 ** 2)
       return {
         storage: new S3BlockStorage(new S3Client(options), { prefix: 'test/', cache }),
         pins: new PgPinStore(db.knex),
         leases: new BlockLeaseRepository(db.knex),
         instance,
+        copies: cache,
         ...(o.collector === undefined ? {} : { collector: o.collector })
       }
     },
