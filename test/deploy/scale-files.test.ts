@@ -95,7 +95,7 @@ describe.skipIf(!hasCompose)('docker-compose.scale.yml', () => {
       expect(s.image, name).not.toMatch(/:latest$/)
     }
     for (const name of ['seaweedfs-master', 'seaweedfs-volume-1', 'seaweedfs-volume-2', 'seaweedfs-filer', 'seaweedfs-bucket']) {
-      expect(service(name).image).toBe('chrislusf/seaweedfs:3.97')
+      expect(service(name).image).toBe('chrislusf/seaweedfs:4.47')
     }
     expect(service('db').image).toMatch(/^postgres:\d+$/)
     // The upstream's `resolve` needs open-source nginx 1.27.3 or later.
