@@ -123,7 +123,7 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
   const dataDir = resolve(config.dataDir)
   const tmpDir = join(dataDir, 'tmp')
   // Started first: the embedded PostgreSQL's start (initdb on an empty DATA_DIR) is the longest step. Its failure is handled below.
-  const opening = options.database ?? openDatabase({ ...config, dataDir })
+  const opening = options.database ?? openDatabase({ ...config, dataDir }, { log: logger })
   opening.catch(() => {})
   let secretKey: string
   let assets: Record<string, string>

@@ -37,7 +37,7 @@ async function main (): Promise<void> {
   const config = readConfig()
   const logger = createLogger(config.logLevel)
   // The database starts (on an empty DATA_DIR: initdb, a second of CPU in its own process) while the rest of Heimdall's modules load.
-  const database = openDatabase({ ...config, dataDir: resolve(config.dataDir) })
+  const database = openDatabase({ ...config, dataDir: resolve(config.dataDir) }, { log: logger })
   database.catch(() => {})
   const { openHeimdall } = await import('./heimdall.ts')
   const heimdall = await openHeimdall(config, logger, { database }).catch((err: unknown) => {

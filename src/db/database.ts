@@ -58,9 +58,25 @@ function wrap (kind: Database['kind'], db: Knex, connection: pg.ClientConfig, on
   }
 }
 
+/** Where knex's own messages go (a dropped connection, a failed acquire): the service's logger, not bare stderr. */
+export interface DatabaseLog {
+  warn: (obj: object, message: string) => void
+  error: (obj: object, message: string) => void
+}
+
+function knexLog (log: DatabaseLog | undefined): Knex.Config['log'] {
+  if (log === undefined) return undefined
+  return {
+    warn: (message: unknown) => { log.warn({ detail: String(message) }, 'database client warning') },
+    error: (message: unknown) => { log.error({ detail: String(message) }, 'database client error') },
+    deprecate: () => {},
+    debug: () => {}
+  }
+}
+
 /** A PostgreSQL server, through `pg`. */
-export function openPostgres (url: string): Database {
-  return wrap('postgres', knex({ client: 'pg', connection: url, pool: { min: 0, max: 10 }, migrations }), { connectionString: url })
+export function openPostgres (url: string, options: { log?: DatabaseLog } = {}): Database {
+  return wrap('postgres', knex({ client: 'pg', connection: url, pool: { min: 0, max: 10 }, migrations, log: knexLog(options.log) }), { connectionString: url })
 }
 
 /**
@@ -72,7 +88,7 @@ export function openPostgres (url: string): Database {
  * three pooled sessions serve one web process (each is a server process of
  * ~20 MB; Heimdall's queries are short), idle ones closed after 30 s.
  */
-export async function openEmbedded (dir: string, options: { importFrom?: string } = {}): Promise<Database> {
+export async function openEmbedded (dir: string, options: { importFrom?: string, log?: DatabaseLog } = {}): Promise<Database> {
   const embedded = await startEmbeddedPostgres(dir)
   try {
     await createHeimdallDatabase(embedded.connection, options.importFrom)
@@ -81,15 +97,15 @@ export async function openEmbedded (dir: string, options: { importFrom?: string 
     throw err
   }
   const connection = { ...embedded.connection, database: HEIMDALL_DATABASE }
-  const db = knex({ client: 'pg', connection, pool: { min: 0, max: 3, idleTimeoutMillis: 30_000 }, migrations })
+  const db = knex({ client: 'pg', connection, pool: { min: 0, max: 3, idleTimeoutMillis: 30_000 }, migrations, log: knexLog(options.log) })
   return wrap('embedded', db, connection, embedded.stop)
 }
 
 /** DATABASE_URL's server, else the embedded one in DATA_DIR/postgres (taking over DATA_DIR/pglite once, if there is one). */
-export async function openDatabase (config: { databaseUrl: string | undefined, dataDir: string }): Promise<Database> {
+export async function openDatabase (config: { databaseUrl: string | undefined, dataDir: string }, options: { log?: DatabaseLog } = {}): Promise<Database> {
   return config.databaseUrl !== undefined
-    ? openPostgres(config.databaseUrl)
-    : openEmbedded(join(config.dataDir, 'postgres'), { importFrom: join(config.dataDir, 'pglite') })
+    ? openPostgres(config.databaseUrl, options)
+    : openEmbedded(join(config.dataDir, 'postgres'), { importFrom: join(config.dataDir, 'pglite'), ...options })
 }
 
 /** True when `err` is PostgreSQL's unique_violation. */
