@@ -5,9 +5,8 @@ import type { CID } from 'multiformats/cid'
 import { SHARDING, shardOf } from '../ipfs/block-collector.ts'
 import { BlockFileWriter } from '../ipfs/block-file-writer.ts'
 import { readFileInto } from '../ipfs/read-file-into.ts'
-import type { BlockStorage, StoredBlock } from './block-storage.ts'
+import { IDENTITY, readIdentityInto, type BlockStorage, type StoredBlock } from './block-storage.ts'
 
-const IDENTITY = 0x00
 
 /**
  * Blocks as files in blockstore-fs's layout (`<dir>/<shard>/<key>.data`,
@@ -53,11 +52,7 @@ export class FsBlockStorage implements BlockStorage {
   }
 
   async readInto (cid: CID, into: Uint8Array): Promise<number | undefined> {
-    if (cid.multihash.code === IDENTITY) {
-      const digest = cid.multihash.digest
-      into.set(digest.subarray(0, into.length))
-      return Math.min(into.length, digest.length)
-    }
+    if (cid.multihash.code === IDENTITY) return readIdentityInto(cid, into)
     return readFileInto(this.#path(cid), into)
   }
 

@@ -2,10 +2,9 @@ import type { CID } from 'multiformats/cid'
 import { blockKey, shardOf } from '../ipfs/block-collector.ts'
 import { hashMatches } from '../ipfs/block-hash.ts'
 import type { BlockCache } from './block-cache.ts'
-import type { BlockStorage, StoredBlock } from './block-storage.ts'
+import { IDENTITY, readIdentityInto, type BlockStorage, type StoredBlock } from './block-storage.ts'
 import type { S3Client } from './s3-client.ts'
 
-const IDENTITY = 0x00
 const DELETE_BATCH = 1000
 
 /** A block read back from the bucket whose bytes are not its CID's. */
@@ -73,11 +72,7 @@ export class S3BlockStorage implements BlockStorage {
   }
 
   async readInto (cid: CID, into: Uint8Array): Promise<number | undefined> {
-    if (cid.multihash.code === IDENTITY) {
-      const digest = cid.multihash.digest
-      into.set(digest.subarray(0, into.length))
-      return Math.min(into.length, digest.length)
-    }
+    if (cid.multihash.code === IDENTITY) return readIdentityInto(cid, into)
     const cached = await this.#cache.readInto(cid, into)
     if (cached !== undefined) return cached
     const got = await this.#s3.getObjectInto(this.#objectKey(blockKey(cid)), into)

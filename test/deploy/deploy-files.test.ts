@@ -7,20 +7,15 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { bodyLimitFor, findNginx, makeCertificate, writeNginxConfig } from '../support/nginx.ts'
+import { requireTool } from '../support/tools.ts'
 
 const run = promisify(execFile)
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const read = async (path: string): Promise<string> => readFile(join(ROOT, path), 'utf8')
 
-function requireTool (name: string, present: boolean): boolean {
-  if (present) return true
-  if (process.env.CI === 'true') throw new Error(`${name} is required under CI (Debian: apt-get install ${name})`)
-  console.warn(`\n!!!!! SKIPPING the ${name} checks of the deploy files: ${name} not found\n`)
-  return false
-}
-const hasCompose = requireTool('docker-compose', existsSync('/usr/bin/docker-compose'))
+const hasCompose = requireTool('docker-compose', existsSync('/usr/bin/docker-compose'), 'the deploy files')
 const nginx = findNginx()
-const hasNginx = requireTool('nginx', nginx !== undefined)
+const hasNginx = requireTool('nginx', nginx !== undefined, 'the deploy files')
 
 let work: string
 beforeAll(async () => { work = await mkdtemp(join(tmpdir(), 'heimdall-deploy-')) })

@@ -9,21 +9,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
 import { SESSION_COOKIE } from '../../src/http/session.ts'
 import { findNginx, makeCertificate } from '../support/nginx.ts'
+import { requireTool } from '../support/tools.ts'
 import { nginxHasUpstreamResolve, writeScaledNginxConfig } from '../support/nginx-scaled.ts'
 
 const run = promisify(execFile)
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const read = async (path: string): Promise<string> => readFile(join(ROOT, path), 'utf8')
 
-function requireTool (name: string, present: boolean): boolean {
-  if (present) return true
-  if (process.env.CI === 'true') throw new Error(`${name} is required under CI (Debian: apt-get install ${name})`)
-  console.warn(`\n!!!!! SKIPPING the ${name} checks of the scaled deploy files: ${name} not found\n`)
-  return false
-}
-const hasCompose = requireTool('docker-compose', existsSync('/usr/bin/docker-compose'))
+const hasCompose = requireTool('docker-compose', existsSync('/usr/bin/docker-compose'), 'the scaled deploy files')
 const nginx = findNginx()
-const hasNginx = requireTool('nginx', nginx !== undefined)
+const hasNginx = requireTool('nginx', nginx !== undefined, 'the scaled deploy files')
 
 const INSTANCES = ['heimdall-1', 'heimdall-2', 'heimdall-3']
 

@@ -1,11 +1,11 @@
 import { execFile, spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import type { ImportProfileName } from '../../src/ipfs/import-profiles.ts'
+import { goBuild } from './go-build.ts'
 
 const run = promisify(execFile)
 
@@ -13,28 +13,9 @@ export const KUBO_VERSION = 'v0.42.0'
 const CACHE = fileURLToPath(new URL(`../../.cache/kubo/${KUBO_VERSION}/`, import.meta.url))
 export const KUBO_BIN = join(CACHE, 'ipfs')
 
-/**
- * A real Kubo, built from the Go module proxy: `go mod download` of the
- * release (Kubo >= 0.40 refuses `go install pkg@version`), then `go build
- * ./cmd/ipfs` inside that module. Cached under .cache/ (git-ignored).
- */
+/** A real Kubo, built from the Go module proxy (see goBuild; Kubo ≥ 0.40 refuses `go install pkg@version`). */
 export async function ensureKuboBinary (): Promise<string> {
-  if (existsSync(KUBO_BIN)) return KUBO_BIN
-  await mkdir(CACHE, { recursive: true })
-  const scratch = await mkdtemp(join(tmpdir(), 'heimdall-kubo-mod-'))
-  try {
-    await writeFile(join(scratch, 'go.mod'), 'module heimdall/kubo-fetch\n\ngo 1.25\n')
-    const { stdout } = await run('go', ['mod', 'download', '-json', `github.com/ipfs/kubo@${KUBO_VERSION}`], { cwd: scratch, maxBuffer: 16 * 1024 * 1024 })
-    const dir = (JSON.parse(stdout) as { Dir?: string }).Dir
-    if (dir === undefined) throw new Error(`go mod download gave no directory for kubo ${KUBO_VERSION}`)
-    // Several test runs may build at once (each vitest run has its own global setup): each writes its own file, the rename is atomic.
-    const partial = `${KUBO_BIN}.partial-${process.pid}`
-    await run('go', ['build', '-trimpath', '-o', partial, './cmd/ipfs'], { cwd: dir, env: { ...process.env, GOFLAGS: '-mod=mod', CGO_ENABLED: '0' }, maxBuffer: 16 * 1024 * 1024 })
-    await run('mv', [partial, KUBO_BIN])
-    return KUBO_BIN
-  } finally {
-    await rm(scratch, { recursive: true, force: true })
-  }
+  return goBuild('github.com/ipfs/kubo', KUBO_VERSION, './cmd/ipfs', KUBO_BIN)
 }
 
 export interface KuboNode {

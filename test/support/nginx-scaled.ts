@@ -3,7 +3,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { bodyLimitFor, renderTemplate, writeNginxConfig, type NginxSite } from './nginx.ts'
+import { renderTemplate, siteVariables, writeNginxConfig, type NginxSite } from './nginx.ts'
 
 const run = promisify(execFile)
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -41,12 +41,7 @@ export async function writeScaledNginxConfig (prefix: string, site: ScaledNginxS
     HEIMDALL_UPSTREAM_1: site.upstreams[0],
     HEIMDALL_UPSTREAM_2: site.upstreams[1],
     HEIMDALL_UPSTREAM_3: site.upstreams[2],
-    HTTP_LISTEN: site.httpListen,
-    HTTPS_LISTEN: site.httpsListen,
-    HEIMDALL_DOMAIN: site.domain,
-    TLS_CERT_DIR: site.certDir,
-    HEIMDALL_BODY_LIMIT: await bodyLimitFor(site.maxUploadBytes),
-    HEIMDALL_ACCESS_LOG: join(prefix, 'logs/access.log')
+    ...await siteVariables(prefix, site)
   })
   if (options.withoutResolve) rendered = rendered.replace(/^(\s*server \S+) resolve /gm, '$1 ')
   await writeFile(join(prefix, 'heimdall.conf'), rendered)

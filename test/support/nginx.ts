@@ -46,20 +46,24 @@ export interface NginxSite {
 }
 
 /** A main nginx.conf around the rendered site, with every path under `prefix`. */
-export async function writeNginxConfig (prefix: string, site: NginxSite): Promise<string> {
-  for (const dir of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi', 'logs']) await mkdir(join(prefix, dir), { recursive: true })
-  // Workers may run as nobody when the master is root.
-  await chmod(prefix, 0o755)
-  for (const dir of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) await chmod(join(prefix, dir), 0o777)
-  const siteConf = renderTemplate(await readFile(NGINX_TEMPLATE, 'utf8'), {
-    HEIMDALL_UPSTREAM: site.upstream,
+/** The variables the image's entrypoint fills into a site template, but the upstreams. */
+export async function siteVariables (prefix: string, site: Omit<NginxSite, 'upstream'>): Promise<Record<string, string>> {
+  return {
     HTTP_LISTEN: site.httpListen,
     HTTPS_LISTEN: site.httpsListen,
     HEIMDALL_DOMAIN: site.domain,
     TLS_CERT_DIR: site.certDir,
     HEIMDALL_BODY_LIMIT: await bodyLimitFor(site.maxUploadBytes),
     HEIMDALL_ACCESS_LOG: join(prefix, 'logs/access.log')
-  })
+  }
+}
+
+export async function writeNginxConfig (prefix: string, site: NginxSite): Promise<string> {
+  for (const dir of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi', 'logs']) await mkdir(join(prefix, dir), { recursive: true })
+  // Workers may run as nobody when the master is root.
+  await chmod(prefix, 0o755)
+  for (const dir of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) await chmod(join(prefix, dir), 0o777)
+  const siteConf = renderTemplate(await readFile(NGINX_TEMPLATE, 'utf8'), { HEIMDALL_UPSTREAM: site.upstream, ...await siteVariables(prefix, site) })
   await writeFile(join(prefix, 'heimdall.conf'), siteConf)
   const main = [
     'worker_processes 1;',

@@ -1,41 +1,21 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
 import { freePort } from './postgres-server.ts'
+import { goBuild } from './go-build.ts'
 
-const run = promisify(execFile)
 
 /** SeaweedFS has no tagged Go module versions; this pseudo-version is the commit the tests run against. */
 export const SEAWEEDFS_VERSION = 'v0.0.0-20261109003541-7506e5f91cd6'
 const CACHE = fileURLToPath(new URL('../../.cache/seaweedfs/', import.meta.url))
 export const SEAWEEDFS_BIN = join(CACHE, 'weed')
 
-/**
- * A real SeaweedFS (`weed`), built like Kubo: `go mod download` of the
- * module, then `go build ./weed` inside it. Cached under .cache/ (git-ignored).
- */
+/** A real SeaweedFS (`weed`), built from the Go module proxy like Kubo (see goBuild). */
 export async function ensureSeaweedBinary (): Promise<string> {
-  if (existsSync(SEAWEEDFS_BIN)) return SEAWEEDFS_BIN
-  await mkdir(CACHE, { recursive: true })
-  const scratch = await mkdtemp(join(tmpdir(), 'heimdall-seaweedfs-mod-'))
-  try {
-    await writeFile(join(scratch, 'go.mod'), 'module heimdall/seaweedfs-fetch\n\ngo 1.25\n')
-    const { stdout } = await run('go', ['mod', 'download', '-json', `github.com/seaweedfs/seaweedfs@${SEAWEEDFS_VERSION}`], { cwd: scratch, maxBuffer: 16 * 1024 * 1024 })
-    const dir = (JSON.parse(stdout) as { Dir?: string }).Dir
-    if (dir === undefined) throw new Error(`go mod download gave no directory for seaweedfs ${SEAWEEDFS_VERSION}`)
-    // Several test runs may build at once: each writes its own file, the rename is atomic.
-    const partial = `${SEAWEEDFS_BIN}.partial-${process.pid}`
-    await run('go', ['build', '-trimpath', '-o', partial, './weed'], { cwd: dir, env: { ...process.env, GOFLAGS: '-mod=mod', CGO_ENABLED: '0' }, maxBuffer: 16 * 1024 * 1024 })
-    await run('mv', [partial, SEAWEEDFS_BIN])
-    return SEAWEEDFS_BIN
-  } finally {
-    await rm(scratch, { recursive: true, force: true })
-  }
+  return goBuild('github.com/seaweedfs/seaweedfs', SEAWEEDFS_VERSION, './weed', SEAWEEDFS_BIN)
 }
 
 export interface SeaweedVolume {
