@@ -14,10 +14,15 @@
  * Gateway: Heimdall embedded, Heimdall over Kubo and Kubo's own gateway on
  * the same content, under autocannon.
  *
+ * S3 (bench/scale-out.ts): uploads and the gateway with BLOCKSTORE=s3 on a
+ * SeaweedFS the bench starts against BLOCKSTORE=fs, both on the bench's
+ * PostgreSQL, as ratios (issue #14's goals).
+ *
  * BENCH_SCALE (default 1) scales the sizes down for a quick run (1 GiB file,
- * 2 GiB memory upload, 2,000 textures at 1); `--only uploads` or `--only
- * gateway` runs one part; BENCH_UPLOAD_ROUNDS (default 3) how many rounds
- * of the upload workloads the figures are the median of (targets rotated
+ * 2 GiB memory upload, 2,000 textures at 1; for S3 a 256 MiB file and 500
+ * textures); `--only uploads`, `--only gateway` or `--only s3` runs one
+ * part; BENCH_UPLOAD_ROUNDS (default 3) how many rounds of the upload
+ * workloads (S3's included) the figures are the median of (targets rotated
  * each round, ratios taken within a round); BENCH_SECONDS (default 10) is
  * how long each gateway load runs (0: the large file alone); BENCH_ROUNDS
  * (default 7) how many interleaved rounds of downloads of the large file the
@@ -30,7 +35,9 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startHeimdallProcess } from '../test/support/heimdall-process.ts'
 import { createScratchDatabase, startPostgresServer } from '../test/support/postgres-server.ts'
+import { ensureSeaweedBinary } from '../test/support/seaweedfs.ts'
 import { gatewayBench } from './gateway.ts'
+import { printScaleOutTable, scaleOutBench, type ScaleOutResult } from './scale-out.ts'
 import { printUploadsTable, uploadsBench, type DatabaseFactory } from './uploads.ts'
 import { TreeRssSampler } from './workers/peak-rss.ts'
 
@@ -39,7 +46,7 @@ const MiB = 1024 * 1024
 const scale = Number(process.env.BENCH_SCALE ?? '1')
 const onlyAt = process.argv.indexOf('--only')
 const only = onlyAt === -1 ? undefined : process.argv[onlyAt + 1]
-if (only !== undefined && only !== 'uploads' && only !== 'gateway') throw new Error('--only takes uploads or gateway')
+if (only !== undefined && only !== 'uploads' && only !== 'gateway' && only !== 's3') throw new Error('--only takes uploads, gateway or s3')
 const uploadRounds = Number(process.env.BENCH_UPLOAD_ROUNDS ?? '3')
 if (!Number.isInteger(uploadRounds) || uploadRounds < 1) throw new Error('BENCH_UPLOAD_ROUNDS is a whole number ≥ 1')
 
@@ -85,6 +92,31 @@ async function embeddedBaseline (work: string, database: DatabaseFactory | undef
   return { firstStartSeconds, restartSeconds, serverIdlePeakMB, treeIdlePeakMB, treeIdleNowMB, treeRestartIdlePeakMB, postgresIdlePeakMB }
 }
 
+/**
+ * The S3 part, or null when it cannot run here: it needs the bench's
+ * PostgreSQL and SeaweedFS (built with Go on first use). Under CI a missing
+ * one is a failure; locally the part is skipped, loudly.
+ */
+async function s3Part (work: string, database: DatabaseFactory | undefined): Promise<ScaleOutResult | null> {
+  const missing = (why: string): null => {
+    if (process.env.CI === 'true') throw new Error(`the S3 benchmark cannot run: ${why}`)
+    console.log(`\n!!!!!!!! SKIPPING the S3 benchmark: ${why} !!!!!!!!\n`)
+    return null
+  }
+  if (database === undefined) return missing('no PostgreSQL server')
+  const fileSize = Math.round(256 * MiB * scale)
+  const textures = Math.max(10, Math.round(500 * scale))
+  console.log(`\nS3 benchmark: BLOCKSTORE=s3 on SeaweedFS against BLOCKSTORE=fs, ${(fileSize / MiB).toFixed(0)} MiB file, ${textures} × 64 KiB bundle, ${uploadRounds} upload round(s)`)
+  try {
+    await ensureSeaweedBinary()
+  } catch (err) {
+    return missing(`no SeaweedFS binary and it could not be built (${String(err).split('\n')[0] ?? ''})`)
+  }
+  const result = await scaleOutBench(work, { fileSize, textures, rounds: uploadRounds, seconds: Number(process.env.BENCH_SECONDS ?? '10'), database })
+  printScaleOutTable(result)
+  return result
+}
+
 const work = await mkdtemp(join(tmpdir(), 'heimdall-bench-'))
 const postgres = only === 'gateway' ? undefined : await startPostgresServer().catch((err: unknown) => {
   console.warn(`no PostgreSQL server (${String(err)}): Heimdall over Kubo runs on its embedded PostgreSQL, and the idle footprint is not compared against one`)
@@ -93,34 +125,41 @@ const postgres = only === 'gateway' ? undefined : await startPostgresServer().ca
 const database: DatabaseFactory | undefined = postgres === undefined ? undefined : async () => createScratchDatabase(postgres.url)
 try {
   const fileSize = Math.round(1024 * MiB * scale)
-  let gateway: unknown = null
-  if (only !== 'uploads') {
-    console.log(`Gateway benchmark: ${fileSize / MiB} MiB file, 2,000- and 100-entry directories`)
-    gateway = await gatewayBench(work, { fileSize, seconds: Number(process.env.BENCH_SECONDS ?? '10'), rounds: Number(process.env.BENCH_ROUNDS ?? '7') })
-  }
-  if (only === 'gateway') {
-    const results = here('./results/')
-    await mkdir(results, { recursive: true })
-    await writeFile(join(results, 'gateway.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, scale, gateway }, null, 2))
-    console.log(`\nwritten: ${join(results, 'gateway.json')}`)
-    await rm(work, { recursive: true, force: true })
-    process.exit(0) // the upload part below is skipped; nothing else is open
-  }
-  const textures = Math.max(10, Math.round(2000 * scale))
-  const loadBefore = loadavg()
-  console.log(`\nUpload benchmark on Node ${process.version}: ${(fileSize / MiB).toFixed(0)} MiB file, ${textures} textures, 200 concurrent uploads, ${uploadRounds} round(s)`)
-  const uploads = await uploadsBench(work, { fileSize, textures, memoryFileSize: Math.round(2048 * MiB * scale), concurrent: 200, modelSize: 200_000, rounds: uploadRounds, database })
-  const idle = await embeddedBaseline(work, database)
-  printUploadsTable(uploads, idle)
-  const loadAfter = loadavg()
-  const load = (l: number[]): string => l.map((v) => v.toFixed(2)).join(', ')
-  console.log(`Load average (1, 5, 15 min) on this ${availableParallelism()}-core machine, shared: ${load(loadBefore)} before the uploads, ${load(loadAfter)} after.`)
-  console.log(`Idle peak RSS after start: server ${idle.serverIdlePeakMB.toFixed(0)} MB, the embedded PostgreSQL's processes ${(idle.treeIdlePeakMB - idle.serverIdlePeakMB).toFixed(0)} MB (summed VmHWM), ${idle.treeRestartIdlePeakMB.toFixed(0)} MB after a restart; the server alone over an external PostgreSQL: ${idle.postgresIdlePeakMB?.toFixed(0) ?? 'n/a'} MB.`)
-
   const results = here('./results/')
   await mkdir(results, { recursive: true })
-  await writeFile(join(results, 'latest.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, scale, loadAverage: { before: loadBefore, after: loadAfter }, uploads, idle, gateway }, null, 2))
-  console.log(`\nwritten: ${join(results, 'latest.json')}`)
+  if (only === 's3') {
+    const s3 = await s3Part(work, database)
+    if (s3 !== null) {
+      await writeFile(join(results, 's3.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, scale, s3 }, null, 2))
+      console.log(`\nwritten: ${join(results, 's3.json')}`)
+    }
+  } else {
+    let gateway: unknown = null
+    if (only !== 'uploads') {
+      console.log(`Gateway benchmark: ${fileSize / MiB} MiB file, 2,000- and 100-entry directories`)
+      gateway = await gatewayBench(work, { fileSize, seconds: Number(process.env.BENCH_SECONDS ?? '10'), rounds: Number(process.env.BENCH_ROUNDS ?? '7') })
+    }
+    if (only === 'gateway') {
+      await writeFile(join(results, 'gateway.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, scale, gateway }, null, 2))
+      console.log(`\nwritten: ${join(results, 'gateway.json')}`)
+      await rm(work, { recursive: true, force: true })
+      process.exit(0) // the upload part below is skipped; nothing else is open
+    }
+    const textures = Math.max(10, Math.round(2000 * scale))
+    const loadBefore = loadavg()
+    console.log(`\nUpload benchmark on Node ${process.version}: ${(fileSize / MiB).toFixed(0)} MiB file, ${textures} textures, 200 concurrent uploads, ${uploadRounds} round(s)`)
+    const uploads = await uploadsBench(work, { fileSize, textures, memoryFileSize: Math.round(2048 * MiB * scale), concurrent: 200, modelSize: 200_000, rounds: uploadRounds, database })
+    const idle = await embeddedBaseline(work, database)
+    printUploadsTable(uploads, idle)
+    const loadAfter = loadavg()
+    const load = (l: number[]): string => l.map((v) => v.toFixed(2)).join(', ')
+    console.log(`Load average (1, 5, 15 min) on this ${availableParallelism()}-core machine, shared: ${load(loadBefore)} before the uploads, ${load(loadAfter)} after.`)
+    console.log(`Idle peak RSS after start: server ${idle.serverIdlePeakMB.toFixed(0)} MB, the embedded PostgreSQL's processes ${(idle.treeIdlePeakMB - idle.serverIdlePeakMB).toFixed(0)} MB (summed VmHWM), ${idle.treeRestartIdlePeakMB.toFixed(0)} MB after a restart; the server alone over an external PostgreSQL: ${idle.postgresIdlePeakMB?.toFixed(0) ?? 'n/a'} MB.`)
+    const s3 = only === 'uploads' ? null : await s3Part(work, database)
+
+    await writeFile(join(results, 'latest.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, scale, loadAverage: { before: loadBefore, after: loadAfter }, uploads, idle, gateway, s3 }, null, 2))
+    console.log(`\nwritten: ${join(results, 'latest.json')}`)
+  }
 } finally {
   await postgres?.stop()
   await rm(work, { recursive: true, force: true })
