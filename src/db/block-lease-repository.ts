@@ -76,7 +76,7 @@ export class BlockLeaseRepository {
    * records what it deleted, for the other instances' caches, in the same
    * transaction.
    */
-  async sweep<T> (work: (batch: { leased: (keys: readonly string[]) => Promise<Set<string>>, collected: (keys: readonly string[]) => Promise<void> }) => Promise<T>): Promise<T> {
+  async sweep<T> (work: (batch: { leased: (keys: readonly string[]) => Promise<Set<string>>, collected: (keys: readonly string[]) => Promise<void>, transaction: Knex.Transaction }) => Promise<T>): Promise<T> {
     return this.#db.transaction(async (trx) => {
       await trx.raw('select pg_advisory_xact_lock(?, ?)', [...SWEEP_LOCK])
       return work({
@@ -87,7 +87,9 @@ export class BlockLeaseRepository {
         },
         collected: async (keys) => {
           if (keys.length > 0) await trx('collected_blocks').insert({ keys: keys as string[] })
-        }
+        },
+        // For any other read the batch makes: on this connection, never a second one from the pool (see addedSince).
+        transaction: trx
       })
     })
   }

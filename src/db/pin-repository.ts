@@ -70,19 +70,23 @@ export class PgPinStore implements PinStore {
    * Pins added after `seq` that are still pinned, in order, and the mark to
    * ask from next time (the last one's `seq`, or `seq` itself when there is
    * none). `limit` bounds one answer; without it every such pin is returned.
+   * `within`: a transaction of the caller's to read in (the collector's sweep
+   * batch, which must not wait for a second connection while it holds the
+   * lock that registrations queue behind); the seq lock is then held until
+   * that transaction ends.
    */
-  async addedSince (seq: bigint | number, limit?: number): Promise<{ seq: bigint, cids: CID[] }> {
+  async addedSince (seq: bigint | number, limit?: number, within?: Knex.Transaction): Promise<{ seq: bigint, cids: CID[] }> {
     return this.#exclusively(async (trx) => {
       const query = trx<PinRow>('ipfs_pins').where('seq', '>', String(seq)).orderBy('seq').select('cid', 'seq')
       if (limit !== undefined) void query.limit(limit)
       const rows: PinRow[] = await query
       const last = rows.at(-1)
       return { seq: last === undefined ? BigInt(seq) : BigInt(last.seq), cids: rows.map((row) => CID.parse(row.cid)) }
-    })
+    }, within)
   }
 
-  async #exclusively<T> (read: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
-    return this.#db.transaction(async (trx) => {
+  async #exclusively<T> (read: (trx: Knex.Transaction) => Promise<T>, within?: Knex.Transaction): Promise<T> {
+    return (within ?? this.#db).transaction(async (trx) => {
       await trx.raw('select pg_advisory_xact_lock(?, ?)', SEQ_LOCK)
       return read(trx)
     })

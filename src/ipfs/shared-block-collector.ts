@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import * as dagPb from '@ipld/dag-pb'
+import type { Knex } from 'knex'
 import type { CID } from 'multiformats/cid'
 import type { BlockLeaseRepository } from '../db/block-lease-repository.ts'
 import { NotFoundError } from '../errors.ts'
@@ -11,7 +12,8 @@ import type { GcReport, ImportLease } from './ipfs-backend.ts'
 export interface SharedPins {
   list: () => AsyncIterable<CID>
   maxSeq: () => Promise<bigint>
-  addedSince: (seq: bigint) => Promise<{ seq: bigint, cids: CID[] }>
+  /** Pins after `seq`; `within`: the sweep batch's transaction, read on its connection. */
+  addedSince: (seq: bigint, limit?: number, within?: Knex.Transaction) => Promise<{ seq: bigint, cids: CID[] }>
 }
 
 export interface SharedBlockCollectorInit {
@@ -284,15 +286,18 @@ export class SharedBlockCollector {
 
   /**
    * Deletes those of `keys` that no pin reaches and no lease holds, with the
-   * sweep lock held alone; first walks the pins recorded since the mark.
+   * sweep lock held alone; first reads the leases, then walks the pins
+   * recorded since the mark.
    * Returns the keys deleted (or, with `dryRun`, that would be).
    */
   async #sweepBatch (keys: readonly string[], reachable: { keys: Set<string>, seq: bigint }, dryRun: boolean): Promise<string[]> {
-    return this.#init.leases.sweep(async ({ leased, collected }) => {
-      const added = await this.#init.pins.addedSince(reachable.seq)
+    return this.#init.leases.sweep(async ({ leased, collected, transaction }) => {
+      // Leases first, pins second: an import pins before it ends its lease, so a lease ended before this read has its
+      // pin visible to the next; read the other way round, a pin and its lease's end could both fall between them.
+      const held = await leased(keys)
+      const added = await this.#init.pins.addedSince(reachable.seq, undefined, transaction)
       for (const root of added.cids) await this.#walk(root, reachable.keys)
       reachable.seq = added.seq
-      const held = await leased(keys)
       const doomed = keys.filter((key) => !reachable.keys.has(key) && !held.has(key))
       if (!dryRun) {
         await this.#init.storage.delete(doomed)
