@@ -131,9 +131,10 @@ describe.skipIf(!available)('resumable uploads from the upload page (Chromium)',
       const { root } = await doneRow(page)
 
       expect(relay.cuts).toBe(1)
-      // Created once, then PATCH, cut, HEAD for the offset, PATCH the rest.
+      // Created once, then PATCH, cut, and the rest from where the server is: tus-js-client asks the offset
+      // (HEAD) after a failed PATCH, unless Chromium resent the cut PATCH on a new connection by itself
+      // first and the server took it (a cut before any of its body was stored). Either way, no restart.
       expect(methods.filter((m) => m === 'POST')).toHaveLength(1)
-      expect(methods).toContain('HEAD')
       expect(methods.filter((m) => m === 'PATCH').length).toBeGreaterThanOrEqual(2)
       // What the server had was not sent again: a restart would send 20 MiB more; a resume at most the
       // 8 MiB chunk Chromium resends on its own after the cut (refused, 409: a stale offset).
