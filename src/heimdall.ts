@@ -94,9 +94,10 @@ async function resetTmpDir (tmpDir: string): Promise<void> {
 }
 
 /**
- * The database (migrated) and the IPFS node, opened side by side: neither
- * needs the other, and the first start's initdb takes longest. Whichever
- * opened is closed again when the other fails.
+ * The database (migrated) and the IPFS node, opened side by side: the first
+ * start's initdb takes longest, and the node's file store needs nothing of
+ * the database (a shared store waits for `migrated`: its pins and leases are
+ * tables). Whichever opened is closed again when the other fails.
  */
 async function openStorage (opening: Promise<Database>, openBackend: (migrated: Promise<Database>) => Promise<IpfsBackend>): Promise<{ database: Database, backend: IpfsBackend }> {
   const migrated = opening.then(async (db) => {

@@ -9,12 +9,11 @@ import { balanced } from 'ipfs-unixfs-importer/layout'
 import { CID } from 'multiformats/cid'
 import * as dagPb from '@ipld/dag-pb'
 import type { Logger } from 'pino'
-import { sha256, sha512 } from 'multiformats/hashes/sha2'
 import { concat } from 'uint8arrays/concat'
-import { equals } from 'uint8arrays/equals'
 import type { NetworkConfig } from '../config.ts'
 import { NotFoundError } from '../errors.ts'
 import { BlockCollector, SHARDING, blockKey } from './block-collector.ts'
+import { hashMatches } from './block-hash.ts'
 import type { BlockLeaseRepository } from '../db/block-lease-repository.ts'
 import type { BlockStorage } from '../storage/block-storage.ts'
 import { FsBlockStorage } from '../storage/fs-block-storage.ts'
@@ -64,16 +63,6 @@ const PIN_WALKER = unixfsPinWalker()
 
 /** sha2-256 of zero bytes as a raw block: a CID to look up when probing the datastore. */
 const EMPTY_BLOCK = CID.parse('bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku')
-
-const HASHERS = new Map<number, { digest: (bytes: Uint8Array) => Promise<{ digest: Uint8Array }> | { digest: Uint8Array } }>([[sha256.code, sha256], [sha512.code, sha512]])
-
-/** Fetched bytes are stored only when they hash to the CID's own multihash. */
-async function matches (cid: CID, bytes: Uint8Array): Promise<boolean> {
-  const hasher = HASHERS.get(cid.multihash.code)
-  if (hasher === undefined) return false
-  const { digest } = await hasher.digest(bytes)
-  return cid.multihash.size <= digest.byteLength && equals(digest.subarray(0, cid.multihash.size), cid.multihash.digest)
-}
 
 const NOT_FOUND_ERRORS = new Set(['BlockNotFoundWhileOfflineError', 'NotFoundError', 'ResolveError', 'NoContentError', 'NotUnixFSError'])
 
@@ -147,6 +136,7 @@ export class HeliaBackend implements IpfsBackend {
 
   #strategy: NetworkConfig['provideStrategy'] | undefined
   readonly #collectedListeners = new Set<() => void>()
+  readonly #pools = new Map<number, ChunkPool>()
 
   /**
    * Calls `listener` whenever blocks were collected from a store this node
@@ -157,7 +147,11 @@ export class HeliaBackend implements IpfsBackend {
   onSharedCollection (listener: () => void): void {
     this.#collectedListeners.add(listener)
   }
-  readonly #pools = new Map<number, ChunkPool>()
+
+  /** Whether a live import lease of this process wrote the block to the shared store (see StorageBlockstore). */
+  #holds (cid: CID): boolean {
+    return this.#collector instanceof SharedBlockCollector && this.#collector.holds(cid)
+  }
 
   /** The chunks imports of this chunk size share: enough for the leaves in flight of a few imports at once. */
   #pool (chunkSize: number): ChunkPool {
@@ -179,33 +173,32 @@ export class HeliaBackend implements IpfsBackend {
     const unlock = await lockRepo(dir)
     let backend: HeliaBackend | undefined
     try {
-      const datastore = new FsDatastore(join(dir, 'datastore'))
       const shared = options.shared
-      let helia: Helia
       let storage: BlockStorage
+      let blockstore: Parameters<typeof createLightNode>[0]['blockstore']
       if (shared === undefined) {
         const blocks = new FsBlockstore(join(dir, 'blocks'), { shardingStrategy: SHARDING })
         await blocks.open() // creates the directory that readiness and free-space checks look at
         storage = await new FsBlockStorage(blocks.path).open()
-        helia = createLightNode({ blockstore: blocks, datastore })
+        blockstore = blocks
       } else {
         storage = shared.storage
-        const held = (cid: CID): boolean => backend !== undefined && backend.#collector instanceof SharedBlockCollector && backend.#collector.holds(cid)
-        helia = createLightNode({ blockstore: new StorageBlockstore(storage, held), datastore })
-        await helia.start()
-        backend = new HeliaBackend(helia, storage, unlock, shared)
-        if (backend.#collector instanceof SharedBlockCollector) await backend.#collector.start()
+        blockstore = new StorageBlockstore(storage, (cid) => backend !== undefined && backend.#holds(cid))
       }
-      if (backend === undefined) {
-        await helia.start()
-        backend = new HeliaBackend(helia, storage, unlock, undefined)
-      }
+      const helia = createLightNode({ blockstore, datastore: new FsDatastore(join(dir, 'datastore')) })
+      await helia.start()
+      backend = new HeliaBackend(helia, storage, unlock, shared)
+      if (backend.#collector instanceof SharedBlockCollector) await backend.#collector.start()
       const network = options.network
       if (network !== undefined && network.config.mode !== 'off') await backend.#join(network.config as NetworkConfig & { mode: 'private' | 'public' }, network)
       return backend
     } catch (err) {
-      if (backend !== undefined) await backend.close().catch(() => {})
-      else await unlock()
+      if (backend !== undefined) {
+        await backend.close().catch(() => {})
+      } else {
+        await options.shared?.storage.close().catch(() => {})
+        await unlock()
+      }
       throw err
     }
   }
@@ -287,7 +280,8 @@ export class HeliaBackend implements IpfsBackend {
     })
     if (bytes === undefined && this.#network !== undefined) {
       bytes = await this.#network.retrieve(cid, { signal: options.signal })
-      if (!(await matches(cid, bytes))) throw new Error(`a peer sent bytes for ${cid.toString()} that do not match it`)
+      // Fetched bytes are stored only when they hash to the CID's own multihash.
+      if (!hashMatches(cid, bytes)) throw new Error(`a peer sent bytes for ${cid.toString()} that do not match it`)
     }
     if (bytes === undefined) throw new NotFoundError(`block ${cid.toString()} not found on this node`)
     // Under the lease whether it was here or not: a block only some other import held must not vanish under this one.
@@ -456,9 +450,6 @@ export class HeliaBackend implements IpfsBackend {
 
   /** The local folder of blocks (or, for the S3 store, of its read cache), for free-space checks. */
   get blocksDir (): string { return this.#storage.localDir }
-
-  /** Which block store holds the blocks. */
-  get storageKind (): BlockStorage['kind'] { return this.#storage.kind }
 
   async close (): Promise<void> {
     if (!this.#running) return

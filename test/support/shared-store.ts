@@ -2,11 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { openPostgres, type Database } from '../../src/db/database.ts'
-import { BlockLeaseRepository } from '../../src/db/block-lease-repository.ts'
-import { PgPinStore } from '../../src/db/pin-repository.ts'
 import type { SharedStore } from '../../src/ipfs/helia-backend.ts'
-import { BlockCache } from '../../src/storage/block-cache.ts'
-import { S3BlockStorage } from '../../src/storage/s3-block-storage.ts'
+import { openSharedStore } from '../../src/storage/open-shared-store.ts'
 import { S3Client } from '../../src/storage/s3-client.ts'
 import { createScratchDatabase } from './postgres-server.ts'
 import { createBucket, startSeaweed, type SeaweedCluster } from './seaweedfs.ts'
@@ -18,7 +15,7 @@ export interface SharedStoreFixture {
   bucket: string
   /** A client of the bucket, for looking at what is in it. */
   s3: S3Client
-  /** What one instance opens: its own read cache (`cacheBytes`, default 64 MiB) in a temp folder. */
+  /** What one instance opens: its own read cache (`cacheBytes`, default 64 MiB) under `cacheDir` (default a temp folder). */
   open: (instance: string, options?: { cacheBytes?: number, cacheDir?: string, collector?: SharedStore['collector'] }) => Promise<SharedStore>
   /** Block objects in the bucket now. */
   blockCount: () => Promise<number>
@@ -45,15 +42,12 @@ export async function startSharedStore (seaweedBin: string, postgresUrl: string)
     open: async (instance, o = {}) => {
       const dir = o.cacheDir ?? await mkdtemp(join(tmpdir(), 'heimdall-s3-cache-'))
       if (o.cacheDir === undefined) dirs.push(dir)
-      const cache = await BlockCache.open(dir, o.cacheBytes ?? 64 * 1024 ** 2)
-      return {
-        storage: new S3BlockStorage(new S3Client(options), { prefix: 'test/', cache }),
-        pins: new PgPinStore(db.knex),
-        leases: new BlockLeaseRepository(db.knex),
-        instance,
-        copies: cache,
-        ...(o.collector === undefined ? {} : { collector: o.collector })
-      }
+      // As the service opens it (its read cache in dir/block-cache), with the test's prefix and timings.
+      const store = await openSharedStore(
+        { kind: 's3', ...options, prefix: 'test/', sessionToken: undefined, cacheBytes: o.cacheBytes ?? 64 * 1024 ** 2, leaseTtlSeconds: o.collector?.leaseTtlSeconds ?? 300 },
+        { db: db.knex, dir, instance }
+      )
+      return o.collector === undefined ? store : { ...store, collector: o.collector }
     },
     blockCount: async () => {
       let n = 0
