@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import knex from 'knex'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { identity } from 'multiformats/hashes/identity'
@@ -13,6 +14,7 @@ import { BlockCache } from '../../src/storage/block-cache.ts'
 import { FsBlockStorage } from '../../src/storage/fs-block-storage.ts'
 import { CorruptBlockError, S3BlockStorage } from '../../src/storage/s3-block-storage.ts'
 import { S3Client } from '../../src/storage/s3-client.ts'
+import { openSharedStore } from '../../src/storage/open-shared-store.ts'
 import { createBucket, startSeaweed, type SeaweedCluster } from '../support/seaweedfs.ts'
 
 const seaweedBin = inject('seaweedBin')
@@ -154,5 +156,15 @@ describe.skipIf(seaweedBin === '')('S3 block store: reads checked and cached, th
     const reopened = await BlockCache.open(join(dir, 'b'), 250_000)
     expect(reopened.bytes).toBe(100_000)
     await storage.close()
+  })
+
+  it('refuses to open the shared store when the bucket does not answer, saying why in the configuration\'s terms', async () => {
+    const db = knex({ client: 'pg' }) // never asked: the bucket is checked first
+    const config = { kind: 's3' as const, ...s3Options(bucket), prefix: '', sessionToken: undefined, cacheBytes: 0, leaseTtlSeconds: 300 }
+    const open = async (changes: Partial<typeof config>): Promise<unknown> => openSharedStore({ ...config, ...changes }, { db, dir, instance: 'x' })
+    await expect(open({ secretAccessKey: 'not-the-secret' })).rejects.toThrow(/refused the credentials \(AWS_ACCESS_KEY_ID/)
+    await expect(open({ bucket: 'no-such-bucket' })).rejects.toThrow(/"no-such-bucket" .* does not exist: create it first/)
+    await expect(open({ endpoint: 'http://127.0.0.1:9' })).rejects.toThrow(/did not answer: .*ECONNREFUSED/)
+    await db.destroy()
   })
 })
