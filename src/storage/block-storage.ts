@@ -1,4 +1,6 @@
 import type { CID } from 'multiformats/cid'
+import type { Within } from './pack-index.ts'
+import type { BatchHooks, BlockBatch } from './pack-writer.ts'
 
 /** A block as a listing names it: its key (see `blockKey`) and size in bytes. */
 export interface StoredBlock {
@@ -28,8 +30,16 @@ export interface BlockStorage {
   has: (cid: CID) => Promise<boolean>
   /** Every block held, in no particular order. */
   list: () => AsyncIterable<StoredBlock>
-  /** Removes blocks by key; keys not held are skipped. */
-  delete: (keys: readonly string[]) => Promise<void>
+  /**
+   * Removes blocks by key; keys not held are skipped. `within`: the
+   * collector's sweep transaction, for a store with an index in the database.
+   */
+  delete: (keys: readonly string[], within?: Within) => Promise<void>
+  /**
+   * The writes of one import as a batch (the S3 store packs them into few
+   * objects); absent, or undefined, where blocks are written one at a time.
+   */
+  batch?: (hooks: BatchHooks) => BlockBatch | undefined
   /** Resolves when the store takes reads and writes; for readiness probes. */
   ping: () => Promise<void>
   /** A local folder whose free space matters (the blocks, or the read cache). */

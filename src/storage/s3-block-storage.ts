@@ -3,9 +3,13 @@ import { blockKey, shardOf } from '../ipfs/block-collector.ts'
 import { hashMatches } from '../ipfs/block-hash.ts'
 import type { BlockCache } from './block-cache.ts'
 import { IDENTITY, readIdentityInto, type BlockStorage, type StoredBlock } from './block-storage.ts'
+import type { PackIndex, Within } from './pack-index.ts'
+import { PackWriter, type BatchHooks, type BlockBatch, type Pack } from './pack-writer.ts'
 import type { S3Client } from './s3-client.ts'
 
 const DELETE_BATCH = 1000
+/** Names of pack objects (and of an unfinished pack as the collector lists it); never a block key, which is base32 upper case. */
+const PACK = 'pack-'
 
 /** A block read back from the bucket whose bytes are not its CID's. */
 export class CorruptBlockError extends Error {
@@ -15,31 +19,52 @@ export class CorruptBlockError extends Error {
   }
 }
 
+export interface S3BlockStorageOptions {
+  prefix: string
+  cache: BlockCache
+  /** Where packed blocks are (PostgreSQL); without it, or with `packBytes` 0, every block is an object of its own. */
+  index?: PackIndex | undefined
+  /** An import's blocks are sent in packs of this size (S3_PACK_BYTES). */
+  packBytes?: number
+  /** Packs of one import sent at once. */
+  packsInFlight?: number
+}
+
 /**
- * Blocks as objects in an S3-compatible bucket, one object per block, at
- * `<prefix>blocks/<shard>/<key>` (the same names as the file store; the shard,
- * two characters from the end of the multihash, spreads keys over the
- * bucket's partitions where the common `CIQ…` start of every sha2-256 key
- * would not). One object per block keeps a delete one key and a read one
- * GET; the README's benchmark compares it with the file store.
+ * Blocks in an S3-compatible bucket, in two layouts read side by side:
+ *
+ * - Packs (`<prefix>packs/<name>`): an import's blocks back to back, a few
+ *   MiB to an object, with the pack index in PostgreSQL saying where each
+ *   block is (a ranged GET reads it). One PUT per pack instead of per block:
+ *   what object stores bill and what their request rate limits.
+ * - One object per block (`<prefix>blocks/<shard>/<key>`, the file store's
+ *   names; the shard, two characters from the end of the multihash, spreads
+ *   keys over the bucket's partitions). Writes outside an import batch
+ *   (blocks fetched one by one) and buckets written before packs.
  *
  * Reads go through a bounded cache on the local disk; a block fetched from
- * the bucket is checked against its CID before it is cached or returned. A
- * write always PUTs (an idempotent overwrite): whether the block was there
- * before is not worth a HEAD, and the collector relies on every write of an
- * import reaching the bucket.
+ * the bucket is checked against its CID before it is cached or returned.
+ * A block of a pack not yet stored is read from the pack in memory.
  */
 export class S3BlockStorage implements BlockStorage {
   readonly kind = 's3'
   readonly #s3: S3Client
   readonly #prefix: string
   readonly #cache: BlockCache
+  readonly #index: PackIndex | undefined
+  readonly #packBytes: number
+  readonly #packsInFlight: number
   readonly #writing = new Map<string, Promise<void>>()
+  /** Blocks in packs of this process not yet stored, by key. */
+  readonly #pending = new Map<string, Uint8Array>()
 
-  constructor (s3: S3Client, options: { prefix: string, cache: BlockCache }) {
+  constructor (s3: S3Client, options: S3BlockStorageOptions) {
     this.#s3 = s3
     this.#prefix = options.prefix
     this.#cache = options.cache
+    this.#index = options.index
+    this.#packBytes = options.packBytes ?? 0
+    this.#packsInFlight = options.packsInFlight ?? 2
   }
 
   get localDir (): string { return this.#cache.dir }
@@ -47,6 +72,40 @@ export class S3BlockStorage implements BlockStorage {
 
   #objectKey (key: string): string {
     return `${this.#prefix}blocks/${shardOf(key)}/${key}`
+  }
+
+  #packKey (name: string): string {
+    return `${this.#prefix}packs/${name}`
+  }
+
+  /** A batch of an import's writes, sent in packs; undefined when this store writes a block at a time. */
+  batch (hooks: BatchHooks): BlockBatch | undefined {
+    const index = this.#index
+    if (index === undefined || this.#packBytes <= 0) return undefined
+    return new PackWriter({
+      packBytes: this.#packBytes,
+      inFlight: this.#packsInFlight,
+      pending: (key, bytes) => { this.#pending.set(key, bytes) },
+      store: async (pack) => { await this.#store(pack, index, hooks) },
+      drop: (pack) => { this.#unpend(pack) }
+    }, hooks)
+  }
+
+  /** The pack's object, then its index rows: a row never names an object that is not there. */
+  async #store (pack: Pack, index: PackIndex, hooks: BatchHooks): Promise<void> {
+    try {
+      await hooks.beforeWrite(pack.name)
+      await this.#s3.putObject(this.#packKey(pack.name), pack.bytes)
+      const indexed = await index.record(pack.name, pack.size, pack.entries.map(({ key, offset, length }) => ({ key, offset, length })))
+      // Every block of it was indexed in another pack first (the same content imported at once elsewhere).
+      if (indexed === 0) await this.#s3.deleteObjects([this.#packKey(pack.name)])
+    } finally {
+      this.#unpend(pack)
+    }
+  }
+
+  #unpend (pack: Pack): void {
+    for (const { key } of pack.entries) this.#pending.delete(key)
   }
 
   async put (cid: CID, bytes: Uint8Array): Promise<void> {
@@ -60,11 +119,26 @@ export class S3BlockStorage implements BlockStorage {
     await write
   }
 
+  /** The block's bytes from a pending pack, a stored pack or its own object, unchecked; undefined when none has it. */
+  async #fetch (key: string): Promise<Uint8Array | undefined> {
+    const pending = this.#pending.get(key)
+    if (pending !== undefined) return pending
+    if (this.#index !== undefined) {
+      const at = await this.#index.locate(key)
+      if (at !== undefined) {
+        const bytes = await this.#s3.getRange(this.#packKey(at.pack), at.offset, at.length)
+        // A pack collected between the lookup and the read: the block went with it.
+        if (bytes !== undefined) return bytes
+      }
+    }
+    return this.#s3.getObject(this.#objectKey(key))
+  }
+
   async get (cid: CID): Promise<Uint8Array | undefined> {
     if (cid.multihash.code === IDENTITY) return cid.multihash.digest
     const cached = await this.#cache.get(cid)
     if (cached !== undefined) return cached
-    const bytes = await this.#s3.getObject(this.#objectKey(blockKey(cid)))
+    const bytes = await this.#fetch(blockKey(cid))
     if (bytes === undefined) return undefined
     if (!hashMatches(cid, bytes)) throw new CorruptBlockError(cid)
     await this.#cache.add(cid, bytes)
@@ -75,7 +149,15 @@ export class S3BlockStorage implements BlockStorage {
     if (cid.multihash.code === IDENTITY) return readIdentityInto(cid, into)
     const cached = await this.#cache.readInto(cid, into)
     if (cached !== undefined) return cached
-    const got = await this.#s3.getObjectInto(this.#objectKey(blockKey(cid)), into)
+    const key = blockKey(cid)
+    if (this.#index !== undefined || this.#pending.has(key)) {
+      // Packed (or pending): the block comes whole from a ranged read, then into the caller's buffer.
+      const bytes = await this.get(cid)
+      if (bytes === undefined) return undefined
+      into.set(bytes.subarray(0, into.length))
+      return Math.min(into.length, bytes.length)
+    }
+    const got = await this.#s3.getObjectInto(this.#objectKey(key), into)
     if (got === undefined) return undefined
     // A buffer shorter than the block (a caller's mistake) cannot be checked, so it is neither checked nor cached.
     if (got.size <= into.length) {
@@ -89,22 +171,60 @@ export class S3BlockStorage implements BlockStorage {
   async has (cid: CID): Promise<boolean> {
     if (cid.multihash.code === IDENTITY) return true
     if (this.#cache.has(cid)) return true
-    return (await this.#s3.headObject(this.#objectKey(blockKey(cid)))) !== undefined
+    const key = blockKey(cid)
+    if (this.#pending.has(key)) return true
+    if (this.#index !== undefined && (await this.#index.locate(key)) !== undefined) return true
+    return (await this.#s3.headObject(this.#objectKey(key))) !== undefined
   }
 
+  /**
+   * Every block held: objects of their own, packed blocks (from the index),
+   * and, named by the pack, pack objects with no index row (an import that
+   * never finished, or still sending: the collector's leases tell which).
+   */
   async * list (): AsyncIterable<StoredBlock> {
     const prefix = `${this.#prefix}blocks/`
     for await (const object of this.#s3.listObjects(prefix)) {
       const key = object.key.slice(object.key.lastIndexOf('/') + 1)
       if (key.endsWith('.data')) yield { key, size: object.size }
     }
+    if (this.#index === undefined) return
+    yield * this.#index.list()
+    let page: StoredBlock[] = []
+    const unrecorded = async function * (index: PackIndex, blocks: StoredBlock[]): AsyncIterable<StoredBlock> {
+      const recorded = await index.recorded(blocks.map((b) => b.key))
+      for (const block of blocks) if (!recorded.has(block.key)) yield block
+    }
+    for await (const object of this.#s3.listObjects(`${this.#prefix}packs/`)) {
+      const name = object.key.slice(object.key.lastIndexOf('/') + 1)
+      if (!name.startsWith(PACK)) continue
+      page.push({ key: name, size: object.size })
+      if (page.length >= DELETE_BATCH) { yield * unrecorded(this.#index, page); page = [] }
+    }
+    if (page.length > 0) yield * unrecorded(this.#index, page)
   }
 
-  async delete (keys: readonly string[]): Promise<void> {
-    for (let i = 0; i < keys.length; i += DELETE_BATCH) {
-      const batch = keys.slice(i, i + DELETE_BATCH)
+  /**
+   * Removes blocks (their own objects, their index rows, and the packs left
+   * with no block) and unrecorded packs by name. `within`: the sweep's
+   * transaction, which index changes run on.
+   */
+  async delete (keys: readonly string[], within?: Within): Promise<void> {
+    const blocks = keys.filter((key) => !key.startsWith(PACK))
+    let packs = keys.filter((key) => key.startsWith(PACK))
+    if (this.#index !== undefined) {
+      // A pack recorded since it was listed is not an orphan: it goes only with its last block.
+      const recorded = await this.#index.recorded(packs, within)
+      packs = packs.filter((name) => !recorded.has(name))
+    }
+    for (let i = 0; i < blocks.length; i += DELETE_BATCH) {
+      const batch = blocks.slice(i, i + DELETE_BATCH)
       await this.#s3.deleteObjects(batch.map((key) => this.#objectKey(key)))
+      if (this.#index !== undefined) packs.push(...await this.#index.remove(batch, within))
       await this.#cache.forget(batch)
+    }
+    for (let i = 0; i < packs.length; i += DELETE_BATCH) {
+      await this.#s3.deleteObjects(packs.slice(i, i + DELETE_BATCH).map((name) => this.#packKey(name)))
     }
   }
 

@@ -98,6 +98,15 @@ export class S3Client {
     return { read: Math.min(into.length, size), size }
   }
 
+  /** `length` bytes of the object from `offset` (a ranged GET), or undefined when there is no such object. */
+  async getRange (key: string, offset: number, length: number): Promise<Buffer | undefined> {
+    const answer = await this.#request('GET', key, { headers: { Range: `bytes=${offset}-${offset + length - 1}` } })
+    if (answer.status === 404) return undefined
+    this.#check(answer, [206, 200], 'GET', key)
+    // A store that ignores Range sends the whole object (200).
+    return answer.status === 200 ? answer.body.subarray(offset, offset + length) : answer.body
+  }
+
   async headObject (key: string): Promise<{ size: number, lastModified: Date } | undefined> {
     const answer = await this.#request('HEAD', key)
     if (answer.status === 404) return undefined

@@ -1,0 +1,143 @@
+import { randomUUID } from 'node:crypto'
+import type { CID } from 'multiformats/cid'
+import { blockKey } from '../ipfs/block-collector.ts'
+import { IDENTITY } from './block-storage.ts'
+import type { PackEntry } from './pack-index.ts'
+
+/** What the writer of an import is told about its packs (the collector's lease). */
+export interface BatchHooks {
+  /** A pack's name, before its object is written: recorded under the import's lease, so no sweep takes it half done. */
+  beforeWrite: (name: string) => Promise<void>
+  /** Blocks now in the bucket and in the index. */
+  written: (cids: readonly CID[]) => void
+}
+
+/**
+ * The writes of one import, made durable together: `put` takes a block (its
+ * bytes are copied, so the caller may use its buffer again) and returns as
+ * soon as there is room, `flush` resolves once every block put so far is
+ * stored, or rejects with the first failure.
+ */
+export interface BlockBatch {
+  put: (cid: CID, bytes: Uint8Array) => Promise<void>
+  flush: () => Promise<void>
+  /** Drops what is not yet sent and waits for what is being sent (after a failed import, before its lease is swept). */
+  abort: () => Promise<void>
+}
+
+/** A pack being filled: its blocks back to back in one buffer. */
+export class Pack {
+  readonly name = `pack-${randomUUID()}`
+  readonly entries: Array<PackEntry & { cid: CID }> = []
+  readonly #buffer: Buffer
+  #used = 0
+
+  constructor (capacity: number) {
+    this.#buffer = Buffer.allocUnsafeSlow(capacity)
+  }
+
+  get size (): number { return this.#used }
+  get full (): boolean { return this.#used >= this.#buffer.length }
+  fits (length: number): boolean { return this.#used + length <= this.#buffer.length }
+
+  /** Copies the block in; returns its bytes inside the pack (read back until the pack is indexed). */
+  add (cid: CID, key: string, bytes: Uint8Array): Uint8Array {
+    const offset = this.#used
+    this.#buffer.set(bytes, offset)
+    this.#used += bytes.length
+    this.entries.push({ cid, key, offset, length: bytes.length })
+    return this.#buffer.subarray(offset, this.#used)
+  }
+
+  get bytes (): Buffer { return this.#buffer.subarray(0, this.#used) }
+}
+
+export interface PackSink {
+  /** Packs are sealed at this size (a larger block is a pack of its own). */
+  packBytes: number
+  /** Packs of one import sent at once; with the one being filled, what an import holds in memory. */
+  inFlight: number
+  /** A block just copied into a pack, readable from there until its pack is stored. */
+  pending: (key: string, bytes: Uint8Array) => void
+  /** Stores a sealed pack (object, then index) and lets its pending blocks go. */
+  store: (pack: Pack, hooks: BatchHooks) => Promise<void>
+  /** A pack that will not be stored: its pending blocks go. */
+  drop: (pack: Pack) => void
+}
+
+/**
+ * Packs the blocks of one import into objects of about `packBytes`: one
+ * PUT per pack rather than per block. Memory is bounded: a put waits while
+ * `inFlight` packs are being sent and the open one is full, so an import
+ * holds at most `inFlight + 1` packs.
+ */
+export class PackWriter implements BlockBatch {
+  readonly #sink: PackSink
+  readonly #hooks: BatchHooks
+  readonly #keys = new Set<string>()
+  readonly #sending = new Set<Promise<void>>()
+  #open: Pack | undefined
+  #failure: { error: unknown } | undefined
+  #aborted = false
+
+  constructor (sink: PackSink, hooks: BatchHooks) {
+    this.#sink = sink
+    this.#hooks = hooks
+  }
+
+  async put (cid: CID, bytes: Uint8Array): Promise<void> {
+    this.#throwIfFailed()
+    if (cid.multihash.code === IDENTITY) return
+    const key = blockKey(cid)
+    // An import writes a repeated chunk (a run of zeros, a texture in two folders) once.
+    if (this.#keys.has(key)) return
+    this.#keys.add(key)
+    for (;;) {
+      const open = this.#open
+      if (open === undefined) {
+        this.#open = new Pack(Math.max(this.#sink.packBytes, bytes.length))
+        continue
+      }
+      if (open.fits(bytes.length)) {
+        this.#sink.pending(key, open.add(cid, key, bytes))
+        if (open.full && this.#sending.size < this.#sink.inFlight) this.#seal()
+        return
+      }
+      // The open pack is full: sent when there is room, while the next one fills.
+      if (this.#sending.size < this.#sink.inFlight) {
+        this.#seal()
+        continue
+      }
+      await Promise.race(this.#sending)
+      this.#throwIfFailed()
+    }
+  }
+
+  async flush (): Promise<void> {
+    this.#seal()
+    while (this.#sending.size > 0) await Promise.all(this.#sending)
+    this.#throwIfFailed()
+  }
+
+  async abort (): Promise<void> {
+    this.#aborted = true
+    if (this.#open !== undefined) this.#sink.drop(this.#open)
+    this.#open = undefined
+    while (this.#sending.size > 0) await Promise.all(this.#sending)
+  }
+
+  #seal (): void {
+    const pack = this.#open
+    this.#open = undefined
+    if (pack === undefined || pack.entries.length === 0 || this.#aborted) return
+    const sent: Promise<void> = this.#sink.store(pack, this.#hooks)
+      .then(() => { this.#hooks.written(pack.entries.map((e) => e.cid)) }, (error: unknown) => { this.#failure ??= { error } })
+      .finally(() => { this.#sending.delete(sent) })
+    this.#sending.add(sent)
+  }
+
+  #throwIfFailed (): void {
+    if (this.#failure !== undefined) throw this.#failure.error
+    if (this.#aborted) throw new Error('the import was aborted')
+  }
+}

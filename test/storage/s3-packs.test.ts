@@ -1,0 +1,207 @@
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { PgPackIndex } from '../../src/db/pack-index-repository.ts'
+import { blockKey } from '../../src/ipfs/block-collector.ts'
+import { BlockCache } from '../../src/storage/block-cache.ts'
+import type { BlockBatch } from '../../src/storage/pack-writer.ts'
+import { CorruptBlockError, S3BlockStorage } from '../../src/storage/s3-block-storage.ts'
+import { S3Client } from '../../src/storage/s3-client.ts'
+import { startSharedStore, type SharedStoreFixture } from '../support/shared-store.ts'
+
+const available = inject('seaweedBin') !== '' && inject('postgresUrl') !== ''
+if (!available) console.warn('\n!!!!! SKIPPING the S3 pack tests: they need SeaweedFS and PostgreSQL (see the setup\'s message)\n')
+
+async function block (bytes: Uint8Array): Promise<{ cid: CID, bytes: Uint8Array }> {
+  return { cid: CID.createV1(raw.code, await sha256.digest(bytes)), bytes }
+}
+
+/**
+ * The S3 store's packs (S3_PACK_BYTES): an import's blocks sent a few MiB
+ * to an object, with the index in PostgreSQL. What is asserted about the
+ * bucket is read from the bucket and the index tables directly.
+ */
+describe.skipIf(!available)('S3 block store: packs', () => {
+  let shared: SharedStoreFixture
+  const dirs: string[] = []
+  const stores: S3BlockStorage[] = []
+  let n = 0
+
+  /** A store as one instance opens it: its own empty read cache, the shared bucket (prefix per test) and index. */
+  async function open (prefix: string, options: { packBytes?: number, cacheBytes?: number } = {}): Promise<S3BlockStorage> {
+    const dir = await mkdtemp(join(tmpdir(), 'heimdall-packs-'))
+    dirs.push(dir)
+    const s3 = new S3Client({ endpoint: shared.seaweed.endpoint, bucket: shared.bucket, region: shared.seaweed.region, forcePathStyle: true, accessKeyId: shared.seaweed.accessKeyId, secretAccessKey: shared.seaweed.secretAccessKey })
+    const store = new S3BlockStorage(s3, { prefix, cache: await BlockCache.open(dir, options.cacheBytes ?? 0), index: new PgPackIndex(shared.db.knex), packBytes: options.packBytes ?? 256 * 1024 })
+    stores.push(store)
+    return store
+  }
+
+  function batchOf (store: S3BlockStorage, leased: string[] = [], written: CID[] = []): BlockBatch {
+    const batch = store.batch({ beforeWrite: async (name) => { leased.push(name); await Promise.resolve() }, written: (cids) => { written.push(...cids) } })
+    if (batch === undefined) throw new Error('the store does not pack')
+    return batch
+  }
+
+  async function packObjects (prefix: string): Promise<Map<string, number>> {
+    const packs = new Map<string, number>()
+    for await (const object of shared.s3.listObjects(`${prefix}packs/`)) packs.set(object.key.slice(`${prefix}packs/`.length), object.size)
+    return packs
+  }
+
+  const prefix = (): string => `packs-${++n}/`
+
+  beforeAll(async () => { shared = await startSharedStore(inject('seaweedBin'), inject('postgresUrl')) }, 180_000)
+  afterAll(async () => {
+    for (const store of stores) await store.close()
+    for (const dir of dirs) await rm(dir, { recursive: true, force: true })
+    await shared.stop()
+  })
+
+  it('sends an import\'s blocks as few objects, each leased before it is written, readable at once and from another instance', async () => {
+    const p = prefix()
+    const store = await open(p)
+    const blocks = await Promise.all(Array.from({ length: 40 }, async () => block(randomBytes(20_000))))
+    const leased: string[] = []
+    const written: CID[] = []
+    const batch = batchOf(store, leased, written)
+    for (const b of blocks) await batch.put(b.cid, b.bytes)
+    // Taken, not yet all sent: readable from the pack in memory already.
+    expect(Buffer.compare(Buffer.from(await store.get(blocks[39]?.cid as CID) as Uint8Array), blocks[39]?.bytes as Uint8Array)).toBe(0)
+    await batch.flush()
+    expect(written.map(String).sort()).toEqual(blocks.map((b) => b.cid.toString()).sort())
+    const packs = await packObjects(p)
+    // 800 kB in packs of 256 KiB: 4 objects, not 40.
+    expect(packs.size).toBe(4)
+    expect([...packs.keys()].sort()).toEqual([...leased].sort())
+    const rows = await shared.db.knex<{ block_key: string, pack: string, offset: string, length: number }>('packed_blocks').whereIn('block_key', blocks.map((b) => blockKey(b.cid))).select('pack', 'offset', 'length')
+    expect(rows).toHaveLength(40)
+    for (const row of rows) expect(Number(row.offset) + row.length).toBeLessThanOrEqual(packs.get(row.pack) ?? 0)
+    // Another instance, with nothing cached, reads them from the bucket through the index.
+    const other = await open(p)
+    for (const b of blocks) {
+      expect(await other.has(b.cid)).toBe(true)
+      expect(Buffer.compare(Buffer.from(await other.get(b.cid) as Uint8Array), b.bytes)).toBe(0)
+      const into = new Uint8Array(b.bytes.length + 10)
+      expect(await other.readInto(b.cid, into)).toBe(b.bytes.length)
+      expect(Buffer.compare(Buffer.from(into.subarray(0, b.bytes.length)), b.bytes)).toBe(0)
+    }
+  })
+
+  it('lists packed blocks with their sizes; a pack goes with its last block', async () => {
+    const p = prefix()
+    const store = await open(p, { packBytes: 64 * 1024 })
+    const blocks = await Promise.all(Array.from({ length: 6 }, async () => block(randomBytes(30_000))))
+    const batch = batchOf(store)
+    for (const b of blocks) await batch.put(b.cid, b.bytes)
+    await batch.flush()
+    expect((await packObjects(p)).size).toBe(3) // two blocks to a 64 KiB pack
+    const listed = new Map<string, number>()
+    for await (const b of store.list()) listed.set(b.key, b.size)
+    for (const b of blocks) expect(listed.get(blockKey(b.cid))).toBe(30_000)
+    // One block of the first pack: the pack stays, for the other.
+    const [first, second] = blocks as [typeof blocks[0], typeof blocks[0]]
+    await store.delete([blockKey(first.cid)])
+    expect(await store.get(first.cid)).toBeUndefined()
+    expect(await store.has(first.cid)).toBe(false)
+    expect((await packObjects(p)).size).toBe(3)
+    expect(Buffer.compare(Buffer.from(await store.get(second.cid) as Uint8Array), second.bytes)).toBe(0)
+    // Its last block: the object goes too.
+    await store.delete([blockKey(second.cid)])
+    expect((await packObjects(p)).size).toBe(2)
+    await store.delete(blocks.map((b) => blockKey(b.cid)))
+    expect((await packObjects(p)).size).toBe(0)
+    expect(await shared.db.knex('packed_blocks').whereIn('block_key', blocks.map((b) => blockKey(b.cid))).count({ n: '*' }).first()).toEqual({ n: '0' })
+  })
+
+  it('a block indexed in another pack first keeps its place; a pack of nothing new is not kept', async () => {
+    const p = prefix()
+    const store = await open(p)
+    const shared1 = await block(randomBytes(10_000))
+    const only = await block(randomBytes(10_000))
+    const first = batchOf(store)
+    await first.put(shared1.cid, shared1.bytes)
+    await first.flush()
+    const before = await packObjects(p)
+    const again = batchOf(store)
+    await again.put(shared1.cid, shared1.bytes)
+    await again.flush()
+    expect(await packObjects(p)).toEqual(before)
+    const mixed = batchOf(store)
+    await mixed.put(shared1.cid, shared1.bytes)
+    await mixed.put(only.cid, only.bytes)
+    await mixed.flush()
+    expect((await packObjects(p)).size).toBe(2)
+    const where = await shared.db.knex<{ block_key: string, pack: string }>('packed_blocks').where({ block_key: blockKey(shared1.cid) }).first('pack')
+    expect(before.has(where?.pack ?? '')).toBe(true)
+  })
+
+  it('refuses bytes in a pack that do not hash to the block, and caches nothing of them', async () => {
+    const p = prefix()
+    const store = await open(p)
+    const b = await block(randomBytes(5000))
+    const batch = batchOf(store)
+    await batch.put(b.cid, b.bytes)
+    await batch.flush()
+    const [name] = [...(await packObjects(p)).keys()]
+    await shared.s3.putObject(`${p}packs/${name ?? ''}`, randomBytes(5000)) // someone else's bytes under that pack
+    const reader = await open(p, { cacheBytes: 1024 * 1024 })
+    await expect(reader.get(b.cid)).rejects.toBeInstanceOf(CorruptBlockError)
+    expect(reader.cache.has(b.cid)).toBe(false)
+  })
+
+  it('names a pack object the index does not know (an import that never finished), deletes it by that name, and never a recorded one', async () => {
+    const p = prefix()
+    const store = await open(p)
+    await shared.s3.putObject(`${p}packs/pack-unfinished`, randomBytes(3000))
+    const b = await block(randomBytes(4000))
+    const batch = batchOf(store)
+    await batch.put(b.cid, b.bytes)
+    await batch.flush()
+    const listed: string[] = []
+    for await (const s of store.list()) listed.push(s.key)
+    expect(listed).toContain('pack-unfinished')
+    expect(listed.filter((k) => k.startsWith('pack-'))).toEqual(['pack-unfinished'])
+    const recorded = [...(await packObjects(p)).keys()].filter((k) => k !== 'pack-unfinished')
+    await store.delete(['pack-unfinished', ...recorded])
+    expect([...(await packObjects(p)).keys()]).toEqual(recorded)
+    expect(Buffer.compare(Buffer.from(await store.get(b.cid) as Uint8Array), b.bytes)).toBe(0)
+  })
+
+  it('a failed pack fails the flush, and the import can be aborted with nothing left pending', async () => {
+    const p = prefix()
+    const store = await open(p, { packBytes: 16 * 1024 })
+    const b = await block(randomBytes(10_000))
+    const failing = store.batch({ beforeWrite: async () => { await Promise.reject(new Error('the lease could not be recorded')) }, written: () => {} }) as BlockBatch
+    await failing.put(b.cid, b.bytes)
+    await expect(failing.flush()).rejects.toThrow('the lease could not be recorded')
+    await failing.abort()
+    expect(await store.has(b.cid)).toBe(false)
+    expect((await packObjects(p)).size).toBe(0)
+  })
+
+  it('holds at most the open pack and the packs in flight of an import in memory', async () => {
+    const p = prefix()
+    const store = await open(p, { packBytes: 64 * 1024 })
+    let release: () => void = () => {}
+    const gate = new Promise<void>((resolve) => { release = resolve })
+    const leased: string[] = []
+    const batch = store.batch({ beforeWrite: async (name) => { leased.push(name); await gate }, written: () => {} }) as BlockBatch
+    const blocks = await Promise.all(Array.from({ length: 12 }, async () => block(randomBytes(60_000))))
+    let taken = 0
+    const putting = (async () => { for (const b of blocks) { await batch.put(b.cid, b.bytes); taken++ } })()
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    // Two packs in flight (held at the gate) and one open and full: the fourth block waits.
+    expect(leased).toHaveLength(2)
+    expect(taken).toBe(3)
+    release()
+    await putting
+    await batch.flush()
+    expect((await packObjects(p)).size).toBe(12)
+  })
+})
