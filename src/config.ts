@@ -85,6 +85,7 @@ const envSchema = z.object({
   S3_REGION: optionalString.pipe(z.string().default('us-east-1')),
   S3_FORCE_PATH_STYLE: optionalString.pipe(z.enum(['true', 'false']).default('true')),
   S3_CACHE_BYTES: integer(0, Number.MAX_SAFE_INTEGER).default(1024 ** 3),
+  S3_PACK_BYTES: integer(0, 256 * 1024 ** 2).default(8 * 1024 ** 2),
   AWS_ACCESS_KEY_ID: optionalString,
   AWS_SECRET_ACCESS_KEY: optionalString,
   AWS_SESSION_TOKEN: optionalString,
@@ -265,6 +266,8 @@ export type BlockstoreConfig =
     sessionToken: string | undefined
     /** Bytes of blocks the local read cache (DATA_DIR/ipfs/block-cache) keeps. */
     cacheBytes: number
+    /** An import's blocks go to the bucket in objects of about this size, indexed in PostgreSQL; 0: one object per block. */
+    packBytes: number
     /** Leases of an instance that has not beaten for this long are dead (it crashed mid-import). */
     leaseTtlSeconds: number
   }
@@ -319,6 +322,7 @@ export function loadConfig (env: Env): Config {
           secretAccessKey: e.AWS_SECRET_ACCESS_KEY ?? '',
           sessionToken: e.AWS_SESSION_TOKEN,
           cacheBytes: e.S3_CACHE_BYTES,
+          packBytes: e.S3_PACK_BYTES,
           leaseTtlSeconds: e.GC_LEASE_TTL_SECONDS
         }
       : { kind: 'fs' },

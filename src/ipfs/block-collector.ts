@@ -75,8 +75,8 @@ export class BlockCollector {
 
   lease (): ImportLease { return new Lease(this) }
 
-  /** The blockstore an import writes to under `lease`. */
-  writer (lease: ImportLease): Pick<Blockstore, 'put'> {
+  /** The blockstore an import writes to under `lease` (each put is stored when it returns: `flush` has nothing to wait for). */
+  writer (lease: ImportLease): Pick<Blockstore, 'put'> & { flush: () => Promise<void> } {
     if (!(lease instanceof Lease)) throw new Error('the lease was not opened by this node')
     return {
       put: async (cid, bytes, options) => {
@@ -88,7 +88,8 @@ export class BlockCollector {
         }
         await this.#deleting.get(key)
         return this.#init.blockstore.put(cid, bytes, options)
-      }
+      },
+      flush: async () => {}
     }
   }
 

@@ -102,11 +102,14 @@ export class HeliaBackend implements IpfsBackend {
     this.#storage = storage
     this.#unlock = unlock
     // A new block is offered to peers that asked for it.
+    const stored = (cid: CID): void => {
+      this.#network?.announce(cid)
+      if (this.#strategy === 'all') this.#providing?.changed()
+    }
     const put = async (cid: CID, bytes: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>, options?: { signal?: AbortSignal }): Promise<CID> => {
       options?.signal?.throwIfAborted()
       await storage.put(cid, bytes instanceof Uint8Array ? bytes : await wholeBlock(bytes))
-      this.#network?.announce(cid)
-      if (this.#strategy === 'all') this.#providing?.changed()
+      stored(cid)
       return cid
     }
     if (shared !== undefined) {
@@ -114,6 +117,7 @@ export class HeliaBackend implements IpfsBackend {
       this.#collector = new SharedBlockCollector({
         storage,
         put,
+        stored,
         leases: shared.leases,
         pins: shared.pins,
         getBlock: async (cid) => this.getBlock(cid),
@@ -285,7 +289,9 @@ export class HeliaBackend implements IpfsBackend {
     }
     if (bytes === undefined) throw new NotFoundError(`block ${cid.toString()} not found on this node`)
     // Under the lease whether it was here or not: a block only some other import held must not vanish under this one.
-    await this.#collector.writer(options.lease).put(cid, bytes, { signal: options.signal })
+    const writer = this.#collector.writer(options.lease)
+    await writer.put(cid, bytes, { signal: options.signal })
+    await writer.flush()
     return bytes
   }
 
@@ -318,7 +324,8 @@ export class HeliaBackend implements IpfsBackend {
         yield candidate
       }
     })()
-    const source = importer(tracked, this.#collector.writer(options.lease), {
+    const writer = this.#collector.writer(options.lease)
+    const source = importer(tracked, writer, {
       profile: profile.name,
       cidVersion: profile.cidVersion,
       rawLeaves: profile.rawLeaves,
@@ -334,6 +341,8 @@ export class HeliaBackend implements IpfsBackend {
       options.signal?.throwIfAborted()
       nodes.push({ path: entry.path ?? '', cid: entry.cid, dagSize: entry.size })
     }
+    // Every block stored before the tree is read back, pinned or answered.
+    await writer.flush()
     // The importer builds empty directories into the tree but does not report them; `ipfs add` does.
     const root = nodes.at(-1)
     const reported = new Set(nodes.map((n) => n.path))
@@ -355,6 +364,7 @@ export class HeliaBackend implements IpfsBackend {
       options.signal?.throwIfAborted()
       await writer.put(block.cid, block.bytes, { signal: options.signal })
     }
+    await writer.flush()
   }
 
   async pin (cid: CID, options: { signal?: AbortSignal } = {}): Promise<void> {

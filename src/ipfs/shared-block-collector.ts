@@ -5,6 +5,7 @@ import type { CID } from 'multiformats/cid'
 import type { BlockLeaseRepository } from '../db/block-lease-repository.ts'
 import { NotFoundError } from '../errors.ts'
 import type { BlockStorage } from '../storage/block-storage.ts'
+import type { BlockBatch } from '../storage/pack-writer.ts'
 import { blockKey } from './block-collector.ts'
 import type { GcReport, ImportLease } from './ipfs-backend.ts'
 
@@ -17,10 +18,12 @@ export interface SharedPins {
 }
 
 export interface SharedBlockCollectorInit {
-  /** Where sweeps list and delete. */
-  storage: Pick<BlockStorage, 'list' | 'delete'>
-  /** How an import's block is written (to the storage, announced to peers). */
+  /** Where sweeps list and delete, and imports write in batches when the store packs them. */
+  storage: Pick<BlockStorage, 'list' | 'delete' | 'batch'>
+  /** How an import's block is written one at a time (to the storage, announced to peers). */
   put: (cid: CID, bytes: Uint8Array) => Promise<unknown>
+  /** Told of blocks an import's batch has stored (announced to peers). */
+  stored?: (cid: CID) => void
   leases: BlockLeaseRepository
   pins: SharedPins
   /** A block's bytes; NotFoundError when it is not held. */
@@ -65,6 +68,8 @@ class SharedLease implements ImportLease {
   /** Keys whose block this import has written (counted in the collector's `present`). */
   readonly written = new Set<string>()
   flushing: Promise<void> | undefined
+  /** The import's writes when the store packs them (undefined: not yet asked; null: one at a time). */
+  batch: BlockBatch | null | undefined
   settled = false
   readonly #collector: SharedBlockCollector
 
@@ -98,7 +103,7 @@ class SharedLease implements ImportLease {
  *   `leaseTtlSeconds`; those of this instance's previous run end at start.
  */
 export class SharedBlockCollector {
-  readonly #init: Required<Omit<SharedBlockCollectorInit, 'copies' | 'onCollected'>> & Pick<SharedBlockCollectorInit, 'copies' | 'onCollected'>
+  readonly #init: Required<Omit<SharedBlockCollectorInit, 'copies' | 'onCollected' | 'stored'>> & Pick<SharedBlockCollectorInit, 'copies' | 'onCollected' | 'stored'>
   /** Keys written under live leases of this process, with how many: present in the store for as long as a lease holds them. */
   readonly #present = new Map<string, number>()
   /** What pins reached at the last mark, with the pin sequence it covers: a superset of what is pinned now. */
@@ -178,25 +183,64 @@ export class SharedBlockCollector {
     return this.#present.has(blockKey(cid))
   }
 
-  writer (lease: ImportLease): { put: (cid: CID, bytes: Uint8Array, options?: { signal?: AbortSignal }) => Promise<CID> } {
+  /**
+   * How an import writes under its lease. Every key is recorded under the
+   * lease before its block is written. Where the store packs an import's
+   * blocks, `put` returns once the block is taken and `flush` once all are
+   * stored: an import flushes before it pins or answers.
+   */
+  writer (lease: ImportLease): { put: (cid: CID, bytes: Uint8Array, options?: { signal?: AbortSignal }) => Promise<CID>, flush: () => Promise<void> } {
     if (!(lease instanceof SharedLease)) throw new Error('the lease was not opened by this node')
     return {
       put: async (cid, bytes, options) => {
         if (lease.settled) throw new Error('the import lease was already released')
         options?.signal?.throwIfAborted()
         const key = blockKey(cid)
-        if (!lease.keys.has(key)) {
-          lease.keys.add(key)
-          lease.unregistered.add(key)
-        }
+        this.#lease(lease, key)
         await this.#registered(lease, key)
-        await this.#init.put(cid, bytes)
-        if (!lease.settled && !lease.written.has(key)) {
-          lease.written.add(key)
-          this.#present.set(key, (this.#present.get(key) ?? 0) + 1)
+        const batch = this.#batch(lease)
+        if (batch !== null) {
+          await batch.put(cid, bytes)
+          return cid
         }
+        await this.#init.put(cid, bytes)
+        this.#written(lease, [key])
         return cid
-      }
+      },
+      flush: async () => { await lease.batch?.flush() }
+    }
+  }
+
+  #lease (lease: SharedLease, key: string): void {
+    if (lease.keys.has(key)) return
+    lease.keys.add(key)
+    lease.unregistered.add(key)
+  }
+
+  #batch (lease: SharedLease): BlockBatch | null {
+    if (lease.batch === undefined) {
+      lease.batch = this.#init.storage.batch?.({
+        // A pack's name is leased like a block's key: an unfinished pack is collected only once its lease is over.
+        beforeWrite: async (name) => {
+          this.#lease(lease, name)
+          await this.#registered(lease, name)
+        },
+        written: (cids) => {
+          this.#written(lease, cids.map(blockKey))
+          for (const cid of cids) this.#init.stored?.(cid)
+        }
+      }) ?? null
+    }
+    return lease.batch
+  }
+
+  /** Blocks now in the store under a live lease: `holds` answers for them without asking the store. */
+  #written (lease: SharedLease, keys: readonly string[]): void {
+    if (lease.settled) return
+    for (const key of keys) {
+      if (lease.written.has(key)) continue
+      lease.written.add(key)
+      this.#present.set(key, (this.#present.get(key) ?? 0) + 1)
     }
   }
 
@@ -231,6 +275,7 @@ export class SharedBlockCollector {
   }
 
   async release (lease: SharedLease): Promise<void> {
+    await lease.batch?.abort()
     if (!this.#settle(lease)) return
     await lease.flushing?.catch(() => {})
     await this.#init.leases.close(lease.id)
@@ -238,6 +283,8 @@ export class SharedBlockCollector {
 
   /** Ends the lease and deletes the blocks it wrote that no pin reaches and no other lease holds. */
   async discard (lease: SharedLease): Promise<{ blocks: number, bytes: number }> {
+    // Packs still being sent are stored or failed before the sweep below looks at what the lease wrote.
+    await lease.batch?.abort()
     if (!this.#settle(lease)) return { blocks: 0, bytes: 0 }
     await lease.flushing?.catch(() => {})
     await this.#init.leases.close(lease.id)
@@ -300,7 +347,7 @@ export class SharedBlockCollector {
       reachable.seq = added.seq
       const doomed = keys.filter((key) => !reachable.keys.has(key) && !held.has(key))
       if (!dryRun) {
-        await this.#init.storage.delete(doomed)
+        await this.#init.storage.delete(doomed, transaction)
         await collected(doomed)
       }
       return doomed

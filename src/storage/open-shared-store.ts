@@ -2,6 +2,7 @@ import { join } from 'node:path'
 import type { Knex } from 'knex'
 import type { BlockstoreConfig } from '../config.ts'
 import { BlockLeaseRepository } from '../db/block-lease-repository.ts'
+import { PgPackIndex } from '../db/pack-index-repository.ts'
 import { PgPinStore } from '../db/pin-repository.ts'
 import type { SharedStore } from '../ipfs/helia-backend.ts'
 import { BlockCache } from './block-cache.ts'
@@ -31,7 +32,7 @@ export async function openSharedStore (config: Extract<BlockstoreConfig, { kind:
     await s3.ping().catch((err: unknown) => { throw bucketUnreachable(config, err) })
     const cache = await BlockCache.open(join(options.dir, 'block-cache'), config.cacheBytes)
     return {
-      storage: new S3BlockStorage(s3, { prefix: config.prefix, cache }),
+      storage: new S3BlockStorage(s3, { prefix: config.prefix, cache, index: new PgPackIndex(options.db), packBytes: config.packBytes }),
       pins: new PgPinStore(options.db),
       leases: new BlockLeaseRepository(options.db),
       instance: options.instance,
