@@ -107,10 +107,26 @@ describe.skipIf(!ready)('scale-out: three instances on one PostgreSQL and one S3
 
   const objectKey = (key: string): string => `${PREFIX}blocks/${shardOf(key)}/${key}`
 
-  /** The block keys (the store's names, without prefix and shard) of every object in the bucket. */
+  /** The pack index (S3_PACK_BYTES): block key → pack, offset, length. */
+  async function packIndex (): Promise<Map<string, { pack: string, offset: number, length: number }>> {
+    const rows = (await db.query<{ block_key: string, pack: string, offset: string, length: number }>('select block_key, pack, "offset", length from packed_blocks')).rows
+    return new Map(rows.map((r) => [r.block_key, { pack: r.pack, offset: Number(r.offset), length: r.length }]))
+  }
+
+  /**
+   * What the bucket holds, by name: block objects of their own, blocks the
+   * pack index places in a pack object that is there, and pack objects the
+   * index does not know (an unfinished import's).
+   */
   async function bucketKeys (): Promise<Set<string>> {
     const keys = new Set<string>()
     for await (const object of s3.listObjects(`${PREFIX}blocks/`)) keys.add(object.key.slice(object.key.lastIndexOf('/') + 1))
+    const packs = new Set<string>()
+    for await (const object of s3.listObjects(`${PREFIX}packs/`)) packs.add(object.key.slice(object.key.lastIndexOf('/') + 1))
+    const index = await packIndex()
+    for (const [key, at] of index) if (packs.has(at.pack)) keys.add(key)
+    const recorded = new Set((await db.query<{ name: string }>('select name from block_packs')).rows.map((r) => r.name))
+    for (const pack of packs) if (!recorded.has(pack)) keys.add(pack)
     return keys
   }
 
@@ -118,13 +134,15 @@ describe.skipIf(!ready)('scale-out: three instances on one PostgreSQL and one S3
   async function reachable (roots: Iterable<string>): Promise<{ keys: Set<string>, missing: string[] }> {
     const keys = new Set<string>()
     const missing: string[] = []
+    const index = await packIndex()
     const stack = [...roots].map((r) => CID.parse(r))
     for (let cid = stack.pop(); cid !== undefined; cid = stack.pop()) {
       if (cid.multihash.code === 0x00) continue // identity: inline, never stored
       const key = blockKey(cid)
       if (keys.has(key)) continue
       keys.add(key)
-      const bytes = await s3.getObject(objectKey(key))
+      const at = index.get(key)
+      const bytes = at === undefined ? await s3.getObject(objectKey(key)) : await s3.getRange(`${PREFIX}packs/${at.pack}`, at.offset, at.length)
       if (bytes === undefined) { missing.push(cid.toString()); continue }
       if (cid.code === dagPb.code) for (const link of dagPb.decode(bytes).Links) stack.push(link.Hash)
     }

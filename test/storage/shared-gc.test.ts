@@ -6,6 +6,7 @@ import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { CID } from 'multiformats/cid'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { BlockLeaseRepository } from '../../src/db/block-lease-repository.ts'
 import { HeliaBackend } from '../../src/ipfs/helia-backend.ts'
 import type { ImportCandidate } from '../../src/ipfs/ipfs-backend.ts'
 import { startSharedStore, type SharedStoreFixture } from '../support/shared-store.ts'
@@ -63,12 +64,14 @@ describe.skipIf(!available)('garbage collection of a block store shared by insta
 
   it('never collects what an import on another instance holds; pinned, it is readable everywhere; unpinned, the bucket shrinks back', async () => {
     const before = await shared.blockCount()
+    const objectsBefore = await shared.objects()
     const data = randomBytes(3 * 1024 * 1024 + 5)
     const lease = await a.openLease()
     const nodes = await a.importTree([file('avatar.fbx', data)], { profile: 'unixfs-v1-2025', lease })
     const root = nodes.at(-1)?.cid as CID
     const written = await shared.blockCount()
     expect(written).toBe(before + 6) // 4 leaves of 1 MiB (unixfs-v1-2025), the file node, the directory
+    expect((await shared.objects()).count).toBe(objectsBefore.count + 1) // in one pack (S3_PACK_BYTES 8 MiB)
     // Not pinned yet: only the lease keeps it.
     const report = await b.gc()
     expect(report.blocks).toBe(0)
@@ -83,10 +86,12 @@ describe.skipIf(!available)('garbage collection of a block store shared by insta
     expect(collected.blocks).toBe(written - before)
     expect(collected.bytes).toBeGreaterThan(data.length)
     expect(await shared.blockCount()).toBe(before)
+    expect(await shared.objects()).toEqual(objectsBefore)
   })
 
   it('a refused import takes its blocks back at once, but not those another instance\'s import holds', async () => {
     const before = await shared.blockCount()
+    const objectsBefore = await shared.objects()
     const mine = randomBytes(600_000)
     const common = randomBytes(600_000)
     const leaseA = await a.openLease()
@@ -103,10 +108,12 @@ describe.skipIf(!available)('garbage collection of a block store shared by insta
     await a.unpin(rootA)
     await b.gc()
     expect(await shared.blockCount()).toBe(before)
+    expect(await shared.objects()).toEqual(objectsBefore)
   })
 
   it('the leases of an instance that died mid-import expire, and its blocks are collected', async () => {
     const before = await shared.blockCount()
+    const objectsBefore = await shared.objects()
     const doomed = await instance('doomed', { leaseTtlSeconds: 2 })
     const lease = await doomed.openLease()
     await doomed.importTree([file('half.bin', randomBytes(700_000))], { profile: 'unixfs-v1-2025', lease })
@@ -119,6 +126,7 @@ describe.skipIf(!available)('garbage collection of a block store shared by insta
     const report = await c.gc()
     expect(report.blocks).toBeGreaterThan(0)
     expect(await shared.blockCount()).toBe(before)
+    expect(await shared.objects()).toEqual(objectsBefore)
   })
 
   it('collections on two instances, over and over, during concurrent imports on both never take a block of one', async () => {
@@ -151,6 +159,20 @@ describe.skipIf(!available)('garbage collection of a block store shared by insta
       expect((await readAll(other, root, ['model.glb'])).length).toBeGreaterThan(0)
     }
     for (const root of roots) await a.unpin(root)
+  })
+
+  it('a pack an instance sent but never indexed (killed between the two) is kept while its lease lives, then collected', async () => {
+    await a.gc() // what earlier tests left to collect
+    const objectsBefore = await shared.objects()
+    const leases = new BlockLeaseRepository(shared.db.knex)
+    const lease = await leases.open('killed-mid-pack')
+    await leases.register(lease, ['pack-sent-not-indexed'])
+    await shared.s3.putObject('test/packs/pack-sent-not-indexed', randomBytes(50_000))
+    expect(await a.gc()).toMatchObject({ blocks: 0 })
+    expect((await shared.objects()).count).toBe(objectsBefore.count + 1)
+    await leases.close(lease)
+    expect(await a.gc()).toMatchObject({ blocks: 1, bytes: 50_000 })
+    expect(await shared.objects()).toEqual(objectsBefore)
   })
 
   it('what one instance collects, another stops serving from its read cache at once, and after a restart too', async () => {

@@ -16,9 +16,11 @@ export interface SharedStoreFixture {
   /** A client of the bucket, for looking at what is in it. */
   s3: S3Client
   /** What one instance opens: its own read cache (`cacheBytes`, default 64 MiB) under `cacheDir` (default a temp folder). */
-  open: (instance: string, options?: { cacheBytes?: number, cacheDir?: string, collector?: SharedStore['collector'] }) => Promise<SharedStore>
-  /** Block objects in the bucket now. */
+  open: (instance: string, options?: { cacheBytes?: number, cacheDir?: string, collector?: SharedStore['collector'], packBytes?: number }) => Promise<SharedStore>
+  /** Blocks in the bucket now: objects of their own, and blocks the pack index places in a pack object that is there. */
   blockCount: () => Promise<number>
+  /** Every object under the store's prefix (packs and blocks), and their bytes. */
+  objects: () => Promise<{ count: number, bytes: number }>
   stop: () => Promise<void>
 }
 
@@ -44,7 +46,7 @@ export async function startSharedStore (seaweedBin: string, postgresUrl: string)
       if (o.cacheDir === undefined) dirs.push(dir)
       // As the service opens it (its read cache in dir/block-cache), with the test's prefix and timings.
       const store = await openSharedStore(
-        { kind: 's3', ...options, prefix: 'test/', sessionToken: undefined, cacheBytes: o.cacheBytes ?? 64 * 1024 ** 2, leaseTtlSeconds: o.collector?.leaseTtlSeconds ?? 300 },
+        { kind: 's3', ...options, prefix: 'test/', sessionToken: undefined, cacheBytes: o.cacheBytes ?? 64 * 1024 ** 2, packBytes: o.packBytes ?? 8 * 1024 ** 2, leaseTtlSeconds: o.collector?.leaseTtlSeconds ?? 300 },
         { db: db.knex, dir, instance }
       )
       return o.collector === undefined ? store : { ...store, collector: o.collector }
@@ -52,7 +54,16 @@ export async function startSharedStore (seaweedBin: string, postgresUrl: string)
     blockCount: async () => {
       let n = 0
       for await (const object of s3.listObjects('test/blocks/')) if (object.key.endsWith('.data')) n++
-      return n
+      const packs = new Set<string>()
+      for await (const object of s3.listObjects('test/packs/')) packs.add(object.key.slice('test/packs/'.length))
+      const rows = await db.knex<{ pack: string }>('packed_blocks').select('pack')
+      return n + rows.filter((row) => packs.has(row.pack)).length
+    },
+    objects: async () => {
+      let count = 0
+      let bytes = 0
+      for await (const object of s3.listObjects('test/')) { count++; bytes += object.size }
+      return { count, bytes }
     },
     stop: async () => {
       s3.close()
