@@ -36,13 +36,17 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY stubs ./stubs
 COPY package.json ./
 COPY bin/start.js ./bin/start.js
+COPY scripts/postgres-template.ts ./scripts/postgres-template.ts
 COPY src ./src
 COPY migrations ./migrations
 COPY views ./views
 COPY --from=web /app/public/build ./public/build
 # bin/start.js keeps Node's compile cache here: a container's starts after its first skip the TypeScript stripper (~15 MB).
-RUN mkdir -p /data .cache/node-compile && chown node:node /data .cache/node-compile
+RUN mkdir -p /data .cache/node-compile .cache/postgres-template && chown node:node /data .cache/node-compile .cache/postgres-template
 USER node
+# The embedded PostgreSQL's template cluster (src/db/cluster-template.ts), made as the user that runs it: a container's
+# first start copies it into /data instead of running initdb. The build fails if there is none.
+RUN node scripts/postgres-template.ts && ls .cache/postgres-template/*/template.json >/dev/null
 VOLUME ["/data"]
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
