@@ -56,14 +56,45 @@ export class PgPackIndex implements PackIndex {
     return new Set(rows.map((row) => row.name))
   }
 
-  async remove (keys: readonly string[], within?: Within): Promise<string[]> {
-    if (keys.length === 0) return []
-    const db = this.#on(within)
-    const result = await db.raw<{ rows: Array<{ name: string }> }>(`with gone as (delete from packed_blocks where block_key = any(?::text[]) returning pack),
-      touched as (select distinct pack from gone)
-      delete from block_packs p using touched t
-      where p.name = t.pack and not exists (select 1 from packed_blocks b where b.pack = t.pack and b.block_key <> all(?::text[]))
-      returning p.name`, [keys as string[], keys as string[]])
+  async indexed (keys: readonly string[]): Promise<Set<string>> {
+    if (keys.length === 0) return new Set()
+    const rows = await this.#db<PackedRow>('packed_blocks').whereIn('block_key', keys as string[]).select('block_key')
+    return new Set(rows.map((row) => row.block_key))
+  }
+
+  async remove (keys: readonly string[], within?: Within): Promise<void> {
+    if (keys.length === 0) return
+    await this.#on(within)('packed_blocks').whereIn('block_key', keys as string[]).delete()
+  }
+
+  async emptied (): Promise<string[]> {
+    // A pack is recorded with its rows in one transaction: none is seen empty before its blocks are in.
+    const result = await this.#db.raw<{ rows: Array<{ name: string }> }>(`delete from block_packs p
+      where not exists (select 1 from packed_blocks b where b.pack = p.name)
+      returning p.name`)
     return result.rows.map((row) => row.name)
+  }
+
+  async sparse (fraction: number, limit: number): Promise<Array<{ name: string, size: number, live: number }>> {
+    const result = await this.#db.raw<{ rows: Array<{ name: string, size: string, live: string }> }>(`select p.name, p.size, coalesce(sum(b.length), 0) as live
+      from block_packs p left join packed_blocks b on b.pack = p.name
+      group by p.name, p.size
+      having coalesce(sum(b.length), 0) < p.size * ?::float8
+      order by live
+      limit ?`, [fraction, limit])
+    return result.rows.map((row) => ({ name: row.name, size: Number(row.size), live: Number(row.live) }))
+  }
+
+  async blocksOf (pack: string): Promise<PackEntry[]> {
+    const rows = await this.#db<PackedRow>('packed_blocks').where({ pack }).orderBy('offset').select('block_key', 'offset', 'length')
+    return rows.map((row) => ({ key: row.block_key, offset: Number(row.offset), length: row.length }))
+  }
+
+  async move (to: string, size: number, entries: ReadonlyArray<PackEntry & { from: string }>, within?: Within): Promise<void> {
+    const db = this.#on(within)
+    await db('block_packs').insert({ name: to, size })
+    await db.raw(`update packed_blocks b set pack = ?, "offset" = m.o, length = m.l
+      from unnest(?::text[], ?::text[], ?::bigint[], ?::int[]) as m(k, f, o, l)
+      where b.block_key = m.k and b.pack = m.f`, [to, entries.map((e) => e.key), entries.map((e) => e.from), entries.map((e) => e.offset), entries.map((e) => e.length)])
   }
 }

@@ -56,6 +56,8 @@ export interface GcReport {
   bytes: number
   /** Stale bookkeeping records removed (the embedded node's pinned-block records). */
   records: number
+  /** The S3 store's packs rewritten because most of their bytes were collected, and the bytes that freed. */
+  compacted?: { packs: number, bytes: number }
 }
 
 export interface ReadOptions {

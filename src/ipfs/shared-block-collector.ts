@@ -19,7 +19,7 @@ export interface SharedPins {
 
 export interface SharedBlockCollectorInit {
   /** Where sweeps list and delete, and imports write in batches when the store packs them. */
-  storage: Pick<BlockStorage, 'list' | 'delete' | 'batch'>
+  storage: Pick<BlockStorage, 'list' | 'delete' | 'batch' | 'stored' | 'reclaim' | 'compact'>
   /** How an import's block is written one at a time (to the storage, announced to peers). */
   put: (cid: CID, bytes: Uint8Array) => Promise<unknown>
   /** Told of blocks an import's batch has stored (announced to peers). */
@@ -57,6 +57,8 @@ export interface LocalCopies {
 const COLLECTED_KEPT_SECONDS = 24 * 3600
 
 const SWEEP_BATCH = 1000
+/** A pack whose indexed blocks fill less than this of it is rewritten: after a collection, no pack is mostly dead bytes. */
+const COMPACT_BELOW = 0.5
 const WALK_BATCH = 200
 
 class SharedLease implements ImportLease {
@@ -67,6 +69,8 @@ class SharedLease implements ImportLease {
   readonly unregistered = new Set<string>()
   /** Keys whose block this import has written (counted in the collector's `present`). */
   readonly written = new Set<string>()
+  /** Keys the store already held when they were leased: not written again. */
+  readonly stored = new Set<string>()
   flushing: Promise<void> | undefined
   /** The import's writes when the store packs them (undefined: not yet asked; null: one at a time). */
   batch: BlockBatch | null | undefined
@@ -198,6 +202,11 @@ export class SharedBlockCollector {
         const key = blockKey(cid)
         this.#lease(lease, key)
         await this.#registered(lease, key)
+        if (lease.stored.has(key)) {
+          // Stored already, and kept now that the lease holds it: a bundle uploaded again costs no second copy.
+          this.#written(lease, [key])
+          return cid
+        }
         const batch = this.#batch(lease)
         if (batch !== null) {
           await batch.put(cid, bytes)
@@ -257,6 +266,8 @@ export class SharedBlockCollector {
       lease.flushing ??= (async () => {
         const batch = [...lease.unregistered]
         await this.#init.leases.register(lease.id, batch)
+        // Asked after the registration, never in the same statement: its snapshot would predate a sweep it waited for.
+        for (const k of await this.#init.storage.stored?.(batch) ?? []) lease.stored.add(k)
         for (const k of batch) lease.unregistered.delete(k)
       })().finally(() => { lease.flushing = undefined })
       await lease.flushing
@@ -328,7 +339,26 @@ export class SharedBlockCollector {
       if (batch.length >= SWEEP_BATCH) await flush()
     }
     if (batch.length > 0) await flush()
+    if (!dryRun && this.#init.storage.compact !== undefined) report.compacted = await this.#compact()
     return report
+  }
+
+  /** Packs most of whose blocks this or earlier collections took are rewritten, under a lease of the collector's own. */
+  async #compact (): Promise<{ packs: number, bytes: number } | undefined> {
+    const lease = await this.lease() as SharedLease
+    try {
+      return await this.#init.storage.compact?.({
+        fraction: COMPACT_BELOW,
+        beforeWrite: async (name) => {
+          this.#lease(lease, name)
+          await this.#registered(lease, name)
+        },
+        locked: async (work) => { await this.#init.leases.sweep(async ({ transaction }) => { await work(transaction) }) },
+        pause: async () => { await sleep(this.#init.pauseMs) }
+      })
+    } finally {
+      await lease.release()
+    }
   }
 
   /**
@@ -338,7 +368,7 @@ export class SharedBlockCollector {
    * Returns the keys deleted (or, with `dryRun`, that would be).
    */
   async #sweepBatch (keys: readonly string[], reachable: { keys: Set<string>, seq: bigint }, dryRun: boolean): Promise<string[]> {
-    return this.#init.leases.sweep(async ({ leased, collected, transaction }) => {
+    const doomed = await this.#init.leases.sweep(async ({ leased, collected, transaction }) => {
       // Leases first, pins second: an import pins before it ends its lease, so a lease ended before this read has its
       // pin visible to the next; read the other way round, a pin and its lease's end could both fall between them.
       const held = await leased(keys)
@@ -352,6 +382,8 @@ export class SharedBlockCollector {
       }
       return doomed
     })
+    if (!dryRun && doomed.length > 0) await this.#init.storage.reclaim?.()
+    return doomed
   }
 
   /** What every pin reaches now, remembered for discards. */

@@ -40,6 +40,12 @@ export interface BlockStorage {
    * objects); absent, or undefined, where blocks are written one at a time.
    */
   batch?: (hooks: BatchHooks) => BlockBatch | undefined
+  /** Those of `keys` already stored where an import that leased them need not write them (the S3 store's packed blocks). */
+  stored?: (keys: readonly string[]) => Promise<Set<string>>
+  /** After a sweep's deletes are committed: deletes what they left with nothing in it (the S3 store's empty packs). */
+  reclaim?: () => Promise<void>
+  /** Rewrites what collections left mostly empty (the S3 store's packs); see S3BlockStorage. */
+  compact?: (options: { fraction: number, beforeWrite: (name: string) => Promise<void>, locked: (work: (within: Within) => Promise<void>) => Promise<void>, pause: () => Promise<void> }) => Promise<{ packs: number, bytes: number }>
   /** Resolves when the store takes reads and writes; for readiness probes. */
   ping: () => Promise<void>
   /** A local folder whose free space matters (the blocks, or the read cache). */

@@ -36,9 +36,25 @@ export interface PackIndex {
   list: () => AsyncIterable<{ key: string, size: number }>
   /** Those of `packs` that have a row (recorded, not yet emptied). */
   recorded: (packs: readonly string[], within?: Within) => Promise<Set<string>>
+  /** Those of `keys` that are packed: stored, and kept as long as the caller's lease holds them. */
+  indexed: (keys: readonly string[]) => Promise<Set<string>>
+  /** Forgets blocks (their packs' objects stay until `emptied`). */
+  remove: (keys: readonly string[], within?: Within) => Promise<void>
   /**
-   * Forgets blocks; returns the packs that no longer hold any indexed block
-   * (their rows are gone too: the caller deletes their objects).
+   * Drops the rows of packs left with no block and returns their names: the
+   * caller deletes their objects, after the rows are gone (an object is
+   * never missing while a row names it).
    */
-  remove: (keys: readonly string[], within?: Within) => Promise<string[]>
+  emptied: () => Promise<string[]>
+  /** Up to `limit` packs whose indexed blocks fill less than `fraction` of them, emptiest first. */
+  sparse: (fraction: number, limit: number) => Promise<Array<{ name: string, size: number, live: number }>>
+  /** A pack's indexed blocks, in offset order. */
+  blocksOf: (pack: string) => Promise<PackEntry[]>
+  /**
+   * Records `to`, a pack whose object holds copies of blocks of other packs
+   * (`entries`: where each is in `to`, and `from`, the pack it was in), and
+   * points those blocks' rows at it; a block no longer in `from` (collected
+   * meanwhile) is left out. `within`: the sweep lock's transaction.
+   */
+  move: (to: string, size: number, entries: ReadonlyArray<PackEntry & { from: string }>, within?: Within) => Promise<void>
 }

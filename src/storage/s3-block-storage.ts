@@ -1,9 +1,10 @@
+import { randomUUID } from 'node:crypto'
 import type { CID } from 'multiformats/cid'
 import { blockKey, shardOf } from '../ipfs/block-collector.ts'
 import { hashMatches } from '../ipfs/block-hash.ts'
 import type { BlockCache } from './block-cache.ts'
 import { IDENTITY, readIdentityInto, type BlockStorage, type StoredBlock } from './block-storage.ts'
-import type { PackIndex, Within } from './pack-index.ts'
+import type { PackEntry, PackIndex, Within } from './pack-index.ts'
 import { PackWriter, type BatchHooks, type BlockBatch, type Pack } from './pack-writer.ts'
 import type { S3Client } from './s3-client.ts'
 
@@ -124,11 +125,13 @@ export class S3BlockStorage implements BlockStorage {
     const pending = this.#pending.get(key)
     if (pending !== undefined) return pending
     if (this.#index !== undefined) {
-      const at = await this.#index.locate(key)
-      if (at !== undefined) {
+      let at = await this.#index.locate(key)
+      while (at !== undefined) {
         const bytes = await this.#s3.getRange(this.#packKey(at.pack), at.offset, at.length)
-        // A pack collected between the lookup and the read: the block went with it.
         if (bytes !== undefined) return bytes
+        // The pack went between the lookup and the read: the block was collected, or moved by a compaction.
+        const now = await this.#index.locate(key)
+        at = now?.pack === at.pack ? undefined : now
       }
     }
     return this.#s3.getObject(this.#objectKey(key))
@@ -205,9 +208,10 @@ export class S3BlockStorage implements BlockStorage {
   }
 
   /**
-   * Removes blocks (their own objects, their index rows, and the packs left
-   * with no block) and unrecorded packs by name. `within`: the sweep's
-   * transaction, which index changes run on.
+   * Removes blocks (their own objects and their index rows) and unrecorded
+   * packs by name. `within`: the sweep's transaction, which index changes
+   * run on; then the caller reclaims the packs left empty once it has
+   * committed (without it, they are reclaimed here).
    */
   async delete (keys: readonly string[], within?: Within): Promise<void> {
     const blocks = keys.filter((key) => !key.startsWith(PACK))
@@ -220,12 +224,80 @@ export class S3BlockStorage implements BlockStorage {
     for (let i = 0; i < blocks.length; i += DELETE_BATCH) {
       const batch = blocks.slice(i, i + DELETE_BATCH)
       await this.#s3.deleteObjects(batch.map((key) => this.#objectKey(key)))
-      if (this.#index !== undefined) packs.push(...await this.#index.remove(batch, within))
+      await this.#index?.remove(batch, within)
       await this.#cache.forget(batch)
     }
-    for (let i = 0; i < packs.length; i += DELETE_BATCH) {
-      await this.#s3.deleteObjects(packs.slice(i, i + DELETE_BATCH).map((name) => this.#packKey(name)))
+    await this.#deletePacks(packs)
+    if (within === undefined) await this.reclaim()
+  }
+
+  /**
+   * Deletes the objects of packs left with no block. The collector calls it
+   * once a sweep's rows are committed: an object goes only after the last
+   * row naming it, so a block the index places is always there to read.
+   */
+  async reclaim (): Promise<void> {
+    if (this.#index !== undefined) await this.#deletePacks(await this.#index.emptied())
+  }
+
+  async #deletePacks (names: readonly string[]): Promise<void> {
+    for (let i = 0; i < names.length; i += DELETE_BATCH) {
+      await this.#s3.deleteObjects(names.slice(i, i + DELETE_BATCH).map((name) => this.#packKey(name)))
     }
+  }
+
+  /**
+   * Rewrites packs most of whose bytes were collected (live blocks under
+   * `fraction` of the pack): their live blocks are copied into new packs of
+   * up to S3_PACK_BYTES, each leased with `beforeWrite` before it is
+   * written; the rows are moved to it inside `locked` (the sweep lock, so no
+   * sweep or discard changes them meanwhile), and the old objects go once
+   * no row names them. A read that found the old place looks again.
+   */
+  async compact (options: { fraction: number, beforeWrite: (name: string) => Promise<void>, locked: (work: (within: Within) => Promise<void>) => Promise<void>, pause: () => Promise<void> }): Promise<{ packs: number, bytes: number }> {
+    const index = this.#index
+    const report = { packs: 0, bytes: 0 }
+    if (index === undefined || this.#packBytes <= 0) return report
+    // Packs with nothing left are reclaimed as they are; the others are grouped into new packs of up to S3_PACK_BYTES.
+    const sparse = (await index.sparse(options.fraction, 1000)).filter((pack) => pack.live > 0)
+    while (sparse.length > 0) {
+      const group = [sparse.shift() as typeof sparse[number]]
+      let live = group[0]?.live ?? 0
+      while (sparse.length > 0 && live + (sparse[0]?.live ?? 0) <= this.#packBytes) {
+        const next = sparse.shift() as typeof sparse[number]
+        group.push(next)
+        live += next.live
+      }
+      const parts: Buffer[] = []
+      const entries: Array<PackEntry & { from: string }> = []
+      let size = 0
+      for (const pack of group) {
+        const blocks = await index.blocksOf(pack.name)
+        const object = blocks.length === 0 ? undefined : await this.#s3.getObject(this.#packKey(pack.name))
+        if (object === undefined) continue
+        for (const block of blocks) {
+          parts.push(object.subarray(block.offset, block.offset + block.length))
+          entries.push({ key: block.key, offset: size, length: block.length, from: pack.name })
+          size += block.length
+        }
+      }
+      if (entries.length > 0) {
+        const name = `${PACK}${randomUUID()}`
+        await options.beforeWrite(name)
+        await this.#s3.putObject(this.#packKey(name), Buffer.concat(parts, size))
+        await options.locked(async (within) => { await index.move(name, size, entries, within) })
+      }
+      await this.reclaim()
+      report.packs += group.length
+      report.bytes += group.reduce((sum, pack) => sum + pack.size, 0) - size
+      await options.pause()
+    }
+    return report
+  }
+
+  /** Those of `keys` the bucket holds in a pack: an import that leased them need not write them again. */
+  async stored (keys: readonly string[]): Promise<Set<string>> {
+    return this.#index === undefined ? new Set() : this.#index.indexed(keys)
   }
 
   async ping (): Promise<void> {

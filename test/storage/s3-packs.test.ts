@@ -185,6 +185,38 @@ describe.skipIf(!available)('S3 block store: packs', () => {
     expect((await packObjects(p)).size).toBe(0)
   })
 
+  it('compacts a pack most of whose blocks were collected: the live ones move to a new pack, the old object goes, reads follow', async () => {
+    const p = prefix()
+    const store = await open(p)
+    const blocks = await Promise.all(Array.from({ length: 8 }, async () => block(randomBytes(25_000))))
+    const batch = batchOf(store)
+    for (const b of blocks) await batch.put(b.cid, b.bytes)
+    await batch.flush()
+    const [old] = [...(await packObjects(p)).keys()]
+    // A reader that cached nothing, opened before the move.
+    const reader = await open(p)
+    const kept = blocks.slice(0, 2)
+    await store.delete(blocks.slice(2).map((b) => blockKey(b.cid)))
+    const leased: string[] = []
+    const report = await store.compact({
+      fraction: 0.5,
+      beforeWrite: async (name) => { leased.push(name); await Promise.resolve() },
+      locked: async (work) => { await shared.db.knex.transaction(async (trx) => { await work(trx) }) },
+      pause: async () => {}
+    })
+    expect(report).toEqual({ packs: 1, bytes: 6 * 25_000 })
+    const packs = await packObjects(p)
+    expect([...packs.keys()]).toEqual(leased)
+    expect(packs.has(old ?? '')).toBe(false)
+    expect([...packs.values()]).toEqual([50_000])
+    for (const b of kept) {
+      expect(Buffer.compare(Buffer.from(await reader.get(b.cid) as Uint8Array), b.bytes)).toBe(0)
+    }
+    for (const b of blocks.slice(2)) expect(await reader.has(b.cid)).toBe(false)
+    // Nothing more to do: the new pack is all live.
+    expect(await store.compact({ fraction: 0.5, beforeWrite: async () => {}, locked: async (work) => { await work(undefined) }, pause: async () => {} })).toEqual({ packs: 0, bytes: 0 })
+  })
+
   it('holds at most the open pack and the packs in flight of an import in memory', async () => {
     const p = prefix()
     const store = await open(p, { packBytes: 64 * 1024 })

@@ -175,6 +175,40 @@ describe.skipIf(!available)('garbage collection of a block store shared by insta
     expect(await shared.objects()).toEqual(objectsBefore)
   })
 
+  it('an import of content the bucket holds already writes nothing again; a pack left mostly dead by a delete is compacted', async () => {
+    await a.gc()
+    const kept = randomBytes(1024 * 1024)
+    const dropped = randomBytes(3 * 1024 * 1024)
+    const leaseA = await a.openLease()
+    const rootA = (await a.importTree([file('kept.bin', kept), file('dropped.bin', dropped)], { profile: 'unixfs-v1-2025', lease: leaseA })).at(-1)?.cid as CID
+    await a.pin(rootA)
+    await leaseA.release()
+    const afterA = await shared.objects()
+    // The same bytes again on another instance: every block is found stored, no object is written.
+    const leaseB = await b.openLease()
+    const again = (await b.importTree([file('kept.bin', kept), file('dropped.bin', dropped)], { profile: 'unixfs-v1-2025', lease: leaseB })).at(-1)?.cid as CID
+    expect(again.equals(rootA)).toBe(true)
+    expect(await shared.objects()).toEqual(afterA)
+    await b.pin(again) // its walk finds every block (held under the lease, stored in A's pack)
+    await leaseB.release()
+    // Only kept.bin under another root: one new pack, for the new directory alone.
+    const leaseC = await b.openLease()
+    const rootC = (await b.importTree([file('kept.bin', kept)], { profile: 'unixfs-v1-2025', lease: leaseC })).at(-1)?.cid as CID
+    await b.pin(rootC)
+    await leaseC.release()
+    expect((await shared.objects()).count).toBe(afterA.count + 1)
+    // Deleting A leaves A's pack a quarter live: the collection moves kept.bin's block to a new pack and deletes A's.
+    await a.unpin(rootA)
+    const report = await b.gc()
+    expect(report.compacted?.packs).toBeGreaterThanOrEqual(1)
+    expect(report.compacted?.bytes).toBeGreaterThanOrEqual(dropped.length)
+    const now = await shared.objects()
+    expect(now.bytes).toBeLessThan(afterA.bytes - dropped.length + 10_000)
+    expect(Buffer.compare(await readAll(a, rootC, ['kept.bin']), kept)).toBe(0)
+    await b.unpin(rootC)
+    await a.gc()
+  })
+
   it('what one instance collects, another stops serving from its read cache at once, and after a restart too', async () => {
     const cacheDir = await mkdtemp(join(tmpdir(), 'heimdall-shared-cache-'))
     let told = 0
