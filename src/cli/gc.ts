@@ -33,7 +33,7 @@ try {
   const mib = (report.bytes / 1024 ** 2).toFixed(1)
   console.log(dryRun
     ? `dry run (${via}): would free ${report.blocks} blocks, ${report.bytes} bytes (${mib} MiB), and ${report.records} stale records`
-    : `garbage collected (${via}): freed ${report.blocks} blocks, ${report.bytes} bytes (${mib} MiB), and ${report.records} stale records`)
+    : `garbage collected (${via}): freed ${report.blocks} blocks, ${report.bytes} bytes (${mib} MiB), and ${report.records} stale records${report.compacted === undefined || report.compacted.packs === 0 ? '' : `; compacted ${report.compacted.packs} packs, freeing ${(report.compacted.bytes / 1024 ** 2).toFixed(1)} MiB more`}`)
 } catch (err) {
   if (err instanceof ConfigError) {
     for (const issue of err.issues) console.error(`configuration error: ${issue}`)

@@ -80,7 +80,7 @@ export class GarbageCollector {
   }
 
   #log (report: GcReport, reason: string): void {
-    const level = report.blocks > 0 || report.records > 0 ? 'info' : 'debug'
+    const level = report.blocks > 0 || report.records > 0 || (report.compacted?.packs ?? 0) > 0 ? 'info' : 'debug'
     this.#options.logger[level]({ reason, ...report }, report.dryRun ? 'garbage collection (dry run)' : 'garbage collected')
   }
 }
