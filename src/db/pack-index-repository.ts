@@ -35,8 +35,10 @@ export class PgPackIndex implements PackIndex {
   }
 
   async locate (key: string): Promise<PackedLocation | undefined> {
-    const row = await this.#db<PackedRow>('packed_blocks').where({ block_key: key }).first('pack', 'offset', 'length')
-    return row === undefined ? undefined : { pack: row.pack, offset: Number(row.offset), length: row.length }
+    const result = await this.#db.raw<{ rows: Array<PackedRow & { size: string | number }> }>(`select b.pack, b."offset", b.length, p.size
+      from packed_blocks b join block_packs p on p.name = b.pack where b.block_key = ?`, [key])
+    const row = result.rows[0]
+    return row === undefined ? undefined : { pack: row.pack, packSize: Number(row.size), offset: Number(row.offset), length: row.length }
   }
 
   async * list (): AsyncIterable<{ key: string, size: number }> {

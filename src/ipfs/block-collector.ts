@@ -3,7 +3,9 @@ import { join } from 'node:path'
 import * as dagPb from '@ipld/dag-pb'
 import { NextToLast } from 'blockstore-fs/sharding'
 import { base36 } from 'multiformats/bases/base36'
-import type { CID } from 'multiformats/cid'
+import { base32upper } from 'multiformats/bases/base32'
+import { CID } from 'multiformats/cid'
+import * as Digest from 'multiformats/hashes/digest'
 import * as raw from 'multiformats/codecs/raw'
 import type { GcReport, ImportLease } from './ipfs-backend.ts'
 import type { Helia } from '@helia/interface'
@@ -20,6 +22,8 @@ const DELETE_BATCH = 64
 
 /** A block's file name (`<base32 multihash>.data`): the key a block is known by here, whatever its CID's codec. */
 export const blockKey = (cid: CID): string => SHARDING.encode(cid).file
+/** A CID (raw codec) of the block a key names: what a block known only by its key is checked and cached under. */
+export const cidOfKey = (key: string): CID => CID.createV1(raw.code, Digest.decode(base32upper.decoder.decode(key.slice(0, key.length - BLOCK_EXT.length))))
 /** The shard folder of a block key (the two characters before its last, as NextToLast names it). */
 export const shardOf = (key: string): string => key.slice(key.length - BLOCK_EXT.length - SHARD_CHARS, key.length - BLOCK_EXT.length)
 /** steno (blockstore-fs's atomic writer) writes `.<name>.tmp` beside the block and renames it. */

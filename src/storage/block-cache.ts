@@ -33,6 +33,8 @@ export class BlockCache {
   get dir (): string { return this.#files.localDir }
   /** Bytes of block files held now. */
   get bytes (): number { return this.#bytes }
+  /** The budget: 0 when nothing is cached. */
+  get maxBytes (): number { return this.#maxBytes }
 
   /** Whether the block is cached (known to the cache; its file read on `get`). */
   has (cid: CID): boolean {

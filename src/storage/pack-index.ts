@@ -1,6 +1,7 @@
-/** Where a packed block is: its pack's name, and its bytes' offset and length in that object. */
+/** Where a packed block is: its pack's name and size, and its bytes' offset and length in that object. */
 export interface PackedLocation {
   pack: string
+  packSize: number
   offset: number
   length: number
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { CID } from 'multiformats/cid'
-import { blockKey, shardOf } from '../ipfs/block-collector.ts'
+import { blockKey, cidOfKey, shardOf } from '../ipfs/block-collector.ts'
 import { hashMatches } from '../ipfs/block-hash.ts'
 import type { BlockCache } from './block-cache.ts'
 import { IDENTITY, readIdentityInto, type BlockStorage, type StoredBlock } from './block-storage.ts'
@@ -9,6 +9,10 @@ import { PackWriter, type BatchHooks, type BlockBatch, type Pack } from './pack-
 import type { S3Client } from './s3-client.ts'
 
 const DELETE_BATCH = 1000
+/** Whole packs read at once to fill the read cache; past that, a cold read takes just its block (a ranged GET). */
+const PACK_READS = 4
+/** Larger packs (written with a larger S3_PACK_BYTES) are read a block at a time. */
+const READ_AHEAD_BYTES = 32 * 1024 * 1024
 /** Names of pack objects (and of an unfinished pack as the collector lists it); never a block key, which is base32 upper case. */
 const PACK = 'pack-'
 
@@ -58,6 +62,8 @@ export class S3BlockStorage implements BlockStorage {
   readonly #writing = new Map<string, Promise<void>>()
   /** Blocks in packs of this process not yet stored, by key. */
   readonly #pending = new Map<string, Uint8Array>()
+  /** Whole-pack reads under way, by pack name: the blocks each holds, by key. */
+  readonly #packReads = new Map<string, Promise<Map<string, Uint8Array> | undefined>>()
 
   constructor (s3: S3Client, options: S3BlockStorageOptions) {
     this.#s3 = s3
@@ -127,7 +133,10 @@ export class S3BlockStorage implements BlockStorage {
     if (this.#index !== undefined) {
       let at = await this.#index.locate(key)
       while (at !== undefined) {
-        const bytes = await this.#s3.getRange(this.#packKey(at.pack), at.offset, at.length)
+        const whole = this.#cache.maxBytes > 0 && at.packSize <= READ_AHEAD_BYTES && (this.#packReads.size < PACK_READS || this.#packReads.has(at.pack))
+        const bytes = whole
+          ? (await this.#readPack(at.pack))?.get(key)
+          : await this.#s3.getRange(this.#packKey(at.pack), at.offset, at.length)
         if (bytes !== undefined) return bytes
         // The pack went between the lookup and the read: the block was collected, or moved by a compaction.
         const now = await this.#index.locate(key)
@@ -135,6 +144,33 @@ export class S3BlockStorage implements BlockStorage {
       }
     }
     return this.#s3.getObject(this.#objectKey(key))
+  }
+
+  /**
+   * A whole pack in one GET, its blocks that hash right put in the read
+   * cache: a file or a bundle is read in the order it was packed, so the
+   * blocks next to the one asked for are the next ones asked. Returns every
+   * indexed block's bytes (checked by the caller), or undefined when the
+   * pack is gone.
+   */
+  async #readPack (name: string): Promise<Map<string, Uint8Array> | undefined> {
+    let read = this.#packReads.get(name)
+    if (read === undefined) {
+      read = (async () => {
+        const [object, blocks] = await Promise.all([this.#s3.getObject(this.#packKey(name)), this.#index?.blocksOf(name) ?? []])
+        if (object === undefined) return undefined
+        const found = new Map<string, Uint8Array>()
+        for (const block of blocks) {
+          const bytes = object.subarray(block.offset, block.offset + block.length)
+          found.set(block.key, bytes)
+          const cid = cidOfKey(block.key)
+          if (bytes.length === block.length && hashMatches(cid, bytes)) await this.#cache.add(cid, bytes)
+        }
+        return found
+      })().finally(() => { this.#packReads.delete(name) })
+      this.#packReads.set(name, read)
+    }
+    return read
   }
 
   async get (cid: CID): Promise<Uint8Array | undefined> {

@@ -217,6 +217,22 @@ describe.skipIf(!available)('S3 block store: packs', () => {
     expect(await store.compact({ fraction: 0.5, beforeWrite: async () => {}, locked: async (work) => { await work(undefined) }, pause: async () => {} })).toEqual({ packs: 0, bytes: 0 })
   })
 
+  it('a cold read with a read cache takes the whole pack in one GET and caches its neighbours, checked', async () => {
+    const p = prefix()
+    const store = await open(p)
+    const blocks = await Promise.all(Array.from({ length: 10 }, async () => block(randomBytes(20_000))))
+    const batch = batchOf(store)
+    for (const b of blocks) await batch.put(b.cid, b.bytes)
+    await batch.flush()
+    expect((await packObjects(p)).size).toBe(1)
+    const reader = await open(p, { cacheBytes: 1024 * 1024 })
+    expect(Buffer.compare(Buffer.from(await reader.get(blocks[3]?.cid as CID) as Uint8Array), blocks[3]?.bytes as Uint8Array)).toBe(0)
+    for (const b of blocks) expect(reader.cache.has(b.cid)).toBe(true)
+    // Served from the cache now: the bucket is not asked again (the pack could be gone).
+    await shared.s3.deleteObjects([`${p}packs/${[...(await packObjects(p)).keys()][0] ?? ''}`])
+    for (const b of blocks) expect(Buffer.compare(Buffer.from(await reader.get(b.cid) as Uint8Array), b.bytes)).toBe(0)
+  })
+
   it('holds at most the open pack and the packs in flight of an import in memory', async () => {
     const p = prefix()
     const store = await open(p, { packBytes: 64 * 1024 })
