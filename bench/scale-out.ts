@@ -25,7 +25,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream, readdirSync, statSync } from 'node:fs'
 import { mkdtemp, rm, stat } from 'node:fs/promises'
-import { loadavg } from 'node:os'
+import { availableParallelism, loadavg } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
 import { S3Client } from '../src/storage/s3-client.ts'
@@ -33,7 +33,9 @@ import { writeRandomFile, writeTextureBundle } from '../test/support/big-inputs.
 import { newToken, startHeimdallProcess, uploadStream, type HeimdallProcess } from '../test/support/heimdall-process.ts'
 import { createBucket, ensureSeaweedBinary, startSeaweed, type SeaweedCluster } from '../test/support/seaweedfs.ts'
 import { download } from './download.ts'
+import { cpuDuring, processesOf } from './cpu-time.ts'
 import { keepAliveLoad } from './keep-alive-load.ts'
+import { descendants } from './workers/peak-rss.ts'
 import type { DatabaseFactory } from './uploads.ts'
 import { TreeRssSampler } from './workers/peak-rss.ts'
 
@@ -64,6 +66,13 @@ export interface ScaleOutResult {
   rounds: number
   file: { bytes: number, mbps: Record<Side, number[]>, ratio: Spread, cidsMatch: boolean }
   bundle: { bytes: number, entries: number, mbps: Record<Side, number[]>, ratio: Spread, cidsMatch: boolean }
+  /**
+   * CPU seconds per 64 MiB of the file's upload, each round, by process:
+   * `heimdall` (its process tree), `client` (the bench sending it) and, on
+   * the S3 side, SeaweedFS's processes by role (`weed volume` is both
+   * volume servers).
+   */
+  fileCpu: Record<Side, Array<Record<string, number>>>
   /** Peak RSS of each side's process tree over a round's uploads (the largest of the rounds), summed VmHWM / largest at one moment. */
   uploadPeakRssMB: Record<Side, { summed: number, atOnce: number }>
   gateway: {
@@ -132,7 +141,8 @@ async function sha256Of (path: string): Promise<string> {
 
 export async function scaleOutBench (work: string, options: ScaleOutOptions): Promise<ScaleOutResult> {
   const loadBefore = loadavg()
-  const seaweed = await startSeaweed(await ensureSeaweedBinary())
+  const seaweedBin = await ensureSeaweedBinary()
+  const seaweed = await startSeaweed(seaweedBin)
   try {
     return await measure(work, options, seaweed, loadBefore)
   } finally {
@@ -182,6 +192,9 @@ async function measure (work: string, options: ScaleOutOptions, seaweed: Seaweed
   const fileCids = new Set<string>()
   const bundleCids = new Set<string>()
   const uploadPeak: Record<Side, { summed: number, atOnce: number }> = { [FS]: { summed: 0, atOnce: 0 }, [S3]: { summed: 0, atOnce: 0 } }
+  const fileCpu: Record<Side, Array<Record<string, number>>> = { [FS]: [], [S3]: [] }
+  const weed = processesOf(seaweed.bin)
+  const weedRoles = Object.fromEntries([...new Set(weed.map((p) => p.role))].map((role) => [`weed ${role}`, () => weed.filter((p) => p.role === role).map((p) => p.pid)]))
   for (let round = 0; round < options.rounds; round++) {
     const order = round % 2 === 0 ? SIDES : [...SIDES].reverse()
     const line: string[] = []
@@ -193,7 +206,13 @@ async function measure (work: string, options: ScaleOutOptions, seaweed: Seaweed
         server = await startHeimdallProcess(envFor(side, dataDir, db.url, `up-${round}-${side === S3 ? 's3' : 'fs'}-${seed}/`))
         const token = await newToken(server.url, 'bench')
         const sampler = new TreeRssSampler(server.child.pid ?? 0)
-        const file = await upload(server, token, bigFile, 'random.bin')
+        const pid = server.child.pid ?? 0
+        const { result: file, seconds: cpu } = await cpuDuring({
+          heimdall: () => [pid, ...descendants(pid)],
+          client: () => [process.pid],
+          ...(side === S3 ? weedRoles : {})
+        }, async () => upload(server as HeimdallProcess, token, bigFile, 'random.bin'))
+        fileCpu[side].push(Object.fromEntries(Object.entries(cpu).map(([role, seconds]) => [role, seconds / (fileBytes / (64 * MiB))])))
         const bundle = await upload(server, token, zip, 'textures.zip')
         fileMbps[side].push(fileBytes / MiB / file.seconds)
         bundleMbps[side].push(zipBytes / MiB / bundle.seconds)
@@ -302,6 +321,7 @@ async function measure (work: string, options: ScaleOutOptions, seaweed: Seaweed
       rounds: options.rounds,
       file: { bytes: fileBytes, mbps: fileMbps, ratio: ratios(fileMbps), cidsMatch: fileCids.size === 1 && !fileCids.has('') },
       bundle: { bytes: zipBytes, entries: options.textures, mbps: bundleMbps, ratio: ratios(bundleMbps), cidsMatch: bundleCids.size === 1 && !bundleCids.has('') },
+      fileCpu,
       uploadPeakRssMB: uploadPeak,
       gateway: {
         seconds,
@@ -339,7 +359,7 @@ export function printScaleOutTable (r: ScaleOutResult): void {
   console.log('| --- | ---: | ---: | --- |')
   console.log(`| upload, one ${mib(r.file.bytes)} MiB file (MB/s) | ${fmt(spread(r.file.mbps[FS]))} | ${fmt(spread(r.file.mbps[S3]))} | ${goal(r.file.ratio, 0.5)} |`)
   console.log(`| upload, zip bundle of ${r.bundle.entries} × 64 KiB (MB/s) | ${fmt(spread(r.bundle.mbps[FS]), 1)} | ${fmt(spread(r.bundle.mbps[S3]), 1)} | ${goal(r.bundle.ratio, 0.5)} |`)
-  const rps = (row: ScaleOutResult['gateway']['small'], side: Side): string => `${fmt(spread(row.reqs[side]))} (p99 ${spread(row.p99[side]).median} ms)`
+  const rps = (row: ScaleOutResult['gateway']['small'], side: Side): string => `${fmt(spread(row.reqs[side]))} (p99 ${spread(row.p99[side]).median.toFixed(0)} ms)`
   console.log(`| gateway, warm cache, ${(g.small.bytes / 1024).toFixed(0)} KiB file by path, 32 connections: req/s | ${rps(g.small, FS)} | ${rps(g.small, S3)} | ${goal(g.small.ratio, 0.8)} |`)
   console.log(`| gateway, warm cache, ${(g.mid.bytes / MiB).toFixed(2)} MiB file by path, 32 connections (Node client): req/s | ${rps(g.mid, FS)} | ${rps(g.mid, S3)} | ${goal(g.mid.ratio, 0.8)} |`)
   console.log(`| the ${mib(r.file.bytes)} MiB file once, restarted instance (S3: empty read cache) / once more (MB/s) | ${g.coldLargeMBps[FS].toFixed(0)} / ${g.warmLargeMBps[FS].toFixed(0)} | ${g.coldLargeMBps[S3].toFixed(0)} / ${g.warmLargeMBps[S3].toFixed(0)} | cold ${(g.coldLargeMBps[S3] / g.coldLargeMBps[FS]).toFixed(2)}×, again ${(g.warmLargeMBps[S3] / g.warmLargeMBps[FS]).toFixed(2)}× (information) |`)
@@ -348,6 +368,16 @@ export function printScaleOutTable (r: ScaleOutResult): void {
   console.log(`| peak RSS of the process tree during a round's uploads, summed VmHWM (largest at one moment) | ${mb(r.uploadPeakRssMB[FS])} | ${mb(r.uploadPeakRssMB[S3])} | |`)
   console.log(`| peak RSS under the gateway load, same | ${mb(g.peakRssMB[FS])} | ${mb(g.peakRssMB[S3])} | |`)
   console.log(`\nCIDs: ${r.file.cidsMatch && r.bundle.cidsMatch ? 'the same on both sides in every round (file, bundle root)' : 'DIFFER between the sides'}. S3 read cache on disk: ${mib(g.cacheBytes.atStart)} MiB after the restart, ${mib(g.cacheBytes.afterCold)} MiB after the cold read, ${mib(g.cacheBytes.afterWarmup)} MiB after the warm-up.`)
+  // Where the S3 side's upload time goes: CPU per byte, and the throughput this machine's cores allow at that cost.
+  const cores = availableParallelism()
+  const cpu = (side: Side): { text: string, ceiling: number } => {
+    const roles = [...new Set(r.fileCpu[side].flatMap((round) => Object.keys(round)))]
+    const median = roles.map((role) => ({ role, seconds: spread(r.fileCpu[side].map((round) => round[role] ?? 0)).median }))
+    const total = median.reduce((sum, m) => sum + m.seconds, 0)
+    return { text: `${median.map((m) => `${m.role} ${m.seconds.toFixed(2)}`).join(', ')}; total ${total.toFixed(2)}`, ceiling: total > 0 ? 64 * cores / total : 0 }
+  }
+  const [fsCpu, s3Cpu] = [cpu(FS), cpu(S3)]
+  console.log(`CPU seconds per 64 MiB of the file upload (median of the rounds). ${FS}: ${fsCpu.text}, so at most ${fsCpu.ceiling.toFixed(0)} MB/s on ${cores} cores. ${S3}: ${s3Cpu.text}, so at most ${s3Cpu.ceiling.toFixed(0)} MB/s on ${cores} cores, against the ${(0.5 * spread(r.file.mbps[FS]).median).toFixed(0)} MB/s that 0.5× of the file store's median asks.`)
   const load = (l: number[]): string => l.map((v) => v.toFixed(2)).join(', ')
   console.log(`Load average (1, 5, 15 min): ${load(r.loadAverage.before)} before, ${load(r.loadAverage.after)} after. SeaweedFS: ${r.seaweedfs}.`)
 }
