@@ -276,6 +276,21 @@ describe('the embedded PostgreSQL\'s template cluster', () => {
     for (const server of [truncated, missing]) expect(await systemIdentifier(server)).not.toBe(await systemIdentifier(remade))
   }, 180_000)
 
+  it('copies (or runs initdb) while the event loop is held, as main.ts\'s import of Heimdall holds it', async () => {
+    await (await start('made-first')).stop()
+    const held = (name: string, options: Parameters<typeof startEmbeddedPostgres>[1]): Promise<EmbeddedPostgres> => {
+      const starting = startEmbeddedPostgres(join(work, name, 'postgres'), options).then((server) => { servers.push(server); return server })
+      // No event-loop turn until the cluster's first file is there: only a process started before this returned can write it.
+      const sleeper = new Int32Array(new SharedArrayBuffer(4))
+      const deadline = Date.now() + 30_000
+      while (!existsSync(join(work, name, 'postgres', 'data.init', 'PG_VERSION')) && Date.now() < deadline) Atomics.wait(sleeper, 0, 0, 20)
+      expect(existsSync(join(work, name, 'postgres', 'data.init', 'PG_VERSION')), name).toBe(true)
+      return starting
+    }
+    expect((await held('copied', { templates })).cluster).toBe('template')
+    expect((await held('initdb', { templates: null })).cluster).toBe('initdb')
+  }, 120_000)
+
   it('where the template folder cannot be made, initdb runs in the data folder as before, with one debug line', async () => {
     // A file where the folder would be: what a read-only install is to root, whom permissions do not stop.
     await writeFile(templates, 'not a folder')
