@@ -256,8 +256,12 @@ export async function prepareClusterTemplate (root = DEFAULT_TEMPLATE_ROOT): Pro
   const key = keyFor(original)
   const found = findTemplate(root, key)
   if (found !== undefined) {
-    checkTemplate(found)
-    return { dir: found.dir, made: false }
+    try {
+      checkTemplate(found)
+      return { dir: found.dir, made: false }
+    } catch {
+      // Damaged, and removed: made again.
+    }
   }
   return { dir: (await makeClusterTemplate(root, key, binaries, user)).dir, made: true }
 }
