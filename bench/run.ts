@@ -21,7 +21,8 @@
  * BENCH_SCALE (default 1) scales the sizes down for a quick run (1 GiB file,
  * 2 GiB memory upload, 2,000 textures at 1; for S3 a 256 MiB file and 500
  * textures); `--only uploads`, `--only gateway` or `--only s3` runs one
- * part; BENCH_UPLOAD_ROUNDS (default 3) how many rounds of the upload
+ * part, `--only startup` the start-up and idle figures alone (BENCH_ROUNDS
+ * times, default 5); BENCH_UPLOAD_ROUNDS (default 3) how many rounds of the upload
  * workloads (S3's included) the figures are the median of (targets rotated
  * each round, ratios taken within a round); BENCH_SECONDS (default 10) is
  * how long each gateway load runs (0: the large file alone); BENCH_ROUNDS
@@ -46,7 +47,7 @@ const MiB = 1024 * 1024
 const scale = Number(process.env.BENCH_SCALE ?? '1')
 const onlyAt = process.argv.indexOf('--only')
 const only = onlyAt === -1 ? undefined : process.argv[onlyAt + 1]
-if (only !== undefined && only !== 'uploads' && only !== 'gateway' && only !== 's3') throw new Error('--only takes uploads, gateway or s3')
+if (only !== undefined && only !== 'uploads' && only !== 'gateway' && only !== 's3' && only !== 'startup') throw new Error('--only takes uploads, gateway, s3 or startup')
 const uploadRounds = Number(process.env.BENCH_UPLOAD_ROUNDS ?? '3')
 if (!Number.isInteger(uploadRounds) || uploadRounds < 1) throw new Error('BENCH_UPLOAD_ROUNDS is a whole number ≥ 1')
 
@@ -127,7 +128,21 @@ try {
   const fileSize = Math.round(1024 * MiB * scale)
   const results = here('./results/')
   await mkdir(results, { recursive: true })
-  if (only === 's3') {
+  if (only === 'startup') {
+    // Start-up and the idle footprint alone, BENCH_ROUNDS times (default 5): seconds to /readyz on an empty DATA_DIR.
+    const rounds = Number(process.env.BENCH_ROUNDS ?? '5')
+    const runs: Baseline[] = []
+    for (let round = 0; round < rounds; round++) {
+      const idle = await embeddedBaseline(work, round === 0 ? database : undefined)
+      runs.push(idle)
+      console.log(`  start-up, round ${round + 1}: ${idle.firstStartSeconds.toFixed(2)} s on an empty data folder, ${idle.restartSeconds.toFixed(2)} s on a restart; idle tree ${idle.treeIdleNowMB.toFixed(0)} MB (summed VmRSS 2 s after start)`)
+    }
+    const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0
+    const first = runs.map((r) => r.firstStartSeconds)
+    console.log(`
+Start-up to /readyz on an empty DATA_DIR: median ${median(first).toFixed(2)} s (${Math.min(...first).toFixed(2)}–${Math.max(...first).toFixed(2)}) of ${rounds} — goal < 3 s: ${median(first) < 3 ? 'met' : 'NOT met'}; restart median ${median(runs.map((r) => r.restartSeconds)).toFixed(2)} s; idle tree median ${median(runs.map((r) => r.treeIdleNowMB)).toFixed(0)} MB (goal < 150). DATA_DIR under ${work}.`)
+    await writeFile(join(results, 'startup.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, runs }, null, 2))
+  } else if (only === 's3') {
     const s3 = await s3Part(work, database)
     if (s3 !== null) {
       await writeFile(join(results, 's3.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, scale, s3 }, null, 2))
