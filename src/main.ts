@@ -36,7 +36,8 @@ async function main (): Promise<void> {
   requireNode()
   const config = readConfig()
   const logger = createLogger(config.logLevel)
-  // The database starts (on an empty DATA_DIR: initdb, a second of CPU in its own process) while the rest of Heimdall's modules load.
+  // The database starts (on an empty DATA_DIR: a copy of the template cluster, or initdb, in a process of its own started
+  // synchronously) while the rest of Heimdall's modules load: that import holds the event loop for most of a second.
   const database = openDatabase({ ...config, dataDir: resolve(config.dataDir) }, { log: logger })
   database.catch(() => {})
   const { openHeimdall } = await import('./heimdall.ts')
