@@ -6,7 +6,7 @@ import type { Knex } from 'knex'
  * statement, a sweep batch holds it alone from reading the leases to the end
  * of its deletes. 0x48454d44 is "HEMD".
  */
-const SWEEP_LOCK = [0x48454d44, 1] as const
+export const SWEEP_LOCK = [0x48454d44, 1] as const
 /** Held (session-level) by the one instance collecting garbage at a time. */
 const COLLECTION_LOCK = [0x48454d44, 2] as const
 

@@ -120,7 +120,13 @@ export class HeliaBackend implements IpfsBackend {
         stored,
         leases: shared.leases,
         pins: shared.pins,
-        getBlock: async (cid) => this.getBlock(cid),
+        // Under the sweep lock, straight from the store on the lock's connection (see SharedBlockCollectorInit.getBlock).
+        getBlock: async (cid, within) => {
+          if (within === undefined) return this.getBlock(cid)
+          const bytes = await storage.get(cid, within)
+          if (bytes === undefined) throw new NotFoundError(`block ${cid.toString()} not found on this node`)
+          return bytes
+        },
         instance: shared.instance,
         ...(shared.copies === undefined ? {} : { copies: shared.copies }),
         onCollected: () => { for (const listener of this.#collectedListeners) listener() },

@@ -26,8 +26,12 @@ export interface SharedBlockCollectorInit {
   stored?: (cid: CID) => void
   leases: BlockLeaseRepository
   pins: SharedPins
-  /** A block's bytes; NotFoundError when it is not held. */
-  getBlock: (cid: CID) => Promise<Uint8Array>
+  /**
+   * A block's bytes; NotFoundError when it is not held. `within`: the sweep
+   * batch's transaction, when the read is made under the sweep lock (a
+   * store's index is read on that connection, never on a second one).
+   */
+  getBlock: (cid: CID, within?: Knex.Transaction) => Promise<Uint8Array>
   /** This instance's name in block_leases. */
   instance: string
   /** Seconds between heartbeats of this instance's leases. */
@@ -340,6 +344,8 @@ export class SharedBlockCollector {
     }
     if (batch.length > 0) await flush()
     if (!dryRun && this.#init.storage.compact !== undefined) report.compacted = await this.#compact()
+    // Empty packs a crash left between a sweep's commit and its reclaim: one look per collection.
+    if (!dryRun) await this.#init.storage.reclaim?.()
     return report
   }
 
@@ -368,21 +374,23 @@ export class SharedBlockCollector {
    * Returns the keys deleted (or, with `dryRun`, that would be).
    */
   async #sweepBatch (keys: readonly string[], reachable: { keys: Set<string>, seq: bigint }, dryRun: boolean): Promise<string[]> {
+    let touched: readonly string[] = []
     const doomed = await this.#init.leases.sweep(async ({ leased, collected, transaction }) => {
       // Leases first, pins second: an import pins before it ends its lease, so a lease ended before this read has its
       // pin visible to the next; read the other way round, a pin and its lease's end could both fall between them.
       const held = await leased(keys)
       const added = await this.#init.pins.addedSince(reachable.seq, undefined, transaction)
-      for (const root of added.cids) await this.#walk(root, reachable.keys)
+      for (const root of added.cids) await this.#walk(root, reachable.keys, transaction)
       reachable.seq = added.seq
       const doomed = keys.filter((key) => !reachable.keys.has(key) && !held.has(key))
       if (!dryRun) {
-        await this.#init.storage.delete(doomed, transaction)
+        touched = await this.#init.storage.delete(doomed, transaction) ?? []
         await collected(doomed)
       }
       return doomed
     })
-    if (!dryRun && doomed.length > 0) await this.#init.storage.reclaim?.()
+    // Committed: the packs those deletes left empty can go.
+    if (touched.length > 0) await this.#init.storage.reclaim?.(touched)
     return doomed
   }
 
@@ -399,7 +407,7 @@ export class SharedBlockCollector {
    * to keep; any other error (the store unreachable) ends the collection, so
    * that a read that failed never lets a sweep take what is under it.
    */
-  async #walk (root: CID, reachable: Set<string>): Promise<void> {
+  async #walk (root: CID, reachable: Set<string>, within?: Knex.Transaction): Promise<void> {
     const stack = [root]
     let read = 0
     for (let cid = stack.pop(); cid !== undefined; cid = stack.pop()) {
@@ -409,7 +417,7 @@ export class SharedBlockCollector {
       if (cid.code !== dagPb.code) continue
       let bytes: Uint8Array
       try {
-        bytes = await this.#init.getBlock(cid)
+        bytes = await this.#init.getBlock(cid, within)
       } catch (err) {
         if (err instanceof NotFoundError) continue
         throw err

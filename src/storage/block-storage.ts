@@ -20,8 +20,12 @@ export interface StoredBlock {
 export interface BlockStorage {
   readonly kind: 'fs' | 's3'
   put: (cid: CID, bytes: Uint8Array) => Promise<void>
-  /** The block's bytes, or undefined when it is not held. */
-  get: (cid: CID) => Promise<Uint8Array | undefined>
+  /**
+   * The block's bytes, or undefined when it is not held. `within`: the
+   * collector's sweep transaction, for a read made while it holds the sweep
+   * lock (a store with an index in the database reads it on that connection).
+   */
+  get: (cid: CID, within?: Within) => Promise<Uint8Array | undefined>
   /**
    * The block read into `into`: the byte count (less than `into.length` for
    * a shorter block), or undefined when it is not held.
@@ -32,9 +36,10 @@ export interface BlockStorage {
   list: () => AsyncIterable<StoredBlock>
   /**
    * Removes blocks by key; keys not held are skipped. `within`: the
-   * collector's sweep transaction, for a store with an index in the database.
+   * collector's sweep transaction, for a store with an index in the database;
+   * then what it returns is for `reclaim` once that has committed.
    */
-  delete: (keys: readonly string[], within?: Within) => Promise<void>
+  delete: (keys: readonly string[], within?: Within) => Promise<readonly string[] | undefined>
   /**
    * The writes of one import as a batch (the S3 store packs them into few
    * objects); absent, or undefined, where blocks are written one at a time.
@@ -42,8 +47,12 @@ export interface BlockStorage {
   batch?: (hooks: BatchHooks) => BlockBatch | undefined
   /** Those of `keys` already stored where an import that leased them need not write them (the S3 store's packed blocks). */
   stored?: (keys: readonly string[]) => Promise<Set<string>>
-  /** After a sweep's deletes are committed: deletes what they left with nothing in it (the S3 store's empty packs). */
-  reclaim?: () => Promise<void>
+  /**
+   * After a sweep's deletes are committed: deletes what they left with
+   * nothing in it (the S3 store's packs named by `delete`; without names,
+   * every empty pack: once a collection, for what a crash left).
+   */
+  reclaim?: (candidates?: readonly string[]) => Promise<void>
   /** Rewrites what collections left mostly empty (the S3 store's packs); see S3BlockStorage. */
   compact?: (options: { fraction: number, beforeWrite: (name: string) => Promise<void>, locked: (work: (within: Within) => Promise<void>) => Promise<void>, pause: () => Promise<void> }) => Promise<{ packs: number, bytes: number }>
   /** Resolves when the store takes reads and writes; for readiness probes. */

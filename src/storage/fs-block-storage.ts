@@ -73,7 +73,7 @@ export class FsBlockStorage implements BlockStorage {
     }
   }
 
-  async delete (keys: readonly string[]): Promise<void> {
+  async delete (keys: readonly string[]): Promise<undefined> {
     await Promise.all(keys.map(async (key) => {
       await unlink(join(this.#dir, shardOf(key), key)).catch((err: unknown) => {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err

@@ -27,30 +27,33 @@ export type Within = unknown
  */
 export interface PackIndex {
   /**
-   * Records a pack whose object is in the bucket, with its blocks. A block
-   * already indexed keeps its older place. Returns how many blocks were
-   * indexed here: 0 means the pack holds nothing needed, and it is not kept.
+   * Records a pack whose object is in the bucket, with its blocks, if an
+   * import lease still holds its name (else throws LeaseLostError: a
+   * collection may have taken the object already). A block already indexed
+   * keeps its older place. Returns how many blocks were indexed here: 0
+   * means the pack holds nothing needed, and it is not kept.
    */
   record: (pack: string, size: number, blocks: readonly PackEntry[]) => Promise<number>
-  locate: (key: string) => Promise<PackedLocation | undefined>
+  locate: (key: string, within?: Within) => Promise<PackedLocation | undefined>
   /** Every packed block's key and length, a page at a time. */
   list: () => AsyncIterable<{ key: string, size: number }>
   /** Those of `packs` that have a row (recorded, not yet emptied). */
   recorded: (packs: readonly string[], within?: Within) => Promise<Set<string>>
   /** Those of `keys` that are packed: stored, and kept as long as the caller's lease holds them. */
   indexed: (keys: readonly string[]) => Promise<Set<string>>
-  /** Forgets blocks (their packs' objects stay until `emptied`). */
-  remove: (keys: readonly string[], within?: Within) => Promise<void>
+  /** Forgets blocks, and returns the packs they were in (their objects stay until `emptied`). */
+  remove: (keys: readonly string[], within?: Within) => Promise<string[]>
   /**
-   * Drops the rows of packs left with no block and returns their names: the
-   * caller deletes their objects, after the rows are gone (an object is
-   * never missing while a row names it).
+   * Drops the rows of packs left with no block (of `candidates`; without
+   * them, of every pack) and returns their names: the caller deletes their
+   * objects, after the rows are gone (an object is never missing while a
+   * row names it).
    */
-  emptied: () => Promise<string[]>
+  emptied: (candidates?: readonly string[]) => Promise<string[]>
   /** Up to `limit` packs whose indexed blocks fill less than `fraction` of them, emptiest first. */
   sparse: (fraction: number, limit: number) => Promise<Array<{ name: string, size: number, live: number }>>
   /** A pack's indexed blocks, in offset order. */
-  blocksOf: (pack: string) => Promise<PackEntry[]>
+  blocksOf: (pack: string, within?: Within) => Promise<PackEntry[]>
   /**
    * Records `to`, a pack whose object holds copies of blocks of other packs
    * (`entries`: where each is in `to`, and `from`, the pack it was in), and
@@ -58,4 +61,12 @@ export interface PackIndex {
    * meanwhile) is left out. `within`: the sweep lock's transaction.
    */
   move: (to: string, size: number, entries: ReadonlyArray<PackEntry & { from: string }>, within?: Within) => Promise<void>
+}
+
+/** A pack's lease ended before its rows were written (its instance stalled past GC_LEASE_TTL_SECONDS). */
+export class LeaseLostError extends Error {
+  constructor (pack: string) {
+    super(`the import lease on ${pack} ended before the pack was recorded; the upload must be made again`)
+    this.name = 'LeaseLostError'
+  }
 }

@@ -25,24 +25,35 @@ export interface BlockBatch {
   abort: () => Promise<void>
 }
 
+/** The first buffer of a pack; it doubles as blocks come, up to the pack's size (a small upload holds little). */
+const FIRST_BUFFER = 256 * 1024
+
 /** A pack being filled: its blocks back to back in one buffer. */
 export class Pack {
   readonly name = `pack-${randomUUID()}`
   readonly entries: Array<PackEntry & { cid: CID }> = []
-  readonly #buffer: Buffer
+  readonly #capacity: number
+  #buffer: Buffer
   #used = 0
 
   constructor (capacity: number) {
-    this.#buffer = Buffer.allocUnsafeSlow(capacity)
+    this.#capacity = capacity
+    this.#buffer = Buffer.allocUnsafeSlow(Math.min(capacity, FIRST_BUFFER))
   }
 
   get size (): number { return this.#used }
-  get full (): boolean { return this.#used >= this.#buffer.length }
-  fits (length: number): boolean { return this.#used + length <= this.#buffer.length }
+  get full (): boolean { return this.#used >= this.#capacity }
+  fits (length: number): boolean { return this.#used + length <= this.#capacity }
 
   /** Copies the block in; returns its bytes inside the pack (read back until the pack is indexed). */
   add (cid: CID, key: string, bytes: Uint8Array): Uint8Array {
     const offset = this.#used
+    if (offset + bytes.length > this.#buffer.length) {
+      // Earlier blocks' views (pending reads) keep the old buffer until the pack is stored.
+      const grown = Buffer.allocUnsafeSlow(Math.min(this.#capacity, Math.max(2 * this.#buffer.length, offset + bytes.length)))
+      this.#buffer.copy(grown, 0, 0, offset)
+      this.#buffer = grown
+    }
     this.#buffer.set(bytes, offset)
     this.#used += bytes.length
     this.entries.push({ cid, key, offset, length: bytes.length })
@@ -58,7 +69,7 @@ export interface PackSink {
   /** Packs of one import sent at once; with the one being filled, what an import holds in memory. */
   inFlight: number
   /** A block just copied into a pack, readable from there until its pack is stored. */
-  pending: (key: string, bytes: Uint8Array) => void
+  pending: (key: string, pack: Pack, bytes: Uint8Array) => void
   /** Stores a sealed pack (object, then index) and lets its pending blocks go. */
   store: (pack: Pack, hooks: BatchHooks) => Promise<void>
   /** A pack that will not be stored: its pending blocks go. */
@@ -99,7 +110,7 @@ export class PackWriter implements BlockBatch {
         continue
       }
       if (open.fits(bytes.length)) {
-        this.#sink.pending(key, open.add(cid, key, bytes))
+        this.#sink.pending(key, open, open.add(cid, key, bytes))
         if (open.full && this.#sending.size < this.#sink.inFlight) this.#seal()
         return
       }
@@ -130,8 +141,10 @@ export class PackWriter implements BlockBatch {
     const pack = this.#open
     this.#open = undefined
     if (pack === undefined || pack.entries.length === 0 || this.#aborted) return
+    // Never rejects: a failure is kept for the next put or flush to throw.
     const sent: Promise<void> = this.#sink.store(pack, this.#hooks)
-      .then(() => { this.#hooks.written(pack.entries.map((e) => e.cid)) }, (error: unknown) => { this.#failure ??= { error } })
+      .then(() => { this.#hooks.written(pack.entries.map((e) => e.cid)) })
+      .catch((error: unknown) => { this.#failure ??= { error } })
       .finally(() => { this.#sending.delete(sent) })
     this.#sending.add(sent)
   }

@@ -13,6 +13,8 @@ const DELETE_BATCH = 1000
 const PACK_READS = 4
 /** Larger packs (written with a larger S3_PACK_BYTES) are read a block at a time. */
 const READ_AHEAD_BYTES = 32 * 1024 * 1024
+/** Old packs rewritten into one new pack at most: each is one GET and one PUT's worth of work between pauses. */
+const COMPACT_GROUP = 64
 /** Names of pack objects (and of an unfinished pack as the collector lists it); never a block key, which is base32 upper case. */
 const PACK = 'pack-'
 
@@ -44,8 +46,8 @@ export interface S3BlockStorageOptions {
  *   what object stores bill and what their request rate limits.
  * - One object per block (`<prefix>blocks/<shard>/<key>`, the file store's
  *   names; the shard, two characters from the end of the multihash, spreads
- *   keys over the bucket's partitions). Writes outside an import batch
- *   (blocks fetched one by one) and buckets written before packs.
+ *   keys over the bucket's partitions): a put outside an import's batch
+ *   (Helia's own), `S3_PACK_BYTES=0`, and buckets written before packs.
  *
  * Reads go through a bounded cache on the local disk; a block fetched from
  * the bucket is checked against its CID before it is cached or returned.
@@ -60,8 +62,8 @@ export class S3BlockStorage implements BlockStorage {
   readonly #packBytes: number
   readonly #packsInFlight: number
   readonly #writing = new Map<string, Promise<void>>()
-  /** Blocks in packs of this process not yet stored, by key. */
-  readonly #pending = new Map<string, Uint8Array>()
+  /** Blocks in packs of this process not yet stored, by key, with the pack holding them. */
+  readonly #pending = new Map<string, { pack: Pack, bytes: Uint8Array }>()
   /** Whole-pack reads under way, by pack name: the blocks each holds, by key. */
   readonly #packReads = new Map<string, Promise<Map<string, Uint8Array> | undefined>>()
 
@@ -92,7 +94,7 @@ export class S3BlockStorage implements BlockStorage {
     return new PackWriter({
       packBytes: this.#packBytes,
       inFlight: this.#packsInFlight,
-      pending: (key, bytes) => { this.#pending.set(key, bytes) },
+      pending: (key, pack, bytes) => { this.#pending.set(key, { pack, bytes }) },
       store: async (pack) => { await this.#store(pack, index, hooks) },
       drop: (pack) => { this.#unpend(pack) }
     }, hooks)
@@ -104,15 +106,17 @@ export class S3BlockStorage implements BlockStorage {
       await hooks.beforeWrite(pack.name)
       await this.#s3.putObject(this.#packKey(pack.name), pack.bytes)
       const indexed = await index.record(pack.name, pack.size, pack.entries.map(({ key, offset, length }) => ({ key, offset, length })))
-      // Every block of it was indexed in another pack first (the same content imported at once elsewhere).
-      if (indexed === 0) await this.#s3.deleteObjects([this.#packKey(pack.name)])
+      // Every block of it was indexed in another pack first (the same content imported at once elsewhere). Left to the
+      // collector if this delete fails: the object is unrecorded, and every block of it is stored.
+      if (indexed === 0) await this.#s3.deleteObjects([this.#packKey(pack.name)]).catch(() => {})
     } finally {
       this.#unpend(pack)
     }
   }
 
   #unpend (pack: Pack): void {
-    for (const { key } of pack.entries) this.#pending.delete(key)
+    // Only this pack's entries: another import may be holding the same block in a pack of its own.
+    for (const { key } of pack.entries) if (this.#pending.get(key)?.pack === pack) this.#pending.delete(key)
   }
 
   async put (cid: CID, bytes: Uint8Array): Promise<void> {
@@ -126,20 +130,24 @@ export class S3BlockStorage implements BlockStorage {
     await write
   }
 
-  /** The block's bytes from a pending pack, a stored pack or its own object, unchecked; undefined when none has it. */
-  async #fetch (key: string): Promise<Uint8Array | undefined> {
+  /**
+   * The block's bytes from a pending pack, a stored pack or its own object,
+   * unchecked; undefined when none has it. `within`: the sweep's transaction
+   * (index reads on its connection, no read-ahead under the lock).
+   */
+  async #fetch (key: string, within?: Within): Promise<Uint8Array | undefined> {
     const pending = this.#pending.get(key)
-    if (pending !== undefined) return pending
+    if (pending !== undefined) return pending.bytes
     if (this.#index !== undefined) {
-      let at = await this.#index.locate(key)
+      let at = await this.#index.locate(key, within)
       while (at !== undefined) {
-        const whole = this.#cache.maxBytes > 0 && at.packSize <= READ_AHEAD_BYTES && (this.#packReads.size < PACK_READS || this.#packReads.has(at.pack))
+        const whole = within === undefined && this.#cache.maxBytes > 0 && at.packSize <= READ_AHEAD_BYTES && (this.#packReads.size < PACK_READS || this.#packReads.has(at.pack))
         const bytes = whole
           ? (await this.#readPack(at.pack))?.get(key)
           : await this.#s3.getRange(this.#packKey(at.pack), at.offset, at.length)
         if (bytes !== undefined) return bytes
         // The pack went between the lookup and the read: the block was collected, or moved by a compaction.
-        const now = await this.#index.locate(key)
+        const now = await this.#index.locate(key, within)
         at = now?.pack === at.pack ? undefined : now
       }
     }
@@ -161,7 +169,8 @@ export class S3BlockStorage implements BlockStorage {
         if (object === undefined) return undefined
         const found = new Map<string, Uint8Array>()
         for (const block of blocks) {
-          const bytes = object.subarray(block.offset, block.offset + block.length)
+          // A copy: a block kept by a caller (the gateway's caches) must not keep the whole pack's buffer alive.
+          const bytes = Uint8Array.prototype.slice.call(object, block.offset, block.offset + block.length)
           found.set(block.key, bytes)
           const cid = cidOfKey(block.key)
           if (bytes.length === block.length && hashMatches(cid, bytes)) await this.#cache.add(cid, bytes)
@@ -173,11 +182,11 @@ export class S3BlockStorage implements BlockStorage {
     return read
   }
 
-  async get (cid: CID): Promise<Uint8Array | undefined> {
+  async get (cid: CID, within?: Within): Promise<Uint8Array | undefined> {
     if (cid.multihash.code === IDENTITY) return cid.multihash.digest
     const cached = await this.#cache.get(cid)
     if (cached !== undefined) return cached
-    const bytes = await this.#fetch(blockKey(cid))
+    const bytes = await this.#fetch(blockKey(cid), within)
     if (bytes === undefined) return undefined
     if (!hashMatches(cid, bytes)) throw new CorruptBlockError(cid)
     await this.#cache.add(cid, bytes)
@@ -249,7 +258,7 @@ export class S3BlockStorage implements BlockStorage {
    * run on; then the caller reclaims the packs left empty once it has
    * committed (without it, they are reclaimed here).
    */
-  async delete (keys: readonly string[], within?: Within): Promise<void> {
+  async delete (keys: readonly string[], within?: Within): Promise<readonly string[] | undefined> {
     const blocks = keys.filter((key) => !key.startsWith(PACK))
     let packs = keys.filter((key) => key.startsWith(PACK))
     if (this.#index !== undefined) {
@@ -257,23 +266,27 @@ export class S3BlockStorage implements BlockStorage {
       const recorded = await this.#index.recorded(packs, within)
       packs = packs.filter((name) => !recorded.has(name))
     }
+    const touched = new Set<string>()
     for (let i = 0; i < blocks.length; i += DELETE_BATCH) {
       const batch = blocks.slice(i, i + DELETE_BATCH)
       await this.#s3.deleteObjects(batch.map((key) => this.#objectKey(key)))
-      await this.#index?.remove(batch, within)
+      for (const pack of await this.#index?.remove(batch, within) ?? []) touched.add(pack)
       await this.#cache.forget(batch)
     }
     await this.#deletePacks(packs)
-    if (within === undefined) await this.reclaim()
+    if (within !== undefined) return [...touched]
+    await this.reclaim([...touched])
+    return undefined
   }
 
   /**
-   * Deletes the objects of packs left with no block. The collector calls it
-   * once a sweep's rows are committed: an object goes only after the last
-   * row naming it, so a block the index places is always there to read.
+   * Deletes the objects of packs left with no block: of `candidates` (the
+   * packs a sweep's deletes touched), or of all. The collector calls it once
+   * a sweep's rows are committed: an object goes only after the last row
+   * naming it, so a block the index places is always there to read.
    */
-  async reclaim (): Promise<void> {
-    if (this.#index !== undefined) await this.#deletePacks(await this.#index.emptied())
+  async reclaim (candidates?: readonly string[]): Promise<void> {
+    if (this.#index !== undefined) await this.#deletePacks(await this.#index.emptied(candidates))
   }
 
   async #deletePacks (names: readonly string[]): Promise<void> {
@@ -297,9 +310,10 @@ export class S3BlockStorage implements BlockStorage {
     // Packs with nothing left are reclaimed as they are; the others are grouped into new packs of up to S3_PACK_BYTES.
     const sparse = (await index.sparse(options.fraction, 1000)).filter((pack) => pack.live > 0)
     while (sparse.length > 0) {
+      // A group's new pack is at most S3_PACK_BYTES, and its old packs are read one at a time, their live blocks copied out.
       const group = [sparse.shift() as typeof sparse[number]]
       let live = group[0]?.live ?? 0
-      while (sparse.length > 0 && live + (sparse[0]?.live ?? 0) <= this.#packBytes) {
+      while (sparse.length > 0 && live + (sparse[0]?.live ?? 0) <= this.#packBytes && group.length < COMPACT_GROUP) {
         const next = sparse.shift() as typeof sparse[number]
         group.push(next)
         live += next.live
@@ -312,7 +326,7 @@ export class S3BlockStorage implements BlockStorage {
         const object = blocks.length === 0 ? undefined : await this.#s3.getObject(this.#packKey(pack.name))
         if (object === undefined) continue
         for (const block of blocks) {
-          parts.push(object.subarray(block.offset, block.offset + block.length))
+          parts.push(Buffer.from(object.subarray(block.offset, block.offset + block.length)))
           entries.push({ key: block.key, offset: size, length: block.length, from: pack.name })
           size += block.length
         }

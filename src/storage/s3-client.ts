@@ -103,8 +103,8 @@ export class S3Client {
     const answer = await this.#request('GET', key, { headers: { Range: `bytes=${offset}-${offset + length - 1}` } })
     if (answer.status === 404) return undefined
     this.#check(answer, [206, 200], 'GET', key)
-    // A store that ignores Range sends the whole object (200).
-    return answer.status === 200 ? answer.body.subarray(offset, offset + length) : answer.body
+    // A store that ignores Range sends the whole object (200): a copy of the range, not a view keeping the object alive.
+    return answer.status === 200 ? Buffer.from(answer.body.subarray(offset, offset + length)) : answer.body
   }
 
   async headObject (key: string): Promise<{ size: number, lastModified: Date } | undefined> {

@@ -6,10 +6,12 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { BlockLeaseRepository } from '../../src/db/block-lease-repository.ts'
 import { PgPackIndex } from '../../src/db/pack-index-repository.ts'
 import { blockKey } from '../../src/ipfs/block-collector.ts'
 import { BlockCache } from '../../src/storage/block-cache.ts'
 import type { BlockBatch } from '../../src/storage/pack-writer.ts'
+import { LeaseLostError } from '../../src/storage/pack-index.ts'
 import { CorruptBlockError, S3BlockStorage } from '../../src/storage/s3-block-storage.ts'
 import { S3Client } from '../../src/storage/s3-client.ts'
 import { startSharedStore, type SharedStoreFixture } from '../support/shared-store.ts'
@@ -42,8 +44,14 @@ describe.skipIf(!available)('S3 block store: packs', () => {
     return store
   }
 
+  let leases: BlockLeaseRepository
+  /** Leases a pack's name as the collector's writer does: a pack is recorded only while a lease holds it. */
+  async function lease (name: string): Promise<void> {
+    await leases.register(await leases.open('packs-test'), [name])
+  }
+
   function batchOf (store: S3BlockStorage, leased: string[] = [], written: CID[] = []): BlockBatch {
-    const batch = store.batch({ beforeWrite: async (name) => { leased.push(name); await Promise.resolve() }, written: (cids) => { written.push(...cids) } })
+    const batch = store.batch({ beforeWrite: async (name) => { leased.push(name); await lease(name) }, written: (cids) => { written.push(...cids) } })
     if (batch === undefined) throw new Error('the store does not pack')
     return batch
   }
@@ -56,7 +64,10 @@ describe.skipIf(!available)('S3 block store: packs', () => {
 
   const prefix = (): string => `packs-${++n}/`
 
-  beforeAll(async () => { shared = await startSharedStore(inject('seaweedBin'), inject('postgresUrl')) }, 180_000)
+  beforeAll(async () => {
+    shared = await startSharedStore(inject('seaweedBin'), inject('postgresUrl'))
+    leases = new BlockLeaseRepository(shared.db.knex)
+  }, 180_000)
   afterAll(async () => {
     for (const store of stores) await store.close()
     for (const dir of dirs) await rm(dir, { recursive: true, force: true })
@@ -185,7 +196,7 @@ describe.skipIf(!available)('S3 block store: packs', () => {
     expect((await packObjects(p)).size).toBe(0)
   })
 
-  it('compacts a pack most of whose blocks were collected: the live ones move to a new pack, the old object goes, reads follow', async () => {
+  it('compacts a pack most of whose blocks were collected: the live ones move to a new pack, the old object goes, reads find the new place', async () => {
     const p = prefix()
     const store = await open(p)
     const blocks = await Promise.all(Array.from({ length: 8 }, async () => block(randomBytes(25_000))))
@@ -233,13 +244,53 @@ describe.skipIf(!available)('S3 block store: packs', () => {
     for (const b of blocks) expect(Buffer.compare(Buffer.from(await reader.get(b.cid) as Uint8Array), b.bytes)).toBe(0)
   })
 
+  it('an abort drops the open pack unsent: nothing is PUT, nothing stays readable', async () => {
+    const p = prefix()
+    const store = await open(p)
+    const b = await block(randomBytes(10_000))
+    const leased: string[] = []
+    const batch = batchOf(store, leased)
+    await batch.put(b.cid, b.bytes)
+    expect(await store.has(b.cid)).toBe(true) // pending, in memory
+    await batch.abort()
+    expect(leased).toEqual([])
+    expect(await store.has(b.cid)).toBe(false)
+    expect((await packObjects(p)).size).toBe(0)
+    await expect(batch.put(b.cid, b.bytes)).rejects.toThrow(/aborted/)
+  })
+
+  it('does not record a pack whose lease ended before its rows were written (a collection may have taken it)', async () => {
+    const p = prefix()
+    const store = await open(p)
+    const b = await block(randomBytes(10_000))
+    // beforeWrite leases nothing: as if the lease had expired between the PUT and the rows.
+    const batch = store.batch({ beforeWrite: async () => {}, written: () => {} }) as BlockBatch
+    await batch.put(b.cid, b.bytes)
+    await expect(batch.flush()).rejects.toBeInstanceOf(LeaseLostError)
+    expect(await shared.db.knex('packed_blocks').where({ block_key: blockKey(b.cid) }).first()).toBeUndefined()
+    expect(await store.has(b.cid)).toBe(false)
+  })
+
+  it('refuses corrupt pack bytes on the ranged read too (a store without a read cache)', async () => {
+    const p = prefix()
+    const store = await open(p)
+    const b = await block(randomBytes(5000))
+    const batch = batchOf(store)
+    await batch.put(b.cid, b.bytes)
+    await batch.flush()
+    const [name] = [...(await packObjects(p)).keys()]
+    await shared.s3.putObject(`${p}packs/${name ?? ''}`, randomBytes(5000))
+    const reader = await open(p) // no cache: a ranged GET of the block
+    await expect(reader.get(b.cid)).rejects.toBeInstanceOf(CorruptBlockError)
+  })
+
   it('holds at most the open pack and the packs in flight of an import in memory', async () => {
     const p = prefix()
     const store = await open(p, { packBytes: 64 * 1024 })
     let release: () => void = () => {}
     const gate = new Promise<void>((resolve) => { release = resolve })
     const leased: string[] = []
-    const batch = store.batch({ beforeWrite: async (name) => { leased.push(name); await gate }, written: () => {} }) as BlockBatch
+    const batch = store.batch({ beforeWrite: async (name) => { leased.push(name); await gate; await lease(name) }, written: () => {} }) as BlockBatch
     const blocks = await Promise.all(Array.from({ length: 12 }, async () => block(randomBytes(60_000))))
     let taken = 0
     const putting = (async () => { for (const b of blocks) { await batch.put(b.cid, b.bytes); taken++ } })()
