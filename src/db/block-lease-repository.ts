@@ -39,14 +39,15 @@ export class BlockLeaseRepository {
   /**
    * Records keys under a lease before their blocks are written. It waits for
    * a sweep batch under way, so that a sweep either saw the keys or finished
-   * its deletes before the writes that follow.
+   * its deletes before the writes that follow. Returns those of `keys` the
+   * S3 store has packed already: held by the lease from now on, they need
+   * not be written again (read after the lock was granted; see the
+   * register_lease_keys migration).
    */
-  async register (leaseId: number, keys: readonly string[]): Promise<void> {
-    if (keys.length === 0) return
-    await this.#db.raw(`with locked as (select pg_advisory_xact_lock_shared(?, ?))
-      insert into block_lease_keys (lease_id, block_key)
-      select ?, k from locked, unnest(?::text[]) as k
-      on conflict do nothing`, [...SWEEP_LOCK, leaseId, keys as string[]])
+  async register (leaseId: number, keys: readonly string[]): Promise<Set<string>> {
+    if (keys.length === 0) return new Set()
+    const result = await this.#db.raw<{ rows: Array<{ key: string }> }>('select k as key from heimdall_register_lease_keys(?, ?, ?, ?::text[]) as k', [...SWEEP_LOCK, leaseId, keys as string[]])
+    return new Set(result.rows.map((row) => row.key))
   }
 
   /** Ends a lease (its keys go with it). */

@@ -66,12 +66,6 @@ export class PgPackIndex implements PackIndex {
     return new Set(rows.map((row) => row.name))
   }
 
-  async indexed (keys: readonly string[]): Promise<Set<string>> {
-    if (keys.length === 0) return new Set()
-    const rows = await this.#db<PackedRow>('packed_blocks').whereIn('block_key', keys as string[]).select('block_key')
-    return new Set(rows.map((row) => row.block_key))
-  }
-
   async remove (keys: readonly string[], within?: Within): Promise<string[]> {
     if (keys.length === 0) return []
     const result = await this.#on(within).raw<{ rows: Array<{ pack: string }> }>('delete from packed_blocks where block_key = any(?::text[]) returning pack', [keys as string[]])

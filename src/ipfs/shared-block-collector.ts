@@ -19,7 +19,7 @@ export interface SharedPins {
 
 export interface SharedBlockCollectorInit {
   /** Where sweeps list and delete, and imports write in batches when the store packs them. */
-  storage: Pick<BlockStorage, 'list' | 'delete' | 'batch' | 'stored' | 'reclaim' | 'compact'>
+  storage: Pick<BlockStorage, 'list' | 'delete' | 'batch' | 'reclaim' | 'compact'>
   /** How an import's block is written one at a time (to the storage, announced to peers). */
   put: (cid: CID, bytes: Uint8Array) => Promise<unknown>
   /** Told of blocks an import's batch has stored (announced to peers). */
@@ -269,9 +269,7 @@ export class SharedBlockCollector {
     while (lease.unregistered.has(key)) {
       lease.flushing ??= (async () => {
         const batch = [...lease.unregistered]
-        await this.#init.leases.register(lease.id, batch)
-        // Asked after the registration, never in the same statement: its snapshot would predate a sweep it waited for.
-        for (const k of await this.#init.storage.stored?.(batch) ?? []) lease.stored.add(k)
+        for (const k of await this.#init.leases.register(lease.id, batch)) lease.stored.add(k)
         for (const k of batch) lease.unregistered.delete(k)
       })().finally(() => { lease.flushing = undefined })
       await lease.flushing

@@ -45,8 +45,6 @@ export interface BlockStorage {
    * objects); absent, or undefined, where blocks are written one at a time.
    */
   batch?: (hooks: BatchHooks) => BlockBatch | undefined
-  /** Those of `keys` already stored where an import that leased them need not write them (the S3 store's packed blocks). */
-  stored?: (keys: readonly string[]) => Promise<Set<string>>
   /**
    * After a sweep's deletes are committed: deletes what they left with
    * nothing in it (the S3 store's packs named by `delete`; without names,

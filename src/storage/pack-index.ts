@@ -39,8 +39,6 @@ export interface PackIndex {
   list: () => AsyncIterable<{ key: string, size: number }>
   /** Those of `packs` that have a row (recorded, not yet emptied). */
   recorded: (packs: readonly string[], within?: Within) => Promise<Set<string>>
-  /** Those of `keys` that are packed: stored, and kept as long as the caller's lease holds them. */
-  indexed: (keys: readonly string[]) => Promise<Set<string>>
   /** Forgets blocks, and returns the packs they were in (their objects stay until `emptied`). */
   remove: (keys: readonly string[], within?: Within) => Promise<string[]>
   /**

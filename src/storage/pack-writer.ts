@@ -45,19 +45,28 @@ export class Pack {
   get full (): boolean { return this.#used >= this.#capacity }
   fits (length: number): boolean { return this.#used + length <= this.#capacity }
 
-  /** Copies the block in; returns its bytes inside the pack (read back until the pack is indexed). */
-  add (cid: CID, key: string, bytes: Uint8Array): Uint8Array {
+  /**
+   * Copies the block in; returns whether the buffer had to grow (then the
+   * views of earlier blocks handed out by `view` are of the old one).
+   */
+  add (cid: CID, key: string, bytes: Uint8Array): boolean {
     const offset = this.#used
+    let grew = false
     if (offset + bytes.length > this.#buffer.length) {
-      // Earlier blocks' views (pending reads) keep the old buffer until the pack is stored.
       const grown = Buffer.allocUnsafeSlow(Math.min(this.#capacity, Math.max(2 * this.#buffer.length, offset + bytes.length)))
       this.#buffer.copy(grown, 0, 0, offset)
       this.#buffer = grown
+      grew = true
     }
     this.#buffer.set(bytes, offset)
     this.#used += bytes.length
     this.entries.push({ cid, key, offset, length: bytes.length })
-    return this.#buffer.subarray(offset, this.#used)
+    return grew
+  }
+
+  /** An entry's bytes in the pack (read back until the pack is indexed). */
+  view (entry: PackEntry): Uint8Array {
+    return this.#buffer.subarray(entry.offset, entry.offset + entry.length)
   }
 
   get bytes (): Buffer { return this.#buffer.subarray(0, this.#used) }
@@ -110,7 +119,9 @@ export class PackWriter implements BlockBatch {
         continue
       }
       if (open.fits(bytes.length)) {
-        this.#sink.pending(key, open, open.add(cid, key, bytes))
+        // After a growth, every pending view moves to the new buffer: the old one is not kept alive by them.
+        const grew = open.add(cid, key, bytes)
+        for (const entry of grew ? open.entries : open.entries.slice(-1)) this.#sink.pending(entry.key, open, open.view(entry))
         if (open.full && this.#sending.size < this.#sink.inFlight) this.#seal()
         return
       }

@@ -345,10 +345,6 @@ export class S3BlockStorage implements BlockStorage {
     return report
   }
 
-  /** Those of `keys` the bucket holds in a pack: an import that leased them need not write them again. */
-  async stored (keys: readonly string[]): Promise<Set<string>> {
-    return this.#index === undefined ? new Set() : this.#index.indexed(keys)
-  }
 
   async ping (): Promise<void> {
     await this.#s3.ping()
