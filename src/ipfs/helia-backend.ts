@@ -16,6 +16,7 @@ import { BlockCollector, SHARDING, blockKey } from './block-collector.ts'
 import { hashMatches } from './block-hash.ts'
 import type { BlockLeaseRepository } from '../db/block-lease-repository.ts'
 import type { BlockStorage } from '../storage/block-storage.ts'
+import type { Within } from '../storage/pack-index.ts'
 import { FsBlockStorage } from '../storage/fs-block-storage.ts'
 import { StorageBlockstore } from '../storage/storage-blockstore.ts'
 import { SharedBlockCollector, type LocalCopies, type SharedPins } from './shared-block-collector.ts'
@@ -120,13 +121,8 @@ export class HeliaBackend implements IpfsBackend {
         stored,
         leases: shared.leases,
         pins: shared.pins,
-        // Under the sweep lock, straight from the store on the lock's connection (see SharedBlockCollectorInit.getBlock).
-        getBlock: async (cid, within) => {
-          if (within === undefined) return this.getBlock(cid)
-          const bytes = await storage.get(cid, within)
-          if (bytes === undefined) throw new NotFoundError(`block ${cid.toString()} not found on this node`)
-          return bytes
-        },
+        // Under the sweep lock, on the lock's connection (see SharedBlockCollectorInit.getBlock).
+        getBlock: async (cid, within) => this.#fromStore(cid, within),
         instance: shared.instance,
         ...(shared.copies === undefined ? {} : { copies: shared.copies }),
         onCollected: () => { for (const listener of this.#collectedListeners) listener() },
@@ -440,7 +436,12 @@ export class HeliaBackend implements IpfsBackend {
    */
   async getBlock (cid: CID, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
     options.signal?.throwIfAborted()
-    const bytes = await this.#storage.get(cid)
+    return this.#fromStore(cid)
+  }
+
+  /** The block from the store (`within`: the collector's sweep transaction); NotFoundError when it is not held. */
+  async #fromStore (cid: CID, within?: Within): Promise<Uint8Array> {
+    const bytes = await this.#storage.get(cid, within)
     if (bytes === undefined) throw new NotFoundError(`block ${cid.toString()} not found on this node`)
     return bytes
   }

@@ -204,8 +204,7 @@ export class SharedBlockCollector {
         if (lease.settled) throw new Error('the import lease was already released')
         options?.signal?.throwIfAborted()
         const key = blockKey(cid)
-        this.#lease(lease, key)
-        await this.#registered(lease, key)
+        await this.#leased(lease, key)
         if (lease.stored.has(key)) {
           // Stored already, and kept now that the lease holds it: a bundle uploaded again costs no second copy.
           this.#written(lease, [key])
@@ -224,20 +223,20 @@ export class SharedBlockCollector {
     }
   }
 
-  #lease (lease: SharedLease, key: string): void {
-    if (lease.keys.has(key)) return
-    lease.keys.add(key)
-    lease.unregistered.add(key)
+  /** Records `key` (a block's, or a pack's name) under the lease; resolves once it is registered. */
+  async #leased (lease: SharedLease, key: string): Promise<void> {
+    if (!lease.keys.has(key)) {
+      lease.keys.add(key)
+      lease.unregistered.add(key)
+    }
+    await this.#registered(lease, key)
   }
 
   #batch (lease: SharedLease): BlockBatch | null {
     if (lease.batch === undefined) {
       lease.batch = this.#init.storage.batch?.({
         // A pack's name is leased like a block's key: an unfinished pack is collected only once its lease is over.
-        beforeWrite: async (name) => {
-          this.#lease(lease, name)
-          await this.#registered(lease, name)
-        },
+        beforeWrite: async (name) => { await this.#leased(lease, name) },
         written: (cids) => {
           this.#written(lease, cids.map(blockKey))
           for (const cid of cids) this.#init.stored?.(cid)
@@ -353,10 +352,7 @@ export class SharedBlockCollector {
     try {
       return await this.#init.storage.compact?.({
         fraction: COMPACT_BELOW,
-        beforeWrite: async (name) => {
-          this.#lease(lease, name)
-          await this.#registered(lease, name)
-        },
+        beforeWrite: async (name) => { await this.#leased(lease, name) },
         locked: async (work) => { await this.#init.leases.sweep(async ({ transaction }) => { await work(transaction) }) },
         pause: async () => { await sleep(this.#init.pauseMs) }
       })

@@ -80,7 +80,7 @@ export interface PackSink {
   /** A block just copied into a pack, readable from there until its pack is stored. */
   pending: (key: string, pack: Pack, bytes: Uint8Array) => void
   /** Stores a sealed pack (object, then index) and lets its pending blocks go. */
-  store: (pack: Pack, hooks: BatchHooks) => Promise<void>
+  store: (pack: Pack) => Promise<void>
   /** A pack that will not be stored: its pending blocks go. */
   drop: (pack: Pack) => void
 }
@@ -153,7 +153,7 @@ export class PackWriter implements BlockBatch {
     this.#open = undefined
     if (pack === undefined || pack.entries.length === 0 || this.#aborted) return
     // Never rejects: a failure is kept for the next put or flush to throw.
-    const sent: Promise<void> = this.#sink.store(pack, this.#hooks)
+    const sent: Promise<void> = this.#sink.store(pack)
       .then(() => { this.#hooks.written(pack.entries.map((e) => e.cid)) })
       .catch((error: unknown) => { this.#failure ??= { error } })
       .finally(() => { this.#sending.delete(sent) })

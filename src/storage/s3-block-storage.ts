@@ -170,7 +170,7 @@ export class S3BlockStorage implements BlockStorage {
         const found = new Map<string, Uint8Array>()
         for (const block of blocks) {
           // A copy: a block kept by a caller (the gateway's caches) must not keep the whole pack's buffer alive.
-          const bytes = Uint8Array.prototype.slice.call(object, block.offset, block.offset + block.length)
+          const bytes = Buffer.from(object.subarray(block.offset, block.offset + block.length))
           found.set(block.key, bytes)
           const cid = cidOfKey(block.key)
           if (bytes.length === block.length && hashMatches(cid, bytes)) await this.#cache.add(cid, bytes)
@@ -307,8 +307,8 @@ export class S3BlockStorage implements BlockStorage {
     const index = this.#index
     const report = { packs: 0, bytes: 0 }
     if (index === undefined || this.#packBytes <= 0) return report
-    // Packs with nothing left are reclaimed as they are; the others are grouped into new packs of up to S3_PACK_BYTES.
-    const sparse = (await index.sparse(options.fraction, 1000)).filter((pack) => pack.live > 0)
+    // Packs with nothing left are not among them (reclaim takes those as they are).
+    const sparse = await index.sparse(options.fraction, 1000)
     while (sparse.length > 0) {
       // A group's new pack is at most S3_PACK_BYTES, and its old packs are read one at a time, their live blocks copied out.
       const group = [sparse.shift() as typeof sparse[number]]

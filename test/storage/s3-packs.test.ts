@@ -152,15 +152,21 @@ describe.skipIf(!available)('S3 block store: packs', () => {
     expect(before.has(where?.pack ?? '')).toBe(true)
   })
 
-  it('refuses bytes in a pack that do not hash to the block, and caches nothing of them', async () => {
-    const p = prefix()
+  /** A block stored in a pack of its own, whose object is then overwritten with someone else's bytes. */
+  async function corruptedPack (p: string): Promise<{ cid: CID, bytes: Uint8Array }> {
     const store = await open(p)
     const b = await block(randomBytes(5000))
     const batch = batchOf(store)
     await batch.put(b.cid, b.bytes)
     await batch.flush()
     const [name] = [...(await packObjects(p)).keys()]
-    await shared.s3.putObject(`${p}packs/${name ?? ''}`, randomBytes(5000)) // someone else's bytes under that pack
+    await shared.s3.putObject(`${p}packs/${name ?? ''}`, randomBytes(5000))
+    return b
+  }
+
+  it('refuses bytes in a pack that do not hash to the block, and caches nothing of them', async () => {
+    const p = prefix()
+    const b = await corruptedPack(p)
     const reader = await open(p, { cacheBytes: 1024 * 1024 })
     await expect(reader.get(b.cid)).rejects.toBeInstanceOf(CorruptBlockError)
     expect(reader.cache.has(b.cid)).toBe(false)
@@ -273,13 +279,7 @@ describe.skipIf(!available)('S3 block store: packs', () => {
 
   it('refuses corrupt pack bytes on the ranged read too (a store without a read cache)', async () => {
     const p = prefix()
-    const store = await open(p)
-    const b = await block(randomBytes(5000))
-    const batch = batchOf(store)
-    await batch.put(b.cid, b.bytes)
-    await batch.flush()
-    const [name] = [...(await packObjects(p)).keys()]
-    await shared.s3.putObject(`${p}packs/${name ?? ''}`, randomBytes(5000))
+    const b = await corruptedPack(p)
     const reader = await open(p) // no cache: a ranged GET of the block
     await expect(reader.get(b.cid)).rejects.toBeInstanceOf(CorruptBlockError)
   })
