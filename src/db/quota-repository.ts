@@ -19,26 +19,16 @@ export class QuotaRepository {
     this.#db = db
   }
 
-  /** Sum of the sizes and number of the identity's uploads: one indexed aggregate. */
-  async usage (identityId: number, db: Knex = this.#db): Promise<Usage> {
-    const row = await db('uploads').where({ identity_id: identityId })
-      .first<{ bytes: string | number | null, uploads: string | number }>(db.raw('COALESCE(SUM(size), 0) AS bytes'), db.raw('COUNT(*) AS uploads'))
-    return { bytes: Number(row.bytes ?? 0), uploads: Number(row.uploads) }
-  }
-
-  /**
-   * Inside an upload's transaction: locks the identity's row, so that two
-   * uploads of one identity are recorded one after the other, and measures
-   * what its uploads take with that lock held.
-   */
-  async lockAndMeasure (trx: Knex.Transaction, identityId: number): Promise<Usage> {
-    await trx('identities').where({ id: identityId }).forUpdate().first('id')
-    return this.usage(identityId, trx)
-  }
-
-  async override (identityId: number, db: Knex = this.#db): Promise<QuotaOverride> {
-    const row = await db('identities').where({ id: identityId }).first<{ quota_bytes: string | number | null, quota_uploads: number | null } | undefined>('quota_bytes', 'quota_uploads')
-    return { bytes: row?.quota_bytes == null ? null : Number(row.quota_bytes), uploads: row?.quota_uploads ?? null }
+  /** What the identity's uploads take and its own quota, in one query. */
+  async measure (identityId: number): Promise<{ usage: Usage, override: QuotaOverride }> {
+    const row = await this.#db('identities').where({ id: identityId }).first<{ bytes: string | number, uploads: string | number, quota_bytes: string | number | null, quota_uploads: number | null } | undefined>(
+      'quota_bytes', 'quota_uploads',
+      this.#db.raw('(select coalesce(sum(size), 0) from uploads where identity_id = identities.id) as bytes'),
+      this.#db.raw('(select count(*) from uploads where identity_id = identities.id) as uploads'))
+    return {
+      usage: { bytes: Number(row?.bytes ?? 0), uploads: Number(row?.uploads ?? 0) },
+      override: { bytes: row?.quota_bytes == null ? null : Number(row.quota_bytes), uploads: row?.quota_uploads ?? null }
+    }
   }
 
   /** Sets the identity's own quota (null: back to the default); false if there is no such username. */

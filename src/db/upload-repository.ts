@@ -61,7 +61,25 @@ interface EntryRow {
   is_directory: boolean
 }
 
-const ENTRY_BATCH = 500
+/** What heimdall_record_upload answers (see its migration). */
+interface RecordRow {
+  outcome: 'created' | 'existing' | 'over_quota'
+  id: number | null
+  created_at: Date | string | null
+  used_bytes: string | number | null
+  used_uploads: string | number | null
+  quota_bytes: string | number | null
+  quota_uploads: string | number | null
+}
+
+/** An upload's bytes and count: what an owner's uploads take, or what it may have. */
+export interface Amount { bytes: number, uploads: number }
+
+/** The quota an upload is recorded under: the configured defaults, and the error to throw when it does not fit. */
+export interface QuotaCheck extends Amount {
+  refuse: (status: { usage: Amount, quota: Amount }) => Error
+}
+
 /** Whether a denylist took an upload's content down (blocked_roots), selected with its row. */
 const BLOCKED = 'exists (select 1 from blocked_roots where blocked_roots.root_cid = uploads.root_cid) as blocked'
 
@@ -73,51 +91,54 @@ export class UploadRepository {
   }
 
   /**
-   * Records an upload with its entries in one transaction. The unique index on
-   * (owner, root CID, name) decides duplicates: the same content under the same
-   * name again returns the first record and `created: false`; under another
-   * name it is a record of its own that shares the content.
+   * Records an upload with its entries, atomically and in one round trip
+   * (the heimdall_record_upload function). The unique index on (owner, root
+   * CID, name) decides duplicates: the same content under the same name
+   * again returns the first record and `created: false`; under another name
+   * it is a record of its own that shares the content.
+   *
+   * With `quota` (the configured defaults; an identity's own quota, where an
+   * operator set one, wins), the owner's row is locked while the upload is
+   * measured against what its other uploads take, so two uploads of one
+   * identity are recorded one after the other. An upload that no longer fits
+   * is not written: `refuse` is given the usage and the quota that refused it,
+   * and what it returns is thrown.
+   * A retry of a recorded upload is answered with its record whatever the
+   * quota would say of a new one.
    */
-  async insert (upload: NewUpload, options: { guard?: (trx: Knex.Transaction) => Promise<void> } = {}): Promise<{ upload: Upload, created: boolean }> {
-    return this.#db.transaction(async (trx) => {
-      if (options.guard !== undefined) {
-        // A retry of a recorded upload is answered with its record, whatever the guard (a quota) would say of a new one.
-        const existing = await this.#findOne(trx, { identity_id: upload.identityId, root_cid: upload.rootCid, name: upload.name })
-        if (existing !== undefined) return { upload: existing, created: false }
-        await options.guard(trx)
-      }
-      const [row] = await trx<UploadRow>('uploads')
-        .insert({
-          identity_id: upload.identityId,
-          name: upload.name,
-          root_cid: upload.rootCid,
-          kind: upload.kind,
-          size: upload.size,
-          is_avatar: upload.isAvatar,
-          primary_path: upload.primaryPath,
-          warnings: JSON.stringify(upload.warnings),
-          avatar_report: upload.avatarReport == null ? null : JSON.stringify(upload.avatarReport)
-        })
-        .onConflict(['identity_id', 'root_cid', 'name'])
-        .ignore()
-        .returning('*')
-      if (row === undefined) {
-        const existing = await this.#findOne(trx, { identity_id: upload.identityId, root_cid: upload.rootCid, name: upload.name })
+  async insert (upload: NewUpload, options: { quota?: QuotaCheck } = {}): Promise<{ upload: Upload, created: boolean }> {
+    const { rows } = await this.#db.raw<{ rows: RecordRow[] }>('select * from heimdall_record_upload(?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?::jsonb, ?, ?)', [
+      upload.identityId,
+      upload.name,
+      upload.rootCid,
+      upload.kind,
+      upload.size,
+      upload.isAvatar,
+      upload.primaryPath,
+      JSON.stringify(upload.warnings),
+      upload.avatarReport == null ? null : JSON.stringify(upload.avatarReport),
+      JSON.stringify(upload.entries.map((entry) => ({ path: entry.path, cid: entry.cid, size: entry.size, is_directory: entry.isDirectory }))),
+      options.quota?.bytes ?? null,
+      options.quota?.uploads ?? null
+    ])
+    const [row] = rows
+    if (row === undefined) throw new Error('heimdall_record_upload returned no row')
+    switch (row.outcome) {
+      case 'created':
+        return { upload: { ...upload, avatarReport: upload.avatarReport ?? null, id: Number(row.id), createdAt: new Date(row.created_at ?? Date.now()), blocked: false }, created: true }
+      case 'existing': {
+        const existing = await this.#findOne(this.#db, { id: Number(row.id) })
         if (existing === undefined) throw new Error('upload conflicted but cannot be found')
         return { upload: existing, created: false }
       }
-      const entryRows = upload.entries.map((entry) => ({
-        upload_id: row.id,
-        path: entry.path,
-        cid: entry.cid,
-        size: entry.size,
-        is_directory: entry.isDirectory
-      }))
-      for (let i = 0; i < entryRows.length; i += ENTRY_BATCH) {
-        await trx('upload_entries').insert(entryRows.slice(i, i + ENTRY_BATCH))
-      }
-      return { upload: toUpload(row, upload.entries), created: true }
-    })
+      case 'over_quota':
+        throw (options.quota as QuotaCheck).refuse({
+          usage: { bytes: Number(row.used_bytes), uploads: Number(row.used_uploads) },
+          quota: { bytes: Number(row.quota_bytes), uploads: Number(row.quota_uploads) }
+        })
+      default:
+        throw new Error(`heimdall_record_upload answered ${String(row.outcome)}`)
+    }
   }
 
   /** The owner's first upload of this content. */

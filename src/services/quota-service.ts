@@ -1,4 +1,3 @@
-import type { Knex } from 'knex'
 import type { Identity } from '../db/identity-repository.ts'
 import type { QuotaRepository, Usage } from '../db/quota-repository.ts'
 import { NotFoundError, QuotaExceededError } from '../errors.ts'
@@ -28,14 +27,9 @@ export class QuotaService {
     this.#defaults = defaults
   }
 
-  async quotaOf (identity: Identity, db?: Knex): Promise<Quota> {
-    const own = await this.#repo.override(identity.id, db)
-    return { bytes: own.bytes ?? this.#defaults.bytes, uploads: own.uploads ?? this.#defaults.uploads }
-  }
-
   async status (identity: Identity): Promise<QuotaStatus> {
-    const [usage, quota] = await Promise.all([this.#repo.usage(identity.id), this.quotaOf(identity)])
-    return { usage, quota }
+    const { usage, override } = await this.#repo.measure(identity.id)
+    return { usage, quota: { bytes: override.bytes ?? this.#defaults.bytes, uploads: override.uploads ?? this.#defaults.uploads } }
   }
 
   /**
@@ -55,17 +49,18 @@ export class QuotaService {
   }
 
   /**
-   * For UploadRepository.insert: inside the upload's transaction, with its
-   * owner's row locked, refuses an upload of `bytes` that no longer fits
-   * (another upload of the same identity was recorded meanwhile).
+   * The error for an upload of `bytes` that UploadRepository.insert refused,
+   * with its owner's row locked, because it no longer fits `status` (another
+   * upload of the same identity was recorded meanwhile).
    */
-  guard (identity: Identity, bytes: number): (trx: Knex.Transaction) => Promise<void> {
-    return async (trx) => {
-      // Every query on the transaction's connection: one from the pool besides, while uploads of the same identity
-      // hold the others waiting on its row, would wait for a connection none of them gives back.
-      const usage = await this.#repo.lockAndMeasure(trx, identity.id)
-      checkFits({ usage, quota: await this.quotaOf(identity, trx) }, bytes)
+  refusal (status: QuotaStatus, bytes: number): QuotaExceededError {
+    try {
+      checkFits(status, bytes)
+    } catch (err) {
+      if (err instanceof QuotaExceededError) return err
+      throw err
     }
+    throw new Error(`the database refused an upload of ${bytes} bytes that fits its quota (${describe(status).join('; ')})`)
   }
 
   /** The operator's change: a number, or null for the default. */

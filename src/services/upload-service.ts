@@ -20,6 +20,9 @@ import type { ContentLock } from './content-lock.ts'
 import type { QuotaService } from './quota-service.ts'
 import { CONTROL_CHARACTER, ZipBundle, type BundleLimits } from './zip-bundle.ts'
 
+/** What recording an upload needs of the quotas: the defaults to measure it against, and the error when it no longer fits. */
+export type QuotaGuard = Pick<QuotaService, 'defaults' | 'refusal'>
+
 /** One line of `ipfs add` output, as the Blender add-on reads it. */
 export interface AddedItem {
   Name: string
@@ -297,7 +300,7 @@ export class UploadService {
    * anything is pinned. If recording fails the pin is released unless another
    * upload holds the same root.
    */
-  async commit (owner: Identity, imported: ImportedUpload, quotas?: Pick<QuotaService, 'guard'>): Promise<UploadOutcome> {
+  async commit (owner: Identity, imported: ImportedUpload, quotas?: QuotaGuard): Promise<UploadOutcome> {
     try {
       const outcome = await this.#commit(owner, imported, quotas)
       await imported.lease.release()
@@ -313,7 +316,7 @@ export class UploadService {
     await imported.lease.discard().catch((err: unknown) => { this.#options.logger.warn({ err }, 'could not remove the blocks of a dropped upload') })
   }
 
-  async #commit (owner: Identity, imported: ImportedUpload, quotas: Pick<QuotaService, 'guard'> | undefined): Promise<UploadOutcome> {
+  async #commit (owner: Identity, imported: ImportedUpload, quotas: QuotaGuard | undefined): Promise<UploadOutcome> {
     const { backend, uploads } = this.#options
     const { name, nodes, reports, fileSizes } = imported
     const root = nodes.at(-1)
@@ -345,7 +348,7 @@ export class UploadService {
           warnings,
           avatarReport: isAvatar ? buildAvatarReport(primaryPath, reports, fileSizes) : null,
           entries: toEntries(nodes, fileSizes)
-        }, { guard: quotas?.guard(owner, size) })
+        }, quotas === undefined ? {} : { quota: { ...quotas.defaults, refuse: (status) => quotas.refusal(status, size) } })
         return { upload, created, items: toAddedItems(name.rootName, nodes) }
       } catch (err) {
         if (await this.#referenced(rootCid).catch(() => 1) === 0) {

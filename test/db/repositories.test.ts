@@ -137,6 +137,37 @@ for (const factory of databaseFactories()) {
         expect((await uploads.findByOwnerAndRoot(alice.id, 'bafyroot1'))?.id).toBe(first.upload.id)
       })
 
+      it('records under a quota: refuses what does not fit with nothing written, an own quota wins, a retry is answered', async () => {
+        const alice = await identities.create('alice', 'a'.repeat(64))
+        const refusals: unknown[] = []
+        const quota = (bytes: number, uploads: number) => ({ bytes, uploads, refuse: (status: unknown) => { refusals.push(status); return new Error('over quota') } })
+        const first = await uploads.insert(upload(alice.id, 'bafyq1'), { quota: quota(1000, 2) })
+        expect(first.created).toBe(true)
+        await expect(uploads.insert(upload(alice.id, 'bafyq2', { size: 701 }), { quota: quota(1000, 2) })).rejects.toThrow('over quota')
+        expect(refusals).toEqual([{ usage: { bytes: 300, uploads: 1 }, quota: { bytes: 1000, uploads: 2 } }])
+        expect(await uploads.countByOwner(alice.id)).toBe(1)
+        expect(await db.knex('upload_entries').count<Array<{ n: string }>>({ n: '*' }).then(([r]) => Number(r?.n))).toBe(3)
+        // The same upload again is answered with its record, though a new one of its size would not fit.
+        const retry = await uploads.insert(upload(alice.id, 'bafyq1'), { quota: quota(300, 1) })
+        expect(retry).toMatchObject({ created: false, upload: { id: first.upload.id } })
+        expect(retry.upload.entries).toHaveLength(3)
+        // An operator's quota for the identity wins over the defaults.
+        await db.knex('identities').where({ id: alice.id }).update({ quota_uploads: 1 })
+        await expect(uploads.insert(upload(alice.id, 'bafyq3', { size: 1 }), { quota: quota(1000, 5) })).rejects.toThrow('over quota')
+        expect(refusals.at(-1)).toEqual({ usage: { bytes: 300, uploads: 1 }, quota: { bytes: 1000, uploads: 1 } })
+        await db.knex('identities').where({ id: alice.id }).update({ quota_uploads: null, quota_bytes: 10_000 })
+        expect((await uploads.insert(upload(alice.id, 'bafyq3', { size: 5000 }), { quota: quota(1000, 5) })).created).toBe(true)
+      })
+
+      it('records uploads of one identity one after the other: concurrent ones never overrun its quota', async () => {
+        const alice = await identities.create('alice', 'a'.repeat(64))
+        const quota = { bytes: 1_000_000, uploads: 3, refuse: () => new Error('over quota') }
+        const outcomes = await Promise.allSettled(Array.from({ length: 8 }, async (_, i) => uploads.insert(upload(alice.id, `bafyc${i}`), { quota })))
+        expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(3)
+        expect(outcomes.filter((o) => o.status === 'rejected').map((o) => String((o).reason))).toEqual(Array(5).fill('Error: over quota'))
+        expect(await uploads.countByOwner(alice.id)).toBe(3)
+      })
+
       it('streams the owner\'s uploads with their entries, in batches, in list order', async () => {
         const alice = await identities.create('alice', 'a'.repeat(64))
         for (let i = 0; i < 5; i++) await uploads.insert(upload(alice.id, `bafy${i}`, { name: `u${i}` }))
