@@ -52,4 +52,4 @@ EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/readyz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # The same flags as `npm start` (see package.json): they bound memory while uploads stream.
-CMD ["node", "--max-semi-space-size=4", "--heap-growing-percent=20", "--external-memory-accounted-in-global-limit", "bin/start.js"]
+CMD ["node", "--max-semi-space-size=2", "--heap-growing-percent=50", "--external-memory-accounted-in-global-limit", "bin/start.js"]
