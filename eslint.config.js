@@ -18,6 +18,11 @@ export default tseslint.config(
     }
   },
   {
+    // stubs/streamsearch stands in for a CommonJS package busboy requires: it is CommonJS too.
+    files: ['stubs/streamsearch/**/*.js'],
+    languageOptions: { sourceType: 'commonjs', globals: { Buffer: 'readonly', module: 'writable' } }
+  },
+  {
     // supertest's `res.body` is `any` by design; tests assert its shape instead.
     files: ['test/**/*.ts'],
     rules: {
