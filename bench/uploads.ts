@@ -18,7 +18,7 @@
  * Kubo 0.33). That is checked against a plain init's config before anything is
  * measured. The daemon runs `--offline` with Routing.Type none on loopback.
  */
-import { execFile } from 'node:child_process'
+import { execFile, spawnSync } from 'node:child_process'
 import { isDeepStrictEqual, promisify } from 'node:util'
 import { createWriteStream, readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises'
@@ -187,6 +187,33 @@ function kuboReference (bin: string): Target {
 
 // ---------------------------------------------------------------- Heimdall
 
+/**
+ * Who sends the file and the bundle to Heimdall: curl by default, as
+ * `ipfs add` sends them to Kubo's daemon with Kubo's own client in Go;
+ * `BENCH_UPLOAD_CLIENT=node` uses Node's HTTP client (test/support's
+ * uploadStream), which on these two cores costs the server about 1.3 s
+ * more CPU per GiB than curl (1.9 against 0.6 s, measured from /proc), the
+ * time the server under test then waits for a core. Without curl on the
+ * PATH, Node's.
+ */
+export const UPLOAD_CLIENT = process.env.BENCH_UPLOAD_CLIENT === 'node' || spawnSync('curl', ['--version']).status !== 0 ? 'node' : 'curl'
+
+/** A multipart POST /upload of the file at `path` as the field `file`, by curl: the answer and the seconds from start to end. */
+async function curlUpload (url: string, token: string, path: string, fileName: string): Promise<UploadResult> {
+  const started = process.hrtime.bigint()
+  const { stdout } = await run('curl', ['--silent', '--show-error', '--header', `Authorization: Bearer ${token}`,
+    '--form', `file=@${path};filename=${fileName};type=application/octet-stream`, '--write-out', '\n%{http_code}', `${url}/upload`], { maxBuffer: 64 * MiB })
+  const took = seconds(started)
+  const cut = stdout.lastIndexOf('\n')
+  const text = stdout.slice(0, cut)
+  let body: unknown = text
+  try { body = JSON.parse(text) } catch { /* not JSON: kept as text */ }
+  return { status: Number(stdout.slice(cut + 1)), body, seconds: took }
+}
+
+const sendFile = async (url: string, token: string, path: string, fileName: string): Promise<UploadResult> =>
+  UPLOAD_CLIENT === 'curl' ? curlUpload(url, token, path, fileName) : uploadStream(url, token, path, fileName)
+
 type Added = Array<{ Name: string, Hash: string }>
 
 function added (result: UploadResult, what: string): Added {
@@ -239,12 +266,12 @@ function heimdall (mode: 'embedded' | 'kubo', work: string, bin: string, databas
     name: mode === 'embedded' ? 'Heimdall embedded' : 'Heimdall over Kubo',
     file: async (file) => stack(async (server, token) => {
       const sampler = new TreeRssSampler(server.child.pid ?? 0)
-      const result = await uploadStream(server.url, token, file, 'random.bin')
+      const result = await sendFile(server.url, token, file, 'random.bin')
       return { seconds: result.seconds, cid: cidOf(added(result, 'the file'), 'random/random.bin'), ...memory(server, sampler) }
     }),
     bundle: async (zip) => stack(async (server, token) => {
       const sampler = new TreeRssSampler(server.child.pid ?? 0)
-      const result = await uploadStream(server.url, token, zip, 'textures.zip')
+      const result = await sendFile(server.url, token, zip, 'textures.zip')
       // The root wraps the zip's contents, as `ipfs add -r` of the extracted folder wraps the folder's.
       return { seconds: result.seconds, cid: cidOf(added(result, 'the bundle'), 'textures'), ...memory(server, sampler) }
     }),
@@ -356,6 +383,8 @@ export interface ConcurrentRow {
 
 export interface UploadsResult {
   kubo: string
+  /** What sent Heimdall the file and the bundle: curl, or Node's HTTP client (BENCH_UPLOAD_CLIENT=node). */
+  uploadClient: 'curl' | 'node'
   rounds: number
   file: ThroughputRow
   bundle: ThroughputRow
@@ -471,6 +500,7 @@ export async function uploadsBench (work: string, options: UploadsOptions): Prom
   const version = (await run(bin, ['version'])).stdout.trim()
   const kuboSettings = await withKubo(bin, async (kubo) => checkReferenceKubo(bin, kubo))
   console.log(`  reference: ${version}, ${kuboSettings}; \`ipfs add\` through its running daemon (${ADD_FLAGS.join(' ')}, the repo's Import config from --profile=unixfs-v1-2025)`)
+  console.log(`  Heimdall's file and bundle are sent by ${UPLOAD_CLIENT === 'curl' ? 'curl' : 'Node\'s HTTP client'} (BENCH_UPLOAD_CLIENT=${UPLOAD_CLIENT === 'curl' ? 'node' : 'curl'} for the other); the 200 small uploads by Node's, as to Kubo's /api/v0/add`)
   if (options.database === undefined) console.log('  (no PostgreSQL server: Heimdall over Kubo runs its embedded PostgreSQL instead of an external one)')
 
   const bigFile = join(work, 'random.bin')
@@ -494,7 +524,7 @@ export async function uploadsBench (work: string, options: UploadsOptions): Prom
   const concurrent = await concurrentRounds(models, targets, options.rounds)
   const large = await largeUpload(work, bin, options.memoryFileSize)
   console.log(`  ${(options.memoryFileSize / MiB).toFixed(0)} MiB upload (embedded): ${large.mbps.toFixed(0)} MB/s, tree peak ${large.treePeakRssMB.toFixed(0)} MB summed, ${large.treeAtOnceRssMB.toFixed(0)} MB at once`)
-  return { kubo: `${version}; ${kuboSettings}`, rounds: options.rounds, file, bundle, concurrent, largeUpload: large }
+  return { kubo: `${version}; ${kuboSettings}`, uploadClient: UPLOAD_CLIENT, rounds: options.rounds, file, bundle, concurrent, largeUpload: large }
 }
 
 // ---------------------------------------------------------------- the table
