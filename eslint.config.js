@@ -18,8 +18,8 @@ export default tseslint.config(
     }
   },
   {
-    // stubs/streamsearch stands in for a CommonJS package busboy requires: it is CommonJS too.
-    files: ['stubs/streamsearch/**/*.js'],
+    // packages/streamsearch stands in for a CommonJS package busboy requires: it is CommonJS too.
+    files: ['packages/streamsearch/**/*.js'],
     languageOptions: { sourceType: 'commonjs', globals: { Buffer: 'readonly', module: 'writable' } }
   },
   {

@@ -103,14 +103,23 @@ describe('the installed tree (package-lock.json, as `npm ci` installs it, and no
     }
   })
 
-  it('the Docker image has the stand-ins wherever it installs or copies node_modules', () => {
+  it('has busboy\'s streamsearch only as a link to Heimdall\'s, in packages/', () => {
+    expect(installed.filter((key) => nameOf(key) === 'streamsearch')).toEqual(['node_modules/streamsearch'])
+    expect(lock.packages['node_modules/streamsearch']).toMatchObject({ link: true, resolved: 'packages/streamsearch' })
+    const resolved = createRequire(join(ROOT, 'node_modules', 'busboy', 'package.json')).resolve('streamsearch')
+    expect(resolved).toBe(join(ROOT, 'packages/streamsearch/index.js'))
+  })
+
+  it('the Docker image has the stand-ins and packages/ wherever it installs or copies node_modules', () => {
     const stages = readFileSync(join(ROOT, 'Dockerfile'), 'utf8').split(/^FROM /m).slice(1)
     const installing = stages.filter((stage) => /npm ci|node_modules/.test(stage))
     expect(installing).toHaveLength(3)
     for (const stage of installing) {
-      const copy = stage.indexOf('COPY stubs ./stubs')
-      expect(copy, stage.split('\n')[0]).toBeGreaterThan(0)
-      if (stage.includes('RUN npm ci')) expect(copy).toBeLessThan(stage.indexOf('RUN npm ci'))
+      for (const line of ['COPY stubs ./stubs', 'COPY packages ./packages']) {
+        const copy = stage.indexOf(line)
+        expect(copy, `${line} in ${stage.split('\n')[0] ?? ''}`).toBeGreaterThan(0)
+        if (stage.includes('RUN npm ci')) expect(copy).toBeLessThan(stage.indexOf('RUN npm ci'))
+      }
     }
   })
 })

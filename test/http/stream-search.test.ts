@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { createRequire } from 'node:module'
 import { describe, expect, it } from 'vitest'
 
-/** stubs/streamsearch, as busboy loads it (package.json's overrides put it in streamsearch's place). */
+/** packages/streamsearch, as busboy loads it (package.json's overrides put it in streamsearch's place). */
 type Callback = (isMatch: boolean, data: Buffer | undefined, start: number, end: number, isDataSafe: boolean) => void
 interface StreamSearch { push: (chunk: Buffer, pos?: number) => number, destroy: () => void, matches: number, maxMatches: number }
 const StreamSearch = createRequire(import.meta.url)('streamsearch') as new (needle: string | Buffer, cb: Callback) => StreamSearch
@@ -45,7 +45,7 @@ function random (seed: number): (below: number) => number {
   }
 }
 
-describe('the boundary search busboy uses (stubs/streamsearch)', () => {
+describe('the boundary search busboy uses (packages/streamsearch)', () => {
   const needle = Buffer.from('\r\n--heimdall0123456789abcdef')
 
   it('is the one installed for busboy', () => {
