@@ -202,7 +202,7 @@ export const UPLOAD_CLIENT = process.env.BENCH_UPLOAD_CLIENT === 'node' || spawn
 async function curlUpload (url: string, token: string, path: string, fileName: string): Promise<UploadResult> {
   const started = process.hrtime.bigint()
   const { stdout } = await run('curl', ['--silent', '--show-error', '--header', `Authorization: Bearer ${token}`,
-    '--form', `file=@${path};filename=${fileName};type=application/octet-stream`, '--write-out', '\n%{http_code}', `${url}/upload`], { maxBuffer: 64 * MiB })
+    '--form', `file=@${curlQuoted(path)};filename=${curlQuoted(fileName)};type=application/octet-stream`, '--write-out', '\n%{http_code}', `${url}/upload`], { maxBuffer: 64 * MiB })
   const took = seconds(started)
   const cut = stdout.lastIndexOf('\n')
   const text = stdout.slice(0, cut)
@@ -210,6 +210,9 @@ async function curlUpload (url: string, token: string, path: string, fileName: s
   try { body = JSON.parse(text) } catch { /* not JSON: kept as text */ }
   return { status: Number(stdout.slice(cut + 1)), body, seconds: took }
 }
+
+/** A value for curl's --form, quoted: a path or name with ; or , in it is not cut there. */
+const curlQuoted = (value: string): string => `"${value.replace(/["\\]/g, '\\$&')}"`
 
 const sendFile = async (url: string, token: string, path: string, fileName: string): Promise<UploadResult> =>
   UPLOAD_CLIENT === 'curl' ? curlUpload(url, token, path, fileName) : uploadStream(url, token, path, fileName)

@@ -9,8 +9,10 @@ import type { Knex } from 'knex'
  * the few statements PostgreSQL runs itself.
  *
  * With `default_quota_bytes` null there is no quota: no lock, nothing
- * measured. Otherwise the owner's row is locked first, so that uploads of
- * one identity are recorded one after the other (across instances too), and
+ * measured. Otherwise the owner's row is locked first (FOR NO KEY UPDATE:
+ * uploads of one identity wait for each other, inserts elsewhere that only
+ * reference the identity do not), so that uploads of one identity are
+ * recorded one after the other (across instances too), and
  * every query after it sees what committed before the lock was granted (a
  * VOLATILE function takes a fresh snapshot for each query it runs). A retry
  * of an upload recorded already is answered with its record whatever the
@@ -36,7 +38,7 @@ export async function up (knex: Knex): Promise<void> {
       usage_count bigint;
     begin
       if default_quota_bytes is not null then
-        select i.quota_bytes, i.quota_uploads into own_bytes, own_uploads from identities i where i.id = owner for update;
+        select i.quota_bytes, i.quota_uploads into own_bytes, own_uploads from identities i where i.id = owner for no key update;
         select u.id into recorded from uploads u where u.identity_id = owner and u.root_cid = root and u.name = upload_name;
         if recorded is not null then
           return query select 'existing'::text, recorded, null::timestamptz, null::bigint, null::bigint, null::bigint, null::bigint;

@@ -43,9 +43,12 @@ class StreamSearch {
   push (chunk, pos) {
     if (!Buffer.isBuffer(chunk)) chunk = Buffer.from(chunk, 'latin1')
     let start = pos || 0
+    if (this.matches >= this.maxMatches) return start
     if (this._heldLength > 0) {
+      const matches = this.matches
       start = this._resolveHeld(chunk, start)
       if (start === -1) return chunk.length
+      if (this.matches > matches && this.matches >= this.maxMatches) return start
     }
     return this._scan(chunk, start)
   }

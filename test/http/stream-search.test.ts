@@ -102,5 +102,13 @@ describe('the boundary search busboy uses (packages/streamsearch)', () => {
     search.maxMatches = 1
     expect(search.push(Buffer.from('xxabyyab'))).toBe(4)
     expect(search.matches).toBe(1)
+    expect(search.push(Buffer.from('ab'))).toBe(0)
+    expect(search.matches).toBe(1)
+    // A match completed from held-back bytes counts too.
+    const held = new StreamSearch('\r\n--B', () => {})
+    held.maxMatches = 1
+    held.push(Buffer.from('xx\r\n-'))
+    expect(held.push(Buffer.from('-Byy\r\n--Bzz'))).toBe(2)
+    expect(held.matches).toBe(1)
   })
 })
