@@ -86,6 +86,7 @@ const envSchema = z.object({
   S3_FORCE_PATH_STYLE: optionalString.pipe(z.enum(['true', 'false']).default('true')),
   S3_CACHE_BYTES: integer(0, Number.MAX_SAFE_INTEGER).default(1024 ** 3),
   S3_PACK_BYTES: integer(0, 256 * 1024 ** 2).default(8 * 1024 ** 2),
+  S3_PACK_MEMORY: integer(1024 ** 2, Number.MAX_SAFE_INTEGER).default(64 * 1024 ** 2),
   AWS_ACCESS_KEY_ID: optionalString,
   AWS_SECRET_ACCESS_KEY: optionalString,
   AWS_SESSION_TOKEN: optionalString,
@@ -268,6 +269,8 @@ export type BlockstoreConfig =
     cacheBytes: number
     /** An import's blocks go to the bucket in objects of about this size, indexed in PostgreSQL; 0: one object per block. */
     packBytes: number
+    /** What the pack buffers of all of this instance's uploads hold at once; past it, packs are sent smaller. */
+    packMemory: number
     /** Leases of an instance that has not beaten for this long are dead (it crashed mid-import). */
     leaseTtlSeconds: number
   }
@@ -323,6 +326,7 @@ export function loadConfig (env: Env): Config {
           sessionToken: e.AWS_SESSION_TOKEN,
           cacheBytes: e.S3_CACHE_BYTES,
           packBytes: e.S3_PACK_BYTES,
+          packMemory: e.S3_PACK_MEMORY,
           leaseTtlSeconds: e.GC_LEASE_TTL_SECONDS
         }
       : { kind: 'fs' },

@@ -32,7 +32,7 @@ export async function openSharedStore (config: Extract<BlockstoreConfig, { kind:
     await s3.ping().catch((err: unknown) => { throw bucketUnreachable(config, err) })
     const cache = await BlockCache.open(join(options.dir, 'block-cache'), config.cacheBytes)
     return {
-      storage: new S3BlockStorage(s3, { prefix: config.prefix, cache, index: new PgPackIndex(options.db), packBytes: config.packBytes }),
+      storage: new S3BlockStorage(s3, { prefix: config.prefix, cache, index: new PgPackIndex(options.db), packBytes: config.packBytes, packMemory: config.packMemory }),
       pins: new PgPinStore(options.db),
       leases: new BlockLeaseRepository(options.db),
       instance: options.instance,

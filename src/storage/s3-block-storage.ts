@@ -5,7 +5,7 @@ import { hashMatches } from '../ipfs/block-hash.ts'
 import type { BlockCache } from './block-cache.ts'
 import { IDENTITY, readIdentityInto, type BlockStorage, type StoredBlock } from './block-storage.ts'
 import type { PackEntry, PackIndex, Within } from './pack-index.ts'
-import { PackWriter, type BatchHooks, type BlockBatch, type Pack } from './pack-writer.ts'
+import { PackMemory, PackWriter, type BatchHooks, type BlockBatch, type Pack } from './pack-writer.ts'
 import type { S3Client } from './s3-client.ts'
 
 const DELETE_BATCH = 1000
@@ -35,7 +35,12 @@ export interface S3BlockStorageOptions {
   packBytes?: number
   /** Packs of one import sent at once. */
   packsInFlight?: number
+  /** What the pack buffers of all imports may hold at once (S3_PACK_MEMORY); past it, packs are sent smaller. */
+  packMemory?: number
 }
+
+/** S3_PACK_MEMORY's default: a few imports at full pack size (each holds up to three packs). */
+export const DEFAULT_PACK_MEMORY = 64 * 1024 * 1024
 
 /**
  * Blocks in an S3-compatible bucket, in two layouts read side by side:
@@ -61,6 +66,7 @@ export class S3BlockStorage implements BlockStorage {
   readonly #index: PackIndex | undefined
   readonly #packBytes: number
   readonly #packsInFlight: number
+  readonly #packMemory: PackMemory
   readonly #writing = new Map<string, Promise<void>>()
   /** Blocks in packs of this process not yet stored, by key, with the pack holding them. */
   readonly #pending = new Map<string, { pack: Pack, bytes: Uint8Array }>()
@@ -74,7 +80,11 @@ export class S3BlockStorage implements BlockStorage {
     this.#index = options.index
     this.#packBytes = options.packBytes ?? 0
     this.#packsInFlight = options.packsInFlight ?? 2
+    this.#packMemory = new PackMemory(options.packMemory ?? DEFAULT_PACK_MEMORY)
   }
+
+  /** The bytes the pack buffers of this process's imports hold, against their budget. */
+  get packMemory (): PackMemory { return this.#packMemory }
 
   get localDir (): string { return this.#cache.dir }
   get cache (): BlockCache { return this.#cache }
@@ -93,6 +103,7 @@ export class S3BlockStorage implements BlockStorage {
     if (index === undefined || this.#packBytes <= 0) return undefined
     return new PackWriter({
       packBytes: this.#packBytes,
+      memory: this.#packMemory,
       inFlight: this.#packsInFlight,
       pending: (key, pack, bytes) => { this.#pending.set(key, { pack, bytes }) },
       store: async (pack) => { await this.#store(pack, index, hooks) },

@@ -35,11 +35,11 @@ describe.skipIf(!available)('S3 block store: packs', () => {
   let n = 0
 
   /** A store as one instance opens it: its own empty read cache, the shared bucket (prefix per test) and index. */
-  async function open (prefix: string, options: { packBytes?: number, cacheBytes?: number } = {}): Promise<S3BlockStorage> {
+  async function open (prefix: string, options: { packBytes?: number, cacheBytes?: number, packMemory?: number } = {}): Promise<S3BlockStorage> {
     const dir = await mkdtemp(join(tmpdir(), 'heimdall-packs-'))
     dirs.push(dir)
     const s3 = new S3Client({ endpoint: shared.seaweed.endpoint, bucket: shared.bucket, region: shared.seaweed.region, forcePathStyle: true, accessKeyId: shared.seaweed.accessKeyId, secretAccessKey: shared.seaweed.secretAccessKey })
-    const store = new S3BlockStorage(s3, { prefix, cache: await BlockCache.open(dir, options.cacheBytes ?? 0), index: new PgPackIndex(shared.db.knex), packBytes: options.packBytes ?? 256 * 1024 })
+    const store = new S3BlockStorage(s3, { prefix, cache: await BlockCache.open(dir, options.cacheBytes ?? 0), index: new PgPackIndex(shared.db.knex), packBytes: options.packBytes ?? 256 * 1024, ...(options.packMemory === undefined ? {} : { packMemory: options.packMemory }) })
     stores.push(store)
     return store
   }
@@ -302,5 +302,40 @@ describe.skipIf(!available)('S3 block store: packs', () => {
     await putting
     await batch.flush()
     expect((await packObjects(p)).size).toBe(12)
+  })
+
+  it('keeps the pack buffers of all imports within S3_PACK_MEMORY: past it packs are sent smaller, and nothing waits', async () => {
+    const p = prefix()
+    const budget = 1024 * 1024
+    const store = await open(p, { packBytes: 512 * 1024, packMemory: budget })
+    let release: () => void = () => {}
+    const gate = new Promise<void>((resolve) => { release = resolve })
+    const imports = await Promise.all(Array.from({ length: 3 }, async () => Promise.all(Array.from({ length: 24 }, async () => block(randomBytes(60_000))))))
+    // The PUTs are held at the gate, so each import fills its open pack and two in flight: 1.5 MiB each without the budget.
+    const batches = imports.map(() => store.batch({ beforeWrite: async (name) => { await gate; await lease(name) }, written: () => {} }) as BlockBatch)
+    const putting = imports.map(async (blocks, i) => { for (const b of blocks) await batches[i]?.put(b.cid, b.bytes) })
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    // Beyond the budget, at most one block per pack: three imports of three packs.
+    const bound = budget + 3 * 3 * 60_000
+    expect(store.packMemory.held).toBeLessThanOrEqual(bound)
+    expect(store.packMemory.held).toBeGreaterThan(0)
+    release()
+    await Promise.all(putting)
+    await Promise.all(batches.map(async (batch) => batch.flush()))
+    expect(store.packMemory.peak).toBeLessThanOrEqual(bound)
+    expect(store.packMemory.held).toBe(0)
+    // Smaller packs than 512 KiB (8 blocks): more of them than the 9 the pack size alone would give.
+    expect((await packObjects(p)).size).toBeGreaterThan(9)
+    for (const b of imports.flat()) expect(Buffer.from(await store.get(b.cid) ?? new Uint8Array())).toEqual(Buffer.from(b.bytes))
+  })
+
+  it('an import alone under S3_PACK_MEMORY sends packs of S3_PACK_BYTES and gives every byte back', async () => {
+    const p = prefix()
+    const store = await open(p, { packBytes: 512 * 1024, packMemory: 8 * 1024 * 1024 })
+    const batch = batchOf(store)
+    for (const b of await Promise.all(Array.from({ length: 24 }, async () => block(randomBytes(60_000))))) await batch.put(b.cid, b.bytes)
+    await batch.flush()
+    expect([...(await packObjects(p)).values()].sort((a, b) => b - a)).toEqual([480_000, 480_000, 480_000])
+    expect(store.packMemory.held).toBe(0)
   })
 })

@@ -46,7 +46,7 @@ export async function startSharedStore (seaweedBin: string, postgresUrl: string)
       if (o.cacheDir === undefined) dirs.push(dir)
       // As the service opens it (its read cache in dir/block-cache), with the test's prefix and timings.
       const store = await openSharedStore(
-        { kind: 's3', ...options, prefix: 'test/', sessionToken: undefined, cacheBytes: o.cacheBytes ?? 64 * 1024 ** 2, packBytes: o.packBytes ?? 8 * 1024 ** 2, leaseTtlSeconds: o.collector?.leaseTtlSeconds ?? 300 },
+        { kind: 's3', ...options, prefix: 'test/', sessionToken: undefined, cacheBytes: o.cacheBytes ?? 64 * 1024 ** 2, packBytes: o.packBytes ?? 8 * 1024 ** 2, packMemory: 64 * 1024 ** 2, leaseTtlSeconds: o.collector?.leaseTtlSeconds ?? 300 },
         { db: db.knex, dir, instance }
       )
       return o.collector === undefined ? store : { ...store, collector: o.collector }
