@@ -23,7 +23,6 @@ import { BrowserSessions } from './http/session.ts'
 import type { IpfsBackend } from './ipfs/ipfs-backend.ts'
 import { HeliaBackend } from './ipfs/helia-backend.ts'
 import { openIpfsBackend } from './ipfs/open-ipfs-backend.ts'
-import { openSharedStore } from './storage/open-shared-store.ts'
 import { PgAdvisoryLock } from './db/advisory-lock.ts'
 import { openContentReader } from './gateway/open-content-reader.ts'
 import { diskSpaceCheck } from './disk-space.ts'
@@ -145,7 +144,8 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
   const blockstore = config.blockstore
   const { database, backend } = await openStorage(opening, async (migrated) => {
     // A shared store keeps its pins and leases in the database: it opens once the tables are there.
-    const shared = blockstore.kind === 's3' ? await openSharedStore(blockstore, { db: (await migrated).knex, dir: join(dataDir, 'ipfs'), instance: instanceId }) : undefined
+    // The S3 client and its XML parser are loaded only for the shared store, not on the default start.
+    const shared = blockstore.kind === 's3' ? await (await import('./storage/open-shared-store.ts')).openSharedStore(blockstore, { db: (await migrated).knex, dir: join(dataDir, 'ipfs'), instance: instanceId }) : undefined
     return openIpfsBackend({ ...config, dataDir }, { privateKey: peer.privateKey, logger, ...(shared === undefined ? {} : { shared }) })
   })
   // Instances sharing a store share the per-root lock of pin changes too.

@@ -3,7 +3,6 @@ import { createInterface } from 'node:readline'
 import { base58btc } from 'multiformats/bases/base58'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
-import { parse as parseYaml } from 'yaml'
 import { doubleHashSupported } from './double-hash.ts'
 
 /**
@@ -97,7 +96,7 @@ export async function parseDenylist (lines: AsyncIterable<string> | Iterable<str
     lineNumber++
     if (pending === undefined) { item(line, lineNumber); continue }
     if (line.trimEnd() === '---') {
-      hints = parseHeader(pending.join('\n'))
+      hints = await parseHeader(pending.join('\n'))
       pending = undefined
       continue
     }
@@ -113,7 +112,9 @@ export async function parseDenylist (lines: AsyncIterable<string> | Iterable<str
   return file
 }
 
-function parseHeader (text: string): Record<string, string> {
+/** The header's hints. The YAML parser (72 modules) is loaded only for a list that has a header, not at every start. */
+async function parseHeader (text: string): Promise<Record<string, string>> {
+  const { parse: parseYaml } = await import('yaml')
   let header: unknown
   try {
     header = parseYaml(text) ?? {}
