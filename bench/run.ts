@@ -52,7 +52,7 @@ const uploadRounds = Number(process.env.BENCH_UPLOAD_ROUNDS ?? '3')
 if (!Number.isInteger(uploadRounds) || uploadRounds < 1) throw new Error('BENCH_UPLOAD_ROUNDS is a whole number ≥ 1')
 
 interface Baseline {
-  /** Start-up to /readyz 200 on an empty DATA_DIR (initdb included), and on a restart. */
+  /** Start-up to /readyz 200 on an empty DATA_DIR (the embedded PostgreSQL cluster made: the template copied, or initdb without one), and on a restart. */
   firstStartSeconds: number
   restartSeconds: number
   serverIdlePeakMB: number

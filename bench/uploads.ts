@@ -564,5 +564,5 @@ export function printUploadsTable (r: UploadsResult, idle: { firstStartSeconds: 
   const largeMiB = (large.bytes / MiB).toFixed(0)
   console.log(`Memory, embedded default configuration: one ${largeMiB} MiB upload: process tree ${large.treePeakRssMB.toFixed(0)} MB summed VmHWM, ${large.treeAtOnceRssMB.toFixed(0)} MB largest at one moment (server ${large.serverPeakRssMB.toFixed(0)} MB), ${large.mbps.toFixed(0)} MB/s — goal < 300 MB: ${goal(large.treePeakRssMB < 300)} summed, ${goal(large.treeAtOnceRssMB < 300)} at once.`)
   console.log(`Idle after a first start: process tree ${idle.treeIdleNowMB.toFixed(0)} MB resident now, ${idle.treeIdlePeakMB.toFixed(0)} MB summed VmHWM — goal < 150 MB: ${goal(idle.treeIdleNowMB < 150)} now, ${goal(idle.treeIdlePeakMB < 150)} summed peaks.`)
-  console.log(`Start-up to /readyz: ${idle.firstStartSeconds.toFixed(1)} s on an empty data folder (initdb included) — goal < 3 s: ${goal(idle.firstStartSeconds < 3)}; ${idle.restartSeconds.toFixed(1)} s on a restart.`)
+  console.log(`Start-up to /readyz: ${idle.firstStartSeconds.toFixed(1)} s on an empty data folder (its database cluster made from the template) — goal < 3 s: ${goal(idle.firstStartSeconds < 3)}; ${idle.restartSeconds.toFixed(1)} s on a restart.`)
 }
