@@ -54,12 +54,8 @@ export class QuotaService {
    * upload of the same identity was recorded meanwhile).
    */
   refusal (status: QuotaStatus, bytes: number): QuotaExceededError {
-    try {
-      checkFits(status, bytes)
-    } catch (err) {
-      if (err instanceof QuotaExceededError) return err
-      throw err
-    }
+    const refused = overQuota(status, bytes)
+    if (refused !== undefined) return refused
     throw new Error(`the database refused an upload of ${bytes} bytes that fits its quota (${describe(status).join('; ')})`)
   }
 
@@ -80,12 +76,19 @@ function describe ({ usage, quota }: QuotaStatus): string[] {
   ]
 }
 
-function checkFits (status: QuotaStatus, bytes: number): void {
+/** Why one more upload of `bytes` does not fit `status`; undefined when it does. */
+function overQuota (status: QuotaStatus, bytes: number): QuotaExceededError | undefined {
   const { usage, quota } = status
   if (usage.uploads + 1 > quota.uploads) {
-    throw new QuotaExceededError(`you have used all of your ${quota.uploads} uploads: delete some to upload more`, 403, describe(status))
+    return new QuotaExceededError(`you have used all of your ${quota.uploads} uploads: delete some to upload more`, 403, describe(status))
   }
-  if (usage.bytes + bytes > quota.bytes) throw bytesExceeded(status, bytes)
+  if (usage.bytes + bytes > quota.bytes) return bytesExceeded(status, bytes)
+  return undefined
+}
+
+function checkFits (status: QuotaStatus, bytes: number): void {
+  const refused = overQuota(status, bytes)
+  if (refused !== undefined) throw refused
 }
 
 function bytesExceeded (status: QuotaStatus, bytes: number): QuotaExceededError {

@@ -216,10 +216,7 @@ export class PackWriter implements BlockBatch {
 
   async abort (): Promise<void> {
     this.#aborted = true
-    if (this.#open !== undefined) {
-      this.#sink.drop(this.#open)
-      this.#open.release()
-    }
+    if (this.#open !== undefined) this.#discard(this.#open)
     this.#open = undefined
     while (this.#sending.size > 0) await Promise.all(this.#sending)
   }
@@ -229,8 +226,7 @@ export class PackWriter implements BlockBatch {
     this.#open = undefined
     if (pack === undefined) return
     if (pack.entries.length === 0 || this.#aborted) {
-      if (this.#aborted) this.#sink.drop(pack)
-      pack.release()
+      this.#discard(pack)
       return
     }
     // Never rejects: a failure is kept for the next put or flush to throw.
@@ -239,6 +235,12 @@ export class PackWriter implements BlockBatch {
       .catch((error: unknown) => { this.#failure ??= { error } })
       .finally(() => { this.#sending.delete(sent); pack.release() })
     this.#sending.add(sent)
+  }
+
+  /** A pack that will not be sent: its pending blocks and its memory go. */
+  #discard (pack: Pack): void {
+    this.#sink.drop(pack)
+    pack.release()
   }
 
   #throwIfFailed (): void {

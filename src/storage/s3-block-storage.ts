@@ -356,7 +356,6 @@ export class S3BlockStorage implements BlockStorage {
     return report
   }
 
-
   async ping (): Promise<void> {
     await this.#s3.ping()
   }
