@@ -33,6 +33,8 @@ export class DenylistWatcher {
   readonly #loaded = new Map<string, Loaded>()
   #timer: NodeJS.Timeout | undefined
   #scanning: Promise<void> | undefined
+  /** A scan asked for while one ran: it starts when that one ends, and serves every ask meanwhile. */
+  #rescan: Promise<void> | undefined
   /** The lists changed but applying them failed: the next scan applies them again. */
   #unapplied = false
 
@@ -51,13 +53,26 @@ export class DenylistWatcher {
   async stop (): Promise<void> {
     clearInterval(this.#timer)
     this.#timer = undefined
+    await this.#rescan
     await this.#scanning
   }
 
-  /** Looks at the folder now; concurrent calls share one scan. */
+  /**
+   * Looks at the folder now: what it returns settles after a scan that began
+   * after the call, so a change made before it is seen. A scan already
+   * running may have read the folder before the change; calls meanwhile share
+   * one scan queued behind it.
+   */
   async scan (): Promise<void> {
-    this.#scanning ??= this.#scan().finally(() => { this.#scanning = undefined })
-    return this.#scanning
+    if (this.#scanning === undefined) {
+      this.#scanning = this.#scan().finally(() => { this.#scanning = undefined })
+      return this.#scanning
+    }
+    this.#rescan ??= this.#scanning.catch(() => {}).then(async () => {
+      this.#rescan = undefined
+      return this.scan()
+    })
+    return this.#rescan
   }
 
   async #scan (): Promise<void> {

@@ -163,4 +163,27 @@ describe('DenylistWatcher', () => {
     expect(denylist.checkCid(cid(DIR))).toBeUndefined()
     expect(denylist.empty).toBe(true)
   })
+
+  it('a scan asked for while one runs looks at the folder again, after that one', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'heimdall-deny-'))
+    const denylist = new Denylist()
+    const path = join(dir, 'custom.deny')
+    await writeFile(path, `/ipfs/${FILE_V1}\n`)
+    let release = (): void => {}
+    const held = new Promise<void>((resolve) => { release = resolve })
+    let scans = 0
+    // onChange holds the first scan open after it has read the folder.
+    watcher = new DenylistWatcher({ dir, denylist, logger: pino({ level: 'silent' }), intervalMs: 60_000, onChange: async () => { if (scans++ === 0) await held } })
+    const first = watcher.scan()
+    await expect.poll(() => scans).toBe(1)
+    await unlink(path)
+    const second = watcher.scan()
+    const third = watcher.scan()
+    release()
+    await first
+    expect(denylist.checkCid(cid(FILE_V1))).toBeDefined() // what the first scan read
+    await Promise.all([second, third])
+    expect(denylist.checkCid(cid(FILE_V1))).toBeUndefined()
+    expect(scans).toBe(2) // the two asks shared one scan
+  })
 })
