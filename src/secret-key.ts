@@ -4,8 +4,9 @@ import { join } from 'node:path'
 import type { Logger } from 'pino'
 
 /**
- * SECRET_KEY signs browser sessions. Unset, one is generated at first start
- * and kept (mode 0600) under DATA_DIR so sessions survive restarts.
+ * SECRET_KEY keys the forms' CSRF tokens. Unset, one is generated at first
+ * start and kept (mode 0600) under DATA_DIR, so a form a browser holds is
+ * still accepted after a restart.
  */
 export async function resolveSecretKey (configured: string | undefined, dataDir: string, logger: Logger): Promise<string> {
   if (configured !== undefined) return configured

@@ -6,6 +6,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { parse } from 'yaml'
+import { loadConfig } from '../../src/config.ts'
 import { bodyLimitFor, findNginx, makeCertificate, writeNginxConfig } from '../support/nginx.ts'
 import { requireTool } from '../support/tools.ts'
 
@@ -25,7 +27,10 @@ describe.skipIf(!hasCompose)('docker-compose.yml', () => {
   async function config (env: string): Promise<string> {
     const envFile = join(work, 'compose.env')
     await writeFile(envFile, env)
-    return (await run('docker-compose', ['--env-file', envFile, '-f', join(ROOT, 'docker-compose.yml'), 'config'])).stdout
+    // The same file for interpolation and as the service's env_file, as `.env` is both in production.
+    return (await run('docker-compose', ['--env-file', envFile, '-f', join(ROOT, 'docker-compose.yml'), 'config'], {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, HEIMDALL_ENV_FILE: envFile }
+    })).stdout
   }
   const completeEnv = async (): Promise<string> => (await read('.env.example'))
     .replace(/^POSTGRES_PASSWORD=$/m, 'POSTGRES_PASSWORD=secret')
@@ -51,6 +56,18 @@ describe.skipIf(!hasCompose)('docker-compose.yml', () => {
     const out = await config(await completeEnv())
     expect(out.match(/condition: service_healthy/g)).toHaveLength(3)
     expect(out.match(/healthcheck:/g)).toHaveLength(2)
+  })
+
+  it('passes every setting of .env to Heimdall, the stack\'s own keys winning, as a configuration Heimdall accepts', async () => {
+    const env = (await completeEnv())
+      .replace(/^METRICS_TOKEN=$/m, 'METRICS_TOKEN=scrape-me-scrape-me-0123')
+      .replace(/^QUOTA_BYTES=.*$/m, 'QUOTA_BYTES=123456789')
+    const { services } = parse(await config(env)) as { services: Record<string, { environment: Record<string, string> }> }
+    const environment = services.heimdall?.environment ?? {}
+    // Set only in .env; and .env.example's HOST, PORT and DATA_DIR (for npm start) overridden by the image's.
+    expect(environment).toMatchObject({ METRICS_TOKEN: 'scrape-me-scrape-me-0123', QUOTA_BYTES: '123456789', HOST: '0.0.0.0', PORT: '8080', DATA_DIR: '/data', IPFS_API_URL: 'http://ipfs:5001' })
+    const loaded = loadConfig(environment)
+    expect(loaded).toMatchObject({ host: '0.0.0.0', port: 8080, dataDir: '/data', metricsToken: 'scrape-me-scrape-me-0123', ipfsApiUrl: 'http://ipfs:5001', blockstore: { kind: 'fs' } })
   })
 
   it('refuses to start without the secrets', async () => {

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
+import { loadConfig } from '../../src/config.ts'
 import { SESSION_COOKIE } from '../../src/http/session.ts'
 import { findNginx, makeCertificate } from '../support/nginx.ts'
 import { requireTool } from '../support/tools.ts'
@@ -42,7 +43,7 @@ describe.skipIf(!hasCompose)('docker-compose.scale.yml', () => {
     await writeFile(envFile, env)
     const { stdout } = await run('docker-compose', ['--env-file', envFile, '-f', join(ROOT, 'docker-compose.scale.yml'), 'config'], {
       // Only the env file: a key in the test's own environment would win over it.
-      env: { PATH: process.env.PATH, HOME: process.env.HOME }
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, HEIMDALL_ENV_FILE: envFile }
     })
     return (parse(stdout) as { services: Record<string, Service> }).services
   }
@@ -72,10 +73,22 @@ describe.skipIf(!hasCompose)('docker-compose.scale.yml', () => {
         AWS_ACCESS_KEY_ID: 'heimdall',
         AWS_SECRET_ACCESS_KEY: 's3-secret-s3-secret'
       })
-      expect(service(name).environment).not.toHaveProperty('IPFS_API_URL')
+      // Empty is unset: no Kubo, even with one named in .env.
+      expect(service(name).environment?.IPFS_API_URL ?? '').toBe('')
     }
     // The S3 gateway's identity is the one the instances sign with.
     expect(service('seaweedfs-filer').environment).toEqual({ AWS_ACCESS_KEY_ID: 'heimdall', AWS_SECRET_ACCESS_KEY: 's3-secret-s3-secret' })
+  })
+
+  it('passes every other setting of .env to the instances, as a configuration Heimdall accepts', () => {
+    for (const name of INSTANCES) {
+      // Compose writes a key with no value as null; Heimdall's environment has no such thing.
+      const environment = Object.fromEntries(Object.entries(service(name).environment ?? {}).map(([key, value]) => [key, value ?? undefined]))
+      // .env.example's keys reach the instance; its HOST, PORT and DATA_DIR (for npm start) give way to the image's.
+      expect(environment, name).toMatchObject({ QUOTA_BYTES: '10737418240', GC_INTERVAL_SECONDS: '3600', HOST: '0.0.0.0', PORT: '8080', DATA_DIR: '/data' })
+      expect(loadConfig(environment).ipfsApiUrl, name).toBeUndefined()
+      expect(loadConfig(environment), name).toMatchObject({ host: '0.0.0.0', port: 8080, dataDir: '/data', blockstore: { kind: 's3', bucket: 'heimdall', endpoint: 'http://seaweedfs-filer:8333' } })
+    }
   })
 
   it('keeps a /data volume of its own for each instance (read cache, partial resumable uploads)', () => {
