@@ -14,7 +14,9 @@ import type { Knex } from 'knex'
  * reference the identity do not), so that uploads of one identity are
  * recorded one after the other (across instances too), and
  * every query after it sees what committed before the lock was granted (a
- * VOLATILE function takes a fresh snapshot for each query it runs). A retry
+ * VOLATILE function takes a fresh snapshot for each query it runs, at READ
+ * COMMITTED: every Heimdall session runs at that level, see database.ts;
+ * under REPEATABLE READ the snapshot would predate the wait). A retry
  * of an upload recorded already is answered with its record whatever the
  * quota would say of a new one.
  *

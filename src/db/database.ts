@@ -74,9 +74,21 @@ function knexLog (log: DatabaseLog | undefined): Knex.Config['log'] {
   }
 }
 
+/**
+ * Every pooled session runs READ COMMITTED, whatever the server's or the
+ * database's default_transaction_isolation: heimdall_record_upload counts an
+ * identity's uploads after waiting for its row lock, which sees the uploads
+ * committed meanwhile only at READ COMMITTED (under REPEATABLE READ the
+ * statement's snapshot predates the wait, and concurrent uploads overran the
+ * quota, tested). One statement per new session, sent before knex uses it.
+ */
+function readCommitted (connection: pg.Client, done: (err: Error | null, connection: pg.Client) => void): void {
+  connection.query('SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED').then(() => { done(null, connection) }, (err: Error) => { done(err, connection) })
+}
+
 /** A PostgreSQL server, through `pg`. */
 export function openPostgres (url: string, options: { log?: DatabaseLog } = {}): Database {
-  return wrap('postgres', knex({ client: 'pg', connection: url, pool: { min: 0, max: 10 }, migrations, log: knexLog(options.log) }), { connectionString: url })
+  return wrap('postgres', knex({ client: 'pg', connection: url, pool: { min: 0, max: 10, afterCreate: readCommitted }, migrations, log: knexLog(options.log) }), { connectionString: url })
 }
 
 /**
@@ -97,7 +109,7 @@ export async function openEmbedded (dir: string, options: { importFrom?: string,
     throw err
   }
   const connection = { ...embedded.connection, database: HEIMDALL_DATABASE }
-  const db = knex({ client: 'pg', connection, pool: { min: 0, max: 3, idleTimeoutMillis: 30_000 }, migrations, log: knexLog(options.log) })
+  const db = knex({ client: 'pg', connection, pool: { min: 0, max: 3, idleTimeoutMillis: 30_000, afterCreate: readCommitted }, migrations, log: knexLog(options.log) })
   return wrap('embedded', db, connection, embedded.stop)
 }
 

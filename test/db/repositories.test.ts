@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { Database } from '../../src/db/database.ts'
+import { openPostgres, type Database } from '../../src/db/database.ts'
 import { IdentityRepository } from '../../src/db/identity-repository.ts'
 import { DirectoryMigrationSource } from '../../src/db/migration-source.ts'
 import { UploadRepository, type NewUpload } from '../../src/db/upload-repository.ts'
@@ -26,10 +26,11 @@ const upload = (identityId: number, rootCid: string, overrides: Partial<NewUploa
 for (const factory of databaseFactories()) {
   describe.skipIf(!factory.available)(`database on ${factory.name}`, () => {
     let db: Database
+    let url: string
     let dispose: () => Promise<void>
 
     beforeEach(async () => {
-      ({ db, dispose } = await factory.open())
+      ({ db, url, dispose } = await factory.open())
     })
     afterEach(async () => { await dispose() })
 
@@ -166,6 +167,24 @@ for (const factory of databaseFactories()) {
         expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(3)
         expect(outcomes.filter((o) => o.status === 'rejected').map((o) => String((o).reason))).toEqual(Array(5).fill('Error: over quota'))
         expect(await uploads.countByOwner(alice.id)).toBe(3)
+      })
+
+      it('holds the quota where the database defaults to repeatable read: its sessions run read committed', async () => {
+        const name = (await db.knex.raw<{ rows: Array<{ name: string }> }>('select current_database() as name')).rows[0]?.name ?? ''
+        await db.knex.raw(`alter database "${name}" set default_transaction_isolation = 'repeatable read'`)
+        // Sessions opened from now on get the database's default; the pool's first ones predate it.
+        const strict = openPostgres(url)
+        try {
+          expect((await strict.knex.raw<{ rows: Array<{ transaction_isolation: string }> }>('show transaction_isolation')).rows[0]?.transaction_isolation).toBe('read committed')
+          const alice = await identities.create('alice', 'a'.repeat(64))
+          const quota = { bytes: 1_000_000, uploads: 3, refuse: () => new Error('over quota') }
+          const strictUploads = new UploadRepository(strict.knex)
+          const outcomes = await Promise.allSettled(Array.from({ length: 8 }, async (_, i) => strictUploads.insert(upload(alice.id, `bafyrr${i}`), { quota })))
+          expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(3)
+          expect(await uploads.countByOwner(alice.id)).toBe(3)
+        } finally {
+          await strict.close()
+        }
       })
 
       it('streams the owner\'s uploads with their entries, in batches, in list order', async () => {
