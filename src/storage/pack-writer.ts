@@ -68,6 +68,16 @@ export class PackMemory {
   }
 }
 
+/** A buffer of `size` bytes whose `taken` bytes were taken from `memory`: given back if the allocation fails. */
+function allocated (memory: PackMemory, size: number, taken: number): Buffer {
+  try {
+    return Buffer.allocUnsafeSlow(size)
+  } catch (err) {
+    memory.give(taken)
+    throw err
+  }
+}
+
 /** A pack being filled: its blocks back to back in one buffer. */
 export class Pack {
   readonly name = `pack-${randomUUID()}`
@@ -87,7 +97,7 @@ export class Pack {
       length = first
       memory.take(length)
     }
-    this.#buffer = Buffer.allocUnsafeSlow(length)
+    this.#buffer = allocated(memory, length, length)
   }
 
   get size (): number { return this.#used }
@@ -112,7 +122,7 @@ export class Pack {
       if (this.entries.length === 0) this.#memory.take(needed - this.#buffer.length)
       else if (!this.#memory.tryTake(needed - this.#buffer.length)) return 'no'
     }
-    const buffer = Buffer.allocUnsafeSlow(size)
+    const buffer = allocated(this.#memory, size, size - this.#buffer.length)
     this.#buffer.copy(buffer, 0, 0, this.#used)
     this.#buffer = buffer
     return 'grew'
