@@ -1,3 +1,5 @@
+import { bases } from 'multiformats/basics'
+import type { MultibaseDecoder } from 'multiformats/bases/interface'
 import { CID } from 'multiformats/cid'
 import { identity } from 'multiformats/hashes/identity'
 import { BadRequestError } from '../errors.ts'
@@ -11,15 +13,27 @@ export function isIdentity (cid: CID): boolean {
   return cid.multihash.code === identity.code
 }
 
+/** Every multibase multiformats knows (base16, base64…), beyond the base32, base36 and base58btc CID.parse reads alone. */
+const DECODERS = Object.values(bases).map((base) => base.decoder)
+const ANY_BASE: MultibaseDecoder<string> = {
+  decode: (text: string): Uint8Array<ArrayBuffer> => {
+    const decoder = DECODERS.find((d) => text.startsWith(d.prefix))
+    if (decoder === undefined) throw new Error('no multibase has this prefix')
+    return decoder.decode(text)
+  }
+}
+
 /**
  * A CID from a URL segment; a malformed one is the client's error (400):
  * anything multiformats cannot decode (multibase, varints, multihash length),
- * and a digest whose length no node would accept.
+ * and a digest whose length no node would accept. `anyBase`: in any
+ * multibase, as Kubo parses a CID it is given (the gateway's paths keep to
+ * the three CID.parse reads).
  */
-export function parseCid (value: string): CID {
+export function parseCid (value: string, options: { anyBase?: boolean } = {}): CID {
   let cid: CID
   try {
-    cid = CID.parse(value)
+    cid = options.anyBase === true && value.length > 1 && !value.startsWith('Q') ? CID.parse(value, ANY_BASE) : CID.parse(value)
   } catch {
     throw new BadRequestError(`"${value}" is not a valid CID`)
   }

@@ -3,7 +3,9 @@ import { createServer } from 'node:http'
 import supertest from 'supertest'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
+import { base16 as base16Codec } from 'multiformats/bases/base16'
 import * as raw from 'multiformats/codecs/raw'
+import { identity } from 'multiformats/hashes/identity'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { resolvePeerIdentity } from '../../src/ipfs/peer-identity.ts'
@@ -202,6 +204,25 @@ for (const backend of appBackends()) {
       expect((await p.ls('')).results.map((r: { requestid: string }) => r.requestid)).toEqual([replaced.requestid])
     })
 
+    it('takes what real clients send: 50 origins from an online Kubo (the 20 likeliest reached kept), a CID in base16, a name of 200 emoji', async () => {
+      const ivy = await createIdentity(t.request)
+      const root = await upload(ivy.token, fixture('glb/BoxTextured.glb'), 'origins.glb')
+      const p = psa(ivy.token)
+      const peer = '12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf'
+      const loopback = Array.from({ length: 20 }, (_, i) => `/ip4/127.0.0.1/tcp/${4001 + i}/p2p/${peer}`)
+      const privateOnes = Array.from({ length: 20 }, (_, i) => `/ip4/192.168.1.${i + 1}/tcp/4001/p2p/${peer}`)
+      const publicOnes = [...Array.from({ length: 9 }, (_, i) => `/ip4/203.0.113.${i + 1}/tcp/4001/p2p/${peer}`), `/dns4/node.example.org/tcp/4001/p2p/${peer}`]
+      const added = await p.add({ cid: root, origins: [...loopback, ...privateOnes, ...publicOnes, ...publicOnes] })
+      expect(added.status).toBe('pinned')
+      expect((added.pin as { origins?: string[] }).origins).toEqual([...publicOnes, ...privateOnes.slice(0, 10)])
+      // Any multibase, answered as the client wrote it, found by any other.
+      const base16 = CID.parse(root).toString(base16Codec.encoder)
+      const hex = await p.add({ cid: base16, name: '😀'.repeat(200) })
+      expect(hex).toMatchObject({ status: 'pinned', pin: { cid: base16, name: '😀'.repeat(200) } })
+      expect((await p.ls(`cid=${root}&name=${encodeURIComponent('😀'.repeat(200))}`)).results.map((r) => r.requestid)).toEqual([hex.requestid])
+      expect((await p.ls(`cid=${base16}`)).count).toBe(2)
+    })
+
     it('hostile input is a 400 in the spec\'s error shape, never a 5xx, and records nothing', async () => {
       const hal = await createIdentity(t.request)
       const p = psa(hal.token)
@@ -210,6 +231,10 @@ for (const backend of appBackends()) {
         async () => t.request.post('/psa/pins').set('Authorization', `Bearer ${hal.token}`).send({ cid: 'not-a-cid' }),
         async () => t.request.post('/psa/pins').set('Authorization', `Bearer ${hal.token}`).send({ cid: `${cid}x` }),
         async () => t.request.post('/psa/pins').set('Authorization', `Bearer ${hal.token}`).send({ cid, name: 'n'.repeat(256) }),
+        async () => t.request.post('/psa/pins').set('Authorization', `Bearer ${hal.token}`).send({ cid, name: '😀'.repeat(256) }),
+        // An identity CID with 100 bytes inline: valid, but longer than the 128 characters recorded.
+        async () => t.request.post('/psa/pins').set('Authorization', `Bearer ${hal.token}`).send({ cid: CID.createV1(0x55, identity.digest(new Uint8Array(100).fill(7))).toString() }),
+        async () => t.request.post('/psa/pins').set('Authorization', `Bearer ${hal.token}`).send({ cid, origins: Array.from({ length: 1001 }, (_, i) => `/ip4/10.0.0.1/tcp/${i}`) }),
         async () => t.request.post('/psa/pins').set('Authorization', `Bearer ${hal.token}`).send({ cid, meta: Object.fromEntries(Array.from({ length: 1001 }, (_, i) => [`k${i}`, 'v'])) }),
         async () => t.request.post('/psa/pins').set('Authorization', `Bearer ${hal.token}`).send({ cid, meta: { k: 1 } }),
         async () => t.request.post('/psa/pins').set('Authorization', `Bearer ${hal.token}`).send({ cid, origins: 'nope' }),

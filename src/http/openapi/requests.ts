@@ -56,6 +56,18 @@ export const newApiKeyRequest = z.object({
 export const PSA_MAX_NAME = 255
 export const PSA_MAX_META_KEYS = 1000
 export const PSA_MAX_CIDS = 10
+/** The spec's maxItems for Pin.origins: what is kept of a longer list. */
+export const PSA_MAX_ORIGINS = 20
+/**
+ * What a request may send. An online Kubo sends every address it has as
+ * origins (`ipfs pin remote add`, and its MFS pinning), 54 of them seen on one
+ * host: a 400 there would fail Kubo's own command. The best 20 are kept.
+ */
+export const PSA_ACCEPTED_ORIGINS = 1000
+
+/** JSON Schema's maxLength counts characters (code points), as PostgreSQL's varchar does, not UTF-16 units as zod's max. */
+export const withinCharacters = (max: number) => (text: string): boolean => text.length <= max || [...text].length <= max
+const psaName = z.string().refine(withinCharacters(PSA_MAX_NAME), { message: `at most ${PSA_MAX_NAME} characters` }).meta({ maxLength: PSA_MAX_NAME })
 
 /** Pin.meta and the `meta` filter: string values, at most 1000 keys (the spec's maxProperties). */
 export const psaMeta = z.record(z.string().max(PSA_MAX_NAME), z.string().max(4096))
@@ -64,15 +76,16 @@ export const psaMeta = z.record(z.string().max(PSA_MAX_NAME), z.string().max(409
 /** The spec's Pin object. */
 export const psaPin = z.object({
   cid: z.string().min(1).max(256),
-  name: z.string().max(PSA_MAX_NAME).nullish(),
-  origins: z.array(z.string().regex(/^\//, 'must be a multiaddr').max(1024)).max(20).optional(),
+  name: psaName.nullish(),
+  origins: z.array(z.string().regex(/^\//, 'must be a multiaddr').max(1024)).max(PSA_ACCEPTED_ORIGINS)
+    .describe(`multiaddrs; more than ${PSA_MAX_ORIGINS} are accepted (Kubo sends all it has) and the ${PSA_MAX_ORIGINS} likeliest to be reachable kept`).optional(),
   meta: psaMeta.optional()
 })
 
 /** GET /psa/pins. Lists may be repeated (`?cid=a&cid=b`) or comma-separated (`?cid=a,b`, as Kubo sends them). */
 export const psaListQuery = z.object({
   cid: z.string().optional().describe(`Up to ${PSA_MAX_CIDS} CIDs, comma-separated`),
-  name: z.string().max(PSA_MAX_NAME).optional(),
+  name: psaName.optional(),
   match: z.enum(TEXT_MATCHES).optional(),
   status: z.string().optional().describe(`Comma-separated, among ${PIN_STATUSES.join(', ')}; default pinned`),
   before: z.iso.datetime({ offset: true }).optional(),

@@ -1,5 +1,5 @@
 import express, { Router, type ErrorRequestHandler, type Request } from 'express'
-import { CID } from 'multiformats/cid'
+import type { CID } from 'multiformats/cid'
 import type { Logger } from 'pino'
 import { z } from 'zod'
 import type { Identity } from '../../db/identity-repository.ts'
@@ -10,7 +10,9 @@ import type { PinInput, PinRequestService } from '../../services/pin-request-ser
 import { isDatabaseUnavailable, isUnstorableText } from '../middleware/error-handler.ts'
 import { requireCaller, type Authenticator } from '../authentication.ts'
 // The request schemas the OpenAPI description is generated from.
-import { PSA_MAX_CIDS, PSA_MAX_NAME, psaMeta, psaPin } from '../openapi/requests.ts'
+import { PSA_MAX_CIDS, PSA_MAX_NAME, PSA_MAX_ORIGINS, psaMeta, psaPin, withinCharacters } from '../openapi/requests.ts'
+import { parseCid as parseCidParam } from '../cid-param.ts'
+import { ipScope } from '../../ipfs/network/address-policy.ts'
 
 export interface PsaRoutesDeps {
   /** Bearer tokens and API keys (scope `pin`), rate-limited as everywhere. */
@@ -42,12 +44,37 @@ function list (req: Request, key: string): string[] | undefined {
   return values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '')
 }
 
+/** The longest CID recorded (in its canonical text): a longer one is an identity CID carrying ~80 bytes or more inline. */
+const MAX_CID_TEXT = 128
+
 function parseCid (text: string): CID {
+  let cid: CID
   try {
-    return CID.parse(text)
-  } catch {
-    throw new BadRequestError(`"${text.slice(0, 100)}" is not a CID`)
+    cid = parseCidParam(text, { anyBase: true })
+  } catch (err) {
+    throw new BadRequestError(`"${text.slice(0, 100)}" is not a CID${err instanceof BadRequestError && err.message.includes('digest') ? `: ${err.message.slice(err.message.indexOf(': ') + 2)}` : ''}`)
   }
+  if (cid.toString().length > MAX_CID_TEXT) throw new BadRequestError(`"${text.slice(0, 100)}…" is longer than the ${MAX_CID_TEXT} characters pinned here (an identity CID with its content inline)`)
+  return cid
+}
+
+/**
+ * Pin.origins as kept: at most the spec's 20, those a remote node is likeliest
+ * to reach first (public addresses and names, then private, then loopback),
+ * each kind in the client's order.
+ */
+function keptOrigins (origins: readonly string[]): string[] {
+  const unique = [...new Set(origins)]
+  if (unique.length <= PSA_MAX_ORIGINS) return unique
+  const reach = (origin: string): number => {
+    const ip = /^\/ip[46]\/([^/]+)/.exec(origin)?.[1]
+    const scope = ip === undefined ? 'public' : ipScope(ip)
+    return scope === 'public' ? 0 : scope === 'private' ? 1 : 2
+  }
+  return unique.map((origin, i) => ({ origin, i, rank: reach(origin) }))
+    .sort((a, b) => a.rank - b.rank || a.i - b.i)
+    .slice(0, PSA_MAX_ORIGINS)
+    .map(({ origin }) => origin)
 }
 
 function invalid (what: string, error: z.ZodError): BadRequestError {
@@ -71,7 +98,7 @@ function parseFilter (req: Request): { filter: PinRequestFilter, limit: number }
   const match = single(req, 'match') ?? 'exact'
   if (!(TEXT_MATCHES as readonly string[]).includes(match)) throw new BadRequestError(`"match" must be one of ${TEXT_MATCHES.join(', ')}`)
   if (name !== undefined) {
-    if (name.length > PSA_MAX_NAME) throw new BadRequestError(`"name" is at most ${PSA_MAX_NAME} characters`)
+    if (!withinCharacters(PSA_MAX_NAME)(name)) throw new BadRequestError(`"name" is at most ${PSA_MAX_NAME} characters`)
     filter.name = { value: name, match: match as (typeof TEXT_MATCHES)[number] }
   }
   for (const key of ['before', 'after'] as const) {
@@ -98,7 +125,7 @@ function parsePin (body: unknown): PinInput {
   const checked = psaPin.safeParse(body)
   if (!checked.success) throw invalid('the pin', checked.error)
   const { cid, name, origins, meta: pinMeta } = checked.data
-  return { cid: parseCid(cid), cidText: cid, name: name ?? null, origins: [...new Set(origins ?? [])], meta: pinMeta ?? {} }
+  return { cid: parseCid(cid), cidText: cid, name: name ?? null, origins: keptOrigins(origins ?? []), meta: pinMeta ?? {} }
 }
 
 /** The spec's `reason` for each of our errors. */
