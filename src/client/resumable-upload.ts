@@ -41,7 +41,8 @@ export async function uploadResumable (options: ResumableOptions): Promise<Uploa
     let resumedFrom: number | undefined
     const upload = new Upload(Buffer.alloc(0), {
       endpoint,
-      headers: { Authorization: `Bearer ${token}` },
+      // Accept: the last PATCH then answers what POST /upload answers (without it, 204 and a GET).
+      headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' },
       metadata,
       uploadSize: source.size,
       chunkSize: options.chunkSize,

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http'
-import { readdir, stat } from 'node:fs/promises'
+import { readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import * as tus from 'tus-js-client'
@@ -136,10 +136,10 @@ describe('creation refusals: before any byte is stored', () => {
 })
 
 describe('an upload in pieces', () => {
-  it('creation-with-upload of a whole GLB answers 200 with what POST /upload answers; GET afterwards the same', async () => {
+  it('creation-with-upload of a whole GLB answers 201 with what POST /upload answers (asked with Accept); GET afterwards the same', async () => {
     const glb = fixture('glb/BoxTextured.glb')
-    const res = await create(alice.token, 'BoxTextured.glb', glb.length, glb)
-    expect(res.status).toBe(200)
+    const res = await create(alice.token, 'BoxTextured.glb', glb.length, glb, { Accept: 'application/json' })
+    expect(res.status).toBe(201)
     expect(res.path).toMatch(/^\/upload\/resumable\/[0-9a-f]{32}$/)
     expect(res.headers['upload-offset']).toBe(String(glb.length))
     expect(res.headers['tus-resumable']).toBe('1.0.0')
@@ -154,10 +154,16 @@ describe('an upload in pieces', () => {
     expect(head.headers['upload-offset']).toBe(String(glb.length))
     // The bytes were imported: none stay on disk.
     expect(await resumableFiles()).toEqual([])
-    // A repeat of the final PATCH whose answer was lost: the same answer.
-    const repeat = await send('PATCH', res.path, tusHeaders(alice.token, { 'Upload-Offset': String(glb.length), 'Content-Type': 'application/offset+octet-stream', 'Content-Length': '0' }))
+    // A repeat of the final PATCH whose answer was lost: the same answer, or tus's 204 to a client that does not ask for it.
+    const repeat = await send('PATCH', res.path, tusHeaders(alice.token, { 'Upload-Offset': String(glb.length), 'Content-Type': 'application/offset+octet-stream', 'Content-Length': '0', Accept: 'application/json' }))
     expect(repeat.status).toBe(200)
     expect(repeat.body).toEqual(plain.body)
+    const bare = await send('PATCH', res.path, tusHeaders(alice.token, { 'Upload-Offset': String(glb.length), 'Content-Type': 'application/offset+octet-stream', 'Content-Length': '0' }))
+    expect(bare.status).toBe(204)
+    // Without Accept, a creation that completes the upload is tus's bare 201.
+    const plainCreate = await create(bob.token, 'again.glb', glb.length, glb)
+    expect(plainCreate.status).toBe(201)
+    expect(plainCreate.headers['content-length'] ?? '0').toBe('0')
   })
 
   it('takes an FBX in three PATCHes; a wrong offset is 409; HEAD says the offset, length, expiry and no-store', async () => {
@@ -185,10 +191,13 @@ describe('an upload in pieces', () => {
     expect((await patch(alice.token, created.path, third, Buffer.concat([fbx.subarray(third), Buffer.alloc(1)]))).status).toBe(413)
     expect((await stat(join(t.dataDir, 'resumable', created.path.split('/').pop() ?? ''))).size).toBe(third)
     expect((await patch(alice.token, created.path, third, fbx.subarray(third, 2 * third))).status).toBe(204)
+    // The last PATCH: 204, as tus requires of every PATCH (go-tus accepts nothing else); the answer is the upload's URL's.
     const last = await patch(alice.token, created.path, 2 * third, fbx.subarray(2 * third))
-    expect(last.status).toBe(200)
+    expect(last.status).toBe(204)
     const plain = await plainUpload(bob.token, fbx, 'box.fbx')
-    expect(last.body).toEqual(plain.body)
+    const answer = await send('GET', created.path, { Authorization: `Bearer ${alice.token}` })
+    expect(answer.status).toBe(200)
+    expect(answer.body).toEqual(plain.body)
   })
 
   it('a HEAD while an earlier PATCH still hangs (its client gone unnoticed) stops that PATCH and counts what it wrote', async () => {
@@ -209,9 +218,27 @@ describe('an upload in pieces', () => {
     expect(head.headers['upload-offset']).toBe('300000')
     // The stopped request is answered 409, or its connection closed.
     expect(await outcome).toMatch(/^409$|socket hang up|ECONNRESET|EPIPE/)
-    const rest = await patch(alice.token, created.path, 300_000, data.subarray(300_000))
+    const rest = await send('PATCH', created.path, tusHeaders(alice.token, { 'Upload-Offset': '300000', 'Content-Type': 'application/offset+octet-stream', 'Content-Length': String(size - 300_000), Accept: 'application/json' }), data.subarray(300_000))
     expect(rest.status).toBe(200)
     expect((rest.body as Array<{ Name: string }>).at(-1)?.Name).toBe('hang')
+  })
+
+  it('a GET once every byte is in answers the upload, importing it again if its import failed (a 5xx at the last PATCH, a restart)', async () => {
+    const glb = fixture('glb/BoxTextured.glb')
+    const created = await create(alice.token, 'retried.glb', glb.length)
+    const id = created.path.split('/').pop() ?? ''
+    // What a last PATCH whose import failed on the server's side leaves: every byte on disk and counted, no answer.
+    await writeFile(join(t.dataDir, 'resumable', id), glb)
+    await t.heimdall.database.knex('resumable_uploads').where({ id }).update({ upload_offset: glb.length })
+    // tus-js-client's retry is a HEAD, which says the upload is complete; the client then stops, and asks the URL.
+    const head = await send('HEAD', created.path, tusHeaders(alice.token))
+    expect(head.headers['upload-offset']).toBe(String(glb.length))
+    const answer = await send('GET', created.path, { Authorization: `Bearer ${alice.token}`, Accept: 'application/json' })
+    expect(answer.status).toBe(200)
+    const plain = await plainUpload(bob.token, glb, 'retried.glb')
+    expect(answer.body).toEqual(plain.body)
+    expect(await resumableFiles()).toEqual([])
+    expect((await send('GET', created.path, { Authorization: `Bearer ${alice.token}` })).body).toEqual(plain.body)
   })
 
   it('answers 404 to anyone but the owner, for HEAD, PATCH, DELETE and GET', async () => {
@@ -281,14 +308,14 @@ describe('an upload in pieces', () => {
 })
 
 describe('tus-js-client', () => {
-  it('uploads an FBX in several PATCHes through the real client; its last answer is POST /upload\'s JSON', async () => {
+  it('uploads an FBX in several PATCHes through the real client; its last answer, asked for with Accept, is POST /upload\'s JSON', async () => {
     const fbx = fixture('fbx/cubes-ascii.fbx')
     const chunkSize = Math.ceil(fbx.length / 4)
     const patches: number[] = []
     const answer = await new Promise<string>((resolve, reject) => {
       const upload = new tus.Upload(fbx, {
         endpoint: `${url}${BASE}`,
-        headers: { Authorization: `Bearer ${alice.token}` },
+        headers: { Authorization: `Bearer ${alice.token}`, Accept: 'application/json' },
         metadata: { filename: 'cubes.fbx', filetype: 'application/octet-stream' },
         chunkSize,
         retryDelays: [],
@@ -301,6 +328,26 @@ describe('tus-js-client', () => {
     expect(patches.length).toBeGreaterThanOrEqual(4)
     const plain = await plainUpload(bob.token, fbx, 'cubes.fbx')
     expect(JSON.parse(answer)).toEqual(plain.body)
+  })
+
+  it('as the client is by default (no Accept): the last PATCH is tus\'s 204, and the upload\'s URL gives the answer', async () => {
+    const fbx = fixture('fbx/box-binary.fbx')
+    const { status, location } = await new Promise<{ status: number, location: string }>((resolve, reject) => {
+      const upload = new tus.Upload(fbx, {
+        endpoint: `${url}${BASE}`,
+        headers: { Authorization: `Bearer ${alice.token}` },
+        metadata: { filename: 'default-client.fbx' },
+        chunkSize: Math.ceil(fbx.length / 2),
+        retryDelays: [],
+        onSuccess: (payload) => { resolve({ status: payload.lastResponse.getStatus(), location: upload.url ?? '' }) },
+        onError: reject
+      })
+      upload.start()
+    })
+    expect(status).toBe(204)
+    const answer = await send('GET', new URL(location).pathname, { Authorization: `Bearer ${alice.token}` })
+    expect(answer.status).toBe(200)
+    expect((answer.body as Array<{ Name: string }>).at(-1)?.Name).toBe('default-client')
   })
 })
 
@@ -379,7 +426,7 @@ describe('the issue\'s test: 300 MB cut off at half, resumed', () => {
       const req = httpRequest(`${url}${created.path}`, {
         method: 'PATCH',
         agent: false,
-        headers: tusHeaders(alice.token, { 'Upload-Offset': String(offset), 'Content-Type': 'application/offset+octet-stream', 'Content-Length': String(SIZE - offset) })
+        headers: tusHeaders(alice.token, { 'Upload-Offset': String(offset), 'Content-Type': 'application/offset+octet-stream', 'Content-Length': String(SIZE - offset), Accept: 'application/json' })
       }, (res) => {
         const chunks: Buffer[] = []
         res.on('data', (chunk: Buffer) => { chunks.push(chunk) })

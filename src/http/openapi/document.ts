@@ -105,8 +105,7 @@ const RESUMABLE_OPERATIONS: readonly Operation[] = [
     summary: 'Create an upload (checked like POST /upload before any byte); with a body (application/offset+octet-stream), its first bytes',
     headers: [TUS_RESUMABLE, { name: 'Upload-Length', description: 'The file\'s size in bytes' }, { name: 'Upload-Metadata', description: 'filename <base64> (required), name <base64> (ignored)' }],
     responses: {
-      200: { description: 'Its body carried every byte: stored, the answer of POST /upload', content: json(answers.addedItems), headers: { Location: '/upload/resumable/<id>', ...TUS_STATE } },
-      201: { description: 'Created', headers: { Location: '/upload/resumable/<id>', ...TUS_STATE } },
+      201: { description: 'Created. If its body carried every byte, stored; then, to a client that asks for JSON (Accept: application/json), the answer of POST /upload (else GET the upload for it)', content: json(answers.addedItems), headers: { Location: '/upload/resumable/<id>', ...TUS_STATE } },
       ...LAST_BYTE
     }
   },
@@ -119,8 +118,8 @@ const RESUMABLE_OPERATIONS: readonly Operation[] = [
     summary: 'Send bytes from Upload-Offset (application/offset+octet-stream); the last one stores the upload as POST /upload does',
     headers: [TUS_RESUMABLE, { name: 'Upload-Offset', description: 'Where these bytes start: the offset HEAD said' }],
     responses: {
-      200: { description: 'The last byte: stored, the answer of POST /upload', content: json(answers.addedItems), headers: TUS_STATE },
-      204: { description: 'Written and fsynced', headers: TUS_STATE },
+      200: { description: 'The last byte, to a client that asks for JSON (Accept: application/json): stored, the answer of POST /upload', content: json(answers.addedItems), headers: TUS_STATE },
+      204: { description: 'Written and fsynced; at the last byte, stored (GET the upload for the answer), as tus requires', headers: TUS_STATE },
       404: error('No such upload of the caller\'s (expired, terminated or refused)'),
       409: error('Upload-Offset is not the server\'s offset'),
       ...LAST_BYTE
@@ -128,17 +127,19 @@ const RESUMABLE_OPERATIONS: readonly Operation[] = [
   },
   {
     method: 'get', path: '/upload/resumable/{id}', route: '/upload/resumable/:id', operationId: 'resumableUploadResult', tag: 'Resumable uploads (tus)', security: 'bearer', path_: uploadIdPath,
-    summary: 'The answer of a finished upload: what its final PATCH answered (the JSON of POST /upload, or its refusal)',
+    summary: 'The answer of an upload whose every byte is in: the JSON of POST /upload, or its refusal; an import under way is waited for, one that failed on the server\'s side is run again',
     responses: {
       200: { description: 'Stored', content: json(answers.addedItems) },
       401: UNAUTHORIZED,
       403: FORBIDDEN,
       404: error('No such upload of the caller\'s'),
-      409: { ...error('Not finished: bytes missing, or being imported'), headers: { 'Upload-Offset': 'Bytes the server holds', 'Upload-Length': 'The upload\'s length' } },
+      409: { ...error('Not finished: bytes missing'), headers: { 'Upload-Offset': 'Bytes the server holds', 'Upload-Length': 'The upload\'s length' } },
       413: LAST_BYTE[413],
       415: LAST_BYTE[415],
       422: LAST_BYTE[422],
-      429: TOO_MANY
+      429: TOO_MANY,
+      503: LAST_BYTE[503],
+      507: LAST_BYTE[507]
     }
   },
   {

@@ -65,6 +65,11 @@ const isRefusal = (err: unknown): err is HeimdallError => err instanceof Heimdal
  * and the final PATCH (or GET afterwards) answers the same JSON. See
  * "Resumable uploads (tus)" in README.md.
  */
+/** Whether the client asked for JSON by name (tus clients send no Accept; a missing one is not a request for the answer). */
+function asksForJson (req: Request): boolean {
+  return /\bapplication\/json\b/i.test(req.get('accept') ?? '')
+}
+
 export function resumableUploadRoutes (deps: ResumableUploadRoutesDeps): Router {
   const router = Router()
   const { resumable } = deps
@@ -133,6 +138,34 @@ export function resumableUploadRoutes (deps: ResumableUploadRoutesDeps): Router 
     return { offset, expiresAt, body: await finish(req, { ...upload, offset }, identity, importing) }
   }
 
+  /**
+   * The upload's answer, once every byte is in: the one recorded, else the
+   * import's. An import under way is waited for; one that failed on the
+   * server's side (a 5xx, a restart) is run again. tus clients retry a final
+   * PATCH that failed with a HEAD, which then says the upload is complete,
+   * and stop there: the GET that follows gets the answer instead of a 409.
+   */
+  async function answerOf (req: Request, upload: ResumableUpload, identity: Identity): Promise<{ status: number, body: unknown }> {
+    if (upload.result === null) {
+      resumable.assertHere(upload)
+      const result = await resumable.exclusive(upload.id, async (_signal, importing) => {
+        const current = await resumable.get(upload.id, identity)
+        if (current.result !== null) return current.result
+        if (current.offset < current.length) return undefined
+        try {
+          return { status: 200, body: await finish(req, current, identity, importing) }
+        } catch (err) {
+          if (!isRefusal(err)) throw err
+          return { status: err.status, body: { error: err.message, code: err.code, details: err.details } }
+        }
+      })
+      if (result !== undefined) return result
+      upload = await resumable.get(upload.id, identity)
+    }
+    if (upload.result !== null) return upload.result
+    throw new ConflictError(`the upload is not finished: ${upload.offset} of ${upload.length} bytes received`)
+  }
+
   router.post(RESUMABLE_UPLOAD_PATH, async (req, res) => {
     const { identity } = requireCaller(req, 'upload', SIGN_IN)
     if (req.headers['upload-defer-length'] !== undefined) throw new BadRequestError('Upload-Defer-Length is not supported: send Upload-Length')
@@ -152,7 +185,8 @@ export function resumableUploadRoutes (deps: ResumableUploadRoutesDeps): Router 
     headersOf(res, upload, 0)
     const { offset, expiresAt, body } = await resumable.exclusive(upload.id, async (signal, importing) => receive(req, upload, identity, signal, importing))
     headersOf(res, upload, offset, expiresAt)
-    if (body !== undefined) { res.status(200).json(body); return }
+    // 201, as tus requires of a creation; the answer of a completed upload only to a client that asks for JSON (else GET it).
+    if (body !== undefined && asksForJson(req)) { res.status(201).json(body); return }
     res.status(201).end()
   })
 
@@ -194,7 +228,8 @@ export function resumableUploadRoutes (deps: ResumableUploadRoutesDeps): Router 
       return { upload, ...await receive(req, upload, identity, signal, importing) }
     })
     headersOf(res, upload, offset, expiresAt)
-    if (body !== undefined) { res.status(200).json(body); return }
+    // 204, as tus requires (go-tus takes nothing else); the answer of the last PATCH only to a client that asks for JSON (else GET it).
+    if (body !== undefined && asksForJson(req)) { res.status(200).json(body); return }
     res.status(204).end()
   })
 
@@ -204,21 +239,13 @@ export function resumableUploadRoutes (deps: ResumableUploadRoutesDeps): Router 
     const id = typeof req.params.id === 'string' ? req.params.id : ''
     const upload = await resumable.get(id, identity)
     res.setHeader('Cache-Control', 'no-store')
-    if (upload.result !== null) {
-      const { status, body } = upload.result
-      res.status(status).json(status === 200 ? body : { ...(body as object), requestId: req.id })
-      return
+    if (upload.result === null && upload.offset < upload.length) {
+      res.setHeader('Upload-Offset', String(upload.offset))
+      res.setHeader('Upload-Length', String(upload.length))
+      throw new ConflictError(`the upload is not finished: ${upload.offset} of ${upload.length} bytes received`)
     }
-    res.setHeader('Upload-Offset', String(upload.offset))
-    res.setHeader('Upload-Length', String(upload.length))
-    if (resumable.isImporting(id)) {
-      res.setHeader('Retry-After', '1')
-      throw new ConflictError('every byte was received; the file is being checked and imported: ask again in a moment')
-    }
-    if (upload.offset === upload.length) {
-      throw new ConflictError(`every byte was received, but the import failed on the server's side; PATCH with Upload-Offset: ${upload.length} and no body to try it again`)
-    }
-    throw new ConflictError(`the upload is not finished: ${upload.offset} of ${upload.length} bytes received`)
+    const { status, body } = await answerOf(req, upload, identity)
+    res.status(status).json(status === 200 ? body : { ...(body as object), requestId: req.id })
   })
 
   router.delete(`${RESUMABLE_UPLOAD_PATH}/:id`, async (req, res) => {
