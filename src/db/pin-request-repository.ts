@@ -18,6 +18,8 @@ export interface NewPinRequest {
   name: string | null
   origins: string[]
   meta: Record<string, string>
+  /** A replacement's old root, kept pinned while this request is queued or pinning. */
+  replacesRootCid?: string | null
 }
 
 export interface PinRequest extends NewPinRequest {
@@ -49,6 +51,7 @@ interface PinRequestRow {
   status: PinStatus
   status_details: string | null
   created: Date | string
+  replaces_root_cid: string | null
 }
 
 const parsed = <T>(value: string | T): T => (typeof value === 'string' ? JSON.parse(value) as T : value)
@@ -64,7 +67,8 @@ const toPinRequest = (row: PinRequestRow): PinRequest => ({
   meta: parsed(row.meta),
   status: row.status,
   statusDetails: row.status_details,
-  created: new Date(row.created)
+  created: new Date(row.created),
+  replacesRootCid: row.replaces_root_cid ?? null
 })
 
 /** `%`, `_` and `\` matched as themselves in LIKE. */
@@ -88,11 +92,11 @@ export class PinRequestRepository {
     for (let attempt = 0; ; attempt++) {
       try {
         const { rows } = await this.#db.raw<{ rows: PinRequestRow[] }>(`
-          insert into pin_requests (request_id, identity_id, cid, root_cid, name, origins, meta, status, created)
-          values (?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, 'queued', greatest(
+          insert into pin_requests (request_id, identity_id, cid, root_cid, name, origins, meta, status, replaces_root_cid, created)
+          values (?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, 'queued', ?, greatest(
             date_trunc('milliseconds', clock_timestamp()),
             (select max(created) + interval '1 millisecond' from pin_requests where identity_id = ?)))
-          returning *`, [request.requestId, request.identityId, request.cid, request.rootCid, request.name, JSON.stringify(request.origins), JSON.stringify(request.meta), request.identityId])
+          returning *`, [request.requestId, request.identityId, request.cid, request.rootCid, request.name, JSON.stringify(request.origins), JSON.stringify(request.meta), request.replacesRootCid ?? null, request.identityId])
         const [row] = rows
         if (row === undefined) throw new Error('insert returned no row')
         return toPinRequest(row)
@@ -134,10 +138,28 @@ export class PinRequestRepository {
     return { results: rows.map(toPinRequest), count: Number(counted[0]?.count ?? 0) }
   }
 
-  /** How many requests, of anyone, hold `rootCid` (queued, pinning or pinned). Content is unpinned only when this and the uploads are at zero. */
+  /**
+   * How many requests, of anyone, hold `rootCid`: theirs (queued, pinning or
+   * pinned), or the root a pending replacement replaced. Content is unpinned
+   * only when this and the uploads are at zero.
+   */
   async countHolding (rootCid: string): Promise<number> {
-    const result = await this.#db('pin_requests').where({ root_cid: rootCid }).whereIn('status', HOLDING_STATUSES).count<Array<{ count: string | number }>>({ count: '*' })
+    const result = await this.#db('pin_requests')
+      .where((q) => { void q.where({ root_cid: rootCid }).whereIn('status', HOLDING_STATUSES) })
+      .orWhere((q) => { void q.where({ replaces_root_cid: rootCid }) })
+      .count<Array<{ count: string | number }>>({ count: '*' })
     return Number(result[0]?.count ?? 0)
+  }
+
+  /** The replaced roots held by requests that have settled or are gone: each once, to be released. */
+  async settledReplacements (): Promise<Array<{ requestId: string, rootCid: string }>> {
+    const rows = await this.#db<PinRequestRow>('pin_requests').whereNotNull('replaces_root_cid').whereIn('status', ['pinned', 'failed']).select('request_id', 'replaces_root_cid')
+    return rows.map((row) => ({ requestId: row.request_id, rootCid: row.replaces_root_cid ?? '' }))
+  }
+
+  /** Stops `requestId` holding the root it replaced (once released, or never needed). */
+  async clearReplaced (requestId: string): Promise<void> {
+    await this.#db('pin_requests').where({ request_id: requestId }).update({ replaces_root_cid: null })
   }
 
   /** Requests not yet settled (queued or pinning), oldest first: the work a start resumes. */

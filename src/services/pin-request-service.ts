@@ -125,6 +125,10 @@ export class PinRequestService {
 
   /** Records the request; content already held is pinned before this returns, anything else is waited for. */
   async add (owner: Identity, pin: PinInput): Promise<PinRequest> {
+    return this.#add(owner, pin, null)
+  }
+
+  async #add (owner: Identity, pin: PinInput, replacesRootCid: string | null): Promise<PinRequest> {
     const request = await this.#options.requests.insert({
       requestId: randomUUID(),
       identityId: owner.id,
@@ -132,7 +136,8 @@ export class PinRequestService {
       rootCid: pin.cid.toString(),
       name: pin.name,
       origins: pin.origins,
-      meta: pin.meta
+      meta: pin.meta,
+      replacesRootCid
     })
     if (await this.#attempt(request) === 'waiting') this.#wait(request)
     return this.#current(request)
@@ -149,14 +154,17 @@ export class PinRequestService {
   }
 
   /**
-   * Replaces a request with a new one (a new requestid; the old one is gone):
-   * the new content is pinned before the old is released, so blocks both
-   * share are never unpinned in between.
+   * Replaces a request with a new one (a new requestid; the old one is gone
+   * at once). The old root stays pinned until the new request settles
+   * (pinned, failed, or deleted): content not here yet is fetched or waited
+   * for while the blocks both share stay, which is what the spec's replace
+   * is for (Kubo's MFS pinning replaces at every change).
    */
   async replace (owner: Identity, requestId: string, pin: PinInput): Promise<PinRequest> {
-    await this.get(owner, requestId)
-    const replacement = await this.add(owner, pin)
+    const old = await this.get(owner, requestId)
+    const replacement = await this.#add(owner, pin, old.rootCid === pin.cid.toString() ? null : old.rootCid)
     await this.remove(owner, requestId)
+    if (!PENDING.includes(replacement.status)) await this.#releaseReplaced(replacement.requestId)
     return replacement
   }
 
@@ -168,10 +176,32 @@ export class PinRequestService {
       if (!(await this.#options.requests.deleteOwned(owner.id, requestId))) throw new NotFoundError(`you have no pin request ${requestId}`)
       await this.#options.pins.releaseIfUnreferenced(request.rootCid)
     })
+    // A pending replacement deleted: the root it kept for the request it replaced goes too, unless held otherwise.
+    if (request.replacesRootCid !== null && request.replacesRootCid !== undefined) await this.#release(request.replacesRootCid)
+  }
+
+  /** A settled replacement stops holding the root it replaced, which is released unless held otherwise. */
+  async #releaseReplaced (requestId: string): Promise<void> {
+    const request = await this.#options.requests.findByRequestId(requestId)
+    const root = request?.replacesRootCid
+    if (root === null || root === undefined || PENDING.includes(request?.status ?? 'queued')) return
+    await this.#options.requests.clearReplaced(requestId)
+    await this.#release(root)
+  }
+
+  async #release (rootCid: string): Promise<void> {
+    const { pins, logger } = this.#options
+    try {
+      await pins.changePin(rootCid, async () => { await pins.releaseIfUnreferenced(rootCid) })
+    } catch (err) {
+      logger.error({ err, rootCid }, 'could not release the root a pin request replaced; the next start tries again')
+    }
   }
 
   /** At start: queued and pinning requests left by the last run are taken up again, their deadlines counted from `created`. */
   async resume (): Promise<number> {
+    // Replacements that settled before the last run could release what they replaced.
+    for (const { requestId } of await this.#options.requests.settledReplacements()) await this.#releaseReplaced(requestId)
     const pending = await this.#options.requests.pending()
     for (const request of pending) this.#wait(request)
     if (pending.length > 0) this.#options.logger.info({ requests: pending.length }, 'resumed pending pin requests')
@@ -240,6 +270,7 @@ export class PinRequestService {
     if (this.#closed || this.#waiting.has(request.requestId)) return
     const controller = new AbortController()
     const done = this.#follow(request, controller.signal)
+      .then(async () => { if (!controller.signal.aborted) await this.#releaseReplaced(request.requestId) })
       .catch((err: unknown) => { if (!controller.signal.aborted) this.#options.logger.error({ err, requestId: request.requestId }, 'a pending pin request stopped') })
       .finally(() => { this.#waiting.delete(request.requestId) })
     this.#waiting.set(request.requestId, { controller, done })

@@ -204,6 +204,34 @@ for (const backend of appBackends()) {
       expect((await p.ls('')).results.map((r: { requestid: string }) => r.requestid)).toEqual([replaced.requestid])
     })
 
+    it('replace keeps the old root pinned while the new content is awaited, and releases it once the new request settles or goes', async () => {
+      const kim = await createIdentity(t.request)
+      const p = psa(kim.token)
+      const only = async (name: string): Promise<string> => {
+        const root = await upload(kim.token, Buffer.from(`// ${name} ${Math.random()}\n`), `${name}.js`)
+        // The upload goes: the pin request alone holds its root.
+        const added = await p.add({ cid: root })
+        expect(added.status).toBe('pinned')
+        const { id } = await t.heimdall.database.knex('uploads').where({ root_cid: root }).first<{ id: number }>('id')
+        await t.request.delete(`/uploads/${id}`).set('Authorization', `Bearer ${kim.token}`).expect(204)
+        expect(await pinned(root)).toBe(true)
+        return added.requestid + ' ' + root
+      }
+      const [original, oldRoot] = (await only('replaced')).split(' ') as [string, string]
+      const replaced = await p.replace(original, { cid: await unknownCid() })
+      expect(['queued', 'pinning']).toContain(replaced.status)
+      await p.get(original, 404)
+      expect(await pinned(oldRoot)).toBe(true)
+      await waitFor(async () => (await p.get(replaced.requestid)).status === 'failed')
+      await waitFor(async () => !(await pinned(oldRoot)))
+      // A pending replacement deleted: the root it kept goes with it.
+      const [second, secondRoot] = (await only('deleted')).split(' ') as [string, string]
+      const pending = await p.replace(second, { cid: await unknownCid() })
+      expect(await pinned(secondRoot)).toBe(true)
+      await p.rm(pending.requestid)
+      expect(await pinned(secondRoot)).toBe(false)
+    })
+
     it('takes what real clients send: 50 origins from an online Kubo (the 20 likeliest reached kept), a CID in base16, a name of 200 emoji', async () => {
       const ivy = await createIdentity(t.request)
       const root = await upload(ivy.token, fixture('glb/BoxTextured.glb'), 'origins.glb')
