@@ -5,6 +5,8 @@ export interface ResumableUpload {
   id: string
   identityId: number
   fileName: string
+  /** Upload-Metadata as the client sent it (null for rows older than the column). */
+  metadata: string | null
   length: number
   /** Bytes durably written (fsynced) on the instance that holds them. */
   offset: number
@@ -21,6 +23,7 @@ interface ResumableUploadRow {
   id: string
   identity_id: number
   file_name: string
+  upload_metadata: string | null
   upload_length: string | number
   upload_offset: string | number
   instance_id: string
@@ -37,6 +40,7 @@ function toResumableUpload (row: ResumableUploadRow): ResumableUpload {
     id: row.id,
     identityId: row.identity_id,
     fileName: row.file_name,
+    metadata: row.upload_metadata,
     length: Number(row.upload_length),
     offset: Number(row.upload_offset),
     instanceId: row.instance_id,
@@ -55,11 +59,12 @@ export class ResumableUploadRepository {
     this.#db = db
   }
 
-  async create (upload: { id: string, identityId: number, fileName: string, length: number, instanceId: string, expiresAt: Date }): Promise<ResumableUpload> {
+  async create (upload: { id: string, identityId: number, fileName: string, metadata: string | null, length: number, instanceId: string, expiresAt: Date }): Promise<ResumableUpload> {
     const [row] = await this.#db<ResumableUploadRow>('resumable_uploads').insert<ResumableUploadRow[]>({
       id: upload.id,
       identity_id: upload.identityId,
       file_name: upload.fileName,
+      upload_metadata: upload.metadata,
       upload_length: upload.length,
       upload_offset: 0,
       instance_id: upload.instanceId,

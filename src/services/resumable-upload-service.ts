@@ -145,10 +145,11 @@ export class ResumableUploadService {
   }
 
   /** A new, empty upload of `length` bytes for `owner`; `fileName` was checked by the caller. */
-  async create (owner: Identity, fileName: string, length: number): Promise<ResumableUpload> {
+  /** `metadata`: Upload-Metadata as sent, answered back by HEAD. */
+  async create (owner: Identity, fileName: string, length: number, metadata: string | null = null): Promise<ResumableUpload> {
     const id = randomBytes(16).toString('hex')
     return this.exclusive(id, async () => {
-      const upload = await this.#options.repository.create({ id, identityId: owner.id, fileName, length, instanceId: this.#options.instanceId, expiresAt: this.#expiry() })
+      const upload = await this.#options.repository.create({ id, identityId: owner.id, fileName, metadata, length, instanceId: this.#options.instanceId, expiresAt: this.#expiry() })
       try {
         await (await open(this.pathOf(id), 'wx')).close()
       } catch (err) {

@@ -183,6 +183,11 @@ describe('an upload in pieces', () => {
     expect(head.status).toBe(200)
     expect(head.headers).toMatchObject({ 'upload-offset': String(third), 'upload-length': String(fbx.length), 'cache-control': 'no-store', 'upload-metadata': `filename ${b64('box.fbx')}` })
     expect(Number.isNaN(Date.parse(String(head.headers['upload-expires'])))).toBe(false)
+    // Upload-Metadata comes back as the client sent it, keys without values and unknown keys included.
+    const sent = `filename ${b64('meta.glb')},filetype ${b64('model/gltf-binary')},is_confidential`
+    const described = await send('POST', BASE, tusHeaders(alice.token, { 'Upload-Length': '10', 'Upload-Metadata': sent }))
+    expect((await send('HEAD', String(described.headers.location), tusHeaders(alice.token))).headers['upload-metadata']).toBe(sent)
+    expect((await send('DELETE', String(described.headers.location), tusHeaders(alice.token))).status).toBe(204)
     const early = await send('GET', created.path, { Authorization: `Bearer ${alice.token}` })
     expect(early.status).toBe(409)
     expect(early.headers['upload-offset']).toBe(String(third))

@@ -180,7 +180,7 @@ export function resumableUploadRoutes (deps: ResumableUploadRoutesDeps): Router 
     await deps.limiter.upload(identity.id)
     // As POST /upload checks a file on disk: a bundle's or CAR's own framing is allowed for.
     await deps.quotas.beforeUpload(identity, carriesMore(name) ? Math.max(0, length - slack(length)) : length)
-    const upload = await resumable.create(identity, name.fileName, length)
+    const upload = await resumable.create(identity, name.fileName, length, req.get('upload-metadata') ?? null)
     res.setHeader('Location', `${RESUMABLE_UPLOAD_PATH}/${upload.id}`)
     headersOf(res, upload, 0)
     const { offset, expiresAt, body } = await resumable.exclusive(upload.id, async (signal, importing) => receive(req, upload, identity, signal, importing))
@@ -203,7 +203,8 @@ export function resumableUploadRoutes (deps: ResumableUploadRoutesDeps): Router 
     }
     if (upload.result !== null && upload.result.status !== 200) throw new NotFoundError('this upload was refused and its bytes removed; GET it for the reason')
     headersOf(res, upload, upload.completedAt !== null || importing ? upload.length : upload.offset)
-    res.setHeader('Upload-Metadata', formatUploadMetadata(new Map([['filename', upload.fileName]])))
+    // As the client sent it, as tus requires (rows from before it was kept: the file name).
+    res.setHeader('Upload-Metadata', upload.metadata ?? formatUploadMetadata(new Map([['filename', upload.fileName]])))
     res.status(200).end()
   }
 
