@@ -33,7 +33,7 @@ const ANY_BASE: MultibaseDecoder<string> = {
 export function parseCid (value: string, options: { anyBase?: boolean } = {}): CID {
   let cid: CID
   try {
-    cid = options.anyBase === true && value.length > 1 && !value.startsWith('Q') ? CID.parse(value, ANY_BASE) : CID.parse(value)
+    cid = options.anyBase === true ? CID.parse(value, ANY_BASE) : CID.parse(value)
   } catch {
     throw new BadRequestError(`"${value}" is not a valid CID`)
   }

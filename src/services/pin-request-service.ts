@@ -185,8 +185,12 @@ export class PinRequestService {
     const request = await this.#options.requests.findByRequestId(requestId)
     const root = request?.replacesRootCid
     if (root === null || root === undefined || PENDING.includes(request?.status ?? 'queued')) return
+    await this.#dropReplaced(requestId, root)
+  }
+
+  async #dropReplaced (requestId: string, rootCid: string): Promise<void> {
     await this.#options.requests.clearReplaced(requestId)
-    await this.#release(root)
+    await this.#release(rootCid)
   }
 
   async #release (rootCid: string): Promise<void> {
@@ -201,7 +205,7 @@ export class PinRequestService {
   /** At start: queued and pinning requests left by the last run are taken up again, their deadlines counted from `created`. */
   async resume (): Promise<number> {
     // Replacements that settled before the last run could release what they replaced.
-    for (const { requestId } of await this.#options.requests.settledReplacements()) await this.#releaseReplaced(requestId)
+    for (const { requestId, rootCid } of await this.#options.requests.settledReplacements()) await this.#dropReplaced(requestId, rootCid)
     const pending = await this.#options.requests.pending()
     for (const request of pending) this.#wait(request)
     if (pending.length > 0) this.#options.logger.info({ requests: pending.length }, 'resumed pending pin requests')

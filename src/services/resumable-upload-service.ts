@@ -144,8 +144,7 @@ export class ResumableUploadService {
     return new Date(Date.now() + this.#options.expirySeconds * 1000)
   }
 
-  /** A new, empty upload of `length` bytes for `owner`; `fileName` was checked by the caller. */
-  /** `metadata`: Upload-Metadata as sent, answered back by HEAD. */
+  /** A new, empty upload of `length` bytes for `owner`; `fileName` was checked by the caller; `metadata`: Upload-Metadata as sent, answered back by HEAD. */
   async create (owner: Identity, fileName: string, length: number, metadata: string | null = null): Promise<ResumableUpload> {
     const id = randomBytes(16).toString('hex')
     return this.exclusive(id, async () => {

@@ -65,6 +65,11 @@ const isRefusal = (err: unknown): err is HeimdallError => err instanceof Heimdal
  * and the final PATCH (or GET afterwards) answers the same JSON. See
  * "Resumable uploads (tus)" in README.md.
  */
+/** What a refused upload answers, now and to a GET later: POST /upload's status and JSON. */
+function answerOfRefusal (err: HeimdallError): { status: number, body: unknown } {
+  return { status: err.status, body: { error: err.message, code: err.code, details: err.details } }
+}
+
 /** Whether the client asked for JSON by name (tus clients send no Accept; a missing one is not a request for the answer). */
 function asksForJson (req: Request): boolean {
   return /\bapplication\/json\b/i.test(req.get('accept') ?? '')
@@ -122,7 +127,7 @@ export function resumableUploadRoutes (deps: ResumableUploadRoutesDeps): Router 
       req.log.info({ rootCid: outcome.upload.rootCid, owner: identity.username, created: outcome.created, size: outcome.upload.size, resumable: upload.id }, 'upload stored')
       return body
     } catch (err) {
-      if (isRefusal(err)) await resumable.complete(upload.id, { status: err.status, body: { error: err.message, code: err.code, details: err.details } })
+      if (isRefusal(err)) await resumable.complete(upload.id, answerOfRefusal(err))
       throw err
     } finally {
       // Not committed: its blocks go. After a commit this does nothing.
@@ -146,24 +151,19 @@ export function resumableUploadRoutes (deps: ResumableUploadRoutesDeps): Router 
    * and stop there: the GET that follows gets the answer instead of a 409.
    */
   async function answerOf (req: Request, upload: ResumableUpload, identity: Identity): Promise<{ status: number, body: unknown }> {
-    if (upload.result === null) {
-      resumable.assertHere(upload)
-      const result = await resumable.exclusive(upload.id, async (_signal, importing) => {
-        const current = await resumable.get(upload.id, identity)
-        if (current.result !== null) return current.result
-        if (current.offset < current.length) return undefined
-        try {
-          return { status: 200, body: await finish(req, current, identity, importing) }
-        } catch (err) {
-          if (!isRefusal(err)) throw err
-          return { status: err.status, body: { error: err.message, code: err.code, details: err.details } }
-        }
-      })
-      if (result !== undefined) return result
-      upload = await resumable.get(upload.id, identity)
-    }
     if (upload.result !== null) return upload.result
-    throw new ConflictError(`the upload is not finished: ${upload.offset} of ${upload.length} bytes received`)
+    resumable.assertHere(upload)
+    return resumable.exclusive(upload.id, async (_signal, importing) => {
+      const current = await resumable.get(upload.id, identity)
+      if (current.result !== null) return current.result
+      if (current.offset < current.length) throw new ConflictError(`the upload is not finished: ${current.offset} of ${current.length} bytes received`)
+      try {
+        return { status: 200, body: await finish(req, current, identity, importing) }
+      } catch (err) {
+        if (!isRefusal(err)) throw err
+        return answerOfRefusal(err)
+      }
+    })
   }
 
   router.post(RESUMABLE_UPLOAD_PATH, async (req, res) => {
