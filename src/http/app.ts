@@ -1,4 +1,5 @@
-import express, { type Express } from 'express'
+import type { IncomingMessage } from 'node:http'
+import express, { type Express, type Request } from 'express'
 import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
 import type { IpfsBackend } from '../ipfs/ipfs-backend.ts'
@@ -30,7 +31,7 @@ import { previewRoutes } from './routes/preview-routes.ts'
 import { psaRoutes } from './routes/psa-routes.ts'
 import { siteRoutes } from './routes/site-routes.ts'
 import { uploadRoutes } from './routes/upload-routes.ts'
-import { resumableUploadRoutes } from './routes/resumable-upload-routes.ts'
+import { RESUMABLE_UPLOAD_PATH, resumableUploadRoutes } from './routes/resumable-upload-routes.ts'
 import type { ResumableUploadService } from '../services/resumable-upload-service.ts'
 import { uploadsRoutes } from './routes/uploads-routes.ts'
 import { ipfsReachOf } from './ipfs-reach.ts'
@@ -140,8 +141,10 @@ export function createApp (deps: AppDependencies): Express {
   // The Pinning Service API: bearer tokens only (no cookies, no CSRF), its own JSON limit and error shape.
   const authenticator = new Authenticator({ identities: deps.identities, apiKeys: deps.apiKeys, limiter: deps.limiter })
   app.use('/psa', psaRoutes({ authenticator, pinRequests: deps.pinRequests, delegates: deps.delegates, logger: deps.logger, denylist: deps.denylist }))
-  app.use(express.urlencoded({ extended: false, limit: '16kb' }))
-  app.use(express.json({ limit: '16kb' }))
+  // A tus request's body is the upload's bytes whatever type a client names: its routes answer another type 415, so no parser takes it first.
+  const parses = (type: string) => (req: IncomingMessage): boolean => !(req.url ?? '').startsWith(RESUMABLE_UPLOAD_PATH) && typeof (req as Request).is(type) === 'string'
+  app.use(express.urlencoded({ extended: false, limit: '16kb', type: parses('application/x-www-form-urlencoded') }))
+  app.use(express.json({ limit: '16kb', type: parses('application/json') }))
   app.use(deps.csrf.issue())
   // POST /upload reads its multipart form as it streams and checks the token itself.
   app.use(deps.csrf.protect({ streamedForms: ['/upload'] }))

@@ -193,6 +193,9 @@ describe('an upload in pieces', () => {
     expect(early.headers['upload-offset']).toBe(String(third))
     // Not offset+octet-stream: 415; more than the upload lacks: 413; neither writes a byte.
     expect((await send('PATCH', created.path, tusHeaders(alice.token, { 'Upload-Offset': String(third), 'Content-Type': 'application/json' }), Buffer.from('{}'))).status).toBe(415)
+    // Whatever the body: not read as JSON or a form first (a parser's 400 or 413 would answer instead).
+    expect((await send('PATCH', created.path, tusHeaders(alice.token, { 'Upload-Offset': String(third), 'Content-Type': 'application/json' }), fbx.subarray(third))).status).toBe(415)
+    expect((await send('PATCH', created.path, tusHeaders(alice.token, { 'Upload-Offset': String(third), 'Content-Type': 'application/x-www-form-urlencoded' }), Buffer.alloc(64 * 1024, 0x61))).status).toBe(415)
     expect((await patch(alice.token, created.path, third, Buffer.concat([fbx.subarray(third), Buffer.alloc(1)]))).status).toBe(413)
     expect((await stat(join(t.dataDir, 'resumable', created.path.split('/').pop() ?? ''))).size).toBe(third)
     expect((await patch(alice.token, created.path, third, fbx.subarray(third, 2 * third))).status).toBe(204)
