@@ -8,6 +8,19 @@ const TOKEN_BYTES = 32
 
 export const hashToken = (token: string): string => createHash('sha256').update(token, 'utf8').digest('hex')
 
+/**
+ * A new token: 256 random bits in base64url, never starting with `-`. The
+ * person pastes it on command lines (`ipfs pin remote service add heimdall
+ * <url> <token>`), where a leading `-` reads as an option: one token in 64
+ * failed Kubo's command.
+ */
+export function newToken (): string {
+  for (;;) {
+    const token = randomBytes(TOKEN_BYTES).toString('base64url')
+    if (!token.startsWith('-')) return token
+  }
+}
+
 // Compared against when the username is unknown, so both paths hash and compare.
 const UNKNOWN_USER_HASH = hashToken(randomBytes(TOKEN_BYTES).toString('base64url'))
 
@@ -26,7 +39,7 @@ export class IdentityService {
 
   async create (rawUsername: unknown): Promise<CreatedIdentity> {
     const username = normalizeUsername(rawUsername)
-    const token = randomBytes(TOKEN_BYTES).toString('base64url')
+    const token = newToken()
     const identity = await this.#identities.create(username, hashToken(token))
     return { identity, token }
   }
@@ -57,7 +70,7 @@ export class IdentityService {
    * shown once.
    */
   async rotateToken (identity: Identity): Promise<string> {
-    const token = randomBytes(TOKEN_BYTES).toString('base64url')
+    const token = newToken()
     await this.#identities.setTokenHash(identity.id, hashToken(token))
     return token
   }

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { hashToken } from '../../src/services/identity-service.ts'
+import { hashToken, newToken } from '../../src/services/identity-service.ts'
 import { startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
 
 let t: TestHeimdall
@@ -11,6 +11,15 @@ describe('GET /plugin_routes', () => {
     const res = await t.request.get('/plugin_routes').unset('User-Agent').expect(200)
     expect(res.headers['content-type']).toMatch(/^application\/json/)
     expect(res.body).toEqual({ new_user: '/new', asset_upload: '/upload', uploads: '/uploads', oauth: false, resumable_upload: '/upload/resumable' })
+  })
+})
+
+describe('tokens', () => {
+  it('are 43 characters of base64url that never start with "-" (a command line would read it as an option)', () => {
+    // One in 64 random ones would: 5000 miss it with odds of e^-78 if the rule were gone.
+    const tokens = Array.from({ length: 5000 }, newToken)
+    for (const token of tokens) expect(token).toMatch(/^[A-Za-z0-9_][A-Za-z0-9_-]{42}$/)
+    expect(new Set(tokens).size).toBe(tokens.length)
   })
 })
 
