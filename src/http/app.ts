@@ -31,7 +31,7 @@ import { previewRoutes } from './routes/preview-routes.ts'
 import { psaRoutes } from './routes/psa-routes.ts'
 import { siteRoutes } from './routes/site-routes.ts'
 import { uploadRoutes } from './routes/upload-routes.ts'
-import { RESUMABLE_UPLOAD_PATH, resumableUploadRoutes } from './routes/resumable-upload-routes.ts'
+import { RESUMABLE_UPLOAD_PATH, TUS_VERSION, resumableUploadRoutes } from './routes/resumable-upload-routes.ts'
 import type { ResumableUploadService } from '../services/resumable-upload-service.ts'
 import { uploadsRoutes } from './routes/uploads-routes.ts'
 import { ipfsReachOf } from './ipfs-reach.ts'
@@ -146,6 +146,8 @@ export function createApp (deps: AppDependencies): Express {
   app.use(express.urlencoded({ extended: false, limit: '16kb', type: parses('application/x-www-form-urlencoded') }))
   app.use(express.json({ limit: '16kb', type: parses('application/json') }))
   app.use(deps.csrf.issue())
+  // tus wants Tus-Resumable on every answer of its routes, a CSRF refusal included.
+  app.use(RESUMABLE_UPLOAD_PATH, (_req, res, next) => { res.setHeader('Tus-Resumable', TUS_VERSION); next() })
   // POST /upload reads its multipart form as it streams and checks the token itself.
   app.use(deps.csrf.protect({ streamedForms: ['/upload'] }))
   app.use(resolveSession(deps.sessions))

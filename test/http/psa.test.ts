@@ -78,6 +78,22 @@ for (const backend of appBackends()) {
       }
     })
 
+    it('answers a browser app on another origin: the CORS preflight without credentials, then the call with its bearer token', async () => {
+      const origin = 'https://app.example'
+      const preflight = await t.request.options('/psa/pins').set({ Origin: origin, 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'authorization,content-type' }).expect(204)
+      expect(preflight.headers['access-control-allow-origin']).toBe('*')
+      expect(preflight.headers['access-control-allow-methods']).toContain('POST')
+      expect(preflight.headers['access-control-allow-headers']?.toLowerCase().split(/,\s*/)).toEqual(expect.arrayContaining(['authorization', 'content-type']))
+      expect(preflight.headers['access-control-allow-credentials']).toBeUndefined()
+      const { token } = await createIdentity(t.request, 'psa-cors')
+      const listed = await t.request.get('/psa/pins').set({ Origin: origin, Authorization: `Bearer ${token}` }).expect(200)
+      expect(listed.headers['access-control-allow-origin']).toBe('*')
+      // A refusal is readable by the page too, with its reason.
+      const refused = await t.request.get('/psa/pins').set({ Origin: origin }).expect(401)
+      expect(refused.headers['access-control-allow-origin']).toBe('*')
+      expect(refused.headers['access-control-expose-headers']).toContain('WWW-Authenticate')
+    })
+
     it('pins content it holds at once, through the pin journal; a delete unpins only what nothing else references', async () => {
       const alice = await createIdentity(t.request)
       const bob = await createIdentity(t.request)

@@ -146,6 +146,18 @@ function reasonOf (err: HeimdallError): string {
  */
 export function psaRoutes (deps: PsaRoutesDeps): Router {
   const router = Router()
+  // Any web page may call it (pinning from a browser app, as with other pinning services): credentials
+  // are a bearer header a page must hold, never a cookie the browser adds, so a wildcard origin gives
+  // a page nothing it does not already have.
+  router.use((req, res, next) => {
+    res.setHeader('Access-Control-Allow-Origin', '*')
+    res.setHeader('Access-Control-Expose-Headers', 'Retry-After, WWW-Authenticate')
+    if (req.method !== 'OPTIONS') { next(); return }
+    res.setHeader('Access-Control-Allow-Methods', 'GET, POST, DELETE')
+    res.setHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type')
+    res.setHeader('Access-Control-Max-Age', '86400')
+    res.status(204).end()
+  })
   router.use(express.json({ limit: '1mb' }))
   router.use(deps.authenticator.middleware({ bearerOnly: true }))
 
