@@ -81,8 +81,11 @@ const envSchema = z.object({
   BLOCKSTORE: optionalString.pipe(z.enum(['fs', 's3']).default('fs')),
   S3_ENDPOINT: optionalString.pipe(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional()),
   S3_BUCKET: optionalString.pipe(z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a bucket name (3-63 of a-z, 0-9, dot, hyphen)').optional()),
-  S3_PREFIX: optionalString.pipe(z.string().regex(/^[\w!.*'()/-]*$/, 'must be made of letters, digits and !-_.*\'()/').optional()),
-  S3_REGION: optionalString.pipe(z.string().default('us-east-1')),
+  S3_PREFIX: optionalString.pipe(z.string().regex(/^[\w!.*'()/-]*$/, 'must be made of letters, digits and !-_.*\'()/')
+    // Keys MinIO (and S3's console) refuse: a leading slash, an empty or a dot segment.
+    .refine((prefix) => !prefix.startsWith('/') && !prefix.includes('//') && !prefix.split('/').some((part) => part === '.' || part === '..'), 'must not start with /, hold // or have a . or .. segment')
+    .optional()),
+  S3_REGION: optionalString.pipe(z.string().regex(/^[\w-]+$/, 'must be a region name, e.g. eu-west-1, auto, garage').optional()),
   S3_FORCE_PATH_STYLE: optionalString.pipe(z.enum(['true', 'false']).default('true')),
   S3_CACHE_BYTES: integer(0, Number.MAX_SAFE_INTEGER).default(1024 ** 3),
   S3_PACK_BYTES: integer(0, 256 * 1024 ** 2).default(8 * 1024 ** 2),
@@ -151,6 +154,13 @@ const envSchema = z.object({
       if (env[key] === undefined) ctx.addIssue({ code: 'custom', path: [key], message: key === 'SECRET_KEY' || key === 'DATABASE_URL' ? 'is required with BLOCKSTORE=s3: instances sharing the store must share it (a generated one would differ per instance)' : 'is required with BLOCKSTORE=s3' })
     }
     if (kubo) ctx.addIssue({ code: 'custom', path: ['BLOCKSTORE'], message: 'is the embedded node\'s block store; with IPFS_API_URL, Kubo keeps the blocks' })
+    const endpoint = env.S3_ENDPOINT === undefined || !URL.canParse(env.S3_ENDPOINT) ? undefined : new URL(env.S3_ENDPOINT)
+    if (endpoint !== undefined && env.S3_BUCKET !== undefined && endpoint.pathname.replace(/\/+$/, '').split('/').at(-1) === env.S3_BUCKET) {
+      ctx.addIssue({ code: 'custom', path: ['S3_ENDPOINT'], message: `ends with the bucket's name: give the store's URL without it (S3_BUCKET names the bucket), e.g. ${endpoint.origin}` })
+    }
+    if (endpoint?.protocol === 'https:' && env.S3_FORCE_PATH_STYLE === 'false' && env.S3_BUCKET?.includes('.') === true) {
+      ctx.addIssue({ code: 'custom', path: ['S3_BUCKET'], message: 'has a dot, which the store\'s wildcard TLS certificate cannot cover as <bucket>.<host>: use S3_FORCE_PATH_STYLE=true, or a bucket without dots' })
+    }
   } else {
     for (const key of ['S3_ENDPOINT', 'S3_BUCKET', 'S3_PREFIX'] as const) {
       if (env[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'takes effect only with BLOCKSTORE=s3' })
@@ -294,6 +304,24 @@ function parseTrustProxy (value: string | undefined): boolean | number | string 
 const withTrailingSlash = (url: string): string => (url.endsWith('/') ? url : `${url}/`)
 
 /**
+ * The region to sign for when S3_REGION is not set: the one an endpoint's
+ * host names (AWS `s3.<region>.amazonaws.com` and `s3-<region>…`, Backblaze
+ * B2 `s3.<region>.backblazeb2.com`, Wasabi `s3.<region>.wasabisys.com`), R2's
+ * `auto`, else `us-east-1` (what MinIO, SeaweedFS and Ceph take by default).
+ * A store that wants another (Garage: its `s3_region`, often `garage`) needs
+ * S3_REGION.
+ */
+export function regionOf (endpoint: string): string {
+  let host: string
+  try { host = new URL(endpoint).hostname } catch { return 'us-east-1' }
+  if (host.endsWith('.r2.cloudflarestorage.com')) return 'auto'
+  const named = /(?:^|\.)s3[.-](?:dualstack\.)?([a-z]{2}(?:-[a-z]+)+-\d)\.amazonaws\.com$/.exec(host) ??
+    /^s3\.([a-z]{2}(?:-[a-z]+)+-\d{3})\.backblazeb2\.com$/.exec(host) ??
+    /^s3\.([a-z]{2}(?:-[a-z]+)+-\d)\.wasabisys\.com$/.exec(host)
+  return named?.[1] ?? 'us-east-1'
+}
+
+/**
  * Parses the environment once. Pure: it reads only `env`, so tests pass their own.
  * Every invalid key is reported, one line each, in a single ConfigError.
  */
@@ -319,7 +347,7 @@ export function loadConfig (env: Env): Config {
           endpoint: e.S3_ENDPOINT ?? '',
           bucket: e.S3_BUCKET ?? '',
           prefix: e.S3_PREFIX === undefined || e.S3_PREFIX === '' ? '' : withTrailingSlash(e.S3_PREFIX),
-          region: e.S3_REGION,
+          region: e.S3_REGION ?? regionOf(e.S3_ENDPOINT ?? ''),
           forcePathStyle: e.S3_FORCE_PATH_STYLE === 'true',
           accessKeyId: e.AWS_ACCESS_KEY_ID ?? '',
           secretAccessKey: e.AWS_SECRET_ACCESS_KEY ?? '',

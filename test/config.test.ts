@@ -174,3 +174,37 @@ describe('loadConfig: the embedded node on the IPFS network', () => {
       .toEqual(['IPFS_REPROVIDE_INTERVAL_SECONDS', 'IPFS_MAX_CONNECTIONS', 'IPFS_MAX_FETCHES'])
   })
 })
+
+describe('the S3 block store\'s keys', () => {
+  const S3 = { BLOCKSTORE: 's3', S3_BUCKET: 'heimdall', AWS_ACCESS_KEY_ID: 'k', AWS_SECRET_ACCESS_KEY: 's', DATABASE_URL: 'postgres://db/h', SECRET_KEY: 'x'.repeat(40) }
+  const regionFor = (endpoint: string, region?: string): string => {
+    const config = loadConfig({ ...S3, S3_ENDPOINT: endpoint, ...(region === undefined ? {} : { S3_REGION: region }) })
+    return config.blockstore.kind === 's3' ? config.blockstore.region : ''
+  }
+  const issuesOf = (env: Record<string, string>): string[] => {
+    try { loadConfig({ ...S3, ...env }); return [] } catch (err) { return (err as ConfigError).issues }
+  }
+
+  it('signs for the region the endpoint names unless S3_REGION says otherwise (AWS, B2, Wasabi, R2\'s auto), else us-east-1', () => {
+    expect(regionFor('https://s3.eu-west-1.amazonaws.com')).toBe('eu-west-1')
+    expect(regionFor('https://s3-ap-southeast-2.amazonaws.com')).toBe('ap-southeast-2')
+    expect(regionFor('https://s3.dualstack.us-gov-west-1.amazonaws.com')).toBe('us-gov-west-1')
+    expect(regionFor('https://s3.amazonaws.com')).toBe('us-east-1')
+    expect(regionFor('https://s3.us-west-004.backblazeb2.com')).toBe('us-west-004')
+    expect(regionFor('https://s3.eu-central-2.wasabisys.com')).toBe('eu-central-2')
+    expect(regionFor('https://0123abcd.r2.cloudflarestorage.com')).toBe('auto')
+    expect(regionFor('http://seaweedfs:8333')).toBe('us-east-1')
+    expect(regionFor('http://garage:3900', 'garage')).toBe('garage')
+    expect(regionFor('https://s3.eu-west-1.amazonaws.com', 'eu-west-3')).toBe('eu-west-3')
+  })
+
+  it('refuses what a store would refuse later: a prefix MinIO rejects, an endpoint naming the bucket, a dotted bucket as a TLS host name', () => {
+    for (const prefix of ['/heimdall', 'a//b', './x', 'a/../b']) expect(issuesOf({ S3_ENDPOINT: 'http://minio:9000', S3_PREFIX: prefix }).map((i) => i.split(':')[0])).toEqual(['S3_PREFIX'])
+    expect(issuesOf({ S3_ENDPOINT: 'http://minio:9000', S3_PREFIX: 'heimdall/prod.v2' })).toEqual([])
+    expect(issuesOf({ S3_ENDPOINT: 'https://acct.r2.cloudflarestorage.com/heimdall' })).toEqual([expect.stringMatching(/^S3_ENDPOINT: ends with the bucket's name: .* https:\/\/acct\.r2\.cloudflarestorage\.com$/)])
+    expect(issuesOf({ S3_ENDPOINT: 'https://s3.eu-west-1.amazonaws.com', S3_BUCKET: 'assets.example.com', S3_FORCE_PATH_STYLE: 'false' })).toEqual([expect.stringMatching(/^S3_BUCKET: has a dot/)])
+    // Path style, or plain http, has no certificate to match.
+    expect(issuesOf({ S3_ENDPOINT: 'https://s3.eu-west-1.amazonaws.com', S3_BUCKET: 'assets.example.com' })).toEqual([])
+    expect(issuesOf({ S3_ENDPOINT: 'https://s3.eu-west-1.amazonaws.com', S3_REGION: 'eu west' }).map((i) => i.split(':')[0])).toEqual(['S3_REGION'])
+  })
+})

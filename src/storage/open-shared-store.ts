@@ -9,14 +9,26 @@ import { BlockCache } from './block-cache.ts'
 import { S3BlockStorage } from './s3-block-storage.ts'
 import { S3Client, S3Error } from './s3-client.ts'
 
-/** Why the bucket did not answer, in the configuration's terms (a HEAD answer has no body to quote). */
+/** What the key needs, as an IAM policy names it. */
+const PERMISSIONS = 's3:ListBucket on the bucket; s3:GetObject, s3:PutObject and s3:DeleteObject on its objects'
+
+/** Why the bucket did not answer, in the configuration's terms, from the store's error code where it gave one. */
 function bucketUnreachable (config: Extract<BlockstoreConfig, { kind: 's3' }>, err: unknown): Error {
   const where = `bucket "${config.bucket}" at ${config.endpoint}`
-  const status = err instanceof S3Error ? err.status : undefined
-  const why = status === 403 ? 'refused the credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, S3_REGION)'
-    : status === 404 ? 'does not exist: create it first (S3_BUCKET; with S3_FORCE_PATH_STYLE=false the store must resolve <bucket>.<host>)'
-      : status === 301 ? `is in another region than S3_REGION=${config.region}`
-        : `did not answer: ${err instanceof Error ? err.message : String(err)}`
+  const s3 = err instanceof S3Error ? err : undefined
+  const code = s3?.code ?? ''
+  const region = s3?.region ?? /expecting '([\w-]+)'/.exec(s3?.message ?? '')?.[1]
+  const why = region !== undefined || code === 'AuthorizationHeaderMalformed' || code === 'PermanentRedirect' || s3?.status === 301
+    ? `is in ${region === undefined ? 'another region' : `region ${region}`}, not S3_REGION=${config.region}${region === undefined ? '' : `: set S3_REGION=${region}`}`
+    : code === 'InvalidAccessKeyId' || code === 'SignatureDoesNotMatch' || code === 'InvalidToken' || code === 'ExpiredToken'
+      ? `refused the credentials (${code}: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY${code.endsWith('Token') ? ' / AWS_SESSION_TOKEN' : ''})`
+      : code === 'RequestTimeTooSkewed'
+        ? 'refused the request\'s time: this machine\'s clock is more than 15 minutes off'
+        : code === 'NoSuchBucket' || s3?.status === 404
+          ? 'does not exist: create it first (S3_BUCKET; with S3_FORCE_PATH_STYLE=false the store must resolve <bucket>.<host>)'
+          : s3?.status === 403
+            ? `refused the credentials or their rights (${code === '' ? '403' : code}: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY; the key needs ${PERMISSIONS})`
+            : `did not answer: ${err instanceof Error ? err.message : String(err)}`
   return new Error(`BLOCKSTORE=s3: the ${where} ${why}`, { cause: err })
 }
 
@@ -29,7 +41,8 @@ function bucketUnreachable (config: Extract<BlockstoreConfig, { kind: 's3' }>, e
 export async function openSharedStore (config: Extract<BlockstoreConfig, { kind: 's3' }>, options: { db: Knex, dir: string, instance: string }): Promise<SharedStore> {
   const s3 = new S3Client(config)
   try {
-    await s3.ping().catch((err: unknown) => { throw bucketUnreachable(config, err) })
+    // A listing, not HeadBucket: its refusals come with the store's code, and collection lists anyway.
+    await s3.checkAccess(config.prefix).catch((err: unknown) => { throw bucketUnreachable(config, err) })
     const cache = await BlockCache.open(join(options.dir, 'block-cache'), config.cacheBytes)
     return {
       storage: new S3BlockStorage(s3, { prefix: config.prefix, cache, index: new PgPackIndex(options.db), packBytes: config.packBytes, packMemory: config.packMemory }),

@@ -17,8 +17,10 @@ export interface S3Options {
   sessionToken?: string | undefined
   /** Sockets kept open to the endpoint. */
   maxSockets?: number
-  /** Per request, from the first byte sent to the last byte received. */
+  /** How long a request's socket may stay silent (nothing sent or received) before the attempt is given up. */
   timeoutMs?: number
+  /** Attempts per request for answers worth trying again (see `retryable`); at least 1. */
+  attempts?: number
 }
 
 /** One object of a listing. */
@@ -32,15 +34,37 @@ export interface S3Object {
 export class S3Error extends Error {
   readonly status: number
   readonly code: string | undefined
-  constructor (message: string, status: number, code?: string) {
+  /** The bucket's region when the store named it (`x-amz-bucket-region`, sent with a wrong-region refusal). */
+  readonly region: string | undefined
+  constructor (message: string, status: number, code?: string, region?: string) {
     super(message)
     this.name = 'S3Error'
     this.status = status
     this.code = code
+    this.region = region
   }
 }
 
-const RETRIES = 3
+/**
+ * Whether an answer is worth another attempt, and how to wait for it, as the
+ * AWS SDKs' standard retry mode decides: `throttled` (429, 503 SlowDown: the
+ * store asks for fewer requests; R2 answers 429 to more than one write a
+ * second to a key) waits longer than `failed` (500, 502, 504 from the store or
+ * a proxy in front of it, and a 400 RequestTimeout: the store gave up waiting
+ * for a body that was slow to come). Anything else is the answer.
+ */
+export function retryable (status: number, body: Buffer): 'throttled' | 'failed' | undefined {
+  if (status === 429 || status === 503) return 'throttled'
+  if (status === 500 || status === 502 || status === 504) return 'failed'
+  if (status === 400 && body.includes('<Code>RequestTimeout</Code>')) return 'failed'
+  return undefined
+}
+
+const ATTEMPTS = 6
+/** Exponential backoff with full jitter (base × 2^n, capped), in ms; network errors count as `failed`. */
+const BACKOFF = { throttled: { base: 500, cap: 20_000 }, failed: { base: 100, cap: 5_000 } } as const
+/** A Retry-After the store sends is honoured up to this. */
+const MAX_RETRY_AFTER_MS = 20_000
 const xml = new XMLParser({ ignoreAttributes: true, parseTagValue: false, isArray: (name) => name === 'Contents' || name === 'Error' || name === 'Deleted' })
 
 /** RFC 3986 for a key's path: every byte but the unreserved ones and `/`, as SigV4 canonicalises it. */
@@ -52,13 +76,23 @@ interface Answer {
   body: Buffer
 }
 
+/** The wait a Retry-After header asks for (seconds or an HTTP date), capped; undefined without one. */
+function retryAfterMs (headers: http.IncomingHttpHeaders): number | undefined {
+  const value = headers['retry-after']
+  if (value === undefined) return undefined
+  const ms = /^\d+$/.test(value) ? Number(value) * 1000 : Date.parse(value) - Date.now()
+  return Number.isFinite(ms) ? Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS) : undefined
+}
+
 /**
  * The few S3 calls a block store makes (PutObject, GetObject, HeadObject,
  * DeleteObjects, ListObjectsV2, CreateBucket), signed with SigV4 over kept-
- * alive sockets. Bodies are whole blocks (at most a few MiB): a PUT sends the
- * caller's bytes as they are, a GET can read straight into the caller's
- * buffer. Network errors, 500/503 and SlowDown are retried with backoff; a
- * store on an `https` endpoint gets TLS.
+ * alive sockets. Bodies are whole blocks or packs (at most a few MiB): a PUT
+ * sends the caller's bytes as they are, a GET can read straight into the
+ * caller's buffer. Network errors and the answers `retryable` names are
+ * tried again with backoff (a Retry-After honoured), the socket of a 5xx
+ * dropped so the next attempt may reach another server behind the endpoint;
+ * a store on an `https` endpoint gets TLS.
  */
 export class S3Client {
   readonly #options: Required<Omit<S3Options, 'sessionToken'>> & { sessionToken: string | undefined }
@@ -66,7 +100,7 @@ export class S3Client {
   readonly #agent: http.Agent
 
   constructor (options: S3Options) {
-    this.#options = { maxSockets: 64, timeoutMs: 30_000, sessionToken: undefined, ...options }
+    this.#options = { maxSockets: 64, timeoutMs: 30_000, attempts: ATTEMPTS, sessionToken: undefined, ...options }
     this.#url = new URL(options.endpoint)
     const Agent = this.#url.protocol === 'https:' ? https.Agent : http.Agent
     this.#agent = new Agent({ keepAlive: true, maxSockets: this.#options.maxSockets, scheduling: 'lifo' })
@@ -132,17 +166,23 @@ export class S3Client {
 
   /** Every object under `prefix`, in key order, a page (up to 1,000) at a time. */
   async * listObjects (prefix: string): AsyncIterable<S3Object> {
-    let token: string | undefined
-    do {
+    // The next page: after a continuation token, or (a store that answers in ListObjects V1's shape, truncated with no token) after the last key seen.
+    let next: ['continuation-token' | 'start-after', string] | undefined
+    for (;;) {
       const query = new URLSearchParams({ 'list-type': '2', prefix, 'max-keys': '1000' })
-      if (token !== undefined) query.set('continuation-token', token)
+      if (next !== undefined) query.set(...next)
       const answer = await this.#expect([200], 'GET', '', { query: query.toString() })
       const parsed = xml.parse(answer.body.toString('utf8')) as { ListBucketResult?: { IsTruncated?: string, NextContinuationToken?: string, Contents?: Array<{ Key: string, Size: string, LastModified: string }> } }
       const result = parsed.ListBucketResult
       if (result === undefined) throw new S3Error('S3 answered a listing without a ListBucketResult', answer.status)
-      for (const item of result.Contents ?? []) yield { key: String(item.Key), size: Number(item.Size), lastModified: new Date(item.LastModified) }
-      token = result.IsTruncated === 'true' ? result.NextContinuationToken : undefined
-    } while (token !== undefined)
+      const contents = result.Contents ?? []
+      for (const item of contents) yield { key: String(item.Key), size: Number(item.Size), lastModified: new Date(item.LastModified) }
+      if (result.IsTruncated !== 'true') return
+      const last = contents.at(-1)
+      if (result.NextContinuationToken !== undefined && result.NextContinuationToken !== '') next = ['continuation-token', result.NextContinuationToken]
+      else if (last !== undefined) next = ['start-after', String(last.Key)]
+      else throw new S3Error('S3 answered a truncated listing with no continuation token and no key to continue after', answer.status)
+    }
   }
 
   /** Creates the bucket; one that is already ours is fine. */
@@ -155,6 +195,15 @@ export class S3Client {
   /** Resolves when the bucket answers (HeadBucket); for readiness probes. */
   async ping (): Promise<void> {
     await this.#expect([200], 'HEAD', '')
+  }
+
+  /**
+   * Resolves when these credentials may list `prefix` (ListObjectsV2 of one
+   * key): at start-up, where a refusal should say why. Unlike HeadBucket's,
+   * its error answers have a body with the store's code and message.
+   */
+  async checkAccess (prefix: string): Promise<void> {
+    await this.#expect([200], 'GET', '', { query: new URLSearchParams({ 'list-type': '2', prefix, 'max-keys': '1' }).toString() })
   }
 
   close (): void {
@@ -170,21 +219,30 @@ export class S3Client {
   #check (answer: Answer, ok: number[], method: string, key: string): void {
     if (ok.includes(answer.status)) return
     const text = answer.body.toString('utf8')
-    const code = /<Code>([^<]*)<\/Code>/.exec(text)?.[1]
+    // MinIO names the error in a header too, the only place a HEAD answer can.
+    const minioCode = answer.headers['x-minio-error-code']
+    const code = /<Code>([^<]*)<\/Code>/.exec(text)?.[1] ?? (typeof minioCode === 'string' ? minioCode : undefined)
     const message = /<Message>([^<]*)<\/Message>/.exec(text)?.[1]
-    throw new S3Error(`S3 ${method} ${key === '' ? this.#options.bucket : key}: ${answer.status}${code !== undefined ? ` ${code}` : ''}${message !== undefined ? `: ${message}` : ''}`, answer.status, code)
+    const region = answer.headers['x-amz-bucket-region']
+    const inRegion = typeof region === 'string' && region !== this.#options.region ? region : undefined
+    throw new S3Error(`S3 ${method} ${key === '' ? this.#options.bucket : key}: ${answer.status}${code !== undefined ? ` ${code}` : ''}${message !== undefined ? `: ${message}` : ''}${inRegion !== undefined ? ` (the bucket is in region ${inRegion})` : ''}`, answer.status, code, inRegion)
   }
 
   async #request (method: string, key: string, options: { query?: string, body?: Uint8Array, headers?: Record<string, string>, into?: Uint8Array } = {}): Promise<Answer> {
     for (let attempt = 1; ; attempt++) {
+      let kind: 'throttled' | 'failed' = 'failed'
+      let asked: number | undefined
       try {
         const answer = await this.#once(method, key, options)
-        const retry = answer.status === 500 || answer.status === 503 || (answer.status === 429)
-        if (!retry || attempt >= RETRIES) return answer
+        const verdict = retryable(answer.status, answer.body)
+        if (verdict === undefined || attempt >= this.#options.attempts) return answer
+        kind = verdict
+        asked = retryAfterMs(answer.headers)
       } catch (err) {
-        if (attempt >= RETRIES) throw err
+        if (attempt >= this.#options.attempts) throw err
       }
-      await sleep(50 * 4 ** (attempt - 1))
+      const { base, cap } = BACKOFF[kind]
+      await sleep(asked ?? Math.random() * Math.min(cap, base * 2 ** (attempt - 1)))
     }
   }
 
@@ -221,6 +279,7 @@ export class S3Client {
         timeout: this.#options.timeoutMs
       }, (res) => {
         const status = res.statusCode ?? 0
+        const socket = res.socket
         const into = status === 200 ? options.into : undefined
         const chunks: Buffer[] = []
         let filled = 0
@@ -230,7 +289,11 @@ export class S3Client {
           if (filled < into.length) into.set(chunk.subarray(0, into.length - filled), filled)
           filled += chunk.length
         })
-        res.on('end', () => { resolve({ status, headers: res.headers, body: into === undefined ? Buffer.concat(chunks) : Buffer.alloc(0) }) })
+        res.on('end', () => {
+          // Not back into the pool: the next attempt gets a new connection, perhaps to a server behind the endpoint that is not failing (B2 advises it for its 503s).
+          if (status >= 500) socket.destroy()
+          resolve({ status, headers: res.headers, body: into === undefined ? Buffer.concat(chunks) : Buffer.alloc(0) })
+        })
         res.on('error', reject)
         res.on('aborted', () => { reject(new Error(`S3 ${method} ${key}: the answer was cut off`)) })
       })

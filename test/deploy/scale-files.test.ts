@@ -68,7 +68,8 @@ describe.skipIf(!hasCompose)('docker-compose.scale.yml', () => {
         BLOCKSTORE: 's3',
         S3_ENDPOINT: 'http://seaweedfs-filer:8333',
         S3_BUCKET: 'heimdall',
-        S3_REGION: 'us-east-1',
+        // Unset: the region follows S3_ENDPOINT (us-east-1 for SeaweedFS, the one an AWS endpoint names).
+        S3_REGION: '',
         S3_FORCE_PATH_STYLE: 'true',
         AWS_ACCESS_KEY_ID: 'heimdall',
         AWS_SECRET_ACCESS_KEY: 's3-secret-s3-secret'
