@@ -3,9 +3,12 @@ import type { ServerResponse } from 'node:http'
 /**
  * What a `Range` header asks of a representation of `size` bytes (RFC 9110 §14):
  * - `full`: answer 200 with everything (no header, another unit, a malformed
- *   header, or several ranges, which a server may answer whole);
+ *   header);
  * - `unsatisfiable`: answer 416 with `Content-Range: bytes *\/size`;
- * - a single `{ start, end }` (inclusive) to answer with 206.
+ * - a single `{ start, end }` (inclusive) to answer with 206. Of several
+ *   ranges, the first satisfiable one in the client's order, as boxo's
+ *   gateway answers them (gateway-conformance takes that or multipart, not a
+ *   200).
  *
  * range-parser is not used: it refuses a suffix longer than the file (416)
  * where RFC 9110 §14.1.3 serves the whole file.
@@ -38,9 +41,7 @@ export function byteRange (size: number, header: string | undefined): ByteRange 
     if (last !== '' && Number(last) < start) return 'full'
     if (start < size) satisfiable.push({ start, end })
   }
-  if (satisfiable.length === 0) return 'unsatisfiable'
-  if (satisfiable.length > 1) return 'full'
-  return satisfiable[0] ?? 'full'
+  return satisfiable[0] ?? 'unsatisfiable'
 }
 
 /**

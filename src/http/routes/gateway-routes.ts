@@ -27,13 +27,21 @@ const NAME_ORDER = new Intl.Collator('en')
  * rendered once, not per request.
  */
 const LISTING_PAGES_BYTES = 8 * 1024 * 1024
+/** A generated listing's, as boxo's gateway sends it (gateway-conformance accepts only this or none). */
+const LISTING_CACHE_CONTROL = 'public, max-age=604800, stale-while-revalidate=2678400'
 /** Headers that describe a representation; an error answer must not keep them. */
 const REPRESENTATION_HEADERS = ['Cache-Control', 'ETag', 'X-Ipfs-Path', 'Accept-Ranges', 'Content-Range', 'Content-Disposition', 'Content-Type', 'Content-Length', 'X-Ipfs-Roots', 'Content-Location']
 
-/** Every answer under /ipfs, errors included: readable cross-origin, never sniffed, sandboxed. */
+/**
+ * Every answer under /ipfs, errors included: readable cross-origin (boxo's
+ * CORS headers, which gateway-conformance checks on GET and OPTIONS alike),
+ * never sniffed, sandboxed.
+ */
 function setCommonHeaders (res: Response): void {
   res.setHeader('Access-Control-Allow-Origin', '*')
-  res.setHeader('Access-Control-Expose-Headers', 'Content-Length, Content-Range, Content-Disposition, ETag, X-Ipfs-Path, X-Ipfs-Roots, Content-Location')
+  res.setHeader('Access-Control-Allow-Methods', ALLOWED_METHODS)
+  res.setHeader('Access-Control-Allow-Headers', 'Content-Type, Range, User-Agent, X-Requested-With, If-None-Match, If-Range, Cache-Control')
+  res.setHeader('Access-Control-Expose-Headers', 'Content-Length, Content-Range, Content-Disposition, ETag, X-Ipfs-Path, X-Ipfs-Roots, Content-Location, X-Chunked-Output, X-Stream-Output')
   res.setHeader('X-Content-Type-Options', 'nosniff')
   res.setHeader('Content-Security-Policy', GATEWAY_CSP)
 }
@@ -100,8 +108,6 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
   router.use('/ipfs', (_req, res, next) => { setCommonHeaders(res); next() })
 
   router.options('/ipfs{/*rest}', (_req, res) => {
-    res.setHeader('Access-Control-Allow-Methods', ALLOWED_METHODS)
-    res.setHeader('Access-Control-Allow-Headers', 'Range, If-None-Match, If-Range, Cache-Control')
     res.setHeader('Access-Control-Max-Age', '86400')
     res.status(204).end()
   })
@@ -154,6 +160,8 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
       }
       const etag = `"DirIndex-${DIR_INDEX_VERSION}_CID-${node.cid.toString()}"`
       setContentHeaders(res, `${ipfsPath}/`, etag)
+      // The directory is immutable, its generated page is not (a new version of the listing template): boxo's week, revalidated in the background.
+      res.setHeader('Cache-Control', LISTING_CACHE_CONTROL)
       if (ifNoneMatch(req.headers['if-none-match'], etag)) { sendNotModified(res); return }
       // HEAD answers from the resolution alone: the listing is not built to be thrown away.
       if (req.method === 'HEAD') { res.type('html').end(); return }
