@@ -148,8 +148,17 @@ function byteBounds (range: CarParams['range'], size: number): { first: number, 
  * verify the path, then the terminal entity per `dag-scope` (and
  * `entity-bytes` for a file: only the blocks holding those bytes). Blocks
  * are read as they are written: nothing beyond READ_AHEAD blocks is held.
+ * Blocks with an identity multihash are walked through but never written:
+ * their CID is their content, and the trustless gateway spec says they MUST
+ * NOT appear as blocks.
  */
 export async function * carBlocks (source: BlockGetter, resolved: ResolvedPath, params: CarParams, signal?: AbortSignal): AsyncGenerator<Block> {
+  for await (const block of walkCarBlocks(source, resolved, params, signal)) {
+    if (block.cid.multihash.code !== identity.code) yield block
+  }
+}
+
+async function * walkCarBlocks (source: BlockGetter, resolved: ResolvedPath, params: CarParams, signal?: AbortSignal): AsyncGenerator<Block> {
   const seen = new Set<string>()
   /** Whether to write this block: every time with dups=y, else once. */
   const fresh = (cid: CID): boolean => {

@@ -115,6 +115,15 @@ for (const backend of appBackends()) describe.skipIf(!backend.available)(`trustl
       expect(cids.size).toBe(car.blocks.length) // dups=n
     })
 
+    it('never writes the block of an identity CID, whose bytes are in its CID (the spec\'s MUST; gateway-conformance\'s "identity CID")', async () => {
+      const id = 'bafkqaf3imvwgy3zaneqgc3janfxgy2lomvscay3jmqfa'
+      for (const query of ['format=car', 'format=car&dups=y', 'format=car&dag-scope=block']) {
+        const car = await readCar((await get(`/ipfs/${id}?${query}`).expect(200)).body as Buffer)
+        expect(car.roots.map(String), query).toEqual([id])
+        expect(car.blocks, query).toEqual([])
+      }
+    })
+
     it('pathing: the blocks that prove the path come first; dag-scope=block stops at the terminal block', async () => {
       const png = heroFiles.get('hero/textures/skin.png') ?? ''
       const res = await get(`/ipfs/${hero}/textures/skin.png?format=car&dag-scope=block`).expect(200)
