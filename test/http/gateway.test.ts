@@ -6,6 +6,7 @@ import { identity } from 'multiformats/hashes/identity'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { AVATAR_FST, avatarBundle, fixture, makeZip } from '../support/fixtures.ts'
 import { appBackends } from '../support/backends.ts'
+import { sniffContentType } from '../../src/http/content-types.ts'
 import { asBytes, createIdentity, expectNothingLeftBehind, leftovers, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
 
 const glb = fixture('glb/BoxTextured.glb')
@@ -113,6 +114,29 @@ describe('GET /ipfs/<cid>/<path>', () => {
     expect(unknown.body.error).toMatch(/not found/)
     const bad = await t.request.get('/ipfs/not-a-cid/x.png').expect(400)
     expect(bad.body.error).toMatch(/not a valid CID/)
+  })
+
+  it('gives a file asked by its bare CID the type its first bytes show (JSON, PNG, GLB), as boxo sniffs; never a page type', async () => {
+    const { token } = await createIdentity(t.request)
+    const zip = await makeZip([
+      { path: 'clip.json', data: Buffer.from('{"version": "1.1", "root": {"id": "idle"}}') },
+      { path: 'box.glb', data: glb }
+    ])
+    const items = new Map(((await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', zip, 'sniff.zip').expect(200)).body as Array<{ Name: string, Hash: string }>).map((i) => [i.Name, i.Hash]))
+    const typeOf = async (cid: string | undefined): Promise<string> => (await t.request.get(`/ipfs/${cid ?? ''}`).expect(200)).headers['content-type'] ?? ''
+    expect(await typeOf(items.get('sniff/clip.json'))).toBe('application/json')
+    expect(await typeOf(cids.get('hero/textures/skin.png'))).toBe('image/png')
+    expect(await typeOf(items.get('sniff/box.glb'))).toBe('model/gltf-binary')
+    expect(await typeOf(cids.get('hero/avatar.fst'))).toBe('application/octet-stream')
+    // HTML or SVG by its bytes is never sniffed: bytes alone never make a page of the gateway's origin.
+    expect(sniffContentType(Buffer.from('<!DOCTYPE html><html><body>x</body></html>'), true)).toBeUndefined()
+    expect(sniffContentType(Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"/>'), true)).toBeUndefined()
+    // JSON only when the whole file was looked at and parses.
+    expect(sniffContentType(Buffer.from('{"a": [1, 2'), false)).toBeUndefined()
+    expect(sniffContentType(Buffer.from('{"a": [1, 2'), true)).toBeUndefined()
+    // HEAD says the same; a name's extension still comes first.
+    expect((await t.request.head(`/ipfs/${items.get('sniff/clip.json') ?? ''}`).expect(200)).headers['content-type']).toBe('application/json')
+    expect((await t.request.get(`/ipfs/${root}/avatar.fst`).expect(200)).headers['content-type']).toBe('text/plain; charset=utf-8')
   })
 
   it('answers CORS preflight, and sends the same CORS headers on GET, as boxo (gateway-conformance checks both)', async () => {

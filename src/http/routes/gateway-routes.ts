@@ -9,7 +9,8 @@ import { byteRange, ifNoneMatch, ifRangeAllows, sendNotModified } from '../byte-
 import { isIdentity, parseCid } from '../cid-param.ts'
 import { formatBytes } from '../format.ts'
 import { trustlessGateway } from '../../gateway/trustless-gateway.ts'
-import { contentDisposition, contentTypeFor, isPassive } from '../content-types.ts'
+import { contentDisposition, contentTypeFor, isPassive, SNIFF_BYTES, sniffContentType } from '../content-types.ts'
+import { extensionOf } from '../../assets/asset-kinds.ts'
 
 /**
  * What the gateway serves is anyone's content: it is sandboxed so that it never
@@ -105,6 +106,19 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
     return [root, ...between, ...(path.length > 0 ? [node.cid] : [])].map((cid) => cid.toString()).join(',')
   }
 
+  /** The type a file's first bytes give, for a name with no extension (a bare CID): its first block alone is read for it. */
+  async function sniffed (node: ResolvedNode): Promise<string | undefined> {
+    const length = Math.min(node.size, SNIFF_BYTES)
+    const head = Buffer.allocUnsafe(length)
+    let filled = 0
+    for await (const chunk of deps.reader.read(node, { offset: 0, length })) {
+      head.set(chunk.subarray(0, length - filled), filled)
+      filled += chunk.byteLength
+      if (filled >= length) break
+    }
+    return sniffContentType(head.subarray(0, Math.min(filled, length)), node.size <= length)
+  }
+
   router.use('/ipfs', (_req, res, next) => { setCommonHeaders(res); next() })
 
   router.options('/ipfs{/*rest}', (_req, res) => {
@@ -174,6 +188,7 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
     const etag = `"${named.cid.toString()}"`
     const name = path.at(-1) ?? ''
     let type = contentTypeFor(name)
+    if (type === 'application/octet-stream' && extensionOf(name) === '' && node.size > 0) type = await sniffed(node) ?? type
     if (!isPassive(type) && !(await servesDocuments(cid))) {
       type = 'text/plain; charset=utf-8'
       res.setHeader('Content-Disposition', contentDisposition('attachment', name))
