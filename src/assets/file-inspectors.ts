@@ -3,7 +3,7 @@ import { extensionOf } from './asset-kinds.ts'
 import { AsciiFbxReader, BinaryFbxReader, type FbxSummary } from './fbx-reader.ts'
 import { parseFst } from './fst.ts'
 import { summarizeGltf, type GltfSummary } from './gltf-summary.ts'
-import { fstScale, GLTF_EXTENSIONS_OVERTE_IGNORES, type FstLookup } from './overte-rules.ts'
+import { baseNameOf, fstBaseDir, fstScale, GLTF_EXTENSIONS_OVERTE_IGNORES, type FstLookup } from './overte-rules.ts'
 
 /**
  * How Overte looks a reference up (see overte-rules.ts): 'relative' to the
@@ -28,6 +28,8 @@ export interface Reference {
   rule?: LookupRule
   /** For OBJ textures: the model whose texture base applies (the MTL's own path is not it). */
   model?: string
+  /** The folder `target` resolves against when not the referring file's: an `.fst`'s baseURL. Upload-relative, '' the root. */
+  base?: string
 }
 
 /** What an `.fst` says about where its model and textures are and how its joints are named. */
@@ -101,6 +103,9 @@ abstract class BaseInspector implements FileInspector {
     }
     return { path: this.path, mismatch: this.mismatch, references: this.mismatch === undefined ? this.references : [], notes: this.notes, ...this.facts() }
   }
+
+  /** Adds a warning about the file that its content does not decide (its name). */
+  note (text: string): void { this.notes.push(text) }
 
   /** Format-specific findings added to the report. */
   protected facts (): Partial<FileReport> { return {} }
@@ -336,36 +341,57 @@ class ObjInspector extends TextInspector {
 
   protected override line (line: string): void {
     const match = /^\s*mtllib\s+(.+?)\s*$/.exec(line)
-    if (match?.[1] === undefined) return
-    // One name with spaces, or several names.
-    const names = (match[1].match(/\.mtl\b/gi) ?? []).length > 1 ? match[1].split(/\s+/) : [match[1]]
-    this.#libraries.push(...names)
+    if (match?.[1] !== undefined) this.#libraries.push(match[1])
   }
 
+  /**
+   * As OBJSerializer.cpp reads `mtllib`: the rest of the line is one name
+   * (spaces included), and "any path part" of it is thrown away: the library
+   * is fetched from beside the OBJ by its file name.
+   */
   protected override done (): void {
-    for (const name of this.#libraries) this.reference(this.stream.decode(name), 'material library', 'warning')
+    for (const written of this.#libraries.map((name) => this.stream.decode(name))) {
+      if ((written.match(/\.mtl\b/gi) ?? []).length > 1) {
+        this.notes.push(`${this.path}: "mtllib ${written}" names several libraries; Overte reads the whole line as one file name, so it loads none: name one .mtl per OBJ`)
+        continue
+      }
+      const name = baseNameOf(written.replaceAll('\\', '/'))
+      if (name !== written) this.notes.push(`${this.path}: Overte loads material library "${written}" as "${name}" beside the OBJ (it drops the folder): put the .mtl there and name it "mtllib ${name}"`)
+      this.reference(name, 'material library', 'warning')
+    }
   }
 }
 
-const MTL_MAPS = /^\s*(map_Ka|map_Kd|map_Ks|map_Ke|map_Ns|map_d|map_bump|map_Bump|bump|disp|decal|refl|norm|map_Pr|map_Pm|map_Ps)\s+(.+?)\s*$/
+/** The maps Overte's OBJ reader reads (OBJSerializer.cpp, parseMaterialLibrary); others it never loads, so they are not checked. */
+const MTL_MAPS = /^\s*(map_Kd|map_Ke|map_Ks|map_d|map_bump|map_Bump|bump)\s+(.+?)\s*$/
 const MTL_OPTIONS = /^(?:-[a-z_]+(?:\s+(?:on|off|[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?))*\s+)*/i
+/** The one option whose value Overte's reader consumes in a release build (parseTextureLine); any other's values become part of the name. */
+const BUMP_MULTIPLIER = /^-bm\s+[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?\s+/i
 
 /** Wavefront MTL: 8-bit text; `map_*` lines name textures, after any options. */
 class MtlInspector extends TextInspector {
   readonly #maps = new Set<string>()
+  readonly #optioned = new Set<string>()
+  readonly #tga = new Set<string>()
 
   constructor (path: string) { super(path, true) }
 
   protected override line (line: string): void {
     const match = MTL_MAPS.exec(line)
     if (match?.[2] === undefined) return
-    const target = match[2].replace(MTL_OPTIONS, '').trim()
-    if (target !== '') this.#maps.add(target)
+    const written = match[2]
+    const target = written.replace(MTL_OPTIONS, '').trim()
+    if (target === '') return
+    if (written.replace(BUMP_MULTIPLIER, '').trim() !== target) this.#optioned.add(target)
+    if (/\.tga$/i.test(target)) this.#tga.add(target)
+    else this.#maps.add(target)
   }
 
   protected override done (): void {
     // One warning per texture, however many maps name it.
     for (const target of this.#maps) this.reference(this.stream.decode(target), 'texture', 'warning', { rule: 'obj-texture' })
+    for (const target of this.#optioned) this.notes.push(`${this.path}: the options before texture "${this.stream.decode(target)}" are read by Overte as part of its file name (it reads only -bm), so it will not load: remove them`)
+    for (const target of this.#tga) this.notes.push(`${this.path}: texture "${this.stream.decode(target)}" is a .tga, which Overte's OBJ reader skips: use PNG or JPEG`)
   }
 }
 
@@ -401,19 +427,27 @@ class FstInspector extends TextInspector {
       this.notes.push(`${this.path} sets baseURL = ${baseUrl}: its relative paths load from there, not from this upload`)
       return
     }
+    // Every relative name resolves against fstUrl.resolved(baseURL), as Overte's ModelCache and FSTReader do.
+    const base = fstBaseDir(this.path, baseUrl)
+    if (base === undefined) {
+      this.notes.push(`${this.path} sets baseURL = ${baseUrl ?? ''}, which leads out of this upload: its model and textures are not looked for here`)
+      return
+    }
+    const from = { base }
     const filename = fst.get('filename')
     if (filename === undefined || filename === '') {
       this.notes.push(`${this.path} names no model (no "filename" line)`)
     } else if (!isHttp(filename)) {
-      this.reference(filename, 'model file', 'error')
+      this.reference(filename, 'model file', 'error', from)
     }
     const texdir = fst.get('texdir')
-    if (texdir !== undefined && texdir !== '' && !hasScheme(texdir)) this.reference(texdir, 'texture folder', 'warning', { folder: true })
+    if (texdir !== undefined && texdir !== '' && !hasScheme(texdir)) this.reference(texdir, 'texture folder', 'warning', { ...from, folder: true })
     for (const script of fst.all('script')) {
-      if (script.value !== '' && !isHttp(script.value)) this.reference(script.value, 'script', 'warning')
+      // FSTReader::getScripts drops a leading slash: `/scripts/a.js` is scripts/a.js beside the .fst.
+      if (script.value !== '' && !isHttp(script.value)) this.reference(script.value.replace(/^\/+/, ''), 'script', 'warning', from)
     }
     const animGraph = fst.get('animGraphUrl')
-    if (animGraph !== undefined && animGraph !== '' && !isHttp(animGraph)) this.reference(animGraph, 'animation graph', 'warning')
+    if (animGraph !== undefined && animGraph !== '' && !isHttp(animGraph)) this.reference(animGraph, 'animation graph', 'warning', from)
   }
 }
 
@@ -503,9 +537,18 @@ class GlbInspector extends BaseInspector {
     if (length === 0 || 20 + length > data.length || data.readUInt32LE(16) !== 0x4e4f534a) return
     let json: unknown
     try { json = JSON.parse(data.subarray(20, 20 + length).toString('utf8')) } catch { throw new Error('is binary glTF whose JSON chunk is not valid JSON') }
-    const doc = json as { extensionsUsed?: unknown, extensionsRequired?: unknown }
+    const doc = json as { extensionsUsed?: unknown, extensionsRequired?: unknown, buffers?: unknown, images?: unknown }
     const names = [doc.extensionsUsed, doc.extensionsRequired].flatMap((list) => Array.isArray(list) ? list.filter((e): e is string => typeof e === 'string') : [])
     this.notes.push(...gltfExtensionNotes(this.path, names))
+    // A GLB may still name files beside it, as a .gltf does: Overte fetches them (a buffer it cannot read fails the whole model).
+    for (const [section, what] of [['buffers', 'buffer'], ['images', 'image']] as const) {
+      const list = doc[section]
+      if (!Array.isArray(list)) continue
+      for (const item of list as unknown[]) {
+        const uri = (item as { uri?: unknown } | null)?.uri
+        if (typeof uri === 'string' && uri !== '' && !hasScheme(uri)) this.reference(safeDecode(uri), what, 'error')
+      }
+    }
     this.#summary = summarizeGltf(json)
   }
 }
@@ -598,8 +641,21 @@ class AnyBytesInspector extends BaseInspector {
   protected finish (): void {}
 }
 
+/** Extensions Overte matches in lower case only (MediaTypeLibrary::findMediaTypeForURL, GLTFSerializer's `endsWith("glb")`, the `.fst` check). */
+const CASE_SENSITIVE_EXTENSIONS = new Set(['fbx', 'obj', 'glb', 'gltf', 'vrm', 'fst'])
+
 /** The inspector for a file, chosen by its extension. */
 export function inspectorFor (path: string): FileInspector {
+  const inspector = chooseInspector(path)
+  const ext = extensionOf(path)
+  const written = path.slice(path.length - ext.length)
+  if (CASE_SENSITIVE_EXTENSIONS.has(ext) && written !== ext) {
+    inspector.note(`${path}: Overte recognises ".${ext}" only in lower case, so it may not load this file (or, for GLB, its embedded textures): rename it to "${baseNameOf(path).slice(0, -ext.length)}${ext}"`)
+  }
+  return inspector
+}
+
+function chooseInspector (path: string): FileInspector & { note: (text: string) => void } {
   const ext = extensionOf(path)
   const signature = SIGNATURES[ext]
   if (signature !== undefined) return new SignatureInspector(path, signature)

@@ -17,6 +17,13 @@ export const KNOWN_FST_KEYS = new Set([
   'freeJoint', 'rx', 'ry', 'rz', 'tx', 'ty', 'tz', 'comment', 'fileFormatVersion', 'author'
 ])
 
+/**
+ * Keys whose value is everything after the first `=`, `=` included
+ * (FSTReader.cpp, SINGLE_VALUE_PROPERTIES): `filename = box=v2.fbx` names
+ * `box=v2.fbx`.
+ */
+const SINGLE_VALUE_KEYS = new Set(['name', 'filename', 'texdir', 'script', 'waitForWearables', 'comment'])
+
 export class FstDocument {
   readonly entries: readonly FstEntry[]
 
@@ -42,7 +49,9 @@ export function parseFst (text: string): FstDocument {
     const parts = line.split('=').map((part) => part.trim())
     const [key] = parts
     if (key === undefined || key === '' || parts.length < 2) return
-    if (parts.length === 2) {
+    if (SINGLE_VALUE_KEYS.has(key)) {
+      entries.push({ key, sub: undefined, value: line.slice(line.indexOf('=') + 1).trim(), line: index + 1 })
+    } else if (parts.length === 2) {
       entries.push({ key, sub: undefined, value: parts[1] ?? '', line: index + 1 })
     } else {
       entries.push({ key, sub: parts[1], value: parts.slice(2).join(' = '), line: index + 1 })

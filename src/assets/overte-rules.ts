@@ -61,6 +61,29 @@ export function resolveIn (dir: string | undefined, target: string): string | un
   return parts.join('/')
 }
 
+/** Where upload paths sit in the URLs `fstBaseDir` resolves: deep enough that `..` can leave the upload, as it leaves /ipfs/<cid>/. */
+const UPLOAD_ROOT = new URL('http://upload.invalid/ipfs/root/')
+
+/**
+ * The folder an `.fst`'s relative names are resolved against, upload-
+ * relative ('' the root); undefined when it leaves the upload. Overte
+ * resolves them against `fstUrl.resolved(baseURL)` (ModelCache.cpp), a URL:
+ * `baseURL = avatar/` is the folder avatar/, while `baseURL = avatar` names a
+ * file, so names then resolve beside it, in the `.fst`'s own folder.
+ */
+export function fstBaseDir (fstPath: string, baseURL: string | undefined): string | undefined {
+  if (baseURL === undefined || baseURL === '') return dirOf(fstPath)
+  try {
+    const fstUrl = new URL(fstPath.split('/').map(encodeURIComponent).join('/'), UPLOAD_ROOT)
+    const base = new URL(baseURL, fstUrl)
+    if (base.origin !== UPLOAD_ROOT.origin || !base.pathname.startsWith(UPLOAD_ROOT.pathname)) return undefined
+    const relative = decodeURIComponent(base.pathname.slice(UPLOAD_ROOT.pathname.length))
+    return relative.slice(0, Math.max(0, relative.lastIndexOf('/')))
+  } catch {
+    return undefined
+  }
+}
+
 /** `key = value` numbers as Overte's FSTReader reads them (QVariant::toFloat: not a number is 0, and Overte then treats 0 as unset). */
 export function fstScale (value: string | undefined): number {
   const scale = Number.parseFloat(value ?? '')
@@ -77,7 +100,7 @@ export function fstScale (value: string | undefined): number {
  * everything out of the upload.
  */
 export function fstTargets (fst: FstLookup): { model: string | undefined, textures: TextureBase } {
-  const base = fst.baseURL === undefined || fst.baseURL === '' ? dirOf(fst.path) : resolveIn(dirOf(fst.path), fst.baseURL)
+  const base = fstBaseDir(fst.path, fst.baseURL)
   const model = fst.filename === undefined || fst.filename === '' ? undefined : resolveIn(base, fst.filename)
   if (fst.texdir !== undefined && fst.texdir !== '') {
     return { model, textures: { dir: resolveIn(base, fst.texdir), source: 'texdir', fst: fst.path, texdir: fst.texdir } }

@@ -12,8 +12,8 @@ export interface ReferenceCheck {
  * `textures/a.png` from `avatars/x.fst` is `avatars/textures/a.png`.
  * Returns undefined for a path that leaves the upload.
  */
-export function resolveReference (from: string, target: string): string | undefined {
-  return resolveIn(dirOf(from), target.replace(/\/+$/, ''))
+export function resolveReference (from: string, target: string, base = dirOf(from)): string | undefined {
+  return resolveIn(base, target.replace(/\/+$/, ''))
 }
 
 /** The `.fst` files of an upload, as overte-rules.ts reads them. */
@@ -71,11 +71,11 @@ function describeBase (base: TextureBase, model: string): string {
 function unresolved (ref: Reference, upload: Upload): string | undefined {
   const where = `${ref.from}: ${ref.what} "${ref.target}"`
   if (ref.folder === true) {
-    const resolved = resolveReference(ref.from, ref.target)
+    const resolved = resolveReference(ref.from, ref.target, ref.base)
     return resolved !== undefined && (resolved === '' || upload.folders.has(resolved)) ? undefined : `${where} is not a folder in the upload`
   }
   if (ref.rule === 'fbx-texture' || ref.rule === 'obj-texture') return unresolvedTexture(ref, upload)
-  const resolved = resolveReference(ref.from, ref.target)
+  const resolved = resolveReference(ref.from, ref.target, ref.base)
   if (resolved !== undefined && upload.files.has(resolved)) return undefined
   if (resolved === undefined) return `${where} points outside the upload`
   const otherCase = upload.lowerFiles.get(resolved.toLowerCase())

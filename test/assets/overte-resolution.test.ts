@@ -81,6 +81,30 @@ describe('OBJ/MTL', () => {
     expect(warnings).toEqual(['terrain.mtl is not UTF-8: it was read as Windows-1252 (Latin-1). Overte reads text as UTF-8, so names with accented letters (materials, textures) may not match; save the file as UTF-8'])
   })
 
+  it('mtllib as Overte reads it: the whole line one name, its folder dropped (the library is fetched beside the OBJ)', () => {
+    const mtl = 'newmtl Body\nmap_Kd skin.png\n'
+    const png = fixture('gltf/BoxTextured/CesiumLogoFlat.png')
+    const inFolder = check({ 'spider.obj': obj.replace('spider.mtl', 'mat/spider.mtl'), 'mat/spider.mtl': mtl, 'skin.png': png }).warnings
+    expect(inFolder[0]).toBe('spider.obj: Overte loads material library "mat/spider.mtl" as "spider.mtl" beside the OBJ (it drops the folder): put the .mtl there and name it "mtllib spider.mtl"')
+    expect(inFolder[1]).toBe('spider.obj: material library "spider.mtl" is not in the upload')
+    const several = check({ 'spider.obj': obj.replace('spider.mtl', 'a.mtl b.mtl'), 'a.mtl': mtl, 'b.mtl': mtl, 'skin.png': png }).warnings
+    expect(several).toEqual(['spider.obj: "mtllib a.mtl b.mtl" names several libraries; Overte reads the whole line as one file name, so it loads none: name one .mtl per OBJ'])
+  })
+
+  it('MTL maps as Overte reads them: options other than -bm end up in the name, .tga is skipped, maps it never reads are not checked', () => {
+    const png = fixture('gltf/BoxTextured/CesiumLogoFlat.png')
+    const { warnings } = check({
+      'spider.obj': obj,
+      'spider.mtl': 'newmtl Body\nmap_Kd -s 1 1 1 skin.png\nmap_bump -bm 0.5 skin.png\nmap_Ks spec.tga\nmap_Ka ambient-not-here.png\ndisp disp-not-here.png\n',
+      'skin.png': png
+    })
+    expect(warnings).toEqual([
+      'spider.mtl: the options before texture "skin.png" are read by Overte as part of its file name (it reads only -bm), so it will not load: remove them',
+      'spider.mtl: texture "spec.tga" is a .tga, which Overte\'s OBJ reader skips: use PNG or JPEG'
+    ])
+    expect(check({ 'spider.obj': obj, 'spider.mtl': 'newmtl Body\nmap_bump -bm 0.5 skin.png\n', 'skin.png': png }).warnings).toEqual([])
+  })
+
   it('the shared OBJ fixture with its MTL has no warning', () => {
     expect(check({ 'cube.obj': fixture('obj/cube_usemtl.obj'), 'cube_usemtl.mtl': fixture('obj/cube_usemtl.mtl') }).warnings).toEqual([])
   })
@@ -136,5 +160,58 @@ describe('glTF features Overte does not load', () => {
     ])
     expect(check({ 'avatar.glb': blender('avatar.glb') }).warnings).toEqual([])
     expect(check({ 'avatar.gltf': blender('gltf/avatar.gltf'), 'avatar.bin': blender('gltf/avatar.bin'), 'skin.png': blender('gltf/skin.png') }).warnings).toEqual([])
+  })
+})
+
+describe('.fst names resolve as Overte resolves them: against fstUrl.resolved(baseURL)', () => {
+  const model = blender('avatar.fbx')
+  const files = (text: string, layout: Record<string, Buffer | string>): Record<string, Buffer | string> => ({ 'avatar.fst': text, ...layout })
+
+  it('a relative baseURL folder moves the model, textures and scripts into it (it was refused: the model looked for beside the .fst)', () => {
+    const text = 'name = a\nbaseURL = avatar/\nfilename = avatar.fbx\ntexdir = textures\nscript = /scripts/wave.js\n'
+    expect(check(files(text, { 'avatar/avatar.fbx': model, 'avatar/textures/skin.png': skin, 'avatar/scripts/wave.js': 'print(1)' }))).toMatchObject({ errors: [], warnings: [] })
+  })
+
+  it('a baseURL without its slash names a file, so names stay beside the .fst, as URLs resolve', () => {
+    const { errors } = check(files('name = a\nbaseURL = avatar\nfilename = avatar.fbx\n', { 'avatar/avatar.fbx': model }))
+    expect(errors).toEqual(['avatar.fst: model file "avatar.fbx" is not in the upload'])
+  })
+
+  it('a baseURL that leaves the upload is a note, not a refusal of what Overte may find there', () => {
+    const { errors, warnings } = check(files('name = a\nbaseURL = ../../elsewhere/\nfilename = avatar.fbx\n', {}))
+    expect(errors).toEqual([])
+    expect(warnings).toEqual(['avatar.fst sets baseURL = ../../elsewhere/, which leads out of this upload: its model and textures are not looked for here'])
+  })
+
+  it('single-value keys keep an = in their value (FSTReader\'s SINGLE_VALUE_PROPERTIES)', () => {
+    expect(check(files('name = a\nfilename = avatar=v2.fbx\n', { 'avatar=v2.fbx': model, 'textures/skin.png': skin, 'skin.png': skin })).errors).toEqual([])
+    expect(check(files('name = a\nfilename = avatar=v2.fbx\n', {})).errors).toEqual(['avatar.fst: model file "avatar=v2.fbx" is not in the upload'])
+  })
+})
+
+describe('names and files Overte cannot load', () => {
+  /** A GLB whose JSON chunk is `doc` (padded to 4 bytes, as the format wants), and no BIN chunk. */
+  const glbOf = (doc: unknown): Buffer => {
+    let json = Buffer.from(JSON.stringify(doc))
+    json = Buffer.concat([json, Buffer.alloc((4 - (json.length % 4)) % 4, 0x20)])
+    const header = Buffer.alloc(20)
+    header.write('glTF', 0, 'latin1')
+    header.writeUInt32LE(2, 4)
+    header.writeUInt32LE(20 + json.length, 8)
+    header.writeUInt32LE(json.length, 12)
+    header.writeUInt32LE(0x4e4f534a, 16)
+    return Buffer.concat([header, json])
+  }
+
+  it('a GLB\'s external buffers and images are checked as a .gltf\'s are: a missing one would fail the model in Overte', () => {
+    const doc = { asset: { version: '2.0' }, buffers: [{ byteLength: 4, uri: 'extra.bin' }, { byteLength: 1, uri: 'data:application/octet-stream;base64,AA==' }], images: [{ uri: 'textures/missing.png' }] }
+    expect(check({ 'model.glb': glbOf(doc) }).errors).toEqual(['model.glb: buffer "extra.bin" is not in the upload', 'model.glb: image "textures/missing.png" is not in the upload'])
+    expect(check({ 'model.glb': glbOf(doc), 'extra.bin': Buffer.alloc(4), 'textures/missing.png': fixture('gltf/BoxTextured/CesiumLogoFlat.png') }).errors).toEqual([])
+  })
+
+  it('warns for a model extension not in lower case, which Overte does not recognise', () => {
+    const { warnings } = check({ 'CUBE.OBJ': 'v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n' })
+    expect(warnings).toEqual(['CUBE.OBJ: Overte recognises ".obj" only in lower case, so it may not load this file (or, for GLB, its embedded textures): rename it to "CUBE.obj"'])
+    expect(check({ 'cube.obj': 'v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n' }).warnings).toEqual([])
   })
 })
