@@ -92,18 +92,33 @@ describe('GET /ipfs/<cid>/<path>', () => {
     const listing = await t.request.get(`/ipfs/${root}/`).expect(200)
     expect(listing.headers['content-type']).toMatch(/^text\/html/)
     expect(listing.headers['content-security-policy']).toMatch(/^sandbox;/)
-    expect(listing.text).toContain('href="avatar.fst"')
+    expect(listing.text).toContain(`href="/ipfs/${root}/avatar.fst"`)
     // From the links alone, as Kubo lists: a sub-directory is not read to learn it is one; its 301 adds the slash.
-    expect(listing.text).toContain('href="textures"')
+    expect(listing.text).toContain(`href="/ipfs/${root}/textures"`)
+    // The root has no way up.
+    expect(listing.text).not.toContain('>..</a>')
     expect((await t.request.get(`/ipfs/${root}/textures`).expect(301)).headers.location).toBe(`/ipfs/${root}/textures/`)
     const sub = await t.request.get(`/ipfs/${root}/textures/`).expect(200)
-    expect(sub.text).toContain('href="skin.png"')
-    expect(sub.text).toContain('href="../"')
+    expect(sub.text).toContain(`href="/ipfs/${root}/textures/skin.png"`)
+    expect(sub.text).toContain(`<a href="/ipfs/${root}/textures/..">..</a>`)
+  })
+
+  it('lists with Kubo\'s markup, which gateway-conformance checks: breadcrumbs of absolute links, names linking their content path, a CID link with the name', async () => {
+    const { token } = await createIdentity(t.request)
+    const zip = await makeZip([{ path: 'ą/ę/file-źł.png', data: fixture('gltf/BoxTextured/CesiumLogoFlat.png') }])
+    const items = new Map(((await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', zip, 'polish.zip').expect(200)).body as Array<{ Name: string, Hash: string }>).map((i) => [i.Name, i.Hash]))
+    const dir = items.get('polish') ?? ''
+    const file = items.get('polish/ą/ę/file-źł.png') ?? ''
+    const page = (await t.request.get(`/ipfs/${dir}/%C4%85/%C4%99/`).expect(200)).text
+    expect(page).toContain(`/ipfs/<a href="/ipfs/${dir}">${dir}</a>/<a href="/ipfs/${dir}/%C4%85">ą</a>/<a href="/ipfs/${dir}/%C4%85/%C4%99">ę</a>`)
+    expect(page).toContain(`<a href="/ipfs/${dir}/%C4%85/%C4%99/..">..</a>`)
+    expect(page).toContain(`<a href="/ipfs/${dir}/%C4%85/%C4%99/file-%C5%BA%C5%82.png">file-źł.png</a>`)
+    expect(page).toContain(`<a class="ipfs-hash" translate="no" href="/ipfs/${file}?filename=file-%25C5%25BA%25C5%2582.png">`)
   })
 
   it('answers HEAD on a directory from its resolution: the listing\'s headers, no body', async () => {
     const res = await t.request.head(`/ipfs/${root}/textures/`).expect(200)
-    expect(res.headers.etag).toMatch(/^"DirIndex-v1_CID-b[a-z2-7]+"$/)
+    expect(res.headers.etag).toMatch(/^"DirIndex-v2_CID-b[a-z2-7]+"$/)
     expect(res.headers['content-type']).toMatch(/^text\/html/)
     expect(res.text).toBeUndefined()
   })
@@ -183,7 +198,7 @@ describe('Unicode names', () => {
     await t.request.get(link).set('If-None-Match', `"${fileCid}"`).expect(304)
 
     const listing = await t.request.get(`/ipfs/${root}/`).expect(200)
-    expect(listing.text).toContain(`href="${encodeURIComponent(name)}"`)
+    expect(listing.text).toContain(`href="/ipfs/${root}/${encodeURIComponent(name)}"`)
     expect(listing.text).toContain(name.replace(/&/g, '&amp;'))
   })
 

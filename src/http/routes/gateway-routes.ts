@@ -19,7 +19,7 @@ import { extensionOf } from '../../assets/asset-kinds.ts'
 export const GATEWAY_CSP = "sandbox; default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'"
 const IMMUTABLE = 'public, max-age=29030400, immutable'
 /** Bump when views/directory.ejs changes what a listing looks like: its ETag names the template too. */
-const DIR_INDEX_VERSION = 'v1'
+const DIR_INDEX_VERSION = 'v2'
 const ALLOWED_METHODS = 'GET, HEAD, OPTIONS'
 const NAME_ORDER = new Intl.Collator('en')
 /**
@@ -78,7 +78,9 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
     // sub-directory's link has no slash until its 301 adds one.
     const entries = (await deps.reader.list(node)).map((entry) => ({ ...entry, cid: entry.cid.toString(), sizeText: formatBytes(entry.size) }))
     entries.sort((a, b) => NAME_ORDER.compare(a.name, b.name))
-    const locals = { title: ipfsPath, ipfsPath: ['/ipfs', cid.toString(), ...path].join('/'), parent: path.length > 0 ? '../' : null, entries }
+    // ipfsPath is the content path URL-encoded: the breadcrumbs link each of its prefixes.
+    const crumbs = [cid.toString(), ...path].map((name, i) => ({ name, href: `/ipfs/${[cid.toString(), ...path.slice(0, i).map(encodeURIComponent)].join('/')}` }))
+    const locals = { title: ['/ipfs', cid.toString(), ...path].join('/'), here: ipfsPath, crumbs, parent: path.length > 0, entries }
     const html = await new Promise<string>((resolve, reject) => {
       res.render('directory', locals, (err: Error | null, rendered: string) => { if (err === null) resolve(rendered); else reject(err) })
     })
