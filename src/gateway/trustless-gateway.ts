@@ -13,7 +13,7 @@ import type { ContentReader } from './content-reader.ts'
 import { carBlocks, resolvePath, type ResolvedPath } from './dag-walk.ts'
 import { carContentType, carParams, negotiateFormat, queryValue, RESPONSE_FORMATS, type CarParams, type Negotiated, type ResponseFormat } from './format.ts'
 import { carV1 } from './formats/car.ts'
-import { tarStream } from './formats/tar.ts'
+import { tarEntries, tarStream } from './formats/tar.ts'
 import { xxhash64 } from './xxhash64.ts'
 
 const IMMUTABLE = 'public, max-age=29030400, immutable'
@@ -206,12 +206,12 @@ export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentR
     const etag = `W/"${target.toString()}.x-tar"`
     setCommon(res, request, etag, resolved)
     if (ifNoneMatch(req.headers['if-none-match'], etag)) { sendNotModified(res); return }
-    // Checked before the first byte: a block that is not UnixFS is a 404 rather than a broken tar.
-    await backend.stat(request.root, request.path)
+    // Listed before the first byte: a block that is not UnixFS is a 404, a name leading out of the folder a 400, rather than a broken tar.
+    const entries = await tarEntries(backend, request.root, request.path, target.toString(), request.signal)
     res.setHeader('Content-Disposition', contentDisposition('attachment', queryValue(req, 'filename') ?? `${target.toString()}.tar`))
     res.setHeader('Content-Type', RESPONSE_FORMATS.tar)
     if (req.method === 'HEAD') { res.end(); return }
-    await stream(res, tarStream(backend, request.root, request.path, target, request.signal) as unknown as AsyncIterable<Uint8Array>, request.signal)
+    await stream(res, tarStream(backend, entries, request.signal) as unknown as AsyncIterable<Uint8Array>, request.signal)
   }
 
   /** IPLD documents (boxo's renderCodec, without codec conversion: IPIP-524). */

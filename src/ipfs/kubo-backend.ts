@@ -298,6 +298,8 @@ export class KuboBackend implements IpfsBackend {
     const target = ipfsPath(cid, path)
     try {
       for await (const entry of this.#client.ls(target, OFFLINE)) {
+        // kubo-rpc-client answers an empty directory with one entry without a name, the directory itself: no child.
+        if (typeof entry.name !== 'string' || entry.name === '') continue
         yield { name: entry.name, cid: ours(entry.cid), type: entry.type === 'dir' ? 'directory' : 'file', size: entry.type === 'dir' ? 0 : Number(entry.size) }
       }
     } catch (err) {

@@ -7,6 +7,7 @@ import * as dagJson from '@ipld/dag-json'
 import * as dagPb from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
 import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
 import { identity } from 'multiformats/hashes/identity'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { extract } from 'tar-stream'
@@ -204,6 +205,36 @@ for (const backend of appBackends()) describe.skipIf(!backend.available)(`trustl
       expect(names).toContain(`${hero}/`)
       expect(names).toContain(`${hero}/avatar.fst`)
       expect(names).toContain(`${hero}/textures/skin.png`)
+    })
+
+    it('?format=tar names entries as boxo does, normalising link names: a name that stays inside is written there, one that leads out is a 400 before any byte', async () => {
+      const block = async (node: dagPb.PBNode): Promise<{ cid: CID, bytes: Uint8Array }> => {
+        const bytes = dagPb.encode(dagPb.prepare(node))
+        return { cid: CID.create(1, dagPb.code, await sha256.digest(bytes)), bytes }
+      }
+      const dir = async (links: Array<[string, CID]>): Promise<{ cid: CID, bytes: Uint8Array }> => block({ Data: new UnixFS({ type: 'directory' }).marshal(), Links: links.map(([Name, Hash]) => ({ Name, Hash })) })
+      const leafBytes = Buffer.from('I am inside\n')
+      const leaf = { cid: CID.create(1, raw.code, await sha256.digest(leafBytes)), bytes: leafBytes }
+      const empty = await dir([])
+      const foobar = await dir([['directory', empty.cid], ['directory/../file', leaf.cid]])
+      const inside = await dir([['foobar', foobar.cid]])
+      const outside = await dir([['../escape', leaf.cid]])
+      const lease = await t.heimdall.backend.openLease()
+      try {
+        await t.heimdall.backend.putBlocks([leaf, empty, foobar, inside, outside], { lease })
+        const res = await get(`/ipfs/${inside.cid.toString()}?format=tar`).expect(200)
+        const files = new Map<string, string>()
+        const reader = extract()
+        reader.on('entry', (header, body, done) => { const chunks: Buffer[] = []; body.on('data', (c: unknown) => { chunks.push(c as Buffer) }); body.on('end', () => { files.set(header.name, Buffer.concat(chunks).toString()); done() }) })
+        await new Promise<void>((resolve, reject) => { reader.on('finish', () => { resolve() }); reader.on('error', reject); Readable.from([res.body as Buffer]).pipe(reader) })
+        const top = inside.cid.toString()
+        expect([...files.keys()]).toEqual([`${top}/`, `${top}/foobar/`, `${top}/foobar/directory/`, `${top}/foobar/file`])
+        expect(files.get(`${top}/foobar/file`)).toBe('I am inside\n')
+        const refused = await t.request.get(`/ipfs/${outside.cid.toString()}?format=tar`).expect(400)
+        expect(refused.body.error).toMatch(/leads out of the archive's folder/)
+      } finally {
+        await lease.discard()
+      }
     })
 
     it('dag-json and dag-cbor for their codecs, 406 when the block is of another', async () => {

@@ -3,7 +3,10 @@ import { Readable } from 'node:stream'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import * as dagPb from '@ipld/dag-pb'
+import { UnixFS } from 'ipfs-unixfs'
 import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { NotFoundError } from '../../src/errors.ts'
 import { HeliaBackend } from '../../src/ipfs/helia-backend.ts'
@@ -111,6 +114,21 @@ for (const factory of factories) {
       const entries = []
       for await (const entry of backend.list(root)) entries.push({ name: entry.name, type: entry.type, size: entry.size })
       expect(entries.sort((a, b) => a.name.localeCompare(b.name))).toEqual([{ name: 'a.txt', type: 'file', size: 1 }, { name: 'models', type: 'directory', size: 0 }])
+    })
+
+    it('lists an empty directory as no entries (kubo-rpc-client answers it with one nameless entry, the directory itself)', async () => {
+      const bytes = dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'directory' }).marshal(), Links: [] }))
+      const empty = CID.create(1, dagPb.code, await sha256.digest(bytes))
+      const lease = await backend.openLease()
+      try {
+        await backend.putBlocks([{ cid: empty, bytes }], { lease })
+        const entries = []
+        for await (const entry of backend.list(empty)) entries.push(entry)
+        expect(entries).toEqual([])
+        expect(await backend.stat(empty)).toMatchObject({ type: 'directory', size: 0 })
+      } finally {
+        await lease.discard()
+      }
     })
 
     it('pins idempotently and unpins idempotently', async () => {

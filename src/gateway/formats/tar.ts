@@ -1,30 +1,54 @@
+import { posix } from 'node:path'
 import { pack, type Pack } from 'tar-stream'
 import type { CID } from 'multiformats/cid'
+import { BadRequestError } from '../../errors.ts'
 import type { IpfsBackend } from '../../ipfs/ipfs-backend.ts'
 
 type TreeReader = Pick<IpfsBackend, 'stat' | 'read' | 'list'>
 
-/** Files and directories below `cid/path`, depth-first, directories before their entries. */
-async function * entries (backend: TreeReader, cid: CID, path: readonly string[], name: string, signal?: AbortSignal): AsyncGenerator<{ name: string, type: 'file' | 'directory', size: number, path: readonly string[] }> {
+/** One entry of the tar: its name in the archive and the node that holds it. */
+export interface TarEntry { name: string, type: 'file' | 'directory', size: number, cid: CID }
+
+/**
+ * Every entry below `cid/path`, depth-first, directories before their
+ * entries, named as boxo names them: `<top>/<link names>`, normalised, so a
+ * link named `directory/../file` is `file` in its folder. A name that leads
+ * out of the top folder is refused (400) before anything is sent. Only
+ * directory nodes and each file's root are read; the files' bytes are read
+ * when written.
+ */
+export async function tarEntries (backend: TreeReader, cid: CID, path: readonly string[], top: string, signal?: AbortSignal): Promise<TarEntry[]> {
   const stat = await backend.stat(cid, path)
-  if (stat.type === 'file') { yield { name, type: 'file', size: stat.size, path }; return }
-  yield { name, type: 'directory', size: 0, path }
-  const children = []
-  for await (const child of backend.list(cid, path)) children.push(child)
-  for (const child of children) {
+  const entries: TarEntry[] = []
+  const walk = async (node: CID, name: string, type: TarEntry['type'], size: number): Promise<void> => {
     signal?.throwIfAborted()
-    yield * entries(backend, cid, [...path, child.name], `${name}/${child.name}`, signal)
+    entries.push({ name, type, size, cid: node })
+    if (type !== 'directory') return
+    const children = []
+    for await (const child of backend.list(node)) children.push(child)
+    for (const child of children) {
+      const childName = posix.normalize(`${name}/${child.name}`)
+      if (!childName.startsWith(`${top}/`) || childName.length === top.length + 1) {
+        throw new BadRequestError(`"${child.name}" in ${name} leads out of the archive's folder: relative paths outside the root are not allowed in a tar`)
+      }
+      // The entry's size must be the file's length to the byte: its node says, not the link.
+      const stat = child.type === 'directory' ? undefined : await backend.stat(child.cid)
+      await walk(child.cid, childName, stat?.type ?? 'directory', stat?.size ?? 0)
+    }
   }
+  await walk(stat.cid, top, stat.type === 'directory' ? 'directory' : 'file', stat.size)
+  return entries
 }
 
 /**
- * `?format=tar`: the file or directory as a tar named by its CID, as boxo
- * writes it; each file's bytes streamed in, one at a time.
+ * `?format=tar`: the entries `tarEntries` listed, as boxo writes them; each
+ * file's bytes streamed in, one at a time.
  */
-export function tarStream (backend: TreeReader, cid: CID, path: readonly string[], top: CID, signal?: AbortSignal): Pack {
+export function tarStream (backend: TreeReader, entries: readonly TarEntry[], signal?: AbortSignal): Pack {
   const tar = pack()
   void (async () => {
-    for await (const entry of entries(backend, cid, path, top.toString(), signal)) {
+    for (const entry of entries) {
+      signal?.throwIfAborted()
       if (entry.type === 'directory') {
         tar.entry({ name: `${entry.name}/`, type: 'directory', mode: 0o755, mtime: new Date(0) })
         continue
@@ -33,7 +57,7 @@ export function tarStream (backend: TreeReader, cid: CID, path: readonly string[
         const sink = tar.entry({ name: entry.name, type: 'file', size: entry.size, mode: 0o644, mtime: new Date(0) }, (err) => { if (err != null) reject(err); else resolve() })
         void (async () => {
           // The entry pushes back when the tar's reader is slow: one file's bytes are never all held.
-          for await (const chunk of backend.read(cid, entry.path, { signal })) {
+          for await (const chunk of backend.read(entry.cid, [], { signal })) {
             if (!sink.write(chunk)) await new Promise<void>((resolve) => sink.once('drain', () => { resolve() }))
           }
           sink.end(undefined)
