@@ -2,7 +2,7 @@ import { JSONParser } from '@streamparser/json'
 import { extensionOf } from './asset-kinds.ts'
 import { AsciiFbxReader, BinaryFbxReader, type FbxSummary } from './fbx-reader.ts'
 import { parseFst } from './fst.ts'
-import { summarizeGltf, type GltfSummary } from './gltf-summary.ts'
+import { gltfGeometryNotes, summarizeGltf, type GltfSummary } from './gltf-summary.ts'
 import { baseNameOf, fstBaseDir, fstScale, GLTF_EXTENSIONS_OVERTE_IGNORES, type FstLookup } from './overte-rules.ts'
 
 /**
@@ -30,6 +30,8 @@ export interface Reference {
   model?: string
   /** The folder `target` resolves against when not the referring file's: an `.fst`'s baseURL. Upload-relative, '' the root. */
   base?: string
+  /** The size the referring file says the target has (a glTF buffer's byteLength), which Overte insists on. */
+  size?: number
 }
 
 /** What an `.fst` says about where its model and textures are and how its joints are named. */
@@ -465,21 +467,28 @@ class JsonInspector extends TextInspector {
   readonly #gltf: boolean
   readonly #extensions: string[] = []
   readonly #sections: Record<string, unknown> = {}
+  readonly #buffers = new Map<number, { uri?: string, byteLength?: number }>()
   #version: unknown
 
   constructor (path: string, gltf: boolean) {
     super(path)
     this.#gltf = gltf
     // Only the parts we read are kept; the rest is checked and dropped.
-    this.#parser = new JSONParser({ paths: gltf ? ['$.asset.version', '$.buffers.*.uri', '$.images.*.uri', '$.extensionsUsed.*', '$.extensionsRequired.*', ...GLTF_SECTIONS.map((s) => `$.${s}`)] : ['$.\u0000'], keepStack: false })
+    this.#parser = new JSONParser({ paths: gltf ? ['$.asset.version', '$.buffers.*.uri', '$.buffers.*.byteLength', '$.images.*.uri', '$.extensionsUsed.*', '$.extensionsRequired.*', ...GLTF_SECTIONS.map((s) => `$.${s}`)] : ['$.\u0000'], keepStack: false })
     this.#parser.onValue = ({ value, key, stack }) => {
       if (!this.#gltf) return
       const section = stack[1]?.key
       if (stack.length === 1 && typeof key === 'string' && GLTF_SECTIONS.includes(key)) this.#sections[key] = value
       else if (key === 'version' && section === 'asset') this.#version = value
       else if ((section === 'extensionsUsed' || section === 'extensionsRequired') && typeof value === 'string') this.#extensions.push(value)
-      else if (key === 'uri' && typeof value === 'string' && !hasScheme(value)) {
-        this.reference(safeDecode(value), section === 'buffers' ? 'buffer' : 'image', 'error')
+      else if (section === 'buffers') {
+        // Gathered per buffer: its uri and byteLength may come in either order.
+        const buffer = this.#buffers.get(Number(stack[2]?.key)) ?? {}
+        if (key === 'uri' && typeof value === 'string') buffer.uri = value
+        if (key === 'byteLength' && typeof value === 'number') buffer.byteLength = value
+        this.#buffers.set(Number(stack[2]?.key), buffer)
+      } else if (key === 'uri' && typeof value === 'string' && !hasScheme(value)) {
+        this.reference(safeDecode(value), 'image', 'error')
       }
     }
   }
@@ -503,6 +512,10 @@ class JsonInspector extends TextInspector {
       throw new Error(`is not glTF 2.x (asset.version is ${JSON.stringify(this.#version ?? null)})`)
     }
     this.notes.push(...gltfExtensionNotes(this.path, this.#extensions))
+    if (this.#gltf) this.notes.push(...gltfGeometryNotes(this.path, this.#sections))
+    for (const { uri, byteLength } of this.#buffers.values()) {
+      if (uri !== undefined && uri !== '' && !hasScheme(uri)) this.reference(safeDecode(uri), 'buffer', 'error', byteLength === undefined ? {} : { size: byteLength })
+    }
   }
 
   protected override facts (): Partial<FileReport> { return this.#gltf && this.mismatch === undefined ? { gltf: summarizeGltf(this.#sections) } : {} }
@@ -545,10 +558,11 @@ class GlbInspector extends BaseInspector {
       const list = doc[section]
       if (!Array.isArray(list)) continue
       for (const item of list as unknown[]) {
-        const uri = (item as { uri?: unknown } | null)?.uri
-        if (typeof uri === 'string' && uri !== '' && !hasScheme(uri)) this.reference(safeDecode(uri), what, 'error')
+        const { uri, byteLength } = (item ?? {}) as { uri?: unknown, byteLength?: unknown }
+        if (typeof uri === 'string' && uri !== '' && !hasScheme(uri)) this.reference(safeDecode(uri), what, 'error', what === 'buffer' && typeof byteLength === 'number' ? { size: byteLength } : {})
       }
     }
+    this.notes.push(...gltfGeometryNotes(this.path, json))
     this.#summary = summarizeGltf(json)
   }
 }

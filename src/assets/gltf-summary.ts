@@ -100,3 +100,16 @@ export function summarizeGltf (json: unknown): GltfSummary {
     : img.bufferView !== undefined ? [{ embeddedBytes: doc.bufferViews?.[img.bufferView]?.byteLength ?? 0 }] : [])
   return { joints, blendshapes, materials: doc.materials?.length ?? 0, triangles, extent: any ? { min, max } : undefined, images }
 }
+
+/**
+ * A note for each mesh with a primitive that has no `indices`: Overte's glTF
+ * reader stops building the model there (GLTFSerializer.cpp, buildGeometry:
+ * "No indices accessor", `return false`). Exporters write indices for
+ * triangle meshes; point clouds and some converters do not.
+ */
+export function gltfGeometryNotes (path: string, json: unknown): string[] {
+  const doc = (typeof json === 'object' && json !== null ? json : {}) as GltfDoc
+  const meshes = (doc.meshes ?? []).flatMap((mesh, i) => (mesh.primitives ?? []).some((p) => p.indices === undefined) ? [i] : [])
+  if (meshes.length === 0) return []
+  return [`${path}: ${meshes.length === 1 ? 'mesh' : 'meshes'} ${meshes.join(', ')} ${meshes.length === 1 ? 'has' : 'have'} a primitive without indices, which Overte's glTF reader does not load (the model fails there): export with indices`]
+}

@@ -25,7 +25,7 @@ export const fstsOf = (reports: readonly FileReport[]): FstFacts[] => reports.fl
  * Overte will not find is a warning that says where Overte looks and how to
  * fix it; one warning per referenced file.
  */
-export function checkReferences (reports: readonly FileReport[], files: ReadonlySet<string>, folders: ReadonlySet<string>): ReferenceCheck {
+export function checkReferences (reports: readonly FileReport[], files: ReadonlySet<string>, folders: ReadonlySet<string>, sizes?: ReadonlyMap<string, number>): ReferenceCheck {
   const errors: string[] = []
   const warnings: string[] = []
   const lowerFiles = new Map([...files].map((f) => [f.toLowerCase(), f]))
@@ -46,7 +46,12 @@ export function checkReferences (reports: readonly FileReport[], files: Readonly
     const seen = new Set<string>()
     for (const ref of report.references) {
       const problem = unresolved(ref, { files, folders, lowerFiles, fsts, mtlOwners })
-      if (problem === undefined || seen.has(problem)) continue
+      if (problem === undefined) {
+        const mismatch = wrongSize(ref, sizes)
+        if (mismatch !== undefined && !seen.has(mismatch)) { seen.add(mismatch); warnings.push(mismatch) }
+        continue
+      }
+      if (seen.has(problem)) continue
       seen.add(problem)
       ;(ref.severity === 'error' ? errors : warnings).push(problem)
     }
@@ -60,6 +65,20 @@ interface Upload {
   lowerFiles: ReadonlyMap<string, string>
   fsts: readonly FstFacts[]
   mtlOwners: ReadonlyMap<string, string>
+}
+
+/**
+ * A found file whose size is not the one the referring file gives: Overte's
+ * glTF reader refuses a buffer whose length is not its byteLength
+ * (GLTFSerializer.cpp, readBinary: "Buffer size mismatch"), and the model
+ * then does not load. A warning: other viewers load it.
+ */
+function wrongSize (ref: Reference, sizes: ReadonlyMap<string, number> | undefined): string | undefined {
+  if (ref.size === undefined || sizes === undefined) return undefined
+  const resolved = resolveReference(ref.from, ref.target, ref.base)
+  const actual = resolved === undefined ? undefined : sizes.get(resolved)
+  if (actual === undefined || actual === ref.size) return undefined
+  return `${ref.from}: ${ref.what} "${ref.target}" is ${actual} bytes where its byteLength says ${ref.size}: Overte refuses a buffer of another length, so the model will not load there; export again, or correct byteLength`
 }
 
 /** "beside spider.fbx" or "in textures/ (avatar.fst's texdir)". */

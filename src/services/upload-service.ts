@@ -244,7 +244,7 @@ export class UploadService {
     const mismatches = reports.filter((r) => r.mismatch !== undefined).map((r) => `${r.path} ${r.mismatch ?? ''}`)
     if (mismatches.length > 0) throw new UnsupportedMediaTypeError('the content of some files does not match their type', mismatches)
     const folders = new Set(tree.entries.filter((e) => e.isDirectory && e.path !== '').map((e) => e.path))
-    const { errors, warnings } = checkReferences(reports, new Set(fileSizes.keys()), folders)
+    const { errors, warnings } = checkReferences(reports, new Set(fileSizes.keys()), folders, fileSizes)
     if (errors.length > 0) throw new UnprocessableContentError('the content would not load: files it needs are missing', errors)
     return { files: files.length, bytes: sum(fileSizes.values()), warnings }
   }
@@ -325,7 +325,7 @@ export class UploadService {
     const mismatches = reports.filter((r) => r.mismatch !== undefined).map((r) => `${r.path} ${r.mismatch ?? ''}`)
     if (mismatches.length > 0) throw new UnsupportedMediaTypeError('the content of some files does not match their type', mismatches)
     const folders = new Set(nodes.filter((n) => n.path !== '' && !fileSizes.has(n.path)).map((n) => n.path))
-    const { errors, warnings } = checkReferences(reports, new Set(fileSizes.keys()), folders)
+    const { errors, warnings } = checkReferences(reports, new Set(fileSizes.keys()), folders, fileSizes)
     if (errors.length > 0) throw new UnprocessableContentError('the upload would not load: files it needs are missing', errors)
 
     const rootCid = root.cid.toString()

@@ -18,7 +18,8 @@ function check (files: Record<string, Buffer | string>, chunk = 4096): { errors:
   for (const r of reports) expect(r.mismatch, r.path).toBeUndefined()
   const paths = Object.keys(files)
   const folders = new Set(paths.flatMap((p) => p.split('/').slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join('/'))))
-  return { ...checkReferences(reports, new Set(paths), folders), reports }
+  const sizes = new Map(Object.entries(files).map(([path, data]) => [path, Buffer.byteLength(data)]))
+  return { ...checkReferences(reports, new Set(paths), folders, sizes), reports }
 }
 
 const fst = blender('avatar.fst').toString()
@@ -207,6 +208,22 @@ describe('names and files Overte cannot load', () => {
     const doc = { asset: { version: '2.0' }, buffers: [{ byteLength: 4, uri: 'extra.bin' }, { byteLength: 1, uri: 'data:application/octet-stream;base64,AA==' }], images: [{ uri: 'textures/missing.png' }] }
     expect(check({ 'model.glb': glbOf(doc) }).errors).toEqual(['model.glb: buffer "extra.bin" is not in the upload', 'model.glb: image "textures/missing.png" is not in the upload'])
     expect(check({ 'model.glb': glbOf(doc), 'extra.bin': Buffer.alloc(4), 'textures/missing.png': fixture('gltf/BoxTextured/CesiumLogoFlat.png') }).errors).toEqual([])
+  })
+
+  it('warns for an external buffer whose length is not its byteLength, which Overte refuses (the model then fails)', () => {
+    const doc = { asset: { version: '2.0' }, buffers: [{ byteLength: 4, uri: 'mesh.bin' }] }
+    expect(check({ 'model.gltf': JSON.stringify(doc), 'mesh.bin': Buffer.alloc(8) }).warnings).toEqual(['model.gltf: buffer "mesh.bin" is 8 bytes where its byteLength says 4: Overte refuses a buffer of another length, so the model will not load there; export again, or correct byteLength'])
+    expect(check({ 'model.glb': glbOf(doc), 'mesh.bin': Buffer.alloc(8) }).warnings).toEqual(['model.glb: buffer "mesh.bin" is 8 bytes where its byteLength says 4: Overte refuses a buffer of another length, so the model will not load there; export again, or correct byteLength'])
+    // Key order does not matter: uri after byteLength, or before.
+    expect(check({ 'model.gltf': '{"asset":{"version":"2.0"},"buffers":[{"uri":"mesh.bin","byteLength":8}]}', 'mesh.bin': Buffer.alloc(8) })).toMatchObject({ errors: [], warnings: [] })
+  })
+
+  it('warns for a glTF primitive without indices, where Overte\'s reader stops building the model', () => {
+    const doc = { asset: { version: '2.0' }, accessors: [{ count: 3 }, { count: 3 }], meshes: [{ primitives: [{ attributes: { POSITION: 0 }, indices: 1 }] }, { primitives: [{ attributes: { POSITION: 0 } }] }] }
+    const note = 'model.glb: mesh 1 has a primitive without indices, which Overte\'s glTF reader does not load (the model fails there): export with indices'
+    expect(check({ 'model.glb': glbOf(doc) }).warnings).toEqual([note])
+    expect(check({ 'model.gltf': JSON.stringify(doc) }).warnings).toEqual([note.replace('model.glb', 'model.gltf')])
+    expect(check({ 'model.glb': glbOf({ ...doc, meshes: [doc.meshes[0]] }) }).warnings).toEqual([])
   })
 
   it('warns for a model extension not in lower case, which Overte does not recognise', () => {
