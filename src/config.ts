@@ -7,7 +7,7 @@ import { parseTcpMultiaddr, splitList } from './ipfs/network/multiaddr-text.ts'
 /** Extensions accepted inside a bundle; the top level accepts these plus `zip`. */
 export const DEFAULT_ASSET_EXTENSIONS = [
   'fbx', 'glb', 'gltf', 'bin', 'vrm', 'obj', 'mtl', 'fst',
-  'png', 'jpg', 'jpeg', 'tga', 'ktx', 'webp',
+  'png', 'jpg', 'jpeg', 'tga', 'ktx', 'webp', 'bmp', 'gif', 'exr',
   'wav', 'mp3', 'ogg', 'js', 'json'
 ] as const
 

@@ -1,7 +1,7 @@
 import { extensionOf } from './asset-kinds.ts'
 import type { FileReport, FstFacts } from './file-inspectors.ts'
 import {
-  EXPRESSION_BLENDSHAPES, fbxMetresPerUnit, fbxTextureRequest, fstTargets, gltfRequest, RECOMMENDED_HUMANOID_JOINTS, REQUIRED_HUMANOID_JOINTS, textureBaseFor
+  EXPRESSION_BLENDSHAPES, fbxMetresPerUnit, fbxTextureRequest, fstTargets, gltfRequest, readyPlayerMeBlendshapes, RECOMMENDED_HUMANOID_JOINTS, REQUIRED_HUMANOID_JOINTS, textureBaseFor
 } from './overte-rules.ts'
 
 export type ReportStatus = 'pass' | 'warning' | 'error'
@@ -113,7 +113,8 @@ export function buildAvatarReport (fstPath: string | null, reports: readonly Fil
     : { check: 'textures', status: 'pass', detail: report.textures.length === 0 ? 'no textures' : report.textures.map((t) => `${t.path}${t.embedded ? ' (embedded)' : ''}: ${t.width !== undefined ? `${t.width}×${t.height ?? 0} px, ` : ''}${t.bytes ?? 0} bytes`).join('; ') })
 
   // Blendshapes the model has, plus those an .fst `bs` line maps onto (BlendshapeConstants.h names).
-  report.blendshapes = [...new Set([...facts.blendshapes, ...fst.blendshapes])]
+  const readyPlayerMe = facts.format.endsWith('glTF') ? readyPlayerMeBlendshapes(facts.blendshapes, fst.blendshapes.length > 0) : []
+  report.blendshapes = [...new Set([...facts.blendshapes, ...fst.blendshapes, ...readyPlayerMe])]
   const has = (names: readonly string[]): boolean => names.some((n) => report.blendshapes.includes(n))
   lines.push(has(EXPRESSION_BLENDSHAPES.blink)
     ? { check: 'blinks', status: 'pass', detail: EXPRESSION_BLENDSHAPES.blink.filter((n) => report.blendshapes.includes(n)).join(', ') }

@@ -150,6 +150,9 @@ class SignatureInspector extends BaseInspector {
     const h = this.head
     if (this.#ext === 'png' && h.length >= 24) return { image: { width: h.readUInt32BE(16), height: h.readUInt32BE(20) } }
     if (this.#ext === 'tga' && h.length >= 18) return { image: { width: h.readUInt16LE(12), height: h.readUInt16LE(14) } }
+    if (this.#ext === 'gif' && h.length >= 10) return { image: { width: h.readUInt16LE(6), height: h.readUInt16LE(8) } }
+    // BITMAPINFOHEADER and later: signed 32-bit sizes (a negative height is a top-down bitmap).
+    if (this.#ext === 'bmp' && h.length >= 26 && h.readUInt32LE(14) >= 40) return { image: { width: Math.abs(h.readInt32LE(18)), height: Math.abs(h.readInt32LE(22)) } }
     if (this.#jpeg.length > 0) {
       const size = jpegSize(Buffer.concat(this.#jpeg))
       this.#jpeg = []
@@ -196,6 +199,10 @@ const SIGNATURES: Readonly<Record<string, SignatureCheck>> = {
   jpeg,
   png: (h) => startsWith(h, [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]) ? undefined : 'is not a PNG image (no PNG signature)',
   webp: (h) => startsWith(h, 'RIFF') && startsWith(h, 'WEBP', 8) ? undefined : 'is not a WebP image (no RIFF/WEBP header)',
+  // Overte decodes these too (TextureProcessing.cpp: QImageReader for BMP and GIF, OpenEXR for .exr).
+  bmp: (h) => startsWith(h, 'BM') && h.length >= 26 ? undefined : 'is not a BMP image (no BM header)',
+  gif: (h) => startsWith(h, 'GIF87a') || startsWith(h, 'GIF89a') ? undefined : 'is not a GIF image (no GIF87a/GIF89a header)',
+  exr: (h) => startsWith(h, [0x76, 0x2f, 0x31, 0x01]) ? undefined : 'is not an OpenEXR image (no EXR magic number)',
   ktx: (h) => startsWith(h, [0xab, 0x4b, 0x54, 0x58, 0x20, 0x31, 0x31, 0xbb, 0x0d, 0x0a, 0x1a, 0x0a]) || startsWith(h, [0xab, 0x4b, 0x54, 0x58, 0x20, 0x32, 0x30, 0xbb, 0x0d, 0x0a, 0x1a, 0x0a])
     ? undefined
     : 'is not a KTX or KTX2 texture (no KTX identifier)',

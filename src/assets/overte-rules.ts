@@ -209,6 +209,31 @@ export const EXPRESSION_BLENDSHAPES = {
 } as const
 
 /**
+ * ReadyPlayerMe's blendshape names and the Overte names its glTF reader
+ * drives them as, when an `.fst` maps none and the model looks like a
+ * ReadyPlayerMe export (BlendshapeConstants.cpp READYPLAYERME_BLENDSHAPES_MAP;
+ * GLTFSerializer.cpp `likelyReadyPlayerMeFile`). Only the pairs that matter
+ * to the report's blink and speech checks, and the names that identify one.
+ */
+const READYPLAYERME_SYNONYMS: Readonly<Record<string, readonly string[]>> = {
+  mouthOpen: ['JawOpen'],
+  eyeBlinkLeft: ['EyeBlink_L'],
+  eyeBlinkRight: ['EyeBlink_R'],
+  mouthPucker: ['LipsPucker'],
+  viseme_sil: ['MouthClose'],
+  mouthSmile: ['MouthSmile_L', 'MouthSmile_R'],
+  viseme_CH: ['LipsFunnel'],
+  viseme_PP: ['LipsUpperClose']
+}
+const READYPLAYERME_SIGNS = ['browOuterUpLeft', 'browInnerUp', 'browDownLeft', 'eyeBlinkLeft', 'eyeWideLeft', 'mouthLeft', 'viseme_O', 'mouthShrugLower']
+
+/** The Overte blendshapes a glTF's target names drive: ReadyPlayerMe's mapped as Overte maps them (when no `.fst` `bs` line maps any), else none. */
+export function readyPlayerMeBlendshapes (targetNames: readonly string[], fstMapsAny: boolean): string[] {
+  if (fstMapsAny || !READYPLAYERME_SIGNS.every((name) => targetNames.includes(name))) return []
+  return targetNames.flatMap((name) => READYPLAYERME_SYNONYMS[name] ?? [])
+}
+
+/**
  * FBX lengths are centimetres to Overte: the model's offset is
  * `scale * UnitScaleFactor * METERS_PER_CENTIMETER`
  * (FBXSerializer.cpp, "get offset transform from mapping").

@@ -68,4 +68,15 @@ describe('the avatar report of the Blender avatar', () => {
       'model:pass', 'skeleton:pass', 'eyes and head top:pass', 'height:pass', 'triangles and materials:pass', 'textures:pass', 'blinks:pass', 'speech:pass'
     ])
   })
+
+  it('counts ReadyPlayerMe\'s blendshape names as Overte drives them (its glTF reader maps them when no .fst bs line does)', () => {
+    const rpm = ['browOuterUpLeft', 'browInnerUp', 'browDownLeft', 'eyeBlinkLeft', 'eyeBlinkRight', 'eyeWideLeft', 'mouthLeft', 'viseme_O', 'mouthShrugLower', 'mouthOpen', 'mouthSmile']
+    const doc = JSON.parse(blenderAvatar('gltf/avatar.gltf').toString()) as { meshes: Array<{ extras?: { targetNames?: string[] } }> }
+    for (const mesh of doc.meshes) mesh.extras = { targetNames: rpm }
+    const files = { 'avatar.gltf': JSON.stringify(doc), 'avatar.bin': blenderAvatar('gltf/avatar.bin'), 'skin.png': blenderAvatar('gltf/skin.png') }
+    const lines = (fstText: string): string[] => report({ 'avatar.fst': fstText, ...files })?.lines.filter((l) => l.check === 'blinks' || l.check === 'speech').map((l) => `${l.check}:${l.status}`) ?? []
+    expect(lines('name = rpm\nfilename = avatar.gltf\n')).toEqual(['blinks:pass', 'speech:pass'])
+    // With a bs line, Overte maps only what the .fst says.
+    expect(lines('name = rpm\nfilename = avatar.gltf\nbs = Puff = mouthLeft = 1\n')).toEqual(['blinks:warning', 'speech:warning'])
+  })
 })

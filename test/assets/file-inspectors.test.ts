@@ -64,7 +64,10 @@ describe('content that does not match its extension', () => {
     ['a PNG named .ogg', 'sound.ogg', png, /not an Ogg/],
     ['a PNG named .webp', 'skin.webp', png, /not a WebP/],
     ['a PNG named .ktx', 'skin.ktx', png, /not a KTX/],
-    ['text named .tga', 'skin.tga', 'not an image at all, just words', /not a TGA/]
+    ['text named .tga', 'skin.tga', 'not an image at all, just words', /not a TGA/],
+    ['a PNG named .bmp', 'skin.bmp', png, /not a BMP/],
+    ['a PNG named .gif', 'skin.gif', png, /not a GIF/],
+    ['a PNG named .exr', 'sky.exr', png, /not an OpenEXR/]
   ])('refuses %s', (_what, name, data, reason) => {
     expect(inspect(name, data).mismatch).toMatch(reason)
   })
@@ -78,9 +81,27 @@ describe('content that does not match its extension', () => {
     ['KTX2', 'a.ktx', Buffer.from([0xab, 0x4b, 0x54, 0x58, 0x20, 0x32, 0x30, 0xbb, 0x0d, 0x0a, 0x1a, 0x0a])],
     ['TGA', 'a.tga', Buffer.from([0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 4, 0, 32, 8])],
     ['JPEG', 'a.jpeg', Buffer.from([0xff, 0xd8, 0xff, 0xe0])],
-    ['UTF-8 script', 'a.js', 'print("héllo ✓");\n']
+    ['UTF-8 script', 'a.js', 'print("héllo ✓");\n'],
+    ['OpenEXR', 'sky.exr', Buffer.from([0x76, 0x2f, 0x31, 0x01, 0x02, 0, 0, 0])]
   ])('accepts a minimal %s', (_what, name, data) => {
     expect(inspect(name, data, 3).mismatch).toBeUndefined()
+  })
+
+  it('accepts BMP and GIF, which Overte decodes too, and reads their pixel size', () => {
+    // A 2×3 top-down 24-bit BMP (BITMAPINFOHEADER), rows padded to 4 bytes.
+    const bmp = Buffer.alloc(54 + 3 * 8)
+    bmp.write('BM', 0, 'latin1')
+    bmp.writeUInt32LE(bmp.length, 2)
+    bmp.writeUInt32LE(54, 10)
+    bmp.writeUInt32LE(40, 14)
+    bmp.writeInt32LE(2, 18)
+    bmp.writeInt32LE(-3, 22)
+    bmp.writeUInt16LE(1, 26)
+    bmp.writeUInt16LE(24, 28)
+    expect(inspect('skin.bmp', bmp, 5)).toMatchObject({ mismatch: undefined, image: { width: 2, height: 3 } })
+    // The classic 1×1 GIF89a.
+    const gif = Buffer.from('47494638396101000100800000ffffff00000021f90401000000002c00000000010001000002024401003b', 'hex')
+    expect(inspect('skin.gif', gif, 5)).toMatchObject({ mismatch: undefined, image: { width: 1, height: 1 } })
   })
 })
 

@@ -35,7 +35,7 @@ const PIN_REQUESTS_LISTED = 50
 const PIN_REQUESTS_IN_JSON = 1000
 
 /** Textures a browser shows itself: their thumbnail is the file, sized by the page. */
-const BROWSER_IMAGES = new Set(['png', 'jpg', 'jpeg', 'webp'])
+const BROWSER_IMAGES = new Set(['png', 'jpg', 'jpeg', 'webp', 'gif', 'bmp'])
 
 /** Shown until a model or avatar has its picture, and for what has none. */
 const NEUTRAL_ICON = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64"><rect width="64" height="64" rx="8" fill="#1d2230"/>' +
