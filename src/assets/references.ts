@@ -45,6 +45,8 @@ export function checkReferences (reports: readonly FileReport[], files: Readonly
     warnings.push(...report.notes)
     const seen = new Set<string>()
     for (const ref of report.references) {
+      const spelling = misspelt(ref)
+      if (spelling !== undefined && !seen.has(spelling)) { seen.add(spelling); warnings.push(spelling) }
       const problem = unresolved(ref, { files, folders, lowerFiles, fsts, mtlOwners })
       if (problem === undefined) {
         const mismatch = wrongSize(ref, sizes)
@@ -65,6 +67,20 @@ interface Upload {
   lowerFiles: ReadonlyMap<string, string>
   fsts: readonly FstFacts[]
   mtlOwners: ReadonlyMap<string, string>
+}
+
+/**
+ * A reference Overte reads as a URL differently than as a path: outside FBX
+ * texture names (FBXSerializer turns `\\` into `/` first), a backslash is
+ * part of the name to QUrl, not a folder separator; and anywhere, `#` and `?`
+ * start a URL's fragment and query (NetworkMaterial resolves the name as a
+ * URL), so the file is asked for by a shorter name.
+ */
+function misspelt (ref: Reference): string | undefined {
+  const where = `${ref.from}: ${ref.what} "${ref.target}"`
+  if (/[#?]/.test(ref.target)) return `${where} has # or ? in its name, which Overte reads as the start of a URL's fragment or query, so it asks for another file: rename it without them`
+  if (ref.rule !== 'fbx-texture' && ref.target.includes('\\')) return `${where} is written with backslashes, which Overte reads as part of the name, not as folders: write it with /`
+  return undefined
 }
 
 /**

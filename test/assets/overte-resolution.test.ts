@@ -226,6 +226,17 @@ describe('names and files Overte cannot load', () => {
     expect(check({ 'model.glb': glbOf({ ...doc, meshes: [doc.meshes[0]] }) }).warnings).toEqual([])
   })
 
+  it('warns for names Overte reads as URLs differently: backslashes outside FBX texture names, # and ? anywhere', () => {
+    const png = fixture('gltf/BoxTextured/CesiumLogoFlat.png')
+    const obj = 'mtllib cube.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n'
+    expect(check({ 'cube.obj': obj, 'cube.mtl': 'newmtl M\nmap_Kd tex\\skin.png\n', 'tex/skin.png': png }).warnings)
+      .toEqual(['cube.mtl: texture "tex\\skin.png" is written with backslashes, which Overte reads as part of the name, not as folders: write it with /'])
+    expect(check({ 'cube.obj': obj, 'cube.mtl': 'newmtl M\nmap_Kd Material #1.png\n', 'Material #1.png': png }).warnings)
+      .toEqual(['cube.mtl: texture "Material #1.png" has # or ? in its name, which Overte reads as the start of a URL\'s fragment or query, so it asks for another file: rename it without them'])
+    // FBX texture names keep their backslashes: Overte's FBX reader turns them into folders (and then keeps the base name).
+    expect(check({ 'avatar.fst': fst, 'avatar.fbx': blender('avatar.fbx'), 'textures/skin.png': skin }).warnings).toEqual([])
+  })
+
   it('warns for a model extension not in lower case, which Overte does not recognise', () => {
     const { warnings } = check({ 'CUBE.OBJ': 'v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n' })
     expect(warnings).toEqual(['CUBE.OBJ: Overte recognises ".obj" only in lower case, so it may not load this file (or, for GLB, its embedded textures): rename it to "CUBE.obj"'])
