@@ -225,7 +225,8 @@ export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentR
     } else if (SERVED_AS_IS[format]?.includes(cid.code) === true) {
       type = RESPONSE_FORMATS[format]
     } else if ((format === 'json' || format === 'cbor') && !CODEC_TYPES.has(cid.code)) {
-      // Plain JSON or CBOR asked of UnixFS: boxo answers the file or listing as usual.
+      // Plain JSON or CBOR asked of UnixFS: boxo answers the file or listing as usual, which no ?format= URL names.
+      res.removeHeader('Content-Location')
       next()
       return
     } else if (CODEC_OF[format] === cid.code) {

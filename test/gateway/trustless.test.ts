@@ -249,6 +249,10 @@ for (const backend of appBackends()) describe.skipIf(!backend.available)(`trustl
       await t.request.get(`/ipfs/${hero}?format=dag-json`).expect(406)
       // Plain JSON asked of UnixFS: the file as usual, as boxo does.
       await t.request.get(`/ipfs/${hero}/avatar.fst?format=json`).expect(200).expect('Content-Type', 'text/plain; charset=utf-8')
+      // Asked by Accept, the answer is still the file, so it names no ?format=json location.
+      const byAccept = await t.request.get(`/ipfs/${hero}/avatar.fst`).set('Accept', 'application/json').expect(200)
+      expect(byAccept.headers['content-type']).toBe('text/plain; charset=utf-8')
+      expect(byAccept.headers['content-location']).toBeUndefined()
     })
 
     it('?filename= and ?download=true name the download, in UTF-8 too', async () => {
