@@ -68,6 +68,12 @@ export class NotAcceptableError extends HeimdallError {
   constructor (message: string) { super(message, 'ERR_NOT_ACCEPTABLE', 406) }
 }
 
+/** Something the request asks that this server does not do, e.g. a path that ends inside an IPLD block on a value that is not a link (boxo's 501). */
+export class NotImplementedError extends HeimdallError {
+  override readonly name = 'NotImplementedError'
+  constructor (message: string) { super(message, 'ERR_NOT_IMPLEMENTED', 501) }
+}
+
 /** A request precondition does not hold, e.g. `Cache-Control: only-if-cached` for content not held here. */
 export class PreconditionFailedError extends HeimdallError {
   override readonly name = 'PreconditionFailedError'

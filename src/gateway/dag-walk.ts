@@ -5,7 +5,7 @@ import { murmur3128 } from '@multiformats/murmur3'
 import { UnixFS } from 'ipfs-unixfs'
 import { CID } from 'multiformats/cid'
 import { identity } from 'multiformats/hashes/identity'
-import { NotFoundError } from '../errors.ts'
+import { NotFoundError, NotImplementedError } from '../errors.ts'
 import type { IpfsBackend } from '../ipfs/ipfs-backend.ts'
 import type { CarParams } from './format.ts'
 
@@ -57,16 +57,47 @@ class HashBits {
 }
 
 /**
- * Resolves `segments` below `root` over dag-pb (UnixFS directories, HAMT
- * shards read by the name's hash: only the shards on the way). Each segment
- * must name a link; anything else is a NotFoundError.
+ * One segment into a decoded dag-cbor or dag-json value: a map's key or a
+ * list's index; undefined when there is none.
+ */
+function step (value: unknown, segment: string): unknown {
+  if (Array.isArray(value)) return /^(0|[1-9]\d*)$/.test(segment) ? value[Number(segment)] : undefined
+  if (value === null || typeof value !== 'object' || value instanceof Uint8Array || CID.asCID(value) !== null) return undefined
+  return Object.hasOwn(value, segment) ? (value as Record<string, unknown>)[segment] : undefined
+}
+
+/**
+ * Resolves `segments` below `root`: over dag-pb (UnixFS directories, HAMT
+ * shards read by the name's hash: only the shards on the way) each segment
+ * names a link; through a dag-cbor or dag-json block, segments walk its
+ * maps and lists until they reach a link, which is followed, as boxo paths
+ * through IPLD. A name that is not there is a NotFoundError; a path that
+ * ends inside a block on a value that is not a link is boxo's 501.
  */
 export async function resolvePath (source: BlockGetter, root: CID, segments: readonly string[], signal?: AbortSignal): Promise<ResolvedPath> {
   const pathBlocks: Block[] = []
   const roots: CID[] = [root]
   let current = await fetchBlock(source, root, signal)
-  for (const segment of segments) {
+  for (let i = 0; i < segments.length; i++) {
+    const segment = segments[i] ?? ''
     const where = `/ipfs/${[root.toString(), ...segments].join('/')}`
+    if (current.cid.code === dagCbor.code || current.cid.code === dagJson.code) {
+      pathBlocks.push(current)
+      let value: unknown = current.cid.code === dagCbor.code ? dagCbor.decode(current.bytes) : dagJson.decode(current.bytes)
+      for (;;) {
+        value = step(value, segments[i] ?? '')
+        if (value === undefined) throw new NotFoundError(`${where} not found: no "${segments[i] ?? ''}" in block ${current.cid.toString()}`)
+        const link = CID.asCID(value)
+        if (link !== null) {
+          current = await fetchBlock(source, link, signal)
+          roots.push(link)
+          break
+        }
+        if (i === segments.length - 1) throw new NotImplementedError(`${where} ends inside block ${current.cid.toString()} on a value that is not a link: only links can be served`)
+        i++
+      }
+      continue
+    }
     if (current.cid.code !== dagPb.code) throw new NotFoundError(`${where} not found: "${segment}" is below a block that is not a directory`)
     pathBlocks.push(current)
     const node = dagPb.decode(current.bytes)

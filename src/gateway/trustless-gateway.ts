@@ -134,8 +134,11 @@ export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentR
   async function serveDefault (req: Request, res: Response, next: NextFunction, request: GatewayRequest): Promise<void> {
     const filename = queryValue(req, 'filename')
     if (filename !== undefined && filename !== '') res.setHeader('Content-Disposition', contentDisposition(queryValue(req, 'download') === 'true' ? 'attachment' : 'inline', filename))
-    // A JSON or CBOR document by CID: its bytes, typed by its codec.
-    if (CODEC_TYPES.has(request.root.code) && request.path.length === 0) { await serveCodec(req, res, next, request); return }
+    // A JSON or CBOR document by CID, or by a path through one to another: its bytes, typed by its codec.
+    if (CODEC_TYPES.has(request.root.code)) {
+      const terminal = request.path.length === 0 ? request.root : (await resolvePath(backend, request.root, request.path, request.signal)).terminal.cid
+      if (CODEC_TYPES.has(terminal.code)) { await serveCodec(req, res, next, request); return }
+    }
     // A directory with an index.html is served as that page (the next handler keeps its rules for documents).
     if (req.path.endsWith('/')) {
       // Through the reader's cache: a node's stat would decode the directory (in Kubo, an RPC call) on every listing.

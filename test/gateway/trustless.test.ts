@@ -3,6 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CarBlockIterator } from '@ipld/car'
+import * as dagCbor from '@ipld/dag-cbor'
 import * as dagJson from '@ipld/dag-json'
 import * as dagPb from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
@@ -232,6 +233,36 @@ for (const backend of appBackends()) describe.skipIf(!backend.available)(`trustl
         expect(files.get(`${top}/foobar/file`)).toBe('I am inside\n')
         const refused = await t.request.get(`/ipfs/${outside.cid.toString()}?format=tar`).expect(400)
         expect(refused.body.error).toMatch(/leads out of the archive's folder/)
+      } finally {
+        await lease.discard()
+      }
+    })
+
+    it('paths through dag-cbor and dag-json as boxo: keys and indexes to a link, which is followed; 501 ending on a value that is not a link', async () => {
+      const leafBytes = Buffer.from('single file\n')
+      const leaf = { cid: CID.create(1, raw.code, await sha256.digest(leafBytes)), bytes: leafBytes }
+      const dirBytes = dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'directory' }).marshal(), Links: [{ Name: 'single', Hash: leaf.cid, Tsize: leafBytes.length }] }))
+      const dir = { cid: CID.create(1, dagPb.code, await sha256.digest(dirBytes)), bytes: dirBytes }
+      const jsonBytes = dagJson.encode({ hello: 'this is not a link' })
+      const json = { cid: CID.create(1, dagJson.code, await sha256.digest(jsonBytes)), bytes: jsonBytes }
+      const cborBytes = dagCbor.encode({ foo: { bar: 'not a link', link: json.cid }, list: [json.cid], files: dir.cid })
+      const cbor = { cid: CID.create(1, dagCbor.code, await sha256.digest(cborBytes)), bytes: cborBytes }
+      const lease = await t.heimdall.backend.openLease()
+      try {
+        await t.heimdall.backend.putBlocks([leaf, dir, json, cbor], { lease })
+        const root = cbor.cid.toString()
+        const linked = await get(`/ipfs/${root}/foo/link?format=dag-json`).expect(200)
+        expect(Buffer.compare(linked.body as Buffer, Buffer.from(jsonBytes))).toBe(0)
+        await get(`/ipfs/${root}/foo/link`).expect(200).expect('Content-Type', 'application/vnd.ipld.dag-json')
+        await get(`/ipfs/${root}/list/0?format=dag-json`).expect(200)
+        const notLink = await t.request.get(`/ipfs/${root}/foo/bar?format=dag-cbor`).expect(501)
+        expect(notLink.body.error).toMatch(/not a link/)
+        await t.request.get(`/ipfs/${root}/foo?format=dag-cbor`).expect(501)
+        await t.request.get(`/ipfs/${root}/nothing?format=dag-cbor`).expect(404)
+        await t.request.get(`/ipfs/${root}/list/1?format=dag-cbor`).expect(404)
+        // A UnixFS file on a path with DAG-CBOR as the root: the CAR proves the path, then the file.
+        const car = await readCar((await get(`/ipfs/${root}/files/single?format=car`).expect(200)).body as Buffer)
+        expect(car.blocks.map((b) => b.cid.toString())).toEqual([root, dir.cid.toString(), leaf.cid.toString()])
       } finally {
         await lease.discard()
       }
