@@ -340,6 +340,9 @@ function decodeNode (cid: CID, block: Uint8Array): Decoded {
       return { kind: 'directory', node, byName: new Map(node.Links.map((link) => [link.Name ?? '', link.Hash])) }
     case 'hamt-sharded-directory':
       return { kind: 'sharded', node, unixfs }
+    case 'symlink':
+      // Served as its target path, the link's own bytes, as boxo serves one (never followed).
+      return { kind: 'raw', size: unixfs.data?.length ?? 0, bytes: unixfs.data ?? new Uint8Array(0) }
     default:
       throw notFound(`a file or directory at ${cid.toString()}`)
   }

@@ -238,6 +238,22 @@ for (const backend of appBackends()) describe.skipIf(!backend.available)(`trustl
       }
     })
 
+    it('serves a UnixFS symlink as its target path, never following it, as boxo (gateway-conformance\'s "Test the symlink")', async () => {
+      const linkBytes = dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'symlink', data: Buffer.from('foo') }).marshal(), Links: [] }))
+      const link = { cid: CID.create(1, dagPb.code, await sha256.digest(linkBytes)), bytes: linkBytes }
+      const dirBytes = dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'directory' }).marshal(), Links: [{ Name: 'bar', Hash: link.cid, Tsize: linkBytes.length }] }))
+      const dir = { cid: CID.create(1, dagPb.code, await sha256.digest(dirBytes)), bytes: dirBytes }
+      const lease = await t.heimdall.backend.openLease()
+      try {
+        await t.heimdall.backend.putBlocks([link, dir], { lease })
+        const res = await get(`/ipfs/${dir.cid.toString()}/bar`).expect(200)
+        expect((res.body as Buffer).toString()).toBe('foo')
+        expect(res.headers['content-length']).toBe('3')
+      } finally {
+        await lease.discard()
+      }
+    })
+
     it('paths through dag-cbor and dag-json as boxo: keys and indexes to a link, which is followed; 501 ending on a value that is not a link', async () => {
       const leafBytes = Buffer.from('single file\n')
       const leaf = { cid: CID.create(1, raw.code, await sha256.digest(leafBytes)), bytes: leafBytes }
