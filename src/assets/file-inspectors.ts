@@ -460,6 +460,9 @@ class FstInspector extends TextInspector {
   }
 }
 
+/** The nodes of an Overte animation graph, `root` and its `children` to a depth no real graph reaches: each one's type and data.url. */
+const ANIMATION_PATHS = Array.from({ length: 24 }, (_, depth) => `$.root${'.children.*'.repeat(depth)}`).flatMap((node) => [`${node}.type`, `${node}.data.url`])
+
 /** What Overte does not load in a glTF, from its extension lists. */
 function gltfExtensionNotes (path: string, extensions: Iterable<string>): string[] {
   return [...new Set(extensions)].flatMap((name) => {
@@ -476,14 +479,23 @@ class JsonInspector extends TextInspector {
   readonly #sections: Record<string, unknown> = {}
   readonly #buffers = new Map<number, { uri?: string, byteLength?: number }>()
   #version: unknown
+  readonly #animationNodes = new Map<string, { type?: string, url?: string }>()
 
   constructor (path: string, gltf: boolean) {
     super(path)
     this.#gltf = gltf
-    // Only the parts we read are kept; the rest is checked and dropped.
-    this.#parser = new JSONParser({ paths: gltf ? ['$.asset.version', '$.buffers.*.uri', '$.buffers.*.byteLength', '$.images.*.uri', '$.extensionsUsed.*', '$.extensionsRequired.*', ...GLTF_SECTIONS.map((s) => `$.${s}`)] : ['$.\u0000'], keepStack: false })
+    // Only the parts we read are kept; the rest is checked and dropped. Other JSON: the type and data.url of an animation graph's nodes (its clips name files).
+    this.#parser = new JSONParser({ paths: gltf ? ['$.asset.version', '$.buffers.*.uri', '$.buffers.*.byteLength', '$.images.*.uri', '$.extensionsUsed.*', '$.extensionsRequired.*', ...GLTF_SECTIONS.map((s) => `$.${s}`)] : ANIMATION_PATHS, keepStack: false })
     this.#parser.onValue = ({ value, key, stack }) => {
-      if (!this.#gltf) return
+      if (!this.#gltf) {
+        // The node is named by where it sits: the stack's keys up to it (…children.3).
+        const at = stack.slice(1, key === 'url' ? -1 : undefined).map((entry) => String(entry.key)).join('.')
+        const node = this.#animationNodes.get(at) ?? {}
+        if (key === 'type' && typeof value === 'string') node.type = value
+        if (key === 'url' && typeof value === 'string') node.url = value
+        this.#animationNodes.set(at, node)
+        return
+      }
       const section = stack[1]?.key
       if (stack.length === 1 && typeof key === 'string' && GLTF_SECTIONS.includes(key)) this.#sections[key] = value
       else if (key === 'version' && section === 'asset') this.#version = value
@@ -523,6 +535,9 @@ class JsonInspector extends TextInspector {
     for (const { uri, byteLength } of this.#buffers.values()) {
       if (uri !== undefined && uri !== '' && !hasScheme(uri)) this.reference(safeDecode(uri), 'buffer', 'error', byteLength === undefined ? {} : { size: byteLength })
     }
+    // AnimNodeLoader.cpp, loadClipNode: a clip's data.url, resolved against the graph's own URL.
+    const clips = new Set([...this.#animationNodes.values()].flatMap(({ type, url }) => type === 'clip' && url !== undefined && url !== '' && !hasScheme(url) ? [url] : []))
+    for (const url of clips) this.reference(url, 'animation', 'warning')
   }
 
   protected override facts (): Partial<FileReport> { return this.#gltf && this.mismatch === undefined ? { gltf: summarizeGltf(this.#sections) } : {} }

@@ -226,6 +226,24 @@ describe('names and files Overte cannot load', () => {
     expect(check({ 'model.glb': glbOf({ ...doc, meshes: [doc.meshes[0]] }) }).warnings).toEqual([])
   })
 
+  it('checks the clips of an animation graph (data.url of each clip node, relative to the graph), at any depth of children', () => {
+    const graph = JSON.stringify({
+      version: '1.1',
+      root: {
+        id: 'root', type: 'overlay', data: { alpha: 1 },
+        children: [
+          { id: 'idle', type: 'clip', data: { url: 'animations/idle.fbx', startFrame: 0 }, children: [] },
+          { id: 'moves', type: 'blendLinearMove', data: {}, children: [{ id: 'walk', type: 'clip', data: { url: 'animations/walk.fbx' }, children: [] }, { id: 'run', type: 'clip', data: { url: 'qrc:///avatar/animations/run.fbx' }, children: [] }] }
+        ]
+      }
+    })
+    const clip = fixture('fbx/cubes-ascii.fbx')
+    expect(check({ 'anim/graph.json': graph, 'anim/animations/idle.fbx': clip }).warnings).toEqual(['anim/graph.json: animation "animations/walk.fbx" is not in the upload'])
+    expect(check({ 'anim/graph.json': graph, 'anim/animations/idle.fbx': clip, 'anim/animations/walk.fbx': clip }).warnings).toEqual([])
+    // Other JSON names nothing.
+    expect(check({ 'data.json': JSON.stringify({ root: { url: 'nowhere.fbx' }, type: 'clip' }) }).warnings).toEqual([])
+  })
+
   it('warns for names Overte reads as URLs differently: backslashes outside FBX texture names, # and ? anywhere', () => {
     const png = fixture('gltf/BoxTextured/CesiumLogoFlat.png')
     const obj = 'mtllib cube.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n'
