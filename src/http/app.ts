@@ -64,7 +64,7 @@ export interface AppDependencies {
   /** Whether a root was taken down by a denylist (its content gone): 410 for any path below it. */
   takenDown?: (rootCid: string) => Promise<boolean>
   /** Content only disabled identities hold: 410 on the gateway. */
-  suspended?: { has: (cid: CID) => boolean }
+  suspended?: { has: (cid: CID) => boolean, readonly empty: boolean }
   sessions: BrowserSessions
   /** The sessions themselves, to end all of an identity's. */
   sessionStore: SessionService

@@ -37,6 +37,11 @@ export class SuspendedContent {
     this.#multihashes = next
   }
 
+  /** Whether nothing is suspended: the gateway then checks nothing along a path. */
+  get empty (): boolean {
+    return this.#multihashes.size === 0
+  }
+
   has (cid: CID): boolean {
     return this.#multihashes.size > 0 && this.#multihashes.has(base58btc.baseEncode(cid.multihash.bytes))
   }

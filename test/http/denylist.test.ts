@@ -1,7 +1,11 @@
 import { appendFile, mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { base58btc } from 'multiformats/bases/base58'
+import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { identity } from 'multiformats/hashes/identity'
+import { sha256 } from 'multiformats/hashes/sha2'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { doubleHash } from '../../src/denylist/double-hash.ts'
 import { appBackends } from '../support/backends.ts'
@@ -71,6 +75,25 @@ for (const backend of appBackends()) {
       await t.heimdall.collector.run()
       await t.request.get(`/ipfs/${root}/avatar.fst`).expect(410)
       await t.request.get(`/ipfs/${root}/textures/skin.png`).expect(410)
+    })
+
+    it('blocks content reached through a dag-cbor block on the path (an identity CID anyone can write), as the trustless handlers follow it', async () => {
+      // A block held under a lease (no upload holds it, so no take-down removes it while this runs).
+      const bytes = Buffer.from('held, then listed')
+      const held = CID.create(1, raw.code, await sha256.digest(bytes))
+      const lease = await t.heimdall.backend.openLease()
+      try {
+        await t.heimdall.backend.putBlocks([{ cid: held, bytes }], { lease })
+        const wrapper = CID.create(1, dagCbor.code, identity.digest(dagCbor.encode({ a: held }))).toString()
+        await t.request.get(`/ipfs/${wrapper}/a?format=raw`).expect(200)
+        await mkdir(denyDir, { recursive: true })
+        await appendFile(join(denyDir, 'custom.deny'), `/ipfs/${held.toString()}\n`)
+        await eventually(`/ipfs/${held.toString()}?format=raw`, 410)
+        for (const format of ['raw', 'car', 'dag-json']) await t.request.get(`/ipfs/${wrapper}/a?format=${format}`).expect(410)
+        await t.request.get(`/ipfs/${wrapper}/a`).expect(410)
+      } finally {
+        await lease.discard()
+      }
     })
 
     it('refuses an upload of blocked content before anything is kept', async () => {

@@ -9,6 +9,7 @@ import { byteRange, ifNoneMatch, ifRangeAllows, sendNotModified } from '../byte-
 import { isIdentity, parseCid } from '../cid-param.ts'
 import { formatBytes } from '../format.ts'
 import { trustlessGateway } from '../../gateway/trustless-gateway.ts'
+import { resolvePath } from '../../gateway/dag-walk.ts'
 import { contentDisposition, contentTypeFor, isPassive, SNIFF_BYTES, sniffContentType } from '../content-types.ts'
 import { extensionOf } from '../../assets/asset-kinds.ts'
 
@@ -28,6 +29,8 @@ const NAME_ORDER = new Intl.Collator('en')
  * rendered once, not per request.
  */
 const LISTING_PAGES_BYTES = 8 * 1024 * 1024
+/** CIDs whose sniffed type is remembered. */
+const SNIFFED_TYPES = 10_000
 /** A generated listing's, as boxo's gateway sends it (gateway-conformance accepts only this or none). */
 const LISTING_CACHE_CONTROL = 'public, max-age=604800, stale-while-revalidate=2678400'
 /** Headers that describe a representation; an error answer must not keep them. */
@@ -64,7 +67,7 @@ function contentPath (cid: CID, path: readonly string[]): string {
  * out to the network. Mounted before cookies and body parsers: no gateway
  * answer sets a cookie or reads a body. Every /ipfs request ends here.
  */
-export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentReader, denylist?: Denylist, takenDown?: (rootCid: string) => Promise<boolean>, suspended?: { has: (cid: CID) => boolean } }): Router {
+export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentReader, denylist?: Denylist, takenDown?: (rootCid: string) => Promise<boolean>, suspended?: { has: (cid: CID) => boolean, readonly empty: boolean } }): Router {
   const router = Router()
   const listingPages = new ByteLru<Buffer>(LISTING_PAGES_BYTES)
   // A listing of content that garbage collection removed must not outlive it.
@@ -108,17 +111,32 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
     return [root, ...between, ...(path.length > 0 ? [node.cid] : [])].map((cid) => cid.toString()).join(',')
   }
 
-  /** The type a file's first bytes give, for a name with no extension (a bare CID): its first block alone is read for it. */
+  /**
+   * The type a file's first bytes give, for a name with no extension (a bare
+   * CID): its first bytes are read once per CID (remembered, as they never
+   * change); unreadable now, it is left unknown rather than failing the answer.
+   */
+  const sniffedTypes = new Map<string, string | undefined>()
   async function sniffed (node: ResolvedNode): Promise<string | undefined> {
+    const key = node.cid.toString()
+    if (sniffedTypes.has(key)) return sniffedTypes.get(key)
     const length = Math.min(node.size, SNIFF_BYTES)
     const head = Buffer.allocUnsafe(length)
     let filled = 0
-    for await (const chunk of deps.reader.read(node, { offset: 0, length })) {
-      head.set(chunk.subarray(0, length - filled), filled)
-      filled += chunk.byteLength
-      if (filled >= length) break
+    try {
+      for await (const chunk of deps.reader.read(node, { offset: 0, length })) {
+        head.set(chunk.subarray(0, length - filled), filled)
+        filled += chunk.byteLength
+        if (filled >= length) break
+      }
+    } catch {
+      return undefined
     }
-    return sniffContentType(head.subarray(0, Math.min(filled, length)), node.size <= length)
+    const type = sniffContentType(head.subarray(0, Math.min(filled, length)), node.size <= length)
+    // Bounded: the oldest answer goes first.
+    if (sniffedTypes.size >= SNIFFED_TYPES) sniffedTypes.delete(sniffedTypes.keys().next().value ?? '')
+    sniffedTypes.set(key, type)
+    return type
   }
 
   router.use('/ipfs', (_req, res, next) => { setCommonHeaders(res); next() })
@@ -135,17 +153,26 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
       const params = req.params as { cid: string, path?: string[] }
       const cid = parseCid(params.cid)
       if (suspended?.has(cid) === true) throw new ContentBlockedError('this content is not served: the operator of this node disabled the identity that uploaded it')
-      if (denylist === undefined || denylist.empty) { next(); return }
+      if ((denylist === undefined || denylist.empty) && (suspended === undefined || suspended.empty)) { next(); return }
       const path = (params.path ?? []).filter((segment) => segment !== '')
-      let blocked = denylist.checkPath(cid, path)
+      let blocked = denylist?.checkPath(cid, path)
       for (let depth = 1; blocked === undefined && depth <= path.length; depth++) {
         const node = await deps.reader.resolve(cid, path.slice(0, depth)).catch(() => undefined)
         if (node === undefined) {
+          // Not a UnixFS path held here. Through dag-cbor or dag-json, the trustless handlers follow it block by block: every CID on the way is checked.
+          const ipld = await resolvePath(deps.backend, cid, path).catch(() => undefined)
+          if (ipld !== undefined) {
+            const along = [...ipld.roots, ipld.terminal.cid]
+            if (along.some((on) => suspended?.has(on) === true)) throw new ContentBlockedError('this content is not served: the operator of this node disabled the identity that uploaded it')
+            blocked = along.map((on) => denylist?.checkCid(on)).find((rule) => rule !== undefined)
+            break
+          }
           // Not held. Content a list took down is gone, whatever path asks for it; anything else is the handlers' 404.
           if (await deps.takenDown?.(cid.toString()) === true) throw new ContentBlockedError('this content was taken down on this node by its operator')
           break
         }
-        blocked = denylist.checkCid(node.cid)
+        if (suspended?.has(node.cid) === true) throw new ContentBlockedError('this content is not served: the operator of this node disabled the identity that uploaded it')
+        blocked = denylist?.checkCid(node.cid)
       }
       if (blocked !== undefined) throw new ContentBlockedError('this content is blocked on this node by its operator', blocked.rule.status)
       next()
@@ -188,6 +215,10 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
 
     // As boxo: the file's own CID names its bytes, whatever path led to it.
     const etag = `"${named.cid.toString()}"`
+    setContentHeaders(res, indexOf === undefined ? ipfsPath : `${contentPath(cid, indexOf)}/`, etag)
+    res.setHeader('Accept-Ranges', 'bytes')
+    // A 304 repeats no type: nothing is read or decided for it.
+    if (ifNoneMatch(req.headers['if-none-match'], etag)) { sendNotModified(res); return }
     const name = path.at(-1) ?? ''
     let type = contentTypeFor(name)
     if (type === 'application/octet-stream' && extensionOf(name) === '' && node.size > 0) type = await sniffed(node) ?? type
@@ -195,10 +226,7 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
       type = 'text/plain; charset=utf-8'
       res.setHeader('Content-Disposition', contentDisposition('attachment', name))
     }
-    setContentHeaders(res, indexOf === undefined ? ipfsPath : `${contentPath(cid, indexOf)}/`, etag)
-    res.setHeader('Accept-Ranges', 'bytes')
     res.setHeader('Content-Type', type)
-    if (ifNoneMatch(req.headers['if-none-match'], etag)) { sendNotModified(res); return }
 
     let start = 0
     let end = node.size - 1
