@@ -83,7 +83,12 @@ export async function resolvePath (source: BlockGetter, root: CID, segments: rea
     const where = `/ipfs/${[root.toString(), ...segments].join('/')}`
     if (current.cid.code === dagCbor.code || current.cid.code === dagJson.code) {
       pathBlocks.push(current)
-      let value: unknown = current.cid.code === dagCbor.code ? dagCbor.decode(current.bytes) : dagJson.decode(current.bytes)
+      let value: unknown
+      try {
+        value = current.cid.code === dagCbor.code ? dagCbor.decode(current.bytes) : dagJson.decode(current.bytes)
+      } catch {
+        throw new NotFoundError(`${where} not found: block ${current.cid.toString()} is not valid ${current.cid.code === dagCbor.code ? 'dag-cbor' : 'dag-json'}, so no path goes through it`)
+      }
       for (;;) {
         value = step(value, segments[i] ?? '')
         if (value === undefined) throw new NotFoundError(`${where} not found: no "${segments[i] ?? ''}" in block ${current.cid.toString()}`)

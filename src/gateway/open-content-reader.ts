@@ -27,9 +27,11 @@ export function openContentReader (backend: IpfsBackend, options: { cacheBytes: 
   if (options.ipfsGatewayUrl !== undefined) {
     const gateway = httpGatewayBytes(options.ipfsGatewayUrl)
     // A small file's block came with its resolution and is cached: Kubo is not asked for it again.
+    // So is a symlink's target, which Kubo will not `cat`.
     const writeTo: ContentReader['writeTo'] = async (node, window, out) => { await (unixfs.holds(node) ? unixfs.writeTo(node, window, out) : gateway.writeTo(node, window, out)) }
-    return { resolve, list, forget, onForget, read: gateway.read, writeTo }
+    const read: ContentReader['read'] = (node, window) => unixfs.holds(node) ? unixfs.read(node, window) : gateway.read(node, window)
+    return { resolve, list, forget, onForget, read, writeTo }
   }
-  const read: ContentReader['read'] = (node, window) => backend.read(node.cid, [], window)
+  const read: ContentReader['read'] = (node, window) => unixfs.holds(node) ? unixfs.read(node, window) : backend.read(node.cid, [], window)
   return { resolve, list, forget, onForget, read, writeTo: async (node, window, out) => { await writeChunks(read(node, window), out, 1024 * 1024) } }
 }

@@ -13,7 +13,7 @@ import type { ContentReader } from './content-reader.ts'
 import { carBlocks, resolvePath, type ResolvedPath } from './dag-walk.ts'
 import { carContentType, carParams, negotiateFormat, queryValue, RESPONSE_FORMATS, type CarParams, type Negotiated, type ResponseFormat } from './format.ts'
 import { carV1 } from './formats/car.ts'
-import { tarEntries, tarStream } from './formats/tar.ts'
+import { checkTarNames, tarRoot, tarStream } from './formats/tar.ts'
 import { xxhash64 } from './xxhash64.ts'
 
 const IMMUTABLE = 'public, max-age=29030400, immutable'
@@ -108,6 +108,16 @@ export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentR
     }
   }
 
+  /**
+   * Points the request at `cid` itself, for the next handler (the UnixFS
+   * gateway, which resolves paths over dag-pb only): a UnixFS file or
+   * directory reached through dag-cbor or dag-json, served from its own CID.
+   */
+  function servedAs (req: Request, cid: CID): void {
+    const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?')) : ''
+    req.url = `/ipfs/${cid.toString()}${req.path.endsWith('/') ? '/' : ''}${query}`
+  }
+
   /** Path `?format=…` with the Accept parameters as `format-param=…` (boxo's addContentLocation). */
   function contentLocation (req: Request, negotiated: Negotiated): string {
     const url = new URL(req.originalUrl, 'http://gateway')
@@ -138,6 +148,9 @@ export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentR
     if (CODEC_TYPES.has(request.root.code)) {
       const terminal = request.path.length === 0 ? request.root : (await resolvePath(backend, request.root, request.path, request.signal)).terminal.cid
       if (CODEC_TYPES.has(terminal.code)) { await serveCodec(req, res, next, request); return }
+      servedAs(req, terminal)
+      next()
+      return
     }
     // A directory with an index.html is served as that page (the next handler keeps its rules for documents).
     if (req.path.endsWith('/')) {
@@ -209,12 +222,13 @@ export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentR
     const etag = `W/"${target.toString()}.x-tar"`
     setCommon(res, request, etag, resolved)
     if (ifNoneMatch(req.headers['if-none-match'], etag)) { sendNotModified(res); return }
-    // Listed before the first byte: a block that is not UnixFS is a 404, a name leading out of the folder a 400, rather than a broken tar.
-    const entries = await tarEntries(backend, request.root, request.path, target.toString(), request.signal)
+    // Checked before the first byte: a block that is not UnixFS is a 404, a name leading out of the folder a 400, rather than a broken tar.
+    const root = await tarRoot(backend, request.root, request.path, target.toString())
     res.setHeader('Content-Disposition', contentDisposition('attachment', queryValue(req, 'filename') ?? `${target.toString()}.tar`))
     res.setHeader('Content-Type', RESPONSE_FORMATS.tar)
     if (req.method === 'HEAD') { res.end(); return }
-    await stream(res, tarStream(backend, entries, request.signal) as unknown as AsyncIterable<Uint8Array>, request.signal)
+    await checkTarNames(backend, root, request.signal)
+    await stream(res, tarStream(backend, root, request.signal) as unknown as AsyncIterable<Uint8Array>, request.signal)
   }
 
   /** IPLD documents (boxo's renderCodec, without codec conversion: IPIP-524). */
@@ -230,6 +244,7 @@ export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentR
     } else if ((format === 'json' || format === 'cbor') && !CODEC_TYPES.has(cid.code)) {
       // Plain JSON or CBOR asked of UnixFS: boxo answers the file or listing as usual, which no ?format= URL names.
       res.removeHeader('Content-Location')
+      if (CODEC_TYPES.has(request.root.code)) servedAs(req, cid)
       next()
       return
     } else if (CODEC_OF[format] === cid.code) {

@@ -276,6 +276,12 @@ for (const backend of appBackends()) describe.skipIf(!backend.available)(`trustl
         await t.request.get(`/ipfs/${root}/foo?format=dag-cbor`).expect(501)
         await t.request.get(`/ipfs/${root}/nothing?format=dag-cbor`).expect(404)
         await t.request.get(`/ipfs/${root}/list/1?format=dag-cbor`).expect(404)
+        // Without a format: the UnixFS file the path reaches, as itself; and plain JSON asked of it is the file too.
+        expect(((await get(`/ipfs/${root}/files/single`).expect(200)).body as Buffer).toString()).toBe('single file\n')
+        expect(((await get(`/ipfs/${root}/files/single?format=json`).expect(200)).body as Buffer).toString()).toBe('single file\n')
+        // A block that does not decode is no path: 404, not a 500.
+        const broken = CID.create(1, dagCbor.code, identity.digest(Uint8Array.of(0xff))).toString()
+        await t.request.get(`/ipfs/${broken}/x?format=raw`).expect(404)
         // A UnixFS file on a path with DAG-CBOR as the root: the CAR proves the path, then the file.
         const car = await readCar((await get(`/ipfs/${root}/files/single?format=car`).expect(200)).body as Buffer)
         expect(car.blocks.map((b) => b.cid.toString())).toEqual([root, dir.cid.toString(), leaf.cid.toString()])
