@@ -166,22 +166,34 @@ export class S3Client {
 
   /** Every object under `prefix`, in key order, a page (up to 1,000) at a time. */
   async * listObjects (prefix: string): AsyncIterable<S3Object> {
-    // The next page: after a continuation token, or (a store that answers in ListObjects V1's shape, truncated with no token) after the last key seen.
-    let next: ['continuation-token' | 'start-after', string] | undefined
+    // The next page: after a continuation token, or (a store that answers in ListObjects V1's shape, truncated with no token) after
+    // the last key seen, named both ways: V2's start-after and V1's marker, which such a store may be reading instead.
+    let token: string | undefined
+    let after: string | undefined
     for (;;) {
       const query = new URLSearchParams({ 'list-type': '2', prefix, 'max-keys': '1000' })
-      if (next !== undefined) query.set(...next)
+      if (token !== undefined) query.set('continuation-token', token)
+      else if (after !== undefined) { query.set('start-after', after); query.set('marker', after) }
       const answer = await this.#expect([200], 'GET', '', { query: query.toString() })
       const parsed = xml.parse(answer.body.toString('utf8')) as { ListBucketResult?: { IsTruncated?: string, NextContinuationToken?: string, Contents?: Array<{ Key: string, Size: string, LastModified: string }> } }
       const result = parsed.ListBucketResult
       if (result === undefined) throw new S3Error('S3 answered a listing without a ListBucketResult', answer.status)
       const contents = result.Contents ?? []
+      const last = contents.at(-1)
+      // A page that does not move past the previous one would be listed for ever (a store that ignores both ways of asking for the next).
+      if (token === undefined && after !== undefined && (last === undefined || String(last.Key) <= after)) {
+        throw new S3Error(`S3 answered the listing after "${after}" with keys that do not follow it: it pages neither by continuation token nor by start-after or marker`, answer.status)
+      }
       for (const item of contents) yield { key: String(item.Key), size: Number(item.Size), lastModified: new Date(item.LastModified) }
       if (result.IsTruncated !== 'true') return
-      const last = contents.at(-1)
-      if (result.NextContinuationToken !== undefined && result.NextContinuationToken !== '') next = ['continuation-token', result.NextContinuationToken]
-      else if (last !== undefined) next = ['start-after', String(last.Key)]
-      else throw new S3Error('S3 answered a truncated listing with no continuation token and no key to continue after', answer.status)
+      if (result.NextContinuationToken !== undefined && result.NextContinuationToken !== '') {
+        token = result.NextContinuationToken
+      } else if (last !== undefined) {
+        token = undefined
+        after = String(last.Key)
+      } else {
+        throw new S3Error('S3 answered a truncated listing with no continuation token and no key to continue after', answer.status)
+      }
     }
   }
 
