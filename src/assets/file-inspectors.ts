@@ -32,6 +32,8 @@ export interface Reference {
   base?: string
   /** The size the referring file says the target has (a glTF buffer's byteLength), which Overte insists on. */
   size?: number
+  /** The reference as the file writes it, when `target` is its decoded form (a glTF URI's percent-escapes). */
+  written?: string
 }
 
 /** What an `.fst` says about where its model and textures are and how its joints are named. */
@@ -507,7 +509,7 @@ class JsonInspector extends TextInspector {
         if (key === 'byteLength' && typeof value === 'number') buffer.byteLength = value
         this.#buffers.set(Number(stack[2]?.key), buffer)
       } else if (key === 'uri' && typeof value === 'string' && !hasScheme(value)) {
-        this.reference(safeDecode(value), 'image', 'error')
+        this.reference(safeDecode(value), 'image', 'error', { written: value })
       }
     }
   }
@@ -533,7 +535,7 @@ class JsonInspector extends TextInspector {
     this.notes.push(...gltfExtensionNotes(this.path, this.#extensions))
     if (this.#gltf) this.notes.push(...gltfGeometryNotes(this.path, this.#sections))
     for (const { uri, byteLength } of this.#buffers.values()) {
-      if (uri !== undefined && uri !== '' && !hasScheme(uri)) this.reference(safeDecode(uri), 'buffer', 'error', byteLength === undefined ? {} : { size: byteLength })
+      if (uri !== undefined && uri !== '' && !hasScheme(uri)) this.reference(safeDecode(uri), 'buffer', 'error', { written: uri, ...(byteLength === undefined ? {} : { size: byteLength }) })
     }
     // AnimNodeLoader.cpp, loadClipNode: a clip's data.url, resolved against the graph's own URL.
     const clips = new Set([...this.#animationNodes.values()].flatMap(({ type, url }) => type === 'clip' && url !== undefined && url !== '' && !hasScheme(url) ? [url] : []))
@@ -581,7 +583,7 @@ class GlbInspector extends BaseInspector {
       if (!Array.isArray(list)) continue
       for (const item of list as unknown[]) {
         const { uri, byteLength } = (item ?? {}) as { uri?: unknown, byteLength?: unknown }
-        if (typeof uri === 'string' && uri !== '' && !hasScheme(uri)) this.reference(safeDecode(uri), what, 'error', what === 'buffer' && typeof byteLength === 'number' ? { size: byteLength } : {})
+        if (typeof uri === 'string' && uri !== '' && !hasScheme(uri)) this.reference(safeDecode(uri), what, 'error', { written: uri, ...(what === 'buffer' && typeof byteLength === 'number' ? { size: byteLength } : {}) })
       }
     }
     this.notes.push(...gltfGeometryNotes(this.path, json))

@@ -77,7 +77,10 @@ export function fstBaseDir (fstPath: string, baseURL: string | undefined): strin
     const fstUrl = new URL(fstPath.split('/').map(encodeURIComponent).join('/'), UPLOAD_ROOT)
     const base = new URL(baseURL, fstUrl)
     if (base.origin !== UPLOAD_ROOT.origin || !base.pathname.startsWith(UPLOAD_ROOT.pathname)) return undefined
-    const relative = decodeURIComponent(base.pathname.slice(UPLOAD_ROOT.pathname.length))
+    const encoded = base.pathname.slice(UPLOAD_ROOT.pathname.length)
+    // A stray % (`baseURL = 100%/`) stays as written, as QUrl keeps it.
+    let relative = encoded
+    try { relative = decodeURIComponent(encoded) } catch { /* kept */ }
     return relative.slice(0, Math.max(0, relative.lastIndexOf('/')))
   } catch {
     return undefined

@@ -78,7 +78,8 @@ interface Upload {
  */
 function misspelt (ref: Reference): string | undefined {
   const where = `${ref.from}: ${ref.what} "${ref.target}"`
-  if (/[#?]/.test(ref.target)) return `${where} has # or ? in its name, which Overte reads as the start of a URL's fragment or query, so it asks for another file: rename it without them`
+  // As written: a glTF URI's %23 is a # in the file's name, which is fine.
+  if (/[#?]/.test(ref.written ?? ref.target)) return `${where} has # or ? in its name, which Overte reads as the start of a URL's fragment or query, so it asks for another file: rename it without them`
   if (ref.rule !== 'fbx-texture' && ref.target.includes('\\')) return `${where} is written with backslashes, which Overte reads as part of the name, not as folders: write it with /`
   return undefined
 }

@@ -184,6 +184,10 @@ describe('.fst names resolve as Overte resolves them: against fstUrl.resolved(ba
     expect(warnings).toEqual(['avatar.fst sets baseURL = ../../elsewhere/, which leads out of this upload: its model and textures are not looked for here'])
   })
 
+  it('a stray % in baseURL stays as written, as Overte\'s URL keeps it, and the model is still checked', () => {
+    expect(check(files('name = a\nbaseURL = 100%/\nfilename = avatar.fbx\n', {})).errors).toEqual(['avatar.fst: model file "avatar.fbx" is not in the upload'])
+  })
+
   it('single-value keys keep an = in their value (FSTReader\'s SINGLE_VALUE_PROPERTIES)', () => {
     expect(check(files('name = a\nfilename = avatar=v2.fbx\n', { 'avatar=v2.fbx': model, 'textures/skin.png': skin, 'skin.png': skin })).errors).toEqual([])
     expect(check(files('name = a\nfilename = avatar=v2.fbx\n', {})).errors).toEqual(['avatar.fst: model file "avatar=v2.fbx" is not in the upload'])
@@ -251,6 +255,9 @@ describe('names and files Overte cannot load', () => {
       .toEqual(['cube.mtl: texture "tex\\skin.png" is written with backslashes, which Overte reads as part of the name, not as folders: write it with /'])
     expect(check({ 'cube.obj': obj, 'cube.mtl': 'newmtl M\nmap_Kd Material #1.png\n', 'Material #1.png': png }).warnings)
       .toEqual(['cube.mtl: texture "Material #1.png" has # or ? in its name, which Overte reads as the start of a URL\'s fragment or query, so it asks for another file: rename it without them'])
+    // Percent-escaped in a glTF URI, a # is part of the file's name: Overte asks for it right.
+    const gltf = JSON.stringify({ asset: { version: '2.0' }, images: [{ uri: 'Material%20%231.png' }] })
+    expect(check({ 'model.gltf': gltf, 'Material #1.png': png })).toMatchObject({ errors: [], warnings: [] })
     // FBX texture names keep their backslashes: Overte's FBX reader turns them into folders (and then keeps the base name).
     expect(check({ 'avatar.fst': fst, 'avatar.fbx': blender('avatar.fbx'), 'textures/skin.png': skin }).warnings).toEqual([])
   })
