@@ -462,6 +462,9 @@ class FstInspector extends TextInspector {
   }
 }
 
+/** Far more nodes than Overte's default avatar graph (~100), and far larger than its file (~100 kB). */
+const MAX_ANIMATION_NODES = 10_000
+const MAX_ANIMATION_GRAPH_BYTES = 4 * 1024 * 1024
 /** The nodes of an Overte animation graph, `root` and its `children` to a depth no real graph reaches: each one's type and data.url. */
 const ANIMATION_PATHS = Array.from({ length: 24 }, (_, depth) => `$.root${'.children.*'.repeat(depth)}`).flatMap((node) => [`${node}.type`, `${node}.data.url`])
 
@@ -482,22 +485,30 @@ class JsonInspector extends TextInspector {
   readonly #buffers = new Map<number, { uri?: string, byteLength?: number }>()
   #version: unknown
   readonly #animationNodes = new Map<string, { type?: string, url?: string }>()
+  #animation: JSONParser | undefined
 
   constructor (path: string, gltf: boolean) {
     super(path)
     this.#gltf = gltf
-    // Only the parts we read are kept; the rest is checked and dropped. Other JSON: the type and data.url of an animation graph's nodes (its clips name files).
-    this.#parser = new JSONParser({ paths: gltf ? ['$.asset.version', '$.buffers.*.uri', '$.buffers.*.byteLength', '$.images.*.uri', '$.extensionsUsed.*', '$.extensionsRequired.*', ...GLTF_SECTIONS.map((s) => `$.${s}`)] : ANIMATION_PATHS, keepStack: false })
-    this.#parser.onValue = ({ value, key, stack }) => {
-      if (!this.#gltf) {
+    // Only the parts we read are kept; the rest is checked and dropped.
+    this.#parser = new JSONParser({ paths: gltf ? ['$.asset.version', '$.buffers.*.uri', '$.buffers.*.byteLength', '$.images.*.uri', '$.extensionsUsed.*', '$.extensionsRequired.*', ...GLTF_SECTIONS.map((s) => `$.${s}`)] : ['$.\u0000'], keepStack: false })
+    if (!gltf) {
+      // Other JSON may be an animation graph: the type and data.url of its nodes (its clips name files), read by a second
+      // parser for the first MAX_ANIMATION_GRAPH_BYTES only, so that no large .json builds values in memory.
+      this.#animation = new JSONParser({ paths: ANIMATION_PATHS, keepStack: false })
+      this.#animation.onValue = ({ value, key, stack }) => {
         // The node is named by where it sits: the stack's keys up to it (…children.3).
+        if (typeof value !== 'string' || value.length > MAX_LINE) return
         const at = stack.slice(1, key === 'url' ? -1 : undefined).map((entry) => String(entry.key)).join('.')
-        const node = this.#animationNodes.get(at) ?? {}
-        if (key === 'type' && typeof value === 'string') node.type = value
-        if (key === 'url' && typeof value === 'string') node.url = value
-        this.#animationNodes.set(at, node)
-        return
+        const node = this.#animationNodes.get(at)
+        if (node === undefined && this.#animationNodes.size >= MAX_ANIMATION_NODES) return
+        const entry = node ?? {}
+        if (key === 'type') entry.type = value
+        if (key === 'url') entry.url = value
+        this.#animationNodes.set(at, entry)
       }
+    }
+    this.#parser.onValue = ({ value, key, stack }) => {
       const section = stack[1]?.key
       if (stack.length === 1 && typeof key === 'string' && GLTF_SECTIONS.includes(key)) this.#sections[key] = value
       else if (key === 'version' && section === 'asset') this.#version = value
@@ -517,6 +528,15 @@ class JsonInspector extends TextInspector {
   protected override wantsText (): boolean { return true }
 
   protected override text (text: string): void {
+    if (this.#animation !== undefined) {
+      if (this.size > MAX_ANIMATION_GRAPH_BYTES) {
+        // No graph is this large: what was gathered is dropped with the parser.
+        this.#animation = undefined
+        this.#animationNodes.clear()
+      } else {
+        try { this.#animation.write(text) } catch { this.#animation = undefined } // the validating parser reports bad JSON
+      }
+    }
     try {
       this.#parser.write(text)
     } catch (err) {

@@ -80,7 +80,7 @@ export function fstBaseDir (fstPath: string, baseURL: string | undefined): strin
     const encoded = base.pathname.slice(UPLOAD_ROOT.pathname.length)
     // A stray % (`baseURL = 100%/`) stays as written, as QUrl keeps it.
     let relative = encoded
-    try { relative = decodeURIComponent(encoded) } catch { /* kept */ }
+    try { relative = decodeURIComponent(encoded.replace(/%(?![0-9A-Fa-f]{2})/g, '%25')) } catch { /* kept */ }
     return relative.slice(0, Math.max(0, relative.lastIndexOf('/')))
   } catch {
     return undefined

@@ -80,7 +80,7 @@ function misspelt (ref: Reference): string | undefined {
   const where = `${ref.from}: ${ref.what} "${ref.target}"`
   // As written: a glTF URI's %23 is a # in the file's name, which is fine.
   if (/[#?]/.test(ref.written ?? ref.target)) return `${where} has # or ? in its name, which Overte reads as the start of a URL's fragment or query, so it asks for another file: rename it without them`
-  if (ref.rule !== 'fbx-texture' && ref.target.includes('\\')) return `${where} is written with backslashes, which Overte reads as part of the name, not as folders: write it with /`
+  if (ref.rule !== 'fbx-texture' && (ref.written ?? ref.target).includes('\\')) return `${where} is written with backslashes, which Overte reads as part of the name, not as folders: write it with /`
   return undefined
 }
 

@@ -23,6 +23,13 @@ export interface ResolvedPath {
   terminal: Block
 }
 
+/**
+ * Asked of every CID an answer reaches (along the path, and each block or
+ * entry it then writes): throws (a ContentBlockedError) for content this
+ * node does not serve, a denylist's or a disabled identity's.
+ */
+export type Gate = (cid: CID) => void
+
 /** Blocks read ahead of the one being written: bounded memory, and Kubo's per-block round trips overlap. */
 const READ_AHEAD = 8
 
@@ -74,9 +81,10 @@ function step (value: unknown, segment: string): unknown {
  * through IPLD. A name that is not there is a NotFoundError; a path that
  * ends inside a block on a value that is not a link is boxo's 501.
  */
-export async function resolvePath (source: BlockGetter, root: CID, segments: readonly string[], signal?: AbortSignal): Promise<ResolvedPath> {
+export async function resolvePath (source: BlockGetter, root: CID, segments: readonly string[], signal?: AbortSignal, gate?: Gate): Promise<ResolvedPath> {
   const pathBlocks: Block[] = []
   const roots: CID[] = [root]
+  gate?.(root)
   let current = await fetchBlock(source, root, signal)
   for (let i = 0; i < segments.length; i++) {
     const segment = segments[i] ?? ''
@@ -94,6 +102,7 @@ export async function resolvePath (source: BlockGetter, root: CID, segments: rea
         if (value === undefined) throw new NotFoundError(`${where} not found: no "${segments[i] ?? ''}" in block ${current.cid.toString()}`)
         const link = CID.asCID(value)
         if (link !== null) {
+          gate?.(link)
           current = await fetchBlock(source, link, signal)
           roots.push(link)
           break
@@ -127,6 +136,7 @@ export async function resolvePath (source: BlockGetter, root: CID, segments: rea
       }
     }
     if (next === undefined) throw new NotFoundError(`${where} not found on this node`)
+    gate?.(next)
     current = await fetchBlock(source, next, signal)
     roots.push(next)
   }
@@ -188,8 +198,10 @@ function byteBounds (range: CarParams['range'], size: number): { first: number, 
  * their CID is their content, and the trustless gateway spec says they MUST
  * NOT appear as blocks.
  */
-export async function * carBlocks (source: BlockGetter, resolved: ResolvedPath, params: CarParams, signal?: AbortSignal): AsyncGenerator<Block> {
+export async function * carBlocks (source: BlockGetter, resolved: ResolvedPath, params: CarParams, signal?: AbortSignal, gate?: Gate): AsyncGenerator<Block> {
   for await (const block of walkCarBlocks(source, resolved, params, signal)) {
+    // Every block is let through the gate before it is written: refused, the CAR ends there, without it.
+    gate?.(block.cid)
     if (block.cid.multihash.code !== identity.code) yield block
   }
 }

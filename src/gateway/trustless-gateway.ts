@@ -10,7 +10,7 @@ import { parseCid } from '../http/cid-param.ts'
 import { contentDisposition } from '../http/content-types.ts'
 import type { IpfsBackend } from '../ipfs/ipfs-backend.ts'
 import type { ContentReader } from './content-reader.ts'
-import { carBlocks, resolvePath, type ResolvedPath } from './dag-walk.ts'
+import { carBlocks, resolvePath, type Gate, type ResolvedPath } from './dag-walk.ts'
 import { carContentType, carParams, negotiateFormat, queryValue, RESPONSE_FORMATS, type CarParams, type Negotiated, type ResponseFormat } from './format.ts'
 import { carV1 } from './formats/car.ts'
 import { checkTarNames, tarRoot, tarStream } from './formats/tar.ts'
@@ -74,8 +74,8 @@ interface GatewayRequest {
  * `?filename=`/`?download=`, a directory's index.html. The default answer
  * (a file's bytes, a listing) is left to the next handler.
  */
-export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentReader }): RequestHandler {
-  const { backend, reader } = deps
+export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentReader, gate?: Gate }): RequestHandler {
+  const { backend, reader, gate } = deps
 
   async function serve (req: Request, res: Response, next: NextFunction): Promise<void> {
     const params = req.params as { cid: string, path?: string[] }
@@ -108,16 +108,6 @@ export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentR
     }
   }
 
-  /**
-   * Points the request at `cid` itself, for the next handler (the UnixFS
-   * gateway, which resolves paths over dag-pb only): a UnixFS file or
-   * directory reached through dag-cbor or dag-json, served from its own CID.
-   */
-  function servedAs (req: Request, cid: CID): void {
-    const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?')) : ''
-    req.url = `/ipfs/${cid.toString()}${req.path.endsWith('/') ? '/' : ''}${query}`
-  }
-
   /** Path `?format=…` with the Accept parameters as `format-param=…` (boxo's addContentLocation). */
   function contentLocation (req: Request, negotiated: Negotiated): string {
     const url = new URL(req.originalUrl, 'http://gateway')
@@ -146,11 +136,8 @@ export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentR
     if (filename !== undefined && filename !== '') res.setHeader('Content-Disposition', contentDisposition(queryValue(req, 'download') === 'true' ? 'attachment' : 'inline', filename))
     // A JSON or CBOR document by CID, or by a path through one to another: its bytes, typed by its codec.
     if (CODEC_TYPES.has(request.root.code)) {
-      const terminal = request.path.length === 0 ? request.root : (await resolvePath(backend, request.root, request.path, request.signal)).terminal.cid
+      const terminal = request.path.length === 0 ? request.root : (await resolvePath(backend, request.root, request.path, request.signal, gate)).terminal.cid
       if (CODEC_TYPES.has(terminal.code)) { await serveCodec(req, res, next, request); return }
-      servedAs(req, terminal)
-      next()
-      return
     }
     // A directory with an index.html is served as that page (the next handler keeps its rules for documents).
     if (req.path.endsWith('/')) {
@@ -178,16 +165,16 @@ export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentR
     setCommon(res, request, etag)
     // The ETag names the request, not what it resolves to: a match needs no block.
     if (ifNoneMatch(req.headers['if-none-match'], etag)) { sendNotModified(res); return }
-    const resolved = await resolvePath(backend, request.root, request.path, request.signal)
+    const resolved = await resolvePath(backend, request.root, request.path, request.signal, gate)
     setCommon(res, request, etag, resolved)
     res.setHeader('Accept-Ranges', 'none')
     res.setHeader('Content-Type', carContentType(params))
     if (req.method === 'HEAD') { res.end(); return }
-    await stream(res, Readable.from(carV1([resolved.terminal.cid], carBlocks(backend, resolved, params, request.signal))), request.signal)
+    await stream(res, Readable.from(carV1([resolved.terminal.cid], carBlocks(backend, resolved, params, request.signal, gate))), request.signal)
   }
 
   async function serveRaw (req: Request, res: Response, request: GatewayRequest): Promise<void> {
-    const resolved = await resolvePath(backend, request.root, request.path, request.signal)
+    const resolved = await resolvePath(backend, request.root, request.path, request.signal, gate)
     const { cid, bytes } = resolved.terminal
     const etag = `"${cid.toString()}.raw"`
     res.setHeader('Content-Disposition', contentDisposition('attachment', queryValue(req, 'filename') ?? `${cid.toString()}.bin`))
@@ -217,23 +204,24 @@ export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentR
   }
 
   async function serveTar (req: Request, res: Response, request: GatewayRequest): Promise<void> {
-    const resolved = await resolvePath(backend, request.root, request.path, request.signal)
+    const resolved = await resolvePath(backend, request.root, request.path, request.signal, gate)
     const target = resolved.terminal.cid
     const etag = `W/"${target.toString()}.x-tar"`
     setCommon(res, request, etag, resolved)
     if (ifNoneMatch(req.headers['if-none-match'], etag)) { sendNotModified(res); return }
     // Checked before the first byte: a block that is not UnixFS is a 404, a name leading out of the folder a 400, rather than a broken tar.
-    const root = await tarRoot(backend, request.root, request.path, target.toString())
+    // The tree the path resolved to (that block, not another resolution of the path), each entry through the gate.
+    const root = await tarRoot(backend, target)
     res.setHeader('Content-Disposition', contentDisposition('attachment', queryValue(req, 'filename') ?? `${target.toString()}.tar`))
     res.setHeader('Content-Type', RESPONSE_FORMATS.tar)
     if (req.method === 'HEAD') { res.end(); return }
-    await checkTarNames(backend, root, request.signal)
-    await stream(res, tarStream(backend, root, request.signal) as unknown as AsyncIterable<Uint8Array>, request.signal)
+    await checkTarNames(backend, root, request.signal, gate)
+    await stream(res, tarStream(backend, root, request.signal, gate) as unknown as AsyncIterable<Uint8Array>, request.signal)
   }
 
   /** IPLD documents (boxo's renderCodec, without codec conversion: IPIP-524). */
   async function serveCodec (req: Request, res: Response, next: NextFunction, request: GatewayRequest): Promise<void> {
-    const resolved = await resolvePath(backend, request.root, request.path, request.signal)
+    const resolved = await resolvePath(backend, request.root, request.path, request.signal, gate)
     const { cid, bytes } = resolved.terminal
     const format = request.negotiated.format
     let type: string
@@ -244,7 +232,6 @@ export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentR
     } else if ((format === 'json' || format === 'cbor') && !CODEC_TYPES.has(cid.code)) {
       // Plain JSON or CBOR asked of UnixFS: boxo answers the file or listing as usual, which no ?format= URL names.
       res.removeHeader('Content-Location')
-      if (CODEC_TYPES.has(request.root.code)) servedAs(req, cid)
       next()
       return
     } else if (CODEC_OF[format] === cid.code) {

@@ -180,8 +180,11 @@ export class S3Client {
       if (result === undefined) throw new S3Error('S3 answered a listing without a ListBucketResult', answer.status)
       const contents = result.Contents ?? []
       const last = contents.at(-1)
+      const first = contents[0]
       // A page that does not move past the previous one would be listed for ever (a store that ignores both ways of asking for the next).
-      if (token === undefined && after !== undefined && (last === undefined || String(last.Key) <= after)) {
+      // Keys compare as S3 orders them, by their UTF-8 bytes.
+      const follows = (key: string, previous: string): boolean => Buffer.compare(Buffer.from(key), Buffer.from(previous)) > 0
+      if (token === undefined && after !== undefined && ((first !== undefined && !follows(String(first.Key), after)) || (first === undefined && result.IsTruncated === 'true'))) {
         throw new S3Error(`S3 answered the listing after "${after}" with keys that do not follow it: it pages neither by continuation token nor by start-after or marker`, answer.status)
       }
       for (const item of contents) yield { key: String(item.Key), size: Number(item.Size), lastModified: new Date(item.LastModified) }

@@ -184,8 +184,9 @@ describe('.fst names resolve as Overte resolves them: against fstUrl.resolved(ba
     expect(warnings).toEqual(['avatar.fst sets baseURL = ../../elsewhere/, which leads out of this upload: its model and textures are not looked for here'])
   })
 
-  it('a stray % in baseURL stays as written, as Overte\'s URL keeps it, and the model is still checked', () => {
+  it('a stray % in baseURL stays as written, as Overte\'s URL keeps it, the other escapes decoded, and the model is still checked', () => {
     expect(check(files('name = a\nbaseURL = 100%/\nfilename = avatar.fbx\n', {})).errors).toEqual(['avatar.fst: model file "avatar.fbx" is not in the upload'])
+    expect(check(files('name = a\nbaseURL = 100%/my models/\nfilename = avatar.fbx\ntexdir = textures\n', { '100%/my models/avatar.fbx': model, '100%/my models/textures/skin.png': skin }))).toMatchObject({ errors: [], warnings: [] })
   })
 
   it('single-value keys keep an = in their value (FSTReader\'s SINGLE_VALUE_PROPERTIES)', () => {

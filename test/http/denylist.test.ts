@@ -2,6 +2,8 @@ import { appendFile, mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { base58btc } from 'multiformats/bases/base58'
 import * as dagCbor from '@ipld/dag-cbor'
+import * as dagPb from '@ipld/dag-pb'
+import { UnixFS } from 'ipfs-unixfs'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { identity } from 'multiformats/hashes/identity'
@@ -10,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { doubleHash } from '../../src/denylist/double-hash.ts'
 import { appBackends } from '../support/backends.ts'
 import { avatarBundle, fixture } from '../support/fixtures.ts'
-import { createIdentity, expectNothingLeftBehind, leftovers, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
+import { asBytes, createIdentity, expectNothingLeftBehind, leftovers, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
 
 interface Added { Name: string, Hash: string }
 
@@ -91,6 +93,16 @@ for (const backend of appBackends()) {
         await eventually(`/ipfs/${held.toString()}?format=raw`, 410)
         for (const format of ['raw', 'car', 'dag-json']) await t.request.get(`/ipfs/${wrapper}/a?format=${format}`).expect(410)
         await t.request.get(`/ipfs/${wrapper}/a`).expect(410)
+        // Below the path too: a directory (an identity CID, so anyone can write one) that holds it.
+        const dirOf = (links: Array<[string, CID]>): string => CID.create(1, dagPb.code, identity.digest(dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'directory' }).marshal(), Links: links.map(([Name, Hash]) => ({ Name, Hash })) })))).toString()
+        const holder = dirOf([['f', held]])
+        await t.request.get(`/ipfs/${holder}?format=tar`).expect(410)
+        const car = await t.request.get(`/ipfs/${holder}?format=car`).buffer(true).parse(asBytes).then((res) => res.body as Buffer, () => Buffer.alloc(0))
+        expect(car.includes(bytes)).toBe(false)
+        // Two links of one name: each handler is checked on the link it follows.
+        const clean = CID.create(1, raw.code, identity.digest(Buffer.from('clean')))
+        await t.request.get(`/ipfs/${dirOf([['f', held], ['f', clean]])}/f?format=raw`).expect(410)
+        await t.request.get(`/ipfs/${dirOf([['f', clean], ['f', held]])}/f`).expect(410)
       } finally {
         await lease.discard()
       }

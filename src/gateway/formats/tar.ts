@@ -3,6 +3,7 @@ import { pack, type Pack } from 'tar-stream'
 import type { CID } from 'multiformats/cid'
 import { BadRequestError } from '../../errors.ts'
 import type { IpfsBackend } from '../../ipfs/ipfs-backend.ts'
+import type { Gate } from '../dag-walk.ts'
 
 type TreeReader = Pick<IpfsBackend, 'stat' | 'read' | 'list'>
 
@@ -16,8 +17,9 @@ interface TarEntry { name: string, type: 'file' | 'directory', cid: CID }
  * out of the top folder is refused (400). Memory is bounded by the depth:
  * one directory's links per level.
  */
-async function * entries (backend: TreeReader, node: TarEntry, top: string, signal?: AbortSignal): AsyncGenerator<TarEntry> {
+async function * entries (backend: TreeReader, node: TarEntry, top: string, signal?: AbortSignal, gate?: Gate): AsyncGenerator<TarEntry> {
   signal?.throwIfAborted()
+  gate?.(node.cid)
   yield node
   if (node.type !== 'directory') return
   const children = []
@@ -27,24 +29,24 @@ async function * entries (backend: TreeReader, node: TarEntry, top: string, sign
     if (!name.startsWith(`${top}/`) || name.length === top.length + 1) {
       throw new BadRequestError(`"${child.name}" in ${node.name} leads out of the archive's folder: relative paths outside the root are not allowed in a tar`)
     }
-    yield * entries(backend, { name, type: child.type, cid: child.cid }, top, signal)
+    yield * entries(backend, { name, type: child.type, cid: child.cid }, top, signal, gate)
   }
 }
 
-/** The archive's top entry: the file or directory at `cid/path`, named `top`. */
-export async function tarRoot (backend: TreeReader, cid: CID, path: readonly string[], top: string): Promise<TarEntry> {
-  const stat = await backend.stat(cid, path)
-  return { name: top, type: stat.type, cid: stat.cid }
+/** The archive's top entry: the file or directory `cid` (what the path resolved to), named by it. */
+export async function tarRoot (backend: TreeReader, cid: CID): Promise<TarEntry> {
+  const stat = await backend.stat(cid)
+  return { name: cid.toString(), type: stat.type, cid: stat.cid }
 }
 
 /**
- * Walks the tree's directories once to check every name, before an answer
- * is sent: a name leading out of the folder is then a 400, not a tar cut
- * short. Reads directory nodes only; holds nothing.
+ * Walks the tree's directories once to check every name and CID, before an
+ * answer is sent: a name leading out of the folder is then a 400, not a tar
+ * cut short. Reads directory nodes only; holds nothing.
  */
-export async function checkTarNames (backend: TreeReader, root: TarEntry, signal?: AbortSignal): Promise<void> {
-  if (root.type !== 'directory') return
-  for await (const entry of entries(backend, root, root.name, signal)) void entry
+export async function checkTarNames (backend: TreeReader, root: TarEntry, signal?: AbortSignal, gate?: Gate): Promise<void> {
+  // Every entry through the gate too: refused content is a 410 before the first byte, not a tar cut short.
+  for await (const entry of entries(backend, root, root.name, signal, gate)) void entry
 }
 
 /**
@@ -52,10 +54,10 @@ export async function checkTarNames (backend: TreeReader, root: TarEntry, signal
  * writes it; each file's length read from its node just before its bytes,
  * which are streamed in, one file at a time.
  */
-export function tarStream (backend: TreeReader, root: TarEntry, signal?: AbortSignal): Pack {
+export function tarStream (backend: TreeReader, root: TarEntry, signal?: AbortSignal, gate?: Gate): Pack {
   const tar = pack()
   void (async () => {
-    for await (const entry of entries(backend, root, root.name, signal)) {
+    for await (const entry of entries(backend, root, root.name, signal, gate)) {
       if (entry.type === 'directory') {
         tar.entry({ name: `${entry.name}/`, type: 'directory', mode: 0o755, mtime: new Date(0) })
         continue

@@ -9,7 +9,6 @@ import { byteRange, ifNoneMatch, ifRangeAllows, sendNotModified } from '../byte-
 import { isIdentity, parseCid } from '../cid-param.ts'
 import { formatBytes } from '../format.ts'
 import { trustlessGateway } from '../../gateway/trustless-gateway.ts'
-import { resolvePath } from '../../gateway/dag-walk.ts'
 import { contentDisposition, contentTypeFor, isPassive, SNIFF_BYTES, sniffContentType } from '../content-types.ts'
 import { extensionOf } from '../../assets/asset-kinds.ts'
 
@@ -148,6 +147,14 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
 
   // The operator's denylists, before anything is read for an answer: the request's path, then each node it resolves through.
   const { denylist, suspended } = deps
+  /** Every CID the trustless handlers reach: refused content is never written, whatever path or DAG leads to it. */
+  const gate = denylist === undefined && suspended === undefined
+    ? undefined
+    : (cid: CID): void => {
+        if (suspended?.has(cid) === true) throw new ContentBlockedError('this content is not served: the operator of this node disabled the identity that uploaded it')
+        const blocked = denylist === undefined || denylist.empty ? undefined : denylist.checkCid(cid)
+        if (blocked !== undefined) throw new ContentBlockedError('this content is blocked on this node by its operator', blocked.rule.status)
+      }
   if (denylist !== undefined || suspended !== undefined) {
     router.get('/ipfs/:cid{/*path}', async (req: Request, _res: Response, next) => {
       const params = req.params as { cid: string, path?: string[] }
@@ -157,16 +164,14 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
       const path = (params.path ?? []).filter((segment) => segment !== '')
       let blocked = denylist?.checkPath(cid, path)
       for (let depth = 1; blocked === undefined && depth <= path.length; depth++) {
-        const node = await deps.reader.resolve(cid, path.slice(0, depth)).catch(() => undefined)
+        // Only "not there" ends the walk: any other failure (Kubo not answering) is the request's, never a way past the lists.
+        const node = await deps.reader.resolve(cid, path.slice(0, depth)).catch((err: unknown) => {
+          if (err instanceof NotFoundError) return undefined
+          throw err
+        })
         if (node === undefined) {
-          // Not a UnixFS path held here. Through dag-cbor or dag-json, the trustless handlers follow it block by block: every CID on the way is checked.
-          const ipld = await resolvePath(deps.backend, cid, path).catch(() => undefined)
-          if (ipld !== undefined) {
-            const along = [...ipld.roots, ipld.terminal.cid]
-            if (along.some((on) => suspended?.has(on) === true)) throw new ContentBlockedError('this content is not served: the operator of this node disabled the identity that uploaded it')
-            blocked = along.map((on) => denylist?.checkCid(on)).find((rule) => rule !== undefined)
-            break
-          }
+          // Not a UnixFS path held here. The trustless handlers resolve paths themselves (through dag-cbor and
+          // dag-json too) and pass every CID they reach, along the path and below it, through the same gate.
           // Not held. Content a list took down is gone, whatever path asks for it; anything else is the handlers' 404.
           if (await deps.takenDown?.(cid.toString()) === true) throw new ContentBlockedError('this content was taken down on this node by its operator')
           break
@@ -180,7 +185,7 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
   }
 
   // Formats (raw, CAR, tar, codecs), only-if-cached, index.html; the default answer falls through.
-  router.get('/ipfs/:cid{/*path}', trustlessGateway(deps))
+  router.get('/ipfs/:cid{/*path}', trustlessGateway({ ...deps, gate }))
 
   router.get('/ipfs/:cid{/*path}', async (req: Request, res: Response) => {
     const params = req.params as { cid: string, path?: string[] }
