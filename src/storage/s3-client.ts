@@ -190,6 +190,7 @@ export class S3Client {
       for (const item of contents) yield { key: String(item.Key), size: Number(item.Size), lastModified: new Date(item.LastModified) }
       if (result.IsTruncated !== 'true') return
       if (result.NextContinuationToken !== undefined && result.NextContinuationToken !== '') {
+        if (result.NextContinuationToken === token) throw new S3Error('S3 answered the same continuation token twice: the listing would not end', answer.status)
         token = result.NextContinuationToken
       } else if (last !== undefined) {
         token = undefined

@@ -113,6 +113,8 @@ describe('S3Client against answers real stores give', () => {
     script = (_asked, res) => { res.writeHead(200).end(page(['p/a', 'p/b'], '<IsTruncated>true</IsTruncated>')) }
     await expect((async () => { for await (const item of s3.listObjects('p/')) keys.push(item.key) })()).rejects.toThrow(/do not follow it: it pages neither/)
     expect(asked).toHaveLength(2)
+    script = (_asked, res) => { res.writeHead(200).end(page(['p/a'], '<IsTruncated>true</IsTruncated><NextContinuationToken>same</NextContinuationToken>')) }
+    await expect((async () => { for await (const item of s3.listObjects('p/')) keys.push(item.key) })()).rejects.toThrow(/same continuation token twice/)
     s3.close()
   })
 })
