@@ -27,6 +27,12 @@ export interface ByteWindow {
   offset: number
   length: number
   signal?: AbortSignal
+  /**
+   * Asked of every block the window's bytes come from (each node and leaf
+   * below the file's root) before any is read: throws for content this node
+   * does not serve, as a blocked block fails under Kubo's NOpfs.
+   */
+  gate?: (cid: CID) => void
 }
 
 /**

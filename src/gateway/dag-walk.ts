@@ -30,6 +30,22 @@ export interface ResolvedPath {
  */
 export type Gate = (cid: CID) => void
 
+/**
+ * Lets every block of a file through `gate`: its root, and the links of each
+ * inner dag-pb node, leaves included (only inner nodes are read). For
+ * answers whose bytes are read elsewhere (a tar from the node's own reader).
+ */
+export async function gateFileBlocks (source: BlockGetter, cid: CID, gate: Gate, signal?: AbortSignal): Promise<void> {
+  gate(cid)
+  if (cid.code !== dagPb.code) return
+  const node = dagPb.decode((await fetchBlock(source, cid, signal)).bytes)
+  for (const link of node.Links) {
+    signal?.throwIfAborted()
+    if (link.Hash.code === dagPb.code) await gateFileBlocks(source, link.Hash, gate, signal)
+    else gate(link.Hash)
+  }
+}
+
 /** Blocks read ahead of the one being written: bounded memory, and Kubo's per-block round trips overlap. */
 const READ_AHEAD = 8
 

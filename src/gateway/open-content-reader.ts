@@ -27,11 +27,21 @@ export function openContentReader (backend: IpfsBackend, options: { cacheBytes: 
   if (options.ipfsGatewayUrl !== undefined) {
     const gateway = httpGatewayBytes(options.ipfsGatewayUrl)
     // A small file's block came with its resolution and is cached: Kubo is not asked for it again.
-    // So is a symlink's target, which Kubo will not `cat`.
-    const writeTo: ContentReader['writeTo'] = async (node, window, out) => { await (unixfs.holds(node) ? unixfs.writeTo(node, window, out) : gateway.writeTo(node, window, out)) }
-    const read: ContentReader['read'] = (node, window) => unixfs.holds(node) ? unixfs.read(node, window) : gateway.read(node, window)
+    // So is a symlink's target, which Kubo will not `cat`. Bytes Kubo sends are let through the gate block by block first.
+    const writeTo: ContentReader['writeTo'] = async (node, window, out) => {
+      if (unixfs.holds(node)) { await unixfs.writeTo(node, window, out); return }
+      await unixfs.checkWindow(node, window)
+      await gateway.writeTo(node, window, out)
+    }
+    const read: ContentReader['read'] = (node, window) => unixfs.holds(node) ? unixfs.read(node, window) : checkedFirst(unixfs, node, window, gateway.read)
     return { resolve, list, forget, onForget, read, writeTo }
   }
-  const read: ContentReader['read'] = (node, window) => unixfs.holds(node) ? unixfs.read(node, window) : backend.read(node.cid, [], window)
+  const read: ContentReader['read'] = (node, window) => unixfs.holds(node) ? unixfs.read(node, window) : checkedFirst(unixfs, node, window, (n, w) => backend.read(n.cid, [], w))
   return { resolve, list, forget, onForget, read, writeTo: async (node, window, out) => { await writeChunks(read(node, window), out, 1024 * 1024) } }
+}
+
+/** `read`'s bytes once every block of the window passed the gate (a reader that reads elsewhere never sees the blocks). */
+async function * checkedFirst (unixfs: UnixfsReader, node: Parameters<ContentReader['read']>[0], window: Parameters<ContentReader['read']>[1], read: ContentReader['read']): AsyncIterable<Uint8Array> {
+  await unixfs.checkWindow(node, window)
+  yield * read(node, window)
 }

@@ -65,6 +65,8 @@ interface GatewayRequest {
   path: string[]
   negotiated: Negotiated
   signal: AbortSignal
+  /** What every CID the answer reaches must pass while a list or a suspension is in force. */
+  gate: Gate | undefined
 }
 
 /**
@@ -74,8 +76,8 @@ interface GatewayRequest {
  * `?filename=`/`?download=`, a directory's index.html. The default answer
  * (a file's bytes, a listing) is left to the next handler.
  */
-export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentReader, gate?: Gate }): RequestHandler {
-  const { backend, reader, gate } = deps
+export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentReader, gate?: () => Gate | undefined }): RequestHandler {
+  const { backend, reader } = deps
 
   async function serve (req: Request, res: Response, next: NextFunction): Promise<void> {
     const params = req.params as { cid: string, path?: string[] }
@@ -86,7 +88,7 @@ export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentR
 
     if (req.get('Cache-Control')?.trim().toLowerCase() === 'only-if-cached') {
       // Held means: the path resolves from blocks this node has, without asking anyone.
-      const held = await resolvePath(backend, root, path, abort.signal).then(() => true, (err: unknown) => {
+      const held = await resolvePath(backend, root, path, abort.signal, deps.gate?.()).then(() => true, (err: unknown) => {
         if (err instanceof NotFoundError) return false
         throw err
       })
@@ -96,7 +98,7 @@ export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentR
 
     const negotiated = negotiateFormat(req)
     res.vary('Accept')
-    const request: GatewayRequest = { root, rootText: params.cid, path, negotiated, signal: abort.signal }
+    const request: GatewayRequest = { root, rootText: params.cid, path, negotiated, signal: abort.signal, gate: deps.gate?.() }
     if (negotiated.fromAccept) res.setHeader('Content-Location', contentLocation(req, negotiated))
 
     switch (negotiated.format) {
@@ -136,7 +138,7 @@ export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentR
     if (filename !== undefined && filename !== '') res.setHeader('Content-Disposition', contentDisposition(queryValue(req, 'download') === 'true' ? 'attachment' : 'inline', filename))
     // A JSON or CBOR document by CID, or by a path through one to another: its bytes, typed by its codec.
     if (CODEC_TYPES.has(request.root.code)) {
-      const terminal = request.path.length === 0 ? request.root : (await resolvePath(backend, request.root, request.path, request.signal, gate)).terminal.cid
+      const terminal = request.path.length === 0 ? request.root : (await resolvePath(backend, request.root, request.path, request.signal, request.gate)).terminal.cid
       if (CODEC_TYPES.has(terminal.code)) { await serveCodec(req, res, next, request); return }
     }
     // A directory with an index.html is served as that page (the next handler keeps its rules for documents).
@@ -165,16 +167,16 @@ export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentR
     setCommon(res, request, etag)
     // The ETag names the request, not what it resolves to: a match needs no block.
     if (ifNoneMatch(req.headers['if-none-match'], etag)) { sendNotModified(res); return }
-    const resolved = await resolvePath(backend, request.root, request.path, request.signal, gate)
+    const resolved = await resolvePath(backend, request.root, request.path, request.signal, request.gate)
     setCommon(res, request, etag, resolved)
     res.setHeader('Accept-Ranges', 'none')
     res.setHeader('Content-Type', carContentType(params))
     if (req.method === 'HEAD') { res.end(); return }
-    await stream(res, Readable.from(carV1([resolved.terminal.cid], carBlocks(backend, resolved, params, request.signal, gate))), request.signal)
+    await stream(res, Readable.from(carV1([resolved.terminal.cid], carBlocks(backend, resolved, params, request.signal, request.gate))), request.signal)
   }
 
   async function serveRaw (req: Request, res: Response, request: GatewayRequest): Promise<void> {
-    const resolved = await resolvePath(backend, request.root, request.path, request.signal, gate)
+    const resolved = await resolvePath(backend, request.root, request.path, request.signal, request.gate)
     const { cid, bytes } = resolved.terminal
     const etag = `"${cid.toString()}.raw"`
     res.setHeader('Content-Disposition', contentDisposition('attachment', queryValue(req, 'filename') ?? `${cid.toString()}.bin`))
@@ -204,7 +206,7 @@ export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentR
   }
 
   async function serveTar (req: Request, res: Response, request: GatewayRequest): Promise<void> {
-    const resolved = await resolvePath(backend, request.root, request.path, request.signal, gate)
+    const resolved = await resolvePath(backend, request.root, request.path, request.signal, request.gate)
     const target = resolved.terminal.cid
     const etag = `W/"${target.toString()}.x-tar"`
     setCommon(res, request, etag, resolved)
@@ -215,13 +217,13 @@ export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentR
     res.setHeader('Content-Disposition', contentDisposition('attachment', queryValue(req, 'filename') ?? `${target.toString()}.tar`))
     res.setHeader('Content-Type', RESPONSE_FORMATS.tar)
     if (req.method === 'HEAD') { res.end(); return }
-    await checkTarNames(backend, root, request.signal, gate)
-    await stream(res, tarStream(backend, root, request.signal, gate) as unknown as AsyncIterable<Uint8Array>, request.signal)
+    await checkTarNames(backend, root, request.signal, request.gate)
+    await stream(res, tarStream(backend, root, request.signal, request.gate) as unknown as AsyncIterable<Uint8Array>, request.signal)
   }
 
   /** IPLD documents (boxo's renderCodec, without codec conversion: IPIP-524). */
   async function serveCodec (req: Request, res: Response, next: NextFunction, request: GatewayRequest): Promise<void> {
-    const resolved = await resolvePath(backend, request.root, request.path, request.signal, gate)
+    const resolved = await resolvePath(backend, request.root, request.path, request.signal, request.gate)
     const { cid, bytes } = resolved.terminal
     const format = request.negotiated.format
     let type: string

@@ -220,8 +220,9 @@ export class UnixfsReader implements ContentReader {
 
   /** The window of a resolved file as parts: bytes the nodes hold, and the raw leaves that hold the rest. */
   async * #parts (node: ResolvedNode, window: ByteWindow): AsyncGenerator<Part> {
-    const { offset, length, signal } = window
+    const { offset, length, signal, gate } = window
     const end = offset + length
+    gate?.(node.cid)
     const decoded = await this.#decode(node.cid, signal)
     if (decoded.kind === 'raw') {
       if (decoded.bytes !== undefined) yield * slice(decoded.bytes, 0, offset, end)
@@ -229,7 +230,17 @@ export class UnixfsReader implements ContentReader {
       return
     }
     if (decoded.kind !== 'file') throw notFound(`a file at ${node.cid.toString()}`)
-    yield * this.#walk(decoded.node, decoded.unixfs, 0, offset, end, signal)
+    yield * this.#walk(decoded.node, decoded.unixfs, 0, offset, end, signal, gate)
+  }
+
+  /**
+   * Lets every block of the window through `window.gate` without reading
+   * the leaves: for readers whose bytes come from elsewhere (Kubo's gateway
+   * or `cat`), before their first byte. Reads the file's inner nodes.
+   */
+  async checkWindow (node: ResolvedNode, window: ByteWindow): Promise<void> {
+    if (window.gate === undefined || window.length <= 0) return
+    for await (const part of this.#parts(node, window)) void part
   }
 
   /**
@@ -238,7 +249,7 @@ export class UnixfsReader implements ContentReader {
    * records, never read. Raw leaves are left to the caller to read; dag-pb
    * children are read here, a few ahead.
    */
-  async * #walk (node: dagPb.PBNode, unixfs: UnixFS, nodeStart: number, start: number, end: number, signal?: AbortSignal): AsyncGenerator<Part> {
+  async * #walk (node: dagPb.PBNode, unixfs: UnixFS, nodeStart: number, start: number, end: number, signal?: AbortSignal, gate?: (cid: CID) => void): AsyncGenerator<Part> {
     let position = nodeStart
     if (unixfs.data !== undefined && unixfs.data.length > 0) {
       yield * slice(unixfs.data, position, start, end)
@@ -253,6 +264,8 @@ export class UnixfsReader implements ContentReader {
       if (position > start && childStart < end) wanted.push({ cid: link.Hash, start: childStart, size })
       if (position >= end) break
     }
+    // Every block the window reads, before any of them is: a refusal leaves nothing of this node's part sent.
+    if (gate !== undefined) for (const child of wanted) gate(child.cid)
     const nodes = wanted.filter((child) => child.cid.code !== raw.code)
     const pending: Array<Promise<Uint8Array>> = []
     let next = 0
@@ -269,7 +282,7 @@ export class UnixfsReader implements ContentReader {
         pending.push(read)
       }
       const childNode = dagPb.decode(await (pending.shift() as Promise<Uint8Array>))
-      yield * this.#walk(childNode, unixfsOf(childNode, child.cid), child.start, start, end, signal)
+      yield * this.#walk(childNode, unixfsOf(childNode, child.cid), child.start, start, end, signal, gate)
     }
   }
 

@@ -99,6 +99,14 @@ for (const backend of appBackends()) {
         await t.request.get(`/ipfs/${holder}?format=tar`).expect(410)
         const car = await t.request.get(`/ipfs/${holder}?format=car`).buffer(true).parse(asBytes).then((res) => res.body as Buffer, () => Buffer.alloc(0))
         expect(car.includes(bytes)).toBe(false)
+        // A file whose leaf it is (no block needed: an identity CID), served whole, by range, as tar, as a directory's index page.
+        const fileOf = (leaf: CID, size: number): CID => CID.create(1, dagPb.code, identity.digest(dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'file', blockSizes: [BigInt(size)] }).marshal(), Links: [{ Name: '', Hash: leaf, Tsize: size }] }))))
+        const file = fileOf(held, bytes.length)
+        for (const headers of [{}, { Range: 'bytes=0-4' }, { 'Cache-Control': 'only-if-cached' }]) await t.request.get(`/ipfs/${file.toString()}`).set(headers).expect(410)
+        await t.request.get(`/ipfs/${file.toString()}?format=tar`).expect(410)
+        await t.request.get(`/ipfs/${dirOf([['index.html', held]])}/`).expect(410)
+        await t.request.get(`/ipfs/${dirOf([['index.html', file]])}/`).expect(410)
+        await t.request.get(`/ipfs/${dirOf([['f', file]])}/f`).expect(410)
         // Two links of one name: each handler is checked on the link it follows.
         const clean = CID.create(1, raw.code, identity.digest(Buffer.from('clean')))
         await t.request.get(`/ipfs/${dirOf([['f', held], ['f', clean]])}/f?format=raw`).expect(410)

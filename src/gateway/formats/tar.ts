@@ -3,7 +3,7 @@ import { pack, type Pack } from 'tar-stream'
 import type { CID } from 'multiformats/cid'
 import { BadRequestError } from '../../errors.ts'
 import type { IpfsBackend } from '../../ipfs/ipfs-backend.ts'
-import type { Gate } from '../dag-walk.ts'
+import { gateFileBlocks, type Gate } from '../dag-walk.ts'
 
 type TreeReader = Pick<IpfsBackend, 'stat' | 'read' | 'list'>
 
@@ -40,13 +40,16 @@ export async function tarRoot (backend: TreeReader, cid: CID): Promise<TarEntry>
 }
 
 /**
- * Walks the tree's directories once to check every name and CID, before an
- * answer is sent: a name leading out of the folder is then a 400, not a tar
- * cut short. Reads directory nodes only; holds nothing.
+ * Walks the tree once to check every name and CID, before an answer is
+ * sent: a name leading out of the folder is then a 400, not a tar cut
+ * short. Reads directory nodes (and, with a gate, files' inner nodes, not
+ * their leaves); holds nothing.
  */
-export async function checkTarNames (backend: TreeReader, root: TarEntry, signal?: AbortSignal, gate?: Gate): Promise<void> {
-  // Every entry through the gate too: refused content is a 410 before the first byte, not a tar cut short.
-  for await (const entry of entries(backend, root, root.name, signal, gate)) void entry
+export async function checkTarNames (backend: TreeReader & Pick<IpfsBackend, 'getBlock'>, root: TarEntry, signal?: AbortSignal, gate?: Gate): Promise<void> {
+  // Every entry, and every block of each file, through the gate too: refused content is a 410 before the first byte, not a tar cut short.
+  for await (const entry of entries(backend, root, root.name, signal, gate)) {
+    if (gate !== undefined && entry.type === 'file') await gateFileBlocks(backend, entry.cid, gate, signal)
+  }
 }
 
 /**

@@ -9,6 +9,7 @@ import { byteRange, ifNoneMatch, ifRangeAllows, sendNotModified } from '../byte-
 import { isIdentity, parseCid } from '../cid-param.ts'
 import { formatBytes } from '../format.ts'
 import { trustlessGateway } from '../../gateway/trustless-gateway.ts'
+import type { Gate } from '../../gateway/dag-walk.ts'
 import { contentDisposition, contentTypeFor, isPassive, SNIFF_BYTES, sniffContentType } from '../content-types.ts'
 import { extensionOf } from '../../assets/asset-kinds.ts'
 
@@ -123,7 +124,7 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
     const head = Buffer.allocUnsafe(length)
     let filled = 0
     try {
-      for await (const chunk of deps.reader.read(node, { offset: 0, length })) {
+      for await (const chunk of deps.reader.read(node, { offset: 0, length, gate: gateNow() })) {
         head.set(chunk.subarray(0, length - filled), filled)
         filled += chunk.byteLength
         if (filled >= length) break
@@ -155,6 +156,8 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
         const blocked = denylist === undefined || denylist.empty ? undefined : denylist.checkCid(cid)
         if (blocked !== undefined) throw new ContentBlockedError('this content is blocked on this node by its operator', blocked.rule.status)
       }
+  /** The gate while a list or a suspension is in force; none otherwise, so no answer walks a file's blocks for nothing. */
+  const gateNow = (): Gate | undefined => (denylist === undefined || denylist.empty) && (suspended === undefined || suspended.empty) ? undefined : gate
   if (denylist !== undefined || suspended !== undefined) {
     router.get('/ipfs/:cid{/*path}', async (req: Request, _res: Response, next) => {
       const params = req.params as { cid: string, path?: string[] }
@@ -185,7 +188,7 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
   }
 
   // Formats (raw, CAR, tar, codecs), only-if-cached, index.html; the default answer falls through.
-  router.get('/ipfs/:cid{/*path}', trustlessGateway({ ...deps, gate }))
+  router.get('/ipfs/:cid{/*path}', trustlessGateway({ ...deps, gate: gateNow }))
 
   router.get('/ipfs/:cid{/*path}', async (req: Request, res: Response) => {
     const params = req.params as { cid: string, path?: string[] }
@@ -195,6 +198,12 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
     const node = await deps.reader.resolve(cid, path)
     // A directory served through its index.html (the trustless handler pointed the URL at it) is named by the directory, as boxo does.
     const indexOf = res.locals.indexOf as string[] | undefined
+    // A directory's index.html was found after the lists' walk, which saw the directory: the page is checked here, as its own path.
+    if (indexOf !== undefined) {
+      const rule = denylist === undefined || denylist.empty ? undefined : denylist.checkPath(cid, path) ?? denylist.checkCid(node.cid)
+      if (rule !== undefined) throw new ContentBlockedError('this content is blocked on this node by its operator', rule.rule.status)
+      gateNow()?.(node.cid)
+    }
     const named = indexOf === undefined ? node : await deps.reader.resolve(cid, indexOf)
     res.setHeader('X-Ipfs-Roots', await rootsAlong(cid, indexOf ?? path, named))
 
@@ -252,7 +261,7 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
     const abort = new AbortController()
     res.once('close', () => { abort.abort() })
     try {
-      await deps.reader.writeTo(node, { offset: start, length, signal: abort.signal }, res)
+      await deps.reader.writeTo(node, { offset: start, length, signal: abort.signal, gate: gateNow() }, res)
     } catch (err) {
       // A client that goes away mid-file is not an error of ours.
       if (abort.signal.aborted) return
