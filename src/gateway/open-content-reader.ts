@@ -29,19 +29,24 @@ export function openContentReader (backend: IpfsBackend, options: { cacheBytes: 
     // A small file's block came with its resolution and is cached: Kubo is not asked for it again.
     // So is a symlink's target, which Kubo will not `cat`. Bytes Kubo sends are let through the gate block by block first.
     const writeTo: ContentReader['writeTo'] = async (node, window, out) => {
-      if (unixfs.holds(node)) { await unixfs.writeTo(node, window, out); return }
+      if (await unixfs.inline(node, window.signal)) { await unixfs.writeTo(node, window, out); return }
       await unixfs.checkWindow(node, window)
       await gateway.writeTo(node, window, out)
     }
-    const read: ContentReader['read'] = (node, window) => unixfs.holds(node) ? unixfs.read(node, window) : checkedFirst(unixfs, node, window, gateway.read)
+    const read: ContentReader['read'] = (node, window) => elsewhere(unixfs, node, window, gateway.read)
     return { resolve, list, forget, onForget, read, writeTo }
   }
-  const read: ContentReader['read'] = (node, window) => unixfs.holds(node) ? unixfs.read(node, window) : checkedFirst(unixfs, node, window, (n, w) => backend.read(n.cid, [], w))
+  const read: ContentReader['read'] = (node, window) => elsewhere(unixfs, node, window, (n, w) => backend.read(n.cid, [], w))
   return { resolve, list, forget, onForget, read, writeTo: async (node, window, out) => { await writeChunks(read(node, window), out, 1024 * 1024) } }
 }
 
-/** `read`'s bytes once every block of the window passed the gate (a reader that reads elsewhere never sees the blocks). */
-async function * checkedFirst (unixfs: UnixfsReader, node: Parameters<ContentReader['read']>[0], window: Parameters<ContentReader['read']>[1], read: ContentReader['read']): AsyncIterable<Uint8Array> {
+/**
+ * A file's bytes read elsewhere (`read`: Kubo's gateway or `cat`), once every
+ * block of the window passed the gate, which such a reader never sees; bytes
+ * the node holds itself (a small raw block, a symlink) from the node.
+ */
+async function * elsewhere (unixfs: UnixfsReader, node: Parameters<ContentReader['read']>[0], window: Parameters<ContentReader['read']>[1], read: ContentReader['read']): AsyncIterable<Uint8Array> {
+  if (await unixfs.inline(node, window.signal)) { yield * unixfs.read(node, window); return }
   await unixfs.checkWindow(node, window)
   yield * read(node, window)
 }

@@ -164,6 +164,18 @@ export class UnixfsReader implements ContentReader {
     return decoded?.kind === 'raw' && decoded.bytes !== undefined
   }
 
+  /**
+   * Whether a file's bytes are its node's own (a small raw block, a
+   * symlink's target): from the cache, else by decoding the node again. A
+   * reader that sends other files' bytes from elsewhere (Kubo's gateway or
+   * `cat`, which refuses a symlink) serves these from here.
+   */
+  async inline (node: ResolvedNode, signal?: AbortSignal): Promise<boolean> {
+    if (this.holds(node)) return true
+    const decoded = await this.#decode(node.cid, signal)
+    return decoded.kind === 'raw' && decoded.bytes !== undefined
+  }
+
   async writeTo (node: ResolvedNode, window: ByteWindow, out: Writable): Promise<void> {
     const { length, signal } = window
     if (length <= 0) return

@@ -2,7 +2,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable, Writable } from 'node:stream'
+import * as dagPb from '@ipld/dag-pb'
+import { UnixFS } from 'ipfs-unixfs'
 import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { NotFoundError } from '../../src/errors.ts'
 import { BlockFiles } from '../../src/gateway/block-files.ts'
@@ -97,6 +100,45 @@ describe.skipIf(kuboBin === '')('the gateway reader over Kubo', () => {
     } finally {
       await rm(other, { recursive: true, force: true })
     }
+  })
+
+  it.each([
+    ['Kubo\'s flatfs files', 'files'],
+    ['Kubo\'s private gateway', 'gateway'],
+    ['the RPC API\'s cat', 'rpc']
+  ])('through %s, without a cache: a symlink is served from its node (Kubo will not cat one), and the gate sees every block before a byte', async (_how, via) => {
+    const reader = openContentReader(backend, {
+      cacheBytes: 0,
+      ipfsGatewayUrl: via === 'gateway' ? kubo.gatewayUrl : undefined,
+      ipfsBlocksDir: via === 'files' ? join(kubo.repo, 'blocks') : undefined
+    })
+    const linkBytes = dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'symlink', data: Buffer.from('target/path') }).marshal(), Links: [] }))
+    const link = CID.create(1, dagPb.code, await sha256.digest(linkBytes))
+    const lease = await backend.openLease()
+    try {
+      await backend.putBlocks([{ cid: link, bytes: linkBytes }], { lease })
+      const node = await reader.resolve(link, [])
+      expect((await collect(reader.read(node, { offset: 0, length: node.size }))).toString()).toBe('target/path')
+      const out: Buffer[] = []
+      await reader.writeTo(node, { offset: 0, length: node.size }, new Writable({ write (chunk: Buffer, _enc, done) { out.push(chunk); done() } }))
+      // A small answer is corked with its head and goes out on the next tick.
+      await new Promise((resolve) => setImmediate(resolve))
+      expect(Buffer.concat(out).toString()).toBe('target/path')
+    } finally {
+      await lease.discard()
+    }
+    // The big file's second leaf refused: nothing is read, and no byte is handed on.
+    const file = await reader.resolve(root, ['big.bin'])
+    const seen: string[] = []
+    let refused = ''
+    const gate = (cid: CID): void => {
+      seen.push(cid.toString())
+      if (seen.length === 3) { refused = cid.toString(); throw new NotFoundError('refused by the test') }
+    }
+    const written: Buffer[] = []
+    await expect(reader.writeTo(file, { offset: 0, length: data.length, gate }, new Writable({ write (chunk: Buffer, _enc, done) { written.push(chunk); done() } }))).rejects.toThrow(/refused by the test/)
+    expect(refused).not.toBe('')
+    expect(written).toEqual([])
   })
 
   it('answers a CID Kubo\'s gateway does not hold as not found, never fetching it', async () => {
