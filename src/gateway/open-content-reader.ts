@@ -1,6 +1,6 @@
 import type { IpfsBackend } from '../ipfs/ipfs-backend.ts'
 import { BlockFiles } from './block-files.ts'
-import type { ContentReader } from './content-reader.ts'
+import type { ByteWindow, ContentReader, ResolvedNode } from './content-reader.ts'
 import { writeChunks } from './flow-writer.ts'
 import { httpGatewayBytes } from './http-gateway-bytes.ts'
 import { UnixfsReader } from './unixfs-reader.ts'
@@ -29,9 +29,7 @@ export function openContentReader (backend: IpfsBackend, options: { cacheBytes: 
     // A small file's block came with its resolution and is cached: Kubo is not asked for it again.
     // So is a symlink's target, which Kubo will not `cat`. Bytes Kubo sends are let through the gate block by block first.
     const writeTo: ContentReader['writeTo'] = async (node, window, out) => {
-      if (await unixfs.inline(node, window.signal)) { await unixfs.writeTo(node, window, out); return }
-      await unixfs.checkWindow(node, window)
-      await gateway.writeTo(node, window, out)
+      await ((await fromNode(unixfs, node, window)) ? unixfs.writeTo(node, window, out) : gateway.writeTo(node, window, out))
     }
     const read: ContentReader['read'] = (node, window) => elsewhere(unixfs, node, window, gateway.read)
     return { resolve, list, forget, onForget, read, writeTo }
@@ -41,12 +39,18 @@ export function openContentReader (backend: IpfsBackend, options: { cacheBytes: 
 }
 
 /**
- * A file's bytes read elsewhere (`read`: Kubo's gateway or `cat`), once every
- * block of the window passed the gate, which such a reader never sees; bytes
- * the node holds itself (a small raw block, a symlink) from the node.
+ * For readers whose bytes come from elsewhere (Kubo's gateway or `cat`):
+ * true when the node holds its bytes itself (a small raw block, a symlink,
+ * which Kubo will not `cat`) and serves them; else false, once every block of
+ * the window passed the gate, which such a reader never sees.
  */
-async function * elsewhere (unixfs: UnixfsReader, node: Parameters<ContentReader['read']>[0], window: Parameters<ContentReader['read']>[1], read: ContentReader['read']): AsyncIterable<Uint8Array> {
-  if (await unixfs.inline(node, window.signal)) { yield * unixfs.read(node, window); return }
+async function fromNode (unixfs: UnixfsReader, node: ResolvedNode, window: ByteWindow): Promise<boolean> {
+  if (await unixfs.inline(node, window.signal)) return true
   await unixfs.checkWindow(node, window)
-  yield * read(node, window)
+  return false
+}
+
+/** `read`'s bytes, or the node's own, as `fromNode` decides. */
+async function * elsewhere (unixfs: UnixfsReader, node: ResolvedNode, window: ByteWindow, read: ContentReader['read']): AsyncIterable<Uint8Array> {
+  yield * ((await fromNode(unixfs, node, window)) ? unixfs.read(node, window) : read(node, window))
 }

@@ -138,8 +138,8 @@ export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentR
     if (filename !== undefined && filename !== '') res.setHeader('Content-Disposition', contentDisposition(queryValue(req, 'download') === 'true' ? 'attachment' : 'inline', filename))
     // A JSON or CBOR document by CID, or by a path through one to another: its bytes, typed by its codec.
     if (CODEC_TYPES.has(request.root.code)) {
-      const terminal = request.path.length === 0 ? request.root : (await resolvePath(backend, request.root, request.path, request.signal, request.gate)).terminal.cid
-      if (CODEC_TYPES.has(terminal.code)) { await serveCodec(req, res, next, request); return }
+      const resolved = await resolvePath(backend, request.root, request.path, request.signal, request.gate)
+      if (CODEC_TYPES.has(resolved.terminal.cid.code)) { await serveCodec(req, res, next, request, resolved); return }
     }
     // A directory with an index.html is served as that page (the next handler keeps its rules for documents).
     if (req.path.endsWith('/')) {
@@ -218,12 +218,12 @@ export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentR
     res.setHeader('Content-Type', RESPONSE_FORMATS.tar)
     if (req.method === 'HEAD') { res.end(); return }
     await checkTarNames(backend, root, request.signal, request.gate)
-    await stream(res, tarStream(backend, root, request.signal, request.gate) as unknown as AsyncIterable<Uint8Array>, request.signal)
+    await stream(res, tarStream(backend, root, request.signal) as unknown as AsyncIterable<Uint8Array>, request.signal)
   }
 
   /** IPLD documents (boxo's renderCodec, without codec conversion: IPIP-524). */
-  async function serveCodec (req: Request, res: Response, next: NextFunction, request: GatewayRequest): Promise<void> {
-    const resolved = await resolvePath(backend, request.root, request.path, request.signal, request.gate)
+  async function serveCodec (req: Request, res: Response, next: NextFunction, request: GatewayRequest, known?: ResolvedPath): Promise<void> {
+    const resolved = known ?? await resolvePath(backend, request.root, request.path, request.signal, request.gate)
     const { cid, bytes } = resolved.terminal
     const format = request.negotiated.format
     let type: string

@@ -38,16 +38,16 @@ describe.skipIf(kuboBin === '')('the gateway reader over Kubo', () => {
   })
   afterAll(async () => { await backend.close(); await kubo.stop() })
 
-  it.each([
-    ['Kubo\'s flatfs files', 'files'],
-    ['Kubo\'s private gateway', 'gateway'],
-    ['the RPC API\'s cat', 'rpc']
-  ])('reads whole files and ranges across blocks through %s, and lists from links', async (_how, via) => {
-    const reader = openContentReader(backend, {
-      cacheBytes: 1024 * 1024,
-      ipfsGatewayUrl: via === 'gateway' ? kubo.gatewayUrl : undefined,
-      ipfsBlocksDir: via === 'files' ? join(kubo.repo, 'blocks') : undefined
-    })
+  /** The three ways the gateway reads Kubo's bytes: its flatfs files, its private gateway, its RPC `cat`. */
+  const VIA = [['Kubo\'s flatfs files', 'files'], ['Kubo\'s private gateway', 'gateway'], ['the RPC API\'s cat', 'rpc']] as const
+  const readerVia = (via: (typeof VIA)[number][1], cacheBytes: number): ReturnType<typeof openContentReader> => openContentReader(backend, {
+    cacheBytes,
+    ipfsGatewayUrl: via === 'gateway' ? kubo.gatewayUrl : undefined,
+    ipfsBlocksDir: via === 'files' ? join(kubo.repo, 'blocks') : undefined
+  })
+
+  it.each(VIA)('reads whole files and ranges across blocks through %s, and lists from links', async (_how, via) => {
+    const reader = readerVia(via, 1024 * 1024)
     const file = await reader.resolve(root, ['big.bin'])
     expect(file).toMatchObject({ type: 'file', size: data.length })
     expect(Buffer.compare(await collect(reader.read(file, { offset: 0, length: data.length })), data)).toBe(0)
@@ -102,16 +102,8 @@ describe.skipIf(kuboBin === '')('the gateway reader over Kubo', () => {
     }
   })
 
-  it.each([
-    ['Kubo\'s flatfs files', 'files'],
-    ['Kubo\'s private gateway', 'gateway'],
-    ['the RPC API\'s cat', 'rpc']
-  ])('through %s, without a cache: a symlink is served from its node (Kubo will not cat one), and the gate sees every block before a byte', async (_how, via) => {
-    const reader = openContentReader(backend, {
-      cacheBytes: 0,
-      ipfsGatewayUrl: via === 'gateway' ? kubo.gatewayUrl : undefined,
-      ipfsBlocksDir: via === 'files' ? join(kubo.repo, 'blocks') : undefined
-    })
+  it.each(VIA)('through %s, without a cache: a symlink is served from its node (Kubo will not cat one), and the gate sees every block before a byte', async (_how, via) => {
+    const reader = readerVia(via, 0)
     const linkBytes = dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'symlink', data: Buffer.from('target/path') }).marshal(), Links: [] }))
     const link = CID.create(1, dagPb.code, await sha256.digest(linkBytes))
     const lease = await backend.openLease()

@@ -54,13 +54,14 @@ export async function checkTarNames (backend: TreeReader & Pick<IpfsBackend, 'ge
 
 /**
  * `?format=tar`: the file or directory as a tar named by its CID, as boxo
- * writes it; each file's length read from its node just before its bytes,
- * which are streamed in, one file at a time.
+ * writes it, once `checkTarNames` let every name and block through; each
+ * file's length read from its node just before its bytes, which are
+ * streamed in, one file at a time.
  */
-export function tarStream (backend: TreeReader, root: TarEntry, signal?: AbortSignal, gate?: Gate): Pack {
+export function tarStream (backend: TreeReader, root: TarEntry, signal?: AbortSignal): Pack {
   const tar = pack()
   void (async () => {
-    for await (const entry of entries(backend, root, root.name, signal, gate)) {
+    for await (const entry of entries(backend, root, root.name, signal)) {
       if (entry.type === 'directory') {
         tar.entry({ name: `${entry.name}/`, type: 'directory', mode: 0o755, mtime: new Date(0) })
         continue

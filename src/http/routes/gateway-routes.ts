@@ -1,7 +1,7 @@
 import { Router, type ErrorRequestHandler, type Request, type Response } from 'express'
 import type { CID } from 'multiformats/cid'
 import { ContentBlockedError, HeimdallError, NotFoundError } from '../../errors.ts'
-import type { Denylist } from '../../denylist/denylist.ts'
+import type { BlockedBy, Denylist } from '../../denylist/denylist.ts'
 import type { IpfsBackend } from '../../ipfs/ipfs-backend.ts'
 import type { ContentReader, ResolvedNode } from '../../gateway/content-reader.ts'
 import { ByteLru } from '../../gateway/byte-lru.ts'
@@ -29,7 +29,7 @@ const NAME_ORDER = new Intl.Collator('en')
  * rendered once, not per request.
  */
 const LISTING_PAGES_BYTES = 8 * 1024 * 1024
-/** CIDs whose sniffed type is remembered. */
+/** CIDs whose sniffed type is remembered (each weighs 1 in its ByteLru). */
 const SNIFFED_TYPES = 10_000
 /** A generated listing's, as boxo's gateway sends it (gateway-conformance accepts only this or none). */
 const LISTING_CACHE_CONTROL = 'public, max-age=604800, stale-while-revalidate=2678400'
@@ -116,10 +116,12 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
    * CID): its first bytes are read once per CID (remembered, as they never
    * change); unreadable now, it is left unknown rather than failing the answer.
    */
-  const sniffedTypes = new Map<string, string | undefined>()
+  const sniffedTypes = new ByteLru<string>(SNIFFED_TYPES)
   async function sniffed (node: ResolvedNode): Promise<string | undefined> {
     const key = node.cid.toString()
-    if (sniffedTypes.has(key)) return sniffedTypes.get(key)
+    const known = sniffedTypes.get(key)
+    // '' remembers that the bytes showed no type.
+    if (known !== undefined) return known === '' ? undefined : known
     const length = Math.min(node.size, SNIFF_BYTES)
     const head = Buffer.allocUnsafe(length)
     let filled = 0
@@ -133,9 +135,7 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
       return undefined
     }
     const type = sniffContentType(head.subarray(0, Math.min(filled, length)), node.size <= length)
-    // Bounded: the oldest answer goes first.
-    if (sniffedTypes.size >= SNIFFED_TYPES) sniffedTypes.delete(sniffedTypes.keys().next().value ?? '')
-    sniffedTypes.set(key, type)
+    sniffedTypes.set(key, type ?? '', 1)
     return type
   }
 
@@ -148,25 +148,30 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
 
   // The operator's denylists, before anything is read for an answer: the request's path, then each node it resolves through.
   const { denylist, suspended } = deps
-  /** Every CID the trustless handlers reach: refused content is never written, whatever path or DAG leads to it. */
-  const gate = denylist === undefined && suspended === undefined
-    ? undefined
-    : (cid: CID): void => {
-        if (suspended?.has(cid) === true) throw new ContentBlockedError('this content is not served: the operator of this node disabled the identity that uploaded it')
-        const blocked = denylist === undefined || denylist.empty ? undefined : denylist.checkCid(cid)
-        if (blocked !== undefined) throw new ContentBlockedError('this content is blocked on this node by its operator', blocked.rule.status)
-      }
+  const refuseBlocked = (blocked: BlockedBy | undefined): void => {
+    if (blocked !== undefined) throw new ContentBlockedError('this content is blocked on this node by its operator', blocked.rule.status)
+  }
+  const refuseSuspended = (cid: CID): void => {
+    if (suspended?.has(cid) === true) throw new ContentBlockedError('this content is not served: the operator of this node disabled the identity that uploaded it')
+  }
+  /** One CID checked against the suspensions and the lists: every CID an answer reaches passes here, whatever path or DAG leads to it. */
+  const gate: Gate = (cid) => {
+    refuseSuspended(cid)
+    if (denylist !== undefined && !denylist.empty) refuseBlocked(denylist.checkCid(cid))
+  }
   /** The gate while a list or a suspension is in force; none otherwise, so no answer walks a file's blocks for nothing. */
   const gateNow = (): Gate | undefined => (denylist === undefined || denylist.empty) && (suspended === undefined || suspended.empty) ? undefined : gate
   if (denylist !== undefined || suspended !== undefined) {
     router.get('/ipfs/:cid{/*path}', async (req: Request, _res: Response, next) => {
+      const check = gateNow()
+      if (check === undefined) { next(); return }
       const params = req.params as { cid: string, path?: string[] }
       const cid = parseCid(params.cid)
-      if (suspended?.has(cid) === true) throw new ContentBlockedError('this content is not served: the operator of this node disabled the identity that uploaded it')
-      if ((denylist === undefined || denylist.empty) && (suspended === undefined || suspended.empty)) { next(); return }
+      // The root by the path rules (a list's exceptions below it apply), each node below by its CID.
+      refuseSuspended(cid)
       const path = (params.path ?? []).filter((segment) => segment !== '')
-      let blocked = denylist?.checkPath(cid, path)
-      for (let depth = 1; blocked === undefined && depth <= path.length; depth++) {
+      refuseBlocked(denylist?.checkPath(cid, path))
+      for (let depth = 1; depth <= path.length; depth++) {
         // Only "not there" ends the walk: any other failure (Kubo not answering) is the request's, never a way past the lists.
         const node = await deps.reader.resolve(cid, path.slice(0, depth)).catch((err: unknown) => {
           if (err instanceof NotFoundError) return undefined
@@ -179,10 +184,8 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
           if (await deps.takenDown?.(cid.toString()) === true) throw new ContentBlockedError('this content was taken down on this node by its operator')
           break
         }
-        if (suspended?.has(node.cid) === true) throw new ContentBlockedError('this content is not served: the operator of this node disabled the identity that uploaded it')
-        blocked = denylist?.checkCid(node.cid)
+        check(node.cid)
       }
-      if (blocked !== undefined) throw new ContentBlockedError('this content is blocked on this node by its operator', blocked.rule.status)
       next()
     })
   }
@@ -200,8 +203,7 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
     const indexOf = res.locals.indexOf as string[] | undefined
     // A directory's index.html was found after the lists' walk, which saw the directory: the page is checked here, as its own path.
     if (indexOf !== undefined) {
-      const rule = denylist === undefined || denylist.empty ? undefined : denylist.checkPath(cid, path) ?? denylist.checkCid(node.cid)
-      if (rule !== undefined) throw new ContentBlockedError('this content is blocked on this node by its operator', rule.rule.status)
+      if (denylist !== undefined && !denylist.empty) refuseBlocked(denylist.checkPath(cid, path))
       gateNow()?.(node.cid)
     }
     const named = indexOf === undefined ? node : await deps.reader.resolve(cid, indexOf)
