@@ -369,12 +369,19 @@ export class HeliaBackend implements IpfsBackend {
     await writer.flush()
   }
 
-  async pin (cid: CID, options: { signal?: AbortSignal } = {}): Promise<void> {
+  async pin (cid: CID, options: { signal?: AbortSignal, imported?: ImportLease } = {}): Promise<void> {
     if (await this.#pins.has(cid)) return
-    // The whole DAG must be here: the walk reads every dag-pb node and checks every raw leaf is present.
-    const keys: string[] = []
-    const walker = PIN_WALKER({ blockstore: this.#helia.blockstore, getCodec: this.#helia.getCodec })
-    for await (const node of walker.walk(cid, { ...OFFLINE, signal: options.signal })) keys.push(blockKey(node.block.cid))
+    // An import's own root: its lease wrote every block of the DAG (each one the importer made, or a CAR's whole checked
+    // tree), so those keys are what the pin reaches, and nothing is read back. Otherwise the whole DAG must be here: the
+    // walk reads every dag-pb node and checks every raw leaf is present.
+    let keys: Iterable<string> | undefined = options.imported === undefined ? undefined : this.#collector.importedKeys(options.imported, cid)
+    if (keys === undefined) {
+      const walked: string[] = []
+      const walker = PIN_WALKER({ blockstore: this.#helia.blockstore, getCodec: this.#helia.getCodec })
+      for await (const node of walker.walk(cid, { ...OFFLINE, signal: options.signal })) walked.push(blockKey(node.block.cid))
+      keys = walked
+    }
+    options.signal?.throwIfAborted()
     await this.#pins.add(cid)
     this.#collector.pinned(keys)
     this.#providing?.changed()

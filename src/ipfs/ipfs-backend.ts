@@ -107,8 +107,14 @@ export interface IpfsBackend {
   openLease: () => Promise<ImportLease>
   /** Removes every block no pin reaches and no lease holds. Never runs twice at once. */
   gc: (options?: { dryRun?: boolean }) => Promise<GcReport>
-  /** Recursively pins. Pinning something already pinned is not an error. */
-  pin: (cid: CID, options?: { signal?: AbortSignal }) => Promise<void>
+  /**
+   * Recursively pins. Pinning something already pinned is not an error.
+   * `imported`: the lease under which `cid`'s whole DAG was just imported
+   * (importTree's, or putBlocks' once the caller checked the tree complete);
+   * a backend may then take the lease's blocks for the DAG's rather than
+   * walk it again.
+   */
+  pin: (cid: CID, options?: { signal?: AbortSignal, imported?: ImportLease }) => Promise<void>
   /** Removes a recursive pin. Unpinning something not pinned is not an error. */
   unpin: (cid: CID) => Promise<void>
   isPinned: (cid: CID) => Promise<boolean>

@@ -256,6 +256,16 @@ export class SharedBlockCollector {
     }
   }
 
+  /**
+   * The keys `lease` holds (its blocks, and the names of its packs), when it
+   * is a live lease of this process whose writes include `root`: a superset
+   * of what a pin of an import's own root reaches, with no walk. Undefined
+   * otherwise.
+   */
+  importedKeys (lease: ImportLease, root: CID): ReadonlySet<string> | undefined {
+    return lease instanceof SharedLease && !lease.settled && lease.keys.has(blockKey(root)) ? lease.keys : undefined
+  }
+
   /** After a pin: its blocks stay reachable for discards until the next mark. */
   pinned (keys: Iterable<string>): void {
     if (this.#reachable !== undefined) for (const key of keys) this.#reachable.keys.add(key)

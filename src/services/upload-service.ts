@@ -285,7 +285,7 @@ export class UploadService {
     const root = imported.nodes.at(-1)
     try {
       if (root === undefined) throw new Error('the import produced no root')
-      await this.#lock.run(root.cid.toString(), async () => { await this.#options.backend.pin(root.cid) })
+      await this.#lock.run(root.cid.toString(), async () => { await this.#options.backend.pin(root.cid, { imported: imported.lease }) })
       await imported.lease.release()
       return root
     } catch (err) {
@@ -334,7 +334,7 @@ export class UploadService {
       // Under the root's lock, so that a list changing meanwhile cannot let it through past a take-down.
       this.#refuseBlocked(owner, root.cid, nodes)
       await this.#options.blockedRoots?.unblock(rootCid)
-      await backend.pin(root.cid)
+      await backend.pin(root.cid, { imported: imported.lease })
       try {
         const size = sum(fileSizes.values())
         const { upload, created } = await uploads.insert({

@@ -98,6 +98,15 @@ describe('the embedded repo', () => {
       await unlink(join(repo, 'blocks', shard, file))
       await expect(backend.pin(other)).rejects.toThrow(/not on this node/)
       expect(await backend.isPinned(other)).toBe(false)
+      // An import's own root, pinned with its live lease, is taken from what the lease wrote: nothing is read back
+      // (here, the leaf removed behind the node's back is not looked for); the lease's blocks count as pinned.
+      const lease = await backend.openLease()
+      const fresh = (await backend.importTree([{ path: 'fresh.bin', content: Readable.from([randomBytes(2 * 1024 * 1024)]) }], { profile: 'unixfs-v1-2025', lease })).at(-1)?.cid as CID
+      const freshLeaf = (await walk(repo, fresh)).find((cid) => cid.code === 0x55) as CID
+      await unlink(join(repo, 'blocks', SHARDING.encode(freshLeaf).dir, SHARDING.encode(freshLeaf).file))
+      await backend.pin(fresh, { imported: lease })
+      expect(await backend.isPinned(fresh)).toBe(true)
+      await lease.release()
     } finally {
       await backend.close()
     }
