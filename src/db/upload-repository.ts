@@ -105,9 +105,13 @@ export class UploadRepository {
    * and what it returns is thrown.
    * A retry of a recorded upload is answered with its record whatever the
    * quota would say of a new one.
+   *
+   * Once recorded (or found recorded), in the same transaction, the root is
+   * no longer blocked (a denylist's take-down that the upload got past) and
+   * the pin journal row `settles` is removed.
    */
-  async insert (upload: NewUpload, options: { quota?: QuotaCheck } = {}): Promise<{ upload: Upload, created: boolean }> {
-    const { rows } = await this.#db.raw<{ rows: RecordRow[] }>('select * from heimdall_record_upload(?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?::jsonb, ?, ?)', [
+  async insert (upload: NewUpload, options: { quota?: QuotaCheck, settles?: number } = {}): Promise<{ upload: Upload, created: boolean }> {
+    const { rows } = await this.#db.raw<{ rows: RecordRow[] }>('select * from heimdall_record_upload(?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?::jsonb, ?, ?, ?)', [
       upload.identityId,
       upload.name,
       upload.rootCid,
@@ -119,7 +123,8 @@ export class UploadRepository {
       upload.avatarReport == null ? null : JSON.stringify(upload.avatarReport),
       JSON.stringify(upload.entries.map((entry) => ({ path: entry.path, cid: entry.cid, size: entry.size, is_directory: entry.isDirectory }))),
       options.quota?.bytes ?? null,
-      options.quota?.uploads ?? null
+      options.quota?.uploads ?? null,
+      options.settles ?? null
     ])
     const [row] = rows
     if (row === undefined) throw new Error('heimdall_record_upload returned no row')

@@ -82,8 +82,8 @@ export interface UploadServiceOptions {
   otherReferences?: { countHolding: (rootCid: string) => Promise<number> }
   /** The operator's denylists: matching content is refused before it is pinned. */
   denylist?: Denylist
-  /** Roots a denylist took down: referenced by nothing, whoever names them; a new upload of one allowed again lifts it. */
-  blockedRoots?: { isBlocked: (rootCid: string) => Promise<boolean>, unblock: (rootCid: string) => Promise<boolean> }
+  /** Roots a denylist took down: referenced by nothing, whoever names them; recording a new upload of one allowed again lifts it (see UploadRepository.insert). */
+  blockedRoots?: { isBlocked: (rootCid: string) => Promise<boolean> }
   /**
    * Serialises pin changes per root: in this process by default; across
    * instances (PgAdvisoryLock) when they share a block store.
@@ -330,10 +330,9 @@ export class UploadService {
 
     const rootCid = root.cid.toString()
     const { kind, isAvatar, primaryPath } = classify([...fileSizes.keys()])
-    return this.#lock.run(rootCid, async () => this.#journaled(rootCid, async () => {
+    return this.#lock.run(rootCid, async () => this.#journaled(rootCid, async (intent) => {
       // Under the root's lock, so that a list changing meanwhile cannot let it through past a take-down.
       this.#refuseBlocked(owner, root.cid, nodes)
-      await this.#options.blockedRoots?.unblock(rootCid)
       await backend.pin(root.cid, { imported: imported.lease })
       try {
         const size = sum(fileSizes.values())
@@ -348,7 +347,12 @@ export class UploadService {
           warnings,
           avatarReport: isAvatar ? buildAvatarReport(primaryPath, reports, fileSizes) : null,
           entries: toEntries(nodes, fileSizes)
-        }, quotas === undefined ? {} : { quota: { ...quotas.defaults, refuse: (status) => quotas.refusal(status, size) } })
+        }, {
+          // Recorded, the root is no longer blocked (the check above let it through) and the journal row is settled, in one transaction.
+          settles: intent.id,
+          ...(quotas === undefined ? {} : { quota: { ...quotas.defaults, refuse: (status) => quotas.refusal(status, size) } })
+        })
+        intent.settled = true
         return { upload, created, items: toAddedItems(name.rootName, nodes) }
       } catch (err) {
         if (await this.#referenced(rootCid).catch(() => 1) === 0) {
@@ -363,15 +367,17 @@ export class UploadService {
    * Runs a change of `rootCid`'s pin between a journal row written before it
    * and removed after it: if the process dies in between, `settlePins` finds
    * the row and leaves the root pinned exactly when an upload references it.
+   * Work that removes the row itself, in the transaction that records what
+   * the pin is for, marks it `settled`.
    */
-  async #journaled<T> (rootCid: string, work: () => Promise<T>): Promise<T> {
+  async #journaled<T> (rootCid: string, work: (intent: { readonly id: number, settled: boolean }) => Promise<T>): Promise<T> {
     const { pinIntents, instanceId, logger } = this.#options
-    const intent = await pinIntents.add(rootCid, instanceId)
+    const intent = { id: await pinIntents.add(rootCid, instanceId), settled: false }
     try {
-      return await work()
+      return await work(intent)
     } finally {
       // A row that cannot be removed now is settled later; it is never wrong to keep one.
-      await pinIntents.remove(intent).catch((err: unknown) => { logger.warn({ err, rootCid }, 'could not clear a pin journal row') })
+      if (!intent.settled) await pinIntents.remove(intent.id).catch((err: unknown) => { logger.warn({ err, rootCid }, 'could not clear a pin journal row') })
     }
   }
 

@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { openPostgres, type Database } from '../../src/db/database.ts'
 import { IdentityRepository } from '../../src/db/identity-repository.ts'
 import { DirectoryMigrationSource } from '../../src/db/migration-source.ts'
+import { PinIntentRepository } from '../../src/db/pin-intent-repository.ts'
 import { UploadRepository, type NewUpload } from '../../src/db/upload-repository.ts'
 import { ConflictError } from '../../src/errors.ts'
 import { databaseFactories } from '../support/databases.ts'
@@ -64,7 +65,7 @@ for (const factory of databaseFactories()) {
         expect(migrated).toMatchObject({ name: 'old', warnings: [], entries: [{ path: 'old.glb', cid: 'bafkold', size: 1, isDirectory: false }] })
 
         // Roll back one step at a time, every later migration's down included, to just after the first.
-        for (let step = 0; step < 20 && await db.knex.schema.hasColumn('uploads', 'warnings'); step++) {
+        for (let step = 0; step < 100 && await db.knex.schema.hasColumn('uploads', 'warnings'); step++) {
           await db.knex.migrate.down({ migrationSource: source })
         }
         expect(await db.knex.schema.hasColumn('uploads', 'warnings')).toBe(false)
@@ -158,6 +159,29 @@ for (const factory of databaseFactories()) {
         expect(refusals.at(-1)).toEqual({ usage: { bytes: 300, uploads: 1 }, quota: { bytes: 1000, uploads: 1 } })
         await db.knex('identities').where({ id: alice.id }).update({ quota_uploads: null, quota_bytes: 10_000 })
         expect((await uploads.insert(upload(alice.id, 'bafyq3', { size: 5000 }), { quota: quota(1000, 5) })).created).toBe(true)
+      })
+
+      it('settles the pin journal row and lifts a take-down in the transaction that records, and leaves both when it refuses', async () => {
+        const bob = await identities.create('bob', 'b'.repeat(64))
+        const journal = new PinIntentRepository(db.knex)
+        const quota = { bytes: 1000, uploads: 5, refuse: () => new Error('over quota') }
+        const state = async (root: string, intent: number): Promise<{ blocked: boolean, journaled: boolean }> => ({
+          blocked: (await db.knex('blocked_roots').where({ root_cid: root })).length > 0,
+          journaled: (await db.knex('pin_intents').where({ id: intent })).length > 0
+        })
+        await db.knex('blocked_roots').insert({ root_cid: 'bafyheavy', rule: '//x', list: 'list.deny' })
+        const refused = await journal.add('bafyheavy', 'instance-a')
+        await expect(uploads.insert(upload(bob.id, 'bafyheavy', { size: 2000 }), { quota, settles: refused })).rejects.toThrow('over quota')
+        expect(await state('bafyheavy', refused)).toEqual({ blocked: true, journaled: true })
+
+        await db.knex('blocked_roots').insert({ root_cid: 'bafyback', rule: '//y', list: 'list.deny' })
+        const intent = await journal.add('bafyback', 'instance-a')
+        expect((await uploads.insert(upload(bob.id, 'bafyback'), { quota, settles: intent })).created).toBe(true)
+        expect(await state('bafyback', intent)).toEqual({ blocked: false, journaled: false })
+        // A retry answered with the existing record settles its own row too.
+        const again = await journal.add('bafyback', 'instance-a')
+        expect((await uploads.insert(upload(bob.id, 'bafyback'), { settles: again })).created).toBe(false)
+        expect(await state('bafyback', again)).toEqual({ blocked: false, journaled: false })
       })
 
       it('records uploads of one identity one after the other: concurrent ones never overrun its quota', async () => {
