@@ -55,6 +55,15 @@ export class BlockLeaseRepository {
     await this.#db('block_leases').where({ id: leaseId }).delete()
   }
 
+  /**
+   * Marks one lease alive; false when its row is gone (another instance's
+   * collection expired it after this one missed its heartbeats, and may
+   * have swept its blocks since).
+   */
+  async renew (leaseId: number): Promise<boolean> {
+    return await this.#db('block_leases').where({ id: leaseId }).update({ heartbeat_at: this.#db.fn.now() }) > 0
+  }
+
   /** Marks this instance's leases alive. */
   async heartbeat (instance: string): Promise<void> {
     await this.#db('block_leases').where({ instance }).update({ heartbeat_at: this.#db.fn.now() })

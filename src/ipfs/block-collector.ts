@@ -98,12 +98,12 @@ export class BlockCollector {
   }
 
   /**
-   * The keys of every block `lease` wrote, when it is a live lease of this
-   * collector whose writes include `root`: what a pin of an import's own
-   * root reaches, with no walk. Undefined otherwise.
+   * The keys of every block `lease` holds (written, or found on disk), when
+   * it is a live lease of this collector that holds `root`: what a pin of an
+   * import's own root reaches, with no walk. Undefined otherwise.
    */
-  importedKeys (lease: ImportLease, root: CID): ReadonlySet<string> | undefined {
-    return lease instanceof Lease && !lease.settled && lease.keys.has(blockKey(root)) ? lease.keys : undefined
+  async importedKeys (lease: ImportLease, root: CID): Promise<ReadonlySet<string> | undefined> {
+    return await Promise.resolve(lease instanceof Lease && !lease.settled && lease.keys.has(blockKey(root)) ? lease.keys : undefined)
   }
 
   /** After a pin: its blocks stay reachable for every sweep under way and for discards. Call before the lease is released. */

@@ -371,10 +371,10 @@ export class HeliaBackend implements IpfsBackend {
 
   async pin (cid: CID, options: { signal?: AbortSignal, imported?: ImportLease } = {}): Promise<void> {
     if (await this.#pins.has(cid)) return
-    // An import's own root: its lease wrote every block of the DAG (each one the importer made, or a CAR's whole checked
-    // tree), so those keys are what the pin reaches, and nothing is read back. Otherwise the whole DAG must be here: the
-    // walk reads every dag-pb node and checks every raw leaf is present.
-    let keys: Iterable<string> | undefined = options.imported === undefined ? undefined : this.#collector.importedKeys(options.imported, cid)
+    // An import's own root: its live lease holds every block of the DAG (each one the importer made, or a CAR's whole
+    // checked tree, written or found stored), so those keys are what the pin reaches, and nothing is read back.
+    // Otherwise the whole DAG must be here: the walk reads every dag-pb node and checks every raw leaf is present.
+    let keys: Iterable<string> | undefined = options.imported === undefined ? undefined : await this.#collector.importedKeys(options.imported, cid)
     if (keys === undefined) {
       const walked: string[] = []
       const walker = PIN_WALKER({ blockstore: this.#helia.blockstore, getCodec: this.#helia.getCodec })

@@ -110,9 +110,9 @@ export interface IpfsBackend {
   /**
    * Recursively pins. Pinning something already pinned is not an error.
    * `imported`: the lease under which `cid`'s whole DAG was just imported
-   * (importTree's, or putBlocks' once the caller checked the tree complete);
-   * a backend may then take the lease's blocks for the DAG's rather than
-   * walk it again.
+   * (importTree's, or putBlocks' once the caller checked the tree complete),
+   * still held; a backend may then take the lease's blocks for the DAG's
+   * rather than walk it again.
    */
   pin: (cid: CID, options?: { signal?: AbortSignal, imported?: ImportLease }) => Promise<void>
   /** Removes a recursive pin. Unpinning something not pinned is not an error. */

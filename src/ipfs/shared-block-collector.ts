@@ -257,13 +257,16 @@ export class SharedBlockCollector {
   }
 
   /**
-   * The keys `lease` holds (its blocks, and the names of its packs), when it
-   * is a live lease of this process whose writes include `root`: a superset
-   * of what a pin of an import's own root reaches, with no walk. Undefined
-   * otherwise.
+   * The keys `lease` holds (its blocks, written or found stored, and the
+   * names of its packs), when it is a live lease of this process that holds
+   * `root`: a superset of what a pin of an import's own root reaches, with
+   * no walk. Live means its row is still there, renewed by this call: a
+   * lease another instance expired (this one missed its heartbeats) no
+   * longer kept its blocks from that instance's sweeps. Undefined otherwise.
    */
-  importedKeys (lease: ImportLease, root: CID): ReadonlySet<string> | undefined {
-    return lease instanceof SharedLease && !lease.settled && lease.keys.has(blockKey(root)) ? lease.keys : undefined
+  async importedKeys (lease: ImportLease, root: CID): Promise<ReadonlySet<string> | undefined> {
+    if (!(lease instanceof SharedLease) || lease.settled || !lease.keys.has(blockKey(root))) return undefined
+    return await this.#init.leases.renew(lease.id) ? lease.keys : undefined
   }
 
   /** After a pin: its blocks stay reachable for discards until the next mark. */

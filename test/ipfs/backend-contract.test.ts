@@ -227,9 +227,11 @@ for (const factory of factories) {
       const leaf = partial.blocks.find((b) => b.cid.code === 0x55) as Block
       const held = await backend.openLease()
       await backend.putBlocks(partial.blocks.filter((b) => b !== leaf), { lease: held })
-      // The released lease above wrote none of these: the walk finds the leaf missing.
-      await expect(backend.pin(partial.root, { imported: lease })).rejects.toBeInstanceOf(NotFoundError)
+      // Neither the released lease above nor a live one that wrote none of these: the walk finds the leaf missing.
+      const idle = await backend.openLease()
+      for (const other of [lease, idle]) await expect(backend.pin(partial.root, { imported: other })).rejects.toBeInstanceOf(NotFoundError)
       expect(await backend.isPinned(partial.root)).toBe(false)
+      await idle.release()
       await held.discard()
     })
 

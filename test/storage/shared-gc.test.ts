@@ -129,6 +129,19 @@ describe.skipIf(!available)('garbage collection of a block store shared by insta
     expect(await shared.objects()).toEqual(objectsBefore)
   })
 
+  it('an import whose lease another instance expired (its heartbeats missed) is not pinned over what that instance swept', async () => {
+    const before = await shared.blockCount()
+    const lease = await a.openLease()
+    const root = (await a.importTree([file('stalled.bin', randomBytes(700_000))], { profile: 'unixfs-v1-2025', lease })).at(-1)?.cid as CID
+    // What another instance's collection does to the lease of one that missed its heartbeats for longer than the TTL.
+    await shared.db.knex('block_leases').where({ instance: 'a' }).delete()
+    await b.gc()
+    expect(await shared.blockCount()).toBe(before)
+    await expect(a.pin(root, { imported: lease })).rejects.toThrow(/not found|not on this node/)
+    expect(await a.isPinned(root)).toBe(false)
+    await lease.discard()
+  })
+
   it('collections on two instances, over and over, during concurrent imports on both never take a block of one', async () => {
     let collecting = true
     const collections = [a, b].map(async (backend) => {
