@@ -1,6 +1,6 @@
 import type { Knex } from 'knex'
 
-const OLD_ARGS = 'integer, text, text, text, bigint, boolean, text, jsonb, jsonb, jsonb, bigint, integer'
+const ARGS = 'integer, text, text, text, bigint, boolean, text, jsonb, jsonb, jsonb, bigint, integer, integer'
 
 /**
  * heimdall_record_upload also does the two statements an upload's commit
@@ -11,10 +11,11 @@ const OLD_ARGS = 'integer, text, text, text, bigint, boolean, text, jsonb, jsonb
  * transaction as the record. Two round trips and one commit fewer per
  * upload; and a refused or failed record leaves both as they were, where
  * the content had been unblocked before its pin even when the record then
- * failed. Otherwise as 20261126300000_record_upload.
+ * failed. Otherwise as 20261126300000_record_upload. The twelve-argument
+ * function stays beside it: during a rolling upgrade of instances that
+ * share the database, those still on the previous version call it.
  */
 export async function up (knex: Knex): Promise<void> {
-  await knex.raw(`drop function heimdall_record_upload (${OLD_ARGS})`)
   await knex.raw(`create function heimdall_record_upload (
       owner integer, upload_name text, root text, upload_kind text, upload_size bigint, avatar boolean,
       primary_file text, upload_warnings jsonb, report jsonb, entries jsonb,
@@ -55,9 +56,12 @@ export async function up (knex: Knex): Promise<void> {
           select u.id into recorded from uploads u where u.identity_id = owner and u.root_cid = root and u.name = upload_name;
         end if;
       end if;
-      delete from blocked_roots b where b.root_cid = root;
-      if settled_intent is not null then
-        delete from pin_intents p where p.id = settled_intent;
+      -- Only for a record there is (a concurrent delete can leave none to answer with: the caller then fails).
+      if recorded is not null then
+        delete from blocked_roots b where b.root_cid = root;
+        if settled_intent is not null then
+          delete from pin_intents p where p.id = settled_intent;
+        end if;
       end if;
       if recorded_at is not null then
         return query select 'created'::text, recorded, recorded_at, null::bigint, null::bigint, null::bigint, null::bigint;
@@ -69,7 +73,5 @@ export async function up (knex: Knex): Promise<void> {
 }
 
 export async function down (knex: Knex): Promise<void> {
-  await knex.raw(`drop function heimdall_record_upload (${OLD_ARGS}, integer)`)
-  const { up: previous } = await import('./20261126300000_record_upload.ts')
-  await previous(knex)
+  await knex.raw(`drop function heimdall_record_upload (${ARGS})`)
 }

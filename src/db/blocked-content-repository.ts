@@ -22,10 +22,6 @@ export class BlockedContentRepository {
     await this.#db('blocked_roots').insert({ root_cid: rootCid, rule: by.rule, list: by.list }).onConflict('root_cid').ignore()
   }
 
-  async unblock (rootCid: string): Promise<boolean> {
-    return await this.#db('blocked_roots').where({ root_cid: rootCid }).delete() > 0
-  }
-
   /** Pin requests of `rootCid` still queued, pinning or pinned become `failed`, with `details` as their status details. */
   async failPinRequests (rootCid: string, details: string): Promise<number> {
     return this.#db('pin_requests').where({ root_cid: rootCid }).whereIn('status', HOLDING_STATUSES)
