@@ -112,7 +112,8 @@ export interface IpfsBackend {
    * `imported`: the lease under which `cid`'s whole DAG was just imported
    * (importTree's, or putBlocks' once the caller checked the tree complete),
    * still held; a backend may then take the lease's blocks for the DAG's
-   * rather than walk it again.
+   * rather than walk it again. A lease the shared store expired meanwhile
+   * is a ServiceUnavailableError (503): its blocks may be gone.
    */
   pin: (cid: CID, options?: { signal?: AbortSignal, imported?: ImportLease }) => Promise<void>
   /** Removes a recursive pin. Unpinning something not pinned is not an error. */

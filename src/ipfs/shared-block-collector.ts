@@ -3,7 +3,7 @@ import * as dagPb from '@ipld/dag-pb'
 import type { Knex } from 'knex'
 import type { CID } from 'multiformats/cid'
 import type { BlockLeaseRepository } from '../db/block-lease-repository.ts'
-import { NotFoundError } from '../errors.ts'
+import { NotFoundError, ServiceUnavailableError } from '../errors.ts'
 import type { BlockStorage } from '../storage/block-storage.ts'
 import type { BlockBatch } from '../storage/pack-writer.ts'
 import { blockKey } from './block-collector.ts'
@@ -186,7 +186,12 @@ export class SharedBlockCollector {
     return new SharedLease(await this.#init.leases.open(this.#init.instance), this)
   }
 
-  /** Whether a live lease of this process wrote the block: then it is in the store, and no sweep can take it. */
+  /**
+   * Whether a live lease of this process wrote the block: then it is in the
+   * store, and no sweep can take it (unless this instance missed its
+   * heartbeats for the TTL and another expired the lease: `importedKeys`
+   * finds that out before a pin).
+   */
   holds (cid: CID): boolean {
     return this.#present.has(blockKey(cid))
   }
@@ -258,15 +263,21 @@ export class SharedBlockCollector {
 
   /**
    * The keys `lease` holds (its blocks, written or found stored, and the
-   * names of its packs), when it is a live lease of this process that holds
-   * `root`: a superset of what a pin of an import's own root reaches, with
-   * no walk. Live means its row is still there, renewed by this call: a
-   * lease another instance expired (this one missed its heartbeats) no
-   * longer kept its blocks from that instance's sweeps. Undefined otherwise.
+   * names of its packs), when it is a lease of this process not yet
+   * released that holds `root`: a superset of what a pin of an import's own
+   * root reaches, with no walk. Its row is renewed by this call, so no sweep
+   * takes its blocks from then on. Undefined for any other lease (the
+   * caller walks). A lease whose row another instance's collection expired
+   * (this one missed its heartbeats for the TTL) is a ServiceUnavailableError:
+   * that instance's sweeps may have taken any of its blocks, and a walk could
+   * not tell, since `holds` vouched for them; it is settled here, so that
+   * `holds` no longer does.
    */
   async importedKeys (lease: ImportLease, root: CID): Promise<ReadonlySet<string> | undefined> {
     if (!(lease instanceof SharedLease) || lease.settled || !lease.keys.has(blockKey(root))) return undefined
-    return await this.#init.leases.renew(lease.id) ? lease.keys : undefined
+    if (await this.#init.leases.renew(lease.id)) return lease.keys
+    this.#settle(lease)
+    throw new ServiceUnavailableError('this upload was held too long before it was kept (its import lease expired): send it again')
   }
 
   /** After a pin: its blocks stay reachable for discards until the next mark. */

@@ -10,8 +10,9 @@ interface AbortOptions { signal?: AbortSignal }
  * A BlockStorage as the blockstore Helia reads through (UnixFS stat, cat and
  * ls; the pin walk). `held` answers `has` for blocks known to be in the store
  * without asking it: those a live import lease of this process wrote, which
- * no collection can take (a pin walk of a 1 GiB upload would otherwise send
- * a HEAD per leaf).
+ * no collection can take while the lease's row lives (see
+ * SharedBlockCollector.holds and importedKeys). A pin walk of a 1 GiB
+ * upload would otherwise send a HEAD per leaf.
  */
 export class StorageBlockstore extends BaseBlockstore {
   readonly #storage: BlockStorage
