@@ -78,14 +78,31 @@ describe('a client that goes away', () => {
       { name: 'username', value: alice.username },
       { name: 'token', value: alice.token }
     ])
-    const socket = open(`POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${body.length}\r\n\r\n`)
-    socket.write(body)
-    // The whole file has arrived on disk: the import from it is about to run, or running.
-    await waitFor('the temp file to be complete', async () => {
+    // The import from the temp file is held at its start until the client is gone, so that it is under way when the
+    // client leaves, however fast this machine imports 48 MiB (the race, not held, was lost under a loaded CI).
+    const backend = t.heimdall.backend
+    const importTree = backend.importTree
+    let started = (): void => {}
+    const importing = new Promise<void>((resolve) => { started = resolve })
+    let release = (): void => {}
+    const held = new Promise<void>((resolve) => { release = resolve })
+    backend.importTree = async (...args) => { started(); await held; return importTree.apply(backend, args) }
+    try {
+      const socket = open(`POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${body.length}\r\n\r\n`)
+      socket.write(body)
+      // The whole file has arrived on disk, and its import has begun.
+      await importing
       const [name] = await readdir(t.heimdall.tmpDir)
-      return name !== undefined && (await stat(join(t.heimdall.tmpDir, name)).catch(() => ({ size: 0 }))).size === size
-    })
-    socket.destroy()
+      expect(name !== undefined && (await stat(join(t.heimdall.tmpDir, name))).size).toBe(size)
+      const logged = (): number => t.logs.filter((l) => l.includes('"url":"/upload"') && l.includes('"msg":"request')).length
+      const before = logged()
+      socket.destroy()
+      // The server has seen the client leave (the request is logged when its connection closes).
+      await waitFor('the request to be logged as closed', async () => Promise.resolve(logged() > before))
+    } finally {
+      release()
+      backend.importTree = importTree
+    }
     await waitFor('the temp file to be removed', async () => (await readdir(t.heimdall.tmpDir)).length === 0)
     await sleep(300)
     const now = await leftovers(t)
