@@ -1,9 +1,9 @@
 import { JSONParser } from '@streamparser/json'
 import { extensionOf } from './asset-kinds.ts'
 import { AsciiFbxReader, BinaryFbxReader, type FbxSummary } from './fbx-reader.ts'
-import { parseFst } from './fst.ts'
+import { parseFst, type FstDocument } from './fst.ts'
 import { gltfGeometryNotes, summarizeGltf, type GltfSummary } from './gltf-summary.ts'
-import { baseNameOf, fstBaseDir, fstScale, GLTF_EXTENSIONS_OVERTE_IGNORES, type FstLookup } from './overte-rules.ts'
+import { baseNameOf, fstBaseDir, fstScale, GLTF_EXTENSIONS_OVERTE_IGNORES, materialTextureNames, type FstLookup } from './overte-rules.ts'
 
 /**
  * How Overte looks a reference up (see overte-rules.ts): 'relative' to the
@@ -459,6 +459,42 @@ class FstInspector extends TextInspector {
     }
     const animGraph = fst.get('animGraphUrl')
     if (animGraph !== undefined && animGraph !== '' && !isHttp(animGraph)) this.reference(animGraph, 'animation graph', 'warning', from)
+    this.#materialMap(fst, from)
+  }
+
+  /**
+   * `materialMap`: JSON on one line, an object (or an array of them) from
+   * mesh parts to materials (ParseMaterialMappingTask.cpp). A name is a
+   * material file, resolved as the other names are, `#name` picking one of
+   * its materials; an object is a material written inline, whose textures
+   * resolve the same way. Overte splits every line of a .fst at `=`, so a
+   * map with one in it is lost; JSON it cannot parse it ignores.
+   */
+  #materialMap (fst: FstDocument, from: { base: string }): void {
+    if (fst.all('materialMap').some((e) => e.sub !== undefined)) {
+      this.notes.push(`${this.path}: its materialMap has an "=" in it, where Overte cuts every line of a .fst, so Overte loses the whole map: take it out (a URL's query, say)`)
+      return
+    }
+    const text = fst.get('materialMap')
+    if (text === undefined || text === '') return
+    let map: unknown
+    try { map = JSON.parse(text) } catch {
+      this.notes.push(`${this.path}: its materialMap is not JSON on one line, so Overte ignores it`)
+      return
+    }
+    for (const mapping of Array.isArray(map) ? map : [map]) {
+      if (typeof mapping !== 'object' || mapping === null) continue
+      for (const [part, value] of Object.entries(mapping as Record<string, unknown>)) {
+        if (typeof value === 'string') {
+          if (value === '' || hasScheme(value)) continue
+          const file = value.replace(/#.*$/, '')
+          this.reference(file, 'material', 'warning', from)
+          if (!file.toLowerCase().includes('.json')) this.notes.push(`${this.path}: materialMap "${part}" names "${value}", but Overte reads materials only from a .json file`)
+        } else if (typeof value === 'object' && value !== null && !('scattering' in value) && !('scatteringMap' in value)) {
+          for (const texture of materialTextureNames(value)) if (!hasScheme(texture)) this.reference(texture, 'material texture', 'warning', from)
+        }
+      }
+    }
   }
 }
 
@@ -467,6 +503,8 @@ const MAX_ANIMATION_NODES = 10_000
 const MAX_ANIMATION_GRAPH_BYTES = 4 * 1024 * 1024
 /** The nodes of an Overte animation graph, `root` and its `children` to a depth no real graph reaches: each one's type and data.url. */
 const ANIMATION_PATHS = Array.from({ length: 24 }, (_, depth) => `$.root${'.children.*'.repeat(depth)}`).flatMap((node) => [`${node}.type`, `${node}.data.url`])
+/** An Overte material file's materials (one object, or an array of them): what materialTextureNames reads. */
+const MATERIAL_PATH = '$.materials'
 
 /** What Overte does not load in a glTF, from its extension lists. */
 function gltfExtensionNotes (path: string, extensions: Iterable<string>): string[] {
@@ -485,6 +523,8 @@ class JsonInspector extends TextInspector {
   readonly #buffers = new Map<number, { uri?: string, byteLength?: number }>()
   #version: unknown
   readonly #animationNodes = new Map<string, { type?: string, url?: string }>()
+  /** A material file's `materials`, as the second parser read them. */
+  #materials: unknown
   #animation: JSONParser | undefined
 
   constructor (path: string, gltf: boolean) {
@@ -493,10 +533,12 @@ class JsonInspector extends TextInspector {
     // Only the parts we read are kept; the rest is checked and dropped.
     this.#parser = new JSONParser({ paths: gltf ? ['$.asset.version', '$.buffers.*.uri', '$.buffers.*.byteLength', '$.images.*.uri', '$.extensionsUsed.*', '$.extensionsRequired.*', ...GLTF_SECTIONS.map((s) => `$.${s}`)] : ['$.\u0000'], keepStack: false })
     if (!gltf) {
-      // Other JSON may be an animation graph: the type and data.url of its nodes (its clips name files), read by a second
-      // parser for the first MAX_ANIMATION_GRAPH_BYTES only, so that no large .json builds values in memory.
-      this.#animation = new JSONParser({ paths: ANIMATION_PATHS, keepStack: false })
+      // Other JSON may be an animation graph: the type and data.url of its nodes (its clips name files); or a material
+      // file, whose textures are named in its materials. Read by a second parser for the first MAX_ANIMATION_GRAPH_BYTES
+      // only, so that no large .json builds values in memory.
+      this.#animation = new JSONParser({ paths: [...ANIMATION_PATHS, MATERIAL_PATH], keepStack: false })
       this.#animation.onValue = ({ value, key, stack }) => {
+        if (stack.length === 1 && key === 'materials') { this.#materials = value; return }
         // The node is named by where it sits: the stack's keys up to it (…children.3).
         if (typeof value !== 'string' || value.length > MAX_LINE) return
         const at = stack.slice(1, key === 'url' ? -1 : undefined).map((entry) => String(entry.key)).join('.')
@@ -533,6 +575,7 @@ class JsonInspector extends TextInspector {
         // No graph is this large: what was gathered is dropped with the parser.
         this.#animation = undefined
         this.#animationNodes.clear()
+        this.#materials = undefined
       } else {
         try { this.#animation.write(text) } catch { this.#animation = undefined } // the validating parser reports bad JSON
       }
@@ -560,6 +603,8 @@ class JsonInspector extends TextInspector {
     // AnimNodeLoader.cpp, loadClipNode: a clip's data.url, resolved against the graph's own URL.
     const clips = new Set([...this.#animationNodes.values()].flatMap(({ type, url }) => type === 'clip' && url !== undefined && url !== '' && !hasScheme(url) ? [url] : []))
     for (const url of clips) this.reference(url, 'animation', 'warning')
+    // ProceduralMaterialCache.cpp: a material file's textures resolve against the file's own URL.
+    for (const texture of new Set(materialTextureNames({ materials: this.#materials }))) if (!hasScheme(texture)) this.reference(texture, 'material texture', 'warning')
   }
 
   protected override facts (): Partial<FileReport> { return this.#gltf && this.mismatch === undefined ? { gltf: summarizeGltf(this.#sections) } : {} }

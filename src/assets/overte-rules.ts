@@ -255,3 +255,38 @@ export function previewFbxTextureUrl (requested: string, textureBaseUrl: string)
   const name = baseNameOf(path.replaceAll('\\', '/'))
   return new URL(name.split('/').map(encodeURIComponent).join('/'), textureBaseUrl).href
 }
+
+/**
+ * The keys of an Overte material that name a texture (ProceduralMaterialCache.cpp,
+ * parseJSONMaterial: hifi_pbr's, and vrm_mtoon's own; opacityMap is only
+ * compared with albedoMap, but a material names a file with it all the same).
+ */
+export const MATERIAL_TEXTURE_KEYS = [
+  'albedoMap', 'emissiveMap', 'normalMap', 'bumpMap', 'roughnessMap', 'glossMap', 'metallicMap', 'specularMap',
+  'occlusionMap', 'scatteringMap', 'lightMap', 'opacityMap',
+  'shadeMap', 'shadingShiftMap', 'matcapMap', 'rimMap', 'uvAnimationMaskMap'
+] as const
+
+/**
+ * The texture names of a material resource as Overte parses one (a material
+ * `.json` file, or a `.fst` materialMap's inline object): `materials` an
+ * object or an array of them, each map a name or `{ url }`. "fallthrough"
+ * names no file; procedural materials (`hifi_shader_simple`) fetch their
+ * shaders and channels by absolute URL only, and are not read here.
+ */
+export function materialTextureNames (resource: unknown): string[] {
+  const materials = (resource as { materials?: unknown } | null)?.materials
+  const list = Array.isArray(materials) ? materials : [materials]
+  const names: string[] = []
+  for (const material of list) {
+    if (typeof material !== 'object' || material === null) continue
+    const model = (material as { model?: unknown }).model
+    if (typeof model === 'string' && model.startsWith('hifi_shader')) continue
+    for (const key of MATERIAL_TEXTURE_KEYS) {
+      const value = (material as Record<string, unknown>)[key]
+      const name = typeof value === 'string' ? value : (value as { url?: unknown } | null)?.url
+      if (typeof name === 'string' && name !== '' && name !== 'fallthrough') names.push(name)
+    }
+  }
+  return names
+}

@@ -195,6 +195,41 @@ describe('.fst names resolve as Overte resolves them: against fstUrl.resolved(ba
   })
 })
 
+describe('.fst materialMap, as Overte parses it (ParseMaterialMappingTask.cpp, ProceduralMaterialCache.cpp)', () => {
+  const model = blender('avatar.fbx')
+  const png = skin
+  const material = JSON.stringify({ materialVersion: 1, materials: [{ name: 'Skin', albedoMap: 'skin_albedo.png', normalMap: { url: 'normals/skin_n.png' } }, { name: 'Shader', model: 'hifi_shader_simple', procedural: { channels: ['noise.png'] } }] })
+  const map = JSON.stringify({
+    all: 'materials/skin.json#Skin',
+    'mat::Eyes': { materials: { albedoMap: 'textures/eyes.png', emissiveMap: 'fallthrough', roughnessMap: 'https://example.org/r.png' } },
+    'mat::Web': 'https://example.org/m.json',
+    '[0,1]': { scattering: 1, scatteringMap: 'old-style.png' }
+  })
+  const fstText = `name = a\nfilename = avatar.fbx\ntexdir = textures\nmaterialMap = ${map}\n`
+  const complete = { 'avatar.fst': fstText, 'avatar.fbx': model, 'textures/skin.png': png, 'textures/eyes.png': png, 'materials/skin.json': material, 'materials/skin_albedo.png': png, 'materials/normals/skin_n.png': png }
+
+  it('finds material files (a #name picks one of their materials) and inline materials\' textures beside the .fst, and a material file\'s textures beside it', () => {
+    expect(check(complete)).toMatchObject({ errors: [], warnings: [] })
+  })
+
+  it('warns for each file Overte would not find; procedural, fallthrough, absolute and old scattering values name none', () => {
+    const { 'materials/skin_albedo.png': _a, 'textures/eyes.png': _e, ...missingTextures } = complete
+    expect(check(missingTextures).warnings).toEqual([
+      'avatar.fst: material texture "textures/eyes.png" is not in the upload',
+      'materials/skin.json: material texture "skin_albedo.png" is not in the upload'
+    ])
+    const { 'materials/skin.json': _m, ...missingFile } = complete
+    expect(check(missingFile).warnings).toEqual(['avatar.fst: material "materials/skin.json" is not in the upload'])
+  })
+
+  it('says when Overte loses or ignores the map: an "=" in it, JSON it cannot parse, a material that is not a .json file', () => {
+    const files = (text: string): Record<string, Buffer | string> => ({ ...complete, 'avatar.fst': `name = a\nfilename = avatar.fbx\ntexdir = textures\nmaterialMap = ${text}\n` })
+    expect(check(files('{"all": "materials/skin.json?v=2"}')).warnings).toEqual(['avatar.fst: its materialMap has an "=" in it, where Overte cuts every line of a .fst, so Overte loses the whole map: take it out (a URL\'s query, say)'])
+    expect(check(files('{"all": materials/skin.json}')).warnings).toEqual(['avatar.fst: its materialMap is not JSON on one line, so Overte ignores it'])
+    expect(check({ ...files('{"all": "textures/skin.png"}') }).warnings).toEqual(['avatar.fst: materialMap "all" names "textures/skin.png", but Overte reads materials only from a .json file'])
+  })
+})
+
 describe('names and files Overte cannot load', () => {
   /** A GLB whose JSON chunk is `doc` (padded to 4 bytes, as the format wants), and no BIN chunk. */
   const glbOf = (doc: unknown): Buffer => {
