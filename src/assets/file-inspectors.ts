@@ -3,7 +3,7 @@ import { extensionOf } from './asset-kinds.ts'
 import { AsciiFbxReader, BinaryFbxReader, type FbxSummary } from './fbx-reader.ts'
 import { parseFst, type FstDocument } from './fst.ts'
 import { gltfGeometryNotes, summarizeGltf, type GltfSummary } from './gltf-summary.ts'
-import { baseNameOf, fstBaseDir, fstScale, GLTF_EXTENSIONS_OVERTE_IGNORES, materialTextureNames, type FstLookup } from './overte-rules.ts'
+import { baseNameOf, fetchedName, fstBaseDir, fstScale, GLTF_EXTENSIONS_OVERTE_IGNORES, materialTextureNames, type FstLookup } from './overte-rules.ts'
 
 /**
  * How Overte looks a reference up (see overte-rules.ts): 'relative' to the
@@ -34,6 +34,8 @@ export interface Reference {
   size?: number
   /** The reference as the file writes it, when `target` is its decoded form (a glTF URI's percent-escapes). */
   written?: string
+  /** A material file's texture: checked only when an `.fst`'s materialMap names the file (other JSON may have `materials`). */
+  ifMaterial?: boolean
 }
 
 /** What an `.fst` says about where its model and textures are and how its joints are named. */
@@ -471,30 +473,51 @@ class FstInspector extends TextInspector {
    * map with one in it is lost; JSON it cannot parse it ignores.
    */
   #materialMap (fst: FstDocument, from: { base: string }): void {
-    if (fst.all('materialMap').some((e) => e.sub !== undefined)) {
-      this.notes.push(`${this.path}: its materialMap has an "=" in it, where Overte cuts every line of a .fst, so Overte loses the whole map: take it out (a URL's query, say)`)
+    // The last line wins, as for every key.
+    const line = fst.all('materialMap').at(-1)
+    if (line === undefined) return
+    if (line.sub !== undefined) {
+      this.notes.push(`${this.path}: its materialMap has an "=" in it, and Overte's .fst reader splits such a line there (only name, filename, texdir, script, waitForWearables and comment may hold one), so it loses the whole map: move what needs the "=" (a URL's query) into a material .json file`)
       return
     }
-    const text = fst.get('materialMap')
-    if (text === undefined || text === '') return
+    if (line.value === '') return
     let map: unknown
-    try { map = JSON.parse(text) } catch {
+    try { map = JSON.parse(line.value) } catch {
       this.notes.push(`${this.path}: its materialMap is not JSON on one line, so Overte ignores it`)
+      return
+    }
+    if (typeof map !== 'object' || map === null) {
+      this.notes.push(`${this.path}: its materialMap is not a JSON object (or an array of them), so Overte ignores it`)
       return
     }
     for (const mapping of Array.isArray(map) ? map : [map]) {
       if (typeof mapping !== 'object' || mapping === null) continue
       for (const [part, value] of Object.entries(mapping as Record<string, unknown>)) {
-        if (typeof value === 'string') {
-          if (value === '' || hasScheme(value)) continue
-          const file = value.replace(/#.*$/, '')
-          this.reference(file, 'material', 'warning', from)
-          if (!file.toLowerCase().includes('.json')) this.notes.push(`${this.path}: materialMap "${part}" names "${value}", but Overte reads materials only from a .json file`)
-        } else if (typeof value === 'object' && value !== null && !('scattering' in value) && !('scatteringMap' in value)) {
-          for (const texture of materialTextureNames(value)) if (!hasScheme(texture)) this.reference(texture, 'material texture', 'warning', from)
+        if (typeof value === 'string') this.#material(part, value, from)
+        else if (typeof value === 'object' && value !== null && !('scattering' in value) && !('scatteringMap' in value)) {
+          for (const texture of new Set(materialTextureNames(value))) this.#named(texture, 'material texture', from)
         }
       }
     }
+  }
+
+  /** A material file a materialMap names for `part`. */
+  #material (part: string, value: string, from: { base: string }): void {
+    if (value === '' || hasScheme(value)) return
+    // ProceduralMaterialCache.cpp: only a URL with ".json" in it (as written, letter case included) gives materials.
+    if (!value.includes('.json')) this.notes.push(`${this.path}: materialMap "${part}" names "${value}", but Overte reads materials only from a file whose name has ".json" in it (in lower case)`)
+    this.#named(value, 'material', from)
+  }
+
+  /** A name the .fst's materialMap gives (a material file, or an inline material's texture), fetched as a URL relative to the .fst. */
+  #named (value: string, what: string, from: { base: string }): void {
+    if (value === '' || hasScheme(value)) return
+    if (value.startsWith('/')) {
+      this.notes.push(`${this.path}: ${what} "${value}" in its materialMap starts with "/", which Overte resolves from the server's root, not from the .fst's folder: drop the leading /`)
+      return
+    }
+    const written = fetchedName(value)
+    this.reference(safeDecode(written), what, 'warning', { ...from, written })
   }
 }
 
@@ -603,8 +626,12 @@ class JsonInspector extends TextInspector {
     // AnimNodeLoader.cpp, loadClipNode: a clip's data.url, resolved against the graph's own URL.
     const clips = new Set([...this.#animationNodes.values()].flatMap(({ type, url }) => type === 'clip' && url !== undefined && url !== '' && !hasScheme(url) ? [url] : []))
     for (const url of clips) this.reference(url, 'animation', 'warning')
-    // ProceduralMaterialCache.cpp: a material file's textures resolve against the file's own URL.
-    for (const texture of new Set(materialTextureNames({ materials: this.#materials }))) if (!hasScheme(texture)) this.reference(texture, 'material texture', 'warning')
+    // ProceduralMaterialCache.cpp: a material file's textures resolve against the file's own URL; checked when a materialMap names the file.
+    for (const texture of new Set(materialTextureNames({ materials: this.#materials }))) {
+      if (texture.startsWith('/') || hasScheme(texture)) continue
+      const written = fetchedName(texture)
+      this.reference(safeDecode(written), 'material texture', 'warning', { written, ifMaterial: true })
+    }
   }
 
   protected override facts (): Partial<FileReport> { return this.#gltf && this.mismatch === undefined ? { gltf: summarizeGltf(this.#sections) } : {} }

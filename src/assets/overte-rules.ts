@@ -257,22 +257,25 @@ export function previewFbxTextureUrl (requested: string, textureBaseUrl: string)
 }
 
 /**
- * The keys of an Overte material that name a texture (ProceduralMaterialCache.cpp,
- * parseJSONMaterial: hifi_pbr's, and vrm_mtoon's own; opacityMap is only
- * compared with albedoMap, but a material names a file with it all the same).
+ * The keys of an Overte material that it fetches a texture for, by the
+ * material's `model` (ProceduralMaterialCache.cpp, parseJSONMaterial;
+ * hifi_pbr when none is given). opacityMap is only compared with albedoMap,
+ * never fetched; any other model (the procedural hifi_shader_simple, whose
+ * shaders and channels are fetched by absolute URL only) names none here.
  */
-export const MATERIAL_TEXTURE_KEYS = [
-  'albedoMap', 'emissiveMap', 'normalMap', 'bumpMap', 'roughnessMap', 'glossMap', 'metallicMap', 'specularMap',
-  'occlusionMap', 'scatteringMap', 'lightMap', 'opacityMap',
-  'shadeMap', 'shadingShiftMap', 'matcapMap', 'rimMap', 'uvAnimationMaskMap'
-] as const
+const MATERIAL_TEXTURE_KEYS: Readonly<Record<string, readonly string[]>> = {
+  hifi_pbr: ['emissiveMap', 'albedoMap', 'normalMap', 'bumpMap', 'roughnessMap', 'glossMap', 'metallicMap', 'specularMap', 'occlusionMap', 'scatteringMap', 'lightMap', 'splatMap'],
+  vrm_mtoon: ['emissiveMap', 'albedoMap', 'normalMap', 'bumpMap', 'shadeMap', 'shadingShiftMap', 'matcapMap', 'rimMap', 'uvAnimationMaskMap', 'splatMap']
+}
+
+/** More texture names than any material file holds: past it, a file is not read further. */
+const MAX_MATERIAL_TEXTURES = 1000
 
 /**
  * The texture names of a material resource as Overte parses one (a material
  * `.json` file, or a `.fst` materialMap's inline object): `materials` an
- * object or an array of them, each map a name or `{ url }`. "fallthrough"
- * names no file; procedural materials (`hifi_shader_simple`) fetch their
- * shaders and channels by absolute URL only, and are not read here.
+ * object or an array of them, each map a name or `{ url }`; "fallthrough"
+ * names no file.
  */
 export function materialTextureNames (resource: unknown): string[] {
   const materials = (resource as { materials?: unknown } | null)?.materials
@@ -280,13 +283,17 @@ export function materialTextureNames (resource: unknown): string[] {
   const names: string[] = []
   for (const material of list) {
     if (typeof material !== 'object' || material === null) continue
-    const model = (material as { model?: unknown }).model
-    if (typeof model === 'string' && model.startsWith('hifi_shader')) continue
-    for (const key of MATERIAL_TEXTURE_KEYS) {
+    const model = (material as { model?: unknown }).model ?? 'hifi_pbr'
+    const keys = typeof model === 'string' && Object.hasOwn(MATERIAL_TEXTURE_KEYS, model) ? MATERIAL_TEXTURE_KEYS[model] ?? [] : []
+    for (const key of keys) {
       const value = (material as Record<string, unknown>)[key]
       const name = typeof value === 'string' ? value : (value as { url?: unknown } | null)?.url
       if (typeof name === 'string' && name !== '' && name !== 'fallthrough') names.push(name)
+      if (names.length >= MAX_MATERIAL_TEXTURES) return names
     }
   }
   return names
 }
+
+/** A material or texture name as Overte fetches it: the URL's query and fragment (`#name` picks a material) are not part of the file's name. */
+export const fetchedName = (url: string): string => url.replace(/[?#].*$/, '')

@@ -32,11 +32,17 @@ export function checkReferences (reports: readonly FileReport[], files: Readonly
   const fsts = fstsOf(reports)
   // An MTL's textures use the texture base of the OBJ that loads it.
   const mtlOwners = new Map<string, string>()
+  // The material files an .fst's materialMap names: only their textures are checked (other JSON may have `materials`).
+  const materials = new Set<string>()
   for (const report of reports) {
     for (const ref of report.references) {
       if (ref.what === 'material library') {
         const mtl = resolveReference(ref.from, ref.target)
         if (mtl !== undefined) mtlOwners.set(mtl, ref.from)
+      }
+      if (ref.what === 'material') {
+        const file = resolveReference(ref.from, ref.target, ref.base)
+        if (file !== undefined) materials.add(file)
       }
     }
   }
@@ -45,6 +51,7 @@ export function checkReferences (reports: readonly FileReport[], files: Readonly
     warnings.push(...report.notes)
     const seen = new Set<string>()
     for (const ref of report.references) {
+      if (ref.ifMaterial === true && !materials.has(ref.from)) continue
       const spelling = misspelt(ref)
       if (spelling !== undefined && !seen.has(spelling)) { seen.add(spelling); warnings.push(spelling) }
       const problem = unresolved(ref, { files, folders, lowerFiles, fsts, mtlOwners })

@@ -224,9 +224,24 @@ describe('.fst materialMap, as Overte parses it (ParseMaterialMappingTask.cpp, P
 
   it('says when Overte loses or ignores the map: an "=" in it, JSON it cannot parse, a material that is not a .json file', () => {
     const files = (text: string): Record<string, Buffer | string> => ({ ...complete, 'avatar.fst': `name = a\nfilename = avatar.fbx\ntexdir = textures\nmaterialMap = ${text}\n` })
-    expect(check(files('{"all": "materials/skin.json?v=2"}')).warnings).toEqual(['avatar.fst: its materialMap has an "=" in it, where Overte cuts every line of a .fst, so Overte loses the whole map: take it out (a URL\'s query, say)'])
+    expect(check(files('{"all": "materials/skin.json?v=2"}')).warnings).toEqual(['avatar.fst: its materialMap has an "=" in it, and Overte\'s .fst reader splits such a line there (only name, filename, texdir, script, waitForWearables and comment may hold one), so it loses the whole map: move what needs the "=" (a URL\'s query) into a material .json file'])
     expect(check(files('{"all": materials/skin.json}')).warnings).toEqual(['avatar.fst: its materialMap is not JSON on one line, so Overte ignores it'])
-    expect(check({ ...files('{"all": "textures/skin.png"}') }).warnings).toEqual(['avatar.fst: materialMap "all" names "textures/skin.png", but Overte reads materials only from a .json file'])
+    expect(check(files('"materials/skin.json"')).warnings).toEqual(['avatar.fst: its materialMap is not a JSON object (or an array of them), so Overte ignores it'])
+    expect(check(files('{"all": "textures/skin.png"}')).warnings).toEqual(['avatar.fst: materialMap "all" names "textures/skin.png", but Overte reads materials only from a file whose name has ".json" in it (in lower case)'])
+    expect(check({ ...files('{"all": "materials/Skin.JSON"}'), 'materials/Skin.JSON': material }).warnings).toEqual(['avatar.fst: materialMap "all" names "materials/Skin.JSON", but Overte reads materials only from a file whose name has ".json" in it (in lower case)'])
+    expect(check(files('{"all": "/materials/skin.json"}')).warnings).toEqual(['avatar.fst: material "/materials/skin.json" in its materialMap starts with "/", which Overte resolves from the server\'s root, not from the .fst\'s folder: drop the leading /'])
+  })
+
+  it('reads names as URLs (escapes decoded, a query dropped) and only the last materialMap line, as Overte does', () => {
+    const text = `name = a\nfilename = avatar.fbx\ntexdir = textures\nmaterialMap = {"all": "nowhere.json"}\nmaterialMap = {"all": "materials/my%20skin.json?v2#Skin"}\n`
+    expect(check({ ...complete, 'avatar.fst': text, 'materials/my skin.json': material })).toMatchObject({ errors: [], warnings: [] })
+  })
+
+  it('reads the maps of each material model (vrm_mtoon has no roughnessMap, splatMap both have) and a material file only when a materialMap names it', () => {
+    const mtoon = JSON.stringify({ materials: { model: 'vrm_mtoon', roughnessMap: 'unread.png', shadeMap: 'shade.png', splatMap: 'splat.png', opacityMap: 'compared-only.png' } })
+    expect(check({ ...complete, 'materials/skin.json': mtoon, 'materials/shade.png': png }).warnings).toEqual(['materials/skin.json: material texture "splat.png" is not in the upload'])
+    // A JSON no materialMap names may have `materials` of its own (a three.js scene): not read as Overte's.
+    expect(check({ ...complete, 'scene.json': JSON.stringify({ materials: [{ normalMap: 'n.png', bumpMap: 'b.png' }] }) })).toMatchObject({ errors: [], warnings: [] })
   })
 })
 
