@@ -216,8 +216,9 @@ export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentR
     const root = await tarRoot(backend, target)
     res.setHeader('Content-Disposition', contentDisposition('attachment', queryValue(req, 'filename') ?? `${target.toString()}.tar`))
     res.setHeader('Content-Type', RESPONSE_FORMATS.tar)
-    if (req.method === 'HEAD') { res.end(); return }
+    // A HEAD answers what a GET would: the same walk decides between 200 and a refusal.
     await checkTarNames(backend, root, request.signal, request.gate)
+    if (req.method === 'HEAD') { res.end(); return }
     await stream(res, tarStream(backend, root, request.signal) as unknown as AsyncIterable<Uint8Array>, request.signal)
   }
 

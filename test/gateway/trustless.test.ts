@@ -233,6 +233,9 @@ for (const backend of appBackends()) describe.skipIf(!backend.available)(`trustl
         expect(files.get(`${top}/foobar/file`)).toBe('I am inside\n')
         const refused = await t.request.get(`/ipfs/${outside.cid.toString()}?format=tar`).expect(400)
         expect(refused.body.error).toMatch(/leads out of the archive's folder/)
+        // A HEAD answers as the GET does.
+        await t.request.head(`/ipfs/${outside.cid.toString()}?format=tar`).expect(400)
+        await t.request.head(`/ipfs/${inside.cid.toString()}?format=tar`).expect(200)
       } finally {
         await lease.discard()
       }

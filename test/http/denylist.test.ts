@@ -97,6 +97,7 @@ for (const backend of appBackends()) {
         const dirOf = (links: Array<[string, CID]>): string => CID.create(1, dagPb.code, identity.digest(dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'directory' }).marshal(), Links: links.map(([Name, Hash]) => ({ Name, Hash })) })))).toString()
         const holder = dirOf([['f', held]])
         await t.request.get(`/ipfs/${holder}?format=tar`).expect(410)
+        await t.request.head(`/ipfs/${holder}?format=tar`).expect(410)
         const car = await t.request.get(`/ipfs/${holder}?format=car`).buffer(true).parse(asBytes).then((res) => res.body as Buffer, () => Buffer.alloc(0))
         expect(car.includes(bytes)).toBe(false)
         // A file whose leaf it is (no block needed: an identity CID), served whole, by range, as tar, as a directory's index page.
