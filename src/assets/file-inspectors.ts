@@ -523,7 +523,7 @@ class FstInspector extends TextInspector {
 
 /** Far more nodes than Overte's default avatar graph (~100), and far larger than its file (~100 kB). */
 const MAX_ANIMATION_NODES = 10_000
-const MAX_ANIMATION_GRAPH_BYTES = 4 * 1024 * 1024
+const MAX_OVERTE_JSON_BYTES = 4 * 1024 * 1024
 /** The nodes of an Overte animation graph, `root` and its `children` to a depth no real graph reaches: each one's type and data.url. */
 const ANIMATION_PATHS = Array.from({ length: 24 }, (_, depth) => `$.root${'.children.*'.repeat(depth)}`).flatMap((node) => [`${node}.type`, `${node}.data.url`])
 /** An Overte material file's materials (one object, or an array of them): what materialTextureNames reads. */
@@ -548,7 +548,8 @@ class JsonInspector extends TextInspector {
   readonly #animationNodes = new Map<string, { type?: string, url?: string }>()
   /** A material file's `materials`, as the second parser read them. */
   #materials: unknown
-  #animation: JSONParser | undefined
+  /** The second parser: the parts of an animation graph or a material file that Overte reads. */
+  #overte: JSONParser | undefined
 
   constructor (path: string, gltf: boolean) {
     super(path)
@@ -557,10 +558,10 @@ class JsonInspector extends TextInspector {
     this.#parser = new JSONParser({ paths: gltf ? ['$.asset.version', '$.buffers.*.uri', '$.buffers.*.byteLength', '$.images.*.uri', '$.extensionsUsed.*', '$.extensionsRequired.*', ...GLTF_SECTIONS.map((s) => `$.${s}`)] : ['$.\u0000'], keepStack: false })
     if (!gltf) {
       // Other JSON may be an animation graph: the type and data.url of its nodes (its clips name files); or a material
-      // file, whose textures are named in its materials. Read by a second parser for the first MAX_ANIMATION_GRAPH_BYTES
+      // file, whose textures are named in its materials. Read by a second parser for the first MAX_OVERTE_JSON_BYTES
       // only, so that no large .json builds values in memory.
-      this.#animation = new JSONParser({ paths: [...ANIMATION_PATHS, MATERIAL_PATH], keepStack: false })
-      this.#animation.onValue = ({ value, key, stack }) => {
+      this.#overte = new JSONParser({ paths: [...ANIMATION_PATHS, MATERIAL_PATH], keepStack: false })
+      this.#overte.onValue = ({ value, key, stack }) => {
         if (stack.length === 1 && key === 'materials') { this.#materials = value; return }
         // The node is named by where it sits: the stack's keys up to it (…children.3).
         if (typeof value !== 'string' || value.length > MAX_LINE) return
@@ -593,14 +594,14 @@ class JsonInspector extends TextInspector {
   protected override wantsText (): boolean { return true }
 
   protected override text (text: string): void {
-    if (this.#animation !== undefined) {
-      if (this.size > MAX_ANIMATION_GRAPH_BYTES) {
-        // No graph is this large: what was gathered is dropped with the parser.
-        this.#animation = undefined
+    if (this.#overte !== undefined) {
+      if (this.size > MAX_OVERTE_JSON_BYTES) {
+        // No graph or material file is this large: what was gathered is dropped with the parser.
+        this.#overte = undefined
         this.#animationNodes.clear()
         this.#materials = undefined
       } else {
-        try { this.#animation.write(text) } catch { this.#animation = undefined } // the validating parser reports bad JSON
+        try { this.#overte.write(text) } catch { this.#overte = undefined } // the validating parser reports bad JSON
       }
     }
     try {

@@ -261,7 +261,7 @@ export class UnixfsReader implements ContentReader {
    * records, never read. Raw leaves are left to the caller to read; dag-pb
    * children are read here, a few ahead.
    */
-  async * #walk (node: dagPb.PBNode, unixfs: UnixFS, nodeStart: number, start: number, end: number, signal?: AbortSignal, gate?: (cid: CID) => void): AsyncGenerator<Part> {
+  async * #walk (node: dagPb.PBNode, unixfs: UnixFS, nodeStart: number, start: number, end: number, signal?: AbortSignal, gate?: ByteWindow['gate']): AsyncGenerator<Part> {
     let position = nodeStart
     if (unixfs.data !== undefined && unixfs.data.length > 0) {
       yield * slice(unixfs.data, position, start, end)

@@ -102,8 +102,8 @@ export class BlockCollector {
    * it is a live lease of this collector that holds `root`: what a pin of an
    * import's own root reaches, with no walk. Undefined otherwise.
    */
-  async importedKeys (lease: ImportLease, root: CID): Promise<ReadonlySet<string> | undefined> {
-    return await Promise.resolve(lease instanceof Lease && !lease.settled && lease.keys.has(blockKey(root)) ? lease.keys : undefined)
+  importedKeys (lease: ImportLease, root: CID): Promise<ReadonlySet<string> | undefined> {
+    return Promise.resolve(lease instanceof Lease && !lease.settled && lease.keys.has(blockKey(root)) ? lease.keys : undefined)
   }
 
   /** After a pin: its blocks stay reachable for every sweep under way and for discards. Call before the lease is released. */

@@ -84,6 +84,9 @@ function retryAfterMs (headers: http.IncomingHttpHeaders): number | undefined {
   return Number.isFinite(ms) ? Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS) : undefined
 }
 
+/** Whether `key` comes after `previous` in S3's order (by their UTF-8 bytes). */
+const follows = (key: string, previous: string): boolean => Buffer.compare(Buffer.from(key), Buffer.from(previous)) > 0
+
 /**
  * The few S3 calls a block store makes (PutObject, GetObject, HeadObject,
  * DeleteObjects, ListObjectsV2, CreateBucket), signed with SigV4 over kept-
@@ -182,8 +185,6 @@ export class S3Client {
       const last = contents.at(-1)
       const first = contents[0]
       // A page that does not move past the previous one would be listed for ever (a store that ignores both ways of asking for the next).
-      // Keys compare as S3 orders them, by their UTF-8 bytes.
-      const follows = (key: string, previous: string): boolean => Buffer.compare(Buffer.from(key), Buffer.from(previous)) > 0
       if (token === undefined && after !== undefined && ((first !== undefined && !follows(String(first.Key), after)) || (first === undefined && result.IsTruncated === 'true'))) {
         throw new S3Error(`S3 answered the listing after "${after}" with keys that do not follow it: it pages neither by continuation token nor by start-after or marker`, answer.status)
       }

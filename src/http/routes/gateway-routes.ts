@@ -184,9 +184,9 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
           throw err
         })
         if (node === undefined) {
-          // Not a UnixFS path held here. The trustless handlers resolve paths themselves (through dag-cbor and
-          // dag-json too) and pass every CID they reach, along the path and below it, through the same gate.
-          // Not held. Content a list took down is gone, whatever path asks for it; anything else is the handlers' 404.
+          // Not a UnixFS path held here. Content a list took down is gone, whatever path asks for it; anything else is for
+          // the trustless handlers, which resolve paths themselves (through dag-cbor and dag-json too) and pass every CID
+          // they reach, along the path and below it, through the same gate, or for the next handler's 404.
           if (await deps.takenDown?.(cid.toString()) === true) throw new ContentBlockedError('this content was taken down on this node by its operator')
           break
         }
