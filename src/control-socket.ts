@@ -1,7 +1,8 @@
 import { chmod, unlink } from 'node:fs/promises'
-import { createServer, request, type Server } from 'node:http'
+import type { Server } from 'node:http'
 import { join } from 'node:path'
 import { HeimdallError } from './errors.ts'
+import { http } from './node-http.ts'
 import type { GcReport } from './ipfs/ipfs-backend.ts'
 import type { CarImportReport } from './services/operator-car-import.ts'
 
@@ -21,7 +22,7 @@ export interface ControlHandlers {
 }
 
 export async function listenControlSocket (path: string, handlers: ControlHandlers): Promise<Server> {
-  const server = createServer((req, res) => {
+  const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://heimdall')
     const answer = (status: number, body: unknown): void => { res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(body)) }
     if (url.pathname === '/import-car' && req.method === 'POST' && handlers.importCar !== undefined) {
@@ -48,7 +49,7 @@ export async function listenControlSocket (path: string, handlers: ControlHandle
 /** One request to a control socket, with `body` streamed when given; rejects when nothing listens there. */
 export async function askControlSocket (path: string, method: string, target: string, body?: NodeJS.ReadableStream): Promise<{ status: number, body: unknown }> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath: path, method, path: target }, (res) => {
+    const req = http.request({ socketPath: path, method, path: target }, (res) => {
       let text = ''
       res.setEncoding('utf8')
       res.on('data', (chunk: string) => { text += chunk })

@@ -1,7 +1,8 @@
-import { request as httpRequest, type IncomingMessage } from 'node:http'
+import type { IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { Readable, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
+import { http } from '../node-http.ts'
 import { parseAnswer, type UploadAnswer } from './added-items.ts'
 import { EXIT, failureFromAnswer, UploadFailure } from './exit-codes.ts'
 import type { UploadSource } from './upload-source.ts'
@@ -29,7 +30,7 @@ export async function uploadMultipart (options: MultipartOptions): Promise<Uploa
   const head = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${quoted(source.fileName)}"\r\nContent-Type: application/octet-stream\r\n\r\n`)
   const tail = Buffer.from(`\r\n--${boundary}--\r\n`)
   const url = new URL('/upload', server)
-  const send = url.protocol === 'https:' ? httpsRequest : httpRequest
+  const send = url.protocol === 'https:' ? httpsRequest : http.request
   let sent = 0
   const counter = new Transform({
     transform (chunk: Buffer, _encoding, callback) {

@@ -1,6 +1,6 @@
-import { request as httpRequest } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { DetailedError, Upload, type HttpResponse } from 'tus-js-client'
+import { http } from '../node-http.ts'
 import { parseAnswer, type UploadAnswer } from './added-items.ts'
 import { EXIT, failureFromAnswer, UploadFailure } from './exit-codes.ts'
 import { SequentialReader } from './sequential-reader.ts'
@@ -112,7 +112,7 @@ async function finalAnswer (response: HttpResponse, url: string | null, token: s
 }
 
 function get (url: string, token: string): Promise<{ status: number, text: string }> {
-  const send = url.startsWith('https:') ? httpsRequest : httpRequest
+  const send = url.startsWith('https:') ? httpsRequest : http.request
   return new Promise((resolve, reject) => {
     const req = send(url, { headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' } }, (res) => {
       const chunks: Buffer[] = []

@@ -1,7 +1,8 @@
-import { Agent, request, type IncomingMessage } from 'node:http'
+import type { IncomingMessage } from 'node:http'
 import type { Writable } from 'node:stream'
 import { finished } from 'node:stream/promises'
 import { NotFoundError, ServiceUnavailableError } from '../errors.ts'
+import { http } from '../node-http.ts'
 import type { ByteWindow, ResolvedNode } from './content-reader.ts'
 import { FlowWriter } from './flow-writer.ts'
 import { rawHttpBody } from './raw-http-body.ts'
@@ -26,7 +27,7 @@ export interface GatewayBytes {
 export function httpGatewayBytes (gatewayUrl: string): GatewayBytes {
   const base = new URL(gatewayUrl)
   if (base.protocol !== 'http:') throw new Error('IPFS_GATEWAY_URL must be an http:// URL inside the stack')
-  const agent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64 })
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64 })
 
   /** Kubo's answer for the window, its status checked: the body is exactly the window's bytes. */
   async function open (node: ResolvedNode, window: ByteWindow): Promise<IncomingMessage> {
@@ -35,7 +36,7 @@ export function httpGatewayBytes (gatewayUrl: string): GatewayBytes {
     // The whole file is asked for plainly: Kubo serves a range through a seeker, the whole through a straight copy.
     const whole = offset === 0 && length === node.size
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = request(url, {
+      const req = http.request(url, {
         agent,
         signal,
         headers: { ...(whole ? {} : { Range: `bytes=${offset}-${offset + length - 1}` }), 'Cache-Control': 'only-if-cached' }

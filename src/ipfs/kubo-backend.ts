@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { request as httpRequest, type IncomingMessage } from 'node:http'
+import type { IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -8,6 +8,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { varint } from 'multiformats'
 import { CID } from 'multiformats/cid'
 import { HeimdallError, InsufficientStorageError, isOutOfSpace, NotFoundError, ServiceUnavailableError } from '../errors.ts'
+import { http } from '../node-http.ts'
 import { GcGate } from './gc-gate.ts'
 import { IMPORT_PROFILES, type ImportProfileName } from './import-profiles.ts'
 import type { DirectoryEntry, GcReport, ImportCandidate, ImportedNode, ImportLease, IpfsBackend, NodeNetwork, NodeStat, ReadOptions, VerifiedBlock } from './ipfs-backend.ts'
@@ -137,7 +138,7 @@ export class KuboBackend implements IpfsBackend {
     }).toString()
     const boundary = `heimdall-${randomUUID()}`
     return this.#call('import', async () => {
-      const send = url.protocol === 'https:' ? httpsRequest : httpRequest
+      const send = url.protocol === 'https:' ? httpsRequest : http.request
       const req = send(url, { method: 'POST', headers: { 'Content-Type': `multipart/form-data; boundary=${boundary}` }, signal: options.signal })
       const answered = new Promise<IncomingMessage>((resolve, reject) => { req.once('response', resolve); req.once('error', reject) })
       const sent = pipeline(Readable.from(multipartBody(candidates, boundary)), req)
@@ -172,7 +173,7 @@ export class KuboBackend implements IpfsBackend {
     const url = new URL('/api/v0/dag/import', this.#url)
     url.search = new URLSearchParams({ 'pin-roots': 'false', silent: 'true', stats: 'false' }).toString()
     const boundary = `heimdall-${randomUUID()}`
-    const send = url.protocol === 'https:' ? httpsRequest : httpRequest
+    const send = url.protocol === 'https:' ? httpsRequest : http.request
     const req = send(url, { method: 'POST', headers: { 'Content-Type': `multipart/form-data; boundary=${boundary}` }, signal: options.signal })
     const answered = new Promise<{ status: number, text: string, trailer: string | undefined }>((resolve, reject) => {
       req.once('response', (res: IncomingMessage) => {

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto'
-import http from 'node:http'
+import type * as Http from 'node:http'
 import https from 'node:https'
 import { setTimeout as sleep } from 'node:timers/promises'
 import aws4 from 'aws4'
 import { XMLParser } from 'fast-xml-parser'
+import { http } from '../node-http.ts'
 
 export interface S3Options {
   /** Where the S3 API answers, e.g. `http://127.0.0.1:8333` or `https://s3.eu-west-1.amazonaws.com`. */
@@ -72,12 +73,12 @@ const encodeKey = (key: string): string => key.split('/').map((part) => encodeUR
 
 interface Answer {
   status: number
-  headers: http.IncomingHttpHeaders
+  headers: Http.IncomingHttpHeaders
   body: Buffer
 }
 
 /** The wait a Retry-After header asks for (seconds or an HTTP date), capped; undefined without one. */
-function retryAfterMs (headers: http.IncomingHttpHeaders): number | undefined {
+function retryAfterMs (headers: Http.IncomingHttpHeaders): number | undefined {
   const value = headers['retry-after']
   if (value === undefined) return undefined
   const ms = /^\d+$/.test(value) ? Number(value) * 1000 : Date.parse(value) - Date.now()
@@ -100,7 +101,7 @@ const follows = (key: string, previous: string): boolean => Buffer.compare(Buffe
 export class S3Client {
   readonly #options: Required<Omit<S3Options, 'sessionToken'>> & { sessionToken: string | undefined }
   readonly #url: URL
-  readonly #agent: http.Agent
+  readonly #agent: Http.Agent
 
   constructor (options: S3Options) {
     this.#options = { maxSockets: 64, timeoutMs: 30_000, attempts: ATTEMPTS, sessionToken: undefined, ...options }
@@ -291,7 +292,7 @@ export class S3Client {
         port: this.#url.port,
         method,
         path,
-        headers: signed.headers as http.OutgoingHttpHeaders,
+        headers: signed.headers as Http.OutgoingHttpHeaders,
         agent: this.#agent,
         timeout: this.#options.timeoutMs
       }, (res) => {
