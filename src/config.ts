@@ -326,7 +326,8 @@ export function regionOf (endpoint: string): string {
  * Every invalid key is reported, one line each, in a single ConfigError.
  */
 export function loadConfig (env: Env): Config {
-  const parsed = envSchema.safeParse(env)
+  // An empty value is unset, for every key (.env.example lists keys with nothing after the =): its default applies.
+  const parsed = envSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([, value]) => value === undefined || value.trim() !== '')))
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`))
   }

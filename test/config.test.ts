@@ -47,6 +47,10 @@ describe('loadConfig', () => {
 
   it('treats empty values as unset, as .env files write them', () => {
     expect(loadConfig({ DATABASE_URL: '', SECRET_KEY: '' })).toMatchObject({ databaseUrl: undefined, secretKey: undefined })
+    // Numbers and lists of choices too: an empty PORT is not port 0, an empty cache size not a cache turned off.
+    const empty = loadConfig({ PORT: '', GATEWAY_CACHE_BYTES: ' ', QUOTA_BYTES: '', MAX_UPLOAD_BYTES: '', IPFS_CID_PROFILE: '', LOG_LEVEL: '', HOST: '', DATA_DIR: '' })
+    const defaults = loadConfig({})
+    for (const key of ['port', 'gatewayCacheBytes', 'maxUploadBytes', 'cidProfile', 'logLevel', 'host', 'dataDir', 'defaultQuota'] as const) expect(empty[key], key).toEqual(defaults[key])
   })
 
   it('reports every invalid key at once, one line each, naming the key', () => {
