@@ -2,14 +2,18 @@ import { join } from 'node:path'
 import { config as loadDotenv } from 'dotenv'
 import { ConfigError, loadConfig, type Config } from '../config.ts'
 import { askControlSocket, controlSocketPath } from '../control-socket.ts'
+import { openDatabase } from '../db/database.ts'
+import { resolveInstanceId } from '../instance-id.ts'
 import { HeliaBackend } from '../ipfs/helia-backend.ts'
 import type { GcReport } from '../ipfs/ipfs-backend.ts'
 import { KuboBackend } from '../ipfs/kubo-backend.ts'
+import { openSharedStore } from '../storage/open-shared-store.ts'
 
 /**
  * `npm run gc [-- --dry-run]`: removes blocks that no upload pins. A running
  * server holds the embedded repo, so it is asked over its control socket
- * (DATA_DIR/heimdall.sock); with no server running, the repo is opened here.
+ * (DATA_DIR/heimdall.sock); with no server running, the repo (or, with
+ * BLOCKSTORE=s3, the shared store) is opened here.
  */
 async function collect (config: Config, dryRun: boolean): Promise<{ report: GcReport, via: string }> {
   const socket = controlSocketPath(config.dataDir)
@@ -18,11 +22,34 @@ async function collect (config: Config, dryRun: boolean): Promise<{ report: GcRe
     if (asked.status !== 200) throw new Error(`the running server could not collect: ${JSON.stringify(asked.body)}`)
     return { report: asked.body as GcReport, via: 'the running server' }
   }
+  if (config.blockstore.kind === 's3') return collectShared(config, config.blockstore, dryRun)
   const backend = config.ipfsApiUrl !== undefined ? new KuboBackend(config.ipfsApiUrl) : await HeliaBackend.open(join(config.dataDir, 'ipfs'))
   try {
     return { report: await backend.gc({ dryRun }), via: backend.kind === 'kubo' ? 'Kubo' : 'the embedded repo' }
   } finally {
     await backend.close()
+  }
+}
+
+/**
+ * With BLOCKSTORE=s3 and this instance stopped: the bucket is collected as
+ * an instance would, as this data folder's instance, its pins and the other
+ * instances' import leases read from the shared database.
+ */
+async function collectShared (config: Config, blockstore: Extract<Config['blockstore'], { kind: 's3' }>, dryRun: boolean): Promise<{ report: GcReport, via: string }> {
+  const dir = join(config.dataDir, 'ipfs')
+  const db = await openDatabase(config)
+  try {
+    await db.migrate()
+    const shared = await openSharedStore(blockstore, { db: db.knex, dir, instance: await resolveInstanceId(config.dataDir) })
+    const backend = await HeliaBackend.open(dir, { shared })
+    try {
+      return { report: await backend.gc({ dryRun }), via: `the shared store (bucket ${blockstore.bucket})` }
+    } finally {
+      await backend.close()
+    }
+  } finally {
+    await db.close()
   }
 }
 

@@ -1,9 +1,12 @@
+import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import type { CID } from 'multiformats/cid'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { BlockLeaseRepository } from '../../src/db/block-lease-repository.ts'
@@ -88,6 +91,42 @@ describe.skipIf(!available)('garbage collection of a block store shared by insta
     expect(await shared.blockCount()).toBe(before)
     expect(await shared.objects()).toEqual(objectsBefore)
   })
+
+  it('npm run gc with the instance stopped collects the bucket, not a local folder: what nothing pins goes, what is pinned stays', async () => {
+    const before = await shared.blockCount()
+    const kept = randomBytes(1_500_000)
+    const keptRoot = (await a.importTree([file('kept.bin', kept)], { profile: 'unixfs-v1-2025' })).at(-1)?.cid as CID
+    await a.pin(keptRoot)
+    await a.importTree([file('lost.bin', randomBytes(2_500_000))], { profile: 'unixfs-v1-2025' }) // unpinned, its lease released
+    const withGarbage = await shared.blockCount()
+    expect(withGarbage).toBe(before + 4 + 5) // kept: 2 leaves, file node, directory; lost: 3 leaves, file node, directory
+    const dataDir = await mkdtemp(join(tmpdir(), 'heimdall-gc-cli-'))
+    const env = {
+      PATH: process.env.PATH,
+      DATA_DIR: dataDir,
+      SECRET_KEY: 'x'.repeat(40),
+      DATABASE_URL: shared.databaseUrl,
+      BLOCKSTORE: 's3',
+      S3_ENDPOINT: shared.seaweed.endpoint,
+      S3_BUCKET: shared.bucket,
+      S3_PREFIX: 'test/',
+      S3_REGION: shared.seaweed.region,
+      AWS_ACCESS_KEY_ID: shared.seaweed.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: shared.seaweed.secretAccessKey
+    }
+    const gc = async (...args: string[]): Promise<string> => (await promisify(execFile)(process.execPath, [fileURLToPath(new URL('../../src/cli/gc.ts', import.meta.url)), ...args], { env })).stdout
+    try {
+      expect(await gc('--dry-run')).toMatch(new RegExp(`^dry run \\(the shared store \\(bucket ${shared.bucket}\\)\\): would free 5 blocks, 25\\d{5} bytes`))
+      expect(await shared.blockCount()).toBe(withGarbage)
+      expect(await gc()).toMatch(/^garbage collected \(the shared store \(bucket [\w-]+\)\): freed 5 blocks/)
+      expect(await shared.blockCount()).toBe(before + 4)
+      expect(Buffer.compare(await readAll(b, keptRoot, ['kept.bin']), kept)).toBe(0)
+    } finally {
+      await a.unpin(keptRoot)
+      await b.gc()
+      await rm(dataDir, { recursive: true, force: true })
+    }
+  }, 120_000)
 
   it('a refused import takes its blocks back at once, but not those another instance\'s import holds', async () => {
     const before = await shared.blockCount()

@@ -12,6 +12,8 @@ import { createBucket, startSeaweed, type SeaweedCluster } from './seaweedfs.ts'
 export interface SharedStoreFixture {
   seaweed: SeaweedCluster
   db: Database
+  /** Where `db` is, for a process of its own (DATABASE_URL). */
+  databaseUrl: string
   bucket: string
   /** A client of the bucket, for looking at what is in it. */
   s3: S3Client
@@ -39,6 +41,7 @@ export async function startSharedStore (seaweedBin: string, postgresUrl: string)
   return {
     seaweed,
     db,
+    databaseUrl: scratch.url,
     bucket,
     s3,
     open: async (instance, o = {}) => {
