@@ -13,6 +13,7 @@ import { BlockedContentRepository } from '../db/blocked-content-repository.ts'
 import { UploadRepository } from '../db/upload-repository.ts'
 import { appendOperatorItem } from '../denylist/operator-list.ts'
 import { askControlSocket, controlSocketPath } from '../control-socket.ts'
+import { S3Client } from '../storage/s3-client.ts'
 import { operatorName } from './operator.ts'
 import { readdir, stat } from 'node:fs/promises'
 
@@ -144,11 +145,26 @@ async function sizeOf (dir: string): Promise<{ files: number, bytes: number }> {
   return total
 }
 
+/** Objects under the shared store's prefix (BLOCKSTORE=s3), and their bytes. */
+async function bucketSize (store: Extract<Config['blockstore'], { kind: 's3' }>): Promise<{ count: number, bytes: number }> {
+  const s3 = new S3Client(store)
+  try {
+    const total = { count: 0, bytes: 0 }
+    for await (const object of s3.listObjects(store.prefix)) { total.count++; total.bytes += object.size }
+    return total
+  } finally {
+    s3.close()
+  }
+}
+
 async function usage (config: Config): Promise<void> {
   await withDatabase(config, async (db) => {
     const [totals, people, blocked] = await Promise.all([new UploadRepository(db.knex).totals(), new IdentityRepository(db.knex).counts(), new BlockedContentRepository(db.knex).count()])
     console.log(`${people.identities} identities (${people.disabled} disabled); ${totals.uploads} uploads of ${totals.roots} distinct contents, ${formatBytes(totals.bytes)} as uploaded; ${blocked} taken down by denylists`)
-    if (config.ipfsApiUrl === undefined) {
+    if (config.blockstore.kind === 's3') {
+      const objects = await bucketSize(config.blockstore)
+      console.log(`S3 block store ${config.blockstore.bucket}/${config.blockstore.prefix}: ${objects.count} objects (packs and blocks), ${formatBytes(objects.bytes)} (shared content is stored once)`)
+    } else if (config.ipfsApiUrl === undefined) {
       const blocks = await sizeOf(join(resolve(config.dataDir), 'ipfs', 'blocks'))
       console.log(`embedded IPFS node: ${blocks.files} block files, ${formatBytes(blocks.bytes)} on disk (shared content is stored once)`)
     } else {

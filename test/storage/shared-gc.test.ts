@@ -121,6 +121,10 @@ describe.skipIf(!available)('garbage collection of a block store shared by insta
       expect(await gc()).toMatch(/^garbage collected \(the shared store \(bucket [\w-]+\)\): freed 5 blocks/)
       expect(await shared.blockCount()).toBe(before + 4)
       expect(Buffer.compare(await readAll(b, keptRoot, ['kept.bin']), kept)).toBe(0)
+      // And npm run admin -- usage counts the bucket, not a local folder.
+      const objects = await shared.objects()
+      const usage = (await promisify(execFile)(process.execPath, [fileURLToPath(new URL('../../src/cli/admin.ts', import.meta.url)), 'usage'], { env })).stdout
+      expect(usage).toContain(`S3 block store ${shared.bucket}/test/: ${objects.count} objects (packs and blocks), `)
     } finally {
       await a.unpin(keptRoot)
       await b.gc()
