@@ -2,6 +2,7 @@ import { JSONParser } from '@streamparser/json'
 import { extensionOf } from './asset-kinds.ts'
 import { AsciiFbxReader, BinaryFbxReader, type FbxSummary } from './fbx-reader.ts'
 import { parseFst, type FstDocument } from './fst.ts'
+import { JsonDepth } from './json-depth.ts'
 import { gltfGeometryNotes, summarizeGltf, type GltfSummary } from './gltf-summary.ts'
 import { baseNameOf, fetchedName, fstBaseDir, fstScale, GLTF_EXTENSIONS_OVERTE_IGNORES, materialTextureNames, type FstLookup } from './overte-rules.ts'
 
@@ -550,6 +551,7 @@ class JsonInspector extends TextInspector {
   #materials: unknown
   /** The second parser: the parts of an animation graph or a material file that Overte reads. */
   #overte: JSONParser | undefined
+  readonly #depth = new JsonDepth()
 
   constructor (path: string, gltf: boolean) {
     super(path)
@@ -594,6 +596,8 @@ class JsonInspector extends TextInspector {
   protected override wantsText (): boolean { return true }
 
   protected override text (text: string): void {
+    // Before either parser sees it: they keep a frame for each level the text opens.
+    try { this.#depth.write(text) } catch (err) { throw new Error(`is not JSON Heimdall accepts: it ${(err as Error).message}`, { cause: err }) }
     if (this.#overte !== undefined) {
       if (this.size > MAX_OVERTE_JSON_BYTES) {
         // No graph or material file is this large: what was gathered is dropped with the parser.
@@ -666,7 +670,9 @@ class GlbInspector extends BaseInspector {
     const length = data.length >= 20 ? data.readUInt32LE(12) : 0
     if (length === 0 || 20 + length > data.length || data.readUInt32LE(16) !== 0x4e4f534a) return
     let json: unknown
-    try { json = JSON.parse(data.subarray(20, 20 + length).toString('utf8')) } catch { throw new Error('is binary glTF whose JSON chunk is not valid JSON') }
+    const text = data.subarray(20, 20 + length).toString('utf8')
+    try { new JsonDepth().write(text) } catch (err) { throw new Error(`is binary glTF whose JSON chunk ${(err as Error).message}`, { cause: err }) }
+    try { json = JSON.parse(text) } catch { throw new Error('is binary glTF whose JSON chunk is not valid JSON') }
     const doc = json as { extensionsUsed?: unknown, extensionsRequired?: unknown, buffers?: unknown, images?: unknown }
     const names = [doc.extensionsUsed, doc.extensionsRequired].flatMap((list) => Array.isArray(list) ? list.filter((e): e is string => typeof e === 'string') : [])
     this.notes.push(...gltfExtensionNotes(this.path, names))

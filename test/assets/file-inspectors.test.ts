@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { inspectorFor, type FileReport } from '../../src/assets/file-inspectors.ts'
+import { MAX_JSON_DEPTH } from '../../src/assets/json-depth.ts'
 import { fixture } from '../support/fixtures.ts'
 
 /** Feeds `data` to the inspector for `path` in chunks of `chunk` bytes, as a stream would. */
@@ -40,6 +41,29 @@ describe('content checks on real exporter output', () => {
 
   it('does not take an ASCII FBX take file or source path for a texture', () => {
     expect(targets(inspect('cubes.fbx', fixture('fbx/cubes-ascii.fbx')))).toEqual([])
+  })
+})
+
+describe('JSON nested past MAX_JSON_DEPTH', () => {
+  const nested = (depth: number): string => `${'{"a":['.repeat(depth)}1${']}'.repeat(depth)}`
+  it('is refused before the parsers build a frame per level, however it is chunked; brackets in strings do not count', () => {
+    expect(inspect('deep.json', nested(MAX_JSON_DEPTH / 2 + 1), 7).mismatch).toMatch(/more than 512 levels deep/)
+    expect(inspect('deep.json', '['.repeat(5_000_000)).mismatch).toMatch(/more than 512 levels deep/)
+    expect(inspect('deep.gltf', `{"asset":{"version":"2.0"},"extras":${nested(300)}}`).mismatch).toMatch(/more than 512 levels deep/)
+    expect(inspect('fine.json', nested(MAX_JSON_DEPTH / 2)).mismatch).toBeUndefined()
+    expect(inspect('strings.json', JSON.stringify({ text: '[{'.repeat(10_000), quoted: '\\"[[[' }), 5).mismatch).toBeUndefined()
+  })
+
+  it('in a GLB\'s JSON chunk too', () => {
+    const json = Buffer.from(`{"asset":{"version":"2.0"},"extras":${'['.repeat(2000)}${']'.repeat(2000)}}`)
+    const padded = Buffer.concat([json, Buffer.alloc((4 - json.length % 4) % 4, 0x20)])
+    const header = Buffer.alloc(20)
+    header.write('glTF', 0, 'latin1')
+    header.writeUInt32LE(2, 4)
+    header.writeUInt32LE(20 + padded.length, 8)
+    header.writeUInt32LE(padded.length, 12)
+    header.writeUInt32LE(0x4e4f534a, 16)
+    expect(inspect('deep.glb', Buffer.concat([header, padded])).mismatch).toMatch(/JSON chunk nests arrays and objects more than 512 levels deep/)
   })
 })
 
