@@ -28,7 +28,7 @@ export interface FbxSummary {
 }
 
 const MAX_KEPT_STRING = 4096
-/** Arrays larger than this (compressed) are skipped rather than held: counts then stay incomplete. */
+/** Arrays larger than this (compressed, or as their count declares them decoded) are skipped rather than held: counts then stay incomplete. */
 const MAX_KEPT_ARRAY = 64 * 1024 * 1024
 
 type Request = { read: number } | { skip: number }
@@ -36,7 +36,7 @@ type Request = { read: number } | { skip: number }
 /** A pull parser as a generator: it asks for `read` (bytes handed back) or `skip` (bytes dropped). */
 type Parser = Generator<Request, void, Buffer>
 
-type Value = string | number | bigint | boolean | Buffer | number[] | undefined
+type Value = string | number | bigint | boolean | Buffer | number[] | Float64Array | undefined
 
 /**
  * Feeds chunks to a pull parser. Only the bytes of one pending `read` are
@@ -153,7 +153,7 @@ class SummaryBuilder {
       }
     } else if (node.name === 'C' && owner === 'Connections' && node.props[0] === 'OO') {
       this.#parents.set(String(node.props[1]), String(node.props[2]))
-    } else if (owner === 'Geometry' && this.#geometryType === 'Mesh' && Array.isArray(value)) {
+    } else if (owner === 'Geometry' && this.#geometryType === 'Mesh' && (Array.isArray(value) || value instanceof Float64Array)) {
       if (node.name === 'Vertices') this.#vertices(value)
       else if (node.name === 'PolygonVertexIndex') this.#polygons(value)
     }
@@ -165,7 +165,7 @@ class SummaryBuilder {
     }
   }
 
-  #vertices (values: number[]): void {
+  #vertices (values: ArrayLike<number>): void {
     const box: Box = { min: [Infinity, Infinity, Infinity], max: [-Infinity, -Infinity, -Infinity] }
     for (let i = 0; i + 2 < values.length; i += 3) {
       for (let axis = 0; axis < 3; axis++) {
@@ -201,11 +201,11 @@ class SummaryBuilder {
   }
 
   /** A polygon ends at a negative index (stored as -index-1); n corners make n-2 triangles. */
-  #polygons (indices: number[]): void {
+  #polygons (indices: ArrayLike<number>): void {
     let corners = 0
-    for (const index of indices) {
+    for (let i = 0; i < indices.length; i++) {
       corners++
-      if (index < 0) { this.summary.triangles += Math.max(0, corners - 2); corners = 0 }
+      if ((indices[i] ?? 0) < 0) { this.summary.triangles += Math.max(0, corners - 2); corners = 0 }
     }
   }
 }
@@ -308,18 +308,28 @@ function * binaryParser (builder: SummaryBuilder, version: number, decodeName: (
       const count = h.readUInt32LE(0)
       const encoding = h.readUInt32LE(4)
       const length = h.readUInt32LE(8)
-      if (!keepArray(path, nodeName) || length > MAX_KEPT_ARRAY) {
+      const width = type === 'd' || type === 'l' ? 8 : type === 'b' ? 1 : 4
+      if (!keepArray(path, nodeName) || length > MAX_KEPT_ARRAY || count * width > MAX_KEPT_ARRAY) {
         if (length > 0) yield { skip: length }
         offset += length
         return undefined
       }
       const raw = length > 0 ? yield { read: length } : Buffer.alloc(0)
       offset += length
-      const data = encoding === 1 ? inflateSync(raw) : raw
-      const width = type === 'd' || type === 'l' ? 8 : type === 'b' ? 1 : 4
-      const values: number[] = []
-      for (let i = 0; i < count && (i + 1) * width <= data.length; i++) {
-        values.push(type === 'd' ? data.readDoubleLE(i * width) : type === 'f' ? data.readFloatLE(i * width) : type === 'i' ? data.readInt32LE(i * width) : type === 'l' ? Number(data.readBigInt64LE(i * width)) : data[i] ?? 0)
+      let data = raw
+      if (encoding === 1) {
+        // Inflated no further than the count declares: a few KB of zlib may expand a thousandfold (a bomb), and this runs
+        // on the event loop. Overte reads the declared count only, so an array with more is read as far as that.
+        try {
+          data = inflateSync(raw, { maxOutputLength: Math.max(1, count * width) })
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ERR_BUFFER_TOO_LARGE') throw err
+          return undefined
+        }
+      }
+      const values = new Float64Array(Math.min(count, Math.floor(data.length / width)))
+      for (let i = 0; i < values.length; i++) {
+        values[i] = type === 'd' ? data.readDoubleLE(i * width) : type === 'f' ? data.readFloatLE(i * width) : type === 'i' ? data.readInt32LE(i * width) : type === 'l' ? Number(data.readBigInt64LE(i * width)) : data[i] ?? 0
       }
       return values
     }

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { deflateSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 import { inspectorFor, type FileReport } from '../../src/assets/file-inspectors.ts'
 import { MAX_JSON_DEPTH } from '../../src/assets/json-depth.ts'
@@ -153,6 +154,45 @@ describe('FBX texture references', () => {
     const bad = Buffer.from(header)
     bad.writeUInt32LE(1, 23)
     expect(inspect('x.fbx', Buffer.concat([bad, Buffer.alloc(5000)])).mismatch).toMatch(/unknown version/)
+  })
+})
+
+describe('FBX arrays Heimdall decodes', () => {
+  /** A binary FBX 7400: Objects › Geometry (a Mesh) › Vertices, one compressed array of doubles declaring `count`. */
+  function fbxWithVertices (count: number, decoded: Buffer): Buffer {
+    const str = (text: string): Buffer => { const b = Buffer.alloc(5 + text.length); b.write('S', 0, 'latin1'); b.writeUInt32LE(text.length, 1); b.write(text, 5, 'latin1'); return b }
+    const id = Buffer.alloc(9); id.write('L', 0, 'latin1'); id.writeBigInt64LE(1n, 1)
+    const packed = deflateSync(decoded)
+    const array = Buffer.alloc(13); array.write('d', 0, 'latin1'); array.writeUInt32LE(count, 1); array.writeUInt32LE(1, 5); array.writeUInt32LE(packed.length, 9)
+    const node = (at: number, name: string, props: Buffer[], children: (at: number) => Buffer[]): Buffer => {
+      const propBytes = Buffer.concat(props)
+      const start = at + 13 + name.length + propBytes.length
+      const kids = children(start)
+      const nested = kids.length === 0 ? Buffer.alloc(0) : Buffer.concat([...kids, Buffer.alloc(13)])
+      const header = Buffer.alloc(13)
+      header.writeUInt32LE(start + nested.length, 0)
+      header.writeUInt32LE(props.length, 4)
+      header.writeUInt32LE(propBytes.length, 8)
+      header[12] = name.length
+      return Buffer.concat([header, Buffer.from(name, 'latin1'), propBytes, nested])
+    }
+    const head = Buffer.alloc(27); head.write('Kaydara FBX Binary  \u0000\u001a\u0000', 0, 'latin1'); head.writeUInt32LE(7400, 23)
+    const objects = node(27, 'Objects', [], (at) => [node(at, 'Geometry', [id, str('Geometry\u0000\u0001Geometry'), str('Mesh')], (at2) => [node(at2, 'Vertices', [Buffer.concat([array, packed])], () => [])])])
+    return Buffer.concat([head, objects, Buffer.alloc(13)])
+  }
+  const doubles = (...values: number[]): Buffer => Buffer.from(new Float64Array(values).buffer)
+
+  it('reads a compressed Vertices array into the extent', () => {
+    expect(inspect('box.fbx', fbxWithVertices(6, doubles(-1, 0, -2, 1, 3, 2))).fbx?.extent).toEqual({ min: [-1, 0, -2], max: [1, 3, 2] })
+  })
+
+  it('inflates no further than the count declares (a bomb is skipped, not decoded on the event loop), and skips a count past the cap', () => {
+    const bomb = inspect('bomb.fbx', fbxWithVertices(6, Buffer.concat([doubles(-1, 0, -2, 1, 3, 2), Buffer.alloc(128 * 1024 ** 2)])))
+    expect(bomb.mismatch).toBeUndefined()
+    expect(bomb.fbx?.extent).toBeUndefined()
+    const huge = inspect('huge.fbx', fbxWithVertices(16 * 1024 ** 2, Buffer.alloc(128 * 1024 ** 2)))
+    expect(huge.mismatch).toBeUndefined()
+    expect(huge.fbx?.extent).toBeUndefined()
   })
 })
 
