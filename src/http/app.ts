@@ -157,7 +157,7 @@ export function createApp (deps: AppDependencies): Express {
   app.get('/', (_req, res) => { res.render('home', { title: 'Heimdall' }) })
   app.use(siteRoutes())
   app.use(pluginRoutes())
-  app.use(identityRoutes({ identities: deps.identities, sessions: deps.sessions, limiter: deps.limiter }))
+  app.use(identityRoutes({ identities: deps.identities, sessions: deps.sessions, limiter: deps.limiter, signIn: deps.csrf }))
   app.use(accountRoutes({ identities: deps.identities, apiKeys: deps.apiKeys, quotas: deps.quotas, sessions: deps.sessionStore, browserSessions: deps.sessions }))
   app.use(uploadRoutes({
     authenticator,
@@ -178,7 +178,7 @@ export function createApp (deps: AppDependencies): Express {
     maxUploadBytes: settings.maxUploadBytes,
     gatewayUrl: settings.gatewayUrl
   }))
-  app.use(uploadsRoutes({ authenticator, quotas: deps.quotas, uploads: deps.uploads, sessions: deps.sessions, thumbnails: deps.thumbnails, gatewayUrl: settings.gatewayUrl, pinRequests: deps.pinRequests, ipfsReach }))
+  app.use(uploadsRoutes({ authenticator, quotas: deps.quotas, uploads: deps.uploads, sessions: deps.sessions, signIn: deps.csrf, thumbnails: deps.thumbnails, gatewayUrl: settings.gatewayUrl, pinRequests: deps.pinRequests, ipfsReach }))
   app.use(previewRoutes({ gatewayUrl: settings.gatewayUrl }))
   app.use(healthRoutes(deps.readiness))
 

@@ -104,6 +104,22 @@ export class CsrfProtection {
     }
   }
 
+  /**
+   * Throws ForbiddenError for a browser sign-in (a form or link that starts
+   * a session) from another site, with or without our cookies: a page there
+   * could otherwise sign a visitor in as its author, whose uploads the
+   * visitor's would then become (login CSRF). Clients that send no Origin and
+   * no Sec-Fetch-Site (the add-on, scripts) and a link typed or opened by an
+   * application (`none`) pass.
+   */
+  checkSignIn (req: Request): void {
+    try {
+      this.#checkOrigin(req)
+    } catch {
+      throw new ForbiddenError('sign in on this site itself: a sign-in sent from another site is refused')
+    }
+  }
+
   #checkOrigin (req: Request): void {
     const fetchSite = req.headers['sec-fetch-site']
     if (fetchSite === 'cross-site' || fetchSite === 'same-site') throw new ForbiddenError(EXPIRED)
@@ -125,9 +141,9 @@ export class CsrfProtection {
   }
 }
 
-/** A request that changes something and carries our cookies, without a token of its own. */
+/** A request that changes something and carries our cookies, without a bearer token of its own (another scheme, e.g. Basic that a proxy asked for, is the browser's). */
 function isBrowserWrite (req: Request): boolean {
-  if (SAFE_METHODS.has(req.method) || req.headers.authorization !== undefined) return false
+  if (SAFE_METHODS.has(req.method) || /^Bearer\s/i.test(req.headers.authorization ?? '')) return false
   const cookies = parseCookies(req.headers.cookie ?? '')
   return cookies[CSRF_COOKIE] !== undefined || cookies[SESSION_COOKIE] !== undefined
 }

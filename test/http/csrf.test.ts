@@ -140,6 +140,36 @@ describe('CSRF: where a request comes from', () => {
   })
 })
 
+describe('CSRF: signing in', () => {
+  it('refuses a sign-in sent from another site, with no cookies of ours: the form, the add-on\'s link, a new identity', async () => {
+    const person = await createIdentity(t.request)
+    // A page elsewhere auto-posting the author's credentials, or linking to them: the visitor would be signed in as the author.
+    const browser = newBrowser()
+    const posted = await browser.post('/uploads').type('form').set('Accept', 'text/html').set('Sec-Fetch-Site', 'cross-site').set('Origin', 'https://elsewhere.example').send(person).expect(403)
+    expect(posted.text).toContain('sent from another site')
+    expect(posted.headers['set-cookie']?.toString() ?? '').not.toContain('heimdall_session')
+    await browser.get(`/uploads?username=${person.username}&token=${person.token}`).set('Accept', 'text/html').set('Sec-Fetch-Site', 'cross-site').expect(403)
+    await browser.get(`/uploads?username=${person.username}&token=${person.token}`).set('Accept', 'text/html').set('Sec-Fetch-Site', 'same-site').expect(403)
+    expect(await stillSignedIn(browser)).toBe(false)
+    const before = (await t.request.get('/uploads').set('Authorization', `Bearer ${person.token}`).expect(200)).body
+    const made = await browser.post('/new').type('form').set('Accept', 'text/html').set('Origin', 'https://elsewhere.example').send({ username: 'lured' }).expect(403)
+    expect(made.text).toContain('another site')
+    // Nothing made: the name is still free.
+    await t.request.post('/new').type('form').send({ username: 'lured' }).expect(201)
+    expect((await t.request.get('/uploads').set('Authorization', `Bearer ${person.token}`).expect(200)).body).toEqual(before)
+    // The add-on's link opened by the desktop (Sec-Fetch-Site: none) and a sign-in from our own page still work.
+    await browser.get(`/uploads?username=${person.username}&token=${person.token}`).set('Accept', 'text/html').set('Sec-Fetch-Site', 'none').expect(303)
+    expect(await stillSignedIn(browser)).toBe(true)
+  })
+
+  it('a session with an Authorization header that is not a bearer token (Basic, from a proxy) still needs the form token', async () => {
+    const { browser, person } = await signedIn()
+    const id = await uploadOne(person.token, 'basic.mtl')
+    await browser.post(`/uploads/${id}/delete`).set('Authorization', 'Basic dXNlcjpwYXNz').type('form').send({ anything: 'x' }).expect(403)
+    expect(await stillListed(person.token, id)).toBe(true)
+  })
+})
+
 describe('every page has its form token, whatever it asked for', () => {
   it.each([
     ['/new', undefined],

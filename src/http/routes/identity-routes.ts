@@ -1,4 +1,4 @@
-import { Router } from 'express'
+import { Router, type Request } from 'express'
 import { BadRequestError, HeimdallError, TooManyRequestsError } from '../../errors.ts'
 import type { IdentityService } from '../../services/identity-service.ts'
 import type { RateLimiter } from '../../services/rate-limiter.ts'
@@ -10,7 +10,7 @@ import type { BrowserSessions } from '../session.ts'
 export const IDENTITY_NOTES = 'Keep this token secret and safe: it is shown once and cannot be recovered. ' +
   'Everything you upload is public: anyone with its link can fetch it, and once other IPFS nodes have copied it, it cannot be recalled from them.'
 
-export function identityRoutes (deps: { identities: IdentityService, sessions: BrowserSessions, limiter: RateLimiter }): Router {
+export function identityRoutes (deps: { identities: IdentityService, sessions: BrowserSessions, limiter: RateLimiter, signIn: { checkSignIn: (req: Request) => void } }): Router {
   const router = Router()
 
   router.get('/new', (_req, res) => {
@@ -22,6 +22,8 @@ export function identityRoutes (deps: { identities: IdentityService, sessions: B
     try {
       const parsed = newIdentityRequest.safeParse(body)
       if (!parsed.success) throw new BadRequestError(parsed.error.issues[0]?.message ?? 'a username is required')
+      // A browser is signed in as the identity it makes: not from another site's page.
+      if (wantsHtml(req)) deps.signIn.checkSignIn(req)
       await deps.limiter.identityCreation(clientAddress(req))
       const { identity, token } = await deps.identities.create(parsed.data.username)
       res.status(201).setHeader('Cache-Control', 'no-store')

@@ -1,7 +1,7 @@
 import express, { Router, type Request, type Response } from 'express'
 import { extensionOf } from '../../assets/asset-kinds.ts'
 import type { Identity } from '../../db/identity-repository.ts'
-import { BadRequestError, HeimdallError, NotFoundError, UnauthorizedError } from '../../errors.ts'
+import { BadRequestError, ForbiddenError, HeimdallError, NotFoundError, UnauthorizedError } from '../../errors.ts'
 import type { UploadService } from '../../services/upload-service.ts'
 import { MAX_THUMBNAIL_BYTES, type ThumbnailService } from '../../services/thumbnail-service.ts'
 import { parseCid } from '../cid-param.ts'
@@ -22,6 +22,8 @@ export interface UploadsRoutesDeps {
   quotas: QuotaService
   uploads: UploadService
   sessions: BrowserSessions
+  /** Refuses a sign-in sent from another site (CsrfProtection.checkSignIn). */
+  signIn: { checkSignIn: (req: Request) => void }
   thumbnails: ThumbnailService
   gatewayUrl: string
   /** The person's Pinning Service API requests, listed with their uploads. */
@@ -118,10 +120,11 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
     if (token !== undefined) {
       // The add-on opens /uploads?username=…&token=… in a browser.
       try {
+        deps.signIn.checkSignIn(req)
         const { identity } = await deps.authenticator.authenticate(req, username, token)
         await signInAndRedirect(req, res, identity)
       } catch (err) {
-        if (err instanceof UnauthorizedError && wantsHtml(req)) { renderSignIn(res, 401, err.message, typeof username === 'string' ? username : ''); return }
+        if ((err instanceof UnauthorizedError || err instanceof ForbiddenError) && wantsHtml(req)) { renderSignIn(res, err.status, err.message, typeof username === 'string' ? username : ''); return }
         throw err
       }
       return
@@ -140,7 +143,7 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
       // The credentials of this form, not a browser session's: a sign-in.
       if (token === undefined) throw new UnauthorizedError('a token is required')
       const { identity } = requireCaller(req, 'list')
-      if (wantsHtml(req)) { await signInAndRedirect(req, res, identity); return }
+      if (wantsHtml(req)) { deps.signIn.checkSignIn(req); await signInAndRedirect(req, res, identity); return }
       await renderList(req, res, identity)
     } catch (err) {
       if (err instanceof HeimdallError && wantsHtml(req)) { renderSignIn(res, err.status, err.message, typeof username === 'string' ? username : ''); return }
