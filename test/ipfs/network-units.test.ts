@@ -23,6 +23,19 @@ describe('the dial policy', () => {
       .toEqual(['loopback', 'loopback', 'private', 'private', 'private', 'private', 'private', 'private', 'loopback', 'unspecified', 'unspecified', 'public', 'public'])
   })
 
+  it('judges an IPv4 address written as IPv6 by the IPv4 address, however it is spelled', () => {
+    const cases: Array<[string, string]> = [
+      ['::ffff:7f00:1', 'loopback'], ['::FFFF:7F00:0001', 'loopback'], ['0:0:0:0:0:ffff:127.0.0.1', 'loopback'], ['::ffff:c0a8:101', 'private'],
+      ['::ffff:a9fe:a9fe', 'private'], ['::ffff:808:808', 'public'], ['::ffff:0:0', 'unspecified'], ['::7f00:1', 'loopback'], ['::127.0.0.1', 'loopback'],
+      ['64:ff9b::a00:1', 'private'], ['64:ff9b::808:808', 'public'], ['2002:7f00:1::', 'loopback'], ['2002:c0a8:101::1', 'private'],
+      ['0:0:0:0:0:0:0:1', 'loopback'], ['0::0', 'unspecified'], ['fe80::1%eth0', 'private'], ['fec0::1', 'private'], ['ff02::1', 'private'], ['2606:4700::1111', 'public']
+    ]
+    expect(cases.map(([ip]) => [ip, ipScope(ip)])).toEqual(cases)
+    const policy = new DialPolicy({ listen: ['/ip4/0.0.0.0/tcp/4001'], explicit: [] })
+    expect(policy.refusal('::ffff:7f00:1', 4780)).toMatch(/^a loopback address/)
+    expect(policy.refusal('::ffff:c0a8:101', 22)).toMatch(/^a private address/)
+  })
+
   it('a node listening on every interface dials the internet, and private or loopback peers only when named', () => {
     const policy = new DialPolicy({ listen: ['/ip4/0.0.0.0/tcp/4001'], explicit: [`/ip4/192.168.1.20/tcp/4001/p2p/${PEER}`] })
     expect(policy.refusal('8.8.8.8', 4001)).toBeUndefined()

@@ -17,17 +17,40 @@ export function ipScope (ip: string): AddressScope {
     if (inV4(n, '127.0.0.0', 8)) return 'loopback'
     return V4_PRIVATE.some(([base, bits]) => inV4(n, base, bits)) ? 'private' : 'public'
   }
-  if (isIPv6(ip)) {
-    const lower = ip.toLowerCase()
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(lower)?.[1]
-    if (mapped !== undefined) return ipScope(mapped)
-    if (lower === '::') return 'unspecified'
-    if (lower === '::1') return 'loopback'
-    // fc00::/7 unique local, fe80::/10 link-local, ff00::/8 multicast.
-    if (/^f[cd]/.test(lower) || /^fe[89ab]/.test(lower) || lower.startsWith('ff')) return 'private'
+  const groups = isIPv6(ip) ? v6Groups(ip) : undefined
+  if (groups !== undefined) {
+    const [g0 = 0, g1 = 0, g2 = 0, , , g5 = 0, g6 = 0, g7 = 0] = groups
+    const zeros = (n: number): boolean => groups.slice(0, n).every((g) => g === 0)
+    const embedded = (hi: number, lo: number): string => [hi >> 8, hi & 0xff, lo >> 8, lo & 0xff].join('.')
+    // An IPv4 address written as IPv6, in any of its spellings (::ffff:7f00:1 is 127.0.0.1): judged as that address.
+    // IPv4-mapped ::ffff:0:0/96, IPv4-compatible ::/96, NAT64 64:ff9b::/96 and 6to4 2002::/16 (which carries it in groups 1-2).
+    if ((zeros(5) && g5 === 0xffff) || (zeros(6) && (g6 !== 0 || g7 > 1)) || (g0 === 0x64 && g1 === 0xff9b && groups.slice(2, 6).every((g) => g === 0))) {
+      return ipScope(embedded(g6, g7))
+    }
+    if (g0 === 0x2002) return ipScope(embedded(g1, g2))
+    if (zeros(8)) return 'unspecified'
+    if (zeros(7) && g7 === 1) return 'loopback'
+    // fc00::/7 unique local, fe80::/10 link-local, fec0::/10 site-local, ff00::/8 multicast, 100::/64 discard.
+    if ((g0 & 0xfe00) === 0xfc00 || (g0 & 0xffc0) === 0xfe80 || (g0 & 0xffc0) === 0xfec0 || (g0 & 0xff00) === 0xff00 || (g0 === 0x100 && zeros(4))) return 'private'
     return 'public'
   }
   return 'public'
+}
+
+/** The eight 16-bit groups of an IPv6 address (`::` expanded, a trailing dotted IPv4 read as two groups, a zone dropped). */
+function v6Groups (ip: string): number[] | undefined {
+  let text = ip.toLowerCase().replace(/%.*$/, '')
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text)
+  if (dotted !== null) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number]
+    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`
+  }
+  const [head = '', tail] = text.split('::')
+  const part = (s: string): number[] => s === '' ? [] : s.split(':').map((g) => Number.parseInt(g, 16))
+  const front = part(head)
+  const back = tail === undefined ? [] : part(tail)
+  const groups = tail === undefined ? front : [...front, ...Array<number>(8 - front.length - back.length).fill(0), ...back]
+  return groups.length === 8 && groups.every((g) => Number.isInteger(g) && g >= 0 && g <= 0xffff) ? groups : undefined
 }
 
 export interface DialPolicyInit {
