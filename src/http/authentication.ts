@@ -85,14 +85,14 @@ export class Authenticator {
   /**
    * Checks a username (optional) and a token or API key from wherever the
    * route found them (a query string, a form): rate limits first, then the
-   * secret; a failure is counted against the client address and username.
+   * secret; a failure is counted against the client address.
    */
   async authenticate (req: Request, username: unknown, secret: unknown): Promise<Caller> {
     if (typeof secret !== 'string' || secret === '') throw new UnauthorizedError('a token is required')
     const name = typeof username === 'string' && username !== '' ? username.trim().toLowerCase() : undefined
     const address = clientAddress(req)
     const { limiter, apiKeys, identities } = this.#deps
-    await limiter.checkAuthentication(address, name)
+    await limiter.checkAuthentication(address)
     try {
       if (isApiKey(secret)) {
         const { key, identity } = await apiKeys.verify(secret)
@@ -102,7 +102,7 @@ export class Authenticator {
       return { identity: await identities.authenticate(username, secret), scopes: EVERY_SCOPE, via: 'token' }
     } catch (err) {
       if (err instanceof UnauthorizedError) {
-        const backoff = await limiter.authenticationFailed(address, name)
+        const backoff = await limiter.authenticationFailed(address)
         req.log.info({ address, username: name, backoffMs: backoff }, 'failed authentication')
       }
       throw err

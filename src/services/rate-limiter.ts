@@ -2,7 +2,7 @@ import type { RateLimitRepository } from '../db/rate-limit-repository.ts'
 import { TooManyRequestsError } from '../errors.ts'
 
 export interface RateLimits {
-  /** Failed authentications per client address, and per username, before the back-off starts. */
+  /** Failed authentications per client address before the back-off starts. */
   authFailuresAllowed: number
   /** The first back-off; each further failure doubles it, up to authBackoffMaxSeconds. */
   authBackoffBaseSeconds: number
@@ -50,10 +50,10 @@ export class RateLimiter {
     return this.#limits
   }
 
-  /** Refuses (429) a client address or username that is in a back-off, before its credentials are looked at. */
-  async checkAuthentication (address: string, username?: string): Promise<void> {
+  /** Refuses (429) a client address that is in a back-off, before its credentials are looked at. */
+  async checkAuthentication (address: string): Promise<void> {
     const now = this.#now()
-    const keys = authKeys(address, username)
+    const keys = authKeys(address)
     let until = Math.max(0, ...keys.map((k) => this.#backoffs.get(`${k.kind}\0${k.key}`) ?? 0))
     if (until <= now) {
       for (const running of await this.#repo.backoffs(keys, now)) {
@@ -61,7 +61,7 @@ export class RateLimiter {
         until = Math.max(until, running.until)
       }
     }
-    if (until > now) throw new TooManyRequestsError('too many failed sign-ins from this address or for this username', seconds(until - now))
+    if (until > now) throw new TooManyRequestsError('too many failed sign-ins from this address', seconds(until - now))
   }
 
   #remember (key: string, until: number, now: number): void {
@@ -72,13 +72,13 @@ export class RateLimiter {
     this.#backoffs.set(key, Math.max(until, this.#backoffs.get(key) ?? 0))
   }
 
-  /** Counts a failed authentication against the address and the username; returns the back-off it earned (ms, 0: none yet). */
-  async authenticationFailed (address: string, username?: string): Promise<number> {
+  /** Counts a failed authentication against the address; returns the back-off it earned (ms, 0: none yet). */
+  async authenticationFailed (address: string): Promise<number> {
     const now = this.#now()
     const { authFailuresAllowed: allowed, authBackoffBaseSeconds: base, authBackoffMaxSeconds: max, authFailureMemorySeconds: memory } = this.#limits
     const backoff = (failures: number): number => (failures <= allowed ? 0 : Math.min(max, base * 2 ** Math.min(failures - allowed - 1, 40)) * 1000)
     let longest = 0
-    for (const key of authKeys(address, username)) {
+    for (const key of authKeys(address)) {
       const { until } = await this.#repo.fail(key, now, memory * 1000, backoff)
       if (until > now) this.#remember(`${key.kind}\0${key.key}`, until, now)
       longest = Math.max(longest, until - now)
@@ -106,8 +106,13 @@ export class RateLimiter {
   }
 }
 
-function authKeys (address: string, username?: string): Array<{ kind: string, key: string }> {
-  const keys = [{ kind: 'auth-address', key: address.slice(0, 128) }]
-  if (username !== undefined && username !== '') keys.push({ kind: 'auth-user', key: username.toLowerCase().slice(0, 128) })
-  return keys
+/**
+ * What a failed authentication counts against: the client's address only.
+ * Not the username: tokens and API keys are 256 random bits, which no rate
+ * of guessing reaches, and a back-off per username let anyone lock a person
+ * out of their own sign-in (and the add-on's uploads, which send username +
+ * token) with a few wrong tokens from anywhere (found by a security review).
+ */
+function authKeys (address: string): Array<{ kind: string, key: string }> {
+  return [{ kind: 'auth-address', key: address.slice(0, 128) }]
 }

@@ -43,14 +43,15 @@ describe('rate limits (429 + Retry-After), in PostgreSQL', () => {
     await t.request.get('/healthz').set(from('203.0.113.7')).expect(200)
   })
 
-  it('failed authentications per username, from any number of addresses; the bearer token still works', async () => {
+  it('failures for a username from other addresses never lock its owner out: the sign-in and the add-on\'s upload go on', async () => {
     const victim = await personFrom(t, '198.51.100.2')
+    // Someone else sending wrong tokens for the victim's name, past the back-off's threshold, from addresses of their own.
     for (let i = 0; i < 4; i++) {
-      await t.request.post('/uploads').set('X-Forwarded-For', `192.0.2.${10 + i}`).type('form').send({ username: victim.username, token: wrongToken() }).expect(401)
+      for (let j = 0; j < 4; j++) await t.request.post('/uploads').set('X-Forwarded-For', `192.0.2.${10 + i}`).type('form').send({ username: victim.username, token: wrongToken() }).expect(401)
     }
-    const limited = await t.request.post('/uploads').set('X-Forwarded-For', '192.0.2.99').type('form').send({ username: victim.username, token: victim.token }).expect(429)
-    expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0)
-    await t.request.get('/uploads').set('X-Forwarded-For', '192.0.2.99').set('Authorization', `Bearer ${victim.token}`).expect(200)
+    await t.request.post('/uploads').set('X-Forwarded-For', '192.0.2.10').type('form').send({ username: victim.username, token: victim.token }).expect(429)
+    await t.request.post('/uploads').set('X-Forwarded-For', '192.0.2.99').type('form').send({ username: victim.username, token: victim.token }).expect(200)
+    await t.request.post('/upload').set('X-Forwarded-For', '192.0.2.99').field('username', victim.username).field('token', victim.token).attach('file', ...script()).expect(200)
   })
 
   it('new identities per client address', async () => {
