@@ -28,7 +28,11 @@ export interface FbxSummary {
 }
 
 const MAX_KEPT_STRING = 4096
-/** Arrays larger than this (compressed, or as their count declares them decoded) are skipped rather than held: counts then stay incomplete. */
+/**
+ * A file's arrays are decoded up to this many bytes in all (8 per value, as
+ * held), and an array larger than this compressed is skipped: counts then
+ * stay incomplete. A real avatar holds a few MB of them.
+ */
 const MAX_KEPT_ARRAY = 64 * 1024 * 1024
 
 type Request = { read: number } | { skip: number }
@@ -246,6 +250,8 @@ function * binaryParser (builder: SummaryBuilder, version: number, decodeName: (
   const headerSize = wide ? 25 : 13
   let offset = 27
   const path: string[] = []
+  /** Bytes of decoded array values held so far, against MAX_KEPT_ARRAY. */
+  let kept = 0
 
   function * readNode (): Generator<Request, boolean, Buffer> {
     const header = yield { read: headerSize }
@@ -309,17 +315,20 @@ function * binaryParser (builder: SummaryBuilder, version: number, decodeName: (
       const encoding = h.readUInt32LE(4)
       const length = h.readUInt32LE(8)
       const width = type === 'd' || type === 'l' ? 8 : type === 'b' ? 1 : 4
-      if (!keepArray(path, nodeName) || length > MAX_KEPT_ARRAY || count * width > MAX_KEPT_ARRAY) {
+      // Vertices as Overte reads them (doubles or floats), indices as int32; held as 8-byte values, within the file's budget.
+      const readable = nodeName === 'Vertices' ? type === 'd' || type === 'f' : type === 'i'
+      if (!keepArray(path, nodeName) || !readable || length > MAX_KEPT_ARRAY || count * 8 > MAX_KEPT_ARRAY - kept) {
         if (length > 0) yield { skip: length }
         offset += length
         return undefined
       }
+      kept += count * 8
       const raw = length > 0 ? yield { read: length } : Buffer.alloc(0)
       offset += length
       let data = raw
       if (encoding === 1) {
         // Inflated no further than the count declares: a few KB of zlib may expand a thousandfold (a bomb), and this runs
-        // on the event loop. Overte reads the declared count only, so an array with more is read as far as that.
+        // on the event loop. An array that inflates to more than its count says is skipped, not decoded.
         try {
           data = inflateSync(raw, { maxOutputLength: Math.max(1, count * width) })
         } catch (err) {
@@ -329,7 +338,7 @@ function * binaryParser (builder: SummaryBuilder, version: number, decodeName: (
       }
       const values = new Float64Array(Math.min(count, Math.floor(data.length / width)))
       for (let i = 0; i < values.length; i++) {
-        values[i] = type === 'd' ? data.readDoubleLE(i * width) : type === 'f' ? data.readFloatLE(i * width) : type === 'i' ? data.readInt32LE(i * width) : type === 'l' ? Number(data.readBigInt64LE(i * width)) : data[i] ?? 0
+        values[i] = type === 'd' ? data.readDoubleLE(i * width) : type === 'f' ? data.readFloatLE(i * width) : data.readInt32LE(i * width)
       }
       return values
     }

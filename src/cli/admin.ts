@@ -145,12 +145,14 @@ async function sizeOf (dir: string): Promise<{ files: number, bytes: number }> {
   return total
 }
 
-/** Objects under the shared store's prefix (BLOCKSTORE=s3), and their bytes. */
+/** The shared store's objects (BLOCKSTORE=s3: its blocks/ and packs/ under the prefix, not other data in the bucket), and their bytes. */
 async function bucketSize (store: Extract<Config['blockstore'], { kind: 's3' }>): Promise<{ count: number, bytes: number }> {
   const s3 = new S3Client(store)
   try {
     const total = { count: 0, bytes: 0 }
-    for await (const object of s3.listObjects(store.prefix)) { total.count++; total.bytes += object.size }
+    for (const folder of ['blocks/', 'packs/']) {
+      for await (const object of s3.listObjects(`${store.prefix}${folder}`)) { total.count++; total.bytes += object.size }
+    }
     return total
   } finally {
     s3.close()

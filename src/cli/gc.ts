@@ -1,3 +1,4 @@
+import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { config as loadDotenv } from 'dotenv'
 import { ConfigError, loadConfig, type Config } from '../config.ts'
@@ -38,6 +39,7 @@ async function collect (config: Config, dryRun: boolean): Promise<{ report: GcRe
  */
 async function collectShared (config: Config, blockstore: Extract<Config['blockstore'], { kind: 's3' }>, dryRun: boolean): Promise<{ report: GcReport, via: string }> {
   const dir = join(config.dataDir, 'ipfs')
+  await mkdir(config.dataDir, { recursive: true }) // where this instance's id is kept
   const db = await openDatabase(config)
   try {
     await db.migrate()

@@ -40,7 +40,7 @@ export interface AuthenticatorDeps {
  * `Authorization: Bearer <token or API key>`; `username` + `token` (or
  * `secret`) in the form or JSON body, as the Blender add-on sends them; the
  * browser session. Every credential check goes through the rate limiter:
- * a client address or username in its back-off gets 429 before its
+ * a client address in its back-off gets 429 before its
  * credentials are looked at, and each failure lengthens the back-off.
  * A failure is kept, not thrown: only a route that needs a caller
  * (requireCaller) answers it.

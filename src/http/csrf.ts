@@ -2,6 +2,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { parse as parseCookies } from 'cookie'
 import type { Request, RequestHandler, Response } from 'express'
 import { ForbiddenError } from '../errors.ts'
+import { bearerOf } from './authentication.ts'
 import { requestOrigin } from './request-origin.ts'
 import { SESSION_COOKIE } from './session.ts'
 
@@ -143,7 +144,7 @@ export class CsrfProtection {
 
 /** A request that changes something and carries our cookies, without a bearer token of its own (another scheme, e.g. Basic that a proxy asked for, is the browser's). */
 function isBrowserWrite (req: Request): boolean {
-  if (SAFE_METHODS.has(req.method) || /^Bearer\s/i.test(req.headers.authorization ?? '')) return false
+  if (SAFE_METHODS.has(req.method) || bearerOf(req) !== undefined) return false
   const cookies = parseCookies(req.headers.cookie ?? '')
   return cookies[CSRF_COOKIE] !== undefined || cookies[SESSION_COOKIE] !== undefined
 }

@@ -159,11 +159,11 @@ describe('FBX texture references', () => {
 
 describe('FBX arrays Heimdall decodes', () => {
   /** A binary FBX 7400: Objects › Geometry (a Mesh) › Vertices, one compressed array of doubles declaring `count`. */
-  function fbxWithVertices (count: number, decoded: Buffer): Buffer {
+  function fbxWithVertices (count: number, decoded: Buffer, type = 'd'): Buffer {
     const str = (text: string): Buffer => { const b = Buffer.alloc(5 + text.length); b.write('S', 0, 'latin1'); b.writeUInt32LE(text.length, 1); b.write(text, 5, 'latin1'); return b }
     const id = Buffer.alloc(9); id.write('L', 0, 'latin1'); id.writeBigInt64LE(1n, 1)
     const packed = deflateSync(decoded)
-    const array = Buffer.alloc(13); array.write('d', 0, 'latin1'); array.writeUInt32LE(count, 1); array.writeUInt32LE(1, 5); array.writeUInt32LE(packed.length, 9)
+    const array = Buffer.alloc(13); array.write(type, 0, 'latin1'); array.writeUInt32LE(count, 1); array.writeUInt32LE(1, 5); array.writeUInt32LE(packed.length, 9)
     const node = (at: number, name: string, props: Buffer[], children: (at: number) => Buffer[]): Buffer => {
       const propBytes = Buffer.concat(props)
       const start = at + 13 + name.length + propBytes.length
@@ -193,6 +193,10 @@ describe('FBX arrays Heimdall decodes', () => {
     const huge = inspect('huge.fbx', fbxWithVertices(16 * 1024 ** 2, Buffer.alloc(128 * 1024 ** 2)))
     expect(huge.mismatch).toBeUndefined()
     expect(huge.fbx?.extent).toBeUndefined()
+    // Bytes as vertices (which Overte does not read as such) would be 8 held per byte given: 64 Mi of them, 512 MB.
+    const bytes = inspect('bytes.fbx', fbxWithVertices(64 * 1024 ** 2, Buffer.alloc(64 * 1024 ** 2), 'b'))
+    expect(bytes.mismatch).toBeUndefined()
+    expect(bytes.fbx?.extent).toBeUndefined()
   })
 })
 

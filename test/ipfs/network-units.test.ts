@@ -28,7 +28,8 @@ describe('the dial policy', () => {
       ['::ffff:7f00:1', 'loopback'], ['::FFFF:7F00:0001', 'loopback'], ['0:0:0:0:0:ffff:127.0.0.1', 'loopback'], ['::ffff:c0a8:101', 'private'],
       ['::ffff:a9fe:a9fe', 'private'], ['::ffff:808:808', 'public'], ['::ffff:0:0', 'unspecified'], ['::7f00:1', 'loopback'], ['::127.0.0.1', 'loopback'],
       ['64:ff9b::a00:1', 'private'], ['64:ff9b::808:808', 'public'], ['2002:7f00:1::', 'loopback'], ['2002:c0a8:101::1', 'private'],
-      ['0:0:0:0:0:0:0:1', 'loopback'], ['0::0', 'unspecified'], ['fe80::1%eth0', 'private'], ['fec0::1', 'private'], ['ff02::1', 'private'], ['2606:4700::1111', 'public']
+      ['0:0:0:0:0:0:0:1', 'loopback'], ['0::0', 'unspecified'], ['fe80::1%eth0', 'private'], ['fec0::1', 'private'], ['ff02::1', 'private'], ['2606:4700::1111', 'public'],
+      ['100::1', 'private'], ['100:0:0:1::1', 'public'], ['::ffff:0:7f00:1', 'loopback'], ['::ffff:0:808:808', 'public'], ['64:ff9b:1::808:808', 'private']
     ]
     expect(cases.map(([ip]) => [ip, ipScope(ip)])).toEqual(cases)
     const policy = new DialPolicy({ listen: ['/ip4/0.0.0.0/tcp/4001'], explicit: [] })

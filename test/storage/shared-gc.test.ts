@@ -114,17 +114,20 @@ describe.skipIf(!available)('garbage collection of a block store shared by insta
       AWS_ACCESS_KEY_ID: shared.seaweed.accessKeyId,
       AWS_SECRET_ACCESS_KEY: shared.seaweed.secretAccessKey
     }
-    const gc = async (...args: string[]): Promise<string> => (await promisify(execFile)(process.execPath, [fileURLToPath(new URL('../../src/cli/gc.ts', import.meta.url)), ...args], { env })).stdout
+    // In the data folder, as an operator would run it there: no .env of this checkout's is read.
+    const gc = async (...args: string[]): Promise<string> => (await promisify(execFile)(process.execPath, [fileURLToPath(new URL('../../src/cli/gc.ts', import.meta.url)), ...args], { env, cwd: dataDir })).stdout
     try {
       expect(await gc('--dry-run')).toMatch(new RegExp(`^dry run \\(the shared store \\(bucket ${shared.bucket}\\)\\): would free 5 blocks, 25\\d{5} bytes`))
       expect(await shared.blockCount()).toBe(withGarbage)
       expect(await gc()).toMatch(/^garbage collected \(the shared store \(bucket [\w-]+\)\): freed 5 blocks/)
       expect(await shared.blockCount()).toBe(before + 4)
       expect(Buffer.compare(await readAll(b, keptRoot, ['kept.bin']), kept)).toBe(0)
-      // And npm run admin -- usage counts the bucket, not a local folder.
+      // And npm run admin -- usage counts the store's objects in the bucket (not other data under the prefix, nor a local folder).
+      await shared.s3.putObject('test/not-ours.txt', Buffer.from('other data'))
       const objects = await shared.objects()
-      const usage = (await promisify(execFile)(process.execPath, [fileURLToPath(new URL('../../src/cli/admin.ts', import.meta.url)), 'usage'], { env })).stdout
-      expect(usage).toContain(`S3 block store ${shared.bucket}/test/: ${objects.count} objects (packs and blocks), `)
+      const usage = (await promisify(execFile)(process.execPath, [fileURLToPath(new URL('../../src/cli/admin.ts', import.meta.url)), 'usage'], { env, cwd: dataDir })).stdout
+      await shared.s3.deleteObjects(['test/not-ours.txt'])
+      expect(usage).toContain(`S3 block store ${shared.bucket}/test/: ${objects.count - 1} objects (packs and blocks), `)
     } finally {
       await a.unpin(keptRoot)
       await b.gc()

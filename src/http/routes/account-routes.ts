@@ -5,7 +5,7 @@ import type { ApiKeyService } from '../../services/api-key-service.ts'
 import type { IdentityService } from '../../services/identity-service.ts'
 import type { QuotaService } from '../../services/quota-service.ts'
 import type { SessionService } from '../../services/session-service.ts'
-import { requireCaller } from '../authentication.ts'
+import { bearerOf, requireCaller } from '../authentication.ts'
 import { wantsHtml } from '../negotiate.ts'
 import type { BrowserSessions } from '../session.ts'
 import { IDENTITY_NOTES } from './identity-routes.ts'
@@ -56,7 +56,7 @@ export function accountRoutes (deps: AccountRoutesDeps): Router {
   }
 
   router.get('/account', async (req, res) => {
-    if (wantsHtml(req) && req.headers.authorization === undefined) {
+    if (wantsHtml(req) && bearerOf(req) === undefined) {
       try { requireCaller(req, 'account') } catch { res.redirect(303, '/uploads'); return }
       await renderAccount(req, res)
       return

@@ -6,7 +6,7 @@ import type { UploadService } from '../../services/upload-service.ts'
 import { MAX_THUMBNAIL_BYTES, type ThumbnailService } from '../../services/thumbnail-service.ts'
 import { parseCid } from '../cid-param.ts'
 import { credentialsFrom } from '../credentials.ts'
-import { callerOf, requireCaller, type Authenticator, type Scope } from '../authentication.ts'
+import { bearerOf, callerOf, requireCaller, type Authenticator, type Scope } from '../authentication.ts'
 import type { QuotaService } from '../../services/quota-service.ts'
 import { wantsHtml } from '../negotiate.ts'
 import { map, streamJsonList } from '../json-stream.ts'
@@ -129,7 +129,7 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
       }
       return
     }
-    if (req.headers.authorization !== undefined || callerOf(req) !== undefined) {
+    if (bearerOf(req) !== undefined || callerOf(req) !== undefined) {
       await renderList(req, res, requireOwner(req, 'list'))
       return
     }

@@ -23,15 +23,19 @@ export function ipScope (ip: string): AddressScope {
     const zeros = (n: number): boolean => groups.slice(0, n).every((g) => g === 0)
     const embedded = (hi: number, lo: number): string => [hi >> 8, hi & 0xff, lo >> 8, lo & 0xff].join('.')
     // An IPv4 address written as IPv6, in any of its spellings (::ffff:7f00:1 is 127.0.0.1): judged as that address.
-    // IPv4-mapped ::ffff:0:0/96, IPv4-compatible ::/96, NAT64 64:ff9b::/96 and 6to4 2002::/16 (which carries it in groups 1-2).
-    if ((zeros(5) && g5 === 0xffff) || (zeros(6) && (g6 !== 0 || g7 > 1)) || (g0 === 0x64 && g1 === 0xff9b && groups.slice(2, 6).every((g) => g === 0))) {
+    // IPv4-mapped ::ffff:0:0/96, IPv4-translated ::ffff:0:0:0/96, IPv4-compatible ::/96, NAT64 64:ff9b::/96 and 6to4 2002::/16
+    // (which carries it in groups 1-2).
+    const translated = zeros(4) && groups[4] === 0xffff && g5 === 0 // ::ffff:0:0/96, IPv4-translated
+    if ((zeros(5) && g5 === 0xffff) || translated || (zeros(6) && (g6 !== 0 || g7 > 1)) || (g0 === 0x64 && g1 === 0xff9b && groups.slice(2, 6).every((g) => g === 0))) {
       return ipScope(embedded(g6, g7))
     }
     if (g0 === 0x2002) return ipScope(embedded(g1, g2))
     if (zeros(8)) return 'unspecified'
     if (zeros(7) && g7 === 1) return 'loopback'
-    // fc00::/7 unique local, fe80::/10 link-local, fec0::/10 site-local, ff00::/8 multicast, 100::/64 discard.
-    if ((g0 & 0xfe00) === 0xfc00 || (g0 & 0xffc0) === 0xfe80 || (g0 & 0xffc0) === 0xfec0 || (g0 & 0xff00) === 0xff00 || (g0 === 0x100 && zeros(4))) return 'private'
+    // fc00::/7 unique local, fe80::/10 link-local, fec0::/10 site-local, ff00::/8 multicast, 100::/64 discard, and NAT64's
+    // local-use 64:ff9b:1::/48 (whatever IPv4 it carries, it leads into the operator's own network).
+    if ((g0 & 0xfe00) === 0xfc00 || (g0 & 0xffc0) === 0xfe80 || (g0 & 0xffc0) === 0xfec0 || (g0 & 0xff00) === 0xff00 ||
+      (g0 === 0x100 && g1 === 0 && g2 === 0 && groups[3] === 0) || (g0 === 0x64 && g1 === 0xff9b && g2 === 1)) return 'private'
     return 'public'
   }
   return 'public'
