@@ -4,7 +4,7 @@ import type { Quota } from './services/quota-service.ts'
 import type { RateLimits } from './services/rate-limiter.ts'
 import { parseTcpMultiaddr, splitList } from './ipfs/network/multiaddr-text.ts'
 
-/** Extensions accepted inside a bundle; the top level accepts these plus `zip`. */
+/** Extensions accepted inside a bundle; the top level accepts these plus `zip` and `car`. */
 export const DEFAULT_ASSET_EXTENSIONS = [
   'fbx', 'glb', 'gltf', 'bin', 'vrm', 'obj', 'mtl', 'fst',
   'png', 'jpg', 'jpeg', 'tga', 'ktx', 'webp', 'bmp', 'gif', 'exr',
@@ -149,7 +149,7 @@ const envSchema = z.object({
   }
   const kubo = env.IPFS_API_URL !== undefined
   if (env.BLOCKSTORE === 's3') {
-    // Instances share the bucket: what they must agree on is in one PostgreSQL, and a session signed by one is read by another.
+    // Instances share the bucket: what they must agree on is in one PostgreSQL, and a form's CSRF token issued by one is accepted by all (SECRET_KEY keys it).
     for (const key of ['S3_ENDPOINT', 'S3_BUCKET', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'DATABASE_URL', 'SECRET_KEY'] as const) {
       if (env[key] === undefined) ctx.addIssue({ code: 'custom', path: [key], message: key === 'SECRET_KEY' || key === 'DATABASE_URL' ? 'is required with BLOCKSTORE=s3: instances sharing the store must share it (a generated one would differ per instance)' : 'is required with BLOCKSTORE=s3' })
     }

@@ -37,13 +37,18 @@ time left), else a line at the start, every 10 % and the end.
 
 Exit codes:
   0  uploaded
-  1  usage: a wrong flag, no such file, no token; nothing was sent
-  2  refused by the server (4xx): type, content, a missing referenced file,
-     too large, quota; sending it again will not help
-  3  authentication: the token or key was refused (401) or may not upload (403)
-  4  the server could not be reached, answered 5xx or 429, or the connection
-     kept failing: try again later (a resumable upload then continues)
-  130 interrupted (Ctrl-C)
+  1  usage: a wrong flag or command, a --server that is not an http(s) URL,
+     no such file or folder, an empty folder, no token; nothing was sent
+  2  refused by the server: any error status but 401, 403, 429 and 5xx (400,
+     404, 413, 415, 422…): type, content, a missing referenced file, too
+     large, no room left in the bytes quota; sending it again will not help
+  3  authentication or rights: 401 (the token or key was refused) and every
+     403: an API key without the upload scope, a disabled identity, the
+     quota's number of uploads used, blocked content
+  4  the server could not be reached, answered 429 or 5xx (or a success without
+     its list of added items), or the connection kept failing: try again later
+     (a resumable upload then continues)
+  130 interrupted (Ctrl-C or SIGTERM)
 `
 
 function usageError (message: string): never {
