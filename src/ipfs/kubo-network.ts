@@ -7,14 +7,20 @@ import { DialPolicy } from './network/address-policy.ts'
  * Kubo on the IPFS network, as pin requests use it: Kubo joins the network
  * itself (its swarm, its routing), so a block it lacks is fetched by asking
  * Kubo for it online. A pin request's origins are dialed with `swarm
- * connect`, under the same dial policy as the embedded node's (public
- * addresses, and loopback or private ones only where Kubo listens itself).
- * `peerId` and `addresses` are Kubo's (KuboBackend.identify); an offline
- * Kubo (no swarm addresses) is not on the network: undefined.
+ * connect`, under the same dial policy as the embedded node's: public
+ * addresses, loopback or private ones only where Kubo's Addresses.Swarm
+ * listens itself (not on every interface, 0.0.0.0: the addresses `id`
+ * reports then include 127.0.0.1 and the LAN's, which would let any pin
+ * request reach them), and the peers of its Peering config. `peerId` and
+ * `addresses` are Kubo's (KuboBackend.identify); an offline Kubo (no swarm
+ * addresses) is not on the network: undefined.
  */
 export async function kuboNetwork (client: KuboRPCClient, { peerId, addresses }: { peerId: string, addresses: string[] }): Promise<NodeNetwork | undefined> {
   if (addresses.length === 0) return undefined
-  const policy = new DialPolicy({ listen: addresses, explicit: [] })
+  const listen = await client.config.get('Addresses.Swarm').then((value) => Array.isArray(value) ? value.filter((a): a is string => typeof a === 'string') : [], () => [])
+  const peering = await client.config.get('Peering.Peers').then((value): unknown[] => Array.isArray(value) ? value as unknown[] : [], () => [])
+  const explicit = (peering.filter((peer) => typeof peer === 'object' && peer !== null) as Array<{ ID?: unknown, Addrs?: unknown }>).flatMap((peer) => typeof peer.ID === 'string' && Array.isArray(peer.Addrs) ? peer.Addrs.filter((a): a is string => typeof a === 'string').map((a) => `${a}/p2p/${peer.ID as string}`) : [])
+  const policy = new DialPolicy({ listen, explicit })
   let peers = 0
   const countPeers = async (): Promise<void> => { peers = (await client.swarm.peers({ timeout: 5000 })).length }
   await countPeers().catch(() => {})

@@ -1,5 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { describe, expect, it } from 'vitest'
+import type { KuboRPCClient } from 'kubo-rpc-client'
+import { kuboNetwork } from '../../src/ipfs/kubo-network.ts'
 import { DialPolicy, ipScope } from '../../src/ipfs/network/address-policy.ts'
 import { BandwidthGovernor, TokenBucket } from '../../src/ipfs/network/bandwidth.ts'
 import { parseTcpMultiaddr } from '../../src/ipfs/network/multiaddr-text.ts'
@@ -35,6 +37,28 @@ describe('the dial policy', () => {
     const policy = new DialPolicy({ listen: ['/ip4/0.0.0.0/tcp/4001'], explicit: [] })
     expect(policy.refusal('::ffff:7f00:1', 4780)).toMatch(/^a loopback address/)
     expect(policy.refusal('::ffff:c0a8:101', 22)).toMatch(/^a private address/)
+  })
+
+  it('over Kubo, origins are judged by where Kubo listens (Addresses.Swarm) and whom it peers with, not by the addresses id reports', async () => {
+    const OTHER = '12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq'
+    // The client's two config answers, as Kubo gives them; the policy built from them is what is tested.
+    const kubo = (swarm: unknown, peering: unknown): KuboRPCClient => ({
+      config: { get: async (key: string) => Promise.resolve(key === 'Addresses.Swarm' ? swarm : peering) },
+      swarm: { peers: async () => Promise.resolve([]) }
+    }) as unknown as KuboRPCClient
+    // On every interface, as in the compose stack: `id` lists 127.0.0.1 and the LAN's addresses, which must not open them.
+    const everywhere = await kuboNetwork(kubo(['/ip4/0.0.0.0/tcp/4001', '/ip6/::/tcp/4001', '/ip4/0.0.0.0/udp/4001/quic-v1'], [{ ID: PEER, Addrs: ['/ip4/192.168.1.9/tcp/4001'] }, null]),
+      { peerId: OTHER, addresses: ['/ip4/127.0.0.1/tcp/4001', '/ip4/192.168.1.5/tcp/4001', '/ip6/::1/tcp/4001'] })
+    expect(everywhere?.originRefusal(`/ip4/127.0.0.1/tcp/5432/p2p/${OTHER}`)).toMatch(/^a loopback address/)
+    expect(everywhere?.originRefusal(`/ip6/::ffff:7f00:1/tcp/5432/p2p/${OTHER}`)).toMatch(/^a loopback address/)
+    expect(everywhere?.originRefusal(`/ip4/192.168.1.7/tcp/4001/p2p/${OTHER}`)).toMatch(/^a private address/)
+    expect(everywhere?.originRefusal(`/ip4/192.168.1.9/tcp/4001/p2p/${PEER}`)).toBeUndefined() // a Peering peer
+    expect(everywhere?.originRefusal(`/ip4/8.8.8.8/tcp/4001/p2p/${OTHER}`)).toBeUndefined()
+    // Listening on loopback only (the tests' Kubo): loopback peers are its own scope. No config answer: public only.
+    const onLoopback = await kuboNetwork(kubo(['/ip4/127.0.0.1/tcp/0'], null), { peerId: OTHER, addresses: ['/ip4/127.0.0.1/tcp/40123'] })
+    expect(onLoopback?.originRefusal(`/ip4/127.0.0.1/tcp/40124/p2p/${PEER}`)).toBeUndefined()
+    const unanswered = await kuboNetwork({ config: { get: async () => Promise.reject(new Error('no')) }, swarm: { peers: async () => Promise.resolve([]) } } as unknown as KuboRPCClient, { peerId: OTHER, addresses: ['/ip4/127.0.0.1/tcp/4001'] })
+    expect(unanswered?.originRefusal(`/ip4/127.0.0.1/tcp/4002/p2p/${PEER}`)).toMatch(/^a loopback address/)
   })
 
   it('a node listening on every interface dials the internet, and private or loopback peers only when named', () => {
