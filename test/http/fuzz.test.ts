@@ -105,11 +105,16 @@ describe('route fuzz', () => {
     // Found by schemathesis: these reached the database and came back as 500s.
     for (const res of [
       await t.request.get('/uploads?q=a%00b').set(bearer),
-      await t.request.get(`/uploads?username=a%00b&token=${token}`),
-      await t.request.post('/uploads').type('form').send({ username: 'a\u0000b', token }),
       await t.request.post('/new').send({ username: 'nul\u0000name' })
     ]) {
       expect(res.status, res.text).toBe(400)
+    }
+    // A sign-in names no one with it: the token is another's, so the credentials are refused (the username is not looked up).
+    for (const res of [
+      await t.request.get(`/uploads?username=a%00b&token=${token}`),
+      await t.request.post('/uploads').type('form').send({ username: 'a\u0000b', token })
+    ]) {
+      expect(res.status, res.text).toBe(401)
     }
     const pin = await t.request.post('/psa/pins').set(bearer).send({ cid: root, name: 'a\u0000b' })
     expect(pin.status).toBe(400)
