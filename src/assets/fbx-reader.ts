@@ -28,6 +28,7 @@ export interface FbxSummary {
 }
 
 const MAX_KEPT_STRING = 4096
+const MAX_FBX_DEPTH = 64
 /**
  * A file's arrays are decoded up to this many bytes in all (8 per value, as
  * held), and an array larger than this compressed is skipped: counts then
@@ -267,6 +268,8 @@ function * binaryParser (builder: SummaryBuilder, version: number, decodeName: (
     const node = { name, props }
     builder.enter(path, node)
     if (offset < endOffset) {
+      // Real files nest a handful of levels; each level is a generator the next read goes through.
+      if (path.length >= MAX_FBX_DEPTH) throw new Error(`is not readable FBX (nodes nested more than ${MAX_FBX_DEPTH} deep)`)
       path.push(name)
       while (offset < endOffset) {
         if (!(yield * readNode())) break
@@ -368,7 +371,8 @@ export class BinaryFbxReader {
   end (): FbxSummary { return this.#builder.finish() }
 }
 
-const ASCII_NODE = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*(.*?)\s*(\{)?\s*$/
+/** `Name: rest` of a trimmed line; a trailing `{` is taken off `rest` by hand (a lazy `(.*?)\s*(\{)?\s*$` backtracked cubically on a run of spaces: 3 KB held the server 14 s). */
+const ASCII_NODE = /^([A-Za-z_][A-Za-z0-9_]*)\s*:(.*)$/
 const ASCII_STRING = /"((?:[^"]|"")*)"/g
 
 /**
@@ -381,6 +385,8 @@ export class AsciiFbxReader {
   readonly #path: string[] = []
   readonly #open: Node[] = []
   #array: { node: Node, values: number[] } | undefined
+  /** Array values held so far, against MAX_KEPT_ARRAY (8 bytes each, as the binary reader counts them). */
+  #kept = 0
   #contentOf: Node | undefined
 
   line (line: string): void {
@@ -388,7 +394,13 @@ export class AsciiFbxReader {
     if (trimmed === '' || trimmed.startsWith(';')) return
     if (this.#array !== undefined && trimmed !== '}') {
       const body = trimmed.startsWith('a:') ? trimmed.slice(2) : trimmed
-      for (const n of body.split(',')) { const v = Number.parseFloat(n); if (Number.isFinite(v)) this.#array.values.push(v) }
+      for (const n of body.split(',')) {
+        const v = Number.parseFloat(n)
+        if (!Number.isFinite(v)) continue
+        // Past the file's budget the rest is dropped, as the binary reader skips such arrays: counts then stay incomplete.
+        if ((this.#kept += 8) > MAX_KEPT_ARRAY) break
+        this.#array.values.push(v)
+      }
       return
     }
     if (this.#contentOf !== undefined) {
@@ -409,7 +421,10 @@ export class AsciiFbxReader {
     }
     const match = ASCII_NODE.exec(trimmed)
     if (match === null) return
-    const [, name = '', rest = '', brace] = match
+    const [, name = ''] = match
+    let rest = (match[2] ?? '').trim()
+    const brace = rest.endsWith('{') ? '{' : undefined
+    if (brace !== undefined) rest = rest.slice(0, -1).trimEnd()
     const props = parseAsciiProps(rest)
     const node = { name, props }
     if (name === 'Content' && this.#path.at(-1) === 'Video') {

@@ -81,18 +81,34 @@ export function summarizeGltf (json: unknown): GltfSummary {
   const min: Vec3 = [Infinity, Infinity, Infinity]
   const max: Vec3 = [-Infinity, -Infinity, -Infinity]
   let any = false
-  nodes.forEach((node, i) => {
-    if (node.mesh === undefined) return
-    for (const p of doc.meshes?.[node.mesh]?.primitives ?? []) {
+  // Each mesh's box (its primitives' POSITION bounds together) once, then 8 corners per node that uses it: a file of
+  // many nodes sharing a mesh of many primitives cost nodes × primitives (212 KB held the server 15 s).
+  const meshBoxes = new Map<number, { min: Vec3, max: Vec3 } | undefined>()
+  const meshBox = (index: number): { min: Vec3, max: Vec3 } | undefined => {
+    if (meshBoxes.has(index)) return meshBoxes.get(index)
+    let box: { min: Vec3, max: Vec3 } | undefined
+    for (const p of doc.meshes?.[index]?.primitives ?? []) {
       const position = accessors[p.attributes?.POSITION ?? -1]
       if (position?.min?.length !== 3 || position.max?.length !== 3) continue
-      const m = worldOf(i)
-      for (let c = 0; c < 8; c++) {
-        const corner: Vec3 = [0, 1, 2].map((a) => ((c >> a) & 1) === 0 ? position.min?.[a] ?? 0 : position.max?.[a] ?? 0) as Vec3
-        const q = apply(m, corner)
-        for (let a = 0; a < 3; a++) { min[a] = Math.min(min[a] ?? 0, q[a] ?? 0); max[a] = Math.max(max[a] ?? 0, q[a] ?? 0) }
-        any = true
+      box ??= { min: [Infinity, Infinity, Infinity], max: [-Infinity, -Infinity, -Infinity] }
+      for (let a = 0; a < 3; a++) {
+        box.min[a] = Math.min(box.min[a] ?? 0, position.min[a] ?? 0)
+        box.max[a] = Math.max(box.max[a] ?? 0, position.max[a] ?? 0)
       }
+    }
+    meshBoxes.set(index, box)
+    return box
+  }
+  nodes.forEach((node, i) => {
+    if (node.mesh === undefined) return
+    const box = meshBox(node.mesh)
+    if (box === undefined) return
+    const m = worldOf(i)
+    for (let c = 0; c < 8; c++) {
+      const corner: Vec3 = [0, 1, 2].map((a) => ((c >> a) & 1) === 0 ? box.min[a] ?? 0 : box.max[a] ?? 0) as Vec3
+      const q = apply(m, corner)
+      for (let a = 0; a < 3; a++) { min[a] = Math.min(min[a] ?? 0, q[a] ?? 0); max[a] = Math.max(max[a] ?? 0, q[a] ?? 0) }
+      any = true
     }
   })
   const images = (doc.images ?? []).flatMap((img): GltfSummary['images'] => typeof img.uri === 'string'

@@ -296,4 +296,8 @@ export function materialTextureNames (resource: unknown): string[] {
 }
 
 /** A material or texture name as Overte fetches it: the URL's query and fragment (`#name` picks a material) are not part of the file's name. */
-export const fetchedName = (url: string): string => url.replace(/[?#].*$/, '')
+export const fetchedName = (url: string): string => {
+  // Cut at the first ? or #, found by a scan: /[?#].*$/ retried from every ? of a name with a line break after them.
+  const cut = url.search(/[?#]/)
+  return cut === -1 ? url : url.slice(0, cut)
+}

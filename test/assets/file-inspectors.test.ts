@@ -3,6 +3,7 @@ import { deflateSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 import { inspectorFor, type FileReport } from '../../src/assets/file-inspectors.ts'
 import { MAX_JSON_DEPTH } from '../../src/assets/json-depth.ts'
+import { checkReferences } from '../../src/assets/references.ts'
 import { fixture } from '../support/fixtures.ts'
 
 /** Feeds `data` to the inspector for `path` in chunks of `chunk` bytes, as a stream would. */
@@ -65,6 +66,32 @@ describe('JSON nested past MAX_JSON_DEPTH', () => {
     header.writeUInt32LE(padded.length, 12)
     header.writeUInt32LE(0x4e4f534a, 16)
     expect(inspect('deep.glb', Buffer.concat([header, padded])).mismatch).toMatch(/JSON chunk nests arrays and objects more than 512 levels deep/)
+  })
+})
+
+// Small inputs that cost far more than their size before (found by a review): each ran for minutes, past the test's timeout.
+describe('inputs whose work grows faster than their size', () => {
+  it('an ASCII FBX line with a run of spaces (its pattern backtracked cubically)', () => {
+    expect(inspect('spaces.fbx', `; FBX 7.4.0 project file\nFBXHeaderExtension:  {\n}\nA: a${' '.repeat(20_000)}b\n`).mismatch).toBeUndefined()
+  })
+
+  it('an OBJ or MTL line of spaces or digits in one chunk: patterns that retried, on lines now cut at 64 KB', () => {
+    const line = `mtllib a${' '.repeat(300_000)}b\n`
+    expect(inspect('long.obj', line, line.length).mismatch).toBeUndefined()
+    const digits = `map_Kd -s ${'1'.repeat(300_000)}x\n`
+    expect(inspect('long.mtl', digits, digits.length).mismatch).toBeUndefined()
+  })
+
+  it('a glTF whose many nodes share a mesh of many primitives: its box is made once', () => {
+    const n = 10_000
+    const gltf = `{"asset":{"version":"2.0"},"accessors":[{"count":3,"min":[0,0,0],"max":[1,2,1]}],"meshes":[{"primitives":[${Array(n).fill('{"attributes":{"POSITION":0},"indices":0}').join(',')}]}],"nodes":[${Array(n).fill('{"mesh":0,"translation":[0,1,0]}').join(',')}]}`
+    expect(inspect('shared.gltf', gltf).gltf?.extent).toEqual({ min: [0, 1, 0], max: [1, 3, 1] })
+  })
+
+  it('many textures not found among many files: each looked up once, not across every file', () => {
+    const mtl = inspect('many.mtl', Array.from({ length: 100_000 }, (_, i) => `map_Kd t${i}.png`).join('\n'))
+    const files = new Set(['many.mtl', ...Array.from({ length: 10_000 }, (_, i) => `scripts/f${i}.js`)])
+    expect(checkReferences([mtl], files, new Set(['scripts'])).warnings.length).toBe(100_000)
   })
 })
 
