@@ -169,6 +169,20 @@ for (const backend of appBackends()) {
       await expectNothingLeftBehind(t, before)
     })
 
+    it('413 for a small CAR that names one file of many blocks under many names: walks and reads stay within a few times its blocks', async () => {
+      // A file of 5,000 one-byte identity leaves (no block of their own), named 700 times: 3.5 M blocks to check and read back,
+      // from a CAR of two blocks and 3.5 MB of files (under the bundle's limit).
+      const leaves = Array.from({ length: 5000 }, (_, i) => ({ Hash: CID.createV1(0x55, { code: 0, size: 1, digest: Uint8Array.of(i & 0xff), bytes: Uint8Array.of(0, 1, i & 0xff) }), Tsize: 1 }))
+      const fileBytes = dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'file', blockSizes: leaves.map(() => 1n) }).marshal(), Links: leaves }))
+      const file = { cid: CID.createV1(dagPb.code, await sha256.digest(fileBytes)), bytes: fileBytes }
+      const names = Array.from({ length: 700 }, (_, i) => ({ Name: `t${String(i).padStart(4, '0')}.bin`, Hash: file.cid, Tsize: 5000 + fileBytes.byteLength }))
+      const dirBytes = dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'directory' }).marshal(), Links: names }))
+      const dir = { cid: CID.createV1(dagPb.code, await sha256.digest(dirBytes)), bytes: dirBytes }
+      const res = await post(await writeCar([dir.cid], [file, dir]), 'names.car').expect(413)
+      expect(res.body.error).toBe('the CAR\'s files would cost too much to check')
+      await expectNothingLeftBehind(t, before)
+    })
+
     it.skipIf(inject('kuboBin') === '')('imports what a real Kubo exports: `ipfs add -r` of the folder gives the zip root, `-w` one level above it', async () => {
       const kubo = await startKubo(inject('kuboBin'))
       const folder = join(await mkdtemp(join(tmpdir(), 'heimdall-car-')), 'MyAvatar')
