@@ -317,9 +317,9 @@ function * binaryParser (builder: SummaryBuilder, version: number, decodeName: (
       const count = h.readUInt32LE(0)
       const encoding = h.readUInt32LE(4)
       const length = h.readUInt32LE(8)
-      const width = type === 'd' || type === 'l' ? 8 : type === 'b' ? 1 : 4
       // Vertices as Overte reads them (doubles or floats), indices as int32; held as 8-byte values, within the file's budget.
       const readable = nodeName === 'Vertices' ? type === 'd' || type === 'f' : type === 'i'
+      const width = type === 'd' ? 8 : 4
       if (!keepArray(path, nodeName) || !readable || length > MAX_KEPT_ARRAY || count * 8 > MAX_KEPT_ARRAY - kept) {
         if (length > 0) yield { skip: length }
         offset += length
@@ -341,7 +341,7 @@ function * binaryParser (builder: SummaryBuilder, version: number, decodeName: (
       }
       const values = new Float64Array(Math.min(count, Math.floor(data.length / width)))
       for (let i = 0; i < values.length; i++) {
-        values[i] = type === 'd' ? data.readDoubleLE(i * width) : type === 'f' ? data.readFloatLE(i * width) : data.readInt32LE(i * width)
+        values[i] = type === 'd' ? data.readDoubleLE(i * 8) : type === 'f' ? data.readFloatLE(i * 4) : data.readInt32LE(i * 4)
       }
       return values
     }

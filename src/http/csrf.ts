@@ -114,20 +114,16 @@ export class CsrfProtection {
    * application (`none`) pass.
    */
   checkSignIn (req: Request): void {
-    try {
-      this.#checkOrigin(req)
-    } catch {
-      throw new ForbiddenError('sign in on this site itself: a sign-in sent from another site is refused')
-    }
+    this.#checkOrigin(req, 'sign in on this site itself: a sign-in sent from another site is refused')
   }
 
-  #checkOrigin (req: Request): void {
+  #checkOrigin (req: Request, refusal = EXPIRED): void {
     const fetchSite = req.headers['sec-fetch-site']
-    if (fetchSite === 'cross-site' || fetchSite === 'same-site') throw new ForbiddenError(EXPIRED)
+    if (fetchSite === 'cross-site' || fetchSite === 'same-site') throw new ForbiddenError(refusal)
     const origin = req.headers.origin
     if (origin === undefined) return
     // `null` (a sandboxed frame, a privacy-sensitive redirect) is nobody we know.
-    if (origin !== this.#publicOrigin && origin !== requestOrigin(req)) throw new ForbiddenError(EXPIRED)
+    if (origin !== this.#publicOrigin && origin !== requestOrigin(req)) throw new ForbiddenError(refusal)
   }
 
   #checkToken (req: Request): void {

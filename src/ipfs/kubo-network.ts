@@ -18,8 +18,7 @@ import { DialPolicy } from './network/address-policy.ts'
 export async function kuboNetwork (client: KuboRPCClient, { peerId, addresses }: { peerId: string, addresses: string[] }): Promise<NodeNetwork | undefined> {
   if (addresses.length === 0) return undefined
   const listen = await client.config.get('Addresses.Swarm').then((value) => Array.isArray(value) ? value.filter((a): a is string => typeof a === 'string') : [], () => [])
-  const peering = await client.config.get('Peering.Peers').then((value): unknown[] => Array.isArray(value) ? value as unknown[] : [], () => [])
-  const explicit = (peering.filter((peer) => typeof peer === 'object' && peer !== null) as Array<{ ID?: unknown, Addrs?: unknown }>).flatMap((peer) => typeof peer.ID === 'string' && Array.isArray(peer.Addrs) ? peer.Addrs.filter((a): a is string => typeof a === 'string').map((a) => `${a}/p2p/${peer.ID as string}`) : [])
+  const explicit = await client.config.get('Peering.Peers').then(peeringAddresses, () => [])
   const policy = new DialPolicy({ listen, explicit })
   let peers = 0
   const countPeers = async (): Promise<void> => { peers = (await client.swarm.peers({ timeout: 5000 })).length }
@@ -44,4 +43,13 @@ export async function kuboNetwork (client: KuboRPCClient, { peerId, addresses }:
       return connected
     }
   }
+}
+
+/** Kubo's Peering.Peers (`[{ ID, Addrs }]`, or null) as dialable multiaddrs, each ending in its peer's /p2p/ id. */
+function peeringAddresses (value: unknown): string[] {
+  if (!Array.isArray(value)) return []
+  return value.flatMap((peer: { ID?: unknown, Addrs?: unknown } | null) => {
+    const { ID: id, Addrs: addrs } = peer ?? {}
+    return typeof id === 'string' && Array.isArray(addrs) ? addrs.filter((a): a is string => typeof a === 'string').map((a) => `${a}/p2p/${id}`) : []
+  })
 }

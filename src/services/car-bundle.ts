@@ -177,29 +177,32 @@ export class CarBundle {
    * cost stay within #budget().
    */
   #checkFile (root: CID, path: string, missing: string[], bounded: boolean): void {
-    const tooMuch = (): PayloadTooLargeError => new PayloadTooLargeError('the CAR\'s files would cost too much to check', [`their entries name file DAGs of more than ${this.#budget()} blocks in all (a file linked under many names, or DAGs sharing blocks many times)`])
-    const known = this.#fileBlocks.get(keyOf(root))
-    if (known !== undefined) {
-      this.#readBack += known
-      if (bounded && this.#readBack > this.#budget()) throw tooMuch()
-      return
-    }
+    let blocks = this.#fileBlocks.get(keyOf(root))
+    if (blocks === undefined) this.#fileBlocks.set(keyOf(root), blocks = this.#walkFile(root, path, missing, bounded))
+    this.#readBack += blocks
+    if (bounded && this.#readBack > this.#budget()) throw this.#tooMuch()
+  }
+
+  #tooMuch (): PayloadTooLargeError {
+    return new PayloadTooLargeError('the CAR\'s files would cost too much to check', [`their entries name file DAGs of more than ${this.#budget()} blocks in all (a file linked under many names, or DAGs sharing blocks many times)`])
+  }
+
+  /** The blocks of a file's DAG, each checked present and part of a file; how many there are. */
+  #walkFile (root: CID, path: string, missing: string[], bounded: boolean): number {
     const stack = [root]
     const visited = new Set<string>()
     for (let cid = stack.pop(); cid !== undefined; cid = stack.pop()) {
       const key = keyOf(cid)
       if (visited.has(key)) continue
       visited.add(key)
-      if (bounded && ++this.#walked > this.#budget()) throw tooMuch()
+      if (bounded && ++this.#walked > this.#budget()) throw this.#tooMuch()
       const info = this.#info(cid)
       if (info === undefined) { missing.push(`${path === '' ? '(root)' : path}: block ${cid.toString()} is missing`); continue }
       if (kindOf(cid, info) !== 'file') throw new BadRequestError(`the CAR's file ${path === '' ? '(root)' : path} links to something that is not part of a file`, [cid.toString()])
       for (const link of info.links) stack.push(link.cid)
-      if (missing.length >= MAX_LISTED) return
+      if (missing.length >= MAX_LISTED) break
     }
-    this.#fileBlocks.set(keyOf(root), visited.size)
-    this.#readBack += visited.size
-    if (bounded && this.#readBack > this.#budget()) throw tooMuch()
+    return visited.size
   }
 }
 

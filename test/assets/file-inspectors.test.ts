@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { inspectorFor, type FileReport } from '../../src/assets/file-inspectors.ts'
 import { MAX_JSON_DEPTH } from '../../src/assets/json-depth.ts'
 import { checkReferences } from '../../src/assets/references.ts'
-import { fixture } from '../support/fixtures.ts'
+import { fixture, glbWithJson } from '../support/fixtures.ts'
 
 /** Feeds `data` to the inspector for `path` in chunks of `chunk` bytes, as a stream would. */
 function inspect (path: string, data: Buffer | string, chunk = 65_536): FileReport {
@@ -57,15 +57,8 @@ describe('JSON nested past MAX_JSON_DEPTH', () => {
   })
 
   it('in a GLB\'s JSON chunk too', () => {
-    const json = Buffer.from(`{"asset":{"version":"2.0"},"extras":${'['.repeat(2000)}${']'.repeat(2000)}}`)
-    const padded = Buffer.concat([json, Buffer.alloc((4 - json.length % 4) % 4, 0x20)])
-    const header = Buffer.alloc(20)
-    header.write('glTF', 0, 'latin1')
-    header.writeUInt32LE(2, 4)
-    header.writeUInt32LE(20 + padded.length, 8)
-    header.writeUInt32LE(padded.length, 12)
-    header.writeUInt32LE(0x4e4f534a, 16)
-    expect(inspect('deep.glb', Buffer.concat([header, padded])).mismatch).toMatch(/JSON chunk nests arrays and objects more than 512 levels deep/)
+    const glb = glbWithJson(`{"asset":{"version":"2.0"},"extras":${'['.repeat(2000)}${']'.repeat(2000)}}`)
+    expect(inspect('deep.glb', glb).mismatch).toMatch(/JSON chunk nests arrays and objects more than 512 levels deep/)
   })
 })
 

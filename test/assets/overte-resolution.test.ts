@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { inspectorFor, type FileReport } from '../../src/assets/file-inspectors.ts'
 import { checkReferences } from '../../src/assets/references.ts'
-import { fixture } from '../support/fixtures.ts'
+import { fixture, glbWithJson } from '../support/fixtures.ts'
 
 /** The Blender avatar (test/fixtures/blender/make_avatar.py). */
 const blender = (path: string): Buffer => readFileSync(new URL(`../fixtures/blender/avatar/${path}`, import.meta.url))
@@ -246,18 +246,8 @@ describe('.fst materialMap, as Overte parses it (ParseMaterialMappingTask.cpp, P
 })
 
 describe('names and files Overte cannot load', () => {
-  /** A GLB whose JSON chunk is `doc` (padded to 4 bytes, as the format wants), and no BIN chunk. */
-  const glbOf = (doc: unknown): Buffer => {
-    let json = Buffer.from(JSON.stringify(doc))
-    json = Buffer.concat([json, Buffer.alloc((4 - (json.length % 4)) % 4, 0x20)])
-    const header = Buffer.alloc(20)
-    header.write('glTF', 0, 'latin1')
-    header.writeUInt32LE(2, 4)
-    header.writeUInt32LE(20 + json.length, 8)
-    header.writeUInt32LE(json.length, 12)
-    header.writeUInt32LE(0x4e4f534a, 16)
-    return Buffer.concat([header, json])
-  }
+  /** A GLB whose JSON chunk is `doc`. */
+  const glbOf = (doc: unknown): Buffer => glbWithJson(JSON.stringify(doc))
 
   it('a GLB\'s external buffers and images are checked as a .gltf\'s are: a missing one would fail the model in Overte', () => {
     const doc = { asset: { version: '2.0' }, buffers: [{ byteLength: 4, uri: 'extra.bin' }, { byteLength: 1, uri: 'data:application/octet-stream;base64,AA==' }], images: [{ uri: 'textures/missing.png' }] }

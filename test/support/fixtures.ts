@@ -75,3 +75,16 @@ export function patchCentralHeader (zip: Buffer, name: string, patch: (header: B
 
 /** The Blender avatar: files written by Blender's own exporters (test/fixtures/blender/make_avatar.py says what they hold). */
 export const blenderAvatar = (path: string): Buffer => readFileSync(fileURLToPath(new URL(`../fixtures/blender/avatar/${path}`, import.meta.url)))
+
+/** A GLB whose JSON chunk is `json` (padded to 4 bytes with spaces, as the format wants), and no BIN chunk. */
+export function glbWithJson (json: string): Buffer {
+  const text = Buffer.from(json)
+  const padded = Buffer.concat([text, Buffer.alloc((4 - text.length % 4) % 4, 0x20)])
+  const header = Buffer.alloc(20)
+  header.write('glTF', 0, 'latin1')
+  header.writeUInt32LE(2, 4)
+  header.writeUInt32LE(20 + padded.length, 8)
+  header.writeUInt32LE(padded.length, 12)
+  header.writeUInt32LE(0x4e4f534a, 16)
+  return Buffer.concat([header, padded])
+}
