@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdtemp, open, rm } from 'node:fs/promises'
 import type { Server } from 'node:http'
-import { createServer, connect, type Server as NetServer, type Socket } from 'node:net'
+import { createServer, connect, type AddressInfo, type Server as NetServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Browser, Page } from 'playwright-core'
@@ -9,7 +9,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { chromiumAvailable, launchChromium } from '../support/chromium.ts'
 import { startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
 import { uploadStream } from '../support/heimdall-process.ts'
-import { freePort } from '../support/postgres-server.ts'
 
 const available = chromiumAvailable('the resumable upload browser tests')
 const MiB = 1024 * 1024
@@ -25,10 +24,12 @@ class CuttableRelay {
   sent = 0
   cuts = 0
   #cutAt: number | undefined
+  /** The port it relays to, set once that server listens. */
+  target = 0
 
-  constructor (target: number) {
+  constructor () {
     this.#server = createServer((client) => {
-      const upstream = connect(target, '127.0.0.1')
+      const upstream = connect(this.target, '127.0.0.1')
       for (const socket of [client, upstream]) {
         this.#sockets.add(socket)
         socket.on('error', () => {})
@@ -43,8 +44,10 @@ class CuttableRelay {
     })
   }
 
-  async listen (port: number): Promise<void> {
-    await new Promise<void>((resolve) => this.#server.listen(port, '127.0.0.1', resolve))
+  /** Listens on a port of the system's choosing (no free port picked first that another process could take meanwhile); returns it. */
+  async listen (): Promise<number> {
+    await new Promise<void>((resolve, reject) => { this.#server.once('error', reject); this.#server.listen(0, '127.0.0.1', resolve) })
+    return (this.#server.address() as AddressInfo).port
   }
 
   /** Cuts every connection once `bytes` more have been sent. */
@@ -72,15 +75,13 @@ describe.skipIf(!available)('resumable uploads from the upload page (Chromium)',
   const size = 48 * MiB // over the page's 32 MiB threshold
 
   beforeAll(async () => {
-    const port = await freePort()
-    const relayPort = await freePort()
-    base = `http://127.0.0.1:${relayPort}`
+    relay = new CuttableRelay()
+    base = `http://127.0.0.1:${await relay.listen()}`
     // The server's links and its CSRF origin: the address the browser uses, the relay's.
     t = await startTestHeimdall({ PUBLIC_URL: base })
-    server = t.heimdall.app.listen(port, '127.0.0.1')
-    await new Promise((resolve) => server.once('listening', resolve))
-    relay = new CuttableRelay(port)
-    await relay.listen(relayPort)
+    server = t.heimdall.app.listen(0, '127.0.0.1')
+    await new Promise((resolve, reject) => { server.once('listening', resolve); server.once('error', reject) })
+    relay.target = (server.address() as AddressInfo).port
     browser = await launchChromium()
     work = await mkdtemp(join(tmpdir(), 'heimdall-tus-page-'))
     big = join(work, 'big.bin')
