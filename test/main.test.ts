@@ -3,7 +3,7 @@ import { rm } from 'node:fs/promises'
 import { describe, expect, it } from 'vitest'
 import { makeDataDir } from './support/heimdall-harness.ts'
 import { startArguments } from './support/heimdall-process.ts'
-import { freePort } from './support/postgres-server.ts'
+import { freePort } from './support/free-port.ts'
 
 function start (env: Record<string, string>) {
   const child = spawn(process.execPath, startArguments(), { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })

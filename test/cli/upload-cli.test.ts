@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { AVATAR_FST, fixture } from '../support/fixtures.ts'
 import { makeDataDir } from '../support/heimdall-harness.ts'
 import { newToken, startHeimdallProcess, type HeimdallProcess } from '../support/heimdall-process.ts'
-import { freePort } from '../support/postgres-server.ts'
+import { freePort } from '../support/free-port.ts'
 
 const BIN = fileURLToPath(new URL('../../bin/heimdall.js', import.meta.url))
 

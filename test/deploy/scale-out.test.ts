@@ -22,7 +22,8 @@ import { avatarBundle } from '../support/fixtures.ts'
 import { newToken, startHeimdallProcess, uploadStream, type HeimdallProcess, type UploadResult } from '../support/heimdall-process.ts'
 import { findNginx, makeCertificate } from '../support/nginx.ts'
 import { nginxHasUpstreamResolve, writeScaledNginxConfig } from '../support/nginx-scaled.ts'
-import { createScratchDatabase, findPostgresBinaries, freePort, startPostgresServer, type PostgresServer } from '../support/postgres-server.ts'
+import { freePort } from '../support/free-port.ts'
+import { createScratchDatabase, findPostgresBinaries, startPostgresServer, type PostgresServer } from '../support/postgres-server.ts'
 import { createBucket, startSeaweed, type SeaweedCluster } from '../support/seaweedfs.ts'
 
 const MiB = 1024 * 1024

@@ -10,7 +10,8 @@ import { startHeimdallProcess, uploadStream, type HeimdallProcess } from '../sup
 import { startKubo, type KuboNode } from '../support/kubo.ts'
 import { kuboDeterministicStream } from '../support/kubo-vectors.ts'
 import { findNginx, makeCertificate, startNginx, type NginxProcess } from '../support/nginx.ts'
-import { createScratchDatabase, freePort } from '../support/postgres-server.ts'
+import { freePort } from '../support/free-port.ts'
+import { createScratchDatabase } from '../support/postgres-server.ts'
 
 const MiB = 1024 * 1024
 const nginxBin = findNginx()

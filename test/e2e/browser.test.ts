@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CANVAS_PIXELS, chromiumAvailable, launchChromium } from '../support/chromium.ts'
 import { AVATAR_FST, fixture, makeZip } from '../support/fixtures.ts'
 import { startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
-import { freePort } from '../support/postgres-server.ts'
+import { freePort } from '../support/free-port.ts'
 
 const SCREENSHOTS = fileURLToPath(new URL('../../test-results/screenshots/', import.meta.url))
 const available = chromiumAvailable('the browser tests')

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CANVAS_PIXELS, chromiumAvailable, launchChromium } from '../support/chromium.ts'
 import { blenderAvatar, makeZip } from '../support/fixtures.ts'
 import { createIdentity, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
-import { freePort } from '../support/postgres-server.ts'
+import { freePort } from '../support/free-port.ts'
 
 const available = chromiumAvailable('the preview fidelity tests')
 

@@ -6,7 +6,7 @@ import { request as httpsRequest } from 'node:https'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { descendants, peakRss } from '../../bench/workers/peak-rss.ts'
-import { freePort } from './postgres-server.ts'
+import { freePort } from './free-port.ts'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 

@@ -1,11 +1,11 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, readdirSync } from 'node:fs'
 import { chown, mkdtemp, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
 import { waitForPostgres } from '../../src/db/embedded-postgres.ts'
+import { freePort } from './free-port.ts'
 
 export interface PostgresServer {
   /** Connection URL of the `postgres` database as superuser `heimdall`. */
@@ -33,17 +33,6 @@ export function findPostgresBinaries (): { initdb: string, postgres: string } | 
     }
   }
   return undefined
-}
-
-export async function freePort (): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => { resolve(typeof address === 'object' && address !== null ? address.port : 0) })
-    })
-  })
 }
 
 /** PostgreSQL refuses to run as root; as root we run it as the `postgres` system user. */

@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { freePort } from './postgres-server.ts'
+import { freePort } from './free-port.ts'
 import { goBuild } from './go-build.ts'
 
 
