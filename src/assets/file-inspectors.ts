@@ -1,10 +1,10 @@
-import { JSONParser } from '@streamparser/json'
 import { extensionOf } from './asset-kinds.ts'
 import { AsciiFbxReader, BinaryFbxReader, type FbxSummary } from './fbx-reader.ts'
 import { parseFst, type FstDocument } from './fst.ts'
-import { JsonDepth } from './json-depth.ts'
+import { GltfJsonReader, MAX_KEPT_BYTES, type GltfJson } from './gltf-json.ts'
 import { gltfGeometryNotes, summarizeGltf, type GltfSummary } from './gltf-summary.ts'
-import { baseNameOf, fetchedName, fstBaseDir, fstScale, GLTF_EXTENSIONS_OVERTE_IGNORES, materialTextureNames, type FstLookup } from './overte-rules.ts'
+import { JsonLimitError, JsonStream, type JsonPath, type JsonPrimitive } from './json-stream.ts'
+import { baseNameOf, fetchedName, fstBaseDir, fstScale, GLTF_EXTENSIONS_OVERTE_IGNORES, hasScheme, MATERIAL_TEXTURE_KEY_NAMES, materialTextureNames, type FstLookup } from './overte-rules.ts'
 
 /**
  * How Overte looks a reference up (see overte-rules.ts): 'relative' to the
@@ -73,8 +73,6 @@ const HEAD_BYTES = 64
 const MAX_FST_BYTES = 1024 * 1024
 const MAX_LINE = 64 * 1024
 
-/** A URL with a scheme (http:, data:, atp:, …) rather than a path in the upload. */
-export const hasScheme = (target: string): boolean => /^[a-z][a-z0-9+.-]*:/i.test(target)
 const isHttp = (target: string): boolean => /^https?:\/\//i.test(target)
 
 abstract class BaseInspector implements FileInspector {
@@ -528,10 +526,10 @@ class FstInspector extends TextInspector {
 /** Far more nodes than Overte's default avatar graph (~100), and far larger than its file (~100 kB). */
 const MAX_ANIMATION_NODES = 10_000
 const MAX_OVERTE_JSON_BYTES = 4 * 1024 * 1024
-/** The nodes of an Overte animation graph, `root` and its `children` to a depth no real graph reaches: each one's type and data.url. */
-const ANIMATION_PATHS = Array.from({ length: 24 }, (_, depth) => `$.root${'.children.*'.repeat(depth)}`).flatMap((node) => [`${node}.type`, `${node}.data.url`])
-/** An Overte material file's materials (one object, or an array of them): what materialTextureNames reads. */
-const MATERIAL_PATH = '$.materials'
+/** How deep an animation graph's `children` are followed: no real graph reaches it. */
+const MAX_ANIMATION_DEPTH = 23
+/** More materials than any material file holds. */
+const MAX_MATERIALS = 10_000
 
 /** What Overte does not load in a glTF, from its extension lists. */
 function gltfExtensionNotes (path: string, extensions: Iterable<string>): string[] {
@@ -541,155 +539,228 @@ function gltfExtensionNotes (path: string, extensions: Iterable<string>): string
   })
 }
 
-/** JSON, parsed as it streams; glTF also reports its version, external URIs and the extensions Overte ignores. */
-class JsonInspector extends TextInspector {
-  readonly #parser: JSONParser
-  readonly #gltf: boolean
-  readonly #extensions: string[] = []
-  readonly #sections: Record<string, unknown> = {}
-  readonly #buffers = new Map<number, { uri?: string, byteLength?: number }>()
-  #version: unknown
-  readonly #animationNodes = new Map<string, { type?: string, url?: string }>()
-  /** A material file's `materials`, as the second parser read them. */
-  #materials: unknown
-  /** The second parser: the parts of an animation graph or a material file that Overte reads. */
-  #overte: JSONParser | undefined
-  readonly #depth = new JsonDepth()
+/** The mismatch for JSON the stream refused: `invalid` before a syntax error's message, `limited` before a limit's. */
+function jsonMismatch (err: unknown, invalid: string, limited: string): Error {
+  const message = err instanceof Error ? err.message : String(err)
+  return new Error(`${err instanceof JsonLimitError ? limited : invalid} ${message}`, { cause: err })
+}
 
-  constructor (path: string, gltf: boolean) {
-    super(path)
-    this.#gltf = gltf
-    // Only the parts we read are kept; the rest is checked and dropped.
-    this.#parser = new JSONParser({ paths: gltf ? ['$.asset.version', '$.buffers.*.uri', '$.buffers.*.byteLength', '$.images.*.uri', '$.extensionsUsed.*', '$.extensionsRequired.*', ...GLTF_SECTIONS.map((s) => `$.${s}`)] : ['$.\u0000'], keepStack: false })
-    if (!gltf) {
-      // Other JSON may be an animation graph: the type and data.url of its nodes (its clips name files); or a material
-      // file, whose textures are named in its materials. Read by a second parser for the first MAX_OVERTE_JSON_BYTES
-      // only, so that no large .json builds values in memory.
-      this.#overte = new JSONParser({ paths: [...ANIMATION_PATHS, MATERIAL_PATH], keepStack: false })
-      this.#overte.onValue = ({ value, key, stack }) => {
-        if (stack.length === 1 && key === 'materials') { this.#materials = value; return }
-        // The node is named by where it sits: the stack's keys up to it (…children.3).
-        if (typeof value !== 'string' || value.length > MAX_LINE) return
-        const at = stack.slice(1, key === 'url' ? -1 : undefined).map((entry) => String(entry.key)).join('.')
-        const node = this.#animationNodes.get(at)
-        if (node === undefined && this.#animationNodes.size >= MAX_ANIMATION_NODES) return
-        const entry = node ?? {}
-        if (key === 'type') entry.type = value
-        if (key === 'url') entry.url = value
-        this.#animationNodes.set(at, entry)
-      }
-    }
-    this.#parser.onValue = ({ value, key, stack }) => {
-      const section = stack[1]?.key
-      if (stack.length === 1 && typeof key === 'string' && GLTF_SECTIONS.includes(key)) this.#sections[key] = value
-      else if (key === 'version' && section === 'asset') this.#version = value
-      else if ((section === 'extensionsUsed' || section === 'extensionsRequired') && typeof value === 'string') this.#extensions.push(value)
-      else if (section === 'buffers') {
-        // Gathered per buffer: its uri and byteLength may come in either order.
-        const buffer = this.#buffers.get(Number(stack[2]?.key)) ?? {}
-        if (key === 'uri' && typeof value === 'string') buffer.uri = value
-        if (key === 'byteLength' && typeof value === 'number') buffer.byteLength = value
-        this.#buffers.set(Number(stack[2]?.key), buffer)
-      } else if (key === 'uri' && typeof value === 'string' && !hasScheme(value)) {
-        this.reference(safeDecode(value), 'image', 'error', { written: value })
-      }
-    }
-  }
+/**
+ * Where a value of an Overte animation graph sits: `root` and its
+ * `children` to MAX_ANIMATION_DEPTH, each node's `type` or `data.url`
+ * (AnimNodeLoader.cpp). The node is named by the keys down to it.
+ */
+function animationField (path: JsonPath): { node: string, field: 'type' | 'url' } | undefined {
+  // The last keys first: most strings are neither, and the walk below is as long as the path.
+  const last = path.length - 1
+  const field = path[last] === 'type' ? 'type' : path[last] === 'url' && path[last - 1] === 'data' ? 'url' : undefined
+  const end = field === 'url' ? last - 1 : last
+  if (field === undefined || path[0] !== 'root' || end > 1 + 2 * MAX_ANIMATION_DEPTH) return undefined
+  let at = 1
+  while (at < end && path[at] === 'children' && typeof path[at + 1] === 'number') at += 2
+  return at === end ? { node: path.slice(0, at).join('.'), field } : undefined
+}
+
+/**
+ * JSON other than glTF, read as it streams: valid JSON is all it must be.
+ * Within its first MAX_OVERTE_JSON_BYTES it may be an Overte animation
+ * graph (its clips name files) or a material file (its materials name
+ * textures), so those parts are kept: a node's type and data.url, a
+ * material's model and texture keys. Nothing else is held.
+ */
+class JsonInspector extends TextInspector {
+  readonly #stream = new JsonStream({
+    open: (path, kind) => {
+      if (path[0] !== 'materials' || !this.#overte) return
+      if (path.length === 1) this.#materialsKind = kind
+      this.#materialValue(path, {})
+    },
+    value: (path, value, length) => { if (this.#overte) this.#overteValue(path, value, length) }
+  })
+
+  /** Whether the animation graph and material parts are still gathered (the file is within MAX_OVERTE_JSON_BYTES). */
+  #overte = true
+  readonly #animationNodes = new Map<string, { type?: string, url?: string }>()
+  #materialsKind: 'object' | 'array' | undefined
+  /** The materials' kept keys, by index (one entry, -1, for `materials` written as one object). */
+  readonly #materials = new Map<number, Record<string, unknown>>()
 
   protected override wantsText (): boolean { return true }
 
   protected override text (text: string): void {
-    // Before either parser sees it: they keep a frame for each level the text opens.
-    try { this.#depth.write(text) } catch (err) { throw new Error(`is not JSON Heimdall accepts: it ${(err as Error).message}`, { cause: err }) }
-    if (this.#overte !== undefined) {
-      if (this.size > MAX_OVERTE_JSON_BYTES) {
-        // No graph or material file is this large: what was gathered is dropped with the parser.
-        this.#overte = undefined
-        this.#animationNodes.clear()
-        this.#materials = undefined
-      } else {
-        try { this.#overte.write(text) } catch { this.#overte = undefined } // the validating parser reports bad JSON
-      }
+    if (this.#overte && this.size > MAX_OVERTE_JSON_BYTES) {
+      // No graph or material file is this large: what was gathered is dropped.
+      this.#overte = false
+      this.#animationNodes.clear()
+      this.#materials.clear()
     }
-    try {
-      this.#parser.write(text)
-    } catch (err) {
-      throw new Error(`is not valid JSON: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
+    try { this.#stream.write(text) } catch (err) { throw jsonMismatch(err, 'is not valid JSON: it', 'is not JSON Heimdall accepts: it') }
+  }
+
+  #overteValue (path: JsonPath, value: JsonPrimitive, length: number): void {
+    // A name longer than MAX_JSON_STRING arrives cut: no real one is that long, and a cut one names nothing.
+    const cut = typeof value === 'string' && length > value.length
+    const animation = typeof value === 'string' && !cut ? animationField(path) : undefined
+    if (animation !== undefined && typeof value === 'string') {
+      const node = this.#animationNodes.get(animation.node)
+      if (node === undefined && this.#animationNodes.size >= MAX_ANIMATION_NODES) return
+      const entry = node ?? {}
+      entry[animation.field] = value
+      this.#animationNodes.set(animation.node, entry)
+      return
     }
+    // A cut model is kept (it names no known model); a cut texture name names no file.
+    this.#materialValue(path, cut && path[path.length - 1] !== 'model' ? null : value)
+  }
+
+  /**
+   * materials.key[.url] for one material, materials.i.key[.url] for a list
+   * of them: a material's model and its texture names, whatever their type
+   * (materialTextureNames reads only strings), the last one written winning.
+   * An object or array there is `{}` (its url may follow).
+   */
+  #materialValue (path: JsonPath, value: JsonPrimitive | Record<string, never>): void {
+    if (path[0] !== 'materials') return
+    if (path.length === 1) { this.#materials.clear(); return } // `materials` written again, or not a list or object
+    const index = typeof path[1] === 'number' ? path[1] : -1
+    const at = index === -1 ? 1 : 2
+    const key = path[at]
+    const isUrl = path.length === at + 2 && path[at + 1] === 'url'
+    if (typeof key !== 'string' || (path.length !== at + 1 && !isUrl)) return
+    if (key === 'model' ? isUrl : !MATERIAL_TEXTURE_KEY_NAMES.has(key)) return
+    let material = this.#materials.get(index)
+    if (material === undefined) {
+      if (this.#materials.size >= MAX_MATERIALS) return
+      material = {}
+      this.#materials.set(index, material)
+    }
+    material[key] = isUrl ? { url: value } : value
   }
 
   protected override done (): void {
-    if (!this.#parser.isEnded) {
-      try { this.#parser.end() } catch (err) { throw new Error('is not valid JSON (it ends early)', { cause: err }) }
-    }
     if (this.size === 0) throw new Error('is empty, which is not JSON')
-    if (this.#gltf && !(typeof this.#version === 'string' && /^2\.\d+$/.test(this.#version))) {
-      throw new Error(`is not glTF 2.x (asset.version is ${JSON.stringify(this.#version ?? null)})`)
-    }
-    this.notes.push(...gltfExtensionNotes(this.path, this.#extensions))
-    if (this.#gltf) this.notes.push(...gltfGeometryNotes(this.path, this.#sections))
-    for (const { uri, byteLength } of this.#buffers.values()) {
-      if (uri !== undefined && uri !== '' && !hasScheme(uri)) this.reference(safeDecode(uri), 'buffer', 'error', { written: uri, ...(byteLength === undefined ? {} : { size: byteLength }) })
-    }
+    try { this.#stream.end() } catch (err) { throw jsonMismatch(err, 'is not valid JSON: it', 'is not JSON Heimdall accepts: it') }
     // AnimNodeLoader.cpp, loadClipNode: a clip's data.url, resolved against the graph's own URL.
     const clips = new Set([...this.#animationNodes.values()].flatMap(({ type, url }) => type === 'clip' && url !== undefined && url !== '' && !hasScheme(url) ? [url] : []))
     for (const url of clips) this.reference(url, 'animation', 'warning')
     // ProceduralMaterialCache.cpp: a material file's textures resolve against the file's own URL; checked when a materialMap names the file.
-    for (const texture of new Set(materialTextureNames({ materials: this.#materials }))) {
+    const materials = this.#materialsKind === 'object' ? this.#materials.get(-1) : this.#materialsKind === 'array' ? [...this.#materials.entries()].filter(([i]) => i >= 0).map(([, m]) => m) : undefined
+    for (const texture of new Set(materialTextureNames({ materials }))) {
       if (texture.startsWith('/') || hasScheme(texture)) continue
       const written = fetchedName(texture)
       this.reference(safeDecode(written), 'material texture', 'warning', { written, ifMaterial: true })
     }
   }
-
-  protected override facts (): Partial<FileReport> { return this.#gltf && this.mismatch === undefined ? { gltf: summarizeGltf(this.#sections) } : {} }
 }
 
-/** The parts of a glTF's JSON the avatar report reads: metadata only, never buffer data. */
-const GLTF_SECTIONS = ['nodes', 'skins', 'meshes', 'accessors', 'materials', 'images', 'bufferViews']
+/**
+ * What a glTF's JSON (a .gltf, or a GLB's JSON chunk) adds to its report:
+ * notes on extensions Overte ignores and on meshes it cannot load, the
+ * files it names beside it (Overte fetches them; a buffer it cannot read
+ * fails the whole model), and the summary when it was kept whole.
+ */
+function gltfFindings (path: string, json: GltfJson, notes: string[], reference: (target: string, what: string, extra: Partial<Reference>) => void): GltfSummary | undefined {
+  notes.push(...gltfExtensionNotes(path, json.extensions))
+  for (const { uri, byteLength } of json.buffers) {
+    if (uri !== undefined && uri !== '' && !hasScheme(uri)) reference(safeDecode(uri), 'buffer', { written: uri, ...(byteLength === undefined ? {} : { size: byteLength }) })
+  }
+  for (const uri of new Set(json.imageUris)) {
+    if (uri !== '' && !hasScheme(uri)) reference(safeDecode(uri), 'image', { written: uri })
+  }
+  if (json.doc === undefined) {
+    notes.push(`${path}: its JSON describes more nodes, meshes and accessors than Heimdall summarises (past ${MAX_KEPT_BYTES / 1024 / 1024} MB of them), so it has no avatar report and its meshes were not checked for indices`)
+    return undefined
+  }
+  notes.push(...gltfGeometryNotes(path, json.doc))
+  return summarizeGltf(json.doc)
+}
 
-const MAX_GLB_JSON = 16 * 1024 * 1024
+/** A .gltf: JSON, read as it streams by GltfJsonReader, which keeps only what the checks and the summary use. */
+class GltfInspector extends TextInspector {
+  readonly #reader = new GltfJsonReader()
+  #summary: GltfSummary | undefined
 
-/** Binary glTF: the header, then the JSON chunk read for the extensions Overte ignores. */
+  protected override wantsText (): boolean { return true }
+
+  protected override text (text: string): void {
+    try { this.#reader.write(text) } catch (err) { throw jsonMismatch(err, 'is not valid JSON: it', 'is not JSON Heimdall accepts: it') }
+  }
+
+  protected override done (): void {
+    if (this.size === 0) throw new Error('is empty, which is not JSON')
+    let json: GltfJson
+    try { json = this.#reader.end() } catch (err) { throw jsonMismatch(err, 'is not valid JSON: it', 'is not JSON Heimdall accepts: it') }
+    if (!(typeof json.version === 'string' && /^2\.\d+$/.test(json.version))) {
+      throw new Error(`is not glTF 2.x (asset.version is ${JSON.stringify(json.version ?? null)})`)
+    }
+    this.#summary = gltfFindings(this.path, json, this.notes, (target, what, extra) => { this.reference(target, what, 'error', extra) })
+  }
+
+  protected override facts (): Partial<FileReport> { return this.#summary === undefined || this.mismatch !== undefined ? {} : { gltf: this.#summary } }
+}
+
+/** A GLB's JSON chunk larger than this is not read: exporters write a few MB at most. */
+const MAX_GLB_JSON = 64 * 1024 * 1024
+const GLB_HEADER = 20
+const GLB_JSON_CHUNK = 0x4e4f534a
+
+/** Binary glTF: the header, then the JSON chunk, read as it streams (GltfJsonReader) and never held whole. */
 class GlbInspector extends BaseInspector {
-  #json: Buffer[] = []
-  #held = 0
+  /** The file header and the first chunk's header, until all 20 bytes are here. */
+  #header = Buffer.alloc(0)
+  #reader: GltfJsonReader | undefined
+  /** Not dropping a BOM: the JSON chunk must not have one (glTF 2.0, 4.4.3.2), and JSON.parse refused it before. */
+  readonly #decoder = new TextDecoder('utf-8', { ignoreBOM: true })
+  /** Bytes of the JSON chunk still to come. */
+  #jsonLeft = 0
+  #jsonLength = 0
   #summary: GltfSummary | undefined
 
   protected override facts (): Partial<FileReport> { return this.#summary === undefined ? {} : { gltf: this.#summary } }
 
   protected override consume (chunk: Uint8Array): void {
-    if (this.#held >= MAX_GLB_JSON + 20) return
-    const bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
-    this.#json.push(bytes)
-    this.#held += bytes.length
+    let bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+    if (this.#header.length < GLB_HEADER) {
+      const take = GLB_HEADER - this.#header.length
+      this.#header = Buffer.concat([this.#header, bytes.subarray(0, take)])
+      bytes = bytes.subarray(take)
+      if (this.#header.length < GLB_HEADER) return
+      this.#begin()
+    }
+    if (this.#reader === undefined || this.#jsonLeft === 0 || bytes.length === 0) return
+    const json = bytes.subarray(0, this.#jsonLeft)
+    this.#jsonLeft -= json.length
+    this.#read(this.#decoder.decode(json, { stream: this.#jsonLeft > 0 }))
+  }
+
+  /** With the headers here: whether there is a JSON chunk to read, and how long. */
+  #begin (): void {
+    const header = this.#header
+    const problem = glb(header, this.size)
+    if (problem !== undefined) throw new Error(problem)
+    const length = header.readUInt32LE(12)
+    if (length === 0 || header.readUInt32LE(16) !== GLB_JSON_CHUNK) return
+    if (length > MAX_GLB_JSON) {
+      this.notes.push(`${this.path}: its JSON chunk is ${length} bytes, more than Heimdall reads (${MAX_GLB_JSON / 1024 / 1024} MB), so its extensions, external files and meshes were not checked`)
+      return
+    }
+    this.#reader = new GltfJsonReader()
+    this.#jsonLeft = length
+    this.#jsonLength = length
+  }
+
+  #read (text: string): void {
+    try { this.#reader?.write(text) } catch (err) { throw jsonMismatch(err, 'is binary glTF whose JSON chunk is not valid JSON: it', 'is binary glTF whose JSON chunk') }
   }
 
   protected finish (): void {
     const problem = glb(this.head, this.size)
     if (problem !== undefined) throw new Error(problem)
-    const data = Buffer.concat(this.#json)
-    this.#json = []
-    const length = data.length >= 20 ? data.readUInt32LE(12) : 0
-    if (length === 0 || 20 + length > data.length || data.readUInt32LE(16) !== 0x4e4f534a) return
-    let json: unknown
-    const text = data.subarray(20, 20 + length).toString('utf8')
-    try { new JsonDepth().write(text) } catch (err) { throw new Error(`is binary glTF whose JSON chunk ${(err as Error).message}`, { cause: err }) }
-    try { json = JSON.parse(text) } catch { throw new Error('is binary glTF whose JSON chunk is not valid JSON') }
-    const doc = json as { extensionsUsed?: unknown, extensionsRequired?: unknown, buffers?: unknown, images?: unknown }
-    const names = [doc.extensionsUsed, doc.extensionsRequired].flatMap((list) => Array.isArray(list) ? list.filter((e): e is string => typeof e === 'string') : [])
-    this.notes.push(...gltfExtensionNotes(this.path, names))
-    // A GLB may still name files beside it, as a .gltf does: Overte fetches them (a buffer it cannot read fails the whole model).
-    for (const [section, what] of [['buffers', 'buffer'], ['images', 'image']] as const) {
-      const list = doc[section]
-      if (!Array.isArray(list)) continue
-      for (const item of list as unknown[]) {
-        const { uri, byteLength } = (item ?? {}) as { uri?: unknown, byteLength?: unknown }
-        if (typeof uri === 'string' && uri !== '' && !hasScheme(uri)) this.reference(safeDecode(uri), what, 'error', { written: uri, ...(what === 'buffer' && typeof byteLength === 'number' ? { size: byteLength } : {}) })
-      }
-    }
-    this.notes.push(...gltfGeometryNotes(this.path, json))
-    this.#summary = summarizeGltf(json)
+    if (this.#reader === undefined) return
+    if (this.#jsonLeft > 0) throw new Error(`is binary glTF cut short: its JSON chunk is ${this.#jsonLength} bytes, and the file ends ${this.#jsonLeft} bytes before its end`)
+    let json: GltfJson
+    try { json = this.#reader.end() } catch (err) { throw jsonMismatch(err, 'is binary glTF whose JSON chunk is not valid JSON: it', 'is binary glTF whose JSON chunk') }
+    this.#summary = gltfFindings(this.path, json, this.notes, (target, what, extra) => { this.reference(target, what, 'error', extra) })
   }
 }
 
@@ -803,8 +874,8 @@ function chooseInspector (path: string): FileInspector & { note: (text: string) 
     case 'fbx': return new FbxInspector(path)
     case 'glb':
     case 'vrm': return new GlbInspector(path)
-    case 'gltf': return new JsonInspector(path, true)
-    case 'json': return new JsonInspector(path, false)
+    case 'gltf': return new GltfInspector(path)
+    case 'json': return new JsonInspector(path)
     case 'fst': return new FstInspector(path)
     case 'obj': return new ObjInspector(path)
     case 'mtl': return new MtlInspector(path)

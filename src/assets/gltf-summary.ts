@@ -1,3 +1,5 @@
+import { dataUriBytes } from './gltf-json.ts'
+
 /**
  * What the avatar report needs from a glTF/GLB's JSON: skeleton, blendshapes,
  * materials, triangles and extent. Overte reads glTF lengths as metres
@@ -14,17 +16,21 @@ export interface GltfSummary {
   images: Array<{ uri: string } | { embeddedBytes: number }>
 }
 
+export interface GltfPrimitive { attributes?: Record<string, number>, indices?: number, mode?: number }
+
 type Vec3 = [number, number, number]
 type Mat4 = number[]
 
-interface GltfNode { name?: string, children?: number[], mesh?: number, matrix?: number[], translation?: number[], rotation?: number[], scale?: number[] }
-interface GltfDoc {
+export interface GltfNode { name?: string, children?: number[], mesh?: number, matrix?: number[], translation?: number[], rotation?: number[], scale?: number[] }
+/** The parts of a glTF's JSON the summary reads (gltf-json.ts keeps these and nothing else). */
+export interface GltfDoc {
   nodes?: GltfNode[]
   skins?: Array<{ joints?: number[] }>
-  meshes?: Array<{ primitives?: Array<{ attributes?: Record<string, number>, indices?: number, mode?: number }>, extras?: { targetNames?: unknown } }>
+  meshes?: Array<{ primitives?: GltfPrimitive[], extras?: { targetNames?: unknown } }>
   accessors?: Array<{ count?: number, min?: number[], max?: number[] }>
   materials?: unknown[]
-  images?: Array<{ uri?: string, bufferView?: number }>
+  /** `dataBytes`: what a data: URI holds, kept instead of the URI itself (gltf-json.ts). */
+  images?: Array<{ uri?: string, bufferView?: number, dataBytes?: number }>
   bufferViews?: Array<{ byteLength?: number }>
 }
 
@@ -111,9 +117,13 @@ export function summarizeGltf (json: unknown): GltfSummary {
       any = true
     }
   })
-  const images = (doc.images ?? []).flatMap((img): GltfSummary['images'] => typeof img.uri === 'string'
-    ? [{ uri: img.uri }]
-    : img.bufferView !== undefined ? [{ embeddedBytes: doc.bufferViews?.[img.bufferView]?.byteLength ?? 0 }] : [])
+  // An image is a file beside the model, or embedded: in a buffer view, or in a data: URI (base64: ¾ of what follows its comma).
+  const images = (doc.images ?? []).flatMap((img): GltfSummary['images'] => {
+    if (img.dataBytes !== undefined) return [{ embeddedBytes: img.dataBytes }]
+    if (typeof img.uri === 'string' && /^data:/i.test(img.uri)) return [{ embeddedBytes: dataUriBytes(img.uri) }]
+    if (typeof img.uri === 'string') return [{ uri: img.uri }]
+    return img.bufferView !== undefined ? [{ embeddedBytes: doc.bufferViews?.[img.bufferView]?.byteLength ?? 0 }] : []
+  })
   return { joints, blendshapes, materials: doc.materials?.length ?? 0, triangles, extent: any ? { min, max } : undefined, images }
 }
 

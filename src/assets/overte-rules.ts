@@ -268,6 +268,9 @@ const MATERIAL_TEXTURE_KEYS: Readonly<Record<string, readonly string[]>> = {
   vrm_mtoon: ['emissiveMap', 'albedoMap', 'normalMap', 'bumpMap', 'shadeMap', 'shadingShiftMap', 'matcapMap', 'rimMap', 'uvAnimationMaskMap', 'splatMap']
 }
 
+/** Every key that names a texture in some material model: what a reader of material files keeps, with `model`. */
+export const MATERIAL_TEXTURE_KEY_NAMES: ReadonlySet<string> = new Set(Object.values(MATERIAL_TEXTURE_KEYS).flat())
+
 /** More texture names than any material file holds: past it, a file is not read further. */
 const MAX_MATERIAL_TEXTURES = 1000
 
@@ -294,6 +297,9 @@ export function materialTextureNames (resource: unknown): string[] {
   }
   return names
 }
+
+/** A URL with a scheme (http:, data:, atp:, …) rather than a path in the upload. */
+export const hasScheme = (target: string): boolean => /^[a-z][a-z0-9+.-]*:/i.test(target)
 
 /** A material or texture name as Overte fetches it: the URL's query and fragment (`#name` picks a material) are not part of the file's name. */
 export const fetchedName = (url: string): string => {

@@ -1,8 +1,12 @@
+import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { promisify } from 'node:util'
 import { deflateSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 import { inspectorFor, type FileReport } from '../../src/assets/file-inspectors.ts'
-import { MAX_JSON_DEPTH } from '../../src/assets/json-depth.ts'
+import { MAX_KEPT_BYTES } from '../../src/assets/gltf-json.ts'
+import { gltfGeometryNotes, summarizeGltf } from '../../src/assets/gltf-summary.ts'
+import { MAX_JSON_DEPTH } from '../../src/assets/json-stream.ts'
 import { checkReferences } from '../../src/assets/references.ts'
 import { fixture, glbWithJson } from '../support/fixtures.ts'
 
@@ -59,6 +63,134 @@ describe('JSON nested past MAX_JSON_DEPTH', () => {
   it('in a GLB\'s JSON chunk too', () => {
     const glb = glbWithJson(`{"asset":{"version":"2.0"},"extras":${'['.repeat(2000)}${']'.repeat(2000)}}`)
     expect(inspect('deep.glb', glb).mismatch).toMatch(/JSON chunk nests arrays and objects more than 512 levels deep/)
+  })
+})
+
+/** A GLB's JSON chunk, as text. */
+const glbJson = (glb: Buffer): string => glb.subarray(20, 20 + glb.readUInt32LE(12)).toString('utf8')
+
+describe('glTF JSON, read as it streams and kept only in the parts the report uses', () => {
+  it.each([
+    ['avatar.glb', 'blender/avatar/avatar.glb', true],
+    ['avatar-draco.glb', 'blender/avatar/avatar-draco.glb', true],
+    ['avatar.gltf', 'blender/avatar/gltf/avatar.gltf', false],
+    ['box.glb', 'assets/glb/BoxTextured.glb', true],
+    ['box.gltf', 'assets/gltf/BoxTextured/BoxTextured.gltf', false]
+  ])('%s: the same summary and notes as the whole JSON parsed, in any chunking', (name, file, binary) => {
+    const bytes = readFileSync(new URL(`../fixtures/${file}`, import.meta.url))
+    const json: unknown = JSON.parse(binary ? glbJson(bytes) : bytes.toString('utf8'))
+    for (const chunk of [65_536, 7, 1]) {
+      const report = inspect(name, bytes, chunk)
+      expect(report.mismatch).toBeUndefined()
+      expect(report.gltf).toEqual(summarizeGltf(json))
+      for (const note of gltfGeometryNotes(name, json)) expect(report.notes).toContain(note)
+    }
+  })
+
+  it('past its budget the summary is dropped with a note; the checks and references stay', () => {
+    const nodes = Math.ceil(MAX_KEPT_BYTES / 64) + 10
+    const gltf = `{"asset":{"version":"2.0"},"buffers":[{"uri":"data.bin","byteLength":12}],"images":[{"uri":"skin.png"},{"uri":"skin.png"}],"nodes":[${'{},'.repeat(nodes)}{}]}`
+    for (const report of [inspect('big.gltf', gltf), inspect('big.glb', glbWithJson(gltf))]) {
+      expect(report.mismatch).toBeUndefined()
+      expect(report.gltf).toBeUndefined()
+      expect(report.notes.join('\n')).toMatch(/more nodes, meshes and accessors than Heimdall summarises/)
+      // Each file named once, however often: an image used twice is one reference.
+      expect(targets(report)).toEqual(['error:buffer:data.bin', 'error:image:skin.png'])
+    }
+  })
+
+  it('a GLB that ends inside its JSON chunk is refused; its JSON is checked as JSON', () => {
+    const glb = glbWithJson('{"asset":{"version":"2.0"},"nodes":[{"name":"a"}]}')
+    expect(inspect('cut.glb', glb.subarray(0, glb.length - 8)).mismatch).toMatch(/cut short: its JSON chunk is 52 bytes, and the file ends 8 bytes before its end/)
+    expect(inspect('bad.glb', glbWithJson('{"asset":{"version":"2.0"},}')).mismatch).toBe("is binary glTF whose JSON chunk is not valid JSON: it has an unexpected '}' at character 27")
+  })
+
+  it('broken but accepted before: a buffer without a uri, a primitive that is not an object, a non-string material model', () => {
+    const gltf = '{"asset":{"version":"2.0"},"buffers":[{"name":"x"},null,{"uri":"b.bin","byteLength":4}],"meshes":[{"primitives":[5,{"indices":0}]}]}'
+    for (const report of [inspect('holes.gltf', gltf), inspect('holes.glb', glbWithJson(gltf))]) {
+      expect(report.mismatch).toBeUndefined()
+      expect(targets(report)).toEqual(['error:buffer:b.bin'])
+      expect(report.notes.join('\n')).toMatch(/mesh 0 has a primitive without indices/)
+    }
+    const material = inspect('m.json', '{"materials":[{"model":5,"albedoMap":"a.png"},{"model":{},"albedoMap":"c.png"},{"albedoMap":"d.png","albedoMap":null},{"albedoMap":"b.png"}]}')
+    expect(targets(material)).toEqual(['warning:material texture:b.png'])
+  })
+
+  it('a key written twice counts once, the last time, as in JSON.parse', () => {
+    const gltf = '{"asset":{"version":"2.0"},"accessors":[{"count":3,"min":[9,9,9],"min":[0,0,0],"max":[1,1,1]}],"meshes":[{"primitives":[{"attributes":{"POSITION":0},"indices":0}]}],"nodes":[{"mesh":0,"children":[5],"children":[]}],"images":[{"uri":"data:image/png;base64,AAAA","uri":"x.png"}]}'
+    expect(inspect('twice.gltf', gltf).gltf).toEqual(summarizeGltf(JSON.parse(gltf)))
+    expect(inspect('twice.gltf', gltf).gltf?.extent).toEqual({ min: [0, 0, 0], max: [1, 1, 1] })
+    expect(targets(inspect('twice.json', '{"materials":[{"albedoMap":"a.png"}],"materials":[{"normalMap":"b.png"}]}'))).toEqual(['warning:material texture:b.png'])
+  })
+
+  it('a data: URI image is embedded bytes in the summary, not a file; a path longer than any file name is refused', () => {
+    const gltf = `{"asset":{"version":"2.0"},"images":[{"uri":"data:image/png;base64,${'QUJD'.repeat(50_000)}"},{"uri":"skin.png"}]}`
+    const report = inspect('data.gltf', gltf, 4096)
+    expect(report.gltf?.images).toEqual([{ embeddedBytes: 150_000 }, { uri: 'skin.png' }])
+    expect(report.gltf?.images).toEqual(summarizeGltf(JSON.parse(gltf)).images)
+    expect(targets(report)).toEqual(['error:image:skin.png'])
+    expect(inspect('long.gltf', `{"asset":{"version":"2.0"},"images":[{"uri":"${'a'.repeat(70_000)}.png"}]}`).mismatch).toMatch(/has a uri of 70004 characters, longer than any file's name/)
+  })
+
+  it('a GLB JSON chunk with a byte order mark is refused, as glTF 2.0 says', () => {
+    expect(inspect('bom.glb', glbWithJson('\ufeff{"asset":{"version":"2.0"}}')).mismatch).toMatch(/JSON chunk is not valid JSON: it has an unexpected U\+FEFF/)
+  })
+
+  // Before, a 16 MB GLB JSON of empty nodes was JSON.parse'd whole (~770 MB, found by review), a .gltf's kept sections
+  // and a material file's materials were held as values, and a string (an embedded buffer's data: URI) was held whole
+  // while it streamed. Each file below (15.7 MB of nodes, 128 MB of data: URI, 3.9 MB of materials) is fed in 64 KB
+  // pieces to the inspector in a process with 48 MB of heap: the old readers ran out of heap on every one of them. The
+  // last two (a name in every 64 KB piece of 256 MB; keys 400 levels deep, each in its own 512 KB piece) ran out when a
+  // kept name or key was a slice that kept its whole piece alive.
+  it('costs what it keeps, not what it spells: large JSON read in a process of 48 MB heap', async () => {
+    const script = `
+      import { inspectorFor } from ${JSON.stringify(new URL('../../src/assets/file-inspectors.ts', import.meta.url).href)}
+      const piece = 65536
+      function feed (name, head, middle, count, tail, glb) {
+        const inspector = inspectorFor(name)
+        const body = Buffer.from(middle.repeat(Math.ceil(piece / middle.length)))
+        const length = Buffer.byteLength(head) + body.length * count + Buffer.byteLength(tail)
+        if (glb) {
+          const header = Buffer.alloc(20)
+          header.write('glTF', 0, 'latin1'); header.writeUInt32LE(2, 4); header.writeUInt32LE(20 + length, 8)
+          header.writeUInt32LE(length, 12); header.writeUInt32LE(0x4e4f534a, 16)
+          inspector.write(header)
+        }
+        inspector.write(Buffer.from(head))
+        for (let i = 0; i < count; i++) inspector.write(body)
+        inspector.write(Buffer.from(tail))
+        const report = inspector.end()
+        return { mismatch: report.mismatch, notes: report.notes.length, summary: report.gltf !== undefined }
+      }
+      const nodes = ['{"asset":{"version":"2.0"},"nodes":[', '{},', 240, '{}]}']
+      console.log(JSON.stringify([
+        feed('nodes.glb', ...nodes, true),
+        feed('nodes.gltf', ...nodes, false),
+        feed('data-uri.gltf', '{"asset":{"version":"2.0"},"buffers":[{"byteLength":4,"uri":"data:application/octet-stream;base64,', 'QUJD', 2048, '"}]}', false),
+        feed('materials.json', '{"materials":[', '{},', 60, '{}]}', false),
+        feed('names.gltf', '{"asset":{"version":"2.0"},"nodes":[', '{"name":"a name of 20 chars"},' + ' '.repeat(65_000), 2048, '{}]}', false),
+        nested('keys.json', 400)
+      ]))
+      // Objects nested 400 deep, each key at the end of its own 512 KB piece: an open level's key is kept while it is
+      // open. (Node decodes a piece of 1 MB or more into a string outside the heap, which this heap would not see.)
+      function nested (name, depth) {
+        const inspector = inspectorFor(name)
+        const piece = Buffer.concat([Buffer.alloc(1 << 19, 0x20), Buffer.from('{"a key of 20 chars!":')])
+        for (let i = 0; i < depth; i++) inspector.write(piece)
+        inspector.write(Buffer.from('1' + '}'.repeat(depth)))
+        const report = inspector.end()
+        return { mismatch: report.mismatch, notes: report.notes.length, summary: false }
+      }
+    `
+    const { stdout } = await promisify(execFile)(process.execPath, ['--max-old-space-size=48', '--input-type=module', '-e', script], { maxBuffer: 1 << 20 })
+    expect(JSON.parse(stdout)).toEqual([
+      { mismatch: undefined, notes: 1, summary: false },
+      { mismatch: undefined, notes: 1, summary: false },
+      { mismatch: undefined, notes: 0, summary: true },
+      { mismatch: undefined, notes: 0, summary: false },
+      { mismatch: undefined, notes: 0, summary: true },
+      { mismatch: undefined, notes: 0, summary: false }
+    ])
   })
 })
 

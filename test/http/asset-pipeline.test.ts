@@ -79,6 +79,18 @@ describe('bundles that load', () => {
 })
 
 describe('the avatar report', () => {
+  it('keeps a glTF joint named with a lone surrogate (valid JSON, refused by jsonb) as U+FFFD', async () => {
+    const zip = await makeZip([
+      { path: 'avatar.fst', data: Buffer.from('name = lone\nfilename = avatar.gltf\n') },
+      { path: 'avatar.gltf', data: Buffer.from('{"asset":{"version":"2.0"},"nodes":[{"name":"\\ud800Hips"}],"skins":[{"joints":[0]}]}') }
+    ])
+    const root = ((await upload(zip, 'lone.zip').expect(200)).body as Array<Item & { avatar: { joints?: string[] } }>).at(-1)
+    const list = await t.request.get('/uploads').set('Authorization', `Bearer ${token}`).expect(200)
+    const record = list.body.uploads.find((u: { name: string }) => u.name === 'lone') as { avatarReport: unknown }
+    expect(record.avatarReport).toEqual(root?.avatar)
+    expect(JSON.stringify(record.avatarReport)).toContain('\ufffdHips')
+  })
+
   it('is answered as `avatar` on upload, kept on the record (`avatarReport`), and shown on the detail page', async () => {
     const zip = await makeZip([
       { path: 'avatar.fst', data: blenderAvatar('avatar.fst') },
