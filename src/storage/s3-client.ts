@@ -58,6 +58,8 @@ export function retryable (status: number, body: Buffer): 'throttled' | 'failed'
   if (status === 429 || status === 503) return 'throttled'
   if (status === 500 || status === 502 || status === 504) return 'failed'
   if (status === 400 && body.includes('<Code>RequestTimeout</Code>')) return 'failed'
+  // The bytes that arrived are not the ones whose MD5 we sent: damaged on the way, so sent again.
+  if (status === 400 && body.includes('<Code>BadDigest</Code>')) return 'failed'
   return undefined
 }
 
@@ -112,8 +114,17 @@ export class S3Client {
 
   get bucket (): string { return this.#options.bucket }
 
+  /**
+   * Stores `body` under `key`, with its Content-MD5: the store refuses
+   * bytes damaged on the way (BadDigest, tried again) instead of keeping
+   * them, where a read would only find the damage later, when the block is
+   * checked against its CID and the upload it belongs to is already lost.
+   * PutObject has defined it from the start; SeaweedFS refuses a wrong one
+   * (BadDigest) and a malformed one (InvalidDigest), tested.
+   */
   async putObject (key: string, body: Uint8Array): Promise<void> {
-    await this.#expect([200], 'PUT', key, { body, headers: { 'Content-Type': 'application/octet-stream' } })
+    const md5 = createHash('md5').update(body).digest('base64')
+    await this.#expect([200], 'PUT', key, { body, headers: { 'Content-Type': 'application/octet-stream', 'Content-MD5': md5 } })
   }
 
   /** The object's bytes, or undefined when there is none. */
@@ -279,7 +290,7 @@ export class S3Client {
       region: this.#options.region,
       headers: {
         ...options.headers,
-        // A block is checked against its CID when it is read back; the SDKs leave the payload unsigned on streams the same way.
+        // The payload is not signed (the SDKs leave streams unsigned the same way): a PUT's Content-MD5 is checked by the store, and a block against its CID when it is read back.
         'X-Amz-Content-Sha256': body === undefined ? 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' : 'UNSIGNED-PAYLOAD',
         ...(body === undefined ? {} : { 'Content-Length': String(body.byteLength) })
       }

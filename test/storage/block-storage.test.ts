@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import knex from 'knex'
@@ -166,5 +167,83 @@ describe.skipIf(seaweedBin === '')('S3 block store: reads checked and cached, th
     await expect(open({ bucket: 'no-such-bucket' })).rejects.toThrow(/"no-such-bucket" .* does not exist: create it first/)
     await expect(open({ endpoint: 'http://127.0.0.1:9' })).rejects.toThrow(/did not answer: .*ECONNREFUSED/)
     await db.destroy()
+  })
+})
+
+/**
+ * A TCP proxy to `target` that flips the first body byte of the first
+ * `count` PUT requests it carries, as a faulty NIC, proxy or memory might:
+ * the request still arrives whole and well-formed, with the wrong bytes.
+ */
+async function damagingProxy (target: URL, count: number): Promise<{ endpoint: string, damaged: () => number, close: () => Promise<void> }> {
+  let damaged = 0
+  const sockets = new Set<Socket>()
+  const server = createServer((client) => {
+    const upstream = connect(Number(target.port), target.hostname)
+    for (const socket of [client, upstream]) {
+      sockets.add(socket)
+      socket.on('error', () => { client.destroy(); upstream.destroy() })
+      socket.on('close', () => { sockets.delete(socket) })
+    }
+    upstream.pipe(client)
+    let head = Buffer.alloc(0) // the current request's head, until its blank line
+    let bodyLeft = 0
+    let flip = false
+    client.on('data', (chunk: Buffer) => {
+      const out: Buffer[] = []
+      let data = chunk
+      while (data.length > 0) {
+        if (bodyLeft > 0) {
+          const part = Buffer.from(data.subarray(0, bodyLeft))
+          if (flip) { part[0] = (part[0] ?? 0) ^ 0xff; flip = false }
+          out.push(part)
+          bodyLeft -= part.length
+          data = data.subarray(part.length)
+          continue
+        }
+        head = Buffer.concat([head, data])
+        const end = head.indexOf('\r\n\r\n')
+        if (end === -1) break
+        const text = head.subarray(0, end + 4).toString('latin1')
+        out.push(head.subarray(0, end + 4))
+        data = head.subarray(end + 4)
+        head = Buffer.alloc(0)
+        bodyLeft = Number(/\r\ncontent-length:\s*(\d+)/i.exec(text)?.[1] ?? '0')
+        if (text.startsWith('PUT ') && bodyLeft > 0 && damaged < count) { flip = true; damaged++ }
+      }
+      upstream.write(Buffer.concat(out))
+    })
+    client.on('end', () => { upstream.end() })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    damaged: () => damaged,
+    close: async () => { for (const socket of sockets) socket.destroy(); await new Promise((resolve) => server.close(resolve)) }
+  }
+}
+
+describe.skipIf(seaweedBin === '')('S3 block store: bytes damaged on the way to the bucket', () => {
+  it('are refused by the store (Content-MD5) and sent again; damaged every time, the put fails and nothing is kept', async () => {
+    seaweed ??= await startSeaweed(seaweedBin)
+    const bucket = `md5-${Math.random().toString(36).slice(2, 10)}`
+    await createBucket(seaweed, bucket)
+    const direct = new S3Client(s3Options(bucket))
+    const bytes = randomBytes(200_000)
+
+    const once = await damagingProxy(new URL(seaweed.endpoint), 1)
+    const throughOnce = new S3Client({ ...s3Options(bucket), endpoint: once.endpoint })
+    await throughOnce.putObject('packs/once', bytes)
+    expect(once.damaged()).toBe(1)
+    expect(Buffer.compare(await direct.getObject('packs/once') ?? Buffer.alloc(0), bytes)).toBe(0)
+
+    const always = await damagingProxy(new URL(seaweed.endpoint), Infinity)
+    const throughAlways = new S3Client({ ...s3Options(bucket), endpoint: always.endpoint, attempts: 2 })
+    await expect(throughAlways.putObject('packs/always', bytes)).rejects.toThrow(/400 BadDigest/)
+    expect(always.damaged()).toBe(2)
+    expect(await direct.getObject('packs/always')).toBeUndefined()
+
+    for (const client of [direct, throughOnce, throughAlways]) client.close()
+    await Promise.all([once.close(), always.close()])
   })
 })
