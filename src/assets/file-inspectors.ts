@@ -3,7 +3,7 @@ import { AsciiFbxReader, BinaryFbxReader, type FbxSummary } from './fbx-reader.t
 import { parseFst, type FstDocument } from './fst.ts'
 import { GltfJsonReader, MAX_KEPT_BYTES, type GltfJson } from './gltf-json.ts'
 import { gltfGeometryNotes, summarizeGltf, type GltfSummary } from './gltf-summary.ts'
-import { JsonLimitError, JsonStream, type JsonPath, type JsonPrimitive } from './json-stream.ts'
+import { JsonLimitError, JsonReader, type JsonPath, type JsonPrimitive } from './json-reader.ts'
 import { baseNameOf, fetchedName, fstBaseDir, fstScale, GLTF_EXTENSIONS_OVERTE_IGNORES, hasScheme, MATERIAL_TEXTURE_KEY_NAMES, materialTextureNames, type FstLookup } from './overte-rules.ts'
 
 /**
@@ -569,7 +569,7 @@ function animationField (path: JsonPath): { node: string, field: 'type' | 'url' 
  * material's model and texture keys. Nothing else is held.
  */
 class JsonInspector extends TextInspector {
-  readonly #stream = new JsonStream({
+  readonly #stream = new JsonReader({
     open: (path, kind) => {
       if (path[0] !== 'materials' || !this.#overte) return
       if (path.length === 1) this.#materialsKind = kind

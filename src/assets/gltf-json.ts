@@ -1,5 +1,5 @@
 import type { GltfDoc, GltfNode, GltfPrimitive } from './gltf-summary.ts'
-import { JsonLimitError, JsonStream, MAX_JSON_STRING, type JsonPath, type JsonPrimitive } from './json-stream.ts'
+import { JsonLimitError, JsonReader, MAX_JSON_STRING, type JsonPath, type JsonPrimitive } from './json-reader.ts'
 import { hasScheme } from './overte-rules.ts'
 
 /**
@@ -44,14 +44,14 @@ const SECTIONS = new Set(['nodes', 'skins', 'meshes', 'accessors', 'materials', 
 const VECTORS = new Set(['matrix', 'translation', 'rotation', 'scale', 'min', 'max'])
 
 /**
- * Reads a glTF's JSON as it streams (JsonStream) and keeps only what the
+ * Reads a glTF's JSON as it streams (JsonReader) and keeps only what the
  * checks and the summary use, within MAX_KEPT_BYTES: no section is held as
  * parsed values, so a file costs what it describes, not what it spells.
  * Throws (from `write` or `end`) when the text is not JSON Heimdall reads,
  * or names more than MAX_NAMED_FILES files.
  */
 export class GltfJsonReader {
-  readonly #stream = new JsonStream({
+  readonly #stream = new JsonReader({
     open: (path, kind) => { this.#open(path, kind) },
     value: (path, value, length) => { this.#value(path, value, length) }
   })

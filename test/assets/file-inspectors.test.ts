@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest'
 import { inspectorFor, type FileReport } from '../../src/assets/file-inspectors.ts'
 import { MAX_KEPT_BYTES } from '../../src/assets/gltf-json.ts'
 import { gltfGeometryNotes, summarizeGltf } from '../../src/assets/gltf-summary.ts'
-import { MAX_JSON_DEPTH } from '../../src/assets/json-stream.ts'
+import { MAX_JSON_DEPTH } from '../../src/assets/json-reader.ts'
 import { checkReferences } from '../../src/assets/references.ts'
 import { fixture, glbWithJson } from '../support/fixtures.ts'
 

@@ -65,7 +65,7 @@ const ARRAY = 1
  * but past its limits (JsonLimitError). Messages name the offending
  * character and its offset, and read after "it": "it has an unexpected ','…".
  */
-export class JsonStream {
+export class JsonReader {
   readonly #visitor: JsonVisitor
   readonly #kinds: number[] = []
   readonly #path: Array<string | number> = []

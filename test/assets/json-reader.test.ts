@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest'
-import { JsonStream, MAX_JSON_DEPTH, MAX_JSON_STRING, type JsonPrimitive } from '../../src/assets/json-stream.ts'
+import { JsonReader, MAX_JSON_DEPTH, MAX_JSON_STRING, type JsonPrimitive } from '../../src/assets/json-reader.ts'
 
 type Event = ['open', string, 'object' | 'array'] | ['value', string, JsonPrimitive]
 
-/** Every event JsonStream reports for `text` given in `pieces`, or the error it threw. */
+/** Every event JsonReader reports for `text` given in `pieces`, or the error it threw. */
 function read (pieces: string[]): { events: Event[], error?: string } {
   const events: Event[] = []
-  const stream = new JsonStream({
+  const stream = new JsonReader({
     open: (path, kind) => { events.push(['open', JSON.stringify(path), kind]) },
     value: (path, value) => { events.push(['value', JSON.stringify(path), value]) }
   })
@@ -19,7 +19,7 @@ function read (pieces: string[]): { events: Event[], error?: string } {
   }
 }
 
-/** The same events from JSON.parse's value, in document order, its strings made well-formed as JsonStream hands them on. */
+/** The same events from JSON.parse's value, in document order, its strings made well-formed as JsonReader hands them on. */
 function walk (value: unknown, path: Array<string | number> = [], out: Event[] = []): Event[] {
   if (Array.isArray(value)) {
     out.push(['open', JSON.stringify(path), 'array'])
@@ -78,7 +78,7 @@ function split (text: string, next: () => number): string[] {
   return pieces
 }
 
-describe('JsonStream', () => {
+describe('JsonReader', () => {
   it('reports what JSON.parse reads, for any split of the text', () => {
     const next = random(20261126)
     for (let round = 0; round < 2000; round++) {
@@ -145,7 +145,7 @@ describe('JsonStream', () => {
 
   it('hands a long string on cut, with its whole length, and never half a character', () => {
     const seen: Array<{ kept: number, length: number }> = []
-    const stream = new JsonStream({ value: (_path, value, length) => { seen.push({ kept: String(value).length, length }) } })
+    const stream = new JsonReader({ value: (_path, value, length) => { seen.push({ kept: String(value).length, length }) } })
     const long = `"data:application/octet-stream;base64,${'QUJD'.repeat(100_000)}"`
     stream.write('[')
     for (let at = 0; at < long.length; at += 4096) stream.write(long.slice(at, at + 4096))
@@ -158,7 +158,7 @@ describe('JsonStream', () => {
 
   it('hands strings on well-formed: a lone surrogate, valid JSON, is U+FFFD (PostgreSQL\'s jsonb refuses it)', () => {
     const seen: JsonPrimitive[] = []
-    const stream = new JsonStream({ value: (_path, value) => { seen.push(value) } })
+    const stream = new JsonReader({ value: (_path, value) => { seen.push(value) } })
     stream.write('["\\ud800", "a\\udc00b", "\\ud83d\\ude00"]')
     stream.end()
     expect(seen).toEqual(['\ufffd', 'a\ufffdb', '\u{1F600}'])
