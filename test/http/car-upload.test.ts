@@ -183,6 +183,31 @@ for (const backend of appBackends()) {
       await expectNothingLeftBehind(t, before)
     })
 
+    it('a CAR whose blocks cost far more expanded than stored: one leaf linked 262,144 times is 413, one shard linked twice 400', async () => {
+      const pb = async (data: UnixFS, links: dagPb.PBLink[]): Promise<Block> => {
+        const bytes = dagPb.encode(dagPb.prepare({ Data: data.marshal(), Links: links }))
+        return { cid: CID.createV1(dagPb.code, await sha256.digest(bytes)), bytes }
+      }
+      // Three blocks: a 1-byte leaf, a node linking it 1,024 times, a file linking that node 256 times (a 256 KiB file).
+      const leafBytes = Uint8Array.of(7)
+      const leaf = { cid: CID.createV1(0x55, await sha256.digest(leafBytes)), bytes: leafBytes }
+      const mid = await pb(new UnixFS({ type: 'file', blockSizes: Array.from({ length: 1024 }, () => 1n) }), Array.from({ length: 1024 }, () => ({ Hash: leaf.cid, Tsize: 1 })))
+      const file = await pb(new UnixFS({ type: 'file', blockSizes: Array.from({ length: 256 }, () => 1024n) }), Array.from({ length: 256 }, () => ({ Hash: mid.cid, Tsize: 1024 })))
+      const dir = await pb(new UnixFS({ type: 'directory' }), [{ Name: 'data.bin', Hash: file.cid, Tsize: 262_144 }])
+      const started = Date.now()
+      const res = await post(await writeCar([dir.cid], [leaf, mid, file, dir]), 'expanded.car').expect(413)
+      expect(res.body.error).toBe('the CAR\'s files would cost too much to check')
+      // Before, the read-back went through all 262,144 leaves: 52 s.
+      expect(Date.now() - started).toBeLessThan(20_000)
+
+      // A sharded directory whose two shard links lead to one shard: a valid HAMT never does; 256 such links per level grew as 256^depth.
+      const entry = await pb(new UnixFS({ type: 'hamt-sharded-directory', fanout: 256n, hashType: 0x22n }), [{ Name: '00data.bin', Hash: file.cid, Tsize: 1 }])
+      const root = await pb(new UnixFS({ type: 'hamt-sharded-directory', fanout: 256n, hashType: 0x22n }), [{ Name: '00', Hash: entry.cid, Tsize: 1 }, { Name: '01', Hash: entry.cid, Tsize: 1 }])
+      const twice = await post(await writeCar([root.cid], [leaf, mid, file, entry, root]), 'shards.car').expect(400)
+      expect(twice.body.error).toBe('the CAR\'s directory (root) links one of its shards more than once')
+      await expectNothingLeftBehind(t, before)
+    })
+
     it.skipIf(inject('kuboBin') === '')('imports what a real Kubo exports: `ipfs add -r` of the folder gives the zip root, `-w` one level above it', async () => {
       const kubo = await startKubo(inject('kuboBin'))
       const folder = join(await mkdtemp(join(tmpdir(), 'heimdall-car-')), 'MyAvatar')
