@@ -119,17 +119,20 @@ function parseEntityBytes (value: string): EntityBytes {
 /**
  * CAR parameters as boxo's buildCarParams reads them: `dag-scope`,
  * `entity-bytes`, then `version`/`order`/`dups` from `Accept`, overridden by
- * `car-version`/`car-order`/`car-dups` in the URL.
+ * `car-version`/`car-order`/`car-dups` in the URL. One difference: with
+ * `entity-bytes` and no `dag-scope` the scope is `entity`, as the spec
+ * says, where boxo takes `all` and sends the whole DAG for a range.
  */
 export function carParams (req: Request, acceptParams: Readonly<Record<string, string>>): CarParams {
   const scopeText = queryValue(req, 'dag-scope')
-  let scope: DagScope = 'all'
+  const rangeText = queryValue(req, 'entity-bytes')
+  const range = rangeText === undefined ? undefined : parseEntityBytes(rangeText)
+  // `entity-bytes` "implies dag-scope=entity" (trustless gateway spec): alone, it asks for the range's blocks, not the DAG.
+  let scope: DagScope = range === undefined ? 'all' : 'entity'
   if (scopeText !== undefined) {
     if (scopeText !== 'block' && scopeText !== 'entity' && scopeText !== 'all') throw new BadRequestError(`unsupported dag-scope "${scopeText.slice(0, 40)}": block, entity or all`)
     scope = scopeText
   }
-  const rangeText = queryValue(req, 'entity-bytes')
-  const range = rangeText === undefined ? undefined : parseEntityBytes(rangeText)
   const pick = (key: string): string => {
     const fromUrl = queryValue(req, `car-${key}`)
     return fromUrl !== undefined && fromUrl !== '' ? fromUrl : acceptParams[key] ?? ''

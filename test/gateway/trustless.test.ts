@@ -160,6 +160,14 @@ for (const backend of appBackends()) describe.skipIf(!backend.available)(`trustl
       expect(car.blocks.slice(1).map((b) => b.cid.toString())).toEqual(leaves.map((i) => node.Links[i]?.Hash.toString()))
     })
 
+    it('entity-bytes alone implies dag-scope=entity (the spec): the range\'s blocks, not the whole DAG', async () => {
+      const alone = await get(`/ipfs/${bigCid}?format=car&entity-bytes=0:99`).expect(200)
+      const entity = await get(`/ipfs/${bigCid}?format=car&dag-scope=entity&entity-bytes=0:99`).expect(200)
+      expect(Buffer.compare(alone.body as Buffer, entity.body as Buffer)).toBe(0)
+      expect((await readCar(alone.body as Buffer)).blocks).toHaveLength(2) // the file node and its first leaf, of three
+      expect(alone.headers.etag).toBe(entity.headers.etag)
+    })
+
     it('dups=y repeats a block each time the DAG links it; ETags differ per parameter', async () => {
       const a = await get(`/ipfs/${tree}?format=car`).expect(200)
       const b = await get(`/ipfs/${tree}?format=car&car-dups=y`).expect(200)
