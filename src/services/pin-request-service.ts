@@ -163,7 +163,14 @@ export class PinRequestService {
   async replace (owner: Identity, requestId: string, pin: PinInput): Promise<PinRequest> {
     const old = await this.get(owner, requestId)
     const replacement = await this.#add(owner, pin, old.rootCid === pin.cid.toString() ? null : old.rootCid)
-    await this.remove(owner, requestId)
+    try {
+      await this.remove(owner, requestId)
+    } catch (err) {
+      // Replaced or deleted meanwhile (three replaces of one request at once, found by review): the replacement made for
+      // it goes too, with the hold it put on the old root, and the answer is the 404 the loser of the race gets.
+      await this.remove(owner, replacement.requestId).catch(() => {})
+      throw err
+    }
     if (!PENDING.includes(replacement.status)) await this.#releaseReplaced(replacement.requestId)
     return replacement
   }

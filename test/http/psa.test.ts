@@ -220,6 +220,24 @@ for (const backend of appBackends()) {
       expect((await p.ls('')).results.map((r: { requestid: string }) => r.requestid)).toEqual([replaced.requestid])
     })
 
+    it('replaces of one request at once: one wins, the others are 404 and leave no request behind', async () => {
+      const ida = await createIdentity(t.request)
+      const first = await upload(ida.token, fixture('glb/BoxTextured.glb'), 'first.glb')
+      const second = await upload(ida.token, Buffer.from(`// second ${Math.random()}\n`), 'second.js')
+      const p = psa(ida.token)
+      const original = await p.add({ cid: first, name: 'v1' })
+      const answers = await Promise.all(Array.from({ length: 3 }, async (_, i) => t.request.post(`/psa/pins/${original.requestid}`).set('Authorization', `Bearer ${ida.token}`).send({ cid: second, name: `v${i + 2}` })))
+      const won = answers.filter((a) => a.status === 202)
+      expect(won).toHaveLength(1)
+      expect(answers.filter((a) => a.status === 404)).toHaveLength(2)
+      // Before, all three replacements stayed, two of them answered with a 404.
+      const left = (await p.ls('status=queued,pinning,pinned,failed')).results.map((r: { requestid: string }) => r.requestid)
+      expect(left).toEqual([(won[0]?.body as { requestid: string }).requestid])
+      // And none still holds the replaced root for a request that lost.
+      const holding = await t.heimdall.database.knex('pin_requests').whereNotNull('replaces_root_cid').select('request_id')
+      expect(holding).toEqual([])
+    })
+
     it('replace keeps the old root pinned while the new content is awaited, and releases it once the new request settles or goes', async () => {
       const kim = await createIdentity(t.request)
       const p = psa(kim.token)
@@ -281,6 +299,8 @@ for (const backend of appBackends()) {
         async () => t.request.post('/psa/pins').set('Authorization', `Bearer ${hal.token}`).send({ cid, origins: Array.from({ length: 1001 }, (_, i) => `/ip4/10.0.0.1/tcp/${i}`) }),
         async () => t.request.post('/psa/pins').set('Authorization', `Bearer ${hal.token}`).send({ cid, meta: Object.fromEntries(Array.from({ length: 1001 }, (_, i) => [`k${i}`, 'v'])) }),
         async () => t.request.post('/psa/pins').set('Authorization', `Bearer ${hal.token}`).send({ cid, meta: { k: 1 } }),
+        // 5 keys of 4,000 characters: each key and value within the spec, 20 KB in all (past 16 KiB).
+        async () => t.request.post('/psa/pins').set('Authorization', `Bearer ${hal.token}`).send({ cid, meta: Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`k${i}`, 'v'.repeat(4000)])) }),
         async () => t.request.post('/psa/pins').set('Authorization', `Bearer ${hal.token}`).send({ cid, origins: 'nope' }),
         async () => t.request.post('/psa/pins').set('Authorization', `Bearer ${hal.token}`).send({}),
         async () => t.request.post('/psa/pins').set('Authorization', `Bearer ${hal.token}`).type('json').send('{"cid":'),

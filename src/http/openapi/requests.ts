@@ -69,9 +69,17 @@ export const PSA_ACCEPTED_ORIGINS = 1000
 export const withinCharacters = (max: number) => (text: string): boolean => text.length <= max || [...text].length <= max
 const psaName = z.string().refine(withinCharacters(PSA_MAX_NAME), { message: `at most ${PSA_MAX_NAME} characters` }).meta({ maxLength: PSA_MAX_NAME })
 
-/** Pin.meta and the `meta` filter: string values, at most 1000 keys (the spec's maxProperties). */
+/**
+ * Pin.meta's size as JSON. The spec bounds only its keys (1000); 1000 values
+ * of 4096 characters made each request 4 MB to store and every listing of
+ * them hundreds of MB (a page of 500 was 501 MB: found by review).
+ */
+export const PSA_MAX_META_BYTES = 16 * 1024
+
+/** Pin.meta and the `meta` filter: string values, at most 1000 keys (the spec's maxProperties) and PSA_MAX_META_BYTES as JSON. */
 export const psaMeta = z.record(z.string().max(PSA_MAX_NAME), z.string().max(4096))
   .refine((m) => Object.keys(m).length <= PSA_MAX_META_KEYS, { message: `at most ${PSA_MAX_META_KEYS} keys` })
+  .refine((m) => Buffer.byteLength(JSON.stringify(m)) <= PSA_MAX_META_BYTES, { message: `at most ${PSA_MAX_META_BYTES} bytes as JSON` })
 
 /** The spec's Pin object. */
 export const psaPin = z.object({
