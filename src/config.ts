@@ -111,6 +111,7 @@ const envSchema = z.object({
   GC_INTERVAL_SECONDS: integer(0, 365 * 24 * 3600).default(3600),
   MIN_FREE_BYTES: integer(0, Number.MAX_SAFE_INTEGER).default(256 * 1024 ** 2),
   PSA_FETCH_TIMEOUT_SECONDS: integer(1, 30 * 24 * 3600).default(600),
+  PSA_MAX_PENDING: integer(1, 1_000_000).default(100),
   AUTH_FAILURES_ALLOWED: integer(1, 1_000_000).default(10),
   AUTH_BACKOFF_BASE_SECONDS: integer(1, 3600).default(1),
   AUTH_BACKOFF_MAX_SECONDS: integer(1, 7 * 24 * 3600).default(3600),
@@ -245,6 +246,8 @@ export interface Config {
   minFreeBytes: number
   /** How long a Pinning Service API request waits for content this node does not hold before it fails. */
   psaFetchTimeoutSeconds: number
+  /** Pin requests one identity may have waiting for content (queued or pinning) at once. */
+  psaMaxPending: number
   /** Rate limits, kept in the database (shared by instances on one database). */
   rateLimits: RateLimits
   /** Every identity's quota unless an operator set its own. */
@@ -381,6 +384,7 @@ export function loadConfig (env: Env): Config {
     defaultQuota: { bytes: e.QUOTA_BYTES, uploads: e.QUOTA_UPLOADS },
     resumable: { expirySeconds: e.RESUMABLE_EXPIRY_SECONDS, sweepSeconds: e.RESUMABLE_SWEEP_SECONDS },
     psaFetchTimeoutSeconds: e.PSA_FETCH_TIMEOUT_SECONDS,
+    psaMaxPending: e.PSA_MAX_PENDING,
     network: {
       mode: e.IPFS_NETWORK,
       listen: splitList(e.IPFS_LISTEN ?? '/ip4/127.0.0.1/tcp/4001'),

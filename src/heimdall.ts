@@ -200,6 +200,7 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
     backend,
     logger,
     fetchTimeoutSeconds: config.psaFetchTimeoutSeconds,
+    maxPending: config.psaMaxPending,
     maxBytes: config.maxUploadBytes,
     gatekeeper: uploads,
     maxFetches: config.network.maxFetches

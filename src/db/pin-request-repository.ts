@@ -162,6 +162,12 @@ export class PinRequestRepository {
     await this.#db('pin_requests').where({ request_id: requestId }).update({ replaces_root_cid: null })
   }
 
+  /** How many of an identity's requests are not yet settled (queued or pinning). */
+  async countPending (identityId: number): Promise<number> {
+    const [row] = await this.#db('pin_requests').where({ identity_id: identityId }).whereIn('status', ['queued', 'pinning']).count<Array<{ count: string | number }>>('* as count')
+    return Number(row?.count ?? 0)
+  }
+
   /** Requests not yet settled (queued or pinning), oldest first: the work a start resumes. */
   async pending (): Promise<PinRequest[]> {
     const rows = await this.#db<PinRequestRow>('pin_requests').whereIn('status', ['queued', 'pinning']).orderBy('created')

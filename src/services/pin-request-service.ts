@@ -4,7 +4,7 @@ import type { Logger } from 'pino'
 import { CID } from 'multiformats/cid'
 import type { Identity } from '../db/identity-repository.ts'
 import type { PinRequest, PinRequestFilter, PinRequestRepository, PinStatus } from '../db/pin-request-repository.ts'
-import { HeimdallError, isOutOfSpace, NotFoundError, ServiceUnavailableError } from '../errors.ts'
+import { HeimdallError, isOutOfSpace, NotFoundError, ServiceUnavailableError, TooManyRequestsError } from '../errors.ts'
 import { fetchDag } from '../ipfs/fetch-dag.ts'
 import type { ImportLease, IpfsBackend } from '../ipfs/ipfs-backend.ts'
 import { inspectLocalDag } from '../ipfs/local-dag.ts'
@@ -34,6 +34,13 @@ export interface PinRequestServiceOptions {
   gatekeeper?: Pick<UploadService, 'inspectFetched'>
   /** Requests fetched from the network at once (IPFS_MAX_FETCHES); the others wait `queued`. */
   maxFetches?: number
+  /**
+   * Requests one identity may have waiting (PSA_MAX_PENDING): each is looked
+   * at every few seconds until it settles, and in network mode holds a fetch
+   * slot, so one identity's thousands (3,000 made in 6 s, found by review)
+   * cost everyone. Default 100.
+   */
+  maxPending?: number
 }
 
 /** A counting semaphore: at most `size` holders at once, the rest waiting in order. */
@@ -129,6 +136,10 @@ export class PinRequestService {
   }
 
   async #add (owner: Identity, pin: PinInput, replacesRootCid: string | null): Promise<PinRequest> {
+    const maxPending = this.#options.maxPending ?? 100
+    if (await this.#options.requests.countPending(owner.id) >= maxPending) {
+      throw new TooManyRequestsError(`you have ${maxPending} pin requests waiting for their content (PSA_MAX_PENDING); wait for some to be pinned or fail, or delete some`, 60)
+    }
     const request = await this.#options.requests.insert({
       requestId: randomUUID(),
       identityId: owner.id,

@@ -384,3 +384,27 @@ async function upload (t: TestHeimdall, token: string): Promise<string> {
   const res = await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', fixture('glb/BoxTextured.glb'), 'box.glb').expect(200)
   return (res.body as Array<{ Hash: string }>).at(-1)?.Hash ?? ''
 }
+
+describe('the Pinning Service API: requests waiting for content, per identity', () => {
+  it(`past PSA_MAX_PENDING a new request is 429 with Retry-After; another identity, and the same one once some settle, may add`, async () => {
+    const db = await scratchDatabase()
+    const t = await startTestHeimdall({ ...db.env, PSA_FETCH_TIMEOUT_SECONDS: '60', PSA_MAX_PENDING: '2' })
+    try {
+      const [eve, flo] = [await createIdentity(t.request), await createIdentity(t.request)]
+      const add = async (token: string, cid: string): Promise<{ status: number, headers: Record<string, string>, body: { requestid: string, status: string, error?: { reason: string, details: string } } }> =>
+        t.request.post('/psa/pins').set('Authorization', `Bearer ${token}`).send({ cid })
+      const waiting = [await add(eve.token, await unknownCid()), await add(eve.token, await unknownCid())]
+      for (const res of waiting) expect(['queued', 'pinning']).toContain(res.body.status)
+      const refused = await add(eve.token, await unknownCid())
+      expect(refused.status).toBe(429)
+      expect(refused.headers['retry-after']).toBe('60')
+      expect(refused.body.error).toEqual({ reason: 'TOO_MANY_REQUESTS', details: expect.stringMatching(/you have 2 pin requests waiting for their content \(PSA_MAX_PENDING\)/) })
+      expect((await add(flo.token, await unknownCid())).status).toBe(202)
+      await t.request.delete(`/psa/pins/${waiting[0]?.body.requestid ?? ''}`).set('Authorization', `Bearer ${eve.token}`).expect(202)
+      expect((await add(eve.token, await unknownCid())).status).toBe(202)
+    } finally {
+      await t.close()
+      await db.drop()
+    }
+  })
+})
