@@ -208,6 +208,33 @@ for (const backend of appBackends()) {
       await expectNothingLeftBehind(t, before)
     })
 
+    it('sizes, names and shards count as they are met: a single file declaring 2^40-byte parts, refused names past the entry limit, a sharded folder named many times', async () => {
+      const pb = async (data: UnixFS, links: dagPb.PBLink[]): Promise<Block> => {
+        const bytes = dagPb.encode(dagPb.prepare({ Data: data.marshal(), Links: links }))
+        return { cid: CID.createV1(dagPb.code, await sha256.digest(bytes)), bytes }
+      }
+      const leafBytes = Uint8Array.of(7)
+      const leaf = { cid: CID.createV1(0x55, await sha256.digest(leafBytes)), bytes: leafBytes }
+      // A CAR whose root is one file: its declared size raised the read budget and was never held to the bundle limit.
+      const claims = await pb(new UnixFS({ type: 'file', blockSizes: [2n ** 40n, 2n ** 40n] }), [{ Hash: leaf.cid, Tsize: 1 }, { Hash: leaf.cid, Tsize: 1 }])
+      const big = await post(await writeCar([claims.cid], [leaf, claims]), 'claims.bin.car').expect(413)
+      expect(big.body.details).toEqual([`the files add up to ${2 * 2 ** 40} bytes; at most ${4 * 1024 * 1024} are allowed`])
+
+      // 10,001 links named alike: each refused name is an entry, so the entry limit ends the walk (not a list of them all).
+      const small = await pb(new UnixFS({ type: 'file', blockSizes: [1n] }), [{ Hash: leaf.cid, Tsize: 1 }])
+      const alike = await pb(new UnixFS({ type: 'directory' }), Array.from({ length: 10_001 }, () => ({ Name: 'a.bin', Hash: small.cid, Tsize: 2 })))
+      const names = await post(await writeCar([alike.cid], [leaf, small, alike]), 'alike.car').expect(413)
+      expect(names.body.error).toBe('the CAR\'s tree has more than 10000 entries; at most 10000 are allowed')
+
+      // A sharded folder of 257 shards named 60 times: 15,420 shard visits for a CAR of 260 blocks.
+      const subShards = await Promise.all(Array.from({ length: 256 }, async (_, i) => pb(new UnixFS({ type: 'hamt-sharded-directory', fanout: 256n, hashType: 0x22n, mtime: { secs: BigInt(i) } }), [])))
+      const sharded = await pb(new UnixFS({ type: 'hamt-sharded-directory', fanout: 256n, hashType: 0x22n }), subShards.map((shard, i) => ({ Name: i.toString(16).toUpperCase().padStart(2, '0'), Hash: shard.cid, Tsize: 1 })))
+      const folder = await pb(new UnixFS({ type: 'directory' }), [{ Name: 'a.bin', Hash: small.cid, Tsize: 2 }, ...Array.from({ length: 60 }, (_, i) => ({ Name: `f${String(i).padStart(2, '0')}`, Hash: sharded.cid, Tsize: 1 }))])
+      const shards = await post(await writeCar([folder.cid], [leaf, small, ...subShards, sharded, folder]), 'shards.car').expect(413)
+      expect(shards.body.error).toBe('the CAR\'s files would cost too much to check')
+      await expectNothingLeftBehind(t, before)
+    })
+
     it.skipIf(inject('kuboBin') === '')('imports what a real Kubo exports: `ipfs add -r` of the folder gives the zip root, `-w` one level above it', async () => {
       const kubo = await startKubo(inject('kuboBin'))
       const folder = join(await mkdtemp(join(tmpdir(), 'heimdall-car-')), 'MyAvatar')
