@@ -1,3 +1,4 @@
+import { advisoryKey } from './advisory-lock.ts'
 import type { Knex } from 'knex'
 import { isUniqueViolation } from './database.ts'
 
@@ -86,20 +87,31 @@ export class PinRequestRepository {
    * Inserts a request `queued`, its `created` the clock's millisecond or one
    * past the owner's newest, whichever is later: unique per owner, so
    * `before` pages without skipping or repeating. Two inserts racing for one
-   * millisecond meet the unique index; the loser takes the next.
+   * millisecond meet the unique index; the loser takes the next. With
+   * `maxPending`, nothing is inserted (undefined) when the owner already has
+   * that many queued or pinning: counted and inserted under a transaction
+   * lock per owner, so requests sent at once cannot all pass one count (60
+   * at once all passed a cap of 5: found by review).
    */
-  async insert (request: NewPinRequest): Promise<PinRequest> {
+  async insert (request: NewPinRequest, maxPending?: number): Promise<PinRequest | undefined> {
     for (let attempt = 0; ; attempt++) {
       try {
-        const { rows } = await this.#db.raw<{ rows: PinRequestRow[] }>(`
+        return await this.#db.transaction(async (trx) => {
+          if (maxPending !== undefined) {
+            await trx.raw('select pg_advisory_xact_lock(?, ?)', advisoryKey(`heimdall:pin-requests:${request.identityId}`))
+            const [counted] = await trx('pin_requests').where({ identity_id: request.identityId }).whereIn('status', ['queued', 'pinning']).count<Array<{ count: string | number }>>('* as count')
+            if (Number(counted?.count ?? 0) >= maxPending) return undefined
+          }
+          const { rows } = await trx.raw<{ rows: PinRequestRow[] }>(`
           insert into pin_requests (request_id, identity_id, cid, root_cid, name, origins, meta, status, replaces_root_cid, created)
           values (?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, 'queued', ?, greatest(
             date_trunc('milliseconds', clock_timestamp()),
             (select max(created) + interval '1 millisecond' from pin_requests where identity_id = ?)))
           returning *`, [request.requestId, request.identityId, request.cid, request.rootCid, request.name, JSON.stringify(request.origins), JSON.stringify(request.meta), request.replacesRootCid ?? null, request.identityId])
-        const [row] = rows
-        if (row === undefined) throw new Error('insert returned no row')
-        return toPinRequest(row)
+          const [row] = rows
+          if (row === undefined) throw new Error('insert returned no row')
+          return toPinRequest(row)
+        })
       } catch (err) {
         if (!isUniqueViolation(err) || attempt >= 20) throw err
       }
@@ -160,12 +172,6 @@ export class PinRequestRepository {
   /** Stops `requestId` holding the root it replaced (once released, or never needed). */
   async clearReplaced (requestId: string): Promise<void> {
     await this.#db('pin_requests').where({ request_id: requestId }).update({ replaces_root_cid: null })
-  }
-
-  /** How many of an identity's requests are not yet settled (queued or pinning). */
-  async countPending (identityId: number): Promise<number> {
-    const [row] = await this.#db('pin_requests').where({ identity_id: identityId }).whereIn('status', ['queued', 'pinning']).count<Array<{ count: string | number }>>('* as count')
-    return Number(row?.count ?? 0)
   }
 
   /** Requests not yet settled (queued or pinning), oldest first: the work a start resumes. */

@@ -132,15 +132,17 @@ export class PinRequestService {
 
   /** Records the request; content already held is pinned before this returns, anything else is waited for. */
   async add (owner: Identity, pin: PinInput): Promise<PinRequest> {
-    return this.#add(owner, pin, null)
+    return this.#add(owner, pin, null, true)
   }
 
-  async #add (owner: Identity, pin: PinInput, replacesRootCid: string | null): Promise<PinRequest> {
-    const maxPending = this.#options.maxPending ?? 100
-    if (await this.#options.requests.countPending(owner.id) >= maxPending) {
-      throw new TooManyRequestsError(`you have ${maxPending} pin requests waiting for their content (PSA_MAX_PENDING); wait for some to be pinned or fail, or delete some`, 60)
-    }
-    const request = await this.#options.requests.insert({
+  /**
+   * Records a request and starts on it. `capped`: refused (429) when the
+   * owner already has PSA_MAX_PENDING waiting, unless its content is pinned
+   * here (it will not wait). A replace is not capped: it takes the place of
+   * a request, and Kubo's MFS pinning replaces at every change.
+   */
+  async #add (owner: Identity, pin: PinInput, replacesRootCid: string | null, capped: boolean): Promise<PinRequest> {
+    const fields = {
       requestId: randomUUID(),
       identityId: owner.id,
       cid: pin.cidText,
@@ -149,7 +151,13 @@ export class PinRequestService {
       origins: pin.origins,
       meta: pin.meta,
       replacesRootCid
-    })
+    }
+    const maxPending = this.#options.maxPending ?? 100
+    let request = await this.#options.requests.insert(fields, capped ? maxPending : undefined)
+    if (request === undefined && await this.#options.backend.isPinned(pin.cid).catch(() => false)) request = await this.#options.requests.insert(fields)
+    if (request === undefined) {
+      throw new TooManyRequestsError(`you have ${maxPending} pin requests waiting for their content (PSA_MAX_PENDING); wait for some to be pinned or fail, or delete some`, 60)
+    }
     if (await this.#attempt(request) === 'waiting') this.#wait(request)
     return this.#current(request)
   }
@@ -173,10 +181,11 @@ export class PinRequestService {
    */
   async replace (owner: Identity, requestId: string, pin: PinInput): Promise<PinRequest> {
     const old = await this.get(owner, requestId)
-    const replacement = await this.#add(owner, pin, old.rootCid === pin.cid.toString() ? null : old.rootCid)
+    const replacement = await this.#add(owner, pin, old.rootCid === pin.cid.toString() ? null : old.rootCid, false)
     try {
       await this.remove(owner, requestId)
     } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err
       // Replaced or deleted meanwhile (three replaces of one request at once, found by review): the replacement made for
       // it goes too, with the hold it put on the old root, and the answer is the 404 the loser of the race gets.
       await this.remove(owner, replacement.requestId).catch(() => {})

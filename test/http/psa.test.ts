@@ -386,7 +386,7 @@ async function upload (t: TestHeimdall, token: string): Promise<string> {
 }
 
 describe('the Pinning Service API: requests waiting for content, per identity', () => {
-  it(`past PSA_MAX_PENDING a new request is 429 with Retry-After; another identity, and the same one once some settle, may add`, async () => {
+  it('past PSA_MAX_PENDING a new request is 429 with Retry-After, also when sent at once; held content, a replace, another identity, and the same one once some settle, pass', async () => {
     const db = await scratchDatabase()
     const t = await startTestHeimdall({ ...db.env, PSA_FETCH_TIMEOUT_SECONDS: '60', PSA_MAX_PENDING: '2' })
     try {
@@ -400,6 +400,14 @@ describe('the Pinning Service API: requests waiting for content, per identity', 
       expect(refused.headers['retry-after']).toBe('60')
       expect(refused.body.error).toEqual({ reason: 'TOO_MANY_REQUESTS', details: expect.stringMatching(/you have 2 pin requests waiting for their content \(PSA_MAX_PENDING\)/) })
       expect((await add(flo.token, await unknownCid())).status).toBe(202)
+      // Sent at once, they are counted one after another: flo had one waiting, one more passes (before, all 60 of 60 did).
+      const burst = await Promise.all(Array.from({ length: 20 }, async () => add(flo.token, await unknownCid())))
+      expect(burst.filter((r) => r.status === 202)).toHaveLength(1)
+      expect(burst.filter((r) => r.status === 429)).toHaveLength(19)
+      // At the cap: content pinned here does not wait, and a replace takes a request's place.
+      const held = await upload(t, eve.token)
+      expect((await add(eve.token, held)).body.status).toBe('pinned')
+      await t.request.post(`/psa/pins/${waiting[1]?.body.requestid ?? ''}`).set('Authorization', `Bearer ${eve.token}`).send({ cid: await unknownCid() }).expect(202)
       await t.request.delete(`/psa/pins/${waiting[0]?.body.requestid ?? ''}`).set('Authorization', `Bearer ${eve.token}`).expect(202)
       expect((await add(eve.token, await unknownCid())).status).toBe(202)
     } finally {
