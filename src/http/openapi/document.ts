@@ -51,8 +51,8 @@ const gatewayQuery = z.object({
   format: z.enum(Object.keys(RESPONSE_FORMATS) as [string, ...string[]]).optional().describe('A trustless or codec format instead of the deserialized file (wins over Accept)'),
   filename: z.string().optional(),
   download: z.enum(['true', 'false']).optional(),
-  'dag-scope': z.enum(['block', 'entity', 'all']).optional().describe('CAR: which blocks (default all)'),
-  'entity-bytes': z.string().optional().describe('CAR with dag-scope=entity: from:to byte range of the file'),
+  'dag-scope': z.enum(['block', 'entity', 'all']).optional().describe('CAR: which blocks (default all; entity when entity-bytes is given)'),
+  'entity-bytes': z.string().optional().describe('CAR: from:to byte range of the file; implies dag-scope=entity'),
   'car-version': z.enum(['1']).optional(),
   'car-order': z.enum(['dfs', 'unk']).optional(),
   'car-dups': z.enum(['y', 'n']).optional()
