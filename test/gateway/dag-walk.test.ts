@@ -33,7 +33,7 @@ async function entityCar (file: Block, blocks: Map<string, Block>, params: Parti
       reads++
       const block = blocks.get(cid.toString())
       if (block === undefined) throw new Error(`no block ${cid.toString()}`)
-      return block.bytes
+      return await Promise.resolve(block.bytes)
     }
   }
   const cids: string[] = []
