@@ -539,10 +539,15 @@ function gltfExtensionNotes (path: string, extensions: Iterable<string>): string
   })
 }
 
-/** The mismatch for JSON the stream refused: `invalid` before a syntax error's message, `limited` before a limit's. */
-function jsonMismatch (err: unknown, invalid: string, limited: string): Error {
+/** How a refusal of a file's JSON begins: before a syntax error's message, and before a limit's. */
+interface JsonRefusal { invalid: string, limited: string }
+const TEXT_JSON: JsonRefusal = { invalid: 'is not valid JSON: it', limited: 'is not JSON Heimdall accepts: it' }
+const GLB_JSON: JsonRefusal = { invalid: 'is binary glTF whose JSON chunk is not valid JSON: it', limited: 'is binary glTF whose JSON chunk' }
+
+/** The mismatch for JSON the reader refused, worded for the file it came from. */
+function jsonMismatch (err: unknown, refusal: JsonRefusal): Error {
   const message = err instanceof Error ? err.message : String(err)
-  return new Error(`${err instanceof JsonLimitError ? limited : invalid} ${message}`, { cause: err })
+  return new Error(`${err instanceof JsonLimitError ? refusal.limited : refusal.invalid} ${message}`, { cause: err })
 }
 
 /**
@@ -594,7 +599,7 @@ class JsonInspector extends TextInspector {
       this.#animationNodes.clear()
       this.#materials.clear()
     }
-    try { this.#stream.write(text) } catch (err) { throw jsonMismatch(err, 'is not valid JSON: it', 'is not JSON Heimdall accepts: it') }
+    try { this.#stream.write(text) } catch (err) { throw jsonMismatch(err, TEXT_JSON) }
   }
 
   #overteValue (path: JsonPath, value: JsonPrimitive, length: number): void {
@@ -639,7 +644,7 @@ class JsonInspector extends TextInspector {
 
   protected override done (): void {
     if (this.size === 0) throw new Error('is empty, which is not JSON')
-    try { this.#stream.end() } catch (err) { throw jsonMismatch(err, 'is not valid JSON: it', 'is not JSON Heimdall accepts: it') }
+    try { this.#stream.end() } catch (err) { throw jsonMismatch(err, TEXT_JSON) }
     // AnimNodeLoader.cpp, loadClipNode: a clip's data.url, resolved against the graph's own URL.
     const clips = new Set([...this.#animationNodes.values()].flatMap(({ type, url }) => type === 'clip' && url !== undefined && url !== '' && !hasScheme(url) ? [url] : []))
     for (const url of clips) this.reference(url, 'animation', 'warning')
@@ -683,13 +688,13 @@ class GltfInspector extends TextInspector {
   protected override wantsText (): boolean { return true }
 
   protected override text (text: string): void {
-    try { this.#reader.write(text) } catch (err) { throw jsonMismatch(err, 'is not valid JSON: it', 'is not JSON Heimdall accepts: it') }
+    try { this.#reader.write(text) } catch (err) { throw jsonMismatch(err, TEXT_JSON) }
   }
 
   protected override done (): void {
     if (this.size === 0) throw new Error('is empty, which is not JSON')
     let json: GltfJson
-    try { json = this.#reader.end() } catch (err) { throw jsonMismatch(err, 'is not valid JSON: it', 'is not JSON Heimdall accepts: it') }
+    try { json = this.#reader.end() } catch (err) { throw jsonMismatch(err, TEXT_JSON) }
     if (!(typeof json.version === 'string' && /^2\.\d+$/.test(json.version))) {
       throw new Error(`is not glTF 2.x (asset.version is ${JSON.stringify(json.version ?? null)})`)
     }
@@ -750,7 +755,7 @@ class GlbInspector extends BaseInspector {
   }
 
   #read (text: string): void {
-    try { this.#reader?.write(text) } catch (err) { throw jsonMismatch(err, 'is binary glTF whose JSON chunk is not valid JSON: it', 'is binary glTF whose JSON chunk') }
+    try { this.#reader?.write(text) } catch (err) { throw jsonMismatch(err, GLB_JSON) }
   }
 
   protected finish (): void {
@@ -759,7 +764,7 @@ class GlbInspector extends BaseInspector {
     if (this.#reader === undefined) return
     if (this.#jsonLeft > 0) throw new Error(`is binary glTF cut short: its JSON chunk is ${this.#jsonLength} bytes, and the file ends ${this.#jsonLeft} bytes before its end`)
     let json: GltfJson
-    try { json = this.#reader.end() } catch (err) { throw jsonMismatch(err, 'is binary glTF whose JSON chunk is not valid JSON: it', 'is binary glTF whose JSON chunk') }
+    try { json = this.#reader.end() } catch (err) { throw jsonMismatch(err, GLB_JSON) }
     this.#summary = gltfFindings(this.path, json, this.notes, (target, what, extra) => { this.reference(target, what, 'error', extra) })
   }
 }

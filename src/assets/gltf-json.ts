@@ -1,4 +1,4 @@
-import type { GltfDoc, GltfNode, GltfPrimitive } from './gltf-summary.ts'
+import { dataUriBytes, type GltfDoc, type GltfNode, type GltfPrimitive } from './gltf-summary.ts'
 import { JsonLimitError, JsonReader, MAX_JSON_STRING, type JsonPath, type JsonPrimitive } from './json-reader.ts'
 import { hasScheme } from './overte-rules.ts'
 
@@ -253,10 +253,4 @@ const LISTS: Readonly<Record<string, ReadonlySet<string>>> = {
   nodes: new Set<keyof GltfNode>(['children', 'matrix', 'translation', 'rotation', 'scale']),
   skins: new Set(['joints']),
   accessors: new Set(['min', 'max'])
-}
-
-/** The bytes a base64 data: URI of `length` characters holds: ¾ of what follows its comma (which comes within MAX_JSON_STRING). */
-export function dataUriBytes (uri: string, length = uri.length): number {
-  const comma = uri.slice(0, MAX_JSON_STRING).indexOf(',')
-  return comma === -1 ? 0 : Math.floor((length - comma - 1) * 3 / 4)
 }

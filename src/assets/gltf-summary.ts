@@ -1,4 +1,4 @@
-import { dataUriBytes } from './gltf-json.ts'
+import { MAX_JSON_STRING } from './json-reader.ts'
 
 /**
  * What the avatar report needs from a glTF/GLB's JSON: skeleton, blendshapes,
@@ -138,4 +138,10 @@ export function gltfGeometryNotes (path: string, json: unknown): string[] {
   const meshes = (doc.meshes ?? []).flatMap((mesh, i) => (mesh.primitives ?? []).some((p) => p.indices === undefined) ? [i] : [])
   if (meshes.length === 0) return []
   return [`${path}: ${meshes.length === 1 ? 'mesh' : 'meshes'} ${meshes.join(', ')} ${meshes.length === 1 ? 'has' : 'have'} a primitive without indices, which Overte's glTF reader does not load (the model fails there): export with indices`]
+}
+
+/** The bytes a base64 data: URI of `length` characters holds: ¾ of what follows its comma (which comes within MAX_JSON_STRING). */
+export function dataUriBytes (uri: string, length = uri.length): number {
+  const comma = uri.slice(0, MAX_JSON_STRING).indexOf(',')
+  return comma === -1 ? 0 : Math.floor((length - comma - 1) * 3 / 4)
 }

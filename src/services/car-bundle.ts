@@ -94,7 +94,6 @@ export class CarBundle {
     const files: CarEntry[] = []
     const directories: CarEntry[] = []
     const seen = new Map<string, string>()
-    let total = 0
     /** Entries refused by name: counted against maxEntries as the others, and only the first MAX_LISTED described. */
     let rejected = 0
     const refuse = (why: string): void => { if (unsafe.length < MAX_LISTED) unsafe.push(why) }
@@ -118,9 +117,7 @@ export class CarBundle {
         const kind = kindOf(child.cid, info)
         if (kind === 'file') {
           this.#checkFile(child.cid, path, missing, limits)
-          const entry = this.#fileEntry(path, child.cid, info)
-          total += entry.size
-          files.push(entry)
+          files.push(this.#fileEntry(path, child.cid, info))
         } else if (kind === 'directory') {
           directories.push({ path, cid: child.cid, isDirectory: true, size: 0, dagSize: dagSizeOf(info) })
           stack.push({ cid: child.cid, path, info })
@@ -131,9 +128,6 @@ export class CarBundle {
     }
     if (missing.length > 0) throw missingBlocks(missing)
     if (unsafe.length > 0) throw new BadRequestError('the CAR has unsafe entries', unsafe.slice(0, MAX_LISTED))
-    if (limits !== undefined && total > limits.maxUncompressedBytes) {
-      throw new PayloadTooLargeError('the CAR\'s files are too large', [`the files add up to ${total} bytes; at most ${limits.maxUncompressedBytes} are allowed`])
-    }
     if (files.length === 0) throw new BadRequestError('the CAR has no files')
     // Deepest directories first, so that each comes after everything inside it, as `ipfs add` prints them.
     directories.sort((a, b) => b.path.split('/').length - a.path.split('/').length)

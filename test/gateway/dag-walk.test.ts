@@ -1,27 +1,19 @@
-import * as dagPb from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
-import { CID } from 'multiformats/cid'
-import { sha256 } from 'multiformats/hashes/sha2'
+import type { CID } from 'multiformats/cid'
 import { describe, expect, it } from 'vitest'
 import { carBlocks, type Block, type BlockGetter } from '../../src/gateway/dag-walk.ts'
 import type { CarParams } from '../../src/gateway/format.ts'
+import { rawBlock, unixfsNode } from '../support/cars.ts'
 
 /**
  * A file of `outer` links to one node of `inner` links to 1-byte leaves: one leaf linked `inner` times (three blocks),
  * or with `distinct` a leaf per byte of the node (so a range picks different leaves of each occurrence of the node).
  */
 async function repeatedFile (outer: number, inner: number, distinct = false): Promise<{ file: Block, blocks: Map<string, Block> }> {
-  const pb = async (data: UnixFS, links: dagPb.PBLink[]): Promise<Block> => {
-    const bytes = dagPb.encode(dagPb.prepare({ Data: data.marshal(), Links: links }))
-    return { cid: CID.createV1(dagPb.code, await sha256.digest(bytes)), bytes }
-  }
-  const leaves = await Promise.all(Array.from({ length: distinct ? inner : 1 }, async (_, i) => {
-    const bytes = Uint8Array.of(i)
-    return { cid: CID.createV1(0x55, await sha256.digest(bytes)), bytes }
-  }))
+  const leaves = await Promise.all(Array.from({ length: distinct ? inner : 1 }, async (_, i) => rawBlock(Uint8Array.of(i))))
   const leafAt = (i: number): Block => leaves[distinct ? i : 0] as Block
-  const mid = await pb(new UnixFS({ type: 'file', blockSizes: Array.from({ length: inner }, () => 1n) }), Array.from({ length: inner }, (_, i) => ({ Hash: leafAt(i).cid, Tsize: 1 })))
-  const file = await pb(new UnixFS({ type: 'file', blockSizes: Array.from({ length: outer }, () => BigInt(inner)) }), Array.from({ length: outer }, () => ({ Hash: mid.cid, Tsize: inner })))
+  const mid = await unixfsNode(new UnixFS({ type: 'file', blockSizes: Array.from({ length: inner }, () => 1n) }), Array.from({ length: inner }, (_, i) => ({ Hash: leafAt(i).cid, Tsize: 1 })))
+  const file = await unixfsNode(new UnixFS({ type: 'file', blockSizes: Array.from({ length: outer }, () => BigInt(inner)) }), Array.from({ length: outer }, () => ({ Hash: mid.cid, Tsize: inner })))
   return { file, blocks: new Map([...leaves, mid, file].map((b) => [b.cid.toString(), b])) }
 }
 

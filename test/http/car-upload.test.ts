@@ -8,7 +8,7 @@ import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest'
 import { appBackends } from '../support/backends.ts'
-import { dagCborBlock, unixfsBlocks, writeCar, type Block } from '../support/cars.ts'
+import { dagCborBlock, rawBlock, unixfsBlocks, unixfsNode, writeCar, type Block } from '../support/cars.ts'
 import { AVATAR_FST, avatarBundle, fixture } from '../support/fixtures.ts'
 import { asBytes, createIdentity, expectNothingLeftBehind, leftovers, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
 import { startKubo, type KuboNode } from '../support/kubo.ts'
@@ -184,16 +184,11 @@ for (const backend of appBackends()) {
     })
 
     it('a CAR whose blocks cost far more expanded than stored: one leaf linked 262,144 times is 413, one shard linked twice 400', async () => {
-      const pb = async (data: UnixFS, links: dagPb.PBLink[]): Promise<Block> => {
-        const bytes = dagPb.encode(dagPb.prepare({ Data: data.marshal(), Links: links }))
-        return { cid: CID.createV1(dagPb.code, await sha256.digest(bytes)), bytes }
-      }
       // Three blocks: a 1-byte leaf, a node linking it 1,024 times, a file linking that node 256 times (a 256 KiB file).
-      const leafBytes = Uint8Array.of(7)
-      const leaf = { cid: CID.createV1(0x55, await sha256.digest(leafBytes)), bytes: leafBytes }
-      const mid = await pb(new UnixFS({ type: 'file', blockSizes: Array.from({ length: 1024 }, () => 1n) }), Array.from({ length: 1024 }, () => ({ Hash: leaf.cid, Tsize: 1 })))
-      const file = await pb(new UnixFS({ type: 'file', blockSizes: Array.from({ length: 256 }, () => 1024n) }), Array.from({ length: 256 }, () => ({ Hash: mid.cid, Tsize: 1024 })))
-      const dir = await pb(new UnixFS({ type: 'directory' }), [{ Name: 'data.bin', Hash: file.cid, Tsize: 262_144 }])
+      const leaf = await rawBlock(Uint8Array.of(7))
+      const mid = await unixfsNode(new UnixFS({ type: 'file', blockSizes: Array.from({ length: 1024 }, () => 1n) }), Array.from({ length: 1024 }, () => ({ Hash: leaf.cid, Tsize: 1 })))
+      const file = await unixfsNode(new UnixFS({ type: 'file', blockSizes: Array.from({ length: 256 }, () => 1024n) }), Array.from({ length: 256 }, () => ({ Hash: mid.cid, Tsize: 1024 })))
+      const dir = await unixfsNode(new UnixFS({ type: 'directory' }), [{ Name: 'data.bin', Hash: file.cid, Tsize: 262_144 }])
       const started = Date.now()
       const res = await post(await writeCar([dir.cid], [leaf, mid, file, dir]), 'expanded.car').expect(413)
       expect(res.body.error).toBe('the CAR\'s files would cost too much to check')
@@ -201,35 +196,30 @@ for (const backend of appBackends()) {
       expect(Date.now() - started).toBeLessThan(20_000)
 
       // A sharded directory whose two shard links lead to one shard: a valid HAMT never does; 256 such links per level grew as 256^depth.
-      const entry = await pb(new UnixFS({ type: 'hamt-sharded-directory', fanout: 256n, hashType: 0x22n }), [{ Name: '00data.bin', Hash: file.cid, Tsize: 1 }])
-      const root = await pb(new UnixFS({ type: 'hamt-sharded-directory', fanout: 256n, hashType: 0x22n }), [{ Name: '00', Hash: entry.cid, Tsize: 1 }, { Name: '01', Hash: entry.cid, Tsize: 1 }])
+      const entry = await unixfsNode(new UnixFS({ type: 'hamt-sharded-directory', fanout: 256n, hashType: 0x22n }), [{ Name: '00data.bin', Hash: file.cid, Tsize: 1 }])
+      const root = await unixfsNode(new UnixFS({ type: 'hamt-sharded-directory', fanout: 256n, hashType: 0x22n }), [{ Name: '00', Hash: entry.cid, Tsize: 1 }, { Name: '01', Hash: entry.cid, Tsize: 1 }])
       const twice = await post(await writeCar([root.cid], [leaf, mid, file, entry, root]), 'shards.car').expect(400)
       expect(twice.body.error).toBe('the CAR\'s directory (root) links one of its shards more than once')
       await expectNothingLeftBehind(t, before)
     })
 
     it('sizes, names and shards count as they are met: a single file declaring 2^40-byte parts, refused names past the entry limit, a sharded folder named many times', async () => {
-      const pb = async (data: UnixFS, links: dagPb.PBLink[]): Promise<Block> => {
-        const bytes = dagPb.encode(dagPb.prepare({ Data: data.marshal(), Links: links }))
-        return { cid: CID.createV1(dagPb.code, await sha256.digest(bytes)), bytes }
-      }
-      const leafBytes = Uint8Array.of(7)
-      const leaf = { cid: CID.createV1(0x55, await sha256.digest(leafBytes)), bytes: leafBytes }
+      const leaf = await rawBlock(Uint8Array.of(7))
       // A CAR whose root is one file: its declared size raised the read budget and was never held to the bundle limit.
-      const claims = await pb(new UnixFS({ type: 'file', blockSizes: [2n ** 40n, 2n ** 40n] }), [{ Hash: leaf.cid, Tsize: 1 }, { Hash: leaf.cid, Tsize: 1 }])
+      const claims = await unixfsNode(new UnixFS({ type: 'file', blockSizes: [2n ** 40n, 2n ** 40n] }), [{ Hash: leaf.cid, Tsize: 1 }, { Hash: leaf.cid, Tsize: 1 }])
       const big = await post(await writeCar([claims.cid], [leaf, claims]), 'claims.bin.car').expect(413)
       expect(big.body.details).toEqual([`the files add up to ${2 * 2 ** 40} bytes; at most ${4 * 1024 * 1024} are allowed`])
 
       // 10,001 links named alike: each refused name is an entry, so the entry limit ends the walk (not a list of them all).
-      const small = await pb(new UnixFS({ type: 'file', blockSizes: [1n] }), [{ Hash: leaf.cid, Tsize: 1 }])
-      const alike = await pb(new UnixFS({ type: 'directory' }), Array.from({ length: 10_001 }, () => ({ Name: 'a.bin', Hash: small.cid, Tsize: 2 })))
+      const small = await unixfsNode(new UnixFS({ type: 'file', blockSizes: [1n] }), [{ Hash: leaf.cid, Tsize: 1 }])
+      const alike = await unixfsNode(new UnixFS({ type: 'directory' }), Array.from({ length: 10_001 }, () => ({ Name: 'a.bin', Hash: small.cid, Tsize: 2 })))
       const names = await post(await writeCar([alike.cid], [leaf, small, alike]), 'alike.car').expect(413)
       expect(names.body.error).toBe('the CAR\'s tree has more than 10000 entries; at most 10000 are allowed')
 
       // A sharded folder of 257 shards named 60 times: 15,420 shard visits for a CAR of 260 blocks.
-      const subShards = await Promise.all(Array.from({ length: 256 }, async (_, i) => pb(new UnixFS({ type: 'hamt-sharded-directory', fanout: 256n, hashType: 0x22n, mtime: { secs: BigInt(i) } }), [])))
-      const sharded = await pb(new UnixFS({ type: 'hamt-sharded-directory', fanout: 256n, hashType: 0x22n }), subShards.map((shard, i) => ({ Name: i.toString(16).toUpperCase().padStart(2, '0'), Hash: shard.cid, Tsize: 1 })))
-      const folder = await pb(new UnixFS({ type: 'directory' }), [{ Name: 'a.bin', Hash: small.cid, Tsize: 2 }, ...Array.from({ length: 60 }, (_, i) => ({ Name: `f${String(i).padStart(2, '0')}`, Hash: sharded.cid, Tsize: 1 }))])
+      const subShards = await Promise.all(Array.from({ length: 256 }, async (_, i) => unixfsNode(new UnixFS({ type: 'hamt-sharded-directory', fanout: 256n, hashType: 0x22n, mtime: { secs: BigInt(i) } }), [])))
+      const sharded = await unixfsNode(new UnixFS({ type: 'hamt-sharded-directory', fanout: 256n, hashType: 0x22n }), subShards.map((shard, i) => ({ Name: i.toString(16).toUpperCase().padStart(2, '0'), Hash: shard.cid, Tsize: 1 })))
+      const folder = await unixfsNode(new UnixFS({ type: 'directory' }), [{ Name: 'a.bin', Hash: small.cid, Tsize: 2 }, ...Array.from({ length: 60 }, (_, i) => ({ Name: `f${String(i).padStart(2, '0')}`, Hash: sharded.cid, Tsize: 1 }))])
       const shards = await post(await writeCar([folder.cid], [leaf, small, ...subShards, sharded, folder]), 'shards.car').expect(413)
       expect(shards.body.error).toBe('the CAR\'s files would cost too much to check')
       await expectNothingLeftBehind(t, before)

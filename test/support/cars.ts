@@ -1,5 +1,7 @@
 import { CarWriter } from '@ipld/car/writer'
 import * as dagCbor from '@ipld/dag-cbor'
+import * as dagPb from '@ipld/dag-pb'
+import type { UnixFS } from 'ipfs-unixfs'
 import { importer } from 'ipfs-unixfs-importer'
 import { fixedSize } from 'ipfs-unixfs-importer/chunker'
 import { balanced } from 'ipfs-unixfs-importer/layout'
@@ -51,4 +53,15 @@ export async function writeCar (roots: CID[], blocks: readonly Block[]): Promise
 export async function dagCborBlock (value: unknown): Promise<Block> {
   const bytes = dagCbor.encode(value)
   return { cid: CID.createV1(dagCbor.code, await sha256.digest(bytes)), bytes }
+}
+
+/** A dag-pb block of UnixFS `data` and `links`, made by hand: for DAGs no importer writes (repeated links, odd shards). */
+export async function unixfsNode (data: UnixFS, links: dagPb.PBLink[]): Promise<Block> {
+  const bytes = dagPb.encode(dagPb.prepare({ Data: data.marshal(), Links: links }))
+  return { cid: CID.createV1(dagPb.code, await sha256.digest(bytes)), bytes }
+}
+
+/** A raw block (CIDv1, raw codec) of `bytes`. */
+export async function rawBlock (bytes: Uint8Array): Promise<Block> {
+  return { cid: CID.createV1(0x55, await sha256.digest(bytes)), bytes }
 }
