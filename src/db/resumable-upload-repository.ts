@@ -1,4 +1,6 @@
 import type { Knex } from 'knex'
+import { advisoryKey } from './advisory-lock.ts'
+import type { Usage } from './quota-repository.ts'
 
 /** An upload sent with the tus protocol, as its row says. */
 export interface ResumableUpload {
@@ -59,19 +61,37 @@ export class ResumableUploadRepository {
     this.#db = db
   }
 
-  async create (upload: { id: string, identityId: number, fileName: string, metadata: string | null, length: number, instanceId: string, expiresAt: Date }): Promise<ResumableUpload> {
-    const [row] = await this.#db<ResumableUploadRow>('resumable_uploads').insert<ResumableUploadRow[]>({
-      id: upload.id,
-      identity_id: upload.identityId,
-      file_name: upload.fileName,
-      upload_metadata: upload.metadata,
-      upload_length: upload.length,
-      upload_offset: 0,
-      instance_id: upload.instanceId,
-      expires_at: upload.expiresAt
-    }).returning('*')
-    if (row === undefined) throw new Error('the resumable upload was not inserted')
-    return toResumableUpload(row)
+  /**
+   * Inserts a new upload. With `admit`, what the owner's other unfinished,
+   * unexpired uploads declare (their Upload-Length, summed, and their
+   * number) is counted first and handed to `admit`, which throws to refuse:
+   * counted and inserted under a transaction lock per owner, so uploads
+   * created at once cannot all pass one count.
+   */
+  async create (upload: { id: string, identityId: number, fileName: string, metadata: string | null, length: number, instanceId: string, expiresAt: Date }, admit?: (unfinished: Usage) => void): Promise<ResumableUpload> {
+    return this.#db.transaction(async (trx) => {
+      if (admit !== undefined) {
+        await trx.raw('select pg_advisory_xact_lock(?, ?)', advisoryKey(`heimdall:resumable-uploads:${upload.identityId}`))
+        const [row] = await trx('resumable_uploads')
+          .where({ identity_id: upload.identityId })
+          .whereNull('completed_at')
+          .andWhere('expires_at', '>', trx.fn.now())
+          .select<Array<{ bytes: string | number, uploads: string | number }>>(trx.raw('coalesce(sum(upload_length), 0) as bytes'), trx.raw('count(*) as uploads'))
+        admit({ bytes: Number(row?.bytes ?? 0), uploads: Number(row?.uploads ?? 0) })
+      }
+      const [row] = await trx<ResumableUploadRow>('resumable_uploads').insert<ResumableUploadRow[]>({
+        id: upload.id,
+        identity_id: upload.identityId,
+        file_name: upload.fileName,
+        upload_metadata: upload.metadata,
+        upload_length: upload.length,
+        upload_offset: 0,
+        instance_id: upload.instanceId,
+        expires_at: upload.expiresAt
+      }).returning('*')
+      if (row === undefined) throw new Error('the resumable upload was not inserted')
+      return toResumableUpload(row)
+    })
   }
 
   /** The upload of this id unexpired at `now`, whoever owns it. */

@@ -43,6 +43,22 @@ export class QuotaService {
     return status
   }
 
+  /**
+   * For a resumable upload about to be created, once `beforeUpload` passed
+   * with `status`: its `declaredBytes` must also fit beside what the owner's
+   * other unfinished resumable uploads declare (`unfinished`). Those hold
+   * their length from creation until they finish, expire or are
+   * terminated, so that partial files on disk stay within the quota.
+   */
+  checkUnfinished (status: QuotaStatus, declaredBytes: number, unfinished: Usage): void {
+    if (unfinished.uploads === 0) return
+    const held: QuotaStatus = { quota: status.quota, usage: { bytes: status.usage.bytes + unfinished.bytes, uploads: status.usage.uploads + unfinished.uploads } }
+    const refused = overQuota(held, declaredBytes)
+    if (refused === undefined) return
+    const holding = `held by ${unfinished.uploads} unfinished resumable upload(s) until they finish, expire or are terminated: ${formatBytes(unfinished.bytes)} (${unfinished.bytes} bytes)`
+    throw new QuotaExceededError(`${refused.message} (counting ${unfinished.uploads} unfinished resumable upload(s) of yours, which hold their length until they finish, expire or are terminated)`, refused.status === 403 ? 403 : 413, [...describe(status), holding])
+  }
+
   /** The error for a file found, while it streams, to be larger than `status` leaves room for. */
   tooLarge (status: QuotaStatus, receivedBytes: number): QuotaExceededError {
     return bytesExceeded(status, receivedBytes)

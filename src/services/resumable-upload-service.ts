@@ -5,6 +5,7 @@ import { Transform, Writable, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Logger } from 'pino'
 import type { Identity } from '../db/identity-repository.ts'
+import type { Usage } from '../db/quota-repository.ts'
 import type { ResumableUpload, ResumableUploadRepository } from '../db/resumable-upload-repository.ts'
 import { ConflictError, InsufficientStorageError, isOutOfSpace, NotFoundError, PayloadTooLargeError, ServiceUnavailableError } from '../errors.ts'
 
@@ -144,11 +145,14 @@ export class ResumableUploadService {
     return new Date(Date.now() + this.#options.expirySeconds * 1000)
   }
 
-  /** A new, empty upload of `length` bytes for `owner`; `fileName` was checked by the caller; `metadata`: Upload-Metadata as sent, answered back by HEAD. */
-  async create (owner: Identity, fileName: string, length: number, metadata: string | null = null): Promise<ResumableUpload> {
+  /**
+   * A new, empty upload of `length` bytes for `owner`; `fileName` was checked by the caller; `metadata`: Upload-Metadata as sent, answered back by HEAD.
+   * `admit` is given what the owner's other unfinished uploads declare and throws to refuse (see ResumableUploadRepository.create).
+   */
+  async create (owner: Identity, fileName: string, length: number, metadata: string | null = null, admit?: (unfinished: Usage) => void): Promise<ResumableUpload> {
     const id = randomBytes(16).toString('hex')
     return this.exclusive(id, async () => {
-      const upload = await this.#options.repository.create({ id, identityId: owner.id, fileName, metadata, length, instanceId: this.#options.instanceId, expiresAt: this.#expiry() })
+      const upload = await this.#options.repository.create({ id, identityId: owner.id, fileName, metadata, length, instanceId: this.#options.instanceId, expiresAt: this.#expiry() }, admit)
       try {
         await (await open(this.pathOf(id), 'wx')).close()
       } catch (err) {

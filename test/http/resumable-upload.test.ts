@@ -135,6 +135,44 @@ describe('creation refusals: before any byte is stored', () => {
   })
 })
 
+describe('quota: unfinished uploads hold their length', () => {
+  it('a creation must fit beside the owner\'s other unfinished uploads; terminating one frees its length; other identities are not affected', async () => {
+    const carol = await createIdentity(t.request, 'carol')
+    const first = await create(carol.token, 'first.glb', 200 * MB)
+    expect(first.status).toBe(201)
+    // 200 + 200 MB would not fit a 350 MB quota once both are stored: refused now, before a byte, not at the last byte.
+    const second = await create(carol.token, 'second.glb', 200 * MB, Buffer.from('glTF!'))
+    expect(second.status).toBe(413)
+    expect(second.body).toMatchObject({ code: 'ERR_QUOTA_EXCEEDED' })
+    expect((second.body as { error: string }).error).toMatch(/1 unfinished resumable upload/)
+    expect((second.body as { details: string[] }).details.join('\n')).toMatch(/held by 1 unfinished resumable upload\(s\).*200000000 bytes/)
+    expect(second.headers.location).toBeUndefined()
+    const small = await create(carol.token, 'small.glb', 100 * MB)
+    expect(small.status).toBe(201)
+    // Someone else's quota is their own.
+    const other = await createIdentity(t.request, 'dave')
+    const theirs = await create(other.token, 'theirs.glb', 300 * MB)
+    expect(theirs.status).toBe(201)
+    expect((await send('DELETE', first.path, tusHeaders(carol.token))).status).toBe(204)
+    const again = await create(carol.token, 'second.glb', 200 * MB)
+    expect(again.status).toBe(201)
+    for (const [token, path] of [[carol.token, small.path], [other.token, theirs.path], [carol.token, again.path]] as const) {
+      expect((await send('DELETE', path, tusHeaders(token))).status).toBe(204)
+    }
+    expect(await resumableFiles()).toEqual([])
+    await expectNothingLeftBehind(t, before)
+  })
+
+  it('creations sent at once cannot all pass one count: exactly what fits is created', async () => {
+    const erin = await createIdentity(t.request, 'erin')
+    const answers = await Promise.all(Array.from({ length: 8 }, async (_, i) => create(erin.token, `part${i}.glb`, 100 * MB)))
+    expect(answers.map((a) => a.status).sort()).toEqual([201, 201, 201, 413, 413, 413, 413, 413])
+    for (const answer of answers.filter((a) => a.status === 201)) expect((await send('DELETE', answer.path, tusHeaders(erin.token))).status).toBe(204)
+    expect(await resumableFiles()).toEqual([])
+    await expectNothingLeftBehind(t, before)
+  })
+})
+
 describe('an upload in pieces', () => {
   it('creation-with-upload of a whole GLB answers 201 with what POST /upload answers (asked with Accept); GET afterwards the same', async () => {
     const glb = fixture('glb/BoxTextured.glb')

@@ -86,7 +86,7 @@ const LAST_BYTE = {
   401: UNAUTHORIZED,
   403: FORBIDDEN,
   412: PRECONDITION,
-  413: error('Longer than MAX_UPLOAD_BYTES or the quota left, or more bytes than the upload lacks'),
+  413: error('Longer than MAX_UPLOAD_BYTES or the quota left (beside what the owner\'s unfinished uploads hold), or more bytes than the upload lacks'),
   415: error('Not application/offset+octet-stream, a type not allowed, or (at the last byte) bytes that do not match the name'),
   422: error('At the last byte: it would not load, files it references are missing'),
   429: TOO_MANY,

@@ -179,8 +179,10 @@ export function resumableUploadRoutes (deps: ResumableUploadRoutesDeps): Router 
     checkDeclaredLength(req, { offset: 0, length })
     await deps.limiter.upload(identity.id)
     // As POST /upload checks a file on disk: a bundle's or CAR's own framing is allowed for.
-    await deps.quotas.beforeUpload(identity, carriesMore(name) ? Math.max(0, length - slack(length)) : length)
-    const upload = await resumable.create(identity, name.fileName, length, req.get('upload-metadata') ?? null)
+    const declared = carriesMore(name) ? Math.max(0, length - slack(length)) : length
+    const status = await deps.quotas.beforeUpload(identity, declared)
+    // Beside the owner's other unfinished uploads, which hold their length: partial files stay within the quota.
+    const upload = await resumable.create(identity, name.fileName, length, req.get('upload-metadata') ?? null, (unfinished) => { deps.quotas.checkUnfinished(status, declared, unfinished) })
     res.setHeader('Location', `${RESUMABLE_UPLOAD_PATH}/${upload.id}`)
     headersOf(res, upload, 0)
     const { offset, expiresAt, body } = await resumable.exclusive(upload.id, async (signal, importing) => receive(req, upload, identity, signal, importing))
