@@ -7,6 +7,7 @@ import { base32upper } from 'multiformats/bases/base32'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import * as raw from 'multiformats/codecs/raw'
+import { NotFoundError } from '../errors.ts'
 import type { GcReport, ImportLease } from './ipfs-backend.ts'
 import type { Helia } from '@helia/interface'
 
@@ -34,7 +35,7 @@ export interface BlockCollectorInit {
   dir: string
   /** Where imports write (Helia's blockstore); puts go through a lease first. */
   blockstore: Pick<Blockstore, 'put'>
-  /** The same blocks, each read whole in one read, for marking. */
+  /** The same blocks, each read whole in one read, for marking; NotFoundError for a block not held. */
   getBlock: (cid: CID) => Promise<Uint8Array>
   datastore: Pick<Datastore, 'queryKeys' | 'delete'>
   /** Every pinned root. */
@@ -211,8 +212,11 @@ export class BlockCollector {
       let bytes: Uint8Array
       try {
         bytes = await this.#init.getBlock(cid)
-      } catch {
-        continue // a pinned DAG missing a block: nothing below it to keep
+      } catch (err) {
+        // A pinned DAG missing a block: nothing below it to keep. Any other failure (EACCES, EIO, EMFILE) ends the
+        // collection, so that a block that could not be read never lets a sweep take what is under it.
+        if (err instanceof NotFoundError) continue
+        throw err
       }
       for (const link of dagPb.decode(bytes).Links) stack.push(link.Hash)
     }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm, rmdir, unlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
@@ -107,6 +107,31 @@ describe('the embedded repo', () => {
       await backend.pin(fresh, { imported: lease })
       expect(await backend.isPinned(fresh)).toBe(true)
       await lease.release()
+    } finally {
+      await backend.close()
+    }
+  })
+
+  it('a collection that cannot read a pinned node (not "not found": EISDIR, EACCES, EIO) stops, and takes nothing below it', async () => {
+    const dir = await repoDir()
+    const repo = join(dir, 'ipfs')
+    const backend = await HeliaBackend.open(repo)
+    try {
+      const root = (await backend.importTree([{ path: 'model.glb', content: Readable.from([randomBytes(3 * 1024 * 1024 + 7)]) }], { profile: 'unixfs-v1-2025' })).at(-1)?.cid as CID
+      await backend.pin(root)
+      const fileNode = (await walk(repo, root)).find((cid) => cid.code === dagPb.code && !cid.equals(root)) as CID
+      const { dir: shard, file } = SHARDING.encode(fileNode)
+      const path = join(repo, 'blocks', shard, file)
+      const bytes = await readFile(path)
+      // A folder where the block file was: its read fails with EISDIR, even for root (chmod 000 does not stop root).
+      await unlink(path)
+      await mkdir(path)
+      await expect(backend.gc()).rejects.toThrow(/EISDIR/)
+      await rmdir(path)
+      await writeFile(path, bytes)
+      const read = Buffer.concat(await Array.fromAsync(backend.read(root, ['model.glb'])))
+      expect(read.length).toBe(3 * 1024 * 1024 + 7)
+      expect((await backend.gc()).blocks).toBe(0)
     } finally {
       await backend.close()
     }
