@@ -151,14 +151,16 @@ export class PinRequestRepository {
   }
 
   /**
-   * How many requests, of anyone, hold `rootCid`: theirs (queued, pinning or
-   * pinned), or the root a pending replacement replaced. Content is unpinned
-   * only when this and the uploads are at zero.
+   * How many requests, of anyone, hold the root (`rootCids`: its spellings,
+   * see rootForms): theirs (queued, pinning or pinned), or the root a
+   * pending replacement replaced. Content is unpinned only when this and
+   * the uploads are at zero.
    */
-  async countHolding (rootCid: string): Promise<number> {
+  async countHolding (rootCids: string | readonly string[]): Promise<number> {
+    const forms = typeof rootCids === 'string' ? [rootCids] : rootCids
     const result = await this.#db('pin_requests')
-      .where((q) => { void q.where({ root_cid: rootCid }).whereIn('status', HOLDING_STATUSES) })
-      .orWhere((q) => { void q.where({ replaces_root_cid: rootCid }) })
+      .where((q) => { void q.whereIn('root_cid', forms).whereIn('status', HOLDING_STATUSES) })
+      .orWhere((q) => { void q.whereIn('replaces_root_cid', forms) })
       .count<Array<{ count: string | number }>>({ count: '*' })
     return Number(result[0]?.count ?? 0)
   }

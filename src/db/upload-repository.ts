@@ -213,9 +213,9 @@ export class UploadRepository {
     return { uploads: Number(row?.uploads ?? 0), roots: Number(row?.roots ?? 0), bytes: Number(row?.bytes ?? 0) }
   }
 
-  /** How many uploads, of anyone, reference `rootCid`. Content is unpinned only at zero. */
-  async countByRootCid (rootCid: string): Promise<number> {
-    const result = await this.#db('uploads').where({ root_cid: rootCid }).count<Array<{ count: string | number }>>({ count: '*' })
+  /** How many uploads, of anyone, reference the root (`rootCids`: its spellings, see rootForms). Content is unpinned only at zero. */
+  async countByRootCid (rootCids: string | readonly string[]): Promise<number> {
+    const result = await this.#db('uploads').whereIn('root_cid', typeof rootCids === 'string' ? [rootCids] : rootCids).count<Array<{ count: string | number }>>({ count: '*' })
     return Number(result[0]?.count ?? 0)
   }
 

@@ -13,6 +13,7 @@ import { GcGate } from './gc-gate.ts'
 import { IMPORT_PROFILES, type ImportProfileName } from './import-profiles.ts'
 import type { DirectoryEntry, GcReport, ImportCandidate, ImportedNode, ImportLease, IpfsBackend, NodeNetwork, NodeStat, ReadOptions, VerifiedBlock } from './ipfs-backend.ts'
 import { kuboNetwork } from './kubo-network.ts'
+import { rootForms } from './cid-forms.ts'
 
 /** The multipart body Kubo's add reads: one part per file or directory, paths in the file name. */
 async function * multipartBody (candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, boundary: string): AsyncIterable<Uint8Array> {
@@ -59,6 +60,9 @@ const OFFLINE: Record<string, unknown> = { offline: true }
 /** The identity multihash: the block is the digest itself, and Kubo's block/get would not be asked. */
 const IDENTITY = 0x00
 const NOT_FOUND = /not found|no link named|could not find|does not exist|not pinned|merkledag: not found/i
+
+/** A root's CIDv1 and, where it has one, its CIDv0: Kubo pins each spelling apart. */
+const spellings = (cid: CID): CID[] => rootForms(cid).slice(0, 2).map((form) => CID.parse(form))
 
 /** Kubo's JSON error message, else the text as it came. */
 function kuboMessage (text: string): string {
@@ -245,27 +249,37 @@ export class KuboBackend implements IpfsBackend {
     return report
   }
 
+  /**
+   * Kubo keeps a pin per spelling of a CID (pinning `Qm…` and its `bafy…`
+   * makes two), where Heimdall's other pin stores keep one: pins are made
+   * as the CIDv1, and unpinning or asking about a root covers both
+   * spellings, so that a CIDv0 pin request and an upload of the same DAG
+   * hold one pin (see cid-forms.ts).
+   */
   async pin (cid: CID, options: { signal?: AbortSignal } = {}): Promise<void> {
-    await this.#call(`pin ${cid.toString()}`, async () => { await this.#client.pin.add(cid, { recursive: true, signal: options.signal }) })
+    await this.#call(`pin ${cid.toString()}`, async () => { await this.#client.pin.add(cid.toV1(), { recursive: true, signal: options.signal }) })
   }
 
   async unpin (cid: CID): Promise<void> {
-    try {
-      await this.#call(`pin ${cid.toString()}`, async () => { await this.#client.pin.rm(cid, { recursive: true }) })
-    } catch (err) {
-      if (!(err instanceof NotFoundError)) throw err
+    for (const form of spellings(cid)) {
+      try {
+        await this.#call(`pin ${form.toString()}`, async () => { await this.#client.pin.rm(form, { recursive: true }) })
+      } catch (err) {
+        if (!(err instanceof NotFoundError)) throw err
+      }
     }
   }
 
   async isPinned (cid: CID): Promise<boolean> {
-    try {
-      for await (const pin of this.#client.pin.ls({ paths: [cid], type: 'recursive' })) if (pin.cid.toString() === cid.toString()) return true
-      return false
-    } catch (err) {
-      const translated = this.#translate(err, cid.toString())
-      if (translated instanceof NotFoundError) return false
-      throw translated
+    for (const form of spellings(cid)) {
+      try {
+        for await (const pin of this.#client.pin.ls({ paths: [form], type: 'recursive' })) if (pin.cid.toString() === form.toString()) return true
+      } catch (err) {
+        const translated = this.#translate(err, form.toString())
+        if (!(translated instanceof NotFoundError)) throw translated
+      }
     }
+    return false
   }
 
   async * listPins (): AsyncIterable<CID> {

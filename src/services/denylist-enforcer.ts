@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import type { BlockedContentRepository } from '../db/blocked-content-repository.ts'
 import { blockedContent } from '../denylist/blocked-content.ts'
 import type { Denylist } from '../denylist/denylist.ts'
+import { rootForms } from '../ipfs/cid-forms.ts'
 
 export interface DenylistEnforcerOptions {
   denylist: Denylist
@@ -45,7 +46,7 @@ export class DenylistEnforcer {
       if (by === undefined) continue
       await pins.changePin(held.rootCid, async () => {
         await blocked.block(held.rootCid, { rule: by.rule.text, list: by.file })
-        await blocked.failPinRequests(held.rootCid, 'the content is blocked on this node by its operator')
+        await blocked.failPinRequests(rootForms(held.rootCid), 'the content is blocked on this node by its operator')
         await pins.releaseIfUnreferenced(held.rootCid)
       })
       logger.warn({ rootCid: held.rootCid, rule: by.rule.text, list: by.file }, 'content taken down: it is on a denylist')

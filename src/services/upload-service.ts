@@ -16,6 +16,7 @@ import { IMPORT_PROFILES, type ImportProfileName } from '../ipfs/import-profiles
 import type { ImportCandidate, ImportedNode, ImportLease, IpfsBackend, VerifiedBlock } from '../ipfs/ipfs-backend.ts'
 import { CarBundle, wrapInDirectory, type CarEntry } from './car-bundle.ts'
 import { KeyedLock } from './keyed-lock.ts'
+import { rootForms, rootKey } from '../ipfs/cid-forms.ts'
 import type { ContentLock } from './content-lock.ts'
 import type { QuotaService } from './quota-service.ts'
 import { CONTROL_CHARACTER, ZipBundle, type BundleLimits } from './zip-bundle.ts'
@@ -79,11 +80,11 @@ export interface UploadServiceOptions {
   /** Asked for a collection after a delete. */
   collector?: { request: (reason: string) => void }
   /** What else keeps roots pinned (the Pinning Service API's requests): a root is unpinned only when this and the uploads count zero. */
-  otherReferences?: { countHolding: (rootCid: string) => Promise<number> }
+  otherReferences?: { countHolding: (rootCids: readonly string[]) => Promise<number> }
   /** The operator's denylists: matching content is refused before it is pinned. */
   denylist?: Denylist
   /** Roots a denylist took down: referenced by nothing, whoever names them; recording a new upload of one allowed again lifts it (see UploadRepository.insert). */
-  blockedRoots?: { isBlocked: (rootCid: string) => Promise<boolean> }
+  blockedRoots?: { isBlocked: (rootCids: string | readonly string[]) => Promise<boolean> }
   /**
    * Serialises pin changes per root: in this process by default; across
    * instances (PgAdvisoryLock) when they share a block store.
@@ -285,7 +286,7 @@ export class UploadService {
     const root = imported.nodes.at(-1)
     try {
       if (root === undefined) throw new Error('the import produced no root')
-      await this.#lock.run(root.cid.toString(), async () => { await this.#options.backend.pin(root.cid, { imported: imported.lease }) })
+      await this.#lock.run(rootKey(root.cid), async () => { await this.#options.backend.pin(root.cid, { imported: imported.lease }) })
       await imported.lease.release()
       return root
     } catch (err) {
@@ -330,7 +331,7 @@ export class UploadService {
 
     const rootCid = root.cid.toString()
     const { kind, isAvatar, primaryPath } = classify([...fileSizes.keys()])
-    return this.#lock.run(rootCid, async () => this.#journaled(rootCid, async (intent) => {
+    return this.#lock.run(rootKey(rootCid), async () => this.#journaled(rootCid, async (intent) => {
       // Under the root's lock, so that a list changing meanwhile cannot let it through past a take-down.
       this.#refuseBlocked(owner, root.cid, nodes)
       await backend.pin(root.cid, { imported: imported.lease })
@@ -389,12 +390,13 @@ export class UploadService {
     throw new ContentBlockedError('this content is blocked on this node by its operator', 403)
   }
 
-  /** How many uploads and other holders (pin requests) reference `rootCid`; none when a denylist took it down. */
+  /** How many uploads and other holders (pin requests) reference `rootCid`, in either CID version; none when a denylist took it down. */
   async #referenced (rootCid: string): Promise<number> {
-    if (await this.#options.blockedRoots?.isBlocked(rootCid) === true) return 0
+    const forms = rootForms(rootCid)
+    if (await this.#options.blockedRoots?.isBlocked(forms) === true) return 0
     const [uploads, others] = await Promise.all([
-      this.#options.uploads.countByRootCid(rootCid),
-      this.#options.otherReferences?.countHolding(rootCid) ?? 0
+      this.#options.uploads.countByRootCid(forms),
+      this.#options.otherReferences?.countHolding(forms) ?? 0
     ])
     return uploads + others
   }
@@ -405,7 +407,7 @@ export class UploadService {
    * crash in the middle is settled at the next start like an upload's.
    */
   async changePin<T> (rootCid: string, work: () => Promise<T>): Promise<T> {
-    return this.#lock.run(rootCid, async () => this.#journaled(rootCid, work))
+    return this.#lock.run(rootKey(rootCid), async () => this.#journaled(rootCid, work))
   }
 
   /** Inside `changePin`: unpins `rootCid` when no upload and no other holder references it any more; true when it did. */
@@ -428,7 +430,7 @@ export class UploadService {
     const intents = await pinIntents.unsettled(instanceId, new Date(options.startup === true ? now + 1000 : now - 10 * 60_000), new Date(now - 60 * 60_000))
     let released = 0
     for (const intent of intents) {
-      await this.#lock.run(intent.rootCid, async () => {
+      await this.#lock.run(rootKey(intent.rootCid), async () => {
         if (await this.#referenced(intent.rootCid) === 0) {
           await backend.unpin(CID.parse(intent.rootCid))
           released++
@@ -452,7 +454,7 @@ export class UploadService {
     const { backend, uploads, logger } = this.#options
     const upload = await uploads.findOwned(owner.id, uploadId)
     if (upload === undefined) throw new NotFoundError(`you have no upload ${uploadId}`)
-    await this.#lock.run(upload.rootCid, async () => this.#journaled(upload.rootCid, async () => {
+    await this.#lock.run(rootKey(upload.rootCid), async () => this.#journaled(upload.rootCid, async () => {
       if (!(await uploads.deleteOwned(owner.id, uploadId))) throw new NotFoundError(`you have no upload ${uploadId}`)
       if (await this.#referenced(upload.rootCid) === 0) {
         // The record is gone either way; a pin that cannot be released now is logged, not returned as a failure.

@@ -128,6 +128,28 @@ for (const backend of appBackends()) {
       expect(Number(journal?.n)).toBe(0)
     })
 
+    it('a CIDv0 and its CIDv1 are one root: a request for the other spelling of an upload\'s root, deleted, leaves the upload pinned; listing by either finds it', async () => {
+      const alice = await createIdentity(t.request)
+      const mallory = await createIdentity(t.request)
+      const root = await upload(alice.token, Buffer.from('v0 and v1 name one root'), 'note.obj')
+      const v0 = CID.parse(root).toV0().toString()
+      expect(v0).toMatch(/^Qm/)
+      const request = await psa(mallory.token).add({ cid: v0 })
+      expect(request).toMatchObject({ status: 'pinned', pin: { cid: v0 } })
+      expect((await psa(mallory.token).ls(`cid=${root}`)).results.map((r) => r.requestid)).toEqual([request.requestid])
+      await psa(mallory.token).rm(request.requestid)
+      expect(await pinned(root)).toBe(true)
+      await t.heimdall.collector.run()
+      await t.request.get(`/ipfs/${root}/note.obj`).expect(200)
+      // And the other way: an upload deleted while a request holds its CIDv0 keeps the pin.
+      const second = await psa(mallory.token).add({ cid: v0 })
+      const id = (await t.request.get('/uploads').set('Authorization', `Bearer ${alice.token}`).expect(200)).body.uploads[0].id as number
+      await t.request.delete(`/uploads/${id}`).set('Authorization', `Bearer ${alice.token}`).expect(204)
+      expect(await pinned(root)).toBe(true)
+      await psa(mallory.token).rm(second.requestid)
+      expect(await pinned(root)).toBe(false)
+    })
+
     it('content it does not hold: queued or pinning, then failed after the timeout with the reason', async () => {
       const carol = await createIdentity(t.request)
       const cid = await unknownCid()

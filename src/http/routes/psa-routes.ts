@@ -13,6 +13,7 @@ import { requireCaller, type Authenticator } from '../authentication.ts'
 import { PSA_MAX_CIDS, PSA_MAX_NAME, PSA_MAX_ORIGINS, psaMeta, psaPin, withinCharacters } from '../openapi/requests.ts'
 import { parseCid as parseCidParam } from '../cid-param.ts'
 import { ipScope } from '../../ipfs/network/address-policy.ts'
+import { rootForms } from '../../ipfs/cid-forms.ts'
 
 export interface PsaRoutesDeps {
   /** Bearer tokens and API keys (scope `pin`), rate-limited as everywhere. */
@@ -82,7 +83,8 @@ function parseFilter (req: Request): { filter: PinRequestFilter, limit: number }
   const cids = list(req, 'cid')
   if (cids !== undefined && cids.length > 0) {
     if (cids.length > PSA_MAX_CIDS) throw new BadRequestError(`"cid" takes at most ${PSA_MAX_CIDS} CIDs`)
-    filter.rootCids = cids.map((c) => parseCid(c).toString())
+    // A CIDv0 and its CIDv1 are one DAG and one pin: either finds the requests of both.
+    filter.rootCids = [...new Set(cids.flatMap((c) => rootForms(parseCid(c))))]
   }
   const statuses = list(req, 'status')
   if (statuses !== undefined && statuses.length > 0) {
