@@ -56,8 +56,8 @@ export interface GcReport {
   bytes: number
   /** Stale bookkeeping records removed (the embedded node's pinned-block records). */
   records: number
-  /** The S3 store's packs rewritten because most of their bytes were collected, and the bytes that freed. */
-  compacted?: { packs: number, bytes: number }
+  /** The S3 store's packs rewritten because most of their bytes were collected, the bytes that freed, and packs left alone because their objects no longer hold their blocks' bytes. */
+  compacted?: CompactReport
 }
 
 export interface ReadOptions {
@@ -142,4 +142,12 @@ export interface IpfsBackend {
   /** Resolves when the node answers; throws otherwise. For readiness probes. */
   ping: () => Promise<void>
   close: () => Promise<void>
+}
+
+/** What a compaction of the S3 store's packs did (see S3BlockStorage.compact). */
+export interface CompactReport {
+  packs: number
+  bytes: number
+  /** Packs not rewritten: a block in them is shorter than indexed or does not hash to its CID. */
+  damaged?: string[]
 }

@@ -7,7 +7,7 @@ import { NotFoundError, ServiceUnavailableError } from '../errors.ts'
 import type { BlockStorage } from '../storage/block-storage.ts'
 import type { BlockBatch } from '../storage/pack-writer.ts'
 import { blockKey } from './block-collector.ts'
-import type { GcReport, ImportLease } from './ipfs-backend.ts'
+import type { CompactReport, GcReport, ImportLease } from './ipfs-backend.ts'
 
 /** What the collector reads of the pins (PgPinStore). */
 export interface SharedPins {
@@ -371,7 +371,7 @@ export class SharedBlockCollector {
   }
 
   /** Packs most of whose blocks this or earlier collections took are rewritten, under a lease of the collector's own. */
-  async #compact (): Promise<{ packs: number, bytes: number } | undefined> {
+  async #compact (): Promise<CompactReport | undefined> {
     const lease = await this.lease() as SharedLease
     try {
       return await this.#init.storage.compact?.({

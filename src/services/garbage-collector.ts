@@ -80,6 +80,8 @@ export class GarbageCollector {
   }
 
   #log (report: GcReport, reason: string): void {
+    const damaged = report.compacted?.damaged ?? []
+    if (damaged.length > 0) this.#options.logger.warn({ packs: damaged.slice(0, 20), count: damaged.length }, 'packs in the bucket no longer hold the bytes their blocks were indexed with: left as they are, not compacted; their blocks read as damaged')
     const level = report.blocks > 0 || report.records > 0 || (report.compacted?.packs ?? 0) > 0 ? 'info' : 'debug'
     this.#options.logger[level]({ reason, ...report }, report.dryRun ? 'garbage collection (dry run)' : 'garbage collected')
   }

@@ -1,4 +1,5 @@
 import type { CID } from 'multiformats/cid'
+import type { CompactReport } from '../ipfs/ipfs-backend.ts'
 import type { Within } from './pack-index.ts'
 import type { BatchHooks, BlockBatch } from './pack-writer.ts'
 
@@ -52,7 +53,7 @@ export interface BlockStorage {
    */
   reclaim?: (candidates?: readonly string[]) => Promise<void>
   /** Rewrites what collections left mostly empty (the S3 store's packs); see S3BlockStorage. */
-  compact?: (options: { fraction: number, beforeWrite: (name: string) => Promise<void>, locked: (work: (within: Within) => Promise<void>) => Promise<void>, pause: () => Promise<void> }) => Promise<{ packs: number, bytes: number }>
+  compact?: (options: { fraction: number, beforeWrite: (name: string) => Promise<void>, locked: (work: (within: Within) => Promise<void>) => Promise<void>, pause: () => Promise<void> }) => Promise<CompactReport>
   /** Resolves when the store takes reads and writes; for readiness probes. */
   ping: () => Promise<void>
   /** A local folder whose free space matters (the blocks, or the read cache). */

@@ -7,6 +7,7 @@ import { IDENTITY, readIdentityInto, type BlockStorage, type StoredBlock } from 
 import type { PackEntry, PackIndex, Within } from './pack-index.ts'
 import { PackMemory, PackWriter, type BatchHooks, type BlockBatch, type Pack } from './pack-writer.ts'
 import type { S3Client } from './s3-client.ts'
+import type { CompactReport } from '../ipfs/ipfs-backend.ts'
 
 const DELETE_BATCH = 1000
 /** Whole packs read at once to fill the read cache; past that, a cold read takes just its block (a ranged GET). */
@@ -314,9 +315,9 @@ export class S3BlockStorage implements BlockStorage {
    * sweep or discard changes them meanwhile), and the old objects go once
    * no row names them. A read that found the old place looks again.
    */
-  async compact (options: { fraction: number, beforeWrite: (name: string) => Promise<void>, locked: (work: (within: Within) => Promise<void>) => Promise<void>, pause: () => Promise<void> }): Promise<{ packs: number, bytes: number }> {
+  async compact (options: { fraction: number, beforeWrite: (name: string) => Promise<void>, locked: (work: (within: Within) => Promise<void>) => Promise<void>, pause: () => Promise<void> }): Promise<CompactReport> {
     const index = this.#index
-    const report = { packs: 0, bytes: 0 }
+    const report: CompactReport = { packs: 0, bytes: 0 }
     if (index === undefined || this.#packBytes <= 0) return report
     // Packs with nothing left are not among them (reclaim takes those as they are).
     const sparse = await index.sparse(options.fraction, 1000)
@@ -336,8 +337,16 @@ export class S3BlockStorage implements BlockStorage {
         const blocks = await index.blocksOf(pack.name)
         const object = blocks.length === 0 ? undefined : await this.#s3.getObject(this.#packKey(pack.name))
         if (object === undefined) continue
-        for (const block of blocks) {
-          parts.push(Buffer.from(object.subarray(block.offset, block.offset + block.length)))
+        // Every block copied is checked: a pack whose object lost or changed bytes is left as it is (its blocks read
+        // as damaged where they are), never spread into a new pack whose offsets would all be wrong (found by review).
+        const copies = blocks.map((block) => Buffer.from(object.subarray(block.offset, block.offset + block.length)))
+        const damaged = blocks.findIndex((block, i) => copies[i]?.length !== block.length || !hashMatches(cidOfKey(block.key), copies[i]))
+        if (damaged !== -1) {
+          report.damaged = [...(report.damaged ?? []), pack.name]
+          continue
+        }
+        for (const [i, block] of blocks.entries()) {
+          parts.push(copies[i] as Buffer)
           entries.push({ key: block.key, offset: size, length: block.length, from: pack.name })
           size += block.length
         }
@@ -349,8 +358,9 @@ export class S3BlockStorage implements BlockStorage {
         await options.locked(async (within) => { await index.move(name, size, entries, within) })
       }
       await this.reclaim()
-      report.packs += group.length
-      report.bytes += group.reduce((sum, pack) => sum + pack.size, 0) - size
+      const rewritten = group.filter((pack) => !(report.damaged ?? []).includes(pack.name))
+      report.packs += rewritten.length
+      report.bytes += rewritten.reduce((sum, pack) => sum + pack.size, 0) - size
       await options.pause()
     }
     return report

@@ -234,6 +234,36 @@ describe.skipIf(!available)('S3 block store: packs', () => {
     expect(await store.compact({ fraction: 0.5, beforeWrite: async () => {}, locked: async (work) => { await work(undefined) }, pause: async () => {} })).toEqual({ packs: 0, bytes: 0 })
   })
 
+  it('leaves a pack whose object lost bytes as it is when compacting: its blocks are not spread into the new pack, the healthy pack beside it moves whole', async () => {
+    const p = prefix()
+    const store = await open(p)
+    const packOf = async (): Promise<{ name: string, blocks: Array<{ cid: CID, bytes: Uint8Array }> }> => {
+      const before = new Set((await packObjects(p)).keys())
+      const blocks = await Promise.all(Array.from({ length: 8 }, async () => block(randomBytes(25_000))))
+      const batch = batchOf(store)
+      for (const b of blocks) await batch.put(b.cid, b.bytes)
+      await batch.flush()
+      const name = [...(await packObjects(p)).keys()].find((key) => !before.has(key)) ?? ''
+      await store.delete(blocks.slice(2).map((b) => blockKey(b.cid)))
+      return { name, blocks: blocks.slice(0, 2) }
+    }
+    const damaged = await packOf()
+    const healthy = await packOf()
+    // The damaged pack's object cut inside its second live block (bytes 25,000–50,000).
+    const object = await shared.s3.getObject(`${p}packs/${damaged.name}`) as Uint8Array
+    await shared.s3.putObject(`${p}packs/${damaged.name}`, object.subarray(0, 40_000))
+    const report = await store.compact({ fraction: 0.5, beforeWrite: async (name) => { await lease(name) }, locked: async (work) => { await shared.db.knex.transaction(async (trx) => { await work(trx) }) }, pause: async () => {} })
+    expect(report).toEqual({ packs: 1, bytes: 6 * 25_000, damaged: [damaged.name] })
+    const packs = await packObjects(p)
+    expect(packs.get(damaged.name)).toBe(40_000)
+    expect(packs.has(healthy.name)).toBe(false)
+    const reader = await open(p)
+    for (const b of healthy.blocks) expect(Buffer.compare(Buffer.from(await reader.get(b.cid) as Uint8Array), b.bytes)).toBe(0)
+    // Where it was: the intact block still reads, the cut one is refused as damaged, as before the compaction.
+    expect(Buffer.compare(Buffer.from(await reader.get(damaged.blocks[0]?.cid as CID) as Uint8Array), damaged.blocks[0]?.bytes as Uint8Array)).toBe(0)
+    await expect(reader.get(damaged.blocks[1]?.cid as CID)).rejects.toThrow(CorruptBlockError)
+  })
+
   it('a cold read with a read cache takes the whole pack in one GET and caches its neighbours, checked', async () => {
     const p = prefix()
     const store = await open(p)
