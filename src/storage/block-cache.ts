@@ -17,6 +17,7 @@ export class BlockCache {
   /** Key → size, least recently used first (a Map keeps insertion order; a hit moves the key to the end). */
   readonly #sizes = new Map<string, number>()
   #bytes = 0
+  #epoch = 0
 
   private constructor (files: FsBlockStorage, maxBytes: number) {
     this.#files = files
@@ -55,18 +56,37 @@ export class BlockCache {
     return bytes
   }
 
-  /** Keeps a block read from the remote store (its bytes already checked against its CID). */
-  async add (cid: CID, bytes: Uint8Array): Promise<void> {
-    if (bytes.length > this.#maxBytes) return
+  /**
+   * Where the cache stands before a read from the remote store begins: pass
+   * it to `add` with what the read returned. A read in flight while the
+   * store collected its block must not put the block back after `forget`
+   * (found by review: one instance served a collected file from its cache
+   * indefinitely, and took it as held when asked to pin it).
+   */
+  get epoch (): number { return this.#epoch }
+
+  /**
+   * Keeps a block read from the remote store (its bytes already checked
+   * against its CID), unless blocks were forgotten since `readSince` (the
+   * `epoch` taken before the read began): the read may have raced their
+   * collection, so it is not kept (forgetting happens once per collection,
+   * and the next read caches it).
+   */
+  async add (cid: CID, bytes: Uint8Array, readSince: number): Promise<void> {
+    if (bytes.length > this.#maxBytes || readSince !== this.#epoch) return
     const key = blockKey(cid)
     if (this.#sizes.has(key)) { this.#touch(key); return }
     await this.#files.put(cid, bytes)
+    // A forget that ran while the file was written could not see it: checked again before it is remembered.
+    if (readSince !== this.#epoch) { await this.#files.delete([key]); return }
     this.#remember(key, bytes.length)
     await this.#evict()
   }
 
-  /** Drops blocks the remote store no longer holds. */
+  /** Drops blocks the remote store no longer holds; reads in flight meanwhile are not kept (see `epoch`). */
   async forget (keys: readonly string[]): Promise<void> {
+    if (keys.length === 0) return
+    this.#epoch++
     const held = keys.filter((key) => this.#sizes.has(key))
     for (const key of held) { this.#bytes -= this.#sizes.get(key) ?? 0; this.#sizes.delete(key) }
     await this.#files.delete(held)
@@ -74,6 +94,7 @@ export class BlockCache {
 
   /** Drops every cached block. */
   async clear (): Promise<void> {
+    this.#epoch++
     const keys = [...this.#sizes.keys()]
     this.#sizes.clear()
     this.#bytes = 0

@@ -177,6 +177,7 @@ export class S3BlockStorage implements BlockStorage {
     let read = this.#packReads.get(name)
     if (read === undefined) {
       read = (async () => {
+        const since = this.#cache.epoch
         const [object, blocks] = await Promise.all([this.#s3.getObject(this.#packKey(name)), this.#index?.blocksOf(name) ?? []])
         if (object === undefined) return undefined
         const found = new Map<string, Uint8Array>()
@@ -185,7 +186,7 @@ export class S3BlockStorage implements BlockStorage {
           const bytes = Buffer.from(object.subarray(block.offset, block.offset + block.length))
           found.set(block.key, bytes)
           const cid = cidOfKey(block.key)
-          if (bytes.length === block.length && hashMatches(cid, bytes)) await this.#cache.add(cid, bytes)
+          if (bytes.length === block.length && hashMatches(cid, bytes)) await this.#cache.add(cid, bytes, since)
         }
         return found
       })().finally(() => { this.#packReads.delete(name) })
@@ -198,10 +199,11 @@ export class S3BlockStorage implements BlockStorage {
     if (cid.multihash.code === IDENTITY) return cid.multihash.digest
     const cached = await this.#cache.get(cid)
     if (cached !== undefined) return cached
+    const since = this.#cache.epoch
     const bytes = await this.#fetch(blockKey(cid), within)
     if (bytes === undefined) return undefined
     if (!hashMatches(cid, bytes)) throw new CorruptBlockError(cid)
-    await this.#cache.add(cid, bytes)
+    await this.#cache.add(cid, bytes, since)
     return bytes
   }
 
@@ -217,13 +219,14 @@ export class S3BlockStorage implements BlockStorage {
       into.set(bytes.subarray(0, into.length))
       return Math.min(into.length, bytes.length)
     }
+    const since = this.#cache.epoch
     const got = await this.#s3.getObjectInto(this.#objectKey(key), into)
     if (got === undefined) return undefined
     // A buffer shorter than the block (a caller's mistake) cannot be checked, so it is neither checked nor cached.
     if (got.size <= into.length) {
       const bytes = into.subarray(0, got.read)
       if (!hashMatches(cid, bytes)) throw new CorruptBlockError(cid)
-      await this.#cache.add(cid, bytes)
+      await this.#cache.add(cid, bytes, since)
     }
     return got.read
   }

@@ -137,6 +137,43 @@ describe.skipIf(seaweedBin === '')('S3 block store: reads checked and cached, th
     await storage.close()
   })
 
+  it('a read in flight while the block is collected does not put it back in the cache (forgotten meanwhile, not served on)', async () => {
+    let gate: Promise<void> | undefined
+    // A client whose GET answers only once let go: the bytes were read before the collection, the answer comes after.
+    class Held extends S3Client {
+      override async getObject (key: string): Promise<Buffer | undefined> {
+        const bytes = await super.getObject(key)
+        await gate
+        return bytes
+      }
+    }
+    const client = new Held(s3Options(bucket))
+    const cache = await BlockCache.open(join(dir, 'inflight'), 1024 * 1024)
+    const storage = new S3BlockStorage(client, { prefix: 'inflight/', cache })
+    const b = await block(randomBytes(50_000))
+    await storage.put(b.cid, b.bytes)
+    let release!: () => void
+    gate = new Promise((resolve) => { release = resolve })
+    const reading = storage.get(b.cid)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    // Another instance collects it: the bucket loses it, and this instance's cache is told (as the collector's follow does).
+    await client.deleteObjects([`inflight/blocks/${shardOf(blockKey(b.cid))}/${blockKey(b.cid)}`])
+    await cache.forget([blockKey(b.cid)])
+    release()
+    expect(Buffer.compare(Buffer.from(await reading as Uint8Array), b.bytes)).toBe(0)
+    gate = undefined
+    expect(cache.has(b.cid)).toBe(false)
+    expect(cache.bytes).toBe(0)
+    expect(await storage.has(b.cid)).toBe(false)
+    expect(await storage.get(b.cid)).toBeUndefined()
+    // A read that began after the forget is cached as before.
+    const other = await block(randomBytes(1000))
+    await storage.put(other.cid, other.bytes)
+    await storage.get(other.cid)
+    expect(cache.has(other.cid)).toBe(true)
+    await storage.close()
+  })
+
   it('serves a cached block without the bucket, keeps at most its budget, and forgets what is deleted', async () => {
     const client = new S3Client(s3Options(bucket))
     const cache = await BlockCache.open(join(dir, 'b'), 250_000)
