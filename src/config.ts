@@ -8,7 +8,7 @@ import { parseTcpMultiaddr, splitList } from './ipfs/network/multiaddr-text.ts'
 export const DEFAULT_ASSET_EXTENSIONS = [
   'fbx', 'glb', 'gltf', 'bin', 'vrm', 'obj', 'mtl', 'fst',
   'png', 'jpg', 'jpeg', 'tga', 'ktx', 'webp', 'bmp', 'gif', 'exr',
-  'wav', 'mp3', 'ogg', 'js', 'json'
+  'wav', 'mp3', 'ogg', 'js', 'json', 'txt', 'md'
 ] as const
 
 const optionalString = z.preprocess(
@@ -104,7 +104,7 @@ const envSchema = z.object({
   ),
   ZIP_MAX_ENTRIES: integer(1, 1_000_000).default(10_000),
   ZIP_MAX_UNCOMPRESSED_BYTES: integer(1, Number.MAX_SAFE_INTEGER).default(4 * 1024 ** 3),
-  ZIP_MAX_RATIO: integer(1, 1_000_000).default(200),
+  ZIP_MAX_RATIO: integer(1, 1_000_000).default(1100),
   TRUST_PROXY: optionalString.pipe(
     z.string().regex(/^(true|false|\d+|[\w.:/, -]+)$/, 'must be true, false, a hop count, or addresses/subnets (e.g. loopback, 172.16.0.0/12)').optional()
   ),

@@ -15,7 +15,7 @@ describe('loadConfig', () => {
       secretKey: undefined,
       maxUploadBytes: 1_073_741_824,
       cidProfile: 'unixfs-v1-2025',
-      bundleLimits: { maxEntries: 10_000, maxUncompressedBytes: 4 * 1024 ** 3, maxRatio: 200 },
+      bundleLimits: { maxEntries: 10_000, maxUncompressedBytes: 4 * 1024 ** 3, maxRatio: 1100 },
       logLevel: 'info',
       gcIntervalSeconds: 3600,
       minFreeBytes: 256 * 1024 ** 2

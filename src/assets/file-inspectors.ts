@@ -127,6 +127,8 @@ abstract class BaseInspector implements FileInspector {
 class SignatureInspector extends BaseInspector {
   readonly #check: (head: Buffer, size: number) => string | undefined
   readonly #ext: string
+  /** The image format the bytes are in, when not the extension's. */
+  #actual: string | undefined
   /** JPEG keeps its start: the frame header (with the size) follows the metadata segments. */
   #jpeg: Buffer[] = []
   #jpegBytes = 0
@@ -146,17 +148,36 @@ class SignatureInspector extends BaseInspector {
 
   protected finish (): void {
     const problem = this.#check(this.head, this.size)
-    if (problem !== undefined) throw new Error(problem)
+    if (problem === undefined) { this.#soundNotes(); return }
+    // An image in another image format than its extension says: Overte's texture loader tries the extension's reader,
+    // then decides by the content (TextureProcessing.cpp, processRawImageData), so it loads. A warning, not a refusal.
+    const actual = IMAGE_EXTENSIONS.has(this.#ext) ? [...IMAGE_EXTENSIONS].find((ext) => ext !== this.#ext && SIGNATURES[ext]?.(this.head, this.size) === undefined) : undefined
+    if (actual === undefined) throw new Error(problem)
+    this.#actual = actual
+    this.notes.push(`${this.path} is a ${actual.toUpperCase()} image, not ${this.#ext.toUpperCase()}: Overte loads it by its content, but other tools go by the extension; rename it to .${actual}`)
+  }
+
+  /** What Overte's sound loader (Sound.cpp, SoundProcessor) plays: WAV of 16-bit PCM, MP3 and raw PCM; not Ogg. */
+  #soundNotes (): void {
+    if (this.#ext === 'ogg') this.notes.push(`${this.path}: Overte does not play Ogg sounds (it plays WAV of 16-bit PCM and MP3): convert it`)
+    const h = this.head
+    if (this.#ext !== 'wav' || h.length < 36 || !startsWith(h, 'fmt ', 12)) return
+    const format = h.readUInt16LE(20)
+    const bits = h.readUInt16LE(34)
+    if ((format !== 1 && format !== 0xfffe) || bits !== 16) {
+      this.notes.push(`${this.path}: Overte plays WAV of 16-bit PCM only, and this one is ${format === 1 || format === 0xfffe ? `${bits}-bit PCM` : `in format ${format} (not PCM)`}: export it as 16-bit PCM`)
+    }
   }
 
   protected override facts (): Partial<FileReport> {
     const h = this.head
-    if (this.#ext === 'png' && h.length >= 24) return { image: { width: h.readUInt32BE(16), height: h.readUInt32BE(20) } }
-    if (this.#ext === 'tga' && h.length >= 18) return { image: { width: h.readUInt16LE(12), height: h.readUInt16LE(14) } }
-    if (this.#ext === 'gif' && h.length >= 10) return { image: { width: h.readUInt16LE(6), height: h.readUInt16LE(8) } }
+    const ext = this.#actual ?? this.#ext
+    if (ext === 'png' && h.length >= 24) return { image: { width: h.readUInt32BE(16), height: h.readUInt32BE(20) } }
+    if (ext === 'tga' && h.length >= 18) return { image: { width: h.readUInt16LE(12), height: h.readUInt16LE(14) } }
+    if (ext === 'gif' && h.length >= 10) return { image: { width: h.readUInt16LE(6), height: h.readUInt16LE(8) } }
     // BITMAPINFOHEADER and later: signed 32-bit sizes (a negative height is a top-down bitmap).
-    if (this.#ext === 'bmp' && h.length >= 26 && h.readUInt32LE(14) >= 40) return { image: { width: Math.abs(h.readInt32LE(18)), height: Math.abs(h.readInt32LE(22)) } }
-    if (this.#jpeg.length > 0) {
+    if (ext === 'bmp' && h.length >= 26 && h.readUInt32LE(14) >= 40) return { image: { width: Math.abs(h.readInt32LE(18)), height: Math.abs(h.readInt32LE(22)) } }
+    if (this.#jpeg.length > 0 && (ext === 'jpg' || ext === 'jpeg')) {
       const size = jpegSize(Buffer.concat(this.#jpeg))
       this.#jpeg = []
       return size === undefined ? {} : { image: size }
@@ -225,8 +246,14 @@ const SIGNATURES: Readonly<Record<string, SignatureCheck>> = {
   ogg: (h) => startsWith(h, 'OggS') ? undefined : 'is not an Ogg file (no OggS capture pattern)'
 }
 
+/** Texture formats, in the order a file's content is recognised (TGA, which has no magic number, last). */
+const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set(['png', 'jpg', 'webp', 'bmp', 'gif', 'exr', 'ktx', 'tga', 'jpeg'])
+
 const BOM = Buffer.from([0xef, 0xbb, 0xbf])
 const WINDOWS_1252 = new TextDecoder('windows-1252')
+
+const encodingNote = (path: string): string =>
+  `${path} is not UTF-8: it was read as Windows-1252 (Latin-1). Overte reads text as UTF-8, so names with accented letters (materials, textures) may not match; save the file as UTF-8`
 
 /**
  * Text as it streams: a UTF-8 BOM is dropped, NUL bytes mean "not text", and
@@ -313,9 +340,7 @@ class TextStream {
 
   /** The note for a file that is 8-bit text rather than UTF-8. */
   encodingNote (path: string): string | undefined {
-    return this.#utf8
-      ? undefined
-      : `${path} is not UTF-8: it was read as Windows-1252 (Latin-1). Overte reads text as UTF-8, so names with accented letters (materials, textures) may not match; save the file as UTF-8`
+    return this.#utf8 ? undefined : encodingNote(path)
   }
 }
 
@@ -377,7 +402,9 @@ class ObjInspector extends TextInspector {
 }
 
 /** The maps Overte's OBJ reader reads (OBJSerializer.cpp, parseMaterialLibrary); others it never loads, so they are not checked. */
-const MTL_MAPS = /^(map_Kd|map_Ke|map_Ks|map_d|map_bump|map_Bump|bump)\s+(.+)$/ // on the trimmed line
+const MTL_MAPS = /^(map_Kd|map_Ke|map_Ks|map_d|map_bump|bump)\s+(.+)$/ // on the trimmed line
+/** What Blender writes for a normal map, which Overte's reader does not read (its keys are case-sensitive). */
+const MTL_CAPITAL_BUMP = /^map_Bump\s/
 /** A number matches one way only (\d+\.?\d* split a run of digits every way it could). */
 const MTL_OPTIONS = /^(?:-[a-z_]+(?:\s+(?:on|off|[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[-+]?\d+)?))*\s+)*/i
 /** The one option whose value Overte's reader consumes in a release build (parseTextureLine); any other's values become part of the name. */
@@ -388,17 +415,20 @@ class MtlInspector extends TextInspector {
   readonly #maps = new Set<string>()
   readonly #optioned = new Set<string>()
   readonly #tga = new Set<string>()
+  #capitalBump = false
 
   constructor (path: string) { super(path, true) }
 
   protected override line (line: string): void {
+    if (MTL_CAPITAL_BUMP.test(line.trim())) { this.#capitalBump = true; return }
     const match = MTL_MAPS.exec(line.trim())
     if (match?.[2] === undefined) return
     const written = match[2]
     const target = written.replace(MTL_OPTIONS, '').trim()
     if (target === '') return
     if (written.replace(BUMP_MULTIPLIER, '').trim() !== target) this.#optioned.add(target)
-    if (/\.tga$/i.test(target)) this.#tga.add(target)
+    // Overte skips a name ending in ".tga" exactly (OBJSerializer.cpp, filename.endsWith(".tga")): ".TGA" it asks for.
+    if (target.endsWith('.tga')) this.#tga.add(target)
     else this.#maps.add(target)
   }
 
@@ -407,32 +437,57 @@ class MtlInspector extends TextInspector {
     for (const target of this.#maps) this.reference(this.stream.decode(target), 'texture', 'warning', { rule: 'obj-texture' })
     for (const target of this.#optioned) this.notes.push(`${this.path}: the options before texture "${this.stream.decode(target)}" are read by Overte as part of its file name (it reads only -bm), so it will not load: remove them`)
     for (const target of this.#tga) this.notes.push(`${this.path}: texture "${this.stream.decode(target)}" is a .tga, which Overte's OBJ reader skips: use PNG or JPEG`)
+    if (this.#capitalBump) this.notes.push(`${this.path}: Overte's OBJ reader does not read "map_Bump" lines (it reads "map_bump" and "bump"), so that normal map is not loaded: write the key in lower case`)
   }
 }
 
-/** Overte avatar descriptor: UTF-8 text. */
-class FstInspector extends TextInspector {
-  #text = ''
+/**
+ * Overte avatar descriptor. Overte reads it as bytes, line by line
+ * (FSTReader.cpp, parseMapping), never refusing an encoding: UTF-8, else
+ * 8-bit text read as Windows-1252 with a note, as for OBJ. A BOM is not
+ * skipped there: it becomes part of the first line's key, which is then
+ * lost, and so it is here (with a note saying so).
+ */
+class FstInspector extends BaseInspector {
+  #chunks: Buffer[] = []
+  #bytes = 0
   #facts: FstFacts | undefined
-
-  protected override wantsText (): boolean { return true }
-
-  protected override text (text: string): void {
-    this.#text += text
-    if (this.#text.length > MAX_FST_BYTES) throw new Error(`is larger than ${MAX_FST_BYTES} bytes, which no avatar descriptor is`)
-  }
 
   protected override facts (): Partial<FileReport> { return this.#facts === undefined ? {} : { fst: this.#facts } }
 
-  protected override done (): void {
-    const fst = parseFst(this.#text)
+  protected override consume (chunk: Uint8Array): void {
+    this.#bytes += chunk.byteLength
+    if (this.#bytes > MAX_FST_BYTES) throw new Error(`is larger than ${MAX_FST_BYTES} bytes, which no avatar descriptor is`)
+    this.#chunks.push(Buffer.from(chunk))
+  }
+
+  protected finish (): void {
+    const raw = Buffer.concat(this.#chunks)
+    this.#chunks = []
+    if (raw.includes(0)) throw new Error('is not text (it contains NUL bytes)')
+    let text: string
+    try {
+      text = FST_UTF8.decode(raw)
+    } catch {
+      text = WINDOWS_1252.decode(raw)
+      this.notes.push(encodingNote(this.path))
+    }
+    if (text.startsWith('\uFEFF')) {
+      const key = (text.slice(1).split(/\r?\n/)[0] ?? '').split('=')[0]?.trim() ?? ''
+      this.notes.push(`${this.path} starts with a byte order mark (BOM), which Overte reads as part of its first line's key${key === '' ? '' : ` ("${key}")`}, so that line is lost: save it as UTF-8 without a BOM`)
+    }
+    this.#read(text)
+  }
+
+  #read (text: string): void {
+    const fst = parseFst(text)
     const baseUrl = fst.get('baseURL')
     const jointMap: Record<string, string> = {}
     for (const entry of fst.all('jointMap')) if (entry.sub !== undefined) jointMap[entry.sub] = entry.value
     this.#facts = {
       path: this.path,
-      filename: fst.get('filename'),
-      texdir: fst.get('texdir'),
+      filename: urlPath(fst.get('filename')),
+      texdir: urlPath(fst.get('texdir')),
       baseURL: baseUrl,
       scale: fstScale(fst.get('scale')),
       jointMap,
@@ -449,20 +504,22 @@ class FstInspector extends TextInspector {
       return
     }
     const from = { base }
+    // Every name is a URL resolved against the base (QUrl::resolved): a query or fragment is not part of the file's
+    // name, %20 is a space, and a name with a scheme (http:, atp:, file:) is not in the upload at all.
     const filename = fst.get('filename')
     if (filename === undefined || filename === '') {
       this.notes.push(`${this.path} names no model (no "filename" line)`)
-    } else if (!isHttp(filename)) {
-      this.reference(filename, 'model file', 'error', from)
+    } else if (!hasScheme(filename)) {
+      this.reference(urlPath(filename) ?? filename, 'model file', 'error', { ...from, written: fetchedName(filename) })
     }
     const texdir = fst.get('texdir')
-    if (texdir !== undefined && texdir !== '' && !hasScheme(texdir)) this.reference(texdir, 'texture folder', 'warning', { ...from, folder: true })
+    if (texdir !== undefined && texdir !== '' && !hasScheme(texdir)) this.reference(urlPath(texdir) ?? texdir, 'texture folder', 'warning', { ...from, folder: true, written: fetchedName(texdir) })
     for (const script of fst.all('script')) {
       // FSTReader::getScripts drops a leading slash: `/scripts/a.js` is scripts/a.js beside the .fst.
-      if (script.value !== '' && !isHttp(script.value)) this.reference(script.value.replace(/^\/+/, ''), 'script', 'warning', from)
+      if (script.value !== '' && !hasScheme(script.value)) this.reference(urlPath(script.value.replace(/^\/+/, '')) ?? script.value, 'script', 'warning', { ...from, written: fetchedName(script.value) })
     }
     const animGraph = fst.get('animGraphUrl')
-    if (animGraph !== undefined && animGraph !== '' && !isHttp(animGraph)) this.reference(animGraph, 'animation graph', 'warning', from)
+    if (animGraph !== undefined && animGraph !== '' && !hasScheme(animGraph)) this.reference(urlPath(animGraph) ?? animGraph, 'animation graph', 'warning', { ...from, written: fetchedName(animGraph) })
     this.#materialMap(fst, from)
   }
 
@@ -664,13 +721,16 @@ class JsonInspector extends TextInspector {
  * files it names beside it (Overte fetches them; a buffer it cannot read
  * fails the whole model), and the summary when it was kept whole.
  */
-function gltfFindings (path: string, json: GltfJson, notes: string[], reference: (target: string, what: string, extra: Partial<Reference>) => void): GltfSummary | undefined {
+function gltfFindings (path: string, json: GltfJson, notes: string[], reference: (target: string, what: string, severity: Reference['severity'], extra: Partial<Reference>) => void): GltfSummary | undefined {
   notes.push(...gltfExtensionNotes(path, json.extensions))
+  // A buffer Overte cannot read fails the whole model (GLTFSerializer.cpp, readBinary); an image it cannot fetch leaves
+  // its texture blank and the model loads (an image named only by an extension it ignores, KHR_texture_basisu's
+  // .ktx2, is never asked for): a missing buffer refuses the upload, a missing image is a warning.
   for (const { uri, byteLength } of json.buffers) {
-    if (uri !== undefined && uri !== '' && !hasScheme(uri)) reference(safeDecode(uri), 'buffer', { written: uri, ...(byteLength === undefined ? {} : { size: byteLength }) })
+    if (uri !== undefined && uri !== '' && !hasScheme(uri)) reference(safeDecode(uri), 'buffer', 'error', { written: uri, ...(byteLength === undefined ? {} : { size: byteLength }) })
   }
   for (const uri of new Set(json.imageUris)) {
-    if (uri !== '' && !hasScheme(uri)) reference(safeDecode(uri), 'image', { written: uri })
+    if (uri !== '' && !hasScheme(uri)) reference(safeDecode(uri), 'image', 'warning', { written: uri })
   }
   if (json.doc === undefined) {
     notes.push(`${path}: its JSON describes more nodes, meshes and accessors than Heimdall summarises (past ${MAX_KEPT_BYTES / 1024 / 1024} MB of them), so it has no avatar report and its meshes were not checked for indices`)
@@ -698,7 +758,7 @@ class GltfInspector extends TextInspector {
     if (!(typeof json.version === 'string' && /^2\.\d+$/.test(json.version))) {
       throw new Error(`is not glTF 2.x (asset.version is ${JSON.stringify(json.version ?? null)})`)
     }
-    this.#summary = gltfFindings(this.path, json, this.notes, (target, what, extra) => { this.reference(target, what, 'error', extra) })
+    this.#summary = gltfFindings(this.path, json, this.notes, (target, what, severity, extra) => { this.reference(target, what, severity, extra) })
   }
 
   protected override facts (): Partial<FileReport> { return this.#summary === undefined || this.mismatch !== undefined ? {} : { gltf: this.#summary } }
@@ -765,13 +825,21 @@ class GlbInspector extends BaseInspector {
     if (this.#jsonLeft > 0) throw new Error(`is binary glTF cut short: its JSON chunk is ${this.#jsonLength} bytes, and the file ends ${this.#jsonLeft} bytes before its end`)
     let json: GltfJson
     try { json = this.#reader.end() } catch (err) { throw jsonMismatch(err, GLB_JSON) }
-    this.#summary = gltfFindings(this.path, json, this.notes, (target, what, extra) => { this.reference(target, what, 'error', extra) })
+    this.#summary = gltfFindings(this.path, json, this.notes, (target, what, severity, extra) => { this.reference(target, what, severity, extra) })
   }
 }
 
 function safeDecode (uri: string): string {
   try { return decodeURIComponent(uri) } catch { return uri }
 }
+
+/** A relative URL as the path of the file it fetches: without its query and fragment, percent-decoded. */
+function urlPath (url: string | undefined): string | undefined {
+  return url === undefined || url === '' || hasScheme(url) ? url : safeDecode(fetchedName(url))
+}
+
+/** UTF-8, a BOM kept (Overte does not skip it in an .fst). */
+const FST_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 const TEXTURE_EXTENSIONS = new Set(['png', 'jpg', 'jpeg', 'tga', 'ktx', 'ktx2', 'webp', 'bmp', 'tif', 'tiff', 'dds', 'psd', 'gif', 'exr', 'hdr'])
 const FBX_BINARY_MAGIC = Buffer.from('Kaydara FBX Binary  \0', 'latin1')
@@ -857,8 +925,8 @@ class AnyBytesInspector extends BaseInspector {
   protected finish (): void {}
 }
 
-/** Extensions Overte matches in lower case only (MediaTypeLibrary::findMediaTypeForURL, GLTFSerializer's `endsWith("glb")`, the `.fst` check). */
-const CASE_SENSITIVE_EXTENSIONS = new Set(['fbx', 'obj', 'glb', 'gltf', 'vrm', 'fst'])
+/** Extensions Overte matches in lower case only (MediaTypeLibrary::findMediaTypeForURL, GLTFSerializer's `endsWith("glb")`); `.fst` it lower-cases first (ModelCache.cpp). */
+const CASE_SENSITIVE_EXTENSIONS = new Set(['fbx', 'obj', 'glb', 'gltf', 'vrm'])
 
 /** The inspector for a file, chosen by its extension. */
 export function inspectorFor (path: string): FileInspector {
@@ -884,7 +952,10 @@ function chooseInspector (path: string): FileInspector & { note: (text: string) 
     case 'fst': return new FstInspector(path)
     case 'obj': return new ObjInspector(path)
     case 'mtl': return new MtlInspector(path)
-    case 'js': return new TextInspector(path)
+    // Overte takes a script's bytes as they are (ScriptCache.cpp): 8-bit text is read, with a note, as for OBJ.
+    case 'js':
+    case 'txt':
+    case 'md': return new TextInspector(path, true)
     default: return new AnyBytesInspector(path)
   }
 }

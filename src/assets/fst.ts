@@ -41,16 +41,26 @@ export class FstDocument {
   }
 }
 
+/** QByteArray::trimmed: ASCII white space only (a BOM or a no-break space stays, as in Overte; String's trim takes them). */
+function trimmed (text: string): string {
+  const space = (code: number): boolean => code === 0x20 || (code >= 0x09 && code <= 0x0d)
+  let start = 0
+  let end = text.length
+  while (start < end && space(text.charCodeAt(start))) start++
+  while (end > start && space(text.charCodeAt(end - 1))) end--
+  return text.slice(start, end)
+}
+
 export function parseFst (text: string): FstDocument {
   const entries: FstEntry[] = []
   text.split(/\r?\n/).forEach((raw, index) => {
-    const line = raw.trim()
+    const line = trimmed(raw)
     if (line === '' || line.startsWith('#')) return
-    const parts = line.split('=').map((part) => part.trim())
+    const parts = line.split('=').map(trimmed)
     const [key] = parts
     if (key === undefined || key === '' || parts.length < 2) return
     if (SINGLE_VALUE_KEYS.has(key)) {
-      entries.push({ key, sub: undefined, value: line.slice(line.indexOf('=') + 1).trim(), line: index + 1 })
+      entries.push({ key, sub: undefined, value: trimmed(line.slice(line.indexOf('=') + 1)), line: index + 1 })
     } else if (parts.length === 2) {
       entries.push({ key, sub: undefined, value: parts[1] ?? '', line: index + 1 })
     } else {

@@ -64,6 +64,8 @@ export interface ImportedUpload {
   /** Bytes of each file, by path. */
   fileSizes: ReadonlyMap<string, number>
   lease: ImportLease
+  /** Warnings about the upload as a whole (a bundle's entries left out), beside those about its files. */
+  notes?: readonly string[]
 }
 
 export interface UploadServiceOptions {
@@ -264,7 +266,8 @@ export class UploadService {
       if (refused.length > 0) {
         throw new UnsupportedMediaTypeError('the bundle has files of types that are not accepted', refused.map((e) => e.path))
       }
-      return await this.#import(name, bundle.candidates(), signal)
+      const imported = await this.#import(name, bundle.candidates(), signal)
+      return bundle.skipped.length === 0 ? imported : { ...imported, notes: [skippedNote(bundle.skipped)] }
     } finally {
       bundle.close()
     }
@@ -326,8 +329,9 @@ export class UploadService {
     const mismatches = reports.filter((r) => r.mismatch !== undefined).map((r) => `${r.path} ${r.mismatch ?? ''}`)
     if (mismatches.length > 0) throw new UnsupportedMediaTypeError('the content of some files does not match their type', mismatches)
     const folders = new Set(nodes.filter((n) => n.path !== '' && !fileSizes.has(n.path)).map((n) => n.path))
-    const { errors, warnings } = checkReferences(reports, new Set(fileSizes.keys()), folders, fileSizes)
+    const { errors, warnings: fileWarnings } = checkReferences(reports, new Set(fileSizes.keys()), folders, fileSizes)
     if (errors.length > 0) throw new UnprocessableContentError('the upload would not load: files it needs are missing', errors)
+    const warnings = [...(imported.notes ?? []), ...fileWarnings]
 
     const rootCid = root.cid.toString()
     const { kind, isAvatar, primaryPath } = classify([...fileSizes.keys()])
@@ -522,6 +526,12 @@ async function * tap (source: AsyncIterable<Uint8Array>, file: { inspector: File
 }
 
 const sum = (values: Iterable<number>): number => { let total = 0; for (const v of values) total += v; return total }
+
+/** The warning for a bundle's operating-system files left out (macOS's __MACOSX/ and .DS_Store, Windows' Thumbs.db). */
+function skippedNote (skipped: readonly string[]): string {
+  const listed = skipped.slice(0, 5).join(', ')
+  return `left out ${skipped.length} file${skipped.length === 1 ? '' : 's'} the operating system added to the folder, not part of the model: ${listed}${skipped.length > 5 ? `, and ${skipped.length - 5} more` : ''}`
+}
 
 /** Entries for the database: files with their byte size, directories with the bytes of the files below them. */
 function toEntries (nodes: readonly ImportedNode[], fileSizes: ReadonlyMap<string, number>): UploadEntry[] {

@@ -1,6 +1,7 @@
 import { promisify } from 'node:util'
+import { crc32 } from 'node:zlib'
 import yauzl, { type Entry, type ZipFile } from 'yauzl'
-import { BadRequestError, PayloadTooLargeError } from '../errors.ts'
+import { BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../errors.ts'
 import type { ImportCandidate } from '../ipfs/ipfs-backend.ts'
 
 export interface BundleLimits {
@@ -19,6 +20,9 @@ export interface BundleEntry {
 }
 
 const RATIO_CHECKED_ABOVE = 1_048_576
+/** Stored and Deflate: what every zip tool writes by default, and what the reader inflates. */
+const READABLE_METHODS = new Set([0, 8])
+const METHOD_NAMES = new Map([[9, 'Deflate64'], [12, 'BZip2'], [14, 'LZMA'], [93, 'Zstandard'], [95, 'XZ'], [98, 'PPMd'], [99, 'AES encryption']])
 const S_IFMT = 0o170000
 const S_IFLNK = 0o120000
 const UTF8_FLAG = 0x800
@@ -27,11 +31,52 @@ const openZip = promisify<string, yauzl.Options, ZipFile>(yauzl.open)
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
-/** Names are UTF-8 when flagged; unflagged names are too in practice (Python, 7-Zip), else Latin-1. */
+/** Code page 437's upper half, the zip format's default for names without the UTF-8 flag (APPNOTE 4.4.4, appendix D). */
+const CP437_HIGH = '\xc7\xfc\xe9\xe2\xe4\xe0\xe5\xe7\xea\xeb\xe8\xef\xee\xec\xc4\xc5\xc9\xe6\xc6\xf4\xf6\xf2\xfb\xf9\xff\xd6\xdc\xa2\xa3\xa5\u20a7\u0192\xe1\xed\xf3\xfa\xf1\xd1\xaa\xba\xbf\u2310\xac\xbd\xbc\xa1\xab\xbb\u2591\u2592\u2593\u2502\u2524\u2561\u2562\u2556\u2555\u2563\u2551\u2557\u255d\u255c\u255b\u2510\u2514\u2534\u252c\u251c\u2500\u253c\u255e\u255f\u255a\u2554\u2569\u2566\u2560\u2550\u256c\u2567\u2568\u2564\u2565\u2559\u2558\u2552\u2553\u256b\u256a\u2518\u250c\u2588\u2584\u258c\u2590\u2580\u03b1\xdf\u0393\u03c0\u03a3\u03c3\xb5\u03c4\u03a6\u0398\u03a9\u03b4\u221e\u03c6\u03b5\u2229\u2261\xb1\u2265\u2264\u2320\u2321\xf7\u2248\xb0\u2219\xb7\u221a\u207f\xb2\u25a0\xa0'
+/** The Info-ZIP Unicode Path extra field: version 1, the CRC-32 of the header's name, then that name in UTF-8. */
+const UNICODE_PATH = 0x7075
+/** "Version made by" hosts whose tools write `\` between folders: MS-DOS/FAT (PowerShell 5.1's Compress-Archive), NTFS, VFAT. */
+const WINDOWS_HOSTS = new Set([0, 11, 14])
+
+/** Bytes as code page 437, the low half as ASCII (a control byte stays a control character, and is refused as one). */
+function cp437 (raw: Buffer): string {
+  let text = ''
+  for (const byte of raw) text += byte < 0x80 ? String.fromCharCode(byte) : CP437_HIGH[byte - 0x80] ?? ''
+  return text
+}
+
+/**
+ * An entry's name as its writer meant it: UTF-8 when flagged; else the
+ * Unicode Path extra field (7-Zip, WinRAR and Info-ZIP on Windows add it)
+ * when it still matches the name it was made for; else UTF-8 when the bytes
+ * are valid UTF-8 (Python, 7-Zip, macOS); else code page 437, the format's
+ * default (Windows Explorer writes the system's OEM code page: Western
+ * European names come out right, others at least as printable characters,
+ * never control ones). Composed (NFC), as references in models are: macOS
+ * writes names decomposed. A Windows tool's `\` separators become `/`.
+ */
 function decodeName (entry: Entry): string {
   const raw = entry.fileName as unknown as Buffer
-  if ((entry.generalPurposeBitFlag & UTF8_FLAG) !== 0) return raw.toString('utf8')
-  try { return utf8.decode(raw) } catch { return raw.toString('latin1') }
+  let name: string
+  if ((entry.generalPurposeBitFlag & UTF8_FLAG) !== 0) {
+    name = raw.toString('utf8')
+  } else {
+    const unicode = entry.extraFields.find((field) => field.id === UNICODE_PATH)?.data
+    if (unicode !== undefined && unicode.length >= 5 && unicode[0] === 1 && unicode.readUInt32LE(1) === crc32(raw)) {
+      name = unicode.subarray(5).toString('utf8')
+    } else {
+      try { name = utf8.decode(raw) } catch { name = cp437(raw) }
+    }
+  }
+  if (WINDOWS_HOSTS.has(entry.versionMadeBy >> 8)) name = name.replaceAll('\\', '/')
+  return name.normalize('NFC')
+}
+
+/** Left out of a bundle, with a warning: what operating systems add to a folder, never part of a model. */
+function isSystemMetadata (path: string): boolean {
+  const segments = path.split('/')
+  const base = segments.at(-1) ?? ''
+  return segments[0] === '__MACOSX' || base === '.DS_Store' || base.startsWith('._') || /^(thumbs\.db|desktop\.ini)$/i.test(base)
 }
 
 /** C0, DEL and C1 (Unicode's Cc): they break headers and terminals, and no one names a file with them on purpose. */
@@ -58,13 +103,16 @@ export function pathProblem (name: string): string | undefined {
  */
 export class ZipBundle {
   readonly entries: readonly BundleEntry[]
+  /** Files left out: operating-system metadata (`__MACOSX/`, `._*`, `.DS_Store`, `Thumbs.db`, `desktop.ini`). */
+  readonly skipped: readonly string[]
   readonly #zip: ZipFile
   readonly #raw: ReadonlyMap<string, Entry>
 
-  private constructor (zip: ZipFile, entries: BundleEntry[], raw: Map<string, Entry>) {
+  private constructor (zip: ZipFile, entries: BundleEntry[], raw: Map<string, Entry>, skipped: string[]) {
     this.#zip = zip
     this.entries = entries
     this.#raw = raw
+    this.skipped = skipped
   }
 
   static async open (file: string, limits: BundleLimits): Promise<ZipBundle> {
@@ -76,8 +124,8 @@ export class ZipBundle {
     }
     try {
       const rawEntries = await readCentralDirectory(zip, limits.maxEntries)
-      const { entries, raw } = inspect(rawEntries, limits)
-      return new ZipBundle(zip, entries, raw)
+      const { entries, raw, skipped } = inspect(rawEntries, limits)
+      return new ZipBundle(zip, entries, raw, skipped)
     } catch (err) {
       zip.close()
       throw err
@@ -129,8 +177,10 @@ async function readCentralDirectory (zip: ZipFile, maxEntries: number): Promise<
   })
 }
 
-function inspect (rawEntries: Entry[], limits: BundleLimits): { entries: BundleEntry[], raw: Map<string, Entry> } {
+function inspect (rawEntries: Entry[], limits: BundleLimits): { entries: BundleEntry[], raw: Map<string, Entry>, skipped: string[] } {
   const unsafe: string[] = []
+  const unreadable: string[] = []
+  const skipped: string[] = []
   const tooLarge: string[] = []
   const entries: BundleEntry[] = []
   const raw = new Map<string, Entry>()
@@ -138,13 +188,20 @@ function inspect (rawEntries: Entry[], limits: BundleLimits): { entries: BundleE
   let total = 0
 
   for (const entry of rawEntries) {
-    const name = decodeName(entry)
+    // `./avatar.fst`, as bsdtar (Windows' tar.exe) writes a folder's contents; `./` alone is the folder itself.
+    const name = decodeName(entry).replace(/^(?:\.\/)+/, '')
+    if (name === '' || name === '.') continue
     const isDirectory = name.endsWith('/')
     const path = name.replace(/\/+$/, '')
     const problem = pathProblem(name)
     if (problem !== undefined) { unsafe.push(`${JSON.stringify(name)} ${problem}`); continue }
+    if (isSystemMetadata(path)) { if (!isDirectory) skipped.push(path); continue }
     if (((entry.externalFileAttributes >>> 16) & S_IFMT) === S_IFLNK) { unsafe.push(`${path} is a symbolic link`); continue }
     if (entry.isEncrypted()) { unsafe.push(`${path} is encrypted`); continue }
+    if (!isDirectory && !READABLE_METHODS.has(entry.compressionMethod)) {
+      unreadable.push(`${path} is compressed with ${METHOD_NAMES.get(entry.compressionMethod) ?? `method ${entry.compressionMethod}`}`)
+      continue
+    }
     if (!isDirectory && /\.zip$/i.test(path)) { unsafe.push(`${path} is a zip inside the zip`); continue }
     const folded = path.toLowerCase()
     const other = seen.get(folded)
@@ -174,10 +231,13 @@ function inspect (rawEntries: Entry[], limits: BundleLimits): { entries: BundleE
   }
 
   if (unsafe.length > 0) throw new BadRequestError('the bundle has unsafe entries', unsafe)
+  if (unreadable.length > 0) {
+    throw new UnsupportedMediaTypeError('the bundle uses a compression this server cannot read: zip it again with Deflate (the default of every zip tool) or stored', unreadable)
+  }
   if (total > limits.maxUncompressedBytes) {
     tooLarge.push(`the files add up to ${total} bytes uncompressed; at most ${limits.maxUncompressedBytes} are allowed`)
   }
   if (tooLarge.length > 0) throw new PayloadTooLargeError('the bundle is too large once uncompressed', tooLarge)
   if (raw.size === 0) throw new BadRequestError('the bundle has no files')
-  return { entries, raw }
+  return { entries, raw, skipped }
 }

@@ -76,6 +76,14 @@ describe('OBJ/MTL', () => {
     expect(warnings).toEqual(['spider.mtl: texture "SpiderTex.png": "spidertex.png" differs only in letter case from "SpiderTex.png", and links are case-sensitive; rename the file'])
   })
 
+  it('"map_Bump" (Blender\'s key) is not read by Overte, whose keys are case-sensitive; a ".TGA" it does ask for', () => {
+    const { warnings } = check({ 'spider.obj': obj, 'spider.mtl': 'newmtl Body\nmap_Bump -bm 1.0 normal.png\nmap_Kd skin.TGA\n' })
+    expect(warnings).toEqual([
+      'spider.mtl: Overte\'s OBJ reader does not read "map_Bump" lines (it reads "map_bump" and "bump"), so that normal map is not loaded: write the key in lower case',
+      'spider.mtl: texture "skin.TGA" is not in the upload; Overte looks for "skin.TGA" relative to spider.obj'
+    ])
+  })
+
   it('accepts Latin-1 text (Windows tools) with a warning naming the encoding, and decodes its names with it', () => {
     const mtl = Buffer.concat([Buffer.from('newmtl Terrain'), Buffer.from([0x64, 0xe6, 0x6b]), Buffer.from('\nmap_Kd gr'), Buffer.from([0xe6]), Buffer.from('s.png\n')])
     const { warnings } = check({ 'terrain.obj': obj.replace('spider.mtl', 'terrain.mtl'), 'terrain.mtl': mtl, 'græs.png': fixture('gltf/BoxTextured/CesiumLogoFlat.png') }, 5)
@@ -189,6 +197,32 @@ describe('.fst names resolve as Overte resolves them: against fstUrl.resolved(ba
     expect(check(files('name = a\nbaseURL = 100%/my models/\nfilename = avatar.fbx\ntexdir = textures\n', { '100%/my models/avatar.fbx': model, '100%/my models/textures/skin.png': skin }))).toMatchObject({ errors: [], warnings: [] })
   })
 
+  // Found by review against Overte's source: ModelCache resolves every name as a URL (QUrl::resolved), FSTReader reads
+  // bytes without refusing an encoding and does not skip a BOM, and the .fst check lower-cases the name first.
+  it('names are URLs: a query or fragment is not part of the file, %20 is a space, and a name with a scheme (atp:) is not looked for', () => {
+    expect(check(files('name = a\nfilename = avatar.fbx?v=2\n', { 'avatar.fbx': model, 'skin.png': skin }))).toMatchObject({ errors: [], warnings: [] })
+    expect(check(files('name = a\nfilename = My%20Avatar.fbx\ntexdir = My%20Textures\n', { 'My Avatar.fbx': model, 'My Textures/skin.png': skin }))).toMatchObject({ errors: [], warnings: [] })
+    expect(check(files('name = a\nfilename = atp:/avatars/box/avatar.fbx\n', {}))).toMatchObject({ errors: [], warnings: [] })
+    expect(check(files('name = a\nfilename = My%20Avatar.fbx\n', {})).errors).toEqual(['avatar.fst: model file "My Avatar.fbx" is not in the upload'])
+  })
+
+  it('an .fst in an 8-bit encoding is read, with a note, as Overte reads it; one starting with a BOM loses its first line, as in Overte', () => {
+    const latin1 = Buffer.concat([Buffer.from('name = Zo'), Buffer.from([0xeb]), Buffer.from('\nfilename = avatar.fbx\n')])
+    const read = check(files(latin1 as unknown as string, { 'avatar.fbx': model, 'skin.png': skin }))
+    expect(read.errors).toEqual([])
+    expect(read.warnings).toEqual(['avatar.fst is not UTF-8: it was read as Windows-1252 (Latin-1). Overte reads text as UTF-8, so names with accented letters (materials, textures) may not match; save the file as UTF-8'])
+    const bom = check(files('\ufefffilename = avatar.fbx\r\nname = Box\r\n', { 'avatar.fbx': model, 'skin.png': skin }))
+    expect(bom.errors).toEqual([])
+    expect(bom.warnings).toEqual([
+      'avatar.fst starts with a byte order mark (BOM), which Overte reads as part of its first line\'s key ("filename"), so that line is lost: save it as UTF-8 without a BOM',
+      'avatar.fst names no model (no "filename" line)'
+    ])
+  })
+
+  it('an .FST in capitals is no reason for a warning: Overte lower-cases the name before it looks at the extension', () => {
+    expect(check({ 'Avatar.FST': 'name = a\nfilename = avatar.fbx\n', 'avatar.fbx': model, 'skin.png': skin })).toMatchObject({ errors: [], warnings: [] })
+  })
+
   it('single-value keys keep an = in their value (FSTReader\'s SINGLE_VALUE_PROPERTIES)', () => {
     expect(check(files('name = a\nfilename = avatar=v2.fbx\n', { 'avatar=v2.fbx': model, 'textures/skin.png': skin, 'skin.png': skin })).errors).toEqual([])
     expect(check(files('name = a\nfilename = avatar=v2.fbx\n', {})).errors).toEqual(['avatar.fst: model file "avatar=v2.fbx" is not in the upload'])
@@ -249,9 +283,9 @@ describe('names and files Overte cannot load', () => {
   /** A GLB whose JSON chunk is `doc`. */
   const glbOf = (doc: unknown): Buffer => glbWithJson(JSON.stringify(doc))
 
-  it('a GLB\'s external buffers and images are checked as a .gltf\'s are: a missing one would fail the model in Overte', () => {
+  it('a GLB\'s external buffers and images are checked as a .gltf\'s are: a missing buffer fails the model in Overte, a missing image leaves a texture blank', () => {
     const doc = { asset: { version: '2.0' }, buffers: [{ byteLength: 4, uri: 'extra.bin' }, { byteLength: 1, uri: 'data:application/octet-stream;base64,AA==' }], images: [{ uri: 'textures/missing.png' }] }
-    expect(check({ 'model.glb': glbOf(doc) }).errors).toEqual(['model.glb: buffer "extra.bin" is not in the upload', 'model.glb: image "textures/missing.png" is not in the upload'])
+    expect(check({ 'model.glb': glbOf(doc) })).toMatchObject({ errors: ['model.glb: buffer "extra.bin" is not in the upload'], warnings: ['model.glb: image "textures/missing.png" is not in the upload'] })
     expect(check({ 'model.glb': glbOf(doc), 'extra.bin': Buffer.alloc(4), 'textures/missing.png': fixture('gltf/BoxTextured/CesiumLogoFlat.png') }).errors).toEqual([])
   })
 

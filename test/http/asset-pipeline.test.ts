@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { blenderAvatar, fixture, makeZip, patchCentralHeader, renameInZip } from '../support/fixtures.ts'
+import { blenderAvatar, fixture, makeZip, patchCentralHeader, rawZip, renameInZip, unicodePathField } from '../support/fixtures.ts'
 import { createIdentity, expectNothingLeftBehind as expectNothingLeftBehindIn, leftovers, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
 
 interface Item { Name: string, Hash: string, Size: string, primary?: string | null, kind?: string, warnings?: string[] }
@@ -11,7 +11,7 @@ let username: string
 let before: Awaited<ReturnType<typeof leftovers>>
 
 beforeAll(async () => {
-  t = await startTestHeimdall({ ZIP_MAX_ENTRIES: '8', ZIP_MAX_UNCOMPRESSED_BYTES: String(3 * 1024 * 1024) })
+  t = await startTestHeimdall({ ZIP_MAX_ENTRIES: '12', ZIP_MAX_UNCOMPRESSED_BYTES: String(3 * 1024 * 1024), ZIP_MAX_RATIO: '200' })
   ;({ token, username } = await createIdentity(t.request))
 })
 afterAll(async () => { await t.close() })
@@ -172,10 +172,64 @@ describe('bundles refused, leaving nothing behind', () => {
     await expectNothingLeftBehind()
   })
 
+  // Found by a review of archives as tools make them: each of these was refused (400, 415) or stored under garbled names.
+  it('reads names as Windows and macOS tools write them: code page 437, the Unicode Path field, decomposed, \\ from a Windows host, ./ from bsdtar', async () => {
+    const cp437 = (text: string): Buffer => Buffer.from([...text].map((c) => ({ é: 0x82, û: 0x96 } as Record<string, number>)[c] ?? c.charCodeAt(0)))
+    const ibm866 = new TextDecoder('ibm866')
+    const toCp866 = new Map(Array.from({ length: 128 }, (_, i) => [ibm866.decode(Buffer.from([0x80 + i])), 0x80 + i]))
+    const cp866 = (text: string): Buffer => Buffer.from([...text].map((c) => toCp866.get(c) ?? c.charCodeAt(0)))
+    const png = fixture('gltf/BoxTextured/CesiumLogoFlat.png')
+    const russian = cp866('Текстуры/кожа.png')
+    const zip = rawZip([
+      { name: cp437('Zoé/peau brûlée.png'), data: png, host: 0 },
+      { name: russian, data: png, host: 0, extra: unicodePathField(russian, 'Текстуры/кожа.png') },
+      { name: Buffer.from('Cafe\u0301.png'.normalize('NFD')), data: png, host: 3 },
+      { name: 'textures\\skin.png', data: png, host: 0 },
+      { name: './readme.txt', data: 'made with Blender', host: 3 },
+      { name: './', host: 3 }
+    ])
+    const res = await upload(zip, 'tools.zip').expect(200)
+    const names = (res.body as Item[]).map((item) => item.Name)
+    for (const name of ['Zoé/peau brûlée.png', 'Текстуры/кожа.png', 'Café.png', 'textures/skin.png', 'readme.txt']) expect(names).toContain(`tools/${name}`)
+    const root = (res.body as Item[]).at(-1) as Item
+    await t.request.get(`/ipfs/${root.Hash}/${encodeURIComponent('Café.png')}`).expect(200)
+    // The same name from a Unix host is a file name with a backslash in it: refused, as before.
+    const unix = await upload(rawZip([{ name: 'textures\\skin.png', data: png, host: 3 }]), 'unix.zip').expect(400)
+    expect(unix.body.details).toEqual(['"textures\\\\skin.png" uses backslashes in its path'])
+  })
+
+  it('leaves out what macOS and Windows add to a folder (__MACOSX/, ._ files, .DS_Store, Thumbs.db), with a warning; keeps a license.txt', async () => {
+    const zip = await makeZip([
+      { path: 'Zoe/avatar.glb', data: fixture('glb/BoxTextured.glb') },
+      { path: 'Zoe/license.txt', data: 'CC-BY 4.0: Zoe' },
+      { path: 'Zoe/.DS_Store', data: Buffer.from([0, 0, 0, 1, 0x42, 0x75, 0x64, 0x31]) },
+      { path: '__MACOSX/Zoe/._avatar.glb', data: Buffer.from([0, 5, 0x16, 7, 0, 2, 0, 0]) },
+      { path: 'Zoe/Thumbs.db', data: Buffer.from([0xd0, 0xcf, 0x11, 0xe0]) }
+    ])
+    const res = await upload(zip, 'zoe.zip').expect(200)
+    const items = res.body as Item[]
+    expect(items.map((item) => item.Name).sort()).toEqual(['zoe', 'zoe/Zoe', 'zoe/Zoe/avatar.glb', 'zoe/Zoe/license.txt'])
+    expect(items.at(-1)?.warnings).toEqual(['left out 3 files the operating system added to the folder, not part of the model: Zoe/.DS_Store, __MACOSX/Zoe/._avatar.glb, Zoe/Thumbs.db'])
+  })
+
+  it('415 naming the compression for an entry compressed other than Deflate or stored (7-Zip\'s BZip2, LZMA, Deflate64), before a byte is read', async () => {
+    const zip = rawZip([{ name: 'a.png', data: 'x', method: 12 }, { name: 'b.png', data: 'x', method: 14 }, { name: 'c.png', data: fixture('gltf/BoxTextured/CesiumLogoFlat.png') }])
+    const res = await upload(zip, 'seven.zip').expect(415)
+    expect(res.body.error).toMatch(/compression this server cannot read: zip it again with Deflate/)
+    expect(res.body.details).toEqual(['a.png is compressed with BZip2', 'b.png is compressed with LZMA'])
+    await expectNothingLeftBehind()
+  })
+
+  it('an image in another image format than its name says is stored, with a warning: Overte decides by the content', async () => {
+    const jpeg = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16, 0x4a, 0x46, 0x49, 0x46, 0, 1])
+    const res = await upload(await makeZip([{ path: 'skin.png', data: jpeg }, { path: 'model.glb', data: fixture('glb/BoxTextured.glb') }]), 'misnamed.zip').expect(200)
+    expect((res.body as Item[]).at(-1)?.warnings).toEqual(['skin.png is a JPG image, not PNG: Overte loads it by its content, but other tools go by the extension; rename it to .jpg'])
+  })
+
   it('413 for more entries than ZIP_MAX_ENTRIES', async () => {
-    const zip = await makeZip(Array.from({ length: 9 }, (_, i) => ({ path: `t${i}.png`, data: fixture('gltf/BoxTextured/CesiumLogoFlat.png') })))
+    const zip = await makeZip(Array.from({ length: 13 }, (_, i) => ({ path: `t${i}.png`, data: fixture('gltf/BoxTextured/CesiumLogoFlat.png') })))
     const res = await upload(zip, 'many.zip').expect(413)
-    expect(res.body.error).toMatch(/9 entries; at most 8/)
+    expect(res.body.error).toMatch(/13 entries; at most 12/)
     await expectNothingLeftBehind()
   })
 

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { crc32 } from 'node:zlib'
 import yazl from 'yazl'
 
 /** Real files from real exporters, copied from the shared fixtures (see test/fixtures/README.md). */
@@ -30,6 +31,81 @@ export async function makeZip (items: readonly ZipItem[]): Promise<Buffer> {
   const chunks: Buffer[] = []
   for await (const chunk of zip.outputStream) chunks.push(chunk as Buffer)
   return Buffer.concat(chunks)
+}
+
+export interface RawZipEntry {
+  /** The name's bytes as written (a string is written as UTF-8). */
+  name: Buffer | string
+  data?: Buffer | string
+  /** General purpose flags; 0 (no UTF-8 flag) unless given. */
+  flags?: number
+  /** "Version made by" host: 0 MS-DOS/FAT, 3 Unix (the default), 11 NTFS. */
+  host?: number
+  /** Extra fields of the central header, as written. */
+  extra?: Buffer
+  /** Compression method recorded (the data is stored as given whatever it says). */
+  method?: number
+}
+
+/**
+ * A zip written byte by byte, stored entries only, for names and headers as
+ * other tools write them (yazl always flags its names UTF-8 and writes Unix
+ * as the host): code-page names, Windows hosts, extra fields.
+ */
+export function rawZip (entries: readonly RawZipEntry[]): Buffer {
+  const locals: Buffer[] = []
+  const centrals: Buffer[] = []
+  let offset = 0
+  for (const entry of entries) {
+    const name = typeof entry.name === 'string' ? Buffer.from(entry.name) : entry.name
+    const data = typeof entry.data === 'string' ? Buffer.from(entry.data) : entry.data ?? Buffer.alloc(0)
+    const extra = entry.extra ?? Buffer.alloc(0)
+    const crc = crc32(data)
+    const local = Buffer.alloc(30)
+    local.writeUInt32LE(0x04034b50, 0)
+    local.writeUInt16LE(20, 4)
+    local.writeUInt16LE(entry.flags ?? 0, 6)
+    local.writeUInt16LE(entry.method ?? 0, 8)
+    local.writeUInt32LE(crc, 14)
+    local.writeUInt32LE(data.length, 18)
+    local.writeUInt32LE(data.length, 22)
+    local.writeUInt16LE(name.length, 26)
+    const central = Buffer.alloc(46)
+    central.writeUInt32LE(0x02014b50, 0)
+    central.writeUInt16LE(((entry.host ?? 3) << 8) | 20, 4)
+    central.writeUInt16LE(20, 6)
+    central.writeUInt16LE(entry.flags ?? 0, 8)
+    central.writeUInt16LE(entry.method ?? 0, 10)
+    central.writeUInt32LE(crc, 16)
+    central.writeUInt32LE(data.length, 20)
+    central.writeUInt32LE(data.length, 24)
+    central.writeUInt16LE(name.length, 28)
+    central.writeUInt16LE(extra.length, 30)
+    central.writeUInt32LE(offset, 42)
+    locals.push(local, name, data)
+    centrals.push(central, name, extra)
+    offset += local.length + name.length + data.length
+  }
+  const directory = Buffer.concat(centrals)
+  const end = Buffer.alloc(22)
+  end.writeUInt32LE(0x06054b50, 0)
+  end.writeUInt16LE(entries.length, 8)
+  end.writeUInt16LE(entries.length, 10)
+  end.writeUInt32LE(directory.length, 12)
+  end.writeUInt32LE(offset, 16)
+  return Buffer.concat([...locals, directory, end])
+}
+
+/** The Info-ZIP Unicode Path extra field (0x7075) naming `written` (the header's name bytes) as `name`. */
+export function unicodePathField (written: Buffer, name: string): Buffer {
+  const utf8 = Buffer.from(name)
+  const field = Buffer.alloc(9 + utf8.length)
+  field.writeUInt16LE(0x7075, 0)
+  field.writeUInt16LE(5 + utf8.length, 2)
+  field.writeUInt8(1, 4)
+  field.writeUInt32LE(crc32(written), 5)
+  utf8.copy(field, 9)
+  return field
 }
 
 export const AVATAR_FST = [
