@@ -48,7 +48,10 @@ export function zipStream (entries: readonly BundleEntry[]): { stream: Readable,
   const size = new Promise<number>((resolve, reject) => {
     // @types/yazl predates the size callback (yazl 2.5+).
     const end = zip.end.bind(zip) as unknown as (options: object, calculatedTotalSize: (total: number) => void) => void
-    end({}, (total: number) => { if (total < 0) reject(new Error('the bundle\'s size cannot be computed')); else resolve(total) })
+    // The ZIP64 end record always: yazl 3.3.1 miscounts the size it announces once the central directory reaches 64 KiB
+    // (~800 files; its size check tests 0xffff where its writer tests 0xffffffff), and an upload announcing 76 bytes
+    // more than it sends hung (found by review). With the record forced, the two agree; every zip reader takes it.
+    end({ forceZip64Format: true }, (total: number) => { if (total < 0) reject(new Error('the bundle\'s size cannot be computed')); else resolve(total) })
   })
   // yazl reports a file that changed size while it was read on the ZipFile, not on its stream.
   const stream = zip.outputStream as unknown as Readable

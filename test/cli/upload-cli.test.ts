@@ -147,6 +147,21 @@ describe('npx heimdall upload', () => {
     expect(again.stdout).toBe(`${root?.primary ?? ''}\n`)
   })
 
+  it('uploads a folder whose zip directory passes 64 KiB (900 files), in one request and resumable: the size announced is the size sent', async () => {
+    // yazl announced 76 bytes more than it wrote once its central directory reached 64 KiB: the plain upload hung on its
+    // Content-Length and the resumable one failed (found by review); the ZIP64 end record makes the two agree.
+    const folder = join(work, 'Many')
+    await mkdir(join(folder, 'textures'), { recursive: true })
+    for (let i = 0; i < 900; i++) await writeFile(join(folder, 'textures', `material_${String(i).padStart(4, '0')}_basecolor_texture.bin`), `texture ${i}`)
+    const plain = await cli(['upload', folder, '--json', '--no-resumable'])
+    expect(plain.code, plain.stderr).toBe(0)
+    const resumable = await cli(['upload', folder, '--json', '--resumable'])
+    expect(resumable.code, resumable.stderr).toBe(0)
+    const [a, b] = [plain, resumable].map((run) => JSON.parse(run.stdout) as Array<{ Name: string, Hash: string }>)
+    expect(a?.length).toBe(902)
+    expect(b?.at(-1)?.Hash).toBe(a?.at(-1)?.Hash)
+  }, 120_000)
+
   it('prints the server\'s warnings', async () => {
     // An avatar whose .fst names a texture folder that is not there: uploaded, with a warning.
     const folder = join(work, 'Bare')
