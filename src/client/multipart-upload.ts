@@ -39,14 +39,29 @@ export async function uploadMultipart (options: MultipartOptions): Promise<Uploa
       callback(null, chunk)
     }
   })
+  // Exactly the bytes announced: a file that shrinks while it is sent left the server waiting for the rest (the client
+  // hung), one that grows broke the request (found by review); either is the command's error, named as such.
+  let read = 0
+  const changed = (why?: string): UploadFailure => new UploadFailure(`${source.fileName} changed while it was sent (${why ?? `${read} bytes read of the ${source.size} it had`}): run the command again once it is saved`, EXIT.usage)
   const body = Readable.from((async function * () {
     yield head
-    yield * source.open(0)
+    try {
+      for await (const chunk of source.open(0) as AsyncIterable<Buffer>) {
+        read += chunk.length
+        if (read > source.size) throw changed()
+        yield chunk
+      }
+    } catch (err) {
+      throw err instanceof UploadFailure ? err : changed(err instanceof Error ? err.message : String(err))
+    }
+    if (read !== source.size) throw changed()
     yield tail
   })(), { objectMode: false })
 
   return new Promise((resolve, reject) => {
+    if (signal.aborted) { reject(new UploadFailure('interrupted', EXIT.interrupted)); return }
     let answered = false
+    body.once('error', (err) => { if (!answered) reject(err instanceof UploadFailure ? err : changed(err.message)) })
     const req = send(url, {
       method: 'POST',
       signal,

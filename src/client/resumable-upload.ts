@@ -2,7 +2,7 @@ import { request as httpsRequest } from 'node:https'
 import { DetailedError, Upload, type HttpResponse } from 'tus-js-client'
 import { http } from '../node-http.ts'
 import { parseAnswer, type UploadAnswer } from './added-items.ts'
-import { EXIT, failureFromAnswer, UploadFailure } from './exit-codes.ts'
+import { EXIT, exitCodeFor, failureFromAnswer, UploadFailure } from './exit-codes.ts'
 import { SequentialReader } from './sequential-reader.ts'
 import type { UploadStateFile } from './upload-state.ts'
 import type { UploadSource } from './upload-source.ts'
@@ -33,12 +33,22 @@ export interface ResumableOptions {
 export async function uploadResumable (options: ResumableOptions): Promise<UploadAnswer & { text: string }> {
   const { endpoint, token, source, state, signal } = options
   const reader = new SequentialReader(source.open)
-  const fingerprint = `${source.fingerprint}@${endpoint}`
+  // The name is part of it: a run with another --name is another upload, not the resumption of one named otherwise.
+  const fingerprint = `${source.fingerprint}@${endpoint}#${source.fileName}`
   const metadata: Record<string, string> = { filename: source.fileName }
   if (source.name !== undefined) metadata.name = source.name
 
   return new Promise((resolve, reject) => {
+    if (signal.aborted) { reject(new UploadFailure('interrupted', EXIT.interrupted)); return }
     let resumedFrom: number | undefined
+    // A file that changes while it is sent ends a range early: the run fails, named as such, and may be resumed
+    // once the file is saved (it crashed the process before: found by review).
+    const changed = (err: Error): void => {
+      reader.close()
+      upload.abort(false).catch(() => {}).finally(() => {
+        reject(new UploadFailure(`${source.fileName} changed while it was sent (${err.message}): run the command again once it is saved`, EXIT.usage))
+      })
+    }
     const upload = new Upload(Buffer.alloc(0), {
       endpoint,
       // Accept: the last PATCH then answers what POST /upload answers (without it, 204 and a GET).
@@ -56,6 +66,7 @@ export async function uploadResumable (options: ResumableOptions): Promise<Uploa
           size: source.size,
           slice: (start: number, end: number) => {
             const stream = Object.assign(reader.range(start, end), { size: end - start })
+            stream.once('error', changed)
             // tus-js-client reports the last bytes only with the answer, which comes after the server's import.
             if (end >= source.size) stream.once('end', () => { options.onProgress(source.size) })
             return Promise.resolve({ value: stream, done: end >= source.size })
@@ -86,14 +97,22 @@ export async function uploadResumable (options: ResumableOptions): Promise<Uploa
       // Not terminated: the server keeps what it has, and the state file says where, for the next run.
       upload.abort(false).finally(() => { reject(new UploadFailure('interrupted', EXIT.interrupted)) }).catch(() => {})
     }, { once: true })
-    upload.findPreviousUploads().then((previous) => {
+    upload.findPreviousUploads().then(async (previous) => {
       const last = previous.sort((a, b) => b.creationTime.localeCompare(a.creationTime))[0]
-      if (last !== undefined) {
-        options.onNote('resuming the upload an earlier run started')
-        upload.resumeFromPreviousUpload(last)
+      if (last?.uploadUrl !== null && last?.uploadUrl !== undefined) {
+        // Asked here first: tus-js-client starts a new upload from byte 0 on any answer to its HEAD but 2xx and 423 (a
+        // 502 while the server restarts behind nginx lost the progress), and forgets the upload on any 4xx (one run with
+        // a wrong token lost it): found by review. Only "gone" lets it start again; anything else is retried, then failed.
+        const still = await stillThere(last.uploadUrl, token, options)
+        if (still) {
+          options.onNote('resuming the upload an earlier run started')
+          upload.resumeFromPreviousUpload(last)
+        } else {
+          await state.removeUpload(last.urlStorageKey)
+        }
       }
-      upload.start()
-    }, (err: unknown) => { reject(err instanceof Error ? err : new Error(String(err))) })
+      if (!signal.aborted) upload.start()
+    }).catch((err: unknown) => { reader.close(); reject(err instanceof UploadFailure ? err : failureOf(err instanceof Error ? err : new Error(String(err)))) })
   })
 }
 
@@ -121,6 +140,42 @@ function get (url: string, token: string): Promise<{ status: number, text: strin
       res.on('error', reject)
     })
     req.on('error', (err) => { reject(new UploadFailure(`cannot reach the server: ${err.message}`, EXIT.unavailable)) })
+    req.end()
+  })
+}
+
+/**
+ * Whether the upload an earlier run started is still on the server: true
+ * for a 2xx, false for 404 or 410 (expired, terminated: start again);
+ * the connection failing, 5xx, 423 and 429 are retried with the upload's
+ * delays; anything else (401, 403) fails the run, the upload kept for the
+ * next one.
+ */
+async function stillThere (url: string, token: string, options: Pick<ResumableOptions, 'retryDelays' | 'onNote' | 'signal'>): Promise<boolean> {
+  for (let attempt = 0; ; attempt++) {
+    options.signal.throwIfAborted()
+    const status = await head(url, token).catch(() => 0)
+    if (status >= 200 && status < 300) return true
+    if (status === 404 || status === 410) return false
+    const transient = status === 0 || status >= 500 || status === 423 || status === 429
+    const delay = options.retryDelays[attempt]
+    if (!transient || delay === undefined) {
+      if (transient) throw new UploadFailure(`the server ${status === 0 ? 'cannot be reached' : `answered ${status}`} when asked how far the upload got; run the same command again later to resume it`, EXIT.unavailable)
+      throw new UploadFailure(`the server answered ${status} when asked how far the upload an earlier run started got${status === 401 || status === 403 ? ' (check the token)' : ''}; it is kept for the next run`, exitCodeFor(status), status)
+    }
+    options.onNote(`${status === 0 ? 'the connection failed' : `the server answered ${status}`} when asked how far the upload got; retrying in ${(delay / 1000).toFixed(0)} s (${attempt + 1} of ${options.retryDelays.length})`)
+    await new Promise((resolve) => setTimeout(resolve, delay))
+  }
+}
+
+function head (url: string, token: string): Promise<number> {
+  const send = url.startsWith('https:') ? httpsRequest : http.request
+  return new Promise((resolve, reject) => {
+    const req = send(url, { method: 'HEAD', headers: { Authorization: `Bearer ${token}`, 'Tus-Resumable': '1.0.0' } }, (res) => {
+      res.resume()
+      resolve(res.statusCode ?? 0)
+    })
+    req.on('error', reject)
     req.end()
   })
 }

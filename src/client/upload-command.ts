@@ -37,19 +37,29 @@ export interface Terminal {
 
 /** Runs `heimdall upload`; answers the exit code. Never prints the token. */
 export async function runUpload (command: UploadCommand, io: Terminal, signal: AbortSignal): Promise<ExitCode> {
+  let progress: ReturnType<typeof createProgress> | undefined
   try {
-    const source = await openSource(command.path, command.name)
+    // Credentials in the URL are refused, and never echoed: fetch cannot send them, and they would be printed in errors.
+    const server = URL.canParse(command.server) ? new URL(command.server) : undefined
+    if (server !== undefined && (server.username !== '' || server.password !== '')) {
+      throw new UploadFailure('the server URL carries a user name or password: leave them out (the token is given with --token or HEIMDALL_TOKEN)', EXIT.usage)
+    }
+    // A file or folder that cannot be read is the command's problem (1), not the server's (4).
+    const source = await openSource(command.path, command.name).catch((err: unknown) => {
+      throw err instanceof UploadFailure ? err : new UploadFailure(`cannot read ${command.path}: ${err instanceof Error ? err.message : String(err)}`, EXIT.usage)
+    })
+    if (signal.aborted) throw new UploadFailure('interrupted', EXIT.interrupted)
     let endpoint: string | undefined
     const wantsResumable = command.resumable ?? source.size > RESUMABLE_ABOVE
     if (wantsResumable) {
       endpoint = await resumableEndpoint(command.server, signal)
       if (endpoint === undefined) io.stderr.write(`${new URL(command.server).origin} offers no resumable uploads: sending it in one request\n`)
     }
-    const progress = createProgress({ total: source.size, out: io.stderr })
+    progress = createProgress({ total: source.size, out: io.stderr })
     const what = source.kind === 'bundle' ? `${source.fileName} (a bundle of ${source.files} files, ${formatBytes(source.size)})` : `${source.fileName} (${formatBytes(source.size)})`
     io.stderr.write(`uploading ${what} to ${new URL(command.server).origin}${endpoint === undefined ? '' : ', resumable'}\n`)
     const onProgress = (sent: number): void => {
-      progress.update(sent)
+      progress?.update(sent)
     }
     let answer: UploadAnswer & { text: string }
     if (endpoint === undefined) {
@@ -63,7 +73,7 @@ export async function runUpload (command: UploadCommand, io: Terminal, signal: A
         chunkSize: CHUNK_BYTES,
         retryDelays: RETRY_DELAYS,
         onProgress,
-        onNote: progress.note,
+        onNote: (message) => { progress?.note(message) },
         signal
       })
     }
@@ -80,7 +90,9 @@ export async function runUpload (command: UploadCommand, io: Terminal, signal: A
     if (failure.exitCode === EXIT.interrupted) {
       io.stderr.write('\ninterrupted: run the same command again to continue a resumable upload where it stopped\n')
     } else {
-      io.stderr.write(`heimdall: ${failure.message}\n`)
+      // On its own line, not glued to a progress bar drawn on a terminal.
+      if (progress !== undefined) progress.note(`heimdall: ${failure.message}`)
+      else io.stderr.write(`heimdall: ${failure.message}\n`)
       if (command.json && typeof failure.body === 'object' && failure.body !== null) io.stdout.write(`${JSON.stringify(failure.body)}\n`)
     }
     return failure.exitCode

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { AVATAR_FST, fixture } from '../support/fixtures.ts'
@@ -162,6 +163,24 @@ describe('npx heimdall upload', () => {
     expect(b?.at(-1)?.Hash).toBe(a?.at(-1)?.Hash)
   }, 120_000)
 
+  it('a file that changes while it is sent fails the run (1) with the reason, over either route; a server URL with credentials is refused without echoing them', async () => {
+    const { uploadMultipart } = await import('../../src/client/multipart-upload.ts')
+    const { uploadResumable } = await import('../../src/client/resumable-upload.ts')
+    const { UploadStateFile } = await import('../../src/client/upload-state.ts')
+    // What a file that was 1 MiB when measured and is half of that by the time it is read gives.
+    const shrunk = { kind: 'file' as const, fileName: 'shrunk.bin', name: undefined, size: 1024 * 1024, fingerprint: `file:shrunk:${Date.now()}`, files: 1, open: () => Readable.from([Buffer.alloc(512 * 1024, 7)]) }
+    const controller = new AbortController()
+    const plain = uploadMultipart({ server: server.url, token, source: shrunk, onProgress: () => {}, signal: controller.signal })
+    await expect(plain).rejects.toMatchObject({ exitCode: 1, message: expect.stringMatching(/^shrunk\.bin changed while it was sent \(524288 bytes read of the 1048576 it had\)/) as unknown })
+    const resumable = uploadResumable({ endpoint: `${server.url}/upload/resumable`, token, source: shrunk, state: new UploadStateFile(join(work, 'shrunk-state.json')), chunkSize: Infinity, retryDelays: [], onProgress: () => {}, onNote: () => {}, signal: controller.signal })
+    await expect(resumable).rejects.toMatchObject({ exitCode: 1, message: expect.stringMatching(/^shrunk\.bin changed while it was sent \(the source ended 524288 bytes early/) as unknown })
+
+    const withCredentials = await cli(['upload', join(work, 'nothing-needed.bin'), '--server', server.url.replace('http://', 'http://someone:secret@')])
+    expect(withCredentials.code).toBe(1)
+    expect(withCredentials.stderr).toMatch(/carries a user name or password/)
+    expect(withCredentials.stderr).not.toContain('secret')
+  })
+
   it('prints the server\'s warnings', async () => {
     // An avatar whose .fst names a texture folder that is not there: uploaded, with a warning.
     const folder = join(work, 'Bare')
@@ -251,6 +270,13 @@ describe('npx heimdall upload', () => {
       const offset = Number(head.headers.get('upload-offset'))
       expect(offset).toBeGreaterThan(0)
       expect(offset).toBeLessThan(size)
+
+      // A run with a wrong token fails (3) and keeps the upload for the next run: tus-js-client alone forgot it on the
+      // HEAD's 401 and the next run started again from byte 0 (found by review).
+      const wrong = await cli(['upload', big, '--json'], { HEIMDALL_TOKEN: 'not-the-token' })
+      expect(wrong.code).toBe(3)
+      expect(wrong.stderr).toMatch(/answered 401 when asked how far the upload an earlier run started got \(check the token\); it is kept for the next run/)
+      expect(Object.values(JSON.parse(await readFile(statePath, 'utf8')) as object)).toHaveLength(1)
 
       const second = await cli(['upload', big, '--json'])
       expect(second.code).toBe(0)
