@@ -23,11 +23,14 @@ export interface BundleEntry {
 export async function bundleEntries (folder: string): Promise<BundleEntry[]> {
   const entries: BundleEntry[] = []
   for (const dirent of await readdir(folder, { recursive: true, withFileTypes: true })) {
-    if (!dirent.isFile()) continue
+    // A link to a file is sent as that file (`avatar.fbx -> ../exports/avatar.fbx`, left out before: found by review);
+    // a link to a folder is not followed (a loop would never end).
+    if (!dirent.isFile() && !dirent.isSymbolicLink()) continue
     const file = join(dirent.parentPath, dirent.name)
     const path = relative(folder, file).split(sep).join('/')
     if (path.split('/').some((segment) => segment.startsWith('.'))) continue
     const info = await stat(file)
+    if (!info.isFile()) continue
     entries.push({ path, file, size: info.size, mtime: info.mtime, mode: info.mode })
   }
   return entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))

@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
@@ -127,6 +127,10 @@ describe('npx heimdall upload', () => {
     const folder = join(work, 'MyAvatar')
     await writeAvatarFolder(folder)
     await writeFile(join(folder, '.DS_Store'), 'Finder litter, left out')
+    // The model as a link to the exporter's output elsewhere: sent as the file it points to.
+    await mkdir(join(work, 'exports'), { recursive: true })
+    await rename(join(folder, 'box.fbx'), join(work, 'exports', 'box.fbx'))
+    await symlink(join(work, 'exports', 'box.fbx'), join(folder, 'box.fbx'))
 
     const run = await cli(['upload', folder, '--json'])
     expect(run.code).toBe(0)
