@@ -151,7 +151,7 @@ class SignatureInspector extends BaseInspector {
     if (problem === undefined) { this.#soundNotes(); return }
     // An image in another image format than its extension says: Overte's texture loader tries the extension's reader,
     // then decides by the content (TextureProcessing.cpp, processRawImageData), so it loads. A warning, not a refusal.
-    const actual = IMAGE_EXTENSIONS.has(this.#ext) ? [...IMAGE_EXTENSIONS].find((ext) => ext !== this.#ext && SIGNATURES[ext]?.(this.head, this.size) === undefined) : undefined
+    const actual = BY_CONTENT.has(this.#ext) ? [...BY_CONTENT].find((ext) => ext !== this.#ext && ext !== 'jpeg' && SIGNATURES[ext]?.(this.head, this.size) === undefined) : undefined
     if (actual === undefined) throw new Error(problem)
     this.#actual = actual
     this.notes.push(`${this.path} is a ${actual.toUpperCase()} image, not ${this.#ext.toUpperCase()}: Overte loads it by its content, but other tools go by the extension; rename it to .${actual}`)
@@ -246,8 +246,14 @@ const SIGNATURES: Readonly<Record<string, SignatureCheck>> = {
   ogg: (h) => startsWith(h, 'OggS') ? undefined : 'is not an Ogg file (no OggS capture pattern)'
 }
 
-/** Texture formats, in the order a file's content is recognised (TGA, which has no magic number, last). */
-const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set(['png', 'jpg', 'webp', 'bmp', 'gif', 'exr', 'ktx', 'tga', 'jpeg'])
+/**
+ * The formats Qt's image reader tells by their content, which Overte falls
+ * back on when a texture's extension is wrong (TextureProcessing.cpp): TGA
+ * and EXR it reads only by their extension, KTX not through Qt at all, so
+ * bytes of those under another name, or another name's bytes under theirs,
+ * stay refused.
+ */
+const BY_CONTENT: ReadonlySet<string> = new Set(['png', 'jpg', 'jpeg', 'webp', 'bmp', 'gif'])
 
 const BOM = Buffer.from([0xef, 0xbb, 0xbf])
 const WINDOWS_1252 = new TextDecoder('windows-1252')
@@ -509,17 +515,17 @@ class FstInspector extends BaseInspector {
     const filename = fst.get('filename')
     if (filename === undefined || filename === '') {
       this.notes.push(`${this.path} names no model (no "filename" line)`)
-    } else if (!hasScheme(filename)) {
+    } else if (!isUrl(filename)) {
       this.reference(urlPath(filename) ?? filename, 'model file', 'error', { ...from, written: fetchedName(filename) })
     }
     const texdir = fst.get('texdir')
-    if (texdir !== undefined && texdir !== '' && !hasScheme(texdir)) this.reference(urlPath(texdir) ?? texdir, 'texture folder', 'warning', { ...from, folder: true, written: fetchedName(texdir) })
+    if (texdir !== undefined && texdir !== '' && !isUrl(texdir)) this.reference(urlPath(texdir) ?? texdir, 'texture folder', 'warning', { ...from, folder: true, written: fetchedName(texdir) })
     for (const script of fst.all('script')) {
       // FSTReader::getScripts drops a leading slash: `/scripts/a.js` is scripts/a.js beside the .fst.
-      if (script.value !== '' && !hasScheme(script.value)) this.reference(urlPath(script.value.replace(/^\/+/, '')) ?? script.value, 'script', 'warning', { ...from, written: fetchedName(script.value) })
+      if (script.value !== '' && !isUrl(script.value)) this.reference(urlPath(script.value.replace(/^\/+/, '')) ?? script.value, 'script', 'warning', { ...from, written: fetchedName(script.value) })
     }
     const animGraph = fst.get('animGraphUrl')
-    if (animGraph !== undefined && animGraph !== '' && !hasScheme(animGraph)) this.reference(urlPath(animGraph) ?? animGraph, 'animation graph', 'warning', { ...from, written: fetchedName(animGraph) })
+    if (animGraph !== undefined && animGraph !== '' && !isUrl(animGraph)) this.reference(urlPath(animGraph) ?? animGraph, 'animation graph', 'warning', { ...from, written: fetchedName(animGraph) })
     this.#materialMap(fst, from)
   }
 
@@ -835,8 +841,15 @@ function safeDecode (uri: string): string {
 
 /** A relative URL as the path of the file it fetches: without its query and fragment, percent-decoded. */
 function urlPath (url: string | undefined): string | undefined {
-  return url === undefined || url === '' || hasScheme(url) ? url : safeDecode(fetchedName(url))
+  return url === undefined || url === '' || isUrl(url) ? url : safeDecode(fetchedName(url))
 }
+
+/**
+ * A name that is a URL elsewhere (http:, atp:, file:), not looked for in the
+ * upload. A Windows drive (`C:\Users\…`) is no such URL: Overte cannot fetch
+ * it either, so it is looked for, and not found.
+ */
+const isUrl = (target: string): boolean => /^[a-z][a-z0-9+.-]+:/i.test(target)
 
 /** UTF-8, a BOM kept (Overte does not skip it in an .fst). */
 const FST_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })

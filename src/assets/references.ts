@@ -45,7 +45,7 @@ export function checkReferences (reports: readonly FileReport[], files: Readonly
   // The material files an .fst's materialMap names: only their textures are checked (other JSON may have `materials`).
   const materials = new Set<string>()
   for (const report of reports) {
-    for (const ref of report.references) {
+    for (const ref of report.references.flatMap((r) => composed(r) === r ? [r] : [r, composed(r)])) {
       if (ref.what === 'material library') {
         const mtl = resolveReference(ref.from, ref.target)
         if (mtl !== undefined) mtlOwners.set(mtl, ref.from)
@@ -60,11 +60,20 @@ export function checkReferences (reports: readonly FileReport[], files: Readonly
   for (const report of reports) {
     warnings.push(...report.notes)
     const seen = new Set<string>()
-    for (const ref of report.references) {
-      if (ref.ifMaterial === true && !materials.has(ref.from)) continue
-      const spelling = misspelt(ref)
+    for (const written of report.references) {
+      if (written.ifMaterial === true && !materials.has(written.from)) continue
+      const spelling = misspelt(written)
       if (spelling !== undefined && !seen.has(spelling)) { seen.add(spelling); warnings.push(spelling) }
-      const problem = unresolved(ref, { files, folders, lowerFiles, byBaseName, textureBase, mtlOwners })
+      const upload = { files, folders, lowerFiles, byBaseName, textureBase, mtlOwners }
+      let ref = written
+      let problem = unresolved(ref, upload)
+      // A zip's names are stored composed (NFC), as models and most tools write them (macOS writes file names
+      // decomposed): a name written decomposed that is found composed is warned, as Overte asks for it as written.
+      // Found only that way, it is still not found by Overte: the reference's own severity decides.
+      if (problem !== undefined && composed(written) !== written && unresolved(composed(written), upload) === undefined) {
+        ref = composed(written)
+        problem = `${ref.from}: ${ref.what} "${ref.target}" is written in decomposed Unicode (NFD, as macOS names files), and the upload's file is named composed (NFC): Overte asks for it as written and will not find it; write the name composed`
+      }
       if (problem === undefined) {
         const mismatch = wrongSize(ref, sizes)
         if (mismatch !== undefined && !seen.has(mismatch)) { seen.add(mismatch); warnings.push(mismatch) }
@@ -76,6 +85,12 @@ export function checkReferences (reports: readonly FileReport[], files: Readonly
     }
   }
   return { errors, warnings }
+}
+
+/** The reference with its target composed (NFC); the same object when it was already. */
+function composed (ref: Reference): Reference {
+  const target = ref.target.normalize('NFC')
+  return target === ref.target ? ref : { ...ref, target }
 }
 
 interface Upload {

@@ -45,7 +45,7 @@ export async function runUpload (command: UploadCommand, io: Terminal, signal: A
       throw new UploadFailure('the server URL carries a user name or password: leave them out (the token is given with --token or HEIMDALL_TOKEN)', EXIT.usage)
     }
     // A file or folder that cannot be read is the command's problem (1), not the server's (4).
-    const source = await openSource(command.path, command.name).catch((err: unknown) => {
+    const source = await openSource(command.path, command.name, (message) => { io.stderr.write(`${message}\n`) }).catch((err: unknown) => {
       throw err instanceof UploadFailure ? err : new UploadFailure(`cannot read ${command.path}: ${err instanceof Error ? err.message : String(err)}`, EXIT.usage)
     })
     if (signal.aborted) throw new UploadFailure('interrupted', EXIT.interrupted)

@@ -28,7 +28,7 @@ function fileNameFor (name: string | undefined, fallback: string, extension: str
   return name.toLowerCase().endsWith(extension.toLowerCase()) ? name : `${name}${extension}`
 }
 
-export async function openSource (path: string, name?: string): Promise<UploadSource> {
+export async function openSource (path: string, name?: string, onNote?: (message: string) => void): Promise<UploadSource> {
   const absolute = resolve(path)
   const info = await stat(absolute).catch((err: NodeJS.ErrnoException) => {
     throw new UploadFailure(`${path}: ${err.code === 'ENOENT' ? 'no such file or folder' : err.message}`, EXIT.usage)
@@ -45,7 +45,7 @@ export async function openSource (path: string, name?: string): Promise<UploadSo
     }
   }
   if (!info.isDirectory()) throw new UploadFailure(`${path}: not a file or a folder`, EXIT.usage)
-  const entries = await bundleEntries(absolute)
+  const entries = await bundleEntries(absolute, onNote)
   if (entries.length === 0) throw new UploadFailure(`${path}: the folder has no files to upload`, EXIT.usage)
   const { stream, size } = zipStream(entries)
   stream.destroy() // made only to learn the size; each upload attempt makes its own.

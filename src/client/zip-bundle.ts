@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs'
-import { readdir, stat } from 'node:fs/promises'
+import { readdir, realpath, stat } from 'node:fs/promises'
 import { join, relative, sep } from 'node:path'
 import type { Readable } from 'node:stream'
 import { ZipFile } from 'yazl'
@@ -20,8 +20,9 @@ export interface BundleEntry {
  * twice is the same bytes. Hidden files and folders (`.git`, `.DS_Store`)
  * are left out: the server accepts asset types only.
  */
-export async function bundleEntries (folder: string): Promise<BundleEntry[]> {
+export async function bundleEntries (folder: string, onNote: (message: string) => void = () => {}): Promise<BundleEntry[]> {
   const entries: BundleEntry[] = []
+  const inside = await realpath(folder)
   for (const dirent of await readdir(folder, { recursive: true, withFileTypes: true })) {
     // A link to a file is sent as that file (`avatar.fbx -> ../exports/avatar.fbx`, left out before: found by review);
     // a link to a folder is not followed (a loop would never end).
@@ -29,6 +30,14 @@ export async function bundleEntries (folder: string): Promise<BundleEntry[]> {
     const file = join(dirent.parentPath, dirent.name)
     const path = relative(folder, file).split(sep).join('/')
     if (path.split('/').some((segment) => segment.startsWith('.'))) continue
+    if (dirent.isSymbolicLink()) {
+      const target = await realpath(file).catch(() => undefined)
+      const info = target === undefined ? undefined : await stat(target)
+      if (target === undefined || info?.isFile() !== true) { if (target === undefined) onNote(`left out ${path}: a link to nothing`); continue }
+      // What a link leads to is published too, and cannot be recalled: never a hidden file (a key in ~/.ssh), and said.
+      if (target.split(sep).some((segment) => segment.startsWith('.'))) { onNote(`left out ${path}: it links to a hidden file or folder (${target})`); continue }
+      if (!target.startsWith(inside + sep)) onNote(`${path} links to ${target}, outside the folder: that file is uploaded`)
+    }
     const info = await stat(file)
     if (!info.isFile()) continue
     entries.push({ path, file, size: info.size, mtime: info.mtime, mode: info.mode })

@@ -110,8 +110,15 @@ export class UploadRepository {
    * no longer blocked (a denylist's take-down that the upload got past) and
    * the pin journal row `settles` is removed.
    */
-  async insert (upload: NewUpload, options: { quota?: QuotaCheck, settles?: number } = {}): Promise<{ upload: Upload, created: boolean }> {
-    const { rows } = await this.#db.raw<{ rows: RecordRow[] }>('select * from heimdall_record_upload(?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?::jsonb, ?, ?, ?)', [
+  async insert (upload: NewUpload, options: { quota?: QuotaCheck, settles?: number, alsoLifts?: readonly string[] } = {}): Promise<{ upload: Upload, created: boolean }> {
+    const record = 'select * from heimdall_record_upload(?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?::jsonb, ?, ?, ?)'
+    // `alsoLifts`: the root's other spellings (its CIDv0 beside its CIDv1), whose take-down the record lifts too, in
+    // the same statement: a lift of one spelling left the other blocked, and a blocked root counts as held by no one.
+    const others = (options.alsoLifts ?? []).filter((form) => form !== upload.rootCid && /^[A-Za-z0-9]+$/.test(form))
+    const sql = others.length === 0
+      ? record
+      : `with rec as (${record}), lifted as (delete from blocked_roots where root_cid = any(?::text[]) and exists (select 1 from rec where rec.id is not null)) select * from rec`
+    const { rows } = await this.#db.raw<{ rows: RecordRow[] }>(sql, [
       upload.identityId,
       upload.name,
       upload.rootCid,
@@ -124,7 +131,8 @@ export class UploadRepository {
       JSON.stringify(upload.entries.map((entry) => ({ path: entry.path, cid: entry.cid, size: entry.size, is_directory: entry.isDirectory }))),
       options.quota?.bytes ?? null,
       options.quota?.uploads ?? null,
-      options.settles ?? null
+      options.settles ?? null,
+      ...(others.length === 0 ? [] : [`{${others.join(',')}}`])
     ])
     const [row] = rows
     if (row === undefined) throw new Error('heimdall_record_upload returned no row')

@@ -355,6 +355,7 @@ export class UploadService {
         }, {
           // Recorded, the root is no longer blocked (the check above let it through) and the journal row is settled, in one transaction.
           settles: intent.id,
+          alsoLifts: rootForms(rootCid),
           ...(quotas === undefined ? {} : { quota: { ...quotas.defaults, refuse: (status) => quotas.refusal(status, size) } })
         })
         intent.settled = true

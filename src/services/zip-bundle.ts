@@ -203,7 +203,8 @@ function inspect (rawEntries: Entry[], limits: BundleLimits): { entries: BundleE
       continue
     }
     if (!isDirectory && /\.zip$/i.test(path)) { unsafe.push(`${path} is a zip inside the zip`); continue }
-    const folded = path.toLowerCase()
+    // Lower case can leave a name decomposed again (T + U+0308 against ẗ): composed after folding too.
+    const folded = path.toLowerCase().normalize('NFC')
     const other = seen.get(folded)
     if (other !== undefined) {
       // A folder listed once explicitly and once implied by its files is fine; anything else collides.

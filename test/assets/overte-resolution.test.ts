@@ -204,6 +204,13 @@ describe('.fst names resolve as Overte resolves them: against fstUrl.resolved(ba
     expect(check(files('name = a\nfilename = My%20Avatar.fbx\ntexdir = My%20Textures\n', { 'My Avatar.fbx': model, 'My Textures/skin.png': skin }))).toMatchObject({ errors: [], warnings: [] })
     expect(check(files('name = a\nfilename = atp:/avatars/box/avatar.fbx\n', {}))).toMatchObject({ errors: [], warnings: [] })
     expect(check(files('name = a\nfilename = My%20Avatar.fbx\n', {})).errors).toEqual(['avatar.fst: model file "My Avatar.fbx" is not in the upload'])
+    // A Windows drive is no URL Overte can fetch: looked for, and not found.
+    expect(check(files('name = a\nfilename = C:\\Users\\me\\avatar.fbx\n', {})).errors).toEqual(['avatar.fst: model file "C:\\Users\\me\\avatar.fbx" points outside the upload'])
+  })
+
+  it('a name written decomposed (NFD) that the upload holds composed (NFC) keeps its severity, with the reason', () => {
+    const { errors } = check(files('name = a\nfilename = mode\u0300le.fbx\n', { 'mod\u00e8le.fbx': model, 'skin.png': skin }))
+    expect(errors).toEqual(['avatar.fst: model file "mod\u00e8le.fbx" is written in decomposed Unicode (NFD, as macOS names files), and the upload\'s file is named composed (NFC): Overte asks for it as written and will not find it; write the name composed'])
   })
 
   it('an .fst in an 8-bit encoding is read, with a note, as Overte reads it; one starting with a BOM loses its first line, as in Overte', () => {

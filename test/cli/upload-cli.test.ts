@@ -131,10 +131,18 @@ describe('npx heimdall upload', () => {
     await mkdir(join(work, 'exports'), { recursive: true })
     await rename(join(folder, 'box.fbx'), join(work, 'exports', 'box.fbx'))
     await symlink(join(work, 'exports', 'box.fbx'), join(folder, 'box.fbx'))
+    // A link to a hidden file (a key) is never followed; a link to nothing is left out; both are said.
+    await mkdir(join(work, '.secret'), { recursive: true })
+    await writeFile(join(work, '.secret', 'id_ed25519'), 'PRIVATE KEY')
+    await symlink(join(work, '.secret', 'id_ed25519'), join(folder, 'notes.txt'))
+    await symlink(join(work, 'nowhere.fbx'), join(folder, 'old.fbx'))
 
     const run = await cli(['upload', folder, '--json'])
     expect(run.code).toBe(0)
-    expect(run.stderr).toMatch(/^uploading MyAvatar\.zip \(a bundle of 3 files, /)
+    expect(run.stderr).toMatch(/^box\.fbx links to .*exports\/box\.fbx, outside the folder: that file is uploaded$/m)
+    expect(run.stderr).toMatch(/^left out notes\.txt: it links to a hidden file or folder/m)
+    expect(run.stderr).toMatch(/^left out old\.fbx: a link to nothing$/m)
+    expect(run.stderr).toMatch(/^uploading MyAvatar\.zip \(a bundle of 3 files, /m)
     const items = JSON.parse(run.stdout) as Array<{ Name: string, Hash: string, primary?: string, kind?: string }>
     const root = items.at(-1)
     expect(root?.Name).toBe('MyAvatar')

@@ -169,6 +169,10 @@ describe('bundles refused, leaving nothing behind', () => {
     const collision = await makeZip([{ path: 'Textures/A.png', data: 'x' }, { path: 'textures/a.png', data: 'y' }, { path: 'inner.zip', data: 'PK' }])
     const res2 = await upload(collision, 'collide.zip').expect(400)
     expect(res2.body.details).toEqual(['textures/a.png collides with Textures/A.png (paths must differ in more than letter case)', 'inner.zip is a zip inside the zip'])
+    // Names that meet only once lower-cased and composed (T with a diaeresis, ẗ), and two spellings of one name.
+    const folded = await makeZip([{ path: 'T\u0308.png', data: 'x' }, { path: '\u1e97.png', data: 'y' }, { path: 'e\u0301.png', data: 'x' }, { path: '\u00e9.png', data: 'y' }])
+    const res3 = await upload(folded, 'folded.zip').expect(400)
+    expect(res3.body.details).toEqual(['\u1e97.png collides with T\u0308.png (paths must differ in more than letter case)', '\u00e9.png collides with \u00e9.png (paths must differ in more than letter case)'])
     await expectNothingLeftBehind()
   })
 

@@ -176,6 +176,30 @@ for (const backend of appBackends()) {
       await rm(join(denyDir, 'pins.deny'))
     })
 
+    it('a take-down of a root held under both spellings (an upload\'s CIDv1, a pin request\'s CIDv0) is lifted whole by a new upload: the content then stays while uploads hold it', async () => {
+      // Found by review: the lift cleared one spelling, the other stayed blocked, and a blocked root counts as held by
+      // no one, so deleting one of two uploads unpinned the content and the next collection took it.
+      const data = Buffer.from('// both spellings of one root\n')
+      const root = rootOf(await upload(data, 'spellings.js'))
+      const v0 = CID.parse(root).toV0().toString()
+      expect((await t.request.post('/psa/pins').set('Authorization', `Bearer ${token}`).send({ cid: v0 }).expect(202)).body).toMatchObject({ status: 'pinned' })
+      await writeFile(join(denyDir, 'spellings.deny'), `/ipfs/${root}\n`)
+      await eventually(`/ipfs/${root}/spellings.js`, 410)
+      expect((await t.heimdall.database.knex('blocked_roots').whereIn('root_cid', [root, v0]).select('root_cid')).length).toBeGreaterThanOrEqual(1)
+      await rm(join(denyDir, 'spellings.deny'))
+      // The same file under the same name: the same root, whose record lifts the take-down.
+      await expect.poll(async () => (await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', data, 'spellings.js')).status, { timeout: 8000, interval: 300 }).toBe(200)
+      expect(await t.heimdall.database.knex('blocked_roots').whereIn('root_cid', [root, v0]).select('root_cid')).toEqual([])
+      // Someone else uploads it too, then deletes theirs: the first upload still holds it.
+      const other = await createIdentity(t.request)
+      expect(rootOf((await t.request.post('/upload').set('Authorization', `Bearer ${other.token}`).attach('file', data, 'spellings.js').expect(200)).body as Added[])).toBe(root)
+      const theirs = (await t.request.get('/uploads').set('Authorization', `Bearer ${other.token}`).expect(200)).body.uploads[0].id as number
+      await t.request.delete(`/uploads/${theirs}`).set('Authorization', `Bearer ${other.token}`).expect(204)
+      expect(await pinned(root)).toBe(true)
+      await t.heimdall.collector.run()
+      await t.request.get(`/ipfs/${root}/spellings.js`).expect(200)
+    })
+
     it('keeps taken-down content gone after its list is removed, until it is uploaded again', async () => {
       await rm(join(denyDir, 'custom.deny'))
       const root = takenDown
