@@ -1,3 +1,4 @@
+import { rootForms } from './ipfs/cid-forms.ts'
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises'
 import { CID } from 'multiformats/cid'
 import { join, resolve } from 'node:path'
@@ -203,7 +204,8 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
     maxPending: config.psaMaxPending,
     maxBytes: config.maxUploadBytes,
     gatekeeper: uploads,
-    maxFetches: config.network.maxFetches
+    maxFetches: config.network.maxFetches,
+    takenDown: async (rootCid) => blockedRoots.isBlocked(rootForms(rootCid))
   })
   // tus uploads: rows in the database, bytes on this instance's disk (see "Resumable uploads (tus)" in README.md).
   const resumable = new ResumableUploadService({
@@ -227,7 +229,7 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
     backend,
     reader,
     denylist,
-    takenDown: async (rootCid) => blockedRoots.isBlocked(rootCid),
+    takenDown: async (rootCid) => blockedRoots.isBlocked(rootForms(rootCid)),
     suspended,
     metrics,
     sessions: new BrowserSessions(sessions),

@@ -24,19 +24,20 @@ export async function bundleEntries (folder: string, onNote: (message: string) =
   const entries: BundleEntry[] = []
   const inside = await realpath(folder)
   for (const dirent of await readdir(folder, { recursive: true, withFileTypes: true })) {
-    // A link to a file is sent as that file (`avatar.fbx -> ../exports/avatar.fbx`, left out before: found by review);
-    // a link to a folder is not followed (a loop would never end).
+    // A link is followed only to a file inside the folder: what is uploaded is published and cannot be recalled, and a
+    // link leading out of it (through a symlinked ~/.ssh, say) could publish anything (found by review). Links to
+    // folders are not followed (readdir lists them, it does not enter them). Each link left out is said.
     if (!dirent.isFile() && !dirent.isSymbolicLink()) continue
     const file = join(dirent.parentPath, dirent.name)
     const path = relative(folder, file).split(sep).join('/')
     if (path.split('/').some((segment) => segment.startsWith('.'))) continue
     if (dirent.isSymbolicLink()) {
       const target = await realpath(file).catch(() => undefined)
-      const info = target === undefined ? undefined : await stat(target)
-      if (target === undefined || info?.isFile() !== true) { if (target === undefined) onNote(`left out ${path}: a link to nothing`); continue }
-      // What a link leads to is published too, and cannot be recalled: never a hidden file (a key in ~/.ssh), and said.
-      if (target.split(sep).some((segment) => segment.startsWith('.'))) { onNote(`left out ${path}: it links to a hidden file or folder (${target})`); continue }
-      if (!target.startsWith(inside + sep)) onNote(`${path} links to ${target}, outside the folder: that file is uploaded`)
+      if (target === undefined) { onNote(`left out ${path}: a link to nothing`); continue }
+      if (!target.startsWith(inside + sep)) { onNote(`left out ${path}: it links outside the folder (${target}); copy the file in to upload it`); continue }
+      const info = await stat(target)
+      if (!info.isFile()) { onNote(`left out ${path}: it links to a folder, which is not followed`); continue }
+      if (relative(inside, target).split(sep).some((segment) => segment.startsWith('.'))) { onNote(`left out ${path}: it links to a hidden file or folder`); continue }
     }
     const info = await stat(file)
     if (!info.isFile()) continue

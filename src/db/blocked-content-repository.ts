@@ -92,6 +92,9 @@ export class BlockedContentRepository {
           SELECT root_cid FROM uploads
           UNION
           SELECT root_cid FROM pin_requests WHERE status = ANY(?)
+          UNION
+          -- The root a pending replacement still holds (countHolding counts it): checked like any held root.
+          SELECT replaces_root_cid FROM pin_requests WHERE replaces_root_cid IS NOT NULL
         ) AS held
         WHERE held.root_cid > ?
           AND NOT EXISTS (SELECT 1 FROM blocked_roots WHERE blocked_roots.root_cid = held.root_cid)

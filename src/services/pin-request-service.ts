@@ -41,6 +41,13 @@ export interface PinRequestServiceOptions {
    * cost everyone. Default 100.
    */
   maxPending?: number
+  /**
+   * Whether an operator's denylist took the root down: such content is not
+   * pinned again by a request (only an upload accepted once no list names
+   * it lifts a take-down), else the request would hold it pinned while
+   * counting as no reference (found by review).
+   */
+  takenDown?: (rootCid: string) => Promise<boolean>
 }
 
 /** A counting semaphore: at most `size` holders at once, the rest waiting in order. */
@@ -266,6 +273,10 @@ export class PinRequestService {
           await this.#fail(request, `content refused: only UnixFS content (dag-pb and raw blocks) is pinned here, and ${dag.cid.toString()} is neither`)
           return 'settled'
         case 'complete':
+          if (await this.#options.takenDown?.(request.rootCid) === true) {
+            await this.#fail(request, 'content refused: this content was taken down on this node by its operator (upload it again to restore it, once no list names it)')
+            return 'settled'
+          }
           await pins.changePin(request.rootCid, async () => {
             // Deleted (or failed) meanwhile: its removal already settled the root under this same lock.
             const current = await requests.findByRequestId(request.requestId)

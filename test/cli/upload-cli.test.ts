@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
@@ -127,28 +127,28 @@ describe('npx heimdall upload', () => {
     const folder = join(work, 'MyAvatar')
     await writeAvatarFolder(folder)
     await writeFile(join(folder, '.DS_Store'), 'Finder litter, left out')
-    // The model as a link to the exporter's output elsewhere: sent as the file it points to.
-    await mkdir(join(work, 'exports'), { recursive: true })
-    await rename(join(folder, 'box.fbx'), join(work, 'exports', 'box.fbx'))
-    await symlink(join(work, 'exports', 'box.fbx'), join(folder, 'box.fbx'))
-    // A link to a hidden file (a key) is never followed; a link to nothing is left out; both are said.
-    await mkdir(join(work, '.secret'), { recursive: true })
-    await writeFile(join(work, '.secret', 'id_ed25519'), 'PRIVATE KEY')
-    await symlink(join(work, '.secret', 'id_ed25519'), join(folder, 'notes.txt'))
+    // Links: one to a file inside the folder is sent as that file; one leading out of it (a key, through a symlinked
+    // folder or not), one to nothing and one to a folder are left out, each said.
+    await symlink('textures/skin.png', join(folder, 'skin-link.png'))
+    await mkdir(join(work, 'vault', 'ssh'), { recursive: true })
+    await writeFile(join(work, 'vault', 'ssh', 'id_ed25519'), 'PRIVATE KEY')
+    await symlink(join(work, 'vault', 'ssh'), join(work, '.ssh'))
+    await symlink(join(work, '.ssh', 'id_ed25519'), join(folder, 'notes.txt'))
     await symlink(join(work, 'nowhere.fbx'), join(folder, 'old.fbx'))
+    await symlink('textures', join(folder, 'more-textures'))
 
     const run = await cli(['upload', folder, '--json'])
     expect(run.code).toBe(0)
-    expect(run.stderr).toMatch(/^box\.fbx links to .*exports\/box\.fbx, outside the folder: that file is uploaded$/m)
-    expect(run.stderr).toMatch(/^left out notes\.txt: it links to a hidden file or folder/m)
+    expect(run.stderr).toMatch(/^left out notes\.txt: it links outside the folder \(.*vault\/ssh\/id_ed25519\); copy the file in to upload it$/m)
     expect(run.stderr).toMatch(/^left out old\.fbx: a link to nothing$/m)
-    expect(run.stderr).toMatch(/^uploading MyAvatar\.zip \(a bundle of 3 files, /m)
+    expect(run.stderr).toMatch(/^left out more-textures: it links to a folder, which is not followed$/m)
+    expect(run.stderr).toMatch(/^uploading MyAvatar\.zip \(a bundle of 4 files, /m)
     const items = JSON.parse(run.stdout) as Array<{ Name: string, Hash: string, primary?: string, kind?: string }>
     const root = items.at(-1)
     expect(root?.Name).toBe('MyAvatar')
     expect(root?.kind).toBe('avatar')
     expect(root?.primary).toBe(`${server.url}/ipfs/${root?.Hash ?? ''}/avatar.fst`)
-    expect(items.map((i) => i.Name).sort()).toEqual(['MyAvatar', 'MyAvatar/avatar.fst', 'MyAvatar/box.fbx', 'MyAvatar/textures', 'MyAvatar/textures/skin.png'].sort())
+    expect(items.map((i) => i.Name).sort()).toEqual(['MyAvatar', 'MyAvatar/avatar.fst', 'MyAvatar/box.fbx', 'MyAvatar/skin-link.png', 'MyAvatar/textures', 'MyAvatar/textures/skin.png'].sort())
     const texture = await fetch(`${server.url}/ipfs/${root?.Hash ?? ''}/textures/skin.png`)
     expect(texture.status).toBe(200)
     expect(Buffer.from(await texture.arrayBuffer()).equals(fixture('gltf/BoxTextured/CesiumLogoFlat.png'))).toBe(true)

@@ -11,7 +11,7 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { doubleHash } from '../../src/denylist/double-hash.ts'
 import { appBackends } from '../support/backends.ts'
-import { avatarBundle, fixture } from '../support/fixtures.ts'
+import { avatarBundle, fixture, makeZip } from '../support/fixtures.ts'
 import { asBytes, createIdentity, expectNothingLeftBehind, leftovers, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
 
 interface Added { Name: string, Hash: string }
@@ -185,8 +185,14 @@ for (const backend of appBackends()) {
       expect((await t.request.post('/psa/pins').set('Authorization', `Bearer ${token}`).send({ cid: v0 }).expect(202)).body).toMatchObject({ status: 'pinned' })
       await writeFile(join(denyDir, 'spellings.deny'), `/ipfs/${root}\n`)
       await eventually(`/ipfs/${root}/spellings.js`, 410)
+      // Gone under either spelling on the gateway too.
+      await t.request.get(`/ipfs/${v0}/spellings.js`).expect(410)
       expect((await t.heimdall.database.knex('blocked_roots').whereIn('root_cid', [root, v0]).select('root_cid')).length).toBeGreaterThanOrEqual(1)
       await rm(join(denyDir, 'spellings.deny'))
+      // The list's removal read (polled every second): the take-down, not the list, answers now, under either spelling.
+      await new Promise((resolve) => setTimeout(resolve, 2500))
+      await t.request.get(`/ipfs/${root}/spellings.js`).expect(410)
+      await t.request.get(`/ipfs/${v0}/spellings.js`).expect(410)
       // The same file under the same name: the same root, whose record lifts the take-down.
       await expect.poll(async () => (await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', data, 'spellings.js')).status, { timeout: 8000, interval: 300 }).toBe(200)
       expect(await t.heimdall.database.knex('blocked_roots').whereIn('root_cid', [root, v0]).select('root_cid')).toEqual([])
@@ -198,6 +204,39 @@ for (const backend of appBackends()) {
       expect(await pinned(root)).toBe(true)
       await t.heimdall.collector.run()
       await t.request.get(`/ipfs/${root}/spellings.js`).expect(200)
+    })
+
+    it('a pin request does not pin taken-down content again (only an upload restores it), even with its blocks back under another upload', async () => {
+      // Found by review: the request answered pinned while a taken-down root counts as held by no one, so deleting any
+      // other request of it unpinned it under the first, which still said pinned.
+      const data = Buffer.from('// taken down, then held inside another upload\n')
+      const root = rootOf(await upload(data, 'inner.js'))
+      await writeFile(join(denyDir, 'inner.deny'), `/ipfs/${root}\n`)
+      await eventually(`/ipfs/${root}/inner.js`, 410)
+      await rm(join(denyDir, 'inner.deny'))
+      // The same folder inside a bundle, accepted once the list's removal is read: its blocks are here again.
+      const bundle = await makeZip([{ path: 'sub/inner.js', data }])
+      await expect.poll(async () => (await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', bundle, 'outer.zip')).status, { timeout: 8000, interval: 300 }).toBe(200)
+      const request = (await t.request.post('/psa/pins').set('Authorization', `Bearer ${token}`).send({ cid: root }).expect(202)).body as { requestid: string, status: string }
+      await expect.poll(async () => ((await t.request.get(`/psa/pins/${request.requestid}`).set('Authorization', `Bearer ${token}`)).body as { status: string }).status, { timeout: 8000 }).toBe('failed')
+      const failed = (await t.request.get(`/psa/pins/${request.requestid}`).set('Authorization', `Bearer ${token}`).expect(200)).body as { info: { status_details?: string } }
+      expect(failed.info.status_details).toMatch(/taken down on this node/)
+      expect(await pinned(root)).toBe(false)
+    })
+
+    it('takes down a root held only as what a pending replacement replaced', async () => {
+      // Found by review: such a root was never checked against the lists, and stayed served after one named it.
+      const root = rootOf(await upload(Buffer.from('// held only by a replaced request\n'), 'replaced.js'))
+      const request = (await t.request.post('/psa/pins').set('Authorization', `Bearer ${token}`).send({ cid: root }).expect(202)).body as { requestid: string }
+      const id = (await t.request.get('/uploads').set('Authorization', `Bearer ${token}`).expect(200)).body.uploads.find((u: { rootCid: string }) => u.rootCid === root).id as number
+      await t.request.delete(`/uploads/${id}`).set('Authorization', `Bearer ${token}`).expect(204)
+      // Replaced by content no node has: the replacement waits, and keeps the replaced root meanwhile.
+      await t.request.post(`/psa/pins/${request.requestid}`).set('Authorization', `Bearer ${token}`).send({ cid: 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy' }).expect(202)
+      expect(await pinned(root)).toBe(true)
+      await writeFile(join(denyDir, 'replaced.deny'), `/ipfs/${root}\n`)
+      await expect.poll(async () => pinned(root), { timeout: 8000, interval: 200 }).toBe(false)
+      expect((await t.heimdall.database.knex('blocked_roots').where({ root_cid: root }).select('root_cid')).length).toBe(1)
+      await rm(join(denyDir, 'replaced.deny'))
     })
 
     it('keeps taken-down content gone after its list is removed, until it is uploaded again', async () => {
