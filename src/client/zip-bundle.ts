@@ -34,9 +34,11 @@ export async function bundleEntries (folder: string, onNote: (message: string) =
     if (dirent.isSymbolicLink()) {
       const target = await realpath(file).catch(() => undefined)
       if (target === undefined) { onNote(`left out ${path}: a link to nothing`); continue }
+      if (target === inside) { onNote(`left out ${path}: it links to the folder itself`); continue }
       if (!target.startsWith(inside + sep)) { onNote(`left out ${path}: it links outside the folder (${target}); copy the file in to upload it`); continue }
       const info = await stat(target)
-      if (!info.isFile()) { onNote(`left out ${path}: it links to a folder, which is not followed`); continue }
+      if (info.isDirectory()) { onNote(`left out ${path}: it links to a folder, which is not followed`); continue }
+      if (!info.isFile()) { onNote(`left out ${path}: it links to something that is not a file`); continue }
       if (relative(inside, target).split(sep).some((segment) => segment.startsWith('.'))) { onNote(`left out ${path}: it links to a hidden file or folder`); continue }
     }
     const info = await stat(file)

@@ -95,6 +95,7 @@ function refusalOf (err: HeimdallError): string {
 }
 
 const PENDING: readonly PinStatus[] = ['queued', 'pinning']
+const TAKEN_DOWN = 'content refused: this content was taken down on this node by its operator (upload it again to restore it, once no list names it)'
 
 /**
  * Pin requests of the Pinning Service API. Content this node already holds
@@ -262,6 +263,11 @@ export class PinRequestService {
     const { backend, requests, maxBytes, pins } = this.#options
     const root = CID.parse(request.rootCid)
     try {
+      // Held here or fetched from the network alike: taken-down content is not pinned again by a request.
+      if (await this.#options.takenDown?.(request.rootCid) === true) {
+        await this.#fail(request, TAKEN_DOWN)
+        return 'settled'
+      }
       const dag = await inspectLocalDag(backend, root, maxBytes, signal)
       switch (dag.state) {
         case 'missing':
@@ -273,10 +279,6 @@ export class PinRequestService {
           await this.#fail(request, `content refused: only UnixFS content (dag-pb and raw blocks) is pinned here, and ${dag.cid.toString()} is neither`)
           return 'settled'
         case 'complete':
-          if (await this.#options.takenDown?.(request.rootCid) === true) {
-            await this.#fail(request, 'content refused: this content was taken down on this node by its operator (upload it again to restore it, once no list names it)')
-            return 'settled'
-          }
           await pins.changePin(request.rootCid, async () => {
             // Deleted (or failed) meanwhile: its removal already settled the root under this same lock.
             const current = await requests.findByRequestId(request.requestId)
@@ -381,6 +383,11 @@ export class PinRequestService {
         // Deleted (or failed) meanwhile: nothing to pin, and the discard below removes what came.
         const current = await requests.findByRequestId(request.requestId)
         if (current === undefined || !PENDING.includes(current.status)) return
+        // Taken down while it was fetched (the content came from elsewhere on the network): not pinned (found by review).
+        if (await this.#options.takenDown?.(request.rootCid) === true) {
+          await requests.setStatus(request.requestId, PENDING, 'failed', TAKEN_DOWN)
+          return
+        }
         await backend.pin(CID.parse(request.rootCid), { signal })
         kept = await requests.setStatus(request.requestId, PENDING, 'pinned',
           `fetched from the IPFS network: ${blocks} blocks, ${summary.files} files, ${summary.bytes} bytes${summary.warnings.length > 0 ? `; warnings: ${summary.warnings.slice(0, 5).join('; ')}` : ''}`)

@@ -214,6 +214,12 @@ for (const backend of appBackends()) {
       await writeFile(join(denyDir, 'inner.deny'), `/ipfs/${root}\n`)
       await eventually(`/ipfs/${root}/inner.js`, 410)
       await rm(join(denyDir, 'inner.deny'))
+      // Once the list's removal is read: a request for it, its content gone (nothing to fetch it from here, but on the
+      // network it would come), fails at once rather than waiting to fetch and pin it (found by review).
+      await new Promise((resolve) => setTimeout(resolve, 2500))
+      const early = (await t.request.post('/psa/pins').set('Authorization', `Bearer ${token}`).send({ cid: root }).expect(202)).body as { requestid: string, status: string, info: { status_details?: string } }
+      expect(early.status).toBe('failed')
+      expect(early.info.status_details).toMatch(/taken down on this node/)
       // The same folder inside a bundle, accepted once the list's removal is read: its blocks are here again.
       const bundle = await makeZip([{ path: 'sub/inner.js', data }])
       await expect.poll(async () => (await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', bundle, 'outer.zip')).status, { timeout: 8000, interval: 300 }).toBe(200)
