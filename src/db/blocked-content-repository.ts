@@ -53,6 +53,9 @@ export class BlockedContentRepository {
         SELECT root_cid, identity_id FROM uploads
         UNION ALL
         SELECT root_cid, identity_id FROM pin_requests WHERE status = ANY(?)
+        UNION ALL
+        -- What a pending replacement still holds counts as its owner's, as it does for take-downs.
+        SELECT replaces_root_cid, identity_id FROM pin_requests WHERE replaces_root_cid IS NOT NULL
       ), suspended AS (
         SELECT h.root_cid FROM holders h JOIN identities i ON i.id = h.identity_id
         GROUP BY h.root_cid HAVING bool_and(i.disabled_at IS NOT NULL)

@@ -36,6 +36,13 @@ describe.skipIf(postgresUrl === '')('npm run admin', () => {
     const upload = async (who: { token: string }, data: Buffer, name: string): Promise<string> =>
       ((await t.request.post('/upload').set('Authorization', `Bearer ${who.token}`).attach('file', data, name).expect(200)).body as Array<{ Hash: string }>).at(-1)?.Hash ?? ''
     const own = await upload(spammer, fixture('glb/BoxTextured.glb'), 'own.glb')
+    // A root it holds only as what its pending pin-request replacement replaced (found by review: never suspended).
+    const replaced = await upload(spammer, Buffer.from('// kept by a replaced request\n'), 'replaced.js')
+    const request = (await t.request.post('/psa/pins').set('Authorization', `Bearer ${spammer.token}`).send({ cid: replaced }).expect(202)).body as { requestid: string }
+    const replacedId = (await t.request.get('/uploads').set('Authorization', `Bearer ${spammer.token}`).expect(200)).body.uploads.find((u: { rootCid: string }) => u.rootCid === replaced).id as number
+    await t.request.delete(`/uploads/${replacedId}`).set('Authorization', `Bearer ${spammer.token}`).expect(204)
+    await t.request.post(`/psa/pins/${request.requestid}`).set('Authorization', `Bearer ${spammer.token}`).send({ cid: 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy' }).expect(202)
+    expect(await status(`/ipfs/${replaced}/replaced.js`)).toBe(200)
     const shared = await upload(spammer, Buffer.from('// shared script\n'), 'shared.js')
     expect(await upload(other, Buffer.from('// shared script\n'), 'shared.js')).toBe(shared)
 
@@ -50,6 +57,7 @@ describe.skipIf(postgresUrl === '')('npm run admin', () => {
     expect((refused.body as { error: string }).error).toMatch(/disabled by the operator/)
     await t.request.post('/upload').set('Authorization', `Bearer ${spammer.token}`).attach('file', Buffer.from('// more\n'), 'more.js').expect(403)
     await expect.poll(async () => status(`/ipfs/${own}/own.glb`), { timeout: 8000, interval: 200 }).toBe(410)
+    expect(await status(`/ipfs/${replaced}/replaced.js`)).toBe(410)
     // Another identity holds the shared content: still served. The other identity is untouched.
     expect(await status(`/ipfs/${shared}/shared.js`)).toBe(200)
     await t.request.get('/uploads').set('Authorization', `Bearer ${other.token}`).expect(200)
