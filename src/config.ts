@@ -8,7 +8,7 @@ import { parseTcpMultiaddr, splitList } from './ipfs/network/multiaddr-text.ts'
 export const DEFAULT_ASSET_EXTENSIONS = [
   'fbx', 'glb', 'gltf', 'bin', 'vrm', 'obj', 'mtl', 'fst',
   'png', 'jpg', 'jpeg', 'tga', 'ktx', 'webp', 'bmp', 'gif', 'exr',
-  'wav', 'mp3', 'ogg', 'js', 'json', 'txt', 'md'
+  'wav', 'mp3', 'ogg', 'raw', 'js', 'json', 'txt', 'md'
 ] as const
 
 const optionalString = z.preprocess(

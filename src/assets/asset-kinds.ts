@@ -2,7 +2,7 @@ import type { UploadKind } from '../db/upload-repository.ts'
 
 const MODEL_EXTENSIONS = new Set(['fbx', 'glb', 'gltf', 'obj', 'vrm'])
 const TEXTURE_EXTENSIONS = new Set(['png', 'jpg', 'jpeg', 'tga', 'ktx', 'webp', 'bmp', 'gif', 'exr'])
-const SOUND_EXTENSIONS = new Set(['wav', 'mp3', 'ogg'])
+const SOUND_EXTENSIONS = new Set(['wav', 'mp3', 'ogg', 'raw'])
 const SCRIPT_EXTENSIONS = new Set(['js'])
 
 /** Lower-case extension without the dot; '' when there is none. */

@@ -293,6 +293,8 @@ describe('content that does not match its extension', () => {
     ['MP3 with ID3', 'a.mp3', Buffer.concat([Buffer.from('ID3'), Buffer.alloc(20)])],
     ['MP3 frame', 'a.mp3', Buffer.from([0xff, 0xfb, 0x90, 0x64])],
     ['Ogg', 'a.ogg', Buffer.concat([Buffer.from('OggS'), Buffer.alloc(20)])],
+    // Overte plays .raw as headerless 16-bit PCM (Sound.cpp): any bytes.
+    ['raw PCM', 'a.raw', Buffer.from([1, 0, 255, 127, 0, 128])],
     ['WebP', 'a.webp', Buffer.concat([Buffer.from('RIFF'), Buffer.alloc(4), Buffer.from('WEBPVP8 ')])],
     ['KTX2', 'a.ktx', Buffer.from([0xab, 0x4b, 0x54, 0x58, 0x20, 0x32, 0x30, 0xbb, 0x0d, 0x0a, 0x1a, 0x0a])],
     ['TGA', 'a.tga', Buffer.from([0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 4, 0, 32, 8])],

@@ -224,6 +224,11 @@ describe('bundles refused, leaving nothing behind', () => {
     await expectNothingLeftBehind()
   })
 
+  it('takes a .raw sound (headerless 16-bit PCM, which Overte plays) as a sound', async () => {
+    const res = await upload(Buffer.from([1, 0, 255, 127, 0, 128]), 'beep.raw').expect(200)
+    expect((res.body as Item[]).at(-1)?.kind).toBe('sound')
+  })
+
   it('an image in another image format than its name says is stored, with a warning: Overte decides by the content', async () => {
     const jpeg = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16, 0x4a, 0x46, 0x49, 0x46, 0, 1])
     const res = await upload(await makeZip([{ path: 'skin.png', data: jpeg }, { path: 'model.glb', data: fixture('glb/BoxTextured.glb') }]), 'misnamed.zip').expect(200)
