@@ -4,7 +4,7 @@ import { parseFst, type FstDocument } from './fst.ts'
 import { GltfJsonReader, MAX_KEPT_BYTES, type GltfJson } from './gltf-json.ts'
 import { gltfGeometryNotes, summarizeGltf, type GltfSummary } from './gltf-summary.ts'
 import { JsonLimitError, JsonReader, type JsonPath, type JsonPrimitive } from './json-reader.ts'
-import { baseNameOf, fetchedName, fstBaseDir, fstScale, GLTF_EXTENSIONS_OVERTE_IGNORES, hasScheme, MATERIAL_TEXTURE_KEY_NAMES, materialTextureNames, type FstLookup } from './overte-rules.ts'
+import { baseNameOf, fetchedName, fstBaseDir, fstScale, GLTF_EXTENSIONS_OVERTE_IGNORES, hasScheme, isUrl, MATERIAL_TEXTURE_KEY_NAMES, materialTextureNames, type FstLookup } from './overte-rules.ts'
 
 /**
  * How Overte looks a reference up (see overte-rules.ts): 'relative' to the
@@ -843,13 +843,6 @@ function safeDecode (uri: string): string {
 function urlPath (url: string | undefined): string | undefined {
   return url === undefined || url === '' || isUrl(url) ? url : safeDecode(fetchedName(url))
 }
-
-/**
- * A name that is a URL elsewhere (http:, atp:, file:), not looked for in the
- * upload. A Windows drive (`C:\Users\…`) is no such URL: Overte cannot fetch
- * it either, so it is looked for, and not found.
- */
-const isUrl = (target: string): boolean => /^[a-z][a-z0-9+.-]+:/i.test(target)
 
 /** UTF-8, a BOM kept (Overte does not skip it in an .fst). */
 const FST_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })

@@ -301,6 +301,13 @@ export function materialTextureNames (resource: unknown): string[] {
 /** A URL with a scheme (http:, data:, atp:, …) rather than a path in the upload. */
 export const hasScheme = (target: string): boolean => /^[a-z][a-z0-9+.-]*:/i.test(target)
 
+/**
+ * An `.fst` name that is a URL elsewhere (http:, atp:, file:), not looked for
+ * in the upload: `hasScheme` without one-letter schemes, since a Windows
+ * drive (`C:\Users\…`) is no URL Overte can fetch: looked for, and not found.
+ */
+export const isUrl = (target: string): boolean => /^[a-z][a-z0-9+.-]+:/i.test(target)
+
 /** A material or texture name as Overte fetches it: the URL's query and fragment (`#name` picks a material) are not part of the file's name. */
 export const fetchedName = (url: string): string => {
   // Cut at the first ? or #, found by a scan: /[?#].*$/ retried from every ? of a name with a line break after them.

@@ -45,7 +45,7 @@ export function checkReferences (reports: readonly FileReport[], files: Readonly
   // The material files an .fst's materialMap names: only their textures are checked (other JSON may have `materials`).
   const materials = new Set<string>()
   for (const report of reports) {
-    for (const ref of report.references.flatMap((r) => composed(r) === r ? [r] : [r, composed(r)])) {
+    for (const ref of report.references.flatMap((r) => { const c = composed(r); return c === r ? [r] : [r, c] })) {
       if (ref.what === 'material library') {
         const mtl = resolveReference(ref.from, ref.target)
         if (mtl !== undefined) mtlOwners.set(mtl, ref.from)
@@ -57,6 +57,7 @@ export function checkReferences (reports: readonly FileReport[], files: Readonly
     }
   }
 
+  const upload = { files, folders, lowerFiles, byBaseName, textureBase, mtlOwners }
   for (const report of reports) {
     warnings.push(...report.notes)
     const seen = new Set<string>()
@@ -64,14 +65,14 @@ export function checkReferences (reports: readonly FileReport[], files: Readonly
       if (written.ifMaterial === true && !materials.has(written.from)) continue
       const spelling = misspelt(written)
       if (spelling !== undefined && !seen.has(spelling)) { seen.add(spelling); warnings.push(spelling) }
-      const upload = { files, folders, lowerFiles, byBaseName, textureBase, mtlOwners }
       let ref = written
       let problem = unresolved(ref, upload)
       // A zip's names are stored composed (NFC), as models and most tools write them (macOS writes file names
       // decomposed): a name written decomposed that is found composed is warned, as Overte asks for it as written.
       // Found only that way, it is still not found by Overte: the reference's own severity decides.
-      if (problem !== undefined && composed(written) !== written && unresolved(composed(written), upload) === undefined) {
-        ref = composed(written)
+      const nfc = problem === undefined ? written : composed(written)
+      if (nfc !== written && unresolved(nfc, upload) === undefined) {
+        ref = nfc
         problem = `${ref.from}: ${ref.what} "${ref.target}" is written in decomposed Unicode (NFD, as macOS names files), and the upload's file is named composed (NFC): Overte asks for it as written and will not find it; write the name composed`
       }
       if (problem === undefined) {

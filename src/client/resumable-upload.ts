@@ -125,15 +125,16 @@ async function finalAnswer (response: HttpResponse, url: string | null, token: s
   const text = response.getBody() ?? ''
   if (response.getStatus() === 200 && text.trim().startsWith('[')) return { ...parseAnswer(text), text }
   if (url === null) throw new UploadFailure('the server finished the upload without an answer', EXIT.unavailable)
-  const answer = await get(url, token)
+  const answer = await ask('GET', url, token)
   if (answer.status !== 200) throw failureFromAnswer(answer.status, answer.text)
   return { ...parseAnswer(answer.text), text: answer.text }
 }
 
-function get (url: string, token: string): Promise<{ status: number, text: string }> {
+/** One request to the upload's URL (the answer by GET, how far it got by HEAD), as the tus client's own would be sent. */
+function ask (method: 'GET' | 'HEAD', url: string, token: string): Promise<{ status: number, text: string }> {
   const send = url.startsWith('https:') ? httpsRequest : http.request
   return new Promise((resolve, reject) => {
-    const req = send(url, { headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' } }, (res) => {
+    const req = send(url, { method, headers: { Authorization: `Bearer ${token}`, Accept: 'application/json', 'Tus-Resumable': '1.0.0' } }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (chunk: Buffer) => { chunks.push(chunk) })
       res.on('end', () => { resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }) })
@@ -154,7 +155,7 @@ function get (url: string, token: string): Promise<{ status: number, text: strin
 async function stillThere (url: string, token: string, options: Pick<ResumableOptions, 'retryDelays' | 'onNote' | 'signal'>): Promise<boolean> {
   for (let attempt = 0; ; attempt++) {
     options.signal.throwIfAborted()
-    const status = await head(url, token).catch(() => 0)
+    const { status } = await ask('HEAD', url, token).catch(() => ({ status: 0 }))
     if (status >= 200 && status < 300) return true
     if (status === 404 || status === 410) return false
     const transient = status === 0 || status >= 500 || status === 423 || status === 429
@@ -166,18 +167,6 @@ async function stillThere (url: string, token: string, options: Pick<ResumableOp
     options.onNote(`${status === 0 ? 'the connection failed' : `the server answered ${status}`} when asked how far the upload got; retrying in ${(delay / 1000).toFixed(0)} s (${attempt + 1} of ${options.retryDelays.length})`)
     await new Promise((resolve) => setTimeout(resolve, delay))
   }
-}
-
-function head (url: string, token: string): Promise<number> {
-  const send = url.startsWith('https:') ? httpsRequest : http.request
-  return new Promise((resolve, reject) => {
-    const req = send(url, { method: 'HEAD', headers: { Authorization: `Bearer ${token}`, 'Tus-Resumable': '1.0.0' } }, (res) => {
-      res.resume()
-      resolve(res.statusCode ?? 0)
-    })
-    req.on('error', reject)
-    req.end()
-  })
 }
 
 /** tus-js-client's error as the command's: the server's answer when there was one, else the network. */

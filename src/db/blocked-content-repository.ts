@@ -23,14 +23,14 @@ export class BlockedContentRepository {
   }
 
   /** Pin requests of the root (`rootCids`: its spellings, see rootForms) still queued, pinning or pinned become `failed`, with `details` as their status details. */
-  async failPinRequests (rootCids: string | readonly string[], details: string): Promise<number> {
-    return this.#db('pin_requests').whereIn('root_cid', typeof rootCids === 'string' ? [rootCids] : rootCids).whereIn('status', HOLDING_STATUSES)
+  async failPinRequests (rootCids: readonly string[], details: string): Promise<number> {
+    return this.#db('pin_requests').whereIn('root_cid', rootCids).whereIn('status', HOLDING_STATUSES)
       .update({ status: 'failed', status_details: details, updated_at: this.#db.fn.now() })
   }
 
-  /** Whether the root (`rootCids`: one spelling, or all of them, see rootForms) was taken down. */
-  async isBlocked (rootCids: string | readonly string[]): Promise<boolean> {
-    return await this.#db('blocked_roots').whereIn('root_cid', typeof rootCids === 'string' ? [rootCids] : rootCids).first('root_cid') !== undefined
+  /** Whether the root (`rootCids`: its spellings, see rootForms) was taken down. */
+  async isBlocked (rootCids: readonly string[]): Promise<boolean> {
+    return await this.#db('blocked_roots').whereIn('root_cid', rootCids).first('root_cid') !== undefined
   }
 
   /** Which of `rootCids` are blocked. */

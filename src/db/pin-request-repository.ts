@@ -156,11 +156,10 @@ export class PinRequestRepository {
    * pending replacement replaced. Content is unpinned only when this and
    * the uploads are at zero.
    */
-  async countHolding (rootCids: string | readonly string[]): Promise<number> {
-    const forms = typeof rootCids === 'string' ? [rootCids] : rootCids
+  async countHolding (rootCids: readonly string[]): Promise<number> {
     const result = await this.#db('pin_requests')
-      .where((q) => { void q.whereIn('root_cid', forms).whereIn('status', HOLDING_STATUSES) })
-      .orWhere((q) => { void q.whereIn('replaces_root_cid', forms) })
+      .where((q) => { void q.whereIn('root_cid', rootCids).whereIn('status', HOLDING_STATUSES) })
+      .orWhere((q) => { void q.whereIn('replaces_root_cid', rootCids) })
       .count<Array<{ count: string | number }>>({ count: '*' })
     return Number(result[0]?.count ?? 0)
   }

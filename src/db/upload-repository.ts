@@ -222,8 +222,8 @@ export class UploadRepository {
   }
 
   /** How many uploads, of anyone, reference the root (`rootCids`: its spellings, see rootForms). Content is unpinned only at zero. */
-  async countByRootCid (rootCids: string | readonly string[]): Promise<number> {
-    const result = await this.#db('uploads').whereIn('root_cid', typeof rootCids === 'string' ? [rootCids] : rootCids).count<Array<{ count: string | number }>>({ count: '*' })
+  async countByRootCid (rootCids: readonly string[]): Promise<number> {
+    const result = await this.#db('uploads').whereIn('root_cid', rootCids).count<Array<{ count: string | number }>>({ count: '*' })
     return Number(result[0]?.count ?? 0)
   }
 

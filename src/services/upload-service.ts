@@ -86,7 +86,7 @@ export interface UploadServiceOptions {
   /** The operator's denylists: matching content is refused before it is pinned. */
   denylist?: Denylist
   /** Roots a denylist took down: referenced by nothing, whoever names them; recording a new upload of one allowed again lifts it (see UploadRepository.insert). */
-  blockedRoots?: { isBlocked: (rootCids: string | readonly string[]) => Promise<boolean> }
+  blockedRoots?: { isBlocked: (rootCids: readonly string[]) => Promise<boolean> }
   /**
    * Serialises pin changes per root: in this process by default; across
    * instances (PgAdvisoryLock) when they share a block store.
@@ -289,7 +289,7 @@ export class UploadService {
     const root = imported.nodes.at(-1)
     try {
       if (root === undefined) throw new Error('the import produced no root')
-      await this.#lock.run(rootKey(root.cid), async () => { await this.#options.backend.pin(root.cid, { imported: imported.lease }) })
+      await this.#underRoot(root.cid, async () => { await this.#options.backend.pin(root.cid, { imported: imported.lease }) })
       await imported.lease.release()
       return root
     } catch (err) {
@@ -335,7 +335,7 @@ export class UploadService {
 
     const rootCid = root.cid.toString()
     const { kind, isAvatar, primaryPath } = classify([...fileSizes.keys()])
-    return this.#lock.run(rootKey(rootCid), async () => this.#journaled(rootCid, async (intent) => {
+    return this.#underRoot(rootCid, async () => this.#journaled(rootCid, async (intent) => {
       // Under the root's lock, so that a list changing meanwhile cannot let it through past a take-down.
       this.#refuseBlocked(owner, root.cid, nodes)
       await backend.pin(root.cid, { imported: imported.lease })
@@ -395,6 +395,11 @@ export class UploadService {
     throw new ContentBlockedError('this content is blocked on this node by its operator', 403)
   }
 
+  /** Runs `work` under the root's lock, one lock for both spellings of a root (see cid-forms.ts). */
+  async #underRoot<T> (root: string | CID, work: () => Promise<T>): Promise<T> {
+    return this.#lock.run(rootKey(root), work)
+  }
+
   /** How many uploads and other holders (pin requests) reference `rootCid`, in either CID version; none when a denylist took it down. */
   async #referenced (rootCid: string): Promise<number> {
     const forms = rootForms(rootCid)
@@ -412,7 +417,7 @@ export class UploadService {
    * crash in the middle is settled at the next start like an upload's.
    */
   async changePin<T> (rootCid: string, work: () => Promise<T>): Promise<T> {
-    return this.#lock.run(rootKey(rootCid), async () => this.#journaled(rootCid, work))
+    return this.#underRoot(rootCid, async () => this.#journaled(rootCid, work))
   }
 
   /** Inside `changePin`: unpins `rootCid` when no upload and no other holder references it any more; true when it did. */
@@ -435,7 +440,7 @@ export class UploadService {
     const intents = await pinIntents.unsettled(instanceId, new Date(options.startup === true ? now + 1000 : now - 10 * 60_000), new Date(now - 60 * 60_000))
     let released = 0
     for (const intent of intents) {
-      await this.#lock.run(rootKey(intent.rootCid), async () => {
+      await this.#underRoot(intent.rootCid, async () => {
         if (await this.#referenced(intent.rootCid) === 0) {
           await backend.unpin(CID.parse(intent.rootCid))
           released++
@@ -459,7 +464,7 @@ export class UploadService {
     const { backend, uploads, logger } = this.#options
     const upload = await uploads.findOwned(owner.id, uploadId)
     if (upload === undefined) throw new NotFoundError(`you have no upload ${uploadId}`)
-    await this.#lock.run(rootKey(upload.rootCid), async () => this.#journaled(upload.rootCid, async () => {
+    await this.#underRoot(upload.rootCid, async () => this.#journaled(upload.rootCid, async () => {
       if (!(await uploads.deleteOwned(owner.id, uploadId))) throw new NotFoundError(`you have no upload ${uploadId}`)
       if (await this.#referenced(upload.rootCid) === 0) {
         // The record is gone either way; a pin that cannot be released now is logged, not returned as a failure.

@@ -336,6 +336,7 @@ export class S3BlockStorage implements BlockStorage {
       const parts: Buffer[] = []
       const entries: Array<PackEntry & { from: string }> = []
       let size = 0
+      const damaged = new Set<string>()
       for (const pack of group) {
         const blocks = await index.blocksOf(pack.name)
         const object = blocks.length === 0 ? undefined : await this.#s3.getObject(this.#packKey(pack.name))
@@ -343,9 +344,8 @@ export class S3BlockStorage implements BlockStorage {
         // Every block copied is checked: a pack whose object lost or changed bytes is left as it is (its blocks read
         // as damaged where they are), never spread into a new pack whose offsets would all be wrong (found by review).
         const copies = blocks.map((block) => Buffer.from(object.subarray(block.offset, block.offset + block.length)))
-        const damaged = blocks.findIndex((block, i) => copies[i]?.length !== block.length || !hashMatches(cidOfKey(block.key), copies[i]))
-        if (damaged !== -1) {
-          report.damaged = [...(report.damaged ?? []), pack.name]
+        if (blocks.some((block, i) => copies[i]?.length !== block.length || !hashMatches(cidOfKey(block.key), copies[i]))) {
+          damaged.add(pack.name)
           continue
         }
         for (const [i, block] of blocks.entries()) {
@@ -361,7 +361,8 @@ export class S3BlockStorage implements BlockStorage {
         await options.locked(async (within) => { await index.move(name, size, entries, within) })
       }
       await this.reclaim()
-      const rewritten = group.filter((pack) => !(report.damaged ?? []).includes(pack.name))
+      if (damaged.size > 0) report.damaged = [...(report.damaged ?? []), ...damaged]
+      const rewritten = group.filter((pack) => !damaged.has(pack.name))
       report.packs += rewritten.length
       report.bytes += rewritten.reduce((sum, pack) => sum + pack.size, 0) - size
       await options.pause()

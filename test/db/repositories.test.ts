@@ -135,7 +135,7 @@ for (const factory of databaseFactories()) {
         expect(second.upload.id).not.toBe(first.upload.id)
         expect(second.upload.name).toBe('renamed')
         expect((await uploads.listByOwner(alice.id)).map((u) => u.name)).toEqual(['renamed', 'avatar'])
-        expect(await uploads.countByRootCid('bafyroot1')).toBe(2)
+        expect(await uploads.countByRootCid(['bafyroot1'])).toBe(2)
         expect((await uploads.findByOwnerAndRoot(alice.id, 'bafyroot1'))?.id).toBe(first.upload.id)
       })
 
@@ -226,9 +226,9 @@ for (const factory of databaseFactories()) {
         await uploads.insert(upload(alice.id, 'bafyshared'))
         await uploads.insert(upload(bob.id, 'bafyshared'))
         await uploads.insert(upload(bob.id, 'bafyother'))
-        expect(await uploads.countByRootCid('bafyshared')).toBe(2)
-        expect(await uploads.countByRootCid('bafyother')).toBe(1)
-        expect(await uploads.countByRootCid('bafynone')).toBe(0)
+        expect(await uploads.countByRootCid(['bafyshared'])).toBe(2)
+        expect(await uploads.countByRootCid(['bafyother'])).toBe(1)
+        expect(await uploads.countByRootCid(['bafynone'])).toBe(0)
       })
 
       it('writes an upload and its entries atomically', async () => {
