@@ -12,11 +12,36 @@ export function extensionOf (path: string): string {
   return dot <= 0 ? '' : name.slice(dot + 1).toLowerCase()
 }
 
-/** FBX, glTF/GLB, VRM or OBJ: the formats a 3D preview loads. */
+/**
+ * Models Overte reads gzipped: a model URL whose path ends in `.gz` is
+ * gunzipped, and its format taken from the rest of the name
+ * (GeometryReader::run in ModelCache.cpp), so `avatar.fbx.gz` is an FBX.
+ */
+const GZIPPED_MODEL_EXTENSIONS = new Set(['fbx', 'obj', 'gltf', 'glb'])
+
+/**
+ * The extension a file's content is checked and accepted as: the model's
+ * for a gzipped model (`fbx` for `avatar.fbx.gz`, whatever the case of
+ * `.gz`), else its own (`gz` for any other `.gz`).
+ */
+export function contentExtensionOf (path: string): string {
+  const ext = extensionOf(path)
+  if (ext !== 'gz') return ext
+  const inner = extensionOf(path.slice(0, -3))
+  return GZIPPED_MODEL_EXTENSIONS.has(inner) ? inner : ext
+}
+
+/** The gzipped forms of the accepted models (`fbx.gz` when `fbx` is accepted), for lists shown to people. */
+export const gzippedModelExtensions = (accepted: Iterable<string>): string[] => [...accepted].filter((ext) => GZIPPED_MODEL_EXTENSIONS.has(ext)).map((ext) => `${ext}.gz`)
+
+/** A model Overte gunzips before reading (see contentExtensionOf). */
+export const isGzippedModel = (path: string): boolean => extensionOf(path) === 'gz' && contentExtensionOf(path) !== 'gz'
+
+/** FBX, glTF/GLB, VRM or OBJ: the formats a 3D preview loads (not gzipped, which the browser viewer does not read). */
 export const isModel = (path: string): boolean => MODEL_EXTENSIONS.has(extensionOf(path))
 
 export function kindOfFile (path: string): UploadKind {
-  const ext = extensionOf(path)
+  const ext = contentExtensionOf(path)
   if (ext === 'fst') return 'avatar'
   if (MODEL_EXTENSIONS.has(ext)) return 'model'
   if (TEXTURE_EXTENSIONS.has(ext)) return 'texture'
@@ -41,7 +66,7 @@ export function classify (filePaths: readonly string[]): Classification {
   if (avatars[0] !== undefined) return { kind: 'avatar', isAvatar: true, primaryPath: avatars[0] }
   const [only] = filePaths
   if (filePaths.length === 1 && only !== undefined) return { kind: kindOfFile(only), isAvatar: false, primaryPath: only }
-  const models = filePaths.filter((p) => MODEL_EXTENSIONS.has(extensionOf(p)))
+  const models = filePaths.filter((p) => MODEL_EXTENSIONS.has(contentExtensionOf(p)))
   if (models.length === 1 && models[0] !== undefined) return { kind: 'model', isAvatar: false, primaryPath: models[0] }
   return { kind: 'bundle', isAvatar: false, primaryPath: null }
 }

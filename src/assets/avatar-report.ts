@@ -1,4 +1,4 @@
-import { extensionOf } from './asset-kinds.ts'
+import { contentExtensionOf, extensionOf } from './asset-kinds.ts'
 import type { FileReport, FstFacts } from './file-inspectors.ts'
 import {
   EXPRESSION_BLENDSHAPES, fbxMetresPerUnit, fbxTextureRequest, fstTargets, gltfRequest, readyPlayerMeBlendshapes, RECOMMENDED_HUMANOID_JOINTS, REQUIRED_HUMANOID_JOINTS, textureBaseFor
@@ -179,7 +179,7 @@ function modelFacts (model: FileReport, scale: number, reports: readonly FileRep
     return [{ path, embedded: false, bytes: fileSizes.get(path), width: image?.width, height: image?.height }]
   })
   return {
-    format: extensionOf(model.path) === 'gltf' ? 'glTF' : 'binary glTF',
+    format: contentExtensionOf(model.path) === 'gltf' ? 'glTF' : 'binary glTF',
     joints: gltf.joints,
     blendshapes: gltf.blendshapes,
     materials: gltf.materials,

@@ -1,4 +1,6 @@
-import { extensionOf } from './asset-kinds.ts'
+import { crc32 } from 'node:zlib'
+import { Gunzip } from 'fflate'
+import { extensionOf, isGzippedModel } from './asset-kinds.ts'
 import { AsciiFbxReader, BinaryFbxReader, type FbxSummary } from './fbx-reader.ts'
 import { parseFst, type FstDocument } from './fst.ts'
 import { GltfJsonReader, MAX_KEPT_BYTES, type GltfJson } from './gltf-json.ts'
@@ -931,21 +933,107 @@ class AnyBytesInspector extends BaseInspector {
   protected finish (): void {}
 }
 
+/** What a gzipped model may expand to: Overte inflates it whole in memory before reading it. */
+export const MAX_GUNZIPPED_BYTES = 1024 * 1024 * 1024
+
+/**
+ * A gzipped model (`avatar.fbx.gz`), which Overte gunzips whole and reads
+ * as the model the rest of its name says (see contentExtensionOf): its
+ * bytes are inflated as they stream past and handed to that model's
+ * inspector, whose report becomes this file's. Checked as Overte's zlib
+ * would (RFC 1952): the header, a complete deflate stream, the CRC-32 and
+ * length in the trailer, one member only. Inflated with fflate, whose
+ * streaming inflate is synchronous like the inspectors (Node's zlib
+ * streams are not); it checks neither the trailer nor a second member,
+ * which is done here.
+ */
+/** A gzipped file's own fault, said as it stands (fflate's errors are translated). */
+class GzipRefusal extends Error {}
+
+class GzipInspector implements FileInspector {
+  readonly #path: string
+  readonly #inner: FileInspector & { note: (text: string) => void }
+  readonly #gunzip: Gunzip
+  readonly #notes: string[] = []
+  #failure: string | undefined
+  #crc = 0
+  #inflated = 0
+  /** The last 8 bytes seen: the trailer, once the input ends. */
+  #tail = Buffer.alloc(0)
+
+  constructor (path: string, inner: FileInspector & { note: (text: string) => void }) {
+    this.#path = path
+    this.#inner = inner
+    this.#gunzip = new Gunzip((data) => {
+      this.#inflated += data.byteLength
+      if (this.#inflated > MAX_GUNZIPPED_BYTES) throw new GzipRefusal(`expands to more than ${MAX_GUNZIPPED_BYTES} bytes, which Overte would hold in memory at once`)
+      this.#crc = crc32(data, this.#crc)
+      inner.write(data)
+    })
+    this.#gunzip.onmember = () => { throw new GzipRefusal('holds more than one gzip member, and Overte reads only the first') }
+  }
+
+  write (chunk: Uint8Array): void {
+    this.#tail = Buffer.concat([this.#tail, chunk.subarray(Math.max(0, chunk.byteLength - 8))]).subarray(-8)
+    if (this.#failure !== undefined) return
+    try {
+      this.#gunzip.push(chunk)
+    } catch (err) {
+      this.#fail(err)
+    }
+  }
+
+  end (): FileReport {
+    if (this.#failure === undefined) {
+      try {
+        this.#gunzip.push(new Uint8Array(0), true)
+        if (this.#tail.length < 8 || this.#tail.readUInt32LE(0) !== this.#crc || this.#tail.readUInt32LE(4) !== this.#inflated % 2 ** 32) {
+          throw new GzipRefusal('is damaged or cut short: its gzip trailer (CRC-32 and length) does not match what it expands to')
+        }
+      } catch (err) {
+        this.#fail(err)
+      }
+    }
+    const report = this.#inner.end()
+    const mismatch = this.#failure ?? (report.mismatch === undefined ? undefined : `once gunzipped, ${report.mismatch}`)
+    return {
+      ...report,
+      path: this.#path,
+      mismatch,
+      references: mismatch === undefined ? report.references.map((ref) => ({ ...ref, from: ref.from === report.path ? this.#path : ref.from, ...(ref.model === report.path ? { model: this.#path } : {}) })) : [],
+      notes: [...this.#notes, ...report.notes]
+    }
+  }
+
+  note (text: string): void { this.#notes.push(text) }
+
+  #fail (err: unknown): void {
+    const reason = err instanceof Error ? err.message : String(err)
+    if (err instanceof GzipRefusal) this.#failure = reason
+    else if (/invalid gzip data/.test(reason)) this.#failure = 'is not gzip data, though its name ends in .gz'
+    else if (/unexpected EOF/.test(reason)) this.#failure = 'is cut short: its gzip data ends inside the compressed stream'
+    else this.#failure = `is not readable gzip data (${reason})`
+  }
+}
+
 /** Extensions Overte matches in lower case only (MediaTypeLibrary::findMediaTypeForURL, GLTFSerializer's `endsWith("glb")`); `.fst` it lower-cases first (ModelCache.cpp). */
 const CASE_SENSITIVE_EXTENSIONS = new Set(['fbx', 'obj', 'glb', 'gltf', 'vrm'])
 
-/** The inspector for a file, chosen by its extension. */
-export function inspectorFor (path: string): FileInspector {
+/** The inspector for a file, chosen by its extension (a gzipped model's by the model's). */
+export function inspectorFor (path: string): FileInspector & { note: (text: string) => void } {
   const inspector = chooseInspector(path)
-  const ext = extensionOf(path)
-  const written = path.slice(path.length - ext.length)
+  const gzipped = isGzippedModel(path)
+  const named = gzipped ? path.slice(0, -3) : path
+  const ext = extensionOf(named)
+  const written = named.slice(named.length - ext.length)
   if (CASE_SENSITIVE_EXTENSIONS.has(ext) && written !== ext) {
-    inspector.note(`${path}: Overte recognises ".${ext}" only in lower case, so it may not load this file (or, for GLB, its embedded textures): rename it to "${baseNameOf(path).slice(0, -ext.length)}${ext}"`)
+    inspector.note(`${path}: Overte recognises ".${ext}" only in lower case, so it may not load this file (or, for GLB, its embedded textures): rename it to "${baseNameOf(named).slice(0, -ext.length)}${ext}${gzipped ? path.slice(-3) : ''}"`)
   }
   return inspector
 }
 
 function chooseInspector (path: string): FileInspector & { note: (text: string) => void } {
+  if (isGzippedModel(path)) return new GzipInspector(path, chooseInspector(path.slice(0, -3)))
   const ext = extensionOf(path)
   const signature = SIGNATURES[ext]
   if (signature !== undefined) return new SignatureInspector(path, signature)

@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs'
 import type { Logger } from 'pino'
-import { classify, extensionOf } from '../assets/asset-kinds.ts'
+import { classify, contentExtensionOf, extensionOf, gzippedModelExtensions } from '../assets/asset-kinds.ts'
 import { inspectorFor, type FileInspector, type FileReport } from '../assets/file-inspectors.ts'
 import { checkReferences } from '../assets/references.ts'
 import { buildAvatarReport } from '../assets/avatar-report.ts'
@@ -124,8 +124,8 @@ export class UploadService {
     if (CONTROL_CHARACTER.test(fileName)) throw new BadRequestError('the uploaded file\'s name has a control character; rename it')
     const ext = extensionOf(fileName)
     const allowed = this.#options.assetExtensions
-    if (ext !== 'zip' && ext !== 'car' && !allowed.has(ext)) {
-      throw new UnsupportedMediaTypeError(`files of type "${ext === '' ? '(none)' : ext}" are not accepted`, [`accepted: ${[...allowed, 'zip', 'car'].join(', ')}`])
+    if (ext !== 'zip' && ext !== 'car' && !allowed.has(contentExtensionOf(fileName))) {
+      throw new UnsupportedMediaTypeError(`files of type "${ext === '' ? '(none)' : ext}" are not accepted`, [`accepted: ${[...allowed, ...gzippedModelExtensions(allowed), 'zip', 'car'].join(', ')}`])
     }
     return { fileName, rootName: fileName.slice(0, fileName.length - ext.length - 1) || fileName, isBundle: ext === 'zip', isCar: ext === 'car' }
   }
@@ -161,7 +161,7 @@ export class UploadService {
         const file = tree.entries[0] as CarEntry
         const fileName = name.rootName
         const ext = extensionOf(fileName)
-        if (checked && !this.#options.assetExtensions.has(ext)) {
+        if (checked && !this.#options.assetExtensions.has(contentExtensionOf(fileName))) {
           throw new UnsupportedMediaTypeError('the CAR\'s root is a single file: name the CAR after it, with an accepted extension (e.g. model.glb.car)', [`${fileName}: type "${ext === '' ? '(none)' : ext}" is not accepted`])
         }
         const wrapper = await wrapInDirectory(fileName, file, IMPORT_PROFILES[profile].cidVersion)
@@ -173,7 +173,7 @@ export class UploadService {
       }
       const files = tree.rootIsFile ? [{ ...(tree.entries[0] as CarEntry), path: nodes[0]?.path ?? '' }] : tree.entries.filter((entry) => !entry.isDirectory)
       if (!checked) return { name: named, nodes, reports: [], fileSizes: new Map(files.map((f) => [f.path, f.size])), lease }
-      const refused = files.filter((f) => !this.#options.assetExtensions.has(extensionOf(f.path)))
+      const refused = files.filter((f) => !this.#options.assetExtensions.has(contentExtensionOf(f.path)))
       if (refused.length > 0 && !tree.rootIsFile) throw new UnsupportedMediaTypeError('the CAR has files of types that are not accepted', refused.map((f) => f.path))
       // Each file's bytes, read back from the node, pass its inspector; the byte limit holds whatever the nodes declare.
       const reports: FileReport[] = []
@@ -222,7 +222,7 @@ export class UploadService {
     if (tree.rootIsFile) {
       const fileName = baseName(options.fileName ?? '')
       const ext = extensionOf(fileName)
-      if (!assetExtensions.has(ext)) {
+      if (!assetExtensions.has(contentExtensionOf(fileName))) {
         throw new UnsupportedMediaTypeError('the content is a single file: give the pin request the file\'s name, with an accepted extension (e.g. model.glb), so that its type can be checked',
           [`${fileName === '' ? '(no name)' : fileName}: type "${ext === '' ? '(none)' : ext}" is not accepted`])
       }
@@ -230,7 +230,7 @@ export class UploadService {
     } else {
       files = tree.entries.filter((entry) => !entry.isDirectory)
     }
-    const refused = files.filter((f) => !assetExtensions.has(extensionOf(f.path)))
+    const refused = files.filter((f) => !assetExtensions.has(contentExtensionOf(f.path)))
     if (refused.length > 0) throw new UnsupportedMediaTypeError('the content has files of types that are not accepted', refused.map((f) => f.path))
     const reports: FileReport[] = []
     const fileSizes = new Map<string, number>()
@@ -262,7 +262,7 @@ export class UploadService {
   async importBundle (name: UploadName, zipPath: string, signal?: AbortSignal): Promise<ImportedUpload> {
     const bundle = await ZipBundle.open(zipPath, this.#options.bundleLimits)
     try {
-      const refused = bundle.files.filter((entry) => !this.#options.assetExtensions.has(extensionOf(entry.path)))
+      const refused = bundle.files.filter((entry) => !this.#options.assetExtensions.has(contentExtensionOf(entry.path)))
       if (refused.length > 0) {
         throw new UnsupportedMediaTypeError('the bundle has files of types that are not accepted', refused.map((e) => e.path))
       }

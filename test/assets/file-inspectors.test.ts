@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { promisify } from 'node:util'
-import { deflateSync } from 'node:zlib'
+import { deflateSync, gzipSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 import { inspectorFor, type FileReport } from '../../src/assets/file-inspectors.ts'
 import { MAX_KEPT_BYTES } from '../../src/assets/gltf-json.ts'
@@ -47,6 +47,40 @@ describe('content checks on real exporter output', () => {
 
   it('does not take an ASCII FBX take file or source path for a texture', () => {
     expect(targets(inspect('cubes.fbx', fixture('fbx/cubes-ascii.fbx')))).toEqual([])
+  })
+})
+
+describe('gzipped models (avatar.fbx.gz), which Overte gunzips and reads as the rest of the name says', () => {
+  const fbx = fixture('fbx/box-binary.fbx')
+
+  it('are checked as the model they hold, in any chunking, with its findings under the .gz name', () => {
+    for (const chunk of [65_536, 1_000, 1]) {
+      const report = inspect('models/box.fbx.gz', gzipSync(fbx), chunk)
+      expect(report.mismatch).toBeUndefined()
+      expect(report.path).toBe('models/box.fbx.gz')
+      expect(report.fbx?.binary).toBe(true)
+    }
+    const gltf = inspect('BoxTextured.gltf.GZ', gzipSync(fixture('gltf/BoxTextured/BoxTextured.gltf')), 100)
+    expect(gltf.mismatch).toBeUndefined()
+    expect(gltf.references.map((r) => `${r.from}:${r.target}`).sort()).toEqual(['BoxTextured.gltf.GZ:BoxTextured0.bin', 'BoxTextured.gltf.GZ:CesiumLogoFlat.png'])
+    expect(inspect('cube.obj.gz', gzipSync(fixture('obj/cube_usemtl.obj'))).references.map((r) => r.from)).toEqual(['cube.obj.gz'])
+  })
+
+  it('are refused when the bytes inside are not that model, or the gzip data is not whole', () => {
+    expect(inspect('box.glb.gz', gzipSync(fbx)).mismatch).toMatch(/^once gunzipped, is not/)
+    expect(inspect('box.fbx.gz', fbx).mismatch).toBe('is not gzip data, though its name ends in .gz')
+    const gz = gzipSync(fbx)
+    expect(inspect('box.fbx.gz', gz.subarray(0, gz.length >> 1)).mismatch).toMatch(/cut short/)
+    expect(inspect('box.fbx.gz', gz.subarray(0, gz.length - 4)).mismatch).toMatch(/^is damaged or cut short: its gzip trailer/)
+    const flipped = Buffer.from(gz)
+    flipped.writeUInt8(flipped.readUInt8(gz.length - 6) ^ 1, gz.length - 6) // the CRC-32, which fflate alone does not check
+    expect(inspect('box.fbx.gz', flipped).mismatch).toMatch(/^is damaged or cut short: its gzip trailer/)
+    expect(inspect('box.fbx.gz', Buffer.concat([gz, gzipSync(Buffer.from('more'))])).mismatch).toMatch(/more than one gzip member/)
+    expect(inspect('box.fbx.gz', gz).references).toEqual([])
+  })
+
+  it('name the model in lower case as Overte needs, keeping .gz in the advice', () => {
+    expect(inspect('Box.FBX.gz', gzipSync(fbx)).notes.join('\n')).toContain('rename it to "Box.fbx.gz"')
   })
 })
 

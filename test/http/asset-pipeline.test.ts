@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto'
+import { gzipSync } from 'node:zlib'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { blenderAvatar, fixture, makeZip, patchCentralHeader, rawZip, renameInZip, unicodePathField } from '../support/fixtures.ts'
-import { createIdentity, expectNothingLeftBehind as expectNothingLeftBehindIn, leftovers, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
+import { asBytes, createIdentity, expectNothingLeftBehind as expectNothingLeftBehindIn, leftovers, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
 
 interface Item { Name: string, Hash: string, Size: string, primary?: string | null, kind?: string, warnings?: string[] }
 
@@ -227,6 +228,35 @@ describe('bundles refused, leaving nothing behind', () => {
   it('takes a .raw sound (headerless 16-bit PCM, which Overte plays) as a sound', async () => {
     const res = await upload(Buffer.from([1, 0, 255, 127, 0, 128]), 'beep.raw').expect(200)
     expect((res.body as Item[]).at(-1)?.kind).toBe('sound')
+  })
+
+  it('takes a gzipped model (hero.fbx.gz), which Overte gunzips and reads as FBX: checked as the FBX inside, served as the gzip bytes', async () => {
+    const gz = gzipSync(blenderAvatar('avatar.fbx'))
+    const zip = await makeZip([
+      { path: 'hero.fst', data: 'name = hero\nfilename = hero.fbx.gz\ntexdir = textures\n' },
+      { path: 'hero.fbx.gz', data: gz },
+      { path: 'textures/skin.png', data: blenderAvatar('textures/skin.png') }
+    ])
+    const root = ((await upload(zip, 'gz-hero.zip').expect(200)).body as Item[]).at(-1) as Item
+    expect(root).toMatchObject({ kind: 'avatar', warnings: [] })
+    // Without its texture, the FBX inside is what names it.
+    const bare = ((await upload(await makeZip([{ path: 'hero.fbx.gz', data: gz }]), 'gz-bare.zip').expect(200)).body as Item[]).at(-1) as Item
+    expect(bare.kind).toBe('model')
+    expect(bare.warnings).toEqual(['hero.fbx.gz: texture "textures/skin.png" is not in the upload; Overte looks for "skin.png" beside hero.fbx.gz (it ignores the folders an FBX stores)'])
+    // As it was stored: Overte gunzips it itself, so no Content-Encoding.
+    const served = await t.request.get(`/ipfs/${root.Hash}/hero.fbx.gz`).buffer(true).parse(asBytes).expect(200)
+    expect(served.headers['content-type']).toBe('application/gzip')
+    expect(served.headers['content-encoding']).toBeUndefined()
+    expect(Buffer.compare(served.body as Buffer, gz)).toBe(0)
+    expect(((await upload(gz, 'alone.fbx.gz').expect(200)).body as Item[]).at(-1)?.kind).toBe('model')
+  })
+
+  it('415 for a .gz that is not a model Overte gunzips, or whose inside is not the model its name says', async () => {
+    const png = fixture('gltf/BoxTextured/CesiumLogoFlat.png')
+    expect((await upload(gzipSync(png), 'skin.png.gz').expect(415)).body.error).toBe('files of type "gz" are not accepted')
+    expect((await upload(gzipSync(png), 'model.fbx.gz').expect(415)).body.details).toEqual(['model.fbx.gz once gunzipped, is not FBX (neither the binary header nor an ASCII FBX header)'])
+    expect((await upload(png, 'model.glb.gz').expect(415)).body.details).toEqual(['model.glb.gz is not gzip data, though its name ends in .gz'])
+    await expectNothingLeftBehind()
   })
 
   it('an image in another image format than its name says is stored, with a warning: Overte decides by the content', async () => {

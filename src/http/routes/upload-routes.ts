@@ -1,5 +1,6 @@
 import { rm } from 'node:fs/promises'
 import { Router, type Request, type RequestHandler, type Response } from 'express'
+import { gzippedModelExtensions } from '../../assets/asset-kinds.ts'
 import type { Identity } from '../../db/identity-repository.ts'
 import { BadRequestError, ClientClosedRequestError } from '../../errors.ts'
 import type { QuotaService, QuotaStatus } from '../../services/quota-service.ts'
@@ -80,7 +81,7 @@ export function uploadRoutes (deps: UploadRoutesDeps): Router {
 
   router.get('/upload', (req, res) => {
     const identity = callerOf(req)?.identity
-    res.render('upload', { title: 'Upload', signedInAs: identity?.username ?? null, maxUploadBytes: deps.maxUploadBytes, extensions: [...deps.assetExtensions, 'zip', 'car'] })
+    res.render('upload', { title: 'Upload', signedInAs: identity?.username ?? null, maxUploadBytes: deps.maxUploadBytes, extensions: [...deps.assetExtensions, ...gzippedModelExtensions(deps.assetExtensions), 'zip', 'car'] })
   })
 
   // Credentials in a header (the add-on's bearer form, scripts, API keys): the owner, rate limit and quota
