@@ -933,8 +933,13 @@ class AnyBytesInspector extends BaseInspector {
   protected finish (): void {}
 }
 
-/** What a gzipped model may expand to: Overte inflates it whole in memory before reading it. */
-export const MAX_GUNZIPPED_BYTES = 1024 * 1024 * 1024
+/** What a gzipped model may expand to: Overte inflates it whole in memory before reading it, and inflating happens on the event loop here (a deflate bomb of 256 KiB reaches this in ~1 s). */
+export const MAX_GUNZIPPED_BYTES = 256 * 1024 * 1024
+/** Past its first 8 MiB, a gzipped model may expand at most this many times: models compress 2–20×, deflate bombs 1000× (each costing event-loop time as it inflates). */
+export const MAX_GUNZIP_RATIO = 200
+const GUNZIP_RATIO_FROM = 8 * 1024 * 1024
+/** Input is inflated in pieces this long, so that a limit stops a bomb within a few MB of output, not a 64 KiB chunk's worth (66 MB). */
+const GUNZIP_PIECE = 4096
 
 /**
  * A gzipped model (`avatar.fbx.gz`), which Overte gunzips whole and reads
@@ -958,6 +963,7 @@ class GzipInspector implements FileInspector {
   #failure: string | undefined
   #crc = 0
   #inflated = 0
+  #compressed = 0
   /** The last 8 bytes seen: the trailer, once the input ends. */
   #tail = Buffer.alloc(0)
 
@@ -967,6 +973,7 @@ class GzipInspector implements FileInspector {
     this.#gunzip = new Gunzip((data) => {
       this.#inflated += data.byteLength
       if (this.#inflated > MAX_GUNZIPPED_BYTES) throw new GzipRefusal(`expands to more than ${MAX_GUNZIPPED_BYTES} bytes, which Overte would hold in memory at once`)
+      if (this.#inflated > GUNZIP_RATIO_FROM && this.#inflated > MAX_GUNZIP_RATIO * this.#compressed) throw new GzipRefusal(`expands more than ${MAX_GUNZIP_RATIO} times, as deflate bombs do and models do not`)
       this.#crc = crc32(data, this.#crc)
       inner.write(data)
     })
@@ -977,7 +984,11 @@ class GzipInspector implements FileInspector {
     this.#tail = Buffer.concat([this.#tail, chunk.subarray(Math.max(0, chunk.byteLength - 8))]).subarray(-8)
     if (this.#failure !== undefined) return
     try {
-      this.#gunzip.push(chunk)
+      for (let at = 0; at < chunk.byteLength; at += GUNZIP_PIECE) {
+        const piece = chunk.subarray(at, at + GUNZIP_PIECE)
+        this.#compressed += piece.byteLength
+        this.#gunzip.push(piece)
+      }
     } catch (err) {
       this.#fail(err)
     }

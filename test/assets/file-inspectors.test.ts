@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import { promisify } from 'node:util'
 import { deflateSync, gzipSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
-import { inspectorFor, type FileReport } from '../../src/assets/file-inspectors.ts'
+import { inspectorFor, MAX_GUNZIP_RATIO, MAX_GUNZIPPED_BYTES, type FileReport } from '../../src/assets/file-inspectors.ts'
 import { MAX_KEPT_BYTES } from '../../src/assets/gltf-json.ts'
 import { gltfGeometryNotes, summarizeGltf } from '../../src/assets/gltf-summary.ts'
 import { MAX_JSON_DEPTH } from '../../src/assets/json-reader.ts'
@@ -77,6 +77,14 @@ describe('gzipped models (avatar.fbx.gz), which Overte gunzips and reads as the 
     expect(inspect('box.fbx.gz', flipped).mismatch).toMatch(/^is damaged or cut short: its gzip trailer/)
     expect(inspect('box.fbx.gz', Buffer.concat([gz, gzipSync(Buffer.from('more'))])).mismatch).toMatch(/more than one gzip member/)
     expect(inspect('box.fbx.gz', gz).references).toEqual([])
+  })
+
+  it('a deflate bomb is stopped a few MB in, not inflated to the cap: each write runs on the event loop', () => {
+    const bomb = gzipSync(Buffer.alloc(MAX_GUNZIPPED_BYTES + 1))
+    // The ratio stops it (a little past 8 MiB inflated), before the 256 MiB cap would.
+    expect(inspect('bomb.fbx.gz', bomb).mismatch).toBe(`expands more than ${MAX_GUNZIP_RATIO} times, as deflate bombs do and models do not`)
+    // Zeros that stay within the ratio go on to the cap.
+    expect(inspect('big.fbx.gz', gzipSync(Buffer.alloc(4 * 1024 * 1024))).mismatch).toMatch(/^once gunzipped, is not FBX/)
   })
 
   it('name the model in lower case as Overte needs, keeping .gz in the advice', () => {
