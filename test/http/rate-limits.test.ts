@@ -38,6 +38,15 @@ describe('rate limits (429 + Retry-After), in PostgreSQL', () => {
     expect(psa.body).toMatchObject({ error: { reason: 'TOO_MANY_REQUESTS' } })
     expect(psa.headers['retry-after']).toBeDefined()
     await t.request.post('/upload').set(from('203.0.113.7')).field('username', person.username).field('token', person.token).attach('file', ...script()).expect(429)
+    // A browser signing in is told when too (the sign-in page, with Retry-After), by the query string or the form.
+    for (const signIn of [
+      t.request.get(`/uploads?username=${person.username}&token=${person.token}`),
+      t.request.post('/uploads').type('form').send({ username: person.username, token: person.token })
+    ]) {
+      const page = await signIn.set(from('203.0.113.7')).set('Accept', 'text/html').expect(429)
+      expect(Number(page.headers['retry-after'])).toBeGreaterThan(0)
+      expect(page.text).toContain('name="token"')
+    }
     // Another address, and the same address without credentials, are not held up.
     await t.request.get('/uploads').set(from('203.0.113.8')).set('Authorization', `Bearer ${person.token}`).expect(200)
     await t.request.get('/healthz').set(from('203.0.113.7')).expect(200)

@@ -53,3 +53,41 @@ describe('browser sessions', () => {
     await t.request.get('/uploads').set('Cookie', second).expect(200)
   })
 })
+
+/** A session cookie with a value among the answer's cookies (a cleared one, `heimdall_session=;`, is not). */
+const startsSession = (setCookie: unknown): boolean => ([] as string[]).concat((setCookie ?? []) as string[]).some((c) => /^heimdall_session=[^;]/.test(c))
+/** Whether the answer drops a session cookie. */
+const dropsSession = (setCookie: unknown): boolean => ([] as string[]).concat((setCookie ?? []) as string[]).some((c) => c.startsWith('heimdall_session=;'))
+
+describe('what may start or end a browser session', () => {
+  it('only the identity\'s token signs a browser in: an API key of any scope does not (a session has the account scope, and would outlive the key)', async () => {
+    const person = await createIdentity(t.request)
+    const key = ((await t.request.post('/account/keys').set('Authorization', `Bearer ${person.token}`).send({ name: 'lister', scopes: ['list', 'upload'] }).expect(201)).body as { key: string }).key
+    const viaQuery = await t.request.get(`/uploads?token=${key}`).set('Accept', 'text/html').expect(403)
+    expect(startsSession(viaQuery.headers['set-cookie'])).toBe(false)
+    expect(viaQuery.text).toContain('an API key cannot sign a browser in')
+    const browser = t.browser()
+    const page = await browser.get('/uploads').set('Accept', 'text/html').expect(200)
+    const viaForm = await browser.post('/uploads').type('form').set('Accept', 'text/html').send({ username: person.username, token: key, _csrf: csrfField(page.text) }).expect(403)
+    expect(startsSession(viaForm.headers['set-cookie'])).toBe(false)
+    // The key still does what its scopes allow, as an API client.
+    await t.request.get('/uploads').set('Authorization', `Bearer ${key}`).expect(200)
+  })
+
+  it('a form posted from another site signs no browser in through /account/token (login CSRF), and a sign-out from another site drops no cookie', async () => {
+    const mallory = await createIdentity(t.request)
+    const crossSite = await t.request.post('/account/token').type('form').set('Accept', 'text/html').set('Sec-Fetch-Site', 'cross-site').set('Origin', 'http://evil.example')
+      .send({ username: mallory.username, token: mallory.token }).expect(200)
+    expect(startsSession(crossSite.headers['set-cookie'])).toBe(false)
+    const out = await t.request.post('/signout').set('Sec-Fetch-Site', 'cross-site').set('Origin', 'http://evil.example').expect(303)
+    expect(dropsSession(out.headers['set-cookie'])).toBe(false)
+  })
+
+  it('a disabled identity signs no browser in', async () => {
+    const person = await createIdentity(t.request)
+    await t.heimdall.database.knex('identities').where({ username: person.username }).update({ disabled_at: new Date() })
+    const res = await t.request.get(`/uploads?username=${person.username}&token=${person.token}`).set('Accept', 'text/html').expect(403)
+    expect(startsSession(res.headers['set-cookie'])).toBe(false)
+    expect(res.text).toContain('disabled')
+  })
+})

@@ -68,13 +68,14 @@ export function accountRoutes (deps: AccountRoutesDeps): Router {
 
   // A new token: the old one stops working at once, and every browser session ends (this browser gets a new one).
   router.post('/account/token', async (req, res) => {
-    const { identity } = requireCaller(req, 'account')
+    const { identity, via } = requireCaller(req, 'account')
     const token = await deps.identities.rotateToken(identity)
     await deps.sessions.revokeAll(identity.id)
     req.log.info({ username: identity.username }, 'token replaced, every session ended')
     res.setHeader('Cache-Control', 'no-store')
     if (wantsHtml(req)) {
-      await deps.browserSessions.start(req, res, identity)
+      // The browser whose session asked keeps one; a form's own credentials sign no browser in (from another site, that was a login CSRF).
+      if (via === 'session') await deps.browserSessions.start(req, res, identity)
       res.render('token-rotated', { title: 'Your new token', username: identity.username, token, notes: IDENTITY_NOTES })
       return
     }
@@ -95,7 +96,8 @@ export function accountRoutes (deps: AccountRoutesDeps): Router {
   router.post('/account/sessions/revoke', async (req, res) => {
     const revoked = await revokeSessions(req)
     if (!wantsHtml(req)) { res.json({ revoked }); return }
-    deps.browserSessions.clear(res)
+    // This browser's cookie only if this browser sent it: a cross-site form's credentials do not reach another browser's.
+    if (deps.browserSessions.read(req) !== undefined) deps.browserSessions.clear(res)
     res.redirect(303, '/')
   })
 

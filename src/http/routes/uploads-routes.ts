@@ -1,12 +1,12 @@
 import express, { Router, type Request, type Response } from 'express'
 import { extensionOf } from '../../assets/asset-kinds.ts'
 import type { Identity } from '../../db/identity-repository.ts'
-import { BadRequestError, ForbiddenError, HeimdallError, NotFoundError, UnauthorizedError } from '../../errors.ts'
+import { BadRequestError, ForbiddenError, HeimdallError, NotFoundError, TooManyRequestsError, UnauthorizedError } from '../../errors.ts'
 import type { UploadService } from '../../services/upload-service.ts'
 import { MAX_THUMBNAIL_BYTES, type ThumbnailService } from '../../services/thumbnail-service.ts'
 import { parseCid } from '../cid-param.ts'
 import { credentialsFrom } from '../credentials.ts'
-import { bearerOf, callerOf, requireCaller, type Authenticator, type Scope } from '../authentication.ts'
+import { bearerOf, callerOf, requireCaller, type Authenticator, type Caller, type Scope } from '../authentication.ts'
 import type { QuotaService } from '../../services/quota-service.ts'
 import { wantsHtml } from '../negotiate.ts'
 import { map, streamJsonList } from '../json-stream.ts'
@@ -105,13 +105,21 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
     return deps.pinRequests.list(identity, { statuses: [...PIN_STATUSES] }, limit)
   }
 
-  function renderSignIn (res: Response, status: number, error: string | null, username = ''): void {
-    res.status(status).render('sign-in', { title: 'My uploads', error, username })
+  function renderSignIn (res: Response, err: HeimdallError | null, username = ''): void {
+    if (err instanceof TooManyRequestsError) res.setHeader('Retry-After', String(err.retryAfterSeconds))
+    res.status(err?.status ?? 200).render('sign-in', { title: 'My uploads', error: err?.message ?? null, username })
   }
 
-  /** Signs a browser in: cookie set, then a redirect so the token leaves the address bar and history. */
-  async function signInAndRedirect (req: Request, res: Response, identity: Identity): Promise<void> {
-    await deps.sessions.start(req, res, identity)
+  /**
+   * Signs a browser in: cookie set, then a redirect so the token leaves the
+   * address bar and history. Only with the identity's token: a session has
+   * the `account` scope (keys, token, sessions), which no API key may give,
+   * and would outlive the key's revocation. A disabled identity gets none.
+   */
+  async function signInAndRedirect (req: Request, res: Response, caller: Caller): Promise<void> {
+    if (caller.via === 'api-key') throw new ForbiddenError('an API key cannot sign a browser in: sign in with your username and token')
+    if (caller.identity.disabledAt !== null) throw new ForbiddenError('this identity is disabled by the operator of this node')
+    await deps.sessions.start(req, res, caller.identity)
     res.redirect(303, '/uploads')
   }
 
@@ -121,10 +129,9 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
       // The add-on opens /uploads?username=…&token=… in a browser.
       try {
         deps.signIn.checkSignIn(req)
-        const { identity } = await deps.authenticator.authenticate(req, username, token)
-        await signInAndRedirect(req, res, identity)
+        await signInAndRedirect(req, res, await deps.authenticator.authenticate(req, username, token))
       } catch (err) {
-        if ((err instanceof UnauthorizedError || err instanceof ForbiddenError) && wantsHtml(req)) { renderSignIn(res, err.status, err.message, typeof username === 'string' ? username : ''); return }
+        if ((err instanceof UnauthorizedError || err instanceof ForbiddenError || err instanceof TooManyRequestsError) && wantsHtml(req)) { renderSignIn(res, err, typeof username === 'string' ? username : ''); return }
         throw err
       }
       return
@@ -133,7 +140,7 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
       await renderList(req, res, requireOwner(req, 'list'))
       return
     }
-    if (wantsHtml(req)) { renderSignIn(res, 200, null); return }
+    if (wantsHtml(req)) { renderSignIn(res, null); return }
     throw new UnauthorizedError('sign in: POST username and token, or send Authorization: Bearer <token>')
   })
 
@@ -142,11 +149,11 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
     try {
       // The credentials of this form, not a browser session's: a sign-in.
       if (token === undefined) throw new UnauthorizedError('a token is required')
-      const { identity } = requireCaller(req, 'list')
-      if (wantsHtml(req)) { deps.signIn.checkSignIn(req); await signInAndRedirect(req, res, identity); return }
-      await renderList(req, res, identity)
+      const caller = requireCaller(req, 'list')
+      if (wantsHtml(req)) { deps.signIn.checkSignIn(req); await signInAndRedirect(req, res, caller); return }
+      await renderList(req, res, caller.identity)
     } catch (err) {
-      if (err instanceof HeimdallError && wantsHtml(req)) { renderSignIn(res, err.status, err.message, typeof username === 'string' ? username : ''); return }
+      if (err instanceof HeimdallError && wantsHtml(req)) { renderSignIn(res, err, typeof username === 'string' ? username : ''); return }
       throw err
     }
   })
@@ -216,7 +223,8 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
 
   // Ends the session server-side: a copy of the cookie signs nobody in afterwards.
   router.post('/signout', async (req, res) => {
-    await deps.sessions.end(req, res)
+    // Only a request that carries the session ends it: a post from another site carries no cookie (SameSite=Strict), and must not drop this browser's.
+    if (deps.sessions.read(req) !== undefined) await deps.sessions.end(req, res)
     res.redirect(303, '/')
   })
 
