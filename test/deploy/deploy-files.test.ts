@@ -84,6 +84,8 @@ describe.skipIf(!hasNginx)('nginx/heimdall.conf.template', () => {
     const site = await readFile(join(work, 'nginx', 'heimdall.conf'), 'utf8')
     expect(site).toContain('client_max_body_size 1074790400;')
     expect(site).toContain('proxy_request_buffering off;')
+    expect(site).toContain('client_body_buffer_size 4m;')
+    expect(site).toContain('proxy_set_header X-Forwarded-Host $host;')
     expect(site).toContain('return 301 https://$host$request_uri;')
     expect(site).not.toMatch(/\$\{[A-Z_]+\}/)
   })

@@ -178,6 +178,8 @@ describe.skipIf(!hasNginx)('nginx/heimdall-scaled.conf.template', () => {
     const rendered = await readFile(join(work, 'nginx', 'heimdall.conf'), 'utf8')
     expect(rendered).toContain('client_max_body_size 1074790400;')
     expect(rendered).toContain('proxy_request_buffering off;')
+    expect(rendered).toContain('client_body_buffer_size 4m;')
+    expect(rendered).toContain('proxy_set_header X-Forwarded-Host $host;')
     expect(rendered).toContain('return 301 https://$host$request_uri;')
     expect(rendered).not.toMatch(/\$\{[A-Z_]+\}/)
     expect(rendered.match(/^\s*access_log \S+ heimdall;/gm)).toHaveLength(2)

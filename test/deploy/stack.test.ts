@@ -131,6 +131,12 @@ describe.skipIf(!ready)('the compose topology as processes: nginx (TLS) → Heim
     expect(String(res.headers['set-cookie'])).toMatch(/; Secure/)
   })
 
+  it('sets X-Forwarded-Host itself: a client\'s own does not reach Heimdall, which believes the proxy (the page\'s CSP is built from it)', async () => {
+    const page = await call('GET', '/', { Accept: 'text/html', 'X-Forwarded-Host': 'evil.example' })
+    expect(page.status).toBe(200)
+    expect(String(page.headers['content-security-policy'])).not.toContain('evil.example')
+  })
+
   it('streams a 300 MB upload through nginx without nginx or Heimdall holding it', async () => {
     const size = 300 * 1000 * 1000
     const next = kuboDeterministicStream('stack-300mb')

@@ -276,6 +276,22 @@ describe('documents that no one uploaded', () => {
     expect(res.text).toBe(html)
   })
 
+  it('takes the type from ?filename= when given, as boxo does (the listing links each CID so), still never a document', async () => {
+    const nodes = await t.heimdall.backend.importTree([
+      { path: 'wave.js', content: Readable.from([Buffer.from('print("hi")\n')]) },
+      { path: 'page.html', content: Readable.from([Buffer.from(html)]) }
+    ], { profile: 'unixfs-v1-2025' })
+    const file = (path: string): string => nodes.find((n) => n.path === path)?.cid.toString() ?? ''
+    const script = await t.request.get(`/ipfs/${file('wave.js')}?filename=wave.js`).expect(200)
+    expect(script.headers['content-type']).toBe('text/javascript; charset=utf-8')
+    expect((await t.request.get(`/ipfs/${file('wave.js')}?filename=sound.wav`).expect(200)).headers['content-type']).toBe('audio/wav')
+    // Without it, a bare CID of text is not sniffed as a type.
+    expect((await t.request.get(`/ipfs/${file('wave.js')}`).expect(200)).headers['content-type']).toBe('application/octet-stream')
+    const page = await t.request.get(`/ipfs/${file('page.html')}?filename=page.html`).expect(200)
+    expect(page.headers['content-type']).toBe('text/plain; charset=utf-8')
+    expect(page.headers['content-disposition']).toBe('attachment; filename="page.html"; filename*=UTF-8\'\'page.html')
+  })
+
   it('serves HTML as HTML only under a root pinned here', async () => {
     const nodes = await t.heimdall.backend.importTree([{ path: 'ページ.html', content: Readable.from([Buffer.from(html)]) }], { profile: 'unixfs-v1-2025' })
     const dir = nodes.at(-1)?.cid

@@ -9,6 +9,7 @@ import { byteRange, ifNoneMatch, ifRangeAllows, sendNotModified } from '../byte-
 import { isIdentity, parseCid } from '../cid-param.ts'
 import { formatBytes } from '../format.ts'
 import { trustlessGateway } from '../../gateway/trustless-gateway.ts'
+import { queryValue } from '../../gateway/format.ts'
 import type { Gate } from '../../gateway/dag-walk.ts'
 import { contentDisposition, contentTypeFor, isPassive, SNIFF_BYTES, sniffContentType } from '../content-types.ts'
 import { extensionOf } from '../../assets/asset-kinds.ts'
@@ -241,7 +242,8 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
     res.setHeader('Accept-Ranges', 'bytes')
     // A 304 repeats no type: nothing is read or decided for it.
     if (ifNoneMatch(req.headers['if-none-match'], etag)) { sendNotModified(res); return }
-    const name = path.at(-1) ?? ''
+    // The type by `?filename=` when given, as boxo does (the listing links each entry's CID so), else by the last path segment.
+    const name = queryValue(req, 'filename') || (path.at(-1) ?? '')
     let type = contentTypeFor(name)
     if (type === 'application/octet-stream' && extensionOf(name) === '' && node.size > 0) type = await sniffed(node) ?? type
     if (!isPassive(type) && !(await servesDocuments(cid))) {
