@@ -64,6 +64,9 @@ describe('rate limits (429 + Retry-After), in PostgreSQL', () => {
   })
 
   it('new identities per client address', async () => {
+    // Malformed names are refused before the allowance is counted: typing mistakes cost nothing.
+    await t.request.post('/new').set('X-Forwarded-For', '198.51.100.50').send({ username: 'x' }).expect(400)
+    await t.request.post('/new').set('X-Forwarded-For', '198.51.100.50').send({ username: 'bad name!' }).expect(400)
     await t.request.post('/new').set('X-Forwarded-For', '198.51.100.50').send({ username: 'first-of-two' }).expect(201)
     await t.request.post('/new').set('X-Forwarded-For', '198.51.100.50').send({ username: 'second-of-two' }).expect(201)
     const limited = await t.request.post('/new').set('X-Forwarded-For', '198.51.100.50').send({ username: 'third-of-two' }).expect(429)

@@ -26,6 +26,8 @@ describe('/uploads', () => {
   it('GET without credentials answers an API client 401 JSON', async () => {
     const res = await t.request.get('/uploads').expect(401)
     expect(res.body.error).toMatch(/sign in/)
+    // RFC 9110: a 401 names its scheme.
+    expect(res.headers['www-authenticate']).toBe('Bearer realm="heimdall"')
   })
 
   it('POST with credentials and Accept: application/json lists the person\'s uploads only, with gateway links', async () => {
@@ -125,6 +127,10 @@ describe('/uploads', () => {
     expect(detail.body.files.map((f: { path: string }) => f.path)).toEqual(['avatar.fst', 'box.fbx', 'textures/skin.png'])
     const bob = await createIdentity(t.request, 'bob2')
     await t.request.get(`/uploads/${hero.id}`).set('Authorization', `Bearer ${bob.token}`).expect(404)
+    // One URL per record: the id in decimal digits, not as anything Number() reads.
+    for (const spelling of [`0x${Number(hero.id).toString(16)}`, `${hero.id}.0`, `+${hero.id}`, `%20${hero.id}`]) {
+      await t.request.get(`/uploads/${spelling}`).set('Authorization', `Bearer ${alice.token}`).expect(404)
+    }
     const browser = t.browser()
     await browser.get(`/uploads?username=alice&token=${alice.token}`).set('Accept', 'text/html').expect(303)
     const page = await browser.get(`/uploads/${hero.id}`).set('Accept', 'text/html').expect(200)

@@ -94,6 +94,8 @@ export function errorHandler (logger: Logger, maxUploadBytes: number): ErrorRequ
     res.locals.errorCode = code
     res.status(status)
     if (err instanceof TooManyRequestsError) res.setHeader('Retry-After', String(err.retryAfterSeconds))
+    // RFC 9110: a 401 says how to authenticate (a Bearer token or API key; browsers show no dialog for it).
+    if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="heimdall"')
     if (wantsHtml(req)) {
       res.render('error', { title: `Error ${status}`, status, message, details, requestId: req.id }, (renderErr: Error | null, html?: string) => {
         // A page that cannot be drawn (a broken view, a template that needs what this request lacks) still answers.

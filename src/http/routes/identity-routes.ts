@@ -1,6 +1,6 @@
 import { Router, type Request } from 'express'
 import { BadRequestError, HeimdallError, TooManyRequestsError } from '../../errors.ts'
-import type { IdentityService } from '../../services/identity-service.ts'
+import { normalizeUsername, type IdentityService } from '../../services/identity-service.ts'
 import type { RateLimiter } from '../../services/rate-limiter.ts'
 import { clientAddress } from '../authentication.ts'
 import { wantsHtml } from '../negotiate.ts'
@@ -24,8 +24,10 @@ export function identityRoutes (deps: { identities: IdentityService, sessions: B
       if (!parsed.success) throw new BadRequestError(parsed.error.issues[0]?.message ?? 'a username is required')
       // A browser is signed in as the identity it makes: not from another site's page.
       if (wantsHtml(req)) deps.signIn.checkSignIn(req)
+      // A name refused as malformed costs nothing of the address's allowance (a taken one does: names are not probed for free).
+      const username = normalizeUsername(parsed.data.username)
       await deps.limiter.identityCreation(clientAddress(req))
-      const { identity, token } = await deps.identities.create(parsed.data.username)
+      const { identity, token } = await deps.identities.create(username)
       res.status(201).setHeader('Cache-Control', 'no-store')
       if (wantsHtml(req)) {
         await deps.sessions.start(req, res, identity)
