@@ -79,10 +79,22 @@ export function createProgress (options: ProgressOptions): Progress {
     return `${String(percent).padStart(3)} % ${formatBytes(sent)} of ${formatBytes(total)}, ${Number.isNaN(speed) ? '…' : `${formatBytes(speed)}/s`}, ${Number.isNaN(eta) ? 'ETA --:--' : `ETA ${formatDuration(eta)}`}`
   }
 
+  /**
+   * The line fits the terminal, one column short of its width: a longer one
+   * wraps, and the carriage return then redraws only its last row, leaving
+   * a trail of half lines. The bar shrinks first (30 columns down to 10),
+   * then goes, then the text is cut.
+   */
   const draw = (sent: number): void => {
-    const width = Math.max(10, Math.min(30, (out.columns ?? 80) - 60))
-    const filled = total === 0 ? width : Math.round((sent / total) * width)
-    out.write(`\r[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${describe(sent)}\x1b[K`)
+    const text = describe(sent)
+    const room = (out.columns ?? 80) - 1
+    const width = Math.min(30, room - text.length - 3)
+    let line = text.slice(0, Math.max(0, room))
+    if (width >= 10) {
+      const filled = total === 0 ? width : Math.round((sent / total) * width)
+      line = `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${text}`
+    }
+    out.write(`\r${line}\x1b[K`)
     lineOpen = true
   }
 
