@@ -87,7 +87,8 @@ export function createProgress (options: ProgressOptions): Progress {
    */
   const draw = (sent: number): void => {
     const text = describe(sent)
-    const room = (out.columns ?? 80) - 1
+    // A terminal that reports no width (0, as a pseudo-terminal without a size does) is taken as 80 columns.
+    const room = (out.columns !== undefined && out.columns > 0 ? out.columns : 80) - 1
     const width = Math.min(30, room - text.length - 3)
     let line = text.slice(0, Math.max(0, room))
     if (width >= 10) {

@@ -24,4 +24,10 @@ describe('the progress line on a terminal', () => {
     else if (columns >= 60) expect(last).toMatch(/^ *\d+ % [\d.]+ GiB of 3\.0 GiB, /)
     else expect(last).toMatch(/^ *\d+ % /)
   })
+
+  it('takes a terminal that reports no width (0 columns) as 80 columns wide', () => {
+    const out = terminal(0)
+    createProgress({ total: 100, out: out as unknown as NodeJS.WritableStream & { isTTY: boolean, columns: number }, now: () => 1000 }).update(10)
+    expect(frames(out.written)[0]).toMatch(/^\[#{3}-{27}\] {2}10 % 10 B of 100 B, …, ETA --:--$/)
+  })
 })
