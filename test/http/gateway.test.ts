@@ -287,9 +287,21 @@ describe('documents that no one uploaded', () => {
     expect((await t.request.get(`/ipfs/${file('wave.js')}?filename=sound.wav`).expect(200)).headers['content-type']).toBe('audio/wav')
     // Without it, a bare CID of text is not sniffed as a type.
     expect((await t.request.get(`/ipfs/${file('wave.js')}`).expect(200)).headers['content-type']).toBe('application/octet-stream')
-    const page = await t.request.get(`/ipfs/${file('page.html')}?filename=page.html`).expect(200)
-    expect(page.headers['content-type']).toBe('text/plain; charset=utf-8')
-    expect(page.headers['content-disposition']).toBe('attachment; filename="page.html"; filename*=UTF-8\'\'page.html')
+    // A document's name asked for is not taken: the bytes are typed as if no name were given.
+    expect((await t.request.get(`/ipfs/${file('page.html')}?filename=page.html`).expect(200)).headers['content-type']).toBe('application/octet-stream')
+    // Under a root pinned here (every upload is one), a text file asked for as .html, .svg or .pdf keeps its own type.
+    const held = await t.heimdall.backend.importTree([{ path: 'note.txt', content: Readable.from([Buffer.from(html)]) }], { profile: 'unixfs-v1-2025' })
+    const root = held.at(-1)?.cid
+    if (root === undefined) throw new Error('no root')
+    await t.heimdall.backend.pin(root)
+    try {
+      for (const asked of ['a.html', 'a.svg', 'a.pdf', 'a.xml']) {
+        const res = await t.request.get(`/ipfs/${root.toString()}/note.txt?filename=${asked}`).expect(200)
+        expect(res.headers['content-type'], asked).toBe('text/plain; charset=utf-8')
+      }
+    } finally {
+      await t.heimdall.backend.unpin(root)
+    }
   })
 
   it('serves HTML as HTML only under a root pinned here', async () => {

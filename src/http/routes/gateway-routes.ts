@@ -242,8 +242,10 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
     res.setHeader('Accept-Ranges', 'bytes')
     // A 304 repeats no type: nothing is read or decided for it.
     if (ifNoneMatch(req.headers['if-none-match'], etag)) { sendNotModified(res); return }
-    // The type by `?filename=` when given, as boxo does (the listing links each entry's CID so), else by the last path segment.
-    const name = queryValue(req, 'filename') || (path.at(-1) ?? '')
+    // The type by `?filename=` when given, as boxo does (the listing links each entry's CID so), else by the last path segment;
+    // but a name asked for never makes a document (HTML, SVG, PDF…) of bytes stored under another name: uploads are pinned roots.
+    const asked = queryValue(req, 'filename')
+    const name = asked !== undefined && asked !== '' && isPassive(contentTypeFor(asked)) ? asked : (path.at(-1) ?? '')
     let type = contentTypeFor(name)
     if (type === 'application/octet-stream' && extensionOf(name) === '' && node.size > 0) type = await sniffed(node) ?? type
     if (!isPassive(type) && !(await servesDocuments(cid))) {
