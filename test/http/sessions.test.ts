@@ -83,6 +83,15 @@ describe('what may start or end a browser session', () => {
     expect(dropsSession(out.headers['set-cookie'])).toBe(false)
   })
 
+  it('sessions of the version before are ended by its migration: any of them may have been started by an API key', async () => {
+    const person = await createIdentity(t.request)
+    const cookie = sessionCookie((await t.request.get(`/uploads?username=${person.username}&token=${person.token}`).set('Accept', 'text/html').expect(303)).headers['set-cookie'])
+    await t.request.get('/uploads').set('Cookie', cookie).expect(200)
+    const { up } = await import('../../migrations/20261127000000_end_sessions_of_api_keys.ts')
+    await up(t.heimdall.database.knex)
+    await t.request.get('/uploads').set('Cookie', cookie).expect(401)
+  })
+
   it('a disabled identity signs no browser in', async () => {
     const person = await createIdentity(t.request)
     await t.heimdall.database.knex('identities').where({ username: person.username }).update({ disabled_at: new Date() })

@@ -53,6 +53,7 @@ describe('/uploads', () => {
   it('POST with a wrong token: 401 JSON, or the sign-in page again for a browser', async () => {
     await t.request.post('/uploads').type('form').send({ username: 'alice', token: 'nope' }).expect(401)
     const page = await t.request.post('/uploads').type('form').set('Accept', 'text/html').send({ username: 'alice', token: 'nope' }).expect(401)
+    expect(page.headers['www-authenticate']).toBe('Bearer realm="heimdall"')
     expect(page.text).toContain('wrong token')
   })
 
@@ -128,7 +129,7 @@ describe('/uploads', () => {
     const bob = await createIdentity(t.request, 'bob2')
     await t.request.get(`/uploads/${hero.id}`).set('Authorization', `Bearer ${bob.token}`).expect(404)
     // One URL per record: the id in decimal digits, not as anything Number() reads.
-    for (const spelling of [`0x${Number(hero.id).toString(16)}`, `${hero.id}.0`, `+${hero.id}`, `%20${hero.id}`]) {
+    for (const spelling of [`0x${Number(hero.id).toString(16)}`, `${hero.id}.0`, `+${hero.id}`, `%20${hero.id}`, `0${hero.id}`]) {
       await t.request.get(`/uploads/${spelling}`).set('Authorization', `Bearer ${alice.token}`).expect(404)
     }
     const browser = t.browser()

@@ -36,8 +36,8 @@ export const uploadListQuery = z.object({
 })
 
 /** A record's id: PostgreSQL `integer`s, so past 2³¹−1 there is nothing to find. */
-// In decimal digits only: coercion alone also reads `0x10`, `1e1` and ` 16 ` as numbers, so one record had many URLs.
-export const idParam = z.object({ id: z.preprocess((id) => (typeof id === 'string' && !/^\d+$/.test(id) ? Number.NaN : id), z.coerce.number().int().min(1).max(2_147_483_647)) })
+// In decimal digits without leading zeros: coercion alone also reads `0x10`, `1e1`, ` 16 ` and `016` as 16, so one record had many URLs.
+export const idParam = z.object({ id: z.preprocess((id) => (typeof id === 'string' && !/^[1-9]\d*$/.test(id) ? Number.NaN : id), z.coerce.number().int().min(1).max(2_147_483_647)) })
 
 const scopeList = z.preprocess(
   (value) => (typeof value === 'string' ? value.split(',').map((s) => s.trim()).filter((s) => s !== '') : value),

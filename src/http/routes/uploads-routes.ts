@@ -107,6 +107,7 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
 
   function renderSignIn (res: Response, err: HeimdallError | null, username = ''): void {
     if (err instanceof TooManyRequestsError) res.setHeader('Retry-After', String(err.retryAfterSeconds))
+    if (err?.status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="heimdall"')
     res.status(err?.status ?? 200).render('sign-in', { title: 'My uploads', error: err?.message ?? null, username })
   }
 
