@@ -34,6 +34,13 @@ export function contentExtensionOf (path: string): string {
 /** The gzipped forms of the accepted models (`fbx.gz` when `fbx` is accepted), for lists shown to people. */
 export const gzippedModelExtensions = (accepted: Iterable<string>): string[] => [...accepted].filter((ext) => GZIPPED_MODEL_EXTENSIONS.has(ext)).map((ext) => `${ext}.gz`)
 
+/** A file name without its extension (`box` for `box.fbx`, and for `box.fbx.gz`); the whole name when that would leave nothing. */
+export function stemOf (fileName: string): string {
+  const named = isGzippedModel(fileName) ? fileName.slice(0, -3) : fileName
+  const ext = extensionOf(named)
+  return (ext === '' ? named : named.slice(0, named.length - ext.length - 1)) || fileName
+}
+
 /** A model Overte gunzips before reading (see contentExtensionOf). */
 export const isGzippedModel = (path: string): boolean => extensionOf(path) === 'gz' && contentExtensionOf(path) !== 'gz'
 

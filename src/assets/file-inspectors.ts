@@ -1,6 +1,6 @@
 import { crc32 } from 'node:zlib'
 import { Gunzip } from 'fflate'
-import { extensionOf, isGzippedModel } from './asset-kinds.ts'
+import { contentExtensionOf, extensionOf, isGzippedModel } from './asset-kinds.ts'
 import { AsciiFbxReader, BinaryFbxReader, type FbxSummary } from './fbx-reader.ts'
 import { parseFst, type FstDocument } from './fst.ts'
 import { GltfJsonReader, MAX_KEPT_BYTES, type GltfJson } from './gltf-json.ts'
@@ -955,24 +955,78 @@ const GUNZIP_PIECE = 4096
 /** A gzipped file's own fault, said as it stands (fflate's errors are translated). */
 class GzipRefusal extends Error {}
 
+/**
+ * What an upload's gzipped files may expand to together (MAX_GUNZIPPED_BYTES
+ * by default): the cap holds per upload, not per file, so that a bundle of
+ * many gzipped models costs no more than one at the cap.
+ */
+export interface GunzipBudget { left: number }
+
+export const gunzipBudget = (): GunzipBudget => ({ left: MAX_GUNZIPPED_BYTES })
+
+const FHCRC = 0x02
+const FEXTRA = 0x04
+const FNAME = 0x08
+const FCOMMENT = 0x10
+const MAX_GZIP_HEADER = 1024 * 1024
+
+/**
+ * The length of the gzip header at the start of `head` (RFC 1952), or
+ * undefined while more is needed; refuses what zlib refuses (Overte
+ * inflates with zlib): another method than deflate, reserved flags, a
+ * header CRC that does not match. fflate checks none of these.
+ */
+function gzipHeaderLength (head: Buffer): number | undefined {
+  if (head.length >= 2 && (head[0] !== 0x1f || head[1] !== 0x8b)) throw new GzipRefusal('is not gzip data, though its name ends in .gz')
+  if (head.length < 10) return undefined
+  if (head[2] !== 8) throw new GzipRefusal(`is compressed with method ${head[2] ?? 0}, not deflate: zlib (and so Overte) reads only deflate`)
+  const flags = head[3] ?? 0
+  if ((flags & 0xe0) !== 0) throw new GzipRefusal('sets reserved gzip header flags, which zlib (and so Overte) refuses')
+  let at = 10
+  if ((flags & FEXTRA) !== 0) {
+    if (head.length < at + 2) return undefined
+    at += 2 + head.readUInt16LE(at)
+  }
+  for (const flag of [FNAME, FCOMMENT]) {
+    if ((flags & flag) === 0) continue
+    if (head.length <= at) return undefined
+    const zero = head.indexOf(0, at)
+    if (zero < 0) return undefined
+    at = zero + 1
+  }
+  if ((flags & FHCRC) !== 0) {
+    if (head.length < at + 2) return undefined
+    if (head.readUInt16LE(at) !== (crc32(head.subarray(0, at)) & 0xffff)) throw new GzipRefusal('has a gzip header CRC that does not match its header, which zlib (and so Overte) refuses')
+    at += 2
+  }
+  return head.length < at ? undefined : at
+}
+
 class GzipInspector implements FileInspector {
   readonly #path: string
   readonly #inner: FileInspector & { note: (text: string) => void }
   readonly #gunzip: Gunzip
+  readonly #budget: GunzipBudget
   readonly #notes: string[] = []
   #failure: string | undefined
   #crc = 0
   #inflated = 0
   #compressed = 0
+  /** The header's bytes until it is whole and checked (then undefined). */
+  #head: Buffer | undefined = Buffer.alloc(0)
   /** The last 8 bytes seen: the trailer, once the input ends. */
   #tail = Buffer.alloc(0)
 
-  constructor (path: string, inner: FileInspector & { note: (text: string) => void }) {
+  /** `inner` is the model's inspector, made for the same (`.gz`) path so that its findings name this file. */
+  constructor (path: string, inner: FileInspector & { note: (text: string) => void }, budget: GunzipBudget) {
     this.#path = path
     this.#inner = inner
+    this.#budget = budget
     this.#gunzip = new Gunzip((data) => {
       this.#inflated += data.byteLength
+      this.#budget.left -= data.byteLength
       if (this.#inflated > MAX_GUNZIPPED_BYTES) throw new GzipRefusal(`expands to more than ${MAX_GUNZIPPED_BYTES} bytes, which Overte would hold in memory at once`)
+      if (this.#budget.left < 0) throw new GzipRefusal(`expands, with the upload's other gzipped files, to more than ${MAX_GUNZIPPED_BYTES} bytes in all`)
       if (this.#inflated > GUNZIP_RATIO_FROM && this.#inflated > MAX_GUNZIP_RATIO * this.#compressed) throw new GzipRefusal(`expands more than ${MAX_GUNZIP_RATIO} times, as deflate bombs do and models do not`)
       this.#crc = crc32(data, this.#crc)
       inner.write(data)
@@ -984,6 +1038,11 @@ class GzipInspector implements FileInspector {
     this.#tail = Buffer.concat([this.#tail, chunk.subarray(Math.max(0, chunk.byteLength - 8))]).subarray(-8)
     if (this.#failure !== undefined) return
     try {
+      if (this.#head !== undefined) {
+        this.#head = Buffer.concat([this.#head, chunk.subarray(0, MAX_GZIP_HEADER + 1 - this.#head.length)])
+        if (gzipHeaderLength(this.#head) !== undefined) this.#head = undefined
+        else if (this.#head.length > MAX_GZIP_HEADER) throw new GzipRefusal(`has a gzip header longer than ${MAX_GZIP_HEADER} bytes`)
+      }
       for (let at = 0; at < chunk.byteLength; at += GUNZIP_PIECE) {
         const piece = chunk.subarray(at, at + GUNZIP_PIECE)
         this.#compressed += piece.byteLength
@@ -997,6 +1056,7 @@ class GzipInspector implements FileInspector {
   end (): FileReport {
     if (this.#failure === undefined) {
       try {
+        if (this.#head !== undefined) throw new GzipRefusal(this.#head.length < 2 || gzipHeaderLength(this.#head) === undefined ? 'is cut short: its gzip header is not whole' : 'is not gzip data, though its name ends in .gz')
         this.#gunzip.push(new Uint8Array(0), true)
         if (this.#tail.length < 8 || this.#tail.readUInt32LE(0) !== this.#crc || this.#tail.readUInt32LE(4) !== this.#inflated % 2 ** 32) {
           throw new GzipRefusal('is damaged or cut short: its gzip trailer (CRC-32 and length) does not match what it expands to')
@@ -1007,13 +1067,7 @@ class GzipInspector implements FileInspector {
     }
     const report = this.#inner.end()
     const mismatch = this.#failure ?? (report.mismatch === undefined ? undefined : `once gunzipped, ${report.mismatch}`)
-    return {
-      ...report,
-      path: this.#path,
-      mismatch,
-      references: mismatch === undefined ? report.references.map((ref) => ({ ...ref, from: ref.from === report.path ? this.#path : ref.from, ...(ref.model === report.path ? { model: this.#path } : {}) })) : [],
-      notes: [...this.#notes, ...report.notes]
-    }
+    return { ...report, path: this.#path, mismatch, references: mismatch === undefined ? report.references : [], notes: [...this.#notes, ...report.notes] }
   }
 
   note (text: string): void { this.#notes.push(text) }
@@ -1021,7 +1075,8 @@ class GzipInspector implements FileInspector {
   #fail (err: unknown): void {
     const reason = err instanceof Error ? err.message : String(err)
     if (err instanceof GzipRefusal) this.#failure = reason
-    else if (/invalid gzip data/.test(reason)) this.#failure = 'is not gzip data, though its name ends in .gz'
+    // The header was checked here first: fflate finding no gzip data after it means bytes after the gzip stream.
+    else if (/invalid gzip data/.test(reason)) this.#failure = 'has bytes after the end of its gzip data: remove them (zlib stops before them, other tools refuse the file)'
     else if (/unexpected EOF/.test(reason)) this.#failure = 'is cut short: its gzip data ends inside the compressed stream'
     else this.#failure = `is not readable gzip data (${reason})`
   }
@@ -1030,9 +1085,9 @@ class GzipInspector implements FileInspector {
 /** Extensions Overte matches in lower case only (MediaTypeLibrary::findMediaTypeForURL, GLTFSerializer's `endsWith("glb")`); `.fst` it lower-cases first (ModelCache.cpp). */
 const CASE_SENSITIVE_EXTENSIONS = new Set(['fbx', 'obj', 'glb', 'gltf', 'vrm'])
 
-/** The inspector for a file, chosen by its extension (a gzipped model's by the model's). */
-export function inspectorFor (path: string): FileInspector & { note: (text: string) => void } {
-  const inspector = chooseInspector(path)
+/** The inspector for a file, chosen by its extension (a gzipped model's by the model's, its inflating charged to `budget`: one per upload). */
+export function inspectorFor (path: string, budget?: GunzipBudget): FileInspector & { note: (text: string) => void } {
+  const inspector = chooseInspector(path, budget)
   const gzipped = isGzippedModel(path)
   const named = gzipped ? path.slice(0, -3) : path
   const ext = extensionOf(named)
@@ -1043,9 +1098,8 @@ export function inspectorFor (path: string): FileInspector & { note: (text: stri
   return inspector
 }
 
-function chooseInspector (path: string): FileInspector & { note: (text: string) => void } {
-  if (isGzippedModel(path)) return new GzipInspector(path, chooseInspector(path.slice(0, -3)))
-  const ext = extensionOf(path)
+function chooseInspector (path: string, budget: GunzipBudget | undefined, ext = extensionOf(path)): FileInspector & { note: (text: string) => void } {
+  if (isGzippedModel(path) && ext === 'gz') return new GzipInspector(path, chooseInspector(path, undefined, contentExtensionOf(path)), budget ?? gunzipBudget())
   const signature = SIGNATURES[ext]
   if (signature !== undefined) return new SignatureInspector(path, signature)
   switch (ext) {

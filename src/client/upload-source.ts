@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { basename, extname, resolve } from 'node:path'
 import { Readable } from 'node:stream'
+import { contentExtensionOf, isGzippedModel } from '../assets/asset-kinds.ts'
 import { EXIT, UploadFailure } from './exit-codes.ts'
 import { bundleEntries, zipStream } from './zip-bundle.ts'
 
@@ -36,7 +37,8 @@ export async function openSource (path: string, name?: string, onNote?: (message
   if (info.isFile()) {
     return {
       kind: 'file',
-      fileName: fileNameFor(name, basename(absolute), extname(absolute)),
+      // A gzipped model keeps both parts of its extension: `--name hero` for box.fbx.gz sends hero.fbx.gz.
+      fileName: fileNameFor(name, basename(absolute), isGzippedModel(absolute) ? `.${contentExtensionOf(absolute)}${absolute.slice(-3)}` : extname(absolute)),
       name,
       size: info.size,
       fingerprint: `file:${absolute}:${info.size}:${info.mtimeMs}`,

@@ -41,7 +41,10 @@ export interface PresentedUpload {
 
 /** The file to preview: an avatar's `.fst` (the preview follows it as Overte does), the primary model, else the first model in the upload. */
 function previewPath (upload: Upload): string | null {
-  if (upload.primaryPath !== null && (isModel(upload.primaryPath) || (upload.isAvatar && extensionOf(upload.primaryPath) === 'fst'))) return upload.primaryPath
+  // An avatar whose .fst names a gzipped model (or one the report did not find) is not one the browser viewer can open through its .fst.
+  const fstModel = upload.avatarReport?.model ?? null
+  const fstPreviewable = fstModel === null || isModel(fstModel)
+  if (upload.primaryPath !== null && (isModel(upload.primaryPath) || (upload.isAvatar && extensionOf(upload.primaryPath) === 'fst' && fstPreviewable))) return upload.primaryPath
   return upload.entries.find((e) => !e.isDirectory && isModel(e.path))?.path ?? null
 }
 

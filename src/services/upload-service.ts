@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs'
 import type { Logger } from 'pino'
-import { classify, contentExtensionOf, extensionOf, gzippedModelExtensions } from '../assets/asset-kinds.ts'
-import { inspectorFor, type FileInspector, type FileReport } from '../assets/file-inspectors.ts'
+import { classify, contentExtensionOf, extensionOf, gzippedModelExtensions, stemOf } from '../assets/asset-kinds.ts'
+import { gunzipBudget, inspectorFor, type FileInspector, type FileReport } from '../assets/file-inspectors.ts'
 import { checkReferences } from '../assets/references.ts'
 import { buildAvatarReport } from '../assets/avatar-report.ts'
 import type { Identity } from '../db/identity-repository.ts'
@@ -127,7 +127,7 @@ export class UploadService {
     if (ext !== 'zip' && ext !== 'car' && !allowed.has(contentExtensionOf(fileName))) {
       throw new UnsupportedMediaTypeError(`files of type "${ext === '' ? '(none)' : ext}" are not accepted`, [`accepted: ${[...allowed, ...gzippedModelExtensions(allowed), 'zip', 'car'].join(', ')}`])
     }
-    return { fileName, rootName: fileName.slice(0, fileName.length - ext.length - 1) || fileName, isBundle: ext === 'zip', isCar: ext === 'car' }
+    return { fileName, rootName: stemOf(fileName), isBundle: ext === 'zip', isCar: ext === 'car' }
   }
 
   /** Imports what arrives as a stream while it arrives: a CAR, or a single asset. */
@@ -167,7 +167,7 @@ export class UploadService {
         const wrapper = await wrapInDirectory(fileName, file, IMPORT_PROFILES[profile].cidVersion)
         await backend.putBlocks([wrapper.block], { lease, signal: options.signal })
         nodes = [{ path: fileName, cid: file.cid, dagSize: file.dagSize }, { path: '', cid: wrapper.block.cid, dagSize: wrapper.dagSize }]
-        named = { ...name, rootName: fileName.slice(0, fileName.length - ext.length - 1) || fileName }
+        named = { ...name, rootName: stemOf(fileName) }
       } else {
         nodes = tree.entries.map((entry) => ({ path: entry.path, cid: entry.cid, dagSize: entry.dagSize }))
       }
@@ -179,8 +179,9 @@ export class UploadService {
       const reports: FileReport[] = []
       const fileSizes = new Map<string, number>()
       const budget = { left: this.#options.bundleLimits.maxUncompressedBytes }
+      const gunzip = gunzipBudget()
       for (const file of files) {
-        const inspected = { inspector: inspectorFor(file.path), bytes: 0 }
+        const inspected = { inspector: inspectorFor(file.path, gunzip), bytes: 0 }
         for await (const chunk of tap(backend.read(file.cid, [], { signal: options.signal }), inspected, options.signal)) {
           budget.left -= chunk.byteLength
           if (budget.left < 0) throw new PayloadTooLargeError('the CAR\'s files are too large', [`the files add up to more than ${this.#options.bundleLimits.maxUncompressedBytes} bytes`])
@@ -235,8 +236,9 @@ export class UploadService {
     const reports: FileReport[] = []
     const fileSizes = new Map<string, number>()
     const budget = { left: bundleLimits.maxUncompressedBytes }
+    const gunzip = gunzipBudget()
     for (const file of files) {
-      const inspected = { inspector: inspectorFor(file.path), bytes: 0 }
+      const inspected = { inspector: inspectorFor(file.path, gunzip), bytes: 0 }
       for await (const chunk of tap(backend.read(file.cid, [], { signal: options.signal }), inspected, options.signal)) {
         budget.left -= chunk.byteLength
         if (budget.left < 0) throw new PayloadTooLargeError('the files are too large', [`the files add up to more than ${bundleLimits.maxUncompressedBytes} bytes`])
@@ -502,9 +504,10 @@ export class UploadService {
   async #import (name: UploadName, candidates: Iterable<ImportCandidate>, signal?: AbortSignal): Promise<ImportedUpload> {
     // Every file's bytes pass its inspector on their way into the importer: one read, no second pass.
     const inspected: Array<{ inspector: FileInspector, bytes: number }> = []
+    const gunzip = gunzipBudget()
     const tapped = [...candidates].map((candidate) => {
       if (candidate.content === undefined) return candidate
-      const file = { inspector: inspectorFor(candidate.path), bytes: 0 }
+      const file = { inspector: inspectorFor(candidate.path, gunzip), bytes: 0 }
       inspected.push(file)
       return { path: candidate.path, content: tap(candidate.content, file, signal) }
     })

@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { promisify } from 'node:util'
-import { deflateSync, gzipSync } from 'node:zlib'
+import { crc32, deflateRawSync, deflateSync, gzipSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
-import { inspectorFor, MAX_GUNZIP_RATIO, MAX_GUNZIPPED_BYTES, type FileReport } from '../../src/assets/file-inspectors.ts'
+import { gunzipBudget, inspectorFor, MAX_GUNZIP_RATIO, MAX_GUNZIPPED_BYTES, type FileReport } from '../../src/assets/file-inspectors.ts'
 import { MAX_KEPT_BYTES } from '../../src/assets/gltf-json.ts'
 import { gltfGeometryNotes, summarizeGltf } from '../../src/assets/gltf-summary.ts'
 import { MAX_JSON_DEPTH } from '../../src/assets/json-reader.ts'
@@ -77,6 +77,44 @@ describe('gzipped models (avatar.fbx.gz), which Overte gunzips and reads as the 
     expect(inspect('box.fbx.gz', flipped).mismatch).toMatch(/^is damaged or cut short: its gzip trailer/)
     expect(inspect('box.fbx.gz', Buffer.concat([gz, gzipSync(Buffer.from('more'))])).mismatch).toMatch(/more than one gzip member/)
     expect(inspect('box.fbx.gz', gz).references).toEqual([])
+  })
+
+  /** A gzip member of `data` with the given header flags and fields, as zlib would write it (FHCRC: the header's CRC-32, low 16 bits). */
+  function member (data: Buffer, options: { flags?: number, extra?: Buffer, name?: string, comment?: string, headerCrc?: (crc: number) => number } = {}): Buffer {
+    let flags = options.flags ?? 0
+    const parts: Buffer[] = [Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3])]
+    if (options.extra !== undefined) { flags |= 0x04; const length = Buffer.alloc(2); length.writeUInt16LE(options.extra.length); parts.push(length, options.extra) }
+    if (options.name !== undefined) { flags |= 0x08; parts.push(Buffer.from(`${options.name}\0`, 'latin1')) }
+    if (options.comment !== undefined) { flags |= 0x10; parts.push(Buffer.from(`${options.comment}\0`, 'latin1')) }
+    if (options.headerCrc !== undefined) flags |= 0x02
+    parts[0]?.writeUInt8(flags, 3)
+    if (options.headerCrc !== undefined) { const crc = Buffer.alloc(2); crc.writeUInt16LE(options.headerCrc(crc32(Buffer.concat(parts)) & 0xffff)); parts.push(crc) }
+    const trailer = Buffer.alloc(8)
+    trailer.writeUInt32LE(crc32(data), 0)
+    trailer.writeUInt32LE(data.length, 4)
+    return Buffer.concat([...parts, deflateRawSync(data), trailer])
+  }
+
+  it('read their header as zlib does: optional fields in any chunking; reserved flags and a wrong header CRC refused', () => {
+    const full = member(fbx, { extra: Buffer.from('ab'), name: 'box.fbx', comment: 'made by hand', headerCrc: (crc) => crc })
+    for (const chunk of [65_536, 3, 1]) expect(inspect('box.fbx.gz', full, chunk).mismatch).toBeUndefined()
+    expect(inspect('box.fbx.gz', member(fbx, { headerCrc: (crc) => crc ^ 1 }), 5).mismatch).toBe('has a gzip header CRC that does not match its header, which zlib (and so Overte) refuses')
+    expect(inspect('box.fbx.gz', member(fbx, { flags: 0x20 })).mismatch).toBe('sets reserved gzip header flags, which zlib (and so Overte) refuses')
+    expect(inspect('box.fbx.gz', Buffer.concat([gzipSync(fbx), Buffer.from('tail')])).mismatch).toMatch(/^has bytes after the end of its gzip data/)
+    expect(inspect('box.fbx.gz', gzipSync(fbx).subarray(0, 6)).mismatch).toBe('is cut short: its gzip header is not whole')
+  })
+
+  it('name the .gz file in their findings, not the model inside', () => {
+    const report = inspect('m/cube.obj.gz', gzipSync(Buffer.from('mtllib a.mtl b.mtl\nv 0 0 0\n')))
+    expect(report.notes).toEqual([expect.stringMatching(/^m\/cube\.obj\.gz: "mtllib a\.mtl b\.mtl" names several libraries/)])
+  })
+
+  it('share one budget per upload: many gzipped files expand no further in all than one may', () => {
+    const budget = gunzipBudget()
+    budget.left = fbx.length + 100
+    const feed = (path: string): FileReport => { const inspector = inspectorFor(path, budget); inspector.write(gzipSync(fbx)); return inspector.end() }
+    expect(feed('a.fbx.gz').mismatch).toBeUndefined()
+    expect(feed('b.fbx.gz').mismatch).toBe(`expands, with the upload's other gzipped files, to more than ${MAX_GUNZIPPED_BYTES} bytes in all`)
   })
 
   it('a deflate bomb is stopped a few MB in, not inflated to the cap: each write runs on the event loop', () => {

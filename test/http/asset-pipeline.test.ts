@@ -248,7 +248,12 @@ describe('bundles refused, leaving nothing behind', () => {
     expect(served.headers['content-type']).toBe('application/gzip')
     expect(served.headers['content-encoding']).toBeUndefined()
     expect(Buffer.compare(served.body as Buffer, gz)).toBe(0)
-    expect(((await upload(gz, 'alone.fbx.gz').expect(200)).body as Item[]).at(-1)?.kind).toBe('model')
+    // Named without either extension, as box.fbx is named box.
+    expect(((await upload(gz, 'alone.fbx.gz').expect(200)).body as Item[]).at(-1)).toMatchObject({ Name: 'alone', kind: 'model' })
+    // The browser viewer cannot open a gzipped model, through an .fst either: no preview link.
+    const list = await t.request.get('/uploads').set('Authorization', `Bearer ${token}`).expect(200)
+    const avatar = (list.body.uploads as Array<{ name: string, previewUrl: string | null }>).find((u) => u.name === 'gz-hero')
+    expect(avatar?.previewUrl).toBeNull()
   })
 
   it('415 for a .gz that is not a model Overte gunzips, or whose inside is not the model its name says', async () => {
