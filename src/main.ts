@@ -6,6 +6,8 @@ import { config as loadDotenv } from 'dotenv'
 import { ConfigError, loadConfig, type Config } from './config.ts'
 import { controlSocketPath, listenControlSocket } from './control-socket.ts'
 import { openDatabase } from './db/database.ts'
+import { DatabaseInUseError } from './db/embedded-postgres.ts'
+import { RepoLockedError } from './ipfs/repo-lock.ts'
 import { createLogger } from './logger.ts'
 
 const MIN_NODE_MAJOR = 24
@@ -81,6 +83,8 @@ async function main (): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error('Heimdall failed to start:', err)
+  // Another process holding this DATA_DIR is an operator's situation, said in one line; anything else with its stack.
+  if (err instanceof DatabaseInUseError || err instanceof RepoLockedError) console.error(`Heimdall failed to start: ${err.message}`)
+  else console.error('Heimdall failed to start:', err)
   process.exit(1)
 })

@@ -1,8 +1,7 @@
-import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { config as loadDotenv } from 'dotenv'
 import { ConfigError, loadConfig, type Config } from '../config.ts'
-import { openDatabase, openPostgres, type Database } from '../db/database.ts'
+import type { Database } from '../db/database.ts'
 import { IdentityRepository } from '../db/identity-repository.ts'
 import { QuotaRepository } from '../db/quota-repository.ts'
 import { HeimdallError } from '../errors.ts'
@@ -14,7 +13,7 @@ import { UploadRepository } from '../db/upload-repository.ts'
 import { appendOperatorItem } from '../denylist/operator-list.ts'
 import { askControlSocket, controlSocketPath } from '../control-socket.ts'
 import { S3Client } from '../storage/s3-client.ts'
-import { operatorName } from './operator.ts'
+import { openOperatorDatabase, operatorName } from './operator.ts'
 import { readdir, stat } from 'node:fs/promises'
 
 const USAGE = `usage: npm run admin -- <command>
@@ -44,20 +43,7 @@ function parseAmount (flag: string, text: string | undefined, withUnits: boolean
   return value
 }
 
-/**
- * The database the running service uses: with the embedded PostgreSQL and
- * the service up, its socket (starting another server there would stop the
- * service's); else DATABASE_URL, or the embedded server started here.
- */
-async function open (config: Config): Promise<Database> {
-  const dir = resolve(config.dataDir, 'postgres', 'data')
-  if (config.databaseUrl === undefined && existsSync(join(dir, '.s.PGSQL.5432'))) {
-    const running = openPostgres(`postgres://postgres@${encodeURIComponent(dir)}/heimdall`)
-    if (await running.ping().then(() => true, () => false)) return running
-    await running.close()
-  }
-  return openDatabase(config)
-}
+const open = openOperatorDatabase
 
 async function quota (config: Config, args: string[]): Promise<void> {
   const [username, ...flags] = args

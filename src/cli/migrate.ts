@@ -1,12 +1,13 @@
 import { config as loadDotenv } from 'dotenv'
 import { ConfigError, loadConfig } from '../config.ts'
-import { openDatabase } from '../db/database.ts'
+import { openOperatorDatabase } from './operator.ts'
 
 /** `npm run migrate`: applies pending migrations to the configured database (start-up does this too). */
 loadDotenv({ quiet: true })
 try {
   const config = loadConfig(process.env)
-  const db = await openDatabase(config)
+  // The running service's embedded server when it is up: another started there would have stopped it.
+  const db = await openOperatorDatabase(config)
   try {
     await db.migrate()
     console.log(`migrations applied (${db.kind})`)

@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { debuglog } from 'node:util'
 import pg from 'pg'
+import { takePidLock } from '../pid-lock.ts'
 import { checkTemplate, copyTemplate, DEFAULT_TEMPLATE_ROOT, findTemplate, makeTemplate, templateKey, type Template, type TemplateKey } from './cluster-template.ts'
 
 /** The socket file name `pg` looks for in a socket directory for port 5432. */
@@ -414,6 +415,34 @@ export async function waitForPostgres (connection: pg.ClientConfig, options: { n
  * of DATA_DIR.
  */
 export async function startEmbeddedPostgres (dir: string, options: EmbeddedOptions = {}): Promise<EmbeddedPostgres> {
+  mkdirSync(dirname(dir), { recursive: true })
+  mkdirSync(dir, { recursive: true, mode: 0o700 })
+  // One process at a time starts (and stops) the server in `dir`: a second Heimdall, or `npm run migrate` beside a
+  // running one, took its live server for an orphan of an earlier run and stopped it (settleLeftovers).
+  const unlock = takePidLock(join(dir, LOCK_NAME), (pid) => new DatabaseInUseError(dir, pid))
+  try {
+    const started = await startUnlocked(dir, options)
+    return { ...started, stop: async () => { try { await started.stop() } finally { await unlock() } } }
+  } catch (err) {
+    await unlock()
+    throw err
+  }
+}
+
+/** Another process holds the embedded PostgreSQL of this data folder. */
+export class DatabaseInUseError extends Error {
+  override readonly name = 'DatabaseInUseError'
+  readonly pid: number
+  constructor (dir: string, pid: number) {
+    super(`the embedded PostgreSQL in ${dir} is in use by process ${pid} (a running Heimdall or operator command): stop it first, or let it finish`)
+    this.pid = pid
+  }
+}
+
+/** Held by the process whose server runs in `dir`, beside the cluster's own `data` folder. */
+const LOCK_NAME = 'heimdall.lock'
+
+async function startUnlocked (dir: string, options: EmbeddedOptions): Promise<EmbeddedPostgres> {
   const original = embeddedBinaries()
   let binaries = original
   const dataDir = join(dir, 'data')

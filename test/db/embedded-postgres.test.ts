@@ -88,6 +88,30 @@ describe('the embedded PostgreSQL', () => {
     }
   }, 120_000)
 
+  it('refuses a second process its data folder while one runs it, leaving the running server alone (it stopped it before)', async () => {
+    const dir = join(work, 'postgres')
+    const db = await openEmbedded(dir)
+    try {
+      const script = `
+        import { openEmbedded } from ${JSON.stringify(DATABASE_TS)}
+        try { await openEmbedded(${JSON.stringify(dir)}); console.log('opened') } catch (err) { console.log(err.name + ': ' + err.message) }
+      `
+      const output = await new Promise<string>((resolve) => {
+        const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+        let text = ''
+        child.stdout.on('data', (chunk: Buffer) => { text += chunk.toString() })
+        child.once('exit', () => { resolve(text) })
+      })
+      expect(output).toMatch(new RegExp(`^DatabaseInUseError: the embedded PostgreSQL in ${dir} is in use by process ${process.pid} `))
+      await db.ping()
+      expect(await db.knex.raw('select 1 as one').then((r: { rows: unknown[] }) => r.rows)).toEqual([{ one: 1 }])
+    } finally {
+      await db.close()
+    }
+    // Released on close: the next start takes it.
+    await (await openEmbedded(dir)).close()
+  }, 120_000)
+
   it('starts over a postmaster.pid whose pid now belongs to another process', async () => {
     const dir = join(work, 'postgres')
     await (await openEmbedded(dir)).close()
