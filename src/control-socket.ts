@@ -17,8 +17,8 @@ export const controlSocketPath = (dataDir: string): string => join(dataDir, 'hei
  */
 export interface ControlHandlers {
   gc: (options: { dryRun: boolean }) => Promise<GcReport>
-  /** `POST /import-car?name=FILE[&owner=USERNAME]`, the CAR as the body: `npm run import-car` while the server holds the repo. */
-  importCar?: (source: AsyncIterable<Uint8Array>, options: { fileName: string, owner?: string, signal?: AbortSignal }) => Promise<CarImportReport>
+  /** `POST /import-car?name=FILE[&owner=USERNAME][&actor=WHO]`, the CAR as the body: `npm run import-car` while the server holds the repo. */
+  importCar?: (source: AsyncIterable<Uint8Array>, options: { fileName: string, owner?: string, actor?: string, signal?: AbortSignal }) => Promise<CarImportReport>
 }
 
 export async function listenControlSocket (path: string, handlers: ControlHandlers): Promise<Server> {
@@ -28,7 +28,7 @@ export async function listenControlSocket (path: string, handlers: ControlHandle
     if (url.pathname === '/import-car' && req.method === 'POST' && handlers.importCar !== undefined) {
       const abort = new AbortController()
       req.once('close', () => { if (!req.complete) abort.abort() })
-      handlers.importCar(req, { fileName: url.searchParams.get('name') ?? 'import.car', owner: url.searchParams.get('owner') ?? undefined, signal: abort.signal }).then(
+      handlers.importCar(req, { fileName: url.searchParams.get('name') ?? 'import.car', owner: url.searchParams.get('owner') ?? undefined, actor: url.searchParams.get('actor') ?? undefined, signal: abort.signal }).then(
         (report) => { answer(200, report) },
         (err: unknown) => { answer(err instanceof HeimdallError ? err.status : 500, { error: err instanceof Error ? err.message : String(err), details: err instanceof HeimdallError ? err.details : [] }) }
       )

@@ -12,6 +12,7 @@ import { QuotaRepository } from './db/quota-repository.ts'
 import { RateLimitRepository } from './db/rate-limit-repository.ts'
 import { PinIntentRepository } from './db/pin-intent-repository.ts'
 import { PinRequestRepository } from './db/pin-request-repository.ts'
+import { OperatorPinRepository } from './db/operator-pin-repository.ts'
 import { ThumbnailRepository } from './db/thumbnail-repository.ts'
 import { UploadRepository } from './db/upload-repository.ts'
 import { ResumableUploadRepository } from './db/resumable-upload-repository.ts'
@@ -56,7 +57,7 @@ export interface Heimdall {
   /** Where uploads wait while they are received; empty whenever no upload is under way. */
   tmpDir: string
   /** An operator's CAR import (`npm run import-car`), asked over the control socket. */
-  importCar: (source: AsyncIterable<Uint8Array>, options: { fileName: string, owner?: string, signal?: AbortSignal }) => Promise<CarImportReport>
+  importCar: (source: AsyncIterable<Uint8Array>, options: { fileName: string, owner?: string, actor?: string, signal?: AbortSignal }) => Promise<CarImportReport>
   close: () => Promise<void>
 }
 
@@ -172,6 +173,7 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
     ...(contentLock === undefined ? {} : { lock: contentLock }),
     collector,
     otherReferences: pinRequestRepository,
+    operatorPins: new OperatorPinRepository(database.knex),
     pinIntents: new PinIntentRepository(database.knex),
     instanceId,
     backend: ipfsCalls,

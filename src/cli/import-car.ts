@@ -3,6 +3,7 @@ import { access } from 'node:fs/promises'
 import { basename } from 'node:path'
 import { parseArgs } from 'node:util'
 import { config as loadDotenv } from 'dotenv'
+import { operatorName } from './operator.ts'
 import { ConfigError, loadConfig, type Config } from '../config.ts'
 import { askControlSocket, controlSocketPath } from '../control-socket.ts'
 import { HeimdallError } from '../errors.ts'
@@ -24,7 +25,7 @@ async function importCar (config: Config, file: string, owner: string | undefine
   const socket = controlSocketPath(config.dataDir)
   const running = await askControlSocket(socket, 'GET', '/').then(() => true, () => false)
   if (running) {
-    const query = new URLSearchParams({ name: basename(file), ...(owner === undefined ? {} : { owner }) })
+    const query = new URLSearchParams({ name: basename(file), actor: operatorName(), ...(owner === undefined ? {} : { owner }) })
     const asked = await askControlSocket(socket, 'POST', `/import-car?${query.toString()}`, createReadStream(file))
     if (asked.status !== 200) {
       const { error, details } = asked.body as { error?: string, details?: string[] }
@@ -35,7 +36,7 @@ async function importCar (config: Config, file: string, owner: string | undefine
   }
   const heimdall = await openHeimdall(config, createLogger('warn'))
   try {
-    return { report: await heimdall.importCar(createReadStream(file, { highWaterMark: 1024 * 1024 }), { fileName: basename(file), owner }), via: 'the stopped data dir' }
+    return { report: await heimdall.importCar(createReadStream(file, { highWaterMark: 1024 * 1024 }), { fileName: basename(file), owner, actor: operatorName() }), via: 'the stopped data dir' }
   } finally {
     await heimdall.close()
   }
@@ -49,7 +50,7 @@ try {
   const { report, via } = await importCar(loadConfig(process.env), file, values.owner)
   const what = `${report.files} file${report.files === 1 ? '' : 's'}, ${report.size} bytes`
   console.log(report.upload === undefined
-    ? `pinned ${report.rootCid} (${what}) via ${via}; not recorded as anyone's upload (no --owner)`
+    ? `pinned ${report.rootCid} (${what}) via ${via}, as the operator's pin: no one's upload (no --owner), kept until a denylist takes it down`
     : `imported ${report.rootCid} (${what}) via ${via} as upload ${report.upload.id} "${report.upload.name}" of ${report.upload.owner}${report.upload.created ? '' : ' (already recorded)'}`)
 } catch (err) {
   if (err instanceof ConfigError) {

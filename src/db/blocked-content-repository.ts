@@ -56,8 +56,11 @@ export class BlockedContentRepository {
         UNION ALL
         -- What a pending replacement still holds counts as its owner's, as it does for take-downs.
         SELECT replaces_root_cid, identity_id FROM pin_requests WHERE replaces_root_cid IS NOT NULL
+        UNION ALL
+        -- The operator's own pins belong to no identity: what they hold is never suspended.
+        SELECT root_cid, NULL FROM operator_pins
       ), suspended AS (
-        SELECT h.root_cid FROM holders h JOIN identities i ON i.id = h.identity_id
+        SELECT h.root_cid FROM holders h LEFT JOIN identities i ON i.id = h.identity_id
         GROUP BY h.root_cid HAVING bool_and(i.disabled_at IS NOT NULL)
       )
       SELECT root_cid AS cid FROM suspended
@@ -98,6 +101,8 @@ export class BlockedContentRepository {
           UNION
           -- The root a pending replacement still holds (countHolding counts it): checked like any held root.
           SELECT replaces_root_cid FROM pin_requests WHERE replaces_root_cid IS NOT NULL
+          UNION
+          SELECT root_cid FROM operator_pins
         ) AS held
         WHERE held.root_cid > ?
           AND NOT EXISTS (SELECT 1 FROM blocked_roots WHERE blocked_roots.root_cid = held.root_cid)

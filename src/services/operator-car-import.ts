@@ -22,10 +22,11 @@ export interface OperatorCarImportDeps {
  * `npm run import-car`: a CAR from an operator, e.g. a pinset moved from
  * another node. Blocks are verified and the DAG checked complete as for an
  * upload; the names, limits and content checks that keep creators honest are
- * skipped. Recorded as an upload of `owner` when one is given, else pinned
- * only (as `ipfs pin add` would keep it).
+ * skipped. Recorded as an upload of `owner` when one is given, else as the
+ * operator's pin (`actor`: who ran it), which holds the content as an
+ * upload does (as `ipfs pin add` would keep it).
  */
-export async function importCarAsOperator (deps: OperatorCarImportDeps, source: AsyncIterable<Uint8Array>, options: { fileName: string, owner?: string, signal?: AbortSignal }): Promise<CarImportReport> {
+export async function importCarAsOperator (deps: OperatorCarImportDeps, source: AsyncIterable<Uint8Array>, options: { fileName: string, owner?: string, actor?: string, signal?: AbortSignal }): Promise<CarImportReport> {
   const owner = options.owner === undefined ? undefined : await deps.identities.findByUsername(options.owner)
   if (options.owner !== undefined && owner === undefined) throw new NotFoundError(`there is no user "${options.owner}"`)
   const fileName = baseName(options.fileName) || 'import.car'
@@ -34,7 +35,7 @@ export async function importCarAsOperator (deps: OperatorCarImportDeps, source: 
   const files = imported.fileSizes.size
   const size = [...imported.fileSizes.values()].reduce((a, b) => a + b, 0)
   if (owner === undefined) {
-    const root = await deps.uploads.pinUnrecorded(imported)
+    const root = await deps.uploads.pinUnrecorded(imported, options.actor ?? 'operator')
     return { rootCid: root.cid.toString(), files, size }
   }
   const { upload, created } = await deps.uploads.commit(owner, imported)

@@ -81,8 +81,10 @@ export interface UploadServiceOptions {
   instanceId: string
   /** Asked for a collection after a delete. */
   collector?: { request: (reason: string) => void }
-  /** What else keeps roots pinned (the Pinning Service API's requests): a root is unpinned only when this and the uploads count zero. */
+  /** What else keeps roots pinned (the Pinning Service API's requests): a root is unpinned only when this, the operator's pins and the uploads count zero. */
   otherReferences?: { countHolding: (rootCids: readonly string[]) => Promise<number> }
+  /** Roots the operator imported without an owner: they hold their content as uploads do. */
+  operatorPins?: { add: (rootCid: string, actor: string) => Promise<void>, countHolding: (rootCids: readonly string[]) => Promise<number> }
   /** The operator's denylists: matching content is refused before it is pinned. */
   denylist?: Denylist
   /** Roots a denylist took down: referenced by nothing, whoever names them; recording a new upload of one allowed again lifts it (see UploadRepository.insert). */
@@ -287,11 +289,21 @@ export class UploadService {
    * Pins an imported upload without recording it (an operator's import with
    * no owner): the pin alone keeps it. Drops it if the pin fails.
    */
-  async pinUnrecorded (imported: ImportedUpload): Promise<ImportedNode> {
+  async pinUnrecorded (imported: ImportedUpload, actor: string): Promise<ImportedNode> {
     const root = imported.nodes.at(-1)
     try {
       if (root === undefined) throw new Error('the import produced no root')
-      await this.#underRoot(root.cid, async () => { await this.#options.backend.pin(root.cid, { imported: imported.lease }) })
+      const rootCid = root.cid.toString()
+      // Recorded as the operator's pin, so that it holds the content as an upload would (a delete of someone's upload
+      // of the same DAG, a collection, a restart), and under the same lock, journal and denylists as an upload.
+      await this.#underRoot(rootCid, async () => this.#journaled(rootCid, async () => {
+        this.#refuseListed(root.cid, imported.nodes, { actor })
+        if (await this.#options.blockedRoots?.isBlocked(rootForms(rootCid)) === true) {
+          throw new ContentBlockedError('this content was taken down on this node by a denylist: only an upload of it, once no list names it, restores it', 403)
+        }
+        await this.#options.backend.pin(root.cid, { imported: imported.lease })
+        await this.#options.operatorPins?.add(rootKey(rootCid), actor)
+      }))
       await imported.lease.release()
       return root
     } catch (err) {
@@ -390,10 +402,14 @@ export class UploadService {
   }
 
   #refuseBlocked (owner: Identity, root: CID, nodes: readonly ImportedNode[]): void {
+    this.#refuseListed(root, nodes, { identityId: owner.id })
+  }
+
+  #refuseListed (root: CID, nodes: readonly ImportedNode[], who: Record<string, unknown>): void {
     if (this.#options.denylist === undefined) return
     const blocked = blockedContent(this.#options.denylist, root, nodes)
     if (blocked === undefined) return
-    this.#options.logger.warn({ rootCid: root.toString(), identityId: owner.id, rule: blocked.rule.text, list: blocked.file }, 'upload refused: its content is on a denylist')
+    this.#options.logger.warn({ rootCid: root.toString(), ...who, rule: blocked.rule.text, list: blocked.file }, 'refused: the content is on a denylist')
     throw new ContentBlockedError('this content is blocked on this node by its operator', 403)
   }
 
@@ -402,15 +418,16 @@ export class UploadService {
     return this.#lock.run(rootKey(root), work)
   }
 
-  /** How many uploads and other holders (pin requests) reference `rootCid`, in either CID version; none when a denylist took it down. */
+  /** How many uploads and other holders (pin requests, the operator's pins) reference `rootCid`, in either CID version; none when a denylist took it down. */
   async #referenced (rootCid: string): Promise<number> {
     const forms = rootForms(rootCid)
     if (await this.#options.blockedRoots?.isBlocked(forms) === true) return 0
-    const [uploads, others] = await Promise.all([
+    const [uploads, others, operator] = await Promise.all([
       this.#options.uploads.countByRootCid(forms),
-      this.#options.otherReferences?.countHolding(forms) ?? 0
+      this.#options.otherReferences?.countHolding(forms) ?? 0,
+      this.#options.operatorPins?.countHolding(forms) ?? 0
     ])
-    return uploads + others
+    return uploads + others + operator
   }
 
   /**

@@ -111,7 +111,7 @@ describe('npm run import-car', () => {
       const unowned = await unixfsBlocks([{ path: 'pinned-only.json', data: '{"owner": null}' }], { wrap: true })
       const pinOnly = join(dataDir, 'PinOnly.car')
       await writeFile(pinOnly, await writeCar([unowned.root], unowned.blocks))
-      expect((await importCar(dataDir, pinOnly)).stdout).toMatch(new RegExp(`^pinned ${unowned.root.toString()} \\(1 file, 15 bytes\\) via the running server; not recorded`))
+      expect((await importCar(dataDir, pinOnly)).stdout).toMatch(new RegExp(`^pinned ${unowned.root.toString()} \\(1 file, 15 bytes\\) via the running server, as the operator's pin`))
       expect(await (await fetch(`${server.url}/ipfs/${unowned.root.toString()}/pinned-only.json`)).text()).toBe('{"owner": null}')
     } finally {
       await server.stop()

@@ -1,5 +1,6 @@
 import { appendFile, mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { Readable } from 'node:stream'
 import { base58btc } from 'multiformats/bases/base58'
 import * as dagCbor from '@ipld/dag-cbor'
 import * as dagPb from '@ipld/dag-pb'
@@ -11,6 +12,7 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { doubleHash } from '../../src/denylist/double-hash.ts'
 import { appBackends } from '../support/backends.ts'
+import { unixfsBlocks, writeCar } from '../support/cars.ts'
 import { avatarBundle, fixture, makeZip } from '../support/fixtures.ts'
 import { asBytes, createIdentity, expectNothingLeftBehind, leftovers, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
 
@@ -158,6 +160,33 @@ for (const backend of appBackends()) {
       expect((await uploadRow(root))?.blocked).toBe(false)
       await rm(join(denyDir, 'hints.deny'))
       await eventually(`/ipfs/${root}/hidden.png`, 404)
+    })
+
+    it('an operator\'s CAR imported without an owner holds its content as an upload does, and take-downs see it', async () => {
+      // Found by review: such a pin was recorded nowhere, so deleting someone's upload of the same DAG unpinned it, a
+      // denylist never took it down, and a taken-down root could be imported again.
+      const built = await unixfsBlocks([{ path: 'operator.js', data: '// moved from another node\n' }], { wrap: true })
+      const root = built.root.toString()
+      const car = Buffer.from(await writeCar([built.root], built.blocks))
+      const report = await t.heimdall.importCar(Readable.from([car]), { fileName: 'moved.car', actor: 'tester' })
+      expect(report.rootCid).toBe(root)
+      await upload(car, 'same.car')
+      const row = await uploadRow(root)
+      await t.request.delete(`/uploads/${row?.id ?? 0}`).set('Authorization', `Bearer ${token}`).expect(204)
+      await t.heimdall.collector.run({})
+      expect(await pinned(root)).toBe(true)
+      await t.request.get(`/ipfs/${root}/operator.js`).expect(200)
+
+      // A path no upload has, in the same list: 410 while the list is in force, 404 once it is gone.
+      const sentinel = `/ipfs/${rootOf(await upload(Buffer.from('// sentinel\n'), 'sentinel.js'))}/absent.js`
+      await writeFile(join(denyDir, 'operator.deny'), `/ipfs/${root}\n${sentinel}\n`)
+      await eventually(`/ipfs/${root}/operator.js`, 410)
+      expect(await pinned(root)).toBe(false)
+      await rm(join(denyDir, 'operator.deny'))
+      await eventually(sentinel, 404)
+      // Taken down, it is not pinned again by an import, as by a pin request: only an upload restores it.
+      await expect(t.heimdall.importCar(Readable.from([car]), { fileName: 'moved.car', actor: 'tester' })).rejects.toThrow(/taken down/)
+      expect(await pinned(root)).toBe(false)
     })
 
     it('refuses pin requests of blocked content, and fails the requests of content it takes down', async () => {
