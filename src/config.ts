@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { z } from 'zod'
 import { IMPORT_PROFILE_NAMES } from './ipfs/import-profiles.ts'
 import type { Quota } from './services/quota-service.ts'
@@ -16,7 +17,23 @@ const optionalString = z.preprocess(
   z.string().optional()
 )
 
-const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
+/** A whole number written in decimal digits: coercion alone took `0x1F90`, `1e3` and `80.0` too. */
+const integer = (min: number, max: number) => z.preprocess(
+  (value) => (typeof value === 'string' && /^\s*-?\d+\s*$/.test(value) ? Number(value) : value),
+  z.number({ error: 'must be a whole number in decimal digits' }).int().min(min).max(max)
+)
+
+/** Express's `trust proxy` names (proxy-addr): these ranges, an IP address, or a subnet as address/prefix or IPv4 address/netmask. */
+const TRUST_PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal'])
+function trustedProxyItem (item: string): boolean {
+  if (TRUST_PROXY_NAMES.has(item)) return true
+  const [address = '', range, ...rest] = item.split('/')
+  const family = isIP(address)
+  if (family === 0 || rest.length > 0) return false
+  if (range === undefined) return true
+  if (/^\d+$/.test(range)) return Number(range) <= (family === 4 ? 32 : 128)
+  return family === 4 && isIP(range) === 4
+}
 
 export const NETWORK_MODES = ['off', 'private', 'public'] as const
 export const PROVIDE_STRATEGIES = ['roots', 'pinned', 'all'] as const
@@ -106,7 +123,8 @@ const envSchema = z.object({
   ZIP_MAX_UNCOMPRESSED_BYTES: integer(1, Number.MAX_SAFE_INTEGER).default(4 * 1024 ** 3),
   ZIP_MAX_RATIO: integer(1, 1_000_000).default(1100),
   TRUST_PROXY: optionalString.pipe(
-    z.string().regex(/^(true|false|\d+|[\w.:/, -]+)$/, 'must be true, false, a hop count, or addresses/subnets (e.g. loopback, 172.16.0.0/12)').optional()
+    z.string().refine((value) => /^(true|false|\d+)$/.test(value) || value.split(',').every((item) => trustedProxyItem(item.trim())),
+      'must be true, false, a hop count, or addresses/subnets (loopback, linklocal, uniquelocal, an IP address, 172.16.0.0/12)').optional()
   ),
   GC_INTERVAL_SECONDS: integer(0, 365 * 24 * 3600).default(3600),
   MIN_FREE_BYTES: integer(0, Number.MAX_SAFE_INTEGER).default(256 * 1024 ** 2),

@@ -41,6 +41,8 @@ export async function listenControlSocket (path: string, handlers: ControlHandle
   })
   if (await askControlSocket(path, 'GET', '/').then(() => true, () => false)) throw new Error(`another server answers on ${path}`)
   await unlink(path).catch(() => {}) // left by a server that died
+  // A CAR of a large pinset may take longer than Node's default 300 s to arrive (a slow disk, a slow bucket): no request deadline here.
+  server.requestTimeout = 0
   await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen({ path, readableAll: false, writableAll: false }, resolve) })
   await chmod(path, 0o600)
   return server
@@ -53,7 +55,8 @@ export async function askControlSocket (path: string, method: string, target: st
       let text = ''
       res.setEncoding('utf8')
       res.on('data', (chunk: string) => { text += chunk })
-      res.on('end', () => { try { resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as unknown }) } catch (err) { reject(err instanceof Error ? err : new Error(String(err))) } })
+      // An answer that is not JSON (Node's own 408 or 400 page) is reported as its status and text.
+      res.on('end', () => { try { resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as unknown }) } catch { resolve({ status: res.statusCode ?? 0, body: { error: `the running server answered ${res.statusCode ?? 0}${text.trim() === '' ? '' : `: ${text.trim().slice(0, 200)}`}` } }) } })
     })
     req.once('error', reject)
     if (body === undefined) req.end()

@@ -61,7 +61,7 @@ async function quota (config: Config, args: string[]): Promise<void> {
     const quotas = new QuotaService(new QuotaRepository(db.knex), config.defaultQuota)
     if (Object.keys(change).length > 0) {
       await quotas.set(username, change)
-      await record(db, 'quota', username, change)
+      await record(db, 'quota', username.trim().toLowerCase(), change)
     }
     const identity = await new IdentityRepository(db.knex).findByUsername(username)
     if (identity === undefined) throw new UsageError(`no identity named "${username}"`)
@@ -115,8 +115,15 @@ async function setDisabled (config: Config, args: string[], disable: boolean): P
 async function block (config: Config, args: string[]): Promise<void> {
   const [item, ...reason] = args
   if (item === undefined) throw new UsageError('name the content: a CID or an /ipfs/ path')
-  const { rule, path } = await appendOperatorItem(resolve(config.dataDir, config.denylistDir ?? 'denylists'), item, { reason: reason.join(' '), actor: operatorName() })
-  await withDatabase(config, async (db) => { await record(db, 'block', rule, { list: path, ...(reason.length > 0 ? { reason: reason.join(' ') } : {}) }) })
+  // The database first: a block written to the list but not to admin_actions (the database down) was in force unrecorded.
+  await withDatabase(config, async (db) => {
+    const { rule, path } = await appendOperatorItem(resolve(config.dataDir, config.denylistDir ?? 'denylists'), item, { reason: reason.join(' '), actor: operatorName() })
+    try {
+      await record(db, 'block', rule, { list: path, ...(reason.length > 0 ? { reason: reason.join(' ') } : {}) })
+    } catch (err) {
+      throw new Error(`the block was written to ${path} and is in force, but could not be recorded in admin_actions: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
+    }
+  })
   console.log(`a running service applies it within ${config.denylistPollSeconds} s`)
 }
 
@@ -192,7 +199,11 @@ try {
     case 'enable': await setDisabled(config, args, false); break
     case 'block': await block(config, args); break
     case 'usage': await usage(config); break
-    case 'gc': await gc(config); break
+    case 'gc':
+      // It takes nothing: `admin gc --dry-run` would otherwise collect for real (npm run gc -- --dry-run reports only).
+      if (args.length > 0) throw new UsageError(`gc takes no arguments (${args.join(' ')}); for a dry run: npm run gc -- --dry-run`)
+      await gc(config)
+      break
     case 'log': await log(config, args); break
     default: throw new UsageError(command === '' ? 'name a command' : `unknown command ${command}`)
   }

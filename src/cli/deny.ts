@@ -22,7 +22,8 @@ if (item === undefined || item === '--help' || item === '-h') {
 try {
   const config = loadConfig(process.env)
   const { path } = await appendOperatorItem(resolve(config.dataDir, config.denylistDir ?? 'denylists'), item, { reason: reason.join(' '), actor: operatorName() })
-  console.log(`blocked ${item} (in ${path}); a running server applies it within seconds`)
+  // A `!` item is an exception: it allows what another rule blocks.
+  console.log(`${item.startsWith('!') ? 'allowed (an exception to the rules that block it)' : 'blocked'} ${item.replace(/^!/, '')} (in ${path}); a running server applies it within seconds`)
 } catch (err) {
   if (err instanceof ConfigError) {
     for (const issue of err.issues) console.error(`configuration error: ${issue}`)

@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
+import { parseArgs } from 'node:util'
 import { config as loadDotenv } from 'dotenv'
 import { ConfigError, loadConfig, type Config } from '../config.ts'
 import { askControlSocket, controlSocketPath } from '../control-socket.ts'
@@ -57,7 +58,14 @@ async function collectShared (config: Config, blockstore: Extract<Config['blocks
 
 loadDotenv({ quiet: true })
 try {
-  const dryRun = process.argv.includes('--dry-run')
+  // Strict: a mistyped --dryrun must not run a real collection.
+  let dryRun: boolean
+  try {
+    dryRun = parseArgs({ options: { 'dry-run': { type: 'boolean' } }, strict: true }).values['dry-run'] === true
+  } catch (err) {
+    console.error(`${err instanceof Error ? err.message : String(err)}\nusage: npm run gc [-- --dry-run]`)
+    process.exit(2)
+  }
   const { report, via } = await collect(loadConfig(process.env), dryRun)
   const mib = (report.bytes / 1024 ** 2).toFixed(1)
   console.log(dryRun

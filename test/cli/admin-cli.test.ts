@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { fixture } from '../support/fixtures.ts'
 import { createIdentity, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
@@ -88,5 +90,18 @@ describe.skipIf(postgresUrl === '')('npm run admin', () => {
     expect(gc.code).toBe(1)
     expect(gc.out).toContain('npm run gc')
     expect((await admin('frobnicate')).out).toContain('unknown command frobnicate')
+    // `admin gc` takes nothing: a dry run asked of it must not collect for real.
+    const dry = await admin('gc', '--dry-run')
+    expect(dry.code).toBe(1)
+    expect(dry.out).toContain('npm run gc -- --dry-run')
+  })
+
+  it('writes no block it cannot record: with the database unreachable the list is left as it was', async () => {
+    const list = join(t.dataDir, 'denylists', 'heimdall-operator.deny')
+    const before = existsSync(list) ? readFileSync(list, 'utf8') : undefined
+    const child = spawn(process.execPath, ['src/cli/admin.ts', 'block', 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy', 'court order'], { env: { PATH: process.env.PATH, DATABASE_URL: 'postgres://nobody@127.0.0.1:1/heimdall', DATA_DIR: t.dataDir } })
+    const code = await new Promise<number | null>((resolve) => { child.on('close', resolve) })
+    expect(code).toBe(1)
+    expect(existsSync(list) ? readFileSync(list, 'utf8') : undefined).toBe(before)
   })
 })

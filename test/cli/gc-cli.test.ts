@@ -30,6 +30,9 @@ describe('npm run gc', () => {
     await backend.close()
 
     expect(await gc(dataDir, '--dry-run')).toMatch(/^dry run \(the embedded repo\): would free [1-9]\d* blocks, 3\d{6} bytes/)
+    // A mistyped option is refused (exit 2), and collects nothing.
+    await expect(gc(dataDir, '--dryrun')).rejects.toMatchObject({ code: 2, stderr: expect.stringMatching(/--dryrun[\s\S]*usage: npm run gc \[-- --dry-run\]/) })
+    expect(await gc(dataDir, '--dry-run')).toMatch(/^dry run \(the embedded repo\): would free [1-9]\d* blocks/)
     expect(await gc(dataDir)).toMatch(/^garbage collected \(the embedded repo\): freed [1-9]\d* blocks, 3\d{6} bytes/)
     expect(await gc(dataDir, '--dry-run')).toMatch(/would free 0 blocks, 0 bytes/)
   })

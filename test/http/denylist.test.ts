@@ -162,6 +162,17 @@ for (const backend of appBackends()) {
       await eventually(`/ipfs/${root}/hidden.png`, 404)
     })
 
+    it('a root taken down by a path rule answers 410 at the root itself too, in every format', async () => {
+      const root = rootOf(await upload(Buffer.from('// dave\n'), 'dave.js'))
+      await writeFile(join(denyDir, 'dave.deny'), `/ipfs/${root}/dave.js\n`)
+      await eventually(`/ipfs/${root}/dave.js`, 410)
+      await expect.poll(async () => pinned(root), { timeout: 8000 }).toBe(false)
+      for (const path of [`/ipfs/${root}`, `/ipfs/${root}/`, `/ipfs/${root}?format=raw`, `/ipfs/${root}?format=car`]) {
+        expect((await t.request.get(path)).status, path).toBe(410)
+      }
+      await rm(join(denyDir, 'dave.deny'))
+    })
+
     it('an operator\'s CAR imported without an owner holds its content as an upload does, and take-downs see it', async () => {
       // Found by review: such a pin was recorded nowhere, so deleting someone's upload of the same DAG unpinned it, a
       // denylist never took it down, and a taken-down root could be imported again.

@@ -178,7 +178,8 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
       refuseSuspended(cid)
       const path = (params.path ?? []).filter((segment) => segment !== '')
       refuseBlocked(denylist?.checkPath(cid, path))
-      for (let depth = 1; depth <= path.length; depth++) {
+      // From the root itself: a root taken down by a path rule has no path below it to find that out (it answered 404).
+      for (let depth = 0; depth <= path.length; depth++) {
         // Only "not there" ends the walk: any other failure (Kubo not answering) is the request's, never a way past the lists.
         const node = await deps.reader.resolve(cid, path.slice(0, depth)).catch((err: unknown) => {
           if (err instanceof NotFoundError) return undefined
