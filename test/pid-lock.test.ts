@@ -1,4 +1,6 @@
+import { readlinkSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -9,25 +11,42 @@ beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'heimdall-lock-')) })
 afterAll(async () => { await rm(dir, { recursive: true, force: true }) })
 
 const inUse = (pid: number): Error => new Error(`held by ${pid}`)
+const namespace = readlinkSync('/proc/self/ns/pid')
 
 describe('pid lock files', () => {
-  it('one holder at a time; released, taken again', async () => {
+  it('one holder at a time, naming its pid and pid namespace; released, taken again', async () => {
     const path = join(dir, 'a.lock')
     const release = takePidLock(path, inUse)
-    expect(await readFile(path, 'utf8')).toBe(`${process.pid}\n`)
+    expect(await readFile(path, 'utf8')).toBe(`${process.pid}\n${namespace}\n`)
     expect(() => takePidLock(path, inUse)).toThrow(`held by ${process.pid}`)
     await release()
     await (takePidLock(path, inUse))()
   })
 
-  it('takes over a lock of a process that is gone, and one naming this process that it never took (a container\'s pid 1 after a crash)', async () => {
+  it('in its own pid namespace, the pid decides: a live owner refuses, a gone one is taken over', async () => {
+    const live = join(dir, 'live.lock')
+    await writeFile(live, `1\n${namespace}\n`)
+    expect(() => takePidLock(live, inUse)).toThrow('held by 1')
     const gone = join(dir, 'gone.lock')
-    await writeFile(gone, '2147483646\n')
+    await writeFile(gone, `2147483646\n${namespace}\n`)
     await (takePidLock(gone, inUse))()
-    const reused = join(dir, 'reused.lock')
-    await writeFile(reused, `${process.pid}\n`)
-    const release = takePidLock(reused, inUse)
-    expect(() => takePidLock(reused, inUse)).toThrow(`held by ${process.pid}`)
-    await release()
+  })
+
+  it('from another pid namespace (another container, or this one before a restart), the owner\'s socket decides', async () => {
+    const socket = join(dir, 'owner.sock')
+    const path = join(dir, 'other.lock')
+    // Pid 1 of another container: in this namespace the pid is someone else, or this process itself after a restart.
+    for (const pid of [1, process.pid]) {
+      await writeFile(path, `${pid}\npid:[1]\n`)
+      const server = createServer()
+      await new Promise<void>((resolve) => { server.listen(socket, resolve) })
+      try {
+        expect(() => takePidLock(path, inUse, { liveSocket: socket }), `pid ${pid}, socket served`).toThrow(`held by ${pid}`)
+      } finally {
+        await new Promise((resolve) => { server.close(resolve) })
+      }
+      // Its socket no longer answers (the container stopped): taken over.
+      await (takePidLock(path, inUse, { liveSocket: socket }))()
+    }
   })
 })
