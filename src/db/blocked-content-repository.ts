@@ -1,4 +1,5 @@
 import type { Knex } from 'knex'
+import { rootForms, rootKey } from '../ipfs/cid-forms.ts'
 import { HOLDING_STATUSES } from './pin-request-repository.ts'
 
 /** A root some upload or pin request holds, with the files and folders inside it that uploads recorded. */
@@ -19,7 +20,11 @@ export class BlockedContentRepository {
 
   /** Records `rootCid` as blocked; blocking it again keeps the first record. */
   async block (rootCid: string, by: { rule: string, list: string }): Promise<void> {
-    await this.#db('blocked_roots').insert({ root_cid: rootCid, rule: by.rule, list: by.list }).onConflict('root_cid').ignore()
+    await this.#db.transaction(async (trx) => {
+      await trx('blocked_roots').insert({ root_cid: rootCid, rule: by.rule, list: by.list }).onConflict('root_cid').ignore()
+      // An operator's pin of it ends with the take-down: a later upload that lifts it, deleted, must not leave it held.
+      await trx('operator_pins').whereIn('root_cid', rootForms(rootCid)).delete()
+    })
   }
 
   /** Pin requests of the root (`rootCids`: its spellings, see rootForms) still queued, pinning or pinned become `failed`, with `details` as their status details. */
@@ -48,26 +53,40 @@ export class BlockedContentRepository {
   async heldOnlyByDisabled (): Promise<string[]> {
     const disabled = await this.#db('identities').whereNotNull('disabled_at').first<{ id: number } | undefined>('id')
     if (disabled === undefined) return []
-    const { rows } = await this.#db.raw<{ rows: Array<{ cid: string }> }>(`
-      WITH holders AS (
+    const holders = `
         SELECT root_cid, identity_id FROM uploads
         UNION ALL
-        SELECT root_cid, identity_id FROM pin_requests WHERE status = ANY(?)
+        SELECT root_cid, identity_id FROM pin_requests WHERE status = ANY(:holding)
         UNION ALL
         -- What a pending replacement still holds counts as its owner's, as it does for take-downs.
         SELECT replaces_root_cid, identity_id FROM pin_requests WHERE replaces_root_cid IS NOT NULL
         UNION ALL
         -- The operator's own pins belong to no identity: what they hold is never suspended.
-        SELECT root_cid, NULL FROM operator_pins
-      ), suspended AS (
-        SELECT h.root_cid FROM holders h LEFT JOIN identities i ON i.id = h.identity_id
-        GROUP BY h.root_cid HAVING bool_and(i.disabled_at IS NOT NULL)
-      )
-      SELECT root_cid AS cid FROM suspended
-      UNION
-      SELECT e.cid FROM upload_entries e JOIN uploads u ON u.id = e.upload_id JOIN suspended s ON s.root_cid = u.root_cid`, [[...HOLDING_STATUSES]])
-    return rows.map((row) => row.cid)
+        SELECT root_cid, NULL FROM operator_pins`
+    // The roots some disabled identity holds, then every holder of any spelling of them (a CIDv0 and its CIDv1 are one
+    // root, recorded under either), decided per root: suspended when every holder is a disabled identity.
+    const { rows: candidates } = await this.#db.raw<{ rows: Array<{ root_cid: string }> }>(`
+      SELECT DISTINCT h.root_cid FROM (${holders}) h JOIN identities i ON i.id = h.identity_id WHERE i.disabled_at IS NOT NULL`, { holding: [...HOLDING_STATUSES] })
+    if (candidates.length === 0) return []
+    const spellings = [...new Set(candidates.flatMap((row) => rootForms(row.root_cid)))]
+    const { rows } = await this.#db.raw<{ rows: Array<{ root_cid: string, disabled: boolean }> }>(`
+      SELECT h.root_cid, i.disabled_at IS NOT NULL AS disabled FROM (${holders}) h LEFT JOIN identities i ON i.id = h.identity_id
+      WHERE h.root_cid = ANY(:spellings)`, { holding: [...HOLDING_STATUSES], spellings })
+    const byRoot = new Map<string, { spellings: Set<string>, allDisabled: boolean }>()
+    for (const row of rows) {
+      const key = rootKey(row.root_cid)
+      const root = byRoot.get(key) ?? { spellings: new Set<string>(), allDisabled: true }
+      root.spellings.add(row.root_cid)
+      root.allDisabled &&= row.disabled
+      byRoot.set(key, root)
+    }
+    const suspended = [...byRoot.values()].filter((root) => root.allDisabled).flatMap((root) => [...root.spellings])
+    if (suspended.length === 0) return []
+    const { rows: entries } = await this.#db.raw<{ rows: Array<{ cid: string }> }>(`
+      SELECT DISTINCT e.cid FROM upload_entries e JOIN uploads u ON u.id = e.upload_id WHERE u.root_cid = ANY(:suspended)`, { suspended })
+    return [...new Set([...suspended, ...entries.map((row) => row.cid)])]
   }
+
 
   /** Every blocked root, a batch at a time. */
   async * blockedRoots (batch = 500): AsyncIterable<string> {
@@ -110,10 +129,10 @@ export class BlockedContentRepository {
         LIMIT ?`, [[...HOLDING_STATUSES], after, batch])
       if (roots.length === 0) return
       const rootCids = roots.map((row) => row.root_cid)
-      const entries: Array<{ root_cid: string, path: string, cid: string }> = await this.#db('upload_entries')
-        .join('uploads', 'uploads.id', 'upload_entries.upload_id')
-        .whereIn('uploads.root_cid', rootCids)
-        .distinct('uploads.root_cid', 'upload_entries.path', 'upload_entries.cid')
+      const { rows: entries } = await this.#db.raw<{ rows: Array<{ root_cid: string, path: string, cid: string }> }>(`
+        SELECT DISTINCT u.root_cid, e.path, e.cid FROM upload_entries e JOIN uploads u ON u.id = e.upload_id WHERE u.root_cid = ANY(?)
+        UNION
+        SELECT o.root_cid, o.path, o.cid FROM operator_pin_entries o WHERE o.root_cid = ANY(?)`, [rootCids, rootCids])
       const byRoot = new Map<string, HeldContent>(rootCids.map((rootCid) => [rootCid, { rootCid, entries: [] }]))
       for (const entry of entries) byRoot.get(entry.root_cid)?.entries.push({ path: entry.path, cid: entry.cid })
       yield * byRoot.values()

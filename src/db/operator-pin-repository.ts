@@ -8,9 +8,15 @@ export class OperatorPinRepository {
     this.#db = db
   }
 
-  /** Records `rootCid` (its CIDv1 spelling, see rootKey) as pinned by `actor`; again is a no-op. */
-  async add (rootCid: string, actor: string): Promise<void> {
-    await this.#db('operator_pins').insert({ root_cid: rootCid, actor }).onConflict('root_cid').ignore()
+  /** Records `rootCid` (its CIDv1 spelling, see rootKey) as pinned by `actor`, with its files and folders; again is a no-op. */
+  async add (rootCid: string, actor: string, entries: ReadonlyArray<{ path: string, cid: string }> = []): Promise<void> {
+    await this.#db.transaction(async (trx) => {
+      const inserted = await trx('operator_pins').insert({ root_cid: rootCid, actor }).onConflict('root_cid').ignore().returning('root_cid')
+      if (inserted.length === 0) return
+      for (let i = 0; i < entries.length; i += 1000) {
+        await trx('operator_pin_entries').insert(entries.slice(i, i + 1000).map((entry) => ({ root_cid: rootCid, path: entry.path, cid: entry.cid }))).onConflict(['root_cid', 'path']).ignore()
+      }
+    })
   }
 
   /** How many operator pins hold the root (`rootCids`: its spellings, see rootForms). */

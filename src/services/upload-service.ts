@@ -84,7 +84,7 @@ export interface UploadServiceOptions {
   /** What else keeps roots pinned (the Pinning Service API's requests): a root is unpinned only when this, the operator's pins and the uploads count zero. */
   otherReferences?: { countHolding: (rootCids: readonly string[]) => Promise<number> }
   /** Roots the operator imported without an owner: they hold their content as uploads do. */
-  operatorPins?: { add: (rootCid: string, actor: string) => Promise<void>, countHolding: (rootCids: readonly string[]) => Promise<number> }
+  operatorPins?: { add: (rootCid: string, actor: string, entries?: ReadonlyArray<{ path: string, cid: string }>) => Promise<void>, countHolding: (rootCids: readonly string[]) => Promise<number> }
   /** The operator's denylists: matching content is refused before it is pinned. */
   denylist?: Denylist
   /** Roots a denylist took down: referenced by nothing, whoever names them; recording a new upload of one allowed again lifts it (see UploadRepository.insert). */
@@ -302,7 +302,7 @@ export class UploadService {
           throw new ContentBlockedError('this content was taken down on this node by a denylist: only an upload of it, once no list names it, restores it', 403)
         }
         await this.#options.backend.pin(root.cid, { imported: imported.lease })
-        await this.#options.operatorPins?.add(rootKey(rootCid), actor)
+        await this.#options.operatorPins?.add(rootKey(rootCid), actor, imported.nodes.filter((node) => node.path !== '').map((node) => ({ path: node.path, cid: node.cid.toString() })))
       }))
       await imported.lease.release()
       return root

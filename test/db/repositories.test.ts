@@ -1,6 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { openPostgres, type Database } from '../../src/db/database.ts'
+import { BlockedContentRepository } from '../../src/db/blocked-content-repository.ts'
 import { IdentityRepository } from '../../src/db/identity-repository.ts'
+import { OperatorPinRepository } from '../../src/db/operator-pin-repository.ts'
 import { DirectoryMigrationSource } from '../../src/db/migration-source.ts'
 import { PinIntentRepository } from '../../src/db/pin-intent-repository.ts'
 import { UploadRepository, type NewUpload } from '../../src/db/upload-repository.ts'
@@ -256,6 +258,28 @@ for (const factory of databaseFactories()) {
         for (let i = 0; i < 5; i++) await uploads.insert(upload(alice.id, `bafy${i}`, { name: `u${i}` }))
         const page = await uploads.listByOwner(alice.id, { limit: 2, offset: 1 })
         expect(page.map((u) => u.name)).toEqual(['u3', 'u2'])
+      })
+
+      it('operator pins: counted under either spelling, listed with their entries among held roots, never suspended, ended by a take-down', async () => {
+        // One DAG, recorded by an upload under its CIDv0 and by the operator under its CIDv1.
+        const v0 = 'QmbWqxBEKC3P8tqsKc98xmWNzrzDtRLMiMPL8wBuTGsMnR'
+        const v1 = 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi'
+        const blocked = new BlockedContentRepository(db.knex)
+        const operatorPins = new OperatorPinRepository(db.knex)
+        const owner = await identities.create('xuser', 'x'.repeat(64))
+        await uploads.insert(upload(owner.id, v0))
+        await operatorPins.add(v1, 'tester', [{ path: 'inner/a.txt', cid: 'bafkreiinner' }])
+        expect(await operatorPins.countHolding([v1, v0])).toBe(1)
+        const held = []
+        for await (const content of blocked.held()) held.push(content)
+        expect(held.find((h) => h.rootCid === v1)?.entries).toEqual([{ path: 'inner/a.txt', cid: 'bafkreiinner' }])
+        // Its uploader disabled, the root stays served: the operator holds it too, under the other spelling.
+        await db.knex('identities').where({ id: owner.id }).update({ disabled_at: new Date() })
+        expect(await blocked.heldOnlyByDisabled()).toEqual([])
+        await blocked.block(v0, { rule: `/ipfs/${v0}`, list: 'test.deny' })
+        expect(await operatorPins.countHolding([v1, v0])).toBe(0)
+        expect(await db.knex('operator_pin_entries').count({ n: '*' })).toEqual([{ n: expect.anything() }])
+        expect(Number((await db.knex('operator_pin_entries').count({ n: '*' }))[0]?.n)).toBe(0)
       })
     })
   })
