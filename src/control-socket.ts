@@ -19,6 +19,8 @@ export interface ControlHandlers {
   gc: (options: { dryRun: boolean }) => Promise<GcReport>
   /** `POST /import-car?name=FILE[&owner=USERNAME][&actor=WHO]`, the CAR as the body: `npm run import-car` while the server holds the repo. */
   importCar?: (source: AsyncIterable<Uint8Array>, options: { fileName: string, owner?: string, actor?: string, signal?: AbortSignal }) => Promise<CarImportReport>
+  /** `POST /unpin?cid=CID`: `npm run admin -- unpin`, the operator's pin of a root ended by the server that holds the repo. */
+  unpin?: (rootCid: string) => Promise<{ removed: boolean, unpinned: boolean }>
 }
 
 export async function listenControlSocket (path: string, handlers: ControlHandlers): Promise<Server> {
@@ -31,6 +33,13 @@ export async function listenControlSocket (path: string, handlers: ControlHandle
       handlers.importCar(req, { fileName: url.searchParams.get('name') ?? 'import.car', owner: url.searchParams.get('owner') ?? undefined, actor: url.searchParams.get('actor') ?? undefined, signal: abort.signal }).then(
         (report) => { answer(200, report) },
         (err: unknown) => { answer(err instanceof HeimdallError ? err.status : 500, { error: err instanceof Error ? err.message : String(err), details: err instanceof HeimdallError ? err.details : [] }) }
+      )
+      return
+    }
+    if (url.pathname === '/unpin' && req.method === 'POST' && handlers.unpin !== undefined) {
+      handlers.unpin(url.searchParams.get('cid') ?? '').then(
+        (report) => { answer(200, report) },
+        (err: unknown) => { answer(err instanceof HeimdallError ? err.status : 500, { error: err instanceof Error ? err.message : String(err) }) }
       )
       return
     }

@@ -22,6 +22,7 @@ import { BUILD_DIR, createApp } from './http/app.ts'
 import { CsrfProtection } from './http/csrf.ts'
 import { BrowserSessions } from './http/session.ts'
 import { rootForms } from './ipfs/cid-forms.ts'
+import { parseCid } from './http/cid-param.ts'
 import type { IpfsBackend } from './ipfs/ipfs-backend.ts'
 import { HeliaBackend } from './ipfs/helia-backend.ts'
 import { openIpfsBackend } from './ipfs/open-ipfs-backend.ts'
@@ -58,6 +59,8 @@ export interface Heimdall {
   tmpDir: string
   /** An operator's CAR import (`npm run import-car`), asked over the control socket. */
   importCar: (source: AsyncIterable<Uint8Array>, options: { fileName: string, owner?: string, actor?: string, signal?: AbortSignal }) => Promise<CarImportReport>
+  /** Ends an operator's pin (`npm run admin -- unpin`): unpinned unless an upload or a pin request holds the root. */
+  unpinOperator: (rootCid: string) => Promise<{ removed: boolean, unpinned: boolean }>
   close: () => Promise<void>
 }
 
@@ -271,6 +274,7 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
     collector,
     tmpDir,
     importCar: async (source, options) => importCarAsOperator({ uploads, identities: new IdentityRepository(database.knex) }, source, options),
+    unpinOperator: async (rootCid) => uploads.releaseOperatorPin(parseCid(rootCid).toString()),
     close: async () => {
       await denylists.stop()
       suspended.stop()

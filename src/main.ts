@@ -59,7 +59,7 @@ async function main (): Promise<void> {
   // What bin/start.js's compile cache gathered while starting is written now, not only at exit (kill -9 skips that).
   module.flushCompileCache()
   // `npm run gc` and `npm run import-car` ask here: this process holds the embedded repo.
-  const control = await listenControlSocket(controlSocketPath(config.dataDir), { gc: async (options) => heimdall.collector.run(options), importCar: heimdall.importCar })
+  const control = await listenControlSocket(controlSocketPath(config.dataDir), { gc: async (options) => heimdall.collector.run(options), importCar: heimdall.importCar, unpin: heimdall.unpinOperator })
   logger.info({ url: config.publicUrl, host: config.host, port: config.port, database: heimdall.database.kind, ipfs: heimdall.backend.kind }, 'Heimdall is listening')
 
   let stopping = false

@@ -10,6 +10,7 @@ import { QuotaService } from '../services/quota-service.ts'
 import { AdminActionRepository } from '../db/admin-action-repository.ts'
 import { BlockedContentRepository } from '../db/blocked-content-repository.ts'
 import { UploadRepository } from '../db/upload-repository.ts'
+import { OperatorPinRepository } from '../db/operator-pin-repository.ts'
 import { appendOperatorItem } from '../denylist/operator-list.ts'
 import { askControlSocket, controlSocketPath } from '../control-socket.ts'
 import { S3Client } from '../storage/s3-client.ts'
@@ -24,7 +25,8 @@ const USAGE = `usage: npm run admin -- <command>
                                  without --bytes or --uploads: shows the identity's usage and quota
                                  N: a count, or bytes with an optional K, M, G or T (10G = 10 GiB); default: QUOTA_BYTES / QUOTA_UPLOADS
   block <CID | /ipfs/…> [reason…] adds it to DENYLIST_DIR/heimdall-operator.deny (as npm run deny)
-  usage                          storage: uploads, bytes, blocks on disk, the identities holding most
+  usage                          storage: uploads, operator's pins, bytes, blocks on disk, the identities holding most
+  unpin <CID>                    ends an operator's pin (npm run import-car without --owner), by the running service
   gc                             a garbage collection by the running service
   log [N]                        the last N operator actions (default 20)
   Every change is recorded with who ran it (SUDO_USER, else the OS user) and when.`
@@ -154,8 +156,8 @@ async function bucketSize (store: Extract<Config['blockstore'], { kind: 's3' }>)
 
 async function usage (config: Config): Promise<void> {
   await withDatabase(config, async (db) => {
-    const [totals, people, blocked] = await Promise.all([new UploadRepository(db.knex).totals(), new IdentityRepository(db.knex).counts(), new BlockedContentRepository(db.knex).count()])
-    console.log(`${people.identities} identities (${people.disabled} disabled); ${totals.uploads} uploads of ${totals.roots} distinct contents, ${formatBytes(totals.bytes)} as uploaded; ${blocked} taken down by denylists`)
+    const [totals, people, blocked, operatorPins] = await Promise.all([new UploadRepository(db.knex).totals(), new IdentityRepository(db.knex).counts(), new BlockedContentRepository(db.knex).count(), new OperatorPinRepository(db.knex).count()])
+    console.log(`${people.identities} identities (${people.disabled} disabled); ${totals.uploads} uploads of ${totals.roots} distinct contents, ${formatBytes(totals.bytes)} as uploaded; ${operatorPins} operator's pins (import-car without --owner); ${blocked} taken down by denylists`)
     if (config.blockstore.kind === 's3') {
       const objects = await bucketSize(config.blockstore)
       console.log(`S3 block store ${config.blockstore.bucket}/${config.blockstore.prefix}: ${objects.count} objects (packs and blocks), ${formatBytes(objects.bytes)} (shared content is stored once)`)
@@ -168,6 +170,19 @@ async function usage (config: Config): Promise<void> {
     const top = await new IdentityRepository(db.knex).list({ limit: 10, by: 'bytes' })
     for (const identity of top) console.log(`  ${identity.username.padEnd(32)} ${formatBytes(identity.bytes).padStart(10)} in ${identity.uploads} uploads`)
   })
+}
+
+/** Ends the operator's pin of a root (npm run import-car without --owner), through the running service, which holds the repo. */
+async function unpin (config: Config, args: string[]): Promise<void> {
+  const [cid, ...rest] = args
+  if (cid === undefined || rest.length > 0) throw new UsageError('name the root: unpin <CID>')
+  const asked = await askControlSocket(controlSocketPath(resolve(config.dataDir)), 'POST', `/unpin?${new URLSearchParams({ cid }).toString()}`).catch(() => undefined)
+  if (asked === undefined) throw new UsageError('no running service answers on DATA_DIR/heimdall.sock: start it, then unpin')
+  if (asked.status !== 200) throw new Error(`the running service could not unpin: ${(asked.body as { error?: string }).error ?? JSON.stringify(asked.body)}`)
+  const report = asked.body as { removed: boolean, unpinned: boolean }
+  if (!report.removed) throw new UsageError(`${cid} is not an operator's pin (see npm run admin -- usage)`)
+  await withDatabase(config, async (db) => { await record(db, 'unpin', cid, { unpinned: report.unpinned }) })
+  console.log(report.unpinned ? 'unpinned; its blocks go at the next collection' : 'the operator\'s pin is gone; an upload or a pin request still holds the content')
 }
 
 async function gc (config: Config): Promise<void> {
@@ -199,6 +214,7 @@ try {
     case 'enable': await setDisabled(config, args, false); break
     case 'block': await block(config, args); break
     case 'usage': await usage(config); break
+    case 'unpin': await unpin(config, args); break
     case 'gc':
       // It takes nothing: `admin gc --dry-run` would otherwise collect for real (npm run gc -- --dry-run reports only).
       if (args.length > 0) throw new UsageError(`gc takes no arguments (${args.join(' ')}); for a dry run: npm run gc -- --dry-run`)

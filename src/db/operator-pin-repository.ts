@@ -19,6 +19,17 @@ export class OperatorPinRepository {
     })
   }
 
+  /** Ends the operator's pin of the root (`rootCids`: its spellings) with its entries; how many rows went. */
+  async remove (rootCids: readonly string[]): Promise<number> {
+    return this.#db('operator_pins').whereIn('root_cid', rootCids).delete()
+  }
+
+  /** How many roots the operator pinned. */
+  async count (): Promise<number> {
+    const result = await this.#db('operator_pins').count<Array<{ count: string | number }>>({ count: '*' })
+    return Number(result[0]?.count ?? 0)
+  }
+
   /** How many operator pins hold the root (`rootCids`: its spellings, see rootForms). */
   async countHolding (rootCids: readonly string[]): Promise<number> {
     const result = await this.#db('operator_pins').whereIn('root_cid', rootCids).count<Array<{ count: string | number }>>({ count: '*' })

@@ -84,7 +84,7 @@ export interface UploadServiceOptions {
   /** What else keeps roots pinned (the Pinning Service API's requests): a root is unpinned only when this, the operator's pins and the uploads count zero. */
   otherReferences?: { countHolding: (rootCids: readonly string[]) => Promise<number> }
   /** Roots the operator imported without an owner: they hold their content as uploads do. */
-  operatorPins?: { add: (rootCid: string, actor: string, entries?: ReadonlyArray<{ path: string, cid: string }>) => Promise<void>, countHolding: (rootCids: readonly string[]) => Promise<number> }
+  operatorPins?: { add: (rootCid: string, actor: string, entries?: ReadonlyArray<{ path: string, cid: string }>) => Promise<void>, remove: (rootCids: readonly string[]) => Promise<number>, countHolding: (rootCids: readonly string[]) => Promise<number> }
   /** The operator's denylists: matching content is refused before it is pinned. */
   denylist?: Denylist
   /** Roots a denylist took down: referenced by nothing, whoever names them; recording a new upload of one allowed again lifts it (see UploadRepository.insert). */
@@ -437,6 +437,19 @@ export class UploadService {
    */
   async changePin<T> (rootCid: string, work: () => Promise<T>): Promise<T> {
     return this.#underRoot(rootCid, async () => this.#journaled(rootCid, work))
+  }
+
+  /**
+   * `npm run admin -- unpin`: ends the operator's pin of `rootCid` (either
+   * spelling); the content is unpinned, and collected later, unless an
+   * upload or a pin request still holds it.
+   */
+  async releaseOperatorPin (rootCid: string): Promise<{ removed: boolean, unpinned: boolean }> {
+    return this.changePin(rootCid, async () => {
+      const removed = await this.#options.operatorPins?.remove(rootForms(rootCid)) ?? 0
+      if (removed === 0) return { removed: false, unpinned: false }
+      return { removed: true, unpinned: await this.releaseIfUnreferenced(rootCid) }
+    })
   }
 
   /** Inside `changePin`: unpins `rootCid` when no upload and no other holder references it any more; true when it did. */

@@ -12,6 +12,7 @@ import { newToken, startHeimdallProcess } from '../support/heimdall-process.ts'
 
 const run = promisify(execFile)
 const IMPORT_CAR = fileURLToPath(new URL('../../src/cli/import-car.ts', import.meta.url))
+const ADMIN = fileURLToPath(new URL('../../src/cli/admin.ts', import.meta.url))
 const ENV = { SECRET_KEY: 'x'.repeat(40) }
 
 /** `npm run import-car -- …` as an operator runs it: its own process, configured by the environment. */
@@ -113,6 +114,15 @@ describe('npm run import-car', () => {
       await writeFile(pinOnly, await writeCar([unowned.root], unowned.blocks))
       expect((await importCar(dataDir, pinOnly)).stdout).toMatch(new RegExp(`^pinned ${unowned.root.toString()} \\(1 file, 15 bytes\\) via the running server, as the operator's pin`))
       expect(await (await fetch(`${server.url}/ipfs/${unowned.root.toString()}/pinned-only.json`)).text()).toBe('{"owner": null}')
+      const usage = await run(process.execPath, [ADMIN, 'usage'], { env: { PATH: process.env.PATH, DATA_DIR: dataDir, ...ENV } })
+      expect(usage.stdout).toContain("1 operator's pins (import-car without --owner)")
+      // The operator ends it: unpinned (no upload holds it), recorded, gone at the next collection.
+      const unpinned = await run(process.execPath, [ADMIN, 'unpin', unowned.root.toString()], { env: { PATH: process.env.PATH, DATA_DIR: dataDir, SUDO_USER: 'ops', ...ENV } })
+      expect(unpinned.stdout).toMatch(/unpinned; its blocks go at the next collection/)
+      expect(unpinned.stdout).toMatch(new RegExp(`ops: unpin ${unowned.root.toString()}`))
+      await run(process.execPath, [ADMIN, 'gc'], { env: { PATH: process.env.PATH, DATA_DIR: dataDir, ...ENV } })
+      expect((await fetch(`${server.url}/ipfs/${unowned.root.toString()}/pinned-only.json`)).status).toBe(404)
+      await expect(run(process.execPath, [ADMIN, 'unpin', unowned.root.toString()], { env: { PATH: process.env.PATH, DATA_DIR: dataDir, ...ENV } })).rejects.toMatchObject({ stderr: expect.stringContaining('is not an operator\'s pin') })
     } finally {
       await server.stop()
     }
