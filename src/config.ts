@@ -31,8 +31,11 @@ function trustedProxyItem (item: string): boolean {
   const family = isIP(address)
   if (family === 0 || rest.length > 0) return false
   if (range === undefined) return true
-  if (/^\d+$/.test(range)) return Number(range) <= (family === 4 ? 32 : 128)
-  return family === 4 && isIP(range) === 4
+  // proxy-addr refuses a zero prefix ("invalid range on address") and a netmask that is zero or not contiguous.
+  if (/^\d+$/.test(range)) return Number(range) >= 1 && Number(range) <= (family === 4 ? 32 : 128)
+  if (family !== 4 || isIP(range) !== 4) return false
+  const bits = range.split('.').map((part) => Number(part).toString(2).padStart(8, '0')).join('')
+  return /^1+0*$/.test(bits)
 }
 
 export const NETWORK_MODES = ['off', 'private', 'public'] as const
