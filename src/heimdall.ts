@@ -190,7 +190,10 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
   })
   // Disabled identities (npm run admin -- disable): what only they hold is not served, read again as often as the denylists.
   const suspended = new SuspendedContent(async () => blockedRoots.heldOnlyByDisabled(), logger)
-  const enforcer = new DenylistEnforcer({ denylist, blocked: blockedRoots, pins: uploads, isPinned: async (rootCid) => ipfsCalls.isPinned(CID.parse(rootCid)), logger, onTakenDown: () => { reader.forget() } })
+  // The roots denylists took down, for the gateway: a set lookup per request while a list is in force, whether or not
+  // the root's blocks are still here (another upload may hold them), and never a query for a CID that is not held.
+  const takenDown = new SuspendedContent(async () => { const roots: string[] = []; for await (const root of blockedRoots.blockedRoots()) roots.push(root); return roots }, logger, 'the roots denylists took down')
+  const enforcer = new DenylistEnforcer({ denylist, blocked: blockedRoots, pins: uploads, isPinned: async (rootCid) => ipfsCalls.isPinned(CID.parse(rootCid)), logger, onTakenDown: () => { reader.forget(); void takenDown.refresh().catch((err: unknown) => { logger.warn({ err }, 'could not refresh the roots denylists took down') }) } })
   const denylists = new DenylistWatcher({
     dir: resolve(dataDir, config.denylistDir ?? 'denylists'),
     denylist,
@@ -234,7 +237,7 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
     backend,
     reader,
     denylist,
-    takenDown: async (rootCid) => blockedRoots.isBlocked(rootForms(rootCid)),
+    takenDown: { has: (cid) => takenDown.has(cid), confirm: async (cid) => blockedRoots.isBlocked(rootForms(cid.toString())) },
     suspended,
     metrics,
     sessions: new BrowserSessions(sessions),
@@ -267,6 +270,7 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
   collector.start()
   await denylists.start()
   await suspended.start(config.denylistPollSeconds * 1000)
+  await takenDown.start(config.denylistPollSeconds * 1000)
   return {
     app,
     database,
@@ -278,6 +282,7 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
     close: async () => {
       await denylists.stop()
       suspended.stop()
+      takenDown.stop()
       await resumable.close()
       await pinRequests.close()
       delegates.close()

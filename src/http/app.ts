@@ -61,8 +61,8 @@ export interface AppDependencies {
   reader: ContentReader
   /** The operator's denylists: blocked content answers 410 (or the rule's status) on the gateway. */
   denylist?: Denylist
-  /** Whether a root was taken down by a denylist (its content gone): 410 for any path below it. */
-  takenDown?: (rootCid: string) => Promise<boolean>
+  /** The roots a denylist took down: 410 for any path below them, in any format, while a list is in force. */
+  takenDown?: { has: (cid: CID) => boolean, confirm: (cid: CID) => Promise<boolean> }
   /** Content only disabled identities hold: 410 on the gateway. */
   suspended?: { has: (cid: CID) => boolean, readonly empty: boolean }
   sessions: BrowserSessions

@@ -3,25 +3,29 @@ import { CID } from 'multiformats/cid'
 import type { Logger } from 'pino'
 
 /**
- * Content that only disabled identities hold, kept in memory by multihash
- * (any CID version of it) so the gateway can refuse it with a set lookup.
- * Refreshed from the database on a schedule, so an operator's `npm run admin
- * -- disable` (another process) is in force within that, on every instance.
+ * Content the gateway refuses, kept in memory by multihash (any CID version
+ * of it) so that a request costs a set lookup, not a query: what only
+ * disabled identities hold, and the roots denylists took down. Refreshed
+ * from the database on a schedule, so an operator's `npm run admin --
+ * disable` (another process) or another instance's take-down is in force
+ * within that, on every instance; `refresh()` at once for this process's own.
  */
 export class SuspendedContent {
   readonly #load: () => Promise<string[]>
   readonly #logger: Logger
+  readonly #what: string
   #multihashes = new Set<string>()
   #timer: NodeJS.Timeout | undefined
 
-  constructor (load: () => Promise<string[]>, logger: Logger) {
+  constructor (load: () => Promise<string[]>, logger: Logger, what = 'the content of disabled identities') {
     this.#load = load
     this.#logger = logger
+    this.#what = what
   }
 
   async start (intervalMs: number): Promise<void> {
     await this.refresh()
-    this.#timer = setInterval(() => { void this.refresh().catch((err: unknown) => { this.#logger.warn({ err }, 'could not refresh the content of disabled identities') }) }, intervalMs)
+    this.#timer = setInterval(() => { void this.refresh().catch((err: unknown) => { this.#logger.warn({ err }, `could not refresh ${this.#what}`) }) }, intervalMs)
     this.#timer.unref()
   }
 

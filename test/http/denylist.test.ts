@@ -173,6 +173,22 @@ for (const backend of appBackends()) {
       await rm(join(denyDir, 'dave.deny'))
     })
 
+    it('a taken-down root answers 410 though another upload still holds its blocks', async () => {
+      // Found by review: the 410 came only once the blocks were collected, so a folder another upload shares was listed,
+      // and its CAR and tar served the bytes.
+      const data = Buffer.from('// shared by two uploads\n')
+      const root = rootOf(await upload(data, 'shared.js'))
+      await upload(await makeZip([{ path: 'inner/shared.js', data }]), 'holder.zip')
+      await writeFile(join(denyDir, 'shared.deny'), `/ipfs/${root}/shared.js\n`)
+      await eventually(`/ipfs/${root}/shared.js`, 410)
+      await t.heimdall.collector.run()
+      await t.request.get(`/ipfs/${root}/`).expect(410)
+      for (const path of [`/ipfs/${root}`, `/ipfs/${root}?format=raw`, `/ipfs/${root}?format=car`, `/ipfs/${root}?format=tar`]) {
+        expect((await t.request.get(path)).status, path).toBe(410)
+      }
+      await rm(join(denyDir, 'shared.deny'))
+    })
+
     it('an operator\'s CAR imported without an owner holds its content as an upload does, and take-downs see it', async () => {
       // Found by review: such a pin was recorded nowhere, so deleting someone's upload of the same DAG unpinned it, a
       // denylist never took it down, and a taken-down root could be imported again.

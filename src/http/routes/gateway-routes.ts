@@ -73,7 +73,7 @@ function contentPath (cid: CID, path: readonly string[]): string {
  * out to the network. Mounted before cookies and body parsers: no gateway
  * answer sets a cookie or reads a body. Every /ipfs request ends here.
  */
-export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentReader, denylist?: Denylist, takenDown?: (rootCid: string) => Promise<boolean>, suspended?: { has: (cid: CID) => boolean, readonly empty: boolean } }): Router {
+export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentReader, denylist?: Denylist, takenDown?: { has: (cid: CID) => boolean, confirm: (cid: CID) => Promise<boolean> }, suspended?: { has: (cid: CID) => boolean, readonly empty: boolean } }): Router {
   const router = Router()
   const listingPages = new ByteLru<Buffer>(LISTING_PAGES_BYTES)
   // A listing of content that garbage collection removed must not outlive it.
@@ -176,20 +176,21 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
       const cid = parseCid(params.cid)
       // The root by the path rules (a list's exceptions below it apply), each node below by its CID.
       refuseSuspended(cid)
+      // Content a list took down is gone, whatever path or format asks for it, even while another upload holds its blocks.
+      // The set is refreshed every few seconds; a hit is confirmed, since an upload accepted meanwhile lifts a take-down.
+      if (deps.takenDown?.has(cid) === true && await deps.takenDown.confirm(cid)) throw new ContentBlockedError('this content was taken down on this node by its operator')
       const path = (params.path ?? []).filter((segment) => segment !== '')
       refuseBlocked(denylist?.checkPath(cid, path))
-      // From the root itself: a root taken down by a path rule has no path below it to find that out (it answered 404).
-      for (let depth = 0; depth <= path.length; depth++) {
+      for (let depth = 1; depth <= path.length; depth++) {
         // Only "not there" ends the walk: any other failure (Kubo not answering) is the request's, never a way past the lists.
         const node = await deps.reader.resolve(cid, path.slice(0, depth)).catch((err: unknown) => {
           if (err instanceof NotFoundError) return undefined
           throw err
         })
         if (node === undefined) {
-          // Not a UnixFS path held here. Content a list took down is gone, whatever path asks for it; anything else is for
-          // the trustless handlers, which resolve paths themselves (through dag-cbor and dag-json too) and pass every CID
-          // they reach, along the path and below it, through the same gate, or for the next handler's 404.
-          if (await deps.takenDown?.(cid.toString()) === true) throw new ContentBlockedError('this content was taken down on this node by its operator')
+          // Not a UnixFS path held here: for the trustless handlers, which resolve paths themselves (through dag-cbor and
+          // dag-json too) and pass every CID they reach, along the path and below it, through the same gate, or for the
+          // next handler's 404.
           break
         }
         check(node.cid)
