@@ -6,6 +6,8 @@ import type { Knex } from 'knex'
  * Pins recorded before this have none (their rules by root still apply).
  */
 export async function up (knex: Knex): Promise<void> {
+  // Development databases of a few commits made it inside 20261127000001.
+  if (await knex.schema.hasTable('operator_pin_entries')) return
   await knex.schema.createTable('operator_pin_entries', (table) => {
     table.text('root_cid').notNullable().references('root_cid').inTable('operator_pins').onDelete('CASCADE')
     table.text('path').notNullable()

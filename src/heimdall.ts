@@ -49,6 +49,9 @@ import { DenylistEnforcer } from './services/denylist-enforcer.ts'
 import { Metrics } from './http/metrics.ts'
 import { SuspendedContent } from './services/suspended-content.ts'
 
+/** The dag-pb codec: a root's CIDv0 and CIDv1 spellings are of it. */
+const DAG_PB = 0x70
+
 export interface Heimdall {
   app: Express
   database: Database
@@ -237,7 +240,8 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
     backend,
     reader,
     denylist,
-    takenDown: { has: (cid) => takenDown.has(cid), confirm: async (cid) => blockedRoots.isBlocked(rootForms(cid.toString())) },
+    // Confirmed under every spelling of the multihash: the set matches any codec (a raw CID of a taken-down root's node too).
+    takenDown: { has: (cid) => takenDown.has(cid), confirm: async (cid) => blockedRoots.isBlocked([...new Set([...rootForms(cid), ...rootForms(CID.createV1(DAG_PB, cid.multihash))])]) },
     suspended,
     metrics,
     sessions: new BrowserSessions(sessions),

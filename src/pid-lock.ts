@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process'
+import { createServer, type Server } from 'node:net'
 import { closeSync, existsSync, openSync, readFileSync, readlinkSync, unlinkSync, writeSync } from 'node:fs'
 import { resolve } from 'node:path'
 
@@ -44,29 +45,37 @@ function pidNamespace (): string {
 /**
  * Takes the lock file at `path`, which holds its owner's pid, as Kubo's
  * `repo.lock` guards a repo: one process at a time. The file also names the
- * owner's pid namespace. In this process's own namespace the pid decides: a
- * live owner refuses the lock (`inUse` makes the error), a gone one leaves
- * it to be taken over. From another namespace (another container on the
- * same volume, or this container before a restart: in a container every
- * start is pid 1) a pid says nothing, so the socket `liveSocket`, which a
- * live owner serves, decides: it answers, the lock is in use. Synchronous,
- * so that a start can go on without an event-loop turn (see
- * startEmbeddedPostgres). Returns the release.
+ * owner's pid namespace, and the owner serves a Unix socket beside it
+ * (`<path>.sock`) from the moment it has the lock until it lets go. In this
+ * process's own namespace the pid decides: a live owner refuses the lock
+ * (`inUse` makes the error), a gone one leaves it to be taken over. From
+ * another namespace (another container on the same volume, or this one
+ * before a restart: in a container every start is pid 1) a pid says
+ * nothing, so the owner's socket decides: it answers, the lock is in use.
+ * Synchronous, so that a start can go on without an event-loop turn (see
+ * startEmbeddedPostgres): a Unix socket is bound and listening when
+ * `listen` returns, and the kernel queues a probe's connection meanwhile.
+ * Returns the release, which removes the file only while it is still this
+ * process's.
  */
-export function takePidLock (path: string, inUse: (pid: number) => Error, options: { liveSocket?: string } = {}): () => Promise<void> {
+export function takePidLock (path: string, inUse: (pid: number) => Error): () => Promise<void> {
   const key = resolve(path)
+  const socket = `${key}.sock`
+  const content = `${process.pid}\n${pidNamespace()}\n`
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fd = openSync(key, 'wx', 0o600)
       try {
-        writeSync(fd, `${process.pid}\n${pidNamespace()}\n`)
+        writeSync(fd, content)
       } finally {
         closeSync(fd)
       }
       held.add(key)
+      const server = serveLockSocket(socket)
       return async () => {
         held.delete(key)
-        try { unlinkSync(key) } catch { /* already gone */ }
+        server?.close()
+        try { if (readFileSync(key, 'utf8') === content) unlinkSync(key) } catch { /* already gone */ }
         await Promise.resolve()
       }
     } catch (err) {
@@ -77,13 +86,23 @@ export function takePidLock (path: string, inUse: (pid: number) => Error, option
     const [first = '', namespace = ''] = text.split('\n')
     const pid = Number.parseInt(first, 10)
     if (held.has(key)) throw inUse(process.pid)
-    const ours = namespace !== '' && namespace === pidNamespace()
-    if (ours) {
+    if (namespace !== '' && namespace === pidNamespace()) {
       if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) throw inUse(pid)
-    } else if (options.liveSocket !== undefined ? socketAnswers(options.liveSocket) : Number.isInteger(pid) && pid > 0 && alive(pid)) {
+    } else if (socketAnswers(socket) || (namespace === '' && Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid))) {
+      // Another namespace: its owner's socket. A lock of an older version (no namespace line): its pid as before, too.
       throw inUse(pid)
     }
     try { unlinkSync(key) } catch { /* removed meanwhile */ }
   }
   throw new Error(`could not take the lock ${key}`)
+}
+
+/** Listens on `path` (a stale file of a gone owner removed first), unreferenced; undefined where it cannot (the lock still holds by pid). */
+function serveLockSocket (path: string): Server | undefined {
+  try { unlinkSync(path) } catch { /* none */ }
+  const server = createServer((connection) => { connection.destroy() })
+  server.on('error', () => { /* a socket path that cannot be bound: the pid still guards within the namespace */ })
+  server.listen(path)
+  server.unref()
+  return server
 }

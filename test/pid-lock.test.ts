@@ -1,4 +1,4 @@
-import { readlinkSync } from 'node:fs'
+import { existsSync, readlinkSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -14,10 +14,12 @@ const inUse = (pid: number): Error => new Error(`held by ${pid}`)
 const namespace = readlinkSync('/proc/self/ns/pid')
 
 describe('pid lock files', () => {
-  it('one holder at a time, naming its pid and pid namespace; released, taken again', async () => {
+  it('one holder at a time, naming its pid and pid namespace, serving its socket at once; released, taken again', async () => {
     const path = join(dir, 'a.lock')
     const release = takePidLock(path, inUse)
     expect(await readFile(path, 'utf8')).toBe(`${process.pid}\n${namespace}\n`)
+    // Listening before any turn of the event loop: a probe from another namespace would find it.
+    expect(existsSync(`${path}.sock`)).toBe(true)
     expect(() => takePidLock(path, inUse)).toThrow(`held by ${process.pid}`)
     await release()
     await (takePidLock(path, inUse))()
@@ -33,20 +35,27 @@ describe('pid lock files', () => {
   })
 
   it('from another pid namespace (another container, or this one before a restart), the owner\'s socket decides', async () => {
-    const socket = join(dir, 'owner.sock')
     const path = join(dir, 'other.lock')
     // Pid 1 of another container: in this namespace the pid is someone else, or this process itself after a restart.
     for (const pid of [1, process.pid]) {
       await writeFile(path, `${pid}\npid:[1]\n`)
-      const server = createServer()
-      await new Promise<void>((resolve) => { server.listen(socket, resolve) })
+      const owner = createServer()
+      await new Promise<void>((resolve) => { owner.listen(`${path}.sock`, resolve) })
       try {
-        expect(() => takePidLock(path, inUse, { liveSocket: socket }), `pid ${pid}, socket served`).toThrow(`held by ${pid}`)
+        expect(() => takePidLock(path, inUse), `pid ${pid}, socket served`).toThrow(`held by ${pid}`)
       } finally {
-        await new Promise((resolve) => { server.close(resolve) })
+        await new Promise((resolve) => { owner.close(resolve) })
       }
-      // Its socket no longer answers (the container stopped): taken over.
-      await (takePidLock(path, inUse, { liveSocket: socket }))()
+      // Its socket no longer answers (that container stopped): taken over.
+      await (takePidLock(path, inUse))()
     }
+  })
+
+  it('a release removes the file only while it is still this process\'s: a racer that failed leaves the winner\'s lock', async () => {
+    const path = join(dir, 'race.lock')
+    const release = takePidLock(path, inUse)
+    await writeFile(path, `4242\npid:[2]\n`)
+    await release()
+    expect(await readFile(path, 'utf8')).toBe('4242\npid:[2]\n')
   })
 })

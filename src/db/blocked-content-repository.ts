@@ -1,6 +1,13 @@
 import type { Knex } from 'knex'
+import { base58btc } from 'multiformats/bases/base58'
+import { CID } from 'multiformats/cid'
 import { rootForms, rootKey } from '../ipfs/cid-forms.ts'
 import { HOLDING_STATUSES } from './pin-request-repository.ts'
+
+/** A CID's multihash, as the gateway's suspended set keys content: any version or codec of it; the text itself if it is no CID. */
+function multihashKey (text: string): string {
+  try { return base58btc.baseEncode(CID.parse(text).multihash.bytes) } catch { return text }
+}
 
 /** A root some upload or pin request holds, with the files and folders inside it that uploads recorded. */
 export interface HeldContent {
@@ -84,7 +91,19 @@ export class BlockedContentRepository {
     if (suspended.length === 0) return []
     const { rows: entries } = await this.#db.raw<{ rows: Array<{ cid: string }> }>(`
       SELECT DISTINCT e.cid FROM upload_entries e JOIN uploads u ON u.id = e.upload_id WHERE u.root_cid = ANY(:suspended)`, { suspended })
-    return [...new Set([...suspended, ...entries.map((row) => row.cid)])]
+    const refused = [...new Set([...suspended, ...entries.map((row) => row.cid)])]
+    // What someone else still holds stays served, though a suspended upload contains it too: a root or a file or folder
+    // of an enabled identity's upload or pin request, or of the operator's pins (the gateway refuses by multihash).
+    const forms = [...new Set(refused.flatMap((cid) => rootForms(cid)))]
+    const { rows: kept } = await this.#db.raw<{ rows: Array<{ cid: string }> }>(`
+      SELECT u.root_cid AS cid FROM uploads u JOIN identities i ON i.id = u.identity_id WHERE i.disabled_at IS NULL AND u.root_cid = ANY(:forms)
+      UNION SELECT p.root_cid FROM pin_requests p JOIN identities i ON i.id = p.identity_id WHERE i.disabled_at IS NULL AND p.status = ANY(:holding) AND p.root_cid = ANY(:forms)
+      UNION SELECT o.root_cid FROM operator_pins o WHERE o.root_cid = ANY(:forms)
+      UNION SELECT e.cid FROM upload_entries e JOIN uploads u ON u.id = e.upload_id JOIN identities i ON i.id = u.identity_id WHERE i.disabled_at IS NULL AND e.cid = ANY(:forms)
+      UNION SELECT o.cid FROM operator_pin_entries o WHERE o.cid = ANY(:forms)`, { forms, holding: [...HOLDING_STATUSES] })
+    if (kept.length === 0) return refused
+    const keptKeys = new Set(kept.map((row) => multihashKey(row.cid)))
+    return refused.filter((cid) => !keptKeys.has(multihashKey(cid)))
   }
 
 

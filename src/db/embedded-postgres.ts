@@ -419,7 +419,7 @@ export async function startEmbeddedPostgres (dir: string, options: EmbeddedOptio
   mkdirSync(dir, { recursive: true, mode: 0o700 })
   // One process at a time starts (and stops) the server in `dir`: a second Heimdall, or `npm run migrate` beside a
   // running one, took its live server for an orphan of an earlier run and stopped it (settleLeftovers).
-  const unlock = takePidLock(join(dir, LOCK_NAME), (pid) => new DatabaseInUseError(dir, pid), { liveSocket: join(dir, 'data', SOCKET_NAME) })
+  const unlock = takePidLock(join(dir, LOCK_NAME), (pid) => new DatabaseInUseError(dir, pid))
   try {
     const started = await startUnlocked(dir, options)
     return { ...started, stop: async () => { try { await started.stop() } finally { await unlock() } } }

@@ -1,4 +1,4 @@
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { takePidLock } from '../pid-lock.ts'
 
 export class RepoLockedError extends Error {
@@ -13,6 +13,5 @@ export class RepoLockedError extends Error {
 
 /** One process at a time opens an embedded repo (see takePidLock). */
 export async function lockRepo (dir: string): Promise<() => Promise<void>> {
-  // The service serves DATA_DIR/heimdall.sock (the repo is DATA_DIR/ipfs) while it holds the repo: alive across containers.
-  return await Promise.resolve(takePidLock(join(dir, 'repo.lock'), (pid) => new RepoLockedError(dir, pid), { liveSocket: join(dirname(dir), 'heimdall.sock') }))
+  return await Promise.resolve(takePidLock(join(dir, 'repo.lock'), (pid) => new RepoLockedError(dir, pid)))
 }

@@ -260,6 +260,19 @@ for (const factory of databaseFactories()) {
         expect(page.map((u) => u.name)).toEqual(['u3', 'u2'])
       })
 
+      it('what a disabled identity\'s upload shares with an enabled one\'s stays served: only the rest is suspended', async () => {
+        const blocked = new BlockedContentRepository(db.knex)
+        const bob = await identities.create('bob', 'b'.repeat(64))
+        const alice = await identities.create('alice', 'c'.repeat(64))
+        // Bob's bundle has a folder that is Alice's whole upload (its root), and a file of its own.
+        const folder = 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi'
+        await uploads.insert(upload(bob.id, 'bafybeibobroot', { entries: [{ path: 'inner', cid: folder, size: 10, isDirectory: true }, { path: 'own.js', cid: 'bafkreibobown', size: 5, isDirectory: false }] }))
+        // Alice recorded it under its CIDv0: the same content.
+        await uploads.insert(upload(alice.id, 'QmbWqxBEKC3P8tqsKc98xmWNzrzDtRLMiMPL8wBuTGsMnR', { entries: [] }))
+        await db.knex('identities').where({ id: bob.id }).update({ disabled_at: new Date() })
+        expect((await blocked.heldOnlyByDisabled()).sort()).toEqual(['bafkreibobown', 'bafybeibobroot'])
+      })
+
       it('operator pins: counted under either spelling, listed with their entries among held roots, never suspended, ended by a take-down', async () => {
         // One DAG, recorded by an upload under its CIDv0 and by the operator under its CIDv1.
         const v0 = 'QmbWqxBEKC3P8tqsKc98xmWNzrzDtRLMiMPL8wBuTGsMnR'
