@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process'
 import { createServer, type Server } from 'node:net'
-import { closeSync, existsSync, openSync, readFileSync, readlinkSync, unlinkSync, writeSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { closeSync, existsSync, linkSync, openSync, readFileSync, readlinkSync, renameSync, unlinkSync, writeSync } from 'node:fs'
 import { resolve } from 'node:path'
 
 /** The lock files this process holds: a lock naming our pid that is not among them is an earlier process's. */
@@ -30,7 +31,9 @@ function alive (pid: number): boolean {
 function socketAnswers (path: string): boolean {
   if (!existsSync(path)) return false
   const probe = `require('node:net').connect(${JSON.stringify(path)}).on('connect', () => process.exit(0)).on('error', () => process.exit(1))`
-  return spawnSync(process.execPath, ['-e', probe], { stdio: 'ignore', timeout: 5000 }).status === 0
+  // Exit 1: the connection was refused (no owner). Anything else, a probe that could not run or did not finish in time
+  // included, counts as an owner: a lock is never taken on a guess.
+  return spawnSync(process.execPath, ['-e', probe], { stdio: 'ignore', timeout: 5000 }).status !== 1
 }
 
 /** This process's pid namespace (`pid:[4026531836]`), in which a lock's pid means something; '' where there is no /proc. */
@@ -63,16 +66,26 @@ export function takePidLock (path: string, inUse: (pid: number) => Error): () =>
   const socket = `${key}.sock`
   const content = `${process.pid}\n${pidNamespace()}\n`
   for (let attempt = 0; attempt < 3; attempt++) {
+    // Never empty: the content is written to a file of our own, then linked into place (link fails if the lock exists).
+    const temp = `${key}.${process.pid}.${randomBytes(6).toString('hex')}`
+    const fd = openSync(temp, 'wx', 0o600)
     try {
-      const fd = openSync(key, 'wx', 0o600)
+      writeSync(fd, content)
+    } finally {
+      closeSync(fd)
+    }
+    try {
       try {
-        writeSync(fd, content)
+        linkSync(temp, key)
       } finally {
-        closeSync(fd)
+        unlinkSync(temp)
       }
       held.add(key)
       const server = serveLockSocket(socket)
+      let released = false
       return async () => {
+        if (released) return
+        released = true
         held.delete(key)
         server?.close()
         try { if (readFileSync(key, 'utf8') === content) unlinkSync(key) } catch { /* already gone */ }
@@ -92,9 +105,26 @@ export function takePidLock (path: string, inUse: (pid: number) => Error): () =>
       // Another namespace: its owner's socket. A lock of an older version (no namespace line): its pid as before, too.
       throw inUse(pid)
     }
-    try { unlinkSync(key) } catch { /* removed meanwhile */ }
+    removeIfStill(key, text)
   }
   throw new Error(`could not take the lock ${key}`)
+}
+
+/**
+ * Removes the lock at `key` only if it still holds `judged`, the content found
+ * stale: moved aside atomically, then checked, and put back if another
+ * process's new lock was moved instead (two starts taking over one stale lock
+ * at once would otherwise each delete the other's).
+ */
+function removeIfStill (key: string, judged: string): void {
+  const aside = `${key}.stale.${process.pid}.${randomBytes(6).toString('hex')}`
+  try { renameSync(key, aside) } catch { return /* gone meanwhile */ }
+  let moved = ''
+  try { moved = readFileSync(aside, 'utf8') } catch { /* unreadable: treated as another's */ }
+  if (moved !== judged) {
+    try { linkSync(aside, key) } catch { /* a newer lock is in place already */ }
+  }
+  try { unlinkSync(aside) } catch { /* gone */ }
 }
 
 /** Listens on `path` (a stale file of a gone owner removed first), unreferenced; undefined where it cannot (the lock still holds by pid). */

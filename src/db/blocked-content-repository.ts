@@ -89,18 +89,24 @@ export class BlockedContentRepository {
     }
     const suspended = [...byRoot.values()].filter((root) => root.allDisabled).flatMap((root) => [...root.spellings])
     if (suspended.length === 0) return []
+    // Their files and folders, but what an enabled identity or the operator also holds under the same spelling (a file
+    // both uploaded, a folder that is someone's whole upload) stays served: filtered in the database, on indexes.
     const { rows: entries } = await this.#db.raw<{ rows: Array<{ cid: string }> }>(`
-      SELECT DISTINCT e.cid FROM upload_entries e JOIN uploads u ON u.id = e.upload_id WHERE u.root_cid = ANY(:suspended)`, { suspended })
-    const refused = [...new Set([...suspended, ...entries.map((row) => row.cid)])]
-    // What someone else still holds stays served, though a suspended upload contains it too: a root or a file or folder
-    // of an enabled identity's upload or pin request, or of the operator's pins (the gateway refuses by multihash).
-    const forms = [...new Set(refused.flatMap((cid) => rootForms(cid)))]
+      SELECT DISTINCT e.cid FROM upload_entries e JOIN uploads u ON u.id = e.upload_id
+      WHERE u.root_cid = ANY(:suspended)
+        AND NOT EXISTS (SELECT 1 FROM upload_entries e2 JOIN uploads u2 ON u2.id = e2.upload_id JOIN identities i2 ON i2.id = u2.identity_id WHERE e2.cid = e.cid AND i2.disabled_at IS NULL)
+        AND NOT EXISTS (SELECT 1 FROM operator_pin_entries o WHERE o.cid = e.cid)`, { suspended })
+    // Roots, and folders (dag-pb, which have a CIDv0 spelling too), are also looked up as anyone's root under every
+    // spelling: few of them, unlike files.
+    const spelled = [...suspended, ...entries.map((row) => row.cid).filter((cid) => cid.startsWith('Qm') || cid.startsWith('bafybei'))]
+    const forms = [...new Set(spelled.flatMap((cid) => rootForms(cid)))]
     const { rows: kept } = await this.#db.raw<{ rows: Array<{ cid: string }> }>(`
       SELECT u.root_cid AS cid FROM uploads u JOIN identities i ON i.id = u.identity_id WHERE i.disabled_at IS NULL AND u.root_cid = ANY(:forms)
       UNION SELECT p.root_cid FROM pin_requests p JOIN identities i ON i.id = p.identity_id WHERE i.disabled_at IS NULL AND p.status = ANY(:holding) AND p.root_cid = ANY(:forms)
       UNION SELECT o.root_cid FROM operator_pins o WHERE o.root_cid = ANY(:forms)
       UNION SELECT e.cid FROM upload_entries e JOIN uploads u ON u.id = e.upload_id JOIN identities i ON i.id = u.identity_id WHERE i.disabled_at IS NULL AND e.cid = ANY(:forms)
       UNION SELECT o.cid FROM operator_pin_entries o WHERE o.cid = ANY(:forms)`, { forms, holding: [...HOLDING_STATUSES] })
+    const refused = [...new Set([...suspended, ...entries.map((row) => row.cid)])]
     if (kept.length === 0) return refused
     const keptKeys = new Set(kept.map((row) => multihashKey(row.cid)))
     return refused.filter((cid) => !keptKeys.has(multihashKey(cid)))

@@ -33,7 +33,20 @@ export class SuspendedContent {
     clearInterval(this.#timer)
   }
 
+  /** Loads the set again; a refresh asked while one runs waits for that one and then runs once more, never two at once. */
   async refresh (): Promise<void> {
+    if (this.#running !== undefined) {
+      this.#again ??= this.#running.then(async () => { this.#again = undefined; await this.refresh() })
+      return this.#again
+    }
+    this.#running = this.#reload().finally(() => { this.#running = undefined })
+    return this.#running
+  }
+
+  #running: Promise<void> | undefined
+  #again: Promise<void> | undefined
+
+  async #reload (): Promise<void> {
     const next = new Set<string>()
     for (const text of await this.#load()) {
       try { next.add(base58btc.baseEncode(CID.parse(text).multihash.bytes)) } catch { /* not a CID: nothing to refuse */ }
