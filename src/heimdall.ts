@@ -196,7 +196,7 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
   // The roots denylists took down, for the gateway: a set lookup per request while a list is in force, whether or not
   // the root's blocks are still here (another upload may hold them), and never a query for a CID that is not held.
   const takenDown = new SuspendedContent(async () => { const roots: string[] = []; for await (const root of blockedRoots.blockedRoots()) roots.push(root); return roots }, logger, 'the roots denylists took down')
-  const enforcer = new DenylistEnforcer({ denylist, blocked: blockedRoots, pins: uploads, isPinned: async (rootCid) => ipfsCalls.isPinned(CID.parse(rootCid)), logger, onTakenDown: () => { reader.forget(); void takenDown.refresh().catch((err: unknown) => { logger.warn({ err }, 'could not refresh the roots denylists took down') }) } })
+  const enforcer = new DenylistEnforcer({ denylist, blocked: blockedRoots, pins: uploads, isPinned: async (rootCid) => ipfsCalls.isPinned(CID.parse(rootCid)), logger, onBlocked: (rootCid) => { takenDown.add(rootCid) }, onTakenDown: () => { reader.forget(); void takenDown.refresh().catch((err: unknown) => { logger.warn({ err }, 'could not refresh the roots denylists took down') }) } })
   const denylists = new DenylistWatcher({
     dir: resolve(dataDir, config.denylistDir ?? 'denylists'),
     denylist,

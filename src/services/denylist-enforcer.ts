@@ -18,6 +18,8 @@ export interface DenylistEnforcerOptions {
   logger: Logger
   /** Told when content was taken down, e.g. to empty the gateway's caches. */
   onTakenDown?: () => void
+  /** Each root as it is recorded taken down, before it is unpinned: the gateway refuses it from then on. */
+  onBlocked?: (rootCid: string) => void
 }
 
 /**
@@ -46,6 +48,7 @@ export class DenylistEnforcer {
       if (by === undefined) continue
       await pins.changePin(held.rootCid, async () => {
         await blocked.block(held.rootCid, { rule: by.rule.text, list: by.file })
+        this.#options.onBlocked?.(held.rootCid)
         await blocked.failPinRequests(rootForms(held.rootCid), 'the content is blocked on this node by its operator')
         await pins.releaseIfUnreferenced(held.rootCid)
       })

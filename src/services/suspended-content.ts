@@ -47,12 +47,30 @@ export class SuspendedContent {
   #again: Promise<void> | undefined
 
   async #reload (): Promise<void> {
-    const next = new Set<string>()
-    for (const text of await this.#load()) {
-      try { next.add(base58btc.baseEncode(CID.parse(text).multihash.bytes)) } catch { /* not a CID: nothing to refuse */ }
+    const added = this.#addedDuringLoad = new Set<string>()
+    try {
+      const next = new Set<string>()
+      for (const text of await this.#load()) {
+        try { next.add(base58btc.baseEncode(CID.parse(text).multihash.bytes)) } catch { /* not a CID: nothing to refuse */ }
+      }
+      for (const key of added) next.add(key)
+      this.#multihashes = next
+    } finally {
+      this.#addedDuringLoad = undefined
     }
-    this.#multihashes = next
   }
+
+  /** Adds one CID at once, ahead of the next refresh (which keeps it if the database does). */
+  add (text: string): void {
+    try {
+      const key = base58btc.baseEncode(CID.parse(text).multihash.bytes)
+      this.#multihashes.add(key)
+      // A load under way may have read the database before this was recorded: it keeps this too.
+      this.#addedDuringLoad?.add(key)
+    } catch { /* not a CID */ }
+  }
+
+  #addedDuringLoad: Set<string> | undefined
 
   /** Whether nothing is suspended: the gateway then checks nothing along a path. */
   get empty (): boolean {

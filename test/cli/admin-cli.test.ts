@@ -96,6 +96,22 @@ describe.skipIf(postgresUrl === '')('npm run admin', () => {
     expect(dry.out).toContain('npm run gc -- --dry-run')
   })
 
+  it('a disabled identity\'s file is not refused where its bytes are a chunk of someone else\'s file', async () => {
+    // Found by review: suspension gated every block, so 1 MiB of zeros uploaded by a disabled identity took down the
+    // first chunk of everyone's file of zeros.
+    const dora = await createIdentity(t.request, 'admin-dora')
+    const eric = await createIdentity(t.request, 'admin-eric')
+    const upload = async (who: { token: string }, data: Buffer, name: string): Promise<string> =>
+      ((await t.request.post('/upload').set('Authorization', `Bearer ${who.token}`).attach('file', data, name).expect(200)).body as Array<{ Hash: string }>).at(-1)?.Hash ?? ''
+    const small = await upload(dora, Buffer.alloc(1024 * 1024), 'zeros1m.bin')
+    const large = await upload(eric, Buffer.alloc(3 * 1024 * 1024), 'zeros3m.bin')
+    expect((await admin('disable', 'admin-dora')).code).toBe(0)
+    await expect.poll(async () => status(`/ipfs/${small}/zeros1m.bin`), { timeout: 8000, interval: 200 }).toBe(410)
+    expect(await status(`/ipfs/${large}/zeros3m.bin`)).toBe(200)
+    expect(await status(`/ipfs/${large}?format=tar`)).toBe(200)
+    expect((await admin('enable', 'admin-dora')).code).toBe(0)
+  })
+
   it('writes no block it cannot record: with the database unreachable the list is left as it was', async () => {
     const list = join(t.dataDir, 'denylists', 'heimdall-operator.deny')
     const before = existsSync(list) ? readFileSync(list, 'utf8') : undefined

@@ -161,17 +161,24 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
   const refuseSuspended = (cid: CID): void => {
     if (suspended?.has(cid) === true) throw new ContentBlockedError('this content is not served: the operator of this node disabled the identity that uploaded it')
   }
-  /** One CID checked against the suspensions and the lists: every CID an answer reaches passes here, whatever path or DAG leads to it. */
+  /** One CID checked against the lists: every CID an answer reaches passes here, whatever path or DAG leads to it. */
   const gate: Gate = (cid) => {
-    refuseSuspended(cid)
     if (denylist !== undefined && !denylist.empty) refuseBlocked(denylist.checkCid(cid))
   }
-  /** The gate while a list or a suspension is in force; none otherwise, so no answer walks a file's blocks for nothing. */
-  const gateNow = (): Gate | undefined => (denylist === undefined || denylist.empty) && (suspended === undefined || suspended.empty) ? undefined : gate
+  /**
+   * The gate while a list is in force; none otherwise, so no answer walks a file's blocks for nothing. Suspension is
+   * not a block gate: what a disabled identity holds is its roots, files and folders, checked along the request's
+   * path; a chunk inside someone else's file that has the same bytes as one of its files is not its content.
+   */
+  const gateNow = (): Gate | undefined => (denylist === undefined || denylist.empty) ? undefined : gate
+  const refuseSuspendedNode = (cid: CID): void => {
+    refuseSuspended(cid)
+    gateNow()?.(cid)
+  }
   if (denylist !== undefined || suspended !== undefined) {
     router.get('/ipfs/:cid{/*path}', async (req: Request, _res: Response, next) => {
-      const check = gateNow()
-      if (check === undefined) { next(); return }
+      if ((denylist === undefined || denylist.empty) && (suspended === undefined || suspended.empty)) { next(); return }
+      const check = refuseSuspendedNode
       const params = req.params as { cid: string, path?: string[] }
       const cid = parseCid(params.cid)
       // The root by the path rules (a list's exceptions below it apply), each node below by its CID.
@@ -213,7 +220,7 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
     // A directory's index.html was found after the lists' walk, which saw the directory: the page is checked here, as its own path.
     if (indexOf !== undefined) {
       if (denylist !== undefined && !denylist.empty) refuseBlocked(denylist.checkPath(cid, path))
-      gateNow()?.(node.cid)
+      refuseSuspendedNode(node.cid)
     }
     const named = indexOf === undefined ? node : await deps.reader.resolve(cid, indexOf)
     res.setHeader('X-Ipfs-Roots', await rootsAlong(cid, indexOf ?? path, named))
