@@ -21,7 +21,7 @@ import { resolveInstanceId } from './instance-id.ts'
 import { BUILD_DIR, createApp } from './http/app.ts'
 import { CsrfProtection } from './http/csrf.ts'
 import { BrowserSessions } from './http/session.ts'
-import { rootForms } from './ipfs/cid-forms.ts'
+import { multihashForms, rootForms } from './ipfs/cid-forms.ts'
 import { parseCid } from './http/cid-param.ts'
 import type { IpfsBackend } from './ipfs/ipfs-backend.ts'
 import { HeliaBackend } from './ipfs/helia-backend.ts'
@@ -48,9 +48,6 @@ import { DenylistWatcher } from './denylist/denylist-watcher.ts'
 import { DenylistEnforcer } from './services/denylist-enforcer.ts'
 import { Metrics } from './http/metrics.ts'
 import { SuspendedContent } from './services/suspended-content.ts'
-
-/** The dag-pb codec: a root's CIDv0 and CIDv1 spellings are of it. */
-const DAG_PB = 0x70
 
 export interface Heimdall {
   app: Express
@@ -195,7 +192,11 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
   const suspended = new SuspendedContent(async () => blockedRoots.heldOnlyByDisabled(), logger)
   // The roots denylists took down, for the gateway: a set lookup per request while a list is in force, whether or not
   // the root's blocks are still here (another upload may hold them), and never a query for a CID that is not held.
-  const takenDown = new SuspendedContent(async () => { const roots: string[] = []; for await (const root of blockedRoots.blockedRoots()) roots.push(root); return roots }, logger, 'the roots denylists took down')
+  const takenDown = new SuspendedContent(async () => {
+    const roots: string[] = []
+    for await (const root of blockedRoots.blockedRoots()) roots.push(root)
+    return roots
+  }, logger, 'the roots denylists took down')
   const enforcer = new DenylistEnforcer({ denylist, blocked: blockedRoots, pins: uploads, isPinned: async (rootCid) => ipfsCalls.isPinned(CID.parse(rootCid)), logger, onBlocked: (rootCid) => { takenDown.add(rootCid) }, onTakenDown: () => { reader.forget(); void takenDown.refresh().catch((err: unknown) => { logger.warn({ err }, 'could not refresh the roots denylists took down') }) } })
   const denylists = new DenylistWatcher({
     dir: resolve(dataDir, config.denylistDir ?? 'denylists'),
@@ -241,7 +242,7 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
     reader,
     denylist,
     // Confirmed under every spelling of the multihash: the set matches any codec (a raw CID of a taken-down root's node too).
-    takenDown: { has: (cid) => takenDown.has(cid), confirm: async (cid) => blockedRoots.isBlocked([...new Set([...rootForms(cid), ...rootForms(CID.createV1(DAG_PB, cid.multihash))])]) },
+    takenDown: { has: (cid) => takenDown.has(cid), confirm: async (cid) => blockedRoots.isBlocked(multihashForms(cid)) },
     suspended,
     metrics,
     sessions: new BrowserSessions(sessions),

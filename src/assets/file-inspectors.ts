@@ -941,17 +941,6 @@ const GUNZIP_RATIO_FROM = 8 * 1024 * 1024
 /** Input is inflated in pieces this long, so that a limit stops a bomb within a few MB of output, not a 64 KiB chunk's worth (66 MB). */
 const GUNZIP_PIECE = 4096
 
-/**
- * A gzipped model (`avatar.fbx.gz`), which Overte gunzips whole and reads
- * as the model the rest of its name says (see contentExtensionOf): its
- * bytes are inflated as they stream past and handed to that model's
- * inspector, whose report becomes this file's. Checked as Overte's zlib
- * would (RFC 1952): the header, a complete deflate stream, the CRC-32 and
- * length in the trailer, one member only. Inflated with fflate, whose
- * streaming inflate is synchronous like the inspectors (Node's zlib
- * streams are not); it checks neither the trailer nor a second member,
- * which is done here.
- */
 /** A gzipped file's own fault, said as it stands (fflate's errors are translated). */
 class GzipRefusal extends Error {}
 
@@ -1002,6 +991,17 @@ function gzipHeaderLength (head: Buffer): number | undefined {
   return head.length < at ? undefined : at
 }
 
+/**
+ * A gzipped model (`avatar.fbx.gz`), which Overte gunzips whole and reads
+ * as the model the rest of its name says (see contentExtensionOf): its
+ * bytes are inflated as they stream past and handed to that model's
+ * inspector, whose report becomes this file's. Checked as Overte's zlib
+ * would (RFC 1952): the header, a complete deflate stream, the CRC-32 and
+ * length in the trailer, one member only. Inflated with fflate, whose
+ * streaming inflate is synchronous like the inspectors (Node's zlib
+ * streams are not); it checks neither the trailer nor a second member,
+ * which is done here.
+ */
 class GzipInspector implements FileInspector {
   readonly #path: string
   readonly #inner: FileInspector & { note: (text: string) => void }

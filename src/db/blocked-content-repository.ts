@@ -1,13 +1,6 @@
 import type { Knex } from 'knex'
-import { base58btc } from 'multiformats/bases/base58'
-import { CID } from 'multiformats/cid'
-import { rootForms, rootKey } from '../ipfs/cid-forms.ts'
+import { isDagPb, multihashKey, rootForms, rootKey } from '../ipfs/cid-forms.ts'
 import { HOLDING_STATUSES } from './pin-request-repository.ts'
-
-/** A CID's multihash, as the gateway's suspended set keys content: any version or codec of it; the text itself if it is no CID. */
-function multihashKey (text: string): string {
-  try { return base58btc.baseEncode(CID.parse(text).multihash.bytes) } catch { return text }
-}
 
 /** A root some upload or pin request holds, with the files and folders inside it that uploads recorded. */
 export interface HeldContent {
@@ -98,7 +91,7 @@ export class BlockedContentRepository {
         AND NOT EXISTS (SELECT 1 FROM operator_pin_entries o WHERE o.cid = e.cid)`, { suspended })
     // Roots, and folders (dag-pb, which have a CIDv0 spelling too), are also looked up as anyone's root under every
     // spelling: few of them, unlike files.
-    const spelled = [...suspended, ...entries.map((row) => row.cid).filter((cid) => cid.startsWith('Qm') || cid.startsWith('bafybei'))]
+    const spelled = [...suspended, ...entries.map((row) => row.cid).filter(isDagPb)]
     const forms = [...new Set(spelled.flatMap((cid) => rootForms(cid)))]
     const { rows: kept } = await this.#db.raw<{ rows: Array<{ cid: string }> }>(`
       SELECT u.root_cid AS cid FROM uploads u JOIN identities i ON i.id = u.identity_id WHERE i.disabled_at IS NULL AND u.root_cid = ANY(:forms)
@@ -111,7 +104,6 @@ export class BlockedContentRepository {
     const keptKeys = new Set(kept.map((row) => multihashKey(row.cid)))
     return refused.filter((cid) => !keptKeys.has(multihashKey(cid)))
   }
-
 
   /** Every blocked root, a batch at a time. */
   async * blockedRoots (batch = 500): AsyncIterable<string> {

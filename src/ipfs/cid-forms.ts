@@ -1,3 +1,4 @@
+import { base58btc } from 'multiformats/bases/base58'
 import { CID } from 'multiformats/cid'
 
 const DAG_PB = 0x70
@@ -28,6 +29,26 @@ export function rootForms (cid: string | CID): string[] {
   const asGiven = typeof cid === 'string' ? cid : cid.toString()
   if (!forms.includes(asGiven)) forms.push(asGiven)
   return forms
+}
+
+/**
+ * Every dag-pb spelling of `cid`'s multihash beside its own: what a root
+ * recorded under any codec may be found as (a raw CID of a root's node names
+ * the same bytes as the root).
+ */
+export function multihashForms (cid: CID): string[] {
+  return [...new Set([...rootForms(cid), ...rootForms(CID.createV1(DAG_PB, cid.multihash))])]
+}
+
+/** Whether `text` is a dag-pb CID (a root or folder, which has a CIDv0 spelling too), not a raw leaf. */
+export function isDagPb (text: string): boolean {
+  return parse(text)?.code === DAG_PB
+}
+
+/** The key content is refused by in memory: its multihash in base58btc, any version or codec; text that is no CID as itself. */
+export function multihashKey (cid: string | CID): string {
+  const parsed = typeof cid === 'string' ? parse(cid) : cid
+  return parsed === undefined ? String(cid) : base58btc.baseEncode(parsed.multihash.bytes)
 }
 
 function parse (text: string): CID | undefined {

@@ -1,6 +1,6 @@
-import { base58btc } from 'multiformats/bases/base58'
-import { CID } from 'multiformats/cid'
+import type { CID } from 'multiformats/cid'
 import type { Logger } from 'pino'
+import { multihashKey } from '../ipfs/cid-forms.ts'
 
 /**
  * Content the gateway refuses, kept in memory by multihash (any CID version
@@ -16,6 +16,11 @@ export class SuspendedContent {
   readonly #what: string
   #multihashes = new Set<string>()
   #timer: NodeJS.Timeout | undefined
+  /** The load under way, and the one asked for while it runs. */
+  #running: Promise<void> | undefined
+  #again: Promise<void> | undefined
+  /** What `add` put in while a load was under way: that load may have read the database before it was recorded. */
+  #addedDuringLoad: Set<string> | undefined
 
   constructor (load: () => Promise<string[]>, logger: Logger, what = 'the content of disabled identities') {
     this.#load = load
@@ -43,16 +48,11 @@ export class SuspendedContent {
     return this.#running
   }
 
-  #running: Promise<void> | undefined
-  #again: Promise<void> | undefined
-
   async #reload (): Promise<void> {
     const added = this.#addedDuringLoad = new Set<string>()
     try {
       const next = new Set<string>()
-      for (const text of await this.#load()) {
-        try { next.add(base58btc.baseEncode(CID.parse(text).multihash.bytes)) } catch { /* not a CID: nothing to refuse */ }
-      }
+      for (const text of await this.#load()) next.add(multihashKey(text))
       for (const key of added) next.add(key)
       this.#multihashes = next
     } finally {
@@ -62,15 +62,10 @@ export class SuspendedContent {
 
   /** Adds one CID at once, ahead of the next refresh (which keeps it if the database does). */
   add (text: string): void {
-    try {
-      const key = base58btc.baseEncode(CID.parse(text).multihash.bytes)
-      this.#multihashes.add(key)
-      // A load under way may have read the database before this was recorded: it keeps this too.
-      this.#addedDuringLoad?.add(key)
-    } catch { /* not a CID */ }
+    const key = multihashKey(text)
+    this.#multihashes.add(key)
+    this.#addedDuringLoad?.add(key)
   }
-
-  #addedDuringLoad: Set<string> | undefined
 
   /** Whether nothing is suspended: the gateway then checks nothing along a path. */
   get empty (): boolean {
@@ -78,6 +73,6 @@ export class SuspendedContent {
   }
 
   has (cid: CID): boolean {
-    return this.#multihashes.size > 0 && this.#multihashes.has(base58btc.baseEncode(cid.multihash.bytes))
+    return this.#multihashes.size > 0 && this.#multihashes.has(multihashKey(cid))
   }
 }
