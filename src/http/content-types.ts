@@ -30,31 +30,56 @@ export const SNIFF_BYTES = 3072
 const startsWith = (head: Uint8Array, bytes: readonly number[], at = 0): boolean => bytes.every((byte, i) => head[at + i] === byte)
 const ascii = (text: string): number[] => Array.from(text, (c) => c.charCodeAt(0))
 
+/** Whether `text` has one of WHATWG MIME Sniffing's binary data bytes (a C0 control other than TAB, LF, FF, CR, ESC): then it is not text. */
+function hasBinaryByte (text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    if (code < 0x20 && code !== 0x09 && code !== 0x0a && code !== 0x0c && code !== 0x0d && code !== 0x1b) return true
+  }
+  return false
+}
+/** The DIB header sizes a BMP file's second header can have (OS/2 1.x, BITMAPINFOHEADER and its successors). */
+const BMP_DIB_SIZES = new Set([12, 40, 52, 56, 64, 108, 124])
+
 /**
  * A type from a file's first bytes, for a name that gives none (a CID with
- * no path, a file without an extension), as boxo sniffs after the
- * extension: the formats of this service's uploads and JSON (whole, when the
- * file fits in `head`). Only passive types are ever sniffed, so bytes alone
- * never make a page (HTML, SVG) of the gateway's origin. `complete`: `head`
- * is the whole file.
+ * no path, a file without an extension), as boxo sniffs after the extension
+ * (with gabriel-vasile/mimetype): the formats of this service's uploads
+ * (images, glTF binary, sounds, archives), JSON (whole, when the file fits
+ * in `head`), and UTF-8 text as `text/plain` (an .fst, .obj, .mtl or
+ * script). Only passive types are ever sniffed, so bytes alone never make a
+ * page (HTML, SVG) of the gateway's origin: text that opens with markup is
+ * left unsniffed. `complete`: `head` is the whole file.
  */
 export function sniffContentType (head: Uint8Array, complete: boolean): string | undefined {
   if (startsWith(head, [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) return 'image/png'
   if (startsWith(head, [0xff, 0xd8, 0xff])) return 'image/jpeg'
   if (startsWith(head, ascii('GIF87a')) || startsWith(head, ascii('GIF89a'))) return 'image/gif'
   if (startsWith(head, ascii('RIFF')) && startsWith(head, ascii('WEBP'), 8)) return 'image/webp'
+  if (startsWith(head, ascii('BM')) && head.length >= 18 && BMP_DIB_SIZES.has(Buffer.from(head.buffer, head.byteOffset, head.byteLength).readUInt32LE(14))) return 'image/bmp'
   if (startsWith(head, [0xab, 0x4b, 0x54, 0x58, 0x20, 0x32, 0x30, 0xbb])) return 'image/ktx2'
   if (startsWith(head, ascii('glTF'))) return 'model/gltf-binary'
+  if (startsWith(head, ascii('RIFF')) && startsWith(head, ascii('WAVE'), 8)) return 'audio/wav'
+  // An Ogg stream whose first packet is Vorbis, Opus, Speex or FLAC audio (a video or an unknown codec is left alone).
+  if (startsWith(head, ascii('OggS')) && (startsWith(head, [0x01, ...ascii('vorbis')], 28) || startsWith(head, ascii('OpusHead'), 28) || startsWith(head, ascii('Speex   '), 28) || startsWith(head, [0x7f, ...ascii('FLAC')], 28))) return 'audio/ogg'
+  // MP3: an ID3v2 tag, or an MPEG audio frame's sync word (layer III, with or without CRC, MPEG-1 or -2).
+  if (startsWith(head, ascii('ID3')) || (head[0] === 0xff && [0xfb, 0xfa, 0xf3, 0xf2].includes(head[1] ?? 0))) return 'audio/mpeg'
   if (startsWith(head, [0x50, 0x4b, 0x03, 0x04])) return 'application/zip'
   if (startsWith(head, [0x1f, 0x8b])) return 'application/gzip'
-  if (!complete) return undefined
-  const text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false })
   let body: string
-  try { body = text.decode(head) } catch { return undefined }
+  try {
+    // A head cut short may end inside a character: `stream` leaves that tail undecoded instead of failing.
+    body = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(head, { stream: !complete })
+  } catch {
+    return undefined
+  }
+  if (body.length === 0 || hasBinaryByte(body)) return undefined
   const first = body.trimStart()[0]
-  if (first !== '{' && first !== '[') return undefined
-  try { JSON.parse(body) } catch { return undefined }
-  return 'application/json'
+  if (first === '<') return undefined
+  if (complete && (first === '{' || first === '[')) {
+    try { JSON.parse(body); return 'application/json' } catch { /* text that is not JSON */ }
+  }
+  return 'text/plain; charset=utf-8'
 }
 
 /** Top-level types a browser shows as media (or not at all), never as a document of the site. */

@@ -10,6 +10,16 @@ import { sniffContentType } from '../../src/http/content-types.ts'
 import { asBytes, createIdentity, expectNothingLeftBehind, leftovers, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
 
 const glb = fixture('glb/BoxTextured.glb')
+/** A 16-bit PCM WAV of 0.1 s of silence at 8 kHz: RIFF, fmt and data chunks. */
+const wav = ((): Buffer => {
+  const data = Buffer.alloc(1600)
+  const header = Buffer.alloc(44)
+  header.write('RIFF', 0); header.writeUInt32LE(36 + data.length, 4); header.write('WAVE', 8)
+  header.write('fmt ', 12); header.writeUInt32LE(16, 16); header.writeUInt16LE(1, 20); header.writeUInt16LE(1, 22)
+  header.writeUInt32LE(8000, 24); header.writeUInt32LE(16000, 28); header.writeUInt16LE(2, 32); header.writeUInt16LE(16, 34)
+  header.write('data', 36); header.writeUInt32LE(data.length, 40)
+  return Buffer.concat([header, data])
+})()
 
 /** The same gateway answers whichever node holds the content. */
 const backends = appBackends()
@@ -131,24 +141,43 @@ describe('GET /ipfs/<cid>/<path>', () => {
     expect(bad.body.error).toMatch(/not a valid CID/)
   })
 
-  it('gives a file asked by its bare CID the type its first bytes show (JSON, PNG, GLB), as boxo sniffs; never a page type', async () => {
+  it('gives a file asked by its bare CID the type its first bytes show (JSON, PNG, GLB, WAV, text), as boxo sniffs; never a page type', async () => {
     const { token } = await createIdentity(t.request)
     const zip = await makeZip([
       { path: 'clip.json', data: Buffer.from('{"version": "1.1", "root": {"id": "idle"}}') },
-      { path: 'box.glb', data: glb }
+      { path: 'box.glb', data: glb },
+      { path: 'chime.wav', data: wav }
     ])
     const items = new Map(((await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', zip, 'sniff.zip').expect(200)).body as Array<{ Name: string, Hash: string }>).map((i) => [i.Name, i.Hash]))
     const typeOf = async (cid: string | undefined): Promise<string> => (await t.request.get(`/ipfs/${cid ?? ''}`).expect(200)).headers['content-type'] ?? ''
     expect(await typeOf(items.get('sniff/clip.json'))).toBe('application/json')
     expect(await typeOf(cids.get('hero/textures/skin.png'))).toBe('image/png')
     expect(await typeOf(items.get('sniff/box.glb'))).toBe('model/gltf-binary')
-    expect(await typeOf(cids.get('hero/avatar.fst'))).toBe('application/octet-stream')
+    // Kubo's gateway plays the sound and shows the text, where a download of octet-stream is all a browser did (nosniff).
+    expect(await typeOf(items.get('sniff/chime.wav'))).toBe('audio/wav')
+    expect(await typeOf(cids.get('hero/avatar.fst'))).toBe('text/plain; charset=utf-8')
     // HTML or SVG by its bytes is never sniffed: bytes alone never make a page of the gateway's origin.
     expect(sniffContentType(Buffer.from('<!DOCTYPE html><html><body>x</body></html>'), true)).toBeUndefined()
     expect(sniffContentType(Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"/>'), true)).toBeUndefined()
-    // JSON only when the whole file was looked at and parses.
-    expect(sniffContentType(Buffer.from('{"a": [1, 2'), false)).toBeUndefined()
-    expect(sniffContentType(Buffer.from('{"a": [1, 2'), true)).toBeUndefined()
+    expect(sniffContentType(Buffer.from('\ufeff  <html><body>x</body></html>'), true)).toBeUndefined()
+    // JSON only when the whole file was looked at and parses; otherwise it is text.
+    expect(sniffContentType(Buffer.from('{"a": [1, 2'), false)).toBe('text/plain; charset=utf-8')
+    expect(sniffContentType(Buffer.from('{"a": [1, 2'), true)).toBe('text/plain; charset=utf-8')
+    // Text cut inside a character is still text; bytes that are not UTF-8 or are binary are not.
+    expect(sniffContentType(Buffer.from('v café').subarray(0, 6), false)).toBe('text/plain; charset=utf-8')
+    expect(sniffContentType(Buffer.from('v café').subarray(0, 6), true)).toBeUndefined()
+    expect(sniffContentType(Buffer.from([0x76, 0x20, 0xe9, 0x0a]), true)).toBeUndefined()
+    expect(sniffContentType(Buffer.from('Kaydara FBX Binary  \u0000\u001a\u0000'), false)).toBeUndefined()
+    // The sounds Overte plays, and BMP textures.
+    const ogg = (codec: Buffer): Buffer => Buffer.concat([Buffer.from('OggS'), Buffer.alloc(24), codec])
+    expect(sniffContentType(ogg(Buffer.from('\u0001vorbis')), false)).toBe('audio/ogg')
+    expect(sniffContentType(ogg(Buffer.from('OpusHead')), false)).toBe('audio/ogg')
+    expect(sniffContentType(ogg(Buffer.from('\u0080theora')), false)).toBeUndefined()
+    expect(sniffContentType(Buffer.from('ID3\u0004\u0000'), false)).toBe('audio/mpeg')
+    expect(sniffContentType(Buffer.from([0xff, 0xfb, 0x90, 0x64]), false)).toBe('audio/mpeg')
+    const bmp = Buffer.alloc(54); bmp.write('BM'); bmp.writeUInt32LE(40, 14)
+    expect(sniffContentType(bmp, false)).toBe('image/bmp')
+    expect(sniffContentType(Buffer.from('BMW parts list\n'), true)).toBe('text/plain; charset=utf-8')
     // HEAD says the same; a name's extension still comes first.
     expect((await t.request.head(`/ipfs/${items.get('sniff/clip.json') ?? ''}`).expect(200)).headers['content-type']).toBe('application/json')
     expect((await t.request.get(`/ipfs/${root}/avatar.fst`).expect(200)).headers['content-type']).toBe('text/plain; charset=utf-8')
@@ -285,8 +314,8 @@ describe('documents that no one uploaded', () => {
     const script = await t.request.get(`/ipfs/${file('wave.js')}?filename=wave.js`).expect(200)
     expect(script.headers['content-type']).toBe('text/javascript; charset=utf-8')
     expect((await t.request.get(`/ipfs/${file('wave.js')}?filename=sound.wav`).expect(200)).headers['content-type']).toBe('audio/wav')
-    // Without it, a bare CID of text is not sniffed as a type.
-    expect((await t.request.get(`/ipfs/${file('wave.js')}`).expect(200)).headers['content-type']).toBe('application/octet-stream')
+    // Without it, a bare CID of text is plain text, as Kubo sniffs it.
+    expect((await t.request.get(`/ipfs/${file('wave.js')}`).expect(200)).headers['content-type']).toBe('text/plain; charset=utf-8')
     // A document's name asked for is not taken: the bytes are typed as if no name were given.
     expect((await t.request.get(`/ipfs/${file('page.html')}?filename=page.html`).expect(200)).headers['content-type']).toBe('application/octet-stream')
     // Under a root pinned here (every upload is one), a text file asked for as .html, .svg or .pdf keeps its own type.
