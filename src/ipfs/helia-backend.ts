@@ -321,8 +321,17 @@ export class HeliaBackend implements IpfsBackend {
     const nodes: ImportedNode[] = []
     const directories: string[] = []
     const tracked = (async function * () {
+      // Every folder the tree has so far: named by its own entry, or by a path below it.
+      const folders = new Set<string>()
       for await (const candidate of candidates) {
-        if (candidate.content === undefined) directories.push(candidate.path)
+        if (candidate.content === undefined) {
+          // The importer replaces a folder it already holds with an empty one when told of it again (a zip may list
+          // `d/` after `d/a.txt`, or twice): the folder's files were lost from the tree, though answered as imported.
+          if (folders.has(candidate.path)) continue
+          folders.add(candidate.path)
+          directories.push(candidate.path)
+        }
+        for (let slash = candidate.path.indexOf('/'); slash !== -1; slash = candidate.path.indexOf('/', slash + 1)) folders.add(candidate.path.slice(0, slash))
         yield candidate
       }
     })()

@@ -133,6 +133,18 @@ describe('GET /ipfs/<cid>/<path>', () => {
     expect(res.text).toBeUndefined()
   })
 
+  it('serves a bundle\'s folder whose own zip entry comes after its files (it was an empty folder, the files lost)', async () => {
+    const { token } = await createIdentity(t.request)
+    const png = fixture('gltf/BoxTextured/CesiumLogoFlat.png')
+    const zip = await makeZip([{ path: 'late/textures/skin.png', data: png }, { path: 'late/textures/' }, { path: 'late/' }])
+    const items = (await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', zip, 'late.zip').expect(200)).body as Array<{ Name: string, Hash: string }>
+    const cidOf = (name: string): string => items.find((i) => i.Name === name)?.Hash ?? ''
+    const served = await t.request.get(`/ipfs/${cidOf('late')}/late/textures/skin.png`).buffer(true).parse((res, done) => { const chunks: Buffer[] = []; res.on('data', (c: Buffer) => chunks.push(c)); res.on('end', () => { done(null, Buffer.concat(chunks)) }) }).expect(200)
+    expect(Buffer.compare(served.body as Buffer, png)).toBe(0)
+    // The answer's folders are the ones served: root, late, late/textures, then the file.
+    expect(served.headers['x-ipfs-roots']).toBe(['late', 'late/late', 'late/late/textures', 'late/late/textures/skin.png'].map(cidOf).join(','))
+  })
+
   it('404 for an unknown path or an unknown CID, 400 for a malformed CID', async () => {
     await t.request.get(`/ipfs/${root}/missing.png`).expect(404)
     const unknown = await t.request.get('/ipfs/bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy').expect(404)

@@ -101,6 +101,28 @@ for (const factory of factories) {
       expect(new Set(paths)).toEqual(new Set(['avatar.fst', 'textures/skin.png', 'textures/deep/normal.png', 'textures/deep', 'textures', '']))
     })
 
+    it('keeps a folder\'s files when its own entry comes after them (a zip may list `d/` after `d/a.txt`), as Kubo does', async () => {
+      const a = randomBytes(100)
+      const nodes = await backend.importTree([
+        file('d/a.txt', a),
+        file('top/d/b.txt', 'b'),
+        { path: 'top' },
+        { path: 'd' },
+        { path: 'top/d' },
+        { path: 'top/empty' }
+      ], { profile: 'unixfs-v1-2025' })
+      const root = nodes.at(-1)?.cid as CID
+      expect(Buffer.compare(await collect(backend.read(root, ['d', 'a.txt'])), a)).toBe(0)
+      expect((await collect(backend.read(root, ['top', 'd', 'b.txt']))).toString()).toBe('b')
+      expect(await backend.stat(root, ['top', 'empty'])).toMatchObject({ type: 'directory' })
+      // Each path once, the folder with its file (not the empty folder the importer made of a repeated entry).
+      const paths = nodes.map((n) => n.path)
+      expect(paths.filter((p) => p === 'd')).toHaveLength(1)
+      const d = nodes.find((n) => n.path === 'd')
+      expect(d?.cid.toString()).toBe((await backend.stat(root, ['d'])).cid.toString())
+      expect(new Set(paths)).toEqual(new Set(['d/a.txt', 'top/d/b.txt', 'top/d', 'top', 'top/empty', 'd', '']))
+    })
+
     it('stats, reads, ranges and lists by path below a root', async () => {
       const data = randomBytes(3 * 1024 * 1024 + 17)
       const nodes = await backend.importTree([file('models/big.bin', data), file('a.txt', 'a')], { profile: 'unixfs-v1-2025' })
