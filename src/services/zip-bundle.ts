@@ -149,13 +149,23 @@ export class ZipBundle {
   }
 
   async * #content (path: string, entry: Entry): AsyncIterable<Uint8Array> {
+    // The entry's CRC-32, on the bytes as they pass: yauzl checks sizes, not CRCs, and a damaged entry (a flipped byte
+    // in a stored file, which inflating cannot notice) would be imported and served as the creator's file.
+    let crc = 0
     try {
       const open = promisify<Entry, NodeJS.ReadableStream>(this.#zip.openReadStream.bind(this.#zip))
       const stream = await open(entry)
-      for await (const chunk of stream) yield chunk as Buffer
+      for await (const chunk of stream) {
+        const bytes = chunk as Buffer
+        crc = crc32(bytes, crc)
+        yield bytes
+      }
     } catch (err) {
       // Declared sizes can lie: yauzl counts while inflating and fails the entry.
       throw new BadRequestError('the zip archive is damaged or lies about its contents', [`${path}: ${err instanceof Error ? err.message : String(err)}`])
+    }
+    if (crc !== entry.crc32) {
+      throw new BadRequestError('the zip archive is damaged or lies about its contents', [`${path}: its bytes do not match the CRC-32 the archive records for them`])
     }
   }
 

@@ -135,6 +135,16 @@ describe('bundles refused, leaving nothing behind', () => {
     await expectNothingLeftBehind()
   })
 
+  it('400 for an entry whose bytes do not match the archive\'s CRC-32 (a stored file with one byte changed)', async () => {
+    const text = `${'The quick brown fox jumps over the lazy dog. '.repeat(200)}\n`
+    const zip = await makeZip([{ path: 'ok.txt', data: 'fine\n', compress: false }, { path: 'notes.txt', data: text, compress: false }])
+    const at = zip.indexOf(Buffer.from('lazy dog', 'latin1'), zip.indexOf(Buffer.from('notes.txt', 'latin1')))
+    zip[at] = 'h'.charCodeAt(0)
+    const res = await upload(zip, 'damaged.zip').expect(400)
+    expect(res.body).toMatchObject({ error: 'the zip archive is damaged or lies about its contents', details: ['notes.txt: its bytes do not match the CRC-32 the archive records for them'] })
+    await expectNothingLeftBehind()
+  })
+
   it('415 for files whose bytes are not what their names say, listing each', async () => {
     const zip = await makeZip([
       { path: 'ok.png', data: fixture('gltf/BoxTextured/CesiumLogoFlat.png') },
