@@ -118,6 +118,7 @@ const envSchema = z.object({
   GATEWAY_URL: optionalString.pipe(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional()),
   SECRET_KEY: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
   MAX_UPLOAD_BYTES: integer(1, Number.MAX_SAFE_INTEGER).default(1_073_741_824),
+  BODY_IDLE_TIMEOUT_SECONDS: integer(0, 24 * 3600).default(300),
   IPFS_CID_PROFILE: z.enum(IMPORT_PROFILE_NAMES).default('unixfs-v1-2025'),
   ASSET_EXTENSIONS: optionalString.pipe(
     z.string().regex(/^[a-z0-9]+(,[a-z0-9]+)*$/, 'must be a comma-separated list of lower-case extensions').optional()
@@ -254,6 +255,8 @@ export interface Config {
   gatewayUrl: string
   secretKey: string | undefined
   maxUploadBytes: number
+  /** A request body that stops arriving for this long has its connection closed; 0: never. */
+  bodyIdleTimeoutSeconds: number
   cidProfile: (typeof IMPORT_PROFILE_NAMES)[number]
   /** Extensions allowed inside bundles (lower case, no dot). */
   assetExtensions: ReadonlySet<string>
@@ -387,6 +390,7 @@ export function loadConfig (env: Env): Config {
     gatewayUrl: withTrailingSlash(e.GATEWAY_URL ?? `${publicUrl}/ipfs/`),
     secretKey: e.SECRET_KEY,
     maxUploadBytes: e.MAX_UPLOAD_BYTES,
+    bodyIdleTimeoutSeconds: e.BODY_IDLE_TIMEOUT_SECONDS,
     cidProfile: e.IPFS_CID_PROFILE,
     assetExtensions: new Set(e.ASSET_EXTENSIONS?.split(',') ?? DEFAULT_ASSET_EXTENSIONS),
     bundleLimits: { maxEntries: e.ZIP_MAX_ENTRIES, maxUncompressedBytes: e.ZIP_MAX_UNCOMPRESSED_BYTES, maxRatio: e.ZIP_MAX_RATIO },

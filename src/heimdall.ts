@@ -260,6 +260,7 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
       publicUrl: config.publicUrl,
       gatewayUrl: config.gatewayUrl,
       maxUploadBytes: config.maxUploadBytes,
+      bodyIdleTimeoutSeconds: config.bodyIdleTimeoutSeconds,
       assetExtensions: config.assetExtensions,
       tmpDir,
       trustProxy: config.trustProxy,

@@ -52,7 +52,7 @@ async function main (): Promise<void> {
   })
 
   const server: Server = heimdall.app.listen(config.port, config.host)
-  // Large uploads take as long as they take; idle sockets still time out.
+  // Large uploads take as long as they take (a body that stops arriving is ended by BODY_IDLE_TIMEOUT_SECONDS, in the app).
   server.requestTimeout = 0
   server.headersTimeout = 60_000
   await once(server, 'listening')

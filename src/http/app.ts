@@ -19,10 +19,11 @@ import type { RateLimiter } from '../services/rate-limiter.ts'
 import type { SessionService } from '../services/session-service.ts'
 import { Authenticator } from './authentication.ts'
 import { accountRoutes } from './routes/account-routes.ts'
+import { bodyIdleTimeout } from './middleware/body-idle-timeout.ts'
 import { errorHandler, notFound } from './middleware/error-handler.ts'
 import { formatBytes } from './format.ts'
 import { pageCsp } from './page-csp.ts'
-import { requestLogger } from './middleware/request-logger.ts'
+import { redactUrl, requestLogger } from './middleware/request-logger.ts'
 import { gatewayRoutes } from './routes/gateway-routes.ts'
 import { healthRoutes, type ReadinessCheck } from './routes/health-routes.ts'
 import { identityRoutes } from './routes/identity-routes.ts'
@@ -79,6 +80,8 @@ export interface AppDependencies {
     publicUrl: string
     gatewayUrl: string
     maxUploadBytes: number
+    /** A request body that stops arriving for this long has its connection closed (0: never); 300 s if not given. */
+    bodyIdleTimeoutSeconds?: number
     assetExtensions: ReadonlySet<string>
     /** Where uploads are received before import; owned by the caller. */
     tmpDir: string
@@ -118,6 +121,7 @@ export function createApp (deps: AppDependencies): Express {
   }
 
   app.use(requestLogger(deps.logger))
+  app.use(bodyIdleTimeout(settings.bodyIdleTimeoutSeconds ?? 300, (req) => { deps.logger.warn({ method: req.method, url: redactUrl(req.originalUrl) }, 'the request body stopped arriving: connection closed (BODY_IDLE_TIMEOUT_SECONDS)') }))
   if (deps.metrics !== undefined) {
     app.use(deps.metrics.middleware())
     app.get('/metrics', metricsRoute(deps.metrics, { token: settings.metricsToken, trustProxy: settings.trustProxy }))

@@ -113,6 +113,52 @@ describe('a client that goes away', () => {
   })
 })
 
+describe('a client whose body stops arriving (BODY_IDLE_TIMEOUT_SECONDS)', () => {
+  let t: TestHeimdall
+  let port: number
+  let alice: { username: string, token: string }
+
+  beforeAll(async () => {
+    t = await startTestHeimdall({ BODY_IDLE_TIMEOUT_SECONDS: '1' })
+    alice = await createIdentity(t.request)
+    ;({ port } = await t.listen())
+  })
+  afterAll(async () => { await t.close() })
+
+  it('has its connection closed once nothing has come for the timeout, leaving nothing behind; a slow answer is not cut', async () => {
+    const before = await leftovers(t)
+    const boundary = 'z'.repeat(16)
+    const body = multipart(boundary, [{ name: 'file', filename: 'stalled.bin', value: randomBytes(4 * 1024 * 1024) }])
+    for (const credentials of ['', `Authorization: Bearer ${alice.token}\r\n`]) {
+      const socket = connect(port, '127.0.0.1')
+      socket.on('error', () => {})
+      const closed = new Promise<number>((resolve) => { const at = Date.now(); socket.once('close', () => { resolve(Date.now() - at) }) })
+      socket.write(`POST /upload HTTP/1.1\r\nHost: x\r\n${credentials}Content-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${body.length}\r\n\r\n`)
+      socket.write(body.subarray(0, 1024 * 1024))
+      // It stops sending, and never hangs up: the server does, about a second later.
+      const after = await Promise.race([closed, sleep(15_000).then(() => -1)])
+      expect(after, credentials === '' ? 'to a temp file' : 'streamed').toBeGreaterThan(900)
+      socket.destroy()
+    }
+    await waitFor('the temp folder to be empty', async () => (await readdir(t.heimdall.tmpDir)).length === 0)
+    expect(t.logs.some((l) => l.includes('the request body stopped arriving'))).toBe(true)
+    expect(t.logs.some((l) => l.includes(alice.token))).toBe(false)
+    // An upload whose whole body came is answered however long the answer takes (here 2.5 s, the timeout 1 s).
+    const backend = t.heimdall.backend
+    const importTree = backend.importTree
+    backend.importTree = async (...args) => { await sleep(2500); return importTree.apply(backend, args) }
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/upload`, { method: 'POST', headers: { Authorization: `Bearer ${alice.token}`, 'Content-Type': `multipart/form-data; boundary=${boundary}` }, body })
+      expect(res.status).toBe(200)
+    } finally {
+      backend.importTree = importTree
+    }
+    const now = await leftovers(t)
+    expect(now.tmpFiles).toEqual([])
+    expect(now.uploads).toBe(before.uploads + 1)
+  })
+})
+
 describe('one upload, one record', () => {
   let t: TestHeimdall
   beforeAll(async () => { t = await startTestHeimdall() })
