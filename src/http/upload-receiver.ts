@@ -88,8 +88,11 @@ class ReceivingStorage implements multer.StorageEngine {
     if (!name.isBundle && req[OWNER_KNOWN] === true) {
       const abort = new AbortController()
       req.once('close', () => { if (!req.complete) abort.abort() })
-      // The importer reads the cap; pipeline passes a failure of the part's stream on to it, so it is the importer's to report.
-      pipeline(file.stream, cap).catch(() => {})
+      // The importer reads the cap, and a failure of the part's stream is passed on to it: the importer's to report. Not
+      // the other way: an import that fails (a full disk) stops reading, which tears the cap down with an AbortError;
+      // passed back to the part's stream, that error reached the route first and read as the client leaving (no answer).
+      file.stream.pipe(cap)
+      file.stream.once('error', (err) => { cap.destroy(err) })
       this.#uploads.importStream(name, cap, abort.signal).then(
         (imported) => { cb(null, { name, imported, size: [...imported.fileSizes.values()].reduce((a, b) => a + b, 0) }) },
         (err: unknown) => { cb(err) }

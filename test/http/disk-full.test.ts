@@ -75,6 +75,13 @@ describe('a full disk', () => {
     expect(await blockFiles(dataDir)).toEqual(beforeRefusal)
     expect(await readdir(app.heimdall.tmpDir)).toEqual([])
 
+    // A file much larger than what is left, streamed into the node while it arrives: the import fails mid-body, and the
+    // answer is still 507 (the importer stopping read as the client leaving: no answer at all).
+    const streamed = await app.request.post('/upload').set('Authorization', auth).attach('file', randomBytes(20 * MiB), 'large.bin')
+    expect(streamed.status).toBe(507)
+    expect(streamed.body.code).toBe('ERR_INSUFFICIENT_STORAGE')
+    expect(await blockFiles(dataDir)).toEqual(beforeRefusal)
+
     const ready = await app.request.get('/readyz').expect(503)
     expect(ready.body).toEqual({ status: 'unavailable', checks: { database: 'ok', ipfs: 'ok', disk: 'low' } })
 
