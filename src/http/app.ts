@@ -179,6 +179,7 @@ export function createApp (deps: AppDependencies): Express {
     limiter: deps.limiter,
     uploads: deps.uploads,
     resumable: deps.resumable,
+    logger: deps.logger,
     maxUploadBytes: settings.maxUploadBytes,
     gatewayUrl: settings.gatewayUrl
   }))

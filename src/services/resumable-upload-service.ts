@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, open, readdir, rm, stat, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Transform, Writable, type Readable } from 'node:stream'
+import { PassThrough, Transform, Writable, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Logger } from 'pino'
 import type { Identity } from '../db/identity-repository.ts'
 import type { Usage } from '../db/quota-repository.ts'
 import type { ResumableUpload, ResumableUploadRepository } from '../db/resumable-upload-repository.ts'
-import { ConflictError, InsufficientStorageError, isOutOfSpace, NotFoundError, PayloadTooLargeError, ServiceUnavailableError } from '../errors.ts'
+import { ClientClosedRequestError, ConflictError, InsufficientStorageError, isOutOfSpace, NotFoundError, PayloadTooLargeError, ServiceUnavailableError } from '../errors.ts'
 
 export interface ResumableUploadServiceOptions {
   repository: ResumableUploadRepository
@@ -63,8 +63,15 @@ class PositionedFileWriter extends Writable {
     const buffers = chunks.map((c) => c.chunk)
     const bytes = buffers.reduce((n, b) => n + b.length, 0)
     const work = (async () => {
-      const { bytesWritten } = await this.#handle.writev(buffers, this.#position)
-      if (bytesWritten !== bytes) throw new Error(`short write: ${bytesWritten} of ${bytes} bytes`)
+      // A short write (the disk filling up) is continued from where it stopped: the next write then fails with the
+      // file system's own error (ENOSPC, answered 507), and what was written is counted.
+      let written = 0
+      while (written < bytes) {
+        const rest = written === 0 ? buffers : [Buffer.concat(buffers).subarray(written)]
+        const { bytesWritten } = await this.#handle.writev(rest, this.#position + written)
+        if (bytesWritten === 0) throw new Error(`no byte written of ${bytes - written}`)
+        written += bytesWritten
+      }
       this.#position += bytes
       this.#sinceCheckpoint += bytes
       if (this.#sinceCheckpoint >= this.#checkpointBytes) {
@@ -84,6 +91,28 @@ class PositionedFileWriter extends Writable {
   async settled (): Promise<void> {
     await this.#inFlight
   }
+}
+
+/**
+ * What `source` (a request) carries, through a stream of its own that fails
+ * if the request closes before its end: a pipeline that fails tears that
+ * stream down, never the request, so a refusal (too many bytes, a full
+ * disk) is still answered on its connection. Destroying the request closes
+ * its socket: the client saw a reset instead of the answer.
+ */
+function spared (source: Readable & { complete?: boolean }): Readable {
+  const through = new PassThrough()
+  const closedEarly = (): void => { if (source.complete !== true) through.destroy(new ClientClosedRequestError()) }
+  const failed = (err: Error): void => { through.destroy(err) }
+  source.once('close', closedEarly)
+  source.once('error', failed)
+  through.once('close', () => {
+    source.unpipe(through)
+    source.off('close', closedEarly)
+    source.off('error', failed)
+  })
+  source.pipe(through)
+  return through
 }
 
 /** Passes at most `bytes` on; one more fails the stream with `PayloadTooLargeError` (nothing past it is written). */
@@ -219,7 +248,7 @@ export class ResumableUploadService {
       async (position) => { await repository.advance(upload.id, position, this.#expiry()) })
     let failure: unknown
     try {
-      await pipeline(source, atMost(upload.length - upload.offset), writer, { signal })
+      await pipeline(spared(source), atMost(upload.length - upload.offset), writer, { signal })
     } catch (err) {
       failure = err
     }

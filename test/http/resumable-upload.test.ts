@@ -135,6 +135,37 @@ describe('creation refusals: before any byte is stored', () => {
   })
 })
 
+describe('more bytes than Upload-Length, sent chunked (no Content-Length to refuse up front)', () => {
+  /** A chunked body of `bytes` random bytes in 64 KiB pieces. */
+  const chunked = (bytes: number): Readable => Readable.from((function * () { for (let sent = 0; sent < bytes; sent += 65536) yield Buffer.alloc(Math.min(65536, bytes - sent), sent % 251) })())
+
+  it('a creation is answered 413 (not a reset), without an address, and nothing of it stays to hold the quota', async () => {
+    const res = await send('POST', BASE, tusHeaders(alice.token, { 'Upload-Length': String(4 * MB), 'Upload-Metadata': `filename ${b64('c2.bin')}`, 'Content-Type': 'application/offset+octet-stream', 'Transfer-Encoding': 'chunked' }), chunked(5 * MB))
+    expect(res.status).toBe(413)
+    expect(res.body).toMatchObject({ code: 'ERR_PAYLOAD_TOO_LARGE' })
+    expect(res.headers.location).toBeUndefined()
+    expect(await rows()).toBe(0)
+    expect(await resumableFiles()).toEqual([])
+    // The whole quota is free again for a creation.
+    const again = await create(alice.token, 'after.bin', QUOTA)
+    expect(again.status).toBe(201)
+    expect((await send('DELETE', again.path, tusHeaders(alice.token))).status).toBe(204)
+    await expectNothingLeftBehind(t, before)
+  })
+
+  it('a PATCH is answered 413; what fitted is kept and the upload goes on from there', async () => {
+    const created = await create(alice.token, 'p2.bin', 3 * MB)
+    expect(created.status).toBe(201)
+    const res = await send('PATCH', created.path, tusHeaders(alice.token, { 'Upload-Offset': '0', 'Content-Type': 'application/offset+octet-stream', 'Transfer-Encoding': 'chunked' }), chunked(4 * MB))
+    expect(res.status).toBe(413)
+    expect(res.body).toMatchObject({ code: 'ERR_PAYLOAD_TOO_LARGE' })
+    const head = await send('HEAD', created.path, tusHeaders(alice.token))
+    expect(Number(head.headers['upload-offset'])).toBeLessThanOrEqual(3 * MB)
+    expect((await send('DELETE', created.path, tusHeaders(alice.token))).status).toBe(204)
+    await expectNothingLeftBehind(t, before)
+  })
+})
+
 describe('quota: unfinished uploads hold their length', () => {
   it('a creation must fit beside the owner\'s other unfinished uploads; terminating one frees its length; other identities are not affected', async () => {
     const carol = await createIdentity(t.request, 'carol')

@@ -93,6 +93,9 @@ export function errorHandler (logger: Logger, maxUploadBytes: number): ErrorRequ
     // For the metrics (uploads refused, by reason).
     res.locals.errorCode = code
     res.status(status)
+    // Refused before its body was all read (too large, a full disk): the connection ends with the answer, rather than
+    // read whatever else the client sends.
+    if (!req.complete) res.setHeader('Connection', 'close')
     if (err instanceof TooManyRequestsError) res.setHeader('Retry-After', String(err.retryAfterSeconds))
     // RFC 9110: a 401 says how to authenticate (a Bearer token or API key; browsers show no dialog for it).
     if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="heimdall"')

@@ -1,3 +1,4 @@
+import type { Logger } from 'pino'
 import { Router, type Request, type Response } from 'express'
 import type { Identity } from '../../db/identity-repository.ts'
 import type { ResumableUpload } from '../../db/resumable-upload-repository.ts'
@@ -18,6 +19,7 @@ export interface ResumableUploadRoutesDeps {
   resumable: ResumableUploadService
   maxUploadBytes: number
   gatewayUrl: string
+  logger: Logger
 }
 
 /** Where the tus endpoint is; PLUGIN_ROUTES names it for clients. */
@@ -136,9 +138,16 @@ export function resumableUploadRoutes (deps: ResumableUploadRoutesDeps): Router 
   }
 
   /** Writes the request's bytes at the upload's offset, within the upload's lock; imports when they were the last. */
-  async function receive (req: Request, upload: ResumableUpload, identity: Identity, signal: AbortSignal, importing: () => void): Promise<{ offset: number, expiresAt: Date, body?: unknown }> {
+  async function receive (req: Request, upload: ResumableUpload, identity: Identity, signal: AbortSignal, importing: () => void, onBodyFailed?: () => Promise<void>): Promise<{ offset: number, expiresAt: Date, body?: unknown }> {
     let { offset, expiresAt } = upload
-    if (hasBody(req)) ({ offset, expiresAt } = await resumable.append(upload, req, signal))
+    if (hasBody(req)) {
+      try {
+        ({ offset, expiresAt } = await resumable.append(upload, req, signal))
+      } catch (err) {
+        await onBodyFailed?.()
+        throw err
+      }
+    }
     if (offset < upload.length) return { offset, expiresAt }
     return { offset, expiresAt, body: await finish(req, { ...upload, offset }, identity, importing) }
   }
@@ -185,7 +194,13 @@ export function resumableUploadRoutes (deps: ResumableUploadRoutesDeps): Router 
     const upload = await resumable.create(identity, name.fileName, length, req.get('upload-metadata') ?? null, (unfinished) => { deps.quotas.checkUnfinished(status, declared, unfinished) })
     res.setHeader('Location', `${RESUMABLE_UPLOAD_PATH}/${upload.id}`)
     headersOf(res, upload, 0)
-    const { offset, expiresAt, body } = await resumable.exclusive(upload.id, async (signal, importing) => receive(req, upload, identity, signal, importing))
+    // A creation whose body fails (too many bytes, a full disk, the client gone) is not answered with its address: the
+    // client cannot resume or terminate it, so it goes now rather than hold its length of the quota until it expires.
+    const abandon = async (): Promise<void> => {
+      res.removeHeader('Location')
+      await resumable.terminate(upload.id).catch((err: unknown) => { deps.logger.warn({ err, upload: upload.id }, 'could not remove a resumable upload whose creation failed') })
+    }
+    const { offset, expiresAt, body } = await resumable.exclusive(upload.id, async (signal, importing) => receive(req, upload, identity, signal, importing, abandon))
     headersOf(res, upload, offset, expiresAt)
     // 201, as tus requires of a creation; the answer of a completed upload only to a client that asks for JSON (else GET it).
     if (body !== undefined && asksForJson(req)) { res.status(201).json(body); return }
