@@ -262,7 +262,7 @@ export class ResumableUploadService {
     }
     if (failure !== undefined) {
       const reason: unknown = signal.aborted ? signal.reason : failure
-      if (isOutOfSpace(reason)) throw new InsufficientStorageError()
+      if (isOutOfSpace(reason)) throw new InsufficientStorageError(`the server is out of storage space; the first ${writer.position} bytes are kept (HEAD says so): resume later`)
       throw reason instanceof Error ? reason : new Error(String(reason))
     }
     return { offset: writer.position, expiresAt }

@@ -11,10 +11,10 @@ const run = promisify(execFile)
 const MiB = 1024 * 1024
 const mounted: string[] = []
 
-/** Small tmpfs file systems under DATA_DIR: the embedded node's repo (24 MiB) and the temp folder (8 MiB). */
+/** Small tmpfs file systems under DATA_DIR: the embedded node's repo (24 MiB), the temp folder and the resumable uploads' (8 MiB each). */
 async function mountSmallDisks (dataDir: string): Promise<string | undefined> {
   try {
-    for (const [dir, size] of [['ipfs', '24m'], ['tmp', '8m']] as const) {
+    for (const [dir, size] of [['ipfs', '24m'], ['tmp', '8m'], ['resumable', '8m']] as const) {
       await mkdir(join(dataDir, dir), { recursive: true })
       await run('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', join(dataDir, dir)])
       mounted.push(join(dataDir, dir))
@@ -94,6 +94,19 @@ describe('a full disk', () => {
     while ((await readdir(app.heimdall.tmpDir)).length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
     expect(await readdir(app.heimdall.tmpDir)).toEqual([])
     expect(await blockFiles(dataDir)).toEqual(beforeRefusal)
+
+    // A resumable upload's PATCH that does not fit: 507 (the connection was reset), what fitted kept and counted.
+    const created = await app.request.post('/upload/resumable').set('Authorization', auth).set('Tus-Resumable', '1.0.0')
+      .set('Upload-Length', String(12 * MiB)).set('Upload-Metadata', `filename ${Buffer.from('long.bin').toString('base64')}`).expect(201)
+    const location = created.headers.location ?? ''
+    const patched = await app.request.patch(location).set('Authorization', auth).set('Tus-Resumable', '1.0.0').set('Upload-Offset', '0')
+      .set('Content-Type', 'application/offset+octet-stream').send(randomBytes(12 * MiB))
+    expect(patched.status).toBe(507)
+    expect(patched.body.error).toMatch(/bytes are kept/)
+    const offset = Number((await app.request.head(location).set('Authorization', auth).set('Tus-Resumable', '1.0.0').expect(200)).headers['upload-offset'])
+    expect(offset).toBeGreaterThan(0)
+    expect(offset).toBeLessThan(8 * MiB)
+    await app.request.delete(location).set('Authorization', auth).set('Tus-Resumable', '1.0.0').expect(204)
 
     for (const { id } of stored.slice(0, 2)) await app.request.delete(`/uploads/${id}`).set('Authorization', auth).expect(204)
     await app.heimdall.collector.idle()
