@@ -23,6 +23,7 @@ import { SharedBlockCollector, type LocalCopies, type SharedPins } from './share
 import type { PinStore } from './pin-store.ts'
 import { IMPORT_PROFILES } from './import-profiles.ts'
 import { createLightNode } from './helia-light.ts'
+import { shardFoldersAsKubo } from './folder-sharding.ts'
 import { unixfsPinWalker } from './unixfs-pin-walker.ts'
 import { PinRecords } from './pin-records.ts'
 import { ChunkPool, pooledChunker, rawLeafImporter } from './raw-leaf-importer.ts'
@@ -336,9 +337,10 @@ export class HeliaBackend implements IpfsBackend {
       }
     })()
     const writer = this.#collector.writer(options.lease)
+    // As the importer sets them for the profile; said here too, for the folders built again below.
+    const folderOptions = { profile: profile.name, cidVersion: profile.cidVersion, shardSplitStrategy: profile.name === 'unixfs-v0-2015' ? 'links-bytes' : 'block-bytes' } as const
     const source = importer(tracked, writer, {
-      profile: profile.name,
-      cidVersion: profile.cidVersion,
+      ...folderOptions,
       rawLeaves: profile.rawLeaves,
       layout: balanced({ maxChildrenPerNode: profile.maxChildrenPerNode }),
       // Raw leaves (the default profile) are cut into pooled chunks and hashed and written by our leaf step.
@@ -366,7 +368,9 @@ export class HeliaBackend implements IpfsBackend {
       }
       nodes.splice(nodes.length - 1, 0, ...found)
     }
-    return nodes
+    const sharded = await shardFoldersAsKubo(nodes, new Set(directories), { get: async (cid) => this.#fromStore(cid) }, folderOptions, writer)
+    await writer.flush()
+    return sharded
   }
 
   async putBlocks (blocks: AsyncIterable<VerifiedBlock> | Iterable<VerifiedBlock>, options: { lease: ImportLease, signal?: AbortSignal }): Promise<void> {

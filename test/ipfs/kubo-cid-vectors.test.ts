@@ -139,3 +139,37 @@ describe('a nested directory, as ipfs add -r', () => {
     })
   }
 })
+
+/**
+ * Folders past the HAMT threshold only once their subfolders' links are
+ * weighed, as `ipfs add -r --only-hash --offline <folder>` printed them with
+ * kubo v0.42.0 on a repo initialised with `--profile=test,<profile>` (stable
+ * over repeated runs): `subfolders` holds 1,500 folders of 196-byte names,
+ * each with an `x.txt` of "x"; `mixed` holds 1,000 such files and 200 such
+ * folders, under the threshold by its files alone. ipfs-unixfs-importer
+ * alone leaves both flat.
+ */
+const PAST_THRESHOLD_BY_FOLDERS: Record<ImportProfileName, { subfolders: string, mixed: string }> = {
+  'unixfs-v1-2025': { subfolders: 'bafybeifttgvum34ggpadyjkehrhxgkvdsz536idca6vpjryofrd3crpkya', mixed: 'bafybeih6bpqvoboeul6tgwy53nb6wssc4w7faqxpphmq3empna5vd65hma' },
+  'unixfs-v0-2015': { subfolders: 'QmWVv5BACxwJboy3pn9kADHhhsumpVxaYZVuKvpuuo2Gi4', mixed: 'QmZDCYZfieaDp3vT2rvFi5CFYiTPspfETLEhcorfTJ9HTe' }
+}
+
+describe('a folder past the HAMT threshold by its subfolders\' links', () => {
+  const x = (): AsyncIterable<Uint8Array> => Readable.from([Buffer.from('x')])
+  const name = (letter: string, i: number): string => `${letter.repeat(190)}${String(i).padStart(6, '0')}`
+  for (const profile of ['unixfs-v1-2025', 'unixfs-v0-2015'] as const) {
+    it(`is sharded as Kubo shards it, and its parent names the shard, under ${profile}`, async () => {
+      const subfolders = await backend.importTree(Array.from({ length: 1500 }, (_, i) => ({ path: `subfolders/${name('d', i)}/x.txt`, content: x() })), { profile })
+      expect(subfolders.find((n) => n.path === 'subfolders')?.cid.toString()).toBe(PAST_THRESHOLD_BY_FOLDERS[profile].subfolders)
+      const root = subfolders.at(-1)?.cid
+      if (root === undefined) throw new Error('no root')
+      expect((await backend.stat(root, ['subfolders'])).cid.toString()).toBe(PAST_THRESHOLD_BY_FOLDERS[profile].subfolders)
+      expect((await backend.stat(root, ['subfolders', name('d', 1499), 'x.txt'])).size).toBe(1)
+      const mixed = await backend.importTree([
+        ...Array.from({ length: 200 }, (_, i) => ({ path: `mixed/${name('d', i)}/x.txt`, content: x() })),
+        ...Array.from({ length: 1000 }, (_, i) => ({ path: `mixed/${name('f', i)}.txt`, content: x() }))
+      ], { profile })
+      expect(mixed.find((n) => n.path === 'mixed')?.cid.toString()).toBe(PAST_THRESHOLD_BY_FOLDERS[profile].mixed)
+    })
+  }
+})
