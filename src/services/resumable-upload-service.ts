@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, open, readdir, rm, stat, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
-import { PassThrough, Transform, Writable, type Readable } from 'node:stream'
+import { finished, PassThrough, Transform, Writable, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Logger } from 'pino'
 import type { Identity } from '../db/identity-repository.ts'
@@ -102,14 +102,16 @@ class PositionedFileWriter extends Writable {
  */
 function spared (source: Readable & { complete?: boolean }): Readable {
   const through = new PassThrough()
-  const closedEarly = (): void => { if (source.complete !== true) through.destroy(new ClientClosedRequestError()) }
-  const failed = (err: Error): void => { through.destroy(err) }
-  source.once('close', closedEarly)
-  source.once('error', failed)
+  // `finished` also reports a request that closed before this was called (the client gone while the upload was looked
+  // up or created): listening for its 'close' from here would wait for an event already past, and the write forever.
+  const stopWatching = finished(source, { writable: false }, (err) => {
+    // A body that all arrived before its connection closed still drains into `through` and ends it.
+    if (err === undefined || err === null || source.complete === true) return
+    through.destroy(new ClientClosedRequestError())
+  })
   through.once('close', () => {
     source.unpipe(through)
-    source.off('close', closedEarly)
-    source.off('error', failed)
+    stopWatching()
   })
   source.pipe(through)
   return through

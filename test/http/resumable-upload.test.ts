@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http'
-import { readdir, stat, writeFile } from 'node:fs/promises'
+import { readdir, readlink, stat, writeFile } from 'node:fs/promises'
+import { connect } from 'node:net'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import * as tus from 'tus-js-client'
@@ -161,6 +162,49 @@ describe('more bytes than Upload-Length, sent chunked (no Content-Length to refu
     expect(res.body).toMatchObject({ code: 'ERR_PAYLOAD_TOO_LARGE' })
     const head = await send('HEAD', created.path, tusHeaders(alice.token))
     expect(Number(head.headers['upload-offset'])).toBeLessThanOrEqual(3 * MB)
+    expect((await send('DELETE', created.path, tusHeaders(alice.token))).status).toBe(204)
+    await expectNothingLeftBehind(t, before)
+  })
+})
+
+describe('a client gone before its request is looked at', () => {
+  /** This process's open files under DATA_DIR/resumable (the server runs in it). */
+  const openResumableFiles = async (): Promise<number> => {
+    let n = 0
+    for (const fd of await readdir('/proc/self/fd')) if ((await readlink(`/proc/self/fd/${fd}`).catch(() => '')).startsWith(join(t.dataDir, 'resumable'))) n++
+    return n
+  }
+  /** Headers and 100 of the declared bytes, then a reset: the request is closed before the server has read it. */
+  const resetAfter = async (head: string): Promise<void> => {
+    const socket = connect(Number(new URL(url).port), '127.0.0.1')
+    socket.on('error', () => {})
+    await new Promise((resolve) => socket.once('connect', resolve))
+    socket.write(Buffer.concat([Buffer.from(head), Buffer.alloc(100, 1)]), () => { socket.resetAndDestroy() })
+  }
+  const until = async (what: string, check: () => Promise<boolean>): Promise<void> => {
+    const deadline = Date.now() + 10_000
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+  }
+
+  it('a creation-with-upload is removed, its file closed and its lock let go (they were held forever)', async () => {
+    for (let i = 0; i < 3; i++) {
+      await resetAfter(`POST ${BASE} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice.token}\r\nTus-Resumable: 1.0.0\r\nUpload-Length: 1000\r\n` +
+        `Upload-Metadata: filename ${b64('gone.raw')}\r\nContent-Type: application/offset+octet-stream\r\nContent-Length: 1000\r\n\r\n`)
+    }
+    await until('the creations to be removed', async () => (await rows()) === 0 && (await resumableFiles()).length === 0 && (await openResumableFiles()) === 0)
+    await expectNothingLeftBehind(t, before)
+  })
+
+  it('a PATCH keeps what came, closes its file and lets the next request in', async () => {
+    const created = await create(alice.token, 'later.raw', 1000)
+    await resetAfter(`PATCH ${created.path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice.token}\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n` +
+      'Content-Type: application/offset+octet-stream\r\nContent-Length: 1000\r\n\r\n')
+    await until('the PATCH to let its file go', async () => (await openResumableFiles()) === 0)
+    const head = await send('HEAD', created.path, tusHeaders(alice.token))
+    expect(Number(head.headers['upload-offset'])).toBeLessThanOrEqual(100)
     expect((await send('DELETE', created.path, tusHeaders(alice.token))).status).toBe(204)
     await expectNothingLeftBehind(t, before)
   })
