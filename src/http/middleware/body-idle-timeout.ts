@@ -19,7 +19,8 @@ export function bodyIdleTimeout (seconds: number, onStalled?: (req: Parameters<R
   const ms = seconds * 1000
   return (req, res, next) => {
     const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0
-    if (ms <= 0 || !hasBody || req.complete) { next(); return }
+    // A request already complete needs no watch, nor one already closed (its 'close' is past: the watch would never stop).
+    if (ms <= 0 || !hasBody || req.complete || req.destroyed) { next(); return }
     const socket = req.socket
     let seen = socket.bytesRead
     let quietSince = Date.now()
