@@ -181,6 +181,10 @@ for (const backend of appBackends()) {
       await upload(await makeZip([{ path: 'inner/shared.js', data }]), 'holder.zip')
       await writeFile(join(denyDir, 'shared.deny'), `/ipfs/${root}/shared.js\n`)
       await eventually(`/ipfs/${root}/shared.js`, 410)
+      // The path rule is in force at once; the root's take-down follows (over Kubo, after an RPC or two): once it is
+      // unpinned, the gateway refuses it already (it enters the gateway's set before the unpin).
+      await expect.poll(async () => pinned(root), { timeout: 8000 }).toBe(false)
+      await t.request.get(`/ipfs/${root}/`).expect(410)
       await t.heimdall.collector.run()
       await t.request.get(`/ipfs/${root}/`).expect(410)
       // Its node under a raw CID (same multihash) too: the directory's names and links are not served that way either.
