@@ -105,8 +105,9 @@ function spared (source: Readable & { complete?: boolean }): Readable {
   // `finished` also reports a request that closed before this was called (the client gone while the upload was looked
   // up or created): listening for its 'close' from here would wait for an event already past, and the write forever.
   const stopWatching = finished(source, { writable: false }, (err) => {
-    // A body that all arrived before its connection closed still drains into `through` and ends it.
-    if (err === undefined || err === null || source.complete === true) return
+    // Closed before its body was all passed on: what was still buffered went with it (Node drops a request's unread
+    // bytes when its connection closes, though they all arrived), so the write ends here with what it has.
+    if (err === undefined || err === null || source.readableEnded) return
     through.destroy(new ClientClosedRequestError())
   })
   through.once('close', () => {

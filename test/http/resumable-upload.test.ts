@@ -198,6 +198,19 @@ describe('a client gone before its request is looked at', () => {
     await expectNothingLeftBehind(t, before)
   })
 
+  it('a creation whose whole body came before its client closed is removed, not left waiting (the file stayed open)', async () => {
+    for (const close of ['end', 'destroy'] as const) {
+      const socket = connect(Number(new URL(url).port), '127.0.0.1')
+      socket.on('error', () => {})
+      await new Promise((resolve) => socket.once('connect', resolve))
+      const head = `POST ${BASE} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice.token}\r\nTus-Resumable: 1.0.0\r\nUpload-Length: 5\r\n` +
+        `Upload-Metadata: filename ${b64('whole.raw')}\r\nContent-Type: application/offset+octet-stream\r\nContent-Length: 5\r\n\r\nhello`
+      socket.write(head, () => { if (close === 'end') socket.end(); else socket.destroy() })
+    }
+    await until('the creations to be removed and their files closed', async () => (await rows()) === 0 && (await resumableFiles()).length === 0 && (await openResumableFiles()) === 0)
+    await expectNothingLeftBehind(t, before)
+  })
+
   it('a PATCH keeps what came, closes its file and lets the next request in', async () => {
     const created = await create(alice.token, 'later.raw', 1000)
     await resetAfter(`PATCH ${created.path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice.token}\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n` +
