@@ -1,3 +1,5 @@
+import { closeSync, fstatSync, openSync, read, readSync } from 'node:fs'
+import { Readable } from 'node:stream'
 import { promisify } from 'node:util'
 import { crc32 } from 'node:zlib'
 import yauzl, { type Entry, type ZipFile } from 'yauzl'
@@ -28,6 +30,100 @@ const S_IFLNK = 0o120000
 const UTF8_FLAG = 0x800
 
 const openZip = promisify<string, yauzl.Options, ZipFile>(yauzl.open)
+const openReader = promisify<yauzl.RandomAccessReader, number, yauzl.Options, ZipFile>(yauzl.fromRandomAccessReader)
+const EOCD_SIGNATURE = 0x06054b50
+const EOCD_SIZE = 22
+/** How far from the end a zero-padded archive's end record is looked for: a comment's most, and tar-style blocks of up to 64 KiB. */
+const PADDED_TAIL = EOCD_SIZE + 0xffff + 65_536
+
+/**
+ * The archive's bytes by range, from one file descriptor. yauzl closes its
+ * reader when an open fails as well as with the archive: the descriptor is
+ * closed by it only once `opened` (a failed try leaves it for the next).
+ */
+class FileRangeReader extends yauzl.RandomAccessReader {
+  readonly #fd: number
+  opened = false
+  constructor (fd: number) {
+    super()
+    this.#fd = fd
+  }
+
+  /** Reads by position on the shared descriptor (an fs.ReadStream given it would close it when destroyed, as yauzl does). */
+  override _readStreamForRange (start: number, end: number): Readable {
+    const fd = this.#fd
+    let position = start
+    return new Readable({
+      read (size) {
+        const length = Math.min(size, end - position)
+        if (length <= 0) { this.push(null); return }
+        const buffer = Buffer.allocUnsafe(length)
+        read(fd, buffer, 0, length, position, (err, bytesRead) => {
+          if (err !== null) { this.destroy(err); return }
+          if (bytesRead === 0) { this.push(null); return }
+          position += bytesRead
+          this.push(bytesRead < length ? buffer.subarray(0, bytesRead) : buffer)
+        })
+      }
+    })
+  }
+
+  override close (callback: (err: Error | null) => void): void {
+    if (!this.opened) { callback(null); return }
+    try { closeSync(this.#fd) } catch (err) { callback(err as Error); return }
+    callback(null)
+  }
+}
+
+/**
+ * Where an archive followed by zero bytes ends: its end-of-central-directory
+ * record with its comment, when only zeros come after them (bsdtar and
+ * other tar-minded writers pad a zip written to a pipe to their block size;
+ * unzip, 7-Zip and Python read it, yauzl refuses any byte after the end
+ * record). Undefined when there is no such record or anything but zeros
+ * follows it: trailing data of any other kind stays refused.
+ */
+function paddedArchiveEnd (file: string): number | undefined {
+  const fd = openSync(file, 'r')
+  try {
+    const size = fstatSync(fd).size
+    const length = Math.min(size, PADDED_TAIL)
+    const tail = Buffer.alloc(length)
+    readSync(fd, tail, 0, length, size - length)
+    for (let i = length - EOCD_SIZE; i >= 0; i--) {
+      if (tail.readUInt32LE(i) !== EOCD_SIGNATURE) continue
+      const end = i + EOCD_SIZE + tail.readUInt16LE(i + 20)
+      if (end > length) continue
+      if (end === length) return undefined
+      for (let j = end; j < length; j++) if (tail[j] !== 0) return undefined
+      return size - length + end
+    }
+    return undefined
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/**
+ * The archive in `file`, read from its central directory; one padded with
+ * zeros after its end is read up to its end (looked at first: a failed
+ * open's descriptor is closed by yauzl after it answers, so no retry shares
+ * the file with it).
+ */
+async function openArchive (file: string, options: yauzl.Options): Promise<ZipFile> {
+  const end = paddedArchiveEnd(file)
+  if (end === undefined) return openZip(file, options)
+  const fd = openSync(file, 'r')
+  const reader = new FileRangeReader(fd)
+  try {
+    const zip = await openReader(reader, end, options)
+    reader.opened = true
+    return zip
+  } catch (err) {
+    closeSync(fd)
+    throw err
+  }
+}
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
@@ -118,7 +214,7 @@ export class ZipBundle {
   static async open (file: string, limits: BundleLimits): Promise<ZipBundle> {
     let zip: ZipFile
     try {
-      zip = await openZip(file, { lazyEntries: true, autoClose: false, decodeStrings: false, validateEntrySizes: true, strictFileNames: false })
+      zip = await openArchive(file, { lazyEntries: true, autoClose: false, decodeStrings: false, validateEntrySizes: true, strictFileNames: false })
     } catch (err) {
       throw new BadRequestError('the file is not a readable zip archive', [err instanceof Error ? err.message : String(err)])
     }

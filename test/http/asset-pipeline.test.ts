@@ -135,6 +135,19 @@ describe('bundles refused, leaving nothing behind', () => {
     await expectNothingLeftBehind()
   })
 
+  it('reads an archive padded with zeros after its end (bsdtar writing a zip to a pipe), and still refuses other trailing bytes', async () => {
+    const zip = await makeZip([{ path: 'box/CesiumLogoFlat.png', data: fixture('gltf/BoxTextured/CesiumLogoFlat.png') }, { path: 'box/notes.txt', data: 'padded\n' }])
+    const plain = (await upload(zip, 'plain.zip').expect(200)).body as Item[]
+    const padded = Buffer.concat([zip, Buffer.alloc(10240 - (zip.length % 10240))])
+    const answer = (await upload(padded, 'padded.zip').expect(200)).body as Item[]
+    expect(answer.find((i) => i.Name === 'padded')?.Hash).toBe(plain.find((i) => i.Name === 'plain')?.Hash)
+    before = await leftovers(t)
+    const garbage = Buffer.concat([zip, Buffer.from('not part of the archive')])
+    const res = await upload(garbage, 'trailing.zip').expect(400)
+    expect(res.body.error).toBe('the file is not a readable zip archive')
+    await expectNothingLeftBehind()
+  })
+
   it('400 for an entry whose bytes do not match the archive\'s CRC-32 (a stored file with one byte changed)', async () => {
     const text = `${'The quick brown fox jumps over the lazy dog. '.repeat(200)}\n`
     const zip = await makeZip([{ path: 'ok.txt', data: 'fine\n', compress: false }, { path: 'notes.txt', data: text, compress: false }])
