@@ -1,7 +1,9 @@
 import * as dagPb from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
 import { importer, type ImporterOptions, type InProgressImportResult } from 'ipfs-unixfs-importer'
+import { Readable } from 'node:stream'
 import type { CID } from 'multiformats/cid'
+import type { ImportProfile } from './import-profiles.ts'
 import type { ImportedNode } from './ipfs-backend.ts'
 
 /** Kubo's Import.UnixFSHAMTDirectorySizeThreshold (and ipfs-unixfs-importer's): a folder past it is sharded. */
@@ -10,16 +12,13 @@ const SHARD_THRESHOLD = 256 * 1024
 const LINK_FRAMING = 20
 const DIRECTORY = new UnixFS({ type: 'directory' })
 
-type Strategy = 'block-bytes' | 'links-bytes'
-
 interface BlockSource {
   get: (cid: CID) => Promise<Uint8Array>
 }
 
 /** Nodes already built, handed over as the importer's DAG builder hands over each file it built. */
-async function * alreadyBuilt (entries: readonly InProgressImportResult[]): AsyncGenerator<() => Promise<InProgressImportResult>> {
-  for (const entry of entries) yield await Promise.resolve(async () => Promise.resolve(entry))
-}
+const alreadyBuilt = (entries: readonly InProgressImportResult[]): AsyncIterable<() => Promise<InProgressImportResult>> =>
+  Readable.from(entries.map((entry) => async () => Promise.resolve(entry)))
 
 const parentOf = (path: string): string => path.slice(0, Math.max(0, path.lastIndexOf('/')))
 const nameOf = (path: string): string => path.slice(path.lastIndexOf('/') + 1)
@@ -35,11 +34,12 @@ const utf8Length = (text: string): number => Buffer.byteLength(text, 'utf8')
  * over the threshold as the profile measures it), is built again from its
  * children's CIDs with the importer's own tree builder, which then weighs
  * every link as Kubo does; then each folder above it, deepest first. The
- * import's other nodes are kept; the folders' first blocks are left to the
+ * import's other nodes are kept (`nodes` itself is returned when no folder
+ * was built again); the folders' first blocks are left to the
  * next collection. Nothing is read again but those folders' blocks: a
  * folder is looked at only when its links could pass the threshold.
  */
-export async function shardFoldersAsKubo (nodes: readonly ImportedNode[], folders: ReadonlySet<string>, blocks: BlockSource, options: ImporterOptions & { shardSplitStrategy: Strategy }, writer: Parameters<typeof importer>[1]): Promise<ImportedNode[]> {
+export async function shardFoldersAsKubo (nodes: ImportedNode[], folders: ReadonlySet<string>, blocks: BlockSource, options: ImporterOptions & Pick<ImportProfile, 'shardSplitStrategy'>, writer: Parameters<typeof importer>[1]): Promise<ImportedNode[]> {
   const byPath = new Map(nodes.map((node) => [node.path, node]))
   const children = new Map<string, ImportedNode[]>()
   for (const node of nodes) {
@@ -64,7 +64,7 @@ export async function shardFoldersAsKubo (nodes: readonly ImportedNode[], folder
       : block.Links.reduce((sum, link) => sum + utf8Length(link.Name ?? '') + link.Hash.byteLength, 0)
     if (size > SHARD_THRESHOLD) leftFlat.push(path)
   }
-  if (leftFlat.length === 0) return [...nodes]
+  if (leftFlat.length === 0) return nodes
 
   // The folders left flat and every folder above them, deepest first.
   const again = new Set<string>()

@@ -337,8 +337,7 @@ export class HeliaBackend implements IpfsBackend {
       }
     })()
     const writer = this.#collector.writer(options.lease)
-    // As the importer sets them for the profile; said here too, for the folders built again below.
-    const folderOptions = { profile: profile.name, cidVersion: profile.cidVersion, shardSplitStrategy: profile.name === 'unixfs-v0-2015' ? 'links-bytes' : 'block-bytes' } as const
+    const folderOptions = { profile: profile.name, cidVersion: profile.cidVersion, shardSplitStrategy: profile.shardSplitStrategy }
     const source = importer(tracked, writer, {
       ...folderOptions,
       rawLeaves: profile.rawLeaves,
@@ -369,7 +368,8 @@ export class HeliaBackend implements IpfsBackend {
       nodes.splice(nodes.length - 1, 0, ...found)
     }
     const sharded = await shardFoldersAsKubo(nodes, new Set(directories), { get: async (cid) => this.#fromStore(cid) }, folderOptions, writer)
-    await writer.flush()
+    // Folders built again wrote blocks of their own.
+    if (sharded !== nodes) await writer.flush()
     return sharded
   }
 

@@ -18,6 +18,12 @@ export interface ImportProfile {
   readonly maxChildrenPerNode: number
   readonly hash: 'sha2-256'
   readonly layout: 'balanced'
+  /**
+   * How a flat folder is weighed against the HAMT threshold (Kubo's
+   * Import.UnixFSHAMTDirectorySizeEstimation): its encoded block, or its
+   * links' names and CIDs alone.
+   */
+  readonly shardSplitStrategy: 'block-bytes' | 'links-bytes'
 }
 
 export const IMPORT_PROFILES: Readonly<Record<ImportProfileName, ImportProfile>> = {
@@ -28,7 +34,8 @@ export const IMPORT_PROFILES: Readonly<Record<ImportProfileName, ImportProfile>>
     chunkSize: 1_048_576,
     maxChildrenPerNode: 1024,
     hash: 'sha2-256',
-    layout: 'balanced'
+    layout: 'balanced',
+    shardSplitStrategy: 'block-bytes'
   },
   'unixfs-v0-2015': {
     name: 'unixfs-v0-2015',
@@ -37,6 +44,7 @@ export const IMPORT_PROFILES: Readonly<Record<ImportProfileName, ImportProfile>>
     chunkSize: 262_144,
     maxChildrenPerNode: 174,
     hash: 'sha2-256',
-    layout: 'balanced'
+    layout: 'balanced',
+    shardSplitStrategy: 'links-bytes'
   }
 }

@@ -1,4 +1,5 @@
-import { closeSync, fstatSync, openSync, read, readSync } from 'node:fs'
+import { closeSync, openSync, read } from 'node:fs'
+import { open as openFile } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import { promisify } from 'node:util'
 import { crc32 } from 'node:zlib'
@@ -83,13 +84,13 @@ class FileRangeReader extends yauzl.RandomAccessReader {
  * record). Undefined when there is no such record or anything but zeros
  * follows it: trailing data of any other kind stays refused.
  */
-function paddedArchiveEnd (file: string): number | undefined {
-  const fd = openSync(file, 'r')
+async function paddedArchiveEnd (file: string): Promise<number | undefined> {
+  const handle = await openFile(file, 'r')
   try {
-    const size = fstatSync(fd).size
+    const { size } = await handle.stat()
     const length = Math.min(size, PADDED_TAIL)
     const tail = Buffer.alloc(length)
-    readSync(fd, tail, 0, length, size - length)
+    await handle.read(tail, 0, length, size - length)
     for (let i = length - EOCD_SIZE; i >= 0; i--) {
       if (tail.readUInt32LE(i) !== EOCD_SIGNATURE) continue
       const end = i + EOCD_SIZE + tail.readUInt16LE(i + 20)
@@ -100,7 +101,7 @@ function paddedArchiveEnd (file: string): number | undefined {
     }
     return undefined
   } finally {
-    closeSync(fd)
+    await handle.close()
   }
 }
 
@@ -111,7 +112,7 @@ function paddedArchiveEnd (file: string): number | undefined {
  * the file with it).
  */
 async function openArchive (file: string, options: yauzl.Options): Promise<ZipFile> {
-  const end = paddedArchiveEnd(file)
+  const end = await paddedArchiveEnd(file)
   if (end === undefined) return openZip(file, options)
   const fd = openSync(file, 'r')
   const reader = new FileRangeReader(fd)

@@ -1,4 +1,4 @@
-import type { RequestHandler } from 'express'
+import type { Request, RequestHandler } from 'express'
 
 /**
  * Closes the connection of a request whose body stops arriving for
@@ -15,7 +15,7 @@ import type { RequestHandler } from 'express'
  * `client_body_timeout` does the same in front (the shipped configuration
  * sets it to the same 300 s). 0 turns it off.
  */
-export function bodyIdleTimeout (seconds: number, onStalled?: (req: Parameters<RequestHandler>[0]) => void): RequestHandler {
+export function bodyIdleTimeout (seconds: number, onStalled?: (req: Request) => void): RequestHandler {
   const ms = seconds * 1000
   return (req, res, next) => {
     const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0
