@@ -13,6 +13,7 @@ import { RateLimitRepository } from './db/rate-limit-repository.ts'
 import { PinIntentRepository } from './db/pin-intent-repository.ts'
 import { PinRequestRepository } from './db/pin-request-repository.ts'
 import { OperatorPinRepository } from './db/operator-pin-repository.ts'
+import { HeldRootRepository } from './db/held-root-repository.ts'
 import { ThumbnailRepository } from './db/thumbnail-repository.ts'
 import { UploadRepository } from './db/upload-repository.ts'
 import { ResumableUploadRepository } from './db/resumable-upload-repository.ts'
@@ -186,6 +187,7 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
     bundleLimits: config.bundleLimits,
     denylist,
     blockedRoots,
+    heldRoots: new HeldRootRepository(database.knex),
     logger
   })
   // Disabled identities (npm run admin -- disable): what only they hold is not served, read again as often as the denylists.
@@ -269,8 +271,10 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
     }
   })
 
-  // Before serving: pins that a crash left between "pin" and "record" are settled, then collected.
+  // Before serving: pins that a crash left between "pin" and "record" are settled, then collected; what the database
+  // holds and the node has no pin for is pinned again before the first collection could take it.
   await uploads.settlePins({ startup: true })
+  await uploads.restorePins()
   await pinRequests.resume()
   await resumable.start()
   collector.start()

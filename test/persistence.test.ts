@@ -1,6 +1,9 @@
+import { randomBytes } from 'node:crypto'
+import { CID } from 'multiformats/cid'
 import { describe, expect, it } from 'vitest'
+import { appBackends } from './support/backends.ts'
 import { avatarBundle } from './support/fixtures.ts'
-import { createIdentity, makeDataDir, startTestHeimdall } from './support/heimdall-harness.ts'
+import { asBytes, createIdentity, makeDataDir, startTestHeimdall } from './support/heimdall-harness.ts'
 
 describe('restart on the same DATA_DIR', () => {
   it('keeps identities, uploads and pins, and serves them again', async () => {
@@ -47,3 +50,50 @@ describe('restart on the same DATA_DIR', () => {
     }
   })
 })
+
+for (const backend of appBackends()) {
+  describe.skipIf(!backend.available)(`restart on the same DATA_DIR, over ${backend.name}`, () => {
+    it('pins again, before any collection, what the database holds and the node has no pin for (but neither a taken-down root nor one no longer all here)', async () => {
+      // The versions of 2026-11-24 gave no pin of its own to an upload whose root another pin already reached; an
+      // operator may `ipfs pin rm` on Kubo: the uploads stay listed, and the first collection took their blocks.
+      const dataDir = await makeDataDir()
+      const started = await backend.start()
+      const first = await startTestHeimdall(started.env, dataDir)
+      const alice = await createIdentity(first.request, 'alice')
+      const upload = async (bytes: Buffer, name: string): Promise<string> => {
+        const res = await first.request.post('/upload').set('Authorization', `Bearer ${alice.token}`).attach('file', bytes, name).expect(200)
+        return (res.body as Array<{ Hash: string }>).at(-1)?.Hash ?? ''
+      }
+      const avatar = await upload(await avatarBundle(), 'kept.zip')
+      const solo = randomBytes(300_000)
+      const soloRoot = await upload(solo, 'solo.bin')
+      const goneRoot = await upload(randomBytes(1000), 'gone.bin')
+      const deniedRoot = await upload(randomBytes(1000), 'denied.bin')
+      const { backend: node, database } = first.heimdall
+      // One root's blocks collected while it had no pin: not all here any more.
+      await node.unpin(CID.parse(goneRoot))
+      await node.gc()
+      for (const root of [avatar, soloRoot, deniedRoot]) await node.unpin(CID.parse(root))
+      await database.knex('blocked_roots').insert({ root_cid: deniedRoot, rule: '//test', list: 'test.deny' })
+      await first.close({ keepData: true })
+
+      const second = await startTestHeimdall(started.env, dataDir)
+      try {
+        const pins = new Set<string>()
+        for await (const cid of second.heimdall.backend.listPins()) pins.add(cid.toString())
+        expect([avatar, soloRoot, goneRoot, deniedRoot].map((root) => pins.has(root))).toEqual([true, true, false, false])
+        const logs = second.logs.join('\n')
+        expect(logs).toContain('pinned again content the database holds that had no pin')
+        expect(logs).toMatch(new RegExp(`"rootCid":"${goneRoot}".*not all here any more`))
+        await second.heimdall.backend.gc()
+        expect((await second.request.get(`/ipfs/${avatar}/avatar.fst`).expect(200)).text).toContain('name = TestAvatar')
+        await second.request.get(`/ipfs/${avatar}/textures/skin.png`).expect(200)
+        expect(Buffer.compare((await second.request.get(`/ipfs/${soloRoot}/solo.bin`).buffer(true).parse(asBytes).expect(200)).body as Buffer, solo)).toBe(0)
+        expect(await second.heimdall.database.knex('pin_intents').count<Array<{ n: string | number }>>({ n: '*' }).then(([row]) => Number(row?.n))).toBe(0)
+      } finally {
+        await second.close()
+        await started.stop()
+      }
+    })
+  })
+}

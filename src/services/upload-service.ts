@@ -17,6 +17,7 @@ import type { ImportCandidate, ImportedNode, ImportLease, IpfsBackend, VerifiedB
 import { CarBundle, wrapInDirectory, type CarEntry } from './car-bundle.ts'
 import { KeyedLock } from './keyed-lock.ts'
 import { rootForms, rootKey } from '../ipfs/cid-forms.ts'
+import { inspectLocalDag } from '../ipfs/local-dag.ts'
 import type { ContentLock } from './content-lock.ts'
 import type { QuotaService } from './quota-service.ts'
 import { CONTROL_CHARACTER, ZipBundle, type BundleLimits } from './zip-bundle.ts'
@@ -89,6 +90,8 @@ export interface UploadServiceOptions {
   denylist?: Denylist
   /** Roots a denylist took down: referenced by nothing, whoever names them; recording a new upload of one allowed again lifts it (see UploadRepository.insert). */
   blockedRoots?: { isBlocked: (rootCids: readonly string[]) => Promise<boolean> }
+  /** Every root the database holds, a page at a time (see HeldRootRepository): what `restorePins` checks the node's pins against. */
+  heldRoots?: { page: (after: string, limit: number) => Promise<string[]> }
   /**
    * Serialises pin changes per root: in this process by default; across
    * instances (PgAdvisoryLock) when they share a block store.
@@ -485,6 +488,49 @@ export class UploadService {
       this.#options.collector?.request('settled pins')
     }
     return released
+  }
+
+  /**
+   * Pins again every root the database holds (see HeldRootRepository) that
+   * the node has no pin for: at start-up, before the first collection, which
+   * keeps only what is pinned. The node's pins and the database part ways
+   * when uploads were made by the versions of 2026-11-24, which gave no pin
+   * of its own to a root another pin already reached (Helia answered that it
+   * was pinned); when an operator ran `ipfs pin rm` on Kubo; when
+   * `DATA_DIR/ipfs` is restored from an older backup than the database. A
+   * root is pinned only if every block of it is still here (asked of this
+   * node only, never fetched); one that is not is logged as an error and left
+   * as it is. A root a denylist took down stays unpinned. Any other failure
+   * stops the start, as settling the journal does: a collection must not
+   * run while a held root may lack its pin.
+   */
+  async restorePins (): Promise<{ restored: string[], incomplete: string[] }> {
+    const { backend, heldRoots, logger } = this.#options
+    const result = { restored: [] as string[], incomplete: [] as string[] }
+    if (heldRoots === undefined) return result
+    const pinned = new Set<string>()
+    for await (const cid of backend.listPins()) pinned.add(rootKey(cid))
+    for (let after = '', page = await heldRoots.page(after, 5000); page.length > 0; after = page.at(-1) ?? '', page = await heldRoots.page(after, 5000)) {
+      for (const rootCid of page) {
+        if (pinned.has(rootKey(rootCid))) continue
+        await this.changePin(rootCid, async () => {
+          const root = CID.parse(rootCid)
+          if (await this.#referenced(rootCid) === 0 || await backend.isPinned(root)) return
+          const dag = await inspectLocalDag(backend, root, Number.POSITIVE_INFINITY)
+          if (dag.state !== 'complete') {
+            result.incomplete.push(rootCid)
+            const why = dag.state === 'missing' ? { missing: dag.missing.toString() } : { dag: dag.state }
+            logger.error({ rootCid, ...why }, dag.state === 'missing' ? 'held content has no pin and is not all here any more: not pinned again' : 'held content has no pin and is not a UnixFS DAG this node can check: not pinned again')
+            return
+          }
+          await backend.pin(root)
+          pinned.add(rootKey(root))
+          result.restored.push(rootCid)
+        })
+      }
+    }
+    if (result.restored.length > 0) logger.warn({ restored: result.restored.length, roots: result.restored.slice(0, 20) }, 'pinned again content the database holds that had no pin')
+    return result
   }
 
   /**
