@@ -412,7 +412,7 @@ export class HeliaBackend implements IpfsBackend {
     return this.#pins.has(cid)
   }
 
-  async * listPins (): AsyncIterable<CID> {
+  async * listPins (_options: { signal?: AbortSignal } = {}): AsyncIterable<CID> {
     yield * this.#pins.list()
   }
 

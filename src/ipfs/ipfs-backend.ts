@@ -119,8 +119,8 @@ export interface IpfsBackend {
   /** Removes a recursive pin. Unpinning something not pinned is not an error. */
   unpin: (cid: CID) => Promise<void>
   isPinned: (cid: CID) => Promise<boolean>
-  /** Every recursively pinned root. */
-  listPins: () => AsyncIterable<CID>
+  /** Every recursively pinned root; `signal` gives up on a node that does not answer. */
+  listPins: (options?: { signal?: AbortSignal }) => AsyncIterable<CID>
   /** Resolves `path` (segments) below `cid`. Throws NotFoundError when absent. */
   stat: (cid: CID, path?: readonly string[]) => Promise<NodeStat>
   read: (cid: CID, path: readonly string[], options?: ReadOptions) => AsyncIterable<Uint8Array>

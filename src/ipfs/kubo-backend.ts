@@ -57,6 +57,8 @@ async function * carBody (blocks: AsyncIterable<VerifiedBlock> | Iterable<Verifi
  * (an online Kubo then went to the network for every unknown CID).
  */
 const OFFLINE: Record<string, unknown> = { offline: true }
+/** How long an import waits for Kubo to read or answer anything: longer than any pause a working Kubo makes (a repo GC holds adds while it runs). */
+const IMPORT_IDLE_MS = 10 * 60_000
 /** The identity multihash: the block is the digest itself, and Kubo's block/get would not be asked. */
 const IDENTITY = 0x00
 const NOT_FOUND = /not found|no link named|could not find|does not exist|not pinned|merkledag: not found/i
@@ -90,9 +92,13 @@ export class KuboBackend implements IpfsBackend {
    */
   readonly #gate = new GcGate()
 
-  constructor (url: string) {
+  readonly #importIdleMs: number
+
+  /** `importIdleMs`: how long an import waits for Kubo to read or answer anything (IMPORT_IDLE_MS). */
+  constructor (url: string, options: { importIdleMs?: number } = {}) {
     this.#url = url
-    this.#client = create({ url, timeout: '10m' })
+    this.#client = create({ url })
+    this.#importIdleMs = options.importIdleMs ?? IMPORT_IDLE_MS
   }
 
   /** Turns "cannot connect" into 503 and Kubo's not-found answers into 404; everything else passes. */
@@ -110,6 +116,12 @@ export class KuboBackend implements IpfsBackend {
     if (/fetch failed|ECONNREFUSED|ECONNRESET|socket hang up|EHOSTUNREACH|ENOTFOUND/i.test(`${message} ${cause?.message ?? ''} ${cause?.code ?? ''}`)) {
       // The node's address is internal: it goes to the log with the cause, not to the client.
       const unavailable = new ServiceUnavailableError('the IPFS node cannot be reached; try again later')
+      unavailable.cause = err
+      return unavailable
+    }
+    // Kubo shutting down mid-request (its datastore closed under an add), or not answering in time (a timeout signal).
+    if (/datastore closed|daemon is shutting down|context canceled/i.test(message) || (err instanceof Error && err.name === 'TimeoutError')) {
+      const unavailable = new ServiceUnavailableError('the IPFS node is not answering; try again later')
       unavailable.cause = err
       return unavailable
     }
@@ -144,6 +156,8 @@ export class KuboBackend implements IpfsBackend {
     return this.#call('import', async () => {
       const send = url.protocol === 'https:' ? httpsRequest : http.request
       const req = send(url, { method: 'POST', headers: { 'Content-Type': `multipart/form-data; boundary=${boundary}` }, signal: options.signal })
+      // A Kubo that stops reading and answering (stopped, deadlocked) fails the import instead of holding it for good.
+      req.setTimeout(this.#importIdleMs, () => { req.destroy(new ServiceUnavailableError('the IPFS node stopped answering; try again later')) })
       const answered = new Promise<IncomingMessage>((resolve, reject) => { req.once('response', resolve); req.once('error', reject) })
       const sent = pipeline(Readable.from(multipartBody(candidates, boundary)), req)
       sent.catch(() => {}) // observed below; an early answer from Kubo must not leave it unhandled
@@ -282,9 +296,9 @@ export class KuboBackend implements IpfsBackend {
     return false
   }
 
-  async * listPins (): AsyncIterable<CID> {
+  async * listPins (options: { signal?: AbortSignal } = {}): AsyncIterable<CID> {
     try {
-      for await (const pin of this.#client.pin.ls({ type: 'recursive' })) yield ours(pin.cid)
+      for await (const pin of this.#client.pin.ls({ type: 'recursive', signal: options.signal })) yield ours(pin.cid)
     } catch (err) {
       throw this.#translate(err, 'pins')
     }
@@ -351,13 +365,14 @@ export class KuboBackend implements IpfsBackend {
   }
 
   async ping (): Promise<void> {
-    await this.#call('id', async () => { await this.#client.id({ timeout: 3000 }) })
+    // A signal, not the client's `timeout` option: kubo-rpc-client 7.1 never applies that one (a number is never NaN).
+    await this.#call('id', async () => { await this.#client.id({ signal: AbortSignal.timeout(3000) }) })
   }
 
   /** Kubo's peer id and the addresses it announces, each ending in /p2p/<its peer id> (for the Pinning Service API's delegates). */
   async identify (): Promise<{ peerId: string, addresses: string[] }> {
     return this.#call('id', async () => {
-      const id = await this.#client.id({ timeout: 5000 })
+      const id = await this.#client.id({ signal: AbortSignal.timeout(5000) })
       const peerId = id.id.toString()
       // An offline Kubo has no swarm addresses (null, not []).
       const addresses = (id.addresses ?? []).map((ma) => ma.toString()).map((text) => (text.includes('/p2p/') ? text : `${text}/p2p/${peerId}`))

@@ -509,7 +509,8 @@ export class UploadService {
     const result = { restored: [] as string[], incomplete: [] as string[] }
     if (heldRoots === undefined) return result
     const pinned = new Set<string>()
-    for await (const cid of backend.listPins()) pinned.add(rootKey(cid))
+    // A node that does not answer stops the start with an error rather than holding it.
+    for await (const cid of backend.listPins({ signal: AbortSignal.timeout(5 * 60_000) })) pinned.add(rootKey(cid))
     for (let after = '', page = await heldRoots.page(after, 5000); page.length > 0; after = page.at(-1) ?? '', page = await heldRoots.page(after, 5000)) {
       for (const rootCid of page) {
         if (pinned.has(rootKey(rootCid))) continue

@@ -1,9 +1,10 @@
 import { once } from 'node:events'
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterEach, describe, expect, it } from 'vitest'
+import { ServiceUnavailableError } from '../../src/errors.ts'
 import { KuboBackend } from '../../src/ipfs/kubo-backend.ts'
 
 const CID_A = 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
@@ -48,5 +49,52 @@ describe('KuboBackend reading `ipfs add` answers', () => {
     expect(nodes.map((n) => n.path)).toEqual([...names, ''])
     expect(fake.sentNames.every((sent) => /^[\x21-\x7e]*$/.test(sent))).toBe(true)
     expect(fake.sentNames.map((sent) => decodeURIComponent(sent))).toEqual(names)
+  })
+})
+
+describe('KuboBackend when Kubo stops answering', () => {
+  const sockets: Socket[] = []
+  let closeServer: (() => void) | undefined
+  afterEach(() => { for (const socket of sockets.splice(0)) socket.destroy(); closeServer?.() })
+
+  /** What a stopped (SIGSTOP) or deadlocked Kubo looks like: connections accepted, nothing read, nothing answered. */
+  async function frozenKubo (): Promise<string> {
+    const server = createTcpServer((socket) => { socket.pause(); sockets.push(socket) })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    closeServer = () => { server.close() }
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  }
+
+  it('readiness and the start-up identify give up in seconds (503), not never', async () => {
+    const backend = new KuboBackend(await frozenKubo())
+    const started = Date.now()
+    await expect(backend.ping()).rejects.toBeInstanceOf(ServiceUnavailableError)
+    await expect(backend.identify()).rejects.toBeInstanceOf(ServiceUnavailableError)
+    expect(Date.now() - started).toBeLessThan(15_000)
+    const listing = (async () => { for await (const cid of backend.listPins({ signal: AbortSignal.timeout(300) })) void cid })()
+    await expect(listing).rejects.toBeInstanceOf(ServiceUnavailableError)
+  })
+
+  it('an import Kubo stops reading fails with 503 once it has been idle for importIdleMs', async () => {
+    const backend = new KuboBackend(await frozenKubo(), { importIdleMs: 300 })
+    const endless = Readable.from((function * () { for (;;) yield Buffer.alloc(64 * 1024) })())
+    await expect(backend.importTree([{ path: 'big.bin', content: endless }], { profile: 'unixfs-v1-2025' })).rejects.toBeInstanceOf(ServiceUnavailableError)
+  })
+
+  it("Kubo's stream error when its datastore closes under an add (a daemon stopping) is 503, not an internal error", async () => {
+    const server = createServer((req, res) => {
+      req.resume()
+      req.on('end', () => {
+        res.writeHead(200, { 'Content-Type': 'application/json', Trailer: 'X-Stream-Error' })
+        res.addTrailers({ 'X-Stream-Error': 'committing batch to datastore at /blocks: datastore closed' })
+        res.end()
+      })
+    })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    closeServer = () => { server.close() }
+    const backend = new KuboBackend(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)
+    await expect(backend.importTree([{ path: 'a.bin', content: Readable.from([Buffer.from('a')]) }], { profile: 'unixfs-v1-2025' })).rejects.toBeInstanceOf(ServiceUnavailableError)
   })
 })
