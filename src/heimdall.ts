@@ -62,8 +62,13 @@ export interface Heimdall {
   importCar: (source: AsyncIterable<Uint8Array>, options: { fileName: string, owner?: string, actor?: string, signal?: AbortSignal }) => Promise<CarImportReport>
   /** Ends an operator's pin (`npm run admin -- unpin`): unpinned unless an upload or a pin request holds the root. */
   unpinOperator: (rootCid: string) => Promise<{ removed: boolean, unpinned: boolean }>
+  /** Settles the pin journal now, as it is every SETTLE_INTERVAL_MS: how many pins it released. */
+  settlePins: () => Promise<number>
   close: () => Promise<void>
 }
+
+/** How often the pin journal is settled while running (rows of this instance older than ten minutes, anyone's older than an hour: see UploadService.settlePins). */
+const SETTLE_INTERVAL_MS = 5 * 60_000
 
 /** The manifest scripts/build-web.ts writes; start-up refuses to go on without it. */
 async function loadAssetManifest (): Promise<Record<string, string>> {
@@ -275,6 +280,12 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
   // holds and the node has no pin for is pinned again before the first collection could take it.
   await uploads.settlePins({ startup: true })
   await uploads.restorePins()
+  // Rows of work that failed half-way while running (the node or the database away) are settled every few minutes.
+  let settling: Promise<unknown> = Promise.resolve()
+  const settleTimer = setInterval(() => {
+    settling = settling.then(async () => uploads.settlePins()).catch((err: unknown) => { logger.warn({ err }, 'could not settle the pin journal: tried again later') })
+  }, SETTLE_INTERVAL_MS)
+  settleTimer.unref()
   await pinRequests.resume()
   await resumable.start()
   collector.start()
@@ -289,7 +300,10 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
     tmpDir,
     importCar: async (source, options) => importCarAsOperator({ uploads, identities: new IdentityRepository(database.knex) }, source, options),
     unpinOperator: async (rootCid) => uploads.releaseOperatorPin(parseCid(rootCid).toString()),
+    settlePins: async () => uploads.settlePins(),
     close: async () => {
+      clearInterval(settleTimer)
+      await settling
       await denylists.stop()
       suspended.stop()
       takenDown.stop()

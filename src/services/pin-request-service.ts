@@ -207,9 +207,10 @@ export class PinRequestService {
   async remove (owner: Identity, requestId: string): Promise<void> {
     const request = await this.get(owner, requestId)
     this.#waiting.get(requestId)?.controller.abort()
-    await this.#options.pins.changePin(request.rootCid, async () => {
+    await this.#options.pins.changePin(request.rootCid, async (intent) => {
       if (!(await this.#options.requests.deleteOwned(owner.id, requestId))) throw new NotFoundError(`you have no pin request ${requestId}`)
-      await this.#options.pins.releaseIfUnreferenced(request.rootCid)
+      // The request is gone either way: a pin the node cannot release now is left to the pin journal.
+      await this.#options.pins.releaseIfUnreferenced(request.rootCid, intent)
     })
     // A pending replacement deleted: the root it kept for the request it replaced goes too, unless held otherwise.
     if (request.replacesRootCid !== null && request.replacesRootCid !== undefined) await this.#release(request.replacesRootCid)
@@ -233,7 +234,7 @@ export class PinRequestService {
     try {
       await pins.changePin(rootCid, async () => { await pins.releaseIfUnreferenced(rootCid) })
     } catch (err) {
-      logger.error({ err, rootCid }, 'could not release the root a pin request replaced; the next start tries again')
+      logger.error({ err, rootCid }, 'could not release the root a pin request replaced: left to the pin journal')
     }
   }
 

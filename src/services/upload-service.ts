@@ -8,7 +8,7 @@ import type { Identity } from '../db/identity-repository.ts'
 import type { PinIntentRepository } from '../db/pin-intent-repository.ts'
 import type { Upload, UploadEntry, UploadRepository } from '../db/upload-repository.ts'
 import { CID } from 'multiformats/cid'
-import { BadRequestError, ContentBlockedError, InsufficientStorageError, isOutOfSpace, NotFoundError, PayloadTooLargeError, UnprocessableContentError, UnsupportedMediaTypeError } from '../errors.ts'
+import { BadRequestError, ContentBlockedError, HeimdallError, InsufficientStorageError, isOutOfSpace, NotFoundError, PayloadTooLargeError, UnprocessableContentError, UnsupportedMediaTypeError } from '../errors.ts'
 import { readCar } from '../ipfs/car-reader.ts'
 import { blockedContent } from '../denylist/blocked-content.ts'
 import type { Denylist } from '../denylist/denylist.ts'
@@ -100,6 +100,15 @@ export interface UploadServiceOptions {
 }
 
 const MAX_NAME_LENGTH = 255
+
+/** A pin journal row of work under way (see UploadService.#journaled). */
+export interface JournalEntry {
+  readonly id: number
+  /** Removed by the work itself, in the transaction that recorded what the pin is for. */
+  settled: boolean
+  /** Left for settlePins: the pin may not be where the records say it should be. */
+  keep: boolean
+}
 
 /** The last path segment of a client-supplied name, whichever separator the client's OS uses. */
 export function baseName (name: string): string {
@@ -378,8 +387,15 @@ export class UploadService {
         intent.settled = true
         return { upload, created, items: toAddedItems(name.rootName, nodes) }
       } catch (err) {
-        if (await this.#referenced(rootCid).catch(() => 1) === 0) {
-          await backend.unpin(root.cid).catch((unpinErr: unknown) => { this.#options.logger.error({ err: unpinErr, rootCid }, 'could not release the pin of a failed upload') })
+        // Whether anything else holds the root, or the unpin, may be unknown now (the database or the node away):
+        // the journal row then stays, and settling it decides later.
+        const referenced = await this.#referenced(rootCid).catch(() => undefined)
+        if (referenced === undefined) intent.keep = true
+        else if (referenced === 0) {
+          await backend.unpin(root.cid).catch((unpinErr: unknown) => {
+            intent.keep = true
+            this.#options.logger.error({ err: unpinErr, rootCid }, 'could not release the pin of a failed upload: left to the pin journal')
+          })
         }
         throw err
       }
@@ -391,16 +407,23 @@ export class UploadService {
    * and removed after it: if the process dies in between, `settlePins` finds
    * the row and leaves the root pinned exactly when an upload references it.
    * Work that removes the row itself, in the transaction that records what
-   * the pin is for, marks it `settled`.
+   * the pin is for, marks it `settled`; work that could not bring the pin to
+   * where it should be (the node or the database away) marks it `keep`, and
+   * so does any failure but a refusal (a 4xx, after which the pin is as the
+   * work left it): the row stays for `settlePins`, which runs every few
+   * minutes, so a pin is never left behind with nothing to say why.
    */
-  async #journaled<T> (rootCid: string, work: (intent: { readonly id: number, settled: boolean }) => Promise<T>): Promise<T> {
+  async #journaled<T> (rootCid: string, work: (intent: JournalEntry) => Promise<T>): Promise<T> {
     const { pinIntents, instanceId, logger } = this.#options
-    const intent = { id: await pinIntents.add(rootCid, instanceId), settled: false }
+    const intent: JournalEntry = { id: await pinIntents.add(rootCid, instanceId), settled: false, keep: false }
     try {
       return await work(intent)
+    } catch (err) {
+      if (!(err instanceof HeimdallError && err.status < 500)) intent.keep = true
+      throw err
     } finally {
       // A row that cannot be removed now is settled later; it is never wrong to keep one.
-      if (!intent.settled) await pinIntents.remove(intent.id).catch((err: unknown) => { logger.warn({ err, rootCid }, 'could not clear a pin journal row') })
+      if (!intent.settled && !intent.keep) await pinIntents.remove(intent.id).catch((err: unknown) => { logger.warn({ err, rootCid }, 'could not clear a pin journal row') })
     }
   }
 
@@ -438,7 +461,7 @@ export class UploadService {
    * request), under the same per-root lock and pin journal as uploads: a
    * crash in the middle is settled at the next start like an upload's.
    */
-  async changePin<T> (rootCid: string, work: () => Promise<T>): Promise<T> {
+  async changePin<T> (rootCid: string, work: (intent: JournalEntry) => Promise<T>): Promise<T> {
     return this.#underRoot(rootCid, async () => this.#journaled(rootCid, work))
   }
 
@@ -448,17 +471,30 @@ export class UploadService {
    * upload or a pin request still holds it.
    */
   async releaseOperatorPin (rootCid: string): Promise<{ removed: boolean, unpinned: boolean }> {
-    return this.changePin(rootCid, async () => {
+    return this.changePin(rootCid, async (intent) => {
       const removed = await this.#options.operatorPins?.remove(rootForms(rootCid)) ?? 0
       if (removed === 0) return { removed: false, unpinned: false }
-      return { removed: true, unpinned: await this.releaseIfUnreferenced(rootCid) }
+      return { removed: true, unpinned: await this.releaseIfUnreferenced(rootCid, intent) }
     })
   }
 
-  /** Inside `changePin`: unpins `rootCid` when no upload and no other holder references it any more; true when it did. */
-  async releaseIfUnreferenced (rootCid: string): Promise<boolean> {
+  /**
+   * Inside `changePin`: unpins `rootCid` when no upload and no other holder
+   * references it any more; true when it did. Given the journal entry of
+   * work whose record is already changed (a request deleted), an unpin the
+   * node refuses now is logged and left to the journal instead of failing
+   * that work.
+   */
+  async releaseIfUnreferenced (rootCid: string, journal?: JournalEntry): Promise<boolean> {
     if (await this.#referenced(rootCid) !== 0) return false
-    await this.#options.backend.unpin(CID.parse(rootCid))
+    try {
+      await this.#options.backend.unpin(CID.parse(rootCid))
+    } catch (err) {
+      if (journal === undefined) throw err
+      journal.keep = true
+      this.#options.logger.error({ err, rootCid }, 'could not unpin content nothing holds any more: left to the pin journal')
+      return false
+    }
     this.#options.collector?.request('pin request removed')
     return true
   }
@@ -475,13 +511,14 @@ export class UploadService {
     const intents = await pinIntents.unsettled(instanceId, new Date(options.startup === true ? now + 1000 : now - 10 * 60_000), new Date(now - 60 * 60_000))
     let released = 0
     for (const intent of intents) {
+      // One root the node cannot unpin now keeps its row (and its pin) for the next time, not the others'.
       await this.#underRoot(intent.rootCid, async () => {
         if (await this.#referenced(intent.rootCid) === 0) {
           await backend.unpin(CID.parse(intent.rootCid))
           released++
         }
         await pinIntents.remove(intent.id)
-      })
+      }).catch((err: unknown) => { logger.warn({ err, rootCid: intent.rootCid }, 'could not settle a pin journal row: tried again later') })
     }
     if (released > 0) {
       logger.info({ released, settled: intents.length }, 'released the pins of uploads a crash interrupted')
@@ -543,12 +580,14 @@ export class UploadService {
     const { backend, uploads, logger } = this.#options
     const upload = await uploads.findOwned(owner.id, uploadId)
     if (upload === undefined) throw new NotFoundError(`you have no upload ${uploadId}`)
-    await this.#underRoot(upload.rootCid, async () => this.#journaled(upload.rootCid, async () => {
+    await this.#underRoot(upload.rootCid, async () => this.#journaled(upload.rootCid, async (intent) => {
       if (!(await uploads.deleteOwned(owner.id, uploadId))) throw new NotFoundError(`you have no upload ${uploadId}`)
       if (await this.#referenced(upload.rootCid) === 0) {
-        // The record is gone either way; a pin that cannot be released now is logged, not returned as a failure.
-        await backend.unpin(CID.parse(upload.rootCid)).catch((err: unknown) => { logger.error({ err, rootCid: upload.rootCid }, 'could not unpin a deleted upload') })
-        this.#options.collector?.request('delete')
+        // The record is gone either way; a pin that cannot be released now is logged and left to the journal, not returned as a failure.
+        await backend.unpin(CID.parse(upload.rootCid)).then(() => { this.#options.collector?.request('delete') }, (err: unknown) => {
+          intent.keep = true
+          logger.error({ err, rootCid: upload.rootCid }, 'could not unpin a deleted upload: left to the pin journal')
+        })
       }
     }))
     return upload

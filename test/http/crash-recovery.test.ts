@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { CID } from 'multiformats/cid'
 import { afterAll, describe, expect, it } from 'vitest'
+import { ServiceUnavailableError } from '../../src/errors.ts'
 import { asBytes, createIdentity, makeDataDir, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
 
 /**
@@ -41,6 +43,68 @@ describe('pins a crash left between pin and record', () => {
     expect(await t.heimdall.backend.isPinned((await import('multiformats/cid')).CID.parse(keptRoot))).toBe(true)
     expect(String((await t.request.get(`/ipfs/${keptRoot}/kept.bin`).buffer(true).parse(asBytes).expect(200)).body)).toBe('kept')
     expect(await t.heimdall.database.knex('pin_intents').count<Array<{ n: string | number }>>({ n: '*' }).then(([row]) => Number(row?.n))).toBe(0)
+  })
+
+  it('a delete the node cannot unpin answers 204 and leaves its row in the journal, settled once the node answers again; so does a pin request deleted then', async () => {
+    t ??= await startTestHeimdall()
+    const { token } = await createIdentity(t.request)
+    const journal = async (): Promise<number> => t?.heimdall.database.knex('pin_intents').count<Array<{ n: string | number }>>({ n: '*' }).then(([row]) => Number(row?.n)) ?? -1
+    const { backend, database } = t.heimdall
+    const bytes = randomBytes(5000)
+    const root = ((await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', bytes, 'away.bin').expect(200)).body as Array<{ Hash: string }>).at(-1)?.Hash ?? ''
+    const id = ((await t.request.get('/uploads').set('Authorization', `Bearer ${token}`).expect(200)).body as { uploads: Array<{ id: number, rootCid: string }> }).uploads.find((u) => u.rootCid === root)?.id ?? 0
+    // A pin request of content held elsewhere: pinned at once (another upload of the same bytes keeps the request's content here).
+    const other = (await import('node:crypto')).randomBytes(3000)
+    const otherRoot = ((await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', other, 'other.bin').expect(200)).body as Array<{ Hash: string }>).at(-1)?.Hash ?? ''
+    const otherId = ((await t.request.get('/uploads').set('Authorization', `Bearer ${token}`).expect(200)).body as { uploads: Array<{ id: number, rootCid: string }> }).uploads.find((u) => u.rootCid === otherRoot)?.id ?? 0
+    const request = (await t.request.post('/psa/pins').set('Authorization', `Bearer ${token}`).send({ cid: otherRoot }).expect(202)).body as { requestid: string, status: string }
+    expect(request.status).toBe('pinned')
+    await t.request.delete(`/uploads/${otherId}`).set('Authorization', `Bearer ${token}`).expect(204)
+
+    // The node away: every unpin fails.
+    const unpin = backend.unpin.bind(backend)
+    Object.assign(backend, { unpin: async () => await Promise.reject(new ServiceUnavailableError('the IPFS node cannot be reached')) })
+    try {
+      await t.request.delete(`/uploads/${id}`).set('Authorization', `Bearer ${token}`).expect(204)
+      await t.request.delete(`/psa/pins/${request.requestid}`).set('Authorization', `Bearer ${token}`).expect(202)
+      await t.request.get(`/psa/pins/${request.requestid}`).set('Authorization', `Bearer ${token}`).expect(404)
+    } finally {
+      Object.assign(backend, { unpin })
+    }
+    expect(await backend.isPinned(CID.parse(root))).toBe(true)
+    expect(await backend.isPinned(CID.parse(otherRoot))).toBe(true)
+    expect(await journal()).toBe(2)
+    // Too recent for the running settlement (work of this instance may still be under way), settled once ten minutes old.
+    expect(await t.heimdall.settlePins()).toBe(0)
+    await database.knex('pin_intents').update({ created_at: new Date(Date.now() - 11 * 60_000) })
+    expect(await t.heimdall.settlePins()).toBe(2)
+    expect(await journal()).toBe(0)
+    expect(await backend.isPinned(CID.parse(root))).toBe(false)
+    expect(await backend.isPinned(CID.parse(otherRoot))).toBe(false)
+  })
+
+  it('an upload whose record fails, with the node away, keeps its journal row, and its pin is released when settled', async () => {
+    t ??= await startTestHeimdall()
+    const { token } = await createIdentity(t.request)
+    const { backend, database } = t.heimdall
+    const unpin = backend.unpin.bind(backend)
+    // The record fails after the pin (the database refuses the row), and the node is gone before that pin is released.
+    await database.knex.raw(`CREATE FUNCTION test_refuse_upload() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'the disk is failing'; END $$;
+      CREATE TRIGGER test_refuse_upload BEFORE INSERT ON uploads FOR EACH ROW EXECUTE FUNCTION test_refuse_upload()`)
+    Object.assign(backend, { unpin: async () => await Promise.reject(new ServiceUnavailableError('the IPFS node cannot be reached')) })
+    let root: string
+    try {
+      await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', randomBytes(4000), 'late.bin').expect(500)
+      root = (await database.knex('pin_intents').first<{ root_cid: string } | undefined>('root_cid'))?.root_cid ?? ''
+    } finally {
+      Object.assign(backend, { unpin })
+      await database.knex.raw('DROP TRIGGER test_refuse_upload ON uploads; DROP FUNCTION test_refuse_upload()')
+    }
+    expect(root).not.toBe('')
+    expect(await backend.isPinned(CID.parse(root))).toBe(true)
+    await database.knex('pin_intents').update({ created_at: new Date(Date.now() - 11 * 60_000) })
+    expect(await t.heimdall.settlePins()).toBe(1)
+    expect(await backend.isPinned(CID.parse(root))).toBe(false)
   })
 
   it('leave no journal rows behind on the normal paths: upload, refusal, delete', async () => {
