@@ -261,7 +261,8 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
     readiness: [
       { name: 'database', check: database.ping },
       { name: 'ipfs', check: ipfs.ping.bind(ipfs) },
-      { name: 'disk', check: diskSpaceCheck([dataDir, tmpDir, ...(ipfs instanceof HeliaBackend ? [ipfs.blocksDir] : [])], config.minFreeBytes) }
+      // Over Kubo, its blocks folder when mounted here (IPFS_BLOCKS_DIR): a full Kubo refuses every upload (507).
+      { name: 'disk', check: diskSpaceCheck([dataDir, tmpDir, ...(ipfs instanceof HeliaBackend ? [ipfs.blocksDir] : config.ipfsBlocksDir !== undefined ? [config.ipfsBlocksDir] : [])], config.minFreeBytes) }
     ],
     settings: {
       publicUrl: config.publicUrl,
