@@ -44,6 +44,9 @@ describe.skipIf(!hasCompose)('docker-compose.yml', () => {
     expect(out).toContain('DATABASE_URL: postgres://heimdall:secret@db:5432/heimdall')
     expect(out).toContain('IPFS_API_URL: http://ipfs:5001')
     expect(out).toContain('TLS_CERT_DIR: /etc/letsencrypt/live/assets.example.org')
+    // Longer than the service's own 10 s grace for uploads under way, so that docker stop never kills it mid-close.
+    const { services } = parse(out) as { services: Record<string, { stop_grace_period?: string }> }
+    expect(services.heimdall?.stop_grace_period).toBe('30s')
   })
 
   it('publishes only the swarm port of Kubo, and 80/443 of nginx', async () => {
