@@ -6,13 +6,14 @@ import type { IpfsBackend } from '../ipfs/ipfs-backend.ts'
  * only (the embedded node with IPFS_NETWORK=off). `peers`: also the IPFS
  * nodes the embedded node is connected to (IPFS_NETWORK=private), by CID,
  * over Bitswap; announced nowhere. `network`: announced to the IPFS network
- * (IPFS_NETWORK=public, or Kubo, which joins the network itself), so any
- * IPFS node or gateway can find it.
+ * (IPFS_NETWORK=public, or a Kubo on the network, which joins it itself), so
+ * any IPFS node or gateway can find it. A Kubo found offline at start (no
+ * swarm addresses: `ipfs daemon --offline`) is `local`.
  */
 export type IpfsReach = 'local' | 'peers' | 'network'
 
 export function ipfsReachOf (backend: Pick<IpfsBackend, 'kind' | 'network'>): IpfsReach {
-  if (backend.kind === 'kubo') return 'network'
+  if (backend.kind === 'kubo') return backend.network === undefined ? 'local' : 'network'
   const mode = backend.network?.mode
   return mode === 'public' ? 'network' : mode === 'private' ? 'peers' : 'local'
 }

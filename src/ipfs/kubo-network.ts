@@ -21,7 +21,8 @@ export async function kuboNetwork (client: KuboRPCClient, { peerId, addresses }:
   const explicit = await client.config.get('Peering.Peers').then(peeringAddresses, () => [])
   const policy = new DialPolicy({ listen, explicit })
   let peers = 0
-  const countPeers = async (): Promise<void> => { peers = (await client.swarm.peers({ timeout: 5000 })).length }
+  // A signal, not the client's `timeout` option, which kubo-rpc-client 7.1 never applies.
+  const countPeers = async (): Promise<void> => { peers = (await client.swarm.peers({ signal: AbortSignal.timeout(5000) })).length }
   await countPeers().catch(() => {})
   return {
     mode: 'public',
