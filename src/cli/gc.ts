@@ -4,11 +4,19 @@ import { parseArgs } from 'node:util'
 import { config as loadDotenv } from 'dotenv'
 import { ConfigError, loadConfig, type Config } from '../config.ts'
 import { askControlSocket, controlSocketPath } from '../control-socket.ts'
+import { BlockedContentRepository } from '../db/blocked-content-repository.ts'
 import { openDatabase } from '../db/database.ts'
+import { HeldRootRepository } from '../db/held-root-repository.ts'
+import { OperatorPinRepository } from '../db/operator-pin-repository.ts'
+import { PinIntentRepository } from '../db/pin-intent-repository.ts'
+import { PinRequestRepository } from '../db/pin-request-repository.ts'
+import { UploadRepository } from '../db/upload-repository.ts'
 import { resolveInstanceId } from '../instance-id.ts'
 import { HeliaBackend } from '../ipfs/helia-backend.ts'
-import type { GcReport } from '../ipfs/ipfs-backend.ts'
+import type { GcReport, IpfsBackend } from '../ipfs/ipfs-backend.ts'
 import { KuboBackend } from '../ipfs/kubo-backend.ts'
+import { createLogger } from '../logger.ts'
+import { UploadService } from '../services/upload-service.ts'
 import { openSharedStore } from '../storage/open-shared-store.ts'
 
 /**
@@ -27,9 +35,46 @@ async function collect (config: Config, dryRun: boolean): Promise<{ report: GcRe
   if (config.blockstore.kind === 's3') return collectShared(config, config.blockstore, dryRun)
   const backend = config.ipfsApiUrl !== undefined ? new KuboBackend(config.ipfsApiUrl) : await HeliaBackend.open(join(config.dataDir, 'ipfs'))
   try {
+    await keepHeldPins(config, backend)
     return { report: await backend.gc({ dryRun }), via: backend.kind === 'kubo' ? 'Kubo' : 'the embedded repo' }
   } finally {
     await backend.close()
+  }
+}
+
+/**
+ * What a start does before its first collection (see openHeimdall), done
+ * before a collection run with the service stopped: the pin journal settled,
+ * and what the database holds with no pin pinned again, or the collection
+ * would take it (an upload made by the versions of 2026-11-24, a root an
+ * operator `ipfs pin rm`ed). The database's pending migrations are applied,
+ * as a start applies them. (The shared store keeps its pins in the database
+ * itself, with the uploads.)
+ */
+async function keepHeldPins (config: Config, backend: IpfsBackend): Promise<void> {
+  await mkdir(config.dataDir, { recursive: true })
+  const db = await openDatabase(config)
+  try {
+    await db.migrate()
+    const uploads = new UploadService({
+      backend,
+      uploads: new UploadRepository(db.knex),
+      profile: config.cidProfile,
+      assetExtensions: config.assetExtensions,
+      bundleLimits: config.bundleLimits,
+      // Its warnings (what was pinned again) on standard error; the report alone on standard output.
+      logger: createLogger(config.logLevel, process.stderr),
+      pinIntents: new PinIntentRepository(db.knex),
+      instanceId: await resolveInstanceId(config.dataDir),
+      otherReferences: new PinRequestRepository(db.knex),
+      operatorPins: new OperatorPinRepository(db.knex),
+      blockedRoots: new BlockedContentRepository(db.knex),
+      heldRoots: new HeldRootRepository(db.knex)
+    })
+    await uploads.settlePins({ startup: true })
+    await uploads.restorePins()
+  } finally {
+    await db.close()
   }
 }
 

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { CID } from 'multiformats/cid'
 import { HeliaBackend } from '../../src/ipfs/helia-backend.ts'
 import { makeDataDir } from '../support/heimdall-harness.ts'
 import { newToken, startHeimdallProcess, uploadStream } from '../support/heimdall-process.ts'
@@ -47,6 +48,27 @@ describe('npm run gc', () => {
       expect(await gc(dataDir, '--dry-run')).toMatch(/^dry run \(the running server\): would free 0 blocks/)
       expect(await gc(dataDir)).toMatch(/^garbage collected \(the running server\)/)
       const res = await fetch(`${server.url}/ipfs/${root}/kept.bin`)
+      expect(res.status).toBe(200)
+      expect(await res.text()).toBe('kept bytes')
+    } finally {
+      await server.stop()
+    }
+  })
+
+  it('with the service stopped, first pins again what the database holds with no pin (as a start does), then collects', async () => {
+    // The upload above, its pin gone (as uploads of the versions of 2026-11-24 were left): only the database holds it.
+    const backend = await HeliaBackend.open(join(dataDir, 'ipfs'))
+    const roots: CID[] = []
+    for await (const root of backend.listPins()) roots.push(root)
+    expect(roots).toHaveLength(1)
+    const [root] = roots as [CID]
+    await backend.unpin(root)
+    await backend.close()
+
+    expect(await gc(dataDir)).toMatch(/^garbage collected \(the embedded repo\): freed 0 blocks/)
+    const server = await startHeimdallProcess({ DATA_DIR: dataDir, SECRET_KEY: 'x'.repeat(40) })
+    try {
+      const res = await fetch(`${server.url}/ipfs/${root.toString()}/kept.bin`)
       expect(res.status).toBe(200)
       expect(await res.text()).toBe('kept bytes')
     } finally {
