@@ -20,7 +20,7 @@ export interface ControlHandlers {
   /** `POST /import-car?name=FILE[&owner=USERNAME][&actor=WHO]`, the CAR as the body: `npm run import-car` while the server holds the repo. */
   importCar?: (source: AsyncIterable<Uint8Array>, options: { fileName: string, owner?: string, actor?: string, signal?: AbortSignal }) => Promise<CarImportReport>
   /** `POST /unpin?cid=CID`: `npm run admin -- unpin`, the operator's pin of a root ended by the server that holds the repo. */
-  unpin?: (rootCid: string) => Promise<{ removed: boolean, unpinned: boolean }>
+  unpin?: (rootCid: string) => Promise<{ removed: boolean, unpinned: boolean, deferred?: boolean }>
 }
 
 export async function listenControlSocket (path: string, handlers: ControlHandlers): Promise<Server> {

@@ -1,4 +1,5 @@
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { CID } from 'multiformats/cid'
 import { join, resolve } from 'node:path'
 import type { Express } from 'express'
@@ -61,7 +62,7 @@ export interface Heimdall {
   /** An operator's CAR import (`npm run import-car`), asked over the control socket. */
   importCar: (source: AsyncIterable<Uint8Array>, options: { fileName: string, owner?: string, actor?: string, signal?: AbortSignal }) => Promise<CarImportReport>
   /** Ends an operator's pin (`npm run admin -- unpin`): unpinned unless an upload or a pin request holds the root. */
-  unpinOperator: (rootCid: string) => Promise<{ removed: boolean, unpinned: boolean }>
+  unpinOperator: (rootCid: string) => Promise<{ removed: boolean, unpinned: boolean, deferred?: boolean }>
   /** Settles the pin journal now, as it is every SETTLE_INTERVAL_MS: how many pins it released. */
   settlePins: () => Promise<number>
   close: () => Promise<void>
@@ -69,6 +70,8 @@ export interface Heimdall {
 
 /** How often the pin journal is settled while running (rows of this instance older than ten minutes, anyone's older than an hour: see UploadService.settlePins). */
 const SETTLE_INTERVAL_MS = 5 * 60_000
+/** How long closing waits for a settlement under way. */
+const SETTLE_CLOSE_WAIT_MS = 3000
 
 /** The manifest scripts/build-web.ts writes; start-up refuses to go on without it. */
 async function loadAssetManifest (): Promise<Record<string, string>> {
@@ -281,18 +284,22 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
   // holds and the node has no pin for is pinned again before the first collection could take it.
   await uploads.settlePins({ startup: true })
   await uploads.restorePins()
-  // Rows of work that failed half-way while running (the node or the database away) are settled every few minutes.
-  let settling: Promise<unknown> = Promise.resolve()
-  const settleTimer = setInterval(() => {
-    settling = settling.then(async () => uploads.settlePins()).catch((err: unknown) => { logger.warn({ err }, 'could not settle the pin journal: tried again later') })
-  }, SETTLE_INTERVAL_MS)
-  settleTimer.unref()
   await pinRequests.resume()
   await resumable.start()
   collector.start()
   await denylists.start()
   await suspended.start(config.denylistPollSeconds * 1000)
   await takenDown.start(config.denylistPollSeconds * 1000)
+  // Rows of work that failed half-way while running (the node or the database away) are settled every few minutes;
+  // one pass at a time, given up between rows when the service stops.
+  const stopSettling = new AbortController()
+  let settling: Promise<number> = Promise.resolve(0)
+  const settleNow = async (): Promise<number> => {
+    settling = settling.then(async () => uploads.settlePins({ signal: stopSettling.signal })).catch((err: unknown) => { logger.warn({ err }, 'could not settle the pin journal: tried again later'); return 0 })
+    return settling
+  }
+  const settleTimer = setInterval(() => { void settleNow() }, SETTLE_INTERVAL_MS)
+  settleTimer.unref()
   return {
     app,
     database,
@@ -301,10 +308,14 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
     tmpDir,
     importCar: async (source, options) => importCarAsOperator({ uploads, identities: new IdentityRepository(database.knex) }, source, options),
     unpinOperator: async (rootCid) => uploads.releaseOperatorPin(parseCid(rootCid).toString()),
-    settlePins: async () => uploads.settlePins(),
+    settlePins: settleNow,
     close: async () => {
       clearInterval(settleTimer)
-      await settling
+      stopSettling.abort()
+      // A pass waiting on a node that stopped answering is not waited for long: its rows stay for the next start.
+      const waited = new AbortController()
+      await Promise.race([settling, sleep(SETTLE_CLOSE_WAIT_MS, undefined, { signal: waited.signal }).then(() => { logger.warn('closing while the pin journal is being settled: its rows stay for the next start') }, () => {})])
+      waited.abort()
       await denylists.stop()
       suspended.stop()
       takenDown.stop()

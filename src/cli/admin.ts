@@ -179,10 +179,15 @@ async function unpin (config: Config, args: string[]): Promise<void> {
   const asked = await askControlSocket(controlSocketPath(resolve(config.dataDir)), 'POST', `/unpin?${new URLSearchParams({ cid }).toString()}`).catch(() => undefined)
   if (asked === undefined) throw new UsageError('no running service answers on DATA_DIR/heimdall.sock: start it, then unpin')
   if (asked.status !== 200) throw new Error(`the running service could not unpin: ${(asked.body as { error?: string }).error ?? JSON.stringify(asked.body)}`)
-  const report = asked.body as { removed: boolean, unpinned: boolean }
+  const report = asked.body as { removed: boolean, unpinned: boolean, deferred?: boolean }
   if (!report.removed) throw new UsageError(`${cid} is not an operator's pin (see npm run admin -- usage)`)
-  await withDatabase(config, async (db) => { await record(db, 'unpin', cid, { unpinned: report.unpinned }) })
-  console.log(report.unpinned ? 'unpinned; its blocks go at the next collection' : 'the operator\'s pin is gone; an upload or a pin request still holds the content')
+  const deferred = report.deferred === true
+  await withDatabase(config, async (db) => { await record(db, 'unpin', cid, { unpinned: report.unpinned, ...(deferred ? { deferred } : {}) }) })
+  console.log(report.unpinned
+    ? 'unpinned; its blocks go at the next collection'
+    : deferred
+      ? 'the operator\'s pin is gone; the IPFS node did not take the unpin now: it is released when the node answers again (the pin journal, settled every 5 minutes)'
+      : 'the operator\'s pin is gone; an upload or a pin request still holds the content')
 }
 
 async function gc (config: Config): Promise<void> {

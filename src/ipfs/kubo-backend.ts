@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import type { IncomingMessage } from 'node:http'
+import type { ClientRequest, IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -59,6 +59,8 @@ async function * carBody (blocks: AsyncIterable<VerifiedBlock> | Iterable<Verifi
 const OFFLINE: Record<string, unknown> = { offline: true }
 /** How long an import waits for Kubo to read or answer anything: longer than any pause a working Kubo makes (a repo GC holds adds while it runs). */
 const IMPORT_IDLE_MS = 10 * 60_000
+/** How long removing a pin, or asking about one, may take: moments for a Kubo that answers at all. */
+const PIN_QUERY_MS = 60_000
 /** The identity multihash: the block is the digest itself, and Kubo's block/get would not be asked. */
 const IDENTITY = 0x00
 const NOT_FOUND = /not found|no link named|could not find|does not exist|not pinned|merkledag: not found/i
@@ -75,6 +77,27 @@ function kuboMessage (text: string): string {
 const ipfsPath = (cid: CID, path: readonly string[] = []): string => `/ipfs/${[cid.toString(), ...path].join('/')}`
 // Kubo answers in its own multiformats; ours compares and prints the same.
 const ours = (cid: { toString: () => string }): CID => CID.parse(cid.toString())
+
+/**
+ * Fails `req` with a 503 once Kubo has kept it waiting for `idleMs` with no
+ * byte moving either way: a write Kubo does not read (the request's buffer
+ * full) or, the body all sent, an answer that does not come. Time the body's
+ * own source takes (a client pausing its upload) never counts. Stops with
+ * the function it returns.
+ */
+function failWhenKuboStalls (req: ClientRequest, idleMs: number): () => void {
+  let moved = -1
+  let since = Date.now()
+  const timer = setInterval(() => {
+    const socket = req.socket
+    const waiting = req.writableNeedDrain || req.writableEnded
+    const bytes = socket === null ? 0 : socket.bytesRead + socket.bytesWritten
+    if (!waiting || bytes !== moved) { moved = bytes; since = Date.now(); return }
+    if (Date.now() - since >= idleMs) req.destroy(new ServiceUnavailableError('the IPFS node stopped answering; try again later'))
+  }, Math.max(10, Math.min(1000, idleMs / 4)))
+  timer.unref()
+  return () => { clearInterval(timer) }
+}
 
 /**
  * A Kubo node over its RPC API (kubo-rpc-client). Files are imported with the
@@ -157,27 +180,36 @@ export class KuboBackend implements IpfsBackend {
       const send = url.protocol === 'https:' ? httpsRequest : http.request
       const req = send(url, { method: 'POST', headers: { 'Content-Type': `multipart/form-data; boundary=${boundary}` }, signal: options.signal })
       // A Kubo that stops reading and answering (stopped, deadlocked) fails the import instead of holding it for good.
-      req.setTimeout(this.#importIdleMs, () => { req.destroy(new ServiceUnavailableError('the IPFS node stopped answering; try again later')) })
-      const answered = new Promise<IncomingMessage>((resolve, reject) => { req.once('response', resolve); req.once('error', reject) })
-      const sent = pipeline(Readable.from(multipartBody(candidates, boundary)), req)
-      sent.catch(() => {}) // observed below; an early answer from Kubo must not leave it unhandled
-      const res = await answered
-      const nodes: ImportedNode[] = []
-      // Decoded as one stream: a name's UTF-8 bytes may be split between two chunks.
-      res.setEncoding('utf8')
-      let text = ''
-      for await (const chunk of res) text += chunk as string
-      await sent
-      const lines = text.split('\n').filter((line) => line.trim() !== '').map((line) => JSON.parse(line) as { Name?: string, Hash?: string, Size?: string, Message?: string })
-      const streamError = res.trailers['x-stream-error']
-      const failure = res.statusCode !== 200 ? lines[0]?.Message ?? `HTTP ${res.statusCode ?? 0}` : streamError
-      if (failure !== undefined && failure !== '') throw new Error(`Kubo refused the import: ${failure}`)
-      for (const line of lines) {
-        if (line.Hash === undefined) continue
-        nodes.push({ path: line.Name ?? '', cid: CID.parse(line.Hash), dagSize: BigInt(line.Size ?? '0') })
+      const stopWatching = failWhenKuboStalls(req, this.#importIdleMs)
+      try {
+        return await this.#send(req, candidates, boundary)
+      } finally {
+        stopWatching()
       }
-      return nodes
     })
+  }
+
+  /** Sends the multipart body of `candidates` on `req` (POST /api/v0/add) and reads Kubo's answer: one line per file and directory. */
+  async #send (req: ClientRequest, candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, boundary: string): Promise<ImportedNode[]> {
+    const answered = new Promise<IncomingMessage>((resolve, reject) => { req.once('response', resolve); req.once('error', reject) })
+    const sent = pipeline(Readable.from(multipartBody(candidates, boundary)), req)
+    sent.catch(() => {}) // observed below; an early answer from Kubo must not leave it unhandled
+    const res = await answered
+    const nodes: ImportedNode[] = []
+    // Decoded as one stream: a name's UTF-8 bytes may be split between two chunks.
+    res.setEncoding('utf8')
+    let text = ''
+    for await (const chunk of res) text += chunk as string
+    await sent
+    const lines = text.split('\n').filter((line) => line.trim() !== '').map((line) => JSON.parse(line) as { Name?: string, Hash?: string, Size?: string, Message?: string })
+    const streamError = res.trailers['x-stream-error']
+    const failure = res.statusCode !== 200 ? lines[0]?.Message ?? `HTTP ${res.statusCode ?? 0}` : streamError
+    if (failure !== undefined && failure !== '') throw new Error(`Kubo refused the import: ${failure}`)
+    for (const line of lines) {
+      if (line.Hash === undefined) continue
+      nodes.push({ path: line.Name ?? '', cid: CID.parse(line.Hash), dagSize: BigInt(line.Size ?? '0') })
+    }
+    return nodes
   }
 
   /**
@@ -277,7 +309,7 @@ export class KuboBackend implements IpfsBackend {
   async unpin (cid: CID): Promise<void> {
     for (const form of spellings(cid)) {
       try {
-        await this.#call(`pin ${form.toString()}`, async () => { await this.#client.pin.rm(form, { recursive: true }) })
+        await this.#call(`pin ${form.toString()}`, async () => { await this.#client.pin.rm(form, { recursive: true, signal: AbortSignal.timeout(PIN_QUERY_MS) }) })
       } catch (err) {
         if (!(err instanceof NotFoundError)) throw err
       }
@@ -287,7 +319,7 @@ export class KuboBackend implements IpfsBackend {
   async isPinned (cid: CID): Promise<boolean> {
     for (const form of spellings(cid)) {
       try {
-        for await (const pin of this.#client.pin.ls({ paths: [form], type: 'recursive' })) if (pin.cid.toString() === form.toString()) return true
+        for await (const pin of this.#client.pin.ls({ paths: [form], type: 'recursive', signal: AbortSignal.timeout(PIN_QUERY_MS) })) if (pin.cid.toString() === form.toString()) return true
       } catch (err) {
         const translated = this.#translate(err, form.toString())
         if (!(translated instanceof NotFoundError)) throw translated

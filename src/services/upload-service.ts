@@ -8,7 +8,7 @@ import type { Identity } from '../db/identity-repository.ts'
 import type { PinIntentRepository } from '../db/pin-intent-repository.ts'
 import type { Upload, UploadEntry, UploadRepository } from '../db/upload-repository.ts'
 import { CID } from 'multiformats/cid'
-import { BadRequestError, ContentBlockedError, HeimdallError, InsufficientStorageError, isOutOfSpace, NotFoundError, PayloadTooLargeError, UnprocessableContentError, UnsupportedMediaTypeError } from '../errors.ts'
+import { BadRequestError, ContentBlockedError, HeimdallError, InsufficientStorageError, isOutOfSpace, NotFoundError, PayloadTooLargeError, ServiceUnavailableError, UnprocessableContentError, UnsupportedMediaTypeError } from '../errors.ts'
 import { readCar } from '../ipfs/car-reader.ts'
 import { blockedContent } from '../denylist/blocked-content.ts'
 import type { Denylist } from '../denylist/denylist.ts'
@@ -470,11 +470,13 @@ export class UploadService {
    * spelling); the content is unpinned, and collected later, unless an
    * upload or a pin request still holds it.
    */
-  async releaseOperatorPin (rootCid: string): Promise<{ removed: boolean, unpinned: boolean }> {
+  async releaseOperatorPin (rootCid: string): Promise<{ removed: boolean, unpinned: boolean, deferred?: boolean }> {
     return this.changePin(rootCid, async (intent) => {
       const removed = await this.#options.operatorPins?.remove(rootForms(rootCid)) ?? 0
       if (removed === 0) return { removed: false, unpinned: false }
-      return { removed: true, unpinned: await this.releaseIfUnreferenced(rootCid, intent) }
+      const unpinned = await this.releaseIfUnreferenced(rootCid, intent)
+      // Nothing holds it, but the node did not take the unpin: the pin journal releases it later.
+      return intent.keep ? { removed: true, unpinned, deferred: true } : { removed: true, unpinned }
     })
   }
 
@@ -505,20 +507,27 @@ export class UploadService {
    * minutes, anyone's older than an hour): a root stays pinned if an upload
    * references it, else it is unpinned and its blocks are collected.
    */
-  async settlePins (options: { startup?: boolean } = {}): Promise<number> {
+  async settlePins (options: { startup?: boolean, signal?: AbortSignal } = {}): Promise<number> {
     const { pinIntents, instanceId, backend, logger } = this.#options
     const now = Date.now()
     const intents = await pinIntents.unsettled(instanceId, new Date(options.startup === true ? now + 1000 : now - 10 * 60_000), new Date(now - 60 * 60_000))
     let released = 0
     for (const intent of intents) {
-      // One root the node cannot unpin now keeps its row (and its pin) for the next time, not the others'.
-      await this.#underRoot(intent.rootCid, async () => {
+      if (options.signal?.aborted === true) break
+      // One root the node cannot unpin now keeps its row (and its pin) for the next time, not the others'; a node that
+      // cannot be reached at all ends the pass.
+      const unavailable = await this.#underRoot(intent.rootCid, async () => {
         if (await this.#referenced(intent.rootCid) === 0) {
           await backend.unpin(CID.parse(intent.rootCid))
           released++
         }
         await pinIntents.remove(intent.id)
-      }).catch((err: unknown) => { logger.warn({ err, rootCid: intent.rootCid }, 'could not settle a pin journal row: tried again later') })
+        return false
+      }).catch((err: unknown) => {
+        logger.warn({ err, rootCid: intent.rootCid }, 'could not settle a pin journal row: tried again later')
+        return err instanceof ServiceUnavailableError
+      })
+      if (unavailable) break
     }
     if (released > 0) {
       logger.info({ released, settled: intents.length }, 'released the pins of uploads a crash interrupted')

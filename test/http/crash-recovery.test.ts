@@ -3,7 +3,9 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
 import { afterAll, describe, expect, it } from 'vitest'
+import { Readable } from 'node:stream'
 import { ServiceUnavailableError } from '../../src/errors.ts'
+import { unixfsBlocks, writeCar } from '../support/cars.ts'
 import { asBytes, createIdentity, makeDataDir, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
 
 /**
@@ -105,6 +107,59 @@ describe('pins a crash left between pin and record', () => {
     await database.knex('pin_intents').update({ created_at: new Date(Date.now() - 11 * 60_000) })
     expect(await t.heimdall.settlePins()).toBe(1)
     expect(await backend.isPinned(CID.parse(root))).toBe(false)
+  })
+
+  it("an operator's unpin the node does not take says so (deferred to the journal), and the pin goes when settled", async () => {
+    t ??= await startTestHeimdall()
+    const { backend, database } = t.heimdall
+    const { root, blocks } = await unixfsBlocks([{ path: 'op.bin', data: randomBytes(3000) }], { wrap: true })
+    await t.heimdall.importCar(Readable.from([await writeCar([root], blocks)]), { fileName: 'op.car', actor: 'tester' })
+    expect(await backend.isPinned(root)).toBe(true)
+    const unpin = backend.unpin.bind(backend)
+    Object.assign(backend, { unpin: async () => await Promise.reject(new ServiceUnavailableError('the IPFS node cannot be reached')) })
+    try {
+      expect(await t.heimdall.unpinOperator(root.toString())).toEqual({ removed: true, unpinned: false, deferred: true })
+    } finally {
+      Object.assign(backend, { unpin })
+    }
+    await database.knex('pin_intents').update({ created_at: new Date(Date.now() - 11 * 60_000) })
+    expect(await t.heimdall.settlePins()).toBe(1)
+    expect(await backend.isPinned(root)).toBe(false)
+  })
+
+  it('closing does not wait long for a settlement stuck on a node that stopped answering; its row stays', async () => {
+    const dataDir = await makeDataDir()
+    const stuck = await startTestHeimdall({}, dataDir)
+    let root: string
+    try {
+      const { token } = await createIdentity(stuck.request)
+      const { backend, database } = stuck.heimdall
+      root = ((await stuck.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', randomBytes(2000), 'stuck.bin').expect(200)).body as Array<{ Hash: string }>).at(-1)?.Hash ?? ''
+      const id = ((await stuck.request.get('/uploads').set('Authorization', `Bearer ${token}`).expect(200)).body as { uploads: Array<{ id: number }> }).uploads[0]?.id ?? 0
+      const unpin = backend.unpin.bind(backend)
+      Object.assign(backend, { unpin: async () => await Promise.reject(new ServiceUnavailableError('the IPFS node cannot be reached')) })
+      await stuck.request.delete(`/uploads/${id}`).set('Authorization', `Bearer ${token}`).expect(204)
+      await database.knex('pin_intents').update({ created_at: new Date(Date.now() - 11 * 60_000) })
+      // The node now takes every unpin and never answers; closing starts once the settlement waits on it.
+      let entered = (): void => {}
+      const waiting = new Promise<void>((resolve) => { entered = resolve })
+      Object.assign(backend, { unpin: async () => { entered(); await new Promise<void>(() => {}) } })
+      const settling = stuck.heimdall.settlePins()
+      await waiting
+      const started = Date.now()
+      await stuck.close({ keepData: true })
+      expect(Date.now() - started).toBeLessThan(8000)
+      expect(await database.knex('pin_intents').count<Array<{ n: string | number }>>({ n: '*' }).catch(() => undefined)).toBeUndefined() // closed
+      void settling
+      Object.assign(backend, { unpin })
+    } catch (err) {
+      await stuck.close().catch(() => {})
+      throw err
+    }
+    // The row stayed: the next start settles it, releasing the pin of the deleted upload.
+    t = await startTestHeimdall({}, dataDir)
+    expect(await t.heimdall.backend.isPinned(CID.parse(root))).toBe(false)
+    expect(await t.heimdall.database.knex('pin_intents').count<Array<{ n: string | number }>>({ n: '*' }).then(([row]) => Number(row?.n))).toBe(0)
   })
 
   it('leave no journal rows behind on the normal paths: upload, refusal, delete', async () => {

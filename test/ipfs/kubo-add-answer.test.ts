@@ -82,6 +82,15 @@ describe('KuboBackend when Kubo stops answering', () => {
     await expect(backend.importTree([{ path: 'big.bin', content: endless }], { profile: 'unixfs-v1-2025' })).rejects.toBeInstanceOf(ServiceUnavailableError)
   })
 
+  it('a pause of the upload itself (a client sending slowly) is not Kubo stalling', async () => {
+    const fake = await fakeKubo([{ Name: 'slow.bin', Hash: CID_A, Size: '9' }, { Name: '', Hash: CID_ROOT, Size: '99' }])
+    closeServer = () => { fake.server.close() }
+    const backend = new KuboBackend(fake.url, { importIdleMs: 300 })
+    const slow = Readable.from((async function * () { yield Buffer.alloc(1024); await sleep(1500); yield Buffer.alloc(1024) })())
+    const nodes = await backend.importTree([{ path: 'slow.bin', content: slow }], { profile: 'unixfs-v1-2025' })
+    expect(nodes.at(-1)?.cid.toString()).toBe(CID_ROOT)
+  })
+
   it("Kubo's stream error when its datastore closes under an add (a daemon stopping) is 503, not an internal error", async () => {
     const server = createServer((req, res) => {
       req.resume()
