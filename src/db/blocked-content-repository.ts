@@ -129,21 +129,23 @@ export class BlockedContentRepository {
   async * held (batch = 200): AsyncIterable<HeldContent> {
     let after = ''
     for (;;) {
+      // Each source read from its index past the cursor before the union: PostgreSQL does not push the condition into
+      // a UNION, and every page then sorted every held root (seconds a page at a million uploads). Taken-down roots are
+      // left out inside each source, so that a full page means more may follow.
+      const unblocked = (column: string): string => `${column} > :after AND NOT EXISTS (SELECT 1 FROM blocked_roots b WHERE b.root_cid = ${column})`
       const { rows: roots } = await this.#db.raw<{ rows: Array<{ root_cid: string }> }>(`
-        SELECT held.root_cid FROM (
-          SELECT root_cid FROM uploads
+        SELECT root_cid FROM (
+          (SELECT DISTINCT root_cid FROM uploads WHERE ${unblocked('uploads.root_cid')} ORDER BY root_cid LIMIT :batch)
           UNION
-          SELECT root_cid FROM pin_requests WHERE status = ANY(?)
+          (SELECT DISTINCT root_cid FROM pin_requests WHERE status = ANY(:holding) AND ${unblocked('pin_requests.root_cid')} ORDER BY root_cid LIMIT :batch)
           UNION
           -- The root a pending replacement still holds (countHolding counts it): checked like any held root.
-          SELECT replaces_root_cid FROM pin_requests WHERE replaces_root_cid IS NOT NULL
+          (SELECT DISTINCT replaces_root_cid FROM pin_requests WHERE ${unblocked('pin_requests.replaces_root_cid')} ORDER BY replaces_root_cid LIMIT :batch)
           UNION
-          SELECT root_cid FROM operator_pins
+          (SELECT DISTINCT root_cid FROM operator_pins WHERE ${unblocked('operator_pins.root_cid')} ORDER BY root_cid LIMIT :batch)
         ) AS held
-        WHERE held.root_cid > ?
-          AND NOT EXISTS (SELECT 1 FROM blocked_roots WHERE blocked_roots.root_cid = held.root_cid)
-        ORDER BY held.root_cid
-        LIMIT ?`, [[...HOLDING_STATUSES], after, batch])
+        ORDER BY root_cid
+        LIMIT :batch`, { holding: [...HOLDING_STATUSES], after, batch })
       if (roots.length === 0) return
       const rootCids = roots.map((row) => row.root_cid)
       const { rows: entries } = await this.#db.raw<{ rows: Array<{ root_cid: string, path: string, cid: string }> }>(`

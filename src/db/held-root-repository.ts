@@ -16,17 +16,19 @@ export class HeldRootRepository {
   /**
    * The held roots after `after` in text order, at most `limit`, each once
    * (as recorded: either spelling). Each source is read from its index up to
-   * `limit` past `after` before the union: PostgreSQL does not push the
+   * `limit` distinct roots past `after` before the union (distinct: a root
+   * two uploads share must not take two places of a page and push another
+   * past it): PostgreSQL does not push the
    * condition into a UNION, and a page then sorted every upload (1 s a page
    * at a million uploads, measured).
    */
   async page (after: string, limit: number): Promise<string[]> {
     const { rows } = await this.#db.raw<{ rows: Array<{ root_cid: string }> }>(`
       SELECT root_cid FROM (
-        (SELECT root_cid FROM uploads WHERE root_cid > :after ORDER BY root_cid LIMIT :limit)
-        UNION (SELECT root_cid FROM pin_requests WHERE status = 'pinned' AND root_cid > :after ORDER BY root_cid LIMIT :limit)
-        UNION (SELECT replaces_root_cid FROM pin_requests WHERE replaces_root_cid > :after ORDER BY replaces_root_cid LIMIT :limit)
-        UNION (SELECT root_cid FROM operator_pins WHERE root_cid > :after ORDER BY root_cid LIMIT :limit)
+        (SELECT DISTINCT root_cid FROM uploads WHERE root_cid > :after ORDER BY root_cid LIMIT :limit)
+        UNION (SELECT DISTINCT root_cid FROM pin_requests WHERE status = 'pinned' AND root_cid > :after ORDER BY root_cid LIMIT :limit)
+        UNION (SELECT DISTINCT replaces_root_cid FROM pin_requests WHERE replaces_root_cid > :after ORDER BY replaces_root_cid LIMIT :limit)
+        UNION (SELECT DISTINCT root_cid FROM operator_pins WHERE root_cid > :after ORDER BY root_cid LIMIT :limit)
       ) held ORDER BY root_cid LIMIT :limit`, { after, limit })
     return rows.map((row) => row.root_cid)
   }

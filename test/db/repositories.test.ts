@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { openPostgres, type Database } from '../../src/db/database.ts'
 import { BlockedContentRepository } from '../../src/db/blocked-content-repository.ts'
+import { HeldRootRepository } from '../../src/db/held-root-repository.ts'
 import { IdentityRepository } from '../../src/db/identity-repository.ts'
 import { OperatorPinRepository } from '../../src/db/operator-pin-repository.ts'
 import { DirectoryMigrationSource } from '../../src/db/migration-source.ts'
@@ -271,6 +272,36 @@ for (const factory of databaseFactories()) {
         await uploads.insert(upload(alice.id, 'QmbWqxBEKC3P8tqsKc98xmWNzrzDtRLMiMPL8wBuTGsMnR', { entries: [] }))
         await db.knex('identities').where({ id: bob.id }).update({ disabled_at: new Date() })
         expect((await blocked.heldOnlyByDisabled()).sort()).toEqual(['bafkreibobown', 'bafybeibobroot'])
+      })
+
+      it('held roots page through every source from its index, each root once: a short page only at the end, taken-down roots left out where they must be', async () => {
+        const blocked = new BlockedContentRepository(db.knex)
+        const alice = await identities.create('alice', 'a'.repeat(64))
+        const bob = await identities.create('bob', 'b'.repeat(64))
+        for (const root of ['bafyr1', 'bafyr2', 'bafyr3', 'bafyr5']) await uploads.insert(upload(alice.id, root))
+        await uploads.insert(upload(bob.id, 'bafyr3'))
+        let created = Date.now()
+        const request = async (rootCid: string, status: string, replaces?: string): Promise<void> => {
+          await db.knex('pin_requests').insert({ request_id: `req-${rootCid}-${status}`, identity_id: bob.id, cid: rootCid, root_cid: rootCid, status, created: new Date(created++), replaces_root_cid: replaces ?? null })
+        }
+        await request('bafyp1', 'pinned')
+        await request('bafyq1', 'queued', 'bafyx1')
+        await request('bafyf1', 'failed')
+        await new OperatorPinRepository(db.knex).add('bafyo1', 'tester')
+        await blocked.block('bafyr2', { rule: '//r2', list: 'test.deny' })
+        await blocked.block('bafyr4', { rule: '//r4', list: 'test.deny' })
+
+        // What must stay pinned, taken down or not (restorePins checks each again): pinned requests only, no failed one.
+        const pages: string[][] = []
+        const repo = new HeldRootRepository(db.knex)
+        for (let after = '', page = await repo.page(after, 2); page.length > 0; after = page.at(-1) ?? '', page = await repo.page(after, 2)) pages.push(page)
+        expect(pages.flat()).toEqual(['bafyo1', 'bafyp1', 'bafyr1', 'bafyr2', 'bafyr3', 'bafyr5', 'bafyx1'])
+        expect(pages.slice(0, -1).every((page) => page.length === 2)).toBe(true)
+
+        // What denylists are checked against: requests still queued count too, taken-down roots not at all, pages of 2.
+        const held: string[] = []
+        for await (const content of blocked.held(2)) held.push(content.rootCid)
+        expect(held).toEqual(['bafyo1', 'bafyp1', 'bafyq1', 'bafyr1', 'bafyr3', 'bafyr5', 'bafyx1'])
       })
 
       it('operator pins: counted under either spelling, listed with their entries among held roots, never suspended, ended by a take-down', async () => {
