@@ -35,7 +35,7 @@ async function collect (config: Config, dryRun: boolean): Promise<{ report: GcRe
   if (config.blockstore.kind === 's3') return collectShared(config, config.blockstore, dryRun)
   const backend = config.ipfsApiUrl !== undefined ? new KuboBackend(config.ipfsApiUrl) : await HeliaBackend.open(join(config.dataDir, 'ipfs'))
   try {
-    await keepHeldPins(config, backend)
+    await keepHeldPins(config, backend, dryRun)
     return { report: await backend.gc({ dryRun }), via: backend.kind === 'kubo' ? 'Kubo' : 'the embedded repo' }
   } finally {
     await backend.close()
@@ -48,14 +48,16 @@ async function collect (config: Config, dryRun: boolean): Promise<{ report: GcRe
  * and what the database holds with no pin pinned again, or the collection
  * would take it (an upload made by the versions of 2026-11-24, a root an
  * operator `ipfs pin rm`ed). The database's pending migrations are applied,
- * as a start applies them. (The shared store keeps its pins in the database
- * itself, with the uploads.)
+ * as a start applies them. A dry run only pins again what is held (else it
+ * would report held content as garbage): it neither migrates nor releases
+ * anything, and says when it could not look. (The shared store keeps its
+ * pins in the database itself, with the uploads.)
  */
-async function keepHeldPins (config: Config, backend: IpfsBackend): Promise<void> {
+async function keepHeldPins (config: Config, backend: IpfsBackend, dryRun: boolean): Promise<void> {
   await mkdir(config.dataDir, { recursive: true })
   const db = await openDatabase(config)
   try {
-    await db.migrate()
+    if (!dryRun) await db.migrate()
     const uploads = new UploadService({
       backend,
       uploads: new UploadRepository(db.knex),
@@ -71,6 +73,10 @@ async function keepHeldPins (config: Config, backend: IpfsBackend): Promise<void
       blockedRoots: new BlockedContentRepository(db.knex),
       heldRoots: new HeldRootRepository(db.knex)
     })
+    if (dryRun) {
+      await uploads.restorePins().catch((err: unknown) => { console.error(`dry run: could not check what the database holds against the pins (${err instanceof Error ? err.message : String(err)}); held content with no pin is counted as garbage below`) })
+      return
+    }
     await uploads.settlePins({ startup: true })
     await uploads.restorePins()
   } finally {

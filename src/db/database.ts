@@ -1,5 +1,5 @@
 import knex, { type Knex } from 'knex'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import pg from 'pg'
 import { advisoryKey } from './advisory-lock.ts'
 import { startEmbeddedPostgres } from './embedded-postgres.ts'
@@ -115,9 +115,12 @@ export async function openEmbedded (dir: string, options: { importFrom?: string,
 
 /** DATABASE_URL's server, else the embedded one in DATA_DIR/postgres (taking over DATA_DIR/pglite once, if there is one). */
 export async function openDatabase (config: { databaseUrl: string | undefined, dataDir: string }, options: { log?: DatabaseLog } = {}): Promise<Database> {
+  // Absolute: the embedded server's socket folder is the connection's host, and pg reads a relative one (DATA_DIR=./data,
+  // as .env.example has it) as a host name to look up.
+  const dataDir = resolve(config.dataDir)
   return config.databaseUrl !== undefined
     ? openPostgres(config.databaseUrl, options)
-    : openEmbedded(join(config.dataDir, 'postgres'), { importFrom: join(config.dataDir, 'pglite'), ...options })
+    : openEmbedded(join(dataDir, 'postgres'), { importFrom: join(dataDir, 'pglite'), ...options })
 }
 
 /** True when `err` is PostgreSQL's unique_violation. */

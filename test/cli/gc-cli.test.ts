@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process'
 import { rm } from 'node:fs/promises'
-import { join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -15,6 +15,12 @@ const GC_CLI = fileURLToPath(new URL('../../src/cli/gc.ts', import.meta.url))
 /** `npm run gc` as an operator runs it: its own process, configured by the environment. */
 async function gc (dataDir: string, ...args: string[]): Promise<string> {
   const { stdout } = await run(process.execPath, [GC_CLI, ...args], { env: { PATH: process.env.PATH, DATA_DIR: dataDir, SECRET_KEY: 'x'.repeat(40) } })
+  return stdout
+}
+
+/** The same with DATA_DIR relative to the working folder, as .env.example has it (`./data`). */
+async function gcIn (dataDir: string, ...args: string[]): Promise<string> {
+  const { stdout } = await run(process.execPath, [GC_CLI, ...args], { cwd: dirname(dataDir), env: { PATH: process.env.PATH, DATA_DIR: `./${basename(dataDir)}`, SECRET_KEY: 'x'.repeat(40) } })
   return stdout
 }
 
@@ -65,7 +71,7 @@ describe('npm run gc', () => {
     await backend.unpin(root)
     await backend.close()
 
-    expect(await gc(dataDir)).toMatch(/^garbage collected \(the embedded repo\): freed 0 blocks/)
+    expect(await gcIn(dataDir)).toMatch(/^garbage collected \(the embedded repo\): freed 0 blocks/)
     const server = await startHeimdallProcess({ DATA_DIR: dataDir, SECRET_KEY: 'x'.repeat(40) })
     try {
       const res = await fetch(`${server.url}/ipfs/${root.toString()}/kept.bin`)
