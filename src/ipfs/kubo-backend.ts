@@ -79,11 +79,15 @@ const ipfsPath = (cid: CID, path: readonly string[] = []): string => `/ipfs/${[c
 const ours = (cid: { toString: () => string }): CID => CID.parse(cid.toString())
 
 /**
- * Fails `req` with a 503 once Kubo has kept it waiting for `idleMs` with no
- * byte moving either way: a write Kubo does not read (the request's buffer
- * full) or, the body all sent, an answer that does not come. Time the body's
- * own source takes (a client pausing its upload) never counts. Stops with
- * the function it returns.
+ * Fails `req` with a 503 once Kubo has kept it waiting for `idleMs`: a write
+ * waiting for room (the request's buffer full) or, the body all sent, an
+ * answer that does not come, with no byte handed to the socket or read from
+ * it meanwhile. Bytes leave Node's buffer only as the kernel's send buffer
+ * (a few MiB) drains, so `idleMs` is also the time Kubo has to take that
+ * buffer: far below it for a Kubo that reads at all at the default of ten
+ * minutes, not a limit to set in seconds. Time the body's own source takes
+ * (a client pausing its upload) never counts. Stops with the function it
+ * returns.
  */
 function failWhenKuboStalls (req: ClientRequest, idleMs: number): () => void {
   let moved = -1
@@ -236,6 +240,17 @@ export class KuboBackend implements IpfsBackend {
       req.once('error', reject)
     })
     answered.catch(() => {}) // observed below, after the body's own outcome
+    // As for imports: a Kubo that stops reading and answering fails the upload instead of holding it (and, through its
+    // lease, every collection) for good.
+    const stopWatching = failWhenKuboStalls(req, this.#importIdleMs)
+    try {
+      await this.#sendCar(req, blocks, boundary, answered, options)
+    } finally {
+      stopWatching()
+    }
+  }
+
+  async #sendCar (req: ClientRequest, blocks: AsyncIterable<VerifiedBlock> | Iterable<VerifiedBlock>, boundary: string, answered: Promise<{ status: number, text: string, trailer: string | undefined }>, options: { signal?: AbortSignal }): Promise<void> {
     let empty = true
     const counted = (async function * () { for await (const chunk of carBody(blocks, boundary)) { empty = false; yield chunk } })()
     try {

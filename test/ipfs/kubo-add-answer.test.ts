@@ -4,6 +4,9 @@ import { createServer as createTcpServer, type AddressInfo, type Socket } from '
 import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterEach, describe, expect, it } from 'vitest'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
 import { ServiceUnavailableError } from '../../src/errors.ts'
 import { KuboBackend } from '../../src/ipfs/kubo-backend.ts'
 
@@ -80,6 +83,22 @@ describe('KuboBackend when Kubo stops answering', () => {
     const backend = new KuboBackend(await frozenKubo(), { importIdleMs: 300 })
     const endless = Readable.from((function * () { for (;;) yield Buffer.alloc(64 * 1024) })())
     await expect(backend.importTree([{ path: 'big.bin', content: endless }], { profile: 'unixfs-v1-2025' })).rejects.toBeInstanceOf(ServiceUnavailableError)
+  })
+
+  it('a CAR upload Kubo stops reading (dag/import) fails with 503 too, instead of holding the upload and every collection', async () => {
+    const backend = new KuboBackend(await frozenKubo(), { importIdleMs: 300 })
+    const blocks = (async function * () {
+      for (let i = 0; ; i++) {
+        const bytes = Buffer.alloc(256 * 1024, i % 256)
+        yield { cid: CID.createV1(raw.code, await sha256.digest(bytes)), bytes }
+      }
+    })()
+    const lease = await backend.openLease()
+    try {
+      await expect(backend.putBlocks(blocks, { lease })).rejects.toBeInstanceOf(ServiceUnavailableError)
+    } finally {
+      await lease.release()
+    }
   })
 
   it('a pause of the upload itself (a client sending slowly) is not Kubo stalling', async () => {
