@@ -86,10 +86,10 @@ const ours = (cid: { toString: () => string }): CID => CID.parse(cid.toString())
  * (a few MiB) drains, so `idleMs` is also the time Kubo has to take that
  * buffer: far below it for a Kubo that reads at all at the default of ten
  * minutes, not a limit to set in seconds. Time the body's own source takes
- * (a client pausing its upload) never counts. Stops with the function it
- * returns.
+ * (a client pausing its upload) never counts. Watches while `work` (the
+ * request's exchange) runs.
  */
-function failWhenKuboStalls (req: ClientRequest, idleMs: number): () => void {
+async function whileKuboAnswers<T> (req: ClientRequest, idleMs: number, work: () => Promise<T>): Promise<T> {
   let moved = -1
   let since = Date.now()
   const timer = setInterval(() => {
@@ -100,7 +100,11 @@ function failWhenKuboStalls (req: ClientRequest, idleMs: number): () => void {
     if (Date.now() - since >= idleMs) req.destroy(new ServiceUnavailableError('the IPFS node stopped answering; try again later'))
   }, Math.max(10, Math.min(1000, idleMs / 4)))
   timer.unref()
-  return () => { clearInterval(timer) }
+  try {
+    return await work()
+  } finally {
+    clearInterval(timer)
+  }
 }
 
 /**
@@ -140,18 +144,11 @@ export class KuboBackend implements IpfsBackend {
   #translate (err: unknown, what: string): unknown {
     const message = err instanceof Error ? err.message : String(err)
     const cause: NodeJS.ErrnoException | undefined = err instanceof Error && err.cause instanceof Error ? err.cause : undefined
-    if (/fetch failed|ECONNREFUSED|ECONNRESET|socket hang up|EHOSTUNREACH|ENOTFOUND/i.test(`${message} ${cause?.message ?? ''} ${cause?.code ?? ''}`)) {
-      // The node's address is internal: it goes to the log with the cause, not to the client.
-      const unavailable = new ServiceUnavailableError('the IPFS node cannot be reached; try again later')
-      unavailable.cause = err
-      return unavailable
-    }
+    // The node's address is internal: it goes to the log with the cause, not to the client.
+    const unavailable = (says: string): ServiceUnavailableError => Object.assign(new ServiceUnavailableError(`the IPFS node ${says}; try again later`), { cause: err })
+    if (/fetch failed|ECONNREFUSED|ECONNRESET|socket hang up|EHOSTUNREACH|ENOTFOUND/i.test(`${message} ${cause?.message ?? ''} ${cause?.code ?? ''}`)) return unavailable('cannot be reached')
     // Kubo shutting down mid-request (its datastore closed under an add), or not answering in time (a timeout signal).
-    if (/datastore closed|daemon is shutting down|context canceled/i.test(message) || (err instanceof Error && err.name === 'TimeoutError')) {
-      const unavailable = new ServiceUnavailableError('the IPFS node is not answering; try again later')
-      unavailable.cause = err
-      return unavailable
-    }
+    if (/datastore closed|daemon is shutting down|context canceled/i.test(message) || (err instanceof Error && err.name === 'TimeoutError')) return unavailable('is not answering')
     if (isOutOfSpace(err)) return new InsufficientStorageError()
     if (NOT_FOUND.test(message)) return new NotFoundError(`${what} not found on this node`)
     return err
@@ -184,12 +181,7 @@ export class KuboBackend implements IpfsBackend {
       const send = url.protocol === 'https:' ? httpsRequest : http.request
       const req = send(url, { method: 'POST', headers: { 'Content-Type': `multipart/form-data; boundary=${boundary}` }, signal: options.signal })
       // A Kubo that stops reading and answering (stopped, deadlocked) fails the import instead of holding it for good.
-      const stopWatching = failWhenKuboStalls(req, this.#importIdleMs)
-      try {
-        return await this.#send(req, candidates, boundary)
-      } finally {
-        stopWatching()
-      }
+      return whileKuboAnswers(req, this.#importIdleMs, async () => this.#send(req, candidates, boundary))
     })
   }
 
@@ -242,12 +234,7 @@ export class KuboBackend implements IpfsBackend {
     answered.catch(() => {}) // observed below, after the body's own outcome
     // As for imports: a Kubo that stops reading and answering fails the upload instead of holding it (and, through its
     // lease, every collection) for good.
-    const stopWatching = failWhenKuboStalls(req, this.#importIdleMs)
-    try {
-      await this.#sendCar(req, blocks, boundary, answered, options)
-    } finally {
-      stopWatching()
-    }
+    await whileKuboAnswers(req, this.#importIdleMs, async () => { await this.#sendCar(req, blocks, boundary, answered, options) })
   }
 
   async #sendCar (req: ClientRequest, blocks: AsyncIterable<VerifiedBlock> | Iterable<VerifiedBlock>, boundary: string, answered: Promise<{ status: number, text: string, trailer: string | undefined }>, options: { signal?: AbortSignal }): Promise<void> {

@@ -497,7 +497,7 @@ export class UploadService {
       this.#options.logger.error({ err, rootCid }, 'could not unpin content nothing holds any more: left to the pin journal')
       return false
     }
-    this.#options.collector?.request('pin request removed')
+    this.#options.collector?.request('content released')
     return true
   }
 
@@ -586,18 +586,13 @@ export class UploadService {
    * commit, so a concurrent upload of the same content keeps its pin.
    */
   async remove (owner: Identity, uploadId: number): Promise<Upload> {
-    const { backend, uploads, logger } = this.#options
+    const { uploads } = this.#options
     const upload = await uploads.findOwned(owner.id, uploadId)
     if (upload === undefined) throw new NotFoundError(`you have no upload ${uploadId}`)
     await this.#underRoot(upload.rootCid, async () => this.#journaled(upload.rootCid, async (intent) => {
       if (!(await uploads.deleteOwned(owner.id, uploadId))) throw new NotFoundError(`you have no upload ${uploadId}`)
-      if (await this.#referenced(upload.rootCid) === 0) {
-        // The record is gone either way; a pin that cannot be released now is logged and left to the journal, not returned as a failure.
-        await backend.unpin(CID.parse(upload.rootCid)).then(() => { this.#options.collector?.request('delete') }, (err: unknown) => {
-          intent.keep = true
-          logger.error({ err, rootCid: upload.rootCid }, 'could not unpin a deleted upload: left to the pin journal')
-        })
-      }
+      // The record is gone either way: a pin that cannot be released now is left to the journal, not returned as a failure.
+      await this.releaseIfUnreferenced(upload.rootCid, intent)
     }))
     return upload
   }
