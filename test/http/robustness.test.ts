@@ -227,6 +227,12 @@ describe.skipIf(postgresUrl === '')('with PostgreSQL down', () => {
     const ready = await t.request.get('/readyz').expect(503)
     expect(ready.body.checks.database).not.toBe('ok')
     expect(t.logs.some((l) => l.includes('unhandled error'))).toBe(false)
+    // An outage is logged at warn: the cause once per request (the error handler), then the request's own line.
+    const lines = t.logs.map((l) => JSON.parse(l) as { level: number, msg: string, req?: { url?: string }, res?: { statusCode?: number }, err?: { message?: string } })
+    expect(lines.filter((l) => l.level >= 50)).toEqual([])
+    const refusedUpload = lines.filter((l) => l.level === 40 && l.msg === 'the database cannot be reached; try again later')
+    expect(refusedUpload.length).toBeGreaterThanOrEqual(4)
+    expect(lines.some((l) => l.level === 40 && l.req?.url === '/upload' && l.res?.statusCode === 503)).toBe(true)
     expect((await leftovers(t).catch(() => undefined))?.tmpFiles ?? []).toEqual([])
   })
 })

@@ -34,7 +34,13 @@ export function requestLogger (logger: Logger) {
         remoteAddress: req.raw?.ip ?? req.socket?.remoteAddress
       })
     },
-    // A client that leaves mid-request (pino-http's "Aborted", our 499) is normal traffic, not an error.
-    customLogLevel: (_req, res, err) => (res.statusCode === 499 || err?.message === 'Aborted' ? 'info' : err !== undefined || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info')
+    customLogLevel: (_req, res, err) => {
+      // A client that leaves mid-request (pino-http's "Aborted", our 499) is normal traffic, not an error.
+      if (res.statusCode === 499 || err?.message === 'Aborted') return 'info'
+      // A 503 is a dependency away for a while (the database, the IPFS node), already logged once with its cause by
+      // the error handler at warn, as /readyz logs it: an outage is not an error line per request on top of that.
+      if (res.statusCode === 503) return 'warn'
+      return err !== undefined || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'
+    }
   })
 }
