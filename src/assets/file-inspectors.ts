@@ -480,9 +480,10 @@ class FstInspector extends BaseInspector {
       text = WINDOWS_1252.decode(raw)
       this.notes.push(encodingNote(this.path))
     }
-    if (text.startsWith('\uFEFF')) {
-      const key = (text.slice(1).split(/\r?\n/)[0] ?? '').split('=')[0]?.trim() ?? ''
-      this.notes.push(`${this.path} starts with a byte order mark (BOM), which Overte reads as part of its first line's key${key === '' ? '' : ` ("${key}")`}, so that line is lost: save it as UTF-8 without a BOM`)
+    // Only a first line Overte would have read is lost (a comment or a blank line is skipped either way).
+    const first = parseFst(text.startsWith('\uFEFF') ? text.slice(1).split(/\r?\n/)[0] ?? '' : '').entries[0]
+    if (first !== undefined) {
+      this.notes.push(`${this.path} starts with a byte order mark (BOM), which Overte reads as part of its first line's key ("${first.key}"), so that line is lost: save it as UTF-8 without a BOM`)
     }
     this.#read(text)
   }
@@ -713,6 +714,11 @@ class JsonInspector extends TextInspector {
     // AnimNodeLoader.cpp, loadClipNode: a clip's data.url, resolved against the graph's own URL.
     const clips = new Set([...this.#animationNodes.values()].flatMap(({ type, url }) => type === 'clip' && url !== undefined && url !== '' && !hasScheme(url) ? [url] : []))
     for (const url of clips) this.reference(url, 'animation', 'warning')
+    // AnimationCache.cpp, AnimationReader::run: a clip is read only when its URL's path ends in .fbx (any case).
+    const clipUrls = new Set([...this.#animationNodes.values()].flatMap(({ type, url }) => type === 'clip' && url !== undefined && url !== '' ? [url] : []))
+    for (const url of clipUrls) {
+      if (!fetchedName(url).toLowerCase().endsWith('.fbx')) this.notes.push(`${this.path}: animation clip "${url}" is not FBX, and Overte plays only .fbx clips: this animation will not play; export it as FBX`)
+    }
     // ProceduralMaterialCache.cpp: a material file's textures resolve against the file's own URL; checked when a materialMap names the file.
     const materials = this.#materialsKind === 'object' ? this.#materials.get(-1) : this.#materialsKind === 'array' ? [...this.#materials.entries()].filter(([i]) => i >= 0).map(([, m]) => m) : undefined
     for (const texture of new Set(materialTextureNames({ materials }))) {
@@ -729,8 +735,8 @@ class JsonInspector extends TextInspector {
  * files it names beside it (Overte fetches them; a buffer it cannot read
  * fails the whole model), and the summary when it was kept whole.
  */
-function gltfFindings (path: string, json: GltfJson, notes: string[], reference: (target: string, what: string, severity: Reference['severity'], extra: Partial<Reference>) => void): GltfSummary | undefined {
-  notes.push(...gltfExtensionNotes(path, json.extensions))
+function gltfFindings (path: string, json: GltfJson, readsGlbImages: boolean, notes: string[], reference: (target: string, what: string, severity: Reference['severity'], extra: Partial<Reference>) => void): GltfSummary | undefined {
+  notes.push(...gltfExtensionNotes(path, json.extensions), ...gltfTextureNotes(path, json, readsGlbImages))
   // A buffer Overte cannot read fails the whole model (GLTFSerializer.cpp, readBinary); an image it cannot fetch leaves
   // its texture blank and the model loads (an image named only by an extension it ignores, KHR_texture_basisu's
   // .ktx2, is never asked for): a missing buffer refuses the upload, a missing image is a warning.
@@ -746,6 +752,28 @@ function gltfFindings (path: string, json: GltfJson, notes: string[], reference:
   }
   notes.push(...gltfGeometryNotes(path, json.doc))
   return summarizeGltf(json.doc)
+}
+
+/**
+ * Textures Overte's GLTFSerializer (getHFMTexture, with the cgltf 1.13 it
+ * builds with, which leaves EXT_texture_webp to it) does not load:
+ * - in a .glb it takes every image from its buffer view, and an image given
+ *   by a uri has none: it reads through a null pointer (the client may
+ *   crash). Valid glTF 2.0, written by converters that keep images apart.
+ * - a texture given only by EXT_texture_webp (Blender's WebP images) is found
+ *   when the file has two images or more: it tests `source.isDouble()`,
+ *   which is 1, against the image count, so with one image it keeps the
+ *   texture's own `source`, which such a texture has not.
+ */
+function gltfTextureNotes (path: string, json: GltfJson, readsGlbImages: boolean): string[] {
+  const notes: string[] = []
+  if (readsGlbImages && json.imageByUri !== undefined) {
+    notes.push(`${path}: image "${json.imageByUri}" is given by a uri, not stored in the GLB: Overte reads every image of a .glb from the GLB itself and fails on this one (the client may crash); store the images in the GLB (Blender: glTF Binary export), or upload the model as .gltf with its images beside it`)
+  }
+  if (json.webpOnlyTextures > 0 && json.images === 1) {
+    notes.push(`${path}: its texture is WebP only (EXT_texture_webp, no PNG or JPEG source), and Overte finds a WebP texture only in a file of two images or more: the model will be untextured in Overte; use a PNG or JPEG texture`)
+  }
+  return notes
 }
 
 /** A .gltf: JSON, read as it streams by GltfJsonReader, which keeps only what the checks and the summary use. */
@@ -766,7 +794,7 @@ class GltfInspector extends TextInspector {
     if (!(typeof json.version === 'string' && /^2\.\d+$/.test(json.version))) {
       throw new Error(`is not glTF 2.x (asset.version is ${JSON.stringify(json.version ?? null)})`)
     }
-    this.#summary = gltfFindings(this.path, json, this.notes, (target, what, severity, extra) => { this.reference(target, what, severity, extra) })
+    this.#summary = gltfFindings(this.path, json, false, this.notes, (target, what, severity, extra) => { this.reference(target, what, severity, extra) })
   }
 
   protected override facts (): Partial<FileReport> { return this.#summary === undefined || this.mismatch !== undefined ? {} : { gltf: this.#summary } }
@@ -833,7 +861,8 @@ class GlbInspector extends BaseInspector {
     if (this.#jsonLeft > 0) throw new Error(`is binary glTF cut short: its JSON chunk is ${this.#jsonLength} bytes, and the file ends ${this.#jsonLeft} bytes before its end`)
     let json: GltfJson
     try { json = this.#reader.end() } catch (err) { throw jsonMismatch(err, GLB_JSON) }
-    this.#summary = gltfFindings(this.path, json, this.notes, (target, what, severity, extra) => { this.reference(target, what, severity, extra) })
+    // Overte's test for a GLB's own images, as it makes it (not .vrm, nor .GLB).
+    this.#summary = gltfFindings(this.path, json, this.path.endsWith('glb'), this.notes, (target, what, severity, extra) => { this.reference(target, what, severity, extra) })
   }
 }
 
@@ -860,6 +889,8 @@ const FBX_BINARY_MAGIC = Buffer.from('Kaydara FBX Binary  \0', 'latin1')
  */
 class FbxInspector extends BaseInspector {
   #start = Buffer.alloc(0)
+  /** A note that holds for an ASCII FBX only (Overte knows a binary one by its signature). */
+  #asciiNote: string | undefined
   #binary: BinaryFbxReader | undefined
   #ascii: { reader: AsciiFbxReader, stream: TextStream } | undefined
   #summary: FbxSummary | undefined
@@ -892,6 +923,8 @@ class FbxInspector extends BaseInspector {
 
   protected override facts (): Partial<FileReport> { return this.#summary === undefined ? {} : { fbx: this.#summary } }
 
+  unlessBinary (note: string): void { this.#asciiNote = note }
+
   protected finish (): void {
     if (this.#binary === undefined && this.#ascii === undefined) {
       if (this.#start.length < 27 && !/;\s*FBX/.test(this.#start.toString('latin1'))) throw new Error('is too short to be FBX')
@@ -903,6 +936,7 @@ class FbxInspector extends BaseInspector {
     } else if (this.#ascii !== undefined) {
       const { reader, stream } = this.#ascii
       stream.end()
+      if (this.#asciiNote !== undefined) this.notes.push(this.#asciiNote)
       const note = stream.encodingNote(this.path)
       if (note !== undefined) this.notes.push(note)
       summary = reader.end()
@@ -1082,8 +1116,16 @@ class GzipInspector implements FileInspector {
   }
 }
 
-/** Extensions Overte matches in lower case only (MediaTypeLibrary::findMediaTypeForURL, GLTFSerializer's `endsWith("glb")`); `.fst` it lower-cases first (ModelCache.cpp). */
-const CASE_SENSITIVE_EXTENSIONS = new Set(['fbx', 'obj', 'glb', 'gltf', 'vrm'])
+/**
+ * Extensions Overte matches in lower case only (MediaTypeLibrary's
+ * findMediaTypeForURL, GLTFSerializer's `endsWith("glb")`); `.fst` it
+ * lower-cases first (ModelCache.cpp). Before the URL, FormatRegistry asks the
+ * bytes (a binary FBX's signature: no note, decided once the file is read),
+ * and after it the answer's Content-Type: a `.GLTF` loads by the
+ * `model/gltf+json` this gateway gives it, and a `.GLB` by
+ * `model/gltf-binary`, but without the images it holds.
+ */
+const CASE_SENSITIVE_EXTENSIONS = new Set(['fbx', 'obj', 'glb', 'vrm'])
 
 /** The inspector for a file, chosen by its extension (a gzipped model's by the model's, its inflating charged to `budget`: one per upload). */
 export function inspectorFor (path: string, budget?: GunzipBudget): FileInspector & { note: (text: string) => void } {
@@ -1093,7 +1135,9 @@ export function inspectorFor (path: string, budget?: GunzipBudget): FileInspecto
   const ext = extensionOf(named)
   const written = named.slice(named.length - ext.length)
   if (CASE_SENSITIVE_EXTENSIONS.has(ext) && written !== ext) {
-    inspector.note(`${path}: Overte recognises ".${ext}" only in lower case, so it may not load this file (or, for GLB, its embedded textures): rename it to "${baseNameOf(named).slice(0, -ext.length)}${ext}${gzipped ? path.slice(-3) : ''}"`)
+    const note = `${path}: Overte recognises ".${ext}" only in lower case, so it may not load this file (or, for GLB, its embedded textures): rename it to "${baseNameOf(named).slice(0, -ext.length)}${ext}${gzipped ? path.slice(-3) : ''}"`
+    if (inspector instanceof FbxInspector) inspector.unlessBinary(note)
+    else inspector.note(note)
   }
   return inspector
 }

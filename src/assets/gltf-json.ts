@@ -36,6 +36,12 @@ export interface GltfJson {
   buffers: Array<{ uri?: string, byteLength?: number }>
   /** The images' URIs that are paths (not data: or http:), in order. */
   imageUris: string[]
+  /** How many images the file lists. */
+  images: number
+  /** The first image given by a uri of any kind (a path, data: or http:), shortened for a message; undefined when every image is in a buffer. */
+  imageByUri: string | undefined
+  /** Textures given only by EXT_texture_webp (no `source` of their own), as Blender writes a WebP image. */
+  webpOnlyTextures: number
   /** What summarizeGltf and gltfGeometryNotes read; undefined when it would have been more than MAX_KEPT_BYTES. */
   doc: GltfDoc | undefined
 }
@@ -60,6 +66,10 @@ export class GltfJsonReader {
   readonly #extensions = new Set<string>()
   readonly #buffers = new Map<number, { uri?: string, byteLength?: number }>()
   readonly #imageUris: string[] = []
+  #images = 0
+  #imageByUri: string | undefined
+  /** Per texture: whether it has a `source`, and whether EXT_texture_webp gives one (MAX_NAMED_FILES of them at most). */
+  readonly #textures = new Map<number, { source: boolean, webp: boolean }>()
   #doc: GltfDoc | undefined = {}
   #kept = 0
   #materials = 0
@@ -70,7 +80,8 @@ export class GltfJsonReader {
     this.#stream.end()
     const doc = this.#doc
     if (doc !== undefined) doc.materials = new Array<unknown>(this.#materials)
-    return { version: this.#version, extensions: [...this.#extensions], buffers: [...this.#buffers.values()], imageUris: this.#imageUris, doc }
+    const webpOnlyTextures = [...this.#textures.values()].filter((t) => t.webp && !t.source).length
+    return { version: this.#version, extensions: [...this.#extensions], buffers: [...this.#buffers.values()], imageUris: this.#imageUris, images: this.#images, imageByUri: this.#imageByUri, webpOnlyTextures, doc }
   }
 
   #keep (cost: number): boolean {
@@ -122,6 +133,7 @@ export class GltfJsonReader {
   }
 
   #element (section: string, index: number): void {
+    if (section === 'images') this.#images = Math.max(this.#images, index + 1)
     if (section === 'materials') this.#materials = Math.max(this.#materials, index + 1)
     else this.#item(section as keyof GltfDoc, index)
   }
@@ -153,6 +165,7 @@ export class GltfJsonReader {
     }
     if (typeof index !== 'number') return
     if (section === 'buffers' && path.length === 3) { this.#buffer(index, field, value, length); return }
+    if (section === 'textures') { this.#texture(path, index, value); return }
     if (typeof section !== 'string' || !SECTIONS.has(section)) return
     if (path.length === 2) { this.#element(section, index); return }
     if (section === 'meshes') { this.#meshValue(path, index, value); return }
@@ -183,8 +196,24 @@ export class GltfJsonReader {
     }
   }
 
+  /** textures[i].source, and textures[i].extensions.EXT_texture_webp.source: which textures have an image only as WebP. */
+  #texture (path: JsonPath, index: number, value: JsonPrimitive): void {
+    const isSource = path.length === 3 && path[2] === 'source'
+    const isWebp = path.length === 5 && path[2] === 'extensions' && path[3] === 'EXT_texture_webp' && path[4] === 'source'
+    if ((!isSource && !isWebp) || typeof value !== 'number') return
+    let texture = this.#textures.get(index)
+    if (texture === undefined) {
+      if (this.#textures.size >= MAX_NAMED_FILES) return
+      texture = { source: false, webp: false }
+      this.#textures.set(index, texture)
+    }
+    if (isSource) texture.source = true
+    else texture.webp = true
+  }
+
   /** An image's uri: a path is a file it names; a data: URI is kept as its size only, for the summary's embedded bytes. */
   #image (index: number, value: string, length: number): void {
+    this.#imageByUri ??= /^data:/i.test(value) ? 'data:…' : value.slice(0, 200)
     const path = this.#path(value, length)
     if (path !== undefined && path !== '') {
       this.#named()

@@ -175,7 +175,9 @@ export function gltfRequest (gltfPath: string, uri: string): string | undefined 
  * with cgltf and reads accessors with `cgltf_accessor_unpack_floats`; it
  * never decodes Draco (a compressed primitive's accessors have no data, so
  * the mesh is empty), and `getHFMTexture` reads `texture->image` and
- * EXT_texture_webp only, never KHR_texture_basisu (KTX2) or meshopt.
+ * EXT_texture_webp only, never KHR_texture_basisu (KTX2) or meshopt. (Its
+ * reading of EXT_texture_webp has flaws of its own, which gltfTextureNotes
+ * in file-inspectors.ts warns of.)
  */
 export const GLTF_EXTENSIONS_OVERTE_IGNORES: Readonly<Record<string, string>> = {
   KHR_draco_mesh_compression: 'Overte\'s glTF reader does not decode Draco mesh compression: the model will be empty in Overte; export without Draco (Blender: glTF export, uncheck Compression)',

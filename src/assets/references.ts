@@ -44,6 +44,10 @@ export function checkReferences (reports: readonly FileReport[], files: Readonly
   const mtlOwners = new Map<string, string>()
   // The material files an .fst's materialMap names: only their textures are checked (other JSON may have `materials`).
   const materials = new Set<string>()
+  // FBX files an animation graph plays as clips, and models an .fst loads: Overte reads a clip's joints and frames
+  // only (AnimationCache.cpp, AnimationReader), never its textures, so a clip that is no avatar's model is not warned of them.
+  const clips = new Set<string>()
+  const models = new Set<string>()
   for (const report of reports) {
     for (const ref of report.references.flatMap((r) => { const c = composed(r); return c === r ? [r] : [r, c] })) {
       if (ref.what === 'material library') {
@@ -54,6 +58,10 @@ export function checkReferences (reports: readonly FileReport[], files: Readonly
         const file = resolveReference(ref.from, ref.target, ref.base)
         if (file !== undefined) materials.add(file)
       }
+      if (ref.what === 'animation' || ref.what === 'model file') {
+        const file = resolveReference(ref.from, ref.target, ref.base)
+        if (file !== undefined) (ref.what === 'animation' ? clips : models).add(file)
+      }
     }
   }
 
@@ -63,6 +71,7 @@ export function checkReferences (reports: readonly FileReport[], files: Readonly
     const seen = new Set<string>()
     for (const written of report.references) {
       if (written.ifMaterial === true && !materials.has(written.from)) continue
+      if (written.rule === 'fbx-texture' && clips.has(written.from) && !models.has(written.from)) continue
       const spelling = misspelt(written)
       if (spelling !== undefined && !seen.has(spelling)) { seen.add(spelling); warnings.push(spelling) }
       let ref = written

@@ -30,6 +30,19 @@ describe('FBX textures are looked up where Overte looks: beside the model, or in
     expect(check({ 'avatar.fst': fst, 'avatar.fbx': blender('avatar.fbx'), 'textures/skin.png': skin })).toMatchObject({ errors: [], warnings: [] })
   })
 
+  it('an FBX an animation graph plays as a clip is not warned of its textures (Overte reads a clip\'s joints and frames only), unless an .fst also loads it as the model', () => {
+    const graph = JSON.stringify({ version: '1.1', root: { id: 'idle', type: 'clip', data: { url: 'idle anim.fbx' }, children: [] } })
+    const avatar = { 'MyAvatar/avatar.fst': 'name = a\nfilename = avatar.fbx\ntexdir = textures\nanimGraphUrl = anim/graph.json\n', 'MyAvatar/avatar.fbx': blender('avatar.fbx'), 'MyAvatar/textures/skin.png': skin, 'MyAvatar/anim/graph.json': graph }
+    expect(check({ ...avatar, 'MyAvatar/anim/idle anim.fbx': blender('avatar.fbx') })).toMatchObject({ errors: [], warnings: [] })
+    // The same file as a model (no graph plays it) is warned, as before.
+    expect(check({ 'spider.fbx': blender('avatar.fbx'), 'textures/skin.png': skin }).warnings).toHaveLength(1)
+    // Played as a clip and loaded as the avatar's model: its textures count.
+    const both = JSON.stringify({ version: '1.1', root: { id: 'idle', type: 'clip', data: { url: '../model.fbx' }, children: [] } })
+    const loaded = check({ 'avatar.fst': 'name = a\nfilename = model.fbx\nanimGraphUrl = anim/graph.json\n', 'model.fbx': blender('avatar.fbx'), 'textures/skin.png': skin, 'anim/graph.json': both })
+    expect(loaded.warnings).toHaveLength(1)
+    expect(loaded.warnings[0]).toContain('model.fbx: texture "textures/skin.png" will not load in Overte')
+  })
+
   it('a model without an .fst whose texture sits in a subfolder gets one warning saying where Overte looks and how to fix it', () => {
     const { warnings } = check({ 'spider.fbx': blender('avatar.fbx'), 'textures/skin.png': skin })
     expect(warnings).toEqual([
@@ -230,6 +243,11 @@ describe('.fst names resolve as Overte resolves them: against fstUrl.resolved(ba
     expect(check({ 'Avatar.FST': 'name = a\nfilename = avatar.fbx\n', 'avatar.fbx': model, 'skin.png': skin })).toMatchObject({ errors: [], warnings: [] })
   })
 
+  it('a BOM before a comment line loses nothing Overte reads: no note', () => {
+    const bom = check(files('\ufeff# made by hand\r\nname = Box\r\nfilename = avatar.fbx\r\n', { 'avatar.fbx': model, 'skin.png': skin }))
+    expect(bom).toMatchObject({ errors: [], warnings: [] })
+  })
+
   it('single-value keys keep an = in their value (FSTReader\'s SINGLE_VALUE_PROPERTIES)', () => {
     expect(check(files('name = a\nfilename = avatar=v2.fbx\n', { 'avatar=v2.fbx': model, 'textures/skin.png': skin, 'skin.png': skin })).errors).toEqual([])
     expect(check(files('name = a\nfilename = avatar=v2.fbx\n', {})).errors).toEqual(['avatar.fst: model file "avatar=v2.fbx" is not in the upload'])
@@ -292,7 +310,13 @@ describe('names and files Overte cannot load', () => {
 
   it('a GLB\'s external buffers and images are checked as a .gltf\'s are: a missing buffer fails the model in Overte, a missing image leaves a texture blank', () => {
     const doc = { asset: { version: '2.0' }, buffers: [{ byteLength: 4, uri: 'extra.bin' }, { byteLength: 1, uri: 'data:application/octet-stream;base64,AA==' }], images: [{ uri: 'textures/missing.png' }] }
-    expect(check({ 'model.glb': glbOf(doc) })).toMatchObject({ errors: ['model.glb: buffer "extra.bin" is not in the upload'], warnings: ['model.glb: image "textures/missing.png" is not in the upload'] })
+    expect(check({ 'model.glb': glbOf(doc) })).toMatchObject({
+      errors: ['model.glb: buffer "extra.bin" is not in the upload'],
+      warnings: [
+        'model.glb: image "textures/missing.png" is given by a uri, not stored in the GLB: Overte reads every image of a .glb from the GLB itself and fails on this one (the client may crash); store the images in the GLB (Blender: glTF Binary export), or upload the model as .gltf with its images beside it',
+        'model.glb: image "textures/missing.png" is not in the upload'
+      ]
+    })
     expect(check({ 'model.glb': glbOf(doc), 'extra.bin': Buffer.alloc(4), 'textures/missing.png': fixture('gltf/BoxTextured/CesiumLogoFlat.png') }).errors).toEqual([])
   })
 
@@ -326,6 +350,10 @@ describe('names and files Overte cannot load', () => {
     const clip = fixture('fbx/cubes-ascii.fbx')
     expect(check({ 'anim/graph.json': graph, 'anim/animations/idle.fbx': clip }).warnings).toEqual(['anim/graph.json: animation "animations/walk.fbx" is not in the upload'])
     expect(check({ 'anim/graph.json': graph, 'anim/animations/idle.fbx': clip, 'anim/animations/walk.fbx': clip }).warnings).toEqual([])
+    // Overte reads a clip only when its URL's path ends in .fbx (AnimationCache.cpp, AnimationReader::run), in any case.
+    const clipGraph = (url: string): string => JSON.stringify({ version: '1.1', root: { id: 'idle', type: 'clip', data: { url }, children: [] } })
+    expect(check({ 'graph.json': clipGraph('idle.glb'), 'idle.glb': blender('avatar.glb') }).warnings).toEqual(['graph.json: animation clip "idle.glb" is not FBX, and Overte plays only .fbx clips: this animation will not play; export it as FBX'])
+    expect(check({ 'graph.json': clipGraph('IDLE.FBX'), 'IDLE.FBX': blender('avatar.fbx') }).warnings).toEqual([])
     // Other JSON names nothing.
     expect(check({ 'data.json': JSON.stringify({ root: { url: 'nowhere.fbx' }, type: 'clip' }) }).warnings).toEqual([])
   })
@@ -348,5 +376,45 @@ describe('names and files Overte cannot load', () => {
     const { warnings } = check({ 'CUBE.OBJ': 'v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n' })
     expect(warnings).toEqual(['CUBE.OBJ: Overte recognises ".obj" only in lower case, so it may not load this file (or, for GLB, its embedded textures): rename it to "CUBE.obj"'])
     expect(check({ 'cube.obj': 'v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n' }).warnings).toEqual([])
+  })
+
+  it('not for a binary .FBX (3ds Max writes .FBX), which Overte knows by its signature, nor a .GLTF, which loads by the type this gateway gives it', () => {
+    // FormatRegistry::getSerializerForMediaType asks the bytes first, then the URL, then the answer's Content-Type.
+    expect(check({ 'Box.FBX': fixture('fbx/box-binary.fbx') }).warnings).toEqual([])
+    expect(check({ 'Cubes.FBX': fixture('fbx/cubes-ascii.fbx') }).warnings).toEqual(['Cubes.FBX: Overte recognises ".fbx" only in lower case, so it may not load this file (or, for GLB, its embedded textures): rename it to "Cubes.fbx"'])
+    expect(check({ 'Avatar.GLTF': blender('gltf/avatar.gltf'), 'avatar.bin': blender('gltf/avatar.bin'), 'skin.png': blender('gltf/skin.png') }).warnings).toEqual([])
+    expect(check({ 'Avatar.GLB': blender('avatar.glb') }).warnings).toEqual(['Avatar.GLB: Overte recognises ".glb" only in lower case, so it may not load this file (or, for GLB, its embedded textures): rename it to "Avatar.glb"'])
+  })
+})
+
+describe('glTF textures Overte\'s reader does not load (GLTFSerializer.cpp, getHFMTexture, with cgltf 1.13)', () => {
+  const png = blender('textures/skin.png')
+  const gltfJson = (images: object[], textures: object[]): string => JSON.stringify({ asset: { version: '2.0' }, images, textures, materials: [{ pbrMetallicRoughness: { baseColorTexture: { index: 0 } } }] })
+
+  it('warns for a GLB whose image is given by a uri (a null buffer view there: the client may crash), not for a .gltf or an image in the GLB', () => {
+    const external = gltfJson([{ uri: 'skin.png' }], [{ source: 0 }])
+    expect(check({ 'model.glb': glbWithJson(external), 'skin.png': png }).warnings).toEqual([
+      'model.glb: image "skin.png" is given by a uri, not stored in the GLB: Overte reads every image of a .glb from the GLB itself and fails on this one (the client may crash); store the images in the GLB (Blender: glTF Binary export), or upload the model as .gltf with its images beside it'
+    ])
+    const dataUri = gltfJson([{ uri: `data:image/png;base64,${png.toString('base64')}` }], [{ source: 0 }])
+    expect(check({ 'model.glb': glbWithJson(dataUri) }).warnings).toEqual([
+      'model.glb: image "data:…" is given by a uri, not stored in the GLB: Overte reads every image of a .glb from the GLB itself and fails on this one (the client may crash); store the images in the GLB (Blender: glTF Binary export), or upload the model as .gltf with its images beside it'
+    ])
+    expect(check({ 'model.gltf': external, 'skin.png': png }).warnings).toEqual([])
+    expect(check({ 'model.glb': glbWithJson(gltfJson([{ bufferView: 0, mimeType: 'image/png' }], [{ source: 0 }])) }).warnings).toEqual([])
+    // Blender's own GLB keeps its image in the binary chunk.
+    expect(check({ 'avatar.glb': blender('avatar.glb') }).warnings).toEqual([])
+  })
+
+  it('warns for a WebP-only texture (Blender\'s WebP images) in a file of one image, which Overte leaves untextured, and not with two images or a PNG source', () => {
+    const webpOnly = gltfJson([{ uri: 'skin.webp' }], [{ extensions: { EXT_texture_webp: { source: 0 } } }])
+    const webp = Buffer.from('RIFF\x10\x00\x00\x00WEBPVP8L\x04\x00\x00\x00\x2f\x00\x00\x00', 'latin1')
+    expect(check({ 'model.gltf': webpOnly, 'skin.webp': webp }).warnings).toEqual([
+      'model.gltf: its texture is WebP only (EXT_texture_webp, no PNG or JPEG source), and Overte finds a WebP texture only in a file of two images or more: the model will be untextured in Overte; use a PNG or JPEG texture'
+    ])
+    const two = gltfJson([{ uri: 'skin.webp' }, { uri: 'other.webp' }], [{ extensions: { EXT_texture_webp: { source: 0 } } }])
+    expect(check({ 'model.gltf': two, 'skin.webp': webp, 'other.webp': webp }).warnings).toEqual([])
+    const withFallback = gltfJson([{ uri: 'skin.png' }], [{ source: 0, extensions: { EXT_texture_webp: { source: 0 } } }])
+    expect(check({ 'model.gltf': withFallback, 'skin.png': png }).warnings).toEqual([])
   })
 })
