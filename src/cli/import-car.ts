@@ -12,7 +12,7 @@ import { createLogger } from '../logger.ts'
 import type { CarImportReport } from '../services/operator-car-import.ts'
 
 /**
- * `npm run import-car -- FILE [--owner USERNAME]`: imports a CARv1 as an
+ * `npm run import-car -- FILE [--owner USERNAME]`: imports a CAR (v1 or v2) as an
  * operator, e.g. a pinset from another node. Its blocks are verified and its
  * DAG checked complete as for an upload, without the content checks, then
  * pinned, and recorded as an upload of USERNAME when given. A running server

@@ -20,7 +20,14 @@ export const codecName = (code: number): string => CODEC_NAMES[code] ?? `codec 0
 const HASHERS = new Map<number, MultihashHasher>([sha256, sha512].map((hasher) => [hasher.code, hasher]))
 
 /**
- * A CARv1 stream, read once: the header first, so that a root that cannot be
+ * CARv2's pragma (ipld.io/specs/transport/car/carv2): the varint 10, then
+ * `{"version": 2}` in dag-cbor; its fixed header of 40 bytes follows.
+ */
+const CARV2_PRAGMA = Uint8Array.from([0x0a, 0xa1, 0x67, 0x76, 0x65, 0x72, 0x73, 0x69, 0x6f, 0x6e, 0x02])
+const CARV2_HEADER_BYTES = 40
+
+/**
+ * A CAR stream, read once: the header first, so that a root that cannot be
  * an upload is refused before a block is read; then `blocks`, each checked
  * against its CID (the bytes hashed with the CID's own multihash) before it
  * is passed on. Identity blocks carry their bytes in the CID and are not
@@ -35,11 +42,13 @@ export interface CarStream {
 export async function readCar (source: AsyncIterable<Uint8Array>): Promise<CarStream> {
   const reader = asyncIterableReader(source)
   let root: CID
+  /** Where a CARv2's data payload (a CARv1) ends: its index, after it, is not read. */
+  let end: number | undefined
   try {
+    end = await skipToCarV1(reader)
     const [headerLength] = varint.decode(await reader.upTo(8))
     if (headerLength > MAX_HEADER_BYTES) throw new Error(`its header claims ${headerLength} bytes`)
-    const header = await readHeader(reader)
-    if (header.version !== 1) throw new UnsupportedMediaTypeError('the file is a CARv2; send a CARv1 (what `ipfs dag export` writes)')
+    const header = await readHeader(reader, 1)
     if (header.roots.length !== 1 || header.roots[0] === undefined) throw new UnsupportedMediaTypeError(`the CAR has ${header.roots.length} roots; an upload is one DAG with a single root`)
     root = header.roots[0]
   } catch (err) {
@@ -54,10 +63,15 @@ export async function readCar (source: AsyncIterable<Uint8Array>): Promise<CarSt
     for (;;) {
       let block: VerifiedBlock
       try {
-        if ((await reader.upTo(1)).length === 0) return
+        if (end !== undefined && reader.pos === end) { await drain(reader); return }
+        if ((await reader.upTo(1)).length === 0) {
+          if (end !== undefined) throw new Error(`the file ends ${end - reader.pos} bytes before the end of its data payload`)
+          return
+        }
         const { cid, blockLength } = await readBlockHead(reader)
         if (blockLength < 0 || blockLength > MAX_BLOCK_BYTES) throw new Error(`block ${index} (${cid.toString()}) claims ${blockLength} bytes; at most ${MAX_BLOCK_BYTES} are allowed`)
         block = { cid, bytes: await reader.exactly(blockLength, true) }
+        if (end !== undefined && reader.pos > end) throw new Error(`block ${index} (${cid.toString()}) runs past the end of the data payload`)
       } catch (err) {
         throw new BadRequestError('the CAR is damaged or cut short', [err instanceof Error ? err.message : String(err)])
       }
@@ -66,6 +80,39 @@ export async function readCar (source: AsyncIterable<Uint8Array>): Promise<CarSt
     }
   }
   return { root, blocks: blocks() }
+}
+
+type CarReader = ReturnType<typeof asyncIterableReader>
+
+/**
+ * A CARv2 (what go-car's `car create`, Boost and Lotus write) holds a CARv1
+ * as its data payload: its header says where, and the reader is moved there
+ * (padding skipped as it streams). Returns where the payload ends, or
+ * undefined for a CARv1, left where it starts. @ipld/car's readHeader would
+ * read a CARv2's inner header without the size limit (a claimed length is
+ * buffered whole), hence this.
+ */
+async function skipToCarV1 (reader: CarReader): Promise<number | undefined> {
+  if (!equals(await reader.upTo(CARV2_PRAGMA.byteLength), CARV2_PRAGMA)) return undefined
+  reader.seek(CARV2_PRAGMA.byteLength)
+  const header = await reader.exactly(CARV2_HEADER_BYTES, true)
+  const view = new DataView(header.buffer, header.byteOffset, header.byteLength)
+  // After the characteristics (16 bytes): the payload's offset and size, then the index's offset.
+  const offset = view.getBigUint64(16, true)
+  const size = view.getBigUint64(24, true)
+  const start = BigInt(CARV2_PRAGMA.byteLength + CARV2_HEADER_BYTES)
+  if (offset < start || size === 0n || offset + size > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error(`its CARv2 header places the data payload at ${offset} (${size} bytes)`)
+  reader.seek(Number(offset) - reader.pos)
+  return Number(offset + size)
+}
+
+/** Reads what follows a CARv2's payload (its index) to the end, keeping none of it. */
+async function drain (reader: CarReader): Promise<void> {
+  for (;;) {
+    const chunk = await reader.upTo(64 * 1024)
+    if (chunk.length === 0) return
+    reader.seek(chunk.length)
+  }
 }
 
 /** Whether the block is to be stored (false for identity blocks); throws when it may not be. */

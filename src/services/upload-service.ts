@@ -150,7 +150,7 @@ export class UploadService {
   }
 
   /**
-   * Imports a CARv1 as it streams: each block verified against its CID and
+   * Imports a CAR (v1, or the CARv1 a v2 holds) as it streams: each block verified against its CID and
    * written under the upload's lease; then the DAG below the single root is
    * walked (complete, UnixFS, names and limits as a zip's), and each file's
    * bytes are read back from the node through its inspector, so that

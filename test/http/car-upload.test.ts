@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import * as dagPb from '@ipld/dag-pb'
@@ -8,7 +8,7 @@ import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest'
 import { appBackends } from '../support/backends.ts'
-import { dagCborBlock, rawBlock, unixfsBlocks, unixfsNode, writeCar, type Block } from '../support/cars.ts'
+import { carV2, dagCborBlock, rawBlock, unixfsBlocks, unixfsNode, writeCar, type Block } from '../support/cars.ts'
 import { AVATAR_FST, avatarBundle, fixture } from '../support/fixtures.ts'
 import { asBytes, createIdentity, expectNothingLeftBehind, leftovers, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
 import { startKubo, type KuboNode } from '../support/kubo.ts'
@@ -122,6 +122,34 @@ for (const backend of appBackends()) {
       const b = await unixfsBlocks([{ path: 'b.json', data: '[]' }], { wrap: true })
       const res = await post(await writeCar([a.root, b.root], [...a.blocks, ...b.blocks]), 'two.car').expect(415)
       expect(res.body.error).toMatch(/2 roots/)
+      await expectNothingLeftBehind(t, before)
+    })
+
+    it('imports a CARv2 (go-car\'s, with its index) as the CARv1 it holds: the same root, served, the index read past', async () => {
+      const car = await readFile(new URL('../fixtures/car/avatar-v2.car', import.meta.url))
+      const root = 'bafybeih6e3goxdiehohuwe3yb6vdzu3rhr66fxi5z4k6mpfv42ptmitksi'
+      const items = (await post(car, 'avatar.car').expect(200)).body as Item[]
+      expect(items.at(-1)).toMatchObject({ Name: 'avatar', Hash: root, kind: 'avatar' })
+      expect(items.map((i) => i.Name).sort()).toEqual(['avatar', 'avatar/avatar.fbx', 'avatar/avatar.fst', 'avatar/textures', 'avatar/textures/skin.png'])
+      expect((await t.request.get(`/ipfs/${root}/textures/skin.png`).expect(200)).body).toEqual(await readFile(new URL('../fixtures/blender/avatar/textures/skin.png', import.meta.url)))
+    })
+
+    it('reads a CARv2\'s payload after padding up to its end, and refuses one cut short, a block running past its end, or a payload placed inside the header', async () => {
+      const { root, blocks } = await unixfsBlocks(AVATAR_FILES, { wrap: true })
+      const v1 = await writeCar([root], blocks)
+      const padded = (await post(carV2(v1, { padding: 13, trailer: randomBytes(5000) }), 'Padded.car').expect(200)).body as Item[]
+      expect(padded.at(-1)?.Hash).toBe(root.toString())
+      before = await leftovers(t)
+      await post(carV2(v1).subarray(0, 51 + v1.length - 10), 'cut.car').expect(400)
+      const short = await post(carV2(v1, { size: v1.length + 10 }), 'short.car').expect(400)
+      expect(short.body.details).toEqual(['the file ends 10 bytes before the end of its data payload'])
+      const over = await post(carV2(v1, { size: v1.length - 10, trailer: Buffer.alloc(0) }), 'over.car').expect(400)
+      expect(over.body.details[0]).toMatch(/runs past the end of the data payload/)
+      const early = await post(carV2(v1, { offset: 20 }), 'early.car').expect(400)
+      expect(early.body.details).toEqual(['its CARv2 header places the data payload at 20 (' + String(v1.length) + ' bytes)'])
+      // The payload's own header is held to the same limit as a CARv1's, not buffered at whatever length it claims.
+      const claim = Buffer.from([0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01])
+      expect((await post(carV2(Buffer.concat([claim, randomBytes(64)])), 'claim.car').expect(400)).body.details[0]).toMatch(/its header claims/)
       await expectNothingLeftBehind(t, before)
     })
 

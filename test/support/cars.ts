@@ -49,6 +49,22 @@ export async function writeCar (roots: CID[], blocks: readonly Block[]): Promise
   return Buffer.concat(chunks)
 }
 
+/**
+ * A CARv2 around `v1` (ipld.io/specs/transport/car/carv2): the pragma, the
+ * 40-byte header (no characteristics), `padding` zero bytes, the CARv1, then
+ * `trailer` (where an index goes). `offset` and `size` override what the
+ * header says of the payload.
+ */
+export function carV2 (v1: Uint8Array, options: { padding?: number, trailer?: Uint8Array, offset?: number, size?: number } = {}): Buffer {
+  const pragma = Buffer.from([0x0a, 0xa1, 0x67, 0x76, 0x65, 0x72, 0x73, 0x69, 0x6f, 0x6e, 0x02])
+  const padding = options.padding ?? 0
+  const header = Buffer.alloc(40)
+  header.writeBigUInt64LE(BigInt(options.offset ?? pragma.length + header.length + padding), 16)
+  header.writeBigUInt64LE(BigInt(options.size ?? v1.byteLength), 24)
+  header.writeBigUInt64LE(options.trailer === undefined ? 0n : BigInt(pragma.length + header.length + padding + v1.byteLength), 32)
+  return Buffer.concat([pragma, header, Buffer.alloc(padding), v1, options.trailer ?? new Uint8Array(0)])
+}
+
 /** A dag-cbor block, for a root that is not UnixFS. */
 export async function dagCborBlock (value: unknown): Promise<Block> {
   const bytes = dagCbor.encode(value)
