@@ -120,6 +120,9 @@ describe('creation refusals: before any byte is stored', () => {
     ['a type not accepted', 'virus.exe', 10, {}, 415, 'ERR_UNSUPPORTED_MEDIA_TYPE'],
     ['no Upload-Length', 'a.glb', Number.NaN, {}, 400, 'ERR_BAD_REQUEST'],
     ['Upload-Defer-Length', 'a.glb', 10, { 'Upload-Defer-Length': '1' }, 400, 'ERR_BAD_REQUEST'],
+    // Concatenation is not offered: a part (tus-js-client's parallelUploads sends them unasked) is not an upload of its own.
+    ['Upload-Concat: partial', 'a.glb', 10, { 'Upload-Concat': 'partial' }, 400, 'ERR_BAD_REQUEST'],
+    ['Upload-Concat: final', 'a.glb', Number.NaN, { 'Upload-Concat': `final;${BASE}/a ${BASE}/b` }, 400, 'ERR_BAD_REQUEST'],
     ['no filename', 'a.glb', 10, { 'Upload-Metadata': `name ${b64('a.glb')}` }, 400, 'ERR_BAD_REQUEST'],
     ['malformed metadata', 'a.glb', 10, { 'Upload-Metadata': 'filename %%%' }, 400, 'ERR_BAD_REQUEST']
   ])('%s → %i', async (_what, fileName, length, extra, status, code) => {

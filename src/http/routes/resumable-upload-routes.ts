@@ -178,6 +178,10 @@ export function resumableUploadRoutes (deps: ResumableUploadRoutesDeps): Router 
   router.post(RESUMABLE_UPLOAD_PATH, async (req, res) => {
     const { identity } = requireCaller(req, 'upload', SIGN_IN)
     if (req.headers['upload-defer-length'] !== undefined) throw new BadRequestError('Upload-Defer-Length is not supported: send Upload-Length')
+    // Not in Tus-Extension, and clients use it unasked (tus-js-client's parallelUploads): a part taken as an upload of
+    // its own would be imported, recorded and counted alone. Refused before anything is stored, as a 4xx that clients
+    // do not retry.
+    if (req.headers['upload-concat'] !== undefined) throw new BadRequestError('Upload-Concat (the concatenation extension) is not supported: send the file as one upload (tus-js-client: parallelUploads 1)')
     const length = byteCount(req, 'upload-length')
     const metadata = parseUploadMetadata(req.get('upload-metadata'))
     const fileName = metadata.get('filename')
