@@ -105,6 +105,11 @@ export class ResumableUploadRepository {
     await this.#db<ResumableUploadRow>('resumable_uploads').where({ id }).whereNull('completed_at').update({ upload_offset: offset, expires_at: expiresAt })
   }
 
+  /** Moves the expiry of an upload a request is working on to `expiresAt`, never earlier. */
+  async renew (id: string, expiresAt: Date): Promise<void> {
+    await this.#db<ResumableUploadRow>('resumable_uploads').where({ id }).where('expires_at', '<', expiresAt).update({ expires_at: expiresAt })
+  }
+
   /** Keeps the final answer (the bytes are gone by then); `uploadId` ties it to the recorded upload, whose deletion removes it. */
   async complete (id: string, result: { status: number, body: unknown, uploadId?: number }, expiresAt: Date): Promise<void> {
     await this.#db<ResumableUploadRow>('resumable_uploads').where({ id }).update({

@@ -221,9 +221,16 @@ export class ResumableUploadService {
     let release!: () => void
     const holder: Holder = { abort: new AbortController(), importing: false, done: new Promise((resolve) => { release = resolve }) }
     this.#holders.set(id, holder)
+    // An upload expires RESUMABLE_EXPIRY_SECONDS after its last byte: while a request receives or imports it, its expiry
+    // moves on (in the database, so that no instance's sweep takes it), not only at its end or at a checkpoint.
+    const renewal = setInterval(() => {
+      this.#options.repository.renew(id, this.#expiry()).catch((err: unknown) => { this.#options.logger.warn({ err, upload: id }, 'could not renew the expiry of a resumable upload') })
+    }, Math.min(60_000, Math.max(250, this.#options.expirySeconds * 250)))
+    renewal.unref()
     try {
       return await work(AbortSignal.any([holder.abort.signal, this.#closing.signal]), () => { holder.importing = true })
     } finally {
+      clearInterval(renewal)
       this.#holders.delete(id)
       release()
     }

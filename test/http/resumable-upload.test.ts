@@ -511,6 +511,39 @@ describe('expiration', () => {
   }, 30_000)
 })
 
+describe('expiration while bytes still come', () => {
+  it('an upload does not expire while a request is receiving it (it expires after its last byte): a sweep passes it by, and it completes', async () => {
+    const short = await startTestHeimdall({ RESUMABLE_EXPIRY_SECONDS: '1', RESUMABLE_SWEEP_SECONDS: '1' })
+    try {
+      const { url: shortUrl } = await short.listen()
+      const person = await createIdentity(short.request)
+      const glb = fixture('glb/BoxTextured.glb')
+      const created = await short.request.post(BASE).set(tusHeaders(person.token, { 'Upload-Length': String(glb.length), 'Upload-Metadata': `filename ${b64('slow.glb')}` })).expect(201)
+      const path = created.headers.location ?? ''
+      // Half the file in ten pieces over 3.5 s: three sweeps and more than three expiry periods pass while it comes.
+      const half = Math.floor(glb.length / 2)
+      const pieces = Array.from({ length: 10 }, (_, i) => glb.subarray(Math.floor(half * i / 10), Math.floor(half * (i + 1) / 10)))
+      const slowly = Readable.from((async function * () { for (const piece of pieces) { await new Promise((resolve) => setTimeout(resolve, 350)); yield piece } })())
+      const answer = await new Promise<{ status: number, offset: unknown }>((resolve, reject) => {
+        const req = httpRequest(`${shortUrl}${path}`, { method: 'PATCH', agent: false, headers: tusHeaders(person.token, { 'Upload-Offset': '0', 'Content-Type': 'application/offset+octet-stream', 'Content-Length': String(half) }) }, (res) => {
+          res.resume()
+          res.on('end', () => { resolve({ status: res.statusCode ?? 0, offset: res.headers['upload-offset'] }) })
+        })
+        req.on('error', reject)
+        slowly.pipe(req)
+      })
+      expect(answer).toEqual({ status: 204, offset: String(half) })
+      const head = await short.request.head(path).set(tusHeaders(person.token)).expect(200)
+      expect(head.headers['upload-offset']).toBe(String(half))
+      await short.request.patch(path).set(tusHeaders(person.token, { 'Upload-Offset': String(half), 'Content-Type': 'application/offset+octet-stream' })).send(glb.subarray(half)).expect(204)
+      const done = await short.request.get(path).set(tusHeaders(person.token)).expect(200)
+      expect((done.body as Array<{ Name: string }>).map((i) => i.Name)).toContain('slow/slow.glb')
+    } finally {
+      await short.close()
+    }
+  }, 30_000)
+})
+
 describe('the issue\'s test: 300 MB cut off at half, resumed', () => {
   const SIZE = 300 * MB
   const SEED = 'resumable-300mb'
