@@ -102,17 +102,29 @@ async function skipToCarV1 (reader: CarReader): Promise<number | undefined> {
   const size = view.getBigUint64(24, true)
   const start = BigInt(CARV2_PRAGMA.byteLength + CARV2_HEADER_BYTES)
   if (offset < start || size === 0n || offset + size > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error(`its CARv2 header places the data payload at ${offset} (${size} bytes)`)
-  reader.seek(Number(offset) - reader.pos)
+  if (!await skip(reader, Number(offset) - reader.pos)) throw new Error(`the file ends before its data payload (at ${offset})`)
   return Number(offset + size)
+}
+
+/**
+ * Reads `bytes` (a CARv2's padding or index) keeping none of them; false if
+ * the file ends first. In steps: the reader's own seek past what it holds
+ * keeps every chunk it then passes over until its next read (a padding of
+ * 500 MB was 500 MB of memory, found by review).
+ */
+async function skip (reader: CarReader, bytes: number): Promise<boolean> {
+  for (let left = bytes; left > 0;) {
+    const chunk = await reader.upTo(Math.min(left, 64 * 1024))
+    if (chunk.length === 0) return false
+    reader.seek(chunk.length)
+    left -= chunk.length
+  }
+  return true
 }
 
 /** Reads what follows a CARv2's payload (its index) to the end, keeping none of it. */
 async function drain (reader: CarReader): Promise<void> {
-  for (;;) {
-    const chunk = await reader.upTo(64 * 1024)
-    if (chunk.length === 0) return
-    reader.seek(chunk.length)
-  }
+  while (await skip(reader, 64 * 1024));
 }
 
 /** Whether the block is to be stored (false for identity blocks); throws when it may not be. */
