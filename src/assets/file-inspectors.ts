@@ -712,8 +712,9 @@ class JsonInspector extends TextInspector {
     if (this.size === 0) throw new Error('is empty, which is not JSON')
     try { this.#stream.end() } catch (err) { throw jsonMismatch(err, TEXT_JSON) }
     // AnimNodeLoader.cpp, loadClipNode: a clip's data.url, resolved against the graph's own URL.
-    const clips = new Set([...this.#animationNodes.values()].flatMap(({ type, url }) => type === 'clip' && url !== undefined && url !== '' && !hasScheme(url) ? [url] : []))
-    for (const url of clips) this.reference(url, 'animation', 'warning')
+    // A URL: its query and fragment are not part of the file, its escapes decoded, as for the .fst's names.
+    const clips = new Set([...this.#animationNodes.values()].flatMap(({ type, url }) => type === 'clip' && url !== undefined && url !== '' && !hasScheme(url) ? [fetchedName(url)] : []))
+    for (const written of clips) this.reference(safeDecode(written), 'animation', 'warning', { written })
     // AnimationCache.cpp, AnimationReader::run: a clip is read only when its URL's path ends in .fbx (any case).
     const clipUrls = new Set([...this.#animationNodes.values()].flatMap(({ type, url }) => type === 'clip' && url !== undefined && url !== '' ? [url] : []))
     for (const url of clipUrls) {
@@ -861,8 +862,9 @@ class GlbInspector extends BaseInspector {
     if (this.#jsonLeft > 0) throw new Error(`is binary glTF cut short: its JSON chunk is ${this.#jsonLength} bytes, and the file ends ${this.#jsonLeft} bytes before its end`)
     let json: GltfJson
     try { json = this.#reader.end() } catch (err) { throw jsonMismatch(err, GLB_JSON) }
-    // Overte's test for a GLB's own images, as it makes it (not .vrm, nor .GLB).
-    this.#summary = gltfFindings(this.path, json, this.path.endsWith('glb'), this.notes, (target, what, severity, extra) => { this.reference(target, what, severity, extra) })
+    // Overte's test for a GLB's own images, as it makes it (not .vrm, nor .GLB), on the URL it reads a gzipped model by.
+    const url = isGzippedModel(this.path) ? this.path.slice(0, -'.gz'.length) : this.path
+    this.#summary = gltfFindings(this.path, json, url.endsWith('glb'), this.notes, (target, what, severity, extra) => { this.reference(target, what, severity, extra) })
   }
 }
 
@@ -1039,6 +1041,9 @@ function gzipHeaderLength (head: Buffer): number | undefined {
 class GzipInspector implements FileInspector {
   readonly #path: string
   readonly #inner: FileInspector & { note: (text: string) => void }
+
+  /** The model's own inspector. */
+  get inner (): FileInspector & { note: (text: string) => void } { return this.#inner }
   readonly #gunzip: Gunzip
   readonly #budget: GunzipBudget
   readonly #notes: string[] = []
@@ -1126,6 +1131,8 @@ class GzipInspector implements FileInspector {
  * `model/gltf-binary`, but without the images it holds.
  */
 const CASE_SENSITIVE_EXTENSIONS = new Set(['fbx', 'obj', 'glb', 'vrm'])
+/** A gzipped model is read from its gunzipped bytes and its URL without `.gz`, and no Content-Type (ModelCache.cpp, GeometryReader::run): a `.GLTF.gz` has nothing else to be known by. */
+const CASE_SENSITIVE_GZIPPED = new Set([...CASE_SENSITIVE_EXTENSIONS, 'gltf'])
 
 /** The inspector for a file, chosen by its extension (a gzipped model's by the model's, its inflating charged to `budget`: one per upload). */
 export function inspectorFor (path: string, budget?: GunzipBudget): FileInspector & { note: (text: string) => void } {
@@ -1134,9 +1141,10 @@ export function inspectorFor (path: string, budget?: GunzipBudget): FileInspecto
   const named = gzipped ? path.slice(0, -3) : path
   const ext = extensionOf(named)
   const written = named.slice(named.length - ext.length)
-  if (CASE_SENSITIVE_EXTENSIONS.has(ext) && written !== ext) {
+  if ((gzipped ? CASE_SENSITIVE_GZIPPED : CASE_SENSITIVE_EXTENSIONS).has(ext) && written !== ext) {
     const note = `${path}: Overte recognises ".${ext}" only in lower case, so it may not load this file (or, for GLB, its embedded textures): rename it to "${baseNameOf(named).slice(0, -ext.length)}${ext}${gzipped ? path.slice(-3) : ''}"`
-    if (inspector instanceof FbxInspector) inspector.unlessBinary(note)
+    const model = inspector instanceof GzipInspector ? inspector.inner : inspector
+    if (model instanceof FbxInspector) model.unlessBinary(note)
     else inspector.note(note)
   }
   return inspector

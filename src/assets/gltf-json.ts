@@ -38,7 +38,7 @@ export interface GltfJson {
   imageUris: string[]
   /** How many images the file lists. */
   images: number
-  /** The first image given by a uri of any kind (a path, data: or http:), shortened for a message; undefined when every image is in a buffer. */
+  /** The first image a texture uses that is given by a uri of any kind (a path, data: or http:), shortened for a message; undefined when every such image is in a buffer. */
   imageByUri: string | undefined
   /** Textures given only by EXT_texture_webp (no `source` of their own), as Blender writes a WebP image. */
   webpOnlyTextures: number
@@ -67,9 +67,10 @@ export class GltfJsonReader {
   readonly #buffers = new Map<number, { uri?: string, byteLength?: number }>()
   readonly #imageUris: string[] = []
   #images = 0
-  #imageByUri: string | undefined
-  /** Per texture: whether it has a `source`, and whether EXT_texture_webp gives one (MAX_NAMED_FILES of them at most). */
-  readonly #textures = new Map<number, { source: boolean, webp: boolean }>()
+  /** The images given by a uri, by index, the uri shortened (MAX_NAMED_FILES of them at most). */
+  readonly #uriImages = new Map<number, string>()
+  /** Per texture: its `source`, and the one EXT_texture_webp gives (MAX_NAMED_FILES textures at most). */
+  readonly #textures = new Map<number, { source?: number, webp?: number }>()
   #doc: GltfDoc | undefined = {}
   #kept = 0
   #materials = 0
@@ -80,8 +81,11 @@ export class GltfJsonReader {
     this.#stream.end()
     const doc = this.#doc
     if (doc !== undefined) doc.materials = new Array<unknown>(this.#materials)
-    const webpOnlyTextures = [...this.#textures.values()].filter((t) => t.webp && !t.source).length
-    return { version: this.#version, extensions: [...this.#extensions], buffers: [...this.#buffers.values()], imageUris: this.#imageUris, images: this.#images, imageByUri: this.#imageByUri, webpOnlyTextures, doc }
+    const textures = [...this.#textures.entries()].sort(([a], [b]) => a - b).map(([, t]) => t)
+    const webpOnlyTextures = textures.filter((t) => t.webp !== undefined && t.source === undefined).length
+    const used = textures.flatMap((t) => [t.source, t.webp]).find((image) => image !== undefined && this.#uriImages.has(image))
+    const imageByUri = used === undefined ? undefined : this.#uriImages.get(used)
+    return { version: this.#version, extensions: [...this.#extensions], buffers: [...this.#buffers.values()], imageUris: this.#imageUris, images: this.#images, imageByUri, webpOnlyTextures, doc }
   }
 
   #keep (cost: number): boolean {
@@ -204,16 +208,16 @@ export class GltfJsonReader {
     let texture = this.#textures.get(index)
     if (texture === undefined) {
       if (this.#textures.size >= MAX_NAMED_FILES) return
-      texture = { source: false, webp: false }
+      texture = {}
       this.#textures.set(index, texture)
     }
-    if (isSource) texture.source = true
-    else texture.webp = true
+    if (isSource) texture.source = value
+    else texture.webp = value
   }
 
   /** An image's uri: a path is a file it names; a data: URI is kept as its size only, for the summary's embedded bytes. */
   #image (index: number, value: string, length: number): void {
-    this.#imageByUri ??= /^data:/i.test(value) ? 'data:…' : value.slice(0, 200)
+    if (this.#uriImages.has(index) || this.#uriImages.size < MAX_NAMED_FILES) this.#uriImages.set(index, /^data:/i.test(value) ? 'data:…' : value.slice(0, 200))
     const path = this.#path(value, length)
     if (path !== undefined && path !== '') {
       this.#named()

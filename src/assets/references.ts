@@ -71,7 +71,8 @@ export function checkReferences (reports: readonly FileReport[], files: Readonly
     const seen = new Set<string>()
     for (const written of report.references) {
       if (written.ifMaterial === true && !materials.has(written.from)) continue
-      if (written.rule === 'fbx-texture' && clips.has(written.from) && !models.has(written.from)) continue
+      // Only beside an .fst: without one, the upload's model (its link) is what is opened, clip or not.
+      if (written.rule === 'fbx-texture' && fsts.length > 0 && clips.has(written.from) && !models.has(written.from)) continue
       const spelling = misspelt(written)
       if (spelling !== undefined && !seen.has(spelling)) { seen.add(spelling); warnings.push(spelling) }
       let ref = written

@@ -125,8 +125,9 @@ describe('gzipped models (avatar.fbx.gz), which Overte gunzips and reads as the 
     expect(inspect('big.fbx.gz', gzipSync(Buffer.alloc(4 * 1024 * 1024))).mismatch).toMatch(/^once gunzipped, is not FBX/)
   })
 
-  it('name the model in lower case as Overte needs, keeping .gz in the advice', () => {
-    expect(inspect('Box.FBX.gz', gzipSync(fbx)).notes.join('\n')).toContain('rename it to "Box.fbx.gz"')
+  it('name the model in lower case as Overte needs, keeping .gz in the advice (a binary FBX Overte knows by its signature)', () => {
+    expect(inspect('Cubes.FBX.gz', gzipSync(fixture('fbx/cubes-ascii.fbx'))).notes.join('\n')).toContain('rename it to "Cubes.fbx.gz"')
+    expect(inspect('Box.FBX.gz', gzipSync(fbx)).notes).toEqual([])
   })
 })
 

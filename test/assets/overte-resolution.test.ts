@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { gzipSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 import { inspectorFor, type FileReport } from '../../src/assets/file-inspectors.ts'
 import { checkReferences } from '../../src/assets/references.ts'
@@ -34,6 +35,13 @@ describe('FBX textures are looked up where Overte looks: beside the model, or in
     const graph = JSON.stringify({ version: '1.1', root: { id: 'idle', type: 'clip', data: { url: 'idle anim.fbx' }, children: [] } })
     const avatar = { 'MyAvatar/avatar.fst': 'name = a\nfilename = avatar.fbx\ntexdir = textures\nanimGraphUrl = anim/graph.json\n', 'MyAvatar/avatar.fbx': blender('avatar.fbx'), 'MyAvatar/textures/skin.png': skin, 'MyAvatar/anim/graph.json': graph }
     expect(check({ ...avatar, 'MyAvatar/anim/idle anim.fbx': blender('avatar.fbx') })).toMatchObject({ errors: [], warnings: [] })
+    // Named as a URL: escapes decoded, a query or fragment not part of the file.
+    for (const url of ['idle%20anim.fbx', 'idle anim.fbx?v=2', 'idle anim.fbx#take1']) {
+      const named = JSON.stringify({ version: '1.1', root: { id: 'idle', type: 'clip', data: { url }, children: [] } })
+      expect(check({ ...avatar, 'MyAvatar/anim/graph.json': named, 'MyAvatar/anim/idle anim.fbx': blender('avatar.fbx') }), url).toMatchObject({ errors: [], warnings: [] })
+    }
+    // Without an .fst the upload's model is what is opened, whatever else plays it.
+    expect(check({ 'model.fbx': blender('avatar.fbx'), 'textures/skin.png': skin, 'anim/graph.json': JSON.stringify({ version: '1.1', root: { id: 'idle', type: 'clip', data: { url: '../model.fbx' }, children: [] } }) }).warnings).toHaveLength(1)
     // The same file as a model (no graph plays it) is warned, as before.
     expect(check({ 'spider.fbx': blender('avatar.fbx'), 'textures/skin.png': skin }).warnings).toHaveLength(1)
     // Played as a clip and loaded as the avatar's model: its textures count.
@@ -312,10 +320,7 @@ describe('names and files Overte cannot load', () => {
     const doc = { asset: { version: '2.0' }, buffers: [{ byteLength: 4, uri: 'extra.bin' }, { byteLength: 1, uri: 'data:application/octet-stream;base64,AA==' }], images: [{ uri: 'textures/missing.png' }] }
     expect(check({ 'model.glb': glbOf(doc) })).toMatchObject({
       errors: ['model.glb: buffer "extra.bin" is not in the upload'],
-      warnings: [
-        'model.glb: image "textures/missing.png" is given by a uri, not stored in the GLB: Overte reads every image of a .glb from the GLB itself and fails on this one (the client may crash); store the images in the GLB (Blender: glTF Binary export), or upload the model as .gltf with its images beside it',
-        'model.glb: image "textures/missing.png" is not in the upload'
-      ]
+      warnings: ['model.glb: image "textures/missing.png" is not in the upload']
     })
     expect(check({ 'model.glb': glbOf(doc), 'extra.bin': Buffer.alloc(4), 'textures/missing.png': fixture('gltf/BoxTextured/CesiumLogoFlat.png') }).errors).toEqual([])
   })
@@ -353,7 +358,7 @@ describe('names and files Overte cannot load', () => {
     // Overte reads a clip only when its URL's path ends in .fbx (AnimationCache.cpp, AnimationReader::run), in any case.
     const clipGraph = (url: string): string => JSON.stringify({ version: '1.1', root: { id: 'idle', type: 'clip', data: { url }, children: [] } })
     expect(check({ 'graph.json': clipGraph('idle.glb'), 'idle.glb': blender('avatar.glb') }).warnings).toEqual(['graph.json: animation clip "idle.glb" is not FBX, and Overte plays only .fbx clips: this animation will not play; export it as FBX'])
-    expect(check({ 'graph.json': clipGraph('IDLE.FBX'), 'IDLE.FBX': blender('avatar.fbx') }).warnings).toEqual([])
+    expect(check({ 'graph.json': clipGraph('IDLE.FBX'), 'IDLE.FBX': blender('avatar.fbx') }).warnings.filter((w) => w.includes('is not FBX'))).toEqual([])
     // Other JSON names nothing.
     expect(check({ 'data.json': JSON.stringify({ root: { url: 'nowhere.fbx' }, type: 'clip' }) }).warnings).toEqual([])
   })
@@ -385,6 +390,14 @@ describe('names and files Overte cannot load', () => {
     expect(check({ 'Avatar.GLTF': blender('gltf/avatar.gltf'), 'avatar.bin': blender('gltf/avatar.bin'), 'skin.png': blender('gltf/skin.png') }).warnings).toEqual([])
     expect(check({ 'Avatar.GLB': blender('avatar.glb') }).warnings).toEqual(['Avatar.GLB: Overte recognises ".glb" only in lower case, so it may not load this file (or, for GLB, its embedded textures): rename it to "Avatar.glb"'])
   })
+
+  it('a gzipped model as Overte reads it: from its gunzipped bytes and its name without .gz, with no Content-Type', () => {
+    // ModelCache.cpp, GeometryReader::run: a binary .FBX.gz is known by its signature; a .GLTF.gz by nothing.
+    expect(check({ 'Box.FBX.gz': gzipSync(fixture('fbx/box-binary.fbx')) }).warnings).toEqual([])
+    expect(check({ 'Cubes.FBX.gz': gzipSync(fixture('fbx/cubes-ascii.fbx')) }).warnings).toEqual(['Cubes.FBX.gz: Overte recognises ".fbx" only in lower case, so it may not load this file (or, for GLB, its embedded textures): rename it to "Cubes.fbx.gz"'])
+    expect(check({ 'Avatar.GLTF.gz': gzipSync(blender('gltf/avatar.gltf')), 'avatar.bin': blender('gltf/avatar.bin'), 'skin.png': blender('gltf/skin.png') }).warnings)
+      .toEqual(['Avatar.GLTF.gz: Overte recognises ".gltf" only in lower case, so it may not load this file (or, for GLB, its embedded textures): rename it to "Avatar.gltf.gz"'])
+  })
 })
 
 describe('glTF textures Overte\'s reader does not load (GLTFSerializer.cpp, getHFMTexture, with cgltf 1.13)', () => {
@@ -404,6 +417,13 @@ describe('glTF textures Overte\'s reader does not load (GLTFSerializer.cpp, getH
     expect(check({ 'model.glb': glbWithJson(gltfJson([{ bufferView: 0, mimeType: 'image/png' }], [{ source: 0 }])) }).warnings).toEqual([])
     // Blender's own GLB keeps its image in the binary chunk.
     expect(check({ 'avatar.glb': blender('avatar.glb') }).warnings).toEqual([])
+    // Gzipped, it is read by its name without .gz: still a .glb.
+    expect(check({ 'model.glb.gz': gzipSync(glbWithJson(external)), 'skin.png': png }).warnings).toEqual([
+      'model.glb.gz: image "skin.png" is given by a uri, not stored in the GLB: Overte reads every image of a .glb from the GLB itself and fails on this one (the client may crash); store the images in the GLB (Blender: glTF Binary export), or upload the model as .gltf with its images beside it'
+    ])
+    // An image no texture uses is never read.
+    const unused = gltfJson([{ bufferView: 0, mimeType: 'image/png' }, { uri: 'skin.png' }], [{ source: 0 }])
+    expect(check({ 'model.glb': glbWithJson(unused), 'skin.png': png }).warnings).toEqual([])
   })
 
   it('warns for a WebP-only texture (Blender\'s WebP images) in a file of one image, which Overte leaves untextured, and not with two images or a PNG source', () => {
