@@ -116,6 +116,12 @@ export class ServiceUnavailableError extends HeimdallError {
   constructor (message: string) { super(message, 'ERR_SERVICE_UNAVAILABLE', 503) }
 }
 
+/** tus's checksum extension: the bytes of a request do not hash to its Upload-Checksum; none of them were kept. */
+export class ChecksumMismatchError extends HeimdallError {
+  override readonly name = 'ChecksumMismatchError'
+  constructor (message: string) { super(message, 'ERR_CHECKSUM_MISMATCH', 460) }
+}
+
 /** The client went away before the answer: nothing to answer, nothing wrong on our side. */
 export class ClientClosedRequestError extends HeimdallError {
   override readonly name = 'ClientClosedRequestError'

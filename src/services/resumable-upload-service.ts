@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, open, readdir, rm, stat, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { finished, PassThrough, Transform, Writable, type Readable } from 'node:stream'
@@ -7,7 +7,7 @@ import type { Logger } from 'pino'
 import type { Identity } from '../db/identity-repository.ts'
 import type { Usage } from '../db/quota-repository.ts'
 import type { ResumableUpload, ResumableUploadRepository } from '../db/resumable-upload-repository.ts'
-import { ClientClosedRequestError, ConflictError, InsufficientStorageError, isOutOfSpace, NotFoundError, PayloadTooLargeError, ServiceUnavailableError } from '../errors.ts'
+import { ChecksumMismatchError, ClientClosedRequestError, ConflictError, InsufficientStorageError, isOutOfSpace, NotFoundError, PayloadTooLargeError, ServiceUnavailableError } from '../errors.ts'
 
 export interface ResumableUploadServiceOptions {
   repository: ResumableUploadRepository
@@ -25,6 +25,9 @@ export interface ResumableUploadServiceOptions {
 }
 
 const ID = /^[0-9a-f]{32}$/
+
+/** What a request's bytes must hash to (tus's Upload-Checksum): node:crypto's name of the algorithm, and the digest. */
+export interface UploadChecksum { algorithm: string, digest: Buffer }
 const DEFAULT_CHECKPOINT_BYTES = 64 * 1024 * 1024
 
 interface Holder {
@@ -241,9 +244,12 @@ export class ResumableUploadService {
    * checked the client's Upload-Offset), within `exclusive`. Returns the new
    * offset and when the upload now expires. However the stream ends (complete, cut off, stopped by
    * `signal`, too long, the disk full), what reached the disk is fsynced and
-   * its offset recorded before this returns or throws.
+   * its offset recorded before this returns or throws. With `checksum`
+   * (tus's Upload-Checksum) the request's bytes count only when all of them
+   * came and hash to it; else the offset stays where it was, and a mismatch
+   * throws ChecksumMismatchError (460).
    */
-  async append (upload: ResumableUpload, source: Readable, signal: AbortSignal): Promise<{ offset: number, expiresAt: Date }> {
+  async append (upload: ResumableUpload, source: Readable, signal: AbortSignal, checksum?: UploadChecksum): Promise<{ offset: number, expiresAt: Date }> {
     this.#here(upload)
     const path = this.pathOf(upload.id)
     const size = await stat(path).then((s) => s.size, () => -1)
@@ -254,28 +260,43 @@ export class ResumableUploadService {
     }
     const handle = await open(path, 'r+')
     const { repository } = this.#options
-    const writer = new PositionedFileWriter(handle, upload.offset, this.#options.checkpointBytes ?? DEFAULT_CHECKPOINT_BYTES,
+    // With a checksum, nothing of the request counts until all of it is here and hashes right: no checkpoint midway.
+    const writer = new PositionedFileWriter(handle, upload.offset, checksum === undefined ? this.#options.checkpointBytes ?? DEFAULT_CHECKPOINT_BYTES : Number.POSITIVE_INFINITY,
       async (position) => { await repository.advance(upload.id, position, this.#expiry()) })
+    const hash = checksum === undefined ? undefined : createHash(checksum.algorithm)
     let failure: unknown
     try {
-      await pipeline(spared(source), atMost(upload.length - upload.offset), writer, { signal })
+      const limit = atMost(upload.length - upload.offset)
+      if (hash === undefined) await pipeline(spared(source), limit, writer, { signal })
+      else await pipeline(spared(source), limit, new Transform({ transform (chunk: Buffer, _encoding, callback) { hash.update(chunk); callback(null, chunk) } }), writer, { signal })
     } catch (err) {
       failure = err
     }
     const expiresAt = this.#expiry()
+    let kept: number
     try {
       await writer.settled()
+      kept = writer.position
+      if (hash !== undefined && checksum !== undefined) {
+        if (failure === undefined && !hash.digest().equals(checksum.digest)) failure = new ChecksumMismatchError(`the request's ${writer.position - upload.offset} bytes do not match its Upload-Checksum (${checksum.algorithm}); none were kept: send them again`)
+        // A request cut short cannot be checked, and one that does not match is not kept: the offset stays, its bytes go.
+        if (failure !== undefined) {
+          kept = upload.offset
+          await handle.truncate(kept)
+        }
+      }
       await handle.datasync()
-      await repository.advance(upload.id, writer.position, expiresAt)
+      await repository.advance(upload.id, kept, expiresAt)
     } finally {
       await handle.close()
     }
     if (failure !== undefined) {
+      if (failure instanceof ChecksumMismatchError) throw failure
       const reason: unknown = signal.aborted ? signal.reason : failure
-      if (isOutOfSpace(reason)) throw new InsufficientStorageError(`the server is out of storage space; the first ${writer.position} bytes are kept (HEAD says so): resume later`)
+      if (isOutOfSpace(reason)) throw new InsufficientStorageError(`the server is out of storage space; the first ${kept} bytes are kept (HEAD says so): resume later`)
       throw reason instanceof Error ? reason : new Error(String(reason))
     }
-    return { offset: writer.position, expiresAt }
+    return { offset: kept, expiresAt }
   }
 
   /** Keeps the final answer; the bytes go. */

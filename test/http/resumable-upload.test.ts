@@ -75,7 +75,8 @@ describe('tus discovery and preconditions', () => {
     expect(res.status).toBe(204)
     expect(res.headers['tus-resumable']).toBe('1.0.0')
     expect(res.headers['tus-version']).toBe('1.0.0')
-    expect(res.headers['tus-extension']).toBe('creation,creation-with-upload,expiration,termination')
+    expect(res.headers['tus-extension']).toBe('creation,creation-with-upload,expiration,termination,checksum')
+    expect(res.headers['tus-checksum-algorithm']).toBe('md5,sha1,sha256,sha512')
     expect(res.headers['tus-max-size']).toBe(String(1_073_741_824))
   })
 
@@ -509,6 +510,52 @@ describe('expiration', () => {
       await short.close()
     }
   }, 30_000)
+})
+
+describe('checksum extension: a request\'s bytes count only if they hash to its Upload-Checksum', () => {
+  const digest = (algorithm: string, bytes: Buffer): string => createHash(algorithm).update(bytes).digest('base64')
+  const patchWith = async (token: string, path: string, offset: number, body: Buffer, checksum: string): Promise<Answer> =>
+    send('PATCH', path, tusHeaders(token, { 'Upload-Offset': String(offset), 'Content-Type': 'application/offset+octet-stream', 'Content-Length': String(body.length), 'Upload-Checksum': checksum }), body)
+  const fileSize = async (path: string): Promise<number> => (await stat(join(t.dataDir, 'resumable', path.split('/').at(-1) ?? ''))).size
+
+  it('a right sha1 is taken; a wrong one is 460 and keeps nothing of the request (the offset stays, the bytes go); sent again right, the upload completes', async () => {
+    const glb = fixture('glb/BoxTextured.glb')
+    const { path } = await create(alice.token, 'checked.glb', glb.length)
+    const half = Math.floor(glb.length / 2)
+    const first = await patchWith(alice.token, path, 0, glb.subarray(0, half), `sha1 ${digest('sha1', glb.subarray(0, half))}`)
+    expect(first.status).toBe(204)
+    expect(first.headers['upload-offset']).toBe(String(half))
+    const rest = glb.subarray(half)
+    const corrupted = Buffer.from(rest)
+    corrupted[10] = (corrupted[10] ?? 0) ^ 0xff
+    const wrong = await patchWith(alice.token, path, half, corrupted, `sha256 ${digest('sha256', rest)}`)
+    expect(wrong.status).toBe(460)
+    expect(wrong.body).toMatchObject({ code: 'ERR_CHECKSUM_MISMATCH' })
+    expect(wrong.headers['upload-offset']).toBeUndefined()
+    const head = await t.request.head(path).set(tusHeaders(alice.token)).expect(200)
+    expect(head.headers['upload-offset']).toBe(String(half))
+    expect(await fileSize(path)).toBe(half)
+    const right = await send('PATCH', path, tusHeaders(alice.token, { 'Upload-Offset': String(half), 'Content-Type': 'application/offset+octet-stream', 'Content-Length': String(rest.length), 'Upload-Checksum': `sha256 ${digest('sha256', rest)}`, Accept: 'application/json' }), rest)
+    expect(right.status).toBe(200)
+    const plain = await plainUpload(alice.token, glb, 'checked.glb')
+    expect((right.body as Array<{ Hash: string }>).at(-1)?.Hash).toBe((plain.body as Array<{ Hash: string }>).at(-1)?.Hash)
+  })
+
+  it('an algorithm not offered, or a digest of the wrong length, is 400 before any byte is written; a creation-with-upload that does not match leaves nothing', async () => {
+    const rowsBefore = await rows()
+    const { path } = await create(alice.token, 'algo.glb', 100)
+    const bytes = Buffer.from('glTF0123')
+    expect((await patchWith(alice.token, path, 0, bytes, 'crc32 AAAAAA==')).status).toBe(400)
+    expect((await patchWith(alice.token, path, 0, bytes, `sha1 ${digest('md5', bytes)}`)).status).toBe(400)
+    expect((await t.request.head(path).set(tusHeaders(alice.token)).expect(200)).headers['upload-offset']).toBe('0')
+    await t.request.delete(path).set(tusHeaders(alice.token)).expect(204)
+    const refused = await create(alice.token, 'whole.glb', bytes.length, bytes, { 'Upload-Checksum': `md5 ${digest('md5', Buffer.from('other'))}` })
+    expect(refused.status).toBe(460)
+    expect(refused.path).toBe('')
+    expect(await rows()).toBe(rowsBefore)
+    expect(await resumableFiles()).toEqual([])
+    await expectNothingLeftBehind(t, before)
+  })
 })
 
 describe('expiration while bytes still come', () => {

@@ -94,18 +94,21 @@ const LAST_BYTE = {
   507: error('This node\'s disk is full')
 }
 
-/** tus 1.0.0 (creation, creation-with-upload, expiration, termination): see "Resumable uploads (tus)" in README.md. */
+/** tus 1.0.0 (creation, creation-with-upload, expiration, termination, checksum): see "Resumable uploads (tus)" in README.md. */
+const UPLOAD_CHECKSUM = { name: 'Upload-Checksum', description: 'Optional: <md5|sha1|sha256|sha512> <base64 digest> of this request\'s bytes; they count only if they match' }
+const CHECKSUM_MISMATCH = error('The bytes do not match Upload-Checksum: none of them were kept, the offset is where it was')
 const RESUMABLE_OPERATIONS: readonly Operation[] = [
   {
     method: 'options', path: '/upload/resumable', route: '/upload/resumable', operationId: 'resumableUploadOptions', tag: 'Resumable uploads (tus)', summary: 'What this tus server supports', security: 'none',
-    responses: { 204: { description: 'Supported', headers: { 'Tus-Version': '1.0.0', 'Tus-Extension': 'creation,creation-with-upload,expiration,termination', 'Tus-Max-Size': 'MAX_UPLOAD_BYTES', 'Tus-Resumable': '1.0.0' } } }
+    responses: { 204: { description: 'Supported', headers: { 'Tus-Version': '1.0.0', 'Tus-Extension': 'creation,creation-with-upload,expiration,termination,checksum', 'Tus-Checksum-Algorithm': 'md5,sha1,sha256,sha512', 'Tus-Max-Size': 'MAX_UPLOAD_BYTES', 'Tus-Resumable': '1.0.0' } } }
   },
   {
     method: 'post', path: '/upload/resumable', route: '/upload/resumable', operationId: 'createResumableUpload', tag: 'Resumable uploads (tus)', security: 'bearer',
     summary: 'Create an upload (checked like POST /upload before any byte); with a body (application/offset+octet-stream), its first bytes',
-    headers: [TUS_RESUMABLE, { name: 'Upload-Length', description: 'The file\'s size in bytes' }, { name: 'Upload-Metadata', description: 'filename <base64> (required), name <base64> (ignored)' }],
+    headers: [TUS_RESUMABLE, { name: 'Upload-Length', description: 'The file\'s size in bytes' }, { name: 'Upload-Metadata', description: 'filename <base64> (required), name <base64> (ignored)' }, UPLOAD_CHECKSUM],
     responses: {
       201: { description: 'Created. If its body carried every byte, stored; then, to a client that asks for JSON (Accept: application/json), the answer of POST /upload (else GET the upload for it)', content: json(answers.addedItems), headers: { Location: '/upload/resumable/<id>', ...TUS_STATE } },
+      460: CHECKSUM_MISMATCH,
       ...LAST_BYTE
     }
   },
@@ -116,12 +119,13 @@ const RESUMABLE_OPERATIONS: readonly Operation[] = [
   {
     method: 'patch', path: '/upload/resumable/{id}', route: '/upload/resumable/:id', operationId: 'appendResumableUpload', tag: 'Resumable uploads (tus)', security: 'bearer', path_: uploadIdPath,
     summary: 'Send bytes from Upload-Offset (application/offset+octet-stream); the last one stores the upload as POST /upload does',
-    headers: [TUS_RESUMABLE, { name: 'Upload-Offset', description: 'Where these bytes start: the offset HEAD said' }],
+    headers: [TUS_RESUMABLE, { name: 'Upload-Offset', description: 'Where these bytes start: the offset HEAD said' }, UPLOAD_CHECKSUM],
     responses: {
       200: { description: 'The last byte, to a client that asks for JSON (Accept: application/json): stored, the answer of POST /upload', content: json(answers.addedItems), headers: TUS_STATE },
       204: { description: 'Written and fsynced; at the last byte, stored (GET the upload for the answer), as tus requires', headers: TUS_STATE },
       404: error('No such upload of the caller\'s (expired, terminated or refused)'),
       409: error('Upload-Offset is not the server\'s offset'),
+      460: CHECKSUM_MISMATCH,
       ...LAST_BYTE
     }
   },

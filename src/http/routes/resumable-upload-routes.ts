@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { Logger } from 'pino'
 import { Router, type Request, type Response } from 'express'
 import type { Identity } from '../../db/identity-repository.ts'
@@ -5,7 +6,7 @@ import type { ResumableUpload } from '../../db/resumable-upload-repository.ts'
 import { BadRequestError, ConflictError, HeimdallError, NotFoundError, PayloadTooLargeError, PreconditionFailedError, UnsupportedMediaTypeError } from '../../errors.ts'
 import type { QuotaService } from '../../services/quota-service.ts'
 import type { RateLimiter } from '../../services/rate-limiter.ts'
-import type { ResumableUploadService } from '../../services/resumable-upload-service.ts'
+import type { ResumableUploadService, UploadChecksum } from '../../services/resumable-upload-service.ts'
 import type { UploadService } from '../../services/upload-service.ts'
 import { requireCaller } from '../authentication.ts'
 import { presentAddedItems } from '../presenters.ts'
@@ -25,7 +26,26 @@ export interface ResumableUploadRoutesDeps {
 /** Where the tus endpoint is; PLUGIN_ROUTES names it for clients. */
 export const RESUMABLE_UPLOAD_PATH = '/upload/resumable'
 export const TUS_VERSION = '1.0.0'
-export const TUS_EXTENSIONS = 'creation,creation-with-upload,expiration,termination'
+export const TUS_EXTENSIONS = 'creation,creation-with-upload,expiration,termination,checksum'
+/** tus's checksum extension: the algorithms (IANA's names; sha1 is required) a request's Upload-Checksum may use, by node:crypto's names. */
+const CHECKSUM_ALGORITHMS = new Map([['md5', 'md5'], ['sha1', 'sha1'], ['sha256', 'sha256'], ['sha512', 'sha512']])
+/**
+ * The request's Upload-Checksum (tus checksum extension: `<algorithm> <base64 digest>`), checked before any byte is
+ * read: an algorithm not offered, or a digest not of its length, is 400.
+ */
+function uploadChecksum (req: Request): UploadChecksum | undefined {
+  const header = req.get('upload-checksum')
+  if (header === undefined) return undefined
+  const [name = '', encoded = '', ...rest] = header.trim().split(/ +/)
+  const algorithm = CHECKSUM_ALGORITHMS.get(name.toLowerCase())
+  if (algorithm === undefined) throw new BadRequestError(`Upload-Checksum uses "${name}", which this server does not offer: use one of ${[...CHECKSUM_ALGORITHMS.keys()].join(', ')}`)
+  const digest = Buffer.from(encoded, 'base64')
+  if (rest.length > 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(encoded) || digest.length !== createHash(algorithm).digest().length) {
+    throw new BadRequestError('Upload-Checksum must be the algorithm, a space, and the digest in base64')
+  }
+  return { algorithm, digest }
+}
+
 const OFFSET_STREAM = 'application/offset+octet-stream'
 const SIGN_IN = 'sign in: send Authorization: Bearer <token or API key>, or sign in in a browser'
 
@@ -60,7 +80,7 @@ const isRefusal = (err: unknown): err is HeimdallError => err instanceof Heimdal
 
 /**
  * The tus 1.0.0 resumable upload protocol (creation, creation-with-upload,
- * expiration, termination) beside POST /upload: the same credentials, rate
+ * expiration, termination, checksum) beside POST /upload: the same credentials, rate
  * limit, quota and name checks at creation, before any byte is stored; the
  * bytes go to a file under DATA_DIR/resumable; once the last one is in, the
  * file is imported and committed exactly as a plain upload's file on disk,
@@ -99,6 +119,7 @@ export function resumableUploadRoutes (deps: ResumableUploadRoutesDeps): Router 
   const options = (_req: Request, res: Response): void => {
     res.setHeader('Tus-Version', TUS_VERSION)
     res.setHeader('Tus-Extension', TUS_EXTENSIONS)
+    res.setHeader('Tus-Checksum-Algorithm', [...CHECKSUM_ALGORITHMS.keys()].join(','))
     res.setHeader('Tus-Max-Size', String(deps.maxUploadBytes))
     res.status(204).end()
   }
@@ -142,7 +163,7 @@ export function resumableUploadRoutes (deps: ResumableUploadRoutesDeps): Router 
     let { offset, expiresAt } = upload
     if (hasBody(req)) {
       try {
-        ({ offset, expiresAt } = await resumable.append(upload, req, signal))
+        ({ offset, expiresAt } = await resumable.append(upload, req, signal, uploadChecksum(req)))
       } catch (err) {
         await onBodyFailed?.()
         throw err
@@ -189,6 +210,7 @@ export function resumableUploadRoutes (deps: ResumableUploadRoutesDeps): Router 
     const name = deps.uploads.name(fileName)
     if (length > deps.maxUploadBytes) throw new PayloadTooLargeError(`the upload is larger than ${deps.maxUploadBytes} bytes`)
     if (hasBody(req)) requireOffsetStream(req)
+    uploadChecksum(req)
     checkDeclaredLength(req, { offset: 0, length })
     await deps.limiter.upload(identity.id)
     // As POST /upload checks a file on disk: a bundle's or CAR's own framing is allowed for.
@@ -234,6 +256,7 @@ export function resumableUploadRoutes (deps: ResumableUploadRoutesDeps): Router 
     const id = typeof req.params.id === 'string' ? req.params.id : ''
     const first = await resumable.get(id, identity)
     requireOffsetStream(req)
+    uploadChecksum(req)
     const claimed = byteCount(req, 'upload-offset')
     if (first.completedAt === null) resumable.assertHere(first)
     const { upload, offset, expiresAt, body } = await resumable.exclusive(id, async (signal, importing) => {
