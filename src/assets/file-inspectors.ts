@@ -56,6 +56,8 @@ export interface FileReport {
   references: Reference[]
   /** Non-fatal findings about the file itself. */
   notes: string[]
+  /** Findings that hold only where the file is loaded as a model, not where an animation graph plays it as a clip (checkReferences decides). */
+  modelNotes?: string[]
   /** FBX content: textures, skeleton, blendshapes, size. */
   fbx?: FbxSummary
   /** glTF/GLB content: skeleton, blendshapes, materials, triangles, extent, images. */
@@ -718,7 +720,8 @@ class JsonInspector extends TextInspector {
     // AnimationCache.cpp, AnimationReader::run: a clip is read only when its URL's path ends in .fbx (any case).
     const clipUrls = new Set([...this.#animationNodes.values()].flatMap(({ type, url }) => type === 'clip' && url !== undefined && url !== '' ? [url] : []))
     for (const url of clipUrls) {
-      if (!fetchedName(url).toLowerCase().endsWith('.fbx')) this.notes.push(`${this.path}: animation clip "${url}" is not FBX, and Overte plays only .fbx clips: this animation will not play; export it as FBX`)
+      // QUrl::path() is decoded: idle%2Efbx is an .fbx.
+      if (!safeDecode(fetchedName(url)).toLowerCase().endsWith('.fbx')) this.notes.push(`${this.path}: animation clip "${url}" is not FBX, and Overte plays only .fbx clips: this animation will not play; export it as FBX`)
     }
     // ProceduralMaterialCache.cpp: a material file's textures resolve against the file's own URL; checked when a materialMap names the file.
     const materials = this.#materialsKind === 'object' ? this.#materials.get(-1) : this.#materialsKind === 'array' ? [...this.#materials.entries()].filter(([i]) => i >= 0).map(([, m]) => m) : undefined
@@ -891,7 +894,7 @@ const FBX_BINARY_MAGIC = Buffer.from('Kaydara FBX Binary  \0', 'latin1')
  */
 class FbxInspector extends BaseInspector {
   #start = Buffer.alloc(0)
-  /** A note that holds for an ASCII FBX only (Overte knows a binary one by its signature). */
+  /** A note that holds for an ASCII FBX only (Overte knows a binary one by its signature), and only as a model (AnimationReader reads a clip as FBX whatever its name). */
   #asciiNote: string | undefined
   #binary: BinaryFbxReader | undefined
   #ascii: { reader: AsciiFbxReader, stream: TextStream } | undefined
@@ -923,7 +926,9 @@ class FbxInspector extends BaseInspector {
     this.#ascii.stream.write(start)
   }
 
-  protected override facts (): Partial<FileReport> { return this.#summary === undefined ? {} : { fbx: this.#summary } }
+  protected override facts (): Partial<FileReport> {
+    return { ...(this.#summary === undefined ? {} : { fbx: this.#summary }), ...(this.#asciiNote === undefined || this.#ascii === undefined ? {} : { modelNotes: [this.#asciiNote] }) }
+  }
 
   unlessBinary (note: string): void { this.#asciiNote = note }
 
@@ -938,7 +943,6 @@ class FbxInspector extends BaseInspector {
     } else if (this.#ascii !== undefined) {
       const { reader, stream } = this.#ascii
       stream.end()
-      if (this.#asciiNote !== undefined) this.notes.push(this.#asciiNote)
       const note = stream.encodingNote(this.path)
       if (note !== undefined) this.notes.push(note)
       summary = reader.end()

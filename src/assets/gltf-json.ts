@@ -71,6 +71,8 @@ export class GltfJsonReader {
   readonly #uriImages = new Map<number, string>()
   /** Per texture: its `source`, and the one EXT_texture_webp gives (MAX_NAMED_FILES textures at most). */
   readonly #textures = new Map<number, { source?: number, webp?: number }>()
+  /** Past MAX_NAMED_FILES textures or uri images, which texture uses which image is not known: any uri image counts as used. */
+  #capped = false
   #doc: GltfDoc | undefined = {}
   #kept = 0
   #materials = 0
@@ -84,7 +86,7 @@ export class GltfJsonReader {
     const textures = [...this.#textures.entries()].sort(([a], [b]) => a - b).map(([, t]) => t)
     const webpOnlyTextures = textures.filter((t) => t.webp !== undefined && t.source === undefined).length
     const used = textures.flatMap((t) => [t.source, t.webp]).find((image) => image !== undefined && this.#uriImages.has(image))
-    const imageByUri = used === undefined ? undefined : this.#uriImages.get(used)
+    const imageByUri = this.#capped ? this.#uriImages.values().next().value : used === undefined ? undefined : this.#uriImages.get(used)
     return { version: this.#version, extensions: [...this.#extensions], buffers: [...this.#buffers.values()], imageUris: this.#imageUris, images: this.#images, imageByUri, webpOnlyTextures, doc }
   }
 
@@ -207,17 +209,19 @@ export class GltfJsonReader {
     if ((!isSource && !isWebp) || typeof value !== 'number') return
     let texture = this.#textures.get(index)
     if (texture === undefined) {
-      if (this.#textures.size >= MAX_NAMED_FILES) return
+      if (this.#textures.size >= MAX_NAMED_FILES) { this.#capped = true; return }
       texture = {}
       this.#textures.set(index, texture)
     }
-    if (isSource) texture.source = value
-    else texture.webp = value
+    // cgltf reads an index with atoi, Overte's WebP step with a cast: 0.5 is image 0.
+    if (isSource) texture.source = Math.trunc(value)
+    else texture.webp = Math.trunc(value)
   }
 
   /** An image's uri: a path is a file it names; a data: URI is kept as its size only, for the summary's embedded bytes. */
   #image (index: number, value: string, length: number): void {
     if (this.#uriImages.has(index) || this.#uriImages.size < MAX_NAMED_FILES) this.#uriImages.set(index, /^data:/i.test(value) ? 'data:…' : value.slice(0, 200))
+    else this.#capped = true
     const path = this.#path(value, length)
     if (path !== undefined && path !== '') {
       this.#named()

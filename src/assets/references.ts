@@ -1,4 +1,5 @@
 import type { FileReport, FstFacts, Reference } from './file-inspectors.ts'
+import { classify } from './asset-kinds.ts'
 import { baseNameOf, dirOf, fbxTextureRequest, objTextureRequest, resolveIn, textureBaseFor, type TextureBase } from './overte-rules.ts'
 
 export interface ReferenceCheck {
@@ -65,14 +66,18 @@ export function checkReferences (reports: readonly FileReport[], files: Readonly
     }
   }
 
+  // Played as a clip, and neither an .fst's model nor the upload's own link (its single model): Overte reads it only as
+  // an animation.
+  const primary = classify([...files]).primaryPath
+  const clipOnly = (file: string): boolean => clips.has(file) && !models.has(file) && file !== primary
   const upload = { files, folders, lowerFiles, byBaseName, textureBase, mtlOwners }
   for (const report of reports) {
     warnings.push(...report.notes)
+    if (!clipOnly(report.path)) warnings.push(...report.modelNotes ?? [])
     const seen = new Set<string>()
     for (const written of report.references) {
       if (written.ifMaterial === true && !materials.has(written.from)) continue
-      // Only beside an .fst: without one, the upload's model (its link) is what is opened, clip or not.
-      if (written.rule === 'fbx-texture' && fsts.length > 0 && clips.has(written.from) && !models.has(written.from)) continue
+      if (written.rule === 'fbx-texture' && clipOnly(written.from)) continue
       const spelling = misspelt(written)
       if (spelling !== undefined && !seen.has(spelling)) { seen.add(spelling); warnings.push(spelling) }
       let ref = written

@@ -40,6 +40,12 @@ describe('FBX textures are looked up where Overte looks: beside the model, or in
       const named = JSON.stringify({ version: '1.1', root: { id: 'idle', type: 'clip', data: { url }, children: [] } })
       expect(check({ ...avatar, 'MyAvatar/anim/graph.json': named, 'MyAvatar/anim/idle anim.fbx': blender('avatar.fbx') }), url).toMatchObject({ errors: [], warnings: [] })
     }
+    // Without an .fst, a pack of clips has no model of its own to open: none is warned of textures.
+    const pack = JSON.stringify({ version: '1.1', root: { id: 'moves', type: 'blendLinear', data: {}, children: [{ id: 'idle', type: 'clip', data: { url: 'idle.fbx' }, children: [] }, { id: 'walk', type: 'clip', data: { url: 'walk.fbx' }, children: [] }] } })
+    expect(check({ 'graph.json': pack, 'idle.fbx': blender('avatar.fbx'), 'walk.fbx': blender('avatar.fbx') })).toMatchObject({ errors: [], warnings: [] })
+    // An escape in a clip's name is decoded, as QUrl::path() is: idle%2Efbx is an .fbx.
+    const escaped = JSON.stringify({ version: '1.1', root: { id: 'idle', type: 'clip', data: { url: 'idle%2Efbx' }, children: [] } })
+    expect(check({ 'graph.json': escaped, 'idle.fbx': blender('avatar.fbx'), 'walk.fbx': blender('avatar.fbx') }).warnings.filter((w) => w.includes('is not FBX'))).toEqual([])
     // Without an .fst the upload's model is what is opened, whatever else plays it.
     expect(check({ 'model.fbx': blender('avatar.fbx'), 'textures/skin.png': skin, 'anim/graph.json': JSON.stringify({ version: '1.1', root: { id: 'idle', type: 'clip', data: { url: '../model.fbx' }, children: [] } }) }).warnings).toHaveLength(1)
     // The same file as a model (no graph plays it) is warned, as before.
@@ -391,6 +397,15 @@ describe('names and files Overte cannot load', () => {
     expect(check({ 'Avatar.GLB': blender('avatar.glb') }).warnings).toEqual(['Avatar.GLB: Overte recognises ".glb" only in lower case, so it may not load this file (or, for GLB, its embedded textures): rename it to "Avatar.glb"'])
   })
 
+  it('not for an ASCII .FBX an animation graph only plays: AnimationReader reads a clip as FBX whatever the case of its name', () => {
+    const graph = JSON.stringify({ version: '1.1', root: { id: 'idle', type: 'clip', data: { url: 'IDLE.FBX' }, children: [] } })
+    const avatar = { 'avatar.fst': 'name = a\nfilename = avatar.fbx\nanimGraphUrl = graph.json\n', 'avatar.fbx': blender('avatar.fbx'), 'textures/skin.png': skin, 'skin.png': skin, 'graph.json': graph }
+    expect(check({ ...avatar, 'IDLE.FBX': fixture('fbx/cubes-ascii.fbx') }).warnings).toEqual([])
+    // The same file loaded as the avatar's model is warned.
+    const model = check({ 'avatar.fst': 'name = a\nfilename = CUBES.FBX\n', 'CUBES.FBX': fixture('fbx/cubes-ascii.fbx') }).warnings
+    expect(model).toEqual(['CUBES.FBX: Overte recognises ".fbx" only in lower case, so it may not load this file (or, for GLB, its embedded textures): rename it to "CUBES.fbx"'])
+  })
+
   it('a gzipped model as Overte reads it: from its gunzipped bytes and its name without .gz, with no Content-Type', () => {
     // ModelCache.cpp, GeometryReader::run: a binary .FBX.gz is known by its signature; a .GLTF.gz by nothing.
     expect(check({ 'Box.FBX.gz': gzipSync(fixture('fbx/box-binary.fbx')) }).warnings).toEqual([])
@@ -424,6 +439,17 @@ describe('glTF textures Overte\'s reader does not load (GLTFSerializer.cpp, getH
     // An image no texture uses is never read.
     const unused = gltfJson([{ bufferView: 0, mimeType: 'image/png' }, { uri: 'skin.png' }], [{ source: 0 }])
     expect(check({ 'model.glb': glbWithJson(unused), 'skin.png': png }).warnings).toEqual([])
+    // An index as cgltf reads it (atoi): 0.5 is image 0.
+    expect(check({ 'model.glb': glbWithJson(gltfJson([{ uri: 'skin.png' }], [{ source: 0.5 }])), 'skin.png': png }).warnings).toHaveLength(1)
+  })
+
+  it('past 100,000 textures or uri images, any uri image of a GLB counts as used', () => {
+    const png = blender('textures/skin.png')
+    const manyTextures = JSON.stringify({ asset: { version: '2.0' }, images: [{ bufferView: 0, mimeType: 'image/png' }, { uri: 'skin.png' }], textures: [...Array.from({ length: 100_000 }, () => ({ source: 0 })), { source: 1 }] })
+    expect(check({ 'model.glb': glbWithJson(manyTextures), 'skin.png': png }, 1 << 20).warnings.filter((w) => w.includes('is given by a uri'))).toHaveLength(1)
+    const dataUri = `data:image/png;base64,${png.toString('base64')}`
+    const manyImages = JSON.stringify({ asset: { version: '2.0' }, images: Array.from({ length: 100_001 }, () => ({ uri: dataUri })), textures: [{ source: 100_000 }] })
+    expect(check({ 'model.glb': glbWithJson(manyImages) }, 1 << 20).warnings.filter((w) => w.includes('is given by a uri'))).toHaveLength(1)
   })
 
   it('warns for a WebP-only texture (Blender\'s WebP images) in a file of one image, which Overte leaves untextured, and not with two images or a PNG source', () => {
