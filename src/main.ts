@@ -8,6 +8,7 @@ import { controlSocketPath, listenControlSocket } from './control-socket.ts'
 import { openDatabase } from './db/database.ts'
 import { DatabaseInUseError } from './db/embedded-postgres.ts'
 import { RepoLockedError } from './ipfs/repo-lock.ts'
+import { continueWhenRead } from './http/expect-continue.ts'
 import { createLogger } from './logger.ts'
 
 const MIN_NODE_MAJOR = 24
@@ -52,6 +53,7 @@ async function main (): Promise<void> {
   })
 
   const server: Server = heimdall.app.listen(config.port, config.host)
+  continueWhenRead(server, heimdall.app)
   // Large uploads take as long as they take (a body that stops arriving is ended by BODY_IDLE_TIMEOUT_SECONDS, in the app).
   server.requestTimeout = 0
   server.headersTimeout = 60_000

@@ -9,6 +9,7 @@ import supertest from 'supertest'
 import { expect } from 'vitest'
 import { loadConfig } from '../../src/config.ts'
 import { openHeimdall, type Heimdall } from '../../src/heimdall.ts'
+import { continueWhenRead } from '../../src/http/expect-continue.ts'
 import { createLogger } from '../../src/logger.ts'
 
 export interface TestHeimdall {
@@ -47,6 +48,7 @@ export async function startTestHeimdall (env: Record<string, string> = {}, dataD
     logs,
     listen: async () => (listening ??= (async () => {
       const server = heimdall.app.listen(0, '127.0.0.1')
+      continueWhenRead(server, heimdall.app)
       await once(server, 'listening')
       const { port } = server.address() as AddressInfo
       return { server, port, url: `http://127.0.0.1:${port}` }

@@ -1,4 +1,5 @@
 import type { Request, RequestHandler } from 'express'
+import { awaitingContinue } from '../expect-continue.ts'
 
 /**
  * Closes the connection of a request whose body stops arriving for
@@ -26,6 +27,8 @@ export function bodyIdleTimeout (seconds: number, onStalled?: (req: Request) => 
     let quietSince = Date.now()
     const timer = setInterval(() => {
       if (req.complete) { stop(); return }
+      // The client waits for a 100 Continue the route has not asked for yet (it has not begun to read): not its silence.
+      if (awaitingContinue.has(req)) { quietSince = Date.now(); return }
       // Paused: the server stopped reading (its import is slower than the client, or has not begun): not the client's silence.
       if (socket.bytesRead !== seen || socket.isPaused()) {
         seen = socket.bytesRead
