@@ -36,9 +36,9 @@ function open (): { socket: Socket, received: () => string, next: (pattern: RegE
 }
 
 describe('Expect: 100-continue is answered when the route reads the body', () => {
-  it('a refused upload (bad credentials, an API key without the upload scope) is answered without a 100, before any byte of its body is sent', async () => {
+  it('a refused upload (bad credentials, an API key without the upload scope, a body no file within MAX_UPLOAD_BYTES fills) is answered without a 100, before any byte of its body is sent', async () => {
     const key = (await t.request.post('/account/keys').set('Authorization', `Bearer ${alice.token}`).send({ name: 'reader', scopes: ['list'] }).expect(201)).body as { key: string }
-    for (const [auth, length, status] of [['Bearer nope', 20 * 1024 * 1024, 401], [`Bearer ${key.key}`, 20 * 1024 * 1024, 403]] as const) {
+    for (const [auth, length, status] of [['Bearer nope', 20 * 1024 * 1024, 401], [`Bearer ${key.key}`, 20 * 1024 * 1024, 403], [`Bearer ${alice.token}`, 1024 ** 3 + 2 * 1024 * 1024, 413]] as const) {
       const before = await leftovers(t)
       const { socket, next } = open()
       socket.write(`POST /upload HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth}\r\nExpect: 100-continue\r\nContent-Type: multipart/form-data; boundary=${'x'.repeat(20)}\r\nContent-Length: ${length}\r\n\r\n`)

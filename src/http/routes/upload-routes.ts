@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises'
 import { Router, type Request, type RequestHandler, type Response } from 'express'
 import { gzippedModelExtensions } from '../../assets/asset-kinds.ts'
 import type { Identity } from '../../db/identity-repository.ts'
-import { BadRequestError, ClientClosedRequestError } from '../../errors.ts'
+import { BadRequestError, ClientClosedRequestError, PayloadTooLargeError } from '../../errors.ts'
 import type { QuotaService, QuotaStatus } from '../../services/quota-service.ts'
 import type { RateLimiter } from '../../services/rate-limiter.ts'
 import type { UploadName, UploadService } from '../../services/upload-service.ts'
@@ -85,8 +85,11 @@ export function uploadRoutes (deps: UploadRoutesDeps): Router {
   })
 
   // Credentials in a header (the add-on's bearer form, scripts, API keys): the owner, rate limit and quota
-  // (by Content-Length) are checked before multer, which would read the whole body before answering an error.
+  // (by Content-Length) are checked before multer, which would read the whole body before answering an error. So is a
+  // Content-Length no file within MAX_UPLOAD_BYTES reaches, with its framing and the form's fields (at most 16 × 8 KiB).
   const early: RequestHandler = (req, _res, next) => {
+    const declared = Number(req.headers['content-length'])
+    if (Number.isSafeInteger(declared) && declared > deps.maxUploadBytes + 1024 * 1024) { next(new PayloadTooLargeError(`the upload is larger than ${deps.maxUploadBytes} bytes`)); return }
     if (req.headers.authorization === undefined) { next(); return }
     owner(req, false).then(() => { next() }, next)
   }
