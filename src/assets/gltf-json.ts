@@ -86,7 +86,9 @@ export class GltfJsonReader {
     const textures = [...this.#textures.entries()].sort(([a], [b]) => a - b).map(([, t]) => t)
     const webpOnlyTextures = textures.filter((t) => t.webp !== undefined && t.source === undefined).length
     const used = textures.flatMap((t) => [t.source, t.webp]).find((image) => image !== undefined && this.#uriImages.has(image))
-    const imageByUri = this.#capped ? this.#uriImages.values().next().value : used === undefined ? undefined : this.#uriImages.get(used)
+    // Past the caps, any: a named file rather than a data: URI where there is one, for the message.
+    const any = (): string | undefined => [...this.#uriImages.values()].find((uri) => uri !== 'data:…') ?? this.#uriImages.values().next().value
+    const imageByUri = this.#capped ? any() : used === undefined ? undefined : this.#uriImages.get(used)
     return { version: this.#version, extensions: [...this.#extensions], buffers: [...this.#buffers.values()], imageUris: this.#imageUris, images: this.#images, imageByUri, webpOnlyTextures, doc }
   }
 

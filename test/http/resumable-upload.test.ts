@@ -548,6 +548,9 @@ describe('checksum extension: a request\'s bytes count only if they hash to its 
     expect((await patchWith(alice.token, path, 0, bytes, 'crc32 AAAAAA==')).status).toBe(400)
     expect((await patchWith(alice.token, path, 0, bytes, `sha1 ${digest('md5', bytes)}`)).status).toBe(400)
     expect((await t.request.head(path).set(tusHeaders(alice.token)).expect(200)).headers['upload-offset']).toBe('0')
+    // An empty request is checked too: the digest of no bytes.
+    expect((await patchWith(alice.token, path, 0, Buffer.alloc(0), `sha1 ${digest('sha1', Buffer.from('zzz'))}`)).status).toBe(460)
+    expect((await patchWith(alice.token, path, 0, Buffer.alloc(0), `sha1 ${digest('sha1', Buffer.alloc(0))}`)).status).toBe(204)
     await t.request.delete(path).set(tusHeaders(alice.token)).expect(204)
     const refused = await create(alice.token, 'whole.glb', bytes.length, bytes, { 'Upload-Checksum': `md5 ${digest('md5', Buffer.from('other'))}` })
     expect(refused.status).toBe(460)

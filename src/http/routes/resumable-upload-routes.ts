@@ -3,7 +3,7 @@ import type { Logger } from 'pino'
 import { Router, type Request, type Response } from 'express'
 import type { Identity } from '../../db/identity-repository.ts'
 import type { ResumableUpload } from '../../db/resumable-upload-repository.ts'
-import { BadRequestError, ConflictError, HeimdallError, NotFoundError, PayloadTooLargeError, PreconditionFailedError, UnsupportedMediaTypeError } from '../../errors.ts'
+import { BadRequestError, ChecksumMismatchError, ConflictError, HeimdallError, NotFoundError, PayloadTooLargeError, PreconditionFailedError, UnsupportedMediaTypeError } from '../../errors.ts'
 import type { QuotaService } from '../../services/quota-service.ts'
 import type { RateLimiter } from '../../services/rate-limiter.ts'
 import type { ResumableUploadService, UploadChecksum } from '../../services/resumable-upload-service.ts'
@@ -161,9 +161,14 @@ export function resumableUploadRoutes (deps: ResumableUploadRoutesDeps): Router 
   /** Writes the request's bytes at the upload's offset, within the upload's lock; imports when they were the last. */
   async function receive (req: Request, upload: ResumableUpload, identity: Identity, signal: AbortSignal, importing: () => void, onBodyFailed?: () => Promise<void>): Promise<{ offset: number, expiresAt: Date, body?: unknown }> {
     let { offset, expiresAt } = upload
+    // An empty request is checked too: its bytes are none, and they must hash to what it says.
+    const checksum = uploadChecksum(req)
+    if (!hasBody(req) && checksum !== undefined && !createHash(checksum.algorithm).digest().equals(checksum.digest)) {
+      throw new ChecksumMismatchError(`an empty request does not match its Upload-Checksum (${checksum.algorithm})`)
+    }
     if (hasBody(req)) {
       try {
-        ({ offset, expiresAt } = await resumable.append(upload, req, signal, uploadChecksum(req)))
+        ({ offset, expiresAt } = await resumable.append(upload, req, signal, checksum))
       } catch (err) {
         await onBodyFailed?.()
         throw err
