@@ -32,10 +32,12 @@ export async function uploadMultipart (options: MultipartOptions): Promise<Uploa
   const url = new URL('/upload', server)
   const send = url.protocol === 'https:' ? httpsRequest : http.request
   let sent = 0
+  // Once the server has answered, what is still being sent is no progress.
+  let answered = false
   const counter = new Transform({
     transform (chunk: Buffer, _encoding, callback) {
       sent += chunk.length
-      onProgress(Math.min(source.size, Math.max(0, sent - head.length)))
+      if (!answered) onProgress(Math.min(source.size, Math.max(0, sent - head.length)))
       callback(null, chunk)
     }
   })
@@ -55,13 +57,16 @@ export async function uploadMultipart (options: MultipartOptions): Promise<Uploa
       throw err instanceof UploadFailure ? err : changed(err instanceof Error ? err.message : String(err))
     }
     if (read !== source.size) throw changed()
+    // Saved again in place (the same size, as an exporter writes over its file): the bytes sent are neither version.
+    if (!await source.unchanged()) throw changed('it was saved again while it was read')
     yield tail
   })(), { objectMode: false })
 
   return new Promise((resolve, reject) => {
     if (signal.aborted) { reject(new UploadFailure('interrupted', EXIT.interrupted)); return }
-    let answered = false
-    body.once('error', (err) => { if (!answered) reject(err instanceof UploadFailure ? err : changed(err.message)) })
+    // Only the file's own failures (made UploadFailure above): the connection's errors reach the body too, through the
+    // pipeline, and are the request's to report, after a moment for the server's answer (a wrong token was "changed").
+    body.once('error', (err) => { if (!answered && err instanceof UploadFailure) reject(err) })
     const req = send(url, {
       method: 'POST',
       signal,
@@ -80,7 +85,8 @@ export async function uploadMultipart (options: MultipartOptions): Promise<Uploa
         // An answer is small JSON; the server may answer (an error) before it read the whole file.
         const text = Buffer.concat(chunks).toString('utf8')
         const status = res.statusCode ?? 0
-        if (status !== 200) { reject(failureFromAnswer(status, text)); return }
+        // Refused: nothing more to send (the rest of a large file held the process for seconds).
+        if (status !== 200) { req.destroy(); body.destroy(); reject(failureFromAnswer(status, text)); return }
         try { resolve({ ...parseAnswer(text), text }) } catch (err) { reject(err instanceof Error ? err : new Error(String(err))) }
       })
     })

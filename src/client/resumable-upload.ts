@@ -1,4 +1,5 @@
 import { request as httpsRequest } from 'node:https'
+import { Readable } from 'node:stream'
 import { DetailedError, Upload, type HttpResponse } from 'tus-js-client'
 import { http } from '../node-http.ts'
 import { parseAnswer, type UploadAnswer } from './added-items.ts'
@@ -43,9 +44,10 @@ export async function uploadResumable (options: ResumableOptions): Promise<Uploa
     let resumedFrom: number | undefined
     // A file that changes while it is sent ends a range early: the run fails, named as such, and may be resumed
     // once the file is saved (it crashed the process before: found by review).
+    // The upload cannot be resumed (the file's fingerprint changed with it): it is terminated, not left holding quota.
     const changed = (err: Error): void => {
       reader.close()
-      upload.abort(false).catch(() => {}).finally(() => {
+      upload.abort(true).catch(() => {}).finally(() => {
         reject(new UploadFailure(`${source.fileName} changed while it was sent (${err.message}): run the command again once it is saved`, EXIT.usage))
       })
     }
@@ -65,7 +67,9 @@ export async function uploadResumable (options: ResumableOptions): Promise<Uploa
         openFile: () => Promise.resolve({
           size: source.size,
           slice: (start: number, end: number) => {
-            const stream = Object.assign(reader.range(start, end), { size: end - start })
+            const range = reader.range(start, end)
+            // The last bytes go only if no file was saved again meanwhile (sizes alone would not show it).
+            const stream = Object.assign(end >= source.size ? Readable.from(endingUnchanged(range, source), { objectMode: false }) : range, { size: end - start })
             stream.once('error', changed)
             // tus-js-client reports the last bytes only with the answer, which comes after the server's import.
             if (end >= source.size) stream.once('end', () => { options.onProgress(source.size) })
@@ -114,6 +118,12 @@ export async function uploadResumable (options: ResumableOptions): Promise<Uploa
       if (!signal.aborted) upload.start()
     }).catch((err: unknown) => { reader.close(); reject(err instanceof UploadFailure ? err : failureOf(err instanceof Error ? err : new Error(String(err)))) })
   })
+}
+
+/** A range's bytes, then a failure instead of its end if a file of the upload was saved again since it was measured. */
+async function * endingUnchanged (range: Readable, source: UploadSource): AsyncGenerator<Buffer> {
+  for await (const chunk of range) yield chunk as Buffer
+  if (!await source.unchanged()) throw new Error('it was saved again while it was read')
 }
 
 /**

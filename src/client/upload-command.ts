@@ -44,6 +44,10 @@ export async function runUpload (command: UploadCommand, io: Terminal, signal: A
     if (server !== undefined && (server.username !== '' || server.password !== '')) {
       throw new UploadFailure('the server URL carries a user name or password: leave them out (the token is given with --token or HEIMDALL_TOKEN)', EXIT.usage)
     }
+    // Heimdall answers at the root of its address: a path would be dropped from every request (a 404 said "will not help").
+    if (server !== undefined && (server.pathname !== '/' || server.search !== '' || server.hash !== '')) {
+      throw new UploadFailure(`the server URL has a path or query (${server.pathname}${server.search}): give its address alone, such as ${server.origin}`, EXIT.usage)
+    }
     // A file or folder that cannot be read is the command's problem (1), not the server's (4).
     const source = await openSource(command.path, command.name, (message) => { io.stderr.write(`${message}\n`) }).catch((err: unknown) => {
       throw err instanceof UploadFailure ? err : new UploadFailure(`cannot read ${command.path}: ${err instanceof Error ? err.message : String(err)}`, EXIT.usage)

@@ -19,6 +19,8 @@ export interface UploadSource {
   fingerprint: string
   /** The bytes from `start` on. */
   open: (start: number) => Readable
+  /** Whether every file still has the size and modification time it had when measured: false for one saved again meanwhile, which the sizes alone would not show. */
+  unchanged: () => Promise<boolean>
   /** How many files (1 for a file). */
   files: number
 }
@@ -43,6 +45,7 @@ export async function openSource (path: string, name?: string, onNote?: (message
       size: info.size,
       fingerprint: `file:${absolute}:${info.size}:${info.mtimeMs}`,
       open: (start) => createReadStream(absolute, { start }),
+      unchanged: async () => { const now = await stat(absolute).catch(() => undefined); return now?.size === info.size && now.mtimeMs === info.mtimeMs },
       files: 1
     }
   }
@@ -62,6 +65,10 @@ export async function openSource (path: string, name?: string, onNote?: (message
       const { stream } = zipStream(entries)
       return start === 0 ? stream : Readable.from(skipBytes(start)(stream), { objectMode: false })
     },
+    unchanged: async () => (await Promise.all(entries.map(async (e) => {
+      const now = await stat(e.file).catch(() => undefined)
+      return now?.size === e.size && now.mtime.getTime() === e.mtime.getTime()
+    }))).every(Boolean),
     files: entries.length
   }
 }

@@ -1,7 +1,8 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises'
+import { createServer, connect as connectTcp } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
@@ -180,12 +181,30 @@ describe('npx heimdall upload', () => {
     const { uploadResumable } = await import('../../src/client/resumable-upload.ts')
     const { UploadStateFile } = await import('../../src/client/upload-state.ts')
     // What a file that was 1 MiB when measured and is half of that by the time it is read gives.
-    const shrunk = { kind: 'file' as const, fileName: 'shrunk.bin', name: undefined, size: 1024 * 1024, fingerprint: `file:shrunk:${Date.now()}`, files: 1, open: () => Readable.from([Buffer.alloc(512 * 1024, 7)]) }
+    const shrunk = { kind: 'file' as const, fileName: 'shrunk.bin', name: undefined, size: 1024 * 1024, fingerprint: `file:shrunk:${Date.now()}`, files: 1, open: () => Readable.from([Buffer.alloc(512 * 1024, 7)]), unchanged: async () => Promise.resolve(true) }
     const controller = new AbortController()
     const plain = uploadMultipart({ server: server.url, token, source: shrunk, onProgress: () => {}, signal: controller.signal })
     await expect(plain).rejects.toMatchObject({ exitCode: 1, message: expect.stringMatching(/^shrunk\.bin changed while it was sent \(524288 bytes read of the 1048576 it had\)/) as unknown })
     const resumable = uploadResumable({ endpoint: `${server.url}/upload/resumable`, token, source: shrunk, state: new UploadStateFile(join(work, 'shrunk-state.json')), chunkSize: Infinity, retryDelays: [], onProgress: () => {}, onNote: () => {}, signal: controller.signal })
     await expect(resumable).rejects.toMatchObject({ exitCode: 1, message: expect.stringMatching(/^shrunk\.bin changed while it was sent \(the source ended 524288 bytes early/) as unknown })
+
+    // Saved again in place, the same size (as an exporter writes over its file): neither version is sent as if whole.
+    const { openSource } = await import('../../src/client/upload-source.ts')
+    for (const route of ['plain', 'resumable'] as const) {
+      const saved = join(work, `saved-${route}.glb`)
+      await writeFile(saved, fixture('glb/BoxTextured.glb'))
+      const source = await openSource(saved)
+      const later = new Date(Date.now() + 5000)
+      await utimes(saved, later, later)
+      const run = route === 'plain'
+        ? uploadMultipart({ server: server.url, token, source, onProgress: () => {}, signal: controller.signal })
+        : uploadResumable({ endpoint: `${server.url}/upload/resumable`, token, source, state: new UploadStateFile(join(work, 'saved-state.json')), chunkSize: Infinity, retryDelays: [], onProgress: () => {}, onNote: () => {}, signal: controller.signal })
+      await expect(run, route).rejects.toMatchObject({ exitCode: 1, message: expect.stringMatching(/changed while it was sent \(.*saved again while it was read/) as unknown })
+    }
+
+    const withPath = await cli(['upload', join(work, 'nothing-needed.bin'), '--server', `${server.url}/heimdall/`])
+    expect(withPath.code).toBe(1)
+    expect(withPath.stderr).toMatch(/has a path or query \(\/heimdall\/\)/)
 
     const withCredentials = await cli(['upload', join(work, 'nothing-needed.bin'), '--server', server.url.replace('http://', 'http://someone:secret@')])
     expect(withCredentials.code).toBe(1)
@@ -221,6 +240,14 @@ describe('npx heimdall upload', () => {
     expect(wrong.code).toBe(3)
     expect(wrong.stderr).toMatch(/\(401\)/)
     expect(wrong.stderr).not.toContain('not-a-real-token')
+    // A large body refused at once: the broken pipe that follows the answer is not "the file changed" (it was, 3 of 5).
+    const big = join(work, 'big-wrong-token.glb')
+    await writeFile(big, Buffer.concat([fixture('glb/BoxTextured.glb'), randomBytes(24 * 1024 * 1024)]))
+    for (let i = 0; i < 3; i++) {
+      const refusedBig = await cli(['upload', big, '--no-resumable', '--token', 'not-a-real-token'])
+      expect(refusedBig.code, refusedBig.stderr).toBe(3)
+      expect(refusedBig.stderr).not.toMatch(/changed while it was sent/)
+    }
 
     const down = await cli(['upload', glb, '--server', `http://127.0.0.1:${await freePort()}`])
     expect(down.code).toBe(4)
@@ -237,6 +264,25 @@ describe('npx heimdall upload', () => {
     it('the server offers them', async () => {
       const routes = await (await fetch(`${server.url}/plugin_routes`)).json() as { resumable_upload?: string }
       expect(routes.resumable_upload).toBe('/upload/resumable')
+    })
+
+    it('reaches a server on a port fetch refuses (10080, on the Fetch standard\'s blocked list): the routes are asked as the uploads are sent', async () => {
+      const forward = createServer((client) => {
+        const upstream = connectTcp(Number(new URL(server.url).port), '127.0.0.1')
+        client.on('error', () => {})
+        upstream.on('error', () => {})
+        client.pipe(upstream).pipe(client)
+      })
+      await new Promise<void>((resolve, reject) => { forward.once('error', reject); forward.listen(10080, '127.0.0.1', () => { resolve() }) })
+      try {
+        const glb = join(work, 'blocked-port.glb')
+        await writeFile(glb, fixture('glb/BoxTextured.glb'))
+        const run = await cli(['upload', glb, '--resumable', '--server', 'http://127.0.0.1:10080'])
+        expect(run.code, run.stderr).toBe(0)
+        expect(run.stderr).toMatch(/, resumable/)
+      } finally {
+        forward.close()
+      }
     })
 
     it('sends a folder with --resumable: the zip made while it is sent has the size announced, and the same CID as in one request', async () => {
