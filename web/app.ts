@@ -246,9 +246,30 @@ function enhanceUploadForm (form: HTMLFormElement): void {
   zone.addEventListener('drop', (event) => {
     event.preventDefault()
     input.required = false
-    send(event.dataTransfer?.files ?? [])
+    send(droppedFiles(rows, event.dataTransfer))
     input.required = true
   })
+}
+
+/**
+ * The files of a drop, without its folders: a dropped folder comes as a
+ * file the browser will not read (the upload failed as "check your
+ * network"). Each folder gets a row that says what to do instead.
+ */
+function droppedFiles (rows: HTMLElement, transfer: DataTransfer | null): File[] {
+  if (transfer === null) return []
+  const files = [...transfer.files]
+  const folders = new Set<string>()
+  for (const item of transfer.items) {
+    const entry = item.kind === 'file' ? item.webkitGetAsEntry() : null
+    if (entry?.isDirectory === true) folders.add(entry.name)
+  }
+  for (const name of folders) {
+    const row = element('li', { className: 'upload-row' }, element('strong', {}, name), element('div', { className: 'result' }, element('p', { className: 'error' }, `Not uploaded: "${name}" is a folder, which this page does not send. Zip it (keeping the folders inside it) and drop the .zip, or run npx heimdall upload "${name}".`)))
+    row.dataset.state = 'error'
+    rows.append(row)
+  }
+  return files.filter((file) => !folders.has(file.name) || file.type !== '')
 }
 
 const form = document.querySelector<HTMLFormElement>('form[data-upload]')

@@ -1,4 +1,6 @@
-import { mkdir } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type { Server } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
@@ -193,6 +195,40 @@ describe.skipIf(!available)('in a real browser (Chromium)', () => {
       })
     })
   }
+
+  it('says a dropped folder is not sent, and what to do instead, while a file dropped with it is', async () => {
+    const work = await mkdtemp(join(tmpdir(), 'heimdall-drop-'))
+    const context = await browser.newContext({ baseURL: base })
+    const page = await context.newPage()
+    try {
+      const folder = join(work, 'MyAvatar')
+      await mkdir(folder)
+      await writeFile(join(folder, 'avatar.fst'), AVATAR_FST)
+      const loose = join(work, 'loose.glb')
+      await writeFile(loose, fixture('glb/BoxTextured.glb'))
+      await page.goto('/new')
+      await page.getByLabel('Username').fill('e2e_drop')
+      await page.getByRole('button', { name: 'Create identity' }).click()
+      await page.goto('/upload')
+      // A drop as the operating system makes it: real paths, a folder among them.
+      const cdp = await context.newCDPSession(page)
+      const box = await page.locator('[data-dropzone]').boundingBox()
+      if (box === null) throw new Error('no drop zone')
+      const at = { x: box.x + box.width / 2, y: box.y + box.height / 2 }
+      await cdp.send('Input.setInterceptDrags', { enabled: false })
+      for (const type of ['dragEnter', 'dragOver', 'drop'] as const) {
+        await cdp.send('Input.dispatchDragEvent', { type, ...at, data: { items: [], files: [folder, loose], dragOperationsMask: 1 } })
+      }
+      await expect.poll(async () => page.locator('.upload-row[data-state="done"]').count(), { timeout: 30_000 }).toBe(1)
+      const refused = page.locator('.upload-row[data-state="error"]')
+      expect(await refused.count()).toBe(1)
+      expect(await refused.textContent()).toMatch(/"MyAvatar" is a folder, which this page does not send\. Zip it .* npx heimdall upload "MyAvatar"/)
+      expect(await page.locator('.upload-row[data-state="done"]').textContent()).toContain('loose.glb')
+    } finally {
+      await context.close()
+      await rm(work, { recursive: true, force: true })
+    }
+  })
 
   it('uploads through the plain form with JavaScript off', async () => {
     const context = await browser.newContext({ javaScriptEnabled: false, baseURL: base })
