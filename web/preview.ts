@@ -185,7 +185,11 @@ async function start (): Promise<void> {
     }
   } catch (err) {
     frame.dataset.state = 'error'
-    say(errorBox, `The model could not be loaded: ${err instanceof Error ? err.message : String(err)}`)
+    // A loader's own failure (three.js's FBXLoader trips on some valid FBX: a colour layer without colours) is not the file's.
+    const internal = err instanceof TypeError || err instanceof RangeError
+    say(errorBox, internal
+      ? `This preview could not read the model (its three.js loader failed: ${err.message}). Overte reads models with its own loader and may still load it.`
+      : `The model could not be loaded: ${err instanceof Error ? err.message : String(err)}`)
   } finally {
     spinner?.remove()
   }

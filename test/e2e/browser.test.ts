@@ -12,6 +12,8 @@ import { freePort } from '../support/free-port.ts'
 
 const SCREENSHOTS = fileURLToPath(new URL('../../test-results/screenshots/', import.meta.url))
 const available = chromiumAvailable('the browser tests')
+/** How wide the page is drawn, in CSS pixels (wider than the viewport: it scrolls sideways). */
+const PAGE_WIDTH = 'document.documentElement.scrollWidth'
 
 
 const VIEWPORTS = [
@@ -150,9 +152,18 @@ describe.skipIf(!available)('in a real browser (Chromium)', () => {
           await page.waitForTimeout(500)
           const { drawn } = await page.evaluate<{ drawn: number }>(CANVAS_PIXELS)
           expect(drawn).toBeGreaterThan(0.01)
+          // No page wider than the screen (the preview's long link, a table's hidden header, pushed phones sideways).
+          expect(await page.evaluate<number>(PAGE_WIDTH)).toBeLessThanOrEqual(device.viewport.width)
           await shot(`preview-${which}`)
         }, 60_000)
       }
+
+      it('fits the list of uploads and the account page in the screen\'s width', async () => {
+        for (const path of ['/uploads', '/account']) {
+          await page.goto(path)
+          expect(await page.evaluate<number>(PAGE_WIDTH), path).toBeLessThanOrEqual(device.viewport.width)
+        }
+      })
 
       it('deletes an upload after a confirmation', async () => {
         await page.goto('/uploads')
@@ -179,6 +190,8 @@ describe.skipIf(!available)('in a real browser (Chromium)', () => {
         await page.getByRole('link', { name: 'Back to your account' }).click()
         await expect.poll(async () => page.locator('tr', { hasText: 'laptop' }).textContent()).toContain('upload, pin')
         expect(await page.content()).not.toContain(key.slice(20))
+        // With a key listed, the page still fits the screen's width (its table's hidden header pushed phones sideways).
+        expect(await page.evaluate<number>(PAGE_WIDTH)).toBeLessThanOrEqual(device.viewport.width)
         await shot('account')
 
         await page.getByRole('button', { name: 'Replace my token' }).click()
@@ -229,6 +242,26 @@ describe.skipIf(!available)('in a real browser (Chromium)', () => {
       await rm(work, { recursive: true, force: true })
     }
   })
+
+  it('says when the previewer\'s own loader fails on a valid model, and that Overte may still load it', async () => {
+    const context = await browser.newContext({ baseURL: base })
+    const page = await context.newPage()
+    try {
+      await page.goto('/new')
+      await page.getByLabel('Username').fill('e2e_preview_fail')
+      await page.getByRole('button', { name: 'Create identity' }).click()
+      await page.goto('/upload')
+      // assimp's binary box.fbx: checked and accepted; three.js's FBXLoader trips on its colour layer.
+      await page.locator('#file').setInputFiles({ name: 'box.fbx', mimeType: 'application/octet-stream', buffer: fixture('fbx/box-binary.fbx') })
+      await page.getByRole('button', { name: 'Upload', exact: true }).click()
+      await expect.poll(async () => page.locator('.upload-row[data-state="done"]').count(), { timeout: 30_000 }).toBe(1)
+      await page.locator('.upload-row').getByRole('link', { name: 'Preview in 3D' }).click()
+      await expect.poll(async () => page.locator('[data-preview]').getAttribute('data-state'), { timeout: 30_000 }).toBe('error')
+      expect(await page.locator('[data-preview-error]').textContent()).toMatch(/^This preview could not read the model \(its three\.js loader failed: .+\)\. Overte reads models with its own loader and may still load it\.$/)
+    } finally {
+      await context.close()
+    }
+  }, 60_000)
 
   it('uploads through the plain form with JavaScript off', async () => {
     const context = await browser.newContext({ javaScriptEnabled: false, baseURL: base })

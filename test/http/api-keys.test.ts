@@ -123,6 +123,9 @@ describe('API keys', () => {
     expect(page.text).not.toContain(secretPart)
     // Names are unique per identity.
     await t.request.post('/account/keys').set('Authorization', bearer(person.token)).send({ name: 'build server', scopes: ['list'] }).expect(409)
+    // No scope at all (the page's form with none ticked sends no field): said as such, not as a schema's message.
+    const none = await t.request.post('/account/keys').set('Authorization', bearer(person.token)).type('form').send({ name: 'no scope' }).expect(400)
+    expect(none.body.error).toBe('give the key at least one scope among upload, list, pin, delete')
   })
 
   it('each scope allows its routes and nothing else (403 naming the scope)', async () => {

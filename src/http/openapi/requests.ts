@@ -40,7 +40,8 @@ export const uploadListQuery = z.object({
 export const idParam = z.object({ id: z.preprocess((id) => (typeof id === 'string' && !/^[1-9]\d*$/.test(id) ? Number.NaN : id), z.coerce.number().int().min(1).max(2_147_483_647)) })
 
 const scopeList = z.preprocess(
-  (value) => (typeof value === 'string' ? value.split(',').map((s) => s.trim()).filter((s) => s !== '') : value),
+  // None ticked on the page's form sends no field at all: that is no scope, said as such.
+  (value) => (value === undefined ? [] : typeof value === 'string' ? value.split(',').map((s) => s.trim()).filter((s) => s !== '') : value),
   z.array(z.enum(API_KEY_SCOPES, { error: `scopes are among ${API_KEY_SCOPES.join(', ')}` })).min(1, `give the key at least one scope among ${API_KEY_SCOPES.join(', ')}`)
 )
 const blankIsAbsent = (value: unknown): unknown => (value === '' || value === null ? undefined : value)
