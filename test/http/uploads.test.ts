@@ -50,6 +50,14 @@ describe('/uploads', () => {
     expect((hero.files as Array<{ url: string, cid: string }>)[2]?.url).toBe(`https://assets.example.org/ipfs/${avatarRoot}/textures/skin.png`)
   })
 
+  it('a page past the last one shows the last page, not "Nothing yet" (a stale Next link, a narrower search)', async () => {
+    for (const query of ['page=999', 'page=2&q=Box']) {
+      const res = await t.request.get(`/uploads?${query}`).set('Accept', 'text/html').set('Authorization', `Bearer ${alice.token}`).expect(200)
+      expect(res.text, query).not.toMatch(/Nothing yet|No upload matches/)
+      expect(res.text, query).toContain('Box')
+    }
+  })
+
   it('POST with a wrong token: 401 JSON, or the sign-in page again for a browser', async () => {
     await t.request.post('/uploads').type('form').send({ username: 'alice', token: 'nope' }).expect(401)
     const page = await t.request.post('/uploads').type('form').set('Accept', 'text/html').send({ username: 'alice', token: 'nope' }).expect(401)

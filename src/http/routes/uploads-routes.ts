@@ -56,12 +56,18 @@ export function uploadsRoutes (deps: UploadsRoutesDeps): Router {
   async function renderList (req: Request, res: Response, identity: Identity): Promise<void> {
     const search = typeof req.query.q === 'string' ? req.query.q.trim().slice(0, 100) : ''
     if (wantsHtml(req)) {
-      const page = Math.max(1, intParam(req.query.page, 1, 1_000_000))
-      const [{ uploads, total }, quota, pins] = await Promise.all([
+      let page = Math.max(1, intParam(req.query.page, 1, 1_000_000))
+      const [listed, quota, pins] = await Promise.all([
         deps.uploads.list(identity, { limit: PAGE_SIZE, offset: (page - 1) * PAGE_SIZE, search }),
         deps.quotas.status(identity),
         listPinRequests(identity, PIN_REQUESTS_LISTED)
       ])
+      let { uploads, total } = listed
+      // Past the last page (a stale Next link after a delete, a narrower search): the last page, not "nothing yet".
+      if (uploads.length === 0 && total > 0 && page > 1) {
+        page = Math.ceil(total / PAGE_SIZE)
+        ;({ uploads, total } = await deps.uploads.list(identity, { limit: PAGE_SIZE, offset: (page - 1) * PAGE_SIZE, search }))
+      }
       res.setHeader('Cache-Control', 'no-store')
       res.render('uploads', {
         title: 'My uploads',
