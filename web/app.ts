@@ -6,6 +6,9 @@
  * Without JavaScript the same form posts one file the plain way.
  */
 
+// Copy buttons work only with this script: the pages render them hidden, shown here.
+for (const button of document.querySelectorAll<HTMLButtonElement>('button[data-copy][hidden]')) button.hidden = false
+
 document.addEventListener('click', (event) => {
   const button = event.target instanceof Element ? event.target.closest<HTMLButtonElement>('[data-copy]') : null
   if (button === null) return

@@ -271,6 +271,8 @@ describe.skipIf(!available)('in a real browser (Chromium)', () => {
       await page.getByLabel('Username').fill('e2e_nojs')
       await page.getByRole('button', { name: 'Create identity' }).click()
       const token = await page.locator('#token').inputValue()
+      // Without the script a copy button would do nothing: none is shown.
+      expect(await page.getByRole('button', { name: 'Copy' }).count()).toBe(0)
       await page.getByRole('button', { name: 'Sign out' }).click()
       await page.goto('/upload')
       await page.getByLabel('Username').fill('e2e_nojs')
@@ -279,6 +281,7 @@ describe.skipIf(!available)('in a real browser (Chromium)', () => {
       await page.getByRole('button', { name: 'Upload', exact: true }).click()
       await expect.poll(async () => page.locator('h1').textContent()).toBe('Uploaded: plain')
       expect(await page.locator('input[readonly]').first().inputValue()).toMatch(/\/plain\.glb$/)
+      expect(await page.getByRole('button', { name: 'Copy' }).count()).toBe(0)
       await page.screenshot({ path: `${SCREENSHOTS}nojs-upload-result.png`, fullPage: true })
     } finally {
       await context.close()
