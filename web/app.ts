@@ -151,6 +151,21 @@ function uploadPlain (form: HTMLFormElement, ui: UploadRow): void {
 }
 
 /**
+ * Holds the lock named `name` across this browser's tabs until the function
+ * it answers is called; null when another tab or upload holds it. Where the
+ * browser has no Web Locks, nothing is held.
+ */
+async function tryLock (name: string): Promise<(() => void) | null> {
+  if (!('locks' in navigator)) return () => {}
+  return new Promise((resolve) => {
+    navigator.locks.request(name, { ifAvailable: true }, async (lock) => {
+      if (lock === null) { resolve(null); return }
+      await new Promise<void>((release) => { resolve(release) })
+    }).catch(() => { resolve(() => {}) })
+  })
+}
+
+/**
  * The resumable way (tus, with tus-js-client): a dropped connection is
  * retried from the server's offset; the upload's URL is kept in
  * localStorage by the file's name, size and date, so picking the same file
@@ -160,6 +175,11 @@ async function uploadResumable (form: HTMLFormElement, ui: UploadRow, endpoint: 
   const { Upload } = await import('tus-js-client')
   const headers = credentialHeaders(form)
   let cancelled = false
+  // One sender per upload: the same file sent from two tabs (or twice in one) resumed the same upload from both, each
+  // request stopping the other's (hundreds of 409s, twice the time; found by review). The one that holds an upload's
+  // lock sends it; another starts an upload of its own.
+  let release: (() => void) | null = null
+  const unlock = (): void => { release?.(); release = null }
   const upload = new Upload(ui.file, {
     endpoint,
     headers: { ...headers, Accept: 'application/json' },
@@ -169,6 +189,9 @@ async function uploadResumable (form: HTMLFormElement, ui: UploadRow, endpoint: 
     storeFingerprintForResuming: true,
     removeFingerprintOnSuccess: true,
     onProgress: (sent, total) => { showProgress(ui, sent, total) },
+    onUploadUrlAvailable: () => {
+      if (release === null && upload.url !== null) void tryLock(`heimdall-upload:${upload.url}`).then((held) => { release = held })
+    },
     // Unlike tus-js-client's default, also while the browser says it is offline: the delays run on, and `online` below restarts it.
     onShouldRetry: (err) => {
       const status = err.originalResponse?.getStatus() ?? 0
@@ -177,6 +200,7 @@ async function uploadResumable (form: HTMLFormElement, ui: UploadRow, endpoint: 
       return retry
     },
     onSuccess: ({ lastResponse }) => {
+      unlock()
       const text = lastResponse.getBody() ?? ''
       if (lastResponse.getStatus() === 200 && text.trim().startsWith('[')) { showAnswer(ui, 200, text); return }
       // Found complete when resumed (the last answer was lost): the upload's URL answers the same.
@@ -186,7 +210,7 @@ async function uploadResumable (form: HTMLFormElement, ui: UploadRow, endpoint: 
     onError: (err) => {
       if (cancelled) return
       const response = 'originalResponse' in err ? err.originalResponse : null
-      if (response !== null && response !== undefined && response.getStatus() !== 0) { showAnswer(ui, response.getStatus(), response.getBody() ?? ''); return }
+      if (response !== null && response !== undefined && response.getStatus() !== 0) { unlock(); showAnswer(ui, response.getStatus(), response.getBody() ?? ''); return }
       // Still down after every retry: offline, it goes on by itself once the browser is online again; else on a click.
       ui.row.dataset.state = 'waiting'
       const resume = element('button', { type: 'button', className: 'small' }, 'Resume')
@@ -205,15 +229,18 @@ async function uploadResumable (form: HTMLFormElement, ui: UploadRow, endpoint: 
   })
   ui.cancel.addEventListener('click', () => {
     cancelled = true
-    upload.abort(true).catch(() => { /* gone already, or the network is: the server expires it */ })
+    upload.abort(true).catch(() => { /* gone already, or the network is: the server expires it */ }).finally(unlock)
     ui.status.textContent = 'Cancelled'
     finish(ui, 'cancelled')
   })
   const previous = await upload.findPreviousUploads()
-  const last = previous.sort((a, b) => b.creationTime.localeCompare(a.creationTime))[0]
-  if (last !== undefined) {
+  for (const last of previous.sort((a, b) => b.creationTime.localeCompare(a.creationTime))) {
+    if (last.uploadUrl === null) continue
+    release = await tryLock(`heimdall-upload:${last.uploadUrl}`)
+    if (release === null) continue // being sent right now, from another tab or row
     ui.status.textContent = 'Resuming where it stopped…'
     upload.resumeFromPreviousUpload(last)
+    break
   }
   upload.start()
 }

@@ -183,4 +183,41 @@ describe.skipIf(!available)('resumable uploads from the upload page (Chromium)',
       await context.close()
     }
   }, 180_000)
+
+  it('the same file sent from two tabs goes as two uploads, not one resumed from both (each stopping the other)', async () => {
+    const context = await browser.newContext({ baseURL: base })
+    const first = await context.newPage()
+    const second = await context.newPage()
+    const answers = new Map<Page, { posts: number, conflicts: number }>([[first, { posts: 0, conflicts: 0 }], [second, { posts: 0, conflicts: 0 }]])
+    for (const [page, seen] of answers) {
+      page.on('response', (res) => {
+        if (!res.url().includes('/upload/resumable')) return
+        if (res.request().method() === 'POST') seen.posts++
+        if (res.status() === 409) seen.conflicts++
+      })
+    }
+    try {
+      await first.goto('/new')
+      await first.getByLabel('Username').fill('tus_two_tabs')
+      await first.getByRole('button', { name: 'Create identity' }).click()
+      // The first tab sends slowly, so the second finds its upload stored and under way.
+      const cdp = await context.newCDPSession(first)
+      await cdp.send('Network.enable')
+      await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 4 * MiB })
+      await first.goto('/upload')
+      await first.locator('#file').setInputFiles(big)
+      await first.getByRole('button', { name: 'Upload', exact: true }).click()
+      await expect.poll(async () => Number(await first.locator('.upload-row').first().getAttribute('data-percent') ?? 0), { timeout: 60_000 }).toBeGreaterThanOrEqual(5)
+      await second.goto('/upload')
+      await second.locator('#file').setInputFiles(big)
+      await second.getByRole('button', { name: 'Upload', exact: true }).click()
+      await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 })
+      const roots = [(await doneRow(first)).root, (await doneRow(second)).root]
+      expect(roots[0]).toBe(roots[1])
+      expect(answers.get(second)?.posts).toBe(1)
+      expect((answers.get(first)?.conflicts ?? 0) + (answers.get(second)?.conflicts ?? 0)).toBe(0)
+    } finally {
+      await context.close()
+    }
+  }, 180_000)
 })
