@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { hashToken, newToken } from '../../src/services/identity-service.ts'
-import { startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
+import { csrfField, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
 
 let t: TestHeimdall
 beforeAll(async () => { t = await startTestHeimdall() })
@@ -73,6 +73,17 @@ describe('/new', () => {
     expect(res.text).toContain('data-copy')
     const cookie = String(res.headers['set-cookie'])
     expect(cookie).toMatch(/heimdall_session=.*HttpOnly.*SameSite=Strict/)
+  })
+
+  it('tells a browser that sends the same form again (a reload of the token page) that the name is its own identity, not someone\'s', async () => {
+    const browser = t.browser()
+    const form = await browser.get('/new').set('Accept', 'text/html').expect(200)
+    const fields = { username: 'reloader', _csrf: csrfField(form.text) }
+    await browser.post('/new').type('form').set('Accept', 'text/html').send(fields).expect(201)
+    const again = await browser.post('/new').type('form').set('Accept', 'text/html').send(fields).expect(409)
+    expect(again.text).toContain('You created &#34;reloader&#34; and are signed in as it; its token was shown once')
+    // Anyone else asking for that name is told it is taken, as before.
+    expect((await t.browser().post('/new').type('form').set('Accept', 'text/html').send({ username: 'reloader' }).expect(409)).text).toContain('is taken')
   })
 
   it('shows a browser a readable error for a taken name', async () => {

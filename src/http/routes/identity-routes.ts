@@ -1,11 +1,12 @@
 import { Router, type Request } from 'express'
-import { BadRequestError, HeimdallError, TooManyRequestsError } from '../../errors.ts'
+import { BadRequestError, ConflictError, HeimdallError, TooManyRequestsError } from '../../errors.ts'
 import { normalizeUsername, type IdentityService } from '../../services/identity-service.ts'
 import type { RateLimiter } from '../../services/rate-limiter.ts'
 import { clientAddress } from '../authentication.ts'
 import { wantsHtml } from '../negotiate.ts'
 import { newIdentityRequest } from '../openapi/requests.ts'
 import type { BrowserSessions } from '../session.ts'
+import { sessionIdentity } from '../session-identity.ts'
 
 export const IDENTITY_NOTES = 'Keep this token secret and safe: it is shown once and cannot be recovered. ' +
   'Everything you upload is public: anyone with its link can fetch it, and once other IPFS nodes have copied it, it cannot be recalled from them.'
@@ -40,7 +41,11 @@ export function identityRoutes (deps: { identities: IdentityService, sessions: B
     } catch (err) {
       if (err instanceof HeimdallError && wantsHtml(req)) {
         if (err instanceof TooManyRequestsError) res.setHeader('Retry-After', String(err.retryAfterSeconds))
-        res.status(err.status).render('new', { title: 'New identity', error: err.message, username: typeof body.username === 'string' ? body.username : '' })
+        // The page that showed a new token, sent again (a reload): the name is "taken" by this very browser's identity.
+        const viewer = sessionIdentity(req)?.username
+        const yours = err instanceof ConflictError && viewer !== undefined && typeof body.username === 'string' && normalizeUsername(body.username).toLowerCase() === viewer.toLowerCase()
+        const message = yours ? `You created "${viewer}" and are signed in as it; its token was shown once, when it was made. If you did not keep it, replace it on your account page.` : err.message
+        res.status(err.status).render('new', { title: 'New identity', error: message, username: typeof body.username === 'string' ? body.username : '' })
         return
       }
       throw err
