@@ -64,7 +64,8 @@ export class ApiKeyRepository {
       if (row === undefined) throw new Error('insert returned no row')
       return toApiKey(row)
     } catch (err) {
-      if (isUniqueViolation(err)) throw new ConflictError(`you already have an API key named "${key.name}"`)
+      // Often the page that showed a new key, sent again by a reload: say what became of the first one.
+      if (isUniqueViolation(err)) throw new ConflictError(`you already have an API key named "${key.name}" (its secret was shown once, when it was made): give this one another name, or revoke that one first if you did not keep it`)
       throw err
     }
   }
