@@ -64,6 +64,7 @@ export async function uploadMultipart (options: MultipartOptions): Promise<Uploa
 
   return new Promise((resolve, reject) => {
     if (signal.aborted) { reject(new UploadFailure('interrupted', EXIT.interrupted)); return }
+    let started = false
     // Only the file's own failures (made UploadFailure above): the connection's errors reach the body too, through the
     // pipeline, and are the request's to report, after a moment for the server's answer (a wrong token was "changed").
     body.once('error', (err) => { if (!answered && err instanceof UploadFailure) reject(err) })
@@ -74,10 +75,15 @@ export async function uploadMultipart (options: MultipartOptions): Promise<Uploa
         Authorization: `Bearer ${token}`,
         Accept: 'application/json',
         'Content-Type': `multipart/form-data; boundary=${boundary}`,
-        'Content-Length': String(head.length + source.size + tail.length)
+        'Content-Length': String(head.length + source.size + tail.length),
+        // The body goes once the server asks for it: a refusal before it (credentials, quota, size) is answered before a
+        // byte is sent, instead of racing the broken pipe that follows it (the answer was lost to EPIPE: exit 4, not 3).
+        Expect: '100-continue'
       }
     }, (res: IncomingMessage) => {
       answered = true
+      clearTimeout(unasked)
+      if (!started) body.destroy()
       const chunks: Buffer[] = []
       res.on('data', (chunk: Buffer) => { chunks.push(chunk) })
       res.on('error', (err) => { reject(new UploadFailure(`the connection failed: ${err.message}`, EXIT.unavailable)) })
@@ -99,6 +105,14 @@ export async function uploadMultipart (options: MultipartOptions): Promise<Uploa
     })
     signal.addEventListener('abort', () => { reject(new UploadFailure('interrupted', EXIT.interrupted)) }, { once: true })
     // A server that refuses early closes the request: its answer, not the broken pipe, is what counts.
-    pipeline(body, counter, req).catch(() => { /* the answer or the request's error says what happened */ })
+    const start = (): void => {
+      if (started || answered) return
+      started = true
+      pipeline(body, counter, req).catch(() => { /* the answer or the request's error says what happened */ })
+    }
+    req.once('continue', start)
+    // A server (or proxy) that never answers 100 gets the body after a second anyway, as RFC 9110 has clients do.
+    const unasked = setTimeout(start, 1000)
+    req.once('close', () => { clearTimeout(unasked) })
   })
 }
