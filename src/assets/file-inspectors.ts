@@ -713,15 +713,14 @@ class JsonInspector extends TextInspector {
   protected override done (): void {
     if (this.size === 0) throw new Error('is empty, which is not JSON')
     try { this.#stream.end() } catch (err) { throw jsonMismatch(err, TEXT_JSON) }
-    // AnimNodeLoader.cpp, loadClipNode: a clip's data.url, resolved against the graph's own URL.
-    // A URL: its query and fragment are not part of the file, its escapes decoded, as for the .fst's names.
-    const clips = new Set([...this.#animationNodes.values()].flatMap(({ type, url }) => type === 'clip' && url !== undefined && url !== '' && !hasScheme(url) ? [fetchedName(url)] : []))
-    for (const written of clips) this.reference(safeDecode(written), 'animation', 'warning', { written })
-    // AnimationCache.cpp, AnimationReader::run: a clip is read only when its URL's path ends in .fbx (any case).
-    const clipUrls = new Set([...this.#animationNodes.values()].flatMap(({ type, url }) => type === 'clip' && url !== undefined && url !== '' ? [url] : []))
-    for (const url of clipUrls) {
-      // QUrl::path() is decoded: idle%2Efbx is an .fbx.
-      if (!safeDecode(fetchedName(url)).toLowerCase().endsWith('.fbx')) this.notes.push(`${this.path}: animation clip "${url}" is not FBX, and Overte plays only .fbx clips: this animation will not play; export it as FBX`)
+    // AnimNodeLoader.cpp, loadClipNode: a clip's data.url, resolved against the graph's own URL, read as a URL (its query
+    // and fragment not part of the file, its escapes decoded, as QUrl::path() is: idle%2Efbx is an .fbx).
+    const clips = new Set([...this.#animationNodes.values()].flatMap(({ type, url }) => type === 'clip' && url !== undefined && url !== '' ? [url] : []))
+    for (const url of clips) {
+      const written = fetchedName(url)
+      if (!hasScheme(url)) this.reference(safeDecode(written), 'animation', 'warning', { written })
+      // AnimationCache.cpp, AnimationReader::run: a clip is read only when its URL's path ends in .fbx (any case).
+      if (!safeDecode(written).toLowerCase().endsWith('.fbx')) this.notes.push(`${this.path}: animation clip "${url}" is not FBX, and Overte plays only .fbx clips: this animation will not play; export it as FBX`)
     }
     // ProceduralMaterialCache.cpp: a material file's textures resolve against the file's own URL; checked when a materialMap names the file.
     const materials = this.#materialsKind === 'object' ? this.#materials.get(-1) : this.#materialsKind === 'array' ? [...this.#materials.entries()].filter(([i]) => i >= 0).map(([, m]) => m) : undefined
@@ -1045,9 +1044,6 @@ function gzipHeaderLength (head: Buffer): number | undefined {
 class GzipInspector implements FileInspector {
   readonly #path: string
   readonly #inner: FileInspector & { note: (text: string) => void }
-
-  /** The model's own inspector. */
-  get inner (): FileInspector & { note: (text: string) => void } { return this.#inner }
   readonly #gunzip: Gunzip
   readonly #budget: GunzipBudget
   readonly #notes: string[] = []
@@ -1059,6 +1055,9 @@ class GzipInspector implements FileInspector {
   #head: Buffer | undefined = Buffer.alloc(0)
   /** The last 8 bytes seen: the trailer, once the input ends. */
   #tail = Buffer.alloc(0)
+
+  /** The model's own inspector. */
+  get inner (): FileInspector & { note: (text: string) => void } { return this.#inner }
 
   /** `inner` is the model's inspector, made for the same (`.gz`) path so that its findings name this file. */
   constructor (path: string, inner: FileInspector & { note: (text: string) => void }, budget: GunzipBudget) {

@@ -1,9 +1,8 @@
-import { request as httpsRequest } from 'node:https'
 import { Readable } from 'node:stream'
 import { DetailedError, Upload, type HttpResponse } from 'tus-js-client'
-import { http } from '../node-http.ts'
 import { parseAnswer, type UploadAnswer } from './added-items.ts'
 import { EXIT, exitCodeFor, failureFromAnswer, UploadFailure } from './exit-codes.ts'
+import { requestText } from './http-text.ts'
 import { SequentialReader } from './sequential-reader.ts'
 import type { UploadStateFile } from './upload-state.ts'
 import type { UploadSource } from './upload-source.ts'
@@ -141,17 +140,9 @@ async function finalAnswer (response: HttpResponse, url: string | null, token: s
 }
 
 /** One request to the upload's URL (the answer by GET, how far it got by HEAD), as the tus client's own would be sent. */
-function ask (method: 'GET' | 'HEAD', url: string, token: string): Promise<{ status: number, text: string }> {
-  const send = url.startsWith('https:') ? httpsRequest : http.request
-  return new Promise((resolve, reject) => {
-    const req = send(url, { method, headers: { Authorization: `Bearer ${token}`, Accept: 'application/json', 'Tus-Resumable': '1.0.0' } }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (chunk: Buffer) => { chunks.push(chunk) })
-      res.on('end', () => { resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }) })
-      res.on('error', reject)
-    })
-    req.on('error', (err) => { reject(new UploadFailure(`cannot reach the server: ${err.message}`, EXIT.unavailable)) })
-    req.end()
+async function ask (method: 'GET' | 'HEAD', url: string, token: string): Promise<{ status: number, text: string }> {
+  return requestText(url, method, { Authorization: `Bearer ${token}`, Accept: 'application/json', 'Tus-Resumable': '1.0.0' }).catch((err: unknown) => {
+    throw new UploadFailure(`cannot reach the server: ${err instanceof Error ? err.message : String(err)}`, EXIT.unavailable)
   })
 }
 

@@ -1,30 +1,17 @@
-import type { IncomingMessage } from 'node:http'
-import { request as httpsRequest } from 'node:https'
-import { http } from '../node-http.ts'
 import { EXIT, UploadFailure } from './exit-codes.ts'
+import { requestText } from './http-text.ts'
 
 /**
  * The resumable endpoint the server offers (`GET /plugin_routes`, key
  * `resumable_upload`), absolute; undefined for a server without one (an
- * older Heimdall), which then gets the plain upload. Asked with node:http,
- * as the uploads are sent: fetch refuses the ports on the Fetch standard's
- * blocked list (10080, 6000…), where the uploads themselves went through.
+ * older Heimdall), which then gets the plain upload. Asked as the uploads
+ * are sent (requestText), on any port they reach.
  */
 export async function resumableEndpoint (server: string, signal: AbortSignal): Promise<string | undefined> {
   const url = new URL('/plugin_routes', server)
-  const send = url.protocol === 'https:' ? httpsRequest : http.request
   let answer: { status: number, text: string }
   try {
-    answer = await new Promise((resolve, reject) => {
-      const req = send(url, { headers: { Accept: 'application/json' }, signal }, (res: IncomingMessage) => {
-        const chunks: Buffer[] = []
-        res.on('data', (chunk: Buffer) => { chunks.push(chunk) })
-        res.on('end', () => { resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }) })
-        res.on('error', reject)
-      })
-      req.on('error', reject)
-      req.end()
-    })
+    answer = await requestText(url, 'GET', { Accept: 'application/json' }, signal)
   } catch (err) {
     if (signal.aborted) throw new UploadFailure('interrupted', EXIT.interrupted)
     const { code, message } = err as NodeJS.ErrnoException

@@ -263,12 +263,12 @@ export class ResumableUploadService {
     // With a checksum, nothing of the request counts until all of it is here and hashes right: no checkpoint midway.
     const writer = new PositionedFileWriter(handle, upload.offset, checksum === undefined ? this.#options.checkpointBytes ?? DEFAULT_CHECKPOINT_BYTES : Number.POSITIVE_INFINITY,
       async (position) => { await repository.advance(upload.id, position, this.#expiry()) })
-    const hash = checksum === undefined ? undefined : createHash(checksum.algorithm)
+    const hash = checksum === undefined ? undefined : { running: createHash(checksum.algorithm), ...checksum }
     let failure: unknown
     try {
       const limit = atMost(upload.length - upload.offset)
       if (hash === undefined) await pipeline(spared(source), limit, writer, { signal })
-      else await pipeline(spared(source), limit, new Transform({ transform (chunk: Buffer, _encoding, callback) { hash.update(chunk); callback(null, chunk) } }), writer, { signal })
+      else await pipeline(spared(source), limit, new Transform({ transform (chunk: Buffer, _encoding, callback) { hash.running.update(chunk); callback(null, chunk) } }), writer, { signal })
     } catch (err) {
       failure = err
     }
@@ -277,8 +277,8 @@ export class ResumableUploadService {
     try {
       await writer.settled()
       kept = writer.position
-      if (hash !== undefined && checksum !== undefined) {
-        if (failure === undefined && !hash.digest().equals(checksum.digest)) failure = new ChecksumMismatchError(`the request's ${writer.position - upload.offset} bytes do not match its Upload-Checksum (${checksum.algorithm}); none were kept: send them again`)
+      if (hash !== undefined) {
+        if (failure === undefined && !hash.running.digest().equals(hash.digest)) failure = new ChecksumMismatchError(`the request's ${writer.position - upload.offset} bytes do not match its Upload-Checksum (${hash.algorithm}); none were kept: send them again`)
         // A request cut short cannot be checked, and one that does not match is not kept: the offset stays, its bytes go.
         if (failure !== undefined) {
           kept = upload.offset

@@ -94,9 +94,10 @@ const LAST_BYTE = {
   507: error('This node\'s disk is full')
 }
 
-/** tus 1.0.0 (creation, creation-with-upload, expiration, termination, checksum): see "Resumable uploads (tus)" in README.md. */
 const UPLOAD_CHECKSUM = { name: 'Upload-Checksum', description: 'Optional: <md5|sha1|sha256|sha512> <base64 digest> of this request\'s bytes; they count only if they match' }
 const CHECKSUM_MISMATCH = error('The bytes do not match Upload-Checksum: none of them were kept, the offset is where it was')
+
+/** tus 1.0.0 (creation, creation-with-upload, expiration, termination, checksum): see "Resumable uploads (tus)" in README.md. */
 const RESUMABLE_OPERATIONS: readonly Operation[] = [
   {
     method: 'options', path: '/upload/resumable', route: '/upload/resumable', operationId: 'resumableUploadOptions', tag: 'Resumable uploads (tus)', summary: 'What this tus server supports', security: 'none',

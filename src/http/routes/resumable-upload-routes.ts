@@ -27,8 +27,8 @@ export interface ResumableUploadRoutesDeps {
 export const RESUMABLE_UPLOAD_PATH = '/upload/resumable'
 export const TUS_VERSION = '1.0.0'
 export const TUS_EXTENSIONS = 'creation,creation-with-upload,expiration,termination,checksum'
-/** tus's checksum extension: the algorithms (IANA's names; sha1 is required) a request's Upload-Checksum may use, by node:crypto's names. */
-const CHECKSUM_ALGORITHMS = new Map([['md5', 'md5'], ['sha1', 'sha1'], ['sha256', 'sha256'], ['sha512', 'sha512']])
+/** tus's checksum extension: the algorithms a request's Upload-Checksum may use (IANA's names, which are node:crypto's; sha1 is required). */
+const CHECKSUM_ALGORITHMS = new Set(['md5', 'sha1', 'sha256', 'sha512'])
 /**
  * The request's Upload-Checksum (tus checksum extension: `<algorithm> <base64 digest>`), checked before any byte is
  * read: an algorithm not offered, or a digest not of its length, is 400.
@@ -37,8 +37,8 @@ function uploadChecksum (req: Request): UploadChecksum | undefined {
   const header = req.get('upload-checksum')
   if (header === undefined) return undefined
   const [name = '', encoded = '', ...rest] = header.trim().split(/ +/)
-  const algorithm = CHECKSUM_ALGORITHMS.get(name.toLowerCase())
-  if (algorithm === undefined) throw new BadRequestError(`Upload-Checksum uses "${name}", which this server does not offer: use one of ${[...CHECKSUM_ALGORITHMS.keys()].join(', ')}`)
+  const algorithm = name.toLowerCase()
+  if (!CHECKSUM_ALGORITHMS.has(algorithm)) throw new BadRequestError(`Upload-Checksum uses "${name}", which this server does not offer: use one of ${[...CHECKSUM_ALGORITHMS].join(', ')}`)
   const digest = Buffer.from(encoded, 'base64')
   if (rest.length > 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(encoded) || digest.length !== createHash(algorithm).digest().length) {
     throw new BadRequestError('Upload-Checksum must be the algorithm, a space, and the digest in base64')
@@ -119,7 +119,7 @@ export function resumableUploadRoutes (deps: ResumableUploadRoutesDeps): Router 
   const options = (_req: Request, res: Response): void => {
     res.setHeader('Tus-Version', TUS_VERSION)
     res.setHeader('Tus-Extension', TUS_EXTENSIONS)
-    res.setHeader('Tus-Checksum-Algorithm', [...CHECKSUM_ALGORITHMS.keys()].join(','))
+    res.setHeader('Tus-Checksum-Algorithm', [...CHECKSUM_ALGORITHMS].join(','))
     res.setHeader('Tus-Max-Size', String(deps.maxUploadBytes))
     res.status(204).end()
   }
@@ -158,11 +158,13 @@ export function resumableUploadRoutes (deps: ResumableUploadRoutesDeps): Router 
     }
   }
 
-  /** Writes the request's bytes at the upload's offset, within the upload's lock; imports when they were the last. */
-  async function receive (req: Request, upload: ResumableUpload, identity: Identity, signal: AbortSignal, importing: () => void, onBodyFailed?: () => Promise<void>): Promise<{ offset: number, expiresAt: Date, body?: unknown }> {
+  /**
+   * Writes the request's bytes at the upload's offset, within the upload's lock; imports when they were the last.
+   * `checksum`: the request's Upload-Checksum, parsed before the lock was taken.
+   */
+  async function receive (req: Request, upload: ResumableUpload, identity: Identity, checksum: UploadChecksum | undefined, signal: AbortSignal, importing: () => void, onBodyFailed?: () => Promise<void>): Promise<{ offset: number, expiresAt: Date, body?: unknown }> {
     let { offset, expiresAt } = upload
     // An empty request is checked too: its bytes are none, and they must hash to what it says.
-    const checksum = uploadChecksum(req)
     if (!hasBody(req) && checksum !== undefined && !createHash(checksum.algorithm).digest().equals(checksum.digest)) {
       throw new ChecksumMismatchError(`an empty request does not match its Upload-Checksum (${checksum.algorithm})`)
     }
@@ -215,7 +217,7 @@ export function resumableUploadRoutes (deps: ResumableUploadRoutesDeps): Router 
     const name = deps.uploads.name(fileName)
     if (length > deps.maxUploadBytes) throw new PayloadTooLargeError(`the upload is larger than ${deps.maxUploadBytes} bytes`)
     if (hasBody(req)) requireOffsetStream(req)
-    uploadChecksum(req)
+    const checksum = uploadChecksum(req)
     checkDeclaredLength(req, { offset: 0, length })
     await deps.limiter.upload(identity.id)
     // As POST /upload checks a file on disk: a bundle's or CAR's own framing is allowed for.
@@ -231,7 +233,7 @@ export function resumableUploadRoutes (deps: ResumableUploadRoutesDeps): Router 
       res.removeHeader('Location')
       await resumable.terminate(upload.id).catch((err: unknown) => { deps.logger.warn({ err, upload: upload.id }, 'could not remove a resumable upload whose creation failed') })
     }
-    const { offset, expiresAt, body } = await resumable.exclusive(upload.id, async (signal, importing) => receive(req, upload, identity, signal, importing, abandon))
+    const { offset, expiresAt, body } = await resumable.exclusive(upload.id, async (signal, importing) => receive(req, upload, identity, checksum, signal, importing, abandon))
     headersOf(res, upload, offset, expiresAt)
     // 201, as tus requires of a creation; the answer of a completed upload only to a client that asks for JSON (else GET it).
     if (body !== undefined && asksForJson(req)) { res.status(201).json(body); return }
@@ -261,7 +263,7 @@ export function resumableUploadRoutes (deps: ResumableUploadRoutesDeps): Router 
     const id = typeof req.params.id === 'string' ? req.params.id : ''
     const first = await resumable.get(id, identity)
     requireOffsetStream(req)
-    uploadChecksum(req)
+    const checksum = uploadChecksum(req)
     const claimed = byteCount(req, 'upload-offset')
     if (first.completedAt === null) resumable.assertHere(first)
     const { upload, offset, expiresAt, body } = await resumable.exclusive(id, async (signal, importing) => {
@@ -275,7 +277,7 @@ export function resumableUploadRoutes (deps: ResumableUploadRoutesDeps): Router 
       }
       if (claimed !== upload.offset) throw new ConflictError(`Upload-Offset is ${claimed}, but the server has ${upload.offset} bytes of this upload: HEAD it and send from there`)
       checkDeclaredLength(req, upload)
-      return { upload, ...await receive(req, upload, identity, signal, importing) }
+      return { upload, ...await receive(req, upload, identity, checksum, signal, importing) }
     })
     headersOf(res, upload, offset, expiresAt)
     // 204, as tus requires (go-tus takes nothing else); the answer of the last PATCH only to a client that asks for JSON (else GET it).
