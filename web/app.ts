@@ -3,8 +3,13 @@
  * upload form that takes many files (picked or dropped), each sent on its
  * own with a real progress bar, a cancel button and its result; files over
  * 32 MiB go resumably (tus), surviving a dropped connection or a reload.
- * Without JavaScript the same form posts one file the plain way.
+ * A folder (dropped, or chosen with its own button) is sent as a zip bundle
+ * made as it is sent (zip-writer.ts). Without JavaScript the same form posts
+ * one file the plain way.
  */
+
+import { droppedFolderFiles, pickedFolders } from './folder-files.ts'
+import { zipFolder, type FolderFile } from './zip-writer.ts'
 
 // Copy buttons work only with this script: the pages render them hidden, shown here.
 for (const button of document.querySelectorAll<HTMLButtonElement>('button[data-copy][hidden]')) button.hidden = false
@@ -64,7 +69,8 @@ interface UploadRow {
   result: HTMLDivElement
 }
 
-function addRow (rows: HTMLElement, file: File): UploadRow {
+/** A new row for `file`, at the end of `rows` or in place of `replacing` (a folder's row while it was read). */
+function addRow (rows: HTMLElement, file: File, replacing?: HTMLElement): UploadRow {
   const id = `upload-${++rowCount}`
   const progress = element('progress', { max: file.size, value: 0, id: `${id}-progress` })
   const status = element('p', { className: 'status' }, `Waiting… 0 of ${formatBytes(file.size)}`)
@@ -72,7 +78,8 @@ function addRow (rows: HTMLElement, file: File): UploadRow {
   const result = element('div', { className: 'result' })
   const row = element('li', { className: 'upload-row', id }, element('strong', {}, file.name), progress, status, cancel, result)
   row.dataset.state = 'uploading'
-  rows.append(row)
+  if (replacing === undefined) rows.append(row)
+  else replacing.replaceWith(row)
   progress.setAttribute('aria-label', `Upload of ${file.name}`)
   return { id, file, row, progress, status, cancel, result }
 }
@@ -245,12 +252,47 @@ async function uploadResumable (form: HTMLFormElement, ui: UploadRow, endpoint: 
   upload.start()
 }
 
-function uploadOne (form: HTMLFormElement, rows: HTMLElement, file: File): void {
-  const ui = addRow(rows, file)
+function uploadOne (form: HTMLFormElement, rows: HTMLElement, file: File, replacing?: HTMLElement): void {
+  const ui = addRow(rows, file, replacing)
   if (file.size <= RESUMABLE_ABOVE) { uploadPlain(form, ui); return }
   findResumableEndpoint()
     .then(async (endpoint) => { if (endpoint === null) uploadPlain(form, ui); else await uploadResumable(form, ui, endpoint) })
     .catch(() => { showConnectionFailed(ui) })
+}
+
+/**
+ * A folder's row while its files are read (each once, for the zip's
+ * checksums), then its zip's upload in the same place: `<name>.zip`,
+ * checked and imported as any bundle, its folders kept.
+ */
+function uploadFolder (form: HTMLFormElement, rows: HTMLElement, name: string, files: Promise<FolderFile[]>): void {
+  const progress = element('progress', { max: 1, value: 0 })
+  const status = element('p', { className: 'status' }, 'Reading the folder…')
+  const row = element('li', { className: 'upload-row' }, element('strong', {}, `${name}/`), progress, status)
+  progress.setAttribute('aria-label', `Reading the folder ${name}`)
+  row.dataset.state = 'reading'
+  rows.append(row)
+  const refuse = (message: string): void => {
+    row.dataset.state = 'error'
+    status.textContent = 'Not uploaded'
+    progress.remove()
+    row.append(element('div', { className: 'result' }, element('p', { className: 'error' }, message)))
+  }
+  files.then(async (list) => {
+    if (list.length === 0) { refuse(`"${name}" has no files to send (hidden files and folders are left out).`); return }
+    const what = `${list.length} ${list.length === 1 ? 'file' : 'files'}`
+    const zip = await zipFolder(name, list, {
+      onRead: (read, total) => {
+        progress.max = total
+        progress.value = read
+        status.textContent = `Reading ${what} — ${formatBytes(read)} of ${formatBytes(total)}`
+      }
+    })
+    uploadOne(form, rows, zip, row)
+  }).catch((err: unknown) => {
+    // A file removed or changed while it was read (NotReadableError), or a folder the browser may not list.
+    refuse(`The folder "${name}" could not be read${err instanceof Error && err.message !== '' ? ` (${err.message})` : ''}. Check it and choose or drop it again.`)
+  })
 }
 
 function enhanceUploadForm (form: HTMLFormElement): void {
@@ -260,14 +302,27 @@ function enhanceUploadForm (form: HTMLFormElement): void {
   if (rows === null || input === null || zone === null) return
   input.multiple = true
   zone.querySelector<HTMLElement>('.dropzone-hint')?.removeAttribute('hidden')
-  const send = (files: Iterable<File>): void => {
-    if (!form.reportValidity()) return
+  // The credentials must be there; the file field need not be, for a drop or a folder.
+  const credentialsValid = (): boolean => {
+    input.required = false
+    try { return form.reportValidity() } finally { input.required = true }
+  }
+  const send = (files: Iterable<File>, folders: Iterable<[string, Promise<FolderFile[]>]> = []): void => {
     for (const file of files) uploadOne(form, rows, file)
+    for (const [name, list] of folders) uploadFolder(form, rows, name, list)
     input.value = ''
   }
+  const folderInput = element('input', { type: 'file', multiple: true, hidden: true, webkitdirectory: true })
+  const chooseFolder = element('button', { type: 'button', className: 'secondary small' }, 'Choose a folder…')
+  chooseFolder.addEventListener('click', () => { if (credentialsValid()) folderInput.click() })
+  folderInput.addEventListener('change', () => {
+    send([], [...pickedFolders(folderInput.files ?? [])].map(([name, files]) => [name, Promise.resolve(files)]))
+    folderInput.value = ''
+  })
+  zone.querySelector<HTMLElement>('.dropzone-hint')?.append(' ', chooseFolder, folderInput)
   form.addEventListener('submit', (event) => {
     event.preventDefault()
-    send(input.files ?? [])
+    if (form.reportValidity()) send(input.files ?? [])
   })
   for (const type of ['dragenter', 'dragover']) {
     zone.addEventListener(type, (event) => { event.preventDefault(); zone.classList.add('active') })
@@ -275,31 +330,27 @@ function enhanceUploadForm (form: HTMLFormElement): void {
   for (const type of ['dragleave', 'drop']) zone.addEventListener(type, () => { zone.classList.remove('active') })
   zone.addEventListener('drop', (event) => {
     event.preventDefault()
-    input.required = false
-    send(droppedFiles(rows, event.dataTransfer))
-    input.required = true
+    if (!credentialsValid()) return
+    const { files, folders } = dropped(event.dataTransfer)
+    send(files, folders)
   })
 }
 
 /**
- * The files of a drop, without its folders: a dropped folder comes as a
- * file the browser will not read (the upload failed as "check your
- * network"). Each folder gets a row that says what to do instead.
+ * The files and folders of a drop. A dropped folder also comes as a file
+ * the browser will not read (sent, it failed as "check your network"): it
+ * is left out of the files, and its tree is read from its entry, which
+ * must be taken while the drop event lasts.
  */
-function droppedFiles (rows: HTMLElement, transfer: DataTransfer | null): File[] {
-  if (transfer === null) return []
-  const files = [...transfer.files]
-  const folders = new Set<string>()
+function dropped (transfer: DataTransfer | null): { files: File[], folders: Array<[string, Promise<FolderFile[]>]> } {
+  if (transfer === null) return { files: [], folders: [] }
+  const folders: Array<[string, Promise<FolderFile[]>]> = []
   for (const item of transfer.items) {
     const entry = item.kind === 'file' ? item.webkitGetAsEntry() : null
-    if (entry?.isDirectory === true) folders.add(entry.name)
+    if (entry?.isDirectory === true) folders.push([entry.name, droppedFolderFiles(entry as FileSystemDirectoryEntry)])
   }
-  for (const name of folders) {
-    const row = element('li', { className: 'upload-row' }, element('strong', {}, name), element('div', { className: 'result' }, element('p', { className: 'error' }, `Not uploaded: "${name}" is a folder, which this page does not send. Zip it (keeping the folders inside it) and drop the .zip, or run npx heimdall upload "${name}".`)))
-    row.dataset.state = 'error'
-    rows.append(row)
-  }
-  return files.filter((file) => !folders.has(file.name) || file.type !== '')
+  const names = new Set(folders.map(([name]) => name))
+  return { files: [...transfer.files].filter((file) => !names.has(file.name) || file.type !== ''), folders }
 }
 
 const form = document.querySelector<HTMLFormElement>('form[data-upload]')

@@ -209,14 +209,32 @@ describe.skipIf(!available)('in a real browser (Chromium)', () => {
     })
   }
 
-  it('says a dropped folder is not sent, and what to do instead, while a file dropped with it is', async () => {
+  /** A creator's avatar folder as Blender and a texture tool leave it: a subfolder, a hidden file, a name with spaces. */
+  async function avatarFolder (parent: string, name: string): Promise<string> {
+    const folder = join(parent, name)
+    await mkdir(join(folder, 'textures'), { recursive: true })
+    await writeFile(join(folder, 'avatar.fst'), AVATAR_FST)
+    await writeFile(join(folder, 'box.fbx'), fixture('fbx/cubes-ascii.fbx'))
+    await writeFile(join(folder, 'textures', 'skin.png'), fixture('gltf/BoxTextured/CesiumLogoFlat.png'))
+    await writeFile(join(folder, '.DS_Store'), 'not an asset')
+    return folder
+  }
+
+  /** The root's listing and its texture, through the gateway, from the row's link (…/ipfs/<root>/avatar.fst). */
+  async function expectServedAvatar (link: string): Promise<void> {
+    expect(link).toMatch(new RegExp(`^${base}/ipfs/bafy[a-z0-9]+/avatar\\.fst$`))
+    const texture = await fetch(new URL('textures/skin.png', link))
+    expect(texture.status).toBe(200)
+    expect(Buffer.from(await texture.arrayBuffer()).equals(fixture('gltf/BoxTextured/CesiumLogoFlat.png'))).toBe(true)
+    expect((await fetch(new URL('.DS_Store', link))).status).toBe(404)
+  }
+
+  it('uploads a dropped folder as one bundle, its subfolders kept, beside a file dropped with it', async () => {
     const work = await mkdtemp(join(tmpdir(), 'heimdall-drop-'))
     const context = await browser.newContext({ baseURL: base })
     const page = await context.newPage()
     try {
-      const folder = join(work, 'MyAvatar')
-      await mkdir(folder)
-      await writeFile(join(folder, 'avatar.fst'), AVATAR_FST)
+      const folder = await avatarFolder(work, 'My Avatar')
       const loose = join(work, 'loose.glb')
       await writeFile(loose, fixture('glb/BoxTextured.glb'))
       await page.goto('/new')
@@ -232,11 +250,44 @@ describe.skipIf(!available)('in a real browser (Chromium)', () => {
       for (const type of ['dragEnter', 'dragOver', 'drop'] as const) {
         await cdp.send('Input.dispatchDragEvent', { type, ...at, data: { items: [], files: [folder, loose], dragOperationsMask: 1 } })
       }
+      await expect.poll(async () => page.locator('.upload-row[data-state="done"]').count(), { timeout: 30_000 }).toBe(2)
+      expect(await page.locator('.upload-row').count()).toBe(2)
+      const folderRow = page.locator('.upload-row', { hasText: 'My Avatar.zip' })
+      expect(await folderRow.locator('.status').textContent()).toBe('Uploaded: avatar')
+      await expectServedAvatar(await folderRow.locator('input').inputValue())
+      expect(await page.locator('.upload-row', { hasText: 'loose.glb' }).locator('input').inputValue()).toMatch(/\/loose\.glb$/)
+    } finally {
+      await context.close()
+      await rm(work, { recursive: true, force: true })
+    }
+  })
+
+  it('uploads a folder chosen with its button, and says when a folder has nothing to send', async () => {
+    const work = await mkdtemp(join(tmpdir(), 'heimdall-pick-'))
+    const context = await browser.newContext({ baseURL: base })
+    const page = await context.newPage()
+    try {
+      const folder = await avatarFolder(work, 'picked')
+      const hiddenOnly = join(work, 'hidden-only')
+      await mkdir(join(hiddenOnly, '.git'), { recursive: true })
+      await writeFile(join(hiddenOnly, '.git', 'HEAD'), 'ref: refs/heads/main')
+      await writeFile(join(hiddenOnly, '.DS_Store'), 'x')
+      await page.goto('/new')
+      await page.getByLabel('Username').fill('e2e_pick')
+      await page.getByRole('button', { name: 'Create identity' }).click()
+      await page.goto('/upload')
+      const chooser = page.waitForEvent('filechooser')
+      await page.getByRole('button', { name: 'Choose a folder…' }).click()
+      await (await chooser).setFiles(folder)
       await expect.poll(async () => page.locator('.upload-row[data-state="done"]').count(), { timeout: 30_000 }).toBe(1)
-      const refused = page.locator('.upload-row[data-state="error"]')
-      expect(await refused.count()).toBe(1)
-      expect(await refused.textContent()).toMatch(/"MyAvatar" is a folder, which this page does not send\. Zip it .* npx heimdall upload "MyAvatar"/)
-      expect(await page.locator('.upload-row[data-state="done"]').textContent()).toContain('loose.glb')
+      await expectServedAvatar(await page.locator('.upload-row', { hasText: 'picked.zip' }).locator('input').inputValue())
+
+      const again = page.waitForEvent('filechooser')
+      await page.getByRole('button', { name: 'Choose a folder…' }).click()
+      await (await again).setFiles(hiddenOnly)
+      // A folder of hidden files only: the browser gives the picker its files, and none is sent.
+      await expect.poll(async () => page.locator('.upload-row[data-state="error"]').count(), { timeout: 10_000 }).toBe(1)
+      expect(await page.locator('.upload-row[data-state="error"]').textContent()).toContain('"hidden-only" has no files to send (hidden files and folders are left out).')
     } finally {
       await context.close()
       await rm(work, { recursive: true, force: true })

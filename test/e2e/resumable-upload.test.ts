@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdtemp, open, rm } from 'node:fs/promises'
+import { copyFile, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises'
 import type { Server } from 'node:http'
 import { createServer, connect, type AddressInfo, type Server as NetServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -218,6 +218,46 @@ describe.skipIf(!available)('resumable uploads from the upload page (Chromium)',
       expect((answers.get(first)?.conflicts ?? 0) + (answers.get(second)?.conflicts ?? 0)).toBe(0)
     } finally {
       await context.close()
+    }
+  }, 180_000)
+
+  it('a folder over the threshold goes resumably as its zip: after a reload, the same folder chosen again continues where it stopped', async () => {
+    const context = await browser.newContext({ baseURL: base })
+    const page = await context.newPage()
+    const folder = join(work, 'big folder')
+    try {
+      await mkdir(join(folder, 'data'), { recursive: true })
+      await copyFile(big, join(folder, 'data', 'big.bin'))
+      await writeFile(join(folder, 'notes.txt'), 'a big folder\n')
+      await page.goto('/new')
+      await page.getByLabel('Username').fill('tus_folder')
+      await page.getByRole('button', { name: 'Create identity' }).click()
+      const choose = async (): Promise<void> => {
+        await page.goto('/upload')
+        const chooser = page.waitForEvent('filechooser')
+        await page.getByRole('button', { name: 'Choose a folder…' }).click()
+        await (await chooser).setFiles(folder)
+      }
+      const before = relay.sent
+      await choose()
+      await expect.poll(async () => Number(await page.locator('.upload-row').first().getAttribute('data-percent') ?? 0), { timeout: 60_000 }).toBeGreaterThanOrEqual(30)
+      await page.reload()
+      await choose()
+      const row = page.locator('.upload-row').first()
+      await expect.poll(async () => row.getAttribute('data-state'), { timeout: 120_000 }).toBe('done')
+      // The zip is the file and some headers: all of it sent about once, not 1.3 times.
+      expect(relay.sent - before).toBeLessThan(size + 4 * MiB)
+      expect(await row.locator('strong').textContent()).toBe('big folder.zip')
+      const link = await row.locator('input').inputValue()
+      const root = new RegExp(`^${base}/ipfs/(\\w+)/$`).exec(link)?.[1]
+      expect(root).toBeDefined()
+      const served = await fetch(`${base}/ipfs/${root ?? ''}/data/big.bin`)
+      expect(served.status).toBe(200)
+      expect(createHash('sha256').update(Buffer.from(await served.arrayBuffer())).digest('hex')).toBe(createHash('sha256').update(await readFile(big)).digest('hex'))
+      expect(await (await fetch(`${base}/ipfs/${root ?? ''}/notes.txt`)).text()).toBe('a big folder\n')
+    } finally {
+      await context.close()
+      await rm(folder, { recursive: true, force: true })
     }
   }, 180_000)
 })
