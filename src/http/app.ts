@@ -20,6 +20,7 @@ import type { SessionService } from '../services/session-service.ts'
 import { Authenticator } from './authentication.ts'
 import { accountRoutes } from './routes/account-routes.ts'
 import { bodyIdleTimeout } from './middleware/body-idle-timeout.ts'
+import { lingeringClose } from './middleware/lingering-close.ts'
 import { errorHandler, notFound } from './middleware/error-handler.ts'
 import { formatBytes } from './format.ts'
 import { pageCsp } from './page-csp.ts'
@@ -122,6 +123,8 @@ export function createApp (deps: AppDependencies): Express {
 
   app.use(requestLogger(deps.logger))
   app.use(bodyIdleTimeout(settings.bodyIdleTimeoutSeconds ?? 300, (req) => { deps.logger.warn({ method: req.method, url: redactUrl(req.originalUrl) }, 'the request body stopped arriving: connection closed (BODY_IDLE_TIMEOUT_SECONDS)') }))
+  // An answer given before the body was all read reaches a client still sending it.
+  app.use(lingeringClose())
   if (deps.metrics !== undefined) {
     app.use(deps.metrics.middleware())
     app.get('/metrics', metricsRoute(deps.metrics, { token: settings.metricsToken, trustProxy: settings.trustProxy }))

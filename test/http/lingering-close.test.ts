@@ -1,0 +1,174 @@
+import { execFile, spawnSync } from 'node:child_process'
+import { createServer, type Server } from 'node:http'
+import { connect, type AddressInfo } from 'node:net'
+import { promisify } from 'node:util'
+import express from 'express'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { continueWhenRead } from '../../src/http/expect-continue.ts'
+import { lingeringClose } from '../../src/http/middleware/lingering-close.ts'
+import { createIdentity, leftovers, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
+import { requireTool } from '../support/tools.ts'
+
+const run = promisify(execFile)
+const MiB = 1024 * 1024
+const python = requireTool('python3', spawnSync('python3', ['--version']).status === 0, 'the lingering close (a client that sends its whole body before it reads)')
+
+/**
+ * An upload as Python's http.client sends it (as the Blender add-on and most
+ * scripts do): no Expect, the whole body written before the answer is read;
+ * `chunked` sends it without a Content-Length. Prints the status and body, or
+ * the error the client met.
+ */
+const PY_UPLOAD = `
+import http.client, json, os, sys
+port, token, size, chunked = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4] == 'chunked'
+boundary = 'lingerboundary'
+head = ('--%s\\r\\nContent-Disposition: form-data; name="file"; filename="big.glb"\\r\\nContent-Type: application/octet-stream\\r\\n\\r\\n' % boundary).encode()
+tail = ('\\r\\n--%s--\\r\\n' % boundary).encode()
+def pieces():
+    yield head
+    left = size
+    block = os.urandom(1 << 20)
+    while left > 0:
+        yield block[:min(left, len(block))]
+        left -= len(block)
+    yield tail
+c = http.client.HTTPConnection('127.0.0.1', port, timeout=60)
+headers = {'Content-Type': 'multipart/form-data; boundary=' + boundary, 'Authorization': 'Bearer ' + token, 'Accept': 'application/json'}
+try:
+    if chunked:
+        c.request('POST', '/upload', body=pieces(), headers=headers, encode_chunked=True)
+    else:
+        c.request('POST', '/upload', body=b''.join(pieces()), headers=headers)
+    r = c.getresponse()
+    print(json.dumps({'status': r.status, 'body': json.loads(r.read())}))
+except Exception as e:
+    print(json.dumps({'status': 0, 'body': {'error': '%s: %s' % (type(e).__name__, e)}}))
+`
+
+describe('answers given before the body is read reach a client still sending it', () => {
+  let t: TestHeimdall
+  let port: number
+  let alice: { username: string, token: string }
+  beforeAll(async () => {
+    t = await startTestHeimdall({ MAX_UPLOAD_BYTES: String(48 * MiB), AUTH_FAILURES_ALLOWED: '100' })
+    alice = await createIdentity(t.request, 'alice')
+    ;({ port } = await t.listen())
+  })
+  afterAll(async () => { await t?.close() })
+
+  async function pyUpload (token: string, size: number, how: 'length' | 'chunked'): Promise<{ status: number, body: { error?: string } }> {
+    const { stdout } = await run('python3', ['-c', PY_UPLOAD, String(port), token, String(size), how], { maxBuffer: MiB })
+    return JSON.parse(stdout) as { status: number, body: { error?: string } }
+  }
+
+  it.skipIf(!python)('a wrong token, an upload too large by its Content-Length, and one found too large as it streams: each client reads its answer (it met a broken pipe before)', async () => {
+    const before = await leftovers(t)
+    // 40 MiB: far more than the socket buffers hold, so the client is writing when the answer comes.
+    expect(await pyUpload('not-a-token', 40 * MiB, 'length')).toMatchObject({ status: 401, body: { error: 'unknown username or wrong token' } })
+    expect(await pyUpload(alice.token, 64 * MiB, 'length')).toMatchObject({ status: 413 })
+    expect(await pyUpload(alice.token, 64 * MiB, 'chunked')).toMatchObject({ status: 413 })
+    expect(await leftovers(t)).toEqual(before)
+    // The server is as it was: an upload after them goes through.
+    expect((await pyUpload(alice.token, 2 * MiB, 'length')).status).not.toBe(0)
+  }, 120_000)
+})
+
+describe('the lingering close\'s limits', () => {
+  const limits = { totalMs: 1500, idleMs: 400 }
+  let server: Server
+  let port: number
+  beforeAll(async () => {
+    const app = express()
+    app.use(lingeringClose(limits))
+    // Refuses at once, the body unread: with the connection closed, or kept alive.
+    app.post('/close', (_req, res) => { res.status(401).set('Connection', 'close').json({ error: 'no' }) })
+    app.post('/keep', (_req, res) => { res.status(400).json({ error: 'no' }) })
+    server = createServer(app)
+    continueWhenRead(server, app)
+    await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
+    port = (server.address() as AddressInfo).port
+  })
+  afterAll(async () => { await new Promise((resolve) => { server.close(resolve) }) })
+
+  /** When the server closed its side of the connection made now (one at a time), in ms since `started`. */
+  function serverClose (started: number): Promise<number> {
+    return new Promise((resolve) => { server.once('connection', (socket) => { socket.once('close', () => { resolve(Date.now() - started) }) }) })
+  }
+
+  /**
+   * Sends `head`, then body bytes every `everyMs` while `sending(ms since
+   * start)` holds, going on after the server's FIN as Python's http.client
+   * does (a half-open socket); resolves with what came back and when the
+   * server closed the connection.
+   */
+  async function exchange (head: string, sending: (elapsed: number) => boolean, everyMs = 20): Promise<{ text: string, closedAfterMs: number }> {
+    const started = Date.now()
+    const closed = serverClose(started)
+    const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true })
+    let text = ''
+    socket.on('data', (chunk: Buffer) => { text += chunk.toString('latin1') })
+    socket.on('error', () => {})
+    // The answer has all come once the server's FIN (or its reset) has.
+    const answered = new Promise((resolve) => { socket.once('end', resolve); socket.once('close', resolve) })
+    socket.write(head)
+    const timer = setInterval(() => {
+      if (!socket.destroyed && sending(Date.now() - started)) socket.write(Buffer.alloc(16 * 1024))
+    }, everyMs)
+    const closedAfterMs = await closed
+    clearInterval(timer)
+    await answered
+    socket.destroy()
+    return { text, closedAfterMs }
+  }
+
+  const post = (path: string, extra = ''): string => `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: ${1024 ** 3}\r\n${extra}\r\n`
+
+  it('reads on after the answer while the body keeps coming, for totalMs at most; the answer and FIN come first', async () => {
+    const { text, closedAfterMs } = await exchange(post('/close'), () => true)
+    expect(text).toMatch(/^HTTP\/1\.1 401 [\s\S]*\r\n\r\n\{"error":"no"\}$/)
+    expect(closedAfterMs).toBeGreaterThanOrEqual(limits.totalMs - 50)
+    expect(closedAfterMs).toBeLessThan(limits.totalMs + 1000)
+  })
+
+  it('closes once the body pauses for idleMs', async () => {
+    const { text, closedAfterMs } = await exchange(post('/close'), (elapsed) => elapsed < 300)
+    expect(text).toContain('HTTP/1.1 401')
+    expect(closedAfterMs).toBeGreaterThanOrEqual(300 + limits.idleMs - 100)
+    expect(closedAfterMs).toBeLessThan(limits.totalMs)
+  })
+
+  it('holds a kept-alive answer, whose body Node reads on by itself, to the same limit', async () => {
+    const { text, closedAfterMs } = await exchange(post('/keep'), () => true)
+    expect(text).toContain('HTTP/1.1 400')
+    expect(closedAfterMs).toBeGreaterThanOrEqual(limits.totalMs - 50)
+    expect(closedAfterMs).toBeLessThan(limits.totalMs + 1000)
+  })
+
+  it('closes as soon as the whole body is read, with nothing left to reset', async () => {
+    const started = Date.now()
+    const closed = serverClose(started)
+    const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true })
+    let text = ''
+    let failed = false
+    socket.on('data', (chunk: Buffer) => { text += chunk.toString('latin1') })
+    socket.on('error', () => { failed = true })
+    const ended = new Promise<void>((resolve) => { socket.once('end', resolve) })
+    socket.write(`POST /close HTTP/1.1\r\nHost: x\r\nContent-Length: ${4 * MiB}\r\n\r\n`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    // The whole body, after the answer: every byte of it is taken, none reset.
+    socket.write(Buffer.alloc(4 * MiB))
+    expect(await closed).toBeLessThan(limits.idleMs)
+    await ended
+    expect(failed).toBe(false)
+    expect(text).toMatch(/^HTTP\/1\.1 401 [\s\S]*\{"error":"no"\}$/)
+    socket.destroy()
+  })
+
+  it('does not wait for a body the client holds back for a 100 Continue it never got', async () => {
+    const { text, closedAfterMs } = await exchange(post('/close', 'Expect: 100-continue\r\n'), () => false)
+    expect(text).toContain('HTTP/1.1 401')
+    expect(text).not.toContain('100 Continue')
+    expect(closedAfterMs).toBeLessThan(limits.idleMs)
+  })
+})
