@@ -9,6 +9,7 @@ import { openDatabase } from './db/database.ts'
 import { DatabaseInUseError } from './db/embedded-postgres.ts'
 import { RepoLockedError } from './ipfs/repo-lock.ts'
 import { continueWhenRead } from './http/expect-continue.ts'
+import { closeLingering } from './http/middleware/lingering-close.ts'
 import { createLogger } from './logger.ts'
 
 const MIN_NODE_MAJOR = 24
@@ -72,6 +73,8 @@ async function main (): Promise<void> {
     const force = setTimeout(() => { server.closeAllConnections() }, SHUTDOWN_GRACE_MS)
     force.unref()
     server.closeIdleConnections()
+    // Their answers are sent: only a refused client's leftover body would hold the stop.
+    closeLingering()
     await new Promise<void>((resolve) => { server.close(() => { resolve() }) })
     clearTimeout(force)
     await new Promise<void>((resolve) => { control.close(() => { resolve() }) })

@@ -121,10 +121,11 @@ export function createApp (deps: AppDependencies): Express {
     return `/static/${file}`
   }
 
+  // First: an answer given before the body was all read reaches a client still sending it, and a request pipelined after
+  // a closing answer is neither run nor logged.
+  app.use(lingeringClose())
   app.use(requestLogger(deps.logger))
   app.use(bodyIdleTimeout(settings.bodyIdleTimeoutSeconds ?? 300, (req) => { deps.logger.warn({ method: req.method, url: redactUrl(req.originalUrl) }, 'the request body stopped arriving: connection closed (BODY_IDLE_TIMEOUT_SECONDS)') }))
-  // An answer given before the body was all read reaches a client still sending it.
-  app.use(lingeringClose())
   if (deps.metrics !== undefined) {
     app.use(deps.metrics.middleware())
     app.get('/metrics', metricsRoute(deps.metrics, { token: settings.metricsToken, trustProxy: settings.trustProxy }))

@@ -5,7 +5,7 @@ import { promisify } from 'node:util'
 import express from 'express'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { continueWhenRead } from '../../src/http/expect-continue.ts'
-import { lingeringClose } from '../../src/http/middleware/lingering-close.ts'
+import { closeLingering, lingeringClose } from '../../src/http/middleware/lingering-close.ts'
 import { createIdentity, leftovers, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
 import { requireTool } from '../support/tools.ts'
 
@@ -75,15 +75,19 @@ describe('answers given before the body is read reach a client still sending it'
 })
 
 describe('the lingering close\'s limits', () => {
-  const limits = { totalMs: 1500, idleMs: 400 }
+  const limits = { totalMs: 1500, idleMs: 400, maxSockets: 1 }
   let server: Server
   let port: number
+  let counted = 0
   beforeAll(async () => {
     const app = express()
     app.use(lingeringClose(limits))
     // Refuses at once, the body unread: with the connection closed, or kept alive.
     app.post('/close', (_req, res) => { res.status(401).set('Connection', 'close').json({ error: 'no' }) })
+    app.post('/busy', (_req, res) => { res.status(429).set('Connection', 'close').json({ error: 'later' }) })
     app.post('/keep', (_req, res) => { res.status(400).json({ error: 'no' }) })
+    app.post('/count', (_req, res) => { counted++; res.json({ counted }) })
+    app.get('/ok', (_req, res) => { res.json({ ok: true }) })
     server = createServer(app)
     continueWhenRead(server, app)
     await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
@@ -138,13 +142,6 @@ describe('the lingering close\'s limits', () => {
     expect(closedAfterMs).toBeLessThan(limits.totalMs)
   })
 
-  it('holds a kept-alive answer, whose body Node reads on by itself, to the same limit', async () => {
-    const { text, closedAfterMs } = await exchange(post('/keep'), () => true)
-    expect(text).toContain('HTTP/1.1 400')
-    expect(closedAfterMs).toBeGreaterThanOrEqual(limits.totalMs - 50)
-    expect(closedAfterMs).toBeLessThan(limits.totalMs + 1000)
-  })
-
   it('closes as soon as the whole body is read, with nothing left to reset', async () => {
     const started = Date.now()
     const closed = serverClose(started)
@@ -165,10 +162,67 @@ describe('the lingering close\'s limits', () => {
     socket.destroy()
   })
 
-  it('does not wait for a body the client holds back for a 100 Continue it never got', async () => {
-    const { text, closedAfterMs } = await exchange(post('/close', 'Expect: 100-continue\r\n'), () => false)
+  it('leaves a kept-alive answer to Node: the rest of the body read, the connection used for the next request', async () => {
+    const socket = connect(port, '127.0.0.1')
+    let text = ''
+    socket.on('data', (chunk: Buffer) => { text += chunk.toString('latin1') })
+    socket.write(`POST /keep HTTP/1.1\r\nHost: x\r\nContent-Length: ${4 * MiB}\r\n\r\n`)
+    await expect.poll(() => text).toContain('HTTP/1.1 400')
+    socket.write(Buffer.alloc(4 * MiB))
+    socket.write('GET /ok HTTP/1.1\r\nHost: x\r\n\r\n')
+    await expect.poll(() => text).toContain('{"ok":true}')
+    socket.destroy()
+  })
+
+  it('runs no request pipelined after a closing answer', async () => {
+    const before = counted
+    const started = Date.now()
+    const closed = serverClose(started)
+    const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true })
+    let text = ''
+    socket.on('data', (chunk: Buffer) => { text += chunk.toString('latin1') })
+    socket.on('error', () => {})
+    socket.write('POST /close HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n')
+    await expect.poll(() => text).toContain('HTTP/1.1 401')
+    // The body's last bytes and the next request in one write, as a pipelining client sends them.
+    socket.write('12345POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n')
+    await closed
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(counted).toBe(before)
+    expect(text).not.toContain('counted')
+    socket.destroy()
+  })
+
+  it('waits for the body of a client that asked Expect: 100-continue but sent it anyway; lets one that closes go at once', async () => {
+    const sentAnyway = await exchange(post('/close', 'Expect: 100-continue\r\n'), (elapsed) => elapsed < 300)
+    expect(sentAnyway.text).toContain('HTTP/1.1 401')
+    expect(sentAnyway.text).not.toContain('100 Continue')
+    expect(sentAnyway.closedAfterMs).toBeGreaterThanOrEqual(300 + limits.idleMs - 100)
+
+    const started = Date.now()
+    const closed = serverClose(started)
+    const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true })
+    let text = ''
+    socket.on('data', (chunk: Buffer) => { text += chunk.toString('latin1') })
+    socket.on('error', () => {})
+    // curl: it waits, reads the refusal, and closes.
+    socket.on('end', () => { socket.end() })
+    socket.write(post('/close', 'Expect: 100-continue\r\n'))
+    expect(await closed).toBeLessThan(limits.idleMs)
     expect(text).toContain('HTTP/1.1 401')
-    expect(text).not.toContain('100 Continue')
-    expect(closedAfterMs).toBeLessThan(limits.idleMs)
+  })
+
+  it('closes at once past maxSockets lingering, after a 429, and at shutdown', async () => {
+    const first = exchange(post('/close'), () => true)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    const second = await exchange(post('/close'), () => true)
+    expect(second.text).toContain('HTTP/1.1 401')
+    expect(second.closedAfterMs).toBeLessThan(limits.idleMs)
+    closeLingering()
+    expect((await first).closedAfterMs).toBeLessThan(limits.totalMs - 500)
+
+    const busy = await exchange(post('/busy'), () => true)
+    expect(busy.text).toContain('HTTP/1.1 429')
+    expect(busy.closedAfterMs).toBeLessThan(limits.idleMs)
   })
 })
