@@ -9,7 +9,7 @@
  */
 
 import { droppedFolderFiles, pickedFolders } from './folder-files.ts'
-import { zipFolder, type FolderFile } from './zip-writer.ts'
+import { FolderReadError, zipFolder, ZipTooLargeError, type FolderFile, type FolderZip } from './zip-writer.ts'
 
 // Copy buttons work only with this script: the pages render them hidden, shown here.
 for (const button of document.querySelectorAll<HTMLButtonElement>('button[data-copy][hidden]')) button.hidden = false
@@ -62,6 +62,8 @@ function findResumableEndpoint (): Promise<string | null> {
 interface UploadRow {
   id: string
   file: File
+  /** A folder's zip: what it is made of (the files it reads from) and its resume key. */
+  folder?: FolderZip
   row: HTMLLIElement
   progress: HTMLProgressElement
   status: HTMLParagraphElement
@@ -70,7 +72,7 @@ interface UploadRow {
 }
 
 /** A new row for `file`, at the end of `rows` or in place of `replacing` (a folder's row while it was read). */
-function addRow (rows: HTMLElement, file: File, replacing?: HTMLElement): UploadRow {
+function addRow (rows: HTMLElement, file: File, replacing?: HTMLElement, folder?: FolderZip): UploadRow {
   const id = `upload-${++rowCount}`
   const progress = element('progress', { max: file.size, value: 0, id: `${id}-progress` })
   const status = element('p', { className: 'status' }, `Waiting… 0 of ${formatBytes(file.size)}`)
@@ -81,7 +83,7 @@ function addRow (rows: HTMLElement, file: File, replacing?: HTMLElement): Upload
   if (replacing === undefined) rows.append(row)
   else replacing.replaceWith(row)
   progress.setAttribute('aria-label', `Upload of ${file.name}`)
-  return { id, file, row, progress, status, cancel, result }
+  return { id, file, row, progress, status, cancel, result, ...(folder === undefined ? {} : { folder }) }
 }
 
 function showProgress (ui: UploadRow, loaded: number, total: number): void {
@@ -130,6 +132,32 @@ const showConnectionFailed = (ui: UploadRow): void => {
   finish(ui, 'error', element('p', { className: 'error' }, 'The connection failed. Check your network and try again.'))
 }
 
+/**
+ * Whether a file the upload reads from can no longer be read as the browser
+ * took it: saved over, moved or deleted since. Chromium then fails the
+ * request as it would a dropped connection; one byte of each tells them apart.
+ */
+async function sourcesChanged (ui: UploadRow): Promise<boolean> {
+  const sources = ui.folder?.sources ?? [ui.file]
+  for (let i = 0; i < sources.length; i += 64) {
+    const unreadable = await Promise.all(sources.slice(i, i + 64).map(async (file) => file.slice(0, 1).arrayBuffer().then(() => false, () => true)))
+    if (unreadable.includes(true)) return true
+  }
+  return false
+}
+
+const showChanged = (ui: UploadRow): void => {
+  ui.status.textContent = 'Not uploaded'
+  finish(ui, 'error', element('p', { className: 'error' }, ui.folder === undefined
+    ? 'The file changed (saved over, moved or deleted) while it was sent. Pick or drop it again.'
+    : 'A file in the folder changed (saved over, moved or deleted) while it was sent. Choose or drop the folder again.'))
+}
+
+/** After a failed request: the file changed, or the connection failed. */
+const showFailure = (ui: UploadRow): void => {
+  void sourcesChanged(ui).then((changed) => { if (changed) showChanged(ui); else showConnectionFailed(ui) })
+}
+
 /** The form's credentials: its token field (the bearer), else the session with the form's CSRF token. */
 function credentialHeaders (form: HTMLFormElement): Record<string, string> {
   const token = form.querySelector<HTMLInputElement>('input[name=token]')?.value ?? ''
@@ -151,7 +179,7 @@ function uploadPlain (form: HTMLFormElement, ui: UploadRow): void {
   if (csrf !== undefined) xhr.setRequestHeader('X-CSRF-Token', csrf)
   xhr.upload.addEventListener('progress', (event) => { if (event.lengthComputable) showProgress(ui, event.loaded, event.total) })
   xhr.addEventListener('load', () => { showAnswer(ui, xhr.status, xhr.responseText) })
-  xhr.addEventListener('error', () => { showConnectionFailed(ui) })
+  xhr.addEventListener('error', () => { showFailure(ui) })
   xhr.addEventListener('abort', () => { ui.status.textContent = 'Cancelled'; finish(ui, 'cancelled') })
   ui.cancel.addEventListener('click', () => { xhr.abort() })
   xhr.send(data)
@@ -187,10 +215,25 @@ async function uploadResumable (form: HTMLFormElement, ui: UploadRow, endpoint: 
   // lock sends it; another starts an upload of its own.
   let release: (() => void) | null = null
   const unlock = (): void => { release?.(); release = null }
+  // A file changed under the upload can never be sent: the server's part is removed and the row says so.
+  let checking = false
+  const stopIfChanged = async (): Promise<boolean> => {
+    const changed = await sourcesChanged(ui)
+    if (changed && !cancelled) {
+      cancelled = true
+      upload.abort(true).catch(() => {}).finally(unlock)
+      showChanged(ui)
+    }
+    return changed
+  }
+  const folder = ui.folder
   const upload = new Upload(ui.file, {
     endpoint,
     headers: { ...headers, Accept: 'application/json' },
     metadata: { filename: ui.file.name },
+    // A folder's zip is known by what it holds (tus-js-client's default, name, size and date, would resume a folder
+    // with a file renamed or rewritten at the same size onto the old one's bytes).
+    ...(folder === undefined ? {} : { fingerprint: async (_file, options) => Promise.resolve(`heimdall-folder-${folder.fingerprint}-${options.endpoint ?? ''}`) }),
     chunkSize: CHUNK_BYTES,
     retryDelays: RETRY_DELAYS,
     storeFingerprintForResuming: true,
@@ -204,6 +247,7 @@ async function uploadResumable (form: HTMLFormElement, ui: UploadRow, endpoint: 
       const status = err.originalResponse?.getStatus() ?? 0
       const retry = !cancelled && (status === 0 || status >= 500 || status === 409 || status === 423 || status === 429)
       if (retry) ui.status.textContent = `Connection lost at ${ui.row.dataset.percent ?? '0'} % — resuming…`
+      if (status === 0 && !checking) { checking = true; void stopIfChanged().finally(() => { checking = false }) }
       return retry
     },
     onSuccess: ({ lastResponse }) => {
@@ -218,22 +262,26 @@ async function uploadResumable (form: HTMLFormElement, ui: UploadRow, endpoint: 
       if (cancelled) return
       const response = 'originalResponse' in err ? err.originalResponse : null
       if (response !== null && response !== undefined && response.getStatus() !== 0) { unlock(); showAnswer(ui, response.getStatus(), response.getBody() ?? ''); return }
-      // Still down after every retry: offline, it goes on by itself once the browser is online again; else on a click.
-      ui.row.dataset.state = 'waiting'
-      const resume = element('button', { type: 'button', className: 'small' }, 'Resume')
-      const go = (): void => {
-        if (cancelled || ui.row.dataset.state !== 'waiting') return
-        ui.row.dataset.state = 'uploading'
-        resume.remove()
-        ui.status.textContent = 'Resuming where it stopped…'
-        upload.start()
-      }
-      resume.addEventListener('click', go)
-      window.addEventListener('online', go, { once: true })
-      ui.status.textContent = `Connection lost at ${ui.row.dataset.percent ?? '0'} %. ${navigator.onLine ? 'Resume when the server is back:' : 'It resumes when the connection is back.'}`
-      ui.status.after(resume)
+      void stopIfChanged().then((changed) => { if (!changed) waitToResume() })
     }
   })
+  // Still down after every retry: offline, it goes on by itself once the browser is online again; else on a click.
+  function waitToResume (): void {
+    if (cancelled) return
+    ui.row.dataset.state = 'waiting'
+    const resume = element('button', { type: 'button', className: 'small' }, 'Resume')
+    const go = (): void => {
+      if (cancelled || ui.row.dataset.state !== 'waiting') return
+      ui.row.dataset.state = 'uploading'
+      resume.remove()
+      ui.status.textContent = 'Resuming where it stopped…'
+      void stopIfChanged().then((changed) => { if (!changed) upload.start() })
+    }
+    resume.addEventListener('click', go)
+    window.addEventListener('online', go, { once: true })
+    ui.status.textContent = `Connection lost at ${ui.row.dataset.percent ?? '0'} %. ${navigator.onLine ? 'Resume when the server is back:' : 'It resumes when the connection is back.'}`
+    ui.status.after(resume)
+  }
   ui.cancel.addEventListener('click', () => {
     cancelled = true
     upload.abort(true).catch(() => { /* gone already, or the network is: the server expires it */ }).finally(unlock)
@@ -252,46 +300,66 @@ async function uploadResumable (form: HTMLFormElement, ui: UploadRow, endpoint: 
   upload.start()
 }
 
-function uploadOne (form: HTMLFormElement, rows: HTMLElement, file: File, replacing?: HTMLElement): void {
-  const ui = addRow(rows, file, replacing)
+function uploadOne (form: HTMLFormElement, rows: HTMLElement, file: File, replacing?: HTMLElement, folder?: FolderZip): void {
+  const ui = addRow(rows, file, replacing, folder)
   if (file.size <= RESUMABLE_ABOVE) { uploadPlain(form, ui); return }
   findResumableEndpoint()
     .then(async (endpoint) => { if (endpoint === null) uploadPlain(form, ui); else await uploadResumable(form, ui, endpoint) })
     .catch(() => { showConnectionFailed(ui) })
 }
 
+/** Lists a folder's files (a drop's directory entry, or a picker's choice), saying how many so far. */
+type FolderLister = (onListed: (count: number) => void) => Promise<FolderFile[]>
+
+/** Why a folder was not sent, in the creator's words. */
+function folderProblem (name: string, err: unknown): string {
+  if (err instanceof ZipTooLargeError) return `"${name}" would be ${formatBytes(err.size)} as a zip; at most ${formatBytes(err.maxBytes)} can be uploaded.`
+  if (err instanceof FolderReadError) return `${err.path} in "${name}" could not be read: it was moved, deleted or changed while the folder was read, or the browser cannot open a file of that name. Check it and choose or drop the folder again.`
+  return `The folder "${name}" could not be read${err instanceof Error && err.message !== '' ? ` (${err.message})` : ''}. Check it and choose or drop it again.`
+}
+
 /**
- * A folder's row while its files are read (each once, for the zip's
- * checksums), then its zip's upload in the same place: `<name>.zip`,
- * checked and imported as any bundle, its folders kept.
+ * A folder's row while its files are listed and read (each once, for the
+ * zip's checksums; too big a zip is refused before), then its zip's upload
+ * in the same place: `<name>.zip`, checked and imported as any bundle, its
+ * folders kept.
  */
-function uploadFolder (form: HTMLFormElement, rows: HTMLElement, name: string, files: Promise<FolderFile[]>): void {
-  const progress = element('progress', { max: 1, value: 0 })
-  const status = element('p', { className: 'status' }, 'Reading the folder…')
-  const row = element('li', { className: 'upload-row' }, element('strong', {}, `${name}/`), progress, status)
+function uploadFolder (form: HTMLFormElement, rows: HTMLElement, name: string, list: FolderLister): void {
+  const progress = element('progress', { max: 1 })
+  progress.removeAttribute('value') // indeterminate while listing
+  const status = element('p', { className: 'status' }, 'Listing the folder…')
+  const cancel = element('button', { type: 'button', className: 'secondary small' }, 'Cancel')
+  const row = element('li', { className: 'upload-row' }, element('strong', {}, `${name}/`), progress, status, cancel)
   progress.setAttribute('aria-label', `Reading the folder ${name}`)
   row.dataset.state = 'reading'
   rows.append(row)
-  const refuse = (message: string): void => {
-    row.dataset.state = 'error'
-    status.textContent = 'Not uploaded'
+  const reading = new AbortController()
+  cancel.addEventListener('click', () => { reading.abort() })
+  const end = (state: string, message?: string): void => {
+    row.dataset.state = state
+    status.textContent = state === 'cancelled' ? 'Cancelled' : 'Not uploaded'
     progress.remove()
-    row.append(element('div', { className: 'result' }, element('p', { className: 'error' }, message)))
+    cancel.remove()
+    if (message !== undefined) row.append(element('div', { className: 'result' }, element('p', { className: 'error' }, message)))
   }
-  files.then(async (list) => {
-    if (list.length === 0) { refuse(`"${name}" has no files to send (hidden files and folders are left out).`); return }
-    const what = `${list.length} ${list.length === 1 ? 'file' : 'files'}`
-    const zip = await zipFolder(name, list, {
+  const maxBytes = Number(form.dataset.maxBytes ?? Number.NaN)
+  list((count) => { status.textContent = `Listing the folder… ${count} ${count === 1 ? 'file' : 'files'}` }).then(async (files) => {
+    reading.signal.throwIfAborted()
+    if (files.length === 0) { end('error', `"${name}" has no files to send (hidden files and folders are left out).`); return }
+    const what = `${files.length} ${files.length === 1 ? 'file' : 'files'}`
+    const zip = await zipFolder(name, files, {
+      signal: reading.signal,
+      ...(Number.isFinite(maxBytes) ? { maxBytes } : {}),
       onRead: (read, total) => {
         progress.max = total
         progress.value = read
         status.textContent = `Reading ${what} — ${formatBytes(read)} of ${formatBytes(total)}`
       }
     })
-    uploadOne(form, rows, zip, row)
+    uploadOne(form, rows, zip.file, row, zip)
   }).catch((err: unknown) => {
-    // A file removed or changed while it was read (NotReadableError), or a folder the browser may not list.
-    refuse(`The folder "${name}" could not be read${err instanceof Error && err.message !== '' ? ` (${err.message})` : ''}. Check it and choose or drop it again.`)
+    if (reading.signal.aborted) end('cancelled')
+    else end('error', folderProblem(name, err))
   })
 }
 
@@ -307,7 +375,7 @@ function enhanceUploadForm (form: HTMLFormElement): void {
     input.required = false
     try { return form.reportValidity() } finally { input.required = true }
   }
-  const send = (files: Iterable<File>, folders: Iterable<[string, Promise<FolderFile[]>]> = []): void => {
+  const send = (files: Iterable<File>, folders: Iterable<[string, FolderLister]> = []): void => {
     for (const file of files) uploadOne(form, rows, file)
     for (const [name, list] of folders) uploadFolder(form, rows, name, list)
     input.value = ''
@@ -316,8 +384,18 @@ function enhanceUploadForm (form: HTMLFormElement): void {
   const chooseFolder = element('button', { type: 'button', className: 'secondary small' }, 'Choose a folder…')
   chooseFolder.addEventListener('click', () => { if (credentialsValid()) folderInput.click() })
   folderInput.addEventListener('change', () => {
-    send([], [...pickedFolders(folderInput.files ?? [])].map(([name, files]) => [name, Promise.resolve(files)]))
+    const chosen = [...folderInput.files ?? []]
     folderInput.value = ''
+    if (chosen.length === 0) {
+      // An empty folder: the browser gives no file, and so not its name.
+      const row = element('li', { className: 'upload-row' }, element('p', { className: 'status' }, 'Not uploaded'), element('div', { className: 'result' }, element('p', { className: 'error' }, 'The folder you chose has no files to send (hidden files and folders are left out).')))
+      row.dataset.state = 'error'
+      rows.append(row)
+      return
+    }
+    // Files without a folder (a browser that picks files, not folders, as on phones) go as files.
+    const { folders, loose } = pickedFolders(chosen)
+    send(loose, [...folders].map(([name, files]) => [name, async () => Promise.resolve(files)]))
   })
   zone.querySelector<HTMLElement>('.dropzone-hint')?.append(' ', chooseFolder, folderInput)
   form.addEventListener('submit', (event) => {
@@ -342,12 +420,12 @@ function enhanceUploadForm (form: HTMLFormElement): void {
  * is left out of the files, and its tree is read from its entry, which
  * must be taken while the drop event lasts.
  */
-function dropped (transfer: DataTransfer | null): { files: File[], folders: Array<[string, Promise<FolderFile[]>]> } {
+function dropped (transfer: DataTransfer | null): { files: File[], folders: Array<[string, FolderLister]> } {
   if (transfer === null) return { files: [], folders: [] }
-  const folders: Array<[string, Promise<FolderFile[]>]> = []
+  const folders: Array<[string, FolderLister]> = []
   for (const item of transfer.items) {
     const entry = item.kind === 'file' ? item.webkitGetAsEntry() : null
-    if (entry?.isDirectory === true) folders.push([entry.name, droppedFolderFiles(entry as FileSystemDirectoryEntry)])
+    if (entry?.isDirectory === true) folders.push([entry.name, async (onListed) => droppedFolderFiles(entry as FileSystemDirectoryEntry, onListed)])
   }
   const names = new Set(folders.map(([name]) => name))
   return { files: [...transfer.files].filter((file) => !names.has(file.name) || file.type !== ''), folders }

@@ -61,14 +61,38 @@ export function crc32 (bytes: Uint8Array, crc = 0): number {
   return ~c >>> 0
 }
 
-async function crcOf (file: Blob, onBytes: (count: number) => void): Promise<number> {
-  let crc = 0
-  const reader = file.stream().getReader()
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) return crc
-    crc = crc32(value, crc)
-    onBytes(value.byteLength)
+/** A file of the folder that could not be read: moved, deleted or changed since it was listed, or unreadable by name. */
+export class FolderReadError extends Error {
+  readonly path: string
+  constructor (path: string, cause: unknown) {
+    super(`${path} could not be read (${cause instanceof Error && cause.message !== '' ? cause.message : String(cause)})`, { cause })
+    this.name = 'FolderReadError'
+    this.path = path
+  }
+}
+
+/** Files up to this size are read whole (one read); larger ones streamed. A stream per small file cost ~1.4 ms each. */
+const READ_WHOLE_UP_TO = 4 * 1024 * 1024
+
+async function crcOf (entry: FolderFile, onBytes: (count: number) => void, signal: AbortSignal | undefined): Promise<number> {
+  try {
+    if (entry.file.size <= READ_WHOLE_UP_TO) {
+      const bytes = new Uint8Array(await entry.file.arrayBuffer())
+      onBytes(bytes.byteLength)
+      return crc32(bytes)
+    }
+    let crc = 0
+    const reader = entry.file.stream().getReader()
+    for (;;) {
+      signal?.throwIfAborted()
+      const { done, value } = await reader.read()
+      if (done) return crc
+      crc = crc32(value, crc)
+      onBytes(value.byteLength)
+    }
+  } catch (err) {
+    if (signal?.aborted === true) throw signal.reason
+    throw new FolderReadError(entry.path, err)
   }
 }
 
@@ -102,51 +126,94 @@ export interface ZipOptions {
   onRead?: (read: number, total: number) => void
   /** Sizes and offsets from this one on are written as ZIP64 (tests lower it; zip's own limit otherwise). */
   zip64From?: number
+  /** The largest zip to make: a bigger one is refused (ZipTooLargeError) before a byte of the files is read. */
+  maxBytes?: number
+  /** Stops the reading (the signal's reason is thrown). */
+  signal?: AbortSignal
 }
 
+/** The folder's zip would be larger than `maxBytes`. */
+export class ZipTooLargeError extends Error {
+  readonly size: number
+  readonly maxBytes: number
+  constructor (size: number, maxBytes: number) {
+    super(`the folder's zip would be ${size} bytes; at most ${maxBytes} can be uploaded`)
+    this.name = 'ZipTooLargeError'
+    this.size = size
+    this.maxBytes = maxBytes
+  }
+}
+
+export interface FolderZip {
+  /** `<name>.zip`, dated as the newest of the files. */
+  file: File
+  /**
+   * What the zip holds, in a few characters: its size, its count and a
+   * CRC-32 of its central directory (every path, size, date and content
+   * CRC). Another folder, or this one with a file renamed or rewritten,
+   * has another (a resumable upload is resumed by it).
+   */
+  fingerprint: string
+  /** The files it reads from, as the browser snapshotted them (a changed one can no longer be read). */
+  sources: readonly File[]
+}
+
+interface Placed { entry: FolderFile, name: Uint8Array<ArrayBuffer>, offset: number, localSize: number, bigSize: boolean, bigOffset: boolean }
+
 /**
- * `files` as a stored zip named `<name>.zip`: a File whose date is the
- * newest of theirs. Paths are sorted, so the same folder gives the same
- * bytes, and ZIP64 records are written only where a size, an offset or the
- * count needs them.
+ * `files` as a stored zip named `<name>.zip`. Paths are sorted, so the same
+ * folder gives the same bytes, and ZIP64 records are written only where a
+ * size, an offset or the count needs them. The zip's layout, and so its
+ * size, is known before the files are read (for their CRC-32s).
  */
-export async function zipFolder (name: string, files: readonly FolderFile[], options: ZipOptions = {}): Promise<File> {
+export async function zipFolder (name: string, files: readonly FolderFile[], options: ZipOptions = {}): Promise<FolderZip> {
   const zip64From = options.zip64From ?? MAX_32
-  const sorted = [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
-  const total = sorted.reduce((sum, entry) => sum + entry.file.size, 0)
   const encoder = new TextEncoder()
+  const placed: Placed[] = []
+  let offset = 0
+  for (const entry of [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
+    const bigSize = entry.file.size >= zip64From
+    const nameBytes = encoder.encode(entry.path)
+    const localSize = 30 + nameBytes.byteLength + (bigSize ? 20 : 0)
+    placed.push({ entry, name: nameBytes, offset, localSize, bigSize, bigOffset: offset >= zip64From })
+    offset += localSize + entry.file.size
+  }
+  const centralSize = (p: Placed): number => 46 + p.name.byteLength + ((p.bigSize ? 16 : 0) + (p.bigOffset ? 8 : 0) > 0 ? 4 + (p.bigSize ? 16 : 0) + (p.bigOffset ? 8 : 0) : 0)
+  const directorySize = placed.reduce((sum, p) => sum + centralSize(p), 0)
+  const count = placed.length
+  const needs64 = count >= Math.min(MAX_16, zip64From) || directorySize >= zip64From || offset >= zip64From
+  const size = offset + directorySize + (needs64 ? 56 + 20 : 0) + 22
+  if (options.maxBytes !== undefined && size > options.maxBytes) throw new ZipTooLargeError(size, options.maxBytes)
+
+  const total = placed.reduce((sum, p) => sum + p.entry.file.size, 0)
   const parts: Array<Blob | Uint8Array<ArrayBuffer>> = []
   const central: Uint8Array<ArrayBuffer>[] = []
   let read = 0
-  let offset = 0
-  for (const { path, file } of sorted) {
-    const crc = await crcOf(file, (count) => { read += count; options.onRead?.(read, total) })
-    const nameBytes = encoder.encode(path)
+  for (const { entry, name: nameBytes, offset: at, bigSize, bigOffset } of placed) {
+    options.signal?.throwIfAborted()
+    const { file } = entry
+    const crc = await crcOf(entry, (bytes) => { read += bytes; options.onRead?.(read, total) }, options.signal)
     const { date, time } = dosDateTime(file.lastModified)
-    const bigSize = file.size >= zip64From
-    const bigOffset = offset >= zip64From
     const version = bigSize || bigOffset ? 45 : 20
     const size32 = bigSize ? MAX_32 : file.size
     const local = record([[4, LOCAL_HEADER], [2, version], [2, UTF8_NAMES], [2, 0], [2, time], [2, date], [4, crc], [4, size32], [4, size32], [2, nameBytes.byteLength], [2, bigSize ? 20 : 0]],
       nameBytes, ...(bigSize ? [record([[2, ZIP64_EXTRA], [2, 16], [8, file.size], [8, file.size]])] : []))
-    const extra64: Array<[8, number]> = [...(bigSize ? [[8, file.size], [8, file.size]] as Array<[8, number]> : []), ...(bigOffset ? [[8, offset]] as Array<[8, number]> : [])]
+    const extra64: Array<[8, number]> = [...(bigSize ? [[8, file.size], [8, file.size]] as Array<[8, number]> : []), ...(bigOffset ? [[8, at]] as Array<[8, number]> : [])]
     const extra = extra64.length === 0 ? new Uint8Array(0) : record([[2, ZIP64_EXTRA], [2, extra64.length * 8], ...extra64])
     central.push(record([[4, CENTRAL_HEADER], [2, MADE_BY_UNIX | version], [2, version], [2, UTF8_NAMES], [2, 0], [2, time], [2, date], [4, crc], [4, size32], [4, size32],
-      [2, nameBytes.byteLength], [2, extra.byteLength], [2, 0], [2, 0], [2, 0], [4, REGULAR_FILE], [4, bigOffset ? MAX_32 : offset]], nameBytes, extra))
+      [2, nameBytes.byteLength], [2, extra.byteLength], [2, 0], [2, 0], [2, 0], [4, REGULAR_FILE], [4, bigOffset ? MAX_32 : at]], nameBytes, extra))
     parts.push(local, file)
-    offset += local.byteLength + file.size
   }
-  const directorySize = central.reduce((sum, header) => sum + header.byteLength, 0)
   parts.push(...central)
-  const count = sorted.length
-  const needs64 = count >= Math.min(MAX_16, zip64From) || directorySize >= zip64From || offset >= zip64From
   if (needs64) {
-    const end64At = offset + directorySize
     parts.push(record([[4, ZIP64_END], [8, 44], [2, MADE_BY_UNIX | 45], [2, 45], [4, 0], [4, 0], [8, count], [8, count], [8, directorySize], [8, offset]]))
-    parts.push(record([[4, ZIP64_LOCATOR], [4, 0], [8, end64At], [4, 1]]))
+    parts.push(record([[4, ZIP64_LOCATOR], [4, 0], [8, offset + directorySize], [4, 1]]))
   }
   parts.push(record([[4, END_OF_CENTRAL_DIRECTORY], [2, 0], [2, 0], [2, needs64 ? MAX_16 : count], [2, needs64 ? MAX_16 : count],
     [4, needs64 ? MAX_32 : directorySize], [4, needs64 ? MAX_32 : offset], [2, 0]]))
-  const newest = sorted.reduce((latest, entry) => Math.max(latest, entry.file.lastModified), 0)
-  return new File(parts, `${name}.zip`, { type: 'application/zip', lastModified: newest })
+  const newest = placed.reduce((latest, p) => Math.max(latest, p.entry.file.lastModified), 0)
+  const file = new File(parts, `${name}.zip`, { type: 'application/zip', lastModified: newest })
+  if (file.size !== size) throw new Error(`the zip is ${file.size} bytes, not the ${size} laid out`)
+  const directoryCrc = central.reduce((crc, header) => crc32(header, crc), 0)
+  return { file, fingerprint: `${file.size}-${count}-${directoryCrc.toString(16).padStart(8, '0')}`, sources: placed.map((p) => p.entry.file) }
 }

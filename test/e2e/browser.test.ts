@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Server } from 'node:http'
@@ -293,6 +293,43 @@ describe.skipIf(!available)('in a real browser (Chromium)', () => {
       await rm(work, { recursive: true, force: true })
     }
   })
+
+  it('says a file of a folder changed while it was sent, not that the network failed; and that an empty folder has nothing to send', async () => {
+    const work = await mkdtemp(join(tmpdir(), 'heimdall-changed-'))
+    const context = await browser.newContext({ baseURL: base })
+    const page = await context.newPage()
+    try {
+      const folder = await avatarFolder(work, 'resaved')
+      await writeFile(join(folder, 'textures', 'big.png'), Buffer.alloc(6 * 1024 * 1024, 1))
+      await mkdir(join(work, 'empty'))
+      await page.goto('/new')
+      await page.getByLabel('Username').fill('e2e_changed')
+      await page.getByRole('button', { name: 'Create identity' }).click()
+      await page.goto('/upload')
+      // Slowly, so that the texture is saved again while the folder's zip is on its way.
+      const cdp = await context.newCDPSession(page)
+      await cdp.send('Network.enable')
+      await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 1024 * 1024 })
+      const chooser = page.waitForEvent('filechooser')
+      await page.getByRole('button', { name: 'Choose a folder…' }).click()
+      await (await chooser).setFiles(folder)
+      await expect.poll(async () => page.locator('.upload-row').first().getAttribute('data-state'), { timeout: 20_000 }).toBe('uploading')
+      const later = new Date(Date.now() + 5000)
+      await utimes(join(folder, 'textures', 'skin.png'), later, later)
+      await expect.poll(async () => page.locator('.upload-row').first().getAttribute('data-state'), { timeout: 30_000 }).toBe('error')
+      expect(await page.locator('.upload-row').first().textContent()).toContain('A file in the folder changed (saved over, moved or deleted) while it was sent. Choose or drop the folder again.')
+      await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 })
+
+      const again = page.waitForEvent('filechooser')
+      await page.getByRole('button', { name: 'Choose a folder…' }).click()
+      await (await again).setFiles(join(work, 'empty'))
+      await expect.poll(async () => page.locator('.upload-row[data-state="error"]').count(), { timeout: 10_000 }).toBe(2)
+      expect(await page.locator('.upload-row').nth(1).textContent()).toContain('The folder you chose has no files to send')
+    } finally {
+      await context.close()
+      await rm(work, { recursive: true, force: true })
+    }
+  }, 90_000)
 
   it('says when the previewer\'s own loader fails on a valid model, and that Overte may still load it', async () => {
     const context = await browser.newContext({ baseURL: base })

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { copyFile, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, mkdtemp, open, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import type { Server } from 'node:http'
 import { createServer, connect, type AddressInfo, type Server as NetServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -255,6 +255,42 @@ describe.skipIf(!available)('resumable uploads from the upload page (Chromium)',
       expect(served.status).toBe(200)
       expect(createHash('sha256').update(Buffer.from(await served.arrayBuffer())).digest('hex')).toBe(createHash('sha256').update(await readFile(big)).digest('hex'))
       expect(await (await fetch(`${base}/ipfs/${root ?? ''}/notes.txt`)).text()).toBe('a big folder\n')
+    } finally {
+      await context.close()
+      await rm(folder, { recursive: true, force: true })
+    }
+  }, 180_000)
+
+  it('a folder with a file renamed since its upload stopped starts a new upload, not one resumed onto the old bytes', async () => {
+    const context = await browser.newContext({ baseURL: base })
+    const page = await context.newPage()
+    const folder = join(work, 'renamed folder')
+    const posts: number[] = []
+    page.on('response', (res) => { if (res.url().includes('/upload/resumable') && res.request().method() === 'POST') posts.push(res.status()) })
+    try {
+      await mkdir(join(folder, 'data'), { recursive: true })
+      await copyFile(big, join(folder, 'data', 'a.bin'))
+      await writeFile(join(folder, 'data', 'b.bin'), 'the second file\n')
+      await page.goto('/new')
+      await page.getByLabel('Username').fill('tus_folder_renamed')
+      await page.getByRole('button', { name: 'Create identity' }).click()
+      const choose = async (): Promise<void> => {
+        await page.goto('/upload')
+        const chooser = page.waitForEvent('filechooser')
+        await page.getByRole('button', { name: 'Choose a folder…' }).click()
+        await (await chooser).setFiles(folder)
+      }
+      await choose()
+      await expect.poll(async () => Number(await page.locator('.upload-row').first().getAttribute('data-percent') ?? 0), { timeout: 60_000 }).toBeGreaterThanOrEqual(30)
+      await page.reload()
+      // The same size, the same dates, the same zip size: only the names differ.
+      await rename(join(folder, 'data', 'b.bin'), join(folder, 'data', 'c.bin'))
+      await choose()
+      const row = page.locator('.upload-row').first()
+      await expect.poll(async () => row.getAttribute('data-state'), { timeout: 120_000 }).toBe('done')
+      expect(posts).toEqual([201, 201])
+      const root = new RegExp(`^${base}/ipfs/(\\w+)/$`).exec(await row.locator('input').inputValue())?.[1] ?? ''
+      expect(await (await fetch(`${base}/ipfs/${root}/data/c.bin`)).text()).toBe('the second file\n')
     } finally {
       await context.close()
       await rm(folder, { recursive: true, force: true })

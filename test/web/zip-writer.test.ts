@@ -7,7 +7,7 @@ import { promisify } from 'node:util'
 import { crc32 as zlibCrc32 } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ZipBundle } from '../../src/services/zip-bundle.ts'
-import { crc32, zipFolder, type FolderFile } from '../../web/zip-writer.ts'
+import { crc32, FolderReadError, zipFolder, ZipTooLargeError, type FolderFile } from '../../web/zip-writer.ts'
 import { requireTool } from '../support/tools.ts'
 
 const run = promisify(execFile)
@@ -49,7 +49,8 @@ describe('the browser\'s folder zip (web/zip-writer.ts)', () => {
     it(`writes a stored zip that the server's reader and Python's zipfile read back byte for byte: ${what}`, async () => {
       const files = folder()
       const reads: number[] = []
-      const zip = await zipFolder('My Avatar', files, { onRead: (read) => { reads.push(read) }, ...(zip64From === undefined ? {} : { zip64From }) })
+      const { file: zip, sources } = await zipFolder('My Avatar', files, { onRead: (read) => { reads.push(read) }, ...(zip64From === undefined ? {} : { zip64From }) })
+      expect(new Set(sources)).toEqual(new Set(files.map((f) => f.file)))
       expect(zip.name).toBe('My Avatar.zip')
       expect(zip.type).toBe('application/zip')
       expect(zip.lastModified).toBe(when)
@@ -85,8 +86,41 @@ describe('the browser\'s folder zip (web/zip-writer.ts)', () => {
 
   it('makes the same bytes from the same folder, whatever order its files come in', async () => {
     const files = folder()
-    const one = Buffer.from(await (await zipFolder('a', files)).arrayBuffer())
-    const two = Buffer.from(await (await zipFolder('a', [...files].reverse())).arrayBuffer())
-    expect(one.equals(two)).toBe(true)
+    const one = await zipFolder('a', files)
+    const two = await zipFolder('a', [...files].reverse())
+    expect(Buffer.from(await one.file.arrayBuffer()).equals(Buffer.from(await two.file.arrayBuffer()))).toBe(true)
+    expect(one.fingerprint).toBe(two.fingerprint)
+  })
+
+  it('gives another fingerprint (the resume key) to the folder with a file renamed, or rewritten at the same size and date', async () => {
+    const files = folder()
+    const { fingerprint } = await zipFolder('a', files)
+    const renamed = files.map((f) => (f.path === 'avatar.fbx' ? { ...f, path: 'avatar.fbz' } : f))
+    expect((await zipFolder('a', renamed)).fingerprint).not.toBe(fingerprint)
+    const rewritten = files.map((f) => (f.path === 'avatar.fbx' ? { ...f, file: new File([randomBytes(f.file.size)], 'avatar.fbx', { lastModified: f.file.lastModified }) } : f))
+    expect((await zipFolder('a', rewritten)).fingerprint).not.toBe(fingerprint)
+  })
+
+  it('refuses a zip larger than maxBytes before reading a byte, the size it would have exact', async () => {
+    const files = folder()
+    const { file } = await zipFolder('a', files)
+    let reads = 0
+    await expect(zipFolder('a', files, { maxBytes: file.size - 1, onRead: () => { reads++ } })).rejects.toEqual(new ZipTooLargeError(file.size, file.size - 1))
+    expect(reads).toBe(0)
+    expect((await zipFolder('a', files, { maxBytes: file.size })).file.size).toBe(file.size)
+    // The ZIP64 layout's size is foreseen as exactly.
+    const big = await zipFolder('a', files, { zip64From: 10 })
+    await expect(zipFolder('a', files, { zip64From: 10, maxBytes: big.file.size - 1 })).rejects.toBeInstanceOf(ZipTooLargeError)
+  })
+
+  it('names the file it could not read, and stops when asked', async () => {
+    const broken = new File([randomBytes(10)], 'x.png')
+    Object.defineProperty(broken, 'arrayBuffer', { value: async () => Promise.reject(new Error('NotReadableError')) })
+    const failed = zipFolder('a', [...folder(), { path: 'textures/broken.png', file: broken }])
+    await expect(failed).rejects.toBeInstanceOf(FolderReadError)
+    await expect(failed).rejects.toHaveProperty('path', 'textures/broken.png')
+    const stop = new AbortController()
+    stop.abort(new Error('cancelled'))
+    await expect(zipFolder('a', folder(), { signal: stop.signal })).rejects.toThrow('cancelled')
   })
 })
