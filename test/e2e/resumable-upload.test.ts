@@ -114,6 +114,14 @@ describe.skipIf(!available)('resumable uploads from the upload page (Chromium)',
     return { link, root }
   }
 
+  /** The upload page, and `folder` chosen with its button. */
+  async function chooseFolder (page: Page, folder: string): Promise<void> {
+    await page.goto('/upload')
+    const chooser = page.waitForEvent('filechooser')
+    await page.getByRole('button', { name: 'Choose a folder…' }).click()
+    await (await chooser).setFiles(folder)
+  }
+
   it('signed in: a connection cut mid-upload is resumed from the server\'s offset; one upload, the CID of a plain one', async () => {
     const context = await browser.newContext({ baseURL: base })
     const page = await context.newPage()
@@ -232,12 +240,7 @@ describe.skipIf(!available)('resumable uploads from the upload page (Chromium)',
       await page.goto('/new')
       await page.getByLabel('Username').fill('tus_folder')
       await page.getByRole('button', { name: 'Create identity' }).click()
-      const choose = async (): Promise<void> => {
-        await page.goto('/upload')
-        const chooser = page.waitForEvent('filechooser')
-        await page.getByRole('button', { name: 'Choose a folder…' }).click()
-        await (await chooser).setFiles(folder)
-      }
+      const choose = async (): Promise<void> => { await chooseFolder(page, folder) }
       const before = relay.sent
       await choose()
       await expect.poll(async () => Number(await page.locator('.upload-row').first().getAttribute('data-percent') ?? 0), { timeout: 60_000 }).toBeGreaterThanOrEqual(30)
@@ -274,12 +277,7 @@ describe.skipIf(!available)('resumable uploads from the upload page (Chromium)',
       await page.goto('/new')
       await page.getByLabel('Username').fill('tus_folder_renamed')
       await page.getByRole('button', { name: 'Create identity' }).click()
-      const choose = async (): Promise<void> => {
-        await page.goto('/upload')
-        const chooser = page.waitForEvent('filechooser')
-        await page.getByRole('button', { name: 'Choose a folder…' }).click()
-        await (await chooser).setFiles(folder)
-      }
+      const choose = async (): Promise<void> => { await chooseFolder(page, folder) }
       await choose()
       await expect.poll(async () => Number(await page.locator('.upload-row').first().getAttribute('data-percent') ?? 0), { timeout: 60_000 }).toBeGreaterThanOrEqual(30)
       await page.reload()

@@ -1,6 +1,6 @@
 import { execFile, spawnSync } from 'node:child_process'
 import { createServer, type Server } from 'node:http'
-import { connect, type AddressInfo } from 'node:net'
+import { connect, type AddressInfo, type Socket } from 'node:net'
 import { promisify } from 'node:util'
 import express from 'express'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -101,6 +101,21 @@ describe('the lingering close\'s limits', () => {
   }
 
   /**
+   * A connection as Python's http.client holds one: it goes on sending after
+   * the server's FIN (half open). `text()` is what came back; `closed`, when
+   * the server closed its side (ms since it was made).
+   */
+  function openHalf (): { socket: Socket, text: () => string, closed: Promise<number>, failed: () => boolean } {
+    const closed = serverClose(Date.now())
+    const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true })
+    let text = ''
+    let failed = false
+    socket.on('data', (chunk: Buffer) => { text += chunk.toString('latin1') })
+    socket.on('error', () => { failed = true })
+    return { socket, text: () => text, closed, failed: () => failed }
+  }
+
+  /**
    * Sends `head`, then body bytes every `everyMs` while `sending(ms since
    * start)` holds, going on after the server's FIN as Python's http.client
    * does (a half-open socket); resolves with what came back and when the
@@ -108,11 +123,7 @@ describe('the lingering close\'s limits', () => {
    */
   async function exchange (head: string, sending: (elapsed: number) => boolean, everyMs = 20): Promise<{ text: string, closedAfterMs: number }> {
     const started = Date.now()
-    const closed = serverClose(started)
-    const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true })
-    let text = ''
-    socket.on('data', (chunk: Buffer) => { text += chunk.toString('latin1') })
-    socket.on('error', () => {})
+    const { socket, text, closed } = openHalf()
     // The answer has all come once the server's FIN (or its reset) has.
     const answered = new Promise((resolve) => { socket.once('end', resolve); socket.once('close', resolve) })
     socket.write(head)
@@ -123,7 +134,7 @@ describe('the lingering close\'s limits', () => {
     clearInterval(timer)
     await answered
     socket.destroy()
-    return { text, closedAfterMs }
+    return { text: text(), closedAfterMs }
   }
 
   const post = (path: string, extra = ''): string => `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: ${1024 ** 3}\r\n${extra}\r\n`
@@ -143,13 +154,7 @@ describe('the lingering close\'s limits', () => {
   })
 
   it('closes as soon as the whole body is read, with nothing left to reset', async () => {
-    const started = Date.now()
-    const closed = serverClose(started)
-    const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true })
-    let text = ''
-    let failed = false
-    socket.on('data', (chunk: Buffer) => { text += chunk.toString('latin1') })
-    socket.on('error', () => { failed = true })
+    const { socket, text, closed, failed } = openHalf()
     const ended = new Promise<void>((resolve) => { socket.once('end', resolve) })
     socket.write(`POST /close HTTP/1.1\r\nHost: x\r\nContent-Length: ${4 * MiB}\r\n\r\n`)
     await new Promise((resolve) => setTimeout(resolve, 100))
@@ -157,8 +162,8 @@ describe('the lingering close\'s limits', () => {
     socket.write(Buffer.alloc(4 * MiB))
     expect(await closed).toBeLessThan(limits.idleMs)
     await ended
-    expect(failed).toBe(false)
-    expect(text).toMatch(/^HTTP\/1\.1 401 [\s\S]*\{"error":"no"\}$/)
+    expect(failed()).toBe(false)
+    expect(text()).toMatch(/^HTTP\/1\.1 401 [\s\S]*\{"error":"no"\}$/)
     socket.destroy()
   })
 
@@ -176,20 +181,15 @@ describe('the lingering close\'s limits', () => {
 
   it('runs no request pipelined after a closing answer', async () => {
     const before = counted
-    const started = Date.now()
-    const closed = serverClose(started)
-    const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true })
-    let text = ''
-    socket.on('data', (chunk: Buffer) => { text += chunk.toString('latin1') })
-    socket.on('error', () => {})
+    const { socket, text, closed } = openHalf()
     socket.write('POST /close HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n')
-    await expect.poll(() => text).toContain('HTTP/1.1 401')
+    await expect.poll(text).toContain('HTTP/1.1 401')
     // The body's last bytes and the next request in one write, as a pipelining client sends them.
     socket.write('12345POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n')
     await closed
     await new Promise((resolve) => setTimeout(resolve, 100))
     expect(counted).toBe(before)
-    expect(text).not.toContain('counted')
+    expect(text()).not.toContain('counted')
     socket.destroy()
   })
 
@@ -199,17 +199,12 @@ describe('the lingering close\'s limits', () => {
     expect(sentAnyway.text).not.toContain('100 Continue')
     expect(sentAnyway.closedAfterMs).toBeGreaterThanOrEqual(300 + limits.idleMs - 100)
 
-    const started = Date.now()
-    const closed = serverClose(started)
-    const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true })
-    let text = ''
-    socket.on('data', (chunk: Buffer) => { text += chunk.toString('latin1') })
-    socket.on('error', () => {})
+    const { socket, text, closed } = openHalf()
     // curl: it waits, reads the refusal, and closes.
     socket.on('end', () => { socket.end() })
     socket.write(post('/close', 'Expect: 100-continue\r\n'))
     expect(await closed).toBeLessThan(limits.idleMs)
-    expect(text).toContain('HTTP/1.1 401')
+    expect(text()).toContain('HTTP/1.1 401')
   })
 
   it('closes at once past maxSockets lingering, after a 429, and at shutdown', async () => {
