@@ -75,7 +75,7 @@ describe('answers given before the body is read reach a client still sending it'
 })
 
 describe('the lingering close\'s limits', () => {
-  const limits = { totalMs: 1500, idleMs: 400, maxSockets: 1 }
+  const limits = { totalMs: 1500, idleMs: 400, maxSockets: 2, maxPerAddress: 1 }
   let server: Server
   let port: number
   let counted = 0
@@ -105,9 +105,9 @@ describe('the lingering close\'s limits', () => {
    * the server's FIN (half open). `text()` is what came back; `closed`, when
    * the server closed its side (ms since it was made).
    */
-  function openHalf (): { socket: Socket, text: () => string, closed: Promise<number>, failed: () => boolean } {
+  function openHalf (from = '127.0.0.1'): { socket: Socket, text: () => string, closed: Promise<number>, failed: () => boolean } {
     const closed = serverClose(Date.now())
-    const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true })
+    const socket = connect({ port, host: '127.0.0.1', localAddress: from, allowHalfOpen: true })
     let text = ''
     let failed = false
     socket.on('data', (chunk: Buffer) => { text += chunk.toString('latin1') })
@@ -116,20 +116,20 @@ describe('the lingering close\'s limits', () => {
   }
 
   /**
-   * Sends `head`, then body bytes every `everyMs` while `sending(ms since
+   * Sends `head`, then body bytes every 20 ms while `sending(ms since
    * start)` holds, going on after the server's FIN as Python's http.client
    * does (a half-open socket); resolves with what came back and when the
    * server closed the connection.
    */
-  async function exchange (head: string, sending: (elapsed: number) => boolean, everyMs = 20): Promise<{ text: string, closedAfterMs: number }> {
+  async function exchange (head: string, sending: (elapsed: number) => boolean, from?: string): Promise<{ text: string, closedAfterMs: number }> {
     const started = Date.now()
-    const { socket, text, closed } = openHalf()
+    const { socket, text, closed } = openHalf(from)
     // The answer has all come once the server's FIN (or its reset) has.
     const answered = new Promise((resolve) => { socket.once('end', resolve); socket.once('close', resolve) })
     socket.write(head)
     const timer = setInterval(() => {
       if (!socket.destroyed && sending(Date.now() - started)) socket.write(Buffer.alloc(16 * 1024))
-    }, everyMs)
+    }, 20)
     const closedAfterMs = await closed
     clearInterval(timer)
     await answered
@@ -207,17 +207,31 @@ describe('the lingering close\'s limits', () => {
     expect(text()).toContain('HTTP/1.1 401')
   })
 
-  it('closes at once past maxSockets lingering, after a 429, and at shutdown', async () => {
+  it('closes at once past maxPerAddress lingering for a client or maxSockets in all, after a 429, and at shutdown (then lingers no more)', async () => {
     const first = exchange(post('/close'), () => true)
     await new Promise((resolve) => setTimeout(resolve, 100))
+    // The same client (127.0.0.1) again: its share is taken.
     const second = await exchange(post('/close'), () => true)
     expect(second.text).toContain('HTTP/1.1 401')
     expect(second.closedAfterMs).toBeLessThan(limits.idleMs)
-    closeLingering()
-    expect((await first).closedAfterMs).toBeLessThan(limits.totalMs - 500)
 
     const busy = await exchange(post('/busy'), () => true)
     expect(busy.text).toContain('HTTP/1.1 429')
     expect(busy.closedAfterMs).toBeLessThan(limits.idleMs)
+
+    // Other clients (other loopback addresses) linger up to maxSockets in all.
+    const other = exchange(post('/close'), () => true, '127.0.0.2')
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    const third = await exchange(post('/close'), () => true, '127.0.0.3')
+    expect(third.text).toContain('HTTP/1.1 401')
+    expect(third.closedAfterMs).toBeLessThan(limits.idleMs)
+
+    closeLingering()
+    expect((await first).closedAfterMs).toBeLessThan(limits.totalMs - 500)
+    expect((await other).closedAfterMs).toBeLessThan(limits.totalMs - 500)
+    // An answer given while the server stops does not hold the stop.
+    const during = await exchange(post('/close'), () => true)
+    expect(during.text).toContain('HTTP/1.1 401')
+    expect(during.closedAfterMs).toBeLessThan(limits.idleMs)
   })
 })

@@ -13,12 +13,16 @@ export interface LingerLimits {
    * loopback kept a core busy (four connections read 21 GB in 30 s).
    */
   maxSockets: number
+  /** …and per client address (`req.ip`: behind a proxy, with TRUST_PROXY), so that one client's trickles cannot take them all. */
+  maxPerAddress: number
 }
 
-export const LINGER: LingerLimits = { totalMs: 30_000, idleMs: 5_000, maxSockets: 8 }
+export const LINGER: LingerLimits = { totalMs: 30_000, idleMs: 5_000, maxSockets: 8, maxPerAddress: 2 }
 
-/** Connections lingering now: ended at once on shutdown (closeLingering). */
-const lingering = new Set<Socket>()
+/** Connections lingering now, with their client's address: ended at once on shutdown (closeLingering). */
+const lingering = new Map<Socket, string>()
+/** Set at shutdown: no new connection lingers. */
+let stopping = false
 /** Connections whose last answer said `Connection: close`: a request pipelined after it is not run (RFC 9112, 9.6). */
 const closing = new WeakSet<Socket>()
 
@@ -34,7 +38,8 @@ const closing = new WeakSet<Socket>()
  * with our FIN, and the rest of the body is read and thrown away until it
  * ends, the client closes, or `limits` run out; then the connection closes.
  * Not for a `429` (a client told to back off costs no reading), nor past
- * `maxSockets` at once. A kept-alive answer is left to Node, which reads
+ * `maxSockets` at once or `maxPerAddress` for one client, nor once the
+ * server is stopping. A kept-alive answer is left to Node, which reads
  * the rest of the body itself for the next request, as before.
  */
 export function lingeringClose (limits: LingerLimits = LINGER): RequestHandler {
@@ -43,21 +48,27 @@ export function lingeringClose (limits: LingerLimits = LINGER): RequestHandler {
     res.once('prefinish', () => {
       // Node closes after this answer when it says so (or the client or server would not keep it alive).
       const closes = !res.shouldKeepAlive || /\bclose\b/i.test(String(res.getHeader('connection') ?? ''))
-      if (req.complete || req.destroyed || !closes || res.statusCode === 429 || lingering.size >= limits.maxSockets) return
-      linger(req, req.socket, limits)
+      if (req.complete || req.destroyed || !closes || res.statusCode === 429 || stopping || lingering.size >= limits.maxSockets) return
+      const address = req.ip ?? req.socket.remoteAddress ?? ''
+      if ([...lingering.values()].filter((other) => other === address).length >= limits.maxPerAddress) return
+      linger(req, req.socket, address, limits)
     })
     next()
   }
 }
 
-/** Ends every lingering connection (at shutdown: their answers are sent; only a client's leftover body is lost). */
+/**
+ * At shutdown: ends every lingering connection (their answers are sent; only
+ * a client's leftover body is lost), and no answer given from now on lingers.
+ */
 export function closeLingering (): void {
-  for (const socket of lingering) socket.destroy()
+  stopping = true
+  for (const socket of lingering.keys()) socket.destroy()
 }
 
-function linger (req: IncomingMessage, socket: Socket, limits: LingerLimits): void {
+function linger (req: IncomingMessage, socket: Socket, address: string, limits: LingerLimits): void {
   closing.add(socket)
-  lingering.add(socket)
+  lingering.set(socket, address)
   // Whatever stopped reading the body (a parser given up on, a route that never began) no longer holds it.
   req.unpipe()
   req.resume()
