@@ -139,8 +139,8 @@ const showConnectionFailed = (ui: UploadRow): void => {
  */
 async function sourcesChanged (ui: UploadRow): Promise<boolean> {
   const sources = ui.folder?.sources ?? [ui.file]
-  for (let i = 0; i < sources.length; i += 64) {
-    const unreadable = await Promise.all(sources.slice(i, i + 64).map(async (file) => file.slice(0, 1).arrayBuffer().then(() => false, () => true)))
+  for (let i = 0; i < sources.length; i += 512) {
+    const unreadable = await Promise.all(sources.slice(i, i + 512).map(async (file) => file.slice(0, 1).arrayBuffer().then(() => false, () => true)))
     if (unreadable.includes(true)) return true
   }
   return false
@@ -151,6 +151,22 @@ const showChanged = (ui: UploadRow): void => {
   finish(ui, 'error', element('p', { className: 'error' }, ui.folder === undefined
     ? 'The file changed (saved over, moved or deleted) while it was sent. Pick or drop it again.'
     : 'A file in the folder changed (saved over, moved or deleted) while it was sent. Choose or drop the folder again.'))
+}
+
+/**
+ * The server's answer, once the files it was made from are checked: one
+ * saved over while it was read may have gone up partly in each version
+ * (Chromium fails the request only when it opens a part after the change).
+ * A refusal (a folder's CRC no longer matching) is then said as the change
+ * it is; an accepted upload gets a warning above its link.
+ */
+function answer (ui: UploadRow, status: number, text: string): void {
+  void sourcesChanged(ui).then((changed) => {
+    if (!changed) { showAnswer(ui, status, text); return }
+    if (status !== 200) { showChanged(ui); return }
+    showAnswer(ui, status, text)
+    ui.result.prepend(element('p', { className: 'error' }, `${ui.folder === undefined ? 'The file' : 'A file in the folder'} changed while it was sent: this upload may hold parts of both versions. Upload it again.`))
+  })
 }
 
 /** After a failed request: the file changed, or the connection failed. */
@@ -178,7 +194,7 @@ function uploadPlain (form: HTMLFormElement, ui: UploadRow): void {
   const csrf = form.querySelector<HTMLInputElement>('input[name=_csrf]')?.value
   if (csrf !== undefined) xhr.setRequestHeader('X-CSRF-Token', csrf)
   xhr.upload.addEventListener('progress', (event) => { if (event.lengthComputable) showProgress(ui, event.loaded, event.total) })
-  xhr.addEventListener('load', () => { showAnswer(ui, xhr.status, xhr.responseText) })
+  xhr.addEventListener('load', () => { answer(ui, xhr.status, xhr.responseText) })
   xhr.addEventListener('error', () => { showFailure(ui) })
   xhr.addEventListener('abort', () => { ui.status.textContent = 'Cancelled'; finish(ui, 'cancelled') })
   ui.cancel.addEventListener('click', () => { xhr.abort() })
@@ -233,7 +249,7 @@ async function uploadResumable (form: HTMLFormElement, ui: UploadRow, endpoint: 
     metadata: { filename: ui.file.name },
     // A folder's zip is known by what it holds (tus-js-client's default, name, size and date, would resume a folder
     // with a file renamed or rewritten at the same size onto the old one's bytes).
-    ...(folder === undefined ? {} : { fingerprint: async (_file, options) => Promise.resolve(`heimdall-folder-${folder.fingerprint}-${options.endpoint ?? ''}`) }),
+    ...(folder === undefined ? {} : { fingerprint: async (file, options) => Promise.resolve(`heimdall-folder-${file.name}-${folder.fingerprint}-${options.endpoint ?? ''}`) }),
     chunkSize: CHUNK_BYTES,
     retryDelays: RETRY_DELAYS,
     storeFingerprintForResuming: true,
@@ -253,15 +269,15 @@ async function uploadResumable (form: HTMLFormElement, ui: UploadRow, endpoint: 
     onSuccess: ({ lastResponse }) => {
       unlock()
       const text = lastResponse.getBody() ?? ''
-      if (lastResponse.getStatus() === 200 && text.trim().startsWith('[')) { showAnswer(ui, 200, text); return }
+      if (lastResponse.getStatus() === 200 && text.trim().startsWith('[')) { answer(ui, 200, text); return }
       // Found complete when resumed (the last answer was lost): the upload's URL answers the same.
       fetch(upload.url ?? '', { headers: { ...headers, Accept: 'application/json' } })
-        .then(async (res) => { showAnswer(ui, res.status, await res.text()) }, () => { showConnectionFailed(ui) })
+        .then(async (res) => { answer(ui, res.status, await res.text()) }, () => { showConnectionFailed(ui) })
     },
     onError: (err) => {
       if (cancelled) return
       const response = 'originalResponse' in err ? err.originalResponse : null
-      if (response !== null && response !== undefined && response.getStatus() !== 0) { unlock(); showAnswer(ui, response.getStatus(), response.getBody() ?? ''); return }
+      if (response !== null && response !== undefined && response.getStatus() !== 0) { unlock(); answer(ui, response.getStatus(), response.getBody() ?? ''); return }
       void stopIfChanged().then((changed) => { if (!changed) waitToResume() })
     }
   })
@@ -275,7 +291,7 @@ async function uploadResumable (form: HTMLFormElement, ui: UploadRow, endpoint: 
       ui.row.dataset.state = 'uploading'
       resume.remove()
       ui.status.textContent = 'Resuming where it stopped…'
-      void stopIfChanged().then((changed) => { if (!changed) upload.start() })
+      void stopIfChanged().then((changed) => { if (!changed && !cancelled) upload.start() })
     }
     resume.addEventListener('click', go)
     window.addEventListener('online', go, { once: true })
@@ -309,7 +325,7 @@ function uploadOne (form: HTMLFormElement, rows: HTMLElement, file: File, replac
 }
 
 /** Lists a folder's files (a drop's directory entry, or a picker's choice), saying how many so far. */
-type FolderLister = (onListed: (count: number) => void) => Promise<FolderFile[]>
+type FolderLister = (onListed: (count: number) => void, signal: AbortSignal) => Promise<FolderFile[]>
 
 /** Why a folder was not sent, in the creator's words. */
 function folderProblem (name: string, err: unknown): string {
@@ -343,10 +359,11 @@ function uploadFolder (form: HTMLFormElement, rows: HTMLElement, name: string, l
     if (message !== undefined) row.append(element('div', { className: 'result' }, element('p', { className: 'error' }, message)))
   }
   const maxBytes = Number(form.dataset.maxBytes ?? Number.NaN)
-  list((count) => { status.textContent = `Listing the folder… ${count} ${count === 1 ? 'file' : 'files'}` }).then(async (files) => {
+  list((count) => { status.textContent = `Listing the folder… ${count} ${count === 1 ? 'file' : 'files'}` }, reading.signal).then(async (files) => {
     reading.signal.throwIfAborted()
     if (files.length === 0) { end('error', `"${name}" has no files to send (hidden files and folders are left out).`); return }
     const what = `${files.length} ${files.length === 1 ? 'file' : 'files'}`
+    status.textContent = `Reading ${what}…`
     const zip = await zipFolder(name, files, {
       signal: reading.signal,
       ...(Number.isFinite(maxBytes) ? { maxBytes } : {}),
@@ -356,6 +373,7 @@ function uploadFolder (form: HTMLFormElement, rows: HTMLElement, name: string, l
         status.textContent = `Reading ${what} — ${formatBytes(read)} of ${formatBytes(total)}`
       }
     })
+    reading.signal.throwIfAborted()
     uploadOne(form, rows, zip.file, row, zip)
   }).catch((err: unknown) => {
     if (reading.signal.aborted) end('cancelled')
@@ -425,7 +443,7 @@ function dropped (transfer: DataTransfer | null): { files: File[], folders: Arra
   const folders: Array<[string, FolderLister]> = []
   for (const item of transfer.items) {
     const entry = item.kind === 'file' ? item.webkitGetAsEntry() : null
-    if (entry?.isDirectory === true) folders.push([entry.name, async (onListed) => droppedFolderFiles(entry as FileSystemDirectoryEntry, onListed)])
+    if (entry?.isDirectory === true) folders.push([entry.name, async (onListed, signal) => droppedFolderFiles(entry as FileSystemDirectoryEntry, onListed, signal)])
   }
   const names = new Set(folders.map(([name]) => name))
   return { files: [...transfer.files].filter((file) => !names.has(file.name) || file.type !== ''), folders }

@@ -6,14 +6,16 @@ import { FolderReadError, isHidden, type FolderFile } from './zip-writer.ts'
  * Chromium) until it gives none; a batch's files are asked for together.
  * Links are not seen: Chromium's directory reader leaves them out.
  */
-export async function droppedFolderFiles (folder: FileSystemDirectoryEntry, onListed: (count: number) => void = () => {}): Promise<FolderFile[]> {
+export async function droppedFolderFiles (folder: FileSystemDirectoryEntry, onListed: (count: number) => void = () => {}, signal?: AbortSignal): Promise<FolderFile[]> {
   const files: FolderFile[] = []
   const walk = async (directory: FileSystemDirectoryEntry, prefix: string): Promise<void> => {
     const reader = directory.createReader()
     for (;;) {
+      signal?.throwIfAborted()
       const batch = await new Promise<FileSystemEntry[]>((resolve, reject) => { reader.readEntries(resolve, (err) => { reject(new FolderReadError(prefix === '' ? folder.name : prefix.slice(0, -1), err)) }) })
       if (batch.length === 0) return
-      const visible = batch.map((entry) => ({ entry, path: `${prefix}${entry.name}` })).filter(({ path }) => !isHidden(path))
+      // Chromium names an entry "" when its name is not valid UTF-8 (and cannot open it): said as such.
+      const visible = batch.map((entry) => ({ entry, path: `${prefix}${entry.name === '' ? '(a file whose name is not UTF-8)' : entry.name}` })).filter(({ path }) => !isHidden(path))
       files.push(...await Promise.all(visible.filter(({ entry }) => entry.isFile).map(async ({ entry, path }) => ({
         path,
         // A name the system cannot give back (not UTF-8, say) fails here: said with its path.

@@ -204,6 +204,7 @@ export async function zipFolder (name: string, files: readonly FolderFile[], opt
       [2, nameBytes.byteLength], [2, extra.byteLength], [2, 0], [2, 0], [2, 0], [4, REGULAR_FILE], [4, bigOffset ? MAX_32 : at]], nameBytes, extra))
     parts.push(local, file)
   }
+  options.signal?.throwIfAborted()
   parts.push(...central)
   if (needs64) {
     parts.push(record([[4, ZIP64_END], [8, 44], [2, MADE_BY_UNIX | 45], [2, 45], [4, 0], [4, 0], [8, count], [8, count], [8, directorySize], [8, offset]]))
