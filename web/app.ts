@@ -146,11 +146,12 @@ async function sourcesChanged (ui: UploadRow): Promise<boolean> {
   return false
 }
 
+/** What changed, in the row's words: the file, or one of the folder's. */
+const whatChanged = (ui: UploadRow): string => (ui.folder === undefined ? 'The file' : 'A file in the folder')
+
 const showChanged = (ui: UploadRow): void => {
   ui.status.textContent = 'Not uploaded'
-  finish(ui, 'error', element('p', { className: 'error' }, ui.folder === undefined
-    ? 'The file changed (saved over, moved or deleted) while it was sent. Pick or drop it again.'
-    : 'A file in the folder changed (saved over, moved or deleted) while it was sent. Choose or drop the folder again.'))
+  finish(ui, 'error', element('p', { className: 'error' }, `${whatChanged(ui)} changed (saved over, moved or deleted) while it was sent. ${ui.folder === undefined ? 'Pick or drop it again.' : 'Choose or drop the folder again.'}`))
 }
 
 /**
@@ -165,7 +166,7 @@ function answer (ui: UploadRow, status: number, text: string): void {
     if (!changed) { showAnswer(ui, status, text); return }
     if (status !== 200) { showChanged(ui); return }
     showAnswer(ui, status, text)
-    ui.result.prepend(element('p', { className: 'error' }, `${ui.folder === undefined ? 'The file' : 'A file in the folder'} changed while it was sent: this upload may hold parts of both versions. Upload it again.`))
+    ui.result.prepend(element('p', { className: 'error' }, `${whatChanged(ui)} changed while it was sent: this upload may hold parts of both versions. Upload it again.`))
   })
 }
 

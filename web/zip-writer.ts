@@ -158,7 +158,8 @@ export interface FolderZip {
   sources: readonly File[]
 }
 
-interface Placed { entry: FolderFile, name: Uint8Array<ArrayBuffer>, offset: number, localSize: number, bigSize: boolean, bigOffset: boolean }
+/** An entry where it goes in the zip: all but its CRC is known before its file is read. */
+interface Placed { entry: FolderFile, name: Uint8Array<ArrayBuffer>, offset: number, bigSize: boolean, bigOffset: boolean, centralExtra: Uint8Array<ArrayBuffer> }
 
 /**
  * `files` as a stored zip named `<name>.zip`. Paths are sorted, so the same
@@ -171,15 +172,19 @@ export async function zipFolder (name: string, files: readonly FolderFile[], opt
   const encoder = new TextEncoder()
   const placed: Placed[] = []
   let offset = 0
+  let directorySize = 0
   for (const entry of [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
-    const bigSize = entry.file.size >= zip64From
+    const { size } = entry.file
+    const bigSize = size >= zip64From
+    const bigOffset = offset >= zip64From
     const nameBytes = encoder.encode(entry.path)
-    const localSize = 30 + nameBytes.byteLength + (bigSize ? 20 : 0)
-    placed.push({ entry, name: nameBytes, offset, localSize, bigSize, bigOffset: offset >= zip64From })
-    offset += localSize + entry.file.size
+    // The central header's ZIP64 field holds the values its 32-bit fields cannot, in this order.
+    const extra64: Array<[8, number]> = [...(bigSize ? [[8, size], [8, size]] as Array<[8, number]> : []), ...(bigOffset ? [[8, offset]] as Array<[8, number]> : [])]
+    const centralExtra = extra64.length === 0 ? new Uint8Array(0) : record([[2, ZIP64_EXTRA], [2, extra64.length * 8], ...extra64])
+    placed.push({ entry, name: nameBytes, offset, bigSize, bigOffset, centralExtra })
+    offset += 30 + nameBytes.byteLength + (bigSize ? 20 : 0) + size
+    directorySize += 46 + nameBytes.byteLength + centralExtra.byteLength
   }
-  const centralSize = (p: Placed): number => 46 + p.name.byteLength + ((p.bigSize ? 16 : 0) + (p.bigOffset ? 8 : 0) > 0 ? 4 + (p.bigSize ? 16 : 0) + (p.bigOffset ? 8 : 0) : 0)
-  const directorySize = placed.reduce((sum, p) => sum + centralSize(p), 0)
   const count = placed.length
   const needs64 = count >= Math.min(MAX_16, zip64From) || directorySize >= zip64From || offset >= zip64From
   const size = offset + directorySize + (needs64 ? 56 + 20 : 0) + 22
@@ -189,7 +194,7 @@ export async function zipFolder (name: string, files: readonly FolderFile[], opt
   const parts: Array<Blob | Uint8Array<ArrayBuffer>> = []
   const central: Uint8Array<ArrayBuffer>[] = []
   let read = 0
-  for (const { entry, name: nameBytes, offset: at, bigSize, bigOffset } of placed) {
+  for (const { entry, name: nameBytes, offset: at, bigSize, bigOffset, centralExtra } of placed) {
     options.signal?.throwIfAborted()
     const { file } = entry
     const crc = await crcOf(entry, (bytes) => { read += bytes; options.onRead?.(read, total) }, options.signal)
@@ -198,10 +203,8 @@ export async function zipFolder (name: string, files: readonly FolderFile[], opt
     const size32 = bigSize ? MAX_32 : file.size
     const local = record([[4, LOCAL_HEADER], [2, version], [2, UTF8_NAMES], [2, 0], [2, time], [2, date], [4, crc], [4, size32], [4, size32], [2, nameBytes.byteLength], [2, bigSize ? 20 : 0]],
       nameBytes, ...(bigSize ? [record([[2, ZIP64_EXTRA], [2, 16], [8, file.size], [8, file.size]])] : []))
-    const extra64: Array<[8, number]> = [...(bigSize ? [[8, file.size], [8, file.size]] as Array<[8, number]> : []), ...(bigOffset ? [[8, at]] as Array<[8, number]> : [])]
-    const extra = extra64.length === 0 ? new Uint8Array(0) : record([[2, ZIP64_EXTRA], [2, extra64.length * 8], ...extra64])
     central.push(record([[4, CENTRAL_HEADER], [2, MADE_BY_UNIX | version], [2, version], [2, UTF8_NAMES], [2, 0], [2, time], [2, date], [4, crc], [4, size32], [4, size32],
-      [2, nameBytes.byteLength], [2, extra.byteLength], [2, 0], [2, 0], [2, 0], [4, REGULAR_FILE], [4, bigOffset ? MAX_32 : at]], nameBytes, extra))
+      [2, nameBytes.byteLength], [2, centralExtra.byteLength], [2, 0], [2, 0], [2, 0], [4, REGULAR_FILE], [4, bigOffset ? MAX_32 : at]], nameBytes, centralExtra))
     parts.push(local, file)
   }
   options.signal?.throwIfAborted()
