@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
 import { rm } from 'node:fs/promises'
+import type { IncomingMessage } from 'node:http'
 import { join } from 'node:path'
-import { Transform } from 'node:stream'
+import { Transform, type Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import type { Request } from 'express'
+import type { Request, RequestHandler } from 'express'
 import multer from 'multer'
 import type { Identity } from '../db/identity-repository.ts'
-import { InsufficientStorageError, isOutOfSpace } from '../errors.ts'
+import { InsufficientStorageError, isOutOfSpace, PayloadTooLargeError } from '../errors.ts'
 import type { ImportedUpload, UploadName, UploadService } from '../services/upload-service.ts'
 
 /** What the receiver leaves on `req.file`: the file imported already, or waiting on disk. */
@@ -85,6 +86,9 @@ class ReceivingStorage implements multer.StorageEngine {
     if (name === undefined) { cb(new Error('the file part was not named by the filter')); return }
     let size = 0
     const cap = capped(this.#byteLimit(req, name), (bytes) => { size = bytes })
+    // Past MAX_UPLOAD_BYTES busboy stops passing the file on but reads to the part's end, which a chunked body may put
+    // off forever; multer would wait for this file's storage until then. Failing it at once lets multer give up now.
+    file.stream.once('limit', () => { cap.destroy(new PayloadTooLargeError('the file is larger than the upload limit')) })
     if (!name.isBundle && req[OWNER_KNOWN] === true) {
       const abort = new AbortController()
       req.once('close', () => { if (!req.complete) abort.abort() })
@@ -115,12 +119,46 @@ class ReceivingStorage implements multer.StorageEngine {
 }
 
 /**
+ * Feeds the body to busboy as multer does, except that a chunked request
+ * multer gives up on before its end (a size or quota limit, bad
+ * credentials, a malformed body) is handed on at once. multer reads the
+ * rest of a refused body, thrown away, before it calls `next` with the
+ * error, so that a client still sending (a browser, Python's http.client)
+ * reads the answer rather than meeting a reset. A body with a length is
+ * bounded (the route refuses one over MAX_UPLOAD_BYTES before reading it),
+ * so that stays; a chunked body has no end the server knows, and one over
+ * the limit was read for as long as the client went on sending. Its answer
+ * now comes first, and the lingering close (middleware/lingering-close.ts)
+ * reads the rest for a bounded time.
+ *
+ * multer gives up by unpiping the request from busboy; it then waits for
+ * the request's end only while `req.readable` holds. That is turned off
+ * from that moment until multer hands the request on (see `uploadReceiver`),
+ * once it has removed what it stored.
+ */
+function feedBusboy (req: IncomingMessage, busboy: Writable): void {
+  busboy.once('unpipe', () => {
+    if (req.headers['content-length'] !== undefined || req.readableEnded || req.destroyed) return
+    ;(req as AbandonedRequest)[ABANDONED] = true
+    req.readable = false
+  })
+  req.pipe(busboy)
+}
+
+const ABANDONED = Symbol('body abandoned')
+type AbandonedRequest = IncomingMessage & { [ABANDONED]?: boolean }
+
+/**
  * Receives exactly one file, field `file`, never holding it in memory. multer
  * enforces the size and part limits and removes a partial temp file when a
- * limit trips or the client goes away; the route removes it after use.
+ * limit trips or the client goes away; the route removes it after use. A
+ * chunked request refused before its body's end is answered without reading
+ * the rest first (feedBusboy).
  */
-export function uploadReceiver (options: UploadReceiverOptions) {
-  return multer({
+export function uploadReceiver (options: UploadReceiverOptions): RequestHandler {
+  const receive = multer({
+    // Not in multer's types (multer 2.5).
+    ...{ streamHandler: feedBusboy } as object,
     storage: new ReceivingStorage(options.tmpDir, options.uploads, options.byteLimit),
     // Browsers put raw UTF-8 in filename="…" without saying so.
     defParamCharset: 'utf8',
@@ -135,4 +173,11 @@ export function uploadReceiver (options: UploadReceiverOptions) {
       options.identify(req).then((owner) => { req[OWNER_KNOWN] = owner !== undefined; cb(null, true) }, (err: unknown) => { cb(err as Error) })
     }
   }).single('file')
+  return (req, res, next) => {
+    receive(req, res, (err?: unknown) => {
+      // The request is readable again for whatever comes next (the error handler, the lingering close).
+      if ((req as AbandonedRequest)[ABANDONED] === true) req.readable = true
+      next(err)
+    })
+  }
 }

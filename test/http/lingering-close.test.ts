@@ -46,6 +46,44 @@ except Exception as e:
     print(json.dumps({'status': 0, 'body': {'error': '%s: %s' % (type(e).__name__, e)}}))
 `
 
+/**
+ * Sends `head` and then body bytes as fast as the connection takes them,
+ * until the answer's head comes back or `budget` bytes went; then, if the
+ * answer has not come, `tail` if given (the body's end), waiting for the
+ * answer. Resolves with the answer (empty if none), the body bytes sent
+ * before it came, and whether the tail was sent.
+ */
+async function sendUntilAnswered (port: number, head: string, budget: number, chunked: boolean, tail?: string): Promise<{ answer: string, sent: number, ended: boolean }> {
+  const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true })
+  let answer = ''
+  let sent = 0
+  const answered = (): boolean => answer.includes('\r\n\r\n')
+  socket.on('data', (chunk: Buffer) => { answer += chunk.toString('latin1') })
+  socket.on('error', () => {})
+  await new Promise((resolve) => socket.once('connect', resolve))
+  socket.write(head)
+  const piece = Buffer.alloc(MiB, 7)
+  const framed = chunked ? Buffer.concat([Buffer.from(`${piece.length.toString(16)}\r\n`), piece, Buffer.from('\r\n')]) : piece
+  while (!answered() && sent < budget && !socket.destroyed) {
+    sent += piece.length
+    if (!socket.write(framed)) await new Promise((resolve) => { socket.once('drain', resolve); socket.once('close', resolve) })
+  }
+  const ended = !answered() && tail !== undefined
+  if (ended) {
+    socket.write(tail)
+    for (let waited = 0; !answered() && waited < 10_000; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  // The answer's body follows its head.
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  socket.destroy()
+  return { answer, sent, ended }
+}
+
+const multipartHead = (fields: Record<string, string>, filename = 'big.glb'): string => [
+  ...Object.entries(fields).map(([name, value]) => `--b\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`),
+  `--b\r\nContent-Disposition: form-data; name="file"; filename="${filename}"\r\nContent-Type: application/octet-stream\r\n\r\n`
+].join('')
+
 describe('answers given before the body is read reach a client still sending it', () => {
   let t: TestHeimdall
   let port: number
@@ -72,6 +110,50 @@ describe('answers given before the body is read reach a client still sending it'
     // The server is as it was: an upload after them goes through.
     expect((await pyUpload(alice.token, 2 * MiB, 'length')).status).not.toBe(0)
   }, 120_000)
+
+  it('answers a chunked upload as soon as it is found too large: the rest of the body is not read first (multer read it all)', async () => {
+    const before = await leftovers(t)
+    // Chunked: no length to refuse it by; the 413 comes once the file passes MAX_UPLOAD_BYTES, while the client goes on.
+    // An asset streams into the node; a bundle, to a temp file.
+    for (const filename of ['big.glb', 'big.zip']) {
+      const part = multipartHead({}, filename)
+      const chunkedHead = `POST /upload HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\nAuthorization: Bearer ${alice.token}\r\n` +
+        `Content-Type: multipart/form-data; boundary=b\r\nTransfer-Encoding: chunked\r\n\r\n${part.length.toString(16)}\r\n${part}\r\n`
+      const chunked = await sendUntilAnswered(port, chunkedHead, 2048 * MiB, true)
+      expect(chunked.answer).toMatch(/^HTTP\/1\.1 413 /)
+      expect(chunked.answer).toMatch(/connection: close/i)
+      expect(chunked.sent).toBeLessThan(48 * MiB + 64 * MiB)
+    }
+    expect(await leftovers(t)).toEqual(before)
+  }, 120_000)
+})
+
+describe('an upload over its owner\'s quota, the credentials in the form', () => {
+  let t: TestHeimdall
+  beforeAll(async () => { t = await startTestHeimdall({ MAX_UPLOAD_BYTES: String(512 * MiB), QUOTA_BYTES: String(4 * MiB) }) })
+  afterAll(async () => { await t?.close() })
+
+  it('chunked, is answered once the credentials are read, not after the whole body (multer read it all first); with a length, after the body, bounded by MAX_UPLOAD_BYTES', async () => {
+    // As the page and the add-on's form send them: the quota is known only once they are read.
+    const bob = await createIdentity(t.request, 'bob')
+    const { port } = await t.listen()
+    const before = await leftovers(t)
+    const form = multipartHead({ username: bob.username, token: bob.token })
+    const chunkedHead = 'POST /upload HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\nContent-Type: multipart/form-data; boundary=b\r\n' +
+      `Transfer-Encoding: chunked\r\n\r\n${form.length.toString(16)}\r\n${form}\r\n`
+    const chunked = await sendUntilAnswered(port, chunkedHead, 1024 * MiB, true)
+    expect(chunked.answer).toMatch(/^HTTP\/1\.1 413 /)
+    expect(chunked.sent).toBeLessThan(100 * MiB)
+    // A length over what bob has left: the body is read (so that a browser, which reads no answer before it has sent
+    // all, gets it), and answered at its end.
+    const end = '\r\n--b--\r\n'
+    const lengthHead = 'POST /upload HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\nContent-Type: multipart/form-data; boundary=b\r\n' +
+      `Content-Length: ${form.length + 64 * MiB + end.length}\r\n\r\n${form}`
+    const withLength = await sendUntilAnswered(port, lengthHead, 64 * MiB, false, end)
+    expect(withLength).toMatchObject({ sent: 64 * MiB, ended: true })
+    expect(withLength.answer).toMatch(/^HTTP\/1\.1 413 /)
+    expect(await leftovers(t)).toEqual(before)
+  }, 60_000)
 })
 
 describe('the lingering close\'s limits', () => {
