@@ -119,6 +119,7 @@ const envSchema = z.object({
   SECRET_KEY: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
   MAX_UPLOAD_BYTES: integer(1, Number.MAX_SAFE_INTEGER).default(1_073_741_824),
   BODY_IDLE_TIMEOUT_SECONDS: integer(0, 24 * 3600).default(300),
+  DATABASE_QUERY_TIMEOUT_SECONDS: integer(0, 24 * 3600).default(30),
   IPFS_CID_PROFILE: z.enum(IMPORT_PROFILE_NAMES).default('unixfs-v1-2025'),
   ASSET_EXTENSIONS: optionalString.pipe(
     z.string().regex(/^[a-z0-9]+(,[a-z0-9]+)*$/, 'must be a comma-separated list of lower-case extensions').optional()
@@ -241,6 +242,8 @@ export interface Config {
   host: string
   dataDir: string
   databaseUrl: string | undefined
+  /** How long a query may go unanswered before its connection is closed and the request gets a 503 (0: no limit). */
+  databaseQueryTimeoutSeconds: number
   ipfsApiUrl: string | undefined
   /** Kubo's own HTTP gateway, private to the stack: where file bytes are read in Kubo mode. */
   ipfsGatewayUrl: string | undefined
@@ -365,6 +368,7 @@ export function loadConfig (env: Env): Config {
     host: e.HOST,
     dataDir: e.DATA_DIR,
     databaseUrl: e.DATABASE_URL,
+    databaseQueryTimeoutSeconds: e.DATABASE_QUERY_TIMEOUT_SECONDS,
     ipfsApiUrl: e.IPFS_API_URL,
     ipfsGatewayUrl: e.IPFS_GATEWAY_URL,
     ipfsBlocksDir: e.IPFS_BLOCKS_DIR,

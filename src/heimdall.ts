@@ -163,7 +163,11 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
     return openIpfsBackend({ ...config, dataDir }, { privateKey: peer.privateKey, logger, ...(shared === undefined ? {} : { shared }) })
   })
   // Instances sharing a store share the per-root lock of pin changes too.
-  const contentLock = blockstore.kind === 's3' && config.databaseUrl !== undefined ? new PgAdvisoryLock(config.databaseUrl) : undefined
+  // Its connections are made within the query timeout; its waits for a lock are not bounded (another upload of the
+  // same root may hold it for as long as its pin takes).
+  const contentLock = blockstore.kind === 's3' && config.databaseUrl !== undefined
+    ? new PgAdvisoryLock({ connectionString: config.databaseUrl, connectionTimeoutMillis: config.databaseQueryTimeoutSeconds * 1000 }, { unlockTimeoutMs: config.databaseQueryTimeoutSeconds * 1000 })
+    : undefined
 
   const metrics = new Metrics({ database: database.knex })
   // The services' calls to the node are timed; the gateway's block reads are its requests' latency.

@@ -16,6 +16,13 @@ export function advisoryKey (name: string): [number, number] {
 export interface PgAdvisoryLockOptions {
   /** Prefix of every key's lock name, so two applications sharing a server do not block each other. */
   namespace?: string
+  /**
+   * How long the unlock may go unanswered (0: no limit): past it the
+   * connection is closed instead, which ends the lock with the session once
+   * the server runs again. A server that stopped answering held the request
+   * in its `finally` for good.
+   */
+  unlockTimeoutMs?: number
 }
 
 /**
@@ -37,6 +44,7 @@ export class PgAdvisoryLock implements ContentLock {
   readonly #pool: pg.Pool
   readonly #local = new KeyedLock()
   readonly #namespace: string
+  readonly #unlockTimeoutMs: number
 
   /** `connection`: a connection string or a pool configuration (16 connections unless it says otherwise). */
   constructor (connection: string | pg.PoolConfig, options: PgAdvisoryLockOptions = {}) {
@@ -45,6 +53,7 @@ export class PgAdvisoryLock implements ContentLock {
     // An idle connection that breaks is dropped by the pool; without a listener the error would end the process.
     this.#pool.on('error', () => {})
     this.#namespace = options.namespace ?? 'heimdall/content-lock/'
+    this.#unlockTimeoutMs = options.unlockTimeoutMs ?? 0
   }
 
   async run<T> (key: string, work: () => Promise<T>): Promise<T> {
@@ -67,14 +76,17 @@ export class PgAdvisoryLock implements ContentLock {
         let released = false
         if (!broken) {
           try {
-            const result = await client.query<{ released: boolean }>('select pg_advisory_unlock($1, $2) as released', [high, low])
+            const unlock = client.query<{ released: boolean }>('select pg_advisory_unlock($1, $2) as released', [high, low])
+            const result = await (this.#unlockTimeoutMs > 0 ? withinMs(unlock, this.#unlockTimeoutMs) : unlock)
             released = result.rows[0]?.released === true
           } catch {
             // the connection is closed below
           }
         }
+        // A connection whose unlock did not succeed is closed, never pooled: the lock must not outlive the work. Its
+        // socket is destroyed, not ended: a server that does not answer would keep an ended one open.
+        if (!released) (client as pg.PoolClient & { connection?: { stream?: { destroy: () => void } } }).connection?.stream?.destroy()
         client.removeListener('error', onError)
-        // A connection whose unlock did not succeed is closed, never pooled: the lock must not outlive the work.
         client.release(released ? undefined : true)
       }
     })
@@ -82,5 +94,15 @@ export class PgAdvisoryLock implements ContentLock {
 
   async close (): Promise<void> {
     await this.#pool.end()
+  }
+}
+
+/** `promise`, or a rejection once `ms` pass without it settling. */
+async function withinMs<T> (promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([promise, new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(`no answer in ${ms} ms`)) }, ms) })])
+  } finally {
+    clearTimeout(timer)
   }
 }

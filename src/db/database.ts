@@ -5,6 +5,7 @@ import { advisoryKey } from './advisory-lock.ts'
 import { startEmbeddedPostgres } from './embedded-postgres.ts'
 import { createHeimdallDatabase, HEIMDALL_DATABASE } from './pglite-import.ts'
 import { DirectoryMigrationSource } from './migration-source.ts'
+import { boundQueries } from './query-deadline.ts'
 
 export interface Database {
   /** `embedded`: PostgreSQL in child processes of ours, on a socket in DATA_DIR; `postgres`: a server at DATABASE_URL. */
@@ -45,11 +46,46 @@ async function migrateExclusively (db: Knex, connection: pg.ClientConfig): Promi
   }
 }
 
-function wrap (kind: Database['kind'], db: Knex, connection: pg.ClientConfig, onClose: () => Promise<void> = async () => {}): Database {
+/**
+ * How long a query of the pool may go unanswered before its connection is
+ * closed (query-deadline.ts); not while migrations run, which may rewrite
+ * a large table.
+ */
+class Deadline {
+  migrating = 0
+  readonly ms: number
+  constructor (ms: number) { this.ms = ms }
+  readonly limit = (): number => this.migrating > 0 ? 0 : this.ms
+}
+
+export interface DatabaseOptions {
+  log?: DatabaseLog
+  /** DATABASE_QUERY_TIMEOUT_SECONDS: 0 or absent, none. */
+  queryTimeoutSeconds?: number
+}
+
+/**
+ * knex's pool for `connection`: every session READ COMMITTED, its queries
+ * bounded by `deadline`, and so is making a connection (a server that
+ * accepts and never answers held it until knex's 60 s acquire timeout).
+ */
+function pooled (connection: pg.ClientConfig, pool: Knex.PoolConfig, deadline: Deadline, log: DatabaseLog | undefined): Knex {
+  const bounded = deadline.ms > 0 ? { ...connection, connectionTimeoutMillis: deadline.ms } : connection
+  const afterCreate = (client: pg.Client, done: (err: Error | null, client: pg.Client) => void): void => {
+    boundQueries(client, deadline.limit)
+    readCommitted(client, done)
+  }
+  return knex({ client: 'pg', connection: bounded as Knex.StaticConnectionConfig, pool: { ...pool, afterCreate }, migrations, log: knexLog(log) })
+}
+
+function wrap (kind: Database['kind'], db: Knex, connection: pg.ClientConfig, deadline: Deadline, onClose: () => Promise<void> = async () => {}): Database {
   return {
     kind,
     knex: db,
-    migrate: async () => { await migrateExclusively(db, connection) },
+    migrate: async () => {
+      deadline.migrating++
+      try { await migrateExclusively(db, connection) } finally { deadline.migrating-- }
+    },
     ping: async () => { await db.raw('select 1') },
     close: async () => {
       await db.destroy()
@@ -83,12 +119,14 @@ function knexLog (log: DatabaseLog | undefined): Knex.Config['log'] {
  * quota, tested). One statement per new session, sent before knex uses it.
  */
 function readCommitted (connection: pg.Client, done: (err: Error | null, connection: pg.Client) => void): void {
-  connection.query('SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED').then(() => { done(null, connection) }, (err: Error) => { done(err, connection) })
+  // The callback form: a query bounded by the deadline, as knex's are.
+  connection.query('SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED', (err) => { done(err, connection) })
 }
 
 /** A PostgreSQL server, through `pg`. */
-export function openPostgres (url: string, options: { log?: DatabaseLog } = {}): Database {
-  return wrap('postgres', knex({ client: 'pg', connection: url, pool: { min: 0, max: 10, afterCreate: readCommitted }, migrations, log: knexLog(options.log) }), { connectionString: url })
+export function openPostgres (url: string, options: DatabaseOptions = {}): Database {
+  const deadline = new Deadline((options.queryTimeoutSeconds ?? 0) * 1000)
+  return wrap('postgres', pooled({ connectionString: url }, { min: 0, max: 10 }, deadline, options.log), { connectionString: url }, deadline)
 }
 
 /**
@@ -100,7 +138,7 @@ export function openPostgres (url: string, options: { log?: DatabaseLog } = {}):
  * three pooled sessions serve one web process (each is a server process of
  * ~20 MB; Heimdall's queries are short), idle ones closed after 30 s.
  */
-export async function openEmbedded (dir: string, options: { importFrom?: string, log?: DatabaseLog } = {}): Promise<Database> {
+export async function openEmbedded (dir: string, options: DatabaseOptions & { importFrom?: string } = {}): Promise<Database> {
   const embedded = await startEmbeddedPostgres(dir)
   try {
     await createHeimdallDatabase(embedded.connection, options.importFrom)
@@ -109,18 +147,20 @@ export async function openEmbedded (dir: string, options: { importFrom?: string,
     throw err
   }
   const connection = { ...embedded.connection, database: HEIMDALL_DATABASE }
-  const db = knex({ client: 'pg', connection, pool: { min: 0, max: 3, idleTimeoutMillis: 30_000, afterCreate: readCommitted }, migrations, log: knexLog(options.log) })
-  return wrap('embedded', db, connection, embedded.stop)
+  const deadline = new Deadline((options.queryTimeoutSeconds ?? 0) * 1000)
+  const db = pooled(connection, { min: 0, max: 3, idleTimeoutMillis: 30_000 }, deadline, options.log)
+  return wrap('embedded', db, connection, deadline, embedded.stop)
 }
 
 /** DATABASE_URL's server, else the embedded one in DATA_DIR/postgres (taking over DATA_DIR/pglite once, if there is one). */
-export async function openDatabase (config: { databaseUrl: string | undefined, dataDir: string }, options: { log?: DatabaseLog } = {}): Promise<Database> {
+export async function openDatabase (config: { databaseUrl: string | undefined, dataDir: string, databaseQueryTimeoutSeconds?: number }, options: DatabaseOptions = {}): Promise<Database> {
   // Absolute: the embedded server's socket folder is the connection's host, and pg reads a relative one (DATA_DIR=./data,
   // as .env.example has it) as a host name to look up.
   const dataDir = resolve(config.dataDir)
+  const opened = { queryTimeoutSeconds: config.databaseQueryTimeoutSeconds, ...options }
   return config.databaseUrl !== undefined
-    ? openPostgres(config.databaseUrl, options)
-    : openEmbedded(join(dataDir, 'postgres'), { importFrom: join(dataDir, 'pglite'), ...options })
+    ? openPostgres(config.databaseUrl, opened)
+    : openEmbedded(join(dataDir, 'postgres'), { importFrom: join(dataDir, 'pglite'), ...opened })
 }
 
 /** True when `err` is PostgreSQL's unique_violation. */

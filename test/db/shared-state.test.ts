@@ -8,6 +8,7 @@ import { PgAdvisoryLock } from '../../src/db/advisory-lock.ts'
 import { DirectoryMigrationSource } from '../../src/db/migration-source.ts'
 import { PgPinStore } from '../../src/db/pin-repository.ts'
 import { databaseFactories } from '../support/databases.ts'
+import { freezableRelay } from '../support/frozen-relay.ts'
 
 /** The CIDv0 of an empty UnixFS directory and its CIDv1 (base32). */
 const V0 = CID.parse('QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn')
@@ -244,6 +245,47 @@ for (const factory of databaseFactories()) {
         expect(await within(5_000, two.run('bafy-broken', async () => { await sleep(1); return 'other instance' }))).toBe('other instance')
         expect(await within(5_000, one.run('bafy-broken', async () => { await sleep(1); return 'same instance' }))).toBe('same instance')
         expect(await advisoryLocksHeld()).toBe(0)
+      })
+
+      it('gives up an unlock the server does not answer after unlockTimeoutMs: the work\'s answer returns, and the closed session ends the lock', async () => {
+        const relay = await freezableRelay(url)
+        try {
+          const frozen = new PgAdvisoryLock(relay.url, { unlockTimeoutMs: 500 })
+          opened.push(frozen)
+          const started = Date.now()
+          // It held the request in its finally for as long as the server did not answer.
+          expect(await within(5_000, frozen.run('bafy-frozen', async () => { relay.freeze(); await sleep(1); return 'finished' }))).toBe('finished')
+          expect(Date.now() - started).toBeGreaterThanOrEqual(500)
+          expect(await within(5_000, lock().run('bafy-frozen', async () => { await sleep(1); return 'other instance' }))).toBe('other instance')
+          expect(await advisoryLocksHeld()).toBe(0)
+        } finally { await relay.close() }
+      })
+    })
+
+    describe('a server that stops answering (DATABASE_QUERY_TIMEOUT_SECONDS)', () => {
+      it('fails a query it does not answer after the deadline, lends that connection no more, and bounds making a new one', async () => {
+        const relay = await freezableRelay(url)
+        const bounded = openPostgres(relay.url, { queryTimeoutSeconds: 1, log: { warn: () => {}, error: () => {} } })
+        try {
+          await bounded.knex.transaction(async (trx) => { await trx.raw('select 1') })
+          relay.freeze()
+          const started = Date.now()
+          await expect(within(5_000, bounded.knex.raw('select 2'))).rejects.toMatchObject({ name: 'QueryDeadlineError' })
+          expect(Date.now() - started).toBeGreaterThanOrEqual(1000)
+          // The next query needs a new connection, which the frozen server never makes either.
+          await expect(within(5_000, bounded.knex.raw('select 3'))).rejects.toThrow(/timeout expired/)
+        } finally {
+          await relay.close()
+          await bounded.close()
+        }
+        // The session closed with the relay: nothing of it is left running on the server.
+        await within(5_000, (async () => {
+          for (;;) {
+            const { rows } = await db.knex.raw<{ rows: Array<{ n: number }> }>("select count(*)::int as n from pg_stat_activity where query in ('select 2', 'select 3')")
+            if (rows[0]?.n === 0) return
+            await sleep(50)
+          }
+        })())
       })
     })
 

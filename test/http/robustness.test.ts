@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { stat, readdir } from 'node:fs/promises'
+import { readFile, stat, readdir } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -235,4 +235,59 @@ describe.skipIf(postgresUrl === '')('with PostgreSQL down', () => {
     expect(lines.some((l) => l.level === 40 && l.req?.url === '/upload' && l.res?.statusCode === 503)).toBe(true)
     expect((await leftovers(t).catch(() => undefined))?.tmpFiles ?? []).toEqual([])
   })
+})
+
+/** The embedded PostgreSQL's processes: the postmaster (first line of its pid file) and its children. */
+async function embeddedPostgresPids (dataDir: string): Promise<number[]> {
+  const postmaster = Number((await readFile(join(dataDir, 'postgres', 'data', 'postmaster.pid'), 'utf8')).split('\n')[0])
+  const children: number[] = []
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '')
+    // pid (comm) state ppid …: comm may hold spaces, so read after its closing parenthesis.
+    if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === postmaster) children.push(Number(entry))
+  }
+  return [postmaster, ...children]
+}
+
+describe('with the embedded PostgreSQL stopped (SIGSTOP): a server that accepts and never answers', () => {
+  let t: TestHeimdall
+  let stopped: number[] = []
+  const resume = (): void => { for (const pid of stopped.splice(0)) { try { process.kill(pid, 'SIGCONT') } catch { /* gone already */ } } }
+  beforeAll(async () => { t = await startTestHeimdall({ DATABASE_QUERY_TIMEOUT_SECONDS: '2' }) })
+  afterAll(async () => { resume(); await t?.close() })
+
+  /** The request's status, or 0 if it has not answered in `ms`. */
+  async function within (ms: number, request: PromiseLike<{ status: number }>): Promise<{ status: number, tookMs: number }> {
+    const started = Date.now()
+    const status = await Promise.race([Promise.resolve(request).then((res) => res.status), new Promise<number>((resolve) => setTimeout(() => { resolve(0) }, ms))])
+    return { status, tookMs: Date.now() - started }
+  }
+
+  it('requests that need it answer 503 once DATABASE_QUERY_TIMEOUT_SECONDS pass (they waited for as long as the client did), leave nothing behind, and all works again once it runs', async () => {
+    const { token } = await createIdentity(t.request)
+    const before = await leftovers(t)
+    stopped = await embeddedPostgresPids(t.dataDir)
+    for (const pid of stopped) process.kill(pid, 'SIGSTOP')
+    try {
+      const list = await within(8000, t.request.get('/uploads').set('Authorization', `Bearer ${token}`))
+      expect(list.status).toBe(503)
+      expect(list.tookMs).toBeGreaterThanOrEqual(1900)
+      // Every pooled connection is now behind a hung query or closed: the next ones wait for new connections, which
+      // the stopped server never answers either.
+      const [upload, again] = await Promise.all([
+        within(15_000, t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', Buffer.from('stopped'), 'stopped.bin')),
+        within(15_000, t.request.get('/uploads').set('Authorization', `Bearer ${token}`))
+      ])
+      expect(upload.status).toBe(503)
+      expect(again.status).toBe(503)
+    } finally { resume() }
+    // The sessions closed while stopped are gone; new ones serve as before, and nothing of the refused upload stayed.
+    await t.request.get('/uploads').set('Authorization', `Bearer ${token}`).expect(200)
+    await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', Buffer.from('running'), 'running.bin').expect(200)
+    const after = await leftovers(t)
+    // The one upload since: its row, its file, its pin, its two blocks (the file and the folder around it).
+    expect({ ...after, uploads: after.uploads - 1, entries: after.entries - 1, pins: after.pins.length - 1, blocks: after.blocks - 2 }).toEqual({ ...before, pins: before.pins.length })
+    expect(t.logs.some((l) => l.includes('unhandled error'))).toBe(false)
+  }, 60_000)
 })

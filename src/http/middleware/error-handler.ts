@@ -15,8 +15,10 @@ const DB_UNAVAILABLE_SQLSTATE = /^(08|57P0)/
 /** True for an error that says the database cannot be reached right now (not that a query was wrong). */
 export function isDatabaseUnavailable (err: unknown): boolean {
   if (!(err instanceof Error)) return false
-  if (err.name === 'KnexTimeoutError') return true
+  if (err.name === 'KnexTimeoutError' || err.name === 'QueryDeadlineError') return true
   if (/Connection terminated|Client has encountered a connection error|Connection ended unexpectedly/i.test(err.message)) return true
+  // `pg`'s own words for a connection not made within connectionTimeoutMillis (the database's query timeout).
+  if (err.message === 'timeout expired') return true
   const code = (err as NodeJS.ErrnoException).code
   if (typeof code !== 'string') return false
   // `pg` rejects with the socket's error; ENOENT counts only as "connect ENOENT <unix socket>".
