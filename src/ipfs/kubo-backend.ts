@@ -61,6 +61,13 @@ const OFFLINE: Record<string, unknown> = { offline: true }
 const IMPORT_IDLE_MS = 10 * 60_000
 /** How long removing a pin, or asking about one, may take: moments for a Kubo that answers at all. */
 const PIN_QUERY_MS = 60_000
+/**
+ * How long a pin may go without a word from Kubo: asked with progress, Kubo
+ * says how far it got every half second, also while its pin waits for a
+ * repo GC to end, so silence this long is a Kubo that stopped (or
+ * deadlocked), however large the DAG.
+ */
+const PIN_IDLE_MS = 60_000
 /** The identity multihash: the block is the digest itself, and Kubo's block/get would not be asked. */
 const IDENTITY = 0x00
 const NOT_FOUND = /not found|no link named|could not find|does not exist|not pinned|merkledag: not found/i
@@ -124,12 +131,14 @@ export class KuboBackend implements IpfsBackend {
   readonly #gate = new GcGate()
 
   readonly #importIdleMs: number
+  readonly #pinIdleMs: number
 
-  /** `importIdleMs`: how long an import waits for Kubo to read or answer anything (IMPORT_IDLE_MS). */
-  constructor (url: string, options: { importIdleMs?: number } = {}) {
+  /** `importIdleMs`: how long an import waits for Kubo to read or answer anything (IMPORT_IDLE_MS); `pinIdleMs`, a pin (PIN_IDLE_MS). */
+  constructor (url: string, options: { importIdleMs?: number, pinIdleMs?: number } = {}) {
     this.#url = url
     this.#client = create({ url })
     this.#importIdleMs = options.importIdleMs ?? IMPORT_IDLE_MS
+    this.#pinIdleMs = options.pinIdleMs ?? PIN_IDLE_MS
   }
 
   /** Turns "cannot connect" into 503 and Kubo's not-found answers into 404; everything else passes. */
@@ -305,7 +314,26 @@ export class KuboBackend implements IpfsBackend {
    * hold one pin (see cid-forms.ts).
    */
   async pin (cid: CID, options: { signal?: AbortSignal } = {}): Promise<void> {
-    await this.#call(`pin ${cid.toString()}`, async () => { await this.#client.pin.add(cid.toV1(), { recursive: true, signal: options.signal }) })
+    const url = new URL('/api/v0/pin/add', this.#url)
+    url.search = new URLSearchParams({ arg: cid.toV1().toString(), recursive: 'true', progress: 'true' }).toString()
+    await this.#call(`pin ${cid.toString()}`, async () => {
+      const send = url.protocol === 'https:' ? httpsRequest : http.request
+      const req = send(url, { method: 'POST', signal: options.signal })
+      // Asked with progress so that a Kubo that stops answering fails the pin instead of holding the upload, and its
+      // root's lock, for good (kubo-rpc-client's pin.add cannot read progress lines).
+      await whileKuboAnswers(req, this.#pinIdleMs, async () => {
+        const answered = new Promise<IncomingMessage>((resolve, reject) => { req.once('response', resolve); req.once('error', reject) })
+        req.end()
+        const res = await answered
+        res.setEncoding('utf8')
+        let text = ''
+        for await (const chunk of res) text += chunk as string
+        // Progress lines, then {"Pins":[…]}; a failure after the first line comes as the stream's trailer.
+        const failure = res.statusCode !== 200 ? kuboMessage(text) : res.trailers['x-stream-error']
+        if (failure !== undefined && failure !== '') throw new Error(failure)
+        if (!text.split('\n').some((line) => line.includes('"Pins"'))) throw new Error(`Kubo's pin/add ended without its pins: ${text.slice(-200)}`)
+      })
+    })
   }
 
   async unpin (cid: CID): Promise<void> {

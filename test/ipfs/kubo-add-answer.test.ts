@@ -1,5 +1,5 @@
 import { once } from 'node:events'
-import { createServer, type Server } from 'node:http'
+import { createServer, type Server, type ServerResponse } from 'node:http'
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { ServiceUnavailableError } from '../../src/errors.ts'
+import { NotFoundError, ServiceUnavailableError } from '../../src/errors.ts'
 import { KuboBackend } from '../../src/ipfs/kubo-backend.ts'
 
 const CID_A = 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
@@ -99,6 +99,39 @@ describe('KuboBackend when Kubo stops answering', () => {
     } finally {
       await lease.release()
     }
+  })
+
+  it('a pin Kubo does not answer fails with 503 once it has been idle for pinIdleMs (it held the upload and its root\'s lock for good)', async () => {
+    const backend = new KuboBackend(await frozenKubo(), { pinIdleMs: 300 })
+    const started = Date.now()
+    await expect(backend.pin(CID.parse(CID_ROOT))).rejects.toBeInstanceOf(ServiceUnavailableError)
+    expect(Date.now() - started).toBeLessThan(5_000)
+  })
+
+  it('a pin that takes longer than pinIdleMs goes on while Kubo reports progress, as it does every half second; a failure in its trailer is the pin\'s', async () => {
+    const kubo = async (end: (res: ServerResponse) => void): Promise<string> => {
+      const server = createServer((req, res) => {
+        req.resume()
+        res.writeHead(200, { 'Content-Type': 'application/json', Trailer: 'X-Stream-Error' })
+        let ticks = 0
+        const timer = setInterval(() => {
+          if (++ticks <= 6) { res.write(`${JSON.stringify({ Progress: ticks * 10, Bytes: ticks * 1000 })}\n`); return }
+          clearInterval(timer)
+          end(res)
+        }, 500)
+      })
+      server.listen(0, '127.0.0.1')
+      await once(server, 'listening')
+      closeServer = () => { server.close() }
+      return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    }
+    const pinned = new KuboBackend(await kubo((res) => { res.end(`${JSON.stringify({ Pins: [CID_ROOT] })}\n`) }), { pinIdleMs: 1500 })
+    const started = Date.now()
+    await pinned.pin(CID.parse(CID_ROOT))
+    expect(Date.now() - started).toBeGreaterThanOrEqual(3000)
+    closeServer?.()
+    const failed = new KuboBackend(await kubo((res) => { res.addTrailers({ 'X-Stream-Error': 'merkledag: not found' }); res.end() }), { pinIdleMs: 1500 })
+    await expect(failed.pin(CID.parse(CID_ROOT))).rejects.toBeInstanceOf(NotFoundError)
   })
 
   it('a pause of the upload itself (a client sending slowly) is not Kubo stalling', async () => {
