@@ -1,4 +1,5 @@
 import type { Knex } from 'knex'
+import { LOCK_WAIT } from './query-deadline.ts'
 
 /**
  * The advisory lock (a pair of int4) that orders lease registrations and
@@ -46,7 +47,7 @@ export class BlockLeaseRepository {
    */
   async register (leaseId: number, keys: readonly string[]): Promise<Set<string>> {
     if (keys.length === 0) return new Set()
-    const result = await this.#db.raw<{ rows: Array<{ key: string }> }>('select k as key from heimdall_register_lease_keys(?, ?, ?, ?::text[]) as k', [...SWEEP_LOCK, leaseId, keys as string[]])
+    const result = await this.#db.raw<{ rows: Array<{ key: string }> }>('select k as key from heimdall_register_lease_keys(?, ?, ?, ?::text[]) as k', [...SWEEP_LOCK, leaseId, keys as string[]]).options(LOCK_WAIT)
     return new Set(result.rows.map((row) => row.key))
   }
 
@@ -88,7 +89,7 @@ export class BlockLeaseRepository {
    */
   async sweep<T> (work: (batch: { leased: (keys: readonly string[]) => Promise<Set<string>>, collected: (keys: readonly string[]) => Promise<void>, transaction: Knex.Transaction }) => Promise<T>): Promise<T> {
     return this.#db.transaction(async (trx) => {
-      await trx.raw('select pg_advisory_xact_lock(?, ?)', [...SWEEP_LOCK])
+      await trx.raw('select pg_advisory_xact_lock(?, ?)', [...SWEEP_LOCK]).options(LOCK_WAIT)
       return work({
         leased: async (keys) => {
           if (keys.length === 0) return new Set<string>()

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex'
 import { LeaseLostError, type PackEntry, type PackedLocation, type PackIndex, type Within } from '../storage/pack-index.ts'
 import { SWEEP_LOCK } from './block-lease-repository.ts'
+import { LOCK_WAIT } from './query-deadline.ts'
 
 const PAGE = 5000
 
@@ -27,7 +28,7 @@ export class PgPackIndex implements PackIndex {
     return this.#db.transaction(async (trx) => {
       // Shared, as a registration takes it, and the lease read after it in a statement of its own: a sweep that ended the
       // lease and took the object is over and seen, or no sweep can take the object until these rows are in.
-      await trx.raw('select pg_advisory_xact_lock_shared(?, ?)', [...SWEEP_LOCK])
+      await trx.raw('select pg_advisory_xact_lock_shared(?, ?)', [...SWEEP_LOCK]).options(LOCK_WAIT)
       const leased = await trx<{ block_key: string, lease_id: number }>('block_lease_keys').where({ block_key: pack }).first('lease_id')
       if (leased === undefined) throw new LeaseLostError(pack)
       await trx('block_packs').insert({ name: pack, size })

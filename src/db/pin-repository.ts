@@ -2,6 +2,7 @@ import type { Knex } from 'knex'
 import { CID } from 'multiformats/cid'
 import type { PinStore } from '../ipfs/pin-store.ts'
 import { advisoryKey } from './advisory-lock.ts'
+import { LOCK_WAIT } from './query-deadline.ts'
 
 interface PinRow {
   cid: string
@@ -37,7 +38,7 @@ export class PgPinStore implements PinStore {
 
   async add (cid: CID): Promise<void> {
     await this.#db.transaction(async (trx) => {
-      await trx.raw('select pg_advisory_xact_lock_shared(?, ?)', SEQ_LOCK)
+      await trx.raw('select pg_advisory_xact_lock_shared(?, ?)', SEQ_LOCK).options(LOCK_WAIT)
       await trx('ipfs_pins').insert({ cid: v1(cid) }).onConflict('cid').ignore()
     })
   }
@@ -87,7 +88,7 @@ export class PgPinStore implements PinStore {
 
   async #exclusively<T> (read: (trx: Knex.Transaction) => Promise<T>, within?: Knex.Transaction): Promise<T> {
     return (within ?? this.#db).transaction(async (trx) => {
-      await trx.raw('select pg_advisory_xact_lock(?, ?)', SEQ_LOCK)
+      await trx.raw('select pg_advisory_xact_lock(?, ?)', SEQ_LOCK).options(LOCK_WAIT)
       return read(trx)
     })
   }

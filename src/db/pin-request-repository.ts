@@ -1,6 +1,7 @@
 import { advisoryKey } from './advisory-lock.ts'
 import type { Knex } from 'knex'
 import { isUniqueViolation } from './database.ts'
+import { LOCK_WAIT } from './query-deadline.ts'
 
 export const PIN_STATUSES = ['queued', 'pinning', 'pinned', 'failed'] as const
 export type PinStatus = (typeof PIN_STATUSES)[number]
@@ -98,7 +99,7 @@ export class PinRequestRepository {
       try {
         return await this.#db.transaction(async (trx) => {
           if (maxPending !== undefined) {
-            await trx.raw('select pg_advisory_xact_lock(?, ?)', advisoryKey(`heimdall:pin-requests:${request.identityId}`))
+            await trx.raw('select pg_advisory_xact_lock(?, ?)', advisoryKey(`heimdall:pin-requests:${request.identityId}`)).options(LOCK_WAIT)
             const [counted] = await trx('pin_requests').where({ identity_id: request.identityId }).whereIn('status', ['queued', 'pinning']).count<Array<{ count: string | number }>>('* as count')
             if (Number(counted?.count ?? 0) >= maxPending) return undefined
           }

@@ -16,6 +16,13 @@ type PooledClient = pg.Client & { __knex__disposed?: unknown, connection?: { str
 type QueryCallback = (err: Error | null, result?: unknown) => void
 
 /**
+ * knex's `.options(LOCK_WAIT)` on a statement that waits for a lock other
+ * work holds for as long as that work takes (an advisory lock a sweep batch
+ * or another instance's upload holds): no deadline on it.
+ */
+export const LOCK_WAIT = { lockWait: true } as const
+
+/**
  * Bounds how long a query sent on `client` may go unanswered, for
  * `limitMs()` ms (0: no bound). A PostgreSQL that stops answering (its
  * processes stopped, a host gone without a reset, a network that drops
@@ -28,9 +35,18 @@ type QueryCallback = (err: Error | null, result?: unknown) => void
  * the connection no more, and PostgreSQL, once it runs again, sees the
  * session gone and rolls back its transaction, so nothing half done stays.
  *
- * Only the queries knex sends (with a callback) are bounded: a promise-form
- * query on a connection taken for a long wait (the collection lock,
- * block-lease-repository.ts) is not, nor is a streamed one.
+ * Only the queries knex sends (with a callback) are bounded, and not those
+ * marked LOCK_WAIT: a promise-form query on a connection taken for a long
+ * wait (the collection lock, block-lease-repository.ts) is not, nor is a
+ * streamed one. The bound is checked once more after Node has read what
+ * arrived meanwhile, so that a process that was itself busy past it does
+ * not take an answer waiting in the socket for none.
+ *
+ * A query given up on may still complete on the server (a slow server, or
+ * one waiting for a row lock, runs on and commits before it notices the
+ * closed session): its outcome is unknown, as with any lost connection
+ * (see isDatabaseUnavailable), and the caller must not act as if it had
+ * not happened.
  */
 export function boundQueries (client: pg.Client, limitMs: () => number): void {
   const pooled = client as PooledClient
@@ -38,14 +54,21 @@ export function boundQueries (client: pg.Client, limitMs: () => number): void {
   pooled.query = ((...args: unknown[]) => {
     const ms = limitMs()
     const answer = args.at(-1)
-    if (ms <= 0 || typeof answer !== 'function') return query(...args)
+    const config = args[0] as { lockWait?: boolean } | undefined
+    if (ms <= 0 || typeof answer !== 'function' || config?.lockWait === true) return query(...args)
+    let answered = false
     let late = false
     const timer = setTimeout(() => {
-      late = true
-      pooled.__knex__disposed = new QueryDeadlineError(ms)
-      pooled.connection?.stream?.destroy()
+      // After the poll phase: an answer that came while this process was busy is read first.
+      setImmediate(() => {
+        if (answered) return
+        late = true
+        pooled.__knex__disposed = new QueryDeadlineError(ms)
+        pooled.connection?.stream?.destroy()
+      })
     }, ms)
     args[args.length - 1] = (err: Error | null, result?: unknown) => {
+      answered = true
       clearTimeout(timer)
       ;(answer as QueryCallback)(late ? new QueryDeadlineError(ms) : err, result)
     }

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex'
 import { advisoryKey } from './advisory-lock.ts'
 import type { Usage } from './quota-repository.ts'
+import { LOCK_WAIT } from './query-deadline.ts'
 
 /** An upload sent with the tus protocol, as its row says. */
 export interface ResumableUpload {
@@ -71,7 +72,7 @@ export class ResumableUploadRepository {
   async create (upload: { id: string, identityId: number, fileName: string, metadata: string | null, length: number, instanceId: string, expiresAt: Date }, admit?: (unfinished: Usage) => void): Promise<ResumableUpload> {
     return this.#db.transaction(async (trx) => {
       if (admit !== undefined) {
-        await trx.raw('select pg_advisory_xact_lock(?, ?)', advisoryKey(`heimdall:resumable-uploads:${upload.identityId}`))
+        await trx.raw('select pg_advisory_xact_lock(?, ?)', advisoryKey(`heimdall:resumable-uploads:${upload.identityId}`)).options(LOCK_WAIT)
         const [row] = await trx('resumable_uploads')
           .where({ identity_id: upload.identityId })
           .whereNull('completed_at')

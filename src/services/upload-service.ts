@@ -7,6 +7,7 @@ import { buildAvatarReport } from '../assets/avatar-report.ts'
 import type { Identity } from '../db/identity-repository.ts'
 import type { PinIntentRepository } from '../db/pin-intent-repository.ts'
 import type { Upload, UploadEntry, UploadRepository } from '../db/upload-repository.ts'
+import { isDatabaseUnavailable } from '../db/unavailable.ts'
 import { CID } from 'multiformats/cid'
 import { BadRequestError, ContentBlockedError, HeimdallError, InsufficientStorageError, isOutOfSpace, NotFoundError, PayloadTooLargeError, ServiceUnavailableError, UnprocessableContentError, UnsupportedMediaTypeError } from '../errors.ts'
 import { readCar } from '../ipfs/car-reader.ts'
@@ -388,8 +389,10 @@ export class UploadService {
         return { upload, created, items: toAddedItems(name.rootName, nodes) }
       } catch (err) {
         // Whether anything else holds the root, or the unpin, may be unknown now (the database or the node away):
-        // the journal row then stays, and settling it decides later.
-        const referenced = await this.#referenced(rootCid).catch(() => undefined)
+        // the journal row then stays, and settling it decides later. So when the database did not answer the insert:
+        // a statement given up on, or whose connection broke, may still commit (settling the journal row with it),
+        // and unpinning now would leave a recorded upload without its content.
+        const referenced = isDatabaseUnavailable(err) ? undefined : await this.#referenced(rootCid).catch(() => undefined)
         if (referenced === undefined) intent.keep = true
         else if (referenced === 0) {
           await backend.unpin(root.cid).catch((unpinErr: unknown) => {

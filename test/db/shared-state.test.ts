@@ -7,6 +7,7 @@ import { openPostgres, type Database } from '../../src/db/database.ts'
 import { PgAdvisoryLock } from '../../src/db/advisory-lock.ts'
 import { DirectoryMigrationSource } from '../../src/db/migration-source.ts'
 import { PgPinStore } from '../../src/db/pin-repository.ts'
+import { LOCK_WAIT } from '../../src/db/query-deadline.ts'
 import { databaseFactories } from '../support/databases.ts'
 import { freezableRelay } from '../support/frozen-relay.ts'
 
@@ -286,6 +287,44 @@ for (const factory of databaseFactories()) {
             await sleep(50)
           }
         })())
+      })
+    })
+
+    describe('the query deadline\'s exceptions', () => {
+      const quiet = { warn: () => {}, error: () => {} }
+
+      it('does not bound a wait for a lock marked LOCK_WAIT (other work holds it as long as it takes), only other statements', async () => {
+        const bounded = openPostgres(url, { queryTimeoutSeconds: 1, log: quiet })
+        let release!: () => void
+        const released = new Promise<void>((resolve) => { release = resolve })
+        const holding = db.knex.transaction(async (trx) => { await trx.raw('select pg_advisory_xact_lock(7, 7)'); await released })
+        try {
+          await sleep(100)
+          const waited = bounded.knex.transaction(async (trx) => { await trx.raw('select pg_advisory_xact_lock(7, 7)').options(LOCK_WAIT); return 'got it' })
+          await expect(bounded.knex.transaction(async (trx) => { await trx.raw('select pg_advisory_xact_lock(7, 7)') })).rejects.toThrow()
+          release()
+          expect(await within(5_000, waited)).toBe('got it')
+        } finally {
+          release()
+          await holding
+          await bounded.close()
+        }
+      })
+
+      it('counts no time this process was busy itself: an answer that came meanwhile is read, not discarded as late', async () => {
+        const bounded = openPostgres(url, { queryTimeoutSeconds: 1, log: quiet })
+        try {
+          await bounded.knex.raw('select 1')
+          // Held just after the query is sent, before its answer can have been read (the loop's poll phase is past).
+          bounded.knex.once('query', () => {
+            setImmediate(() => {
+              const busyUntil = Date.now() + 1300
+              while (Date.now() < busyUntil) { /* the event loop held past the deadline */ }
+            })
+          })
+          const answered = await bounded.knex.raw<{ rows: Array<{ one: number }> }>('select 1 as one')
+          expect(answered.rows).toEqual([{ one: 1 }])
+        } finally { await bounded.close() }
       })
     })
 

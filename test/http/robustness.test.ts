@@ -4,7 +4,7 @@ import { connect } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { inject } from 'vitest'
-import { leftovers, createIdentity, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
+import { asBytes, leftovers, createIdentity, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
 import { startPostgresServer, type PostgresServer } from '../support/postgres-server.ts'
 
 const sleep = async (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
@@ -289,5 +289,62 @@ describe('with the embedded PostgreSQL stopped (SIGSTOP): a server that accepts 
     // The one upload since: its row, its file, its pin, its two blocks (the file and the folder around it).
     expect({ ...after, uploads: after.uploads - 1, entries: after.entries - 1, pins: after.pins.length - 1, blocks: after.blocks - 2 }).toEqual({ ...before, pins: before.pins.length })
     expect(t.logs.some((l) => l.includes('unhandled error'))).toBe(false)
+  }, 60_000)
+
+  it('an upload whose record waits past the deadline (its owner\'s row locked) is answered 503 and not recorded later: the server cancels the statement once its client has gone, and the journal releases the pin', async () => {
+    const { token, username } = await createIdentity(t.request)
+    const before = await leftovers(t)
+    const knex = t.heimdall.database.knex
+    let release!: () => void
+    const released = new Promise<void>((resolve) => { release = resolve })
+    // Another session holds the owner's row, as a long transaction would: recording the upload waits for it.
+    const holding = knex.transaction(async (trx) => {
+      await trx('identities').where({ username }).forUpdate().select('id')
+      await released
+    })
+    try {
+      const upload = await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', Buffer.from('late'), 'late.bin')
+      expect(upload.status).toBe(503)
+      // Well past the server's check of its client (every 1.5 s): a statement still waiting would commit when the lock goes.
+      await new Promise((resolve) => setTimeout(resolve, 3500))
+    } finally {
+      release()
+      await holding
+    }
+    expect((await t.request.get('/uploads').set('Authorization', `Bearer ${token}`).expect(200)).body.total).toBe(0)
+    // Its pin is left to the journal (whether the record was made was unknown when it was answered): once the row is
+    // old enough, settling it unpins.
+    await knex('pin_intents').update({ created_at: knex.raw("now() - interval '11 minutes'") })
+    await t.heimdall.settlePins()
+    // (Its blocks go at the next collection.)
+    const after = await leftovers(t)
+    expect({ ...after, blocks: 0 }).toEqual({ ...before, blocks: 0 })
+  }, 60_000)
+
+  it('an upload whose record commits after its 503 (the lock freed before the server checked its client) keeps its content: the outcome was unknown, so the pin was not released', async () => {
+    const { token, username } = await createIdentity(t.request)
+    const knex = t.heimdall.database.knex
+    let release!: () => void
+    const released = new Promise<void>((resolve) => { release = resolve })
+    const holding = knex.transaction(async (trx) => {
+      await trx('identities').where({ username }).forUpdate().select('id')
+      await released
+    })
+    // Freed as soon as the 503 comes: within the 1.5 s before the server checks its client again, the waiting record
+    // gets the row and commits. The pin was released before (a recorded upload served 404).
+    const upload = await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', Buffer.from('late but kept'), 'kept.bin')
+    release()
+    await holding
+    expect(upload.status).toBe(503)
+    let listed: { total: number, uploads: Array<{ rootCid: string }> } = { total: 0, uploads: [] }
+    for (let i = 0; i < 40 && listed.total === 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      listed = (await t.request.get('/uploads').set('Authorization', `Bearer ${token}`).expect(200)).body as typeof listed
+    }
+    expect(listed.total).toBe(1)
+    const served = async (): Promise<string> => String((await t.request.get(`/ipfs/${listed.uploads[0]?.rootCid ?? ''}/kept.bin`).buffer(true).parse(asBytes).expect(200)).body)
+    expect(await served()).toBe('late but kept')
+    await t.heimdall.settlePins()
+    expect(await served()).toBe('late but kept')
   }, 60_000)
 })

@@ -2,28 +2,11 @@ import type { ErrorRequestHandler, Request, RequestHandler } from 'express'
 import multer from 'multer'
 import type { Logger } from 'pino'
 import { BadRequestError, ClientClosedRequestError, HeimdallError, InsufficientStorageError, isOutOfSpace, NotFoundError, PayloadTooLargeError, ServiceUnavailableError, TooManyRequestsError } from '../../errors.ts'
+import { isDatabaseUnavailable } from '../../db/unavailable.ts'
 import { wantsHtml } from '../negotiate.ts'
 
 export const notFound: RequestHandler = (req, _res, next) => {
   next(new NotFoundError(`no page at ${req.path}`))
-}
-
-/** Connection failures of the `pg` driver and knex's pool, and PostgreSQL's "connection gone / shutting down" states. */
-const DB_UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT', 'EPIPE', 'ENOENT'])
-const DB_UNAVAILABLE_SQLSTATE = /^(08|57P0)/
-
-/** True for an error that says the database cannot be reached right now (not that a query was wrong). */
-export function isDatabaseUnavailable (err: unknown): boolean {
-  if (!(err instanceof Error)) return false
-  if (err.name === 'KnexTimeoutError' || err.name === 'QueryDeadlineError') return true
-  if (/Connection terminated|Client has encountered a connection error|Connection ended unexpectedly/i.test(err.message)) return true
-  // `pg`'s own words for a connection not made within connectionTimeoutMillis (the database's query timeout).
-  if (err.message === 'timeout expired') return true
-  const code = (err as NodeJS.ErrnoException).code
-  if (typeof code !== 'string') return false
-  // `pg` rejects with the socket's error; ENOENT counts only as "connect ENOENT <unix socket>".
-  if (DB_UNREACHABLE_CODES.has(code)) return code !== 'ENOENT' || err.message.startsWith('connect')
-  return DB_UNAVAILABLE_SQLSTATE.test(code) && 'severity' in err
 }
 
 /**

@@ -7,7 +7,8 @@ import { PIN_STATUSES, TEXT_MATCHES, type PinRequest, type PinRequestFilter } fr
 import { BadRequestError, ContentBlockedError, HeimdallError, NotFoundError, TooManyRequestsError } from '../../errors.ts'
 import type { Denylist } from '../../denylist/denylist.ts'
 import type { PinInput, PinRequestService } from '../../services/pin-request-service.ts'
-import { isDatabaseUnavailable, isUnstorableText } from '../middleware/error-handler.ts'
+import { isDatabaseUnavailable } from '../../db/unavailable.ts'
+import { isUnstorableText } from '../middleware/error-handler.ts'
 import { requireCaller, type Authenticator } from '../authentication.ts'
 // The request schemas the OpenAPI description is generated from.
 import { PSA_MAX_CIDS, PSA_MAX_NAME, PSA_MAX_ORIGINS, psaMeta, psaPin, withinCharacters } from '../openapi/requests.ts'
