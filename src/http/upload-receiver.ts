@@ -136,14 +136,32 @@ class ReceivingStorage implements multer.StorageEngine {
  * from that moment until multer hands the request on (see `uploadReceiver`),
  * once it has removed what it stored.
  */
-function feedBusboy (req: IncomingMessage, busboy: Writable): void {
-  busboy.once('unpipe', () => {
-    if (req.headers['content-length'] !== undefined || req.readableEnded || req.destroyed) return
-    ;(req as AbandonedRequest)[ABANDONED] = true
-    req.readable = false
-  })
-  req.pipe(busboy)
+function feedBusboy (maxBodyBytes: number) {
+  return (req: IncomingMessage, busboy: Writable): void => {
+    const chunked = req.headers['content-length'] === undefined
+    busboy.once('unpipe', () => {
+      if (!chunked || req.readableEnded || req.destroyed) return
+      ;(req as AbandonedRequest)[ABANDONED] = true
+      req.readable = false
+    })
+    if (chunked) {
+      // What the route refuses by its length when it has one: busboy checks a file's size as it comes, but a field's
+      // only at its end, which an endless field never reaches (16 GB were read, never answered).
+      let received = 0
+      const count = (chunk: Buffer): void => {
+        received += chunk.length
+        if (received <= maxBodyBytes) return
+        req.off('data', count)
+        busboy.destroy(new PayloadTooLargeError(`the upload is larger than ${maxBodyBytes} bytes with its form`))
+      }
+      req.on('data', count)
+    }
+    req.pipe(busboy)
+  }
 }
+
+/** What a form may add to its file: framing and fields (at most 16 of 8 KiB), as the route's check of a Content-Length allows. */
+export const FORM_SLACK_BYTES = 1024 * 1024
 
 const ABANDONED = Symbol('body abandoned')
 type AbandonedRequest = IncomingMessage & { [ABANDONED]?: boolean }
@@ -158,7 +176,7 @@ type AbandonedRequest = IncomingMessage & { [ABANDONED]?: boolean }
 export function uploadReceiver (options: UploadReceiverOptions): RequestHandler {
   const receive = multer({
     // Not in multer's types (multer 2.5).
-    ...{ streamHandler: feedBusboy } as object,
+    ...{ streamHandler: feedBusboy(options.maxUploadBytes + FORM_SLACK_BYTES) } as object,
     storage: new ReceivingStorage(options.tmpDir, options.uploads, options.byteLimit),
     // Browsers put raw UTF-8 in filename="…" without saying so.
     defParamCharset: 'utf8',

@@ -124,6 +124,13 @@ describe('answers given before the body is read reach a client still sending it'
       expect(chunked.answer).toMatch(/connection: close/i)
       expect(chunked.sent).toBeLessThan(48 * MiB + 64 * MiB)
     }
+    // A field that never ends: busboy checks a field's size only at its end. Refused once the body passes
+    // MAX_UPLOAD_BYTES and the form's slack.
+    const field = '--b\r\nContent-Disposition: form-data; name="note"\r\n\r\n'
+    const endlessField = await sendUntilAnswered(port, `POST /upload HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\nAuthorization: Bearer ${alice.token}\r\n` +
+      `Content-Type: multipart/form-data; boundary=b\r\nTransfer-Encoding: chunked\r\n\r\n${field.length.toString(16)}\r\n${field}\r\n`, 2048 * MiB, true)
+    expect(endlessField.answer).toMatch(/^HTTP\/1\.1 413 /)
+    expect(endlessField.sent).toBeLessThan(48 * MiB + 64 * MiB)
     expect(await leftovers(t)).toEqual(before)
   }, 120_000)
 })

@@ -11,7 +11,7 @@ import { presentAddedItems, presentUpload } from '../presenters.ts'
 import type { CsrfProtection } from '../csrf.ts'
 import { callerOf, requireCaller, type Authenticator } from '../authentication.ts'
 import { credentialsFrom } from '../credentials.ts'
-import { uploadReceiver, type ReceivedUpload } from '../upload-receiver.ts'
+import { FORM_SLACK_BYTES, uploadReceiver, type ReceivedUpload } from '../upload-receiver.ts'
 
 export interface UploadRoutesDeps {
   authenticator: Authenticator
@@ -89,7 +89,7 @@ export function uploadRoutes (deps: UploadRoutesDeps): Router {
   // Content-Length no file within MAX_UPLOAD_BYTES reaches, with its framing and the form's fields (at most 16 × 8 KiB).
   const early: RequestHandler = (req, _res, next) => {
     const declared = Number(req.headers['content-length'])
-    if (Number.isSafeInteger(declared) && declared > deps.maxUploadBytes + 1024 * 1024) { next(new PayloadTooLargeError(`the upload is larger than ${deps.maxUploadBytes} bytes`)); return }
+    if (Number.isSafeInteger(declared) && declared > deps.maxUploadBytes + FORM_SLACK_BYTES) { next(new PayloadTooLargeError(`the upload is larger than ${deps.maxUploadBytes} bytes`)); return }
     if (req.headers.authorization === undefined) { next(); return }
     owner(req, false).then(() => { next() }, next)
   }
