@@ -64,8 +64,10 @@ const PIN_QUERY_MS = 60_000
 /**
  * How long a pin may go without a word from Kubo: asked with progress, Kubo
  * says how far it got every half second, also while its pin waits for a
- * repo GC to end, so silence this long is a Kubo that stopped (or
- * deadlocked), however large the DAG.
+ * repo GC to end, so silence this long is a Kubo that stopped (or a
+ * network that drops everything), however large the DAG. Kubo's ticks come
+ * apart from the pin's own work: a pin stuck inside a running Kubo (an
+ * online one looking for a block nobody has) is not caught.
  */
 const PIN_IDLE_MS = 60_000
 /** The identity multihash: the block is the digest itself, and Kubo's block/get would not be asked. */
@@ -99,16 +101,22 @@ const ours = (cid: { toString: () => string }): CID => CID.parse(cid.toString())
 async function whileKuboAnswers<T> (req: ClientRequest, idleMs: number, work: () => Promise<T>): Promise<T> {
   let moved = -1
   let since = Date.now()
+  let stalled: ServiceUnavailableError | undefined
   const timer = setInterval(() => {
     const socket = req.socket
     const waiting = req.writableNeedDrain || req.writableEnded
     const bytes = socket === null ? 0 : socket.bytesRead + socket.bytesWritten
     if (!waiting || bytes !== moved) { moved = bytes; since = Date.now(); return }
-    if (Date.now() - since >= idleMs) req.destroy(new ServiceUnavailableError('the IPFS node stopped answering; try again later'))
+    if (Date.now() - since < idleMs) return
+    stalled = new ServiceUnavailableError('the IPFS node stopped answering; try again later')
+    req.destroy(stalled)
   }, Math.max(10, Math.min(1000, idleMs / 4)))
   timer.unref()
   try {
     return await work()
+  } catch (err) {
+    // Destroyed once its answer had begun, the request's response fails with Node's own "aborted", not our error.
+    throw stalled ?? err
   } finally {
     clearInterval(timer)
   }
@@ -155,7 +163,8 @@ export class KuboBackend implements IpfsBackend {
     const cause: NodeJS.ErrnoException | undefined = err instanceof Error && err.cause instanceof Error ? err.cause : undefined
     // The node's address is internal: it goes to the log with the cause, not to the client.
     const unavailable = (says: string): ServiceUnavailableError => Object.assign(new ServiceUnavailableError(`the IPFS node ${says}; try again later`), { cause: err })
-    if (/fetch failed|ECONNREFUSED|ECONNRESET|socket hang up|EHOSTUNREACH|ENOTFOUND/i.test(`${message} ${cause?.message ?? ''} ${cause?.code ?? ''}`)) return unavailable('cannot be reached')
+    const code = (err as NodeJS.ErrnoException | undefined)?.code ?? ''
+    if (/fetch failed|ECONNREFUSED|ECONNRESET|EPIPE|socket hang up|EHOSTUNREACH|ENOTFOUND/i.test(`${message} ${code} ${cause?.message ?? ''} ${cause?.code ?? ''}`)) return unavailable('cannot be reached')
     // Kubo shutting down mid-request (its datastore closed under an add), or not answering in time (a timeout signal).
     if (/datastore closed|daemon is shutting down|context canceled/i.test(message) || (err instanceof Error && err.name === 'TimeoutError')) return unavailable('is not answering')
     if (isOutOfSpace(err)) return new InsufficientStorageError()

@@ -134,6 +134,24 @@ describe('KuboBackend when Kubo stops answering', () => {
     await expect(failed.pin(CID.parse(CID_ROOT))).rejects.toBeInstanceOf(NotFoundError)
   })
 
+  it('a Kubo that stops once its answer has begun (a pin after a progress line, an import after its first file) is a 503 too, not the "aborted" of the broken response (read as a database failure)', async () => {
+    const server = createServer((req, res) => {
+      req.resume()
+      req.once('end', () => {
+        res.writeHead(200, { 'Content-Type': 'application/json' })
+        res.write(`${JSON.stringify(req.url?.startsWith('/api/v0/pin/add') === true ? { Progress: 1, Bytes: 10 } : { Name: 'a.bin', Hash: CID_A, Size: '9' })}\n`)
+        // …and then nothing, the connection open.
+      })
+    })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    closeServer = () => { server.closeAllConnections(); server.close() }
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const backend = new KuboBackend(url, { pinIdleMs: 300, importIdleMs: 300 })
+    await expect(backend.pin(CID.parse(CID_ROOT))).rejects.toBeInstanceOf(ServiceUnavailableError)
+    await expect(backend.importTree([{ path: 'a.bin', content: Readable.from([Buffer.from('123456789')]) }], { profile: 'unixfs-v1-2025' })).rejects.toBeInstanceOf(ServiceUnavailableError)
+  })
+
   it('a pause of the upload itself (a client sending slowly) is not Kubo stalling', async () => {
     const fake = await fakeKubo([{ Name: 'slow.bin', Hash: CID_A, Size: '9' }, { Name: '', Hash: CID_ROOT, Size: '99' }])
     closeServer = () => { fake.server.close() }
