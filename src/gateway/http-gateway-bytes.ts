@@ -1,7 +1,8 @@
 import type { IncomingMessage } from 'node:http'
 import type { Writable } from 'node:stream'
 import { finished } from 'node:stream/promises'
-import { NotFoundError, ServiceUnavailableError } from '../errors.ts'
+import { HeimdallError, NotFoundError, ServiceUnavailableError } from '../errors.ts'
+import { IPFS_READ_IDLE_MS, idleBounded, idleWatch, nodeStalled } from '../ipfs/idle-bound.ts'
 import { http } from '../node-http.ts'
 import type { ByteWindow, ResolvedNode } from './content-reader.ts'
 import { FlowWriter } from './flow-writer.ts'
@@ -24,7 +25,9 @@ export interface GatewayBytes {
  * stream per request instead of one call per block. `only-if-cached` makes
  * Kubo answer 412 rather than look for a root it does not hold.
  */
-export function httpGatewayBytes (gatewayUrl: string): GatewayBytes {
+export function httpGatewayBytes (gatewayUrl: string, options: { idleMs?: number } = {}): GatewayBytes {
+  /** How long Kubo may keep a read waiting for its answer or its next bytes (IPFS_READ_IDLE_MS): a 503, or the body cut. */
+  const idleMs = options.idleMs ?? IPFS_READ_IDLE_MS
   const base = new URL(gatewayUrl)
   if (base.protocol !== 'http:') throw new Error('IPFS_GATEWAY_URL must be an http:// URL inside the stack')
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64 })
@@ -40,11 +43,13 @@ export function httpGatewayBytes (gatewayUrl: string): GatewayBytes {
         agent,
         signal,
         headers: { ...(whole ? {} : { Range: `bytes=${offset}-${offset + length - 1}` }), 'Cache-Control': 'only-if-cached' }
-      }, resolve)
+      }, (res) => { req.setTimeout(0); resolve(res) })
+      // Until its answer's head: a socket quiet this long is a Kubo that stopped.
+      req.setTimeout(idleMs, () => { req.destroy(nodeStalled()) })
       req.once('error', (err) => {
         const unavailable = new ServiceUnavailableError('the IPFS node cannot be reached; try again later')
         unavailable.cause = err
-        reject(signal?.aborted === true ? err : unavailable)
+        reject(signal?.aborted === true || err instanceof HeimdallError ? err : unavailable)
       })
       req.end()
     })
@@ -63,9 +68,11 @@ export function httpGatewayBytes (gatewayUrl: string): GatewayBytes {
     async * read (node, window) {
       if (window.length <= 0) return
       const res = await open(node, window)
+      const abort = new AbortController()
+      abort.signal.addEventListener('abort', () => { res.destroy() })
       try {
         let sent = 0
-        for await (const chunk of res) {
+        for await (const chunk of idleBounded(res, idleMs, nodeStalled, abort)) {
           sent += (chunk as Buffer).length
           yield chunk as Buffer
         }
@@ -82,14 +89,17 @@ export function httpGatewayBytes (gatewayUrl: string): GatewayBytes {
       if (length >= RAW_FROM) {
         const whole = offset === 0 && length === node.size
         const headers: Record<string, string> = { 'Cache-Control': 'only-if-cached', ...(whole ? {} : { Range: `bytes=${offset}-${offset + length - 1}` }) }
-        await rawHttpBody(new URL(`/ipfs/${node.cid.toString()}`, base), headers, { status: whole ? 200 : 206, length }, out, signal)
+        await rawHttpBody(new URL(`/ipfs/${node.cid.toString()}`, base), headers, { status: whole ? 200 : 206, length }, out, signal, idleMs)
         return
       }
       const res = await open(node, window)
       const flow = new FlowWriter(out, IN_FLIGHT)
       let sent = 0
+      // Paused for the client, Kubo is not the one keeping it waiting.
+      const watch = idleWatch(idleMs, () => !res.isPaused(), () => { res.destroy(nodeStalled()) })
       res.on('data', (chunk: Buffer) => {
         sent += chunk.length
+        watch.touch()
         if (!flow.write(chunk)) {
           res.pause()
           void flow.ready().then(() => res.resume())
@@ -98,6 +108,7 @@ export function httpGatewayBytes (gatewayUrl: string): GatewayBytes {
       try {
         await finished(res)
       } finally {
+        watch.stop()
         res.destroy()
       }
       if (sent !== window.length) throw short(node, sent, window.length)

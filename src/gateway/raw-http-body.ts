@@ -1,6 +1,7 @@
 import { connect } from 'node:net'
 import type { Writable } from 'node:stream'
 import { NotFoundError, ServiceUnavailableError } from '../errors.ts'
+import { IPFS_READ_IDLE_MS, idleWatch, nodeStalled } from '../ipfs/idle-bound.ts'
 import { BLOCK_BUFFERS } from './buffer-pool.ts'
 import { FlowWriter } from './flow-writer.ts'
 
@@ -21,7 +22,7 @@ const MAX_HEAD = 64 * 1024
  * Content-Length, as Kubo answers a file); anything else is refused before a
  * byte is written. 404 and 412 (only-if-cached) are a NotFoundError.
  */
-export async function rawHttpBody (url: URL, headers: Record<string, string>, expect: { status: number, length: number }, out: Writable, signal?: AbortSignal): Promise<void> {
+export async function rawHttpBody (url: URL, headers: Record<string, string>, expect: { status: number, length: number }, out: Writable, signal?: AbortSignal, idleMs = IPFS_READ_IDLE_MS): Promise<void> {
   signal?.throwIfAborted()
   const flow = new FlowWriter(out, IN_FLIGHT)
   let head: Buffer | undefined = Buffer.alloc(0)
@@ -42,7 +43,7 @@ export async function rawHttpBody (url: URL, headers: Record<string, string>, ex
       remaining -= n
       flow.write(buffer.subarray(from, from + n), () => {
         give(buffer)
-        if (paused && held < BUFFERS_PER_DOWNLOAD) { paused = false; socket.resume() }
+        if (paused && held < BUFFERS_PER_DOWNLOAD) { paused = false; watch.touch(); socket.resume() }
       })
       if (remaining === 0) socket.destroy()
     }
@@ -52,6 +53,7 @@ export async function rawHttpBody (url: URL, headers: Record<string, string>, ex
       onread: {
         buffer: () => { held++; return BLOCK_BUFFERS.take() },
         callback: (nread: number, buffer: Uint8Array): boolean => {
+          watch.touch()
           const bytes = buffer as Buffer
           let from = 0
           if (head !== undefined) {
@@ -77,6 +79,8 @@ export async function rawHttpBody (url: URL, headers: Record<string, string>, ex
       }
     })
     socket.setNoDelay(true)
+    // Kubo keeping the read waiting (for its head or its next bytes), not this side paused for a slow client.
+    const watch = idleWatch(idleMs, () => !paused, () => { fail(nodeStalled()) })
     const onAbort = (): void => { fail(signal?.reason instanceof Error ? signal.reason : new Error('aborted')) }
     signal?.addEventListener('abort', onAbort, { once: true })
     socket.once('connect', () => {
@@ -93,6 +97,7 @@ export async function rawHttpBody (url: URL, headers: Record<string, string>, ex
       }
     })
     socket.once('close', () => {
+      watch.stop()
       signal?.removeEventListener('abort', onAbort)
       if (failure !== undefined) reject(failure)
       else if (remaining > 0) reject(new Error(`the IPFS gateway sent ${expect.length - remaining} of ${expect.length} bytes of ${url.pathname}`))

@@ -14,6 +14,7 @@ import { IMPORT_PROFILES, type ImportProfileName } from './import-profiles.ts'
 import type { DirectoryEntry, GcReport, ImportCandidate, ImportedNode, ImportLease, IpfsBackend, NodeNetwork, NodeStat, ReadOptions, VerifiedBlock } from './ipfs-backend.ts'
 import { kuboNetwork } from './kubo-network.ts'
 import { rootForms } from './cid-forms.ts'
+import { IPFS_READ_IDLE_MS, idleBounded, nodeStalled } from './idle-bound.ts'
 
 /** The multipart body Kubo's add reads: one part per file or directory, paths in the file name. */
 async function * multipartBody (candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, boundary: string): AsyncIterable<Uint8Array> {
@@ -101,14 +102,14 @@ const ours = (cid: { toString: () => string }): CID => CID.parse(cid.toString())
 async function whileKuboAnswers<T> (req: ClientRequest, idleMs: number, work: () => Promise<T>): Promise<T> {
   let moved = -1
   let since = Date.now()
-  let stalled: ServiceUnavailableError | undefined
+  let stalled: Error | undefined
   const timer = setInterval(() => {
     const socket = req.socket
     const waiting = req.writableNeedDrain || req.writableEnded
     const bytes = socket === null ? 0 : socket.bytesRead + socket.bytesWritten
     if (!waiting || bytes !== moved) { moved = bytes; since = Date.now(); return }
     if (Date.now() - since < idleMs) return
-    stalled = new ServiceUnavailableError('the IPFS node stopped answering; try again later')
+    stalled = nodeStalled()
     req.destroy(stalled)
   }, Math.max(10, Math.min(1000, idleMs / 4)))
   timer.unref()
@@ -140,13 +141,27 @@ export class KuboBackend implements IpfsBackend {
 
   readonly #importIdleMs: number
   readonly #pinIdleMs: number
+  readonly #readIdleMs: number
 
-  /** `importIdleMs`: how long an import waits for Kubo to read or answer anything (IMPORT_IDLE_MS); `pinIdleMs`, a pin (PIN_IDLE_MS). */
-  constructor (url: string, options: { importIdleMs?: number, pinIdleMs?: number } = {}) {
+  /** How long an import waits for Kubo to read or answer anything (IMPORT_IDLE_MS), a pin (PIN_IDLE_MS), a read (IPFS_READ_IDLE_MS). */
+  constructor (url: string, options: { importIdleMs?: number, pinIdleMs?: number, readIdleMs?: number } = {}) {
     this.#url = url
     this.#client = create({ url })
     this.#importIdleMs = options.importIdleMs ?? IMPORT_IDLE_MS
     this.#pinIdleMs = options.pinIdleMs ?? PIN_IDLE_MS
+    this.#readIdleMs = options.readIdleMs ?? IPFS_READ_IDLE_MS
+  }
+
+  /** The caller's signal, and the read's bound (a TimeoutError, translated to a 503). */
+  #readSignal (signal?: AbortSignal): AbortSignal {
+    const bound = AbortSignal.timeout(this.#readIdleMs)
+    return signal === undefined ? bound : AbortSignal.any([signal, bound])
+  }
+
+  /** `stream(signal)`'s items, each within the read bound once asked for (see idleBounded). */
+  #boundedStream<T> (stream: (signal: AbortSignal) => AsyncIterable<T>, signal?: AbortSignal): AsyncIterable<T> {
+    const abort = new AbortController()
+    return idleBounded(stream(signal === undefined ? abort.signal : AbortSignal.any([signal, abort.signal])), this.#readIdleMs, nodeStalled, abort)
   }
 
   /** Turns "cannot connect" into 503 and Kubo's not-found answers into 404; everything else passes. */
@@ -378,7 +393,7 @@ export class KuboBackend implements IpfsBackend {
   async stat (cid: CID, path: readonly string[] = []): Promise<NodeStat> {
     const target = ipfsPath(cid, path)
     return this.#call(target, async () => {
-      const stat = await this.#client.files.stat(target, OFFLINE)
+      const stat = await this.#client.files.stat(target, { ...OFFLINE, signal: this.#readSignal() })
       return stat.type === 'directory'
         ? { cid: ours(stat.cid), type: 'directory', size: 0 }
         : { cid: ours(stat.cid), type: 'file', size: Number(stat.size) }
@@ -388,7 +403,7 @@ export class KuboBackend implements IpfsBackend {
   async * read (cid: CID, path: readonly string[], options: ReadOptions = {}): AsyncIterable<Uint8Array> {
     const target = ipfsPath(cid, path)
     try {
-      yield * this.#client.cat(target, { offset: options.offset, length: options.length, signal: options.signal, ...OFFLINE })
+      yield * this.#boundedStream((signal) => this.#client.cat(target, { offset: options.offset, length: options.length, signal, ...OFFLINE }), options.signal)
     } catch (err) {
       throw this.#translate(err, target)
     }
@@ -397,7 +412,7 @@ export class KuboBackend implements IpfsBackend {
   async * list (cid: CID, path: readonly string[] = []): AsyncIterable<DirectoryEntry> {
     const target = ipfsPath(cid, path)
     try {
-      for await (const entry of this.#client.ls(target, OFFLINE)) {
+      for await (const entry of this.#boundedStream((signal) => this.#client.ls(target, { ...OFFLINE, signal }))) {
         // kubo-rpc-client answers an empty directory with one entry without a name, the directory itself: no child.
         if (typeof entry.name !== 'string' || entry.name === '') continue
         yield { name: entry.name, cid: ours(entry.cid), type: entry.type === 'dir' ? 'directory' : 'file', size: entry.type === 'dir' ? 0 : Number(entry.size) }
@@ -409,7 +424,7 @@ export class KuboBackend implements IpfsBackend {
 
   async getBlock (cid: CID, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
     if (cid.multihash.code === IDENTITY) return cid.multihash.digest
-    return this.#call(`block ${cid.toString()}`, async () => this.#client.block.get(cid, { signal: options.signal, ...OFFLINE }))
+    return this.#call(`block ${cid.toString()}`, async () => this.#client.block.get(cid, { signal: this.#readSignal(options.signal), ...OFFLINE }))
   }
 
   #network: NodeNetwork | undefined

@@ -1,0 +1,51 @@
+import { ServiceUnavailableError } from '../errors.ts'
+
+/**
+ * How long a read from the IPFS node (Kubo's RPC API or its gateway) may
+ * wait for it: a path's stat, a listing, a block, the next piece of a file.
+ * It holds them, so moments; a stopped Kubo held gateway requests for as
+ * long as their clients waited (behind nginx, up to its hour).
+ */
+export const IPFS_READ_IDLE_MS = 60_000
+
+/** A 503: the node stopped answering mid-request. */
+export const nodeStalled = (): ServiceUnavailableError => new ServiceUnavailableError('the IPFS node stopped answering; try again later')
+
+/**
+ * Yields what `source` yields, but fails with `stalled()` when an item takes
+ * longer than `ms` to come once asked for: a node that stops answering
+ * mid-stream. Time the consumer holds an item (a slow client) never counts.
+ * `abort` is aborted with the error first, so that the request behind
+ * `source` (given its signal) ends and the pending read with it.
+ */
+export async function * idleBounded<T> (source: AsyncIterable<T>, ms: number, stalled: () => Error, abort: AbortController): AsyncGenerator<T> {
+  const items = source[Symbol.asyncIterator]()
+  for (;;) {
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => { const err = stalled(); abort.abort(err); reject(err) }, ms)
+    })
+    let next: IteratorResult<T>
+    try {
+      next = await Promise.race([items.next(), late])
+    } finally {
+      clearTimeout(timer)
+    }
+    if (next.done === true) return
+    yield next.value
+  }
+}
+
+/**
+ * Calls `onStall` once `ms` pass without a `touch()` while `waitingForNode()`
+ * holds (time paused for a slow client never counts). `stop()` when done.
+ */
+export function idleWatch (ms: number, waitingForNode: () => boolean, onStall: () => void): { touch: () => void, stop: () => void } {
+  let last = Date.now()
+  const timer = setInterval(() => {
+    if (!waitingForNode()) { last = Date.now(); return }
+    if (Date.now() - last >= ms) { clearInterval(timer); onStall() }
+  }, Math.max(10, Math.min(1000, ms / 4)))
+  timer.unref()
+  return { touch: () => { last = Date.now() }, stop: () => { clearInterval(timer) } }
+}

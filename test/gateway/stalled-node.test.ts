@@ -1,0 +1,98 @@
+import { once } from 'node:events'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net'
+import { Writable } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { afterEach, describe, expect, it } from 'vitest'
+import { CID } from 'multiformats/cid'
+import { ServiceUnavailableError } from '../../src/errors.ts'
+import { httpGatewayBytes } from '../../src/gateway/http-gateway-bytes.ts'
+import { KuboBackend } from '../../src/ipfs/kubo-backend.ts'
+
+const FILE = CID.parse('bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku')
+const MiB = 1024 * 1024
+
+/**
+ * Reads from a Kubo that stops answering (stopped, or the network between
+ * dropping everything) are 503s after the read bound, not requests held
+ * for as long as their clients wait; a client that is slow itself is not
+ * the node stalling.
+ */
+describe('reads from a Kubo that stops answering', () => {
+  const sockets: Socket[] = []
+  const servers: Array<{ close: () => void }> = []
+  afterEach(() => { for (const socket of sockets.splice(0)) socket.destroy(); for (const server of servers.splice(0)) server.close() })
+
+  /** Connections accepted, nothing read, nothing answered. */
+  async function frozen (): Promise<string> {
+    const server = createTcpServer((socket) => { socket.pause(); sockets.push(socket) })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    servers.push(server)
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  }
+
+  /** A gateway that answers with `handle`. */
+  async function gateway (handle: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
+    const server: Server = createServer(handle)
+    server.on('connection', (socket) => { sockets.push(socket) })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    servers.push(server)
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  }
+
+  const sink = (delayMs = 0): Writable => new Writable({ highWaterMark: 64 * 1024, write (_chunk, _enc, cb) { setTimeout(cb, delayMs) } })
+  const drain = async (items: AsyncIterable<unknown>): Promise<void> => { for await (const item of items) void item }
+
+  it('a stat, a listing, a block and a file\'s bytes over the RPC API fail with 503 after readIdleMs', async () => {
+    const backend = new KuboBackend(await frozen(), { readIdleMs: 300 })
+    const started = Date.now()
+    await expect(backend.stat(FILE)).rejects.toBeInstanceOf(ServiceUnavailableError)
+    await expect(drain(backend.list(FILE))).rejects.toBeInstanceOf(ServiceUnavailableError)
+    await expect(backend.getBlock(FILE)).rejects.toBeInstanceOf(ServiceUnavailableError)
+    await expect(drain(backend.read(FILE, []))).rejects.toBeInstanceOf(ServiceUnavailableError)
+    expect(Date.now() - started).toBeLessThan(10_000)
+  })
+
+  it('a file\'s bytes from the gateway fail with 503 when its head does not come, for a small and a large read', async () => {
+    const bytes = httpGatewayBytes(await frozen(), { idleMs: 300 })
+    const small = { cid: FILE, type: 'file' as const, size: 1000 }
+    const large = { cid: FILE, type: 'file' as const, size: 4 * MiB }
+    await expect(drain(bytes.read(small, { offset: 0, length: 1000 }))).rejects.toBeInstanceOf(ServiceUnavailableError)
+    await expect(bytes.writeTo(small, { offset: 0, length: 1000 }, sink())).rejects.toBeInstanceOf(ServiceUnavailableError)
+    await expect(bytes.writeTo(large, { offset: 0, length: 4 * MiB }, sink())).rejects.toBeInstanceOf(ServiceUnavailableError)
+  })
+
+  it('a body that stops mid-way is cut after idleMs; one the client reads slowly goes on', async () => {
+    const size = 4 * MiB
+    // Half the body, then silence with the connection open.
+    const stalling = httpGatewayBytes(await gateway((_req, res) => {
+      res.writeHead(200, { 'Content-Length': String(size) })
+      res.write(Buffer.alloc(size / 2))
+    }), { idleMs: 300 })
+    const node = { cid: FILE, type: 'file' as const, size }
+    await expect(stalling.writeTo(node, { offset: 0, length: size }, sink())).rejects.toBeInstanceOf(ServiceUnavailableError)
+    await expect(drain(stalling.read(node, { offset: 0, length: size }))).rejects.toBeInstanceOf(ServiceUnavailableError)
+    const smallNode = { cid: FILE, type: 'file' as const, size: 1000 }
+    const smallStalling = httpGatewayBytes(await gateway((_req, res) => {
+      res.writeHead(200, { 'Content-Length': '1000' })
+      res.write(Buffer.alloc(500))
+    }), { idleMs: 300 })
+    await expect(smallStalling.writeTo(smallNode, { offset: 0, length: 1000 }, sink())).rejects.toBeInstanceOf(ServiceUnavailableError)
+
+    // The whole body at once, to a client that takes 400 ms a write (past idleMs each time): the read waits for it,
+    // paused, which is not Kubo's silence.
+    const big = 12 * MiB
+    const serving = (length: number) => (_req: IncomingMessage, res: ServerResponse): void => {
+      res.writeHead(200, { 'Content-Length': String(length) })
+      res.end(Buffer.alloc(length))
+    }
+    const whole = httpGatewayBytes(await gateway(serving(big)), { idleMs: 300 })
+    await whole.writeTo({ cid: FILE, type: 'file', size: big }, { offset: 0, length: big }, sink(400))
+    let read = 0
+    const fourMiB = httpGatewayBytes(await gateway(serving(size)), { idleMs: 300 })
+    for await (const chunk of fourMiB.read(node, { offset: 0, length: size })) { read += chunk.length; if (read <= 3 * 64 * 1024) await sleep(400) }
+    expect(read).toBe(size)
+  })
+})
