@@ -128,10 +128,11 @@ function prepareSession (connection: pg.Client, done: (err: Error | null, connec
  * A statement whose client has gone (a query given up on past its deadline
  * closes its connection, query-deadline.ts) is cancelled within 1.5 s
  * rather than run on: one waiting for a lock would otherwise commit once
- * it got it, after its request was answered 503. PostgreSQL 14 and later;
- * an older server goes without.
+ * it got it, after its request was answered 503. PostgreSQL 14 and later,
+ * where the platform can tell (Linux can; Windows cannot): a server without
+ * it, or refusing it, goes without.
  */
-const CHECK_CLIENT = "DO $$ BEGIN PERFORM set_config('client_connection_check_interval', '1500', false); EXCEPTION WHEN undefined_object THEN NULL; END $$"
+const CHECK_CLIENT = "DO $$ BEGIN PERFORM set_config('client_connection_check_interval', '1500', false); EXCEPTION WHEN OTHERS THEN NULL; END $$"
 
 
 /** A PostgreSQL server, through `pg`. */

@@ -28,6 +28,15 @@ export class PinIntentRepository {
     return typeof row === 'object' ? row.id : row
   }
 
+  /** Rows for any of `forms` (a root's spellings) but those `except` names: work on the root whose outcome is not settled yet. */
+  async countOthers (forms: readonly string[], except: ReadonlyArray<number | undefined>): Promise<number> {
+    const query = this.#db<PinIntentRow>('pin_intents').whereIn('root_cid', forms as string[])
+    const ids = except.filter((id) => id !== undefined)
+    if (ids.length > 0) void query.whereNotIn('id', ids)
+    const [row] = await query.count<Array<{ n: string | number }>>({ n: '*' })
+    return Number(row?.n ?? 0)
+  }
+
   async remove (id: number): Promise<void> {
     await this.#db('pin_intents').where({ id }).delete()
   }

@@ -18,9 +18,12 @@ type QueryCallback = (err: Error | null, result?: unknown) => void
 /**
  * knex's `.options(LOCK_WAIT)` on a statement that waits for a lock other
  * work holds for as long as that work takes (an advisory lock a sweep batch
- * or another instance's upload holds): no deadline on it.
+ * or another instance's upload holds): its deadline is LOCK_WAIT_FACTOR
+ * times the others' (10 minutes by default), long enough for that work and
+ * still an end for a server that stopped answering.
  */
 export const LOCK_WAIT = { lockWait: true } as const
+export const LOCK_WAIT_FACTOR = 20
 
 /**
  * Bounds how long a query sent on `client` may go unanswered, for
@@ -35,10 +38,10 @@ export const LOCK_WAIT = { lockWait: true } as const
  * the connection no more, and PostgreSQL, once it runs again, sees the
  * session gone and rolls back its transaction, so nothing half done stays.
  *
- * Only the queries knex sends (with a callback) are bounded, and not those
- * marked LOCK_WAIT: a promise-form query on a connection taken for a long
- * wait (the collection lock, block-lease-repository.ts) is not, nor is a
- * streamed one. The bound is checked once more after Node has read what
+ * Only the queries knex sends (with a callback) are bounded, those marked
+ * LOCK_WAIT more loosely: a promise-form query on a connection taken for a
+ * long wait (the collection lock, block-lease-repository.ts) is not, nor is
+ * a streamed one. The bound is checked once more after Node has read what
  * arrived meanwhile, so that a process that was itself busy past it does
  * not take an answer waiting in the socket for none.
  *
@@ -52,10 +55,10 @@ export function boundQueries (client: pg.Client, limitMs: () => number): void {
   const pooled = client as PooledClient
   const query = client.query.bind(client) as (...args: unknown[]) => unknown
   pooled.query = ((...args: unknown[]) => {
-    const ms = limitMs()
     const answer = args.at(-1)
     const config = args[0] as { lockWait?: boolean } | undefined
-    if (ms <= 0 || typeof answer !== 'function' || config?.lockWait === true) return query(...args)
+    const ms = limitMs() * (config?.lockWait === true ? LOCK_WAIT_FACTOR : 1)
+    if (ms <= 0 || typeof answer !== 'function') return query(...args)
     let answered = false
     let late = false
     const timer = setTimeout(() => {

@@ -124,6 +124,8 @@ export function baseName (name: string): string {
 export class UploadService {
   readonly #options: UploadServiceOptions
   readonly #lock: ContentLock
+  /** The journal row of the work under each root's lock in this process (see #journaled). */
+  readonly #working = new Map<string, number>()
 
   constructor (options: UploadServiceOptions) {
     this.#options = options
@@ -419,12 +421,15 @@ export class UploadService {
   async #journaled<T> (rootCid: string, work: (intent: JournalEntry) => Promise<T>): Promise<T> {
     const { pinIntents, instanceId, logger } = this.#options
     const intent: JournalEntry = { id: await pinIntents.add(rootCid, instanceId), settled: false, keep: false }
+    // Under the root's lock: the one work of this process on the root, whose own row is not another's (#referenced).
+    this.#working.set(rootKey(rootCid), intent.id)
     try {
       return await work(intent)
     } catch (err) {
       if (!(err instanceof HeimdallError && err.status < 500)) intent.keep = true
       throw err
     } finally {
+      this.#working.delete(rootKey(rootCid))
       // A row that cannot be removed now is settled later; it is never wrong to keep one.
       if (!intent.settled && !intent.keep) await pinIntents.remove(intent.id).catch((err: unknown) => { logger.warn({ err, rootCid }, 'could not clear a pin journal row') })
     }
@@ -447,16 +452,25 @@ export class UploadService {
     return this.#lock.run(rootKey(root), work)
   }
 
-  /** How many uploads and other holders (pin requests, the operator's pins) reference `rootCid`, in either CID version; none when a denylist took it down. */
-  async #referenced (rootCid: string): Promise<number> {
+  /**
+   * How many uploads and other holders (pin requests, the operator's pins)
+   * reference `rootCid`, in either CID version; none when a denylist took it
+   * down. Journal rows of other work on the root count too (not the row of
+   * the work asking, under the root's lock, nor `settling`): work whose
+   * outcome is unknown (a statement the database was given up on may commit
+   * after its request's 503, and settles its row when it does) may yet hold
+   * it, so the pin stays until settlePins has settled that row.
+   */
+  async #referenced (rootCid: string, settling?: number): Promise<number> {
     const forms = rootForms(rootCid)
     if (await this.#options.blockedRoots?.isBlocked(forms) === true) return 0
-    const [uploads, others, operator] = await Promise.all([
+    const [uploads, others, operator, unsettled] = await Promise.all([
       this.#options.uploads.countByRootCid(forms),
       this.#options.otherReferences?.countHolding(forms) ?? 0,
-      this.#options.operatorPins?.countHolding(forms) ?? 0
+      this.#options.operatorPins?.countHolding(forms) ?? 0,
+      this.#options.pinIntents.countOthers(forms, [this.#working.get(rootKey(rootCid)), settling])
     ])
-    return uploads + others + operator
+    return uploads + others + operator + unsettled
   }
 
   /**
@@ -520,7 +534,7 @@ export class UploadService {
       // One root the node cannot unpin now keeps its row (and its pin) for the next time, not the others'; a node that
       // cannot be reached at all ends the pass.
       const unavailable = await this.#underRoot(intent.rootCid, async () => {
-        if (await this.#referenced(intent.rootCid) === 0) {
+        if (await this.#referenced(intent.rootCid, intent.id) === 0) {
           await backend.unpin(CID.parse(intent.rootCid))
           released++
         }

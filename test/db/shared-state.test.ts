@@ -293,7 +293,7 @@ for (const factory of databaseFactories()) {
     describe('the query deadline\'s exceptions', () => {
       const quiet = { warn: () => {}, error: () => {} }
 
-      it('does not bound a wait for a lock marked LOCK_WAIT (other work holds it as long as it takes), only other statements', async () => {
+      it('bounds a wait for a lock marked LOCK_WAIT (other work holds it as long as it takes) only at LOCK_WAIT_FACTOR times the deadline', async () => {
         const bounded = openPostgres(url, { queryTimeoutSeconds: 1, log: quiet })
         let release!: () => void
         const released = new Promise<void>((resolve) => { release = resolve })

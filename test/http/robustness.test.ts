@@ -347,4 +347,38 @@ describe('with the embedded PostgreSQL stopped (SIGSTOP): a server that accepts 
     await t.heimdall.settlePins()
     expect(await served()).toBe('late but kept')
   }, 60_000)
+
+  it('an upload whose record commits after its 503 keeps its content when another upload of it is deleted in between: the unsettled journal row holds the root', async () => {
+    const first = await createIdentity(t.request)
+    const second = await createIdentity(t.request)
+    const bytes = Buffer.from('shared between two')
+    const kept = (await t.request.post('/upload').set('Authorization', `Bearer ${first.token}`).attach('file', bytes, 'shared.bin').expect(200)).body as Array<{ Hash: string }>
+    const rootCid = kept.at(-1)?.Hash ?? ''
+    const firstUploads = (await t.request.get('/uploads').set('Authorization', `Bearer ${first.token}`).expect(200)).body as { uploads: Array<{ id: number }> }
+    const knex = t.heimdall.database.knex
+    let release!: () => void
+    const released = new Promise<void>((resolve) => { release = resolve })
+    const holding = knex.transaction(async (trx) => {
+      await trx('identities').where({ username: second.username }).forUpdate().select('id')
+      await released
+    })
+    // The second owner's upload of the same bytes waits for its row, and is given up on; the first owner's upload is
+    // deleted before that record commits (the delete found no other upload and unpinned: a recorded upload served 404).
+    const late = await t.request.post('/upload').set('Authorization', `Bearer ${second.token}`).attach('file', bytes, 'shared.bin')
+    expect(late.status).toBe(503)
+    await t.request.delete(`/uploads/${firstUploads.uploads[0]?.id ?? 0}`).set('Authorization', `Bearer ${first.token}`).expect(204)
+    release()
+    await holding
+    let total = 0
+    for (let i = 0; i < 40 && total === 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      total = ((await t.request.get('/uploads').set('Authorization', `Bearer ${second.token}`).expect(200)).body as { total: number }).total
+    }
+    expect(total).toBe(1)
+    await t.heimdall.collector.idle()
+    await t.heimdall.collector.run()
+    const served = await t.request.get(`/ipfs/${rootCid}/shared.bin`).buffer(true).parse(asBytes)
+    expect(served.status).toBe(200)
+    expect(String(served.body)).toBe('shared between two')
+  }, 60_000)
 })
