@@ -264,6 +264,31 @@ describe('with the embedded PostgreSQL stopped (SIGSTOP): a server that accepts 
     return { status, tookMs: Date.now() - started }
   }
 
+  /**
+   * Holds `username`'s identity row in a transaction of another session, as
+   * a long transaction would: recording an upload of theirs waits for it.
+   * `release()` ends it.
+   */
+  function holdOwnerRow (username: string): { release: () => Promise<void> } {
+    let free!: () => void
+    const freed = new Promise<void>((resolve) => { free = resolve })
+    const holding = t.heimdall.database.knex.transaction(async (trx) => {
+      await trx('identities').where({ username }).forUpdate().select('id')
+      await freed
+    })
+    return { release: async () => { free(); await holding } }
+  }
+
+  /** `token`'s uploads, once the list shows one (a record that commits after its request's answer), or after 2 s. */
+  async function uploadsOnceRecorded (token: string): Promise<{ total: number, uploads: Array<{ rootCid: string }> }> {
+    let listed: { total: number, uploads: Array<{ rootCid: string }> } = { total: 0, uploads: [] }
+    for (let i = 0; i < 40 && listed.total === 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      listed = (await t.request.get('/uploads').set('Authorization', `Bearer ${token}`).expect(200)).body as typeof listed
+    }
+    return listed
+  }
+
   it('requests that need it answer 503 once DATABASE_QUERY_TIMEOUT_SECONDS pass (they waited for as long as the client did), leave nothing behind, and all works again once it runs', async () => {
     const { token } = await createIdentity(t.request)
     const before = await leftovers(t)
@@ -295,21 +320,14 @@ describe('with the embedded PostgreSQL stopped (SIGSTOP): a server that accepts 
     const { token, username } = await createIdentity(t.request)
     const before = await leftovers(t)
     const knex = t.heimdall.database.knex
-    let release!: () => void
-    const released = new Promise<void>((resolve) => { release = resolve })
-    // Another session holds the owner's row, as a long transaction would: recording the upload waits for it.
-    const holding = knex.transaction(async (trx) => {
-      await trx('identities').where({ username }).forUpdate().select('id')
-      await released
-    })
+    const row = holdOwnerRow(username)
     try {
       const upload = await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', Buffer.from('late'), 'late.bin')
       expect(upload.status).toBe(503)
       // Well past the server's check of its client (every 1.5 s): a statement still waiting would commit when the lock goes.
       await new Promise((resolve) => setTimeout(resolve, 3500))
     } finally {
-      release()
-      await holding
+      await row.release()
     }
     expect((await t.request.get('/uploads').set('Authorization', `Bearer ${token}`).expect(200)).body.total).toBe(0)
     // Its pin is left to the journal (whether the record was made was unknown when it was answered): once the row is
@@ -323,24 +341,13 @@ describe('with the embedded PostgreSQL stopped (SIGSTOP): a server that accepts 
 
   it('an upload whose record commits after its 503 (the lock freed before the server checked its client) keeps its content: the outcome was unknown, so the pin was not released', async () => {
     const { token, username } = await createIdentity(t.request)
-    const knex = t.heimdall.database.knex
-    let release!: () => void
-    const released = new Promise<void>((resolve) => { release = resolve })
-    const holding = knex.transaction(async (trx) => {
-      await trx('identities').where({ username }).forUpdate().select('id')
-      await released
-    })
+    const row = holdOwnerRow(username)
     // Freed as soon as the 503 comes: within the 1.5 s before the server checks its client again, the waiting record
     // gets the row and commits. The pin was released before (a recorded upload served 404).
     const upload = await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', Buffer.from('late but kept'), 'kept.bin')
-    release()
-    await holding
+    await row.release()
     expect(upload.status).toBe(503)
-    let listed: { total: number, uploads: Array<{ rootCid: string }> } = { total: 0, uploads: [] }
-    for (let i = 0; i < 40 && listed.total === 0; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 50))
-      listed = (await t.request.get('/uploads').set('Authorization', `Bearer ${token}`).expect(200)).body as typeof listed
-    }
+    const listed = await uploadsOnceRecorded(token)
     expect(listed.total).toBe(1)
     const served = async (): Promise<string> => String((await t.request.get(`/ipfs/${listed.uploads[0]?.rootCid ?? ''}/kept.bin`).buffer(true).parse(asBytes).expect(200)).body)
     expect(await served()).toBe('late but kept')
@@ -355,26 +362,14 @@ describe('with the embedded PostgreSQL stopped (SIGSTOP): a server that accepts 
     const kept = (await t.request.post('/upload').set('Authorization', `Bearer ${first.token}`).attach('file', bytes, 'shared.bin').expect(200)).body as Array<{ Hash: string }>
     const rootCid = kept.at(-1)?.Hash ?? ''
     const firstUploads = (await t.request.get('/uploads').set('Authorization', `Bearer ${first.token}`).expect(200)).body as { uploads: Array<{ id: number }> }
-    const knex = t.heimdall.database.knex
-    let release!: () => void
-    const released = new Promise<void>((resolve) => { release = resolve })
-    const holding = knex.transaction(async (trx) => {
-      await trx('identities').where({ username: second.username }).forUpdate().select('id')
-      await released
-    })
+    const row = holdOwnerRow(second.username)
     // The second owner's upload of the same bytes waits for its row, and is given up on; the first owner's upload is
     // deleted before that record commits (the delete found no other upload and unpinned: a recorded upload served 404).
     const late = await t.request.post('/upload').set('Authorization', `Bearer ${second.token}`).attach('file', bytes, 'shared.bin')
     expect(late.status).toBe(503)
     await t.request.delete(`/uploads/${firstUploads.uploads[0]?.id ?? 0}`).set('Authorization', `Bearer ${first.token}`).expect(204)
-    release()
-    await holding
-    let total = 0
-    for (let i = 0; i < 40 && total === 0; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 50))
-      total = ((await t.request.get('/uploads').set('Authorization', `Bearer ${second.token}`).expect(200)).body as { total: number }).total
-    }
-    expect(total).toBe(1)
+    await row.release()
+    expect((await uploadsOnceRecorded(second.token)).total).toBe(1)
     await t.heimdall.collector.idle()
     await t.heimdall.collector.run()
     const served = await t.request.get(`/ipfs/${rootCid}/shared.bin`).buffer(true).parse(asBytes)
