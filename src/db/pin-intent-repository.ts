@@ -30,11 +30,19 @@ export class PinIntentRepository {
 
   /** Rows for any of `forms` (a root's spellings) but those `except` names: work on the root whose outcome is not settled yet. */
   async countOthers (forms: readonly string[], except: ReadonlyArray<number | undefined>): Promise<number> {
+    const [row] = await this.#others(forms, except).count<Array<{ n: string | number }>>({ n: '*' })
+    return Number(row?.n ?? 0)
+  }
+
+  /** Removes the rows countOthers counts. */
+  async removeOthers (forms: readonly string[], except: ReadonlyArray<number | undefined>): Promise<void> {
+    await this.#others(forms, except).delete()
+  }
+
+  #others (forms: readonly string[], except: ReadonlyArray<number | undefined>): Knex.QueryBuilder<PinIntentRow> {
     const query = this.#db<PinIntentRow>('pin_intents').whereIn('root_cid', forms as string[])
     const ids = except.filter((id) => id !== undefined)
-    if (ids.length > 0) void query.whereNotIn('id', ids)
-    const [row] = await query.count<Array<{ n: string | number }>>({ n: '*' })
-    return Number(row?.n ?? 0)
+    return ids.length > 0 ? query.whereNotIn('id', ids) : query
   }
 
   async remove (id: number): Promise<void> {

@@ -12,6 +12,7 @@ export interface DenylistEnforcerOptions {
   pins: {
     changePin: <T>(rootCid: string, work: () => Promise<T>) => Promise<T>
     releaseIfUnreferenced: (rootCid: string) => Promise<boolean>
+    fenceOthers: (rootCid: string) => Promise<void>
   }
   /** Whether this instance's node pins a root: another instance may have recorded the take-down first. */
   isPinned: (rootCid: string) => Promise<boolean>
@@ -47,6 +48,8 @@ export class DenylistEnforcer {
       const by = blockedContent(denylist, CID.parse(held.rootCid), held.entries)
       if (by === undefined) continue
       await pins.changePin(held.rootCid, async () => {
+        // First: a record of the root given up on that still commits would lift the block it is about to get.
+        await pins.fenceOthers(held.rootCid)
         await blocked.block(held.rootCid, { rule: by.rule.text, list: by.file })
         this.#options.onBlocked?.(held.rootCid)
         await blocked.failPinRequests(rootForms(held.rootCid), 'the content is blocked on this node by its operator')
@@ -58,7 +61,7 @@ export class DenylistEnforcer {
     // Roots another instance (sharing the database) took down first: this node unpins its own copy too.
     for await (const rootCid of blocked.blockedRoots()) {
       if (!await this.#options.isPinned(rootCid)) continue
-      await pins.changePin(rootCid, async () => { await pins.releaseIfUnreferenced(rootCid) })
+      await pins.changePin(rootCid, async () => { await pins.fenceOthers(rootCid); await pins.releaseIfUnreferenced(rootCid) })
       logger.warn({ rootCid }, 'content taken down here too: another instance found it on a denylist')
       takenDown++
     }

@@ -498,6 +498,17 @@ export class UploadService {
   }
 
   /**
+   * Inside `changePin`: removes the journal rows other work left for
+   * `rootCid` (see #referenced), whose outcome is unknown: a record of
+   * theirs that still commits then fails, as it needs its row (the
+   * heimdall_record_upload function), so that what this work decides about
+   * the pin holds (a take-down: the block and the unpin).
+   */
+  async fenceOthers (rootCid: string): Promise<void> {
+    await this.#options.pinIntents.removeOthers(rootForms(rootCid), [this.#working.get(rootKey(rootCid))])
+  }
+
+  /**
    * Inside `changePin`: unpins `rootCid` when no upload and no other holder
    * references it any more; true when it did. Given the journal entry of
    * work whose record is already changed (a request deleted), an unpin the

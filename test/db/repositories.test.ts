@@ -185,6 +185,15 @@ for (const factory of databaseFactories()) {
         const again = await journal.add('bafyback', 'instance-a')
         expect((await uploads.insert(upload(bob.id, 'bafyback'), { settles: again })).created).toBe(false)
         expect(await state('bafyback', again)).toEqual({ blocked: false, journaled: false })
+
+        // Its row settled by other work meanwhile (a record given up on by its client that ran on; settling or a
+        // take-down released the pin): nothing is recorded, and the take-down stays.
+        await db.knex('blocked_roots').insert({ root_cid: 'bafylate', rule: '//z', list: 'list.deny' })
+        const settled = await journal.add('bafylate', 'instance-a')
+        await journal.remove(settled)
+        await expect(uploads.insert(upload(bob.id, 'bafylate'), { quota, settles: settled })).rejects.toMatchObject({ code: '55000' })
+        expect(await db.knex('uploads').where({ root_cid: 'bafylate' })).toEqual([])
+        expect(await state('bafylate', settled)).toEqual({ blocked: true, journaled: false })
       })
 
       it('records uploads of one identity one after the other: concurrent ones never overrun its quota', async () => {

@@ -10,6 +10,8 @@ import * as raw from 'multiformats/codecs/raw'
 import { identity } from 'multiformats/hashes/identity'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { PinIntentRepository } from '../../src/db/pin-intent-repository.ts'
+import { UploadRepository } from '../../src/db/upload-repository.ts'
 import { doubleHash } from '../../src/denylist/double-hash.ts'
 import { appBackends } from '../support/backends.ts'
 import { unixfsBlocks, writeCar } from '../support/cars.ts'
@@ -308,6 +310,23 @@ for (const backend of appBackends()) {
       await expect.poll(async () => pinned(root), { timeout: 8000, interval: 200 }).toBe(false)
       expect((await t.heimdall.database.knex('blocked_roots').where({ root_cid: root }).select('root_cid')).length).toBe(1)
       await rm(join(denyDir, 'replaced.deny'))
+    })
+
+    it('a take-down removes the journal rows other work left for the root: a record of it given up on (503) that still commits then fails, and cannot lift the block', async () => {
+      const added = await upload(Buffer.from('fenced by a take-down'), 'fenced.bin')
+      const root = rootOf(added)
+      const journal = new PinIntentRepository(t.heimdall.database.knex)
+      // What an upload of the same content whose record was given up on leaves: its row, its statement still running.
+      const late = await journal.add(root, 'another-instance')
+      await mkdir(denyDir, { recursive: true })
+      await writeFile(join(denyDir, 'fence.deny'), `/ipfs/${root}\n`)
+      await eventually(`/ipfs/${root}/fenced.bin`, 410)
+      await expect.poll(async () => (await t.heimdall.database.knex('pin_intents').where({ id: late })).length, { timeout: 8000 }).toBe(0)
+      const owner = await t.heimdall.database.knex('identities').where({ username }).first() as { id: number }
+      const uploads = new UploadRepository(t.heimdall.database.knex)
+      await expect(uploads.insert({ identityId: owner.id, name: 'late', rootCid: root, kind: 'model', size: 1, isAvatar: false, primaryPath: 'fenced.bin', warnings: [], avatarReport: null, entries: [] }, { settles: late, alsoLifts: [root] })).rejects.toMatchObject({ code: '55000' })
+      expect(await t.heimdall.database.knex('blocked_roots').where({ root_cid: root })).toHaveLength(1)
+      await rm(join(denyDir, 'fence.deny'))
     })
 
     it('keeps taken-down content gone after its list is removed, until it is uploaded again', async () => {

@@ -1,0 +1,83 @@
+import type { Knex } from 'knex'
+
+/**
+ * heimdall_record_upload refuses to record an upload whose pin journal row
+ * (`settled_intent`) is gone: the record was given up on by its client (the
+ * query deadline, src/db/query-deadline.ts) yet ran on, and meanwhile other
+ * work settled that row (settlePins, or a take-down) and released the pin;
+ * recording it then left an upload whose content was unpinned (found by
+ * review). The whole record rolls back (SQLSTATE 55000), the block on a
+ * taken-down root included. Otherwise as 20261126500000_record_upload_settles;
+ * the same signature, so instances of the previous version call it too.
+ * Also an index on pin_intents.root_cid: a root's unsettled rows are
+ * counted whenever it may be unpinned.
+ */
+export async function up (knex: Knex): Promise<void> {
+  await knex.raw(`create or replace function heimdall_record_upload (
+      owner integer, upload_name text, root text, upload_kind text, upload_size bigint, avatar boolean,
+      primary_file text, upload_warnings jsonb, report jsonb, entries jsonb,
+      default_quota_bytes bigint, default_quota_uploads integer, settled_intent integer)
+    returns table (outcome text, id integer, created_at timestamptz, used_bytes bigint, used_uploads bigint, quota_bytes bigint, quota_uploads bigint)
+    language plpgsql volatile as $$
+    declare
+      own_bytes bigint;
+      own_uploads integer;
+      recorded integer;
+      recorded_at timestamptz;
+      usage_bytes bigint;
+      usage_count bigint;
+    begin
+      if default_quota_bytes is not null then
+        select i.quota_bytes, i.quota_uploads into own_bytes, own_uploads from identities i where i.id = owner for no key update;
+        select u.id into recorded from uploads u where u.identity_id = owner and u.root_cid = root and u.name = upload_name;
+        if recorded is null then
+          select coalesce(sum(u.size), 0), count(*) into usage_bytes, usage_count from uploads u where u.identity_id = owner;
+          own_bytes := coalesce(own_bytes, default_quota_bytes);
+          own_uploads := coalesce(own_uploads, default_quota_uploads);
+          if usage_count + 1 > own_uploads or usage_bytes + upload_size > own_bytes then
+            return query select 'over_quota'::text, null::integer, null::timestamptz, usage_bytes, usage_count, own_bytes, own_uploads::bigint;
+            return;
+          end if;
+        end if;
+      end if;
+      if recorded is null then
+        insert into uploads as u (identity_id, name, root_cid, kind, size, is_avatar, primary_path, warnings, avatar_report)
+          values (owner, upload_name, root, upload_kind, upload_size, avatar, primary_file, upload_warnings, report)
+          on conflict (identity_id, root_cid, name) do nothing
+          returning u.id, u.created_at into recorded, recorded_at;
+        if recorded is not null then
+          insert into upload_entries (upload_id, path, cid, size, is_directory)
+            select recorded, e.path, e.cid, e.size, e.is_directory
+            from jsonb_to_recordset(entries) as e (path text, cid text, size bigint, is_directory boolean);
+        else
+          select u.id into recorded from uploads u where u.identity_id = owner and u.root_cid = root and u.name = upload_name;
+        end if;
+      end if;
+      -- Only for a record there is (a concurrent delete can leave none to answer with: the caller then fails).
+      if recorded is not null then
+        -- Its journal row settled by other work meanwhile (the record given up on by its client, the pin then
+        -- released by settling or a take-down): recording now would leave an upload without its pin.
+        if settled_intent is not null then
+          delete from pin_intents p where p.id = settled_intent;
+          if not found then
+            raise exception 'the pin journal row % of this upload was settled without it', settled_intent using errcode = '55000';
+          end if;
+        end if;
+        delete from blocked_roots b where b.root_cid = root;
+      end if;
+      if recorded_at is not null then
+        return query select 'created'::text, recorded, recorded_at, null::bigint, null::bigint, null::bigint, null::bigint;
+      else
+        return query select 'existing'::text, recorded, null::timestamptz, null::bigint, null::bigint, null::bigint, null::bigint;
+      end if;
+    end
+    $$`)
+  await knex.schema.alterTable('pin_intents', (table) => { table.index(['root_cid'], 'pin_intents_root_cid_index') })
+}
+
+export async function down (knex: Knex): Promise<void> {
+  await knex.schema.alterTable('pin_intents', (table) => { table.dropIndex(['root_cid'], 'pin_intents_root_cid_index') })
+  await knex.raw(`drop function heimdall_record_upload (integer, text, text, text, bigint, boolean, text, jsonb, jsonb, jsonb, bigint, integer, integer)`)
+  const previous = await import('./20261126500000_record_upload_settles.ts')
+  await previous.up(knex)
+}
