@@ -20,19 +20,29 @@ export const nodeStalled = (): ServiceUnavailableError => new ServiceUnavailable
  */
 export async function * idleBounded<T> (source: AsyncIterable<T>, ms: number, stalled: () => Error, abort: AbortController): AsyncGenerator<T> {
   const items = source[Symbol.asyncIterator]()
-  for (;;) {
-    let timer: NodeJS.Timeout | undefined
-    const late = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => { const err = stalled(); abort.abort(err); reject(err) }, ms)
-    })
-    let next: IteratorResult<T>
-    try {
-      next = await Promise.race([items.next(), late])
-    } finally {
-      clearTimeout(timer)
+  let finished = false
+  try {
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined
+      const late = new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => { const err = stalled(); abort.abort(err); reject(err) }, ms)
+      })
+      let next: IteratorResult<T>
+      try {
+        next = await Promise.race([items.next(), late])
+      } finally {
+        clearTimeout(timer)
+      }
+      if (next.done === true) { finished = true; return }
+      yield next.value
     }
-    if (next.done === true) return
-    yield next.value
+  } finally {
+    // Left early (the consumer stopped, or a read failed): the request behind `source` ends, and `source` is closed
+    // (not awaited: a pending read of its own ends with the abort).
+    if (!finished) {
+      abort.abort()
+      void items.return?.()?.catch(() => {})
+    }
   }
 }
 

@@ -152,10 +152,20 @@ export class KuboBackend implements IpfsBackend {
     this.#readIdleMs = options.readIdleMs ?? IPFS_READ_IDLE_MS
   }
 
-  /** The caller's signal, and the read's bound (a TimeoutError, translated to a 503). */
-  #readSignal (signal?: AbortSignal): AbortSignal {
-    const bound = AbortSignal.timeout(this.#readIdleMs)
-    return signal === undefined ? bound : AbortSignal.any([signal, bound])
+  /**
+   * `read(signal)` with the caller's signal and the read's bound (a
+   * TimeoutError, translated to a 503). The bound's timer is cleared once
+   * the read is done: AbortSignal.timeout joined to a caller's signal kept
+   * ~750 B per block of a CAR for the whole bound.
+   */
+  async #withinReadBound<T> (read: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const bound = new AbortController()
+    const timer = setTimeout(() => { bound.abort(new DOMException('the IPFS node did not answer in time', 'TimeoutError')) }, this.#readIdleMs)
+    try {
+      return await read(signal === undefined ? bound.signal : AbortSignal.any([signal, bound.signal]))
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   /** `stream(signal)`'s items, each within the read bound once asked for (see idleBounded). */
@@ -393,7 +403,7 @@ export class KuboBackend implements IpfsBackend {
   async stat (cid: CID, path: readonly string[] = []): Promise<NodeStat> {
     const target = ipfsPath(cid, path)
     return this.#call(target, async () => {
-      const stat = await this.#client.files.stat(target, { ...OFFLINE, signal: this.#readSignal() })
+      const stat = await this.#withinReadBound(async (signal) => this.#client.files.stat(target, { ...OFFLINE, signal }))
       return stat.type === 'directory'
         ? { cid: ours(stat.cid), type: 'directory', size: 0 }
         : { cid: ours(stat.cid), type: 'file', size: Number(stat.size) }
@@ -424,7 +434,7 @@ export class KuboBackend implements IpfsBackend {
 
   async getBlock (cid: CID, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
     if (cid.multihash.code === IDENTITY) return cid.multihash.digest
-    return this.#call(`block ${cid.toString()}`, async () => this.#client.block.get(cid, { signal: this.#readSignal(options.signal), ...OFFLINE }))
+    return this.#call(`block ${cid.toString()}`, async () => this.#withinReadBound(async (signal) => this.#client.block.get(cid, { signal, ...OFFLINE }), options.signal))
   }
 
   #network: NodeNetwork | undefined

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { CID } from 'multiformats/cid'
 import { ServiceUnavailableError } from '../../src/errors.ts'
 import { httpGatewayBytes } from '../../src/gateway/http-gateway-bytes.ts'
+import { idleBounded } from '../../src/ipfs/idle-bound.ts'
 import { KuboBackend } from '../../src/ipfs/kubo-backend.ts'
 
 const FILE = CID.parse('bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku')
@@ -44,6 +45,22 @@ describe('reads from a Kubo that stops answering', () => {
 
   const sink = (delayMs = 0): Writable => new Writable({ highWaterMark: 64 * 1024, write (_chunk, _enc, cb) { setTimeout(cb, delayMs) } })
   const drain = async (items: AsyncIterable<unknown>): Promise<void> => { for await (const item of items) void item }
+
+  it('a read its consumer leaves early ends the request behind it and closes its source (a refused upload\'s cat stayed open in Kubo)', async () => {
+    let closed = false
+    const source = (async function * () {
+      try { for (let i = 0; ; i++) { yield i; await sleep(1) } } finally { closed = true }
+    })()
+    const abort = new AbortController()
+    for await (const item of idleBounded(source, 1000, () => new Error('stalled'), abort)) if (item === 2) break
+    await sleep(10)
+    expect({ closed, aborted: abort.signal.aborted }).toEqual({ closed: true, aborted: true })
+    // Read to its end, nothing is aborted.
+    const whole = new AbortController()
+    let count = 0
+    for await (const item of idleBounded((async function * () { for (const n of [1, 2, 3]) { await sleep(1); yield n } })(), 1000, () => new Error('stalled'), whole)) count += item
+    expect({ count, aborted: whole.signal.aborted }).toEqual({ count: 6, aborted: false })
+  })
 
   it('a stat, a listing, a block and a file\'s bytes over the RPC API fail with 503 after readIdleMs', async () => {
     const backend = new KuboBackend(await frozen(), { readIdleMs: 300 })

@@ -1,6 +1,6 @@
 import { Router, type ErrorRequestHandler, type Request, type Response } from 'express'
 import type { CID } from 'multiformats/cid'
-import { ContentBlockedError, HeimdallError, NotFoundError } from '../../errors.ts'
+import { ContentBlockedError, HeimdallError, NotFoundError, ServiceUnavailableError } from '../../errors.ts'
 import type { BlockedBy, Denylist } from '../../denylist/denylist.ts'
 import type { IpfsBackend } from '../../ipfs/ipfs-backend.ts'
 import type { ContentReader, ResolvedNode } from '../../gateway/content-reader.ts'
@@ -121,7 +121,8 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
   /**
    * The type a file's first bytes give, for a name with no extension (a bare
    * CID): its first bytes are read once per CID (remembered, as they never
-   * change); unreadable now, it is left unknown rather than failing the answer.
+   * change); unreadable now, it is left unknown rather than failing the answer,
+   * unless the node is not answering (a 503).
    */
   const sniffedTypes = new ByteLru<string>(SNIFFED_TYPES)
   async function sniffed (node: ResolvedNode): Promise<string | undefined> {
@@ -138,7 +139,10 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
         filled += chunk.byteLength
         if (filled >= length) break
       }
-    } catch {
+    } catch (err) {
+      // The node not answering is the answer's failure too (it would wait as long again for the body, or a HEAD give
+      // a guessed type as immutable).
+      if (err instanceof ServiceUnavailableError) throw err
       return undefined
     }
     const type = sniffContentType(head.subarray(0, Math.min(filled, length)), node.size <= length)
