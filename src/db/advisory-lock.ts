@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import pg from 'pg'
 import type { ContentLock } from '../services/content-lock.ts'
 import { KeyedLock } from '../services/keyed-lock.ts'
+import { destroySocket } from './query-deadline.ts'
 
 /**
  * The two int4 of a PostgreSQL advisory lock for `name`: the first 8 bytes of
@@ -83,9 +84,8 @@ export class PgAdvisoryLock implements ContentLock {
             // the connection is closed below
           }
         }
-        // A connection whose unlock did not succeed is closed, never pooled: the lock must not outlive the work. Its
-        // socket is destroyed, not ended: a server that does not answer would keep an ended one open.
-        if (!released) (client as pg.PoolClient & { connection?: { stream?: { destroy: () => void } } }).connection?.stream?.destroy()
+        // A connection whose unlock did not succeed is closed, never pooled: the lock must not outlive the work.
+        if (!released) destroySocket(client)
         client.removeListener('error', onError)
         client.release(released ? undefined : true)
       }

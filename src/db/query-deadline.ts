@@ -16,6 +16,14 @@ type PooledClient = pg.Client & { __knex__disposed?: unknown, connection?: { str
 type QueryCallback = (err: Error | null, result?: unknown) => void
 
 /**
+ * Closes `client`'s socket at once: a server that does not answer would
+ * keep a connection that is only ended (`end()` waits for its answer) open.
+ */
+export function destroySocket (client: pg.Client): void {
+  (client as PooledClient).connection?.stream?.destroy()
+}
+
+/**
  * knex's `.options(LOCK_WAIT)` on a statement that waits for a lock other
  * work holds for as long as that work takes (an advisory lock a sweep batch
  * or another instance's upload holds): its deadline is LOCK_WAIT_FACTOR
@@ -67,7 +75,7 @@ export function boundQueries (client: pg.Client, limitMs: () => number): void {
         if (answered) return
         late = true
         pooled.__knex__disposed = new QueryDeadlineError(ms)
-        pooled.connection?.stream?.destroy()
+        destroySocket(client)
       })
     }, ms)
     args[args.length - 1] = (err: Error | null, result?: unknown) => {

@@ -14,7 +14,7 @@ import { IMPORT_PROFILES, type ImportProfileName } from './import-profiles.ts'
 import type { DirectoryEntry, GcReport, ImportCandidate, ImportedNode, ImportLease, IpfsBackend, NodeNetwork, NodeStat, ReadOptions, VerifiedBlock } from './ipfs-backend.ts'
 import { kuboNetwork } from './kubo-network.ts'
 import { rootForms } from './cid-forms.ts'
-import { IPFS_READ_IDLE_MS, idleBounded, nodeStalled } from './idle-bound.ts'
+import { IPFS_READ_IDLE_MS, idleBounded, idleWatch, nodeStalled } from './idle-bound.ts'
 
 /** The multipart body Kubo's add reads: one part per file or directory, paths in the file name. */
 async function * multipartBody (candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, boundary: string): AsyncIterable<Uint8Array> {
@@ -101,25 +101,21 @@ const ours = (cid: { toString: () => string }): CID => CID.parse(cid.toString())
  */
 async function whileKuboAnswers<T> (req: ClientRequest, idleMs: number, work: () => Promise<T>): Promise<T> {
   let moved = -1
-  let since = Date.now()
   let stalled: Error | undefined
-  const timer = setInterval(() => {
-    const socket = req.socket
-    const waiting = req.writableNeedDrain || req.writableEnded
-    const bytes = socket === null ? 0 : socket.bytesRead + socket.bytesWritten
-    if (!waiting || bytes !== moved) { moved = bytes; since = Date.now(); return }
-    if (Date.now() - since < idleMs) return
-    stalled = nodeStalled()
-    req.destroy(stalled)
-  }, Math.max(10, Math.min(1000, idleMs / 4)))
-  timer.unref()
+  // Waiting on Kubo while no byte has moved since the last look; bytes that moved start the count again.
+  const waitingOnKubo = (): boolean => {
+    const bytes = req.socket === null ? 0 : req.socket.bytesRead + req.socket.bytesWritten
+    if (bytes !== moved) { moved = bytes; return false }
+    return req.writableNeedDrain || req.writableEnded
+  }
+  const watch = idleWatch(idleMs, waitingOnKubo, () => { stalled = nodeStalled(); req.destroy(stalled) })
   try {
     return await work()
   } catch (err) {
     // Destroyed once its answer had begun, the request's response fails with Node's own "aborted", not our error.
     throw stalled ?? err
   } finally {
-    clearInterval(timer)
+    watch.stop()
   }
 }
 
