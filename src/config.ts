@@ -120,6 +120,7 @@ const envSchema = z.object({
   MAX_UPLOAD_BYTES: integer(1, Number.MAX_SAFE_INTEGER).default(1_073_741_824),
   BODY_IDLE_TIMEOUT_SECONDS: integer(0, 24 * 3600).default(300),
   DATABASE_QUERY_TIMEOUT_SECONDS: integer(0, 24 * 3600).default(30),
+  IPFS_TIMEOUT_SECONDS: integer(1, 24 * 3600).default(60),
   IPFS_CID_PROFILE: z.enum(IMPORT_PROFILE_NAMES).default('unixfs-v1-2025'),
   ASSET_EXTENSIONS: optionalString.pipe(
     z.string().regex(/^[a-z0-9]+(,[a-z0-9]+)*$/, 'must be a comma-separated list of lower-case extensions').optional()
@@ -245,6 +246,8 @@ export interface Config {
   /** How long a query may go unanswered before its connection is closed and the request gets a 503 (0: no limit). */
   databaseQueryTimeoutSeconds: number
   ipfsApiUrl: string | undefined
+  /** Kubo mode: how long a read or a pin may wait on Kubo without a word before it fails with a 503. */
+  ipfsTimeoutSeconds: number
   /** Kubo's own HTTP gateway, private to the stack: where file bytes are read in Kubo mode. */
   ipfsGatewayUrl: string | undefined
   /** Kubo's flatfs `blocks` folder, mounted read-only: where file bytes are read in Kubo mode when set. */
@@ -370,6 +373,7 @@ export function loadConfig (env: Env): Config {
     databaseUrl: e.DATABASE_URL,
     databaseQueryTimeoutSeconds: e.DATABASE_QUERY_TIMEOUT_SECONDS,
     ipfsApiUrl: e.IPFS_API_URL,
+    ipfsTimeoutSeconds: e.IPFS_TIMEOUT_SECONDS,
     ipfsGatewayUrl: e.IPFS_GATEWAY_URL,
     ipfsBlocksDir: e.IPFS_BLOCKS_DIR,
     gatewayCacheBytes: e.GATEWAY_CACHE_BYTES,

@@ -177,7 +177,7 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
   const apiKeys = new ApiKeyService(new ApiKeyRepository(database.knex), { onTouchError: (err) => { logger.warn({ err }, 'could not record when an API key was used') } })
   const quotas = new QuotaService(new QuotaRepository(database.knex), config.defaultQuota)
   const limiter = new RateLimiter(new RateLimitRepository(database.knex), config.rateLimits, { onPurgeError: (err) => { logger.warn({ err }, 'could not purge old rate-limit rows') } })
-  const reader = openContentReader(backend, { cacheBytes: config.gatewayCacheBytes, ipfsGatewayUrl: config.ipfsGatewayUrl, ipfsBlocksDir: config.ipfsBlocksDir })
+  const reader = openContentReader(backend, { cacheBytes: config.gatewayCacheBytes, ipfsGatewayUrl: config.ipfsGatewayUrl, ipfsBlocksDir: config.ipfsBlocksDir, ipfsTimeoutMs: config.ipfsTimeoutSeconds * 1000 })
   // Blocks a collection removed must stop being served: the gateway's caches forget what they remembered.
   const collector = new GarbageCollector({ backend: ipfsCalls, logger, intervalSeconds: config.gcIntervalSeconds, onCollected: () => { reader.forget() } })
   // What another instance sharing the block store collected stops being served here too.

@@ -10,6 +10,7 @@ describe('loadConfig', () => {
       dataDir: './data',
       databaseUrl: undefined,
       ipfsApiUrl: undefined,
+      ipfsTimeoutSeconds: 60,
       publicUrl: 'http://localhost:8080',
       gatewayUrl: 'http://localhost:8080/ipfs/',
       secretKey: undefined,

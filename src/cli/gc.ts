@@ -15,6 +15,7 @@ import { resolveInstanceId } from '../instance-id.ts'
 import { HeliaBackend } from '../ipfs/helia-backend.ts'
 import type { GcReport, IpfsBackend } from '../ipfs/ipfs-backend.ts'
 import { KuboBackend } from '../ipfs/kubo-backend.ts'
+import { kuboBounds } from '../ipfs/open-ipfs-backend.ts'
 import { createLogger } from '../logger.ts'
 import { UploadService } from '../services/upload-service.ts'
 import { openSharedStore } from '../storage/open-shared-store.ts'
@@ -33,7 +34,7 @@ async function collect (config: Config, dryRun: boolean): Promise<{ report: GcRe
     return { report: asked.body as GcReport, via: 'the running server' }
   }
   if (config.blockstore.kind === 's3') return collectShared(config, config.blockstore, dryRun)
-  const backend = config.ipfsApiUrl !== undefined ? new KuboBackend(config.ipfsApiUrl) : await HeliaBackend.open(join(config.dataDir, 'ipfs'))
+  const backend = config.ipfsApiUrl !== undefined ? new KuboBackend(config.ipfsApiUrl, kuboBounds(config)) : await HeliaBackend.open(join(config.dataDir, 'ipfs'))
   try {
     await keepHeldPins(config, backend, dryRun)
     return { report: await backend.gc({ dryRun }), via: backend.kind === 'kubo' ? 'Kubo' : 'the embedded repo' }

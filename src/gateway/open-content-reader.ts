@@ -15,7 +15,7 @@ import { UnixfsReader } from './unixfs-reader.ts'
  * its private HTTP gateway when IPFS_GATEWAY_URL names one (every byte one
  * more loopback hop), else from its RPC `cat` with an offset and length.
  */
-export function openContentReader (backend: IpfsBackend, options: { cacheBytes: number, ipfsGatewayUrl?: string | undefined, ipfsBlocksDir?: string | undefined }): ContentReader {
+export function openContentReader (backend: IpfsBackend, options: { cacheBytes: number, ipfsGatewayUrl?: string | undefined, ipfsBlocksDir?: string | undefined, ipfsTimeoutMs?: number }): ContentReader {
   if (backend.kind === 'helia') return new UnixfsReader(backend, { cacheBytes: options.cacheBytes })
   // Blocks Kubo keeps elsewhere than its flatfs files (or added since) are asked of it over RPC.
   if (options.ipfsBlocksDir !== undefined) return new UnixfsReader(new BlockFiles(options.ipfsBlocksDir, backend), { cacheBytes: options.cacheBytes })
@@ -25,7 +25,7 @@ export function openContentReader (backend: IpfsBackend, options: { cacheBytes: 
   const forget = unixfs.forget.bind(unixfs)
   const onForget = unixfs.onForget.bind(unixfs)
   if (options.ipfsGatewayUrl !== undefined) {
-    const gateway = httpGatewayBytes(options.ipfsGatewayUrl)
+    const gateway = httpGatewayBytes(options.ipfsGatewayUrl, options.ipfsTimeoutMs === undefined ? {} : { idleMs: options.ipfsTimeoutMs })
     // A small file's block came with its resolution and is cached: Kubo is not asked for it again.
     // So is a symlink's target, which Kubo will not `cat`. Bytes Kubo sends are let through the gate block by block first.
     const writeTo: ContentReader['writeTo'] = async (node, window, out) => {

@@ -4,7 +4,8 @@ import { ServiceUnavailableError } from '../errors.ts'
  * How long a read from the IPFS node (Kubo's RPC API or its gateway) may
  * wait for it: a path's stat, a listing, a block, the next piece of a file.
  * It holds them, so moments; a stopped Kubo held gateway requests for as
- * long as their clients waited (behind nginx, up to its hour).
+ * long as their clients waited (behind nginx, up to its hour). The
+ * default of IPFS_TIMEOUT_SECONDS.
  */
 export const IPFS_READ_IDLE_MS = 60_000
 

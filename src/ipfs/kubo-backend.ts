@@ -68,7 +68,8 @@ const PIN_QUERY_MS = 60_000
  * repo GC to end, so silence this long is a Kubo that stopped (or a
  * network that drops everything), however large the DAG. Kubo's ticks come
  * apart from the pin's own work: a pin stuck inside a running Kubo (an
- * online one looking for a block nobody has) is not caught.
+ * online one looking for a block nobody has) is not caught. The default of
+ * IPFS_TIMEOUT_SECONDS.
  */
 const PIN_IDLE_MS = 60_000
 /** The identity multihash: the block is the digest itself, and Kubo's block/get would not be asked. */

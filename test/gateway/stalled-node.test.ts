@@ -1,14 +1,18 @@
+import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net'
 import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
 import { CID } from 'multiformats/cid'
 import { ServiceUnavailableError } from '../../src/errors.ts'
 import { httpGatewayBytes } from '../../src/gateway/http-gateway-bytes.ts'
 import { idleBounded } from '../../src/ipfs/idle-bound.ts'
 import { KuboBackend } from '../../src/ipfs/kubo-backend.ts'
+import { createIdentity, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
+import { startKubo, type KuboNode } from '../support/kubo.ts'
+import { createScratchDatabase } from '../support/postgres-server.ts'
 
 const FILE = CID.parse('bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku')
 const MiB = 1024 * 1024
@@ -112,4 +116,53 @@ describe('reads from a Kubo that stops answering', () => {
     for await (const chunk of fourMiB.read(node, { offset: 0, length: size })) { read += chunk.length; if (read <= 3 * 64 * 1024) await sleep(400) }
     expect(read).toBe(size)
   })
+})
+
+/**
+ * Through the gateway's routes, over a real Kubo that is then stopped
+ * (SIGSTOP: connections accepted, nothing answered), with
+ * IPFS_TIMEOUT_SECONDS=1: a file whose resolution is remembered but whose
+ * bytes must come from Kubo's gateway.
+ */
+describe.skipIf(inject('kuboBin') === '')('the gateway\'s routes over a stopped Kubo', () => {
+  let kubo: KuboNode
+  let t: TestHeimdall
+  let fileCid: string
+  let drop: (() => Promise<void>) | undefined
+  let stopped = false
+  const resume = (): void => { if (stopped) { process.kill(kubo.pid, 'SIGCONT'); stopped = false } }
+
+  beforeAll(async () => {
+    kubo = await startKubo(inject('kuboBin'))
+    const scratch = await createScratchDatabase(inject('postgresUrl'))
+    t = await startTestHeimdall({ DATABASE_URL: scratch.url, IPFS_API_URL: kubo.apiUrl, IPFS_GATEWAY_URL: kubo.gatewayUrl, IPFS_TIMEOUT_SECONDS: '1' })
+    drop = scratch.drop
+    const { token } = await createIdentity(t.request)
+    const res = await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', randomBytes(3 * MiB), 'big.bin').expect(200)
+    fileCid = (res.body as Array<{ Name: string, Hash: string }>).find((item) => item.Name === 'big/big.bin')?.Hash ?? ''
+    // Resolved once while Kubo answers (named .bin: nothing sniffed): the node is remembered, its bytes are not.
+    await t.request.head(`/ipfs/${fileCid}?filename=big.bin`).expect(200)
+  }, 120_000)
+
+  afterAll(async () => {
+    resume()
+    await t?.close()
+    await drop?.()
+    await kubo?.stop()
+  })
+
+  it('a bare CID\'s type, sniffed from bytes Kubo does not send, is a 503 after the bound, not a guess (a HEAD answered 200, a GET waited twice)', async () => {
+    process.kill(kubo.pid, 'SIGSTOP')
+    stopped = true
+    for (const method of ['head', 'get'] as const) {
+      const started = Date.now()
+      const res = await t.request[method](`/ipfs/${fileCid}`)
+      const seconds = (Date.now() - started) / 1000
+      expect({ method, status: res.status }).toEqual({ method, status: 503 })
+      expect(seconds).toBeLessThan(1.9)
+    }
+    resume()
+    const back = await t.request.head(`/ipfs/${fileCid}`).expect(200)
+    expect(back.headers['content-type']).toBe('application/octet-stream')
+  }, 60_000)
 })

@@ -27,6 +27,8 @@ export interface KuboNode {
   repo: string
   /** Its peer id. */
   peerId: string
+  /** The daemon's process (for tests that stop it with SIGSTOP). */
+  pid: number
   /** Where its swarm listens (loopback), each ending in /p2p/<peer id>; empty offline. */
   swarm: string[]
   /** What the daemon has printed so far (its log, with GOLOG_LOG_LEVEL set in the environment). */
@@ -95,6 +97,7 @@ export async function startKubo (bin: string, profile: ImportProfileName = 'unix
     apiUrl,
     gatewayUrl,
     peerId,
+    pid: child.pid ?? 0,
     swarm,
     output: () => output,
     repo,
