@@ -213,7 +213,7 @@ export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentR
     if (ifNoneMatch(req.headers['if-none-match'], etag)) { sendNotModified(res); return }
     // Checked before the first byte: a block that is not UnixFS is a 404, a name leading out of the folder a 400, rather than a broken tar.
     // The tree the path resolved to (that block, not another resolution of the path), each entry through the gate.
-    const root = await tarRoot(backend, target)
+    const root = await tarRoot(backend, target, request.signal)
     res.setHeader('Content-Disposition', contentDisposition('attachment', queryValue(req, 'filename') ?? `${target.toString()}.tar`))
     res.setHeader('Content-Type', RESPONSE_FORMATS.tar)
     // A HEAD answers what a GET would: the same walk decides between 200 and a refusal.

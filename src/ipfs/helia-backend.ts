@@ -416,9 +416,9 @@ export class HeliaBackend implements IpfsBackend {
     yield * this.#pins.list()
   }
 
-  async stat (cid: CID, path: readonly string[] = []): Promise<NodeStat> {
+  async stat (cid: CID, path: readonly string[] = [], options: { signal?: AbortSignal } = {}): Promise<NodeStat> {
     try {
-      const stat = await this.#fs.stat(cid, { ...OFFLINE, path: path.join('/') })
+      const stat = await this.#fs.stat(cid, { ...OFFLINE, path: path.join('/'), signal: options.signal })
       return stat.type === 'directory'
         ? { cid: stat.cid, type: 'directory', size: 0 }
         : { cid: stat.cid, type: 'file', size: Number(stat.size) }
@@ -435,15 +435,15 @@ export class HeliaBackend implements IpfsBackend {
     }
   }
 
-  async * list (cid: CID, path: readonly string[] = []): AsyncIterable<DirectoryEntry> {
+  async * list (cid: CID, path: readonly string[] = [], options: { signal?: AbortSignal } = {}): AsyncIterable<DirectoryEntry> {
     const names: Array<{ name: string, cid: CID }> = []
     try {
-      for await (const entry of this.#fs.ls(cid, { ...OFFLINE, path: path.join('/') })) names.push({ name: entry.name, cid: entry.cid })
+      for await (const entry of this.#fs.ls(cid, { ...OFFLINE, path: path.join('/'), signal: options.signal })) names.push({ name: entry.name, cid: entry.cid })
     } catch (err) {
       asNotFound(err, `/ipfs/${[cid.toString(), ...path].join('/')}`)
     }
     for (const { name, cid: child } of names) {
-      const stat = await this.stat(child)
+      const stat = await this.stat(child, [], options)
       yield { name, cid: child, type: stat.type, size: stat.size }
     }
   }

@@ -121,10 +121,10 @@ export interface IpfsBackend {
   isPinned: (cid: CID) => Promise<boolean>
   /** Every recursively pinned root; `signal` gives up on a node that does not answer. */
   listPins: (options?: { signal?: AbortSignal }) => AsyncIterable<CID>
-  /** Resolves `path` (segments) below `cid`. Throws NotFoundError when absent. */
-  stat: (cid: CID, path?: readonly string[]) => Promise<NodeStat>
+  /** Resolves `path` (segments) below `cid`. Throws NotFoundError when absent; `signal` gives up (a client gone). */
+  stat: (cid: CID, path?: readonly string[], options?: { signal?: AbortSignal }) => Promise<NodeStat>
   read: (cid: CID, path: readonly string[], options?: ReadOptions) => AsyncIterable<Uint8Array>
-  list: (cid: CID, path?: readonly string[]) => AsyncIterable<DirectoryEntry>
+  list: (cid: CID, path?: readonly string[], options?: { signal?: AbortSignal }) => AsyncIterable<DirectoryEntry>
   /** One block's bytes, from this node only (identity CIDs included). Throws NotFoundError when not held. */
   getBlock: (cid: CID, options?: { signal?: AbortSignal }) => Promise<Uint8Array>
   /**

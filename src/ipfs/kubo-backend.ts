@@ -397,10 +397,10 @@ export class KuboBackend implements IpfsBackend {
     }
   }
 
-  async stat (cid: CID, path: readonly string[] = []): Promise<NodeStat> {
+  async stat (cid: CID, path: readonly string[] = [], options: { signal?: AbortSignal } = {}): Promise<NodeStat> {
     const target = ipfsPath(cid, path)
     return this.#call(target, async () => {
-      const stat = await this.#withinReadBound(async (signal) => this.#client.files.stat(target, { ...OFFLINE, signal }))
+      const stat = await this.#withinReadBound(async (signal) => this.#client.files.stat(target, { ...OFFLINE, signal }), options.signal)
       return stat.type === 'directory'
         ? { cid: ours(stat.cid), type: 'directory', size: 0 }
         : { cid: ours(stat.cid), type: 'file', size: Number(stat.size) }
@@ -416,10 +416,10 @@ export class KuboBackend implements IpfsBackend {
     }
   }
 
-  async * list (cid: CID, path: readonly string[] = []): AsyncIterable<DirectoryEntry> {
+  async * list (cid: CID, path: readonly string[] = [], options: { signal?: AbortSignal } = {}): AsyncIterable<DirectoryEntry> {
     const target = ipfsPath(cid, path)
     try {
-      for await (const entry of this.#boundedStream((signal) => this.#client.ls(target, { ...OFFLINE, signal }))) {
+      for await (const entry of this.#boundedStream((signal) => this.#client.ls(target, { ...OFFLINE, signal }), options.signal)) {
         // kubo-rpc-client answers an empty directory with one entry without a name, the directory itself: no child.
         if (typeof entry.name !== 'string' || entry.name === '') continue
         yield { name: entry.name, cid: ours(entry.cid), type: entry.type === 'dir' ? 'directory' : 'file', size: entry.type === 'dir' ? 0 : Number(entry.size) }

@@ -76,6 +76,20 @@ describe('reads from a Kubo that stops answering', () => {
     expect(Date.now() - started).toBeLessThan(10_000)
   })
 
+  it('a stat, a listing, a block and a file\'s bytes end when their caller gives up, not at the bound (a client that left a tar)', async () => {
+    const backend = new KuboBackend(await frozen(), { readIdleMs: 30_000 })
+    for (const ask of [
+      async (signal: AbortSignal) => backend.stat(FILE, [], { signal }),
+      async (signal: AbortSignal) => { await drain(backend.list(FILE, [], { signal })) },
+      async (signal: AbortSignal) => backend.getBlock(FILE, { signal }),
+      async (signal: AbortSignal) => { await drain(backend.read(FILE, [], { signal })) }
+    ]) {
+      const started = Date.now()
+      await expect(ask(AbortSignal.timeout(200))).rejects.toThrow()
+      expect(Date.now() - started).toBeLessThan(5_000)
+    }
+  })
+
   it('a file\'s bytes from the gateway fail with 503 when its head does not come, for a small and a large read', async () => {
     const bytes = httpGatewayBytes(await frozen(), { idleMs: 300 })
     const small = { cid: FILE, type: 'file' as const, size: 1000 }

@@ -23,7 +23,7 @@ async function * entries (backend: TreeReader, node: TarEntry, top: string, sign
   yield node
   if (node.type !== 'directory') return
   const children = []
-  for await (const child of backend.list(node.cid)) children.push(child)
+  for await (const child of backend.list(node.cid, [], { signal })) children.push(child)
   for (const child of children) {
     const name = posix.normalize(`${node.name}/${child.name}`)
     if (!name.startsWith(`${top}/`) || name.length === top.length + 1) {
@@ -34,8 +34,8 @@ async function * entries (backend: TreeReader, node: TarEntry, top: string, sign
 }
 
 /** The archive's top entry: the file or directory `cid` (what the path resolved to), named by it. */
-export async function tarRoot (backend: TreeReader, cid: CID): Promise<TarEntry> {
-  const stat = await backend.stat(cid)
+export async function tarRoot (backend: TreeReader, cid: CID, signal?: AbortSignal): Promise<TarEntry> {
+  const stat = await backend.stat(cid, [], { signal })
   return { name: cid.toString(), type: stat.type, cid: stat.cid }
 }
 
@@ -67,7 +67,7 @@ export function tarStream (backend: TreeReader, root: TarEntry, signal?: AbortSi
         continue
       }
       // The entry's size must be the file's length to the byte: its node says, not the link.
-      const { size } = await backend.stat(entry.cid)
+      const { size } = await backend.stat(entry.cid, [], { signal })
       await new Promise<void>((resolve, reject) => {
         const sink = tar.entry({ name: entry.name, type: 'file', size, mode: 0o644, mtime: new Date(0) }, (err) => { if (err != null) reject(err); else resolve() })
         void (async () => {
