@@ -4,6 +4,7 @@ import { IMPORT_PROFILE_NAMES } from './ipfs/import-profiles.ts'
 import type { Quota } from './services/quota-service.ts'
 import type { RateLimits } from './services/rate-limiter.ts'
 import { parseTcpMultiaddr, splitList } from './ipfs/network/multiaddr-text.ts'
+import { DEFAULT_ZIP_NAME_ENCODING, zipNameEncoding } from './services/zip-names.ts'
 
 /** Extensions accepted inside a bundle; the top level accepts these plus `zip` and `car`. */
 export const DEFAULT_ASSET_EXTENSIONS = [
@@ -128,6 +129,11 @@ const envSchema = z.object({
   ZIP_MAX_ENTRIES: integer(1, 1_000_000).default(10_000),
   ZIP_MAX_UNCOMPRESSED_BYTES: integer(1, Number.MAX_SAFE_INTEGER).default(4 * 1024 ** 3),
   ZIP_MAX_RATIO: integer(1, 1_000_000).default(1100),
+  ZIP_NAME_ENCODING: optionalString.pipe(z.string().transform((label, ctx) => {
+    const encoding = zipNameEncoding(label)
+    if (encoding === undefined) ctx.addIssue({ code: 'custom', message: 'must be cp437 or an encoding of the WHATWG Encoding Standard (shift_jis, gbk, big5, euc-kr, ibm866, windows-1251…)' })
+    return encoding ?? DEFAULT_ZIP_NAME_ENCODING
+  }).default(DEFAULT_ZIP_NAME_ENCODING)),
   TRUST_PROXY: optionalString.pipe(
     z.string().refine((value) => /^(true|false|\d+)$/.test(value) || value.split(',').every((item) => trustedProxyItem(item.trim())),
       'must be true, false, a hop count, or addresses/subnets (loopback, linklocal, uniquelocal, an IP address, 172.16.0.0/12)').optional()
@@ -267,6 +273,8 @@ export interface Config {
   /** Extensions allowed inside bundles (lower case, no dot). */
   assetExtensions: ReadonlySet<string>
   bundleLimits: { maxEntries: number, maxUncompressedBytes: number, maxRatio: number }
+  /** What names in a zip neither marked nor valid as UTF-8 are read in: `cp437` or a WHATWG encoding's name. */
+  zipNameEncoding: string
   /** Express's `trust proxy`: which proxies' X-Forwarded-* headers to believe. */
   trustProxy: boolean | number | string
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL']
@@ -402,6 +410,7 @@ export function loadConfig (env: Env): Config {
     cidProfile: e.IPFS_CID_PROFILE,
     assetExtensions: new Set(e.ASSET_EXTENSIONS?.split(',') ?? DEFAULT_ASSET_EXTENSIONS),
     bundleLimits: { maxEntries: e.ZIP_MAX_ENTRIES, maxUncompressedBytes: e.ZIP_MAX_UNCOMPRESSED_BYTES, maxRatio: e.ZIP_MAX_RATIO },
+    zipNameEncoding: e.ZIP_NAME_ENCODING,
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
     logLevel: e.LOG_LEVEL,
     gcIntervalSeconds: e.GC_INTERVAL_SECONDS,

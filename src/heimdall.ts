@@ -197,6 +197,7 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
     profile: config.cidProfile,
     assetExtensions: config.assetExtensions,
     bundleLimits: config.bundleLimits,
+    zipNameEncoding: config.zipNameEncoding,
     denylist,
     blockedRoots,
     heldRoots: new HeldRootRepository(database.knex),

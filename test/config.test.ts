@@ -85,6 +85,14 @@ describe('loadConfig', () => {
     expect([...loadConfig({ ASSET_EXTENSIONS: 'fbx,png' }).assetExtensions]).toEqual(['fbx', 'png'])
     expect(() => loadConfig({ ASSET_EXTENSIONS: '.fbx, PNG' })).toThrow(ConfigError)
   })
+
+  it('reads unmarked zip names as code page 437 unless ZIP_NAME_ENCODING names a WHATWG encoding; refuses others and UTF-16', () => {
+    expect(loadConfig({}).zipNameEncoding).toBe('cp437')
+    expect(loadConfig({ ZIP_NAME_ENCODING: 'Shift_JIS' }).zipNameEncoding).toBe('shift_jis')
+    expect(loadConfig({ ZIP_NAME_ENCODING: 'cp866' }).zipNameEncoding).toBe('ibm866')
+    expect(loadConfig({ ZIP_NAME_ENCODING: 'IBM437' }).zipNameEncoding).toBe('cp437')
+    for (const label of ['klingon', 'utf-16le', 'utf-8']) expect(() => loadConfig({ ZIP_NAME_ENCODING: label })).toThrow(/ZIP_NAME_ENCODING: must be cp437 or/)
+  })
 })
 
 describe('loadConfig: the embedded node on the IPFS network', () => {

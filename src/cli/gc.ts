@@ -65,6 +65,7 @@ async function keepHeldPins (config: Config, backend: IpfsBackend, dryRun: boole
       profile: config.cidProfile,
       assetExtensions: config.assetExtensions,
       bundleLimits: config.bundleLimits,
+    zipNameEncoding: config.zipNameEncoding,
       // Its warnings (what was pinned again) on standard error; the report alone on standard output.
       logger: createLogger(config.logLevel, process.stderr),
       pinIntents: new PinIntentRepository(db.knex),

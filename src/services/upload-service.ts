@@ -68,6 +68,8 @@ export interface ImportedUpload {
   lease: ImportLease
   /** Warnings about the upload as a whole (a bundle's entries left out), beside those about its files. */
   notes?: readonly string[]
+  /** A bundle's paths whose names were guessed (see ZipBundle.guessedNames): a refusal for a missing file says so too. */
+  guessedNames?: readonly string[]
 }
 
 export interface UploadServiceOptions {
@@ -77,6 +79,8 @@ export interface UploadServiceOptions {
   /** Extensions allowed inside bundles; top level also allows `zip` and `car`. */
   assetExtensions: ReadonlySet<string>
   bundleLimits: BundleLimits
+  /** ZIP_NAME_ENCODING: what a zip's names neither marked nor valid as UTF-8 are read in (code page 437 by default). */
+  zipNameEncoding?: string
   logger: Logger
   /** The journal of pins being changed, and this instance's name in it. */
   pinIntents: PinIntentRepository
@@ -279,14 +283,18 @@ export class UploadService {
 
   /** Imports a zip bundle (on disk: its directory is at its end), refusing it whole when any entry breaks a rule. */
   async importBundle (name: UploadName, zipPath: string, signal?: AbortSignal): Promise<ImportedUpload> {
-    const bundle = await ZipBundle.open(zipPath, this.#options.bundleLimits)
+    const bundle = await ZipBundle.open(zipPath, this.#options.bundleLimits, { nameEncoding: this.#options.zipNameEncoding })
     try {
       const refused = bundle.files.filter((entry) => !this.#options.assetExtensions.has(contentExtensionOf(entry.path)))
       if (refused.length > 0) {
         throw new UnsupportedMediaTypeError('the bundle has files of types that are not accepted', refused.map((e) => e.path))
       }
       const imported = await this.#import(name, bundle.candidates(), signal)
-      return bundle.skipped.length === 0 ? imported : { ...imported, notes: [skippedNote(bundle.skipped)] }
+      const notes = [
+        ...(bundle.skipped.length === 0 ? [] : [skippedNote(bundle.skipped)]),
+        ...(bundle.guessedNames.length === 0 ? [] : [guessedNamesNote(bundle.guessedNames)])
+      ]
+      return notes.length === 0 ? imported : { ...imported, notes, guessedNames: bundle.guessedNames }
     } finally {
       bundle.close()
     }
@@ -359,7 +367,11 @@ export class UploadService {
     if (mismatches.length > 0) throw new UnsupportedMediaTypeError('the content of some files does not match their type', mismatches)
     const folders = new Set(nodes.filter((n) => n.path !== '' && !fileSizes.has(n.path)).map((n) => n.path))
     const { errors, warnings: fileWarnings } = checkReferences(reports, new Set(fileSizes.keys()), folders, fileSizes)
-    if (errors.length > 0) throw new UnprocessableContentError('the upload would not load: files it needs are missing', errors)
+    if (errors.length > 0) {
+      // A file that seems missing may be one whose name was read wrong: the refusal says which names were guessed.
+      const guessed = imported.guessedNames ?? []
+      throw new UnprocessableContentError('the upload would not load: files it needs are missing', guessed.length === 0 ? errors : [...errors, guessedNamesNote(guessed)])
+    }
     const warnings = [...(imported.notes ?? []), ...fileWarnings]
 
     const rootCid = root.cid.toString()
@@ -683,6 +695,13 @@ async function * tap (source: AsyncIterable<Uint8Array>, file: { inspector: File
 }
 
 const sum = (values: Iterable<number>): number => { let total = 0; for (const v of values) total += v; return total }
+
+/** The warning for names a zip did not mark as UTF-8, read as code page 437: they may not be what the creator typed. */
+function guessedNamesNote (paths: readonly string[]): string {
+  const listed = paths.slice(0, 3).join(', ')
+  const one = paths.length === 1
+  return `${paths.length} name${one ? '' : 's'} in the zip ${one ? 'is' : 'are'} not marked as UTF-8 and ${one ? 'was' : 'were'} read as code page 437 (the zip format's default): ${listed}${paths.length > 3 ? `, and ${paths.length - 3} more` : ''}. If ${one ? 'it looks' : 'they look'} wrong, zip the folder with a tool that writes UTF-8 names (7-Zip, macOS, or \`heimdall upload <folder>\`)`
+}
 
 /** The warning for a bundle's operating-system files left out (macOS's __MACOSX/ and .DS_Store, Windows' Thumbs.db). */
 function skippedNote (skipped: readonly string[]): string {

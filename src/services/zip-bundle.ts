@@ -6,6 +6,7 @@ import { crc32 } from 'node:zlib'
 import yauzl, { type Entry, type ZipFile } from 'yauzl'
 import { BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../errors.ts'
 import type { ImportCandidate } from '../ipfs/ipfs-backend.ts'
+import { decodeName, DEFAULT_ZIP_NAME_ENCODING, legacyDecoder } from './zip-names.ts'
 
 export interface BundleLimits {
   maxEntries: number
@@ -28,7 +29,6 @@ const READABLE_METHODS = new Set([0, 8])
 const METHOD_NAMES = new Map([[9, 'Deflate64'], [12, 'BZip2'], [14, 'LZMA'], [93, 'Zstandard'], [95, 'XZ'], [98, 'PPMd'], [99, 'AES encryption']])
 const S_IFMT = 0o170000
 const S_IFLNK = 0o120000
-const UTF8_FLAG = 0x800
 
 const openZip = promisify<string, yauzl.Options, ZipFile>(yauzl.open)
 const openReader = promisify<yauzl.RandomAccessReader, number, yauzl.Options, ZipFile>(yauzl.fromRandomAccessReader)
@@ -126,49 +126,6 @@ async function openArchive (file: string, options: yauzl.Options): Promise<ZipFi
   }
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true })
-
-/** Code page 437's upper half, the zip format's default for names without the UTF-8 flag (APPNOTE 4.4.4, appendix D). */
-const CP437_HIGH = '\xc7\xfc\xe9\xe2\xe4\xe0\xe5\xe7\xea\xeb\xe8\xef\xee\xec\xc4\xc5\xc9\xe6\xc6\xf4\xf6\xf2\xfb\xf9\xff\xd6\xdc\xa2\xa3\xa5\u20a7\u0192\xe1\xed\xf3\xfa\xf1\xd1\xaa\xba\xbf\u2310\xac\xbd\xbc\xa1\xab\xbb\u2591\u2592\u2593\u2502\u2524\u2561\u2562\u2556\u2555\u2563\u2551\u2557\u255d\u255c\u255b\u2510\u2514\u2534\u252c\u251c\u2500\u253c\u255e\u255f\u255a\u2554\u2569\u2566\u2560\u2550\u256c\u2567\u2568\u2564\u2565\u2559\u2558\u2552\u2553\u256b\u256a\u2518\u250c\u2588\u2584\u258c\u2590\u2580\u03b1\xdf\u0393\u03c0\u03a3\u03c3\xb5\u03c4\u03a6\u0398\u03a9\u03b4\u221e\u03c6\u03b5\u2229\u2261\xb1\u2265\u2264\u2320\u2321\xf7\u2248\xb0\u2219\xb7\u221a\u207f\xb2\u25a0\xa0'
-/** The Info-ZIP Unicode Path extra field: version 1, the CRC-32 of the header's name, then that name in UTF-8. */
-const UNICODE_PATH = 0x7075
-/** "Version made by" hosts whose tools write `\` between folders: MS-DOS/FAT (PowerShell 5.1's Compress-Archive), NTFS, VFAT. */
-const WINDOWS_HOSTS = new Set([0, 11, 14])
-
-/** Bytes as code page 437, the low half as ASCII (a control byte stays a control character, and is refused as one). */
-function cp437 (raw: Buffer): string {
-  let text = ''
-  for (const byte of raw) text += byte < 0x80 ? String.fromCharCode(byte) : CP437_HIGH[byte - 0x80] ?? ''
-  return text
-}
-
-/**
- * An entry's name as its writer meant it: UTF-8 when flagged; else the
- * Unicode Path extra field (7-Zip, WinRAR and Info-ZIP on Windows add it)
- * when it still matches the name it was made for; else UTF-8 when the bytes
- * are valid UTF-8 (Python, 7-Zip, macOS); else code page 437, the format's
- * default (Windows Explorer writes the system's OEM code page: Western
- * European names come out right, others at least as printable characters,
- * never control ones). Composed (NFC), as references in models are: macOS
- * writes names decomposed. A Windows tool's `\` separators become `/`.
- */
-function decodeName (entry: Entry): string {
-  const raw = entry.fileName as unknown as Buffer
-  let name: string
-  if ((entry.generalPurposeBitFlag & UTF8_FLAG) !== 0) {
-    name = raw.toString('utf8')
-  } else {
-    const unicode = entry.extraFields.find((field) => field.id === UNICODE_PATH)?.data
-    if (unicode !== undefined && unicode.length >= 5 && unicode[0] === 1 && unicode.readUInt32LE(1) === crc32(raw)) {
-      name = unicode.subarray(5).toString('utf8')
-    } else {
-      try { name = utf8.decode(raw) } catch { name = cp437(raw) }
-    }
-  }
-  if (WINDOWS_HOSTS.has(entry.versionMadeBy >> 8)) name = name.replaceAll('\\', '/')
-  return name.normalize('NFC')
-}
-
 /** Left out of a bundle, with a warning: what operating systems add to a folder, never part of a model. */
 function isSystemMetadata (path: string): boolean {
   const segments = path.split('/')
@@ -202,17 +159,25 @@ export class ZipBundle {
   readonly entries: readonly BundleEntry[]
   /** Files left out: operating-system metadata (`__MACOSX/`, `._*`, `.DS_Store`, `Thumbs.db`, `desktop.ini`). */
   readonly skipped: readonly string[]
+  /** Paths whose names were neither marked nor valid as UTF-8, nor valid in `nameEncoding`, and were read as code page 437: they may be wrong. */
+  readonly guessedNames: readonly string[]
   readonly #zip: ZipFile
   readonly #raw: ReadonlyMap<string, Entry>
 
-  private constructor (zip: ZipFile, entries: BundleEntry[], raw: Map<string, Entry>, skipped: string[]) {
+  private constructor (zip: ZipFile, inspected: Inspected) {
     this.#zip = zip
-    this.entries = entries
-    this.#raw = raw
-    this.skipped = skipped
+    this.entries = inspected.entries
+    this.#raw = inspected.raw
+    this.skipped = inspected.skipped
+    this.guessedNames = inspected.guessed
   }
 
-  static async open (file: string, limits: BundleLimits): Promise<ZipBundle> {
+  /**
+   * Opens and inspects the archive. `nameEncoding` (see zipNameEncoding):
+   * what names neither marked nor valid as UTF-8 are read in; code page 437
+   * by default.
+   */
+  static async open (file: string, limits: BundleLimits, options: { nameEncoding?: string } = {}): Promise<ZipBundle> {
     let zip: ZipFile
     try {
       zip = await openArchive(file, { lazyEntries: true, autoClose: false, decodeStrings: false, validateEntrySizes: true, strictFileNames: false })
@@ -221,8 +186,7 @@ export class ZipBundle {
     }
     try {
       const rawEntries = await readCentralDirectory(zip, limits.maxEntries)
-      const { entries, raw, skipped } = inspect(rawEntries, limits)
-      return new ZipBundle(zip, entries, raw, skipped)
+      return new ZipBundle(zip, inspect(rawEntries, limits, legacyDecoder(options.nameEncoding ?? DEFAULT_ZIP_NAME_ENCODING)))
     } catch (err) {
       zip.close()
       throw err
@@ -284,10 +248,13 @@ async function readCentralDirectory (zip: ZipFile, maxEntries: number): Promise<
   })
 }
 
-function inspect (rawEntries: Entry[], limits: BundleLimits): { entries: BundleEntry[], raw: Map<string, Entry>, skipped: string[] } {
+interface Inspected { entries: BundleEntry[], raw: Map<string, Entry>, skipped: string[], guessed: string[] }
+
+function inspect (rawEntries: Entry[], limits: BundleLimits, legacy: ReturnType<typeof legacyDecoder>): Inspected {
   const unsafe: string[] = []
   const unreadable: string[] = []
   const skipped: string[] = []
+  const guessed: string[] = []
   const tooLarge: string[] = []
   const entries: BundleEntry[] = []
   const raw = new Map<string, Entry>()
@@ -296,7 +263,8 @@ function inspect (rawEntries: Entry[], limits: BundleLimits): { entries: BundleE
 
   for (const entry of rawEntries) {
     // `./avatar.fst`, as bsdtar (Windows' tar.exe) writes a folder's contents; `./` alone is the folder itself.
-    const name = decodeName(entry).replace(/^(?:\.\/)+/, '')
+    const decoded = decodeName(entry, legacy)
+    const name = decoded.name.replace(/^(?:\.\/)+/, '')
     if (name === '' || name === '.') continue
     const isDirectory = name.endsWith('/')
     const path = name.replace(/\/+$/, '')
@@ -327,6 +295,7 @@ function inspect (rawEntries: Entry[], limits: BundleLimits): { entries: BundleE
     }
     entries.push({ path, isDirectory, size: isDirectory ? 0 : entry.uncompressedSize })
     if (!isDirectory) raw.set(path, entry)
+    if (decoded.guessed) guessed.push(path)
   }
 
   // A file whose path is also used as a folder by another entry (`a` and `a/b`).
@@ -347,5 +316,5 @@ function inspect (rawEntries: Entry[], limits: BundleLimits): { entries: BundleE
   }
   if (tooLarge.length > 0) throw new PayloadTooLargeError('the bundle is too large once uncompressed', tooLarge)
   if (raw.size === 0) throw new BadRequestError('the bundle has no files')
-  return { entries, raw, skipped }
+  return { entries, raw, skipped, guessed }
 }

@@ -221,9 +221,51 @@ describe('bundles refused, leaving nothing behind', () => {
     for (const name of ['Zoé/peau brûlée.png', 'Текстуры/кожа.png', 'Café.png', 'textures/skin.png', 'readme.txt']) expect(names).toContain(`tools/${name}`)
     const root = (res.body as Item[]).at(-1) as Item
     await t.request.get(`/ipfs/${root.Hash}/${encodeURIComponent('Café.png')}`).expect(200)
+    // The one name read by the format's default, not known to be right, is said to be a guess.
+    expect(root.warnings).toEqual(['1 name in the zip is not marked as UTF-8 and was read as code page 437 (the zip format\'s default): Zoé/peau brûlée.png. If it looks wrong, zip the folder with a tool that writes UTF-8 names (7-Zip, macOS, or `heimdall upload <folder>`)'])
     // The same name from a Unix host is a file name with a backslash in it: refused, as before.
     const unix = await upload(rawZip([{ name: 'textures\\skin.png', data: png, host: 3 }]), 'unix.zip').expect(400)
     expect(unix.body.details).toEqual(['"textures\\\\skin.png" uses backslashes in its path'])
+  })
+
+  // Windows Explorer on a Japanese system writes names in Shift-JIS (code page 932), unmarked: read as code page 437
+  // by default, an avatar's .fst no longer finds its model; ZIP_NAME_ENCODING=shift_jis reads them as written.
+  it('reads unmarked names in the encoding ZIP_NAME_ENCODING names (Shift-JIS from a Japanese Windows), so references in the .fst find them', async () => {
+    const sjis = new TextDecoder('shift_jis')
+    const toSjis = new Map<string, number[]>()
+    for (let lead = 0x81; lead <= 0xfc; lead++) {
+      if (lead > 0x9f && lead < 0xe0) continue
+      for (let trail = 0x40; trail <= 0xfc; trail++) {
+        const text = sjis.decode(Buffer.from([lead, trail]))
+        if (text.length === 1 && text !== '\ufffd' && !toSjis.has(text)) toSjis.set(text, [lead, trail])
+      }
+    }
+    const shiftJis = (text: string): Buffer => Buffer.from([...text].flatMap((c) => toSjis.get(c) ?? [c.charCodeAt(0)]))
+    const fst = ['name = さくら', 'type = body+head', 'scale = 1', 'filename = アバター.fbx', 'texdir = テクスチャ', ''].join('\n')
+    const zip = rawZip([
+      { name: shiftJis('さくら/avatar.fst'), data: fst, host: 0 },
+      { name: shiftJis('さくら/アバター.fbx'), data: fixture('fbx/box-binary.fbx'), host: 0 },
+      { name: shiftJis('さくら/テクスチャ/肌.png'), data: fixture('gltf/BoxTextured/CesiumLogoFlat.png'), host: 0 }
+    ])
+    // Read as code page 437: the .fst names a model the bundle does not have.
+    const garbled = await upload(zip, 'sakura.zip')
+    expect(garbled.status).toBe(422)
+    expect(JSON.stringify(garbled.body)).toMatch(/アバター\.fbx/)
+    expect((garbled.body as { details: string[] }).details.at(-1)).toMatch(/^3 names in the zip are not marked as UTF-8 and were read as code page 437/)
+    await expectNothingLeftBehind()
+
+    const japanese = await startTestHeimdall({ ZIP_NAME_ENCODING: 'Shift_JIS' })
+    try {
+      const { token: owner } = await createIdentity(japanese.request)
+      const res = await japanese.request.post('/upload').set('Authorization', `Bearer ${owner}`).attach('file', zip, 'sakura.zip').expect(200)
+      const items = res.body as Item[]
+      expect(items.map((item) => item.Name)).toEqual(expect.arrayContaining(['sakura/さくら/avatar.fst', 'sakura/さくら/アバター.fbx', 'sakura/さくら/テクスチャ/肌.png']))
+      const root = items.at(-1) as Item
+      expect(root.warnings ?? []).toEqual([])
+      await japanese.request.get(`/ipfs/${root.Hash}/${encodeURIComponent('さくら')}/${encodeURIComponent('テクスチャ')}/${encodeURIComponent('肌.png')}`).expect(200)
+    } finally {
+      await japanese.close()
+    }
   })
 
   it('leaves out what macOS and Windows add to a folder (__MACOSX/, ._ files, .DS_Store, Thumbs.db), with a warning; keeps a license.txt', async () => {
