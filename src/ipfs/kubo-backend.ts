@@ -68,7 +68,8 @@ const PIN_QUERY_MS = 60_000
  * repo GC to end, so silence this long is a Kubo that stopped (or a
  * network that drops everything), however large the DAG. Kubo's ticks come
  * apart from the pin's own work: a pin stuck inside a running Kubo (an
- * online one looking for a block nobody has) is not caught. The default of
+ * online one looking for a block nobody has) is told by its count of nodes
+ * standing still as long (see PinProgress). The default of
  * IPFS_TIMEOUT_SECONDS.
  */
 const PIN_IDLE_MS = 60_000
@@ -117,6 +118,35 @@ async function whileKuboAnswers<T> (req: ClientRequest, idleMs: number, work: ()
     throw stalled ?? err
   } finally {
     watch.stop()
+  }
+}
+
+/**
+ * How far a pin asked with progress got: Kubo reports every half second the
+ * count of DAG nodes its pin walked so far. A count above 0 that stays the
+ * same for `idleMs` is a pin stuck on a block Kubo does not have (an online
+ * Kubo looks for it for good): its ticks go on, so only the count tells.
+ * A count of 0 is not judged: a pin waiting for a repo GC to end says 0.
+ */
+class PinProgress {
+  readonly #idleMs: number
+  #scanned = 0
+  #nodes = 0
+  #since = Date.now()
+
+  constructor (idleMs: number) { this.#idleMs = idleMs }
+
+  /** Reads the lines `text` (the answer so far) gained; true once the count has stood still past the bound. */
+  stuck (text: string): boolean {
+    for (let end = text.indexOf('\n', this.#scanned); end !== -1; end = text.indexOf('\n', this.#scanned)) {
+      const count = /"Progress":(\d+)/.exec(text.slice(this.#scanned, end))
+      this.#scanned = end + 1
+      if (count !== null && Number(count[1]) !== this.#nodes) {
+        this.#nodes = Number(count[1])
+        this.#since = Date.now()
+      }
+    }
+    return this.#nodes > 0 && Date.now() - this.#since >= this.#idleMs
   }
 }
 
@@ -358,7 +388,12 @@ export class KuboBackend implements IpfsBackend {
         const res = await answered
         res.setEncoding('utf8')
         let text = ''
-        for await (const chunk of res) text += chunk as string
+        const progress = new PinProgress(this.#pinIdleMs)
+        for await (const chunk of res) {
+          text += chunk as string
+          // Returning ends the request: Kubo's pin is cancelled with it.
+          if (progress.stuck(text)) throw new ServiceUnavailableError(`the IPFS node's pin went ${Math.round(this.#pinIdleMs / 1000)} s without walking a block further (a block of the content may be missing from it); try again later`)
+        }
         // Progress lines, then {"Pins":[…]}; a failure after the first line comes as the stream's trailer.
         const failure = res.statusCode !== 200 ? kuboMessage(text) : res.trailers['x-stream-error']
         if (failure !== undefined && failure !== '') throw new Error(failure)

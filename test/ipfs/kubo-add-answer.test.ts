@@ -134,6 +134,41 @@ describe('KuboBackend when Kubo stops answering', () => {
     await expect(failed.pin(CID.parse(CID_ROOT))).rejects.toBeInstanceOf(NotFoundError)
   })
 
+  it('a pin whose count of nodes stands still past pinIdleMs while Kubo\'s ticks go on (a block Kubo looks for forever) fails with 503; a count of 0 (a pin waiting for a repo GC) goes on', async () => {
+    /** Kubo's pin/add answer: a tick every 100 ms saying `count(tick)` nodes, for `ticks` ticks, then the pins. */
+    const kubo = async (count: (tick: number) => number, ticks: number): Promise<{ url: string, cancelled: () => boolean }> => {
+      let cancelled = false
+      const server = createServer((req, res) => {
+        req.resume()
+        res.writeHead(200, { 'Content-Type': 'application/json', Trailer: 'X-Stream-Error' })
+        let tick = 0
+        const timer = setInterval(() => {
+          if (++tick <= ticks) { const nodes = count(tick); res.write(`${JSON.stringify(nodes === 0 ? {} : { Progress: nodes, Bytes: nodes * 100 })}\n`); return }
+          clearInterval(timer)
+          res.end(`${JSON.stringify({ Pins: [CID_ROOT] })}\n`)
+        }, 100)
+        res.once('close', () => { if (!res.writableFinished) { cancelled = true; clearInterval(timer) } })
+      })
+      server.listen(0, '127.0.0.1')
+      await once(server, 'listening')
+      closeServer = () => { server.close() }
+      return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, cancelled: () => cancelled }
+    }
+    const stuck = await kubo((tick) => Math.min(tick, 3), 1_000)
+    const started = Date.now()
+    const err = await new KuboBackend(stuck.url, { pinIdleMs: 800 }).pin(CID.parse(CID_ROOT)).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(ServiceUnavailableError)
+    expect((err as Error).message).toMatch(/without walking a block further/)
+    expect(Date.now() - started).toBeLessThan(3_000)
+    await sleep(100)
+    expect(stuck.cancelled()).toBe(true)
+    closeServer?.()
+    // 0 for twice the bound (the pin waiting for a GC), then a count that moves: pinned.
+    const waiting = await kubo((tick) => (tick <= 16 ? 0 : tick), 30)
+    await new KuboBackend(waiting.url, { pinIdleMs: 800 }).pin(CID.parse(CID_ROOT))
+    closeServer?.()
+  })
+
   it('a Kubo that stops once its answer has begun (a pin after a progress line, an import after its first file) is a 503 too, not the "aborted" of the broken response (read as a database failure)', async () => {
     const server = createServer((req, res) => {
       req.resume()

@@ -1,8 +1,15 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import * as dagPb from '@ipld/dag-pb'
+import { UnixFS } from 'ipfs-unixfs'
 import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { ServiceUnavailableError } from '../../src/errors.ts'
+import { KuboBackend } from '../../src/ipfs/kubo-backend.ts'
 import { AVATAR_FST, fixture } from '../support/fixtures.ts'
 import { createIdentity, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
 import { startKubo, type KuboNode } from '../support/kubo.ts'
@@ -42,6 +49,22 @@ describe.skipIf(inject('kuboBin') === '')('pin requests fetched through an onlin
   }
   const statusOf = async (requestId: string): Promise<{ status: string, info: { status_details?: string } }> =>
     (await t.request.get(`/psa/pins/${requestId}`).set('Authorization', `Bearer ${token}`).expect(200)).body as { status: string, info: { status_details?: string } }
+
+  it('a pin of a DAG with a block no peer has fails with 503 once its count of nodes stands still past the bound (Kubo looks for it forever)', async () => {
+    const missing = CID.createV1(raw.code, await sha256.digest(randomBytes(64)))
+    const folder = dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'directory' }).marshal(), Links: [{ Name: 'gone.bin', Hash: missing, Tsize: 64 }] }))
+    const root = CID.createV1(dagPb.code, await sha256.digest(folder))
+    const body = new FormData()
+    body.append('data', new Blob([folder]))
+    const put = await fetch(`${backend.apiUrl}/api/v0/block/put?cid-codec=dag-pb`, { method: 'POST', body })
+    expect(put.status).toBe(200)
+    const started = Date.now()
+    const err = await new KuboBackend(backend.apiUrl, { pinIdleMs: 1500 }).pin(root).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(ServiceUnavailableError)
+    expect((err as Error).message).toMatch(/without walking a block further/)
+    expect(Date.now() - started).toBeLessThan(10_000)
+    expect(await new KuboBackend(backend.apiUrl).isPinned(root)).toBe(false)
+  })
 
   it('knows its Kubo is on the network, and names Kubo in the delegates', () => {
     expect(t.heimdall.backend.network?.peerId).toBe(backend.peerId)
