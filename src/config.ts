@@ -131,7 +131,7 @@ const envSchema = z.object({
   ZIP_MAX_RATIO: integer(1, 1_000_000).default(1100),
   ZIP_NAME_ENCODING: optionalString.pipe(z.string().transform((label, ctx) => {
     const encoding = zipNameEncoding(label)
-    if (encoding === undefined) ctx.addIssue({ code: 'custom', message: 'must be cp437 or an encoding of the WHATWG Encoding Standard (shift_jis, gbk, big5, euc-kr, ibm866, windows-1251…)' })
+    if (encoding === undefined) ctx.addIssue({ code: 'custom', message: 'must be cp437 or a legacy encoding of the WHATWG Encoding Standard: shift_jis (or cp932), gbk (cp936), big5 (cp950), euc-kr (cp949), ibm866, windows-1251…' })
     return encoding ?? DEFAULT_ZIP_NAME_ENCODING
   }).default(DEFAULT_ZIP_NAME_ENCODING)),
   TRUST_PROXY: optionalString.pipe(

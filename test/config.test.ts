@@ -91,7 +91,9 @@ describe('loadConfig', () => {
     expect(loadConfig({ ZIP_NAME_ENCODING: 'Shift_JIS' }).zipNameEncoding).toBe('shift_jis')
     expect(loadConfig({ ZIP_NAME_ENCODING: 'cp866' }).zipNameEncoding).toBe('ibm866')
     expect(loadConfig({ ZIP_NAME_ENCODING: 'IBM437' }).zipNameEncoding).toBe('cp437')
-    for (const label of ['klingon', 'utf-16le', 'utf-8']) expect(() => loadConfig({ ZIP_NAME_ENCODING: label })).toThrow(/ZIP_NAME_ENCODING: must be cp437 or/)
+    // Windows' names for its code pages, as operators know them.
+    expect(['cp932', 'cp936', 'cp949', 'cp950'].map((label) => loadConfig({ ZIP_NAME_ENCODING: label }).zipNameEncoding)).toEqual(['shift_jis', 'gbk', 'euc-kr', 'big5'])
+    for (const label of ['klingon', 'utf-16le', 'utf-8', 'iso-2022-jp', 'x-user-defined']) expect(() => loadConfig({ ZIP_NAME_ENCODING: label })).toThrow(/ZIP_NAME_ENCODING: must be cp437 or/)
   })
 })
 

@@ -22,6 +22,7 @@ import { inspectLocalDag } from '../ipfs/local-dag.ts'
 import type { ContentLock } from './content-lock.ts'
 import type { QuotaService } from './quota-service.ts'
 import { CONTROL_CHARACTER, ZipBundle, type BundleLimits } from './zip-bundle.ts'
+import { codePageNote, DEFAULT_ZIP_NAME_ENCODING } from './zip-names.ts'
 
 /** What recording an upload needs of the quotas: the defaults to measure it against, and the error when it no longer fits. */
 export type QuotaGuard = Pick<QuotaService, 'defaults' | 'refusal'>
@@ -68,8 +69,8 @@ export interface ImportedUpload {
   lease: ImportLease
   /** Warnings about the upload as a whole (a bundle's entries left out), beside those about its files. */
   notes?: readonly string[]
-  /** A bundle's paths whose names were guessed (see ZipBundle.guessedNames): a refusal for a missing file says so too. */
-  guessedNames?: readonly string[]
+  /** A bundle's paths whose names were read in a code page (see ZipBundle.codePageNames): a refusal for a missing file says so. */
+  codePageNames?: ReadonlyMap<string, string>
 }
 
 export interface UploadServiceOptions {
@@ -292,9 +293,10 @@ export class UploadService {
       const imported = await this.#import(name, bundle.candidates(), signal)
       const notes = [
         ...(bundle.skipped.length === 0 ? [] : [skippedNote(bundle.skipped)]),
-        ...(bundle.guessedNames.length === 0 ? [] : [guessedNamesNote(bundle.guessedNames)])
+        // Accepted, only guesses are worth a word: a name read in the operator's code page is taken as meant.
+        ...[codePageNote(bundle.codePageNames, DEFAULT_ZIP_NAME_ENCODING)].filter((note) => note !== undefined)
       ]
-      return notes.length === 0 ? imported : { ...imported, notes, guessedNames: bundle.guessedNames }
+      return { ...imported, ...(notes.length === 0 ? {} : { notes }), codePageNames: bundle.codePageNames }
     } finally {
       bundle.close()
     }
@@ -368,9 +370,9 @@ export class UploadService {
     const folders = new Set(nodes.filter((n) => n.path !== '' && !fileSizes.has(n.path)).map((n) => n.path))
     const { errors, warnings: fileWarnings } = checkReferences(reports, new Set(fileSizes.keys()), folders, fileSizes)
     if (errors.length > 0) {
-      // A file that seems missing may be one whose name was read wrong: the refusal says which names were guessed.
-      const guessed = imported.guessedNames ?? []
-      throw new UnprocessableContentError('the upload would not load: files it needs are missing', guessed.length === 0 ? errors : [...errors, guessedNamesNote(guessed)])
+      // A file that seems missing may be one whose name was read wrong: the refusal says which names were read in a code page.
+      const note = codePageNote(imported.codePageNames ?? new Map())
+      throw new UnprocessableContentError('the upload would not load: files it needs are missing', note === undefined ? errors : [...errors, note])
     }
     const warnings = [...(imported.notes ?? []), ...fileWarnings]
 
@@ -695,13 +697,6 @@ async function * tap (source: AsyncIterable<Uint8Array>, file: { inspector: File
 }
 
 const sum = (values: Iterable<number>): number => { let total = 0; for (const v of values) total += v; return total }
-
-/** The warning for names a zip did not mark as UTF-8, read as code page 437: they may not be what the creator typed. */
-function guessedNamesNote (paths: readonly string[]): string {
-  const listed = paths.slice(0, 3).join(', ')
-  const one = paths.length === 1
-  return `${paths.length} name${one ? '' : 's'} in the zip ${one ? 'is' : 'are'} not marked as UTF-8 and ${one ? 'was' : 'were'} read as code page 437 (the zip format's default): ${listed}${paths.length > 3 ? `, and ${paths.length - 3} more` : ''}. If ${one ? 'it looks' : 'they look'} wrong, zip the folder with a tool that writes UTF-8 names (7-Zip, macOS, or \`heimdall upload <folder>\`)`
-}
 
 /** The warning for a bundle's operating-system files left out (macOS's __MACOSX/ and .DS_Store, Windows' Thumbs.db). */
 function skippedNote (skipped: readonly string[]): string {

@@ -6,7 +6,7 @@ import { crc32 } from 'node:zlib'
 import yauzl, { type Entry, type ZipFile } from 'yauzl'
 import { BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../errors.ts'
 import type { ImportCandidate } from '../ipfs/ipfs-backend.ts'
-import { decodeName, DEFAULT_ZIP_NAME_ENCODING, legacyDecoder } from './zip-names.ts'
+import { codePageNote, DEFAULT_ZIP_NAME_ENCODING, nameReader, type ReadName } from './zip-names.ts'
 
 export interface BundleLimits {
   maxEntries: number
@@ -159,8 +159,8 @@ export class ZipBundle {
   readonly entries: readonly BundleEntry[]
   /** Files left out: operating-system metadata (`__MACOSX/`, `._*`, `.DS_Store`, `Thumbs.db`, `desktop.ini`). */
   readonly skipped: readonly string[]
-  /** Paths whose names were neither marked nor valid as UTF-8, nor valid in `nameEncoding`, and were read as code page 437: they may be wrong. */
-  readonly guessedNames: readonly string[]
+  /** Paths whose names were read in a code page (see nameReader), and which: `cp437` is a guess. */
+  readonly codePageNames: ReadonlyMap<string, string>
   readonly #zip: ZipFile
   readonly #raw: ReadonlyMap<string, Entry>
 
@@ -169,7 +169,7 @@ export class ZipBundle {
     this.entries = inspected.entries
     this.#raw = inspected.raw
     this.skipped = inspected.skipped
-    this.guessedNames = inspected.guessed
+    this.codePageNames = inspected.codePageNames
   }
 
   /**
@@ -186,7 +186,7 @@ export class ZipBundle {
     }
     try {
       const rawEntries = await readCentralDirectory(zip, limits.maxEntries)
-      return new ZipBundle(zip, inspect(rawEntries, limits, legacyDecoder(options.nameEncoding ?? DEFAULT_ZIP_NAME_ENCODING)))
+      return new ZipBundle(zip, inspect(rawEntries, limits, nameReader(rawEntries, options.nameEncoding ?? DEFAULT_ZIP_NAME_ENCODING)))
     } catch (err) {
       zip.close()
       throw err
@@ -248,13 +248,13 @@ async function readCentralDirectory (zip: ZipFile, maxEntries: number): Promise<
   })
 }
 
-interface Inspected { entries: BundleEntry[], raw: Map<string, Entry>, skipped: string[], guessed: string[] }
+interface Inspected { entries: BundleEntry[], raw: Map<string, Entry>, skipped: string[], codePageNames: Map<string, string> }
 
-function inspect (rawEntries: Entry[], limits: BundleLimits, legacy: ReturnType<typeof legacyDecoder>): Inspected {
+function inspect (rawEntries: Entry[], limits: BundleLimits, readName: (entry: Entry) => ReadName): Inspected {
   const unsafe: string[] = []
   const unreadable: string[] = []
   const skipped: string[] = []
-  const guessed: string[] = []
+  const codePageNames = new Map<string, string>()
   const tooLarge: string[] = []
   const entries: BundleEntry[] = []
   const raw = new Map<string, Entry>()
@@ -263,11 +263,12 @@ function inspect (rawEntries: Entry[], limits: BundleLimits, legacy: ReturnType<
 
   for (const entry of rawEntries) {
     // `./avatar.fst`, as bsdtar (Windows' tar.exe) writes a folder's contents; `./` alone is the folder itself.
-    const decoded = decodeName(entry, legacy)
-    const name = decoded.name.replace(/^(?:\.\/)+/, '')
+    const read = readName(entry)
+    const name = read.name.replace(/^(?:\.\/)+/, '')
     if (name === '' || name === '.') continue
     const isDirectory = name.endsWith('/')
     const path = name.replace(/\/+$/, '')
+    if (read.encoding !== undefined) codePageNames.set(path, read.encoding)
     const problem = pathProblem(name)
     if (problem !== undefined) { unsafe.push(`${JSON.stringify(name)} ${problem}`); continue }
     if (isSystemMetadata(path)) { if (!isDirectory) skipped.push(path); continue }
@@ -295,7 +296,6 @@ function inspect (rawEntries: Entry[], limits: BundleLimits, legacy: ReturnType<
     }
     entries.push({ path, isDirectory, size: isDirectory ? 0 : entry.uncompressedSize })
     if (!isDirectory) raw.set(path, entry)
-    if (decoded.guessed) guessed.push(path)
   }
 
   // A file whose path is also used as a folder by another entry (`a` and `a/b`).
@@ -307,7 +307,9 @@ function inspect (rawEntries: Entry[], limits: BundleLimits, legacy: ReturnType<
     }
   }
 
-  if (unsafe.length > 0) throw new BadRequestError('the bundle has unsafe entries', unsafe)
+  // A backslash or a control character may be a name misread: the refusal says which names were read in a code page.
+  const note = codePageNote(codePageNames)
+  if (unsafe.length > 0) throw new BadRequestError('the bundle has unsafe entries', note === undefined ? unsafe : [...unsafe, note])
   if (unreadable.length > 0) {
     throw new UnsupportedMediaTypeError('the bundle uses a compression this server cannot read: zip it again with Deflate (the default of every zip tool) or stored', unreadable)
   }
@@ -316,5 +318,5 @@ function inspect (rawEntries: Entry[], limits: BundleLimits, legacy: ReturnType<
   }
   if (tooLarge.length > 0) throw new PayloadTooLargeError('the bundle is too large once uncompressed', tooLarge)
   if (raw.size === 0) throw new BadRequestError('the bundle has no files')
-  return { entries, raw, skipped, guessed }
+  return { entries, raw, skipped, codePageNames }
 }

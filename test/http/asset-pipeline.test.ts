@@ -222,7 +222,7 @@ describe('bundles refused, leaving nothing behind', () => {
     const root = (res.body as Item[]).at(-1) as Item
     await t.request.get(`/ipfs/${root.Hash}/${encodeURIComponent('Café.png')}`).expect(200)
     // The one name read by the format's default, not known to be right, is said to be a guess.
-    expect(root.warnings).toEqual(['1 name in the zip is not marked as UTF-8 and was read as code page 437 (the zip format\'s default): Zoé/peau brûlée.png. If it looks wrong, zip the folder with a tool that writes UTF-8 names (7-Zip, macOS, or `heimdall upload <folder>`)'])
+    expect(root.warnings).toEqual(['1 name in the zip is not marked as UTF-8 and was read as code page 437 (the zip format\'s default): Zoé/peau brûlée.png. If a name looks wrong, zip the folder with a tool that writes UTF-8 names (7-Zip, macOS), or upload the folder itself (on the upload page, or with heimdall upload <folder>)'])
     // The same name from a Unix host is a file name with a backslash in it: refused, as before.
     const unix = await upload(rawZip([{ name: 'textures\\skin.png', data: png, host: 3 }]), 'unix.zip').expect(400)
     expect(unix.body.details).toEqual(['"textures\\\\skin.png" uses backslashes in its path'])
@@ -251,7 +251,7 @@ describe('bundles refused, leaving nothing behind', () => {
     const garbled = await upload(zip, 'sakura.zip')
     expect(garbled.status).toBe(422)
     expect(JSON.stringify(garbled.body)).toMatch(/アバター\.fbx/)
-    expect((garbled.body as { details: string[] }).details.at(-1)).toMatch(/^3 names in the zip are not marked as UTF-8 and were read as code page 437/)
+    expect((garbled.body as { details: string[] }).details.at(-1)).toMatch(/^3 names in the zip are not marked as UTF-8 and were read as code page 437 \(the zip format's default\): /)
     await expectNothingLeftBehind()
 
     const japanese = await startTestHeimdall({ ZIP_NAME_ENCODING: 'Shift_JIS' })
