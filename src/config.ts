@@ -21,7 +21,7 @@ const optionalString = z.preprocess(
 /** A whole number written in decimal digits: coercion alone took `0x1F90`, `1e3` and `80.0` too. */
 const integer = (min: number, max: number) => z.preprocess(
   (value) => (typeof value === 'string' && /^\s*-?\d+\s*$/.test(value) ? Number(value) : value),
-  z.number({ error: 'must be a whole number in decimal digits' }).int().min(min).max(max)
+  z.number({ error: 'must be a whole number in decimal digits' }).int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`)
 )
 
 /** Express's `trust proxy` names (proxy-addr): these ranges, an IP address, or a subnet as address/prefix or IPv4 address/netmask. */

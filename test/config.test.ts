@@ -69,6 +69,9 @@ describe('loadConfig', () => {
 
   it('takes numbers in decimal digits only, and TRUST_PROXY only as Express can read it (not a stack trace at start)', () => {
     for (const port of ['0x1F90', '1e3', '80.0', '8080abc']) expect(() => loadConfig({ PORT: port }), port).toThrow(/PORT: must be a whole number in decimal digits/)
+    // A number out of range says the range, not that it is no number.
+    expect(() => loadConfig({ IPFS_TIMEOUT_SECONDS: '0' })).toThrow(/IPFS_TIMEOUT_SECONDS: must be at least 1/)
+    expect(() => loadConfig({ IPFS_TIMEOUT_SECONDS: '90000' })).toThrow(/IPFS_TIMEOUT_SECONDS: must be at most 86400/)
     expect(loadConfig({ PORT: ' 8081 ' }).port).toBe(8081)
     for (const value of ['foo', '10.0.0.0/99', '10.0.0.1/255.0.0.0/8', 'fe80::/200', '0.0.0.0/0', '::/0', '10.0.0.0/255.0.255.0', '10.0.0.0/0.0.0.0']) expect(() => loadConfig({ TRUST_PROXY: value }), value).toThrow(/TRUST_PROXY/)
     for (const value of ['loopback', 'loopback, uniquelocal', '172.16.0.0/12', '10.0.0.0/255.0.0.0', 'fd00::/8', '203.0.113.7', '2', 'true']) expect(() => loadConfig({ TRUST_PROXY: value }), value).not.toThrow()

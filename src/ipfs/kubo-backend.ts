@@ -121,6 +121,17 @@ async function whileKuboAnswers<T> (req: ClientRequest, idleMs: number, work: ()
   }
 }
 
+/** A progress line's count of nodes (`{"Progress":5,"Bytes":68183}`; `{}` is 0); undefined for another line (the pins). */
+function progressOf (line: string): number | undefined {
+  try {
+    const parsed = JSON.parse(line) as { Progress?: unknown, Pins?: unknown }
+    if (parsed.Pins !== undefined) return undefined
+    return typeof parsed.Progress === 'number' ? parsed.Progress : 0
+  } catch {
+    return undefined
+  }
+}
+
 /**
  * How far a pin asked with progress got: Kubo reports every half second the
  * count of DAG nodes its pin walked so far. A count above 0 that stays the
@@ -139,10 +150,10 @@ class PinProgress {
   /** Reads the lines `text` (the answer so far) gained; true once the count has stood still past the bound. */
   stuck (text: string): boolean {
     for (let end = text.indexOf('\n', this.#scanned); end !== -1; end = text.indexOf('\n', this.#scanned)) {
-      const count = /"Progress":(\d+)/.exec(text.slice(this.#scanned, end))
+      const count = progressOf(text.slice(this.#scanned, end))
       this.#scanned = end + 1
-      if (count !== null && Number(count[1]) !== this.#nodes) {
-        this.#nodes = Number(count[1])
+      if (count !== undefined && count !== this.#nodes) {
+        this.#nodes = count
         this.#since = Date.now()
       }
     }
