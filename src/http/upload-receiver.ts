@@ -92,6 +92,8 @@ class ReceivingStorage implements multer.StorageEngine {
     if (!name.isBundle && req[OWNER_KNOWN] === true) {
       const abort = new AbortController()
       req.once('close', () => { if (!req.complete) abort.abort() })
+      // The client leaving once all is sent, its import still waiting on the node, stops it too: no one waits for its answer.
+      req.res?.once('close', () => { if (req.res?.writableEnded !== true) abort.abort() })
       // The importer reads the cap, and a failure of the part's stream is passed on to it: the importer's to report. Not
       // the other way: an import that fails (a full disk) stops reading, which tears the cap down with an AbortError;
       // passed back to the part's stream, that error reached the route first and read as the client leaving (no answer).

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net'
 import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -138,9 +138,10 @@ describe('reads from a Kubo that stops answering', () => {
  * IPFS_TIMEOUT_SECONDS=1: a file whose resolution is remembered but whose
  * bytes must come from Kubo's gateway.
  */
-describe.skipIf(inject('kuboBin') === '')('the gateway\'s routes over a stopped Kubo', () => {
+describe.skipIf(inject('kuboBin') === '')('the gateway\'s routes and uploads over a stopped Kubo', () => {
   let kubo: KuboNode
   let t: TestHeimdall
+  let token: string
   let fileCid: string
   let drop: (() => Promise<void>) | undefined
   let stopped = false
@@ -151,7 +152,7 @@ describe.skipIf(inject('kuboBin') === '')('the gateway\'s routes over a stopped 
     const scratch = await createScratchDatabase(inject('postgresUrl'))
     t = await startTestHeimdall({ DATABASE_URL: scratch.url, IPFS_API_URL: kubo.apiUrl, IPFS_GATEWAY_URL: kubo.gatewayUrl, IPFS_TIMEOUT_SECONDS: '1' })
     drop = scratch.drop
-    const { token } = await createIdentity(t.request)
+    ;({ token } = await createIdentity(t.request))
     const res = await t.request.post('/upload').set('Authorization', `Bearer ${token}`).attach('file', randomBytes(3 * MiB), 'big.bin').expect(200)
     fileCid = (res.body as Array<{ Name: string, Hash: string }>).find((item) => item.Name === 'big/big.bin')?.Hash ?? ''
     // Resolved once while Kubo answers (named .bin: nothing sniffed): the node is remembered, its bytes are not.
@@ -178,5 +179,29 @@ describe.skipIf(inject('kuboBin') === '')('the gateway\'s routes over a stopped 
     resume()
     const back = await t.request.head(`/ipfs/${fileCid}`).expect(200)
     expect(back.headers['content-type']).toBe('application/octet-stream')
+  }, 60_000)
+
+  it('an upload whose client leaves after sending it all, while Kubo keeps its import waiting, is dropped, not stored once Kubo is back', async () => {
+    const { port } = await t.listen()
+    const uploads = async (): Promise<number> => ((await t.request.get('/uploads').set('Authorization', `Bearer ${token}`).expect(200)).body as { total: number }).total
+    const before = await uploads()
+    process.kill(kubo.pid, 'SIGSTOP')
+    stopped = true
+    const boundary = 'heimdall-left'
+    const body = Buffer.concat([
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="left.js"\r\nContent-Type: application/javascript\r\n\r\n`),
+      Buffer.from(`print("${randomBytes(8).toString('hex')}")\n`),
+      Buffer.from(`\r\n--${boundary}--\r\n`)
+    ])
+    const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/upload', headers: { Authorization: `Bearer ${token}`, 'Content-Type': `multipart/form-data; boundary=${boundary}`, 'Content-Length': body.length } })
+    req.on('error', () => {})
+    req.end(body)
+    // The body sent and read, its import waiting on Kubo: the client gives up.
+    await sleep(1000)
+    req.destroy()
+    await sleep(200)
+    resume()
+    await sleep(2000)
+    expect(await uploads()).toBe(before)
   }, 60_000)
 })

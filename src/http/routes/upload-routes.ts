@@ -99,7 +99,9 @@ export function uploadRoutes (deps: UploadRoutesDeps): Router {
     let imported = file?.imported
     // A client that leaves while its owner is checked or its file is imported from disk stops the import, as on the streaming path.
     const abort = new AbortController()
-    res.once('close', () => { if (!res.writableEnded) abort.abort(new ClientClosedRequestError()) })
+    const left = (): void => { if (!res.writableEnded) abort.abort(new ClientClosedRequestError()) }
+    // Gone already while multer waited for the file's storage (an import finishing after the client left): nothing is committed.
+    if (res.closed) left(); else res.once('close', left)
     try {
       deps.csrf.verify(req)
       if (file === undefined) throw new BadRequestError('send the file as multipart/form-data in the field "file"')
