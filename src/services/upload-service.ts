@@ -22,7 +22,7 @@ import { inspectLocalDag } from '../ipfs/local-dag.ts'
 import type { ContentLock } from './content-lock.ts'
 import type { QuotaService } from './quota-service.ts'
 import { CONTROL_CHARACTER, ZipBundle, type BundleLimits } from './zip-bundle.ts'
-import { codePageNote, DEFAULT_ZIP_NAME_ENCODING } from './zip-names.ts'
+import { codePageNote, type ReadName } from './zip-names.ts'
 
 /** What recording an upload needs of the quotas: the defaults to measure it against, and the error when it no longer fits. */
 export type QuotaGuard = Pick<QuotaService, 'defaults' | 'refusal'>
@@ -69,8 +69,8 @@ export interface ImportedUpload {
   lease: ImportLease
   /** Warnings about the upload as a whole (a bundle's entries left out), beside those about its files. */
   notes?: readonly string[]
-  /** A bundle's paths whose names were read in a code page (see ZipBundle.codePageNames): a refusal for a missing file says so. */
-  codePageNames?: ReadonlyMap<string, string>
+  /** A bundle's files whose names were read without a mark (see ZipBundle.unmarkedNames): a refusal for a missing file says how. */
+  unmarkedNames?: ReadonlyMap<string, ReadName>
 }
 
 export interface UploadServiceOptions {
@@ -294,9 +294,9 @@ export class UploadService {
       const notes = [
         ...(bundle.skipped.length === 0 ? [] : [skippedNote(bundle.skipped)]),
         // Accepted, only guesses are worth a word: a name read in the operator's code page is taken as meant.
-        ...[codePageNote(bundle.codePageNames, DEFAULT_ZIP_NAME_ENCODING)].filter((note) => note !== undefined)
+        ...[codePageNote(bundle.unmarkedNames, { guessesOnly: true })].filter((note) => note !== undefined)
       ]
-      return { ...imported, ...(notes.length === 0 ? {} : { notes }), codePageNames: bundle.codePageNames }
+      return { ...imported, ...(notes.length === 0 ? {} : { notes }), unmarkedNames: bundle.unmarkedNames }
     } finally {
       bundle.close()
     }
@@ -371,7 +371,7 @@ export class UploadService {
     const { errors, warnings: fileWarnings } = checkReferences(reports, new Set(fileSizes.keys()), folders, fileSizes)
     if (errors.length > 0) {
       // A file that seems missing may be one whose name was read wrong: the refusal says which names were read in a code page.
-      const note = codePageNote(imported.codePageNames ?? new Map())
+      const note = imported.unmarkedNames === undefined ? undefined : codePageNote(imported.unmarkedNames)
       throw new UnprocessableContentError('the upload would not load: files it needs are missing', note === undefined ? errors : [...errors, note])
     }
     const warnings = [...(imported.notes ?? []), ...fileWarnings]

@@ -159,8 +159,8 @@ export class ZipBundle {
   readonly entries: readonly BundleEntry[]
   /** Files left out: operating-system metadata (`__MACOSX/`, `._*`, `.DS_Store`, `Thumbs.db`, `desktop.ini`). */
   readonly skipped: readonly string[]
-  /** Paths whose names were read in a code page (see nameReader), and which: `cp437` is a guess. */
-  readonly codePageNames: ReadonlyMap<string, string>
+  /** Files whose names were read without a mark that says how (see nameReader and codePageNote). */
+  readonly unmarkedNames: ReadonlyMap<string, ReadName>
   readonly #zip: ZipFile
   readonly #raw: ReadonlyMap<string, Entry>
 
@@ -169,7 +169,7 @@ export class ZipBundle {
     this.entries = inspected.entries
     this.#raw = inspected.raw
     this.skipped = inspected.skipped
-    this.codePageNames = inspected.codePageNames
+    this.unmarkedNames = inspected.unmarkedNames
   }
 
   /**
@@ -186,7 +186,7 @@ export class ZipBundle {
     }
     try {
       const rawEntries = await readCentralDirectory(zip, limits.maxEntries)
-      return new ZipBundle(zip, inspect(rawEntries, limits, nameReader(rawEntries, options.nameEncoding ?? DEFAULT_ZIP_NAME_ENCODING)))
+      return new ZipBundle(zip, inspect(rawEntries, limits, nameReader(rawEntries, options.nameEncoding ?? DEFAULT_ZIP_NAME_ENCODING, isSystemMetadata)))
     } catch (err) {
       zip.close()
       throw err
@@ -248,13 +248,15 @@ async function readCentralDirectory (zip: ZipFile, maxEntries: number): Promise<
   })
 }
 
-interface Inspected { entries: BundleEntry[], raw: Map<string, Entry>, skipped: string[], codePageNames: Map<string, string> }
+interface Inspected { entries: BundleEntry[], raw: Map<string, Entry>, skipped: string[], unmarkedNames: Map<string, ReadName> }
 
 function inspect (rawEntries: Entry[], limits: BundleLimits, readName: (entry: Entry) => ReadName): Inspected {
   const unsafe: string[] = []
   const unreadable: string[] = []
   const skipped: string[] = []
-  const codePageNames = new Map<string, string>()
+  const unmarkedNames = new Map<string, ReadName>()
+  // Refused entries whose names may be misread: the refusal then says how names were read.
+  const misread = new Map<string, ReadName>()
   const tooLarge: string[] = []
   const entries: BundleEntry[] = []
   const raw = new Map<string, Entry>()
@@ -268,9 +270,13 @@ function inspect (rawEntries: Entry[], limits: BundleLimits, readName: (entry: E
     if (name === '' || name === '.') continue
     const isDirectory = name.endsWith('/')
     const path = name.replace(/\/+$/, '')
-    if (read.encoding !== undefined) codePageNames.set(path, read.encoding)
+    const unmarked = read.encoding !== undefined || read.otherwise !== undefined
     const problem = pathProblem(name)
-    if (problem !== undefined) { unsafe.push(`${JSON.stringify(name)} ${problem}`); continue }
+    if (problem !== undefined) {
+      unsafe.push(`${JSON.stringify(name)} ${problem}`)
+      if (unmarked) misread.set(path, read)
+      continue
+    }
     if (isSystemMetadata(path)) { if (!isDirectory) skipped.push(path); continue }
     if (((entry.externalFileAttributes >>> 16) & S_IFMT) === S_IFLNK) { unsafe.push(`${path} is a symbolic link`); continue }
     if (entry.isEncrypted()) { unsafe.push(`${path} is encrypted`); continue }
@@ -284,7 +290,12 @@ function inspect (rawEntries: Entry[], limits: BundleLimits, readName: (entry: E
     const other = seen.get(folded)
     if (other !== undefined) {
       // A folder listed once explicitly and once implied by its files is fine; anything else collides.
-      if (!(isDirectory && other === path)) unsafe.push(`${path} collides with ${other} (paths must differ in more than letter case)`)
+      if (!(isDirectory && other === path)) {
+        unsafe.push(other === path
+          ? `${path} appears twice (two entries have this name once read: one marked as UTF-8 and one not, or composed differently)`
+          : `${path} collides with ${other} (paths must differ in more than letter case)`)
+        if (unmarked) misread.set(path, read)
+      }
       continue
     }
     seen.set(folded, path)
@@ -296,6 +307,7 @@ function inspect (rawEntries: Entry[], limits: BundleLimits, readName: (entry: E
     }
     entries.push({ path, isDirectory, size: isDirectory ? 0 : entry.uncompressedSize })
     if (!isDirectory) raw.set(path, entry)
+    if (!isDirectory && unmarked) unmarkedNames.set(path, read)
   }
 
   // A file whose path is also used as a folder by another entry (`a` and `a/b`).
@@ -308,8 +320,10 @@ function inspect (rawEntries: Entry[], limits: BundleLimits, readName: (entry: E
   }
 
   // A backslash or a control character may be a name misread: the refusal says which names were read in a code page.
-  const note = codePageNote(codePageNames)
-  if (unsafe.length > 0) throw new BadRequestError('the bundle has unsafe entries', note === undefined ? unsafe : [...unsafe, note])
+  if (unsafe.length > 0) {
+    const note = misread.size === 0 ? undefined : codePageNote(new Map([...misread, ...unmarkedNames]))
+    throw new BadRequestError('the bundle has unsafe entries', note === undefined ? unsafe : [...unsafe, note])
+  }
   if (unreadable.length > 0) {
     throw new UnsupportedMediaTypeError('the bundle uses a compression this server cannot read: zip it again with Deflate (the default of every zip tool) or stored', unreadable)
   }
@@ -318,5 +332,5 @@ function inspect (rawEntries: Entry[], limits: BundleLimits, readName: (entry: E
   }
   if (tooLarge.length > 0) throw new PayloadTooLargeError('the bundle is too large once uncompressed', tooLarge)
   if (raw.size === 0) throw new BadRequestError('the bundle has no files')
-  return { entries, raw, skipped, codePageNames }
+  return { entries, raw, skipped, unmarkedNames }
 }

@@ -50,8 +50,13 @@ export function zipNameEncoding (label: string): string | undefined {
   }
 }
 
-/** A name read from a zip, and how: `encoding` when read as a legacy code page (`cp437` is a guess: see nameReader). */
-export interface ReadName { name: string, encoding?: string }
+/**
+ * A name read from a zip, and how, where it was not marked: `encoding` when
+ * read in a code page (`cp437` is a guess: see nameReader); `otherwise`
+ * when read as UTF-8 although a code page is configured, what it would be
+ * in that code page.
+ */
+export interface ReadName { name: string, encoding?: string, otherwise?: string }
 
 /** C1 control characters: what some decoders (EUC-KR, Big5, windows-125x…) give bytes they leave unmapped, instead of failing. */
 const C1 = /[\u0080-\u009f]/
@@ -59,52 +64,75 @@ const C1 = /[\u0080-\u009f]/
 /**
  * Reads the names of one archive's `entries` as their writer meant them:
  * UTF-8 when flagged; else the Unicode Path extra field (7-Zip, WinRAR and
- * Info-ZIP on Windows add it) when it still matches the name it was made
- * for; else, for names marked neither way, UTF-8 when valid (Python,
- * 7-Zip, Info-ZIP on Linux, macOS), else the code page `encoding` names
- * (Windows Explorer writes the system's OEM one). Code page 437, the
- * format's default (Western European names come out right, others at least
- * as printable characters, never control ones), is a guess. Another code
- * page (ZIP_NAME_ENCODING) is decided for the whole archive: once one of
- * its unmarked names is not valid UTF-8, all are read in it (some names of
- * a code page happen to be valid UTF-8: GBK's 猫 is C3 A8, è in UTF-8); a
- * name invalid in it (or decoded to control characters) is read as code
- * page 437, a guess too. Composed (NFC), as references in models are: macOS writes
- * names decomposed. A Windows tool's `\` separators become `/`.
+ * Info-ZIP on Windows add it) when it holds UTF-8 made for the name as it
+ * is; else, for names marked neither way, UTF-8 when valid (Python, 7-Zip,
+ * Info-ZIP on Linux, macOS), else the code page `encoding` names (Windows
+ * Explorer writes the system's OEM one). Code page 437, the format's
+ * default (Western European names come out right, others at least as
+ * printable characters, never control ones), is a guess. Another code page
+ * (ZIP_NAME_ENCODING) is decided for the whole archive: once one of its
+ * unmarked names (operating-system metadata aside: `ignore`) is not valid
+ * UTF-8, all are read in it (some names of a code page happen to be valid
+ * UTF-8: GBK's 猫 is C3 A8, è in UTF-8); a name invalid in it (or decoded
+ * to control characters) is read as code page 437, a guess too. UTF-8 that
+ * decodes to control characters is not taken as UTF-8. Composed (NFC), as
+ * references in models are: macOS writes names decomposed. A Windows
+ * tool's `\` separators become `/`.
  */
-export function nameReader (entries: readonly Entry[], encoding: string): (entry: Entry) => ReadName {
+export function nameReader (entries: readonly Entry[], encoding: string, ignore: (path: string) => boolean = () => false): (entry: Entry) => ReadName {
   const decoder = encoding === DEFAULT_ZIP_NAME_ENCODING ? undefined : new TextDecoder(encoding, { fatal: true })
-  const inCodePage = (raw: Buffer): ReadName => {
-    if (decoder !== undefined) {
-      try {
-        const name = decoder.decode(raw)
-        if (!C1.test(name)) return { name, encoding }
-      } catch { /* not this code page: read as the format's default */ }
+  const decode = (raw: Buffer): string | undefined => {
+    try {
+      const name = decoder?.decode(raw)
+      return name === undefined || C1.test(name) ? undefined : name
+    } catch {
+      return undefined
     }
-    return { name: cp437(raw), encoding: DEFAULT_ZIP_NAME_ENCODING }
+  }
+  const inCodePage = (raw: Buffer): ReadName => {
+    const name = decode(raw)
+    return name !== undefined ? { name, encoding } : { name: cp437(raw), encoding: DEFAULT_ZIP_NAME_ENCODING }
   }
   // With code page 437, each name alone: its names are never valid UTF-8 by chance (that takes its box-drawing
   // characters), while a Linux zip of files named in two encodings is UTF-8 but for one name.
-  const codePage = decoder !== undefined && entries.some((entry) => { const raw = unmarked(entry); return raw !== undefined && !isUtf8(raw) })
+  const codePage = decoder !== undefined && entries.some((entry) => {
+    const raw = unmarked(entry)
+    return raw !== undefined && !ignore(raw.toString('latin1')) && asUtf8(raw) === undefined
+  })
   return (entry) => {
     const raw = entry.fileName as unknown as Buffer
     let read: ReadName
+    const text = unmarked(entry) === undefined ? undefined : asUtf8(raw)
     if ((entry.generalPurposeBitFlag & UTF8_FLAG) !== 0) {
       read = { name: raw.toString('utf8') }
     } else if (unmarked(entry) === undefined) {
       read = { name: unicodePath(entry)?.toString('utf8') ?? '' }
+    } else if (isAscii(raw)) {
+      read = { name: raw.toString('latin1') }
+    } else if (!codePage && text !== undefined) {
+      const otherwise = decode(raw)
+      read = otherwise === undefined || otherwise === text ? { name: text } : { name: text, otherwise: otherwise.normalize('NFC') }
     } else {
-      read = isAscii(raw) || (!codePage && isUtf8(raw)) ? { name: raw.toString('utf8') } : inCodePage(raw)
+      read = inCodePage(raw)
     }
     const name = WINDOWS_HOSTS.has(entry.versionMadeBy >> 8) ? read.name.replaceAll('\\', '/') : read.name
     return { ...read, name: name.normalize('NFC') }
   }
 }
 
-/** The Unicode Path extra field's name, when it was made for the header's name as it is. */
+/** The bytes as UTF-8 when they are valid UTF-8 and name no control character of C1 (U+0080–U+009F). */
+function asUtf8 (raw: Buffer): string | undefined {
+  if (!isUtf8(raw)) return undefined
+  const text = raw.toString('utf8')
+  return C1.test(text) ? undefined : text
+}
+
+/** The Unicode Path extra field's name, when it is UTF-8 made for the header's name as it is (else the header's name stands). */
 function unicodePath (entry: Entry): Buffer | undefined {
   const field = entry.extraFields.find((f) => f.id === UNICODE_PATH)?.data
-  return field !== undefined && field.length >= 5 && field[0] === 1 && field.readUInt32LE(1) === crc32(entry.fileName) ? field.subarray(5) : undefined
+  if (field === undefined || field.length <= 5 || field[0] !== 1 || field.readUInt32LE(1) !== crc32(entry.fileName)) return undefined
+  const name = field.subarray(5)
+  return isUtf8(name) ? name : undefined
 }
 
 /** The header's name when nothing says what it is in: no UTF-8 flag, no Unicode Path field. */
@@ -118,20 +146,30 @@ function isAscii (raw: Buffer): boolean {
 }
 
 /**
- * What a person is told about names read in a code page: guesses (code
- * page 437) on an accepted upload; every such name on a refusal that may
- * come of a misread name (a file an .fst names and seems missing, a name
- * with a backslash or a control character).
+ * What a person is told about names read without a mark: guesses (code
+ * page 437; `guessesOnly`) on an accepted upload; on a refusal that may
+ * come of a misread name (a file an .fst names seems missing, a name with
+ * a backslash or a control character), every name read in a code page,
+ * and every one read as UTF-8 that a configured code page would read
+ * otherwise. At most three named per kind.
  */
-export function codePageNote (names: ReadonlyMap<string, string>, only?: string): string | undefined {
-  const byEncoding = new Map<string, string[]>()
-  for (const [path, encoding] of names) if (only === undefined || encoding === only) byEncoding.set(encoding, [...(byEncoding.get(encoding) ?? []), path])
-  if (byEncoding.size === 0) return undefined
-  const parts = [...byEncoding].map(([encoding, paths]) => {
-    const listed = `${paths.slice(0, 3).join(', ')}${paths.length > 3 ? `, and ${paths.length - 3} more` : ''}`
-    const one = paths.length === 1
-    const as = encoding === DEFAULT_ZIP_NAME_ENCODING ? 'code page 437 (the zip format\'s default)' : `${encoding} (this server's setting)`
-    return `${paths.length} name${one ? '' : 's'} in the zip ${one ? 'is' : 'are'} not marked as UTF-8 and ${one ? 'was' : 'were'} read as ${as}: ${listed}.`
+export function codePageNote (names: ReadonlyMap<string, ReadName>, options: { guessesOnly?: boolean } = {}): string | undefined {
+  const kinds = new Map<string, { count: number, listed: string[] }>()
+  for (const [path, read] of names) {
+    const kind = read.encoding ?? (read.otherwise !== undefined ? 'utf-8' : undefined)
+    if (kind === undefined || (options.guessesOnly === true && kind !== DEFAULT_ZIP_NAME_ENCODING)) continue
+    const entry = kinds.get(kind) ?? { count: 0, listed: [] }
+    entry.count++
+    if (entry.listed.length < 3) entry.listed.push(kind === 'utf-8' ? `${path} (${read.otherwise ?? ''} in this server's code page)` : path)
+    kinds.set(kind, entry)
+  }
+  if (kinds.size === 0) return undefined
+  const parts = [...kinds].map(([kind, { count, listed }]) => {
+    const one = count === 1
+    const as = kind === DEFAULT_ZIP_NAME_ENCODING
+      ? 'code page 437 (the zip format\'s default)'
+      : kind === 'utf-8' ? `UTF-8, which ${one ? 'it is' : 'they are'} valid as` : `${kind} (this server's setting)`
+    return `${count} name${one ? '' : 's'} in the zip ${one ? 'is' : 'are'} not marked as UTF-8 and ${one ? 'was' : 'were'} read as ${as}: ${listed.join(', ')}${count > 3 ? `, and ${count - 3} more` : ''}.`
   })
   return `${parts.join(' ')} If a name looks wrong, zip the folder with a tool that writes UTF-8 names (7-Zip, macOS), or upload the folder itself (on the upload page, or with heimdall upload <folder>)`
 }

@@ -1,9 +1,11 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
+import { crc32 } from 'node:zlib'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { BadRequestError } from '../../src/errors.ts'
 import { ZipBundle } from '../../src/services/zip-bundle.ts'
+import { codePageNote } from '../../src/services/zip-names.ts'
 import { rawZip, type RawZipEntry } from '../support/fixtures.ts'
 
 const LIMITS = { maxEntries: 100, maxUncompressedBytes: 1024 * 1024, maxRatio: 1000 }
@@ -42,7 +44,7 @@ describe('zip names in a code page', () => {
   const read = async (entries: readonly RawZipEntry[], nameEncoding?: string): Promise<{ paths: string[], codePage: Record<string, string> }> => {
     const bundle = await open(entries, nameEncoding)
     try {
-      return { paths: bundle.entries.map((entry) => entry.path), codePage: Object.fromEntries(bundle.codePageNames) }
+      return { paths: bundle.entries.map((entry) => entry.path), codePage: Object.fromEntries([...bundle.unmarkedNames].map(([path, how]) => [path, how.encoding ?? `utf-8, else ${how.otherwise ?? ''}`])) }
     } finally {
       bundle.close()
     }
@@ -55,8 +57,15 @@ describe('zip names in a code page', () => {
       paths: ['猫.fst', '猫.fbx', '纹理/skin.png'],
       codePage: { '猫.fst': 'gbk', '猫.fbx': 'gbk', '纹理/skin.png': 'gbk' }
     })
-    // Alone, valid UTF-8 unmarked is UTF-8 (Info-ZIP and Python on Linux write it so); ASCII names are never a code page's.
-    expect(await read([{ name: Buffer.from('è.fst') }, { name: 'readme.txt' }], 'gbk')).toEqual({ paths: ['è.fst', 'readme.txt'], codePage: {} })
+    // Alone, valid UTF-8 unmarked is UTF-8 (Info-ZIP and Python on Linux write it so), what it would be in the code page
+    // kept for a refusal to say; ASCII names are never a code page's.
+    expect(await read([{ name: Buffer.from('è.fst') }, { name: 'readme.txt' }], 'gbk')).toEqual({ paths: ['è.fst', 'readme.txt'], codePage: { 'è.fst': 'utf-8, else 猫.fst' } })
+    // Operating-system metadata, left out, does not decide: a UTF-8 avatar with a ._ file named in Latin-1 stays UTF-8.
+    expect((await read([{ name: Buffer.from('アバター.fbx') }, { name: Buffer.from('__MACOSX/._caf\xe9.png', 'latin1') }], 'shift_jis')).paths).toEqual(['アバター.fbx'])
+    // UTF-8 that reads as a C1 control character (GBK's 聙 is C2 80) is not taken as UTF-8.
+    expect(await read([{ name: gbk('聙.fst') }], 'gbk')).toEqual({ paths: ['聙.fst'], codePage: { '聙.fst': 'gbk' } })
+    // A refusal (a file the .fst names seems missing) then says what such a name would be in the code page.
+    expect(codePageNote(new Map([['è.fst', { name: 'è.fst', otherwise: '猫.fst' }]]))).toMatch(/^1 name in the zip is not marked as UTF-8 and was read as UTF-8, which it is valid as: è\.fst \(猫\.fst in this server's code page\)\. /)
     // Flagged and Unicode Path names keep their own reading beside a code page's.
     expect(await read([{ name: Buffer.from('肌.png'), flags: 0x800 }, { name: gbk('猫.fbx') }, { name: gbk('纹理.png') }], 'gbk')).toEqual({ paths: ['肌.png', '猫.fbx', '纹理.png'], codePage: { '猫.fbx': 'gbk', '纹理.png': 'gbk' } })
     // Code page 437's names are never valid UTF-8 by chance: each name alone, so a Linux zip with one Latin-1 name keeps its UTF-8 ones.
@@ -69,6 +78,32 @@ describe('zip names in a code page', () => {
     }
     // Not Shift-JIS either (a lead byte with no trail): code page 437 too.
     expect(await read([{ name: cp437('Niñé.png') }], 'shift_jis')).toEqual({ paths: ['Niñé.png'], codePage: { 'Niñé.png': 'cp437' } })
+  })
+
+  it('takes a Unicode Path field only when it holds UTF-8 made for the name; says when two entries read as one name', async () => {
+    const field = (payload: Buffer, made: Buffer): Buffer => {
+      const out = Buffer.alloc(9 + payload.length)
+      out.writeUInt16LE(0x7075, 0)
+      out.writeUInt16LE(5 + payload.length, 2)
+      out.writeUInt8(1, 4)
+      out.writeUInt32LE(crc32(made), 5)
+      payload.copy(out, 9)
+      return out
+    }
+    const header = Buffer.from('textures/hidden.png')
+    expect((await read([{ name: header, extra: field(Buffer.from([0xff, 0xfe]), header) }])).paths).toEqual(['textures/hidden.png'])
+    expect((await read([{ name: header, extra: field(Buffer.alloc(0), header) }])).paths).toEqual(['textures/hidden.png'])
+    const sjis = codePage('shift_jis')
+    const err = await open([{ name: Buffer.from('アバター.fbx'), flags: 0x800 }, { name: sjis('アバター.fbx') }, { name: sjis('表情.png') }], 'shift_jis').then(() => undefined, (e: unknown) => e)
+    expect((err as BadRequestError).details).toEqual([
+      'アバター.fbx appears twice (two entries have this name once read: one marked as UTF-8 and one not, or composed differently)',
+      expect.stringMatching(/^2 names in the zip are not marked as UTF-8 and were read as shift_jis \(this server's setting\): アバター\.fbx, 表情\.png\. If a name looks wrong/)
+    ])
+    // A refusal that is not about a name says nothing of names; nor do names left out or folders count.
+    const inside = await open([{ name: sjis('アバター.zip') }, { name: 'avatar.zip' }, { name: sjis('テクスチャ/') }]).then(() => undefined, (e: unknown) => e)
+    const details = (inside as BadRequestError).details
+    expect(details).toHaveLength(2)
+    expect(details.every((line) => line.endsWith('is a zip inside the zip'))).toBe(true)
   })
 
   it('a refusal of a name that may be a misreading (a Shift-JIS trail byte read as a backslash) says which names were read in a code page', async () => {
