@@ -101,10 +101,52 @@ function finish (ui: UploadRow, state: string, ...content: Array<Node | string>)
   ui.result.replaceChildren(...content)
 }
 
+/** Where this tab keeps the answers its rows showed, so that Back (or a reload) after opening a result shows them again. */
+const ANSWERS_KEY = 'heimdall:upload-answers'
+const ANSWERS_KEPT = 100
+
+interface KeptAnswer { name: string, status: number, text: string }
+
+function keptAnswers (): KeptAnswer[] {
+  try {
+    const kept: unknown = JSON.parse(sessionStorage.getItem(ANSWERS_KEY) ?? '[]')
+    return Array.isArray(kept) ? kept as KeptAnswer[] : []
+  } catch {
+    return []
+  }
+}
+
+/** Each row's answer as kept: of an accepted upload its root only (a bundle's answer lists every file). */
+const answers = new WeakMap<Element, KeptAnswer>()
+
+/** Keeps a row's answer for this tab, with every other row's, in the rows' order (not the order they were answered in). */
+function keepAnswer (ui: UploadRow, status: number, body: unknown, text: string): void {
+  answers.set(ui.row, { name: ui.file.name, status, text: status === 200 && Array.isArray(body) ? JSON.stringify(body.slice(-1)) : text.slice(0, 64 * 1024) })
+  const inOrder = [...ui.row.parentElement?.children ?? []].flatMap((row) => answers.get(row) ?? [])
+  try {
+    sessionStorage.setItem(ANSWERS_KEY, JSON.stringify(inOrder.slice(-ANSWERS_KEPT)))
+  } catch { /* storage full or off: the rows are only not shown again */ }
+}
+
+/**
+ * The rows this tab showed before it left the page, when it comes back to
+ * it (Back, Forward, a reload) and the browser did not keep the page as it
+ * was; a new visit starts with none.
+ */
+function restoreAnswers (rows: HTMLElement): void {
+  const navigation = performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming | undefined
+  if (navigation === undefined || navigation.type === 'navigate') {
+    try { sessionStorage.removeItem(ANSWERS_KEY) } catch { /* off */ }
+    return
+  }
+  for (const { name, status, text } of keptAnswers()) showAnswer(addRow(rows, new File([], name)), status, text)
+}
+
 /** What the server answers an upload (the same for the plain and the resumable way): its link, buttons and warnings, or its error. */
 function showAnswer (ui: UploadRow, status: number, text: string): void {
   let body: unknown
   try { body = JSON.parse(text) } catch { body = undefined }
+  keepAnswer(ui, status, body, text)
   if (status === 200 && Array.isArray(body)) {
     ui.progress.value = ui.progress.max
     ui.row.dataset.percent = '100'
@@ -387,6 +429,7 @@ function enhanceUploadForm (form: HTMLFormElement): void {
   const input = form.querySelector<HTMLInputElement>('input[type=file]')
   const zone = form.querySelector<HTMLElement>('[data-dropzone]')
   if (rows === null || input === null || zone === null) return
+  restoreAnswers(rows)
   input.multiple = true
   zone.querySelector<HTMLElement>('.dropzone-hint')?.removeAttribute('hidden')
   // The credentials must be there; the file field need not be, for a drop or a folder.

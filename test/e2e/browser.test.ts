@@ -133,6 +133,17 @@ describe.skipIf(!available)('in a real browser (Chromium)', () => {
         expect(res.headers.get('content-type')).toBe('model/gltf+json')
       })
 
+      it('shows the rows again on Back after a result was opened, and none on a new visit', async () => {
+        const links = await page.locator('.upload-row input').evaluateAll((inputs) => inputs.map((input) => (input as unknown as { value: string }).value))
+        expect(links).toHaveLength(2)
+        await page.locator('.upload-row').first().getByRole('link', { name: 'Open' }).click()
+        await page.waitForURL(/\/ipfs\//)
+        await page.goBack()
+        await expect.poll(async () => page.locator('.upload-row[data-state="done"] input').evaluateAll((inputs) => inputs.map((input) => (input as unknown as { value: string }).value))).toEqual(links)
+        await page.goto('/upload')
+        expect(await page.locator('.upload-row').count()).toBe(0)
+      })
+
       it('lists both uploads with their kinds', async () => {
         await page.goto('/uploads')
         const avatarRow = page.locator('tr', { hasText: `avatar-${device.name}` })
