@@ -38,6 +38,8 @@ export interface Terminal {
 /** Runs `heimdall upload`; answers the exit code. Never prints the token. */
 export async function runUpload (command: UploadCommand, io: Terminal, signal: AbortSignal): Promise<ExitCode> {
   let progress: ReturnType<typeof createProgress> | undefined
+  // Whether an interrupted upload can be continued by running the command again.
+  let resumes = false
   try {
     // Credentials in the URL are refused, and never echoed: fetch cannot send them, and they would be printed in errors.
     const server = URL.canParse(command.server) ? new URL(command.server) : undefined
@@ -59,6 +61,7 @@ export async function runUpload (command: UploadCommand, io: Terminal, signal: A
       endpoint = await resumableEndpoint(command.server, signal)
       if (endpoint === undefined) io.stderr.write(`${new URL(command.server).origin} offers no resumable uploads: sending it in one request\n`)
     }
+    resumes = endpoint !== undefined
     progress = createProgress({ total: source.size, out: io.stderr })
     const what = source.kind === 'bundle' ? `${source.fileName} (a bundle of ${source.files} files, ${formatBytes(source.size)})` : `${source.fileName} (${formatBytes(source.size)})`
     io.stderr.write(`uploading ${what} to ${new URL(command.server).origin}${endpoint === undefined ? '' : ', resumable'}\n`)
@@ -92,7 +95,7 @@ export async function runUpload (command: UploadCommand, io: Terminal, signal: A
   } catch (err) {
     const failure = err instanceof UploadFailure ? err : new UploadFailure(err instanceof Error ? err.message : String(err), EXIT.unavailable)
     if (failure.exitCode === EXIT.interrupted) {
-      io.stderr.write('\ninterrupted: run the same command again to continue a resumable upload where it stopped\n')
+      io.stderr.write(resumes ? '\ninterrupted: run the same command again to continue the upload where it stopped\n' : '\ninterrupted before the server answered: run the same command again to send it anew\n')
     } else {
       // On its own line, not glued to a progress bar drawn on a terminal.
       if (progress !== undefined) progress.note(`heimdall: ${failure.message}`)

@@ -288,7 +288,9 @@ export class UploadService {
     try {
       const refused = bundle.files.filter((entry) => !this.#options.assetExtensions.has(contentExtensionOf(entry.path)))
       if (refused.length > 0) {
-        throw new UnsupportedMediaTypeError('the bundle has files of types that are not accepted', refused.map((e) => e.path))
+        // A name misread (a Shift-JIS byte read as a folder's separator) can leave it without its extension.
+        const misread = refused.some((entry) => bundle.unmarkedNames.has(entry.path)) ? codePageNote(bundle.unmarkedNames) : undefined
+        throw new UnsupportedMediaTypeError('the bundle has files of types that are not accepted', [...refused.map((e) => e.path), ...(misread === undefined ? [] : [misread])])
       }
       const imported = await this.#import(name, bundle.candidates(), signal)
       const notes = [

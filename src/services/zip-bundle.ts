@@ -248,6 +248,15 @@ async function readCentralDirectory (zip: ZipFile, maxEntries: number): Promise<
   })
 }
 
+/** How many offending entries a refusal lists. */
+const LISTED = 100
+
+/** A name as the bundle uses it: without bsdtar's leading `./` (`./` alone is the folder itself), what it would otherwise be likewise. */
+function tidied (read: ReadName): ReadName {
+  const tidy = (name: string): string => name.replace(/^(?:\.\/)+/, '')
+  return { ...read, name: tidy(read.name), ...(read.otherwise === undefined ? {} : { otherwise: tidy(read.otherwise).replace(/\/+$/, '') }) }
+}
+
 interface Inspected { entries: BundleEntry[], raw: Map<string, Entry>, skipped: string[], unmarkedNames: Map<string, ReadName> }
 
 function inspect (rawEntries: Entry[], limits: BundleLimits, readName: (entry: Entry) => ReadName): Inspected {
@@ -260,13 +269,13 @@ function inspect (rawEntries: Entry[], limits: BundleLimits, readName: (entry: E
   const tooLarge: string[] = []
   const entries: BundleEntry[] = []
   const raw = new Map<string, Entry>()
-  const seen = new Map<string, string>()
+  const seen = new Map<string, { path: string, read: ReadName, unmarked: boolean, bytes: Buffer }>()
   let total = 0
 
   for (const entry of rawEntries) {
     // `./avatar.fst`, as bsdtar (Windows' tar.exe) writes a folder's contents; `./` alone is the folder itself.
-    const read = readName(entry)
-    const name = read.name.replace(/^(?:\.\/)+/, '')
+    const read = tidied(readName(entry))
+    const name = read.name
     if (name === '' || name === '.') continue
     const isDirectory = name.endsWith('/')
     const path = name.replace(/\/+$/, '')
@@ -288,17 +297,21 @@ function inspect (rawEntries: Entry[], limits: BundleLimits, readName: (entry: E
     // Lower case can leave a name decomposed again (T + U+0308 against ẗ): composed after folding too.
     const folded = path.toLowerCase().normalize('NFC')
     const other = seen.get(folded)
+    const bytes = entry.fileName as unknown as Buffer
     if (other !== undefined) {
       // A folder listed once explicitly and once implied by its files is fine; anything else collides.
-      if (!(isDirectory && other === path)) {
-        unsafe.push(other === path
-          ? `${path} appears twice (two entries have this name once read: one marked as UTF-8 and one not, or composed differently)`
-          : `${path} collides with ${other} (paths must differ in more than letter case)`)
+      if (!(isDirectory && other.path === path)) {
+        unsafe.push(other.path !== path
+          ? `${path} collides with ${other.path} (paths must differ in more than letter case)`
+          : other.bytes.equals(bytes)
+            ? `${path} appears twice (two entries have the same name)`
+            : `${path} appears twice (two entries have this name once read: one marked as UTF-8 and one not, or composed differently)`)
         if (unmarked) misread.set(path, read)
+        if (other.unmarked) misread.set(other.path, other.read)
       }
       continue
     }
-    seen.set(folded, path)
+    seen.set(folded, { path, read, unmarked, bytes })
     if (!isDirectory) {
       total += entry.uncompressedSize
       if (entry.uncompressedSize > RATIO_CHECKED_ABOVE && entry.uncompressedSize / Math.max(entry.compressedSize, 1) > limits.maxRatio) {
@@ -315,14 +328,18 @@ function inspect (rawEntries: Entry[], limits: BundleLimits, readName: (entry: E
     const parts = entry.path.split('/')
     for (let i = 1; i < parts.length; i++) {
       const parent = parts.slice(0, i).join('/')
-      if (raw.has(parent)) unsafe.push(`${entry.path} is inside ${parent}, which is a file`)
+      if (!raw.has(parent)) continue
+      unsafe.push(`${entry.path} is inside ${parent}, which is a file`)
+      for (const path of [entry.path, parent]) { const read = unmarkedNames.get(path); if (read !== undefined) misread.set(path, read) }
     }
   }
 
   // A backslash or a control character may be a name misread: the refusal says which names were read in a code page.
   if (unsafe.length > 0) {
     const note = misread.size === 0 ? undefined : codePageNote(new Map([...misread, ...unmarkedNames]))
-    throw new BadRequestError('the bundle has unsafe entries', note === undefined ? unsafe : [...unsafe, note])
+    // A hundred are enough to show what is wrong (a tool that misnames every entry gave a 5 MB answer).
+    const listed = unsafe.length <= LISTED ? unsafe : [...unsafe.slice(0, LISTED), `and ${unsafe.length - LISTED} more entries`]
+    throw new BadRequestError('the bundle has unsafe entries', note === undefined ? listed : [...listed, note])
   }
   if (unreadable.length > 0) {
     throw new UnsupportedMediaTypeError('the bundle uses a compression this server cannot read: zip it again with Deflate (the default of every zip tool) or stored', unreadable)

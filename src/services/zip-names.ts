@@ -115,8 +115,8 @@ export function nameReader (entries: readonly Entry[], encoding: string, ignore:
     } else {
       read = inCodePage(raw)
     }
-    const name = WINDOWS_HOSTS.has(entry.versionMadeBy >> 8) ? read.name.replaceAll('\\', '/') : read.name
-    return { ...read, name: name.normalize('NFC') }
+    if (!WINDOWS_HOSTS.has(entry.versionMadeBy >> 8)) return { ...read, name: read.name.normalize('NFC') }
+    return { ...read, name: read.name.replaceAll('\\', '/').normalize('NFC'), ...(read.otherwise === undefined ? {} : { otherwise: read.otherwise.replaceAll('\\', '/') }) }
   }
 }
 

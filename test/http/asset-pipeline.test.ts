@@ -254,6 +254,12 @@ describe('bundles refused, leaving nothing behind', () => {
     expect((garbled.body as { details: string[] }).details.at(-1)).toMatch(/^3 names in the zip are not marked as UTF-8 and were read as code page 437 \(the zip format's default\): /)
     await expectNothingLeftBehind()
 
+    // From a Windows tool (host 0), a Shift-JIS trail byte 0x5C read as code page 437 is a folder's separator: ソ.fbx loses
+    // its extension (415), and the refusal says the names were a guess.
+    const windows = await upload(rawZip([{ name: shiftJis('ソ.fbx'), data: fixture('fbx/box-binary.fbx'), host: 0 }]), 'so.zip').expect(415)
+    expect((windows.body as { details: string[] }).details.at(-1)).toMatch(/^1 name in the zip is not marked as UTF-8 and was read as code page 437/)
+    await expectNothingLeftBehind()
+
     const japanese = await startTestHeimdall({ ZIP_NAME_ENCODING: 'Shift_JIS' })
     try {
       const { token: owner } = await createIdentity(japanese.request)

@@ -8,7 +8,7 @@ import { ZipBundle } from '../../src/services/zip-bundle.ts'
 import { codePageNote } from '../../src/services/zip-names.ts'
 import { rawZip, type RawZipEntry } from '../support/fixtures.ts'
 
-const LIMITS = { maxEntries: 100, maxUncompressedBytes: 1024 * 1024, maxRatio: 1000 }
+const LIMITS = { maxEntries: 1000, maxUncompressedBytes: 1024 * 1024, maxRatio: 1000 }
 
 /** `text` in a double-byte code page, as its Windows tools write names (built from TextDecoder's own table). */
 function codePage (label: string): (text: string) => Buffer {
@@ -99,11 +99,32 @@ describe('zip names in a code page', () => {
       'アバター.fbx appears twice (two entries have this name once read: one marked as UTF-8 and one not, or composed differently)',
       expect.stringMatching(/^2 names in the zip are not marked as UTF-8 and were read as shift_jis \(this server's setting\): アバター\.fbx, 表情\.png\. If a name looks wrong/)
     ])
+    // The same pair the other way round (the unmarked one first) says it too; a plain duplicate is only that.
+    const reversed = await open([{ name: sjis('アバター.fbx') }, { name: Buffer.from('アバター.fbx'), flags: 0x800 }], 'shift_jis').then(() => undefined, (e: unknown) => e)
+    expect((reversed as BadRequestError).details.at(-1)).toMatch(/^1 name in the zip is not marked as UTF-8 and was read as shift_jis/)
+    const twice = await open([{ name: 'avatar.fbx' }, { name: 'avatar.fbx' }]).then(() => undefined, (e: unknown) => e)
+    expect((twice as BadRequestError).details).toEqual(['avatar.fbx appears twice (two entries have the same name)'])
     // A refusal that is not about a name says nothing of names; nor do names left out or folders count.
     const inside = await open([{ name: sjis('アバター.zip') }, { name: 'avatar.zip' }, { name: sjis('テクスチャ/') }]).then(() => undefined, (e: unknown) => e)
     const details = (inside as BadRequestError).details
     expect(details).toHaveLength(2)
     expect(details.every((line) => line.endsWith('is a zip inside the zip'))).toBe(true)
+  })
+
+  it('says what a name read as UTF-8 would be in the code page as the bundle would use it (a Windows tool\'s \\, bsdtar\'s ./)', async () => {
+    const cp866 = (text: string): Buffer => { const decoder = new TextDecoder('ibm866'); const table = new Map(Array.from({ length: 128 }, (_, i) => [decoder.decode(Buffer.from([0x80 + i])), 0x80 + i])); return Buffer.from([...text].map((c) => table.get(c) ?? c.charCodeAt(0))) }
+    expect(cp866('сад').toString('utf8')).toBe('ᠤ')
+    expect(await read([{ name: cp866('tex\\сад.png'), host: 0 }, { name: cp866('./сад.fst'), host: 3 }], 'ibm866')).toEqual({
+      paths: ['tex/ᠤ.png', 'ᠤ.fst'],
+      codePage: { 'tex/ᠤ.png': 'utf-8, else tex/сад.png', 'ᠤ.fst': 'utf-8, else сад.fst' }
+    })
+  })
+
+  it('lists at most a hundred unsafe entries, then how many more', async () => {
+    const err = await open(Array.from({ length: 150 }, (_, i) => ({ name: `a\\${i}.png` }))).then(() => undefined, (e: unknown) => e)
+    const details = (err as BadRequestError).details
+    expect(details).toHaveLength(101)
+    expect(details.at(-1)).toBe('and 50 more entries')
   })
 
   it('a refusal of a name that may be a misreading (a Shift-JIS trail byte read as a backslash) says which names were read in a code page', async () => {
