@@ -16,6 +16,14 @@ export class HeimdallError extends Error {
   }
 }
 
+/** How many offending items a refusal lists: enough to show what is wrong (10,000 refused entries made a 2 MB answer). */
+export const LISTED_AT_MOST = 100
+
+/** `lines` for an error's details: the first LISTED_AT_MOST, then how many more. */
+export function listedAtMost (lines: readonly string[]): string[] {
+  return lines.length <= LISTED_AT_MOST ? [...lines] : [...lines.slice(0, LISTED_AT_MOST), `and ${lines.length - LISTED_AT_MOST} more`]
+}
+
 export class BadRequestError extends HeimdallError {
   override readonly name = 'BadRequestError'
   constructor (message: string, details?: string[]) { super(message, 'ERR_BAD_REQUEST', 400, details) }

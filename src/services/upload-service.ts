@@ -9,7 +9,7 @@ import type { PinIntentRepository } from '../db/pin-intent-repository.ts'
 import type { Upload, UploadEntry, UploadRepository } from '../db/upload-repository.ts'
 import { isDatabaseUnavailable } from '../db/unavailable.ts'
 import { CID } from 'multiformats/cid'
-import { BadRequestError, ContentBlockedError, HeimdallError, InsufficientStorageError, isOutOfSpace, NotFoundError, PayloadTooLargeError, ServiceUnavailableError, UnprocessableContentError, UnsupportedMediaTypeError } from '../errors.ts'
+import { BadRequestError, ContentBlockedError, HeimdallError, listedAtMost, InsufficientStorageError, isOutOfSpace, NotFoundError, PayloadTooLargeError, ServiceUnavailableError, UnprocessableContentError, UnsupportedMediaTypeError } from '../errors.ts'
 import { readCar } from '../ipfs/car-reader.ts'
 import { blockedContent } from '../denylist/blocked-content.ts'
 import type { Denylist } from '../denylist/denylist.ts'
@@ -196,7 +196,7 @@ export class UploadService {
       const files = tree.rootIsFile ? [{ ...(tree.entries[0] as CarEntry), path: nodes[0]?.path ?? '' }] : tree.entries.filter((entry) => !entry.isDirectory)
       if (!checked) return { name: named, nodes, reports: [], fileSizes: new Map(files.map((f) => [f.path, f.size])), lease }
       const refused = files.filter((f) => !this.#options.assetExtensions.has(contentExtensionOf(f.path)))
-      if (refused.length > 0 && !tree.rootIsFile) throw new UnsupportedMediaTypeError('the CAR has files of types that are not accepted', refused.map((f) => f.path))
+      if (refused.length > 0 && !tree.rootIsFile) throw new UnsupportedMediaTypeError('the CAR has files of types that are not accepted', listedAtMost(refused.map((f) => f.path)))
       // Each file's bytes, read back from the node, pass its inspector; the byte limit holds whatever the nodes declare.
       const reports: FileReport[] = []
       const fileSizes = new Map<string, number>()
@@ -254,7 +254,7 @@ export class UploadService {
       files = tree.entries.filter((entry) => !entry.isDirectory)
     }
     const refused = files.filter((f) => !assetExtensions.has(contentExtensionOf(f.path)))
-    if (refused.length > 0) throw new UnsupportedMediaTypeError('the content has files of types that are not accepted', refused.map((f) => f.path))
+    if (refused.length > 0) throw new UnsupportedMediaTypeError('the content has files of types that are not accepted', listedAtMost(refused.map((f) => f.path)))
     const reports: FileReport[] = []
     const fileSizes = new Map<string, number>()
     const budget = { left: bundleLimits.maxUncompressedBytes }
@@ -269,10 +269,10 @@ export class UploadService {
       fileSizes.set(file.path, inspected.bytes)
     }
     const mismatches = reports.filter((r) => r.mismatch !== undefined).map((r) => `${r.path} ${r.mismatch ?? ''}`)
-    if (mismatches.length > 0) throw new UnsupportedMediaTypeError('the content of some files does not match their type', mismatches)
+    if (mismatches.length > 0) throw new UnsupportedMediaTypeError('the content of some files does not match their type', listedAtMost(mismatches))
     const folders = new Set(tree.entries.filter((e) => e.isDirectory && e.path !== '').map((e) => e.path))
     const { errors, warnings } = checkReferences(reports, new Set(fileSizes.keys()), folders, fileSizes)
-    if (errors.length > 0) throw new UnprocessableContentError('the content would not load: files it needs are missing', errors)
+    if (errors.length > 0) throw new UnprocessableContentError('the content would not load: files it needs are missing', listedAtMost(errors))
     return { files: files.length, bytes: sum(fileSizes.values()), warnings }
   }
 
@@ -290,7 +290,7 @@ export class UploadService {
       if (refused.length > 0) {
         // A name misread (a Shift-JIS byte read as a folder's separator) can leave it without its extension.
         const misread = refused.some((entry) => bundle.unmarkedNames.has(entry.path)) ? codePageNote(bundle.unmarkedNames) : undefined
-        throw new UnsupportedMediaTypeError('the bundle has files of types that are not accepted', [...refused.map((e) => e.path), ...(misread === undefined ? [] : [misread])])
+        throw new UnsupportedMediaTypeError('the bundle has files of types that are not accepted', [...listedAtMost(refused.map((e) => e.path)), ...(misread === undefined ? [] : [misread])])
       }
       const imported = await this.#import(name, bundle.candidates(), signal)
       const notes = [
@@ -368,13 +368,13 @@ export class UploadService {
     if (root === undefined || root.path !== '') throw new Error('the importer produced no root directory')
 
     const mismatches = reports.filter((r) => r.mismatch !== undefined).map((r) => `${r.path} ${r.mismatch ?? ''}`)
-    if (mismatches.length > 0) throw new UnsupportedMediaTypeError('the content of some files does not match their type', mismatches)
+    if (mismatches.length > 0) throw new UnsupportedMediaTypeError('the content of some files does not match their type', listedAtMost(mismatches))
     const folders = new Set(nodes.filter((n) => n.path !== '' && !fileSizes.has(n.path)).map((n) => n.path))
     const { errors, warnings: fileWarnings } = checkReferences(reports, new Set(fileSizes.keys()), folders, fileSizes)
     if (errors.length > 0) {
       // A file that seems missing may be one whose name was read wrong: the refusal says which names were read in a code page.
       const note = imported.unmarkedNames === undefined ? undefined : codePageNote(imported.unmarkedNames)
-      throw new UnprocessableContentError('the upload would not load: files it needs are missing', note === undefined ? errors : [...errors, note])
+      throw new UnprocessableContentError('the upload would not load: files it needs are missing', note === undefined ? listedAtMost(errors) : [...listedAtMost(errors), note])
     }
     const warnings = [...(imported.notes ?? []), ...fileWarnings]
 

@@ -4,7 +4,7 @@ import { Readable } from 'node:stream'
 import { promisify } from 'node:util'
 import { crc32 } from 'node:zlib'
 import yauzl, { type Entry, type ZipFile } from 'yauzl'
-import { BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../errors.ts'
+import { BadRequestError, listedAtMost, PayloadTooLargeError, UnsupportedMediaTypeError } from '../errors.ts'
 import type { ImportCandidate } from '../ipfs/ipfs-backend.ts'
 import { codePageNote, DEFAULT_ZIP_NAME_ENCODING, nameReader, type ReadName } from './zip-names.ts'
 
@@ -248,9 +248,6 @@ async function readCentralDirectory (zip: ZipFile, maxEntries: number): Promise<
   })
 }
 
-/** How many offending entries a refusal lists. */
-const LISTED = 100
-
 /** A name as the bundle uses it: without bsdtar's leading `./` (`./` alone is the folder itself), what it would otherwise be likewise. */
 function tidied (read: ReadName): ReadName {
   const tidy = (name: string): string => name.replace(/^(?:\.\/)+/, '')
@@ -301,13 +298,15 @@ function inspect (rawEntries: Entry[], limits: BundleLimits, readName: (entry: E
     if (other !== undefined) {
       // A folder listed once explicitly and once implied by its files is fine; anything else collides.
       if (!(isDirectory && other.path === path)) {
+        const same = other.bytes.equals(bytes)
         unsafe.push(other.path !== path
           ? `${path} collides with ${other.path} (paths must differ in more than letter case)`
-          : other.bytes.equals(bytes)
+          : same
             ? `${path} appears twice (two entries have the same name)`
-            : `${path} appears twice (two entries have this name once read: one marked as UTF-8 and one not, or composed differently)`)
-        if (unmarked) misread.set(path, read)
-        if (other.unmarked) misread.set(other.path, other.read)
+            : `${path} appears twice (two entries name it, written differently: \\ or / between folders, a leading ./, marked as UTF-8 or not, composed or decomposed)`)
+        // A plain duplicate is no misreading.
+        if (!same && unmarked) misread.set(path, read)
+        if (!same && other.unmarked) misread.set(other.path, other.read)
       }
       continue
     }
@@ -337,17 +336,17 @@ function inspect (rawEntries: Entry[], limits: BundleLimits, readName: (entry: E
   // A backslash or a control character may be a name misread: the refusal says which names were read in a code page.
   if (unsafe.length > 0) {
     const note = misread.size === 0 ? undefined : codePageNote(new Map([...misread, ...unmarkedNames]))
-    // A hundred are enough to show what is wrong (a tool that misnames every entry gave a 5 MB answer).
-    const listed = unsafe.length <= LISTED ? unsafe : [...unsafe.slice(0, LISTED), `and ${unsafe.length - LISTED} more entries`]
+    // A tool that misnames every entry gave a 5 MB answer: a hundred show what is wrong.
+    const listed = listedAtMost(unsafe)
     throw new BadRequestError('the bundle has unsafe entries', note === undefined ? listed : [...listed, note])
   }
   if (unreadable.length > 0) {
-    throw new UnsupportedMediaTypeError('the bundle uses a compression this server cannot read: zip it again with Deflate (the default of every zip tool) or stored', unreadable)
+    throw new UnsupportedMediaTypeError('the bundle uses a compression this server cannot read: zip it again with Deflate (the default of every zip tool) or stored', listedAtMost(unreadable))
   }
   if (total > limits.maxUncompressedBytes) {
     tooLarge.push(`the files add up to ${total} bytes uncompressed; at most ${limits.maxUncompressedBytes} are allowed`)
   }
-  if (tooLarge.length > 0) throw new PayloadTooLargeError('the bundle is too large once uncompressed', tooLarge)
+  if (tooLarge.length > 0) throw new PayloadTooLargeError('the bundle is too large once uncompressed', listedAtMost(tooLarge))
   if (raw.size === 0) throw new BadRequestError('the bundle has no files')
   return { entries, raw, skipped, unmarkedNames }
 }

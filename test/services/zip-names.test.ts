@@ -96,14 +96,17 @@ describe('zip names in a code page', () => {
     const sjis = codePage('shift_jis')
     const err = await open([{ name: Buffer.from('アバター.fbx'), flags: 0x800 }, { name: sjis('アバター.fbx') }, { name: sjis('表情.png') }], 'shift_jis').then(() => undefined, (e: unknown) => e)
     expect((err as BadRequestError).details).toEqual([
-      'アバター.fbx appears twice (two entries have this name once read: one marked as UTF-8 and one not, or composed differently)',
+      'アバター.fbx appears twice (two entries name it, written differently: \\ or / between folders, a leading ./, marked as UTF-8 or not, composed or decomposed)',
       expect.stringMatching(/^2 names in the zip are not marked as UTF-8 and were read as shift_jis \(this server's setting\): アバター\.fbx, 表情\.png\. If a name looks wrong/)
     ])
     // The same pair the other way round (the unmarked one first) says it too; a plain duplicate is only that.
     const reversed = await open([{ name: sjis('アバター.fbx') }, { name: Buffer.from('アバター.fbx'), flags: 0x800 }], 'shift_jis').then(() => undefined, (e: unknown) => e)
     expect((reversed as BadRequestError).details.at(-1)).toMatch(/^1 name in the zip is not marked as UTF-8 and was read as shift_jis/)
-    const twice = await open([{ name: 'avatar.fbx' }, { name: 'avatar.fbx' }]).then(() => undefined, (e: unknown) => e)
-    expect((twice as BadRequestError).details).toEqual(['avatar.fbx appears twice (two entries have the same name)'])
+    // A plain duplicate is only that, also in a code page.
+    for (const [name, encoding] of [['avatar.fbx', undefined], [sjis('アバター.fbx'), 'shift_jis']] as const) {
+      const twice = await open([{ name }, { name }, { name: sjis('テクスチャ.png') }], encoding).then(() => undefined, (e: unknown) => e)
+      expect((twice as BadRequestError).details).toEqual([`${typeof name === 'string' ? name : 'アバター.fbx'} appears twice (two entries have the same name)`])
+    }
     // A refusal that is not about a name says nothing of names; nor do names left out or folders count.
     const inside = await open([{ name: sjis('アバター.zip') }, { name: 'avatar.zip' }, { name: sjis('テクスチャ/') }]).then(() => undefined, (e: unknown) => e)
     const details = (inside as BadRequestError).details
@@ -124,7 +127,7 @@ describe('zip names in a code page', () => {
     const err = await open(Array.from({ length: 150 }, (_, i) => ({ name: `a\\${i}.png` }))).then(() => undefined, (e: unknown) => e)
     const details = (err as BadRequestError).details
     expect(details).toHaveLength(101)
-    expect(details.at(-1)).toBe('and 50 more entries')
+    expect(details.at(-1)).toBe('and 50 more')
   })
 
   it('a refusal of a name that may be a misreading (a Shift-JIS trail byte read as a backslash) says which names were read in a code page', async () => {
