@@ -9,7 +9,11 @@
  */
 
 import { droppedFolderFiles, pickedFolders } from './folder-files.ts'
+import { forgetRows, keepRows, restoreRows, type Owner } from './kept-rows.ts'
 import { FolderReadError, zipFolder, ZipTooLargeError, type FolderFile, type FolderZip } from './zip-writer.ts'
+
+// Signing out forgets the upload page's kept rows: the next person in this tab sees none of them.
+document.querySelector('form[action="/signout"]')?.addEventListener('submit', () => { forgetRows() })
 
 // Copy buttons work only with this script: the pages render them hidden, shown here.
 for (const button of document.querySelectorAll<HTMLButtonElement>('button[data-copy][hidden]')) button.hidden = false
@@ -99,54 +103,22 @@ function finish (ui: UploadRow, state: string, ...content: Array<Node | string>)
   ui.row.dataset.state = state
   ui.cancel.remove()
   ui.result.replaceChildren(...content)
+  keep()
 }
 
-/** Where this tab keeps the answers its rows showed, so that Back (or a reload) after opening a result shows them again. */
-const ANSWERS_KEY = 'heimdall:upload-answers'
-const ANSWERS_KEPT = 100
+/** Keeps the page's finished rows for Back and reloads (kept-rows.ts); set up with the form. */
+let keep: (leaving?: boolean) => void = () => {}
 
-interface KeptAnswer { name: string, status: number, text: string }
-
-function keptAnswers (): KeptAnswer[] {
-  try {
-    const kept: unknown = JSON.parse(sessionStorage.getItem(ANSWERS_KEY) ?? '[]')
-    return Array.isArray(kept) ? kept as KeptAnswer[] : []
-  } catch {
-    return []
-  }
-}
-
-/** Each row's answer as kept: of an accepted upload its root only (a bundle's answer lists every file). */
-const answers = new WeakMap<Element, KeptAnswer>()
-
-/** Keeps a row's answer for this tab, with every other row's, in the rows' order (not the order they were answered in). */
-function keepAnswer (ui: UploadRow, status: number, body: unknown, text: string): void {
-  answers.set(ui.row, { name: ui.file.name, status, text: status === 200 && Array.isArray(body) ? JSON.stringify(body.slice(-1)) : text.slice(0, 64 * 1024) })
-  const inOrder = [...ui.row.parentElement?.children ?? []].flatMap((row) => answers.get(row) ?? [])
-  try {
-    sessionStorage.setItem(ANSWERS_KEY, JSON.stringify(inOrder.slice(-ANSWERS_KEPT)))
-  } catch { /* storage full or off: the rows are only not shown again */ }
-}
-
-/**
- * The rows this tab showed before it left the page, when it comes back to
- * it (Back, Forward, a reload) and the browser did not keep the page as it
- * was; a new visit starts with none.
- */
-function restoreAnswers (rows: HTMLElement): void {
-  const navigation = performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming | undefined
-  if (navigation === undefined || navigation.type === 'navigate') {
-    try { sessionStorage.removeItem(ANSWERS_KEY) } catch { /* off */ }
-    return
-  }
-  for (const { name, status, text } of keptAnswers()) showAnswer(addRow(rows, new File([], name)), status, text)
+/** Who the form uploads as: the signed-in identity, else the name typed in the form. */
+function uploader (form: HTMLFormElement): Owner {
+  const signedInAs = form.dataset.signedInAs ?? ''
+  return signedInAs !== '' ? { name: signedInAs, signedIn: true } : { name: form.querySelector<HTMLInputElement>('input[name=username]')?.value ?? '', signedIn: false }
 }
 
 /** What the server answers an upload (the same for the plain and the resumable way): its link, buttons and warnings, or its error. */
 function showAnswer (ui: UploadRow, status: number, text: string): void {
   let body: unknown
   try { body = JSON.parse(text) } catch { body = undefined }
-  keepAnswer(ui, status, body, text)
   if (status === 200 && Array.isArray(body)) {
     ui.progress.value = ui.progress.max
     ui.row.dataset.percent = '100'
@@ -209,6 +181,7 @@ function answer (ui: UploadRow, status: number, text: string): void {
     if (status !== 200) { showChanged(ui); return }
     showAnswer(ui, status, text)
     ui.result.prepend(element('p', { className: 'error' }, `${whatChanged(ui)} changed while it was sent: this upload may hold parts of both versions. Upload it again.`))
+    keep()
   })
 }
 
@@ -400,6 +373,7 @@ function uploadFolder (form: HTMLFormElement, rows: HTMLElement, name: string, l
     progress.remove()
     cancel.remove()
     if (message !== undefined) row.append(element('div', { className: 'result' }, element('p', { className: 'error' }, message)))
+    keep()
   }
   const maxBytes = Number(form.dataset.maxBytes ?? Number.NaN)
   list((count) => { status.textContent = `Listing the folder… ${count} ${count === 1 ? 'file' : 'files'}` }, reading.signal).then(async (files) => {
@@ -429,7 +403,10 @@ function enhanceUploadForm (form: HTMLFormElement): void {
   const input = form.querySelector<HTMLInputElement>('input[type=file]')
   const zone = form.querySelector<HTMLElement>('[data-dropzone]')
   if (rows === null || input === null || zone === null) return
-  restoreAnswers(rows)
+  rowCount = restoreRows(rows, uploader(form))
+  keep = (leaving = false) => { keepRows(rows, uploader(form), leaving) }
+  // Left while uploads are still being sent: they are said as not finished when the page is come back to.
+  window.addEventListener('pagehide', () => { keep(true) })
   input.multiple = true
   zone.querySelector<HTMLElement>('.dropzone-hint')?.removeAttribute('hidden')
   // The credentials must be there; the file field need not be, for a drop or a folder.
@@ -453,6 +430,7 @@ function enhanceUploadForm (form: HTMLFormElement): void {
       const row = element('li', { className: 'upload-row' }, element('p', { className: 'status' }, 'Not uploaded'), element('div', { className: 'result' }, element('p', { className: 'error' }, 'The folder you chose has no files to send (hidden files and folders are left out).')))
       row.dataset.state = 'error'
       rows.append(row)
+      keep()
       return
     }
     // Files without a folder (a browser that picks files, not folders, as on phones) go as files.

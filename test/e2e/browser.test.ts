@@ -140,8 +140,14 @@ describe.skipIf(!available)('in a real browser (Chromium)', () => {
         await page.waitForURL(/\/ipfs\//)
         await page.goBack()
         await expect.poll(async () => page.locator('.upload-row[data-state="done"] input').evaluateAll((inputs) => inputs.map((input) => (input as unknown as { value: string }).value))).toEqual(links)
+        // A new visit starts empty; Back to the earlier visit shows that visit's rows, not the new one's. (Through another
+        // page: going to the address the tab shows replaces its history entry.)
+        await page.goto('/uploads')
         await page.goto('/upload')
         expect(await page.locator('.upload-row').count()).toBe(0)
+        await page.goBack()
+        await page.goBack()
+        await expect.poll(async () => page.locator('.upload-row[data-state="done"] input').evaluateAll((inputs) => inputs.map((input) => (input as unknown as { value: string }).value))).toEqual(links)
       })
 
       it('lists both uploads with their kinds', async () => {
@@ -270,6 +276,54 @@ describe.skipIf(!available)('in a real browser (Chromium)', () => {
     } finally {
       await context.close()
       await rm(work, { recursive: true, force: true })
+    }
+  })
+
+  /** The tab's session storage, as the page's script sees it. */
+  interface TabStorage { sessionStorage: { getItem: (key: string) => string | null, setItem: (key: string, value: string) => void } }
+
+  it('shows a reloaded page\'s refused rows with their reasons, never another person\'s rows, and forgets them all on sign-out', async () => {
+    const context = await browser.newContext({ baseURL: base })
+    const page = await context.newPage()
+    const kept = async (): Promise<string[]> => page.evaluate(() => Object.keys(sessionStorage).filter((key) => key.startsWith('heimdall:upload-rows:')))
+    try {
+      await page.goto('/new')
+      await page.getByLabel('Username').fill('e2e_alice')
+      await page.getByRole('button', { name: 'Create identity' }).click()
+      await page.goto('/upload')
+      await page.locator('#file').setInputFiles([
+        { name: 'good.glb', mimeType: 'model/gltf-binary', buffer: fixture('glb/BoxTextured.glb') },
+        { name: 'broken.glb', mimeType: 'model/gltf-binary', buffer: Buffer.from('not a glb at all') }
+      ])
+      await page.getByRole('button', { name: 'Upload', exact: true }).click()
+      await expect.poll(async () => page.locator('.upload-row[data-state="done"], .upload-row[data-state="error"]').count(), { timeout: 30_000 }).toBe(2)
+      const refusal = await page.locator('.upload-row', { hasText: 'broken.glb' }).locator('.result').textContent()
+      await page.reload()
+      await expect.poll(async () => page.locator('.upload-row').count()).toBe(2)
+      expect(await page.locator('.upload-row', { hasText: 'broken.glb' }).locator('.result').textContent()).toBe(refusal)
+      expect(await page.locator('[id]').evaluateAll((nodes) => new Set(nodes.map((n) => (n as unknown as { id: string }).id)).size === nodes.length)).toBe(true)
+
+      // Kept for alice: signed in as someone else in this tab, a reload of the same page shows none of them.
+      const alices = await page.evaluate((key) => (globalThis as unknown as TabStorage).sessionStorage.getItem(key), (await kept())[0] ?? '')
+      await page.goto('/new')
+      await page.getByLabel('Username').fill('e2e_bob')
+      await page.getByRole('button', { name: 'Create identity' }).click()
+      await page.goto('/upload')
+      // As if alice's rows had been kept for this very visit (Back to her page would come to the same check).
+      await page.evaluate((value) => {
+        const { heimdallUploads } = (globalThis as unknown as { history: { state: { heimdallUploads: string } } }).history.state
+        ;(globalThis as unknown as TabStorage).sessionStorage.setItem(`heimdall:upload-rows:${heimdallUploads}`, value ?? '')
+      }, alices)
+      await page.reload()
+      expect(await page.locator('.upload-row').count()).toBe(0)
+
+      // Signing out forgets every kept row of the tab.
+      expect((await kept()).length).toBeGreaterThan(0)
+      await page.getByRole('button', { name: 'Sign out' }).click()
+      await page.waitForLoadState()
+      expect(await kept()).toEqual([])
+    } finally {
+      await context.close()
     }
   })
 
