@@ -333,6 +333,8 @@ async function uploadResumable (form: HTMLFormElement, ui: UploadRow, endpoint: 
 }
 
 function uploadOne (form: HTMLFormElement, rows: HTMLElement, file: File, replacing?: HTMLElement, folder?: FolderZip): void {
+  // Sent again: the word that it was left unfinished goes (a big file goes on where it stopped).
+  for (const unfinished of rows.querySelectorAll<HTMLElement>('[data-unfinished]')) if (unfinished.dataset.unfinished === file.name) unfinished.remove()
   const ui = addRow(rows, file, replacing, folder)
   if (file.size <= RESUMABLE_ABOVE) { uploadPlain(form, ui); return }
   findResumableEndpoint()

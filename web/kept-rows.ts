@@ -4,12 +4,16 @@
  * where the browser did not keep the page itself. One set per visit of the
  * page (per history entry: Back to an earlier visit shows that visit's
  * rows, a new visit starts empty), as the rows' markup with long lists cut
- * (a refusal's details), for whoever uploaded them: another person's rows
- * are never shown (signed out, or signed in as someone else), and signing
- * out forgets them all. Nothing secret is in them: links, names, warnings.
+ * (a refusal's details), for the signed-in person who uploaded them:
+ * another person's rows are never shown (signed out, or signed in as someone
+ * else), signing out forgets them all, and uploads sent with the form's
+ * username and token (no one signed in, whom the page could tell apart) are
+ * not kept. Nothing secret is in them: links, names, warnings. The pages
+ * themselves are `no-store`, so the browser's back/forward cache does not
+ * show a page of the person who signed out either.
  */
 
-interface Kept { owner: string, signedIn: boolean, rows: string[] }
+interface Kept { owner: string, rows: string[] }
 export interface Owner { name: string, signedIn: boolean }
 
 const PREFIX = 'heimdall:upload-rows:'
@@ -45,11 +49,14 @@ function kept (row: Element): string {
   return copy.outerHTML
 }
 
-/** Rows still being sent when the page was left: said once, as not finished. */
-function notFinished (count: number): string {
+/** A row still being sent when the page was left, in its place: said as not finished, until the same file is sent again. */
+function notFinished (name: string): string {
   const row = document.createElement('li')
   row.className = 'upload-row'
   row.dataset.state = 'error'
+  row.dataset.unfinished = name
+  const title = document.createElement('strong')
+  title.textContent = name
   const status = document.createElement('p')
   status.className = 'status'
   status.textContent = 'Not finished'
@@ -57,24 +64,23 @@ function notFinished (count: number): string {
   result.className = 'result'
   const error = document.createElement('p')
   error.className = 'error'
-  error.textContent = `${count === 1 ? 'An upload was' : `${count} uploads were`} still being sent when you left this page. Pick ${count === 1 ? 'it' : 'them'} again: a file over 32 MiB goes on where it stopped.`
+  error.textContent = 'It was still being sent when you left this page. Pick it again: a file over 32 MiB goes on where it stopped.'
   result.append(error)
-  row.append(status, result)
+  row.append(title, status, result)
   return row.outerHTML
 }
 
 /** Keeps the finished rows of `rows` (with a word for those still being sent, when `leaving`). */
 export function keepRows (rows: Element, owner: Owner, leaving = false): void {
   const storage = store()
-  if (storage === undefined || visit === undefined || forgotten) return
-  const all = [...rows.children]
-  const finished = all.filter((row) => row instanceof HTMLElement && FINISHED.has(row.dataset.state ?? '')).map(kept)
-  const sending = all.length - finished.length
-  let list = leaving && sending > 0 ? [...finished, notFinished(sending)] : finished
-  list = list.slice(-ROWS_KEPT)
+  if (storage === undefined || visit === undefined || forgotten || !owner.signedIn) return
+  let list = [...rows.children].flatMap((row) => {
+    if (row instanceof HTMLElement && FINISHED.has(row.dataset.state ?? '')) return [kept(row)]
+    return leaving ? [notFinished(row.querySelector('strong')?.textContent ?? 'An upload')] : []
+  }).slice(-ROWS_KEPT)
   while (list.length > 0 && list.reduce((sum, html) => sum + html.length, 0) > VISIT_BYTES) list = list.slice(1)
   try {
-    storage.setItem(PREFIX + visit, JSON.stringify({ owner: owner.name, signedIn: owner.signedIn, rows: list } satisfies Kept))
+    storage.setItem(PREFIX + visit, JSON.stringify({ owner: owner.name, rows: list } satisfies Kept))
   } catch { /* full or off: the rows are only not shown again */ }
 }
 
@@ -99,7 +105,7 @@ export function restoreRows (rows: Element, owner: Owner): number {
   try { saved = JSON.parse(storage.getItem(PREFIX + visit) ?? 'null') as Kept | undefined } catch { saved = undefined }
   if (saved === null || saved === undefined || !Array.isArray(saved.rows)) return 0
   // Someone else's (signed in as another, or signed out since): forgotten, not shown.
-  if (saved.signedIn !== owner.signedIn || (owner.signedIn && saved.owner !== owner.name)) {
+  if (!owner.signedIn || saved.owner !== owner.name) {
     storage.removeItem(PREFIX + visit)
     return 0
   }

@@ -159,6 +159,16 @@ export function createApp (deps: AppDependencies): Express {
   // POST /upload reads its multipart form as it streams and checks the token itself.
   app.use(deps.csrf.protect({ streamedForms: ['/upload'] }))
   app.use(resolveSession(deps.sessions))
+  // A page is for whoever asked, now (a form's CSRF token, a signed-in name, a token shown once): no cache keeps it, nor
+  // the browser's back/forward cache, so Back after signing out never shows the previous person's page.
+  app.use((_req, res, next) => {
+    const render = res.render.bind(res) as (...args: unknown[]) => void
+    res.render = (...args: unknown[]) => {
+      if (!res.hasHeader('Cache-Control')) res.setHeader('Cache-Control', 'no-store')
+      render(...args)
+    }
+    next()
+  })
   // Who is calling: a bearer token or API key, form fields, or the session above; routes ask for the scope they need.
   app.use(authenticator.middleware())
 

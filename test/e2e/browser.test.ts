@@ -290,6 +290,7 @@ describe.skipIf(!available)('in a real browser (Chromium)', () => {
       await page.goto('/new')
       await page.getByLabel('Username').fill('e2e_alice')
       await page.getByRole('button', { name: 'Create identity' }).click()
+      const alicesToken = await page.locator('#token').inputValue()
       await page.goto('/upload')
       await page.locator('#file').setInputFiles([
         { name: 'good.glb', mimeType: 'model/gltf-binary', buffer: fixture('glb/BoxTextured.glb') },
@@ -322,6 +323,17 @@ describe.skipIf(!available)('in a real browser (Chromium)', () => {
       await page.getByRole('button', { name: 'Sign out' }).click()
       await page.waitForLoadState()
       expect(await kept()).toEqual([])
+
+      // Sent with the form's username and token, no one signed in: the page cannot tell people apart, so nothing is kept.
+      await page.goto('/upload')
+      await page.getByLabel('Username').fill('e2e_alice')
+      await page.getByLabel('Token').fill(alicesToken)
+      await page.locator('#file').setInputFiles({ name: 'again.glb', mimeType: 'model/gltf-binary', buffer: fixture('glb/BoxTextured.glb') })
+      await page.getByRole('button', { name: 'Upload', exact: true }).click()
+      await expect.poll(async () => page.locator('.upload-row[data-state="done"]').count(), { timeout: 30_000 }).toBe(1)
+      expect(await kept()).toEqual([])
+      await page.reload()
+      expect(await page.locator('.upload-row').count()).toBe(0)
     } finally {
       await context.close()
     }

@@ -19,6 +19,13 @@ describe('pages and their static assets', () => {
     await t.request.get('/static/app.js').expect(404)
   })
 
+  it('are kept by no cache, nor by the browser\'s back/forward cache (Back after signing out showed the previous person\'s page); the gateway\'s listings still are', async () => {
+    for (const path of ['/', '/upload', '/new', '/signin', '/no-such-page']) {
+      const res = await t.request.get(path).set('Accept', 'text/html')
+      expect({ path, cache: res.headers['cache-control'] }).toEqual({ path, cache: 'no-store' })
+    }
+  })
+
   it('send a content security policy that allows scripts and styles from /static/ only, not uploads under /ipfs/', async () => {
     const page = await t.request.get('/upload').set('Accept', 'text/html').expect(200)
     const csp = String(page.headers['content-security-policy'])
