@@ -1,12 +1,11 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { crc32 } from 'node:zlib'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { BadRequestError } from '../../src/errors.ts'
 import { ZipBundle } from '../../src/services/zip-bundle.ts'
 import { codePageNote } from '../../src/services/zip-names.ts'
-import { rawZip, type RawZipEntry } from '../support/fixtures.ts'
+import { rawZip, unicodePathField, type RawZipEntry } from '../support/fixtures.ts'
 
 const LIMITS = { maxEntries: 1000, maxUncompressedBytes: 1024 * 1024, maxRatio: 1000 }
 
@@ -81,18 +80,9 @@ describe('zip names in a code page', () => {
   })
 
   it('takes a Unicode Path field only when it holds UTF-8 made for the name; says when two entries read as one name', async () => {
-    const field = (payload: Buffer, made: Buffer): Buffer => {
-      const out = Buffer.alloc(9 + payload.length)
-      out.writeUInt16LE(0x7075, 0)
-      out.writeUInt16LE(5 + payload.length, 2)
-      out.writeUInt8(1, 4)
-      out.writeUInt32LE(crc32(made), 5)
-      payload.copy(out, 9)
-      return out
-    }
     const header = Buffer.from('textures/hidden.png')
-    expect((await read([{ name: header, extra: field(Buffer.from([0xff, 0xfe]), header) }])).paths).toEqual(['textures/hidden.png'])
-    expect((await read([{ name: header, extra: field(Buffer.alloc(0), header) }])).paths).toEqual(['textures/hidden.png'])
+    expect((await read([{ name: header, extra: unicodePathField(header, Buffer.from([0xff, 0xfe])) }])).paths).toEqual(['textures/hidden.png'])
+    expect((await read([{ name: header, extra: unicodePathField(header, Buffer.alloc(0)) }])).paths).toEqual(['textures/hidden.png'])
     const sjis = codePage('shift_jis')
     const err = await open([{ name: Buffer.from('アバター.fbx'), flags: 0x800 }, { name: sjis('アバター.fbx') }, { name: sjis('表情.png') }], 'shift_jis').then(() => undefined, (e: unknown) => e)
     expect((err as BadRequestError).details).toEqual([

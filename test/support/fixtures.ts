@@ -94,9 +94,9 @@ export function rawZip (entries: readonly RawZipEntry[]): Buffer {
   return Buffer.concat([...locals, directory, end])
 }
 
-/** The Info-ZIP Unicode Path extra field (0x7075) naming `written` (the header's name bytes) as `name`. */
-export function unicodePathField (written: Buffer, name: string): Buffer {
-  const utf8 = Buffer.from(name)
+/** The Info-ZIP Unicode Path extra field (0x7075) naming `written` (the header's name bytes) as `name` (UTF-8, or bytes as given). */
+export function unicodePathField (written: Buffer, name: string | Buffer): Buffer {
+  const utf8 = typeof name === 'string' ? Buffer.from(name) : name
   const field = Buffer.alloc(9 + utf8.length)
   field.writeUInt16LE(0x7075, 0)
   field.writeUInt16LE(5 + utf8.length, 2)
