@@ -359,6 +359,8 @@ function folderProblem (name: string, err: unknown): string {
  * folders kept.
  */
 function uploadFolder (form: HTMLFormElement, rows: HTMLElement, name: string, list: FolderLister): void {
+  // Sent again: the word that it was left unfinished (while it was read, or sent as its zip) goes.
+  for (const unfinished of rows.querySelectorAll<HTMLElement>('[data-unfinished]')) if ([`${name}/`, `${name}.zip`].includes(unfinished.dataset.unfinished ?? '')) unfinished.remove()
   const progress = element('progress', { max: 1 })
   progress.removeAttribute('value') // indeterminate while listing
   const status = element('p', { className: 'status' }, 'Listing the folder…')

@@ -446,6 +446,10 @@ describe.skipIf(!available)('in a real browser (Chromium)', () => {
       await page.getByRole('button', { name: 'Upload', exact: true }).click()
       await expect.poll(async () => page.locator('h1').textContent()).toBe('Uploaded: plain')
       expect(await page.locator('input[readonly]').first().inputValue()).toMatch(/\/plain\.glb$/)
+      // Away and Back: the result comes back (sent no-store, as other pages are, it was Chromium's "Confirm Form Resubmission").
+      await page.goto('/uploads')
+      await page.goBack()
+      await expect.poll(async () => page.locator('h1').textContent()).toBe('Uploaded: plain')
       expect(await page.getByRole('button', { name: 'Copy' }).count()).toBe(0)
       await page.screenshot({ path: `${SCREENSHOTS}nojs-upload-result.png`, fullPage: true })
     } finally {

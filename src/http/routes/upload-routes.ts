@@ -113,6 +113,8 @@ export function uploadRoutes (deps: UploadRoutesDeps): Router {
       const outcome = await deps.uploads.commit(identity, imported, deps.quotas)
       req.log.info({ rootCid: outcome.upload.rootCid, owner: identity.username, created: outcome.created, size: outcome.upload.size }, 'upload stored')
       if (wantsHtml(req)) {
+        // Links only: kept for Back (a no-store answer to a POST is Chromium's "Confirm Form Resubmission" on the way back).
+        res.setHeader('Cache-Control', 'private')
         res.render('upload-result', { title: 'Uploaded', upload: presentUpload(outcome.upload, deps.gatewayUrl), created: outcome.created })
         return
       }
