@@ -19,9 +19,10 @@ export class HeimdallError extends Error {
 /** How many offending items a refusal lists: enough to show what is wrong (10,000 refused entries made a 2 MB answer). */
 export const LISTED_AT_MOST = 100
 
-/** `lines` for an error's details: the first LISTED_AT_MOST, then how many more. */
-export function listedAtMost (lines: readonly string[]): string[] {
-  return lines.length <= LISTED_AT_MOST ? [...lines] : [...lines.slice(0, LISTED_AT_MOST), `and ${lines.length - LISTED_AT_MOST} more`]
+/** `lines` for an error's details: the first LISTED_AT_MOST, then how many more, then `note` when there is one. */
+export function listedAtMost (lines: readonly string[], note?: string): string[] {
+  const listed = lines.length <= LISTED_AT_MOST ? [...lines] : [...lines.slice(0, LISTED_AT_MOST), `and ${lines.length - LISTED_AT_MOST} more`]
+  return note === undefined ? listed : [...listed, note]
 }
 
 export class BadRequestError extends HeimdallError {

@@ -9,7 +9,7 @@
  */
 
 import { droppedFolderFiles, pickedFolders } from './folder-files.ts'
-import { forgetRows, keepRows, restoreRows, type Owner } from './kept-rows.ts'
+import { forgetRows, forgetUnfinished, keepRows, restoreRows, type Owner } from './kept-rows.ts'
 import { FolderReadError, zipFolder, ZipTooLargeError, type FolderFile, type FolderZip } from './zip-writer.ts'
 
 // Signing out forgets the upload page's kept rows: the next person in this tab sees none of them.
@@ -334,7 +334,7 @@ async function uploadResumable (form: HTMLFormElement, ui: UploadRow, endpoint: 
 
 function uploadOne (form: HTMLFormElement, rows: HTMLElement, file: File, replacing?: HTMLElement, folder?: FolderZip): void {
   // Sent again: the word that it was left unfinished goes (a big file goes on where it stopped).
-  for (const unfinished of rows.querySelectorAll<HTMLElement>('[data-unfinished]')) if (unfinished.dataset.unfinished === file.name) unfinished.remove()
+  forgetUnfinished(rows, [file.name])
   const ui = addRow(rows, file, replacing, folder)
   if (file.size <= RESUMABLE_ABOVE) { uploadPlain(form, ui); return }
   findResumableEndpoint()
@@ -360,7 +360,7 @@ function folderProblem (name: string, err: unknown): string {
  */
 function uploadFolder (form: HTMLFormElement, rows: HTMLElement, name: string, list: FolderLister): void {
   // Sent again: the word that it was left unfinished (while it was read, or sent as its zip) goes.
-  for (const unfinished of rows.querySelectorAll<HTMLElement>('[data-unfinished]')) if ([`${name}/`, `${name}.zip`].includes(unfinished.dataset.unfinished ?? '')) unfinished.remove()
+  forgetUnfinished(rows, [`${name}/`, `${name}.zip`])
   const progress = element('progress', { max: 1 })
   progress.removeAttribute('value') // indeterminate while listing
   const status = element('p', { className: 'status' }, 'Listing the folder…')

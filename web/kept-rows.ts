@@ -70,6 +70,11 @@ function notFinished (name: string): string {
   return row.outerHTML
 }
 
+/** Removes the rows that said one of `names` was left unfinished: it is being sent again. */
+export function forgetUnfinished (rows: Element, names: readonly string[]): void {
+  for (const row of rows.querySelectorAll<HTMLElement>('[data-unfinished]')) if (names.includes(row.dataset.unfinished ?? '')) row.remove()
+}
+
 /** Keeps the finished rows of `rows` (with a word for those still being sent, when `leaving`). */
 export function keepRows (rows: Element, owner: Owner, leaving = false): void {
   const storage = store()
@@ -78,7 +83,11 @@ export function keepRows (rows: Element, owner: Owner, leaving = false): void {
     if (row instanceof HTMLElement && FINISHED.has(row.dataset.state ?? '')) return [kept(row)]
     return leaving ? [notFinished(row.querySelector('strong')?.textContent ?? 'An upload')] : []
   }).slice(-ROWS_KEPT)
-  while (list.length > 0 && list.reduce((sum, html) => sum + html.length, 0) > VISIT_BYTES) list = list.slice(1)
+  // The oldest go first past VISIT_BYTES.
+  let bytes = list.reduce((sum, html) => sum + html.length, 0)
+  let first = 0
+  while (first < list.length && bytes > VISIT_BYTES) bytes -= (list[first++] as string).length
+  list = list.slice(first)
   try {
     storage.setItem(PREFIX + visit, JSON.stringify({ owner: owner.name, rows: list } satisfies Kept))
   } catch { /* full or off: the rows are only not shown again */ }

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http'
 import type { Writable } from 'node:stream'
 import { finished } from 'node:stream/promises'
 import { HeimdallError, NotFoundError, ServiceUnavailableError } from '../errors.ts'
-import { IPFS_READ_IDLE_MS, idleBounded, idleWatch, nodeStalled } from '../ipfs/idle-bound.ts'
+import { IPFS_IDLE_MS, idleBounded, idleWatch, nodeStalled } from '../ipfs/idle-bound.ts'
 import { http } from '../node-http.ts'
 import type { ByteWindow, ResolvedNode } from './content-reader.ts'
 import { FlowWriter } from './flow-writer.ts'
@@ -26,8 +26,8 @@ export interface GatewayBytes {
  * Kubo answer 412 rather than look for a root it does not hold.
  */
 export function httpGatewayBytes (gatewayUrl: string, options: { idleMs?: number } = {}): GatewayBytes {
-  /** How long Kubo may keep a read waiting for its answer or its next bytes (IPFS_READ_IDLE_MS): a 503, or the body cut. */
-  const idleMs = options.idleMs ?? IPFS_READ_IDLE_MS
+  /** How long Kubo may keep a read waiting for its answer or its next bytes (IPFS_IDLE_MS): a 503, or the body cut. */
+  const idleMs = options.idleMs ?? IPFS_IDLE_MS
   const base = new URL(gatewayUrl)
   if (base.protocol !== 'http:') throw new Error('IPFS_GATEWAY_URL must be an http:// URL inside the stack')
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64 })

@@ -1,7 +1,7 @@
 import { connect } from 'node:net'
 import type { Writable } from 'node:stream'
 import { NotFoundError, ServiceUnavailableError } from '../errors.ts'
-import { IPFS_READ_IDLE_MS, idleWatch, nodeStalled } from '../ipfs/idle-bound.ts'
+import { IPFS_IDLE_MS, idleWatch, nodeStalled } from '../ipfs/idle-bound.ts'
 import { BLOCK_BUFFERS } from './buffer-pool.ts'
 import { FlowWriter } from './flow-writer.ts'
 
@@ -22,7 +22,7 @@ const MAX_HEAD = 64 * 1024
  * Content-Length, as Kubo answers a file); anything else is refused before a
  * byte is written. 404 and 412 (only-if-cached) are a NotFoundError.
  */
-export async function rawHttpBody (url: URL, headers: Record<string, string>, expect: { status: number, length: number }, out: Writable, signal?: AbortSignal, idleMs = IPFS_READ_IDLE_MS): Promise<void> {
+export async function rawHttpBody (url: URL, headers: Record<string, string>, expect: { status: number, length: number }, out: Writable, signal?: AbortSignal, idleMs = IPFS_IDLE_MS): Promise<void> {
   signal?.throwIfAborted()
   const flow = new FlowWriter(out, IN_FLIGHT)
   let head: Buffer | undefined = Buffer.alloc(0)

@@ -2,12 +2,13 @@ import { ServiceUnavailableError } from '../errors.ts'
 
 /**
  * How long a read from the IPFS node (Kubo's RPC API or its gateway) may
- * wait for it: a path's stat, a listing, a block, the next piece of a file.
- * It holds them, so moments; a stopped Kubo held gateway requests for as
- * long as their clients waited (behind nginx, up to its hour). The
- * default of IPFS_TIMEOUT_SECONDS.
+ * wait for it: a path's stat, a listing, a block, the next piece of a file;
+ * and a pin, for Kubo's next word on it (see KuboBackend.pin). It holds
+ * them, so moments; a stopped Kubo held gateway requests for as long as
+ * their clients waited (behind nginx, up to its hour). The default of
+ * IPFS_TIMEOUT_SECONDS.
  */
-export const IPFS_READ_IDLE_MS = 60_000
+export const IPFS_IDLE_MS = 60_000
 
 /** A 503: the node stopped answering mid-request. */
 export const nodeStalled = (): ServiceUnavailableError => new ServiceUnavailableError('the IPFS node stopped answering; try again later')

@@ -14,7 +14,7 @@ import { IMPORT_PROFILES, type ImportProfileName } from './import-profiles.ts'
 import type { DirectoryEntry, GcReport, ImportCandidate, ImportedNode, ImportLease, IpfsBackend, NodeNetwork, NodeStat, ReadOptions, VerifiedBlock } from './ipfs-backend.ts'
 import { kuboNetwork } from './kubo-network.ts'
 import { rootForms } from './cid-forms.ts'
-import { IPFS_READ_IDLE_MS, idleBounded, idleWatch, nodeStalled } from './idle-bound.ts'
+import { IPFS_IDLE_MS, idleBounded, idleWatch, nodeStalled } from './idle-bound.ts'
 
 /** The multipart body Kubo's add reads: one part per file or directory, paths in the file name. */
 async function * multipartBody (candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, boundary: string): AsyncIterable<Uint8Array> {
@@ -62,17 +62,6 @@ const OFFLINE: Record<string, unknown> = { offline: true }
 const IMPORT_IDLE_MS = 10 * 60_000
 /** How long removing a pin, or asking about one, may take: moments for a Kubo that answers at all. */
 const PIN_QUERY_MS = 60_000
-/**
- * How long a pin may go without a word from Kubo: asked with progress, Kubo
- * says how far it got every half second, also while its pin waits for a
- * repo GC to end, so silence this long is a Kubo that stopped (or a
- * network that drops everything), however large the DAG. Kubo's ticks come
- * apart from the pin's own work: a pin stuck inside a running Kubo (an
- * online one looking for a block nobody has) is told by its count of nodes
- * standing still as long (see PinProgress). The default of
- * IPFS_TIMEOUT_SECONDS.
- */
-const PIN_IDLE_MS = 60_000
 /** The identity multihash: the block is the digest itself, and Kubo's block/get would not be asked. */
 const IDENTITY = 0x00
 const NOT_FOUND = /not found|no link named|could not find|does not exist|not pinned|merkledag: not found/i
@@ -181,13 +170,21 @@ export class KuboBackend implements IpfsBackend {
   readonly #pinIdleMs: number
   readonly #readIdleMs: number
 
-  /** How long an import waits for Kubo to read or answer anything (IMPORT_IDLE_MS), a pin (PIN_IDLE_MS), a read (IPFS_READ_IDLE_MS). */
+  /**
+   * How long an import waits for Kubo to read or answer anything
+   * (IMPORT_IDLE_MS); a pin, for a word from Kubo (IPFS_IDLE_MS): asked with
+   * progress, Kubo says how far it got every half second, also while its
+   * pin waits for a repo GC to end, so silence this long is a Kubo that
+   * stopped (or a network that drops everything), however large the DAG,
+   * and a count of nodes standing still as long a pin stuck inside a running
+   * Kubo (see PinProgress); a read (IPFS_IDLE_MS).
+   */
   constructor (url: string, options: { importIdleMs?: number, pinIdleMs?: number, readIdleMs?: number } = {}) {
     this.#url = url
     this.#client = create({ url })
     this.#importIdleMs = options.importIdleMs ?? IMPORT_IDLE_MS
-    this.#pinIdleMs = options.pinIdleMs ?? PIN_IDLE_MS
-    this.#readIdleMs = options.readIdleMs ?? IPFS_READ_IDLE_MS
+    this.#pinIdleMs = options.pinIdleMs ?? IPFS_IDLE_MS
+    this.#readIdleMs = options.readIdleMs ?? IPFS_IDLE_MS
   }
 
   /**

@@ -290,7 +290,7 @@ export class UploadService {
       if (refused.length > 0) {
         // A name misread (a Shift-JIS byte read as a folder's separator) can leave it without its extension.
         const misread = refused.some((entry) => bundle.unmarkedNames.has(entry.path)) ? codePageNote(bundle.unmarkedNames) : undefined
-        throw new UnsupportedMediaTypeError('the bundle has files of types that are not accepted', [...listedAtMost(refused.map((e) => e.path)), ...(misread === undefined ? [] : [misread])])
+        throw new UnsupportedMediaTypeError('the bundle has files of types that are not accepted', listedAtMost(refused.map((e) => e.path), misread))
       }
       const imported = await this.#import(name, bundle.candidates(), signal)
       const notes = [
@@ -374,7 +374,7 @@ export class UploadService {
     if (errors.length > 0) {
       // A file that seems missing may be one whose name was read wrong: the refusal says which names were read in a code page.
       const note = imported.unmarkedNames === undefined ? undefined : codePageNote(imported.unmarkedNames)
-      throw new UnprocessableContentError('the upload would not load: files it needs are missing', note === undefined ? listedAtMost(errors) : [...listedAtMost(errors), note])
+      throw new UnprocessableContentError('the upload would not load: files it needs are missing', listedAtMost(errors, note))
     }
     const warnings = [...(imported.notes ?? []), ...fileWarnings]
 

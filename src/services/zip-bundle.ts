@@ -337,8 +337,7 @@ function inspect (rawEntries: Entry[], limits: BundleLimits, readName: (entry: E
   if (unsafe.length > 0) {
     const note = misread.size === 0 ? undefined : codePageNote(new Map([...misread, ...unmarkedNames]))
     // A tool that misnames every entry gave a 5 MB answer: a hundred show what is wrong.
-    const listed = listedAtMost(unsafe)
-    throw new BadRequestError('the bundle has unsafe entries', note === undefined ? listed : [...listed, note])
+    throw new BadRequestError('the bundle has unsafe entries', listedAtMost(unsafe, note))
   }
   if (unreadable.length > 0) {
     throw new UnsupportedMediaTypeError('the bundle uses a compression this server cannot read: zip it again with Deflate (the default of every zip tool) or stored', listedAtMost(unreadable))

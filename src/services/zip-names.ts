@@ -99,24 +99,21 @@ export function nameReader (entries: readonly Entry[], encoding: string, ignore:
     const raw = unmarked(entry)
     return raw !== undefined && !ignore(raw.toString('latin1')) && asUtf8(raw) === undefined
   })
-  return (entry) => {
+  const read = (entry: Entry): ReadName => {
     const raw = entry.fileName as unknown as Buffer
-    let read: ReadName
-    const text = unmarked(entry) === undefined ? undefined : asUtf8(raw)
-    if ((entry.generalPurposeBitFlag & UTF8_FLAG) !== 0) {
-      read = { name: raw.toString('utf8') }
-    } else if (unmarked(entry) === undefined) {
-      read = { name: unicodePath(entry)?.toString('utf8') ?? '' }
-    } else if (isAscii(raw)) {
-      read = { name: raw.toString('latin1') }
-    } else if (!codePage && text !== undefined) {
-      const otherwise = decode(raw)
-      read = otherwise === undefined || otherwise === text ? { name: text } : { name: text, otherwise: otherwise.normalize('NFC') }
-    } else {
-      read = inCodePage(raw)
-    }
-    if (!WINDOWS_HOSTS.has(entry.versionMadeBy >> 8)) return { ...read, name: read.name.normalize('NFC') }
-    return { ...read, name: read.name.replaceAll('\\', '/').normalize('NFC'), ...(read.otherwise === undefined ? {} : { otherwise: read.otherwise.replaceAll('\\', '/') }) }
+    if ((entry.generalPurposeBitFlag & UTF8_FLAG) !== 0) return { name: raw.toString('utf8') }
+    const unicode = unicodePath(entry)
+    if (unicode !== undefined) return { name: unicode.toString('utf8') }
+    if (isAscii(raw)) return { name: raw.toString('latin1') }
+    const text = codePage ? undefined : asUtf8(raw)
+    if (text === undefined) return inCodePage(raw)
+    const otherwise = decode(raw)
+    return otherwise === undefined || otherwise === text ? { name: text } : { name: text, otherwise: otherwise.normalize('NFC') }
+  }
+  return (entry) => {
+    const { name, otherwise, ...how } = read(entry)
+    const slashes = WINDOWS_HOSTS.has(entry.versionMadeBy >> 8) ? (text: string): string => text.replaceAll('\\', '/') : (text: string): string => text
+    return { ...how, name: slashes(name).normalize('NFC'), ...(otherwise === undefined ? {} : { otherwise: slashes(otherwise) }) }
   }
 }
 
