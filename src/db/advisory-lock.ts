@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import pg from 'pg'
 import type { ContentLock } from '../services/content-lock.ts'
 import { KeyedLock } from '../services/keyed-lock.ts'
+import { DEAD_CLIENT_CHECK, deadClientCheckSql, type DeadClientCheck } from './dead-client.ts'
 import { destroySocket } from './query-deadline.ts'
 
 /**
@@ -24,6 +25,8 @@ export interface PgAdvisoryLockOptions {
    * in its `finally` for good.
    */
   unlockTimeoutMs?: number
+  /** When the server ends a lock's session whose client went silent (DEAD_CLIENT_CHECK unless given; tests shorten it). */
+  deadClientCheck?: DeadClientCheck
 }
 
 /**
@@ -37,7 +40,9 @@ export interface PgAdvisoryLockOptions {
  *
  * A session lock lives as long as its connection: if the connection breaks
  * while the work runs, PostgreSQL has released the lock and another instance
- * may enter. The work is not stopped (it cannot be, from here); its own
+ * may enter. So does a host that dies holding one: its session is idle while
+ * the work runs, and the server ends it once its client stops answering
+ * TCP keepalive probes (dead-client.ts), not hours later. The work is not stopped (it cannot be, from here); its own
  * queries fail if the database went away, and what it writes must stay
  * correct under the database's constraints anyway.
  */
@@ -53,6 +58,9 @@ export class PgAdvisoryLock implements ContentLock {
     this.#pool = new pg.Pool({ max: 16, idleTimeoutMillis: 30_000, ...config })
     // An idle connection that breaks is dropped by the pool; without a listener the error would end the process.
     this.#pool.on('error', () => {})
+    // Sent on each new session before anything else: pg runs a client's queries in order.
+    const deadClient = deadClientCheckSql(options.deadClientCheck ?? DEAD_CLIENT_CHECK)
+    this.#pool.on('connect', (client) => { client.query(deadClient).catch(() => {}) })
     this.#namespace = options.namespace ?? 'heimdall/content-lock/'
     this.#unlockTimeoutMs = options.unlockTimeoutMs ?? 0
   }

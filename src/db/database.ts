@@ -2,6 +2,7 @@ import knex, { type Knex } from 'knex'
 import { join, resolve } from 'node:path'
 import pg from 'pg'
 import { advisoryKey } from './advisory-lock.ts'
+import { deadClientCheckSql } from './dead-client.ts'
 import { startEmbeddedPostgres } from './embedded-postgres.ts'
 import { createHeimdallDatabase, HEIMDALL_DATABASE } from './pglite-import.ts'
 import { DirectoryMigrationSource } from './migration-source.ts'
@@ -38,6 +39,8 @@ async function migrateExclusively (db: Knex, connection: pg.ClientConfig): Promi
   client.on('error', () => {}) // a broken connection fails the queries below; the lock went with it
   await client.connect()
   try {
+    // An instance whose host dies while it migrates must not hold every other start until TCP's default gives up.
+    await client.query(deadClientCheckSql())
     await client.query('select pg_advisory_lock($1, $2)', MIGRATION_LOCK)
     if (await db.schema.hasTable('knex_migrations_lock')) await db('knex_migrations_lock').update({ is_locked: 0 })
     await db.migrate.latest(migrations)
@@ -111,17 +114,20 @@ function knexLog (log: DatabaseLog | undefined): Knex.Config['log'] {
 }
 
 /**
- * Every pooled session runs READ COMMITTED, and checks that its client is
- * still there (CHECK_CLIENT), whatever the server's or the
+ * Every pooled session runs READ COMMITTED, whatever the server's or the
  * database's default_transaction_isolation: heimdall_record_upload counts an
  * identity's uploads after waiting for its row lock, which sees the uploads
  * committed meanwhile only at READ COMMITTED (under REPEATABLE READ the
  * statement's snapshot predates the wait, and concurrent uploads overran the
- * quota, tested). One statement per new session, sent before knex uses it.
+ * quota, tested). It has the server check that its client is still there
+ * while a statement runs (CHECK_CLIENT), and end it once its client went
+ * silent between statements (dead-client.ts: the transaction of an instance
+ * whose host died holds its row locks no longer). One statement per new
+ * session, sent before knex uses it.
  */
 function prepareSession (connection: pg.Client, done: (err: Error | null, connection: pg.Client) => void): void {
   // The callback form: a query bounded by the deadline, as knex's are.
-  connection.query(`SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED; ${CHECK_CLIENT}`, (err) => { done(err, connection) })
+  connection.query(`SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED; ${CHECK_CLIENT}; ${deadClientCheckSql()}`, (err) => { done(err, connection) })
 }
 
 /**

@@ -10,6 +10,8 @@ import { PgPinStore } from '../../src/db/pin-repository.ts'
 import { LOCK_WAIT } from '../../src/db/query-deadline.ts'
 import { databaseFactories } from '../support/databases.ts'
 import { freezableRelay } from '../support/frozen-relay.ts'
+import { canDropPackets, dropBetween } from '../support/packet-drop.ts'
+import { requireTool } from '../support/tools.ts'
 
 /** The CIDv0 of an empty UnixFS directory and its CIDv1 (base32). */
 const V0 = CID.parse('QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn')
@@ -48,6 +50,9 @@ function overlapMeter (): { enter: () => void, leave: () => void, readonly max: 
     get runs () { return runs }
   }
 }
+
+/** Whether a silent host can be shown: packets dropped on loopback (root and iptables; required under CI). */
+const silentHosts = requireTool('iptables', canDropPackets(), 'a lock holder whose host went silent (as root)')
 
 for (const factory of databaseFactories()) {
   describe.skipIf(!factory.available)(`shared state on ${factory.name}`, () => {
@@ -260,6 +265,43 @@ for (const factory of databaseFactories()) {
           expect(await within(5_000, lock().run('bafy-frozen', async () => { await sleep(1); return 'other instance' }))).toBe('other instance')
           expect(await advisoryLocksHeld()).toBe(0)
         } finally { await relay.close() }
+      })
+
+      // Over TCP only: PostgreSQL keeps no keepalive on a Unix socket (the embedded server), whose clients share its host.
+      // At once: the server's last answer not yet acknowledged (a delayed ACK), so tcp_user_timeout decides; once idle,
+      // with everything acknowledged, the keepalive probes do.
+      it.skipIf(factory.name !== 'PostgreSQL' || !silentHosts).for([['at once', 0], ['once idle', 300]] as const)('ends the lock of an instance whose host went silent (%s) while its work ran, once the server gives up on its session, not when TCP\'s default does (hours)', async ([, idleMs]) => {
+        const silent = new PgAdvisoryLock(url, { unlockTimeoutMs: 500, deadClientCheck: { idleSeconds: 1, intervalSeconds: 1, count: 2 } })
+        opened.push(silent)
+        let finish!: () => void
+        const finished = new Promise<void>((resolve) => { finish = resolve })
+        let entered!: () => void
+        const inside = new Promise<void>((resolve) => { entered = resolve })
+        const holding = silent.run('bafy-silent', async () => { entered(); await finished; return 'finished' })
+        await within(5_000, inside)
+        const holder = await db.knex.raw<{ rows: Array<{ port: number }> }>("select a.client_port as port from pg_locks l join pg_stat_activity a on a.pid = l.pid where l.locktype = 'advisory' and l.granted and l.database = (select oid from pg_database where datname = current_database())")
+        expect(holder.rows).toHaveLength(1)
+        await sleep(idleMs)
+        const restore = await dropBetween(Number(new URL(url).port), holder.rows[0]?.port ?? 0)
+        try {
+          // Idle 1 s, then two probes 1 s apart unanswered: the session ends about 3 s after its last word.
+          const started = Date.now()
+          expect(await within(15_000, lock().run('bafy-silent', async () => { await sleep(1); return 'other instance' }))).toBe('other instance')
+          expect(Date.now() - started).toBeLessThan(15_000)
+        } finally {
+          await restore()
+          finish()
+        }
+        // The silent instance's work still answers; its unlock finds the session gone and closes the connection.
+        expect(await within(5_000, holding)).toBe('finished')
+        expect(await advisoryLocksHeld()).toBe(0)
+      })
+    })
+
+    describe.skipIf(factory.name !== 'PostgreSQL')('sessions over TCP', () => {
+      it('have the server end one whose client went silent within half a minute (dead-client.ts), not TCP\'s default of hours', async () => {
+        const settings = await db.knex.raw<{ rows: Array<{ name: string, setting: string }> }>("select name, setting from pg_settings where name like 'tcp_keepalives_%' or name = 'tcp_user_timeout'")
+        expect(Object.fromEntries(settings.rows.map((row) => [row.name, row.setting]))).toEqual({ tcp_keepalives_count: '3', tcp_keepalives_idle: '10', tcp_keepalives_interval: '5', tcp_user_timeout: '25000' })
       })
     })
 
