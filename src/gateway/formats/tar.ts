@@ -70,10 +70,16 @@ export function tarStream (backend: TreeReader, root: TarEntry, signal?: AbortSi
       const { size } = await backend.stat(entry.cid, [], { signal })
       await new Promise<void>((resolve, reject) => {
         const sink = tar.entry({ name: entry.name, type: 'file', size, mode: 0o644, mtime: new Date(0) }, (err) => { if (err != null) reject(err); else resolve() })
+        // How the entry fails (the tar destroyed as its client left; a file that ended short of its length, tar-stream's
+        // "Size mismatch") comes to the callback above. tar-stream emits it on the entry as well, where unheard it
+        // ended the process: any client that left a tar download took the server down.
+        sink.on('error', () => {})
         void (async () => {
           // The entry pushes back when the tar's reader is slow: one file's bytes are never all held.
           for await (const chunk of backend.read(entry.cid, [], { signal })) {
-            if (!sink.write(chunk)) await new Promise<void>((resolve) => sink.once('drain', () => { resolve() }))
+            // A destroyed entry takes no more bytes, and sends no 'drain': leaving the loop ends the read.
+            if (sink.destroyed) return
+            if (!sink.write(chunk)) await drained(sink)
           }
           sink.end(undefined)
         })().catch(reject)
@@ -82,4 +88,13 @@ export function tarStream (backend: TreeReader, root: TarEntry, signal?: AbortSi
     tar.finalize()
   })().catch((err: unknown) => { tar.destroy(err instanceof Error ? err : new Error(String(err))) })
   return tar
+}
+
+/** Until `entry` takes more bytes, or is destroyed (then it never drains). */
+async function drained (entry: { once: (event: 'drain' | 'close', listener: () => void) => unknown, off: (event: 'drain' | 'close', listener: () => void) => unknown }): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const done = (): void => { entry.off('drain', done); entry.off('close', done); resolve() }
+    entry.once('drain', done)
+    entry.once('close', done)
+  })
 }
