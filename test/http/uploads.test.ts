@@ -160,6 +160,14 @@ describe('/uploads', () => {
     await t.request.get('/preview/nonsense/a.fbx').set('Accept', 'text/html').expect(400)
   })
 
+  it('refuses a preview path that leads out of its content: the browser would load, and take as the thumbnail of the viewer\'s upload, another model', async () => {
+    for (const path of ['..%2F..%2Fipfs%2Fbafkqaaa%2Fx.glb', '../../ipfs/bafkqaaa/x.glb', 'textures/..%2F..%2Fx.glb', '.%2Fbox.fbx', 'a/%2E%2E/box.fbx']) {
+      const refused = await t.request.get(`/preview/${avatarRoot}/${path}`).set('Accept', 'application/json').expect(400)
+      expect(refused.body.error).toMatch(/"\.\."/)
+    }
+    await t.request.get(`/preview/${avatarRoot}/./box.fbx`).set('Accept', 'text/html').expect(400)
+  })
+
   it('GET with a bearer token answers JSON', async () => {
     const res = await t.request.get('/uploads?limit=1').set('Authorization', `Bearer ${alice.token}`).expect(200)
     expect(res.body.total).toBe(2)

@@ -13,7 +13,12 @@ export function previewRoutes (deps: { gatewayUrl: string }): Router {
   router.get('/preview/:cid/*path', (req: Request, res) => {
     const params = req.params as { cid: string, path: string[] }
     const cid = parseCid(params.cid)
-    const path = params.path.filter((s) => s !== '').join('/')
+    // A segment is decoded on its own, so `..%2F..%2Fipfs%2F<cid>` is one segment holding slashes: split again.
+    const segments = params.path.join('/').split('/').filter((s) => s !== '')
+    // The browser resolves `.` and `..` (and their %2E spellings) in the model's URL: `<cid>/../../ipfs/<other>/x.glb`
+    // previewed another person's model, whose picture went to the viewer's uploads of <cid> as their thumbnail.
+    if (segments.some((s) => s === '.' || s === '..')) throw new BadRequestError('a preview\'s path has no "." or ".." segments: give the file\'s path inside its folder')
+    const path = segments.join('/')
     // An avatar is previewed through its .fst, as Overte loads it: texdir and scale applied.
     if (!isModel(path) && extensionOf(path) !== 'fst') throw new BadRequestError('only FBX, glTF/GLB/VRM and OBJ files, and avatars (.fst), can be previewed')
     // A signed-in viewer's browser sends the picture it rendered as the thumbnail of their uploads of this content.
