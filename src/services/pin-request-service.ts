@@ -30,8 +30,8 @@ export interface PinRequestServiceOptions {
   fetchTimeoutSeconds: number
   /** The largest DAG pinned, in block bytes: the maximum upload size. */
   maxBytes: number
-  /** What content fetched from the network must pass before it is pinned: the upload's checks. */
-  gatekeeper?: Pick<UploadService, 'inspectFetched'>
+  /** What content must pass before it is pinned, fetched from the network or held here but not pinned: the upload's checks. */
+  gatekeeper: Pick<UploadService, 'inspectFetched'>
   /** Requests fetched from the network at once (IPFS_MAX_FETCHES); the others wait `queued`. */
   maxFetches?: number
   /**
@@ -123,8 +123,8 @@ export class PinRequestService {
 
   /** Whether content this node lacks is fetched from the network (else it is waited for). */
   get #fetches (): boolean {
-    const { backend, gatekeeper } = this.#options
-    return backend.network !== undefined && backend.fetchBlock !== undefined && gatekeeper !== undefined
+    const { backend } = this.#options
+    return backend.network !== undefined && backend.fetchBlock !== undefined
   }
 
   get #pollMs (): number {
@@ -279,18 +279,35 @@ export class PinRequestService {
         case 'unsupported':
           await this.#fail(request, `content refused: only UnixFS content (dag-pb and raw blocks) is pinned here, and ${dag.cid.toString()} is neither`)
           return 'settled'
-        case 'complete':
-          await pins.changePin(request.rootCid, async () => {
-            // Deleted (or failed) meanwhile: its removal already settled the root under this same lock.
-            const current = await requests.findByRequestId(request.requestId)
-            if (current === undefined || !PENDING.includes(current.status)) return
-            await backend.pin(root, { signal })
-            await requests.setStatus(request.requestId, PENDING, 'pinned')
-          })
+        case 'complete': {
+          // Held is not checked: blocks are kept by their hash alone, so the bytes of an upload (a `.bin`, any bytes)
+          // read as another kind of block can be a folder naming `login.html`, and a pinned root's pages are served
+          // as themselves (found by review: HTML, SVG, PDF and .exe served so). A root pinned here already passed
+          // (an upload's, an operator's); any other goes through the gatekeeper, as fetched content does.
+          const lease = await backend.isPinned(root) ? undefined : await backend.openLease()
+          try {
+            if (lease !== undefined) await this.#checkHeld(root, request.name ?? undefined, lease, signal)
+            await pins.changePin(request.rootCid, async () => {
+              // Deleted (or failed) meanwhile: its removal already settled the root under this same lock.
+              const current = await requests.findByRequestId(request.requestId)
+              if (current === undefined || !PENDING.includes(current.status)) return
+              await backend.pin(root, { signal })
+              await requests.setStatus(request.requestId, PENDING, 'pinned')
+            })
+          } finally {
+            // It only kept collections off the blocks while they were checked: nothing was stored under it.
+            await lease?.release()
+          }
           return 'settled'
+        }
       }
     } catch (err) {
       if (signal?.aborted === true) return 'waiting'
+      if (err instanceof HeimdallError && err.status >= 400 && err.status < 500) {
+        this.#options.logger.info({ requestId: request.requestId, rootCid: request.rootCid, reason: err.message }, 'a pin request\'s content was refused')
+        await this.#fail(request, refusalOf(err))
+        return 'settled'
+      }
       if (err instanceof ServiceUnavailableError) {
         this.#options.logger.warn({ err, requestId: request.requestId }, 'the IPFS node cannot be reached; the pin request waits')
         return 'waiting'
@@ -299,6 +316,13 @@ export class PinRequestService {
       await this.#fail(request, isOutOfSpace(err) ? 'the server is out of storage space' : 'the IPFS node could not pin it')
       return 'settled'
     }
+  }
+
+  /** The gatekeeper's checks on content this node holds, its blocks read from here only: throws what an upload would get. */
+  async #checkHeld (root: CID, name: string | undefined, lease: ImportLease, signal?: AbortSignal): Promise<void> {
+    const { backend, gatekeeper, maxBytes } = this.#options
+    const here = { fetchBlock: async (cid: CID, options: { signal?: AbortSignal }) => backend.getBlock(cid, options) }
+    await gatekeeper.inspectFetched(root, fetchDag(here, root, { lease, signal: signal ?? new AbortController().signal, maxBytes }), { fileName: name, signal })
   }
 
   /** Fails a pending request with its reason, releasing the root if it was pinned for it alone. */
@@ -350,7 +374,7 @@ export class PinRequestService {
     const { requests, backend, gatekeeper, maxBytes, fetchTimeoutSeconds, pins, logger } = this.#options
     const network = backend.network
     const fetchBlock = backend.fetchBlock?.bind(backend)
-    if (network === undefined || fetchBlock === undefined || gatekeeper === undefined) return
+    if (network === undefined || fetchBlock === undefined) return
     const until = new Date(deadline).toISOString()
     const expired = AbortSignal.timeout(Math.max(0, deadline - Date.now()))
     const stop = AbortSignal.any([signal, expired])

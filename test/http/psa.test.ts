@@ -2,6 +2,8 @@ import { stat } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import supertest from 'supertest'
 import { join } from 'node:path'
+import * as dagPb from '@ipld/dag-pb'
+import { UnixFS } from 'ipfs-unixfs'
 import { CID } from 'multiformats/cid'
 import { base16 as base16Codec } from 'multiformats/bases/base16'
 import * as raw from 'multiformats/codecs/raw'
@@ -126,6 +128,33 @@ for (const backend of appBackends()) {
       expect(await pinned(root)).toBe(false)
       const [journal] = await t.heimdall.database.knex('pin_intents').count<Array<{ n: string | number }>>({ n: '*' })
       expect(Number(journal?.n)).toBe(0)
+    })
+
+    it('checks content it holds but no pin holds, as fetched content: bytes uploaded as a file, read as a folder, do not pin pages served as themselves', async () => {
+      const mallory = await createIdentity(t.request)
+      // Any bytes are accepted as a `.bin`; the node keeps them by their hash alone, whatever the CID's codec.
+      const page = await t.request.post('/upload').set('Authorization', `Bearer ${mallory.token}`).attach('file', Buffer.from('<!doctype html><title>Sign in</title><form>password</form>'), 'page.bin').expect(200)
+      const pageCid = CID.parse((page.body as Array<{ Name: string, Hash: string }>).find((item) => item.Name === 'page/page.bin')?.Hash ?? '')
+      const svg = CID.createV1(raw.code, identity.digest(Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"/>')))
+      const folder = dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'directory' }).marshal(), Links: [{ Name: 'login.html', Hash: pageCid, Tsize: 60 }, { Name: 'e.svg', Hash: svg, Tsize: 40 }] }))
+      const folderCid = CID.createV1(dagPb.code, await sha256.digest(folder))
+      await upload(mallory.token, Buffer.from(folder), 'folder.bin')
+
+      const status = await psa(mallory.token).add({ cid: folderCid.toString() })
+      expect(status.status).toBe('failed')
+      expect(status.info.status_details).toMatch(/^content refused: the content has files of types that are not accepted: (login\.html; e\.svg|e\.svg; login\.html)$/)
+      expect(await pinned(folderCid.toString())).toBe(false)
+      // So its pages stay downloads of plain text, as any content no upload or pin vouches for.
+      const served = await t.request.get(`/ipfs/${folderCid.toString()}/login.html`).expect(200)
+      expect(served.headers['content-type']).toBe('text/plain; charset=utf-8')
+      expect(served.headers['content-disposition']).toMatch(/^attachment/)
+
+      // A file of an upload, held but not itself pinned, passes when named as what it is; unnamed, its type is unknown.
+      const box = await t.request.post('/upload').set('Authorization', `Bearer ${mallory.token}`).attach('file', fixture('glb/BoxTextured.glb'), 'box.glb').expect(200)
+      const boxFile = (box.body as Array<{ Name: string, Hash: string }>).find((item) => item.Name === 'box/box.glb')?.Hash ?? ''
+      expect((await psa(mallory.token).add({ cid: boxFile })).info.status_details).toMatch(/give the pin request the file's name/)
+      expect(await psa(mallory.token).add({ cid: boxFile, name: 'box.glb' })).toMatchObject({ status: 'pinned' })
+      expect(await pinned(boxFile)).toBe(true)
     })
 
     it('a CIDv0 and its CIDv1 are one root: a request for the other spelling of an upload\'s root, deleted, leaves the upload pinned; listing by either finds it', async () => {
