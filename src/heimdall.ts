@@ -231,6 +231,7 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
     maxPending: config.psaMaxPending,
     maxBytes: config.maxUploadBytes,
     gatekeeper: uploads,
+    quotas: config.defaultQuota,
     maxFetches: config.network.maxFetches,
     takenDown: async (rootCid) => blockedRoots.isBlocked(rootForms(rootCid))
   })

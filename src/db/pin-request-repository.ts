@@ -138,6 +138,21 @@ export class PinRequestRepository {
     return changed > 0
   }
 
+  /**
+   * Marks a queued or pinning request pinned, holding `size` bytes, if that
+   * fits its owner's quota beside their uploads and other pinned requests
+   * (`defaults` for an owner without their own), the owner's row locked
+   * meanwhile as an upload's record locks it. 'gone': no longer pending.
+   */
+  async pinWithinQuota (requestId: string, size: number, details: string | null, defaults: { bytes: number, uploads: number }): Promise<{ outcome: 'pinned' | 'gone' } | { outcome: 'over_quota', usage: { bytes: number, uploads: number }, quota: { bytes: number, uploads: number } }> {
+    const result = await this.#db.raw<{ rows: Array<{ outcome: 'pinned' | 'gone' | 'over_quota', used_bytes: string | null, used_uploads: string | null, quota_bytes: string | null, quota_uploads: string | null }> }>(
+      'select * from heimdall_pin_within_quota(?, ?, ?, ?, ?)', [requestId, size, details, defaults.bytes, defaults.uploads])
+    const row = result.rows[0]
+    if (row === undefined) throw new Error('heimdall_pin_within_quota answered nothing')
+    if (row.outcome !== 'over_quota') return { outcome: row.outcome }
+    return { outcome: 'over_quota', usage: { bytes: Number(row.used_bytes), uploads: Number(row.used_uploads) }, quota: { bytes: Number(row.quota_bytes), uploads: Number(row.quota_uploads) } }
+  }
+
   async deleteOwned (identityId: number, requestId: string): Promise<boolean> {
     return (await this.#db('pin_requests').where({ identity_id: identityId, request_id: requestId }).delete()) > 0
   }

@@ -11,7 +11,7 @@ export interface QuotaOverride {
   uploads: number | null
 }
 
-/** What an identity's uploads take, and the quotas an operator set for it. */
+/** What an identity's uploads and pins take, and the quotas an operator set for it. */
 export class QuotaRepository {
   readonly #db: Knex
 
@@ -19,12 +19,15 @@ export class QuotaRepository {
     this.#db = db
   }
 
-  /** What the identity's uploads take and its own quota, in one query. */
+  /**
+   * What the identity's uploads and pinned pin requests take (a request
+   * counts as an upload of its DAG's bytes), and its own quota, in one query.
+   */
   async measure (identityId: number): Promise<{ usage: Usage, override: QuotaOverride }> {
     const row = await this.#db('identities').where({ id: identityId }).first<{ bytes: string | number, uploads: string | number, quota_bytes: string | number | null, quota_uploads: number | null } | undefined>(
       'quota_bytes', 'quota_uploads',
-      this.#db.raw('(select coalesce(sum(size), 0) from uploads where identity_id = identities.id) as bytes'),
-      this.#db.raw('(select count(*) from uploads where identity_id = identities.id) as uploads'))
+      this.#db.raw("(select coalesce(sum(size), 0) from uploads where identity_id = identities.id) + (select coalesce(sum(size), 0) from pin_requests where identity_id = identities.id and status = 'pinned') as bytes"),
+      this.#db.raw("(select count(*) from uploads where identity_id = identities.id) + (select count(*) from pin_requests where identity_id = identities.id and status = 'pinned') as uploads"))
     return {
       usage: { bytes: Number(row?.bytes ?? 0), uploads: Number(row?.uploads ?? 0) },
       override: { bytes: row?.quota_bytes == null ? null : Number(row.quota_bytes), uploads: row?.quota_uploads ?? null }

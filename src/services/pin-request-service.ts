@@ -8,6 +8,7 @@ import { HeimdallError, isOutOfSpace, NotFoundError, ServiceUnavailableError, To
 import { fetchDag } from '../ipfs/fetch-dag.ts'
 import type { ImportLease, IpfsBackend } from '../ipfs/ipfs-backend.ts'
 import { inspectLocalDag } from '../ipfs/local-dag.ts'
+import { overQuota, type Quota } from './quota-service.ts'
 import type { UploadService } from './upload-service.ts'
 
 /** A pin as the client asked for it, already validated. */
@@ -30,6 +31,8 @@ export interface PinRequestServiceOptions {
   fetchTimeoutSeconds: number
   /** The largest DAG pinned, in block bytes: the maximum upload size. */
   maxBytes: number
+  /** QUOTA_BYTES and QUOTA_UPLOADS: a pinned request counts in its owner's quota as an upload of its DAG's bytes. */
+  quotas: Quota
   /** What content must pass before it is pinned, fetched from the network or held here but not pinned: the upload's checks. */
   gatekeeper: Pick<UploadService, 'inspectFetched'>
   /** Requests fetched from the network at once (IPFS_MAX_FETCHES); the others wait `queued`. */
@@ -292,7 +295,7 @@ export class PinRequestService {
               const current = await requests.findByRequestId(request.requestId)
               if (current === undefined || !PENDING.includes(current.status)) return
               await backend.pin(root, { signal })
-              await requests.setStatus(request.requestId, PENDING, 'pinned')
+              await this.#recordPinned(request, dag.bytes, null)
             })
           } finally {
             // It only kept collections off the blocks while they were checked: nothing was stored under it.
@@ -323,6 +326,25 @@ export class PinRequestService {
     const { backend, gatekeeper, maxBytes } = this.#options
     const here = { fetchBlock: async (cid: CID, options: { signal?: AbortSignal }) => backend.getBlock(cid, options) }
     await gatekeeper.inspectFetched(root, fetchDag(here, root, { lease, signal: signal ?? new AbortController().signal, maxBytes }), { fileName: name, signal })
+  }
+
+  /**
+   * Under the root's lock, once the root is pinned: the request is pinned,
+   * holding `bytes`, if that fits its owner's quota (an upload's, counting
+   * their uploads and other pinned requests); if not, it fails with the
+   * quota's reason. Either way, a root no longer held for it is released.
+   * False when the request is not pinned.
+   */
+  async #recordPinned (request: PinRequest, bytes: number, details: string | null): Promise<boolean> {
+    const { requests, pins, quotas } = this.#options
+    const recorded = await requests.pinWithinQuota(request.requestId, bytes, details, quotas)
+    if (recorded.outcome === 'pinned') return true
+    if (recorded.outcome === 'over_quota') {
+      const refused = overQuota({ usage: recorded.usage, quota: recorded.quota }, bytes)
+      await requests.setStatus(request.requestId, PENDING, 'failed', refused === undefined ? 'content refused: it does not fit in your quota' : refusalOf(refused))
+    }
+    await pins.releaseIfUnreferenced(request.rootCid)
+    return false
   }
 
   /** Fails a pending request with its reason, releasing the root if it was pinned for it alone. */
@@ -390,6 +412,7 @@ export class PinRequestService {
     }
     let lease: ImportLease | undefined
     let blocks = 0
+    let dagBytes = 0
     try {
       lease = await backend.openLease()
       const held = lease
@@ -399,7 +422,7 @@ export class PinRequestService {
       // Dialed alongside: their blocks arrive through the same wants as the connected peers'.
       const dialed = network.connect(request.origins, stop).catch(() => 0)
       const counted = (async function * () {
-        for await (const block of fetchDag({ fetchBlock }, CID.parse(request.rootCid), { lease: held, signal: stop, maxBytes })) { blocks++; yield block }
+        for await (const block of fetchDag({ fetchBlock }, CID.parse(request.rootCid), { lease: held, signal: stop, maxBytes })) { blocks++; dagBytes += block.bytes.byteLength; yield block }
       })()
       const summary = await gatekeeper.inspectFetched(CID.parse(request.rootCid), counted, { fileName: request.name ?? undefined, signal: stop })
       await dialed
@@ -414,9 +437,8 @@ export class PinRequestService {
           return
         }
         await backend.pin(CID.parse(request.rootCid), { signal })
-        kept = await requests.setStatus(request.requestId, PENDING, 'pinned',
+        kept = await this.#recordPinned(request, dagBytes,
           `fetched from the IPFS network: ${blocks} blocks, ${summary.files} files, ${summary.bytes} bytes${summary.warnings.length > 0 ? `; warnings: ${summary.warnings.slice(0, 5).join('; ')}` : ''}`)
-        if (!kept) await pins.releaseIfUnreferenced(request.rootCid)
       })
       if (kept) { await lease.release(); return }
       await lease.discard()

@@ -92,8 +92,8 @@ function describe ({ usage, quota }: QuotaStatus): string[] {
   ]
 }
 
-/** Why one more upload of `bytes` does not fit `status`; undefined when it does. */
-function overQuota (status: QuotaStatus, bytes: number): QuotaExceededError | undefined {
+/** Why one more upload (or pinned request) of `bytes` does not fit `status`; undefined when it does. */
+export function overQuota (status: QuotaStatus, bytes: number): QuotaExceededError | undefined {
   const { usage, quota } = status
   if (usage.uploads + 1 > quota.uploads) {
     return new QuotaExceededError(`you have used all of your ${quota.uploads} uploads: delete some to upload more`, 403, describe(status))

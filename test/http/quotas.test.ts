@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process'
 import { connect } from 'node:net'
+import { CID } from 'multiformats/cid'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { makeZip } from '../support/fixtures.ts'
 import { expectNothingLeftBehind, leftovers, startTestHeimdall, type TestHeimdall } from '../support/heimdall-harness.ts'
@@ -145,5 +146,41 @@ describe('quotas per identity', () => {
     expect((await admin('quota', 'nobody-here', '--uploads', '1')).out).toContain('no identity named "nobody-here"')
     await admin('quota', person.username, '--uploads', 'default', '--bytes', 'default')
     expect((await usage()).quota).toEqual({ bytes: 256 * KiB, uploads: 4 })
+  })
+})
+
+describe('pin requests in the quota', () => {
+  const newIdentity = async (username: string): Promise<string> => ((await t.request.post('/new').send({ username }).expect(201)).body as { token: string }).token
+  const pinRequest = async (token: string, cid: string): Promise<{ status: string, info: { status_details?: string } }> =>
+    (await t.request.post('/psa/pins').set('Authorization', `Bearer ${token}`).send({ cid }).expect(202)).body as { status: string, info: { status_details?: string } }
+  const usageOf = async (token: string): Promise<{ bytes: number, uploads: number }> =>
+    ((await t.request.get('/account').set('Authorization', `Bearer ${token}`).expect(200)).body as { usage: { bytes: number, uploads: number } }).usage
+
+  it('count as uploads of their DAG\'s bytes: one that does not fit fails with the quota\'s reason and pins nothing', async () => {
+    const owner = await newIdentity('pin-content-owner')
+    await t.heimdall.database.knex('identities').where({ username: 'pin-content-owner' }).update({ quota_bytes: 1024 * KiB })
+    const rootOf = async (bytes: number): Promise<string> =>
+      ((await t.request.post('/upload').set('Authorization', `Bearer ${owner}`).attach('file', script(bytes), 'p.js').expect(200)).body as Array<{ Hash: string }>).at(-1)?.Hash ?? ''
+    const small = await rootOf(100 * KiB)
+    const large = await rootOf(200 * KiB)
+    const pinner = await newIdentity('pin-person')
+
+    expect(await pinRequest(pinner, small)).toMatchObject({ status: 'pinned' })
+    const used = await usageOf(pinner)
+    // The DAG: the file's 100 KiB and the folder that names it.
+    expect(used.uploads).toBe(1)
+    expect(used.bytes).toBeGreaterThan(100 * KiB)
+    expect(used.bytes).toBeLessThan(101 * KiB)
+
+    // 200 KiB more do not fit in 256 KiB: an identity refused an upload could pin without end before.
+    const refused = await pinRequest(pinner, large)
+    expect(refused.status).toBe('failed')
+    expect(refused.info.status_details).toMatch(/^content refused: this upload \(at least 200 KiB\) does not fit in your quota: /)
+    expect(await usageOf(pinner)).toEqual(used)
+    await t.request.post('/upload').set('Authorization', `Bearer ${pinner}`).attach('file', script(200 * KiB), 'q.js').expect(413)
+
+    // The owner's upload still holds it; the request's failure released nothing of theirs.
+    await t.request.get(`/ipfs/${large}/p.js`).expect(200)
+    expect(await t.heimdall.backend.isPinned(CID.parse(large))).toBe(true)
   })
 })
