@@ -11,7 +11,9 @@ import { DialPolicy } from './network/address-policy.ts'
  * addresses, loopback or private ones only where Kubo's Addresses.Swarm
  * listens itself (not on every interface, 0.0.0.0: the addresses `id`
  * reports then include 127.0.0.1 and the LAN's, which would let any pin
- * request reach them), and the peers of its Peering config. `peerId` and
+ * request reach them), and the addresses of its Peering config (a Peering
+ * peer's id before another address opens nothing; a DNS name is dialed only
+ * as Peering names it, since `swarm connect` resolves it in Kubo). `peerId` and
  * `addresses` are Kubo's (KuboBackend.identify); an offline Kubo (no swarm
  * addresses) is not on the network: undefined.
  */

@@ -324,10 +324,12 @@ for (const backend of appBackends()) {
       const peer = '12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf'
       const loopback = Array.from({ length: 20 }, (_, i) => `/ip4/127.0.0.1/tcp/${4001 + i}/p2p/${peer}`)
       const privateOnes = Array.from({ length: 20 }, (_, i) => `/ip4/192.168.1.${i + 1}/tcp/4001/p2p/${peer}`)
-      const publicOnes = [...Array.from({ length: 9 }, (_, i) => `/ip4/203.0.113.${i + 1}/tcp/4001/p2p/${peer}`), `/dns4/node.example.org/tcp/4001/p2p/${peer}`]
-      const added = await p.add({ cid: root, origins: [...loopback, ...privateOnes, ...publicOnes, ...publicOnes] })
+      const publicOnes = Array.from({ length: 9 }, (_, i) => `/ip4/203.0.113.${i + 1}/tcp/4001/p2p/${peer}`)
+      // A name is dialed only where the operator named it (the dial policy): kept after every address.
+      const named = `/dns4/node.example.org/tcp/4001/p2p/${peer}`
+      const added = await p.add({ cid: root, origins: [named, ...loopback, ...privateOnes, ...publicOnes, ...publicOnes] })
       expect(added.status).toBe('pinned')
-      expect((added.pin as { origins?: string[] }).origins).toEqual([...publicOnes, ...privateOnes.slice(0, 10)])
+      expect((added.pin as { origins?: string[] }).origins).toEqual([...publicOnes, ...privateOnes.slice(0, 11)])
       // Any multibase, answered as the client wrote it, found by any other.
       const base16 = CID.parse(root).toString(base16Codec.encoder)
       const hex = await p.add({ cid: base16, name: '😀'.repeat(200) })

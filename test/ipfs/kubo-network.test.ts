@@ -2,6 +2,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { createServer, type AddressInfo } from 'node:net'
 import * as dagPb from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
 import { CID } from 'multiformats/cid'
@@ -86,6 +88,30 @@ describe.skipIf(inject('kuboBin') === '')('pin requests fetched through an onlin
     expect((await statusOf(added.requestid)).info.status_details).toMatch(/^fetched from the IPFS network: \d+ blocks, 3 files/)
     expect(await t.heimdall.backend.isPinned(CID.parse(root))).toBe(true)
     expect((await t.request.get(`/ipfs/${root}/fetched.fst`).expect(200)).text).toContain('ThroughKubo')
+  })
+
+  it('dials no DNS origin: Kubo would resolve `/dns4/localhost/…` and knock on a port of this machine; the request says so', async () => {
+    // A service of this machine's that is no IPFS node (a database, say): it counts who knocks.
+    let knocks = 0
+    const service = createServer((socket) => { knocks++; socket.destroy() })
+    service.listen(0, '127.0.0.1')
+    await once(service, 'listening')
+    try {
+      const dnsOrigin = `/dns4/localhost/tcp/${(service.address() as AddressInfo).port}/p2p/12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq`
+      // Content nobody has: the request stays `pinning`, its details naming the origin not dialed.
+      const nowhere = CID.createV1(raw.code, await sha256.digest(randomBytes(64))).toString()
+      const waiting = (await t.request.post('/psa/pins').set('Authorization', `Bearer ${token}`).send({ cid: nowhere, origins: [dnsOrigin] }).expect(202)).body as { requestid: string }
+      await expect.poll(async () => (await statusOf(waiting.requestid)).info.status_details, { timeout: 10_000, interval: 200 })
+        .toContain(`origins not dialed: ${dnsOrigin} (a DNS name`)
+      // Content the holder has, beside the same name: pinned once every origin's dial has ended, the service never knocked on.
+      const root = await addFolder({ 'beside.glb': fixture('glb/BoxTextured.glb'), 'note.txt': randomBytes(8).toString('hex') })
+      const added = (await t.request.post('/psa/pins').set('Authorization', `Bearer ${token}`).send({ cid: root, origins: [dnsOrigin, ...holder.swarm] }).expect(202)).body as { requestid: string }
+      await expect.poll(async () => (await statusOf(added.requestid)).status, { timeout: 30_000, interval: 300 }).toBe('pinned')
+      expect(knocks).toBe(0)
+      await t.request.delete(`/psa/pins/${waiting.requestid}`).set('Authorization', `Bearer ${token}`).expect(202)
+    } finally {
+      service.close()
+    }
   })
 
   it('fails content that does not pass an upload\'s checks, with the reasons, and pins nothing', async () => {

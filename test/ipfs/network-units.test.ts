@@ -42,9 +42,10 @@ describe('the dial policy', () => {
   it('over Kubo, origins are judged by where Kubo listens (Addresses.Swarm) and whom it peers with, not by the addresses id reports', async () => {
     const OTHER = '12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq'
     // The client's two config answers, as Kubo gives them; the policy built from them is what is tested.
+    const dialed: string[] = []
     const kubo = (swarm: unknown, peering: unknown): KuboRPCClient => ({
       config: { get: async (key: string) => Promise.resolve(key === 'Addresses.Swarm' ? swarm : peering) },
-      swarm: { peers: async () => Promise.resolve([]) }
+      swarm: { peers: async () => Promise.resolve([]), connect: async (address: unknown) => { dialed.push(String(address)); return Promise.resolve([]) } }
     }) as unknown as KuboRPCClient
     // On every interface, as in the compose stack: `id` lists 127.0.0.1 and the LAN's addresses, which must not open them.
     const everywhere = await kuboNetwork(kubo(['/ip4/0.0.0.0/tcp/4001', '/ip6/::/tcp/4001', '/ip4/0.0.0.0/udp/4001/quic-v1'], [{ ID: PEER, Addrs: ['/ip4/192.168.1.9/tcp/4001'] }, null]),
@@ -54,6 +55,11 @@ describe('the dial policy', () => {
     expect(everywhere?.originRefusal(`/ip4/192.168.1.7/tcp/4001/p2p/${OTHER}`)).toMatch(/^a private address/)
     expect(everywhere?.originRefusal(`/ip4/192.168.1.9/tcp/4001/p2p/${PEER}`)).toBeUndefined() // a Peering peer
     expect(everywhere?.originRefusal(`/ip4/8.8.8.8/tcp/4001/p2p/${OTHER}`)).toBeUndefined()
+    // The Peering peer's id before another address, and names, which `swarm connect` would resolve in Kubo: not dialed.
+    const refused = [`/ip4/192.168.1.9/tcp/6379/p2p/${PEER}`, `/ip4/10.0.0.5/tcp/6379/p2p/${PEER}`, `/dns4/localhost/tcp/5432/p2p/${PEER}`, `/dns4/postgres/tcp/5432/p2p/${OTHER}`, `/dnsaddr/internal.example.org/p2p/${PEER}`]
+    expect(refused.map((origin) => everywhere?.originRefusal(origin))).toEqual([expect.stringMatching(/^a private address/), expect.stringMatching(/^a private address/), ...Array<unknown>(3).fill(expect.stringMatching(/^a DNS name/))])
+    expect(await everywhere?.connect([...refused, `/ip4/192.168.1.9/tcp/4001/p2p/${PEER}`, `/ip4/8.8.8.8/tcp/4001/p2p/${OTHER}`])).toBe(2)
+    expect(dialed).toEqual([`/ip4/192.168.1.9/tcp/4001/p2p/${PEER}`, `/ip4/8.8.8.8/tcp/4001/p2p/${OTHER}`])
     // Listening on loopback only (the tests' Kubo): loopback peers are its own scope. No config answer: public only.
     const onLoopback = await kuboNetwork(kubo(['/ip4/127.0.0.1/tcp/0'], null), { peerId: OTHER, addresses: ['/ip4/127.0.0.1/tcp/40123'] })
     expect(onLoopback?.originRefusal(`/ip4/127.0.0.1/tcp/40124/p2p/${PEER}`)).toBeUndefined()
@@ -67,10 +73,45 @@ describe('the dial policy', () => {
     expect(policy.refusal('127.0.0.1', 5432)).toMatch(/^a loopback address/)
     expect(policy.refusal('10.0.0.7', 4001)).toMatch(/^a private address/)
     expect(policy.refusal('192.168.1.20', 4001)).toBeUndefined()
-    expect(policy.refusal('192.168.1.20', 4002, PEER)).toBeUndefined()
+    // Another port of the named host is another service on it.
+    expect(policy.refusal('192.168.1.20', 4002)).toMatch(/^a private address/)
     expect(policy.originRefusal('/ip4/127.0.0.1/tcp/22')).toMatch(/loopback/)
     expect(policy.originRefusal('/ip4/203.0.113.9/tcp/4001')).toBeUndefined()
     expect(policy.originRefusal('/ip4/1.2.3.4/udp/4001/quic-v1')).toMatch(/TCP/)
+  })
+
+  it('a named peer\'s id opens no other address: only the address and port the operator named, whoever\'s id follows them', () => {
+    const KUBO = '12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq'
+    const policy = new DialPolicy({
+      listen: ['/ip4/0.0.0.0/tcp/4001'],
+      explicit: [`/ip4/192.168.1.20/tcp/4001/p2p/${PEER}`, `/ip6/fd00::0014/tcp/4001/p2p/${PEER}`, `/dns4/kubo/tcp/4001/p2p/${KUBO}`]
+    })
+    // The ids are public (the default bootstrap peers'): written after any host and port, they reach nothing new.
+    for (const origin of [`/ip4/10.0.0.5/tcp/6379/p2p/${PEER}`, `/ip4/192.168.1.20/tcp/22/p2p/${PEER}`, `/ip6/fd00::14/tcp/5432/p2p/${PEER}`]) {
+      expect([origin, policy.originRefusal(origin)]).toEqual([origin, expect.stringMatching(/^a private address/)])
+    }
+    expect(policy.originRefusal(`/ip4/127.0.0.1/tcp/5432/p2p/${PEER}`)).toMatch(/^a loopback address/)
+    expect(policy.originRefusal(`/ip6/::ffff:a00:5/tcp/6379/p2p/${PEER}`)).toMatch(/^a private address/)
+    // The named addresses themselves, an IPv6 one however it is spelled, and with any id (a wrong one fails the handshake there).
+    expect(policy.originRefusal(`/ip4/192.168.1.20/tcp/4001/p2p/${PEER}`)).toBeUndefined()
+    expect(policy.originRefusal(`/ip6/fd00:0:0:0:0:0:0:14/tcp/4001/p2p/${PEER}`)).toBeUndefined()
+    expect(policy.originRefusal(`/ip4/192.168.1.20/tcp/4001/p2p/${KUBO}`)).toBeUndefined()
+    expect(policy.refusal('kubo', 4001)).toMatch(/not an IP address/)
+  })
+
+  it('a DNS name is dialed only as the operator named it: a pin request\'s names could lead to this machine or the LAN', () => {
+    const KUBO = '12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq'
+    // Listening on loopback and the LAN does not open names: where they lead is known only when they are dialed.
+    const policy = new DialPolicy({ listen: ['/ip4/127.0.0.1/tcp/4001', '/ip4/192.168.1.5/tcp/4001'], explicit: [`/dns4/kubo/tcp/4001/p2p/${KUBO}`, `/dnsaddr/peers.example.org/p2p/${PEER}`] })
+    for (const origin of [`/dns4/localhost/tcp/5432/p2p/${KUBO}`, `/dns4/postgres/tcp/5432/p2p/${KUBO}`, `/dns/redis/tcp/6379/p2p/${PEER}`, `/dns6/localhost/tcp/22`,
+      `/dnsaddr/bootstrap.libp2p.io/p2p/${PEER}`, `/dns4/kubo/tcp/5001/p2p/${KUBO}`, `/dns4/kubo.example.org/tcp/4001/p2p/${KUBO}`]) {
+      expect([origin, policy.originRefusal(origin)]).toEqual([origin, expect.stringMatching(/^a DNS name/)])
+    }
+    expect(policy.originRefusal(`/dns4/kubo/tcp/4001/p2p/${KUBO}`)).toBeUndefined()
+    expect(policy.originRefusal('/dns4/KUBO./tcp/4001')).toBeUndefined()
+    expect(policy.originRefusal(`/dnsaddr/peers.example.org/p2p/${PEER}`)).toBeUndefined()
+    expect(policy.nameRefusal('kubo', 4001)).toBeUndefined()
+    expect(policy.nameRefusal('postgres', 5432)).toMatch(/^a DNS name/)
   })
 
   it('a node on loopback reaches loopback peers (the tests\' network), and not the LAN', () => {

@@ -1,7 +1,10 @@
 import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
 import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises'
+import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { multiaddr } from '@multiformats/multiaddr'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
@@ -206,6 +209,53 @@ describe.skipIf(inject('kuboBin') === '')('the embedded node on a private IPFS n
       expect((await blockFiles(small.dataDir)).files).toBe(before.files)
     } finally {
       await small.close()
+    }
+  })
+})
+
+describe('the embedded node\'s dial policy, with a peer in IPFS_PEERS that is not up', () => {
+  it('a named peer\'s id written after another address, or a name, opens nothing: judged without a dial, and a pin request\'s such origins are not dialed', async () => {
+    const NAMED = '12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf'
+    // A service of this machine's that is no IPFS node (a database, say): it counts who knocks.
+    let knocks = 0
+    const service = createServer((socket) => { knocks++; socket.destroy() })
+    service.listen(0, '127.0.0.1')
+    await once(service, 'listening')
+    // The named peer's port, closed: not connected, a dial to its id is a new dial (one to a connected peer would reuse that connection).
+    const closed = createServer().listen(0, '127.0.0.1')
+    await once(closed, 'listening')
+    const peerPort = (closed.address() as AddressInfo).port
+    await new Promise((resolve) => closed.close(resolve))
+    const t = await startTestHeimdall({
+      IPFS_NETWORK: 'private',
+      IPFS_LISTEN: '/ip4/127.0.0.1/tcp/0',
+      IPFS_PEERS: `/ip4/127.0.0.1/tcp/${peerPort}/p2p/${NAMED}`,
+      PSA_FETCH_TIMEOUT_SECONDS: '3'
+    })
+    try {
+      const libp2p = (t.heimdall.backend as HeliaBackend).libp2p
+      // isDialable asks the connection gater, and dials nothing.
+      const dialable = async (address: string): Promise<boolean | undefined> => libp2p?.isDialable(multiaddr(address))
+      expect(await dialable(`/ip4/10.0.0.5/tcp/6379/p2p/${NAMED}`)).toBe(false)
+      expect(await dialable(`/ip6/fd00::5/tcp/6379/p2p/${NAMED}`)).toBe(false)
+      expect(await dialable(`/dns4/postgres/tcp/5432/p2p/${NAMED}`)).toBe(false)
+      expect(await dialable(`/dns4/localhost/tcp/${peerPort}/p2p/${NAMED}`)).toBe(false)
+      // The address the operator named, and loopback (the scope this node listens in).
+      expect(await dialable(`/ip4/127.0.0.1/tcp/${peerPort}/p2p/${NAMED}`)).toBe(true)
+      expect(await dialable(`/ip4/127.0.0.1/tcp/4001/p2p/${NAMED}`)).toBe(true)
+
+      const token = (await createIdentity(t.request)).token
+      const origin = `/dns4/localhost/tcp/${(service.address() as AddressInfo).port}/p2p/${NAMED}`
+      const cid = CID.create(1, 0x55, await sha256.digest(randomBytes(32))).toString()
+      const added = (await t.request.post('/psa/pins').set('Authorization', `Bearer ${token}`).send({ cid, origins: [origin] }).expect(202)).body as { requestid: string }
+      const status = async (): Promise<{ status: string, info: { status_details?: string } }> => (await t.request.get(`/psa/pins/${added.requestid}`).set('Authorization', `Bearer ${token}`).expect(200)).body as { status: string, info: { status_details?: string } }
+      await expect.poll(async () => (await status()).info.status_details, { timeout: 5000, interval: 100 }).toContain(`origins not dialed: ${origin} (a DNS name`)
+      // Failed when nobody provided it, long after a dial would have knocked.
+      await expect.poll(async () => (await status()).status, { timeout: 10_000, interval: 200 }).toBe('failed')
+      expect(knocks).toBe(0)
+    } finally {
+      await t.close()
+      service.close()
     }
   })
 })

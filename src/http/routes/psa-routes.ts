@@ -58,15 +58,17 @@ function parseCid (text: string): CID {
 
 /**
  * Pin.origins as kept: at most the spec's 20, those a remote node is likeliest
- * to reach first (public addresses and names, then private, then loopback),
- * each kind in the client's order.
+ * to reach first (public addresses, then private, then loopback, then DNS
+ * names, which the dial policy dials only where the operator named them), each
+ * kind in the client's order.
  */
 function keptOrigins (origins: readonly string[]): string[] {
   const unique = [...new Set(origins)]
   if (unique.length <= PSA_MAX_ORIGINS) return unique
   const reach = (origin: string): number => {
     const ip = /^\/ip[46]\/([^/]+)/.exec(origin)?.[1]
-    const scope = ip === undefined ? 'public' : ipScope(ip)
+    if (ip === undefined) return 3
+    const scope = ipScope(ip)
     return scope === 'public' ? 0 : scope === 'private' ? 1 : 2
   }
   return unique.map((origin, i) => ({ origin, i, rank: reach(origin) }))

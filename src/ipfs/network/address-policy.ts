@@ -67,15 +67,17 @@ export interface DialPolicyInit {
 /**
  * Which addresses this node dials. The public internet, and addresses in the
  * scope it listens in (a node on loopback reaches loopback peers, one on a
- * private network reaches that network); addresses outside those only when
- * the operator named them (IPFS_PEERS, IPFS_BOOTSTRAP) or named the peer.
- * A pin request's `origins` cannot make the node knock on this machine's
- * other ports or on the LAN behind it unless it listens there itself.
+ * private network reaches that network); an address outside those only when
+ * the operator named that address (IPFS_PEERS, IPFS_BOOTSTRAP; Kubo's
+ * Peering.Peers). A peer id vouches for no address: anyone can write a named
+ * peer's id after another host and port. So a pin request's `origins` cannot
+ * make the node knock on this machine's other ports or on the LAN behind it
+ * unless it listens there itself.
  */
 export class DialPolicy {
   readonly #scopes = new Set<AddressScope>(['public'])
-  readonly #hosts = new Set<string>()
-  readonly #peers = new Set<string>()
+  /** Each address the operator named, host and port (see hostPort). */
+  readonly #named = new Set<string>()
 
   constructor (init: DialPolicyInit) {
     for (const text of init.listen) {
@@ -86,37 +88,44 @@ export class DialPolicy {
     }
     for (const text of init.explicit) {
       const parsed = parseTcpMultiaddr(text)
-      if (typeof parsed === 'string') continue
-      this.#hosts.add(`${parsed.host}:${parsed.port ?? ''}`)
-      if (parsed.peerId !== undefined) this.#peers.add(parsed.peerId)
+      if (typeof parsed !== 'string') this.#named.add(hostPort(parsed.host, parsed.port))
     }
   }
 
-  /** Whether a peer id is one the operator named. */
-  isExplicitPeer (peerId: string): boolean {
-    return this.#peers.has(peerId)
-  }
-
-  /**
-   * Why `ip`:`port` (of peer `peerId`, when known) is not dialed; undefined
-   * when it may be. DNS names are judged once resolved.
-   */
-  refusal (ip: string, port: number | undefined, peerId?: string): string | undefined {
-    if (this.#hosts.has(`${ip}:${port ?? ''}`)) return undefined
-    if (peerId !== undefined && this.#peers.has(peerId)) return undefined
-    if (!isIPv4(ip) && !isIPv6(ip)) return undefined
+  /** Why `ip`:`port` is not dialed; undefined when it may be. Whose peer id follows it does not matter. */
+  refusal (ip: string, port: number | undefined): string | undefined {
+    if (!isIPv4(ip) && !isIPv6(ip)) return `"${ip}" is not an IP address`
+    if (this.#named.has(hostPort(ip, port))) return undefined
     const scope = ipScope(ip)
     if (this.#scopes.has(scope)) return undefined
     return scope === 'unspecified'
       ? 'an unspecified address (0.0.0.0 or ::) is not a peer'
-      : `a ${scope} address: this node dials ${scope} addresses only when it listens on one itself (IPFS_LISTEN) or the peer is in IPFS_PEERS`
+      : `a ${scope} address: this node dials ${scope} addresses only when it listens on one itself (IPFS_LISTEN) or the operator named that address and port (IPFS_PEERS; over Kubo, Peering.Peers)`
+  }
+
+  /**
+   * Why the DNS name `host` (`port` undefined for /dnsaddr/) is not dialed;
+   * undefined when the operator named it. Not resolved and judged here: the
+   * dial resolves it again (libp2p's TCP dial, Kubo's `swarm connect`), and a
+   * name may answer a public address to this check and 127.0.0.1 to the dial.
+   */
+  nameRefusal (host: string, port: number | undefined): string | undefined {
+    return this.#named.has(hostPort(host, port))
+      ? undefined
+      : 'a DNS name: it could lead to this machine or the network behind it, so only the operator\'s own (IPFS_PEERS; over Kubo, Peering.Peers) are dialed; give an /ip4/ or /ip6/ address'
   }
 
   /** The same, for an origin of a pin request as its client wrote it. */
   originRefusal (text: string): string | undefined {
     const parsed = parseTcpMultiaddr(text)
     if (typeof parsed === 'string') return parsed
-    if (parsed.protocol !== 'ip4' && parsed.protocol !== 'ip6') return undefined
-    return this.refusal(parsed.host, parsed.port, parsed.peerId)
+    return parsed.protocol === 'ip4' || parsed.protocol === 'ip6' ? this.refusal(parsed.host, parsed.port) : this.nameRefusal(parsed.host, parsed.port)
   }
+}
+
+/** An address's host and port as one key, an IPv6 address in one spelling of its many, a name in lower case. */
+function hostPort (host: string, port: number | undefined): string {
+  const groups = isIPv6(host) ? v6Groups(host) : undefined
+  const key = groups === undefined ? host.toLowerCase().replace(/\.$/, '') : `${groups.map((g) => g.toString(16)).join(':')}${/%.*$/.exec(host)?.[0] ?? ''}`
+  return `${key} ${port ?? ''}`
 }

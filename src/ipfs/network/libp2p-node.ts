@@ -123,17 +123,16 @@ export class EmbeddedNetwork {
       streamMuxers: [yamux()],
       connectionManager: { maxConnections: config.maxConnections },
       connectionGater: {
+        // Judged by the address alone, never by the peer id after it: anyone can write a named peer's id after another address.
         denyDialMultiaddr: (address: Multiaddr) => {
           const parts = address.getComponents()
           const ip = parts.find((c) => c.name === 'ip4' || c.name === 'ip6')?.value
+          const name = parts.find((c) => c.name === 'dns' || c.name === 'dns4' || c.name === 'dns6' || c.name === 'dnsaddr')?.value
           const port = parts.find((c) => c.name === 'tcp')?.value
-          const peer = parts.findLast((c) => c.name === 'p2p')?.value
-          if (ip === undefined) {
-            // A DNS name reaches whatever it resolves to: dialed only when the operator named that address or peer.
-            const text = address.toString()
-            return !((peer !== undefined && policy.isExplicitPeer(peer)) || explicit.some((e) => e === text || e.startsWith(`${text}/p2p/`)))
-          }
-          return policy.refusal(ip, port === undefined ? undefined : Number(port), peer) !== undefined
+          const portNumber = port === undefined ? undefined : Number(port)
+          if (ip !== undefined) return policy.refusal(ip, portNumber) !== undefined
+          // A name reaches whatever it resolves to when the TCP dial resolves it: dialed only as the operator named it.
+          return name === undefined || policy.nameRefusal(name, portNumber) !== undefined
         }
       },
       peerDiscovery: config.mode === 'public' && config.bootstrap.length > 0 ? [bootstrap({ list: config.bootstrap })] : [],
