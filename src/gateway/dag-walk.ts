@@ -2,6 +2,8 @@ import * as dagCbor from '@ipld/dag-cbor'
 import * as dagJson from '@ipld/dag-json'
 import * as dagPb from '@ipld/dag-pb'
 import { murmur3128 } from '@multiformats/murmur3'
+import * as cborg from 'cborg'
+import * as cborgJson from 'cborg/json'
 import { UnixFS } from 'ipfs-unixfs'
 import { CID } from 'multiformats/cid'
 import { identity } from 'multiformats/hashes/identity'
@@ -159,21 +161,41 @@ export async function resolvePath (source: BlockGetter, root: CID, segments: rea
   return { pathBlocks, roots, terminal: current }
 }
 
-/** The CIDs a block links to, in its codec's order. */
+/**
+ * The CIDs a block links to, in the order its bytes hold them, as Kubo walks
+ * them: a dag-pb node's links, a dag-cbor or dag-json block's links in
+ * encoded order (lists in order, maps in the order their keys are written,
+ * nested values depth-first). A client such as boxo's remote CAR backend
+ * checks a CAR's order block by block against its own walk: a sorted walk
+ * (or a JavaScript object's, which puts integer-like keys such as "9" and
+ * "10" first) made it stop after the root.
+ */
 function linksOf (block: Block): CID[] {
   switch (block.cid.code) {
     case dagPb.code: return dagPb.decode(block.bytes).Links.map((link) => link.Hash)
-    case dagCbor.code: return collectCids(dagCbor.decode(block.bytes))
-    case dagJson.code: return collectCids(dagJson.decode(block.bytes))
+    // The codec's own rules, with maps as Maps: they keep the encoded order.
+    case dagCbor.code: return collectCids(cborg.decode(block.bytes, { ...dagCbor.decodeOptions, useMaps: true }), (value) => CID.asCID(value))
+    case dagJson.code:
+      // @ipld/dag-json reads the block as the codec does (a block it refuses fails the walk as before) but gives objects; its
+      // links are read again from the JSON as Maps, `{"/": "<cid>"}` being dag-json's link.
+      dagJson.decode(block.bytes)
+      return collectCids(cborgJson.decode(block.bytes, { useMaps: true }), dagJsonLink)
     default: return []
   }
 }
 
-function collectCids (value: unknown, found: CID[] = []): CID[] {
-  const asCid = CID.asCID(value)
-  if (asCid !== null) { found.push(asCid); return found }
-  if (Array.isArray(value)) for (const item of value) collectCids(item, found)
-  else if (value !== null && typeof value === 'object' && !(value instanceof Uint8Array)) for (const key of Object.keys(value).sort()) collectCids((value as Record<string, unknown>)[key], found)
+function dagJsonLink (value: unknown): CID | null {
+  if (!(value instanceof Map) || value.size !== 1) return null
+  const link: unknown = value.get('/')
+  return typeof link === 'string' ? CID.parse(link) : null
+}
+
+/** The links in `value`, decoded with its maps as Maps, in the order they were decoded. */
+function collectCids (value: unknown, asLink: (value: unknown) => CID | null, found: CID[] = []): CID[] {
+  const link = asLink(value)
+  if (link !== null) { found.push(link); return found }
+  if (Array.isArray(value)) for (const item of value) collectCids(item, asLink, found)
+  else if (value instanceof Map) for (const item of value.values()) collectCids(item, asLink, found)
   return found
 }
 

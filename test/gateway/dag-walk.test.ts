@@ -3,7 +3,7 @@ import type { CID } from 'multiformats/cid'
 import { describe, expect, it } from 'vitest'
 import { carBlocks, type Block, type BlockGetter } from '../../src/gateway/dag-walk.ts'
 import type { CarParams } from '../../src/gateway/format.ts'
-import { rawBlock, unixfsNode } from '../support/cars.ts'
+import { encodedOrderDag, rawBlock, unixfsNode } from '../support/cars.ts'
 
 /**
  * A file of `outer` links to one node of `inner` links to 1-byte leaves: one leaf linked `inner` times (three blocks),
@@ -50,5 +50,22 @@ describe('a CAR of a file that links one subtree many times (dag-scope=entity)',
     const every = await entityCar(file, blocks, { range: range ?? undefined, dups: true })
     expect(once.cids).toEqual([...new Set(every.cids)])
     expect(once.cids.length).toBeGreaterThan(2)
+  })
+})
+
+describe('a CAR through dag-cbor and dag-json (dag-scope=all)', () => {
+  it('takes each block\'s links in the order its bytes hold them, as Kubo: not sorted, not integer-like keys first', async () => {
+    const { root, blocks, dfsOrder } = await encodedOrderDag()
+    const held = new Map(blocks.map((b) => [b.cid.toString(), b.bytes]))
+    const source: BlockGetter = {
+      getBlock: async (cid: CID) => {
+        const bytes = held.get(cid.toString())
+        if (bytes === undefined) throw new Error(`no block ${cid.toString()}`)
+        return await Promise.resolve(bytes)
+      }
+    }
+    const cids: string[] = []
+    for await (const block of carBlocks(source, { pathBlocks: [], roots: [root.cid], terminal: root }, { scope: 'all', order: 'dfs', dups: false } as CarParams)) cids.push(block.cid.toString())
+    expect(cids).toEqual(dfsOrder.map((b) => b.cid.toString()))
   })
 })

@@ -1,8 +1,11 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { CarBlockIterator } from '@ipld/car'
+import type { CID } from 'multiformats/cid'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { appBackends } from '../support/backends.ts'
+import { encodedOrderDag, writeCar, type Block } from '../support/cars.ts'
 import { noise, startGatewayContent } from '../support/gateway-content.ts'
 import type { TestHeimdall } from '../support/heimdall-harness.ts'
 import { startKubo, type KuboNode } from '../support/kubo.ts'
@@ -106,6 +109,20 @@ function comparableType (type: string | null): string | null {
   return type === 'text/html; charset=utf-8' ? 'text/html' : type
 }
 
+/** A gateway's CAR: its status, the headers a CAR client reads, its roots and its blocks' CIDs in order. */
+async function askCar (base: string, path: string, init: RequestInit = {}): Promise<{ status: number, type: string | null, roots: string | null, car: { roots: string[], blocks: string[] } | null }> {
+  const res = await fetch(`${base}${path}`, init)
+  const body = new Uint8Array(await res.arrayBuffer())
+  let car = null
+  if (res.status === 200 && body.byteLength > 0) {
+    const iterator = await CarBlockIterator.fromBytes(body)
+    const blocks: string[] = []
+    for await (const block of iterator) blocks.push(block.cid.toString())
+    car = { roots: (await iterator.getRoots()).map(String), blocks }
+  }
+  return { status: res.status, type: res.headers.get('content-type'), roots: res.headers.get('x-ipfs-roots'), car }
+}
+
 const kuboBin = inject('kuboBin')
 
 /**
@@ -144,6 +161,33 @@ for (const backend of appBackends()) describe.skipIf(!backend.available || kuboB
   afterAll(async () => {
     if (reference !== undefined) await reference.stop()
     if (stop !== undefined) await stop()
+  })
+
+  /** Puts `blocks` in both nodes (Heimdall's under a lease, Kubo's by `ipfs dag import`); the function returned drops Heimdall's. */
+  async function holdInBoth (blocks: readonly Block[]): Promise<() => Promise<void>> {
+    const lease = await t.heimdall.backend.openLease()
+    await t.heimdall.backend.putBlocks(blocks, { lease })
+    const dir = await mkdtemp(join(tmpdir(), 'heimdall-parity-'))
+    try {
+      await writeFile(join(dir, 'blocks.car'), await writeCar([blocks[0]?.cid as CID], blocks))
+      await reference.cli('dag', 'import', '--pin-roots=false', join(dir, 'blocks.car'))
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+    return async () => { await lease.discard() }
+  }
+
+  it('a CAR through dag-cbor and dag-json walks each block\'s links in the order its bytes hold them, as Kubo (boxo\'s remote CAR backend checks the order)', async () => {
+    const { root, blocks, dfsOrder } = await encodedOrderDag()
+    const release = await holdInBoth(blocks)
+    try {
+      const kubo = await askCar(reference.gatewayUrl, `/ipfs/${root.cid.toString()}?format=car`)
+      const ours = await askCar(heimdall, `/ipfs/${root.cid.toString()}?format=car`)
+      expect(kubo.car?.blocks, 'Kubo\'s order').toEqual(dfsOrder.map((b) => b.cid.toString()))
+      expect(ours).toEqual(kubo)
+    } finally {
+      await release()
+    }
   })
 
   it.each(TABLE)('$name', async (row) => {

@@ -1,6 +1,8 @@
 import { CarWriter } from '@ipld/car/writer'
 import * as dagCbor from '@ipld/dag-cbor'
+import * as dagJson from '@ipld/dag-json'
 import * as dagPb from '@ipld/dag-pb'
+import * as cborg from 'cborg'
 import type { UnixFS } from 'ipfs-unixfs'
 import { importer } from 'ipfs-unixfs-importer'
 import { fixedSize } from 'ipfs-unixfs-importer/chunker'
@@ -80,4 +82,30 @@ export async function unixfsNode (data: UnixFS, links: dagPb.PBLink[]): Promise<
 /** A raw block (CIDv1, raw codec) of `bytes`. */
 export async function rawBlock (bytes: Uint8Array): Promise<Block> {
   return { cid: CID.createV1(0x55, await sha256.digest(bytes)), bytes }
+}
+
+/**
+ * A dag-cbor root whose links a walk must take in the order the bytes hold
+ * them, as Kubo does (checked against Kubo v0.42 in kubo-parity.test.ts):
+ * integer-like keys and keys of two lengths in canonical dag-cbor ("9", "b",
+ * "10", "aa"), a nested map and a list, and links to a dag-cbor block and a
+ * dag-json block whose keys are written out of canonical order (valid, and
+ * walked as written). `blocks` has the root first; `dfsOrder` is the order
+ * of a depth-first CAR of the root.
+ */
+export async function encodedOrderDag (): Promise<{ root: Block, blocks: Block[], dfsOrder: Block[] }> {
+  const leaves = async (prefix: string): Promise<[Block, Block, Block, Block]> => Promise.all(['1', '2', '3', '4'].map(async (n) => rawBlock(Buffer.from(`${prefix}${n}`)))) as Promise<[Block, Block, Block, Block]>
+  const [l1, l2, l3, l4] = await leaves('root leaf ')
+  const [o1, o2, o3, o4] = await leaves('odd leaf ')
+  const [j1, j2, j3, j4] = await leaves('json leaf ')
+  const oddBytes = cborg.encode(new Map<string, CID>([['aa', o1.cid], ['b', o2.cid], ['10', o3.cid], ['9', o4.cid]]), { ...dagCbor.encodeOptions, mapSorter: () => 0 })
+  const odd = { cid: CID.createV1(dagCbor.code, await sha256.digest(oddBytes)), bytes: oddBytes }
+  const jsonBytes = Buffer.from(`{"b":{"/":"${j1.cid.toString()}"},"aa":{"/":"${j2.cid.toString()}"},"10":{"/":"${j3.cid.toString()}"},"9":{"/":"${j4.cid.toString()}"}}`)
+  const json = { cid: CID.createV1(dagJson.code, await sha256.digest(jsonBytes)), bytes: jsonBytes }
+  const root = await dagCborBlock({ b: l1.cid, aa: { z: l2.cid, y: [l3.cid, l4.cid] }, 10: json.cid, 9: odd.cid })
+  return {
+    root,
+    blocks: [root, odd, json, l1, l2, l3, l4, o1, o2, o3, o4, j1, j2, j3, j4],
+    dfsOrder: [root, odd, o1, o2, o3, o4, l1, json, j1, j2, j3, j4, l3, l4, l2]
+  }
 }
