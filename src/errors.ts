@@ -1,3 +1,5 @@
+import type { CID } from 'multiformats/cid'
+
 /**
  * Every error the service means to show a client is a HeimdallError: a stable
  * `code`, an HTTP `status`, a message fit for a person and optional `details`
@@ -67,8 +69,24 @@ export class QuotaExceededError extends HeimdallError {
 }
 
 export class NotFoundError extends HeimdallError {
-  override readonly name = 'NotFoundError'
+  override readonly name: string = 'NotFoundError'
   constructor (message = 'not found') { super(message, 'ERR_NOT_FOUND', 404) }
+}
+
+/**
+ * A content path naming something that is not there (a name no directory
+ * holds, a key no map has, a name below a file), found from blocks this
+ * node has. `walked` holds the blocks read to find so, in the order read:
+ * a CAR answers 200 with them, the proof a verifying client checks (as
+ * Kubo does); every other answer is a NotFoundError's 404.
+ */
+export class AbsentPathError extends NotFoundError {
+  override readonly name = 'AbsentPathError'
+  readonly walked: ReadonlyArray<{ cid: CID, bytes: Uint8Array }>
+  constructor (message: string, walked: ReadonlyArray<{ cid: CID, bytes: Uint8Array }>) {
+    super(message)
+    this.walked = walked
+  }
 }
 
 /** The representation asked for (`?format=`, `Accept`) cannot be made of this content. */

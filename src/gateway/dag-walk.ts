@@ -6,8 +6,9 @@ import * as cborg from 'cborg'
 import * as cborgJson from 'cborg/json'
 import { UnixFS } from 'ipfs-unixfs'
 import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
 import { identity } from 'multiformats/hashes/identity'
-import { NotFoundError, NotImplementedError } from '../errors.ts'
+import { AbsentPathError, NotFoundError, NotImplementedError } from '../errors.ts'
 import type { IpfsBackend } from '../ipfs/ipfs-backend.ts'
 import type { CarParams } from './format.ts'
 
@@ -96,8 +97,11 @@ function step (value: unknown, segment: string): unknown {
  * shards read by the name's hash: only the shards on the way) each segment
  * names a link; through a dag-cbor or dag-json block, segments walk its
  * maps and lists until they reach a link, which is followed, as boxo paths
- * through IPLD. A name that is not there is a NotFoundError; a path that
- * ends inside a block on a value that is not a link is boxo's 501.
+ * through IPLD. A name that is not there (in a directory, a HAMT, a map or
+ * a list, or below a file or a raw block) is an AbsentPathError with the
+ * blocks read to find so; a block this node does not have, or one that
+ * does not decode, is a plain NotFoundError; a path that ends inside a
+ * block on a value that is not a link is boxo's 501.
  */
 export async function resolvePath (source: BlockGetter, root: CID, segments: readonly string[], signal?: AbortSignal, gate?: Gate): Promise<ResolvedPath> {
   const pathBlocks: Block[] = []
@@ -117,7 +121,7 @@ export async function resolvePath (source: BlockGetter, root: CID, segments: rea
       }
       for (;;) {
         value = step(value, segments[i] ?? '')
-        if (value === undefined) throw new NotFoundError(`${where} not found: no "${segments[i] ?? ''}" in block ${current.cid.toString()}`)
+        if (value === undefined) throw new AbsentPathError(`${where} not found: no "${segments[i] ?? ''}" in block ${current.cid.toString()}`, pathBlocks)
         const link = CID.asCID(value)
         if (link !== null) {
           gate?.(link)
@@ -130,7 +134,10 @@ export async function resolvePath (source: BlockGetter, root: CID, segments: rea
       }
       continue
     }
-    if (current.cid.code !== dagPb.code) throw new NotFoundError(`${where} not found: "${segment}" is below a block that is not a directory`)
+    const belowFile = `${where} not found: "${segment}" is below ${current.cid.toString()}, which is not a directory`
+    // A raw block's bytes name nothing: read, it shows so (Kubo's proof holds it). Other codecs are not pathed through here.
+    if (current.cid.code === raw.code) throw new AbsentPathError(belowFile, [...pathBlocks, current])
+    if (current.cid.code !== dagPb.code) throw new NotFoundError(belowFile)
     pathBlocks.push(current)
     const node = dagPb.decode(current.bytes)
     const data = decodeUnixFS(node)
@@ -153,7 +160,7 @@ export async function resolvePath (source: BlockGetter, root: CID, segments: rea
         shard = dagPb.decode(sub.bytes)
       }
     }
-    if (next === undefined) throw new NotFoundError(`${where} not found on this node`)
+    if (next === undefined) throw new AbsentPathError(data?.type === 'directory' || data?.type === 'hamt-sharded-directory' ? `${where} not found: no "${segment}" in directory ${current.cid.toString()}` : belowFile, pathBlocks)
     gate?.(next)
     current = await fetchBlock(source, next, signal)
     roots.push(next)
@@ -242,6 +249,16 @@ export async function * carBlocks (source: BlockGetter, resolved: ResolvedPath, 
     gate?.(block.cid)
     if (block.cid.multihash.code !== identity.code) yield block
   }
+}
+
+/**
+ * The blocks of a CAR that shows a path's name is not there: those read
+ * looking for it, in the order read (as boxo's GetCAR writes them), each
+ * through the gate; identity blocks are left out, as from every CAR.
+ */
+export function absenceBlocks (walked: readonly Block[], gate?: Gate): Block[] {
+  for (const block of walked) gate?.(block.cid)
+  return walked.filter((block) => block.cid.multihash.code !== identity.code)
 }
 
 async function * walkCarBlocks (source: BlockGetter, resolved: ResolvedPath, params: CarParams, signal?: AbortSignal): AsyncGenerator<Block> {

@@ -3,14 +3,14 @@ import { pipeline } from 'node:stream/promises'
 import * as dagCbor from '@ipld/dag-cbor'
 import * as dagJson from '@ipld/dag-json'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import type { CID } from 'multiformats/cid'
-import { NotAcceptableError, NotFoundError, PreconditionFailedError } from '../errors.ts'
+import { CID } from 'multiformats/cid'
+import { AbsentPathError, NotAcceptableError, NotFoundError, PreconditionFailedError } from '../errors.ts'
 import { byteRange, ifNoneMatch, sendNotModified } from '../http/byte-range.ts'
 import { parseCid } from '../http/cid-param.ts'
 import { contentDisposition } from '../http/content-types.ts'
 import type { IpfsBackend } from '../ipfs/ipfs-backend.ts'
 import type { ContentReader } from './content-reader.ts'
-import { carBlocks, resolvePath, type Gate, type ResolvedPath } from './dag-walk.ts'
+import { absenceBlocks, carBlocks, resolvePath, type Gate, type ResolvedPath } from './dag-walk.ts'
 import { carContentType, carParams, negotiateFormat, queryValue, RESPONSE_FORMATS, type CarParams, type Negotiated, type ResponseFormat } from './format.ts'
 import { carV1 } from './formats/car.ts'
 import { checkTarNames, tarRoot, tarStream } from './formats/tar.ts'
@@ -19,6 +19,8 @@ import { xxhash64 } from './xxhash64.ts'
 const IMMUTABLE = 'public, max-age=29030400, immutable'
 const JSON_CODE = 0x0200
 const CBOR_CODE = 0x51
+/** The root of a CAR that shows a name is not there, as boxo's (its emptyRoot): the empty identity CID, a root with no content. */
+const EMPTY_ROOT = CID.parse('bafkqaaa')
 
 /** The IPLD codecs served as documents, by multicodec, with their media type. */
 const CODEC_TYPES = new Map<number, string>([
@@ -167,12 +169,42 @@ export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentR
     setCommon(res, request, etag)
     // The ETag names the request, not what it resolves to: a match needs no block.
     if (ifNoneMatch(req.headers['if-none-match'], etag)) { sendNotModified(res); return }
-    const resolved = await resolvePath(backend, request.root, request.path, request.signal, request.gate)
+    let resolved: ResolvedPath
+    try {
+      resolved = await resolvePath(backend, request.root, request.path, request.signal, request.gate)
+    } catch (err) {
+      if (!(err instanceof AbsentPathError)) throw err
+      await sendAbsence(req, res, request, params, err)
+      return
+    }
     setCommon(res, request, etag, resolved)
     res.setHeader('Accept-Ranges', 'none')
     res.setHeader('Content-Type', carContentType(params))
     if (req.method === 'HEAD') { res.end(); return }
     await stream(res, Readable.from(carV1([resolved.terminal.cid], carBlocks(backend, resolved, params, request.signal, request.gate))), request.signal)
+  }
+
+  /**
+   * A CAR of a path naming something that is not there, as Kubo v0.42
+   * answers it (boxo's BlocksBackend.GetCAR): 200, and the blocks read
+   * looking for the name under the empty identity root, whatever the
+   * dag-scope, so a verifying client can see the name is absent. A 404
+   * instead is a hard failure to boxo's remote CAR backend (Rainbow's):
+   * behind it, a missing file was a 502, and so was every listing of a
+   * directory without an index.html (it asks for `<dir>/index.html` first).
+   * X-Ipfs-Roots names the root alone, as boxo's does. The blocks are those
+   * the resolution holds: the CAR is sent whole, with its length.
+   */
+  async function sendAbsence (req: Request, res: Response, request: GatewayRequest, params: CarParams, absent: AbsentPathError): Promise<void> {
+    const chunks: Uint8Array[] = []
+    for await (const chunk of carV1([EMPTY_ROOT], absenceBlocks(absent.walked, request.gate))) chunks.push(chunk)
+    const body = Buffer.concat(chunks)
+    res.setHeader('X-Ipfs-Roots', request.root.toString())
+    res.setHeader('Accept-Ranges', 'none')
+    res.setHeader('Content-Type', carContentType(params))
+    res.setHeader('Content-Length', String(body.byteLength))
+    if (req.method === 'HEAD') { res.end(); return }
+    res.end(body)
   }
 
   async function serveRaw (req: Request, res: Response, request: GatewayRequest): Promise<void> {

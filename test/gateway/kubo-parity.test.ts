@@ -5,7 +5,7 @@ import { CarBlockIterator } from '@ipld/car'
 import type { CID } from 'multiformats/cid'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { appBackends } from '../support/backends.ts'
-import { encodedOrderDag, writeCar, type Block } from '../support/cars.ts'
+import { dagCborBlock, encodedOrderDag, unixfsBlocks, writeCar, type Block } from '../support/cars.ts'
 import { noise, startGatewayContent } from '../support/gateway-content.ts'
 import type { TestHeimdall } from '../support/heimdall-harness.ts'
 import { startKubo, type KuboNode } from '../support/kubo.ts'
@@ -71,6 +71,13 @@ const TABLE: Row[] = [
   // Kubo commits to 200 and a CAR header before it looks for the root; we look first (issue 10: a CID not held is a quick 404).
   { name: 'a missing CID, ?format=car', path: `/ipfs/${MISSING}?format=car`, ours: { status: 404, why: 'we check the root is held before answering' } },
   { name: 'a missing path', path: '/ipfs/{hero}/nothing-here' },
+  // A CAR of a name that is not there: 200, the blocks that show so (compared in the test below), X-Ipfs-Roots the root alone.
+  { name: 'a missing path, ?format=car', path: '/ipfs/{hero}/nothing-here?format=car' },
+  { name: 'a missing path in a subdirectory, ?format=car', path: '/ipfs/{hero}/textures/nothing-here?format=car' },
+  { name: 'a path below a file, ?format=car', path: '/ipfs/{tree}/big/data.bin/x?format=car' },
+  { name: 'the index.html boxo\'s remote CAR backend asks of a directory without one', path: '/ipfs/{hero}/textures/index.html?format=car&dag-scope=entity' },
+  { name: 'HEAD of a missing path, ?format=car', path: '/ipfs/{hero}/nothing-here?format=car', method: 'HEAD' },
+  { name: 'a missing path, Accept: application/vnd.ipld.car; dups=y', path: '/ipfs/{hero}/nothing-here', headers: { Accept: 'application/vnd.ipld.car; version=1; order=dfs; dups=y' } },
   { name: 'the empty identity CID, ?format=raw', path: '/ipfs/bafkqaaa?format=raw' },
   { name: 'HEAD of the empty identity CID, ?format=raw', path: '/ipfs/bafkqaaa?format=raw', method: 'HEAD' }
 ]
@@ -185,6 +192,37 @@ for (const backend of appBackends()) describe.skipIf(!backend.available || kuboB
       const ours = await askCar(heimdall, `/ipfs/${root.cid.toString()}?format=car`)
       expect(kubo.car?.blocks, 'Kubo\'s order').toEqual(dfsOrder.map((b) => b.cid.toString()))
       expect(ours).toEqual(kubo)
+    } finally {
+      await release()
+    }
+  })
+
+  it('a CAR of a path naming something that is not there is 200 and the blocks read looking for it, as Kubo: directories, HAMT shards, below a file or a raw block, through dag-cbor', async () => {
+    // A folder of 400 files past a 1 KiB threshold: a HAMT whose buckets hold a file each, or a shard of several, or nothing.
+    const sharded = await unixfsBlocks(Array.from({ length: 400 }, (_, i) => ({ path: `file-${i}`, data: `file ${i}\n` })), { wrap: true, shardSplitThresholdBytes: 1024 })
+    const leaf = sharded.blocks.find((b) => b.cid.code === 0x55) as Block
+    const cbor = await dagCborBlock({ name: 'not a link', dir: sharded.root, list: [leaf.cid] })
+    const release = await holdInBoth([cbor, ...sharded.blocks])
+    try {
+      const hamt = sharded.root.toString()
+      const paths = [
+        `${content.hero}/nothing-here`, `${content.hero}/textures/nothing-here`, `${content.hero}/avatar.fst/x`, `${content.tree}/big/data.bin/x/y`,
+        ...Array.from({ length: 16 }, (_, i) => `${hamt}/missing-${i}`), `${hamt}/file-7/x`,
+        `${cbor.cid.toString()}/nothing`, `${cbor.cid.toString()}/name/deeper`, `${cbor.cid.toString()}/list/5`, `${cbor.cid.toString()}/list/0/x`, `${cbor.cid.toString()}/dir/missing-3`,
+        `${leaf.cid.toString()}/x`, 'bafkqaaa/x'
+      ]
+      const shardsRead = new Set<number>()
+      for (const path of paths) {
+        for (const query of ['format=car', 'format=car&dag-scope=entity']) {
+          const kubo = await askCar(reference.gatewayUrl, `/ipfs/${path}?${query}`)
+          const ours = await askCar(heimdall, `/ipfs/${path}?${query}`)
+          expect(kubo.car?.roots, `${path}?${query}: Kubo's root`).toEqual(['bafkqaaa'])
+          expect(ours, `${path}?${query}`).toEqual(kubo)
+          if (path.startsWith(`${hamt}/missing-`)) shardsRead.add(kubo.car?.blocks.length ?? 0)
+        }
+      }
+      // The names looked for: some in a bucket of the root shard, some below it in another shard.
+      expect([...shardsRead].sort()).toEqual([1, 2])
     } finally {
       await release()
     }

@@ -135,6 +135,39 @@ for (const backend of appBackends()) describe.skipIf(!backend.available)(`trustl
       expect(res.headers['content-disposition']).toContain(`filename="${hero}_skin.png.car"`)
     })
 
+    it('a path naming something that is not there is 200 and a CAR of the blocks read looking for it, rooted at the empty identity CID (as Kubo; compared with Kubo in kubo-parity.test.ts)', async () => {
+      const textures = heroFiles.get('hero/textures') ?? ''
+      for (const [path, blocks] of [['nothing-here', [hero]], ['textures/index.html', [hero, textures]], ['avatar.fst/x', [hero, heroFiles.get('hero/avatar.fst') ?? '']]] as const) {
+        for (const query of ['format=car', 'format=car&dag-scope=entity', 'format=car&dag-scope=block&car-dups=y']) {
+          const res = await get(`/ipfs/${hero}/${path}?${query}`).expect(200)
+          const car = await readCar(res.body as Buffer)
+          expect(car.roots.map(String), `${path}?${query}`).toEqual(['bafkqaaa'])
+          expect(car.blocks.map((b) => b.cid.toString()), `${path}?${query}`).toEqual(blocks)
+          expect(res.headers).toMatchObject({ 'x-ipfs-roots': hero, 'x-ipfs-path': `/ipfs/${hero}/${path}`, 'content-length': String((res.body as Buffer).length) })
+          expect(res.headers['content-type']).toMatch(/^application\/vnd\.ipld\.car; version=1; order=dfs; dups=[yn]$/)
+        }
+      }
+      const head = await t.request.head(`/ipfs/${hero}/nothing-here?format=car`).expect(200)
+      expect(head.headers['content-length']).toBe(String((await get(`/ipfs/${hero}/nothing-here?format=car`)).body.length))
+      // Only a CAR carries the proof: every other answer is a 404.
+      await t.request.get(`/ipfs/${hero}/nothing-here?format=raw`).expect(404)
+      await t.request.get(`/ipfs/${hero}/nothing-here`).expect(404)
+      // A block this node does not have is no proof of anything: still a 404, before any CAR.
+      const missing = CID.parse('bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy')
+      const dirBytes = dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'directory' }).marshal(), Links: [{ Name: 'gone', Hash: missing, Tsize: 1 }] }))
+      const dir = { cid: CID.create(1, dagPb.code, await sha256.digest(dirBytes)), bytes: dirBytes }
+      const lease = await t.heimdall.backend.openLease()
+      try {
+        await t.heimdall.backend.putBlocks([dir], { lease })
+        await t.request.get(`/ipfs/${dir.cid.toString()}/gone?format=car`).expect(404)
+        await t.request.get(`/ipfs/${dir.cid.toString()}/gone/x?format=car`).expect(404)
+        const proof = await readCar((await get(`/ipfs/${dir.cid.toString()}/other?format=car`).expect(200)).body as Buffer)
+        expect(proof.blocks.map((b) => b.cid.toString())).toEqual([dir.cid.toString()])
+      } finally {
+        await lease.discard()
+      }
+    })
+
     it('dag-scope=entity of a directory is its block alone; of a file, all its blocks', async () => {
       const dir = await readCar((await get(`/ipfs/${tree}?format=car&dag-scope=entity`).expect(200)).body as Buffer)
       expect(dir.blocks.map((b) => b.cid.toString())).toEqual([tree])

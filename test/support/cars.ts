@@ -17,7 +17,7 @@ export interface Block { cid: CID, bytes: Uint8Array }
  * The blocks the real UnixFS importer writes for `files`, with our profile's
  * settings (as HeliaBackend.importTree passes them), and the root it reports.
  */
-export async function unixfsBlocks (files: ReadonlyArray<{ path: string, data?: Buffer | string }>, options: { wrap: boolean, profile?: ImportProfileName }): Promise<{ root: CID, blocks: Block[] }> {
+export async function unixfsBlocks (files: ReadonlyArray<{ path: string, data?: Buffer | string }>, options: { wrap: boolean, profile?: ImportProfileName, shardSplitThresholdBytes?: number }): Promise<{ root: CID, blocks: Block[] }> {
   const profile = IMPORT_PROFILES[options.profile ?? 'unixfs-v1-2025']
   const blocks: Block[] = []
   const seen = new Set<string>()
@@ -34,7 +34,9 @@ export async function unixfsBlocks (files: ReadonlyArray<{ path: string, data?: 
     rawLeaves: profile.rawLeaves,
     chunker: fixedSize({ chunkSize: profile.chunkSize }),
     layout: balanced({ maxChildrenPerNode: profile.maxChildrenPerNode }),
-    wrapWithDirectory: options.wrap
+    wrapWithDirectory: options.wrap,
+    // A folder past it is a HAMT (the importer's default, Kubo's, is 256 KiB): a small one shards a few hundred names.
+    ...(options.shardSplitThresholdBytes === undefined ? {} : { shardSplitThresholdBytes: options.shardSplitThresholdBytes })
   })) root = entry.cid
   if (root === undefined) throw new Error('the importer produced nothing')
   return { root, blocks }

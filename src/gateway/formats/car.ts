@@ -19,7 +19,7 @@ function varint (value: number): Uint8Array {
  * roots, then each block framed as `varint(len) | CID | bytes`, written as
  * the blocks come.
  */
-export async function * carV1 (roots: readonly CID[], blocks: AsyncIterable<Block>): AsyncGenerator<Uint8Array> {
+export async function * carV1 (roots: readonly CID[], blocks: AsyncIterable<Block> | Iterable<Block>): AsyncGenerator<Uint8Array> {
   const header = dagCbor.encode({ roots: [...roots], version: 1 })
   yield varint(header.byteLength)
   yield header
