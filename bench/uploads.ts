@@ -32,6 +32,7 @@ import { newToken, startHeimdallProcess, uploadStream, type HeimdallProcess, typ
 import { kuboDeterministicStream } from '../test/support/kubo-vectors.ts'
 import { ensureKuboBinary, startKubo, type KuboNode } from '../test/support/kubo.ts'
 import { descendants, peakRss, TreeRssSampler } from './workers/peak-rss.ts'
+import { cpuSeconds, treeCpuSeconds } from './cpu-time.ts'
 import { fileURLToPath } from 'node:url'
 
 const run = promisify(execFile)
@@ -79,6 +80,8 @@ interface Timed {
   treeAtOnceRss?: number
   /** The Kubo daemon's VmHWM (Heimdall over Kubo, and the reference). */
   kuboPeakRss?: number
+  /** CPU seconds the measurement took: Heimdall's process tree, and the Kubo daemon (not the `ipfs add` client). */
+  cpu?: { heimdall?: number, kubo?: number }
 }
 
 /** One concurrent burst: each request's latency, the errors, and each model's CID by name. */
@@ -161,9 +164,11 @@ function kuboReference (bin: string): Target {
   return {
     name: 'Kubo',
     file: async (file) => withKubo(bin, async (kubo) => {
+      const daemon = kuboDaemonPid() ?? 0
+      const cpuBefore = cpuSeconds(daemon)
       const started = process.hrtime.bigint()
       const cid = (await kubo.cli('add', '--quieter', ...ADD_FLAGS, file)).trim()
-      return { seconds: seconds(started), cid, kuboPeakRss: peakRss(kuboDaemonPid() ?? 0) }
+      return { seconds: seconds(started), cid, kuboPeakRss: peakRss(daemon), cpu: { kubo: cpuSeconds(daemon) - cpuBefore } }
     }),
     bundle: async (_zip, folder) => withKubo(bin, async (kubo) => {
       const started = process.hrtime.bigint()
@@ -269,8 +274,11 @@ function heimdall (mode: 'embedded' | 'kubo', work: string, bin: string, databas
     name: mode === 'embedded' ? 'Heimdall embedded' : 'Heimdall over Kubo',
     file: async (file) => stack(async (server, token) => {
       const sampler = new TreeRssSampler(server.child.pid ?? 0)
+      const daemon = mode === 'kubo' ? kuboDaemonPid() ?? 0 : 0
+      const cpuBefore = { heimdall: treeCpuSeconds(server.child.pid ?? 0), kubo: cpuSeconds(daemon) }
       const result = await sendFile(server.url, token, file, 'random.bin')
-      return { seconds: result.seconds, cid: cidOf(added(result, 'the file'), 'random/random.bin'), ...memory(server, sampler) }
+      const cpu = { heimdall: treeCpuSeconds(server.child.pid ?? 0) - cpuBefore.heimdall, ...(mode === 'kubo' ? { kubo: cpuSeconds(daemon) - cpuBefore.kubo } : {}) }
+      return { seconds: result.seconds, cid: cidOf(added(result, 'the file'), 'random/random.bin'), ...memory(server, sampler), cpu }
     }),
     bundle: async (zip) => stack(async (server, token) => {
       const sampler = new TreeRssSampler(server.child.pid ?? 0)
@@ -366,6 +374,8 @@ export interface ThroughputRow {
   treePeakRssMB: Record<string, number>
   treeAtOnceRssMB: Record<string, number>
   kuboPeakRssMB: Record<string, number>
+  /** Per target, the CPU seconds per GiB of each round: Heimdall's process tree and the Kubo daemon. */
+  cpuPerGiB: Record<string, { heimdall: number[], kubo: number[] }>
   cids: Record<string, string>
   cidsMatch: boolean
 }
@@ -392,6 +402,8 @@ export interface UploadsResult {
   file: ThroughputRow
   bundle: ThroughputRow
   concurrent: ConcurrentRow
+  /** CPU seconds per GiB of one Node process relaying the file from a request into another (bench/workers/relay-floor.ts): the floor under Heimdall's over Kubo. */
+  relayFloor: { pipe: number, multer: number }
   /** The embedded default configuration under one upload of memoryFileSize bytes. */
   largeUpload: { bytes: number, mbps: number, treePeakRssMB: number, treeAtOnceRssMB: number, serverPeakRssMB: number }
 }
@@ -411,7 +423,7 @@ async function throughput (workload: string, input: string, targets: readonly Ta
     ...Object.entries(floors).map(([name, go]) => ({ name, go: async (): Promise<Timed> => { const m = await go(); return { seconds: m.seconds, cid: m.cid } } })),
     ...targets.map((target) => ({ name: target.name, go: async () => run(target) }))
   ]
-  const row: ThroughputRow = { workload, bytes, mbps: Object.fromEntries(names.map((n) => [n, []])), vsKubo: {}, vsKuboRounds: {}, treePeakRssMB: {}, treeAtOnceRssMB: {}, kuboPeakRssMB: {}, cids: {}, cidsMatch: true }
+  const row: ThroughputRow = { workload, bytes, mbps: Object.fromEntries(names.map((n) => [n, []])), vsKubo: {}, vsKuboRounds: {}, treePeakRssMB: {}, treeAtOnceRssMB: {}, kuboPeakRssMB: {}, cpuPerGiB: {}, cids: {}, cidsMatch: true }
   for (let round = 0; round < rounds; round++) {
     const line: string[] = []
     for (let k = 0; k < timed.length; k++) {
@@ -423,6 +435,11 @@ async function throughput (workload: string, input: string, targets: readonly Ta
       max(row.treePeakRssMB, m.treePeakRss)
       max(row.treeAtOnceRssMB, m.treeAtOnceRss)
       max(row.kuboPeakRssMB, m.kuboPeakRss)
+      if (m.cpu !== undefined) {
+        const cpu = row.cpuPerGiB[name] ??= { heimdall: [], kubo: [] }
+        if (m.cpu.heimdall !== undefined) cpu.heimdall.push(m.cpu.heimdall / (bytes / 1024 ** 3))
+        if (m.cpu.kubo !== undefined) cpu.kubo.push(m.cpu.kubo / (bytes / 1024 ** 3))
+      }
       // A floor without a CID of its own (sha256) has none; a target's missing CID ('') is a mismatch.
       if (m.cid !== undefined) {
         if (row.cids[name] !== undefined && row.cids[name] !== m.cid) row.cidsMatch = false
@@ -520,6 +537,8 @@ export async function uploadsBench (work: string, options: UploadsOptions): Prom
     // import-direct prints the root of its wrapping directory, not the file's CID: not compared here.
     'direct import': async () => ({ ...(await worker('import-direct.ts', bigFile)), cid: undefined })
   }, options.rounds)
+  const relayFloor = JSON.parse((await run(process.execPath, [here('./workers/relay-floor.ts'), bigFile, String(options.rounds)])).stdout.trim().split('\n').at(-1) ?? '{}') as UploadsResult['relayFloor']
+  console.log(`  a bare Node relay of the file: ${relayFloor.pipe.toFixed(2)} s of CPU per GiB piped, ${relayFloor.multer.toFixed(2)} s through multer`)
   await rm(bigFile)
   const bundle = await throughput(`bundle of ${options.textures} × 64 KiB`, zip, targets, async (t) => t.bundle(zip, folder), {
     'direct import': async () => worker('import-direct.ts', zip)
@@ -527,7 +546,7 @@ export async function uploadsBench (work: string, options: UploadsOptions): Prom
   const concurrent = await concurrentRounds(models, targets, options.rounds)
   const large = await largeUpload(work, bin, options.memoryFileSize)
   console.log(`  ${(options.memoryFileSize / MiB).toFixed(0)} MiB upload (embedded): ${large.mbps.toFixed(0)} MB/s, tree peak ${large.treePeakRssMB.toFixed(0)} MB summed, ${large.treeAtOnceRssMB.toFixed(0)} MB at once`)
-  return { kubo: `${version}; ${kuboSettings}`, uploadClient: UPLOAD_CLIENT, rounds: options.rounds, file, bundle, concurrent, largeUpload: large }
+  return { kubo: `${version}; ${kuboSettings}`, uploadClient: UPLOAD_CLIENT, rounds: options.rounds, file, bundle, concurrent, relayFloor, largeUpload: large }
 }
 
 // ---------------------------------------------------------------- the table
@@ -558,6 +577,8 @@ export function printUploadsTable (r: UploadsResult, idle: { firstStartSeconds: 
   console.log(`| peak RSS during the ${file.workload} upload: Heimdall's tree, summed VmHWM (largest sum at one moment) | ${mb(file.treePeakRssMB[EMBEDDED])} (${mb(file.treeAtOnceRssMB[EMBEDDED])}) | ${mb(file.treePeakRssMB[OVER_KUBO])} (${mb(file.treeAtOnceRssMB[OVER_KUBO])}) + Kubo daemon ${mb(file.kuboPeakRssMB[OVER_KUBO])} | Kubo daemon ${mb(file.kuboPeakRssMB[KUBO])} |`)
   console.log(`| peak RSS during the bundle upload, same | ${mb(bundle.treePeakRssMB[EMBEDDED])} (${mb(bundle.treeAtOnceRssMB[EMBEDDED])}) | ${mb(bundle.treePeakRssMB[OVER_KUBO])} (${mb(bundle.treeAtOnceRssMB[OVER_KUBO])}) + Kubo daemon ${mb(bundle.kuboPeakRssMB[OVER_KUBO])} | Kubo daemon ${mb(bundle.kuboPeakRssMB[KUBO])} |`)
   console.log(`| peak RSS during the concurrent uploads, summed | ${mb(c.treePeakRssMB[EMBEDDED])} | ${mb(c.treePeakRssMB[OVER_KUBO])} + Kubo daemon ${mb(c.kuboPeakRssMB[OVER_KUBO])} | Kubo daemon ${mb(c.kuboPeakRssMB[KUBO])} |`)
+  const cpu = (name: string, part: 'heimdall' | 'kubo'): string => fmt(spread(file.cpuPerGiB[name]?.[part] ?? []), 2)
+  console.log(`\nCPU seconds per GiB of the ${file.workload}'s upload: Heimdall over Kubo ${cpu(OVER_KUBO, 'heimdall')} (its process tree) + the Kubo daemon ${cpu(OVER_KUBO, 'kubo')}; Heimdall embedded ${cpu(EMBEDDED, 'heimdall')}; Kubo's \`ipfs add\`: the daemon ${cpu(KUBO, 'kubo')} (its client not counted). One Node process relaying the same bytes from a request into another, doing nothing else (bench/workers/relay-floor.ts, the least of ${r.rounds}): ${r.relayFloor.pipe.toFixed(2)} piped, ${r.relayFloor.multer.toFixed(2)} through multer: the floor under Heimdall's over Kubo.`)
   const cidLine = file.cidsMatch && bundle.cidsMatch && c.cidsMatch ? 'the same CIDs on every side (file, bundle root, every model)' : 'CIDs DIFFER (see above)'
   console.log(`\nCIDs: ${cidLine}. File ${file.cids[KUBO] ?? '?'}, bundle ${bundle.cids[KUBO] ?? '?'}.`)
   const goal = (ok: boolean): string => (ok ? 'met' : 'NOT met')
