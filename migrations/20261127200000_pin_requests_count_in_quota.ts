@@ -11,9 +11,16 @@ import type { Knex } from 'knex'
  * requests, the owner's row locked as heimdall_record_upload locks it, and
  * that function now counts pinned requests too (otherwise as
  * 20261127100000_record_upload_needs_its_journal_row; the same signature).
+ * A replacement (POST /psa/pins/<requestid>) is checked without the request
+ * it replaces, still pinned until the replacement is made
+ * (`replaces_request_id`): counted, it failed a replace that fit, and the
+ * old request went all the same (found by review).
  */
 export async function up (knex: Knex): Promise<void> {
-  await knex.schema.alterTable('pin_requests', (table) => { table.bigInteger('size') })
+  await knex.schema.alterTable('pin_requests', (table) => {
+    table.bigInteger('size')
+    table.string('replaces_request_id', 64)
+  })
   await knex.raw(`create index pin_requests_pinned_owner_index on pin_requests (identity_id) where status = 'pinned'`)
   await knex.raw(`create or replace function heimdall_record_upload (
       owner integer, upload_name text, root text, upload_kind text, upload_size bigint, avatar boolean,
@@ -77,30 +84,42 @@ export async function up (knex: Knex): Promise<void> {
       end if;
     end
     $$`)
+  // What a pending request's owner has used (uploads, and pinned requests but the one it replaces) and may use.
+  await knex.raw(`create function heimdall_pin_quota_usage (request text, default_quota_bytes bigint, default_quota_uploads integer)
+    returns table (owner integer, used_bytes bigint, used_uploads bigint, quota_bytes bigint, quota_uploads bigint)
+    language sql stable as $$
+      select r.identity_id,
+        (select coalesce(sum(u.size), 0) from uploads u where u.identity_id = r.identity_id)::bigint
+          + (select coalesce(sum(p.size), 0) from pin_requests p where p.identity_id = r.identity_id and p.status = 'pinned' and p.request_id is distinct from r.replaces_request_id)::bigint,
+        (select count(*) from uploads u where u.identity_id = r.identity_id)
+          + (select count(*) from pin_requests p where p.identity_id = r.identity_id and p.status = 'pinned' and p.request_id is distinct from r.replaces_request_id),
+        coalesce(i.quota_bytes, default_quota_bytes),
+        coalesce(i.quota_uploads, default_quota_uploads)::bigint
+      from pin_requests r join identities i on i.id = r.identity_id
+      where r.request_id = request and r.status in ('queued', 'pinning')
+    $$`)
   await knex.raw(`create function heimdall_pin_within_quota (
       request text, pin_size bigint, details text, default_quota_bytes bigint, default_quota_uploads integer)
     returns table (outcome text, used_bytes bigint, used_uploads bigint, quota_bytes bigint, quota_uploads bigint)
     language plpgsql volatile as $$
     declare
       owner integer;
-      own_bytes bigint;
-      own_uploads integer;
-      usage_bytes bigint;
-      usage_count bigint;
+      usage record;
     begin
       select r.identity_id into owner from pin_requests r where r.request_id = request and r.status in ('queued', 'pinning');
       if owner is null then
         return query select 'gone'::text, null::bigint, null::bigint, null::bigint, null::bigint;
         return;
       end if;
-      select i.quota_bytes, i.quota_uploads into own_bytes, own_uploads from identities i where i.id = owner for no key update;
-      select coalesce(sum(u.size), 0), count(*) into usage_bytes, usage_count from uploads u where u.identity_id = owner;
-      select usage_bytes + coalesce(sum(r.size), 0), usage_count + count(*) into usage_bytes, usage_count
-        from pin_requests r where r.identity_id = owner and r.status = 'pinned';
-      own_bytes := coalesce(own_bytes, default_quota_bytes);
-      own_uploads := coalesce(own_uploads, default_quota_uploads);
-      if usage_count + 1 > own_uploads or usage_bytes + pin_size > own_bytes then
-        return query select 'over_quota'::text, usage_bytes, usage_count, own_bytes, own_uploads::bigint;
+      perform 1 from identities i where i.id = owner for no key update;
+      -- After the lock: what other requests and uploads of the owner recorded meanwhile is counted.
+      select * into usage from heimdall_pin_quota_usage(request, default_quota_bytes, default_quota_uploads);
+      if not found then
+        return query select 'gone'::text, null::bigint, null::bigint, null::bigint, null::bigint;
+        return;
+      end if;
+      if usage.used_uploads + 1 > usage.quota_uploads or usage.used_bytes + pin_size > usage.quota_bytes then
+        return query select 'over_quota'::text, usage.used_bytes, usage.used_uploads, usage.quota_bytes, usage.quota_uploads;
         return;
       end if;
       update pin_requests r set status = 'pinned', size = pin_size, status_details = details, updated_at = now()
@@ -116,6 +135,7 @@ export async function up (knex: Knex): Promise<void> {
 
 export async function down (knex: Knex): Promise<void> {
   await knex.raw('drop function heimdall_pin_within_quota (text, bigint, text, bigint, integer)')
+  await knex.raw('drop function heimdall_pin_quota_usage (text, bigint, integer)')
   await knex.raw(`create or replace function heimdall_record_upload (
       owner integer, upload_name text, root text, upload_kind text, upload_size bigint, avatar boolean,
       primary_file text, upload_warnings jsonb, report jsonb, entries jsonb,
@@ -176,5 +196,8 @@ export async function down (knex: Knex): Promise<void> {
     end
     $$`)
   await knex.raw('drop index pin_requests_pinned_owner_index')
-  await knex.schema.alterTable('pin_requests', (table) => { table.dropColumn('size') })
+  await knex.schema.alterTable('pin_requests', (table) => {
+    table.dropColumn('replaces_request_id')
+    table.dropColumn('size')
+  })
 }

@@ -22,6 +22,8 @@ export interface NewPinRequest {
   meta: Record<string, string>
   /** A replacement's old root, kept pinned while this request is queued or pinning. */
   replacesRootCid?: string | null
+  /** The request a replacement replaces: not counted in the owner's quota beside it (it goes once the replacement is made). */
+  replacesRequestId?: string | null
 }
 
 export interface PinRequest extends NewPinRequest {
@@ -54,6 +56,7 @@ interface PinRequestRow {
   status_details: string | null
   created: Date | string
   replaces_root_cid: string | null
+  replaces_request_id: string | null
 }
 
 const parsed = <T>(value: string | T): T => (typeof value === 'string' ? JSON.parse(value) as T : value)
@@ -70,7 +73,8 @@ const toPinRequest = (row: PinRequestRow): PinRequest => ({
   status: row.status,
   statusDetails: row.status_details,
   created: new Date(row.created),
-  replacesRootCid: row.replaces_root_cid ?? null
+  replacesRootCid: row.replaces_root_cid ?? null,
+  replacesRequestId: row.replaces_request_id ?? null
 })
 
 /** `%`, `_` and `\` matched as themselves in LIKE. */
@@ -104,11 +108,11 @@ export class PinRequestRepository {
             if (Number(counted?.count ?? 0) >= maxPending) return undefined
           }
           const { rows } = await trx.raw<{ rows: PinRequestRow[] }>(`
-          insert into pin_requests (request_id, identity_id, cid, root_cid, name, origins, meta, status, replaces_root_cid, created)
-          values (?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, 'queued', ?, greatest(
+          insert into pin_requests (request_id, identity_id, cid, root_cid, name, origins, meta, status, replaces_root_cid, replaces_request_id, created)
+          values (?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, 'queued', ?, ?, greatest(
             date_trunc('milliseconds', clock_timestamp()),
             (select max(created) + interval '1 millisecond' from pin_requests where identity_id = ?)))
-          returning *`, [request.requestId, request.identityId, request.cid, request.rootCid, request.name, JSON.stringify(request.origins), JSON.stringify(request.meta), request.replacesRootCid ?? null, request.identityId])
+          returning *`, [request.requestId, request.identityId, request.cid, request.rootCid, request.name, JSON.stringify(request.origins), JSON.stringify(request.meta), request.replacesRootCid ?? null, request.replacesRequestId ?? null, request.identityId])
           const [row] = rows
           if (row === undefined) throw new Error('insert returned no row')
           return toPinRequest(row)
@@ -151,6 +155,14 @@ export class PinRequestRepository {
     if (row === undefined) throw new Error('heimdall_pin_within_quota answered nothing')
     if (row.outcome !== 'over_quota') return { outcome: row.outcome }
     return { outcome: 'over_quota', usage: { bytes: Number(row.used_bytes), uploads: Number(row.used_uploads) }, quota: { bytes: Number(row.quota_bytes), uploads: Number(row.quota_uploads) } }
+  }
+
+  /** What a pending request's owner has used and may use, the request it replaces left out; undefined once it is not pending. */
+  async quotaUsage (requestId: string, defaults: { bytes: number, uploads: number }): Promise<{ usage: { bytes: number, uploads: number }, quota: { bytes: number, uploads: number } } | undefined> {
+    const result = await this.#db.raw<{ rows: Array<{ used_bytes: string, used_uploads: string, quota_bytes: string, quota_uploads: string }> }>(
+      'select * from heimdall_pin_quota_usage(?, ?, ?)', [requestId, defaults.bytes, defaults.uploads])
+    const row = result.rows[0]
+    return row === undefined ? undefined : { usage: { bytes: Number(row.used_bytes), uploads: Number(row.used_uploads) }, quota: { bytes: Number(row.quota_bytes), uploads: Number(row.quota_uploads) } }
   }
 
   async deleteOwned (identityId: number, requestId: string): Promise<boolean> {

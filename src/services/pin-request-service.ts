@@ -4,7 +4,7 @@ import type { Logger } from 'pino'
 import { CID } from 'multiformats/cid'
 import type { Identity } from '../db/identity-repository.ts'
 import type { PinRequest, PinRequestFilter, PinRequestRepository, PinStatus } from '../db/pin-request-repository.ts'
-import { HeimdallError, isOutOfSpace, NotFoundError, ServiceUnavailableError, TooManyRequestsError } from '../errors.ts'
+import { HeimdallError, isOutOfSpace, NotFoundError, PayloadTooLargeError, ServiceUnavailableError, TooManyRequestsError } from '../errors.ts'
 import { fetchDag } from '../ipfs/fetch-dag.ts'
 import type { ImportLease, IpfsBackend } from '../ipfs/ipfs-backend.ts'
 import { inspectLocalDag } from '../ipfs/local-dag.ts'
@@ -152,7 +152,7 @@ export class PinRequestService {
    * here (it will not wait). A replace is not capped: it takes the place of
    * a request, and Kubo's MFS pinning replaces at every change.
    */
-  async #add (owner: Identity, pin: PinInput, replacesRootCid: string | null, capped: boolean): Promise<PinRequest> {
+  async #add (owner: Identity, pin: PinInput, replaces: { rootCid: string | null, requestId: string } | null, capped: boolean): Promise<PinRequest> {
     const fields = {
       requestId: randomUUID(),
       identityId: owner.id,
@@ -161,7 +161,8 @@ export class PinRequestService {
       name: pin.name,
       origins: pin.origins,
       meta: pin.meta,
-      replacesRootCid
+      replacesRootCid: replaces?.rootCid ?? null,
+      replacesRequestId: replaces?.requestId ?? null
     }
     const maxPending = this.#options.maxPending ?? 100
     let request = await this.#options.requests.insert(fields, capped ? maxPending : undefined)
@@ -192,7 +193,7 @@ export class PinRequestService {
    */
   async replace (owner: Identity, requestId: string, pin: PinInput): Promise<PinRequest> {
     const old = await this.get(owner, requestId)
-    const replacement = await this.#add(owner, pin, old.rootCid === pin.cid.toString() ? null : old.rootCid, false)
+    const replacement = await this.#add(owner, pin, { rootCid: old.rootCid === pin.cid.toString() ? null : old.rootCid, requestId: old.requestId }, false)
     try {
       await this.remove(owner, requestId)
     } catch (err) {
@@ -289,7 +290,18 @@ export class PinRequestService {
           // (an upload's, an operator's); any other goes through the gatekeeper, as fetched content does.
           const lease = await backend.isPinned(root) ? undefined : await backend.openLease()
           try {
-            if (lease !== undefined) await this.#checkHeld(root, request.name ?? undefined, lease, signal)
+            if (lease !== undefined) {
+              try {
+                await this.#checkHeld(root, request.name ?? undefined, lease, signal)
+              } catch (err) {
+                // A block collected since it was found here: the content is not all here after all.
+                if (err instanceof NotFoundError) return 'waiting'
+                if (!(err instanceof HeimdallError && err.status >= 400 && err.status < 500)) throw err
+                this.#options.logger.info({ requestId: request.requestId, rootCid: request.rootCid, reason: err.message }, 'a pin request\'s content was refused')
+                await this.#fail(request, refusalOf(err))
+                return 'settled'
+              }
+            }
             await pins.changePin(request.rootCid, async () => {
               // Deleted (or failed) meanwhile: its removal already settled the root under this same lock.
               const current = await requests.findByRequestId(request.requestId)
@@ -306,11 +318,6 @@ export class PinRequestService {
       }
     } catch (err) {
       if (signal?.aborted === true) return 'waiting'
-      if (err instanceof HeimdallError && err.status >= 400 && err.status < 500) {
-        this.#options.logger.info({ requestId: request.requestId, rootCid: request.rootCid, reason: err.message }, 'a pin request\'s content was refused')
-        await this.#fail(request, refusalOf(err))
-        return 'settled'
-      }
       if (err instanceof ServiceUnavailableError) {
         this.#options.logger.warn({ err, requestId: request.requestId }, 'the IPFS node cannot be reached; the pin request waits')
         return 'waiting'
@@ -400,6 +407,14 @@ export class PinRequestService {
     const until = new Date(deadline).toISOString()
     const expired = AbortSignal.timeout(Math.max(0, deadline - Date.now()))
     const stop = AbortSignal.any([signal, expired])
+    // An owner with no room left is not fetched for, and a fetch stops once the DAG passes the room there is.
+    const room = await requests.quotaUsage(request.requestId, this.#options.quotas).catch(() => undefined)
+    const full = room === undefined ? undefined : overQuota(room, 1)
+    if (full !== undefined) {
+      await this.#fail(request, refusalOf(full))
+      return
+    }
+    const fetchBytes = room === undefined ? maxBytes : Math.min(maxBytes, room.quota.bytes - room.usage.bytes)
     if (this.#slots.full) {
       await requests.setStatus(request.requestId, PENDING, 'queued', `waiting for a turn to fetch from the IPFS network (at most ${this.#options.maxFetches ?? 2} at once), until ${until}`)
     }
@@ -422,7 +437,7 @@ export class PinRequestService {
       // Dialed alongside: their blocks arrive through the same wants as the connected peers'.
       const dialed = network.connect(request.origins, stop).catch(() => 0)
       const counted = (async function * () {
-        for await (const block of fetchDag({ fetchBlock }, CID.parse(request.rootCid), { lease: held, signal: stop, maxBytes })) { blocks++; dagBytes += block.bytes.byteLength; yield block }
+        for await (const block of fetchDag({ fetchBlock }, CID.parse(request.rootCid), { lease: held, signal: stop, maxBytes: fetchBytes })) { blocks++; dagBytes += block.bytes.byteLength; yield block }
       })()
       const summary = await gatekeeper.inspectFetched(CID.parse(request.rootCid), counted, { fileName: request.name ?? undefined, signal: stop })
       await dialed
@@ -447,6 +462,9 @@ export class PinRequestService {
       if (signal.aborted) return
       if (expired.aborted) {
         await this.#fail(request, `not found in time: neither this node nor its peers provided all of ${request.rootCid} within ${fetchTimeoutSeconds} s (${blocks} blocks arrived)`)
+      } else if (err instanceof PayloadTooLargeError && room !== undefined && fetchBytes < maxBytes) {
+        // Past the owner's room, not the upload limit: the quota's words.
+        await this.#fail(request, refusalOf(overQuota(room, fetchBytes + 1) ?? err))
       } else if (err instanceof HeimdallError && err.status >= 400 && err.status < 500) {
         logger.info({ requestId: request.requestId, rootCid: request.rootCid, reason: err.message }, 'a pin request\'s content was refused')
         await this.#fail(request, refusalOf(err))

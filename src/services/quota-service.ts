@@ -96,7 +96,7 @@ function describe ({ usage, quota }: QuotaStatus): string[] {
 export function overQuota (status: QuotaStatus, bytes: number): QuotaExceededError | undefined {
   const { usage, quota } = status
   if (usage.uploads + 1 > quota.uploads) {
-    return new QuotaExceededError(`you have used all of your ${quota.uploads} uploads: delete some to upload more`, 403, describe(status))
+    return new QuotaExceededError(`you have used all of your ${quota.uploads} uploads (a pinned pin request counts as one): delete some to upload or pin more`, 403, describe(status))
   }
   if (usage.bytes + bytes > quota.bytes) return bytesExceeded(status, bytes)
   return undefined
@@ -110,6 +110,6 @@ function checkFits (status: QuotaStatus, bytes: number): void {
 function bytesExceeded (status: QuotaStatus, bytes: number): QuotaExceededError {
   const left = Math.max(0, status.quota.bytes - status.usage.bytes)
   return new QuotaExceededError(
-    `this upload (at least ${formatBytes(bytes)}) does not fit in your quota: ${formatBytes(left)} of ${formatBytes(status.quota.bytes)} left; delete some uploads to make room`,
+    `this upload (at least ${formatBytes(bytes)}) does not fit in your quota: ${formatBytes(left)} of ${formatBytes(status.quota.bytes)} left; delete some uploads or pin requests to make room`,
     413, describe(status))
 }

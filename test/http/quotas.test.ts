@@ -108,7 +108,7 @@ describe('quotas per identity', () => {
     for (let i = 0; i < 3; i++) await upload(script(KiB)).expect(200)
     const before = await leftovers(t)
     const res = await upload(script(KiB)).expect(403)
-    expect(res.body).toMatchObject({ code: 'ERR_QUOTA_EXCEEDED', error: 'you have used all of your 4 uploads: delete some to upload more' })
+    expect(res.body).toMatchObject({ code: 'ERR_QUOTA_EXCEEDED', error: 'you have used all of your 4 uploads (a pinned pin request counts as one): delete some to upload or pin more' })
     await expectNothingLeftBehind(t, before)
   })
 
@@ -182,5 +182,27 @@ describe('pin requests in the quota', () => {
     // The owner's upload still holds it; the request's failure released nothing of theirs.
     await t.request.get(`/ipfs/${large}/p.js`).expect(200)
     expect(await t.heimdall.backend.isPinned(CID.parse(large))).toBe(true)
+  })
+
+  it('a replace is checked without the request it replaces: one that fits in its place is pinned, and the same content renamed too', async () => {
+    const owner = await newIdentity('replace-content-owner')
+    await t.heimdall.database.knex('identities').where({ username: 'replace-content-owner' }).update({ quota_bytes: 1024 * KiB })
+    const rootOf = async (bytes: number): Promise<string> =>
+      ((await t.request.post('/upload').set('Authorization', `Bearer ${owner}`).attach('file', script(bytes), 'r.js').expect(200)).body as Array<{ Hash: string }>).at(-1)?.Hash ?? ''
+    const [first, second] = [await rootOf(100 * KiB), await rootOf(200 * KiB)]
+    const pinner = await newIdentity('replace-person')
+    const pinned = (await t.request.post('/psa/pins').set('Authorization', `Bearer ${pinner}`).send({ cid: first }).expect(202)).body as { requestid: string, status: string }
+    expect(pinned.status).toBe('pinned')
+    // 100 + 200 KiB pass the 256 KiB quota: counted, the request replaced failed the replace (and still went).
+    const replaced = (await t.request.post(`/psa/pins/${pinned.requestid}`).set('Authorization', `Bearer ${pinner}`).send({ cid: second }).expect(202)).body as { requestid: string, status: string, info: { status_details?: string } }
+    expect(replaced).toMatchObject({ status: 'pinned' })
+    const used = await usageOf(pinner)
+    expect(used.uploads).toBe(1)
+    expect(used.bytes).toBeGreaterThan(200 * KiB)
+    const renamed = (await t.request.post(`/psa/pins/${replaced.requestid}`).set('Authorization', `Bearer ${pinner}`).send({ cid: second, name: 'renamed' }).expect(202)).body as { status: string }
+    expect(renamed.status).toBe('pinned')
+    expect(await usageOf(pinner)).toEqual(used)
+    const listed = (await t.request.get('/psa/pins?status=pinned').set('Authorization', `Bearer ${pinner}`).expect(200)).body as { count: number }
+    expect(listed.count).toBe(1)
   })
 })
