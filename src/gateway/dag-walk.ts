@@ -160,7 +160,12 @@ export async function resolvePath (source: BlockGetter, root: CID, segments: rea
         shard = dagPb.decode(sub.bytes)
       }
     }
-    if (next === undefined) throw new AbsentPathError(data?.type === 'directory' || data?.type === 'hamt-sharded-directory' ? `${where} not found: no "${segment}" in directory ${current.cid.toString()}` : belowFile, pathBlocks)
+    // A dag-pb node without UnixFS data names nothing this walk reads as absent (boxo resolves its links by name, where
+    // a proof would claim a link it has is missing: found by review): a plain not found, as before proofs.
+    if (next === undefined) {
+      if (data === undefined) throw new NotFoundError(`${where} not found: ${current.cid.toString()} is a dag-pb node without UnixFS data, whose links are not followed by name here`)
+      throw new AbsentPathError(data.type === 'directory' || data.type === 'hamt-sharded-directory' ? `${where} not found: no "${segment}" in directory ${current.cid.toString()}` : belowFile, pathBlocks)
+    }
     gate?.(next)
     current = await fetchBlock(source, next, signal)
     roots.push(next)

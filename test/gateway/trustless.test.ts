@@ -163,6 +163,12 @@ for (const backend of appBackends()) describe.skipIf(!backend.available)(`trustl
         await t.request.get(`/ipfs/${dir.cid.toString()}/gone/x?format=car`).expect(404)
         const proof = await readCar((await get(`/ipfs/${dir.cid.toString()}/other?format=car`).expect(200)).body as Buffer)
         expect(proof.blocks.map((b) => b.cid.toString())).toEqual([dir.cid.toString()])
+        // A dag-pb node without UnixFS data is no directory this walk reads (boxo follows its links by name): a proof
+        // that its named link is absent would be false, so a plain 404.
+        const plainBytes = dagPb.encode(dagPb.prepare({ Links: [{ Name: 'a.txt', Hash: missing, Tsize: 1 }] }))
+        const plain = { cid: CID.create(1, dagPb.code, await sha256.digest(plainBytes)), bytes: plainBytes }
+        await t.heimdall.backend.putBlocks([plain], { lease })
+        await t.request.get(`/ipfs/${plain.cid.toString()}/a.txt?format=car`).expect(404)
       } finally {
         await lease.discard()
       }
