@@ -1,6 +1,7 @@
 import { isIP } from 'node:net'
 import { z } from 'zod'
 import { IMPORT_PROFILE_NAMES } from './ipfs/import-profiles.ts'
+import { DEAD_CLIENT_SECONDS } from './db/dead-client.ts'
 import type { Quota } from './services/quota-service.ts'
 import type { RateLimits } from './services/rate-limiter.ts'
 import { parseTcpMultiaddr, splitList } from './ipfs/network/multiaddr-text.ts'
@@ -121,6 +122,7 @@ const envSchema = z.object({
   MAX_UPLOAD_BYTES: integer(1, Number.MAX_SAFE_INTEGER).default(1_073_741_824),
   BODY_IDLE_TIMEOUT_SECONDS: integer(0, 24 * 3600).default(300),
   DATABASE_QUERY_TIMEOUT_SECONDS: integer(0, 24 * 3600).default(30),
+  DATABASE_DEAD_CLIENT_SECONDS: integer(0, 24 * 3600).default(DEAD_CLIENT_SECONDS),
   IPFS_TIMEOUT_SECONDS: integer(1, 24 * 3600).default(60),
   IPFS_CID_PROFILE: z.enum(IMPORT_PROFILE_NAMES).default('unixfs-v1-2025'),
   ASSET_EXTENSIONS: optionalString.pipe(
@@ -251,6 +253,8 @@ export interface Config {
   databaseUrl: string | undefined
   /** How long a query may go unanswered before its connection is closed and the request gets a 503 (0: no limit). */
   databaseQueryTimeoutSeconds: number
+  /** How soon PostgreSQL ends a session whose client went silent over TCP (src/db/dead-client.ts; 0: the server's own settings). */
+  databaseDeadClientSeconds: number
   ipfsApiUrl: string | undefined
   /** Kubo mode: how long a read or a pin may wait on Kubo without a word before it fails with a 503. */
   ipfsTimeoutSeconds: number
@@ -380,6 +384,7 @@ export function loadConfig (env: Env): Config {
     dataDir: e.DATA_DIR,
     databaseUrl: e.DATABASE_URL,
     databaseQueryTimeoutSeconds: e.DATABASE_QUERY_TIMEOUT_SECONDS,
+    databaseDeadClientSeconds: e.DATABASE_DEAD_CLIENT_SECONDS,
     ipfsApiUrl: e.IPFS_API_URL,
     ipfsTimeoutSeconds: e.IPFS_TIMEOUT_SECONDS,
     ipfsGatewayUrl: e.IPFS_GATEWAY_URL,

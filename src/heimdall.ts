@@ -6,6 +6,7 @@ import type { Express } from 'express'
 import type { Logger } from 'pino'
 import type { Config } from './config.ts'
 import { openDatabase, type Database } from './db/database.ts'
+import { deadClientCheckFor } from './db/dead-client.ts'
 import { IdentityRepository } from './db/identity-repository.ts'
 import { SessionRepository } from './db/session-repository.ts'
 import { ApiKeyRepository } from './db/api-key-repository.ts'
@@ -166,7 +167,7 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
   // Its connections are made within the query timeout; its waits for a lock are not bounded (another upload of the
   // same root may hold it for as long as its pin takes).
   const contentLock = blockstore.kind === 's3' && config.databaseUrl !== undefined
-    ? new PgAdvisoryLock({ connectionString: config.databaseUrl, connectionTimeoutMillis: config.databaseQueryTimeoutSeconds * 1000 }, { unlockTimeoutMs: config.databaseQueryTimeoutSeconds * 1000 })
+    ? new PgAdvisoryLock({ connectionString: config.databaseUrl, connectionTimeoutMillis: config.databaseQueryTimeoutSeconds * 1000 }, { unlockTimeoutMs: config.databaseQueryTimeoutSeconds * 1000, deadClientCheck: deadClientCheckFor(config.databaseDeadClientSeconds) ?? false })
     : undefined
 
   const metrics = new Metrics({ database: database.knex })

@@ -11,6 +11,7 @@ describe('loadConfig', () => {
       databaseUrl: undefined,
       ipfsApiUrl: undefined,
       ipfsTimeoutSeconds: 60,
+      databaseDeadClientSeconds: 25,
       publicUrl: 'http://localhost:8080',
       gatewayUrl: 'http://localhost:8080/ipfs/',
       secretKey: undefined,
@@ -22,6 +23,12 @@ describe('loadConfig', () => {
       minFreeBytes: 256 * 1024 ** 2
     })
     expect([...config.assetExtensions]).toEqual([...DEFAULT_ASSET_EXTENSIONS])
+  })
+
+  it('reads DATABASE_DEAD_CLIENT_SECONDS, 0 for the server\'s own keepalive', () => {
+    expect(loadConfig({ DATABASE_DEAD_CLIENT_SECONDS: '0' }).databaseDeadClientSeconds).toBe(0)
+    expect(loadConfig({ DATABASE_DEAD_CLIENT_SECONDS: '120' }).databaseDeadClientSeconds).toBe(120)
+    expect(() => loadConfig({ DATABASE_DEAD_CLIENT_SECONDS: '-1' })).toThrow(/DATABASE_DEAD_CLIENT_SECONDS/)
   })
 
   it('derives the public and gateway URLs from PORT and PUBLIC_URL', () => {

@@ -25,8 +25,8 @@ export interface PgAdvisoryLockOptions {
    * in its `finally` for good.
    */
   unlockTimeoutMs?: number
-  /** When the server ends a lock's session whose client went silent (DEAD_CLIENT_CHECK unless given; tests shorten it). */
-  deadClientCheck?: DeadClientCheck
+  /** When the server ends a lock's session whose client went silent (DEAD_CLIENT_CHECK unless given; false: the server's own settings). */
+  deadClientCheck?: DeadClientCheck | false
 }
 
 /**
@@ -59,8 +59,11 @@ export class PgAdvisoryLock implements ContentLock {
     // An idle connection that breaks is dropped by the pool; without a listener the error would end the process.
     this.#pool.on('error', () => {})
     // Sent on each new session before anything else: pg runs a client's queries in order.
-    const deadClient = deadClientCheckSql(options.deadClientCheck ?? DEAD_CLIENT_CHECK)
-    this.#pool.on('connect', (client) => { client.query(deadClient).catch(() => {}) })
+    const check = options.deadClientCheck ?? DEAD_CLIENT_CHECK
+    if (check !== false) {
+      const deadClient = deadClientCheckSql(check)
+      this.#pool.on('connect', (client) => { client.query(deadClient).catch(() => {}) })
+    }
     this.#namespace = options.namespace ?? 'heimdall/content-lock/'
     this.#unlockTimeoutMs = options.unlockTimeoutMs ?? 0
   }

@@ -2,7 +2,7 @@ import knex, { type Knex } from 'knex'
 import { join, resolve } from 'node:path'
 import pg from 'pg'
 import { advisoryKey } from './advisory-lock.ts'
-import { deadClientCheckSql } from './dead-client.ts'
+import { deadClientCheckFor, deadClientCheckSql, DEAD_CLIENT_SECONDS } from './dead-client.ts'
 import { startEmbeddedPostgres } from './embedded-postgres.ts'
 import { createHeimdallDatabase, HEIMDALL_DATABASE } from './pglite-import.ts'
 import { DirectoryMigrationSource } from './migration-source.ts'
@@ -34,13 +34,13 @@ const MIGRATION_LOCK = advisoryKey('heimdall/migrations')
  * so it is freed rather than blocking every start until an operator does.
  * The lock ends with the connection, however this process ends.
  */
-async function migrateExclusively (db: Knex, connection: pg.ClientConfig): Promise<void> {
+async function migrateExclusively (db: Knex, connection: pg.ClientConfig, deadClient: string | undefined): Promise<void> {
   const client = new pg.Client(connection)
   client.on('error', () => {}) // a broken connection fails the queries below; the lock went with it
   await client.connect()
   try {
     // An instance whose host dies while it migrates must not hold every other start until TCP's default gives up.
-    await client.query(deadClientCheckSql())
+    if (deadClient !== undefined) await client.query(deadClient)
     await client.query('select pg_advisory_lock($1, $2)', MIGRATION_LOCK)
     if (await db.schema.hasTable('knex_migrations_lock')) await db('knex_migrations_lock').update({ is_locked: 0 })
     await db.migrate.latest(migrations)
@@ -65,6 +65,14 @@ export interface DatabaseOptions {
   log?: DatabaseLog
   /** DATABASE_QUERY_TIMEOUT_SECONDS: 0 or absent, none. */
   queryTimeoutSeconds?: number
+  /** DATABASE_DEAD_CLIENT_SECONDS (dead-client.ts): absent, its default; 0, the server's own settings. */
+  deadClientSeconds?: number
+}
+
+/** The statement each new session runs so the server ends it once its client went silent; undefined: none. */
+const deadClientStatement = (options: DatabaseOptions): string | undefined => {
+  const check = deadClientCheckFor(options.deadClientSeconds ?? DEAD_CLIENT_SECONDS)
+  return check === undefined ? undefined : deadClientCheckSql(check)
 }
 
 /**
@@ -72,22 +80,22 @@ export interface DatabaseOptions {
  * bounded by `deadline`, and so is making a connection (a server that
  * accepts and never answers held it until knex's 60 s acquire timeout).
  */
-function pooled (connection: pg.ClientConfig, pool: Knex.PoolConfig, deadline: Deadline, log: DatabaseLog | undefined): Knex {
+function pooled (connection: pg.ClientConfig, pool: Knex.PoolConfig, deadline: Deadline, log: DatabaseLog | undefined, deadClient: string | undefined): Knex {
   const bounded = deadline.ms > 0 ? { ...connection, connectionTimeoutMillis: deadline.ms } : connection
   const afterCreate = (client: pg.Client, done: (err: Error | null, client: pg.Client) => void): void => {
     boundQueries(client, deadline.limit)
-    prepareSession(client, done)
+    prepareSession(client, deadClient, done)
   }
   return knex({ client: 'pg', connection: bounded as Knex.StaticConnectionConfig, pool: { ...pool, afterCreate }, migrations, log: knexLog(log) })
 }
 
-function wrap (kind: Database['kind'], db: Knex, connection: pg.ClientConfig, deadline: Deadline, onClose: () => Promise<void> = async () => {}): Database {
+function wrap (kind: Database['kind'], db: Knex, connection: pg.ClientConfig, deadline: Deadline, deadClient: string | undefined, onClose: () => Promise<void> = async () => {}): Database {
   return {
     kind,
     knex: db,
     migrate: async () => {
       deadline.migrating++
-      try { await migrateExclusively(db, connection) } finally { deadline.migrating-- }
+      try { await migrateExclusively(db, connection, deadClient) } finally { deadline.migrating-- }
     },
     ping: async () => { await db.raw('select 1') },
     close: async () => {
@@ -125,9 +133,9 @@ function knexLog (log: DatabaseLog | undefined): Knex.Config['log'] {
  * whose host died holds its row locks no longer). One statement per new
  * session, sent before knex uses it.
  */
-function prepareSession (connection: pg.Client, done: (err: Error | null, connection: pg.Client) => void): void {
+function prepareSession (connection: pg.Client, deadClient: string | undefined, done: (err: Error | null, connection: pg.Client) => void): void {
   // The callback form: a query bounded by the deadline, as knex's are.
-  connection.query(`SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED; ${CHECK_CLIENT}; ${deadClientCheckSql()}`, (err) => { done(err, connection) })
+  connection.query(`SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED; ${CHECK_CLIENT}${deadClient === undefined ? '' : `; ${deadClient}`}`, (err) => { done(err, connection) })
 }
 
 /**
@@ -144,7 +152,8 @@ const CHECK_CLIENT = "DO $$ BEGIN PERFORM set_config('client_connection_check_in
 /** A PostgreSQL server, through `pg`. */
 export function openPostgres (url: string, options: DatabaseOptions = {}): Database {
   const deadline = new Deadline((options.queryTimeoutSeconds ?? 0) * 1000)
-  return wrap('postgres', pooled({ connectionString: url }, { min: 0, max: 10 }, deadline, options.log), { connectionString: url }, deadline)
+  const deadClient = deadClientStatement(options)
+  return wrap('postgres', pooled({ connectionString: url }, { min: 0, max: 10 }, deadline, options.log, deadClient), { connectionString: url }, deadline, deadClient)
 }
 
 /**
@@ -166,16 +175,17 @@ export async function openEmbedded (dir: string, options: DatabaseOptions & { im
   }
   const connection = { ...embedded.connection, database: HEIMDALL_DATABASE }
   const deadline = new Deadline((options.queryTimeoutSeconds ?? 0) * 1000)
-  const db = pooled(connection, { min: 0, max: 3, idleTimeoutMillis: 30_000 }, deadline, options.log)
-  return wrap('embedded', db, connection, deadline, embedded.stop)
+  // A Unix socket: no keepalive to set (its clients are on this host).
+  const db = pooled(connection, { min: 0, max: 3, idleTimeoutMillis: 30_000 }, deadline, options.log, undefined)
+  return wrap('embedded', db, connection, deadline, undefined, embedded.stop)
 }
 
 /** DATABASE_URL's server, else the embedded one in DATA_DIR/postgres (taking over DATA_DIR/pglite once, if there is one). */
-export async function openDatabase (config: { databaseUrl: string | undefined, dataDir: string, databaseQueryTimeoutSeconds?: number }, options: DatabaseOptions = {}): Promise<Database> {
+export async function openDatabase (config: { databaseUrl: string | undefined, dataDir: string, databaseQueryTimeoutSeconds?: number, databaseDeadClientSeconds?: number }, options: DatabaseOptions = {}): Promise<Database> {
   // Absolute: the embedded server's socket folder is the connection's host, and pg reads a relative one (DATA_DIR=./data,
   // as .env.example has it) as a host name to look up.
   const dataDir = resolve(config.dataDir)
-  const opened = { queryTimeoutSeconds: config.databaseQueryTimeoutSeconds, ...options }
+  const opened = { queryTimeoutSeconds: config.databaseQueryTimeoutSeconds, deadClientSeconds: config.databaseDeadClientSeconds, ...options }
   return config.databaseUrl !== undefined
     ? openPostgres(config.databaseUrl, opened)
     : openEmbedded(join(dataDir, 'postgres'), { importFrom: join(dataDir, 'pglite'), ...opened })

@@ -303,6 +303,20 @@ for (const factory of databaseFactories()) {
         const settings = await db.knex.raw<{ rows: Array<{ name: string, setting: string }> }>("select name, setting from pg_settings where name like 'tcp_keepalives_%' or name = 'tcp_user_timeout'")
         expect(Object.fromEntries(settings.rows.map((row) => [row.name, row.setting]))).toEqual({ tcp_keepalives_count: '3', tcp_keepalives_idle: '10', tcp_keepalives_interval: '5', tcp_user_timeout: '25000' })
       })
+
+      it('take DATABASE_DEAD_CLIENT_SECONDS, and with 0 the server\'s own settings', async () => {
+        const settingsOf = async (deadClientSeconds: number): Promise<Record<string, string>> => {
+          const opened = openPostgres(url, { deadClientSeconds })
+          try {
+            const settings = await opened.knex.raw<{ rows: Array<{ name: string, setting: string }> }>("select name, setting from pg_settings where name like 'tcp_keepalives_%' or name = 'tcp_user_timeout'")
+            return Object.fromEntries(settings.rows.map((row) => [row.name, row.setting]))
+          } finally {
+            await opened.close()
+          }
+        }
+        expect(await settingsOf(60)).toEqual({ tcp_keepalives_count: '3', tcp_keepalives_idle: '24', tcp_keepalives_interval: '12', tcp_user_timeout: '60000' })
+        expect((await settingsOf(0)).tcp_user_timeout).toBe('0')
+      })
     })
 
     describe('a server that stops answering (DATABASE_QUERY_TIMEOUT_SECONDS)', () => {
