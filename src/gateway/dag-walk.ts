@@ -21,7 +21,12 @@ export interface Block { cid: CID, bytes: Uint8Array }
 export interface ResolvedPath {
   /** Every block read to walk from the root to the terminal, in order (root first, HAMT shards included), terminal excluded. */
   pathBlocks: Block[]
-  /** The CID each segment resolved to, root first and terminal last: `X-Ipfs-Roots`. */
+  /**
+   * `X-Ipfs-Roots`: the root, then one CID per segment of the path, as boxo's
+   * getPathRoots resolves each prefix of the URL: the CID a link leads to, or
+   * for a key or an index inside a dag-cbor or dag-json block, that block's.
+   * The terminal's last.
+   */
   roots: CID[]
   terminal: Block
 }
@@ -130,6 +135,8 @@ export async function resolvePath (source: BlockGetter, root: CID, segments: rea
           break
         }
         if (i === segments.length - 1) throw new NotImplementedError(`${where} ends inside block ${current.cid.toString()} on a value that is not a link: only links can be served`)
+        // A segment that stays inside the block resolves to it (`/ipfs/<cbor>/a/b/0` is <cbor>,<cbor>,<cbor>,<link>).
+        roots.push(current.cid)
         i++
       }
       continue

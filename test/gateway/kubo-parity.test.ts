@@ -5,7 +5,7 @@ import { CarBlockIterator } from '@ipld/car'
 import type { CID } from 'multiformats/cid'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { appBackends } from '../support/backends.ts'
-import { dagCborBlock, encodedOrderDag, unixfsBlocks, writeCar, type Block } from '../support/cars.ts'
+import { dagCborBlock, dagJsonBlock, encodedOrderDag, rawBlock, unixfsBlocks, writeCar, type Block } from '../support/cars.ts'
 import { noise, startGatewayContent } from '../support/gateway-content.ts'
 import type { TestHeimdall } from '../support/heimdall-harness.ts'
 import { startKubo, type KuboNode } from '../support/kubo.ts'
@@ -223,6 +223,40 @@ for (const backend of appBackends()) describe.skipIf(!backend.available || kuboB
       }
       // The names looked for: some in a bucket of the root shard, some below it in another shard.
       expect([...shardsRead].sort()).toEqual([1, 2])
+    } finally {
+      await release()
+    }
+  })
+
+  it('X-Ipfs-Roots through dag-cbor and dag-json names one CID per segment of the URL, a key or an index by the block that holds it, as Kubo (CAR, raw, codec and default answers)', async () => {
+    const leaf = await rawBlock(Buffer.from('a leaf\n'))
+    const doc = await dagCborBlock({ hello: 'a document' })
+    const json = await dagJsonBlock({ deeper: { x: leaf.cid } })
+    const root = await dagCborBlock({ nested: { y: [leaf.cid, doc.cid, json.cid] }, doc: doc.cid })
+    const release = await holdInBoth([root, leaf, doc, json])
+    try {
+      const r = root.cid.toString()
+      const J = json.cid.toString()
+      const asked = [
+        [`/ipfs/${r}/nested/y/0?format=car`, [r, r, r, leaf.cid.toString()]],
+        [`/ipfs/${r}/nested/y/0?format=raw`, [r, r, r, leaf.cid.toString()]],
+        [`/ipfs/${r}/nested/y/1`, [r, r, r, doc.cid.toString()]],
+        [`/ipfs/${r}/nested/y/1?format=dag-cbor`, [r, r, r, doc.cid.toString()]],
+        [`/ipfs/${r}/nested/y/2/deeper/x?format=car&dag-scope=block`, [r, r, r, J, J, leaf.cid.toString()]],
+        [`/ipfs/${r}/nested/y/2/deeper/x?format=raw`, [r, r, r, J, J, leaf.cid.toString()]],
+        [`/ipfs/${r}/nested/y/2`, [r, r, r, J]],
+        [`/ipfs/${r}/doc?format=dag-cbor`, [r, doc.cid.toString()]],
+        [`/ipfs/${J}/deeper/x?format=car`, [J, J, leaf.cid.toString()]]
+      ] as const
+      for (const [path, roots] of asked) {
+        const kubo = await fetch(`${reference.gatewayUrl}${path}`)
+        const ours = await fetch(`${heimdall}${path}`)
+        await Promise.all([kubo.arrayBuffer(), ours.arrayBuffer()])
+        expect(kubo.status, `${path}: Kubo's status`).toBe(200)
+        // Checked against Kubo's too: the test says what Kubo sends.
+        expect(kubo.headers.get('x-ipfs-roots'), `${path}: Kubo's X-Ipfs-Roots`).toBe(roots.join(','))
+        expect({ status: ours.status, roots: ours.headers.get('x-ipfs-roots') }, path).toEqual({ status: kubo.status, roots: kubo.headers.get('x-ipfs-roots') })
+      }
     } finally {
       await release()
     }

@@ -75,6 +75,12 @@ export async function dagCborBlock (value: unknown): Promise<Block> {
   return { cid: CID.createV1(dagCbor.code, await sha256.digest(bytes)), bytes }
 }
 
+/** A dag-json block, as @ipld/dag-json writes `value`. */
+export async function dagJsonBlock (value: unknown): Promise<Block> {
+  const bytes = dagJson.encode(value)
+  return { cid: CID.createV1(dagJson.code, await sha256.digest(bytes)), bytes }
+}
+
 /** A dag-pb block of UnixFS `data` and `links`, made by hand: for DAGs no importer writes (repeated links, odd shards). */
 export async function unixfsNode (data: UnixFS, links: dagPb.PBLink[]): Promise<Block> {
   const bytes = dagPb.encode(dagPb.prepare({ Data: data.marshal(), Links: links }))
