@@ -25,6 +25,7 @@ import { IMPORT_PROFILES } from './import-profiles.ts'
 import { createLightNode } from './helia-light.ts'
 import { shardFoldersAsKubo } from './folder-sharding.ts'
 import { unixfsPinWalker } from './unixfs-pin-walker.ts'
+import { unixfsStat } from './unixfs-stat.ts'
 import { PinRecords } from './pin-records.ts'
 import { ChunkPool, pooledChunker, rawLeafImporter } from './raw-leaf-importer.ts'
 import { lockRepo } from './repo-lock.ts'
@@ -419,9 +420,8 @@ export class HeliaBackend implements IpfsBackend {
   async stat (cid: CID, path: readonly string[] = [], options: { signal?: AbortSignal } = {}): Promise<NodeStat> {
     try {
       const stat = await this.#fs.stat(cid, { ...OFFLINE, path: path.join('/'), signal: options.signal })
-      return stat.type === 'directory'
-        ? { cid: stat.cid, type: 'directory', size: 0 }
-        : { cid: stat.cid, type: 'file', size: Number(stat.size) }
+      // @helia/unixfs calls a symlink a file: its node's own data says.
+      return stat.unixfs === undefined ? { cid: stat.cid, type: 'file', size: Number(stat.size) } : unixfsStat(stat.cid, stat.unixfs)
     } catch (err) {
       return asNotFound(err, `/ipfs/${[cid.toString(), ...path].join('/')}`)
     }
@@ -442,10 +442,7 @@ export class HeliaBackend implements IpfsBackend {
     } catch (err) {
       asNotFound(err, `/ipfs/${[cid.toString(), ...path].join('/')}`)
     }
-    for (const { name, cid: child } of names) {
-      const stat = await this.stat(child, [], options)
-      yield { name, cid: child, type: stat.type, size: stat.size }
-    }
+    for (const { name, cid: child } of names) yield { name, ...await this.stat(child, [], options) }
   }
 
   /**

@@ -17,18 +17,20 @@ export interface ImportedNode {
   dagSize: bigint
 }
 
+/** What a node is, from its own block. */
 export interface NodeStat {
   cid: CID
-  type: 'file' | 'directory'
-  /** File content length in bytes; 0 for directories. */
+  /** A UnixFS symlink is none of the others: its bytes are a path, never followed. */
+  type: 'file' | 'directory' | 'symlink'
+  /** File content length in bytes (a symlink's: its target's); 0 for directories. */
   size: number
+  /** A symlink's target, as its node holds it. */
+  target?: string
 }
 
-export interface DirectoryEntry {
+/** One link of a directory, and what its node is. */
+export interface DirectoryEntry extends NodeStat {
   name: string
-  cid: CID
-  type: 'file' | 'directory'
-  size: number
 }
 
 /**

@@ -5,6 +5,7 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { create, type KuboRPCClient } from 'kubo-rpc-client'
 import * as dagCbor from '@ipld/dag-cbor'
+import * as dagPb from '@ipld/dag-pb'
 import { varint } from 'multiformats'
 import { CID } from 'multiformats/cid'
 import { HeimdallError, InsufficientStorageError, isOutOfSpace, NotFoundError, ServiceUnavailableError } from '../errors.ts'
@@ -15,6 +16,7 @@ import type { DirectoryEntry, GcReport, ImportCandidate, ImportedNode, ImportLea
 import { kuboNetwork } from './kubo-network.ts'
 import { rootForms } from './cid-forms.ts'
 import { IPFS_IDLE_MS, idleBounded, idleWatch, nodeStalled } from './idle-bound.ts'
+import { unixfsStatOfBlock } from './unixfs-stat.ts'
 
 /** The multipart body Kubo's add reads: one part per file or directory, paths in the file name. */
 async function * multipartBody (candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, boundary: string): AsyncIterable<Uint8Array> {
@@ -440,14 +442,20 @@ export class KuboBackend implements IpfsBackend {
     }
   }
 
+  /**
+   * Kubo's files/stat resolves the path (and sizes a raw block); a dag-pb
+   * node is then read from its own block: files/stat calls a symlink a
+   * file, and does not say its target.
+   */
   async stat (cid: CID, path: readonly string[] = [], options: { signal?: AbortSignal } = {}): Promise<NodeStat> {
-    const target = ipfsPath(cid, path)
-    return this.#call(target, async () => {
-      const stat = await this.#withinReadBound(async (signal) => this.#client.files.stat(target, { ...OFFLINE, signal }), options.signal)
-      return stat.type === 'directory'
-        ? { cid: ours(stat.cid), type: 'directory', size: 0 }
-        : { cid: ours(stat.cid), type: 'file', size: Number(stat.size) }
-    })
+    let node = cid
+    if (path.length > 0 || cid.code !== dagPb.code) {
+      const target = ipfsPath(cid, path)
+      const stat = await this.#call(target, async () => this.#withinReadBound(async (signal) => this.#client.files.stat(target, { ...OFFLINE, signal }), options.signal))
+      node = ours(stat.cid)
+      if (node.code !== dagPb.code) return { cid: node, type: 'file', size: Number(stat.size) }
+    }
+    return unixfsStatOfBlock(node, await this.getBlock(node, options))
   }
 
   async * read (cid: CID, path: readonly string[], options: ReadOptions = {}): AsyncIterable<Uint8Array> {
@@ -461,15 +469,18 @@ export class KuboBackend implements IpfsBackend {
 
   async * list (cid: CID, path: readonly string[] = [], options: { signal?: AbortSignal } = {}): AsyncIterable<DirectoryEntry> {
     const target = ipfsPath(cid, path)
+    const links: Array<{ name: string, cid: CID }> = []
     try {
       for await (const entry of this.#boundedStream((signal) => this.#client.ls(target, { ...OFFLINE, signal }), options.signal)) {
         // kubo-rpc-client answers an empty directory with one entry without a name, the directory itself: no child.
         if (typeof entry.name !== 'string' || entry.name === '') continue
-        yield { name: entry.name, cid: ours(entry.cid), type: entry.type === 'dir' ? 'directory' : 'file', size: entry.type === 'dir' ? 0 : Number(entry.size) }
+        links.push({ name: entry.name, cid: ours(entry.cid) })
       }
     } catch (err) {
       throw this.#translate(err, target)
     }
+    // Each child from its own node: kubo-rpc-client's ls calls a symlink (Kubo's type 4) a file.
+    for (const link of links) yield { name: link.name, ...await this.stat(link.cid, [], options) }
   }
 
   async getBlock (cid: CID, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {

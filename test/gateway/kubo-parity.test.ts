@@ -1,8 +1,10 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Readable } from 'node:stream'
 import { CarBlockIterator } from '@ipld/car'
 import type { CID } from 'multiformats/cid'
+import { extract } from 'tar-stream'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { appBackends } from '../support/backends.ts'
 import { dagCborBlock, dagJsonBlock, encodedOrderDag, rawBlock, unixfsBlocks, writeCar, type Block } from '../support/cars.ts'
@@ -130,6 +132,26 @@ async function askCar (base: string, path: string, init: RequestInit = {}): Prom
   return { status: res.status, type: res.headers.get('content-type'), roots: res.headers.get('x-ipfs-roots'), car }
 }
 
+/** One entry of a tar as its header says, and its bytes. */
+interface TarItem { name: string, type: string, linkname: string | null, size: number, mode: number, mtime: number, uid: number, gid: number, uname: string, gname: string, body: string }
+
+/** A gateway's `?format=tar` of `path`: its status, headers and entries in order. */
+async function askTar (base: string, path: string): Promise<{ status: number, headers: Record<string, string | null>, entries: TarItem[] }> {
+  const res = await fetch(`${base}/ipfs/${path}?format=tar`)
+  const body = Buffer.from(await res.arrayBuffer())
+  const headers = Object.fromEntries(['content-type', 'etag', 'x-ipfs-path', 'x-ipfs-roots', 'content-disposition'].map((name) => [name, res.headers.get(name)]))
+  const entries: TarItem[] = []
+  if (res.status === 200) {
+    for await (const entry of Readable.from([body]).pipe(extract())) {
+      const h = entry.header
+      const chunks: Buffer[] = []
+      for await (const chunk of entry) chunks.push(chunk as Buffer)
+      entries.push({ name: h.name, type: h.type ?? '', linkname: h.linkname ?? null, size: h.size ?? 0, mode: h.mode ?? 0, mtime: (h.mtime?.getTime() ?? 0) / 1000, uid: h.uid ?? 0, gid: h.gid ?? 0, uname: h.uname ?? '', gname: h.gname ?? '', body: Buffer.concat(chunks).toString() })
+    }
+  }
+  return { status: res.status, headers, entries }
+}
+
 const kuboBin = inject('kuboBin')
 
 /**
@@ -183,6 +205,48 @@ for (const backend of appBackends()) describe.skipIf(!backend.available || kuboB
     }
     return async () => { await lease.discard() }
   }
+
+  /**
+   * A folder `build` writes, added to Kubo with `ipfs add -r` and `flags`
+   * (symlinks are stored as UnixFS symlinks), its blocks put in Heimdall
+   * too; its root, and the function that drops Heimdall's.
+   */
+  async function addedByKubo (build: (dir: string) => Promise<void>, flags: string[] = []): Promise<{ root: string, release: () => Promise<void> }> {
+    const dir = await mkdtemp(join(tmpdir(), 'heimdall-parity-'))
+    try {
+      await build(join(dir, 'folder'))
+      const root = (await reference.cli('add', '-r', '-Q', ...flags, join(dir, 'folder'))).trim()
+      const car = new Uint8Array(await (await fetch(`${reference.gatewayUrl}/ipfs/${root}?format=car`)).arrayBuffer())
+      const blocks: Block[] = []
+      for await (const block of await CarBlockIterator.fromBytes(car)) blocks.push(block)
+      const lease = await t.heimdall.backend.openLease()
+      await t.heimdall.backend.putBlocks(blocks, { lease })
+      return { root, release: async () => { await lease.discard() } }
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  }
+
+  it('?format=tar writes a UnixFS symlink as a symlink to its target, never followed, as Kubo (a folder added with ipfs add -r)', async () => {
+    const { root, release } = await addedByKubo(async (dir) => {
+      await mkdir(join(dir, 'sub'), { recursive: true })
+      await writeFile(join(dir, 'sub', 'real.txt'), 'real\n')
+      await symlink('sub/real.txt', join(dir, 'link'))
+      await symlink('../../outside', join(dir, 'sub', 'up'))
+    })
+    try {
+      for (const path of [root, `${root}/sub`, `${root}/link`]) {
+        const kubo = await askTar(reference.gatewayUrl, path)
+        const ours = await askTar(heimdall, path)
+        // What is compared here: the entries' kinds, targets and bytes (their times: below).
+        const kinds = ({ entries }: { entries: TarItem[] }): unknown[] => entries.map(({ name, type, linkname, size, mode, body }) => ({ name: name.replace(/\/$/, ''), type, linkname, size, mode, body }))
+        expect(kinds(kubo).filter((e) => (e as TarItem).type === 'symlink').length, `${path}: Kubo's symlinks`).toBe(path === `${root}/sub` ? 1 : path === root ? 2 : 1)
+        expect({ status: ours.status, headers: ours.headers, entries: kinds(ours) }, path).toEqual({ status: kubo.status, headers: kubo.headers, entries: kinds(kubo) })
+      }
+    } finally {
+      await release()
+    }
+  })
 
   it('a CAR through dag-cbor and dag-json walks each block\'s links in the order its bytes hold them, as Kubo (boxo\'s remote CAR backend checks the order)', async () => {
     const { root, blocks, dfsOrder } = await encodedOrderDag()

@@ -153,6 +153,25 @@ for (const factory of factories) {
       }
     })
 
+    it('stats and lists a UnixFS symlink as a symlink with its target (kubo-rpc-client\'s ls and @helia/unixfs\'s stat call it a file)', async () => {
+      const linkBytes = dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'symlink', data: Buffer.from('sub/real.txt') }).marshal(), Links: [] }))
+      const link = CID.create(1, dagPb.code, await sha256.digest(linkBytes))
+      const dirBytes = dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'directory' }).marshal(), Links: [{ Name: 'link', Hash: link, Tsize: linkBytes.length }] }))
+      const dir = CID.create(1, dagPb.code, await sha256.digest(dirBytes))
+      const lease = await backend.openLease()
+      try {
+        await backend.putBlocks([{ cid: link, bytes: linkBytes }, { cid: dir, bytes: dirBytes }], { lease })
+        const symlink = { cid: link, type: 'symlink', size: 12, target: 'sub/real.txt' }
+        expect(await backend.stat(link)).toEqual(symlink)
+        expect(await backend.stat(dir, ['link'])).toEqual(symlink)
+        const entries = []
+        for await (const entry of backend.list(dir)) entries.push(entry)
+        expect(entries).toEqual([{ name: 'link', ...symlink }])
+      } finally {
+        await lease.discard()
+      }
+    })
+
     it('pins idempotently and unpins idempotently', async () => {
       const nodes = await backend.importTree([file('p.txt', randomBytes(64))], { profile: 'unixfs-v1-2025' })
       const root = nodes.at(-1)?.cid as CID

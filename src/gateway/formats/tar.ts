@@ -2,13 +2,13 @@ import { posix } from 'node:path'
 import { pack, type Pack } from 'tar-stream'
 import type { CID } from 'multiformats/cid'
 import { BadRequestError } from '../../errors.ts'
-import type { IpfsBackend } from '../../ipfs/ipfs-backend.ts'
+import type { IpfsBackend, NodeStat } from '../../ipfs/ipfs-backend.ts'
 import { gateFileBlocks, type Gate } from '../dag-walk.ts'
 
 type TreeReader = Pick<IpfsBackend, 'stat' | 'read' | 'list'>
 
-/** One entry of the tar: its name in the archive and the node that holds it. */
-interface TarEntry { name: string, type: 'file' | 'directory', cid: CID }
+/** One entry of the tar: its name in the archive and what its node is (a file's length, a symlink's target). */
+type TarEntry = NodeStat & { name: string }
 
 /**
  * The entries below `node`, depth-first, directories before their entries,
@@ -29,14 +29,13 @@ async function * entries (backend: TreeReader, node: TarEntry, top: string, sign
     if (!name.startsWith(`${top}/`) || name.length === top.length + 1) {
       throw new BadRequestError(`"${child.name}" in ${node.name} leads out of the archive's folder: relative paths outside the root are not allowed in a tar`)
     }
-    yield * entries(backend, { name, type: child.type, cid: child.cid }, top, signal, gate)
+    yield * entries(backend, { ...child, name }, top, signal, gate)
   }
 }
 
-/** The archive's top entry: the file or directory `cid` (what the path resolved to), named by it. */
+/** The archive's top entry: the file, directory or symlink `cid` (what the path resolved to), named by it. */
 export async function tarRoot (backend: TreeReader, cid: CID, signal?: AbortSignal): Promise<TarEntry> {
-  const stat = await backend.stat(cid, [], { signal })
-  return { name: cid.toString(), type: stat.type, cid: stat.cid }
+  return { ...await backend.stat(cid, [], { signal }), name: cid.toString() }
 }
 
 /**
@@ -54,9 +53,10 @@ export async function checkTarNames (backend: TreeReader & Pick<IpfsBackend, 'ge
 
 /**
  * `?format=tar`: the file or directory as a tar named by its CID, as boxo
- * writes it, once `checkTarNames` let every name and block through; each
- * file's length read from its node just before its bytes, which are
- * streamed in, one file at a time.
+ * writes it, once `checkTarNames` let every name and block through; a
+ * symlink as a symlink to its target (boxo's, never followed); each file's
+ * length as its node says (not its link), its bytes streamed in, one file
+ * at a time.
  */
 export function tarStream (backend: TreeReader, root: TarEntry, signal?: AbortSignal): Pack {
   const tar = pack()
@@ -66,8 +66,11 @@ export function tarStream (backend: TreeReader, root: TarEntry, signal?: AbortSi
         tar.entry({ name: `${entry.name}/`, type: 'directory', mode: 0o755, mtime: new Date(0) })
         continue
       }
-      // The entry's size must be the file's length to the byte: its node says, not the link.
-      const { size } = await backend.stat(entry.cid, [], { signal })
+      if (entry.type === 'symlink') {
+        tar.entry({ name: entry.name, type: 'symlink', linkname: entry.target ?? '', mode: 0o777, mtime: new Date(0) })
+        continue
+      }
+      const { size } = entry
       await new Promise<void>((resolve, reject) => {
         const sink = tar.entry({ name: entry.name, type: 'file', size, mode: 0o644, mtime: new Date(0) }, (err) => { if (err != null) reject(err); else resolve() })
         // How the entry fails (the tar destroyed as its client left; a file that ended short of its length, tar-stream's
