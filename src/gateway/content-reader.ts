@@ -5,8 +5,9 @@ import type { CID } from 'multiformats/cid'
 export interface ResolvedNode {
   /** The CID the path ends at (a file's own CID names its bytes, whatever path led to it). */
   cid: CID
-  type: 'file' | 'directory'
-  /** File content length in bytes; 0 for directories. */
+  /** A UnixFS symlink's bytes are its target path, read as a file's but never followed. */
+  type: 'file' | 'directory' | 'symlink'
+  /** File content length in bytes (a symlink's: its target's); 0 for directories. */
   size: number
 }
 

@@ -4,7 +4,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import * as dagJson from '@ipld/dag-json'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import { CID } from 'multiformats/cid'
-import { AbsentPathError, NotAcceptableError, NotFoundError, PreconditionFailedError } from '../errors.ts'
+import { AbsentPathError, NotAcceptableError, NotFoundError, PreconditionFailedError, UnprocessableContentError } from '../errors.ts'
 import { byteRange, ifNoneMatch, sendNotModified } from '../http/byte-range.ts'
 import { parseCid } from '../http/cid-param.ts'
 import { contentDisposition } from '../http/content-types.ts'
@@ -150,6 +150,8 @@ export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentR
         if (err instanceof NotFoundError) return undefined
         throw err
       })
+      // A symlink is not read through (boxo's errIndexNotReadable, 422): the directory is neither its page nor listed.
+      if (index?.type === 'symlink') throw new UnprocessableContentError(`${contentPath(request.rootText, [...request.path, 'index.html'])} could not be read: it is a symlink, not a file`)
       if (index?.type === 'file') {
         const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?')) : ''
         req.url = `${req.path}index.html${query}`

@@ -30,7 +30,7 @@ interface Loaded { bytes: Uint8Array, release?: () => void }
 
 /** A node decoded once and kept: enough to stat it, walk it, or look a name up in it. */
 type Decoded =
-  | { kind: 'raw', size: number, bytes?: Uint8Array }
+  | { kind: 'raw', size: number, bytes?: Uint8Array, symlink?: true }
   | { kind: 'file', size: number, node: dagPb.PBNode, unixfs: UnixFS }
   | { kind: 'directory', node: dagPb.PBNode, byName: Map<string, CID> }
   | { kind: 'sharded', node: dagPb.PBNode, unixfs: UnixFS }
@@ -99,6 +99,7 @@ export class UnixfsReader implements ContentReader {
     const decoded = await this.#decode(cid, options.signal)
     switch (decoded.kind) {
       case 'raw':
+        return { cid, type: decoded.symlink === true ? 'symlink' : 'file', size: decoded.size }
       case 'file':
         return { cid, type: 'file', size: decoded.size }
       case 'directory':
@@ -367,7 +368,7 @@ function decodeNode (cid: CID, block: Uint8Array): Decoded {
       return { kind: 'sharded', node, unixfs }
     case 'symlink':
       // Served as its target path, the link's own bytes, as boxo serves one (never followed).
-      return { kind: 'raw', size: unixfs.data?.length ?? 0, bytes: unixfs.data ?? new Uint8Array(0) }
+      return { kind: 'raw', size: unixfs.data?.length ?? 0, bytes: unixfs.data ?? new Uint8Array(0), symlink: true }
     default:
       throw notFound(`a file or directory at ${cid.toString()}`)
   }

@@ -86,7 +86,9 @@ export function sniffContentType (head: Uint8Array, complete: boolean): string |
 const PASSIVE_TOP_LEVEL = new Set(['image', 'audio', 'video', 'font', 'model'])
 const PASSIVE_TYPES = new Set([
   'application/octet-stream', 'application/json', 'application/wasm', 'application/zip', 'application/gzip',
-  'text/plain', 'text/css', 'text/csv', 'text/javascript', 'text/markdown'
+  'text/plain', 'text/css', 'text/csv', 'text/javascript', 'text/markdown',
+  // A UnixFS symlink's target path, as boxo types it: no browser renders it.
+  'inode/symlink'
 ])
 
 /**

@@ -248,6 +248,35 @@ for (const backend of appBackends()) describe.skipIf(!backend.available || kuboB
     }
   })
 
+  it('a UnixFS symlink is answered as its target path, typed inode/symlink, never followed, as Kubo: GET, HEAD, a Range; an index.html that is a symlink is no page', async () => {
+    const { root, release } = await addedByKubo(async (dir) => {
+      await mkdir(join(dir, 'site'), { recursive: true })
+      await writeFile(join(dir, 'real.html'), '<p>real</p>\n')
+      await symlink('real.html', join(dir, 'link.html'))
+      await symlink('../real.html', join(dir, 'site', 'index.html'))
+    })
+    try {
+      const rows: Row[] = [
+        { name: 'GET', path: `/ipfs/${root}/link.html` },
+        { name: 'HEAD', path: `/ipfs/${root}/link.html`, method: 'HEAD' },
+        { name: 'a Range', path: `/ipfs/${root}/link.html`, headers: { Range: 'bytes=2-5' } },
+        { name: 'named by ?filename=', path: `/ipfs/${root}/link.html?filename=x.png` },
+        { name: 'a symlink index.html', path: `/ipfs/${root}/site/` },
+        { name: 'HEAD of a symlink index.html', path: `/ipfs/${root}/site/`, method: 'HEAD' }
+      ]
+      for (const row of rows) {
+        const kubo = await ask(reference.gatewayUrl, row, content)
+        const ours = await ask(heimdall, row, content)
+        if (!row.name.includes('index.html')) expect(kubo.type, `${row.name}: Kubo's type`).toBe('inode/symlink')
+        // Content-Disposition too: boxo sends none but for ?filename=.
+        const compared = async (a: Answer, base: string): Promise<unknown> => a.status >= 400 ? { status: a.status } : { ...a, disposition: (await fetch(`${base}${row.path}`, { method: 'HEAD', headers: row.headers })).headers.get('content-disposition') }
+        expect(await compared(ours, heimdall), row.name).toEqual(await compared(kubo, reference.gatewayUrl))
+      }
+    } finally {
+      await release()
+    }
+  })
+
   it('a CAR through dag-cbor and dag-json walks each block\'s links in the order its bytes hold them, as Kubo (boxo\'s remote CAR backend checks the order)', async () => {
     const { root, blocks, dfsOrder } = await encodedOrderDag()
     const release = await holdInBoth(blocks)

@@ -299,6 +299,7 @@ for (const backend of appBackends()) describe.skipIf(!backend.available)(`trustl
         const res = await get(`/ipfs/${dir.cid.toString()}/bar`).expect(200)
         expect((res.body as Buffer).toString()).toBe('foo')
         expect(res.headers['content-length']).toBe('3')
+        expect(res.headers['content-type']).toBe('inode/symlink')
       } finally {
         await lease.discard()
       }

@@ -259,7 +259,8 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
     // but a name asked for never makes a document (HTML, SVG, PDF…) of bytes stored under another name: uploads are pinned roots.
     const asked = queryValue(req, 'filename')
     const name = asked !== undefined && asked !== '' && isPassive(contentTypeFor(asked)) ? asked : (path.at(-1) ?? '')
-    let type = contentTypeFor(name)
+    // A symlink's bytes are the path it names, never followed: typed as boxo types one, whatever its name.
+    let type = node.type === 'symlink' ? 'inode/symlink' : contentTypeFor(name)
     if (type === 'application/octet-stream' && extensionOf(name) === '' && node.size > 0) type = await sniffed(node) ?? type
     if (!isPassive(type) && !(await servesDocuments(cid))) {
       type = 'text/plain; charset=utf-8'
