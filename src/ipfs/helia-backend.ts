@@ -25,7 +25,7 @@ import { IMPORT_PROFILES } from './import-profiles.ts'
 import { createLightNode } from './helia-light.ts'
 import { shardFoldersAsKubo } from './folder-sharding.ts'
 import { unixfsPinWalker } from './unixfs-pin-walker.ts'
-import { unixfsStat } from './unixfs-stat.ts'
+import { rawStat, unixfsStat } from './unixfs-stat.ts'
 import { PinRecords } from './pin-records.ts'
 import { ChunkPool, pooledChunker, rawLeafImporter } from './raw-leaf-importer.ts'
 import { lockRepo } from './repo-lock.ts'
@@ -421,7 +421,7 @@ export class HeliaBackend implements IpfsBackend {
     try {
       const stat = await this.#fs.stat(cid, { ...OFFLINE, path: path.join('/'), signal: options.signal })
       // @helia/unixfs calls a symlink a file: its node's own data says.
-      return stat.unixfs === undefined ? { cid: stat.cid, type: 'file', size: Number(stat.size) } : unixfsStat(stat.cid, stat.unixfs)
+      return stat.unixfs === undefined ? rawStat(stat.cid, Number(stat.size)) : unixfsStat(stat.cid, stat.unixfs)
     } catch (err) {
       return asNotFound(err, `/ipfs/${[cid.toString(), ...path].join('/')}`)
     }

@@ -26,6 +26,14 @@ export interface NodeStat {
   size: number
   /** A symlink's target, as its node holds it. */
   target?: string
+  /**
+   * Its permission bits (chmod's twelve): the node's (UnixFS 1.5, `ipfs add
+   * --preserve-mode`), else UnixFS's default, 0644 (directories 0755); a
+   * symlink's are 0777, as Unix shows them (its node's are never used).
+   */
+  mode: number
+  /** Its modification time, when its node holds a valid one (`--preserve-mtime`): seconds since the epoch, and nanoseconds. */
+  mtime?: { secs: number, nsecs: number }
 }
 
 /** One link of a directory, and what its node is. */

@@ -16,7 +16,7 @@ import type { DirectoryEntry, GcReport, ImportCandidate, ImportedNode, ImportLea
 import { kuboNetwork } from './kubo-network.ts'
 import { rootForms } from './cid-forms.ts'
 import { IPFS_IDLE_MS, idleBounded, idleWatch, nodeStalled } from './idle-bound.ts'
-import { unixfsStatOfBlock } from './unixfs-stat.ts'
+import { rawStat, unixfsStatOfBlock } from './unixfs-stat.ts'
 
 /** The multipart body Kubo's add reads: one part per file or directory, paths in the file name. */
 async function * multipartBody (candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, boundary: string): AsyncIterable<Uint8Array> {
@@ -453,7 +453,7 @@ export class KuboBackend implements IpfsBackend {
       const target = ipfsPath(cid, path)
       const stat = await this.#call(target, async () => this.#withinReadBound(async (signal) => this.#client.files.stat(target, { ...OFFLINE, signal }), options.signal))
       node = ours(stat.cid)
-      if (node.code !== dagPb.code) return { cid: node, type: 'file', size: Number(stat.size) }
+      if (node.code !== dagPb.code) return rawStat(node, Number(stat.size))
     }
     return unixfsStatOfBlock(node, await this.getBlock(node, options))
   }

@@ -1,13 +1,14 @@
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
+import { chmod, lutimes, mkdir, mkdtemp, rm, symlink, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { CarBlockIterator } from '@ipld/car'
+import { UnixFS } from 'ipfs-unixfs'
 import type { CID } from 'multiformats/cid'
 import { extract } from 'tar-stream'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { appBackends } from '../support/backends.ts'
-import { dagCborBlock, dagJsonBlock, encodedOrderDag, rawBlock, unixfsBlocks, writeCar, type Block } from '../support/cars.ts'
+import { dagCborBlock, dagJsonBlock, encodedOrderDag, rawBlock, unixfsBlocks, unixfsNode, writeCar, type Block } from '../support/cars.ts'
 import { noise, startGatewayContent } from '../support/gateway-content.ts'
 import type { TestHeimdall } from '../support/heimdall-harness.ts'
 import { startKubo, type KuboNode } from '../support/kubo.ts'
@@ -152,6 +153,23 @@ async function askTar (base: string, path: string): Promise<{ status: number, he
   return { status: res.status, headers, entries }
 }
 
+/**
+ * A tar's entries, each mtime from `from` to `to` (seconds, the time of the
+ * request) read as 'now': boxo writes the time of the answer for a node
+ * with none.
+ */
+function timed (entries: TarItem[], from: number, to: number): Array<Omit<TarItem, 'mtime'> & { mtime: number | 'now' }> {
+  return entries.map((entry) => ({ ...entry, mtime: entry.mtime >= from && entry.mtime <= to ? 'now' : entry.mtime }))
+}
+
+/** Kubo's and our tar of `path`, their mtimes of the time of the request read as 'now'. */
+async function bothTars (kuboUrl: string, heimdall: string, path: string): Promise<Array<{ status: number, headers: Record<string, string | null>, entries: ReturnType<typeof timed> }>> {
+  const from = Math.floor(Date.now() / 1000) - 1
+  const answers = [await askTar(kuboUrl, path), await askTar(heimdall, path)]
+  const to = Math.ceil(Date.now() / 1000) + 1
+  return answers.map((answer) => ({ ...answer, entries: timed(answer.entries, from, to) }))
+}
+
 const kuboBin = inject('kuboBin')
 
 /**
@@ -236,13 +254,77 @@ for (const backend of appBackends()) describe.skipIf(!backend.available || kuboB
     })
     try {
       for (const path of [root, `${root}/sub`, `${root}/link`]) {
-        const kubo = await askTar(reference.gatewayUrl, path)
-        const ours = await askTar(heimdall, path)
-        // What is compared here: the entries' kinds, targets and bytes (their times: below).
-        const kinds = ({ entries }: { entries: TarItem[] }): unknown[] => entries.map(({ name, type, linkname, size, mode, body }) => ({ name: name.replace(/\/$/, ''), type, linkname, size, mode, body }))
-        expect(kinds(kubo).filter((e) => (e as TarItem).type === 'symlink').length, `${path}: Kubo's symlinks`).toBe(path === `${root}/sub` ? 1 : path === root ? 2 : 1)
-        expect({ status: ours.status, headers: ours.headers, entries: kinds(ours) }, path).toEqual({ status: kubo.status, headers: kubo.headers, entries: kinds(kubo) })
+        const [kubo, ours] = await bothTars(reference.gatewayUrl, heimdall, path)
+        expect(kubo?.entries.filter((e) => e.type === 'symlink').length, `${path}: Kubo's symlinks`).toBe(path === root ? 2 : 1)
+        // No node holds a mode or an mtime: boxo's defaults, the time of the answer included.
+        expect(kubo?.entries.every((e) => e.mtime === 'now'), `${path}: Kubo's mtimes`).toBe(true)
+        expect(ours, path).toEqual(kubo)
       }
+    } finally {
+      await release()
+    }
+  })
+
+  it('?format=tar writes each node\'s mode and mtime, as Kubo (a folder added with ipfs add --preserve-mode --preserve-mtime)', async () => {
+    const { root, release } = await addedByKubo(async (dir) => {
+      await mkdir(join(dir, 'sub'), { recursive: true })
+      await writeFile(join(dir, 'sub', 'real.txt'), 'real\n')
+      await writeFile(join(dir, 'exec.sh'), '#!/bin/sh\n')
+      await writeFile(join(dir, 'plain.txt'), 'plain\n')
+      await symlink('sub/real.txt', join(dir, 'link'))
+      await chmod(join(dir, 'sub', 'real.txt'), 0o600)
+      await chmod(join(dir, 'exec.sh'), 0o4750)
+      await chmod(join(dir, 'sub'), 0o1777)
+      await chmod(dir, 0o750)
+      // Half a second rounds up, as Go's tar writes a time; less rounds down.
+      await utimes(join(dir, 'sub', 'real.txt'), 1_600_000_000, 1_600_000_000.5)
+      await utimes(join(dir, 'exec.sh'), 1_500_000_000, 1_500_000_000)
+      await utimes(join(dir, 'plain.txt'), 1_700_000_000, 1_700_000_000.4)
+      await lutimes(join(dir, 'link'), 1_200_000_000, 1_200_000_000.75)
+      await utimes(join(dir, 'sub'), 1_400_000_000, 1_400_000_000)
+      await utimes(dir, 1_300_000_000, 1_300_000_000)
+    }, ['--raw-leaves=false', '--preserve-mode', '--preserve-mtime'])
+    try {
+      const [kubo, ours] = await bothTars(reference.gatewayUrl, heimdall, root)
+      expect(kubo?.entries.map(({ name, mode, mtime }) => [name.slice(root.length), mode.toString(8), mtime]), 'Kubo\'s').toEqual([
+        ['', '750', 1_300_000_000],
+        ['/exec.sh', '4750', 1_500_000_000],
+        ['/link', '777', 1_200_000_001],
+        ['/plain.txt', '644', 1_700_000_000],
+        ['/sub', '1777', 1_400_000_000],
+        ['/sub/real.txt', '600', 1_600_000_001]
+      ])
+      expect(ours).toEqual(kubo)
+    } finally {
+      await release()
+    }
+  })
+
+  it('?format=tar reads a node\'s mode and mtime as boxo does: a mode of 0 and nanoseconds outside 1…999,999,999 (0 written out) are none, an mtime of 0 is 1970', async () => {
+    const file = async (name: string, options: { mode?: number, mtime?: { secs: bigint, nsecs?: number } }): Promise<{ name: string, block: Block }> => ({ name, block: await unixfsNode(new UnixFS({ type: 'file', data: Buffer.from(`${name}\n`), ...options }), []) })
+    const files = await Promise.all([
+      file('mode-zero', { mode: 0 }),
+      file('nanos-zero', { mtime: { secs: 1_234_567_890n, nsecs: 0 } }),
+      file('nanos-top', { mtime: { secs: 1_234_567_890n, nsecs: 999_999_999 } }),
+      file('nanos-over', { mtime: { secs: 1_234_567_890n, nsecs: 1_000_000_000 } }),
+      file('epoch', { mtime: { secs: 0n } }),
+      file('setgid', { mode: 0o2640, mtime: { secs: 1_234_567_890n } })
+    ])
+    const dir = await unixfsNode(new UnixFS({ type: 'directory', mode: 0o700, mtime: { secs: 1_111_111_111n, nsecs: 499_999_999 } }), files.map(({ name, block }) => ({ Name: name, Hash: block.cid, Tsize: block.bytes.length })))
+    const release = await holdInBoth([dir, ...files.map((f) => f.block)])
+    try {
+      const top = dir.cid.toString()
+      const [kubo, ours] = await bothTars(reference.gatewayUrl, heimdall, top)
+      expect(kubo?.entries.map(({ name, mode, mtime }) => [name.slice(top.length), mode.toString(8), mtime]), 'Kubo\'s').toEqual([
+        ['', '700', 1_111_111_111],
+        ['/epoch', '644', 0],
+        ['/mode-zero', '644', 'now'],
+        ['/nanos-over', '644', 'now'],
+        ['/nanos-top', '644', 1_234_567_891],
+        ['/nanos-zero', '644', 'now'],
+        ['/setgid', '2640', 1_234_567_890]
+      ])
+      expect(ours).toEqual(kubo)
     } finally {
       await release()
     }

@@ -48,7 +48,7 @@ describe('?format=tar streams', () => {
   it('end quietly when their reader leaves mid-file: no error left unheard (it ended the process), and the file\'s read is closed', async () => {
     await noUncaughtError(async () => {
       const { backend, cid, readClosed } = await oneFile(8 * 1024 * 1024)
-      const tar = tarStream(backend, { name: cid.toString(), type: 'file', cid, size: 8 * 1024 * 1024 })
+      const tar = tarStream(backend, { name: cid.toString(), type: 'file', cid, size: 8 * 1024 * 1024, mode: 0o644 })
       let received = 0
       await new Promise<void>((resolve) => {
         tar.on('data', (chunk: unknown) => {
@@ -66,7 +66,7 @@ describe('?format=tar streams', () => {
   it('fail, with no error left unheard, when a file ends short of the length its node declares (a block missing over Kubo)', async () => {
     await noUncaughtError(async () => {
       const { backend, cid } = await oneFile(1024 * 1024, { short: true })
-      const tar = tarStream(backend, { name: cid.toString(), type: 'file', cid, size: 1024 * 1024 })
+      const tar = tarStream(backend, { name: cid.toString(), type: 'file', cid, size: 1024 * 1024, mode: 0o644 })
       const failed = new Promise<Error>((resolve) => { tar.on('error', resolve) })
       tar.resume()
       expect((await failed).message).toMatch(/size mismatch/i)

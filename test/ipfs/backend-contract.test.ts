@@ -153,20 +153,23 @@ for (const factory of factories) {
       }
     })
 
-    it('stats and lists a UnixFS symlink as a symlink with its target (kubo-rpc-client\'s ls and @helia/unixfs\'s stat call it a file)', async () => {
-      const linkBytes = dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'symlink', data: Buffer.from('sub/real.txt') }).marshal(), Links: [] }))
+    it('stats and lists a UnixFS symlink as a symlink with its target (kubo-rpc-client\'s ls and @helia/unixfs\'s stat call it a file), and each node\'s mode and mtime', async () => {
+      const linkBytes = dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'symlink', data: Buffer.from('sub/real.txt'), mtime: { secs: 1_500_000_000n, nsecs: 5 } }).marshal(), Links: [] }))
       const link = CID.create(1, dagPb.code, await sha256.digest(linkBytes))
-      const dirBytes = dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'directory' }).marshal(), Links: [{ Name: 'link', Hash: link, Tsize: linkBytes.length }] }))
+      const fileBytes = dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'file', data: Buffer.from('x'), mode: 0o4640 }).marshal(), Links: [] }))
+      const file = CID.create(1, dagPb.code, await sha256.digest(fileBytes))
+      const dirBytes = dagPb.encode(dagPb.prepare({ Data: new UnixFS({ type: 'directory', mtime: { secs: 1_600_000_000n } }).marshal(), Links: [{ Name: 'file', Hash: file, Tsize: fileBytes.length }, { Name: 'link', Hash: link, Tsize: linkBytes.length }] }))
       const dir = CID.create(1, dagPb.code, await sha256.digest(dirBytes))
       const lease = await backend.openLease()
       try {
-        await backend.putBlocks([{ cid: link, bytes: linkBytes }, { cid: dir, bytes: dirBytes }], { lease })
-        const symlink = { cid: link, type: 'symlink', size: 12, target: 'sub/real.txt' }
+        await backend.putBlocks([{ cid: link, bytes: linkBytes }, { cid: file, bytes: fileBytes }, { cid: dir, bytes: dirBytes }], { lease })
+        const symlink = { cid: link, type: 'symlink', size: 12, target: 'sub/real.txt', mode: 0o777, mtime: { secs: 1_500_000_000, nsecs: 5 } }
         expect(await backend.stat(link)).toEqual(symlink)
         expect(await backend.stat(dir, ['link'])).toEqual(symlink)
+        expect(await backend.stat(dir)).toEqual({ cid: dir, type: 'directory', size: 0, mode: 0o755, mtime: { secs: 1_600_000_000, nsecs: 0 } })
         const entries = []
         for await (const entry of backend.list(dir)) entries.push(entry)
-        expect(entries).toEqual([{ name: 'link', ...symlink }])
+        expect(entries).toEqual([{ name: 'file', cid: file, type: 'file', size: 1, mode: 0o4640 }, { name: 'link', ...symlink }])
       } finally {
         await lease.discard()
       }

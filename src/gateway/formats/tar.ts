@@ -62,17 +62,19 @@ export function tarStream (backend: TreeReader, root: TarEntry, signal?: AbortSi
   const tar = pack()
   void (async () => {
     for await (const entry of entries(backend, root, root.name, signal)) {
+      // Each header as boxo's TarWriter writes it: the name as walked (a directory's too, with no slash after it), the node's mode, its mtime.
+      const header = { name: entry.name, mode: entry.mode, mtime: mtimeOf(entry) }
       if (entry.type === 'directory') {
-        tar.entry({ name: `${entry.name}/`, type: 'directory', mode: 0o755, mtime: new Date(0) })
+        tar.entry({ ...header, type: 'directory' })
         continue
       }
       if (entry.type === 'symlink') {
-        tar.entry({ name: entry.name, type: 'symlink', linkname: entry.target ?? '', mode: 0o777, mtime: new Date(0) })
+        tar.entry({ ...header, type: 'symlink', linkname: entry.target ?? '' })
         continue
       }
       const { size } = entry
       await new Promise<void>((resolve, reject) => {
-        const sink = tar.entry({ name: entry.name, type: 'file', size, mode: 0o644, mtime: new Date(0) }, (err) => { if (err != null) reject(err); else resolve() })
+        const sink = tar.entry({ ...header, type: 'file', size }, (err) => { if (err != null) reject(err); else resolve() })
         // How the entry fails (the tar destroyed as its client left; a file that ended short of its length, tar-stream's
         // "Size mismatch") comes to the callback above. tar-stream emits it on the entry as well, where unheard it
         // ended the process: any client that left a tar download took the server down.
@@ -91,6 +93,17 @@ export function tarStream (backend: TreeReader, root: TarEntry, signal?: AbortSi
     tar.finalize()
   })().catch((err: unknown) => { tar.destroy(err instanceof Error ? err : new Error(String(err))) })
   return tar
+}
+
+/**
+ * An entry's mtime in the header, as boxo writes it: the node's, else the
+ * time the header is written (boxo's TarWriter takes time.Now() for a node
+ * with none, which is why a tar's ETag is weak), rounded to the second
+ * (Go's tar rounds a header's time when no format is asked for).
+ */
+function mtimeOf (entry: TarEntry): Date {
+  const secs = entry.mtime === undefined ? Math.round(Date.now() / 1000) : entry.mtime.secs + (entry.mtime.nsecs >= 500_000_000 ? 1 : 0)
+  return new Date(secs * 1000)
 }
 
 /** Until `entry` takes more bytes, or is destroyed (then it never drains). */
