@@ -353,9 +353,12 @@ for (const factory of databaseFactories()) {
         const bounded = openPostgres(url, { queryTimeoutSeconds: 1, log: quiet })
         let release!: () => void
         const released = new Promise<void>((resolve) => { release = resolve })
-        const holding = db.knex.transaction(async (trx) => { await trx.raw('select pg_advisory_xact_lock(7, 7)'); await released })
+        let held!: () => void
+        const holds = new Promise<void>((resolve) => { held = resolve })
+        const holding = db.knex.transaction(async (trx) => { await trx.raw('select pg_advisory_xact_lock(7, 7)'); held(); await released })
         try {
-          await sleep(100)
+          // Once it holds the lock, not after a guess at how long that takes (a busy machine took more than 100 ms).
+          await within(10_000, holds)
           const waited = bounded.knex.transaction(async (trx) => { await trx.raw('select pg_advisory_xact_lock(7, 7)').options(LOCK_WAIT); return 'got it' })
           await expect(bounded.knex.transaction(async (trx) => { await trx.raw('select pg_advisory_xact_lock(7, 7)') })).rejects.toThrow()
           release()
