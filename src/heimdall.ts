@@ -40,6 +40,7 @@ import { ApiKeyService } from './services/api-key-service.ts'
 import { QuotaService } from './services/quota-service.ts'
 import { RateLimiter } from './services/rate-limiter.ts'
 import { UploadService } from './services/upload-service.ts'
+import { maxCarLinks } from './services/car-bundle.ts'
 import { PinRequestService } from './services/pin-request-service.ts'
 import { resolvePeerIdentity, type PeerIdentity } from './ipfs/peer-identity.ts'
 import { openDelegates } from './ipfs/delegates.ts'
@@ -198,6 +199,7 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
     profile: config.cidProfile,
     assetExtensions: config.assetExtensions,
     bundleLimits: config.bundleLimits,
+    maxCarLinks: maxCarLinks(config.maxUploadBytes, config.bundleLimits.maxEntries),
     zipNameEncoding: config.zipNameEncoding,
     denylist,
     blockedRoots,

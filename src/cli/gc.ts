@@ -18,6 +18,7 @@ import { KuboBackend } from '../ipfs/kubo-backend.ts'
 import { kuboBounds } from '../ipfs/open-ipfs-backend.ts'
 import { createLogger } from '../logger.ts'
 import { UploadService } from '../services/upload-service.ts'
+import { maxCarLinks } from '../services/car-bundle.ts'
 import { openSharedStore } from '../storage/open-shared-store.ts'
 
 /**
@@ -65,6 +66,7 @@ async function keepHeldPins (config: Config, backend: IpfsBackend, dryRun: boole
       profile: config.cidProfile,
       assetExtensions: config.assetExtensions,
       bundleLimits: config.bundleLimits,
+      maxCarLinks: maxCarLinks(config.maxUploadBytes, config.bundleLimits.maxEntries),
     zipNameEncoding: config.zipNameEncoding,
       // Its warnings (what was pinned again) on standard error; the report alone on standard output.
       logger: createLogger(config.logLevel, process.stderr),

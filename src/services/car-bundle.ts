@@ -40,6 +40,20 @@ interface BlockInfo {
 /** How many missing blocks or bad names a refusal lists. */
 const MAX_LISTED = 20
 
+/**
+ * The links all blocks of a CAR may have, kept while it streams (each
+ * ~250 bytes: its name, its CID copied out of the block): one per 2 KiB the
+ * upload may weigh, and at least twice the entries a bundle may have (and
+ * 10,000), so ~125 MB for MAX_UPLOAD_BYTES' 1 GiB.
+ * A real upload has one per file, folder entry and chunk (a 1 GiB file in
+ * 256 KiB chunks: ~4,100); a CAR of 2 MiB blocks of 262,000 links to the
+ * 8-byte identity CID each held ~80 times its size (30 of them ran the
+ * server out of memory, found by review).
+ */
+export function maxCarLinks (maxUploadBytes: number, maxEntries: number): number {
+  return Math.max(10_000, 2 * maxEntries, Math.floor(maxUploadBytes / 2048))
+}
+
 /** Blocks are known by CIDv1 (codec + multihash): a CIDv0 link finds the block its CIDv1 names. */
 const keyOf = (cid: CID): string => cid.toV1().toString()
 
@@ -60,15 +74,23 @@ export class CarBundle {
   #readBack = 0
   /** The sizes the checked files' entries declare (their total is bounded by the bundle limits before any read-back). */
   #declared = 0
+  #links = 0
+  readonly #maxLinks: number
 
-  constructor (root: CID) {
+  constructor (root: CID, options: { maxLinks: number }) {
     this.root = root
+    this.#maxLinks = options.maxLinks
   }
 
-  /** Passes the blocks on, noting each. */
+  /** Passes the blocks on, noting each; refuses (413) a CAR whose blocks link more than `maxLinks` times (see maxCarLinks). */
   async * record (blocks: AsyncIterable<VerifiedBlock>): AsyncIterable<VerifiedBlock> {
     for await (const block of blocks) {
-      this.#blocks.set(keyOf(block.cid), describe(block))
+      const info = describe(block)
+      this.#links += info.links.length
+      if (this.#links > this.#maxLinks) {
+        throw new PayloadTooLargeError(`the CAR's blocks have more than ${this.#maxLinks} links`, [`a real upload has one per file, folder entry and chunk of a file; block ${block.cid.toString()} brought the count to ${this.#links}`])
+      }
+      this.#blocks.set(keyOf(block.cid), info)
       yield block
     }
   }
@@ -269,7 +291,8 @@ function describe ({ cid, bytes }: VerifiedBlock): BlockInfo {
   if (cid.code !== dagPb.code) return { size: bytes.byteLength, links: [], type: codecName(cid.code) }
   try {
     const node = dagPb.decode(bytes)
-    const links = node.Links.map((link) => ({ name: link.Name ?? '', cid: link.Hash, tsize: link.Tsize ?? 0 }))
+    // Each CID copied out of the block: a view into it kept the whole block (up to 2 MiB) alive per link.
+    const links = node.Links.map((link) => ({ name: link.Name ?? '', cid: CID.decode(link.Hash.bytes.slice()), tsize: link.Tsize ?? 0 }))
     if (node.Data === undefined) return { size: bytes.byteLength, links }
     const unixfs = UnixFS.unmarshal(node.Data)
     return { size: bytes.byteLength, links, type: unixfs.type, fileSize: unixfs.type === 'file' || unixfs.type === 'raw' ? unixfs.fileSize() : undefined, fanout: unixfs.fanout }

@@ -80,6 +80,8 @@ export interface UploadServiceOptions {
   /** Extensions allowed inside bundles; top level also allows `zip` and `car`. */
   assetExtensions: ReadonlySet<string>
   bundleLimits: BundleLimits
+  /** The links a CAR's blocks may have in all (maxCarLinks of MAX_UPLOAD_BYTES and ZIP_MAX_ENTRIES), uploaded or fetched for a pin request. */
+  maxCarLinks: number
   /** ZIP_NAME_ENCODING: what a zip's names neither marked nor valid as UTF-8 are read in (code page 437 by default). */
   zipNameEncoding?: string
   logger: Logger
@@ -171,7 +173,7 @@ export class UploadService {
     const { backend, profile } = this.#options
     const checked = options.unchecked !== true
     const { root, blocks } = await readCar(source)
-    const bundle = new CarBundle(root)
+    const bundle = new CarBundle(root, { maxLinks: this.#options.maxCarLinks })
     const lease = await backend.openLease()
     try {
       await backend.putBlocks(bundle.record(blocks), { lease, signal: options.signal })
@@ -231,7 +233,7 @@ export class UploadService {
    */
   async inspectFetched (root: CID, blocks: AsyncIterable<VerifiedBlock>, options: { fileName?: string, signal?: AbortSignal } = {}): Promise<{ files: number, bytes: number, warnings: string[] }> {
     const { backend, assetExtensions, bundleLimits } = this.#options
-    const bundle = new CarBundle(root)
+    const bundle = new CarBundle(root, { maxLinks: this.#options.maxCarLinks })
     for await (const _ of bundle.record(blocks)) options.signal?.throwIfAborted()
     const tree = bundle.tree(bundleLimits)
     // The operator's denylists, as for an upload: by CID of the root and of every node, and by path.

@@ -5,8 +5,10 @@ import { dirname, join } from 'node:path'
 import * as dagPb from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
 import { CID } from 'multiformats/cid'
+import { identity } from 'multiformats/hashes/identity'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest'
+import { maxCarLinks } from '../../src/services/car-bundle.ts'
 import { appBackends } from '../support/backends.ts'
 import { carV2, dagCborBlock, rawBlock, unixfsBlocks, unixfsNode, writeCar, type Block } from '../support/cars.ts'
 import { AVATAR_FST, avatarBundle, fixture } from '../support/fixtures.ts'
@@ -228,6 +230,18 @@ for (const backend of appBackends()) {
       const root = await unixfsNode(new UnixFS({ type: 'hamt-sharded-directory', fanout: 256n, hashType: 0x22n }), [{ Name: '00', Hash: entry.cid, Tsize: 1 }, { Name: '01', Hash: entry.cid, Tsize: 1 }])
       const twice = await post(await writeCar([root.cid], [leaf, mid, file, entry, root]), 'shards.car').expect(400)
       expect(twice.body.error).toBe('the CAR\'s directory (root) links one of its shards more than once')
+      await expectNothingLeftBehind(t, before)
+    })
+
+    it('413 for a CAR whose blocks link more than one link per 2 KiB of MAX_UPLOAD_BYTES (or twice ZIP_MAX_ENTRIES) in all, before its tree is walked: links to the 8-byte identity CID were kept at ~80 times their bytes', async () => {
+      const limit = maxCarLinks(2 * 1024 * 1024, 10_000)
+      expect(limit).toBe(20_000)
+      const empty = CID.createV1(0x55, identity.digest(new Uint8Array(0)))
+      // Two blocks of 11,000 links each, 220 KB: 22,000 links. Before, 30 blocks of 262,000 (63 MB) ran the server out of memory.
+      const dense = await Promise.all([0, 1].map(async (i) => unixfsNode(new UnixFS({ type: 'file', data: Uint8Array.of(i) }), Array.from({ length: 11_000 }, () => ({ Hash: empty, Tsize: 0 })))))
+      const dir = await unixfsNode(new UnixFS({ type: 'directory' }), dense.map((block, i) => ({ Name: `d${i}.bin`, Hash: block.cid, Tsize: 0 })))
+      const refused = await post(await writeCar([dir.cid], [...dense, dir]), 'dense.car').expect(413)
+      expect(refused.body.error).toBe(`the CAR's blocks have more than ${limit} links`)
       await expectNothingLeftBehind(t, before)
     })
 
