@@ -182,19 +182,19 @@ class SummaryBuilder {
     if (values.length >= 3) this.#geometryBoxes.set(this.#geometryId, box)
   }
 
-  /** Mesh extents in the file's world space: each geometry's box through its models' transforms (T · PreRotation · R · S, XYZ Euler). */
+  /**
+   * Mesh extents in the file's world space: each geometry's box through its model's world transform (each model's
+   * T · PreRotation · R · S, XYZ Euler, then its parent's). A model's world transform is made once, from its parent's:
+   * walking every geometry's parent chain cost geometries × chain (3.3 MB of ASCII FBX held the server 45 s).
+   */
   finish (): FbxSummary {
     const world: Box = { min: [Infinity, Infinity, Infinity], max: [-Infinity, -Infinity, -Infinity] }
+    const transforms = new Map<string, Affine>()
     for (const [geometryId, box] of this.#geometryBoxes) {
-      const chain: ModelTransform[] = []
-      for (let id = this.#parents.get(geometryId); id !== undefined && chain.length < 256; id = this.#parents.get(id)) {
-        const model = this.#models.get(id)
-        if (model === undefined) break
-        chain.push(model)
-      }
+      const parent = this.#parents.get(geometryId)
+      const m = parent === undefined ? IDENTITY : this.#worldOf(parent, transforms)
       for (const corner of corners(box)) {
-        let p = corner
-        for (const model of chain) p = applyTransform(model, p)
+        const p = applyAffine(m, corner)
         for (let axis = 0; axis < 3; axis++) {
           world.min[axis] = Math.min(world.min[axis] ?? 0, p[axis] ?? 0)
           world.max[axis] = Math.max(world.max[axis] ?? 0, p[axis] ?? 0)
@@ -203,6 +203,29 @@ class SummaryBuilder {
     }
     this.summary.extent = this.#geometryBoxes.size === 0 ? undefined : world
     return this.summary
+  }
+
+  /**
+   * The world transform of the model `id` (identity for an id that is no model), made from the first ancestor already
+   * known down, each model's kept in `known`. A cycle of parents (a broken file) ends at the model seen twice.
+   */
+  #worldOf (id: string, known: Map<string, Affine>): Affine {
+    const chain: string[] = []
+    const onChain = new Set<string>()
+    let above = IDENTITY
+    for (let at: string | undefined = id; at !== undefined && this.#models.has(at) && !onChain.has(at); at = this.#parents.get(at)) {
+      const done = known.get(at)
+      if (done !== undefined) { above = done; break }
+      chain.push(at)
+      onChain.add(at)
+    }
+    for (let i = chain.length - 1; i >= 0; i--) {
+      const at = chain[i] ?? ''
+      const model = this.#models.get(at)
+      if (model !== undefined) above = compose(above, localAffine(model))
+      known.set(at, above)
+    }
+    return known.get(id) ?? above
   }
 
   /** A polygon ends at a negative index (stored as -index-1); n corners make n-2 triangles. */
@@ -231,10 +254,24 @@ function rotate (p: Vec3, degrees: Vec3): Vec3 {
   return [x, y, z]
 }
 
-function applyTransform (m: ModelTransform, p: Vec3): Vec3 {
-  const scaled: Vec3 = [p[0] * m.s[0], p[1] * m.s[1], p[2] * m.s[2]]
-  const r = rotate(rotate(scaled, m.r), m.pre)
-  return [r[0] + m.t[0], r[1] + m.t[1], r[2] + m.t[2]]
+/** `p` → `linear` · p + `t`, the 3×3 `linear` part row by row. */
+interface Affine { linear: [Vec3, Vec3, Vec3], t: Vec3 }
+
+const IDENTITY: Affine = { linear: [[1, 0, 0], [0, 1, 0], [0, 0, 1]], t: [0, 0, 0] }
+
+const applyAffine = (m: Affine, p: Vec3): Vec3 => m.linear.map((row, r) => row[0] * p[0] + row[1] * p[1] + row[2] * p[2] + (m.t[r] ?? 0)) as Vec3
+
+/** A model's own transform, p → T + PreRotation · R · (S p): its columns are the scaled axes, rotated. */
+function localAffine (m: ModelTransform): Affine {
+  const columns = ([[m.s[0], 0, 0], [0, m.s[1], 0], [0, 0, m.s[2]]] as Vec3[]).map((axis) => rotate(rotate(axis, m.r), m.pre))
+  const row = (r: number): Vec3 => columns.map((c) => c[r] ?? 0) as Vec3
+  return { linear: [row(0), row(1), row(2)], t: [...m.t] }
+}
+
+/** `outer` after `inner`: p → outer(inner(p)). */
+function compose (outer: Affine, inner: Affine): Affine {
+  const linear = outer.linear.map((row) => [0, 1, 2].map((c) => row[0] * (inner.linear[0][c] ?? 0) + row[1] * (inner.linear[1][c] ?? 0) + row[2] * (inner.linear[2][c] ?? 0))) as [Vec3, Vec3, Vec3]
+  return { linear, t: applyAffine(outer, inner.t) }
 }
 
 /** `Name\x00\x01Model` (binary) or `Model::Name` (ASCII) → `Name`. */
@@ -409,13 +446,14 @@ export class AsciiFbxReader {
       this.#contentOf = undefined
     }
     if (trimmed === '}') {
+      const node = this.#open.pop()
+      // The path is not copied per array: a copy as long as the nesting per array cost nesting × arrays.
+      this.#path.pop()
       if (this.#array !== undefined) {
         const { node, values } = this.#array
         this.#array = undefined
-        this.#builder.enter(this.#path.slice(0, -1), { name: node.name, props: [values] })
+        this.#builder.enter(this.#path, { name: node.name, props: [values] })
       }
-      const node = this.#open.pop()
-      this.#path.pop()
       if (node !== undefined) this.#builder.leave(this.#path, node)
       return
     }
@@ -439,7 +477,11 @@ export class AsciiFbxReader {
       return
     }
     this.#builder.enter(this.#path, node)
-    if (brace !== undefined) { this.#open.push(node); this.#path.push(name) } else this.#builder.leave(this.#path, node)
+    if (brace === undefined) { this.#builder.leave(this.#path, node); return }
+    // As deep as the binary reader goes: no real file nests past a handful of levels.
+    if (this.#path.length >= MAX_FBX_DEPTH) throw new Error(`is not readable FBX (nodes nested more than ${MAX_FBX_DEPTH} deep)`)
+    this.#open.push(node)
+    this.#path.push(name)
   }
 
   #count (chars: number): void {

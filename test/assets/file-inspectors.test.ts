@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { promisify } from 'node:util'
 import { crc32, deflateRawSync, deflateSync, gzipSync } from 'node:zlib'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { gunzipBudget, inspectorFor, MAX_GUNZIP_RATIO, MAX_GUNZIPPED_BYTES, type FileReport } from '../../src/assets/file-inspectors.ts'
 import { MAX_KEPT_BYTES } from '../../src/assets/gltf-json.ts'
 import { gltfGeometryNotes, summarizeGltf } from '../../src/assets/gltf-summary.ts'
@@ -287,6 +287,36 @@ describe('inputs whose work grows faster than their size', () => {
     expect(inspect('long.obj', line, line.length).mismatch).toBeUndefined()
     const digits = `map_Kd -s ${'1'.repeat(300_000)}x\n`
     expect(inspect('long.mtl', digits, digits.length).mismatch).toBeUndefined()
+  })
+
+  it('an FBX of many geometries under a deep chain of models: each model\'s world transform is made once, not per geometry', () => {
+    // Models m0 (child) … m31 (root), each moved 1 up, the root also turned 90° about Z; 500 geometries under m0.
+    const models = 32
+    const geometries = 500
+    const fbx = ['; FBX 7.4.0 project file', 'Objects:  {']
+    for (let i = 0; i < models; i++) fbx.push(`Model: ${1000 + i}, "Model::m${i}", "Null" {`, 'Properties70:  {', 'P: "Lcl Translation", "Lcl Translation", "", "A",0,1,0', ...(i === models - 1 ? ['P: "Lcl Rotation", "Lcl Rotation", "", "A",0,0,90'] : []), '}', '}')
+    for (let g = 0; g < geometries; g++) fbx.push(`Geometry: ${2_000_000 + g}, "Geometry::", "Mesh" {`, 'Vertices: *3 {', 'a: 1,2,3', '}', '}')
+    fbx.push('}', 'Connections:  {')
+    for (let i = 0; i + 1 < models; i++) fbx.push(`C: "OO",${1000 + i},${1001 + i}`)
+    for (let g = 0; g < geometries; g++) fbx.push(`C: "OO",${2_000_000 + g},1000`)
+    fbx.push('}')
+    // The work counted as the trigonometry done: 12 cosines per model turned, once each, not per geometry and corner.
+    const cos = vi.spyOn(Math, 'cos')
+    try {
+      const extent = inspect('chain.fbx', fbx.join('\n')).fbx?.extent
+      expect(cos.mock.calls.length).toBeLessThanOrEqual(12 * 3 * models)
+      // [1, 2, 3] moved up 31 times, turned (x, y) → (-y, x), moved up once more.
+      expect(extent?.min.map((v) => Math.round(v * 1e9) / 1e9)).toEqual([-33, 2, 3])
+      expect(extent?.max.map((v) => Math.round(v * 1e9) / 1e9)).toEqual([-33, 2, 3])
+    } finally {
+      cos.mockRestore()
+    }
+  })
+
+  it('an ASCII FBX nested deeper than the binary reader reads is refused as the binary one is', () => {
+    const deep = `; FBX 7.4.0 project file\nFBXHeaderExtension:  {\n}\n${'A: {\n'.repeat(65)}${'}\n'.repeat(65)}`
+    expect(inspect('deep.fbx', deep).mismatch).toBe('is not readable FBX (nodes nested more than 64 deep)')
+    expect(inspect('deep.fbx', `; FBX 7.4.0 project file\n${'A: {\n'.repeat(64)}${'}\n'.repeat(64)}`).mismatch).toBeUndefined()
   })
 
   it('a glTF whose many nodes share a mesh of many primitives: its box is made once', () => {
