@@ -3,7 +3,7 @@ import { Gunzip } from 'fflate'
 import { contentExtensionOf, extensionOf, isGzippedModel } from './asset-kinds.ts'
 import { AsciiFbxReader, BinaryFbxReader, type FbxSummary } from './fbx-reader.ts'
 import { parseFst, type FstDocument } from './fst.ts'
-import { GltfJsonReader, MAX_KEPT_BYTES, type GltfJson } from './gltf-json.ts'
+import { GltfJsonReader, MAX_KEPT_BYTES, MAX_NAMED_FILES, type GltfJson } from './gltf-json.ts'
 import { gltfGeometryNotes, summarizeGltf, type GltfSummary } from './gltf-summary.ts'
 import { JsonLimitError, JsonReader, type JsonPath, type JsonPrimitive } from './json-reader.ts'
 import { baseNameOf, fetchedName, fstBaseDir, fstScale, GLTF_EXTENSIONS_OVERTE_IGNORES, hasScheme, isUrl, MATERIAL_TEXTURE_KEY_NAMES, materialTextureNames, type FstLookup } from './overte-rules.ts'
@@ -381,16 +381,52 @@ class TextInspector extends BaseInspector {
   protected done (): void {}
 }
 
+/**
+ * Characters of names a text file's references may keep in all (100,000
+ * names of 160 characters): a line is cut at 64 KB, so a count alone would
+ * let a file keep gigabytes.
+ */
+const MAX_NAMED_CHARS = 16 * 1024 * 1024
+
+/**
+ * The distinct names an OBJ or MTL file gives, within MAX_NAMED_FILES names
+ * and MAX_NAMED_CHARS characters (as a glTF's named files are): each line
+ * kept as written held ~10 times its bytes (8 M `mtllib` lines of 104 MB
+ * took 984 MB, found by review). Past the caps names are not kept, and
+ * `capped` says so for the report.
+ */
+class NameBudget {
+  #names = 0
+  #chars = 0
+  capped = false
+
+  /** Adds `name` to `set` unless it is there, or the budget is spent. */
+  add (set: Set<string>, name: string): void {
+    if (set.has(name)) return
+    if (this.#names >= MAX_NAMED_FILES || this.#chars + name.length > MAX_NAMED_CHARS) { this.capped = true; return }
+    this.#names++
+    this.#chars += name.length
+    // A copy (names are carried in Latin-1): a name cut from a line may hold the whole chunk of text it was cut from.
+    set.add(Buffer.from(name, 'latin1').toString('latin1'))
+  }
+
+  /** The note for a file past the caps. */
+  note (path: string, what: string): string[] {
+    return this.capped ? [`${path} names more than ${MAX_NAMED_FILES.toLocaleString('en')} ${what} (or more than ${MAX_NAMED_CHARS / 1024 / 1024} M characters of names), more than Heimdall checks: the others were not looked for`] : []
+  }
+}
+
 /** Wavefront OBJ: 8-bit text; `mtllib` names its material libraries. */
 class ObjInspector extends TextInspector {
-  readonly #libraries: string[] = []
+  readonly #libraries = new Set<string>()
+  readonly #budget = new NameBudget()
 
   constructor (path: string) { super(path, true) }
 
   protected override line (line: string): void {
     // On the trimmed line: a lazy (.+?)\s*$ retried through a run of spaces (60 KB held the server 4.6 s).
     const match = /^mtllib\s+(.+)$/.exec(line.trim())
-    if (match?.[1] !== undefined) this.#libraries.push(match[1])
+    if (match?.[1] !== undefined) this.#budget.add(this.#libraries, match[1])
   }
 
   /**
@@ -399,7 +435,7 @@ class ObjInspector extends TextInspector {
    * is fetched from beside the OBJ by its file name.
    */
   protected override done (): void {
-    for (const written of this.#libraries.map((name) => this.stream.decode(name))) {
+    for (const written of [...this.#libraries].map((name) => this.stream.decode(name))) {
       if ((written.match(/\.mtl\b/gi) ?? []).length > 1) {
         this.notes.push(`${this.path}: "mtllib ${written}" names several libraries; Overte reads the whole line as one file name, so it loads none: name one .mtl per OBJ`)
         continue
@@ -408,6 +444,7 @@ class ObjInspector extends TextInspector {
       if (name !== written) this.notes.push(`${this.path}: Overte loads material library "${written}" as "${name}" beside the OBJ (it drops the folder): put the .mtl there and name it "mtllib ${name}"`)
       this.reference(name, 'material library', 'warning')
     }
+    this.notes.push(...this.#budget.note(this.path, 'material libraries'))
   }
 }
 
@@ -425,6 +462,8 @@ class MtlInspector extends TextInspector {
   readonly #maps = new Set<string>()
   readonly #optioned = new Set<string>()
   readonly #tga = new Set<string>()
+  /** One budget for the three sets: a name is in one of them, or in #maps and #optioned. */
+  readonly #budget = new NameBudget()
   #capitalBump = false
 
   constructor (path: string) { super(path, true) }
@@ -436,10 +475,10 @@ class MtlInspector extends TextInspector {
     const written = match[2]
     const target = written.replace(MTL_OPTIONS, '').trim()
     if (target === '') return
-    if (written.replace(BUMP_MULTIPLIER, '').trim() !== target) this.#optioned.add(target)
+    if (written.replace(BUMP_MULTIPLIER, '').trim() !== target) this.#budget.add(this.#optioned, target)
     // Overte skips a name ending in ".tga" exactly (OBJSerializer.cpp, filename.endsWith(".tga")): ".TGA" it asks for.
-    if (target.endsWith('.tga')) this.#tga.add(target)
-    else this.#maps.add(target)
+    if (target.endsWith('.tga')) this.#budget.add(this.#tga, target)
+    else this.#budget.add(this.#maps, target)
   }
 
   protected override done (): void {
@@ -447,6 +486,7 @@ class MtlInspector extends TextInspector {
     for (const target of this.#maps) this.reference(this.stream.decode(target), 'texture', 'warning', { rule: 'obj-texture' })
     for (const target of this.#optioned) this.notes.push(`${this.path}: the options before texture "${this.stream.decode(target)}" are read by Overte as part of its file name (it reads only -bm), so it will not load: remove them`)
     for (const target of this.#tga) this.notes.push(`${this.path}: texture "${this.stream.decode(target)}" is a .tga, which Overte's OBJ reader skips: use PNG or JPEG`)
+    this.notes.push(...this.#budget.note(this.path, 'textures'))
     if (this.#capitalBump) this.notes.push(`${this.path}: Overte's OBJ reader does not read "map_Bump" lines (it reads "map_bump" and "bump"), so that normal map is not loaded: write the key in lower case`)
   }
 }

@@ -4,7 +4,7 @@ import { promisify } from 'node:util'
 import { crc32, deflateRawSync, deflateSync, gzipSync } from 'node:zlib'
 import { describe, expect, it, vi } from 'vitest'
 import { gunzipBudget, inspectorFor, MAX_GUNZIP_RATIO, MAX_GUNZIPPED_BYTES, type FileReport } from '../../src/assets/file-inspectors.ts'
-import { MAX_KEPT_BYTES } from '../../src/assets/gltf-json.ts'
+import { MAX_KEPT_BYTES, MAX_NAMED_FILES } from '../../src/assets/gltf-json.ts'
 import { gltfGeometryNotes, summarizeGltf } from '../../src/assets/gltf-summary.ts'
 import { MAX_JSON_DEPTH } from '../../src/assets/json-reader.ts'
 import { checkReferences } from '../../src/assets/references.ts'
@@ -323,6 +323,26 @@ describe('inputs whose work grows faster than their size', () => {
     const n = 10_000
     const gltf = `{"asset":{"version":"2.0"},"accessors":[{"count":3,"min":[0,0,0],"max":[1,2,1]}],"meshes":[{"primitives":[${Array(n).fill('{"attributes":{"POSITION":0},"indices":0}').join(',')}]}],"nodes":[${Array(n).fill('{"mesh":0,"translation":[0,1,0]}').join(',')}]}`
     expect(inspect('shared.gltf', gltf).gltf?.extent).toEqual({ min: [0, 1, 0], max: [1, 3, 1] })
+  })
+
+  it('an OBJ that repeats or varies mtllib keeps each library once, at most MAX_NAMED_FILES of them and 16 M characters, and says so past them', () => {
+    // Each line was kept, and made a reference: 8 M of this one (104 MB) held 984 MB.
+    const same = inspect('same.obj', 'mtllib b.mtl\n'.repeat(200_000))
+    expect(targets(same)).toEqual(['warning:material library:b.mtl'])
+    expect(same.notes).toEqual([])
+    const cap = /^many\.obj names more than 100,000 material libraries \(or more than 16 M characters of names\), more than Heimdall checks/
+    const many = inspect('many.obj', Array.from({ length: MAX_NAMED_FILES + 1 }, (_, i) => `mtllib l${i}.mtl`).join('\n'))
+    expect(many.references.length).toBe(MAX_NAMED_FILES)
+    expect(many.notes).toEqual([expect.stringMatching(cap)])
+    const long = inspect('many.obj', Array.from({ length: 300 }, (_, i) => `mtllib ${String(i).padStart(3, '0')}${'x'.repeat(60_001)}.mtl`).join('\n'))
+    expect(long.references.length).toBe(Math.floor(16 * 1024 * 1024 / 60_008))
+    expect(long.notes).toEqual([expect.stringMatching(cap)])
+  })
+
+  it('an MTL naming more than MAX_NAMED_FILES textures keeps that many and says so', () => {
+    const mtl = inspect('big.mtl', Array.from({ length: MAX_NAMED_FILES + 1 }, (_, i) => `map_Kd t${i}.png`).join('\n'))
+    expect(mtl.references.length).toBe(MAX_NAMED_FILES)
+    expect(mtl.notes).toEqual([expect.stringMatching(/^big\.mtl names more than 100,000 textures/)])
   })
 
   it('many textures not found among many files: each looked up once, not across every file', () => {
