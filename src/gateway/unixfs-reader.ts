@@ -4,7 +4,7 @@ import { UnixFS } from 'ipfs-unixfs'
 import { resolvers } from 'ipfs-unixfs-exporter'
 import type { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
-import { NotFoundError } from '../errors.ts'
+import { NotFoundError, UnprocessableContentError } from '../errors.ts'
 import { BLOCK_BUFFERS as LEAF_BUFFERS } from './buffer-pool.ts'
 import { ByteLru } from './byte-lru.ts'
 import { FlowWriter } from './flow-writer.ts'
@@ -20,6 +20,14 @@ const OVERHEAD = 160
 const SMALL_BLOCK = 64 * 1024
 /** Bytes handed to a response and not yet on the socket: two 1 MiB blocks. */
 const IN_FLIGHT = 2 * 1024 * 1024
+/**
+ * Most entries a listing is built of: ten times the largest bundle the
+ * default ZIP_MAX_ENTRIES lets in, some 30 MB of entries and page at most.
+ * A HAMT's shards can repeat its entries without end in a few small blocks
+ * (1,024 links to one sub-shard linking one leaf shard 256 times: 52 M
+ * entries, the process out of memory, found by review).
+ */
+export const LISTING_MAX_ENTRIES = 100_000
 
 /** A raw leaf of a file and the part of it `[from, to)` a window wants. */
 interface RawLeaf { cid: CID, size: number, from: number, to: number }
@@ -305,27 +313,41 @@ export class UnixfsReader implements ContentReader {
     if (hit !== undefined) return hit
     const decoded = await this.#decode(node.cid, options.signal)
     let entries: ListingEntry[]
-    if (decoded.kind === 'directory') entries = decoded.node.Links.map((link) => entryOf(link, link.Name ?? ''))
-    else if (decoded.kind === 'sharded') entries = await this.#shardEntries(decoded.node, decoded.unixfs, options.signal)
-    else throw notFound(`a directory at ${node.cid.toString()}`)
+    if (decoded.kind === 'directory') {
+      // One block holds these links: as many as its bytes can (a 1 MiB block some 26,000), read once.
+      entries = decoded.node.Links.map((link) => entryOf(link, link.Name ?? ''))
+    } else if (decoded.kind === 'sharded') {
+      entries = await this.#shardEntries(decoded.node, decoded.unixfs, options.signal)
+    } else {
+      throw notFound(`a directory at ${node.cid.toString()}`)
+    }
     this.#cache.set(key, entries, OVERHEAD + entries.reduce((sum, e) => sum + OVERHEAD + e.name.length * 2, 0))
     return entries
   }
 
-  /** A sharded directory's entries: its shards are read (they are the directory), its children are not. */
-  async #shardEntries (node: dagPb.PBNode, unixfs: UnixFS, signal?: AbortSignal): Promise<ListingEntry[]> {
+  /**
+   * A sharded directory's entries: its shards are read (they are the
+   * directory), its children are not. Each shard is read once: a real HAMT
+   * never links one shard twice (its buckets hold different names), so a
+   * repeat is a malformed directory, refused rather than listed again.
+   */
+  async #shardEntries (node: dagPb.PBNode, unixfs: UnixFS, signal?: AbortSignal, walk: { entries: ListingEntry[], shards: Set<string> } = { entries: [], shards: new Set() }): Promise<ListingEntry[]> {
     const padLength = (Number(unixfs.fanout ?? 256n) - 1).toString(16).length
-    const entries: ListingEntry[] = []
     for (const link of node.Links) {
+      signal?.throwIfAborted()
       const name = link.Name ?? ''
       if (name.length === padLength) {
+        const key = link.Hash.toString()
+        if (walk.shards.has(key)) throw new UnprocessableContentError(`the sharded directory links its shard ${key} more than once: it is malformed, and not listed`)
+        walk.shards.add(key)
         const shard = dagPb.decode(await this.#block(link.Hash, signal))
-        entries.push(...await this.#shardEntries(shard, unixfsOf(shard, link.Hash), signal))
+        await this.#shardEntries(shard, unixfsOf(shard, link.Hash), signal, walk)
       } else {
-        entries.push(entryOf(link, name.slice(padLength)))
+        if (walk.entries.length >= LISTING_MAX_ENTRIES) throw new UnprocessableContentError(`the directory has more than ${LISTING_MAX_ENTRIES} entries: too many to list here; its files are served by name`)
+        walk.entries.push(entryOf(link, name.slice(padLength)))
       }
     }
-    return entries
+    return walk.entries
   }
 }
 

@@ -4,9 +4,11 @@ import { fixedSize } from 'ipfs-unixfs-importer/chunker'
 import { balanced } from 'ipfs-unixfs-importer/layout'
 import type { CID } from 'multiformats/cid'
 import { beforeEach, describe, expect, it } from 'vitest'
-import { NotFoundError } from '../../src/errors.ts'
+import { UnixFS } from 'ipfs-unixfs'
+import { NotFoundError, UnprocessableContentError } from '../../src/errors.ts'
 import { ByteLru } from '../../src/gateway/byte-lru.ts'
-import { UnixfsReader } from '../../src/gateway/unixfs-reader.ts'
+import { LISTING_MAX_ENTRIES, UnixfsReader } from '../../src/gateway/unixfs-reader.ts'
+import { rawBlock, unixfsNode } from '../support/cars.ts'
 
 /** Blocks in memory, counting every read: what a reader asks for is what it costs. */
 class CountingBlocks {
@@ -167,5 +169,62 @@ describe('ByteLru', () => {
     expect(lru.get('huge')).toBeUndefined()
     lru.set('a', 'A2', 10)
     expect([lru.get('a'), lru.bytes]).toEqual(['A2', 50])
+  })
+})
+
+describe('UnixfsReader listing a HAMT-sharded directory made by hand', () => {
+  const hamt = (): UnixFS => new UnixFS({ type: 'hamt-sharded-directory', fanout: 256n })
+  const hex = (i: number): string => i.toString(16).toUpperCase().padStart(2, '0')
+
+  /** A shard of `count` entries named `<prefix>e<i>.bin`, each a link to one raw block. */
+  async function leafShard (blocks: CountingBlocks, prefix: string, count: number): Promise<CID> {
+    const file = await rawBlock(Uint8Array.of(1))
+    await blocks.put(file.cid, file.bytes)
+    const shard = await unixfsNode(hamt(), Array.from({ length: count }, (_, i) => ({ Name: `${hex(i % 256)}${prefix}e${i}.bin`, Hash: file.cid, Tsize: 1 })))
+    return blocks.put(shard.cid, shard.bytes)
+  }
+
+  it('refuses a directory whose shards link one shard more than once, reading each shard once', async () => {
+    const blocks = new CountingBlocks()
+    // As found by review, small: the top shard links one sub-shard 16 times, which links one leaf shard 16 times.
+    const leaf = await leafShard(blocks, 'x', 200)
+    const sub = await unixfsNode(hamt(), Array.from({ length: 16 }, (_, i) => ({ Name: hex(i), Hash: leaf })))
+    await blocks.put(sub.cid, sub.bytes)
+    const top = await unixfsNode(hamt(), Array.from({ length: 16 }, (_, i) => ({ Name: hex(i), Hash: sub.cid })))
+    await blocks.put(top.cid, top.bytes)
+    const reader = new UnixfsReader(blocks, { cacheBytes: 1024 * 1024 })
+    const node = await reader.resolve(top.cid, [])
+    blocks.gets = []
+    // Before, 51,200 entries (16 × 16 × 200): with 1,024 × 256 links, 52 M and the process out of memory.
+    await expect(reader.list(node)).rejects.toBeInstanceOf(UnprocessableContentError)
+    expect(blocks.gets).toEqual([sub.cid.toString(), leaf.toString()])
+  })
+
+  it(`refuses to build a listing of more than ${LISTING_MAX_ENTRIES} entries`, async () => {
+    const blocks = new CountingBlocks()
+    const perShard = 1_000
+    const leaves = []
+    for (let i = 0; i <= LISTING_MAX_ENTRIES / perShard; i++) leaves.push(await leafShard(blocks, `s${i}-`, perShard))
+    const top = await unixfsNode(hamt(), leaves.map((cid, i) => ({ Name: hex(i), Hash: cid })))
+    await blocks.put(top.cid, top.bytes)
+    const reader = new UnixfsReader(blocks, { cacheBytes: 1024 * 1024 })
+    await expect(reader.list(await reader.resolve(top.cid, []))).rejects.toThrow(`more than ${LISTING_MAX_ENTRIES} entries`)
+  })
+
+  it('stops reading shards once its signal is aborted (the client left)', async () => {
+    const blocks = new CountingBlocks()
+    const leaves = []
+    for (let i = 0; i < 8; i++) leaves.push(await leafShard(blocks, `s${i}-`, 10))
+    const top = await unixfsNode(hamt(), leaves.map((cid, i) => ({ Name: hex(i), Hash: cid })))
+    await blocks.put(top.cid, top.bytes)
+    const reader = new UnixfsReader(blocks, { cacheBytes: 1024 * 1024 })
+    const node = await reader.resolve(top.cid, [])
+    const abort = new AbortController()
+    blocks.gets = []
+    const getBlock = blocks.getBlock.bind(blocks)
+    // The client leaves while the second shard is read.
+    blocks.getBlock = async (cid: CID) => { if (blocks.gets.length === 1) abort.abort(); return getBlock(cid) }
+    await expect(reader.list(node, { signal: abort.signal })).rejects.toThrow(/abort/i)
+    expect(blocks.gets).toHaveLength(2)
   })
 })

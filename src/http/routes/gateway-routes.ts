@@ -80,12 +80,12 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
   deps.reader.onForget(() => { listingPages.clear() })
 
   /** The listing page of a resolved directory, rendered on the first request for its path. */
-  async function listingPage (res: Response, node: ResolvedNode, cid: CID, path: readonly string[], ipfsPath: string): Promise<Buffer> {
+  async function listingPage (res: Response, node: ResolvedNode, cid: CID, path: readonly string[], ipfsPath: string, signal: AbortSignal): Promise<Buffer> {
     const hit = listingPages.get(ipfsPath)
     if (hit !== undefined) return hit
     // Built from the directory's links alone (as boxo does): no child is read, so a
     // sub-directory's link has no slash until its 301 adds one.
-    const entries = (await deps.reader.list(node)).map((entry) => ({ ...entry, cid: entry.cid.toString(), sizeText: formatBytes(entry.size) }))
+    const entries = (await deps.reader.list(node, { signal })).map((entry) => ({ ...entry, cid: entry.cid.toString(), sizeText: formatBytes(entry.size) }))
     const order = nameOrder ??= new Intl.Collator('en')
     entries.sort((a, b) => order.compare(a.name, b.name))
     // ipfsPath is the content path URL-encoded: the breadcrumbs link each of its prefixes.
@@ -218,6 +218,9 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
     const cid = parseCid(params.cid)
     const path = (params.path ?? []).filter((segment) => segment !== '')
     const ipfsPath = contentPath(cid, path)
+    // Work for a client that left is stopped (a listing, a walk along a long path, a file's bytes): nobody waits for it.
+    const abort = new AbortController()
+    res.once('close', () => { abort.abort() })
     const node = await deps.reader.resolve(cid, path)
     // A directory served through its index.html (the trustless handler pointed the URL at it) is named by the directory, as boxo does.
     const indexOf = res.locals.indexOf as string[] | undefined
@@ -244,7 +247,7 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
       if (ifNoneMatch(req.headers['if-none-match'], etag)) { sendNotModified(res); return }
       // HEAD answers from the resolution alone: the listing is not built to be thrown away.
       if (req.method === 'HEAD') { res.type('html').end(); return }
-      const page = await listingPage(res, node, cid, path, ipfsPath)
+      const page = await listingPage(res, node, cid, path, ipfsPath, abort.signal)
       res.type('html').send(page)
       return
     }
@@ -284,8 +287,6 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
     res.setHeader('Content-Length', String(length))
     if (req.method === 'HEAD' || length === 0) { res.end(); return }
 
-    const abort = new AbortController()
-    res.once('close', () => { abort.abort() })
     try {
       await deps.reader.writeTo(node, { offset: start, length, signal: abort.signal, gate: gateNow() }, res)
     } catch (err) {
