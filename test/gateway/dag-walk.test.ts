@@ -1,7 +1,7 @@
 import { UnixFS } from 'ipfs-unixfs'
 import type { CID } from 'multiformats/cid'
 import { describe, expect, it } from 'vitest'
-import { carBlocks, type Block, type BlockGetter } from '../../src/gateway/dag-walk.ts'
+import { carBlocks, gateFileBlocks, type Block, type BlockGetter } from '../../src/gateway/dag-walk.ts'
 import type { CarParams } from '../../src/gateway/format.ts'
 import { encodedOrderDag, rawBlock, unixfsNode } from '../support/cars.ts'
 
@@ -67,5 +67,71 @@ describe('a CAR through dag-cbor and dag-json (dag-scope=all)', () => {
     const cids: string[] = []
     for await (const block of carBlocks(source, { pathBlocks: [], roots: [root.cid], terminal: root }, { scope: 'all', order: 'dfs', dups: false } as CarParams)) cids.push(block.cid.toString())
     expect(cids).toEqual(dfsOrder.map((b) => b.cid.toString()))
+  })
+})
+
+/** A block source over `blocks` that counts its reads. */
+function counting (blocks: readonly Block[]): BlockGetter & { reads: number } {
+  const held = new Map(blocks.map((b) => [b.cid.toString(), b.bytes]))
+  const source = {
+    reads: 0,
+    getBlock: async (cid: CID) => {
+      source.reads++
+      const bytes = held.get(cid.toString())
+      if (bytes === undefined) throw new Error(`no block ${cid.toString()}`)
+      return await Promise.resolve(bytes)
+    }
+  }
+  return source
+}
+
+async function car (source: BlockGetter, root: Block, params: Partial<CarParams>): Promise<Block[]> {
+  const out: Block[] = []
+  for await (const block of carBlocks(source, { pathBlocks: [], roots: [root.cid], terminal: root }, { scope: 'all', order: 'dfs', dups: false, ...params } as CarParams)) out.push(block)
+  return out
+}
+
+describe('a CAR of a DAG that links one block many times', () => {
+  it('with dups=n reads a repeated block once, not once per link (dag-scope=all), and with dups=y sends it at every link', async () => {
+    // As found by review, small: a node of 26,000 links to one 1 MiB leaf read 26 GiB for a CAR of 2 MB.
+    const leaf = await rawBlock(new Uint8Array(1024).fill(7))
+    const node = await unixfsNode(new UnixFS({ type: 'directory' }), Array.from({ length: 2_000 }, (_, i) => ({ Name: `n${i}`, Hash: leaf.cid })))
+    const once = counting([node, leaf])
+    expect((await car(once, node, {})).map((b) => b.cid.toString())).toEqual([node.cid.toString(), leaf.cid.toString()])
+    expect(once.reads).toBe(1)
+    const every = counting([node, leaf])
+    const repeated = await car(every, node, { dups: true })
+    expect(repeated).toHaveLength(2_001)
+    expect(repeated.slice(1).every((b) => b.cid.equals(leaf.cid))).toBe(true)
+  })
+
+  it('with dups=n reads a repeated HAMT shard once (dag-scope=entity)', async () => {
+    const hamt = new UnixFS({ type: 'hamt-sharded-directory', fanout: 256n })
+    const file = await rawBlock(Uint8Array.of(1))
+    const sub = await unixfsNode(hamt, [{ Name: '00a.bin', Hash: file.cid }])
+    const top = await unixfsNode(hamt, Array.from({ length: 256 }, (_, i) => ({ Name: i.toString(16).toUpperCase().padStart(2, '0'), Hash: sub.cid })))
+    const source = counting([top, sub, file])
+    expect((await car(source, top, { scope: 'entity' })).map((b) => b.cid.toString())).toEqual([top.cid.toString(), sub.cid.toString()])
+    expect(source.reads).toBe(1)
+  })
+
+  it('with dups=n reads a file\'s repeated leaf once (dag-scope=entity)', async () => {
+    const { file, blocks } = await repeatedFile(1, 4_096)
+    const { cids, reads } = await entityCar(file, blocks, {})
+    expect(cids).toHaveLength(3)
+    // The node of 4,096 links and its one leaf: before, a read per link.
+    expect(reads).toBe(2)
+  })
+})
+
+describe('gateFileBlocks', () => {
+  it('asks the gate of, and reads, each block of a file once, however often the file links it', async () => {
+    const { file, blocks } = await repeatedFile(256, 1_024)
+    const source = counting([...blocks.values()])
+    const asked: string[] = []
+    await gateFileBlocks(source, file.cid, (cid) => { asked.push(cid.toString()) })
+    // The file, its node and its leaf: before, 256 reads of the node and 262,401 checks.
+    expect(asked).toHaveLength(3)
+    expect(source.reads).toBe(2)
   })
 })

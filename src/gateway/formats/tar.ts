@@ -46,8 +46,10 @@ export async function tarRoot (backend: TreeReader, cid: CID, signal?: AbortSign
  */
 export async function checkTarNames (backend: TreeReader & Pick<IpfsBackend, 'getBlock'>, root: TarEntry, signal?: AbortSignal, gate?: Gate): Promise<void> {
   // Every entry, and every block of each file, through the gate too: refused content is a 410 before the first byte, not a tar cut short.
+  // A block shared by several files (or one file linked many times) is checked and read once.
+  const gated = new Set<string>()
   for await (const entry of entries(backend, root, root.name, signal, gate)) {
-    if (gate !== undefined && entry.type === 'file') await gateFileBlocks(backend, entry.cid, gate, signal)
+    if (gate !== undefined && entry.type === 'file') await gateFileBlocks(backend, entry.cid, gate, signal, gated)
   }
 }
 
