@@ -3,7 +3,8 @@ import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect, it } from 'vitest'
-import { tarStream } from '../../src/gateway/formats/tar.ts'
+import { NotAcceptableError } from '../../src/errors.ts'
+import { checkTarNames, TAR_MAX_ENTRIES, tarRoot, tarStream } from '../../src/gateway/formats/tar.ts'
 import type { IpfsBackend } from '../../src/ipfs/ipfs-backend.ts'
 
 type TreeReader = Pick<IpfsBackend, 'stat' | 'read' | 'list'>
@@ -71,5 +72,33 @@ describe('?format=tar streams', () => {
       tar.resume()
       expect((await failed).message).toMatch(/size mismatch/i)
     })
+  })
+})
+
+describe('?format=tar of a tree that links its folders many times', () => {
+  it(`is refused (406) past ${TAR_MAX_ENTRIES} entries before any byte, each folder listed once`, async () => {
+    // As found by review: four levels of folders, each linking 1,000 times to the one below: 10^12 entries from a 10.8 KB zip.
+    const levels = await Promise.all([0, 1, 2, 3].map(async (i) => CID.createV1(raw.code, await sha256.digest(Uint8Array.of(i)))))
+    const leaf = CID.createV1(raw.code, await sha256.digest(Uint8Array.of(9)))
+    let lists = 0
+    const backend = {
+      stat: async () => Promise.resolve({ type: 'directory', cid: levels[0], size: 0, mode: 0o755 }),
+      getBlock: async () => Promise.reject(new Error('not read')),
+      list: async function * (cid: CID) {
+        // Before, the walk went on for as long as the client waited: the test stops it.
+        if (++lists > 200) throw new Error('walked without end')
+        const depth = levels.findIndex((level) => level.equals(cid))
+        const below = levels[depth + 1]
+        for (let i = 0; i < 1_000; i++) {
+          await Promise.resolve()
+          yield below === undefined ? { name: `f${i}.bin`, type: 'file', cid: leaf, size: 1, mode: 0o644 } : { name: `d${i}`, type: 'directory', cid: below, size: 0, mode: 0o755 }
+        }
+      }
+    } as unknown as Parameters<typeof checkTarNames>[0]
+    const root = await tarRoot(backend, levels[0] as CID)
+    const started = Date.now()
+    await expect(checkTarNames(backend, root)).rejects.toBeInstanceOf(NotAcceptableError)
+    expect(lists).toBe(4)
+    expect(Date.now() - started).toBeLessThan(2_000)
   })
 })

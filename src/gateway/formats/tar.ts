@@ -1,8 +1,8 @@
 import { posix } from 'node:path'
 import { pack, type Pack } from 'tar-stream'
 import type { CID } from 'multiformats/cid'
-import { BadRequestError } from '../../errors.ts'
-import type { IpfsBackend, NodeStat } from '../../ipfs/ipfs-backend.ts'
+import { BadRequestError, NotAcceptableError } from '../../errors.ts'
+import type { DirectoryEntry, IpfsBackend, NodeStat } from '../../ipfs/ipfs-backend.ts'
 import { gateFileBlocks, type Gate } from '../dag-walk.ts'
 
 type TreeReader = Pick<IpfsBackend, 'stat' | 'read' | 'list'>
@@ -11,26 +11,54 @@ type TreeReader = Pick<IpfsBackend, 'stat' | 'read' | 'list'>
 type TarEntry = NodeStat & { name: string }
 
 /**
+ * Most entries a tar may have: ten times the largest bundle the default
+ * ZIP_MAX_ENTRIES lets in. A tar writes a folder linked twice twice (as
+ * Kubo does), so a few small blocks can name entries without end: four
+ * levels of folders each linking 1,000 times to the one below, a 10.8 KB
+ * zip, named 10^12 entries, walked before the first byte while a core
+ * burned for as long as the client waited (found by review).
+ */
+export const TAR_MAX_ENTRIES = 100_000
+
+/** One walk of a tree: the entries named so far, and each folder's children as listed once (at most TAR_MAX_ENTRIES in all). */
+interface TarWalk { count: number, listed: Map<string, DirectoryEntry[]> }
+
+/**
  * The entries below `node`, depth-first, directories before their entries,
  * named as boxo names them: `<top>/<link names>`, normalised, so a link
  * named `directory/../file` is `file` in its folder, and a name that leads
- * out of the top folder is refused (400). Memory is bounded by the depth:
- * one directory's links per level.
+ * out of the top folder is refused (400). Past TAR_MAX_ENTRIES, counted as
+ * each folder is listed, a 406. Memory is bounded by the entries named:
+ * a folder met again is not listed again.
  */
-async function * entries (backend: TreeReader, node: TarEntry, top: string, signal?: AbortSignal, gate?: Gate): AsyncGenerator<TarEntry> {
+async function * entries (backend: TreeReader, node: TarEntry, top: string, signal?: AbortSignal, gate?: Gate, walk: TarWalk = { count: 0, listed: new Map() }): AsyncGenerator<TarEntry> {
   signal?.throwIfAborted()
   gate?.(node.cid)
   yield node
   if (node.type !== 'directory') return
-  const children = []
-  for await (const child of backend.list(node.cid, [], { signal })) children.push(child)
+  const key = node.cid.toString()
+  let children = walk.listed.get(key)
+  if (children === undefined) {
+    children = []
+    for await (const child of backend.list(node.cid, [], { signal })) {
+      if (walk.count + children.length >= TAR_MAX_ENTRIES) throw tooManyEntries()
+      children.push(child)
+    }
+    walk.listed.set(key, children)
+  }
+  walk.count += children.length
+  if (walk.count > TAR_MAX_ENTRIES) throw tooManyEntries()
   for (const child of children) {
     const name = posix.normalize(`${node.name}/${child.name}`)
     if (!name.startsWith(`${top}/`) || name.length === top.length + 1) {
       throw new BadRequestError(`"${child.name}" in ${node.name} leads out of the archive's folder: relative paths outside the root are not allowed in a tar`)
     }
-    yield * entries(backend, { ...child, name }, top, signal, gate)
+    yield * entries(backend, { ...child, name }, top, signal, gate, walk)
   }
+}
+
+function tooManyEntries (): NotAcceptableError {
+  return new NotAcceptableError(`this tree has more than ${TAR_MAX_ENTRIES} entries (a folder linked twice is written twice): too many for a tar here; ask for ?format=car, or for a folder inside it`)
 }
 
 /** The archive's top entry: the file, directory or symlink `cid` (what the path resolved to), named by it. */
