@@ -43,6 +43,12 @@ export interface ByteWindow {
  */
 export interface ContentReader {
   resolve: (root: CID, path: readonly string[], options?: { signal?: AbortSignal }) => Promise<ResolvedNode>
+  /**
+   * The CID each prefix of `path` resolves to, root first (`X-Ipfs-Roots`,
+   * the denylist's check of every node a path passes), from one walk: as far
+   * as the path goes, shorter at the first name that is not there.
+   */
+  along: (root: CID, path: readonly string[], options?: { signal?: AbortSignal }) => Promise<CID[]>
   /** The bytes `[offset, offset + length)` of a resolved file, reading only the blocks that hold them. */
   read: (node: ResolvedNode, window: ByteWindow) => AsyncIterable<Uint8Array>
   /**

@@ -119,9 +119,10 @@ export async function resolvePath (source: BlockGetter, root: CID, segments: rea
   const roots: CID[] = [root]
   gate?.(root)
   let current = await fetchBlock(source, root, signal)
+  // Written once: built at each segment, a long path cost its length squared.
+  const where = `/ipfs/${[root.toString(), ...segments].join('/')}`
   for (let i = 0; i < segments.length; i++) {
     const segment = segments[i] ?? ''
-    const where = `/ipfs/${[root.toString(), ...segments].join('/')}`
     if (current.cid.code === dagCbor.code || current.cid.code === dagJson.code) {
       pathBlocks.push(current)
       let value: unknown

@@ -21,6 +21,7 @@ export function openContentReader (backend: IpfsBackend, options: { cacheBytes: 
   if (options.ipfsBlocksDir !== undefined) return new UnixfsReader(new BlockFiles(options.ipfsBlocksDir, backend), { cacheBytes: options.cacheBytes })
   const unixfs = new UnixfsReader(backend, { cacheBytes: options.cacheBytes })
   const resolve = unixfs.resolve.bind(unixfs)
+  const along = unixfs.along.bind(unixfs)
   const list = unixfs.list.bind(unixfs)
   const forget = unixfs.forget.bind(unixfs)
   const onForget = unixfs.onForget.bind(unixfs)
@@ -32,10 +33,10 @@ export function openContentReader (backend: IpfsBackend, options: { cacheBytes: 
       await ((await fromNode(unixfs, node, window)) ? unixfs.writeTo(node, window, out) : gateway.writeTo(node, window, out))
     }
     const read: ContentReader['read'] = (node, window) => elsewhere(unixfs, node, window, gateway.read)
-    return { resolve, list, forget, onForget, read, writeTo }
+    return { resolve, along, list, forget, onForget, read, writeTo }
   }
   const read: ContentReader['read'] = (node, window) => elsewhere(unixfs, node, window, (n, w) => backend.read(n.cid, [], w))
-  return { resolve, list, forget, onForget, read, writeTo: async (node, window, out) => { await writeChunks(read(node, window), out, 1024 * 1024) } }
+  return { resolve, along, list, forget, onForget, read, writeTo: async (node, window, out) => { await writeChunks(read(node, window), out, 1024 * 1024) } }
 }
 
 /**

@@ -110,12 +110,11 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
 
   /**
    * `X-Ipfs-Roots`: the CID each segment of the path resolves to, root first,
-   * as boxo sends. The path's prefixes were walked to resolve it: the reader
-   * answers them from its cache.
+   * as boxo sends, from one walk along the path (its nodes are in the
+   * reader's cache from resolving it).
    */
-  async function rootsAlong (root: CID, path: readonly string[], node: ResolvedNode): Promise<string> {
-    const between = await Promise.all(path.slice(0, -1).map(async (_, i) => (await deps.reader.resolve(root, path.slice(0, i + 1))).cid))
-    return [root, ...between, ...(path.length > 0 ? [node.cid] : [])].map((cid) => cid.toString()).join(',')
+  async function rootsAlong (root: CID, path: readonly string[], signal: AbortSignal): Promise<string> {
+    return (await deps.reader.along(root, path, { signal })).map((cid) => cid.toString()).join(',')
   }
 
   /**
@@ -180,7 +179,7 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
     gateNow()?.(cid)
   }
   if (denylist !== undefined || suspended !== undefined) {
-    router.get('/ipfs/:cid{/*path}', async (req: Request, _res: Response, next) => {
+    router.get('/ipfs/:cid{/*path}', async (req: Request, res: Response, next) => {
       if ((denylist === undefined || denylist.empty) && (suspended === undefined || suspended.empty)) { next(); return }
       const check = refuseSuspendedNode
       const params = req.params as { cid: string, path?: string[] }
@@ -192,20 +191,13 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
       if (deps.takenDown?.has(cid) === true && await deps.takenDown.confirm(cid)) throw new ContentBlockedError('this content was taken down on this node by its operator')
       const path = (params.path ?? []).filter((segment) => segment !== '')
       refuseBlocked(denylist?.checkPath(cid, path))
-      for (let depth = 1; depth <= path.length; depth++) {
-        // Only "not there" ends the walk: any other failure (Kubo not answering) is the request's, never a way past the lists.
-        const node = await deps.reader.resolve(cid, path.slice(0, depth)).catch((err: unknown) => {
-          if (err instanceof NotFoundError) return undefined
-          throw err
-        })
-        if (node === undefined) {
-          // Not a UnixFS path held here: for the trustless handlers, which resolve paths themselves (through dag-cbor and
-          // dag-json too) and pass every CID they reach, along the path and below it, through the same gate, or for the
-          // next handler's 404.
-          break
-        }
-        check(node.cid)
-      }
+      // Every node the path passes, from one walk, stopped when the client leaves. Only "not there" ends the walk short
+      // (for the trustless handlers, which resolve paths themselves, through dag-cbor and dag-json too, and pass every
+      // CID they reach through the same gate, or for the next handler's 404): any other failure (Kubo not answering) is
+      // the request's, never a way past the lists.
+      const abort = new AbortController()
+      res.once('close', () => { abort.abort() })
+      for (const passed of (await deps.reader.along(cid, path, { signal: abort.signal })).slice(1)) check(passed)
       next()
     })
   }
@@ -221,7 +213,7 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
     // Work for a client that left is stopped (a listing, a walk along a long path, a file's bytes): nobody waits for it.
     const abort = new AbortController()
     res.once('close', () => { abort.abort() })
-    const node = await deps.reader.resolve(cid, path)
+    const node = await deps.reader.resolve(cid, path, { signal: abort.signal })
     // A directory served through its index.html (the trustless handler pointed the URL at it) is named by the directory, as boxo does.
     const indexOf = res.locals.indexOf as string[] | undefined
     // A directory's index.html was found after the lists' walk, which saw the directory: the page is checked here, as its own path.
@@ -229,8 +221,8 @@ export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentRead
       if (denylist !== undefined && !denylist.empty) refuseBlocked(denylist.checkPath(cid, path))
       refuseSuspendedNode(node.cid)
     }
-    const named = indexOf === undefined ? node : await deps.reader.resolve(cid, indexOf)
-    res.setHeader('X-Ipfs-Roots', await rootsAlong(cid, indexOf ?? path, named))
+    const named = indexOf === undefined ? node : await deps.reader.resolve(cid, indexOf, { signal: abort.signal })
+    res.setHeader('X-Ipfs-Roots', await rootsAlong(cid, indexOf ?? path, abort.signal))
 
     if (node.type === 'directory') {
       if (!req.path.endsWith('/')) {
