@@ -42,16 +42,18 @@ const MAX_LISTED = 20
 
 /**
  * The links all blocks of a CAR may have, kept while it streams (each
- * ~250 bytes: its name, its CID copied out of the block): one per 2 KiB the
- * upload may weigh, and at least twice the entries a bundle may have (and
- * 10,000), so ~125 MB for MAX_UPLOAD_BYTES' 1 GiB.
- * A real upload has one per file, folder entry and chunk (a 1 GiB file in
- * 256 KiB chunks: ~4,100); a CAR of 2 MiB blocks of 262,000 links to the
+ * ~250 bytes: its name, its CID copied out of the block): one per 512 bytes
+ * the upload may weigh, and at least twice the entries a bundle may have
+ * (and 10,000), so ~500 MB at most for MAX_UPLOAD_BYTES' 1 GiB. A real
+ * upload has one per file, folder entry and chunk, and a chunk costs its
+ * bytes and ~80 more in the CAR: a 1 GiB file in 256 KiB chunks has ~4,100,
+ * one in 1 KiB chunks ~1 M (a 2 KiB bound refused that, found by review),
+ * and only chunks under ~450 bytes pass the bound. A CAR of 2 MiB blocks of 262,000 links to the
  * 8-byte identity CID each held ~80 times its size (30 of them ran the
  * server out of memory, found by review).
  */
 export function maxCarLinks (maxUploadBytes: number, maxEntries: number): number {
-  return Math.max(10_000, 2 * maxEntries, Math.floor(maxUploadBytes / 2048))
+  return Math.max(10_000, 2 * maxEntries, Math.floor(maxUploadBytes / 512))
 }
 
 /** Blocks are known by CIDv1 (codec + multihash): a CIDv0 link finds the block its CIDv1 names. */

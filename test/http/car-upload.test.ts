@@ -233,7 +233,7 @@ for (const backend of appBackends()) {
       await expectNothingLeftBehind(t, before)
     })
 
-    it('413 for a CAR whose blocks link more than one link per 2 KiB of MAX_UPLOAD_BYTES (or twice ZIP_MAX_ENTRIES) in all, before its tree is walked: links to the 8-byte identity CID were kept at ~80 times their bytes', async () => {
+    it('413 for a CAR whose blocks link more than one link per 512 bytes of MAX_UPLOAD_BYTES (or twice ZIP_MAX_ENTRIES) in all, before its tree is walked: links to the 8-byte identity CID were kept at ~80 times their bytes', async () => {
       const limit = maxCarLinks(2 * 1024 * 1024, 10_000)
       expect(limit).toBe(20_000)
       const empty = CID.createV1(0x55, identity.digest(new Uint8Array(0)))
