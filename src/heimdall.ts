@@ -31,6 +31,7 @@ import { HeliaBackend } from './ipfs/helia-backend.ts'
 import { openIpfsBackend } from './ipfs/open-ipfs-backend.ts'
 import { PgAdvisoryLock } from './db/advisory-lock.ts'
 import { openContentReader } from './gateway/open-content-reader.ts'
+import { gatewayEntryLimit } from './gateway/unixfs-reader.ts'
 import { diskSpaceCheck } from './disk-space.ts'
 import { GarbageCollector } from './services/garbage-collector.ts'
 import { resolveSecretKey } from './secret-key.ts'
@@ -179,7 +180,7 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
   const apiKeys = new ApiKeyService(new ApiKeyRepository(database.knex), { onTouchError: (err) => { logger.warn({ err }, 'could not record when an API key was used') } })
   const quotas = new QuotaService(new QuotaRepository(database.knex), config.defaultQuota)
   const limiter = new RateLimiter(new RateLimitRepository(database.knex), config.rateLimits, { onPurgeError: (err) => { logger.warn({ err }, 'could not purge old rate-limit rows') } })
-  const reader = openContentReader(backend, { cacheBytes: config.gatewayCacheBytes, ipfsGatewayUrl: config.ipfsGatewayUrl, ipfsBlocksDir: config.ipfsBlocksDir, ipfsTimeoutMs: config.ipfsTimeoutSeconds * 1000 })
+  const reader = openContentReader(backend, { cacheBytes: config.gatewayCacheBytes, maxListingEntries: gatewayEntryLimit(config.bundleLimits.maxEntries), ipfsGatewayUrl: config.ipfsGatewayUrl, ipfsBlocksDir: config.ipfsBlocksDir, ipfsTimeoutMs: config.ipfsTimeoutSeconds * 1000 })
   // Blocks a collection removed must stop being served: the gateway's caches forget what they remembered.
   const collector = new GarbageCollector({ backend: ipfsCalls, logger, intervalSeconds: config.gcIntervalSeconds, onCollected: () => { reader.forget() } })
   // What another instance sharing the block store collected stops being served here too.
@@ -259,6 +260,7 @@ export async function openHeimdall (config: Config, logger: Logger, options: { d
     thumbnails: new ThumbnailService(new ThumbnailRepository(database.knex)),
     backend,
     reader,
+    maxTarEntries: gatewayEntryLimit(config.bundleLimits.maxEntries),
     denylist,
     // Confirmed under every spelling of the multihash: the set matches any codec (a raw CID of a taken-down root's node too).
     takenDown: { has: (cid) => takenDown.has(cid), confirm: async (cid) => blockedRoots.isBlocked(multihashForms(cid)) },

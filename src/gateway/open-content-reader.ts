@@ -15,11 +15,11 @@ import { UnixfsReader } from './unixfs-reader.ts'
  * its private HTTP gateway when IPFS_GATEWAY_URL names one (every byte one
  * more loopback hop), else from its RPC `cat` with an offset and length.
  */
-export function openContentReader (backend: IpfsBackend, options: { cacheBytes: number, ipfsGatewayUrl?: string | undefined, ipfsBlocksDir?: string | undefined, ipfsTimeoutMs?: number }): ContentReader {
-  if (backend.kind === 'helia') return new UnixfsReader(backend, { cacheBytes: options.cacheBytes })
+export function openContentReader (backend: IpfsBackend, options: { cacheBytes: number, maxListingEntries?: number, ipfsGatewayUrl?: string | undefined, ipfsBlocksDir?: string | undefined, ipfsTimeoutMs?: number }): ContentReader {
+  if (backend.kind === 'helia') return new UnixfsReader(backend, { cacheBytes: options.cacheBytes, maxListingEntries: options.maxListingEntries })
   // Blocks Kubo keeps elsewhere than its flatfs files (or added since) are asked of it over RPC.
-  if (options.ipfsBlocksDir !== undefined) return new UnixfsReader(new BlockFiles(options.ipfsBlocksDir, backend), { cacheBytes: options.cacheBytes })
-  const unixfs = new UnixfsReader(backend, { cacheBytes: options.cacheBytes })
+  if (options.ipfsBlocksDir !== undefined) return new UnixfsReader(new BlockFiles(options.ipfsBlocksDir, backend), { cacheBytes: options.cacheBytes, maxListingEntries: options.maxListingEntries })
+  const unixfs = new UnixfsReader(backend, { cacheBytes: options.cacheBytes, maxListingEntries: options.maxListingEntries })
   const resolve = unixfs.resolve.bind(unixfs)
   const along = unixfs.along.bind(unixfs)
   const list = unixfs.list.bind(unixfs)

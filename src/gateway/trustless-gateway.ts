@@ -78,7 +78,7 @@ interface GatewayRequest {
  * `?filename=`/`?download=`, a directory's index.html. The default answer
  * (a file's bytes, a listing) is left to the next handler.
  */
-export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentReader, gate?: () => Gate | undefined }): RequestHandler {
+export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentReader, gate?: () => Gate | undefined, maxTarEntries?: number }): RequestHandler {
   const { backend, reader } = deps
 
   async function serve (req: Request, res: Response, next: NextFunction): Promise<void> {
@@ -251,9 +251,9 @@ export function trustlessGateway (deps: { backend: IpfsBackend, reader: ContentR
     res.setHeader('Content-Disposition', contentDisposition('attachment', queryValue(req, 'filename') ?? `${target.toString()}.tar`))
     res.setHeader('Content-Type', RESPONSE_FORMATS.tar)
     // A HEAD answers what a GET would: the same walk decides between 200 and a refusal.
-    await checkTarNames(backend, root, request.signal, request.gate)
+    await checkTarNames(backend, root, request.signal, request.gate, deps.maxTarEntries)
     if (req.method === 'HEAD') { res.end(); return }
-    await stream(res, tarStream(backend, root, request.signal) as unknown as AsyncIterable<Uint8Array>, request.signal)
+    await stream(res, tarStream(backend, root, request.signal, deps.maxTarEntries) as unknown as AsyncIterable<Uint8Array>, request.signal)
   }
 
   /** IPLD documents (boxo's renderCodec, without codec conversion: IPIP-524). */

@@ -21,13 +21,17 @@ const SMALL_BLOCK = 64 * 1024
 /** Bytes handed to a response and not yet on the socket: two 1 MiB blocks. */
 const IN_FLIGHT = 2 * 1024 * 1024
 /**
- * Most entries a listing is built of: ten times the largest bundle the
- * default ZIP_MAX_ENTRIES lets in, some 30 MB of entries and page at most.
+ * Most entries a listing (or a tar, formats/tar.ts) is built of unless
+ * gatewayEntryLimit raises it: ten times the largest bundle the default
+ * ZIP_MAX_ENTRIES lets in, some 30 MB of entries and page at most.
  * A HAMT's shards can repeat its entries without end in a few small blocks
  * (1,024 links to one sub-shard linking one leaf shard 256 times: 52 M
  * entries, the process out of memory, found by review).
  */
 export const LISTING_MAX_ENTRIES = 100_000
+
+/** The entries a listing or a tar may have: ten times ZIP_MAX_ENTRIES, at least LISTING_MAX_ENTRIES, so no folder a bundle may hold is refused. */
+export const gatewayEntryLimit = (maxBundleEntries: number): number => Math.max(LISTING_MAX_ENTRIES, 10 * maxBundleEntries)
 
 /** A raw leaf of a file and the part of it `[from, to)` a window wants. */
 interface RawLeaf { cid: CID, size: number, from: number, to: number }
@@ -58,10 +62,12 @@ const notFound = (what: string): NotFoundError => new NotFoundError(`${what} not
 export class UnixfsReader implements ContentReader {
   readonly #blocks: BlockSource
   readonly #cache: ByteLru<CID | Decoded | readonly ListingEntry[]>
+  readonly #maxListingEntries: number
 
-  constructor (blocks: BlockSource, options: { cacheBytes: number }) {
+  constructor (blocks: BlockSource, options: { cacheBytes: number, maxListingEntries?: number }) {
     this.#blocks = blocks
     this.#cache = new ByteLru(options.cacheBytes)
+    this.#maxListingEntries = options.maxListingEntries ?? LISTING_MAX_ENTRIES
   }
 
   readonly #forgetListeners: Array<() => void> = []
@@ -370,7 +376,7 @@ export class UnixfsReader implements ContentReader {
         const shard = dagPb.decode(await this.#block(link.Hash, signal))
         await this.#shardEntries(shard, unixfsOf(shard, link.Hash), signal, walk)
       } else {
-        if (walk.entries.length >= LISTING_MAX_ENTRIES) throw new UnprocessableContentError(`the directory has more than ${LISTING_MAX_ENTRIES} entries: too many to list here; its files are served by name`)
+        if (walk.entries.length >= this.#maxListingEntries) throw new UnprocessableContentError(`the directory has more than ${this.#maxListingEntries} entries: too many to list here; its files are served by name`)
         walk.entries.push(entryOf(link, name.slice(padLength)))
       }
     }

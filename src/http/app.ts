@@ -61,6 +61,8 @@ export interface AppDependencies {
   backend: IpfsBackend
   /** The gateway's read path (cached), over the same node. */
   reader: ContentReader
+  /** The entries a ?format=tar may have (gatewayEntryLimit of ZIP_MAX_ENTRIES); TAR_MAX_ENTRIES when absent. */
+  maxTarEntries?: number
   /** The operator's denylists: blocked content answers 410 (or the rule's status) on the gateway. */
   denylist?: Denylist
   /** The roots a denylist took down: 410 for any path below them, in any format, while a list is in force. */
@@ -145,7 +147,7 @@ export function createApp (deps: AppDependencies): Express {
   // Names carry a content hash, so a file never changes: cache it for a year.
   app.use('/static', express.static(BUILD_DIR, { maxAge: '365d', immutable: true, index: false, fallthrough: true }))
   // The gateway answers anyone's content: before cookies, sessions and body parsers, so none of them touches it.
-  app.use(gatewayRoutes({ backend: deps.backend, reader: deps.reader, denylist: deps.denylist, takenDown: deps.takenDown, suspended: deps.suspended }))
+  app.use(gatewayRoutes({ backend: deps.backend, reader: deps.reader, maxTarEntries: deps.maxTarEntries, denylist: deps.denylist, takenDown: deps.takenDown, suspended: deps.suspended }))
   // The Pinning Service API: bearer tokens only (no cookies, no CSRF), its own JSON limit and error shape.
   const authenticator = new Authenticator({ identities: deps.identities, apiKeys: deps.apiKeys, limiter: deps.limiter })
   app.use('/psa', psaRoutes({ authenticator, pinRequests: deps.pinRequests, delegates: deps.delegates, logger: deps.logger, denylist: deps.denylist }))

@@ -3,7 +3,7 @@ import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect, it } from 'vitest'
-import { NotAcceptableError } from '../../src/errors.ts'
+import { UnprocessableContentError } from '../../src/errors.ts'
 import { checkTarNames, TAR_MAX_ENTRIES, tarRoot, tarStream } from '../../src/gateway/formats/tar.ts'
 import type { IpfsBackend } from '../../src/ipfs/ipfs-backend.ts'
 
@@ -76,7 +76,7 @@ describe('?format=tar streams', () => {
 })
 
 describe('?format=tar of a tree that links its folders many times', () => {
-  it(`is refused (406) past ${TAR_MAX_ENTRIES} entries before any byte, each folder listed once`, async () => {
+  it(`is refused (422) past ${TAR_MAX_ENTRIES} entries, or the walk's own maximum, before any byte, each folder listed once`, async () => {
     // As found by review: four levels of folders, each linking 1,000 times to the one below: 10^12 entries from a 10.8 KB zip.
     const levels = await Promise.all([0, 1, 2, 3].map(async (i) => CID.createV1(raw.code, await sha256.digest(Uint8Array.of(i)))))
     const leaf = CID.createV1(raw.code, await sha256.digest(Uint8Array.of(9)))
@@ -97,8 +97,12 @@ describe('?format=tar of a tree that links its folders many times', () => {
     } as unknown as Parameters<typeof checkTarNames>[0]
     const root = await tarRoot(backend, levels[0] as CID)
     const started = Date.now()
-    await expect(checkTarNames(backend, root)).rejects.toBeInstanceOf(NotAcceptableError)
+    await expect(checkTarNames(backend, root)).rejects.toBeInstanceOf(UnprocessableContentError)
     expect(lists).toBe(4)
     expect(Date.now() - started).toBeLessThan(2_000)
+    // A maximum raised with ZIP_MAX_ENTRIES (gatewayEntryLimit) holds the same way.
+    lists = 0
+    await expect(checkTarNames(backend, root, undefined, undefined, 1_500_000)).rejects.toThrow('more than 1500000 entries')
+    expect(lists).toBeLessThanOrEqual(5)
   })
 })

@@ -1,7 +1,7 @@
 import { posix } from 'node:path'
 import { pack, type Pack } from 'tar-stream'
 import type { CID } from 'multiformats/cid'
-import { BadRequestError, NotAcceptableError } from '../../errors.ts'
+import { BadRequestError, UnprocessableContentError } from '../../errors.ts'
 import type { DirectoryEntry, IpfsBackend, NodeStat } from '../../ipfs/ipfs-backend.ts'
 import { gateFileBlocks, type Gate } from '../dag-walk.ts'
 
@@ -21,17 +21,17 @@ type TarEntry = NodeStat & { name: string }
 export const TAR_MAX_ENTRIES = 100_000
 
 /** One walk of a tree: the entries named so far, and each folder's children as listed once (at most TAR_MAX_ENTRIES in all). */
-interface TarWalk { count: number, listed: Map<string, DirectoryEntry[]> }
+interface TarWalk { count: number, max: number, listed: Map<string, DirectoryEntry[]> }
 
 /**
  * The entries below `node`, depth-first, directories before their entries,
  * named as boxo names them: `<top>/<link names>`, normalised, so a link
  * named `directory/../file` is `file` in its folder, and a name that leads
- * out of the top folder is refused (400). Past TAR_MAX_ENTRIES, counted as
- * each folder is listed, a 406. Memory is bounded by the entries named:
+ * out of the top folder is refused (400). Past the walk's maximum (TAR_MAX_ENTRIES, or
+ * gatewayEntryLimit of ZIP_MAX_ENTRIES), counted as each folder is listed, a 422. Memory is bounded by the entries named:
  * a folder met again is not listed again.
  */
-async function * entries (backend: TreeReader, node: TarEntry, top: string, signal?: AbortSignal, gate?: Gate, walk: TarWalk = { count: 0, listed: new Map() }): AsyncGenerator<TarEntry> {
+async function * entries (backend: TreeReader, node: TarEntry, top: string, signal?: AbortSignal, gate?: Gate, walk: TarWalk = { count: 0, max: TAR_MAX_ENTRIES, listed: new Map() }): AsyncGenerator<TarEntry> {
   signal?.throwIfAborted()
   gate?.(node.cid)
   yield node
@@ -41,13 +41,13 @@ async function * entries (backend: TreeReader, node: TarEntry, top: string, sign
   if (children === undefined) {
     children = []
     for await (const child of backend.list(node.cid, [], { signal })) {
-      if (walk.count + children.length >= TAR_MAX_ENTRIES) throw tooManyEntries()
+      if (walk.count + children.length >= walk.max) throw tooManyEntries(walk.max)
       children.push(child)
     }
     walk.listed.set(key, children)
   }
   walk.count += children.length
-  if (walk.count > TAR_MAX_ENTRIES) throw tooManyEntries()
+  if (walk.count > walk.max) throw tooManyEntries(walk.max)
   for (const child of children) {
     const name = posix.normalize(`${node.name}/${child.name}`)
     if (!name.startsWith(`${top}/`) || name.length === top.length + 1) {
@@ -57,8 +57,8 @@ async function * entries (backend: TreeReader, node: TarEntry, top: string, sign
   }
 }
 
-function tooManyEntries (): NotAcceptableError {
-  return new NotAcceptableError(`this tree has more than ${TAR_MAX_ENTRIES} entries (a folder linked twice is written twice): too many for a tar here; ask for ?format=car, or for a folder inside it`)
+function tooManyEntries (max: number): UnprocessableContentError {
+  return new UnprocessableContentError(`this tree has more than ${max} entries (a folder linked twice is written twice): too many for a tar here; ask for ?format=car, or for a folder inside it`)
 }
 
 /** The archive's top entry: the file, directory or symlink `cid` (what the path resolved to), named by it. */
@@ -72,11 +72,11 @@ export async function tarRoot (backend: TreeReader, cid: CID, signal?: AbortSign
  * short. Reads directory nodes (and, with a gate, files' inner nodes, not
  * their leaves); holds nothing.
  */
-export async function checkTarNames (backend: TreeReader & Pick<IpfsBackend, 'getBlock'>, root: TarEntry, signal?: AbortSignal, gate?: Gate): Promise<void> {
+export async function checkTarNames (backend: TreeReader & Pick<IpfsBackend, 'getBlock'>, root: TarEntry, signal?: AbortSignal, gate?: Gate, maxEntries = TAR_MAX_ENTRIES): Promise<void> {
   // Every entry, and every block of each file, through the gate too: refused content is a 410 before the first byte, not a tar cut short.
   // A block shared by several files (or one file linked many times) is checked and read once.
   const gated = new Set<string>()
-  for await (const entry of entries(backend, root, root.name, signal, gate)) {
+  for await (const entry of entries(backend, root, root.name, signal, gate, { count: 0, max: maxEntries, listed: new Map() })) {
     if (gate !== undefined && entry.type === 'file') await gateFileBlocks(backend, entry.cid, gate, signal, gated)
   }
 }
@@ -88,10 +88,10 @@ export async function checkTarNames (backend: TreeReader & Pick<IpfsBackend, 'ge
  * length as its node says (not its link), its bytes streamed in, one file
  * at a time.
  */
-export function tarStream (backend: TreeReader, root: TarEntry, signal?: AbortSignal): Pack {
+export function tarStream (backend: TreeReader, root: TarEntry, signal?: AbortSignal, maxEntries = TAR_MAX_ENTRIES): Pack {
   const tar = pack()
   void (async () => {
-    for await (const entry of entries(backend, root, root.name, signal)) {
+    for await (const entry of entries(backend, root, root.name, signal, undefined, { count: 0, max: maxEntries, listed: new Map() })) {
       // Each header as boxo's TarWriter writes it: the name as walked (a directory's too, with no slash after it), the node's mode, its mtime.
       const header = { name: entry.name, mode: entry.mode, mtime: mtimeOf(entry) }
       if (entry.type === 'directory') {

@@ -73,7 +73,7 @@ function contentPath (cid: CID, path: readonly string[]): string {
  * out to the network. Mounted before cookies and body parsers: no gateway
  * answer sets a cookie or reads a body. Every /ipfs request ends here.
  */
-export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentReader, denylist?: Denylist, takenDown?: { has: (cid: CID) => boolean, confirm: (cid: CID) => Promise<boolean> }, suspended?: { has: (cid: CID) => boolean, readonly empty: boolean } }): Router {
+export function gatewayRoutes (deps: { backend: IpfsBackend, reader: ContentReader, maxTarEntries?: number, denylist?: Denylist, takenDown?: { has: (cid: CID) => boolean, confirm: (cid: CID) => Promise<boolean> }, suspended?: { has: (cid: CID) => boolean, readonly empty: boolean } }): Router {
   const router = Router()
   const listingPages = new ByteLru<Buffer>(LISTING_PAGES_BYTES)
   // A listing of content that garbage collection removed must not outlive it.
