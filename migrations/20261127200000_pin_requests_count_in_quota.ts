@@ -14,7 +14,9 @@ import type { Knex } from 'knex'
  * A replacement (POST /psa/pins/<requestid>) is checked without the request
  * it replaces, still pinned until the replacement is made
  * (`replaces_request_id`): counted, it failed a replace that fit, and the
- * old request went all the same (found by review).
+ * old request went all the same (found by review). What counts is said once,
+ * heimdall_identity_usage, which the two functions and the Account page's
+ * figures (QuotaRepository) all read.
  */
 export async function up (knex: Knex): Promise<void> {
   await knex.schema.alterTable('pin_requests', (table) => {
@@ -22,6 +24,16 @@ export async function up (knex: Knex): Promise<void> {
     table.string('replaces_request_id', 64)
   })
   await knex.raw(`create index pin_requests_pinned_owner_index on pin_requests (identity_id) where status = 'pinned'`)
+  // What an identity's quota is used by: its uploads, and its pinned pin requests (but `leaving_out`, one a replacement replaces).
+  await knex.raw(`create function heimdall_identity_usage (owner integer, leaving_out text)
+    returns table (used_bytes bigint, used_uploads bigint)
+    language sql stable as $$
+      select
+        (select coalesce(sum(u.size), 0) from uploads u where u.identity_id = owner)::bigint
+          + (select coalesce(sum(p.size), 0) from pin_requests p where p.identity_id = owner and p.status = 'pinned' and p.request_id is distinct from leaving_out)::bigint,
+        (select count(*) from uploads u where u.identity_id = owner)
+          + (select count(*) from pin_requests p where p.identity_id = owner and p.status = 'pinned' and p.request_id is distinct from leaving_out)
+    $$`)
   await knex.raw(`create or replace function heimdall_record_upload (
       owner integer, upload_name text, root text, upload_kind text, upload_size bigint, avatar boolean,
       primary_file text, upload_warnings jsonb, report jsonb, entries jsonb,
@@ -40,10 +52,8 @@ export async function up (knex: Knex): Promise<void> {
         select i.quota_bytes, i.quota_uploads into own_bytes, own_uploads from identities i where i.id = owner for no key update;
         select u.id into recorded from uploads u where u.identity_id = owner and u.root_cid = root and u.name = upload_name;
         if recorded is null then
-          select coalesce(sum(u.size), 0), count(*) into usage_bytes, usage_count from uploads u where u.identity_id = owner;
-          -- What the owner's pinned pin requests hold counts as uploads do (heimdall_pin_within_quota).
-          select usage_bytes + coalesce(sum(r.size), 0), usage_count + count(*) into usage_bytes, usage_count
-            from pin_requests r where r.identity_id = owner and r.status = 'pinned';
+          -- Its uploads, and its pinned pin requests as uploads of their DAGs.
+          select usage.used_bytes, usage.used_uploads into usage_bytes, usage_count from heimdall_identity_usage(owner, null) usage;
           own_bytes := coalesce(own_bytes, default_quota_bytes);
           own_uploads := coalesce(own_uploads, default_quota_uploads);
           if usage_count + 1 > own_uploads or usage_bytes + upload_size > own_bytes then
@@ -88,14 +98,10 @@ export async function up (knex: Knex): Promise<void> {
   await knex.raw(`create function heimdall_pin_quota_usage (request text, default_quota_bytes bigint, default_quota_uploads integer)
     returns table (owner integer, used_bytes bigint, used_uploads bigint, quota_bytes bigint, quota_uploads bigint)
     language sql stable as $$
-      select r.identity_id,
-        (select coalesce(sum(u.size), 0) from uploads u where u.identity_id = r.identity_id)::bigint
-          + (select coalesce(sum(p.size), 0) from pin_requests p where p.identity_id = r.identity_id and p.status = 'pinned' and p.request_id is distinct from r.replaces_request_id)::bigint,
-        (select count(*) from uploads u where u.identity_id = r.identity_id)
-          + (select count(*) from pin_requests p where p.identity_id = r.identity_id and p.status = 'pinned' and p.request_id is distinct from r.replaces_request_id),
+      select r.identity_id, usage.used_bytes, usage.used_uploads,
         coalesce(i.quota_bytes, default_quota_bytes),
         coalesce(i.quota_uploads, default_quota_uploads)::bigint
-      from pin_requests r join identities i on i.id = r.identity_id
+      from pin_requests r join identities i on i.id = r.identity_id, heimdall_identity_usage(r.identity_id, r.replaces_request_id) usage
       where r.request_id = request and r.status in ('queued', 'pinning')
     $$`)
   await knex.raw(`create function heimdall_pin_within_quota (
@@ -136,6 +142,7 @@ export async function up (knex: Knex): Promise<void> {
 export async function down (knex: Knex): Promise<void> {
   await knex.raw('drop function heimdall_pin_within_quota (text, bigint, text, bigint, integer)')
   await knex.raw('drop function heimdall_pin_quota_usage (text, bigint, integer)')
+  await knex.raw('drop function heimdall_identity_usage (integer, text)')
   await knex.raw(`create or replace function heimdall_record_upload (
       owner integer, upload_name text, root text, upload_kind text, upload_size bigint, avatar boolean,
       primary_file text, upload_warnings jsonb, report jsonb, entries jsonb,

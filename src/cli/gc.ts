@@ -67,7 +67,7 @@ async function keepHeldPins (config: Config, backend: IpfsBackend, dryRun: boole
       assetExtensions: config.assetExtensions,
       bundleLimits: config.bundleLimits,
       maxCarLinks: maxCarLinks(config.maxUploadBytes, config.bundleLimits.maxEntries),
-    zipNameEncoding: config.zipNameEncoding,
+      zipNameEncoding: config.zipNameEncoding,
       // Its warnings (what was pinned again) on standard error; the report alone on standard output.
       logger: createLogger(config.logLevel, process.stderr),
       pinIntents: new PinIntentRepository(db.knex),

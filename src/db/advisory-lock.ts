@@ -42,9 +42,10 @@ export interface PgAdvisoryLockOptions {
  * while the work runs, PostgreSQL has released the lock and another instance
  * may enter. So does a host that dies holding one: its session is idle while
  * the work runs, and the server ends it once its client stops answering
- * TCP keepalive probes (dead-client.ts), not hours later. The work is not stopped (it cannot be, from here); its own
- * queries fail if the database went away, and what it writes must stay
- * correct under the database's constraints anyway.
+ * TCP keepalive probes (dead-client.ts), not hours later. The work is not
+ * stopped (it cannot be, from here); its own queries fail if the database
+ * went away, and what it writes must stay correct under the database's
+ * constraints anyway.
  */
 export class PgAdvisoryLock implements ContentLock {
   readonly #pool: pg.Pool

@@ -61,6 +61,11 @@ interface PinRequestRow {
 
 const parsed = <T>(value: string | T): T => (typeof value === 'string' ? JSON.parse(value) as T : value)
 
+/** An owner's usage and quota, as the quota functions answer them (bigints as text). */
+interface QuotaRow { used_bytes: string | null, used_uploads: string | null, quota_bytes: string | null, quota_uploads: string | null }
+type QuotaFigures = { usage: { bytes: number, uploads: number }, quota: { bytes: number, uploads: number } }
+const quotaFigures = (row: QuotaRow): QuotaFigures => ({ usage: { bytes: Number(row.used_bytes), uploads: Number(row.used_uploads) }, quota: { bytes: Number(row.quota_bytes), uploads: Number(row.quota_uploads) } })
+
 const toPinRequest = (row: PinRequestRow): PinRequest => ({
   id: row.id,
   requestId: row.request_id,
@@ -148,21 +153,19 @@ export class PinRequestRepository {
    * (`defaults` for an owner without their own), the owner's row locked
    * meanwhile as an upload's record locks it. 'gone': no longer pending.
    */
-  async pinWithinQuota (requestId: string, size: number, details: string | null, defaults: { bytes: number, uploads: number }): Promise<{ outcome: 'pinned' | 'gone' } | { outcome: 'over_quota', usage: { bytes: number, uploads: number }, quota: { bytes: number, uploads: number } }> {
-    const result = await this.#db.raw<{ rows: Array<{ outcome: 'pinned' | 'gone' | 'over_quota', used_bytes: string | null, used_uploads: string | null, quota_bytes: string | null, quota_uploads: string | null }> }>(
+  async pinWithinQuota (requestId: string, size: number, details: string | null, defaults: { bytes: number, uploads: number }): Promise<{ outcome: 'pinned' | 'gone' } | ({ outcome: 'over_quota' } & QuotaFigures)> {
+    const result = await this.#db.raw<{ rows: Array<{ outcome: 'pinned' | 'gone' | 'over_quota' } & QuotaRow> }>(
       'select * from heimdall_pin_within_quota(?, ?, ?, ?, ?)', [requestId, size, details, defaults.bytes, defaults.uploads])
     const row = result.rows[0]
     if (row === undefined) throw new Error('heimdall_pin_within_quota answered nothing')
-    if (row.outcome !== 'over_quota') return { outcome: row.outcome }
-    return { outcome: 'over_quota', usage: { bytes: Number(row.used_bytes), uploads: Number(row.used_uploads) }, quota: { bytes: Number(row.quota_bytes), uploads: Number(row.quota_uploads) } }
+    return row.outcome === 'over_quota' ? { outcome: 'over_quota', ...quotaFigures(row) } : { outcome: row.outcome }
   }
 
   /** What a pending request's owner has used and may use, the request it replaces left out; undefined once it is not pending. */
-  async quotaUsage (requestId: string, defaults: { bytes: number, uploads: number }): Promise<{ usage: { bytes: number, uploads: number }, quota: { bytes: number, uploads: number } } | undefined> {
-    const result = await this.#db.raw<{ rows: Array<{ used_bytes: string, used_uploads: string, quota_bytes: string, quota_uploads: string }> }>(
-      'select * from heimdall_pin_quota_usage(?, ?, ?)', [requestId, defaults.bytes, defaults.uploads])
+  async quotaUsage (requestId: string, defaults: { bytes: number, uploads: number }): Promise<QuotaFigures | undefined> {
+    const result = await this.#db.raw<{ rows: QuotaRow[] }>('select * from heimdall_pin_quota_usage(?, ?, ?)', [requestId, defaults.bytes, defaults.uploads])
     const row = result.rows[0]
-    return row === undefined ? undefined : { usage: { bytes: Number(row.used_bytes), uploads: Number(row.used_uploads) }, quota: { bytes: Number(row.quota_bytes), uploads: Number(row.quota_uploads) } }
+    return row === undefined ? undefined : quotaFigures(row)
   }
 
   async deleteOwned (identityId: number, requestId: string): Promise<boolean> {

@@ -21,13 +21,13 @@ export class QuotaRepository {
 
   /**
    * What the identity's uploads and pinned pin requests take (a request
-   * counts as an upload of its DAG's bytes), and its own quota, in one query.
+   * counts as an upload of its DAG's bytes: heimdall_identity_usage, what
+   * the database's quota checks count), and its own quota, in one query.
    */
   async measure (identityId: number): Promise<{ usage: Usage, override: QuotaOverride }> {
-    const row = await this.#db('identities').where({ id: identityId }).first<{ bytes: string | number, uploads: string | number, quota_bytes: string | number | null, quota_uploads: number | null } | undefined>(
-      'quota_bytes', 'quota_uploads',
-      this.#db.raw("(select coalesce(sum(size), 0) from uploads where identity_id = identities.id) + (select coalesce(sum(size), 0) from pin_requests where identity_id = identities.id and status = 'pinned') as bytes"),
-      this.#db.raw("(select count(*) from uploads where identity_id = identities.id) + (select count(*) from pin_requests where identity_id = identities.id and status = 'pinned') as uploads"))
+    const row = await this.#db('identities').joinRaw(', heimdall_identity_usage(identities.id, null) usage').where({ 'identities.id': identityId })
+      .first<{ bytes: string | number, uploads: string | number, quota_bytes: string | number | null, quota_uploads: number | null } | undefined>(
+        'quota_bytes', 'quota_uploads', 'usage.used_bytes as bytes', 'usage.used_uploads as uploads')
     return {
       usage: { bytes: Number(row?.bytes ?? 0), uploads: Number(row?.uploads ?? 0) },
       override: { bytes: row?.quota_bytes == null ? null : Number(row.quota_bytes), uploads: row?.quota_uploads ?? null }

@@ -4,6 +4,7 @@ import type { CID } from 'multiformats/cid'
 import { BadRequestError, UnprocessableContentError } from '../../errors.ts'
 import type { DirectoryEntry, IpfsBackend, NodeStat } from '../../ipfs/ipfs-backend.ts'
 import { gateFileBlocks, type Gate } from '../dag-walk.ts'
+import { LISTING_MAX_ENTRIES } from '../unixfs-reader.ts'
 
 type TreeReader = Pick<IpfsBackend, 'stat' | 'read' | 'list'>
 
@@ -11,27 +12,29 @@ type TreeReader = Pick<IpfsBackend, 'stat' | 'read' | 'list'>
 type TarEntry = NodeStat & { name: string }
 
 /**
- * Most entries a tar may have: ten times the largest bundle the default
- * ZIP_MAX_ENTRIES lets in. A tar writes a folder linked twice twice (as
- * Kubo does), so a few small blocks can name entries without end: four
- * levels of folders each linking 1,000 times to the one below, a 10.8 KB
- * zip, named 10^12 entries, walked before the first byte while a core
- * burned for as long as the client waited (found by review).
+ * Most entries a tar may have unless the caller says (gatewayEntryLimit of
+ * ZIP_MAX_ENTRIES): as many as a listing. A tar writes a folder linked
+ * twice twice (as Kubo does), so a few small blocks can name entries
+ * without end: four levels of folders each linking 1,000 times to the one
+ * below, a 10.8 KB zip, named 10^12 entries, walked before the first byte
+ * while a core burned for as long as the client waited (found by review).
  */
-export const TAR_MAX_ENTRIES = 100_000
+export const TAR_MAX_ENTRIES = LISTING_MAX_ENTRIES
 
-/** One walk of a tree: the entries named so far, and each folder's children as listed once (at most TAR_MAX_ENTRIES in all). */
+/** One walk of a tree: the entries named so far (at most `max`), and each folder's children as listed once. */
 interface TarWalk { count: number, max: number, listed: Map<string, DirectoryEntry[]> }
+
+const newWalk = (max: number): TarWalk => ({ count: 0, max, listed: new Map() })
 
 /**
  * The entries below `node`, depth-first, directories before their entries,
  * named as boxo names them: `<top>/<link names>`, normalised, so a link
  * named `directory/../file` is `file` in its folder, and a name that leads
- * out of the top folder is refused (400). Past the walk's maximum (TAR_MAX_ENTRIES, or
- * gatewayEntryLimit of ZIP_MAX_ENTRIES), counted as each folder is listed, a 422. Memory is bounded by the entries named:
+ * out of the top folder is refused (400). Past the walk's maximum, counted
+ * as each folder is listed, a 422. Memory is bounded by the entries named:
  * a folder met again is not listed again.
  */
-async function * entries (backend: TreeReader, node: TarEntry, top: string, signal?: AbortSignal, gate?: Gate, walk: TarWalk = { count: 0, max: TAR_MAX_ENTRIES, listed: new Map() }): AsyncGenerator<TarEntry> {
+async function * entries (backend: TreeReader, node: TarEntry, top: string, walk: TarWalk, signal?: AbortSignal, gate?: Gate): AsyncGenerator<TarEntry> {
   signal?.throwIfAborted()
   gate?.(node.cid)
   yield node
@@ -53,7 +56,7 @@ async function * entries (backend: TreeReader, node: TarEntry, top: string, sign
     if (!name.startsWith(`${top}/`) || name.length === top.length + 1) {
       throw new BadRequestError(`"${child.name}" in ${node.name} leads out of the archive's folder: relative paths outside the root are not allowed in a tar`)
     }
-    yield * entries(backend, { ...child, name }, top, signal, gate, walk)
+    yield * entries(backend, { ...child, name }, top, walk, signal, gate)
   }
 }
 
@@ -76,7 +79,7 @@ export async function checkTarNames (backend: TreeReader & Pick<IpfsBackend, 'ge
   // Every entry, and every block of each file, through the gate too: refused content is a 410 before the first byte, not a tar cut short.
   // A block shared by several files (or one file linked many times) is checked and read once.
   const gated = new Set<string>()
-  for await (const entry of entries(backend, root, root.name, signal, gate, { count: 0, max: maxEntries, listed: new Map() })) {
+  for await (const entry of entries(backend, root, root.name, newWalk(maxEntries), signal, gate)) {
     if (gate !== undefined && entry.type === 'file') await gateFileBlocks(backend, entry.cid, gate, signal, gated)
   }
 }
@@ -91,7 +94,7 @@ export async function checkTarNames (backend: TreeReader & Pick<IpfsBackend, 'ge
 export function tarStream (backend: TreeReader, root: TarEntry, signal?: AbortSignal, maxEntries = TAR_MAX_ENTRIES): Pack {
   const tar = pack()
   void (async () => {
-    for await (const entry of entries(backend, root, root.name, signal, undefined, { count: 0, max: maxEntries, listed: new Map() })) {
+    for await (const entry of entries(backend, root, root.name, newWalk(maxEntries), signal)) {
       // Each header as boxo's TarWriter writes it: the name as walked (a directory's too, with no slash after it), the node's mode, its mtime.
       const header = { name: entry.name, mode: entry.mode, mtime: mtimeOf(entry) }
       if (entry.type === 'directory') {
