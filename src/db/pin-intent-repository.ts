@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import type { Knex } from 'knex'
 
 export interface PinIntent {
@@ -7,6 +8,21 @@ export interface PinIntent {
   createdAt: Date
 }
 
+/** A pin an import may make before its root is known, by the name it carries (see the import_pin_intents migration). */
+export interface ImportPinIntent {
+  id: number
+  pinName: string
+  instance: string
+  createdAt: Date
+}
+
+interface ImportPinIntentRow {
+  id: number
+  pin_name: string
+  instance: string
+  created_at: Date | string
+}
+
 interface PinIntentRow {
   id: number
   root_cid: string
@@ -14,7 +30,7 @@ interface PinIntentRow {
   created_at: Date | string
 }
 
-/** The journal of pins being changed (see the pin_intents migration). */
+/** The journal of pins being changed (see the pin_intents and import_pin_intents migrations). */
 export class PinIntentRepository {
   readonly #db: Knex
 
@@ -57,5 +73,27 @@ export class PinIntentRepository {
       .orderBy('id')
       .limit(1000)
     return rows.map((row) => ({ id: row.id, rootCid: row.root_cid, instance: row.instance, createdAt: new Date(row.created_at) }))
+  }
+
+  /** A row for a pin an import is about to make: the name the pin will carry, unique to it. */
+  async addImportPin (instance: string): Promise<{ id: number, pinName: string }> {
+    const pinName = `heimdall-import-${randomUUID()}`
+    const [row] = await this.#db<ImportPinIntentRow>('import_pin_intents').insert({ pin_name: pinName, instance }).returning('id')
+    if (row === undefined) throw new Error('insert returned no row')
+    return { id: typeof row === 'object' ? row.id : row, pinName }
+  }
+
+  async removeImportPin (id: number): Promise<void> {
+    await this.#db('import_pin_intents').where({ id }).delete()
+  }
+
+  /** As `unsettled`, for the pins of imports. */
+  async unsettledImportPins (instance: string, ownBefore: Date, anyBefore: Date): Promise<ImportPinIntent[]> {
+    const rows = await this.#db<ImportPinIntentRow>('import_pin_intents')
+      .where((q) => { void q.where('instance', instance).andWhere('created_at', '<', ownBefore) })
+      .orWhere('created_at', '<', anyBefore)
+      .orderBy('id')
+      .limit(1000)
+    return rows.map((row) => ({ id: row.id, pinName: row.pin_name, instance: row.instance, createdAt: new Date(row.created_at) }))
   }
 }

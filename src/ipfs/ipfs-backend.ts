@@ -105,8 +105,17 @@ export interface IpfsBackend {
   /**
    * Imports the candidates wrapped in one directory (like `ipfs add -r -w`)
    * with the named profile. The last node is the root, with path `''`.
+   * `pinName`, where the node has `importPins`: the root is pinned as it is
+   * added, under that name.
    */
-  importTree: (candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, options: { profile: ImportProfileName, signal?: AbortSignal, lease?: ImportLease }) => Promise<ImportedNode[]>
+  importTree: (candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, options: { profile: ImportProfileName, signal?: AbortSignal, lease?: ImportLease, pinName?: string }) => Promise<ImportedNode[]>
+  /**
+   * Present where the node pins a tree in the import itself (Kubo's add with
+   * `--pin-name`, as `ipfs add` pins), which spares the pin a second walk of
+   * the whole DAG: `pinnedBy` lists the roots pinned under a name, to settle
+   * the pin of an import a crash interrupted before its root was known.
+   */
+  importPins?: { pinnedBy: (name: string, options?: { signal?: AbortSignal }) => AsyncIterable<CID> }
   /**
    * Writes blocks as they come (a CAR being received), under `lease` so that
    * a drop removes them and no collection takes them before the pin. The
@@ -124,8 +133,10 @@ export interface IpfsBackend {
    * still held; a backend may then take the lease's blocks for the DAG's
    * rather than walk it again. A lease the shared store expired meanwhile
    * is a ServiceUnavailableError (503): its blocks may be gone.
+   * `pinnedInImport`: importTree pinned `cid` (its `pinName`); pinned again
+   * only if that pin is gone meanwhile.
    */
-  pin: (cid: CID, options?: { signal?: AbortSignal, imported?: ImportLease }) => Promise<void>
+  pin: (cid: CID, options?: { signal?: AbortSignal, imported?: ImportLease, pinnedInImport?: boolean }) => Promise<void>
   /** Removes a recursive pin. Unpinning something not pinned is not an error. */
   unpin: (cid: CID) => Promise<void>
   isPinned: (cid: CID) => Promise<boolean>

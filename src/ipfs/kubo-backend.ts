@@ -162,9 +162,10 @@ export class KuboBackend implements IpfsBackend {
   readonly #client: KuboRPCClient
   readonly #url: string
   /**
-   * Our imports add with pin=false and pin at commit; Kubo's add holds its
-   * GC lock only when it pins, so a `repo/gc` between add and pin would
-   * take the upload's blocks. Heimdall's own collections wait for imports.
+   * An import without a pin name adds with pin=false (pinned at commit), and
+   * Kubo's add holds its GC lock only when it pins, so a `repo/gc` between
+   * add and pin would take the upload's blocks: Heimdall's own collections
+   * wait for imports.
    */
   readonly #gate = new GcGate()
 
@@ -241,7 +242,7 @@ export class KuboBackend implements IpfsBackend {
    * Kubo consumed it: 372 MB of buffers, measured.) Kubo answers one JSON line
    * per file and directory, root last.
    */
-  async importTree (candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, options: { profile: ImportProfileName, signal?: AbortSignal }): Promise<ImportedNode[]> {
+  async importTree (candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, options: { profile: ImportProfileName, signal?: AbortSignal, pinName?: string }): Promise<ImportedNode[]> {
     const profile = IMPORT_PROFILES[options.profile]
     const url = new URL('/api/v0/add', this.#url)
     url.search = new URLSearchParams({
@@ -251,7 +252,9 @@ export class KuboBackend implements IpfsBackend {
       hash: profile.hash,
       'max-file-links': String(profile.maxChildrenPerNode),
       'wrap-with-directory': 'true',
-      pin: 'false',
+      // Pinned by the add as `ipfs add` pins (the root recorded as pinned, no walk of the DAG), under a name the pin
+      // journal knows; else at commit, by a pin/add that reads the whole DAG back.
+      ...(options.pinName === undefined ? { pin: 'false' } : { pin: 'true', 'pin-name': options.pinName }),
       progress: 'false',
       'stream-channels': 'true',
       'fast-provide-root': 'false'
@@ -384,7 +387,9 @@ export class KuboBackend implements IpfsBackend {
    * spellings, so that a CIDv0 pin request and an upload of the same DAG
    * hold one pin (see cid-forms.ts).
    */
-  async pin (cid: CID, options: { signal?: AbortSignal } = {}): Promise<void> {
+  async pin (cid: CID, options: { signal?: AbortSignal, pinnedInImport?: boolean } = {}): Promise<void> {
+    // Kubo's pin/add of a root already pinned removes that pin and walks the whole DAG again before pinning it anew.
+    if (options.pinnedInImport === true && await this.isPinned(cid)) return
     const url = new URL('/api/v0/pin/add', this.#url)
     url.search = new URLSearchParams({ arg: cid.toV1().toString(), recursive: 'true', progress: 'true' }).toString()
     await this.#call(`pin ${cid.toString()}`, async () => {
@@ -410,6 +415,18 @@ export class KuboBackend implements IpfsBackend {
         if (!text.split('\n').some((line) => line.includes('"Pins"'))) throw new Error(`Kubo's pin/add ended without its pins: ${text.slice(-200)}`)
       })
     })
+  }
+
+  /** Imports pin their root in the add, under the name they are given (see importTree). */
+  readonly importPins = { pinnedBy: (name: string, options: { signal?: AbortSignal } = {}) => this.#pinnedBy(name, options.signal) }
+
+  async * #pinnedBy (name: string, signal?: AbortSignal): AsyncIterable<CID> {
+    try {
+      // Kubo's name filter matches any part of a name: the whole name is compared here.
+      for await (const pin of this.#client.pin.ls({ type: 'recursive', name, signal })) if (pin.name === name) yield ours(pin.cid)
+    } catch (err) {
+      throw this.#translate(err, 'pins')
+    }
   }
 
   async unpin (cid: CID): Promise<void> {

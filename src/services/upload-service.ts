@@ -71,6 +71,20 @@ export interface ImportedUpload {
   notes?: readonly string[]
   /** A bundle's files whose names were read without a mark (see ZipBundle.unmarkedNames): a refusal for a missing file says how. */
   unmarkedNames?: ReadonlyMap<string, ReadName>
+  /** The pin the import made of its root, where the node pins in the import (see IpfsBackend.importPins). */
+  importPin?: ImportPin
+}
+
+/**
+ * A pin an import made under a name, and its row in the pin journal
+ * (import_pin_intents), open until the upload is recorded (the record holds
+ * the pin) or dropped (the pin released unless something else holds the
+ * root).
+ */
+export interface ImportPin {
+  readonly id: number
+  readonly pinName: string
+  closed: boolean
 }
 
 export interface UploadServiceOptions {
@@ -133,6 +147,8 @@ export class UploadService {
   readonly #lock: ContentLock
   /** The journal row of the work under each root's lock in this process (see #journaled). */
   readonly #working = new Map<string, number>()
+  /** The journal rows of this process's imports whose pins are not settled yet (see #openImportPin): settlePins leaves them. */
+  readonly #importing = new Set<number>()
 
   constructor (options: UploadServiceOptions) {
     this.#options = options
@@ -330,10 +346,11 @@ export class UploadService {
         if (await this.#options.blockedRoots?.isBlocked(rootForms(rootCid)) === true) {
           throw new ContentBlockedError('this content was taken down on this node by a denylist: only an upload of it, once no list names it, restores it', 403)
         }
-        await this.#options.backend.pin(root.cid, { imported: imported.lease })
+        await this.#options.backend.pin(root.cid, { imported: imported.lease, pinnedInImport: imported.importPin !== undefined })
         await this.#options.operatorPins?.add(rootKey(rootCid), actor, imported.nodes.filter((node) => node.path !== '').map((node) => ({ path: node.path, cid: node.cid.toString() })))
       }))
       await imported.lease.release()
+      await this.#closeImportPin(imported.importPin)
       return root
     } catch (err) {
       await this.drop(imported)
@@ -351,6 +368,7 @@ export class UploadService {
     try {
       const outcome = await this.#commit(owner, imported, quotas)
       await imported.lease.release()
+      await this.#closeImportPin(imported.importPin)
       return outcome
     } catch (err) {
       await this.drop(imported)
@@ -358,9 +376,45 @@ export class UploadService {
     }
   }
 
-  /** Gives up an imported upload that will not be committed: its blocks that nothing else holds are removed. Idempotent. */
+  /**
+   * Gives up an imported upload that will not be committed: the pin its
+   * import made is released and its blocks that nothing else holds are
+   * removed. Idempotent; after a commit it does nothing.
+   */
   async drop (imported: ImportedUpload): Promise<void> {
     await imported.lease.discard().catch((err: unknown) => { this.#options.logger.warn({ err }, 'could not remove the blocks of a dropped upload') })
+    const { importPin } = imported
+    if (importPin === undefined || importPin.closed) return
+    importPin.closed = true
+    this.#importing.delete(importPin.id)
+    const rootCid = imported.nodes.at(-1)?.cid.toString()
+    try {
+      // Under the root's lock and journal, as a delete: another upload, pin request or operator's pin of the same root keeps it.
+      if (rootCid !== undefined) await this.changePin(rootCid, async (intent) => { await this.releaseIfUnreferenced(rootCid, intent) })
+      await this.#options.pinIntents.removeImportPin(importPin.id)
+    } catch (err) {
+      this.#options.logger.warn({ err, rootCid }, 'could not release the pin of a dropped upload: left to the pin journal')
+    }
+  }
+
+  /**
+   * A journal row for the pin an import is about to make, where the node
+   * pins in the import (see IpfsBackend.importPins); undefined otherwise.
+   */
+  async #openImportPin (): Promise<ImportPin | undefined> {
+    if (this.#options.backend.importPins === undefined) return undefined
+    const row = await this.#options.pinIntents.addImportPin(this.#options.instanceId)
+    this.#importing.add(row.id)
+    return { ...row, closed: false }
+  }
+
+  /** The upload is recorded (or the operator's pin is): its record holds the pin from now on, and the row goes. */
+  async #closeImportPin (importPin: ImportPin | undefined): Promise<void> {
+    if (importPin === undefined || importPin.closed) return
+    importPin.closed = true
+    this.#importing.delete(importPin.id)
+    // A row left behind is settled later, and the record keeps the pin then.
+    await this.#options.pinIntents.removeImportPin(importPin.id).catch((err: unknown) => { this.#options.logger.warn({ err }, 'could not clear a pin journal row') })
   }
 
   async #commit (owner: Identity, imported: ImportedUpload, quotas: QuotaGuard | undefined): Promise<UploadOutcome> {
@@ -385,7 +439,7 @@ export class UploadService {
     return this.#underRoot(rootCid, async () => this.#journaled(rootCid, async (intent) => {
       // Under the root's lock, so that a list changing meanwhile cannot let it through past a take-down.
       this.#refuseBlocked(owner, root.cid, nodes)
-      await backend.pin(root.cid, { imported: imported.lease })
+      await backend.pin(root.cid, { imported: imported.lease, pinnedInImport: imported.importPin !== undefined })
       try {
         const size = sum(fileSizes.values())
         const { upload, created } = await uploads.insert({
@@ -556,7 +610,9 @@ export class UploadService {
   async settlePins (options: { startup?: boolean, signal?: AbortSignal } = {}): Promise<number> {
     const { pinIntents, instanceId, backend, logger } = this.#options
     const now = Date.now()
-    const intents = await pinIntents.unsettled(instanceId, new Date(options.startup === true ? now + 1000 : now - 10 * 60_000), new Date(now - 60 * 60_000))
+    const ownBefore = new Date(options.startup === true ? now + 1000 : now - 10 * 60_000)
+    const anyBefore = new Date(now - 60 * 60_000)
+    const intents = await pinIntents.unsettled(instanceId, ownBefore, anyBefore)
     let released = 0
     for (const intent of intents) {
       if (options.signal?.aborted === true) break
@@ -575,9 +631,45 @@ export class UploadService {
       })
       if (unavailable) break
     }
+    released += await this.#settleImportPins(ownBefore, anyBefore, options)
     if (released > 0) {
       logger.info({ released, settled: intents.length }, 'released the pins of uploads a crash interrupted')
       this.#options.collector?.request('settled pins')
+    }
+    return released
+  }
+
+  /**
+   * Settles the journal rows of imports that pinned in the add (see
+   * IpfsBackend.importPins) and were neither recorded nor dropped: the pin
+   * is found by its name, kept if anything references its root, else
+   * released. This process's imports under way are left alone; another
+   * instance's after an hour are not (an add that long, its row settled
+   * before it pins, loses only its protection against a crash of its own).
+   */
+  async #settleImportPins (ownBefore: Date, anyBefore: Date, options: { signal?: AbortSignal }): Promise<number> {
+    const { pinIntents, instanceId, backend, logger } = this.#options
+    if (backend.importPins === undefined) return 0
+    const rows = (await pinIntents.unsettledImportPins(instanceId, ownBefore, anyBefore)).filter((row) => !this.#importing.has(row.id))
+    let released = 0
+    for (const row of rows) {
+      if (options.signal?.aborted === true) break
+      try {
+        const roots: CID[] = []
+        for await (const root of backend.importPins.pinnedBy(row.pinName, { signal: options.signal })) roots.push(root)
+        for (const root of roots) {
+          const rootCid = root.toString()
+          await this.#underRoot(rootCid, async () => {
+            if (await this.#referenced(rootCid) > 0) return
+            await backend.unpin(root)
+            released++
+          })
+        }
+        await pinIntents.removeImportPin(row.id)
+      } catch (err) {
+        logger.warn({ err, pinName: row.pinName }, 'could not settle the pin of an interrupted import: tried again later')
+        if (err instanceof ServiceUnavailableError) break
+      }
     }
     return released
   }
@@ -677,14 +769,18 @@ export class UploadService {
       inspected.push(file)
       return { path: candidate.path, content: tap(candidate.content, file, signal) }
     })
+    const importPin = await this.#openImportPin()
     const lease = await this.#options.backend.openLease()
     try {
-      const nodes = await this.#options.backend.importTree(tapped, { profile: this.#options.profile, signal, lease })
+      const nodes = await this.#options.backend.importTree(tapped, { profile: this.#options.profile, signal, lease, ...(importPin === undefined ? {} : { pinName: importPin.pinName }) })
       const reports = inspected.map(({ inspector }) => inspector.end())
       const fileSizes = new Map(reports.map((report, i) => [report.path, inspected[i]?.bytes ?? 0]))
-      return { name, nodes, reports, fileSizes, lease }
+      return { name, nodes, reports, fileSizes, lease, ...(importPin === undefined ? {} : { importPin }) }
     } catch (err) {
       await lease.discard().catch((discardErr: unknown) => { this.#options.logger.warn({ err: discardErr }, 'could not remove the blocks of a failed import') })
+      // The add may have pinned its root before failing (its answer cut, the client gone at its end), and a cancelled
+      // add may still be ending in the node: the row is left to settlePins, which looks for the pin by its name later.
+      if (importPin !== undefined) this.#importing.delete(importPin.id)
       throw isOutOfSpace(err) ? new InsufficientStorageError() : err
     }
   }

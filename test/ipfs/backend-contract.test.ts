@@ -190,6 +190,41 @@ for (const factory of factories) {
       expect(await backend.isPinned(root)).toBe(false)
     })
 
+    it('pins an import in the add, under its name, where the node does (importPins: Kubo), finds the pin by that name, and a later pin keeps it rather than walking the DAG again; elsewhere a pin name pins nothing', async () => {
+      const data = randomBytes(3 * 1024 * 1024)
+      const lease = await backend.openLease()
+      const nodes = await backend.importTree([file('named.bin', data)], { profile: 'unixfs-v1-2025', lease, pinName: 'heimdall-import-contract-a' })
+      const root = nodes.at(-1)?.cid as CID
+      const { importPins } = backend
+      if (importPins === undefined) {
+        expect(factory.name).not.toMatch(/^Kubo/)
+        expect(await backend.isPinned(root)).toBe(false)
+        await lease.discard()
+        return
+      }
+      await lease.release()
+      const named = async (name: string): Promise<string[]> => { const roots: string[] = []; for await (const cid of importPins.pinnedBy(name)) roots.push(cid.toString()); return roots }
+      expect(await backend.isPinned(root)).toBe(true)
+      // Kubo's name filter matches a part of a name: only the whole name counts.
+      expect(await named('heimdall-import-contract-a')).toEqual([root.toString()])
+      expect(await named('heimdall-import-contract')).toEqual([])
+      // Kubo's pin/add of a root already pinned drops its pin and walks the DAG to pin it anew, without the name.
+      await backend.pin(root, { pinnedInImport: true })
+      expect(await named('heimdall-import-contract-a')).toEqual([root.toString()])
+      // A pin gone meanwhile is made again.
+      await backend.unpin(root)
+      await backend.pin(root, { pinnedInImport: true })
+      expect(await backend.isPinned(root)).toBe(true)
+      // The same content imported again under another name: the pin now carries the newer name.
+      await backend.importTree([file('named.bin', data)], { profile: 'unixfs-v1-2025', pinName: 'heimdall-import-contract-b' })
+      expect(await named('heimdall-import-contract-b')).toEqual([root.toString()])
+      await backend.unpin(root)
+      expect(await named('heimdall-import-contract-b')).toEqual([])
+      // Without a name nothing is pinned.
+      const plain = (await backend.importTree([file('plain.bin', randomBytes(100))], { profile: 'unixfs-v1-2025' })).at(-1)?.cid as CID
+      expect(await backend.isPinned(plain)).toBe(false)
+    })
+
     it('answers NotFoundError for content it does not have, without looking elsewhere', async () => {
       const absent = CID.parse('bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy')
       const started = Date.now()
