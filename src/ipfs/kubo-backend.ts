@@ -341,7 +341,27 @@ export class KuboBackend implements IpfsBackend {
   /** Holds off Heimdall's collections until released; Kubo has no per-import bookkeeping, so a discard leaves the blocks to the next collection. */
   async openLease (): Promise<ImportLease> {
     const leave = await this.#gate.enter()
-    return { release: async () => { leave(); await Promise.resolve() }, discard: async () => { leave(); await Promise.resolve() } }
+    const lease = { release: async () => { leave(); await Promise.resolve() }, discard: async () => { leave(); await Promise.resolve() } }
+    if (this.#unpinsUnderWay === 0) this.#unpinsBeforeLease.set(lease, this.#unpinsEnded)
+    return lease
+  }
+
+  /** Unpins asked of Kubo by this process: under way now, and ended so far (see #importPinStands). */
+  #unpinsUnderWay = 0
+  #unpinsEnded = 0
+  /** For each import lease opened while no unpin was under way, the unpins ended by then. */
+  readonly #unpinsBeforeLease = new WeakMap<ImportLease, number>()
+
+  /**
+   * Whether the pin an import made in its add still stands. Only an unpin
+   * takes a pin away, and over Kubo one Heimdall changes its pins (the
+   * per-root lock is in process): with no unpin begun since the import's
+   * lease opened, none can have taken it, and Kubo is not asked. Else it is
+   * asked (a delete of another upload of the same content may have).
+   */
+  async #importPinStands (cid: CID, lease: ImportLease | undefined): Promise<boolean> {
+    if (lease !== undefined && this.#unpinsUnderWay === 0 && this.#unpinsBeforeLease.get(lease) === this.#unpinsEnded) return true
+    return this.isPinned(cid)
   }
 
   /** `repo/gc`, with no import of ours between add and pin; `dryRun` compares local blocks with what pins and MFS reach. */
@@ -387,9 +407,9 @@ export class KuboBackend implements IpfsBackend {
    * spellings, so that a CIDv0 pin request and an upload of the same DAG
    * hold one pin (see cid-forms.ts).
    */
-  async pin (cid: CID, options: { signal?: AbortSignal, pinnedInImport?: boolean } = {}): Promise<void> {
+  async pin (cid: CID, options: { signal?: AbortSignal, imported?: ImportLease, pinnedInImport?: boolean } = {}): Promise<void> {
     // Kubo's pin/add of a root already pinned removes that pin and walks the whole DAG again before pinning it anew.
-    if (options.pinnedInImport === true && await this.isPinned(cid)) return
+    if (options.pinnedInImport === true && await this.#importPinStands(cid, options.imported)) return
     const url = new URL('/api/v0/pin/add', this.#url)
     url.search = new URLSearchParams({ arg: cid.toV1().toString(), recursive: 'true', progress: 'true' }).toString()
     await this.#call(`pin ${cid.toString()}`, async () => {
@@ -430,12 +450,18 @@ export class KuboBackend implements IpfsBackend {
   }
 
   async unpin (cid: CID): Promise<void> {
-    for (const form of spellings(cid)) {
-      try {
-        await this.#call(`pin ${form.toString()}`, async () => { await this.#client.pin.rm(form, { recursive: true, signal: AbortSignal.timeout(PIN_QUERY_MS) }) })
-      } catch (err) {
-        if (!(err instanceof NotFoundError)) throw err
+    this.#unpinsUnderWay++
+    try {
+      for (const form of spellings(cid)) {
+        try {
+          await this.#call(`pin ${form.toString()}`, async () => { await this.#client.pin.rm(form, { recursive: true, signal: AbortSignal.timeout(PIN_QUERY_MS) }) })
+        } catch (err) {
+          if (!(err instanceof NotFoundError)) throw err
+        }
       }
+    } finally {
+      this.#unpinsUnderWay--
+      this.#unpinsEnded++
     }
   }
 
