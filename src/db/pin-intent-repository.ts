@@ -8,6 +8,9 @@ export interface PinIntent {
   createdAt: Date
 }
 
+/** What the name of every import's pin begins with (Kubo's pin names; `ipfs pin ls --names`). */
+export const IMPORT_PIN_PREFIX = 'heimdall-import-'
+
 /** A pin an import may make before its root is known, by the name it carries (see the import_pin_intents migration). */
 export interface ImportPinIntent {
   id: number
@@ -67,17 +70,21 @@ export class PinIntentRepository {
 
   /** Rows of `instance` written before `ownBefore`, and anyone's written before `anyBefore`: work no live process is still doing. */
   async unsettled (instance: string, ownBefore: Date, anyBefore: Date): Promise<PinIntent[]> {
-    const rows = await this.#db<PinIntentRow>('pin_intents')
+    const rows = await this.#unsettledRows<PinIntentRow>('pin_intents', instance, ownBefore, anyBefore)
+    return rows.map((row) => ({ id: row.id, rootCid: row.root_cid, instance: row.instance, createdAt: new Date(row.created_at) }))
+  }
+
+  async #unsettledRows<Row extends object> (table: string, instance: string, ownBefore: Date, anyBefore: Date): Promise<Row[]> {
+    return this.#db<Row>(table)
       .where((q) => { void q.where('instance', instance).andWhere('created_at', '<', ownBefore) })
       .orWhere('created_at', '<', anyBefore)
       .orderBy('id')
-      .limit(1000)
-    return rows.map((row) => ({ id: row.id, rootCid: row.root_cid, instance: row.instance, createdAt: new Date(row.created_at) }))
+      .limit(1000) as Promise<Row[]>
   }
 
   /** A row for a pin an import is about to make: the name the pin will carry, unique to it. */
   async addImportPin (instance: string): Promise<{ id: number, pinName: string }> {
-    const pinName = `heimdall-import-${randomUUID()}`
+    const pinName = `${IMPORT_PIN_PREFIX}${randomUUID()}`
     const [row] = await this.#db<ImportPinIntentRow>('import_pin_intents').insert({ pin_name: pinName, instance }).returning('id')
     if (row === undefined) throw new Error('insert returned no row')
     return { id: typeof row === 'object' ? row.id : row, pinName }
@@ -89,11 +96,7 @@ export class PinIntentRepository {
 
   /** As `unsettled`, for the pins of imports. */
   async unsettledImportPins (instance: string, ownBefore: Date, anyBefore: Date): Promise<ImportPinIntent[]> {
-    const rows = await this.#db<ImportPinIntentRow>('import_pin_intents')
-      .where((q) => { void q.where('instance', instance).andWhere('created_at', '<', ownBefore) })
-      .orWhere('created_at', '<', anyBefore)
-      .orderBy('id')
-      .limit(1000)
+    const rows = await this.#unsettledRows<ImportPinIntentRow>('import_pin_intents', instance, ownBefore, anyBefore)
     return rows.map((row) => ({ id: row.id, pinName: row.pin_name, instance: row.instance, createdAt: new Date(row.created_at) }))
   }
 }

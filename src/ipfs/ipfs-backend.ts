@@ -94,6 +94,18 @@ export interface NodeNetwork {
   connect: (origins: readonly string[], signal?: AbortSignal) => Promise<number>
 }
 
+const MADE_NO_PIN = Symbol('the import made no pin')
+
+/** Marks an import's failure as one after which the node holds no pin of it (see IpfsBackend.importTree). */
+export function markMadeNoPin<T> (err: T): T {
+  if (typeof err === 'object' && err !== null) Object.defineProperty(err, MADE_NO_PIN, { value: true })
+  return err
+}
+
+export function importMadeNoPin (err: unknown): boolean {
+  return typeof err === 'object' && err !== null && MADE_NO_PIN in err
+}
+
 /**
  * Everything Heimdall asks of an IPFS node. Implemented by the embedded Helia
  * node and by Kubo over its RPC API; one contract suite runs against each.
@@ -106,16 +118,18 @@ export interface IpfsBackend {
    * Imports the candidates wrapped in one directory (like `ipfs add -r -w`)
    * with the named profile. The last node is the root, with path `''`.
    * `pinName`, where the node has `importPins`: the root is pinned as it is
-   * added, under that name.
+   * added, under that name. A failure marked by `importMadeNoPin` is one
+   * the node cannot have pinned anything for (it never had the whole upload).
    */
   importTree: (candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, options: { profile: ImportProfileName, signal?: AbortSignal, lease?: ImportLease, pinName?: string }) => Promise<ImportedNode[]>
   /**
    * Present where the node pins a tree in the import itself (Kubo's add with
    * `--pin-name`, as `ipfs add` pins), which spares the pin a second walk of
-   * the whole DAG: `pinnedBy` lists the roots pinned under a name, to settle
-   * the pin of an import a crash interrupted before its root was known.
+   * the whole DAG: `named` lists the recursive pins whose names begin with
+   * `prefix`, to settle the pins of imports a crash interrupted before their
+   * roots were known.
    */
-  importPins?: { pinnedBy: (name: string, options?: { signal?: AbortSignal }) => AsyncIterable<CID> }
+  importPins?: { named: (prefix: string, options?: { signal?: AbortSignal }) => AsyncIterable<{ name: string, cid: CID }> }
   /**
    * Writes blocks as they come (a CAR being received), under `lease` so that
    * a drop removes them and no collection takes them before the pin. The

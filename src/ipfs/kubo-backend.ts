@@ -12,20 +12,25 @@ import { HeimdallError, InsufficientStorageError, isOutOfSpace, NotFoundError, S
 import { http } from '../node-http.ts'
 import { GcGate } from './gc-gate.ts'
 import { IMPORT_PROFILES, type ImportProfileName } from './import-profiles.ts'
-import type { DirectoryEntry, GcReport, ImportCandidate, ImportedNode, ImportLease, IpfsBackend, NodeNetwork, NodeStat, ReadOptions, VerifiedBlock } from './ipfs-backend.ts'
+import { markMadeNoPin, type DirectoryEntry, type GcReport, type ImportCandidate, type ImportedNode, type ImportLease, type IpfsBackend, type NodeNetwork, type NodeStat, type ReadOptions, type VerifiedBlock } from './ipfs-backend.ts'
 import { kuboNetwork } from './kubo-network.ts'
 import { rootForms } from './cid-forms.ts'
 import { IPFS_IDLE_MS, idleBounded, idleWatch, nodeStalled } from './idle-bound.ts'
 import { rawStat, unixfsStatOfBlock } from './unixfs-stat.ts'
 
-/** The multipart body Kubo's add reads: one part per file or directory, paths in the file name. */
-async function * multipartBody (candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, boundary: string): AsyncIterable<Uint8Array> {
+/**
+ * The multipart body Kubo's add reads: one part per file or directory, paths
+ * in the file name. `progress.ending` is set as the closing boundary goes:
+ * until then Kubo's add cannot have ended, nor pinned.
+ */
+async function * multipartBody (candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, boundary: string, progress: { ending: boolean }): AsyncIterable<Uint8Array> {
   for await (const candidate of candidates) {
     const type = candidate.content === undefined ? 'application/x-directory' : 'application/octet-stream'
     yield Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${encodeURIComponent(candidate.path)}"\r\nContent-Type: ${type}\r\n\r\n`)
     if (candidate.content !== undefined) yield * candidate.content
     yield Buffer.from('\r\n')
   }
+  progress.ending = true
   yield Buffer.from(`--${boundary}--\r\n`)
 }
 
@@ -162,10 +167,11 @@ export class KuboBackend implements IpfsBackend {
   readonly #client: KuboRPCClient
   readonly #url: string
   /**
-   * An import without a pin name adds with pin=false (pinned at commit), and
-   * Kubo's add holds its GC lock only when it pins, so a `repo/gc` between
-   * add and pin would take the upload's blocks: Heimdall's own collections
-   * wait for imports.
+   * Heimdall's own collections wait for imports: one without a pin name adds
+   * with pin=false (pinned at commit), and Kubo's add holds its GC lock only
+   * when it pins, so a `repo/gc` between add and pin would take the upload's
+   * blocks; and a `repo/gc` waiting while an add that pins runs makes Kubo pin
+   * the unfinished tree without a name, for good (its `maybePauseForGC`).
    */
   readonly #gate = new GcGate()
 
@@ -260,18 +266,24 @@ export class KuboBackend implements IpfsBackend {
       'fast-provide-root': 'false'
     }).toString()
     const boundary = `heimdall-${randomUUID()}`
-    return this.#call('import', async () => {
-      const send = url.protocol === 'https:' ? httpsRequest : http.request
-      const req = send(url, { method: 'POST', headers: { 'Content-Type': `multipart/form-data; boundary=${boundary}` }, signal: options.signal })
-      // A Kubo that stops reading and answering (stopped, deadlocked) fails the import instead of holding it for good.
-      return whileKuboAnswers(req, this.#importIdleMs, async () => this.#send(req, candidates, boundary))
-    })
+    const progress = { ending: false }
+    try {
+      return await this.#call('import', async () => {
+        const send = url.protocol === 'https:' ? httpsRequest : http.request
+        const req = send(url, { method: 'POST', headers: { 'Content-Type': `multipart/form-data; boundary=${boundary}` }, signal: options.signal })
+        // A Kubo that stops reading and answering (stopped, deadlocked) fails the import instead of holding it for good.
+        return whileKuboAnswers(req, this.#importIdleMs, async () => this.#send(req, candidates, boundary, progress))
+      })
+    } catch (err) {
+      // Its body cut short (the client gone, a file refused as it streamed, Kubo away), the add failed before its pin.
+      throw progress.ending ? err : markMadeNoPin(err)
+    }
   }
 
   /** Sends the multipart body of `candidates` on `req` (POST /api/v0/add) and reads Kubo's answer: one line per file and directory. */
-  async #send (req: ClientRequest, candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, boundary: string): Promise<ImportedNode[]> {
+  async #send (req: ClientRequest, candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, boundary: string, progress: { ending: boolean }): Promise<ImportedNode[]> {
     const answered = new Promise<IncomingMessage>((resolve, reject) => { req.once('response', resolve); req.once('error', reject) })
-    const sent = pipeline(Readable.from(multipartBody(candidates, boundary)), req)
+    const sent = pipeline(Readable.from(multipartBody(candidates, boundary, progress)), req)
     sent.catch(() => {}) // observed below; an early answer from Kubo must not leave it unhandled
     const res = await answered
     const nodes: ImportedNode[] = []
@@ -342,25 +354,46 @@ export class KuboBackend implements IpfsBackend {
   async openLease (): Promise<ImportLease> {
     const leave = await this.#gate.enter()
     const lease = { release: async () => { leave(); await Promise.resolve() }, discard: async () => { leave(); await Promise.resolve() } }
-    if (this.#unpinsUnderWay === 0) this.#unpinsBeforeLease.set(lease, this.#unpinsEnded)
+    if (this.#changesUnderWay === 0) this.#changesBeforeLease.set(lease, this.#changesEnded)
     return lease
   }
 
-  /** Unpins asked of Kubo by this process: under way now, and ended so far (see #importPinStands). */
-  #unpinsUnderWay = 0
-  #unpinsEnded = 0
-  /** For each import lease opened while no unpin was under way, the unpins ended by then. */
-  readonly #unpinsBeforeLease = new WeakMap<ImportLease, number>()
+  /** Changes of Kubo's pins that may take one away, asked by this process: under way now, and ended so far (see #pinChange). */
+  #changesUnderWay = 0
+  #changesEnded = 0
+  /** For each import lease opened while no such change was under way, the changes ended by then. */
+  readonly #changesBeforeLease = new WeakMap<ImportLease, number>()
 
   /**
-   * Whether the pin an import made in its add still stands. Only an unpin
-   * takes a pin away, and over Kubo one Heimdall changes its pins (the
-   * per-root lock is in process): with no unpin begun since the import's
-   * lease opened, none can have taken it, and Kubo is not asked. Else it is
-   * asked (a delete of another upload of the same content may have).
+   * Runs a change of Kubo's pins that may take one away: an unpin, or a
+   * pin/add, which drops a root's pin before walking its DAG and pins it
+   * again only if the walk ends. One that fails counts as ended only
+   * PIN_QUERY_MS later: Kubo may still apply it after the request is given
+   * up on.
+   */
+  async #pinChange<T> (work: () => Promise<T>): Promise<T> {
+    this.#changesUnderWay++
+    let failed = true
+    try {
+      const result = await work()
+      failed = false
+      return result
+    } finally {
+      const end = (): void => { this.#changesUnderWay--; this.#changesEnded++ }
+      if (failed) setTimeout(end, PIN_QUERY_MS).unref(); else end()
+    }
+  }
+
+  /**
+   * Whether the pin an import made in its add still stands. Only a change
+   * of pins (see #pinChange) takes one away, and over Kubo one Heimdall
+   * changes them (the per-root lock is in process; README: one Heimdall per
+   * Kubo): with none begun since the import's lease opened, none can have
+   * taken it, and Kubo is not asked. Else it is asked (a delete of another
+   * upload of the same content may have taken it).
    */
   async #importPinStands (cid: CID, lease: ImportLease | undefined): Promise<boolean> {
-    if (lease !== undefined && this.#unpinsUnderWay === 0 && this.#unpinsBeforeLease.get(lease) === this.#unpinsEnded) return true
+    if (lease !== undefined && this.#changesUnderWay === 0 && this.#changesBeforeLease.get(lease) === this.#changesEnded) return true
     return this.isPinned(cid)
   }
 
@@ -412,7 +445,7 @@ export class KuboBackend implements IpfsBackend {
     if (options.pinnedInImport === true && await this.#importPinStands(cid, options.imported)) return
     const url = new URL('/api/v0/pin/add', this.#url)
     url.search = new URLSearchParams({ arg: cid.toV1().toString(), recursive: 'true', progress: 'true' }).toString()
-    await this.#call(`pin ${cid.toString()}`, async () => {
+    await this.#pinChange(async () => this.#call(`pin ${cid.toString()}`, async () => {
       const send = url.protocol === 'https:' ? httpsRequest : http.request
       const req = send(url, { method: 'POST', signal: options.signal })
       // Asked with progress so that a Kubo that stops answering fails the pin instead of holding the upload, and its
@@ -434,24 +467,25 @@ export class KuboBackend implements IpfsBackend {
         if (failure !== undefined && failure !== '') throw new Error(failure)
         if (!text.split('\n').some((line) => line.includes('"Pins"'))) throw new Error(`Kubo's pin/add ended without its pins: ${text.slice(-200)}`)
       })
-    })
+    }))
   }
 
   /** Imports pin their root in the add, under the name they are given (see importTree). */
-  readonly importPins = { pinnedBy: (name: string, options: { signal?: AbortSignal } = {}) => this.#pinnedBy(name, options.signal) }
+  readonly importPins = { named: (prefix: string, options: { signal?: AbortSignal } = {}) => this.#named(prefix, options.signal) }
 
-  async * #pinnedBy (name: string, signal?: AbortSignal): AsyncIterable<CID> {
+  async * #named (prefix: string, signal?: AbortSignal): AsyncIterable<{ name: string, cid: CID }> {
     try {
-      // Kubo's name filter matches any part of a name: the whole name is compared here.
-      for await (const pin of this.#client.pin.ls({ type: 'recursive', name, signal })) if (pin.name === name) yield ours(pin.cid)
+      // Kubo's name filter matches any part of a name (and reads every pin's name): the prefix is checked here too.
+      for await (const pin of this.#client.pin.ls({ type: 'recursive', name: prefix, signal })) {
+        if (pin.name?.startsWith(prefix) === true) yield { name: pin.name, cid: ours(pin.cid) }
+      }
     } catch (err) {
       throw this.#translate(err, 'pins')
     }
   }
 
   async unpin (cid: CID): Promise<void> {
-    this.#unpinsUnderWay++
-    try {
+    await this.#pinChange(async () => {
       for (const form of spellings(cid)) {
         try {
           await this.#call(`pin ${form.toString()}`, async () => { await this.#client.pin.rm(form, { recursive: true, signal: AbortSignal.timeout(PIN_QUERY_MS) }) })
@@ -459,10 +493,7 @@ export class KuboBackend implements IpfsBackend {
           if (!(err instanceof NotFoundError)) throw err
         }
       }
-    } finally {
-      this.#unpinsUnderWay--
-      this.#unpinsEnded++
-    }
+    })
   }
 
   async isPinned (cid: CID): Promise<boolean> {

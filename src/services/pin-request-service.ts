@@ -34,7 +34,7 @@ export interface PinRequestServiceOptions {
   /** QUOTA_BYTES and QUOTA_UPLOADS: a pinned request counts in its owner's quota as an upload of its DAG's bytes. */
   quotas: Quota
   /** What content must pass before it is pinned, fetched from the network or held here but not pinned: the upload's checks. */
-  gatekeeper: Pick<UploadService, 'inspectFetched'>
+  gatekeeper: Pick<UploadService, 'inspectFetched' | 'holdsRecorded'>
   /** Requests fetched from the network at once (IPFS_MAX_FETCHES); the others wait `queued`. */
   maxFetches?: number
   /**
@@ -286,9 +286,10 @@ export class PinRequestService {
         case 'complete': {
           // Held is not checked: blocks are kept by their hash alone, so the bytes of an upload (a `.bin`, any bytes)
           // read as another kind of block can be a folder naming `login.html`, and a pinned root's pages are served
-          // as themselves (found by review: HTML, SVG, PDF and .exe served so). A root pinned here already passed
-          // (an upload's, an operator's); any other goes through the gatekeeper, as fetched content does.
-          const lease = await backend.isPinned(root) ? undefined : await backend.openLease()
+          // as themselves (found by review: HTML, SVG, PDF and .exe served so). A root an upload or the operator
+          // recorded passed; any other goes through the gatekeeper, as fetched content does. Not "a root pinned here":
+          // over Kubo an upload's add pins its root before the upload's checks refuse it (found by review).
+          const lease = await this.#options.gatekeeper.holdsRecorded(request.rootCid) ? undefined : await backend.openLease()
           try {
             if (lease !== undefined) {
               try {

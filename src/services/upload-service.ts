@@ -5,7 +5,7 @@ import { gunzipBudget, inspectorFor, type FileInspector, type FileReport } from 
 import { checkReferences } from '../assets/references.ts'
 import { buildAvatarReport } from '../assets/avatar-report.ts'
 import type { Identity } from '../db/identity-repository.ts'
-import type { PinIntentRepository } from '../db/pin-intent-repository.ts'
+import { IMPORT_PIN_PREFIX, type PinIntentRepository } from '../db/pin-intent-repository.ts'
 import type { Upload, UploadEntry, UploadRepository } from '../db/upload-repository.ts'
 import { isDatabaseUnavailable } from '../db/unavailable.ts'
 import { CID } from 'multiformats/cid'
@@ -14,7 +14,7 @@ import { readCar } from '../ipfs/car-reader.ts'
 import { blockedContent } from '../denylist/blocked-content.ts'
 import type { Denylist } from '../denylist/denylist.ts'
 import { IMPORT_PROFILES, type ImportProfileName } from '../ipfs/import-profiles.ts'
-import type { ImportCandidate, ImportedNode, ImportLease, IpfsBackend, VerifiedBlock } from '../ipfs/ipfs-backend.ts'
+import { importMadeNoPin, type ImportCandidate, type ImportedNode, type ImportLease, type IpfsBackend, type VerifiedBlock } from '../ipfs/ipfs-backend.ts'
 import { CarBundle, wrapInDirectory, type CarEntry } from './car-bundle.ts'
 import { KeyedLock } from './keyed-lock.ts'
 import { rootForms, rootKey } from '../ipfs/cid-forms.ts'
@@ -234,6 +234,18 @@ export class UploadService {
       await lease.discard().catch((discardErr: unknown) => { this.#options.logger.warn({ err: discardErr }, 'could not remove the blocks of a refused CAR') })
       throw isOutOfSpace(err) ? new InsufficientStorageError() : err
     }
+  }
+
+  /**
+   * Whether an upload or an operator's pin records `rootCid` (either
+   * spelling): content that passed the upload's checks, or that the
+   * operator chose. Not whether the node has it pinned: over Kubo an
+   * upload's add pins its root before its checks.
+   */
+  async holdsRecorded (rootCid: string): Promise<boolean> {
+    const forms = rootForms(rootCid)
+    const [uploads, operator] = await Promise.all([this.#options.uploads.countByRootCid(forms), this.#options.operatorPins?.countHolding(forms) ?? 0])
+    return uploads + operator > 0
   }
 
   /**
@@ -651,13 +663,21 @@ export class UploadService {
     const { pinIntents, instanceId, backend, logger } = this.#options
     if (backend.importPins === undefined) return 0
     const rows = (await pinIntents.unsettledImportPins(instanceId, ownBefore, anyBefore)).filter((row) => !this.#importing.has(row.id))
+    if (rows.length === 0) return 0
+    // One listing for every row: Kubo reads every pin's name to filter them.
+    const named = new Map<string, CID[]>()
+    const signal = options.signal === undefined ? AbortSignal.timeout(5 * 60_000) : AbortSignal.any([options.signal, AbortSignal.timeout(5 * 60_000)])
+    try {
+      for await (const pin of backend.importPins.named(IMPORT_PIN_PREFIX, { signal })) named.set(pin.name, [...named.get(pin.name) ?? [], pin.cid])
+    } catch (err) {
+      logger.warn({ err }, 'could not list the pins of interrupted imports: tried again later')
+      return 0
+    }
     let released = 0
     for (const row of rows) {
       if (options.signal?.aborted === true) break
       try {
-        const roots: CID[] = []
-        for await (const root of backend.importPins.pinnedBy(row.pinName, { signal: options.signal })) roots.push(root)
-        for (const root of roots) {
+        for (const root of named.get(row.pinName) ?? []) {
           const rootCid = root.toString()
           await this.#underRoot(rootCid, async () => {
             if (await this.#referenced(rootCid) > 0) return
@@ -778,9 +798,13 @@ export class UploadService {
       return { name, nodes, reports, fileSizes, lease, ...(importPin === undefined ? {} : { importPin }) }
     } catch (err) {
       await lease.discard().catch((discardErr: unknown) => { this.#options.logger.warn({ err: discardErr }, 'could not remove the blocks of a failed import') })
-      // The add may have pinned its root before failing (its answer cut, the client gone at its end), and a cancelled
-      // add may still be ending in the node: the row is left to settlePins, which looks for the pin by its name later.
-      if (importPin !== undefined) this.#importing.delete(importPin.id)
+      if (importPin !== undefined) {
+        this.#importing.delete(importPin.id)
+        // Cut short before the node had all of it (the client gone mid-upload), the add made no pin: the row goes. Else
+        // it may have pinned before failing (its answer cut), and a cancelled add may still be ending in the node: the
+        // row is left to settlePins, which looks for the pin by its name later.
+        if (importMadeNoPin(err)) await this.#options.pinIntents.removeImportPin(importPin.id).catch((removeErr: unknown) => { this.#options.logger.warn({ err: removeErr }, 'could not clear a pin journal row') })
+      }
       throw isOutOfSpace(err) ? new InsufficientStorageError() : err
     }
   }

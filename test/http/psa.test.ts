@@ -148,6 +148,13 @@ for (const backend of appBackends()) {
       const served = await t.request.get(`/ipfs/${folderCid.toString()}/login.html`).expect(200)
       expect(served.headers['content-type']).toBe('text/plain; charset=utf-8')
       expect(served.headers['content-disposition']).toMatch(/^attachment/)
+      // Pinned on the node with nothing recorded for it (over Kubo an upload's add pins its root before the upload's
+      // checks refuse it): checked all the same.
+      await t.heimdall.backend.pin(folderCid)
+      const pinnedMeanwhile = await psa(mallory.token).add({ cid: folderCid.toString() })
+      expect(pinnedMeanwhile.status).toBe('failed')
+      expect(pinnedMeanwhile.info.status_details).toMatch(/^content refused: the content has files of types that are not accepted/)
+      await t.heimdall.backend.unpin(folderCid)
 
       // A file of an upload, held but not itself pinned, passes when named as what it is; unnamed, its type is unknown.
       const box = await t.request.post('/upload').set('Authorization', `Bearer ${mallory.token}`).attach('file', fixture('glb/BoxTextured.glb'), 'box.glb').expect(200)
