@@ -90,6 +90,11 @@ export class PinIntentRepository {
     return { id: typeof row === 'object' ? row.id : row, pinName }
   }
 
+  /** Dates the row from now: its settling waits as long again (an add that failed may still be ending in the node). */
+  async touchImportPin (id: number): Promise<void> {
+    await this.#db('import_pin_intents').where({ id }).update({ created_at: this.#db.fn.now() })
+  }
+
   async removeImportPin (id: number): Promise<void> {
     await this.#db('import_pin_intents').where({ id }).delete()
   }

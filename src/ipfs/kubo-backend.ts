@@ -276,7 +276,11 @@ export class KuboBackend implements IpfsBackend {
       })
     } catch (err) {
       // Its body cut short (the client gone, a file refused as it streamed, Kubo away), the add failed before its pin.
-      throw progress.ending ? err : markMadeNoPin(err)
+      if (!progress.ending) throw markMadeNoPin(err)
+      // An add that pins drops the root's pin before making its own (another upload's of the same content, renamed):
+      // failing in between, it took that pin away (see #pinChange).
+      if (options.pinName !== undefined) this.#changeFailed()
+      throw err
     }
   }
 
@@ -369,19 +373,27 @@ export class KuboBackend implements IpfsBackend {
    * pin/add, which drops a root's pin before walking its DAG and pins it
    * again only if the walk ends. One that fails counts as ended only
    * PIN_QUERY_MS later: Kubo may still apply it after the request is given
-   * up on.
+   * up on. So does an add that pins and fails once its whole body was sent
+   * (it drops a pin of the same root before making its own).
    */
   async #pinChange<T> (work: () => Promise<T>): Promise<T> {
     this.#changesUnderWay++
-    let failed = true
     try {
       const result = await work()
-      failed = false
+      this.#changesUnderWay--
+      this.#changesEnded++
       return result
-    } finally {
-      const end = (): void => { this.#changesUnderWay--; this.#changesEnded++ }
-      if (failed) setTimeout(end, PIN_QUERY_MS).unref(); else end()
+    } catch (err) {
+      this.#changesUnderWay--
+      this.#changeFailed()
+      throw err
     }
+  }
+
+  /** A change of pins that failed: under way, as far as #importPinStands knows, for PIN_QUERY_MS more. */
+  #changeFailed (): void {
+    this.#changesUnderWay++
+    setTimeout(() => { this.#changesUnderWay--; this.#changesEnded++ }, PIN_QUERY_MS).unref()
   }
 
   /**

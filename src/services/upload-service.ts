@@ -802,8 +802,11 @@ export class UploadService {
         this.#importing.delete(importPin.id)
         // Cut short before the node had all of it (the client gone mid-upload), the add made no pin: the row goes. Else
         // it may have pinned before failing (its answer cut), and a cancelled add may still be ending in the node: the
-        // row is left to settlePins, which looks for the pin by its name later.
-        if (importMadeNoPin(err)) await this.#options.pinIntents.removeImportPin(importPin.id).catch((removeErr: unknown) => { this.#options.logger.warn({ err: removeErr }, 'could not clear a pin journal row') })
+        // row is left to settlePins, which looks for the pin by its name once the row is ten minutes old, counted from
+        // now (an import that ran longer than that would otherwise be settled at once, before its add has ended).
+        const { pinIntents, logger } = this.#options
+        const settled = importMadeNoPin(err) ? pinIntents.removeImportPin(importPin.id) : pinIntents.touchImportPin(importPin.id)
+        await settled.catch((journalErr: unknown) => { logger.warn({ err: journalErr }, 'could not update a pin journal row') })
       }
       throw isOutOfSpace(err) ? new InsufficientStorageError() : err
     }
