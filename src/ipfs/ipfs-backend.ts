@@ -146,11 +146,11 @@ export interface IpfsBackend {
    * (importTree's, or putBlocks' once the caller checked the tree complete),
    * still held; a backend may then take the lease's blocks for the DAG's
    * rather than walk it again. A lease the shared store expired meanwhile
-   * is a ServiceUnavailableError (503): its blocks may be gone.
-   * `pinnedInImport`: importTree pinned `cid` (its `pinName`); pinned again
-   * only if that pin is gone meanwhile.
+   * is a ServiceUnavailableError (503): its blocks may be gone. Where that
+   * import pinned `cid` itself (its `pinName`, see importPins), it is pinned
+   * again only if that pin is gone meanwhile.
    */
-  pin: (cid: CID, options?: { signal?: AbortSignal, imported?: ImportLease, pinnedInImport?: boolean }) => Promise<void>
+  pin: (cid: CID, options?: { signal?: AbortSignal, imported?: ImportLease }) => Promise<void>
   /** Removes a recursive pin. Unpinning something not pinned is not an error. */
   unpin: (cid: CID) => Promise<void>
   isPinned: (cid: CID) => Promise<boolean>

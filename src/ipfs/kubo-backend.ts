@@ -248,7 +248,7 @@ export class KuboBackend implements IpfsBackend {
    * Kubo consumed it: 372 MB of buffers, measured.) Kubo answers one JSON line
    * per file and directory, root last.
    */
-  async importTree (candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, options: { profile: ImportProfileName, signal?: AbortSignal, pinName?: string }): Promise<ImportedNode[]> {
+  async importTree (candidates: AsyncIterable<ImportCandidate> | Iterable<ImportCandidate>, options: { profile: ImportProfileName, signal?: AbortSignal, lease?: ImportLease, pinName?: string }): Promise<ImportedNode[]> {
     const profile = IMPORT_PROFILES[options.profile]
     const url = new URL('/api/v0/add', this.#url)
     url.search = new URLSearchParams({
@@ -268,12 +268,14 @@ export class KuboBackend implements IpfsBackend {
     const boundary = `heimdall-${randomUUID()}`
     const progress = { ending: false }
     try {
-      return await this.#call('import', async () => {
+      const nodes = await this.#call('import', async () => {
         const send = url.protocol === 'https:' ? httpsRequest : http.request
         const req = send(url, { method: 'POST', headers: { 'Content-Type': `multipart/form-data; boundary=${boundary}` }, signal: options.signal })
         // A Kubo that stops reading and answering (stopped, deadlocked) fails the import instead of holding it for good.
         return whileKuboAnswers(req, this.#importIdleMs, async () => this.#send(req, candidates, boundary, progress))
       })
+      if (options.pinName !== undefined && options.lease !== undefined) this.#pinnedByAdd.add(options.lease)
+      return nodes
     } catch (err) {
       // Its body cut short (the client gone, a file refused as it streamed, Kubo away), the add failed before its pin.
       if (!progress.ending) throw markMadeNoPin(err)
@@ -367,6 +369,8 @@ export class KuboBackend implements IpfsBackend {
   #changesEnded = 0
   /** For each import lease opened while no such change was under way, the changes ended by then. */
   readonly #changesBeforeLease = new WeakMap<ImportLease, number>()
+  /** The leases of imports whose add pinned their root (a pin name given). */
+  readonly #pinnedByAdd = new WeakSet<ImportLease>()
 
   /**
    * Runs a change of Kubo's pins that may take one away: an unpin, or a
@@ -404,8 +408,8 @@ export class KuboBackend implements IpfsBackend {
    * taken it, and Kubo is not asked. Else it is asked (a delete of another
    * upload of the same content may have taken it).
    */
-  async #importPinStands (cid: CID, lease: ImportLease | undefined): Promise<boolean> {
-    if (lease !== undefined && this.#changesUnderWay === 0 && this.#changesBeforeLease.get(lease) === this.#changesEnded) return true
+  async #importPinStands (cid: CID, lease: ImportLease): Promise<boolean> {
+    if (this.#changesUnderWay === 0 && this.#changesBeforeLease.get(lease) === this.#changesEnded) return true
     return this.isPinned(cid)
   }
 
@@ -452,9 +456,10 @@ export class KuboBackend implements IpfsBackend {
    * spellings, so that a CIDv0 pin request and an upload of the same DAG
    * hold one pin (see cid-forms.ts).
    */
-  async pin (cid: CID, options: { signal?: AbortSignal, imported?: ImportLease, pinnedInImport?: boolean } = {}): Promise<void> {
-    // Kubo's pin/add of a root already pinned removes that pin and walks the whole DAG again before pinning it anew.
-    if (options.pinnedInImport === true && await this.#importPinStands(cid, options.imported)) return
+  async pin (cid: CID, options: { signal?: AbortSignal, imported?: ImportLease } = {}): Promise<void> {
+    // The root of an import whose add pinned it: Kubo's pin/add of a root already pinned removes that pin and walks the
+    // whole DAG again before pinning it anew.
+    if (options.imported !== undefined && this.#pinnedByAdd.has(options.imported) && await this.#importPinStands(cid, options.imported)) return
     const url = new URL('/api/v0/pin/add', this.#url)
     url.search = new URLSearchParams({ arg: cid.toV1().toString(), recursive: 'true', progress: 'true' }).toString()
     await this.#pinChange(async () => this.#call(`pin ${cid.toString()}`, async () => {

@@ -358,7 +358,7 @@ export class UploadService {
         if (await this.#options.blockedRoots?.isBlocked(rootForms(rootCid)) === true) {
           throw new ContentBlockedError('this content was taken down on this node by a denylist: only an upload of it, once no list names it, restores it', 403)
         }
-        await this.#options.backend.pin(root.cid, { imported: imported.lease, pinnedInImport: imported.importPin !== undefined })
+        await this.#options.backend.pin(root.cid, { imported: imported.lease })
         await this.#options.operatorPins?.add(rootKey(rootCid), actor, imported.nodes.filter((node) => node.path !== '').map((node) => ({ path: node.path, cid: node.cid.toString() })))
       }))
       await imported.lease.release()
@@ -451,7 +451,7 @@ export class UploadService {
     return this.#underRoot(rootCid, async () => this.#journaled(rootCid, async (intent) => {
       // Under the root's lock, so that a list changing meanwhile cannot let it through past a take-down.
       this.#refuseBlocked(owner, root.cid, nodes)
-      await backend.pin(root.cid, { imported: imported.lease, pinnedInImport: imported.importPin !== undefined })
+      await backend.pin(root.cid, { imported: imported.lease })
       try {
         const size = sum(fileSizes.values())
         const { upload, created } = await uploads.insert({

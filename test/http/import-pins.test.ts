@@ -141,7 +141,7 @@ describe.skipIf(kuboBin === '')(`pins made by the import itself, over Kubo ${KUB
     await expect(backend.pin(CID.parse('bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'))).rejects.toThrow()
     // The add's pin gone the way such a failed pin/add of the root itself leaves it (done here by hand, unseen by Heimdall).
     await kubo.cli('pin', 'rm', root.toString())
-    await backend.pin(root, { imported: lease, pinnedInImport: true })
+    await backend.pin(root, { imported: lease })
     expect(await pinned(root.toString())).toBe(true)
     await lease.release()
     await backend.unpin(root)
@@ -205,7 +205,7 @@ describe.skipIf(kuboBin === '')(`what an add that pins leaves when it fails, ove
     expect(importMadeNoPin(err)).toBe(false)
     // The pin gone as such a failed add would leave it (by hand here: unseen by the backend).
     await kubo.cli('pin', 'rm', root.toString())
-    await backend.pin(root, { imported: lease, pinnedInImport: true })
+    await backend.pin(root, { imported: lease })
     expect(await backend.isPinned(root)).toBe(true)
     await lease.release()
     await backend.unpin(root)

@@ -209,7 +209,7 @@ for (const factory of factories) {
       // Kubo's name filter matches any part of a name: only a beginning counts.
       expect(await listed('import-contract-a')).toEqual([])
       // Kubo's pin/add of a root already pinned drops its pin and walks the DAG to pin it anew, without the name.
-      await backend.pin(root, { imported: lease, pinnedInImport: true })
+      await backend.pin(root, { imported: lease })
       expect(await named('heimdall-import-contract-a')).toEqual([root.toString()])
       await lease.release()
       // An unpin since the import's lease opened (a delete of another upload of the same content) may have taken the
@@ -219,7 +219,7 @@ for (const factory of factories) {
       expect(await named('heimdall-import-contract-b')).toEqual([root.toString()])
       await backend.unpin(root)
       expect(await named('heimdall-import-contract-b')).toEqual([])
-      await backend.pin(root, { imported: again, pinnedInImport: true })
+      await backend.pin(root, { imported: again })
       expect(await backend.isPinned(root)).toBe(true)
       await again.release()
       await backend.unpin(root)
