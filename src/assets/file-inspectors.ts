@@ -86,6 +86,8 @@ abstract class BaseInspector implements FileInspector {
   protected mismatch: string | undefined
   protected readonly references: Reference[] = []
   protected readonly notes: string[] = []
+  /** What `reference` has added, so that a name mentioned again is not added twice. */
+  readonly #referenced = new Set<string>()
 
   constructor (path: string) {
     this.path = path
@@ -122,7 +124,15 @@ abstract class BaseInspector implements FileInspector {
   protected consume (_chunk: Uint8Array): void {}
   protected abstract finish (): void
 
+  /**
+   * Adds a reference to check, once: a name the file repeats (an `.fst`'s
+   * script line written twice, a glTF's images sharing a URI) is one
+   * reference, and one warning if it is missing, not one per mention.
+   */
   protected reference (target: string, what: string, severity: Reference['severity'], extra: Partial<Reference> = {}): void {
+    const key = JSON.stringify([target, what, severity, extra])
+    if (this.#referenced.has(key)) return
+    this.#referenced.add(key)
     this.references.push({ from: this.path, target, what, severity, ...extra })
   }
 }

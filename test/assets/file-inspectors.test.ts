@@ -541,6 +541,12 @@ describe('.fst references', () => {
     ])
   })
 
+  it('a name written on several lines is one reference: a missing script is one warning, not one per line', () => {
+    const report = inspect('hero.fst', ['filename = hero.fbx', ...Array.from({ length: 1000 }, () => 'script = scripts/wave.js')].join('\n'))
+    expect(targets(report)).toEqual(['error:model file:hero.fbx', 'warning:script:scripts/wave.js'])
+    expect(checkReferences([report], new Set(['hero.fst', 'hero.fbx']), new Set()).warnings).toHaveLength(1)
+  })
+
   it('takes an http(s) model URL as resolved, and notes a missing filename or a baseURL', () => {
     expect(targets(inspect('a.fst', 'filename = https://cdn.example/a.fbx\n'))).toEqual([])
     expect(inspect('a.fst', 'name = x\n').notes).toEqual(['a.fst names no model (no "filename" line)'])
