@@ -1,6 +1,7 @@
 import type { Knex } from 'knex'
 import { ConflictError } from '../errors.ts'
 import { isUniqueViolation } from './database.ts'
+import { PREPARED } from './prepared-statements.ts'
 
 export interface Identity {
   id: number
@@ -63,7 +64,8 @@ export class IdentityRepository {
   }
 
   async findByTokenHash (tokenHash: string): Promise<Identity | undefined> {
-    const row = await this.#db<IdentityRow>('identities').where({ token_hash: tokenHash }).first()
+    // Every request with a token asks this: prepared, its columns named (see PREPARED).
+    const row = await this.#db('identities').where({ token_hash: tokenHash }).first<IdentityRow | undefined>(...IDENTITY_COLUMNS).options(PREPARED)
     return row === undefined ? undefined : toIdentity(row)
   }
 

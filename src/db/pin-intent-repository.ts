@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { Knex } from 'knex'
+import { PREPARED } from './prepared-statements.ts'
 
 export interface PinIntent {
   id: number
@@ -42,7 +43,7 @@ export class PinIntentRepository {
   }
 
   async add (rootCid: string, instance: string): Promise<number> {
-    const [row] = await this.#db<PinIntentRow>('pin_intents').insert({ root_cid: rootCid, instance }).returning('id')
+    const [row] = await this.#db<PinIntentRow>('pin_intents').insert({ root_cid: rootCid, instance }).returning('id').options(PREPARED)
     if (row === undefined) throw new Error('insert returned no row')
     return typeof row === 'object' ? row.id : row
   }
@@ -65,7 +66,7 @@ export class PinIntentRepository {
   }
 
   async remove (id: number): Promise<void> {
-    await this.#db('pin_intents').where({ id }).delete()
+    await this.#db('pin_intents').where({ id }).delete().options(PREPARED)
   }
 
   /** Rows of `instance` written before `ownBefore`, and anyone's written before `anyBefore`: work no live process is still doing. */
@@ -85,7 +86,7 @@ export class PinIntentRepository {
   /** A row for a pin an import is about to make: the name the pin will carry, unique to it. */
   async addImportPin (instance: string): Promise<{ id: number, pinName: string }> {
     const pinName = `${IMPORT_PIN_PREFIX}${randomUUID()}`
-    const [row] = await this.#db<ImportPinIntentRow>('import_pin_intents').insert({ pin_name: pinName, instance }).returning('id')
+    const [row] = await this.#db<ImportPinIntentRow>('import_pin_intents').insert({ pin_name: pinName, instance }).returning('id').options(PREPARED)
     if (row === undefined) throw new Error('insert returned no row')
     return { id: typeof row === 'object' ? row.id : row, pinName }
   }
@@ -96,7 +97,7 @@ export class PinIntentRepository {
   }
 
   async removeImportPin (id: number): Promise<void> {
-    await this.#db('import_pin_intents').where({ id }).delete()
+    await this.#db('import_pin_intents').where({ id }).delete().options(PREPARED)
   }
 
   /** As `unsettled`, for the pins of imports. */

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex'
+import { PREPARED } from './prepared-statements.ts'
 
 export interface Usage {
   bytes: number
@@ -28,6 +29,7 @@ export class QuotaRepository {
     const row = await this.#db('identities').joinRaw(', heimdall_identity_usage(identities.id, null) usage').where({ 'identities.id': identityId })
       .first<{ bytes: string | number, uploads: string | number, quota_bytes: string | number | null, quota_uploads: number | null } | undefined>(
         'quota_bytes', 'quota_uploads', 'usage.used_bytes as bytes', 'usage.used_uploads as uploads')
+      .options(PREPARED)
     return {
       usage: { bytes: Number(row?.bytes ?? 0), uploads: Number(row?.uploads ?? 0) },
       override: { bytes: row?.quota_bytes == null ? null : Number(row.quota_bytes), uploads: row?.quota_uploads ?? null }

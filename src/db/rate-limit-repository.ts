@@ -1,4 +1,5 @@
 import type { Knex } from 'knex'
+import { PREPARED } from './prepared-statements.ts'
 
 export interface LimitKey {
   kind: string
@@ -31,7 +32,7 @@ export class RateLimitRepository {
        ON CONFLICT (kind, key) DO UPDATE SET until = GREATEST(rate_limits.until, EXCLUDED.touched) + ?, touched = EXCLUDED.touched
        WHERE GREATEST(rate_limits.until, EXCLUDED.touched) + ? - EXCLUDED.touched <= ?
        RETURNING until`,
-      [limit.kind, limit.key, now + intervalMs, now, intervalMs, intervalMs, tolerance])
+      [limit.kind, limit.key, now + intervalMs, now, intervalMs, intervalMs, tolerance]).options(PREPARED)
     if (result.rows.length > 0) return undefined
     const row: UntilRow | undefined = await this.#db('rate_limits').where({ kind: limit.kind, key: limit.key }).first('until')
     // Allowed again once `until + interval - tolerance` is reached.
@@ -41,10 +42,11 @@ export class RateLimitRepository {
   /** The back-offs among `keys` still running at `now`, with their ends. One query. */
   async backoffs (keys: readonly LimitKey[], now: number): Promise<Array<LimitKey & { until: number }>> {
     if (keys.length === 0) return []
-    const rows: Array<LimitKey & UntilRow> = await this.#db('rate_limits')
+    const rows = await this.#db<LimitKey & UntilRow>('rate_limits')
       .whereIn(['kind', 'key'], keys.map((k) => [k.kind, k.key]))
       .andWhere('until', '>', now)
       .select('kind', 'key', 'until')
+      .options(PREPARED) as Array<LimitKey & UntilRow>
     return rows.map((r) => ({ kind: r.kind, key: r.key, until: Number(r.until) }))
   }
 

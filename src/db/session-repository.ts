@@ -1,5 +1,6 @@
 import type { Knex } from 'knex'
 import { IDENTITY_COLUMNS, toIdentity, type Identity, type IdentityRow } from './identity-repository.ts'
+import { PREPARED } from './prepared-statements.ts'
 
 interface SessionRow {
   id_hash: string
@@ -27,6 +28,7 @@ export class SessionRepository {
       .where('sessions.id_hash', idHash)
       .andWhere('sessions.expires_at', '>', now)
       .first<IdentityRow | undefined>(...IDENTITY_COLUMNS)
+      .options(PREPARED)
     return row === undefined ? undefined : toIdentity(row)
   }
 

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex'
 import type { AvatarReport } from '../assets/avatar-report.ts'
+import { PREPARED } from './prepared-statements.ts'
 
 export const UPLOAD_KINDS = ['avatar', 'model', 'texture', 'script', 'sound', 'bundle'] as const
 export type UploadKind = (typeof UPLOAD_KINDS)[number]
@@ -111,7 +112,8 @@ export class UploadRepository {
    * the pin journal row `settles` is removed.
    */
   async insert (upload: NewUpload, options: { quota?: QuotaCheck, settles?: number, alsoLifts?: readonly string[] } = {}): Promise<{ upload: Upload, created: boolean }> {
-    const record = 'select * from heimdall_record_upload(?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?::jsonb, ?, ?, ?)'
+    // Its columns named: prepared (see PREPARED), a `*` would fail once a migration gave the function another.
+    const record = 'select outcome, id, created_at, used_bytes, used_uploads, quota_bytes, quota_uploads from heimdall_record_upload(?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?::jsonb, ?, ?, ?)'
     // `alsoLifts`: the root's other spellings (its CIDv0 beside its CIDv1), whose take-down the record lifts too, in
     // the same statement: a lift of one spelling left the other blocked, and a blocked root counts as held by no one.
     const others = (options.alsoLifts ?? []).filter((form) => form !== upload.rootCid && /^[A-Za-z0-9]+$/.test(form))
@@ -133,7 +135,7 @@ export class UploadRepository {
       options.quota?.uploads ?? null,
       options.settles ?? null,
       ...(others.length === 0 ? [] : [`{${others.join(',')}}`])
-    ])
+    ]).options(PREPARED)
     const [row] = rows
     if (row === undefined) throw new Error('heimdall_record_upload returned no row')
     switch (row.outcome) {

@@ -1,0 +1,52 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import type { Knex } from 'knex'
+import type { Database } from '../../src/db/database.ts'
+import { IdentityRepository } from '../../src/db/identity-repository.ts'
+import { PREPARED, statementName } from '../../src/db/prepared-statements.ts'
+import { SessionRepository } from '../../src/db/session-repository.ts'
+import { databaseFactories } from '../support/databases.ts'
+
+/** The statements prepared on the connection `trx` holds. */
+async function prepared (trx: Knex.Transaction): Promise<Array<{ name: string, statement: string }>> {
+  const { rows } = await trx.raw<{ rows: Array<{ name: string, statement: string }> }>('select name, statement from pg_prepared_statements')
+  return rows
+}
+
+for (const factory of databaseFactories()) {
+  describe.skipIf(!factory.available)(`prepared statements on ${factory.name}`, () => {
+    let db: Database
+    let dispose: () => Promise<void>
+
+    beforeEach(async () => {
+      ({ db, dispose } = await factory.open())
+      await db.migrate()
+    })
+    afterEach(async () => { await dispose() })
+
+    it('a marked statement is prepared on its connection under the name its text gives, once; an unmarked one is not', async () => {
+      await db.knex.transaction(async (trx) => {
+        for (let i = 0; i < 3; i++) expect((await trx.raw<{ rows: Array<{ x: number }> }>('select ?::int as x', [i]).options(PREPARED)).rows).toEqual([{ x: i }])
+        await trx.raw('select ?::int + 1 as y', [1])
+        expect(await prepared(trx)).toEqual([{ name: statementName('select $1::int as x'), statement: 'select $1::int as x' }])
+      })
+    })
+
+    it('a sign-in\'s statements keep answering, with the same identity, after another instance\'s migration adds a column', async () => {
+      await db.knex.transaction(async (trx) => {
+        const identities = new IdentityRepository(trx)
+        const sessions = new SessionRepository(trx)
+        const alice = await identities.create('alice', 'a'.repeat(64))
+        const now = new Date()
+        await sessions.create('1'.repeat(64), alice.id, new Date(now.getTime() + 60_000))
+        expect(await identities.findByTokenHash('a'.repeat(64))).toEqual(alice)
+        expect(await sessions.findIdentity('1'.repeat(64), now)).toEqual(alice)
+        expect((await prepared(trx)).length).toBe(2)
+        // A prepared `select *` fails here: "cached plan must not change result type".
+        await trx.raw('alter table identities add column added_by_a_later_version text')
+        await trx.raw('alter table sessions add column added_by_a_later_version text')
+        expect(await identities.findByTokenHash('a'.repeat(64))).toEqual(alice)
+        expect(await sessions.findIdentity('1'.repeat(64), now)).toEqual(alice)
+      })
+    })
+  })
+}
