@@ -17,8 +17,19 @@ export class SessionRepository {
     this.#db = db
   }
 
-  async create (idHash: string, identityId: number, expiresAt: Date): Promise<void> {
-    await this.#db<SessionRow>('sessions').insert({ id_hash: idHash, identity_id: identityId, expires_at: expiresAt })
+  /**
+   * Starts a session; with `keep`, the identity's oldest sessions beyond the
+   * `keep - 1` newest end first, in the same transaction, so that it never has
+   * more than `keep` (two sign-ins at the same moment may each keep theirs).
+   */
+  async create (idHash: string, identityId: number, expiresAt: Date, keep?: number): Promise<void> {
+    await this.#db.transaction(async (trx) => {
+      if (keep !== undefined) {
+        const newest = trx<SessionRow>('sessions').where({ identity_id: identityId }).orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id_hash', order: 'desc' }]).offset(Math.max(0, keep - 1)).select('id_hash')
+        await trx<SessionRow>('sessions').whereIn('id_hash', newest).delete()
+      }
+      await trx<SessionRow>('sessions').insert({ id_hash: idHash, identity_id: identityId, expires_at: expiresAt })
+    })
   }
 
   /** The identity of a session unexpired at `now`, in one query. */

@@ -4,6 +4,13 @@ import type { SessionRepository } from '../db/session-repository.ts'
 
 /** How long a browser stays signed in. */
 export const SESSION_SECONDS = 7 * 24 * 3600
+/**
+ * Sessions an identity may have at once: a sign-in beyond it ends the
+ * oldest. A script that signs in with `GET /uploads?username&token` without
+ * keeping the cookie starts a session each time, and each stayed for
+ * SESSION_SECONDS.
+ */
+export const MAX_SESSIONS_PER_IDENTITY = 50
 /** 32 random bytes, base64url: what the session cookie carries. */
 export const SESSION_ID = /^[A-Za-z0-9_-]{43}$/
 
@@ -35,7 +42,7 @@ export class SessionService {
     await this.#sessions.deleteExpired(new Date(now))
     const id = randomBytes(32).toString('base64url')
     const expiresAt = new Date(now + SESSION_SECONDS * 1000)
-    await this.#sessions.create(hashSessionId(id), identity.id, expiresAt)
+    await this.#sessions.create(hashSessionId(id), identity.id, expiresAt, MAX_SESSIONS_PER_IDENTITY)
     return { id, expiresAt }
   }
 

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { Database } from '../../src/db/database.ts'
 import { IdentityRepository, type Identity } from '../../src/db/identity-repository.ts'
 import { SessionRepository } from '../../src/db/session-repository.ts'
-import { SESSION_SECONDS, SessionService } from '../../src/services/session-service.ts'
+import { MAX_SESSIONS_PER_IDENTITY, SESSION_SECONDS, SessionService } from '../../src/services/session-service.ts'
 import { databaseFactories } from '../support/databases.ts'
 
 const DAY = 24 * 3600 * 1000
@@ -58,6 +58,17 @@ for (const factory of databaseFactories()) {
 
       await db.knex('identities').where({ id: bob.id }).delete()
       expect(await count()).toBe(0)
+    })
+
+    it('an identity keeps its newest sessions up to the cap: a sign-in beyond it ends the oldest, not another identity\'s', async () => {
+      const clock = Date.parse('2026-11-25T12:00:00Z')
+      const sessions = new SessionService(repository, () => clock)
+      const bobs = await sessions.start(bob)
+      const started = []
+      for (let i = 0; i < MAX_SESSIONS_PER_IDENTITY + 5; i++) started.push(await sessions.start(alice))
+      expect(await count()).toBe(MAX_SESSIONS_PER_IDENTITY + 1)
+      for (const [i, session] of started.entries()) expect(await sessions.identify(session.id)).toEqual(i < 5 ? undefined : alice)
+      expect(await sessions.identify(bobs.id)).toEqual(bob)
     })
 
     it('SessionService: stores only the hash, ends sessions, revokes all of an identity\'s, purges expired ones', async () => {
