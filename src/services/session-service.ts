@@ -26,7 +26,8 @@ export interface StartedSession {
  * Browser sessions kept server-side, so they can end: signing out deletes
  * one, and revokeAll() ends every session of an identity (for when its token
  * is replaced). Expired sessions stop working at once and are purged as new
- * ones start, which is the only time the table grows.
+ * ones start, which is the only time the table grows; an identity has at
+ * most MAX_SESSIONS_PER_IDENTITY, its oldest ending first.
  */
 export class SessionService {
   readonly #sessions: SessionRepository
