@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type pg from 'pg'
+import { destroySocket } from './query-deadline.ts'
 
 /**
  * knex's `.options(PREPARED)` on a statement every upload or sign-in runs:
@@ -24,17 +25,41 @@ export function statementName (text: string): string {
 }
 
 type QueryConfig = { text?: unknown, name?: unknown, prepared?: unknown }
+type QueryCallback = (err: Error | null, result?: unknown) => void
 
-/** Names the marked statements `client` is sent (see PREPARED); `pg` prepares a named statement on its first use on a connection. */
+/**
+ * What the server says of a prepared statement it can no longer run as
+ * prepared: its result type changed under it (a migration changed a column's
+ * type), or it is gone. `pg` would send it unparsed again, and fail again,
+ * for the connection's life.
+ */
+const STALE_STATEMENT = new Set(['0A000', '26000'])
+
+/**
+ * Names the marked statements `client` is sent (see PREPARED); `pg` prepares
+ * a named statement on its first use on a connection. A statement gone stale
+ * fails once: its connection is then closed and knex lends it no more, so
+ * the next use prepares it afresh on another.
+ */
 export function prepareMarked (client: pg.Client): void {
   const query = client.query.bind(client) as (...args: unknown[]) => unknown
   const names = new Map<string, string>()
   client.query = ((...args: unknown[]) => {
     const config = args[0] as QueryConfig | undefined
+    const answer = args.at(-1)
     if (typeof config === 'object' && config !== null && config.prepared === true && typeof config.text === 'string' && config.name === undefined) {
       let name = names.get(config.text)
       if (name === undefined) names.set(config.text, name = statementName(config.text))
       config.name = name
+      if (typeof answer === 'function') {
+        args[args.length - 1] = (err: Error | null, result?: unknown) => {
+          if (err !== null && STALE_STATEMENT.has((err as { code?: string }).code ?? '')) {
+            (client as pg.Client & { __knex__disposed?: unknown }).__knex__disposed = err
+            destroySocket(client)
+          }
+          ;(answer as QueryCallback)(err, result)
+        }
+      }
     }
     return query(...args)
   }) as typeof client.query

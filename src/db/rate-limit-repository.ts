@@ -39,7 +39,10 @@ export class RateLimitRepository {
     return row === undefined ? 0 : Math.max(0, Number(row.until) + intervalMs - tolerance - now)
   }
 
-  /** The back-offs among `keys` still running at `now`, with their ends. One query. */
+  /**
+   * The back-offs among `keys` still running at `now`, with their ends. One query,
+   * prepared: its text is one per number of keys, and an address has one (authKeys).
+   */
   async backoffs (keys: readonly LimitKey[], now: number): Promise<Array<LimitKey & { until: number }>> {
     if (keys.length === 0) return []
     const rows = await this.#db<LimitKey & UntilRow>('rate_limits')

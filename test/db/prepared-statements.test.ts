@@ -31,6 +31,24 @@ for (const factory of databaseFactories()) {
       })
     })
 
+    it('a statement gone stale (a column\'s type changed under it) fails once: its connection goes, the next use prepares it afresh', async () => {
+      await db.knex.raw('create table probe (x integer)')
+      await db.knex('probe').insert({ x: 1 })
+      const marked = async (): Promise<unknown> => (await db.knex.raw<{ rows: unknown[] }>('select x from probe').options(PREPARED)).rows
+      // Prepared on as many of the pool's connections as a burst takes.
+      for (let i = 0; i < 3; i++) await Promise.all(Array.from({ length: 10 }, marked))
+      await db.knex.raw('alter table probe alter column x type bigint')
+      let failures = 0
+      for (;;) {
+        const outcome = await marked().then(() => 'ok', (err: { code?: string }) => err.code)
+        if (outcome === 'ok') break
+        expect(outcome).toBe('0A000')
+        failures++
+        expect(failures).toBeLessThanOrEqual(10)
+      }
+      for (let i = 0; i < 20; i++) expect(await marked()).toEqual([{ x: '1' }])
+    })
+
     it('a sign-in\'s statements keep answering, with the same identity, after another instance\'s migration adds a column', async () => {
       await db.knex.transaction(async (trx) => {
         const identities = new IdentityRepository(trx)
