@@ -18,14 +18,17 @@ export class SessionRepository {
   }
 
   /**
-   * Starts a session; with `keep`, the identity's oldest sessions beyond the
-   * `keep - 1` newest end first, in the same transaction, so that it never has
-   * more than `keep` (two sign-ins at the same moment may each keep theirs).
+   * Starts a session; with `cap`, the identity's oldest sessions live at
+   * `cap.now` beyond the `cap.keep - 1` newest end first, in the same
+   * transaction, so that it never has more than `cap.keep` live (two
+   * sign-ins at the same moment may each keep theirs).
    */
-  async create (idHash: string, identityId: number, expiresAt: Date, keep?: number): Promise<void> {
+  async create (idHash: string, identityId: number, expiresAt: Date, cap?: { keep: number, now: Date }): Promise<void> {
     await this.#db.transaction(async (trx) => {
-      if (keep !== undefined) {
-        const newest = trx<SessionRow>('sessions').where({ identity_id: identityId }).orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id_hash', order: 'desc' }]).offset(Math.max(0, keep - 1)).select('id_hash')
+      if (cap !== undefined) {
+        // Live ones only: the expired are SessionService's purge's, and two deletes of the same rows in different
+        // orders could deadlock.
+        const newest = trx<SessionRow>('sessions').where({ identity_id: identityId }).andWhere('expires_at', '>', cap.now).orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id_hash', order: 'desc' }]).offset(Math.max(0, cap.keep - 1)).select('id_hash')
         await trx<SessionRow>('sessions').whereIn('id_hash', newest).delete()
       }
       await trx<SessionRow>('sessions').insert({ id_hash: idHash, identity_id: identityId, expires_at: expiresAt })

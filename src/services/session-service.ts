@@ -43,7 +43,7 @@ export class SessionService {
     await this.#sessions.deleteExpired(new Date(now))
     const id = randomBytes(32).toString('base64url')
     const expiresAt = new Date(now + SESSION_SECONDS * 1000)
-    await this.#sessions.create(hashSessionId(id), identity.id, expiresAt, MAX_SESSIONS_PER_IDENTITY)
+    await this.#sessions.create(hashSessionId(id), identity.id, expiresAt, { keep: MAX_SESSIONS_PER_IDENTITY, now: new Date(now) })
     return { id, expiresAt }
   }
 
