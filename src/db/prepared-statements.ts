@@ -5,11 +5,11 @@ import { destroySocket } from './query-deadline.ts'
 /**
  * knex's `.options(PREPARED)` on a statement every upload or sign-in runs:
  * PostgreSQL parses and plans it once per connection, then only binds and
- * runs it. Planning was most of the server's work on these (the upload's
+ * runs it. Planning was most of PostgreSQL's work on these (the upload's
  * record, a CTE around a PL/pgSQL function; the quota's set-returning
- * function): 200 concurrent uploads cost the embedded PostgreSQL 0.37–0.48 s
- * of CPU named against 0.65–0.77 s planned each time (measured in one burst
- * probe, alternating, three rounds each).
+ * function): 200 concurrent uploads cost the embedded PostgreSQL 0.30–0.43 s
+ * of CPU prepared against 0.65–0.78 s planned each time (a burst probe,
+ * two servers per side, alternating, two bursts each).
  *
  * Only marked statements: each name is a statement the server keeps for the
  * connection's life, and a text that varies (a `whereIn` of any length)
