@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import type pg from 'pg'
-import { destroySocket } from './query-deadline.ts'
+import { disposeConnection } from './query-deadline.ts'
 
 /**
  * knex's `.options(PREPARED)` on a statement every upload or sign-in runs:
@@ -43,20 +43,14 @@ const STALE_STATEMENT = new Set(['0A000', '26000'])
  */
 export function prepareMarked (client: pg.Client): void {
   const query = client.query.bind(client) as (...args: unknown[]) => unknown
-  const names = new Map<string, string>()
   client.query = ((...args: unknown[]) => {
     const config = args[0] as QueryConfig | undefined
     const answer = args.at(-1)
     if (typeof config === 'object' && config !== null && config.prepared === true && typeof config.text === 'string' && config.name === undefined) {
-      let name = names.get(config.text)
-      if (name === undefined) names.set(config.text, name = statementName(config.text))
-      config.name = name
+      config.name = statementName(config.text)
       if (typeof answer === 'function') {
         args[args.length - 1] = (err: Error | null, result?: unknown) => {
-          if (err !== null && STALE_STATEMENT.has((err as { code?: string }).code ?? '')) {
-            (client as pg.Client & { __knex__disposed?: unknown }).__knex__disposed = err
-            destroySocket(client)
-          }
+          if (err !== null && STALE_STATEMENT.has((err as { code?: string }).code ?? '')) disposeConnection(client, err)
           ;(answer as QueryCallback)(err, result)
         }
       }

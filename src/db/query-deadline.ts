@@ -23,6 +23,12 @@ export function destroySocket (client: pg.Client): void {
   (client as PooledClient).connection?.stream?.destroy()
 }
 
+/** Closes `client`'s socket and marks it for knex, which then lends it no more (`reason` is what knex reports). */
+export function disposeConnection (client: pg.Client, reason: unknown): void {
+  (client as PooledClient).__knex__disposed = reason
+  destroySocket(client)
+}
+
 /**
  * knex's `.options(LOCK_WAIT)` on a statement that waits for a lock other
  * work holds for as long as that work takes (an advisory lock a sweep batch
@@ -74,8 +80,7 @@ export function boundQueries (client: pg.Client, limitMs: () => number): void {
       setImmediate(() => {
         if (answered) return
         late = true
-        pooled.__knex__disposed = new QueryDeadlineError(ms)
-        destroySocket(client)
+        disposeConnection(client, new QueryDeadlineError(ms))
       })
     }, ms)
     args[args.length - 1] = (err: Error | null, result?: unknown) => {

@@ -243,9 +243,13 @@ export class UploadService {
    * upload's add pins its root before its checks.
    */
   async holdsRecorded (rootCid: string): Promise<boolean> {
-    const forms = rootForms(rootCid)
+    return await this.#countRecorded(rootForms(rootCid)) > 0
+  }
+
+  /** The uploads and operator's pins that record any of `forms` (a root's spellings). */
+  async #countRecorded (forms: readonly string[]): Promise<number> {
     const [uploads, operator] = await Promise.all([this.#options.uploads.countByRootCid(forms), this.#options.operatorPins?.countHolding(forms) ?? 0])
-    return uploads + operator > 0
+    return uploads + operator
   }
 
   /**
@@ -548,13 +552,12 @@ export class UploadService {
   async #referenced (rootCid: string, settling?: number): Promise<number> {
     const forms = rootForms(rootCid)
     if (await this.#options.blockedRoots?.isBlocked(forms) === true) return 0
-    const [uploads, others, operator, unsettled] = await Promise.all([
-      this.#options.uploads.countByRootCid(forms),
+    const [recorded, others, unsettled] = await Promise.all([
+      this.#countRecorded(forms),
       this.#options.otherReferences?.countHolding(forms) ?? 0,
-      this.#options.operatorPins?.countHolding(forms) ?? 0,
       this.#options.pinIntents.countOthers(forms, [this.#working.get(rootKey(rootCid)), settling])
     ])
-    return uploads + others + operator + unsettled
+    return recorded + others + unsettled
   }
 
   /**
@@ -666,9 +669,12 @@ export class UploadService {
     if (rows.length === 0) return 0
     // One listing for every row: Kubo reads every pin's name to filter them.
     const named = new Map<string, CID[]>()
-    const signal = options.signal === undefined ? AbortSignal.timeout(5 * 60_000) : AbortSignal.any([options.signal, AbortSignal.timeout(5 * 60_000)])
+    const signal = AbortSignal.any([...(options.signal === undefined ? [] : [options.signal]), AbortSignal.timeout(5 * 60_000)])
     try {
-      for await (const pin of backend.importPins.named(IMPORT_PIN_PREFIX, { signal })) named.set(pin.name, [...named.get(pin.name) ?? [], pin.cid])
+      for await (const pin of backend.importPins.named(IMPORT_PIN_PREFIX, { signal })) {
+        const roots = named.get(pin.name)
+        if (roots === undefined) named.set(pin.name, [pin.cid]); else roots.push(pin.cid)
+      }
     } catch (err) {
       logger.warn({ err }, 'could not list the pins of interrupted imports: tried again later')
       return 0
