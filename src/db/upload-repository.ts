@@ -108,18 +108,22 @@ export class UploadRepository {
    * quota would say of a new one.
    *
    * Once recorded (or found recorded), in the same transaction, the root is
-   * no longer blocked (a denylist's take-down that the upload got past) and
-   * the pin journal row `settles` is removed.
+   * no longer blocked (a denylist's take-down that the upload got past), the
+   * pin journal row `settles` is removed, and so is the import's pin row
+   * `closesImportPin` (the record holds the pin its add made from now on).
    */
-  async insert (upload: NewUpload, options: { quota?: QuotaCheck, settles?: number, alsoLifts?: readonly string[] } = {}): Promise<{ upload: Upload, created: boolean }> {
+  async insert (upload: NewUpload, options: { quota?: QuotaCheck, settles?: number, alsoLifts?: readonly string[], closesImportPin?: number } = {}): Promise<{ upload: Upload, created: boolean }> {
     // Its columns named: prepared (see PREPARED), a `*` would fail once a migration gave the function another.
     const record = 'select outcome, id, created_at, used_bytes, used_uploads, quota_bytes, quota_uploads from heimdall_record_upload(?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?::jsonb, ?, ?, ?)'
     // `alsoLifts`: the root's other spellings (its CIDv0 beside its CIDv1), whose take-down the record lifts too, in
     // the same statement: a lift of one spelling left the other blocked, and a blocked root counts as held by no one.
     const others = (options.alsoLifts ?? []).filter((form) => form !== upload.rootCid && /^[A-Za-z0-9]+$/.test(form))
-    const sql = others.length === 0
-      ? record
-      : `with rec as (${record}), lifted as (delete from blocked_roots where root_cid = any(?::text[]) and exists (select 1 from rec where rec.id is not null)) select * from rec`
+    // Done only once the upload is recorded: a refused one keeps its import's row until its pin is released.
+    const alsoDone = [
+      ...(others.length === 0 ? [] : ['lifted as (delete from blocked_roots where root_cid = any(?::text[]) and exists (select 1 from rec where rec.id is not null))']),
+      ...(options.closesImportPin === undefined ? [] : ['closed as (delete from import_pin_intents where id = ? and exists (select 1 from rec where rec.id is not null))'])
+    ]
+    const sql = alsoDone.length === 0 ? record : `with rec as (${record}), ${alsoDone.join(', ')} select * from rec`
     const { rows } = await this.#db.raw<{ rows: RecordRow[] }>(sql, [
       upload.identityId,
       upload.name,
@@ -134,7 +138,8 @@ export class UploadRepository {
       options.quota?.bytes ?? null,
       options.quota?.uploads ?? null,
       options.settles ?? null,
-      ...(others.length === 0 ? [] : [`{${others.join(',')}}`])
+      ...(others.length === 0 ? [] : [`{${others.join(',')}}`]),
+      ...(options.closesImportPin === undefined ? [] : [options.closesImportPin])
     ]).options(PREPARED)
     const [row] = rows
     if (row === undefined) throw new Error('heimdall_record_upload returned no row')

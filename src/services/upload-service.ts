@@ -401,8 +401,7 @@ export class UploadService {
     await imported.lease.discard().catch((err: unknown) => { this.#options.logger.warn({ err }, 'could not remove the blocks of a dropped upload') })
     const { importPin } = imported
     if (importPin === undefined || importPin.closed) return
-    importPin.closed = true
-    this.#importing.delete(importPin.id)
+    this.#importPinClosed(importPin)
     const rootCid = imported.nodes.at(-1)?.cid.toString()
     try {
       // Under the root's lock and journal, as a delete: another upload, pin request or operator's pin of the same root keeps it.
@@ -427,10 +426,15 @@ export class UploadService {
   /** The upload is recorded (or the operator's pin is): its record holds the pin from now on, and the row goes. */
   async #closeImportPin (importPin: ImportPin | undefined): Promise<void> {
     if (importPin === undefined || importPin.closed) return
-    importPin.closed = true
-    this.#importing.delete(importPin.id)
+    this.#importPinClosed(importPin)
     // A row left behind is settled later, and the record keeps the pin then.
     await this.#options.pinIntents.removeImportPin(importPin.id).catch((err: unknown) => { this.#options.logger.warn({ err }, 'could not clear a pin journal row') })
+  }
+
+  /** The import's pin row is gone (or going): neither settling nor a drop touches it again. */
+  #importPinClosed (importPin: ImportPin): void {
+    importPin.closed = true
+    this.#importing.delete(importPin.id)
   }
 
   async #commit (owner: Identity, imported: ImportedUpload, quotas: QuotaGuard | undefined): Promise<UploadOutcome> {
@@ -452,6 +456,7 @@ export class UploadService {
 
     const rootCid = root.cid.toString()
     const { kind, isAvatar, primaryPath } = classify([...fileSizes.keys()])
+    const openImportPin = imported.importPin?.closed === false ? imported.importPin : undefined
     return this.#underRoot(rootCid, async () => this.#journaled(rootCid, async (intent) => {
       // Under the root's lock, so that a list changing meanwhile cannot let it through past a take-down.
       this.#refuseBlocked(owner, root.cid, nodes)
@@ -470,12 +475,14 @@ export class UploadService {
           avatarReport: isAvatar ? buildAvatarReport(primaryPath, reports, fileSizes) : null,
           entries: toEntries(nodes, fileSizes)
         }, {
-          // Recorded, the root is no longer blocked (the check above let it through) and the journal row is settled, in one transaction.
+          // Recorded, the root is no longer blocked (the check above let it through) and the journal rows are settled, in one transaction.
           settles: intent.id,
           alsoLifts: rootForms(rootCid),
+          ...(openImportPin === undefined ? {} : { closesImportPin: openImportPin.id }),
           ...(quotas === undefined ? {} : { quota: { ...quotas.defaults, refuse: (status) => quotas.refusal(status, size) } })
         })
         intent.settled = true
+        if (openImportPin !== undefined) this.#importPinClosed(openImportPin)
         return { upload, created, items: toAddedItems(name.rootName, nodes) }
       } catch (err) {
         // Whether anything else holds the root, or the unpin, may be unknown now (the database or the node away):

@@ -168,23 +168,29 @@ for (const factory of databaseFactories()) {
         const bob = await identities.create('bob', 'b'.repeat(64))
         const journal = new PinIntentRepository(db.knex)
         const quota = { bytes: 1000, uploads: 5, refuse: () => new Error('over quota') }
-        const state = async (root: string, intent: number): Promise<{ blocked: boolean, journaled: boolean }> => ({
+        const state = async (root: string, intent: number, importPin?: number): Promise<{ blocked: boolean, journaled: boolean, importPinned?: boolean }> => ({
           blocked: (await db.knex('blocked_roots').where({ root_cid: root })).length > 0,
-          journaled: (await db.knex('pin_intents').where({ id: intent })).length > 0
+          journaled: (await db.knex('pin_intents').where({ id: intent })).length > 0,
+          ...(importPin === undefined ? {} : { importPinned: (await db.knex('import_pin_intents').where({ id: importPin })).length > 0 })
         })
         await db.knex('blocked_roots').insert({ root_cid: 'bafyheavy', rule: '//x', list: 'list.deny' })
         const refused = await journal.add('bafyheavy', 'instance-a')
-        await expect(uploads.insert(upload(bob.id, 'bafyheavy', { size: 2000 }), { quota, settles: refused })).rejects.toThrow('over quota')
-        expect(await state('bafyheavy', refused)).toEqual({ blocked: true, journaled: true })
+        const refusedImport = (await journal.addImportPin('instance-a')).id
+        await expect(uploads.insert(upload(bob.id, 'bafyheavy', { size: 2000 }), { quota, settles: refused, alsoLifts: ['bafyheavy', 'Qmheavy'], closesImportPin: refusedImport })).rejects.toThrow('over quota')
+        expect(await state('bafyheavy', refused, refusedImport)).toEqual({ blocked: true, journaled: true, importPinned: true })
 
         await db.knex('blocked_roots').insert({ root_cid: 'bafyback', rule: '//y', list: 'list.deny' })
         const intent = await journal.add('bafyback', 'instance-a')
-        expect((await uploads.insert(upload(bob.id, 'bafyback'), { quota, settles: intent })).created).toBe(true)
-        expect(await state('bafyback', intent)).toEqual({ blocked: false, journaled: false })
-        // A retry answered with the existing record settles its own row too.
+        const importPin = (await journal.addImportPin('instance-a')).id
+        const otherImport = (await journal.addImportPin('instance-a')).id
+        expect((await uploads.insert(upload(bob.id, 'bafyback'), { quota, settles: intent, closesImportPin: importPin })).created).toBe(true)
+        expect(await state('bafyback', intent, importPin)).toEqual({ blocked: false, journaled: false, importPinned: false })
+        // A retry answered with the existing record settles its own rows too, and no other import's.
         const again = await journal.add('bafyback', 'instance-a')
-        expect((await uploads.insert(upload(bob.id, 'bafyback'), { settles: again })).created).toBe(false)
-        expect(await state('bafyback', again)).toEqual({ blocked: false, journaled: false })
+        const againImport = (await journal.addImportPin('instance-a')).id
+        expect((await uploads.insert(upload(bob.id, 'bafyback'), { settles: again, alsoLifts: ['bafyback', 'Qmback'], closesImportPin: againImport })).created).toBe(false)
+        expect(await state('bafyback', again, againImport)).toEqual({ blocked: false, journaled: false, importPinned: false })
+        expect(await state('bafyback', again, otherImport)).toMatchObject({ importPinned: true })
 
         // Its row settled by other work meanwhile (a record given up on by its client that ran on; settling or a
         // take-down released the pin): nothing is recorded, and the take-down stays.
