@@ -9,6 +9,17 @@ export interface LimitKey {
 interface UntilRow { until: string | number }
 
 /**
+ * The row source of a rate-limit write: one row, and the transaction's commit
+ * made asynchronous (set_config with is_local: this statement's transaction
+ * only). A limit's state is not worth a WAL flush per request: were the
+ * database server to crash, at most its last fraction of a second of counts
+ * would be lost (wal_writer_delay), and any later synchronous commit (an
+ * upload's record) flushes them with its own. The upload path's other writes
+ * keep synchronous commits.
+ */
+const RELAXED_ROW = "FROM (SELECT set_config('synchronous_commit', 'off', true) AS setting) AS relaxed"
+
+/**
  * Rate-limit state in the `rate_limits` table, shared by every instance on
  * the same database. Each operation is one statement, atomic under
  * concurrency (INSERT … ON CONFLICT DO UPDATE locks the row it updates).
@@ -28,7 +39,7 @@ export class RateLimitRepository {
   async take (limit: LimitKey, now: number, intervalMs: number, capacity: number): Promise<number | undefined> {
     const tolerance = intervalMs * capacity
     const result = await this.#db.raw<{ rows: UntilRow[] }>(
-      `INSERT INTO rate_limits (kind, key, count, until, touched) VALUES (?, ?, 0, ?, ?)
+      `INSERT INTO rate_limits (kind, key, count, until, touched) SELECT ?::varchar, ?::varchar, 0, ?::bigint, ?::bigint ${RELAXED_ROW}
        ON CONFLICT (kind, key) DO UPDATE SET until = GREATEST(rate_limits.until, EXCLUDED.touched) + ?, touched = EXCLUDED.touched
        WHERE GREATEST(rate_limits.until, EXCLUDED.touched) + ? - EXCLUDED.touched <= ?
        RETURNING until`,
@@ -60,7 +71,7 @@ export class RateLimitRepository {
    */
   async fail (limit: LimitKey, now: number, forgetMs: number, backoff: (failures: number) => number): Promise<{ count: number, until: number }> {
     const result = await this.#db.raw<{ rows: Array<{ count: number }> }>(
-      `INSERT INTO rate_limits (kind, key, count, until, touched) VALUES (?, ?, 1, 0, ?)
+      `INSERT INTO rate_limits (kind, key, count, until, touched) SELECT ?::varchar, ?::varchar, 1, 0, ?::bigint ${RELAXED_ROW}
        ON CONFLICT (kind, key) DO UPDATE SET
          count = CASE WHEN rate_limits.touched < ? THEN 1 ELSE rate_limits.count + 1 END,
          touched = EXCLUDED.touched

@@ -123,6 +123,24 @@ describe('rate limits (429 + Retry-After), in PostgreSQL', () => {
     }
   }, 60_000)
 
+  it('counts without waiting for a WAL flush, in its own statement\'s transaction only', async () => {
+    const knex = t.heimdall.database.knex
+    const setting = async (db: typeof knex): Promise<string> => ((await db.raw<{ rows: Array<{ setting: string }> }>("select current_setting('synchronous_commit') as setting")).rows[0]?.setting ?? '')
+    for (const write of [
+      async (repo: RateLimitRepository) => repo.take({ kind: 'upload', key: '900002' }, Date.now(), 1000, 10),
+      async (repo: RateLimitRepository) => repo.fail({ kind: 'auth-address', key: '203.0.113.99' }, Date.now(), 60_000, () => 0)
+    ]) {
+      await knex.transaction(async (trx) => {
+        expect(await setting(trx)).toBe('on')
+        await write(new RateLimitRepository(trx))
+        expect(await setting(trx)).toBe('off')
+      })
+    }
+    // Every connection of the pool is back to synchronous commits: an upload's record waits for its flush.
+    const settings = await Promise.all(Array.from({ length: 3 }, async () => knex.transaction(async (trx) => setting(trx))))
+    expect(settings).toEqual(['on', 'on', 'on'])
+  })
+
   it('a bounded brute force: a few thousand wrong tokens from one address meet the back-off; the right token from another address works', async () => {
     const b = await startTestHeimdall({ TRUST_PROXY: 'loopback', AUTH_FAILURES_ALLOWED: '10', AUTH_BACKOFF_BASE_SECONDS: '1', AUTH_BACKOFF_MAX_SECONDS: '3600' })
     try {
