@@ -27,6 +27,13 @@ const upload = (identityId: number, rootCid: string, overrides: Partial<NewUploa
   ...overrides
 })
 
+/** What an identity's quota is used by, counted from scratch (the definition heimdall_identity_usage's running totals keep). */
+const RECOUNT = `select
+  (select coalesce(sum(u.size), 0) from uploads u where u.identity_id = :owner)::bigint
+    + (select coalesce(sum(p.size), 0) from pin_requests p where p.identity_id = :owner and p.status = 'pinned' and p.request_id is distinct from :leaving)::bigint as used_bytes,
+  (select count(*) from uploads u where u.identity_id = :owner)
+    + (select count(*) from pin_requests p where p.identity_id = :owner and p.status = 'pinned' and p.request_id is distinct from :leaving) as used_uploads`
+
 for (const factory of databaseFactories()) {
   describe.skipIf(!factory.available)(`database on ${factory.name}`, () => {
     let db: Database
@@ -73,6 +80,22 @@ for (const factory of databaseFactories()) {
         }
         expect(await db.knex.schema.hasColumn('uploads', 'warnings')).toBe(false)
         expect(await db.knex('uploads').where({ root_cid: 'bafyold' })).toHaveLength(1)
+      })
+
+      it('fill the running totals of quota usage from the rows there, and roll them back', async () => {
+        await db.migrate()
+        const [{ id: owner }] = await db.knex('identities').insert({ username: 'prolific', token_hash: 'd'.repeat(64) }).returning('id') as [{ id: number }]
+        const usage = async (): Promise<unknown> => (await db.knex.raw<{ rows: unknown[] }>('select used_bytes::text, used_uploads::text from heimdall_identity_usage(?, null)', [owner])).rows[0]
+        await db.knex('uploads').insert({ identity_id: owner, name: 'a', root_cid: 'bafya', kind: 'model', size: 5, primary_path: 'a.glb' })
+        // Rolled back to summing, with rows written meanwhile; then forward again: the totals are filled from the rows.
+        await db.knex.migrate.down({ migrationSource: new DirectoryMigrationSource() })
+        expect(await db.knex.schema.hasTable('identity_usage')).toBe(false)
+        await db.knex('uploads').insert({ identity_id: owner, name: 'b', root_cid: 'bafyb', kind: 'model', size: 7, primary_path: 'b.glb' })
+        await db.knex('pin_requests').insert({ request_id: 'req-filled', identity_id: owner, cid: 'bafyc', root_cid: 'bafyc', status: 'pinned', size: 11, created: new Date() })
+        expect(await usage()).toEqual({ used_bytes: '23', used_uploads: '3' })
+        await db.migrate()
+        expect(await db.knex('identity_usage').where({ identity_id: owner }).first('used_bytes', 'used_uploads')).toEqual({ used_bytes: '23', used_uploads: '3' })
+        expect(await usage()).toEqual({ used_bytes: '23', used_uploads: '3' })
       })
 
       it('are idempotent', async () => {
@@ -317,6 +340,52 @@ for (const factory of databaseFactories()) {
         const held: string[] = []
         for await (const content of blocked.held(2)) held.push(content.rootCid)
         expect(held).toEqual(['bafyo1', 'bafyp1', 'bafyq1', 'bafyr1', 'bafyr3', 'bafyr5', 'bafyx1'])
+      })
+
+      it('keeps each identity\'s quota usage as running totals, equal to a recount through every kind of change', async () => {
+        const alice = await identities.create('alice', 'a'.repeat(64))
+        const bob = await identities.create('bob', 'b'.repeat(64))
+        const check = async (): Promise<void> => {
+          for (const owner of [alice.id, bob.id]) {
+            for (const leaving of [null, 'req-2', 'req-3']) {
+              const kept = (await db.knex.raw<{ rows: unknown[] }>('select used_bytes::text, used_uploads::text from heimdall_identity_usage(?, ?)', [owner, leaving])).rows[0]
+              const recounted = (await db.knex.raw<{ rows: unknown[] }>(`select used_bytes::text, used_uploads::text from (${RECOUNT}) r`.replaceAll(':owner', '?::integer').replaceAll(':leaving', '?::text'), [owner, owner, leaving, owner, owner, leaving])).rows[0]
+              expect({ owner, leaving, ...kept as object }).toEqual({ owner, leaving, ...recounted as object })
+            }
+          }
+        }
+        await check()
+        const quota = { bytes: 10_000, uploads: 10, refuse: () => new Error('over quota') }
+        const recorded = await uploads.insert(upload(alice.id, 'bafyone', { size: 100 }), { quota })
+        await uploads.insert(upload(alice.id, 'bafytwo', { size: 250 }))
+        await uploads.insert(upload(bob.id, 'bafyone', { size: 100 }))
+        await uploads.insert(upload(alice.id, 'bafyone', { size: 100 }), { quota }) // the same again: one record
+        await expect(uploads.insert(upload(alice.id, 'bafybig', { size: 20_000 }), { quota })).rejects.toThrow('over quota')
+        await check()
+        await db.knex('uploads').where({ id: recorded.upload.id }).update({ size: 120 })
+        expect(await uploads.deleteOwned(alice.id, recorded.upload.id)).toBe(true)
+        await check()
+        let created = Date.parse('2026-11-28T00:00:00Z')
+        const request = async (id: string, owner: number, status: string, size: number | null = null): Promise<void> => {
+          await db.knex('pin_requests').insert({ request_id: id, identity_id: owner, cid: `bafy${id}`, root_cid: `bafy${id}`, status, size, created: new Date(created++) })
+        }
+        await request('req-1', alice.id, 'queued')
+        await request('req-2', alice.id, 'pinned', 40)
+        await request('req-3', alice.id, 'pinned') // pinned before sizes were recorded: its number counts
+        await request('req-4', bob.id, 'pinning')
+        await check()
+        await db.knex('pin_requests').where({ request_id: 'req-1' }).update({ status: 'pinned', size: 60 })
+        await db.knex('pin_requests').where({ request_id: 'req-4' }).update({ status: 'failed' })
+        await db.knex('pin_requests').where({ request_id: 'req-2' }).update({ size: 45 })
+        await check()
+        await db.knex('pin_requests').where({ request_id: 'req-2' }).update({ identity_id: bob.id })
+        await db.knex('pin_requests').where({ request_id: 'req-1' }).update({ status: 'failed' })
+        await db.knex('pin_requests').where({ request_id: 'req-3' }).delete()
+        await check()
+        // An identity deleted with everything it holds: the cascade goes through, its totals with it.
+        await db.knex('identities').where({ id: bob.id }).delete()
+        expect(await db.knex('identity_usage').where({ identity_id: bob.id })).toEqual([])
+        await check()
       })
 
       it('operator pins: counted under either spelling, listed with their entries among held roots, never suspended, ended by a take-down', async () => {
