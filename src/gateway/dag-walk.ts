@@ -9,6 +9,7 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { identity } from 'multiformats/hashes/identity'
 import { AbsentPathError, NotFoundError, NotImplementedError } from '../errors.ts'
+import { cidKey } from '../ipfs/cid-key.ts'
 import type { IpfsBackend } from '../ipfs/ipfs-backend.ts'
 import type { CarParams } from './format.ts'
 
@@ -48,7 +49,7 @@ export type Gate = (cid: CID) => void
  * 256 reads and 262,144 checks (found by review).
  */
 export async function gateFileBlocks (source: BlockGetter, cid: CID, gate: Gate, signal?: AbortSignal, gated = new Set<string>()): Promise<void> {
-  const key = cid.toString()
+  const key = cidKey(cid)
   if (gated.has(key)) return
   gated.add(key)
   gate(cid)
@@ -294,13 +295,13 @@ async function * walkCarBlocks (source: BlockGetter, resolved: ResolvedPath, par
   /** Whether to write this block: every time with dups=y, else once. */
   const fresh = (cid: CID): boolean => {
     if (params.dups) return true
-    const key = cid.toString()
+    const key = cidKey(cid)
     if (seen.has(key)) return false
     seen.add(key)
     return true
   }
   /** Whether this block was written and will not be again (dups=n): decided before it is read, so a repeat costs no read. */
-  const written = (cid: CID): boolean => !params.dups && seen.has(cid.toString())
+  const written = (cid: CID): boolean => !params.dups && seen.has(cidKey(cid))
   for (const block of resolved.pathBlocks) if (fresh(block.cid)) yield block
   const terminal = resolved.terminal
   if (fresh(terminal.cid)) yield terminal

@@ -3,6 +3,7 @@ import type { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { identity } from 'multiformats/hashes/identity'
 import { NotFoundError } from '../errors.ts'
+import { cidKey } from './cid-key.ts'
 import type { IpfsBackend } from './ipfs-backend.ts'
 
 export type LocalDag =
@@ -23,7 +24,7 @@ export async function inspectLocalDag (node: Pick<IpfsBackend, 'getBlock'>, root
   let bytes = 0
   while (stack.length > 0) {
     const cid = stack.pop() as CID
-    const key = cid.toString()
+    const key = cidKey(cid)
     if (seen.has(key)) continue
     seen.add(key)
     signal?.throwIfAborted()

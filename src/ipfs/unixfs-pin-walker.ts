@@ -4,6 +4,7 @@ import type { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { concat } from 'uint8arrays/concat'
 import { NotFoundError } from '../errors.ts'
+import { cidKey } from './cid-key.ts'
 
 const NO_BYTES = new Uint8Array(0)
 
@@ -22,16 +23,16 @@ export function unixfsPinWalker (): GraphWalkerFactory {
       const stack: Array<{ cid: CID, depth: number, path: CID[] }> = [{ cid: root, depth: 0, path: [] }]
       while (stack.length > 0) {
         const { cid, depth, path } = stack.pop() as { cid: CID, depth: number, path: CID[] }
-        const key = cid.toString()
+        const key = cidKey(cid)
         if (seen.has(key)) continue
         seen.add(key)
         options.signal?.throwIfAborted()
         if (cid.code === raw.code) {
-          if (!(await blockstore.has(cid, options))) throw new NotFoundError(`block ${key} is not on this node`)
+          if (!(await blockstore.has(cid, options))) throw new NotFoundError(`block ${cid.toString()} is not on this node`)
           yield { block: { cid, bytes: NO_BYTES } as unknown as GraphNode<T>['block'], depth, path }
           continue
         }
-        if (cid.code !== dagPb.code) throw new Error(`cannot pin ${key}: only dag-pb and raw blocks are imported here`)
+        if (cid.code !== dagPb.code) throw new Error(`cannot pin ${cid.toString()}: only dag-pb and raw blocks are imported here`)
         const chunks: Uint8Array[] = []
         for await (const chunk of blockstore.get(cid, options)) chunks.push(chunk)
         const bytes = concat(chunks)

@@ -2,6 +2,7 @@ import { posix } from 'node:path'
 import { pack, type Pack } from 'tar-stream'
 import type { CID } from 'multiformats/cid'
 import { BadRequestError, UnprocessableContentError } from '../../errors.ts'
+import { cidKey } from '../../ipfs/cid-key.ts'
 import type { DirectoryEntry, IpfsBackend, NodeStat } from '../../ipfs/ipfs-backend.ts'
 import { gateFileBlocks, type Gate } from '../dag-walk.ts'
 import { LISTING_MAX_ENTRIES } from '../unixfs-reader.ts'
@@ -39,7 +40,7 @@ async function * entries (backend: TreeReader, node: TarEntry, top: string, walk
   gate?.(node.cid)
   yield node
   if (node.type !== 'directory') return
-  const key = node.cid.toString()
+  const key = cidKey(node.cid)
   let children = walk.listed.get(key)
   if (children === undefined) {
     children = []
