@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { unixfs, type UnixFS } from '@helia/unixfs'
 import { FsBlockstore } from 'blockstore-fs'
 import { FsDatastore } from 'datastore-fs'
+import { exporter, type UnixFSEntry } from 'ipfs-unixfs-exporter'
 import { importer } from 'ipfs-unixfs-importer'
 import { fixedSize } from 'ipfs-unixfs-importer/chunker'
 import { balanced } from 'ipfs-unixfs-importer/layout'
@@ -26,6 +27,7 @@ import { createLightNode } from './helia-light.ts'
 import { shardFoldersAsKubo } from './folder-sharding.ts'
 import { unixfsPinWalker } from './unixfs-pin-walker.ts'
 import { rawStat, unixfsStat } from './unixfs-stat.ts'
+import { fileWindow } from './unixfs-file-window.ts'
 import { PinRecords } from './pin-records.ts'
 import { ChunkPool, pooledChunker, rawLeafImporter } from './raw-leaf-importer.ts'
 import { lockRepo } from './repo-lock.ts'
@@ -59,6 +61,13 @@ export interface HeliaNetworkOptions {
 // has no block brokers and no routers, and every read says `offline` as well.
 // Only `fetchBlock` asks the network (when the node is on it).
 const OFFLINE = { offline: true } as const
+/**
+ * A folder's listing reads its entries' blocks one at a time:
+ * ipfs-unixfs-exporter reads every child of a node at once by default, one
+ * file open per link, and 20,000 ran out of file descriptors (EMFILE,
+ * answered as a missing block) and failed every other open meanwhile.
+ */
+const ONE_AT_A_TIME = { blockReadConcurrency: 1 } as const
 /** The identity multihash: the block is the digest itself. */
 const IDENTITY = 0x00
 
@@ -427,18 +436,35 @@ export class HeliaBackend implements IpfsBackend {
     }
   }
 
+  /** A UnixFS file's bytes, a block at a time as they are asked for (see fileWindow); anything else as @helia/unixfs's `cat` reads it. */
   async * read (cid: CID, path: readonly string[], options: ReadOptions = {}): AsyncIterable<Uint8Array> {
+    const where = `/ipfs/${[cid.toString(), ...path].join('/')}`
+    let entry: UnixFSEntry
     try {
-      yield * this.#fs.cat(cid, { ...OFFLINE, path: path.join('/'), offset: options.offset, length: options.length, signal: options.signal })
+      entry = await exporter(path.length === 0 ? cid : `${cid.toString()}/${path.join('/')}`, this.#helia.blockstore, { ...OFFLINE, signal: options.signal })
     } catch (err) {
-      asNotFound(err, `/ipfs/${[cid.toString(), ...path].join('/')}`)
+      return asNotFound(err, where)
     }
+    if (entry.type !== 'file') {
+      try {
+        yield * this.#fs.cat(cid, { ...OFFLINE, path: path.join('/'), offset: options.offset, length: options.length, signal: options.signal })
+      } catch (err) {
+        asNotFound(err, where)
+      }
+      return
+    }
+    const start = options.offset ?? 0
+    const end = options.length === undefined ? Number.POSITIVE_INFINITY : start + options.length
+    yield * fileWindow(entry.node, entry.unixfs, start, end, async (block) => {
+      options.signal?.throwIfAborted()
+      return this.#fromStore(block)
+    })
   }
 
   async * list (cid: CID, path: readonly string[] = [], options: { signal?: AbortSignal } = {}): AsyncIterable<DirectoryEntry> {
     const names: Array<{ name: string, cid: CID }> = []
     try {
-      for await (const entry of this.#fs.ls(cid, { ...OFFLINE, path: path.join('/'), signal: options.signal })) names.push({ name: entry.name, cid: entry.cid })
+      for await (const entry of this.#fs.ls(cid, { ...OFFLINE, ...ONE_AT_A_TIME, path: path.join('/'), signal: options.signal })) names.push({ name: entry.name, cid: entry.cid })
     } catch (err) {
       asNotFound(err, `/ipfs/${[cid.toString(), ...path].join('/')}`)
     }

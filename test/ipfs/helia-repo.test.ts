@@ -7,12 +7,14 @@ import * as dagPb from '@ipld/dag-pb'
 import * as cborg from 'cborg'
 import { FsDatastore } from 'datastore-fs'
 import { Key } from 'interface-datastore'
+import { UnixFS } from 'ipfs-unixfs'
 import { base36 } from 'multiformats/bases/base36'
 import type { CID } from 'multiformats/cid'
 import { afterEach, describe, expect, it } from 'vitest'
 import { SHARDING } from '../../src/ipfs/block-collector.ts'
 import { HeliaBackend } from '../../src/ipfs/helia-backend.ts'
 import { RepoLockedError } from '../../src/ipfs/repo-lock.ts'
+import { rawBlock, unixfsNode } from '../support/cars.ts'
 import { blockFiles } from '../support/heimdall-harness.ts'
 
 const dirs: string[] = []
@@ -28,6 +30,56 @@ describe('the embedded repo', () => {
     await writeFile(join(dir, 'ipfs', 'repo.lock'), '2147483646\n') // no such process
     const second = await HeliaBackend.open(join(dir, 'ipfs'))
     await second.close()
+  })
+
+  it('reads a file node of thousands of links a block at a time, not with a file open per link (20,000 ran out of descriptors)', async () => {
+    const dir = await repoDir()
+    const backend = await HeliaBackend.open(join(dir, 'ipfs'))
+    try {
+      const leaves = await Promise.all(Array.from({ length: 3000 }, async (_, i) => rawBlock(Uint8Array.of(i >> 8, i & 255))))
+      const file = await unixfsNode(new UnixFS({ type: 'file', blockSizes: leaves.map(() => 2n) }), leaves.map((leaf) => ({ Hash: leaf.cid, Tsize: 2 })))
+      const lease = await backend.openLease()
+      await backend.putBlocks([file, ...leaves], { lease })
+      const open = async (): Promise<number> => (await readdir('/proc/self/fd')).length
+      const idle = await open()
+      let most = idle
+      let reading = true
+      const sampling = (async () => { while (reading) { most = Math.max(most, await open()); await new Promise((resolve) => setImmediate(resolve)) } })()
+      let bytes = 0
+      for await (const chunk of backend.read(file.cid, [])) bytes += chunk.byteLength
+      reading = false
+      await sampling
+      expect(bytes).toBe(6000)
+      expect(most - idle).toBeLessThan(200)
+      await lease.release()
+    } finally {
+      await backend.close()
+    }
+  })
+
+  it('reads a file as its reader asks: one that stops after the first MiB of 64 has not had the rest read into memory', async () => {
+    const dir = await repoDir()
+    const backend = await HeliaBackend.open(join(dir, 'ipfs'))
+    try {
+      const MiB = 1024 * 1024
+      const lease = await backend.openLease()
+      const nodes = await backend.importTree([{ path: 'big.bin', content: Readable.from(Array.from({ length: 64 }, () => randomBytes(MiB))) }], { profile: 'unixfs-v1-2025', lease })
+      const file = nodes.find((node) => node.path === 'big.bin')?.cid as CID
+      const before = process.memoryUsage().arrayBuffers
+      const reader = backend.read(file, [])[Symbol.asyncIterator]()
+      expect((await reader.next()).value).toHaveLength(MiB)
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      // The exporter's content read the file's leaves ahead into an unbounded queue: all 64 MiB, whatever the reader's pace.
+      expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(16 * MiB)
+      await reader.return?.(undefined)
+      // A window: its bytes only, from the leaves it covers.
+      const window: Uint8Array[] = []
+      for await (const chunk of backend.read(file, [], { offset: MiB - 10, length: 20 })) window.push(chunk)
+      expect(Buffer.concat(window)).toHaveLength(20)
+      await lease.release()
+    } finally {
+      await backend.close()
+    }
   })
 
   it('answers the readiness probe without writing a block', async () => {
