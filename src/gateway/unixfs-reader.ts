@@ -5,6 +5,7 @@ import { resolvers } from 'ipfs-unixfs-exporter'
 import type { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { NotFoundError, UnprocessableContentError } from '../errors.ts'
+import { cidKey } from '../ipfs/cid-key.ts'
 import { BLOCK_BUFFERS as LEAF_BUFFERS } from './buffer-pool.ts'
 import { ByteLru } from './byte-lru.ts'
 import { FlowWriter } from './flow-writer.ts'
@@ -47,9 +48,11 @@ type Decoded =
   | { kind: 'directory', node: dagPb.PBNode, byName: Map<string, CID> }
   | { kind: 'sharded', node: dagPb.PBNode, unixfs: UnixFS }
 
-/** Path segments as one cache key that no other list of segments gives. */
-const pathKey = (root: CID, path: readonly string[]): string =>
-  path.reduce((key, segment) => `${key}/${segment.replaceAll('%', '%25').replaceAll('/', '%2F')}`, `p:${root.toString()}`)
+/** A root and path segments as one cache key that no other root and segments give (the root's key is bytes, any of them a "/": its length first). */
+const pathKey = (root: CID, path: readonly string[]): string => {
+  const rootKey = cidKey(root)
+  return path.reduce((key, segment) => `${key}/${segment.replaceAll('%', '%25').replaceAll('/', '%2F')}`, `p:${rootKey.length}:${rootKey}`)
+}
 
 const notFound = (what: string): NotFoundError => new NotFoundError(`${what} not found on this node`)
 
@@ -92,7 +95,7 @@ export class UnixfsReader implements ContentReader {
   }
 
   async #decode (cid: CID, signal?: AbortSignal): Promise<Decoded> {
-    const key = `n:${cid.toString()}`
+    const key = `n:${cidKey(cid)}`
     const hit = this.#cache.get(key) as Decoded | undefined
     if (hit !== undefined) return hit
     const block = await this.#block(cid, signal)
@@ -202,7 +205,7 @@ export class UnixfsReader implements ContentReader {
 
   /** Whether a file's bytes are in the cache (a small raw block kept at its resolution): no block store needs asking. */
   holds (node: ResolvedNode): boolean {
-    const decoded = this.#cache.get(`n:${node.cid.toString()}`) as Decoded | undefined
+    const decoded = this.#cache.get(`n:${cidKey(node.cid)}`) as Decoded | undefined
     return decoded?.kind === 'raw' && decoded.bytes !== undefined
   }
 
@@ -341,7 +344,7 @@ export class UnixfsReader implements ContentReader {
   }
 
   async list (node: ResolvedNode, options: { signal?: AbortSignal } = {}): Promise<readonly ListingEntry[]> {
-    const key = `l:${node.cid.toString()}`
+    const key = `l:${cidKey(node.cid)}`
     const hit = this.#cache.get(key) as readonly ListingEntry[] | undefined
     if (hit !== undefined) return hit
     const decoded = await this.#decode(node.cid, options.signal)
