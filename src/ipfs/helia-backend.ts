@@ -61,13 +61,6 @@ export interface HeliaNetworkOptions {
 // has no block brokers and no routers, and every read says `offline` as well.
 // Only `fetchBlock` asks the network (when the node is on it).
 const OFFLINE = { offline: true } as const
-/**
- * A folder's listing reads its entries' blocks one at a time:
- * ipfs-unixfs-exporter reads every child of a node at once by default, one
- * file open per link, and 20,000 ran out of file descriptors (EMFILE,
- * answered as a missing block) and failed every other open meanwhile.
- */
-const ONE_AT_A_TIME = { blockReadConcurrency: 1 } as const
 /** The identity multihash: the block is the digest itself. */
 const IDENTITY = 0x00
 
@@ -436,7 +429,7 @@ export class HeliaBackend implements IpfsBackend {
     }
   }
 
-  /** A UnixFS file's bytes, a block at a time as they are asked for (see fileWindow); anything else as @helia/unixfs's `cat` reads it. */
+  /** A UnixFS file's bytes, a block at a time as they are asked for (see fileWindow); anything else (a raw block, a symlink) as @helia/unixfs's `cat` reads it. */
   async * read (cid: CID, path: readonly string[], options: ReadOptions = {}): AsyncIterable<Uint8Array> {
     const where = `/ipfs/${[cid.toString(), ...path].join('/')}`
     let entry: UnixFSEntry
@@ -445,7 +438,8 @@ export class HeliaBackend implements IpfsBackend {
     } catch (err) {
       return asNotFound(err, where)
     }
-    if (entry.type !== 'file') {
+    // The exporter calls every dag-pb node that is not a directory a file: a symlink's data is its target, not bytes to read.
+    if (entry.type !== 'file' || (entry.unixfs.type !== 'file' && entry.unixfs.type !== 'raw')) {
       try {
         yield * this.#fs.cat(cid, { ...OFFLINE, path: path.join('/'), offset: options.offset, length: options.length, signal: options.signal })
       } catch (err) {
@@ -464,7 +458,7 @@ export class HeliaBackend implements IpfsBackend {
   async * list (cid: CID, path: readonly string[] = [], options: { signal?: AbortSignal } = {}): AsyncIterable<DirectoryEntry> {
     const names: Array<{ name: string, cid: CID }> = []
     try {
-      for await (const entry of this.#fs.ls(cid, { ...OFFLINE, ...ONE_AT_A_TIME, path: path.join('/'), signal: options.signal })) names.push({ name: entry.name, cid: entry.cid })
+      for await (const entry of this.#fs.ls(cid, { ...OFFLINE, path: path.join('/'), signal: options.signal })) names.push({ name: entry.name, cid: entry.cid })
     } catch (err) {
       asNotFound(err, `/ipfs/${[cid.toString(), ...path].join('/')}`)
     }

@@ -90,6 +90,14 @@ interface BlockInfo {
 const MAX_LISTED = 20
 
 /**
+ * How many levels a file's DAG may have. Balanced layouts of 174 or more
+ * links per node need 5 for a terabyte, trickle ones a few dozen; the
+ * gateway's reader nests a generator per level, and a chain of a few
+ * thousand single-link nodes (300 KB of CAR) ran it out of stack.
+ */
+export const MAX_FILE_DEPTH = 256
+
+/**
  * The links all blocks of a CAR may have, kept while it streams (each
  * ~40 bytes packed, its CID's bytes, and its name where it has one): one per
  * 512 bytes the upload may weigh, and at least twice the entries a bundle
@@ -312,12 +320,17 @@ export class CarBundle {
       for (const cid of info.links.cids()) stack.push(cid)
       if (missing.length >= MAX_LISTED) return visited.size
     }
-    return missing.length > 0 ? visited.size : this.#readCost(root)
+    return missing.length > 0 ? visited.size : this.#readCost(root, path)
   }
 
-  /** Blocks a read of the complete file DAG under `root` goes through: each block, once per link to it (memoised per block, so the sum costs one pass). */
-  #readCost (root: CID): number {
+  /**
+   * Blocks a read of the complete file DAG under `root` goes through: each
+   * block, once per link to it (memoised per block, so the sum costs one
+   * pass). Refuses (400) a DAG deeper than MAX_FILE_DEPTH levels.
+   */
+  #readCost (root: CID, path: string): number {
     const cost = new Map<string, number>()
+    const height = new Map<string, number>()
     const stack: Array<{ cid: CID, expanded: boolean }> = [{ cid: root, expanded: false }]
     for (let top = stack.at(-1); top !== undefined; top = stack.at(-1)) {
       const key = keyOf(top.cid)
@@ -330,8 +343,14 @@ export class CarBundle {
         continue
       }
       let sum = 1
-      for (const cid of links.cids()) sum += cost.get(keyOf(cid)) ?? 0
+      let below = 0
+      for (const cid of links.cids()) {
+        sum += cost.get(keyOf(cid)) ?? 0
+        below = Math.max(below, height.get(keyOf(cid)) ?? 0)
+      }
+      if (below + 1 > MAX_FILE_DEPTH) throw new BadRequestError(`the CAR's file ${path === '' ? '(root)' : path} is a DAG deeper than ${MAX_FILE_DEPTH} levels`, [`no UnixFS layout builds one: ${top.cid.toString()} is ${below + 1} levels above its leaves`])
       cost.set(key, sum)
+      height.set(key, below + 1)
       stack.pop()
     }
     return cost.get(keyOf(root)) ?? 1

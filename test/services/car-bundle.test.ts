@@ -1,8 +1,8 @@
 import { Readable } from 'node:stream'
 import { UnixFS } from 'ipfs-unixfs'
 import { describe, expect, it } from 'vitest'
-import { PayloadTooLargeError } from '../../src/errors.ts'
-import { CarBundle } from '../../src/services/car-bundle.ts'
+import { BadRequestError, PayloadTooLargeError } from '../../src/errors.ts'
+import { CarBundle, MAX_FILE_DEPTH } from '../../src/services/car-bundle.ts'
 import { rawBlock, unixfsNode, type Block } from '../support/cars.ts'
 
 const LIMITS = { maxEntries: 100, maxUncompressedBytes: 1024 * 1024, maxRatio: 1000 }
@@ -38,5 +38,23 @@ describe('a CAR bundle', () => {
     const short = new CarBundle(dir.cid, { maxLinks: 1000 })
     await record(short, [dir, file, ...leaves.slice(1)])
     expect(() => short.tree(LIMITS)).toThrow('blocks are missing')
+  })
+
+  it(`refuses a file whose DAG is deeper than ${MAX_FILE_DEPTH} levels (a chain of one-link nodes), and takes one of exactly that`, async () => {
+    const leaf = await rawBlock(Uint8Array.of(42))
+    const chain: Block[] = [leaf]
+    // The leaf is a level, and so is each node above it.
+    for (let level = 2; level <= MAX_FILE_DEPTH; level++) chain.push(await unixfsNode(new UnixFS({ type: 'file', blockSizes: [1n] }), [{ Hash: (chain.at(-1) as Block).cid, Tsize: 1 }]))
+    const wrap = async (file: Block): Promise<Block> => unixfsNode(new UnixFS({ type: 'directory' }), [{ Name: 'deep.bin', Hash: file.cid, Tsize: 1 }])
+    const deepest = await wrap(chain.at(-1) as Block)
+    const taken = new CarBundle(deepest.cid, { maxLinks: 10_000 })
+    await record(taken, [deepest, ...chain])
+    expect(taken.tree(LIMITS).entries.map((e) => e.path)).toEqual(['deep.bin', ''])
+    const deeper = await unixfsNode(new UnixFS({ type: 'file', blockSizes: [1n] }), [{ Hash: (chain.at(-1) as Block).cid, Tsize: 1 }])
+    const over = await wrap(deeper)
+    const refused = new CarBundle(over.cid, { maxLinks: 10_000 })
+    await record(refused, [over, deeper, ...chain])
+    expect(() => refused.tree(LIMITS)).toThrow(BadRequestError)
+    expect(() => refused.tree(LIMITS)).toThrow(`the CAR's file deep.bin is a DAG deeper than ${MAX_FILE_DEPTH} levels`)
   })
 })
