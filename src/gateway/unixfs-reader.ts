@@ -6,6 +6,7 @@ import type { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { NotFoundError, UnprocessableContentError } from '../errors.ts'
 import { cidKey } from '../ipfs/cid-key.ts'
+import { slice } from '../ipfs/unixfs-file-window.ts'
 import { BLOCK_BUFFERS as LEAF_BUFFERS } from './buffer-pool.ts'
 import { ByteLru } from './byte-lru.ts'
 import { FlowWriter } from './flow-writer.ts'
@@ -389,12 +390,6 @@ export class UnixfsReader implements ContentReader {
 
 function entryOf (link: dagPb.PBLink, name: string): ListingEntry {
   return { name, cid: link.Hash, type: link.Hash.code === raw.code ? 'file' : 'unknown', size: link.Tsize ?? 0 }
-}
-
-function * slice (bytes: Uint8Array, at: number, start: number, end: number): Generator<Uint8Array> {
-  const from = Math.max(0, start - at)
-  const to = Math.min(bytes.length, end - at)
-  if (to > from) yield from === 0 && to === bytes.length ? bytes : bytes.subarray(from, to)
 }
 
 function unixfsOf (node: dagPb.PBNode, cid: CID): UnixFS {

@@ -439,20 +439,22 @@ export class HeliaBackend implements IpfsBackend {
       return asNotFound(err, where)
     }
     // The exporter calls every dag-pb node that is not a directory a file: a symlink's data is its target, not bytes to read.
-    if (entry.type !== 'file' || (entry.unixfs.type !== 'file' && entry.unixfs.type !== 'raw')) {
-      try {
-        yield * this.#fs.cat(cid, { ...OFFLINE, path: path.join('/'), offset: options.offset, length: options.length, signal: options.signal })
-      } catch (err) {
-        asNotFound(err, where)
-      }
+    if (entry.type === 'file' && (entry.unixfs.type === 'file' || entry.unixfs.type === 'raw')) {
+      const start = options.offset ?? 0
+      const end = options.length === undefined ? Number.POSITIVE_INFINITY : start + options.length
+      yield * fileWindow(entry.node, entry.unixfs, start, end, async (block) => {
+        options.signal?.throwIfAborted()
+        return this.#fromStore(block)
+      })
       return
     }
-    const start = options.offset ?? 0
-    const end = options.length === undefined ? Number.POSITIVE_INFINITY : start + options.length
-    yield * fileWindow(entry.node, entry.unixfs, start, end, async (block) => {
-      options.signal?.throwIfAborted()
-      return this.#fromStore(block)
-    })
+    try {
+      // A raw or identity block's bytes came with its entry; anything else (a symlink, a folder) as `cat` answers it.
+      const window = { offset: options.offset, length: options.length, signal: options.signal }
+      yield * (entry.type === 'raw' || entry.type === 'identity' ? entry.content(window) : this.#fs.cat(cid, { ...OFFLINE, ...window, path: path.join('/') }))
+    } catch (err) {
+      asNotFound(err, where)
+    }
   }
 
   async * list (cid: CID, path: readonly string[] = [], options: { signal?: AbortSignal } = {}): AsyncIterable<DirectoryEntry> {

@@ -50,7 +50,8 @@ export async function * fileWindow (node: dagPb.PBNode, unixfs: UnixFS, start: n
   if (sent !== wanted) throw new Error(`the file holds ${sent} of the ${wanted} bytes its root node promises`)
 }
 
-function * slice (bytes: Uint8Array, at: number, start: number, end: number): Generator<Uint8Array> {
+/** The part of `bytes`, which begin at `at` in a file, that falls in `[start, end)`: none, all of it, or a view into it. */
+export function * slice (bytes: Uint8Array, at: number, start: number, end: number): Generator<Uint8Array> {
   const from = Math.max(0, start - at)
   const to = Math.min(bytes.length, end - at)
   if (to > from) yield from === 0 && to === bytes.length ? bytes : bytes.subarray(from, to)

@@ -257,17 +257,19 @@ export class CarBundle {
     for (let shard = shards.pop(); shard !== undefined; shard = shards.pop()) {
       const padLength = ((shard.info.fanout ?? 256n) - 1n).toString(16).length
       for (let i = 0; i < shard.info.links.length; i++) {
-        const link = { name: shard.info.links.name(i), cid: shard.info.links.cid(i) }
-        if (link.name.length > padLength) { children.push({ name: link.name.slice(padLength), cid: link.cid }); continue }
+        const name = shard.info.links.name(i)
+        const child = shard.info.links.cid(i)
+        if (name.length > padLength) { children.push({ name: name.slice(padLength), cid: child }); continue }
         const where = path === '' ? '(root)' : path
-        if (seen.has(keyOf(link.cid))) throw new BadRequestError(`the CAR's directory ${where} links one of its shards more than once`, [link.cid.toString()])
-        seen.add(keyOf(link.cid))
+        const key = keyOf(child)
+        if (seen.has(key)) throw new BadRequestError(`the CAR's directory ${where} links one of its shards more than once`, [child.toString()])
+        seen.add(key)
         // A sharded directory named many times is walked for each name: its shards count against the budget, as a file's blocks.
         if (bounded && ++this.#walked > this.#budget()) throw this.#tooMuch()
-        const sub = this.#info(link.cid)
-        if (sub === undefined) { missing.push(`${where}: directory shard ${link.cid.toString()} is missing`); continue }
-        if (sub.type !== 'hamt-sharded-directory') throw new BadRequestError(`the CAR's directory ${where} has a shard link to something that is not a shard`, [link.cid.toString()])
-        shards.push({ cid: link.cid, info: sub })
+        const sub = this.#info(child)
+        if (sub === undefined) { missing.push(`${where}: directory shard ${child.toString()} is missing`); continue }
+        if (sub.type !== 'hamt-sharded-directory') throw new BadRequestError(`the CAR's directory ${where} has a shard link to something that is not a shard`, [child.toString()])
+        shards.push({ cid: child, info: sub })
       }
     }
     return children
@@ -355,8 +357,9 @@ export class CarBundle {
       let sum = 1
       let below = 0
       for (const cid of links.cids()) {
-        sum += cost.get(keyOf(cid)) ?? 0
-        below = Math.max(below, height.get(keyOf(cid)) ?? 0)
+        const child = keyOf(cid)
+        sum += cost.get(child) ?? 0
+        below = Math.max(below, height.get(child) ?? 0)
       }
       if (below + 1 > MAX_FILE_DEPTH) throw new BadRequestError(`the CAR's file ${path === '' ? '(root)' : path} is a DAG deeper than ${MAX_FILE_DEPTH} levels`, [`no UnixFS layout builds one: ${top.cid.toString()} is ${below + 1} levels above its leaves`])
       cost.set(key, sum)
