@@ -6,7 +6,6 @@ import { deadClientCheckFor, deadClientCheckSql, DEAD_CLIENT_SECONDS } from './d
 import { startEmbeddedPostgres } from './embedded-postgres.ts'
 import { createHeimdallDatabase, HEIMDALL_DATABASE } from './pglite-import.ts'
 import { DirectoryMigrationSource } from './migration-source.ts'
-import { prepareMarked } from './prepared-statements.ts'
 import { boundQueries } from './query-deadline.ts'
 
 export interface Database {
@@ -85,7 +84,6 @@ function pooled (connection: pg.ClientConfig, pool: Knex.PoolConfig, deadline: D
   const bounded = deadline.ms > 0 ? { ...connection, connectionTimeoutMillis: deadline.ms } : connection
   const afterCreate = (client: pg.Client, done: (err: Error | null, client: pg.Client) => void): void => {
     boundQueries(client, deadline.limit)
-    prepareMarked(client)
     prepareSession(client, deadClient, done)
   }
   return knex({ client: 'pg', connection: bounded as Knex.StaticConnectionConfig, pool: { ...pool, afterCreate }, migrations, log: knexLog(log) })

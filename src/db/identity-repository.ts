@@ -1,7 +1,7 @@
 import type { Knex } from 'knex'
 import { ConflictError } from '../errors.ts'
 import { isUniqueViolation } from './database.ts'
-import { PREPARED } from './prepared-statements.ts'
+import { runStatement, Statement } from './prepared-statements.ts'
 
 export interface Identity {
   id: number
@@ -22,6 +22,9 @@ export interface IdentityRow {
 
 /** The columns toIdentity reads, for queries that join identities to something else. */
 export const IDENTITY_COLUMNS = ['identities.id', 'identities.username', 'identities.token_hash', 'identities.created_at', 'identities.disabled_at'] as const
+
+/** The identity whose token hashes to $1: every request with a token asks this. */
+const BY_TOKEN_HASH = new Statement(`select ${IDENTITY_COLUMNS.join(', ')} from identities where token_hash = $1 limit 1`)
 
 export const toIdentity = (row: IdentityRow): Identity => ({
   id: row.id,
@@ -64,8 +67,7 @@ export class IdentityRepository {
   }
 
   async findByTokenHash (tokenHash: string): Promise<Identity | undefined> {
-    // Every request with a token asks this: prepared, its columns named (see PREPARED).
-    const row = await this.#db('identities').where({ token_hash: tokenHash }).first<IdentityRow | undefined>(...IDENTITY_COLUMNS).options(PREPARED)
+    const [row] = await runStatement<IdentityRow>(this.#db, BY_TOKEN_HASH, [tokenHash])
     return row === undefined ? undefined : toIdentity(row)
   }
 

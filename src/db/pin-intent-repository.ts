@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { Knex } from 'knex'
-import { PREPARED } from './prepared-statements.ts'
+import { runStatement, Statement } from './prepared-statements.ts'
 
 export interface PinIntent {
   id: number
@@ -34,6 +34,12 @@ interface PinIntentRow {
   created_at: Date | string
 }
 
+// What every upload writes and removes.
+const ADD = new Statement('insert into pin_intents (root_cid, instance) values ($1, $2) returning id')
+const REMOVE = new Statement('delete from pin_intents where id = $1')
+const ADD_IMPORT_PIN = new Statement('insert into import_pin_intents (pin_name, instance) values ($1, $2) returning id')
+const REMOVE_IMPORT_PIN = new Statement('delete from import_pin_intents where id = $1')
+
 /** The journal of pins being changed (see the pin_intents and import_pin_intents migrations). */
 export class PinIntentRepository {
   readonly #db: Knex
@@ -43,9 +49,9 @@ export class PinIntentRepository {
   }
 
   async add (rootCid: string, instance: string): Promise<number> {
-    const [row] = await this.#db<PinIntentRow>('pin_intents').insert({ root_cid: rootCid, instance }).returning('id').options(PREPARED)
+    const [row] = await runStatement<{ id: number }>(this.#db, ADD, [rootCid, instance])
     if (row === undefined) throw new Error('insert returned no row')
-    return typeof row === 'object' ? row.id : row
+    return row.id
   }
 
   /** Rows for any of `forms` (a root's spellings) but those `except` names: work on the root whose outcome is not settled yet. */
@@ -66,7 +72,7 @@ export class PinIntentRepository {
   }
 
   async remove (id: number): Promise<void> {
-    await this.#db('pin_intents').where({ id }).delete().options(PREPARED)
+    await runStatement(this.#db, REMOVE, [id])
   }
 
   /** Rows of `instance` written before `ownBefore`, and anyone's written before `anyBefore`: work no live process is still doing. */
@@ -86,9 +92,9 @@ export class PinIntentRepository {
   /** A row for a pin an import is about to make: the name the pin will carry, unique to it. */
   async addImportPin (instance: string): Promise<{ id: number, pinName: string }> {
     const pinName = `${IMPORT_PIN_PREFIX}${randomUUID()}`
-    const [row] = await this.#db<ImportPinIntentRow>('import_pin_intents').insert({ pin_name: pinName, instance }).returning('id').options(PREPARED)
+    const [row] = await runStatement<{ id: number }>(this.#db, ADD_IMPORT_PIN, [pinName, instance])
     if (row === undefined) throw new Error('insert returned no row')
-    return { id: typeof row === 'object' ? row.id : row, pinName }
+    return { id: row.id, pinName }
   }
 
   /** Dates the row from now: its settling waits as long again (an add that failed may still be ending in the node). */
@@ -97,7 +103,7 @@ export class PinIntentRepository {
   }
 
   async removeImportPin (id: number): Promise<void> {
-    await this.#db('import_pin_intents').where({ id }).delete().options(PREPARED)
+    await runStatement(this.#db, REMOVE_IMPORT_PIN, [id])
   }
 
   /** As `unsettled`, for the pins of imports. */

@@ -1,31 +1,44 @@
 import { createHash } from 'node:crypto'
+import type { Knex } from 'knex'
 import type pg from 'pg'
 import { disposeConnection } from './query-deadline.ts'
-
-/**
- * knex's `.options(PREPARED)` on a statement every upload or sign-in runs:
- * PostgreSQL parses and plans it once per connection, then only binds and
- * runs it. Planning was most of PostgreSQL's work on these (the upload's
- * record, a CTE around a PL/pgSQL function; the quota's set-returning
- * function): 200 concurrent uploads cost the embedded PostgreSQL 0.30–0.43 s
- * of CPU prepared against 0.65–0.78 s planned each time (a burst probe,
- * two servers per side, alternating, two bursts each).
- *
- * Only marked statements: each name is a statement the server keeps for the
- * connection's life, and a text that varies (a `whereIn` of any length)
- * would keep one per length. A marked statement names its columns rather
- * than `select *`: a prepared `*` fails with "cached plan must not change
- * result type" once another instance's migration adds a column.
- */
-export const PREPARED = { prepared: true } as const
 
 /** The statement's name on the server: from its text, so one text is always one name and two texts never share one. */
 export function statementName (text: string): string {
   return `heimdall_${createHash('sha256').update(text).digest('base64url').slice(0, 32)}`
 }
 
-type QueryConfig = { text?: unknown, name?: unknown, prepared?: unknown }
-type QueryCallback = (err: Error | null, result?: unknown) => void
+/**
+ * A statement every upload or sign-in runs, its text fixed (placeholders
+ * `$1`, `$2`…), for runStatement: PostgreSQL parses and plans it once per
+ * connection, then only binds and runs it. Planning was most of
+ * PostgreSQL's work on these (the upload's record, a CTE around a PL/pgSQL
+ * function; the quota's set-returning function): 200 concurrent uploads
+ * cost the embedded PostgreSQL 0.30–0.43 s of CPU prepared against
+ * 0.65–0.78 s planned each time (a burst probe, two servers per side,
+ * alternating, two bursts each).
+ *
+ * Only these: each name is a statement the server keeps for the
+ * connection's life, so a text that varies (an `in` list of any length)
+ * keeps one per variant. A statement names its columns rather than
+ * `select *`: a prepared `*` fails with "cached plan must not change result
+ * type" once another instance's migration adds a column.
+ */
+export class Statement {
+  readonly text: string
+  readonly name: string
+
+  constructor (text: string) {
+    this.text = text
+    this.name = statementName(text)
+  }
+}
+
+/** What knex's client and a transaction's client both have: the connection to send on, and its return. */
+interface ConnectionSource {
+  acquireConnection: () => Promise<pg.Client>
+  releaseConnection: (connection: pg.Client) => Promise<void>
+}
 
 /**
  * What the server says of a prepared statement it can no longer run as
@@ -36,25 +49,31 @@ type QueryCallback = (err: Error | null, result?: unknown) => void
 const STALE_STATEMENT = new Set(['0A000', '26000'])
 
 /**
- * Names the marked statements `client` is sent (see PREPARED); `pg` prepares
- * a named statement on its first use on a connection. A statement gone stale
- * fails once: its connection is then closed and knex lends it no more, so
- * the next use prepares it afresh on another.
+ * Runs `statement` with `values` on a connection of `db` (the pool's, or the
+ * transaction's own when `db` is one) and returns its rows. Sent as it is,
+ * past knex's query builder, compiler and runner, which cost more of the
+ * client's CPU than the rest of the round trip: 127 against 46 µs per token
+ * lookup, 30 at a time on the embedded server. In `pg`'s callback form, the
+ * form the connection's query deadline bounds (query-deadline.ts).
+ *
+ * A statement gone stale fails once: its connection is then closed and the
+ * pool lends it no more, so the next run prepares it afresh on another.
  */
-export function prepareMarked (client: pg.Client): void {
-  const query = client.query.bind(client) as (...args: unknown[]) => unknown
-  client.query = ((...args: unknown[]) => {
-    const config = args[0] as QueryConfig | undefined
-    const answer = args.at(-1)
-    if (typeof config === 'object' && config !== null && config.prepared === true && typeof config.text === 'string' && config.name === undefined) {
-      config.name = statementName(config.text)
-      if (typeof answer === 'function') {
-        args[args.length - 1] = (err: Error | null, result?: unknown) => {
-          if (err !== null && STALE_STATEMENT.has((err as { code?: string }).code ?? '')) disposeConnection(client, err)
-          ;(answer as QueryCallback)(err, result)
+export async function runStatement<Row> (db: Knex, statement: Statement, values: readonly unknown[]): Promise<Row[]> {
+  const source = db.client as ConnectionSource
+  const connection = await source.acquireConnection()
+  try {
+    return await new Promise<Row[]>((resolve, reject) => {
+      connection.query({ text: statement.text, name: statement.name, values: values as unknown[] }, (err: Error | null, result?: pg.QueryResult) => {
+        if (err === null) {
+          resolve((result?.rows ?? []) as Row[])
+          return
         }
-      }
-    }
-    return query(...args)
-  }) as typeof client.query
+        if (STALE_STATEMENT.has((err as { code?: string }).code ?? '')) disposeConnection(connection, err)
+        reject(err)
+      })
+    })
+  } finally {
+    await source.releaseConnection(connection)
+  }
 }

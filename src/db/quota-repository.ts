@@ -1,5 +1,5 @@
 import type { Knex } from 'knex'
-import { PREPARED } from './prepared-statements.ts'
+import { runStatement, Statement } from './prepared-statements.ts'
 
 export interface Usage {
   bytes: number
@@ -11,6 +11,12 @@ export interface QuotaOverride {
   bytes: number | null
   uploads: number | null
 }
+
+/** Identity $1's usage (see measure) and own quota. */
+const MEASURE = new Statement(`select quota_bytes, quota_uploads, usage.used_bytes as bytes, usage.used_uploads as uploads
+  from identities, heimdall_identity_usage(identities.id, null) usage where identities.id = $1 limit 1`)
+
+interface MeasureRow { bytes: string | number, uploads: string | number, quota_bytes: string | number | null, quota_uploads: number | null }
 
 /** What an identity's uploads and pins take, and the quotas an operator set for it. */
 export class QuotaRepository {
@@ -26,10 +32,7 @@ export class QuotaRepository {
    * the database's quota checks count), and its own quota, in one query.
    */
   async measure (identityId: number): Promise<{ usage: Usage, override: QuotaOverride }> {
-    const row = await this.#db('identities').joinRaw(', heimdall_identity_usage(identities.id, null) usage').where({ 'identities.id': identityId })
-      .first<{ bytes: string | number, uploads: string | number, quota_bytes: string | number | null, quota_uploads: number | null } | undefined>(
-        'quota_bytes', 'quota_uploads', 'usage.used_bytes as bytes', 'usage.used_uploads as uploads')
-      .options(PREPARED)
+    const [row] = await runStatement<MeasureRow>(this.#db, MEASURE, [identityId])
     return {
       usage: { bytes: Number(row?.bytes ?? 0), uploads: Number(row?.uploads ?? 0) },
       override: { bytes: row?.quota_bytes == null ? null : Number(row.quota_bytes), uploads: row?.quota_uploads ?? null }

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex'
-import { PREPARED } from './prepared-statements.ts'
+import { runStatement, Statement } from './prepared-statements.ts'
 
 export interface LimitKey {
   kind: string
@@ -18,6 +18,19 @@ interface UntilRow { until: string | number }
  * keep synchronous commits.
  */
 const RELAXED_ROW = "FROM (SELECT set_config('synchronous_commit', 'off', true) AS setting) AS relaxed"
+
+/** take's statement: $1 kind, $2 key, $3 now + interval, $4 now, $5 interval, $6 tolerance. */
+const TAKE = new Statement(`INSERT INTO rate_limits (kind, key, count, until, touched) SELECT $1::varchar, $2::varchar, 0, $3::bigint, $4::bigint ${RELAXED_ROW}
+  ON CONFLICT (kind, key) DO UPDATE SET until = GREATEST(rate_limits.until, EXCLUDED.touched) + $5, touched = EXCLUDED.touched
+  WHERE GREATEST(rate_limits.until, EXCLUDED.touched) + $5 - EXCLUDED.touched <= $6
+  RETURNING until`)
+
+/** backoffs' statement for `count` keys, made once per count: its values are the keys' kinds and keys in turn, then now. */
+const backoffStatements: Statement[] = []
+function backoffsOf (count: number): Statement {
+  return (backoffStatements[count] ??= new Statement(`select kind, key, until from rate_limits
+    where (kind, key) in (${Array.from({ length: count }, (_, i) => `($${2 * i + 1}, $${2 * i + 2})`).join(', ')}) and until > $${2 * count + 1}`))
+}
 
 /**
  * Rate-limit state in the `rate_limits` table, shared by every instance on
@@ -38,13 +51,8 @@ export class RateLimitRepository {
    */
   async take (limit: LimitKey, now: number, intervalMs: number, capacity: number): Promise<number | undefined> {
     const tolerance = intervalMs * capacity
-    const result = await this.#db.raw<{ rows: UntilRow[] }>(
-      `INSERT INTO rate_limits (kind, key, count, until, touched) SELECT ?::varchar, ?::varchar, 0, ?::bigint, ?::bigint ${RELAXED_ROW}
-       ON CONFLICT (kind, key) DO UPDATE SET until = GREATEST(rate_limits.until, EXCLUDED.touched) + ?, touched = EXCLUDED.touched
-       WHERE GREATEST(rate_limits.until, EXCLUDED.touched) + ? - EXCLUDED.touched <= ?
-       RETURNING until`,
-      [limit.kind, limit.key, now + intervalMs, now, intervalMs, intervalMs, tolerance]).options(PREPARED)
-    if (result.rows.length > 0) return undefined
+    const taken = await runStatement<UntilRow>(this.#db, TAKE, [limit.kind, limit.key, now + intervalMs, now, intervalMs, tolerance])
+    if (taken.length > 0) return undefined
     const row: UntilRow | undefined = await this.#db('rate_limits').where({ kind: limit.kind, key: limit.key }).first('until')
     // Allowed again once `until + interval - tolerance` is reached.
     return row === undefined ? 0 : Math.max(0, Number(row.until) + intervalMs - tolerance - now)
@@ -56,11 +64,7 @@ export class RateLimitRepository {
    */
   async backoffs (keys: readonly LimitKey[], now: number): Promise<Array<LimitKey & { until: number }>> {
     if (keys.length === 0) return []
-    const rows = await this.#db<LimitKey & UntilRow>('rate_limits')
-      .whereIn(['kind', 'key'], keys.map((k) => [k.kind, k.key]))
-      .andWhere('until', '>', now)
-      .select('kind', 'key', 'until')
-      .options(PREPARED) as Array<LimitKey & UntilRow>
+    const rows = await runStatement<LimitKey & UntilRow>(this.#db, backoffsOf(keys.length), [...keys.flatMap((k) => [k.kind, k.key]), now])
     return rows.map((r) => ({ kind: r.kind, key: r.key, until: Number(r.until) }))
   }
 

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex'
 import { IDENTITY_COLUMNS, toIdentity, type Identity, type IdentityRow } from './identity-repository.ts'
-import { PREPARED } from './prepared-statements.ts'
+import { runStatement, Statement } from './prepared-statements.ts'
 
 interface SessionRow {
   id_hash: string
@@ -8,6 +8,10 @@ interface SessionRow {
   created_at: Date | string
   expires_at: Date | string
 }
+
+/** The identity of the session $1 if it is unexpired at $2: every request from a browser asks this. */
+const IDENTITY_OF_SESSION = new Statement(`select ${IDENTITY_COLUMNS.join(', ')} from sessions join identities on identities.id = sessions.identity_id
+  where sessions.id_hash = $1 and sessions.expires_at > $2 limit 1`)
 
 /** Browser sessions, by the sha256 of their id; the id itself is never stored. */
 export class SessionRepository {
@@ -37,12 +41,7 @@ export class SessionRepository {
 
   /** The identity of a session unexpired at `now`, in one query. */
   async findIdentity (idHash: string, now: Date): Promise<Identity | undefined> {
-    const row = await this.#db('sessions')
-      .join<IdentityRow>('identities', 'identities.id', 'sessions.identity_id')
-      .where('sessions.id_hash', idHash)
-      .andWhere('sessions.expires_at', '>', now)
-      .first<IdentityRow | undefined>(...IDENTITY_COLUMNS)
-      .options(PREPARED)
+    const [row] = await runStatement<IdentityRow>(this.#db, IDENTITY_OF_SESSION, [idHash, now])
     return row === undefined ? undefined : toIdentity(row)
   }
 

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex'
 import type { AvatarReport } from '../assets/avatar-report.ts'
-import { PREPARED } from './prepared-statements.ts'
+import { runStatement, Statement } from './prepared-statements.ts'
 
 export const UPLOAD_KINDS = ['avatar', 'model', 'texture', 'script', 'sound', 'bundle'] as const
 export type UploadKind = (typeof UPLOAD_KINDS)[number]
@@ -73,6 +73,30 @@ interface RecordRow {
   quota_uploads: string | number | null
 }
 
+/**
+ * The record's statement (see UploadRepository.insert), one per combination
+ * of what it also does. Its columns named: a `*` prepared would fail once a
+ * migration gave the function another.
+ */
+const recordStatements = new Map<string, Statement>()
+function recordStatement (lifts: boolean, closesImportPin: boolean): Statement {
+  const variant = `${String(lifts)} ${String(closesImportPin)}`
+  let statement = recordStatements.get(variant)
+  if (statement === undefined) {
+    const record = 'select outcome, id, created_at, used_bytes, used_uploads, quota_bytes, quota_uploads from heimdall_record_upload($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10::jsonb, $11, $12, $13)'
+    // Their values follow the record's 13, in this order. Done only once the upload is recorded: a refused one keeps
+    // its import's row until its pin is released.
+    const closing = lifts ? 15 : 14
+    const alsoDone = [
+      ...(lifts ? ['lifted as (delete from blocked_roots where root_cid = any($14::text[]) and exists (select 1 from rec where rec.id is not null))'] : []),
+      ...(closesImportPin ? [`closed as (delete from import_pin_intents where id = $${closing} and exists (select 1 from rec where rec.id is not null))`] : [])
+    ]
+    statement = new Statement(alsoDone.length === 0 ? record : `with rec as (${record}), ${alsoDone.join(', ')} select * from rec`)
+    recordStatements.set(variant, statement)
+  }
+  return statement
+}
+
 /** An upload's bytes and count: what an owner's uploads take, or what it may have. */
 export interface Amount { bytes: number, uploads: number }
 
@@ -113,18 +137,10 @@ export class UploadRepository {
    * `closesImportPin` (the record holds the pin its add made from now on).
    */
   async insert (upload: NewUpload, options: { quota?: QuotaCheck, settles?: number, alsoLifts?: readonly string[], closesImportPin?: number } = {}): Promise<{ upload: Upload, created: boolean }> {
-    // Its columns named: prepared (see PREPARED), a `*` would fail once a migration gave the function another.
-    const record = 'select outcome, id, created_at, used_bytes, used_uploads, quota_bytes, quota_uploads from heimdall_record_upload(?, ?, ?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?::jsonb, ?, ?, ?)'
     // `alsoLifts`: the root's other spellings (its CIDv0 beside its CIDv1), whose take-down the record lifts too, in
     // the same statement: a lift of one spelling left the other blocked, and a blocked root counts as held by no one.
     const others = (options.alsoLifts ?? []).filter((form) => form !== upload.rootCid && /^[A-Za-z0-9]+$/.test(form))
-    // Done only once the upload is recorded: a refused one keeps its import's row until its pin is released.
-    const alsoDone = [
-      ...(others.length === 0 ? [] : ['lifted as (delete from blocked_roots where root_cid = any(?::text[]) and exists (select 1 from rec where rec.id is not null))']),
-      ...(options.closesImportPin === undefined ? [] : ['closed as (delete from import_pin_intents where id = ? and exists (select 1 from rec where rec.id is not null))'])
-    ]
-    const sql = alsoDone.length === 0 ? record : `with rec as (${record}), ${alsoDone.join(', ')} select * from rec`
-    const { rows } = await this.#db.raw<{ rows: RecordRow[] }>(sql, [
+    const rows = await runStatement<RecordRow>(this.#db, recordStatement(others.length > 0, options.closesImportPin !== undefined), [
       upload.identityId,
       upload.name,
       upload.rootCid,
@@ -140,7 +156,7 @@ export class UploadRepository {
       options.settles ?? null,
       ...(others.length === 0 ? [] : [`{${others.join(',')}}`]),
       ...(options.closesImportPin === undefined ? [] : [options.closesImportPin])
-    ]).options(PREPARED)
+    ])
     const [row] = rows
     if (row === undefined) throw new Error('heimdall_record_upload returned no row')
     switch (row.outcome) {

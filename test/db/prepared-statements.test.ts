@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { Knex } from 'knex'
 import type { Database } from '../../src/db/database.ts'
 import { IdentityRepository } from '../../src/db/identity-repository.ts'
-import { PREPARED, statementName } from '../../src/db/prepared-statements.ts'
+import { runStatement, Statement, statementName } from '../../src/db/prepared-statements.ts'
 import { SessionRepository } from '../../src/db/session-repository.ts'
 import { databaseFactories } from '../support/databases.ts'
 
@@ -23,9 +23,10 @@ for (const factory of databaseFactories()) {
     })
     afterEach(async () => { await dispose() })
 
-    it('a marked statement is prepared on its connection under the name its text gives, once; an unmarked one is not', async () => {
+    it('a statement is prepared on its connection under the name its text gives, once; a query of knex\'s is not', async () => {
+      const statement = new Statement('select $1::int as x')
       await db.knex.transaction(async (trx) => {
-        for (let i = 0; i < 3; i++) expect((await trx.raw<{ rows: Array<{ x: number }> }>('select ?::int as x', [i]).options(PREPARED)).rows).toEqual([{ x: i }])
+        for (let i = 0; i < 3; i++) expect(await runStatement(trx, statement, [i])).toEqual([{ x: i }])
         await trx.raw('select ?::int + 1 as y', [1])
         expect(await prepared(trx)).toEqual([{ name: statementName('select $1::int as x'), statement: 'select $1::int as x' }])
       })
@@ -34,7 +35,8 @@ for (const factory of databaseFactories()) {
     it('a statement gone stale (a column\'s type changed under it) fails once: its connection goes, the next use prepares it afresh', async () => {
       await db.knex.raw('create table probe (x integer)')
       await db.knex('probe').insert({ x: 1 })
-      const marked = async (): Promise<unknown> => (await db.knex.raw<{ rows: unknown[] }>('select x from probe').options(PREPARED)).rows
+      const statement = new Statement('select x from probe')
+      const marked = async (): Promise<unknown> => runStatement(db.knex, statement, [])
       // Prepared on as many of the pool's connections as a burst takes.
       for (let i = 0; i < 3; i++) await Promise.all(Array.from({ length: 10 }, marked))
       await db.knex.raw('alter table probe alter column x type bigint')
