@@ -2,7 +2,6 @@ import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { unixfs, type UnixFS } from '@helia/unixfs'
 import { FsBlockstore } from 'blockstore-fs'
-import { FsDatastore } from 'datastore-fs'
 import { exporter, type UnixFSEntry } from 'ipfs-unixfs-exporter'
 import { importer } from 'ipfs-unixfs-importer'
 import { fixedSize } from 'ipfs-unixfs-importer/chunker'
@@ -28,6 +27,7 @@ import { shardFoldersAsKubo } from './folder-sharding.ts'
 import { unixfsPinWalker } from './unixfs-pin-walker.ts'
 import { rawStat, unixfsStat } from './unixfs-stat.ts'
 import { fileWindow } from './unixfs-file-window.ts'
+import { LeanFsDatastore } from './lean-fs-datastore.ts'
 import { PinRecords } from './pin-records.ts'
 import { ChunkPool, pooledChunker, rawLeafImporter } from './raw-leaf-importer.ts'
 import { lockRepo } from './repo-lock.ts'
@@ -195,7 +195,7 @@ export class HeliaBackend implements IpfsBackend {
         storage = shared.storage
         blockstore = new StorageBlockstore(storage, (cid) => backend !== undefined && backend.#holds(cid))
       }
-      const helia = createLightNode({ blockstore, datastore: new FsDatastore(join(dir, 'datastore')) })
+      const helia = createLightNode({ blockstore, datastore: new LeanFsDatastore(join(dir, 'datastore')) })
       await helia.start()
       backend = new HeliaBackend(helia, storage, unlock, shared)
       if (backend.#collector instanceof SharedBlockCollector) await backend.#collector.start()
