@@ -7,6 +7,7 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { BadRequestError, PayloadTooLargeError, UnprocessableContentError, UnsupportedMediaTypeError } from '../errors.ts'
 import { codecName } from '../ipfs/car-reader.ts'
 import { cidKey } from '../ipfs/cid-key.ts'
+import { BlockTable, linksOf, NO_LINKS, type BlockInfo, type Links, type ParsedBlock } from './car-block-table.ts'
 import type { VerifiedBlock } from '../ipfs/ipfs-backend.ts'
 import { pathProblem, type BundleLimits } from './zip-bundle.ts'
 
@@ -28,64 +29,6 @@ export interface CarTree {
   rootIsFile: boolean
 }
 
-/**
- * A block's links, packed: their CIDs' bytes end to end in one array, and
- * their names only where one is not empty (a file's chunks have none). A
- * CID object per link, with its digest and byte arrays, kept ~760 B per
- * link (1 M links: 761 MB measured); packed, ~40 B.
- */
-class PackedLinks {
-  static readonly none = new PackedLinks(new Uint8Array(0), new Uint32Array(0), undefined)
-  readonly #bytes: Uint8Array
-  readonly #ends: Uint32Array
-  readonly #names: string[] | undefined
-
-  private constructor (bytes: Uint8Array, ends: Uint32Array, names: string[] | undefined) {
-    this.#bytes = bytes
-    this.#ends = ends
-    this.#names = names
-  }
-
-  static of (links: readonly dagPb.PBLink[]): PackedLinks {
-    if (links.length === 0) return PackedLinks.none
-    const ends = new Uint32Array(links.length)
-    let length = 0
-    for (const [i, link] of links.entries()) ends[i] = length += link.Hash.bytes.byteLength
-    const bytes = new Uint8Array(length)
-    for (const [i, link] of links.entries()) bytes.set(link.Hash.bytes, i === 0 ? 0 : ends[i - 1])
-    const names = links.some((link) => (link.Name ?? '') !== '') ? links.map((link) => link.Name ?? '') : undefined
-    return new PackedLinks(bytes, ends, names)
-  }
-
-  get length (): number {
-    return this.#ends.length
-  }
-
-  name (i: number): string {
-    return this.#names?.[i] ?? ''
-  }
-
-  cid (i: number): CID {
-    return CID.decode(this.#bytes.subarray(i === 0 ? 0 : this.#ends[i - 1], this.#ends[i]))
-  }
-
-  * cids (): Iterable<CID> {
-    for (let i = 0; i < this.length; i++) yield this.cid(i)
-  }
-}
-
-/** What is kept of a block while the CAR streams past: enough to walk the tree, never file data. */
-interface BlockInfo {
-  size: number
-  links: PackedLinks
-  /** The links' Tsizes added up: with `size`, the node's cumulative DAG size. */
-  linkedSize: bigint
-  /** UnixFS type of a dag-pb node; undefined for a raw block or a dag-pb node without UnixFS data. */
-  type?: string
-  fileSize?: bigint
-  fanout?: bigint
-}
-
 /** How many missing blocks or bad names a refusal lists. */
 const MAX_LISTED = 20
 
@@ -101,8 +44,9 @@ export const MAX_FILE_DEPTH = 256
  * The links all blocks of a CAR may have, kept while it streams (each
  * ~40 bytes packed, its CID's bytes, and its name where it has one): one per
  * 512 bytes the upload may weigh, and at least twice the entries a bundle
- * may have (and 10,000), so ~90 MB at most for MAX_UPLOAD_BYTES' 1 GiB
- * (besides 95 B per raw block and 190 B per other, however small). A real
+ * may have (and 10,000), so ~90 MB at most for MAX_UPLOAD_BYTES' 1 GiB,
+ * besides ~95 B per raw block and ~150 B per other, however small (see
+ * BlockTable): at most ~440 MB for a CAR of 2 M one-link nodes. A real
  * upload has one per file, folder entry and chunk, and a chunk costs its
  * bytes and ~80 more in the CAR: a 1 GiB file in 256 KiB chunks has ~4,100,
  * one in 1 KiB chunks ~1 M (a 2 KiB bound refused that, found by review),
@@ -126,10 +70,8 @@ const keyOf = (cid: CID): string => cidKey(cid.toV1())
  */
 export class CarBundle {
   readonly root: CID
-  /** The CAR's dag-pb (and other non-raw) blocks, described. */
-  readonly #blocks = new Map<string, BlockInfo>()
-  /** Its raw blocks, by size alone: most of a CAR's blocks, ~95 B each rather than ~140 with a description. */
-  readonly #leaves = new Map<string, number>()
+  /** The CAR's blocks, described (raw ones by their size alone). */
+  readonly #table = new BlockTable()
   /** What reading each file DAG checked so far costs in blocks, by its root: a file named many times is walked once. */
   readonly #fileBlocks = new Map<string, number>()
   /** Blocks walked, and blocks the files' entries will be read back from, against #budget(). */
@@ -149,25 +91,25 @@ export class CarBundle {
    * Passes the blocks on, noting each; refuses (413) a CAR whose blocks link
    * more than `maxLinks` times (see maxCarLinks), or that has more blocks
    * than that and its root: in a DAG every block but the root is linked, and
-   * each block noted costs 95–190 B however small (a 1 GiB CAR of 14 M blocks
+   * each block noted costs 95–150 B however small (a 1 GiB CAR of 14 M blocks
    * of 40 bytes that nothing links would have held 2 GB).
    */
   async * record (blocks: AsyncIterable<VerifiedBlock>): AsyncIterable<VerifiedBlock> {
     for await (const block of blocks) {
-      if (this.#blocks.size + this.#leaves.size > this.#maxLinks) {
+      if (this.#table.size > this.#maxLinks) {
         throw new PayloadTooLargeError(`the CAR has more than ${this.#maxLinks + 1} blocks`, [`a DAG has a block for its root and one for each block it links, at most ${this.#maxLinks} here`])
       }
       if (block.cid.code === raw.code) {
-        this.#leaves.set(keyOf(block.cid), block.bytes.byteLength)
+        this.#table.addLeaf(keyOf(block.cid), block.bytes.byteLength)
         yield block
         continue
       }
-      const info = describe(block)
-      this.#links += info.links.length
+      const parsed = describe(block)
+      this.#links += parsed.links.length
       if (this.#links > this.#maxLinks) {
         throw new PayloadTooLargeError(`the CAR's blocks have more than ${this.#maxLinks} links`, [`a real upload has one per file, folder entry and chunk of a file; block ${block.cid.toString()} brought the count to ${this.#links}`])
       }
-      this.#blocks.set(keyOf(block.cid), info)
+      this.#table.add(keyOf(block.cid), parsed)
       yield block
     }
   }
@@ -235,10 +177,11 @@ export class CarBundle {
 
   #info (cid: CID): BlockInfo | undefined {
     // An identity CID is its own block: never in the CAR's sections, always present.
-    if (cid.multihash.code === identity.code) return describe({ cid, bytes: cid.multihash.digest })
-    const key = keyOf(cid)
-    const leaf = this.#leaves.get(key)
-    return leaf === undefined ? this.#blocks.get(key) : { size: leaf, links: PackedLinks.none, linkedSize: 0n }
+    if (cid.multihash.code === identity.code) {
+      const parsed = describe({ cid, bytes: cid.multihash.digest })
+      return { ...parsed, links: linksOf(parsed.links) }
+    }
+    return this.#table.info(keyOf(cid))
   }
 
   #fileEntry (path: string, cid: CID, info: BlockInfo): CarEntry {
@@ -284,7 +227,7 @@ export class CarBundle {
    * (a 257 KB CAR) cost 12 minutes of reads.
    */
   #budget (): number {
-    return 10 * (this.#blocks.size + this.#leaves.size) + 10_000 + Math.floor(this.#declared / 16_384)
+    return 10 * this.#table.size + 10_000 + Math.floor(this.#declared / 16_384)
   }
 
   /**
@@ -329,7 +272,7 @@ export class CarBundle {
       const info = this.#info(cid)
       if (info === undefined) { missing.push(`${path === '' ? '(root)' : path}: block ${cid.toString()} is missing`); continue }
       if (kindOf(cid, info) !== 'file') throw new BadRequestError(`the CAR's file ${path === '' ? '(root)' : path} links to something that is not part of a file`, [cid.toString()])
-      for (const cid of info.links.cids()) stack.push(cid)
+      for (const cid of cidsOf(info.links)) stack.push(cid)
       if (missing.length >= MAX_LISTED) return visited.size
     }
     return missing.length > 0 ? visited.size : this.#readCost(root, path)
@@ -346,17 +289,17 @@ export class CarBundle {
     const stack: Array<{ cid: CID, expanded: boolean }> = [{ cid: root, expanded: false }]
     for (let top = stack.at(-1); top !== undefined; top = stack.at(-1)) {
       const key = keyOf(top.cid)
-      const links = this.#info(top.cid)?.links ?? PackedLinks.none
+      const links = this.#info(top.cid)?.links ?? NO_LINKS
       if (cost.has(key)) { stack.pop(); continue }
       if (!top.expanded) {
         // Children first; a DAG of hashes has no cycles.
         top.expanded = true
-        for (const cid of links.cids()) if (!cost.has(keyOf(cid))) stack.push({ cid, expanded: false })
+        for (const cid of cidsOf(links)) if (!cost.has(keyOf(cid))) stack.push({ cid, expanded: false })
         continue
       }
       let sum = 1
       let below = 0
-      for (const cid of links.cids()) {
+      for (const cid of cidsOf(links)) {
         const child = keyOf(cid)
         sum += cost.get(child) ?? 0
         below = Math.max(below, height.get(child) ?? 0)
@@ -382,13 +325,13 @@ export async function wrapInDirectory (name: string, file: CarEntry, cidVersion:
   return { block: { cid, bytes }, dagSize: BigInt(bytes.byteLength) + file.dagSize }
 }
 
-function describe ({ cid, bytes }: VerifiedBlock): BlockInfo {
-  if (cid.code === raw.code) return { size: bytes.byteLength, links: PackedLinks.none, linkedSize: 0n }
-  if (cid.code !== dagPb.code) return { size: bytes.byteLength, links: PackedLinks.none, linkedSize: 0n, type: codecName(cid.code) }
+function describe ({ cid, bytes }: VerifiedBlock): ParsedBlock {
+  if (cid.code === raw.code) return { size: bytes.byteLength, links: [], linkedSize: 0n }
+  if (cid.code !== dagPb.code) return { size: bytes.byteLength, links: [], linkedSize: 0n, type: codecName(cid.code) }
   try {
     const node = dagPb.decode(bytes)
-    // The links' CIDs copied out of the block, packed: a view into it kept the whole block (up to 2 MiB) alive per link.
-    const links = PackedLinks.of(node.Links)
+    // Views into the block: the table copies the links' CIDs out, so nothing keeps the block (up to 2 MiB) alive.
+    const links = node.Links
     let linkedSize = 0n
     for (const link of node.Links) linkedSize += BigInt(link.Tsize ?? 0)
     if (node.Data === undefined) return { size: bytes.byteLength, links, linkedSize }
@@ -411,6 +354,10 @@ function kindOf (cid: CID, info: BlockInfo): string {
     case undefined: return 'a dag-pb node without UnixFS data'
     default: return `a UnixFS ${info.type} node`
   }
+}
+
+function * cidsOf (links: Links): Iterable<CID> {
+  for (let i = 0; i < links.length; i++) yield links.cid(i)
 }
 
 function dagSizeOf (info: BlockInfo): bigint {
