@@ -60,6 +60,8 @@ const STALE_STATEMENT = new Set(['0A000', '26000'])
  * pool lends it no more, so the next run prepares it afresh on another.
  */
 export async function runStatement<Row> (db: Knex, statement: Statement, values: readonly unknown[]): Promise<Row[]> {
+  // As knex refuses it: its connection is back in the pool, perhaps in another transaction by now.
+  if ((db as { isCompleted?: () => boolean }).isCompleted?.() === true) throw new Error('Transaction query already complete')
   const source = db.client as ConnectionSource
   const connection = await source.acquireConnection()
   try {

@@ -36,8 +36,9 @@ export class LeanFsDatastore extends FsDatastore {
       try {
         await this.#write(dir, temp, value)
       } catch (err) {
-        // The folder went since it was made (emptied and removed by hand): made again, once.
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !this.#folders.delete(dir)) throw err
+        // The folder went since it was made (emptied and removed by hand): made again, once, by each put that finds it gone.
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+        this.#folders.delete(dir)
         await this.#write(dir, temp, value)
       }
       await renameFile(temp, file)

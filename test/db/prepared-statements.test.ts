@@ -32,6 +32,12 @@ for (const factory of databaseFactories()) {
       })
     })
 
+    it('a statement is refused on a transaction that has ended, as knex refuses its own queries', async () => {
+      let ended: Knex.Transaction | undefined
+      await db.knex.transaction((trx) => { ended = trx; return Promise.resolve() })
+      await expect(runStatement(ended as Knex.Transaction, new Statement('select 1 as x'), [])).rejects.toThrow('Transaction query already complete')
+    })
+
     it('a statement gone stale (a column\'s type changed under it) fails once: its connection goes, the next use prepares it afresh', async () => {
       await db.knex.raw('create table probe (x integer)')
       await db.knex('probe').insert({ x: 1 })

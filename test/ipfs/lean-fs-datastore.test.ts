@@ -48,12 +48,15 @@ describe('LeanFsDatastore', () => {
     expect(await files(dir)).toEqual(['pin/a.data', 'pin/b.data'])
   })
 
-  it('makes a key\'s folder again when it went after the first put', async () => {
+  it('makes a key\'s folder again when it went after the first put, for every put that finds it gone', async () => {
     const store = new LeanFsDatastore(dir)
     await store.put(new Key('/pin/a'), Uint8Array.from([1]))
     await rm(join(dir, 'pin'), { recursive: true })
     await store.put(new Key('/pin/b'), Uint8Array.from([2]))
     expect(await readFile(join(dir, 'pin', 'b.data'))).toEqual(Buffer.from([2]))
+    await rm(join(dir, 'pin'), { recursive: true })
+    await Promise.all([store.put(new Key('/pin/c'), Uint8Array.from([3])), store.put(new Key('/pin/d'), Uint8Array.from([4]))])
+    expect(await files(dir)).toEqual(['pin/c.data', 'pin/d.data'])
   })
 
   it('a put that fails leaves no temporary file, and says why', async () => {
