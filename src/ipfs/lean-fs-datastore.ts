@@ -16,8 +16,8 @@ const writeWhole = promisify(writeFile)
  * and a stat once it exists) and writes through steno, which opens a
  * FileHandle per write: six thread-pool jobs per record, besides the
  * handle's own setup. Here a folder is made once per process, and the file
- * is written with callback fs (open, write, close) under a temporary name
- * of its own, then renamed over the key's file: four jobs, and as atomic
+ * is written with callback fs (open, write, close) under a temporary name,
+ * then renamed over the key's file: four jobs, and as atomic
  * (a reader finds the old record or the new, never part of one). On this
  * 2-core VM each job handed to the thread pool cost the event loop ~80 µs
  * (a futex wake-up of a pool thread), measured in a CPU profile of 200
@@ -25,13 +25,31 @@ const writeWhole = promisify(writeFile)
  */
 export class LeanFsDatastore extends FsDatastore {
   readonly #folders = new Set<string>()
-  /** Numbers temporary names: two puts of one key at once never share a temporary file. */
-  #writes = 0
+  /**
+   * The put of each key in progress, the last one asked for: puts of one key
+   * run one after the other, in order, so that two never share the
+   * temporary file, which is named as steno names it (`.<name>.tmp`). A
+   * temporary file a crash left is then replaced by the key's next put, as
+   * before.
+   */
+  readonly #writing = new Map<string, Promise<void>>()
 
   override async put (key: Key, value: Uint8Array, options?: { signal?: AbortSignal }): Promise<Key> {
     options?.signal?.throwIfAborted()
     const { dir, file } = this._encode(key)
-    const temp = join(dir, `.${basename(file)}.${this.#writes++}.tmp`)
+    const before = this.#writing.get(file)
+    const write = (before === undefined ? this.#put(dir, file, value) : before.then(async () => this.#put(dir, file, value), async () => this.#put(dir, file, value)))
+    this.#writing.set(file, write)
+    try {
+      await write
+    } finally {
+      if (this.#writing.get(file) === write) this.#writing.delete(file)
+    }
+    return key
+  }
+
+  async #put (dir: string, file: string, value: Uint8Array): Promise<void> {
+    const temp = join(dir, `.${basename(file)}.tmp`)
     try {
       try {
         await this.#write(dir, temp, value)
@@ -46,7 +64,6 @@ export class LeanFsDatastore extends FsDatastore {
       await removeFile(temp).catch(() => {})
       throw err
     }
-    return key
   }
 
   async #write (dir: string, temp: string, value: Uint8Array): Promise<void> {
