@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { readdirSync } from 'node:fs'
 import { mkdir, mkdtemp, readdir, readFile, rm, rmdir, unlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -14,7 +15,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { SHARDING } from '../../src/ipfs/block-collector.ts'
 import { HeliaBackend } from '../../src/ipfs/helia-backend.ts'
 import { RepoLockedError } from '../../src/ipfs/repo-lock.ts'
-import { rawBlock, unixfsNode } from '../support/cars.ts'
+import { rawBlock, unixfsNode, type Block } from '../support/cars.ts'
 import { blockFiles } from '../support/heimdall-harness.ts'
 
 const dirs: string[] = []
@@ -52,6 +53,29 @@ describe('the embedded repo', () => {
       expect(bytes).toBe(6000)
       expect(most - idle).toBeLessThan(200)
       await lease.release()
+    } finally {
+      await backend.close()
+    }
+  })
+
+  it('writes a CAR\'s blocks several at once, and has every write ended when its source fails: the lease then removes them all', async () => {
+    const dir = await repoDir()
+    const backend = await HeliaBackend.open(join(dir, 'ipfs'))
+    try {
+      const blocks = await Promise.all(Array.from({ length: 500 }, async (_, i) => rawBlock(Uint8Array.of(7, i >> 8, i & 255))))
+      const lease = await backend.openLease()
+      async function * endingEarly (): AsyncIterable<Block> {
+        for (const block of blocks) yield await Promise.resolve(block)
+        throw new Error('the CAR ended early')
+      }
+      const failed = await backend.putBlocks(endingEarly(), { lease }).catch((err: unknown) => err)
+      // None is still being written: each is there to be removed (counted before any write could end meanwhile).
+      const blocksDir = join(dir, 'ipfs', 'blocks')
+      const written = readdirSync(blocksDir).reduce((n, shard) => n + readdirSync(join(blocksDir, shard)).filter((name) => name.endsWith('.data')).length, 0)
+      expect((failed as Error).message).toBe('the CAR ended early')
+      expect(written).toBe(500)
+      await lease.discard()
+      expect((await blockFiles(dir)).files).toBe(0)
     } finally {
       await backend.close()
     }
