@@ -9,8 +9,9 @@
  * full install built before (as the Docker image does) and refuses to start
  * without them.
  */
+import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { basename, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -74,10 +75,36 @@ function canBuild (): boolean {
   }
 }
 
+/** Where the last build notes what it was built from (see inputsDigest). */
+const INPUTS_FILE = join(BUILD_DIR, 'inputs.sha256')
+
+/**
+ * What the assets are built from: every file under web/, this script, and
+ * package-lock.json (the versions of esbuild and of three.js, whose
+ * decoders are copied). Equal digests build equal assets.
+ */
+async function inputsDigest (): Promise<string> {
+  const hash = createHash('sha256')
+  const web = join(ROOT, 'web')
+  const files = (await readdir(web, { recursive: true, withFileTypes: true })).filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name)).sort()
+  for (const file of [...files, fileURLToPath(import.meta.url), join(ROOT, 'package-lock.json')]) {
+    hash.update(`${relative(ROOT, file)}\0`).update(await readFile(file).catch(() => Buffer.alloc(0))).update('\0')
+  }
+  return hash.digest('hex')
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   if (canBuild()) {
-    const manifest = await buildWeb()
-    console.log(`web assets built: ${Object.values(manifest).join(', ')}`)
+    // `--if-changed` (npm start's prestart): the assets already built from the same inputs are kept, which saves a
+    // restart ~0.6 s of esbuild on this machine.
+    const digest = await inputsDigest()
+    if (process.argv.includes('--if-changed') && existsSync(join(BUILD_DIR, 'manifest.json')) && await readFile(INPUTS_FILE, 'utf8').catch(() => '') === digest) {
+      console.log('web assets up to date')
+    } else {
+      const manifest = await buildWeb()
+      await writeFile(INPUTS_FILE, digest)
+      console.log(`web assets built: ${Object.values(manifest).join(', ')}`)
+    }
   } else if (existsSync(join(BUILD_DIR, 'manifest.json'))) {
     console.log('esbuild is not installed (a production install): the web assets already in public/build/ are kept')
   } else {
