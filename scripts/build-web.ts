@@ -11,12 +11,14 @@
  */
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { basename, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
 export const BUILD_DIR = join(ROOT, 'public/build')
+/** What the last build was built from (see inputsDigest). */
+const INPUTS_FILE = join(BUILD_DIR, 'inputs.json')
 
 export async function buildWeb (): Promise<Record<string, string>> {
   await rm(BUILD_DIR, { recursive: true, force: true })
@@ -34,7 +36,8 @@ export async function buildWeb (): Promise<Record<string, string>> {
     entryNames: '[name]-[hash]',
     chunkNames: 'chunk-[hash]',
     metafile: true,
-    logLevel: 'warning'
+    logLevel: 'warning',
+    absWorkingDir: ROOT
   })
   const manifest: Record<string, string> = {}
   for (const [output, meta] of Object.entries(result.metafile.outputs)) {
@@ -44,6 +47,9 @@ export async function buildWeb (): Promise<Record<string, string>> {
   }
   Object.assign(manifest, await copyDecoders())
   await writeFile(join(BUILD_DIR, 'manifest.json'), JSON.stringify(manifest, null, 2))
+  // What it was built from: the files esbuild read (web/, what web/ imports from src/, three.js's modules).
+  const files = Object.keys(result.metafile.inputs).sort()
+  await writeFile(INPUTS_FILE, JSON.stringify({ digest: await inputsDigest(files), files }))
   return manifest
 }
 
@@ -75,34 +81,38 @@ function canBuild (): boolean {
   }
 }
 
-/** Where the last build notes what it was built from (see inputsDigest). */
-const INPUTS_FILE = join(BUILD_DIR, 'inputs.sha256')
-
 /**
- * What the assets are built from: every file under web/, this script, and
- * package-lock.json (the versions of esbuild and of three.js, whose
- * decoders are copied). Equal digests build equal assets.
+ * What a digest of the build's inputs covers: the files esbuild read, this
+ * script, and package-lock.json (the versions of esbuild and of three.js,
+ * whose decoders are copied). Equal digests build equal assets.
  */
-async function inputsDigest (): Promise<string> {
+async function inputsDigest (files: readonly string[]): Promise<string> {
   const hash = createHash('sha256')
-  const web = join(ROOT, 'web')
-  const files = (await readdir(web, { recursive: true, withFileTypes: true })).filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name)).sort()
-  for (const file of [...files, fileURLToPath(import.meta.url), join(ROOT, 'package-lock.json')]) {
-    hash.update(`${relative(ROOT, file)}\0`).update(await readFile(file).catch(() => Buffer.alloc(0))).update('\0')
+  for (const file of [...files, relative(ROOT, fileURLToPath(import.meta.url)), 'package-lock.json']) {
+    hash.update(`${file}\0`).update(await readFile(join(ROOT, file)).catch(() => Buffer.from('missing'))).update('\0')
   }
   return hash.digest('hex')
+}
+
+/** Whether the assets in public/build/ were built from what is here now. */
+async function upToDate (): Promise<boolean> {
+  if (!existsSync(join(BUILD_DIR, 'manifest.json'))) return false
+  try {
+    const { digest, files } = JSON.parse(await readFile(INPUTS_FILE, 'utf8')) as { digest: string, files: string[] }
+    return digest === await inputsDigest(files)
+  } catch {
+    return false
+  }
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   if (canBuild()) {
     // `--if-changed` (npm start's prestart): the assets already built from the same inputs are kept, which saves a
     // restart ~0.6 s of esbuild on this machine.
-    const digest = await inputsDigest()
-    if (process.argv.includes('--if-changed') && existsSync(join(BUILD_DIR, 'manifest.json')) && await readFile(INPUTS_FILE, 'utf8').catch(() => '') === digest) {
+    if (process.argv.includes('--if-changed') && await upToDate()) {
       console.log('web assets up to date')
     } else {
       const manifest = await buildWeb()
-      await writeFile(INPUTS_FILE, digest)
       console.log(`web assets built: ${Object.values(manifest).join(', ')}`)
     }
   } else if (existsSync(join(BUILD_DIR, 'manifest.json'))) {
