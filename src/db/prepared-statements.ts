@@ -34,6 +34,21 @@ export class Statement {
   }
 }
 
+/**
+ * A statement whose text varies with a few arguments (how many keys an `in`
+ * list has, which clauses a record adds): one Statement per variant, made
+ * the first time it is asked for.
+ */
+export function statementVariants<A extends Array<string | number | boolean>> (text: (...variant: A) => string): (...variant: A) => Statement {
+  const made = new Map<string, Statement>()
+  return (...variant) => {
+    const key = variant.join(' ')
+    let statement = made.get(key)
+    if (statement === undefined) made.set(key, statement = new Statement(text(...variant)))
+    return statement
+  }
+}
+
 /** What knex's client and a transaction's client both have: the connection to send on, and its return. */
 interface ConnectionSource {
   acquireConnection: () => Promise<pg.Client>

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex'
-import { runStatement, Statement } from './prepared-statements.ts'
+import { runStatement, Statement, statementVariants } from './prepared-statements.ts'
 
 export interface LimitKey {
   kind: string
@@ -25,12 +25,9 @@ const TAKE = new Statement(`INSERT INTO rate_limits (kind, key, count, until, to
   WHERE GREATEST(rate_limits.until, EXCLUDED.touched) + $5 - EXCLUDED.touched <= $6
   RETURNING until`)
 
-/** backoffs' statement for `count` keys, made once per count: its values are the keys' kinds and keys in turn, then now. */
-const backoffStatements: Statement[] = []
-function backoffsOf (count: number): Statement {
-  return (backoffStatements[count] ??= new Statement(`select kind, key, until from rate_limits
-    where (kind, key) in (${Array.from({ length: count }, (_, i) => `($${2 * i + 1}, $${2 * i + 2})`).join(', ')}) and until > $${2 * count + 1}`))
-}
+/** backoffs' statement for `count` keys: its values are the keys' kinds and keys in turn, then now. */
+const backoffsOf = statementVariants((count: number) => `select kind, key, until from rate_limits
+  where (kind, key) in (${Array.from({ length: count }, (_, i) => `($${2 * i + 1}, $${2 * i + 2})`).join(', ')}) and until > $${2 * count + 1}`)
 
 /**
  * Rate-limit state in the `rate_limits` table, shared by every instance on

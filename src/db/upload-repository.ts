@@ -1,6 +1,6 @@
 import type { Knex } from 'knex'
 import type { AvatarReport } from '../assets/avatar-report.ts'
-import { runStatement, Statement } from './prepared-statements.ts'
+import { runStatement, statementVariants } from './prepared-statements.ts'
 
 export const UPLOAD_KINDS = ['avatar', 'model', 'texture', 'script', 'sound', 'bundle'] as const
 export type UploadKind = (typeof UPLOAD_KINDS)[number]
@@ -78,24 +78,17 @@ interface RecordRow {
  * of what it also does. Its columns named: a `*` prepared would fail once a
  * migration gave the function another.
  */
-const recordStatements = new Map<string, Statement>()
-function recordStatement (lifts: boolean, closesImportPin: boolean): Statement {
-  const variant = `${String(lifts)} ${String(closesImportPin)}`
-  let statement = recordStatements.get(variant)
-  if (statement === undefined) {
-    const record = 'select outcome, id, created_at, used_bytes, used_uploads, quota_bytes, quota_uploads from heimdall_record_upload($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10::jsonb, $11, $12, $13)'
-    // Their values follow the record's 13, in this order. Done only once the upload is recorded: a refused one keeps
-    // its import's row until its pin is released.
-    const closing = lifts ? 15 : 14
-    const alsoDone = [
-      ...(lifts ? ['lifted as (delete from blocked_roots where root_cid = any($14::text[]) and exists (select 1 from rec where rec.id is not null))'] : []),
-      ...(closesImportPin ? [`closed as (delete from import_pin_intents where id = $${closing} and exists (select 1 from rec where rec.id is not null))`] : [])
-    ]
-    statement = new Statement(alsoDone.length === 0 ? record : `with rec as (${record}), ${alsoDone.join(', ')} select * from rec`)
-    recordStatements.set(variant, statement)
-  }
-  return statement
-}
+const recordStatement = statementVariants((lifts: boolean, closesImportPin: boolean) => {
+  const record = 'select outcome, id, created_at, used_bytes, used_uploads, quota_bytes, quota_uploads from heimdall_record_upload($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10::jsonb, $11, $12, $13)'
+  // Their values follow the record's 13, in this order. Done only once the upload is recorded: a refused one keeps
+  // its import's row until its pin is released.
+  const closing = lifts ? 15 : 14
+  const alsoDone = [
+    ...(lifts ? ['lifted as (delete from blocked_roots where root_cid = any($14::text[]) and exists (select 1 from rec where rec.id is not null))'] : []),
+    ...(closesImportPin ? [`closed as (delete from import_pin_intents where id = $${closing} and exists (select 1 from rec where rec.id is not null))`] : [])
+  ]
+  return alsoDone.length === 0 ? record : `with rec as (${record}), ${alsoDone.join(', ')} select * from rec`
+})
 
 /** An upload's bytes and count: what an owner's uploads take, or what it may have. */
 export interface Amount { bytes: number, uploads: number }
